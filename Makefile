@@ -1,0 +1,58 @@
+# popek — build, test, run.  `make` builds build/popek and the test guests.
+CC      ?= cc
+VERSION := 0.1.0
+LIBS    := -ljson-c -lpthread
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS    := $(shell find src -name '*.c' | sort)
+LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
+OBJS    := $(SRCS:%.c=build/obj/%.o)
+SANOBJS := $(SRCS:%.c=build/san/%.o)
+UNIT    := $(wildcard tests/unit/test_*.c)
+
+all: build/popek guests
+
+build/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) $(CFLAGS) -c $< -o $@
+
+build/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) -c $< -o $@
+
+build/popek: $(OBJS)
+	$(CC) $(CFLAGS) -pthread $^ -o $@ $(LIBS)
+
+build/popek-san: $(SANOBJS)
+	$(CC) $(SAN) -pthread $^ -o $@ $(LIBS)
+
+# Unit tests link against every object but the CLI entry point, sanitized.
+build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $^ -o $@ $(LIBS) -lcmocka
+
+guests:
+	$(MAKE) -C guests
+
+unit: $(UNIT:tests/unit/%.c=build/tests/%)
+
+test: all build/popek-san unit
+	tests/run.sh
+
+run: build/popek
+	build/popek run
+
+fuzz:
+	$(MAKE) -C tests/fuzz
+
+format:
+	clang-format -i $$(find src tests guests include -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+.PHONY: all guests unit test run fuzz format clean
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,115 @@
+/* The CPU engine interface: what the machine needs from a CPU, and nothing more.
+ *
+ * An engine runs guest instructions until something happens that the machine
+ * must handle (an exit). It never sees devices: port I/O, MMIO and hypercalls
+ * come back as exits, interrupts come in through irq_line/msi. Both the kvm
+ * engine (hardware trap-and-emulate) and the soft engine (our interpreter)
+ * implement this table.
+ *
+ * Threading: vcpu_run/get_state/set_state of one vCPU are called only from that
+ * vCPU's thread (or while it is stopped); vcpu_kick and the VM-wide calls may
+ * come from any thread. */
+#ifndef POPEK_ENGINE_H
+#define POPEK_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engines/cpu_state.h"
+
+struct engine_vm;
+struct engine_vcpu;
+struct json_object;
+
+enum exit_reason {
+	EXIT_IO,	/* port I/O: io */
+	EXIT_MMIO,	/* access to guest-physical space with no RAM: mmio */
+	EXIT_HYPERCALL, /* popek hypercall: hc (see include/popek/hypercall.h) */
+	EXIT_HLT,	/* HLT with interrupts disabled: the vCPU can never wake */
+	EXIT_SHUTDOWN,	/* triple fault: fail */
+	EXIT_KICKED,	/* vcpu_kick() asked the run to return */
+	EXIT_FAIL,	/* the engine cannot continue: fail */
+	NR_EXIT_REASONS
+};
+
+extern const char *const exit_reason_names[NR_EXIT_REASONS];
+
+struct vcpu_exit {
+	enum exit_reason reason;
+	union {
+		/* count > 1 for REP INS/OUTS: data holds count*size bytes.
+		 * For reads the machine fills data; the engine completes the
+		 * instruction on the next vcpu_run. data stays owned by the engine. */
+		struct {
+			uint16_t port;
+			uint8_t size;
+			bool write;
+			uint32_t count;
+			uint8_t *data;
+		} io;
+		struct {
+			uint64_t gpa;
+			uint8_t size;
+			bool write;
+			uint8_t data[8];
+		} mmio;
+		/* The machine sets ret; the engine puts it in RAX on the next run. */
+		struct {
+			uint64_t nr;
+			uint64_t arg[4];
+			uint64_t ret;
+		} hc;
+		struct {
+			uint64_t rip;
+			char why[120];
+		} fail;
+	};
+};
+
+struct engine_vm_config {
+	int ncpus;
+	uint64_t ram_size;
+};
+
+#define ENGINE_MEM_READONLY 1u
+
+struct engine_ops {
+	const char *name;
+
+	/* VM lifetime. create returns a negative errno and writes a message a
+	 * person can act on into err (cap errlen) on failure. */
+	int (*vm_create)(const struct engine_vm_config *cfg, struct engine_vm **out, char *err,
+			 size_t errlen);
+	void (*vm_destroy)(struct engine_vm *vm);
+
+	/* Back guest-physical [gpa, gpa+size) with host memory at hva. */
+	int (*map_memory)(struct engine_vm *vm, unsigned slot, uint64_t gpa, uint64_t size,
+			  void *hva, unsigned flags);
+
+	int (*vcpu_create)(struct engine_vm *vm, int index, struct engine_vcpu **out);
+	void (*vcpu_destroy)(struct engine_vcpu *vcpu);
+
+	/* Run until the next exit. Returns 0, or a negative errno for a host failure. */
+	int (*vcpu_run)(struct engine_vcpu *vcpu, struct vcpu_exit *exit);
+	/* Make a running (or the next) vcpu_run return EXIT_KICKED soon. */
+	void (*vcpu_kick)(struct engine_vcpu *vcpu);
+
+	int (*get_state)(struct engine_vcpu *vcpu, struct cpu_state *st);
+	int (*set_state)(struct engine_vcpu *vcpu, const struct cpu_state *st);
+
+	/* Interrupt inputs: ISA/IOAPIC line by GSI, and message-signalled. */
+	int (*irq_line)(struct engine_vm *vm, unsigned gsi, bool level);
+	int (*msi)(struct engine_vm *vm, uint64_t addr, uint32_t data);
+
+	/* Optional: add engine-specific counters (e.g. traps by class) to obj. */
+	void (*stats)(struct engine_vcpu *vcpu, struct json_object *obj);
+};
+
+extern const struct engine_ops kvm_engine;
+extern const struct engine_ops soft_engine;
+
+/* Look an engine up by name ("kvm", "soft"); NULL if unknown. */
+const struct engine_ops *engine_find(const char *name);
+
+#endif

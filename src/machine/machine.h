@@ -1,0 +1,91 @@
+/* A virtual machine: guest memory, two buses, interrupt routing, vCPU threads
+ * and the engine underneath. One process runs one machine. */
+#ifndef POPEK_MACHINE_H
+#define POPEK_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "engines/engine.h"
+#include "machine/bus.h"
+#include "machine/config.h"
+#include "machine/irq.h"
+#include "machine/memory.h"
+
+/* Why the machine stopped; the first reason recorded wins. */
+enum stop_kind {
+	STOP_NONE,
+	STOP_GUEST_EXIT, /* the guest chose an exit status (debug-exit, hypercall) */
+	STOP_POWEROFF,
+	STOP_RESET,
+	STOP_CRASH, /* triple fault, HLT with interrupts off forever, engine failure */
+	STOP_ERROR  /* host-side failure */
+};
+
+/* popek's exit codes (documented in README.md). Guest statuses pass through. */
+#define EXIT_CODE_USAGE	 64 /* bad command line */
+#define EXIT_CODE_IMAGE	 65 /* kernel/initrd refused before start */
+#define EXIT_CODE_ENGINE 69 /* engine unavailable */
+#define EXIT_CODE_CRASH	 70 /* the VM crashed */
+#define EXIT_CODE_HOST	 71 /* host-side failure */
+
+struct vcpu_counters {
+	unsigned long exits[NR_EXIT_REASONS];
+	unsigned long hypercalls[8]; /* by number; the last slot counts unknown ones */
+};
+
+struct machine;
+
+struct vcpu {
+	struct machine *m;
+	int index;
+	struct engine_vcpu *ev;
+	pthread_t thread;
+	struct vcpu_counters count;
+};
+
+struct console;
+struct uart;
+
+struct machine {
+	const struct vm_config *cfg;
+	const struct engine_ops *engine;
+	struct engine_vm *evm;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	int ncpus;
+	struct vcpu vcpu[MAX_VCPUS];
+
+	pthread_mutex_t stop_lock;
+	atomic_int stop; /* enum stop_kind */
+	int exit_code;
+	char stop_msg[256];
+
+	uint64_t start_ns; /* CLOCK_MONOTONIC at VM start, for get_time */
+	struct console *console;
+	struct uart *uart;
+};
+
+/* Build everything (memory, engine, devices, loaded kernel); err says why not.
+ * Returns 0 or an EXIT_CODE_*. */
+int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen);
+/* Run all vCPUs until the machine stops; returns the process exit code. */
+int machine_run(struct machine *m);
+void machine_destroy(struct machine *m);
+
+/* Record why the machine stops (first call wins) and kick every vCPU. */
+void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static inline bool machine_stopping(struct machine *m)
+{
+	return atomic_load_explicit(&m->stop, memory_order_acquire) != STOP_NONE;
+}
+
+/* The interrupt line gsi of this machine, for handing to a device. */
+struct irq_line machine_irq_line(struct machine *m, unsigned gsi);
+struct msi_sink machine_msi_sink(struct machine *m);
+
+uint64_t monotonic_ns(void);
+
+#endif

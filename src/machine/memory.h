@@ -1,0 +1,39 @@
+/* Guest RAM: one memfd, mapped once in the VMM, exposed as up to two
+ * guest-physical ranges (below the 32-bit PCI hole, and above 4 GiB).
+ * memfd-backed so that snapshots, clones and migration can map or share it. */
+#ifndef POPEK_MEMORY_H
+#define POPEK_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MEM_PCI_HOLE_START 0xc0000000ull /* 3 GiB: start of MMIO below 4 GiB */
+#define MEM_HIGH_START	   0x100000000ull
+#define MEM_MIN_SIZE	   (2ull << 20)
+#define MEM_MAX_SIZE	   (1ull << 40)
+
+struct mem_range {
+	uint64_t gpa, size;
+	uint64_t offset; /* in the memfd and in base[] */
+};
+
+struct guest_mem {
+	int fd;
+	uint8_t *base;
+	uint64_t size; /* total RAM */
+	int nranges;
+	struct mem_range range[2];
+};
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
+void guest_mem_free(struct guest_mem *m);
+
+/* Host pointer for guest-physical [gpa, gpa+len), or NULL unless the whole
+ * span is RAM inside one range. Every guest-supplied address goes through this. */
+void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Copy in/out of guest RAM; -1 if the span is not RAM. */
+int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+int gpa_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+
+#endif
