@@ -81,7 +81,9 @@ bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned
 /* MSRs: IA32_TSC (0x10), IA32_APIC_BASE (0x1b), IA32_TSC_ADJUST (0x3b),
  * IA32_TSC_DEADLINE (0x6e0), x2APIC 0x800-0x8ff, kvmclock 0x4b564d00/01 (and
  * the legacy 0x11/0x12 numbers). Returns 1 handled, 0 not ours, -1 the access
- * must raise #GP (reserved bits, x2APIC MSR while not in x2APIC mode, ...). */
+ * must raise #GP (reserved bits, x2APIC MSR while not in x2APIC mode, ...).
+ * kvmclock: advertise CPUID 0x40000000 "KVMKVMKVM" and 0x40000001 EAX bits 3
+ * (CLOCKSOURCE2) and 24 (CLOCKSOURCE_STABLE); the structure is kept exact. */
 int intc_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool write);
 
 /* MOV to/from CR8: the LAPIC task priority, TPR[7:4]. */
@@ -119,7 +121,8 @@ int intc_ack(struct soft_intc *ic, int cpu);
  * already been reset to its INIT state (ID and APIC base kept); the core resets
  * the CPU and, for an AP, waits for SIPI. SIPI is reported with its vector
  * (start at sipi_vector << 12); the core ignores a SIPI unless the CPU is in
- * wait-for-SIPI. NMI: the core delivers vector 2 (honouring NMI blocking). */
+ * wait-for-SIPI. Several bits may come at once: apply INIT, then SIPI, then
+ * NMI. NMI: the core delivers vector 2 (honouring NMI blocking). */
 unsigned intc_take_events(struct soft_intc *ic, int cpu, uint8_t *sipi_vector);
 
 /* ---- Time (vCPU thread only, except intc_kick) ---- */
@@ -147,7 +150,9 @@ void intc_kick(struct soft_intc *ic, int cpu);
  * intc was created, plus the offset set by writes to IA32_TSC/TSC_ADJUST. */
 uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
 
-/* ---- Snapshots (CPU stopped) ---- */
+/* ---- Snapshots (CPU stopped) ----
+ * Restore order: IA32_APIC_BASE (intc_msr), then intc_set_lapic, then
+ * IA32_TSC and IA32_TSC_DEADLINE (the deadline only counts in that mode). */
 
 /* The LAPIC register page (LAPIC_PAGE_SIZE bytes, architectural xAPIC offsets,
  * each register in the low dword of its 16-byte slot; timer current count as
