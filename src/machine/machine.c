@@ -181,6 +181,11 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	return rc;
 }
 
+static void user_quit(void *ctx)
+{
+	machine_stop(ctx, STOP_POWEROFF, 0, "quit from the console (Ctrl-A x)");
+}
+
 static int wait_for_vcpus(struct machine *m)
 {
 	sigset_t sigs;
@@ -209,7 +214,7 @@ int machine_run(struct machine *m)
 	sigaddset(&sigs, SIGHUP);
 	/* vCPU threads inherit the mask: only the main thread takes these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	if (console_start_input(m->console, uart_input, m->uart) < 0)
+	if (console_start_input(m->console, uart_input, m->uart, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	m->start_ns = t0;
