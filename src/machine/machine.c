@@ -169,9 +169,22 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+int machine_add_device(struct machine *m, const struct machine_device *d)
+{
+	if (m->ndevices == MAX_DEVICES)
+		return -1;
+	m->devices[m->ndevices++] = *d;
+	return 0;
+}
+
 static void console_tx(void *ctx, const void *buf, size_t len)
 {
 	console_write(ctx, buf, len);
+}
+
+static void uart_free(void *uart)
+{
+	uart_destroy(uart);
 }
 
 static int create_devices(struct machine *m, char *err, size_t errlen)
@@ -180,6 +193,9 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (!m->console)
 		return EXIT_CODE_HOST;
 	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
+	if (m->uart)
+		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
+								uart_free});
 	if (!m->uart || debug_exit_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
@@ -332,7 +348,9 @@ void machine_destroy(struct machine *m)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
-	uart_destroy(m->uart);
+	for (int i = m->ndevices - 1; i >= 0; i--)
+		if (m->devices[i].destroy)
+			m->devices[i].destroy(m->devices[i].dev);
 	guest_mem_free(&m->mem);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);
