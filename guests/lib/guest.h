@@ -13,16 +13,8 @@
 #include <stdint.h>
 
 #include "io.h"
+#include "segments.h"
 
-/* Segment selectors of the runtime GDT (lib/boot.S). The user selectors are laid
- * out the way SYSRET expects them: STAR[63:48] + 8 = data, + 16 = 64-bit code. */
-#define SEL_KCODE  0x08
-#define SEL_KDATA  0x10
-#define SEL_UCODE32 0x18
-#define SEL_UDATA  0x20
-#define SEL_UCODE  0x28
-#define SEL_TSS    0x30
-#define SEL_KCODE32 0x40
 
 /* Exit statuses written to isa-debug-exit (QEMU exits with (status << 1) | 1). */
 enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_CRASH = 2 };
@@ -129,9 +121,11 @@ void user_init(syscall_handler h); /* SYSCALL MSRs, int 0x80 gate, U bit on the 
 long user_run(void (*entry)(void)); /* iretq to ring 3; returns user_return()'s code */
 _Noreturn void user_return(long code); /* from a trap handler: back to user_run's caller */
 bool user_range_ok(uint64_t addr, uint64_t len);
-/* user-side system calls: SYSCALL (nr in rax, args rdi, rsi, rdx) or int 0x80 */
+/* user-side system calls (nr in rax, args rdi, rsi, rdx; result rax) through
+ * SYSCALL, int 0x80 or int3 (see user.c for why int3) */
 long usys(long nr, long a0, long a1, long a2);
 long usys_int80(long nr, long a0, long a1, long a2);
+long usys_int3(long nr, long a0, long a1, long a2);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
