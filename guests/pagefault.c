@@ -12,8 +12,6 @@ const char guest_name[] = "pagefault";
 #define PF_W 0x2
 #define PF_U 0x4
 
-enum { SYS_EXIT = 3 };
-
 static uint64_t np_page[512] __attribute__((aligned(4096)));
 static uint64_t ro_page[512] __attribute__((aligned(4096)));
 static uint64_t sv_page[512] __attribute__((aligned(4096)));
@@ -42,17 +40,10 @@ static void on_pf(struct trap_frame *f)
 	kprintf("pagefault: #PF at %#lx error %#lx fixed, retrying\n", cr2, f->error);
 }
 
-static long sys(struct trap_frame *f)
-{
-	if (f->rax == SYS_EXIT)
-		user_return((long)f->rdi);
-	return -38;
-}
-
 USER_TEXT static void user_main(void)
 {
 	user_read = *(volatile uint64_t *)&sv_page[7];
-	usys_int3(SYS_EXIT, 0, 0, 0);
+	usys_int3(USYS_EXIT, 0, 0, 0);
 }
 
 static void expect_fault(uint64_t addr, uint64_t error)
@@ -76,7 +67,7 @@ int guest_main(const struct boot_info *bi)
 	if (!(read_cr0() & (1u << 16)))
 		fail("CR0.WP is clear");
 	trap_set_handler(14, on_pf);
-	user_init(sys);
+	user_init(user_exit_only);
 
 	np_page[3] = 0x1234abcd;
 	page_update((uint64_t)np_page, 4096, 0, PTE_P);

@@ -6,16 +6,16 @@
 
 const char guest_name[] = "ring3";
 
-enum { SYS_WRITE = 1, SYS_GETPID = 2, SYS_EXIT = 3 };
+enum { SYS_WRITE = 1, SYS_GETPID = 2, SYS_EXIT = USYS_EXIT };
 
-#define SIEVE_N	     200000
-#define PRIME_COUNT  17984
-#define PRIME_SUM    1709600813ull
-#define HASH_BYTES   65536
-#define HASH_EXPECT  0x3dd5dec4cf215625ull
-#define FAKE_PID     42
-#define EFAULT	     14
-#define ENOSYS	     38
+#define SIEVE_N	    200000
+#define PRIME_COUNT 17984
+#define PRIME_SUM   1709600813ull
+#define HASH_BYTES  65536
+#define HASH_EXPECT 0x3dd5dec4cf215625ull
+#define FAKE_PID    42
+#define EFAULT	    14
+#define ENOSYS	    38
 
 struct results {
 	uint64_t cpl, pid_int3, pid_syscall, pid_int80, bad_write, bad_nr;
@@ -115,7 +115,8 @@ static void on_ud(struct trap_frame *f)
 	const uint8_t *ip = (const uint8_t *)f->rip;
 
 	if ((f->cs & 3) == 3 && ip[0] == 0xcd)
-		fail("\"int %#x\" from ring 3 raised #UD (a platform bug: the gate has DPL 3)", ip[1]);
+		fail("\"int %#x\" from ring 3 raised #UD (a platform bug: the gate has DPL 3)",
+		     ip[1]);
 	fail_status(EXIT_CRASH, "unexpected #UD at %#lx", f->rip);
 }
 

@@ -5,9 +5,9 @@
 
 const char guest_name[] = "smp";
 
-#define AP_APIC_ID	1
-#define INCREMENTS	20000
-#define AP_TIMEOUT_US	3000000
+#define AP_APIC_ID    1
+#define INCREMENTS    20000
+#define AP_TIMEOUT_US 3000000
 
 static volatile uint32_t ap_apic_id = ~0u;
 static volatile bool go, ap_done;

@@ -13,8 +13,8 @@ const char guest_name[] = "timer";
 #define TICKS	     10
 #define DIV_16	     0x3
 /* 62500 bus clocks / 16 = 1 ms at the 1 GHz APIC bus KVM and QEMU model */
-#define PERIOD_COUNT 62500
-#define ONESHOT_COUNT 125000
+#define PERIOD_COUNT	      62500
+#define ONESHOT_COUNT	      125000
 #define FIRST_TICK_TIMEOUT_US 2000000
 
 static volatile unsigned periodic_ticks, oneshot_ticks;
@@ -88,8 +88,8 @@ int guest_main(const struct boot_info *bi)
 	check_nothing_in_service();
 	if (t1 <= t0)
 		fail("TSC did not advance over %u ticks", TICKS);
-	kprintf("timer: %u periodic ticks in %lu TSC cycles (~%lu us)\n", periodic_ticks,
-		t1 - t0, (t1 - t0) / (tsc_hz() / 1000000));
+	kprintf("timer: %u periodic ticks in %lu TSC cycles (~%lu us)\n", periodic_ticks, t1 - t0,
+		(t1 - t0) / (tsc_hz() / 1000000));
 
 	lapic_write(LAPIC_LVT_TIMER, VEC_ONESHOT); /* one-shot mode */
 	lapic_write(LAPIC_TIMER_INIT, ONESHOT_COUNT);

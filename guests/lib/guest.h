@@ -15,7 +15,6 @@
 #include "io.h"
 #include "segments.h"
 
-
 /* Exit statuses written to isa-debug-exit (QEMU exits with (status << 1) | 1). */
 enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_CRASH = 2 };
 
@@ -32,8 +31,7 @@ int guest_main(const struct boot_info *bi);
 /* rt.c */
 _Noreturn void guest_exit(int status);
 _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...);
-_Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt,
-								   ...);
+_Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt, ...);
 
 /* serial.c + printf.c */
 void serial_init(void);
@@ -56,11 +54,10 @@ struct trap_frame {
 #define VEC_SYSCALL 0x100 /* pseudo vector of the SYSCALL instruction path */
 typedef void (*trap_handler)(struct trap_frame *f);
 void trap_init(void);
-void trap_load_idt(void);	 /* for application processors */
+void trap_load_idt(void); /* for application processors */
 void trap_set_handler(unsigned vec, trap_handler h);
 void trap_allow_user(unsigned vec); /* gate DPL 3: "int vec" from ring 3 */
 void trap_load_empty_idt(void);
-void tss_set_rsp0(uint64_t rsp);
 
 /* paging.c: identity map of the first 4 GiB, 2 MiB pages split on demand */
 #define PTE_P	(1ull << 0)
@@ -78,16 +75,16 @@ void tsc_delay_us(uint64_t us);
 uint64_t tsc_deadline_us(uint64_t us); /* rdtsc() value us from now */
 
 /* lapic.c */
-#define LAPIC_ID	 0x020
-#define LAPIC_EOI	 0x0b0
-#define LAPIC_SVR	 0x0f0
-#define LAPIC_ISR	 0x100
-#define LAPIC_ICR_LO	 0x300
-#define LAPIC_ICR_HI	 0x310
-#define LAPIC_LVT_TIMER	 0x320
-#define LAPIC_TIMER_INIT 0x380
-#define LAPIC_TIMER_CUR	 0x390
-#define LAPIC_TIMER_DIV	 0x3e0
+#define LAPIC_ID	     0x020
+#define LAPIC_EOI	     0x0b0
+#define LAPIC_SVR	     0x0f0
+#define LAPIC_ISR	     0x100
+#define LAPIC_ICR_LO	     0x300
+#define LAPIC_ICR_HI	     0x310
+#define LAPIC_LVT_TIMER	     0x320
+#define LAPIC_TIMER_INIT     0x380
+#define LAPIC_TIMER_CUR	     0x390
+#define LAPIC_TIMER_DIV	     0x3e0
 #define LAPIC_TIMER_PERIODIC (1u << 17)
 #define LAPIC_MASKED	     (1u << 16)
 void pic_disable(void);
@@ -117,9 +114,11 @@ long hc_exit(long status);
 #define USER_BSS    __attribute__((section(".bss.user")))
 typedef long (*syscall_handler)(struct trap_frame *f);
 extern char __user_start[], __user_end[];
-void user_init(syscall_handler h); /* SYSCALL MSRs, int 0x80 gate, U bit on the user region */
+void user_init(syscall_handler h);  /* SYSCALL MSRs, int 0x80 gate, U bit on the user region */
 long user_run(void (*entry)(void)); /* iretq to ring 3; returns user_return()'s code */
-_Noreturn void user_return(long code); /* from a trap handler: back to user_run's caller */
+#define USYS_EXIT 3		    /* exit(code): every guest's system call 3 */
+long user_exit_only(struct trap_frame *f); /* a syscall_handler: exit, else -ENOSYS */
+_Noreturn void user_return(long code);	   /* from a trap handler: back to user_run's caller */
 bool user_range_ok(uint64_t addr, uint64_t len);
 /* user-side system calls (nr in rax, args rdi, rsi, rdx; result rax) through
  * SYSCALL, int 0x80 or int3 (see user.c for why int3) */

@@ -35,6 +35,13 @@ void user_init(syscall_handler h)
 	page_update((uint64_t)__user_start, (uint64_t)(__user_end - __user_start), PTE_U, 0);
 }
 
+long user_exit_only(struct trap_frame *f)
+{
+	if (f->rax == USYS_EXIT)
+		user_return((long)f->rdi);
+	return -38; /* ENOSYS */
+}
+
 bool user_range_ok(uint64_t addr, uint64_t len)
 {
 	uint64_t lo = (uint64_t)__user_start, hi = (uint64_t)__user_end;
@@ -46,7 +53,10 @@ USER_TEXT long usys(long nr, long a0, long a1, long a2)
 {
 	long ret = nr;
 
-	__asm__ volatile("syscall" : "+a"(ret) : "D"(a0), "S"(a1), "d"(a2) : "rcx", "r11", "memory");
+	__asm__ volatile("syscall"
+			 : "+a"(ret)
+			 : "D"(a0), "S"(a1), "d"(a2)
+			 : "rcx", "r11", "memory");
 	return ret;
 }
 
