@@ -29,6 +29,7 @@ extern const char guest_name[];
 int guest_main(const struct boot_info *bi);
 
 /* rt.c */
+bool boot_flag(const struct boot_info *bi, const char *word); /* word on the cmdline? */
 _Noreturn void guest_exit(int status);
 _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...);
 _Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt, ...);
@@ -42,6 +43,7 @@ void kvprintf(const char *fmt, va_list ap);
 /* string.c (also what the compiler may call on its own) */
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 
 /* trap.c */
@@ -57,6 +59,7 @@ void trap_init(void);
 void trap_load_idt(void); /* for application processors */
 void trap_set_handler(unsigned vec, trap_handler h);
 void trap_allow_user(unsigned vec); /* gate DPL 3: "int vec" from ring 3 */
+bool trap_user_allowed(unsigned vec);
 void trap_load_empty_idt(void);
 
 /* paging.c: identity map of the first 4 GiB, 2 MiB pages split on demand */
@@ -120,6 +123,13 @@ long user_run(void (*entry)(void)); /* iretq to ring 3; returns user_return()'s 
 long user_exit_only(struct trap_frame *f); /* a syscall_handler: exit, else -ENOSYS */
 _Noreturn void user_return(long code);	   /* from a trap handler: back to user_run's caller */
 bool user_range_ok(uint64_t addr, uint64_t len);
+/* Platform faults on the way into the kernel that user_fixup() (called for every
+ * trap from ring 3) turned back into system calls; see user.c. */
+struct user_quirks {
+	unsigned syscall, int_n;
+};
+extern struct user_quirks user_quirks;
+void user_fixup(struct trap_frame *f);
 /* user-side system calls (nr in rax, args rdi, rsi, rdx; result rax) through
  * SYSCALL, int 0x80 or int3 (see user.c for why int3) */
 long usys(long nr, long a0, long a1, long a2);

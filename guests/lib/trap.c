@@ -102,9 +102,15 @@ void trap_allow_user(unsigned vec)
 	set_gate(vec, GATE_INTR | GATE_DPL3, 0);
 }
 
+bool trap_user_allowed(unsigned vec)
+{
+	return vec < ARRAY_SIZE(idt) && (idt[vec].type & GATE_DPL3) == GATE_DPL3;
+}
+
 void trap_dispatch(struct trap_frame *f);
 void trap_dispatch(struct trap_frame *f)
 {
+	user_fixup(f);
 	trap_handler h = f->vector == VEC_SYSCALL ? syscall_path : handlers[f->vector & 0xff];
 	const char *name = f->vector < 32 && exc_names[f->vector] ? exc_names[f->vector] : "irq";
 
