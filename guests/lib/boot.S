@@ -90,7 +90,7 @@ entry64:
 	je	1f
 	lea	bsp_stack_top(%rip), %rsp
 	mov	%esi, %esi		/* zero-extend magic */
-	mov	%edi, %edi
+	mov	%edi, %edi		/* start_info / multiboot info: below 4 GiB */
 	xchg	%rsi, %rdi		/* rt_start(magic, info) */
 	call	rt_start
 	ud2
