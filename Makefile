@@ -1,7 +1,7 @@
 # popek — build, test, run.  `make` builds build/popek and the test guests.
 CC      ?= cc
 VERSION := 0.1.0
-LIBS    := -ljson-c -lpthread
+LIBS    := -ljson-c -lzstd -lz -lpthread
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
@@ -26,6 +26,13 @@ build/san/%.o: %.c
 build/popek: $(OBJS)
 	$(CC) $(CFLAGS) -pthread $^ -o $@ $(LIBS)
 
+# The same sources with clang, so both compilers stay warning-free.
+build/clang/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(BASE) $(WARN) -O2 -c $< -o $@
+
+clang-check: $(SRCS:%.c=build/clang/%.o)
+
 build/popek-san: $(SANOBJS)
 	$(CC) $(SAN) -pthread $^ -o $@ $(LIBS)
 
@@ -39,11 +46,12 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit
+test: all build/popek-san unit clang-check
 	tests/run.sh
 
-run: build/popek
-	build/popek run
+# Until the Linux default image lands (issue 3), the default guest is hello.
+run: all
+	build/popek run --kernel build/guests/hello.elf
 
 fuzz:
 	$(MAKE) -C tests/fuzz
@@ -54,5 +62,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean
+.PHONY: all guests unit test run fuzz format clean clang-check
 -include $(shell find build -name '*.d' 2>/dev/null)
