@@ -1,6 +1,8 @@
 /* Exceptions and interrupts: raising them from inside an instruction, the
  * double-fault rules, delivery through the real-mode IVT or the protected /
  * long-mode IDT (with TSS stack switches and IST), and IRET. */
+#include <stdio.h>
+
 #include "engines/soft/soft.h"
 
 _Noreturn void raise_exc(struct soft_cpu *c, int vec, bool has_err, uint32_t err)
@@ -238,6 +240,9 @@ void handle_fault(struct soft_cpu *c)
 	if (prev >= 0) {
 		if (prev == EXC_DF) {
 			c->exit->reason = EXIT_SHUTDOWN;
+			c->exit->fail.rip = c->rip;
+			snprintf(c->exit->fail.why, sizeof(c->exit->fail.why),
+				 "triple fault: exception %d while delivering #DF", vec);
 			c->exit_pending = true;
 			c->delivering = -1;
 			return;

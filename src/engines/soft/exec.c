@@ -2,6 +2,8 @@
  * stack and control flow. Innocuous instructions act on the virtual register
  * file directly; the few sensitive ones here (segment loads, far transfers,
  * PUSHF/POPF, INT, IRET, HLT, CLI/STI) call their emulation handlers. */
+#include <stdio.h>
+
 #include "engines/soft/soft.h"
 
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
@@ -476,8 +478,12 @@ static void do_hlt(struct soft_cpu *c)
 {
 	require_cpl0(c);
 	trap(c, TRAP_HLT);
-	if (!(c->fl & FL_IF)) {
+	/* With interrupts off only an NMI or INIT can wake the CPU; on a
+	 * uniprocessor nothing sends those, so tell the machine it is stuck. */
+	if (!(c->fl & FL_IF) && c->vm->cfg.ncpus == 1) {
 		c->exit->reason = EXIT_HLT;
+		c->exit->fail.rip = c->insn_rip;
+		snprintf(c->exit->fail.why, sizeof(c->exit->fail.why), "hlt with IF=0");
 		c->exit_pending = true;
 		return;
 	}
