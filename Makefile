@@ -46,12 +46,22 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check
+test: all build/popek-san unit clang-check build/cpudiff
 	tests/run.sh
 
 # Until the Linux default image lands (issue 3), the default guest is hello.
 run: all
 	build/popek run --kernel build/guests/hello.elf
+
+# Differential CPU tester: the soft engine against the host CPU.
+build/cpudiff: tests/cpu-diff/cpudiff.c $(filter-out build/obj/src/cli/main.o,$(OBJS))
+	$(CC) $(BASE) $(WARN) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LIBS)
+
+cpu-diff: build/cpudiff
+	build/cpudiff -n 20000
+
+fuzz-cpu: build/cpudiff
+	build/cpudiff -n 5000000 -s $$(date +%s)
 
 fuzz:
 	$(MAKE) -C tests/fuzz
@@ -62,5 +72,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean clang-check
+.PHONY: all guests unit test run fuzz format clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -378,18 +378,17 @@ static void cvt_int(struct soft_cpu *c, struct insn *d, unsigned b, int p)
 		bool trunc = b == 0x2c;
 		__asm__ volatile("stmxcsr %0" : "=m"(host));
 		__asm__ volatile("ldmxcsr %0" : : "m"(guest));
-		if (dbl) {
+		if (w && dbl) {
 			if (trunc)
 				__asm__ volatile("cvttsd2si %1, %0" : "=r"(iv) : "x"(s.v));
 			else
 				__asm__ volatile("cvtsd2si %1, %0" : "=r"(iv) : "x"(s.v));
-		} else {
+		} else if (w) {
 			if (trunc)
 				__asm__ volatile("cvttss2si %1, %0" : "=r"(iv) : "x"(s.v));
 			else
 				__asm__ volatile("cvtss2si %1, %0" : "=r"(iv) : "x"(s.v));
-		}
-		if (!w) {
+		} else {
 			int32_t i32;
 			if (dbl && trunc)
 				__asm__ volatile("cvttsd2si %1, %0" : "=r"(i32) : "x"(s.v));
@@ -412,6 +411,33 @@ static void cvt_int(struct soft_cpu *c, struct insn *d, unsigned b, int p)
 		c->xmm[d->reg] = r;
 	else
 		reg_set(c, d->reg, w ? 8 : 4, true, (uint64_t)iv);
+}
+
+/* CVTPI2PS/PD, CVT(T)PS2PI, CVT(T)PD2PI: two lanes between MMX and XMM,
+ * computed with the SSE2 packed conversions on a temporary. */
+static void cvt_mmx(struct soft_cpu *c, struct insn *d, unsigned b, int p)
+{
+	mmx_check(c);
+	xmm_t s, r;
+	if (b == 0x2a) {
+		src_op(c, d, &s, 8, true, false);
+		r = c->xmm[d->reg];
+		xmm_t t = r;
+		fp_run(c, p ? cvtdq2pd : cvtdq2ps, &t, &s);
+		if (p)
+			r = t;
+		else
+			r.q[0] = t.q[0];
+		c->xmm[d->reg] = r;
+		return;
+	}
+	src_op(c, d, &s, p ? 16 : 8, false, p != 0);
+	if (!p)
+		s.q[1] = 0; /* only two single lanes take part */
+	r.q[0] = r.q[1] = 0;
+	sse_fn fn = p ? (b == 0x2c ? cvttpd2dq : cvtpd2dq) : (b == 0x2c ? cvttps2dq : cvtps2dq);
+	fp_run(c, fn, &r, &s);
+	mm_write(c, d->reg, r.q[0]);
 }
 
 /* Data movement between XMM/MMX registers, memory and GPRs. */
@@ -685,18 +711,13 @@ bool exec_sse(struct soft_cpu *c, struct insn *d)
 
 	switch (b) {
 	case 0x2a:
-		if (p >= 2) {
-			cvt_int(c, d, b, p);
-			return true;
-		}
-		return false;
 	case 0x2c:
 	case 0x2d:
-		if (p >= 2) {
+		if (p >= 2)
 			cvt_int(c, d, b, p);
-			return true;
-		}
-		return false;
+		else
+			cvt_mmx(c, d, b, p);
+		return true;
 	case 0x2e:
 	case 0x2f:
 		if (p > 1)
