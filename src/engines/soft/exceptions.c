@@ -303,7 +303,8 @@ void do_iret(struct soft_cpu *c, int size)
 		} else {
 			load_seg(c, SEG_SS, ss);
 		}
-		c->r[R_RSP] = size == 8 ? sp : (c->r[R_RSP] & ~mask_of(size)) | (sp & mask_of(size));
+		c->r[R_RSP] =
+		    size == 8 ? sp : (c->r[R_RSP] & ~mask_of(size)) | (sp & mask_of(size));
 		if (size == 4 && c->mode == 8)
 			c->r[R_RSP] = (uint32_t)sp;
 	}

@@ -128,29 +128,29 @@ uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b)
 /* Read-modify-write of the r/m operand; `old` is in scope in NEW. With LOCK
  * the update is an atomic compare-and-swap on the host page, retried on a
  * race, so SMP guests get real atomicity. */
-#define RMW(c, d, size, NEW)                                                              \
-	do {                                                                              \
-		if (!(d)->is_mem) {                                                       \
-			uint64_t old = reg_get(c, (d)->rm, size, (d)->rex);               \
-			reg_set(c, (d)->rm, size, (d)->rex, (NEW));                       \
-			break;                                                            \
-		}                                                                         \
-		uint8_t *p_ = mem_rmw_ptr(c, SEG(d), (d)->ea, size);                      \
-		if (!p_) {                                                                \
-			uint64_t old = mem_read(c, SEG(d), (d)->ea, size);                \
-			mem_write(c, SEG(d), (d)->ea, size, (NEW));                       \
-			break;                                                            \
-		}                                                                         \
-		for (;;) {                                                                \
-			uint64_t old = load_n(p_, size);                                  \
-			uint64_t new_ = (NEW);                                            \
-			if (!(d)->lock) {                                                 \
-				store_n(p_, size, new_);                                  \
-				break;                                                    \
-			}                                                                 \
-			if (cas_n(p_, size, old, new_))                                   \
-				break;                                                    \
-		}                                                                         \
+#define RMW(c, d, size, NEW)                                                                       \
+	do {                                                                                       \
+		if (!(d)->is_mem) {                                                                \
+			uint64_t old = reg_get(c, (d)->rm, size, (d)->rex);                        \
+			reg_set(c, (d)->rm, size, (d)->rex, (NEW));                                \
+			break;                                                                     \
+		}                                                                                  \
+		uint8_t *p_ = mem_rmw_ptr(c, SEG(d), (d)->ea, size);                               \
+		if (!p_) {                                                                         \
+			uint64_t old = mem_read(c, SEG(d), (d)->ea, size);                         \
+			mem_write(c, SEG(d), (d)->ea, size, (NEW));                                \
+			break;                                                                     \
+		}                                                                                  \
+		for (;;) {                                                                         \
+			uint64_t old = load_n(p_, size);                                           \
+			uint64_t new_ = (NEW);                                                     \
+			if (!(d)->lock) {                                                          \
+				store_n(p_, size, new_);                                           \
+				break;                                                             \
+			}                                                                          \
+			if (cas_n(p_, size, old, new_))                                            \
+				break;                                                             \
+		}                                                                                  \
 	} while (0)
 
 static uint64_t sext(uint64_t v, int size)
@@ -285,7 +285,8 @@ static void group3(struct soft_cpu *c, struct insn *d, int size)
 	case 6: {
 		if (!src)
 			raise_exc(c, EXC_DE, false, 0);
-		unsigned __int128 n = size == 8 ? ((unsigned __int128)dx << 64) | a : (dx << bits) | a;
+		unsigned __int128 n =
+		    size == 8 ? ((unsigned __int128)dx << 64) | a : (dx << bits) | a;
 		unsigned __int128 q = n / src;
 		if (q > m)
 			raise_exc(c, EXC_DE, false, 0);
@@ -442,11 +443,13 @@ static void group5(struct soft_cpu *c, struct insn *d)
 	switch (d->reg & 7) {
 	case 0:
 		get_flags(c); /* INC/DEC keep CF: materialise it first */
-		RMW(c, d, size, (lazy(c, LF_INC, size, old + 1, old, 1), (old + 1) & mask_of(size)));
+		RMW(c, d, size,
+		    (lazy(c, LF_INC, size, old + 1, old, 1), (old + 1) & mask_of(size)));
 		return;
 	case 1:
 		get_flags(c);
-		RMW(c, d, size, (lazy(c, LF_DEC, size, old - 1, old, 1), (old - 1) & mask_of(size)));
+		RMW(c, d, size,
+		    (lazy(c, LF_DEC, size, old - 1, old, 1), (old - 1) & mask_of(size)));
 		return;
 	case 2: {
 		int s = opsize64(c, d);
@@ -511,7 +514,7 @@ static void bcd(struct soft_cpu *c, unsigned op, int64_t imm)
 	uint8_t al = (uint8_t)c->r[R_RAX], ah = (uint8_t)(c->r[R_RAX] >> 8);
 	bool cf = f & FL_CF, af = f & FL_AF;
 	switch (op) {
-	case 0x27: /* DAA */
+	case 0x27:   /* DAA */
 	case 0x2f: { /* DAS */
 		uint8_t old = al;
 		bool sub = op == 0x2f, ncf = false;
@@ -591,11 +594,11 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		exec_0f(c, d);
 		return;
 	}
-	if (d->lock && (!d->is_mem || !((b < 0x40 && (b & 7) < 2 && (b & 0x38) != 0x38) ||
-					 (b >= 0x80 && b <= 0x83 && (d->reg & 7) != 7) ||
-					 b == 0x86 || b == 0x87 || ((b == 0xf6 || b == 0xf7) &&
-								    ((d->reg & 7) == 2 || (d->reg & 7) == 3)) ||
-					 ((b == 0xfe || b == 0xff) && (d->reg & 7) < 2))))
+	if (d->lock && (!d->is_mem ||
+			!((b < 0x40 && (b & 7) < 2 && (b & 0x38) != 0x38) ||
+			  (b >= 0x80 && b <= 0x83 && (d->reg & 7) != 7) || b == 0x86 || b == 0x87 ||
+			  ((b == 0xf6 || b == 0xf7) && ((d->reg & 7) == 2 || (d->reg & 7) == 3)) ||
+			  ((b == 0xfe || b == 0xff) && (d->reg & 7) < 2))))
 		raise_ud(c);
 
 	switch (b) {
@@ -623,7 +626,8 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		case 4:
 		case 5: {
 			int s = b & 1 ? size : 1;
-			uint64_t r = alu(c, op, s, reg_get(c, R_RAX, s, true), (uint64_t)d->imm & mask_of(s));
+			uint64_t r = alu(c, op, s, reg_get(c, R_RAX, s, true),
+					 (uint64_t)d->imm & mask_of(s));
 			if (op != 7)
 				reg_set(c, R_RAX, s, true, r);
 			return;
@@ -706,7 +710,8 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		return;
 	case 0x69:
 	case 0x6b:
-		reg_set(c, d->reg, size, true, imul2(c, size, rm_get(c, d, size), (uint64_t)d->imm));
+		reg_set(c, d->reg, size, true,
+			imul2(c, size, rm_get(c, d, size), (uint64_t)d->imm));
 		return;
 	case 0x6c ... 0x6f:
 		exec_io(c, d);
@@ -798,7 +803,7 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 			goto xchg;
 		return;
 	case 0x91 ... 0x97:
-	xchg: {
+	xchg : {
 		int r = (b & 7) | ((d->rex & 1) << 3);
 		uint64_t t = reg_get(c, r, size, true);
 		reg_set(c, r, size, true, reg_get(c, R_RAX, size, true));
@@ -874,7 +879,9 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 	case 0xc1:
 	case 0xd0 ... 0xd3: {
 		int s = b & 1 ? size : 1;
-		unsigned cnt = b <= 0xc1 ? (unsigned)d->imm : b <= 0xd1 ? 1 : (unsigned)c->r[R_RCX] & 0xff;
+		unsigned cnt = b <= 0xc1   ? (unsigned)d->imm
+			       : b <= 0xd1 ? 1
+					   : (unsigned)c->r[R_RCX] & 0xff;
 		RMW(c, d, s, shift(c, d->reg & 7, s, old, cnt));
 		return;
 	}

@@ -24,19 +24,44 @@ struct engine_vcpu {
 enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO };
 
 const char *const trap_names[NR_TRAPS] = {
-	[TRAP_HLT] = "hlt",	    [TRAP_IN] = "in",		[TRAP_OUT] = "out",
-	[TRAP_INS] = "ins",	    [TRAP_OUTS] = "outs",	[TRAP_MOV_CR] = "mov_cr",
-	[TRAP_MOV_DR] = "mov_dr",   [TRAP_RDMSR] = "rdmsr",	[TRAP_WRMSR] = "wrmsr",
-	[TRAP_CPUID] = "cpuid",	    [TRAP_RDTSC] = "rdtsc",	[TRAP_LGDT] = "lgdt",
-	[TRAP_LIDT] = "lidt",	    [TRAP_LLDT] = "lldt",	[TRAP_LTR] = "ltr",
-	[TRAP_SGDT] = "sgdt_sidt",  [TRAP_STR] = "sldt_str_lar_lsl", [TRAP_INVLPG] = "invlpg",
-	[TRAP_CLI] = "cli",	    [TRAP_STI] = "sti",		[TRAP_POPF] = "popf",
-	[TRAP_PUSHF] = "pushf",	    [TRAP_IRET] = "iret",	[TRAP_INT] = "int",
-	[TRAP_SYSCALL] = "syscall", [TRAP_SYSRET] = "sysret",	[TRAP_SWAPGS] = "swapgs",
-	[TRAP_MOV_SEG] = "mov_seg", [TRAP_FAR] = "far_transfer", [TRAP_CLTS] = "clts",
-	[TRAP_WBINVD] = "wbinvd",   [TRAP_XSETBV] = "xsetbv",	[TRAP_LMSW] = "lmsw",
-	[TRAP_SMSW] = "smsw",	    [TRAP_RDPMC] = "rdpmc",	[TRAP_MMIO] = "mmio",
-	[TRAP_EXCEPTION] = "exception", [TRAP_INTERRUPT] = "interrupt",
+    [TRAP_HLT] = "hlt",
+    [TRAP_IN] = "in",
+    [TRAP_OUT] = "out",
+    [TRAP_INS] = "ins",
+    [TRAP_OUTS] = "outs",
+    [TRAP_MOV_CR] = "mov_cr",
+    [TRAP_MOV_DR] = "mov_dr",
+    [TRAP_RDMSR] = "rdmsr",
+    [TRAP_WRMSR] = "wrmsr",
+    [TRAP_CPUID] = "cpuid",
+    [TRAP_RDTSC] = "rdtsc",
+    [TRAP_LGDT] = "lgdt",
+    [TRAP_LIDT] = "lidt",
+    [TRAP_LLDT] = "lldt",
+    [TRAP_LTR] = "ltr",
+    [TRAP_SGDT] = "sgdt_sidt",
+    [TRAP_STR] = "sldt_str_lar_lsl",
+    [TRAP_INVLPG] = "invlpg",
+    [TRAP_CLI] = "cli",
+    [TRAP_STI] = "sti",
+    [TRAP_POPF] = "popf",
+    [TRAP_PUSHF] = "pushf",
+    [TRAP_IRET] = "iret",
+    [TRAP_INT] = "int",
+    [TRAP_SYSCALL] = "syscall",
+    [TRAP_SYSRET] = "sysret",
+    [TRAP_SWAPGS] = "swapgs",
+    [TRAP_MOV_SEG] = "mov_seg",
+    [TRAP_FAR] = "far_transfer",
+    [TRAP_CLTS] = "clts",
+    [TRAP_WBINVD] = "wbinvd",
+    [TRAP_XSETBV] = "xsetbv",
+    [TRAP_LMSW] = "lmsw",
+    [TRAP_SMSW] = "smsw",
+    [TRAP_RDPMC] = "rdpmc",
+    [TRAP_MMIO] = "mmio",
+    [TRAP_EXCEPTION] = "exception",
+    [TRAP_INTERRUPT] = "interrupt",
 };
 
 static const char *const class_names[NR_CLASSES] = {"innocuous", "sensitive", "privileged"};
@@ -145,8 +170,8 @@ static int soft_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, ui
 
 static void seg_reset(struct seg *s, uint16_t sel, uint64_t base, uint8_t type)
 {
-	*s = (struct seg){.base = base, .limit = 0xffff, .sel = sel, .type = type, .s = 1,
-			  .present = 1};
+	*s = (struct seg){
+	    .base = base, .limit = 0xffff, .sel = sel, .type = type, .s = 1, .present = 1};
 }
 
 /* Power-on / INIT state (Intel SDM Vol. 3 9.1.1). */
@@ -355,7 +380,8 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			if (c->exit_pending || c->halted)
 				break;
 			attn = atomic_load_explicit(c->attn, memory_order_relaxed);
-			if ((attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
+			if ((attn & INTC_ATTN_EVENT) ||
+			    ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
 			    atomic_load_explicit(&c->kick, memory_order_relaxed))
 				break;
 		}
@@ -400,11 +426,11 @@ static const struct {
 	int idx;
 	uint32_t msr;
 } intc_msrs[] = {
-	{MSR_IDX_APIC_BASE, MSR_APIC_BASE},
-	{MSR_IDX_TSC, MSR_TSC},
-	{MSR_IDX_TSC_DEADLINE, MSR_TSC_DEADLINE},
-	{MSR_IDX_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW},
-	{MSR_IDX_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW},
+    {MSR_IDX_APIC_BASE, MSR_APIC_BASE},
+    {MSR_IDX_TSC, MSR_TSC},
+    {MSR_IDX_TSC_DEADLINE, MSR_TSC_DEADLINE},
+    {MSR_IDX_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW},
+    {MSR_IDX_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW},
 };
 
 static int soft_get_state(struct engine_vcpu *v, struct cpu_state *st)
@@ -443,8 +469,8 @@ static int soft_get_state(struct engine_vcpu *v, struct cpu_state *st)
 	st->has_lapic = true;
 	intc_get_lapic(ic, c->index, st->lapic);
 	st->mp_state = c->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI
-		       : c->halted			? MP_HALTED
-							: MP_RUNNABLE;
+		       : c->halted		       ? MP_HALTED
+						       : MP_RUNNABLE;
 	st->sipi_vector = 0;
 	st->exception_pending = false;
 	st->interrupt_pending = false;
@@ -561,17 +587,17 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 }
 
 const struct engine_ops soft_engine = {
-	.name = "soft",
-	.vm_create = soft_vm_create,
-	.vm_destroy = soft_vm_destroy,
-	.map_memory = soft_map_memory,
-	.vcpu_create = soft_vcpu_create,
-	.vcpu_destroy = soft_vcpu_destroy,
-	.vcpu_run = soft_vcpu_run,
-	.vcpu_kick = soft_vcpu_kick,
-	.get_state = soft_get_state,
-	.set_state = soft_set_state,
-	.irq_line = soft_irq_line,
-	.msi = soft_msi,
-	.stats = soft_stats,
+    .name = "soft",
+    .vm_create = soft_vm_create,
+    .vm_destroy = soft_vm_destroy,
+    .map_memory = soft_map_memory,
+    .vcpu_create = soft_vcpu_create,
+    .vcpu_destroy = soft_vcpu_destroy,
+    .vcpu_run = soft_vcpu_run,
+    .vcpu_kick = soft_vcpu_kick,
+    .get_state = soft_get_state,
+    .set_state = soft_set_state,
+    .irq_line = soft_irq_line,
+    .msi = soft_msi,
+    .stats = soft_stats,
 };

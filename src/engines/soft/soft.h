@@ -46,11 +46,44 @@ enum insn_class { CLS_INNOCUOUS, CLS_SENSITIVE, CLS_PRIVILEGED, NR_CLASSES };
 
 /* Instructions that trap to an emulation handler, counted one by one. */
 enum trap_kind {
-	TRAP_HLT, TRAP_IN, TRAP_OUT, TRAP_INS, TRAP_OUTS, TRAP_MOV_CR, TRAP_MOV_DR, TRAP_RDMSR,
-	TRAP_WRMSR, TRAP_CPUID, TRAP_RDTSC, TRAP_LGDT, TRAP_LIDT, TRAP_LLDT, TRAP_LTR, TRAP_SGDT,
-	TRAP_STR, TRAP_INVLPG, TRAP_CLI, TRAP_STI, TRAP_POPF, TRAP_PUSHF, TRAP_IRET, TRAP_INT,
-	TRAP_SYSCALL, TRAP_SYSRET, TRAP_SWAPGS, TRAP_MOV_SEG, TRAP_FAR, TRAP_CLTS, TRAP_WBINVD,
-	TRAP_XSETBV, TRAP_LMSW, TRAP_SMSW, TRAP_RDPMC, TRAP_MMIO, TRAP_EXCEPTION, TRAP_INTERRUPT,
+	TRAP_HLT,
+	TRAP_IN,
+	TRAP_OUT,
+	TRAP_INS,
+	TRAP_OUTS,
+	TRAP_MOV_CR,
+	TRAP_MOV_DR,
+	TRAP_RDMSR,
+	TRAP_WRMSR,
+	TRAP_CPUID,
+	TRAP_RDTSC,
+	TRAP_LGDT,
+	TRAP_LIDT,
+	TRAP_LLDT,
+	TRAP_LTR,
+	TRAP_SGDT,
+	TRAP_STR,
+	TRAP_INVLPG,
+	TRAP_CLI,
+	TRAP_STI,
+	TRAP_POPF,
+	TRAP_PUSHF,
+	TRAP_IRET,
+	TRAP_INT,
+	TRAP_SYSCALL,
+	TRAP_SYSRET,
+	TRAP_SWAPGS,
+	TRAP_MOV_SEG,
+	TRAP_FAR,
+	TRAP_CLTS,
+	TRAP_WBINVD,
+	TRAP_XSETBV,
+	TRAP_LMSW,
+	TRAP_SMSW,
+	TRAP_RDPMC,
+	TRAP_MMIO,
+	TRAP_EXCEPTION,
+	TRAP_INTERRUPT,
 	NR_TRAPS
 };
 extern const char *const trap_names[NR_TRAPS];
@@ -58,29 +91,52 @@ extern const char *const trap_names[NR_TRAPS];
 /* Lazy flags: the last flag-setting operation, evaluated only when read. */
 enum lazy_op {
 	LF_NONE, /* flags are in cpu->fl */
-	LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC
+	LF_ADD,
+	LF_ADC,
+	LF_SUB,
+	LF_SBB,
+	LF_LOGIC,
+	LF_INC,
+	LF_DEC
 };
 
-#define FL_CF 0x0001u
-#define FL_PF 0x0004u
-#define FL_AF 0x0010u
-#define FL_ZF 0x0040u
-#define FL_SF 0x0080u
-#define FL_TF 0x0100u
-#define FL_IF 0x0200u
-#define FL_DF 0x0400u
-#define FL_OF 0x0800u
-#define FL_IOPL 0x3000u
-#define FL_NT 0x4000u
-#define FL_RF 0x10000u
-#define FL_VM 0x20000u
-#define FL_AC 0x40000u
-#define FL_ID 0x200000u
+#define FL_CF	 0x0001u
+#define FL_PF	 0x0004u
+#define FL_AF	 0x0010u
+#define FL_ZF	 0x0040u
+#define FL_SF	 0x0080u
+#define FL_TF	 0x0100u
+#define FL_IF	 0x0200u
+#define FL_DF	 0x0400u
+#define FL_OF	 0x0800u
+#define FL_IOPL	 0x3000u
+#define FL_NT	 0x4000u
+#define FL_RF	 0x10000u
+#define FL_VM	 0x20000u
+#define FL_AC	 0x40000u
+#define FL_ID	 0x200000u
 #define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
 
-enum { EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
-       EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14,
-       EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19 };
+enum {
+	EXC_DE = 0,
+	EXC_DB = 1,
+	EXC_NMI = 2,
+	EXC_BP = 3,
+	EXC_OF = 4,
+	EXC_BR = 5,
+	EXC_UD = 6,
+	EXC_NM = 7,
+	EXC_DF = 8,
+	EXC_TS = 10,
+	EXC_NP = 11,
+	EXC_SS = 12,
+	EXC_GP = 13,
+	EXC_PF = 14,
+	EXC_MF = 16,
+	EXC_AC = 17,
+	EXC_MC = 18,
+	EXC_XM = 19
+};
 
 /* Why the interpreter long-jumps out of an instruction. */
 enum { JMP_EXCEPTION = 1, JMP_EXIT = 2 };
@@ -88,9 +144,9 @@ enum { JMP_EXCEPTION = 1, JMP_EXIT = 2 };
 enum access { ACC_READ, ACC_WRITE, ACC_EXEC };
 
 struct tlb_entry {
-	uint64_t tag[3]; /* page-aligned linear address per access kind; ~0 = invalid */
+	uint64_t tag[3];  /* page-aligned linear address per access kind; ~0 = invalid */
 	uintptr_t addend; /* host = addend + linear */
-	uint64_t pmask;   /* ~(size - 1) of the guest page this piece belongs to */
+	uint64_t pmask;	  /* ~(size - 1) of the guest page this piece belongs to */
 	bool global;
 };
 
@@ -110,21 +166,21 @@ typedef union {
 
 /* One decoded instruction. */
 struct insn {
-	uint64_t start;  /* linear RIP offset of the first byte */
+	uint64_t start; /* linear RIP offset of the first byte */
 	uint8_t len;
-	uint8_t opsize;  /* 2, 4 or 8 */
+	uint8_t opsize; /* 2, 4 or 8 */
 	uint8_t addrsize;
 	uint8_t rex;
-	int8_t seg;      /* segment override or -1 */
-	uint8_t rep;     /* 0, 0xf2 or 0xf3 */
+	int8_t seg;  /* segment override or -1 */
+	uint8_t rep; /* 0, 0xf2 or 0xf3 */
 	bool lock, opsize_prefix;
-	uint16_t op;     /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
+	uint16_t op; /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
 	bool has_modrm, is_mem;
 	uint8_t mod, reg, rm; /* reg and rm include REX bits */
-	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
+	int8_t base, index;   /* -1 = none; base 16 = RIP-relative */
 	uint8_t scale;
 	int64_t disp;
-	uint64_t ea;     /* offset within segment, computed at execution */
+	uint64_t ea; /* offset within segment, computed at execution */
 	uint8_t ea_seg;
 	int64_t imm, imm2;
 	uint8_t cls;	   /* enum insn_class */
@@ -144,7 +200,7 @@ struct soft_cpu {
 	uint64_t cr0, cr2, cr3, cr4, cr8, xcr0, efer;
 	uint64_t dr[4], dr6, dr7;
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base, sysenter_cs, sysenter_esp,
-		sysenter_eip, tsc_aux, pat, misc_enable;
+	    sysenter_eip, tsc_aux, pat, misc_enable;
 	int cpl;
 	int mode; /* code size: 2, 4 or 8 */
 
@@ -174,10 +230,10 @@ struct soft_cpu {
 	jmp_buf jb;
 
 	bool interrupt_shadow, halted, nmi_masked, nmi_pending;
-	const atomic_uint *attn; /* the interrupt controllers' attention word */
-	int await;		 /* kind of exit whose data the next run brings */
-	uint64_t insn_rip, insn_rsp; /* restored when an instruction faults */
-	struct insn *last;	 /* instruction being executed, for reports */
+	const atomic_uint *attn;      /* the interrupt controllers' attention word */
+	int await;		      /* kind of exit whose data the next run brings */
+	uint64_t insn_rip, insn_rsp;  /* restored when an instruction faults */
+	struct insn *last;	      /* instruction being executed, for reports */
 	int pending_exc, pending_irq; /* from a restored snapshot, -1 = none */
 	uint32_t pending_exc_err;
 	bool pending_exc_has_err;
@@ -323,8 +379,7 @@ uint64_t read_cr(struct soft_cpu *c, int n);
 bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write);
 void do_cpuid(struct soft_cpu *c);
 uint64_t read_tsc(struct soft_cpu *c);
-void far_jump(struct soft_cpu *c, uint16_t sel, uint64_t off, bool call, int opsize,
-	      uint64_t ret);
+void far_jump(struct soft_cpu *c, uint16_t sel, uint64_t off, bool call, int opsize, uint64_t ret);
 void far_return(struct soft_cpu *c, int opsize, uint16_t pop_extra);
 void do_syscall(struct soft_cpu *c);
 void do_sysret(struct soft_cpu *c, int opsize);
