@@ -159,7 +159,7 @@ static uint64_t sext(uint64_t v, int size)
 	return sh ? (uint64_t)((int64_t)(v << sh) >> sh) : v;
 }
 
-static uint64_t shift(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt)
+uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt)
 {
 	int bits = size * 8;
 	uint64_t m = mask_of(size), sign = 1ull << (bits - 1), r = a;
@@ -882,7 +882,7 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		unsigned cnt = b <= 0xc1   ? (unsigned)d->imm
 			       : b <= 0xd1 ? 1
 					   : (unsigned)c->r[R_RCX] & 0xff;
-		RMW(c, d, s, shift(c, d->reg & 7, s, old, cnt));
+		RMW(c, d, s, shift_op(c, d->reg & 7, s, old, cnt));
 		return;
 	}
 	case 0xc2:

@@ -218,6 +218,12 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	if (!v)
 		return -ENOMEM;
 	struct soft_cpu *c = &v->c;
+	c->blocks = calloc(BLOCK_CACHE_SIZE, sizeof(*c->blocks));
+	if (!c->blocks) {
+		free(v);
+		return -ENOMEM;
+	}
+	block_cache_init(c);
 	c->vm = vm;
 	c->index = index;
 	c->attn = intc_attention(vm->intc, index);
@@ -234,6 +240,7 @@ static void soft_vcpu_destroy(struct engine_vcpu *v)
 	if (!v)
 		return;
 	v->c.vm->cpu[v->c.index] = NULL;
+	free(v->c.blocks);
 	free(v);
 }
 
@@ -262,18 +269,24 @@ static void take_events(struct soft_cpu *c)
 		c->nmi_pending = true;
 }
 
-/* One instruction: decode at RIP, count it, execute it. */
-static inline void step(struct soft_cpu *c)
+/* One block: its instructions run until one branches, exits or halts. */
+static inline int run_block(struct soft_cpu *c)
 {
-	struct insn d;
-	c->insn_rip = c->rip;
-	c->insn_rsp = c->r[R_RSP];
-	c->interrupt_shadow = false;
-	decode(c, &d);
-	c->last = &d;
-	c->stat_insns++;
-	c->stat_class[d.cls]++;
-	exec_insn(c, &d);
+	struct block *b = fetch_block(c);
+	int i;
+	for (i = 0; i < b->n;) {
+		struct insn *d = &b->insn[i++];
+		c->insn_rip = c->rip;
+		c->insn_rsp = c->r[R_RSP];
+		c->interrupt_shadow = false;
+		c->last = d;
+		c->stat_insns++;
+		c->stat_class[d->cls]++;
+		d->fn(c, d);
+		if (c->rip != d->start + d->len || c->exit_pending || c->halted)
+			break;
+	}
+	return i;
 }
 
 static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
@@ -375,8 +388,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 				c->halted = false;
 			continue;
 		}
-		for (int n = 0; n < BATCH; n++) {
-			step(c);
+		int n = 0;
+		do {
+			n += run_block(c);
 			if (c->exit_pending || c->halted)
 				break;
 			attn = atomic_load_explicit(c->attn, memory_order_relaxed);
@@ -384,7 +398,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			    ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
 			    atomic_load_explicit(&c->kick, memory_order_relaxed))
 				break;
-		}
+		} while (n < BATCH);
 		c->last = NULL;
 		intc_poll(ic, c->index);
 	}
@@ -580,7 +594,8 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 					       json_object_new_int64((int64_t)c->stat_trap[i]));
 	json_object_object_add(obj, "traps", traps);
 	struct json_object *tlb = json_object_new_object();
-	json_object_object_add(tlb, "hits", json_object_new_int64((int64_t)c->stat_tlb_hit));
+	json_object_object_add(tlb, "hits", json_object_new_int64((int64_t)(c->stat_tlb_hit + c->stat_insns -
+									     c->stat_fetch_slow)));
 	json_object_object_add(tlb, "misses", json_object_new_int64((int64_t)c->stat_tlb_miss));
 	json_object_object_add(tlb, "flushes", json_object_new_int64((int64_t)c->stat_tlb_flush));
 	json_object_object_add(obj, "tlb", tlb);

@@ -25,6 +25,7 @@
 
 struct soft_intc;
 struct soft_cpu;
+struct insn;
 
 struct soft_slot {
 	uint64_t gpa, size;
@@ -184,7 +185,23 @@ struct insn {
 	uint8_t ea_seg;
 	int64_t imm, imm2;
 	uint8_t cls;	   /* enum insn_class */
+	void (*fn)(struct soft_cpu *c, struct insn *d); /* executes it (exec_fast.c) */
 	uint8_t bytes[16]; /* raw bytes, for failure reports */
+};
+
+/* A block of decoded straight-line instructions (decode.c), valid while the
+ * guest bytes it came from are unchanged. */
+#define BLOCK_INSNS	 16
+#define BLOCK_CACHE_BITS 10
+#define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
+
+struct block {
+	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
+	uint64_t rip;
+	int mode, n;
+	uint16_t nbytes;
+	uint8_t code[BLOCK_INSNS * 15];
+	struct insn insn[BLOCK_INSNS];
 };
 
 struct soft_cpu {
@@ -242,14 +259,17 @@ struct soft_cpu {
 	int index;
 	struct engine_vm *vm;
 
+	struct block *blocks;
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
 	uint64_t stat_trap[NR_TRAPS];
-	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush;
+	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush, stat_fetch_slow;
 };
 
 /* decode.c */
-void decode(struct soft_cpu *c, struct insn *d);
+void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
+struct block *fetch_block(struct soft_cpu *c);
+void block_cache_init(struct soft_cpu *c);
 extern const uint8_t insn_class_1b[256], insn_class_0f[256];
 
 /* flags.c */
@@ -285,14 +305,47 @@ static inline uint64_t mask_of(int size)
  * through memcpy (a single move once optimised). */
 static inline uint64_t load_n(const uint8_t *p, int size)
 {
-	uint64_t v = 0;
-	__builtin_memcpy(&v, p, size);
-	return v;
+	switch (size) {
+	case 1:
+		return *p;
+	case 2: {
+		uint16_t v;
+		__builtin_memcpy(&v, p, 2);
+		return v;
+	}
+	case 4: {
+		uint32_t v;
+		__builtin_memcpy(&v, p, 4);
+		return v;
+	}
+	default: {
+		uint64_t v;
+		__builtin_memcpy(&v, p, 8);
+		return v;
+	}
+	}
 }
 
 static inline void store_n(uint8_t *p, int size, uint64_t v)
 {
-	__builtin_memcpy(p, &v, size);
+	switch (size) {
+	case 1:
+		*p = (uint8_t)v;
+		break;
+	case 2: {
+		uint16_t t = (uint16_t)v;
+		__builtin_memcpy(p, &t, 2);
+		break;
+	}
+	case 4: {
+		uint32_t t = (uint32_t)v;
+		__builtin_memcpy(p, &t, 4);
+		break;
+	}
+	default:
+		__builtin_memcpy(p, &v, 8);
+		break;
+	}
 }
 
 /* Atomic compare-and-swap on guest memory for LOCKed instructions. */
@@ -321,16 +374,22 @@ static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
 }
 
 /* Host pointer for [lin, lin+size) if it stays in one cached page. */
-static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, int acc)
+static inline uint8_t *tlb_peek(struct soft_cpu *c, uint64_t lin, int size, int acc)
 {
 	int user = c->cpl == 3;
 	struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000,
-			     1)) {
-		c->stat_tlb_hit++;
+			     1))
 		return (uint8_t *)(e->addend + lin);
-	}
 	return NULL;
+}
+
+/* The same for data accesses, counted for --stats. */
+static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, int acc)
+{
+	uint8_t *p = tlb_peek(c, lin, size, acc);
+	c->stat_tlb_hit += p != NULL;
+	return p;
 }
 
 uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc);
@@ -386,6 +445,8 @@ void do_sysret(struct soft_cpu *c, int opsize);
 
 /* exec.c and friends: execute one decoded instruction. */
 void exec_insn(struct soft_cpu *c, struct insn *d);
+void choose_handler(struct soft_cpu *c, struct insn *d);
+uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
 void exec_0f(struct soft_cpu *c, struct insn *d);
 bool exec_sse(struct soft_cpu *c, struct insn *d);
 void exec_x87(struct soft_cpu *c, struct insn *d);
