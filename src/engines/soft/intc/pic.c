@@ -22,6 +22,9 @@ void pic_reset(struct pic *p)
 	p->chip[1].elcr_mask = 0xde; /* IRQ 8 and 13 are always edge */
 	chip_init(&p->chip[0]);
 	chip_init(&p->chip[1]);
+	/* As firmware leaves it: all inputs masked until the OS programs the
+	 * PIC, so a guest that never touches it gets no stray vectors 0-15. */
+	p->chip[0].imr = p->chip[1].imr = 0xff;
 }
 
 /* Priority rank (0 = highest) of the best request in mask, 8 if none. */
@@ -56,10 +59,15 @@ static void chip_set_irq(struct pic_chip *c, unsigned n, bool level)
 	c->line = level ? c->line | bit : c->line & ~bit;
 }
 
-/* The slave's output is the master's IRQ2 input. */
+/* The slave's output is the master's IRQ2 input. It acts as a level: a
+ * request the slave withdraws (masked, reset) is withdrawn from the master. */
 static void cascade(struct pic *p)
 {
-	chip_set_irq(&p->chip[0], 2, chip_irq(&p->chip[1]) >= 0);
+	struct pic_chip *m = &p->chip[0];
+	if (chip_irq(&p->chip[1]) >= 0)
+		m->irr |= 1u << 2;
+	else
+		m->irr &= ~(1u << 2);
 }
 
 void pic_set_irq(struct pic *p, unsigned irq, bool level)
