@@ -47,6 +47,7 @@ struct lapic {
 	int64_t tsc_offset;		/* guest TSC = (now - epoch) + tsc_offset */
 	int64_t tsc_adjust;		/* IA32_TSC_ADJUST, part of tsc_offset */
 	uint64_t kvmclock_msr;		/* MSR_KVM_SYSTEM_TIME_NEW */
+	uint32_t esr_pending;		/* errors since the last ESR write */
 
 	unsigned events;		/* INTC_EV_* not yet taken */
 	uint8_t sipi_vector;

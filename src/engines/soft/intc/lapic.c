@@ -202,7 +202,7 @@ void lapic_accept(struct soft_intc *ic, int cpu, unsigned dm, uint8_t vector, bo
 		if (!sw_enabled(a))
 			return; /* a software-disabled APIC drops fixed interrupts */
 		if (vector < 16) {
-			a->reg[LAPIC_ESR] |= ESR_RECV_ILLEGAL;
+			a->esr_pending |= ESR_RECV_ILLEGAL;
 			return;
 		}
 		vec_set(a, LAPIC_IRR, vector, true);
@@ -271,7 +271,7 @@ static void send_ipi(struct soft_intc *ic, int cpu)
 	if (dm == DM_INIT && !(icr & ICR_ASSERT) && (icr & ICR_LEVEL))
 		return; /* INIT level de-assert: only synchronises arbitration IDs */
 	if ((dm == DM_FIXED || dm == DM_LOWEST) && vector < 16) {
-		a->reg[LAPIC_ESR] |= ESR_SEND_ILLEGAL;
+		a->esr_pending |= ESR_SEND_ILLEGAL;
 		return;
 	}
 	if (dm == DM_LOWEST && shorthand)
@@ -364,7 +364,8 @@ void lapic_write(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val)
 		intc_update(ic, cpu);
 		break;
 	case LAPIC_ESR:
-		a->reg[slot] = 0; /* errors are reported as they happen, then cleared */
+		a->reg[slot] = a->esr_pending; /* a write latches the errors seen so far */
+		a->esr_pending = 0;
 		break;
 	case LAPIC_ICR:
 		a->reg[slot] = val & ~(1u << 12); /* delivery is instant: never "pending" */
@@ -389,7 +390,7 @@ void lapic_write(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val)
 		break;
 	case LAPIC_SELF_IPI:
 		if ((val & 0xff) < 16)
-			a->reg[LAPIC_ESR] |= ESR_SEND_ILLEGAL;
+			a->esr_pending |= ESR_SEND_ILLEGAL;
 		else
 			lapic_accept(ic, cpu, DM_FIXED, val & 0xff, false);
 		break;
@@ -409,6 +410,7 @@ void lapic_reset(struct soft_intc *ic, int cpu, bool power_on)
 		a->base_msr = INTC_APIC_DEFAULT_BASE | APIC_BASE_EN | (cpu == 0 ? APIC_BASE_BSP : 0);
 	}
 	memset(a->reg, 0, sizeof(a->reg));
+	a->esr_pending = 0;
 	a->reg[LAPIC_DFR] = 0xffffffff;
 	a->reg[LAPIC_SVR] = 0xff;
 	a->reg[LAPIC_LVT_CMCI] = LVT_MASKED;
