@@ -2,9 +2,9 @@
  * destinations, edge and level pins with remote IRR and EOI broadcast, MSI. */
 #include "intc_test.h"
 
-#define RTE_LEVEL  (1u << 15)
-#define RTE_MASKED (1u << 16)
-#define RTE_RIRR   (1u << 14)
+#define RTE_LEVEL   (1u << 15)
+#define RTE_MASKED  (1u << 16)
+#define RTE_RIRR    (1u << 14)
 #define RTE_LOGICAL (1u << 11)
 
 static void route(struct soft_intc *ic, unsigned pin, uint32_t low, uint8_t dest)
@@ -42,7 +42,7 @@ static void edge_pin_to_physical_cpu(void **state)
 	assert_int_equal(intc_pending(ic, 1), 0x35);
 	assert_int_equal(intc_ack(ic, 1), 0x35);
 	assert_int_equal(apic_read(ic, 1, 0x100 + 0x10), 1u << (0x35 - 32)); /* ISR */
-	assert_int_equal(apic_read(ic, 1, 0x180 + 0x10), 0);		       /* TMR: edge */
+	assert_int_equal(apic_read(ic, 1, 0x180 + 0x10), 0);		     /* TMR: edge */
 	apic_write(ic, 1, 0xb0, 0);
 	assert_int_equal(apic_read(ic, 1, 0x100 + 0x10), 0);
 	assert_int_equal(attention(ic, 1), 0);
@@ -134,13 +134,13 @@ static void bad_gsi_and_register_ignored(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(identifies_itself),
-		cmocka_unit_test(edge_pin_to_physical_cpu),
-		cmocka_unit_test(masked_edge_is_delivered_on_unmask),
-		cmocka_unit_test(level_pin_holds_remote_irr),
-		cmocka_unit_test(logical_flat_and_lowest_priority),
-		cmocka_unit_test(msi_messages),
-		cmocka_unit_test(bad_gsi_and_register_ignored),
+	    cmocka_unit_test(identifies_itself),
+	    cmocka_unit_test(edge_pin_to_physical_cpu),
+	    cmocka_unit_test(masked_edge_is_delivered_on_unmask),
+	    cmocka_unit_test(level_pin_holds_remote_irr),
+	    cmocka_unit_test(logical_flat_and_lowest_priority),
+	    cmocka_unit_test(msi_messages),
+	    cmocka_unit_test(bad_gsi_and_register_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

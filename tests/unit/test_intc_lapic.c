@@ -10,7 +10,7 @@
 static void priorities_and_eoi(void **state)
 {
 	struct soft_intc *ic = test_intc(1);
-	apic_write(ic, 0, 0x300, 0x40050); /* self-IPI via shorthand: vector 0x50 */
+	apic_write(ic, 0, 0x300, 0x40050);     /* self-IPI via shorthand: vector 0x50 */
 	assert_int_equal(attention(ic, 0), 0); /* software-disabled: dropped */
 	apic_enable(ic, 0);
 	apic_write(ic, 0, 0x300, 0x40050);
@@ -23,7 +23,7 @@ static void priorities_and_eoi(void **state)
 	assert_int_equal(intc_cr8_read(ic, 0), 6);
 	assert_int_equal(intc_ack(ic, 0), 0x80);
 	assert_int_equal(apic_read(ic, 0, 0xa0), 0x80); /* PPR = ISR class */
-	assert_int_equal(intc_pending(ic, 0), -1);	 /* 0x50 below PPR */
+	assert_int_equal(intc_pending(ic, 0), -1);	/* 0x50 below PPR */
 	intc_cr8_write(ic, 0, 0);
 	apic_write(ic, 0, 0xb0, 0);
 	assert_int_equal(intc_ack(ic, 0), 0x50);
@@ -48,8 +48,8 @@ static void timer_one_shot(void **state)
 {
 	struct soft_intc *ic = test_intc(1);
 	apic_enable(ic, 0);
-	apic_write(ic, 0, 0x3e0, 0xb);	  /* divide by 1 */
-	apic_write(ic, 0, 0x320, 0xec);	  /* one-shot, vector 0xec */
+	apic_write(ic, 0, 0x3e0, 0xb);	   /* divide by 1 */
+	apic_write(ic, 0, 0x320, 0xec);	   /* one-shot, vector 0xec */
 	apic_write(ic, 0, 0x380, 20 * MS); /* 20 ms at 1 GHz */
 	uint32_t c1 = apic_read(ic, 0, 0x390);
 	assert_true(c1 > 0 && c1 <= 20 * MS);
@@ -68,9 +68,9 @@ static void timer_periodic_with_divider(void **state)
 {
 	struct soft_intc *ic = test_intc(1);
 	apic_enable(ic, 0);
-	apic_write(ic, 0, 0x3e0, 0x3);		     /* divide by 16 */
-	apic_write(ic, 0, 0x320, 0x20000 | 0xed);     /* periodic */
-	apic_write(ic, 0, 0x380, 10 * MS / 16);	     /* 10 ms */
+	apic_write(ic, 0, 0x3e0, 0x3);		  /* divide by 16 */
+	apic_write(ic, 0, 0x320, 0x20000 | 0xed); /* periodic */
+	apic_write(ic, 0, 0x380, 10 * MS / 16);	  /* 10 ms */
 	uint64_t t0 = now_ns();
 	for (int i = 0; i < 5; i++) {
 		/* The vCPU halts between ticks, as an idle guest does. */
@@ -131,7 +131,7 @@ static void init_sipi_and_nmi_ipis(void **state)
 	apic_write(ic, 0, 0x300, 0x4500); /* INIT assert to CPU 1 */
 	assert_int_equal(attention(ic, 1), INTC_ATTN_EVENT);
 	assert_int_equal(apic_read(ic, 0, 0x300) & (1u << 12), 0); /* delivered */
-	apic_write(ic, 0, 0x300, 0x8500);			     /* INIT de-assert: nothing */
+	apic_write(ic, 0, 0x300, 0x8500);			   /* INIT de-assert: nothing */
 	assert_int_equal(intc_take_events(ic, 1, &sipi), INTC_EV_INIT);
 	assert_int_equal(attention(ic, 1), 0);
 	apic_write(ic, 0, 0x300, 0x4608); /* SIPI, vector 8 */
@@ -289,15 +289,15 @@ static void snapshot_page_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(priorities_and_eoi),
-		cmocka_unit_test(timer_one_shot),
-		cmocka_unit_test(timer_periodic_with_divider),
-		cmocka_unit_test(timer_tsc_deadline),
-		cmocka_unit_test(init_sipi_and_nmi_ipis),
-		cmocka_unit_test(fixed_ipis_and_errors),
-		cmocka_unit_test(x2apic_msrs),
-		cmocka_unit_test(halt_wakes_on_ipi_and_kick),
-		cmocka_unit_test(snapshot_page_round_trip),
+	    cmocka_unit_test(priorities_and_eoi),
+	    cmocka_unit_test(timer_one_shot),
+	    cmocka_unit_test(timer_periodic_with_divider),
+	    cmocka_unit_test(timer_tsc_deadline),
+	    cmocka_unit_test(init_sipi_and_nmi_ipis),
+	    cmocka_unit_test(fixed_ipis_and_errors),
+	    cmocka_unit_test(x2apic_msrs),
+	    cmocka_unit_test(halt_wakes_on_ipi_and_kick),
+	    cmocka_unit_test(snapshot_page_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,13 +151,13 @@ static void apic_disabled_gets_pic_directly(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(delivers_and_eois),
-		cmocka_unit_test(priority_and_cascade),
-		cmocka_unit_test(masked_requests_wait),
-		cmocka_unit_test(level_mode_via_elcr),
-		cmocka_unit_test(auto_eoi_and_poll),
-		cmocka_unit_test(not_our_ports),
-		cmocka_unit_test(apic_disabled_gets_pic_directly),
+	    cmocka_unit_test(delivers_and_eois),
+	    cmocka_unit_test(priority_and_cascade),
+	    cmocka_unit_test(masked_requests_wait),
+	    cmocka_unit_test(level_mode_via_elcr),
+	    cmocka_unit_test(auto_eoi_and_poll),
+	    cmocka_unit_test(not_our_ports),
+	    cmocka_unit_test(apic_disabled_gets_pic_directly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  * calibrates the TSC, latch and read-back commands, channel 0 on IRQ0. */
 #include "intc_test.h"
 
-#define MS 1000000ull
+#define MS     1000000ull
 #define PIT_HZ 1193182ull
 
 static uint16_t read_count(struct soft_intc *ic, unsigned ch)
@@ -127,10 +127,10 @@ static void irq0_reaches_ioapic_pin2(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(channel2_countdown_via_port61),
-		cmocka_unit_test(live_reads_toggle_bytes),
-		cmocka_unit_test(channel0_rate_generator_on_irq0),
-		cmocka_unit_test(irq0_reaches_ioapic_pin2),
+	    cmocka_unit_test(channel2_countdown_via_port61),
+	    cmocka_unit_test(live_reads_toggle_bytes),
+	    cmocka_unit_test(channel0_rate_generator_on_irq0),
+	    cmocka_unit_test(irq0_reaches_ioapic_pin2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,8 +75,7 @@ bool intc_pio(struct soft_intc *ic, uint16_t port, void *data, unsigned size, bo
  * in xAPIC mode) and the IOAPIC page at INTC_IOAPIC_BASE. Returns false if gpa
  * is not ours. Accesses of any size are accepted (registers are 32-bit; odd
  * sizes read/write the containing dword's bytes). */
-bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size,
-	       bool write);
+bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size, bool write);
 
 /* MSRs: IA32_TSC (0x10), IA32_APIC_BASE (0x1b), IA32_TSC_ADJUST (0x3b),
  * IA32_TSC_DEADLINE (0x6e0), x2APIC 0x800-0x8ff, kvmclock 0x4b564d00/01 (and

@@ -102,7 +102,7 @@ static void write_reg(struct soft_intc *ic, uint32_t val)
 		/* A pin switched to level mode follows its current input level. */
 		if (e & RTE_LEVEL)
 			io->irr = (io->line & (1u << pin)) ? io->irr | (1u << pin)
-							    : io->irr & ~(1u << pin);
+							   : io->irr & ~(1u << pin);
 	}
 	io->redir[pin] = e;
 	service(ic, pin); /* unmasking delivers what is pending */

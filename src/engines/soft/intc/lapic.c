@@ -14,9 +14,9 @@ _Static_assert(INTC_TSC_HZ == 1000000000ull, "TSC-deadline arithmetic assumes 1 
 #define TIMER_MODE(lvt) (((lvt) >> 17) & 3)
 enum { TIMER_ONESHOT, TIMER_PERIODIC, TIMER_TSC_DEADLINE };
 
-#define ICR_LOGICAL  (1u << 11)
-#define ICR_ASSERT   (1u << 14)
-#define ICR_LEVEL    (1u << 15)
+#define ICR_LOGICAL	 (1u << 11)
+#define ICR_ASSERT	 (1u << 14)
+#define ICR_LEVEL	 (1u << 15)
 #define ESR_SEND_ILLEGAL (1u << 5)
 #define ESR_RECV_ILLEGAL (1u << 6)
 
@@ -243,7 +243,7 @@ bool lapic_match(const struct lapic *a, uint32_t dest, bool logical, bool wide)
 	}
 	uint8_t d = (uint8_t)dest, l = (uint8_t)(ldr >> 24);
 	if ((a->reg[LAPIC_DFR] >> 28) == 0xf)
-		return d & l; /* flat model: 8 bits, one per CPU */
+		return d & l;			      /* flat model: 8 bits, one per CPU */
 	return (d >> 4) == (l >> 4) && (d & l & 0xf); /* cluster model */
 }
 
@@ -407,7 +407,8 @@ void lapic_reset(struct soft_intc *ic, int cpu, bool power_on)
 	struct lapic *a = &ic->cpu[cpu];
 	if (power_on) {
 		a->id = (uint32_t)cpu;
-		a->base_msr = INTC_APIC_DEFAULT_BASE | APIC_BASE_EN | (cpu == 0 ? APIC_BASE_BSP : 0);
+		a->base_msr =
+		    INTC_APIC_DEFAULT_BASE | APIC_BASE_EN | (cpu == 0 ? APIC_BASE_BSP : 0);
 	}
 	memset(a->reg, 0, sizeof(a->reg));
 	a->esr_pending = 0;
@@ -431,8 +432,8 @@ void lapic_reset(struct soft_intc *ic, int cpu, bool power_on)
 static int apic_base_write(struct soft_intc *ic, int cpu, uint64_t val)
 {
 	struct lapic *a = &ic->cpu[cpu];
-	const uint64_t reserved = ~(0x000ffffffffff000ull | APIC_BASE_BSP | APIC_BASE_EXTD |
-				    APIC_BASE_EN);
+	const uint64_t reserved =
+	    ~(0x000ffffffffff000ull | APIC_BASE_BSP | APIC_BASE_EXTD | APIC_BASE_EN);
 	bool en = val & APIC_BASE_EN, x2 = val & APIC_BASE_EXTD;
 	if ((val & reserved) || (x2 && !en))
 		return -1;
@@ -454,9 +455,9 @@ static int apic_base_write(struct soft_intc *ic, int cpu, uint64_t val)
 static bool x2apic_readable(unsigned slot)
 {
 	return slot == LAPIC_ID || slot == LAPIC_VER || slot == LAPIC_TPR || slot == LAPIC_PPR ||
-	       slot == LAPIC_LDR || slot == LAPIC_SVR || (slot >= LAPIC_ISR && slot < LAPIC_ESR + 1) ||
-	       slot == LAPIC_ICR || is_lvt(slot) || slot == LAPIC_TIMER_INIT ||
-	       slot == LAPIC_TIMER_CUR || slot == LAPIC_TIMER_DIV;
+	       slot == LAPIC_LDR || slot == LAPIC_SVR ||
+	       (slot >= LAPIC_ISR && slot < LAPIC_ESR + 1) || slot == LAPIC_ICR || is_lvt(slot) ||
+	       slot == LAPIC_TIMER_INIT || slot == LAPIC_TIMER_CUR || slot == LAPIC_TIMER_DIV;
 }
 
 static bool x2apic_writable(unsigned slot)

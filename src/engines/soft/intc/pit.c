@@ -8,10 +8,10 @@
  * like 0 and 4, and BCD counting is treated as binary. */
 #include "engines/soft/intc/intc_priv.h"
 
-#define PIT_HZ	      1193182ull
-#define REFRESH_NS    15085 /* port 0x61 bit 4 toggles every 15.085 us */
-#define PORT61_GATE2  0x01
-#define PORT61_OUT2   0x20
+#define PIT_HZ	       1193182ull
+#define REFRESH_NS     15085 /* port 0x61 bit 4 toggles every 15.085 us */
+#define PORT61_GATE2   0x01
+#define PORT61_OUT2    0x20
 #define PORT61_REFRESH 0x10
 
 static uint64_t ns_to_ticks(uint64_t ns)
@@ -139,8 +139,8 @@ static void latch_status(struct pit_channel *ch, uint64_t now)
 {
 	if (ch->status_latched)
 		return;
-	ch->status = (uint8_t)(out(ch, now) << 7 | ch->null_count << 6 | ch->rw << 4 |
-			       ch->mode << 1);
+	ch->status =
+	    (uint8_t)(out(ch, now) << 7 | ch->null_count << 6 | ch->rw << 4 | ch->mode << 1);
 	ch->status_latched = true;
 }
 
