@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "engines/cpu_state.h"
+#include "engines/vm_state.h"
 
 struct engine_vm;
 struct engine_vcpu;
@@ -90,7 +91,9 @@ struct engine_ops {
 	int (*vcpu_create)(struct engine_vm *vm, int index, struct engine_vcpu **out);
 	void (*vcpu_destroy)(struct engine_vcpu *vcpu);
 
-	/* Run until the next exit. Returns 0, or a negative errno for a host failure. */
+	/* Run until the next exit. Returns 0, or a negative errno for a host failure.
+	 * Pass the same exit struct back on the next call: it carries the results
+	 * (I/O and MMIO read data, hypercall return) the engine must complete. */
 	int (*vcpu_run)(struct engine_vcpu *vcpu, struct vcpu_exit *exit);
 	/* Make a running (or the next) vcpu_run return EXIT_KICKED soon. */
 	void (*vcpu_kick)(struct engine_vcpu *vcpu);
@@ -101,6 +104,11 @@ struct engine_ops {
 	/* Interrupt inputs: ISA/IOAPIC line by GSI, and message-signalled. */
 	int (*irq_line)(struct engine_vm *vm, unsigned gsi, bool level);
 	int (*msi)(struct engine_vm *vm, uint64_t addr, uint32_t data);
+
+	/* VM-wide interrupt controllers, PIT and clock (snapshots); all vCPUs
+	 * must be parked. */
+	int (*get_vm_state)(struct engine_vm *vm, struct vm_state *st);
+	int (*set_vm_state)(struct engine_vm *vm, const struct vm_state *st);
 
 	/* Optional: add engine-specific counters (e.g. traps by class) to obj. */
 	void (*stats)(struct engine_vcpu *vcpu, struct json_object *obj);
