@@ -347,3 +347,29 @@ void intc_kick(struct soft_intc *ic, int cpu)
 		pthread_cond_signal(&ic->cpu[cpu].wake);
 	pthread_mutex_unlock(&ic->lock);
 }
+
+/* ---- VM-wide snapshot ---- */
+
+void intc_get_vm_state(struct soft_intc *ic, struct vm_state *st)
+{
+	pthread_mutex_lock(&ic->lock);
+	uint64_t now = intc_now();
+	memset(st, 0, sizeof(*st));
+	pic_save(&ic->pic, st->pic);
+	ioapic_save(&ic->ioapic, &st->ioapic);
+	pit_save(&ic->pit, st->pit, &st->pit_speaker, now);
+	st->clock_ns = now - ic->epoch;
+	pthread_mutex_unlock(&ic->lock);
+}
+
+void intc_set_vm_state(struct soft_intc *ic, const struct vm_state *st)
+{
+	pthread_mutex_lock(&ic->lock);
+	uint64_t now = intc_now();
+	ic->epoch = now - (st->clock_ns < now ? st->clock_ns : now);
+	pic_load(&ic->pic, st->pic);
+	ioapic_load(&ic->ioapic, &st->ioapic);
+	pit_load(ic, st->pit, st->pit_speaker, now);
+	intc_update_all(ic);
+	pthread_mutex_unlock(&ic->lock);
+}

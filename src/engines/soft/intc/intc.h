@@ -54,8 +54,8 @@ void intc_destroy(struct soft_intc *ic);
 
 /* Drive GSI `gsi` (0-23) to `level`. GSIs 0-15 also reach the 8259 input of the
  * same number (edge or level per ELCR). Out-of-range GSIs are ignored. The PIT
- * is internal: it drives PIC IRQ0 and IOAPIC pin 2 (the firmware tables must
- * carry the usual ISA IRQ0 -> GSI 2 override). */
+ * is internal: it drives PIC IRQ0 and IOAPIC pins 0 and 2, so firmware tables
+ * may map ISA IRQ0 to GSI 0 (as KVM's default routing does) or GSI 2. */
 void intc_irq_line(struct soft_intc *ic, unsigned gsi, bool level);
 
 /* A message-signalled interrupt: addr 0xfeeXXXXX (destination in bits 19:12,
@@ -158,5 +158,12 @@ uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
  * of now). set restores it, re-arming the timer from the current count. */
 void intc_get_lapic(struct soft_intc *ic, int cpu, uint8_t page[1024]);
 void intc_set_lapic(struct soft_intc *ic, int cpu, const uint8_t page[1024]);
+
+/* The VM-wide part (PIC pair, IOAPIC, PIT, kvmclock time) in the neutral form
+ * of engines/vm_state.h, for the engine's get/set_vm_state ops. Setting the
+ * clock moves the TSC of every CPU with it: restore IA32_TSC afterwards. */
+struct vm_state;
+void intc_get_vm_state(struct soft_intc *ic, struct vm_state *st);
+void intc_set_vm_state(struct soft_intc *ic, const struct vm_state *st);
 
 #endif

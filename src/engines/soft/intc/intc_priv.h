@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engines/soft/intc/intc.h"
+#include "engines/vm_state.h"
 
 #define NEVER UINT64_MAX /* a deadline that does not exist */
 
@@ -109,6 +110,8 @@ void ioapic_reset(struct ioapic *io);
 void ioapic_set_pin(struct soft_intc *ic, unsigned pin, bool level);
 void ioapic_eoi(struct soft_intc *ic, uint8_t vector);
 void ioapic_mmio(struct soft_intc *ic, uint64_t offset, uint32_t *val, bool write);
+void ioapic_save(const struct ioapic *io, struct ioapic_state *st);
+void ioapic_load(struct ioapic *io, const struct ioapic_state *st);
 
 /* ---- 8259 PIC pair ---- */
 
@@ -133,6 +136,8 @@ int pic_peek(const struct pic *p);
 /* INTA cycle: the vector to deliver (a spurious 7/15 vector if nothing). */
 uint8_t pic_ack(struct pic *p);
 bool pic_pio(struct pic *p, uint16_t port, uint8_t *val, bool write);
+void pic_save(const struct pic *p, struct pic_state st[2]);
+void pic_load(struct pic *p, const struct pic_state st[2]);
 
 /* ---- 8254 PIT and port 0x61 ---- */
 
@@ -160,6 +165,9 @@ struct pit {
 void pit_reset(struct pit *p, uint64_t now);
 bool pit_pio(struct soft_intc *ic, uint16_t port, uint8_t *val, bool write);
 void pit_fire(struct soft_intc *ic, uint64_t now);
+void pit_save(const struct pit *p, struct pit_channel_state st[3], bool *speaker, uint64_t now);
+void pit_load(struct soft_intc *ic, const struct pit_channel_state st[3], bool speaker,
+	      uint64_t now);
 
 /* ---- The whole ---- */
 
