@@ -33,7 +33,9 @@ struct soft_intc;
  * LAPIC timer runs from a "core crystal" of the same rate, so the core should
  * advertise: CPUID 0x15 EAX=1 EBX=1 ECX=INTC_CRYSTAL_HZ; CPUID 0x16 EAX=EBX=
  * INTC_TSC_HZ/1000000; 0x40000010 EAX=INTC_TSC_HZ/1000 EBX=INTC_CRYSTAL_HZ/1000;
- * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9). */
+ * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9). The APIC
+ * timer never stops and the TSC is invariant, so CPUID.6:EAX.ARAT (bit 2) and
+ * CPUID.80000007:EDX (bit 8) may be advertised too. */
 #define INTC_TSC_HZ	1000000000ull
 #define INTC_CRYSTAL_HZ 1000000000ull
 

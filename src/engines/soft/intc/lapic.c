@@ -389,6 +389,8 @@ void lapic_write(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val)
 		a->reg[slot] = val & 0xb;
 		break;
 	case LAPIC_SELF_IPI:
+		if (!lapic_x2apic(a))
+			break; /* reserved in xAPIC mode */
 		if ((val & 0xff) < 16)
 			a->esr_pending |= ESR_SEND_ILLEGAL;
 		else
