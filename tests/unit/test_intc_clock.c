@@ -25,10 +25,10 @@ static void tsc_follows_wall_time(void **state)
 {
 	struct soft_intc *ic = test_intc(2);
 	uint64_t w0 = now_ns(), t0 = intc_rdtsc(ic, 0);
-	sleep_ms(50);
+	sleep_ms(100);
 	uint64_t w1 = now_ns(), t1 = intc_rdtsc(ic, 0);
 	double hz = (double)(t1 - t0) * 1e9 / (double)(w1 - w0);
-	assert_true(hz > 0.95 * INTC_TSC_HZ && hz < 1.05 * INTC_TSC_HZ);
+	assert_true(hz > 0.9 * INTC_TSC_HZ && hz < 1.1 * INTC_TSC_HZ);
 	/* Both CPUs share one TSC: a later read on CPU 1 is not smaller. */
 	assert_true(intc_rdtsc(ic, 1) >= t1);
 	intc_destroy(ic);
