@@ -220,7 +220,7 @@ static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *er
 		v->m = m;
 		v->index = i;
 		rc = m->engine->vcpu_create(m->evm, i, &v->ev);
-		if (!rc)
+		if (!rc && bsp) /* no bsp: a snapshot provides every vCPU's state */
 			rc = m->engine->set_state(v->ev, i ? ap : bsp);
 		if (rc)
 			snprintf(err, errlen, "engine %s: cannot create vCPU %d: %s", m->engine->name, i,
@@ -247,17 +247,19 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		snprintf(err, errlen, "--cpus %d is out of range 1..%d", cfg->cpus, MAX_VCPUS);
 		return EXIT_CODE_USAGE;
 	}
-	if (guest_mem_init(&m->mem, cfg->mem, err, errlen))
+	bool restoring = cfg->ram_fd >= 0;
+	if (restoring ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
+		      : guest_mem_init(&m->mem, cfg->mem, err, errlen))
 		return EXIT_CODE_USAGE;
 
-	struct cpu_state *bsp = malloc(sizeof(*bsp));
+	struct cpu_state *bsp = calloc(1, sizeof(*bsp));
 	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus};
 	if (!bsp) {
 		snprintf(err, errlen, "out of memory");
 		return EXIT_CODE_HOST;
 	}
 	/* Refuse a bad image before touching the engine: errors name the file, not KVM. */
-	if (boot_load(&ba, bsp, err, errlen)) {
+	if (!restoring && boot_load(&ba, bsp, err, errlen)) {
 		free(bsp);
 		return EXIT_CODE_IMAGE;
 	}
@@ -265,7 +267,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
-		rc = create_vcpus(m, bsp, err, errlen);
+		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	return rc;
 }
