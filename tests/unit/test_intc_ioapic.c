@@ -120,6 +120,24 @@ static void msi_messages(void **state)
 	intc_destroy(ic);
 }
 
+/* Linux on a KVM-like hypervisor without interrupt remapping runs the APICs
+ * in x2APIC physical mode: 8-bit IOAPIC and MSI destinations are APIC IDs. */
+static void x2apic_cpus_get_8bit_messages(void **state)
+{
+	struct soft_intc *ic = setup();
+	assert_int_equal(wrmsr(ic, 1, 0x1b, 0xfee00c00), 1);
+	assert_int_equal(wrmsr(ic, 1, 0x80f, 0x1ff), 1);
+	route(ic, 4, 0x34, 1);
+	intc_irq_line(ic, 4, true);
+	intc_irq_line(ic, 4, false);
+	assert_int_equal(intc_ack(ic, 1), 0x34);
+	assert_int_equal(wrmsr(ic, 1, 0x80b, 0), 1);
+	intc_msi(ic, 0xfee01000, 0x42);
+	assert_int_equal(intc_ack(ic, 1), 0x42);
+	assert_int_equal(attention(ic, 0), 0);
+	intc_destroy(ic);
+}
+
 static void bad_gsi_and_register_ignored(void **state)
 {
 	struct soft_intc *ic = setup();
@@ -140,6 +158,7 @@ int main(void)
 	    cmocka_unit_test(level_pin_holds_remote_irr),
 	    cmocka_unit_test(logical_flat_and_lowest_priority),
 	    cmocka_unit_test(msi_messages),
+	    cmocka_unit_test(x2apic_cpus_get_8bit_messages),
 	    cmocka_unit_test(bad_gsi_and_register_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

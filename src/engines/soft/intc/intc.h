@@ -35,7 +35,9 @@ struct soft_intc;
  * INTC_TSC_HZ/1000000; 0x40000010 EAX=INTC_TSC_HZ/1000 EBX=INTC_CRYSTAL_HZ/1000;
  * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9). The APIC
  * timer never stops and the TSC is invariant, so CPUID.6:EAX.ARAT (bit 2) and
- * CPUID.80000007:EDX (bit 8) may be advertised too. */
+ * CPUID.80000007:EDX (bit 8) may be advertised too. x2APIC (CPUID.1:ECX bit
+ * 21) is supported: with the KVM signature and no interrupt remapping, Linux
+ * then runs it in physical mode, and MSRs are cheaper to emulate than MMIO. */
 #define INTC_TSC_HZ	1000000000ull
 #define INTC_CRYSTAL_HZ 1000000000ull
 
