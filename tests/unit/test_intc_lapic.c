@@ -61,6 +61,14 @@ static void timer_one_shot(void **state)
 	sleep_ms(30);
 	intc_poll(ic, 0);
 	assert_int_equal(attention(ic, 0), 0); /* one shot only */
+
+	/* Switching to periodic keeps the running count; TSC-deadline mode stops it. */
+	apic_write(ic, 0, 0x380, 500 * MS);
+	apic_write(ic, 0, 0x320, 0x20000 | 0xec);
+	assert_true(apic_read(ic, 0, 0x390) > 400 * MS);
+	apic_write(ic, 0, 0x320, 0x40000 | 0xec);
+	assert_int_equal(apic_read(ic, 0, 0x390), 0);
+	assert_int_equal(apic_read(ic, 0, 0x380), 0);
 	intc_destroy(ic);
 }
 

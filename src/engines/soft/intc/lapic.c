@@ -323,7 +323,10 @@ static void write_lvt(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val
 	if (slot == LAPIC_LVT_TIMER && TIMER_MODE(val) == 3)
 		val &= ~(3u << 17); /* reserved mode: behave as one-shot */
 	a->reg[slot] = val;
-	if (slot == LAPIC_LVT_TIMER && TIMER_MODE(val) != TIMER_MODE(old)) {
+	/* Entering or leaving TSC-deadline mode disarms the timer; switching
+	 * between one-shot and periodic lets the running count go on. */
+	if (slot == LAPIC_LVT_TIMER &&
+	    (TIMER_MODE(val) == TIMER_TSC_DEADLINE) != (TIMER_MODE(old) == TIMER_TSC_DEADLINE)) {
 		a->reg[LAPIC_TIMER_INIT] = 0;
 		timer_disarm(ic, cpu);
 	}
