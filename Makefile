@@ -26,6 +26,13 @@ build/san/%.o: %.c
 build/popek: $(OBJS)
 	$(CC) $(CFLAGS) -pthread $^ -o $@ $(LIBS)
 
+# The same sources with clang, so both compilers stay warning-free.
+build/clang/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(BASE) $(WARN) -O2 -c $< -o $@
+
+clang-check: $(SRCS:%.c=build/clang/%.o)
+
 build/popek-san: $(SANOBJS)
 	$(CC) $(SAN) -pthread $^ -o $@ $(LIBS)
 
@@ -39,11 +46,12 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit
+test: all build/popek-san unit clang-check
 	tests/run.sh
 
-run: build/popek
-	build/popek run
+# Until the Linux default image lands (issue 3), the default guest is hello.
+run: all
+	build/popek run --kernel build/guests/hello.elf
 
 fuzz:
 	$(MAKE) -C tests/fuzz
@@ -54,5 +62,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean
+.PHONY: all guests unit test run fuzz format clean clang-check
 -include $(shell find build -name '*.d' 2>/dev/null)
