@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot/boot.h"
 #include "boot/layout.h"
 #include "boot/memmap.h"
 
@@ -95,81 +96,26 @@ struct kernel_placement {
 	uint64_t cmdline_max;	  /* longest command line, without its NUL */
 };
 
-/* ---- ELF (vmlinux) ---- */
+/* ---- vmlinux ELF ---- */
 
-enum {
-	EI_CLASS = 4,
-	EI_DATA = 5,
-	ELFCLASS64 = 2,
-	ELFDATA2LSB = 1,
-	ET_EXEC = 2,
-	EM_X86_64 = 62,
-	PT_LOAD = 1,
-	PT_NOTE = 4,
-	EHDR64_SIZE = 64,
-	PHDR64_SIZE = 56,
-	XEN_ELFNOTE_GUEST_OS = 6,
-};
+#define LINUX_ELFNOTE_BUILD_SALT 0x100
+#define XEN_ELFNOTE_GUEST_OS	 6
 
-struct phdr {
-	uint32_t type;
-	uint64_t offset, vaddr, paddr, filesz, memsz;
-};
-
-static bool elf64_x86_header(const uint8_t *img, size_t len)
+/* Linux marks its vmlinux with a "Linux" build-salt note (4.19+); kernels
+ * built with Xen support also say "linux" in Xen's GUEST_OS note. A PVH
+ * note alone is not enough: other kernels carry it too. */
+static int vmlinux_parse(const uint8_t *img, size_t len, struct elf_image *e, char *err,
+			 size_t errlen)
 {
-	return len >= EHDR64_SIZE && !memcmp(img, "\177ELF", 4) && img[EI_CLASS] == ELFCLASS64 &&
-	       img[EI_DATA] == ELFDATA2LSB && le16(img + 0x12) == EM_X86_64;
-}
-
-/* Program header i, or false if the table does not lie inside the file. */
-static bool elf_phdr(const uint8_t *img, size_t len, unsigned i, struct phdr *ph)
-{
-	uint64_t phoff = le64(img + 0x20);
-	unsigned phentsize = le16(img + 0x36), phnum = le16(img + 0x38);
-	if (i >= phnum || phentsize < PHDR64_SIZE || phoff > len ||
-	    (uint64_t)phnum * phentsize > len - phoff)
-		return false;
-	const uint8_t *p = img + phoff + (uint64_t)i * phentsize;
-	*ph = (struct phdr){.type = le32(p),
-			    .offset = le64(p + 8),
-			    .vaddr = le64(p + 16),
-			    .paddr = le64(p + 24),
-			    .filesz = le64(p + 32),
-			    .memsz = le64(p + 40)};
-	return true;
-}
-
-/* A note that only Linux carries: any note owned by "Linux" (build salt,
- * version), or Xen's GUEST_OS note saying "linux". */
-static bool note_says_linux(const uint8_t *n, uint64_t len)
-{
-	uint64_t off = 0;
-	while (len - off >= 12) {
-		uint32_t namesz = le32(n + off), descsz = le32(n + off + 4), type = le32(n + off + 8);
-		uint64_t name = off + 12, desc = name + align_up(namesz, 4);
-		if (desc > len || align_up(descsz, 4) > len - desc)
-			return false;
-		if (namesz == 6 && !memcmp(n + name, "Linux", 6))
-			return true;
-		if (namesz == 4 && !memcmp(n + name, "Xen", 4) && type == XEN_ELFNOTE_GUEST_OS &&
-		    descsz >= 5 && !memcmp(n + desc, "linux", 5))
-			return true;
-		off = desc + align_up(descsz, 4);
-	}
-	return false;
-}
-
-static bool elf_is_linux(const uint8_t *img, size_t len)
-{
-	if (!elf64_x86_header(img, len))
-		return false;
-	struct phdr ph;
-	for (unsigned i = 0; elf_phdr(img, len, i, &ph); i++)
-		if (ph.type == PT_NOTE && ph.offset <= len && ph.filesz <= len - ph.offset &&
-		    note_says_linux(img + ph.offset, ph.filesz))
-			return true;
-	return false;
+	struct elf_note n;
+	if (elf_parse(img, len, e, err, errlen))
+		return -1;
+	if (e->is64 && (elf_find_note(img, e, "Linux", LINUX_ELFNOTE_BUILD_SALT, &n) ||
+			(elf_find_note(img, e, "Xen", XEN_ELFNOTE_GUEST_OS, &n) && n.descsz >= 5 &&
+			 !memcmp(n.desc, "linux", 5))))
+		return 0;
+	snprintf(err, errlen, "ELF is not a 64-bit Linux vmlinux (it has no \"Linux\" note)");
+	return -1;
 }
 
 static bool is_bzimage(const uint8_t *img, size_t len)
@@ -179,70 +125,40 @@ static bool is_bzimage(const uint8_t *img, size_t len)
 
 bool linux_probe(const uint8_t *img, size_t len)
 {
-	return is_bzimage(img, len) || elf_is_linux(img, len);
+	struct elf_image e;
+	char err[128];
+	return is_bzimage(img, len) ||
+	       (elf_is_elf(img, len) && !vmlinux_parse(img, len, &e, err, sizeof(err)));
 }
 
-/* The guest RAM a kernel may occupy: above the low boot area and the BIOS
- * hole, below the 32-bit PCI hole (the identity map covers 4 GiB). */
+/* Guest RAM below the 32-bit PCI hole: where the kernel and initrd go (the
+ * boot identity map covers 4 GiB). */
 static uint64_t low_ram_end(const struct guest_mem *mem)
 {
 	return mem->range[0].size;
 }
 
-static int vmlinux_load(const struct guest_mem *mem, const struct linux_args *a, uint8_t *zp,
+static int vmlinux_load(struct boot_args *a, const struct elf_image *e, uint8_t *zp,
 			struct kernel_placement *k, char *err, size_t errlen)
 {
-	const uint8_t *img = a->kernel;
-	size_t len = a->kernel_len;
-	uint64_t ram_end = low_ram_end(mem);
-	if (le16(img + 0x10) != ET_EXEC) {
-		snprintf(err, errlen, "vmlinux is not an executable ELF (e_type %u)",
-			 le16(img + 0x10));
+	if (boot_load_elf(a, e, &k->end, err, errlen))
 		return -1;
-	}
-	uint64_t e_entry = le64(img + 0x18);
-	bool entry_found = false;
-	unsigned nload = 0;
-	k->end = 0;
-	struct phdr ph;
-	for (unsigned i = 0; elf_phdr(img, len, i, &ph); i++) {
-		if (ph.type != PT_LOAD || !ph.memsz)
-			continue;
-		if (ph.filesz > ph.memsz || ph.offset > len || ph.filesz > len - ph.offset) {
-			snprintf(err, errlen,
-				 "vmlinux segment %u lies outside the file (truncated image?)", i);
-			return -1;
+	/* Linux links e_entry as the physical address of startup_64; accept a
+	 * virtual one too and translate it through its segment. */
+	bool found = false;
+	for (int i = 0; i < e->nsegs && !found; i++)
+		if (e->entry - e->seg[i].paddr < e->seg[i].memsz) {
+			k->entry = e->entry;
+			found = true;
 		}
-		if (ph.paddr < HIGH_MEMORY || ph.paddr > ram_end || ph.memsz > ram_end - ph.paddr) {
-			snprintf(err, errlen,
-				 "vmlinux segment %u at %#llx+%#llx is outside guest RAM "
-				 "[1 MiB, %llu MiB): raise --mem",
-				 i, (unsigned long long)ph.paddr, (unsigned long long)ph.memsz,
-				 (unsigned long long)(ram_end / MiB));
-			return -1;
+	for (int i = 0; i < e->nsegs && !found; i++)
+		if (e->entry - e->seg[i].vaddr < e->seg[i].memsz) {
+			k->entry = e->entry - e->seg[i].vaddr + e->seg[i].paddr;
+			found = true;
 		}
-		uint8_t *dst = gpa_ptr(mem, ph.paddr, ph.memsz);
-		memcpy(dst, img + ph.offset, ph.filesz);
-		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
-		if (ph.paddr + ph.memsz > k->end)
-			k->end = ph.paddr + ph.memsz;
-		nload++;
-		/* Linux links e_entry as the physical startup_64; accept a
-		 * virtual one too and translate it through its segment. */
-		if (!entry_found && e_entry - ph.paddr < ph.memsz) {
-			k->entry = e_entry;
-			entry_found = true;
-		}
-	}
-	for (unsigned i = 0; !entry_found && elf_phdr(img, len, i, &ph); i++) {
-		if (ph.type == PT_LOAD && e_entry - ph.vaddr < ph.memsz) {
-			k->entry = e_entry - ph.vaddr + ph.paddr;
-			entry_found = true;
-		}
-	}
-	if (!nload || !entry_found) {
-		snprintf(err, errlen, "vmlinux has %s", nload ? "its entry point outside every segment"
-							     : "no loadable segment");
+	if (!found) {
+		snprintf(err, errlen, "vmlinux entry point %#llx lies outside every segment",
+			 (unsigned long long)e->entry);
 		return -1;
 	}
 	/* No setup header in a vmlinux: write the fields startup_64 and the
@@ -261,8 +177,8 @@ static int vmlinux_load(const struct guest_mem *mem, const struct linux_args *a,
 
 /* ---- bzImage ---- */
 
-static int bzimage_load(const struct guest_mem *mem, const struct linux_args *a, uint8_t *zp,
-			struct kernel_placement *k, char *err, size_t errlen)
+static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placement *k, char *err,
+			size_t errlen)
 {
 	const uint8_t *img = a->kernel;
 	size_t len = a->kernel_len;
@@ -297,7 +213,7 @@ static int bzimage_load(const struct guest_mem *mem, const struct linux_args *a,
 		return -1;
 	}
 
-	uint64_t ram_end = low_ram_end(mem);
+	uint64_t ram_end = low_ram_end(a->mem);
 	uint64_t init_size = le32(img + HDR_INIT_SIZE);
 	if (init_size < sys_size)
 		init_size = sys_size;
@@ -324,7 +240,7 @@ static int bzimage_load(const struct guest_mem *mem, const struct linux_args *a,
 			 (unsigned long long)(ram_end / MiB));
 		return -1;
 	}
-	memcpy(gpa_ptr(mem, load, sys_size), img + setup_size, sys_size);
+	memcpy(gpa_ptr(a->mem, load, sys_size), img + setup_size, sys_size);
 
 	uint64_t hdr_end = HDR_MAGIC + img[HDR_JUMP + 1];
 	if (hdr_end < HDR_MIN_END)
@@ -345,30 +261,27 @@ static int bzimage_load(const struct guest_mem *mem, const struct linux_args *a,
 
 /* ---- common: command line, initrd, e820, entry state ---- */
 
-static int place_cmdline(const struct guest_mem *mem, const struct linux_args *a, uint8_t *zp,
-			 const struct kernel_placement *k, char *err, size_t errlen)
+static int place_cmdline(struct boot_args *a, uint8_t *zp, const struct kernel_placement *k,
+			 char *err, size_t errlen)
 {
-	const char *cmdline = a->cmdline ? a->cmdline : "";
-	size_t n = strlen(cmdline);
-	uint64_t max = k->cmdline_max < BOOT_CMDLINE_MAX - 1 ? k->cmdline_max : BOOT_CMDLINE_MAX - 1;
-	if (n > max) {
+	size_t n = a->cfg->cmdline ? strlen(a->cfg->cmdline) : 0;
+	if (n > k->cmdline_max) {
 		snprintf(err, errlen, "kernel command line is %zu bytes; this kernel accepts %llu",
-			 n, (unsigned long long)max);
+			 n, (unsigned long long)k->cmdline_max);
 		return -1;
 	}
-	gpa_write(mem, BOOT_CMDLINE, cmdline, n + 1);
 	put32(zp + HDR_CMD_LINE_PTR, BOOT_CMDLINE);
-	return 0;
+	return boot_write_cmdline(a, err, errlen);
 }
 
-/* The initrd goes as high as the kernel allows, page aligned, so that the
- * kernel's own decompression and early allocations below it stay clear. */
-static int place_initrd(const struct guest_mem *mem, const struct linux_args *a, uint8_t *zp,
-			const struct kernel_placement *k, char *err, size_t errlen)
+/* The initrd goes as high as the kernel allows, page aligned, clear of
+ * everything the kernel uses while it decompresses and sets itself up. */
+static int place_initrd(struct boot_args *a, uint8_t *zp, const struct kernel_placement *k,
+			char *err, size_t errlen)
 {
 	if (!a->initrd)
 		return 0;
-	uint64_t top = low_ram_end(mem);
+	uint64_t top = low_ram_end(a->mem);
 	if (k->initrd_max < top - 1)
 		top = k->initrd_max + 1;
 	uint64_t floor = align_up(k->end, PAGE_SIZE);
@@ -377,12 +290,13 @@ static int place_initrd(const struct guest_mem *mem, const struct linux_args *a,
 			 "initrd of %llu MiB does not fit between the kernel (ends at %llu MiB) and "
 			 "%llu MiB: raise --mem or use a smaller initrd",
 			 (unsigned long long)((a->initrd_len + MiB - 1) / MiB),
-			 (unsigned long long)(floor / MiB),
-			 (unsigned long long)(top / MiB));
+			 (unsigned long long)(floor / MiB), (unsigned long long)(top / MiB));
 		return -1;
 	}
 	uint64_t addr = (top - a->initrd_len) & ~(PAGE_SIZE - 1);
-	gpa_write(mem, addr, a->initrd, a->initrd_len);
+	if (boot_check_range(a, addr, a->initrd_len, "initrd", err, errlen))
+		return -1;
+	gpa_write(a->mem, addr, a->initrd, a->initrd_len);
 	put32(zp + HDR_RAMDISK_IMAGE, (uint32_t)addr);
 	put32(zp + HDR_RAMDISK_SIZE, (uint32_t)a->initrd_len);
 	return 0;
@@ -401,85 +315,37 @@ static void fill_e820(const struct guest_mem *mem, uint8_t *zp)
 	zp[BP_E820_ENTRIES] = (uint8_t)n;
 }
 
-/* Identity map of the low 4 GiB with 2 MiB pages (PML4, PDPT, 4 PDs) and a
- * GDT holding __BOOT_CS (0x10) and __BOOT_DS (0x18). */
-static void long_mode_tables(const struct guest_mem *mem)
+int linux_load(struct boot_args *a, struct cpu_state *st, char *err, size_t errlen)
 {
-	uint8_t *pt = gpa_ptr(mem, BOOT_PAGETABLES, BOOT_PAGETABLES_END - BOOT_PAGETABLES);
-	memset(pt, 0, BOOT_PAGETABLES_END - BOOT_PAGETABLES);
-	put64(pt, (BOOT_PAGETABLES + 0x1000) | 3);
-	for (int i = 0; i < 4; i++) {
-		put64(pt + 0x1000 + 8 * i, (BOOT_PAGETABLES + 0x2000 + 0x1000 * i) | 3);
-		for (int j = 0; j < 512; j++)
-			put64(pt + 0x2000 + 0x1000 * i + 8 * j,
-			      ((uint64_t)i << 30 | (uint64_t)j << 21) | 0x83);
-	}
-	uint8_t *gdt = gpa_ptr(mem, BOOT_GDT, 32);
-	memset(gdt, 0, 32);
-	put64(gdt + 0x10, 0x00af9b000000ffffull);
-	put64(gdt + 0x18, 0x00cf93000000ffffull);
-}
-
-static void flat(struct seg *s, uint16_t sel, bool code)
-{
-	*s = (struct seg){.base = 0,
-			  .limit = 0xffffffff,
-			  .sel = sel,
-			  .type = code ? 0xb : 0x3,
-			  .s = 1,
-			  .present = 1,
-			  .l = code,
-			  .db = !code,
-			  .g = 1};
-}
-
-static void long_mode_state(struct cpu_state *st, uint64_t entry)
-{
-	memset(st, 0, sizeof(*st));
-	flat(&st->seg[SEG_CS], 0x10, true);
-	for (int s = 0; s < NR_SEGS; s++)
-		if (s != SEG_CS && s != SEG_TR && s != SEG_LDTR)
-			flat(&st->seg[s], 0x18, false);
-	st->seg[SEG_TR] = (struct seg){.limit = 0x67, .type = 0xb, .present = 1};
-	st->seg[SEG_LDTR] = (struct seg){.type = 0x2, .unusable = 1};
-	st->gdt = (struct dtable){BOOT_GDT, 0x1f};
-	st->cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG;
-	st->cr3 = BOOT_PAGETABLES;
-	st->cr4 = CR4_PAE;
-	st->msr[MSR_IDX_EFER] = EFER_LME | EFER_LMA;
-	st->rflags = RFLAGS_FIXED;
-	st->rip = entry;
-	st->gpr[R_RSI] = BOOT_INFO;
-	st->mp_state = MP_RUNNABLE;
-}
-
-int linux_load(const struct guest_mem *mem, const struct linux_args *a, struct cpu_state *st,
-	       char *err, size_t errlen)
-{
-	if (low_ram_end(mem) < BOOT_LOW_END || !gpa_ptr(mem, 0, HIGH_MEMORY)) {
+	if (!gpa_ptr(a->mem, 0, HIGH_MEMORY + MiB)) {
 		snprintf(err, errlen, "guest RAM is too small for Linux: raise --mem");
 		return -1;
 	}
 	uint8_t zp[BP_SIZE] = {0};
 	struct kernel_placement k = {0};
+	struct elf_image e;
 	int r;
 	if (is_bzimage(a->kernel, a->kernel_len))
-		r = bzimage_load(mem, a, zp, &k, err, errlen);
-	else if (elf_is_linux(a->kernel, a->kernel_len))
-		r = vmlinux_load(mem, a, zp, &k, err, errlen);
+		r = bzimage_load(a, zp, &k, err, errlen);
+	else if (elf_is_elf(a->kernel, a->kernel_len))
+		r = vmlinux_parse(a->kernel, a->kernel_len, &e, err, errlen) ||
+		    vmlinux_load(a, &e, zp, &k, err, errlen);
 	else {
 		snprintf(err, errlen,
 			 "not a Linux kernel: expected a bzImage (\"HdrS\" header) or a vmlinux ELF");
 		r = -1;
 	}
-	if (r || place_cmdline(mem, a, zp, &k, err, errlen) ||
-	    place_initrd(mem, a, zp, &k, err, errlen))
+	if (r || place_cmdline(a, zp, &k, err, errlen) || place_initrd(a, zp, &k, err, errlen))
 		return -1;
 	zp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	put64(zp + BP_ACPI_RSDP, a->rsdp);
-	fill_e820(mem, zp);
-	gpa_write(mem, BOOT_INFO, zp, sizeof(zp));
-	long_mode_tables(mem);
-	long_mode_state(st, k.entry);
+	fill_e820(a->mem, zp);
+	gpa_write(a->mem, BOOT_INFO, zp, sizeof(zp));
+	/* 64-bit boot protocol: identity paging, __BOOT_CS/__BOOT_DS from the
+	 * boot GDT, interrupts off, RSI = zero page. */
+	boot_write_pagetables(a->mem);
+	boot_enter_long_mode(st, k.entry);
+	st->rflags &= ~(uint64_t)RFLAGS_IF;
+	st->gpr[R_RSI] = BOOT_INFO;
 	return 0;
 }

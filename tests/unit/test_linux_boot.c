@@ -74,6 +74,7 @@ static uint8_t *make_bzimage(size_t *len)
 
 struct fixture {
 	struct guest_mem mem;
+	struct vm_config cfg;
 	struct cpu_state st;
 	char err[256];
 };
@@ -99,14 +100,22 @@ static int teardown(void **state)
 static int load(struct fixture *f, const uint8_t *img, size_t len, const uint8_t *initrd,
 		size_t initrd_len, const char *cmdline)
 {
-	struct linux_args a = {.kernel = img,
-			       .kernel_len = len,
-			       .initrd = initrd,
-			       .initrd_len = initrd_len,
-			       .cmdline = cmdline,
-			       .rsdp = 0xe0000};
+	vm_config_defaults(&f->cfg);
+	f->cfg.cmdline = cmdline;
+	struct boot_args a = {.cfg = &f->cfg,
+			      .mem = &f->mem,
+			      .ncpus = 1,
+			      .rsdp = 0xe0000,
+			      .kernel = img,
+			      .kernel_len = len,
+			      .initrd = initrd,
+			      .initrd_len = initrd_len};
+	/* What boot_load does before handing over to a protocol. */
+	cpu_state_init_protected(&f->st);
+	boot_write_gdt(&f->mem);
+	f->st.gdt = (struct dtable){BOOT_GDT, 31};
 	f->err[0] = 0;
-	return linux_load(&f->mem, &a, &f->st, f->err, sizeof(f->err));
+	return linux_load(&a, &f->st, f->err, sizeof(f->err));
 }
 
 static void test_good_bzimage(void **state)
@@ -335,12 +344,12 @@ static void test_vmlinux_bad(void **state)
 	img = make_vmlinux(&len, "Linux");
 	put64(img + 64 + 24, 64 * MiB - 0x4000); /* 20 KiB do not fit in 16 */
 	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
-	assert_non_null(strstr(f->err, "outside guest RAM"));
+	assert_non_null(strstr(f->err, "raise --mem"));
 	put64(img + 64 + 24, 16 * MiB);
 	put64(img + 64 + 32, 0x3000); /* file data runs past the end */
 	put64(img + 64 + 40, 0x3000);
 	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
-	assert_non_null(strstr(f->err, "outside the file"));
+	assert_non_null(strstr(f->err, "past the end of the file"));
 	assert_false(linux_probe(img, 40)); /* shorter than an ELF header */
 	free(img);
 }
