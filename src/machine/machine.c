@@ -13,6 +13,7 @@
 #include "boot/boot.h"
 #include "devices/debug_exit.h"
 #include "devices/uart16550.h"
+#include "machine/calibrate.h"
 #include "machine/console.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
@@ -42,6 +43,51 @@ void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const c
 				m->engine->vcpu_kick(m->vcpu[i].ev);
 	}
 	pthread_mutex_unlock(&m->stop_lock);
+	pthread_mutex_lock(&m->pause_lock);
+	pthread_cond_broadcast(&m->pause_cond);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+void machine_pause(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	m->pause_requested = true;
+	pthread_mutex_unlock(&m->pause_lock);
+	for (int i = 0; i < m->ncpus; i++)
+		m->engine->vcpu_kick(m->vcpu[i].ev);
+	pthread_mutex_lock(&m->pause_lock);
+	while (m->parked < atomic_load(&m->running_vcpus) && !machine_stopping(m))
+		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+void machine_resume(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	m->pause_requested = false;
+	pthread_cond_broadcast(&m->pause_cond);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+bool machine_paused(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	bool p = m->pause_requested;
+	pthread_mutex_unlock(&m->pause_lock);
+	return p;
+}
+
+void machine_park_if_paused(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->pause_requested) {
+		m->parked++;
+		pthread_cond_broadcast(&m->pause_cond);
+		while (m->pause_requested && !machine_stopping(m))
+			pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+		m->parked--;
+	}
+	pthread_mutex_unlock(&m->pause_lock);
 }
 
 static void irq_set(void *ctx, unsigned gsi, bool level)
@@ -66,24 +112,48 @@ struct msi_sink machine_msi_sink(struct machine *m)
 	return (struct msi_sink){.send = msi_send, .ctx = m};
 }
 
-/* --engine auto: the kvm engine when /dev/kvm can be used, else soft. */
+/* Guest kernel code must run at least this fast for --engine auto to pick kvm;
+ * hardware does thousands of millions, nested PVM about one million. */
+#define AUTO_KVM_MIN_IPS 50e6
+
+/* --engine auto: kvm when it runs guest kernel code at hardware speed, else soft. */
+static const struct engine_ops *choose_engine(char *why, size_t whylen)
+{
+	char err[256] = "";
+	double ips = engine_kernel_speed(&kvm_engine, err, sizeof(err));
+	if (ips >= AUTO_KVM_MIN_IPS) {
+		snprintf(why, whylen, "kvm runs guest kernel code at %.0f M instructions/s", ips / 1e6);
+		return &kvm_engine;
+	}
+	if (ips < 0)
+		snprintf(why, whylen, "%s", err);
+	else
+		snprintf(why, whylen,
+			 "kvm runs guest kernel code at only %.1f M instructions/s (emulated)", ips / 1e6);
+	return &soft_engine;
+}
+
 static int create_engine(struct machine *m, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = m->cfg;
 	struct engine_vm_config ecfg = {.ncpus = m->ncpus, .ram_size = m->mem.size};
-	bool autosel = !strcmp(cfg->engine, "auto");
-	m->engine = engine_find(autosel ? "kvm" : cfg->engine);
+	char why[300] = "";
+	if (!strcmp(cfg->engine, "auto"))
+		m->engine = choose_engine(why, sizeof(why));
+	else
+		m->engine = engine_find(cfg->engine);
 	if (!m->engine) {
 		snprintf(err, errlen, "unknown engine '%s' — use kvm, soft or auto", cfg->engine);
 		return EXIT_CODE_USAGE;
 	}
 	int rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
-	if (rc && autosel) {
-		fprintf(stderr, "popek: engine soft (auto: %s)\n", err);
-		m->engine = &soft_engine;
+	if (rc && why[0] && m->engine == &soft_engine) {
+		/* auto with no soft engine: a slow kvm still beats none. */
+		fprintf(stderr, "popek: engine kvm (auto: %s; soft engine unavailable: %s)\n", why, err);
+		m->engine = &kvm_engine;
 		rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
-	} else if (!rc && autosel) {
-		fprintf(stderr, "popek: engine kvm (auto: /dev/kvm is usable)\n");
+	} else if (!rc && why[0]) {
+		fprintf(stderr, "popek: engine %s (auto: %s)\n", m->engine->name, why);
 	}
 	if (rc)
 		return EXIT_CODE_ENGINE;
@@ -99,9 +169,22 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+int machine_add_device(struct machine *m, const struct machine_device *d)
+{
+	if (m->ndevices == MAX_DEVICES)
+		return -1;
+	m->devices[m->ndevices++] = *d;
+	return 0;
+}
+
 static void console_tx(void *ctx, const void *buf, size_t len)
 {
 	console_write(ctx, buf, len);
+}
+
+static void uart_free(void *uart)
+{
+	uart_destroy(uart);
 }
 
 static int create_devices(struct machine *m, char *err, size_t errlen)
@@ -110,6 +193,9 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (!m->console)
 		return EXIT_CODE_HOST;
 	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
+	if (m->uart)
+		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
+								uart_free});
 	if (!m->uart || debug_exit_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
@@ -150,8 +236,11 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	memset(m, 0, sizeof(*m));
 	m->mem.fd = -1;
 	m->cfg = cfg;
+	m->name = cfg->name ? cfg->name : "vm";
 	m->ncpus = cfg->cpus;
 	pthread_mutex_init(&m->stop_lock, NULL);
+	pthread_mutex_init(&m->pause_lock, NULL);
+	pthread_cond_init(&m->pause_cond, NULL);
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
 	if (cfg->cpus < 1 || cfg->cpus > MAX_VCPUS) {
@@ -179,6 +268,11 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		rc = create_vcpus(m, bsp, err, errlen);
 	free(bsp);
 	return rc;
+}
+
+static void user_quit(void *ctx)
+{
+	machine_stop(ctx, STOP_POWEROFF, 0, "quit from the console (Ctrl-A x)");
 }
 
 static int wait_for_vcpus(struct machine *m)
@@ -209,7 +303,7 @@ int machine_run(struct machine *m)
 	sigaddset(&sigs, SIGHUP);
 	/* vCPU threads inherit the mask: only the main thread takes these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	if (console_start_input(m->console, uart_input, m->uart) < 0)
+	if (console_start_input(m->console, uart_input, m->uart, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	m->start_ns = t0;
@@ -254,9 +348,13 @@ void machine_destroy(struct machine *m)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
-	uart_destroy(m->uart);
+	for (int i = m->ndevices - 1; i >= 0; i--)
+		if (m->devices[i].destroy)
+			m->devices[i].destroy(m->devices[i].dev);
 	guest_mem_free(&m->mem);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);
 	pthread_mutex_destroy(&m->stop_lock);
+	pthread_mutex_destroy(&m->pause_lock);
+	pthread_cond_destroy(&m->pause_cond);
 }

@@ -48,6 +48,19 @@ struct vcpu {
 struct console;
 struct uart;
 
+/* A device as the machine sees it: a name, snapshot hooks and a destructor.
+ * save returns the device's plain state as a malloc'ed blob; load validates a
+ * blob (it may come from a hostile file) and returns -1 if it is not valid. */
+struct machine_device {
+	const char *name; /* unique in the VM, stable across runs: "uart0", "virtio-blk0" */
+	void *dev;
+	int (*save)(void *dev, void **buf, size_t *len);
+	int (*load)(void *dev, const void *buf, size_t len);
+	void (*destroy)(void *dev);
+};
+
+#define MAX_DEVICES 32
+
 struct machine {
 	const struct vm_config *cfg;
 	const struct engine_ops *engine;
@@ -63,9 +76,18 @@ struct machine {
 	int exit_code;
 	char stop_msg[256];
 
+	/* Pause: vCPUs park outside the engine so their state can be read. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_requested;
+	int parked; /* vCPUs currently parked */
+
 	uint64_t start_ns; /* CLOCK_MONOTONIC at VM start, for get_time */
+	const char *name;
 	struct console *console;
 	struct uart *uart;
+	int ndevices;
+	struct machine_device devices[MAX_DEVICES];
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.
@@ -82,6 +104,17 @@ static inline bool machine_stopping(struct machine *m)
 {
 	return atomic_load_explicit(&m->stop, memory_order_acquire) != STOP_NONE;
 }
+
+/* Register a device for snapshots and teardown (destroyed in reverse order). */
+int machine_add_device(struct machine *m, const struct machine_device *d);
+
+/* Stop every vCPU at an instruction boundary and wait until all are parked;
+ * resume lets them go on. Safe from any thread but a vCPU's own. */
+void machine_pause(struct machine *m);
+void machine_resume(struct machine *m);
+bool machine_paused(struct machine *m);
+/* Called by a vCPU thread after each exit: parks it while a pause is requested. */
+void machine_park_if_paused(struct machine *m);
 
 /* The interrupt line gsi of this machine, for handing to a device. */
 struct irq_line machine_irq_line(struct machine *m, unsigned gsi);
