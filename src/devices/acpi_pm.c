@@ -91,25 +91,68 @@ static void pm_write(void *dev, uint64_t off, const void *data, unsigned size)
 
 static const struct bus_ops pm_ops = {.read = pm_read, .write = pm_write};
 
-struct acpi_pm *acpi_pm_create(struct machine *m)
+struct pm_saved {
+	uint32_t version;
+	uint16_t sts, en, cnt, pad;
+};
+
+#define PM_STATE_VERSION 1
+
+static int pm_save(void *dev, void **buf, size_t *len)
 {
-	struct acpi_pm *pm = calloc(1, sizeof(*pm));
-	if (!pm)
-		return NULL;
-	pm->m = m;
-	pthread_mutex_init(&pm->lock, NULL);
-	if (bus_register(&m->pio, ACPI_PM_BASE, ACPI_PM_LEN, &pm_ops, pm, "acpi-pm")) {
-		acpi_pm_destroy(pm);
-		return NULL;
-	}
-	return pm;
+	struct acpi_pm *pm = dev;
+	struct pm_saved *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	pthread_mutex_lock(&pm->lock);
+	*s = (struct pm_saved){PM_STATE_VERSION, pm->sts, pm->en, pm->cnt, 0};
+	pthread_mutex_unlock(&pm->lock);
+	*buf = s;
+	*len = sizeof(*s);
+	return 0;
 }
 
-void acpi_pm_destroy(struct acpi_pm *pm)
+static int pm_load(void *dev, const void *buf, size_t len)
 {
-	if (!pm)
-		return;
+	struct acpi_pm *pm = dev;
+	struct pm_saved s;
+	if (len != sizeof(s))
+		return -1;
+	memcpy(&s, buf, sizeof(s));
+	if (s.version != PM_STATE_VERSION)
+		return -1;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = s.sts;
+	pm->en = s.en;
+	pm->cnt = s.cnt & (uint16_t)~CNT_SLP_EN;
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static void pm_destroy(void *dev)
+{
+	struct acpi_pm *pm = dev;
 	bus_unregister(&pm->m->pio, ACPI_PM_BASE, pm);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
+}
+
+int acpi_pm_create(struct machine *m)
+{
+	struct acpi_pm *pm = calloc(1, sizeof(*pm));
+	if (!pm)
+		return -1;
+	pm->m = m;
+	pthread_mutex_init(&pm->lock, NULL);
+	if (bus_register(&m->pio, ACPI_PM_BASE, ACPI_PM_LEN, &pm_ops, pm, "acpi-pm")) {
+		pthread_mutex_destroy(&pm->lock);
+		free(pm);
+		return -1;
+	}
+	if (machine_add_device(m, &(struct machine_device){"acpi-pm", pm, pm_save, pm_load,
+							   pm_destroy})) {
+		pm_destroy(pm);
+		return -1;
+	}
+	return 0;
 }

@@ -4,9 +4,9 @@
 #define POPEK_ACPI_PM_H
 
 struct machine;
-struct acpi_pm;
 
-struct acpi_pm *acpi_pm_create(struct machine *m);
-void acpi_pm_destroy(struct acpi_pm *pm);
+/* Create the device and add it to the machine's registry (snapshots,
+ * teardown). Returns 0 or -1. */
+int acpi_pm_create(struct machine *m);
 
 #endif

@@ -169,64 +169,129 @@ static uint8_t data_read(struct i8042 *k)
 	return k->last;
 }
 
-static void i8042_read(void *dev, uint64_t off, void *data, unsigned size)
+/* The two ports are separate one-byte bus ranges (0x61 between them is the
+ * PIT/speaker port), so each has its own handlers. */
+static void reply(void *data, unsigned size, uint8_t v)
+{
+	memset(data, 0xff, size);
+	*(uint8_t *)data = v;
+}
+
+static void data_port_read(void *dev, uint64_t off, void *data, unsigned size)
 {
 	struct i8042 *k = dev;
-	uint8_t v;
 	pthread_mutex_lock(&k->lock);
-	if (off == 0)
-		v = data_read(k);
-	else
-		v = (uint8_t)((k->count ? STS_OBF : 0) | (k->ctr & CTR_SYS ? STS_SYS : 0) |
+	uint8_t v = data_read(k);
+	pthread_mutex_unlock(&k->lock);
+	reply(data, size, v);
+}
+
+static void command_port_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	struct i8042 *k = dev;
+	pthread_mutex_lock(&k->lock);
+	uint8_t v = (uint8_t)((k->count ? STS_OBF : 0) | (k->ctr & CTR_SYS ? STS_SYS : 0) |
 			      k->status_cmd);
 	pthread_mutex_unlock(&k->lock);
-	memset(data, v, 1);
-	if (size > 1)
-		memset((uint8_t *)data + 1, 0xff, size - 1);
+	reply(data, size, v);
 }
 
-static void i8042_write(void *dev, uint64_t off, const void *data, unsigned size)
+static void data_port_write(void *dev, uint64_t off, const void *data, unsigned size)
 {
 	struct i8042 *k = dev;
-	uint8_t b = *(const uint8_t *)data;
 	pthread_mutex_lock(&k->lock);
-	if (off == 0) {
-		k->status_cmd = 0;
-		data_write(k, b);
-	} else {
-		k->status_cmd = STS_CMD;
-		command_write(k, b);
-	}
+	k->status_cmd = 0;
+	data_write(k, *(const uint8_t *)data);
 	pthread_mutex_unlock(&k->lock);
 }
 
-static const struct bus_ops i8042_ops = {.read = i8042_read, .write = i8042_write};
+static void command_port_write(void *dev, uint64_t off, const void *data, unsigned size)
+{
+	struct i8042 *k = dev;
+	pthread_mutex_lock(&k->lock);
+	k->status_cmd = STS_CMD;
+	command_write(k, *(const uint8_t *)data);
+	pthread_mutex_unlock(&k->lock);
+}
 
-struct i8042 *i8042_create(struct machine *m)
+static const struct bus_ops data_ops = {.read = data_port_read, .write = data_port_write};
+static const struct bus_ops command_ops = {.read = command_port_read, .write = command_port_write};
+
+struct i8042_saved {
+	uint32_t version;
+	uint8_t ctr, outport, status_cmd, pending, kbd_arg, last, count, pad;
+	uint8_t queue[QUEUE_LEN];
+};
+
+#define I8042_STATE_VERSION 1
+
+static int i8042_save(void *dev, void **buf, size_t *len)
+{
+	struct i8042 *k = dev;
+	struct i8042_saved *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	pthread_mutex_lock(&k->lock);
+	*s = (struct i8042_saved){.version = I8042_STATE_VERSION, .ctr = k->ctr,
+				  .outport = k->outport, .status_cmd = k->status_cmd,
+				  .pending = k->pending, .kbd_arg = k->kbd_arg, .last = k->last,
+				  .count = (uint8_t)k->count};
+	for (unsigned i = 0; i < k->count; i++)
+		s->queue[i] = k->queue[(k->head + i) % QUEUE_LEN];
+	pthread_mutex_unlock(&k->lock);
+	*buf = s;
+	*len = sizeof(*s);
+	return 0;
+}
+
+static int i8042_load(void *dev, const void *buf, size_t len)
+{
+	struct i8042 *k = dev;
+	struct i8042_saved s;
+	if (len != sizeof(s))
+		return -1;
+	memcpy(&s, buf, sizeof(s));
+	if (s.version != I8042_STATE_VERSION || s.count > QUEUE_LEN)
+		return -1;
+	pthread_mutex_lock(&k->lock);
+	k->ctr = s.ctr;
+	k->outport = s.outport | OUTPORT_NRESET;
+	k->status_cmd = s.status_cmd & STS_CMD;
+	k->pending = s.pending;
+	k->kbd_arg = s.kbd_arg != 0;
+	k->last = s.last;
+	k->head = 0;
+	k->count = s.count;
+	memcpy(k->queue, s.queue, QUEUE_LEN);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static void i8042_destroy(void *dev)
+{
+	struct i8042 *k = dev;
+	bus_unregister(&k->m->pio, I8042_DATA_PORT, k);
+	bus_unregister(&k->m->pio, I8042_COMMAND_PORT, k);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+int i8042_create(struct machine *m)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	if (!k)
-		return NULL;
+		return -1;
 	k->m = m;
 	k->kbd_irq = machine_irq_line(m, I8042_KBD_GSI);
 	k->ctr = CTR_KBDINT | CTR_SYS | CTR_AUXDIS | CTR_XLATE;
 	k->outport = OUTPORT_NRESET | OUTPORT_A20;
 	pthread_mutex_init(&k->lock, NULL);
-	/* Two one-byte ports 4 apart; 0x61 between them belongs to the PIT/speaker. */
-	if (bus_register(&m->pio, I8042_DATA_PORT, 1, &i8042_ops, k, "i8042") ||
-	    bus_register(&m->pio, I8042_COMMAND_PORT, 1, &i8042_ops, k, "i8042")) {
+	if (bus_register(&m->pio, I8042_DATA_PORT, 1, &data_ops, k, "i8042") ||
+	    bus_register(&m->pio, I8042_COMMAND_PORT, 1, &command_ops, k, "i8042") ||
+	    machine_add_device(m, &(struct machine_device){"i8042", k, i8042_save, i8042_load,
+							   i8042_destroy})) {
 		i8042_destroy(k);
-		return NULL;
+		return -1;
 	}
-	return k;
-}
-
-void i8042_destroy(struct i8042 *k)
-{
-	if (!k)
-		return;
-	bus_unregister(&k->m->pio, I8042_DATA_PORT, k);
-	bus_unregister(&k->m->pio, I8042_COMMAND_PORT, k);
-	pthread_mutex_destroy(&k->lock);
-	free(k);
+	return 0;
 }

@@ -5,13 +5,13 @@
 #define POPEK_I8042_H
 
 struct machine;
-struct i8042;
 
 #define I8042_DATA_PORT	   0x60
 #define I8042_COMMAND_PORT 0x64
 #define I8042_KBD_GSI	   1
 
-struct i8042 *i8042_create(struct machine *m);
-void i8042_destroy(struct i8042 *k);
+/* Create the device and add it to the machine's registry (snapshots,
+ * teardown). Returns 0 or -1. */
+int i8042_create(struct machine *m);
 
 #endif

@@ -11,7 +11,10 @@
 #include <time.h>
 
 #include "boot/boot.h"
+#include "boot/acpi.h"
+#include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
+#include "devices/i8042.h"
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
@@ -196,7 +199,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (m->uart)
 		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
 								uart_free});
-	if (!m->uart || debug_exit_create(m)) {
+	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
@@ -251,7 +254,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		return EXIT_CODE_USAGE;
 
 	struct cpu_state *bsp = malloc(sizeof(*bsp));
-	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus};
+	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus,
+			       .rsdp = acpi_build(&m->mem, m->ncpus)};
 	if (!bsp) {
 		snprintf(err, errlen, "out of memory");
 		return EXIT_CODE_HOST;
