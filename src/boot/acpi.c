@@ -165,10 +165,10 @@ static uint32_t eisa_id(const char *id)
 	for (int i = 3; i < 7; i++)
 		hex = hex << 4 | (unsigned)(id[i] <= '9' ? id[i] - '0' : id[i] - 'A' + 10);
 	uint8_t b[4] = {
-		(uint8_t)(((id[0] - 0x40) << 2) | ((id[1] - 0x40) >> 3)),
-		(uint8_t)((((id[1] - 0x40) & 7) << 5) | (id[2] - 0x40)),
-		(uint8_t)(hex >> 8),
-		(uint8_t)hex,
+	    (uint8_t)(((id[0] - 0x40) << 2) | ((id[1] - 0x40) >> 3)),
+	    (uint8_t)((((id[1] - 0x40) & 7) << 5) | (id[2] - 0x40)),
+	    (uint8_t)(hex >> 8),
+	    (uint8_t)hex,
 	};
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
@@ -326,8 +326,8 @@ static size_t fadt(struct out *o, uint64_t base, size_t facs, size_t dsdt)
 	size_t at = table_begin(o, "FACP", 6);
 	emit32(o, (uint32_t)(base + facs));
 	emit32(o, (uint32_t)(base + dsdt));
-	emit8(o, 0);		/* reserved */
-	emit8(o, 0);		/* preferred PM profile: unspecified */
+	emit8(o, 0); /* reserved */
+	emit8(o, 0); /* preferred PM profile: unspecified */
 	emit16(o, ACPI_SCI_IRQ);
 	emit32(o, 0); /* SMI_CMD 0: ACPI mode is always on */
 	emit8(o, 0);
@@ -350,7 +350,7 @@ static size_t fadt(struct out *o, uint64_t base, size_t facs, size_t dsdt)
 	emit8(o, 0);
 	emit8(o, 0);
 	emit8(o, 0);
-	emit16(o, 101); /* C2 latency > 100: C2 unsupported */
+	emit16(o, 101);	 /* C2 latency > 100: C2 unsupported */
 	emit16(o, 1001); /* C3 latency > 1000: C3 unsupported */
 	emit16(o, 0);
 	emit16(o, 0);
@@ -362,7 +362,7 @@ static size_t fadt(struct out *o, uint64_t base, size_t facs, size_t dsdt)
 	emit16(o, BOOT_ARCH_LEGACY_DEVICES | BOOT_ARCH_8042);
 	emit8(o, 0);
 	emit32(o, FADT_WBINVD | FADT_PROC_C1 | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_FIX_RTC |
-			  FADT_TMR_VAL_EXT | FADT_RESET_REG_SUP);
+		      FADT_TMR_VAL_EXT | FADT_RESET_REG_SUP);
 	gas_io(o, 8, ACPI_RESET_PORT);
 	emit8(o, ACPI_RESET_VALUE);
 	emit16(o, 0); /* ARM boot arch */

@@ -15,9 +15,9 @@
 #define ACPI_PM_TMR	  (ACPI_PM_BASE + 8) /* 32-bit PM timer at 3.579545 MHz */
 #define ACPI_PM_LEN	  12
 #define ACPI_SCI_IRQ	  9
-#define ACPI_S5_SLP_TYP	  5	/* the SLP_TYP value \_S5 tells the guest to write */
-#define ACPI_RESET_PORT	  0x64	/* i8042 command port ... */
-#define ACPI_RESET_VALUE  0xfe	/* ... "pulse reset line" */
+#define ACPI_S5_SLP_TYP	  5    /* the SLP_TYP value \_S5 tells the guest to write */
+#define ACPI_RESET_PORT	  0x64 /* i8042 command port ... */
+#define ACPI_RESET_VALUE  0xfe /* ... "pulse reset line" */
 #define ACPI_IOAPIC_ADDR  0xfec00000u
 #define ACPI_LAPIC_ADDR	  0xfee00000u
 #define ACPI_PCI_MMIO_END 0xfebfffffu /* 32-bit PCI window: MEM_PCI_HOLE_START..here */

@@ -90,10 +90,10 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 
 /* What the two image formats hand to the common part. */
 struct kernel_placement {
-	uint64_t entry;		  /* guest-physical 64-bit entry */
-	uint64_t end;		  /* first byte above everything the kernel may use */
-	uint64_t initrd_max;	  /* highest byte address the initrd may occupy */
-	uint64_t cmdline_max;	  /* longest command line, without its NUL */
+	uint64_t entry;	      /* guest-physical 64-bit entry */
+	uint64_t end;	      /* first byte above everything the kernel may use */
+	uint64_t initrd_max;  /* highest byte address the initrd may occupy */
+	uint64_t cmdline_max; /* longest command line, without its NUL */
 };
 
 /* ---- vmlinux ELF ---- */
@@ -183,11 +183,13 @@ static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placemen
 	const uint8_t *img = a->kernel;
 	size_t len = a->kernel_len;
 	if (len < HDR_MIN_END) {
-		snprintf(err, errlen, "bzImage truncated: %zu bytes cannot hold a setup header", len);
+		snprintf(err, errlen, "bzImage truncated: %zu bytes cannot hold a setup header",
+			 len);
 		return -1;
 	}
 	if (le16(img + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC) {
-		snprintf(err, errlen, "bzImage has no boot-sector signature 0xAA55: not a kernel image");
+		snprintf(err, errlen,
+			 "bzImage has no boot-sector signature 0xAA55: not a kernel image");
 		return -1;
 	}
 	unsigned version = le16(img + HDR_VERSION);
@@ -199,8 +201,9 @@ static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placemen
 		return -1;
 	}
 	if (!(le16(img + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
-		snprintf(err, errlen,
-			 "kernel has no 64-bit entry point (a 32-bit kernel?): use an x86-64 kernel");
+		snprintf(
+		    err, errlen,
+		    "kernel has no 64-bit entry point (a 32-bit kernel?): use an x86-64 kernel");
 		return -1;
 	}
 	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
@@ -286,11 +289,12 @@ static int place_initrd(struct boot_args *a, uint8_t *zp, const struct kernel_pl
 		top = k->initrd_max + 1;
 	uint64_t floor = align_up(k->end, PAGE_SIZE);
 	if (a->initrd_len > top || ((top - a->initrd_len) & ~(PAGE_SIZE - 1)) < floor) {
-		snprintf(err, errlen,
-			 "initrd of %llu MiB does not fit between the kernel (ends at %llu MiB) and "
-			 "%llu MiB: raise --mem or use a smaller initrd",
-			 (unsigned long long)((a->initrd_len + MiB - 1) / MiB),
-			 (unsigned long long)(floor / MiB), (unsigned long long)(top / MiB));
+		snprintf(
+		    err, errlen,
+		    "initrd of %llu MiB does not fit between the kernel (ends at %llu MiB) and "
+		    "%llu MiB: raise --mem or use a smaller initrd",
+		    (unsigned long long)((a->initrd_len + MiB - 1) / MiB),
+		    (unsigned long long)(floor / MiB), (unsigned long long)(top / MiB));
 		return -1;
 	}
 	uint64_t addr = (top - a->initrd_len) & ~(PAGE_SIZE - 1);
@@ -331,8 +335,9 @@ int linux_load(struct boot_args *a, struct cpu_state *st, char *err, size_t errl
 		r = vmlinux_parse(a->kernel, a->kernel_len, &e, err, errlen) ||
 		    vmlinux_load(a, &e, zp, &k, err, errlen);
 	else {
-		snprintf(err, errlen,
-			 "not a Linux kernel: expected a bzImage (\"HdrS\" header) or a vmlinux ELF");
+		snprintf(
+		    err, errlen,
+		    "not a Linux kernel: expected a bzImage (\"HdrS\" header) or a vmlinux ELF");
 		r = -1;
 	}
 	if (r || place_cmdline(a, zp, &k, err, errlen) || place_initrd(a, zp, &k, err, errlen))

@@ -14,11 +14,11 @@ enum {
 	PM_TMR = ACPI_PM_TMR - ACPI_PM_BASE,
 };
 
-#define CNT_SCI_EN	   (1u << 0)
-#define CNT_SLP_TYP_SHIFT  10
-#define CNT_SLP_TYP_MASK   (7u << CNT_SLP_TYP_SHIFT)
-#define CNT_SLP_EN	   (1u << 13)
-#define PM_TIMER_HZ	   3579545ull
+#define CNT_SCI_EN	  (1u << 0)
+#define CNT_SLP_TYP_SHIFT 10
+#define CNT_SLP_TYP_MASK  (7u << CNT_SLP_TYP_SHIFT)
+#define CNT_SLP_EN	  (1u << 13)
+#define PM_TIMER_HZ	  3579545ull
 
 struct acpi_pm {
 	struct machine *m;
@@ -73,7 +73,7 @@ static void pm_write(void *dev, uint64_t off, const void *data, unsigned size)
 	memset(hit + off, 0xff, size);
 	pthread_mutex_lock(&pm->lock);
 	uint16_t sts_mask = get_le16(hit + PM1_STS);
-	pm->sts &= (uint16_t)~(get_le16(val + PM1_STS) & sts_mask); /* write 1 to clear */
+	pm->sts &= (uint16_t) ~(get_le16(val + PM1_STS) & sts_mask); /* write 1 to clear */
 	uint16_t en_mask = get_le16(hit + PM1_EN);
 	pm->en = (uint16_t)((pm->en & ~en_mask) | (get_le16(val + PM1_EN) & en_mask));
 	uint16_t cnt_mask = get_le16(hit + PM1_CNT);
@@ -149,8 +149,8 @@ int acpi_pm_create(struct machine *m)
 		free(pm);
 		return -1;
 	}
-	if (machine_add_device(m, &(struct machine_device){"acpi-pm", pm, pm_save, pm_load,
-							   pm_destroy})) {
+	if (machine_add_device(
+		m, &(struct machine_device){"acpi-pm", pm, pm_save, pm_load, pm_destroy})) {
 		pm_destroy(pm);
 		return -1;
 	}

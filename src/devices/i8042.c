@@ -7,15 +7,15 @@
 #include "machine/machine.h"
 
 /* Status register bits. */
-#define STS_OBF	     0x01 /* output buffer full */
-#define STS_SYS	     0x04 /* self test passed */
-#define STS_CMD	     0x08 /* last write went to the command port */
+#define STS_OBF 0x01 /* output buffer full */
+#define STS_SYS 0x04 /* self test passed */
+#define STS_CMD 0x08 /* last write went to the command port */
 /* Controller configuration byte ("CTR") bits. */
-#define CTR_KBDINT   0x01
-#define CTR_SYS	     0x04
-#define CTR_KBDDIS   0x10
-#define CTR_AUXDIS   0x20
-#define CTR_XLATE    0x40
+#define CTR_KBDINT 0x01
+#define CTR_SYS	   0x04
+#define CTR_KBDDIS 0x10
+#define CTR_AUXDIS 0x20
+#define CTR_XLATE  0x40
 /* Output port: bit 0 drives the CPU reset line (low = reset). */
 #define OUTPORT_NRESET 0x01
 #define OUTPORT_A20    0x02
@@ -27,11 +27,11 @@ struct i8042 {
 	struct irq_line kbd_irq;
 	pthread_mutex_t lock;
 	uint8_t ctr, outport, status_cmd;
-	uint8_t pending;     /* controller command waiting for its data byte, 0 if none */
-	bool kbd_arg;	     /* keyboard command waiting for its argument byte */
+	uint8_t pending; /* controller command waiting for its data byte, 0 if none */
+	bool kbd_arg;	 /* keyboard command waiting for its argument byte */
 	uint8_t queue[QUEUE_LEN];
 	unsigned head, count;
-	uint8_t last;	     /* what a read of an empty output buffer returns */
+	uint8_t last; /* what a read of an empty output buffer returns */
 };
 
 /* Queue a byte for the guest; the keyboard IRQ fires when a byte becomes
@@ -190,8 +190,8 @@ static void command_port_read(void *dev, uint64_t off, void *data, unsigned size
 {
 	struct i8042 *k = dev;
 	pthread_mutex_lock(&k->lock);
-	uint8_t v = (uint8_t)((k->count ? STS_OBF : 0) | (k->ctr & CTR_SYS ? STS_SYS : 0) |
-			      k->status_cmd);
+	uint8_t v =
+	    (uint8_t)((k->count ? STS_OBF : 0) | (k->ctr & CTR_SYS ? STS_SYS : 0) | k->status_cmd);
 	pthread_mutex_unlock(&k->lock);
 	reply(data, size, v);
 }
@@ -232,9 +232,13 @@ static int i8042_save(void *dev, void **buf, size_t *len)
 	if (!s)
 		return -1;
 	pthread_mutex_lock(&k->lock);
-	*s = (struct i8042_saved){.version = I8042_STATE_VERSION, .ctr = k->ctr,
-				  .outport = k->outport, .status_cmd = k->status_cmd,
-				  .pending = k->pending, .kbd_arg = k->kbd_arg, .last = k->last,
+	*s = (struct i8042_saved){.version = I8042_STATE_VERSION,
+				  .ctr = k->ctr,
+				  .outport = k->outport,
+				  .status_cmd = k->status_cmd,
+				  .pending = k->pending,
+				  .kbd_arg = k->kbd_arg,
+				  .last = k->last,
 				  .count = (uint8_t)k->count};
 	for (unsigned i = 0; i < k->count; i++)
 		s->queue[i] = k->queue[(k->head + i) % QUEUE_LEN];
@@ -288,8 +292,8 @@ int i8042_create(struct machine *m)
 	pthread_mutex_init(&k->lock, NULL);
 	if (bus_register(&m->pio, I8042_DATA_PORT, 1, &data_ops, k, "i8042") ||
 	    bus_register(&m->pio, I8042_COMMAND_PORT, 1, &command_ops, k, "i8042") ||
-	    machine_add_device(m, &(struct machine_device){"i8042", k, i8042_save, i8042_load,
-							   i8042_destroy})) {
+	    machine_add_device(
+		m, &(struct machine_device){"i8042", k, i8042_save, i8042_load, i8042_destroy})) {
 		i8042_destroy(k);
 		return -1;
 	}

@@ -145,20 +145,20 @@ static void test_fadt_and_dsdt(void **state)
 	build(&t, 2);
 	const uint8_t *f = find_in_xsdt(&t.mem, t.rsdp, "FACP");
 	assert_int_equal(get32(f + 4), 276);
-	assert_int_equal(get16(f + 46), 9);			/* SCI_INT */
+	assert_int_equal(get16(f + 46), 9); /* SCI_INT */
 	assert_int_equal(get32(f + 56), ACPI_PM1_EVT);
 	assert_int_equal(get32(f + 64), ACPI_PM1_CNT);
 	assert_int_equal(get32(f + 76), ACPI_PM_TMR);
 	assert_int_equal(f[88], 4);
 	assert_int_equal(f[89], 2);
 	uint32_t flags = get32(f + 112);
-	assert_false(flags & (1u << 20));			/* not HW-reduced */
-	assert_true(flags & (1u << 10));			/* reset register */
-	assert_int_equal(f[116], 1);				/* in I/O space */
+	assert_false(flags & (1u << 20)); /* not HW-reduced */
+	assert_true(flags & (1u << 10));  /* reset register */
+	assert_int_equal(f[116], 1);	  /* in I/O space */
 	assert_int_equal(get64(f + 120), ACPI_RESET_PORT);
 	assert_int_equal(f[128], ACPI_RESET_VALUE);
-	assert_true(get16(f + 109) & 2);			/* an 8042 is present */
-	assert_int_equal(get64(f + 172 + 4), ACPI_PM1_CNT);	/* X_PM1a_CNT_BLK */
+	assert_true(get16(f + 109) & 2);		    /* an 8042 is present */
+	assert_int_equal(get64(f + 172 + 4), ACPI_PM1_CNT); /* X_PM1a_CNT_BLK */
 
 	const uint8_t *facs = gpa_ptr(&t.mem, get64(f + 132), 64);
 	assert_memory_equal(facs, "FACS", 4);
@@ -170,8 +170,21 @@ static void test_fadt_and_dsdt(void **state)
 	const uint8_t *d = table(&t.mem, dsdt_gpa, "DSDT");
 	uint32_t len = get32(d + 4);
 	/* Name(\_S5_, Package(){5, 5, 0, 0}) encoded as the spec says. */
-	static const uint8_t s5[] = {0x08, '\\', '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-				     0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00};
+	static const uint8_t s5[] = {0x08,
+				     '\\',
+				     '_',
+				     'S',
+				     '5',
+				     '_',
+				     0x12,
+				     0x08,
+				     0x04,
+				     0x0a,
+				     ACPI_S5_SLP_TYP,
+				     0x0a,
+				     ACPI_S5_SLP_TYP,
+				     0x00,
+				     0x00};
 	assert_true(len >= 36 + sizeof(s5));
 	assert_memory_equal(d + 36, s5, sizeof(s5));
 	/* The PCI root bridge: Device(PCI0) with _HID EisaId("PNP0A03"). */
@@ -198,10 +211,10 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rsdp),
-		cmocka_unit_test(test_madt),
-		cmocka_unit_test(test_fadt_and_dsdt),
-		cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_rsdp),
+	    cmocka_unit_test(test_madt),
+	    cmocka_unit_test(test_fadt_and_dsdt),
+	    cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -357,15 +357,15 @@ static void test_vmlinux_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_good_bzimage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_small_ram_loads_low, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_old_protocol, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_initrd_too_big, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_good_bzimage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_small_ram_loads_low, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_old_protocol, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_initrd_too_big, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

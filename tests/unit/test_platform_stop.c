@@ -202,12 +202,12 @@ static void test_snapshot(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_poweroff, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pm_registers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_by_command, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_by_output_port, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_linux_probe, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_poweroff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pm_registers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_by_command, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_by_output_port, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_linux_probe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
