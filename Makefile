@@ -53,6 +53,10 @@ test: all build/popek-san unit clang-check
 run: all
 	build/popek run --kernel build/guests/hello.elf
 
+# The default guest (Debian kernel + busybox initramfs) in images/; see docs/images.md.
+image:
+	scripts/mkimage.sh
+
 fuzz:
 	$(MAKE) -C tests/fuzz
 
@@ -62,5 +66,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean clang-check
+.PHONY: image all guests unit test run fuzz format clean clang-check
 -include $(shell find build -name '*.d' 2>/dev/null)

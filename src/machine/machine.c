@@ -11,7 +11,10 @@
 #include <time.h>
 
 #include "boot/boot.h"
+#include "boot/acpi.h"
+#include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
+#include "devices/i8042.h"
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
@@ -196,7 +199,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (m->uart)
 		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
 								uart_free});
-	if (!m->uart || debug_exit_create(m)) {
+	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
@@ -258,7 +261,10 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		snprintf(err, errlen, "out of memory");
 		return EXIT_CODE_HOST;
 	}
-	/* Refuse a bad image before touching the engine: errors name the file, not KVM. */
+	/* Refuse a bad image before touching the engine: errors name the file, not KVM.
+	 * A restored VM has its firmware tables and kernel in the RAM image already. */
+	if (!restoring)
+		ba.rsdp = acpi_build(&m->mem, m->ncpus);
 	if (!restoring && boot_load(&ba, bsp, err, errlen)) {
 		free(bsp);
 		return EXIT_CODE_IMAGE;
