@@ -298,15 +298,37 @@ int pci_bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio,
 	return 0;
 }
 
+static void unmap_all(struct pci_dev *d)
+{
+	for (unsigned n = 0; n < PCI_NUM_BARS; n++) {
+		if (d->bar[n].mapped)
+			bus_unregister(d->bus->mmio, d->bar[n].mapped_at, d->bar[n].opaque);
+		d->bar[n].mapped = false;
+	}
+}
+
+void pci_bus_remove(struct pci_dev *d)
+{
+	struct pci_bus *pb = d->bus;
+	if (!pb)
+		return;
+	pthread_mutex_lock(&pb->lock);
+	unmap_all(d);
+	pci_set_intx(d, false);
+	pb->dev[d->slot] = NULL;
+	d->bus = NULL;
+	pthread_mutex_unlock(&pb->lock);
+}
+
 void pci_bus_destroy(struct pci_bus *pb)
 {
 	bus_unregister(pb->pio, PCI_CONFIG_ADDR, pb);
 	bus_unregister(pb->pio, PCI_CONFIG_DATA, pb);
 	for (unsigned s = 0; s < PCI_SLOTS; s++) {
-		struct pci_dev *d = pb->dev[s];
-		for (unsigned n = 0; d && n < PCI_NUM_BARS; n++)
-			if (d->bar[n].mapped)
-				bus_unregister(pb->mmio, d->bar[n].mapped_at, d->bar[n].opaque);
+		if (pb->dev[s]) {
+			unmap_all(pb->dev[s]);
+			pb->dev[s]->bus = NULL;
+		}
 		pb->dev[s] = NULL;
 	}
 	pthread_mutex_destroy(&pb->lock);
@@ -349,11 +371,7 @@ int pci_bus_add(struct pci_bus *pb, struct pci_dev *d, char *err, size_t errlen)
 	update_bars(d);
 	for (unsigned n = 0; n < PCI_NUM_BARS; n++) {
 		if (d->bar[n].size && !d->bar[n].mapped) {
-			for (unsigned k = 0; k < n; k++) {
-				if (d->bar[k].mapped)
-					bus_unregister(pb->mmio, d->bar[k].mapped_at, d->bar[k].opaque);
-				d->bar[k].mapped = false;
-			}
+			unmap_all(d);
 			d->bus = NULL;
 			pthread_mutex_unlock(&pb->lock);
 			snprintf(err, errlen,

@@ -114,6 +114,9 @@ unsigned pci_dev_add_cap(struct pci_dev *d, const uint8_t *body, unsigned len,
  * and enable memory decoding as firmware would. */
 int pci_bus_add(struct pci_bus *pb, struct pci_dev *d, char *err, size_t errlen);
 
+/* Unplug d: unmap its BARs and free its slot (before the device is freed). */
+void pci_bus_remove(struct pci_dev *d);
+
 /* Level of INTx pin A; lines are shared, so the bridge ORs all slots. */
 void pci_set_intx(struct pci_dev *d, bool level);
 
