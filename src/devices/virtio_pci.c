@@ -327,8 +327,7 @@ static int add_cap(struct virtio_pci *vp, uint8_t type, uint32_t offset, uint32_
 }
 
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
-		    struct pci_bus *pb, const struct guest_mem *mem, struct msi_sink msi, char *err,
-		    size_t errlen)
+		    const struct virtio_env *env, char *err, size_t errlen)
 {
 	memset(vp, 0, sizeof(*vp));
 	if (info->nqueues == 0 || info->nqueues > VIRTIO_MAX_QUEUES ||
@@ -338,7 +337,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 	}
 	vp->info = *info;
 	vp->dev = dev;
-	vp->mem = mem;
+	vp->mem = env->mem;
 	pthread_mutex_init(&vp->lock, NULL);
 
 	pci_dev_init(&vp->pci, info->name, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE0 + info->type,
@@ -356,14 +355,14 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 		  (info->config_len &&
 		   add_cap(vp, CAP_DEVICE, VIRTIO_BAR_DEVICE, info->config_len, false)) ||
 		  msix_init(&vp->msix, &vp->pci, info->nqueues + 1, VIRTIO_BAR,
-			    VIRTIO_BAR_MSIX, VIRTIO_BAR_PBA, msi) < 0;
+			    VIRTIO_BAR_MSIX, VIRTIO_BAR_PBA, env->msi) < 0;
 	if (bad) {
 		snprintf(err, errlen, "virtio-%s: PCI configuration space is full", info->name);
 		pthread_mutex_destroy(&vp->lock);
 		return -1;
 	}
 	reset(vp);
-	if (pci_bus_add(pb, &vp->pci, err, errlen) < 0) {
+	if (pci_bus_add(env->pci, &vp->pci, err, errlen) < 0) {
 		pthread_mutex_destroy(&vp->lock);
 		return -1;
 	}

@@ -81,10 +81,16 @@ struct virtio_pci {
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
 };
 
-/* Set up the transport and plug it into pb. Returns 0 or -1 with err set. */
+/* What a virtio device needs from the machine. */
+struct virtio_env {
+	struct pci_bus *pci;
+	const struct guest_mem *mem;
+	struct msi_sink msi;
+};
+
+/* Set up the transport and plug it into env->pci. Returns 0 or -1 with err set. */
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
-		    struct pci_bus *pb, const struct guest_mem *mem, struct msi_sink msi, char *err,
-		    size_t errlen);
+		    const struct virtio_env *env, char *err, size_t errlen);
 /* Unplug; the caller makes sure no other thread uses vp any more. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 
