@@ -26,6 +26,13 @@ build/san/%.o: %.c
 build/popek: $(OBJS)
 	$(CC) $(CFLAGS) -pthread $^ -o $@ $(LIBS)
 
+# The same sources with clang, so both compilers stay warning-free.
+build/clang/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(BASE) $(WARN) -O2 -c $< -o $@
+
+clang-check: $(SRCS:%.c=build/clang/%.o)
+
 build/popek-san: $(SANOBJS)
 	$(CC) $(SAN) -pthread $^ -o $@ $(LIBS)
 
@@ -39,7 +46,7 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit
+test: all build/popek-san unit clang-check
 	tests/run.sh
 
 run: build/popek
@@ -54,5 +61,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean
+.PHONY: all guests unit test run fuzz format clean clang-check
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -90,7 +90,9 @@ struct engine_ops {
 	int (*vcpu_create)(struct engine_vm *vm, int index, struct engine_vcpu **out);
 	void (*vcpu_destroy)(struct engine_vcpu *vcpu);
 
-	/* Run until the next exit. Returns 0, or a negative errno for a host failure. */
+	/* Run until the next exit. Returns 0, or a negative errno for a host failure.
+	 * Pass the same exit struct back on the next call: it carries the results
+	 * (I/O and MMIO read data, hypercall return) the engine must complete. */
 	int (*vcpu_run)(struct engine_vcpu *vcpu, struct vcpu_exit *exit);
 	/* Make a running (or the next) vcpu_run return EXIT_KICKED soon. */
 	void (*vcpu_kick)(struct engine_vcpu *vcpu);

@@ -59,6 +59,7 @@ struct machine {
 
 	pthread_mutex_t stop_lock;
 	atomic_int stop; /* enum stop_kind */
+	atomic_int running_vcpus;
 	int exit_code;
 	char stop_msg[256];
 

@@ -1,0 +1,138 @@
+/* The test-guest runtime: what every guest in guests/ can use.
+ *
+ * A guest is one file that defines guest_name[] and guest_main(). The runtime
+ * boots (multiboot, PVH or popek's ELF64 entry), sets up a GDT, TSS, IDT,
+ * identity paging and the serial console, then calls guest_main(). Returning 0
+ * prints "PASS <name>" and exits through isa-debug-exit with status 0. */
+#ifndef GUEST_H
+#define GUEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io.h"
+
+/* Segment selectors of the runtime GDT (lib/boot.S). The user selectors are laid
+ * out the way SYSRET expects them: STAR[63:48] + 8 = data, + 16 = 64-bit code. */
+#define SEL_KCODE  0x08
+#define SEL_KDATA  0x10
+#define SEL_UCODE32 0x18
+#define SEL_UDATA  0x20
+#define SEL_UCODE  0x28
+#define SEL_TSS    0x30
+#define SEL_KCODE32 0x40
+
+/* Exit statuses written to isa-debug-exit (QEMU exits with (status << 1) | 1). */
+enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_CRASH = 2 };
+
+struct boot_info {
+	const char *protocol; /* "multiboot", "pvh" or "elf64" */
+	const char *cmdline;  /* never NULL, may be empty */
+	uint64_t ram_bytes;   /* usable RAM reported by the loader */
+};
+
+/* Provided by each guest. */
+extern const char guest_name[];
+int guest_main(const struct boot_info *bi);
+
+/* rt.c */
+_Noreturn void guest_exit(int status);
+_Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...);
+_Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt,
+								   ...);
+
+/* serial.c + printf.c */
+void serial_init(void);
+void serial_putc(char c);
+__attribute__((format(printf, 1, 2))) void kprintf(const char *fmt, ...);
+void kvprintf(const char *fmt, va_list ap);
+
+/* string.c (also what the compiler may call on its own) */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+size_t strlen(const char *s);
+
+/* trap.c */
+struct trap_frame {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss; /* pushed by the CPU */
+};
+#define VEC_SYSCALL 0x100 /* pseudo vector of the SYSCALL instruction path */
+typedef void (*trap_handler)(struct trap_frame *f);
+void trap_init(void);
+void trap_load_idt(void);	 /* for application processors */
+void trap_set_handler(unsigned vec, trap_handler h);
+void trap_allow_user(unsigned vec); /* gate DPL 3: "int vec" from ring 3 */
+void trap_load_empty_idt(void);
+void tss_set_rsp0(uint64_t rsp);
+
+/* paging.c: identity map of the first 4 GiB, 2 MiB pages split on demand */
+#define PTE_P	(1ull << 0)
+#define PTE_W	(1ull << 1)
+#define PTE_U	(1ull << 2)
+#define PTE_PWT (1ull << 3)
+#define PTE_PCD (1ull << 4)
+#define PTE_PS	(1ull << 7)
+uint64_t *pte_lookup(uint64_t va); /* the 4 KiB PTE mapping va (< 4 GiB) */
+void page_update(uint64_t va, uint64_t len, uint64_t set, uint64_t clear);
+
+/* tsc.c */
+uint64_t tsc_hz(void);
+void tsc_delay_us(uint64_t us);
+uint64_t tsc_deadline_us(uint64_t us); /* rdtsc() value us from now */
+
+/* lapic.c */
+#define LAPIC_ID	 0x020
+#define LAPIC_EOI	 0x0b0
+#define LAPIC_SVR	 0x0f0
+#define LAPIC_ISR	 0x100
+#define LAPIC_ICR_LO	 0x300
+#define LAPIC_ICR_HI	 0x310
+#define LAPIC_LVT_TIMER	 0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR	 0x390
+#define LAPIC_TIMER_DIV	 0x3e0
+#define LAPIC_TIMER_PERIODIC (1u << 17)
+#define LAPIC_MASKED	     (1u << 16)
+void pic_disable(void);
+void lapic_enable(uint8_t spurious_vec);
+uint32_t lapic_read(uint32_t reg);
+void lapic_write(uint32_t reg, uint32_t v);
+void lapic_eoi(void);
+uint32_t lapic_id(void);
+bool lapic_send_ipi(uint32_t apic_id, uint32_t icr_lo);
+
+/* smp.c: start one application processor running fn on its own stack. */
+bool smp_start_ap(uint32_t apic_id, void (*fn)(void), uint64_t timeout_us);
+
+/* hypercall.c: popek paravirtual calls (include/popek/hypercall.h) */
+long popek_hypercall(long nr, long a0, long a1, long a2, long a3);
+long hc_version(void);
+long hc_console_write(const void *buf, uint64_t len);
+long hc_get_time(int clock);
+long hc_yield(void);
+long hc_exit(long status);
+
+/* user.c: ring 3. Code and data the user side touches must live in the user
+ * region (these section attributes); only that region is mapped with U=1. */
+#define USER_TEXT   __attribute__((section(".user.text"), noinline))
+#define USER_RODATA __attribute__((section(".user.rodata")))
+#define USER_DATA   __attribute__((section(".user.data")))
+#define USER_BSS    __attribute__((section(".bss.user")))
+typedef long (*syscall_handler)(struct trap_frame *f);
+extern char __user_start[], __user_end[];
+void user_init(syscall_handler h); /* SYSCALL MSRs, int 0x80 gate, U bit on the user region */
+long user_run(void (*entry)(void)); /* iretq to ring 3; returns user_return()'s code */
+_Noreturn void user_return(long code); /* from a trap handler: back to user_run's caller */
+bool user_range_ok(uint64_t addr, uint64_t len);
+/* user-side system calls: SYSCALL (nr in rax, args rdi, rsi, rdx) or int 0x80 */
+long usys(long nr, long a0, long a1, long a2);
+long usys_int80(long nr, long a0, long a1, long a2);
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

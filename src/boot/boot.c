@@ -1,0 +1,241 @@
+#include "boot/boot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "boot/layout.h"
+
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
+
+static int read_file(const char *path, uint64_t max, const char *what, uint8_t **buf, size_t *len,
+		     char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		snprintf(err, errlen, "%s %s: not a regular, non-empty file", what, path);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "%s %s (%lld bytes) is larger than guest RAM — raise --mem",
+			 what, path, (long long)st.st_size);
+		goto fail;
+	}
+	*len = (size_t)st.st_size;
+	*buf = malloc(*len);
+	if (!*buf) {
+		snprintf(err, errlen, "%s %s: out of memory", what, path);
+		goto fail;
+	}
+	for (size_t done = 0; done < *len;) {
+		ssize_t n = pread(fd, *buf + done, *len - done, (off_t)done);
+		if (n <= 0) {
+			snprintf(err, errlen, "%s %s: read failed: %s", what, path,
+				 n ? strerror(errno) : "file shrank");
+			free(*buf);
+			*buf = NULL;
+			goto fail;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int boot_check_range(const struct boot_args *a, uint64_t gpa, uint64_t len, const char *what,
+		     char *err, size_t errlen)
+{
+	if (!gpa_ptr(a->mem, gpa, len)) {
+		snprintf(err, errlen, "%s at %#llx..%#llx does not fit in guest RAM (%llu MiB) — raise --mem",
+			 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
+			 (unsigned long long)(a->mem->size >> 20));
+		return -1;
+	}
+	static const uint64_t reserved[][2] = {{BOOT_LOW_START, BOOT_LOW_END}, {EBDA_START, BIOS_END}};
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		if (gpa < reserved[i][1] && reserved[i][0] < gpa + len) {
+			snprintf(err, errlen,
+				 "%s at %#llx..%#llx overlaps popek's boot area %#llx..%#llx — link it at 1 MiB or above",
+				 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
+				 (unsigned long long)reserved[i][0], (unsigned long long)reserved[i][1]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int boot_load_elf(const struct boot_args *a, const struct elf_image *e, uint64_t *end, char *err,
+		  size_t errlen)
+{
+	*end = 0;
+	for (int i = 0; i < e->nsegs; i++) {
+		const struct elf_segment *s = &e->seg[i];
+		if (boot_check_range(a, s->paddr, s->memsz, "kernel segment", err, errlen))
+			return -1;
+	}
+	for (int i = 0; i < e->nsegs; i++) {
+		const struct elf_segment *s = &e->seg[i];
+		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
+		memcpy(dst, a->kernel + s->offset, s->filesz);
+		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+		if (s->paddr + s->memsz > *end)
+			*end = s->paddr + s->memsz;
+	}
+	return 0;
+}
+
+int boot_place_initrd(const struct boot_args *a, uint64_t min_addr, uint64_t max_end,
+		      uint64_t *addr, char *err, size_t errlen)
+{
+	*addr = 0;
+	if (!a->initrd)
+		return 0;
+	uint64_t start = (min_addr + 0xfff) & ~0xfffull;
+	if (start < HIGH_MEMORY)
+		start = HIGH_MEMORY;
+	if (start + a->initrd_len > max_end || boot_check_range(a, start, a->initrd_len, "initrd", err, errlen)) {
+		snprintf(err, errlen, "initrd (%zu bytes) does not fit in guest RAM after the kernel — raise --mem",
+			 a->initrd_len);
+		return -1;
+	}
+	memcpy(gpa_ptr(a->mem, start, a->initrd_len), a->initrd, a->initrd_len);
+	*addr = start;
+	return 0;
+}
+
+int boot_write_cmdline(const struct boot_args *a, char *err, size_t errlen)
+{
+	const char *c = a->cfg->cmdline ? a->cfg->cmdline : "";
+	size_t n = strlen(c) + 1;
+	if (n > BOOT_CMDLINE_MAX) {
+		snprintf(err, errlen, "kernel command line is %zu bytes; the limit is %d", n - 1,
+			 BOOT_CMDLINE_MAX - 1);
+		return -1;
+	}
+	gpa_write(a->mem, BOOT_CMDLINE, c, n);
+	return 0;
+}
+
+void boot_write_gdt(struct guest_mem *mem)
+{
+	const uint64_t gdt[] = {
+		0,
+		0x00cf9b000000ffffull, /* 0x08: 32-bit code, base 0, 4 GiB */
+		0x00af9b000000ffffull, /* 0x10: 64-bit code */
+		0x00cf93000000ffffull, /* 0x18: data, base 0, 4 GiB */
+	};
+	gpa_write(mem, BOOT_GDT, gdt, sizeof(gdt));
+}
+
+void boot_write_pagetables(struct guest_mem *mem)
+{
+	uint64_t *pml4 = gpa_ptr(mem, BOOT_PAGETABLES, 0x1000);
+	uint64_t *pdpt = gpa_ptr(mem, BOOT_PAGETABLES + 0x1000, 0x1000);
+	uint64_t *pd = gpa_ptr(mem, BOOT_PAGETABLES + 0x2000, 0x4000);
+	memset(pml4, 0, 0x6000);
+	pml4[0] = (BOOT_PAGETABLES + 0x1000) | 3; /* present, writable */
+	for (uint64_t i = 0; i < 4; i++)
+		pdpt[i] = (BOOT_PAGETABLES + 0x2000 + i * 0x1000) | 3;
+	for (uint64_t i = 0; i < 4 * 512; i++)
+		pd[i] = (i << 21) | 0x83; /* present, writable, 2 MiB page */
+}
+
+void boot_enter_long_mode(struct cpu_state *st, uint64_t rip)
+{
+	st->cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	st->cr4 = CR4_PAE;
+	st->cr3 = BOOT_PAGETABLES;
+	st->msr[MSR_IDX_EFER] = EFER_LME | EFER_LMA;
+	for (int i = 0; i < SEG_TR; i++)
+		cpu_state_flat_seg(&st->seg[i], BOOT_GDT_DS, false, false);
+	cpu_state_flat_seg(&st->seg[SEG_CS], BOOT_GDT_CS64, true, true);
+	st->rip = rip;
+}
+
+static void boot_write_platform(struct boot_args *a, struct cpu_state *st)
+{
+	cpu_state_init_protected(st);
+	boot_write_gdt(a->mem);
+	st->gdt = (struct dtable){BOOT_GDT, 4 * 8 - 1};
+}
+
+/* popek's plain ELF64 protocol: 64-bit mode, identity paging, RDI = PVH start info. */
+static int elf64_load(struct boot_args *a, const struct elf_image *e, struct cpu_state *st,
+		      char *err, size_t errlen)
+{
+	uint64_t end, initrd;
+	if (boot_load_elf(a, e, &end, err, errlen) ||
+	    boot_place_initrd(a, end, a->mem->range[0].size, &initrd, err, errlen) ||
+	    boot_write_cmdline(a, err, errlen))
+		return -1;
+	boot_write_pagetables(a->mem);
+	boot_enter_long_mode(st, e->entry);
+	st->gpr[R_RDI] = pvh_write_start_info(a, initrd);
+	return 0;
+}
+
+static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t errlen)
+{
+	struct elf_image e;
+	struct elf_note note;
+	uint32_t mb;
+	boot_write_platform(a, st);
+	bool elf = elf_is_elf(a->kernel, a->kernel_len);
+	if (elf && elf_parse(a->kernel, a->kernel_len, &e, err, errlen))
+		return -1;
+	if (elf && elf_find_note(a->kernel, &e, "Xen", XEN_ELFNOTE_PHYS32_ENTRY, &note)) {
+		if (note.descsz < 4) {
+			snprintf(err, errlen, "PVH entry note is truncated");
+			return -1;
+		}
+		uint32_t entry = (uint32_t)note.desc[0] | (uint32_t)note.desc[1] << 8 |
+				 (uint32_t)note.desc[2] << 16 | (uint32_t)note.desc[3] << 24;
+		return pvh_load(a, &e, entry, st, err, errlen);
+	}
+	if (multiboot_find(a->kernel, a->kernel_len, &mb) == 0)
+		return multiboot_load(a, mb, st, err, errlen);
+	if (elf && e.is64)
+		return elf64_load(a, &e, st, err, errlen);
+	if (elf)
+		snprintf(err, errlen, "32-bit ELF without a multiboot header or PVH note: popek cannot "
+				      "tell how to enter it");
+	else
+		snprintf(err, errlen, "not a kernel popek can boot (expected an ELF with a PVH note or "
+				      "multiboot header, a 64-bit ELF, or a multiboot image)");
+	return -1;
+}
+
+int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errlen)
+{
+	uint8_t *kernel = NULL, *initrd = NULL;
+	char why[256];
+	int rc = -1;
+	if (read_file(a->cfg->kernel, a->mem->size, "kernel", &kernel, &a->kernel_len, err, errlen))
+		return -1;
+	if (a->cfg->initrd && read_file(a->cfg->initrd, a->mem->size, "initrd", &initrd,
+					&a->initrd_len, err, errlen))
+		goto out;
+	a->kernel = kernel;
+	a->initrd = initrd;
+	rc = dispatch(a, bsp, why, sizeof(why));
+	if (rc)
+		snprintf(err, errlen, "kernel %s: %s", a->cfg->kernel, why);
+out:
+	free(kernel);
+	free(initrd);
+	a->kernel = a->initrd = NULL;
+	return rc;
+}

@@ -1,0 +1,111 @@
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "machine/machine.h"
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B' || *end == 'b')
+		end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
+	if (*end || (shift && v > (~0ull >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "popek: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " — see 'popek help'\n");
+	return EXIT_CODE_USAGE;
+}
+
+int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
+{
+	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS };
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, O_KERNEL},
+		{"initrd", required_argument, NULL, O_INITRD},
+		{"cmdline", required_argument, NULL, O_CMDLINE},
+		{"mem", required_argument, NULL, O_MEM},
+		{"cpus", required_argument, NULL, O_CPUS},
+		{"engine", required_argument, NULL, O_ENGINE},
+		{"console", required_argument, NULL, O_CONSOLE},
+		{"stats", no_argument, NULL, O_STATS},
+		{0},
+	};
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int o = getopt_long(argc, argv, "", opts, NULL);
+		if (o < 0)
+			break;
+		char *end;
+		switch (o) {
+		case O_KERNEL:
+			cfg->kernel = optarg;
+			break;
+		case O_INITRD:
+			cfg->initrd = optarg;
+			break;
+		case O_CMDLINE:
+			cfg->cmdline = optarg;
+			break;
+		case O_MEM:
+			if (parse_size(optarg, &cfg->mem))
+				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)", optarg);
+			break;
+		case O_CPUS:
+			errno = 0;
+			cfg->cpus = (int)strtol(optarg, &end, 10);
+			if (errno || *end || cfg->cpus < 1 || cfg->cpus > MAX_VCPUS)
+				return usage_error("--cpus %s: need a number from 1 to 64", optarg);
+			break;
+		case O_ENGINE:
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") && strcmp(optarg, "auto"))
+				return usage_error("--engine %s: choose kvm, soft or auto", optarg);
+			cfg->engine = optarg;
+			break;
+		case O_CONSOLE:
+			if (!strcmp(optarg, "stdio")) {
+				cfg->console = CONSOLE_STDIO;
+			} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
+				cfg->console = CONSOLE_FILE;
+				cfg->console_path = optarg + 5;
+			} else {
+				return usage_error("--console %s: use stdio or file:PATH", optarg);
+			}
+			break;
+		case O_STATS:
+			cfg->stats = true;
+			break;
+		default:
+			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!cfg->kernel)
+		return usage_error("%s", "no kernel given: use --kernel FILE");
+	return 0;
+}

@@ -1,0 +1,73 @@
+/* popek command line: `popek run ...`, `popek help`, `popek --version`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "machine/machine.h"
+
+void cli_usage(FILE *f)
+{
+	fprintf(f,
+		"popek %s — a virtual machine monitor\n"
+		"\n"
+		"usage:\n"
+		"  popek run --kernel FILE [options]   boot a guest kernel\n"
+		"  popek help                          this text\n"
+		"  popek --version                     print the version\n"
+		"\n"
+		"run options:\n"
+		"  --kernel FILE        ELF (PVH note, multiboot header or 64-bit entry) or multiboot image\n"
+		"  --initrd FILE        initial ramdisk / boot module\n"
+		"  --cmdline STR        kernel command line\n"
+		"  --mem SIZE           guest RAM, e.g. 128M, 2G (default 128M)\n"
+		"  --cpus N             virtual CPUs (default 1)\n"
+		"  --engine NAME        kvm, soft or auto (default auto)\n"
+		"  --console stdio|file:PATH   where guest console output goes (default stdio)\n"
+		"  --stats              print exit/trap counts as JSON on stderr at exit\n"
+		"\n"
+		"exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
+		"power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"
+		"71 host failure, 128+N stopped by signal N.\n",
+		POPEK_VERSION);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	vm_config_defaults(&cfg);
+	int rc = cli_parse_run(argc, argv, &cfg);
+	if (rc)
+		return rc;
+	static struct machine m; /* large (vCPU table); one per process */
+	char err[512] = "";
+	rc = machine_create(&m, &cfg, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "popek: %s\n", err);
+		machine_destroy(&m);
+		return rc;
+	}
+	rc = machine_run(&m);
+	machine_destroy(&m);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		cli_usage(stderr);
+		return EXIT_CODE_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("popek %s\n", POPEK_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		cli_usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	fprintf(stderr, "popek: unknown command '%s' — see 'popek help'\n", cmd);
+	return EXIT_CODE_USAGE;
+}

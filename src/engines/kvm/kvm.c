@@ -1,0 +1,368 @@
+/* The kvm engine: hardware-assisted trap-and-emulate through /dev/kvm. The CPU
+ * runs the guest; privileged operations the hardware cannot finish come back
+ * as KVM exits, which we translate into engine exits for the machine. The
+ * LAPIC, IOAPIC, PIC and PIT live in the kernel (KVM_CREATE_IRQCHIP/PIT2). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engines/kvm/kvm_internal.h"
+#include "popek/hypercall.h"
+
+#define KICK_SIGNAL SIGUSR1
+#define TSS_ADDR    0xfffbd000 /* 3 pages VMX needs for real-mode emulation */
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only here to interrupt KVM_RUN */
+}
+
+static int open_kvm(char *err, size_t errlen)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	if (e == ENOENT)
+		snprintf(err, errlen, "/dev/kvm: not found — load the kvm module (modprobe kvm_intel or "
+				      "kvm_amd) or use --engine soft");
+	else if (e == EACCES || e == EPERM)
+		snprintf(err, errlen, "/dev/kvm: permission denied — add yourself to group kvm or use "
+				      "--engine soft");
+	else
+		snprintf(err, errlen, "/dev/kvm: %s — use --engine soft", strerror(e));
+	return -e;
+}
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+	for (int n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)n * sizeof(c->entries[0]));
+		if (!c)
+			return NULL;
+		c->nent = (uint32_t)n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		free(c);
+		if (errno != E2BIG)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void kvm_vm_destroy(struct engine_vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	free(vm->cpuid);
+	free(vm);
+}
+
+static int kvm_vm_create(const struct engine_vm_config *cfg, struct engine_vm **out, char *err,
+			 size_t errlen)
+{
+	struct engine_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->vm_fd = -1;
+	vm->kvm_fd = open_kvm(err, errlen);
+	if (vm->kvm_fd < 0) {
+		int rc = vm->kvm_fd;
+		free(vm);
+		return rc;
+	}
+	const char *step = "KVM_GET_API_VERSION";
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+		goto fail;
+	step = "KVM_CHECK_EXTENSION(IRQCHIP, IMMEDIATE_EXIT)";
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0)
+		goto fail;
+	int maxcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (maxcpus > 0 && cfg->ncpus > maxcpus) {
+		snprintf(err, errlen, "/dev/kvm allows at most %d vCPUs — lower --cpus", maxcpus);
+		kvm_vm_destroy(vm);
+		return -EINVAL;
+	}
+	vm->has_xsave = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
+	vm->has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+	step = "KVM_CREATE_VM";
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		goto fail;
+	step = "KVM_GET_VCPU_MMAP_SIZE";
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0)
+		goto fail;
+	/* Only VMX needs these; elsewhere they may fail harmlessly. */
+	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR);
+	step = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	step = "KVM_CREATE_PIT2";
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		goto fail;
+	step = "KVM_GET_SUPPORTED_CPUID";
+	vm->cpuid = supported_cpuid(vm->kvm_fd);
+	if (!vm->cpuid)
+		goto fail;
+	step = "KVM_GET_MSR_INDEX_LIST";
+	if (kvm_probe_msrs(vm) < 0)
+		goto fail;
+
+	struct sigaction sa = {.sa_handler = kick_handler};
+	sigemptyset(&sa.sa_mask);
+	sigaction(KICK_SIGNAL, &sa, NULL);
+	*out = vm;
+	return 0;
+fail:;
+	int e = errno ? errno : EINVAL;
+	snprintf(err, errlen, "/dev/kvm: %s failed: %s — use --engine soft", step, strerror(e));
+	kvm_vm_destroy(vm);
+	return -e;
+}
+
+static int kvm_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, uint64_t size,
+			  void *hva, unsigned flags)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.flags = (flags & ENGINE_MEM_READONLY) ? KVM_MEM_READONLY : 0,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	};
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+/* CPUID as KVM supports it, with this vCPU's APIC ID filled in. */
+static int set_cpuid(struct engine_vcpu *v)
+{
+	struct kvm_cpuid2 *src = v->vm->cpuid;
+	size_t sz = sizeof(*src) + src->nent * sizeof(src->entries[0]);
+	struct kvm_cpuid2 *c = malloc(sz);
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, src, sz);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function == 1)
+			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)v->index << 24);
+		if (e->function == 0xb || e->function == 0x1f)
+			e->edx = (uint32_t)v->index;
+	}
+	int rc = ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	free(c);
+	return rc;
+}
+
+static void kvm_vcpu_destroy(struct engine_vcpu *v)
+{
+	if (!v)
+		return;
+	if (v->run)
+		munmap(v->run, (size_t)v->vm->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v);
+}
+
+static int kvm_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu **out)
+{
+	struct engine_vcpu *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->vm = vm;
+	v->index = index;
+	v->pending = NR_EXIT_REASONS;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
+	int rc = 0;
+	if (v->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		rc = -errno;
+		goto fail;
+	}
+	rc = set_cpuid(v);
+	if (rc)
+		goto fail;
+	*out = v;
+	return 0;
+fail:
+	kvm_vcpu_destroy(v);
+	return rc;
+}
+
+static uint64_t current_rip(struct engine_vcpu *v)
+{
+	struct kvm_regs r;
+	return ioctl(v->fd, KVM_GET_REGS, &r) < 0 ? 0 : r.rip;
+}
+
+/* Finish the instruction behind the previous exit before running again. */
+static int complete_exit(struct engine_vcpu *v, const struct vcpu_exit *ex)
+{
+	enum exit_reason p = v->pending;
+	v->pending = NR_EXIT_REASONS;
+	if (p == EXIT_MMIO && !v->run->mmio.is_write) {
+		memcpy(v->run->mmio.data, ex->mmio.data, sizeof(v->run->mmio.data));
+	} else if (p == EXIT_HYPERCALL) {
+		struct kvm_regs r;
+		if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+			return -errno;
+		r.rax = ex->hc.ret;
+		if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int hypercall_exit(struct engine_vcpu *v, struct vcpu_exit *ex)
+{
+	struct kvm_regs r;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+		return -errno;
+	ex->reason = EXIT_HYPERCALL;
+	ex->hc.nr = r.rax & 0xffffffff; /* the OUT wrote EAX */
+	ex->hc.arg[0] = r.rdi;
+	ex->hc.arg[1] = r.rsi;
+	ex->hc.arg[2] = r.rbx;
+	ex->hc.arg[3] = r.rcx;
+	ex->hc.ret = 0;
+	return 0;
+}
+
+static void fail_exit(struct engine_vcpu *v, struct vcpu_exit *ex, enum exit_reason reason,
+		      const char *why)
+{
+	ex->reason = reason;
+	ex->fail.rip = current_rip(v);
+	snprintf(ex->fail.why, sizeof(ex->fail.why), "%s", why);
+}
+
+static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
+{
+	if (!atomic_load(&v->thread_known)) {
+		v->thread = pthread_self();
+		atomic_store(&v->thread_known, true);
+	}
+	int rc = complete_exit(v, ex);
+	if (rc)
+		return rc;
+	struct kvm_run *run = v->run;
+	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+		run->immediate_exit = 0;
+		ex->reason = EXIT_KICKED;
+		return 0;
+	}
+	char why[96];
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		if (run->io.port == POPEK_HC_PORT && run->io.size == 4 && run->io.count == 1 &&
+		    run->io.direction == KVM_EXIT_IO_OUT) {
+			v->pending = EXIT_HYPERCALL;
+			return hypercall_exit(v, ex);
+		}
+		ex->reason = EXIT_IO;
+		ex->io.port = run->io.port;
+		ex->io.size = run->io.size;
+		ex->io.write = run->io.direction == KVM_EXIT_IO_OUT;
+		ex->io.count = run->io.count;
+		ex->io.data = (uint8_t *)run + run->io.data_offset;
+		return 0;
+	case KVM_EXIT_MMIO:
+		ex->reason = EXIT_MMIO;
+		ex->mmio.gpa = run->mmio.phys_addr;
+		ex->mmio.size = (uint8_t)(run->mmio.len > 8 ? 8 : run->mmio.len);
+		ex->mmio.write = run->mmio.is_write;
+		memcpy(ex->mmio.data, run->mmio.data, 8);
+		if (!ex->mmio.write)
+			v->pending = EXIT_MMIO;
+		return 0;
+	case KVM_EXIT_INTR:
+		ex->reason = EXIT_KICKED;
+		return 0;
+	case KVM_EXIT_HLT:
+		fail_exit(v, ex, EXIT_HLT, "hlt");
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		fail_exit(v, ex, EXIT_SHUTDOWN, "");
+		return 0;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(why, sizeof(why), "hardware refused VM entry (reason %#llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		fail_exit(v, ex, EXIT_FAIL, why);
+		return 0;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(why, sizeof(why), "KVM internal error (suberror %u%s)", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+				 ? ": instruction emulation failed"
+				 : "");
+		fail_exit(v, ex, EXIT_FAIL, why);
+		return 0;
+	case KVM_EXIT_SYSTEM_EVENT:
+		snprintf(why, sizeof(why), "system event %u (%s)", run->system_event.type,
+			 run->system_event.type == KVM_SYSTEM_EVENT_RESET ? "reset" : "shutdown");
+		fail_exit(v, ex, run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN ? EXIT_SHUTDOWN
+										      : EXIT_FAIL,
+			  why);
+		return 0;
+	default:
+		snprintf(why, sizeof(why), "unexpected KVM exit %u", run->exit_reason);
+		fail_exit(v, ex, EXIT_FAIL, why);
+		return 0;
+	}
+}
+
+static void kvm_vcpu_kick(struct engine_vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (atomic_load(&v->thread_known))
+		pthread_kill(v->thread, KICK_SIGNAL);
+}
+
+static int kvm_irq_line(struct engine_vm *vm, unsigned gsi, bool level)
+{
+	struct kvm_irq_level l = {.irq = gsi, .level = level};
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
+static int kvm_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+			      .data = data};
+	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+const struct engine_ops kvm_engine = {
+	.name = "kvm",
+	.vm_create = kvm_vm_create,
+	.vm_destroy = kvm_vm_destroy,
+	.map_memory = kvm_map_memory,
+	.vcpu_create = kvm_vcpu_create,
+	.vcpu_destroy = kvm_vcpu_destroy,
+	.vcpu_run = kvm_vcpu_run,
+	.vcpu_kick = kvm_vcpu_kick,
+	.get_state = kvm_get_state,
+	.set_state = kvm_set_state,
+	.irq_line = kvm_irq_line,
+	.msi = kvm_msi,
+};

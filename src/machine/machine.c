@@ -1,0 +1,262 @@
+/* Machine assembly and lifecycle: memory → engine → devices → boot → vCPUs. */
+#include "machine/machine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "boot/boot.h"
+#include "devices/debug_exit.h"
+#include "devices/uart16550.h"
+#include "machine/console.h"
+#include "machine/stats.h"
+#include "machine/vcpu.h"
+
+#define COM1_PORT 0x3f8
+#define COM1_GSI  4
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const char *fmt, ...)
+{
+	pthread_mutex_lock(&m->stop_lock);
+	if (atomic_load(&m->stop) == STOP_NONE) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(m->stop_msg, sizeof(m->stop_msg), fmt, ap);
+		va_end(ap);
+		m->exit_code = exit_code;
+		atomic_store_explicit(&m->stop, kind, memory_order_release);
+		for (int i = 0; i < m->ncpus; i++)
+			if (m->vcpu[i].ev)
+				m->engine->vcpu_kick(m->vcpu[i].ev);
+	}
+	pthread_mutex_unlock(&m->stop_lock);
+}
+
+static void irq_set(void *ctx, unsigned gsi, bool level)
+{
+	struct machine *m = ctx;
+	m->engine->irq_line(m->evm, gsi, level);
+}
+
+static void msi_send(void *ctx, uint64_t addr, uint32_t data)
+{
+	struct machine *m = ctx;
+	m->engine->msi(m->evm, addr, data);
+}
+
+struct irq_line machine_irq_line(struct machine *m, unsigned gsi)
+{
+	return (struct irq_line){.set = irq_set, .ctx = m, .gsi = gsi};
+}
+
+struct msi_sink machine_msi_sink(struct machine *m)
+{
+	return (struct msi_sink){.send = msi_send, .ctx = m};
+}
+
+/* --engine auto: the kvm engine when /dev/kvm can be used, else soft. */
+static int create_engine(struct machine *m, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct engine_vm_config ecfg = {.ncpus = m->ncpus, .ram_size = m->mem.size};
+	bool autosel = !strcmp(cfg->engine, "auto");
+	m->engine = engine_find(autosel ? "kvm" : cfg->engine);
+	if (!m->engine) {
+		snprintf(err, errlen, "unknown engine '%s' — use kvm, soft or auto", cfg->engine);
+		return EXIT_CODE_USAGE;
+	}
+	int rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
+	if (rc && autosel) {
+		fprintf(stderr, "popek: engine soft (auto: %s)\n", err);
+		m->engine = &soft_engine;
+		rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
+	} else if (!rc && autosel) {
+		fprintf(stderr, "popek: engine kvm (auto: /dev/kvm is usable)\n");
+	}
+	if (rc)
+		return EXIT_CODE_ENGINE;
+	for (int i = 0; i < m->mem.nranges; i++) {
+		const struct mem_range *r = &m->mem.range[i];
+		rc = m->engine->map_memory(m->evm, (unsigned)i, r->gpa, r->size, m->mem.base + r->offset, 0);
+		if (rc) {
+			snprintf(err, errlen, "engine %s cannot map guest RAM: %s", m->engine->name,
+				 strerror(-rc));
+			return EXIT_CODE_HOST;
+		}
+	}
+	return 0;
+}
+
+static void console_tx(void *ctx, const void *buf, size_t len)
+{
+	console_write(ctx, buf, len);
+}
+
+static int create_devices(struct machine *m, char *err, size_t errlen)
+{
+	m->console = console_open(m->cfg, err, errlen);
+	if (!m->console)
+		return EXIT_CODE_HOST;
+	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
+	if (!m->uart || debug_exit_create(m)) {
+		snprintf(err, errlen, "cannot create the platform devices");
+		return EXIT_CODE_HOST;
+	}
+	return 0;
+}
+
+static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *err, size_t errlen)
+{
+	struct cpu_state *ap = malloc(sizeof(*ap));
+	int rc = 0;
+	if (!ap) {
+		snprintf(err, errlen, "out of memory");
+		return EXIT_CODE_HOST;
+	}
+	/* Application processors wait for INIT/SIPI, as on a PC. */
+	cpu_state_init_protected(ap);
+	ap->msr[MSR_IDX_APIC_BASE] &= ~(1ull << 8);
+	ap->mp_state = MP_WAIT_FOR_SIPI;
+	for (int i = 0; i < m->ncpus && !rc; i++) {
+		struct vcpu *v = &m->vcpu[i];
+		v->m = m;
+		v->index = i;
+		rc = m->engine->vcpu_create(m->evm, i, &v->ev);
+		if (!rc)
+			rc = m->engine->set_state(v->ev, i ? ap : bsp);
+		if (rc)
+			snprintf(err, errlen, "engine %s: cannot create vCPU %d: %s", m->engine->name, i,
+				 strerror(-rc));
+	}
+	free(ap);
+	return rc ? EXIT_CODE_HOST : 0;
+}
+
+int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	int rc;
+	memset(m, 0, sizeof(*m));
+	m->mem.fd = -1;
+	m->cfg = cfg;
+	m->ncpus = cfg->cpus;
+	pthread_mutex_init(&m->stop_lock, NULL);
+	bus_init(&m->pio, "pio");
+	bus_init(&m->mmio, "mmio");
+	if (cfg->cpus < 1 || cfg->cpus > MAX_VCPUS) {
+		snprintf(err, errlen, "--cpus %d is out of range 1..%d", cfg->cpus, MAX_VCPUS);
+		return EXIT_CODE_USAGE;
+	}
+	if (guest_mem_init(&m->mem, cfg->mem, err, errlen))
+		return EXIT_CODE_USAGE;
+
+	struct cpu_state *bsp = malloc(sizeof(*bsp));
+	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus};
+	if (!bsp) {
+		snprintf(err, errlen, "out of memory");
+		return EXIT_CODE_HOST;
+	}
+	/* Refuse a bad image before touching the engine: errors name the file, not KVM. */
+	if (boot_load(&ba, bsp, err, errlen)) {
+		free(bsp);
+		return EXIT_CODE_IMAGE;
+	}
+	rc = create_engine(m, err, errlen);
+	if (!rc)
+		rc = create_devices(m, err, errlen);
+	if (!rc)
+		rc = create_vcpus(m, bsp, err, errlen);
+	free(bsp);
+	return rc;
+}
+
+static int wait_for_vcpus(struct machine *m)
+{
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	struct timespec tick = {0, 20 * 1000 * 1000};
+	while (atomic_load(&m->running_vcpus) > 0) {
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig > 0)
+			machine_stop(m, STOP_ERROR, 128 + sig, "stopped by signal %d (%s)", sig,
+				     strsignal(sig));
+	}
+	for (int i = 0; i < m->ncpus; i++)
+		pthread_join(m->vcpu[i].thread, NULL);
+	return 0;
+}
+
+int machine_run(struct machine *m)
+{
+	sigset_t sigs, old;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	/* vCPU threads inherit the mask: only the main thread takes these signals. */
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	if (console_start_input(m->console, uart_input, m->uart) < 0)
+		fprintf(stderr, "popek: warning: console input is not available\n");
+	uint64_t t0 = monotonic_ns();
+	m->start_ns = t0;
+	int started = 0;
+	for (int i = 0; i < m->ncpus; i++) {
+		atomic_fetch_add(&m->running_vcpus, 1);
+		if (pthread_create(&m->vcpu[i].thread, NULL, vcpu_thread, &m->vcpu[i])) {
+			atomic_fetch_sub(&m->running_vcpus, 1);
+			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start vCPU thread %d", i);
+			break;
+		}
+		started++;
+	}
+	m->ncpus = started;
+	wait_for_vcpus(m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	double secs = (double)(monotonic_ns() - t0) / 1e9;
+	switch (atomic_load(&m->stop)) {
+	case STOP_CRASH:
+		fprintf(stderr, "popek: VM crashed: %s\n", m->stop_msg);
+		break;
+	case STOP_ERROR:
+		fprintf(stderr, "popek: %s\n", m->stop_msg);
+		break;
+	default:
+		break;
+	}
+	if (m->cfg->stats) {
+		char *json = machine_stats_json(m, secs);
+		fprintf(stderr, "%s\n", json);
+		free(json);
+	}
+	return m->exit_code;
+}
+
+void machine_destroy(struct machine *m)
+{
+	console_close(m->console);
+	for (int i = 0; i < MAX_VCPUS; i++)
+		if (m->vcpu[i].ev)
+			m->engine->vcpu_destroy(m->vcpu[i].ev);
+	if (m->evm)
+		m->engine->vm_destroy(m->evm);
+	uart_destroy(m->uart);
+	guest_mem_free(&m->mem);
+	bus_destroy(&m->pio);
+	bus_destroy(&m->mmio);
+	pthread_mutex_destroy(&m->stop_lock);
+}

@@ -1,0 +1,65 @@
+#include "machine/stats.h"
+
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "popek/hypercall.h"
+
+static const char *const hypercall_names[POPEK_HC_COUNT + 1] = {
+	"version", "console_write", "get_time", "exit", "yield", "unknown",
+};
+
+static json_object *counters_json(const struct vcpu_counters *c)
+{
+	json_object *o = json_object_new_object(), *exits = json_object_new_object(),
+		    *hc = json_object_new_object();
+	for (int r = 0; r < NR_EXIT_REASONS; r++)
+		if (c->exits[r])
+			json_object_object_add(exits, exit_reason_names[r],
+					       json_object_new_int64((int64_t)c->exits[r]));
+	for (int i = 0; i <= POPEK_HC_COUNT; i++)
+		if (c->hypercalls[i])
+			json_object_object_add(hc, hypercall_names[i],
+					       json_object_new_int64((int64_t)c->hypercalls[i]));
+	json_object_object_add(o, "exits", exits);
+	json_object_object_add(o, "hypercalls", hc);
+	return o;
+}
+
+char *machine_stats_json(struct machine *m, double wall_seconds)
+{
+	json_object *root = json_object_new_object(), *cpus = json_object_new_array();
+	struct vcpu_counters total = {0};
+	for (int i = 0; i < m->ncpus; i++) {
+		const struct vcpu_counters *c = &m->vcpu[i].count;
+		for (int r = 0; r < NR_EXIT_REASONS; r++)
+			total.exits[r] += c->exits[r];
+		for (int h = 0; h <= POPEK_HC_COUNT; h++)
+			total.hypercalls[h] += c->hypercalls[h];
+		json_object *cj = counters_json(c);
+		if (m->engine->stats && m->vcpu[i].ev) {
+			json_object *es = json_object_new_object();
+			m->engine->stats(m->vcpu[i].ev, es);
+			json_object_object_add(cj, "engine", es);
+		}
+		json_object_array_add(cpus, cj);
+	}
+	json_object *t = counters_json(&total), *pio = json_object_new_object(),
+		    *mmio = json_object_new_object();
+	bus_stats(&m->pio, pio);
+	bus_stats(&m->mmio, mmio);
+	json_object_object_add(root, "engine", json_object_new_string(m->engine->name));
+	json_object_object_add(root, "vcpus", json_object_new_int(m->ncpus));
+	json_object_object_add(root, "wall_seconds", json_object_new_double(wall_seconds));
+	json_object_object_add(root, "exits", json_object_get(json_object_object_get(t, "exits")));
+	json_object_object_add(root, "hypercalls",
+			       json_object_get(json_object_object_get(t, "hypercalls")));
+	json_object_object_add(root, "pio", pio);
+	json_object_object_add(root, "mmio", mmio);
+	json_object_object_add(root, "per_vcpu", cpus);
+	json_object_put(t);
+	char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	json_object_put(root);
+	return s;
+}

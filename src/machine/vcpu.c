@@ -1,0 +1,75 @@
+/* The vCPU loop: run the engine, dispatch each exit to a bus or handler. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "machine/hypercall.h"
+#include "machine/machine.h"
+#include "machine/vcpu.h"
+
+static void dispatch_io(struct machine *m, struct vcpu_exit *ex)
+{
+	for (uint32_t i = 0; i < ex->io.count; i++)
+		bus_access(&m->pio, ex->io.port, ex->io.data + (size_t)i * ex->io.size, ex->io.size,
+			   ex->io.write);
+}
+
+static void report_crash(struct vcpu *v, const struct vcpu_exit *ex)
+{
+	struct machine *m = v->m;
+	switch (ex->reason) {
+	case EXIT_SHUTDOWN:
+		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH,
+			     "vCPU %d: triple fault at RIP %#" PRIx64 " (%s)", v->index, ex->fail.rip,
+			     ex->fail.why[0] ? ex->fail.why : "exception while delivering a double fault");
+		break;
+	case EXIT_HLT:
+		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH,
+			     "vCPU %d: halted with interrupts disabled at RIP %#" PRIx64
+			     " — it can never wake up",
+			     v->index, ex->fail.rip);
+		break;
+	default:
+		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH, "vCPU %d: %s at RIP %#" PRIx64, v->index,
+			     ex->fail.why, ex->fail.rip);
+		break;
+	}
+}
+
+void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct machine *m = v->m;
+	struct vcpu_exit ex;
+	memset(&ex, 0, sizeof(ex));
+	while (!machine_stopping(m)) {
+		int rc = m->engine->vcpu_run(v->ev, &ex);
+		if (rc < 0) {
+			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "vCPU %d: engine run failed: %s",
+				     v->index, strerror(-rc));
+			break;
+		}
+		v->count.exits[ex.reason]++;
+		switch (ex.reason) {
+		case EXIT_IO:
+			dispatch_io(m, &ex);
+			break;
+		case EXIT_MMIO:
+			bus_access(&m->mmio, ex.mmio.gpa, ex.mmio.data, ex.mmio.size, ex.mmio.write);
+			break;
+		case EXIT_HYPERCALL:
+			hypercall_handle(v, &ex);
+			break;
+		case EXIT_KICKED:
+			break;
+		case EXIT_HLT:
+		case EXIT_SHUTDOWN:
+		case EXIT_FAIL:
+		case NR_EXIT_REASONS:
+			report_crash(v, &ex);
+			break;
+		}
+	}
+	atomic_fetch_sub(&m->running_vcpus, 1);
+	return NULL;
+}

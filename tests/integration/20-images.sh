@@ -1,0 +1,31 @@
+# Everything a kernel file can get wrong is refused before the VM starts (exit 65).
+hello=$GUESTS/hello.elf
+head -c 100 "$hello" >"$TMP/truncated.elf"
+run_vm img-trunc run --kernel "$TMP/truncated.elf"
+expect_err "image: truncated ELF refused" 65 "outside the file|truncated|past the end"
+
+echo "just text, no kernel" >"$TMP/text.bin"
+run_vm img-text run --kernel "$TMP/text.bin"
+expect_err "image: non-kernel file refused" 65 "not a kernel popek can boot"
+
+run_vm img-missing run --kernel "$TMP/does-not-exist"
+expect_err "image: missing file named" 65 "does-not-exist: No such file"
+
+head -c $((3 << 20)) /dev/zero | cat "$hello" - >"$TMP/big.elf"
+run_vm img-big run --kernel "$TMP/big.elf" --mem 2M
+expect_err "image: image larger than RAM refused" 65 "larger than guest RAM"
+
+python3 "$POPEK_ROOT/tests/integration/elfmod.py" overlap "$hello" "$TMP/overlap.elf"
+run_vm img-overlap run --kernel "$TMP/overlap.elf"
+expect_err "image: overlapping segments refused" 65 "overlap"
+
+python3 "$POPEK_ROOT/tests/integration/elfmod.py" high "$hello" "$TMP/high.elf"
+run_vm img-high run --kernel "$TMP/high.elf" --mem 16M
+expect_err "image: segment beyond RAM refused" 65 "does not fit in guest RAM"
+
+python3 "$POPEK_ROOT/tests/integration/elfmod.py" low "$hello" "$TMP/low.elf"
+run_vm img-low run --kernel "$TMP/low.elf"
+expect_err "image: segment over popek's boot area refused" 65 "overlaps popek's boot area"
+
+run_vm img-initrd run --kernel "$hello" --initrd "$TMP/big.elf" --mem 4M
+expect_err "image: initrd too large refused" 65 "initrd"

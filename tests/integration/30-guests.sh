@@ -1,0 +1,42 @@
+# Every test guest on the kvm engine, with the normal and the sanitized build.
+if [ ! -c /dev/kvm ]; then
+	fail "kvm engine" "/dev/kvm is missing on this machine: the kvm engine tests need it"
+fi
+for bin in popek popek-san; do
+	export POPEK=$POPEK_ROOT/build/$bin
+	e=kvm
+	run_vm $e-$bin-hello run --engine $e --kernel "$GUESTS/hello.elf" --cmdline "greeting=1"
+	expect "$e/$bin: hello (PVH entry)" 1 "PASS hello"
+	run_vm $e-$bin-hello-mb run --engine $e --kernel "$GUESTS/hello-mb.elf"
+	expect "$e/$bin: hello (multiboot entry)" 1 "PASS hello"
+	run_vm $e-$bin-hello64 run --engine $e --kernel "$GUESTS/hello64.elf"
+	expect "$e/$bin: hello (ELF64 long-mode entry)" 1 "PASS hello"
+	run_vm $e-$bin-hypercalls run --engine $e --kernel "$GUESTS/hypercalls.elf"
+	expect "$e/$bin: hypercalls, exit(0) via hypercall" 0 "PASS hypercalls"
+	run_vm $e-$bin-ring3 run --engine $e --kernel "$GUESTS/ring3.elf"
+	expect "$e/$bin: ring-3 workload with system calls" 1 "PASS ring3"
+	run_vm $e-$bin-pagefault run --engine $e --kernel "$GUESTS/pagefault.elf"
+	expect "$e/$bin: guest-handled page faults" 1 "PASS pagefault"
+	run_vm $e-$bin-timer run --engine $e --kernel "$GUESTS/timer.elf"
+	expect "$e/$bin: LAPIC timer interrupts" 1 "PASS timer"
+	run_vm $e-$bin-smp run --engine $e --cpus 2 --kernel "$GUESTS/smp.elf"
+	expect "$e/$bin: two vCPUs" 1 "PASS smp"
+	run_vm $e-$bin-triple run --engine $e --kernel "$GUESTS/triplefault.elf"
+	expect_err "$e/$bin: triple fault reported as a crash" 70 "VM crashed: vCPU 0: triple fault at RIP 0x[0-9a-f]+"
+	run_vm $e-$bin-console run --engine $e --kernel "$GUESTS/hello.elf" --console "file:$TMP/console-$bin.txt"
+	if [ "$RC" -eq 1 ] && grep -q "PASS hello" "$TMP/console-$bin.txt" && ! grep -q PASS "$OUT"; then
+		pass "$e/$bin: --console file: receives the guest output"
+	else
+		fail "$e/$bin: --console file:" "exit $RC; file: $(head -c 200 "$TMP/console-$bin.txt" 2>&1)"
+	fi
+done
+unset POPEK
+
+run_vm stats run --engine kvm --kernel "$GUESTS/ring3.elf" --stats
+if python3 - "$ERR" <<'PY'; then pass "kvm: --stats prints exit counts as JSON"; else fail "kvm: --stats" "$(tail -c 300 "$ERR")"; fi
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.startswith("{")][-1]
+s = json.loads(line)
+assert s["engine"] == "kvm" and s["vcpus"] == 1, s
+assert s["exits"]["io"] > 0 and s["pio"]["uart"] > 0 and s["pio"]["debug-exit"] == 1, s
+PY

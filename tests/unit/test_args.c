@@ -1,0 +1,65 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli/cli.h"
+
+static void sizes(void **state)
+{
+	uint64_t v;
+	assert_int_equal(parse_size("128M", &v), 0);
+	assert_int_equal(v, 128ull << 20);
+	assert_int_equal(parse_size("2G", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_equal(parse_size("4KiB", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(parse_size("65536", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(parse_size("0x1000", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(parse_size("", &v), -1);
+	assert_int_equal(parse_size("-1G", &v), -1);
+	assert_int_equal(parse_size("12Q", &v), -1);
+	assert_int_equal(parse_size("99999999999T", &v), -1);
+	assert_int_equal(parse_size("1M2", &v), -1);
+}
+
+static void run_options(void **state)
+{
+	struct vm_config c;
+	vm_config_defaults(&c);
+	char *argv[] = {"run", "--kernel", "k", "--mem", "256M", "--cpus", "2", "--engine", "kvm",
+			"--console", "file:/tmp/x", "--stats", NULL};
+	assert_int_equal(cli_parse_run(12, argv, &c), 0);
+	assert_string_equal(c.kernel, "k");
+	assert_int_equal(c.mem, 256ull << 20);
+	assert_int_equal(c.cpus, 2);
+	assert_string_equal(c.engine, "kvm");
+	assert_int_equal(c.console, CONSOLE_FILE);
+	assert_string_equal(c.console_path, "/tmp/x");
+	assert_true(c.stats);
+}
+
+static void run_option_errors(void **state)
+{
+	struct vm_config c;
+	vm_config_defaults(&c);
+	char *a1[] = {"run", "--kernel", "k", "--cpus", "x", NULL};
+	assert_int_not_equal(cli_parse_run(5, a1, &c), 0);
+	char *a2[] = {"run", "--kernel", "k", "--console", "tty", NULL};
+	assert_int_not_equal(cli_parse_run(5, a2, &c), 0);
+	char *a3[] = {"run", "stray", NULL};
+	assert_int_not_equal(cli_parse_run(2, a3, &c), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sizes),
+		cmocka_unit_test(run_options),
+		cmocka_unit_test(run_option_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
