@@ -2,9 +2,9 @@
 
 #include <string.h>
 
-#define MSIX_CAP_ID	  0x11
-#define MSIX_CTRL_FMASK	  0x4000
-#define MSIX_CTRL_ENABLE  0x8000
+#define MSIX_CAP_ID	   0x11
+#define MSIX_CTRL_FMASK	   0x4000
+#define MSIX_CTRL_ENABLE   0x8000
 #define MSIX_VECTOR_MASKED 1u
 
 int msix_init(struct msix *x, struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table_off,

@@ -78,7 +78,8 @@ static void update_bars(struct pci_dev *d)
 		if (!b->size)
 			continue;
 		uint64_t addr = bar_address(d, n);
-		bool want = decode && addr && addr < PCI_ADDR_LIMIT && b->size <= PCI_ADDR_LIMIT - addr;
+		bool want =
+		    decode && addr && addr < PCI_ADDR_LIMIT && b->size <= PCI_ADDR_LIMIT - addr;
 		if (b->mapped && (!want || b->mapped_at != addr)) {
 			bus_unregister(d->bus->mmio, b->mapped_at, b->opaque);
 			b->mapped = false;
@@ -86,7 +87,8 @@ static void update_bars(struct pci_dev *d)
 		if (want && !b->mapped) {
 			/* An overlap with another range leaves the BAR dark, as a
 			 * conflicting decode would be on real hardware. */
-			if (bus_register(d->bus->mmio, addr, b->size, b->ops, b->opaque, d->name) == 0) {
+			if (bus_register(d->bus->mmio, addr, b->size, b->ops, b->opaque, d->name) ==
+			    0) {
 				b->mapped = true;
 				b->mapped_at = addr;
 			}
@@ -144,8 +146,8 @@ uint32_t pci_config_read(struct pci_bus *pb, unsigned slot, unsigned fn, unsigne
 	return v;
 }
 
-void pci_config_write(struct pci_bus *pb, unsigned slot, unsigned fn, unsigned off,
-		      unsigned size, uint32_t val)
+void pci_config_write(struct pci_bus *pb, unsigned slot, unsigned fn, unsigned off, unsigned size,
+		      uint32_t val)
 {
 	pthread_mutex_lock(&pb->lock);
 	config_write_locked(pb, slot, fn, off, size, val);
@@ -249,8 +251,7 @@ void pci_dev_set_bar64(struct pci_dev *d, unsigned n, uint64_t size, const struc
 	wmask_put(d, PCI_BAR0 + 4 * n + 4, 4, (uint32_t)(mask >> 32));
 }
 
-unsigned pci_dev_add_cap(struct pci_dev *d, const uint8_t *body, unsigned len,
-			 const uint8_t *wmask)
+unsigned pci_dev_add_cap(struct pci_dev *d, const uint8_t *body, unsigned len, const uint8_t *wmask)
 {
 	unsigned off = (d->cap_end + 3) & ~3u;
 	if (len < 2 || off >= PCI_CFG_SIZE || len > PCI_CFG_SIZE - off)
@@ -289,7 +290,8 @@ int pci_bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio,
 	if (bus_register(pio, PCI_CONFIG_ADDR, 4, &addr_ops, pb, "pci-config") ||
 	    bus_register(pio, PCI_CONFIG_DATA, 4, &data_ops, pb, "pci-config")) {
 		bus_unregister(pio, PCI_CONFIG_ADDR, pb);
-		snprintf(err, errlen, "PCI config ports 0x%x-0x%x are already taken by another device",
+		snprintf(err, errlen,
+			 "PCI config ports 0x%x-0x%x are already taken by another device",
 			 PCI_CONFIG_ADDR, PCI_CONFIG_DATA + 3);
 		pthread_mutex_destroy(&pb->lock);
 		pthread_mutex_destroy(&pb->intx_lock);
@@ -355,7 +357,8 @@ int pci_bus_add(struct pci_bus *pb, struct pci_dev *d, char *err, size_t errlen)
 		uint64_t addr = (next + size - 1) & ~(size - 1);
 		if (addr >= PCI_MMIO_END || size > PCI_MMIO_END - addr) {
 			pthread_mutex_unlock(&pb->lock);
-			snprintf(err, errlen, "PCI MMIO window full while placing %s: use fewer devices",
+			snprintf(err, errlen,
+				 "PCI MMIO window full while placing %s: use fewer devices",
 				 d->name);
 			return -1;
 		}

@@ -21,8 +21,8 @@
 #define PCI_MMIO_END   0xfec00000ull
 
 /* INTx pin A of every slot is wired to one of these GSIs (level, active high). */
-#define PCI_INTX_GSI0 10
-#define PCI_INTX_GSI1 11
+#define PCI_INTX_GSI0  10
+#define PCI_INTX_GSI1  11
 #define PCI_INTX_LINES 2
 
 #define PCI_SLOTS    32
@@ -45,12 +45,12 @@
 #define PCI_INTERRUPT_PIN  0x3d
 #define PCI_CAP_START	   0x40
 
-#define PCI_COMMAND_MEMORY	  0x0002
-#define PCI_COMMAND_MASTER	  0x0004
-#define PCI_COMMAND_INTX_DISABLE  0x0400
-#define PCI_STATUS_INTERRUPT	  0x0008
-#define PCI_STATUS_CAP_LIST	  0x0010
-#define PCI_BAR_MEM_TYPE_64	  0x04
+#define PCI_COMMAND_MEMORY	 0x0002
+#define PCI_COMMAND_MASTER	 0x0004
+#define PCI_COMMAND_INTX_DISABLE 0x0400
+#define PCI_STATUS_INTERRUPT	 0x0008
+#define PCI_STATUS_CAP_LIST	 0x0010
+#define PCI_BAR_MEM_TYPE_64	 0x04
 
 struct pci_dev;
 
@@ -123,8 +123,8 @@ void pci_set_intx(struct pci_dev *d, bool level);
 /* Config space accessors as the guest sees it (used by the port handler and tests). */
 uint32_t pci_config_read(struct pci_bus *pb, unsigned slot, unsigned fn, unsigned off,
 			 unsigned size);
-void pci_config_write(struct pci_bus *pb, unsigned slot, unsigned fn, unsigned off,
-		      unsigned size, uint32_t val);
+void pci_config_write(struct pci_bus *pb, unsigned slot, unsigned fn, unsigned off, unsigned size,
+		      uint32_t val);
 
 static inline uint16_t pci_cfg16(const struct pci_dev *d, unsigned off)
 {

@@ -25,7 +25,7 @@
 #define VIRTIO_BLK_S_IOERR  1
 #define VIRTIO_BLK_S_UNSUPP 2
 
-#define BLK_ID_BYTES 20
+#define BLK_ID_BYTES   20
 #define BLK_QUEUE_SIZE 256
 
 /* struct virtio_blk_config up to blk_size (§5.2.4); the rest is unused. */
@@ -137,7 +137,8 @@ static int open_image(struct virtio_blk *b, const char *path, char *err, size_t 
 	b->fd = open(path, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		snprintf(err, errlen, "cannot open disk image %s: %s%s", path, strerror(errno),
-			 errno == EACCES || errno == EROFS ? " (add ,ro to attach it read-only)" : "");
+			 errno == EACCES || errno == EROFS ? " (add ,ro to attach it read-only)"
+							   : "");
 		return -1;
 	}
 	/* Two writers on one image corrupt it; readers may share. */
@@ -150,8 +151,9 @@ static int open_image(struct virtio_blk *b, const char *path, char *err, size_t 
 	}
 	off_t size = lseek(b->fd, 0, SEEK_END);
 	if (size < (off_t)SECTOR) {
-		snprintf(err, errlen, "disk image %s is %s: it must hold at least one 512-byte sector",
-			 path, size < 0 ? strerror(errno) : "too small");
+		snprintf(err, errlen,
+			 "disk image %s is %s: it must hold at least one 512-byte sector", path,
+			 size < 0 ? strerror(errno) : "too small");
 		return -1;
 	}
 	b->sectors = (uint64_t)size / SECTOR;
@@ -174,21 +176,21 @@ struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *p
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	memcpy(b->id, name, strnlen(name, sizeof(b->id)));
 	b->config = (struct blk_config){
-		.capacity = b->sectors,
-		.seg_max = BLK_QUEUE_SIZE - 2, /* header and status take two descriptors */
-		.blk_size = SECTOR,
+	    .capacity = b->sectors,
+	    .seg_max = BLK_QUEUE_SIZE - 2, /* header and status take two descriptors */
+	    .blk_size = SECTOR,
 	};
 	struct virtio_pci_info info = {
-		.name = "virtio-blk",
-		.type = VIRTIO_ID_BLOCK,
-		.class_code = 0x018000, /* mass storage, other */
-		.nqueues = 1,
-		.queue_size = BLK_QUEUE_SIZE,
-		.features = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-			    1ull << VIRTIO_BLK_F_FLUSH | (ro ? 1ull << VIRTIO_BLK_F_RO : 0),
-		.ops = &blk_ops,
-		.config = &b->config,
-		.config_len = sizeof(b->config),
+	    .name = "virtio-blk",
+	    .type = VIRTIO_ID_BLOCK,
+	    .class_code = 0x018000, /* mass storage, other */
+	    .nqueues = 1,
+	    .queue_size = BLK_QUEUE_SIZE,
+	    .features = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
+			1ull << VIRTIO_BLK_F_FLUSH | (ro ? 1ull << VIRTIO_BLK_F_RO : 0),
+	    .ops = &blk_ops,
+	    .config = &b->config,
+	    .config_len = sizeof(b->config),
 	};
 	if (virtio_pci_init(&b->vp, &info, b, env, err, errlen) < 0)
 		goto fail;

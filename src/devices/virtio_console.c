@@ -163,14 +163,14 @@ struct virtio_console *virtio_console_create(const struct virtio_env *env, int i
 		return NULL;
 	}
 	struct virtio_pci_info info = {
-		.name = "virtio-console",
-		.type = VIRTIO_ID_CONSOLE,
-		.class_code = 0x078000, /* simple communication controller, other */
-		.nqueues = 2,
-		.queue_size = 64,
-		.ops = &console_ops,
-		.config = &con->config,
-		.config_len = sizeof(con->config),
+	    .name = "virtio-console",
+	    .type = VIRTIO_ID_CONSOLE,
+	    .class_code = 0x078000, /* simple communication controller, other */
+	    .nqueues = 2,
+	    .queue_size = 64,
+	    .ops = &console_ops,
+	    .config = &con->config,
+	    .config_len = sizeof(con->config),
 	};
 	if (virtio_pci_init(&con->vp, &info, con, env, err, errlen) < 0) {
 		close(con->wake_fd);

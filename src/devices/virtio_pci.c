@@ -307,7 +307,8 @@ static const struct bus_ops bar_ops = {.read = bar_read, .write = bar_write};
 
 static void cfg_written(struct pci_dev *d, unsigned off, unsigned size)
 {
-	struct virtio_pci *vp = (struct virtio_pci *)((uint8_t *)d - offsetof(struct virtio_pci, pci));
+	struct virtio_pci *vp =
+	    (struct virtio_pci *)((uint8_t *)d - offsetof(struct virtio_pci, pci));
 	pthread_mutex_lock(&vp->lock);
 	msix_config_written(&vp->msix);
 	if (msix_enabled(&vp->msix))
@@ -332,7 +333,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 	memset(vp, 0, sizeof(*vp));
 	if (info->nqueues == 0 || info->nqueues > VIRTIO_MAX_QUEUES ||
 	    info->queue_size > VQ_MAX_SIZE || info->config_len > VIRTIO_DEVICE_CFG_MAX) {
-		snprintf(err, errlen, "virtio-%s: invalid device description", info->name);
+		snprintf(err, errlen, "%s: invalid device description", info->name);
 		return -1;
 	}
 	vp->info = *info;
@@ -354,10 +355,10 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 			  info->nqueues * VIRTIO_NOTIFY_MULTIPLIER, true) ||
 		  (info->config_len &&
 		   add_cap(vp, CAP_DEVICE, VIRTIO_BAR_DEVICE, info->config_len, false)) ||
-		  msix_init(&vp->msix, &vp->pci, info->nqueues + 1, VIRTIO_BAR,
-			    VIRTIO_BAR_MSIX, VIRTIO_BAR_PBA, env->msi) < 0;
+		  msix_init(&vp->msix, &vp->pci, info->nqueues + 1, VIRTIO_BAR, VIRTIO_BAR_MSIX,
+			    VIRTIO_BAR_PBA, env->msi) < 0;
 	if (bad) {
-		snprintf(err, errlen, "virtio-%s: PCI configuration space is full", info->name);
+		snprintf(err, errlen, "%s: PCI configuration space is full", info->name);
 		pthread_mutex_destroy(&vp->lock);
 		return -1;
 	}

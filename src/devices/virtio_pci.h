@@ -33,16 +33,16 @@
 #define VIRTIO_STATUS_FAILED	  0x80
 
 /* Layout of the BAR (each part page-aligned, as drivers map them separately). */
-#define VIRTIO_BAR_COMMON 0x0000
-#define VIRTIO_BAR_ISR	  0x1000
-#define VIRTIO_BAR_DEVICE 0x2000
-#define VIRTIO_BAR_NOTIFY 0x3000
-#define VIRTIO_BAR_MSIX	  0x4000
-#define VIRTIO_BAR_PBA	  0x5000
-#define VIRTIO_BAR_SIZE	  0x8000
+#define VIRTIO_BAR_COMMON	 0x0000
+#define VIRTIO_BAR_ISR		 0x1000
+#define VIRTIO_BAR_DEVICE	 0x2000
+#define VIRTIO_BAR_NOTIFY	 0x3000
+#define VIRTIO_BAR_MSIX		 0x4000
+#define VIRTIO_BAR_PBA		 0x5000
+#define VIRTIO_BAR_SIZE		 0x8000
 #define VIRTIO_NOTIFY_MULTIPLIER 4
-#define VIRTIO_COMMON_LEN 0x38
-#define VIRTIO_DEVICE_CFG_MAX 0x1000
+#define VIRTIO_COMMON_LEN	 0x38
+#define VIRTIO_DEVICE_CFG_MAX	 0x1000
 
 struct virtio_pci;
 

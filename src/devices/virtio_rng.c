@@ -53,12 +53,12 @@ struct virtio_rng *virtio_rng_create(const struct virtio_env *env, char *err, si
 		return NULL;
 	}
 	struct virtio_pci_info info = {
-		.name = "virtio-rng",
-		.type = VIRTIO_ID_RNG,
-		.class_code = 0xff0000, /* unclassified device */
-		.nqueues = 1,
-		.queue_size = 64,
-		.ops = &rng_ops,
+	    .name = "virtio-rng",
+	    .type = VIRTIO_ID_RNG,
+	    .class_code = 0xff0000, /* unclassified device */
+	    .nqueues = 1,
+	    .queue_size = 64,
+	    .ops = &rng_ops,
 	};
 	if (virtio_pci_init(&r->vp, &info, r, env, err, errlen) < 0) {
 		free(r);

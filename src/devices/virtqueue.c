@@ -141,8 +141,8 @@ unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t l
 	return k;
 }
 
-static uint64_t copy_iov(const struct iovec *iov, unsigned n, uint64_t off, void *buf,
-			 uint64_t len, bool to_iov)
+static uint64_t copy_iov(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len,
+			 bool to_iov)
 {
 	struct iovec part[VQ_MAX_SIZE];
 	unsigned k = iov_slice(iov, n, off, len, part);

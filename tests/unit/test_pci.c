@@ -53,7 +53,7 @@ static int setup(void **state)
 	bus_init(&fx.pio, "pio");
 	bus_init(&fx.mmio, "mmio");
 	struct irq_line intx[PCI_INTX_LINES] = {{set_line, NULL, PCI_INTX_GSI0},
-						 {set_line, NULL, PCI_INTX_GSI1}};
+						{set_line, NULL, PCI_INTX_GSI1}};
 	assert_int_equal(pci_bus_init(&fx.pb, &fx.pio, &fx.mmio, intx, err, sizeof(err)), 0);
 	pci_dev_init(&fx.a, "a", 0x1234, 0x5678, 3, 0x020000);
 	pci_dev_set_bar64(&fx.a, 0, 0x4000, &bar_ops, &fx.a);
@@ -156,7 +156,7 @@ static void bar_sizing_and_moving(void **state)
 	assert_int_equal(fx.bar_reads, 0);
 	cfg_write(1, PCI_BAR0, 4, 0xffffffff);
 	cfg_write(1, PCI_BAR0 + 4, 4, 0xffffffff);
-	assert_int_equal(cfg_read(1, PCI_BAR0, 4), (uint32_t)~(0x4000 - 1) | PCI_BAR_MEM_TYPE_64);
+	assert_int_equal(cfg_read(1, PCI_BAR0, 4), (uint32_t) ~(0x4000 - 1) | PCI_BAR_MEM_TYPE_64);
 	assert_int_equal(cfg_read(1, PCI_BAR0 + 4, 4), 0xffffffffu);
 	/* Move it above 4 GiB and turn decoding back on. */
 	cfg_write(1, PCI_BAR0, 4, 0x00008000);
@@ -217,7 +217,7 @@ static void intx_lines_are_wired_or(void **state)
 	pci_dev_init(&c, "c", 1, 3, 0, 0);
 	assert_int_equal(pci_bus_add(&fx.pb, &fx.a, err, sizeof(err)), 0); /* slot 1 */
 	assert_int_equal(pci_bus_add(&fx.pb, &fx.b, err, sizeof(err)), 0); /* slot 2 */
-	assert_int_equal(pci_bus_add(&fx.pb, &c, err, sizeof(err)), 0);	    /* slot 3 */
+	assert_int_equal(pci_bus_add(&fx.pb, &c, err, sizeof(err)), 0);	   /* slot 3 */
 	unsigned li = 1; /* odd slots share GSI1 */
 	pci_set_intx(&fx.a, true);
 	pci_set_intx(&c, true);
@@ -299,14 +299,10 @@ static void msix_masking_and_pending(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(host_bridge_and_empty_slots),
-		T(address_latch_is_dword_only),
-		T(device_gets_firmware_bar),
-		T(bar_sizing_and_moving),
-		T(bar_over_another_range_stays_dark),
-		T(capabilities_chain),
-		T(intx_lines_are_wired_or),
-		T(msix_masking_and_pending),
+	    T(host_bridge_and_empty_slots),	  T(address_latch_is_dword_only),
+	    T(device_gets_firmware_bar),	  T(bar_sizing_and_moving),
+	    T(bar_over_another_range_stays_dark), T(capabilities_chain),
+	    T(intx_lines_are_wired_or),		  T(msix_masking_and_pending),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

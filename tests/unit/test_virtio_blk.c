@@ -52,7 +52,7 @@ static int open_dev(bool ro)
 	assert_non_null(fx.blk);
 	assert_int_equal(vd_start(&fx.d, F_V1 | F_FLUSH | (ro ? F_RO : 0), 1, true),
 			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+			     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	return 0;
 }
 
@@ -112,7 +112,7 @@ static void identity_and_config(void **state)
 	assert_false(f & F_RO);
 	assert_int_equal(vd_rd(&fx.d, VIRTIO_BAR_DEVICE, 8), SECTORS);
 	assert_int_equal(vd_rd(&fx.d, VIRTIO_BAR_DEVICE + 20, 4), 512); /* blk_size */
-	assert_int_equal(vd_rd(&fx.d, 0x12, 2), 1);			 /* num_queues */
+	assert_int_equal(vd_rd(&fx.d, 0x12, 2), 1);			/* num_queues */
 }
 
 static void reads_sectors(void **state)
@@ -285,21 +285,21 @@ static void image_errors_are_clear(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		RW(identity_and_config),
-		RW(reads_sectors),
-		RW(writes_sectors),
-		RW(flush_and_get_id),
-		RW(rejects_out_of_range_sectors),
-		RW(rejects_partial_sectors),
-		RW(unknown_request_is_unsupported),
-		RO(ro_disk_refuses_writes),
-		RW(missing_status_needs_reset),
-		RW(descriptor_loop_needs_reset),
-		RW(header_outside_ram_needs_reset),
-		RW(features_without_version_1_refused),
-		RW(intx_when_msix_is_off),
-		RW(queue_rings_outside_ram_refused),
-		RW(image_errors_are_clear),
+	    RW(identity_and_config),
+	    RW(reads_sectors),
+	    RW(writes_sectors),
+	    RW(flush_and_get_id),
+	    RW(rejects_out_of_range_sectors),
+	    RW(rejects_partial_sectors),
+	    RW(unknown_request_is_unsupported),
+	    RO(ro_disk_refuses_writes),
+	    RW(missing_status_needs_reset),
+	    RW(descriptor_loop_needs_reset),
+	    RW(header_outside_ram_needs_reset),
+	    RW(features_without_version_1_refused),
+	    RW(intx_when_msix_is_off),
+	    RW(queue_rings_outside_ram_refused),
+	    RW(image_errors_are_clear),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@
 #include "devices/virtio_rng.h"
 #include "virtio_driver.h"
 
-#define BUF 0x200000
+#define BUF  0x200000
 #define F_V1 (1ull << VIRTIO_F_VERSION_1)
 
 static bool wait_used(struct vdrv *d, unsigned q, uint32_t *len)
@@ -112,9 +112,9 @@ static void rng_fills_buffers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(console_tx_and_rx),
-		cmocka_unit_test(console_without_input),
-		cmocka_unit_test(rng_fills_buffers),
+	    cmocka_unit_test(console_tx_and_rx),
+	    cmocka_unit_test(console_without_input),
+	    cmocka_unit_test(rng_fills_buffers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

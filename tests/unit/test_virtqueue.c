@@ -103,7 +103,10 @@ static void chain_copy_helpers_cross_buffers(void **state)
 	assert_int_equal(vq_chain_write(&c, 2, "123456789", 9), 6);
 	char w[5] = {0};
 	gpa_read(&fx.mem, BUF + 200, w, 4);
-	assert_memory_equal(w, "\0\0" "12", 4);
+	assert_memory_equal(w,
+			    "\0\0"
+			    "12",
+			    4);
 	gpa_read(&fx.mem, BUF + 300, w, 4);
 	assert_string_equal(w, "3456");
 }
@@ -294,26 +297,16 @@ static void iov_slice_trims(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(pops_a_chain_and_pushes_used),
-		T(chain_copy_helpers_cross_buffers),
-		T(rejects_descriptor_loop),
-		T(rejects_self_loop),
-		T(rejects_head_out_of_range),
-		T(rejects_next_out_of_range),
-		T(rejects_buffer_outside_ram),
-		T(rejects_huge_length),
-		T(rejects_wrapping_address),
-		T(rejects_readable_after_writable),
-		T(rejects_avail_index_jump),
-		T(indirect_table_works),
-		T(indirect_needs_negotiation),
-		T(rejects_nested_indirect),
-		T(rejects_indirect_with_next),
-		T(rejects_indirect_loop),
-		T(rejects_bad_indirect_sizes),
-		T(enable_validates_rings),
-		T(honours_no_interrupt),
-		T(iov_slice_trims),
+	    T(pops_a_chain_and_pushes_used), T(chain_copy_helpers_cross_buffers),
+	    T(rejects_descriptor_loop),	     T(rejects_self_loop),
+	    T(rejects_head_out_of_range),    T(rejects_next_out_of_range),
+	    T(rejects_buffer_outside_ram),   T(rejects_huge_length),
+	    T(rejects_wrapping_address),     T(rejects_readable_after_writable),
+	    T(rejects_avail_index_jump),     T(indirect_table_works),
+	    T(indirect_needs_negotiation),   T(rejects_nested_indirect),
+	    T(rejects_indirect_with_next),   T(rejects_indirect_loop),
+	    T(rejects_bad_indirect_sizes),   T(enable_validates_rings),
+	    T(honours_no_interrupt),	     T(iov_slice_trims),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,9 +7,9 @@
 
 #include "devices/virtio_pci.h"
 
-#define VD_RAM	   (8u << 20)
-#define VD_RINGS   0x100000 /* queue q's rings at VD_RINGS + q * 0x10000 */
-#define VD_QSIZE   16
+#define VD_RAM	    (8u << 20)
+#define VD_RINGS    0x100000 /* queue q's rings at VD_RINGS + q * 0x10000 */
+#define VD_QSIZE    16
 #define VD_MSI_DATA 0x40
 
 struct vd_queue {
@@ -50,7 +50,7 @@ static inline void vd_init(struct vdrv *d)
 	bus_init(&d->pio, "pio");
 	bus_init(&d->mmio, "mmio");
 	struct irq_line intx[PCI_INTX_LINES] = {{vd_line, d, PCI_INTX_GSI0},
-						 {vd_line, d, PCI_INTX_GSI1}};
+						{vd_line, d, PCI_INTX_GSI1}};
 	assert_int_equal(pci_bus_init(&d->pb, &d->pio, &d->mmio, intx, err, sizeof(err)), 0);
 	assert_int_equal(guest_mem_init(&d->mem, VD_RAM, err, sizeof(err)), 0);
 	d->env = (struct virtio_env){&d->pb, &d->mem, {vd_msi, d}};
@@ -130,7 +130,8 @@ static inline uint8_t vd_start(struct vdrv *d, uint64_t features, unsigned nq, b
 	vd_wr(d, VD_GF, 4, (uint32_t)features);
 	vd_wr(d, VD_GFSEL, 4, 1);
 	vd_wr(d, VD_GF, 4, (uint32_t)(features >> 32));
-	vd_wr(d, VD_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	vd_wr(d, VD_STATUS, 1,
+	      VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	if (!(vd_status(d) & VIRTIO_STATUS_FEATURES_OK))
 		return vd_status(d);
 	if (msix) {
