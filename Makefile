@@ -49,8 +49,9 @@ unit: $(UNIT:tests/unit/%.c=build/tests/%)
 test: all build/popek-san unit clang-check
 	tests/run.sh
 
-run: build/popek
-	build/popek run
+# Until the Linux default image lands (issue 3), the default guest is hello.
+run: all
+	build/popek run --kernel build/guests/hello.elf
 
 fuzz:
 	$(MAKE) -C tests/fuzz

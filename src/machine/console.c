@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +22,85 @@ struct console {
 	bool input_running;
 	console_input_fn input;
 	void *input_ctx;
+	void (*quit)(void *ctx);
+	void *quit_ctx;
+	bool escape; /* the previous key was Ctrl-A */
 };
+
+#define ESCAPE_KEY 0x01 /* Ctrl-A, as in QEMU and screen */
+
+/* The terminal as we found it; restored on every way out, including crashes. */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_raw;
+
+static void tty_restore(void)
+{
+	if (tty_raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+		tty_raw = 0;
+	}
+}
+
+static void tty_fatal_signal(int sig)
+{
+	tty_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void tty_make_raw(void)
+{
+	struct termios t;
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return;
+	t = saved_tty;
+	cfmakeraw(&t);
+	t.c_oflag |= OPOST | ONLCR; /* keep our own messages readable; guests send \r\n anyway */
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0)
+		return;
+	tty_raw = 1;
+	static bool hooked;
+	if (!hooked) {
+		hooked = true;
+		atexit(tty_restore);
+		const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+			signal(fatal[i], tty_fatal_signal);
+	}
+}
+
+static const char escape_help[] =
+	"\r\npopek console: Ctrl-A x  quit the VM\r\n"
+	"               Ctrl-A h  this help\r\n"
+	"               Ctrl-A Ctrl-A  send Ctrl-A to the guest\r\n";
+
+/* Interpret Ctrl-A sequences in place; returns the bytes left for the guest. */
+static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n)
+{
+	size_t out = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b = buf[i];
+		if (!c->escape && b == ESCAPE_KEY) {
+			c->escape = true;
+			continue;
+		}
+		if (c->escape) {
+			c->escape = false;
+			if (b == 'x' || b == 'X') {
+				c->quit(c->quit_ctx);
+				return out;
+			}
+			if (b == 'h' || b == 'H' || b == '?') {
+				console_write(c, escape_help, sizeof(escape_help) - 1);
+				continue;
+			}
+			if (b != ESCAPE_KEY)
+				continue;
+		}
+		buf[out++] = b;
+	}
+	return out;
+}
 
 struct console *console_open(const struct vm_config *cfg, char *err, size_t errlen)
 {
@@ -79,6 +159,8 @@ static void *input_loop(void *arg)
 			continue;
 		if (n <= 0)
 			break;
+		if (tty_raw)
+			n = (ssize_t)filter_escapes(c, buf, (size_t)n);
 		/* The device takes what fits; wait for the guest to drain the rest. */
 		size_t done = 0;
 		while (done < (size_t)n) {
@@ -93,12 +175,16 @@ static void *input_loop(void *arg)
 	return NULL;
 }
 
-int console_start_input(struct console *c, console_input_fn fn, void *ctx)
+int console_start_input(struct console *c, console_input_fn fn, void *fn_ctx,
+			void (*quit)(void *ctx), void *quit_ctx)
 {
 	if (c->own_out || fcntl(STDIN_FILENO, F_GETFD) < 0)
 		return 0;
 	c->input = fn;
-	c->input_ctx = ctx;
+	c->input_ctx = fn_ctx;
+	c->quit = quit;
+	c->quit_ctx = quit_ctx;
+	tty_make_raw();
 	if (pthread_create(&c->input_thread, NULL, input_loop, c))
 		return -1;
 	c->input_running = true;
@@ -115,6 +201,7 @@ void console_close(struct console *c)
 			perror("popek: console");
 		pthread_join(c->input_thread, NULL);
 	}
+	tty_restore();
 	close(c->stop_fd);
 	if (c->own_out)
 		close(c->out_fd);

@@ -13,6 +13,7 @@
 #include "boot/boot.h"
 #include "devices/debug_exit.h"
 #include "devices/uart16550.h"
+#include "machine/calibrate.h"
 #include "machine/console.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
@@ -66,24 +67,48 @@ struct msi_sink machine_msi_sink(struct machine *m)
 	return (struct msi_sink){.send = msi_send, .ctx = m};
 }
 
-/* --engine auto: the kvm engine when /dev/kvm can be used, else soft. */
+/* Guest kernel code must run at least this fast for --engine auto to pick kvm;
+ * hardware does thousands of millions, nested PVM about one million. */
+#define AUTO_KVM_MIN_IPS 50e6
+
+/* --engine auto: kvm when it runs guest kernel code at hardware speed, else soft. */
+static const struct engine_ops *choose_engine(char *why, size_t whylen)
+{
+	char err[256] = "";
+	double ips = engine_kernel_speed(&kvm_engine, err, sizeof(err));
+	if (ips >= AUTO_KVM_MIN_IPS) {
+		snprintf(why, whylen, "kvm runs guest kernel code at %.0f M instructions/s", ips / 1e6);
+		return &kvm_engine;
+	}
+	if (ips < 0)
+		snprintf(why, whylen, "%s", err);
+	else
+		snprintf(why, whylen,
+			 "kvm runs guest kernel code at only %.1f M instructions/s (emulated)", ips / 1e6);
+	return &soft_engine;
+}
+
 static int create_engine(struct machine *m, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = m->cfg;
 	struct engine_vm_config ecfg = {.ncpus = m->ncpus, .ram_size = m->mem.size};
-	bool autosel = !strcmp(cfg->engine, "auto");
-	m->engine = engine_find(autosel ? "kvm" : cfg->engine);
+	char why[300] = "";
+	if (!strcmp(cfg->engine, "auto"))
+		m->engine = choose_engine(why, sizeof(why));
+	else
+		m->engine = engine_find(cfg->engine);
 	if (!m->engine) {
 		snprintf(err, errlen, "unknown engine '%s' — use kvm, soft or auto", cfg->engine);
 		return EXIT_CODE_USAGE;
 	}
 	int rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
-	if (rc && autosel) {
-		fprintf(stderr, "popek: engine soft (auto: %s)\n", err);
-		m->engine = &soft_engine;
+	if (rc && why[0] && m->engine == &soft_engine) {
+		/* auto with no soft engine: a slow kvm still beats none. */
+		fprintf(stderr, "popek: engine kvm (auto: %s; soft engine unavailable: %s)\n", why, err);
+		m->engine = &kvm_engine;
 		rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
-	} else if (!rc && autosel) {
-		fprintf(stderr, "popek: engine kvm (auto: /dev/kvm is usable)\n");
+	} else if (!rc && why[0]) {
+		fprintf(stderr, "popek: engine %s (auto: %s)\n", m->engine->name, why);
 	}
 	if (rc)
 		return EXIT_CODE_ENGINE;
@@ -181,6 +206,11 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	return rc;
 }
 
+static void user_quit(void *ctx)
+{
+	machine_stop(ctx, STOP_POWEROFF, 0, "quit from the console (Ctrl-A x)");
+}
+
 static int wait_for_vcpus(struct machine *m)
 {
 	sigset_t sigs;
@@ -209,7 +239,7 @@ int machine_run(struct machine *m)
 	sigaddset(&sigs, SIGHUP);
 	/* vCPU threads inherit the mask: only the main thread takes these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	if (console_start_input(m->console, uart_input, m->uart) < 0)
+	if (console_start_input(m->console, uart_input, m->uart, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	m->start_ns = t0;

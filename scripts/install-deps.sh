@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages popek needs to build, test and run (needs root or sudo).
+set -euo pipefail
+pkgs=(build-essential clang make python3 pkg-config libjson-c-dev libcmocka-dev
+	qemu-system-x86 xz-utils cpio gzip ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
