@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "control/control.h"
 #include "machine/machine.h"
 
 int parse_size(const char *s, uint64_t *out)
@@ -42,7 +43,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 {
-	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS };
+	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS, O_NAME };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -52,6 +53,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 		{"engine", required_argument, NULL, O_ENGINE},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"stats", no_argument, NULL, O_STATS},
+		{"name", required_argument, NULL, O_NAME},
 		{0},
 	};
 	optind = 1;
@@ -98,6 +100,11 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 			break;
 		case O_STATS:
 			cfg->stats = true;
+			break;
+		case O_NAME:
+			if (!control_name_valid(optarg))
+				return usage_error("--name %s: use 1-64 letters, digits, '.', '_' or '-'", optarg);
+			cfg->name = optarg;
 			break;
 		default:
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);

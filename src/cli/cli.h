@@ -13,6 +13,8 @@ int parse_size(const char *s, uint64_t *out);
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg);
 
 int cmd_run(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_vmctl(const char *cmd, int argc, char **argv);
 void cli_usage(FILE *f);
 
 #endif

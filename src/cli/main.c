@@ -2,7 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "cli/cli.h"
+#include "control/control.h"
 #include "machine/machine.h"
 
 void cli_usage(FILE *f)
@@ -12,6 +15,8 @@ void cli_usage(FILE *f)
 		"\n"
 		"usage:\n"
 		"  popek run --kernel FILE [options]   boot a guest kernel\n"
+		"  popek ls                            list running VMs\n"
+		"  popek pause|resume|stop|stats NAME  control a running VM\n"
 		"  popek help                          this text\n"
 		"  popek --version                     print the version\n"
 		"\n"
@@ -24,6 +29,7 @@ void cli_usage(FILE *f)
 		"  --engine NAME        kvm, soft or auto (default auto)\n"
 		"  --console stdio|file:PATH   where guest console output goes (default stdio)\n"
 		"  --stats              print exit/trap counts as JSON on stderr at exit\n"
+		"  --name NAME          name for the control channel (default vm-PID)\n"
 		"\n"
 		"exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
 		"power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"
@@ -39,14 +45,22 @@ int cmd_run(int argc, char **argv)
 	if (rc)
 		return rc;
 	static struct machine m; /* large (vCPU table); one per process */
-	char err[512] = "";
+	char err[512] = "", name[32];
+	if (!cfg.name) {
+		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
+		cfg.name = name;
+	}
 	rc = machine_create(&m, &cfg, err, sizeof(err));
+	struct control *ctl = NULL;
+	if (!rc && !(ctl = control_start(&m, cfg.name, err, sizeof(err))))
+		rc = EXIT_CODE_HOST;
 	if (rc) {
 		fprintf(stderr, "popek: %s\n", err);
 		machine_destroy(&m);
 		return rc;
 	}
 	rc = machine_run(&m);
+	control_stop(ctl);
 	machine_destroy(&m);
 	return rc;
 }
@@ -68,6 +82,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ls"))
+		return cmd_ls(argc - 1, argv + 1);
+	const char *vmctl[] = {"pause", "resume", "stop", "stats"};
+	for (size_t i = 0; i < sizeof(vmctl) / sizeof(vmctl[0]); i++)
+		if (!strcmp(cmd, vmctl[i]))
+			return cmd_vmctl(cmd, argc - 1, argv + 1);
 	fprintf(stderr, "popek: unknown command '%s' — see 'popek help'\n", cmd);
 	return EXIT_CODE_USAGE;
 }

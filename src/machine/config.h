@@ -19,6 +19,7 @@ struct vm_config {
 	enum console_kind console;
 	const char *console_path;
 	bool stats;
+	const char *name; /* control-channel name; NULL = vm-PID */
 };
 
 void vm_config_defaults(struct vm_config *c);

@@ -43,6 +43,51 @@ void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const c
 				m->engine->vcpu_kick(m->vcpu[i].ev);
 	}
 	pthread_mutex_unlock(&m->stop_lock);
+	pthread_mutex_lock(&m->pause_lock);
+	pthread_cond_broadcast(&m->pause_cond);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+void machine_pause(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	m->pause_requested = true;
+	pthread_mutex_unlock(&m->pause_lock);
+	for (int i = 0; i < m->ncpus; i++)
+		m->engine->vcpu_kick(m->vcpu[i].ev);
+	pthread_mutex_lock(&m->pause_lock);
+	while (m->parked < atomic_load(&m->running_vcpus) && !machine_stopping(m))
+		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+void machine_resume(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	m->pause_requested = false;
+	pthread_cond_broadcast(&m->pause_cond);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+bool machine_paused(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	bool p = m->pause_requested;
+	pthread_mutex_unlock(&m->pause_lock);
+	return p;
+}
+
+void machine_park_if_paused(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->pause_requested) {
+		m->parked++;
+		pthread_cond_broadcast(&m->pause_cond);
+		while (m->pause_requested && !machine_stopping(m))
+			pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+		m->parked--;
+	}
+	pthread_mutex_unlock(&m->pause_lock);
 }
 
 static void irq_set(void *ctx, unsigned gsi, bool level)
@@ -175,8 +220,11 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	memset(m, 0, sizeof(*m));
 	m->mem.fd = -1;
 	m->cfg = cfg;
+	m->name = cfg->name ? cfg->name : "vm";
 	m->ncpus = cfg->cpus;
 	pthread_mutex_init(&m->stop_lock, NULL);
+	pthread_mutex_init(&m->pause_lock, NULL);
+	pthread_cond_init(&m->pause_cond, NULL);
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
 	if (cfg->cpus < 1 || cfg->cpus > MAX_VCPUS) {
@@ -289,4 +337,6 @@ void machine_destroy(struct machine *m)
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);
 	pthread_mutex_destroy(&m->stop_lock);
+	pthread_mutex_destroy(&m->pause_lock);
+	pthread_cond_destroy(&m->pause_cond);
 }

@@ -63,7 +63,14 @@ struct machine {
 	int exit_code;
 	char stop_msg[256];
 
+	/* Pause: vCPUs park outside the engine so their state can be read. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_requested;
+	int parked; /* vCPUs currently parked */
+
 	uint64_t start_ns; /* CLOCK_MONOTONIC at VM start, for get_time */
+	const char *name;
 	struct console *console;
 	struct uart *uart;
 };
@@ -82,6 +89,14 @@ static inline bool machine_stopping(struct machine *m)
 {
 	return atomic_load_explicit(&m->stop, memory_order_acquire) != STOP_NONE;
 }
+
+/* Stop every vCPU at an instruction boundary and wait until all are parked;
+ * resume lets them go on. Safe from any thread but a vCPU's own. */
+void machine_pause(struct machine *m);
+void machine_resume(struct machine *m);
+bool machine_paused(struct machine *m);
+/* Called by a vCPU thread after each exit: parks it while a pause is requested. */
+void machine_park_if_paused(struct machine *m);
 
 /* The interrupt line gsi of this machine, for handing to a device. */
 struct irq_line machine_irq_line(struct machine *m, unsigned gsi);

@@ -61,6 +61,7 @@ void *vcpu_thread(void *arg)
 			hypercall_handle(v, &ex);
 			break;
 		case EXIT_KICKED:
+			machine_park_if_paused(m);
 			break;
 		case EXIT_HLT:
 		case EXIT_SHUTDOWN:
@@ -70,6 +71,9 @@ void *vcpu_thread(void *arg)
 			break;
 		}
 	}
+	pthread_mutex_lock(&m->pause_lock);
 	atomic_fetch_sub(&m->running_vcpus, 1);
+	pthread_cond_broadcast(&m->pause_cond); /* a pauser may be waiting for us */
+	pthread_mutex_unlock(&m->pause_lock);
 	return NULL;
 }

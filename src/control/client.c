@@ -1,0 +1,35 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/control.h"
+#include "control/socket.h"
+
+int control_request(const char *name, const char *req, char **resp, char *err, size_t errlen)
+{
+	*resp = NULL;
+	if (!control_name_valid(name)) {
+		snprintf(err, errlen, "'%s' is not a valid VM name", name);
+		return -EINVAL;
+	}
+	int fd = socket_connect(name);
+	if (fd < 0) {
+		if (fd == -ENOENT || fd == -ECONNREFUSED)
+			snprintf(err, errlen, "no running VM named '%s' — see 'popek ls'", name);
+		else
+			snprintf(err, errlen, "VM '%s': %s", name, strerror(-fd));
+		return fd;
+	}
+	int rc = 0;
+	if (socket_write_line(fd, req) < 0) {
+		rc = -EIO;
+		snprintf(err, errlen, "VM '%s': cannot send the request", name);
+	} else if (!(*resp = socket_read_line(fd, CONTROL_MAX_MSG))) {
+		rc = -EIO;
+		snprintf(err, errlen, "VM '%s' closed the connection without answering", name);
+	}
+	close(fd);
+	return rc;
+}

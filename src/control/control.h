@@ -1,0 +1,25 @@
+/* The control channel: each running VM listens on a Unix socket in a per-user
+ * runtime directory and answers one-line JSON requests (docs/control.md). */
+#ifndef POPEK_CONTROL_H
+#define POPEK_CONTROL_H
+
+#include <stddef.h>
+
+struct machine;
+struct control;
+
+#define CONTROL_NAME_MAX 64
+
+/* The per-user runtime directory (created 0700); returns 0 or -errno. */
+int control_dir(char *buf, size_t len);
+/* Names: 1-64 of [A-Za-z0-9._-], not starting with '.'. */
+int control_name_valid(const char *name);
+
+/* VM side: serve requests for machine m under name; NULL + err on failure. */
+struct control *control_start(struct machine *m, const char *name, char *err, size_t errlen);
+void control_stop(struct control *c);
+
+/* Client side: send one JSON request to VM `name`; *resp is malloc'ed JSON. */
+int control_request(const char *name, const char *req, char **resp, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,186 @@
+/* VM side of the control channel: one thread, one request per connection. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control/control.h"
+#include "control/socket.h"
+#include "machine/machine.h"
+#include "machine/stats.h"
+
+struct control {
+	struct machine *m;
+	int listen_fd, stop_fd;
+	pthread_t thread;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static json_object *reply_ok(void)
+{
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	return r;
+}
+
+static json_object *reply_error(const char *msg)
+{
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "ok", json_object_new_boolean(0));
+	json_object_object_add(r, "error", json_object_new_string(msg));
+	return r;
+}
+
+static const char *state_name(struct machine *m)
+{
+	if (machine_stopping(m))
+		return "stopping";
+	return machine_paused(m) ? "paused" : "running";
+}
+
+static json_object *cmd_info(struct machine *m, json_object *req)
+{
+	json_object *r = reply_ok();
+	json_object_object_add(r, "name", json_object_new_string(m->name));
+	json_object_object_add(r, "pid", json_object_new_int(getpid()));
+	json_object_object_add(r, "engine", json_object_new_string(m->engine->name));
+	json_object_object_add(r, "mem", json_object_new_int64((int64_t)m->mem.size));
+	json_object_object_add(r, "vcpus", json_object_new_int(m->ncpus));
+	json_object_object_add(r, "state", json_object_new_string(state_name(m)));
+	json_object_object_add(r, "uptime", json_object_new_double((double)(monotonic_ns() - m->start_ns) / 1e9));
+	json_object_object_add(r, "kernel", json_object_new_string(m->cfg->kernel));
+	return r;
+}
+
+static json_object *cmd_pause(struct machine *m, json_object *req)
+{
+	machine_pause(m);
+	return reply_ok();
+}
+
+static json_object *cmd_resume(struct machine *m, json_object *req)
+{
+	machine_resume(m);
+	return reply_ok();
+}
+
+static json_object *cmd_stop(struct machine *m, json_object *req)
+{
+	machine_stop(m, STOP_POWEROFF, 0, "stopped through the control channel");
+	return reply_ok();
+}
+
+static json_object *cmd_stats(struct machine *m, json_object *req)
+{
+	char *s = machine_stats_json(m, (double)(monotonic_ns() - m->start_ns) / 1e9);
+	json_object *stats = json_tokener_parse(s);
+	free(s);
+	json_object *r = reply_ok();
+	json_object_object_add(r, "stats", stats);
+	return r;
+}
+
+static const struct {
+	const char *name;
+	json_object *(*fn)(struct machine *m, json_object *req);
+} commands[] = {
+	{"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},
+	{"stop", cmd_stop}, {"stats", cmd_stats},
+};
+
+static json_object *handle(struct machine *m, const char *line)
+{
+	json_object *req = json_tokener_parse(line), *cmd;
+	json_object *r = NULL;
+	if (!req || !json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "cmd", &cmd) || !json_object_is_type(cmd, json_type_string)) {
+		r = reply_error("request must be a JSON object with a string \"cmd\"");
+		goto out;
+	}
+	const char *name = json_object_get_string(cmd);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			r = commands[i].fn(m, req);
+	if (!r)
+		r = reply_error("unknown command");
+out:
+	json_object_put(req);
+	return r;
+}
+
+static void serve(struct control *c, int fd)
+{
+	char *line = socket_read_line(fd, CONTROL_MAX_MSG);
+	json_object *r = line ? handle(c->m, line) : reply_error("request too long or not a line");
+	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+	socket_write_line(fd, s);
+	json_object_put(r);
+	free(line);
+}
+
+static void *control_loop(void *arg)
+{
+	struct control *c = arg;
+	struct pollfd p[2] = {{.fd = c->listen_fd, .events = POLLIN}, {.fd = c->stop_fd, .events = POLLIN}};
+	while (poll(p, 2, -1) >= 0 || errno == EINTR) {
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct timeval tv = {5, 0}; /* a silent client must not block the channel */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		serve(c, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+struct control *control_start(struct machine *m, const char *name, char *err, size_t errlen)
+{
+	struct control *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->m = m;
+	c->listen_fd = socket_listen(name, c->path, sizeof(c->path), err, errlen);
+	if (c->listen_fd < 0) {
+		free(c);
+		return NULL;
+	}
+	c->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (c->stop_fd < 0 || pthread_create(&c->thread, NULL, control_loop, c)) {
+		snprintf(err, errlen, "cannot start the control thread");
+		unlink(c->path);
+		close(c->listen_fd);
+		if (c->stop_fd >= 0)
+			close(c->stop_fd);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void control_stop(struct control *c)
+{
+	if (!c)
+		return;
+	uint64_t one = 1;
+	if (write(c->stop_fd, &one, sizeof(one)) < 0)
+		perror("popek: control");
+	pthread_join(c->thread, NULL);
+	unlink(c->path);
+	close(c->listen_fd);
+	close(c->stop_fd);
+	free(c);
+}
