@@ -144,8 +144,9 @@ static int open_image(struct virtio_blk *b, const char *path, char *err, size_t 
 	/* Two writers on one image corrupt it; readers may share. */
 	if (flock(b->fd, (b->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		snprintf(err, errlen,
-			 "disk image %s is in use by another process: stop it, or attach both "
-			 "read-only with ,ro",
+			 "disk image %s is already attached (here or by another VM): detach it, or "
+			 "attach "
+			 "every user read-only with ,ro",
 			 path);
 		return -1;
 	}

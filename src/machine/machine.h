@@ -47,6 +47,7 @@ struct vcpu {
 
 struct console;
 struct uart;
+struct pci_platform;
 
 struct machine {
 	const struct vm_config *cfg;
@@ -73,6 +74,7 @@ struct machine {
 	const char *name;
 	struct console *console;
 	struct uart *uart;
+	struct pci_platform *pci; /* PCI host bridge and virtio devices */
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.
