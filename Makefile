@@ -39,7 +39,7 @@ build/popek-san: $(SANOBJS)
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $^ -o $@ $(LIBS) -lcmocka
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(filter %.c %.o,$^) -o $@ $(LIBS) -lcmocka
 
 guests:
 	$(MAKE) -C guests

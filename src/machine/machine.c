@@ -18,6 +18,7 @@
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
+#include "machine/pci_platform.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
 
@@ -203,7 +204,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
-	return 0;
+	return pci_platform_create(m, err, errlen);
 }
 
 static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *err, size_t errlen)
@@ -311,7 +312,10 @@ int machine_run(struct machine *m)
 	sigaddset(&sigs, SIGHUP);
 	/* vCPU threads inherit the mask: only the main thread takes these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	if (console_start_input(m->console, uart_input, m->uart, user_quit, m) < 0)
+	console_input_fn input = uart_input;
+	void *input_ctx = m->uart;
+	pci_platform_console_input(m, &input, &input_ctx);
+	if (console_start_input(m->console, input, input_ctx, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	m->start_ns = t0;
@@ -356,6 +360,7 @@ void machine_destroy(struct machine *m)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
+	pci_platform_destroy(m);
 	for (int i = m->ndevices - 1; i >= 0; i--)
 		if (m->devices[i].destroy)
 			m->devices[i].destroy(m->devices[i].dev);
