@@ -39,7 +39,7 @@ build/popek-san: $(SANOBJS)
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $^ -o $@ $(LIBS) -lcmocka
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(filter %.c %.o,$^) -o $@ $(LIBS) -lcmocka
 
 guests:
 	$(MAKE) -C guests
@@ -63,6 +63,10 @@ cpu-diff: build/cpudiff
 fuzz-cpu: build/cpudiff
 	build/cpudiff -n 5000000 -s $$(date +%s)
 
+# The default guest (Debian kernel + busybox initramfs) in images/; see docs/images.md.
+image:
+	scripts/mkimage.sh
+
 fuzz:
 	$(MAKE) -C tests/fuzz
 
@@ -72,5 +76,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean clang-check cpu-diff fuzz-cpu
+.PHONY: image all guests unit test run fuzz format clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -33,6 +33,23 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. */
+static int parse_disk(char *arg, struct vm_config *cfg)
+{
+	if (cfg->ndisks == MAX_DISKS)
+		return -1;
+	struct disk_config *d = &cfg->disk[cfg->ndisks];
+	size_t n = strlen(arg);
+	d->ro = n > 3 && !strcmp(arg + n - 3, ",ro");
+	if (d->ro)
+		arg[n - 3] = '\0';
+	if (!*arg)
+		return -1;
+	d->path = arg;
+	cfg->ndisks++;
+	return 0;
+}
+
 static int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "popek: ");
@@ -47,19 +64,20 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	      const char **positional)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS,
-	       O_NAME, NR_COMMON };
+	       O_NAME, O_DISK, NR_COMMON };
 	static const struct option common[] = {
 		{"engine", required_argument, NULL, O_ENGINE},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"stats", no_argument, NULL, O_STATS},
 		{"name", required_argument, NULL, O_NAME},
+		{"disk", required_argument, NULL, O_DISK},
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
 		{"cmdline", required_argument, NULL, O_CMDLINE},
 		{"mem", required_argument, NULL, O_MEM},
 		{"cpus", required_argument, NULL, O_CPUS},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 5;
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 6;
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -109,6 +127,11 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			} else {
 				return usage_error("--console %s: use stdio or file:PATH", optarg);
 			}
+			break;
+		case O_DISK:
+			if (parse_disk(optarg, cfg))
+				return usage_error("--disk %s: use FILE or FILE,ro (at most 8 disks)",
+						   optarg);
 			break;
 		case O_STATS:
 			cfg->stats = true;

@@ -28,6 +28,7 @@ void cli_usage(FILE *f)
 		"  --engine NAME        kvm, soft or auto (default auto)\n"
 		"  --console stdio|file:PATH   where guest console output goes (default stdio)\n"
 		"  --stats              print exit/trap counts as JSON on stderr at exit\n"
+		"  --disk FILE[,ro]     raw disk image as virtio-blk (/dev/vda, vdb, ...; repeatable)\n"
 		"  --name NAME          name for the control channel (default vm-PID)\n"
 		"\n"
 		"restore options: --engine, --name, --console, --stats as for run, and\n"

@@ -224,8 +224,8 @@ static json_object *get(json_object *o, const char *k, json_type t)
 	return v;
 }
 
-/* The metadata, with every field the restore uses present and sane. */
-static int check_meta(struct snapshot *s, char *err, size_t errlen)
+/* Is this a popek snapshot of a format we read? */
+static int check_format(struct snapshot *s, char *err, size_t errlen)
 {
 	json_object *m = s->meta, *v = get(m, "format", json_type_string);
 	if (!v || strcmp(json_object_get_string(v), FORMAT_NAME)) {
@@ -239,6 +239,13 @@ static int check_meta(struct snapshot *s, char *err, size_t errlen)
 			 v ? json_object_get_int(v) : -1, FORMAT_VERSION);
 		return -1;
 	}
+	return 0;
+}
+
+/* The metadata, with every field the restore uses present and sane. */
+static int check_meta(struct snapshot *s, char *err, size_t errlen)
+{
+	json_object *m = s->meta;
 	json_object *c = get(m, "config", json_type_object), *mem = get(m, "memory", json_type_object),
 		    *st = get(m, "state", json_type_object);
 	json_object *cpus = get(c, "cpus", json_type_int), *size = get(mem, "size", json_type_int),
@@ -309,6 +316,8 @@ struct snapshot *snapshot_open(const char *dir, bool verify, char *err, size_t e
 		snprintf(why, sizeof(why), "snapshot.json is not valid JSON");
 		goto fail;
 	}
+	if (check_format(s, why, sizeof(why)))
+		goto fail;
 	path_in(path, sizeof(path), dir, "state.bin");
 	if (!(s->state = slurp(path, STATE_MAX, &s->state_len, why, sizeof(why))) ||
 	    check_meta(s, why, sizeof(why)) ||

@@ -601,18 +601,32 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(obj, "tlb", tlb);
 }
 
+static int soft_get_vm_state(struct engine_vm *vm, struct vm_state *st)
+{
+	intc_get_vm_state(vm->intc, st);
+	return 0;
+}
+
+static int soft_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
+{
+	intc_set_vm_state(vm->intc, st);
+	return 0;
+}
+
 const struct engine_ops soft_engine = {
-    .name = "soft",
-    .vm_create = soft_vm_create,
-    .vm_destroy = soft_vm_destroy,
-    .map_memory = soft_map_memory,
-    .vcpu_create = soft_vcpu_create,
-    .vcpu_destroy = soft_vcpu_destroy,
-    .vcpu_run = soft_vcpu_run,
-    .vcpu_kick = soft_vcpu_kick,
-    .get_state = soft_get_state,
-    .set_state = soft_set_state,
-    .irq_line = soft_irq_line,
-    .msi = soft_msi,
-    .stats = soft_stats,
+	.name = "soft",
+	.vm_create = soft_vm_create,
+	.vm_destroy = soft_vm_destroy,
+	.map_memory = soft_map_memory,
+	.vcpu_create = soft_vcpu_create,
+	.vcpu_destroy = soft_vcpu_destroy,
+	.vcpu_run = soft_vcpu_run,
+	.vcpu_kick = soft_vcpu_kick,
+	.get_state = soft_get_state,
+	.set_state = soft_set_state,
+	.irq_line = soft_irq_line,
+	.msi = soft_msi,
+	.get_vm_state = soft_get_vm_state,
+	.set_vm_state = soft_set_vm_state,
+	.stats = soft_stats,
 };

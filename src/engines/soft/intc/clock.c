@@ -68,11 +68,11 @@ static void kvmclock_refresh(struct soft_intc *ic, int cpu)
 		return;
 	uint64_t now = intc_now();
 	struct pvclock_vcpu_time_info t = {
-		.tsc_timestamp = now - ic->epoch + (uint64_t)a->tsc_offset,
-		.system_time = now - ic->epoch,
-		.tsc_to_system_mul = PVCLOCK_MUL,
-		.tsc_shift = PVCLOCK_SHIFT,
-		.flags = PVCLOCK_TSC_STABLE,
+	    .tsc_timestamp = now - ic->epoch + (uint64_t)a->tsc_offset,
+	    .system_time = now - ic->epoch,
+	    .tsc_to_system_mul = PVCLOCK_MUL,
+	    .tsc_shift = PVCLOCK_SHIFT,
+	    .flags = PVCLOCK_TSC_STABLE,
 	};
 	pv_publish(ic, a->kvmclock_msr & ~1ull, &t, sizeof(t));
 }
@@ -85,8 +85,8 @@ static void wall_clock_write(struct soft_intc *ic, uint64_t gpa)
 	uint64_t real = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
 	uint64_t boot = real - (intc_now() - ic->epoch);
 	struct pvclock_wall_clock w = {
-		.sec = (uint32_t)(boot / 1000000000ull),
-		.nsec = (uint32_t)(boot % 1000000000ull),
+	    .sec = (uint32_t)(boot / 1000000000ull),
+	    .nsec = (uint32_t)(boot % 1000000000ull),
 	};
 	pv_publish(ic, gpa, &w, sizeof(w));
 }
@@ -112,7 +112,8 @@ int clock_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool w
 		return 1;
 	case MSR_TSC_ADJUST:
 		if (write)
-			set_tsc_offset(ic, cpu, a->tsc_offset + (int64_t)(*val - (uint64_t)a->tsc_adjust));
+			set_tsc_offset(ic, cpu,
+				       a->tsc_offset + (int64_t)(*val - (uint64_t)a->tsc_adjust));
 		else
 			*val = (uint64_t)a->tsc_adjust;
 		return 1;

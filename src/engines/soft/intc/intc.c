@@ -66,7 +66,8 @@ static bool irq_ready(struct soft_intc *ic, int cpu)
 void intc_update(struct soft_intc *ic, int cpu)
 {
 	struct lapic *a = &ic->cpu[cpu];
-	unsigned attn = (a->events ? INTC_ATTN_EVENT : 0) | (irq_ready(ic, cpu) ? INTC_ATTN_IRQ : 0);
+	unsigned attn =
+	    (a->events ? INTC_ATTN_EVENT : 0) | (irq_ready(ic, cpu) ? INTC_ATTN_IRQ : 0);
 	atomic_store_explicit(&a->attention, attn, memory_order_release);
 	if (attn && a->waiting)
 		pthread_cond_signal(&a->wake);
@@ -105,7 +106,8 @@ void intc_route(struct soft_intc *ic, uint32_t dest, bool logical, bool wide, un
 		int best = -1;
 		for (int i = 0; i < ic->ncpus; i++) {
 			const struct lapic *a = &ic->cpu[i];
-			if (!lapic_match(a, dest, logical, wide) || !(a->reg[LAPIC_SVR] & SVR_ENABLED))
+			if (!lapic_match(a, dest, logical, wide) ||
+			    !(a->reg[LAPIC_SVR] & SVR_ENABLED))
 				continue;
 			if (best < 0 || a->reg[LAPIC_TPR] < ic->cpu[best].reg[LAPIC_TPR])
 				best = i;
@@ -167,8 +169,7 @@ bool intc_pio(struct soft_intc *ic, uint16_t port, void *data, unsigned size, bo
 	return ours;
 }
 
-bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size,
-	       bool write)
+bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size, bool write)
 {
 	struct lapic *a = &ic->cpu[cpu];
 	uint64_t lapic_base = a->base_msr & 0x000ffffffffff000ull;
@@ -344,5 +345,31 @@ void intc_kick(struct soft_intc *ic, int cpu)
 	ic->cpu[cpu].kicked = true;
 	if (ic->cpu[cpu].waiting)
 		pthread_cond_signal(&ic->cpu[cpu].wake);
+	pthread_mutex_unlock(&ic->lock);
+}
+
+/* ---- VM-wide snapshot ---- */
+
+void intc_get_vm_state(struct soft_intc *ic, struct vm_state *st)
+{
+	pthread_mutex_lock(&ic->lock);
+	uint64_t now = intc_now();
+	memset(st, 0, sizeof(*st));
+	pic_save(&ic->pic, st->pic);
+	ioapic_save(&ic->ioapic, &st->ioapic);
+	pit_save(&ic->pit, st->pit, &st->pit_speaker, now);
+	st->clock_ns = now - ic->epoch;
+	pthread_mutex_unlock(&ic->lock);
+}
+
+void intc_set_vm_state(struct soft_intc *ic, const struct vm_state *st)
+{
+	pthread_mutex_lock(&ic->lock);
+	uint64_t now = intc_now();
+	ic->epoch = now - (st->clock_ns < now ? st->clock_ns : now);
+	pic_load(&ic->pic, st->pic);
+	ioapic_load(&ic->ioapic, &st->ioapic);
+	pit_load(ic, st->pit, st->pit_speaker, now);
+	intc_update_all(ic);
 	pthread_mutex_unlock(&ic->lock);
 }

@@ -33,7 +33,11 @@ struct soft_intc;
  * LAPIC timer runs from a "core crystal" of the same rate, so the core should
  * advertise: CPUID 0x15 EAX=1 EBX=1 ECX=INTC_CRYSTAL_HZ; CPUID 0x16 EAX=EBX=
  * INTC_TSC_HZ/1000000; 0x40000010 EAX=INTC_TSC_HZ/1000 EBX=INTC_CRYSTAL_HZ/1000;
- * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9). */
+ * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9). The APIC
+ * timer never stops and the TSC is invariant, so CPUID.6:EAX.ARAT (bit 2) and
+ * CPUID.80000007:EDX (bit 8) may be advertised too. x2APIC (CPUID.1:ECX bit
+ * 21) is supported: with the KVM signature and no interrupt remapping, Linux
+ * then runs it in physical mode, and MSRs are cheaper to emulate than MMIO. */
 #define INTC_TSC_HZ	1000000000ull
 #define INTC_CRYSTAL_HZ 1000000000ull
 
@@ -54,8 +58,8 @@ void intc_destroy(struct soft_intc *ic);
 
 /* Drive GSI `gsi` (0-23) to `level`. GSIs 0-15 also reach the 8259 input of the
  * same number (edge or level per ELCR). Out-of-range GSIs are ignored. The PIT
- * is internal: it drives PIC IRQ0 and IOAPIC pin 2 (the firmware tables must
- * carry the usual ISA IRQ0 -> GSI 2 override). */
+ * is internal: it drives PIC IRQ0 and IOAPIC pins 0 and 2, so firmware tables
+ * may map ISA IRQ0 to GSI 0 (as KVM's default routing does) or GSI 2. */
 void intc_irq_line(struct soft_intc *ic, unsigned gsi, bool level);
 
 /* A message-signalled interrupt: addr 0xfeeXXXXX (destination in bits 19:12,
@@ -75,8 +79,7 @@ bool intc_pio(struct soft_intc *ic, uint16_t port, void *data, unsigned size, bo
  * in xAPIC mode) and the IOAPIC page at INTC_IOAPIC_BASE. Returns false if gpa
  * is not ours. Accesses of any size are accepted (registers are 32-bit; odd
  * sizes read/write the containing dword's bytes). */
-bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size,
-	       bool write);
+bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size, bool write);
 
 /* MSRs: IA32_TSC (0x10), IA32_APIC_BASE (0x1b), IA32_TSC_ADJUST (0x3b),
  * IA32_TSC_DEADLINE (0x6e0), x2APIC 0x800-0x8ff, kvmclock 0x4b564d00/01 (and
@@ -159,5 +162,12 @@ uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
  * of now). set restores it, re-arming the timer from the current count. */
 void intc_get_lapic(struct soft_intc *ic, int cpu, uint8_t page[1024]);
 void intc_set_lapic(struct soft_intc *ic, int cpu, const uint8_t page[1024]);
+
+/* The VM-wide part (PIC pair, IOAPIC, PIT, kvmclock time) in the neutral form
+ * of engines/vm_state.h, for the engine's get/set_vm_state ops. Setting the
+ * clock moves the TSC of every CPU with it: restore IA32_TSC afterwards. */
+struct vm_state;
+void intc_get_vm_state(struct soft_intc *ic, struct vm_state *st);
+void intc_set_vm_state(struct soft_intc *ic, const struct vm_state *st);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engines/soft/intc/intc.h"
+#include "engines/vm_state.h"
 
 #define NEVER UINT64_MAX /* a deadline that does not exist */
 
@@ -16,44 +17,65 @@
 
 /* Register slots: architectural offset >> 4, one dword per 16-byte slot. */
 enum {
-	LAPIC_ID = 0x02, LAPIC_VER = 0x03, LAPIC_TPR = 0x08, LAPIC_APR = 0x09,
-	LAPIC_PPR = 0x0a, LAPIC_EOI = 0x0b, LAPIC_RRD = 0x0c, LAPIC_LDR = 0x0d,
-	LAPIC_DFR = 0x0e, LAPIC_SVR = 0x0f, LAPIC_ISR = 0x10, LAPIC_TMR = 0x18,
-	LAPIC_IRR = 0x20, LAPIC_ESR = 0x28, LAPIC_LVT_CMCI = 0x2f, LAPIC_ICR = 0x30,
-	LAPIC_ICR2 = 0x31, LAPIC_LVT_TIMER = 0x32, LAPIC_LVT_THERMAL = 0x33,
-	LAPIC_LVT_PERF = 0x34, LAPIC_LVT_LINT0 = 0x35, LAPIC_LVT_LINT1 = 0x36,
-	LAPIC_LVT_ERROR = 0x37, LAPIC_TIMER_INIT = 0x38, LAPIC_TIMER_CUR = 0x39,
-	LAPIC_TIMER_DIV = 0x3e, LAPIC_SELF_IPI = 0x3f, LAPIC_NREGS = 0x40
+	LAPIC_ID = 0x02,
+	LAPIC_VER = 0x03,
+	LAPIC_TPR = 0x08,
+	LAPIC_APR = 0x09,
+	LAPIC_PPR = 0x0a,
+	LAPIC_EOI = 0x0b,
+	LAPIC_RRD = 0x0c,
+	LAPIC_LDR = 0x0d,
+	LAPIC_DFR = 0x0e,
+	LAPIC_SVR = 0x0f,
+	LAPIC_ISR = 0x10,
+	LAPIC_TMR = 0x18,
+	LAPIC_IRR = 0x20,
+	LAPIC_ESR = 0x28,
+	LAPIC_LVT_CMCI = 0x2f,
+	LAPIC_ICR = 0x30,
+	LAPIC_ICR2 = 0x31,
+	LAPIC_LVT_TIMER = 0x32,
+	LAPIC_LVT_THERMAL = 0x33,
+	LAPIC_LVT_PERF = 0x34,
+	LAPIC_LVT_LINT0 = 0x35,
+	LAPIC_LVT_LINT1 = 0x36,
+	LAPIC_LVT_ERROR = 0x37,
+	LAPIC_TIMER_INIT = 0x38,
+	LAPIC_TIMER_CUR = 0x39,
+	LAPIC_TIMER_DIV = 0x3e,
+	LAPIC_SELF_IPI = 0x3f,
+	LAPIC_NREGS = 0x40
 };
 
 #define APIC_BASE_BSP  (1ull << 8)
 #define APIC_BASE_EXTD (1ull << 10) /* x2APIC mode */
 #define APIC_BASE_EN   (1ull << 11)
 
-#define LVT_MASKED     (1u << 16)
-#define SVR_ENABLED    (1u << 8)
+#define LVT_MASKED  (1u << 16)
+#define SVR_ENABLED (1u << 8)
 
 /* Delivery modes (ICR, LVT, IOAPIC redirection entries, MSI data). */
 enum { DM_FIXED, DM_LOWEST, DM_SMI, DM_NMI = 4, DM_INIT, DM_SIPI, DM_EXTINT };
 
 struct lapic {
 	uint32_t id;
-	uint64_t base_msr;		/* IA32_APIC_BASE */
-	uint32_t reg[LAPIC_NREGS];	/* ID, PPR and the current count are computed */
-	uint64_t timer_start;		/* CLOCK_MONOTONIC ns the initial count was loaded */
-	uint64_t timer_period;		/* ns for the whole count (initial * divisor) */
-	uint64_t timer_due;		/* next expiry (ns), NEVER if disarmed */
-	uint64_t tsc_deadline;		/* IA32_TSC_DEADLINE */
-	int64_t tsc_offset;		/* guest TSC = (now - epoch) + tsc_offset */
-	int64_t tsc_adjust;		/* IA32_TSC_ADJUST, part of tsc_offset */
-	uint64_t kvmclock_msr;		/* MSR_KVM_SYSTEM_TIME_NEW */
+	uint64_t base_msr;	   /* IA32_APIC_BASE */
+	uint32_t reg[LAPIC_NREGS]; /* ID, PPR and the current count are computed */
+	uint64_t timer_start;	   /* CLOCK_MONOTONIC ns the initial count was loaded */
+	uint64_t timer_period;	   /* ns for the whole count (initial * divisor) */
+	uint64_t timer_due;	   /* next expiry (ns), NEVER if disarmed */
+	uint64_t tsc_deadline;	   /* IA32_TSC_DEADLINE */
+	int64_t tsc_offset;	   /* guest TSC = (now - epoch) + tsc_offset */
+	int64_t tsc_adjust;	   /* IA32_TSC_ADJUST, part of tsc_offset */
+	uint64_t kvmclock_msr;	   /* MSR_KVM_SYSTEM_TIME_NEW */
+	uint32_t esr_pending;	   /* errors since the last ESR write */
 
-	unsigned events;		/* INTC_EV_* not yet taken */
+	unsigned events; /* INTC_EV_* not yet taken */
 	uint8_t sipi_vector;
 	bool kicked, waiting;
-	pthread_cond_t wake;		/* intc_wait sleeps here (CLOCK_MONOTONIC) */
-	atomic_uint attention;		/* INTC_ATTN_* */
-	_Atomic uint64_t next_due;	/* this CPU's earliest timer (ns), for intc_poll */
+	pthread_cond_t wake;	   /* intc_wait sleeps here (CLOCK_MONOTONIC) */
+	atomic_uint attention;	   /* INTC_ATTN_* */
+	_Atomic uint64_t next_due; /* this CPU's earliest timer (ns), for intc_poll */
 };
 
 void lapic_reset(struct soft_intc *ic, int cpu, bool power_on);
@@ -88,6 +110,8 @@ void ioapic_reset(struct ioapic *io);
 void ioapic_set_pin(struct soft_intc *ic, unsigned pin, bool level);
 void ioapic_eoi(struct soft_intc *ic, uint8_t vector);
 void ioapic_mmio(struct soft_intc *ic, uint64_t offset, uint32_t *val, bool write);
+void ioapic_save(const struct ioapic *io, struct ioapic_state *st);
+void ioapic_load(struct ioapic *io, const struct ioapic_state *st);
 
 /* ---- 8259 PIC pair ---- */
 
@@ -112,22 +136,24 @@ int pic_peek(const struct pic *p);
 /* INTA cycle: the vector to deliver (a spurious 7/15 vector if nothing). */
 uint8_t pic_ack(struct pic *p);
 bool pic_pio(struct pic *p, uint16_t port, uint8_t *val, bool write);
+void pic_save(const struct pic *p, struct pic_state st[2]);
+void pic_load(struct pic *p, const struct pic_state st[2]);
 
 /* ---- 8254 PIT and port 0x61 ---- */
 
 struct pit_channel {
-	uint8_t mode, rw;	  /* mode 0-5; rw: 1 lo byte, 2 hi byte, 3 lo then hi */
-	uint32_t reload;	  /* 1..65536 */
-	bool armed;		  /* a count was written since the control word */
-	bool null_count;	  /* status bit: count written but not yet loaded */
+	uint8_t mode, rw; /* mode 0-5; rw: 1 lo byte, 2 hi byte, 3 lo then hi */
+	uint32_t reload;  /* 1..65536 */
+	bool armed;	  /* a count was written since the control word */
+	bool null_count;  /* status bit: count written but not yet loaded */
 	bool gate;
-	uint64_t start;		  /* ns when counting (re)started */
-	uint64_t paused_ticks;	  /* ticks counted before the gate fell */
+	uint64_t start;	       /* ns when counting (re)started */
+	uint64_t paused_ticks; /* ticks counted before the gate fell */
 	uint16_t latch;
-	uint8_t latch_bytes;	  /* latched count bytes still to read (0, 1, 2) */
+	uint8_t latch_bytes; /* latched count bytes still to read (0, 1, 2) */
 	bool status_latched;
 	uint8_t status;
-	bool read_hi, write_hi;	  /* lo/hi byte toggles */
+	bool read_hi, write_hi; /* lo/hi byte toggles */
 	uint8_t write_lo;
 };
 
@@ -139,6 +165,9 @@ struct pit {
 void pit_reset(struct pit *p, uint64_t now);
 bool pit_pio(struct soft_intc *ic, uint16_t port, uint8_t *val, bool write);
 void pit_fire(struct soft_intc *ic, uint64_t now);
+void pit_save(const struct pit *p, struct pit_channel_state st[3], bool *speaker, uint64_t now);
+void pit_load(struct soft_intc *ic, const struct pit_channel_state st[3], bool speaker,
+	      uint64_t now);
 
 /* ---- The whole ---- */
 

@@ -2,6 +2,7 @@
  * turns a level or edge into an interrupt message for the local APICs.
  * Level-triggered pins hold "remote IRR" until the LAPIC broadcasts the EOI. */
 #include "engines/soft/intc/intc_priv.h"
+#include "engines/vm_state.h"
 
 #define IOAPIC_VERSION ((uint32_t)(INTC_IOAPIC_PINS - 1) << 16 | 0x11)
 
@@ -102,7 +103,7 @@ static void write_reg(struct soft_intc *ic, uint32_t val)
 		/* A pin switched to level mode follows its current input level. */
 		if (e & RTE_LEVEL)
 			io->irr = (io->line & (1u << pin)) ? io->irr | (1u << pin)
-							    : io->irr & ~(1u << pin);
+							   : io->irr & ~(1u << pin);
 	}
 	io->redir[pin] = e;
 	service(ic, pin); /* unmasking delivers what is pending */
@@ -127,5 +128,29 @@ void ioapic_mmio(struct soft_intc *ic, uint64_t offset, uint32_t *val, bool writ
 	default:
 		if (!write)
 			*val = 0;
+	}
+}
+
+void ioapic_save(const struct ioapic *io, struct ioapic_state *st)
+{
+	_Static_assert(IOAPIC_PINS == INTC_IOAPIC_PINS, "snapshot pin count");
+	st->id = io->id;
+	st->ioregsel = io->ioregsel;
+	st->irr = io->irr;
+	for (unsigned i = 0; i < INTC_IOAPIC_PINS; i++)
+		st->redir[i] = io->redir[i];
+}
+
+void ioapic_load(struct ioapic *io, const struct ioapic_state *st)
+{
+	io->id = st->id & 0xf;
+	io->ioregsel = st->ioregsel & 0xff;
+	io->irr = st->irr & ((1u << INTC_IOAPIC_PINS) - 1);
+	/* Input levels are not part of the state: asserted level pins show in irr. */
+	io->line = 0;
+	for (unsigned i = 0; i < INTC_IOAPIC_PINS; i++) {
+		io->redir[i] = st->redir[i] & ~RTE_DELIVERY_STATUS;
+		if (io->redir[i] & RTE_LEVEL)
+			io->line |= io->irr & (1u << i);
 	}
 }

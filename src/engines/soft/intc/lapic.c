@@ -14,9 +14,9 @@ _Static_assert(INTC_TSC_HZ == 1000000000ull, "TSC-deadline arithmetic assumes 1 
 #define TIMER_MODE(lvt) (((lvt) >> 17) & 3)
 enum { TIMER_ONESHOT, TIMER_PERIODIC, TIMER_TSC_DEADLINE };
 
-#define ICR_LOGICAL  (1u << 11)
-#define ICR_ASSERT   (1u << 14)
-#define ICR_LEVEL    (1u << 15)
+#define ICR_LOGICAL	 (1u << 11)
+#define ICR_ASSERT	 (1u << 14)
+#define ICR_LEVEL	 (1u << 15)
 #define ESR_SEND_ILLEGAL (1u << 5)
 #define ESR_RECV_ILLEGAL (1u << 6)
 
@@ -202,7 +202,7 @@ void lapic_accept(struct soft_intc *ic, int cpu, unsigned dm, uint8_t vector, bo
 		if (!sw_enabled(a))
 			return; /* a software-disabled APIC drops fixed interrupts */
 		if (vector < 16) {
-			a->reg[LAPIC_ESR] |= ESR_RECV_ILLEGAL;
+			a->esr_pending |= ESR_RECV_ILLEGAL;
 			return;
 		}
 		vec_set(a, LAPIC_IRR, vector, true);
@@ -243,7 +243,7 @@ bool lapic_match(const struct lapic *a, uint32_t dest, bool logical, bool wide)
 	}
 	uint8_t d = (uint8_t)dest, l = (uint8_t)(ldr >> 24);
 	if ((a->reg[LAPIC_DFR] >> 28) == 0xf)
-		return d & l; /* flat model: 8 bits, one per CPU */
+		return d & l;			      /* flat model: 8 bits, one per CPU */
 	return (d >> 4) == (l >> 4) && (d & l & 0xf); /* cluster model */
 }
 
@@ -271,7 +271,7 @@ static void send_ipi(struct soft_intc *ic, int cpu)
 	if (dm == DM_INIT && !(icr & ICR_ASSERT) && (icr & ICR_LEVEL))
 		return; /* INIT level de-assert: only synchronises arbitration IDs */
 	if ((dm == DM_FIXED || dm == DM_LOWEST) && vector < 16) {
-		a->reg[LAPIC_ESR] |= ESR_SEND_ILLEGAL;
+		a->esr_pending |= ESR_SEND_ILLEGAL;
 		return;
 	}
 	if (dm == DM_LOWEST && shorthand)
@@ -323,7 +323,10 @@ static void write_lvt(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val
 	if (slot == LAPIC_LVT_TIMER && TIMER_MODE(val) == 3)
 		val &= ~(3u << 17); /* reserved mode: behave as one-shot */
 	a->reg[slot] = val;
-	if (slot == LAPIC_LVT_TIMER && TIMER_MODE(val) != TIMER_MODE(old)) {
+	/* Entering or leaving TSC-deadline mode disarms the timer; switching
+	 * between one-shot and periodic lets the running count go on. */
+	if (slot == LAPIC_LVT_TIMER &&
+	    (TIMER_MODE(val) == TIMER_TSC_DEADLINE) != (TIMER_MODE(old) == TIMER_TSC_DEADLINE)) {
 		a->reg[LAPIC_TIMER_INIT] = 0;
 		timer_disarm(ic, cpu);
 	}
@@ -364,7 +367,8 @@ void lapic_write(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val)
 		intc_update(ic, cpu);
 		break;
 	case LAPIC_ESR:
-		a->reg[slot] = 0; /* errors are reported as they happen, then cleared */
+		a->reg[slot] = a->esr_pending; /* a write latches the errors seen so far */
+		a->esr_pending = 0;
 		break;
 	case LAPIC_ICR:
 		a->reg[slot] = val & ~(1u << 12); /* delivery is instant: never "pending" */
@@ -388,8 +392,10 @@ void lapic_write(struct soft_intc *ic, int cpu, unsigned slot, uint32_t val)
 		a->reg[slot] = val & 0xb;
 		break;
 	case LAPIC_SELF_IPI:
+		if (!lapic_x2apic(a))
+			break; /* reserved in xAPIC mode */
 		if ((val & 0xff) < 16)
-			a->reg[LAPIC_ESR] |= ESR_SEND_ILLEGAL;
+			a->esr_pending |= ESR_SEND_ILLEGAL;
 		else
 			lapic_accept(ic, cpu, DM_FIXED, val & 0xff, false);
 		break;
@@ -406,9 +412,11 @@ void lapic_reset(struct soft_intc *ic, int cpu, bool power_on)
 	struct lapic *a = &ic->cpu[cpu];
 	if (power_on) {
 		a->id = (uint32_t)cpu;
-		a->base_msr = INTC_APIC_DEFAULT_BASE | APIC_BASE_EN | (cpu == 0 ? APIC_BASE_BSP : 0);
+		a->base_msr =
+		    INTC_APIC_DEFAULT_BASE | APIC_BASE_EN | (cpu == 0 ? APIC_BASE_BSP : 0);
 	}
 	memset(a->reg, 0, sizeof(a->reg));
+	a->esr_pending = 0;
 	a->reg[LAPIC_DFR] = 0xffffffff;
 	a->reg[LAPIC_SVR] = 0xff;
 	a->reg[LAPIC_LVT_CMCI] = LVT_MASKED;
@@ -429,8 +437,8 @@ void lapic_reset(struct soft_intc *ic, int cpu, bool power_on)
 static int apic_base_write(struct soft_intc *ic, int cpu, uint64_t val)
 {
 	struct lapic *a = &ic->cpu[cpu];
-	const uint64_t reserved = ~(0x000ffffffffff000ull | APIC_BASE_BSP | APIC_BASE_EXTD |
-				    APIC_BASE_EN);
+	const uint64_t reserved =
+	    ~(0x000ffffffffff000ull | APIC_BASE_BSP | APIC_BASE_EXTD | APIC_BASE_EN);
 	bool en = val & APIC_BASE_EN, x2 = val & APIC_BASE_EXTD;
 	if ((val & reserved) || (x2 && !en))
 		return -1;
@@ -452,9 +460,9 @@ static int apic_base_write(struct soft_intc *ic, int cpu, uint64_t val)
 static bool x2apic_readable(unsigned slot)
 {
 	return slot == LAPIC_ID || slot == LAPIC_VER || slot == LAPIC_TPR || slot == LAPIC_PPR ||
-	       slot == LAPIC_LDR || slot == LAPIC_SVR || (slot >= LAPIC_ISR && slot < LAPIC_ESR + 1) ||
-	       slot == LAPIC_ICR || is_lvt(slot) || slot == LAPIC_TIMER_INIT ||
-	       slot == LAPIC_TIMER_CUR || slot == LAPIC_TIMER_DIV;
+	       slot == LAPIC_LDR || slot == LAPIC_SVR ||
+	       (slot >= LAPIC_ISR && slot < LAPIC_ESR + 1) || slot == LAPIC_ICR || is_lvt(slot) ||
+	       slot == LAPIC_TIMER_INIT || slot == LAPIC_TIMER_CUR || slot == LAPIC_TIMER_DIV;
 }
 
 static bool x2apic_writable(unsigned slot)

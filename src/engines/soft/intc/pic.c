@@ -4,6 +4,7 @@
  * Initialization words ICW1-4, operation words OCW1-3 (masks, EOIs, rotation,
  * IRR/ISR reads, poll, special mask), auto-EOI, spurious IRQ 7/15. */
 #include "engines/soft/intc/intc_priv.h"
+#include "engines/vm_state.h"
 
 static void chip_init(struct pic_chip *c)
 {
@@ -22,6 +23,9 @@ void pic_reset(struct pic *p)
 	p->chip[1].elcr_mask = 0xde; /* IRQ 8 and 13 are always edge */
 	chip_init(&p->chip[0]);
 	chip_init(&p->chip[1]);
+	/* As firmware leaves it: all inputs masked until the OS programs the
+	 * PIC, so a guest that never touches it gets no stray vectors 0-15. */
+	p->chip[0].imr = p->chip[1].imr = 0xff;
 }
 
 /* Priority rank (0 = highest) of the best request in mask, 8 if none. */
@@ -56,10 +60,15 @@ static void chip_set_irq(struct pic_chip *c, unsigned n, bool level)
 	c->line = level ? c->line | bit : c->line & ~bit;
 }
 
-/* The slave's output is the master's IRQ2 input. */
+/* The slave's output is the master's IRQ2 input. It acts as a level: a
+ * request the slave withdraws (masked, reset) is withdrawn from the master. */
 static void cascade(struct pic *p)
 {
-	chip_set_irq(&p->chip[0], 2, chip_irq(&p->chip[1]) >= 0);
+	struct pic_chip *m = &p->chip[0];
+	if (chip_irq(&p->chip[1]) >= 0)
+		m->irr |= 1u << 2;
+	else
+		m->irr &= ~(1u << 2);
 }
 
 void pic_set_irq(struct pic *p, unsigned irq, bool level)
@@ -240,4 +249,54 @@ bool pic_pio(struct pic *p, uint16_t port, uint8_t *val, bool write)
 	}
 	cascade(p);
 	return true;
+}
+
+/* ---- Snapshots, in the neutral (KVM-compatible) layout of vm_state.h ---- */
+
+void pic_save(const struct pic *p, struct pic_state st[2])
+{
+	for (int i = 0; i < 2; i++) {
+		const struct pic_chip *c = &p->chip[i];
+		st[i] = (struct pic_state){
+		    .irr = c->irr,
+		    .imr = c->imr,
+		    .isr = c->isr,
+		    .last_irr = c->line,
+		    .priority_add = c->prio_base,
+		    .irq_base = c->vector_base,
+		    .read_reg_select = c->read_isr,
+		    .poll = c->poll,
+		    .special_mask = c->special_mask,
+		    .init_state = c->init_step,
+		    .auto_eoi = c->aeoi,
+		    .rotate_on_auto_eoi = c->rotate_aeoi,
+		    .init4 = c->want_icw4,
+		    .elcr = c->elcr,
+		    .elcr_mask = c->elcr_mask,
+		};
+	}
+}
+
+void pic_load(struct pic *p, const struct pic_state st[2])
+{
+	pic_reset(p);
+	for (int i = 0; i < 2; i++) {
+		struct pic_chip *c = &p->chip[i];
+		const struct pic_state *s = &st[i];
+		c->irr = s->irr;
+		c->imr = s->imr;
+		c->isr = s->isr;
+		c->line = s->last_irr;
+		c->prio_base = s->priority_add & 7;
+		c->vector_base = s->irq_base & 0xf8;
+		c->read_isr = s->read_reg_select;
+		c->poll = s->poll;
+		c->special_mask = s->special_mask;
+		c->init_step = s->init_state <= 3 ? s->init_state : 0;
+		c->aeoi = s->auto_eoi;
+		c->rotate_aeoi = s->rotate_on_auto_eoi;
+		c->want_icw4 = s->init4;
+		c->elcr = s->elcr & c->elcr_mask; /* the mask is wiring, not state */
+	}
+	cascade(p);
 }

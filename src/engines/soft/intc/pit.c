@@ -1,5 +1,5 @@
 /* The 8254 programmable interval timer: three 16-bit counters at 1.193182 MHz.
- * Channel 0 drives IRQ0 (8259 input 0, IOAPIC pin 2); channel 2's gate and
+ * Channel 0 drives IRQ0 (8259 input 0, IOAPIC pins 0 and 2); channel 2's gate and
  * output are wired to system control port B (0x61), which Linux uses to
  * calibrate the TSC. Counters are computed from CLOCK_MONOTONIC on demand, so
  * only channel 0's interrupts need a deadline.
@@ -7,11 +7,12 @@
  * and 4 (software strobe) are modelled; the gate-triggered modes 1 and 5 count
  * like 0 and 4, and BCD counting is treated as binary. */
 #include "engines/soft/intc/intc_priv.h"
+#include "engines/vm_state.h"
 
-#define PIT_HZ	      1193182ull
-#define REFRESH_NS    15085 /* port 0x61 bit 4 toggles every 15.085 us */
-#define PORT61_GATE2  0x01
-#define PORT61_OUT2   0x20
+#define PIT_HZ	       1193182ull
+#define REFRESH_NS     15085 /* port 0x61 bit 4 toggles every 15.085 us */
+#define PORT61_GATE2   0x01
+#define PORT61_OUT2    0x20
 #define PORT61_REFRESH 0x10
 
 static uint64_t ns_to_ticks(uint64_t ns)
@@ -92,11 +93,16 @@ void pit_fire(struct soft_intc *ic, uint64_t now)
 {
 	if (atomic_load(&ic->pit_due) > now)
 		return;
-	/* IRQ0 is an edge: a pulse on the 8259 input and IOAPIC pin 2. */
+	/* IRQ0 is an edge: a pulse on the 8259 input and on IOAPIC pins 0 and 2,
+	 * so the timer works whether the firmware tables route ISA IRQ0 to GSI 0
+	 * (KVM's default routing) or override it to GSI 2 (PC chipsets). The OS
+	 * leaves the pin it does not use masked. */
 	pic_set_irq(&ic->pic, 0, true);
 	pic_set_irq(&ic->pic, 0, false);
-	ioapic_set_pin(ic, 2, true);
-	ioapic_set_pin(ic, 2, false);
+	for (unsigned pin = 0; pin <= 2; pin += 2) {
+		ioapic_set_pin(ic, pin, true);
+		ioapic_set_pin(ic, pin, false);
+	}
 	intc_update_all(ic);
 	schedule(ic, now);
 }
@@ -139,8 +145,8 @@ static void latch_status(struct pit_channel *ch, uint64_t now)
 {
 	if (ch->status_latched)
 		return;
-	ch->status = (uint8_t)(out(ch, now) << 7 | ch->null_count << 6 | ch->rw << 4 |
-			       ch->mode << 1);
+	ch->status =
+	    (uint8_t)(out(ch, now) << 7 | ch->null_count << 6 | ch->rw << 4 | ch->mode << 1);
 	ch->status_latched = true;
 }
 
@@ -261,4 +267,76 @@ bool pit_pio(struct soft_intc *ic, uint16_t port, uint8_t *val, bool write)
 	else
 		*val = read_data(ch, now);
 	return true;
+}
+
+/* ---- Snapshots, in the neutral (KVM-compatible) layout of vm_state.h ----
+ * KVM encodes byte-access progress as RW_STATE_LSB 1, MSB 2, WORD0 3 (low
+ * byte next), WORD1 4 (high byte next). */
+enum { RW_LSB = 1, RW_MSB, RW_WORD0, RW_WORD1 };
+
+static uint8_t rw_state(unsigned rw, bool hi_next)
+{
+	return rw == 3 ? (hi_next ? RW_WORD1 : RW_WORD0) : (uint8_t)rw;
+}
+
+void pit_save(const struct pit *p, struct pit_channel_state st[3], bool *speaker, uint64_t now)
+{
+	for (int i = 0; i < 3; i++) {
+		const struct pit_channel *ch = &p->ch[i];
+		uint8_t latched = 0;
+		if (ch->latch_bytes)
+			latched = ch->rw == 3 && ch->latch_bytes == 2 ? RW_WORD0
+				  : ch->rw == 1			      ? RW_LSB
+								      : RW_MSB;
+		st[i] = (struct pit_channel_state){
+		    .count = ch->reload == 65536 ? 0 : ch->reload,
+		    .latched_count = ch->latch,
+		    .count_latched = latched,
+		    .status_latched = ch->status_latched,
+		    .status = ch->status,
+		    .read_state = rw_state(ch->rw, ch->read_hi),
+		    .write_state = rw_state(ch->rw, ch->write_hi),
+		    .write_latch = ch->write_lo,
+		    .rw_mode = ch->rw,
+		    .mode = ch->mode,
+		    .gate = ch->gate,
+		    .elapsed_ns = ticks_to_ns(elapsed(ch, now)),
+		};
+	}
+	*speaker = p->port61 & 0x02;
+}
+
+void pit_load(struct soft_intc *ic, const struct pit_channel_state st[3], bool speaker,
+	      uint64_t now)
+{
+	struct pit *p = &ic->pit;
+	for (int i = 0; i < 3; i++) {
+		struct pit_channel *ch = &p->ch[i];
+		const struct pit_channel_state *s = &st[i];
+		uint32_t n = s->count & 0x1ffff;
+		*ch = (struct pit_channel){
+		    .mode = s->mode <= 5 ? s->mode : 0,
+		    .rw = s->rw_mode >= 1 && s->rw_mode <= 3 ? s->rw_mode : 3,
+		    .reload = n == 0 || n > 65536 ? 65536 : n,
+		    .armed = true,
+		    .gate = i == 2 ? s->gate : true,
+		    .latch = s->latched_count,
+		    .status_latched = s->status_latched,
+		    .status = s->status,
+		    .write_lo = s->write_latch,
+		};
+		ch->latch_bytes = s->count_latched == RW_WORD0 ? 2 : s->count_latched ? 1 : 0;
+		ch->read_hi = s->read_state == RW_WORD1;
+		ch->write_hi = s->write_state == RW_WORD1;
+		/* Resume the count where it was; a paused channel keeps its ticks. */
+		uint64_t ns = s->elapsed_ns < now ? s->elapsed_ns : now;
+		if (ch->gate) {
+			ch->start = now - ns;
+		} else {
+			ch->start = now;
+			ch->paused_ticks = ns_to_ticks(ns);
+		}
+	}
+	p->port61 = (uint8_t)((speaker ? 0x02 : 0) | (p->ch[2].gate ? PORT61_GATE2 : 0));
+	schedule(ic, now);
 }
