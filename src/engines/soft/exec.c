@@ -740,9 +740,22 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 	case 0x86:
 	case 0x87: {
 		int s = b & 1 ? size : 1;
-		uint64_t r = reg_get(c, d->reg, s, rex), prev = 0;
-		d->lock = true; /* XCHG with memory is always atomic */
-		RMW(c, d, s, (prev = old, r));
+		uint64_t r = reg_get(c, d->reg, s, rex), prev;
+		if (!d->is_mem) {
+			prev = reg_get(c, d->rm, s, rex);
+			reg_set(c, d->rm, s, rex, r);
+		} else {
+			/* XCHG with memory is always atomic */
+			uint8_t *p = mem_rmw_ptr(c, SEG(d), d->ea, s);
+			if (p) {
+				do
+					prev = load_n(p, s);
+				while (!cas_n(p, s, prev, r));
+			} else {
+				prev = mem_read(c, SEG(d), d->ea, s);
+				mem_write(c, SEG(d), d->ea, s, r);
+			}
+		}
 		reg_set(c, d->reg, s, rex, prev);
 		return;
 	}

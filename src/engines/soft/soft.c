@@ -272,6 +272,8 @@ static void take_events(struct soft_cpu *c)
 /* One block: its instructions run until one branches, exits or halts. */
 static inline int run_block(struct soft_cpu *c)
 {
+	c->insn_rip = c->rip; /* a fetch fault belongs to the first instruction */
+	c->insn_rsp = c->r[R_RSP];
 	struct block *b = fetch_block(c);
 	int i;
 	for (i = 0; i < b->n;) {
