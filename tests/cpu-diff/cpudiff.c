@@ -748,7 +748,21 @@ static bool run_case(const struct gen *g, const struct regs *in, const uint8_t *
 
 	bool ok = true;
 	char why[200] = "";
-	if (ntrap != strap) {
+	/* Run the soft side again: now from its decoded-block cache, which must
+	 * not remember anything from the first execution. */
+	static uint8_t first_data[DATA_LEN];
+	struct regs first = sout;
+	memcpy(first_data, sdata, DATA_LEN);
+	memset(b, 0, sizeof(*b));
+	b->in = *in;
+	b->scratch_top = STATE_VA + __builtin_offsetof(struct block, scratch) + 256;
+	int strap2 = run_soft(code, ret_at, &sout, (uint8_t *)data_in);
+	if (strap2 != strap || memcmp(&first, &sout, sizeof(first)) ||
+	    memcmp(first_data, sdata, DATA_LEN)) {
+		snprintf(why, sizeof(why), "second soft run differs from the first (cached decode)");
+		ok = false;
+	}
+	if (ok && ntrap != strap) {
 		snprintf(why, sizeof(why), "exception: native %d, soft %d", ntrap, strap);
 		ok = false;
 	}

@@ -124,6 +124,20 @@ static void test_page_fault(void **state)
 	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 7); /* faulting RIP */
 }
 
+/* mov rax,0x40000000; jmp rax -> #PF on the fetch: RIP and CR2 are the
+ * target, the error code says instruction fetch, not present */
+static void test_fetch_fault(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0xc7, 0xc0, 0x00, 0x00, 0x00, 0x40, 0xff, 0xe0};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	assert_int_equal(g.st.cr2, 0x40000000);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), 0x10);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), 0x40000000);
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
