@@ -344,6 +344,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_loop_and_carry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_divide_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mmio, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation, setup, teardown),
