@@ -256,7 +256,8 @@ static void modrm(struct fetch *f, struct insn *d)
 
 void decode(struct soft_cpu *c, struct insn *d, uint64_t rip)
 {
-	struct fetch f = {.c = c, .pos = 0, .out = d->bytes};
+	uint8_t raw[16];
+	struct fetch f = {.c = c, .pos = 0, .out = raw};
 	int mode = c->mode;
 	f.lin = mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
 	f.p = tlb_peek(c, f.lin, 1, ACC_EXEC);
@@ -393,6 +394,22 @@ static bool ends_block(const struct insn *d)
 	return (b >= 0x70 && b <= 0x7f) || b == 0xe8 || b == 0xe9 || b == 0xeb || b == 0xc3;
 }
 
+/* Do the guest bytes at p still match the block? Whole words, then the tail. */
+static inline bool same_bytes(const uint8_t *p, const struct block *b)
+{
+	unsigned n = b->nbytes, i = 0;
+	uint64_t diff = 0;
+	for (; i + 8 <= n; i += 8)
+		diff |= load_n(p + i, 8) ^ load_n(b->code + i, 8);
+	if (i < n) {
+		/* the block never ends in the last 8 bytes of a page unless it
+		 * reaches the page end exactly, so read byte-wise there */
+		for (; i < n; i++)
+			diff |= (uint64_t)(p[i] ^ b->code[i]);
+	}
+	return diff == 0;
+}
+
 void block_cache_init(struct soft_cpu *c)
 {
 	for (unsigned i = 0; i < BLOCK_CACHE_SIZE; i++)
@@ -409,8 +426,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	uint64_t lin = c->mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
 	struct block *b = &c->blocks[(lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE - 1)];
 	uint8_t *p = tlb_peek(c, lin, 1, ACC_EXEC);
-	if (p && b->lin == lin && b->rip == rip && b->mode == c->mode &&
-	    !memcmp(p, b->code, b->nbytes))
+	if (p && b->lin == lin && b->rip == rip && b->mode == c->mode && same_bytes(p, b))
 		return b;
 
 	b->lin = ~0ull;

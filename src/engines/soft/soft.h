@@ -165,34 +165,32 @@ typedef union {
 	long long v __attribute__((vector_size(16)));
 } xmm_t;
 
-/* One decoded instruction. */
+/* One decoded instruction (64 bytes, so a block stays compact). */
 struct insn {
-	uint64_t start; /* linear RIP offset of the first byte */
+	uint64_t start; /* RIP (segment offset) of the first byte */
+	int64_t imm;
+	uint64_t ea;					 /* offset in the segment, computed at execution */
+	void (*fn)(struct soft_cpu *c, struct insn *d); /* executes it (exec_fast.c) */
+	int32_t disp, imm2;
+	uint16_t op; /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
 	uint8_t len;
 	uint8_t opsize; /* 2, 4 or 8 */
 	uint8_t addrsize;
 	uint8_t rex;
-	int8_t seg;  /* segment override or -1 */
-	uint8_t rep; /* 0, 0xf2 or 0xf3 */
-	bool lock, opsize_prefix;
-	uint16_t op; /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
-	bool has_modrm, is_mem;
+	uint8_t rep;	      /* 0, 0xf2 or 0xf3 */
 	uint8_t mod, reg, rm; /* reg and rm include REX bits */
-	int8_t base, index;   /* -1 = none; base 16 = RIP-relative */
 	uint8_t scale;
-	int64_t disp;
-	uint64_t ea; /* offset within segment, computed at execution */
 	uint8_t ea_seg;
-	int64_t imm, imm2;
-	uint8_t cls;	   /* enum insn_class */
-	void (*fn)(struct soft_cpu *c, struct insn *d); /* executes it (exec_fast.c) */
-	uint8_t bytes[16]; /* raw bytes, for failure reports */
+	uint8_t cls; /* enum insn_class */
+	int8_t seg;  /* segment override or -1 */
+	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
+	bool lock, opsize_prefix, has_modrm, is_mem;
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
  * guest bytes it came from are unchanged. */
 #define BLOCK_INSNS	 16
-#define BLOCK_CACHE_BITS 10
+#define BLOCK_CACHE_BITS 12
 #define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
 
 struct block {
