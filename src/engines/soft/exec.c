@@ -166,15 +166,13 @@ uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt
 	cnt &= size == 8 ? 63 : 31;
 	if (!cnt)
 		return a;
-	uint64_t f = get_flags(c) & ~(uint64_t)FL_ARITH, cf = 0, of = 0;
-	bool arith = true;
+	uint64_t f, cf = 0, of = 0;
 	switch (op) {
 	case 0: { /* ROL */
 		unsigned n = cnt % bits;
 		r = n ? ((a << n) | (a >> (bits - n))) & m : a;
 		cf = r & 1;
 		of = !!(r & sign) ^ cf;
-		arith = false;
 		break;
 	}
 	case 1: { /* ROR */
@@ -182,7 +180,6 @@ uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt
 		r = n ? ((a >> n) | (a << (bits - n))) & m : a;
 		cf = !!(r & sign);
 		of = cf ^ !!(r & (sign >> 1));
-		arith = false;
 		break;
 	}
 	case 2: { /* RCL */
@@ -194,7 +191,6 @@ uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt
 			cf = out;
 		}
 		of = !!(r & sign) ^ cf;
-		arith = false;
 		break;
 	}
 	case 3: { /* RCR */
@@ -206,35 +202,26 @@ uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt
 			r = (r >> 1) | (cf ? sign : 0);
 			cf = out;
 		}
-		arith = false;
 		break;
 	}
 	case 4:
 	case 6: /* SHL */
 		r = cnt < 64 ? (a << cnt) & m : 0;
-		cf = cnt <= (unsigned)bits ? (a >> (bits - cnt)) & 1 : 0;
-		of = !!(r & sign) ^ cf;
-		break;
+		lazy(c, LF_SHL, size, r, a, cnt);
+		return r;
 	case 5: /* SHR */
 		r = cnt < 64 ? a >> cnt : 0;
-		cf = (a >> (cnt - 1)) & 1;
-		of = !!(a & sign);
-		break;
+		lazy(c, LF_SHR, size, r, a, cnt);
+		return r;
 	default: { /* SAR */
 		int64_t s = (int64_t)sext(a, size);
 		r = (uint64_t)(s >> (cnt > 63 ? 63 : cnt)) & m;
-		cf = (uint64_t)(s >> (cnt - 1 > 63 ? 63 : cnt - 1)) & 1;
-		of = 0;
-		break;
+		lazy(c, LF_SAR, size, r, a, cnt);
+		return r;
 	}
 	}
-	if (arith) {
-		f |= r == 0 ? FL_ZF : 0;
-		f |= (r & sign) ? FL_SF : 0;
-		f |= parity((uint8_t)r) ? FL_PF : 0;
-	} else {
-		f |= get_flags(c) & (FL_ZF | FL_SF | FL_PF | FL_AF);
-	}
+	/* rotates change only CF and OF */
+	f = get_flags(c) & ~(uint64_t)(FL_CF | FL_OF);
 	f |= cf ? FL_CF : 0;
 	f |= of ? FL_OF : 0;
 	c->fl = f;
@@ -243,8 +230,7 @@ uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt
 
 static void set_mul_flags(struct soft_cpu *c, int size, uint64_t lo, bool overflow)
 {
-	lazy(c, LF_LOGIC, size, lo, 0, 0);
-	set_flags(c, overflow ? FL_CF | FL_OF : 0, FL_CF | FL_OF);
+	lazy(c, LF_MUL, size, lo, overflow, 0);
 }
 
 static void group3(struct soft_cpu *c, struct insn *d, int size)

@@ -6,8 +6,6 @@
 
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
 
-uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
-
 static uint64_t sext(uint64_t v, int size)
 {
 	int sh = 64 - size * 8;

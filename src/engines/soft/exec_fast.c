@@ -266,6 +266,13 @@ static void shift_imm(struct soft_cpu *c, struct insn *d)
 	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), (unsigned)d->imm));
 }
 
+static void imul_r_rm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t b = rm_load(c, d);
+	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rreg(c, d->reg, d->opsize), b));
+}
+
 static void nop(struct soft_cpu *c, struct insn *d)
 {
 	next(c, d);
@@ -346,4 +353,6 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		d->fn = movzx16;
 	else if (b == 0x1f)
 		d->fn = nop;
+	else if (b == 0xaf)
+		d->fn = imul_r_rm;
 }

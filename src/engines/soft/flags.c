@@ -48,6 +48,25 @@ static uint64_t lazy_flags(struct soft_cpu *c)
 		f |= a == sign ? FL_OF : 0;
 		f |= (r & 0xf) == 0xf ? FL_AF : 0;
 		break;
+	case LF_SHL: {
+		uint64_t n = c->lf_b, cf = n <= (uint64_t)size * 8 ? (a >> (size * 8 - n)) & 1 : 0;
+		f |= cf ? FL_CF : 0;
+		f |= (!!(r & sign) ^ cf) ? FL_OF : 0;
+		break;
+	}
+	case LF_SHR:
+		f |= (a >> (c->lf_b - 1)) & 1 ? FL_CF : 0;
+		f |= (a & sign) ? FL_OF : 0;
+		break;
+	case LF_SAR: {
+		int sh = 64 - size * 8;
+		uint64_t n = c->lf_b - 1 > 63 ? 63 : c->lf_b - 1;
+		f |= ((uint64_t)((int64_t)(a << sh) >> sh) >> n) & 1 ? FL_CF : 0;
+		break;
+	}
+	case LF_MUL:
+		f |= c->lf_a ? FL_CF | FL_OF : 0;
+		break;
 	}
 	f |= r == 0 ? FL_ZF : 0;
 	f |= (r & sign) ? FL_SF : 0;

@@ -98,7 +98,11 @@ enum lazy_op {
 	LF_SBB,
 	LF_LOGIC,
 	LF_INC,
-	LF_DEC
+	LF_DEC,
+	LF_SHL, /* lf_a = operand, lf_b = count (1..63) */
+	LF_SHR,
+	LF_SAR,
+	LF_MUL /* lf_a = 1 when the product overflowed */
 };
 
 #define FL_CF	 0x0001u
@@ -445,6 +449,7 @@ void do_sysret(struct soft_cpu *c, int opsize);
 void exec_insn(struct soft_cpu *c, struct insn *d);
 void choose_handler(struct soft_cpu *c, struct insn *d);
 uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
+uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
 bool exec_sse(struct soft_cpu *c, struct insn *d);
 void exec_x87(struct soft_cpu *c, struct insn *d);
