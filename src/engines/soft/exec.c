@@ -471,7 +471,7 @@ static void do_hlt(struct soft_cpu *c)
 	 * uniprocessor nothing sends those, so tell the machine it is stuck. */
 	if (!(c->fl & FL_IF) && c->vm->cfg.ncpus == 1) {
 		c->exit->reason = EXIT_HLT;
-		c->exit->fail.rip = c->insn_rip;
+		c->exit->fail.rip = c->last ? c->last->start : c->rip;
 		snprintf(c->exit->fail.why, sizeof(c->exit->fail.why), "hlt with IF=0");
 		c->exit_pending = true;
 		return;
@@ -557,6 +557,7 @@ static void bcd(struct soft_cpu *c, unsigned op, int64_t imm)
 
 void exec_insn(struct soft_cpu *c, struct insn *d)
 {
+	c->insn_rsp = c->r[R_RSP];
 	unsigned b = d->op & 0xff;
 	int size = d->opsize;
 	bool rex = d->rex != 0;

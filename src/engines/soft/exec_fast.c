@@ -273,6 +273,12 @@ static void imul_r_rm(struct soft_cpu *c, struct insn *d)
 	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rreg(c, d->reg, d->opsize), b));
 }
 
+static void imul_imm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rm_load(c, d), (uint64_t)d->imm));
+}
+
 static void nop(struct soft_cpu *c, struct insn *d)
 {
 	next(c, d);
@@ -317,6 +323,8 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 			h = lea;
 		else if (b == 0x63)
 			h = movsxd;
+		else if (b == 0x69 || b == 0x6b)
+			h = imul_imm;
 		else if (b >= 0x70 && b <= 0x7f)
 			h = jcc;
 		else if (b == 0xe9 || b == 0xeb)

@@ -272,16 +272,17 @@ static void take_events(struct soft_cpu *c)
 /* One block: its instructions run until one branches, exits or halts. */
 static inline int run_block(struct soft_cpu *c)
 {
+	/* Interrupts are only taken between blocks, so the one-instruction
+	 * shadow after STI / MOV SS ends with the first instruction of a block. */
+	c->interrupt_shadow = false;
 	c->insn_rip = c->rip; /* a fetch fault belongs to the first instruction */
 	c->insn_rsp = c->r[R_RSP];
+	c->last = NULL;
 	struct block *b = fetch_block(c);
 	int i;
 	for (i = 0; i < b->n;) {
 		struct insn *d = &b->insn[i++];
-		c->insn_rip = c->rip;
-		c->insn_rsp = c->r[R_RSP];
-		c->interrupt_shadow = false;
-		c->last = d;
+		c->last = d; /* a fault restores RIP (and RSP) from here */
 		c->stat_insns++;
 		c->stat_class[d->cls]++;
 		d->fn(c, d);
@@ -317,6 +318,26 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 	}
 }
 
+/* An instruction was abandoned (fault, or an exit to replay it): back to
+ * its first byte. Only the general dispatcher's instructions can have moved
+ * RSP before faulting (the fast handlers write memory first), so only they
+ * saved it. */
+static void restore_insn(struct soft_cpu *c)
+{
+	if (c->last) {
+		c->rip = c->last->start;
+		if (c->last->fn == exec_insn)
+			c->r[R_RSP] = c->insn_rsp;
+	} else {
+		c->rip = c->insn_rip;
+		c->r[R_RSP] = c->insn_rsp;
+	}
+	/* a fault while delivering this one restores the same state */
+	c->insn_rip = c->rip;
+	c->insn_rsp = c->r[R_RSP];
+	c->last = NULL;
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
@@ -336,18 +357,15 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	c->await = AWAIT_NONE;
 	c->exit = exit;
 	c->exit_pending = false;
+	c->last = NULL;
 
 	switch (setjmp(c->jb)) {
 	case JMP_EXCEPTION:
-		c->rip = c->insn_rip;
-		c->r[R_RSP] = c->insn_rsp;
-		c->last = NULL;
+		restore_insn(c);
 		handle_fault(c);
 		break;
 	case JMP_EXIT:
-		c->rip = c->insn_rip;
-		c->r[R_RSP] = c->insn_rsp;
-		c->last = NULL;
+		restore_insn(c);
 		c->await = exit->reason == EXIT_MMIO ? AWAIT_MMIO : AWAIT_IO;
 		return 0;
 	}
