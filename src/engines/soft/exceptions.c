@@ -20,6 +20,15 @@ _Noreturn void raise_gp(struct soft_cpu *c, uint32_t err)
 
 _Noreturn void raise_ud(struct soft_cpu *c)
 {
+	if (c->last) {
+		for (int i = 0; i < 16; i++) {
+			if (c->stat_ud[i].count && c->stat_ud[i].op != c->last->op)
+				continue;
+			c->stat_ud[i].op = c->last->op;
+			c->stat_ud[i].count++;
+			break;
+		}
+	}
 	raise_exc(c, EXC_UD, false, 0);
 }
 

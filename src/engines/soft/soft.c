@@ -619,6 +619,15 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(tlb, "misses", json_object_new_int64((int64_t)c->stat_tlb_miss));
 	json_object_object_add(tlb, "flushes", json_object_new_int64((int64_t)c->stat_tlb_flush));
 	json_object_object_add(obj, "tlb", tlb);
+	struct json_object *ud = json_object_new_object();
+	for (int i = 0; i < 16 && c->stat_ud[i].count; i++) {
+		char name[16];
+		unsigned op = c->stat_ud[i].op, map = op >> 8;
+		static const char *const prefix[4] = {"", "0f", "0f38", "0f3a"};
+		snprintf(name, sizeof(name), "%s%02x", prefix[map & 3], op & 0xff);
+		json_object_object_add(ud, name, json_object_new_int64((int64_t)c->stat_ud[i].count));
+	}
+	json_object_object_add(obj, "undefined_opcodes", ud);
 }
 
 static int soft_get_vm_state(struct engine_vm *vm, struct vm_state *st)
