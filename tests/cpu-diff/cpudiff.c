@@ -378,6 +378,12 @@ static const struct tmpl tmpls[] = {
     {0xf3, {0x0f, 0xbc}, 2, -1, T_M, UF_CNT},
     {0xf3, {0x0f, 0xbd}, 2, -1, T_M, UF_CNT},
     {0, {0x0f, 0xc7}, 2, 1, T_M | T_MEM | T_LOCK | T_NO66, 0},
+    /* push/pop through memory and the stack */
+    G(0xff, 6, T_M | T_MEM | T_NO66, 0), G(0x8f, 0, T_M | T_MEM | T_NO66, 0),
+    A(0x53, T_NOREX | T_NO66, 0), A(0x58, T_NOREX | T_NO66, 0),
+    /* rotates through carry */
+    G(0xd1, 2, T_M, UF_SHIFT), G(0xd1, 3, T_M, UF_SHIFT), G(0xc1, 2, T_M | T_I8, UF_SHIFT),
+    G(0xc1, 3, T_M | T_I8, UF_SHIFT),
     /* strings */
     A(0xa4, T_STR, 0),
     A(0xa5, T_STR, 0),
@@ -824,7 +830,13 @@ static void random_state(const struct gen *g, struct regs *in, uint8_t *data)
 	if (g->string) {
 		in->gpr[R_RSI] = DATA_VA + 0x800 + rn(64);
 		in->gpr[R_RDI] = DATA_VA + 0x1000 + rn(64);
-		in->gpr[R_RCX] = rn(40);
+		/* Overlapping moves replicate data. The distance is a multiple of
+		 * 8: closer than one element, this host's fast-string microcode
+		 * departs from the architectural element-by-element result that
+		 * the soft engine implements. */
+		if (rn(4) == 0)
+			in->gpr[R_RDI] = in->gpr[R_RSI] + 8 * rn(4) - 8;
+		in->gpr[R_RCX] = rn(4) == 0 ? rn(600) : rn(40);
 	}
 	in->gpr[R_RSP] = STATE_VA + __builtin_offsetof(struct block, stack) + 1024;
 	in->rflags = 0x2 | (rnd() & 0x8d5) | (g->string && rn(4) == 0 ? 0x400 : 0);
