@@ -34,7 +34,7 @@ uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
 	return NULL;
 }
 
-uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
+uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
 {
 	if (c->mode == 8) {
 		uint64_t lin = off;

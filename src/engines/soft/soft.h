@@ -400,7 +400,16 @@ static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, in
 	return p;
 }
 
-uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc);
+uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int acc);
+
+/* Segment offset -> linear address, with the 64-bit-mode case inline. */
+static inline uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
+{
+	if (__builtin_expect(c->mode == 8 && seg < SEG_FS, 1) &&
+	    (uint64_t)((int64_t)(off << 16) >> 16) == off)
+		return off;
+	return seg_lin_slow(c, seg, off, size, acc);
+}
 
 static inline uint64_t mem_read(struct soft_cpu *c, int seg, uint64_t off, int size)
 {
