@@ -292,6 +292,22 @@ static inline int run_block(struct soft_cpu *c)
 	return i;
 }
 
+/* Up to BATCH instructions, until an exit, HLT, an interrupt or a kick. Kept
+ * out of vcpu_run so that its locals live in registers (no setjmp here). */
+static __attribute__((noinline)) void run_batch(struct soft_cpu *c)
+{
+	int n = 0;
+	do {
+		n += run_block(c);
+		if (c->exit_pending || c->halted)
+			break;
+		unsigned attn = atomic_load_explicit(c->attn, memory_order_relaxed);
+		if ((attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
+		    atomic_load_explicit(&c->kick, memory_order_relaxed))
+			break;
+	} while (n < BATCH);
+}
+
 static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 {
 	if (c->interrupt_shadow)
@@ -408,17 +424,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 				c->halted = false;
 			continue;
 		}
-		int n = 0;
-		do {
-			n += run_block(c);
-			if (c->exit_pending || c->halted)
-				break;
-			attn = atomic_load_explicit(c->attn, memory_order_relaxed);
-			if ((attn & INTC_ATTN_EVENT) ||
-			    ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
-			    atomic_load_explicit(&c->kick, memory_order_relaxed))
-				break;
-		} while (n < BATCH);
+		run_batch(c);
 		c->last = NULL;
 		intc_poll(ic, c->index);
 	}
