@@ -568,9 +568,10 @@ static void gen_insn(struct gen *g, bool last)
 	const struct tmpl *t;
 	for (;;) {
 		t = &tmpls[rn(NTMPL)];
-		/* one string instruction per case: the overlap distance it starts
-		 * from is chosen (see random_state), a second one would inherit any */
-		if ((t->flags & T_STR) && g->string)
+		/* a string instruction only comes first: the overlap distance it
+		 * starts from is chosen (see random_state), later ones would
+		 * inherit whatever earlier instructions left in RSI/RDI */
+		if ((t->flags & T_STR) && g->len)
 			continue;
 		if (last || undef_mask[t->uf] == 0)
 			break;

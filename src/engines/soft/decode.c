@@ -424,10 +424,21 @@ struct block *fetch_block(struct soft_cpu *c)
 {
 	uint64_t rip = c->rip;
 	uint64_t lin = c->mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
-	struct block *b = &c->blocks[(lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE - 1)];
+	/* two-way set associative; a miss replaces the less recently used way */
+	unsigned set = (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+	struct block *b = &c->blocks[set * 2];
 	uint8_t *p = tlb_peek(c, lin, 1, ACC_EXEC);
-	if (p && b->lin == lin && b->rip == rip && b->mode == c->mode && same_bytes(p, b))
-		return b;
+	if (p) {
+		for (int w = 0; w < 2; w++)
+			if (b[w].lin == lin && b[w].rip == rip && b[w].mode == c->mode &&
+			    same_bytes(p, &b[w])) {
+				c->block_mru[set] = (uint8_t)w;
+				return &b[w];
+			}
+	}
+	int victim = !c->block_mru[set];
+	c->block_mru[set] = (uint8_t)victim;
+	b += victim;
 
 	b->lin = ~0ull;
 	b->n = 0;

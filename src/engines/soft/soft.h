@@ -262,6 +262,7 @@ struct soft_cpu {
 	struct engine_vm *vm;
 
 	struct block *blocks;
+	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
 	uint64_t stat_trap[NR_TRAPS];
