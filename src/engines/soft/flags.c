@@ -118,6 +118,32 @@ bool cond(struct soft_cpu *c, unsigned cc)
 		}
 		return r ^ (cc & 1);
 	}
+	if (c->lf_op != LF_NONE && (cc >> 1) != 5) {
+		/* ZF and SF come from the result for every lazy operation, and
+		 * logic operations clear CF and OF */
+		int bits = c->lf_size * 8;
+		uint64_t res = c->lf_res & mask_of(c->lf_size);
+		bool z = res == 0, sf = (res >> (bits - 1)) & 1;
+		switch (cc >> 1) {
+		case 2:
+			return z ^ (cc & 1);
+		case 4:
+			return sf ^ (cc & 1);
+		}
+		if (c->lf_op == LF_LOGIC) {
+			switch (cc >> 1) {
+			case 0:
+			case 1:
+				return cc & 1;
+			case 3:
+				return z ^ (cc & 1);
+			case 6:
+				return sf ^ (cc & 1);
+			default:
+				return (z || sf) ^ (cc & 1);
+			}
+		}
+	}
 	uint64_t f = get_flags(c);
 	switch (cc >> 1) {
 	case 0:
