@@ -43,27 +43,55 @@ fi
 
 # L3: the default image, driven through its console like a person would.
 dd if=/dev/zero of=/tmp/disk.img bs=1M count=8 2>/dev/null
-mkfifo /tmp/l3.in
 disk="--disk /tmp/disk.img"
 popek help 2>&1 | grep -q -- --disk || { disk=; fail "popek --disk" "this popek has no virtio-blk yet"; }
-t0=$(now)
-popek run --engine kvm --kernel "$l3_kernel" --initrd /images/initramfs.cpio.gz --mem 512M \
-	$disk --cmdline "console=ttyS0 quiet" </tmp/l3.in >/tmp/l3.out 2>/tmp/l3.err &
-pid=$!
-exec 3>/tmp/l3.in # the writer end: popek's stdin sees no EOF while we hold it
+
+# start_l3 NAME: boot the L3 guest in the background, console on /tmp/NAME.*;
+# fd 3 writes to its console.
+start_l3() {
+	out=/tmp/$1.out
+	err=/tmp/$1.err
+	rm -f /tmp/$1.in
+	mkfifo /tmp/$1.in
+	t0=$(now)
+	popek run --engine kvm --kernel "$l3_kernel" --initrd /images/initramfs.cpio.gz --mem 512M \
+		$disk --cmdline "console=ttyS0 quiet" </tmp/$1.in >"$out" 2>"$err" &
+	pid=$!
+	exec 3>/tmp/$1.in # the writer end: popek's stdin sees no EOF while we hold it
+}
 
 # wait_for PATTERN SECONDS: until the L3 console shows PATTERN or popek exits.
 wait_for() {
 	i=0
 	while [ $i -lt "$2" ]; do
-		grep -qE "$1" /tmp/l3.out && return 0
-		kill -0 $pid 2>/dev/null || { grep -qE "$1" /tmp/l3.out; return; }
+		grep -qE "$1" "$out" && return 0
+		kill -0 $pid 2>/dev/null || { grep -qE "$1" "$out"; return; }
 		sleep 1
 		i=$((i + 1))
 	done
 	return 1
 }
 
+# wait_exit WHAT: popek must end by itself with status 0 within 120 s.
+wait_exit() {
+	i=0
+	while kill -0 $pid 2>/dev/null && [ $i -lt 120 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	if kill -0 $pid 2>/dev/null; then
+		kill $pid
+		fail "$1" "popek still running 120 s later"
+	else
+		wait $pid
+		rc=$?
+		[ "$rc" = 0 ] && pass "$1, popek exited with status 0 ($(($(now) - t0)) s in all)" ||
+			fail "$1 with status 0" "exit $rc: $(tail -c 300 "$err")"
+	fi
+	exec 3>&-
+}
+
+start_l3 l3
 if wait_for "popek-guest: init ready" 600; then
 	pass "L3 Linux booted to its shell in $(($(now) - t0)) s"
 	# Markers are computed by the shell so the echoed command lines never match.
@@ -76,32 +104,16 @@ if wait_for "popek-guest: init ready" 600; then
 	wait_for "L3-DISK-2" 60 || fail "L3 wrote the virtio-blk disk" "no /dev/vda, or the write failed"
 	echo '[ -c /dev/hwrng ] && echo "RNG:$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | od -An -tx1 | tr -d " \n")"; echo L3-RNG-$((2 + 1))' >&3
 	wait_for "L3-RNG-3" 60
-	if grep -qE "^RNG:[0-9a-f]{64}" /tmp/l3.out; then
+	if grep -qE "^RNG:[0-9a-f]{64}" "$out"; then
 		pass "L3 read 32 bytes of entropy from virtio-rng"
 	else
 		fail "L3 read entropy from virtio-rng" "no /dev/hwrng, or it gave no data"
 	fi
 	echo 'poweroff -f' >&3
 else
-	fail "L3 Linux booted to its shell" "no marker after $(($(now) - t0)) s: $(tail -c 600 /tmp/l3.out) $(tail -c 300 /tmp/l3.err)"
+	fail "L3 Linux booted to its shell" "no marker after $(($(now) - t0)) s: $(tail -c 600 "$out") $(tail -c 300 "$err")"
 fi
-
-# popek must end by itself (power-off) with status 0.
-i=0
-while kill -0 $pid 2>/dev/null && [ $i -lt 120 ]; do
-	sleep 1
-	i=$((i + 1))
-done
-if kill -0 $pid 2>/dev/null; then
-	kill $pid
-	fail "L3 powered off" "popek still running 120 s after poweroff"
-else
-	wait $pid
-	rc=$?
-	[ "$rc" = 0 ] && pass "L3 powered off, popek exited with status 0 after $(($(now) - t0)) s" ||
-		fail "L3 powered off with status 0" "exit $rc: $(tail -c 300 /tmp/l3.err)"
-fi
-exec 3>&-
+wait_exit "L3 powered off (ACPI S5)"
 
 got=$(tar -xOf /tmp/disk.img f 2>/dev/null)
 if [ "$got" = "written by L3 42" ]; then
@@ -110,6 +122,15 @@ else
 	fail "the host read back the file L3 wrote on virtio-blk" "got '$(echo "$got" | head -c 100)'"
 fi
 say "L3 console tail:"
-tail -n 15 /tmp/l3.out | sed 's/^/  | /'
+tail -n 12 "$out" | sed 's/^/  | /'
+
+# Reboot: the stock kernel resets through ACPI's reset register / the i8042.
+start_l3 l3-reboot
+if wait_for "popek-guest: init ready" 600; then
+	echo 'reboot -f' >&3
+else
+	fail "L3 booted for the reboot test" "$(tail -c 300 "$err")"
+fi
+wait_exit "L3 rebooted (keyboard-controller reset)"
 say "done"
 poweroff -f
