@@ -1,7 +1,7 @@
 # popek — build, test, run.  `make` builds build/popek and the test guests.
 CC      ?= cc
 VERSION := 0.1.0
-LIBS    := -ljson-c -lpthread
+LIBS    := -ljson-c -lzstd -lz -lpthread
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
@@ -39,7 +39,7 @@ build/popek-san: $(SANOBJS)
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $^ -o $@ $(LIBS) -lcmocka
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(filter %.c %.o,$^) -o $@ $(LIBS) -lcmocka
 
 guests:
 	$(MAKE) -C guests

@@ -9,6 +9,13 @@
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE };
 
+#define MAX_DISKS 8
+
+struct disk_config {
+	const char *path; /* raw image, attached as virtio-blk */
+	bool ro;
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -19,7 +26,12 @@ struct vm_config {
 	enum console_kind console;
 	const char *console_path;
 	bool stats;
+	int ndisks;
+	struct disk_config disk[MAX_DISKS];
 	const char *name; /* control-channel name; NULL = vm-PID */
+	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
+	 * loaded; the snapshot code then loads vCPU, VM and device state. */
+	int ram_fd;
 };
 
 void vm_config_defaults(struct vm_config *c);

@@ -18,6 +18,7 @@
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
+#include "machine/pci_platform.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
 
@@ -203,7 +204,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
-	return 0;
+	return pci_platform_create(m, err, errlen);
 }
 
 static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *err, size_t errlen)
@@ -223,7 +224,7 @@ static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *er
 		v->m = m;
 		v->index = i;
 		rc = m->engine->vcpu_create(m->evm, i, &v->ev);
-		if (!rc)
+		if (!rc && bsp) /* no bsp: a snapshot provides every vCPU's state */
 			rc = m->engine->set_state(v->ev, i ? ap : bsp);
 		if (rc)
 			snprintf(err, errlen, "engine %s: cannot create vCPU %d: %s", m->engine->name, i,
@@ -250,18 +251,22 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		snprintf(err, errlen, "--cpus %d is out of range 1..%d", cfg->cpus, MAX_VCPUS);
 		return EXIT_CODE_USAGE;
 	}
-	if (guest_mem_init(&m->mem, cfg->mem, err, errlen))
+	bool restoring = cfg->ram_fd >= 0;
+	if (restoring ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
+		      : guest_mem_init(&m->mem, cfg->mem, err, errlen))
 		return EXIT_CODE_USAGE;
 
-	struct cpu_state *bsp = malloc(sizeof(*bsp));
-	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus,
-			       .rsdp = acpi_build(&m->mem, m->ncpus)};
+	struct cpu_state *bsp = calloc(1, sizeof(*bsp));
+	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus};
 	if (!bsp) {
 		snprintf(err, errlen, "out of memory");
 		return EXIT_CODE_HOST;
 	}
-	/* Refuse a bad image before touching the engine: errors name the file, not KVM. */
-	if (boot_load(&ba, bsp, err, errlen)) {
+	/* Refuse a bad image before touching the engine: errors name the file, not KVM.
+	 * A restored VM has its firmware tables and kernel in the RAM image already. */
+	if (!restoring)
+		ba.rsdp = acpi_build(&m->mem, m->ncpus);
+	if (!restoring && boot_load(&ba, bsp, err, errlen)) {
 		free(bsp);
 		return EXIT_CODE_IMAGE;
 	}
@@ -269,7 +274,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
-		rc = create_vcpus(m, bsp, err, errlen);
+		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	return rc;
 }
@@ -307,7 +312,10 @@ int machine_run(struct machine *m)
 	sigaddset(&sigs, SIGHUP);
 	/* vCPU threads inherit the mask: only the main thread takes these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	if (console_start_input(m->console, uart_input, m->uart, user_quit, m) < 0)
+	console_input_fn input = uart_input;
+	void *input_ctx = m->uart;
+	pci_platform_console_input(m, &input, &input_ctx);
+	if (console_start_input(m->console, input, input_ctx, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	m->start_ns = t0;
@@ -352,6 +360,7 @@ void machine_destroy(struct machine *m)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
+	pci_platform_destroy(m);
 	for (int i = m->ndevices - 1; i >= 0; i--)
 		if (m->devices[i].destroy)
 			m->devices[i].destroy(m->devices[i].dev);
