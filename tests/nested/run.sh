@@ -6,8 +6,10 @@
 #   tests/nested/run.sh            all stages (hello guest, then L3 Linux)
 #   tests/nested/run.sh --hello    only the milestone: KVM in L2, hello.elf on kvm
 #
+# The L3 guest boots the vmlinux; the reboot check boots the bzImage.
 # Environment: NESTED_TIMEOUT (seconds, default 900), NESTED_L3_KERNEL
-# (vmlinux or vmlinuz, default vmlinux). Exit status 0 when every check passed.
+# (the main L3 run's kernel: vmlinux or vmlinuz). Exit status 0 when every
+# check passed.
 set -eu
 export LC_ALL=C
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -69,7 +71,7 @@ for lib in $(ldd "$top/build/popek" | grep -o '/[^ ]*'); do
 	cp -L "$lib" "$root$lib"
 done
 cp "$top"/build/guests/*.elf "$root/guests/"
-cp "$images/$l3_kernel" "$images/initramfs.cpio.gz" "$root/images/"
+cp "$images/vmlinux" "$images/vmlinuz" "$images/initramfs.cpio.gz" "$root/images/"
 cp "$top/tests/nested/l2-init.sh" "$root/init"
 chmod 755 "$root/init"
 # Uncompressed: the L2 kernel would spend a long time inflating under TCG.
