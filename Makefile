@@ -58,7 +58,7 @@ image:
 	scripts/mkimage.sh
 
 fuzz:
-	$(MAKE) -C tests/fuzz
+	$(MAKE) -C tests/fuzz LIBS="$(LIBS)"
 
 format:
 	clang-format -i $$(find src tests guests include -name '*.[ch]')
