@@ -11,7 +11,7 @@ void cli_usage(FILE *f)
 		"popek %s — a virtual machine monitor\n"
 		"\n"
 		"usage:\n"
-		"  popek run --kernel FILE [options]   boot a guest kernel\n"
+		"  popek run [--kernel FILE] [options] boot a guest (default: the Linux image of make image)\n"
 		"  popek restore DIR [options]         continue a VM from a snapshot\n"
 		"  popek ls                            list running VMs\n"
 		"  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
