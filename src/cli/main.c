@@ -34,6 +34,7 @@ void cli_usage(FILE *f)
 		"restore options: --engine, --name, --console, --stats as for run, and\n"
 		"  --clones N           start N copies sharing unchanged memory (names NAME-1..N)\n"
 		"  --no-verify          skip memory checksums (fastest restore; headers still checked)\n"
+		"  --force              restore even if a disk image changed since the snapshot\n"
 		"\n"
 		"exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
 		"power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"

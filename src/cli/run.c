@@ -88,18 +88,19 @@ static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n
 }
 
 struct restore_opts {
-	bool verify;
+	bool verify, force;
 	int clones;
 };
 
-enum { O_NOVERIFY = 300, O_CLONES };
+enum { O_NOVERIFY = 300, O_CLONES, O_FORCE };
 
 static int restore_opt(void *ctx, int opt, const char *arg)
 {
 	struct restore_opts *r = ctx;
 	char *end;
-	if (opt == O_NOVERIFY) {
-		r->verify = false;
+	if (opt == O_NOVERIFY || opt == O_FORCE) {
+		r->verify &= opt != O_NOVERIFY;
+		r->force |= opt == O_FORCE;
 		return 0;
 	}
 	r->clones = (int)strtol(arg, &end, 10);
@@ -115,6 +116,7 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 		{"no-verify", no_argument, NULL, O_NOVERIFY},
 		{"clones", required_argument, NULL, O_CLONES},
+		{"force", no_argument, NULL, O_FORCE},
 		{0},
 	};
 	struct restore_opts ro = {.verify = true};
@@ -132,8 +134,9 @@ int cmd_restore(int argc, char **argv)
 	}
 	char err[600];
 	struct snapshot *s = snapshot_open(dir, ro.verify, err, sizeof(err));
-	if (!s) {
+	if (!s || snapshot_check_disks(s, ro.force, err, sizeof(err))) {
 		fprintf(stderr, "popek: %s\n", err);
+		snapshot_close(s);
 		return EXIT_CODE_IMAGE;
 	}
 	snapshot_config(s, &cfg);
