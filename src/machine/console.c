@@ -70,9 +70,9 @@ static void tty_make_raw(void)
 }
 
 static const char escape_help[] =
-	"\r\npopek console: Ctrl-A x  quit the VM\r\n"
-	"               Ctrl-A h  this help\r\n"
-	"               Ctrl-A Ctrl-A  send Ctrl-A to the guest\r\n";
+	"\npopek console: Ctrl-A x  quit the VM\n"
+	"               Ctrl-A h  this help\n"
+	"               Ctrl-A Ctrl-A  send Ctrl-A to the guest\n";
 
 /* Interpret Ctrl-A sequences in place; returns the bytes left for the guest. */
 static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n)
