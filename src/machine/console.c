@@ -55,7 +55,7 @@ static void tty_make_raw(void)
 		return;
 	t = saved_tty;
 	cfmakeraw(&t);
-	t.c_oflag |= OPOST | ONLCR; /* keep our own messages readable; guests send \r\n anyway */
+	t.c_oflag |= OPOST | ONLCR; /* our messages use \n; a guest's \r\n is unharmed */
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0)
 		return;
 	tty_raw = 1;
