@@ -77,8 +77,9 @@ bool intc_pio(struct soft_intc *ic, uint16_t port, void *data, unsigned size, bo
 
 /* MMIO: the 4 KiB LAPIC page at this CPU's APIC base (when the APIC is enabled
  * in xAPIC mode) and the IOAPIC page at INTC_IOAPIC_BASE. Returns false if gpa
- * is not ours. Accesses of any size are accepted (registers are 32-bit; odd
- * sizes read/write the containing dword's bytes). */
+ * is not ours. Reads of any size return bytes of the containing 32-bit
+ * register; writes take effect only as aligned 32-bit stores (others are
+ * dropped, as KVM does). */
 bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size, bool write);
 
 /* MSRs: IA32_TSC (0x10), IA32_APIC_BASE (0x1b), IA32_TSC_ADJUST (0x3b),
@@ -150,7 +151,8 @@ enum intc_wake intc_wait(struct soft_intc *ic, int cpu, bool irq_enabled);
 void intc_kick(struct soft_intc *ic, int cpu);
 
 /* This CPU's TSC: INTC_TSC_HZ ticks per second of CLOCK_MONOTONIC since the
- * intc was created, plus the offset set by writes to IA32_TSC/TSC_ADJUST. */
+ * intc was created, plus the offset that writes to IA32_TSC, IA32_TSC_ADJUST
+ * and intc_set_tsc set. */
 uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
 
 /* ---- Snapshots and vCPU set-up (CPU stopped) ----
