@@ -39,19 +39,23 @@ build/popek-san: $(SANOBJS)
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $^ -o $@ $(LIBS) -lcmocka
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(filter %.c %.o,$^) -o $@ $(LIBS) -lcmocka
 
 guests:
 	$(MAKE) -C guests
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check
+test: all build/popek-san unit clang-check image
 	tests/run.sh
 
-# Until the Linux default image lands (issue 3), the default guest is hello.
-run: all
-	build/popek run --kernel build/guests/hello.elf
+# Boot the default guest (Debian's kernel + busybox) on the best engine.
+run: all image
+	build/popek run
+
+# The default guest (Debian kernel + busybox initramfs) in images/; see docs/images.md.
+image:
+	scripts/mkimage.sh
 
 fuzz:
 	$(MAKE) -C tests/fuzz
@@ -62,5 +66,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean clang-check
+.PHONY: image all guests unit test run fuzz format clean clang-check
 -include $(shell find build -name '*.d' 2>/dev/null)

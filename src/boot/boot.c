@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "boot/layout.h"
+#include "boot/linux.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
@@ -129,6 +130,13 @@ int boot_write_cmdline(const struct boot_args *a, char *err, size_t errlen)
 	return 0;
 }
 
+int boot_place_modules(const struct boot_args *a, uint64_t kernel_end, uint64_t *initrd, char *err,
+		       size_t errlen)
+{
+	return boot_place_initrd(a, kernel_end, a->mem->range[0].size, initrd, err, errlen) ||
+	       boot_write_cmdline(a, err, errlen);
+}
+
 void boot_write_gdt(struct guest_mem *mem)
 {
 	const uint64_t gdt[] = {
@@ -177,9 +185,7 @@ static int elf64_load(struct boot_args *a, const struct elf_image *e, struct cpu
 		      char *err, size_t errlen)
 {
 	uint64_t end, initrd;
-	if (boot_load_elf(a, e, &end, err, errlen) ||
-	    boot_place_initrd(a, end, a->mem->range[0].size, &initrd, err, errlen) ||
-	    boot_write_cmdline(a, err, errlen))
+	if (boot_load_elf(a, e, &end, err, errlen) || boot_place_modules(a, end, &initrd, err, errlen))
 		return -1;
 	boot_write_pagetables(a->mem);
 	boot_enter_long_mode(st, e->entry);
@@ -193,6 +199,10 @@ static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t
 	struct elf_note note;
 	uint32_t mb;
 	boot_write_platform(a, st);
+	/* Before PVH: a Linux vmlinux carries a PVH note too, but its 64-bit
+	 * entry skips the kernel's own mode switches. */
+	if (linux_probe(a->kernel, a->kernel_len))
+		return linux_load(a, st, err, errlen);
 	bool elf = elf_is_elf(a->kernel, a->kernel_len);
 	if (elf && elf_parse(a->kernel, a->kernel_len, &e, err, errlen))
 		return -1;
@@ -213,8 +223,8 @@ static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t
 		snprintf(err, errlen, "32-bit ELF without a multiboot header or PVH note: popek cannot "
 				      "tell how to enter it");
 	else
-		snprintf(err, errlen, "not a kernel popek can boot (expected an ELF with a PVH note or "
-				      "multiboot header, a 64-bit ELF, or a multiboot image)");
+		snprintf(err, errlen, "not a kernel popek can boot (expected a Linux bzImage or vmlinux, an "
+				      "ELF with a PVH note or multiboot header, a 64-bit ELF, or a multiboot image)");
 	return -1;
 }
 

@@ -1,8 +1,10 @@
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "control/control.h"
@@ -33,6 +35,23 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. */
+static int parse_disk(char *arg, struct vm_config *cfg)
+{
+	if (cfg->ndisks == MAX_DISKS)
+		return -1;
+	struct disk_config *d = &cfg->disk[cfg->ndisks];
+	size_t n = strlen(arg);
+	d->ro = n > 3 && !strcmp(arg + n - 3, ",ro");
+	if (d->ro)
+		arg[n - 3] = '\0';
+	if (!*arg)
+		return -1;
+	d->path = arg;
+	cfg->ndisks++;
+	return 0;
+}
+
 static int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "popek: ");
@@ -47,19 +66,20 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	      const char **positional)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS,
-	       O_NAME, NR_COMMON };
+	       O_NAME, O_DISK, NR_COMMON };
 	static const struct option common[] = {
 		{"engine", required_argument, NULL, O_ENGINE},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"stats", no_argument, NULL, O_STATS},
 		{"name", required_argument, NULL, O_NAME},
+		{"disk", required_argument, NULL, O_DISK},
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
 		{"cmdline", required_argument, NULL, O_CMDLINE},
 		{"mem", required_argument, NULL, O_MEM},
 		{"cpus", required_argument, NULL, O_CPUS},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 5;
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 6;
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -88,6 +108,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_MEM:
 			if (parse_size(optarg, &cfg->mem))
 				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)", optarg);
+			cfg->mem_set = true;
 			break;
 		case O_CPUS:
 			errno = 0;
@@ -109,6 +130,11 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			} else {
 				return usage_error("--console %s: use stdio or file:PATH", optarg);
 			}
+			break;
+		case O_DISK:
+			if (parse_disk(optarg, cfg))
+				return usage_error("--disk %s: use FILE or FILE,ro (at most 8 disks)",
+						   optarg);
 			break;
 		case O_STATS:
 			cfg->stats = true;
@@ -135,12 +161,49 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	return 0;
 }
 
+/* The default image (make image): $POPEK_IMAGES, else images/ beside the
+ * build/ directory that holds this binary. */
+static int default_image(struct vm_config *cfg)
+{
+	static char kernel[PATH_MAX], initrd[PATH_MAX];
+	char dir[PATH_MAX];
+	const char *env = getenv("POPEK_IMAGES");
+	if (env && *env) {
+		snprintf(dir, sizeof(dir), "%s", env);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 32);
+		if (n <= 0)
+			return -1;
+		dir[n] = 0;
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = 0;
+		strcat(dir, "/../images");
+	}
+	snprintf(kernel, sizeof(kernel), "%.*s/vmlinux", PATH_MAX - 16, dir);
+	snprintf(initrd, sizeof(initrd), "%.*s/initramfs.cpio.gz", PATH_MAX - 32, dir);
+	if (access(kernel, R_OK) || access(initrd, R_OK)) {
+		fprintf(stderr, "popek: no --kernel given and the default image is missing (%s) — run "
+				"'make image' or pass --kernel FILE\n",
+			kernel);
+		return -1;
+	}
+	cfg->kernel = kernel;
+	if (!cfg->initrd)
+		cfg->initrd = initrd;
+	if (!cfg->cmdline)
+		cfg->cmdline = "console=ttyS0 panic=-1";
+	if (!cfg->mem_set)
+		cfg->mem = 256ull << 20;
+	return 0;
+}
+
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 {
 	int rc = cli_parse(argc, argv, cfg, NULL, NULL);
 	if (rc)
 		return rc;
-	if (!cfg->kernel)
-		return usage_error("%s", "no kernel given: use --kernel FILE");
+	if (!cfg->kernel && default_image(cfg))
+		return EXIT_CODE_USAGE;
 	return 0;
 }

@@ -28,8 +28,9 @@ json_object *vm_request(const char *name, json_object *reqo, bool quiet)
 {
 	char err[256], *resp;
 	const char *req = json_object_to_json_string_ext(reqo, JSON_C_TO_STRING_PLAIN);
-	int rc = control_request(name, req, &resp, quiet ? NULL : show_progress, err, sizeof(err));
-	if (!quiet && isatty(STDERR_FILENO) && strstr(req, "snapshot"))
+	bool tty = isatty(STDERR_FILENO);
+	int rc = control_request(name, req, &resp, quiet || !tty ? NULL : show_progress, err, sizeof(err));
+	if (!quiet && tty && strstr(req, "snapshot"))
 		fprintf(stderr, "\n");
 	if (rc) {
 		if (!quiet)

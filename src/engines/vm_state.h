@@ -24,11 +24,13 @@ struct ioapic_state {
 	uint64_t redir[IOAPIC_PINS];
 };
 
+#define PIT_MODE_UNSET 0xff
+
 struct pit_channel_state {
 	uint32_t count; /* reload value, 0 = 65536 */
 	uint16_t latched_count;
 	uint8_t count_latched, status_latched, status, read_state, write_state, write_latch;
-	uint8_t rw_mode, mode, bcd, gate;
+	uint8_t rw_mode, mode, bcd, gate; /* mode PIT_MODE_UNSET: never programmed */
 	uint64_t elapsed_ns; /* time since the count was loaded */
 };
 

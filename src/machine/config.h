@@ -9,16 +9,26 @@
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE };
 
+#define MAX_DISKS 8
+
+struct disk_config {
+	const char *path; /* raw image, attached as virtio-blk */
+	bool ro;
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
 	uint64_t mem;
+	bool mem_set; /* --mem given (else a default that depends on the guest) */
 	int cpus;
 	const char *engine; /* "kvm", "soft" or "auto" */
 	enum console_kind console;
 	const char *console_path;
 	bool stats;
+	int ndisks;
+	struct disk_config disk[MAX_DISKS];
 	const char *name; /* control-channel name; NULL = vm-PID */
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */

@@ -11,10 +11,14 @@
 #include <time.h>
 
 #include "boot/boot.h"
+#include "boot/acpi.h"
+#include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
+#include "devices/i8042.h"
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
+#include "machine/pci_platform.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
 
@@ -196,11 +200,11 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (m->uart)
 		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
 								uart_free});
-	if (!m->uart || debug_exit_create(m)) {
+	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
-	return 0;
+	return pci_platform_create(m, err, errlen);
 }
 
 static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *err, size_t errlen)
@@ -258,7 +262,10 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		snprintf(err, errlen, "out of memory");
 		return EXIT_CODE_HOST;
 	}
-	/* Refuse a bad image before touching the engine: errors name the file, not KVM. */
+	/* Refuse a bad image before touching the engine: errors name the file, not KVM.
+	 * A restored VM has its firmware tables and kernel in the RAM image already. */
+	if (!restoring)
+		ba.rsdp = acpi_build(&m->mem, m->ncpus);
 	if (!restoring && boot_load(&ba, bsp, err, errlen)) {
 		free(bsp);
 		return EXIT_CODE_IMAGE;
@@ -305,7 +312,10 @@ int machine_run(struct machine *m)
 	sigaddset(&sigs, SIGHUP);
 	/* vCPU threads inherit the mask: only the main thread takes these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	if (console_start_input(m->console, uart_input, m->uart, user_quit, m) < 0)
+	console_input_fn input = uart_input;
+	void *input_ctx = m->uart;
+	pci_platform_console_input(m, &input, &input_ctx);
+	if (console_start_input(m->console, input, input_ctx, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	m->start_ns = t0;
@@ -350,6 +360,7 @@ void machine_destroy(struct machine *m)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
+	pci_platform_destroy(m);
 	for (int i = m->ndevices - 1; i >= 0; i--)
 		if (m->devices[i].destroy)
 			m->devices[i].destroy(m->devices[i].dev);

@@ -47,6 +47,7 @@ struct vcpu {
 
 struct console;
 struct uart;
+struct pci_platform;
 
 /* A device as the machine sees it: a name, snapshot hooks and a destructor.
  * save returns the device's plain state as a malloc'ed blob; load validates a
@@ -88,6 +89,7 @@ struct machine {
 	struct uart *uart;
 	int ndevices;
 	struct machine_device devices[MAX_DEVICES];
+	struct pci_platform *pci; /* PCI host bridge and virtio devices */
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.

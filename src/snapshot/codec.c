@@ -194,7 +194,8 @@ int decode_vm_state(const uint8_t *p, size_t len, struct vm_state *st)
 		for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
 			*f[j] = rd_get8(&r);
 		c->elapsed_ns = rd_get64(&r);
-		if (c->count > 0x10000 || c->mode > 5 || c->rw_mode > 3)
+		if (c->count > 0x10000 || (c->mode > 5 && c->mode != PIT_MODE_UNSET) || c->rw_mode > 4 || c->read_state > 4 ||
+		    c->write_state > 4)
 			return -1;
 	}
 	st->pit_speaker = rd_get8(&r) != 0;

@@ -54,12 +54,42 @@ static void run_option_errors(void **state)
 	assert_int_not_equal(cli_parse_run(2, a3, &c), 0);
 }
 
+static void disks(void **state)
+{
+	struct vm_config c;
+	vm_config_defaults(&c);
+	/* argv strings are writable, as the real ones are */
+	char d1[] = "a.img", d2[] = "b,c.img,ro", d3[] = ",ro";
+	char *argv[] = {"run", "--kernel", "k", "--disk", d1, "--disk", d2, NULL};
+	assert_int_equal(cli_parse_run(7, argv, &c), 0);
+	assert_int_equal(c.ndisks, 2);
+	assert_string_equal(c.disk[0].path, "a.img");
+	assert_false(c.disk[0].ro);
+	assert_string_equal(c.disk[1].path, "b,c.img");
+	assert_true(c.disk[1].ro);
+	vm_config_defaults(&c);
+	char *odd[] = {"run", "--kernel", "k", "--disk", d3, NULL};
+	assert_int_equal(cli_parse_run(5, odd, &c), 0); /* a file literally named ",ro" */
+	char many[MAX_DISKS + 1][16];
+	char *argv2[3 + 2 * (MAX_DISKS + 1)];
+	int n = 0;
+	argv2[n++] = "run", argv2[n++] = "--kernel", argv2[n++] = "k";
+	for (int i = 0; i <= MAX_DISKS; i++) {
+		snprintf(many[i], sizeof(many[i]), "d%d", i);
+		argv2[n++] = "--disk";
+		argv2[n++] = many[i];
+	}
+	vm_config_defaults(&c);
+	assert_int_not_equal(cli_parse_run(n, argv2, &c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sizes),
 		cmocka_unit_test(run_options),
 		cmocka_unit_test(run_option_errors),
+		cmocka_unit_test(disks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,18 @@
+/* virtio-blk backed by a raw image file (--disk FILE[,ro]). Requests run on
+ * the vCPU thread that kicked the queue: synchronous, and FLUSH completes only
+ * after fsync() returned. */
+#ifndef POPEK_VIRTIO_BLK_H
+#define POPEK_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "devices/virtio_pci.h"
+
+struct virtio_blk;
+
+struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *path, bool ro,
+				     char *err, size_t errlen);
+void virtio_blk_destroy(struct virtio_blk *b);
+
+#endif

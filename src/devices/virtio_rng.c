@@ -1,0 +1,76 @@
+#include "devices/virtio_rng.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+
+/* One request gets at most this much: a guest handing us a gigabyte buffer
+ * must not stall its vCPU; the driver simply asks again. */
+#define RNG_MAX_CHUNK (64u << 10)
+
+struct virtio_rng {
+	struct virtio_pci vp;
+};
+
+static int fill(void *p, size_t len)
+{
+	while (len) {
+		ssize_t r = getrandom(p, len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p = (uint8_t *)p + r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int64_t rng_request(struct virtio_pci *vp, struct vq_chain *c)
+{
+	struct iovec iov[VQ_MAX_SIZE];
+	uint64_t len = c->write_len < RNG_MAX_CHUNK ? c->write_len : RNG_MAX_CHUNK;
+	unsigned n = iov_slice(c->iov + c->nread, c->nwrite, 0, len, iov);
+	for (unsigned i = 0; i < n; i++)
+		if (fill(iov[i].iov_base, iov[i].iov_len) < 0)
+			return 0; /* no entropy this time: an empty answer, not a broken device */
+	return (int64_t)len;
+}
+
+static void rng_notify(struct virtio_pci *vp, unsigned q)
+{
+	virtio_pci_process(vp, q, rng_request);
+}
+
+static const struct virtio_dev_ops rng_ops = {.queue_notify = rng_notify};
+
+struct virtio_rng *virtio_rng_create(const struct virtio_env *env, char *err, size_t errlen)
+{
+	struct virtio_rng *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory creating virtio-rng");
+		return NULL;
+	}
+	struct virtio_pci_info info = {
+	    .name = "virtio-rng",
+	    .type = VIRTIO_ID_RNG,
+	    .class_code = 0xff0000, /* unclassified device */
+	    .nqueues = 1,
+	    .queue_size = 64,
+	    .ops = &rng_ops,
+	};
+	if (virtio_pci_init(&r->vp, &info, r, env, err, errlen) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void virtio_rng_destroy(struct virtio_rng *r)
+{
+	if (!r)
+		return;
+	virtio_pci_destroy(&r->vp);
+	free(r);
+}

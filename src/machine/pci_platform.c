@@ -1,0 +1,84 @@
+#include "machine/pci_platform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/pci.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
+#include "devices/virtio_rng.h"
+#include "machine/machine.h"
+
+struct pci_platform {
+	struct pci_bus bus;
+	struct virtio_env env;
+	struct virtio_blk *disk[MAX_DISKS];
+	struct virtio_rng *rng;
+	struct virtio_console *console;
+};
+
+static void console_tx(void *ctx, const void *buf, size_t len)
+{
+	console_write(ctx, buf, len);
+}
+
+int pci_platform_create(struct machine *m, char *err, size_t errlen)
+{
+	struct pci_platform *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory creating the PCI bus");
+		return EXIT_CODE_HOST;
+	}
+	struct irq_line intx[PCI_INTX_LINES] = {machine_irq_line(m, PCI_INTX_GSI0),
+						machine_irq_line(m, PCI_INTX_GSI1)};
+	if (pci_bus_init(&p->bus, &m->pio, &m->mmio, intx, err, errlen)) {
+		free(p);
+		return EXIT_CODE_HOST;
+	}
+	m->pci = p;
+	p->env = (struct virtio_env){&p->bus, &m->mem, machine_msi_sink(m)};
+	const struct vm_config *cfg = m->cfg;
+	/* Disks first, so --disk order is slot order is vda, vdb, ... */
+	for (int i = 0; i < cfg->ndisks; i++) {
+		p->disk[i] =
+		    virtio_blk_create(&p->env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
+		if (!p->disk[i])
+			return EXIT_CODE_USAGE;
+	}
+	p->rng = virtio_rng_create(&p->env, err, errlen);
+	if (p->rng)
+		p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
+	return p->rng && p->console ? 0 : EXIT_CODE_HOST;
+}
+
+void pci_platform_destroy(struct machine *m)
+{
+	struct pci_platform *p = m->pci;
+	if (!p)
+		return;
+	for (int i = 0; i < MAX_DISKS; i++)
+		virtio_blk_destroy(p->disk[i]);
+	virtio_rng_destroy(p->rng);
+	virtio_console_destroy(p->console);
+	pci_bus_destroy(&p->bus);
+	free(p);
+	m->pci = NULL;
+}
+
+static bool hvc_is_console(const char *cmdline)
+{
+	bool hvc = false;
+	for (const char *s = cmdline; s && (s = strstr(s, "console=")); s += 8)
+		if (s == cmdline || s[-1] == ' ')
+			hvc = !strncmp(s + 8, "hvc", 3);
+	return hvc;
+}
+
+void pci_platform_console_input(struct machine *m, console_input_fn *fn, void **ctx)
+{
+	if (m->pci && m->pci->console && hvc_is_console(m->cfg->cmdline)) {
+		*fn = virtio_console_input;
+		*ctx = m->pci->console;
+	}
+}
