@@ -13,6 +13,7 @@
 #include "boot/boot.h"
 #include "boot/acpi.h"
 #include "devices/acpi_pm.h"
+#include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/uart16550.h"
@@ -200,7 +201,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (m->uart)
 		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
 								uart_free});
-	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m)) {
+	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
+	    cmos_rtc_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}

@@ -36,6 +36,22 @@ for variant in plain compress; do
 	expect "snapshot ($variant): restored VM finishes with the uninterrupted result" 1 "$want"
 done
 
+# Across engines: the same VM continues on the other CPU engine.
+ARGS="rounds=200 iters=20000"
+run_vm snap-refx run --engine kvm --kernel "$LR" --cmdline "$ARGS"
+wantx=$(grep -o "result 0x[0-9a-f]*" "$OUT")
+for pair in kvm:soft soft:kvm soft:soft; do
+	from=${pair%%:*} to=${pair##*:}
+	snapshot_midway "$from" "$TMP/snap-$from-$to"
+	run_vm restore-$from-$to restore "$TMP/snap-$from-$to" --engine "$to"
+	if [ "$SNAP_OK" != 0 ]; then
+		fail "snapshot on $from, restore on $to" "snapshot rc $SNAP_OK: $(cat "$TMP/snapcmd.err")"
+	else
+		expect "snapshot on $from, restore on $to: same result" 1 "$wantx"
+	fi
+done
+ARGS="rounds=40"
+
 sparse=$(du -k "$TMP/snap-plain/memory.bin" | cut -f1)
 if [ "$sparse" -lt 16384 ]; then pass "snapshot: memory image is sparse (${sparse} KiB on disk for 128 MiB)"; else fail "snapshot: sparse" "${sparse} KiB"; fi
 
@@ -43,6 +59,22 @@ run_vm restore-clones restore "$TMP/snap-plain" --clones 3 --name cl --console "
 ok=0
 for i in 1 2 3; do grep -q "$want" "$TMP/clone.$i" && ok=$((ok + 1)); done
 if [ "$RC" = 1 ] && [ $ok = 3 ]; then pass "snapshot: three clones each finish with the right result"; else fail "snapshot: clones" "rc $RC, $ok of 3 right"; fi
+
+# A referenced disk that changed since the snapshot is refused unless forced.
+truncate -s 4M "$TMP/snapdisk.img"
+"$P" run --engine kvm --name snapdisk --kernel "$LR" --cmdline "rounds=100000" --disk "$TMP/snapdisk.img" \
+	--console "file:$TMP/snapdisk.console" >/dev/null 2>&1 </dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q "round 2$" "$TMP/snapdisk.console" 2>/dev/null && break; sleep 0.02; done
+"$P" snapshot snapdisk "$TMP/snap-disk" --stop 2>/dev/null
+wait $pid
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["disks"]; assert d[0]["path"]==sys.argv[2]' \
+	"$TMP/snap-disk/snapshot.json" "$(realpath "$TMP/snapdisk.img")" 2>/dev/null; then pass "snapshot: disk image referenced by path"; else fail "snapshot: disk reference" "$(grep -A3 disks "$TMP/snap-disk/snapshot.json")"; fi
+printf 'changed' | dd of="$TMP/snapdisk.img" bs=1 seek=100 conv=notrunc 2>/dev/null
+VM_TIMEOUT=2 run_vm snapdisk-changed restore "$TMP/snap-disk"
+expect_err "snapshot: changed disk refused" 65 "changed since the snapshot"
+VM_TIMEOUT=2 run_vm snapdisk-forced restore "$TMP/snap-disk" --force
+if [ "$RC" = 124 ] && grep -q "round" "$OUT"; then pass "snapshot: --force restores despite the changed disk"; else fail "snapshot: --force" "rc $RC $(tail -c 200 "$ERR")"; fi
 
 # Corruption is refused before any guest code runs (exit 65).
 cp -r "$TMP/snap-plain" "$TMP/bad1"

@@ -489,7 +489,9 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 				intc_msr(ic, c->index, MSR_APIC_BASE, &val, true);
 			if (st->has_lapic)
 				intc_set_lapic(ic, c->index, st->lapic);
-		} else if (intc_msrs[i].idx == MSR_IDX_TSC || val) {
+		} else if (intc_msrs[i].idx == MSR_IDX_TSC) {
+			intc_set_tsc(ic, c->index, val); /* keeps vCPUs on one TSC */
+		} else if (val) {
 			intc_msr(ic, c->index, intc_msrs[i].msr, &val, true);
 		}
 	}
@@ -560,6 +562,18 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(obj, "tlb", tlb);
 }
 
+static int soft_get_vm_state(struct engine_vm *vm, struct vm_state *st)
+{
+	intc_get_vm_state(vm->intc, st);
+	return 0;
+}
+
+static int soft_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
+{
+	intc_set_vm_state(vm->intc, st);
+	return 0;
+}
+
 const struct engine_ops soft_engine = {
 	.name = "soft",
 	.vm_create = soft_vm_create,
@@ -573,5 +587,7 @@ const struct engine_ops soft_engine = {
 	.set_state = soft_set_state,
 	.irq_line = soft_irq_line,
 	.msi = soft_msi,
+	.get_vm_state = soft_get_vm_state,
+	.set_vm_state = soft_set_vm_state,
 	.stats = soft_stats,
 };
