@@ -46,7 +46,7 @@ dd if=/dev/zero of=/tmp/disk.img bs=1M count=8 2>/dev/null
 disk="--disk /tmp/disk.img"
 popek help 2>&1 | grep -q -- --disk || { disk=; fail "popek --disk" "this popek has no virtio-blk yet"; }
 
-# start_l3 NAME KERNEL: boot the L3 guest in the background, console on
+# start_l3 NAME KERNEL CPUS: boot the L3 guest in the background, console on
 # /tmp/NAME.*; fd 3 writes to its console.
 start_l3() {
 	out=/tmp/$1.out
@@ -54,7 +54,7 @@ start_l3() {
 	rm -f /tmp/$1.in
 	mkfifo /tmp/$1.in
 	t0=$(now)
-	popek run --engine kvm --kernel "$2" --initrd /images/initramfs.cpio.gz --mem 512M \
+	popek run --engine kvm --cpus "$3" --kernel "$2" --initrd /images/initramfs.cpio.gz --mem 512M \
 		$disk --cmdline "console=ttyS0 quiet" </tmp/$1.in >"$out" 2>"$err" &
 	pid=$!
 	exec 3>/tmp/$1.in # the writer end: popek's stdin sees no EOF while we hold it
@@ -90,13 +90,18 @@ wait_exit() {
 	exec 3>&-
 }
 
-start_l3 l3 "$l3_kernel"
+start_l3 l3 "$l3_kernel" 2
 if wait_for "popek-guest: init ready" 300; then
 	pass "L3 Linux booted to its shell in $(($(now) - t0)) s"
 	# Markers are computed by the shell so the echoed command lines never match.
 	echo 'echo L3-SHELL-$((6 * 7))' >&3
 	wait_for "L3-SHELL-42" 120 && pass "L3 shell ran a command" ||
 		fail "L3 shell ran a command" "no answer on the console"
+	# Both vCPUs came up: found in the MADT and started with INIT/SIPI.
+	echo 'echo L3-CPUS-$(nproc)-$((3 * 3))' >&3
+	wait_for "L3-CPUS-[0-9]+-9" 60
+	grep -q "L3-CPUS-2-9" "$out" && pass "L3 runs on 2 vCPUs" ||
+		fail "L3 runs on 2 vCPUs" "$(grep -o 'L3-CPUS-[0-9]*-9' "$out" | tail -1)"
 	# A tar archive written straight to the disk: a file the host can
 	# read back without the guest needing a filesystem driver.
 	echo '[ -b /dev/vda ] && echo "written by L3 $((40 + 2))" >/tmp/f && tar -C /tmp -cf /dev/vda f && sync && echo L3-DISK-$((1 + 1))' >&3
@@ -125,7 +130,7 @@ tail -n 12 "$out" | sed 's/^/  | /'
 
 # Reboot: the stock kernel resets through ACPI's reset register / the i8042.
 # This run boots the bzImage, so both image formats are covered.
-start_l3 l3-reboot /images/vmlinuz
+start_l3 l3-reboot /images/vmlinuz 1
 if wait_for "popek-guest: init ready" 300; then
 	echo 'reboot -f' >&3
 else

@@ -81,7 +81,7 @@ log=$out/l2.log
 echo "nested: booting the L2 host (QEMU TCG, SVM); log in $log"
 start=$(date +%s)
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -m 2048 \
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2048 \
 	-display none -monitor none -serial "file:$log" -no-reboot \
 	-kernel "$images/vmlinuz" -initrd "$out/l2.cpio" \
 	-append "console=ttyS0 panic=-1 quiet nested.stages=$stages nested.kernel=/images/$l3_kernel"
@@ -93,7 +93,7 @@ grep -a '^nested: \|^  | ' "$log" | tr -d '\r' || true
 pass=$(grep -ac '^nested: PASS' "$log" || true)
 fail=$(grep -ac '^nested: FAIL' "$log" || true)
 want=2
-[ "$stages" = all ] && want=8
+[ "$stages" = all ] && want=9
 if [ "$qrc" = 124 ]; then
 	echo "nested: FAIL timed out after $timeout_s s; last lines of the L2 console:"
 	tail -n 20 "$log"
