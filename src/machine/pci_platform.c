@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "devices/pci.h"
+#include "devices/pvpanic.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
@@ -16,6 +17,7 @@ struct pci_platform {
 	struct virtio_blk *disk[MAX_DISKS];
 	struct virtio_rng *rng;
 	struct virtio_console *console;
+	struct pvpanic *pvpanic;
 };
 
 static void console_tx(void *ctx, const void *buf, size_t len)
@@ -46,6 +48,9 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 		if (!p->disk[i])
 			return EXIT_CODE_USAGE;
 	}
+	p->pvpanic = pvpanic_create(m, &p->bus, err, errlen);
+	if (!p->pvpanic)
+		return EXIT_CODE_HOST;
 	p->rng = virtio_rng_create(&p->env, err, errlen);
 	if (p->rng)
 		p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
@@ -61,6 +66,7 @@ void pci_platform_destroy(struct machine *m)
 		virtio_blk_destroy(p->disk[i]);
 	virtio_rng_destroy(p->rng);
 	virtio_console_destroy(p->console);
+	pvpanic_destroy(p->pvpanic);
 	pci_bus_destroy(&p->bus);
 	free(p);
 	m->pci = NULL;

@@ -2,9 +2,10 @@
 """Drive the default Linux guest through its serial console, like a person would.
 
 Boots images/vmlinux + initramfs under popek, waits for the shell, runs commands
-(virtio-rng entropy, a write to the virtio-blk disk, CPU count), powers off, and
-prints one JSON object with what it saw. Usage:
-  session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT]
+(virtio-rng entropy, a write to the virtio-blk disk, CPU count), then ends the VM
+with END (poweroff, or panic: a kernel panic through sysrq), and prints one JSON
+object with what it saw. Usage:
+  session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT [END]]
 """
 import json
 import os
@@ -16,6 +17,7 @@ import uuid
 
 popek, images, engine, cpus, disk = sys.argv[1:6]
 timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 600
+end = sys.argv[7] if len(sys.argv) > 7 else "poweroff"
 PROMPT = b"popek:/# "
 t0 = time.monotonic()
 proc = subprocess.Popen(
@@ -70,7 +72,7 @@ try:
     token = "popek-disk-" + uuid.uuid4().hex
     result["disk_token"] = token
     result["dd"] = run(f"printf {token} | dd of=/dev/vda bs=512 count=1 conv=sync 2>&1; sync")
-    proc.stdin.write(b"poweroff -f\n")
+    proc.stdin.write(b"poweroff -f\n" if end == "poweroff" else b"echo c > /proc/sysrq-trigger\n")
     proc.stdin.flush()
     proc.stdin.close()
     result["exit_code"] = proc.wait(120)
