@@ -1,7 +1,7 @@
 # popek — build, test, run.  `make` builds build/popek and the test guests.
 CC      ?= cc
 VERSION := 0.1.0
-LIBS    := -ljson-c -lpthread
+LIBS    := -ljson-c -lzstd -lz -lpthread
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
@@ -53,6 +53,10 @@ test: all build/popek-san unit clang-check
 run: all
 	build/popek run --kernel build/guests/hello.elf
 
+# The default guest (Debian kernel + busybox initramfs) in images/; see docs/images.md.
+image:
+	scripts/mkimage.sh
+
 fuzz:
 	$(MAKE) -C tests/fuzz
 
@@ -62,5 +66,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all guests unit test run fuzz format clean clang-check
+.PHONY: image all guests unit test run fuzz format clean clang-check
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -49,8 +49,8 @@ int guest_main(const struct boot_info *bi)
 	if ((r = hc_console_write((const void *)BAD_GPA, 16)) != -POPEK_EFAULT)
 		fail("console_write(%#llx) returned %ld, expected %d", BAD_GPA, r, -POPEK_EFAULT);
 	if ((r = hc_console_write(msg, POPEK_HC_CONSOLE_MAX + 1)) != -POPEK_EINVAL)
-		fail("console_write of %d bytes returned %ld, expected %d", POPEK_HC_CONSOLE_MAX + 1,
-		     r, -POPEK_EINVAL);
+		fail("console_write of %d bytes returned %ld, expected %d",
+		     POPEK_HC_CONSOLE_MAX + 1, r, -POPEK_EINVAL);
 
 	kprintf("PASS %s\n", guest_name);
 	hc_exit(0);

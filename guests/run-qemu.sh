@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run one test guest under QEMU: guests/run-qemu.sh NAME [extra qemu args...]
-# NAME is a guest (build/guests/NAME.elf) or a path to an image. Defaults to
-# TCG; pass e.g. "-accel kvm" to override (the last -accel wins).
+# NAME is a guest (build/guests/NAME.elf) or a path to an image.
+# ACCEL=kvm selects KVM (default tcg); QEMU_TIMEOUT (seconds, default 60) bounds the run.
 # Exit status is QEMU's: (guest status << 1) | 1 via isa-debug-exit, so 1 = PASS.
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 NAME [qemu args...]" >&2; exit 2; }
@@ -15,6 +15,6 @@ esac
 [ -f "$image" ] || { echo "$0: $image not found; run 'make -C guests' first" >&2; exit 2; }
 smp=1
 [ "$(basename "$image")" = smp.elf ] && smp=2
-exec timeout "${QEMU_TIMEOUT:-60}" qemu-system-x86_64 -accel tcg -M pc -cpu max -m 128 \
+exec timeout "${QEMU_TIMEOUT:-60}" qemu-system-x86_64 -accel "${ACCEL:-tcg}" -M pc -cpu max -m 128 \
 	-smp "$smp" -display none -serial stdio -no-reboot -monitor none \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$image" "$@"

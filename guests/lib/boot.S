@@ -6,9 +6,8 @@
  * ap_start32: reached from the real-mode AP trampoline (lib/trampoline.S).
  * All of them load the GDT below and the identity page tables below, and end up
  * in entry64, which calls rt_start(magic, info) on the BSP or ap_start64() on an AP. */
-#define SEL_KCODE   0x08
-#define SEL_KDATA   0x10
-#define SEL_KCODE32 0x40
+#include "segments.h"
+
 #define AP_MARKER   0xa9a9a9a9
 #define ELF64_MARKER 0x36344c45 /* "EL64": tells rt_start the entry was _start64 */
 
@@ -73,6 +72,7 @@ _start64:
 	or	$CR0_WP, %rax
 	mov	%rax, %cr0
 	mov	$ELF64_MARKER, %esi
+	lea	bsp_stack_top(%rip), %rsp	/* the protocol leaves RSP undefined */
 	pushq	$SEL_KCODE
 	lea	entry64(%rip), %rax
 	push	%rax
@@ -90,7 +90,7 @@ entry64:
 	je	1f
 	lea	bsp_stack_top(%rip), %rsp
 	mov	%esi, %esi		/* zero-extend magic */
-	mov	%edi, %edi
+	mov	%edi, %edi		/* start_info / multiboot info: below 4 GiB */
 	xchg	%rsi, %rdi		/* rt_start(magic, info) */
 	call	rt_start
 	ud2
@@ -98,19 +98,20 @@ entry64:
 	call	ap_start64
 	ud2
 
-/* Flat segments. SEL_UCODE32 is never used but SYSRET needs it at STAR base. */
+/* Flat segments (lib/segments.h). SEL_UCODE32 is never used but SYSRET needs it. */
 	.section .data
 	.balign 16
 	.globl gdt
 gdt:
 	.quad	0			/* 0x00 null */
-	.quad	0x00af9a000000ffff	/* 0x08 kernel code, 64-bit */
-	.quad	0x00cf92000000ffff	/* 0x10 kernel data */
-	.quad	0x00cffa000000ffff	/* 0x18 user code, 32-bit (SYSRET base) */
-	.quad	0x00cff2000000ffff	/* 0x20 user data */
-	.quad	0x00affa000000ffff	/* 0x28 user code, 64-bit */
-	.quad	0, 0			/* 0x30 TSS, filled in by trap_init() */
-	.quad	0x00cf9a000000ffff	/* 0x40 kernel code, 32-bit */
+	.quad	0x00cf9a000000ffff	/* 0x08 kernel code, 32-bit */
+	.quad	0x00af9a000000ffff	/* 0x10 kernel code, 64-bit */
+	.quad	0x00cf92000000ffff	/* 0x18 kernel data */
+	.quad	0x00cffa000000ffff	/* 0x20 user code, 32-bit (SYSRET base) */
+	.quad	0x00cff2000000ffff	/* 0x28 user data */
+	.quad	0x00affa000000ffff	/* 0x30 user code, 64-bit */
+	.quad	0			/* 0x38 unused */
+	.quad	0, 0			/* 0x40 TSS, filled in by trap_init() */
 gdt_end:
 	.globl gdt_limit
 	.set	gdt_limit, gdt_end - gdt - 1

@@ -1,8 +1,7 @@
 /* Interrupt/exception entry, the SYSCALL entry and the ring-3 round trip.
  * Every path builds the same struct trap_frame (guest.h) and calls
  * trap_dispatch(frame); every return to the interrupted code is IRETQ. */
-#define SEL_UDATA 0x20
-#define SEL_UCODE 0x28
+#include "segments.h"
 #define VEC_SYSCALL 0x100
 #define TSS_RSP0 4
 

@@ -13,16 +13,7 @@
 #include <stdint.h>
 
 #include "io.h"
-
-/* Segment selectors of the runtime GDT (lib/boot.S). The user selectors are laid
- * out the way SYSRET expects them: STAR[63:48] + 8 = data, + 16 = 64-bit code. */
-#define SEL_KCODE  0x08
-#define SEL_KDATA  0x10
-#define SEL_UCODE32 0x18
-#define SEL_UDATA  0x20
-#define SEL_UCODE  0x28
-#define SEL_TSS    0x30
-#define SEL_KCODE32 0x40
+#include "segments.h"
 
 /* Exit statuses written to isa-debug-exit (QEMU exits with (status << 1) | 1). */
 enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_CRASH = 2 };
@@ -38,10 +29,10 @@ extern const char guest_name[];
 int guest_main(const struct boot_info *bi);
 
 /* rt.c */
+bool boot_flag(const struct boot_info *bi, const char *word); /* word on the cmdline? */
 _Noreturn void guest_exit(int status);
 _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...);
-_Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt,
-								   ...);
+_Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt, ...);
 
 /* serial.c + printf.c */
 void serial_init(void);
@@ -52,6 +43,7 @@ void kvprintf(const char *fmt, va_list ap);
 /* string.c (also what the compiler may call on its own) */
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 
 /* trap.c */
@@ -64,11 +56,11 @@ struct trap_frame {
 #define VEC_SYSCALL 0x100 /* pseudo vector of the SYSCALL instruction path */
 typedef void (*trap_handler)(struct trap_frame *f);
 void trap_init(void);
-void trap_load_idt(void);	 /* for application processors */
+void trap_load_idt(void); /* for application processors */
 void trap_set_handler(unsigned vec, trap_handler h);
 void trap_allow_user(unsigned vec); /* gate DPL 3: "int vec" from ring 3 */
+bool trap_user_allowed(unsigned vec);
 void trap_load_empty_idt(void);
-void tss_set_rsp0(uint64_t rsp);
 
 /* paging.c: identity map of the first 4 GiB, 2 MiB pages split on demand */
 #define PTE_P	(1ull << 0)
@@ -86,16 +78,16 @@ void tsc_delay_us(uint64_t us);
 uint64_t tsc_deadline_us(uint64_t us); /* rdtsc() value us from now */
 
 /* lapic.c */
-#define LAPIC_ID	 0x020
-#define LAPIC_EOI	 0x0b0
-#define LAPIC_SVR	 0x0f0
-#define LAPIC_ISR	 0x100
-#define LAPIC_ICR_LO	 0x300
-#define LAPIC_ICR_HI	 0x310
-#define LAPIC_LVT_TIMER	 0x320
-#define LAPIC_TIMER_INIT 0x380
-#define LAPIC_TIMER_CUR	 0x390
-#define LAPIC_TIMER_DIV	 0x3e0
+#define LAPIC_ID	     0x020
+#define LAPIC_EOI	     0x0b0
+#define LAPIC_SVR	     0x0f0
+#define LAPIC_ISR	     0x100
+#define LAPIC_ICR_LO	     0x300
+#define LAPIC_ICR_HI	     0x310
+#define LAPIC_LVT_TIMER	     0x320
+#define LAPIC_TIMER_INIT     0x380
+#define LAPIC_TIMER_CUR	     0x390
+#define LAPIC_TIMER_DIV	     0x3e0
 #define LAPIC_TIMER_PERIODIC (1u << 17)
 #define LAPIC_MASKED	     (1u << 16)
 void pic_disable(void);
@@ -125,13 +117,24 @@ long hc_exit(long status);
 #define USER_BSS    __attribute__((section(".bss.user")))
 typedef long (*syscall_handler)(struct trap_frame *f);
 extern char __user_start[], __user_end[];
-void user_init(syscall_handler h); /* SYSCALL MSRs, int 0x80 gate, U bit on the user region */
+void user_init(syscall_handler h);  /* SYSCALL MSRs, int 0x80 gate, U bit on the user region */
 long user_run(void (*entry)(void)); /* iretq to ring 3; returns user_return()'s code */
-_Noreturn void user_return(long code); /* from a trap handler: back to user_run's caller */
+#define USYS_EXIT 3		    /* exit(code): every guest's system call 3 */
+long user_exit_only(struct trap_frame *f); /* a syscall_handler: exit, else -ENOSYS */
+_Noreturn void user_return(long code);	   /* from a trap handler: back to user_run's caller */
 bool user_range_ok(uint64_t addr, uint64_t len);
-/* user-side system calls: SYSCALL (nr in rax, args rdi, rsi, rdx) or int 0x80 */
+/* Platform faults on the way into the kernel that user_fixup() (called for every
+ * trap from ring 3) turned back into system calls; see user.c. */
+struct user_quirks {
+	unsigned syscall, int_n;
+};
+extern struct user_quirks user_quirks;
+void user_fixup(struct trap_frame *f);
+/* user-side system calls (nr in rax, args rdi, rsi, rdx; result rax) through
+ * SYSCALL, int 0x80 or int3 (see user.c for why int3) */
 long usys(long nr, long a0, long a1, long a2);
 long usys_int80(long nr, long a0, long a1, long a2);
+long usys_int3(long nr, long a0, long a1, long a2);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

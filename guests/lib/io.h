@@ -42,19 +42,21 @@ static inline uint64_t rdtsc(void)
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
 }
 
-#define DEFINE_CR(n)                                                                              \
-	static inline uint64_t read_cr##n(void)                                                   \
-	{                                                                                         \
-		uint64_t v;                                                                       \
-		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));                                 \
-		return v;                                                                         \
-	}                                                                                         \
-	static inline void write_cr##n(uint64_t v)                                                \
-	{                                                                                         \
-		__asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory");                        \
+#define DEFINE_CR(n)                                                                               \
+	static inline uint64_t read_cr##n(void)                                                    \
+	{                                                                                          \
+		uint64_t v;                                                                        \
+		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));                                  \
+		return v;                                                                          \
+	}                                                                                          \
+	static inline void write_cr##n(uint64_t v)                                                 \
+	{                                                                                          \
+		__asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory");                         \
 	}
 DEFINE_CR(0)
 DEFINE_CR(2)

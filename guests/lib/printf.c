@@ -92,7 +92,8 @@ void kvprintf(const char *fmt, va_list ap)
 		case 'X': {
 			uint64_t v = lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned);
 			unsigned base = *fmt == 'u' ? 10 : 16;
-			emit_num(&sp, v, false, base, *fmt == 'X', sp.alt && base == 16 ? "0x" : "");
+			emit_num(&sp, v, false, base, *fmt == 'X',
+				 sp.alt && base == 16 ? "0x" : "");
 			break;
 		}
 		case 'p':

@@ -68,6 +68,17 @@ static void parse_pvh(const struct hvm_start_info *si, struct boot_info *bi)
 	}
 }
 
+bool boot_flag(const struct boot_info *bi, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = bi->cmdline; *p; p++)
+		if ((p == bi->cmdline || p[-1] == ' ') && !memcmp(p, word, n) &&
+		    (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 void rt_start(uint32_t magic, uint64_t info)
 {
 	struct boot_info bi = {.protocol = "unknown", .cmdline = ""};

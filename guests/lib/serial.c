@@ -1,9 +1,9 @@
 /* COM1 16550 UART, polled. */
 #include "guest.h"
 
-#define COM1	 0x3f8
-#define LSR	 5
-#define LSR_THRE 0x20
+#define COM1	   0x3f8
+#define LSR	   5
+#define LSR_THRE   0x20
 #define THRE_POLLS 10000 /* a missing or stuck UART must not hang the guest */
 
 void serial_init(void)

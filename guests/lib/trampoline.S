@@ -2,7 +2,7 @@
  * page below 1 MiB and sends SIPI with that page's number, so the AP starts here
  * with CS = page >> 4, IP = 0. It only enters protected mode and jumps to
  * ap_start32 in the image, which does the rest like the boot processor did. */
-#define SEL_KCODE32 0x40
+#include "segments.h"
 
 	.section .rodata
 	.code16

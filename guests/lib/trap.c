@@ -23,8 +23,8 @@ struct desc_ptr {
 	uint64_t base;
 } __attribute__((packed));
 
-#define GATE_INTR      0x8e /* present, DPL 0, 64-bit interrupt gate */
-#define GATE_DPL3      0x60
+#define GATE_INTR	 0x8e /* present, DPL 0, 64-bit interrupt gate */
+#define GATE_DPL3	 0x60
 #define IST_DOUBLE_FAULT 1
 
 extern char isr_stubs[];
@@ -39,8 +39,8 @@ static uint8_t kstack[16384] __attribute__((aligned(16)));
 static uint8_t df_stack[8192] __attribute__((aligned(16)));
 
 static const char *const exc_names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
-	"#NP", "#SS", "#GP", "#PF", "15",  "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+    "#NP", "#SS", "#GP", "#PF", "15",  "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
 static void set_gate(unsigned vec, uint8_t type, uint8_t ist)
@@ -48,12 +48,12 @@ static void set_gate(unsigned vec, uint8_t type, uint8_t ist)
 	uint64_t off = (uint64_t)isr_stubs + 16 * vec;
 
 	idt[vec] = (struct idt_gate){
-		.off_lo = (uint16_t)off,
-		.sel = SEL_KCODE,
-		.ist = ist,
-		.type = type,
-		.off_mid = (uint16_t)(off >> 16),
-		.off_hi = (uint32_t)(off >> 32),
+	    .off_lo = (uint16_t)off,
+	    .sel = SEL_KCODE,
+	    .ist = ist,
+	    .type = type,
+	    .off_mid = (uint16_t)(off >> 16),
+	    .off_hi = (uint32_t)(off >> 32),
 	};
 }
 
@@ -69,11 +69,6 @@ void trap_load_empty_idt(void)
 	struct desc_ptr p = {0, 0};
 
 	__asm__ volatile("lidt %0" : : "m"(p));
-}
-
-void tss_set_rsp0(uint64_t rsp)
-{
-	tss.rsp[0] = rsp;
 }
 
 void trap_init(void)
@@ -107,9 +102,15 @@ void trap_allow_user(unsigned vec)
 	set_gate(vec, GATE_INTR | GATE_DPL3, 0);
 }
 
+bool trap_user_allowed(unsigned vec)
+{
+	return vec < ARRAY_SIZE(idt) && (idt[vec].type & GATE_DPL3) == GATE_DPL3;
+}
+
 void trap_dispatch(struct trap_frame *f);
 void trap_dispatch(struct trap_frame *f)
 {
+	user_fixup(f);
 	trap_handler h = f->vector == VEC_SYSCALL ? syscall_path : handlers[f->vector & 0xff];
 	const char *name = f->vector < 32 && exc_names[f->vector] ? exc_names[f->vector] : "irq";
 
@@ -118,6 +119,6 @@ void trap_dispatch(struct trap_frame *f)
 		return;
 	}
 	fail_status(EXIT_CRASH,
-		    "unexpected %s (vector %lu) error=%#lx rip=%#lx cs=%#lx rsp=%#lx cr2=%#lx", name,
-		    f->vector, f->error, f->rip, f->cs, f->rsp, read_cr2());
+		    "unexpected %s (vector %lu) error=%#lx rip=%#lx cs=%#lx rsp=%#lx cr2=%#lx",
+		    name, f->vector, f->error, f->rip, f->cs, f->rsp, read_cr2());
 }

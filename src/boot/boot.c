@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "boot/layout.h"
+#include "boot/linux.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
@@ -193,6 +194,10 @@ static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t
 	struct elf_note note;
 	uint32_t mb;
 	boot_write_platform(a, st);
+	/* Before PVH: a Linux vmlinux carries a PVH note too, but its 64-bit
+	 * entry skips the kernel's own mode switches. */
+	if (linux_probe(a->kernel, a->kernel_len))
+		return linux_load(a, st, err, errlen);
 	bool elf = elf_is_elf(a->kernel, a->kernel_len);
 	if (elf && elf_parse(a->kernel, a->kernel_len, &e, err, errlen))
 		return -1;
@@ -213,8 +218,8 @@ static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t
 		snprintf(err, errlen, "32-bit ELF without a multiboot header or PVH note: popek cannot "
 				      "tell how to enter it");
 	else
-		snprintf(err, errlen, "not a kernel popek can boot (expected an ELF with a PVH note or "
-				      "multiboot header, a 64-bit ELF, or a multiboot image)");
+		snprintf(err, errlen, "not a kernel popek can boot (expected a Linux bzImage or vmlinux, an "
+				      "ELF with a PVH note or multiboot header, a 64-bit ELF, or a multiboot image)");
 	return -1;
 }
 

@@ -58,23 +58,34 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_CODE_USAGE;
 }
 
-int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
+/* Options shared by run and restore; boot options (kernel, memory, CPUs)
+ * only where the VM is being built from scratch. */
+int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
+	      const char **positional)
 {
-	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS, O_NAME,
-	       O_DISK };
-	static const struct option opts[] = {
-		{"kernel", required_argument, NULL, O_KERNEL},
-		{"initrd", required_argument, NULL, O_INITRD},
-		{"cmdline", required_argument, NULL, O_CMDLINE},
-		{"mem", required_argument, NULL, O_MEM},
-		{"cpus", required_argument, NULL, O_CPUS},
+	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS,
+	       O_NAME, O_DISK, NR_COMMON };
+	static const struct option common[] = {
 		{"engine", required_argument, NULL, O_ENGINE},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"stats", no_argument, NULL, O_STATS},
 		{"name", required_argument, NULL, O_NAME},
 		{"disk", required_argument, NULL, O_DISK},
-		{0},
+		{"kernel", required_argument, NULL, O_KERNEL},
+		{"initrd", required_argument, NULL, O_INITRD},
+		{"cmdline", required_argument, NULL, O_CMDLINE},
+		{"mem", required_argument, NULL, O_MEM},
+		{"cpus", required_argument, NULL, O_CPUS},
 	};
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 6;
+	struct option opts[32];
+	size_t n = 0;
+	for (size_t i = 0; i < ncommon; i++)
+		if (!(x && x->no_boot_opts && i >= ncommon - nboot))
+			opts[n++] = common[i];
+	for (size_t i = 0; x && x->opts && x->opts[i].name && n < 31; i++)
+		opts[n++] = x->opts[i];
+	opts[n] = (struct option){0};
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -131,11 +142,27 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 			cfg->name = optarg;
 			break;
 		default:
+			if (o >= NR_COMMON && x && x->fn) {
+				int rc = x->fn(x->ctx, o, optarg);
+				if (rc)
+					return rc;
+				break;
+			}
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
 	}
+	if (positional && optind < argc)
+		*positional = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
+{
+	int rc = cli_parse(argc, argv, cfg, NULL, NULL);
+	if (rc)
+		return rc;
 	if (!cfg->kernel)
 		return usage_error("%s", "no kernel given: use --kernel FILE");
 	return 0;

@@ -2,10 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <unistd.h>
-
 #include "cli/cli.h"
-#include "control/control.h"
 #include "machine/machine.h"
 
 void cli_usage(FILE *f)
@@ -15,7 +12,9 @@ void cli_usage(FILE *f)
 		"\n"
 		"usage:\n"
 		"  popek run --kernel FILE [options]   boot a guest kernel\n"
+		"  popek restore DIR [options]         continue a VM from a snapshot\n"
 		"  popek ls                            list running VMs\n"
+		"  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
 		"  popek pause|resume|stop|stats NAME  control a running VM\n"
 		"  popek help                          this text\n"
 		"  popek --version                     print the version\n"
@@ -32,38 +31,14 @@ void cli_usage(FILE *f)
 		"  --disk FILE[,ro]     raw disk image as virtio-blk (/dev/vda, vdb, ...; repeatable)\n"
 		"  --name NAME          name for the control channel (default vm-PID)\n"
 		"\n"
+		"restore options: --engine, --name, --console, --stats as for run, and\n"
+		"  --clones N           start N copies sharing unchanged memory (names NAME-1..N)\n"
+		"  --no-verify          skip memory checksums (fastest restore; headers still checked)\n"
+		"\n"
 		"exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
 		"power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"
 		"71 host failure, 128+N stopped by signal N.\n",
 		POPEK_VERSION);
-}
-
-int cmd_run(int argc, char **argv)
-{
-	struct vm_config cfg;
-	vm_config_defaults(&cfg);
-	int rc = cli_parse_run(argc, argv, &cfg);
-	if (rc)
-		return rc;
-	static struct machine m; /* large (vCPU table); one per process */
-	char err[512] = "", name[32];
-	if (!cfg.name) {
-		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
-		cfg.name = name;
-	}
-	rc = machine_create(&m, &cfg, err, sizeof(err));
-	struct control *ctl = NULL;
-	if (!rc && !(ctl = control_start(&m, cfg.name, err, sizeof(err))))
-		rc = EXIT_CODE_HOST;
-	if (rc) {
-		fprintf(stderr, "popek: %s\n", err);
-		machine_destroy(&m);
-		return rc;
-	}
-	rc = machine_run(&m);
-	control_stop(ctl);
-	machine_destroy(&m);
-	return rc;
 }
 
 int main(int argc, char **argv)
@@ -83,6 +58,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(cmd, "snapshot"))
+		return cmd_snapshot(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	const char *vmctl[] = {"pause", "resume", "stop", "stats"};

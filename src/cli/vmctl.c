@@ -12,18 +12,35 @@
 #include "control/control.h"
 #include "machine/machine.h"
 
-/* Send {"cmd": cmd} to name; returns the parsed reply or NULL after printing why. */
-static json_object *ask(const char *name, const char *cmd, bool quiet)
+static void show_progress(const char *line)
 {
-	char req[128], err[256], *resp;
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
-	if (control_request(name, req, &resp, err, sizeof(err))) {
+	json_object *o = json_tokener_parse(line), *p, *d, *t;
+	if (o && json_object_object_get_ex(o, "progress", &p) && json_object_object_get_ex(p, "done", &d) &&
+	    json_object_object_get_ex(p, "total", &t) && json_object_get_int64(t) > 0)
+		fprintf(stderr, "\rpopek: %3lld%% of %lld MiB",
+			(long long)(json_object_get_int64(d) * 100 / json_object_get_int64(t)),
+			(long long)(json_object_get_int64(t) >> 20));
+	json_object_put(o);
+}
+
+/* Send a request to name; returns the parsed reply or NULL after printing why. */
+json_object *vm_request(const char *name, json_object *reqo, bool quiet)
+{
+	char err[256], *resp;
+	const char *req = json_object_to_json_string_ext(reqo, JSON_C_TO_STRING_PLAIN);
+	bool tty = isatty(STDERR_FILENO);
+	int rc = control_request(name, req, &resp, quiet || !tty ? NULL : show_progress, err, sizeof(err));
+	if (!quiet && tty && strstr(req, "snapshot"))
+		fprintf(stderr, "\n");
+	if (rc) {
 		if (!quiet)
 			fprintf(stderr, "popek: %s\n", err);
+		json_object_put(reqo);
 		return NULL;
 	}
 	json_object *r = json_tokener_parse(resp), *ok;
 	free(resp);
+	json_object_put(reqo);
 	if (!r || !json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok)) {
 		json_object *e;
 		if (!quiet)
@@ -34,6 +51,13 @@ static json_object *ask(const char *name, const char *cmd, bool quiet)
 		return NULL;
 	}
 	return r;
+}
+
+static json_object *ask(const char *name, const char *cmd, bool quiet)
+{
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	return vm_request(name, req, quiet);
 }
 
 static const char *field(json_object *o, const char *k)

@@ -19,7 +19,9 @@ int control_name_valid(const char *name);
 struct control *control_start(struct machine *m, const char *name, char *err, size_t errlen);
 void control_stop(struct control *c);
 
-/* Client side: send one JSON request to VM `name`; *resp is malloc'ed JSON. */
-int control_request(const char *name, const char *req, char **resp, char *err, size_t errlen);
+/* Client side: send one JSON request to VM `name`; *resp is malloc'ed JSON.
+ * progress (optional) sees each {"progress":...} line streamed before the reply. */
+int control_request(const char *name, const char *req, char **resp, void (*progress)(const char *line),
+		    char *err, size_t errlen);
 
 #endif

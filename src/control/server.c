@@ -15,6 +15,7 @@
 #include "control/socket.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
+#include "snapshot/snapshot.h"
 
 struct control {
 	struct machine *m;
@@ -45,7 +46,7 @@ static const char *state_name(struct machine *m)
 	return machine_paused(m) ? "paused" : "running";
 }
 
-static json_object *cmd_info(struct machine *m, json_object *req)
+static json_object *cmd_info(struct machine *m, json_object *req, int fd)
 {
 	json_object *r = reply_ok();
 	json_object_object_add(r, "name", json_object_new_string(m->name));
@@ -59,25 +60,25 @@ static json_object *cmd_info(struct machine *m, json_object *req)
 	return r;
 }
 
-static json_object *cmd_pause(struct machine *m, json_object *req)
+static json_object *cmd_pause(struct machine *m, json_object *req, int fd)
 {
 	machine_pause(m);
 	return reply_ok();
 }
 
-static json_object *cmd_resume(struct machine *m, json_object *req)
+static json_object *cmd_resume(struct machine *m, json_object *req, int fd)
 {
 	machine_resume(m);
 	return reply_ok();
 }
 
-static json_object *cmd_stop(struct machine *m, json_object *req)
+static json_object *cmd_stop(struct machine *m, json_object *req, int fd)
 {
 	machine_stop(m, STOP_POWEROFF, 0, "stopped through the control channel");
 	return reply_ok();
 }
 
-static json_object *cmd_stats(struct machine *m, json_object *req)
+static json_object *cmd_stats(struct machine *m, json_object *req, int fd)
 {
 	char *s = machine_stats_json(m, (double)(monotonic_ns() - m->start_ns) / 1e9);
 	json_object *stats = json_tokener_parse(s);
@@ -87,15 +88,63 @@ static json_object *cmd_stats(struct machine *m, json_object *req)
 	return r;
 }
 
-static const struct {
-	const char *name;
-	json_object *(*fn)(struct machine *m, json_object *req);
-} commands[] = {
-	{"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},
-	{"stop", cmd_stop}, {"stats", cmd_stats},
+struct progress {
+	int fd;
+	unsigned last_pct;
 };
 
-static json_object *handle(struct machine *m, const char *line)
+/* Stream {"progress": ...} lines while a long command runs. */
+static void send_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+	unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
+	if (pct == p->last_pct)
+		return;
+	p->last_pct = pct;
+	char line[128];
+	snprintf(line, sizeof(line), "{\"progress\":{\"done\":%llu,\"total\":%llu}}",
+		 (unsigned long long)done, (unsigned long long)total);
+	socket_write_line(p->fd, line);
+}
+
+/* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} */
+static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
+{
+	json_object *dir, *v;
+	if (!json_object_object_get_ex(req, "dir", &dir) || !json_object_is_type(dir, json_type_string) ||
+	    json_object_get_string(dir)[0] != '/')
+		return reply_error("snapshot needs \"dir\": an absolute path");
+	bool stop = json_object_object_get_ex(req, "stop", &v) && json_object_get_boolean(v);
+	struct progress p = {fd, ~0u};
+	struct snapshot_opts o = {.progress = send_progress, .ctx = &p,
+				  .compress = json_object_object_get_ex(req, "compress", &v) &&
+					      json_object_get_boolean(v)};
+	bool was_paused = machine_paused(m);
+	char err[512];
+	uint64_t t0 = monotonic_ns();
+	machine_pause(m);
+	int rc = snapshot_save(m, json_object_get_string(dir), &o, err, sizeof(err));
+	uint64_t t1 = monotonic_ns();
+	if (!rc && stop)
+		machine_stop(m, STOP_POWEROFF, 0, "stopped after a snapshot");
+	if (!was_paused)
+		machine_resume(m);
+	if (rc)
+		return reply_error(err);
+	json_object *r = reply_ok();
+	json_object_object_add(r, "seconds", json_object_new_double((double)(t1 - t0) / 1e9));
+	return r;
+}
+
+static const struct {
+	const char *name;
+	json_object *(*fn)(struct machine *m, json_object *req, int fd);
+} commands[] = {
+	{"info", cmd_info},   {"pause", cmd_pause}, {"resume", cmd_resume},
+	{"stop", cmd_stop},   {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
+};
+
+static json_object *handle(struct machine *m, const char *line, int fd)
 {
 	json_object *req = json_tokener_parse(line), *cmd;
 	json_object *r = NULL;
@@ -107,7 +156,7 @@ static json_object *handle(struct machine *m, const char *line)
 	const char *name = json_object_get_string(cmd);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(commands[i].name, name))
-			r = commands[i].fn(m, req);
+			r = commands[i].fn(m, req, fd);
 	if (!r)
 		r = reply_error("unknown command");
 out:
@@ -118,7 +167,7 @@ out:
 static void serve(struct control *c, int fd)
 {
 	char *line = socket_read_line(fd, CONTROL_MAX_MSG);
-	json_object *r = line ? handle(c->m, line) : reply_error("request too long or not a line");
+	json_object *r = line ? handle(c->m, line, fd) : reply_error("request too long or not a line");
 	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
 	socket_write_line(fd, s);
 	json_object_put(r);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { RBR_THR, IER, IIR_FCR, LCR, MCR, LSR, MSR, SCR };
 
@@ -215,4 +216,61 @@ void uart_destroy(struct uart *u)
 		return;
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+/* The saved form: registers plus pending input, receive buffer unrolled. */
+struct uart_saved {
+	uint32_t version;
+	uint8_t ier, lcr, mcr, msr_delta, scr, fcr, dll, dlm;
+	uint8_t thre_pending, pad[3];
+	uint32_t rx_count;
+	uint8_t rx[RX_SIZE];
+};
+
+#define UART_STATE_VERSION 1
+
+int uart_save(void *dev, void **buf, size_t *len)
+{
+	struct uart *u = dev;
+	struct uart_saved *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	pthread_mutex_lock(&u->lock);
+	*s = (struct uart_saved){.version = UART_STATE_VERSION, .ier = u->ier, .lcr = u->lcr,
+				 .mcr = u->mcr, .msr_delta = u->msr_delta, .scr = u->scr,
+				 .fcr = u->fcr, .dll = u->dll, .dlm = u->dlm,
+				 .thre_pending = u->thre_pending, .rx_count = u->rx_count};
+	for (unsigned i = 0; i < u->rx_count; i++)
+		s->rx[i] = u->rx[(u->rx_head + i) % RX_SIZE];
+	pthread_mutex_unlock(&u->lock);
+	*buf = s;
+	*len = sizeof(*s);
+	return 0;
+}
+
+int uart_load(void *dev, const void *buf, size_t len)
+{
+	struct uart *u = dev;
+	struct uart_saved s;
+	if (len != sizeof(s))
+		return -1;
+	memcpy(&s, buf, sizeof(s));
+	if (s.version != UART_STATE_VERSION || s.rx_count > RX_SIZE)
+		return -1;
+	pthread_mutex_lock(&u->lock);
+	u->ier = s.ier & 0x0f;
+	u->lcr = s.lcr;
+	u->mcr = s.mcr & 0x1f;
+	u->msr_delta = s.msr_delta & 0x0f;
+	u->scr = s.scr;
+	u->fcr = s.fcr & 0xc9;
+	u->dll = s.dll;
+	u->dlm = s.dlm;
+	u->thre_pending = s.thre_pending != 0;
+	u->rx_head = 0;
+	u->rx_count = s.rx_count;
+	memcpy(u->rx, s.rx, sizeof(u->rx));
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }

@@ -17,4 +17,8 @@ struct uart *uart_create(struct bus *pio, uint16_t base, struct irq_line irq, ua
 size_t uart_input(void *uart, const uint8_t *buf, size_t len);
 void uart_destroy(struct uart *u);
 
+/* Snapshot hooks (struct machine_device). */
+int uart_save(void *uart, void **buf, size_t *len);
+int uart_load(void *uart, const void *buf, size_t len);
+
 #endif

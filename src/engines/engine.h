@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "engines/cpu_state.h"
+#include "engines/vm_state.h"
 
 struct engine_vm;
 struct engine_vcpu;
@@ -103,6 +104,11 @@ struct engine_ops {
 	/* Interrupt inputs: ISA/IOAPIC line by GSI, and message-signalled. */
 	int (*irq_line)(struct engine_vm *vm, unsigned gsi, bool level);
 	int (*msi)(struct engine_vm *vm, uint64_t addr, uint32_t data);
+
+	/* VM-wide interrupt controllers, PIT and clock (snapshots); all vCPUs
+	 * must be parked. */
+	int (*get_vm_state)(struct engine_vm *vm, struct vm_state *st);
+	int (*set_vm_state)(struct engine_vm *vm, const struct vm_state *st);
 
 	/* Optional: add engine-specific counters (e.g. traps by class) to obj. */
 	void (*stats)(struct engine_vcpu *vcpu, struct json_object *obj);

@@ -9,4 +9,5 @@ void vm_config_defaults(struct vm_config *c)
 	c->cpus = 1;
 	c->engine = "auto";
 	c->console = CONSOLE_STDIO;
+	c->ram_fd = -1;
 }

@@ -29,6 +29,9 @@ struct vm_config {
 	int ndisks;
 	struct disk_config disk[MAX_DISKS];
 	const char *name; /* control-channel name; NULL = vm-PID */
+	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
+	 * loaded; the snapshot code then loads vCPU, VM and device state. */
+	int ram_fd;
 };
 
 void vm_config_defaults(struct vm_config *c);

@@ -11,7 +11,10 @@
 #include <time.h>
 
 #include "boot/boot.h"
+#include "boot/acpi.h"
+#include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
+#include "devices/i8042.h"
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
@@ -170,9 +173,22 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+int machine_add_device(struct machine *m, const struct machine_device *d)
+{
+	if (m->ndevices == MAX_DEVICES)
+		return -1;
+	m->devices[m->ndevices++] = *d;
+	return 0;
+}
+
 static void console_tx(void *ctx, const void *buf, size_t len)
 {
 	console_write(ctx, buf, len);
+}
+
+static void uart_free(void *uart)
+{
+	uart_destroy(uart);
 }
 
 static int create_devices(struct machine *m, char *err, size_t errlen)
@@ -181,7 +197,10 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (!m->console)
 		return EXIT_CODE_HOST;
 	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
-	if (!m->uart || debug_exit_create(m)) {
+	if (m->uart)
+		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
+								uart_free});
+	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
@@ -205,7 +224,7 @@ static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *er
 		v->m = m;
 		v->index = i;
 		rc = m->engine->vcpu_create(m->evm, i, &v->ev);
-		if (!rc)
+		if (!rc && bsp) /* no bsp: a snapshot provides every vCPU's state */
 			rc = m->engine->set_state(v->ev, i ? ap : bsp);
 		if (rc)
 			snprintf(err, errlen, "engine %s: cannot create vCPU %d: %s", m->engine->name, i,
@@ -232,17 +251,22 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		snprintf(err, errlen, "--cpus %d is out of range 1..%d", cfg->cpus, MAX_VCPUS);
 		return EXIT_CODE_USAGE;
 	}
-	if (guest_mem_init(&m->mem, cfg->mem, err, errlen))
+	bool restoring = cfg->ram_fd >= 0;
+	if (restoring ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
+		      : guest_mem_init(&m->mem, cfg->mem, err, errlen))
 		return EXIT_CODE_USAGE;
 
-	struct cpu_state *bsp = malloc(sizeof(*bsp));
+	struct cpu_state *bsp = calloc(1, sizeof(*bsp));
 	struct boot_args ba = {.cfg = cfg, .mem = &m->mem, .ncpus = m->ncpus};
 	if (!bsp) {
 		snprintf(err, errlen, "out of memory");
 		return EXIT_CODE_HOST;
 	}
-	/* Refuse a bad image before touching the engine: errors name the file, not KVM. */
-	if (boot_load(&ba, bsp, err, errlen)) {
+	/* Refuse a bad image before touching the engine: errors name the file, not KVM.
+	 * A restored VM has its firmware tables and kernel in the RAM image already. */
+	if (!restoring)
+		ba.rsdp = acpi_build(&m->mem, m->ncpus);
+	if (!restoring && boot_load(&ba, bsp, err, errlen)) {
 		free(bsp);
 		return EXIT_CODE_IMAGE;
 	}
@@ -250,7 +274,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
-		rc = create_vcpus(m, bsp, err, errlen);
+		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	return rc;
 }
@@ -337,7 +361,9 @@ void machine_destroy(struct machine *m)
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
 	pci_platform_destroy(m);
-	uart_destroy(m->uart);
+	for (int i = m->ndevices - 1; i >= 0; i--)
+		if (m->devices[i].destroy)
+			m->devices[i].destroy(m->devices[i].dev);
 	guest_mem_free(&m->mem);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);

@@ -49,6 +49,19 @@ struct console;
 struct uart;
 struct pci_platform;
 
+/* A device as the machine sees it: a name, snapshot hooks and a destructor.
+ * save returns the device's plain state as a malloc'ed blob; load validates a
+ * blob (it may come from a hostile file) and returns -1 if it is not valid. */
+struct machine_device {
+	const char *name; /* unique in the VM, stable across runs: "uart0", "virtio-blk0" */
+	void *dev;
+	int (*save)(void *dev, void **buf, size_t *len);
+	int (*load)(void *dev, const void *buf, size_t len);
+	void (*destroy)(void *dev);
+};
+
+#define MAX_DEVICES 32
+
 struct machine {
 	const struct vm_config *cfg;
 	const struct engine_ops *engine;
@@ -74,6 +87,8 @@ struct machine {
 	const char *name;
 	struct console *console;
 	struct uart *uart;
+	int ndevices;
+	struct machine_device devices[MAX_DEVICES];
 	struct pci_platform *pci; /* PCI host bridge and virtio devices */
 };
 
@@ -91,6 +106,9 @@ static inline bool machine_stopping(struct machine *m)
 {
 	return atomic_load_explicit(&m->stop, memory_order_acquire) != STOP_NONE;
 }
+
+/* Register a device for snapshots and teardown (destroyed in reverse order). */
+int machine_add_device(struct machine *m, const struct machine_device *d);
 
 /* Stop every vCPU at an instruction boundary and wait until all are parked;
  * resume lets them go on. Safe from any thread but a vCPU's own. */

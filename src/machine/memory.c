@@ -6,23 +6,50 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
+static int check_size(uint64_t size, char *err, size_t errlen)
 {
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
 	if (size < MEM_MIN_SIZE || size > MEM_MAX_SIZE || (size & 0xfff)) {
 		snprintf(err, errlen, "memory size %llu bytes is invalid — use 2M..1T in whole pages",
 			 (unsigned long long)size);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, size_t errlen);
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (check_size(size, err, errlen))
+		return -EINVAL;
 	m->fd = memfd_create("popek-ram", MFD_CLOEXEC);
 	if (m->fd < 0 || ftruncate(m->fd, (off_t)size) < 0) {
 		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
 			 (unsigned long long)(size >> 20), strerror(errno));
-		goto fail;
+		guest_mem_free(m);
+		return -ENOMEM;
 	}
+	return map_ram(m, size, MAP_SHARED, err, errlen);
+}
+
+int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = fd;
+	if (check_size(size, err, errlen)) {
+		guest_mem_free(m);
+		return -EINVAL;
+	}
+	m->private_map = true;
+	return map_ram(m, size, MAP_PRIVATE, err, errlen);
+}
+
+static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, size_t errlen)
+{
 	/* MAP_NORESERVE: untouched guest pages cost nothing until used. */
-	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, m->fd, 0);
 	if (m->base == MAP_FAILED) {
 		m->base = NULL;
 		snprintf(err, errlen, "cannot map %llu MiB of guest RAM: %s",

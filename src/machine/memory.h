@@ -4,6 +4,7 @@
 #ifndef POPEK_MEMORY_H
 #define POPEK_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,11 +22,15 @@ struct guest_mem {
 	int fd;
 	uint8_t *base;
 	uint64_t size; /* total RAM */
+	bool private_map; /* MAP_PRIVATE over an image: written pages are not in fd */
 	int nranges;
 	struct mem_range range[2];
 };
 
 int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
+/* Map RAM copy-on-write from an image file (restore, clones): pages are read
+ * lazily and shared between VMs until one writes. Takes ownership of fd. */
+int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, size_t errlen);
 void guest_mem_free(struct guest_mem *m);
 
 /* Host pointer for guest-physical [gpa, gpa+len), or NULL unless the whole

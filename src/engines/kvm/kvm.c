@@ -365,4 +365,6 @@ const struct engine_ops kvm_engine = {
 	.set_state = kvm_set_state,
 	.irq_line = kvm_irq_line,
 	.msi = kvm_msi,
+	.get_vm_state = kvm_get_vm_state,
+	.set_vm_state = kvm_set_vm_state,
 };

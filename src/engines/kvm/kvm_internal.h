@@ -29,5 +29,7 @@ struct engine_vcpu {
 int kvm_get_state(struct engine_vcpu *v, struct cpu_state *st);
 int kvm_set_state(struct engine_vcpu *v, const struct cpu_state *st);
 int kvm_probe_msrs(struct engine_vm *vm);
+int kvm_get_vm_state(struct engine_vm *vm, struct vm_state *st);
+int kvm_set_vm_state(struct engine_vm *vm, const struct vm_state *st);
 
 #endif

@@ -54,9 +54,12 @@ static struct kvm_segment *sregs_seg(struct kvm_sregs *s, int i)
 	return t[i];
 }
 
+/* struct kvm_msrs ends in a flexible array: give it room for our MSRs. */
 struct msr_buf {
-	struct kvm_msrs hdr;
-	struct kvm_msr_entry e[NR_STATE_MSRS];
+	union {
+		struct kvm_msrs hdr;
+		uint8_t room[sizeof(struct kvm_msrs) + NR_STATE_MSRS * sizeof(struct kvm_msr_entry)];
+	};
 };
 
 static int fill_msr_list(const struct engine_vm *vm, struct msr_buf *b, int *map)
@@ -65,7 +68,7 @@ static int fill_msr_list(const struct engine_vm *vm, struct msr_buf *b, int *map
 	for (int i = 0; i < NR_STATE_MSRS; i++) {
 		if (!(vm->msr_ok & (1ull << i)))
 			continue;
-		b->e[n] = (struct kvm_msr_entry){.index = cpu_state_msr_numbers[i]};
+		b->hdr.entries[n] = (struct kvm_msr_entry){.index = cpu_state_msr_numbers[i]};
 		map[n++] = i;
 	}
 	b->hdr.nmsrs = (uint32_t)n;
@@ -129,7 +132,7 @@ int kvm_get_state(struct engine_vcpu *v, struct cpu_state *st)
 	if (ioctl(v->fd, KVM_GET_MSRS, &mb) != n)
 		return -EIO;
 	for (int i = 0; i < n; i++)
-		st->msr[map[i]] = mb.e[i].data;
+		st->msr[map[i]] = mb.hdr.entries[i].data;
 
 	if (v->vm->has_xsave) {
 		struct kvm_xsave *x = malloc(sizeof(*x));
@@ -237,7 +240,7 @@ int kvm_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	int map[NR_STATE_MSRS];
 	int n = fill_msr_list(v->vm, &mb, map);
 	for (int i = 0; i < n; i++)
-		mb.e[i].data = st->msr[map[i]];
+		mb.hdr.entries[i].data = st->msr[map[i]];
 	if (ioctl(v->fd, KVM_SET_MSRS, &mb) != n)
 		return -EIO;
 

@@ -1,0 +1,150 @@
+#!/bin/sh
+# Build the default guest image from Debian packages only:
+#   images/vmlinuz             Debian 12's stock kernel (bzImage)
+#   images/vmlinux             the same kernel, decompressed to its ELF (skips in-guest XZ)
+#   images/initramfs.cpio.gz   busybox + virtio modules + an /init that gives a shell
+# Packages are cached in images/debs; nothing here needs root once they are fetched.
+# Environment: IMAGES_DIR (default images/), KERNEL_PACKAGE (default: what
+# linux-image-amd64 depends on).
+set -eu
+export LC_ALL=C
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${IMAGES_DIR:-$top/images}
+debs=$out/debs
+work=$out/work
+mkdir -p "$debs"
+
+# Modules the guest loads, by name; their depends= are resolved below.
+MODULES="virtio_pci virtio_blk virtio_console virtio_rng"
+
+die() {
+	echo "mkimage: $*" >&2
+	exit 1
+}
+
+fetch() { # fetch PACKAGE: download into the cache unless a .deb of it is there
+	if ! ls "$debs/$1"_*.deb >/dev/null 2>&1; then
+		(cd "$debs" && apt-get download "$1") ||
+			die "cannot download $1; run 'apt-get update' (needs Debian 12 sources)"
+	fi
+}
+
+# The metapackage names the current ABI (linux-image-6.1.0-N-amd64).
+kpkg=${KERNEL_PACKAGE:-}
+if [ -z "$kpkg" ]; then
+	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1)
+fi
+if [ -z "$kpkg" ]; then
+	cached=$(ls "$debs"/linux-image-[0-9]*-amd64_*.deb 2>/dev/null | head -n1 || true)
+	[ -n "$cached" ] || die "cannot resolve linux-image-amd64; run 'apt-get update'"
+	kpkg=$(basename "$cached" | cut -d_ -f1)
+fi
+fetch "$kpkg"
+fetch busybox-static
+kdeb=$(ls "$debs/$kpkg"_*.deb | head -n1)
+bdeb=$(ls "$debs"/busybox-static_*.deb | head -n1)
+
+stamp="$(basename "$kdeb") $(basename "$bdeb") $(cksum <"$0")"
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
+	[ -f "$out/vmlinuz" ] && [ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+	echo "mkimage: $out is up to date ($kpkg)"
+	exit 0
+fi
+
+rm -rf "$work"
+mkdir -p "$work/kernel" "$work/busybox"
+dpkg-deb -x "$kdeb" "$work/kernel"
+dpkg-deb -x "$bdeb" "$work/busybox"
+kver=${kpkg#linux-image-}
+cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
+
+# The bzImage payload is XZ. The magic can also occur by chance, so take the
+# first offset whose stream decodes to an ELF.
+found=
+for o in $(grep -abo "$(printf '\3757zXZ')" "$out/vmlinuz" | cut -d: -f1); do
+	tail -c +$((o + 1)) "$out/vmlinuz" | xz -dc --single-stream >"$work/vmlinux" 2>/dev/null || continue
+	if [ "$(head -c 4 "$work/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+		found=1
+		break
+	fi
+done
+[ -n "$found" ] || die "no XZ-compressed ELF inside $out/vmlinuz"
+mv "$work/vmlinux" "$out/vmlinux"
+
+# Initramfs staging tree.
+root=$work/root
+mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/mnt" \
+	"$root/lib/modules" "$root/etc"
+cp "$work/busybox/bin/busybox" "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+
+# name -> file index of every module in the package (names use _ for -).
+mods=$work/kernel/lib/modules/$kver
+find "$mods/kernel" -name '*.ko*' | while read -r f; do
+	n=$(basename "$f")
+	n=${n%%.ko*}
+	echo "$(echo "$n" | tr - _) $f"
+done >"$work/modindex"
+
+modinfo_depends() { # the depends= field of a (possibly compressed) .ko
+	case $1 in
+	*.ko.xz) xz -dc "$1" ;;
+	*.ko.zst) zstd -dc "$1" ;;
+	*.ko.gz) gzip -dc "$1" ;;
+	*) cat "$1" ;;
+	esac | tr '\0' '\n' | sed -n 's/^depends=//p' | head -n1 | tr , ' '
+}
+
+# Depth-first: every module after its dependencies, each once. A module
+# missing from the package is built into the kernel, so it needs no loading.
+: >"$work/order"
+resolve() {
+	grep -qx "$1" "$work/order" && return 0
+	f=$(awk -v n="$1" '$1 == n { print $2; exit }' "$work/modindex")
+	[ -n "$f" ] || return 0
+	for d in $(modinfo_depends "$f"); do
+		resolve "$d"
+	done
+	grep -qx "$1" "$work/order" || echo "$1" >>"$work/order"
+}
+for m in $MODULES; do
+	resolve "$m"
+done
+for m in $(cat "$work/order"); do
+	f=$(awk -v n="$m" '$1 == n { print $2; exit }' "$work/modindex")
+	case $f in
+	*.ko.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
+	*.ko.zst) zstd -dc "$f" >"$root/lib/modules/$m.ko" ;;
+	*.ko.gz) gzip -dc "$f" >"$root/lib/modules/$m.ko" ;;
+	*) cp "$f" "$root/lib/modules/$m.ko" ;;
+	esac
+	echo "$m" >>"$root/etc/modules"
+done
+
+cat >"$root/init" <<'INIT'
+#!/bin/sh
+# popek default guest: load the virtio drivers and give the console a shell.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /etc/modules); do
+	insmod /lib/modules/$m.ko || echo "popek-guest: cannot load $m"
+done
+hostname popek
+echo "popek-guest: init ready"
+# A shell with the console as its controlling tty (job control, Ctrl-C);
+# when it exits the machine powers off instead of the kernel panicking.
+setsid cttyhack sh -l
+poweroff -f
+INIT
+chmod 755 "$root/init"
+printf 'export PS1="popek:\\w# "\n' >"$root/etc/profile"
+
+(cd "$root" && find . | sort | cpio -o -H newc --owner 0:0 --quiet) | gzip -9 >"$out/initramfs.cpio.gz"
+echo "mkimage: built $out/vmlinuz, $out/vmlinux, $out/initramfs.cpio.gz ($kpkg; modules: $(tr '\n' ' ' <"$root/etc/modules"))"
+rm -rf "$work"
+echo "$stamp" >"$out/.stamp"

@@ -1,0 +1,148 @@
+/* popek run / popek restore: build a machine, serve its control channel, run it. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "control/control.h"
+#include "machine/machine.h"
+#include "snapshot/snapshot.h"
+
+/* Create, (restore,) run and tear down one VM in this process. */
+static int launch(struct vm_config *cfg, const struct snapshot *snap)
+{
+	static struct machine m; /* large (vCPU table); one per process */
+	char err[512] = "", name[32];
+	if (!cfg->name) {
+		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
+		cfg->name = name;
+	}
+	uint64_t t0 = monotonic_ns();
+	int rc = machine_create(&m, cfg, err, sizeof(err));
+	if (!rc && snap && snapshot_apply(snap, &m, err, sizeof(err)))
+		rc = EXIT_CODE_IMAGE;
+	struct control *ctl = NULL;
+	if (!rc && !(ctl = control_start(&m, cfg->name, err, sizeof(err))))
+		rc = EXIT_CODE_HOST;
+	if (rc) {
+		fprintf(stderr, "popek: %s\n", err);
+		machine_destroy(&m);
+		return rc;
+	}
+	if (snap)
+		fprintf(stderr, "popek: %s restored on %s in %.1f ms\n", cfg->name, m.engine->name,
+			(double)(monotonic_ns() - t0) / 1e6);
+	rc = machine_run(&m);
+	control_stop(ctl);
+	machine_destroy(&m);
+	return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	vm_config_defaults(&cfg);
+	int rc = cli_parse_run(argc, argv, &cfg);
+	return rc ? rc : launch(&cfg, NULL);
+}
+
+/* --clones N: one process per clone, each with its own name and console. */
+static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n)
+{
+	const char *base = cfg->name ? cfg->name : "clone";
+	pid_t *pids = calloc((size_t)n, sizeof(*pids));
+	int worst = 0;
+	if (!pids)
+		return EXIT_CODE_HOST;
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			char name[CONTROL_NAME_MAX + 1], path[4200];
+			snprintf(name, sizeof(name), "%.50s-%d", base, i + 1);
+			cfg->name = name;
+			if (cfg->console == CONSOLE_FILE) {
+				snprintf(path, sizeof(path), "%s.%d", cfg->console_path, i + 1);
+				cfg->console_path = path;
+			}
+			_exit(launch(cfg, s));
+		}
+		if (pids[i] < 0)
+			fprintf(stderr, "popek: cannot start clone %d: %s\n", i + 1, strerror(errno));
+	}
+	for (int i = 0; i < n; i++) {
+		int st = 0;
+		if (pids[i] > 0 && waitpid(pids[i], &st, 0) > 0) {
+			int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			if (code && !worst)
+				worst = code;
+		} else if (!worst) {
+			worst = EXIT_CODE_HOST;
+		}
+	}
+	free(pids);
+	return worst;
+}
+
+struct restore_opts {
+	bool verify;
+	int clones;
+};
+
+enum { O_NOVERIFY = 300, O_CLONES };
+
+static int restore_opt(void *ctx, int opt, const char *arg)
+{
+	struct restore_opts *r = ctx;
+	char *end;
+	if (opt == O_NOVERIFY) {
+		r->verify = false;
+		return 0;
+	}
+	r->clones = (int)strtol(arg, &end, 10);
+	if (*end || r->clones < 1 || r->clones > 256) {
+		fprintf(stderr, "popek: --clones %s: need a number from 1 to 256\n", arg);
+		return EXIT_CODE_USAGE;
+	}
+	return 0;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"no-verify", no_argument, NULL, O_NOVERIFY},
+		{"clones", required_argument, NULL, O_CLONES},
+		{0},
+	};
+	struct restore_opts ro = {.verify = true};
+	struct cli_extra x = {.opts = opts, .fn = restore_opt, .ctx = &ro, .no_boot_opts = true};
+	struct vm_config cfg;
+	vm_config_defaults(&cfg);
+	cfg.engine = NULL; /* default: the engine the snapshot was taken on */
+	const char *dir = NULL;
+	int rc = cli_parse(argc, argv, &cfg, &x, &dir);
+	if (rc)
+		return rc;
+	if (!dir) {
+		fprintf(stderr, "popek: usage: popek restore DIR [options] — see 'popek help'\n");
+		return EXIT_CODE_USAGE;
+	}
+	char err[600];
+	struct snapshot *s = snapshot_open(dir, ro.verify, err, sizeof(err));
+	if (!s) {
+		fprintf(stderr, "popek: %s\n", err);
+		return EXIT_CODE_IMAGE;
+	}
+	snapshot_config(s, &cfg);
+	if (ro.clones) {
+		rc = restore_clones(&cfg, s, ro.clones);
+		close(cfg.ram_fd);
+	} else {
+		rc = launch(&cfg, s);
+	}
+	snapshot_close(s);
+	return rc;
+}

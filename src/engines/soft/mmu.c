@@ -1,0 +1,339 @@
+/* Guest address translation: segmentation, the page walk, and the software TLB.
+ *
+ * The TLB is the soft engine's shadow page table: each entry maps one guest
+ * virtual page straight to a host pointer, with a separate tag per access kind
+ * (read, write, execute) and privilege (supervisor, user), so that a hit needs
+ * no permission check at all. An entry only gets a write tag once the guest
+ * PTE's dirty bit is set, so the first write to a clean page walks again and
+ * sets D as hardware does. Entries die exactly where a real TLB's would: CR3
+ * writes (except global pages), INVLPG, and paging-mode changes. */
+#include <string.h>
+
+#include "engines/soft/soft.h"
+
+#define PTE_P	(1ull << 0)
+#define PTE_W	(1ull << 1)
+#define PTE_U	(1ull << 2)
+#define PTE_A	(1ull << 5)
+#define PTE_D	(1ull << 6)
+#define PTE_PS	(1ull << 7)
+#define PTE_G	(1ull << 8)
+#define PTE_NX	(1ull << 63)
+#define PTE_ADDR 0x000ffffffffff000ull
+
+uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
+{
+	for (int i = 0; i < vm->nslots; i++) {
+		struct soft_slot *s = &vm->slot[i];
+		if (gpa >= s->gpa && gpa - s->gpa < s->size && len <= s->size - (gpa - s->gpa)) {
+			if (write && (s->flags & ENGINE_MEM_READONLY))
+				return NULL;
+			return s->hva + (gpa - s->gpa);
+		}
+	}
+	return NULL;
+}
+
+uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
+{
+	if (c->mode == 8) {
+		uint64_t lin = off;
+		if (seg >= SEG_FS)
+			lin += c->seg[seg].base;
+		if ((uint64_t)((int64_t)(lin << 16) >> 16) != lin)
+			raise_exc(c, seg == SEG_SS ? EXC_SS : EXC_GP, true, 0);
+		return lin;
+	}
+	struct seg *s = &c->seg[seg];
+	if (c->cr0 & CR0_PE) {
+		/* Null or unusable selectors fault on use; limits of expand-up
+		 * segments are checked (boot code relies on flat ones). */
+		if (s->unusable)
+			raise_exc(c, seg == SEG_SS ? EXC_SS : EXC_GP, true, 0);
+		if (!(s->type & 4) && (off > s->limit || off + size - 1 > s->limit))
+			raise_exc(c, seg == SEG_SS ? EXC_SS : EXC_GP, true, 0);
+		if (acc == ACC_WRITE && s->s && (s->type & 0xa) != 2)
+			raise_exc(c, seg == SEG_SS ? EXC_SS : EXC_GP, true, 0);
+	}
+	return (s->base + off) & 0xffffffffull;
+}
+
+void tlb_flush(struct soft_cpu *c, bool keep_global)
+{
+	c->stat_tlb_flush++;
+	for (int u = 0; u < 2; u++)
+		for (unsigned i = 0; i < TLB_SIZE; i++) {
+			struct tlb_entry *e = &c->tlb[u][i];
+			if (keep_global && e->global)
+				continue;
+			e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
+			e->global = false;
+		}
+	if (!keep_global)
+		c->tlb_has_global = false;
+}
+
+void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
+{
+	c->stat_tlb_flush++;
+	/* Large pages are cached as 4 KiB pieces: drop every piece of the guest
+	 * page that contains lin, as INVLPG drops the whole large translation. */
+	for (int u = 0; u < 2; u++)
+		for (unsigned i = 0; i < TLB_SIZE; i++) {
+			struct tlb_entry *e = &c->tlb[u][i];
+			if (e->tag[0] == ~0ull && e->tag[1] == ~0ull && e->tag[2] == ~0ull)
+				continue;
+			uint64_t page = e->tag[0] != ~0ull ? e->tag[0] : e->tag[1] != ~0ull ? e->tag[1] : e->tag[2];
+			if (((page ^ lin) & e->pmask) == 0)
+				e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
+		}
+}
+
+static uint64_t *pte_ptr(struct soft_cpu *c, uint64_t gpa)
+{
+	uint64_t *p = (uint64_t *)(void *)phys_ptr(c->vm, gpa, 8, true);
+	if (!p)
+		raise_exc(c, EXC_MC, false, 0); /* page tables outside RAM */
+	return p;
+}
+
+static _Noreturn void page_fault(struct soft_cpu *c, uint64_t lin, uint32_t err)
+{
+	c->cr2 = lin;
+	raise_exc(c, EXC_PF, true, err);
+}
+
+/* Walk the guest page tables for lin; returns the guest-physical address and
+ * the effective permissions. Sets accessed/dirty bits like hardware. */
+static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *w_ok, bool *x_ok,
+		     bool *u_ok, bool *dirty, bool *global, uint64_t *pmask_out)
+{
+	bool nxe = c->efer & EFER_NXE, write = acc == ACC_WRITE;
+	uint32_t err = (write ? 2 : 0) | (user ? 4 : 0) | (acc == ACC_EXEC && nxe ? 16 : 0);
+	bool w = true, u = true, x = true;
+	uint64_t gpa, pte;
+
+	if (!(c->cr0 & CR0_PG)) {
+		*w_ok = *x_ok = *u_ok = *dirty = true;
+		*global = false;
+		*pmask_out = ~0xfffull;
+		return lin;
+	}
+	if (!(c->cr4 & CR4_PAE)) {
+		/* 32-bit paging: two levels of 4-byte entries, 4 MiB pages with PSE. */
+		uint32_t *pde = (uint32_t *)(void *)phys_ptr(c->vm,
+							  (c->cr3 & 0xfffff000) + ((lin >> 22) & 0x3ff) * 4, 4, true);
+		if (!pde)
+			raise_exc(c, EXC_MC, false, 0);
+		if (!(*pde & PTE_P))
+			page_fault(c, lin, err);
+		w = *pde & PTE_W;
+		u = *pde & PTE_U;
+		__atomic_fetch_or(pde, (uint32_t)PTE_A, __ATOMIC_RELAXED);
+		uint32_t *leaf;
+		*pmask_out = ~0xfffull;
+		if ((*pde & PTE_PS) && (c->cr4 & CR4_PSE)) {
+			*pmask_out = ~0x3fffffull;
+			leaf = pde;
+			gpa = (*pde & 0xffc00000u) | (lin & 0x3fffff);
+		} else {
+			leaf = (uint32_t *)(void *)phys_ptr(c->vm, (*pde & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4,
+							   4, true);
+			if (!leaf)
+				raise_exc(c, EXC_MC, false, 0);
+			if (!(*leaf & PTE_P))
+				page_fault(c, lin, err);
+			w = w && (*leaf & PTE_W);
+			u = u && (*leaf & PTE_U);
+			gpa = (*leaf & 0xfffff000u) | (lin & 0xfff);
+		}
+		pte = *leaf;
+		bool wok = w || (!user && !(c->cr0 & CR0_WP));
+		if ((user && !u) || (write && !wok))
+			page_fault(c, lin, err | 1);
+		__atomic_fetch_or(leaf, (uint32_t)(PTE_A | (write ? PTE_D : 0)), __ATOMIC_RELAXED);
+		*w_ok = wok;
+		*u_ok = u;
+		*x_ok = true;
+		*dirty = write || (pte & PTE_D);
+		*global = (pte & PTE_G) && (c->cr4 & CR4_PGE);
+		return gpa;
+	}
+
+	int level;
+	uint64_t table;
+	if (c->efer & EFER_LMA) {
+		level = 4;
+		table = c->cr3 & PTE_ADDR;
+	} else {
+		/* PAE: the 4 PDPTEs carry only P (the CPU loads them at CR3 write). */
+		uint64_t *pdpte = pte_ptr(c, (c->cr3 & 0xffffffe0) + ((lin >> 30) & 3) * 8);
+		if (!(*pdpte & PTE_P))
+			page_fault(c, lin, err);
+		level = 2;
+		table = *pdpte & PTE_ADDR;
+	}
+	uint64_t *e;
+	for (;;) {
+		int shift = 12 + 9 * (level - 1);
+		e = pte_ptr(c, table + ((lin >> shift) & 0x1ff) * 8);
+		pte = *e;
+		if (!(pte & PTE_P))
+			page_fault(c, lin, err);
+		if ((pte & PTE_NX) && !nxe)
+			page_fault(c, lin, err | 1 | 8);
+		w = w && (pte & PTE_W);
+		u = u && (pte & PTE_U);
+		x = x && !((pte & PTE_NX) && nxe);
+		if (level == 1 || ((pte & PTE_PS) && level <= 3)) {
+			uint64_t pmask = (1ull << shift) - 1;
+			gpa = (pte & PTE_ADDR & ~pmask) | (lin & pmask);
+			*pmask_out = ~pmask;
+			break;
+		}
+		if (!(pte & PTE_A))
+			__atomic_fetch_or(e, PTE_A, __ATOMIC_RELAXED);
+		table = pte & PTE_ADDR;
+		level--;
+	}
+	bool wok = w || (!user && !(c->cr0 & CR0_WP));
+	if ((user && !u) || (write && !wok) || (acc == ACC_EXEC && !x))
+		page_fault(c, lin, err | 1);
+	uint64_t set = PTE_A | (write ? PTE_D : 0);
+	if ((pte & set) != set)
+		__atomic_fetch_or(e, set, __ATOMIC_RELAXED);
+	*w_ok = wok;
+	*u_ok = u;
+	*x_ok = x;
+	*dirty = write || (pte & PTE_D);
+	*global = (pte & PTE_G) && (c->cr4 & CR4_PGE);
+	return gpa;
+}
+
+/* Translate lin for acc; returns a host pointer (and caches the page) when it
+ * is RAM, or NULL with *gpa_out set when it is MMIO. Raises #PF. */
+static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, uint64_t *gpa_out)
+{
+	bool w, x, u, dirty, global;
+	uint64_t pmask;
+	c->stat_tlb_miss++;
+	uint64_t gpa = walk(c, lin, acc, user, &w, &x, &u, &dirty, &global, &pmask);
+	*gpa_out = gpa;
+	uint8_t *host = phys_ptr(c->vm, gpa & ~0xfffull, 0x1000, false);
+	if (!host)
+		return NULL;
+	uint8_t *host_w = phys_ptr(c->vm, gpa & ~0xfffull, 0x1000, true);
+	uint64_t page = lin & ~0xfffull;
+	struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+	if (e->tag[0] != page && e->tag[1] != page && e->tag[2] != page)
+		e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
+	e->addend = (uintptr_t)host - page;
+	e->global = global;
+	e->pmask = pmask;
+	c->tlb_has_global |= global;
+	e->tag[ACC_READ] = page;
+	e->tag[ACC_WRITE] = w && dirty && host_w ? page : ~0ull;
+	e->tag[ACC_EXEC] = x ? page : ~0ull;
+	if (acc == ACC_WRITE && !host_w)
+		return NULL;
+	return host + (gpa & 0xfff);
+}
+
+uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user)
+{
+	uint64_t gpa;
+	return translate(c, lin, acc, user, &gpa);
+}
+
+/* MMIO: the local interrupt controllers first, then an exit to the machine.
+ * A read that needs the machine aborts the instruction; it is replayed on the
+ * next vcpu_run with the data the machine supplied. */
+static uint64_t mmio_read(struct soft_cpu *c, uint64_t gpa, int size)
+{
+	uint64_t v = 0;
+	if (c->mmio_in_ready && c->mmio_in_gpa == gpa) {
+		c->mmio_in_ready = false;
+		memcpy(&v, c->mmio_in_data, size);
+		return v;
+	}
+	if (soft_mmio(c, gpa, &v, size, false))
+		return v;
+	trap(c, TRAP_MMIO);
+	c->exit->reason = EXIT_MMIO;
+	c->exit->mmio.gpa = gpa;
+	c->exit->mmio.size = (uint8_t)size;
+	c->exit->mmio.write = false;
+	memset(c->exit->mmio.data, 0, 8);
+	c->mmio_in_gpa = gpa;
+	longjmp(c->jb, JMP_EXIT);
+}
+
+static void mmio_write(struct soft_cpu *c, uint64_t gpa, int size, uint64_t v)
+{
+	if (soft_mmio(c, gpa, &v, size, true))
+		return;
+	if (c->exit_pending)
+		return; /* a second device write in one instruction: not supported */
+	trap(c, TRAP_MMIO);
+	c->exit->reason = EXIT_MMIO;
+	c->exit->mmio.gpa = gpa;
+	c->exit->mmio.size = (uint8_t)size;
+	c->exit->mmio.write = true;
+	memcpy(c->exit->mmio.data, &v, 8);
+	c->exit_pending = true;
+}
+
+uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user)
+{
+	if ((lin & 0xfff) + size > 0x1000) {
+		uint64_t v = 0;
+		for (int i = 0; i < size; i++)
+			v |= lin_read(c, lin + i, 1, acc, user) << (8 * i);
+		return v;
+	}
+	uint64_t gpa;
+	uint8_t *p = translate(c, lin, acc, user, &gpa);
+	if (p)
+		return load_n(p, size);
+	return mmio_read(c, gpa, size);
+}
+
+void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user)
+{
+	if ((lin & 0xfff) + size > 0x1000) {
+		/* Probe both pages first so a fault leaves memory untouched. */
+		uint64_t gpa;
+		translate(c, lin, ACC_WRITE, user, &gpa);
+		translate(c, (lin | 0xfff) + 1, ACC_WRITE, user, &gpa);
+		for (int i = 0; i < size; i++)
+			lin_write(c, lin + i, 1, val >> (8 * i), user);
+		return;
+	}
+	uint64_t gpa;
+	uint8_t *p = translate(c, lin, ACC_WRITE, user, &gpa);
+	if (p)
+		store_n(p, size, val);
+	else
+		mmio_write(c, gpa, size, val);
+}
+
+uint8_t *mem_rmw_ptr(struct soft_cpu *c, int seg, uint64_t off, int size)
+{
+	uint64_t lin = seg_lin(c, seg, off, size, ACC_WRITE);
+	uint8_t *p = tlb_lookup(c, lin, size, ACC_WRITE);
+	if (p)
+		return p;
+	if ((lin & 0xfff) + size > 0x1000)
+		return NULL;
+	uint64_t gpa;
+	return translate(c, lin, ACC_WRITE, c->cpl == 3, &gpa);
+}
+
+int phys_read(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size)
+{
+	uint8_t *p = phys_ptr(c->vm, gpa, size, false);
+	if (!p)
+		return -1;
+	memcpy(data, p, size);
+	return 0;
+}

@@ -1,0 +1,577 @@
+/* The soft engine: the engine_ops table, VM and vCPU lifetime, the run loop
+ * (fetch-decode-execute with interrupt and exit checks between instructions),
+ * state import/export and the trap statistics.
+ *
+ * SMP: one host thread per vCPU (the machine's), each running vcpu_run on its
+ * own soft_cpu. Guest memory is shared host memory, LOCKed instructions are
+ * host atomics, and the interrupt controllers take their own lock. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engines/soft/intc/intc.h"
+#include "engines/soft/soft.h"
+
+struct engine_vcpu {
+	struct soft_cpu c;
+};
+
+/* Instructions run between checks of timers (intc_poll). */
+#define BATCH 4096
+
+enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO };
+
+const char *const trap_names[NR_TRAPS] = {
+	[TRAP_HLT] = "hlt",	    [TRAP_IN] = "in",		[TRAP_OUT] = "out",
+	[TRAP_INS] = "ins",	    [TRAP_OUTS] = "outs",	[TRAP_MOV_CR] = "mov_cr",
+	[TRAP_MOV_DR] = "mov_dr",   [TRAP_RDMSR] = "rdmsr",	[TRAP_WRMSR] = "wrmsr",
+	[TRAP_CPUID] = "cpuid",	    [TRAP_RDTSC] = "rdtsc",	[TRAP_LGDT] = "lgdt",
+	[TRAP_LIDT] = "lidt",	    [TRAP_LLDT] = "lldt",	[TRAP_LTR] = "ltr",
+	[TRAP_SGDT] = "sgdt_sidt",  [TRAP_STR] = "sldt_str_lar_lsl", [TRAP_INVLPG] = "invlpg",
+	[TRAP_CLI] = "cli",	    [TRAP_STI] = "sti",		[TRAP_POPF] = "popf",
+	[TRAP_PUSHF] = "pushf",	    [TRAP_IRET] = "iret",	[TRAP_INT] = "int",
+	[TRAP_SYSCALL] = "syscall", [TRAP_SYSRET] = "sysret",	[TRAP_SWAPGS] = "swapgs",
+	[TRAP_MOV_SEG] = "mov_seg", [TRAP_FAR] = "far_transfer", [TRAP_CLTS] = "clts",
+	[TRAP_WBINVD] = "wbinvd",   [TRAP_XSETBV] = "xsetbv",	[TRAP_LMSW] = "lmsw",
+	[TRAP_SMSW] = "smsw",	    [TRAP_RDPMC] = "rdpmc",	[TRAP_MMIO] = "mmio",
+	[TRAP_EXCEPTION] = "exception", [TRAP_INTERRUPT] = "interrupt",
+};
+
+static const char *const class_names[NR_CLASSES] = {"innocuous", "sensitive", "privileged"};
+
+/* ---- Glue to the interrupt controllers ---- */
+
+bool soft_pio(struct soft_cpu *c, uint16_t port, void *data, unsigned size, bool write)
+{
+	return intc_pio(c->vm->intc, port, data, size, write);
+}
+
+bool soft_mmio(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size, bool write)
+{
+	return intc_mmio(c->vm->intc, c->index, gpa, data, size, write);
+}
+
+int soft_intc_msr(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write)
+{
+	return intc_msr(c->vm->intc, c->index, msr, val, write);
+}
+
+uint64_t soft_tsc(struct soft_cpu *c)
+{
+	return intc_rdtsc(c->vm->intc, c->index);
+}
+
+uint32_t soft_intc_cpuid1_ecx(struct soft_cpu *c)
+{
+	(void)c;
+	return 1u << 24; /* TSC-deadline timer */
+}
+
+uint32_t soft_intc_kvm_features(struct soft_cpu *c)
+{
+	(void)c;
+	return (1u << 3) | (1u << 24); /* kvmclock (new MSRs), stable bit */
+}
+
+uint64_t soft_cr8_read(struct soft_cpu *c)
+{
+	return intc_cr8_read(c->vm->intc, c->index);
+}
+
+void soft_cr8_write(struct soft_cpu *c, uint64_t v)
+{
+	intc_cr8_write(c->vm->intc, c->index, v);
+}
+
+static void *intc_mem(void *ctx, uint64_t gpa, uint64_t len)
+{
+	return phys_ptr(ctx, gpa, len, true);
+}
+
+/* ---- VM ---- */
+
+static int soft_vm_create(const struct engine_vm_config *cfg, struct engine_vm **out, char *err,
+			  size_t errlen)
+{
+	if (cfg->ncpus < 1 || cfg->ncpus > SOFT_MAX_CPUS) {
+		snprintf(err, errlen, "soft engine: %d vCPUs requested, it supports 1 to %d",
+			 cfg->ncpus, SOFT_MAX_CPUS);
+		return -EINVAL;
+	}
+	struct engine_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "soft engine: out of memory");
+		return -ENOMEM;
+	}
+	vm->cfg = *cfg;
+	pthread_mutex_init(&vm->lock, NULL);
+	vm->intc = intc_create(cfg->ncpus, intc_mem, vm);
+	if (!vm->intc) {
+		snprintf(err, errlen, "soft engine: cannot create interrupt controllers");
+		free(vm);
+		return -ENOMEM;
+	}
+	*out = vm;
+	return 0;
+}
+
+static void soft_vm_destroy(struct engine_vm *vm)
+{
+	if (!vm)
+		return;
+	intc_destroy(vm->intc);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
+
+static int soft_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, uint64_t size,
+			   void *hva, unsigned flags)
+{
+	if (slot >= SOFT_MAX_SLOTS || (gpa & 0xfff) || (size & 0xfff) || gpa + size < gpa)
+		return -EINVAL;
+	vm->slot[slot] = (struct soft_slot){.gpa = gpa, .size = size, .hva = hva, .flags = flags};
+	if ((int)slot >= vm->nslots)
+		vm->nslots = (int)slot + 1;
+	/* cached translations may point at the old backing */
+	for (int i = 0; i < SOFT_MAX_CPUS; i++)
+		if (vm->cpu[i])
+			tlb_flush(vm->cpu[i], false);
+	return 0;
+}
+
+/* ---- vCPU ---- */
+
+static void seg_reset(struct seg *s, uint16_t sel, uint64_t base, uint8_t type)
+{
+	*s = (struct seg){.base = base, .limit = 0xffff, .sel = sel, .type = type, .s = 1,
+			  .present = 1};
+}
+
+/* Power-on / INIT state (Intel SDM Vol. 3 9.1.1). */
+static void cpu_reset(struct soft_cpu *c)
+{
+	memset(c->r, 0, sizeof(c->r));
+	c->r[R_RDX] = 0x600;
+	c->rip = 0xfff0;
+	c->fl = RFLAGS_FIXED;
+	c->lf_op = LF_NONE;
+	seg_reset(&c->seg[SEG_CS], 0xf000, 0xffff0000, 0xb);
+	for (int s = 0; s < SEG_TR; s++)
+		if (s != SEG_CS)
+			seg_reset(&c->seg[s], 0, 0, 3);
+	seg_reset(&c->seg[SEG_TR], 0, 0, 0xb);
+	c->seg[SEG_TR].s = 0;
+	seg_reset(&c->seg[SEG_LDTR], 0, 0, 2);
+	c->seg[SEG_LDTR].s = 0;
+	c->gdt = (struct dtable){0, 0xffff};
+	c->idt = (struct dtable){0, 0xffff};
+	c->cr0 = CR0_ET | CR0_NW | CR0_CD;
+	c->cr2 = c->cr3 = c->cr4 = c->cr8 = 0;
+	c->efer = 0;
+	c->xcr0 = 1;
+	c->dr6 = 0xffff0ff0;
+	c->dr7 = 0x400;
+	c->pat = 0x0007040600070406ull;
+	c->misc_enable = 1; /* fast strings */
+	c->halted = false;
+	c->interrupt_shadow = false;
+	c->nmi_masked = c->nmi_pending = false;
+	c->delivering = -1;
+	c->pending_exc = c->pending_irq = -1;
+	fpu_reset(c);
+	tlb_flush(c, false);
+	update_mode(c);
+}
+
+static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu **out)
+{
+	if (index < 0 || index >= vm->cfg.ncpus || vm->cpu[index])
+		return -EINVAL;
+	struct engine_vcpu *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	struct soft_cpu *c = &v->c;
+	c->vm = vm;
+	c->index = index;
+	c->attn = intc_attention(vm->intc, index);
+	atomic_init(&c->kick, false);
+	cpu_reset(c);
+	c->mp_state = index == 0 ? MP_RUNNABLE : MP_WAIT_FOR_SIPI;
+	vm->cpu[index] = c;
+	*out = v;
+	return 0;
+}
+
+static void soft_vcpu_destroy(struct engine_vcpu *v)
+{
+	if (!v)
+		return;
+	v->c.vm->cpu[v->c.index] = NULL;
+	free(v);
+}
+
+static void soft_vcpu_kick(struct engine_vcpu *v)
+{
+	atomic_store(&v->c.kick, true);
+	intc_kick(v->c.vm->intc, v->c.index);
+}
+
+/* NMI, INIT and SIPI from the local APIC. */
+static void take_events(struct soft_cpu *c)
+{
+	uint8_t sipi = 0;
+	unsigned ev = intc_take_events(c->vm->intc, c->index, &sipi);
+	if (ev & INTC_EV_INIT) {
+		cpu_reset(c);
+		c->mp_state = c->index ? MP_WAIT_FOR_SIPI : MP_RUNNABLE;
+	}
+	if ((ev & INTC_EV_SIPI) && c->mp_state == MP_WAIT_FOR_SIPI) {
+		c->seg[SEG_CS].sel = (uint16_t)(sipi << 8);
+		c->seg[SEG_CS].base = (uint64_t)sipi << 12;
+		c->rip = 0;
+		c->mp_state = MP_RUNNABLE;
+	}
+	if (ev & INTC_EV_NMI)
+		c->nmi_pending = true;
+}
+
+/* One instruction: decode at RIP, count it, execute it. */
+static inline void step(struct soft_cpu *c)
+{
+	struct insn d;
+	c->insn_rip = c->rip;
+	c->insn_rsp = c->r[R_RSP];
+	c->interrupt_shadow = false;
+	decode(c, &d);
+	c->last = &d;
+	c->stat_insns++;
+	c->stat_class[d.cls]++;
+	exec_insn(c, &d);
+}
+
+static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
+{
+	if (c->interrupt_shadow)
+		return;
+	if (c->nmi_pending && !c->nmi_masked) {
+		c->nmi_pending = false;
+		c->nmi_masked = true;
+		c->halted = false;
+		c->insn_rip = c->rip;
+		c->insn_rsp = c->r[R_RSP];
+		trap(c, TRAP_INTERRUPT);
+		deliver_event(c, EXC_NMI, false, 0, false, c->rip);
+		return;
+	}
+	if ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) {
+		int v = intc_ack(c->vm->intc, c->index);
+		if (v < 0)
+			return;
+		c->halted = false;
+		c->insn_rip = c->rip;
+		c->insn_rsp = c->r[R_RSP];
+		trap(c, TRAP_INTERRUPT);
+		deliver_event(c, v, false, 0, false, c->rip);
+	}
+}
+
+static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
+{
+	struct soft_cpu *c = &v->c;
+	struct soft_intc *ic = c->vm->intc;
+
+	/* Complete the exit the machine just handled. */
+	if (c->await == AWAIT_IO) {
+		c->io_in_ready = true;
+	} else if (c->await == AWAIT_MMIO) {
+		memcpy(c->mmio_in_data, exit->mmio.data, 8);
+		c->mmio_in_ready = true;
+	}
+	if (c->hc_ready) {
+		c->r[R_RAX] = exit->hc.ret;
+		c->hc_ready = false;
+	}
+	c->await = AWAIT_NONE;
+	c->exit = exit;
+	c->exit_pending = false;
+
+	switch (setjmp(c->jb)) {
+	case JMP_EXCEPTION:
+		c->rip = c->insn_rip;
+		c->r[R_RSP] = c->insn_rsp;
+		c->last = NULL;
+		handle_fault(c);
+		break;
+	case JMP_EXIT:
+		c->rip = c->insn_rip;
+		c->r[R_RSP] = c->insn_rsp;
+		c->last = NULL;
+		c->await = exit->reason == EXIT_MMIO ? AWAIT_MMIO : AWAIT_IO;
+		return 0;
+	}
+
+	if (c->pending_exc >= 0) {
+		int vec = c->pending_exc;
+		c->pending_exc = -1;
+		c->insn_rip = c->rip;
+		c->insn_rsp = c->r[R_RSP];
+		deliver_event(c, vec, c->pending_exc_has_err, c->pending_exc_err, false, c->rip);
+	}
+	if (c->pending_irq >= 0) {
+		int vec = c->pending_irq;
+		c->pending_irq = -1;
+		c->insn_rip = c->rip;
+		c->insn_rsp = c->r[R_RSP];
+		deliver_event(c, vec, false, 0, false, c->rip);
+	}
+	for (;;) {
+		if (c->exit_pending)
+			return 0;
+		if (atomic_load_explicit(&c->kick, memory_order_relaxed) &&
+		    atomic_exchange(&c->kick, false)) {
+			exit->reason = EXIT_KICKED;
+			return 0;
+		}
+		unsigned attn = atomic_load_explicit(c->attn, memory_order_acquire);
+		if (attn & INTC_ATTN_EVENT)
+			take_events(c);
+		if (c->mp_state == MP_WAIT_FOR_SIPI) {
+			intc_wait(ic, c->index, false);
+			continue;
+		}
+		if (attn || c->nmi_pending)
+			deliver_interrupts(c, attn);
+		if (c->halted) {
+			intc_wait(ic, c->index, c->fl & FL_IF);
+			attn = atomic_load_explicit(c->attn, memory_order_acquire);
+			if ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF))
+				c->halted = false;
+			continue;
+		}
+		for (int n = 0; n < BATCH; n++) {
+			step(c);
+			if (c->exit_pending || c->halted)
+				break;
+			attn = atomic_load_explicit(c->attn, memory_order_relaxed);
+			if ((attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
+			    atomic_load_explicit(&c->kick, memory_order_relaxed))
+				break;
+		}
+		c->last = NULL;
+		intc_poll(ic, c->index);
+	}
+}
+
+/* ---- State ---- */
+
+static uint64_t *state_msr(struct soft_cpu *c, int idx)
+{
+	switch (idx) {
+	case MSR_IDX_STAR:
+		return &c->star;
+	case MSR_IDX_LSTAR:
+		return &c->lstar;
+	case MSR_IDX_CSTAR:
+		return &c->cstar;
+	case MSR_IDX_SFMASK:
+		return &c->sfmask;
+	case MSR_IDX_KERNEL_GS_BASE:
+		return &c->kernel_gs_base;
+	case MSR_IDX_SYSENTER_CS:
+		return &c->sysenter_cs;
+	case MSR_IDX_SYSENTER_ESP:
+		return &c->sysenter_esp;
+	case MSR_IDX_SYSENTER_EIP:
+		return &c->sysenter_eip;
+	case MSR_IDX_TSC_AUX:
+		return &c->tsc_aux;
+	case MSR_IDX_PAT:
+		return &c->pat;
+	case MSR_IDX_MISC_ENABLE:
+		return &c->misc_enable;
+	}
+	return NULL;
+}
+
+/* MSRs that live in the interrupt controllers, with their numbers. */
+static const struct {
+	int idx;
+	uint32_t msr;
+} intc_msrs[] = {
+	{MSR_IDX_APIC_BASE, MSR_APIC_BASE},
+	{MSR_IDX_TSC, MSR_TSC},
+	{MSR_IDX_TSC_DEADLINE, MSR_TSC_DEADLINE},
+	{MSR_IDX_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW},
+	{MSR_IDX_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW},
+};
+
+static int soft_get_state(struct engine_vcpu *v, struct cpu_state *st)
+{
+	struct soft_cpu *c = &v->c;
+	struct soft_intc *ic = c->vm->intc;
+	memcpy(st->gpr, c->r, sizeof(st->gpr));
+	st->rip = c->rip;
+	st->rflags = get_flags(c);
+	memcpy(st->seg, c->seg, sizeof(st->seg));
+	st->gdt = c->gdt;
+	st->idt = c->idt;
+	st->cr0 = c->cr0;
+	st->cr2 = c->cr2;
+	st->cr3 = c->cr3;
+	st->cr4 = c->cr4;
+	st->cr8 = intc_cr8_read(ic, c->index);
+	st->xcr0 = c->xcr0;
+	memcpy(st->dr, c->dr, sizeof(st->dr));
+	st->dr6 = c->dr6;
+	st->dr7 = c->dr7;
+	for (int i = 0; i < NR_STATE_MSRS; i++) {
+		uint64_t *p = state_msr(c, i);
+		st->msr[i] = p ? *p : 0;
+	}
+	st->msr[MSR_IDX_EFER] = c->efer;
+	for (size_t i = 0; i < sizeof(intc_msrs) / sizeof(intc_msrs[0]); i++) {
+		uint64_t val = 0;
+		intc_msr(ic, c->index, intc_msrs[i].msr, &val, false);
+		st->msr[intc_msrs[i].idx] = val;
+	}
+	memset(st->xsave, 0, sizeof(st->xsave));
+	fxsave(c, st->xsave);
+	st->xsave[512] = 3; /* XSTATE_BV: x87 and SSE are in the image */
+	st->xsave_size = 576;
+	st->has_lapic = true;
+	intc_get_lapic(ic, c->index, st->lapic);
+	st->mp_state = c->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI
+		       : c->halted			? MP_HALTED
+							: MP_RUNNABLE;
+	st->sipi_vector = 0;
+	st->exception_pending = false;
+	st->interrupt_pending = false;
+	st->nmi_pending = c->nmi_pending;
+	st->nmi_masked = c->nmi_masked;
+	st->interrupt_shadow = c->interrupt_shadow;
+	return 0;
+}
+
+static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
+{
+	struct soft_cpu *c = &v->c;
+	struct soft_intc *ic = c->vm->intc;
+	memcpy(c->r, st->gpr, sizeof(c->r));
+	c->rip = st->rip;
+	c->fl = (st->rflags & 0x3f7fd5) | RFLAGS_FIXED;
+	c->lf_op = LF_NONE;
+	memcpy(c->seg, st->seg, sizeof(c->seg));
+	c->gdt = st->gdt;
+	c->idt = st->idt;
+	c->cr0 = st->cr0 | CR0_ET;
+	c->cr2 = st->cr2;
+	c->cr3 = st->cr3;
+	c->cr4 = st->cr4;
+	c->xcr0 = st->xcr0 ? st->xcr0 : 1;
+	memcpy(c->dr, st->dr, sizeof(c->dr));
+	c->dr6 = st->dr6;
+	c->dr7 = st->dr7;
+	for (int i = 0; i < NR_STATE_MSRS; i++) {
+		uint64_t *p = state_msr(c, i);
+		if (p)
+			*p = st->msr[i];
+	}
+	c->efer = st->msr[MSR_IDX_EFER];
+	if ((c->efer & EFER_LME) && (c->cr0 & CR0_PG))
+		c->efer |= EFER_LMA;
+	/* Order matters: APIC base, then the register page, then the timers. */
+	for (size_t i = 0; i < sizeof(intc_msrs) / sizeof(intc_msrs[0]); i++) {
+		uint64_t val = st->msr[intc_msrs[i].idx];
+		if (intc_msrs[i].idx == MSR_IDX_APIC_BASE) {
+			if (val)
+				intc_msr(ic, c->index, MSR_APIC_BASE, &val, true);
+			if (st->has_lapic)
+				intc_set_lapic(ic, c->index, st->lapic);
+		} else if (intc_msrs[i].idx == MSR_IDX_TSC || val) {
+			intc_msr(ic, c->index, intc_msrs[i].msr, &val, true);
+		}
+	}
+	intc_cr8_write(ic, c->index, st->cr8);
+	if (st->xsave_size >= 512)
+		fxrstor(c, st->xsave);
+	else
+		fpu_reset(c);
+	c->mp_state = st->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI : MP_RUNNABLE;
+	c->halted = st->mp_state == MP_HALTED;
+	c->nmi_pending = st->nmi_pending;
+	c->nmi_masked = st->nmi_masked;
+	c->interrupt_shadow = st->interrupt_shadow;
+	c->delivering = -1;
+	c->await = AWAIT_NONE;
+	c->hc_ready = c->io_in_ready = c->mmio_in_ready = false;
+	c->cpl = (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0;
+	if ((c->cr0 & CR0_PE) && (c->efer & EFER_LMA) && c->seg[SEG_CS].l)
+		c->cpl = c->seg[SEG_CS].sel & 3;
+	update_mode(c);
+	tlb_flush(c, false);
+	if (st->exception_pending) {
+		/* An exception in flight from a snapshot: deliver it on the first run. */
+		c->pending_exc = st->exception_vector;
+		c->pending_exc_err = st->exception_error;
+		c->pending_exc_has_err = st->exception_has_error;
+	} else {
+		c->pending_exc = -1;
+	}
+	if (st->interrupt_pending)
+		c->pending_irq = st->interrupt_vector;
+	else
+		c->pending_irq = -1;
+	return 0;
+}
+
+static int soft_irq_line(struct engine_vm *vm, unsigned gsi, bool level)
+{
+	intc_irq_line(vm->intc, gsi, level);
+	return 0;
+}
+
+static int soft_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
+{
+	intc_msi(vm->intc, addr, data);
+	return 0;
+}
+
+static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
+{
+	struct soft_cpu *c = &v->c;
+	json_object_object_add(obj, "instructions", json_object_new_int64((int64_t)c->stat_insns));
+	struct json_object *cls = json_object_new_object();
+	for (int i = 0; i < NR_CLASSES; i++)
+		json_object_object_add(cls, class_names[i],
+				       json_object_new_int64((int64_t)c->stat_class[i]));
+	json_object_object_add(obj, "classes", cls);
+	struct json_object *traps = json_object_new_object();
+	for (int i = 0; i < NR_TRAPS; i++)
+		if (c->stat_trap[i])
+			json_object_object_add(traps, trap_names[i],
+					       json_object_new_int64((int64_t)c->stat_trap[i]));
+	json_object_object_add(obj, "traps", traps);
+	struct json_object *tlb = json_object_new_object();
+	json_object_object_add(tlb, "hits", json_object_new_int64((int64_t)c->stat_tlb_hit));
+	json_object_object_add(tlb, "misses", json_object_new_int64((int64_t)c->stat_tlb_miss));
+	json_object_object_add(tlb, "flushes", json_object_new_int64((int64_t)c->stat_tlb_flush));
+	json_object_object_add(obj, "tlb", tlb);
+}
+
+const struct engine_ops soft_engine = {
+	.name = "soft",
+	.vm_create = soft_vm_create,
+	.vm_destroy = soft_vm_destroy,
+	.map_memory = soft_map_memory,
+	.vcpu_create = soft_vcpu_create,
+	.vcpu_destroy = soft_vcpu_destroy,
+	.vcpu_run = soft_vcpu_run,
+	.vcpu_kick = soft_vcpu_kick,
+	.get_state = soft_get_state,
+	.set_state = soft_set_state,
+	.irq_line = soft_irq_line,
+	.msi = soft_msi,
+	.stats = soft_stats,
+};

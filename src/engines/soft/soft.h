@@ -1,0 +1,374 @@
+/* The soft engine's private interface: one virtual CPU interpreted in software.
+ *
+ * The interpreter is a classic trap-and-emulate VMM without hardware help:
+ * innocuous instructions run straight through the interpreter against the
+ * virtual register file, sensitive and privileged ones take a "trap" into a
+ * handler that emulates them against the virtual machine state, and a software
+ * TLB caches guest-virtual -> host-pointer translations the way a shadow page
+ * table would (see docs/soft-engine.md). */
+#ifndef POPEK_SOFT_H
+#define POPEK_SOFT_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engines/engine.h"
+
+#define SOFT_MAX_SLOTS 8
+#define SOFT_MAX_CPUS  64
+#define TLB_BITS       10
+#define TLB_SIZE       (1u << TLB_BITS)
+#define IO_BUF_SIZE    4096
+
+struct soft_intc;
+struct soft_cpu;
+
+struct soft_slot {
+	uint64_t gpa, size;
+	uint8_t *hva;
+	unsigned flags;
+};
+
+struct engine_vm {
+	struct engine_vm_config cfg;
+	struct soft_slot slot[SOFT_MAX_SLOTS];
+	int nslots;
+	struct soft_intc *intc;
+	struct soft_cpu *cpu[SOFT_MAX_CPUS];
+	pthread_mutex_t lock;
+};
+
+/* Instruction classes in the Popek-Goldberg sense. */
+enum insn_class { CLS_INNOCUOUS, CLS_SENSITIVE, CLS_PRIVILEGED, NR_CLASSES };
+
+/* Instructions that trap to an emulation handler, counted one by one. */
+enum trap_kind {
+	TRAP_HLT, TRAP_IN, TRAP_OUT, TRAP_INS, TRAP_OUTS, TRAP_MOV_CR, TRAP_MOV_DR, TRAP_RDMSR,
+	TRAP_WRMSR, TRAP_CPUID, TRAP_RDTSC, TRAP_LGDT, TRAP_LIDT, TRAP_LLDT, TRAP_LTR, TRAP_SGDT,
+	TRAP_STR, TRAP_INVLPG, TRAP_CLI, TRAP_STI, TRAP_POPF, TRAP_PUSHF, TRAP_IRET, TRAP_INT,
+	TRAP_SYSCALL, TRAP_SYSRET, TRAP_SWAPGS, TRAP_MOV_SEG, TRAP_FAR, TRAP_CLTS, TRAP_WBINVD,
+	TRAP_XSETBV, TRAP_LMSW, TRAP_SMSW, TRAP_RDPMC, TRAP_MMIO, TRAP_EXCEPTION, TRAP_INTERRUPT,
+	NR_TRAPS
+};
+extern const char *const trap_names[NR_TRAPS];
+
+/* Lazy flags: the last flag-setting operation, evaluated only when read. */
+enum lazy_op {
+	LF_NONE, /* flags are in cpu->fl */
+	LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC
+};
+
+#define FL_CF 0x0001u
+#define FL_PF 0x0004u
+#define FL_AF 0x0010u
+#define FL_ZF 0x0040u
+#define FL_SF 0x0080u
+#define FL_TF 0x0100u
+#define FL_IF 0x0200u
+#define FL_DF 0x0400u
+#define FL_OF 0x0800u
+#define FL_IOPL 0x3000u
+#define FL_NT 0x4000u
+#define FL_RF 0x10000u
+#define FL_VM 0x20000u
+#define FL_AC 0x40000u
+#define FL_ID 0x200000u
+#define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
+
+enum { EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
+       EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14,
+       EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19 };
+
+/* Why the interpreter long-jumps out of an instruction. */
+enum { JMP_EXCEPTION = 1, JMP_EXIT = 2 };
+
+enum access { ACC_READ, ACC_WRITE, ACC_EXEC };
+
+struct tlb_entry {
+	uint64_t tag[3]; /* page-aligned linear address per access kind; ~0 = invalid */
+	uintptr_t addend; /* host = addend + linear */
+	uint64_t pmask;   /* ~(size - 1) of the guest page this piece belongs to */
+	bool global;
+};
+
+typedef union {
+	uint8_t b[16];
+	uint16_t w[8];
+	uint32_t d[4];
+	uint64_t q[2];
+	int8_t sb[16];
+	int16_t sw[8];
+	int32_t sd[4];
+	int64_t sq[2];
+	float f[4];
+	double df[2];
+	long long v __attribute__((vector_size(16)));
+} xmm_t;
+
+/* One decoded instruction. */
+struct insn {
+	uint64_t start;  /* linear RIP offset of the first byte */
+	uint8_t len;
+	uint8_t opsize;  /* 2, 4 or 8 */
+	uint8_t addrsize;
+	uint8_t rex;
+	int8_t seg;      /* segment override or -1 */
+	uint8_t rep;     /* 0, 0xf2 or 0xf3 */
+	bool lock, opsize_prefix;
+	uint16_t op;     /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
+	bool has_modrm, is_mem;
+	uint8_t mod, reg, rm; /* reg and rm include REX bits */
+	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
+	uint8_t scale;
+	int64_t disp;
+	uint64_t ea;     /* offset within segment, computed at execution */
+	uint8_t ea_seg;
+	int64_t imm, imm2;
+	uint8_t cls;	   /* enum insn_class */
+	uint8_t bytes[16]; /* raw bytes, for failure reports */
+};
+
+struct soft_cpu {
+	uint64_t r[NR_GPRS];
+	uint64_t rip;
+	uint64_t fl; /* RFLAGS; arithmetic bits stale while lf_op != LF_NONE */
+	uint32_t lf_op;
+	uint8_t lf_size;
+	uint64_t lf_res, lf_a, lf_b;
+
+	struct seg seg[NR_SEGS];
+	struct dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8, xcr0, efer;
+	uint64_t dr[4], dr6, dr7;
+	uint64_t star, lstar, cstar, sfmask, kernel_gs_base, sysenter_cs, sysenter_esp,
+		sysenter_eip, tsc_aux, pat, misc_enable;
+	int cpl;
+	int mode; /* code size: 2, 4 or 8 */
+
+	xmm_t xmm[16];
+	uint32_t mxcsr;
+	long double st[8];
+	uint16_t fcw, fsw, ftw_empty; /* ftw_empty: bit i set = physical register i empty */
+	int ftop;
+
+	/* Software TLB: [0] supervisor, [1] user (CPL 3). */
+	struct tlb_entry tlb[2][TLB_SIZE];
+	bool tlb_has_global;
+
+	/* Exits in flight: completion data arrives with the next vcpu_run. */
+	struct vcpu_exit *exit;
+	bool exit_pending;
+	bool io_in_ready, mmio_in_ready, hc_ready;
+	uint64_t mmio_in_gpa;
+	uint8_t mmio_in_data[8];
+	uint32_t io_in_count;
+	uint8_t io_buf[IO_BUF_SIZE];
+
+	/* Exception in flight, for #DF / triple-fault detection. */
+	int exc_vec, exc_err, delivering;
+	bool exc_has_err;
+	struct insn *cur;
+	jmp_buf jb;
+
+	bool interrupt_shadow, halted, nmi_masked, nmi_pending;
+	const atomic_uint *attn; /* the interrupt controllers' attention word */
+	int await;		 /* kind of exit whose data the next run brings */
+	uint64_t insn_rip, insn_rsp; /* restored when an instruction faults */
+	struct insn *last;	 /* instruction being executed, for reports */
+	int pending_exc, pending_irq; /* from a restored snapshot, -1 = none */
+	uint32_t pending_exc_err;
+	bool pending_exc_has_err;
+	enum mp_state mp_state;
+	atomic_bool kick;
+	int index;
+	struct engine_vm *vm;
+
+	uint64_t stat_insns;
+	uint64_t stat_class[NR_CLASSES];
+	uint64_t stat_trap[NR_TRAPS];
+	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush;
+};
+
+/* decode.c */
+void decode(struct soft_cpu *c, struct insn *d);
+extern const uint8_t insn_class_1b[256], insn_class_0f[256];
+
+/* flags.c */
+uint64_t get_flags(struct soft_cpu *c);
+void set_flags(struct soft_cpu *c, uint64_t fl, uint64_t mask);
+bool cond(struct soft_cpu *c, unsigned cc);
+static inline void lazy(struct soft_cpu *c, uint32_t op, int size, uint64_t res, uint64_t a,
+			uint64_t b)
+{
+	c->lf_op = op;
+	c->lf_size = (uint8_t)size;
+	c->lf_res = res;
+	c->lf_a = a;
+	c->lf_b = b;
+}
+bool parity(uint8_t v);
+
+/* mmu.c */
+void tlb_flush(struct soft_cpu *c, bool keep_global);
+void tlb_flush_page(struct soft_cpu *c, uint64_t lin);
+uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
+uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
+void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
+uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
+int phys_read(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size);
+
+static inline uint64_t mask_of(int size)
+{
+	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+
+/* Guest memory is byte-addressable: unaligned accesses are legal, so go
+ * through memcpy (a single move once optimised). */
+static inline uint64_t load_n(const uint8_t *p, int size)
+{
+	uint64_t v = 0;
+	__builtin_memcpy(&v, p, size);
+	return v;
+}
+
+static inline void store_n(uint8_t *p, int size, uint64_t v)
+{
+	__builtin_memcpy(p, &v, size);
+}
+
+/* Atomic compare-and-swap on guest memory for LOCKed instructions. */
+static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
+{
+	switch (size) {
+	case 1: {
+		uint8_t o = (uint8_t)old;
+		return __atomic_compare_exchange_n(p, &o, (uint8_t)new_, false, __ATOMIC_SEQ_CST,
+						   __ATOMIC_SEQ_CST);
+	}
+	case 2: {
+		uint16_t o = (uint16_t)old;
+		return __atomic_compare_exchange_n((uint16_t *)(void *)p, &o, (uint16_t)new_, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	case 4: {
+		uint32_t o = (uint32_t)old;
+		return __atomic_compare_exchange_n((uint32_t *)(void *)p, &o, (uint32_t)new_, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	default:
+		return __atomic_compare_exchange_n((uint64_t *)(void *)p, &old, new_, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+}
+
+/* Host pointer for [lin, lin+size) if it stays in one cached page. */
+static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, int acc)
+{
+	int user = c->cpl == 3;
+	struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000,
+			     1)) {
+		c->stat_tlb_hit++;
+		return (uint8_t *)(e->addend + lin);
+	}
+	return NULL;
+}
+
+uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc);
+
+static inline uint64_t mem_read(struct soft_cpu *c, int seg, uint64_t off, int size)
+{
+	uint64_t lin = seg_lin(c, seg, off, size, ACC_READ);
+	uint8_t *p = tlb_lookup(c, lin, size, ACC_READ);
+	if (p)
+		return load_n(p, size);
+	return lin_read(c, lin, size, ACC_READ, c->cpl == 3);
+}
+
+static inline void mem_write(struct soft_cpu *c, int seg, uint64_t off, int size, uint64_t v)
+{
+	uint64_t lin = seg_lin(c, seg, off, size, ACC_WRITE);
+	uint8_t *p = tlb_lookup(c, lin, size, ACC_WRITE);
+	if (p)
+		store_n(p, size, v);
+	else
+		lin_write(c, lin, size, v, c->cpl == 3);
+}
+
+/* Host pointer for a read-modify-write of [seg:off, +size), or NULL when the
+ * access must take the slow path (MMIO, page crossing). Faults are raised. */
+uint8_t *mem_rmw_ptr(struct soft_cpu *c, int seg, uint64_t off, int size);
+
+/* exceptions.c */
+_Noreturn void raise_exc(struct soft_cpu *c, int vec, bool has_err, uint32_t err);
+_Noreturn void raise_gp(struct soft_cpu *c, uint32_t err);
+_Noreturn void raise_ud(struct soft_cpu *c);
+void deliver_event(struct soft_cpu *c, int vec, bool has_err, uint32_t err, bool soft_int,
+		   uint64_t next_rip);
+void handle_fault(struct soft_cpu *c);
+void write_flags(struct soft_cpu *c, uint64_t v, int size, bool iret);
+void do_iret(struct soft_cpu *c, int size);
+
+/* sysregs.c */
+void update_mode(struct soft_cpu *c);
+void load_seg(struct soft_cpu *c, int seg, uint16_t sel);
+void load_cs(struct soft_cpu *c, uint16_t sel, int new_cpl);
+void read_descriptor(struct soft_cpu *c, uint16_t sel, uint64_t *lo, uint64_t *hi, int exc);
+void unpack_descriptor(struct seg *s, uint16_t sel, uint64_t lo);
+void write_cr(struct soft_cpu *c, int n, uint64_t v);
+uint64_t read_cr(struct soft_cpu *c, int n);
+bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write);
+void do_cpuid(struct soft_cpu *c);
+uint64_t read_tsc(struct soft_cpu *c);
+void far_jump(struct soft_cpu *c, uint16_t sel, uint64_t off, bool call, int opsize,
+	      uint64_t ret);
+void far_return(struct soft_cpu *c, int opsize, uint16_t pop_extra);
+void do_syscall(struct soft_cpu *c);
+void do_sysret(struct soft_cpu *c, int opsize);
+
+/* exec.c and friends: execute one decoded instruction. */
+void exec_insn(struct soft_cpu *c, struct insn *d);
+void exec_0f(struct soft_cpu *c, struct insn *d);
+bool exec_sse(struct soft_cpu *c, struct insn *d);
+void exec_x87(struct soft_cpu *c, struct insn *d);
+void exec_string(struct soft_cpu *c, struct insn *d);
+void exec_io(struct soft_cpu *c, struct insn *d);
+void fxsave(struct soft_cpu *c, uint8_t *img);
+void fxrstor(struct soft_cpu *c, const uint8_t *img);
+void fpu_reset(struct soft_cpu *c);
+
+/* Register and operand helpers shared by the exec files. */
+uint64_t reg_get(struct soft_cpu *c, int r, int size, bool rex);
+void reg_set(struct soft_cpu *c, int r, int size, bool rex, uint64_t v);
+uint64_t rm_get(struct soft_cpu *c, struct insn *d, int size);
+void rm_set(struct soft_cpu *c, struct insn *d, int size, uint64_t v);
+void push(struct soft_cpu *c, int size, uint64_t v);
+uint64_t pop(struct soft_cpu *c, int size);
+int stack_size(struct soft_cpu *c);
+uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b);
+
+static inline void trap(struct soft_cpu *c, int kind)
+{
+	c->stat_trap[kind]++;
+}
+
+static inline void require_cpl0(struct soft_cpu *c)
+{
+	if (c->cpl)
+		raise_gp(c, 0);
+}
+
+/* Interrupt-controller glue (soft.c) */
+bool soft_pio(struct soft_cpu *c, uint16_t port, void *data, unsigned size, bool write);
+bool soft_mmio(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size, bool write);
+int soft_intc_msr(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write);
+uint64_t soft_tsc(struct soft_cpu *c);
+uint64_t soft_cr8_read(struct soft_cpu *c);
+void soft_cr8_write(struct soft_cpu *c, uint64_t v);
+uint32_t soft_intc_cpuid1_ecx(struct soft_cpu *c);
+uint32_t soft_intc_kvm_features(struct soft_cpu *c);
+
+#endif

@@ -1,0 +1,417 @@
+#include "snapshot/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "machine/machine.h"
+#include "snapshot/codec.h"
+#include "snapshot/sections.h"
+
+#define FORMAT_NAME    "popek-snapshot"
+#define FORMAT_VERSION 1
+#define META_MAX       (64u << 20)
+#define STATE_MAX      (256u << 20)
+
+struct snapshot {
+	char dir[4096];
+	json_object *meta;
+	uint8_t *state;
+	size_t state_len;
+	struct sections sec;
+	struct vm_state vm;
+	int ncpus;
+	struct cpu_state *cpu;
+	uint64_t mem;
+	int ram_fd;
+};
+
+static int path_in(char *buf, size_t len, const char *dir, const char *file)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, file);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t len, char *err,
+		      size_t errlen)
+{
+	char tmp[4200], path[4200];
+	if (path_in(path, sizeof(path), dir, name) || snprintf(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
+		snprintf(err, errlen, "snapshot path too long");
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	const uint8_t *p = data;
+	size_t left = len;
+	while (fd >= 0 && left) {
+		ssize_t w = write(fd, p, left);
+		if (w <= 0 && errno != EINTR)
+			break;
+		if (w > 0) {
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+	if (fd < 0 || left || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int build_state(struct machine *m, struct blob *out, json_object *devs, char *err,
+		       size_t errlen)
+{
+	struct blob rec = {0};
+	struct cpu_state *st = malloc(sizeof(*st));
+	struct vm_state vm;
+	int rc = -1, nsaved = 0;
+	for (int i = 0; i < m->ndevices; i++)
+		nsaved += m->devices[i].save != NULL;
+	if (!st)
+		goto out;
+	if (!m->engine->get_vm_state || m->engine->get_vm_state(m->evm, &vm)) {
+		snprintf(err, errlen, "engine %s cannot save its interrupt controller state",
+			 m->engine->name);
+		goto out;
+	}
+	sections_begin(out, (uint32_t)(1 + m->ncpus + nsaved));
+	encode_vm_state(&rec, &vm);
+	sections_add(out, "vm", rec.buf, rec.len);
+	for (int i = 0; i < m->ncpus; i++) {
+		char name[32];
+		rec.len = 0;
+		if (m->engine->get_state(m->vcpu[i].ev, st)) {
+			snprintf(err, errlen, "engine %s cannot read vCPU %d", m->engine->name, i);
+			goto out;
+		}
+		encode_cpu_state(&rec, st);
+		snprintf(name, sizeof(name), "cpu.%d", i);
+		sections_add(out, name, rec.buf, rec.len);
+	}
+	for (int i = 0; i < m->ndevices; i++) {
+		const struct machine_device *d = &m->devices[i];
+		void *buf;
+		size_t len;
+		char name[SECTION_NAME_MAX + 1];
+		if (!d->save)
+			continue;
+		if (d->save(d->dev, &buf, &len)) {
+			snprintf(err, errlen, "device %s cannot save its state", d->name);
+			goto out;
+		}
+		snprintf(name, sizeof(name), "dev.%s", d->name);
+		sections_add(out, name, buf, len);
+		free(buf);
+		json_object_array_add(devs, json_object_new_string(d->name));
+	}
+	rc = out->oom || rec.oom ? -1 : 0;
+	if (rc)
+		snprintf(err, errlen, "out of memory");
+out:
+	blob_free(&rec);
+	free(st);
+	return rc;
+}
+
+int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts *o, char *err,
+		  size_t errlen)
+{
+	struct blob state = {0};
+	json_object *meta = json_object_new_object(), *devs = json_object_new_array();
+	uint64_t nchunks = m->mem.size / MEM_CHUNK + (m->mem.size % MEM_CHUNK != 0);
+	uint32_t *crcs = calloc(nchunks, sizeof(*crcs));
+	int rc = -1;
+	struct stat sb;
+	if (!crcs)
+		goto out;
+	if (mkdir(dir, 0700) < 0 && (errno != EEXIST || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if (build_state(m, &state, devs, err, errlen) ||
+	    write_file(dir, "state.bin", state.buf, state.len, err, errlen))
+		goto out;
+	const char *memfile = o->compress ? "memory.zst" : "memory.bin";
+	char mempath[4200];
+	path_in(mempath, sizeof(mempath), dir, memfile);
+	int64_t stored = memimage_save(&m->mem, mempath, o->compress, crcs, o->progress, o->ctx, err, errlen);
+	if (stored < 0)
+		goto out;
+
+	const struct vm_config *cfg = m->cfg;
+	json_object *c = json_object_new_object(), *mem = json_object_new_object(),
+		    *st = json_object_new_object(), *crc = json_object_new_array();
+	json_object_object_add(meta, "format", json_object_new_string(FORMAT_NAME));
+	json_object_object_add(meta, "version", json_object_new_int(FORMAT_VERSION));
+	json_object_object_add(meta, "popek", json_object_new_string(POPEK_VERSION));
+	json_object_object_add(meta, "created", json_object_new_int64((int64_t)time(NULL)));
+	json_object_object_add(meta, "engine", json_object_new_string(m->engine->name));
+	json_object_object_add(meta, "name", json_object_new_string(m->name));
+	json_object_object_add(c, "mem", json_object_new_int64((int64_t)m->mem.size));
+	json_object_object_add(c, "cpus", json_object_new_int(m->ncpus));
+	json_object_object_add(c, "kernel", json_object_new_string(cfg->kernel ? cfg->kernel : ""));
+	json_object_object_add(c, "cmdline", json_object_new_string(cfg->cmdline ? cfg->cmdline : ""));
+	json_object_object_add(meta, "config", c);
+	json_object_object_add(st, "file", json_object_new_string("state.bin"));
+	json_object_object_add(st, "size", json_object_new_int64((int64_t)state.len));
+	json_object_object_add(st, "crc32", json_object_new_int64(crc32(0, state.buf, (uInt)state.len)));
+	json_object_object_add(meta, "state", st);
+	json_object_object_add(mem, "file", json_object_new_string(memfile));
+	json_object_object_add(mem, "size", json_object_new_int64((int64_t)m->mem.size));
+	json_object_object_add(mem, "stored", json_object_new_int64(stored));
+	json_object_object_add(mem, "compression", json_object_new_string(o->compress ? "zstd" : "none"));
+	json_object_object_add(mem, "chunk", json_object_new_int(MEM_CHUNK));
+	for (uint64_t i = 0; i < nchunks; i++)
+		json_object_array_add(crc, json_object_new_int64(crcs[i]));
+	json_object_object_add(mem, "crc32", crc);
+	json_object_object_add(meta, "memory", mem);
+	json_object_object_add(meta, "devices", json_object_get(devs));
+	const char *text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PRETTY);
+	/* Written last: a snapshot.json means the snapshot is complete. */
+	rc = write_file(dir, "snapshot.json", text, strlen(text), err, errlen);
+out:
+	json_object_put(devs);
+	json_object_put(meta);
+	blob_free(&state);
+	free(crcs);
+	return rc;
+}
+
+static uint8_t *slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *buf = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, max);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf || read(fd, buf, (size_t)st.st_size) != st.st_size) {
+		snprintf(err, errlen, "%s: cannot read it", path);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[st.st_size] = 0;
+	*len = (size_t)st.st_size;
+out:
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+static json_object *get(json_object *o, const char *k, json_type t)
+{
+	json_object *v;
+	if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, t))
+		return NULL;
+	return v;
+}
+
+/* Is this a popek snapshot of a format we read? */
+static int check_format(struct snapshot *s, char *err, size_t errlen)
+{
+	json_object *m = s->meta, *v = get(m, "format", json_type_string);
+	if (!v || strcmp(json_object_get_string(v), FORMAT_NAME)) {
+		snprintf(err, errlen, "not a popek snapshot (snapshot.json has no \"format\": \"%s\")",
+			 FORMAT_NAME);
+		return -1;
+	}
+	v = get(m, "version", json_type_int);
+	if (!v || json_object_get_int(v) != FORMAT_VERSION) {
+		snprintf(err, errlen, "snapshot format version %d is not supported (this popek reads %d)",
+			 v ? json_object_get_int(v) : -1, FORMAT_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* The metadata, with every field the restore uses present and sane. */
+static int check_meta(struct snapshot *s, char *err, size_t errlen)
+{
+	json_object *m = s->meta;
+	json_object *c = get(m, "config", json_type_object), *mem = get(m, "memory", json_type_object),
+		    *st = get(m, "state", json_type_object);
+	json_object *cpus = get(c, "cpus", json_type_int), *size = get(mem, "size", json_type_int),
+		    *crc = get(mem, "crc32", json_type_array), *comp = get(mem, "compression", json_type_string),
+		    *file = get(mem, "file", json_type_string), *ssz = get(st, "size", json_type_int),
+		    *scrc = get(st, "crc32", json_type_int);
+	if (!cpus || !size || !crc || !comp || !file || !ssz || !scrc || !get(m, "engine", json_type_string)) {
+		snprintf(err, errlen, "snapshot.json is incomplete");
+		return -1;
+	}
+	s->ncpus = json_object_get_int(cpus);
+	s->mem = (uint64_t)json_object_get_int64(size);
+	uint64_t nchunks = s->mem / MEM_CHUNK + (s->mem % MEM_CHUNK != 0);
+	const char *f = json_object_get_string(file), *cm = json_object_get_string(comp);
+	if (s->ncpus < 1 || s->ncpus > MAX_VCPUS || s->mem < MEM_MIN_SIZE || s->mem > MEM_MAX_SIZE ||
+	    (s->mem & 0xfff) || json_object_array_length(crc) != nchunks ||
+	    (strcmp(cm, "none") && strcmp(cm, "zstd")) ||
+	    strcmp(f, strcmp(cm, "zstd") ? "memory.bin" : "memory.zst")) {
+		snprintf(err, errlen, "snapshot.json describes an impossible VM (cpus, memory or files)");
+		return -1;
+	}
+	if ((uint64_t)json_object_get_int64(ssz) != s->state_len ||
+	    (uint64_t)json_object_get_int64(scrc) != crc32(0, s->state, (uInt)s->state_len)) {
+		snprintf(err, errlen, "state.bin does not match snapshot.json (truncated or corrupt)");
+		return -1;
+	}
+	return 0;
+}
+
+static int decode_records(struct snapshot *s, char *err, size_t errlen)
+{
+	const struct section *vm = sections_find(&s->sec, "vm");
+	if (!vm || decode_vm_state(vm->data, vm->len, &s->vm)) {
+		snprintf(err, errlen, "state.bin: VM record missing or invalid");
+		return -1;
+	}
+	s->cpu = calloc((size_t)s->ncpus, sizeof(*s->cpu));
+	if (!s->cpu)
+		return -1;
+	for (int i = 0; i < s->ncpus; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "cpu.%d", i);
+		const struct section *c = sections_find(&s->sec, name);
+		if (!c || decode_cpu_state(c->data, c->len, &s->cpu[i])) {
+			snprintf(err, errlen, "state.bin: vCPU %d record missing or invalid", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct snapshot *snapshot_open(const char *dir, bool verify, char *err, size_t errlen)
+{
+	struct snapshot *s = calloc(1, sizeof(*s));
+	char path[4200], why[400] = "";
+	size_t len;
+	if (!s)
+		return NULL;
+	s->ram_fd = -1;
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	uint8_t *text = NULL;
+	if (path_in(path, sizeof(path), dir, "snapshot.json") ||
+	    !(text = slurp(path, META_MAX, &len, why, sizeof(why))))
+		goto fail;
+	s->meta = json_tokener_parse((char *)text);
+	free(text);
+	if (!s->meta) {
+		snprintf(why, sizeof(why), "snapshot.json is not valid JSON");
+		goto fail;
+	}
+	if (check_format(s, why, sizeof(why)))
+		goto fail;
+	path_in(path, sizeof(path), dir, "state.bin");
+	if (!(s->state = slurp(path, STATE_MAX, &s->state_len, why, sizeof(why))) ||
+	    check_meta(s, why, sizeof(why)) ||
+	    sections_parse(s->state, s->state_len, &s->sec, why, sizeof(why)) ||
+	    decode_records(s, why, sizeof(why)))
+		goto fail;
+	json_object *mem = get(s->meta, "memory", json_type_object),
+		    *crcj = get(mem, "crc32", json_type_array);
+	size_t n = json_object_array_length(crcj);
+	uint32_t *crcs = calloc(n ? n : 1, sizeof(*crcs));
+	if (!crcs)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		crcs[i] = (uint32_t)json_object_get_int64(json_object_array_get_idx(crcj, i));
+	const char *file = json_object_get_string(get(mem, "file", json_type_string));
+	path_in(path, sizeof(path), dir, file);
+	s->ram_fd = memimage_open(path, !strcmp(file, "memory.zst"), s->mem, crcs, verify, why,
+				  sizeof(why));
+	free(crcs);
+	if (s->ram_fd < 0)
+		goto fail;
+	return s;
+fail:
+	snprintf(err, errlen, "snapshot %s refused: %s", dir, why[0] ? why : "out of memory");
+	snapshot_close(s);
+	return NULL;
+}
+
+const char *snapshot_engine(const struct snapshot *s)
+{
+	return json_object_get_string(get(s->meta, "engine", json_type_string));
+}
+
+void snapshot_config(struct snapshot *s, struct vm_config *cfg)
+{
+	json_object *c = get(s->meta, "config", json_type_object), *v;
+	cfg->mem = s->mem;
+	cfg->cpus = s->ncpus;
+	cfg->kernel = (v = get(c, "kernel", json_type_string)) ? json_object_get_string(v) : "";
+	cfg->cmdline = (v = get(c, "cmdline", json_type_string)) ? json_object_get_string(v) : "";
+	if (!cfg->engine)
+		cfg->engine = snapshot_engine(s);
+	cfg->ram_fd = s->ram_fd;
+	s->ram_fd = -1; /* the machine owns it now */
+}
+
+int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_t errlen)
+{
+	int matched = 0;
+	for (int i = 0; i < m->ndevices; i++) {
+		const struct machine_device *d = &m->devices[i];
+		char name[SECTION_NAME_MAX + 1];
+		if (!d->load)
+			continue;
+		snprintf(name, sizeof(name), "dev.%s", d->name);
+		const struct section *sec = sections_find(&s->sec, name);
+		if (!sec) {
+			snprintf(err, errlen, "snapshot has no state for device %s", d->name);
+			return -1;
+		}
+		if (d->load(d->dev, sec->data, sec->len)) {
+			snprintf(err, errlen, "snapshot state for device %s is invalid", d->name);
+			return -1;
+		}
+		matched++;
+	}
+	if (matched != s->sec.n - 1 - s->ncpus) {
+		snprintf(err, errlen, "snapshot holds devices this VM does not have");
+		return -1;
+	}
+	if (!m->engine->set_vm_state || m->engine->set_vm_state(m->evm, &s->vm)) {
+		snprintf(err, errlen, "engine %s cannot load the interrupt controller state",
+			 m->engine->name);
+		return -1;
+	}
+	for (int i = 0; i < s->ncpus; i++) {
+		int rc = m->engine->set_state(m->vcpu[i].ev, &s->cpu[i]);
+		if (rc) {
+			snprintf(err, errlen, "engine %s cannot load vCPU %d: %s", m->engine->name, i,
+				 strerror(-rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void snapshot_close(struct snapshot *s)
+{
+	if (!s)
+		return;
+	if (s->ram_fd >= 0)
+		close(s->ram_fd);
+	json_object_put(s->meta);
+	free(s->state);
+	free(s->cpu);
+	free(s);
+}

@@ -1,0 +1,106 @@
+#!/bin/sh
+# Nested harness: QEMU TCG with SVM boots Debian's kernel as an L2 host whose
+# initramfs holds popek, its libraries, the kvm modules and the default guest
+# image; inside it popek boots guests on the real kvm engine (l2-init.sh).
+#
+#   tests/nested/run.sh            all stages (hello guest, then L3 Linux)
+#   tests/nested/run.sh --hello    only the milestone: KVM in L2, hello.elf on kvm
+#
+# Environment: NESTED_TIMEOUT (seconds, default 900), NESTED_L3_KERNEL
+# (vmlinux or vmlinuz, default vmlinux). Exit status 0 when every check passed.
+set -eu
+export LC_ALL=C
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=$top/build/nested
+images=$top/images
+stages=all
+[ "${1:-}" = --hello ] && stages=hello
+timeout_s=${NESTED_TIMEOUT:-900}
+l3_kernel=${NESTED_L3_KERNEL:-vmlinux}
+
+die() {
+	echo "nested: $*" >&2
+	exit 2
+}
+
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing: apt-get install qemu-system-x86"
+"$top/scripts/mkimage.sh" >/dev/null || die "make image failed"
+[ -x "$top/build/popek" ] && [ -f "$top/build/guests/hello.elf" ] || die "build popek first: make"
+
+kdeb=$(ls "$images"/debs/linux-image-[0-9]*-amd64_*.deb | head -n1)
+bdeb=$(ls "$images"/debs/busybox-static_*.deb | head -n1)
+kver=$(basename "$kdeb" | cut -d_ -f1)
+kver=${kver#linux-image-}
+
+root=$out/root
+rm -rf "$root"
+mkdir -p "$root/bin" "$root/usr/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" \
+	"$root/lib/modules" "$root/guests" "$root/images"
+
+# busybox and the kvm modules, from the same packages as the default image.
+dpkg-deb --fsys-tarfile "$bdeb" | tar -x -C "$out" ./bin/busybox
+mv "$out/bin/busybox" "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+rmdir "$out/bin" 2>/dev/null || true
+mods=$out/kmods
+if [ ! -f "$mods/.$kver" ]; then
+	rm -rf "$mods"
+	mkdir -p "$mods"
+	dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$mods" --wildcards \
+		"./lib/modules/$kver/kernel/virt/lib/irqbypass.ko*" \
+		"./lib/modules/$kver/kernel/arch/x86/kvm/kvm.ko*" \
+		"./lib/modules/$kver/kernel/arch/x86/kvm/kvm-amd.ko*" \
+		"./lib/modules/$kver/kernel/drivers/crypto/ccp/ccp.ko*"
+	touch "$mods/.$kver"
+fi
+for m in irqbypass kvm ccp kvm-amd; do
+	f=$(find "$mods" -name "$m.ko*" | head -n1)
+	[ -n "$f" ] || die "$m.ko is not in $kdeb"
+	case $f in
+	*.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
+	*) cp "$f" "$root/lib/modules/$m.ko" ;;
+	esac
+done
+
+# popek and every shared library it loads, at the same paths.
+cp "$top/build/popek" "$root/usr/bin/popek"
+for lib in $(ldd "$top/build/popek" | grep -o '/[^ ]*'); do
+	mkdir -p "$root$(dirname "$lib")"
+	cp -L "$lib" "$root$lib"
+done
+cp "$top"/build/guests/*.elf "$root/guests/"
+cp "$images/$l3_kernel" "$images/initramfs.cpio.gz" "$root/images/"
+cp "$top/tests/nested/l2-init.sh" "$root/init"
+chmod 755 "$root/init"
+# Uncompressed: the L2 kernel would spend a long time inflating under TCG.
+(cd "$root" && find . | sort | cpio -o -H newc --owner 0:0 --quiet) >"$out/l2.cpio"
+
+log=$out/l2.log
+echo "nested: booting the L2 host (QEMU TCG, SVM); log in $log"
+start=$(date +%s)
+set +e
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -m 2048 \
+	-display none -monitor none -serial "file:$log" -no-reboot \
+	-kernel "$images/vmlinuz" -initrd "$out/l2.cpio" \
+	-append "console=ttyS0 panic=-1 quiet nested.stages=$stages nested.kernel=/images/$l3_kernel"
+qrc=$?
+set -e
+secs=$(($(date +%s) - start))
+
+grep -a '^nested: \|^  | ' "$log" | tr -d '\r' || true
+pass=$(grep -ac '^nested: PASS' "$log" || true)
+fail=$(grep -ac '^nested: FAIL' "$log" || true)
+want=2
+[ "$stages" = all ] && want=8
+if [ "$qrc" = 124 ]; then
+	echo "nested: FAIL timed out after $timeout_s s; last lines of the L2 console:"
+	tail -n 20 "$log"
+	exit 1
+fi
+grep -aq '^nested: done' "$log" || {
+	echo "nested: FAIL the L2 init did not finish; last lines of the L2 console:"
+	tail -n 30 "$log"
+	exit 1
+}
+echo "nested: $pass passed, $fail failed (of $want) in $secs s"
+[ "$fail" = 0 ] && [ "$pass" -ge "$want" ]

@@ -1,0 +1,371 @@
+/* The Linux boot protocol loader against synthetic bzImages and vmlinux ELFs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "boot/layout.h"
+#include "boot/linux.h"
+#include "boot/memmap.h"
+
+#define MiB (1ull << 20)
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+static uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+enum { SETUP_SECTS = 4, SETUP_SIZE = (SETUP_SECTS + 1) * 512, KERNEL_SIZE = 64 * 1024 };
+
+/* A bzImage as Linux's build tool lays it out, with a recognisable kernel. */
+static uint8_t *make_bzimage(size_t *len)
+{
+	*len = SETUP_SIZE + KERNEL_SIZE;
+	uint8_t *img = calloc(1, *len);
+	img[0x1f1] = SETUP_SECTS;
+	put32(img + 0x1f4, KERNEL_SIZE / 16);
+	put16(img + 0x1fe, 0xaa55);
+	img[0x200] = 0xeb;
+	img[0x201] = 0x6a; /* header ends at 0x26c */
+	memcpy(img + 0x202, "HdrS", 4);
+	put16(img + 0x206, 0x020f);
+	img[0x211] = 1;
+	put32(img + 0x22c, 0x7fffffff);
+	put32(img + 0x230, 2 * MiB);
+	img[0x234] = 1;
+	put16(img + 0x236, 0x7f);
+	put32(img + 0x238, 2047);
+	put64(img + 0x258, 16 * MiB);
+	put32(img + 0x260, 8 * MiB);
+	for (size_t i = SETUP_SIZE; i < *len; i++)
+		img[i] = (uint8_t)(i * 7);
+	return img;
+}
+
+struct fixture {
+	struct guest_mem mem;
+	struct vm_config cfg;
+	struct cpu_state st;
+	char err[256];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[128];
+	if (!f || guest_mem_init(&f->mem, 64 * MiB, err, sizeof(err)))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	guest_mem_free(&f->mem);
+	free(f);
+	return 0;
+}
+
+static int load(struct fixture *f, const uint8_t *img, size_t len, const uint8_t *initrd,
+		size_t initrd_len, const char *cmdline)
+{
+	vm_config_defaults(&f->cfg);
+	f->cfg.cmdline = cmdline;
+	struct boot_args a = {.cfg = &f->cfg,
+			      .mem = &f->mem,
+			      .ncpus = 1,
+			      .rsdp = 0xe0000,
+			      .kernel = img,
+			      .kernel_len = len,
+			      .initrd = initrd,
+			      .initrd_len = initrd_len};
+	/* What boot_load does before handing over to a protocol. */
+	cpu_state_init_protected(&f->st);
+	boot_write_gdt(&f->mem);
+	f->st.gdt = (struct dtable){BOOT_GDT, 31};
+	f->err[0] = 0;
+	return linux_load(&a, &f->st, f->err, sizeof(f->err));
+}
+
+static void test_good_bzimage(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	static uint8_t initrd[10000];
+	memset(initrd, 0x5a, sizeof(initrd));
+	assert_true(linux_probe(img, len));
+	assert_int_equal(load(f, img, len, initrd, sizeof(initrd), "console=ttyS0"), 0);
+
+	/* Relocatable and 16+8 MiB fits in 64 MiB: loaded at pref_address. */
+	uint64_t load_addr = 16 * MiB;
+	assert_memory_equal(gpa_ptr(&f->mem, load_addr, KERNEL_SIZE), img + SETUP_SIZE,
+			    KERNEL_SIZE);
+	assert_int_equal(f->st.rip, load_addr + 0x200);
+	assert_int_equal(f->st.gpr[R_RSI], BOOT_INFO);
+	assert_true(f->st.msr[MSR_IDX_EFER] & EFER_LMA);
+	assert_true(f->st.cr0 & CR0_PG);
+	assert_int_equal(f->st.cr3, BOOT_PAGETABLES);
+	assert_int_equal(f->st.seg[SEG_CS].sel, 0x10);
+	assert_true(f->st.seg[SEG_CS].l);
+	assert_int_equal(f->st.seg[SEG_DS].sel, 0x18);
+	assert_false(f->st.rflags & RFLAGS_IF);
+
+	const uint8_t *zp = gpa_ptr(&f->mem, BOOT_INFO, 4096);
+	assert_memory_equal(zp + 0x202, "HdrS", 4);
+	assert_int_equal(get16(zp + 0x206), 0x020f);
+	assert_int_equal(zp[0x210], 0xff);
+	assert_int_equal(get64(zp + 0x070), 0xe0000);
+	assert_int_equal(get32(zp + 0x228), BOOT_CMDLINE);
+	assert_string_equal((const char *)gpa_ptr(&f->mem, BOOT_CMDLINE, 14), "console=ttyS0");
+
+	/* The initrd is at the top of RAM, page aligned, above the kernel. */
+	uint32_t rd = get32(zp + 0x218);
+	assert_int_equal(get32(zp + 0x21c), sizeof(initrd));
+	assert_int_equal(rd & 0xfff, 0);
+	assert_true(rd >= load_addr + 8 * MiB);
+	assert_true(rd + sizeof(initrd) <= 64 * MiB);
+	assert_true(64 * MiB - (rd + sizeof(initrd)) < 4096);
+	assert_memory_equal(gpa_ptr(&f->mem, rd, sizeof(initrd)), initrd, sizeof(initrd));
+
+	/* e820 matches the shared memory map. */
+	struct memmap_entry map[MEMMAP_MAX];
+	int n = memmap_build(&f->mem, map);
+	assert_int_equal(zp[0x1e8], n);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(get64(zp + 0x2d0 + 20 * i), map[i].addr);
+		assert_int_equal(get64(zp + 0x2d0 + 20 * i + 8), map[i].size);
+		assert_int_equal(get32(zp + 0x2d0 + 20 * i + 16), map[i].type);
+	}
+
+	/* Identity map: PML4[0] -> PDPT, PD entry for 2 MiB..4 MiB. */
+	const uint8_t *pt = gpa_ptr(&f->mem, BOOT_PAGETABLES, 0x6000);
+	assert_int_equal(get64(pt) & ~0xfffull, BOOT_PAGETABLES + 0x1000);
+	assert_int_equal(get64(pt + 0x2000 + 8), 2 * MiB | 0x83);
+	assert_int_equal(get64(pt + 0x5000 + 8 * 511), (4ull << 30) - 2 * MiB + 0x83);
+	const uint8_t *gdt = gpa_ptr(&f->mem, BOOT_GDT, 32);
+	assert_int_equal(get64(gdt + 0x10), 0x00af9b000000ffffull);
+	free(img);
+}
+
+static void test_small_ram_loads_low(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	put32(img + 0x260, 50 * MiB); /* 16 + 50 > 64: pref_address does not fit */
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_int_equal(f->st.rip, 1 * MiB + 0x200);
+	put32(img + 0x260, 63 * MiB); /* runs at 2 MiB (aligned): 65 MiB > 64 */
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "--mem"));
+	free(img);
+}
+
+static void test_truncated(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	assert_int_equal(load(f, img, len - 1, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "truncated"));
+	assert_int_equal(load(f, img, 0x300, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "truncated"));
+	put32(img + 0x1f4, 0xffffffff);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "truncated"));
+	free(img);
+}
+
+static void test_bad_magic(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	img[0x1fe] = 0;
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "0xAA55"));
+	img[0x1fe] = 0x55;
+	img[0x203] = 'X';
+	assert_false(linux_probe(img, len));
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "not a Linux kernel"));
+	free(img);
+}
+
+static void test_old_protocol(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	put16(img + 0x206, 0x020a);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "2.10"));
+	put16(img + 0x206, 0x020c);
+	put16(img + 0x236, 0);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "64-bit"));
+	free(img);
+}
+
+static void test_initrd_too_big(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	size_t big = 41 * MiB; /* kernel occupies up to 24 MiB; 64 - 24 = 40 MiB left */
+	uint8_t *initrd = calloc(1, big);
+	assert_int_equal(load(f, img, len, initrd, big, NULL), -1);
+	assert_non_null(strstr(f->err, "initrd"));
+	assert_int_equal(load(f, img, len, initrd, 39 * MiB, NULL), 0);
+	/* initrd_addr_max caps the top even with RAM above it. */
+	put32(img + 0x22c, 32 * MiB - 1);
+	assert_int_equal(load(f, img, len, initrd, 9 * MiB, NULL), -1);
+	assert_int_equal(load(f, img, len, initrd, 7 * MiB, NULL), 0);
+	const uint8_t *zp = gpa_ptr(&f->mem, BOOT_INFO, 4096);
+	assert_true(get32(zp + 0x218) + 7 * MiB <= 32 * MiB);
+	free(initrd);
+	free(img);
+}
+
+static void test_cmdline_too_long(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_bzimage(&len);
+	put32(img + 0x238, 10);
+	assert_int_equal(load(f, img, len, NULL, 0, "0123456789"), 0);
+	assert_int_equal(load(f, img, len, NULL, 0, "0123456789a"), -1);
+	assert_non_null(strstr(f->err, "command line"));
+	free(img);
+}
+
+/* A vmlinux-like ELF: one text segment linked at 0xffffffff81000000, loaded
+ * at 16 MiB, with a "Linux" note and a physical e_entry. */
+static uint8_t *make_vmlinux(size_t *len, const char *note_owner)
+{
+	*len = 0x3000;
+	uint8_t *img = calloc(1, *len);
+	memcpy(img, "\177ELF\2\1\1", 7);
+	put16(img + 0x10, 2);
+	put16(img + 0x12, 62);
+	put64(img + 0x18, 16 * MiB);
+	put64(img + 0x20, 64);
+	put16(img + 0x36, 56);
+	put16(img + 0x38, 2);
+	uint8_t *ph = img + 64;
+	put32(ph, 1);
+	put64(ph + 8, 0x1000);
+	put64(ph + 16, 0xffffffff81000000ull);
+	put64(ph + 24, 16 * MiB);
+	put64(ph + 32, 0x1000);
+	put64(ph + 40, 0x5000);
+	ph += 56;
+	put32(ph, 4);
+	put64(ph + 8, 0x2000);
+	put64(ph + 32, 24);
+	uint8_t *n = img + 0x2000;
+	put32(n, (uint32_t)strlen(note_owner) + 1);
+	put32(n + 4, 4);
+	put32(n + 8, 0x100);
+	strcpy((char *)n + 12, note_owner);
+	memset(img + 0x1000, 0xcc, 0x1000);
+	return img;
+}
+
+static void test_vmlinux(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_vmlinux(&len, "Linux");
+	assert_true(linux_probe(img, len));
+	memset(gpa_ptr(&f->mem, 16 * MiB, 0x5000), 0xff, 0x5000);
+	assert_int_equal(load(f, img, len, NULL, 0, "quiet"), 0);
+	assert_int_equal(f->st.rip, 16 * MiB);
+	const uint8_t *k = gpa_ptr(&f->mem, 16 * MiB, 0x5000);
+	assert_int_equal(k[0], 0xcc);
+	assert_int_equal(k[0xfff], 0xcc);
+	assert_int_equal(k[0x1000], 0); /* bss cleared */
+	const uint8_t *zp = gpa_ptr(&f->mem, BOOT_INFO, 4096);
+	assert_int_equal(get16(zp + 0x1fe), 0xaa55);
+	assert_memory_equal(zp + 0x202, "HdrS", 4);
+	assert_true(get16(zp + 0x206) >= 0x020c);
+	assert_int_equal(zp[0x210], 0xff);
+	assert_int_equal(get32(zp + 0x228), BOOT_CMDLINE);
+
+	/* A virtual e_entry is translated through its segment. */
+	put64(img + 0x18, 0xffffffff81000010ull);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_int_equal(f->st.rip, 16 * MiB + 0x10);
+	put64(img + 0x18, 0x1234);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "entry"));
+	free(img);
+}
+
+static void test_vmlinux_bad(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_vmlinux(&len, "GNU");
+	assert_false(linux_probe(img, len)); /* an ELF, but not Linux */
+	free(img);
+	img = make_vmlinux(&len, "Linux");
+	put64(img + 64 + 24, 64 * MiB - 0x4000); /* 20 KiB do not fit in 16 */
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "raise --mem"));
+	put64(img + 64 + 24, 16 * MiB);
+	put64(img + 64 + 32, 0x3000); /* file data runs past the end */
+	put64(img + 64 + 40, 0x3000);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
+	assert_non_null(strstr(f->err, "past the end of the file"));
+	assert_false(linux_probe(img, 40)); /* shorter than an ELF header */
+	free(img);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_good_bzimage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_small_ram_loads_low, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_old_protocol, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_initrd_too_big, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
