@@ -267,7 +267,7 @@ static void image_errors_are_clear(void **state)
 	char err[256];
 	/* the fixture holds the image open read-write: a second writer is refused */
 	assert_null(virtio_blk_create(&fx.d.env, fx.path, false, err, sizeof(err)));
-	assert_non_null(strstr(err, "in use"));
+	assert_non_null(strstr(err, "already attached"));
 	assert_null(virtio_blk_create(&fx.d.env, "/nonexistent/disk.img", false, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/disk.img"));
 	char small[] = "/tmp/popek-small-XXXXXX";
