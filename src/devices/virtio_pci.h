@@ -91,6 +91,11 @@ struct virtio_env {
 /* Set up the transport and plug it into env->pci. Returns 0 or -1 with err set. */
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
 		    const struct virtio_env *env, char *err, size_t errlen);
+/* Snapshot hooks (struct machine_device save/load; dev is the virtio_pci).
+ * load checks everything: the state may come from a hostile file. */
+int virtio_pci_save(void *dev, void **buf, size_t *len);
+int virtio_pci_load(void *dev, const void *buf, size_t len);
+
 /* Unplug; the caller makes sure no other thread uses vp any more. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 

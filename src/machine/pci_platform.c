@@ -16,7 +16,19 @@ struct pci_platform {
 	struct virtio_blk *disk[MAX_DISKS];
 	struct virtio_rng *rng;
 	struct virtio_console *console;
+	char disk_name[MAX_DISKS][24];
 };
+
+/* Snapshots see each virtio device under a name stable across runs. */
+static int add_snapshot_hooks(struct machine *m, const char *name, struct virtio_pci *vp, char *err,
+			      size_t errlen)
+{
+	struct machine_device d = {name, vp, virtio_pci_save, virtio_pci_load, NULL};
+	if (machine_add_device(m, &d) == 0)
+		return 0;
+	snprintf(err, errlen, "too many devices: cannot register %s", name);
+	return -1;
+}
 
 static void console_tx(void *ctx, const void *buf, size_t len)
 {
@@ -45,11 +57,18 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 		    virtio_blk_create(&p->env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
 		if (!p->disk[i])
 			return EXIT_CODE_USAGE;
+		snprintf(p->disk_name[i], sizeof(p->disk_name[i]), "virtio-blk%d", i);
+		if (add_snapshot_hooks(m, p->disk_name[i], virtio_blk_pci(p->disk[i]), err, errlen))
+			return EXIT_CODE_HOST;
 	}
 	p->rng = virtio_rng_create(&p->env, err, errlen);
-	if (p->rng)
-		p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
-	return p->rng && p->console ? 0 : EXIT_CODE_HOST;
+	if (!p->rng || add_snapshot_hooks(m, "virtio-rng0", virtio_rng_pci(p->rng), err, errlen))
+		return EXIT_CODE_HOST;
+	p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
+	if (!p->console ||
+	    add_snapshot_hooks(m, "virtio-console0", virtio_console_pci(p->console), err, errlen))
+		return EXIT_CODE_HOST;
+	return 0;
 }
 
 void pci_platform_destroy(struct machine *m)
