@@ -36,6 +36,22 @@ for variant in plain compress; do
 	expect "snapshot ($variant): restored VM finishes with the uninterrupted result" 1 "$want"
 done
 
+# Across engines: the same VM continues on the other CPU engine.
+ARGS="rounds=200 iters=20000"
+run_vm snap-refx run --engine kvm --kernel "$LR" --cmdline "$ARGS"
+wantx=$(grep -o "result 0x[0-9a-f]*" "$OUT")
+for pair in kvm:soft soft:kvm soft:soft; do
+	from=${pair%%:*} to=${pair##*:}
+	snapshot_midway "$from" "$TMP/snap-$from-$to"
+	run_vm restore-$from-$to restore "$TMP/snap-$from-$to" --engine "$to"
+	if [ "$SNAP_OK" != 0 ]; then
+		fail "snapshot on $from, restore on $to" "snapshot rc $SNAP_OK: $(cat "$TMP/snapcmd.err")"
+	else
+		expect "snapshot on $from, restore on $to: same result" 1 "$wantx"
+	fi
+done
+ARGS="rounds=40"
+
 sparse=$(du -k "$TMP/snap-plain/memory.bin" | cut -f1)
 if [ "$sparse" -lt 16384 ]; then pass "snapshot: memory image is sparse (${sparse} KiB on disk for 128 MiB)"; else fail "snapshot: sparse" "${sparse} KiB"; fi
 

@@ -560,6 +560,18 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(obj, "tlb", tlb);
 }
 
+static int soft_get_vm_state(struct engine_vm *vm, struct vm_state *st)
+{
+	intc_get_vm_state(vm->intc, st);
+	return 0;
+}
+
+static int soft_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
+{
+	intc_set_vm_state(vm->intc, st);
+	return 0;
+}
+
 const struct engine_ops soft_engine = {
 	.name = "soft",
 	.vm_create = soft_vm_create,
@@ -573,5 +585,7 @@ const struct engine_ops soft_engine = {
 	.set_state = soft_set_state,
 	.irq_line = soft_irq_line,
 	.msi = soft_msi,
+	.get_vm_state = soft_get_vm_state,
+	.set_vm_state = soft_set_vm_state,
 	.stats = soft_stats,
 };
