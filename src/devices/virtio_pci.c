@@ -39,6 +39,8 @@
 
 #define VIRTIO_STATE_VERSION 1
 
+_Static_assert(VIRTIO_MAX_QUEUES <= KICK_MAX_QUEUES, "every queue needs a kick eventfd");
+
 #define ISR_QUEUE  1
 #define ISR_CONFIG 2
 
@@ -266,6 +268,28 @@ static void common_write(struct virtio_pci *vp, uint64_t off, const void *data, 
 	}
 }
 
+/* A driver kick for queue q, by MMIO write or eventfd. */
+static void notify_locked(struct virtio_pci *vp, uint64_t q)
+{
+	if (q < vp->info.nqueues && vp->vq[q].enabled && virtio_pci_live(vp))
+		vp->info.ops->queue_notify(vp, (unsigned)q);
+}
+
+static void kicked(void *ctx, unsigned q)
+{
+	struct virtio_pci *vp = ctx;
+	pthread_mutex_lock(&vp->lock);
+	notify_locked(vp, q);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* Keep the eventfd kicks on the notify area wherever the BAR is decoded. */
+static void sync_kicks(struct virtio_pci *vp)
+{
+	const struct pci_bar *b = &vp->pci.bar[VIRTIO_BAR];
+	virtio_kick_bind(&vp->kick, b->mapped, b->mapped_at + VIRTIO_BAR_NOTIFY);
+}
+
 static void bar_read(void *dev, uint64_t off, void *data, unsigned size)
 {
 	struct virtio_pci *vp = dev;
@@ -299,9 +323,7 @@ static void bar_write(void *dev, uint64_t off, const void *data, unsigned size)
 	if (off < VIRTIO_BAR_ISR) {
 		common_write(vp, off - VIRTIO_BAR_COMMON, data, size);
 	} else if (off >= VIRTIO_BAR_NOTIFY && off < VIRTIO_BAR_MSIX) {
-		uint64_t q = (off - VIRTIO_BAR_NOTIFY) / VIRTIO_NOTIFY_MULTIPLIER;
-		if (q < vp->info.nqueues && vp->vq[q].enabled && virtio_pci_live(vp))
-			vp->info.ops->queue_notify(vp, (unsigned)q);
+		notify_locked(vp, (off - VIRTIO_BAR_NOTIFY) / VIRTIO_NOTIFY_MULTIPLIER);
 	} else if (off >= VIRTIO_BAR_MSIX && off < VIRTIO_BAR_PBA) {
 		msix_table_write(&vp->msix, off - VIRTIO_BAR_MSIX, data, size);
 	}
@@ -315,6 +337,7 @@ static void cfg_written(struct pci_dev *d, unsigned off, unsigned size)
 	struct virtio_pci *vp =
 	    (struct virtio_pci *)((uint8_t *)d - offsetof(struct virtio_pci, pci));
 	pthread_mutex_lock(&vp->lock);
+	sync_kicks(vp);
 	msix_config_written(&vp->msix);
 	if (msix_enabled(&vp->msix))
 		pci_set_intx(d, false);
@@ -372,11 +395,16 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 		pthread_mutex_destroy(&vp->lock);
 		return -1;
 	}
+	/* Without the fast path (or if it cannot start) kicks stay MMIO writes. */
+	if (virtio_kick_start(&vp->kick, env->ioeventfd, info->nqueues, VIRTIO_NOTIFY_MULTIPLIER,
+			      kicked, vp) == 0)
+		sync_kicks(vp);
 	return 0;
 }
 
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
+	virtio_kick_stop(&vp->kick);
 	pci_bus_remove(&vp->pci);
 	pthread_mutex_destroy(&vp->lock);
 }

@@ -12,6 +12,7 @@
 
 #include "devices/msix.h"
 #include "devices/pci.h"
+#include "devices/virtio_kick.h"
 #include "devices/virtqueue.h"
 #include "machine/irq.h"
 #include "machine/memory.h"
@@ -79,6 +80,7 @@ struct virtio_pci {
 	uint16_t queue_sel, config_vector;
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
+	struct virtio_kick kick; /* eventfd kicks, when the engine offers them */
 };
 
 /* What a virtio device needs from the machine. */
@@ -86,6 +88,7 @@ struct virtio_env {
 	struct pci_bus *pci;
 	const struct guest_mem *mem;
 	struct msi_sink msi;
+	struct ioeventfd_sink ioeventfd; /* optional: .set NULL means MMIO kicks only */
 };
 
 /* Set up the transport and plug it into env->pci. Returns 0 or -1 with err set. */

@@ -30,6 +30,12 @@ static int add_snapshot_hooks(struct machine *m, const char *name, struct virtio
 	return -1;
 }
 
+static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	struct machine *m = ctx;
+	return m->engine->ioeventfd(m->evm, gpa, len, fd, assign);
+}
+
 static void console_tx(void *ctx, const void *buf, size_t len)
 {
 	console_write(ctx, buf, len);
@@ -49,7 +55,9 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 		return EXIT_CODE_HOST;
 	}
 	m->pci = p;
-	p->env = (struct virtio_env){&p->bus, &m->mem, machine_msi_sink(m)};
+	p->env = (struct virtio_env){.pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m)};
+	if (m->engine->ioeventfd)
+		p->env.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 	const struct vm_config *cfg = m->cfg;
 	/* Disks first, so --disk order is slot order is vda, vdb, ... */
 	for (int i = 0; i < cfg->ndisks; i++) {
