@@ -77,7 +77,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		{"mem", required_argument, NULL, O_MEM},
 		{"cpus", required_argument, NULL, O_CPUS},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 6;
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 5;
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
