@@ -46,12 +46,12 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check
+test: all build/popek-san unit clang-check image
 	tests/run.sh
 
-# Until the Linux default image lands (issue 3), the default guest is hello.
-run: all
-	build/popek run --kernel build/guests/hello.elf
+# Boot the default guest (Debian's kernel + busybox) on the best engine.
+run: all image
+	build/popek run
 
 # The default guest (Debian kernel + busybox initramfs) in images/; see docs/images.md.
 image:

@@ -83,22 +83,6 @@ static void disks(void **state)
 	assert_int_not_equal(cli_parse_run(n, argv2, &c), 0);
 }
 
-static void restore_takes_disks(void **state)
-{
-	struct vm_config c;
-	vm_config_defaults(&c);
-	struct cli_extra x = {.no_boot_opts = true};
-	char d[] = "a.img,ro";
-	char *argv[] = {"restore", "DIR", "--disk", d, NULL};
-	const char *dir = NULL;
-	assert_int_equal(cli_parse(4, argv, &c, &x, &dir), 0);
-	assert_string_equal(dir, "DIR");
-	assert_int_equal(c.ndisks, 1);
-	assert_true(c.disk[0].ro);
-	char *boot[] = {"restore", "DIR", "--kernel", "k", NULL};
-	assert_int_not_equal(cli_parse(4, boot, &c, &x, &dir), 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -106,7 +90,6 @@ int main(void)
 		cmocka_unit_test(run_options),
 		cmocka_unit_test(run_option_errors),
 		cmocka_unit_test(disks),
-		cmocka_unit_test(restore_takes_disks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
