@@ -360,9 +360,10 @@ void machine_destroy(struct machine *m)
 	for (int i = 0; i < MAX_VCPUS; i++)
 		if (m->vcpu[i].ev)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
+	/* Before the engine VM: devices unbind their engine fast paths. */
+	pci_platform_destroy(m);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
-	pci_platform_destroy(m);
 	for (int i = m->ndevices - 1; i >= 0; i--)
 		if (m->devices[i].destroy)
 			m->devices[i].destroy(m->devices[i].dev);
