@@ -279,7 +279,23 @@ static void kicked(void *ctx, unsigned q)
 {
 	struct virtio_pci *vp = ctx;
 	pthread_mutex_lock(&vp->lock);
-	notify_locked(vp, q);
+	if (vp->paused)
+		vp->pending_kicks |= 1u << q;
+	else
+		notify_locked(vp, q);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+void virtio_pci_pause(void *dev, bool paused)
+{
+	struct virtio_pci *vp = dev;
+	pthread_mutex_lock(&vp->lock);
+	vp->paused = paused;
+	for (unsigned q = 0; !paused && q < vp->info.nqueues; q++)
+		if (vp->pending_kicks & (1u << q))
+			notify_locked(vp, q);
+	if (!paused)
+		vp->pending_kicks = 0;
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -511,6 +527,10 @@ int virtio_pci_load(void *dev, const void *buf, size_t len)
 	pthread_mutex_lock(&vp->lock);
 	if (vp->isr && !msix_enabled(&vp->msix))
 		pci_set_intx(&vp->pci, true);
+	/* A kick the snapshot caught between the eventfd and the queue work is
+	 * not in any state: look at every queue once. */
+	for (unsigned q = 0; q < vp->info.nqueues; q++)
+		notify_locked(vp, q);
 	pthread_mutex_unlock(&vp->lock);
 	return 0;
 }

@@ -81,6 +81,8 @@ struct virtio_pci {
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
 	struct virtio_kick kick; /* eventfd kicks, when the engine offers them */
+	bool paused;		 /* the VM is paused: eventfd kicks wait in pending_kicks */
+	uint32_t pending_kicks;	 /* bit per queue */
 };
 
 /* What a virtio device needs from the machine. */
@@ -98,6 +100,9 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
  * load checks everything: the state may come from a hostile file. */
 int virtio_pci_save(void *dev, void **buf, size_t *len);
 int virtio_pci_load(void *dev, const void *buf, size_t len);
+/* Pause hook (struct machine_device): no queue work while the VM is paused,
+ * so a snapshot sees memory and device state from the same instant. */
+void virtio_pci_pause(void *dev, bool paused);
 
 /* Unplug; the caller makes sure no other thread uses vp any more. */
 void virtio_pci_destroy(struct virtio_pci *vp);

@@ -25,7 +25,11 @@ struct pci_platform {
 static int add_snapshot_hooks(struct machine *m, const char *name, struct virtio_pci *vp, char *err,
 			      size_t errlen)
 {
-	struct machine_device d = {name, vp, virtio_pci_save, virtio_pci_load, NULL};
+	struct machine_device d = {.name = name,
+				   .dev = vp,
+				   .save = virtio_pci_save,
+				   .load = virtio_pci_load,
+				   .pause = virtio_pci_pause};
 	if (machine_add_device(m, &d) == 0)
 		return 0;
 	snprintf(err, errlen, "too many devices: cannot register %s", name);
