@@ -58,7 +58,7 @@ image:
 	scripts/mkimage.sh
 
 fuzz:
-	$(MAKE) -C tests/fuzz LIBS="$(LIBS)"
+	$(MAKE) -C tests/fuzz
 
 format:
 	clang-format -i $$(find src tests guests include -name '*.[ch]')

@@ -10,9 +10,18 @@
 #include "machine/machine.h"
 
 enum {
-	RTC_SEC = 0x00, RTC_MIN = 0x02, RTC_HOUR = 0x04, RTC_WDAY = 0x06, RTC_MDAY = 0x07,
-	RTC_MON = 0x08, RTC_YEAR = 0x09, RTC_REG_A = 0x0a, RTC_REG_B = 0x0b, RTC_REG_C = 0x0c,
-	RTC_REG_D = 0x0d, RTC_CENTURY = 0x32,
+	RTC_SEC = 0x00,
+	RTC_MIN = 0x02,
+	RTC_HOUR = 0x04,
+	RTC_WDAY = 0x06,
+	RTC_MDAY = 0x07,
+	RTC_MON = 0x08,
+	RTC_YEAR = 0x09,
+	RTC_REG_A = 0x0a,
+	RTC_REG_B = 0x0b,
+	RTC_REG_C = 0x0c,
+	RTC_REG_D = 0x0d,
+	RTC_CENTURY = 0x32,
 };
 
 #define REG_A_DIVIDER 0x26 /* 32.768 kHz time base, 1024 Hz rate: what firmware sets */
@@ -77,12 +86,13 @@ static bool is_time_reg(unsigned idx)
 static void take_guest_time(struct cmos_rtc *r)
 {
 	struct tm tm = {
-		.tm_sec = from_bcd(r, r->ram[RTC_SEC]),
-		.tm_min = from_bcd(r, r->ram[RTC_MIN]),
-		.tm_hour = from_bcd(r, r->ram[RTC_HOUR] & 0x7f) % 24,
-		.tm_mday = from_bcd(r, r->ram[RTC_MDAY]),
-		.tm_mon = from_bcd(r, r->ram[RTC_MON]) - 1,
-		.tm_year = from_bcd(r, r->ram[RTC_CENTURY]) * 100 + from_bcd(r, r->ram[RTC_YEAR]) - 1900,
+	    .tm_sec = from_bcd(r, r->ram[RTC_SEC]),
+	    .tm_min = from_bcd(r, r->ram[RTC_MIN]),
+	    .tm_hour = from_bcd(r, r->ram[RTC_HOUR] & 0x7f) % 24,
+	    .tm_mday = from_bcd(r, r->ram[RTC_MDAY]),
+	    .tm_mon = from_bcd(r, r->ram[RTC_MON]) - 1,
+	    .tm_year =
+		from_bcd(r, r->ram[RTC_CENTURY]) * 100 + from_bcd(r, r->ram[RTC_YEAR]) - 1900,
 	};
 	if (!(r->ram[RTC_REG_B] & REG_B_24H) && (r->ram[RTC_HOUR] & 0x80))
 		tm.tm_hour = (tm.tm_hour % 12) + 12;
@@ -234,6 +244,9 @@ int cmos_rtc_create(struct machine *m)
 	struct cmos_rtc *r = cmos_rtc_new(&m->pio, m->mem.size);
 	if (!r)
 		return -1;
-	return machine_add_device(m, &(struct machine_device){"cmos-rtc", r, cmos_rtc_save,
-							      cmos_rtc_load, cmos_rtc_free});
+	return machine_add_device(m, &(struct machine_device){.name = "cmos-rtc",
+							      .dev = r,
+							      .save = cmos_rtc_save,
+							      .load = cmos_rtc_load,
+							      .destroy = cmos_rtc_free});
 }

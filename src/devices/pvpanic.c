@@ -37,26 +37,27 @@ static void pvpanic_write(void *dev, uint64_t off, const void *data, unsigned si
 
 static const struct bus_ops pvpanic_ops = {.read = pvpanic_read, .write = pvpanic_write};
 
-static void pvpanic_free(void *dev)
+void pvpanic_destroy(struct pvpanic *p)
 {
-	struct pvpanic *p = dev;
+	if (!p)
+		return;
 	pci_bus_remove(&p->pci);
 	free(p);
 }
 
-int pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen)
+struct pvpanic *pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen)
 {
 	struct pvpanic *p = calloc(1, sizeof(*p));
 	if (!p) {
 		snprintf(err, errlen, "out of memory creating pvpanic");
-		return -1;
+		return NULL;
 	}
 	p->m = m;
 	pci_dev_init(&p->pci, "pvpanic", 0x1b36, 0x0011, 1, 0x088000 /* system peripheral */);
 	pci_dev_set_bar64(&p->pci, 0, 4096, &pvpanic_ops, p);
 	if (pci_bus_add(bus, &p->pci, err, errlen)) {
 		free(p);
-		return -1;
+		return NULL;
 	}
-	return machine_add_device(m, &(struct machine_device){"pvpanic", p, NULL, NULL, pvpanic_free});
+	return p;
 }

@@ -8,7 +8,9 @@
 
 struct machine;
 struct pci_bus;
+struct pvpanic;
 
-int pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen);
+struct pvpanic *pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen);
+void pvpanic_destroy(struct pvpanic *p);
 
 #endif

@@ -2,9 +2,12 @@
 """Drive the default Linux guest through its serial console, like a person would.
 
 Boots images/vmlinux + initramfs under popek, waits for the shell, runs commands
-(virtio-rng entropy, a write to the virtio-blk disk, CPU count), powers off, and
-prints one JSON object with what it saw. Usage:
-  session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT]
+(virtio-rng entropy, a write to the virtio-blk disk, CPU count), then ends the VM
+with END — poweroff; panic: a kernel panic through sysrq; or snapshot: popek
+snapshot --stop at the shell, popek restore, then the restored guest runs a
+command, reads the disk back and powers off — and prints one JSON object with
+what it saw. Usage:
+  session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT [END]]
 """
 import json
 import os
@@ -16,10 +19,13 @@ import uuid
 
 popek, images, engine, cpus, disk = sys.argv[1:6]
 timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 600
+end = sys.argv[7] if len(sys.argv) > 7 else "poweroff"
 PROMPT = b"popek:/# "
 t0 = time.monotonic()
+name = "session-%d" % os.getpid()
+snapdir = disk + ".snapshot"
 proc = subprocess.Popen(
-    [popek, "run", "--engine", engine, "--cpus", cpus, "--mem", "256M",
+    [popek, "run", "--engine", engine, "--cpus", cpus, "--mem", "256M", "--name", name,
      "--kernel", os.path.join(images, "vmlinux"),
      "--initrd", os.path.join(images, "initramfs.cpio.gz"),
      "--cmdline", "console=ttyS0 panic=-1 quiet", "--disk", disk, "--stats"],
@@ -70,7 +76,18 @@ try:
     token = "popek-disk-" + uuid.uuid4().hex
     result["disk_token"] = token
     result["dd"] = run(f"printf {token} | dd of=/dev/vda bs=512 count=1 conv=sync 2>&1; sync")
-    proc.stdin.write(b"poweroff -f\n")
+    if end == "snapshot":
+        snap = subprocess.run([popek, "snapshot", name, snapdir, "--stop"], capture_output=True, text=True)
+        result["snapshot_rc"] = snap.returncode
+        result["snapshot_exit"] = proc.wait(60)
+        proc = subprocess.Popen([popek, "restore", snapdir], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = b""
+        result["after_restore"] = run("echo hello after restore")
+        result["disk_after_restore"] = run("echo 3 > /proc/sys/vm/drop_caches; "
+                                           "dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c %d" % len(token))
+        result["entropy_after_restore"] = run("head -c 16 /dev/hwrng | od -An -tx1 | tr -d ' \\n'")
+    proc.stdin.write(b"echo c > /proc/sysrq-trigger\n" if end == "panic" else b"poweroff -f\n")
     proc.stdin.flush()
     proc.stdin.close()
     result["exit_code"] = proc.wait(120)

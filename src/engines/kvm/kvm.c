@@ -387,6 +387,13 @@ static int kvm_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
 	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
 }
 
+static int kvm_ioeventfd(struct engine_vm *vm, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	struct kvm_ioeventfd io = {.addr = gpa, .len = len, .fd = fd,
+				   .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
 const struct engine_ops kvm_engine = {
 	.name = "kvm",
 	.vm_create = kvm_vm_create,
@@ -402,4 +409,5 @@ const struct engine_ops kvm_engine = {
 	.msi = kvm_msi,
 	.get_vm_state = kvm_get_vm_state,
 	.set_vm_state = kvm_set_vm_state,
+	.ioeventfd = kvm_ioeventfd,
 };
