@@ -1,6 +1,6 @@
 /* Fuzz the Linux loader with arbitrary kernel images: whatever the bytes, it
  * either loads into guest RAM or refuses with a message, never touching
- * memory it does not own. The input's tail doubles as an initrd. */
+ * memory it does not own. The input's last 4 KiB doubles as an initrd. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct guest_mem mem;
-	static struct vm_config cfg;
 	static struct cpu_state st;
+	static struct vm_config cfg;
 	static int ready;
 	char err[256];
 	if (!ready) {
