@@ -5,7 +5,7 @@
 if [ -n "${POPEK_SKIP_NESTED:-}" ]; then
 	skip "nested" "POPEK_SKIP_NESTED is set"
 elif ! command -v qemu-system-x86_64 >/dev/null; then
-	skip "nested" "qemu-system-x86_64 is not installed"
+	fail "nested" "qemu-system-x86_64 is not installed: scripts/install-deps.sh installs it"
 else
 	"$POPEK_ROOT/tests/nested/run.sh" >"$TMP/nested.out" 2>&1
 	nrc=$?
