@@ -46,12 +46,12 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check build/cpudiff
+test: all build/popek-san unit clang-check image build/cpudiff
 	tests/run.sh
 
-# Until the Linux default image lands (issue 3), the default guest is hello.
-run: all
-	build/popek run --kernel build/guests/hello.elf
+# Boot the default guest (Debian's kernel + busybox) on the best engine.
+run: all image
+	build/popek run
 
 # Differential CPU tester: the soft engine against the host CPU.
 build/cpudiff: tests/cpu-diff/cpudiff.c $(filter-out build/obj/src/cli/main.o,$(OBJS))

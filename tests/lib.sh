@@ -21,13 +21,15 @@ run_vm() {
 	RC=$?
 }
 
-# expect NAME WANT_RC PATTERN: RC must equal WANT_RC and stdout must match PATTERN.
-expect() {
-	local name=$1 want=$2 pat=$3
+# expect_in WHERE NAME WANT_RC PATTERN: RC must equal WANT_RC, the file WHERE
+# (stdout or stderr of the last run_vm) must match PATTERN, and no sanitizer
+# may have complained.
+expect_in() {
+	local where=$1 name=$2 want=$3 pat=$4
 	if [ "$RC" -ne "$want" ]; then
 		fail "$name" "exit $RC, expected $want; stderr: $(tail -c 400 "$ERR" | tr '\n' ' ')"
-	elif ! grep -qE -- "$pat" "$OUT"; then
-		fail "$name" "output lacks /$pat/: $(tail -c 300 "$OUT" | tr '\n' ' ')"
+	elif ! grep -qE -- "$pat" "$where"; then
+		fail "$name" "$(basename "$where") lacks /$pat/: $(tail -c 300 "$where" | tr '\n' ' ')"
 	elif grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$ERR"; then
 		fail "$name" "sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$ERR")"
 	else
@@ -35,14 +37,5 @@ expect() {
 	fi
 }
 
-# expect_err NAME WANT_RC PATTERN: like expect, but PATTERN is matched in stderr.
-expect_err() {
-	local name=$1 want=$2 pat=$3
-	if [ "$RC" -ne "$want" ]; then
-		fail "$name" "exit $RC, expected $want; stderr: $(tail -c 400 "$ERR" | tr '\n' ' ')"
-	elif ! grep -qE -- "$pat" "$ERR"; then
-		fail "$name" "stderr lacks /$pat/: $(tail -c 300 "$ERR" | tr '\n' ' ')"
-	else
-		pass "$name"
-	fi
-}
+expect() { expect_in "$OUT" "$@"; }
+expect_err() { expect_in "$ERR" "$@"; }

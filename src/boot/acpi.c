@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "boot/layout.h"
+#include "devices/pci.h"
 
 #define OEM_ID	     "POPEK "
 #define OEM_TABLE_ID "POPEKVM "
@@ -263,7 +264,7 @@ static void dsdt_body(struct out *o)
 	res_word(o, RES_IO, 0x03, 0x0000, 0x0cf7);
 	res_word(o, RES_IO, 0x03, 0x0d00, 0xffff);
 	res_dword_mem(o, 0x000a0000, 0x000bffff);
-	res_dword_mem(o, (uint32_t)MEM_PCI_HOLE_START, ACPI_PCI_MMIO_END);
+	res_dword_mem(o, (uint32_t)PCI_MMIO_START, (uint32_t)(PCI_MMIO_END - 1));
 	emit8(o, 0x79); /* End Tag; checksum 0 means "not checked" */
 	emit8(o, 0);
 	patch32(o, size_at, (uint32_t)(o->len - res));
@@ -411,13 +412,18 @@ static size_t madt(struct out *o, int ncpus)
 	emit8(o, 0);
 	emit32(o, 2);
 	emit16(o, 0); /* conforming polarity and trigger */
-	/* The SCI is level-triggered, active high. */
-	emit8(o, MADT_ISO);
-	emit8(o, 10);
-	emit8(o, 0);
-	emit8(o, ACPI_SCI_IRQ);
-	emit32(o, ACPI_SCI_IRQ);
-	emit16(o, 0x0d); /* polarity 01 active high, trigger 11 level */
+	/* The SCI and the PCI INTx lines are level-triggered, active high.
+	 * There is no _PRT: Linux then takes a device's IRQ from its
+	 * Interrupt Line register (virtio devices use MSI-X anyway). */
+	static const uint8_t level_high[] = {ACPI_SCI_IRQ, PCI_INTX_GSI0, PCI_INTX_GSI1};
+	for (size_t i = 0; i < sizeof(level_high); i++) {
+		emit8(o, MADT_ISO);
+		emit8(o, 10);
+		emit8(o, 0);
+		emit8(o, level_high[i]);
+		emit32(o, level_high[i]);
+		emit16(o, 0x0d); /* polarity 01 active high, trigger 11 level */
+	}
 	emit8(o, MADT_LAPIC_NMI);
 	emit8(o, 6);
 	emit8(o, 0xff); /* all processors */

@@ -20,7 +20,6 @@
 #define ACPI_RESET_VALUE  0xfe /* ... "pulse reset line" */
 #define ACPI_IOAPIC_ADDR  0xfec00000u
 #define ACPI_LAPIC_ADDR	  0xfee00000u
-#define ACPI_PCI_MMIO_END 0xfebfffffu /* 32-bit PCI window: MEM_PCI_HOLE_START..here */
 
 /* Write the tables for ncpus vCPUs; returns the RSDP's guest-physical
  * address (at BIOS_START, where a legacy scan finds it too), or 0 if guest

@@ -130,6 +130,13 @@ int boot_write_cmdline(const struct boot_args *a, char *err, size_t errlen)
 	return 0;
 }
 
+int boot_place_modules(const struct boot_args *a, uint64_t kernel_end, uint64_t *initrd, char *err,
+		       size_t errlen)
+{
+	return boot_place_initrd(a, kernel_end, a->mem->range[0].size, initrd, err, errlen) ||
+	       boot_write_cmdline(a, err, errlen);
+}
+
 void boot_write_gdt(struct guest_mem *mem)
 {
 	const uint64_t gdt[] = {
@@ -178,9 +185,7 @@ static int elf64_load(struct boot_args *a, const struct elf_image *e, struct cpu
 		      char *err, size_t errlen)
 {
 	uint64_t end, initrd;
-	if (boot_load_elf(a, e, &end, err, errlen) ||
-	    boot_place_initrd(a, end, a->mem->range[0].size, &initrd, err, errlen) ||
-	    boot_write_cmdline(a, err, errlen))
+	if (boot_load_elf(a, e, &end, err, errlen) || boot_place_modules(a, end, &initrd, err, errlen))
 		return -1;
 	boot_write_pagetables(a->mem);
 	boot_enter_long_mode(st, e->entry);

@@ -38,6 +38,9 @@ int boot_check_range(const struct boot_args *a, uint64_t gpa, uint64_t len, cons
 /* Put the initrd page-aligned at or above min_addr and below max_end. */
 int boot_place_initrd(const struct boot_args *a, uint64_t min_addr, uint64_t max_end,
 		      uint64_t *addr, char *err, size_t errlen);
+/* The initrd above the kernel (ending at kernel_end) and the command line. */
+int boot_place_modules(const struct boot_args *a, uint64_t kernel_end, uint64_t *initrd, char *err,
+		       size_t errlen);
 /* Copy the command line (NUL-terminated) to BOOT_CMDLINE. */
 int boot_write_cmdline(const struct boot_args *a, char *err, size_t errlen);
 /* GDT at BOOT_GDT: 0x08 32-bit code, 0x10 64-bit code, 0x18 data. */

@@ -113,8 +113,7 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 		snprintf(err, errlen, "multiboot entry point %#llx is above 4 GiB", (unsigned long long)entry);
 		return -1;
 	}
-	if (boot_place_initrd(a, end, a->mem->range[0].size, &initrd, err, errlen) ||
-	    boot_write_cmdline(a, err, errlen))
+	if (boot_place_modules(a, end, &initrd, err, errlen))
 		return -1;
 
 	struct memmap_entry map[MEMMAP_MAX];

@@ -55,9 +55,7 @@ int pvh_load(struct boot_args *a, const struct elf_image *e, uint32_t entry, str
 	     char *err, size_t errlen)
 {
 	uint64_t end, initrd;
-	if (boot_load_elf(a, e, &end, err, errlen) ||
-	    boot_place_initrd(a, end, a->mem->range[0].size, &initrd, err, errlen) ||
-	    boot_write_cmdline(a, err, errlen))
+	if (boot_load_elf(a, e, &end, err, errlen) || boot_place_modules(a, end, &initrd, err, errlen))
 		return -1;
 	if (!gpa_ptr(a->mem, entry, 1)) {
 		snprintf(err, errlen, "PVH entry point %#x is outside guest RAM", entry);

@@ -1,8 +1,10 @@
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "control/control.h"
@@ -106,6 +108,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_MEM:
 			if (parse_size(optarg, &cfg->mem))
 				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)", optarg);
+			cfg->mem_set = true;
 			break;
 		case O_CPUS:
 			errno = 0;
@@ -158,12 +161,49 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	return 0;
 }
 
+/* The default image (make image): $POPEK_IMAGES, else images/ beside the
+ * build/ directory that holds this binary. */
+static int default_image(struct vm_config *cfg)
+{
+	static char kernel[PATH_MAX], initrd[PATH_MAX];
+	char dir[PATH_MAX];
+	const char *env = getenv("POPEK_IMAGES");
+	if (env && *env) {
+		snprintf(dir, sizeof(dir), "%s", env);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 32);
+		if (n <= 0)
+			return -1;
+		dir[n] = 0;
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = 0;
+		strcat(dir, "/../images");
+	}
+	snprintf(kernel, sizeof(kernel), "%.*s/vmlinux", PATH_MAX - 16, dir);
+	snprintf(initrd, sizeof(initrd), "%.*s/initramfs.cpio.gz", PATH_MAX - 32, dir);
+	if (access(kernel, R_OK) || access(initrd, R_OK)) {
+		fprintf(stderr, "popek: no --kernel given and the default image is missing (%s) — run "
+				"'make image' or pass --kernel FILE\n",
+			kernel);
+		return -1;
+	}
+	cfg->kernel = kernel;
+	if (!cfg->initrd)
+		cfg->initrd = initrd;
+	if (!cfg->cmdline)
+		cfg->cmdline = "console=ttyS0 panic=-1";
+	if (!cfg->mem_set)
+		cfg->mem = 256ull << 20;
+	return 0;
+}
+
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 {
 	int rc = cli_parse(argc, argv, cfg, NULL, NULL);
 	if (rc)
 		return rc;
-	if (!cfg->kernel)
-		return usage_error("%s", "no kernel given: use --kernel FILE");
+	if (!cfg->kernel && default_image(cfg))
+		return EXIT_CODE_USAGE;
 	return 0;
 }

@@ -12,8 +12,9 @@
 #include "machine/machine.h"
 #include "snapshot/snapshot.h"
 
-/* Create, (restore,) run and tear down one VM in this process. */
-static int launch(struct vm_config *cfg, const struct snapshot *snap)
+/* Create, (restore,) run and tear down one VM in this process. t0: when the
+ * command started, for the restore-time report. */
+static int launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0)
 {
 	static struct machine m; /* large (vCPU table); one per process */
 	char err[512] = "", name[32];
@@ -21,7 +22,6 @@ static int launch(struct vm_config *cfg, const struct snapshot *snap)
 		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
 		cfg->name = name;
 	}
-	uint64_t t0 = monotonic_ns();
 	int rc = machine_create(&m, cfg, err, sizeof(err));
 	if (!rc && snap && snapshot_apply(snap, &m, err, sizeof(err)))
 		rc = EXIT_CODE_IMAGE;
@@ -34,8 +34,8 @@ static int launch(struct vm_config *cfg, const struct snapshot *snap)
 		return rc;
 	}
 	if (snap)
-		fprintf(stderr, "popek: %s restored on %s in %.1f ms\n", cfg->name, m.engine->name,
-			(double)(monotonic_ns() - t0) / 1e6);
+		fprintf(stderr, "popek: %s restored on %s in %.1f ms (to the first guest instruction)\n",
+			cfg->name, m.engine->name, (double)(monotonic_ns() - t0) / 1e6);
 	rc = machine_run(&m);
 	control_stop(ctl);
 	machine_destroy(&m);
@@ -47,11 +47,11 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
 	int rc = cli_parse_run(argc, argv, &cfg);
-	return rc ? rc : launch(&cfg, NULL);
+	return rc ? rc : launch(&cfg, NULL, 0);
 }
 
 /* --clones N: one process per clone, each with its own name and console. */
-static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n)
+static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n, uint64_t t0)
 {
 	const char *base = cfg->name ? cfg->name : "clone";
 	pid_t *pids = calloc((size_t)n, sizeof(*pids));
@@ -68,7 +68,7 @@ static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n
 				snprintf(path, sizeof(path), "%s.%d", cfg->console_path, i + 1);
 				cfg->console_path = path;
 			}
-			_exit(launch(cfg, s));
+			_exit(launch(cfg, s, t0));
 		}
 		if (pids[i] < 0)
 			fprintf(stderr, "popek: cannot start clone %d: %s\n", i + 1, strerror(errno));
@@ -88,18 +88,19 @@ static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n
 }
 
 struct restore_opts {
-	bool verify;
+	bool verify, force;
 	int clones;
 };
 
-enum { O_NOVERIFY = 300, O_CLONES };
+enum { O_NOVERIFY = 300, O_CLONES, O_FORCE };
 
 static int restore_opt(void *ctx, int opt, const char *arg)
 {
 	struct restore_opts *r = ctx;
 	char *end;
-	if (opt == O_NOVERIFY) {
-		r->verify = false;
+	if (opt == O_NOVERIFY || opt == O_FORCE) {
+		r->verify &= opt != O_NOVERIFY;
+		r->force |= opt == O_FORCE;
 		return 0;
 	}
 	r->clones = (int)strtol(arg, &end, 10);
@@ -115,8 +116,10 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 		{"no-verify", no_argument, NULL, O_NOVERIFY},
 		{"clones", required_argument, NULL, O_CLONES},
+		{"force", no_argument, NULL, O_FORCE},
 		{0},
 	};
+	uint64_t t0 = monotonic_ns();
 	struct restore_opts ro = {.verify = true};
 	struct cli_extra x = {.opts = opts, .fn = restore_opt, .ctx = &ro, .no_boot_opts = true};
 	struct vm_config cfg;
@@ -132,16 +135,17 @@ int cmd_restore(int argc, char **argv)
 	}
 	char err[600];
 	struct snapshot *s = snapshot_open(dir, ro.verify, err, sizeof(err));
-	if (!s) {
+	if (!s || snapshot_check_disks(s, ro.force, err, sizeof(err))) {
 		fprintf(stderr, "popek: %s\n", err);
+		snapshot_close(s);
 		return EXIT_CODE_IMAGE;
 	}
 	snapshot_config(s, &cfg);
 	if (ro.clones) {
-		rc = restore_clones(&cfg, s, ro.clones);
+		rc = restore_clones(&cfg, s, ro.clones, t0);
 		close(cfg.ram_fd);
 	} else {
-		rc = launch(&cfg, s);
+		rc = launch(&cfg, s, t0);
 	}
 	snapshot_close(s);
 	return rc;

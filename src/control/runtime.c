@@ -37,6 +37,16 @@ int control_dir(char *buf, size_t len)
 		n = snprintf(buf, len, "/tmp/popek-%u", (unsigned)geteuid());
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
+	/* Create missing parents too (a minimal system may lack /run). */
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		int rc = mkdir(buf, 0755);
+		*p = '/';
+		if (rc < 0 && errno != EEXIST)
+			return -errno;
+	}
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	struct stat st;

@@ -149,8 +149,11 @@ int acpi_pm_create(struct machine *m)
 		free(pm);
 		return -1;
 	}
-	if (machine_add_device(
-		m, &(struct machine_device){"acpi-pm", pm, pm_save, pm_load, pm_destroy})) {
+	if (machine_add_device(m, &(struct machine_device){.name = "acpi-pm",
+							   .dev = pm,
+							   .save = pm_save,
+							   .load = pm_load,
+							   .destroy = pm_destroy})) {
 		pm_destroy(pm);
 		return -1;
 	}

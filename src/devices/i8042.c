@@ -292,8 +292,11 @@ int i8042_create(struct machine *m)
 	pthread_mutex_init(&k->lock, NULL);
 	if (bus_register(&m->pio, I8042_DATA_PORT, 1, &data_ops, k, "i8042") ||
 	    bus_register(&m->pio, I8042_COMMAND_PORT, 1, &command_ops, k, "i8042") ||
-	    machine_add_device(
-		m, &(struct machine_device){"i8042", k, i8042_save, i8042_load, i8042_destroy})) {
+	    machine_add_device(m, &(struct machine_device){.name = "i8042",
+							   .dev = k,
+							   .save = i8042_save,
+							   .load = i8042_load,
+							   .destroy = i8042_destroy})) {
 		i8042_destroy(k);
 		return -1;
 	}

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "snapshot/blob.h"
+
 #define MSIX_CAP_ID	   0x11
 #define MSIX_CTRL_FMASK	   0x4000
 #define MSIX_CTRL_ENABLE   0x8000
@@ -110,4 +112,27 @@ void msix_notify(struct msix *x, unsigned vec)
 		x->pending |= 1ull << vec;
 	else
 		send(x, vec);
+}
+
+void msix_save(const struct msix *x, struct blob *b)
+{
+	blob_put32(b, x->nvec);
+	for (unsigned v = 0; v < x->nvec; v++)
+		for (int i = 0; i < 4; i++)
+			blob_put32(b, x->table[v][i]);
+	blob_put64(b, x->pending);
+}
+
+int msix_load(struct msix *x, struct reader *r)
+{
+	if (rd_get32(r) != x->nvec)
+		return -1;
+	for (unsigned v = 0; v < x->nvec; v++) {
+		for (int i = 0; i < 4; i++)
+			x->table[v][i] = rd_get32(r);
+		x->table[v][3] &= MSIX_VECTOR_MASKED;
+	}
+	uint64_t all = x->nvec == 64 ? ~0ull : (1ull << x->nvec) - 1;
+	x->pending = rd_get64(r) & all;
+	return r->bad ? -1 : 0;
 }

@@ -39,6 +39,13 @@ void msix_table_read(struct msix *x, uint64_t off, void *data, unsigned size);
 void msix_table_write(struct msix *x, uint64_t off, const void *data, unsigned size);
 void msix_pba_read(struct msix *x, uint64_t off, void *data, unsigned size);
 
+struct blob;
+struct reader;
+/* Snapshots of the table and pending bits (enable/mask live in config space).
+ * load returns -1 if the saved table does not fit this function. */
+void msix_save(const struct msix *x, struct blob *b);
+int msix_load(struct msix *x, struct reader *r);
+
 /* Signal vector vec: sent now, or left pending while masked. */
 void msix_notify(struct msix *x, unsigned vec);
 

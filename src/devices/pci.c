@@ -19,6 +19,12 @@ static uint32_t cfg_get(const struct pci_dev *d, unsigned off, unsigned size)
 	return v;
 }
 
+static uint32_t cfg_get_bytes(const uint8_t *cfg, unsigned off)
+{
+	return (uint32_t)cfg[off] | (uint32_t)cfg[off + 1] << 8 | (uint32_t)cfg[off + 2] << 16 |
+	       (uint32_t)cfg[off + 3] << 24;
+}
+
 static void cfg_put(struct pci_dev *d, unsigned off, unsigned size, uint32_t v)
 {
 	for (unsigned i = 0; i < size; i++)
@@ -387,4 +393,22 @@ int pci_bus_add(struct pci_bus *pb, struct pci_dev *d, char *err, size_t errlen)
 	pb->dev[slot] = d;
 	pthread_mutex_unlock(&pb->lock);
 	return 0;
+}
+
+void pci_dev_save_config(struct pci_dev *d, uint8_t out[PCI_CFG_SIZE])
+{
+	pthread_mutex_lock(&d->bus->lock);
+	memcpy(out, d->cfg, PCI_CFG_SIZE);
+	pthread_mutex_unlock(&d->bus->lock);
+}
+
+void pci_dev_load_config(struct pci_dev *d, const uint8_t in[PCI_CFG_SIZE])
+{
+	struct pci_bus *pb = d->bus;
+	if (!pb)
+		return;
+	pthread_mutex_lock(&pb->lock);
+	for (unsigned off = 0; off < PCI_CFG_SIZE; off += 4)
+		config_write_locked(pb, d->slot, 0, off, 4, cfg_get_bytes(in, off));
+	pthread_mutex_unlock(&pb->lock);
 }

@@ -120,6 +120,11 @@ void pci_bus_remove(struct pci_dev *d);
 /* Level of INTx pin A; lines are shared, so the bridge ORs all slots. */
 void pci_set_intx(struct pci_dev *d, bool level);
 
+/* Snapshots: copy d's config space out, or replay a saved one through the
+ * write masks (so identity and read-only fields stay ours) and remap BARs. */
+void pci_dev_save_config(struct pci_dev *d, uint8_t out[PCI_CFG_SIZE]);
+void pci_dev_load_config(struct pci_dev *d, const uint8_t in[PCI_CFG_SIZE]);
+
 /* Config space accessors as the guest sees it (used by the port handler and tests). */
 uint32_t pci_config_read(struct pci_bus *pb, unsigned slot, unsigned fn, unsigned off,
 			 unsigned size);

@@ -203,6 +203,11 @@ fail:
 	return NULL;
 }
 
+struct virtio_pci *virtio_blk_pci(struct virtio_blk *b)
+{
+	return &b->vp;
+}
+
 void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)

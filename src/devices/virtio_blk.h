@@ -13,6 +13,8 @@ struct virtio_blk;
 
 struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *path, bool ro,
 				     char *err, size_t errlen);
+/* Its transport, for the machine's snapshot hooks. */
+struct virtio_pci *virtio_blk_pci(struct virtio_blk *b);
 void virtio_blk_destroy(struct virtio_blk *b);
 
 #endif

@@ -90,6 +90,11 @@ struct virtio_console *virtio_console_create(const struct virtio_env *env, virti
 	return con;
 }
 
+struct virtio_pci *virtio_console_pci(struct virtio_console *c)
+{
+	return &c->vp;
+}
+
 void virtio_console_destroy(struct virtio_console *con)
 {
 	if (!con)

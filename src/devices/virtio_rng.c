@@ -67,6 +67,11 @@ struct virtio_rng *virtio_rng_create(const struct virtio_env *env, char *err, si
 	return r;
 }
 
+struct virtio_pci *virtio_rng_pci(struct virtio_rng *r)
+{
+	return &r->vp;
+}
+
 void virtio_rng_destroy(struct virtio_rng *r)
 {
 	if (!r)

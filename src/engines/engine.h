@@ -104,6 +104,11 @@ struct engine_ops {
 	/* Interrupt inputs: ISA/IOAPIC line by GSI, and message-signalled. */
 	int (*irq_line)(struct engine_vm *vm, unsigned gsi, bool level);
 	int (*msi)(struct engine_vm *vm, uint64_t addr, uint32_t data);
+	/* Optional fast path (NULL if the engine has none): when the guest writes
+	 * exactly len bytes at MMIO address gpa, signal eventfd fd instead of
+	 * returning an EXIT_MMIO; assign=false removes the binding. Devices fall
+	 * back to MMIO exits without it. (kvm: KVM_IOEVENTFD.) */
+	int (*ioeventfd)(struct engine_vm *vm, uint64_t gpa, unsigned len, int fd, bool assign);
 
 	/* VM-wide interrupt controllers, PIT and clock (snapshots); all vCPUs
 	 * must be parked. */

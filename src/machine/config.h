@@ -21,6 +21,7 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t mem;
+	bool mem_set; /* --mem given (else a default that depends on the guest) */
 	int cpus;
 	const char *engine; /* "kvm", "soft" or "auto" */
 	enum console_kind console;

@@ -55,7 +55,7 @@ static void tty_make_raw(void)
 		return;
 	t = saved_tty;
 	cfmakeraw(&t);
-	t.c_oflag |= OPOST | ONLCR; /* keep our own messages readable; guests send \r\n anyway */
+	t.c_oflag |= OPOST | ONLCR; /* our messages use \n; a guest's \r\n is unharmed */
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0)
 		return;
 	tty_raw = 1;
@@ -70,9 +70,9 @@ static void tty_make_raw(void)
 }
 
 static const char escape_help[] =
-	"\r\npopek console: Ctrl-A x  quit the VM\r\n"
-	"               Ctrl-A h  this help\r\n"
-	"               Ctrl-A Ctrl-A  send Ctrl-A to the guest\r\n";
+	"\npopek console: Ctrl-A x  quit the VM\n"
+	"               Ctrl-A h  this help\n"
+	"               Ctrl-A Ctrl-A  send Ctrl-A to the guest\n";
 
 /* Interpret Ctrl-A sequences in place; returns the bytes left for the guest. */
 static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n)

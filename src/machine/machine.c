@@ -13,6 +13,7 @@
 #include "boot/boot.h"
 #include "boot/acpi.h"
 #include "devices/acpi_pm.h"
+#include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/uart16550.h"
@@ -52,6 +53,13 @@ void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const c
 	pthread_mutex_unlock(&m->pause_lock);
 }
 
+static void pause_devices(struct machine *m, bool paused)
+{
+	for (int i = 0; i < m->ndevices; i++)
+		if (m->devices[i].pause)
+			m->devices[i].pause(m->devices[i].dev, paused);
+}
+
 void machine_pause(struct machine *m)
 {
 	pthread_mutex_lock(&m->pause_lock);
@@ -63,10 +71,12 @@ void machine_pause(struct machine *m)
 	while (m->parked < atomic_load(&m->running_vcpus) && !machine_stopping(m))
 		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
 	pthread_mutex_unlock(&m->pause_lock);
+	pause_devices(m, true);
 }
 
 void machine_resume(struct machine *m)
 {
+	pause_devices(m, false);
 	pthread_mutex_lock(&m->pause_lock);
 	m->pause_requested = false;
 	pthread_cond_broadcast(&m->pause_cond);
@@ -198,9 +208,9 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		return EXIT_CODE_HOST;
 	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
 	if (m->uart)
-		machine_add_device(m, &(struct machine_device){"uart0", m->uart, uart_save, uart_load,
-								uart_free});
-	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m)) {
+		machine_add_device(m, &(struct machine_device){.name = "uart0", .dev = m->uart, .save = uart_save, .load = uart_load, .destroy = uart_free});
+	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
+	    cmos_rtc_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
@@ -358,9 +368,10 @@ void machine_destroy(struct machine *m)
 	for (int i = 0; i < MAX_VCPUS; i++)
 		if (m->vcpu[i].ev)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
+	/* Before the engine VM: devices unbind their engine fast paths. */
+	pci_platform_destroy(m);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
-	pci_platform_destroy(m);
 	for (int i = m->ndevices - 1; i >= 0; i--)
 		if (m->devices[i].destroy)
 			m->devices[i].destroy(m->devices[i].dev);

@@ -58,6 +58,9 @@ struct machine_device {
 	int (*save)(void *dev, void **buf, size_t *len);
 	int (*load)(void *dev, const void *buf, size_t len);
 	void (*destroy)(void *dev);
+	/* Optional, for devices with threads of their own: stop and restart work
+	 * when the VM pauses and resumes. */
+	void (*pause)(void *dev, bool paused);
 };
 
 #define MAX_DEVICES 32

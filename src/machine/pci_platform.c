@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "devices/pci.h"
+#include "devices/pvpanic.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
@@ -16,7 +17,30 @@ struct pci_platform {
 	struct virtio_blk *disk[MAX_DISKS];
 	struct virtio_rng *rng;
 	struct virtio_console *console;
+	struct pvpanic *pvpanic;
+	char disk_name[MAX_DISKS][24];
 };
+
+/* Snapshots see each virtio device under a name stable across runs. */
+static int add_snapshot_hooks(struct machine *m, const char *name, struct virtio_pci *vp, char *err,
+			      size_t errlen)
+{
+	struct machine_device d = {.name = name,
+				   .dev = vp,
+				   .save = virtio_pci_save,
+				   .load = virtio_pci_load,
+				   .pause = virtio_pci_pause};
+	if (machine_add_device(m, &d) == 0)
+		return 0;
+	snprintf(err, errlen, "too many devices: cannot register %s", name);
+	return -1;
+}
+
+static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	struct machine *m = ctx;
+	return m->engine->ioeventfd(m->evm, gpa, len, fd, assign);
+}
 
 static void console_tx(void *ctx, const void *buf, size_t len)
 {
@@ -37,7 +61,9 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 		return EXIT_CODE_HOST;
 	}
 	m->pci = p;
-	p->env = (struct virtio_env){&p->bus, &m->mem, machine_msi_sink(m)};
+	p->env = (struct virtio_env){.pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m)};
+	if (m->engine->ioeventfd)
+		p->env.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 	const struct vm_config *cfg = m->cfg;
 	/* Disks first, so --disk order is slot order is vda, vdb, ... */
 	for (int i = 0; i < cfg->ndisks; i++) {
@@ -45,11 +71,21 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 		    virtio_blk_create(&p->env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
 		if (!p->disk[i])
 			return EXIT_CODE_USAGE;
+		snprintf(p->disk_name[i], sizeof(p->disk_name[i]), "virtio-blk%d", i);
+		if (add_snapshot_hooks(m, p->disk_name[i], virtio_blk_pci(p->disk[i]), err, errlen))
+			return EXIT_CODE_HOST;
 	}
+	p->pvpanic = pvpanic_create(m, &p->bus, err, errlen);
+	if (!p->pvpanic)
+		return EXIT_CODE_HOST;
 	p->rng = virtio_rng_create(&p->env, err, errlen);
-	if (p->rng)
-		p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
-	return p->rng && p->console ? 0 : EXIT_CODE_HOST;
+	if (!p->rng || add_snapshot_hooks(m, "virtio-rng0", virtio_rng_pci(p->rng), err, errlen))
+		return EXIT_CODE_HOST;
+	p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
+	if (!p->console ||
+	    add_snapshot_hooks(m, "virtio-console0", virtio_console_pci(p->console), err, errlen))
+		return EXIT_CODE_HOST;
+	return 0;
 }
 
 void pci_platform_destroy(struct machine *m)
@@ -61,6 +97,7 @@ void pci_platform_destroy(struct machine *m)
 		virtio_blk_destroy(p->disk[i]);
 	virtio_rng_destroy(p->rng);
 	virtio_console_destroy(p->console);
+	pvpanic_destroy(p->pvpanic);
 	pci_bus_destroy(&p->bus);
 	free(p);
 	m->pci = NULL;

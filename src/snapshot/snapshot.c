@@ -13,6 +13,7 @@
 
 #include "machine/machine.h"
 #include "snapshot/codec.h"
+#include "snapshot/disks.h"
 #include "snapshot/sections.h"
 
 #define FORMAT_NAME    "popek-snapshot"
@@ -177,6 +178,23 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	json_object_object_add(mem, "crc32", crc);
 	json_object_object_add(meta, "memory", mem);
 	json_object_object_add(meta, "devices", json_object_get(devs));
+	json_object *disks = json_object_new_array();
+	json_object_object_add(meta, "disks", disks);
+	for (int i = 0; i < cfg->ndisks; i++) {
+		struct disk_ident id;
+		char real[4096];
+		if (!realpath(cfg->disk[i].path, real) || disk_ident(real, &id, err, errlen)) {
+			snprintf(err, errlen, "disk image %s: cannot identify it", cfg->disk[i].path);
+			goto out;
+		}
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "path", json_object_new_string(real));
+		json_object_object_add(d, "ro", json_object_new_boolean(cfg->disk[i].ro));
+		json_object_object_add(d, "size", json_object_new_int64((int64_t)id.size));
+		json_object_object_add(d, "mtime_ns", json_object_new_int64(id.mtime_ns));
+		json_object_object_add(d, "crc32", json_object_new_int64(id.crc32));
+		json_object_array_add(disks, d);
+	}
 	const char *text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PRETTY);
 	/* Written last: a snapshot.json means the snapshot is complete. */
 	rc = write_file(dir, "snapshot.json", text, strlen(text), err, errlen);
@@ -346,6 +364,41 @@ fail:
 	return NULL;
 }
 
+int snapshot_check_disks(const struct snapshot *s, bool force, char *err, size_t errlen)
+{
+	json_object *disks = get(s->meta, "disks", json_type_array);
+	size_t n = disks ? json_object_array_length(disks) : 0;
+	if (n > MAX_DISKS) {
+		snprintf(err, errlen, "snapshot lists %zu disks (limit %d)", n, MAX_DISKS);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(disks, i), *p = get(d, "path", json_type_string),
+			    *size = get(d, "size", json_type_int), *mt = get(d, "mtime_ns", json_type_int),
+			    *crc = get(d, "crc32", json_type_int);
+		struct disk_ident id;
+		if (!p || !size || !mt || !crc || !get(d, "ro", json_type_boolean)) {
+			snprintf(err, errlen, "snapshot.json: disk %zu is incomplete", i);
+			return -1;
+		}
+		const char *path = json_object_get_string(p);
+		if (disk_ident(path, &id, err, errlen))
+			return -1;
+		const char *what = (uint64_t)json_object_get_int64(size) != id.size ? "its size"
+				   : (uint32_t)json_object_get_int64(crc) != id.crc32 ? "its content"
+				   : json_object_get_int64(mt) != id.mtime_ns	       ? "its modification time"
+										       : NULL;
+		if (what && !force) {
+			snprintf(err, errlen,
+				 "disk image %s changed since the snapshot (%s differs): the guest's view of "
+				 "it would be inconsistent — restore the image, or use --force",
+				 path, what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 const char *snapshot_engine(const struct snapshot *s)
 {
 	return json_object_get_string(get(s->meta, "engine", json_type_string));
@@ -358,6 +411,13 @@ void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 	cfg->cpus = s->ncpus;
 	cfg->kernel = (v = get(c, "kernel", json_type_string)) ? json_object_get_string(v) : "";
 	cfg->cmdline = (v = get(c, "cmdline", json_type_string)) ? json_object_get_string(v) : "";
+	json_object *disks = get(s->meta, "disks", json_type_array);
+	cfg->ndisks = 0;
+	for (size_t i = 0; disks && i < json_object_array_length(disks) && i < MAX_DISKS; i++) {
+		json_object *d = json_object_array_get_idx(disks, i);
+		cfg->disk[cfg->ndisks].path = json_object_get_string(get(d, "path", json_type_string));
+		cfg->disk[cfg->ndisks++].ro = json_object_get_boolean(get(d, "ro", json_type_boolean));
+	}
 	if (!cfg->engine)
 		cfg->engine = snapshot_engine(s);
 	cfg->ram_fd = s->ram_fd;

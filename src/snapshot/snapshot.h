@@ -30,6 +30,8 @@ struct snapshot *snapshot_open(const char *dir, bool verify, char *err, size_t e
  * into s. engine stays as the caller set it unless NULL. */
 void snapshot_config(struct snapshot *s, struct vm_config *cfg);
 const char *snapshot_engine(const struct snapshot *s);
+/* Refuse if a referenced disk image changed since the snapshot (unless force). */
+int snapshot_check_disks(const struct snapshot *s, bool force, char *err, size_t errlen);
 /* Load vCPU, VM and device state into a machine created from snapshot_config. */
 int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_t errlen);
 void snapshot_close(struct snapshot *s);

@@ -14,21 +14,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct guest_mem mem;
 	static struct cpu_state st;
+	static struct vm_config cfg;
 	static int ready;
 	char err[256];
 	if (!ready) {
 		if (guest_mem_init(&mem, 32ull << 20, err, sizeof(err)))
 			abort();
+		vm_config_defaults(&cfg);
+		cfg.cmdline = "console=ttyS0";
 		ready = 1;
 	}
 	size_t rd = size > 4096 ? 4096 : size / 2;
-	struct linux_args a = {.kernel = data,
-			       .kernel_len = size,
-			       .initrd = data + size - rd,
-			       .initrd_len = rd,
-			       .cmdline = "console=ttyS0",
-			       .rsdp = 0};
-	if (linux_probe(data, size) && linux_load(&mem, &a, &st, err, sizeof(err)) && !err[0])
+	struct boot_args a = {.cfg = &cfg,
+			      .mem = &mem,
+			      .ncpus = 1,
+			      .kernel = data,
+			      .kernel_len = size,
+			      .initrd = data + size - rd,
+			      .initrd_len = rd};
+	err[0] = 0;
+	if (linux_probe(data, size) && linux_load(&a, &st, err, sizeof(err)) && !err[0])
 		abort(); /* a refusal must say why */
 	return 0;
 }

@@ -44,11 +44,11 @@ static struct rig *rig_get(void)
 	bus_init(&r.pio, "pio");
 	bus_init(&r.mmio, "mmio");
 	struct irq_line intx[PCI_INTX_LINES] = {{nop_line, NULL, PCI_INTX_GSI0},
-						 {nop_line, NULL, PCI_INTX_GSI1}};
+						{nop_line, NULL, PCI_INTX_GSI1}};
 	if (pci_bus_init(&r.pb, &r.pio, &r.mmio, intx, err, sizeof(err)) ||
 	    guest_mem_init(&r.mem, RAM, err, sizeof(err)))
 		abort();
-	struct virtio_env env = {&r.pb, &r.mem, {nop_msi, NULL}};
+	struct virtio_env env = {.pci = &r.pb, .mem = &r.mem, .msi = {nop_msi, NULL}};
 	r.blk = virtio_blk_create(&env, path, false, err, sizeof(err));
 	if (!r.blk)
 		abort();

@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	virtq_reset(&vq, (uint16_t)(1u << (data[0] & 15)));
 	vq.indirect = data[0] & 0x80;
 	vq.avail_gpa = 0;
-	vq.used_gpa = 0x400;
-	vq.desc_gpa = 0xc10;
+	vq.desc_gpa = 0x210;
+	vq.used_gpa = 0x1210;
 	memset(mem.base, 0, 0x10000);
 	memcpy(mem.base, data + 1, size - 1 < 0x10000 ? size - 1 : 0x10000);
 	if (virtq_enable(&vq, &mem) < 0)

@@ -3,8 +3,8 @@ run_vm cli-version --version
 expect "cli: --version" 0 "^popek [0-9]+\.[0-9]+"
 run_vm cli-help help
 expect "cli: help lists run options" 0 "--kernel FILE"
-run_vm cli-noargs run
-expect_err "cli: run without --kernel is a usage error" 64 "no kernel given"
+POPEK_IMAGES=$TMP/no-images run_vm cli-noargs run
+expect_err "cli: run without --kernel and without an image says how to get one" 64 "run 'make image'"
 run_vm cli-badmem run --kernel /dev/null --mem 12Q
 expect_err "cli: malformed --mem" 64 "not a size"
 run_vm cli-badcpus run --kernel /dev/null --cpus 0

@@ -60,6 +60,22 @@ ok=0
 for i in 1 2 3; do grep -q "$want" "$TMP/clone.$i" && ok=$((ok + 1)); done
 if [ "$RC" = 1 ] && [ $ok = 3 ]; then pass "snapshot: three clones each finish with the right result"; else fail "snapshot: clones" "rc $RC, $ok of 3 right"; fi
 
+# A referenced disk that changed since the snapshot is refused unless forced.
+truncate -s 4M "$TMP/snapdisk.img"
+"$P" run --engine kvm --name snapdisk --kernel "$LR" --cmdline "rounds=100000" --disk "$TMP/snapdisk.img" \
+	--console "file:$TMP/snapdisk.console" >/dev/null 2>&1 </dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q "round 2$" "$TMP/snapdisk.console" 2>/dev/null && break; sleep 0.02; done
+"$P" snapshot snapdisk "$TMP/snap-disk" --stop 2>/dev/null
+wait $pid
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["disks"]; assert d[0]["path"]==sys.argv[2]' \
+	"$TMP/snap-disk/snapshot.json" "$(realpath "$TMP/snapdisk.img")" 2>/dev/null; then pass "snapshot: disk image referenced by path"; else fail "snapshot: disk reference" "$(grep -A3 disks "$TMP/snap-disk/snapshot.json")"; fi
+printf 'changed' | dd of="$TMP/snapdisk.img" bs=1 seek=100 conv=notrunc 2>/dev/null
+VM_TIMEOUT=2 run_vm snapdisk-changed restore "$TMP/snap-disk"
+expect_err "snapshot: changed disk refused" 65 "changed since the snapshot"
+VM_TIMEOUT=2 run_vm snapdisk-forced restore "$TMP/snap-disk" --force
+if [ "$RC" = 124 ] && grep -q "round" "$OUT"; then pass "snapshot: --force restores despite the changed disk"; else fail "snapshot: --force" "rc $RC $(tail -c 200 "$ERR")"; fi
+
 # Corruption is refused before any guest code runs (exit 65).
 cp -r "$TMP/snap-plain" "$TMP/bad1"
 printf '\x55' | dd of="$TMP/bad1/memory.bin" bs=1 seek=$((0x100010)) conv=notrunc 2>/dev/null

@@ -6,8 +6,10 @@
 #   tests/nested/run.sh            all stages (hello guest, then L3 Linux)
 #   tests/nested/run.sh --hello    only the milestone: KVM in L2, hello.elf on kvm
 #
+# The L3 guest boots the vmlinux; the reboot check boots the bzImage.
 # Environment: NESTED_TIMEOUT (seconds, default 900), NESTED_L3_KERNEL
-# (vmlinux or vmlinuz, default vmlinux). Exit status 0 when every check passed.
+# (the main L3 run's kernel: vmlinux or vmlinuz). Exit status 0 when every
+# check passed.
 set -eu
 export LC_ALL=C
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -69,7 +71,7 @@ for lib in $(ldd "$top/build/popek" | grep -o '/[^ ]*'); do
 	cp -L "$lib" "$root$lib"
 done
 cp "$top"/build/guests/*.elf "$root/guests/"
-cp "$images/$l3_kernel" "$images/initramfs.cpio.gz" "$root/images/"
+cp "$images/vmlinux" "$images/vmlinuz" "$images/initramfs.cpio.gz" "$root/images/"
 cp "$top/tests/nested/l2-init.sh" "$root/init"
 chmod 755 "$root/init"
 # Uncompressed: the L2 kernel would spend a long time inflating under TCG.
@@ -79,7 +81,7 @@ log=$out/l2.log
 echo "nested: booting the L2 host (QEMU TCG, SVM); log in $log"
 start=$(date +%s)
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -m 2048 \
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2048 \
 	-display none -monitor none -serial "file:$log" -no-reboot \
 	-kernel "$images/vmlinuz" -initrd "$out/l2.cpio" \
 	-append "console=ttyS0 panic=-1 quiet nested.stages=$stages nested.kernel=/images/$l3_kernel"
@@ -91,7 +93,7 @@ grep -a '^nested: \|^  | ' "$log" | tr -d '\r' || true
 pass=$(grep -ac '^nested: PASS' "$log" || true)
 fail=$(grep -ac '^nested: FAIL' "$log" || true)
 want=2
-[ "$stages" = all ] && want=8
+[ "$stages" = all ] && want=9
 if [ "$qrc" = 124 ]; then
 	echo "nested: FAIL timed out after $timeout_s s; last lines of the L2 console:"
 	tail -n 20 "$log"

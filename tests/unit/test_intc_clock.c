@@ -49,6 +49,33 @@ static void tsc_writes_and_adjust(void **state)
 	intc_destroy(ic);
 }
 
+/* vCPUs whose state is set one after another keep one TSC (Linux checks). */
+static void host_writes_keep_cpus_in_sync(void **state)
+{
+	struct soft_intc *ic = test_intc(2);
+	intc_set_tsc(ic, 0, 0);
+	sleep_ms(5);
+	intc_set_tsc(ic, 1, 0);
+	uint64_t t0 = intc_rdtsc(ic, 0), t1 = intc_rdtsc(ic, 1);
+	assert_true(t1 >= t0 && t1 - t0 < MS);
+	assert_true(t0 < 100 * MS); /* and both restarted from 0 */
+
+	/* A snapshot's values, read a little apart, restore to one TSC. */
+	intc_set_tsc(ic, 0, 5000000000000ull);
+	sleep_ms(3);
+	intc_set_tsc(ic, 1, 5000000000000ull + 40000);
+	t0 = intc_rdtsc(ic, 0);
+	t1 = intc_rdtsc(ic, 1);
+	assert_true(t1 >= t0 && t1 - t0 < MS);
+	assert_true(t0 >= 5000000000000ull);
+	assert_int_equal(rdmsr(ic, 1, 0x3b), 0); /* host writes leave TSC_ADJUST alone */
+
+	/* A value far from the other CPU's is taken as it is. */
+	intc_set_tsc(ic, 1, 9000000000000ull);
+	assert_true(intc_rdtsc(ic, 1) - intc_rdtsc(ic, 0) > 3000000000000ull);
+	intc_destroy(ic);
+}
+
 static void kvmclock_matches_tsc(void **state)
 {
 	struct soft_intc *ic = test_intc(1);
@@ -109,6 +136,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(tsc_follows_wall_time),	 cmocka_unit_test(tsc_writes_and_adjust),
+	    cmocka_unit_test(host_writes_keep_cpus_in_sync),
 	    cmocka_unit_test(kvmclock_matches_tsc),	 cmocka_unit_test(kvmclock_wall_clock),
 	    cmocka_unit_test(unknown_msrs_are_not_ours),
 	};

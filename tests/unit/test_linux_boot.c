@@ -3,8 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -301,6 +303,14 @@ static uint8_t *make_vmlinux(size_t *len, const char *note_owner)
 	put32(n + 8, 0x100);
 	strcpy((char *)n + 12, note_owner);
 	memset(img + 0x1000, 0xcc, 0x1000);
+	/* Linux vmlinux also carries a PVH entry note (Xen, type 18). */
+	n += 24;
+	put32(n, 4);
+	put32(n + 4, 4);
+	put32(n + 8, 18);
+	memcpy(n + 12, "Xen", 4);
+	put32(n + 16, 16 * MiB + 0x100);
+	put64(img + 64 + 56 + 32, 44);
 	return img;
 }
 
@@ -331,6 +341,30 @@ static void test_vmlinux(void **state)
 	put64(img + 0x18, 0x1234);
 	assert_int_equal(load(f, img, len, NULL, 0, NULL), -1);
 	assert_non_null(strstr(f->err, "entry"));
+	free(img);
+}
+
+/* boot_load picks the Linux 64-bit entry over the PVH note. */
+static void test_dispatch_prefers_linux(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = make_vmlinux(&len, "Linux");
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/popek-unit-linux-%d", getpid());
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(img, 1, len, fp), len);
+	fclose(fp);
+	vm_config_defaults(&f->cfg);
+	f->cfg.kernel = path;
+	struct boot_args a = {.cfg = &f->cfg, .mem = &f->mem, .ncpus = 1};
+	int rc = boot_load(&a, &f->st, f->err, sizeof(f->err));
+	unlink(path);
+	assert_int_equal(rc, 0);
+	assert_int_equal(f->st.rip, 16 * MiB);
+	assert_int_equal(f->st.gpr[R_RSI], BOOT_INFO);
+	assert_true(f->st.msr[MSR_IDX_EFER] & EFER_LMA);
 	free(img);
 }
 
@@ -365,6 +399,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_initrd_too_big, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dispatch_prefers_linux, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,6 +279,88 @@ static void image_errors_are_clear(void **state)
 	unlink(small);
 }
 
+static void snapshot_round_trip(void **state)
+{
+	char err[256];
+	assert_int_equal(request(0, 1, 512, true, NULL), 0);
+	/* move the BAR, as Linux may, so the restore has to follow it */
+	pci_config_write(&fx.d.pb, 1, 0, PCI_BAR0, 4, 0xd0000000);
+	fx.d.bar = 0xd0000000;
+	void *buf;
+	size_t len;
+	struct virtio_pci *vp = virtio_blk_pci(fx.blk);
+	assert_int_equal(virtio_pci_save(vp, &buf, &len), 0);
+
+	/* A second machine with the same RAM and a copy of the image. */
+	struct vdrv d2;
+	vd_init(&d2);
+	memcpy(d2.mem.base, fx.d.mem.base, VD_RAM);
+	char path2[] = "/tmp/popek-blk2-XXXXXX";
+	int fd2 = mkstemp(path2);
+	uint8_t sector[512];
+	for (unsigned i = 0; i < SECTORS; i++) {
+		assert_int_equal(pread(fx.fd, sector, 512, i * 512), 512);
+		assert_int_equal(write(fd2, sector, 512), 512);
+	}
+	struct virtio_blk *b2 = virtio_blk_create(&d2.env, path2, false, err, sizeof(err));
+	assert_non_null(b2);
+	struct virtio_pci *vp2 = virtio_blk_pci(b2);
+
+	/* hostile blobs are refused */
+	assert_int_equal(virtio_pci_load(vp2, buf, len - 1), -1);
+	assert_int_equal(virtio_pci_load(vp2, buf, 3), -1);
+	uint8_t *bad = malloc(len + 1);
+	memcpy(bad, buf, len);
+	bad[len] = 0;
+	assert_int_equal(virtio_pci_load(vp2, bad, len + 1), -1); /* trailing junk */
+	memcpy(bad, buf, len);
+	bad[0] ^= 0xff; /* version */
+	assert_int_equal(virtio_pci_load(vp2, bad, len), -1);
+	free(bad);
+
+	assert_int_equal(virtio_pci_load(vp2, buf, len), 0);
+	free(buf);
+	d2.bar = 0xd0000000;
+	d2.q[0] = fx.d.q[0];
+	assert_int_equal(vd_status(&d2), vd_status(&fx.d));
+	assert_true(vd_status(&d2) & VIRTIO_STATUS_DRIVER_OK);
+	/* the restored device carries on the same ring, interrupting via MSI-X */
+	memset(gpa_ptr(&d2.mem, DATA, 512), 0, 512);
+	struct vd_buf b[3] = {{HDR, 16, false}, {DATA, 512, true}, {STATUS, 1, true}};
+	struct {
+		uint32_t type, reserved;
+		uint64_t sector;
+	} hdr = {0, 0, 5};
+	gpa_write(&d2.mem, HDR, &hdr, sizeof(hdr));
+	vd_submit(&d2, 0, b, 3);
+	uint32_t used;
+	assert_true(vd_used(&d2, 0, &used));
+	assert_int_equal(*(uint8_t *)gpa_ptr(&d2.mem, DATA, 1), 5);
+	assert_int_equal(d2.msis, 1);
+	assert_int_equal(d2.msi_data, VD_MSI_DATA + 1);
+
+	virtio_blk_destroy(b2);
+	vd_fini(&d2);
+	close(fd2);
+	unlink(path2);
+}
+
+static void snapshot_with_rings_outside_ram_refused(void **state)
+{
+	void *buf;
+	size_t len;
+	struct virtio_pci *vp = virtio_blk_pci(fx.blk);
+	assert_int_equal(virtio_pci_save(vp, &buf, &len), 0);
+	/* the last queue record ends with desc, avail, used, last_avail,
+	 * used_idx, vector: point desc far outside RAM */
+	uint64_t far = 0x7000000000ull;
+	memcpy((uint8_t *)buf + len - 6 - 24, &far, 8);
+	assert_int_equal(virtio_pci_load(vp, buf, len), -1);
+	/* a refused load leaves a reset device, not a half-restored one */
+	assert_int_equal(vd_status(&fx.d), 0);
+	free(buf);
+}
+
 #define RW(f) cmocka_unit_test_setup_teardown(f, setup_rw, teardown)
 #define RO(f) cmocka_unit_test_setup_teardown(f, setup_ro, teardown)
 
@@ -300,6 +382,8 @@ int main(void)
 	    RW(intx_when_msix_is_off),
 	    RW(queue_rings_outside_ram_refused),
 	    RW(image_errors_are_clear),
+	    RW(snapshot_round_trip),
+	    RW(snapshot_with_rings_outside_ram_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "devices/virtio_console.h"
@@ -97,11 +98,91 @@ static void rng_fills_buffers(void **state)
 	vd_fini(&d);
 }
 
+struct binding {
+	uint64_t gpa;
+	unsigned len;
+	int fd;
+	bool bound;
+};
+
+static struct binding bindings[4];
+
+static int fake_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	for (int i = 0; i < 4; i++) {
+		struct binding *b = &bindings[i];
+		if (assign && !b->bound) {
+			*b = (struct binding){gpa, len, fd, true};
+			return 0;
+		}
+		if (!assign && b->bound && b->gpa == gpa && b->fd == fd) {
+			b->bound = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int nbound(uint64_t *gpa)
+{
+	int n = 0;
+	for (int i = 0; i < 4; i++)
+		if (bindings[i].bound) {
+			n++;
+			*gpa = bindings[i].gpa;
+		}
+	return n;
+}
+
+static void rng_kicked_by_eventfd(void **state)
+{
+	struct vdrv d;
+	char err[128];
+	uint64_t gpa = 0;
+	memset(bindings, 0, sizeof(bindings));
+	vd_init(&d);
+	d.env.ioeventfd = (struct ioeventfd_sink){fake_ioeventfd, NULL};
+	struct virtio_rng *rng = virtio_rng_create(&d.env, err, sizeof(err));
+	assert_non_null(rng);
+	/* bound at the notify area of the firmware-placed BAR, 16-bit writes */
+	assert_int_equal(nbound(&gpa), 1);
+	assert_int_equal(gpa, PCI_MMIO_START + VIRTIO_BAR_NOTIFY);
+	assert_int_equal(bindings[0].len, 2);
+	assert_true(vd_start(&d, F_V1, 1, true) & VIRTIO_STATUS_DRIVER_OK);
+
+	/* the engine signals the eventfd; the device thread does the work */
+	vd_offer(&d, 0, (struct vd_buf[]){{BUF, 32, true}}, 1);
+	uint64_t one = 1;
+	assert_int_equal(write(bindings[0].fd, &one, 8), 8);
+	uint32_t len = 0;
+	bool done = false;
+	for (int i = 0; i < 2000 && !done; i++) {
+		done = vd_used(&d, 0, &len);
+		if (!done)
+			usleep(1000);
+	}
+	assert_true(done);
+	assert_int_equal(len, 32);
+
+	/* the binding follows the BAR, and goes away with memory decoding */
+	pci_config_write(&d.pb, d.slot, 0, PCI_BAR0, 4, 0xd0000000);
+	assert_int_equal(nbound(&gpa), 1);
+	assert_int_equal(gpa, 0xd0000000 + VIRTIO_BAR_NOTIFY);
+	pci_config_write(&d.pb, d.slot, 0, PCI_COMMAND, 2, 0);
+	assert_int_equal(nbound(&gpa), 0);
+	pci_config_write(&d.pb, d.slot, 0, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(nbound(&gpa), 1);
+	virtio_rng_destroy(rng);
+	assert_int_equal(nbound(&gpa), 0);
+	vd_fini(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(console_tx_and_rx),
 	    cmocka_unit_test(rng_fills_buffers),
+	    cmocka_unit_test(rng_kicked_by_eventfd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,7 +53,7 @@ static inline void vd_init(struct vdrv *d)
 						{vd_line, d, PCI_INTX_GSI1}};
 	assert_int_equal(pci_bus_init(&d->pb, &d->pio, &d->mmio, intx, err, sizeof(err)), 0);
 	assert_int_equal(guest_mem_init(&d->mem, VD_RAM, err, sizeof(err)), 0);
-	d->env = (struct virtio_env){&d->pb, &d->mem, {vd_msi, d}};
+	d->env = (struct virtio_env){.pci = &d->pb, .mem = &d->mem, .msi = {vd_msi, d}};
 	d->slot = 1;
 }
 
@@ -171,8 +171,8 @@ struct vd_buf {
 	bool write;
 };
 
-/* Place a chain at descriptors 0..n-1 of queue q, make it available, kick. */
-static inline void vd_submit(struct vdrv *d, unsigned q, const struct vd_buf *b, unsigned n)
+/* Place a chain at descriptors 0..n-1 of queue q and make it available. */
+static inline void vd_offer(struct vdrv *d, unsigned q, const struct vd_buf *b, unsigned n)
 {
 	struct vd_queue *vq = &d->q[q];
 	for (unsigned i = 0; i < n; i++) {
@@ -186,6 +186,12 @@ static inline void vd_submit(struct vdrv *d, unsigned q, const struct vd_buf *b,
 	gpa_write(&d->mem, vq->avail + 4 + 2 * (vq->avail_idx % VD_QSIZE), &head, 2);
 	vq->avail_idx++;
 	gpa_write(&d->mem, vq->avail + 2, &vq->avail_idx, 2);
+}
+
+/* Offer a chain and kick the queue through the notify area. */
+static inline void vd_submit(struct vdrv *d, unsigned q, const struct vd_buf *b, unsigned n)
+{
+	vd_offer(d, q, b, n);
 	vd_wr(d, VIRTIO_BAR_NOTIFY + q * VIRTIO_NOTIFY_MULTIPLIER, 2, q);
 }
 

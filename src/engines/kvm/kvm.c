@@ -69,6 +69,38 @@ static void kvm_vm_destroy(struct engine_vm *vm)
 	free(vm);
 }
 
+/* Wire interrupt lines as on a PC: ISA IRQs 0-15 to the 8259 pair, GSIs to
+ * IOAPIC pins, except that ISA IRQ0 (the PIT) arrives at IOAPIC pin 2 (the
+ * override in our MADT). KVM's default sends the in-kernel PIT to pin 0. */
+static int set_irq_routing(struct engine_vm *vm)
+{
+	enum { NR_PIC = 16, NR_IOAPIC = 24 };
+	struct kvm_irq_routing *r =
+		calloc(1, sizeof(*r) + (NR_PIC + NR_IOAPIC) * sizeof(struct kvm_irq_routing_entry));
+	if (!r)
+		return -1;
+	unsigned n = 0;
+	for (unsigned gsi = 0; gsi < NR_PIC; gsi++) {
+		if (gsi == 2)
+			continue; /* the cascade */
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+				      .pin = gsi % 8}};
+	}
+	for (unsigned gsi = 0; gsi < NR_IOAPIC; gsi++) {
+		if (gsi == 2)
+			continue;
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi ? gsi : 2}};
+	}
+	r->nr = n;
+	int rc = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r);
+	free(r);
+	return rc;
+}
+
 static int kvm_vm_create(const struct engine_vm_config *cfg, struct engine_vm **out, char *err,
 			 size_t errlen)
 {
@@ -109,6 +141,9 @@ static int kvm_vm_create(const struct engine_vm_config *cfg, struct engine_vm **
 	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR);
 	step = "KVM_CREATE_IRQCHIP";
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	step = "KVM_SET_GSI_ROUTING";
+	if (set_irq_routing(vm) < 0)
 		goto fail;
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	step = "KVM_CREATE_PIT2";
@@ -352,6 +387,13 @@ static int kvm_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
 	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
 }
 
+static int kvm_ioeventfd(struct engine_vm *vm, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	struct kvm_ioeventfd io = {.addr = gpa, .len = len, .fd = fd,
+				   .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
 const struct engine_ops kvm_engine = {
 	.name = "kvm",
 	.vm_create = kvm_vm_create,
@@ -367,4 +409,5 @@ const struct engine_ops kvm_engine = {
 	.msi = kvm_msi,
 	.get_vm_state = kvm_get_vm_state,
 	.set_vm_state = kvm_set_vm_state,
+	.ioeventfd = kvm_ioeventfd,
 };

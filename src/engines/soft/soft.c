@@ -555,7 +555,9 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 				intc_msr(ic, c->index, MSR_APIC_BASE, &val, true);
 			if (st->has_lapic)
 				intc_set_lapic(ic, c->index, st->lapic);
-		} else if (intc_msrs[i].idx == MSR_IDX_TSC || val) {
+		} else if (intc_msrs[i].idx == MSR_IDX_TSC) {
+			intc_set_tsc(ic, c->index, val); /* keeps vCPUs on one TSC */
+		} else if (val) {
 			intc_msr(ic, c->index, intc_msrs[i].msr, &val, true);
 		}
 	}

@@ -91,13 +91,40 @@ static void wall_clock_write(struct soft_intc *ic, uint64_t gpa)
 	pv_publish(ic, gpa, &w, sizeof(w));
 }
 
+static void apply_tsc_offset(struct soft_intc *ic, int cpu, int64_t offset)
+{
+	struct lapic *a = &ic->cpu[cpu];
+	a->tsc_offset = offset;
+	lapic_set_tsc_deadline(ic, cpu, a->tsc_deadline); /* the deadline is in TSC terms */
+	kvmclock_refresh(ic, cpu);
+}
+
+/* A guest write moves IA32_TSC_ADJUST by the same amount (SDM 17.17.3). */
 static void set_tsc_offset(struct soft_intc *ic, int cpu, int64_t offset)
 {
 	struct lapic *a = &ic->cpu[cpu];
 	a->tsc_adjust += offset - a->tsc_offset;
-	a->tsc_offset = offset;
-	lapic_set_tsc_deadline(ic, cpu, a->tsc_deadline); /* the deadline is in TSC terms */
-	kvmclock_refresh(ic, cpu);
+	apply_tsc_offset(ic, cpu, offset);
+}
+
+void intc_set_tsc(struct soft_intc *ic, int cpu, uint64_t tsc)
+{
+	pthread_mutex_lock(&ic->lock);
+	uint64_t now = intc_now();
+	int64_t offset = (int64_t)(tsc - (now - ic->epoch));
+	if (ic->tsc_sync.valid) {
+		/* What the previous host write's TSC reads now; within a second of
+		 * it (or 0, a fresh vCPU) means "the same TSC", as KVM decides. */
+		uint64_t expect = ic->tsc_sync.value + (now - ic->tsc_sync.at);
+		if (tsc == 0 || tsc - expect + INTC_TSC_HZ < 2 * INTC_TSC_HZ)
+			offset = ic->tsc_sync.offset;
+	}
+	ic->tsc_sync.valid = true;
+	ic->tsc_sync.value = tsc;
+	ic->tsc_sync.at = now;
+	ic->tsc_sync.offset = offset;
+	apply_tsc_offset(ic, cpu, offset);
+	pthread_mutex_unlock(&ic->lock);
 }
 
 int clock_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool write)

@@ -77,8 +77,9 @@ bool intc_pio(struct soft_intc *ic, uint16_t port, void *data, unsigned size, bo
 
 /* MMIO: the 4 KiB LAPIC page at this CPU's APIC base (when the APIC is enabled
  * in xAPIC mode) and the IOAPIC page at INTC_IOAPIC_BASE. Returns false if gpa
- * is not ours. Accesses of any size are accepted (registers are 32-bit; odd
- * sizes read/write the containing dword's bytes). */
+ * is not ours. Reads of any size return bytes of the containing 32-bit
+ * register; writes take effect only as aligned 32-bit stores (others are
+ * dropped, as KVM does). */
 bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size, bool write);
 
 /* MSRs: IA32_TSC (0x10), IA32_APIC_BASE (0x1b), IA32_TSC_ADJUST (0x3b),
@@ -150,12 +151,21 @@ enum intc_wake intc_wait(struct soft_intc *ic, int cpu, bool irq_enabled);
 void intc_kick(struct soft_intc *ic, int cpu);
 
 /* This CPU's TSC: INTC_TSC_HZ ticks per second of CLOCK_MONOTONIC since the
- * intc was created, plus the offset set by writes to IA32_TSC/TSC_ADJUST. */
+ * intc was created, plus the offset that writes to IA32_TSC, IA32_TSC_ADJUST
+ * and intc_set_tsc set. */
 uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
 
-/* ---- Snapshots (CPU stopped) ----
+/* ---- Snapshots and vCPU set-up (CPU stopped) ----
  * Restore order: IA32_APIC_BASE (intc_msr), then intc_set_lapic, then
- * IA32_TSC and IA32_TSC_DEADLINE (the deadline only counts in that mode). */
+ * intc_set_tsc, then IA32_TSC_DEADLINE (it only counts in that mode). */
+
+/* Host-initiated TSC write (set_state at vCPU creation or restore; the guest's
+ * WRMSR goes through intc_msr). vCPUs are set one after another, so their
+ * values were taken at slightly different instants: a value within one second
+ * of what the previous intc_set_tsc's TSC reads now (or 0, a fresh vCPU) is
+ * taken to mean the same TSC and gets the same offset, as KVM does. Without
+ * this, Linux measures a TSC warp between CPUs and drops the TSC. */
+void intc_set_tsc(struct soft_intc *ic, int cpu, uint64_t tsc);
 
 /* The LAPIC register page (LAPIC_PAGE_SIZE bytes, architectural xAPIC offsets,
  * each register in the low dword of its 16-byte slot; timer current count as
@@ -165,7 +175,7 @@ void intc_set_lapic(struct soft_intc *ic, int cpu, const uint8_t page[1024]);
 
 /* The VM-wide part (PIC pair, IOAPIC, PIT, kvmclock time) in the neutral form
  * of engines/vm_state.h, for the engine's get/set_vm_state ops. Setting the
- * clock moves the TSC of every CPU with it: restore IA32_TSC afterwards. */
+ * clock moves the TSC of every CPU with it: intc_set_tsc afterwards. */
 struct vm_state;
 void intc_get_vm_state(struct soft_intc *ic, struct vm_state *st);
 void intc_set_vm_state(struct soft_intc *ic, const struct vm_state *st);

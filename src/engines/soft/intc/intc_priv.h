@@ -182,6 +182,11 @@ struct soft_intc {
 	struct pit pit;
 	_Atomic uint64_t pit_due; /* next rising edge of PIT OUT0 (ns), NEVER if none */
 	uint64_t wall_clock_msr;
+	struct {
+		bool valid;
+		uint64_t value, at; /* the last intc_set_tsc: TSC written, host ns */
+		int64_t offset;	    /* the offset it chose */
+	} tsc_sync;
 	struct lapic cpu[];
 };
 

@@ -1,0 +1,16 @@
+/* pvpanic-pci (QEMU's device 1b36:0011): the guest kernel writes here from its
+ * panic notifier, so a panic ends the VM with a crash report instead of a
+ * reboot loop or a silent hang. Linux: CONFIG_PVPANIC + pvpanic-pci. */
+#ifndef POPEK_PVPANIC_H
+#define POPEK_PVPANIC_H
+
+#include <stddef.h>
+
+struct machine;
+struct pci_bus;
+struct pvpanic;
+
+struct pvpanic *pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen);
+void pvpanic_destroy(struct pvpanic *p);
+
+#endif
