@@ -60,6 +60,19 @@ static const uint8_t modes_code[] = {
     0x0f, 0x22, 0xc0, 0xea, 0x55, 0x00, 0x01, 0x00, 0x08, 0x00, 0x48, 0xb8, 0x88, 0x77, 0x66,
     0x55, 0x44, 0x33, 0x22, 0x11, 0xf4, 0x47, 0x00, 0x00, 0x40, 0x00, 0x00};
 
+static const uint8_t real_int_code[] = {0x31, 0xc0, 0x8e, 0xd8, 0xc7, 0x06, 0x84, 0x00, 0x16, 0x00,
+					0xc7, 0x06, 0x86, 0x00, 0x00, 0x10, 0xbb, 0x34, 0x12, 0xcd,
+					0x21, 0xf4, 0xb9, 0x78, 0x56, 0x9c, 0x5a, 0xcf};
+static const uint8_t lock_code[] = {0xb9, 0xa0, 0x86, 0x01, 0x00, 0xf0, 0x48, 0xff, 0x04, 0x25,
+				    0x00, 0x00, 0x02, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf0,
+				    0x48, 0x0f, 0xc1, 0x04, 0x25, 0x08, 0x00, 0x02, 0x00, 0xff,
+				    0xc9, 0x75, 0xe4, 0x66, 0xba, 0x10, 0x05, 0xef};
+static const uint8_t prot32_code[] = {
+    0xb8, 0x2f, 0x00, 0x01, 0x00, 0x66, 0xa3, 0x30, 0x50, 0x00, 0x00, 0x66, 0xc7, 0x05, 0x32, 0x50,
+    0x00, 0x00, 0x18, 0x00, 0x66, 0xc7, 0x05, 0x34, 0x50, 0x00, 0x00, 0x00, 0x8e, 0xc1, 0xe8, 0x10,
+    0x66, 0xa3, 0x36, 0x50, 0x00, 0x00, 0x0f, 0x01, 0x1d, 0x38, 0x00, 0x01, 0x00, 0x0f, 0x0b, 0x5b,
+    0x8c, 0xc9, 0xf4, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xff, 0x07, 0x00, 0x50, 0x00, 0x00};
+
 static struct sg g;
 
 static int setup(void **state)
@@ -291,6 +304,97 @@ static void test_real_to_long_mode(void **state)
 	assert_true(g.st.msr[MSR_IDX_EFER] & EFER_LMA);
 }
 
+/* Real mode at 1000:0000: IVT entry 0x21 -> handler (mov cx; pushf; pop dx;
+ * iret), int 0x21, hlt. The handler sees IF clear; IRET restores it. */
+static void test_real_mode_interrupt(void **state)
+{
+	(void)state;
+	load(real_int_code, sizeof(real_int_code));
+	struct cpu_state *s = &g.st;
+	for (int i = SEG_ES; i <= SEG_GS; i++)
+		s->seg[i] = (struct seg){.limit = 0xffff, .type = 3, .s = 1, .present = 1};
+	s->seg[SEG_CS] = (struct seg){
+	    .base = 0x10000, .limit = 0xffff, .sel = 0x1000, .type = 0xb, .s = 1, .present = 1};
+	s->idt = (struct dtable){0, 0x3ff};
+	s->cr0 = 0x10;
+	s->cr4 = 0;
+	s->msr[MSR_IDX_EFER] = 0;
+	s->rip = 0;
+	s->rflags = 0x2;
+	s->gpr[R_RSP] = 0x8000;
+	soft_engine.set_state(g.v, s);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX] & 0xffff, 0x1234);
+	assert_int_equal(g.st.gpr[R_RCX] & 0xffff, 0x5678);
+	assert_int_equal(g.st.gpr[R_RDX] & 0x200, 0); /* IF cleared on entry */
+	assert_int_equal(g.st.gpr[R_RSP] & 0xffff, 0x8000);
+	assert_int_equal(g.st.rip, 0x16); /* after hlt, back in the caller */
+}
+
+/* 32-bit protected mode, paging off: a 32-bit interrupt gate for #UD; the
+ * handler pops the pushed EIP (no error code for #UD) and reads CS. */
+static void test_protected_mode_exception(void **state)
+{
+	(void)state;
+	load(prot32_code, sizeof(prot32_code));
+	struct cpu_state *s = &g.st;
+	sg_seg(&s->seg[SEG_CS], SG_CS32, 0xb, 0, false, true);
+	for (int i = SEG_ES; i <= SEG_GS; i++)
+		if (i != SEG_CS)
+			sg_seg(&s->seg[i], SG_DS, 0x3, 0, false, true);
+	s->cr0 = 0x11;
+	s->cr4 = 0;
+	s->msr[MSR_IDX_EFER] = 0;
+	s->rip = SG_CODE;
+	s->gpr[R_RSP] = 0x80000;
+	soft_engine.set_state(g.v, s);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], SG_CODE + 0x2d); /* the ud2 */
+	assert_int_equal(g.st.gpr[R_RCX] & 0xffff, SG_CS32);
+	assert_int_equal(g.st.gpr[R_RSP], 0x80000 - 8); /* EFLAGS and CS still pushed */
+}
+
+struct lock_cpu {
+	struct engine_vcpu *v;
+	struct vcpu_exit exit;
+	int rc;
+};
+
+static void *lock_runner(void *arg)
+{
+	struct lock_cpu *l = arg;
+	do
+		l->rc = soft_engine.vcpu_run(l->v, &l->exit);
+	while (!l->rc && l->exit.reason == EXIT_KICKED);
+	return NULL;
+}
+
+/* Two vCPUs on two host threads each do 100000 LOCK INC and LOCK XADD on the
+ * same words (LOCK XADD adding 1), then a hypercall: LOCKed instructions are atomic on the shared
+ * guest memory. */
+static void test_smp_lock_atomicity(void **state)
+{
+	(void)state;
+	struct sg two;
+	assert_int_equal(sg_init(&two, 2), 0);
+	memcpy(two.ram + SG_CODE, lock_code, sizeof(lock_code));
+	struct lock_cpu cpu[2] = {{.v = two.v}};
+	assert_int_equal(soft_engine.vcpu_create(two.vm, 1, &cpu[1].v), 0);
+	assert_int_equal(soft_engine.set_state(cpu[1].v, &two.st), 0);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, lock_runner, &cpu[i]);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(cpu[i].rc, 0);
+		assert_int_equal(cpu[i].exit.reason, EXIT_HYPERCALL);
+	}
+	assert_int_equal(sg_r64(&two, 0x20000), 200000);
+	assert_int_equal(sg_r64(&two, 0x20008), 200000);
+	soft_engine.vcpu_destroy(cpu[1].v);
+	sg_free(&two);
+}
+
 static void *kicker(void *arg)
 {
 	(void)arg;
@@ -353,6 +457,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_triple_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sse_x87, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_to_long_mode, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_mode_interrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_protected_mode_exception, setup, teardown),
+	    cmocka_unit_test(test_smp_lock_atomicity),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	};
