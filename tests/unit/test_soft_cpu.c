@@ -73,6 +73,12 @@ static const uint8_t prot32_code[] = {
     0x66, 0xa3, 0x36, 0x50, 0x00, 0x00, 0x0f, 0x01, 0x1d, 0x38, 0x00, 0x01, 0x00, 0x0f, 0x0b, 0x5b,
     0x8c, 0xc9, 0xf4, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xff, 0x07, 0x00, 0x50, 0x00, 0x00};
 
+static const uint8_t c16_code[] = {
+    0x48, 0xc7, 0xc0, 0x01, 0x00, 0x00, 0x00, 0x48, 0xc7, 0xc2, 0x02, 0x00, 0x00, 0x00, 0x48, 0xc7,
+    0xc3, 0x03, 0x00, 0x00, 0x00, 0x48, 0xc7, 0xc1, 0x04, 0x00, 0x00, 0x00, 0xf0, 0x48, 0x0f, 0xc7,
+    0x0c, 0x25, 0x00, 0x00, 0x02, 0x00, 0x41, 0x0f, 0x94, 0xc0, 0x48, 0xc7, 0xc0, 0x09, 0x00, 0x00,
+    0x00, 0xf0, 0x48, 0x0f, 0xc7, 0x0c, 0x25, 0x00, 0x00, 0x02, 0x00, 0x41, 0x0f, 0x94, 0xc1, 0xf4};
+
 static struct sg g;
 
 static int setup(void **state)
@@ -354,6 +360,23 @@ static void test_protected_mode_exception(void **state)
 	assert_int_equal(g.st.gpr[R_RSP], 0x80000 - 8); /* EFLAGS and CS still pushed */
 }
 
+/* lock cmpxchg16b: a match stores RCX:RBX and sets ZF; a mismatch loads the
+ * memory into RDX:RAX and clears ZF */
+static void test_cmpxchg16b(void **state)
+{
+	(void)state;
+	load(c16_code, sizeof(c16_code));
+	sg_w64(&g, 0x20000, 1);
+	sg_w64(&g, 0x20008, 2);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_R8] & 0xff, 1);
+	assert_int_equal(g.st.gpr[R_R9] & 0xff, 0);
+	assert_int_equal(sg_r64(&g, 0x20000), 3);
+	assert_int_equal(sg_r64(&g, 0x20008), 4);
+	assert_int_equal(g.st.gpr[R_RAX], 3);
+	assert_int_equal(g.st.gpr[R_RDX], 4);
+}
+
 struct lock_cpu {
 	struct engine_vcpu *v;
 	struct vcpu_exit exit;
@@ -459,6 +482,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_real_to_long_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_mode_interrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_protected_mode_exception, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cmpxchg16b, setup, teardown),
 	    cmocka_unit_test(test_smp_lock_atomicity),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),

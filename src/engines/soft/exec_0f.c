@@ -362,14 +362,17 @@ static void cmpxchg8b(struct soft_cpu *c, struct insn *d)
 		unsigned __int128 cur;
 		bool ok;
 		if (p) {
-			/* 16-byte atomics need cmpxchg16b on the host; the VM lock serialises
-			 * instead. */
-			pthread_mutex_lock(&c->vm->lock);
-			__builtin_memcpy(&cur, p, 16);
-			ok = cur == expect;
-			if (ok)
-				__builtin_memcpy(p, &want, 16);
-			pthread_mutex_unlock(&c->vm->lock);
+			/* The host's own CMPXCHG16B (every x86-64 host this engine runs
+			 * on has it), so it stays atomic against other vCPUs' 8-byte
+			 * atomics and stores on the same words. The address is 16-byte
+			 * aligned (checked above). */
+			uint64_t lo = (uint64_t)expect, hi = (uint64_t)(expect >> 64);
+			__asm__ volatile("lock cmpxchg16b %2"
+					 : "+a"(lo), "+d"(hi), "+m"(*(unsigned __int128 *)(void *)p),
+					   "=@ccz"(ok)
+					 : "b"((uint64_t)want), "c"((uint64_t)(want >> 64))
+					 : "memory");
+			cur = ((unsigned __int128)hi << 64) | lo;
 		} else {
 			uint64_t lo = mem_read(c, seg, d->ea, 8),
 				 hi = mem_read(c, seg, d->ea + 8, 8);
