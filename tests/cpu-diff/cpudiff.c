@@ -379,10 +379,14 @@ static const struct tmpl tmpls[] = {
     {0xf3, {0x0f, 0xbd}, 2, -1, T_M, UF_CNT},
     {0, {0x0f, 0xc7}, 2, 1, T_M | T_MEM | T_LOCK | T_NO66, 0},
     /* push/pop through memory and the stack */
-    G(0xff, 6, T_M | T_MEM | T_NO66, 0), G(0x8f, 0, T_M | T_MEM | T_NO66, 0),
-    A(0x53, T_NOREX | T_NO66, 0), A(0x58, T_NOREX | T_NO66, 0),
+    G(0xff, 6, T_M | T_MEM | T_NO66, 0),
+    G(0x8f, 0, T_M | T_MEM | T_NO66, 0),
+    A(0x53, T_NOREX | T_NO66, 0),
+    A(0x58, T_NOREX | T_NO66, 0),
     /* rotates through carry */
-    G(0xd1, 2, T_M, UF_SHIFT), G(0xd1, 3, T_M, UF_SHIFT), G(0xc1, 2, T_M | T_I8, UF_SHIFT),
+    G(0xd1, 2, T_M, UF_SHIFT),
+    G(0xd1, 3, T_M, UF_SHIFT),
+    G(0xc1, 2, T_M | T_I8, UF_SHIFT),
     G(0xc1, 3, T_M | T_I8, UF_SHIFT),
     /* strings */
     A(0xa4, T_STR, 0),
@@ -770,7 +774,8 @@ static bool run_case(const struct gen *g, const struct regs *in, const uint8_t *
 	int strap2 = run_soft(code, ret_at, &sout, (uint8_t *)data_in);
 	if (strap2 != strap || memcmp(&first, &sout, sizeof(first)) ||
 	    memcmp(first_data, sdata, DATA_LEN)) {
-		snprintf(why, sizeof(why), "second soft run differs from the first (cached decode)");
+		snprintf(why, sizeof(why),
+			 "second soft run differs from the first (cached decode)");
 		ok = false;
 	}
 	if (ok && ntrap != strap) {
@@ -883,7 +888,8 @@ static const struct directed directed[] = {
      ~0ull,
      0x8000000000000000ull,
      0x2,
-     0x8d5, 0},
+     0x8d5,
+     0},
     {"div by zero", {0xf7, 0xf1}, 2, 5, 0, 0, 0x2, 0x8d5, 0},
     {"bsf of zero leaves dest", {0x0f, 0xbc, 0xc1}, 3, 0x1234567812345678ull, 0, 0, 0x2, 0x895, 0},
     {"rcr 8-bit by 9", {0xc0, 0xd8, 0x09}, 3, 0x81, 0, 0, 0x3, 0x811, 0},

@@ -368,8 +368,8 @@ static void cmpxchg8b(struct soft_cpu *c, struct insn *d)
 			 * aligned (checked above). */
 			uint64_t lo = (uint64_t)expect, hi = (uint64_t)(expect >> 64);
 			__asm__ volatile("lock cmpxchg16b %2"
-					 : "+a"(lo), "+d"(hi), "+m"(*(unsigned __int128 *)(void *)p),
-					   "=@ccz"(ok)
+					 : "+a"(lo), "+d"(hi),
+					   "+m"(*(unsigned __int128 *)(void *)p), "=@ccz"(ok)
 					 : "b"((uint64_t)want), "c"((uint64_t)(want >> 64))
 					 : "memory");
 			cur = ((unsigned __int128)hi << 64) | lo;

@@ -42,75 +42,75 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 }
 
 /* ALU op r/m <- r/m OP reg; OP computes r from a and b. */
-#define ALU_RM_R(name, LF, OP, WRITE)                                                         \
-	static void name##_rm_r(struct soft_cpu *c, struct insn *d)                           \
-	{                                                                                     \
-		int size = d->opsize;                                                         \
-		uint64_t b = rreg(c, d->reg, size), a, r;                                     \
-		next(c, d);                                                                   \
-		if (!d->is_mem) {                                                             \
-			a = rreg(c, d->rm, size);                                             \
-			r = OP;                                                               \
-			lazy(c, LF, size, r, a, b);                                           \
-			if (WRITE)                                                            \
-				wreg(c, d->rm, size, r);                                      \
-			return;                                                               \
-		}                                                                             \
-		uint64_t off = ea(c, d);                                                      \
-		if (!(WRITE)) {                                                               \
-			a = mem_read(c, SEG(d), off, size);                                   \
-			r = OP;                                                               \
-			lazy(c, LF, size, r, a, b);                                           \
-			return;                                                               \
-		}                                                                             \
-		uint8_t *p = mem_rmw_ptr(c, SEG(d), off, size);                               \
-		a = p ? load_n(p, size) : mem_read(c, SEG(d), off, size);                     \
-		r = OP;                                                                       \
-		if (p)                                                                        \
-			store_n(p, size, r);                                                  \
-		else                                                                          \
-			mem_write(c, SEG(d), off, size, r);                                   \
-		lazy(c, LF, size, r, a, b);                                                   \
+#define ALU_RM_R(name, LF, OP, WRITE)                                                              \
+	static void name##_rm_r(struct soft_cpu *c, struct insn *d)                                \
+	{                                                                                          \
+		int size = d->opsize;                                                              \
+		uint64_t b = rreg(c, d->reg, size), a, r;                                          \
+		next(c, d);                                                                        \
+		if (!d->is_mem) {                                                                  \
+			a = rreg(c, d->rm, size);                                                  \
+			r = OP;                                                                    \
+			lazy(c, LF, size, r, a, b);                                                \
+			if (WRITE)                                                                 \
+				wreg(c, d->rm, size, r);                                           \
+			return;                                                                    \
+		}                                                                                  \
+		uint64_t off = ea(c, d);                                                           \
+		if (!(WRITE)) {                                                                    \
+			a = mem_read(c, SEG(d), off, size);                                        \
+			r = OP;                                                                    \
+			lazy(c, LF, size, r, a, b);                                                \
+			return;                                                                    \
+		}                                                                                  \
+		uint8_t *p = mem_rmw_ptr(c, SEG(d), off, size);                                    \
+		a = p ? load_n(p, size) : mem_read(c, SEG(d), off, size);                          \
+		r = OP;                                                                            \
+		if (p)                                                                             \
+			store_n(p, size, r);                                                       \
+		else                                                                               \
+			mem_write(c, SEG(d), off, size, r);                                        \
+		lazy(c, LF, size, r, a, b);                                                        \
 	}
 
 /* reg <- reg OP r/m */
-#define ALU_R_RM(name, LF, OP, WRITE)                                                         \
-	static void name##_r_rm(struct soft_cpu *c, struct insn *d)                           \
-	{                                                                                     \
-		int size = d->opsize;                                                         \
-		uint64_t a = rreg(c, d->reg, size), b, r;                                     \
-		next(c, d);                                                                   \
-		b = rm_load(c, d);                                                            \
-		r = OP;                                                                       \
-		lazy(c, LF, size, r, a, b);                                                   \
-		if (WRITE)                                                                    \
-			wreg(c, d->reg, size, r);                                             \
+#define ALU_R_RM(name, LF, OP, WRITE)                                                              \
+	static void name##_r_rm(struct soft_cpu *c, struct insn *d)                                \
+	{                                                                                          \
+		int size = d->opsize;                                                              \
+		uint64_t a = rreg(c, d->reg, size), b, r;                                          \
+		next(c, d);                                                                        \
+		b = rm_load(c, d);                                                                 \
+		r = OP;                                                                            \
+		lazy(c, LF, size, r, a, b);                                                        \
+		if (WRITE)                                                                         \
+			wreg(c, d->reg, size, r);                                                  \
 	}
 
 /* r/m <- r/m OP immediate */
-#define ALU_IMM(name, LF, OP, WRITE)                                                          \
-	static void name##_imm(struct soft_cpu *c, struct insn *d)                            \
-	{                                                                                     \
-		int size = d->opsize;                                                         \
-		uint64_t b = (uint64_t)d->imm & mask_of(size), a, r;                          \
-		next(c, d);                                                                   \
-		if (!d->is_mem) {                                                             \
-			a = rreg(c, d->rm, size);                                             \
-			r = OP;                                                               \
-			lazy(c, LF, size, r, a, b);                                           \
-			if (WRITE)                                                            \
-				wreg(c, d->rm, size, r);                                      \
-			return;                                                               \
-		}                                                                             \
-		uint64_t off = ea(c, d);                                                      \
-		a = mem_read(c, SEG(d), off, size);                                           \
-		r = OP;                                                                       \
-		if (WRITE)                                                                    \
-			mem_write(c, SEG(d), off, size, r);                                   \
-		lazy(c, LF, size, r, a, b);                                                   \
+#define ALU_IMM(name, LF, OP, WRITE)                                                               \
+	static void name##_imm(struct soft_cpu *c, struct insn *d)                                 \
+	{                                                                                          \
+		int size = d->opsize;                                                              \
+		uint64_t b = (uint64_t)d->imm & mask_of(size), a, r;                               \
+		next(c, d);                                                                        \
+		if (!d->is_mem) {                                                                  \
+			a = rreg(c, d->rm, size);                                                  \
+			r = OP;                                                                    \
+			lazy(c, LF, size, r, a, b);                                                \
+			if (WRITE)                                                                 \
+				wreg(c, d->rm, size, r);                                           \
+			return;                                                                    \
+		}                                                                                  \
+		uint64_t off = ea(c, d);                                                           \
+		a = mem_read(c, SEG(d), off, size);                                                \
+		r = OP;                                                                            \
+		if (WRITE)                                                                         \
+			mem_write(c, SEG(d), off, size, r);                                        \
+		lazy(c, LF, size, r, a, b);                                                        \
 	}
 
-#define ALU(name, LF, OP, WRITE)                                                              \
+#define ALU(name, LF, OP, WRITE)                                                                   \
 	ALU_RM_R(name, LF, OP, WRITE) ALU_R_RM(name, LF, OP, WRITE) ALU_IMM(name, LF, OP, WRITE)
 
 ALU(add, LF_ADD, a + b, 1)
@@ -294,11 +294,11 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		return;
 	unsigned b = d->op & 0xff, map = d->op >> 8;
 	if (map == 0) {
-		static const handler rm_r[8] = {add_rm_r, or_rm_r, NULL, NULL,
+		static const handler rm_r[8] = {add_rm_r, or_rm_r,  NULL,     NULL,
 						and_rm_r, sub_rm_r, xor_rm_r, cmp_rm_r};
-		static const handler r_rm[8] = {add_r_rm, or_r_rm, NULL, NULL,
+		static const handler r_rm[8] = {add_r_rm, or_r_rm,  NULL,     NULL,
 						and_r_rm, sub_r_rm, xor_r_rm, cmp_r_rm};
-		static const handler imm[8] = {add_imm, or_imm, NULL, NULL,
+		static const handler imm[8] = {add_imm, or_imm,	 NULL,	  NULL,
 					       and_imm, sub_imm, xor_imm, cmp_imm};
 		handler h = NULL;
 		if (b < 0x40 && (b & 7) == 1)

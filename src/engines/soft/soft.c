@@ -622,8 +622,9 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 					       json_object_new_int64((int64_t)c->stat_trap[i]));
 	json_object_object_add(obj, "traps", traps);
 	struct json_object *tlb = json_object_new_object();
-	json_object_object_add(tlb, "hits", json_object_new_int64((int64_t)(c->stat_tlb_hit + c->stat_insns -
-									     c->stat_fetch_slow)));
+	json_object_object_add(
+	    tlb, "hits",
+	    json_object_new_int64((int64_t)(c->stat_tlb_hit + c->stat_insns - c->stat_fetch_slow)));
 	json_object_object_add(tlb, "misses", json_object_new_int64((int64_t)c->stat_tlb_miss));
 	json_object_object_add(tlb, "flushes", json_object_new_int64((int64_t)c->stat_tlb_flush));
 	json_object_object_add(obj, "tlb", tlb);
@@ -633,7 +634,8 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 		unsigned op = c->stat_ud[i].op, map = op >> 8;
 		static const char *const prefix[4] = {"", "0f", "0f38", "0f3a"};
 		snprintf(name, sizeof(name), "%s%02x", prefix[map & 3], op & 0xff);
-		json_object_object_add(ud, name, json_object_new_int64((int64_t)c->stat_ud[i].count));
+		json_object_object_add(ud, name,
+				       json_object_new_int64((int64_t)c->stat_ud[i].count));
 	}
 	json_object_object_add(obj, "undefined_opcodes", ud);
 }
@@ -651,19 +653,19 @@ static int soft_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
 }
 
 const struct engine_ops soft_engine = {
-	.name = "soft",
-	.vm_create = soft_vm_create,
-	.vm_destroy = soft_vm_destroy,
-	.map_memory = soft_map_memory,
-	.vcpu_create = soft_vcpu_create,
-	.vcpu_destroy = soft_vcpu_destroy,
-	.vcpu_run = soft_vcpu_run,
-	.vcpu_kick = soft_vcpu_kick,
-	.get_state = soft_get_state,
-	.set_state = soft_set_state,
-	.irq_line = soft_irq_line,
-	.msi = soft_msi,
-	.get_vm_state = soft_get_vm_state,
-	.set_vm_state = soft_set_vm_state,
-	.stats = soft_stats,
+    .name = "soft",
+    .vm_create = soft_vm_create,
+    .vm_destroy = soft_vm_destroy,
+    .map_memory = soft_map_memory,
+    .vcpu_create = soft_vcpu_create,
+    .vcpu_destroy = soft_vcpu_destroy,
+    .vcpu_run = soft_vcpu_run,
+    .vcpu_kick = soft_vcpu_kick,
+    .get_state = soft_get_state,
+    .set_state = soft_set_state,
+    .irq_line = soft_irq_line,
+    .msi = soft_msi,
+    .get_vm_state = soft_get_vm_state,
+    .set_vm_state = soft_set_vm_state,
+    .stats = soft_stats,
 };

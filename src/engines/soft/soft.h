@@ -173,7 +173,7 @@ typedef union {
 struct insn {
 	uint64_t start; /* RIP (segment offset) of the first byte */
 	int64_t imm;
-	uint64_t ea;					 /* offset in the segment, computed at execution */
+	uint64_t ea; /* offset in the segment, computed at execution */
 	void (*fn)(struct soft_cpu *c, struct insn *d); /* executes it (exec_fast.c) */
 	int32_t disp, imm2;
 	uint16_t op; /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
@@ -185,8 +185,8 @@ struct insn {
 	uint8_t mod, reg, rm; /* reg and rm include REX bits */
 	uint8_t scale;
 	uint8_t ea_seg;
-	uint8_t cls; /* enum insn_class */
-	int8_t seg;  /* segment override or -1 */
+	uint8_t cls;	    /* enum insn_class */
+	int8_t seg;	    /* segment override or -1 */
 	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
 	bool lock, opsize_prefix, has_modrm, is_mem;
 };
@@ -387,8 +387,7 @@ static inline uint8_t *tlb_peek(struct soft_cpu *c, uint64_t lin, int size, int 
 {
 	int user = c->cpl == 3;
 	struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
-	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000,
-			     1))
+	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000, 1))
 		return (uint8_t *)(e->addend + lin);
 	return NULL;
 }
