@@ -141,6 +141,11 @@ void console_write(struct console *c, const void *buf, size_t len)
 	pthread_mutex_unlock(&c->out_lock);
 }
 
+void console_tx(void *console, const void *buf, size_t len)
+{
+	console_write(console, buf, len);
+}
+
 static void *input_loop(void *arg)
 {
 	struct console *c = arg;

@@ -191,11 +191,6 @@ int machine_add_device(struct machine *m, const struct machine_device *d)
 	return 0;
 }
 
-static void console_tx(void *ctx, const void *buf, size_t len)
-{
-	console_write(ctx, buf, len);
-}
-
 static void uart_free(void *uart)
 {
 	uart_destroy(uart);
@@ -208,7 +203,11 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		return EXIT_CODE_HOST;
 	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
 	if (m->uart)
-		machine_add_device(m, &(struct machine_device){.name = "uart0", .dev = m->uart, .save = uart_save, .load = uart_load, .destroy = uart_free});
+		machine_add_device(m, &(struct machine_device){.name = "uart0",
+								.dev = m->uart,
+								.save = uart_save,
+								.load = uart_load,
+								.destroy = uart_free});
 	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
 	    cmos_rtc_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
