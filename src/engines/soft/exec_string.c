@@ -179,6 +179,16 @@ static void io_exit(struct soft_cpu *c, uint16_t port, int size, bool write, uin
 	c->exit->io.count = count;
 	c->exit->io.data = c->io_buf;
 	c->io_in_count = count;
+	c->io_in_port = port;
+	c->io_in_size = (uint8_t)size;
+}
+
+/* Data for the IN/INS being replayed after its exit, if this is it. */
+static bool io_in_data(struct soft_cpu *c, uint16_t port, int size)
+{
+	bool mine = c->io_in_ready && c->io_in_port == port && c->io_in_size == size;
+	c->io_in_ready = false;
+	return mine;
 }
 
 static void hypercall(struct soft_cpu *c)
@@ -211,8 +221,7 @@ static void in_out(struct soft_cpu *c, struct insn *d, uint16_t port, int size, 
 		return;
 	}
 	uint64_t v = 0;
-	if (c->io_in_ready) {
-		c->io_in_ready = false;
+	if (io_in_data(c, port, size)) {
 		memcpy(&v, c->io_buf, size);
 	} else if (!soft_pio(c, port, &v, size, false)) {
 		memset(c->io_buf, 0xff, size);
@@ -257,8 +266,7 @@ static void ins_outs(struct soft_cpu *c, struct insn *d, bool out)
 			io_exit(c, port, s.size, true, (uint32_t)n);
 			c->exit_pending = true;
 		}
-	} else if (c->io_in_ready) {
-		c->io_in_ready = false;
+	} else if (io_in_data(c, port, s.size)) {
 		n = c->io_in_count;
 		for (uint64_t i = 0; i < n; i++)
 			mem_write(c, s.seg, areg(c, &s, reg) + i * s.delta, s.size,

@@ -415,7 +415,10 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			intc_wait(ic, c->index, false);
 			continue;
 		}
-		if (attn || c->nmi_pending)
+		/* An instruction waiting for its device data completes before any
+		 * interrupt: the handler must not run into its replay. */
+		bool replay = c->io_in_ready || c->mmio_in_ready;
+		if ((attn || c->nmi_pending) && !replay)
 			deliver_interrupts(c, attn);
 		if (c->halted) {
 			intc_wait(ic, c->index, c->fl & FL_IF);
@@ -425,6 +428,8 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			continue;
 		}
 		run_batch(c);
+		/* device data belongs to the first instruction only */
+		c->io_in_ready = c->mmio_in_ready = false;
 		c->last = NULL;
 		intc_poll(ic, c->index);
 	}

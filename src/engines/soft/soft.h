@@ -240,6 +240,8 @@ struct soft_cpu {
 	uint64_t mmio_in_gpa;
 	uint8_t mmio_in_data[8];
 	uint32_t io_in_count;
+	uint16_t io_in_port; /* the IN/INS that exited, so only it takes the data */
+	uint8_t io_in_size;
 	uint8_t io_buf[IO_BUF_SIZE];
 
 	/* Exception in flight, for #DF / triple-fault detection. */
