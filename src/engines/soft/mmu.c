@@ -330,12 +330,3 @@ uint8_t *mem_rmw_ptr(struct soft_cpu *c, int seg, uint64_t off, int size)
 	uint64_t gpa;
 	return translate(c, lin, ACC_WRITE, c->cpl == 3, &gpa);
 }
-
-int phys_read(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size)
-{
-	uint8_t *p = phys_ptr(c->vm, gpa, size, false);
-	if (!p)
-		return -1;
-	memcpy(data, p, size);
-	return 0;
-}

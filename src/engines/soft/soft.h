@@ -281,7 +281,6 @@ struct soft_cpu {
 void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
 struct block *fetch_block(struct soft_cpu *c);
 void block_cache_init(struct soft_cpu *c);
-extern const uint8_t insn_class_1b[256], insn_class_0f[256];
 
 /* flags.c */
 uint64_t get_flags(struct soft_cpu *c);
@@ -305,7 +304,6 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
 void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
-int phys_read(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size);
 
 static inline uint64_t mask_of(int size)
 {
