@@ -9,6 +9,10 @@ runs=$(param runs)
 : "${runs:=3}"
 mem=256
 cmdline="console=ttyS0 panic=-1 quiet"
+# nested.l3append=... (e.g. loglevel=7) is added to the guest's command line and
+# every guest console is then logged, to see where boot time goes.
+l3log=$(param l3append | tr , ' ')
+[ -n "$l3log" ] && cmdline="$cmdline $l3log"
 initrd=/images/initramfs.cpio.gz
 marker="popek-guest: init ready"
 qemu_version=$(qemu-system-x86_64 --version | head -n1)
@@ -29,7 +33,7 @@ time_boot() {
 	pid=$!
 	(sleep 300 && kill $pid) 2>/dev/null &
 	dog=$!
-	if grep -q -m1 "$marker" </tmp/console; then
+	if tee /tmp/guest.log </tmp/console | grep -q -m1 "$marker"; then
 		t=$(($(centis) - t0))
 		say "TIME $label $((t / 100)).$((t / 10 % 10))$((t % 10))"
 	else
@@ -37,6 +41,7 @@ time_boot() {
 	fi
 	kill $pid $dog 2>/dev/null
 	wait $pid 2>/dev/null
+	[ -n "$l3log" ] && awk -v l="$label" '{ print "  | " l ": " $0 }' /tmp/guest.log
 }
 
 popek_boot() {
