@@ -16,6 +16,11 @@ l3log=$(param l3append | tr , ' ')
 initrd=/images/initramfs.cpio.gz
 marker="popek-guest: init ready"
 qemu_version=$(qemu-system-x86_64 --version | head -n1)
+# nested.shmem_thp=always|advise|never: the L2's transparent huge pages for
+# shmem (popek's guest RAM is a memfd; QEMU's is anonymous memory it madvises).
+thp=$(param shmem_thp)
+[ -n "$thp" ] && echo "$thp" >/sys/kernel/mm/transparent_hugepage/shmem_enabled
+say "bench: L2 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled), shmem: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled)"
 say "bench: $runs runs, $mem MiB, 1 vCPU, cmdline '$cmdline', $qemu_version"
 
 centis() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
