@@ -1,31 +1,12 @@
 #!/bin/sh
 # /init of the L2 host in the nested harness (runs inside QEMU TCG with SVM).
-# Loads KVM, then has popek boot test guests on the kvm engine. Every result
-# is a line "nested: PASS name" or "nested: FAIL name: why" on the console;
-# tests/nested/run.sh on the L1 host collects them.
-/bin/busybox --install -s /bin
-export PATH=/bin:/usr/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mkdir -p /run && mount -t tmpfs tmpfs /run # popek keeps its control sockets in /run/popek
-
-say() { echo "nested: $*"; }
-pass() { say "PASS $1"; }
-fail() { say "FAIL $1: $2"; }
-now() { cut -d. -f1 /proc/uptime; }
-param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^nested\.$1=//p"; }
+# Loads KVM (l2-lib.sh), then has popek boot test guests on the kvm engine.
+# Every result is a line "nested: PASS name" or "nested: FAIL name: why".
+. /lib/nested.sh
 
 stages=$(param stages)
 l3_kernel=$(param kernel)
 : "${l3_kernel:=/images/vmlinux}"
-say "start (uptime $(now) s)"
-
-for m in irqbypass kvm ccp kvm-amd; do
-	insmod /lib/modules/$m.ko || fail "insmod $m" "see the kernel log above"
-done
-if [ -c /dev/kvm ]; then pass "kvm modules loaded, /dev/kvm present"; else fail "/dev/kvm" "missing after insmod"; fi
 
 # Milestone: a small test guest on the kvm engine.
 popek run --engine kvm --kernel /guests/hello.elf --cmdline greeting=1 </dev/null >/tmp/hello.out 2>&1
@@ -46,18 +27,25 @@ dd if=/dev/zero of=/tmp/disk.img bs=1M count=8 2>/dev/null
 disk="--disk /tmp/disk.img"
 popek help 2>&1 | grep -q -- --disk || { disk=; fail "popek --disk" "this popek has no virtio-blk yet"; }
 
-# start_l3 NAME KERNEL CPUS: boot the L3 guest in the background, console on
+# start_popek NAME ARGS...: run "popek ARGS" in the background, console on
 # /tmp/NAME.*; fd 3 writes to its console.
-start_l3() {
+start_popek() {
 	out=/tmp/$1.out
 	err=/tmp/$1.err
 	rm -f /tmp/$1.in
 	mkfifo /tmp/$1.in
 	t0=$(now)
-	popek run --engine kvm --cpus "$3" --kernel "$2" --initrd /images/initramfs.cpio.gz --mem 512M \
-		$disk --cmdline "console=ttyS0 quiet" </tmp/$1.in >"$out" 2>"$err" &
+	n=$1
+	shift
+	popek "$@" </tmp/$n.in >"$out" 2>"$err" &
 	pid=$!
-	exec 3>/tmp/$1.in # the writer end: popek's stdin sees no EOF while we hold it
+	exec 3>/tmp/$n.in # the writer end: popek's stdin sees no EOF while we hold it
+}
+
+# start_l3 NAME KERNEL CPUS: boot the L3 guest, named NAME for the control channel.
+start_l3() {
+	start_popek "$1" run --name "$1" --engine kvm --cpus "$3" --kernel "$2" \
+		--initrd /images/initramfs.cpio.gz --mem 512M $disk --cmdline "console=ttyS0 quiet"
 }
 
 # wait_for PATTERN SECONDS: until the L3 console shows PATTERN or popek exits.
@@ -90,6 +78,13 @@ wait_exit() {
 	exec 3>&-
 }
 
+# show_tail TITLE N: the last N lines of the L3 console; awk ends every line,
+# so a prompt without a newline cannot swallow the next "nested:" line.
+show_tail() {
+	say "$1:"
+	tail -n "$2" "$out" | awk '{ print "  | " $0 }'
+}
+
 start_l3 l3 "$l3_kernel" 2
 if wait_for "popek-guest: init ready" 300; then
 	pass "L3 Linux booted to its shell in $(($(now) - t0)) s"
@@ -113,11 +108,34 @@ if wait_for "popek-guest: init ready" 300; then
 	else
 		fail "L3 read entropy from virtio-rng" "no /dev/hwrng, or it gave no data"
 	fi
-	echo 'poweroff -f' >&3
+	# Snapshot at the shell (issue 6): the snapshot stops the VM, popek exits 0.
+	ts=$(now)
+	if popek snapshot l3 /tmp/snap --stop >/tmp/snap.out 2>&1 && [ -f /tmp/snap/snapshot.json ]; then
+		pass "popek snapshot --stop saved the L3 at its shell ($(($(now) - ts)) s, $(du -sm /tmp/snap | cut -f1) MiB stored)"
+	else
+		fail "popek snapshot --stop saved the L3" "$(tail -c 300 /tmp/snap.out)"
+		echo 'poweroff -f' >&3
+	fi
 else
 	fail "L3 Linux booted to its shell" "no marker after $(($(now) - t0)) s: $(tail -c 600 "$out") $(tail -c 300 "$err")"
 fi
-wait_exit "L3 powered off (ACPI S5)"
+wait_exit "L3 stopped by its snapshot"
+show_tail "L3 console tail" 8
+
+# Restore on the kvm engine: the guest continues at its shell prompt, so it
+# answers commands at once; the disk is read after dropping the page cache,
+# so the data comes back through the restored virtio-blk queues.
+if [ -f /tmp/snap/snapshot.json ]; then
+	start_popek l3-restored restore /tmp/snap --engine kvm --name l3-restored
+	echo 'echo L3-RESTORED-$((5 * 5))' >&3
+	wait_for "L3-RESTORED-25" 120 && pass "the restored L3 ran a command ($(($(now) - t0)) s after restore began)" ||
+		fail "the restored L3 ran a command" "console: $(tail -c 400 "$out"); stderr: $(tail -c 300 "$err")"
+	echo 'echo 3 >/proc/sys/vm/drop_caches; echo "DISK:$(tar -xOf /dev/vda f)"' >&3
+	wait_for "DISK:written by L3 42" 60 && pass "the restored L3 read back its virtio-blk disk (page cache dropped)" ||
+		fail "the restored L3 read back its disk" "console: $(tail -c 400 "$out")"
+	echo 'poweroff -f' >&3
+	wait_exit "the restored L3 powered off (ACPI S5)"
+fi
 
 got=$(tar -xOf /tmp/disk.img f 2>/dev/null)
 if [ "$got" = "written by L3 42" ]; then
@@ -125,8 +143,7 @@ if [ "$got" = "written by L3 42" ]; then
 else
 	fail "the host read back the file L3 wrote on virtio-blk" "got '$(echo "$got" | head -c 100)'"
 fi
-say "L3 console tail:"
-tail -n 12 "$out" | sed 's/^/  | /'
+show_tail "restored L3 console tail" 8
 
 # Reboot: the stock kernel resets through ACPI's reset register / the i8042.
 # This run boots the bzImage, so both image formats are covered.

@@ -187,7 +187,10 @@ static int kvm_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, uin
 	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
-/* CPUID as KVM supports it, with this vCPU's APIC ID filled in. */
+/* CPUID as KVM supports it, with this vCPU's APIC ID filled in and the
+ * hypervisor bit set: KVM does not report it, and without it Linux ignores
+ * the KVM leaves (0x40000000), so no kvmclock — it then calibrates the TSC
+ * against the PIT, slowly, and may give up on the TSC altogether. */
 static int set_cpuid(struct engine_vcpu *v)
 {
 	struct kvm_cpuid2 *src = v->vm->cpuid;
@@ -198,8 +201,10 @@ static int set_cpuid(struct engine_vcpu *v)
 	memcpy(c, src, sz);
 	for (uint32_t i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 1)
+		if (e->function == 1) {
 			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)v->index << 24);
+			e->ecx |= 1u << 31;
+		}
 		if (e->function == 0xb || e->function == 0x1f)
 			e->edx = (uint32_t)v->index;
 	}

@@ -1,0 +1,79 @@
+#!/bin/sh
+# /init of the L2 host in the nested harness's benchmark mode (run.sh --bench,
+# driven by bench/nested-boot): boot time of the default Linux image to its
+# init marker, popek (kvm engine) vs QEMU -accel kvm, inside the L2. Prints
+# "nested: TIME LABEL SECONDS" per boot; the L1 host computes the table.
+. /lib/nested.sh
+
+runs=$(param runs)
+: "${runs:=3}"
+mem=256
+cmdline="console=ttyS0 panic=-1 quiet"
+# nested.l3append=... (e.g. loglevel=7) is added to the guest's command line and
+# every guest console is then logged, to see where boot time goes.
+l3log=$(param l3append | tr , ' ')
+[ -n "$l3log" ] && cmdline="$cmdline $l3log"
+initrd=/images/initramfs.cpio.gz
+marker="popek-guest: init ready"
+qemu_version=$(qemu-system-x86_64 --version | head -n1)
+# nested.shmem_thp=always|advise|never: the L2's transparent huge pages for
+# shmem (popek's guest RAM is a memfd; QEMU's is anonymous memory it madvises).
+thp=$(param shmem_thp)
+[ -n "$thp" ] && echo "$thp" >/sys/kernel/mm/transparent_hugepage/shmem_enabled
+say "bench: L2 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled), shmem: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled)"
+say "bench: $runs runs, $mem MiB, 1 vCPU, cmdline '$cmdline', $qemu_version"
+
+centis() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
+
+# time_boot LABEL CMD...: seconds from exec to the marker on the guest console.
+# grep reads the console through a FIFO and exits at the first match, so no
+# polling delay is added; the VMM is killed afterwards.
+time_boot() {
+	label=$1
+	shift
+	rm -f /tmp/console
+	mkfifo /tmp/console
+	t0=$(centis)
+	"$@" </dev/null >/tmp/console 2>/tmp/vmm.err &
+	pid=$!
+	(sleep 300 && kill $pid) 2>/dev/null &
+	dog=$!
+	if tee /tmp/guest.log </tmp/console | grep -q -m1 "$marker"; then
+		t=$(($(centis) - t0))
+		say "TIME $label $((t / 100)).$((t / 10 % 10))$((t % 10))"
+	else
+		fail "$label reached '$marker'" "$(tail -c 300 /tmp/vmm.err)"
+	fi
+	kill $pid $dog 2>/dev/null
+	wait $pid 2>/dev/null
+	[ -n "$l3log" ] && awk -v l="$label" '{ print "  | " l ": " $0 }' /tmp/guest.log
+}
+
+popek_boot() {
+	time_boot "popek-$1" popek run --engine kvm --mem ${mem}M --kernel "/images/$1" \
+		--initrd $initrd --cmdline "$cmdline"
+}
+# -nodefaults: no NIC, VGA or monitor, so no option ROM to load; the default
+# machine (pc, i440fx) with SeaBIOS for the bzImage and PVH for the vmlinux.
+qemu_boot() {
+	time_boot "qemu-$1" qemu-system-x86_64 -accel kvm -cpu host -m $mem -smp 1 -nodefaults \
+		-no-user-config -display none -serial stdio -no-reboot -kernel "/images/$1" \
+		-initrd $initrd -append "$cmdline"
+}
+
+# Interleaved, so a drift in the L2's speed affects every variant alike.
+variants=$(param variants | tr , ' ')
+: "${variants:=popek-vmlinux popek-vmlinuz qemu-vmlinux qemu-vmlinuz}"
+i=0
+while [ $i -lt "$runs" ]; do
+	for v in $variants; do
+		case $v in
+		popek-*) popek_boot "${v#popek-}" ;;
+		qemu-*) qemu_boot "${v#qemu-}" ;;
+		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, qemu-vmlinux or qemu-vmlinuz)" ;;
+		esac
+	done
+	i=$((i + 1))
+done
+say "done"
+poweroff -f
