@@ -192,7 +192,8 @@ struct insn {
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
- * guest bytes it came from are unchanged. */
+ * guest bytes it came from are unchanged. Those were last seen unchanged at
+ * host address `host` in validation epoch `epoch` (see fetch_block). */
 #define BLOCK_INSNS	 16
 #define BLOCK_CACHE_BITS 12
 #define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
@@ -202,6 +203,9 @@ struct block {
 	uint64_t rip;
 	int mode, n;
 	uint16_t nbytes;
+	bool may_store; /* some instruction may write guest memory */
+	const uint8_t *host;
+	uint64_t epoch;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS];
 };
@@ -264,6 +268,10 @@ struct soft_cpu {
 	struct engine_vm *vm;
 
 	struct block *blocks;
+	/* Advances whenever guest memory or the TLB may have changed under this
+	 * vCPU's cached blocks: a new batch, a block that may store, a page walk
+	 * or a TLB flush. */
+	uint64_t code_epoch;
 	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
@@ -463,6 +471,7 @@ void do_sysret(struct soft_cpu *c, int opsize);
 /* exec.c and friends: execute one decoded instruction. */
 void exec_insn(struct soft_cpu *c, struct insn *d);
 void choose_handler(struct soft_cpu *c, struct insn *d);
+bool insn_may_store(const struct insn *d);
 uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
 uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
