@@ -430,26 +430,27 @@ void block_cache_init(struct soft_cpu *c)
  * need no invalidation protocol: one compare per block. */
 struct block *fetch_block(struct soft_cpu *c)
 {
-	uint64_t rip = c->rip;
-	uint64_t lin = c->mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
+	uint64_t rip = c->rip, lin = code_lin(c);
 	/* two-way set associative; a miss replaces the less recently used way */
-	unsigned set = (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+	unsigned set = block_set(lin);
 	struct block *b = &c->blocks[set * 2];
-	uint8_t *p = tlb_peek(c, lin, 1, ACC_EXEC);
-	if (p) {
-		for (int w = 0; w < 2; w++) {
-			struct block *k = &b[w];
-			if (k->lin != lin || k->rip != rip || k->mode != c->mode)
+	uint8_t *p = NULL;
+	for (int w = 0; w < 2; w++) {
+		struct block *k = &b[w];
+		if (k->lin != lin || k->rip != rip || k->mode != c->mode)
+			continue;
+		/* Same epoch: neither guest memory (as far as this vCPU must see
+		 * it) nor the TLB, CPL or CS changed since the bytes matched, so
+		 * the translation need not be looked up again either. */
+		if (k->epoch != c->code_epoch) {
+			if (!p)
+				p = tlb_peek(c, lin, 1, ACC_EXEC);
+			if (!p || !same_bytes(p, k))
 				continue;
-			if (k->epoch != c->code_epoch || k->host != p) {
-				if (!same_bytes(p, k))
-					continue;
-				k->host = p;
-				k->epoch = c->code_epoch;
-			}
-			c->block_mru[set] = (uint8_t)w;
-			return k;
+			k->epoch = c->code_epoch;
 		}
+		c->block_mru[set] = (uint8_t)w;
+		return k;
 	}
 	int victim = !c->block_mru[set];
 	c->block_mru[set] = (uint8_t)victim;
@@ -480,7 +481,6 @@ struct block *fetch_block(struct soft_cpu *c)
 	if (p && (lin & 0xfff) + off <= 0x1000) {
 		b->nbytes = (uint16_t)off;
 		memcpy(b->code, p, off);
-		b->host = p;
 		b->epoch = c->code_epoch;
 		b->rip = rip;
 		b->mode = c->mode;

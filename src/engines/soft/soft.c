@@ -278,7 +278,7 @@ static inline int run_block(struct soft_cpu *c)
 	c->insn_rip = c->rip; /* a fetch fault belongs to the first instruction */
 	c->insn_rsp = c->r[R_RSP];
 	c->last = NULL;
-	struct block *b = fetch_block(c);
+	struct block *b = next_block(c);
 	c->code_epoch += b->may_store;
 	int i, n = b->n;
 	/* unrolled so that every position in a block has its own indirect call,

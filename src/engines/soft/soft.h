@@ -192,8 +192,8 @@ struct insn {
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
- * guest bytes it came from are unchanged. Those were last seen unchanged at
- * host address `host` in validation epoch `epoch` (see fetch_block). */
+ * guest bytes it came from are unchanged. Those were last seen unchanged in
+ * validation epoch `epoch` (see fetch_block). */
 #define BLOCK_INSNS	 16
 #define BLOCK_CACHE_BITS 12
 #define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
@@ -204,7 +204,6 @@ struct block {
 	int mode, n;
 	uint16_t nbytes;
 	bool may_store; /* some instruction may write guest memory */
-	const uint8_t *host;
 	uint64_t epoch;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS];
@@ -289,6 +288,33 @@ struct soft_cpu {
 void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
 struct block *fetch_block(struct soft_cpu *c);
 void block_cache_init(struct soft_cpu *c);
+
+/* Linear address of RIP and its set in the block cache. */
+static inline uint64_t code_lin(const struct soft_cpu *c)
+{
+	return c->mode == 8 ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffff;
+}
+
+static inline unsigned block_set(uint64_t lin)
+{
+	return (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+}
+
+/* The block at RIP when it was validated in the current epoch (the hot case,
+ * inline); otherwise fetch_block revalidates or decodes it. */
+static inline struct block *next_block(struct soft_cpu *c)
+{
+	uint64_t lin = code_lin(c);
+	unsigned set = block_set(lin);
+	struct block *b = &c->blocks[set * 2];
+	for (int w = 0; w < 2; w++)
+		if (b[w].epoch == c->code_epoch && b[w].lin == lin && b[w].rip == c->rip &&
+		    b[w].mode == c->mode) {
+			c->block_mru[set] = (uint8_t)w;
+			return &b[w];
+		}
+	return fetch_block(c);
+}
 
 /* flags.c */
 uint64_t get_flags(struct soft_cpu *c);
