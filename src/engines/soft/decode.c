@@ -427,7 +427,8 @@ void block_cache_init(struct soft_cpu *c)
 /* The straight-line block of decoded instructions starting at RIP. A cached
  * block is valid while the guest bytes it was decoded from are unchanged at
  * the address the TLB gives now, so self-modifying code and remapped pages
- * need no invalidation protocol: one compare per block. */
+ * need no invalidation protocol: one compare per block and epoch (next_block
+ * in soft.h reuses blocks already compared in the current epoch). */
 struct block *fetch_block(struct soft_cpu *c)
 {
 	uint64_t rip = c->rip, lin = code_lin(c);
