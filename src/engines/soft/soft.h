@@ -319,7 +319,7 @@ static inline struct block *next_block(struct soft_cpu *c)
 /* flags.c */
 uint64_t get_flags(struct soft_cpu *c);
 void set_flags(struct soft_cpu *c, uint64_t fl, uint64_t mask);
-bool cond(struct soft_cpu *c, unsigned cc);
+bool cond_slow(struct soft_cpu *c, unsigned cc);
 static inline void lazy(struct soft_cpu *c, uint32_t op, int size, uint64_t res, uint64_t a,
 			uint64_t b)
 {
@@ -342,6 +342,38 @@ uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
 static inline uint64_t mask_of(int size)
 {
 	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+
+/* Condition code cc (the low nibble of Jcc/SETcc/CMOVcc); the common
+ * compare-and-branch case inline, evaluated from the operands directly. */
+static inline bool cond(struct soft_cpu *c, unsigned cc)
+{
+	unsigned k = cc >> 1;
+	if (c->lf_op == LF_SUB && k != 0 && k != 5 && k != 4) {
+		uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
+		int sh = 64 - c->lf_size * 8;
+		int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
+		bool r;
+		switch (k) {
+		case 1:
+			r = a < b;
+			break;
+		case 2:
+			r = a == b;
+			break;
+		case 3:
+			r = a <= b;
+			break;
+		case 6:
+			r = sa < sb;
+			break;
+		default:
+			r = sa <= sb;
+			break;
+		}
+		return r ^ (cc & 1);
+	}
+	return cond_slow(c, cc);
 }
 
 /* Guest memory is byte-addressable: unaligned accesses are legal, so go
