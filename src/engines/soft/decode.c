@@ -394,19 +394,27 @@ static bool ends_block(const struct insn *d)
 	return (b >= 0x70 && b <= 0x7f) || b == 0xe8 || b == 0xe9 || b == 0xeb || b == 0xc3;
 }
 
-/* Do the guest bytes at p still match the block? Whole words, then the tail. */
+/* Do the guest bytes at p still match the block? Whole words; the tail is
+ * one more word that overlaps the last full one, so nothing past the block's
+ * end (possibly the end of the page) is read. */
 static inline bool same_bytes(const uint8_t *p, const struct block *b)
 {
 	unsigned n = b->nbytes, i = 0;
 	uint64_t diff = 0;
-	for (; i + 8 <= n; i += 8)
-		diff |= load_n(p + i, 8) ^ load_n(b->code + i, 8);
-	if (i < n) {
-		/* the block never ends in the last 8 bytes of a page unless it
-		 * reaches the page end exactly, so read byte-wise there */
+	if (n < 8 && ((uintptr_t)p & 0xfff) <= 0x1000 - 8) {
+		/* a short block: one masked word, still inside the host page */
+		diff = (load_n(p, 8) ^ load_n(b->code, 8)) & ((1ull << (n * 8)) - 1);
+		return diff == 0;
+	}
+	if (n < 8) {
 		for (; i < n; i++)
 			diff |= (uint64_t)(p[i] ^ b->code[i]);
+		return diff == 0;
 	}
+	for (; i + 8 <= n; i += 8)
+		diff |= load_n(p + i, 8) ^ load_n(b->code + i, 8);
+	if (i < n)
+		diff |= load_n(p + n - 8, 8) ^ load_n(b->code + n - 8, 8);
 	return diff == 0;
 }
 
@@ -419,22 +427,31 @@ void block_cache_init(struct soft_cpu *c)
 /* The straight-line block of decoded instructions starting at RIP. A cached
  * block is valid while the guest bytes it was decoded from are unchanged at
  * the address the TLB gives now, so self-modifying code and remapped pages
- * need no invalidation protocol: one compare per block. */
+ * need no invalidation protocol: one compare per block and epoch (next_block
+ * in soft.h reuses blocks already compared in the current epoch). */
 struct block *fetch_block(struct soft_cpu *c)
 {
-	uint64_t rip = c->rip;
-	uint64_t lin = c->mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
+	uint64_t rip = c->rip, lin = code_lin(c);
 	/* two-way set associative; a miss replaces the less recently used way */
-	unsigned set = (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+	unsigned set = block_set(lin);
 	struct block *b = &c->blocks[set * 2];
-	uint8_t *p = tlb_peek(c, lin, 1, ACC_EXEC);
-	if (p) {
-		for (int w = 0; w < 2; w++)
-			if (b[w].lin == lin && b[w].rip == rip && b[w].mode == c->mode &&
-			    same_bytes(p, &b[w])) {
-				c->block_mru[set] = (uint8_t)w;
-				return &b[w];
-			}
+	uint8_t *p = NULL;
+	for (int w = 0; w < 2; w++) {
+		struct block *k = &b[w];
+		if (k->lin != lin || k->rip != rip || k->mode != c->mode)
+			continue;
+		/* Same epoch: neither guest memory (as far as this vCPU must see
+		 * it) nor the TLB, CPL or CS changed since the bytes matched, so
+		 * the translation need not be looked up again either. */
+		if (k->epoch != c->code_epoch) {
+			if (!p)
+				p = tlb_peek(c, lin, 1, ACC_EXEC);
+			if (!p || !same_bytes(p, k))
+				continue;
+			k->epoch = c->code_epoch;
+		}
+		c->block_mru[set] = (uint8_t)w;
+		return k;
 	}
 	int victim = !c->block_mru[set];
 	c->block_mru[set] = (uint8_t)victim;
@@ -442,6 +459,7 @@ struct block *fetch_block(struct soft_cpu *c)
 
 	b->lin = ~0ull;
 	b->n = 0;
+	b->may_store = false;
 	uint64_t off = 0;
 	for (;;) {
 		struct insn *d = &b->insn[b->n];
@@ -454,6 +472,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		if (b->n && d->fn == exec_insn)
 			break; /* starts the next block, where faults get the right RIP */
 		b->n++;
+		b->may_store |= insn_may_store(d);
 		off += d->len;
 		if (ends_block(d) || b->n == BLOCK_INSNS)
 			break;
@@ -463,6 +482,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	if (p && (lin & 0xfff) + off <= 0x1000) {
 		b->nbytes = (uint16_t)off;
 		memcpy(b->code, p, off);
+		b->epoch = c->code_epoch;
 		b->rip = rip;
 		b->mode = c->mode;
 		b->lin = lin;

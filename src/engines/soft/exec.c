@@ -557,6 +557,9 @@ static void bcd(struct soft_cpu *c, unsigned op, int64_t imm)
 
 void exec_insn(struct soft_cpu *c, struct insn *d)
 {
+	/* only this dispatcher runs sensitive and privileged instructions, so
+	 * the fast handlers need not count classes (see soft_stats) */
+	c->stat_class[d->cls]++;
 	c->insn_rsp = c->r[R_RSP];
 	unsigned b = d->op & 0xff;
 	int size = d->opsize;

@@ -266,6 +266,45 @@ static void shift_imm(struct soft_cpu *c, struct insn *d)
 	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), (unsigned)d->imm));
 }
 
+/* SHL/SHR/SAR reg, imm8 with a count that is not 0 after masking (a zero
+ * count leaves the flags alone, so it stays with shift_imm). */
+static inline unsigned shift_count(const struct insn *d)
+{
+	return (unsigned)d->imm & (d->opsize == 8 ? 63 : 31);
+}
+
+static void shl_imm(struct soft_cpu *c, struct insn *d)
+{
+	int size = d->opsize;
+	unsigned cnt = shift_count(d);
+	uint64_t a = rreg(c, d->rm, size), r = (a << cnt) & mask_of(size);
+	next(c, d);
+	lazy(c, LF_SHL, size, r, a, cnt);
+	wreg(c, d->rm, size, r);
+}
+
+static void shr_imm(struct soft_cpu *c, struct insn *d)
+{
+	int size = d->opsize;
+	unsigned cnt = shift_count(d);
+	uint64_t a = rreg(c, d->rm, size), r = a >> cnt;
+	next(c, d);
+	lazy(c, LF_SHR, size, r, a, cnt);
+	wreg(c, d->rm, size, r);
+}
+
+static void sar_imm(struct soft_cpu *c, struct insn *d)
+{
+	int size = d->opsize;
+	unsigned cnt = shift_count(d);
+	uint64_t a = rreg(c, d->rm, size);
+	int64_t s = size == 8 ? (int64_t)a : (int64_t)(int32_t)a;
+	uint64_t r = (uint64_t)(s >> cnt) & mask_of(size);
+	next(c, d);
+	lazy(c, LF_SAR, size, r, a, cnt);
+	wreg(c, d->rm, size, r);
+}
+
 static void imul_r_rm(struct soft_cpu *c, struct insn *d)
 {
 	next(c, d);
@@ -339,6 +378,8 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 			h = pop_r;
 		else if (b == 0xff && (d->reg & 7) < 2 && !d->is_mem)
 			h = incdec_r;
+		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4 && shift_count(d))
+			h = (d->reg & 7) == 5 ? shr_imm : (d->reg & 7) == 7 ? sar_imm : shl_imm;
 		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4)
 			h = shift_imm;
 		else if (b == 0x90 && !(d->rex & 1))
@@ -363,4 +404,21 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		d->fn = nop;
 	else if (b == 0xaf)
 		d->fn = imul_r_rm;
+}
+
+/* Can the instruction write guest memory? Everything but the fast handlers
+ * known to only read memory is assumed to (fetch_block relies on this to skip
+ * revalidating cached code). */
+bool insn_may_store(const struct insn *d)
+{
+	static const handler loads_only[] = {
+	    mov_r_rm,  lea,	   movzx8,    movzx16,	 movsxd,    cmov,     imul_r_rm,
+	    imul_imm,  add_r_rm,  or_r_rm,   and_r_rm,	 sub_r_rm,  xor_r_rm, cmp_r_rm,
+	    cmp_rm_r,  cmp_imm,   test_rm_r, test_imm,	 nop};
+	if (!d->is_mem)
+		return d->fn == exec_insn || d->fn == call || d->fn == push_r;
+	for (size_t i = 0; i < sizeof(loads_only) / sizeof(loads_only[0]); i++)
+		if (d->fn == loads_only[i])
+			return false;
+	return true;
 }

@@ -89,35 +89,11 @@ void set_flags(struct soft_cpu *c, uint64_t fl, uint64_t mask)
 	c->fl = (c->fl & ~mask) | (fl & mask);
 }
 
-/* Condition code cc (the low nibble of Jcc/SETcc/CMOVcc). */
-bool cond(struct soft_cpu *c, unsigned cc)
+/* Condition code cc for everything but cond()'s inline compare case. */
+bool cond_slow(struct soft_cpu *c, unsigned cc)
 {
 	bool r;
 
-	/* Fast paths for the common compare-and-branch patterns. */
-	if (c->lf_op == LF_SUB && (cc >> 1) != 0 && (cc >> 1) != 5 && (cc >> 1) != 4) {
-		uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
-		int sh = 64 - c->lf_size * 8;
-		int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
-		switch (cc >> 1) {
-		case 1:
-			r = a < b;
-			break;
-		case 2:
-			r = a == b;
-			break;
-		case 3:
-			r = a <= b;
-			break;
-		case 6:
-			r = sa < sb;
-			break;
-		default:
-			r = sa <= sb;
-			break;
-		}
-		return r ^ (cc & 1);
-	}
 	if (c->lf_op != LF_NONE && (cc >> 1) != 5) {
 		/* ZF and SF come from the result for every lazy operation, and
 		 * logic operations clear CF and OF */

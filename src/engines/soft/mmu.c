@@ -61,6 +61,7 @@ uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int a
 void tlb_flush(struct soft_cpu *c, bool keep_global)
 {
 	c->stat_tlb_flush++;
+	c->code_epoch++;
 	for (int u = 0; u < 2; u++)
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
 			struct tlb_entry *e = &c->tlb[u][i];
@@ -76,6 +77,7 @@ void tlb_flush(struct soft_cpu *c, bool keep_global)
 void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 {
 	c->stat_tlb_flush++;
+	c->code_epoch++;
 	/* Large pages are cached as 4 KiB pieces: drop every piece of the guest
 	 * page that contains lin, as INVLPG drops the whole large translation. */
 	for (int u = 0; u < 2; u++)
@@ -219,6 +221,7 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 	bool w, x, u, dirty, global;
 	uint64_t pmask;
 	c->stat_tlb_miss++;
+	c->code_epoch++; /* the walk may set A/D bits in any page, code too */
 	uint64_t gpa = walk(c, lin, acc, user, &w, &x, &u, &dirty, &global, &pmask);
 	*gpa_out = gpa;
 	uint8_t *host = phys_ptr(c->vm, gpa & ~0xfffull, 0x1000, false);

@@ -192,7 +192,8 @@ struct insn {
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
- * guest bytes it came from are unchanged. */
+ * guest bytes it came from are unchanged. Those were last seen unchanged in
+ * validation epoch `epoch` (see fetch_block). */
 #define BLOCK_INSNS	 16
 #define BLOCK_CACHE_BITS 12
 #define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
@@ -202,6 +203,8 @@ struct block {
 	uint64_t rip;
 	int mode, n;
 	uint16_t nbytes;
+	bool may_store; /* some instruction may write guest memory */
+	uint64_t epoch;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS];
 };
@@ -264,6 +267,10 @@ struct soft_cpu {
 	struct engine_vm *vm;
 
 	struct block *blocks;
+	/* Advances whenever guest memory or the TLB may have changed under this
+	 * vCPU's cached blocks: a new batch, a block that may store, a page walk
+	 * or a TLB flush. */
+	uint64_t code_epoch;
 	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
@@ -282,10 +289,37 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
 struct block *fetch_block(struct soft_cpu *c);
 void block_cache_init(struct soft_cpu *c);
 
+/* Linear address of RIP and its set in the block cache. */
+static inline uint64_t code_lin(const struct soft_cpu *c)
+{
+	return c->mode == 8 ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffff;
+}
+
+static inline unsigned block_set(uint64_t lin)
+{
+	return (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+}
+
+/* The block at RIP when it was validated in the current epoch (the hot case,
+ * inline); otherwise fetch_block revalidates or decodes it. */
+static inline struct block *next_block(struct soft_cpu *c)
+{
+	uint64_t lin = code_lin(c);
+	unsigned set = block_set(lin);
+	struct block *b = &c->blocks[set * 2];
+	for (int w = 0; w < 2; w++)
+		if (b[w].epoch == c->code_epoch && b[w].lin == lin && b[w].rip == c->rip &&
+		    b[w].mode == c->mode) {
+			c->block_mru[set] = (uint8_t)w;
+			return &b[w];
+		}
+	return fetch_block(c);
+}
+
 /* flags.c */
 uint64_t get_flags(struct soft_cpu *c);
 void set_flags(struct soft_cpu *c, uint64_t fl, uint64_t mask);
-bool cond(struct soft_cpu *c, unsigned cc);
+bool cond_slow(struct soft_cpu *c, unsigned cc);
 static inline void lazy(struct soft_cpu *c, uint32_t op, int size, uint64_t res, uint64_t a,
 			uint64_t b)
 {
@@ -308,6 +342,38 @@ uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
 static inline uint64_t mask_of(int size)
 {
 	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+
+/* Condition code cc (the low nibble of Jcc/SETcc/CMOVcc); the common
+ * compare-and-branch case inline, evaluated from the operands directly. */
+static inline bool cond(struct soft_cpu *c, unsigned cc)
+{
+	unsigned k = cc >> 1;
+	if (c->lf_op == LF_SUB && k != 0 && k != 5 && k != 4) {
+		uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
+		int sh = 64 - c->lf_size * 8;
+		int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
+		bool r;
+		switch (k) {
+		case 1:
+			r = a < b;
+			break;
+		case 2:
+			r = a == b;
+			break;
+		case 3:
+			r = a <= b;
+			break;
+		case 6:
+			r = sa < sb;
+			break;
+		default:
+			r = sa <= sb;
+			break;
+		}
+		return r ^ (cc & 1);
+	}
+	return cond_slow(c, cc);
 }
 
 /* Guest memory is byte-addressable: unaligned accesses are legal, so go
@@ -463,6 +529,7 @@ void do_sysret(struct soft_cpu *c, int opsize);
 /* exec.c and friends: execute one decoded instruction. */
 void exec_insn(struct soft_cpu *c, struct insn *d);
 void choose_handler(struct soft_cpu *c, struct insn *d);
+bool insn_may_store(const struct insn *d);
 uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
 uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
