@@ -23,6 +23,17 @@ thp=$(param shmem_thp)
 say "bench: L2 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled), shmem: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled)"
 say "bench: $runs runs, $mem MiB, 1 vCPU, cmdline '$cmdline', $qemu_version"
 
+# nested.kvmstat=1: KVM's counters (debugfs) for each guest at its marker,
+# while it is the only VM: exits, NPT faults, I/O and MMIO exits...
+kvmstat=$(param kvmstat)
+[ -n "$kvmstat" ] && mount -t debugfs debugfs /sys/kernel/debug
+kvm_counters() {
+	for c in exits pf_fixed pf_taken io_exits mmio_exits irq_exits halt_exits \
+		request_irq_exits irq_injections insn_emulation; do
+		[ -f /sys/kernel/debug/kvm/$c ] && printf '%s=%s ' $c "$(cat /sys/kernel/debug/kvm/$c)"
+	done
+}
+
 centis() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
 
 # time_boot LABEL CMD...: seconds from exec to the marker on the guest console.
@@ -41,6 +52,7 @@ time_boot() {
 	if tee /tmp/guest.log </tmp/console | grep -q -m1 "$marker"; then
 		t=$(($(centis) - t0))
 		say "TIME $label $((t / 100)).$((t / 10 % 10))$((t % 10))"
+		[ -n "$kvmstat" ] && say "KVMSTAT $label $(kvm_counters)"
 	else
 		fail "$label reached '$marker'" "$(tail -c 300 /tmp/vmm.err)"
 	fi
