@@ -46,12 +46,22 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check image
+test: all build/popek-san unit clang-check image build/cpudiff
 	tests/run.sh
 
 # Boot the default guest (Debian's kernel + busybox) on the best engine.
 run: all image
 	build/popek run
+
+# Differential CPU tester: the soft engine against the host CPU.
+build/cpudiff: tests/cpu-diff/cpudiff.c $(filter-out build/obj/src/cli/main.o,$(OBJS))
+	$(CC) $(BASE) $(WARN) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LIBS)
+
+cpu-diff: build/cpudiff
+	build/cpudiff -n 20000
+
+fuzz-cpu: build/cpudiff
+	build/cpudiff -n 5000000 -s $$(date +%s)
 
 # The default guest (Debian kernel + busybox initramfs) in images/; see docs/images.md.
 image:
@@ -66,5 +76,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: image all guests unit test run fuzz format clean clang-check
+.PHONY: image all guests unit test run fuzz format clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -14,9 +14,9 @@
 #define POPEK_HC_VERSION       0 /* () -> ABI version */
 #define POPEK_HC_CONSOLE_WRITE 1 /* (gpa, len) -> bytes written */
 #define POPEK_HC_GET_TIME      2 /* (clock) -> nanoseconds */
-#define POPEK_HC_EXIT          3 /* (status) -> does not return */
-#define POPEK_HC_YIELD         4 /* () -> 0 */
-#define POPEK_HC_COUNT         5
+#define POPEK_HC_EXIT	       3 /* (status) -> does not return */
+#define POPEK_HC_YIELD	       4 /* () -> 0 */
+#define POPEK_HC_COUNT	       5
 
 #define POPEK_HC_ABI_VERSION 1
 

@@ -60,18 +60,22 @@ int boot_check_range(const struct boot_args *a, uint64_t gpa, uint64_t len, cons
 		     char *err, size_t errlen)
 {
 	if (!gpa_ptr(a->mem, gpa, len)) {
-		snprintf(err, errlen, "%s at %#llx..%#llx does not fit in guest RAM (%llu MiB) — raise --mem",
+		snprintf(err, errlen,
+			 "%s at %#llx..%#llx does not fit in guest RAM (%llu MiB) — raise --mem",
 			 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
 			 (unsigned long long)(a->mem->size >> 20));
 		return -1;
 	}
-	static const uint64_t reserved[][2] = {{BOOT_LOW_START, BOOT_LOW_END}, {EBDA_START, BIOS_END}};
+	static const uint64_t reserved[][2] = {{BOOT_LOW_START, BOOT_LOW_END},
+					       {EBDA_START, BIOS_END}};
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		if (gpa < reserved[i][1] && reserved[i][0] < gpa + len) {
 			snprintf(err, errlen,
-				 "%s at %#llx..%#llx overlaps popek's boot area %#llx..%#llx — link it at 1 MiB or above",
+				 "%s at %#llx..%#llx overlaps popek's boot area %#llx..%#llx — "
+				 "link it at 1 MiB or above",
 				 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
-				 (unsigned long long)reserved[i][0], (unsigned long long)reserved[i][1]);
+				 (unsigned long long)reserved[i][0],
+				 (unsigned long long)reserved[i][1]);
 			return -1;
 		}
 	}
@@ -107,9 +111,12 @@ int boot_place_initrd(const struct boot_args *a, uint64_t min_addr, uint64_t max
 	uint64_t start = (min_addr + 0xfff) & ~0xfffull;
 	if (start < HIGH_MEMORY)
 		start = HIGH_MEMORY;
-	if (start + a->initrd_len > max_end || boot_check_range(a, start, a->initrd_len, "initrd", err, errlen)) {
-		snprintf(err, errlen, "initrd (%zu bytes) does not fit in guest RAM after the kernel — raise --mem",
-			 a->initrd_len);
+	if (start + a->initrd_len > max_end ||
+	    boot_check_range(a, start, a->initrd_len, "initrd", err, errlen)) {
+		snprintf(
+		    err, errlen,
+		    "initrd (%zu bytes) does not fit in guest RAM after the kernel — raise --mem",
+		    a->initrd_len);
 		return -1;
 	}
 	memcpy(gpa_ptr(a->mem, start, a->initrd_len), a->initrd, a->initrd_len);
@@ -140,10 +147,9 @@ int boot_place_modules(const struct boot_args *a, uint64_t kernel_end, uint64_t 
 void boot_write_gdt(struct guest_mem *mem)
 {
 	const uint64_t gdt[] = {
-		0,
-		0x00cf9b000000ffffull, /* 0x08: 32-bit code, base 0, 4 GiB */
-		0x00af9b000000ffffull, /* 0x10: 64-bit code */
-		0x00cf93000000ffffull, /* 0x18: data, base 0, 4 GiB */
+	    0, 0x00cf9b000000ffffull, /* 0x08: 32-bit code, base 0, 4 GiB */
+	    0x00af9b000000ffffull,    /* 0x10: 64-bit code */
+	    0x00cf93000000ffffull,    /* 0x18: data, base 0, 4 GiB */
 	};
 	gpa_write(mem, BOOT_GDT, gdt, sizeof(gdt));
 }
@@ -185,7 +191,8 @@ static int elf64_load(struct boot_args *a, const struct elf_image *e, struct cpu
 		      char *err, size_t errlen)
 {
 	uint64_t end, initrd;
-	if (boot_load_elf(a, e, &end, err, errlen) || boot_place_modules(a, end, &initrd, err, errlen))
+	if (boot_load_elf(a, e, &end, err, errlen) ||
+	    boot_place_modules(a, end, &initrd, err, errlen))
 		return -1;
 	boot_write_pagetables(a->mem);
 	boot_enter_long_mode(st, e->entry);
@@ -220,11 +227,14 @@ static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t
 	if (elf && e.is64)
 		return elf64_load(a, &e, st, err, errlen);
 	if (elf)
-		snprintf(err, errlen, "32-bit ELF without a multiboot header or PVH note: popek cannot "
-				      "tell how to enter it");
+		snprintf(err, errlen,
+			 "32-bit ELF without a multiboot header or PVH note: popek cannot "
+			 "tell how to enter it");
 	else
-		snprintf(err, errlen, "not a kernel popek can boot (expected a Linux bzImage or vmlinux, an "
-				      "ELF with a PVH note or multiboot header, a 64-bit ELF, or a multiboot image)");
+		snprintf(
+		    err, errlen,
+		    "not a kernel popek can boot (expected a Linux bzImage or vmlinux, an "
+		    "ELF with a PVH note or multiboot header, a 64-bit ELF, or a multiboot image)");
 	return -1;
 }
 
@@ -235,8 +245,8 @@ int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errl
 	int rc = -1;
 	if (read_file(a->cfg->kernel, a->mem->size, "kernel", &kernel, &a->kernel_len, err, errlen))
 		return -1;
-	if (a->cfg->initrd && read_file(a->cfg->initrd, a->mem->size, "initrd", &initrd,
-					&a->initrd_len, err, errlen))
+	if (a->cfg->initrd &&
+	    read_file(a->cfg->initrd, a->mem->size, "initrd", &initrd, &a->initrd_len, err, errlen))
 		goto out;
 	a->kernel = kernel;
 	a->initrd = initrd;

@@ -7,17 +7,17 @@
 #include "boot/layout.h"
 #include "boot/memmap.h"
 
-#define MB_MAGIC	0x1badb002
-#define MB_BOOT_MAGIC	0x2badb002
-#define MB_SEARCH	8192
+#define MB_MAGIC	 0x1badb002
+#define MB_BOOT_MAGIC	 0x2badb002
+#define MB_SEARCH	 8192
 #define MB_F_AOUT_KLUDGE (1u << 16)
 #define MB_F_UNSUPPORTED (1u << 2) /* video mode: we have no framebuffer */
 
-#define MBI_MEM	 (1u << 0)
+#define MBI_MEM	    (1u << 0)
 #define MBI_CMDLINE (1u << 2)
-#define MBI_MODS (1u << 3)
-#define MBI_MMAP (1u << 6)
-#define MBI_LOADER (1u << 9)
+#define MBI_MODS    (1u << 3)
+#define MBI_MMAP    (1u << 6)
+#define MBI_LOADER  (1u << 9)
 
 struct mb_header {
 	uint32_t magic, flags, checksum;
@@ -65,8 +65,8 @@ static int load_kludge(struct boot_args *a, const struct mb_header *h, uint32_t 
 		return -1;
 	}
 	uint64_t file_off = hdr_off - (h->header_addr - h->load_addr);
-	uint64_t load_len = h->load_end_addr ? (uint64_t)h->load_end_addr - h->load_addr
-					     : a->kernel_len - file_off;
+	uint64_t load_len =
+	    h->load_end_addr ? (uint64_t)h->load_end_addr - h->load_addr : a->kernel_len - file_off;
 	uint64_t mem_end = h->bss_end_addr ? h->bss_end_addr : h->load_addr + load_len;
 	if (h->load_end_addr && h->load_end_addr < h->load_addr) {
 		snprintf(err, errlen, "multiboot load_end_addr is below load_addr");
@@ -92,7 +92,8 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 	memcpy(&h, a->kernel + hdr_off, a->kernel_len - hdr_off < sizeof(h) ? 12 : sizeof(h));
 	uint64_t end, entry, initrd;
 	if (h.flags & MB_F_UNSUPPORTED & 0xffff) {
-		snprintf(err, errlen, "multiboot kernel requires a video mode; popek has no framebuffer");
+		snprintf(err, errlen,
+			 "multiboot kernel requires a video mode; popek has no framebuffer");
 		return -1;
 	}
 	if (elf_is_elf(a->kernel, a->kernel_len) && !(h.flags & MB_F_AOUT_KLUDGE)) {
@@ -110,7 +111,8 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 		return -1;
 	}
 	if (entry >= 1ull << 32) {
-		snprintf(err, errlen, "multiboot entry point %#llx is above 4 GiB", (unsigned long long)entry);
+		snprintf(err, errlen, "multiboot entry point %#llx is above 4 GiB",
+			 (unsigned long long)entry);
 		return -1;
 	}
 	if (boot_place_modules(a, end, &initrd, err, errlen))
@@ -128,13 +130,13 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 	gpa_write(a->mem, loader_addr, loader, sizeof(loader));
 
 	struct mb_info mbi = {
-		.flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER,
-		.mem_lower = EBDA_START >> 10,
-		.mem_upper = (uint32_t)((a->mem->range[0].size - HIGH_MEMORY) >> 10),
-		.cmdline = BOOT_CMDLINE,
-		.mmap_length = (uint32_t)(n * sizeof(mm[0])),
-		.mmap_addr = BOOT_MEMMAP,
-		.boot_loader_name = (uint32_t)loader_addr,
+	    .flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER,
+	    .mem_lower = EBDA_START >> 10,
+	    .mem_upper = (uint32_t)((a->mem->range[0].size - HIGH_MEMORY) >> 10),
+	    .cmdline = BOOT_CMDLINE,
+	    .mmap_length = (uint32_t)(n * sizeof(mm[0])),
+	    .mmap_addr = BOOT_MEMMAP,
+	    .boot_loader_name = (uint32_t)loader_addr,
 	};
 	if (initrd) {
 		struct mb_module mod = {(uint32_t)initrd, (uint32_t)(initrd + a->initrd_len),

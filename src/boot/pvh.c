@@ -34,12 +34,12 @@ uint64_t pvh_write_start_info(const struct boot_args *a, uint64_t initrd_addr)
 	gpa_write(a->mem, BOOT_MEMMAP, mm, (uint64_t)n * sizeof(mm[0]));
 
 	struct hvm_start_info si = {
-		.magic = PVH_MAGIC,
-		.version = 1,
-		.cmdline_paddr = BOOT_CMDLINE,
-		.rsdp_paddr = a->rsdp,
-		.memmap_paddr = BOOT_MEMMAP,
-		.memmap_entries = (uint32_t)n,
+	    .magic = PVH_MAGIC,
+	    .version = 1,
+	    .cmdline_paddr = BOOT_CMDLINE,
+	    .rsdp_paddr = a->rsdp,
+	    .memmap_paddr = BOOT_MEMMAP,
+	    .memmap_entries = (uint32_t)n,
 	};
 	if (initrd_addr) {
 		struct hvm_modlist_entry mod = {initrd_addr, a->initrd_len, 0, 0};
@@ -55,7 +55,8 @@ int pvh_load(struct boot_args *a, const struct elf_image *e, uint32_t entry, str
 	     char *err, size_t errlen)
 {
 	uint64_t end, initrd;
-	if (boot_load_elf(a, e, &end, err, errlen) || boot_place_modules(a, end, &initrd, err, errlen))
+	if (boot_load_elf(a, e, &end, err, errlen) ||
+	    boot_place_modules(a, end, &initrd, err, errlen))
 		return -1;
 	if (!gpa_ptr(a->mem, entry, 1)) {
 		snprintf(err, errlen, "PVH entry point %#x is outside guest RAM", entry);

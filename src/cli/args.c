@@ -21,11 +21,28 @@ int parse_size(const char *s, uint64_t *out)
 		return -1;
 	unsigned shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end == 'i' || *end == 'B' || *end == 'b')
 		end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
@@ -65,19 +82,30 @@ static int usage_error(const char *fmt, const char *arg)
 int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
 	      const char **positional)
 {
-	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_ENGINE, O_CONSOLE, O_STATS,
-	       O_NAME, O_DISK, NR_COMMON };
+	enum {
+		O_KERNEL = 256,
+		O_INITRD,
+		O_CMDLINE,
+		O_MEM,
+		O_CPUS,
+		O_ENGINE,
+		O_CONSOLE,
+		O_STATS,
+		O_NAME,
+		O_DISK,
+		NR_COMMON
+	};
 	static const struct option common[] = {
-		{"engine", required_argument, NULL, O_ENGINE},
-		{"console", required_argument, NULL, O_CONSOLE},
-		{"stats", no_argument, NULL, O_STATS},
-		{"name", required_argument, NULL, O_NAME},
-		{"disk", required_argument, NULL, O_DISK},
-		{"kernel", required_argument, NULL, O_KERNEL},
-		{"initrd", required_argument, NULL, O_INITRD},
-		{"cmdline", required_argument, NULL, O_CMDLINE},
-		{"mem", required_argument, NULL, O_MEM},
-		{"cpus", required_argument, NULL, O_CPUS},
+	    {"engine", required_argument, NULL, O_ENGINE},
+	    {"console", required_argument, NULL, O_CONSOLE},
+	    {"stats", no_argument, NULL, O_STATS},
+	    {"name", required_argument, NULL, O_NAME},
+	    {"disk", required_argument, NULL, O_DISK},
+	    {"kernel", required_argument, NULL, O_KERNEL},
+	    {"initrd", required_argument, NULL, O_INITRD},
+	    {"cmdline", required_argument, NULL, O_CMDLINE},
+	    {"mem", required_argument, NULL, O_MEM},
+	    {"cpus", required_argument, NULL, O_CPUS},
 	};
 	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 6;
 	struct option opts[32];
@@ -107,7 +135,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			break;
 		case O_MEM:
 			if (parse_size(optarg, &cfg->mem))
-				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)", optarg);
+				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)",
+						   optarg);
 			cfg->mem_set = true;
 			break;
 		case O_CPUS:
@@ -117,7 +146,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				return usage_error("--cpus %s: need a number from 1 to 64", optarg);
 			break;
 		case O_ENGINE:
-			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") && strcmp(optarg, "auto"))
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") &&
+			    strcmp(optarg, "auto"))
 				return usage_error("--engine %s: choose kvm, soft or auto", optarg);
 			cfg->engine = optarg;
 			break;
@@ -133,15 +163,16 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			break;
 		case O_DISK:
 			if (parse_disk(optarg, cfg))
-				return usage_error("--disk %s: use FILE or FILE,ro (at most 8 disks)",
-						   optarg);
+				return usage_error(
+				    "--disk %s: use FILE or FILE,ro (at most 8 disks)", optarg);
 			break;
 		case O_STATS:
 			cfg->stats = true;
 			break;
 		case O_NAME:
 			if (!control_name_valid(optarg))
-				return usage_error("--name %s: use 1-64 letters, digits, '.', '_' or '-'", optarg);
+				return usage_error(
+				    "--name %s: use 1-64 letters, digits, '.', '_' or '-'", optarg);
 			cfg->name = optarg;
 			break;
 		default:
@@ -183,16 +214,19 @@ static int default_image(struct vm_config *cfg)
 	snprintf(kernel, sizeof(kernel), "%.*s/vmlinux", PATH_MAX - 16, dir);
 	snprintf(initrd, sizeof(initrd), "%.*s/initramfs.cpio.gz", PATH_MAX - 32, dir);
 	if (access(kernel, R_OK) || access(initrd, R_OK)) {
-		fprintf(stderr, "popek: no --kernel given and the default image is missing (%s) — run "
-				"'make image' or pass --kernel FILE\n",
+		fprintf(stderr,
+			"popek: no --kernel given and the default image is missing (%s) — run "
+			"'make image' or pass --kernel FILE\n",
 			kernel);
 		return -1;
 	}
 	cfg->kernel = kernel;
 	if (!cfg->initrd)
 		cfg->initrd = initrd;
+	/* cryptomgr.notests: the kernel's boot-time self-tests of its crypto
+	 * algorithms cost ~10 s on the soft engine and test nothing of ours. */
 	if (!cfg->cmdline)
-		cfg->cmdline = "console=ttyS0 panic=-1";
+		cfg->cmdline = "console=ttyS0 panic=-1 cryptomgr.notests";
 	if (!cfg->mem_set)
 		cfg->mem = 256ull << 20;
 	return 0;

@@ -14,7 +14,7 @@ struct option;
 
 /* Command-specific options for cli_parse: values >= 300, handled by fn. */
 struct cli_extra {
-	const struct option *opts; /* terminated by a zeroed entry */
+	const struct option *opts;			/* terminated by a zeroed entry */
 	int (*fn)(void *ctx, int opt, const char *arg); /* 0 or an exit code */
 	void *ctx;
 	bool no_boot_opts; /* refuse --kernel/--initrd/--cmdline/--mem/--cpus */

@@ -34,7 +34,8 @@ static int launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t
 		return rc;
 	}
 	if (snap)
-		fprintf(stderr, "popek: %s restored on %s in %.1f ms (to the first guest instruction)\n",
+		fprintf(stderr,
+			"popek: %s restored on %s in %.1f ms (to the first guest instruction)\n",
 			cfg->name, m.engine->name, (double)(monotonic_ns() - t0) / 1e6);
 	rc = machine_run(&m);
 	control_stop(ctl);
@@ -71,7 +72,8 @@ static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n
 			_exit(launch(cfg, s, t0));
 		}
 		if (pids[i] < 0)
-			fprintf(stderr, "popek: cannot start clone %d: %s\n", i + 1, strerror(errno));
+			fprintf(stderr, "popek: cannot start clone %d: %s\n", i + 1,
+				strerror(errno));
 	}
 	for (int i = 0; i < n; i++) {
 		int st = 0;
@@ -114,10 +116,10 @@ static int restore_opt(void *ctx, int opt, const char *arg)
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"no-verify", no_argument, NULL, O_NOVERIFY},
-		{"clones", required_argument, NULL, O_CLONES},
-		{"force", no_argument, NULL, O_FORCE},
-		{0},
+	    {"no-verify", no_argument, NULL, O_NOVERIFY},
+	    {"clones", required_argument, NULL, O_CLONES},
+	    {"force", no_argument, NULL, O_FORCE},
+	    {0},
 	};
 	uint64_t t0 = monotonic_ns();
 	struct restore_opts ro = {.verify = true};

@@ -15,8 +15,9 @@
 static void show_progress(const char *line)
 {
 	json_object *o = json_tokener_parse(line), *p, *d, *t;
-	if (o && json_object_object_get_ex(o, "progress", &p) && json_object_object_get_ex(p, "done", &d) &&
-	    json_object_object_get_ex(p, "total", &t) && json_object_get_int64(t) > 0)
+	if (o && json_object_object_get_ex(o, "progress", &p) &&
+	    json_object_object_get_ex(p, "done", &d) && json_object_object_get_ex(p, "total", &t) &&
+	    json_object_get_int64(t) > 0)
 		fprintf(stderr, "\rpopek: %3lld%% of %lld MiB",
 			(long long)(json_object_get_int64(d) * 100 / json_object_get_int64(t)),
 			(long long)(json_object_get_int64(t) >> 20));
@@ -29,7 +30,8 @@ json_object *vm_request(const char *name, json_object *reqo, bool quiet)
 	char err[256], *resp;
 	const char *req = json_object_to_json_string_ext(reqo, JSON_C_TO_STRING_PLAIN);
 	bool tty = isatty(STDERR_FILENO);
-	int rc = control_request(name, req, &resp, quiet || !tty ? NULL : show_progress, err, sizeof(err));
+	int rc = control_request(name, req, &resp, quiet || !tty ? NULL : show_progress, err,
+				 sizeof(err));
 	if (!quiet && tty && strstr(req, "snapshot"))
 		fprintf(stderr, "\n");
 	if (rc) {
@@ -45,8 +47,9 @@ json_object *vm_request(const char *name, json_object *reqo, bool quiet)
 		json_object *e;
 		if (!quiet)
 			fprintf(stderr, "popek: VM '%s': %s\n", name,
-				r && json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e)
-									       : "malformed reply");
+				r && json_object_object_get_ex(r, "error", &e)
+				    ? json_object_get_string(e)
+				    : "malformed reply");
 		json_object_put(r);
 		return NULL;
 	}

@@ -7,8 +7,8 @@
 #include "control/control.h"
 #include "control/socket.h"
 
-int control_request(const char *name, const char *req, char **resp, void (*progress)(const char *line),
-		    char *err, size_t errlen)
+int control_request(const char *name, const char *req, char **resp,
+		    void (*progress)(const char *line), char *err, size_t errlen)
 {
 	*resp = NULL;
 	if (!control_name_valid(name)) {
@@ -29,14 +29,16 @@ int control_request(const char *name, const char *req, char **resp, void (*progr
 		snprintf(err, errlen, "VM '%s': cannot send the request", name);
 	} else {
 		/* Progress lines come first; the last line is the reply. */
-		while ((*resp = socket_read_line(fd, CONTROL_MAX_MSG)) && !strncmp(*resp, "{\"progress\"", 11)) {
+		while ((*resp = socket_read_line(fd, CONTROL_MAX_MSG)) &&
+		       !strncmp(*resp, "{\"progress\"", 11)) {
 			if (progress)
 				progress(*resp);
 			free(*resp);
 		}
 		if (!*resp) {
 			rc = -EIO;
-			snprintf(err, errlen, "VM '%s' closed the connection without answering", name);
+			snprintf(err, errlen, "VM '%s' closed the connection without answering",
+				 name);
 		}
 	}
 	close(fd);

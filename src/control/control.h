@@ -21,7 +21,7 @@ void control_stop(struct control *c);
 
 /* Client side: send one JSON request to VM `name`; *resp is malloc'ed JSON.
  * progress (optional) sees each {"progress":...} line streamed before the reply. */
-int control_request(const char *name, const char *req, char **resp, void (*progress)(const char *line),
-		    char *err, size_t errlen);
+int control_request(const char *name, const char *req, char **resp,
+		    void (*progress)(const char *line), char *err, size_t errlen);
 
 #endif

@@ -55,7 +55,8 @@ static json_object *cmd_info(struct machine *m, json_object *req, int fd)
 	json_object_object_add(r, "mem", json_object_new_int64((int64_t)m->mem.size));
 	json_object_object_add(r, "vcpus", json_object_new_int(m->ncpus));
 	json_object_object_add(r, "state", json_object_new_string(state_name(m)));
-	json_object_object_add(r, "uptime", json_object_new_double((double)(monotonic_ns() - m->start_ns) / 1e9));
+	json_object_object_add(
+	    r, "uptime", json_object_new_double((double)(monotonic_ns() - m->start_ns) / 1e9));
 	json_object_object_add(r, "kernel", json_object_new_string(m->cfg->kernel));
 	return r;
 }
@@ -111,12 +112,13 @@ static void send_progress(void *ctx, uint64_t done, uint64_t total)
 static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
 {
 	json_object *dir, *v;
-	if (!json_object_object_get_ex(req, "dir", &dir) || !json_object_is_type(dir, json_type_string) ||
-	    json_object_get_string(dir)[0] != '/')
+	if (!json_object_object_get_ex(req, "dir", &dir) ||
+	    !json_object_is_type(dir, json_type_string) || json_object_get_string(dir)[0] != '/')
 		return reply_error("snapshot needs \"dir\": an absolute path");
 	bool stop = json_object_object_get_ex(req, "stop", &v) && json_object_get_boolean(v);
 	struct progress p = {fd, ~0u};
-	struct snapshot_opts o = {.progress = send_progress, .ctx = &p,
+	struct snapshot_opts o = {.progress = send_progress,
+				  .ctx = &p,
 				  .compress = json_object_object_get_ex(req, "compress", &v) &&
 					      json_object_get_boolean(v)};
 	bool was_paused = machine_paused(m);
@@ -140,8 +142,8 @@ static const struct {
 	const char *name;
 	json_object *(*fn)(struct machine *m, json_object *req, int fd);
 } commands[] = {
-	{"info", cmd_info},   {"pause", cmd_pause}, {"resume", cmd_resume},
-	{"stop", cmd_stop},   {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
+    {"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},
+    {"stop", cmd_stop}, {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
 };
 
 static json_object *handle(struct machine *m, const char *line, int fd)
@@ -149,7 +151,8 @@ static json_object *handle(struct machine *m, const char *line, int fd)
 	json_object *req = json_tokener_parse(line), *cmd;
 	json_object *r = NULL;
 	if (!req || !json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "cmd", &cmd) || !json_object_is_type(cmd, json_type_string)) {
+	    !json_object_object_get_ex(req, "cmd", &cmd) ||
+	    !json_object_is_type(cmd, json_type_string)) {
 		r = reply_error("request must be a JSON object with a string \"cmd\"");
 		goto out;
 	}
@@ -167,7 +170,8 @@ out:
 static void serve(struct control *c, int fd)
 {
 	char *line = socket_read_line(fd, CONTROL_MAX_MSG);
-	json_object *r = line ? handle(c->m, line, fd) : reply_error("request too long or not a line");
+	json_object *r =
+	    line ? handle(c->m, line, fd) : reply_error("request too long or not a line");
 	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
 	socket_write_line(fd, s);
 	json_object_put(r);
@@ -177,7 +181,8 @@ static void serve(struct control *c, int fd)
 static void *control_loop(void *arg)
 {
 	struct control *c = arg;
-	struct pollfd p[2] = {{.fd = c->listen_fd, .events = POLLIN}, {.fd = c->stop_fd, .events = POLLIN}};
+	struct pollfd p[2] = {{.fd = c->listen_fd, .events = POLLIN},
+			      {.fd = c->stop_fd, .events = POLLIN}};
 	while (poll(p, 2, -1) >= 0 || errno == EINTR) {
 		if (p[1].revents)
 			break;

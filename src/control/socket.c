@@ -52,13 +52,15 @@ int socket_listen(const char *name, char *path, size_t pathlen, char *err, size_
 	int rc = addr_for(name, &a);
 	if (rc) {
 		snprintf(err, errlen, "control socket for '%s': %s", name,
-			 rc == -EINVAL ? "invalid name (use letters, digits, . _ -)" : strerror(-rc));
+			 rc == -EINVAL ? "invalid name (use letters, digits, . _ -)"
+				       : strerror(-rc));
 		return -1;
 	}
 	int probe = socket_connect(name);
 	if (probe >= 0) {
 		close(probe);
-		snprintf(err, errlen, "a VM named '%s' is already running — choose another --name", name);
+		snprintf(err, errlen, "a VM named '%s' is already running — choose another --name",
+			 name);
 		return -1;
 	}
 	unlink(a.sun_path); /* stale: its VM is gone */

@@ -74,7 +74,8 @@ static void rx_push(struct uart *u, uint8_t b)
 
 static uint8_t modem_status(const struct uart *u)
 {
-	if (u->mcr & MCR_LOOP) /* loopback: outputs feed the inputs (CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2) */
+	if (u->mcr &
+	    MCR_LOOP) /* loopback: outputs feed the inputs (CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2) */
 		return (uint8_t)(((u->mcr & 0x02) << 3) | ((u->mcr & 0x01) << 5) |
 				 ((u->mcr & 0x04) << 4) | ((u->mcr & 0x08) << 4));
 	return 0xb0; /* DCD, DSR, CTS: a connected terminal */
@@ -236,10 +237,17 @@ int uart_save(void *dev, void **buf, size_t *len)
 	if (!s)
 		return -1;
 	pthread_mutex_lock(&u->lock);
-	*s = (struct uart_saved){.version = UART_STATE_VERSION, .ier = u->ier, .lcr = u->lcr,
-				 .mcr = u->mcr, .msr_delta = u->msr_delta, .scr = u->scr,
-				 .fcr = u->fcr, .dll = u->dll, .dlm = u->dlm,
-				 .thre_pending = u->thre_pending, .rx_count = u->rx_count};
+	*s = (struct uart_saved){.version = UART_STATE_VERSION,
+				 .ier = u->ier,
+				 .lcr = u->lcr,
+				 .mcr = u->mcr,
+				 .msr_delta = u->msr_delta,
+				 .scr = u->scr,
+				 .fcr = u->fcr,
+				 .dll = u->dll,
+				 .dlm = u->dlm,
+				 .thre_pending = u->thre_pending,
+				 .rx_count = u->rx_count};
 	for (unsigned i = 0; i < u->rx_count; i++)
 		s->rx[i] = u->rx[(u->rx_head + i) % RX_SIZE];
 	pthread_mutex_unlock(&u->lock);

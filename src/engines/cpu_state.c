@@ -3,37 +3,37 @@
 #include <string.h>
 
 const uint32_t cpu_state_msr_numbers[NR_STATE_MSRS] = {
-	[MSR_IDX_EFER] = MSR_EFER,
-	[MSR_IDX_STAR] = MSR_STAR,
-	[MSR_IDX_LSTAR] = MSR_LSTAR,
-	[MSR_IDX_CSTAR] = MSR_CSTAR,
-	[MSR_IDX_SFMASK] = MSR_SFMASK,
-	[MSR_IDX_KERNEL_GS_BASE] = MSR_KERNEL_GS_BASE,
-	[MSR_IDX_SYSENTER_CS] = MSR_SYSENTER_CS,
-	[MSR_IDX_SYSENTER_ESP] = MSR_SYSENTER_ESP,
-	[MSR_IDX_SYSENTER_EIP] = MSR_SYSENTER_EIP,
-	[MSR_IDX_TSC] = MSR_TSC,
-	[MSR_IDX_TSC_AUX] = MSR_TSC_AUX,
-	[MSR_IDX_PAT] = MSR_PAT,
-	[MSR_IDX_MISC_ENABLE] = MSR_MISC_ENABLE,
-	[MSR_IDX_APIC_BASE] = MSR_APIC_BASE,
-	[MSR_IDX_TSC_DEADLINE] = MSR_TSC_DEADLINE,
-	[MSR_IDX_KVM_SYSTEM_TIME] = MSR_KVM_SYSTEM_TIME_NEW,
-	[MSR_IDX_KVM_WALL_CLOCK] = MSR_KVM_WALL_CLOCK_NEW,
+    [MSR_IDX_EFER] = MSR_EFER,
+    [MSR_IDX_STAR] = MSR_STAR,
+    [MSR_IDX_LSTAR] = MSR_LSTAR,
+    [MSR_IDX_CSTAR] = MSR_CSTAR,
+    [MSR_IDX_SFMASK] = MSR_SFMASK,
+    [MSR_IDX_KERNEL_GS_BASE] = MSR_KERNEL_GS_BASE,
+    [MSR_IDX_SYSENTER_CS] = MSR_SYSENTER_CS,
+    [MSR_IDX_SYSENTER_ESP] = MSR_SYSENTER_ESP,
+    [MSR_IDX_SYSENTER_EIP] = MSR_SYSENTER_EIP,
+    [MSR_IDX_TSC] = MSR_TSC,
+    [MSR_IDX_TSC_AUX] = MSR_TSC_AUX,
+    [MSR_IDX_PAT] = MSR_PAT,
+    [MSR_IDX_MISC_ENABLE] = MSR_MISC_ENABLE,
+    [MSR_IDX_APIC_BASE] = MSR_APIC_BASE,
+    [MSR_IDX_TSC_DEADLINE] = MSR_TSC_DEADLINE,
+    [MSR_IDX_KVM_SYSTEM_TIME] = MSR_KVM_SYSTEM_TIME_NEW,
+    [MSR_IDX_KVM_WALL_CLOCK] = MSR_KVM_WALL_CLOCK_NEW,
 };
 
 void cpu_state_flat_seg(struct seg *s, uint16_t sel, bool code, bool long64)
 {
 	*s = (struct seg){
-		.base = 0,
-		.limit = 0xffffffff,
-		.sel = sel,
-		.type = code ? 0xb : 0x3, /* execute/read accessed, read/write accessed */
-		.s = 1,
-		.present = 1,
-		.l = code && long64,
-		.db = !(code && long64),
-		.g = 1,
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .sel = sel,
+	    .type = code ? 0xb : 0x3, /* execute/read accessed, read/write accessed */
+	    .s = 1,
+	    .present = 1,
+	    .l = code && long64,
+	    .db = !(code && long64),
+	    .g = 1,
 	};
 }
 

@@ -9,8 +9,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { R_RAX, R_RCX, R_RDX, R_RBX, R_RSP, R_RBP, R_RSI, R_RDI,
-       R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15, NR_GPRS };
+enum {
+	R_RAX,
+	R_RCX,
+	R_RDX,
+	R_RBX,
+	R_RSP,
+	R_RBP,
+	R_RSI,
+	R_RDI,
+	R_R8,
+	R_R9,
+	R_R10,
+	R_R11,
+	R_R12,
+	R_R13,
+	R_R14,
+	R_R15,
+	NR_GPRS
+};
 
 enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_TR, SEG_LDTR, NR_SEGS };
 
@@ -31,34 +48,47 @@ struct dtable {
 
 /* MSRs a Linux guest relies on; all other MSRs are engine defaults. */
 enum {
-	MSR_IDX_EFER, MSR_IDX_STAR, MSR_IDX_LSTAR, MSR_IDX_CSTAR, MSR_IDX_SFMASK,
-	MSR_IDX_KERNEL_GS_BASE, MSR_IDX_SYSENTER_CS, MSR_IDX_SYSENTER_ESP,
-	MSR_IDX_SYSENTER_EIP, MSR_IDX_TSC, MSR_IDX_TSC_AUX, MSR_IDX_PAT,
-	MSR_IDX_MISC_ENABLE, MSR_IDX_APIC_BASE, MSR_IDX_TSC_DEADLINE,
-	MSR_IDX_KVM_SYSTEM_TIME, MSR_IDX_KVM_WALL_CLOCK, NR_STATE_MSRS
+	MSR_IDX_EFER,
+	MSR_IDX_STAR,
+	MSR_IDX_LSTAR,
+	MSR_IDX_CSTAR,
+	MSR_IDX_SFMASK,
+	MSR_IDX_KERNEL_GS_BASE,
+	MSR_IDX_SYSENTER_CS,
+	MSR_IDX_SYSENTER_ESP,
+	MSR_IDX_SYSENTER_EIP,
+	MSR_IDX_TSC,
+	MSR_IDX_TSC_AUX,
+	MSR_IDX_PAT,
+	MSR_IDX_MISC_ENABLE,
+	MSR_IDX_APIC_BASE,
+	MSR_IDX_TSC_DEADLINE,
+	MSR_IDX_KVM_SYSTEM_TIME,
+	MSR_IDX_KVM_WALL_CLOCK,
+	NR_STATE_MSRS
 };
 
 /* Architectural MSR numbers for the table above (cpu_state.c). */
 extern const uint32_t cpu_state_msr_numbers[NR_STATE_MSRS];
 
-#define MSR_EFER	       0xc0000080
-#define MSR_STAR	       0xc0000081
-#define MSR_LSTAR	       0xc0000082
-#define MSR_CSTAR	       0xc0000083
-#define MSR_SFMASK	       0xc0000084
-#define MSR_FS_BASE	       0xc0000100
-#define MSR_GS_BASE	       0xc0000101
-#define MSR_KERNEL_GS_BASE     0xc0000102
-#define MSR_TSC_AUX	       0xc0000103
-#define MSR_SYSENTER_CS	       0x174
-#define MSR_SYSENTER_ESP       0x175
-#define MSR_SYSENTER_EIP       0x176
-#define MSR_TSC		       0x10
-#define MSR_APIC_BASE	       0x1b
-#define MSR_MISC_ENABLE	       0x1a0
-#define MSR_PAT		       0x277
-#define MSR_TSC_DEADLINE       0x6e0
-#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define MSR_EFER		0xc0000080
+#define MSR_STAR		0xc0000081
+#define MSR_LSTAR		0xc0000082
+#define MSR_CSTAR		0xc0000083
+#define MSR_SFMASK		0xc0000084
+#define MSR_FS_BASE		0xc0000100
+#define MSR_GS_BASE		0xc0000101
+#define MSR_KERNEL_GS_BASE	0xc0000102
+#define MSR_TSC_AUX		0xc0000103
+#define MSR_SYSENTER_CS		0x174
+#define MSR_SYSENTER_ESP	0x175
+#define MSR_SYSENTER_EIP	0x176
+#define MSR_TSC			0x10
+#define MSR_APIC_BASE		0x1b
+#define MSR_MISC_ENABLE		0x1a0
+#define MSR_PAT			0x277
+#define MSR_TSC_DEADLINE	0x6e0
+#define MSR_KVM_WALL_CLOCK_NEW	0x4b564d00
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
 #define EFER_SCE (1u << 0)

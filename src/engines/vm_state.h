@@ -10,9 +10,9 @@
 
 struct pic_state {
 	uint8_t irr, imr, isr;
-	uint8_t last_irr; /* for edge detection */
+	uint8_t last_irr;     /* for edge detection */
 	uint8_t priority_add; /* lowest-priority line after rotation */
-	uint8_t irq_base; /* ICW2 */
+	uint8_t irq_base;     /* ICW2 */
 	uint8_t read_reg_select, poll, special_mask, init_state, auto_eoi;
 	uint8_t rotate_on_auto_eoi, special_fully_nested_mode, init4, elcr, elcr_mask;
 };
@@ -31,14 +31,14 @@ struct pit_channel_state {
 	uint16_t latched_count;
 	uint8_t count_latched, status_latched, status, read_state, write_state, write_latch;
 	uint8_t rw_mode, mode, bcd, gate; /* mode PIT_MODE_UNSET: never programmed */
-	uint64_t elapsed_ns; /* time since the count was loaded */
+	uint64_t elapsed_ns;		  /* time since the count was loaded */
 };
 
 struct vm_state {
 	struct pic_state pic[2]; /* master, slave */
 	struct ioapic_state ioapic;
 	struct pit_channel_state pit[3];
-	bool pit_speaker; /* port 0x61 bit 1: speaker data enable */
+	bool pit_speaker;  /* port 0x61 bit 1: speaker data enable */
 	uint64_t clock_ns; /* guest kvmclock / monotonic time */
 };
 

@@ -110,7 +110,8 @@ void bus_stats(struct bus *b, struct json_object *obj)
 	for (int i = 0; i < b->ncounters; i++) {
 		unsigned long n = atomic_load(&b->counters[i].hits);
 		if (n)
-			json_object_object_add(obj, b->counters[i].name, json_object_new_int64((int64_t)n));
+			json_object_object_add(obj, b->counters[i].name,
+					       json_object_new_int64((int64_t)n));
 	}
 	unsigned long u = atomic_load(&b->unclaimed);
 	if (u)

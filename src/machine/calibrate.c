@@ -19,14 +19,16 @@
 double engine_kernel_speed(const struct engine_ops *engine, char *err, size_t errlen)
 {
 	/* mov ecx, CAL_LOOPS; 1: dec ecx; jnz 1b; out 0xf4, al */
-	const uint8_t code[] = {0xb9, CAL_LOOPS & 0xff, CAL_LOOPS >> 8, 0, 0, 0x49, 0x75, 0xfd, 0xe6, 0xf4};
+	const uint8_t code[] = {
+	    0xb9, CAL_LOOPS & 0xff, CAL_LOOPS >> 8, 0, 0, 0x49, 0x75, 0xfd, 0xe6, 0xf4};
 	struct engine_vm_config cfg = {.ncpus = 1, .ram_size = CAL_RAM};
 	struct engine_vm *vm = NULL;
 	struct engine_vcpu *v = NULL;
 	struct cpu_state *st = malloc(sizeof(*st));
 	struct vcpu_exit ex;
 	double ips = -EIO;
-	uint8_t *ram = mmap(NULL, CAL_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *ram =
+	    mmap(NULL, CAL_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!st || ram == MAP_FAILED)
 		goto out;
 	memcpy(ram + CAL_CODE, code, sizeof(code));
@@ -52,7 +54,8 @@ double engine_kernel_speed(const struct engine_ops *engine, char *err, size_t er
 	if (ex.reason == EXIT_IO && ex.io.port == 0xf4)
 		ips = (2.0 * CAL_LOOPS + 2) * 1e9 / (double)(dt ? dt : 1);
 	else
-		snprintf(err, errlen, "engine %s did not finish the calibration loop", engine->name);
+		snprintf(err, errlen, "engine %s did not finish the calibration loop",
+			 engine->name);
 out:
 	if (v)
 		engine->vcpu_destroy(v);

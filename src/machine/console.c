@@ -69,10 +69,9 @@ static void tty_make_raw(void)
 	}
 }
 
-static const char escape_help[] =
-	"\npopek console: Ctrl-A x  quit the VM\n"
-	"               Ctrl-A h  this help\n"
-	"               Ctrl-A Ctrl-A  send Ctrl-A to the guest\n";
+static const char escape_help[] = "\npopek console: Ctrl-A x  quit the VM\n"
+				  "               Ctrl-A h  this help\n"
+				  "               Ctrl-A Ctrl-A  send Ctrl-A to the guest\n";
 
 /* Interpret Ctrl-A sequences in place; returns the bytes left for the guest. */
 static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n)
@@ -141,11 +140,17 @@ void console_write(struct console *c, const void *buf, size_t len)
 	pthread_mutex_unlock(&c->out_lock);
 }
 
+void console_tx(void *console, const void *buf, size_t len)
+{
+	console_write(console, buf, len);
+}
+
 static void *input_loop(void *arg)
 {
 	struct console *c = arg;
 	uint8_t buf[256];
-	struct pollfd pfd[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = c->stop_fd, .events = POLLIN}};
+	struct pollfd pfd[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+				{.fd = c->stop_fd, .events = POLLIN}};
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)

@@ -20,6 +20,8 @@ struct console *console_open(const struct vm_config *cfg, char *err, size_t errl
 int console_start_input(struct console *c, console_input_fn fn, void *fn_ctx,
 			void (*quit)(void *ctx), void *quit_ctx);
 void console_write(struct console *c, const void *buf, size_t len);
+/* console_write for device tx callbacks, which pass the console as void *. */
+void console_tx(void *console, const void *buf, size_t len);
 void console_close(struct console *c);
 
 #endif

@@ -8,7 +8,7 @@
 
 static uint64_t err(int e)
 {
-	return (uint64_t)-(int64_t)e;
+	return (uint64_t) - (int64_t)e;
 }
 
 static uint64_t hc_console_write(struct machine *m, uint64_t gpa, uint64_t len)

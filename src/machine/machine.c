@@ -136,14 +136,16 @@ static const struct engine_ops *choose_engine(char *why, size_t whylen)
 	char err[256] = "";
 	double ips = engine_kernel_speed(&kvm_engine, err, sizeof(err));
 	if (ips >= AUTO_KVM_MIN_IPS) {
-		snprintf(why, whylen, "kvm runs guest kernel code at %.0f M instructions/s", ips / 1e6);
+		snprintf(why, whylen, "kvm runs guest kernel code at %.0f M instructions/s",
+			 ips / 1e6);
 		return &kvm_engine;
 	}
 	if (ips < 0)
 		snprintf(why, whylen, "%s", err);
 	else
 		snprintf(why, whylen,
-			 "kvm runs guest kernel code at only %.1f M instructions/s (emulated)", ips / 1e6);
+			 "kvm runs guest kernel code at only %.1f M instructions/s (emulated)",
+			 ips / 1e6);
 	return &soft_engine;
 }
 
@@ -163,7 +165,8 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 	int rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
 	if (rc && why[0] && m->engine == &soft_engine) {
 		/* auto with no soft engine: a slow kvm still beats none. */
-		fprintf(stderr, "popek: engine kvm (auto: %s; soft engine unavailable: %s)\n", why, err);
+		fprintf(stderr, "popek: engine kvm (auto: %s; soft engine unavailable: %s)\n", why,
+			err);
 		m->engine = &kvm_engine;
 		rc = m->engine->vm_create(&ecfg, &m->evm, err, errlen);
 	} else if (!rc && why[0]) {
@@ -173,7 +176,8 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 		return EXIT_CODE_ENGINE;
 	for (int i = 0; i < m->mem.nranges; i++) {
 		const struct mem_range *r = &m->mem.range[i];
-		rc = m->engine->map_memory(m->evm, (unsigned)i, r->gpa, r->size, m->mem.base + r->offset, 0);
+		rc = m->engine->map_memory(m->evm, (unsigned)i, r->gpa, r->size,
+					   m->mem.base + r->offset, 0);
 		if (rc) {
 			snprintf(err, errlen, "engine %s cannot map guest RAM: %s", m->engine->name,
 				 strerror(-rc));
@@ -191,11 +195,6 @@ int machine_add_device(struct machine *m, const struct machine_device *d)
 	return 0;
 }
 
-static void console_tx(void *ctx, const void *buf, size_t len)
-{
-	console_write(ctx, buf, len);
-}
-
 static void uart_free(void *uart)
 {
 	uart_destroy(uart);
@@ -206,9 +205,14 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	m->console = console_open(m->cfg, err, errlen);
 	if (!m->console)
 		return EXIT_CODE_HOST;
-	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
+	m->uart =
+	    uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
 	if (m->uart)
-		machine_add_device(m, &(struct machine_device){.name = "uart0", .dev = m->uart, .save = uart_save, .load = uart_load, .destroy = uart_free});
+		machine_add_device(m, &(struct machine_device){.name = "uart0",
+							       .dev = m->uart,
+							       .save = uart_save,
+							       .load = uart_load,
+							       .destroy = uart_free});
 	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
 	    cmos_rtc_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
@@ -237,8 +241,8 @@ static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *er
 		if (!rc && bsp) /* no bsp: a snapshot provides every vCPU's state */
 			rc = m->engine->set_state(v->ev, i ? ap : bsp);
 		if (rc)
-			snprintf(err, errlen, "engine %s: cannot create vCPU %d: %s", m->engine->name, i,
-				 strerror(-rc));
+			snprintf(err, errlen, "engine %s: cannot create vCPU %d: %s",
+				 m->engine->name, i, strerror(-rc));
 	}
 	free(ap);
 	return rc ? EXIT_CODE_HOST : 0;
@@ -334,7 +338,8 @@ int machine_run(struct machine *m)
 		atomic_fetch_add(&m->running_vcpus, 1);
 		if (pthread_create(&m->vcpu[i].thread, NULL, vcpu_thread, &m->vcpu[i])) {
 			atomic_fetch_sub(&m->running_vcpus, 1);
-			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start vCPU thread %d", i);
+			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start vCPU thread %d",
+				     i);
 			break;
 		}
 		started++;

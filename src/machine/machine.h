@@ -104,7 +104,7 @@ void machine_destroy(struct machine *m);
 
 /* Record why the machine stops (first call wins) and kick every vCPU. */
 void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static inline bool machine_stopping(struct machine *m)
 {
 	return atomic_load_explicit(&m->stop, memory_order_acquire) != STOP_NONE;

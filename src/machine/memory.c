@@ -9,7 +9,8 @@
 static int check_size(uint64_t size, char *err, size_t errlen)
 {
 	if (size < MEM_MIN_SIZE || size > MEM_MAX_SIZE || (size & 0xfff)) {
-		snprintf(err, errlen, "memory size %llu bytes is invalid — use 2M..1T in whole pages",
+		snprintf(err, errlen,
+			 "memory size %llu bytes is invalid — use 2M..1T in whole pages",
 			 (unsigned long long)size);
 		return -EINVAL;
 	}
@@ -63,7 +64,7 @@ static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, siz
 	m->nranges = 1;
 	if (size > low)
 		m->range[m->nranges++] =
-			(struct mem_range){.gpa = MEM_HIGH_START, .size = size - low, .offset = low};
+		    (struct mem_range){.gpa = MEM_HIGH_START, .size = size - low, .offset = low};
 	return 0;
 fail:
 	guest_mem_free(m);

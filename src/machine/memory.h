@@ -21,7 +21,7 @@ struct mem_range {
 struct guest_mem {
 	int fd;
 	uint8_t *base;
-	uint64_t size; /* total RAM */
+	uint64_t size;	  /* total RAM */
 	bool private_map; /* MAP_PRIVATE over an image: written pages are not in fd */
 	int nranges;
 	struct mem_range range[2];

@@ -42,11 +42,6 @@ static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool 
 	return m->engine->ioeventfd(m->evm, gpa, len, fd, assign);
 }
 
-static void console_tx(void *ctx, const void *buf, size_t len)
-{
-	console_write(ctx, buf, len);
-}
-
 int pci_platform_create(struct machine *m, char *err, size_t errlen)
 {
 	struct pci_platform *p = calloc(1, sizeof(*p));

@@ -7,7 +7,7 @@
 #include "popek/hypercall.h"
 
 static const char *const hypercall_names[POPEK_HC_COUNT + 1] = {
-	"version", "console_write", "get_time", "exit", "yield", "unknown",
+    "version", "console_write", "get_time", "exit", "yield", "unknown",
 };
 
 static json_object *counters_json(const struct vcpu_counters *c)

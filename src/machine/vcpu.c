@@ -19,9 +19,10 @@ static void report_crash(struct vcpu *v, const struct vcpu_exit *ex)
 	struct machine *m = v->m;
 	switch (ex->reason) {
 	case EXIT_SHUTDOWN:
-		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH,
-			     "vCPU %d: triple fault at RIP %#" PRIx64 " (%s)", v->index, ex->fail.rip,
-			     ex->fail.why[0] ? ex->fail.why : "exception while delivering a double fault");
+		machine_stop(
+		    m, STOP_CRASH, EXIT_CODE_CRASH,
+		    "vCPU %d: triple fault at RIP %#" PRIx64 " (%s)", v->index, ex->fail.rip,
+		    ex->fail.why[0] ? ex->fail.why : "exception while delivering a double fault");
 		break;
 	case EXIT_HLT:
 		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH,
@@ -30,8 +31,8 @@ static void report_crash(struct vcpu *v, const struct vcpu_exit *ex)
 			     v->index, ex->fail.rip);
 		break;
 	default:
-		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH, "vCPU %d: %s at RIP %#" PRIx64, v->index,
-			     ex->fail.why, ex->fail.rip);
+		machine_stop(m, STOP_CRASH, EXIT_CODE_CRASH, "vCPU %d: %s at RIP %#" PRIx64,
+			     v->index, ex->fail.why, ex->fail.rip);
 		break;
 	}
 }
@@ -45,8 +46,8 @@ void *vcpu_thread(void *arg)
 	while (!machine_stopping(m)) {
 		int rc = m->engine->vcpu_run(v->ev, &ex);
 		if (rc < 0) {
-			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "vCPU %d: engine run failed: %s",
-				     v->index, strerror(-rc));
+			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
+				     "vCPU %d: engine run failed: %s", v->index, strerror(-rc));
 			break;
 		}
 		v->count.exits[ex.reason]++;
@@ -55,7 +56,8 @@ void *vcpu_thread(void *arg)
 			dispatch_io(m, &ex);
 			break;
 		case EXIT_MMIO:
-			bus_access(&m->mmio, ex.mmio.gpa, ex.mmio.data, ex.mmio.size, ex.mmio.write);
+			bus_access(&m->mmio, ex.mmio.gpa, ex.mmio.data, ex.mmio.size,
+				   ex.mmio.write);
 			break;
 		case EXIT_HYPERCALL:
 			hypercall_handle(v, &ex);

@@ -46,7 +46,7 @@ void encode_cpu_state(struct blob *b, const struct cpu_state *st)
 	blob_put16(b, st->gdt.limit);
 	blob_put64(b, st->idt.base);
 	blob_put16(b, st->idt.limit);
-	const uint64_t cr[] = {st->cr0, st->cr2, st->cr3, st->cr4, st->cr8, st->xcr0,
+	const uint64_t cr[] = {st->cr0,	  st->cr2,   st->cr3,	st->cr4,   st->cr8, st->xcr0,
 			       st->dr[0], st->dr[1], st->dr[2], st->dr[3], st->dr6, st->dr7};
 	for (size_t i = 0; i < sizeof(cr) / sizeof(cr[0]); i++)
 		blob_put64(b, cr[i]);
@@ -88,7 +88,7 @@ int decode_cpu_state(const uint8_t *p, size_t len, struct cpu_state *st)
 	st->gdt.limit = rd_get16(&r);
 	st->idt.base = rd_get64(&r);
 	st->idt.limit = rd_get16(&r);
-	uint64_t *cr[] = {&st->cr0, &st->cr2, &st->cr3, &st->cr4, &st->cr8, &st->xcr0,
+	uint64_t *cr[] = {&st->cr0,   &st->cr2,	  &st->cr3,   &st->cr4,	  &st->cr8, &st->xcr0,
 			  &st->dr[0], &st->dr[1], &st->dr[2], &st->dr[3], &st->dr6, &st->dr7};
 	for (size_t i = 0; i < sizeof(cr) / sizeof(cr[0]); i++)
 		*cr[i] = rd_get64(&r);
@@ -130,18 +130,42 @@ int decode_cpu_state(const uint8_t *p, size_t len, struct cpu_state *st)
 
 static void put_pic(struct blob *b, const struct pic_state *p)
 {
-	const uint8_t f[] = {p->irr, p->imr, p->isr, p->last_irr, p->priority_add, p->irq_base,
-			     p->read_reg_select, p->poll, p->special_mask, p->init_state, p->auto_eoi,
-			     p->rotate_on_auto_eoi, p->special_fully_nested_mode, p->init4, p->elcr,
+	const uint8_t f[] = {p->irr,
+			     p->imr,
+			     p->isr,
+			     p->last_irr,
+			     p->priority_add,
+			     p->irq_base,
+			     p->read_reg_select,
+			     p->poll,
+			     p->special_mask,
+			     p->init_state,
+			     p->auto_eoi,
+			     p->rotate_on_auto_eoi,
+			     p->special_fully_nested_mode,
+			     p->init4,
+			     p->elcr,
 			     p->elcr_mask};
 	blob_put_bytes(b, f, sizeof(f));
 }
 
 static void get_pic(struct reader *r, struct pic_state *p)
 {
-	uint8_t *f[] = {&p->irr, &p->imr, &p->isr, &p->last_irr, &p->priority_add, &p->irq_base,
-			&p->read_reg_select, &p->poll, &p->special_mask, &p->init_state, &p->auto_eoi,
-			&p->rotate_on_auto_eoi, &p->special_fully_nested_mode, &p->init4, &p->elcr,
+	uint8_t *f[] = {&p->irr,
+			&p->imr,
+			&p->isr,
+			&p->last_irr,
+			&p->priority_add,
+			&p->irq_base,
+			&p->read_reg_select,
+			&p->poll,
+			&p->special_mask,
+			&p->init_state,
+			&p->auto_eoi,
+			&p->rotate_on_auto_eoi,
+			&p->special_fully_nested_mode,
+			&p->init4,
+			&p->elcr,
 			&p->elcr_mask};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		*f[i] = rd_get8(r);
@@ -161,9 +185,9 @@ void encode_vm_state(struct blob *b, const struct vm_state *st)
 		const struct pit_channel_state *c = &st->pit[i];
 		blob_put32(b, c->count);
 		blob_put16(b, c->latched_count);
-		const uint8_t f[] = {c->count_latched, c->status_latched, c->status, c->read_state,
-				     c->write_state, c->write_latch, c->rw_mode, c->mode, c->bcd,
-				     c->gate};
+		const uint8_t f[] = {
+		    c->count_latched, c->status_latched, c->status, c->read_state, c->write_state,
+		    c->write_latch,   c->rw_mode,	 c->mode,   c->bcd,	   c->gate};
 		blob_put_bytes(b, f, sizeof(f));
 		blob_put64(b, c->elapsed_ns);
 	}
@@ -188,14 +212,15 @@ int decode_vm_state(const uint8_t *p, size_t len, struct vm_state *st)
 		struct pit_channel_state *c = &st->pit[i];
 		c->count = rd_get32(&r);
 		c->latched_count = rd_get16(&r);
-		uint8_t *f[] = {&c->count_latched, &c->status_latched, &c->status, &c->read_state,
-				&c->write_state, &c->write_latch, &c->rw_mode, &c->mode, &c->bcd,
+		uint8_t *f[] = {&c->count_latched, &c->status_latched, &c->status,
+				&c->read_state,	   &c->write_state,    &c->write_latch,
+				&c->rw_mode,	   &c->mode,	       &c->bcd,
 				&c->gate};
 		for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
 			*f[j] = rd_get8(&r);
 		c->elapsed_ns = rd_get64(&r);
-		if (c->count > 0x10000 || (c->mode > 5 && c->mode != PIT_MODE_UNSET) || c->rw_mode > 4 || c->read_state > 4 ||
-		    c->write_state > 4)
+		if (c->count > 0x10000 || (c->mode > 5 && c->mode != PIT_MODE_UNSET) ||
+		    c->rw_mode > 4 || c->read_state > 4 || c->write_state > 4)
 			return -1;
 	}
 	st->pit_speaker = rd_get8(&r) != 0;

@@ -11,7 +11,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#define PAGE 4096u
+#define PAGE		4096u
 #define PAGES_PER_CHUNK (MEM_CHUNK / PAGE)
 
 static const uint8_t zero_page[PAGE];
@@ -99,7 +99,8 @@ int64_t memimage_save(const struct guest_mem *m, const char *path, bool compress
 		ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 3);
 	uint64_t nchunks = m->size / MEM_CHUNK + (m->size % MEM_CHUNK != 0);
 	for (uint64_t c = 0; c < nchunks; c++) {
-		uint64_t off = c * MEM_CHUNK, len = m->size - off < MEM_CHUNK ? m->size - off : MEM_CHUNK;
+		uint64_t off = c * MEM_CHUNK,
+			 len = m->size - off < MEM_CHUNK ? m->size - off : MEM_CHUNK;
 		candidate_pages(m, off, cand);
 		uLong crc = crc32(0, NULL, 0);
 		for (uint64_t p = 0; p < len; p += PAGE) {
@@ -162,15 +163,18 @@ static int verify_raw(int fd, uint64_t size, const uint32_t *crcs, char *err, si
 		if (len == MEM_CHUNK && (data < 0 || (uint64_t)data >= off + len)) {
 			crc = zero_chunk_crc();
 		} else if (pread(fd, buf, len, (off_t)off) != (ssize_t)len) {
-			snprintf(err, errlen, "memory image is unreadable at %#llx", (unsigned long long)off);
+			snprintf(err, errlen, "memory image is unreadable at %#llx",
+				 (unsigned long long)off);
 			rc = -1;
 			break;
 		} else {
 			crc = (uint32_t)crc32(0, buf, (uInt)len);
 		}
 		if (crc != crcs[c]) {
-			snprintf(err, errlen, "memory image fails its checksum at %#llx — the snapshot is corrupt",
-				 (unsigned long long)off);
+			snprintf(
+			    err, errlen,
+			    "memory image fails its checksum at %#llx — the snapshot is corrupt",
+			    (unsigned long long)off);
 			rc = -1;
 		}
 	}
@@ -205,20 +209,25 @@ static int open_zstd(int in_fd, uint64_t size, const uint32_t *crcs, char *err, 
 			ZSTD_outBuffer out = {chunk + fill, MEM_CHUNK - fill, 0};
 			last = ZSTD_decompressStream(z, &out, &in);
 			if (ZSTD_isError(last)) {
-				snprintf(err, errlen, "memory image is corrupt (zstd: %s)", ZSTD_getErrorName(last));
+				snprintf(err, errlen, "memory image is corrupt (zstd: %s)",
+					 ZSTD_getErrorName(last));
 				goto out;
 			}
 			fill += out.pos;
 			uint64_t want = size - off < MEM_CHUNK ? size - off : MEM_CHUNK;
 			if (fill < want)
 				continue;
-			if (off >= size || (uint32_t)crc32(0, chunk, (uInt)want) != crcs[off / MEM_CHUNK]) {
-				snprintf(err, errlen, "memory image fails its checksum at %#llx — the snapshot is corrupt",
+			if (off >= size ||
+			    (uint32_t)crc32(0, chunk, (uInt)want) != crcs[off / MEM_CHUNK]) {
+				snprintf(err, errlen,
+					 "memory image fails its checksum at %#llx — the snapshot "
+					 "is corrupt",
 					 (unsigned long long)off);
 				goto out;
 			}
 			for (uint64_t p = 0; p < want; p += PAGE)
-				if (!is_zero(chunk + p) && write_all(mfd, chunk + p, PAGE, (off_t)(off + p))) {
+				if (!is_zero(chunk + p) &&
+				    write_all(mfd, chunk + p, PAGE, (off_t)(off + p))) {
 					snprintf(err, errlen, "out of memory restoring guest RAM");
 					goto out;
 				}
@@ -259,8 +268,9 @@ int memimage_open(const char *path, bool compressed, uint64_t size, const uint32
 		return mfd;
 	}
 	if ((uint64_t)st.st_size != size) {
-		snprintf(err, errlen, "memory image %s is %lld bytes, expected %llu — truncated snapshot?",
-			 path, (long long)st.st_size, (unsigned long long)size);
+		snprintf(err, errlen,
+			 "memory image %s is %lld bytes, expected %llu — truncated snapshot?", path,
+			 (long long)st.st_size, (unsigned long long)size);
 		close(fd);
 		return -1;
 	}

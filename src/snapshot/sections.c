@@ -31,7 +31,8 @@ int sections_parse(const uint8_t *buf, size_t len, struct sections *out, char *e
 	}
 	uint32_t count = rd_get32(&r);
 	if (count > SECTIONS_MAX) {
-		snprintf(err, errlen, "state.bin claims %u sections (limit %d)", count, SECTIONS_MAX);
+		snprintf(err, errlen, "state.bin claims %u sections (limit %d)", count,
+			 SECTIONS_MAX);
 		return -1;
 	}
 	for (uint32_t i = 0; i < count; i++) {
@@ -49,7 +50,8 @@ int sections_parse(const uint8_t *buf, size_t len, struct sections *out, char *e
 		s->data = rd_view(&r, dlen);
 		s->len = dlen;
 		if ((uint32_t)crc32(0, s->data, (uInt)dlen) != crc) {
-			snprintf(err, errlen, "state.bin: section '%s' fails its checksum", s->name);
+			snprintf(err, errlen, "state.bin: section '%s' fails its checksum",
+				 s->name);
 			return -1;
 		}
 		out->n++;

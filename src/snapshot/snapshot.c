@@ -44,7 +44,8 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 		      size_t errlen)
 {
 	char tmp[4200], path[4200];
-	if (path_in(path, sizeof(path), dir, name) || snprintf(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
+	if (path_in(path, sizeof(path), dir, name) ||
+	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
 		snprintf(err, errlen, "snapshot path too long");
 		return -1;
 	}
@@ -136,7 +137,8 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	struct stat sb;
 	if (!crcs)
 		goto out;
-	if (mkdir(dir, 0700) < 0 && (errno != EEXIST || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+	if (mkdir(dir, 0700) < 0 &&
+	    (errno != EEXIST || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
 		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
 		goto out;
 	}
@@ -146,7 +148,8 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	const char *memfile = o->compress ? "memory.zst" : "memory.bin";
 	char mempath[4200];
 	path_in(mempath, sizeof(mempath), dir, memfile);
-	int64_t stored = memimage_save(&m->mem, mempath, o->compress, crcs, o->progress, o->ctx, err, errlen);
+	int64_t stored =
+	    memimage_save(&m->mem, mempath, o->compress, crcs, o->progress, o->ctx, err, errlen);
 	if (stored < 0)
 		goto out;
 
@@ -162,16 +165,19 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	json_object_object_add(c, "mem", json_object_new_int64((int64_t)m->mem.size));
 	json_object_object_add(c, "cpus", json_object_new_int(m->ncpus));
 	json_object_object_add(c, "kernel", json_object_new_string(cfg->kernel ? cfg->kernel : ""));
-	json_object_object_add(c, "cmdline", json_object_new_string(cfg->cmdline ? cfg->cmdline : ""));
+	json_object_object_add(c, "cmdline",
+			       json_object_new_string(cfg->cmdline ? cfg->cmdline : ""));
 	json_object_object_add(meta, "config", c);
 	json_object_object_add(st, "file", json_object_new_string("state.bin"));
 	json_object_object_add(st, "size", json_object_new_int64((int64_t)state.len));
-	json_object_object_add(st, "crc32", json_object_new_int64(crc32(0, state.buf, (uInt)state.len)));
+	json_object_object_add(st, "crc32",
+			       json_object_new_int64(crc32(0, state.buf, (uInt)state.len)));
 	json_object_object_add(meta, "state", st);
 	json_object_object_add(mem, "file", json_object_new_string(memfile));
 	json_object_object_add(mem, "size", json_object_new_int64((int64_t)m->mem.size));
 	json_object_object_add(mem, "stored", json_object_new_int64(stored));
-	json_object_object_add(mem, "compression", json_object_new_string(o->compress ? "zstd" : "none"));
+	json_object_object_add(mem, "compression",
+			       json_object_new_string(o->compress ? "zstd" : "none"));
 	json_object_object_add(mem, "chunk", json_object_new_int(MEM_CHUNK));
 	for (uint64_t i = 0; i < nchunks; i++)
 		json_object_array_add(crc, json_object_new_int64(crcs[i]));
@@ -184,7 +190,8 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 		struct disk_ident id;
 		char real[4096];
 		if (!realpath(cfg->disk[i].path, real) || disk_ident(real, &id, err, errlen)) {
-			snprintf(err, errlen, "disk image %s: cannot identify it", cfg->disk[i].path);
+			snprintf(err, errlen, "disk image %s: cannot identify it",
+				 cfg->disk[i].path);
 			goto out;
 		}
 		json_object *d = json_object_new_object();
@@ -247,13 +254,15 @@ static int check_format(struct snapshot *s, char *err, size_t errlen)
 {
 	json_object *m = s->meta, *v = get(m, "format", json_type_string);
 	if (!v || strcmp(json_object_get_string(v), FORMAT_NAME)) {
-		snprintf(err, errlen, "not a popek snapshot (snapshot.json has no \"format\": \"%s\")",
+		snprintf(err, errlen,
+			 "not a popek snapshot (snapshot.json has no \"format\": \"%s\")",
 			 FORMAT_NAME);
 		return -1;
 	}
 	v = get(m, "version", json_type_int);
 	if (!v || json_object_get_int(v) != FORMAT_VERSION) {
-		snprintf(err, errlen, "snapshot format version %d is not supported (this popek reads %d)",
+		snprintf(err, errlen,
+			 "snapshot format version %d is not supported (this popek reads %d)",
 			 v ? json_object_get_int(v) : -1, FORMAT_VERSION);
 		return -1;
 	}
@@ -264,13 +273,16 @@ static int check_format(struct snapshot *s, char *err, size_t errlen)
 static int check_meta(struct snapshot *s, char *err, size_t errlen)
 {
 	json_object *m = s->meta;
-	json_object *c = get(m, "config", json_type_object), *mem = get(m, "memory", json_type_object),
+	json_object *c = get(m, "config", json_type_object),
+		    *mem = get(m, "memory", json_type_object),
 		    *st = get(m, "state", json_type_object);
 	json_object *cpus = get(c, "cpus", json_type_int), *size = get(mem, "size", json_type_int),
-		    *crc = get(mem, "crc32", json_type_array), *comp = get(mem, "compression", json_type_string),
-		    *file = get(mem, "file", json_type_string), *ssz = get(st, "size", json_type_int),
-		    *scrc = get(st, "crc32", json_type_int);
-	if (!cpus || !size || !crc || !comp || !file || !ssz || !scrc || !get(m, "engine", json_type_string)) {
+		    *crc = get(mem, "crc32", json_type_array),
+		    *comp = get(mem, "compression", json_type_string),
+		    *file = get(mem, "file", json_type_string),
+		    *ssz = get(st, "size", json_type_int), *scrc = get(st, "crc32", json_type_int);
+	if (!cpus || !size || !crc || !comp || !file || !ssz || !scrc ||
+	    !get(m, "engine", json_type_string)) {
 		snprintf(err, errlen, "snapshot.json is incomplete");
 		return -1;
 	}
@@ -278,16 +290,18 @@ static int check_meta(struct snapshot *s, char *err, size_t errlen)
 	s->mem = (uint64_t)json_object_get_int64(size);
 	uint64_t nchunks = s->mem / MEM_CHUNK + (s->mem % MEM_CHUNK != 0);
 	const char *f = json_object_get_string(file), *cm = json_object_get_string(comp);
-	if (s->ncpus < 1 || s->ncpus > MAX_VCPUS || s->mem < MEM_MIN_SIZE || s->mem > MEM_MAX_SIZE ||
-	    (s->mem & 0xfff) || json_object_array_length(crc) != nchunks ||
+	if (s->ncpus < 1 || s->ncpus > MAX_VCPUS || s->mem < MEM_MIN_SIZE ||
+	    s->mem > MEM_MAX_SIZE || (s->mem & 0xfff) || json_object_array_length(crc) != nchunks ||
 	    (strcmp(cm, "none") && strcmp(cm, "zstd")) ||
 	    strcmp(f, strcmp(cm, "zstd") ? "memory.bin" : "memory.zst")) {
-		snprintf(err, errlen, "snapshot.json describes an impossible VM (cpus, memory or files)");
+		snprintf(err, errlen,
+			 "snapshot.json describes an impossible VM (cpus, memory or files)");
 		return -1;
 	}
 	if ((uint64_t)json_object_get_int64(ssz) != s->state_len ||
 	    (uint64_t)json_object_get_int64(scrc) != crc32(0, s->state, (uInt)s->state_len)) {
-		snprintf(err, errlen, "state.bin does not match snapshot.json (truncated or corrupt)");
+		snprintf(err, errlen,
+			 "state.bin does not match snapshot.json (truncated or corrupt)");
 		return -1;
 	}
 	return 0;
@@ -373,8 +387,10 @@ int snapshot_check_disks(const struct snapshot *s, bool force, char *err, size_t
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_object *d = json_object_array_get_idx(disks, i), *p = get(d, "path", json_type_string),
-			    *size = get(d, "size", json_type_int), *mt = get(d, "mtime_ns", json_type_int),
+		json_object *d = json_object_array_get_idx(disks, i),
+			    *p = get(d, "path", json_type_string),
+			    *size = get(d, "size", json_type_int),
+			    *mt = get(d, "mtime_ns", json_type_int),
 			    *crc = get(d, "crc32", json_type_int);
 		struct disk_ident id;
 		if (!p || !size || !mt || !crc || !get(d, "ro", json_type_boolean)) {
@@ -384,13 +400,15 @@ int snapshot_check_disks(const struct snapshot *s, bool force, char *err, size_t
 		const char *path = json_object_get_string(p);
 		if (disk_ident(path, &id, err, errlen))
 			return -1;
-		const char *what = (uint64_t)json_object_get_int64(size) != id.size ? "its size"
-				   : (uint32_t)json_object_get_int64(crc) != id.crc32 ? "its content"
-				   : json_object_get_int64(mt) != id.mtime_ns	       ? "its modification time"
-										       : NULL;
+		const char *what =
+		    (uint64_t)json_object_get_int64(size) != id.size   ? "its size"
+		    : (uint32_t)json_object_get_int64(crc) != id.crc32 ? "its content"
+		    : json_object_get_int64(mt) != id.mtime_ns	       ? "its modification time"
+								       : NULL;
 		if (what && !force) {
 			snprintf(err, errlen,
-				 "disk image %s changed since the snapshot (%s differs): the guest's view of "
+				 "disk image %s changed since the snapshot (%s differs): the "
+				 "guest's view of "
 				 "it would be inconsistent — restore the image, or use --force",
 				 path, what);
 			return -1;
@@ -415,8 +433,10 @@ void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 	cfg->ndisks = 0;
 	for (size_t i = 0; disks && i < json_object_array_length(disks) && i < MAX_DISKS; i++) {
 		json_object *d = json_object_array_get_idx(disks, i);
-		cfg->disk[cfg->ndisks].path = json_object_get_string(get(d, "path", json_type_string));
-		cfg->disk[cfg->ndisks++].ro = json_object_get_boolean(get(d, "ro", json_type_boolean));
+		cfg->disk[cfg->ndisks].path =
+		    json_object_get_string(get(d, "path", json_type_string));
+		cfg->disk[cfg->ndisks++].ro =
+		    json_object_get_boolean(get(d, "ro", json_type_boolean));
 	}
 	if (!cfg->engine)
 		cfg->engine = snapshot_engine(s);
@@ -456,8 +476,8 @@ int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_
 	for (int i = 0; i < s->ncpus; i++) {
 		int rc = m->engine->set_state(m->vcpu[i].ev, &s->cpu[i]);
 		if (rc) {
-			snprintf(err, errlen, "engine %s cannot load vCPU %d: %s", m->engine->name, i,
-				 strerror(-rc));
+			snprintf(err, errlen, "engine %s cannot load vCPU %d: %s", m->engine->name,
+				 i, strerror(-rc));
 			return -1;
 		}
 	}

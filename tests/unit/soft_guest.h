@@ -54,8 +54,16 @@ static inline uint64_t sg_r64(struct sg *g, uint64_t gpa)
 
 static inline void sg_seg(struct seg *s, uint16_t sel, uint8_t type, int dpl, bool l, bool db)
 {
-	*s = (struct seg){.base = 0, .limit = 0xffffffff, .sel = sel, .type = type, .s = 1,
-			  .dpl = (uint8_t)dpl, .present = 1, .l = l, .db = db, .g = 1};
+	*s = (struct seg){.base = 0,
+			  .limit = 0xffffffff,
+			  .sel = sel,
+			  .type = type,
+			  .s = 1,
+			  .dpl = (uint8_t)dpl,
+			  .present = 1,
+			  .l = l,
+			  .db = db,
+			  .g = 1};
 }
 
 /* Descriptor for a flat code/data segment. */
@@ -109,7 +117,7 @@ static inline int sg_init(struct sg *g, int ncpus)
 	sg_w64(g, SG_GDT + 0x28, sg_desc(0x3, 3, false, true));
 	sg_w64(g, SG_GDT + 0x30, sg_desc(0xb, 3, true, false));
 	sg_w64(g, SG_GDT + 0x38, 0x67 | ((uint64_t)SG_TSS << 16) | (0x89ull << 40));
-	sg_w64(g, SG_TSS + 4, SG_STACK);      /* RSP0 */
+	sg_w64(g, SG_TSS + 4, SG_STACK);	/* RSP0 */
 	sg_w64(g, SG_TSS + 0x24, SG_IST_STACK); /* IST1 */
 	sg_idt(g);
 
@@ -123,14 +131,14 @@ static inline int sg_init(struct sg *g, int ncpus)
 	for (int i = SEG_ES; i <= SEG_GS; i++)
 		if (i != SEG_CS)
 			sg_seg(&s->seg[i], SG_DS, 0x3, 0, false, true);
-	s->seg[SEG_TR] = (struct seg){.base = SG_TSS, .limit = 0x67, .sel = SG_TSSEL, .type = 0xb,
-				      .present = 1};
+	s->seg[SEG_TR] =
+	    (struct seg){.base = SG_TSS, .limit = 0x67, .sel = SG_TSSEL, .type = 0xb, .present = 1};
 	s->seg[SEG_LDTR] = (struct seg){.unusable = 1, .type = 2, .present = 1};
 	s->gdt = (struct dtable){SG_GDT, 0x47};
 	s->idt = (struct dtable){SG_IDT, 0xfff};
 	s->cr0 = 0x80050033; /* PG WP NE ET MP PE */
 	s->cr3 = SG_PML4;
-	s->cr4 = 0x6a0;	     /* OSXMMEXCPT OSFXSR PGE PAE */
+	s->cr4 = 0x6a0;		      /* OSXMMEXCPT OSFXSR PGE PAE */
 	s->msr[MSR_IDX_EFER] = 0xd01; /* NXE LMA LME SCE */
 	s->mp_state = MP_RUNNABLE;
 	return soft_engine.set_state(g->v, s);

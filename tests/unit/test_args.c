@@ -30,8 +30,9 @@ static void run_options(void **state)
 {
 	struct vm_config c;
 	vm_config_defaults(&c);
-	char *argv[] = {"run", "--kernel", "k", "--mem", "256M", "--cpus", "2", "--engine", "kvm",
-			"--console", "file:/tmp/x", "--stats", NULL};
+	char *argv[] = {"run",	       "--kernel", "k",	       "--mem", "256M",
+			"--cpus",      "2",	   "--engine", "kvm",	"--console",
+			"file:/tmp/x", "--stats",  NULL};
 	assert_int_equal(cli_parse_run(12, argv, &c), 0);
 	assert_string_equal(c.kernel, "k");
 	assert_int_equal(c.mem, 256ull << 20);
@@ -86,10 +87,10 @@ static void disks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(sizes),
-		cmocka_unit_test(run_options),
-		cmocka_unit_test(run_option_errors),
-		cmocka_unit_test(disks),
+	    cmocka_unit_test(sizes),
+	    cmocka_unit_test(run_options),
+	    cmocka_unit_test(run_option_errors),
+	    cmocka_unit_test(disks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,10 @@
 static size_t make_elf(uint8_t *buf, int is64, int with_mb, int with_pvh)
 {
 	memset(buf, 0, 4096);
-	memcpy(buf, "\x7f" "ELF", 4);
+	memcpy(buf,
+	       "\x7f"
+	       "ELF",
+	       4);
 	buf[4] = is64 ? 2 : 1;
 	buf[5] = 1;
 	buf[6] = 1;
@@ -117,7 +120,7 @@ static void multiboot_entry(void **state)
 	assert_int_equal(e->st.seg[SEG_CS].db, 1);
 	uint32_t mbi[22];
 	gpa_read(&e->mem, BOOT_INFO, mbi, sizeof(mbi));
-	assert_true(mbi[0] & (1 << 6)); /* memory map present */
+	assert_true(mbi[0] & (1 << 6));		     /* memory map present */
 	assert_int_equal(mbi[2], (32 << 10) - 1024); /* mem_upper in KiB */
 	assert_string_equal((char *)gpa_ptr(&e->mem, mbi[4], 8), "hello=1");
 	uint8_t *k = gpa_ptr(&e->mem, LOAD, 0x2000);
@@ -207,12 +210,12 @@ static void elf_notes_are_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(multiboot_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(pvh_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(elf64_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(refuses_broken_elves, setup, teardown),
-		cmocka_unit_test_setup_teardown(pvh_note_truncated, setup, teardown),
-		cmocka_unit_test(elf_notes_are_bounded),
+	    cmocka_unit_test_setup_teardown(multiboot_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(pvh_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(elf64_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refuses_broken_elves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(pvh_note_truncated, setup, teardown),
+	    cmocka_unit_test(elf_notes_are_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

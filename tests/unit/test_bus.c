@@ -94,10 +94,10 @@ static void unregister_removes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(dispatches_by_range),
-		cmocka_unit_test(unclaimed_reads_all_ones),
-		cmocka_unit_test(refuses_overlap_and_wrap),
-		cmocka_unit_test(unregister_removes),
+	    cmocka_unit_test(dispatches_by_range),
+	    cmocka_unit_test(unclaimed_reads_all_ones),
+	    cmocka_unit_test(refuses_overlap_and_wrap),
+	    cmocka_unit_test(unregister_removes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

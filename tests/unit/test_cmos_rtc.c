@@ -98,9 +98,9 @@ static void guest_sets_the_clock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(reads_host_time_in_bcd, setup, teardown),
-		cmocka_unit_test_setup_teardown(binary_mode_and_memory_size, setup, teardown),
-		cmocka_unit_test_setup_teardown(guest_sets_the_clock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reads_host_time_in_bcd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(binary_mode_and_memory_size, setup, teardown),
+	    cmocka_unit_test_setup_teardown(guest_sets_the_clock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,9 +135,11 @@ static void unknown_msrs_are_not_ours(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(tsc_follows_wall_time),	 cmocka_unit_test(tsc_writes_and_adjust),
+	    cmocka_unit_test(tsc_follows_wall_time),
+	    cmocka_unit_test(tsc_writes_and_adjust),
 	    cmocka_unit_test(host_writes_keep_cpus_in_sync),
-	    cmocka_unit_test(kvmclock_matches_tsc),	 cmocka_unit_test(kvmclock_wall_clock),
+	    cmocka_unit_test(kvmclock_matches_tsc),
+	    cmocka_unit_test(kvmclock_wall_clock),
 	    cmocka_unit_test(unknown_msrs_are_not_ours),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

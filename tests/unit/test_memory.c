@@ -55,9 +55,9 @@ static void rejects_bad_sizes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(small_ram_one_range),
-		cmocka_unit_test(big_ram_splits_around_pci_hole),
-		cmocka_unit_test(rejects_bad_sizes),
+	    cmocka_unit_test(small_ram_one_range),
+	    cmocka_unit_test(big_ram_splits_around_pci_hole),
+	    cmocka_unit_test(rejects_bad_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

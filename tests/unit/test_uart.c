@@ -91,7 +91,7 @@ static void fifo_identifies_16550a(void **state)
 
 static void loopback_mirrors_modem_lines(void **state)
 {
-	out(4, 0x10 | 0x0a); /* loop, RTS, OUT2 */
+	out(4, 0x10 | 0x0a);		      /* loop, RTS, OUT2 */
 	assert_int_equal(in(6) & 0xf0, 0x90); /* CTS, DCD */
 	out(0, 'x');
 	assert_int_equal(rig.ntx, 0);
@@ -138,13 +138,13 @@ static void input_is_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(transmits_bytes, setup, teardown),
-		cmocka_unit_test_setup_teardown(divisor_latch, setup, teardown),
-		cmocka_unit_test_setup_teardown(fifo_identifies_16550a, setup, teardown),
-		cmocka_unit_test_setup_teardown(loopback_mirrors_modem_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(receive_raises_and_clears_irq, setup, teardown),
-		cmocka_unit_test_setup_teardown(thre_interrupt, setup, teardown),
-		cmocka_unit_test_setup_teardown(input_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(transmits_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(divisor_latch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(fifo_identifies_16550a, setup, teardown),
+	    cmocka_unit_test_setup_teardown(loopback_mirrors_modem_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(receive_raises_and_clears_irq, setup, teardown),
+	    cmocka_unit_test_setup_teardown(thre_interrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(input_is_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,11 +31,13 @@ static int open_kvm(char *err, size_t errlen)
 		return fd;
 	int e = errno;
 	if (e == ENOENT)
-		snprintf(err, errlen, "/dev/kvm: not found — load the kvm module (modprobe kvm_intel or "
-				      "kvm_amd) or use --engine soft");
+		snprintf(err, errlen,
+			 "/dev/kvm: not found — load the kvm module (modprobe kvm_intel or "
+			 "kvm_amd) or use --engine soft");
 	else if (e == EACCES || e == EPERM)
-		snprintf(err, errlen, "/dev/kvm: permission denied — add yourself to group kvm or use "
-				      "--engine soft");
+		snprintf(err, errlen,
+			 "/dev/kvm: permission denied — add yourself to group kvm or use "
+			 "--engine soft");
 	else
 		snprintf(err, errlen, "/dev/kvm: %s — use --engine soft", strerror(e));
 	return -e;
@@ -76,7 +78,7 @@ static int set_irq_routing(struct engine_vm *vm)
 {
 	enum { NR_PIC = 16, NR_IOAPIC = 24 };
 	struct kvm_irq_routing *r =
-		calloc(1, sizeof(*r) + (NR_PIC + NR_IOAPIC) * sizeof(struct kvm_irq_routing_entry));
+	    calloc(1, sizeof(*r) + (NR_PIC + NR_IOAPIC) * sizeof(struct kvm_irq_routing_entry));
 	if (!r)
 		return -1;
 	unsigned n = 0;
@@ -84,16 +86,19 @@ static int set_irq_routing(struct engine_vm *vm)
 		if (gsi == 2)
 			continue; /* the cascade */
 		r->entries[n++] = (struct kvm_irq_routing_entry){
-			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-				      .pin = gsi % 8}};
+		    .gsi = gsi,
+		    .type = KVM_IRQ_ROUTING_IRQCHIP,
+		    .u.irqchip = {.irqchip =
+				      gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+				  .pin = gsi % 8}};
 	}
 	for (unsigned gsi = 0; gsi < NR_IOAPIC; gsi++) {
 		if (gsi == 2)
 			continue;
 		r->entries[n++] = (struct kvm_irq_routing_entry){
-			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi ? gsi : 2}};
+		    .gsi = gsi,
+		    .type = KVM_IRQ_ROUTING_IRQCHIP,
+		    .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi ? gsi : 2}};
 	}
 	r->nr = n;
 	int rc = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r);
@@ -173,11 +178,11 @@ static int kvm_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, uin
 			  void *hva, unsigned flags)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = slot,
-		.flags = (flags & ENGINE_MEM_READONLY) ? KVM_MEM_READONLY : 0,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	    .slot = slot,
+	    .flags = (flags & ENGINE_MEM_READONLY) ? KVM_MEM_READONLY : 0,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
 	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
@@ -352,17 +357,19 @@ static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
 		fail_exit(v, ex, EXIT_FAIL, why);
 		return 0;
 	case KVM_EXIT_INTERNAL_ERROR:
-		snprintf(why, sizeof(why), "KVM internal error (suberror %u%s)", run->internal.suberror,
+		snprintf(why, sizeof(why), "KVM internal error (suberror %u%s)",
+			 run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-				 ? ": instruction emulation failed"
-				 : "");
+			     ? ": instruction emulation failed"
+			     : "");
 		fail_exit(v, ex, EXIT_FAIL, why);
 		return 0;
 	case KVM_EXIT_SYSTEM_EVENT:
 		snprintf(why, sizeof(why), "system event %u (%s)", run->system_event.type,
 			 run->system_event.type == KVM_SYSTEM_EVENT_RESET ? "reset" : "shutdown");
-		fail_exit(v, ex, run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN ? EXIT_SHUTDOWN
-										      : EXIT_FAIL,
+		fail_exit(v, ex,
+			  run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN ? EXIT_SHUTDOWN
+									      : EXIT_FAIL,
 			  why);
 		return 0;
 	default:
@@ -387,32 +394,32 @@ static int kvm_irq_line(struct engine_vm *vm, unsigned gsi, bool level)
 
 static int kvm_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
 {
-	struct kvm_msi msi = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-			      .data = data};
+	struct kvm_msi msi = {
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
 }
 
 static int kvm_ioeventfd(struct engine_vm *vm, uint64_t gpa, unsigned len, int fd, bool assign)
 {
-	struct kvm_ioeventfd io = {.addr = gpa, .len = len, .fd = fd,
-				   .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+	struct kvm_ioeventfd io = {
+	    .addr = gpa, .len = len, .fd = fd, .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
 const struct engine_ops kvm_engine = {
-	.name = "kvm",
-	.vm_create = kvm_vm_create,
-	.vm_destroy = kvm_vm_destroy,
-	.map_memory = kvm_map_memory,
-	.vcpu_create = kvm_vcpu_create,
-	.vcpu_destroy = kvm_vcpu_destroy,
-	.vcpu_run = kvm_vcpu_run,
-	.vcpu_kick = kvm_vcpu_kick,
-	.get_state = kvm_get_state,
-	.set_state = kvm_set_state,
-	.irq_line = kvm_irq_line,
-	.msi = kvm_msi,
-	.get_vm_state = kvm_get_vm_state,
-	.set_vm_state = kvm_set_vm_state,
-	.ioeventfd = kvm_ioeventfd,
+    .name = "kvm",
+    .vm_create = kvm_vm_create,
+    .vm_destroy = kvm_vm_destroy,
+    .map_memory = kvm_map_memory,
+    .vcpu_create = kvm_vcpu_create,
+    .vcpu_destroy = kvm_vcpu_destroy,
+    .vcpu_run = kvm_vcpu_run,
+    .vcpu_kick = kvm_vcpu_kick,
+    .get_state = kvm_get_state,
+    .set_state = kvm_set_state,
+    .irq_line = kvm_irq_line,
+    .msi = kvm_msi,
+    .get_vm_state = kvm_get_vm_state,
+    .set_vm_state = kvm_set_vm_state,
+    .ioeventfd = kvm_ioeventfd,
 };

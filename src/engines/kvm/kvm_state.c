@@ -35,22 +35,40 @@ int kvm_probe_msrs(struct engine_vm *vm)
 
 static void seg_to_kvm(const struct seg *s, struct kvm_segment *k)
 {
-	*k = (struct kvm_segment){.base = s->base, .limit = s->limit, .selector = s->sel,
-				  .type = s->type, .present = s->present, .dpl = s->dpl,
-				  .db = s->db, .s = s->s, .l = s->l, .g = s->g, .avl = s->avl,
+	*k = (struct kvm_segment){.base = s->base,
+				  .limit = s->limit,
+				  .selector = s->sel,
+				  .type = s->type,
+				  .present = s->present,
+				  .dpl = s->dpl,
+				  .db = s->db,
+				  .s = s->s,
+				  .l = s->l,
+				  .g = s->g,
+				  .avl = s->avl,
 				  .unusable = s->unusable};
 }
 
 static void seg_from_kvm(const struct kvm_segment *k, struct seg *s)
 {
-	*s = (struct seg){.base = k->base, .limit = k->limit, .sel = k->selector, .type = k->type,
-			  .s = k->s, .dpl = k->dpl, .present = k->present, .avl = k->avl,
-			  .l = k->l, .db = k->db, .g = k->g, .unusable = k->unusable};
+	*s = (struct seg){.base = k->base,
+			  .limit = k->limit,
+			  .sel = k->selector,
+			  .type = k->type,
+			  .s = k->s,
+			  .dpl = k->dpl,
+			  .present = k->present,
+			  .avl = k->avl,
+			  .l = k->l,
+			  .db = k->db,
+			  .g = k->g,
+			  .unusable = k->unusable};
 }
 
 static struct kvm_segment *sregs_seg(struct kvm_sregs *s, int i)
 {
-	struct kvm_segment *t[NR_SEGS] = {&s->es, &s->cs, &s->ss, &s->ds, &s->fs, &s->gs, &s->tr, &s->ldt};
+	struct kvm_segment *t[NR_SEGS] = {&s->es, &s->cs, &s->ss, &s->ds,
+					  &s->fs, &s->gs, &s->tr, &s->ldt};
 	return t[i];
 }
 
@@ -58,7 +76,8 @@ static struct kvm_segment *sregs_seg(struct kvm_sregs *s, int i)
 struct msr_buf {
 	union {
 		struct kvm_msrs hdr;
-		uint8_t room[sizeof(struct kvm_msrs) + NR_STATE_MSRS * sizeof(struct kvm_msr_entry)];
+		uint8_t
+		    room[sizeof(struct kvm_msrs) + NR_STATE_MSRS * sizeof(struct kvm_msr_entry)];
 	};
 };
 
@@ -76,9 +95,9 @@ static int fill_msr_list(const struct engine_vm *vm, struct msr_buf *b, int *map
 }
 
 static const uint32_t mp_to_kvm[] = {
-	[MP_RUNNABLE] = KVM_MP_STATE_RUNNABLE,
-	[MP_HALTED] = KVM_MP_STATE_HALTED,
-	[MP_WAIT_FOR_SIPI] = KVM_MP_STATE_INIT_RECEIVED,
+    [MP_RUNNABLE] = KVM_MP_STATE_RUNNABLE,
+    [MP_HALTED] = KVM_MP_STATE_HALTED,
+    [MP_WAIT_FOR_SIPI] = KVM_MP_STATE_INIT_RECEIVED,
 };
 
 static enum mp_state mp_from_kvm(uint32_t s)
@@ -181,12 +200,24 @@ int kvm_get_state(struct engine_vcpu *v, struct cpu_state *st)
 int kvm_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 {
 	struct kvm_regs r = {
-		.rax = st->gpr[R_RAX], .rbx = st->gpr[R_RBX], .rcx = st->gpr[R_RCX],
-		.rdx = st->gpr[R_RDX], .rsi = st->gpr[R_RSI], .rdi = st->gpr[R_RDI],
-		.rsp = st->gpr[R_RSP], .rbp = st->gpr[R_RBP], .r8 = st->gpr[R_R8],
-		.r9 = st->gpr[R_R9],   .r10 = st->gpr[R_R10], .r11 = st->gpr[R_R11],
-		.r12 = st->gpr[R_R12], .r13 = st->gpr[R_R13], .r14 = st->gpr[R_R14],
-		.r15 = st->gpr[R_R15], .rip = st->rip,	      .rflags = st->rflags,
+	    .rax = st->gpr[R_RAX],
+	    .rbx = st->gpr[R_RBX],
+	    .rcx = st->gpr[R_RCX],
+	    .rdx = st->gpr[R_RDX],
+	    .rsi = st->gpr[R_RSI],
+	    .rdi = st->gpr[R_RDI],
+	    .rsp = st->gpr[R_RSP],
+	    .rbp = st->gpr[R_RBP],
+	    .r8 = st->gpr[R_R8],
+	    .r9 = st->gpr[R_R9],
+	    .r10 = st->gpr[R_R10],
+	    .r11 = st->gpr[R_R11],
+	    .r12 = st->gpr[R_R12],
+	    .r13 = st->gpr[R_R13],
+	    .r14 = st->gpr[R_R14],
+	    .r15 = st->gpr[R_R15],
+	    .rip = st->rip,
+	    .rflags = st->rflags,
 	};
 	struct kvm_sregs s;
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
@@ -218,7 +249,8 @@ int kvm_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 		struct kvm_xsave *x = calloc(1, sizeof(*x));
 		if (!x)
 			return -ENOMEM;
-		memcpy(x->region, st->xsave, st->xsave_size < sizeof(x->region) ? st->xsave_size : sizeof(x->region));
+		memcpy(x->region, st->xsave,
+		       st->xsave_size < sizeof(x->region) ? st->xsave_size : sizeof(x->region));
 		int rc = ioctl(v->fd, KVM_SET_XSAVE, x);
 		free(x);
 		if (rc < 0)
@@ -245,14 +277,16 @@ int kvm_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 		return -EIO;
 
 	struct kvm_vcpu_events ev = {
-		.exception = {.injected = st->exception_pending, .nr = st->exception_vector,
-			      .has_error_code = st->exception_has_error,
-			      .error_code = st->exception_error},
-		.interrupt = {.injected = st->interrupt_pending, .nr = st->interrupt_vector,
-			      .shadow = st->interrupt_shadow ? KVM_X86_SHADOW_INT_STI : 0},
-		.nmi = {.injected = st->nmi_pending, .masked = st->nmi_masked},
-		.sipi_vector = st->sipi_vector,
-		.flags = KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SIPI_VECTOR,
+	    .exception = {.injected = st->exception_pending,
+			  .nr = st->exception_vector,
+			  .has_error_code = st->exception_has_error,
+			  .error_code = st->exception_error},
+	    .interrupt = {.injected = st->interrupt_pending,
+			  .nr = st->interrupt_vector,
+			  .shadow = st->interrupt_shadow ? KVM_X86_SHADOW_INT_STI : 0},
+	    .nmi = {.injected = st->nmi_pending, .masked = st->nmi_masked},
+	    .sipi_vector = st->sipi_vector,
+	    .flags = KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SIPI_VECTOR,
 	};
 	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return -errno;

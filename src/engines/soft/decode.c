@@ -3,6 +3,8 @@
  * Effective addresses are kept symbolic (base, index, scale, displacement) and
  * computed at execution, so a decoded instruction stays valid while registers
  * change. */
+#include <string.h>
+
 #include "engines/soft/soft.h"
 
 enum { A_M = 1, A_I8 = 2, A_IZ = 4, A_I16 = 8 };
@@ -252,19 +254,20 @@ static void modrm(struct fetch *f, struct insn *d)
 		d->ea_seg = SEG_SS;
 }
 
-void decode(struct soft_cpu *c, struct insn *d)
+void decode(struct soft_cpu *c, struct insn *d, uint64_t rip)
 {
-	struct fetch f = {.c = c, .pos = 0, .out = d->bytes};
+	uint8_t raw[16];
+	struct fetch f = {.c = c, .pos = 0, .out = raw};
 	int mode = c->mode;
-	f.lin = mode == 8 ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffff;
-	f.p = tlb_lookup(c, f.lin, 1, ACC_EXEC);
+	f.lin = mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
+	f.p = tlb_peek(c, f.lin, 1, ACC_EXEC);
 	if (!f.p)
 		f.p = tlb_fill(c, f.lin, ACC_EXEC, c->cpl == 3);
 	f.avail = f.p ? (int)(0x1000 - (f.lin & 0xfff)) : 0;
 	if (f.avail > 15)
 		f.avail = 15;
 
-	d->start = c->rip;
+	d->start = rip;
 	d->rex = 0;
 	d->seg = -1;
 	d->rep = 0;
@@ -376,4 +379,93 @@ void decode(struct soft_cpu *c, struct insn *d)
 		d->imm &= (int64_t)mask_of(d->addrsize);
 	d->len = (uint8_t)f.pos;
 	d->cls = classify(map, b, d->reg & 7);
+	choose_handler(c, d);
+}
+
+/* Instructions that end a block: anything the fast handlers do not cover
+ * (it may branch, trap, change modes or exit) and every branch. */
+static bool ends_block(const struct insn *d)
+{
+	if (d->fn == exec_insn)
+		return true;
+	unsigned b = d->op & 0xff;
+	if (d->op >> 8 == 1)
+		return b >= 0x80 && b <= 0x8f;
+	return (b >= 0x70 && b <= 0x7f) || b == 0xe8 || b == 0xe9 || b == 0xeb || b == 0xc3;
+}
+
+/* Do the guest bytes at p still match the block? Whole words, then the tail. */
+static inline bool same_bytes(const uint8_t *p, const struct block *b)
+{
+	unsigned n = b->nbytes, i = 0;
+	uint64_t diff = 0;
+	for (; i + 8 <= n; i += 8)
+		diff |= load_n(p + i, 8) ^ load_n(b->code + i, 8);
+	if (i < n) {
+		/* the block never ends in the last 8 bytes of a page unless it
+		 * reaches the page end exactly, so read byte-wise there */
+		for (; i < n; i++)
+			diff |= (uint64_t)(p[i] ^ b->code[i]);
+	}
+	return diff == 0;
+}
+
+void block_cache_init(struct soft_cpu *c)
+{
+	for (unsigned i = 0; i < BLOCK_CACHE_SIZE; i++)
+		c->blocks[i].lin = ~0ull;
+}
+
+/* The straight-line block of decoded instructions starting at RIP. A cached
+ * block is valid while the guest bytes it was decoded from are unchanged at
+ * the address the TLB gives now, so self-modifying code and remapped pages
+ * need no invalidation protocol: one compare per block. */
+struct block *fetch_block(struct soft_cpu *c)
+{
+	uint64_t rip = c->rip;
+	uint64_t lin = c->mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
+	/* two-way set associative; a miss replaces the less recently used way */
+	unsigned set = (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+	struct block *b = &c->blocks[set * 2];
+	uint8_t *p = tlb_peek(c, lin, 1, ACC_EXEC);
+	if (p) {
+		for (int w = 0; w < 2; w++)
+			if (b[w].lin == lin && b[w].rip == rip && b[w].mode == c->mode &&
+			    same_bytes(p, &b[w])) {
+				c->block_mru[set] = (uint8_t)w;
+				return &b[w];
+			}
+	}
+	int victim = !c->block_mru[set];
+	c->block_mru[set] = (uint8_t)victim;
+	b += victim;
+
+	b->lin = ~0ull;
+	b->n = 0;
+	uint64_t off = 0;
+	for (;;) {
+		struct insn *d = &b->insn[b->n];
+		/* Past the first instruction, decode only what cannot reach into the
+		 * next page: a fetch fault there must happen when execution gets
+		 * there, not while the block is built. */
+		if (b->n && ((lin + off) & 0xfff) > 0x1000 - 15)
+			break;
+		decode(c, d, rip + off);
+		if (b->n && d->fn == exec_insn)
+			break; /* starts the next block, where faults get the right RIP */
+		b->n++;
+		off += d->len;
+		if (ends_block(d) || b->n == BLOCK_INSNS)
+			break;
+	}
+	c->stat_fetch_slow++;
+	p = tlb_peek(c, lin, 1, ACC_EXEC);
+	if (p && (lin & 0xfff) + off <= 0x1000) {
+		b->nbytes = (uint16_t)off;
+		memcpy(b->code, p, off);
+		b->rip = rip;
+		b->mode = c->mode;
+		b->lin = lin;
+	}
+	return b;
 }

@@ -20,6 +20,15 @@ _Noreturn void raise_gp(struct soft_cpu *c, uint32_t err)
 
 _Noreturn void raise_ud(struct soft_cpu *c)
 {
+	if (c->last) {
+		for (int i = 0; i < 16; i++) {
+			if (c->stat_ud[i].count && c->stat_ud[i].op != c->last->op)
+				continue;
+			c->stat_ud[i].op = c->last->op;
+			c->stat_ud[i].count++;
+			break;
+		}
+	}
 	raise_exc(c, EXC_UD, false, 0);
 }
 
@@ -303,7 +312,8 @@ void do_iret(struct soft_cpu *c, int size)
 		} else {
 			load_seg(c, SEG_SS, ss);
 		}
-		c->r[R_RSP] = size == 8 ? sp : (c->r[R_RSP] & ~mask_of(size)) | (sp & mask_of(size));
+		c->r[R_RSP] =
+		    size == 8 ? sp : (c->r[R_RSP] & ~mask_of(size)) | (sp & mask_of(size));
 		if (size == 4 && c->mode == 8)
 			c->r[R_RSP] = (uint32_t)sp;
 	}

@@ -128,29 +128,29 @@ uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b)
 /* Read-modify-write of the r/m operand; `old` is in scope in NEW. With LOCK
  * the update is an atomic compare-and-swap on the host page, retried on a
  * race, so SMP guests get real atomicity. */
-#define RMW(c, d, size, NEW)                                                              \
-	do {                                                                              \
-		if (!(d)->is_mem) {                                                       \
-			uint64_t old = reg_get(c, (d)->rm, size, (d)->rex);               \
-			reg_set(c, (d)->rm, size, (d)->rex, (NEW));                       \
-			break;                                                            \
-		}                                                                         \
-		uint8_t *p_ = mem_rmw_ptr(c, SEG(d), (d)->ea, size);                      \
-		if (!p_) {                                                                \
-			uint64_t old = mem_read(c, SEG(d), (d)->ea, size);                \
-			mem_write(c, SEG(d), (d)->ea, size, (NEW));                       \
-			break;                                                            \
-		}                                                                         \
-		for (;;) {                                                                \
-			uint64_t old = load_n(p_, size);                                  \
-			uint64_t new_ = (NEW);                                            \
-			if (!(d)->lock) {                                                 \
-				store_n(p_, size, new_);                                  \
-				break;                                                    \
-			}                                                                 \
-			if (cas_n(p_, size, old, new_))                                   \
-				break;                                                    \
-		}                                                                         \
+#define RMW(c, d, size, NEW)                                                                       \
+	do {                                                                                       \
+		if (!(d)->is_mem) {                                                                \
+			uint64_t old = reg_get(c, (d)->rm, size, (d)->rex);                        \
+			reg_set(c, (d)->rm, size, (d)->rex, (NEW));                                \
+			break;                                                                     \
+		}                                                                                  \
+		uint8_t *p_ = mem_rmw_ptr(c, SEG(d), (d)->ea, size);                               \
+		if (!p_) {                                                                         \
+			uint64_t old = mem_read(c, SEG(d), (d)->ea, size);                         \
+			mem_write(c, SEG(d), (d)->ea, size, (NEW));                                \
+			break;                                                                     \
+		}                                                                                  \
+		for (;;) {                                                                         \
+			uint64_t old = load_n(p_, size);                                           \
+			uint64_t new_ = (NEW);                                                     \
+			if (!(d)->lock) {                                                          \
+				store_n(p_, size, new_);                                           \
+				break;                                                             \
+			}                                                                          \
+			if (cas_n(p_, size, old, new_))                                            \
+				break;                                                             \
+		}                                                                                  \
 	} while (0)
 
 static uint64_t sext(uint64_t v, int size)
@@ -159,22 +159,20 @@ static uint64_t sext(uint64_t v, int size)
 	return sh ? (uint64_t)((int64_t)(v << sh) >> sh) : v;
 }
 
-static uint64_t shift(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt)
+uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt)
 {
 	int bits = size * 8;
 	uint64_t m = mask_of(size), sign = 1ull << (bits - 1), r = a;
 	cnt &= size == 8 ? 63 : 31;
 	if (!cnt)
 		return a;
-	uint64_t f = get_flags(c) & ~(uint64_t)FL_ARITH, cf = 0, of = 0;
-	bool arith = true;
+	uint64_t f, cf = 0, of = 0;
 	switch (op) {
 	case 0: { /* ROL */
 		unsigned n = cnt % bits;
 		r = n ? ((a << n) | (a >> (bits - n))) & m : a;
 		cf = r & 1;
 		of = !!(r & sign) ^ cf;
-		arith = false;
 		break;
 	}
 	case 1: { /* ROR */
@@ -182,7 +180,6 @@ static uint64_t shift(struct soft_cpu *c, int op, int size, uint64_t a, unsigned
 		r = n ? ((a >> n) | (a << (bits - n))) & m : a;
 		cf = !!(r & sign);
 		of = cf ^ !!(r & (sign >> 1));
-		arith = false;
 		break;
 	}
 	case 2: { /* RCL */
@@ -194,7 +191,6 @@ static uint64_t shift(struct soft_cpu *c, int op, int size, uint64_t a, unsigned
 			cf = out;
 		}
 		of = !!(r & sign) ^ cf;
-		arith = false;
 		break;
 	}
 	case 3: { /* RCR */
@@ -206,35 +202,26 @@ static uint64_t shift(struct soft_cpu *c, int op, int size, uint64_t a, unsigned
 			r = (r >> 1) | (cf ? sign : 0);
 			cf = out;
 		}
-		arith = false;
 		break;
 	}
 	case 4:
 	case 6: /* SHL */
 		r = cnt < 64 ? (a << cnt) & m : 0;
-		cf = cnt <= (unsigned)bits ? (a >> (bits - cnt)) & 1 : 0;
-		of = !!(r & sign) ^ cf;
-		break;
+		lazy(c, LF_SHL, size, r, a, cnt);
+		return r;
 	case 5: /* SHR */
 		r = cnt < 64 ? a >> cnt : 0;
-		cf = (a >> (cnt - 1)) & 1;
-		of = !!(a & sign);
-		break;
+		lazy(c, LF_SHR, size, r, a, cnt);
+		return r;
 	default: { /* SAR */
 		int64_t s = (int64_t)sext(a, size);
 		r = (uint64_t)(s >> (cnt > 63 ? 63 : cnt)) & m;
-		cf = (uint64_t)(s >> (cnt - 1 > 63 ? 63 : cnt - 1)) & 1;
-		of = 0;
-		break;
+		lazy(c, LF_SAR, size, r, a, cnt);
+		return r;
 	}
 	}
-	if (arith) {
-		f |= r == 0 ? FL_ZF : 0;
-		f |= (r & sign) ? FL_SF : 0;
-		f |= parity((uint8_t)r) ? FL_PF : 0;
-	} else {
-		f |= get_flags(c) & (FL_ZF | FL_SF | FL_PF | FL_AF);
-	}
+	/* rotates change only CF and OF */
+	f = get_flags(c) & ~(uint64_t)(FL_CF | FL_OF);
 	f |= cf ? FL_CF : 0;
 	f |= of ? FL_OF : 0;
 	c->fl = f;
@@ -243,8 +230,7 @@ static uint64_t shift(struct soft_cpu *c, int op, int size, uint64_t a, unsigned
 
 static void set_mul_flags(struct soft_cpu *c, int size, uint64_t lo, bool overflow)
 {
-	lazy(c, LF_LOGIC, size, lo, 0, 0);
-	set_flags(c, overflow ? FL_CF | FL_OF : 0, FL_CF | FL_OF);
+	lazy(c, LF_MUL, size, lo, overflow, 0);
 }
 
 static void group3(struct soft_cpu *c, struct insn *d, int size)
@@ -285,7 +271,8 @@ static void group3(struct soft_cpu *c, struct insn *d, int size)
 	case 6: {
 		if (!src)
 			raise_exc(c, EXC_DE, false, 0);
-		unsigned __int128 n = size == 8 ? ((unsigned __int128)dx << 64) | a : (dx << bits) | a;
+		unsigned __int128 n =
+		    size == 8 ? ((unsigned __int128)dx << 64) | a : (dx << bits) | a;
 		unsigned __int128 q = n / src;
 		if (q > m)
 			raise_exc(c, EXC_DE, false, 0);
@@ -442,11 +429,13 @@ static void group5(struct soft_cpu *c, struct insn *d)
 	switch (d->reg & 7) {
 	case 0:
 		get_flags(c); /* INC/DEC keep CF: materialise it first */
-		RMW(c, d, size, (lazy(c, LF_INC, size, old + 1, old, 1), (old + 1) & mask_of(size)));
+		RMW(c, d, size,
+		    (lazy(c, LF_INC, size, old + 1, old, 1), (old + 1) & mask_of(size)));
 		return;
 	case 1:
 		get_flags(c);
-		RMW(c, d, size, (lazy(c, LF_DEC, size, old - 1, old, 1), (old - 1) & mask_of(size)));
+		RMW(c, d, size,
+		    (lazy(c, LF_DEC, size, old - 1, old, 1), (old - 1) & mask_of(size)));
 		return;
 	case 2: {
 		int s = opsize64(c, d);
@@ -482,7 +471,7 @@ static void do_hlt(struct soft_cpu *c)
 	 * uniprocessor nothing sends those, so tell the machine it is stuck. */
 	if (!(c->fl & FL_IF) && c->vm->cfg.ncpus == 1) {
 		c->exit->reason = EXIT_HLT;
-		c->exit->fail.rip = c->insn_rip;
+		c->exit->fail.rip = c->last ? c->last->start : c->rip;
 		snprintf(c->exit->fail.why, sizeof(c->exit->fail.why), "hlt with IF=0");
 		c->exit_pending = true;
 		return;
@@ -511,7 +500,7 @@ static void bcd(struct soft_cpu *c, unsigned op, int64_t imm)
 	uint8_t al = (uint8_t)c->r[R_RAX], ah = (uint8_t)(c->r[R_RAX] >> 8);
 	bool cf = f & FL_CF, af = f & FL_AF;
 	switch (op) {
-	case 0x27: /* DAA */
+	case 0x27:   /* DAA */
 	case 0x2f: { /* DAS */
 		uint8_t old = al;
 		bool sub = op == 0x2f, ncf = false;
@@ -568,6 +557,7 @@ static void bcd(struct soft_cpu *c, unsigned op, int64_t imm)
 
 void exec_insn(struct soft_cpu *c, struct insn *d)
 {
+	c->insn_rsp = c->r[R_RSP];
 	unsigned b = d->op & 0xff;
 	int size = d->opsize;
 	bool rex = d->rex != 0;
@@ -591,11 +581,11 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		exec_0f(c, d);
 		return;
 	}
-	if (d->lock && (!d->is_mem || !((b < 0x40 && (b & 7) < 2 && (b & 0x38) != 0x38) ||
-					 (b >= 0x80 && b <= 0x83 && (d->reg & 7) != 7) ||
-					 b == 0x86 || b == 0x87 || ((b == 0xf6 || b == 0xf7) &&
-								    ((d->reg & 7) == 2 || (d->reg & 7) == 3)) ||
-					 ((b == 0xfe || b == 0xff) && (d->reg & 7) < 2))))
+	if (d->lock && (!d->is_mem ||
+			!((b < 0x40 && (b & 7) < 2 && (b & 0x38) != 0x38) ||
+			  (b >= 0x80 && b <= 0x83 && (d->reg & 7) != 7) || b == 0x86 || b == 0x87 ||
+			  ((b == 0xf6 || b == 0xf7) && ((d->reg & 7) == 2 || (d->reg & 7) == 3)) ||
+			  ((b == 0xfe || b == 0xff) && (d->reg & 7) < 2))))
 		raise_ud(c);
 
 	switch (b) {
@@ -623,7 +613,8 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		case 4:
 		case 5: {
 			int s = b & 1 ? size : 1;
-			uint64_t r = alu(c, op, s, reg_get(c, R_RAX, s, true), (uint64_t)d->imm & mask_of(s));
+			uint64_t r = alu(c, op, s, reg_get(c, R_RAX, s, true),
+					 (uint64_t)d->imm & mask_of(s));
 			if (op != 7)
 				reg_set(c, R_RAX, s, true, r);
 			return;
@@ -706,7 +697,8 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		return;
 	case 0x69:
 	case 0x6b:
-		reg_set(c, d->reg, size, true, imul2(c, size, rm_get(c, d, size), (uint64_t)d->imm));
+		reg_set(c, d->reg, size, true,
+			imul2(c, size, rm_get(c, d, size), (uint64_t)d->imm));
 		return;
 	case 0x6c ... 0x6f:
 		exec_io(c, d);
@@ -735,9 +727,22 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 	case 0x86:
 	case 0x87: {
 		int s = b & 1 ? size : 1;
-		uint64_t r = reg_get(c, d->reg, s, rex), prev = 0;
-		d->lock = true; /* XCHG with memory is always atomic */
-		RMW(c, d, s, (prev = old, r));
+		uint64_t r = reg_get(c, d->reg, s, rex), prev;
+		if (!d->is_mem) {
+			prev = reg_get(c, d->rm, s, rex);
+			reg_set(c, d->rm, s, rex, r);
+		} else {
+			/* XCHG with memory is always atomic */
+			uint8_t *p = mem_rmw_ptr(c, SEG(d), d->ea, s);
+			if (p) {
+				do
+					prev = load_n(p, s);
+				while (!cas_n(p, s, prev, r));
+			} else {
+				prev = mem_read(c, SEG(d), d->ea, s);
+				mem_write(c, SEG(d), d->ea, s, r);
+			}
+		}
 		reg_set(c, d->reg, s, rex, prev);
 		return;
 	}
@@ -798,7 +803,7 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 			goto xchg;
 		return;
 	case 0x91 ... 0x97:
-	xchg: {
+	xchg : {
 		int r = (b & 7) | ((d->rex & 1) << 3);
 		uint64_t t = reg_get(c, r, size, true);
 		reg_set(c, r, size, true, reg_get(c, R_RAX, size, true));
@@ -874,8 +879,10 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 	case 0xc1:
 	case 0xd0 ... 0xd3: {
 		int s = b & 1 ? size : 1;
-		unsigned cnt = b <= 0xc1 ? (unsigned)d->imm : b <= 0xd1 ? 1 : (unsigned)c->r[R_RCX] & 0xff;
-		RMW(c, d, s, shift(c, d->reg & 7, s, old, cnt));
+		unsigned cnt = b <= 0xc1   ? (unsigned)d->imm
+			       : b <= 0xd1 ? 1
+					   : (unsigned)c->r[R_RCX] & 0xff;
+		RMW(c, d, s, shift_op(c, d->reg & 7, s, old, cnt));
 		return;
 	}
 	case 0xc2:

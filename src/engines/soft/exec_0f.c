@@ -6,8 +6,6 @@
 
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
 
-uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
-
 static uint64_t sext(uint64_t v, int size)
 {
 	int sh = 64 - size * 8;
@@ -146,8 +144,8 @@ static void group7(struct soft_cpu *c, struct insn *d)
 		case 6:
 			require_cpl0(c);
 			trap(c, TRAP_LMSW);
-			write_cr(c, 0, (c->cr0 & ~0xeull) | (rm_get(c, d, 2) & 0xf) |
-					       (c->cr0 & CR0_PE));
+			write_cr(c, 0,
+				 (c->cr0 & ~0xeull) | (rm_get(c, d, 2) & 0xf) | (c->cr0 & CR0_PE));
 			return;
 		case 7:
 			if (rm == 0 && m64) { /* SWAPGS */
@@ -204,8 +202,9 @@ static void group7(struct soft_cpu *c, struct insn *d)
 	case 6:
 		require_cpl0(c);
 		trap(c, TRAP_LMSW);
-		write_cr(c, 0, (c->cr0 & ~0xeull) | (mem_read(c, seg, d->ea, 2) & 0xf) |
-				       (c->cr0 & CR0_PE));
+		write_cr(c, 0,
+			 (c->cr0 & ~0xeull) | (mem_read(c, seg, d->ea, 2) & 0xf) |
+			     (c->cr0 & CR0_PE));
 		return;
 	case 7:
 		require_cpl0(c);
@@ -242,7 +241,10 @@ static void mov_dr(struct soft_cpu *c, struct insn *d, bool to_dr)
 	if (to_dr)
 		*p = c->r[d->rm] & mask_of(c->mode == 8 ? 8 : 4);
 	else
-		reg_set(c, d->rm, c->mode == 8 ? 8 : 4, true, *p | (n == 6 ? 0xffff0ff0 : n == 7 ? 0x400 : 0));
+		reg_set(c, d->rm, c->mode == 8 ? 8 : 4, true,
+			*p | (n == 6   ? 0xffff0ff0
+			      : n == 7 ? 0x400
+				       : 0));
 }
 
 static uint64_t bt_common(struct soft_cpu *c, struct insn *d, int op, uint64_t bit, bool from_reg)
@@ -360,15 +362,20 @@ static void cmpxchg8b(struct soft_cpu *c, struct insn *d)
 		unsigned __int128 cur;
 		bool ok;
 		if (p) {
-			/* 16-byte atomics need cmpxchg16b on the host; the VM lock serialises instead. */
-			pthread_mutex_lock(&c->vm->lock);
-			__builtin_memcpy(&cur, p, 16);
-			ok = cur == expect;
-			if (ok)
-				__builtin_memcpy(p, &want, 16);
-			pthread_mutex_unlock(&c->vm->lock);
+			/* The host's own CMPXCHG16B (every x86-64 host this engine runs
+			 * on has it), so it stays atomic against other vCPUs' 8-byte
+			 * atomics and stores on the same words. The address is 16-byte
+			 * aligned (checked above). */
+			uint64_t lo = (uint64_t)expect, hi = (uint64_t)(expect >> 64);
+			__asm__ volatile("lock cmpxchg16b %2"
+					 : "+a"(lo), "+d"(hi),
+					   "+m"(*(unsigned __int128 *)(void *)p), "=@ccz"(ok)
+					 : "b"((uint64_t)want), "c"((uint64_t)(want >> 64))
+					 : "memory");
+			cur = ((unsigned __int128)hi << 64) | lo;
 		} else {
-			uint64_t lo = mem_read(c, seg, d->ea, 8), hi = mem_read(c, seg, d->ea + 8, 8);
+			uint64_t lo = mem_read(c, seg, d->ea, 8),
+				 hi = mem_read(c, seg, d->ea + 8, 8);
 			cur = ((unsigned __int128)hi << 64) | lo;
 			ok = cur == expect;
 			mem_write(c, seg, d->ea, 8, ok ? c->r[R_RBX] : lo);

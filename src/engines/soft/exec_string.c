@@ -69,7 +69,8 @@ static bool fast_rep(struct soft_cpu *c, struct insn *d, struct strop *s, uint64
 	uint64_t bytes = m * s->size;
 	if (movs) {
 		if (dst > src && dst < src + bytes) {
-			for (uint64_t i = 0; i < bytes; i++) /* overlapping forward copy replicates */
+			for (uint64_t i = 0; i < bytes;
+			     i++) /* overlapping forward copy replicates */
 				dst[i] = src[i];
 		} else {
 			memmove(dst, src, bytes);
@@ -92,9 +93,9 @@ void exec_string(struct soft_cpu *c, struct insn *d)
 {
 	unsigned b = d->op & 0xff;
 	struct strop s = {
-		.size = (b & 1) ? d->opsize : 1,
-		.as = d->addrsize,
-		.seg = d->seg >= 0 ? d->seg : SEG_DS,
+	    .size = (b & 1) ? d->opsize : 1,
+	    .as = d->addrsize,
+	    .seg = d->seg >= 0 ? d->seg : SEG_DS,
 	};
 	s.delta = (c->fl & FL_DF) ? -s.size : s.size;
 	bool rep = d->rep != 0;
@@ -137,7 +138,8 @@ void exec_string(struct soft_cpu *c, struct insn *d)
 			break;
 		case 0xac:
 		case 0xad:
-			reg_set(c, R_RAX, s.size, true, mem_read(c, s.seg, areg(c, &s, R_RSI), s.size));
+			reg_set(c, R_RAX, s.size, true,
+				mem_read(c, s.seg, areg(c, &s, R_RSI), s.size));
 			aset(c, &s, R_RSI, areg(c, &s, R_RSI) + s.delta);
 			break;
 		default: { /* SCAS */
@@ -177,6 +179,16 @@ static void io_exit(struct soft_cpu *c, uint16_t port, int size, bool write, uin
 	c->exit->io.count = count;
 	c->exit->io.data = c->io_buf;
 	c->io_in_count = count;
+	c->io_in_port = port;
+	c->io_in_size = (uint8_t)size;
+}
+
+/* Data for the IN/INS being replayed after its exit, if this is it. */
+static bool io_in_data(struct soft_cpu *c, uint16_t port, int size)
+{
+	bool mine = c->io_in_ready && c->io_in_port == port && c->io_in_size == size;
+	c->io_in_ready = false;
+	return mine;
 }
 
 static void hypercall(struct soft_cpu *c)
@@ -209,8 +221,7 @@ static void in_out(struct soft_cpu *c, struct insn *d, uint16_t port, int size, 
 		return;
 	}
 	uint64_t v = 0;
-	if (c->io_in_ready) {
-		c->io_in_ready = false;
+	if (io_in_data(c, port, size)) {
 		memcpy(&v, c->io_buf, size);
 	} else if (!soft_pio(c, port, &v, size, false)) {
 		memset(c->io_buf, 0xff, size);
@@ -236,7 +247,8 @@ static void ins_outs(struct soft_cpu *c, struct insn *d, bool out)
 	/* Batch the elements that stay inside one page and the I/O buffer. */
 	uint64_t n = 1;
 	if (!(c->fl & FL_DF)) {
-		uint64_t lin = seg_lin(c, s.seg, areg(c, &s, reg), s.size, out ? ACC_READ : ACC_WRITE);
+		uint64_t lin =
+		    seg_lin(c, s.seg, areg(c, &s, reg), s.size, out ? ACC_READ : ACC_WRITE);
 		n = (0x1000 - (lin & 0xfff)) / s.size;
 		if (n == 0)
 			n = 1;
@@ -254,8 +266,7 @@ static void ins_outs(struct soft_cpu *c, struct insn *d, bool out)
 			io_exit(c, port, s.size, true, (uint32_t)n);
 			c->exit_pending = true;
 		}
-	} else if (c->io_in_ready) {
-		c->io_in_ready = false;
+	} else if (io_in_data(c, port, s.size)) {
 		n = c->io_in_count;
 		for (uint64_t i = 0; i < n; i++)
 			mem_write(c, s.seg, areg(c, &s, reg) + i * s.delta, s.size,

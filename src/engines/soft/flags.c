@@ -48,6 +48,25 @@ static uint64_t lazy_flags(struct soft_cpu *c)
 		f |= a == sign ? FL_OF : 0;
 		f |= (r & 0xf) == 0xf ? FL_AF : 0;
 		break;
+	case LF_SHL: {
+		uint64_t n = c->lf_b, cf = n <= (uint64_t)size * 8 ? (a >> (size * 8 - n)) & 1 : 0;
+		f |= cf ? FL_CF : 0;
+		f |= (!!(r & sign) ^ cf) ? FL_OF : 0;
+		break;
+	}
+	case LF_SHR:
+		f |= (a >> (c->lf_b - 1)) & 1 ? FL_CF : 0;
+		f |= (a & sign) ? FL_OF : 0;
+		break;
+	case LF_SAR: {
+		int sh = 64 - size * 8;
+		uint64_t n = c->lf_b - 1 > 63 ? 63 : c->lf_b - 1;
+		f |= ((uint64_t)((int64_t)(a << sh) >> sh) >> n) & 1 ? FL_CF : 0;
+		break;
+	}
+	case LF_MUL:
+		f |= c->lf_a ? FL_CF | FL_OF : 0;
+		break;
 	}
 	f |= r == 0 ? FL_ZF : 0;
 	f |= (r & sign) ? FL_SF : 0;
@@ -98,6 +117,32 @@ bool cond(struct soft_cpu *c, unsigned cc)
 			break;
 		}
 		return r ^ (cc & 1);
+	}
+	if (c->lf_op != LF_NONE && (cc >> 1) != 5) {
+		/* ZF and SF come from the result for every lazy operation, and
+		 * logic operations clear CF and OF */
+		int bits = c->lf_size * 8;
+		uint64_t res = c->lf_res & mask_of(c->lf_size);
+		bool z = res == 0, sf = (res >> (bits - 1)) & 1;
+		switch (cc >> 1) {
+		case 2:
+			return z ^ (cc & 1);
+		case 4:
+			return sf ^ (cc & 1);
+		}
+		if (c->lf_op == LF_LOGIC) {
+			switch (cc >> 1) {
+			case 0:
+			case 1:
+				return cc & 1;
+			case 3:
+				return z ^ (cc & 1);
+			case 6:
+				return sf ^ (cc & 1);
+			default:
+				return (z || sf) ^ (cc & 1);
+			}
+		}
 	}
 	uint64_t f = get_flags(c);
 	switch (cc >> 1) {

@@ -11,14 +11,14 @@
 
 #include "engines/soft/soft.h"
 
-#define PTE_P	(1ull << 0)
-#define PTE_W	(1ull << 1)
-#define PTE_U	(1ull << 2)
-#define PTE_A	(1ull << 5)
-#define PTE_D	(1ull << 6)
-#define PTE_PS	(1ull << 7)
-#define PTE_G	(1ull << 8)
-#define PTE_NX	(1ull << 63)
+#define PTE_P	 (1ull << 0)
+#define PTE_W	 (1ull << 1)
+#define PTE_U	 (1ull << 2)
+#define PTE_A	 (1ull << 5)
+#define PTE_D	 (1ull << 6)
+#define PTE_PS	 (1ull << 7)
+#define PTE_G	 (1ull << 8)
+#define PTE_NX	 (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
@@ -34,7 +34,7 @@ uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
 	return NULL;
 }
 
-uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
+uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
 {
 	if (c->mode == 8) {
 		uint64_t lin = off;
@@ -83,7 +83,9 @@ void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 			struct tlb_entry *e = &c->tlb[u][i];
 			if (e->tag[0] == ~0ull && e->tag[1] == ~0ull && e->tag[2] == ~0ull)
 				continue;
-			uint64_t page = e->tag[0] != ~0ull ? e->tag[0] : e->tag[1] != ~0ull ? e->tag[1] : e->tag[2];
+			uint64_t page = e->tag[0] != ~0ull   ? e->tag[0]
+					: e->tag[1] != ~0ull ? e->tag[1]
+							     : e->tag[2];
 			if (((page ^ lin) & e->pmask) == 0)
 				e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
 		}
@@ -121,8 +123,8 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 	}
 	if (!(c->cr4 & CR4_PAE)) {
 		/* 32-bit paging: two levels of 4-byte entries, 4 MiB pages with PSE. */
-		uint32_t *pde = (uint32_t *)(void *)phys_ptr(c->vm,
-							  (c->cr3 & 0xfffff000) + ((lin >> 22) & 0x3ff) * 4, 4, true);
+		uint32_t *pde = (uint32_t *)(void *)phys_ptr(
+		    c->vm, (c->cr3 & 0xfffff000) + ((lin >> 22) & 0x3ff) * 4, 4, true);
 		if (!pde)
 			raise_exc(c, EXC_MC, false, 0);
 		if (!(*pde & PTE_P))
@@ -137,8 +139,8 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 			leaf = pde;
 			gpa = (*pde & 0xffc00000u) | (lin & 0x3fffff);
 		} else {
-			leaf = (uint32_t *)(void *)phys_ptr(c->vm, (*pde & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4,
-							   4, true);
+			leaf = (uint32_t *)(void *)phys_ptr(
+			    c->vm, (*pde & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4, 4, true);
 			if (!leaf)
 				raise_exc(c, EXC_MC, false, 0);
 			if (!(*leaf & PTE_P))
@@ -327,13 +329,4 @@ uint8_t *mem_rmw_ptr(struct soft_cpu *c, int seg, uint64_t off, int size)
 		return NULL;
 	uint64_t gpa;
 	return translate(c, lin, ACC_WRITE, c->cpl == 3, &gpa);
-}
-
-int phys_read(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size)
-{
-	uint8_t *p = phys_ptr(c->vm, gpa, size, false);
-	if (!p)
-		return -1;
-	memcpy(data, p, size);
-	return 0;
 }

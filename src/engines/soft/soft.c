@@ -24,19 +24,44 @@ struct engine_vcpu {
 enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO };
 
 const char *const trap_names[NR_TRAPS] = {
-	[TRAP_HLT] = "hlt",	    [TRAP_IN] = "in",		[TRAP_OUT] = "out",
-	[TRAP_INS] = "ins",	    [TRAP_OUTS] = "outs",	[TRAP_MOV_CR] = "mov_cr",
-	[TRAP_MOV_DR] = "mov_dr",   [TRAP_RDMSR] = "rdmsr",	[TRAP_WRMSR] = "wrmsr",
-	[TRAP_CPUID] = "cpuid",	    [TRAP_RDTSC] = "rdtsc",	[TRAP_LGDT] = "lgdt",
-	[TRAP_LIDT] = "lidt",	    [TRAP_LLDT] = "lldt",	[TRAP_LTR] = "ltr",
-	[TRAP_SGDT] = "sgdt_sidt",  [TRAP_STR] = "sldt_str_lar_lsl", [TRAP_INVLPG] = "invlpg",
-	[TRAP_CLI] = "cli",	    [TRAP_STI] = "sti",		[TRAP_POPF] = "popf",
-	[TRAP_PUSHF] = "pushf",	    [TRAP_IRET] = "iret",	[TRAP_INT] = "int",
-	[TRAP_SYSCALL] = "syscall", [TRAP_SYSRET] = "sysret",	[TRAP_SWAPGS] = "swapgs",
-	[TRAP_MOV_SEG] = "mov_seg", [TRAP_FAR] = "far_transfer", [TRAP_CLTS] = "clts",
-	[TRAP_WBINVD] = "wbinvd",   [TRAP_XSETBV] = "xsetbv",	[TRAP_LMSW] = "lmsw",
-	[TRAP_SMSW] = "smsw",	    [TRAP_RDPMC] = "rdpmc",	[TRAP_MMIO] = "mmio",
-	[TRAP_EXCEPTION] = "exception", [TRAP_INTERRUPT] = "interrupt",
+    [TRAP_HLT] = "hlt",
+    [TRAP_IN] = "in",
+    [TRAP_OUT] = "out",
+    [TRAP_INS] = "ins",
+    [TRAP_OUTS] = "outs",
+    [TRAP_MOV_CR] = "mov_cr",
+    [TRAP_MOV_DR] = "mov_dr",
+    [TRAP_RDMSR] = "rdmsr",
+    [TRAP_WRMSR] = "wrmsr",
+    [TRAP_CPUID] = "cpuid",
+    [TRAP_RDTSC] = "rdtsc",
+    [TRAP_LGDT] = "lgdt",
+    [TRAP_LIDT] = "lidt",
+    [TRAP_LLDT] = "lldt",
+    [TRAP_LTR] = "ltr",
+    [TRAP_SGDT] = "sgdt_sidt",
+    [TRAP_STR] = "sldt_str_lar_lsl",
+    [TRAP_INVLPG] = "invlpg",
+    [TRAP_CLI] = "cli",
+    [TRAP_STI] = "sti",
+    [TRAP_POPF] = "popf",
+    [TRAP_PUSHF] = "pushf",
+    [TRAP_IRET] = "iret",
+    [TRAP_INT] = "int",
+    [TRAP_SYSCALL] = "syscall",
+    [TRAP_SYSRET] = "sysret",
+    [TRAP_SWAPGS] = "swapgs",
+    [TRAP_MOV_SEG] = "mov_seg",
+    [TRAP_FAR] = "far_transfer",
+    [TRAP_CLTS] = "clts",
+    [TRAP_WBINVD] = "wbinvd",
+    [TRAP_XSETBV] = "xsetbv",
+    [TRAP_LMSW] = "lmsw",
+    [TRAP_SMSW] = "smsw",
+    [TRAP_RDPMC] = "rdpmc",
+    [TRAP_MMIO] = "mmio",
+    [TRAP_EXCEPTION] = "exception",
+    [TRAP_INTERRUPT] = "interrupt",
 };
 
 static const char *const class_names[NR_CLASSES] = {"innocuous", "sensitive", "privileged"};
@@ -145,8 +170,8 @@ static int soft_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, ui
 
 static void seg_reset(struct seg *s, uint16_t sel, uint64_t base, uint8_t type)
 {
-	*s = (struct seg){.base = base, .limit = 0xffff, .sel = sel, .type = type, .s = 1,
-			  .present = 1};
+	*s = (struct seg){
+	    .base = base, .limit = 0xffff, .sel = sel, .type = type, .s = 1, .present = 1};
 }
 
 /* Power-on / INIT state (Intel SDM Vol. 3 9.1.1). */
@@ -193,6 +218,12 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	if (!v)
 		return -ENOMEM;
 	struct soft_cpu *c = &v->c;
+	c->blocks = calloc(BLOCK_CACHE_SIZE, sizeof(*c->blocks));
+	if (!c->blocks) {
+		free(v);
+		return -ENOMEM;
+	}
+	block_cache_init(c);
 	c->vm = vm;
 	c->index = index;
 	c->attn = intc_attention(vm->intc, index);
@@ -209,6 +240,7 @@ static void soft_vcpu_destroy(struct engine_vcpu *v)
 	if (!v)
 		return;
 	v->c.vm->cpu[v->c.index] = NULL;
+	free(v->c.blocks);
 	free(v);
 }
 
@@ -237,18 +269,43 @@ static void take_events(struct soft_cpu *c)
 		c->nmi_pending = true;
 }
 
-/* One instruction: decode at RIP, count it, execute it. */
-static inline void step(struct soft_cpu *c)
+/* One block: its instructions run until one branches, exits or halts. */
+static inline int run_block(struct soft_cpu *c)
 {
-	struct insn d;
-	c->insn_rip = c->rip;
-	c->insn_rsp = c->r[R_RSP];
+	/* Interrupts are only taken between blocks, so the one-instruction
+	 * shadow after STI / MOV SS ends with the first instruction of a block. */
 	c->interrupt_shadow = false;
-	decode(c, &d);
-	c->last = &d;
-	c->stat_insns++;
-	c->stat_class[d.cls]++;
-	exec_insn(c, &d);
+	c->insn_rip = c->rip; /* a fetch fault belongs to the first instruction */
+	c->insn_rsp = c->r[R_RSP];
+	c->last = NULL;
+	struct block *b = fetch_block(c);
+	int i;
+	for (i = 0; i < b->n;) {
+		struct insn *d = &b->insn[i++];
+		c->last = d; /* a fault restores RIP (and RSP) from here */
+		c->stat_insns++;
+		c->stat_class[d->cls]++;
+		d->fn(c, d);
+		if (c->rip != d->start + d->len || c->exit_pending || c->halted)
+			break;
+	}
+	return i;
+}
+
+/* Up to BATCH instructions, until an exit, HLT, an interrupt or a kick. Kept
+ * out of vcpu_run so that its locals live in registers (no setjmp here). */
+static __attribute__((noinline)) void run_batch(struct soft_cpu *c)
+{
+	int n = 0;
+	do {
+		n += run_block(c);
+		if (c->exit_pending || c->halted)
+			break;
+		unsigned attn = atomic_load_explicit(c->attn, memory_order_relaxed);
+		if ((attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
+		    atomic_load_explicit(&c->kick, memory_order_relaxed))
+			break;
+	} while (n < BATCH);
 }
 
 static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
@@ -277,6 +334,26 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 	}
 }
 
+/* An instruction was abandoned (fault, or an exit to replay it): back to
+ * its first byte. Only the general dispatcher's instructions can have moved
+ * RSP before faulting (the fast handlers write memory first), so only they
+ * saved it. */
+static void restore_insn(struct soft_cpu *c)
+{
+	if (c->last) {
+		c->rip = c->last->start;
+		if (c->last->fn == exec_insn)
+			c->r[R_RSP] = c->insn_rsp;
+	} else {
+		c->rip = c->insn_rip;
+		c->r[R_RSP] = c->insn_rsp;
+	}
+	/* a fault while delivering this one restores the same state */
+	c->insn_rip = c->rip;
+	c->insn_rsp = c->r[R_RSP];
+	c->last = NULL;
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
@@ -296,18 +373,15 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	c->await = AWAIT_NONE;
 	c->exit = exit;
 	c->exit_pending = false;
+	c->last = NULL;
 
 	switch (setjmp(c->jb)) {
 	case JMP_EXCEPTION:
-		c->rip = c->insn_rip;
-		c->r[R_RSP] = c->insn_rsp;
-		c->last = NULL;
+		restore_insn(c);
 		handle_fault(c);
 		break;
 	case JMP_EXIT:
-		c->rip = c->insn_rip;
-		c->r[R_RSP] = c->insn_rsp;
-		c->last = NULL;
+		restore_insn(c);
 		c->await = exit->reason == EXIT_MMIO ? AWAIT_MMIO : AWAIT_IO;
 		return 0;
 	}
@@ -341,7 +415,10 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			intc_wait(ic, c->index, false);
 			continue;
 		}
-		if (attn || c->nmi_pending)
+		/* An instruction waiting for its device data completes before any
+		 * interrupt: the handler must not run into its replay. */
+		bool replay = c->io_in_ready || c->mmio_in_ready;
+		if ((attn || c->nmi_pending) && !replay)
 			deliver_interrupts(c, attn);
 		if (c->halted) {
 			intc_wait(ic, c->index, c->fl & FL_IF);
@@ -350,15 +427,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 				c->halted = false;
 			continue;
 		}
-		for (int n = 0; n < BATCH; n++) {
-			step(c);
-			if (c->exit_pending || c->halted)
-				break;
-			attn = atomic_load_explicit(c->attn, memory_order_relaxed);
-			if ((attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
-			    atomic_load_explicit(&c->kick, memory_order_relaxed))
-				break;
-		}
+		run_batch(c);
+		/* device data belongs to the first instruction only */
+		c->io_in_ready = c->mmio_in_ready = false;
 		c->last = NULL;
 		intc_poll(ic, c->index);
 	}
@@ -400,11 +471,11 @@ static const struct {
 	int idx;
 	uint32_t msr;
 } intc_msrs[] = {
-	{MSR_IDX_APIC_BASE, MSR_APIC_BASE},
-	{MSR_IDX_TSC, MSR_TSC},
-	{MSR_IDX_TSC_DEADLINE, MSR_TSC_DEADLINE},
-	{MSR_IDX_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW},
-	{MSR_IDX_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW},
+    {MSR_IDX_APIC_BASE, MSR_APIC_BASE},
+    {MSR_IDX_TSC, MSR_TSC},
+    {MSR_IDX_TSC_DEADLINE, MSR_TSC_DEADLINE},
+    {MSR_IDX_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW},
+    {MSR_IDX_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW},
 };
 
 static int soft_get_state(struct engine_vcpu *v, struct cpu_state *st)
@@ -443,8 +514,8 @@ static int soft_get_state(struct engine_vcpu *v, struct cpu_state *st)
 	st->has_lapic = true;
 	intc_get_lapic(ic, c->index, st->lapic);
 	st->mp_state = c->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI
-		       : c->halted			? MP_HALTED
-							: MP_RUNNABLE;
+		       : c->halted		       ? MP_HALTED
+						       : MP_RUNNABLE;
 	st->sipi_vector = 0;
 	st->exception_pending = false;
 	st->interrupt_pending = false;
@@ -556,10 +627,22 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 					       json_object_new_int64((int64_t)c->stat_trap[i]));
 	json_object_object_add(obj, "traps", traps);
 	struct json_object *tlb = json_object_new_object();
-	json_object_object_add(tlb, "hits", json_object_new_int64((int64_t)c->stat_tlb_hit));
+	json_object_object_add(
+	    tlb, "hits",
+	    json_object_new_int64((int64_t)(c->stat_tlb_hit + c->stat_insns - c->stat_fetch_slow)));
 	json_object_object_add(tlb, "misses", json_object_new_int64((int64_t)c->stat_tlb_miss));
 	json_object_object_add(tlb, "flushes", json_object_new_int64((int64_t)c->stat_tlb_flush));
 	json_object_object_add(obj, "tlb", tlb);
+	struct json_object *ud = json_object_new_object();
+	for (int i = 0; i < 16 && c->stat_ud[i].count; i++) {
+		char name[16];
+		unsigned op = c->stat_ud[i].op, map = op >> 8;
+		static const char *const prefix[4] = {"", "0f", "0f38", "0f3a"};
+		snprintf(name, sizeof(name), "%s%02x", prefix[map & 3], op & 0xff);
+		json_object_object_add(ud, name,
+				       json_object_new_int64((int64_t)c->stat_ud[i].count));
+	}
+	json_object_object_add(obj, "undefined_opcodes", ud);
 }
 
 static int soft_get_vm_state(struct engine_vm *vm, struct vm_state *st)
@@ -575,19 +658,19 @@ static int soft_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
 }
 
 const struct engine_ops soft_engine = {
-	.name = "soft",
-	.vm_create = soft_vm_create,
-	.vm_destroy = soft_vm_destroy,
-	.map_memory = soft_map_memory,
-	.vcpu_create = soft_vcpu_create,
-	.vcpu_destroy = soft_vcpu_destroy,
-	.vcpu_run = soft_vcpu_run,
-	.vcpu_kick = soft_vcpu_kick,
-	.get_state = soft_get_state,
-	.set_state = soft_set_state,
-	.irq_line = soft_irq_line,
-	.msi = soft_msi,
-	.get_vm_state = soft_get_vm_state,
-	.set_vm_state = soft_set_vm_state,
-	.stats = soft_stats,
+    .name = "soft",
+    .vm_create = soft_vm_create,
+    .vm_destroy = soft_vm_destroy,
+    .map_memory = soft_map_memory,
+    .vcpu_create = soft_vcpu_create,
+    .vcpu_destroy = soft_vcpu_destroy,
+    .vcpu_run = soft_vcpu_run,
+    .vcpu_kick = soft_vcpu_kick,
+    .get_state = soft_get_state,
+    .set_state = soft_set_state,
+    .irq_line = soft_irq_line,
+    .msi = soft_msi,
+    .get_vm_state = soft_get_vm_state,
+    .set_vm_state = soft_set_vm_state,
+    .stats = soft_stats,
 };

@@ -25,6 +25,7 @@
 
 struct soft_intc;
 struct soft_cpu;
+struct insn;
 
 struct soft_slot {
 	uint64_t gpa, size;
@@ -46,11 +47,44 @@ enum insn_class { CLS_INNOCUOUS, CLS_SENSITIVE, CLS_PRIVILEGED, NR_CLASSES };
 
 /* Instructions that trap to an emulation handler, counted one by one. */
 enum trap_kind {
-	TRAP_HLT, TRAP_IN, TRAP_OUT, TRAP_INS, TRAP_OUTS, TRAP_MOV_CR, TRAP_MOV_DR, TRAP_RDMSR,
-	TRAP_WRMSR, TRAP_CPUID, TRAP_RDTSC, TRAP_LGDT, TRAP_LIDT, TRAP_LLDT, TRAP_LTR, TRAP_SGDT,
-	TRAP_STR, TRAP_INVLPG, TRAP_CLI, TRAP_STI, TRAP_POPF, TRAP_PUSHF, TRAP_IRET, TRAP_INT,
-	TRAP_SYSCALL, TRAP_SYSRET, TRAP_SWAPGS, TRAP_MOV_SEG, TRAP_FAR, TRAP_CLTS, TRAP_WBINVD,
-	TRAP_XSETBV, TRAP_LMSW, TRAP_SMSW, TRAP_RDPMC, TRAP_MMIO, TRAP_EXCEPTION, TRAP_INTERRUPT,
+	TRAP_HLT,
+	TRAP_IN,
+	TRAP_OUT,
+	TRAP_INS,
+	TRAP_OUTS,
+	TRAP_MOV_CR,
+	TRAP_MOV_DR,
+	TRAP_RDMSR,
+	TRAP_WRMSR,
+	TRAP_CPUID,
+	TRAP_RDTSC,
+	TRAP_LGDT,
+	TRAP_LIDT,
+	TRAP_LLDT,
+	TRAP_LTR,
+	TRAP_SGDT,
+	TRAP_STR,
+	TRAP_INVLPG,
+	TRAP_CLI,
+	TRAP_STI,
+	TRAP_POPF,
+	TRAP_PUSHF,
+	TRAP_IRET,
+	TRAP_INT,
+	TRAP_SYSCALL,
+	TRAP_SYSRET,
+	TRAP_SWAPGS,
+	TRAP_MOV_SEG,
+	TRAP_FAR,
+	TRAP_CLTS,
+	TRAP_WBINVD,
+	TRAP_XSETBV,
+	TRAP_LMSW,
+	TRAP_SMSW,
+	TRAP_RDPMC,
+	TRAP_MMIO,
+	TRAP_EXCEPTION,
+	TRAP_INTERRUPT,
 	NR_TRAPS
 };
 extern const char *const trap_names[NR_TRAPS];
@@ -58,29 +92,56 @@ extern const char *const trap_names[NR_TRAPS];
 /* Lazy flags: the last flag-setting operation, evaluated only when read. */
 enum lazy_op {
 	LF_NONE, /* flags are in cpu->fl */
-	LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC
+	LF_ADD,
+	LF_ADC,
+	LF_SUB,
+	LF_SBB,
+	LF_LOGIC,
+	LF_INC,
+	LF_DEC,
+	LF_SHL, /* lf_a = operand, lf_b = count (1..63) */
+	LF_SHR,
+	LF_SAR,
+	LF_MUL /* lf_a = 1 when the product overflowed */
 };
 
-#define FL_CF 0x0001u
-#define FL_PF 0x0004u
-#define FL_AF 0x0010u
-#define FL_ZF 0x0040u
-#define FL_SF 0x0080u
-#define FL_TF 0x0100u
-#define FL_IF 0x0200u
-#define FL_DF 0x0400u
-#define FL_OF 0x0800u
-#define FL_IOPL 0x3000u
-#define FL_NT 0x4000u
-#define FL_RF 0x10000u
-#define FL_VM 0x20000u
-#define FL_AC 0x40000u
-#define FL_ID 0x200000u
+#define FL_CF	 0x0001u
+#define FL_PF	 0x0004u
+#define FL_AF	 0x0010u
+#define FL_ZF	 0x0040u
+#define FL_SF	 0x0080u
+#define FL_TF	 0x0100u
+#define FL_IF	 0x0200u
+#define FL_DF	 0x0400u
+#define FL_OF	 0x0800u
+#define FL_IOPL	 0x3000u
+#define FL_NT	 0x4000u
+#define FL_RF	 0x10000u
+#define FL_VM	 0x20000u
+#define FL_AC	 0x40000u
+#define FL_ID	 0x200000u
 #define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
 
-enum { EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
-       EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14,
-       EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19 };
+enum {
+	EXC_DE = 0,
+	EXC_DB = 1,
+	EXC_NMI = 2,
+	EXC_BP = 3,
+	EXC_OF = 4,
+	EXC_BR = 5,
+	EXC_UD = 6,
+	EXC_NM = 7,
+	EXC_DF = 8,
+	EXC_TS = 10,
+	EXC_NP = 11,
+	EXC_SS = 12,
+	EXC_GP = 13,
+	EXC_PF = 14,
+	EXC_MF = 16,
+	EXC_AC = 17,
+	EXC_MC = 18,
+	EXC_XM = 19
+};
 
 /* Why the interpreter long-jumps out of an instruction. */
 enum { JMP_EXCEPTION = 1, JMP_EXIT = 2 };
@@ -88,9 +149,9 @@ enum { JMP_EXCEPTION = 1, JMP_EXIT = 2 };
 enum access { ACC_READ, ACC_WRITE, ACC_EXEC };
 
 struct tlb_entry {
-	uint64_t tag[3]; /* page-aligned linear address per access kind; ~0 = invalid */
+	uint64_t tag[3];  /* page-aligned linear address per access kind; ~0 = invalid */
 	uintptr_t addend; /* host = addend + linear */
-	uint64_t pmask;   /* ~(size - 1) of the guest page this piece belongs to */
+	uint64_t pmask;	  /* ~(size - 1) of the guest page this piece belongs to */
 	bool global;
 };
 
@@ -108,27 +169,41 @@ typedef union {
 	long long v __attribute__((vector_size(16)));
 } xmm_t;
 
-/* One decoded instruction. */
+/* One decoded instruction (64 bytes, so a block stays compact). */
 struct insn {
-	uint64_t start;  /* linear RIP offset of the first byte */
+	uint64_t start; /* RIP (segment offset) of the first byte */
+	int64_t imm;
+	uint64_t ea; /* offset in the segment, computed at execution */
+	void (*fn)(struct soft_cpu *c, struct insn *d); /* executes it (exec_fast.c) */
+	int32_t disp, imm2;
+	uint16_t op; /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
 	uint8_t len;
-	uint8_t opsize;  /* 2, 4 or 8 */
+	uint8_t opsize; /* 2, 4 or 8 */
 	uint8_t addrsize;
 	uint8_t rex;
-	int8_t seg;      /* segment override or -1 */
-	uint8_t rep;     /* 0, 0xf2 or 0xf3 */
-	bool lock, opsize_prefix;
-	uint16_t op;     /* map << 8 | opcode byte; map 1 = 0F, 2 = 0F38, 3 = 0F3A */
-	bool has_modrm, is_mem;
+	uint8_t rep;	      /* 0, 0xf2 or 0xf3 */
 	uint8_t mod, reg, rm; /* reg and rm include REX bits */
-	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
 	uint8_t scale;
-	int64_t disp;
-	uint64_t ea;     /* offset within segment, computed at execution */
 	uint8_t ea_seg;
-	int64_t imm, imm2;
-	uint8_t cls;	   /* enum insn_class */
-	uint8_t bytes[16]; /* raw bytes, for failure reports */
+	uint8_t cls;	    /* enum insn_class */
+	int8_t seg;	    /* segment override or -1 */
+	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
+	bool lock, opsize_prefix, has_modrm, is_mem;
+};
+
+/* A block of decoded straight-line instructions (decode.c), valid while the
+ * guest bytes it came from are unchanged. */
+#define BLOCK_INSNS	 16
+#define BLOCK_CACHE_BITS 12
+#define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
+
+struct block {
+	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
+	uint64_t rip;
+	int mode, n;
+	uint16_t nbytes;
+	uint8_t code[BLOCK_INSNS * 15];
+	struct insn insn[BLOCK_INSNS];
 };
 
 struct soft_cpu {
@@ -144,7 +219,7 @@ struct soft_cpu {
 	uint64_t cr0, cr2, cr3, cr4, cr8, xcr0, efer;
 	uint64_t dr[4], dr6, dr7;
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base, sysenter_cs, sysenter_esp,
-		sysenter_eip, tsc_aux, pat, misc_enable;
+	    sysenter_eip, tsc_aux, pat, misc_enable;
 	int cpl;
 	int mode; /* code size: 2, 4 or 8 */
 
@@ -165,6 +240,8 @@ struct soft_cpu {
 	uint64_t mmio_in_gpa;
 	uint8_t mmio_in_data[8];
 	uint32_t io_in_count;
+	uint16_t io_in_port; /* the IN/INS that exited, so only it takes the data */
+	uint8_t io_in_size;
 	uint8_t io_buf[IO_BUF_SIZE];
 
 	/* Exception in flight, for #DF / triple-fault detection. */
@@ -174,10 +251,10 @@ struct soft_cpu {
 	jmp_buf jb;
 
 	bool interrupt_shadow, halted, nmi_masked, nmi_pending;
-	const atomic_uint *attn; /* the interrupt controllers' attention word */
-	int await;		 /* kind of exit whose data the next run brings */
-	uint64_t insn_rip, insn_rsp; /* restored when an instruction faults */
-	struct insn *last;	 /* instruction being executed, for reports */
+	const atomic_uint *attn;      /* the interrupt controllers' attention word */
+	int await;		      /* kind of exit whose data the next run brings */
+	uint64_t insn_rip, insn_rsp;  /* restored when an instruction faults */
+	struct insn *last;	      /* instruction being executed, for reports */
 	int pending_exc, pending_irq; /* from a restored snapshot, -1 = none */
 	uint32_t pending_exc_err;
 	bool pending_exc_has_err;
@@ -186,15 +263,24 @@ struct soft_cpu {
 	int index;
 	struct engine_vm *vm;
 
+	struct block *blocks;
+	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
 	uint64_t stat_trap[NR_TRAPS];
-	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush;
+	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush, stat_fetch_slow;
+	/* Opcodes that raised #UD (map << 8 | byte), so an instruction the
+	 * interpreter lacks shows up in --stats rather than only as a guest oops. */
+	struct {
+		uint16_t op;
+		uint64_t count;
+	} stat_ud[16];
 };
 
 /* decode.c */
-void decode(struct soft_cpu *c, struct insn *d);
-extern const uint8_t insn_class_1b[256], insn_class_0f[256];
+void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
+struct block *fetch_block(struct soft_cpu *c);
+void block_cache_init(struct soft_cpu *c);
 
 /* flags.c */
 uint64_t get_flags(struct soft_cpu *c);
@@ -218,7 +304,6 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
 void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
-int phys_read(struct soft_cpu *c, uint64_t gpa, void *data, unsigned size);
 
 static inline uint64_t mask_of(int size)
 {
@@ -229,14 +314,47 @@ static inline uint64_t mask_of(int size)
  * through memcpy (a single move once optimised). */
 static inline uint64_t load_n(const uint8_t *p, int size)
 {
-	uint64_t v = 0;
-	__builtin_memcpy(&v, p, size);
-	return v;
+	switch (size) {
+	case 1:
+		return *p;
+	case 2: {
+		uint16_t v;
+		__builtin_memcpy(&v, p, 2);
+		return v;
+	}
+	case 4: {
+		uint32_t v;
+		__builtin_memcpy(&v, p, 4);
+		return v;
+	}
+	default: {
+		uint64_t v;
+		__builtin_memcpy(&v, p, 8);
+		return v;
+	}
+	}
 }
 
 static inline void store_n(uint8_t *p, int size, uint64_t v)
 {
-	__builtin_memcpy(p, &v, size);
+	switch (size) {
+	case 1:
+		*p = (uint8_t)v;
+		break;
+	case 2: {
+		uint16_t t = (uint16_t)v;
+		__builtin_memcpy(p, &t, 2);
+		break;
+	}
+	case 4: {
+		uint32_t t = (uint32_t)v;
+		__builtin_memcpy(p, &t, 4);
+		break;
+	}
+	default:
+		__builtin_memcpy(p, &v, 8);
+		break;
+	}
 }
 
 /* Atomic compare-and-swap on guest memory for LOCKed instructions. */
@@ -265,19 +383,33 @@ static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
 }
 
 /* Host pointer for [lin, lin+size) if it stays in one cached page. */
-static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, int acc)
+static inline uint8_t *tlb_peek(struct soft_cpu *c, uint64_t lin, int size, int acc)
 {
 	int user = c->cpl == 3;
 	struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
-	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000,
-			     1)) {
-		c->stat_tlb_hit++;
+	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000, 1))
 		return (uint8_t *)(e->addend + lin);
-	}
 	return NULL;
 }
 
-uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc);
+/* The same for data accesses, counted for --stats. */
+static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, int acc)
+{
+	uint8_t *p = tlb_peek(c, lin, size, acc);
+	c->stat_tlb_hit += p != NULL;
+	return p;
+}
+
+uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int acc);
+
+/* Segment offset -> linear address, with the 64-bit-mode case inline. */
+static inline uint64_t seg_lin(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
+{
+	if (__builtin_expect(c->mode == 8 && seg < SEG_FS, 1) &&
+	    (uint64_t)((int64_t)(off << 16) >> 16) == off)
+		return off;
+	return seg_lin_slow(c, seg, off, size, acc);
+}
 
 static inline uint64_t mem_read(struct soft_cpu *c, int seg, uint64_t off, int size)
 {
@@ -323,14 +455,16 @@ uint64_t read_cr(struct soft_cpu *c, int n);
 bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write);
 void do_cpuid(struct soft_cpu *c);
 uint64_t read_tsc(struct soft_cpu *c);
-void far_jump(struct soft_cpu *c, uint16_t sel, uint64_t off, bool call, int opsize,
-	      uint64_t ret);
+void far_jump(struct soft_cpu *c, uint16_t sel, uint64_t off, bool call, int opsize, uint64_t ret);
 void far_return(struct soft_cpu *c, int opsize, uint16_t pop_extra);
 void do_syscall(struct soft_cpu *c);
 void do_sysret(struct soft_cpu *c, int opsize);
 
 /* exec.c and friends: execute one decoded instruction. */
 void exec_insn(struct soft_cpu *c, struct insn *d);
+void choose_handler(struct soft_cpu *c, struct insn *d);
+uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
+uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
 bool exec_sse(struct soft_cpu *c, struct insn *d);
 void exec_x87(struct soft_cpu *c, struct insn *d);

@@ -12,69 +12,89 @@
 
 typedef void (*sse_fn)(xmm_t *d, const xmm_t *s);
 
-#define OP(name, ins)                                                          \
-	static void name(xmm_t *d, const xmm_t *s)                             \
-	{                                                                      \
-		__asm__ volatile(ins " %1, %0" : "+x"(d->v) : "x"(s->v));      \
+#define OP(name, ins)                                                                              \
+	static void name(xmm_t *d, const xmm_t *s)                                                 \
+	{                                                                                          \
+		__asm__ volatile(ins " %1, %0" : "+x"(d->v) : "x"(s->v));                          \
 	}
 
 /* integer */
-OP(punpcklbw, "punpcklbw") OP(punpcklwd, "punpcklwd") OP(punpckldq, "punpckldq")
-OP(packsswb, "packsswb") OP(pcmpgtb, "pcmpgtb") OP(pcmpgtw, "pcmpgtw") OP(pcmpgtd, "pcmpgtd")
-OP(packuswb, "packuswb") OP(punpckhbw, "punpckhbw") OP(punpckhwd, "punpckhwd")
-OP(punpckhdq, "punpckhdq") OP(packssdw, "packssdw") OP(punpcklqdq, "punpcklqdq")
-OP(punpckhqdq, "punpckhqdq") OP(pcmpeqb, "pcmpeqb") OP(pcmpeqw, "pcmpeqw") OP(pcmpeqd, "pcmpeqd")
-OP(psrlw, "psrlw") OP(psrld, "psrld") OP(psrlq, "psrlq") OP(paddq, "paddq") OP(pmullw, "pmullw")
-OP(psubusb, "psubusb") OP(psubusw, "psubusw") OP(pminub, "pminub") OP(pand, "pand")
-OP(paddusb, "paddusb") OP(paddusw, "paddusw") OP(pmaxub, "pmaxub") OP(pandn, "pandn")
-OP(pavgb, "pavgb") OP(psraw, "psraw") OP(psrad, "psrad") OP(pavgw, "pavgw")
-OP(pmulhuw, "pmulhuw") OP(pmulhw, "pmulhw") OP(psubsb, "psubsb") OP(psubsw, "psubsw")
-OP(pminsw, "pminsw") OP(por, "por") OP(paddsb, "paddsb") OP(paddsw, "paddsw")
-OP(pmaxsw, "pmaxsw") OP(pxor, "pxor") OP(psllw, "psllw") OP(pslld, "pslld") OP(psllq, "psllq")
-OP(pmuludq, "pmuludq") OP(pmaddwd, "pmaddwd") OP(psadbw, "psadbw") OP(psubb, "psubb")
-OP(psubw, "psubw") OP(psubd, "psubd") OP(psubq, "psubq") OP(paddb, "paddb") OP(paddw, "paddw")
-OP(paddd, "paddd")
-/* floating point */
-OP(sqrtps, "sqrtps") OP(sqrtpd, "sqrtpd") OP(sqrtss, "sqrtss") OP(sqrtsd, "sqrtsd")
-OP(rsqrtps, "rsqrtps") OP(rsqrtss, "rsqrtss") OP(rcpps, "rcpps") OP(rcpss, "rcpss")
-OP(andps, "andps") OP(andnps, "andnps") OP(orps, "orps") OP(xorps, "xorps")
-OP(addps, "addps") OP(addpd, "addpd") OP(addss, "addss") OP(addsd, "addsd")
-OP(mulps, "mulps") OP(mulpd, "mulpd") OP(mulss, "mulss") OP(mulsd, "mulsd")
-OP(subps, "subps") OP(subpd, "subpd") OP(subss, "subss") OP(subsd, "subsd")
-OP(minps, "minps") OP(minpd, "minpd") OP(minss, "minss") OP(minsd, "minsd")
-OP(divps, "divps") OP(divpd, "divpd") OP(divss, "divss") OP(divsd, "divsd")
-OP(maxps, "maxps") OP(maxpd, "maxpd") OP(maxss, "maxss") OP(maxsd, "maxsd")
-OP(cvtps2pd, "cvtps2pd") OP(cvtpd2ps, "cvtpd2ps") OP(cvtss2sd, "cvtss2sd")
-OP(cvtsd2ss, "cvtsd2ss") OP(cvtdq2ps, "cvtdq2ps") OP(cvtps2dq, "cvtps2dq")
-OP(cvttps2dq, "cvttps2dq") OP(cvttpd2dq, "cvttpd2dq") OP(cvtdq2pd, "cvtdq2pd")
-OP(cvtpd2dq, "cvtpd2dq") OP(unpcklps, "unpcklps") OP(unpcklpd, "unpcklpd")
-OP(unpckhps, "unpckhps") OP(unpckhpd, "unpckhpd") OP(addsubps, "addsubps")
-OP(addsubpd, "addsubpd") OP(haddps, "haddps") OP(haddpd, "haddpd") OP(hsubps, "hsubps")
-OP(hsubpd, "hsubpd")
+OP(punpcklbw, "punpcklbw")
+OP(punpcklwd, "punpcklwd")
+OP(punpckldq, "punpckldq") OP(packsswb, "packsswb") OP(pcmpgtb, "pcmpgtb") OP(pcmpgtw, "pcmpgtw")
+    OP(pcmpgtd, "pcmpgtd") OP(packuswb, "packuswb") OP(punpckhbw, "punpckhbw")
+	OP(punpckhwd, "punpckhwd") OP(punpckhdq, "punpckhdq") OP(packssdw, "packssdw")
+	    OP(punpcklqdq, "punpcklqdq") OP(punpckhqdq, "punpckhqdq") OP(pcmpeqb, "pcmpeqb") OP(
+		pcmpeqw, "pcmpeqw") OP(pcmpeqd, "pcmpeqd") OP(psrlw, "psrlw") OP(psrld, "psrld")
+		OP(psrlq, "psrlq") OP(paddq, "paddq") OP(pmullw, "pmullw") OP(psubusb, "psubusb")
+		    OP(psubusw, "psubusw") OP(pminub, "pminub") OP(pand, "pand")
+			OP(paddusb, "paddusb") OP(paddusw, "paddusw") OP(pmaxub, "pmaxub")
+			    OP(pandn, "pandn") OP(pavgb, "pavgb") OP(psraw, "psraw")
+				OP(psrad, "psrad") OP(pavgw, "pavgw") OP(pmulhuw, "pmulhuw")
+				    OP(pmulhw, "pmulhw") OP(psubsb, "psubsb") OP(psubsw, "psubsw")
+					OP(pminsw, "pminsw") OP(por, "por") OP(paddsb, "paddsb")
+					    OP(paddsw, "paddsw") OP(pmaxsw, "pmaxsw")
+						OP(pxor, "pxor") OP(psllw, "psllw") OP(pslld,
+										       "pslld")
+						    OP(psllq, "psllq") OP(pmuludq, "pmuludq")
+							OP(pmaddwd, "pmaddwd") OP(psadbw, "psadbw")
+							    OP(psubb, "psubb") OP(psubw, "psubw")
+								OP(psubd, "psubd")
+								    OP(psubq, "psubq")
+									OP(paddb, "paddb")
+									    OP(paddw, "paddw")
+										OP(paddd, "paddd")
+    /* floating point */
+    OP(sqrtps, "sqrtps") OP(sqrtpd, "sqrtpd") OP(sqrtss, "sqrtss") OP(sqrtsd, "sqrtsd") OP(
+	rsqrtps, "rsqrtps") OP(rsqrtss, "rsqrtss") OP(rcpps, "rcpps")
+	OP(rcpss, "rcpss") OP(andps, "andps") OP(andnps, "andnps") OP(orps, "orps")
+	    OP(xorps, "xorps") OP(addps, "addps") OP(addpd, "addpd") OP(addss, "addss")
+		OP(addsd, "addsd") OP(mulps, "mulps") OP(mulpd, "mulpd") OP(mulss, "mulss")
+		    OP(mulsd, "mulsd") OP(subps, "subps") OP(subpd, "subpd") OP(subss, "subss")
+			OP(subsd, "subsd") OP(minps, "minps") OP(minpd, "minpd") OP(minss, "minss")
+			    OP(minsd, "minsd") OP(divps, "divps") OP(divpd, "divpd")
+				OP(divss, "divss") OP(divsd, "divsd") OP(maxps, "maxps") OP(maxpd,
+											    "maxpd")
+				    OP(maxss, "maxss") OP(maxsd, "maxsd") OP(cvtps2pd, "cvtps2pd")
+					OP(cvtpd2ps, "cvtpd2ps") OP(cvtss2sd, "cvtss2sd")
+					    OP(cvtsd2ss, "cvtsd2ss") OP(cvtdq2ps, "cvtdq2ps") OP(
+						cvtps2dq, "cvtps2dq") OP(cvttps2dq, "cvttps2dq")
+						OP(cvttpd2dq, "cvttpd2dq") OP(cvtdq2pd, "cvtdq2pd")
+						    OP(cvtpd2dq,
+						       "cvtpd2dq") OP(unpcklps, "unpcklps")
+							OP(unpcklpd,
+							   "unpcklpd") OP(unpckhps, "unpckhps")
+							    OP(unpckhpd,
+							       "unpckhpd") OP(addsubps, "addsubps")
+								OP(addsubpd, "addsubpd")
+								    OP(haddps, "haddps")
+									OP(haddpd, "haddpd")
+									    OP(hsubps, "hsubps")
+										OP(hsubpd, "hsubpd")
 
-/* Integer SIMD ops shared by MMX (no prefix) and SSE2 (66). */
-static sse_fn int_op(unsigned b)
+    /* Integer SIMD ops shared by MMX (no prefix) and SSE2 (66). */
+    static sse_fn int_op(unsigned b)
 {
 	static const sse_fn tab[0x100 - 0x60] = {
-		[0x60 - 0x60] = punpcklbw, [0x61 - 0x60] = punpcklwd, [0x62 - 0x60] = punpckldq,
-		[0x63 - 0x60] = packsswb,  [0x64 - 0x60] = pcmpgtb,   [0x65 - 0x60] = pcmpgtw,
-		[0x66 - 0x60] = pcmpgtd,   [0x67 - 0x60] = packuswb,  [0x68 - 0x60] = punpckhbw,
-		[0x69 - 0x60] = punpckhwd, [0x6a - 0x60] = punpckhdq, [0x6b - 0x60] = packssdw,
-		[0x6c - 0x60] = punpcklqdq, [0x6d - 0x60] = punpckhqdq, [0x74 - 0x60] = pcmpeqb,
-		[0x75 - 0x60] = pcmpeqw,   [0x76 - 0x60] = pcmpeqd,   [0xd1 - 0x60] = psrlw,
-		[0xd2 - 0x60] = psrld,	   [0xd3 - 0x60] = psrlq,     [0xd4 - 0x60] = paddq,
-		[0xd5 - 0x60] = pmullw,	   [0xd8 - 0x60] = psubusb,   [0xd9 - 0x60] = psubusw,
-		[0xda - 0x60] = pminub,	   [0xdb - 0x60] = pand,      [0xdc - 0x60] = paddusb,
-		[0xdd - 0x60] = paddusw,   [0xde - 0x60] = pmaxub,    [0xdf - 0x60] = pandn,
-		[0xe0 - 0x60] = pavgb,	   [0xe1 - 0x60] = psraw,     [0xe2 - 0x60] = psrad,
-		[0xe3 - 0x60] = pavgw,	   [0xe4 - 0x60] = pmulhuw,   [0xe5 - 0x60] = pmulhw,
-		[0xe8 - 0x60] = psubsb,	   [0xe9 - 0x60] = psubsw,    [0xea - 0x60] = pminsw,
-		[0xeb - 0x60] = por,	   [0xec - 0x60] = paddsb,    [0xed - 0x60] = paddsw,
-		[0xee - 0x60] = pmaxsw,	   [0xef - 0x60] = pxor,      [0xf1 - 0x60] = psllw,
-		[0xf2 - 0x60] = pslld,	   [0xf3 - 0x60] = psllq,     [0xf4 - 0x60] = pmuludq,
-		[0xf5 - 0x60] = pmaddwd,   [0xf6 - 0x60] = psadbw,    [0xf8 - 0x60] = psubb,
-		[0xf9 - 0x60] = psubw,	   [0xfa - 0x60] = psubd,     [0xfb - 0x60] = psubq,
-		[0xfc - 0x60] = paddb,	   [0xfd - 0x60] = paddw,     [0xfe - 0x60] = paddd,
+	    [0x60 - 0x60] = punpcklbw,	[0x61 - 0x60] = punpcklwd,  [0x62 - 0x60] = punpckldq,
+	    [0x63 - 0x60] = packsswb,	[0x64 - 0x60] = pcmpgtb,    [0x65 - 0x60] = pcmpgtw,
+	    [0x66 - 0x60] = pcmpgtd,	[0x67 - 0x60] = packuswb,   [0x68 - 0x60] = punpckhbw,
+	    [0x69 - 0x60] = punpckhwd,	[0x6a - 0x60] = punpckhdq,  [0x6b - 0x60] = packssdw,
+	    [0x6c - 0x60] = punpcklqdq, [0x6d - 0x60] = punpckhqdq, [0x74 - 0x60] = pcmpeqb,
+	    [0x75 - 0x60] = pcmpeqw,	[0x76 - 0x60] = pcmpeqd,    [0xd1 - 0x60] = psrlw,
+	    [0xd2 - 0x60] = psrld,	[0xd3 - 0x60] = psrlq,	    [0xd4 - 0x60] = paddq,
+	    [0xd5 - 0x60] = pmullw,	[0xd8 - 0x60] = psubusb,    [0xd9 - 0x60] = psubusw,
+	    [0xda - 0x60] = pminub,	[0xdb - 0x60] = pand,	    [0xdc - 0x60] = paddusb,
+	    [0xdd - 0x60] = paddusw,	[0xde - 0x60] = pmaxub,	    [0xdf - 0x60] = pandn,
+	    [0xe0 - 0x60] = pavgb,	[0xe1 - 0x60] = psraw,	    [0xe2 - 0x60] = psrad,
+	    [0xe3 - 0x60] = pavgw,	[0xe4 - 0x60] = pmulhuw,    [0xe5 - 0x60] = pmulhw,
+	    [0xe8 - 0x60] = psubsb,	[0xe9 - 0x60] = psubsw,	    [0xea - 0x60] = pminsw,
+	    [0xeb - 0x60] = por,	[0xec - 0x60] = paddsb,	    [0xed - 0x60] = paddsw,
+	    [0xee - 0x60] = pmaxsw,	[0xef - 0x60] = pxor,	    [0xf1 - 0x60] = psllw,
+	    [0xf2 - 0x60] = pslld,	[0xf3 - 0x60] = psllq,	    [0xf4 - 0x60] = pmuludq,
+	    [0xf5 - 0x60] = pmaddwd,	[0xf6 - 0x60] = psadbw,	    [0xf8 - 0x60] = psubb,
+	    [0xf9 - 0x60] = psubw,	[0xfa - 0x60] = psubd,	    [0xfb - 0x60] = psubq,
+	    [0xfc - 0x60] = paddb,	[0xfd - 0x60] = paddw,	    [0xfe - 0x60] = paddd,
 	};
 	return b >= 0x60 ? tab[b - 0x60] : NULL;
 }
@@ -83,15 +103,21 @@ static sse_fn int_op(unsigned b)
 static sse_fn fp_op(unsigned b, int p, int *scalar_bytes)
 {
 	static const sse_fn arith[16][4] = {
-		[0x1] = {sqrtps, sqrtpd, sqrtss, sqrtsd}, [0x2] = {rsqrtps, NULL, rsqrtss, NULL},
-		[0x3] = {rcpps, NULL, rcpss, NULL},	  [0x4] = {andps, andps, NULL, NULL},
-		[0x5] = {andnps, andnps, NULL, NULL},	  [0x6] = {orps, orps, NULL, NULL},
-		[0x7] = {xorps, xorps, NULL, NULL},	  [0x8] = {addps, addpd, addss, addsd},
-		[0x9] = {mulps, mulpd, mulss, mulsd},
-		[0xa] = {cvtps2pd, cvtpd2ps, cvtss2sd, cvtsd2ss},
-		[0xb] = {cvtdq2ps, cvtps2dq, cvttps2dq, NULL}, [0xc] = {subps, subpd, subss, subsd},
-		[0xd] = {minps, minpd, minss, minsd},	  [0xe] = {divps, divpd, divss, divsd},
-		[0xf] = {maxps, maxpd, maxss, maxsd},
+	    [0x1] = {sqrtps, sqrtpd, sqrtss, sqrtsd},
+	    [0x2] = {rsqrtps, NULL, rsqrtss, NULL},
+	    [0x3] = {rcpps, NULL, rcpss, NULL},
+	    [0x4] = {andps, andps, NULL, NULL},
+	    [0x5] = {andnps, andnps, NULL, NULL},
+	    [0x6] = {orps, orps, NULL, NULL},
+	    [0x7] = {xorps, xorps, NULL, NULL},
+	    [0x8] = {addps, addpd, addss, addsd},
+	    [0x9] = {mulps, mulpd, mulss, mulsd},
+	    [0xa] = {cvtps2pd, cvtpd2ps, cvtss2sd, cvtsd2ss},
+	    [0xb] = {cvtdq2ps, cvtps2dq, cvttps2dq, NULL},
+	    [0xc] = {subps, subpd, subss, subsd},
+	    [0xd] = {minps, minpd, minss, minsd},
+	    [0xe] = {divps, divpd, divss, divsd},
+	    [0xf] = {maxps, maxpd, maxss, maxsd},
 	};
 	*scalar_bytes = 0;
 	if (b >= 0x51 && b <= 0x5f) {
@@ -288,16 +314,32 @@ static void cmp_op(struct soft_cpu *c, struct insn *d, int p)
 	uint32_t host, now, guest = (c->mxcsr & ~0x3fu) | 0x1f80u;
 	__asm__ volatile("stmxcsr %0" : "=m"(host));
 	__asm__ volatile("ldmxcsr %0" : : "m"(guest));
-#define CMPCASE(ins)                                                                         \
-	switch (pred) {                                                                       \
-	case 0: __asm__ volatile(ins " $0, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	case 1: __asm__ volatile(ins " $1, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	case 2: __asm__ volatile(ins " $2, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	case 3: __asm__ volatile(ins " $3, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	case 4: __asm__ volatile(ins " $4, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	case 5: __asm__ volatile(ins " $5, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	case 6: __asm__ volatile(ins " $6, %1, %0" : "+x"(r.v) : "x"(s.v)); break;            \
-	default: __asm__ volatile(ins " $7, %1, %0" : "+x"(r.v) : "x"(s.v)); break;           \
+#define CMPCASE(ins)                                                                               \
+	switch (pred) {                                                                            \
+	case 0:                                                                                    \
+		__asm__ volatile(ins " $0, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	case 1:                                                                                    \
+		__asm__ volatile(ins " $1, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	case 2:                                                                                    \
+		__asm__ volatile(ins " $2, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	case 3:                                                                                    \
+		__asm__ volatile(ins " $3, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	case 4:                                                                                    \
+		__asm__ volatile(ins " $4, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	case 5:                                                                                    \
+		__asm__ volatile(ins " $5, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	case 6:                                                                                    \
+		__asm__ volatile(ins " $6, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
+	default:                                                                                   \
+		__asm__ volatile(ins " $7, %1, %0" : "+x"(r.v) : "x"(s.v));                        \
+		break;                                                                             \
 	}
 	switch (p) {
 	case 0:
@@ -334,16 +376,24 @@ static void comis(struct soft_cpu *c, struct insn *d, bool dbl, bool ordered)
 	__asm__ volatile("ldmxcsr %0" : : "m"(guest));
 	if (dbl && ordered)
 		__asm__ volatile("comisd %3, %4; setz %0; setp %1; setc %2"
-				 : "=r"(z), "=r"(p), "=r"(cf) : "x"(s.v), "x"(a.v) : "cc");
+				 : "=r"(z), "=r"(p), "=r"(cf)
+				 : "x"(s.v), "x"(a.v)
+				 : "cc");
 	else if (dbl)
 		__asm__ volatile("ucomisd %3, %4; setz %0; setp %1; setc %2"
-				 : "=r"(z), "=r"(p), "=r"(cf) : "x"(s.v), "x"(a.v) : "cc");
+				 : "=r"(z), "=r"(p), "=r"(cf)
+				 : "x"(s.v), "x"(a.v)
+				 : "cc");
 	else if (ordered)
 		__asm__ volatile("comiss %3, %4; setz %0; setp %1; setc %2"
-				 : "=r"(z), "=r"(p), "=r"(cf) : "x"(s.v), "x"(a.v) : "cc");
+				 : "=r"(z), "=r"(p), "=r"(cf)
+				 : "x"(s.v), "x"(a.v)
+				 : "cc");
 	else
 		__asm__ volatile("ucomiss %3, %4; setz %0; setp %1; setc %2"
-				 : "=r"(z), "=r"(p), "=r"(cf) : "x"(s.v), "x"(a.v) : "cc");
+				 : "=r"(z), "=r"(p), "=r"(cf)
+				 : "x"(s.v), "x"(a.v)
+				 : "cc");
 	__asm__ volatile("stmxcsr %0" : "=m"(now));
 	__asm__ volatile("ldmxcsr %0" : : "m"(host));
 	uint32_t flags = now & 0x3f;
@@ -361,7 +411,8 @@ static void cvt_int(struct soft_cpu *c, struct insn *d, unsigned b, int p)
 	xmm_t r = c->xmm[d->reg], s;
 	int64_t iv = 0;
 	if (b == 0x2a) {
-		int64_t v = (int64_t)(w ? rm_get(c, d, 8) : (uint64_t)(int64_t)(int32_t)rm_get(c, d, 4));
+		int64_t v =
+		    (int64_t)(w ? rm_get(c, d, 8) : (uint64_t)(int64_t)(int32_t)rm_get(c, d, 4));
 		int32_t v32 = (int32_t)v;
 		__asm__ volatile("stmxcsr %0" : "=m"(host));
 		__asm__ volatile("ldmxcsr %0" : : "m"(guest));
@@ -378,18 +429,17 @@ static void cvt_int(struct soft_cpu *c, struct insn *d, unsigned b, int p)
 		bool trunc = b == 0x2c;
 		__asm__ volatile("stmxcsr %0" : "=m"(host));
 		__asm__ volatile("ldmxcsr %0" : : "m"(guest));
-		if (dbl) {
+		if (w && dbl) {
 			if (trunc)
 				__asm__ volatile("cvttsd2si %1, %0" : "=r"(iv) : "x"(s.v));
 			else
 				__asm__ volatile("cvtsd2si %1, %0" : "=r"(iv) : "x"(s.v));
-		} else {
+		} else if (w) {
 			if (trunc)
 				__asm__ volatile("cvttss2si %1, %0" : "=r"(iv) : "x"(s.v));
 			else
 				__asm__ volatile("cvtss2si %1, %0" : "=r"(iv) : "x"(s.v));
-		}
-		if (!w) {
+		} else {
 			int32_t i32;
 			if (dbl && trunc)
 				__asm__ volatile("cvttsd2si %1, %0" : "=r"(i32) : "x"(s.v));
@@ -412,6 +462,33 @@ static void cvt_int(struct soft_cpu *c, struct insn *d, unsigned b, int p)
 		c->xmm[d->reg] = r;
 	else
 		reg_set(c, d->reg, w ? 8 : 4, true, (uint64_t)iv);
+}
+
+/* CVTPI2PS/PD, CVT(T)PS2PI, CVT(T)PD2PI: two lanes between MMX and XMM,
+ * computed with the SSE2 packed conversions on a temporary. */
+static void cvt_mmx(struct soft_cpu *c, struct insn *d, unsigned b, int p)
+{
+	mmx_check(c);
+	xmm_t s, r;
+	if (b == 0x2a) {
+		src_op(c, d, &s, 8, true, false);
+		r = c->xmm[d->reg];
+		xmm_t t = r;
+		fp_run(c, p ? cvtdq2pd : cvtdq2ps, &t, &s);
+		if (p)
+			r = t;
+		else
+			r.q[0] = t.q[0];
+		c->xmm[d->reg] = r;
+		return;
+	}
+	src_op(c, d, &s, p ? 16 : 8, false, p != 0);
+	if (!p)
+		s.q[1] = 0; /* only two single lanes take part */
+	r.q[0] = r.q[1] = 0;
+	sse_fn fn = p ? (b == 0x2c ? cvttpd2dq : cvtpd2dq) : (b == 0x2c ? cvttps2dq : cvtps2dq);
+	fp_run(c, fn, &r, &s);
+	mm_write(c, d->reg, r.q[0]);
 }
 
 /* Data movement between XMM/MMX registers, memory and GPRs. */
@@ -498,7 +575,7 @@ static bool moves(struct soft_cpu *c, struct insn *d, unsigned b, int p)
 		xmm_t *s = &c->xmm[d->rm];
 		uint32_t m = p ? (uint32_t)((s->q[0] >> 63) | ((s->q[1] >> 63) << 1))
 			       : (s->d[0] >> 31) | ((s->d[1] >> 31) << 1) | ((s->d[2] >> 31) << 2) |
-					 ((s->d[3] >> 31) << 3);
+				     ((s->d[3] >> 31) << 3);
 		reg_set(c, d->reg, 4, true, m);
 		return true;
 	}
@@ -669,8 +746,8 @@ bool exec_sse(struct soft_cpu *c, struct insn *d)
 		c->ftw_empty = 0xff;
 		return true;
 	}
-	bool simd = (b >= 0x10 && b <= 0x17) || (b >= 0x28 && b <= 0x2f) || (b >= 0x50 && b <= 0x7f) ||
-		    (b >= 0xc2 && b <= 0xc6) || b >= 0xd0;
+	bool simd = (b >= 0x10 && b <= 0x17) || (b >= 0x28 && b <= 0x2f) ||
+		    (b >= 0x50 && b <= 0x7f) || (b >= 0xc2 && b <= 0xc6) || b >= 0xd0;
 	if (!simd)
 		return false;
 	bool mmx = p == 0 && ((b >= 0x60 && b <= 0x7f) || b >= 0xd0) && b != 0xd0 && b != 0x7c &&
@@ -685,18 +762,13 @@ bool exec_sse(struct soft_cpu *c, struct insn *d)
 
 	switch (b) {
 	case 0x2a:
-		if (p >= 2) {
-			cvt_int(c, d, b, p);
-			return true;
-		}
-		return false;
 	case 0x2c:
 	case 0x2d:
-		if (p >= 2) {
+		if (p >= 2)
 			cvt_int(c, d, b, p);
-			return true;
-		}
-		return false;
+		else
+			cvt_mmx(c, d, b, p);
+		return true;
 	case 0x2e:
 	case 0x2f:
 		if (p > 1)

@@ -160,9 +160,9 @@ uint64_t read_cr(struct soft_cpu *c, int n)
 	raise_ud(c);
 }
 
-#define CR4_SUPPORTED                                                                          \
-	((1u << 2) | (1u << 3) | CR4_PSE | CR4_PAE | (1u << 6) | CR4_PGE | (1u << 8) | CR4_OSFXSR | \
-	 CR4_OSXMMEXCPT)
+#define CR4_SUPPORTED                                                                              \
+	((1u << 2) | (1u << 3) | CR4_PSE | CR4_PAE | (1u << 6) | CR4_PGE | (1u << 8) |             \
+	 CR4_OSFXSR | CR4_OSXMMEXCPT)
 
 void write_cr(struct soft_cpu *c, int n, uint64_t v)
 {
@@ -309,9 +309,9 @@ void do_cpuid(struct soft_cpu *c)
 	uint32_t leaf = (uint32_t)c->r[R_RAX], sub = (uint32_t)c->r[R_RCX];
 	uint32_t r[4] = {0, 0, 0, 0}; /* eax ebx ecx edx */
 	/* Leaf-1 EDX: fpu pse tsc msr pae cx8 apic pge cmov pat clflush mmx fxsr sse sse2 */
-	const uint32_t edx1 = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
-			      (1u << 9) | (1u << 13) | (1u << 15) | (1u << 16) | (1u << 19) |
-			      (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+	const uint32_t edx1 = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
+			      (1u << 8) | (1u << 9) | (1u << 13) | (1u << 15) | (1u << 16) |
+			      (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
 	const uint32_t sig = 0x00060fb1; /* family 15, model 107, stepping 1 (as qemu64) */
 	(void)sub;
 
@@ -356,8 +356,9 @@ void do_cpuid(struct soft_cpu *c)
 		break;
 	case 0x80000001:
 		r[0] = sig;
-		r[2] = (1u << 0) | (1u << 5);							/* lahf_lm abm */
-		r[3] = (edx1 & 0x0183f3ff) | (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); /* syscall nx 1g rdtscp lm */
+		r[2] = (1u << 0) | (1u << 5); /* lahf_lm abm */
+		r[3] = (edx1 & 0x0183f3ff) | (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) |
+		       (1u << 29); /* syscall nx 1g rdtscp lm */
 		break;
 	case 0x80000002:
 		cpuid_str(r, "popek soft x86-6", 16);

@@ -277,10 +277,12 @@ static void d9_special(struct soft_cpu *c, unsigned rm)
 		uint16_t sw;
 		if (rm == 0x38)
 			__asm__("1: fprem; fnstsw %%ax; testb $4, %%ah; jnz 1b"
-				: "=t"(r), "=a"(sw) : "0"(a), "u"(b));
+				: "=t"(r), "=a"(sw)
+				: "0"(a), "u"(b));
 		else
 			__asm__("1: fprem1; fnstsw %%ax; testb $4, %%ah; jnz 1b"
-				: "=t"(r), "=a"(sw) : "0"(a), "u"(b));
+				: "=t"(r), "=a"(sw)
+				: "0"(a), "u"(b));
 		*st(c, 0) = r;
 		c->fsw = (uint16_t)((c->fsw & ~FSW_CC) | (sw & (FSW_C0 | FSW_C1 | FSW_C3)));
 		return;
@@ -380,7 +382,7 @@ static void mem_ops(struct soft_cpu *c, struct insn *d, unsigned esc, int r)
 	case 2:
 	case 4:
 	case 6: {
-		long double v = esc == 0 ? load_fp(c, d, 4)
+		long double v = esc == 0   ? load_fp(c, d, 4)
 				: esc == 4 ? load_fp(c, d, 8)
 				: esc == 2 ? load_int(c, d, 4)
 					   : load_int(c, d, 2);

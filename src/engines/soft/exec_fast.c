@@ -1,0 +1,366 @@
+/* Fast paths: specialised handlers for the most frequent 64-bit-mode
+ * instruction forms (moves, word-size ALU ops, branches, push/pop), chosen
+ * once at decode time and stored in the cached instruction, so the common
+ * case skips the generic dispatcher's prefix and mode checks. Anything
+ * unusual (byte or 16-bit operands, LOCK, REP, other modes) keeps exec_insn. */
+#include "engines/soft/soft.h"
+
+#define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
+
+static inline uint64_t ea(struct soft_cpu *c, struct insn *d)
+{
+	uint64_t a = (uint64_t)d->disp;
+	if (d->base == 16)
+		a += d->start + d->len;
+	else if (d->base >= 0)
+		a += c->r[d->base];
+	if (d->index >= 0)
+		a += c->r[d->index] * d->scale;
+	return d->addrsize == 8 ? a : (uint32_t)a;
+}
+
+static inline void next(struct soft_cpu *c, struct insn *d)
+{
+	c->rip = d->start + d->len;
+}
+
+static inline void wreg(struct soft_cpu *c, int r, int size, uint64_t v)
+{
+	c->r[r] = size == 8 ? v : (uint32_t)v;
+}
+
+static inline uint64_t rreg(struct soft_cpu *c, int r, int size)
+{
+	return size == 8 ? c->r[r] : (uint32_t)c->r[r];
+}
+
+static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
+{
+	if (!d->is_mem)
+		return rreg(c, d->rm, d->opsize);
+	return mem_read(c, SEG(d), ea(c, d), d->opsize);
+}
+
+/* ALU op r/m <- r/m OP reg; OP computes r from a and b. */
+#define ALU_RM_R(name, LF, OP, WRITE)                                                              \
+	static void name##_rm_r(struct soft_cpu *c, struct insn *d)                                \
+	{                                                                                          \
+		int size = d->opsize;                                                              \
+		uint64_t b = rreg(c, d->reg, size), a, r;                                          \
+		next(c, d);                                                                        \
+		if (!d->is_mem) {                                                                  \
+			a = rreg(c, d->rm, size);                                                  \
+			r = OP;                                                                    \
+			lazy(c, LF, size, r, a, b);                                                \
+			if (WRITE)                                                                 \
+				wreg(c, d->rm, size, r);                                           \
+			return;                                                                    \
+		}                                                                                  \
+		uint64_t off = ea(c, d);                                                           \
+		if (!(WRITE)) {                                                                    \
+			a = mem_read(c, SEG(d), off, size);                                        \
+			r = OP;                                                                    \
+			lazy(c, LF, size, r, a, b);                                                \
+			return;                                                                    \
+		}                                                                                  \
+		uint8_t *p = mem_rmw_ptr(c, SEG(d), off, size);                                    \
+		a = p ? load_n(p, size) : mem_read(c, SEG(d), off, size);                          \
+		r = OP;                                                                            \
+		if (p)                                                                             \
+			store_n(p, size, r);                                                       \
+		else                                                                               \
+			mem_write(c, SEG(d), off, size, r);                                        \
+		lazy(c, LF, size, r, a, b);                                                        \
+	}
+
+/* reg <- reg OP r/m */
+#define ALU_R_RM(name, LF, OP, WRITE)                                                              \
+	static void name##_r_rm(struct soft_cpu *c, struct insn *d)                                \
+	{                                                                                          \
+		int size = d->opsize;                                                              \
+		uint64_t a = rreg(c, d->reg, size), b, r;                                          \
+		next(c, d);                                                                        \
+		b = rm_load(c, d);                                                                 \
+		r = OP;                                                                            \
+		lazy(c, LF, size, r, a, b);                                                        \
+		if (WRITE)                                                                         \
+			wreg(c, d->reg, size, r);                                                  \
+	}
+
+/* r/m <- r/m OP immediate */
+#define ALU_IMM(name, LF, OP, WRITE)                                                               \
+	static void name##_imm(struct soft_cpu *c, struct insn *d)                                 \
+	{                                                                                          \
+		int size = d->opsize;                                                              \
+		uint64_t b = (uint64_t)d->imm & mask_of(size), a, r;                               \
+		next(c, d);                                                                        \
+		if (!d->is_mem) {                                                                  \
+			a = rreg(c, d->rm, size);                                                  \
+			r = OP;                                                                    \
+			lazy(c, LF, size, r, a, b);                                                \
+			if (WRITE)                                                                 \
+				wreg(c, d->rm, size, r);                                           \
+			return;                                                                    \
+		}                                                                                  \
+		uint64_t off = ea(c, d);                                                           \
+		a = mem_read(c, SEG(d), off, size);                                                \
+		r = OP;                                                                            \
+		if (WRITE)                                                                         \
+			mem_write(c, SEG(d), off, size, r);                                        \
+		lazy(c, LF, size, r, a, b);                                                        \
+	}
+
+#define ALU(name, LF, OP, WRITE)                                                                   \
+	ALU_RM_R(name, LF, OP, WRITE) ALU_R_RM(name, LF, OP, WRITE) ALU_IMM(name, LF, OP, WRITE)
+
+ALU(add, LF_ADD, a + b, 1)
+ALU(or, LF_LOGIC, a | b, 1)
+ALU(and, LF_LOGIC, a &b, 1)
+ALU(sub, LF_SUB, a - b, 1)
+ALU(xor, LF_LOGIC, a ^ b, 1)
+ALU(cmp, LF_SUB, a - b, 0)
+ALU_RM_R(test, LF_LOGIC, a &b, 0)
+ALU_IMM(test, LF_LOGIC, a &b, 0)
+
+static void mov_rm_r(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	if (d->is_mem)
+		mem_write(c, SEG(d), ea(c, d), d->opsize, c->r[d->reg]);
+	else
+		wreg(c, d->rm, d->opsize, c->r[d->reg]);
+}
+
+static void mov_r_rm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	wreg(c, d->reg, d->opsize, rm_load(c, d));
+}
+
+static void mov_rm_imm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	if (d->is_mem)
+		mem_write(c, SEG(d), ea(c, d), d->opsize, (uint64_t)d->imm);
+	else
+		wreg(c, d->rm, d->opsize, (uint64_t)d->imm);
+}
+
+static void mov_r_imm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	wreg(c, (d->op & 7) | ((d->rex & 1) << 3), d->opsize, (uint64_t)d->imm);
+}
+
+static void lea(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	wreg(c, d->reg, d->opsize, ea(c, d));
+}
+
+static void movzx8(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 1) : reg_get(c, d->rm, 1, d->rex);
+	wreg(c, d->reg, d->opsize, v);
+}
+
+static void movzx16(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 2) : (uint16_t)c->r[d->rm];
+	wreg(c, d->reg, d->opsize, v);
+}
+
+static void movsxd(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 4) : (uint32_t)c->r[d->rm];
+	wreg(c, d->reg, d->opsize, (uint64_t)(int64_t)(int32_t)v);
+}
+
+static void jcc(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	if (cond(c, d->op & 15))
+		c->rip += (uint64_t)d->imm;
+}
+
+static void jmp(struct soft_cpu *c, struct insn *d)
+{
+	c->rip = d->start + d->len + (uint64_t)d->imm;
+}
+
+static void call(struct soft_cpu *c, struct insn *d)
+{
+	uint64_t ret = d->start + d->len, sp = c->r[R_RSP] - 8;
+	mem_write(c, SEG_SS, sp, 8, ret);
+	c->r[R_RSP] = sp;
+	c->rip = ret + (uint64_t)d->imm;
+}
+
+static void ret(struct soft_cpu *c, struct insn *d)
+{
+	(void)d;
+	uint64_t sp = c->r[R_RSP];
+	c->rip = mem_read(c, SEG_SS, sp, 8);
+	c->r[R_RSP] = sp + 8;
+}
+
+static void push_r(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t sp = c->r[R_RSP] - 8;
+	mem_write(c, SEG_SS, sp, 8, c->r[(d->op & 7) | ((d->rex & 1) << 3)]);
+	c->r[R_RSP] = sp;
+}
+
+static void pop_r(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t sp = c->r[R_RSP];
+	uint64_t v = mem_read(c, SEG_SS, sp, 8);
+	c->r[R_RSP] = sp + 8;
+	c->r[(d->op & 7) | ((d->rex & 1) << 3)] = v;
+}
+
+static void incdec_r(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	int size = d->opsize;
+	uint64_t a = rreg(c, d->rm, size);
+	get_flags(c); /* INC/DEC keep CF */
+	if (d->reg & 1) {
+		lazy(c, LF_DEC, size, a - 1, a, 1);
+		wreg(c, d->rm, size, a - 1);
+	} else {
+		lazy(c, LF_INC, size, a + 1, a, 1);
+		wreg(c, d->rm, size, a + 1);
+	}
+}
+
+static void cmov(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t v = rm_load(c, d);
+	if (cond(c, d->op & 15))
+		wreg(c, d->reg, d->opsize, v);
+	else
+		wreg(c, d->reg, d->opsize, c->r[d->reg]);
+}
+
+static void setcc(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t v = cond(c, d->op & 15);
+	if (d->is_mem)
+		mem_write(c, SEG(d), ea(c, d), 1, v);
+	else
+		reg_set(c, d->rm, 1, d->rex, v);
+}
+
+static void shift_imm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	wreg(c, d->rm, d->opsize,
+	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), (unsigned)d->imm));
+}
+
+static void imul_r_rm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	uint64_t b = rm_load(c, d);
+	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rreg(c, d->reg, d->opsize), b));
+}
+
+static void imul_imm(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rm_load(c, d), (uint64_t)d->imm));
+}
+
+static void nop(struct soft_cpu *c, struct insn *d)
+{
+	next(c, d);
+}
+
+typedef void (*handler)(struct soft_cpu *, struct insn *);
+
+/* The specialised handler for d, or exec_insn. */
+void choose_handler(struct soft_cpu *c, struct insn *d)
+{
+	d->fn = exec_insn;
+	if (c->mode != 8 || d->lock || d->rep || d->opsize == 2)
+		return;
+	unsigned b = d->op & 0xff, map = d->op >> 8;
+	if (map == 0) {
+		static const handler rm_r[8] = {add_rm_r, or_rm_r,  NULL,     NULL,
+						and_rm_r, sub_rm_r, xor_rm_r, cmp_rm_r};
+		static const handler r_rm[8] = {add_r_rm, or_r_rm,  NULL,     NULL,
+						and_r_rm, sub_r_rm, xor_r_rm, cmp_r_rm};
+		static const handler imm[8] = {add_imm, or_imm,	 NULL,	  NULL,
+					       and_imm, sub_imm, xor_imm, cmp_imm};
+		handler h = NULL;
+		if (b < 0x40 && (b & 7) == 1)
+			h = rm_r[b >> 3];
+		else if (b < 0x40 && (b & 7) == 3)
+			h = r_rm[b >> 3];
+		else if (b == 0x81 || b == 0x83)
+			h = imm[d->reg & 7];
+		else if (b == 0x85)
+			h = test_rm_r;
+		else if (b == 0xf7 && (d->reg & 7) == 0)
+			h = test_imm;
+		else if (b == 0x89)
+			h = mov_rm_r;
+		else if (b == 0x8b)
+			h = mov_r_rm;
+		else if (b == 0xc7 && (d->reg & 7) == 0)
+			h = mov_rm_imm;
+		else if (b >= 0xb8 && b <= 0xbf)
+			h = mov_r_imm;
+		else if (b == 0x8d && d->is_mem)
+			h = lea;
+		else if (b == 0x63)
+			h = movsxd;
+		else if (b == 0x69 || b == 0x6b)
+			h = imul_imm;
+		else if (b >= 0x70 && b <= 0x7f)
+			h = jcc;
+		else if (b == 0xe9 || b == 0xeb)
+			h = jmp;
+		else if (b == 0xe8 && !d->opsize_prefix)
+			h = call;
+		else if (b == 0xc3 && !d->opsize_prefix)
+			h = ret;
+		else if (b >= 0x50 && b <= 0x57 && !d->opsize_prefix)
+			h = push_r;
+		else if (b >= 0x58 && b <= 0x5f && !d->opsize_prefix)
+			h = pop_r;
+		else if (b == 0xff && (d->reg & 7) < 2 && !d->is_mem)
+			h = incdec_r;
+		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4)
+			h = shift_imm;
+		else if (b == 0x90 && !(d->rex & 1))
+			h = nop;
+		if (h)
+			d->fn = h;
+		return;
+	}
+	if (map != 1)
+		return;
+	if (b >= 0x80 && b <= 0x8f)
+		d->fn = jcc;
+	else if (b >= 0x40 && b <= 0x4f)
+		d->fn = cmov;
+	else if (b >= 0x90 && b <= 0x9f)
+		d->fn = setcc;
+	else if (b == 0xb6)
+		d->fn = movzx8;
+	else if (b == 0xb7)
+		d->fn = movzx16;
+	else if (b == 0x1f)
+		d->fn = nop;
+	else if (b == 0xaf)
+		d->fn = imul_r_rm;
+}
