@@ -8,7 +8,7 @@
 runs=$(param runs)
 : "${runs:=3}"
 mem=256
-cmdline="console=ttyS0 panic=-1 quiet"
+cmdline="console=ttyS0 panic=-1 quiet cryptomgr.notests" # popek run's default, plus quiet
 # nested.l3append=... (e.g. loglevel=7) is added to the guest's command line and
 # every guest console is then logged, to see where boot time goes.
 l3log=$(param l3append | tr , ' ')
