@@ -46,7 +46,7 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check image build/cpudiff
+test: all build/popek-san unit clang-check format-check image build/cpudiff
 	tests/run.sh
 
 # Boot the default guest (Debian's kernel + busybox) on the best engine.
@@ -70,8 +70,15 @@ image:
 fuzz:
 	$(MAKE) -C tests/fuzz
 
+CFILES = $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'guests/*.[ch]' 'include/*.h')
+
 format:
-	clang-format -i $$(find src tests guests include -name '*.[ch]')
+	clang-format -i $(CFILES)
+
+# Every C file follows .clang-format (part of make test).
+format-check:
+	@bad=$$(for f in $(CFILES); do clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
+	[ -z "$$bad" ] || { echo "not clang-formatted (run make format): $$bad"; exit 1; }
 
 clean:
 	rm -rf build

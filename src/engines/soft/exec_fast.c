@@ -411,10 +411,10 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
  * revalidating cached code). */
 bool insn_may_store(const struct insn *d)
 {
-	static const handler loads_only[] = {
-	    mov_r_rm,  lea,	   movzx8,    movzx16,	 movsxd,    cmov,     imul_r_rm,
-	    imul_imm,  add_r_rm,  or_r_rm,   and_r_rm,	 sub_r_rm,  xor_r_rm, cmp_r_rm,
-	    cmp_rm_r,  cmp_imm,   test_rm_r, test_imm,	 nop};
+	static const handler loads_only[] = {mov_r_rm, lea,	  movzx8,   movzx16,  movsxd,
+					     cmov,     imul_r_rm, imul_imm, add_r_rm, or_r_rm,
+					     and_r_rm, sub_r_rm,  xor_r_rm, cmp_r_rm, cmp_rm_r,
+					     cmp_imm,  test_rm_r, test_imm, nop};
 	if (!d->is_mem)
 		return d->fn == exec_insn || d->fn == call || d->fn == push_r;
 	for (size_t i = 0; i < sizeof(loads_only) / sizeof(loads_only[0]); i++)

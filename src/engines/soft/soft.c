@@ -627,13 +627,13 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	struct json_object *cls = json_object_new_object();
 	/* stat_class counts only what exec_insn ran; every fast handler runs an
 	 * innocuous instruction */
-	uint64_t innocuous = c->stat_insns - c->stat_class[CLS_SENSITIVE] -
-			     c->stat_class[CLS_PRIVILEGED];
+	uint64_t innocuous =
+	    c->stat_insns - c->stat_class[CLS_SENSITIVE] - c->stat_class[CLS_PRIVILEGED];
 	for (int i = 0; i < NR_CLASSES; i++)
-		json_object_object_add(cls, class_names[i],
-				       json_object_new_int64((int64_t)(i == CLS_INNOCUOUS
-									   ? innocuous
-									   : c->stat_class[i])));
+		json_object_object_add(
+		    cls, class_names[i],
+		    json_object_new_int64(
+			(int64_t)(i == CLS_INNOCUOUS ? innocuous : c->stat_class[i])));
 	json_object_object_add(obj, "classes", cls);
 	struct json_object *traps = json_object_new_object();
 	for (int i = 0; i < NR_TRAPS; i++)
