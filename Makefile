@@ -83,5 +83,5 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: image all guests unit test run fuzz format clean clang-check cpu-diff fuzz-cpu
+.PHONY: image all guests unit test run fuzz format format-check clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)
