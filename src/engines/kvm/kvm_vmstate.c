@@ -13,48 +13,43 @@ static uint64_t host_monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void pic_from_kvm(const struct kvm_pic_state *k, struct pic_state *p)
+/* The neutral structs mirror KVM's field for field: one list, both directions. */
+// clang-format off
+#define PIC_FIELDS(X) \
+	X(irr) X(imr) X(isr) X(last_irr) X(priority_add) X(irq_base) X(read_reg_select) \
+	X(poll) X(special_mask) X(init_state) X(auto_eoi) X(rotate_on_auto_eoi) \
+	X(special_fully_nested_mode) X(init4) X(elcr) X(elcr_mask)
+#define PIT_FIELDS(X) \
+	X(count) X(latched_count) X(count_latched) X(status_latched) X(status) X(read_state) \
+	X(write_state) X(write_latch) X(rw_mode) X(mode) X(bcd) X(gate)
+// clang-format on
+#define COPY(f) dst->f = src->f;
+
+static void pic_from_kvm(const struct kvm_pic_state *src, struct pic_state *dst)
 {
-	*p = (struct pic_state){
-	    .irr = k->irr,
-	    .imr = k->imr,
-	    .isr = k->isr,
-	    .last_irr = k->last_irr,
-	    .priority_add = k->priority_add,
-	    .irq_base = k->irq_base,
-	    .read_reg_select = k->read_reg_select,
-	    .poll = k->poll,
-	    .special_mask = k->special_mask,
-	    .init_state = k->init_state,
-	    .auto_eoi = k->auto_eoi,
-	    .rotate_on_auto_eoi = k->rotate_on_auto_eoi,
-	    .special_fully_nested_mode = k->special_fully_nested_mode,
-	    .init4 = k->init4,
-	    .elcr = k->elcr,
-	    .elcr_mask = k->elcr_mask,
-	};
+	PIC_FIELDS(COPY)
 }
 
-static void pic_to_kvm(const struct pic_state *p, struct kvm_pic_state *k)
+static void pic_to_kvm(const struct pic_state *src, struct kvm_pic_state *dst)
 {
-	*k = (struct kvm_pic_state){
-	    .irr = p->irr,
-	    .imr = p->imr,
-	    .isr = p->isr,
-	    .last_irr = p->last_irr,
-	    .priority_add = p->priority_add,
-	    .irq_base = p->irq_base,
-	    .read_reg_select = p->read_reg_select,
-	    .poll = p->poll,
-	    .special_mask = p->special_mask,
-	    .init_state = p->init_state,
-	    .auto_eoi = p->auto_eoi,
-	    .rotate_on_auto_eoi = p->rotate_on_auto_eoi,
-	    .special_fully_nested_mode = p->special_fully_nested_mode,
-	    .init4 = p->init4,
-	    .elcr = p->elcr,
-	    .elcr_mask = p->elcr_mask,
-	};
+	memset(dst, 0, sizeof(*dst));
+	PIC_FIELDS(COPY)
+}
+
+static void pit_from_kvm(const struct kvm_pit_channel_state *src, struct pit_channel_state *dst,
+			 uint64_t now)
+{
+	PIT_FIELDS(COPY)
+	dst->elapsed_ns =
+	    now > (uint64_t)src->count_load_time ? now - (uint64_t)src->count_load_time : 0;
+}
+
+static void pit_to_kvm(const struct pit_channel_state *src, struct kvm_pit_channel_state *dst,
+		       uint64_t now)
+{
+	memset(dst, 0, sizeof(*dst));
+	PIT_FIELDS(COPY)
+	dst->count_load_time = (int64_t)(now - src->elapsed_ns);
 }
 
 int kvm_get_vm_state(struct engine_vm *vm, struct vm_state *st)
@@ -81,25 +76,8 @@ int kvm_get_vm_state(struct engine_vm *vm, struct vm_state *st)
 	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
 		return -errno;
 	uint64_t now = host_monotonic_ns();
-	for (int i = 0; i < 3; i++) {
-		const struct kvm_pit_channel_state *c = &pit.channels[i];
-		st->pit[i] = (struct pit_channel_state){
-		    .count = c->count,
-		    .latched_count = c->latched_count,
-		    .count_latched = c->count_latched,
-		    .status_latched = c->status_latched,
-		    .status = c->status,
-		    .read_state = c->read_state,
-		    .write_state = c->write_state,
-		    .write_latch = c->write_latch,
-		    .rw_mode = c->rw_mode,
-		    .mode = c->mode,
-		    .bcd = c->bcd,
-		    .gate = c->gate,
-		    .elapsed_ns =
-			now > (uint64_t)c->count_load_time ? now - (uint64_t)c->count_load_time : 0,
-		};
-	}
+	for (int i = 0; i < 3; i++)
+		pit_from_kvm(&pit.channels[i], &st->pit[i], now);
 	st->pit_speaker = (pit.flags & KVM_PIT_FLAGS_SPEAKER_DATA_ON) != 0;
 	struct kvm_clock_data clk = {0};
 	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0)
@@ -130,24 +108,8 @@ int kvm_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
 	}
 	struct kvm_pit_state2 pit = {0};
 	uint64_t now = host_monotonic_ns();
-	for (int i = 0; i < 3; i++) {
-		const struct pit_channel_state *c = &st->pit[i];
-		pit.channels[i] = (struct kvm_pit_channel_state){
-		    .count = c->count,
-		    .latched_count = c->latched_count,
-		    .count_latched = c->count_latched,
-		    .status_latched = c->status_latched,
-		    .status = c->status,
-		    .read_state = c->read_state,
-		    .write_state = c->write_state,
-		    .write_latch = c->write_latch,
-		    .rw_mode = c->rw_mode,
-		    .mode = c->mode,
-		    .bcd = c->bcd,
-		    .gate = c->gate,
-		    .count_load_time = (int64_t)(now - c->elapsed_ns),
-		};
-	}
+	for (int i = 0; i < 3; i++)
+		pit_to_kvm(&st->pit[i], &pit.channels[i], now);
 	pit.flags = st->pit_speaker ? KVM_PIT_FLAGS_SPEAKER_DATA_ON : 0;
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
 		return -errno;

@@ -18,7 +18,8 @@ typedef void (*sse_fn)(xmm_t *d, const xmm_t *s);
 		__asm__ volatile(ins " %1, %0" : "+x"(d->v) : "x"(s->v));                          \
 	}
 
-/* clang-format off: one instruction per line (clang-format 14 folds these macro calls) */
+/* One instruction per line: clang-format 14 would fold these macro calls. */
+// clang-format off
 /* integer */
 OP(punpcklbw, "punpcklbw")
 OP(punpcklwd, "punpcklwd")
@@ -134,7 +135,7 @@ OP(haddps, "haddps")
 OP(haddpd, "haddpd")
 OP(hsubps, "hsubps")
 OP(hsubpd, "hsubpd")
-/* clang-format on */
+// clang-format on
 
 /* Integer SIMD ops shared by MMX (no prefix) and SSE2 (66). */
 static sse_fn int_op(unsigned b)
