@@ -115,6 +115,10 @@ struct engine_ops {
 	int (*get_vm_state)(struct engine_vm *vm, struct vm_state *st);
 	int (*set_vm_state)(struct engine_vm *vm, const struct vm_state *st);
 
+	/* Optional: describe the last instruction the engine refused with #UD
+	 * (RIP, bytes, class), for a crash report; 0 if there was none. */
+	int (*last_undefined)(struct engine_vcpu *vcpu, char *buf, size_t len);
+
 	/* Optional: add engine-specific counters (e.g. traps by class) to obj. */
 	void (*stats)(struct engine_vcpu *vcpu, struct json_object *obj);
 };

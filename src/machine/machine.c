@@ -317,6 +317,20 @@ static int wait_for_vcpus(struct machine *m)
 	return 0;
 }
 
+/* After a crash: an instruction the engine refused may be the cause (one it
+ * does not implement, rather than the guest's own ud2). */
+static void report_undefined(struct machine *m)
+{
+	char why[256];
+	for (int i = 0; i < m->ncpus && m->engine->last_undefined; i++)
+		if (m->engine->last_undefined(m->vcpu[i].ev, why, sizeof(why)))
+			fprintf(
+			    stderr,
+			    "popek: vCPU %d last raised %s — if that is not an intentional ud2, "
+			    "engine %s lacks this instruction\n",
+			    i, why, m->engine->name);
+}
+
 int machine_run(struct machine *m)
 {
 	sigset_t sigs, old;
@@ -352,6 +366,7 @@ int machine_run(struct machine *m)
 	switch (atomic_load(&m->stop)) {
 	case STOP_CRASH:
 		fprintf(stderr, "popek: VM crashed: %s\n", m->stop_msg);
+		report_undefined(m);
 		break;
 	case STOP_ERROR:
 		fprintf(stderr, "popek: %s\n", m->stop_msg);

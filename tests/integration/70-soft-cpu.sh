@@ -18,3 +18,8 @@ if [ $? -eq 0 ]; then
 else
 	fail "soft: differential CPU test" "$(grep -m5 -A1 MISMATCH <<<"$out" | tr '\n' ' ')"
 fi
+
+# A crash after #UD names the refused instruction (RIP, bytes, opcode, class).
+run_vm soft-ud run --engine soft --kernel "$GUESTS/triplefault.elf"
+expect_err "soft: crash report names the instruction that raised #UD" 70 \
+	"last raised #UD at RIP 0x[0-9a-f]+, bytes \[0f 0b\], opcode 0f 0b, class innocuous"

@@ -3,6 +3,8 @@
  * long-mode IDT (with TSS stack switches and IST), and IRET. */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "engines/soft/soft.h"
 
 _Noreturn void raise_exc(struct soft_cpu *c, int vec, bool has_err, uint32_t err)
@@ -18,9 +20,32 @@ _Noreturn void raise_gp(struct soft_cpu *c, uint32_t err)
 	raise_exc(c, EXC_GP, true, err);
 }
 
+/* Keep the faulting instruction's bytes: they come from the decoded block
+ * that holds it (the guest's memory may have changed since). */
+static void remember_ud(struct soft_cpu *c, const struct insn *d)
+{
+	c->ud_seen = true;
+	c->ud_rip = d->start;
+	c->ud_op = d->op;
+	c->ud_cls = d->cls;
+	c->ud_len = 0;
+	uintptr_t first = (uintptr_t)c->blocks, at = (uintptr_t)d;
+	if (!c->blocks || at < first || at >= first + BLOCK_CACHE_SIZE * sizeof(struct block))
+		return;
+	const struct block *b = &c->blocks[(at - first) / sizeof(struct block)];
+	uint64_t off = d->start - b->rip;
+	if (off >= b->nbytes)
+		return;
+	c->ud_len = (uint8_t)(d->len < b->nbytes - off ? d->len : b->nbytes - off);
+	if (c->ud_len > sizeof(c->ud_bytes))
+		c->ud_len = sizeof(c->ud_bytes);
+	memcpy(c->ud_bytes, b->code + off, c->ud_len);
+}
+
 _Noreturn void raise_ud(struct soft_cpu *c)
 {
 	if (c->last) {
+		remember_ud(c, c->last);
 		for (int i = 0; i < 16; i++) {
 			if (c->stat_ud[i].count && c->stat_ud[i].op != c->last->op)
 				continue;

@@ -660,6 +660,24 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(obj, "undefined_opcodes", ud);
 }
 
+static int soft_last_undefined(struct engine_vcpu *v, char *buf, size_t len)
+{
+	const struct soft_cpu *c = &v->c;
+	if (!c->ud_seen)
+		return 0;
+	static const char *const map[4] = {"", "0f ", "0f 38 ", "0f 3a "};
+	unsigned opcode_len = 1 + ((c->ud_op >> 8) & 3 ? 1 + ((c->ud_op >> 8) > 1) : 0);
+	char bytes[3 * 15 + 8] = "not captured";
+	/* A decode that stopped at the bad opcode may not hold the whole instruction. */
+	for (unsigned i = 0; c->ud_len >= opcode_len && i < c->ud_len; i++)
+		snprintf(bytes + (i ? 3 * i - 1 : 0), sizeof(bytes) - 3 * i, "%s%02x", i ? " " : "",
+			 c->ud_bytes[i]);
+	snprintf(buf, len, "#UD at RIP %#llx, bytes [%s], opcode %s%02x, class %s",
+		 (unsigned long long)c->ud_rip, bytes, map[(c->ud_op >> 8) & 3], c->ud_op & 0xff,
+		 c->ud_cls < NR_CLASSES ? class_names[c->ud_cls] : "?");
+	return 1;
+}
+
 static int soft_get_vm_state(struct engine_vm *vm, struct vm_state *st)
 {
 	intc_get_vm_state(vm->intc, st);
@@ -687,5 +705,6 @@ const struct engine_ops soft_engine = {
     .msi = soft_msi,
     .get_vm_state = soft_get_vm_state,
     .set_vm_state = soft_set_vm_state,
+    .last_undefined = soft_last_undefined,
     .stats = soft_stats,
 };

@@ -282,6 +282,11 @@ struct soft_cpu {
 		uint16_t op;
 		uint64_t count;
 	} stat_ud[16];
+	/* The last instruction that raised #UD, for the crash report. */
+	bool ud_seen;
+	uint64_t ud_rip;
+	uint16_t ud_op;
+	uint8_t ud_cls, ud_len, ud_bytes[15];
 };
 
 /* decode.c */
