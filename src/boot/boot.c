@@ -1,58 +1,32 @@
 #include "boot/boot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "boot/layout.h"
 #include "boot/linux.h"
+#include "util/file.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 static int read_file(const char *path, uint64_t max, const char *what, uint8_t **buf, size_t *len,
 		     char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-		snprintf(err, errlen, "%s %s: not a regular, non-empty file", what, path);
-		goto fail;
-	}
-	if ((uint64_t)st.st_size > max) {
-		snprintf(err, errlen, "%s %s (%lld bytes) is larger than guest RAM — raise --mem",
-			 what, path, (long long)st.st_size);
-		goto fail;
-	}
-	*len = (size_t)st.st_size;
-	*buf = malloc(*len);
-	if (!*buf) {
-		snprintf(err, errlen, "%s %s: out of memory", what, path);
-		goto fail;
-	}
-	for (size_t done = 0; done < *len;) {
-		ssize_t n = pread(fd, *buf + done, *len - done, (off_t)done);
-		if (n <= 0) {
-			snprintf(err, errlen, "%s %s: read failed: %s", what, path,
-				 n ? strerror(errno) : "file shrank");
-			free(*buf);
-			*buf = NULL;
-			goto fail;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
+	char why[400];
+	int rc = file_read_all(path, max, buf, len, why, sizeof(why));
+	if (rc == -EFBIG)
+		snprintf(err, errlen, "%s %s (%zu bytes) is larger than guest RAM — raise --mem",
+			 what, path, *len);
+	else if (rc)
+		snprintf(err, errlen, "%s %s", what, why);
+	else if (*len == 0)
+		snprintf(err, errlen, "%s %s: the file is empty", what, path);
+	if (!rc && *len)
+		return 0;
+	free(*buf);
+	*buf = NULL;
 	return -1;
 }
 

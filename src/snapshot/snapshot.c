@@ -15,6 +15,7 @@
 #include "snapshot/codec.h"
 #include "snapshot/disks.h"
 #include "snapshot/sections.h"
+#include "util/file.h"
 
 #define FORMAT_NAME    "popek-snapshot"
 #define FORMAT_VERSION 1
@@ -215,30 +216,12 @@ out:
 
 static uint8_t *slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	uint8_t *buf = NULL;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, max);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf || read(fd, buf, (size_t)st.st_size) != st.st_size) {
-		snprintf(err, errlen, "%s: cannot read it", path);
-		free(buf);
-		buf = NULL;
-		goto out;
-	}
-	buf[st.st_size] = 0;
-	*len = (size_t)st.st_size;
-out:
-	if (fd >= 0)
-		close(fd);
-	return buf;
+	uint8_t *buf;
+	int rc = file_read_all(path, max, &buf, len, err, errlen);
+	if (rc == -EFBIG)
+		snprintf(err, errlen, "%.200s is %zu bytes, more than the %zu a snapshot may hold",
+			 path, *len, max);
+	return rc ? NULL : buf;
 }
 
 static json_object *get(json_object *o, const char *k, json_type t)
