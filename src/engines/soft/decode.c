@@ -354,6 +354,8 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip)
 		attr = A_M | (map == 3 ? A_I8 : 0);
 	if (attr & A_M)
 		modrm(&f, d);
+	else if (map == 0 && ((b < 0x40 && (b & 7) == 5) || b == 0xa9))
+		d->rm = R_RAX; /* ALU rAX, imm: the implicit operand as a register r/m */
 	if (map == 0 && (b == 0xf6 || b == 0xf7) && (d->reg & 7) < 2)
 		attr |= b == 0xf6 ? A_I8 : A_IZ;
 	if (attr & A_I16) {
@@ -418,6 +420,15 @@ static inline bool same_bytes(const uint8_t *p, const struct block *b)
 	return diff == 0;
 }
 
+/* Blocks of the page at lin (which the TLB maps for execution) are cached
+ * now: this vCPU's writes there must find them (code_check in soft.h). */
+static void code_page_mark(struct soft_cpu *c, uint64_t lin)
+{
+	uint64_t *code = tlb_entry_of(c, lin)->code;
+	if (!(__atomic_load_n(code, __ATOMIC_RELAXED) & c->code_bit))
+		__atomic_fetch_or(code, c->code_bit, __ATOMIC_RELAXED);
+}
+
 void block_cache_init(struct soft_cpu *c)
 {
 	for (unsigned i = 0; i < BLOCK_CACHE_SIZE; i++)
@@ -448,6 +459,7 @@ struct block *fetch_block(struct soft_cpu *c)
 				p = tlb_peek(c, lin, 1, ACC_EXEC);
 			if (!p || !same_bytes(p, k))
 				continue;
+			code_page_mark(c, lin);
 			k->epoch = c->code_epoch;
 		}
 		c->block_mru[set] = (uint8_t)w;
@@ -459,7 +471,6 @@ struct block *fetch_block(struct soft_cpu *c)
 
 	b->lin = ~0ull;
 	b->n = 0;
-	b->may_store = false;
 	uint64_t off = 0;
 	for (;;) {
 		struct insn *d = &b->insn[b->n];
@@ -472,14 +483,16 @@ struct block *fetch_block(struct soft_cpu *c)
 		if (b->n && d->fn == exec_insn)
 			break; /* starts the next block, where faults get the right RIP */
 		b->n++;
-		b->may_store |= insn_may_store(d);
 		off += d->len;
 		if (ends_block(d) || b->n == BLOCK_INSNS)
 			break;
 	}
 	c->stat_fetch_slow++;
+	b->generic = b->insn[0].fn == exec_insn;
+	b->end = b->insn[b->n - 1].start + b->insn[b->n - 1].len;
 	p = tlb_peek(c, lin, 1, ACC_EXEC);
 	if (p && (lin & 0xfff) + off <= 0x1000) {
+		code_page_mark(c, lin);
 		b->nbytes = (uint16_t)off;
 		memcpy(b->code, p, off);
 		b->epoch = c->code_epoch;

@@ -2,7 +2,8 @@
  * instruction forms (moves, word-size ALU ops, branches, push/pop), chosen
  * once at decode time and stored in the cached instruction, so the common
  * case skips the generic dispatcher's prefix and mode checks. Anything
- * unusual (byte or 16-bit operands, LOCK, REP, other modes) keeps exec_insn. */
+ * unusual (byte or 16-bit operands, LOCK, REP, other modes) keeps exec_insn.
+ * They do not advance RIP: run_block sets it once per block. */
 #include "engines/soft/soft.h"
 
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
@@ -17,11 +18,6 @@ static inline uint64_t ea(struct soft_cpu *c, struct insn *d)
 	if (d->index >= 0)
 		a += c->r[d->index] * d->scale;
 	return d->addrsize == 8 ? a : (uint32_t)a;
-}
-
-static inline void next(struct soft_cpu *c, struct insn *d)
-{
-	c->rip = d->start + d->len;
 }
 
 static inline void wreg(struct soft_cpu *c, int r, int size, uint64_t v)
@@ -41,21 +37,12 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 	return mem_read(c, SEG(d), ea(c, d), d->opsize);
 }
 
-/* ALU op r/m <- r/m OP reg; OP computes r from a and b. */
+/* ALU op r/m <- r/m OP reg, memory operand (the register forms are below). */
 #define ALU_RM_R(name, LF, OP, WRITE)                                                              \
 	static void name##_rm_r(struct soft_cpu *c, struct insn *d)                                \
 	{                                                                                          \
 		int size = d->opsize;                                                              \
 		uint64_t b = rreg(c, d->reg, size), a, r;                                          \
-		next(c, d);                                                                        \
-		if (!d->is_mem) {                                                                  \
-			a = rreg(c, d->rm, size);                                                  \
-			r = OP;                                                                    \
-			lazy(c, LF, size, r, a, b);                                                \
-			if (WRITE)                                                                 \
-				wreg(c, d->rm, size, r);                                           \
-			return;                                                                    \
-		}                                                                                  \
 		uint64_t off = ea(c, d);                                                           \
 		if (!(WRITE)) {                                                                    \
 			a = mem_read(c, SEG(d), off, size);                                        \
@@ -79,7 +66,6 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 	{                                                                                          \
 		int size = d->opsize;                                                              \
 		uint64_t a = rreg(c, d->reg, size), b, r;                                          \
-		next(c, d);                                                                        \
 		b = rm_load(c, d);                                                                 \
 		r = OP;                                                                            \
 		lazy(c, LF, size, r, a, b);                                                        \
@@ -87,21 +73,12 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 			wreg(c, d->reg, size, r);                                                  \
 	}
 
-/* r/m <- r/m OP immediate */
+/* r/m <- r/m OP immediate, memory operand */
 #define ALU_IMM(name, LF, OP, WRITE)                                                               \
 	static void name##_imm(struct soft_cpu *c, struct insn *d)                                 \
 	{                                                                                          \
 		int size = d->opsize;                                                              \
 		uint64_t b = (uint64_t)d->imm & mask_of(size), a, r;                               \
-		next(c, d);                                                                        \
-		if (!d->is_mem) {                                                                  \
-			a = rreg(c, d->rm, size);                                                  \
-			r = OP;                                                                    \
-			lazy(c, LF, size, r, a, b);                                                \
-			if (WRITE)                                                                 \
-				wreg(c, d->rm, size, r);                                           \
-			return;                                                                    \
-		}                                                                                  \
 		uint64_t off = ea(c, d);                                                           \
 		a = mem_read(c, SEG(d), off, size);                                                \
 		r = OP;                                                                            \
@@ -122,24 +99,59 @@ ALU(cmp, LF_SUB, a - b, 0)
 ALU_RM_R(test, LF_LOGIC, a &b, 0)
 ALU_IMM(test, LF_LOGIC, a &b, 0)
 
+/* The register-only forms once more, one handler per operand size, so the
+ * hottest instructions run without a branch on size or operand kind:
+ * DST OP= SRC (rmr: r/m op= reg, rrm: reg op= r/m, ri: r/m op= imm). */
+#define ALU_REG_FORM(name, form, LF, OP, WRITE, DST, B, size)                                      \
+	static void name##_##form##size(struct soft_cpu *c, struct insn *d)                        \
+	{                                                                                          \
+		uint64_t a = rreg(c, d->DST, size), b = B, r = OP;                                 \
+		lazy(c, LF, size, r, a, b);                                                        \
+		if (WRITE)                                                                         \
+			wreg(c, d->DST, size, r);                                                  \
+	}
+#define ALU_REG_RMR(name, LF, OP, WRITE)                                                           \
+	ALU_REG_FORM(name, rmr, LF, OP, WRITE, rm, rreg(c, d->reg, 4), 4)                          \
+	ALU_REG_FORM(name, rmr, LF, OP, WRITE, rm, c->r[d->reg], 8)
+#define ALU_REG_RI(name, LF, OP, WRITE)                                                            \
+	ALU_REG_FORM(name, ri, LF, OP, WRITE, rm, (uint32_t)d->imm, 4)                             \
+	ALU_REG_FORM(name, ri, LF, OP, WRITE, rm, (uint64_t)d->imm, 8)
+#define ALU_REG(name, LF, OP, WRITE)                                                               \
+	ALU_REG_RMR(name, LF, OP, WRITE)                                                           \
+	ALU_REG_FORM(name, rrm, LF, OP, WRITE, reg, rreg(c, d->rm, 4), 4)                          \
+	ALU_REG_FORM(name, rrm, LF, OP, WRITE, reg, c->r[d->rm], 8) ALU_REG_RI(name, LF, OP, WRITE)
+
+ALU_REG(add, LF_ADD, a + b, 1)
+ALU_REG(or, LF_LOGIC, a | b, 1)
+ALU_REG(and, LF_LOGIC, a &b, 1)
+ALU_REG(sub, LF_SUB, a - b, 1)
+ALU_REG(xor, LF_LOGIC, a ^ b, 1)
+ALU_REG(cmp, LF_SUB, a - b, 0)
+ALU_REG_RMR(test, LF_LOGIC, a &b, 0)
+ALU_REG_RI(test, LF_LOGIC, a &b, 0)
+
+static void mov_rmr4(struct soft_cpu *c, struct insn *d)
+{
+	c->r[d->rm] = (uint32_t)c->r[d->reg];
+}
+
+static void mov_rmr8(struct soft_cpu *c, struct insn *d)
+{
+	c->r[d->rm] = c->r[d->reg];
+}
+
 static void mov_rm_r(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
-	if (d->is_mem)
-		mem_write(c, SEG(d), ea(c, d), d->opsize, c->r[d->reg]);
-	else
-		wreg(c, d->rm, d->opsize, c->r[d->reg]);
+	mem_write(c, SEG(d), ea(c, d), d->opsize, c->r[d->reg]);
 }
 
 static void mov_r_rm(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	wreg(c, d->reg, d->opsize, rm_load(c, d));
 }
 
 static void mov_rm_imm(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	if (d->is_mem)
 		mem_write(c, SEG(d), ea(c, d), d->opsize, (uint64_t)d->imm);
 	else
@@ -148,42 +160,37 @@ static void mov_rm_imm(struct soft_cpu *c, struct insn *d)
 
 static void mov_r_imm(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	wreg(c, (d->op & 7) | ((d->rex & 1) << 3), d->opsize, (uint64_t)d->imm);
 }
 
 static void lea(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	wreg(c, d->reg, d->opsize, ea(c, d));
 }
 
 static void movzx8(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 1) : reg_get(c, d->rm, 1, d->rex);
 	wreg(c, d->reg, d->opsize, v);
 }
 
 static void movzx16(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 2) : (uint16_t)c->r[d->rm];
 	wreg(c, d->reg, d->opsize, v);
 }
 
 static void movsxd(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 4) : (uint32_t)c->r[d->rm];
 	wreg(c, d->reg, d->opsize, (uint64_t)(int64_t)(int32_t)v);
 }
 
+/* Branches end their block, so RIP already points past them (run_block). */
 static void jcc(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	if (cond(c, d->op & 15))
-		c->rip += (uint64_t)d->imm;
+		c->rip = d->start + d->len + (uint64_t)d->imm;
 }
 
 static void jmp(struct soft_cpu *c, struct insn *d)
@@ -209,7 +216,6 @@ static void ret(struct soft_cpu *c, struct insn *d)
 
 static void push_r(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t sp = c->r[R_RSP] - 8;
 	mem_write(c, SEG_SS, sp, 8, c->r[(d->op & 7) | ((d->rex & 1) << 3)]);
 	c->r[R_RSP] = sp;
@@ -217,7 +223,6 @@ static void push_r(struct soft_cpu *c, struct insn *d)
 
 static void pop_r(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t sp = c->r[R_RSP];
 	uint64_t v = mem_read(c, SEG_SS, sp, 8);
 	c->r[R_RSP] = sp + 8;
@@ -226,7 +231,6 @@ static void pop_r(struct soft_cpu *c, struct insn *d)
 
 static void incdec_r(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	int size = d->opsize;
 	uint64_t a = rreg(c, d->rm, size);
 	get_flags(c); /* INC/DEC keep CF */
@@ -241,7 +245,6 @@ static void incdec_r(struct soft_cpu *c, struct insn *d)
 
 static void cmov(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t v = rm_load(c, d);
 	if (cond(c, d->op & 15))
 		wreg(c, d->reg, d->opsize, v);
@@ -251,7 +254,6 @@ static void cmov(struct soft_cpu *c, struct insn *d)
 
 static void setcc(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t v = cond(c, d->op & 15);
 	if (d->is_mem)
 		mem_write(c, SEG(d), ea(c, d), 1, v);
@@ -261,7 +263,6 @@ static void setcc(struct soft_cpu *c, struct insn *d)
 
 static void shift_imm(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	wreg(c, d->rm, d->opsize,
 	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), (unsigned)d->imm));
 }
@@ -278,7 +279,6 @@ static void shl_imm(struct soft_cpu *c, struct insn *d)
 	int size = d->opsize;
 	unsigned cnt = shift_count(d);
 	uint64_t a = rreg(c, d->rm, size), r = (a << cnt) & mask_of(size);
-	next(c, d);
 	lazy(c, LF_SHL, size, r, a, cnt);
 	wreg(c, d->rm, size, r);
 }
@@ -288,7 +288,6 @@ static void shr_imm(struct soft_cpu *c, struct insn *d)
 	int size = d->opsize;
 	unsigned cnt = shift_count(d);
 	uint64_t a = rreg(c, d->rm, size), r = a >> cnt;
-	next(c, d);
 	lazy(c, LF_SHR, size, r, a, cnt);
 	wreg(c, d->rm, size, r);
 }
@@ -300,27 +299,23 @@ static void sar_imm(struct soft_cpu *c, struct insn *d)
 	uint64_t a = rreg(c, d->rm, size);
 	int64_t s = size == 8 ? (int64_t)a : (int64_t)(int32_t)a;
 	uint64_t r = (uint64_t)(s >> cnt) & mask_of(size);
-	next(c, d);
 	lazy(c, LF_SAR, size, r, a, cnt);
 	wreg(c, d->rm, size, r);
 }
 
 static void imul_r_rm(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	uint64_t b = rm_load(c, d);
 	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rreg(c, d->reg, d->opsize), b));
 }
 
 static void imul_imm(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rm_load(c, d), (uint64_t)d->imm));
 }
 
 static void nop(struct soft_cpu *c, struct insn *d)
 {
-	next(c, d);
 }
 
 typedef void (*handler)(struct soft_cpu *, struct insn *);
@@ -332,6 +327,53 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 	if (c->mode != 8 || d->lock || d->rep || d->opsize == 2)
 		return;
 	unsigned b = d->op & 0xff, map = d->op >> 8;
+	bool q = d->opsize == 8;
+	if (map == 0 && !d->is_mem) {
+		/* [form][op][64-bit]: forms rmr, rrm, ri */
+		static const handler reg[3][8][2] = {{{add_rmr4, add_rmr8},
+						      {or_rmr4, or_rmr8},
+						      {NULL, NULL},
+						      {NULL, NULL},
+						      {and_rmr4, and_rmr8},
+						      {sub_rmr4, sub_rmr8},
+						      {xor_rmr4, xor_rmr8},
+						      {cmp_rmr4, cmp_rmr8}},
+						     {{add_rrm4, add_rrm8},
+						      {or_rrm4, or_rrm8},
+						      {NULL, NULL},
+						      {NULL, NULL},
+						      {and_rrm4, and_rrm8},
+						      {sub_rrm4, sub_rrm8},
+						      {xor_rrm4, xor_rrm8},
+						      {cmp_rrm4, cmp_rrm8}},
+						     {{add_ri4, add_ri8},
+						      {or_ri4, or_ri8},
+						      {NULL, NULL},
+						      {NULL, NULL},
+						      {and_ri4, and_ri8},
+						      {sub_ri4, sub_ri8},
+						      {xor_ri4, xor_ri8},
+						      {cmp_ri4, cmp_ri8}}};
+		handler h = NULL;
+		if (b < 0x40 && (b & 7) == 1)
+			h = reg[0][b >> 3][q];
+		else if (b < 0x40 && (b & 7) == 3)
+			h = reg[1][b >> 3][q];
+		else if (b < 0x40 && (b & 7) == 5)
+			h = reg[2][b >> 3][q];
+		else if (b == 0x81 || b == 0x83)
+			h = reg[2][d->reg & 7][q];
+		else if (b == 0x85)
+			h = q ? test_rmr8 : test_rmr4;
+		else if (b == 0xa9 || (b == 0xf7 && (d->reg & 7) == 0))
+			h = q ? test_ri8 : test_ri4;
+		else if (b == 0x89)
+			h = q ? mov_rmr8 : mov_rmr4;
+		if (h) {
+			d->fn = h;
+			return;
+		}
+	}
 	if (map == 0) {
 		static const handler rm_r[8] = {add_rm_r, or_rm_r,  NULL,     NULL,
 						and_rm_r, sub_rm_r, xor_rm_r, cmp_rm_r};
@@ -404,21 +446,4 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		d->fn = nop;
 	else if (b == 0xaf)
 		d->fn = imul_r_rm;
-}
-
-/* Can the instruction write guest memory? Everything but the fast handlers
- * known to only read memory is assumed to (fetch_block relies on this to skip
- * revalidating cached code). */
-bool insn_may_store(const struct insn *d)
-{
-	static const handler loads_only[] = {mov_r_rm, lea,	  movzx8,   movzx16,  movsxd,
-					     cmov,     imul_r_rm, imul_imm, add_r_rm, or_r_rm,
-					     and_r_rm, sub_r_rm,  xor_r_rm, cmp_r_rm, cmp_rm_r,
-					     cmp_imm,  test_rm_r, test_imm, nop};
-	if (!d->is_mem)
-		return d->fn == exec_insn || d->fn == call || d->fn == push_r;
-	for (size_t i = 0; i < sizeof(loads_only) / sizeof(loads_only[0]); i++)
-		if (d->fn == loads_only[i])
-			return false;
-	return true;
 }

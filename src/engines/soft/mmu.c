@@ -34,6 +34,28 @@ uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
 	return NULL;
 }
 
+/* The code word of the RAM page at gpa (which phys_ptr found). */
+static uint64_t *code_word(struct engine_vm *vm, uint64_t gpa)
+{
+	for (int i = 0; i < vm->nslots; i++) {
+		struct soft_slot *s = &vm->slot[i];
+		if (gpa - s->gpa < s->size)
+			return &s->code[(gpa - s->gpa) >> 12];
+	}
+	return NULL;
+}
+
+/* This vCPU wrote a page it holds decoded code from: every block is
+ * revalidated against guest memory before it runs again, the current block
+ * ends after this instruction, and writes to the page run at full speed until
+ * code is decoded from it again (fetch_block). */
+void code_written(struct soft_cpu *c, uint64_t *code)
+{
+	__atomic_fetch_and(code, ~c->code_bit, __ATOMIC_RELAXED);
+	c->code_epoch++;
+	c->stop = true;
+}
+
 uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)
 {
 	if (c->mode == 8) {
@@ -233,6 +255,7 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 	if (e->tag[0] != page && e->tag[1] != page && e->tag[2] != page)
 		e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
 	e->addend = (uintptr_t)host - page;
+	e->code = code_word(c->vm, gpa);
 	e->global = global;
 	e->pmask = pmask;
 	c->tlb_has_global |= global;
@@ -241,6 +264,8 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 	e->tag[ACC_EXEC] = x ? page : ~0ull;
 	if (acc == ACC_WRITE && !host_w)
 		return NULL;
+	if (acc == ACC_WRITE)
+		code_check(c, e);
 	return host + (gpa & 0xfff);
 }
 
@@ -286,6 +311,7 @@ static void mmio_write(struct soft_cpu *c, uint64_t gpa, int size, uint64_t v)
 	c->exit->mmio.write = true;
 	memcpy(c->exit->mmio.data, &v, 8);
 	c->exit_pending = true;
+	c->stop = true;
 }
 
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user)

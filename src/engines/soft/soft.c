@@ -147,6 +147,8 @@ static void soft_vm_destroy(struct engine_vm *vm)
 	if (!vm)
 		return;
 	intc_destroy(vm->intc);
+	for (int i = 0; i < vm->nslots; i++)
+		free(vm->slot[i].code);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }
@@ -156,7 +158,12 @@ static int soft_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, ui
 {
 	if (slot >= SOFT_MAX_SLOTS || (gpa & 0xfff) || (size & 0xfff) || gpa + size < gpa)
 		return -EINVAL;
-	vm->slot[slot] = (struct soft_slot){.gpa = gpa, .size = size, .hva = hva, .flags = flags};
+	uint64_t *code = calloc(size >> 12, sizeof(*code));
+	if (!code)
+		return -ENOMEM;
+	free(vm->slot[slot].code);
+	vm->slot[slot] =
+	    (struct soft_slot){.gpa = gpa, .size = size, .hva = hva, .flags = flags, .code = code};
 	if ((int)slot >= vm->nslots)
 		vm->nslots = (int)slot + 1;
 	/* cached translations may point at the old backing */
@@ -226,6 +233,7 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	block_cache_init(c);
 	c->vm = vm;
 	c->index = index;
+	c->code_bit = 1ull << index;
 	c->attn = intc_attention(vm->intc, index);
 	atomic_init(&c->kick, false);
 	cpu_reset(c);
@@ -269,7 +277,8 @@ static void take_events(struct soft_cpu *c)
 		c->nmi_pending = true;
 }
 
-/* One block: its instructions run until one branches, exits or halts. */
+/* One block: its instructions run until the last one (which may branch),
+ * or until one exits or writes this block's code. */
 static inline int run_block(struct soft_cpu *c)
 {
 	/* Interrupts are only taken between blocks, so the one-instruction
@@ -279,7 +288,18 @@ static inline int run_block(struct soft_cpu *c)
 	c->insn_rsp = c->r[R_RSP];
 	c->last = NULL;
 	struct block *b = next_block(c);
-	c->code_epoch += b->may_store;
+	c->cur_block = b;
+	if (b->generic) {
+		c->last = b->insn;
+		c->stat_insns++;
+		exec_insn(c, b->insn);
+		c->code_epoch++;
+		return 1;
+	}
+	/* Straight-line handlers leave RIP alone: it is set once, here, and
+	 * restored from c->last when an instruction faults. */
+	c->rip = b->end;
+	c->stop = false;
 	int i, n = b->n;
 	/* unrolled so that every position in a block has its own indirect call,
 	 * which the host's branch predictor learns far better than one shared
@@ -289,12 +309,15 @@ static inline int run_block(struct soft_cpu *c)
 		if (i >= n)
 			break;
 		struct insn *d = &b->insn[i++];
-		c->last = d; /* a fault restores RIP (and RSP) from here */
-		c->stat_insns++;
+		c->last = d;
 		d->fn(c, d);
-		if (c->rip != d->start + d->len || c->exit_pending || c->halted)
+		if (__builtin_expect(c->stop, 0)) {
+			if (i < n)
+				c->rip = d->start + d->len;
 			break;
+		}
 	}
+	c->stat_insns += (unsigned)i;
 	return i;
 }
 
@@ -349,6 +372,8 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
  * saved it. */
 static void restore_insn(struct soft_cpu *c)
 {
+	if (c->last && c->last->fn != exec_insn) /* the block's count was not added */
+		c->stat_insns += (uint64_t)(c->last - c->cur_block->insn) + 1;
 	if (c->last) {
 		c->rip = c->last->start;
 		if (c->last->fn == exec_insn)

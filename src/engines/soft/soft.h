@@ -31,6 +31,9 @@ struct soft_slot {
 	uint64_t gpa, size;
 	uint8_t *hva;
 	unsigned flags;
+	/* One word per 4 KiB page: bit i set = vCPU i holds decoded blocks of
+	 * this page, so its writes there must invalidate them (mmu.c). */
+	uint64_t *code;
 };
 
 struct engine_vm {
@@ -152,6 +155,7 @@ struct tlb_entry {
 	uint64_t tag[3];  /* page-aligned linear address per access kind; ~0 = invalid */
 	uintptr_t addend; /* host = addend + linear */
 	uint64_t pmask;	  /* ~(size - 1) of the guest page this piece belongs to */
+	uint64_t *code;	  /* the page's code word (soft_slot.code) */
 	bool global;
 };
 
@@ -203,7 +207,10 @@ struct block {
 	uint64_t rip;
 	int mode, n;
 	uint16_t nbytes;
-	bool may_store; /* some instruction may write guest memory */
+	/* one instruction for the general dispatcher (exec_insn), which may
+	 * change CPL, modes or the TLB: later blocks are revalidated */
+	bool generic;
+	uint64_t end; /* RIP after the last instruction */
 	uint64_t epoch;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS];
@@ -268,9 +275,12 @@ struct soft_cpu {
 
 	struct block *blocks;
 	/* Advances whenever guest memory or the TLB may have changed under this
-	 * vCPU's cached blocks: a new batch, a block that may store, a page walk
-	 * or a TLB flush. */
+	 * vCPU's cached blocks: a new batch, a write to a page with cached code,
+	 * a generic instruction, a page walk or a TLB flush. */
 	uint64_t code_epoch;
+	uint64_t code_bit; /* this vCPU's bit in the code words */
+	bool stop;	   /* end the block after this instruction (exit, code written) */
+	struct block *cur_block;
 	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
@@ -331,6 +341,8 @@ static inline void lazy(struct soft_cpu *c, uint32_t op, int size, uint64_t res,
 	c->lf_op = op;
 	c->lf_size = (uint8_t)size;
 	c->lf_res = res;
+	if (op == LF_LOGIC) /* flags from the result alone */
+		return;
 	c->lf_a = a;
 	c->lf_b = b;
 }
@@ -453,13 +465,31 @@ static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
 	}
 }
 
+void code_written(struct soft_cpu *c, uint64_t *code);
+
+static inline struct tlb_entry *tlb_entry_of(struct soft_cpu *c, uint64_t lin)
+{
+	return &c->tlb[c->cpl == 3][(lin >> 12) & (TLB_SIZE - 1)];
+}
+
+/* A write through entry e: if this vCPU has decoded code from the page, its
+ * blocks are stale now (self-modifying code). */
+static inline void code_check(struct soft_cpu *c, const struct tlb_entry *e)
+{
+	if (__builtin_expect(__atomic_load_n(e->code, __ATOMIC_RELAXED) & c->code_bit, 0))
+		code_written(c, e->code);
+}
+
 /* Host pointer for [lin, lin+size) if it stays in one cached page. */
 static inline uint8_t *tlb_peek(struct soft_cpu *c, uint64_t lin, int size, int acc)
 {
-	int user = c->cpl == 3;
-	struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
-	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000, 1))
+	struct tlb_entry *e = tlb_entry_of(c, lin);
+	if (__builtin_expect(e->tag[acc] == (lin & ~0xfffull) && (lin & 0xfff) + size <= 0x1000,
+			     1)) {
+		if (acc == ACC_WRITE)
+			code_check(c, e);
 		return (uint8_t *)(e->addend + lin);
+	}
 	return NULL;
 }
 
@@ -534,7 +564,6 @@ void do_sysret(struct soft_cpu *c, int opsize);
 /* exec.c and friends: execute one decoded instruction. */
 void exec_insn(struct soft_cpu *c, struct insn *d);
 void choose_handler(struct soft_cpu *c, struct insn *d);
-bool insn_may_store(const struct insn *d);
 uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
 uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
