@@ -489,6 +489,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	}
 	c->stat_fetch_slow++;
 	b->generic = b->insn[0].fn == exec_insn;
+	b->insn[b->n].fn = block_end;
 	b->end = b->insn[b->n - 1].start + b->insn[b->n - 1].len;
 	p = tlb_peek(c, lin, 1, ACC_EXEC);
 	if (p && (lin & 0xfff) + off <= 0x1000) {

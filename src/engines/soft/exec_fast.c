@@ -8,6 +8,38 @@
 
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
 
+/* Threaded code: each straight-line handler ends by calling the next decoded
+ * instruction's handler in tail position (the compiler emits a jump), so a
+ * block runs without going back to a dispatch loop, and every handler has its
+ * own indirect jump for the branch predictor to learn. The block's last
+ * entry is block_end, which returns to run_block; branches end blocks and
+ * return themselves. After a store, stop (an exit, or a write to cached code)
+ * ends the chain. */
+static inline void next_insn(struct soft_cpu *c, struct insn *d)
+{
+	d++;
+	c->last = d;
+	d->fn(c, d);
+}
+
+#define THREADED(name)                                                                             \
+	static void name(struct soft_cpu *c, struct insn *d)                                       \
+	{                                                                                          \
+		name##_op(c, d);                                                                   \
+		next_insn(c, d);                                                                   \
+	}
+#define THREADED_STORE(name)                                                                       \
+	static void name(struct soft_cpu *c, struct insn *d)                                       \
+	{                                                                                          \
+		name##_op(c, d);                                                                   \
+		if (!c->stop)                                                                      \
+			next_insn(c, d);                                                           \
+	}
+
+void block_end(struct soft_cpu *c, struct insn *d)
+{
+}
+
 static inline uint64_t ea(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t a = (uint64_t)d->disp;
@@ -39,7 +71,7 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 
 /* ALU op r/m <- r/m OP reg, memory operand (the register forms are below). */
 #define ALU_RM_R(name, LF, OP, WRITE)                                                              \
-	static void name##_rm_r(struct soft_cpu *c, struct insn *d)                                \
+	static inline void name##_rm_r_op(struct soft_cpu *c, struct insn *d)                      \
 	{                                                                                          \
 		int size = d->opsize;                                                              \
 		uint64_t b = rreg(c, d->reg, size), a, r;                                          \
@@ -58,11 +90,12 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 		else                                                                               \
 			mem_write(c, SEG(d), off, size, r);                                        \
 		lazy(c, LF, size, r, a, b);                                                        \
-	}
+	}                                                                                          \
+	THREADED_STORE(name##_rm_r)
 
 /* reg <- reg OP r/m */
 #define ALU_R_RM(name, LF, OP, WRITE)                                                              \
-	static void name##_r_rm(struct soft_cpu *c, struct insn *d)                                \
+	static inline void name##_r_rm_op(struct soft_cpu *c, struct insn *d)                      \
 	{                                                                                          \
 		int size = d->opsize;                                                              \
 		uint64_t a = rreg(c, d->reg, size), b, r;                                          \
@@ -71,11 +104,12 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 		lazy(c, LF, size, r, a, b);                                                        \
 		if (WRITE)                                                                         \
 			wreg(c, d->reg, size, r);                                                  \
-	}
+	}                                                                                          \
+	THREADED(name##_r_rm)
 
 /* r/m <- r/m OP immediate, memory operand */
 #define ALU_IMM(name, LF, OP, WRITE)                                                               \
-	static void name##_imm(struct soft_cpu *c, struct insn *d)                                 \
+	static inline void name##_imm_op(struct soft_cpu *c, struct insn *d)                       \
 	{                                                                                          \
 		int size = d->opsize;                                                              \
 		uint64_t b = (uint64_t)d->imm & mask_of(size), a, r;                               \
@@ -85,7 +119,8 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 		if (WRITE)                                                                         \
 			mem_write(c, SEG(d), off, size, r);                                        \
 		lazy(c, LF, size, r, a, b);                                                        \
-	}
+	}                                                                                          \
+	THREADED_STORE(name##_imm)
 
 #define ALU(name, LF, OP, WRITE)                                                                   \
 	ALU_RM_R(name, LF, OP, WRITE) ALU_R_RM(name, LF, OP, WRITE) ALU_IMM(name, LF, OP, WRITE)
@@ -103,13 +138,14 @@ ALU_IMM(test, LF_LOGIC, a &b, 0)
  * hottest instructions run without a branch on size or operand kind:
  * DST OP= SRC (rmr: r/m op= reg, rrm: reg op= r/m, ri: r/m op= imm). */
 #define ALU_REG_FORM(name, form, LF, OP, WRITE, DST, B, size)                                      \
-	static void name##_##form##size(struct soft_cpu *c, struct insn *d)                        \
+	static inline void name##_##form##size##_op(struct soft_cpu *c, struct insn *d)            \
 	{                                                                                          \
 		uint64_t a = rreg(c, d->DST, size), b = B, r = OP;                                 \
 		lazy(c, LF, size, r, a, b);                                                        \
 		if (WRITE)                                                                         \
 			wreg(c, d->DST, size, r);                                                  \
-	}
+	}                                                                                          \
+	THREADED(name##_##form##size)
 #define ALU_REG_RMR(name, LF, OP, WRITE)                                                           \
 	ALU_REG_FORM(name, rmr, LF, OP, WRITE, rm, rreg(c, d->reg, 4), 4)                          \
 	ALU_REG_FORM(name, rmr, LF, OP, WRITE, rm, c->r[d->reg], 8)
@@ -130,66 +166,85 @@ ALU_REG(cmp, LF_SUB, a - b, 0)
 ALU_REG_RMR(test, LF_LOGIC, a &b, 0)
 ALU_REG_RI(test, LF_LOGIC, a &b, 0)
 
-static void mov_rmr4(struct soft_cpu *c, struct insn *d)
+static inline void mov_rmr4_op(struct soft_cpu *c, struct insn *d)
 {
 	c->r[d->rm] = (uint32_t)c->r[d->reg];
 }
+THREADED(mov_rmr4)
 
-static void mov_rmr8(struct soft_cpu *c, struct insn *d)
+static inline void mov_rmr8_op(struct soft_cpu *c, struct insn *d)
 {
 	c->r[d->rm] = c->r[d->reg];
 }
+THREADED(mov_rmr8)
 
-static void mov_rm_r(struct soft_cpu *c, struct insn *d)
+static inline void mov_rm_r_op(struct soft_cpu *c, struct insn *d)
 {
 	mem_write(c, SEG(d), ea(c, d), d->opsize, c->r[d->reg]);
 }
+THREADED_STORE(mov_rm_r)
 
-static void mov_r_rm(struct soft_cpu *c, struct insn *d)
+static inline void mov_r_rm_op(struct soft_cpu *c, struct insn *d)
 {
 	wreg(c, d->reg, d->opsize, rm_load(c, d));
 }
+THREADED(mov_r_rm)
 
-static void mov_rm_imm(struct soft_cpu *c, struct insn *d)
+static inline void mov_rm_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	if (d->is_mem)
 		mem_write(c, SEG(d), ea(c, d), d->opsize, (uint64_t)d->imm);
 	else
 		wreg(c, d->rm, d->opsize, (uint64_t)d->imm);
 }
+THREADED_STORE(mov_rm_imm)
 
-static void mov_r_imm(struct soft_cpu *c, struct insn *d)
+static inline void mov_r_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	wreg(c, (d->op & 7) | ((d->rex & 1) << 3), d->opsize, (uint64_t)d->imm);
 }
+THREADED(mov_r_imm)
 
-static void lea(struct soft_cpu *c, struct insn *d)
+static inline void lea_op(struct soft_cpu *c, struct insn *d)
 {
 	wreg(c, d->reg, d->opsize, ea(c, d));
 }
+THREADED(lea)
 
-static void movzx8(struct soft_cpu *c, struct insn *d)
+static inline void movzx8_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 1) : reg_get(c, d->rm, 1, d->rex);
 	wreg(c, d->reg, d->opsize, v);
 }
+THREADED(movzx8)
 
-static void movzx16(struct soft_cpu *c, struct insn *d)
+static inline void movzx16_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 2) : (uint16_t)c->r[d->rm];
 	wreg(c, d->reg, d->opsize, v);
 }
+THREADED(movzx16)
 
-static void movsxd(struct soft_cpu *c, struct insn *d)
+static inline void movsxd_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 4) : (uint32_t)c->r[d->rm];
 	wreg(c, d->reg, d->opsize, (uint64_t)(int64_t)(int32_t)v);
 }
+THREADED(movsxd)
 
 /* Branches end their block, so RIP already points past them (run_block). */
+static __attribute__((noinline)) void jcc_slow(struct soft_cpu *c, struct insn *d)
+{
+	if (cond_slow(c, d->op & 15))
+		c->rip = d->start + d->len + (uint64_t)d->imm;
+}
+
+/* the compare-and-branch case without a call, so without a stack frame */
 static void jcc(struct soft_cpu *c, struct insn *d)
 {
-	if (cond(c, d->op & 15))
+	if (!cond_sub_ok(c, d->op & 15))
+		jcc_slow(c, d);
+	else if (cond_sub(c, d->op & 15))
 		c->rip = d->start + d->len + (uint64_t)d->imm;
 }
 
@@ -214,22 +269,24 @@ static void ret(struct soft_cpu *c, struct insn *d)
 	c->r[R_RSP] = sp + 8;
 }
 
-static void push_r(struct soft_cpu *c, struct insn *d)
+static inline void push_r_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t sp = c->r[R_RSP] - 8;
 	mem_write(c, SEG_SS, sp, 8, c->r[(d->op & 7) | ((d->rex & 1) << 3)]);
 	c->r[R_RSP] = sp;
 }
+THREADED_STORE(push_r)
 
-static void pop_r(struct soft_cpu *c, struct insn *d)
+static inline void pop_r_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t sp = c->r[R_RSP];
 	uint64_t v = mem_read(c, SEG_SS, sp, 8);
 	c->r[R_RSP] = sp + 8;
 	c->r[(d->op & 7) | ((d->rex & 1) << 3)] = v;
 }
+THREADED(pop_r)
 
-static void incdec_r(struct soft_cpu *c, struct insn *d)
+static inline void incdec_r_op(struct soft_cpu *c, struct insn *d)
 {
 	int size = d->opsize;
 	uint64_t a = rreg(c, d->rm, size);
@@ -242,8 +299,9 @@ static void incdec_r(struct soft_cpu *c, struct insn *d)
 		wreg(c, d->rm, size, a + 1);
 	}
 }
+THREADED(incdec_r)
 
-static void cmov(struct soft_cpu *c, struct insn *d)
+static inline void cmov_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t v = rm_load(c, d);
 	if (cond(c, d->op & 15))
@@ -251,8 +309,9 @@ static void cmov(struct soft_cpu *c, struct insn *d)
 	else
 		wreg(c, d->reg, d->opsize, c->r[d->reg]);
 }
+THREADED(cmov)
 
-static void setcc(struct soft_cpu *c, struct insn *d)
+static inline void setcc_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t v = cond(c, d->op & 15);
 	if (d->is_mem)
@@ -260,12 +319,14 @@ static void setcc(struct soft_cpu *c, struct insn *d)
 	else
 		reg_set(c, d->rm, 1, d->rex, v);
 }
+THREADED_STORE(setcc)
 
-static void shift_imm(struct soft_cpu *c, struct insn *d)
+static inline void shift_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	wreg(c, d->rm, d->opsize,
 	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), (unsigned)d->imm));
 }
+THREADED(shift_imm)
 
 /* SHL/SHR/SAR reg, imm8 with a count that is not 0 after masking (a zero
  * count leaves the flags alone, so it stays with shift_imm). */
@@ -274,7 +335,7 @@ static inline unsigned shift_count(const struct insn *d)
 	return (unsigned)d->imm & (d->opsize == 8 ? 63 : 31);
 }
 
-static void shl_imm(struct soft_cpu *c, struct insn *d)
+static inline void shl_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	int size = d->opsize;
 	unsigned cnt = shift_count(d);
@@ -282,8 +343,9 @@ static void shl_imm(struct soft_cpu *c, struct insn *d)
 	lazy(c, LF_SHL, size, r, a, cnt);
 	wreg(c, d->rm, size, r);
 }
+THREADED(shl_imm)
 
-static void shr_imm(struct soft_cpu *c, struct insn *d)
+static inline void shr_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	int size = d->opsize;
 	unsigned cnt = shift_count(d);
@@ -291,8 +353,9 @@ static void shr_imm(struct soft_cpu *c, struct insn *d)
 	lazy(c, LF_SHR, size, r, a, cnt);
 	wreg(c, d->rm, size, r);
 }
+THREADED(shr_imm)
 
-static void sar_imm(struct soft_cpu *c, struct insn *d)
+static inline void sar_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	int size = d->opsize;
 	unsigned cnt = shift_count(d);
@@ -302,21 +365,40 @@ static void sar_imm(struct soft_cpu *c, struct insn *d)
 	lazy(c, LF_SAR, size, r, a, cnt);
 	wreg(c, d->rm, size, r);
 }
+THREADED(sar_imm)
 
-static void imul_r_rm(struct soft_cpu *c, struct insn *d)
+static inline void imul_r_rm_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t b = rm_load(c, d);
 	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rreg(c, d->reg, d->opsize), b));
 }
+THREADED(imul_r_rm)
 
-static void imul_imm(struct soft_cpu *c, struct insn *d)
+static inline void imul_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	wreg(c, d->reg, d->opsize, imul2(c, d->opsize, rm_load(c, d), (uint64_t)d->imm));
 }
+THREADED(imul_imm)
 
-static void nop(struct soft_cpu *c, struct insn *d)
+/* IMUL reg, reg and IMUL reg, reg, imm: reg <- A * B in T (int32_t or int64_t) */
+#define IMUL_REG(form, size, T, A, B)                                                              \
+	static inline void imul_##form##size##_op(struct soft_cpu *c, struct insn *d)              \
+	{                                                                                          \
+		T r;                                                                               \
+		bool of = __builtin_mul_overflow((T)(A), (T)(B), &r);                              \
+		lazy(c, LF_MUL, size, (uint64_t)r &mask_of(size), of, 0);                          \
+		c->r[d->reg] = (uint64_t)r & mask_of(size);                                        \
+	}                                                                                          \
+	THREADED(imul_##form##size)
+IMUL_REG(rr, 4, int32_t, c->r[d->reg], c->r[d->rm])
+IMUL_REG(rr, 8, int64_t, c->r[d->reg], c->r[d->rm])
+IMUL_REG(rri, 4, int32_t, c->r[d->rm], d->imm)
+IMUL_REG(rri, 8, int64_t, c->r[d->rm], d->imm)
+
+static inline void nop_op(struct soft_cpu *c, struct insn *d)
 {
 }
+THREADED(nop)
 
 typedef void (*handler)(struct soft_cpu *, struct insn *);
 
@@ -369,6 +451,8 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 			h = q ? test_ri8 : test_ri4;
 		else if (b == 0x89)
 			h = q ? mov_rmr8 : mov_rmr4;
+		else if (b == 0x69 || b == 0x6b)
+			h = q ? imul_rri8 : imul_rri4;
 		if (h) {
 			d->fn = h;
 			return;
@@ -444,6 +528,8 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		d->fn = movzx16;
 	else if (b == 0x1f)
 		d->fn = nop;
+	else if (b == 0xaf && !d->is_mem)
+		d->fn = q ? imul_rr8 : imul_rr4;
 	else if (b == 0xaf)
 		d->fn = imul_r_rm;
 }

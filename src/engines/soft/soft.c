@@ -297,28 +297,22 @@ static inline int run_block(struct soft_cpu *c)
 		return 1;
 	}
 	/* Straight-line handlers leave RIP alone: it is set once, here, and
-	 * restored from c->last when an instruction faults. */
+	 * restored from c->last when an instruction faults. The handlers chain
+	 * to each other (exec_fast.c) and return here at the block's end. */
 	c->rip = b->end;
 	c->stop = false;
-	int i, n = b->n;
-	/* unrolled so that every position in a block has its own indirect call,
-	 * which the host's branch predictor learns far better than one shared
-	 * call site */
-#pragma GCC unroll 16
-	for (i = 0; i < BLOCK_INSNS;) {
-		if (i >= n)
-			break;
-		struct insn *d = &b->insn[i++];
-		c->last = d;
-		d->fn(c, d);
-		if (__builtin_expect(c->stop, 0)) {
-			if (i < n)
-				c->rip = d->start + d->len;
-			break;
-		}
+	c->last = b->insn;
+	b->insn[0].fn(c, b->insn);
+	if (__builtin_expect(!c->stop, 1)) {
+		c->stat_insns += (unsigned)b->n;
+		return b->n;
 	}
-	c->stat_insns += (unsigned)i;
-	return i;
+	/* ended early by the instruction at c->last */
+	int done = (int)(c->last - b->insn) + 1;
+	if (done < b->n)
+		c->rip = c->last->start + c->last->len;
+	c->stat_insns += (unsigned)done;
+	return done;
 }
 
 /* Up to BATCH instructions, until an exit, HLT, an interrupt or a kick. Kept

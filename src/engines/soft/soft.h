@@ -213,7 +213,7 @@ struct block {
 	uint64_t end; /* RIP after the last instruction */
 	uint64_t epoch;
 	uint8_t code[BLOCK_INSNS * 15];
-	struct insn insn[BLOCK_INSNS];
+	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
 };
 
 struct soft_cpu {
@@ -361,36 +361,44 @@ static inline uint64_t mask_of(int size)
 	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
 }
 
-/* Condition code cc (the low nibble of Jcc/SETcc/CMOVcc); the common
- * compare-and-branch case inline, evaluated from the operands directly. */
-static inline bool cond(struct soft_cpu *c, unsigned cc)
+/* Can cond_sub evaluate condition code cc (the low nibble of Jcc/SETcc/
+ * CMOVcc)? The common compare-and-branch case: after SUB/CMP, every
+ * condition but O, S and P follows from the operands directly. */
+static inline bool cond_sub_ok(const struct soft_cpu *c, unsigned cc)
 {
 	unsigned k = cc >> 1;
-	if (c->lf_op == LF_SUB && k != 0 && k != 5 && k != 4) {
-		uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
-		int sh = 64 - c->lf_size * 8;
-		int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
-		bool r;
-		switch (k) {
-		case 1:
-			r = a < b;
-			break;
-		case 2:
-			r = a == b;
-			break;
-		case 3:
-			r = a <= b;
-			break;
-		case 6:
-			r = sa < sb;
-			break;
-		default:
-			r = sa <= sb;
-			break;
-		}
-		return r ^ (cc & 1);
+	return c->lf_op == LF_SUB && k != 0 && k != 5 && k != 4;
+}
+
+static inline bool cond_sub(const struct soft_cpu *c, unsigned cc)
+{
+	uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
+	int sh = 64 - c->lf_size * 8;
+	int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
+	bool r;
+	switch (cc >> 1) {
+	case 1:
+		r = a < b;
+		break;
+	case 2:
+		r = a == b;
+		break;
+	case 3:
+		r = a <= b;
+		break;
+	case 6:
+		r = sa < sb;
+		break;
+	default:
+		r = sa <= sb;
+		break;
 	}
-	return cond_slow(c, cc);
+	return r ^ (cc & 1);
+}
+
+static inline bool cond(struct soft_cpu *c, unsigned cc)
+{
+	return cond_sub_ok(c, cc) ? cond_sub(c, cc) : cond_slow(c, cc);
 }
 
 /* Guest memory is byte-addressable: unaligned accesses are legal, so go
@@ -564,6 +572,7 @@ void do_sysret(struct soft_cpu *c, int opsize);
 /* exec.c and friends: execute one decoded instruction. */
 void exec_insn(struct soft_cpu *c, struct insn *d);
 void choose_handler(struct soft_cpu *c, struct insn *d);
+void block_end(struct soft_cpu *c, struct insn *d);
 uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
 uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
