@@ -17,9 +17,7 @@
  * ends the chain. */
 static inline void next_insn(struct soft_cpu *c, struct insn *d)
 {
-	d++;
-	c->last = d;
-	d->fn(c, d);
+	d[1].fn(c, d + 1);
 }
 
 #define THREADED(name)                                                                             \
@@ -62,11 +60,59 @@ static inline uint64_t rreg(struct soft_cpu *c, int r, int size)
 	return size == 8 ? c->r[r] : (uint32_t)c->r[r];
 }
 
+/* Guest memory from the fast handlers, which only run in 64-bit mode: the
+ * linear address is the offset (plus the FS/GS base), and a TLB hit also
+ * proves it canonical, since entries are only made for canonical addresses.
+ * A miss takes the general path, which checks, walks, faults or exits; only
+ * then, or when a write hits cached code, does c->last need to name the
+ * instruction (run_block, restore_insn), so only then is it set. */
+static inline uint8_t *fast_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size,
+				int acc)
+{
+	uint64_t lin = seg < SEG_FS ? off : off + c->seg[seg].base;
+	struct tlb_entry *e = tlb_entry_of(c, lin);
+	if (__builtin_expect(e->tag[acc] != (lin & ~0xfffull) || (lin & 0xfff) + size > 0x1000,
+			     0)) {
+		c->last = d;
+		return NULL;
+	}
+	c->stat_tlb_hit++;
+	if (acc == ACC_WRITE && code_cached(c, e)) {
+		c->last = d;
+		code_written(c, e->code);
+	}
+	return (uint8_t *)(e->addend + lin);
+}
+
+static inline uint64_t fast_read(struct soft_cpu *c, struct insn *d, int seg, uint64_t off,
+				 int size)
+{
+	uint8_t *p = fast_ptr(c, d, seg, off, size, ACC_READ);
+	return __builtin_expect(p != NULL, 1) ? load_n(p, size) : mem_read(c, seg, off, size);
+}
+
+static inline void fast_write(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size,
+			      uint64_t v)
+{
+	uint8_t *p = fast_ptr(c, d, seg, off, size, ACC_WRITE);
+	if (__builtin_expect(p != NULL, 1))
+		store_n(p, size, v);
+	else
+		mem_write(c, seg, off, size, v);
+}
+
+static inline uint8_t *fast_rmw_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off,
+				    int size)
+{
+	uint8_t *p = fast_ptr(c, d, seg, off, size, ACC_WRITE);
+	return __builtin_expect(p != NULL, 1) ? p : mem_rmw_ptr(c, seg, off, size);
+}
+
 static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 {
 	if (!d->is_mem)
 		return rreg(c, d->rm, d->opsize);
-	return mem_read(c, SEG(d), ea(c, d), d->opsize);
+	return fast_read(c, d, SEG(d), ea(c, d), d->opsize);
 }
 
 /* ALU op r/m <- r/m OP reg, memory operand (the register forms are below). */
@@ -77,18 +123,18 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 		uint64_t b = rreg(c, d->reg, size), a, r;                                          \
 		uint64_t off = ea(c, d);                                                           \
 		if (!(WRITE)) {                                                                    \
-			a = mem_read(c, SEG(d), off, size);                                        \
+			a = fast_read(c, d, SEG(d), off, size);                                    \
 			r = OP;                                                                    \
 			lazy(c, LF, size, r, a, b);                                                \
 			return;                                                                    \
 		}                                                                                  \
-		uint8_t *p = mem_rmw_ptr(c, SEG(d), off, size);                                    \
-		a = p ? load_n(p, size) : mem_read(c, SEG(d), off, size);                          \
+		uint8_t *p = fast_rmw_ptr(c, d, SEG(d), off, size);                                \
+		a = p ? load_n(p, size) : fast_read(c, d, SEG(d), off, size);                      \
 		r = OP;                                                                            \
 		if (p)                                                                             \
 			store_n(p, size, r);                                                       \
 		else                                                                               \
-			mem_write(c, SEG(d), off, size, r);                                        \
+			fast_write(c, d, SEG(d), off, size, r);                                    \
 		lazy(c, LF, size, r, a, b);                                                        \
 	}                                                                                          \
 	THREADED_STORE(name##_rm_r)
@@ -114,10 +160,10 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 		int size = d->opsize;                                                              \
 		uint64_t b = (uint64_t)d->imm & mask_of(size), a, r;                               \
 		uint64_t off = ea(c, d);                                                           \
-		a = mem_read(c, SEG(d), off, size);                                                \
+		a = fast_read(c, d, SEG(d), off, size);                                            \
 		r = OP;                                                                            \
 		if (WRITE)                                                                         \
-			mem_write(c, SEG(d), off, size, r);                                        \
+			fast_write(c, d, SEG(d), off, size, r);                                    \
 		lazy(c, LF, size, r, a, b);                                                        \
 	}                                                                                          \
 	THREADED_STORE(name##_imm)
@@ -180,7 +226,7 @@ THREADED(mov_rmr8)
 
 static inline void mov_rm_r_op(struct soft_cpu *c, struct insn *d)
 {
-	mem_write(c, SEG(d), ea(c, d), d->opsize, c->r[d->reg]);
+	fast_write(c, d, SEG(d), ea(c, d), d->opsize, c->r[d->reg]);
 }
 THREADED_STORE(mov_rm_r)
 
@@ -193,7 +239,7 @@ THREADED(mov_r_rm)
 static inline void mov_rm_imm_op(struct soft_cpu *c, struct insn *d)
 {
 	if (d->is_mem)
-		mem_write(c, SEG(d), ea(c, d), d->opsize, (uint64_t)d->imm);
+		fast_write(c, d, SEG(d), ea(c, d), d->opsize, (uint64_t)d->imm);
 	else
 		wreg(c, d->rm, d->opsize, (uint64_t)d->imm);
 }
@@ -213,21 +259,22 @@ THREADED(lea)
 
 static inline void movzx8_op(struct soft_cpu *c, struct insn *d)
 {
-	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 1) : reg_get(c, d->rm, 1, d->rex);
+	uint64_t v =
+	    d->is_mem ? fast_read(c, d, SEG(d), ea(c, d), 1) : reg_get(c, d->rm, 1, d->rex);
 	wreg(c, d->reg, d->opsize, v);
 }
 THREADED(movzx8)
 
 static inline void movzx16_op(struct soft_cpu *c, struct insn *d)
 {
-	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 2) : (uint16_t)c->r[d->rm];
+	uint64_t v = d->is_mem ? fast_read(c, d, SEG(d), ea(c, d), 2) : (uint16_t)c->r[d->rm];
 	wreg(c, d->reg, d->opsize, v);
 }
 THREADED(movzx16)
 
 static inline void movsxd_op(struct soft_cpu *c, struct insn *d)
 {
-	uint64_t v = d->is_mem ? mem_read(c, SEG(d), ea(c, d), 4) : (uint32_t)c->r[d->rm];
+	uint64_t v = d->is_mem ? fast_read(c, d, SEG(d), ea(c, d), 4) : (uint32_t)c->r[d->rm];
 	wreg(c, d->reg, d->opsize, (uint64_t)(int64_t)(int32_t)v);
 }
 THREADED(movsxd)
@@ -256,7 +303,7 @@ static void jmp(struct soft_cpu *c, struct insn *d)
 static void call(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t ret = d->start + d->len, sp = c->r[R_RSP] - 8;
-	mem_write(c, SEG_SS, sp, 8, ret);
+	fast_write(c, d, SEG_SS, sp, 8, ret);
 	c->r[R_RSP] = sp;
 	c->rip = ret + (uint64_t)d->imm;
 }
@@ -265,14 +312,14 @@ static void ret(struct soft_cpu *c, struct insn *d)
 {
 	(void)d;
 	uint64_t sp = c->r[R_RSP];
-	c->rip = mem_read(c, SEG_SS, sp, 8);
+	c->rip = fast_read(c, d, SEG_SS, sp, 8);
 	c->r[R_RSP] = sp + 8;
 }
 
 static inline void push_r_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t sp = c->r[R_RSP] - 8;
-	mem_write(c, SEG_SS, sp, 8, c->r[(d->op & 7) | ((d->rex & 1) << 3)]);
+	fast_write(c, d, SEG_SS, sp, 8, c->r[(d->op & 7) | ((d->rex & 1) << 3)]);
 	c->r[R_RSP] = sp;
 }
 THREADED_STORE(push_r)
@@ -280,7 +327,7 @@ THREADED_STORE(push_r)
 static inline void pop_r_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t sp = c->r[R_RSP];
-	uint64_t v = mem_read(c, SEG_SS, sp, 8);
+	uint64_t v = fast_read(c, d, SEG_SS, sp, 8);
 	c->r[R_RSP] = sp + 8;
 	c->r[(d->op & 7) | ((d->rex & 1) << 3)] = v;
 }
@@ -315,7 +362,7 @@ static inline void setcc_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t v = cond(c, d->op & 15);
 	if (d->is_mem)
-		mem_write(c, SEG(d), ea(c, d), 1, v);
+		fast_write(c, d, SEG(d), ea(c, d), 1, v);
 	else
 		reg_set(c, d->rm, 1, d->rex, v);
 }
@@ -329,43 +376,27 @@ static inline void shift_imm_op(struct soft_cpu *c, struct insn *d)
 THREADED(shift_imm)
 
 /* SHL/SHR/SAR reg, imm8 with a count that is not 0 after masking (a zero
- * count leaves the flags alone, so it stays with shift_imm). */
+ * count leaves the flags alone, so it stays with shift_imm), per size. */
 static inline unsigned shift_count(const struct insn *d)
 {
 	return (unsigned)d->imm & (d->opsize == 8 ? 63 : 31);
 }
 
-static inline void shl_imm_op(struct soft_cpu *c, struct insn *d)
-{
-	int size = d->opsize;
-	unsigned cnt = shift_count(d);
-	uint64_t a = rreg(c, d->rm, size), r = (a << cnt) & mask_of(size);
-	lazy(c, LF_SHL, size, r, a, cnt);
-	wreg(c, d->rm, size, r);
-}
-THREADED(shl_imm)
+#define SHIFT_IMM(name, LF, size, EXPR)                                                            \
+	static inline void name##size##_op(struct soft_cpu *c, struct insn *d)                     \
+	{                                                                                          \
+		unsigned cnt = (unsigned)d->imm & (size * 8 - 1);                                  \
+		uint64_t a = rreg(c, d->rm, size), r = (EXPR)&mask_of(size);                       \
+		lazy(c, LF, size, r, a, cnt);                                                      \
+		c->r[d->rm] = r;                                                                   \
+	}                                                                                          \
+	THREADED(name##size)
+#define SHIFT_IMM_SIZES(name, LF, EXPR4, EXPR8)                                                    \
+	SHIFT_IMM(name, LF, 4, EXPR4) SHIFT_IMM(name, LF, 8, EXPR8)
 
-static inline void shr_imm_op(struct soft_cpu *c, struct insn *d)
-{
-	int size = d->opsize;
-	unsigned cnt = shift_count(d);
-	uint64_t a = rreg(c, d->rm, size), r = a >> cnt;
-	lazy(c, LF_SHR, size, r, a, cnt);
-	wreg(c, d->rm, size, r);
-}
-THREADED(shr_imm)
-
-static inline void sar_imm_op(struct soft_cpu *c, struct insn *d)
-{
-	int size = d->opsize;
-	unsigned cnt = shift_count(d);
-	uint64_t a = rreg(c, d->rm, size);
-	int64_t s = size == 8 ? (int64_t)a : (int64_t)(int32_t)a;
-	uint64_t r = (uint64_t)(s >> cnt) & mask_of(size);
-	lazy(c, LF_SAR, size, r, a, cnt);
-	wreg(c, d->rm, size, r);
-}
-THREADED(sar_imm)
+SHIFT_IMM_SIZES(shl_imm, LF_SHL, a << cnt, a << cnt)
+SHIFT_IMM_SIZES(shr_imm, LF_SHR, a >> cnt, a >> cnt)
+SHIFT_IMM_SIZES(sar_imm, LF_SAR, (uint64_t)((int32_t)a >> cnt), (uint64_t)((int64_t)a >> cnt))
 
 static inline void imul_r_rm_op(struct soft_cpu *c, struct insn *d)
 {
@@ -505,7 +536,9 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		else if (b == 0xff && (d->reg & 7) < 2 && !d->is_mem)
 			h = incdec_r;
 		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4 && shift_count(d))
-			h = (d->reg & 7) == 5 ? shr_imm : (d->reg & 7) == 7 ? sar_imm : shl_imm;
+			h = (d->reg & 7) == 5	? (q ? shr_imm8 : shr_imm4)
+			    : (d->reg & 7) == 7 ? (q ? sar_imm8 : sar_imm4)
+						: (q ? shl_imm8 : shl_imm4);
 		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4)
 			h = shift_imm;
 		else if (b == 0x90 && !(d->rex & 1))

@@ -297,11 +297,11 @@ static inline int run_block(struct soft_cpu *c)
 		return 1;
 	}
 	/* Straight-line handlers leave RIP alone: it is set once, here, and
-	 * restored from c->last when an instruction faults. The handlers chain
+	 * restored from c->last (which an instruction sets before it may fault
+	 * or stop the block) when an instruction faults. The handlers chain
 	 * to each other (exec_fast.c) and return here at the block's end. */
 	c->rip = b->end;
 	c->stop = false;
-	c->last = b->insn;
 	b->insn[0].fn(c, b->insn);
 	if (__builtin_expect(!c->stop, 1)) {
 		c->stat_insns += (unsigned)b->n;

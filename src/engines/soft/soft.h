@@ -264,7 +264,7 @@ struct soft_cpu {
 	const atomic_uint *attn;      /* the interrupt controllers' attention word */
 	int await;		      /* kind of exit whose data the next run brings */
 	uint64_t insn_rip, insn_rsp;  /* restored when an instruction faults */
-	struct insn *last;	      /* instruction being executed, for reports */
+	struct insn *last;	      /* the instruction that faults, exits or stops its block */
 	int pending_exc, pending_irq; /* from a restored snapshot, -1 = none */
 	uint32_t pending_exc_err;
 	bool pending_exc_has_err;
@@ -482,9 +482,14 @@ static inline struct tlb_entry *tlb_entry_of(struct soft_cpu *c, uint64_t lin)
 
 /* A write through entry e: if this vCPU has decoded code from the page, its
  * blocks are stale now (self-modifying code). */
+static inline bool code_cached(const struct soft_cpu *c, const struct tlb_entry *e)
+{
+	return __builtin_expect((__atomic_load_n(e->code, __ATOMIC_RELAXED) & c->code_bit) != 0, 0);
+}
+
 static inline void code_check(struct soft_cpu *c, const struct tlb_entry *e)
 {
-	if (__builtin_expect(__atomic_load_n(e->code, __ATOMIC_RELAXED) & c->code_bit, 0))
+	if (code_cached(c, e))
 		code_written(c, e->code);
 }
 
