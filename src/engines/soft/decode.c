@@ -432,7 +432,7 @@ static void code_page_mark(struct soft_cpu *c, uint64_t lin)
 void block_cache_init(struct soft_cpu *c)
 {
 	for (unsigned i = 0; i < BLOCK_CACHE_SIZE; i++)
-		c->blocks[i].lin = ~0ull;
+		c->tags[i].lin = ~0ull;
 }
 
 /* The straight-line block of decoded instructions starting at RIP. A cached
@@ -445,31 +445,32 @@ struct block *fetch_block(struct soft_cpu *c)
 	uint64_t rip = c->rip, lin = code_lin(c);
 	/* two-way set associative; a miss replaces the less recently used way */
 	unsigned set = block_set(lin);
-	struct block *b = &c->blocks[set * 2];
+	struct block_tag *t = &c->tags[set * 2];
 	uint8_t *p = NULL;
 	for (int w = 0; w < 2; w++) {
-		struct block *k = &b[w];
-		if (k->lin != lin || k->rip != rip || k->mode != c->mode)
+		if (t[w].lin != lin || t[w].rip != rip || t[w].mode != c->mode)
 			continue;
+		struct block *k = &c->blocks[set * 2 + w];
 		/* Same epoch: neither guest memory (as far as this vCPU must see
 		 * it) nor the TLB, CPL or CS changed since the bytes matched, so
 		 * the translation need not be looked up again either. */
-		if (k->epoch != c->code_epoch) {
+		if (t[w].epoch != c->code_epoch) {
 			if (!p)
 				p = tlb_peek(c, lin, 1, ACC_EXEC);
 			if (!p || !same_bytes(p, k))
 				continue;
 			code_page_mark(c, lin);
-			k->epoch = c->code_epoch;
+			t[w].epoch = c->code_epoch;
 		}
 		c->block_mru[set] = (uint8_t)w;
 		return k;
 	}
 	int victim = !c->block_mru[set];
 	c->block_mru[set] = (uint8_t)victim;
-	b += victim;
+	t += victim;
+	struct block *b = &c->blocks[set * 2 + victim];
 
-	b->lin = ~0ull;
+	t->lin = ~0ull;
 	b->n = 0;
 	uint64_t off = 0;
 	for (;;) {
@@ -491,15 +492,14 @@ struct block *fetch_block(struct soft_cpu *c)
 	b->generic = b->insn[0].fn == exec_insn;
 	b->insn[b->n].fn = block_end;
 	b->end = b->insn[b->n - 1].start + b->insn[b->n - 1].len;
+	b->nbytes = 0;
 	p = tlb_peek(c, lin, 1, ACC_EXEC);
 	if (p && (lin & 0xfff) + off <= 0x1000) {
 		code_page_mark(c, lin);
 		b->nbytes = (uint16_t)off;
 		memcpy(b->code, p, off);
-		b->epoch = c->code_epoch;
-		b->rip = rip;
-		b->mode = c->mode;
-		b->lin = lin;
+		*t = (struct block_tag){
+		    .lin = lin, .rip = rip, .epoch = c->code_epoch, .mode = c->mode};
 	}
 	return b;
 }

@@ -32,8 +32,9 @@ static void remember_ud(struct soft_cpu *c, const struct insn *d)
 	uintptr_t first = (uintptr_t)c->blocks, at = (uintptr_t)d;
 	if (!c->blocks || at < first || at >= first + BLOCK_CACHE_SIZE * sizeof(struct block))
 		return;
-	const struct block *b = &c->blocks[(at - first) / sizeof(struct block)];
-	uint64_t off = d->start - b->rip;
+	size_t i = (at - first) / sizeof(struct block);
+	const struct block *b = &c->blocks[i];
+	uint64_t off = d->start - c->tags[i].rip;
 	if (off >= b->nbytes)
 		return;
 	c->ud_len = (uint8_t)(d->len < b->nbytes - off ? d->len : b->nbytes - off);
@@ -191,7 +192,7 @@ static void deliver_long(struct soft_cpu *c, int vec, bool has_err, uint32_t err
 	}
 	cs.sel = (sel & ~3) | (uint16_t)ncpl;
 	c->seg[SEG_CS] = cs;
-	c->cpl = ncpl;
+	set_cpl(c, ncpl);
 	c->r[R_RSP] = sp;
 	c->rip = target;
 	c->fl &= ~(uint64_t)(FL_TF | FL_NT | FL_RF | FL_VM);
@@ -238,7 +239,7 @@ static void deliver_prot(struct soft_cpu *c, int vec, bool has_err, uint32_t err
 	c->seg[SEG_SS] = nss;
 	cs.sel = (sel & ~3) | (uint16_t)ncpl;
 	c->seg[SEG_CS] = cs;
-	c->cpl = ncpl;
+	set_cpl(c, ncpl);
 	c->r[R_RSP] = (c->r[R_RSP] & ~spmask) | (sp & spmask);
 	c->rip = target;
 	c->fl &= ~(uint64_t)(FL_TF | FL_NT | FL_RF | FL_VM);
@@ -297,6 +298,7 @@ void handle_fault(struct soft_cpu *c)
 void do_iret(struct soft_cpu *c, int size)
 {
 	trap(c, TRAP_IRET);
+	serialize(c);
 	if (!(c->cr0 & CR0_PE)) {
 		uint64_t ip = pop(c, size), cs = pop(c, size), fl = pop(c, size);
 		load_seg(c, SEG_CS, (uint16_t)cs);

@@ -123,6 +123,25 @@ static uint64_t *pte_ptr(struct soft_cpu *c, uint64_t gpa)
 	return p;
 }
 
+/* Accessed/dirty bits, set as hardware does. The page table may hold code
+ * this vCPU cached, so its blocks are revalidated (rarely matters: the bits
+ * are only written when they change). */
+static void pte_set(struct soft_cpu *c, uint64_t *e, uint64_t bits)
+{
+	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & bits) == bits)
+		return;
+	c->code_epoch++;
+	__atomic_fetch_or(e, bits, __ATOMIC_RELAXED);
+}
+
+static void pte_set32(struct soft_cpu *c, uint32_t *e, uint32_t bits)
+{
+	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & bits) == bits)
+		return;
+	c->code_epoch++;
+	__atomic_fetch_or(e, bits, __ATOMIC_RELAXED);
+}
+
 static _Noreturn void page_fault(struct soft_cpu *c, uint64_t lin, uint32_t err)
 {
 	c->cr2 = lin;
@@ -155,7 +174,7 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 			page_fault(c, lin, err);
 		w = *pde & PTE_W;
 		u = *pde & PTE_U;
-		__atomic_fetch_or(pde, (uint32_t)PTE_A, __ATOMIC_RELAXED);
+		pte_set32(c, pde, (uint32_t)PTE_A);
 		uint32_t *leaf;
 		*pmask_out = ~0xfffull;
 		if ((*pde & PTE_PS) && (c->cr4 & CR4_PSE)) {
@@ -177,7 +196,7 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 		bool wok = w || (!user && !(c->cr0 & CR0_WP));
 		if ((user && !u) || (write && !wok))
 			page_fault(c, lin, err | 1);
-		__atomic_fetch_or(leaf, (uint32_t)(PTE_A | (write ? PTE_D : 0)), __ATOMIC_RELAXED);
+		pte_set32(c, leaf, (uint32_t)(PTE_A | (write ? PTE_D : 0)));
 		*w_ok = wok;
 		*u_ok = u;
 		*x_ok = true;
@@ -218,7 +237,7 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 			break;
 		}
 		if (!(pte & PTE_A))
-			__atomic_fetch_or(e, PTE_A, __ATOMIC_RELAXED);
+			pte_set(c, e, PTE_A);
 		table = pte & PTE_ADDR;
 		level--;
 	}
@@ -227,7 +246,7 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 		page_fault(c, lin, err | 1);
 	uint64_t set = PTE_A | (write ? PTE_D : 0);
 	if ((pte & set) != set)
-		__atomic_fetch_or(e, set, __ATOMIC_RELAXED);
+		pte_set(c, e, set);
 	*w_ok = wok;
 	*u_ok = u;
 	*x_ok = x;
@@ -243,7 +262,6 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 	bool w, x, u, dirty, global;
 	uint64_t pmask;
 	c->stat_tlb_miss++;
-	c->code_epoch++; /* the walk may set A/D bits in any page, code too */
 	uint64_t gpa = walk(c, lin, acc, user, &w, &x, &u, &dirty, &global, &pmask);
 	*gpa_out = gpa;
 	uint8_t *host = phys_ptr(c->vm, gpa & ~0xfffull, 0x1000, false);

@@ -225,8 +225,12 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	if (!v)
 		return -ENOMEM;
 	struct soft_cpu *c = &v->c;
+	/* untouched blocks cost no memory; the tags are one cache line per set */
 	c->blocks = calloc(BLOCK_CACHE_SIZE, sizeof(*c->blocks));
-	if (!c->blocks) {
+	c->tags = aligned_alloc(64, BLOCK_CACHE_SIZE * sizeof(*c->tags));
+	if (!c->blocks || !c->tags) {
+		free(c->blocks);
+		free(c->tags);
 		free(v);
 		return -ENOMEM;
 	}
@@ -249,6 +253,7 @@ static void soft_vcpu_destroy(struct engine_vcpu *v)
 		return;
 	v->c.vm->cpu[v->c.index] = NULL;
 	free(v->c.blocks);
+	free(v->c.tags);
 	free(v);
 }
 
@@ -293,7 +298,6 @@ static inline int run_block(struct soft_cpu *c)
 		c->last = b->insn;
 		c->stat_insns++;
 		exec_insn(c, b->insn);
-		c->code_epoch++;
 		return 1;
 	}
 	/* Straight-line handlers leave RIP alone: it is set once, here, and
@@ -320,9 +324,6 @@ static inline int run_block(struct soft_cpu *c)
 static __attribute__((noinline)) void run_batch(struct soft_cpu *c)
 {
 	int n = 0;
-	/* cached code is revalidated at least once per batch, so what other
-	 * vCPUs and devices wrote is seen by the next batch */
-	c->code_epoch++;
 	do {
 		n += run_block(c);
 		if (c->exit_pending || c->halted)
@@ -352,6 +353,7 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 		int v = intc_ack(c->vm->intc, c->index);
 		if (v < 0)
 			return;
+		c->code_epoch++; /* a device may have written guest code (DMA) */
 		c->halted = false;
 		c->insn_rip = c->rip;
 		c->insn_rsp = c->r[R_RSP];
@@ -400,6 +402,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	}
 	c->await = AWAIT_NONE;
 	c->exit = exit;
+	c->code_epoch++; /* the machine may have written guest memory meanwhile */
 	c->exit_pending = false;
 	c->last = NULL;
 
@@ -607,9 +610,9 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	c->delivering = -1;
 	c->await = AWAIT_NONE;
 	c->hc_ready = c->io_in_ready = c->mmio_in_ready = false;
-	c->cpl = (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0;
+	set_cpl(c, (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0);
 	if ((c->cr0 & CR0_PE) && (c->efer & EFER_LMA) && c->seg[SEG_CS].l)
-		c->cpl = c->seg[SEG_CS].sel & 3;
+		set_cpl(c, c->seg[SEG_CS].sel & 3);
 	update_mode(c);
 	tlb_flush(c, false);
 	if (st->exception_pending) {

@@ -196,24 +196,28 @@ struct insn {
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
- * guest bytes it came from are unchanged. Those were last seen unchanged in
- * validation epoch `epoch` (see fetch_block). */
+ * guest bytes it came from are unchanged. Its tag (below) says where it came
+ * from and when those bytes were last seen unchanged. */
 #define BLOCK_INSNS	 16
-#define BLOCK_CACHE_BITS 12
+#define BLOCK_CACHE_BITS 13
 #define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
 
 struct block {
-	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
-	uint64_t rip;
-	int mode, n;
+	int n;
 	uint16_t nbytes;
-	/* one instruction for the general dispatcher (exec_insn), which may
-	 * change CPL, modes or the TLB: later blocks are revalidated */
-	bool generic;
+	bool generic; /* one instruction for the general dispatcher (exec_insn) */
 	uint64_t end; /* RIP after the last instruction */
-	uint64_t epoch;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
+};
+
+/* The lookup half of a block, kept apart so that the tags of a set share a
+ * cache line and a lookup touches no block it does not run. */
+struct block_tag {
+	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
+	uint64_t rip;
+	uint64_t epoch; /* validation epoch in which the bytes last matched */
+	int64_t mode;
 };
 
 struct soft_cpu {
@@ -274,9 +278,12 @@ struct soft_cpu {
 	struct engine_vm *vm;
 
 	struct block *blocks;
-	/* Advances whenever guest memory or the TLB may have changed under this
-	 * vCPU's cached blocks: a new batch, a write to a page with cached code,
-	 * a generic instruction, a page walk or a TLB flush. */
+	struct block_tag *tags; /* tags[i] describes blocks[i] */
+	/* Advances whenever guest memory or the translation may have changed
+	 * under this vCPU's cached blocks: its own write to a page with cached
+	 * code, a TLB flush, accessed/dirty bits set by a page walk, a CPL
+	 * change; what devices and other vCPUs wrote at every vcpu_run, every
+	 * interrupt and every serializing instruction. */
 	uint64_t code_epoch;
 	uint64_t code_bit; /* this vCPU's bit in the code words */
 	bool stop;	   /* end the block after this instruction (exit, code written) */
@@ -321,12 +328,12 @@ static inline struct block *next_block(struct soft_cpu *c)
 {
 	uint64_t lin = code_lin(c);
 	unsigned set = block_set(lin);
-	struct block *b = &c->blocks[set * 2];
+	const struct block_tag *t = &c->tags[set * 2];
 	for (int w = 0; w < 2; w++)
-		if (b[w].epoch == c->code_epoch && b[w].lin == lin && b[w].rip == c->rip &&
-		    b[w].mode == c->mode) {
+		if (t[w].epoch == c->code_epoch && t[w].lin == lin && t[w].rip == c->rip &&
+		    t[w].mode == c->mode) {
 			c->block_mru[set] = (uint8_t)w;
-			return &b[w];
+			return &c->blocks[set * 2 + w];
 		}
 	return fetch_block(c);
 }
@@ -598,6 +605,23 @@ void push(struct soft_cpu *c, int size, uint64_t v);
 uint64_t pop(struct soft_cpu *c, int size);
 int stack_size(struct soft_cpu *c);
 uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b);
+
+/* A new privilege level: blocks validated for one are not valid for the
+ * other (the supervisor and user TLBs differ), so they are revalidated. */
+static inline void set_cpl(struct soft_cpu *c, int cpl)
+{
+	c->code_epoch += c->cpl != cpl;
+	c->cpl = cpl;
+}
+
+/* Serializing instructions (IRET, CPUID) end cross-modification: the SDM's
+ * protocol for code written by another processor (Vol. 3 8.1.3) has the
+ * executing one serialize before it runs the new code, so that is where this
+ * vCPU looks at guest memory again (Linux's sync_core does exactly this). */
+static inline void serialize(struct soft_cpu *c)
+{
+	c->code_epoch++;
+}
 
 static inline void trap(struct soft_cpu *c, int kind)
 {

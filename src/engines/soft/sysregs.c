@@ -11,7 +11,7 @@ void update_mode(struct soft_cpu *c)
 {
 	if (!(c->cr0 & CR0_PE)) {
 		c->mode = c->seg[SEG_CS].db ? 4 : 2;
-		c->cpl = 0;
+		set_cpl(c, 0);
 	} else if ((c->efer & EFER_LMA) && c->seg[SEG_CS].l) {
 		c->mode = 8;
 	} else {
@@ -94,7 +94,7 @@ void load_cs(struct soft_cpu *c, uint16_t sel, int new_cpl)
 	s.type |= 1;
 	s.sel = (sel & ~3) | (uint16_t)new_cpl;
 	*cs = s;
-	c->cpl = new_cpl;
+	set_cpl(c, new_cpl);
 	update_mode(c);
 }
 
@@ -308,6 +308,7 @@ void do_cpuid(struct soft_cpu *c)
 {
 	uint32_t leaf = (uint32_t)c->r[R_RAX], sub = (uint32_t)c->r[R_RCX];
 	uint32_t r[4] = {0, 0, 0, 0}; /* eax ebx ecx edx */
+	serialize(c);
 	/* Leaf-1 EDX: fpu pse tsc msr pae cx8 apic pge cmov pat clflush mmx fxsr sse sse2 */
 	const uint32_t edx1 = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
 			      (1u << 8) | (1u << 9) | (1u << 13) | (1u << 15) | (1u << 16) |
@@ -451,7 +452,7 @@ void do_syscall(struct soft_cpu *c)
 	flat(&c->seg[SEG_SS], sel + 8, false, false, 0);
 	c->fl &= ~(c->sfmask | FL_RF);
 	c->rip = c->mode == 8 ? c->lstar : c->cstar;
-	c->cpl = 0;
+	set_cpl(c, 0);
 	update_mode(c);
 }
 
@@ -478,6 +479,6 @@ void do_sysret(struct soft_cpu *c, int opsize)
 	c->seg[SEG_SS].present = 1;
 	c->fl = (c->r[R_R11] & ~(uint64_t)(FL_RF | FL_VM)) | RFLAGS_FIXED;
 	c->lf_op = LF_NONE;
-	c->cpl = 3;
+	set_cpl(c, 3);
 	update_mode(c);
 }
