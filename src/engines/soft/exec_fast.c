@@ -183,15 +183,20 @@ ALU_IMM(test, LF_LOGIC, a &b, 0)
 /* The register-only forms once more, one handler per operand size, so the
  * hottest instructions run without a branch on size or operand kind:
  * DST OP= SRC (rmr: r/m op= reg, rrm: reg op= r/m, ri: r/m op= imm). */
-#define ALU_REG_FORM(name, form, LF, OP, WRITE, DST, B, size)                                      \
-	static inline void name##_##form##size##_op(struct soft_cpu *c, struct insn *d)            \
+#define ALU_REG_FN(fn, LF, OP, WRITE, DST, B, size, FLAGS)                                         \
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
 	{                                                                                          \
 		uint64_t a = rreg(c, d->DST, size), b = B, r = OP;                                 \
-		lazy(c, LF, size, r, a, b);                                                        \
+		if (FLAGS)                                                                         \
+			lazy(c, LF, size, r, a, b);                                                \
 		if (WRITE)                                                                         \
 			wreg(c, d->DST, size, r);                                                  \
 	}                                                                                          \
-	THREADED(name##_##form##size)
+	THREADED(fn)
+/* each form also as a _nf twin that leaves the flags alone (see elide_dead_flags) */
+#define ALU_REG_FORM(name, form, LF, OP, WRITE, DST, B, size)                                      \
+	ALU_REG_FN(name##_##form##size, LF, OP, WRITE, DST, B, size, 1)                            \
+	ALU_REG_FN(name##_##form##size##_nf, LF, OP, WRITE, DST, B, size, 0)
 #define ALU_REG_RMR(name, LF, OP, WRITE)                                                           \
 	ALU_REG_FORM(name, rmr, LF, OP, WRITE, rm, rreg(c, d->reg, 4), 4)                          \
 	ALU_REG_FORM(name, rmr, LF, OP, WRITE, rm, c->r[d->reg], 8)
@@ -382,15 +387,18 @@ static inline unsigned shift_count(const struct insn *d)
 	return (unsigned)d->imm & (d->opsize == 8 ? 63 : 31);
 }
 
-#define SHIFT_IMM(name, LF, size, EXPR)                                                            \
-	static inline void name##size##_op(struct soft_cpu *c, struct insn *d)                     \
+#define SHIFT_IMM_FN(fn, LF, size, EXPR, FLAGS)                                                    \
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
 	{                                                                                          \
 		unsigned cnt = (unsigned)d->imm & (size * 8 - 1);                                  \
 		uint64_t a = rreg(c, d->rm, size), r = (EXPR)&mask_of(size);                       \
-		lazy(c, LF, size, r, a, cnt);                                                      \
+		if (FLAGS)                                                                         \
+			lazy(c, LF, size, r, a, cnt);                                              \
 		c->r[d->rm] = r;                                                                   \
 	}                                                                                          \
-	THREADED(name##size)
+	THREADED(fn)
+#define SHIFT_IMM(name, LF, size, EXPR)                                                            \
+	SHIFT_IMM_FN(name##size, LF, size, EXPR, 1) SHIFT_IMM_FN(name##size##_nf, LF, size, EXPR, 0)
 #define SHIFT_IMM_SIZES(name, LF, EXPR4, EXPR8)                                                    \
 	SHIFT_IMM(name, LF, 4, EXPR4) SHIFT_IMM(name, LF, 8, EXPR8)
 
@@ -412,15 +420,19 @@ static inline void imul_imm_op(struct soft_cpu *c, struct insn *d)
 THREADED(imul_imm)
 
 /* IMUL reg, reg and IMUL reg, reg, imm: reg <- A * B in T (int32_t or int64_t) */
-#define IMUL_REG(form, size, T, A, B)                                                              \
-	static inline void imul_##form##size##_op(struct soft_cpu *c, struct insn *d)              \
+#define IMUL_REG_FN(fn, size, T, A, B, FLAGS)                                                      \
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
 	{                                                                                          \
 		T r;                                                                               \
 		bool of = __builtin_mul_overflow((T)(A), (T)(B), &r);                              \
-		lazy(c, LF_MUL, size, (uint64_t)r &mask_of(size), of, 0);                          \
+		if (FLAGS)                                                                         \
+			lazy(c, LF_MUL, size, (uint64_t)r &mask_of(size), of, 0);                  \
 		c->r[d->reg] = (uint64_t)r & mask_of(size);                                        \
 	}                                                                                          \
-	THREADED(imul_##form##size)
+	THREADED(fn)
+#define IMUL_REG(form, size, T, A, B)                                                              \
+	IMUL_REG_FN(imul_##form##size, size, T, A, B, 1)                                           \
+	IMUL_REG_FN(imul_##form##size##_nf, size, T, A, B, 0)
 IMUL_REG(rr, 4, int32_t, c->r[d->reg], c->r[d->rm])
 IMUL_REG(rr, 8, int64_t, c->r[d->reg], c->r[d->rm])
 IMUL_REG(rri, 4, int32_t, c->r[d->rm], d->imm)
@@ -432,6 +444,56 @@ static inline void nop_op(struct soft_cpu *c, struct insn *d)
 THREADED(nop)
 
 typedef void (*handler)(struct soft_cpu *, struct insn *);
+
+/* Register-only instructions that set every arithmetic flag, with their
+ * twins that skip the lazy-flag bookkeeping. */
+#define TWIN(fn)                                                                                   \
+	{                                                                                          \
+		fn, fn##_nf                                                                        \
+	}
+#define ALU_TWINS(name)                                                                            \
+	TWIN(name##_rmr4), TWIN(name##_rmr8), TWIN(name##_rrm4), TWIN(name##_rrm8),                \
+	    TWIN(name##_ri4), TWIN(name##_ri8)
+static const struct {
+	handler full, nf;
+} flag_twins[] = {
+    ALU_TWINS(add), ALU_TWINS(or),   ALU_TWINS(and),  ALU_TWINS(sub),  ALU_TWINS(xor),
+    ALU_TWINS(cmp), TWIN(test_rmr4), TWIN(test_rmr8), TWIN(test_ri4),  TWIN(test_ri8),
+    TWIN(shl_imm4), TWIN(shl_imm8),  TWIN(shr_imm4),  TWIN(shr_imm8),  TWIN(sar_imm4),
+    TWIN(sar_imm8), TWIN(imul_rr4),  TWIN(imul_rr8),  TWIN(imul_rri4), TWIN(imul_rri8),
+};
+
+/* Neither touches the flags nor can fault. */
+static bool flags_untouched(const struct insn *d)
+{
+	handler f = d->fn;
+	if (f == mov_rmr4 || f == mov_rmr8 || f == mov_r_imm || f == lea || f == nop)
+		return true;
+	return !d->is_mem && (f == mov_r_rm || f == movzx8 || f == movzx16 || f == movsxd);
+}
+
+/* Flags that a later instruction of the block overwrites before anything can
+ * see them are not computed: walking back from the block's end (where the
+ * flags are live), a flag-setting register instruction whose result flags
+ * are dead runs as its _nf twin. Anything that reads the flags, may fault
+ * (an exception frame holds RFLAGS) or is not known makes them live. */
+void elide_dead_flags(struct insn *insn, int n)
+{
+	bool live = true;
+	for (int i = n - 1; i >= 0; i--) {
+		struct insn *d = &insn[i];
+		size_t t = 0, nt = sizeof(flag_twins) / sizeof(flag_twins[0]);
+		while (t < nt && flag_twins[t].full != d->fn)
+			t++;
+		if (t < nt) {
+			if (!live)
+				d->fn = flag_twins[t].nf;
+			live = false;
+		} else if (!flags_untouched(d)) {
+			live = true;
+		}
+	}
+}
 
 /* The specialised handler for d, or exec_insn. */
 void choose_handler(struct soft_cpu *c, struct insn *d)
