@@ -282,9 +282,19 @@ static void take_events(struct soft_cpu *c)
 		c->nmi_pending = true;
 }
 
+/* Something for the run loop: an event, a deliverable interrupt or a kick. */
+static inline bool attention(struct soft_cpu *c)
+{
+	unsigned attn = atomic_load_explicit(c->attn, memory_order_relaxed);
+	return (attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
+	       atomic_load_explicit(&c->kick, memory_order_relaxed);
+}
+
 /* One block: its instructions run until the last one (which may branch),
- * or until one exits or writes this block's code. */
-static inline int run_block(struct soft_cpu *c)
+ * or until one exits or writes this block's code. A block that branches back
+ * to its own start (a loop) runs again, up to budget instructions, without
+ * being looked up again while nothing invalidated it. */
+static inline int run_block(struct soft_cpu *c, int budget)
 {
 	/* Interrupts are only taken between blocks, so the one-instruction
 	 * shadow after STI / MOV SS ends with the first instruction of a block. */
@@ -304,17 +314,25 @@ static inline int run_block(struct soft_cpu *c)
 	 * restored from c->last (which an instruction sets before it may fault
 	 * or stop the block) when an instruction faults. The handlers chain
 	 * to each other (exec_fast.c) and return here at the block's end. */
-	c->rip = b->end;
-	c->stop = false;
-	b->insn[0].fn(c, b->insn);
-	if (__builtin_expect(!c->stop, 1)) {
-		c->stat_insns += (unsigned)b->n;
-		return b->n;
+	uint64_t epoch = c->code_epoch;
+	int done = 0;
+	for (;;) {
+		c->rip = b->end;
+		c->stop = false;
+		b->insn[0].fn(c, b->insn);
+		if (__builtin_expect(c->stop, 0)) {
+			/* ended early by the instruction at c->last */
+			int part = (int)(c->last - b->insn) + 1;
+			if (part < b->n)
+				c->rip = c->last->start + c->last->len;
+			done += part;
+			break;
+		}
+		done += b->n;
+		if (c->rip != b->insn[0].start || c->code_epoch != epoch || done >= budget ||
+		    attention(c))
+			break;
 	}
-	/* ended early by the instruction at c->last */
-	int done = (int)(c->last - b->insn) + 1;
-	if (done < b->n)
-		c->rip = c->last->start + c->last->len;
 	c->stat_insns += (unsigned)done;
 	return done;
 }
@@ -325,12 +343,8 @@ static __attribute__((noinline)) void run_batch(struct soft_cpu *c)
 {
 	int n = 0;
 	do {
-		n += run_block(c);
-		if (c->exit_pending || c->halted)
-			break;
-		unsigned attn = atomic_load_explicit(c->attn, memory_order_relaxed);
-		if ((attn & INTC_ATTN_EVENT) || ((attn & INTC_ATTN_IRQ) && (c->fl & FL_IF)) ||
-		    atomic_load_explicit(&c->kick, memory_order_relaxed))
+		n += run_block(c, BATCH - n);
+		if (c->exit_pending || c->halted || attention(c))
 			break;
 	} while (n < BATCH);
 }
