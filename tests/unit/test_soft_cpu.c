@@ -441,6 +441,62 @@ static void test_kick_wakes_hlt(void **state)
 }
 
 /* get_state / set_state round trip keeps registers and the FXSAVE image */
+/* A store into the next instruction of the same block takes effect:
+ *   mov dword [rip+1], 0x42   ; the immediate of the mov below
+ *   mov eax, 0x11
+ *   hlt */
+static void test_smc_same_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xc7, 0x05, 0x01, 0x00, 0x00, 0x00, 0x42, 0x00,
+				       0x00, 0x00, 0xb8, 0x11, 0x00, 0x00, 0x00, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0x42);
+}
+
+/* A loop that rewrites its own first instruction runs the new one on the
+ * next pass. The first pass runs inside the entry block and the second
+ * decodes the loop as a block of its own, so the store of the second pass
+ * hits cached code (through the TLB's fast path: the first store dirtied
+ * the page):
+ *   mov dword [rip + scratch], 0
+ *   mov ecx, 3; xor ebx, ebx
+ * top: mov eax, 1; add ebx, eax
+ *   mov [rip + top+1], ecx           ; the next pass adds this ecx
+ *   dec ecx; jnz top; hlt            -> ebx = 1 + 3 + 2
+ * scratch: .long 0 */
+static void test_smc_loop(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xc7, 0x05, 0x19, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+				       0xb9, 0x03, 0x00, 0x00, 0x00, 0x31, 0xdb, 0xb8, 0x01, 0x00,
+				       0x00, 0x00, 0x01, 0xc3, 0x89, 0x0d, 0xf4, 0xff, 0xff, 0xff,
+				       0xff, 0xc9, 0x75, 0xef, 0xf4, 0x00, 0x00, 0x00, 0x00};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], 6);
+}
+
+/* The flags an instruction computes are kept when a later one in the block
+ * could fault before they are overwritten: the exception frame holds them.
+ *   mov rax, -1; add rax, 1          ; CF PF AF ZF
+ *   mov rbx, [0x40000000]            ; #PF
+ *   xor ecx, ecx; hlt */
+static void test_flags_at_fault(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, 0x48,
+				       0x83, 0xc0, 0x01, 0x48, 0x8b, 0x1c, 0x25, 0x00,
+				       0x00, 0x00, 0x40, 0x31, 0xc9, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	uint64_t sp = g.st.gpr[R_RSP];
+	assert_int_equal(sg_r64(&g, sp + 8), SG_CODE + 11);  /* faulting RIP */
+	assert_int_equal(sg_r64(&g, sp + 24) & 0x8d5, 0x55); /* CF PF AF ZF set; SF OF clear */
+}
+
 static void test_state_round_trip(void **state)
 {
 	(void)state;
@@ -485,6 +541,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cmpxchg16b, setup, teardown),
 	    cmocka_unit_test(test_smp_lock_atomicity),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
