@@ -495,11 +495,10 @@ void elide_dead_flags(struct insn *insn, int n)
 	}
 }
 
-/* The specialised handler for d, or exec_insn. */
-void choose_handler(struct soft_cpu *c, struct insn *d)
+/* The specialised handler for d, if there is one. */
+static void choose_fast(struct insn *d)
 {
-	d->fn = exec_insn;
-	if (c->mode != 8 || d->lock || d->rep || d->opsize == 2)
+	if (d->lock || d->rep || d->opsize == 2)
 		return;
 	unsigned b = d->op & 0xff, map = d->op >> 8;
 	bool q = d->opsize == 8;
@@ -627,4 +626,91 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 		d->fn = q ? imul_rr8 : imul_rr4;
 	else if (b == 0xaf)
 		d->fn = imul_r_rm;
+}
+
+/* Instructions the general dispatcher runs that behave like straight-line
+ * code: they only compute on registers, flags and memory, never branch,
+ * trap to the machine (but for MMIO, which stops the block) or change
+ * privilege, modes, the stack pointer's role or translations. Innocuous ones
+ * only: sensitive and privileged instructions keep a block of their own. */
+static bool straight_line(const struct insn *d)
+{
+	unsigned b = d->op & 0xff;
+	if (d->cls != CLS_INNOCUOUS)
+		return false;
+	if (d->op >> 8 == 0) {
+		if (b < 0x40)
+			return (b & 7) < 6; /* the ALU forms */
+		switch (b) {
+		case 0x63:
+		case 0x69:
+		case 0x6b:
+		case 0x80 ... 0x8b:
+		case 0x8d:
+		case 0x90 ... 0x99:
+		case 0xa8:
+		case 0xa9:
+		case 0xb0 ... 0xbf:
+		case 0xc0:
+		case 0xc1:
+		case 0xc6:
+		case 0xc7:
+		case 0xd0 ... 0xd3:
+		case 0xd8 ... 0xdf:
+		case 0xf5:
+		case 0xf6:
+		case 0xf7:
+		case 0xf8:
+		case 0xf9:
+		case 0xfc:
+		case 0xfd:
+			return true;
+		case 0xfe:
+		case 0xff:
+			return (d->reg & 7) < 2; /* INC, DEC */
+		}
+		return false;
+	}
+	if (d->op >> 8 != 1)
+		return false;
+	switch (b) {
+	case 0x10 ... 0x1f:
+	case 0x28 ... 0x2f:
+	case 0x40 ... 0x7f:
+	case 0x90 ... 0x9f:
+	case 0xa3 ... 0xa5:
+	case 0xab ... 0xaf:
+	case 0xb0:
+	case 0xb1:
+	case 0xb3:
+	case 0xb6 ... 0xbf:
+	case 0xc0 ... 0xc7:
+	case 0xc8 ... 0xff:
+		return true;
+	}
+	return false;
+}
+
+/* A general-dispatcher instruction inside a block (straight_line): RIP stays
+ * at the block's end, a fault restores it (and RSP) from c->last. */
+void exec_in_block(struct soft_cpu *c, struct insn *d)
+{
+	uint64_t end = c->rip;
+	c->last = d;
+	exec_insn(c, d);
+	c->rip = end;
+	if (!c->stop)
+		next_insn(c, d);
+}
+
+/* The handler for d: a specialised one, the general dispatcher inside a
+ * block, or the general dispatcher in a block of its own. */
+void choose_handler(struct soft_cpu *c, struct insn *d)
+{
+	d->fn = exec_insn;
+	if (c->mode != 8)
+		return;
+	choose_fast(d);
+	if (d->fn == exec_insn && straight_line(d))
+		d->fn = exec_in_block;
 }

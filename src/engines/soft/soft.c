@@ -386,7 +386,7 @@ static void restore_insn(struct soft_cpu *c)
 		c->stat_insns += (uint64_t)(c->last - c->cur_block->insn) + 1;
 	if (c->last) {
 		c->rip = c->last->start;
-		if (c->last->fn == exec_insn)
+		if (c->last->fn == exec_insn || c->last->fn == exec_in_block)
 			c->r[R_RSP] = c->insn_rsp;
 	} else {
 		c->rip = c->insn_rip;
