@@ -448,12 +448,12 @@ struct block *fetch_block(struct soft_cpu *c)
 	struct block_tag *t = &c->tags[set * 2];
 	uint8_t *p = NULL;
 	for (int w = 0; w < 2; w++) {
-		if (t[w].lin != lin || t[w].rip != rip || t[w].mode != c->mode)
+		if (t[w].lin != lin || t[w].rip != rip || t[w].key != code_key(c))
 			continue;
 		struct block *k = &c->blocks[set * 2 + w];
 		/* Same epoch: neither guest memory (as far as this vCPU must see
-		 * it) nor the TLB, CPL or CS changed since the bytes matched, so
-		 * the translation need not be looked up again either. */
+		 * it) nor the TLB changed since the bytes matched, so the
+		 * translation need not be looked up again either. */
 		if (t[w].epoch != c->code_epoch) {
 			if (!p)
 				p = tlb_peek(c, lin, 1, ACC_EXEC);
@@ -500,7 +500,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		b->nbytes = (uint16_t)off;
 		memcpy(b->code, p, off);
 		*t = (struct block_tag){
-		    .lin = lin, .rip = rip, .epoch = c->code_epoch, .mode = c->mode};
+		    .lin = lin, .rip = rip, .epoch = c->code_epoch, .key = code_key(c)};
 	}
 	return b;
 }

@@ -192,7 +192,7 @@ static void deliver_long(struct soft_cpu *c, int vec, bool has_err, uint32_t err
 	}
 	cs.sel = (sel & ~3) | (uint16_t)ncpl;
 	c->seg[SEG_CS] = cs;
-	set_cpl(c, ncpl);
+	c->cpl = ncpl;
 	c->r[R_RSP] = sp;
 	c->rip = target;
 	c->fl &= ~(uint64_t)(FL_TF | FL_NT | FL_RF | FL_VM);
@@ -239,7 +239,7 @@ static void deliver_prot(struct soft_cpu *c, int vec, bool has_err, uint32_t err
 	c->seg[SEG_SS] = nss;
 	cs.sel = (sel & ~3) | (uint16_t)ncpl;
 	c->seg[SEG_CS] = cs;
-	set_cpl(c, ncpl);
+	c->cpl = ncpl;
 	c->r[R_RSP] = (c->r[R_RSP] & ~spmask) | (sp & spmask);
 	c->rip = target;
 	c->fl &= ~(uint64_t)(FL_TF | FL_NT | FL_RF | FL_VM);

@@ -4,6 +4,8 @@
  * case skips the generic dispatcher's prefix and mode checks. Anything
  * unusual (byte or 16-bit operands, LOCK, REP, other modes) keeps exec_insn.
  * They do not advance RIP: run_block sets it once per block. */
+#include <pthread.h>
+
 #include "engines/soft/soft.h"
 
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
@@ -477,17 +479,52 @@ static bool flags_untouched(const struct insn *d)
  * flags are live), a flag-setting register instruction whose result flags
  * are dead runs as its _nf twin. Anything that reads the flags, may fault
  * (an exception frame holds RFLAGS) or is not known makes them live. */
+/* flag_twins as an open-addressing hash table on the handler's address:
+ * blocks are built often enough (Linux boots decode millions) that a linear
+ * search shows up in profiles. */
+#define TWIN_SLOTS 256
+static struct {
+	handler full, nf;
+} twin_table[TWIN_SLOTS];
+static pthread_once_t twin_once = PTHREAD_ONCE_INIT;
+
+static unsigned twin_slot(handler f)
+{
+	return (unsigned)(((uintptr_t)f >> 4) * 0x9e3779b1u) % TWIN_SLOTS;
+}
+
+static void twin_init(void)
+{
+	for (size_t i = 0; i < sizeof(flag_twins) / sizeof(flag_twins[0]); i++) {
+		unsigned s = twin_slot(flag_twins[i].full);
+		while (twin_table[s].full)
+			s = (s + 1) % TWIN_SLOTS;
+		twin_table[s].full = flag_twins[i].full;
+		twin_table[s].nf = flag_twins[i].nf;
+	}
+}
+
+/* The _nf twin of f, or NULL when f is not a flag-setting register handler. */
+static handler twin_of(handler f)
+{
+	for (unsigned s = twin_slot(f);; s = (s + 1) % TWIN_SLOTS) {
+		if (twin_table[s].full == f)
+			return twin_table[s].nf;
+		if (!twin_table[s].full)
+			return NULL;
+	}
+}
+
 void elide_dead_flags(struct insn *insn, int n)
 {
+	pthread_once(&twin_once, twin_init);
 	bool live = true;
 	for (int i = n - 1; i >= 0; i--) {
 		struct insn *d = &insn[i];
-		size_t t = 0, nt = sizeof(flag_twins) / sizeof(flag_twins[0]);
-		while (t < nt && flag_twins[t].full != d->fn)
-			t++;
-		if (t < nt) {
+		handler nf = twin_of(d->fn);
+		if (nf) {
 			if (!live)
-				d->fn = flag_twins[t].nf;
+				d->fn = nf;
 			live = false;
 		} else if (!flags_untouched(d)) {
 			live = true;

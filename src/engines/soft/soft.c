@@ -624,9 +624,9 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	c->delivering = -1;
 	c->await = AWAIT_NONE;
 	c->hc_ready = c->io_in_ready = c->mmio_in_ready = false;
-	set_cpl(c, (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0);
+	c->cpl = (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0;
 	if ((c->cr0 & CR0_PE) && (c->efer & EFER_LMA) && c->seg[SEG_CS].l)
-		set_cpl(c, c->seg[SEG_CS].sel & 3);
+		c->cpl = c->seg[SEG_CS].sel & 3;
 	update_mode(c);
 	tlb_flush(c, false);
 	if (st->exception_pending) {

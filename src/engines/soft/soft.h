@@ -217,7 +217,7 @@ struct block_tag {
 	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
 	uint64_t rip;
 	uint64_t epoch; /* validation epoch in which the bytes last matched */
-	int64_t mode;
+	int64_t key;	/* code_key() */
 };
 
 struct soft_cpu {
@@ -281,9 +281,10 @@ struct soft_cpu {
 	struct block_tag *tags; /* tags[i] describes blocks[i] */
 	/* Advances whenever guest memory or the translation may have changed
 	 * under this vCPU's cached blocks: its own write to a page with cached
-	 * code, a TLB flush, accessed/dirty bits set by a page walk, a CPL
-	 * change; what devices and other vCPUs wrote at every vcpu_run, every
-	 * interrupt and every serializing instruction. */
+	 * code, a TLB flush, accessed/dirty bits set by a page walk; what
+	 * devices and other vCPUs wrote at every vcpu_run, every interrupt and
+	 * every serializing instruction. (A CPL change selects other blocks:
+	 * code_key.) */
 	uint64_t code_epoch;
 	uint64_t code_bit; /* this vCPU's bit in the code words */
 	bool stop;	   /* end the block after this instruction (exit, code written) */
@@ -317,6 +318,14 @@ static inline uint64_t code_lin(const struct soft_cpu *c)
 	return c->mode == 8 ? c->rip : (c->seg[SEG_CS].base + c->rip) & 0xffffffff;
 }
 
+/* What else a block's decoding and validation depend on: the code size, and
+ * whether it was fetched through the user TLB (CPL 3), so that a CPL change
+ * needs no revalidation. */
+static inline int64_t code_key(const struct soft_cpu *c)
+{
+	return c->mode | (c->cpl == 3) << 4;
+}
+
 static inline unsigned block_set(uint64_t lin)
 {
 	return (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
@@ -331,7 +340,7 @@ static inline struct block *next_block(struct soft_cpu *c)
 	const struct block_tag *t = &c->tags[set * 2];
 	for (int w = 0; w < 2; w++)
 		if (t[w].epoch == c->code_epoch && t[w].lin == lin && t[w].rip == c->rip &&
-		    t[w].mode == c->mode) {
+		    t[w].key == code_key(c)) {
 			c->block_mru[set] = (uint8_t)w;
 			return &c->blocks[set * 2 + w];
 		}
@@ -607,14 +616,6 @@ void push(struct soft_cpu *c, int size, uint64_t v);
 uint64_t pop(struct soft_cpu *c, int size);
 int stack_size(struct soft_cpu *c);
 uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b);
-
-/* A new privilege level: blocks validated for one are not valid for the
- * other (the supervisor and user TLBs differ), so they are revalidated. */
-static inline void set_cpl(struct soft_cpu *c, int cpl)
-{
-	c->code_epoch += c->cpl != cpl;
-	c->cpl = cpl;
-}
 
 /* Serializing instructions (IRET, CPUID) end cross-modification: the SDM's
  * protocol for code written by another processor (Vol. 3 8.1.3) has the

@@ -11,7 +11,7 @@ void update_mode(struct soft_cpu *c)
 {
 	if (!(c->cr0 & CR0_PE)) {
 		c->mode = c->seg[SEG_CS].db ? 4 : 2;
-		set_cpl(c, 0);
+		c->cpl = 0;
 	} else if ((c->efer & EFER_LMA) && c->seg[SEG_CS].l) {
 		c->mode = 8;
 	} else {
@@ -94,7 +94,7 @@ void load_cs(struct soft_cpu *c, uint16_t sel, int new_cpl)
 	s.type |= 1;
 	s.sel = (sel & ~3) | (uint16_t)new_cpl;
 	*cs = s;
-	set_cpl(c, new_cpl);
+	c->cpl = new_cpl;
 	update_mode(c);
 }
 
@@ -452,7 +452,7 @@ void do_syscall(struct soft_cpu *c)
 	flat(&c->seg[SEG_SS], sel + 8, false, false, 0);
 	c->fl &= ~(c->sfmask | FL_RF);
 	c->rip = c->mode == 8 ? c->lstar : c->cstar;
-	set_cpl(c, 0);
+	c->cpl = 0;
 	update_mode(c);
 }
 
@@ -479,6 +479,6 @@ void do_sysret(struct soft_cpu *c, int opsize)
 	c->seg[SEG_SS].present = 1;
 	c->fl = (c->r[R_R11] & ~(uint64_t)(FL_RF | FL_VM)) | RFLAGS_FIXED;
 	c->lf_op = LF_NONE;
-	set_cpl(c, 3);
+	c->cpl = 3;
 	update_mode(c);
 }
