@@ -173,12 +173,17 @@ static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 #define ALU(name, LF, OP, WRITE)                                                                   \
 	ALU_RM_R(name, LF, OP, WRITE) ALU_R_RM(name, LF, OP, WRITE) ALU_IMM(name, LF, OP, WRITE)
 
-ALU(add, LF_ADD, a + b, 1)
-ALU(or, LF_LOGIC, a | b, 1)
-ALU(and, LF_LOGIC, a &b, 1)
-ALU(sub, LF_SUB, a - b, 1)
-ALU(xor, LF_LOGIC, a ^ b, 1)
-ALU(cmp, LF_SUB, a - b, 0)
+/* The ALU operations with fast handlers: name, lazy-flag kind, result, whether
+ * the result is written back (CMP only sets flags). */
+#define ALU_OPS(X)                                                                                 \
+	X(add, LF_ADD, a + b, 1)                                                                   \
+	X(or, LF_LOGIC, a | b, 1)                                                                  \
+	X(and, LF_LOGIC, a &b, 1)                                                                  \
+	X(sub, LF_SUB, a - b, 1)                                                                   \
+	X(xor, LF_LOGIC, a ^ b, 1)                                                                 \
+	X(cmp, LF_SUB, a - b, 0)
+
+ALU_OPS(ALU)
 ALU_RM_R(test, LF_LOGIC, a &b, 0)
 ALU_IMM(test, LF_LOGIC, a &b, 0)
 
@@ -210,12 +215,7 @@ ALU_IMM(test, LF_LOGIC, a &b, 0)
 	ALU_REG_FORM(name, rrm, LF, OP, WRITE, reg, rreg(c, d->rm, 4), 4)                          \
 	ALU_REG_FORM(name, rrm, LF, OP, WRITE, reg, c->r[d->rm], 8) ALU_REG_RI(name, LF, OP, WRITE)
 
-ALU_REG(add, LF_ADD, a + b, 1)
-ALU_REG(or, LF_LOGIC, a | b, 1)
-ALU_REG(and, LF_LOGIC, a &b, 1)
-ALU_REG(sub, LF_SUB, a - b, 1)
-ALU_REG(xor, LF_LOGIC, a ^ b, 1)
-ALU_REG(cmp, LF_SUB, a - b, 0)
+ALU_OPS(ALU_REG)
 ALU_REG_RMR(test, LF_LOGIC, a &b, 0)
 ALU_REG_RI(test, LF_LOGIC, a &b, 0)
 
