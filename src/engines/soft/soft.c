@@ -325,16 +325,16 @@ static inline int run_block(struct soft_cpu *c, int budget)
 			int part = (int)(c->last - b->insn) + 1;
 			if (part < b->n)
 				c->rip = c->last->start + c->last->len;
-			done += part;
-			break;
+			c->stat_insns += (unsigned)part;
+			return done + part;
 		}
+		/* counted per pass: a fault in a later pass counts its own part */
+		c->stat_insns += (unsigned)b->n;
 		done += b->n;
 		if (c->rip != b->insn[0].start || c->code_epoch != epoch || done >= budget ||
 		    attention(c))
-			break;
+			return done;
 	}
-	c->stat_insns += (unsigned)done;
-	return done;
 }
 
 /* Up to BATCH instructions, until an exit, HLT, an interrupt or a kick. Kept
