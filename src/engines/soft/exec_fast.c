@@ -68,8 +68,8 @@ static inline uint64_t rreg(struct soft_cpu *c, int r, int size)
  * A miss takes the general path, which checks, walks, faults or exits; only
  * then, or when a write hits cached code, does c->last need to name the
  * instruction (run_block, restore_insn), so only then is it set. */
-static inline uint8_t *fast_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size,
-				int acc)
+static inline __attribute__((always_inline)) uint8_t *
+fast_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size, int acc)
 {
 	uint64_t lin = seg < SEG_FS ? off : off + c->seg[seg].base;
 	struct tlb_entry *e = tlb_entry_of(c, lin);
@@ -86,15 +86,15 @@ static inline uint8_t *fast_ptr(struct soft_cpu *c, struct insn *d, int seg, uin
 	return (uint8_t *)(e->addend + lin);
 }
 
-static inline uint64_t fast_read(struct soft_cpu *c, struct insn *d, int seg, uint64_t off,
-				 int size)
+static inline __attribute__((always_inline)) uint64_t fast_read(struct soft_cpu *c, struct insn *d,
+								int seg, uint64_t off, int size)
 {
 	uint8_t *p = fast_ptr(c, d, seg, off, size, ACC_READ);
 	return __builtin_expect(p != NULL, 1) ? load_n(p, size) : mem_read(c, seg, off, size);
 }
 
-static inline void fast_write(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size,
-			      uint64_t v)
+static inline __attribute__((always_inline)) void
+fast_write(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size, uint64_t v)
 {
 	uint8_t *p = fast_ptr(c, d, seg, off, size, ACC_WRITE);
 	if (__builtin_expect(p != NULL, 1))
@@ -103,8 +103,8 @@ static inline void fast_write(struct soft_cpu *c, struct insn *d, int seg, uint6
 		mem_write(c, seg, off, size, v);
 }
 
-static inline uint8_t *fast_rmw_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off,
-				    int size)
+static inline __attribute__((always_inline)) uint8_t *
+fast_rmw_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size)
 {
 	uint8_t *p = fast_ptr(c, d, seg, off, size, ACC_WRITE);
 	return __builtin_expect(p != NULL, 1) ? p : mem_rmw_ptr(c, seg, off, size);
