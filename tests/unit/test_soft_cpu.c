@@ -223,6 +223,31 @@ static void test_tlb_invalidation(void **state)
 	json_object_put(o);
 }
 
+/* The same with a 4 KiB page while the code runs from a 2 MiB one: INVLPG
+ * of an address no cached large page covers drops just its own entry.
+ * PD[1] -> page table at 0xa000 mapping 0x200000.. one to one;
+ *   rax=[0x200000]; PTE 0 -> gpa 0; rbx=[0x200000] (stale);
+ *   invlpg [0x200000]; rcx=[0x200000]; hlt */
+static void test_tlb_invalidation_4k(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x20, 0x00, 0x48,
+				       0xc7, 0x04, 0x25, 0x00, 0xa0, 0x00, 0x00, 0x03, 0x00,
+				       0x00, 0x00, 0x48, 0x8b, 0x1c, 0x25, 0x00, 0x00, 0x20,
+				       0x00, 0x0f, 0x01, 0x3c, 0x25, 0x00, 0x00, 0x20, 0x00,
+				       0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x20, 0x00, 0xf4};
+	load(code, sizeof(code));
+	for (uint64_t i = 0; i < 512; i++)
+		sg_w64(&g, 0xa000 + i * 8, (0x200000 + (i << 12)) | 3);
+	sg_w64(&g, SG_PD + 8, 0xa000 | 7);
+	sg_w64(&g, 0x200000, 0x1111);
+	sg_w64(&g, 0, 0x2222);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0x1111);
+	assert_int_equal(g.st.gpr[R_RBX], 0x1111);
+	assert_int_equal(g.st.gpr[R_RCX], 0x2222);
+}
+
 /* STAR/LSTAR/SFMASK; sysretq to ring 3; ring 3 does syscall; the kernel entry
  * records RCX and CS and halts. */
 static void test_syscall_sysret(void **state)
@@ -531,6 +556,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mmio, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tlb_invalidation_4k, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_privileged_in_user_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_triple_fault, setup, teardown),

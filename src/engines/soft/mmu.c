@@ -92,14 +92,26 @@ void tlb_flush(struct soft_cpu *c, bool keep_global)
 			e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
 			e->global = false;
 		}
-	if (!keep_global)
-		c->tlb_has_global = false;
+	if (!keep_global) {
+		c->tlb_large_lo = ~0ull;
+		c->tlb_large_last = 0;
+	}
 }
 
 void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 {
 	c->stat_tlb_flush++;
 	c->code_epoch++;
+	if (lin < c->tlb_large_lo || lin > c->tlb_large_last) {
+		/* no large page covers lin: its 4 KiB entries are the only ones */
+		uint64_t page = lin & ~0xfffull;
+		for (int u = 0; u < 2; u++) {
+			struct tlb_entry *e = &c->tlb[u][(lin >> 12) & (TLB_SIZE - 1)];
+			if (e->tag[0] == page || e->tag[1] == page || e->tag[2] == page)
+				e->tag[0] = e->tag[1] = e->tag[2] = ~0ull;
+		}
+		return;
+	}
 	/* Large pages are cached as 4 KiB pieces: drop every piece of the guest
 	 * page that contains lin, as INVLPG drops the whole large translation. */
 	for (int u = 0; u < 2; u++)
@@ -276,7 +288,13 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 	e->code = code_word(c->vm, gpa);
 	e->global = global;
 	e->pmask = pmask;
-	c->tlb_has_global |= global;
+	if (pmask != ~0xfffull) {
+		uint64_t base = lin & pmask, last = base | ~pmask;
+		if (base < c->tlb_large_lo)
+			c->tlb_large_lo = base;
+		if (last > c->tlb_large_last)
+			c->tlb_large_last = last;
+	}
 	e->tag[ACC_READ] = page;
 	e->tag[ACC_WRITE] = w && dirty && host_w ? page : ~0ull;
 	e->tag[ACC_EXEC] = x ? page : ~0ull;

@@ -245,7 +245,10 @@ struct soft_cpu {
 
 	/* Software TLB: [0] supervisor, [1] user (CPL 3). */
 	struct tlb_entry tlb[2][TLB_SIZE];
-	bool tlb_has_global;
+	/* Linear range [lo, last] that holds every cached piece of a large
+	 * page (empty when lo > last): an INVLPG outside it needs to look at one
+	 * entry per TLB, not scan them for a large page containing the address. */
+	uint64_t tlb_large_lo, tlb_large_last;
 
 	/* Exits in flight: completion data arrives with the next vcpu_run. */
 	struct vcpu_exit *exit;
