@@ -522,6 +522,55 @@ static void test_flags_at_fault(void **state)
 	assert_int_equal(sg_r64(&g, sp + 24) & 0x8d5, 0x55); /* CF PF AF ZF set; SF OF clear */
 }
 
+/* Cross-modifying code: vCPU 1 keeps calling func (mov eax, 1; ret) and
+ * counting; once it has run 100 times, vCPU 0 rewrites the immediate to 2 and
+ * raises a flag, with no serializing instruction on either side. The call
+ * after vCPU 1 sees the flag runs the new code, as on hardware.
+ *   writer (SG_CODE):       1: cmp dword [0x20008], 100; jb 1b
+ *                           mov dword [func+1], 2; mov dword [0x20000], 1
+ *                           hypercall
+ *   reader (SG_CODE+0x100): xor ebx, ebx
+ *                           2: call func; add ebx, eax; mov [0x20008], ebx
+ *                           cmp dword [0x20000], 0; je 2b
+ *                           call func; mov [0x20010], eax; hypercall
+ *   func (SG_CODE+0x200):   mov eax, 1; ret */
+static void test_cross_modifying_code(void **state)
+{
+	(void)state;
+	static const uint8_t writer[] = {0x83, 0x3c, 0x25, 0x08, 0x00, 0x02, 0x00, 0x64, 0x72, 0xf6,
+					 0xc7, 0x04, 0x25, 0x01, 0x02, 0x01, 0x00, 0x02, 0x00, 0x00,
+					 0x00, 0xc7, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00,
+					 0x00, 0x00, 0x66, 0xba, 0x10, 0x05, 0xef};
+	static const uint8_t reader[] = {0x31, 0xdb, 0xe8, 0xf9, 0x00, 0x00, 0x00, 0x01, 0xc3,
+					 0x89, 0x1c, 0x25, 0x08, 0x00, 0x02, 0x00, 0x83, 0x3c,
+					 0x25, 0x00, 0x00, 0x02, 0x00, 0x00, 0x74, 0xe8, 0xe8,
+					 0xe1, 0x00, 0x00, 0x00, 0x89, 0x04, 0x25, 0x10, 0x00,
+					 0x02, 0x00, 0x66, 0xba, 0x10, 0x05, 0xef};
+	static const uint8_t func[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};
+	struct sg two;
+	assert_int_equal(sg_init(&two, 2), 0);
+	memcpy(two.ram + SG_CODE, writer, sizeof(writer));
+	memcpy(two.ram + SG_CODE + 0x100, reader, sizeof(reader));
+	memcpy(two.ram + SG_CODE + 0x200, func, sizeof(func));
+	struct lock_cpu cpu[2] = {{.v = two.v}};
+	assert_int_equal(soft_engine.vcpu_create(two.vm, 1, &cpu[1].v), 0);
+	struct cpu_state st = two.st;
+	st.rip = SG_CODE + 0x100;
+	assert_int_equal(soft_engine.set_state(cpu[1].v, &st), 0);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, lock_runner, &cpu[i]);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(cpu[i].rc, 0);
+		assert_int_equal(cpu[i].exit.reason, EXIT_HYPERCALL);
+	}
+	assert_true(sg_r64(&two, 0x20008) >= 100);
+	assert_int_equal(sg_r64(&two, 0x20010), 2);
+	soft_engine.vcpu_destroy(cpu[1].v);
+	sg_free(&two);
+}
+
 static void test_state_round_trip(void **state)
 {
 	(void)state;
@@ -566,6 +615,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_protected_mode_exception, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cmpxchg16b, setup, teardown),
 	    cmocka_unit_test(test_smp_lock_atomicity),
+	    cmocka_unit_test(test_cross_modifying_code),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),

@@ -421,7 +421,7 @@ static inline bool same_bytes(const uint8_t *p, const struct block *b)
 }
 
 /* Blocks of the page at lin (which the TLB maps for execution) are cached
- * now: this vCPU's writes there must find them (code_check in soft.h). */
+ * now: writes there must find them (code_check in soft.h). */
 static void code_page_mark(struct soft_cpu *c, uint64_t lin)
 {
 	uint64_t *code = tlb_entry_of(c, lin)->code;
@@ -454,13 +454,13 @@ struct block *fetch_block(struct soft_cpu *c)
 		/* Same epoch: neither guest memory (as far as this vCPU must see
 		 * it) nor the TLB changed since the bytes matched, so the
 		 * translation need not be looked up again either. */
-		if (t[w].epoch != c->code_epoch) {
+		if (t[w].epoch != epoch_now(c)) {
 			if (!p)
 				p = tlb_peek(c, lin, 1, ACC_EXEC);
 			if (!p || !same_bytes(p, k))
 				continue;
 			code_page_mark(c, lin);
-			t[w].epoch = c->code_epoch;
+			t[w].epoch = epoch_now(c);
 		}
 		c->block_mru[set] = (uint8_t)w;
 		return k;
@@ -500,7 +500,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		b->nbytes = (uint16_t)off;
 		memcpy(b->code, p, off);
 		*t = (struct block_tag){
-		    .lin = lin, .rip = rip, .epoch = c->code_epoch, .key = code_key(c)};
+		    .lin = lin, .rip = rip, .epoch = epoch_now(c), .key = code_key(c)};
 	}
 	return b;
 }

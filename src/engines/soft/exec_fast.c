@@ -79,7 +79,7 @@ fast_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size, in
 		return NULL;
 	}
 	c->stat_tlb_hit++;
-	if (acc == ACC_WRITE && code_cached(c, e)) {
+	if (acc == ACC_WRITE && code_cached(e)) {
 		c->last = d;
 		code_written(c, e->code);
 	}

@@ -45,14 +45,20 @@ static uint64_t *code_word(struct engine_vm *vm, uint64_t gpa)
 	return NULL;
 }
 
-/* This vCPU wrote a page it holds decoded code from: every block is
- * revalidated against guest memory before it runs again, the current block
- * ends after this instruction, and writes to the page run at full speed until
- * code is decoded from it again (fetch_block). */
+/* This vCPU wrote a page that vCPUs (itself included) hold decoded code
+ * from: each of them revalidates its blocks against guest memory before it
+ * runs another one — at once, without waiting for the serialization the
+ * architecture asks of cross-modifying code — this vCPU's current block ends
+ * after this instruction, and writes to the page run at full speed until code
+ * is decoded from it again (fetch_block). */
 void code_written(struct soft_cpu *c, uint64_t *code)
 {
-	__atomic_fetch_and(code, ~c->code_bit, __ATOMIC_RELAXED);
-	c->code_epoch++;
+	uint64_t holders = __atomic_exchange_n(code, 0, __ATOMIC_RELAXED);
+	for (int i = 0; holders; i++, holders >>= 1) {
+		struct soft_cpu *o = c->vm->cpu[i];
+		if ((holders & 1) && o)
+			epoch_bump(o);
+	}
 	c->stop = true;
 }
 
@@ -83,7 +89,7 @@ uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int a
 void tlb_flush(struct soft_cpu *c, bool keep_global)
 {
 	c->stat_tlb_flush++;
-	c->code_epoch++;
+	epoch_bump(c);
 	for (int u = 0; u < 2; u++)
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
 			struct tlb_entry *e = &c->tlb[u][i];
@@ -101,7 +107,7 @@ void tlb_flush(struct soft_cpu *c, bool keep_global)
 void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 {
 	c->stat_tlb_flush++;
-	c->code_epoch++;
+	epoch_bump(c);
 	if (lin < c->tlb_large_lo || lin > c->tlb_large_last) {
 		/* no large page covers lin: its 4 KiB entries are the only ones */
 		uint64_t page = lin & ~0xfffull;
@@ -142,7 +148,7 @@ static void pte_set(struct soft_cpu *c, uint64_t *e, uint64_t bits)
 {
 	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & bits) == bits)
 		return;
-	c->code_epoch++;
+	epoch_bump(c);
 	__atomic_fetch_or(e, bits, __ATOMIC_RELAXED);
 }
 
@@ -150,7 +156,7 @@ static void pte_set32(struct soft_cpu *c, uint32_t *e, uint32_t bits)
 {
 	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & bits) == bits)
 		return;
-	c->code_epoch++;
+	epoch_bump(c);
 	__atomic_fetch_or(e, bits, __ATOMIC_RELAXED);
 }
 

@@ -314,7 +314,7 @@ static inline int run_block(struct soft_cpu *c, int budget)
 	 * restored from c->last (which an instruction sets before it may fault
 	 * or stop the block) when an instruction faults. The handlers chain
 	 * to each other (exec_fast.c) and return here at the block's end. */
-	uint64_t epoch = c->code_epoch;
+	uint64_t epoch = epoch_now(c);
 	int done = 0;
 	for (;;) {
 		c->rip = b->end;
@@ -331,7 +331,7 @@ static inline int run_block(struct soft_cpu *c, int budget)
 		/* counted per pass: a fault in a later pass counts its own part */
 		c->stat_insns += (unsigned)b->n;
 		done += b->n;
-		if (c->rip != b->insn[0].start || c->code_epoch != epoch || done >= budget ||
+		if (c->rip != b->insn[0].start || epoch_now(c) != epoch || done >= budget ||
 		    attention(c))
 			return done;
 	}
@@ -342,6 +342,13 @@ static inline int run_block(struct soft_cpu *c, int budget)
 static __attribute__((noinline)) void run_batch(struct soft_cpu *c)
 {
 	int n = 0;
+	/* A guest that runs code another vCPU or a device wrote without the
+	 * serialization x86 asks for (a spin on a flag, then a jump) still sees
+	 * it within a bounded number of instructions, as hardware's snooping
+	 * would make it: every 256 batches (about a million instructions) all
+	 * cached code is compared again, at negligible cost. */
+	if ((++c->batches & 255) == 0)
+		epoch_bump(c);
 	do {
 		n += run_block(c, BATCH - n);
 		if (c->exit_pending || c->halted || attention(c))
@@ -367,7 +374,7 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 		int v = intc_ack(c->vm->intc, c->index);
 		if (v < 0)
 			return;
-		c->code_epoch++; /* a device may have written guest code (DMA) */
+		epoch_bump(c); /* a device may have written guest code (DMA) */
 		c->halted = false;
 		c->insn_rip = c->rip;
 		c->insn_rsp = c->r[R_RSP];
@@ -416,7 +423,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	}
 	c->await = AWAIT_NONE;
 	c->exit = exit;
-	c->code_epoch++; /* the machine may have written guest memory meanwhile */
+	epoch_bump(c); /* the machine may have written guest memory meanwhile */
 	c->exit_pending = false;
 	c->last = NULL;
 

@@ -32,7 +32,7 @@ struct soft_slot {
 	uint8_t *hva;
 	unsigned flags;
 	/* One word per 4 KiB page: bit i set = vCPU i holds decoded blocks of
-	 * this page, so its writes there must invalidate them (mmu.c). */
+	 * this page, so writes there must invalidate them (mmu.c). */
 	uint64_t *code;
 };
 
@@ -283,13 +283,14 @@ struct soft_cpu {
 	struct block *blocks;
 	struct block_tag *tags; /* tags[i] describes blocks[i] */
 	/* Advances whenever guest memory or the translation may have changed
-	 * under this vCPU's cached blocks: its own write to a page with cached
-	 * code, a TLB flush, accessed/dirty bits set by a page walk; what
-	 * devices and other vCPUs wrote at every vcpu_run, every interrupt and
-	 * every serializing instruction. (A CPL change selects other blocks:
-	 * code_key.) */
+	 * under this vCPU's cached blocks: any vCPU's write to a page it has
+	 * cached code from, a TLB flush, accessed/dirty bits set by a page walk;
+	 * what devices wrote at every vcpu_run, every interrupt, every
+	 * serializing instruction and every 256 batches. (A CPL change selects
+	 * other blocks: code_key.) */
 	uint64_t code_epoch;
 	uint64_t code_bit; /* this vCPU's bit in the code words */
+	uint32_t batches;  /* run_batch calls, for the periodic revalidation */
 	bool stop;	   /* end the block after this instruction (exit, code written) */
 	struct block *cur_block;
 	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
@@ -314,6 +315,19 @@ struct soft_cpu {
 void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
 struct block *fetch_block(struct soft_cpu *c);
 void block_cache_init(struct soft_cpu *c);
+
+/* The validation epoch is advanced by its vCPU and, when they write code it
+ * has cached, by the others (code_written), hence atomic; the reads are plain
+ * loads on x86. */
+static inline uint64_t epoch_now(const struct soft_cpu *c)
+{
+	return __atomic_load_n(&c->code_epoch, __ATOMIC_RELAXED);
+}
+
+static inline void epoch_bump(struct soft_cpu *c)
+{
+	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
+}
 
 /* Linear address of RIP and its set in the block cache. */
 static inline uint64_t code_lin(const struct soft_cpu *c)
@@ -342,7 +356,7 @@ static inline struct block *next_block(struct soft_cpu *c)
 	unsigned set = block_set(lin);
 	const struct block_tag *t = &c->tags[set * 2];
 	for (int w = 0; w < 2; w++)
-		if (t[w].epoch == c->code_epoch && t[w].lin == lin && t[w].rip == c->rip &&
+		if (t[w].epoch == epoch_now(c) && t[w].lin == lin && t[w].rip == c->rip &&
 		    t[w].key == code_key(c)) {
 			c->block_mru[set] = (uint8_t)w;
 			return &c->blocks[set * 2 + w];
@@ -499,16 +513,16 @@ static inline struct tlb_entry *tlb_entry_of(struct soft_cpu *c, uint64_t lin)
 	return &c->tlb[c->cpl == 3][(lin >> 12) & (TLB_SIZE - 1)];
 }
 
-/* A write through entry e: if this vCPU has decoded code from the page, its
- * blocks are stale now (self-modifying code). */
-static inline bool code_cached(const struct soft_cpu *c, const struct tlb_entry *e)
+/* A write through entry e: if any vCPU has decoded code from the page, its
+ * blocks are stale now (self- or cross-modifying code). */
+static inline bool code_cached(const struct tlb_entry *e)
 {
-	return __builtin_expect((__atomic_load_n(e->code, __ATOMIC_RELAXED) & c->code_bit) != 0, 0);
+	return __builtin_expect(__atomic_load_n(e->code, __ATOMIC_RELAXED) != 0, 0);
 }
 
 static inline void code_check(struct soft_cpu *c, const struct tlb_entry *e)
 {
-	if (code_cached(c, e))
+	if (code_cached(e))
 		code_written(c, e->code);
 }
 
@@ -626,7 +640,7 @@ uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b);
  * vCPU looks at guest memory again (Linux's sync_core does exactly this). */
 static inline void serialize(struct soft_cpu *c)
 {
-	c->code_epoch++;
+	epoch_bump(c);
 }
 
 static inline void trap(struct soft_cpu *c, int kind)
