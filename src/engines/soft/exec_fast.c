@@ -375,12 +375,31 @@ static inline void setcc_op(struct soft_cpu *c, struct insn *d)
 }
 THREADED_STORE(setcc)
 
-static inline void shift_imm_op(struct soft_cpu *c, struct insn *d)
+/* Any shift or rotate of a register (ROL ROR RCL RCR SHL SHR SAL SAR) by an
+ * immediate, by 1 or by CL, with the general flag rules of shift_op. */
+static inline void shift_reg(struct soft_cpu *c, struct insn *d, unsigned cnt)
 {
 	wreg(c, d->rm, d->opsize,
-	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), (unsigned)d->imm));
+	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), cnt));
+}
+
+static inline void shift_imm_op(struct soft_cpu *c, struct insn *d)
+{
+	shift_reg(c, d, (unsigned)d->imm);
 }
 THREADED(shift_imm)
+
+static inline void shift_1_op(struct soft_cpu *c, struct insn *d)
+{
+	shift_reg(c, d, 1);
+}
+THREADED(shift_1)
+
+static inline void shift_cl_op(struct soft_cpu *c, struct insn *d)
+{
+	shift_reg(c, d, (uint8_t)c->r[R_RCX]);
+}
+THREADED(shift_cl)
 
 /* SHL/SHR/SAR reg, imm8 with a count that is not 0 after masking (a zero
  * count leaves the flags alone, so it stays with shift_imm), per size. */
@@ -637,8 +656,12 @@ static void choose_fast(struct insn *d)
 			h = (d->reg & 7) == 5	? (q ? shr_imm8 : shr_imm4)
 			    : (d->reg & 7) == 7 ? (q ? sar_imm8 : sar_imm4)
 						: (q ? shl_imm8 : shl_imm4);
-		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4)
+		else if (b == 0xc1 && !d->is_mem)
 			h = shift_imm;
+		else if (b == 0xd1 && !d->is_mem)
+			h = shift_1;
+		else if (b == 0xd3 && !d->is_mem)
+			h = shift_cl;
 		else if (b == 0x90 && !(d->rex & 1))
 			h = nop;
 		if (h)
