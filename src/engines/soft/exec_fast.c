@@ -110,7 +110,7 @@ fast_rmw_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size
 	return __builtin_expect(p != NULL, 1) ? p : mem_rmw_ptr(c, seg, off, size);
 }
 
-static inline uint64_t rm_load(struct soft_cpu *c, struct insn *d)
+static inline __attribute__((always_inline)) uint64_t rm_load(struct soft_cpu *c, struct insn *d)
 {
 	if (!d->is_mem)
 		return rreg(c, d->rm, d->opsize);
