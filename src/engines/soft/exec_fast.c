@@ -62,6 +62,18 @@ static inline uint64_t rreg(struct soft_cpu *c, int r, int size)
 	return size == 8 ? c->r[r] : (uint32_t)c->r[r];
 }
 
+/* A 16-bit register write keeps bits 16-63. */
+static inline void wreg16(struct soft_cpu *c, int r, uint64_t v)
+{
+	c->r[r] = (c->r[r] & ~0xffffull) | (v & 0xffff);
+}
+
+/* A byte register: without REX, numbers 4-7 are AH, CH, DH, BH. */
+static inline uint8_t rreg8(const struct soft_cpu *c, int r, bool rex)
+{
+	return !rex && r >= 4 && r < 8 ? (uint8_t)(c->r[r - 4] >> 8) : (uint8_t)c->r[r];
+}
+
 /* Guest memory from the fast handlers, which only run in 64-bit mode: the
  * linear address is the offset (plus the FS/GS base), and a TLB hit also
  * proves it canonical, since entries are only made for canonical addresses.
@@ -293,12 +305,13 @@ static __attribute__((noinline)) void jcc_slow(struct soft_cpu *c, struct insn *
 		c->rip = d->start + d->len + (uint64_t)d->imm;
 }
 
-/* the compare-and-branch case without a call, so without a stack frame */
+/* the common conditions without a call, so without a stack frame */
 static void jcc(struct soft_cpu *c, struct insn *d)
 {
-	if (!cond_sub_ok(c, d->op & 15))
+	int taken = cond_lazy(c, d->op & 15);
+	if (taken < 0)
 		jcc_slow(c, d);
-	else if (cond_sub(c, d->op & 15))
+	else if (taken)
 		c->rip = d->start + d->len + (uint64_t)d->imm;
 }
 
@@ -376,11 +389,15 @@ static inline void setcc_op(struct soft_cpu *c, struct insn *d)
 THREADED_STORE(setcc)
 
 /* Any shift or rotate of a register (ROL ROR RCL RCR SHL SHR SAL SAR) by an
- * immediate, by 1 or by CL, with the general flag rules of shift_op. */
+ * immediate, by 1 or by CL, with the general flag rules of shift_op; 16-bit
+ * ones (an LZMA decoder's probabilities are 16-bit) keep bits 16-63. */
 static inline void shift_reg(struct soft_cpu *c, struct insn *d, unsigned cnt)
 {
-	wreg(c, d->rm, d->opsize,
-	     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), cnt));
+	if (d->opsize == 2)
+		wreg16(c, d->rm, shift_op(c, d->reg & 7, 2, (uint16_t)c->r[d->rm], cnt));
+	else
+		wreg(c, d->rm, d->opsize,
+		     shift_op(c, d->reg & 7, d->opsize, rreg(c, d->rm, d->opsize), cnt));
 }
 
 static inline void shift_imm_op(struct soft_cpu *c, struct insn *d)
@@ -400,6 +417,19 @@ static inline void shift_cl_op(struct soft_cpu *c, struct insn *d)
 	shift_reg(c, d, (uint8_t)c->r[R_RCX]);
 }
 THREADED(shift_cl)
+
+static inline void mov_rmr16_op(struct soft_cpu *c, struct insn *d)
+{
+	wreg16(c, d->rm, c->r[d->reg]);
+}
+THREADED(mov_rmr16)
+
+/* MOV r/m8, r8 to memory */
+static inline void mov_m8_r_op(struct soft_cpu *c, struct insn *d)
+{
+	fast_write(c, d, SEG(d), ea(c, d), 1, rreg8(c, d->reg, d->rex));
+}
+THREADED_STORE(mov_m8_r)
 
 /* SHL/SHR/SAR reg, imm8 with a count that is not 0 after masking (a zero
  * count leaves the flags alone, so it stays with shift_imm), per size. */
@@ -552,10 +582,33 @@ void elide_dead_flags(struct insn *insn, int n)
 }
 
 /* The specialised handler for d, if there is one. */
+/* The few byte and 16-bit forms with a fast handler. */
+static handler choose_narrow(const struct insn *d)
+{
+	unsigned b = d->op & 0xff;
+	if (d->op >> 8)
+		return NULL;
+	if (b == 0x88 && d->is_mem)
+		return mov_m8_r;
+	if (d->opsize != 2)
+		return NULL;
+	if (b == 0x89)
+		return d->is_mem ? mov_rm_r : mov_rmr16;
+	if (d->is_mem)
+		return NULL;
+	return b == 0xc1 ? shift_imm : b == 0xd1 ? shift_1 : b == 0xd3 ? shift_cl : NULL;
+}
+
 static void choose_fast(struct insn *d)
 {
-	if (d->lock || d->rep || d->opsize == 2)
+	if (d->lock || d->rep)
 		return;
+	handler narrow = choose_narrow(d);
+	if (narrow || d->opsize == 2) {
+		if (narrow)
+			d->fn = narrow;
+		return;
+	}
 	unsigned b = d->op & 0xff, map = d->op >> 8;
 	bool q = d->opsize == 8;
 	if (map == 0 && !d->is_mem) {

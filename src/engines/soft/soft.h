@@ -394,36 +394,56 @@ static inline uint64_t mask_of(int size)
 	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
 }
 
-/* Can cond_sub evaluate condition code cc (the low nibble of Jcc/SETcc/
- * CMOVcc)? The common compare-and-branch case: after SUB/CMP, every
- * condition but O, S and P follows from the operands directly. */
-static inline bool cond_sub_ok(const struct soft_cpu *c, unsigned cc)
+/* Condition code cc (the low nibble of Jcc/SETcc/CMOVcc) when it follows
+ * from the lazy operation without computing every flag: after SUB/CMP all
+ * but O, S and P come from the operands; after any operation Z and S come
+ * from the result; after a logic operation (CF = OF = 0) all but P do.
+ * Returns 0 or 1, or -1 for cond_slow's cases. */
+static inline __attribute__((always_inline)) int cond_lazy(const struct soft_cpu *c, unsigned cc)
 {
 	unsigned k = cc >> 1;
-	return c->lf_op == LF_SUB && k != 0 && k != 5 && k != 4;
-}
-
-static inline bool cond_sub(const struct soft_cpu *c, unsigned cc)
-{
-	uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
-	int sh = 64 - c->lf_size * 8;
-	int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
 	bool r;
-	switch (cc >> 1) {
-	case 1:
-		r = a < b;
+	if (c->lf_op == LF_SUB && k != 0 && k != 5 && k != 4) {
+		uint64_t m = mask_of(c->lf_size), a = c->lf_a & m, b = c->lf_b & m;
+		int sh = 64 - c->lf_size * 8;
+		int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
+		switch (k) {
+		case 1:
+			r = a < b;
+			break;
+		case 2:
+			r = a == b;
+			break;
+		case 3:
+			r = a <= b;
+			break;
+		case 6:
+			r = sa < sb;
+			break;
+		default:
+			r = sa <= sb;
+			break;
+		}
+		return r ^ (cc & 1);
+	}
+	if (c->lf_op == LF_NONE || k == 0 || k == 5 || (c->lf_op != LF_LOGIC && k != 2 && k != 4))
+		return -1;
+	uint64_t res = c->lf_res & mask_of(c->lf_size);
+	bool z = res == 0, sf = (res >> (c->lf_size * 8 - 1)) & 1;
+	switch (k) {
+	case 1: /* B: CF */
+		r = false;
 		break;
-	case 2:
-		r = a == b;
+	case 2: /* E: ZF */
+	case 3: /* BE: CF | ZF */
+		r = z;
 		break;
-	case 3:
-		r = a <= b;
+	case 4: /* S: SF */
+	case 6: /* L: SF != OF */
+		r = sf;
 		break;
-	case 6:
-		r = sa < sb;
-		break;
-	default:
-		r = sa <= sb;
+	default: /* LE: ZF | SF != OF */
+		r = z || sf;
 		break;
 	}
 	return r ^ (cc & 1);
@@ -431,7 +451,8 @@ static inline bool cond_sub(const struct soft_cpu *c, unsigned cc)
 
 static inline bool cond(struct soft_cpu *c, unsigned cc)
 {
-	return cond_sub_ok(c, cc) ? cond_sub(c, cc) : cond_slow(c, cc);
+	int r = cond_lazy(c, cc);
+	return r >= 0 ? r : cond_slow(c, cc);
 }
 
 /* Guest memory is byte-addressable: unaligned accesses are legal, so go
