@@ -202,18 +202,25 @@ static void test_mmio(void **state)
 	assert_int_equal(g.st.gpr[R_RAX], 42);
 }
 
+/* Runs a program that reads 0x200000 (rax), remaps it to gpa 0, reads it
+ * again (rbx: the stale translation) and after INVLPG once more (rcx). */
+static void run_remap(struct sg *guest)
+{
+	sg_w64(guest, 0x200000, 0x1111);
+	sg_w64(guest, 0, 0x2222);
+	assert_int_equal(sg_run(guest), EXIT_HLT);
+	assert_int_equal(guest->st.gpr[R_RAX], 0x1111);
+	assert_int_equal(guest->st.gpr[R_RBX], 0x1111);
+	assert_int_equal(guest->st.gpr[R_RCX], 0x2222);
+}
+
 /* rax=[0x200000]; remap that 2 MiB page to gpa 0; rbx=[0x200000] (stale TLB,
  * as on hardware); invlpg; rcx=[0x200000] (new mapping); reload CR3; hlt */
 static void test_tlb_invalidation(void **state)
 {
 	(void)state;
 	load(invlpg_code, sizeof(invlpg_code));
-	sg_w64(&g, 0x200000, 0x1111);
-	sg_w64(&g, 0, 0x2222);
-	assert_int_equal(sg_run(&g), EXIT_HLT);
-	assert_int_equal(g.st.gpr[R_RAX], 0x1111);
-	assert_int_equal(g.st.gpr[R_RBX], 0x1111);
-	assert_int_equal(g.st.gpr[R_RCX], 0x2222);
+	run_remap(&g);
 	struct json_object *o = json_object_new_object();
 	soft_engine.stats(g.v, o);
 	struct json_object *tlb, *fl;
@@ -240,12 +247,7 @@ static void test_tlb_invalidation_4k(void **state)
 	for (uint64_t i = 0; i < 512; i++)
 		sg_w64(&g, 0xa000 + i * 8, (0x200000 + (i << 12)) | 3);
 	sg_w64(&g, SG_PD + 8, 0xa000 | 7);
-	sg_w64(&g, 0x200000, 0x1111);
-	sg_w64(&g, 0, 0x2222);
-	assert_int_equal(sg_run(&g), EXIT_HLT);
-	assert_int_equal(g.st.gpr[R_RAX], 0x1111);
-	assert_int_equal(g.st.gpr[R_RBX], 0x1111);
-	assert_int_equal(g.st.gpr[R_RCX], 0x2222);
+	run_remap(&g);
 }
 
 /* STAR/LSTAR/SFMASK; sysretq to ring 3; ring 3 does syscall; the kernel entry
@@ -417,6 +419,27 @@ static void *lock_runner(void *arg)
 	return NULL;
 }
 
+/* Runs vCPU 0 of a two-vCPU guest from its state and vCPU 1 from the same
+ * state at rip1, each on a host thread of its own, until both make a
+ * hypercall. */
+static void run_two_vcpus(struct sg *two, uint64_t rip1)
+{
+	struct lock_cpu cpu[2] = {{.v = two->v}};
+	assert_int_equal(soft_engine.vcpu_create(two->vm, 1, &cpu[1].v), 0);
+	struct cpu_state st = two->st;
+	st.rip = rip1;
+	assert_int_equal(soft_engine.set_state(cpu[1].v, &st), 0);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, lock_runner, &cpu[i]);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(cpu[i].rc, 0);
+		assert_int_equal(cpu[i].exit.reason, EXIT_HYPERCALL);
+	}
+	soft_engine.vcpu_destroy(cpu[1].v);
+}
+
 /* Two vCPUs on two host threads each do 100000 LOCK INC and LOCK XADD on the
  * same words (LOCK XADD adding 1), then a hypercall: LOCKed instructions are atomic on the shared
  * guest memory. */
@@ -426,20 +449,9 @@ static void test_smp_lock_atomicity(void **state)
 	struct sg two;
 	assert_int_equal(sg_init(&two, 2), 0);
 	memcpy(two.ram + SG_CODE, lock_code, sizeof(lock_code));
-	struct lock_cpu cpu[2] = {{.v = two.v}};
-	assert_int_equal(soft_engine.vcpu_create(two.vm, 1, &cpu[1].v), 0);
-	assert_int_equal(soft_engine.set_state(cpu[1].v, &two.st), 0);
-	pthread_t t[2];
-	for (int i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, lock_runner, &cpu[i]);
-	for (int i = 0; i < 2; i++) {
-		pthread_join(t[i], NULL);
-		assert_int_equal(cpu[i].rc, 0);
-		assert_int_equal(cpu[i].exit.reason, EXIT_HYPERCALL);
-	}
+	run_two_vcpus(&two, two.st.rip);
 	assert_int_equal(sg_r64(&two, 0x20000), 200000);
 	assert_int_equal(sg_r64(&two, 0x20008), 200000);
-	soft_engine.vcpu_destroy(cpu[1].v);
 	sg_free(&two);
 }
 
@@ -552,22 +564,9 @@ static void test_cross_modifying_code(void **state)
 	memcpy(two.ram + SG_CODE, writer, sizeof(writer));
 	memcpy(two.ram + SG_CODE + 0x100, reader, sizeof(reader));
 	memcpy(two.ram + SG_CODE + 0x200, func, sizeof(func));
-	struct lock_cpu cpu[2] = {{.v = two.v}};
-	assert_int_equal(soft_engine.vcpu_create(two.vm, 1, &cpu[1].v), 0);
-	struct cpu_state st = two.st;
-	st.rip = SG_CODE + 0x100;
-	assert_int_equal(soft_engine.set_state(cpu[1].v, &st), 0);
-	pthread_t t[2];
-	for (int i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, lock_runner, &cpu[i]);
-	for (int i = 0; i < 2; i++) {
-		pthread_join(t[i], NULL);
-		assert_int_equal(cpu[i].rc, 0);
-		assert_int_equal(cpu[i].exit.reason, EXIT_HYPERCALL);
-	}
+	run_two_vcpus(&two, SG_CODE + 0x100);
 	assert_true(sg_r64(&two, 0x20008) >= 100);
 	assert_int_equal(sg_r64(&two, 0x20010), 2);
-	soft_engine.vcpu_destroy(cpu[1].v);
 	sg_free(&two);
 }
 
