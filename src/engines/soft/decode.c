@@ -490,7 +490,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	}
 	c->stat_fetch_slow++;
 	b->generic = b->insn[0].fn == exec_insn;
-	elide_dead_flags(b->insn, b->n);
+	optimize_block(b->insn, b->n);
 	b->insn[b->n].fn = block_end;
 	b->end = b->insn[b->n - 1].start + b->insn[b->n - 1].len;
 	b->nbytes = 0;

@@ -202,16 +202,32 @@ ALU_IMM(test, LF_LOGIC, a &b, 0)
 /* The register-only forms once more, one handler per operand size, so the
  * hottest instructions run without a branch on size or operand kind:
  * DST OP= SRC (rmr: r/m op= reg, rrm: reg op= r/m, ri: r/m op= imm). */
-#define ALU_REG_FN(fn, LF, OP, WRITE, DST, B, size, FLAGS)                                         \
-	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+/* MOV dst, src followed by fn reading dst, as one handler on the MOV (see
+ * fuse_moves): the copied value reaches the operation in a host register
+ * instead of through the guest register file, and one dispatch goes. */
+#define FUSED_MOV(fn, size)                                                                        \
+	static void fn##_mv(struct soft_cpu *c, struct insn *d)                                    \
 	{                                                                                          \
-		uint64_t a = rreg(c, d->DST, size), b = B, r = OP;                                 \
+		uint64_t v = rreg(c, d->reg, size);                                                \
+		c->r[d->rm] = v;                                                                   \
+		fn##_with(c, d + 1, v);                                                            \
+		next_insn(c, d + 1);                                                               \
+	}
+
+#define ALU_REG_FN(fn, LF, OP, WRITE, DST, B, size, FLAGS)                                         \
+	static inline void fn##_with(struct soft_cpu *c, struct insn *d, uint64_t a)               \
+	{                                                                                          \
+		uint64_t b = B, r = OP;                                                            \
 		if (FLAGS)                                                                         \
 			lazy(c, LF, size, r, a, b);                                                \
 		if (WRITE)                                                                         \
 			wreg(c, d->DST, size, r);                                                  \
 	}                                                                                          \
-	THREADED(fn)
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+	{                                                                                          \
+		fn##_with(c, d, rreg(c, d->DST, size));                                            \
+	}                                                                                          \
+	THREADED(fn) FUSED_MOV(fn, size)
 /* each form also as a _nf twin that leaves the flags alone (see elide_dead_flags) */
 #define ALU_REG_FORM(name, form, LF, OP, WRITE, DST, B, size)                                      \
 	ALU_REG_FN(name##_##form##size, LF, OP, WRITE, DST, B, size, 1)                            \
@@ -439,15 +455,19 @@ static inline unsigned shift_count(const struct insn *d)
 }
 
 #define SHIFT_IMM_FN(fn, LF, size, EXPR, FLAGS)                                                    \
-	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+	static inline void fn##_with(struct soft_cpu *c, struct insn *d, uint64_t a)               \
 	{                                                                                          \
 		unsigned cnt = (unsigned)d->imm & (size * 8 - 1);                                  \
-		uint64_t a = rreg(c, d->rm, size), r = (EXPR)&mask_of(size);                       \
+		uint64_t r = (EXPR)&mask_of(size);                                                 \
 		if (FLAGS)                                                                         \
 			lazy(c, LF, size, r, a, cnt);                                              \
 		c->r[d->rm] = r;                                                                   \
 	}                                                                                          \
-	THREADED(fn)
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+	{                                                                                          \
+		fn##_with(c, d, rreg(c, d->rm, size));                                             \
+	}                                                                                          \
+	THREADED(fn) FUSED_MOV(fn, size)
 #define SHIFT_IMM(name, LF, size, EXPR)                                                            \
 	SHIFT_IMM_FN(name##size, LF, size, EXPR, 1) SHIFT_IMM_FN(name##size##_nf, LF, size, EXPR, 0)
 #define SHIFT_IMM_SIZES(name, LF, EXPR4, EXPR8)                                                    \
@@ -472,15 +492,19 @@ THREADED(imul_imm)
 
 /* IMUL reg, reg and IMUL reg, reg, imm: reg <- A * B in T (int32_t or int64_t) */
 #define IMUL_REG_FN(fn, size, T, A, B, FLAGS)                                                      \
-	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+	static inline void fn##_with(struct soft_cpu *c, struct insn *d, uint64_t a)               \
 	{                                                                                          \
 		T r;                                                                               \
-		bool of = __builtin_mul_overflow((T)(A), (T)(B), &r);                              \
+		bool of = __builtin_mul_overflow((T)a, (T)(B), &r);                                \
 		if (FLAGS)                                                                         \
 			lazy(c, LF_MUL, size, (uint64_t)r &mask_of(size), of, 0);                  \
 		c->r[d->reg] = (uint64_t)r & mask_of(size);                                        \
 	}                                                                                          \
-	THREADED(fn)
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+	{                                                                                          \
+		fn##_with(c, d, A);                                                                \
+	}                                                                                          \
+	THREADED(fn) FUSED_MOV(fn, size)
 #define IMUL_REG(form, size, T, A, B)                                                              \
 	IMUL_REG_FN(imul_##form##size, size, T, A, B, 1)                                           \
 	IMUL_REG_FN(imul_##form##size##_nf, size, T, A, B, 0)
@@ -496,22 +520,43 @@ THREADED(nop)
 
 typedef void (*handler)(struct soft_cpu *, struct insn *);
 
-/* Register-only instructions that set every arithmetic flag, with their
- * twins that skip the lazy-flag bookkeeping. */
-#define TWIN(fn)                                                                                   \
+/* Register-only instructions that set every arithmetic flag (none can
+ * fault): their twin that skips the lazy-flag bookkeeping, their fusion with
+ * a preceding MOV, which operand (r/m or reg) they compute on and its size. */
+enum { A_RM, A_REG };
+struct fast_info {
+	handler fn, nf, mv;
+	uint8_t a_field, size;
+};
+#define INFO(fn, field, size)                                                                      \
+	{fn, fn##_nf, fn##_mv, field, size},                                                       \
 	{                                                                                          \
-		fn, fn##_nf                                                                        \
+		fn##_nf, NULL, fn##_nf##_mv, field, size                                           \
 	}
-#define ALU_TWINS(name)                                                                            \
-	TWIN(name##_rmr4), TWIN(name##_rmr8), TWIN(name##_rrm4), TWIN(name##_rrm8),                \
-	    TWIN(name##_ri4), TWIN(name##_ri8)
-static const struct {
-	handler full, nf;
-} flag_twins[] = {
-    ALU_TWINS(add), ALU_TWINS(or),   ALU_TWINS(and),  ALU_TWINS(sub),  ALU_TWINS(xor),
-    ALU_TWINS(cmp), TWIN(test_rmr4), TWIN(test_rmr8), TWIN(test_ri4),  TWIN(test_ri8),
-    TWIN(shl_imm4), TWIN(shl_imm8),  TWIN(shr_imm4),  TWIN(shr_imm8),  TWIN(sar_imm4),
-    TWIN(sar_imm8), TWIN(imul_rr4),  TWIN(imul_rr8),  TWIN(imul_rri4), TWIN(imul_rri8),
+#define ALU_INFO(name)                                                                             \
+	INFO(name##_rmr4, A_RM, 4), INFO(name##_rmr8, A_RM, 8), INFO(name##_rrm4, A_REG, 4),       \
+	    INFO(name##_rrm8, A_REG, 8), INFO(name##_ri4, A_RM, 4), INFO(name##_ri8, A_RM, 8)
+static const struct fast_info fast_infos[] = {
+    ALU_INFO(add),
+    ALU_INFO(or),
+    ALU_INFO(and),
+    ALU_INFO(sub),
+    ALU_INFO(xor),
+    ALU_INFO(cmp),
+    INFO(test_rmr4, A_RM, 4),
+    INFO(test_rmr8, A_RM, 8),
+    INFO(test_ri4, A_RM, 4),
+    INFO(test_ri8, A_RM, 8),
+    INFO(shl_imm4, A_RM, 4),
+    INFO(shl_imm8, A_RM, 8),
+    INFO(shr_imm4, A_RM, 4),
+    INFO(shr_imm8, A_RM, 8),
+    INFO(sar_imm4, A_RM, 4),
+    INFO(sar_imm8, A_RM, 8),
+    INFO(imul_rr4, A_REG, 4),
+    INFO(imul_rr8, A_REG, 8),
+    INFO(imul_rri4, A_RM, 4),
+    INFO(imul_rri8, A_RM, 8),
 };
 
 /* Neither touches the flags nor can fault. */
@@ -523,57 +568,50 @@ static bool flags_untouched(const struct insn *d)
 	return !d->is_mem && (f == mov_r_rm || f == movzx8 || f == movzx16 || f == movsxd);
 }
 
+/* fast_infos as an open-addressing hash table on the handler's address:
+ * blocks are built often enough (Linux boots decode millions) that a linear
+ * search shows up in profiles. */
+#define INFO_SLOTS 512
+static const struct fast_info *info_table[INFO_SLOTS];
+static pthread_once_t info_once = PTHREAD_ONCE_INIT;
+
+static unsigned info_slot(handler f)
+{
+	return (unsigned)(((uintptr_t)f >> 4) * 0x9e3779b1u) % INFO_SLOTS;
+}
+
+static void info_init(void)
+{
+	for (size_t i = 0; i < sizeof(fast_infos) / sizeof(fast_infos[0]); i++) {
+		unsigned s = info_slot(fast_infos[i].fn);
+		while (info_table[s])
+			s = (s + 1) % INFO_SLOTS;
+		info_table[s] = &fast_infos[i];
+	}
+}
+
+static const struct fast_info *info_of(handler f)
+{
+	for (unsigned s = info_slot(f); info_table[s]; s = (s + 1) % INFO_SLOTS)
+		if (info_table[s]->fn == f)
+			return info_table[s];
+	return NULL;
+}
+
 /* Flags that a later instruction of the block overwrites before anything can
  * see them are not computed: walking back from the block's end (where the
  * flags are live), a flag-setting register instruction whose result flags
  * are dead runs as its _nf twin. Anything that reads the flags, may fault
  * (an exception frame holds RFLAGS) or is not known makes them live. */
-/* flag_twins as an open-addressing hash table on the handler's address:
- * blocks are built often enough (Linux boots decode millions) that a linear
- * search shows up in profiles. */
-#define TWIN_SLOTS 256
-static struct {
-	handler full, nf;
-} twin_table[TWIN_SLOTS];
-static pthread_once_t twin_once = PTHREAD_ONCE_INIT;
-
-static unsigned twin_slot(handler f)
+static void elide_dead_flags(struct insn *insn, int n)
 {
-	return (unsigned)(((uintptr_t)f >> 4) * 0x9e3779b1u) % TWIN_SLOTS;
-}
-
-static void twin_init(void)
-{
-	for (size_t i = 0; i < sizeof(flag_twins) / sizeof(flag_twins[0]); i++) {
-		unsigned s = twin_slot(flag_twins[i].full);
-		while (twin_table[s].full)
-			s = (s + 1) % TWIN_SLOTS;
-		twin_table[s].full = flag_twins[i].full;
-		twin_table[s].nf = flag_twins[i].nf;
-	}
-}
-
-/* The _nf twin of f, or NULL when f is not a flag-setting register handler. */
-static handler twin_of(handler f)
-{
-	for (unsigned s = twin_slot(f);; s = (s + 1) % TWIN_SLOTS) {
-		if (twin_table[s].full == f)
-			return twin_table[s].nf;
-		if (!twin_table[s].full)
-			return NULL;
-	}
-}
-
-void elide_dead_flags(struct insn *insn, int n)
-{
-	pthread_once(&twin_once, twin_init);
 	bool live = true;
 	for (int i = n - 1; i >= 0; i--) {
 		struct insn *d = &insn[i];
-		handler nf = twin_of(d->fn);
-		if (nf) {
-			if (!live)
-				d->fn = nf;
+		const struct fast_info *f = info_of(d->fn);
+		if (f) {
+			if (!live && f->nf)
+				d->fn = f->nf;
 			live = false;
 		} else if (!flags_untouched(d)) {
 			live = true;
@@ -581,7 +619,29 @@ void elide_dead_flags(struct insn *insn, int n)
 	}
 }
 
-/* The specialised handler for d, if there is one. */
+/* Two-operand code copies a register before changing the copy (mov rdx, rax;
+ * shr rdx, 12): such a MOV and the register instruction after it that
+ * computes on the copy run as one handler on the MOV, which skips the second.
+ * Neither can fault, so nothing observable depends on where one ends. */
+static void fuse_moves(struct insn *insn, int n)
+{
+	for (int i = 0; i + 1 < n; i++) {
+		struct insn *d = &insn[i], *o = d + 1;
+		int size = d->fn == mov_rmr8 ? 8 : d->fn == mov_rmr4 ? 4 : 0;
+		const struct fast_info *f = size ? info_of(o->fn) : NULL;
+		if (f && f->size == size && (f->a_field == A_REG ? o->reg : o->rm) == d->rm)
+			d->fn = f->mv;
+	}
+}
+
+/* The block-wide passes over freshly decoded fast handlers. */
+void optimize_block(struct insn *insn, int n)
+{
+	pthread_once(&info_once, info_init);
+	elide_dead_flags(insn, n);
+	fuse_moves(insn, n);
+}
+
 /* The few byte and 16-bit forms with a fast handler. */
 static handler choose_narrow(const struct insn *d)
 {
@@ -599,6 +659,7 @@ static handler choose_narrow(const struct insn *d)
 	return b == 0xc1 ? shift_imm : b == 0xd1 ? shift_1 : b == 0xd3 ? shift_cl : NULL;
 }
 
+/* The specialised handler for d, if there is one. */
 static void choose_fast(struct insn *d)
 {
 	if (d->lock || d->rep)

@@ -633,7 +633,7 @@ void exec_insn(struct soft_cpu *c, struct insn *d);
 void choose_handler(struct soft_cpu *c, struct insn *d);
 void block_end(struct soft_cpu *c, struct insn *d);
 void exec_in_block(struct soft_cpu *c, struct insn *d);
-void elide_dead_flags(struct insn *insn, int n);
+void optimize_block(struct insn *insn, int n);
 uint64_t shift_op(struct soft_cpu *c, int op, int size, uint64_t a, unsigned cnt);
 uint64_t imul2(struct soft_cpu *c, int size, uint64_t a, uint64_t b);
 void exec_0f(struct soft_cpu *c, struct insn *d);
