@@ -322,13 +322,18 @@ static __attribute__((noinline)) void jcc_slow(struct soft_cpu *c, struct insn *
 }
 
 /* the common conditions without a call, so without a stack frame */
-static void jcc(struct soft_cpu *c, struct insn *d)
+static inline __attribute__((always_inline)) void jcc_op(struct soft_cpu *c, struct insn *d)
 {
 	int taken = cond_lazy(c, d->op & 15);
 	if (taken < 0)
 		jcc_slow(c, d);
 	else if (taken)
 		c->rip = d->start + d->len + (uint64_t)d->imm;
+}
+
+static void jcc(struct soft_cpu *c, struct insn *d)
+{
+	jcc_op(c, d);
 }
 
 static void jmp(struct soft_cpu *c, struct insn *d)
@@ -521,43 +526,54 @@ THREADED(nop)
 typedef void (*handler)(struct soft_cpu *, struct insn *);
 
 /* Register-only instructions that set every arithmetic flag (none can
- * fault): their twin that skips the lazy-flag bookkeeping, their fusion with
- * a preceding MOV, which operand (r/m or reg) they compute on and its size. */
+ * fault), with the operand (r/m or reg) they compute on and its size. */
 enum { A_RM, A_REG };
+#define ALU_FORMS(X, name)                                                                         \
+	X(name##_rmr4, A_RM, 4)                                                                    \
+	X(name##_rmr8, A_RM, 8)                                                                    \
+	X(name##_rrm4, A_REG, 4)                                                                   \
+	X(name##_rrm8, A_REG, 8) X(name##_ri4, A_RM, 4) X(name##_ri8, A_RM, 8)
+#define FLAG_SETTERS(X)                                                                            \
+	ALU_FORMS(X, add)                                                                          \
+	ALU_FORMS(X, or)                                                                           \
+	ALU_FORMS(X, and)                                                                          \
+	ALU_FORMS(X, sub)                                                                          \
+	ALU_FORMS(X, xor)                                                                          \
+	ALU_FORMS(X, cmp)                                                                          \
+	X(test_rmr4, A_RM, 4)                                                                      \
+	X(test_rmr8, A_RM, 8)                                                                      \
+	X(test_ri4, A_RM, 4)                                                                       \
+	X(test_ri8, A_RM, 8)                                                                       \
+	X(shl_imm4, A_RM, 4)                                                                       \
+	X(shl_imm8, A_RM, 8)                                                                       \
+	X(shr_imm4, A_RM, 4)                                                                       \
+	X(shr_imm8, A_RM, 8)                                                                       \
+	X(sar_imm4, A_RM, 4)                                                                       \
+	X(sar_imm8, A_RM, 8)                                                                       \
+	X(imul_rr4, A_REG, 4) X(imul_rr8, A_REG, 8) X(imul_rri4, A_RM, 4) X(imul_rri8, A_RM, 8)
+
+/* A flag setter and the conditional branch that ends its block, as one
+ * handler: the branch reads the flags the setter just computed (see
+ * fuse_pairs). */
+#define FUSED_JCC(fn, field, size)                                                                 \
+	static void fn##_jc(struct soft_cpu *c, struct insn *d)                                    \
+	{                                                                                          \
+		fn##_op(c, d);                                                                     \
+		jcc_op(c, d + 1);                                                                  \
+	}
+FLAG_SETTERS(FUSED_JCC)
+
+/* What the block passes know of each flag setter: its twin that skips the
+ * lazy-flag bookkeeping, its fusions with a preceding MOV and with a
+ * following Jcc, the operand it computes on and its size. */
 struct fast_info {
-	handler fn, nf, mv;
+	handler fn, nf, mv, jc;
 	uint8_t a_field, size;
 };
 #define INFO(fn, field, size)                                                                      \
-	{fn, fn##_nf, fn##_mv, field, size},                                                       \
-	{                                                                                          \
-		fn##_nf, NULL, fn##_nf##_mv, field, size                                           \
-	}
-#define ALU_INFO(name)                                                                             \
-	INFO(name##_rmr4, A_RM, 4), INFO(name##_rmr8, A_RM, 8), INFO(name##_rrm4, A_REG, 4),       \
-	    INFO(name##_rrm8, A_REG, 8), INFO(name##_ri4, A_RM, 4), INFO(name##_ri8, A_RM, 8)
-static const struct fast_info fast_infos[] = {
-    ALU_INFO(add),
-    ALU_INFO(or),
-    ALU_INFO(and),
-    ALU_INFO(sub),
-    ALU_INFO(xor),
-    ALU_INFO(cmp),
-    INFO(test_rmr4, A_RM, 4),
-    INFO(test_rmr8, A_RM, 8),
-    INFO(test_ri4, A_RM, 4),
-    INFO(test_ri8, A_RM, 8),
-    INFO(shl_imm4, A_RM, 4),
-    INFO(shl_imm8, A_RM, 8),
-    INFO(shr_imm4, A_RM, 4),
-    INFO(shr_imm8, A_RM, 8),
-    INFO(sar_imm4, A_RM, 4),
-    INFO(sar_imm8, A_RM, 8),
-    INFO(imul_rr4, A_REG, 4),
-    INFO(imul_rr8, A_REG, 8),
-    INFO(imul_rri4, A_RM, 4),
-    INFO(imul_rri8, A_RM, 8),
-};
+	{fn, fn##_nf, fn##_mv, fn##_jc, field, size},                                              \
+	    {fn##_nf, NULL, fn##_nf##_mv, NULL, field, size},
+static const struct fast_info fast_infos[] = {FLAG_SETTERS(INFO)};
 
 /* Neither touches the flags nor can fault. */
 static bool flags_untouched(const struct insn *d)
@@ -634,12 +650,24 @@ static void fuse_moves(struct insn *insn, int n)
 	}
 }
 
+/* A block that ends in a conditional branch after the instruction that sets
+ * its flags (cmp; jne) runs the two as one handler. */
+static void fuse_branch(struct insn *insn, int n)
+{
+	if (n < 2 || insn[n - 1].fn != jcc)
+		return;
+	const struct fast_info *f = info_of(insn[n - 2].fn);
+	if (f && f->jc)
+		insn[n - 2].fn = f->jc;
+}
+
 /* The block-wide passes over freshly decoded fast handlers. */
 void optimize_block(struct insn *insn, int n)
 {
 	pthread_once(&info_once, info_init);
 	elide_dead_flags(insn, n);
 	fuse_moves(insn, n);
+	fuse_branch(insn, n);
 }
 
 /* The few byte and 16-bit forms with a fast handler. */
