@@ -3,8 +3,6 @@
  * Effective addresses are kept symbolic (base, index, scale, displacement) and
  * computed at execution, so a decoded instruction stays valid while registers
  * change. */
-#include <string.h>
-
 #include "engines/soft/soft.h"
 
 enum { A_M = 1, A_I8 = 2, A_IZ = 4, A_I16 = 8 };
@@ -254,10 +252,9 @@ static void modrm(struct fetch *f, struct insn *d)
 		d->ea_seg = SEG_SS;
 }
 
-void decode(struct soft_cpu *c, struct insn *d, uint64_t rip)
+void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes)
 {
-	uint8_t raw[16];
-	struct fetch f = {.c = c, .pos = 0, .out = raw};
+	struct fetch f = {.c = c, .pos = 0, .out = bytes};
 	int mode = c->mode;
 	f.lin = mode == 8 ? rip : (c->seg[SEG_CS].base + rip) & 0xffffffff;
 	f.p = tlb_peek(c, f.lin, 1, ACC_EXEC);
@@ -426,7 +423,7 @@ static void code_page_mark(struct soft_cpu *c, uint64_t lin)
 {
 	uint64_t *code = tlb_entry_of(c, lin)->code;
 	if (!(__atomic_load_n(code, __ATOMIC_RELAXED) & c->code_bit))
-		__atomic_fetch_or(code, c->code_bit, __ATOMIC_RELAXED);
+		__atomic_fetch_or(code, c->code_bit, __ATOMIC_SEQ_CST);
 }
 
 void block_cache_init(struct soft_cpu *c)
@@ -442,6 +439,9 @@ void block_cache_init(struct soft_cpu *c)
  * in soft.h reuses blocks already compared in the current epoch). */
 struct block *fetch_block(struct soft_cpu *c)
 {
+	/* the epoch the bytes are compared or decoded in: a bump by another
+	 * vCPU meanwhile leaves the block to be validated again */
+	uint64_t epoch = epoch_now(c);
 	uint64_t rip = c->rip, lin = code_lin(c);
 	/* two-way set associative; a miss replaces the less recently used way */
 	unsigned set = block_set(lin);
@@ -457,10 +457,12 @@ struct block *fetch_block(struct soft_cpu *c)
 		if (t[w].epoch != epoch_now(c)) {
 			if (!p)
 				p = tlb_peek(c, lin, 1, ACC_EXEC);
-			if (!p || !same_bytes(p, k))
+			if (!p)
 				continue;
-			code_page_mark(c, lin);
-			t[w].epoch = epoch_now(c);
+			code_page_mark(c, lin); /* first: a write after it notifies */
+			if (!same_bytes(p, k))
+				continue;
+			t[w].epoch = epoch;
 		}
 		c->block_mru[set] = (uint8_t)w;
 		return k;
@@ -480,7 +482,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		 * there, not while the block is built. */
 		if (b->n && ((lin + off) & 0xfff) > 0x1000 - 15)
 			break;
-		decode(c, d, rip + off);
+		decode(c, d, rip + off, b->code + off);
 		if (b->n && d->fn == exec_insn)
 			break; /* starts the next block, where faults get the right RIP */
 		b->n++;
@@ -496,11 +498,11 @@ struct block *fetch_block(struct soft_cpu *c)
 	b->nbytes = 0;
 	p = tlb_peek(c, lin, 1, ACC_EXEC);
 	if (p && (lin & 0xfff) + off <= 0x1000) {
+		/* b->code holds the very bytes decoded, so a write that raced
+		 * with the decoding fails the next validation */
 		code_page_mark(c, lin);
 		b->nbytes = (uint16_t)off;
-		memcpy(b->code, p, off);
-		*t = (struct block_tag){
-		    .lin = lin, .rip = rip, .epoch = epoch_now(c), .key = code_key(c)};
+		*t = (struct block_tag){.lin = lin, .rip = rip, .epoch = epoch, .key = code_key(c)};
 	}
 	return b;
 }

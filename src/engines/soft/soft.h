@@ -312,7 +312,7 @@ struct soft_cpu {
 };
 
 /* decode.c */
-void decode(struct soft_cpu *c, struct insn *d, uint64_t rip);
+void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes);
 struct block *fetch_block(struct soft_cpu *c);
 void block_cache_init(struct soft_cpu *c);
 
