@@ -15,7 +15,17 @@ else
 		truncate -s 16M "$disk"
 		export POPEK_RUNTIME_DIR=$TMP/run
 		python3 "$POPEK_ROOT/tests/linux/session.py" "$POPEK_ROOT/build/popek" "$IMAGES" soft $cpus \
-			"$disk" 900 $ending >"$TMP/linux-$cpus.json"
+			"$disk" 300 $ending >"$TMP/linux-$cpus.json"
+		# Stopgap while the rare two-vCPU boot hang (docs/soft-engine.md,
+		# "Known problem") is open: one more boot when the first never
+		# reached init, said out loud.
+		if [ $cpus = 2 ] && grep -q 'waited in vain for popek-guest: init ready' "$TMP/linux-$cpus.json"; then
+			echo "  RETRY linux on soft, 2 vCPU: the boot stopped before init (the known two-vCPU hang)"
+			truncate -s 0 "$disk"
+			truncate -s 16M "$disk"
+			python3 "$POPEK_ROOT/tests/linux/session.py" "$POPEK_ROOT/build/popek" "$IMAGES" soft $cpus \
+				"$disk" 300 $ending >"$TMP/linux-$cpus.json"
+		fi
 		if python3 - "$TMP/linux-$cpus.json" $cpus $ending <<'PY'; then
 import json, sys
 r = json.load(open(sys.argv[1]))
