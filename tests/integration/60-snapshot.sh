@@ -36,8 +36,9 @@ for variant in plain compress; do
 	expect "snapshot ($variant): restored VM finishes with the uninterrupted result" 1 "$want"
 done
 
-# Across engines: the same VM continues on the other CPU engine.
-ARGS="rounds=200 iters=20000"
+# Across engines: the same VM continues on the other CPU engine. Long enough
+# that the soft engine is still computing when the snapshot request arrives.
+ARGS="rounds=200 iters=200000"
 run_vm snap-refx run --engine kvm --kernel "$LR" --cmdline "$ARGS"
 wantx=$(grep -o "result 0x[0-9a-f]*" "$OUT")
 for pair in kvm:soft soft:kvm soft:soft; do
