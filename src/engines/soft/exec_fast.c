@@ -214,6 +214,15 @@ ALU_IMM(test, LF_LOGIC, a &b, 0)
 		next_insn(c, d + 1);                                                               \
 	}
 
+/* The threaded handler of a register instruction whose body fn##_with takes
+ * its first operand (the expression A), and its fusion with a preceding MOV. */
+#define REG_HANDLERS(fn, A, size)                                                                  \
+	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
+	{                                                                                          \
+		fn##_with(c, d, A);                                                                \
+	}                                                                                          \
+	THREADED(fn) FUSED_MOV(fn, size)
+
 #define ALU_REG_FN(fn, LF, OP, WRITE, DST, B, size, FLAGS)                                         \
 	static inline void fn##_with(struct soft_cpu *c, struct insn *d, uint64_t a)               \
 	{                                                                                          \
@@ -223,11 +232,7 @@ ALU_IMM(test, LF_LOGIC, a &b, 0)
 		if (WRITE)                                                                         \
 			wreg(c, d->DST, size, r);                                                  \
 	}                                                                                          \
-	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
-	{                                                                                          \
-		fn##_with(c, d, rreg(c, d->DST, size));                                            \
-	}                                                                                          \
-	THREADED(fn) FUSED_MOV(fn, size)
+	REG_HANDLERS(fn, rreg(c, d->DST, size), size)
 /* each form also as a _nf twin that leaves the flags alone (see elide_dead_flags) */
 #define ALU_REG_FORM(name, form, LF, OP, WRITE, DST, B, size)                                      \
 	ALU_REG_FN(name##_##form##size, LF, OP, WRITE, DST, B, size, 1)                            \
@@ -468,11 +473,7 @@ static inline unsigned shift_count(const struct insn *d)
 			lazy(c, LF, size, r, a, cnt);                                              \
 		c->r[d->rm] = r;                                                                   \
 	}                                                                                          \
-	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
-	{                                                                                          \
-		fn##_with(c, d, rreg(c, d->rm, size));                                             \
-	}                                                                                          \
-	THREADED(fn) FUSED_MOV(fn, size)
+	REG_HANDLERS(fn, rreg(c, d->rm, size), size)
 #define SHIFT_IMM(name, LF, size, EXPR)                                                            \
 	SHIFT_IMM_FN(name##size, LF, size, EXPR, 1) SHIFT_IMM_FN(name##size##_nf, LF, size, EXPR, 0)
 #define SHIFT_IMM_SIZES(name, LF, EXPR4, EXPR8)                                                    \
@@ -505,11 +506,7 @@ THREADED(imul_imm)
 			lazy(c, LF_MUL, size, (uint64_t)r &mask_of(size), of, 0);                  \
 		c->r[d->reg] = (uint64_t)r & mask_of(size);                                        \
 	}                                                                                          \
-	static inline void fn##_op(struct soft_cpu *c, struct insn *d)                             \
-	{                                                                                          \
-		fn##_with(c, d, A);                                                                \
-	}                                                                                          \
-	THREADED(fn) FUSED_MOV(fn, size)
+	REG_HANDLERS(fn, A, size)
 #define IMUL_REG(form, size, T, A, B)                                                              \
 	IMUL_REG_FN(imul_##form##size, size, T, A, B, 1)                                           \
 	IMUL_REG_FN(imul_##form##size##_nf, size, T, A, B, 0)
