@@ -202,6 +202,18 @@ static void test_mmio(void **state)
 	assert_int_equal(g.st.gpr[R_RAX], 42);
 }
 
+/* The engine's --stats counter group.name for the guest's vCPU. */
+static int64_t engine_stat(struct sg *guest, const char *group, const char *name)
+{
+	struct json_object *o = json_object_new_object(), *grp, *val;
+	soft_engine.stats(guest->v, o);
+	assert_true(json_object_object_get_ex(o, group, &grp));
+	assert_true(json_object_object_get_ex(grp, name, &val));
+	int64_t v = json_object_get_int64(val);
+	json_object_put(o);
+	return v;
+}
+
 /* Runs a program that reads 0x200000 (rax), remaps it to gpa 0, reads it
  * again (rbx: the stale translation) and after INVLPG once more (rcx). */
 static void run_remap(struct sg *guest)
@@ -221,13 +233,7 @@ static void test_tlb_invalidation(void **state)
 	(void)state;
 	load(invlpg_code, sizeof(invlpg_code));
 	run_remap(&g);
-	struct json_object *o = json_object_new_object();
-	soft_engine.stats(g.v, o);
-	struct json_object *tlb, *fl;
-	assert_true(json_object_object_get_ex(o, "tlb", &tlb));
-	assert_true(json_object_object_get_ex(tlb, "flushes", &fl));
-	assert_true(json_object_get_int64(fl) >= 2);
-	json_object_put(o);
+	assert_true(engine_stat(&g, "tlb", "flushes") >= 2);
 }
 
 /* The same with a 4 KiB page while the code runs from a 2 MiB one: INVLPG
@@ -281,13 +287,7 @@ static void test_privileged_in_user_mode(void **state)
 	assert_int_equal(sg_r64(&g, sp), 0);		/* error code */
 	assert_int_equal(sg_r64(&g, sp + 16) & 3, 3);	/* CS of ring 3 */
 	assert_int_equal(sg_r64(&g, sp + 32), 0x70000); /* user RSP */
-	struct json_object *o = json_object_new_object();
-	soft_engine.stats(g.v, o);
-	struct json_object *cls, *priv;
-	assert_true(json_object_object_get_ex(o, "classes", &cls));
-	assert_true(json_object_object_get_ex(cls, "privileged", &priv));
-	assert_true(json_object_get_int64(priv) >= 1);
-	json_object_put(o);
+	assert_true(engine_stat(&g, "classes", "privileged") >= 1);
 }
 
 /* lidt with limit 0; ud2 -> #UD cannot be delivered -> #GP -> #DF -> shutdown */
