@@ -274,7 +274,7 @@ static int place_cmdline(struct boot_args *a, uint8_t *zp, const struct kernel_p
 		return -1;
 	}
 	put32(zp + HDR_CMD_LINE_PTR, BOOT_CMDLINE);
-	return boot_write_cmdline(a, err, errlen);
+	return boot_write_cmdline(a, NULL, err, errlen);
 }
 
 /* The initrd goes as high as the kernel allows, page aligned, clear of

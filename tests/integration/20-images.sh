@@ -23,9 +23,9 @@ python3 "$POPEK_ROOT/tests/integration/elfmod.py" high "$hello" "$TMP/high.elf"
 run_vm img-high run --kernel "$TMP/high.elf" --mem 16M
 expect_err "image: segment beyond RAM refused" 65 "does not fit in guest RAM"
 
-python3 "$POPEK_ROOT/tests/integration/elfmod.py" low "$hello" "$TMP/low.elf"
-run_vm img-low run --kernel "$TMP/low.elf"
-expect_err "image: segment over popek's boot area refused" 65 "overlaps popek's boot area"
+python3 "$POPEK_ROOT/tests/integration/elfmod.py" bios "$hello" "$TMP/bios.elf"
+run_vm img-bios run --kernel "$TMP/bios.elf"
+expect_err "image: segment over the reserved BIOS area refused" 65 "overlaps the reserved BIOS area"
 
 run_vm img-initrd run --kernel "$hello" --initrd "$TMP/big.elf" --mem 4M
 expect_err "image: initrd too large refused" 65 "initrd"
