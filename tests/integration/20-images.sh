@@ -29,3 +29,26 @@ expect_err "image: segment over the reserved BIOS area refused" 65 "overlaps the
 
 run_vm img-initrd run --kernel "$hello" --initrd "$TMP/big.elf" --mem 4M
 expect_err "image: initrd too large refused" 65 "initrd"
+
+# A multiboot kernel linked low in conventional memory (guests/lowboot.c): it
+# checks argv[0] on its command line, module 0 (= --initrd) and fw_cfg.
+printf 'TOKEN42\nNR_CPUS=2\n' >"$TMP/lowboot.env"
+for e in kvm soft; do
+	POPEK=$POPEK_ROOT/build/popek-san run_vm lowboot-$e run --engine $e --kernel "$GUESTS/lowboot.elf"
+	expect "image: $e: multiboot kernel at 0xa000, argv[0], no module, fw_cfg" 1 "PASS lowboot"
+	POPEK=$POPEK_ROOT/build/popek-san run_vm lowboot-mod-$e run --engine $e \
+		--kernel "$GUESTS/lowboot.elf" --initrd "$TMP/lowboot.env" --cpus 2 --mem 200M \
+		--cmdline "module=TOKEN42 cpus=2 mem=200"
+	# exit 1 is PASS; the module's string is its path, as QEMU gives it
+	expect "image: $e: --initrd is multiboot module 0, fw_cfg CPU count and RAM size" 1 \
+		"module 0 at .*string \"$TMP/lowboot.env\""
+done
+# The same checks under QEMU TCG, the reference.
+if command -v qemu-system-x86_64 >/dev/null; then
+	timeout 60 "$POPEK_ROOT/guests/run-qemu.sh" lowboot -initrd "$TMP/lowboot.env" -smp 2 -m 200 \
+		-append "module=TOKEN42 cpus=2 mem=200" >"$TMP/lowboot-qemu.out" 2>&1
+	RC=$? OUT=$TMP/lowboot-qemu.out ERR=$TMP/lowboot-qemu.out
+	expect "image: lowboot passes under QEMU TCG too" 1 "PASS lowboot"
+else
+	skip "image: lowboot under QEMU" "qemu-system-x86_64 is not installed"
+fi
