@@ -85,8 +85,8 @@ static void check_module(const struct multiboot_info *mb, const char *args)
 	if (m->end < m->start || m->end - m->start < n ||
 	    memcmp((const void *)(uint64_t)m->start, want, n))
 		fail("module 0 at %#x..%#x does not start with module=...", m->start, m->end);
-	kprintf("lowboot: module 0 at %#x, %u bytes, string \"%s\"\n", m->start,
-		m->end - m->start, m->string ? (const char *)(uint64_t)m->string : "");
+	kprintf("lowboot: module 0 at %#x, %u bytes, string \"%s\"\n", m->start, m->end - m->start,
+		m->string ? (const char *)(uint64_t)m->string : "");
 }
 
 static void check_fw_cfg(const struct multiboot_info *mb, const char *args)

@@ -52,3 +52,35 @@ if command -v qemu-system-x86_64 >/dev/null; then
 else
 	skip "image: lowboot under QEMU" "qemu-system-x86_64 is not installed"
 fi
+
+# A Linux kernel without --cmdline gets the default image's command line (a
+# console, so it prints), and --cmdline +ARGS appends ARGS to it. Checked on
+# the bzImage at once, without waiting for its console (slow on a loaded
+# host): a snapshot right after the start must record that command line, and
+# guest RAM must hold it where the loader put it for the kernel.
+IMAGES=$POPEK_ROOT/images
+if [ ! -f "$IMAGES/vmlinuz" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
+	fail "image: Linux default command line" "images/ lacks the default image: run 'make image'"
+else
+	export POPEK_RUNTIME_DIR=$TMP/run
+	want="console=ttyS0 panic=-1 cryptomgr.notests popek.marker=1"
+	"$POPEK_ROOT/build/popek" run --engine soft --name img-linux --kernel "$IMAGES/vmlinuz" \
+		--initrd "$IMAGES/initramfs.cpio.gz" --cmdline +popek.marker=1 >/dev/null \
+		2>"$TMP/linux-default.err" </dev/null &
+	lx_pid=$!
+	for _ in $(seq 100); do
+		"$POPEK_ROOT/build/popek" snapshot img-linux "$TMP/linux-default" --stop >/dev/null 2>&1 && break
+		kill -0 $lx_pid 2>/dev/null || break
+		sleep 0.1
+	done
+	kill $lx_pid 2>/dev/null
+	wait $lx_pid
+	got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["cmdline"])' \
+		"$TMP/linux-default/snapshot.json" 2>&1)
+	if [ "$got" = "$want" ] && grep -qaF "$want" "$TMP/linux-default/memory.bin"; then
+		pass "image: Linux without a full --cmdline gets the default console; +ARGS appends"
+	else
+		fail "image: Linux default command line" "recorded '$got'; $(tail -c 200 "$TMP/linux-default.err")"
+	fi
+	unset POPEK_RUNTIME_DIR
+fi

@@ -52,9 +52,9 @@ static void items(void **state)
 	assert_int_equal(get(0x03, 8), 3ull << 30);
 	assert_int_equal(get(0x05, 2), 3);
 	assert_int_equal(get(0x0f, 2), 3);
-	assert_int_equal(get(0x19, 4), 0);	   /* file directory: no files */
-	assert_int_equal(get(0x02, 8), 0);	   /* unknown: zeros */
-	assert_int_equal(get(0x8003, 8), 0);	   /* architecture-specific: none */
+	assert_int_equal(get(0x19, 4), 0);	      /* file directory: no files */
+	assert_int_equal(get(0x02, 8), 0);	      /* unknown: zeros */
+	assert_int_equal(get(0x8003, 8), 0);	      /* architecture-specific: none */
 	assert_int_equal(get(0x4000, 4), 0x554d4551); /* write-channel bit: same item */
 }
 
