@@ -2,6 +2,7 @@
  * and boot information of the multiboot, PVH and ELF64 protocols. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -171,8 +172,13 @@ static void multiboot_module(void **state)
 }
 
 /* A kernel linked in conventional memory, like real-mode test kernels at
- * 0x8000: popek's boot structures stay out of its way. */
-static void multiboot_low_kernel(void **state)
+ * 0x8000: popek's boot structures stay out of its way, for every protocol. */
+static bool clear_of_kernel(uint64_t addr, uint64_t len)
+{
+	return addr >= 0x8000 + 0x2000 || addr + len <= 0x8000;
+}
+
+static void low_kernels(void **state)
 {
 	struct env *e = *state;
 	uint8_t img[4096];
@@ -181,10 +187,24 @@ static void multiboot_low_kernel(void **state)
 	assert_int_equal(e->st.rip, 0x8000 + 16);
 	uint8_t *k = gpa_ptr(&e->mem, 0x8000, 0x2000);
 	assert_int_equal(k[16], 0xf4);
-	assert_memory_equal(k, img + 0x200, 12); /* the multiboot header, intact */
-	uint64_t mbi = e->st.gpr[R_RBX];
-	assert_true(mbi >= 0x8000 + 0x2000 || mbi + 88 <= 0x8000);
-	assert_true(e->st.gdt.base >= 0x8000 + 0x2000 || e->st.gdt.base + 32 <= 0x8000);
+	assert_memory_equal(k, img + 0x200, 12);	    /* the multiboot header, intact */
+	assert_true(clear_of_kernel(e->st.gpr[R_RBX], 88)); /* multiboot info */
+	assert_true(clear_of_kernel(e->st.gdt.base, 32));
+	uint32_t mbi[22];
+	gpa_read(&e->mem, e->st.gpr[R_RBX], mbi, sizeof(mbi));
+	assert_true(clear_of_kernel(mbi[4], 64));	/* command line */
+	assert_true(clear_of_kernel(mbi[12], mbi[11])); /* memory map */
+
+	n = make_elf_at(img, 0x8000, 1, 0, 1); /* PVH */
+	assert_int_equal(boot_image(e, img, n, NULL), 0);
+	assert_int_equal(e->st.rip, 0x8000 + 0x40);
+	assert_true(clear_of_kernel(e->st.gpr[R_RBX], 56));
+	n = make_elf_at(img, 0x8000, 1, 0, 0); /* ELF64: page tables too */
+	assert_int_equal(boot_image(e, img, n, NULL), 0);
+	assert_int_equal(e->st.rip, 0x8000 + 16);
+	assert_true(clear_of_kernel(e->st.gpr[R_RDI], 56));
+	assert_true(clear_of_kernel(e->st.cr3, 0x6000));
+	assert_int_equal(k[16], 0xf4);
 
 	n = make_elf_at(img, 0x1000, 0, 1, 0); /* anywhere in conventional memory */
 	assert_int_equal(boot_image(e, img, n, NULL), 0);
@@ -281,7 +301,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(multiboot_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(multiboot_module, setup, teardown),
-	    cmocka_unit_test_setup_teardown(multiboot_low_kernel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(low_kernels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(pvh_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(elf64_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refuses_broken_elves, setup, teardown),
