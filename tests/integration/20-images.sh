@@ -30,6 +30,16 @@ expect_err "image: segment over the reserved BIOS area refused" 65 "overlaps the
 run_vm img-initrd run --kernel "$hello" --initrd "$TMP/big.elf" --mem 4M
 expect_err "image: initrd too large refused" 65 "initrd"
 
+# A tiny multiboot kernel linked at 0x8000, where real-mode test kernels are
+# (guests/lowtiny.S): it runs there intact, and its command line is its path,
+# a space and --cmdline, as QEMU and GRUB pass it.
+for e in kvm soft; do
+	POPEK=$POPEK_ROOT/build/popek-san run_vm lowtiny-$e run --engine $e \
+		--kernel "$GUESTS/lowtiny.elf" --cmdline "a=1 b"
+	expect "image: $e: multiboot kernel at 0x8000; command line = path + arguments" 1 \
+		"^lowtiny: cmdline: $GUESTS/lowtiny.elf a=1 b"
+done
+
 # A multiboot kernel linked low in conventional memory (guests/lowboot.c): it
 # checks argv[0] on its command line, module 0 (= --initrd) and fw_cfg.
 printf 'TOKEN42\nNR_CPUS=2\n' >"$TMP/lowboot.env"
@@ -49,8 +59,11 @@ if command -v qemu-system-x86_64 >/dev/null; then
 		-append "module=TOKEN42 cpus=2 mem=200" >"$TMP/lowboot-qemu.out" 2>&1
 	RC=$? OUT=$TMP/lowboot-qemu.out ERR=$TMP/lowboot-qemu.out
 	expect "image: lowboot passes under QEMU TCG too" 1 "PASS lowboot"
+	timeout 60 "$POPEK_ROOT/guests/run-qemu.sh" lowtiny >"$TMP/lowtiny-qemu.out" 2>&1
+	RC=$? OUT=$TMP/lowtiny-qemu.out ERR=$TMP/lowtiny-qemu.out
+	expect "image: lowtiny passes under QEMU TCG too" 1 "PASS lowtiny"
 else
-	skip "image: lowboot under QEMU" "qemu-system-x86_64 is not installed"
+	skip "image: lowboot and lowtiny under QEMU" "qemu-system-x86_64 is not installed"
 fi
 
 # A Linux kernel without --cmdline gets the default image's command line (a
