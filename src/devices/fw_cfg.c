@@ -23,6 +23,7 @@ enum {
 #define KEY_ENTRY    0x3fff
 #define ID_TRADITION 1u /* the I/O port interface; no DMA */
 #define ITEM_MAX     8
+#define NITEMS	     6
 
 struct item {
 	uint16_t key;
@@ -33,7 +34,7 @@ struct item {
 struct fw_cfg {
 	struct bus *pio;
 	pthread_mutex_t lock;
-	struct item items[6];
+	struct item items[NITEMS];
 	uint16_t selector;
 	uint32_t offset; /* into the selected item; reset by every selector write */
 };
@@ -52,7 +53,7 @@ static const struct item *selected(const struct fw_cfg *f)
 {
 	if (f->selector & KEY_ARCH)
 		return NULL;
-	for (size_t i = 0; i < sizeof(f->items) / sizeof(f->items[0]); i++)
+	for (int i = 0; i < NITEMS; i++)
 		if (f->items[i].key == (f->selector & KEY_ENTRY))
 			return &f->items[i];
 	return NULL;
