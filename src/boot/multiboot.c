@@ -147,14 +147,15 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 	    .boot_loader_name = (uint32_t)loader_addr,
 	};
 	if (initrd) {
-		size_t namelen = strlen(a->cfg->initrd) + 1;
+		const char *name = a->cfg->initrd ? a->cfg->initrd : ""; /* bytes without a file */
+		size_t namelen = strlen(name) + 1;
 		if (namelen > BOOT_MODULES_END - modname_addr) {
 			snprintf(err, errlen, "initrd path is %zu bytes; the limit is %llu",
 				 namelen - 1,
 				 (unsigned long long)(BOOT_MODULES_END - modname_addr - 1));
 			return -1;
 		}
-		gpa_write(a->mem, modname_addr, a->cfg->initrd, namelen);
+		gpa_write(a->mem, modname_addr, name, namelen);
 		struct mb_module mod = {(uint32_t)initrd, (uint32_t)(initrd + a->initrd_len),
 					(uint32_t)modname_addr, 0};
 		gpa_write(a->mem, BOOT_MODULES, &mod, sizeof(mod));
