@@ -62,8 +62,10 @@ static const struct item *selected(const struct fw_cfg *f)
 static void fw_cfg_read(void *dev, uint64_t off, void *data, unsigned size)
 {
 	struct fw_cfg *f = dev;
-	memset(data, 0xff, size);
-	if (size != 1) /* the data register is 8 bits wide on I/O ports */
+	/* The data register is 8 bits wide on I/O ports: wider reads get 0 and
+	 * leave the offset alone, as on QEMU. */
+	memset(data, 0, size);
+	if (size != 1)
 		return;
 	pthread_mutex_lock(&f->lock);
 	const struct item *it = selected(f);
