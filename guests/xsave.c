@@ -204,7 +204,8 @@ static void check_image(const uint8_t *p, const char *what)
 	memcpy(&cw, p, 2);
 	memcpy(&sw, p + 2, 2);
 	if (cw != 0x0f7f || ((sw >> 11) & 7) != 6 || p[4] != 0xc0)
-		fail("%s: FCW %#x FSW %#x FTW %#x, expected 0xf7f, TOP 6, 0xc0", what, cw, sw, p[4]);
+		fail("%s: FCW %#x FSW %#x FTW %#x, expected 0xf7f, TOP 6, 0xc0", what, cw, sw,
+		     p[4]);
 	if (rd64(p + 32) != 0x8000000000000000ull || (rd64(p + 40) & 0xffff) != 0x3fff)
 		fail("%s: ST0 is not 1.0", what);
 	if ((uint32_t)rd64(p + 24) != 0x3f80)
@@ -352,8 +353,8 @@ static void test_init(void)
 	uint16_t tw;
 	memcpy(&tw, env + 8, 2);
 	if (fcw() != 0x037f || fsw() != 0 || tw != 0xffff)
-		fail("x87 after xrstor of the initial state: FCW %#x FSW %#x FTW %#x", fcw(),
-		     fsw(), tw);
+		fail("x87 after xrstor of the initial state: FCW %#x FSW %#x FTW %#x", fcw(), fsw(),
+		     tw);
 	if (mxcsr() != 0x9f80)
 		fail("MXCSR after xrstor of the initial state: %#x, expected 0x9f80", mxcsr());
 	/* A component reported in use must have been written with its contents. */

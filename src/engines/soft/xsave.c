@@ -16,9 +16,9 @@ static const struct {
 	uint64_t comp;
 	bool always_loaded;
 } legacy[] = {
-    {0, 24, XSTATE_X87, false},	  /* FCW FSW FTW FOP FIP FDP */
-    {24, 8, XSTATE_SSE, true},	  /* MXCSR, MXCSR_MASK */
-    {32, 128, XSTATE_X87, false}, /* ST0-ST7 */
+    {0, 24, XSTATE_X87, false},	   /* FCW FSW FTW FOP FIP FDP */
+    {24, 8, XSTATE_SSE, true},	   /* MXCSR, MXCSR_MASK */
+    {32, 128, XSTATE_X87, false},  /* ST0-ST7 */
     {160, 256, XSTATE_SSE, false}, /* XMM0-XMM15 */
 };
 
@@ -77,10 +77,12 @@ void exec_xsave(struct soft_cpu *c, struct insn *d)
 	if ((d->reg & 7) != 5) {
 		/* XSAVEOPT may skip unmodified components; saving them is exact too. */
 		fxsave(c, img);
-		for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
-			if (rfbm & legacy[i].comp)
-				for (int o = legacy[i].off; o < legacy[i].off + legacy[i].len; o += 8)
-					mem_write(c, seg, d->ea + o, 8, load_n(img + o, 8));
+		for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+			if (!(rfbm & legacy[i].comp))
+				continue;
+			for (int o = legacy[i].off; o < legacy[i].off + legacy[i].len; o += 8)
+				mem_write(c, seg, d->ea + o, 8, load_n(img + o, 8));
+		}
 		uint64_t bv = mem_read(c, seg, d->ea + XSAVE_HEADER, 8);
 		bv = (bv & ~rfbm) | (xstate_in_use(c) & rfbm);
 		mem_write(c, seg, d->ea + XSAVE_HEADER, 8, bv);
