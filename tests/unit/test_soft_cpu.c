@@ -95,6 +95,10 @@ static const uint8_t xsave_ts_code[] = {0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04
 					0x22, 0xe0, 0x0f, 0x20, 0xc0, 0x83, 0xc8, 0x08, 0x0f,
 					0x22, 0xc0, 0xbf, 0x00, 0x10, 0x02, 0x00, 0xb8, 0x03,
 					0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0xae, 0x27, 0xf4};
+static const uint8_t xsave_compat_code[] = {
+    0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0x31, 0xc9, 0xb8,
+    0x03, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x01, 0xd1, 0xbf, 0x00, 0x10, 0x02, 0x00,
+    0x0f, 0xae, 0x27, 0xbf, 0x00, 0x20, 0x02, 0x00, 0x0f, 0xae, 0x2f, 0xf4};
 static const uint8_t xsetbv_user_code[] = {
     0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0x6a, 0x2b,
     0x68, 0x00, 0x00, 0x07, 0x00, 0x6a, 0x02, 0x6a, 0x33, 0x48, 0x8d, 0x05, 0x03,
@@ -676,6 +680,26 @@ static void test_xsetbv_user(void **state)
 	assert_int_equal(g.st.xcr0, XSTATE_X87);
 }
 
+/* 32-bit compatibility mode: xsetbv 3; xsave [0x21000]; xrstor [0x22000]
+ * (all-zero header). Outside 64-bit mode XMM8-XMM15 are neither saved nor
+ * initialised. */
+static void test_xsave_compat(void **state)
+{
+	(void)state;
+	load(xsave_compat_code, sizeof(xsave_compat_code));
+	struct cpu_state *s = &g.st;
+	sg_seg(&s->seg[SEG_CS], SG_CS32, 0xb, 0, false, true);
+	for (int i = 0; i < 256; i++)
+		s->xsave[160 + i] = (uint8_t)(i | 1);
+	soft_engine.set_state(g.v, s);
+	memset(g.ram + 0x21000, 0xcc, 512);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	for (int i = 0; i < 256; i++) {
+		assert_int_equal(g.ram[0x21000 + 160 + i], i < 128 ? (i | 1) : 0xcc);
+		assert_int_equal(g.st.xsave[160 + i], i < 128 ? 0 : (i | 1));
+	}
+}
+
 /* set_state takes the XSAVE image as XRSTOR does: a component whose
  * XSTATE_BV bit is clear is in its initial state whatever the image holds,
  * and XCR0 bits this CPU lacks (AVX from a kvm snapshot) are dropped. */
@@ -729,6 +753,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_xrstor_bad_mxcsr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_ts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsetbv_user, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xsave_compat, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_xstate_bv, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

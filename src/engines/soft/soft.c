@@ -622,7 +622,7 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	intc_cr8_write(ic, c->index, st->cr8);
 	fpu_reset(c);
 	if (st->xsave_size >= XSAVE_SIZE)
-		xrstor_image(c, st->xsave, XCR0_SUPPORTED);
+		xrstor_image(c, st->xsave, XCR0_SUPPORTED, true);
 	else if (st->xsave_size >= 512)
 		fxrstor(c, st->xsave);
 	c->mp_state = st->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI : MP_RUNNABLE;

@@ -649,7 +649,7 @@ void fpu_reset(struct soft_cpu *c);
 #define XCR0_SUPPORTED (XSTATE_X87 | XSTATE_SSE)
 #define XSAVE_SIZE     576 /* legacy region and header: all that XCR0_SUPPORTED needs */
 uint64_t xstate_in_use(const struct soft_cpu *c);
-void xrstor_image(struct soft_cpu *c, const uint8_t *img, uint64_t rfbm);
+void xrstor_image(struct soft_cpu *c, const uint8_t *img, uint64_t rfbm, bool m64);
 void exec_xsave(struct soft_cpu *c, struct insn *d);
 void exec_xcr(struct soft_cpu *c, struct insn *d, bool write);
 void xsave_cpuid(uint32_t sub, uint32_t r[4]);

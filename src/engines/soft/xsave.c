@@ -10,16 +10,17 @@
 #define SEG(d) ((d)->seg >= 0 ? (d)->seg : (d)->ea_seg)
 
 /* Where each component lives in the legacy region. MXCSR belongs to SSE but,
- * unlike the XMM registers, XRSTOR loads it even when XSTATE_BV[1] is clear. */
+ * unlike the XMM registers, XRSTOR loads it even when XSTATE_BV[1] is clear.
+ * Outside 64-bit mode XMM8-XMM15 are neither saved nor restored (len32). */
 static const struct {
-	uint16_t off, len;
+	uint16_t off, len, len32;
 	uint64_t comp;
 	bool always_loaded;
 } legacy[] = {
-    {0, 24, XSTATE_X87, false},	   /* FCW FSW FTW FOP FIP FDP */
-    {24, 8, XSTATE_SSE, true},	   /* MXCSR, MXCSR_MASK */
-    {32, 128, XSTATE_X87, false},  /* ST0-ST7 */
-    {160, 256, XSTATE_SSE, false}, /* XMM0-XMM15 */
+    {0, 24, 24, XSTATE_X87, false},	/* FCW FSW FTW FOP FIP FDP */
+    {24, 8, 8, XSTATE_SSE, true},	/* MXCSR, MXCSR_MASK */
+    {32, 128, 128, XSTATE_X87, false},	/* ST0-ST7 */
+    {160, 256, 128, XSTATE_SSE, false}, /* XMM0-XMM15 */
 };
 
 /* XINUSE: the components not in their initial configuration (SDM Vol. 1
@@ -39,8 +40,9 @@ uint64_t xstate_in_use(const struct soft_cpu *c)
 }
 
 /* Load the components in rfbm from a standard-format image whose header has
- * been checked: those with XSTATE_BV clear get their initial configuration. */
-void xrstor_image(struct soft_cpu *c, const uint8_t *img, uint64_t rfbm)
+ * been checked: those with XSTATE_BV clear get their initial configuration.
+ * m64: as in 64-bit mode, all sixteen XMM registers. */
+void xrstor_image(struct soft_cpu *c, const uint8_t *img, uint64_t rfbm, bool m64)
 {
 	static const uint8_t init[512] = {[0] = 0x7f, [1] = 0x03}; /* FCW 0x37f, all empty */
 	uint64_t bv = load_n(img + XSAVE_HEADER, 8);
@@ -50,7 +52,7 @@ void xrstor_image(struct soft_cpu *c, const uint8_t *img, uint64_t rfbm)
 		if (rfbm & legacy[i].comp) {
 			bool from_img = (bv & legacy[i].comp) || legacy[i].always_loaded;
 			memcpy(cur + legacy[i].off, (from_img ? img : init) + legacy[i].off,
-			       legacy[i].len);
+			       m64 ? legacy[i].len : legacy[i].len32);
 		}
 	fxrstor(c, cur);
 }
@@ -80,7 +82,8 @@ void exec_xsave(struct soft_cpu *c, struct insn *d)
 		for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
 			if (!(rfbm & legacy[i].comp))
 				continue;
-			for (int o = legacy[i].off; o < legacy[i].off + legacy[i].len; o += 8)
+			int len = c->mode == 8 ? legacy[i].len : legacy[i].len32;
+			for (int o = legacy[i].off; o < legacy[i].off + len; o += 8)
 				mem_write(c, seg, d->ea + o, 8, load_n(img + o, 8));
 		}
 		uint64_t bv = mem_read(c, seg, d->ea + XSAVE_HEADER, 8);
@@ -96,7 +99,7 @@ void exec_xsave(struct soft_cpu *c, struct insn *d)
 		raise_gp(c, 0);
 	if ((rfbm & XSTATE_SSE) && (load_n(img + 24, 4) & 0xffff0000u))
 		raise_gp(c, 0);
-	xrstor_image(c, img, rfbm);
+	xrstor_image(c, img, rfbm, c->mode == 8);
 }
 
 /* 0F 01 D0 XGETBV (ECX 0: XCR0, 1: XINUSE & XCR0) and 0F 01 D1 XSETBV. */
