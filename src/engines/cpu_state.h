@@ -133,6 +133,7 @@ enum mp_state {
 /* XSAVE state components: bits of XCR0 and XSTATE_BV. */
 #define XSTATE_X87 (1ull << 0)
 #define XSTATE_SSE (1ull << 1)
+#define XSTATE_AVX (1ull << 2)
 
 struct cpu_state {
 	uint64_t gpr[NR_GPRS];
