@@ -64,7 +64,8 @@ static uint64_t xsave_checks(struct soft_cpu *c, struct insn *d)
 		raise_ud(c);
 	if (c->cr0 & CR0_TS)
 		raise_exc(c, EXC_NM, false, 0);
-	if (d->ea & 63)
+	int acc = (d->reg & 7) == 5 ? ACC_READ : ACC_WRITE;
+	if (seg_lin(c, SEG(d), d->ea, XSAVE_SIZE, acc) & 63) /* the linear address */
 		raise_gp(c, 0);
 	return ((c->r[R_RDX] << 32) | (uint32_t)c->r[R_RAX]) & c->xcr0;
 }
