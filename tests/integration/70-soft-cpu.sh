@@ -25,7 +25,7 @@ expect_err "soft: crash report names the instruction that raised #UD" 70 \
 	"last raised #UD at RIP 0x[0-9a-f]+, bytes \[0f 0b\], opcode 0f 0b, class innocuous"
 
 # XSAVE/XRSTOR/XGETBV/XSETBV (x87 and SSE state; soft only: nested PVM's
-# /dev/kvm cannot emulate the guest's CPL0 XSAVE).
+# /dev/kvm fails to emulate the guest's kernel-mode XGETBV).
 for bin in popek popek-san; do
 	POPEK=$POPEK_ROOT/build/$bin run_vm soft-$bin-xsave run --engine soft --kernel "$GUESTS/xsave.elf"
 	expect "soft/$bin: XSAVE feature set for x87 and SSE" 1 "PASS xsave"
