@@ -33,23 +33,9 @@ static uint64_t fnv1a(const void *p, size_t n)
 	return h;
 }
 
-static uint64_t arg(const char *cmdline, const char *key, uint64_t def)
-{
-	size_t k = strlen(key);
-	for (const char *p = cmdline; *p; p++) {
-		if ((p == cmdline || p[-1] == ' ') && !memcmp(p, key, k) && p[k] == '=') {
-			uint64_t v = 0;
-			for (p += k + 1; *p >= '0' && *p <= '9'; p++)
-				v = v * 10 + (uint64_t)(*p - '0');
-			return v;
-		}
-	}
-	return def;
-}
-
 int guest_main(const struct boot_info *bi)
 {
-	uint64_t limit = arg(bi->cmdline, "records", 0);
+	uint64_t limit = boot_arg(bi, "records", 0);
 	pic_disable();
 	if (!vio_find(&blk, VIO_ID_BLOCK))
 		fail("no virtio-blk device (run with --disk)");

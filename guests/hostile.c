@@ -8,7 +8,9 @@
  * fields and bogus MSI-X entries must be ignored. Then port and MMIO floods on
  * every device, BARs moved over the LAPIC and RAM, and an IPI storm between two
  * vCPUs. Every line "hostile: ok ..." or "hostile: BAD ..."; PASS if none is BAD.
- * Run with --disk (sectors ATTACK_SECTOR.. are written) and --cpus 2. */
+ * Run with --disk (sectors ATTACK_SECTOR.. are written) and --cpus 2.
+ * cmdline: rounds=N repeats every attack N times (default 1, the IPI storm
+ * grows with it); no-ipi leaves the storm out. */
 #include "guest.h"
 #include "pci.h"
 #include "virtio.h"
@@ -122,13 +124,13 @@ static bool live(const struct virtio_dev *d)
 
 /* ---- ring attacks: each must leave the device NEEDS_RESET ---- */
 
-static struct vio_desc D(uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
+static struct vio_desc D(uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
 	return (struct vio_desc){addr, len, flags, next};
 }
 
 /* A device-readable or -writable buffer as the attacked queue wants it. */
-static uint16_t dir(const struct target *t)
+static uint16_t
+dir(const struct target *t)
 {
 	return t->type == VIO_ID_CONSOLE ? 0 : VIO_D_WRITE;
 }
@@ -320,9 +322,12 @@ static void reconfigure_attacks(struct target *t)
 	uint32_t cfg0 = d->devcfg ? mmio_read32(d->devcfg) : 0;
 	if (d->devcfg)
 		mmio_write32(d->devcfg, ~cfg0);
-	ignored(t, "writes to num_queues, device features, generation, features after FEATURES_OK, device config",
+	ignored(t,
+		"writes to num_queues, device features, generation, features after FEATURES_OK, "
+		"device config",
 		vio_cc(d, VIO_CC_NUM_QUEUES, 2) == nq && vio_cc(d, VIO_CC_DF, 4) == df &&
-		    vio_cc(d, VIO_CC_GF, 4) == gf && (!d->devcfg || mmio_read32(d->devcfg) == cfg0));
+		    vio_cc(d, VIO_CC_GF, 4) == gf &&
+		    (!d->devcfg || mmio_read32(d->devcfg) == cfg0));
 
 	/* Odd widths and offsets inside the common config. */
 	for (unsigned off = 0; off < 0x40; off++)
@@ -407,12 +412,13 @@ static void blk_attacks(struct target *t)
 {
 	struct virtio_dev *d = t->d;
 	uint64_t cap = vblk_capacity(d);
-	check(vblk_request(d, VBLK_T_OUT, cap - 1, scratch, 1024) == VBLK_S_IOERR &&
-		  vblk_request(d, VBLK_T_IN, cap, scratch, 512) == VBLK_S_IOERR &&
-		  vblk_request(d, VBLK_T_OUT, ~0ull >> 9, scratch, 512) == VBLK_S_IOERR &&
-		  vblk_request(d, VBLK_T_OUT, ATTACK_SECTOR, scratch, 100) == VBLK_S_IOERR &&
-		  live(d) && t->request(d),
-	      "virtio-blk: writes past the end, sector 2^55, partial sector -> IOERR, device works");
+	check(
+	    vblk_request(d, VBLK_T_OUT, cap - 1, scratch, 1024) == VBLK_S_IOERR &&
+		vblk_request(d, VBLK_T_IN, cap, scratch, 512) == VBLK_S_IOERR &&
+		vblk_request(d, VBLK_T_OUT, ~0ull >> 9, scratch, 512) == VBLK_S_IOERR &&
+		vblk_request(d, VBLK_T_OUT, ATTACK_SECTOR, scratch, 100) == VBLK_S_IOERR &&
+		live(d) && t->request(d),
+	    "virtio-blk: writes past the end, sector 2^55, partial sector -> IOERR, device works");
 	check(vblk_request(d, 0x7777, 0, scratch, 512) == 2 && live(d),
 	      "virtio-blk: unknown request type -> UNSUPP");
 	/* A request without a status byte cannot be answered. */
@@ -436,9 +442,9 @@ static void port_flood(void)
 		uint16_t port;
 		uint8_t widths; /* bit 0: byte, 1: word, 2: dword */
 	} wports[] = {
-	    {0x3f9, 1}, {0x3fa, 3}, {0x3fb, 1}, {0x3fd, 1}, {0x3fe, 1}, {0x3ff, 1}, {0x60, 1},
-	    {0x70, 3},	{0x71, 1},  {0x600, 7}, {0x602, 3}, {0x608, 7}, {0xcfa, 3}, {0x511, 1},
-	    {0x510, 3}, {0x80, 1},
+	    {0x3f9, 1}, {0x3fa, 3}, {0x3fb, 1}, {0x3fd, 1}, {0x3fe, 1}, {0x3ff, 1},
+	    {0x60, 1},	{0x70, 3},  {0x71, 1},	{0x600, 7}, {0x602, 3}, {0x608, 7},
+	    {0xcfa, 3}, {0x511, 1}, {0x510, 3}, {0x80, 1},
 	};
 	for (unsigned i = 0; i < FLOOD; i++) {
 		unsigned k = (unsigned)(rnd() % ARRAY_SIZE(wports));
@@ -474,7 +480,9 @@ static void port_flood(void)
 		}
 	}
 	serial_init(); /* the UART's registers got random values */
-	check(true, "port I/O flood on UART, i8042, CMOS, ACPI PM, 0x510/0x511 and all ports for reading");
+	check(
+	    true,
+	    "port I/O flood on UART, i8042, CMOS, ACPI PM, 0x510/0x511 and all ports for reading");
 }
 
 static void pci_flood(void)
@@ -506,7 +514,10 @@ static void mmio_flood(struct target *t)
 		unsigned size = 1u << (rnd() % 4);
 		off &= ~(uint64_t)(size - 1);
 		uint64_t a = d->bar + off, v = rnd();
-		(void)(size == 1 ? mmio_read8(a) : size == 2 ? mmio_read16(a) : size == 4 ? mmio_read32(a) : mmio_read64(a));
+		(void)(size == 1   ? mmio_read8(a)
+		       : size == 2 ? mmio_read16(a)
+		       : size == 4 ? mmio_read32(a)
+				   : mmio_read64(a));
 		/* Writes everywhere but the common config and the MSI-X table:
 		 * random ring addresses or MSI messages would be requests the guest
 		 * really made. */
@@ -521,8 +532,8 @@ static void mmio_flood(struct target *t)
 		else
 			mmio_write64(a, v);
 	}
-	check(vio_start(d, t->nq) && t->request(d), "%s: MMIO flood on the BAR -> device works after reset",
-	      t->name);
+	check(vio_start(d, t->nq) && t->request(d),
+	      "%s: MMIO flood on the BAR -> device works after reset", t->name);
 }
 
 static void other_mmio_flood(void)
@@ -567,23 +578,25 @@ static void bar_attacks(void)
 	check(lapic_ok && ram_ok && dark && works,
 	      "virtio-blk BAR moved over the LAPIC (%s), over RAM (%s), to 0 and 2^64-1M, "
 	      "decoding off (%s) -> %s",
-	      lapic_ok ? "LAPIC unaffected" : "LAPIC HIDDEN", ram_ok ? "RAM unaffected" : "RAM HIDDEN",
-	      dark ? "BAR dark" : "BAR STILL ANSWERS", works ? "works back home" : "NOT working back home");
+	      lapic_ok ? "LAPIC unaffected" : "LAPIC HIDDEN",
+	      ram_ok ? "RAM unaffected" : "RAM HIDDEN", dark ? "BAR dark" : "BAR STILL ANSWERS",
+	      works ? "works back home" : "NOT working back home");
 }
 
 /* ---- IPI storm: both vCPUs write the ICR as fast as they can ---- */
 
-#define IPIS 20000
-#define ICR_FIXED 0x0000
-#define ICR_SELF (1u << 18)
+#define IPIS	   20000
+#define ICR_FIXED  0x0000
+#define ICR_SELF   (1u << 18)
 #define ICR_OTHERS (3u << 18)
 
 static volatile bool ap_go, ap_done;
+static unsigned ipis = IPIS;
 
 /* Raw ICR writes, never waiting for delivery; the target counts what it gets. */
 static void storm(uint32_t peer, uint8_t vec, uint8_t self_vec)
 {
-	for (unsigned i = 0; i < IPIS; i++) {
+	for (unsigned i = 0; i < ipis; i++) {
 		lapic_write(LAPIC_ICR_HI, peer << 24);
 		lapic_write(LAPIC_ICR_LO, ICR_FIXED | vec);
 		if ((i & 7) == 0) {
@@ -627,7 +640,7 @@ static void ipi_storm(void)
 	check(ok,
 	      "IPI storm: %u ICR writes per vCPU in %lu ms; from the peer: BSP got %u, AP got %u; "
 	      "broadcast %u; self BSP %u, AP %u%s",
-	      IPIS * 13 / 8, ms, irqs[VEC_IPI_BSP], irqs[VEC_IPI_AP], irqs[VEC_IPI_ALL],
+	      ipis * 13 / 8, ms, irqs[VEC_IPI_BSP], irqs[VEC_IPI_AP], irqs[VEC_IPI_ALL],
 	      irqs[VEC_IPI_SELF], irqs[VEC_IPI_SELF + 1], ap_done ? "" : "; the AP never finished");
 }
 
@@ -645,16 +658,20 @@ int guest_main(const struct boot_info *bi)
 		trap_set_handler(v, on_irq);
 	trap_set_handler(0xff, on_irq);
 	sti();
-	kprintf("hostile: RAM ends at %#lx\n", ram_end);
-	for (unsigned i = 0; i < ARRAY_SIZE(targets); i++)
-		attack_virtio(&targets[i]);
-	blk_attacks(&targets[0]);
-	for (unsigned i = 0; i < ARRAY_SIZE(targets); i++)
-		mmio_flood(&targets[i]);
-	port_flood();
-	pci_flood();
-	other_mmio_flood();
-	bar_attacks();
+	uint64_t rounds = boot_arg(bi, "rounds", 1);
+	ipis = (unsigned)(IPIS * rounds);
+	kprintf("hostile: RAM ends at %#lx, %lu rounds\n", ram_end, rounds);
+	for (uint64_t r = 0; r < rounds; r++) {
+		for (unsigned i = 0; i < ARRAY_SIZE(targets); i++)
+			attack_virtio(&targets[i]);
+		blk_attacks(&targets[0]);
+		for (unsigned i = 0; i < ARRAY_SIZE(targets); i++)
+			mmio_flood(&targets[i]);
+		port_flood();
+		pci_flood();
+		other_mmio_flood();
+		bar_attacks();
+	}
 	if (!boot_flag(bi, "no-ipi"))
 		ipi_storm();
 	if (bad)

@@ -4,10 +4,10 @@
 #include "guest.h"
 #include "pci.h"
 
-#define CAP_COMMON 1
-#define CAP_NOTIFY 2
-#define CAP_ISR	   3
-#define CAP_DEVICE 4
+#define CAP_COMMON  1
+#define CAP_NOTIFY  2
+#define CAP_ISR	    3
+#define CAP_DEVICE  4
 #define MSIX_ENABLE (1u << 15)
 
 static uint64_t mmio_rd(uint64_t a, unsigned size)
@@ -189,8 +189,8 @@ void vio_chain(struct virtio_dev *d, unsigned q, unsigned first, const struct vi
 		r->desc[k] = (struct vio_desc){
 		    .addr = b[i].addr,
 		    .len = b[i].len,
-		    .flags = (uint16_t)((b[i].write ? VIO_D_WRITE : 0) |
-					(i + 1 < n ? VIO_D_NEXT : 0)),
+		    .flags =
+			(uint16_t)((b[i].write ? VIO_D_WRITE : 0) | (i + 1 < n ? VIO_D_NEXT : 0)),
 		    .next = (uint16_t)((k + 1) % VIO_QSIZE),
 		};
 	}

@@ -8,13 +8,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VIO_VENDOR	0x1af4
-#define VIO_DEVICE0	0x1040 /* + device type */
-#define VIO_ID_BLOCK	2
-#define VIO_ID_CONSOLE	3
-#define VIO_ID_RNG	4
-#define VIO_QSIZE	16 /* the size this driver gives every queue */
-#define VIO_MAX_QUEUES	2
+#define VIO_VENDOR     0x1af4
+#define VIO_DEVICE0    0x1040 /* + device type */
+#define VIO_ID_BLOCK   2
+#define VIO_ID_CONSOLE 3
+#define VIO_ID_RNG     4
+#define VIO_QSIZE      16 /* the size this driver gives every queue */
+#define VIO_MAX_QUEUES 2
 
 #define VIO_F_INDIRECT_DESC 28
 #define VIO_F_VERSION_1	    32
@@ -71,9 +71,9 @@ struct vio_ring {
 struct virtio_dev {
 	struct vio_ring ring[VIO_MAX_QUEUES];
 	unsigned slot;
-	uint64_t bar;				 /* BAR0, where every structure below lives */
-	uint64_t common, isr, devcfg, notify;	 /* guest-physical addresses */
-	uint64_t msix_table, msix_pba;		 /* 0 without MSI-X */
+	uint64_t bar;			      /* BAR0, where every structure below lives */
+	uint64_t common, isr, devcfg, notify; /* guest-physical addresses */
+	uint64_t msix_table, msix_pba;	      /* 0 without MSI-X */
 	uint32_t notify_mult;
 	unsigned msix_cap;
 	uint8_t msi_vec; /* LAPIC vector of config changes; queue q gets msi_vec + 1 + q; 0: none */
