@@ -542,7 +542,7 @@ static void other_mmio_flood(void)
 		(void)mmio_read32(LAPIC_PAGE + (rnd() & 0x3f0));
 		mmio_write32(IOAPIC_PAGE, 0x01); /* IOREGSEL: version */
 		(void)mmio_read32(IOAPIC_PAGE + 0x10);
-		uint64_t hole = 0xe0000000ull + (rnd() & 0x0ffffffc);
+		uint64_t hole = 0xd0000000ull + (rnd() & 0x0ffffffc);
 		(void)mmio_read32(hole);
 		mmio_write32(hole, (uint32_t)rnd());
 		(void)mmio_read32(0xfed00000ull + (rnd() & 0x3fc)); /* no HPET here */
@@ -558,20 +558,20 @@ static void other_mmio_flood(void)
  * again once the BAR is back. */
 static void bar_attacks(void)
 {
-	uint64_t home = pci_bar64(blk.slot, 0);
+	uint64_t home = pci_bar64(blk.slot, blk.bar_index);
 	volatile uint64_t *ramp = (volatile uint64_t *)(scratch + 4096);
 	*ramp = 0x0123456789abcdefull;
-	pci_set_bar64(blk.slot, 0, LAPIC_PAGE);
+	pci_set_bar64(blk.slot, blk.bar_index, LAPIC_PAGE);
 	bool lapic_ok = lapic_id() == 0 && (mmio_read32(LAPIC_PAGE + 0x30) & 0xff) >= 0x10;
-	pci_set_bar64(blk.slot, 0, (uint64_t)ramp & ~0x7fffull);
+	pci_set_bar64(blk.slot, blk.bar_index, (uint64_t)ramp & ~0x7fffull);
 	bool ram_ok = *ramp == 0x0123456789abcdefull;
 	*ramp = 42;
 	ram_ok = ram_ok && *ramp == 42;
-	pci_set_bar64(blk.slot, 0, 0);
-	pci_set_bar64(blk.slot, 0, 0xfffffffffff00000ull);
+	pci_set_bar64(blk.slot, blk.bar_index, 0);
+	pci_set_bar64(blk.slot, blk.bar_index, 0xfffffffffff00000ull);
 	pci_write(blk.slot, PCI_COMMAND, 2, 0);
 	bool dark = mmio_read32(home) == 0xffffffff; /* decoding off: nothing answers */
-	pci_set_bar64(blk.slot, 0, home);
+	pci_set_bar64(blk.slot, blk.bar_index, home);
 	pci_write(blk.slot, PCI_COMMAND, 2, PCI_CMD_MEMORY);
 	vio_locate(&blk);
 	bool works = vio_start(&blk, 1) && blk_request_ok(&blk);

@@ -42,16 +42,26 @@ static void mmio_wr(uint64_t a, unsigned size, uint64_t v)
 	}
 }
 
+/* Memory BAR n, 32- or 64-bit. */
+static uint64_t bar_addr(unsigned slot, unsigned n)
+{
+	uint32_t lo = pci_read(slot, PCI_BAR0 + 4 * n, 4);
+	return (lo & 6) == 4 && n < 5 ? pci_bar64(slot, n) : lo & ~0xfull;
+}
+
 void vio_locate(struct virtio_dev *d)
 {
-	d->bar = pci_bar64(d->slot, 0);
 	d->common = d->isr = d->devcfg = d->notify = 0;
 	for (unsigned c = pci_find_cap(d->slot, PCI_CAP_VENDOR, 0); c;
 	     c = pci_find_cap(d->slot, PCI_CAP_VENDOR, c)) {
-		uint64_t at = d->bar + pci_read(d->slot, c + 8, 4);
+		unsigned n = pci_read(d->slot, c + 4, 1) % 6;
+		uint64_t bar = bar_addr(d->slot, n);
+		uint64_t at = bar + pci_read(d->slot, c + 8, 4);
 		switch (pci_read(d->slot, c + 3, 1)) {
 		case CAP_COMMON:
 			d->common = at;
+			d->bar = bar;
+			d->bar_index = n;
 			break;
 		case CAP_NOTIFY:
 			d->notify = at;
@@ -68,10 +78,17 @@ void vio_locate(struct virtio_dev *d)
 	d->msix_cap = pci_find_cap(d->slot, PCI_CAP_MSIX, 0);
 	d->msix_table = d->msix_pba = 0;
 	if (d->msix_cap) {
-		d->msix_table = d->bar + (pci_read(d->slot, d->msix_cap + 4, 4) & ~7u);
-		d->msix_pba = d->bar + (pci_read(d->slot, d->msix_cap + 8, 4) & ~7u);
+		uint32_t t = pci_read(d->slot, d->msix_cap + 4, 4),
+			 p = pci_read(d->slot, d->msix_cap + 8, 4);
+		d->msix_table = bar_addr(d->slot, t & 7) + (t & ~7u);
+		d->msix_pba = bar_addr(d->slot, p & 7) + (p & ~7u);
 	}
 }
+
+/* Guests map only the first 4 GiB: a 64-bit BAR firmware left above that
+ * (SeaBIOS under QEMU puts them high) or unassigned moves into the PCI hole,
+ * 1 MiB per slot and 64 KiB per BAR, which holds any virtio BAR. */
+#define VIO_BAR_HOME 0xe0000000ull
 
 bool vio_find(struct virtio_dev *d, uint16_t type)
 {
@@ -79,6 +96,13 @@ bool vio_find(struct virtio_dev *d, uint16_t type)
 	if (slot < 0)
 		return false;
 	d->slot = (unsigned)slot;
+	for (unsigned n = 0; n < 5; n++) {
+		uint64_t bar = bar_addr(d->slot, n);
+		if ((pci_read(d->slot, PCI_BAR0 + 4 * n, 4) & 7) == 4 && (!bar || bar >> 32))
+			pci_set_bar64(d->slot, n,
+				      VIO_BAR_HOME + ((uint64_t)slot << 20) + (n << 16));
+	}
+	pci_write(d->slot, PCI_COMMAND, 2, pci_read(d->slot, PCI_COMMAND, 2) | PCI_CMD_MEMORY);
 	vio_locate(d);
 	return d->common && d->notify;
 }

@@ -71,7 +71,8 @@ struct vio_ring {
 struct virtio_dev {
 	struct vio_ring ring[VIO_MAX_QUEUES];
 	unsigned slot;
-	uint64_t bar;			      /* BAR0, where every structure below lives */
+	unsigned bar_index;		      /* the BAR holding the common config */
+	uint64_t bar;			      /* its address */
 	uint64_t common, isr, devcfg, notify; /* guest-physical addresses */
 	uint64_t msix_table, msix_pba;	      /* 0 without MSI-X */
 	uint32_t notify_mult;
@@ -88,7 +89,7 @@ struct vio_buf {
 
 /* Find the device of this type on bus 0 and its virtio capabilities. */
 bool vio_find(struct virtio_dev *d, uint16_t type);
-/* Re-read BAR0 (after it was moved) and recompute the structure addresses. */
+/* Re-read the BARs (after one was moved) and recompute the structure addresses. */
 void vio_locate(struct virtio_dev *d);
 uint64_t vio_cc(const struct virtio_dev *d, unsigned off, unsigned size);
 void vio_cc_set(const struct virtio_dev *d, unsigned off, unsigned size, uint64_t v);

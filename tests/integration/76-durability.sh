@@ -18,7 +18,7 @@ dur_check() { # IMAGE CONSOLE: every acked record intact; prints "acked/sectors"
 	python3 - "$1" "$2" <<'PY'
 import re, struct, sys
 img = open(sys.argv[1], "rb").read()
-acks = [int(m) for m in re.findall(r"^ack (\d+)\r?$", open(sys.argv[2], errors="replace").read(), re.M)]
+acks = [int(m) for m in re.findall(r"^ack (\d+)\r?\n", open(sys.argv[2], errors="replace").read(), re.M)]
 sectors = len(img) // 512
 def fnv(b):
     h = 0xcbf29ce484222325
