@@ -553,6 +553,38 @@ static void other_mmio_flood(void)
 	      ver);
 }
 
+/* String instructions with long counts on ports and MMIO: the engine must
+ * run them to the end (or fault) without stalling the VMM. */
+static void string_attacks(void)
+{
+	uint64_t rcx = 0x10000, rdi = 0xd0000000ull; /* unassigned MMIO */
+	__asm__ volatile("rep insb" : "+c"(rcx), "+D"(rdi) : "d"(0x80) : "memory");
+	bool ins_done = rcx == 0 && rdi == 0xd0010000ull;
+	uint64_t rsi = LAPIC_PAGE;
+	rcx = 0x400;
+	__asm__ volatile("rep outsl" : "+c"(rcx), "+S"(rsi) : "d"(0x80) : "memory");
+	bool outs_done = rcx == 0 && rsi == LAPIC_PAGE + 0x1000;
+	/* RAM from the device config and ISR, then the read-only device config
+	 * and the notify area overwritten. */
+	rcx = 0x1000;
+	rsi = blk.bar + 0x1000;
+	rdi = (uint64_t)scratch;
+	__asm__ volatile("rep movsb" : "+c"(rcx), "+S"(rsi), "+D"(rdi) : : "memory");
+	bool movs_done = rcx == 0;
+	uint64_t cap = vblk_capacity(&blk);
+	rcx = 0x2000 / 8;
+	rdi = blk.bar + 0x2000;
+	__asm__ volatile("rep stosq" : "+c"(rcx), "+D"(rdi) : "a"(~0ull) : "memory");
+	bool stos_done = rcx == 0 && vblk_capacity(&blk) == cap;
+	check(ins_done && outs_done && movs_done && stos_done && blk_request_ok(&blk),
+	      "REP INSB into unassigned MMIO, REP OUTSL from the LAPIC, REP MOVSB from and REP "
+	      "STOSQ over virtio-blk's BAR -> %s%s%s%s, device works",
+	      ins_done ? "ins done" : "INS INCOMPLETE",
+	      outs_done ? ", outs done" : ", OUTS INCOMPLETE",
+	      movs_done ? ", movs done" : ", MOVS INCOMPLETE",
+	      stos_done ? ", config unchanged" : ", CONFIG CHANGED or STOS incomplete");
+}
+
 /* Move virtio-blk's BAR over the LAPIC, over RAM, to 0 and past the address
  * limit; the LAPIC and RAM must stay what they are, and the device must work
  * again once the BAR is back. */
@@ -670,6 +702,7 @@ int guest_main(const struct boot_info *bi)
 		port_flood();
 		pci_flood();
 		other_mmio_flood();
+		string_attacks();
 		bar_attacks();
 	}
 	if (!boot_flag(bi, "no-ipi"))
