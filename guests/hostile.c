@@ -13,6 +13,7 @@
  * grows with it); no-ipi leaves the storm out. */
 #include "guest.h"
 #include "pci.h"
+#include "popek/hypercall.h"
 #include "virtio.h"
 
 const char guest_name[] = "hostile";
@@ -553,6 +554,50 @@ static void other_mmio_flood(void)
 	      ver);
 }
 
+/* pvpanic: reads anywhere in its BAR, writes with the two event bits clear
+ * (set, they end the VM on purpose). */
+static void pvpanic_flood(void)
+{
+	int slot = pci_find(0x1b36, 0x0011);
+	if (slot < 0) {
+		check(false, "pvpanic: device not found");
+		return;
+	}
+	uint64_t bar = pci_bar64((unsigned)slot, 0);
+	for (unsigned i = 0; i < FLOOD; i++) {
+		uint64_t off = rnd() & 0xff8;
+		(void)mmio_read64(bar + off);
+		(void)mmio_read8(bar + (off | (rnd() & 7)));
+		mmio_write64(bar + off, rnd() & ~3ull);
+		mmio_write8(bar + 1 + (rnd() % 0xffe), (uint8_t)rnd());
+	}
+	uint8_t events = mmio_read8(bar);
+	check(events == 3, "pvpanic: flood of reads and harmless writes -> events still %#x",
+	      events);
+}
+
+/* popek's hypercalls with bad arguments: errors, never a crash. */
+static void hypercall_attacks(void)
+{
+	if (hc_version() != POPEK_HC_ABI_VERSION) {
+		check(true, "hypercalls: not under popek, skipped");
+		return;
+	}
+	long straddle = hc_console_write((void *)(ram_end - 16), 64);
+	long lapic = hc_console_write((void *)LAPIC_PAGE, 16);
+	long wrap = hc_console_write((void *)0xffffffffffffff00ull, 0x200);
+	long huge = hc_console_write(scratch, 1ull << 63);
+	long nr = popek_hypercall(99, 0, 0, 0, 0), nr2 = popek_hypercall(0xffffffff, 0, 0, 0, 0);
+	long clk = hc_get_time(12345);
+	for (unsigned i = 0; i < FLOOD; i++)
+		hc_yield();
+	check(straddle == -14 && lapic == -14 && wrap == -14 && huge == -22 && nr == -38 &&
+		  nr2 == -38 && clk == -22,
+	      "hypercalls: console_write across the end of RAM %ld, on the LAPIC %ld, wrapping "
+	      "%ld, 2^63 bytes %ld; numbers 99 %ld and 0xffffffff %ld; clock 12345 %ld; %u yields",
+	      straddle, lapic, wrap, huge, nr, nr2, clk, FLOOD);
+}
+
 /* String instructions with long counts on ports and MMIO: the engine must
  * run them to the end (or fault) without stalling the VMM. */
 static void string_attacks(void)
@@ -703,6 +748,8 @@ int guest_main(const struct boot_info *bi)
 		pci_flood();
 		other_mmio_flood();
 		string_attacks();
+		pvpanic_flood();
+		hypercall_attacks();
 		bar_attacks();
 	}
 	if (!boot_flag(bi, "no-ipi"))
