@@ -2,7 +2,7 @@
 #include "guest.h"
 #include "virtio.h"
 
-#define VBLK_WAIT_US 2000000
+#define VBLK_WAIT_US 10000000 /* only a dead device takes this long */
 
 static struct {
 	uint32_t type, reserved;
