@@ -340,6 +340,16 @@ static void reconfigure_attacks(struct target *t)
 	mmio_write16(d->notify + 40 * d->notify_mult, 40);
 	mmio_write32(d->notify + 0x800, 0xffffffff);
 	ignored(t, "notify for queue 40 and far past the notify area", true);
+
+	/* The used ring is the device's: whatever the driver writes there, the
+	 * device keeps its own index and overwrites it on the next completion. */
+	struct vio_ring *r = &d->ring[t->q];
+	r->used.idx = (uint16_t)(r->used_seen + 0x1234);
+	r->used.flags = 0xffff;
+	r->used.ring[r->used_seen % VIO_QSIZE].id = 0xffffffff;
+	r->used.ring[r->used_seen % VIO_QSIZE].len = 0xffffffff;
+	r->avail.used_event = 0xffff;
+	ignored(t, "used.idx, used.flags and a used element scribbled by the driver", true);
 }
 
 static void msix_attacks(struct target *t)
