@@ -84,7 +84,9 @@ hostile_run() { # LABEL BINARY ENGINE ROUNDS NEIGHBOUR_ROUNDS NEIGHBOUR_RESULT
 	wait "$vm"
 	RC=$?
 	OUT=$TMP/$name.out ERR=$TMP/$name.err
-	if grep -q "^hostile: BAD" "$OUT"; then
+	if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$ERR"; then
+		fail "hostile ($label): attacks" "sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$ERR")"
+	elif grep -q "^hostile: BAD" "$OUT"; then
 		fail "hostile ($label): attacks" "$(grep -m3 '^hostile: BAD' "$OUT" | cut -c1-200 | tr '\n' ' ')"
 	else
 		expect "hostile ($label): $(grep -c '^hostile: ok' "$OUT") attacks answered as expected" 1 "^PASS hostile"
