@@ -85,9 +85,9 @@ hostile_run() { # LABEL BINARY ENGINE ROUNDS NEIGHBOUR_ROUNDS NEIGHBOUR_RESULT
 	RC=$?
 	OUT=$TMP/$name.out ERR=$TMP/$name.err
 	if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$ERR"; then
-		fail "hostile ($label): attacks" "sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$ERR")"
+		fail "hostile ($label): attacks" "$(grep -o 'seed=[0-9]*' "$OUT"): sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$ERR")"
 	elif grep -q "^hostile: BAD" "$OUT"; then
-		fail "hostile ($label): attacks" "$(grep -m3 '^hostile: BAD' "$OUT" | cut -c1-200 | tr '\n' ' ')"
+		fail "hostile ($label): attacks" "$(grep -o 'seed=[0-9]*' "$OUT"): $(grep -m3 '^hostile: BAD' "$OUT" | cut -c1-200 | tr '\n' ' ')"
 	else
 		expect "hostile ($label): $(grep -c '^hostile: ok' "$OUT") attacks answered as expected" 1 "^PASS hostile"
 	fi
