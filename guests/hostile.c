@@ -495,9 +495,22 @@ static void port_flood(void)
 		}
 	}
 	serial_init(); /* the UART's registers got random values */
-	check(
-	    true,
-	    "port I/O flood on UART, i8042, CMOS, ACPI PM, 0x510/0x511 and all ports for reading");
+	/* Each device still answers as it should. */
+	for (unsigned i = 0; i < 64 && (inb(0x64) & 1); i++)
+		(void)inb(0x60); /* what the flood left in the i8042's output buffer */
+	outb(0x64, 0xaa);	 /* controller self-test */
+	for (unsigned i = 0; i < 1000 && !(inb(0x64) & 1); i++)
+		cpu_relax();
+	uint8_t kbc = inb(0x60);
+	outb(0x70, 0x0d);
+	uint8_t rtc_d = inb(0x71);
+	uint32_t t0 = inl(0x608);
+	tsc_delay_us(2000);
+	uint32_t t1 = inl(0x608);
+	check(kbc == 0x55 && rtc_d == 0x80 && t1 != t0,
+	      "port I/O flood on UART, i8042, CMOS, ACPI PM, 0x510/0x511 and all ports for "
+	      "reading -> i8042 self-test %#x, CMOS register D %#x, PM timer %s",
+	      kbc, rtc_d, t1 != t0 ? "running" : "STOPPED");
 }
 
 static void pci_flood(void)
