@@ -45,6 +45,8 @@ int guest_main(const struct boot_info *bi);
 
 /* rt.c */
 bool boot_flag(const struct boot_info *bi, const char *word); /* word on the cmdline? */
+/* The decimal value of key=N on the cmdline, or def. */
+uint64_t boot_arg(const struct boot_info *bi, const char *key, uint64_t def);
 _Noreturn void guest_exit(int status);
 _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...);
 _Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt, ...);

@@ -25,6 +25,22 @@ struct hvm_memmap_entry {
 	uint32_t type, reserved;
 };
 
+uint64_t boot_arg(const struct boot_info *bi, const char *key, uint64_t def)
+{
+	size_t k = strlen(key);
+
+	for (const char *p = bi->cmdline; *p; p++) {
+		if ((p == bi->cmdline || p[-1] == ' ') && !memcmp(p, key, k) && p[k] == '=') {
+			uint64_t v = 0;
+
+			for (p += k + 1; *p >= '0' && *p <= '9'; p++)
+				v = v * 10 + (uint64_t)(*p - '0');
+			return v;
+		}
+	}
+	return def;
+}
+
 void rt_start(uint32_t magic, uint64_t info);
 
 static void parse_multiboot(const struct multiboot_info *mb, struct boot_info *bi)
