@@ -47,24 +47,44 @@ unset POPEK
 # pause: a tripwire on the yield hypercall; `popek resume` continues the VM.
 P=$POPEK_ROOT/build/popek
 printf 'pause hypercall nr 4\n' >"$TMP/pause.policy"
-"$P" run --engine soft --name pol-pause --kernel "$GUESTS/hypercalls.elf" \
-	--policy "$TMP/pause.policy" >"$TMP/pause.out" 2>"$TMP/pause.err" </dev/null &
-pause_pid=$!
-for _ in $(seq 100); do "$P" ls 2>/dev/null | grep -q "pol-pause .* paused" && break; sleep 0.05; done
-sleep 0.3
-if "$P" ls | grep -q "pol-pause .* paused" && ! grep -q PASS "$TMP/pause.out"; then
-	pass "policy: pause hypercall nr 4 pauses the VM at the yield"
-else
-	fail "policy: pause" "$("$P" ls 2>&1) / $(tail -c 300 "$TMP/pause.out")"
-fi
-"$P" resume pol-pause
-wait $pause_pid
-rc=$?
-if [ $rc -eq 0 ] && grep -q "PASS hypercalls" "$TMP/pause.out"; then
-	pass "policy: popek resume continues it to the end"
-else
-	fail "policy: resume" "exit $rc: $(tail -c 300 "$TMP/pause.err")"
-fi
+wait_paused() {
+	for _ in $(seq 100); do "$P" ls 2>/dev/null | grep -q "$1 .* paused" && break; sleep 0.05; done
+}
+for e in kvm soft; do
+	"$P" run --engine $e --name pol-pause-$e --kernel "$GUESTS/hypercalls.elf" \
+		--policy "$TMP/pause.policy" >"$TMP/pause.out" 2>"$TMP/pause.err" </dev/null &
+	pause_pid=$!
+	wait_paused pol-pause-$e
+	sleep 0.3
+	if "$P" ls | grep -q "pol-pause-$e .* paused" && ! grep -q PASS "$TMP/pause.out"; then
+		pass "policy/$e: pause hypercall nr 4 pauses the VM at the yield"
+	else
+		fail "policy/$e: pause" "$("$P" ls 2>&1) / $(tail -c 300 "$TMP/pause.out")"
+	fi
+	"$P" resume pol-pause-$e
+	wait $pause_pid
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q "PASS hypercalls" "$TMP/pause.out"; then
+		pass "policy/$e: popek resume continues it to the end"
+	else
+		fail "policy/$e: resume" "exit $rc: $(tail -c 300 "$TMP/pause.err")"
+	fi
+done
+
+# A VM paused by a tripwire snapshots cleanly, and restore --policy applies
+# the new policy: the guest's next call, the unknown number, is denied.
+"$P" run --engine soft --name pol-snap --kernel "$GUESTS/hypercalls.elf" \
+	--policy "$TMP/pause.policy" >/dev/null 2>"$TMP/pol-snap.err" </dev/null &
+snap_pid=$!
+wait_paused pol-snap
+"$P" snapshot pol-snap "$TMP/pol-snap" --stop >/dev/null 2>&1
+wait $snap_pid
+printf 'deny hypercall nr 0x7fff\n' >"$TMP/enosys.policy"
+run_vm pol-restore restore "$TMP/pol-snap" --policy "$TMP/enosys.policy"
+expect "policy: restore --policy denies the call after the snapshot" 3 \
+	"hypercall 0x7fff returned -1, expected -38"
+run_vm pol-restore-none restore "$TMP/pol-snap"
+expect "policy: the same snapshot restored without a policy passes" 0 "PASS hypercalls"
 
 # Malformed files are refused before the VM starts, with FILE:LINE:COL.
 printf '# fine\nlog pio port 0x70\ndeny pio port 0x71-0x70\n' >"$TMP/bad.policy"
