@@ -170,7 +170,8 @@ int policy_parse(struct policy *p, const char *text, const char *file, char *err
 	p->n = 0;
 	p->classes = 0;
 	struct lexer l = {.file = file, .err = err, .errlen = errlen};
-	for (const char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+	for (const char *line = text; line;
+	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
 		l.line = l.pos = line;
 		l.lineno++;
 		if (!next(&l))

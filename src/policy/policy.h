@@ -31,12 +31,12 @@ extern const char *const policy_action_names[NR_POLICY_ACTIONS];
 struct policy_rule {
 	enum policy_action action;
 	enum policy_class cls;
-	unsigned dirs;	     /* POLICY_READ|POLICY_WRITE bits; both if not given */
-	uint64_t lo, hi;     /* port, address or hypercall number range (inclusive) */
-	unsigned sizes;	     /* bit n: access size n bytes; 0 = any */
-	int vcpu;	     /* -1 = any */
-	uint64_t value;	     /* modify: the value read or written instead */
-	int line;	     /* in the policy file, for the audit log */
+	unsigned dirs;	 /* POLICY_READ|POLICY_WRITE bits; both if not given */
+	uint64_t lo, hi; /* port, address or hypercall number range (inclusive) */
+	unsigned sizes;	 /* bit n: access size n bytes; 0 = any */
+	int vcpu;	 /* -1 = any */
+	uint64_t value;	 /* modify: the value read or written instead */
+	int line;	 /* in the policy file, for the audit log */
 };
 
 #define POLICY_MAX_RULES 1024

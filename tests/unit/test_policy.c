@@ -87,8 +87,9 @@ static void test_malformed(void **state)
 	refused("deny pio vcpu 64", "p.policy:1:15: expected a vCPU index below 64");
 	refused("modify pio read port 0x71", "p.policy:1:26: expected value N");
 	refused("modify pio read port 0x71 value", "p.policy:1:32: expected the value to use");
-	refused("deny pio value 0", "p.policy:1:10: expected read, write, port RANGE, size N, vcpu N "
-				    "or the end of the rule");
+	refused("deny pio value 0",
+		"p.policy:1:10: expected read, write, port RANGE, size N, vcpu N "
+		"or the end of the rule");
 	refused("deny pio read write", "p.policy:1:15: expected port RANGE");
 }
 
@@ -132,8 +133,8 @@ static void test_match(void **state)
 	assert_int_equal(logged->line, 1);
 	assert_null(match(POLICY_PIO, false, 0x72, 1, 0));
 	assert_null(logged);
-	assert_null(match(POLICY_PIO, true, 0x80, 2, 0)); /* vcpu 0 */
-	assert_null(match(POLICY_PIO, true, 0x80, 4, 1)); /* size 4 */
+	assert_null(match(POLICY_PIO, true, 0x80, 2, 0));  /* vcpu 0 */
+	assert_null(match(POLICY_PIO, true, 0x80, 4, 1));  /* size 4 */
 	assert_null(match(POLICY_PIO, false, 0x80, 2, 1)); /* a read */
 	assert_int_equal(match(POLICY_PIO, true, 0x80, 2, 1)->line, 3);
 	assert_int_equal(match(POLICY_HYPERCALL, true, 4, 4, 0)->line, 4);

@@ -105,8 +105,9 @@ static void test_mmio(void **state)
 	mmio(0x1008, true, 0x43, 4);
 	assert_int_equal(last_write, 0x43);
 	assert_int_equal(mmio(0x1004, false, 0, 4), 0x55667788); /* reads allowed */
-	assert_non_null(strstr(audit(), "\"class\":\"mmio\",\"op\":\"write\",\"addr\":4100,"
-					"\"size\":4,\"value\":66,\"verdict\":\"deny\",\"rule\":1}"));
+	assert_non_null(strstr(audit(),
+			       "\"class\":\"mmio\",\"op\":\"write\",\"addr\":4100,"
+			       "\"size\":4,\"value\":66,\"verdict\":\"deny\",\"rule\":1}"));
 
 	use("deny mmio read size 2\n");
 	assert_int_equal(mmio(0x1000, false, 0, 2), 0xffff);
