@@ -1,5 +1,7 @@
 /* hypercalls: every popek hypercall once, including the error paths, then
- * POPEK_HC_EXIT(0). Without popek (QEMU) the version call returns 0: FAIL. */
+ * POPEK_HC_EXIT(0). Without popek (QEMU) the version call returns 0: FAIL.
+ * With "yield-denied" on the command line yield must return -EPERM (run
+ * under the policy rule `deny hypercall nr 4`). */
 #include "guest.h"
 
 #include "popek/hypercall.h"
@@ -14,9 +16,9 @@ static const char msg[] = "hypercalls: hello through console_write\n";
 
 int guest_main(const struct boot_info *bi)
 {
-	long ver, r, t1, t2, now;
+	long ver, r, t1, t2, now, want_yield;
 
-	(void)bi;
+	want_yield = boot_flag(bi, "yield-denied") ? -POPEK_EPERM : 0;
 	ver = hc_version();
 	if (ver == POPEK_HC_VERSION)
 		fail("no popek hypercall interface");
@@ -42,8 +44,8 @@ int guest_main(const struct boot_info *bi)
 
 	if ((r = hc_get_time(2)) != -POPEK_EINVAL)
 		fail("get_time(2) returned %ld, expected %d", r, -POPEK_EINVAL);
-	if ((r = hc_yield()) != 0)
-		fail("yield returned %ld", r);
+	if ((r = hc_yield()) != want_yield)
+		fail("yield returned %ld, expected %ld", r, want_yield);
 	if ((r = popek_hypercall(INVALID_HC_NR, 0, 0, 0, 0)) != -POPEK_ENOSYS)
 		fail("hypercall %#x returned %ld, expected %d", INVALID_HC_NR, r, -POPEK_ENOSYS);
 	if ((r = hc_console_write((const void *)BAD_GPA, 16)) != -POPEK_EFAULT)

@@ -26,6 +26,7 @@
 #define POPEK_HC_CONSOLE_MAX 4096 /* longest single console_write */
 
 /* errno values returned (negated) in RAX */
+#define POPEK_EPERM  1 /* refused by the VM's policy */
 #define POPEK_EFAULT 14
 #define POPEK_EINVAL 22
 #define POPEK_ENOSYS 38

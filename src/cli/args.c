@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "cli/cli.h"
 #include "control/control.h"
 #include "machine/machine.h"
+#include "policy/policy.h"
 
 int parse_size(const char *s, uint64_t *out)
 {
@@ -78,6 +80,36 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_CODE_USAGE;
 }
 
+/* --policy FILE / --audit FILE: one policy per process, refused here,
+ * before anything is built, if malformed. */
+static struct policy *the_policy(struct vm_config *cfg)
+{
+	static struct policy p = {.audit_fd = -1};
+	cfg->policy = &p;
+	return &p;
+}
+
+static int parse_policy(const char *path, struct vm_config *cfg)
+{
+	char err[512];
+	if (policy_load(the_policy(cfg), path, err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "popek: %s\n", err);
+	return EXIT_CODE_USAGE;
+}
+
+static int open_audit(const char *path, struct vm_config *cfg)
+{
+	struct policy *p = the_policy(cfg);
+	if (p->audit_fd >= 0)
+		close(p->audit_fd);
+	p->audit_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (p->audit_fd >= 0)
+		return 0;
+	fprintf(stderr, "popek: --audit %s: %s\n", path, strerror(errno));
+	return EXIT_CODE_USAGE;
+}
+
 /* Options shared by run and restore; boot options (kernel, memory, CPUs)
  * only where the VM is being built from scratch. */
 int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
@@ -94,6 +126,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_STATS,
 		O_NAME,
 		O_DISK,
+		O_POLICY,
+		O_AUDIT,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -101,6 +135,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"console", required_argument, NULL, O_CONSOLE},
 	    {"stats", no_argument, NULL, O_STATS},
 	    {"name", required_argument, NULL, O_NAME},
+	    {"policy", required_argument, NULL, O_POLICY},
+	    {"audit", required_argument, NULL, O_AUDIT},
 	    {"disk", required_argument, NULL, O_DISK},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
@@ -169,6 +205,14 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			break;
 		case O_STATS:
 			cfg->stats = true;
+			break;
+		case O_POLICY:
+			if (parse_policy(optarg, cfg))
+				return EXIT_CODE_USAGE;
+			break;
+		case O_AUDIT:
+			if (open_audit(optarg, cfg))
+				return EXIT_CODE_USAGE;
 			break;
 		case O_NAME:
 			if (!control_name_valid(optarg))

@@ -34,8 +34,12 @@ void cli_usage(FILE *f)
 	    "  --stats              print exit/trap counts as JSON on stderr at exit\n"
 	    "  --disk FILE[,ro]     raw disk image as virtio-blk (/dev/vda, vdb, ...; repeatable)\n"
 	    "  --name NAME          name for the control channel (default vm-PID)\n"
+	    "  --policy FILE        allow, deny, log, modify, stop or pause guest actions\n"
+	    "                       (docs/policy.md); a malformed file is refused (exit 64)\n"
+	    "  --audit FILE         append a JSON line per action a policy rule acted on\n"
 	    "\n"
-	    "restore options: --engine, --name, --console, --stats as for run, and\n"
+	    "restore options: --engine, --name, --console, --stats, --policy, --audit as for\n"
+	    "run, and\n"
 	    "  --clones N           start N copies sharing unchanged memory (names NAME-1..N)\n"
 	    "  --no-verify          skip memory checksums (fastest restore; headers still "
 	    "checked)\n"
@@ -43,7 +47,7 @@ void cli_usage(FILE *f)
 	    "\n"
 	    "exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
 	    "power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"
-	    "71 host failure, 128+N stopped by signal N.\n",
+	    "71 host failure, 72 stopped by a policy rule, 128+N stopped by signal N.\n",
 	    POPEK_VERSION);
 }
 

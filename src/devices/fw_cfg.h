@@ -1,7 +1,7 @@
 /* QEMU's firmware configuration device, legacy I/O interface only (no DMA):
  * a 16-bit write of a selector to port 0x510, then byte reads of the item from
  * 0x511. CPU test kernels (kvm-unit-tests) read the CPU count and RAM size
- * here. popek's hypercall is a 32-bit OUT to the same port; the engines take
+ * here. popek's hypercall is a 32-bit OUT to the same port; the machine takes
  * it before it reaches the bus, so the two never meet. */
 #ifndef POPEK_FW_CFG_H
 #define POPEK_FW_CFG_H

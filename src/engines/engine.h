@@ -1,8 +1,10 @@
 /* The CPU engine interface: what the machine needs from a CPU, and nothing more.
  *
  * An engine runs guest instructions until something happens that the machine
- * must handle (an exit). It never sees devices: port I/O, MMIO and hypercalls
- * come back as exits, interrupts come in through irq_line/msi. Both the kvm
+ * must handle (an exit). It never sees devices: port I/O and MMIO come back as
+ * exits, interrupts come in through irq_line/msi. It knows no call convention
+ * either: a hypercall is a port write the machine decodes from the registers
+ * the exit carries. Both the kvm
  * engine (hardware trap-and-emulate) and the soft engine (our interpreter)
  * implement this table.
  *
@@ -24,30 +26,42 @@ struct engine_vcpu;
 struct json_object;
 
 enum exit_reason {
-	EXIT_IO,	/* port I/O: io */
-	EXIT_MMIO,	/* access to guest-physical space with no RAM: mmio */
-	EXIT_HYPERCALL, /* popek hypercall: hc (see include/popek/hypercall.h) */
-	EXIT_HLT,	/* HLT with interrupts disabled: the vCPU can never wake */
-	EXIT_SHUTDOWN,	/* triple fault: fail */
-	EXIT_KICKED,	/* vcpu_kick() asked the run to return */
-	EXIT_FAIL,	/* the engine cannot continue: fail */
+	EXIT_IO,   /* port I/O: io */
+	EXIT_MMIO, /* access to guest-physical space with no RAM: mmio */
+	/* Never returned by an engine: the machine counts an EXIT_IO it decodes
+	 * as a popek hypercall under this reason. */
+	EXIT_HYPERCALL,
+	EXIT_HLT,      /* HLT with interrupts disabled: the vCPU can never wake */
+	EXIT_SHUTDOWN, /* triple fault: fail */
+	EXIT_KICKED,   /* vcpu_kick() asked the run to return */
+	EXIT_FAIL,     /* the engine cannot continue: fail */
 	NR_EXIT_REASONS
 };
 
 extern const char *const exit_reason_names[NR_EXIT_REASONS];
+
+/* The general registers a call convention may use. */
+struct exit_regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi;
+};
 
 struct vcpu_exit {
 	enum exit_reason reason;
 	union {
 		/* count > 1 for REP INS/OUTS: data holds count*size bytes.
 		 * For reads the machine fills data; the engine completes the
-		 * instruction on the next vcpu_run. data stays owned by the engine. */
+		 * instruction on the next vcpu_run. data stays owned by the engine.
+		 * A single 32-bit write (the shape of a hypercall, to any port) also
+		 * carries the registers (has_regs); if the machine sets regs_dirty
+		 * the engine loads them back on the next vcpu_run. */
 		struct {
 			uint16_t port;
 			uint8_t size;
 			bool write;
 			uint32_t count;
 			uint8_t *data;
+			bool has_regs, regs_dirty;
+			struct exit_regs regs;
 		} io;
 		struct {
 			uint64_t gpa;
@@ -55,12 +69,6 @@ struct vcpu_exit {
 			bool write;
 			uint8_t data[8];
 		} mmio;
-		/* The machine sets ret; the engine puts it in RAX on the next run. */
-		struct {
-			uint64_t nr;
-			uint64_t arg[4];
-			uint64_t ret;
-		} hc;
 		struct {
 			uint64_t rip;
 			char why[120];
@@ -93,7 +101,7 @@ struct engine_ops {
 
 	/* Run until the next exit. Returns 0, or a negative errno for a host failure.
 	 * Pass the same exit struct back on the next call: it carries the results
-	 * (I/O and MMIO read data, hypercall return) the engine must complete. */
+	 * (I/O and MMIO read data, registers written back) the engine must complete. */
 	int (*vcpu_run)(struct engine_vcpu *vcpu, struct vcpu_exit *exit);
 	/* Make a running (or the next) vcpu_run return EXIT_KICKED soon. */
 	void (*vcpu_kick)(struct engine_vcpu *vcpu);

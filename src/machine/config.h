@@ -7,6 +7,8 @@
 
 #define MAX_VCPUS 64
 
+struct policy;
+
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE };
 
 #define MAX_DISKS 8
@@ -33,6 +35,8 @@ struct vm_config {
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */
 	int ram_fd;
+	/* --policy and --audit, parsed before the VM starts; NULL = allow all. */
+	struct policy *policy;
 };
 
 void vm_config_defaults(struct vm_config *c);

@@ -36,32 +36,42 @@ static uint64_t hc_get_time(struct machine *m, uint64_t clock)
 	}
 }
 
-void hypercall_handle(struct vcpu *v, struct vcpu_exit *ex)
+bool hypercall_decode(const struct vcpu_exit *ex, struct hypercall *hc)
+{
+	if (!ex->io.has_regs || ex->io.port != POPEK_HC_PORT)
+		return false;
+	const struct exit_regs *r = &ex->io.regs;
+	*hc = (struct hypercall){(uint32_t)r->rax, {r->rdi, r->rsi, r->rbx, r->rcx}};
+	return true;
+}
+
+void hypercall_complete(struct vcpu_exit *ex, uint64_t ret)
+{
+	ex->io.regs.rax = ret;
+	ex->io.regs_dirty = true;
+}
+
+uint64_t hypercall_handle(struct vcpu *v, const struct hypercall *hc)
 {
 	struct machine *m = v->m;
-	uint64_t nr = ex->hc.nr, *a = ex->hc.arg;
+	uint64_t nr = hc->nr;
+	const uint64_t *a = hc->arg;
 	v->count.hypercalls[nr < POPEK_HC_COUNT ? nr : POPEK_HC_COUNT]++;
 	switch (nr) {
 	case POPEK_HC_VERSION:
-		ex->hc.ret = POPEK_HC_ABI_VERSION;
-		break;
+		return POPEK_HC_ABI_VERSION;
 	case POPEK_HC_CONSOLE_WRITE:
-		ex->hc.ret = hc_console_write(m, a[0], a[1]);
-		break;
+		return hc_console_write(m, a[0], a[1]);
 	case POPEK_HC_GET_TIME:
-		ex->hc.ret = hc_get_time(m, a[0]);
-		break;
+		return hc_get_time(m, a[0]);
 	case POPEK_HC_EXIT:
 		machine_stop(m, STOP_GUEST_EXIT, (int)(a[0] & 0xff), "guest called exit(%llu)",
 			     (unsigned long long)a[0]);
-		ex->hc.ret = 0;
-		break;
+		return 0;
 	case POPEK_HC_YIELD:
 		sched_yield();
-		ex->hc.ret = 0;
-		break;
+		return 0;
 	default:
-		ex->hc.ret = err(POPEK_ENOSYS);
-		break;
+		return err(POPEK_ENOSYS);
 	}
 }

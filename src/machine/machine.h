@@ -29,6 +29,7 @@ enum stop_kind {
 #define EXIT_CODE_ENGINE 69 /* engine unavailable */
 #define EXIT_CODE_CRASH	 70 /* the VM crashed */
 #define EXIT_CODE_HOST	 71 /* host-side failure */
+#define EXIT_CODE_POLICY 72 /* a policy rule stopped the VM */
 
 struct vcpu_counters {
 	unsigned long exits[NR_EXIT_REASONS];
@@ -43,6 +44,8 @@ struct vcpu {
 	struct engine_vcpu *ev;
 	pthread_t thread;
 	struct vcpu_counters count;
+	pthread_t pauser; /* the last pause a policy rule started */
+	bool pauser_live;
 };
 
 struct console;

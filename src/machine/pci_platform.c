@@ -10,6 +10,7 @@
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
 #include "machine/machine.h"
+#include "policy/policy.h"
 
 struct pci_platform {
 	struct pci_bus bus;
@@ -57,7 +58,9 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 	}
 	m->pci = p;
 	p->env = (struct virtio_env){.pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m)};
-	if (m->engine->ioeventfd)
+	/* An mmio policy rule must see virtio notifications too: no ioeventfd
+	 * then, so they trap as MMIO exits (docs/policy.md). */
+	if (m->engine->ioeventfd && !policy_has_class(m->cfg->policy, POLICY_MMIO))
 		p->env.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 	const struct vm_config *cfg = m->cfg;
 	/* Disks first, so --disk order is slot order is vda, vdb, ... */

@@ -1,18 +1,11 @@
-/* The vCPU loop: run the engine, dispatch each exit to a bus or handler. */
+/* The vCPU loop: run the engine, hand each exit to the trap path. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "machine/hypercall.h"
+#include "machine/interpose.h"
 #include "machine/machine.h"
 #include "machine/vcpu.h"
-
-static void dispatch_io(struct machine *m, struct vcpu_exit *ex)
-{
-	for (uint32_t i = 0; i < ex->io.count; i++)
-		bus_access(&m->pio, ex->io.port, ex->io.data + (size_t)i * ex->io.size, ex->io.size,
-			   ex->io.write);
-}
 
 static void report_crash(struct vcpu *v, const struct vcpu_exit *ex)
 {
@@ -50,21 +43,17 @@ void *vcpu_thread(void *arg)
 				     "vCPU %d: engine run failed: %s", v->index, strerror(-rc));
 			break;
 		}
-		v->count.exits[ex.reason]++;
+		if (ex.reason != EXIT_IO && ex.reason != EXIT_MMIO)
+			v->count.exits[ex.reason]++;
 		switch (ex.reason) {
 		case EXIT_IO:
-			dispatch_io(m, &ex);
-			break;
 		case EXIT_MMIO:
-			bus_access(&m->mmio, ex.mmio.gpa, ex.mmio.data, ex.mmio.size,
-				   ex.mmio.write);
-			break;
-		case EXIT_HYPERCALL:
-			hypercall_handle(v, &ex);
+			v->count.exits[interpose(v, &ex)]++;
 			break;
 		case EXIT_KICKED:
 			machine_park_if_paused(m);
 			break;
+		case EXIT_HYPERCALL: /* never from an engine */
 		case EXIT_HLT:
 		case EXIT_SHUTDOWN:
 		case EXIT_FAIL:
@@ -73,6 +62,8 @@ void *vcpu_thread(void *arg)
 			break;
 		}
 	}
+	if (v->pauser_live)
+		pthread_join(v->pauser, NULL);
 	pthread_mutex_lock(&m->pause_lock);
 	atomic_fetch_sub(&m->running_vcpus, 1);
 	pthread_cond_broadcast(&m->pause_cond); /* a pauser may be waiting for us */

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "engines/kvm/kvm_internal.h"
-#include "popek/hypercall.h"
 
 #define KICK_SIGNAL SIGUSR1
 #define TSS_ADDR    0xfffbd000 /* 3 pages VMX needs for real-mode emulation */
@@ -134,6 +133,8 @@ static int kvm_vm_create(const struct engine_vm_config *cfg, struct engine_vm **
 	}
 	vm->has_xsave = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
 	vm->has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+	vm->sync_regs =
+	    (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS) != 0;
 	step = "KVM_CREATE_VM";
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
@@ -244,6 +245,8 @@ static int kvm_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu *
 		rc = -errno;
 		goto fail;
 	}
+	if (vm->sync_regs)
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 	rc = set_cpuid(v);
 	if (rc)
 		goto fail;
@@ -260,6 +263,13 @@ static uint64_t current_rip(struct engine_vcpu *v)
 	return ioctl(v->fd, KVM_GET_REGS, &r) < 0 ? 0 : r.rip;
 }
 
+/* The registers lent to the machine: in kvm_run with sync regs (no extra
+ * ioctl), else fetched once and kept for the write-back. */
+static struct kvm_regs *lent_regs(struct engine_vcpu *v)
+{
+	return v->vm->sync_regs ? &v->run->s.regs.regs : &v->regs;
+}
+
 /* Finish the instruction behind the previous exit before running again. */
 static int complete_exit(struct engine_vcpu *v, const struct vcpu_exit *ex)
 {
@@ -267,29 +277,31 @@ static int complete_exit(struct engine_vcpu *v, const struct vcpu_exit *ex)
 	v->pending = NR_EXIT_REASONS;
 	if (p == EXIT_MMIO && !v->run->mmio.is_write) {
 		memcpy(v->run->mmio.data, ex->mmio.data, sizeof(v->run->mmio.data));
-	} else if (p == EXIT_HYPERCALL) {
-		struct kvm_regs r;
-		if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
-			return -errno;
-		r.rax = ex->hc.ret;
-		if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+	} else if (p == EXIT_IO && ex->io.regs_dirty) {
+		struct kvm_regs *r = lent_regs(v);
+		const struct exit_regs *e = &ex->io.regs;
+		r->rax = e->rax;
+		r->rbx = e->rbx;
+		r->rcx = e->rcx;
+		r->rdx = e->rdx;
+		r->rsi = e->rsi;
+		r->rdi = e->rdi;
+		if (v->vm->sync_regs)
+			v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+		else if (ioctl(v->fd, KVM_SET_REGS, r) < 0)
 			return -errno;
 	}
 	return 0;
 }
 
-static int hypercall_exit(struct engine_vcpu *v, struct vcpu_exit *ex)
+static int lend_regs(struct engine_vcpu *v, struct vcpu_exit *ex)
 {
-	struct kvm_regs r;
-	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+	struct kvm_regs *r = lent_regs(v);
+	if (!v->vm->sync_regs && ioctl(v->fd, KVM_GET_REGS, r) < 0)
 		return -errno;
-	ex->reason = EXIT_HYPERCALL;
-	ex->hc.nr = r.rax & 0xffffffff; /* the OUT wrote EAX */
-	ex->hc.arg[0] = r.rdi;
-	ex->hc.arg[1] = r.rsi;
-	ex->hc.arg[2] = r.rbx;
-	ex->hc.arg[3] = r.rcx;
-	ex->hc.ret = 0;
+	ex->io.has_regs = true;
+	ex->io.regs = (struct exit_regs){r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi};
+	v->pending = EXIT_IO;
 	return 0;
 }
 
@@ -321,17 +333,16 @@ static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
 	char why[96];
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		if (run->io.port == POPEK_HC_PORT && run->io.size == 4 && run->io.count == 1 &&
-		    run->io.direction == KVM_EXIT_IO_OUT) {
-			v->pending = EXIT_HYPERCALL;
-			return hypercall_exit(v, ex);
-		}
 		ex->reason = EXIT_IO;
 		ex->io.port = run->io.port;
 		ex->io.size = run->io.size;
 		ex->io.write = run->io.direction == KVM_EXIT_IO_OUT;
 		ex->io.count = run->io.count;
 		ex->io.data = (uint8_t *)run + run->io.data_offset;
+		ex->io.has_regs = ex->io.regs_dirty = false;
+		/* A single 32-bit OUT may be a hypercall: the machine decodes it. */
+		if (ex->io.write && ex->io.size == 4 && ex->io.count == 1)
+			return lend_regs(v, ex);
 		return 0;
 	case KVM_EXIT_MMIO:
 		ex->reason = EXIT_MMIO;

@@ -15,6 +15,7 @@ struct engine_vm {
 	struct kvm_cpuid2 *cpuid;
 	uint64_t msr_ok; /* bit i: cpu_state MSR i is known to this KVM */
 	bool has_xsave, has_xcrs;
+	bool sync_regs; /* kvm_run carries the registers on every exit */
 };
 
 struct engine_vcpu {
@@ -24,6 +25,7 @@ struct engine_vcpu {
 	atomic_bool thread_known;
 	pthread_t thread;
 	enum exit_reason pending; /* exit whose result must be completed on the next run */
+	struct kvm_regs regs;	  /* lent to the machine, without sync_regs */
 };
 
 int kvm_get_state(struct engine_vcpu *v, struct cpu_state *st);

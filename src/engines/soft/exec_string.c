@@ -1,11 +1,11 @@
 /* String instructions (MOVS, STOS, LODS, CMPS, SCAS with REP) and port I/O
  * (IN, OUT, INS, OUTS). Port I/O is privileged: each one traps to the machine
  * as an EXIT_IO unless the soft engine's own interrupt controllers claim the
- * port; a 32-bit OUT to POPEK_HC_PORT is the popek hypercall. */
+ * port; a 32-bit OUT also lends the machine the registers, which it decodes
+ * as a hypercall when the port is popek's. */
 #include <string.h>
 
 #include "engines/soft/soft.h"
-#include "popek/hypercall.h"
 
 /* How much work one REP instruction does before giving interrupts and kicks
  * a chance; it resumes where it stopped, as REP is architecturally restartable. */
@@ -178,6 +178,7 @@ static void io_exit(struct soft_cpu *c, uint16_t port, int size, bool write, uin
 	c->exit->io.write = write;
 	c->exit->io.count = count;
 	c->exit->io.data = c->io_buf;
+	c->exit->io.has_regs = c->exit->io.regs_dirty = false;
 	c->io_in_count = count;
 	c->io_in_port = port;
 	c->io_in_size = (uint8_t)size;
@@ -191,17 +192,13 @@ static bool io_in_data(struct soft_cpu *c, uint16_t port, int size)
 	return mine;
 }
 
-static void hypercall(struct soft_cpu *c)
+/* A single 32-bit OUT may be a hypercall: lend the machine the registers. */
+static void lend_regs(struct soft_cpu *c)
 {
-	c->exit->reason = EXIT_HYPERCALL;
-	c->exit->hc.nr = (uint32_t)c->r[R_RAX];
-	c->exit->hc.arg[0] = c->r[R_RDI];
-	c->exit->hc.arg[1] = c->r[R_RSI];
-	c->exit->hc.arg[2] = c->r[R_RBX];
-	c->exit->hc.arg[3] = c->r[R_RCX];
-	c->exit->hc.ret = 0;
-	c->hc_ready = true;
-	c->exit_pending = true;
+	c->exit->io.has_regs = true;
+	c->exit->io.regs = (struct exit_regs){c->r[R_RAX], c->r[R_RBX], c->r[R_RCX],
+					      c->r[R_RDX], c->r[R_RSI], c->r[R_RDI]};
+	c->regs_lent = true;
 }
 
 static void in_out(struct soft_cpu *c, struct insn *d, uint16_t port, int size, bool out)
@@ -209,14 +206,12 @@ static void in_out(struct soft_cpu *c, struct insn *d, uint16_t port, int size, 
 	trap(c, out ? TRAP_OUT : TRAP_IN);
 	if (out) {
 		uint64_t v = c->r[R_RAX] & mask_of(size);
-		if (port == POPEK_HC_PORT && size == 4) {
-			hypercall(c);
-			return;
-		}
 		if (soft_pio(c, port, &v, size, true))
 			return;
 		memcpy(c->io_buf, &v, size);
 		io_exit(c, port, size, true, 1);
+		if (size == 4)
+			lend_regs(c);
 		c->exit_pending = true;
 		return;
 	}

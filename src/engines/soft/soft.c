@@ -417,10 +417,16 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		memcpy(c->mmio_in_data, exit->mmio.data, 8);
 		c->mmio_in_ready = true;
 	}
-	if (c->hc_ready) {
-		c->r[R_RAX] = exit->hc.ret;
-		c->hc_ready = false;
+	if (c->regs_lent && exit->io.regs_dirty) {
+		const struct exit_regs *r = &exit->io.regs;
+		c->r[R_RAX] = r->rax;
+		c->r[R_RBX] = r->rbx;
+		c->r[R_RCX] = r->rcx;
+		c->r[R_RDX] = r->rdx;
+		c->r[R_RSI] = r->rsi;
+		c->r[R_RDI] = r->rdi;
 	}
+	c->regs_lent = false;
 	c->await = AWAIT_NONE;
 	c->exit = exit;
 	epoch_bump(c); /* the machine may have written guest memory meanwhile */
@@ -632,7 +638,7 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	c->interrupt_shadow = st->interrupt_shadow;
 	c->delivering = -1;
 	c->await = AWAIT_NONE;
-	c->hc_ready = c->io_in_ready = c->mmio_in_ready = false;
+	c->regs_lent = c->io_in_ready = c->mmio_in_ready = false;
 	c->cpl = (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0;
 	if ((c->cr0 & CR0_PE) && (c->efer & EFER_LMA) && c->seg[SEG_CS].l)
 		c->cpl = c->seg[SEG_CS].sel & 3;

@@ -253,7 +253,7 @@ struct soft_cpu {
 	/* Exits in flight: completion data arrives with the next vcpu_run. */
 	struct vcpu_exit *exit;
 	bool exit_pending;
-	bool io_in_ready, mmio_in_ready, hc_ready;
+	bool io_in_ready, mmio_in_ready, regs_lent;
 	uint64_t mmio_in_gpa;
 	uint8_t mmio_in_data[8];
 	uint32_t io_in_count;

@@ -1,0 +1,155 @@
+/* The policy parser (good files, malformed ones with line:column messages)
+ * and the matcher (first match wins, no match = allow). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy/policy.h"
+
+static struct policy pol;
+static char err[256];
+
+static int parse(const char *text)
+{
+	err[0] = 0;
+	return policy_parse(&pol, text, "p.policy", err, sizeof(err));
+}
+
+static void refused(const char *text, const char *msg)
+{
+	assert_int_equal(parse(text), -1);
+	if (strncmp(err, msg, strlen(msg))) {
+		print_error("got '%s', want '%s...'\n", err, msg);
+		fail();
+	}
+}
+
+static void test_issue_examples(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("# the rules of issue 11\n"
+			       "deny hypercall nr 4                     # the call returns -EPERM\n"
+			       "\n"
+			       "log pio port 0x70-0x71\n"
+			       "  modify pio read port 0x71 value 0x00\r\n"
+			       "stop mmio write addr 0xfee00000-0xfee00fff size 4 vcpu 1"),
+			 0);
+	assert_int_equal(pol.n, 4);
+	const struct policy_rule *r = &pol.rule[0];
+	assert_int_equal(r->action, POLICY_DENY);
+	assert_int_equal(r->cls, POLICY_HYPERCALL);
+	assert_int_equal(r->lo, 4);
+	assert_int_equal(r->hi, 4);
+	assert_int_equal(r->line, 2);
+	r = &pol.rule[1];
+	assert_int_equal(r->action, POLICY_LOG);
+	assert_int_equal(r->lo, 0x70);
+	assert_int_equal(r->hi, 0x71);
+	assert_int_equal(r->dirs, POLICY_READ | POLICY_WRITE);
+	r = &pol.rule[2];
+	assert_int_equal(r->action, POLICY_MODIFY);
+	assert_int_equal(r->dirs, POLICY_READ);
+	assert_int_equal(r->value, 0);
+	assert_int_equal(r->line, 5);
+	r = &pol.rule[3];
+	assert_int_equal(r->cls, POLICY_MMIO);
+	assert_int_equal(r->sizes, 1u << 4);
+	assert_int_equal(r->vcpu, 1);
+	assert_true(policy_has_class(&pol, POLICY_PIO));
+	assert_true(policy_has_class(&pol, POLICY_MMIO));
+	assert_false(policy_has_class(NULL, POLICY_PIO));
+	assert_int_equal(parse("# nothing\n\n   \n"), 0);
+	assert_int_equal(pol.n, 0);
+	assert_false(policy_has_class(&pol, POLICY_HYPERCALL));
+}
+
+static void test_malformed(void **state)
+{
+	(void)state;
+	refused("\nallow pio\nfrobnicate pio\n", "p.policy:3:1: expected an action");
+	refused("deny", "p.policy:1:5: expected a class");
+	refused("deny disk", "p.policy:1:6: expected a class");
+	refused("deny pio port", "p.policy:1:14: expected a port range");
+	refused("deny pio port 0x71-0x70", "p.policy:1:15: expected a port range");
+	refused("deny pio port 0x10000", "p.policy:1:15: expected a port range");
+	refused("deny pio port 12abc", "p.policy:1:15: expected a port range");
+	refused("deny pio port 99999999999999999999999", "p.policy:1:15: expected a port range");
+	refused("deny pio port -1", "p.policy:1:15: expected a port range");
+	refused("deny pio port 1 port 2", "p.policy:1:17: expected read, write, port RANGE");
+	refused("deny hypercall read", "p.policy:1:16: expected nr RANGE");
+	refused("deny hypercall port 1", "p.policy:1:16: expected nr RANGE");
+	refused("deny mmio size 3", "p.policy:1:16: expected an access size of 1, 2, 4 or 8");
+	refused("deny mmio size", "p.policy:1:15: expected an access size");
+	refused("deny pio vcpu 64", "p.policy:1:15: expected a vCPU index below 64");
+	refused("modify pio read port 0x71", "p.policy:1:26: expected value N");
+	refused("modify pio read port 0x71 value", "p.policy:1:32: expected the value to use");
+	refused("deny pio value 0",
+		"p.policy:1:10: expected read, write, port RANGE, size N, vcpu N "
+		"or the end of the rule");
+	refused("deny pio read write", "p.policy:1:15: expected port RANGE");
+}
+
+static void test_too_many_rules(void **state)
+{
+	(void)state;
+	static char text[(POLICY_MAX_RULES + 1) * 10];
+	char *p = text;
+	for (int i = 0; i <= POLICY_MAX_RULES; i++)
+		p += sprintf(p, "deny pio\n");
+	refused(text, "p.policy:1025:1: expected at most 1024 rules");
+}
+
+static const struct policy_rule *logged;
+
+static const struct policy_rule *match(enum policy_class c, bool write, uint64_t addr,
+				       unsigned size, int vcpu)
+{
+	struct policy_access a = {c, write, addr, size, vcpu};
+	return policy_match(&pol, &a, &logged);
+}
+
+static void test_match(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("log pio port 0x70-0x71\n"
+			       "modify pio read port 0x71 value 0\n"
+			       "deny pio write size 2 vcpu 1\n"
+			       "deny hypercall nr 4\n"
+			       "allow mmio addr 0x1000-0x1fff\n"
+			       "stop mmio\n"
+			       "log pio port 0x71\n"
+			       "deny pio port 0x71\n"),
+			 0);
+	/* log records and goes on; the first deciding rule wins */
+	assert_int_equal(match(POLICY_PIO, false, 0x71, 1, 0)->line, 2);
+	assert_int_equal(logged->line, 1);
+	assert_int_equal(match(POLICY_PIO, true, 0x71, 1, 0)->line, 8);
+	assert_int_equal(logged->line, 1);
+	assert_null(match(POLICY_PIO, false, 0x70, 1, 0));
+	assert_int_equal(logged->line, 1);
+	assert_null(match(POLICY_PIO, false, 0x72, 1, 0));
+	assert_null(logged);
+	assert_null(match(POLICY_PIO, true, 0x80, 2, 0));  /* vcpu 0 */
+	assert_null(match(POLICY_PIO, true, 0x80, 4, 1));  /* size 4 */
+	assert_null(match(POLICY_PIO, false, 0x80, 2, 1)); /* a read */
+	assert_int_equal(match(POLICY_PIO, true, 0x80, 2, 1)->line, 3);
+	assert_int_equal(match(POLICY_HYPERCALL, true, 4, 4, 0)->line, 4);
+	assert_null(match(POLICY_HYPERCALL, true, 3, 4, 0));
+	assert_int_equal(match(POLICY_MMIO, true, 0x1800, 4, 0)->action, POLICY_ALLOW);
+	assert_int_equal(match(POLICY_MMIO, false, 0x2000, 8, 0)->action, POLICY_STOP);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_issue_examples),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_too_many_rules),
+	    cmocka_unit_test(test_match),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
