@@ -202,6 +202,47 @@ static void test_mmio(void **state)
 	assert_int_equal(g.st.gpr[R_RAX], 42);
 }
 
+/* One exit for the device access at gpa of size bytes; a read gets v. */
+static void expect_mmio(bool write, uint64_t gpa, int size, uint64_t v)
+{
+	assert_int_equal(sg_run(&g), EXIT_MMIO);
+	assert_int_equal(g.exit.mmio.write, write);
+	assert_int_equal(g.exit.mmio.gpa, gpa);
+	assert_int_equal(g.exit.mmio.size, size);
+	if (write) {
+		uint64_t got = 0;
+		memcpy(&got, g.exit.mmio.data, size);
+		assert_int_equal(got, v);
+	} else {
+		memcpy(g.exit.mmio.data, &v, 8);
+	}
+}
+
+/* Instructions with several device accesses: each one reaches the machine
+ * once, in order, and the instruction completes with their data.
+ * mov rsi,0x3fe00000 (gpa 0xc0000000); lea rdi,[rsi+16]; mov eax,0x11223344;
+ * cmpsq (two reads); mov [rsi+0xff6],eax (crosses a page: four byte writes);
+ * hlt */
+static void test_mmio_several(void **state)
+{
+	static const uint8_t code[] = {0x48, 0xbe, 0x00, 0x00, 0xe0, 0x3f, 0x00, 0x00, 0x00, 0x00,
+				       0x48, 0x8d, 0x7e, 0x10, 0xb8, 0x44, 0x33, 0x22, 0x11, 0x48,
+				       0xa7, 0x89, 0x86, 0xf6, 0x0f, 0x00, 0x00, 0xf4};
+	(void)state;
+	load(code, sizeof(code));
+	sg_w64(&g, SG_PD + 511 * 8, 0xc0000000 | 0x87);
+	expect_mmio(false, 0xc0000000, 8, 0x123456789ull);
+	expect_mmio(false, 0xc0000010, 8, 0x123456789ull);
+	expect_mmio(true, 0xc0000ffe, 1, 0x44);
+	expect_mmio(true, 0xc0000fff, 1, 0x33);
+	expect_mmio(true, 0xc0001000, 1, 0x22);
+	expect_mmio(true, 0xc0001001, 1, 0x11);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RSI], 0x3fe00008);
+	assert_int_equal(g.st.gpr[R_RDI], 0x3fe00018);
+	assert_true(g.st.rflags & 0x40); /* ZF: the two reads were equal */
+}
+
 /* The engine's --stats counter group.name for the guest's vCPU. */
 static int64_t engine_stat(struct sg *guest, const char *group, const char *name)
 {
@@ -603,6 +644,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mmio, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mmio_several, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation_4k, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),

@@ -317,41 +317,94 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user)
 	return translate(c, lin, acc, user, &gpa);
 }
 
-/* MMIO: the local interrupt controllers first, then an exit to the machine.
- * A read that needs the machine aborts the instruction; it is replayed on the
- * next vcpu_run with the data the machine supplied. */
+/* MMIO: the local interrupt controllers first, then the machine, one exit
+ * per access. An instruction may make several (a read-modify-write, a page-
+ * crossing or 16-byte access, a string move), so the accesses of the
+ * instruction in flight are logged in order. A write is queued and the
+ * instruction completes; its writes then leave as exits. A read the machine
+ * must answer aborts the instruction: the queued writes and the read leave as
+ * exits, and then the instruction runs again (soft.c), its reads answered
+ * from the log and the writes already done skipped, until it completes. So
+ * the devices see each access once, in program order, and a read never waits
+ * for a later one. */
+static bool mmio_logged(struct soft_cpu *c, uint64_t gpa, int size, bool write, uint64_t *v)
+{
+	if (c->mmio_pos == c->mmio_n)
+		return false;
+	struct mmio_access *a = &c->mmio_log[c->mmio_pos];
+	if (a->gpa == gpa && a->size == size && a->write == write) {
+		c->mmio_pos++;
+		if (!write)
+			*v = a->data;
+		return true;
+	}
+	/* The replay went another way (another vCPU changed memory it
+	 * depends on): the rest of the log belongs to the old path. */
+	c->mmio_n = c->mmio_pos;
+	if (c->mmio_out > c->mmio_n)
+		c->mmio_out = c->mmio_n;
+	return false;
+}
+
+static void mmio_append(struct soft_cpu *c, uint64_t gpa, int size, bool write, uint64_t v)
+{
+	if (c->mmio_n == MMIO_LOG)
+		raise_exc(c, EXC_MC, false, 0); /* more than any instruction makes */
+	c->mmio_log[c->mmio_n++] =
+	    (struct mmio_access){.gpa = gpa, .size = (uint8_t)size, .write = write, .data = v};
+	c->mmio_pos = c->mmio_n;
+}
+
+/* The first logged access the machine has not done, as the exit; false if
+ * none is left. */
+bool mmio_next_exit(struct soft_cpu *c)
+{
+	if (c->mmio_out == c->mmio_n)
+		return false;
+	const struct mmio_access *a = &c->mmio_log[c->mmio_out];
+	trap(c, TRAP_MMIO);
+	c->exit->reason = EXIT_MMIO;
+	c->exit->mmio.gpa = a->gpa;
+	c->exit->mmio.size = a->size;
+	c->exit->mmio.write = a->write;
+	memcpy(c->exit->mmio.data, &a->data, 8);
+	return true;
+}
+
+/* The machine did the access mmio_next_exit gave it. */
+void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit)
+{
+	struct mmio_access *a = &c->mmio_log[c->mmio_out++];
+	if (!a->write) {
+		a->data = 0;
+		memcpy(&a->data, exit->mmio.data, a->size);
+	}
+}
+
+/* The instruction completed or was abandoned: its accesses are history. */
+void mmio_reset(struct soft_cpu *c)
+{
+	c->mmio_n = c->mmio_out = c->mmio_pos = 0;
+	c->mmio_replay = false;
+}
+
 static uint64_t mmio_read(struct soft_cpu *c, uint64_t gpa, int size)
 {
 	uint64_t v = 0;
-	if (c->mmio_in_ready && c->mmio_in_gpa == gpa) {
-		c->mmio_in_ready = false;
-		memcpy(&v, c->mmio_in_data, size);
+	if (mmio_logged(c, gpa, size, false, &v) || soft_mmio(c, gpa, &v, size, false))
 		return v;
-	}
-	if (soft_mmio(c, gpa, &v, size, false))
-		return v;
-	trap(c, TRAP_MMIO);
-	c->exit->reason = EXIT_MMIO;
-	c->exit->mmio.gpa = gpa;
-	c->exit->mmio.size = (uint8_t)size;
-	c->exit->mmio.write = false;
-	memset(c->exit->mmio.data, 0, 8);
-	c->mmio_in_gpa = gpa;
+	mmio_append(c, gpa, size, false, 0);
+	c->mmio_replay = true;
+	mmio_next_exit(c);
 	longjmp(c->jb, JMP_EXIT);
 }
 
 static void mmio_write(struct soft_cpu *c, uint64_t gpa, int size, uint64_t v)
 {
-	if (soft_mmio(c, gpa, &v, size, true))
+	uint64_t unused;
+	if (mmio_logged(c, gpa, size, true, &unused) || soft_mmio(c, gpa, &v, size, true))
 		return;
-	if (c->exit_pending)
-		return; /* a second device write in one instruction: not supported */
-	trap(c, TRAP_MMIO);
-	c->exit->reason = EXIT_MMIO;
-	c->exit->mmio.gpa = gpa;
-	c->exit->mmio.size = (uint8_t)size;
-	c->exit->mmio.write = true;
-	memcpy(c->exit->mmio.data, &v, 8);
+	mmio_append(c, gpa, size, true, v & mask_of(size));
 	c->exit_pending = true;
 	c->stop = true;
 }

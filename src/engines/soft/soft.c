@@ -405,24 +405,44 @@ static void restore_insn(struct soft_cpu *c)
 	c->last = NULL;
 }
 
+/* The instruction whose device accesses the machine has just done runs again,
+ * alone and through the general dispatcher, so that nothing after it runs
+ * while the log of its accesses (mmu.c) is in use. */
+static void replay_insn(struct soft_cpu *c)
+{
+	c->mmio_pos = 0;
+	c->insn_rip = c->rip;
+	c->insn_rsp = c->r[R_RSP];
+	c->last = NULL;
+	decode(c, &c->replay, c->rip, c->replay_bytes);
+	c->replay.fn = exec_insn;
+	c->last = &c->replay;
+	c->stat_insns++;
+	exec_insn(c, &c->replay);
+	c->last = NULL;
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
 	struct soft_intc *ic = c->vm->intc;
 
 	/* Complete the exit the machine just handled. */
-	if (c->await == AWAIT_IO) {
+	bool mmio = c->await == AWAIT_MMIO;
+	if (c->await == AWAIT_IO)
 		c->io_in_ready = true;
-	} else if (c->await == AWAIT_MMIO) {
-		memcpy(c->mmio_in_data, exit->mmio.data, 8);
-		c->mmio_in_ready = true;
-	}
+	else if (mmio)
+		mmio_done(c, exit);
 	if (c->hc_ready) {
 		c->r[R_RAX] = exit->hc.ret;
 		c->hc_ready = false;
 	}
 	c->await = AWAIT_NONE;
 	c->exit = exit;
+	if (mmio && mmio_next_exit(c)) { /* more accesses of the same instruction */
+		c->await = AWAIT_MMIO;
+		return 0;
+	}
 	epoch_bump(c); /* the machine may have written guest memory meanwhile */
 	c->exit_pending = false;
 	c->last = NULL;
@@ -430,6 +450,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	switch (setjmp(c->jb)) {
 	case JMP_EXCEPTION:
 		restore_insn(c);
+		mmio_reset(c); /* the instruction is abandoned */
 		handle_fault(c);
 		break;
 	case JMP_EXIT:
@@ -437,6 +458,14 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		c->await = exit->reason == EXIT_MMIO ? AWAIT_MMIO : AWAIT_IO;
 		return 0;
 	}
+	/* An instruction waiting for its device data completes before any
+	 * interrupt: the handler must not run into its replay. */
+	if (c->mmio_replay) {
+		c->mmio_replay = false;
+		replay_insn(c);
+	}
+	if (c->mmio_out == c->mmio_n)
+		mmio_reset(c);
 
 	if (c->pending_exc >= 0) {
 		int vec = c->pending_exc;
@@ -453,8 +482,11 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		deliver_event(c, vec, false, 0, false, c->rip);
 	}
 	for (;;) {
-		if (c->exit_pending)
+		if (c->exit_pending) {
+			if (mmio_next_exit(c))
+				c->await = AWAIT_MMIO;
 			return 0;
+		}
 		if (atomic_load_explicit(&c->kick, memory_order_relaxed) &&
 		    atomic_exchange(&c->kick, false)) {
 			exit->reason = EXIT_KICKED;
@@ -467,10 +499,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			intc_wait(ic, c->index, false);
 			continue;
 		}
-		/* An instruction waiting for its device data completes before any
+		/* An instruction waiting for its port data completes before any
 		 * interrupt: the handler must not run into its replay. */
-		bool replay = c->io_in_ready || c->mmio_in_ready;
-		if ((attn || c->nmi_pending) && !replay)
+		if ((attn || c->nmi_pending) && !c->io_in_ready)
 			deliver_interrupts(c, attn);
 		if (c->halted) {
 			intc_wait(ic, c->index, c->fl & FL_IF);
@@ -480,8 +511,8 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			continue;
 		}
 		run_batch(c);
-		/* device data belongs to the first instruction only */
-		c->io_in_ready = c->mmio_in_ready = false;
+		/* port data belongs to the first instruction only */
+		c->io_in_ready = false;
 		c->last = NULL;
 		intc_poll(ic, c->index);
 	}
@@ -630,7 +661,8 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	c->interrupt_shadow = st->interrupt_shadow;
 	c->delivering = -1;
 	c->await = AWAIT_NONE;
-	c->hc_ready = c->io_in_ready = c->mmio_in_ready = false;
+	c->hc_ready = c->io_in_ready = false;
+	mmio_reset(c);
 	c->cpl = (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0;
 	if ((c->cr0 & CR0_PE) && (c->efer & EFER_LMA) && c->seg[SEG_CS].l)
 		c->cpl = c->seg[SEG_CS].sel & 3;

@@ -220,6 +220,15 @@ struct block_tag {
 	int64_t key;	/* code_key() */
 };
 
+/* One access to guest-physical space that is not RAM. An instruction makes up
+ * to MMIO_LOG of them (FXSAVE/FXRSTOR: 64 of 8 bytes). */
+#define MMIO_LOG 80
+struct mmio_access {
+	uint64_t gpa, data;
+	uint8_t size;
+	bool write;
+};
+
 struct soft_cpu {
 	uint64_t r[NR_GPRS];
 	uint64_t rip;
@@ -253,9 +262,15 @@ struct soft_cpu {
 	/* Exits in flight: completion data arrives with the next vcpu_run. */
 	struct vcpu_exit *exit;
 	bool exit_pending;
-	bool io_in_ready, mmio_in_ready, hc_ready;
-	uint64_t mmio_in_gpa;
-	uint8_t mmio_in_data[8];
+	bool io_in_ready, hc_ready;
+	/* The device accesses of the instruction in flight, in order (mmu.c):
+	 * [0, mmio_out) done by the machine, [mmio_out, mmio_n) still to do;
+	 * a replay consumes them from mmio_pos. */
+	struct mmio_access mmio_log[MMIO_LOG];
+	uint8_t mmio_n, mmio_out, mmio_pos;
+	bool mmio_replay;	  /* run the instruction again once the log is done */
+	struct insn replay;	  /* the instruction replayed (soft.c) */
+	uint8_t replay_bytes[15]; /* its bytes */
 	uint32_t io_in_count;
 	uint16_t io_in_port; /* the IN/INS that exited, so only it takes the data */
 	uint8_t io_in_size;
@@ -388,6 +403,9 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
 void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
+bool mmio_next_exit(struct soft_cpu *c);
+void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit);
+void mmio_reset(struct soft_cpu *c);
 
 static inline uint64_t mask_of(int size)
 {
