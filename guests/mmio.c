@@ -192,7 +192,7 @@ struct test {
 	void (*fn)(struct regs *r, uint8_t *m);
 	struct regs in;
 	uint64_t flags; /* the flags the architecture defines after the case */
-	bool kvm_lacks;	/* KVM's instruction emulator cannot run it on MMIO */
+	bool kvm_lacks; /* KVM's instruction emulator cannot run it on MMIO */
 };
 
 #define ARITH 0x8d5u /* CF PF AF ZF SF OF */
@@ -200,10 +200,19 @@ struct test {
 #define R0                                                                                         \
 	.rax = 0x8877665544332211ull, .rbx = 0x0123456789abcdefull, .rcx = 0x2b,                   \
 	.rdx = 0x0000000fedcba987ull, .rsi = 8, .rdi = 40, .fl = 0x2
-#define T(n, ...) {#n, n, {R0, __VA_ARGS__}, ARITH | DF, false}
+#define T(n, ...)                                                                                  \
+	{                                                                                          \
+#n, n, {R0, __VA_ARGS__ }, ARITH | DF, false                                       \
+	}
 /* cases whose flags are partly undefined: only those in mask are compared */
-#define TF(n, mask, ...) {#n, n, {R0, __VA_ARGS__}, (mask) | DF, false}
-#define TK(n, ...)	 {#n, n, {R0, __VA_ARGS__}, ARITH | DF, true}
+#define TF(n, mask, ...)                                                                           \
+	{                                                                                          \
+#n, n, {R0, __VA_ARGS__ }, (mask) | DF, false                                      \
+	}
+#define TK(n, ...)                                                                                 \
+	{                                                                                          \
+#n, n, {R0, __VA_ARGS__ }, ARITH | DF, true                                        \
+	}
 
 #define ALU_TESTS(op)                                                                              \
 	T(op##_rm8), T(op##_rm16), T(op##_rm32), T(op##_rm64), T(op##_r8m), T(op##_r32m),          \
@@ -211,51 +220,140 @@ struct test {
 	    T(op##_rm64, .fl = 0x3), T(op##_imm8, .fl = 0x3)
 /* shifts leave AF undefined, OF for counts other than 1, everything for count 0 */
 #define SHIFT_TESTS(op)                                                                            \
-	TF(op##_1, 0x8c5), TF(op##_imm, 0x0c5), TF(op##_cl8, 0x0c5), TF(op##_cl16, 0x0c5),        \
+	TF(op##_1, 0x8c5), TF(op##_imm, 0x0c5), TF(op##_cl8, 0x0c5), TF(op##_cl16, 0x0c5),         \
 	    TF(op##_1, 0x8c5, .fl = 0x3), TF(op##_cl16, 0x0c5, .rcx = 17, .fl = 0x3)
 #define ROT_TESTS(op)                                                                              \
-	TF(op##_1, 0x801), TF(op##_imm, 0x001), TF(op##_cl8, 0x001), TF(op##_cl16, 0x001),        \
+	TF(op##_1, 0x801), TF(op##_imm, 0x001), TF(op##_cl8, 0x001), TF(op##_cl16, 0x001),         \
 	    TF(op##_1, 0x801, .fl = 0x3), TF(op##_cl16, 0x001, .rcx = 19, .fl = 0x3)
 
 static const struct test tests[] = {
-    T(mov_load8), T(mov_load16), T(mov_load32), T(mov_load64), T(mov_load_ah), T(mov_store8),
-    T(mov_store16), T(mov_store32), T(mov_store64), T(mov_store_imm8), T(mov_store_imm16),
-    T(mov_store_imm32), T(mov_store_imm64), T(mov_cross_load), T(mov_cross_store), T(movzx8),
-    T(movzx16), T(movsx8), T(movsx16), T(movsxd), T(movbe_free_bswap), T(xchg8), T(xchg32),
-    T(xchg64), T(cmov_taken), T(cmov_not_taken), T(setcc_mem), T(push_pop_mem), T(push_mem16),
+    T(mov_load8),
+    T(mov_load16),
+    T(mov_load32),
+    T(mov_load64),
+    T(mov_load_ah),
+    T(mov_store8),
+    T(mov_store16),
+    T(mov_store32),
+    T(mov_store64),
+    T(mov_store_imm8),
+    T(mov_store_imm16),
+    T(mov_store_imm32),
+    T(mov_store_imm64),
+    T(mov_cross_load),
+    T(mov_cross_store),
+    T(movzx8),
+    T(movzx16),
+    T(movsx8),
+    T(movsx16),
+    T(movsxd),
+    T(movbe_free_bswap),
+    T(xchg8),
+    T(xchg32),
+    T(xchg64),
+    T(cmov_taken),
+    T(cmov_not_taken),
+    T(setcc_mem),
+    T(push_pop_mem),
+    T(push_mem16),
     T(pop_mem_from_stack),
 
-    ALU_TESTS(add), ALU_TESTS(or), ALU_TESTS(adc), ALU_TESTS(sbb), ALU_TESTS(and),
-    ALU_TESTS(sub), ALU_TESTS(xor), ALU_TESTS(cmp), T(test_rm), T(test_imm), T(lock_add),
-    T(lock_or8), T(lock_cross),
+    ALU_TESTS(add),
+    ALU_TESTS(or),
+    ALU_TESTS(adc),
+    ALU_TESTS(sbb),
+    ALU_TESTS(and),
+    ALU_TESTS(sub),
+    ALU_TESTS(xor),
+    ALU_TESTS(cmp),
+    T(test_rm),
+    T(test_imm),
+    T(lock_add),
+    T(lock_or8),
+    T(lock_cross),
 
-    T(inc8), T(inc64), T(dec16), T(dec32), T(neg32), T(neg64), T(not8), T(not64),
-    TF(mul8, 0x801), TF(mul64, 0x801), TF(imul1_32, 0x801), TF(imul2_64, 0x801),
-    TF(imul3_16, 0x801), TF(div32, 0, .rdx = 1), TF(idiv64, 0, .rdx = ~0ull, .rax = -1000001ll),
+    T(inc8),
+    T(inc64),
+    T(dec16),
+    T(dec32),
+    T(neg32),
+    T(neg64),
+    T(not8),
+    T(not64),
+    TF(mul8, 0x801),
+    TF(mul64, 0x801),
+    TF(imul1_32, 0x801),
+    TF(imul2_64, 0x801),
+    TF(imul3_16, 0x801),
+    TF(div32, 0, .rdx = 1),
+    TF(idiv64, 0, .rdx = ~0ull, .rax = -1000001ll),
     TF(div8, 0, .rax = 0x0834),
 
-    SHIFT_TESTS(shl), SHIFT_TESTS(shr), SHIFT_TESTS(sar), ROT_TESTS(rol), ROT_TESTS(ror),
-    ROT_TESTS(rcl), ROT_TESTS(rcr), TF(shld_imm, 0x0c5), TF(shrd_cl, 0x0c5, .rcx = 9),
+    SHIFT_TESTS(shl),
+    SHIFT_TESTS(shr),
+    SHIFT_TESTS(sar),
+    ROT_TESTS(rol),
+    ROT_TESTS(ror),
+    ROT_TESTS(rcl),
+    ROT_TESTS(rcr),
+    TF(shld_imm, 0x0c5),
+    TF(shrd_cl, 0x0c5, .rcx = 9),
 
-    T(cmpxchg_eq), T(cmpxchg_ne), T(cmpxchg8), T(cmpxchg8b_eq), T(cmpxchg8b_ne),
-    TK(cmpxchg16b_eq, .rbx = 0x1111, .rcx = 0x2222), T(xadd16), T(xadd64),
+    T(cmpxchg_eq),
+    T(cmpxchg_ne),
+    T(cmpxchg8),
+    T(cmpxchg8b_eq),
+    T(cmpxchg8b_ne),
+    TK(cmpxchg16b_eq, .rbx = 0x1111, .rcx = 0x2222),
+    T(xadd16),
+    T(xadd64),
 
-    TF(bt_imm, 0x001), TF(bts_imm, 0x001), TF(btr_imm, 0x001), TF(btc_imm, 0x001),
-    TF(bt_reg_far, 0x001), TF(bts_reg_far, 0x001), TF(btr_reg_neg, 0x001),
-    TF(btc_reg16, 0x001), TF(bts_reg_cross, 0x001), TF(bsf_mem, 0x040), TF(bsr_mem, 0x040),
+    TF(bt_imm, 0x001),
+    TF(bts_imm, 0x001),
+    TF(btr_imm, 0x001),
+    TF(btc_imm, 0x001),
+    TF(bt_reg_far, 0x001),
+    TF(bts_reg_far, 0x001),
+    TF(btr_reg_neg, 0x001),
+    TF(btc_reg16, 0x001),
+    TF(bts_reg_cross, 0x001),
+    TF(bsf_mem, 0x040),
+    TF(bsr_mem, 0x040),
     TF(bsf_zero, 0x040),
 
-    T(movsb), T(rep_movsb), T(rep_movsq, .rsi = 0, .rdi = 24), T(rep_movsq, .rsi = 16, .rdi = 8),
-    T(rep_movsw_back, .rsi = 30, .rdi = 50), T(rep_stosb, .rdi = 3),
-    T(rep_stosl_back, .rdi = 44), T(rep_stosq_cross, .rdi = 0xff0), T(lodsl), T(rep_lodsb),
-    T(lodsq_back, .rsi = 24), T(cmpsb), T(repe_cmpsb, .rsi = 0, .rdi = 32),
-    T(repne_cmpsq, .rsi = 0, .rdi = 32), T(scasw, .rdi = 6),
-    T(repne_scasb, .rax = 0x2d, .rdi = 0), T(repe_scasl_back, .rax = 0x33333333, .rdi = 60),
+    T(movsb),
+    T(rep_movsb),
+    T(rep_movsq, .rsi = 0, .rdi = 24),
+    T(rep_movsq, .rsi = 16, .rdi = 8),
+    T(rep_movsw_back, .rsi = 30, .rdi = 50),
+    T(rep_stosb, .rdi = 3),
+    T(rep_stosl_back, .rdi = 44),
+    T(rep_stosq_cross, .rdi = 0xff0),
+    T(lodsl),
+    T(rep_lodsb),
+    T(lodsq_back, .rsi = 24),
+    T(cmpsb),
+    T(repe_cmpsb, .rsi = 0, .rdi = 32),
+    T(repne_cmpsq, .rsi = 0, .rdi = 32),
+    T(scasw, .rdi = 6),
+    T(repne_scasb, .rax = 0x2d, .rdi = 0),
+    T(repe_scasl_back, .rax = 0x33333333, .rdi = 60),
 
-    T(movdqu_load), T(movdqu_store), T(movups_rt), T(movaps_rt), T(movdqa_rt), TK(movq_rt),
-    TK(movd_rt), T(movdqu_cross), TK(paddd_mem), TK(movlpd_rt),
+    T(movdqu_load),
+    T(movdqu_store),
+    T(movups_rt),
+    T(movaps_rt),
+    T(movdqa_rt),
+    TK(movq_rt),
+    TK(movd_rt),
+    T(movdqu_cross),
+    TK(paddd_mem),
+    TK(movlpd_rt),
 
-    TK(fld_fstp64), TK(fild_fistp32), TK(fld_fstp80), TK(fadd_mem),
+    TK(fld_fstp64),
+    TK(fild_fistp32),
+    TK(fld_fstp80),
+    TK(fadd_mem),
 };
 
 /* The areas compared: the start of the first page and around the boundary. */
@@ -322,8 +420,8 @@ int guest_main(const struct boot_info *bi)
 	volatile uint64_t *probe = (volatile uint64_t *)(MMIO_BASE + 0x8000);
 	*probe = 0x0123456789abcdefull;
 	if (*probe != 0x0123456789abcdefull)
-		fail("no read-back MMIO at %#llx (pc-testdev missing?): read %#lx", MMIO_BASE + 0x8000,
-		     *probe);
+		fail("no read-back MMIO at %#llx (pc-testdev missing?): read %#lx",
+		     MMIO_BASE + 0x8000, *probe);
 
 	unsigned n = sizeof(tests) / sizeof(tests[0]), bad = 0, skipped = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -348,8 +446,8 @@ int guest_main(const struct boot_info *bi)
 		for (unsigned k = 0; k < sizeof(ma); k++)
 			if (ma[k] != mb[k]) {
 				unsigned a_ = k < 64 ? 0 : 1;
-				kprintf("mmio: %s (case %u): byte %#x ram %#x mmio %#x\n", t->name, i,
-					areas[a_].off + (k & 63), ma[k], mb[k]);
+				kprintf("mmio: %s (case %u): byte %#x ram %#x mmio %#x\n", t->name,
+					i, areas[a_].off + (k & 63), ma[k], mb[k]);
 				ok = false;
 				break;
 			}

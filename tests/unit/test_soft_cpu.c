@@ -157,6 +157,79 @@ static void test_fetch_fault(void **state)
 	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), 0x40000000);
 }
 
+/* A present entry with a reserved bit set: #PF with P|RSVD in the error code
+ * (and W or I/D as the access), CR2 the address, the access not done. Each
+ * case changes one entry of the identity map (or adds a second tree under
+ * PML4[1]) and then reads, writes or jumps to addr: mov rax,addr; then
+ * mov ecx,[rax] / mov [rax],ecx / jmp rax; hlt. */
+#define SG_PDPT2 0xa000
+#define SG_PT	 0xb000
+static void test_reserved_bits(void **state)
+{
+	static const struct {
+		const char *what;
+		uint64_t gpa, entry; /* the entry changed, and its new value */
+		uint64_t addr;
+		int acc;      /* 0 read, 1 write, 2 fetch */
+		uint32_t err; /* 0: no fault, the access completes */
+	} cases[] = {
+	    {"2M page, bit 51", SG_PD + 8, 0x200000 | 0x87 | 1ull << 51, 0x200010, 0, 0x9},
+	    {"2M page, bit 40 (MAXPHYADDR)", SG_PD + 8, 0x200000 | 0x87 | 1ull << 40, 0x200010, 1,
+	     0xb},
+	    {"2M page, bit 13", SG_PD + 8, 0x200000 | 0x87 | 1ull << 13, 0x200010, 0, 0x9},
+	    {"2M page, bit 12 is PAT", SG_PD + 8, 0x200000 | 0x87 | 1ull << 12, 0x200010, 0, 0},
+	    {"2M page, bits 62:52 ignored", SG_PD + 8, 0x200000 | 0x87 | 0x7ffull << 52, 0x200010,
+	     1, 0},
+	    {"PTE, bit 45", SG_PT, 0x200000 | 0x7 | 1ull << 45, 0x200010, 0, 0x9},
+	    {"PTE, bit 45, fetch", SG_PT, 0x200000 | 0x7 | 1ull << 45, 0x200010, 2, 0x19},
+	    {"PML4E with PS", SG_PML4 + 8, SG_PDPT2 | 0x87, 0x8000000010ull, 0, 0x9},
+	    {"1G page, bit 13", SG_PDPT2, 0x87 | 1ull << 13, 0x8000000010ull, 0, 0x9},
+	    {"1G page", SG_PDPT2, 0x87, 0x8000000010ull, 0, 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		uint8_t code[16] = {0x48, 0xb8};
+		memcpy(code + 2, &cases[i].addr, 8);
+		static const uint8_t acc[3][2] = {{0x8b, 0x08}, {0x89, 0x08}, {0xff, 0xe0}};
+		memcpy(code + 10, acc[cases[i].acc], 2);
+		code[12] = 0xf4;
+		load(code, sizeof(code));
+		sg_w64(&g, SG_PML4 + 8, SG_PDPT2 | 7);
+		sg_w64(&g, SG_PD + 8, SG_PT | 7); /* the 4 KiB pages of 2-4 MiB */
+		for (uint64_t p = 0; p < 512; p++)
+			sg_w64(&g, SG_PT + p * 8, (0x200000 + p * 4096) | 7);
+		sg_w64(&g, SG_PDPT2, SG_PD | 7);
+		sg_w64(&g, cases[i].gpa, cases[i].entry);
+		memset(g.ram + SG_VEC, 0xff, 4);
+		g.ram[0x200010] = 0xf4; /* a fetch that succeeds halts there */
+		print_message("reserved bits: %s\n", cases[i].what);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		if (!cases[i].err) {
+			assert_int_equal(vector(), 0xffffffff);
+			continue;
+		}
+		assert_int_equal(vector(), 14);
+		assert_int_equal(g.st.cr2, cases[i].addr);
+		assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), cases[i].err);
+	}
+}
+
+/* mov rax,SG_PML4|1<<45; mov cr3,rax: a CR3 bit above MAXPHYADDR -> #GP(0),
+ * CR3 unchanged */
+static void test_cr3_reserved(void **state)
+{
+	static const uint8_t code[] = {0x48, 0xb8, 0x00, 0x10, 0x00, 0x00, 0x00,
+				       0x20, 0x00, 0x00, 0x0f, 0x22, 0xd8, 0xf4};
+	(void)state;
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 13);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), 0);
+	assert_int_equal(g.st.cr3, SG_PML4);
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
@@ -640,6 +713,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_loop_and_carry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_divide_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reserved_bits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cr3_reserved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),

@@ -22,6 +22,9 @@
 #define TLB_BITS       10
 #define TLB_SIZE       (1u << TLB_BITS)
 #define IO_BUF_SIZE    4096
+/* MAXPHYADDR: CPUID 0x80000008 reports it, the page walk (mmu.c) treats
+ * address bits above it as reserved. */
+#define PHYS_ADDR_BITS 40
 
 struct soft_intc;
 struct soft_cpu;
@@ -403,6 +406,7 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
 void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
+bool pae_pdpt_valid(struct soft_cpu *c, uint64_t cr3);
 bool mmio_next_exit(struct soft_cpu *c);
 void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit);
 void mmio_reset(struct soft_cpu *c);
