@@ -230,6 +230,35 @@ static void test_cr3_reserved(void **state)
 	assert_int_equal(g.st.cr3, SG_PML4);
 }
 
+/* The RFLAGS image in the frame: RF (bit 16) set for a fault (ud2; a #GP from
+ * mov rax,[non-canonical], which pushes an error code first), clear for a
+ * trap (int3) and for INT n. */
+static void test_rf_in_frames(void **state)
+{
+	static const struct {
+		uint8_t code[16];
+		uint32_t vec;
+		int frame; /* where RFLAGS is: 2, or 3 after an error code */
+		bool rf;
+	} cases[] = {
+	    {{0x0f, 0x0b}, 6, 2, true},
+	    {{0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x48, 0x8b, 0x00}, 13, 3, true},
+	    {{0xcc}, 3, 2, false},
+	    {{0xcd, 0x40}, 0x40, 2, false},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		load(cases[i].code, sizeof(cases[i].code));
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), cases[i].vec);
+		uint64_t fl = sg_r64(&g, g.st.gpr[R_RSP] + 8 * (uint64_t)cases[i].frame);
+		assert_int_equal(!!(fl & (1u << 16)), cases[i].rf);
+		assert_int_equal(g.st.rflags & (1u << 16), 0); /* the handler runs with RF clear */
+	}
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
@@ -715,6 +744,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_divide_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reserved_bits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cr3_reserved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rf_in_frames, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),

@@ -297,8 +297,11 @@ static inline bool attention(struct soft_cpu *c)
 static inline int run_block(struct soft_cpu *c, int budget)
 {
 	/* Interrupts are only taken between blocks, so the one-instruction
-	 * shadow after STI / MOV SS ends with the first instruction of a block. */
+	 * shadow after STI / MOV SS ends with the first instruction of a block;
+	 * so does RF (set by IRET), which only an interrupt taken before that
+	 * instruction still saw (instruction breakpoints are not implemented). */
 	c->interrupt_shadow = false;
+	c->fl &= ~(uint64_t)FL_RF;
 	c->insn_rip = c->rip; /* a fetch fault belongs to the first instruction */
 	c->insn_rsp = c->r[R_RSP];
 	c->last = NULL;
@@ -472,7 +475,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		c->pending_exc = -1;
 		c->insn_rip = c->rip;
 		c->insn_rsp = c->r[R_RSP];
-		deliver_event(c, vec, c->pending_exc_has_err, c->pending_exc_err, false, c->rip);
+		deliver_exception(c, vec, c->pending_exc_has_err, c->pending_exc_err);
 	}
 	if (c->pending_irq >= 0) {
 		int vec = c->pending_irq;

@@ -630,6 +630,7 @@ _Noreturn void raise_gp(struct soft_cpu *c, uint32_t err);
 _Noreturn void raise_ud(struct soft_cpu *c);
 void deliver_event(struct soft_cpu *c, int vec, bool has_err, uint32_t err, bool soft_int,
 		   uint64_t next_rip);
+void deliver_exception(struct soft_cpu *c, int vec, bool has_err, uint32_t err);
 void handle_fault(struct soft_cpu *c);
 void write_flags(struct soft_cpu *c, uint64_t v, int size, bool iret);
 void do_iret(struct soft_cpu *c, int size);
