@@ -259,6 +259,67 @@ static void test_rf_in_frames(void **state)
 	}
 }
 
+/* Non-canonical bases in 64-bit mode: LGDT/LIDT -> #GP(0); LTR/LLDT of a
+ * descriptor whose upper base half makes it non-canonical -> #GP(selector);
+ * WRMSR of a linear-address MSR -> #GP(0). The register keeps its value. */
+static void test_noncanonical_bases(void **state)
+{
+	/* mov ecx,msr; xor eax,eax; mov edx,0x80000000; wrmsr; hlt */
+#define WRMSR_HIGH(msr)                                                                            \
+	{                                                                                          \
+		0xb9, (msr)&0xff, ((msr) >> 8) & 0xff, ((msr) >> 16) & 0xff, (msr) >> 24, 0x31,    \
+		    0xc0, 0xba, 0, 0, 0, 0x80, 0x0f, 0x30, 0xf4                                    \
+	}
+	static const struct {
+		const char *what;
+		uint8_t code[16];
+		uint64_t gdt_lo, gdt_hi; /* GDT entry 0x38 (if lo != 0) */
+		uint32_t err;
+	} cases[] = {
+	    {"lgdt", {0x0f, 0x01, 0x14, 0x25, 0x00, 0x00, 0x02, 0x00, 0xf4}, 0, 0, 0},
+	    {"lidt", {0x0f, 0x01, 0x1c, 0x25, 0x00, 0x00, 0x02, 0x00, 0xf4}, 0, 0, 0},
+	    {"ltr",
+	     {0x66, 0xb8, 0x38, 0x00, 0x0f, 0x00, 0xd8, 0xf4},
+	     0x67 | 0x89ull << 40,
+	     0x8000,
+	     0x38},
+	    {"lldt",
+	     {0x66, 0xb8, 0x38, 0x00, 0x0f, 0x00, 0xd0, 0xf4},
+	     0xff | 0x82ull << 40,
+	     0x8000,
+	     0x38},
+	    {"wrmsr FS_BASE", WRMSR_HIGH(0xc0000100u), 0, 0, 0},
+	    {"wrmsr GS_BASE", WRMSR_HIGH(0xc0000101u), 0, 0, 0},
+	    {"wrmsr KERNEL_GS_BASE", WRMSR_HIGH(0xc0000102u), 0, 0, 0},
+	    {"wrmsr LSTAR", WRMSR_HIGH(0xc0000082u), 0, 0, 0},
+	    {"wrmsr CSTAR", WRMSR_HIGH(0xc0000083u), 0, 0, 0},
+	    {"wrmsr SYSENTER_ESP", WRMSR_HIGH(0x175u), 0, 0, 0},
+	    {"wrmsr SYSENTER_EIP", WRMSR_HIGH(0x176u), 0, 0, 0},
+	};
+#undef WRMSR_HIGH
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		print_message("non-canonical: %s\n", cases[i].what);
+		load(cases[i].code, sizeof(cases[i].code));
+		sg_w64(&g, SG_DATA, 0xffff); /* limit */
+		sg_w64(&g, SG_DATA + 2, 0x8000000000000000ull);
+		if (cases[i].gdt_lo) {
+			sg_w64(&g, SG_GDT + 0x38, cases[i].gdt_lo);
+			sg_w64(&g, SG_GDT + 0x40, cases[i].gdt_hi);
+		}
+		memset(g.ram + SG_VEC, 0xff, 4);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 13);
+		assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), cases[i].err);
+		assert_int_equal(g.st.gdt.base, SG_GDT);
+		assert_int_equal(g.st.idt.base, SG_IDT);
+		assert_int_equal(g.st.seg[SEG_TR].base, SG_TSS);
+		assert_int_equal(g.st.seg[SEG_FS].base, 0);
+	}
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
@@ -745,6 +806,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reserved_bits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cr3_reserved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rf_in_frames, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_noncanonical_bases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),

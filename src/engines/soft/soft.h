@@ -411,6 +411,12 @@ bool mmio_next_exit(struct soft_cpu *c);
 void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit);
 void mmio_reset(struct soft_cpu *c);
 
+/* A 48-bit linear address sign-extended to 64 bits. */
+static inline bool canonical(uint64_t v)
+{
+	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
+}
+
 static inline uint64_t mask_of(int size)
 {
 	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;

@@ -306,9 +306,11 @@ bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write)
 		return true;
 	}
 	if (write) {
+		/* the MSRs that hold linear addresses take only canonical ones */
 		bool addr = msr == MSR_FS_BASE || msr == MSR_GS_BASE || msr == MSR_KERNEL_GS_BASE ||
-			    msr == MSR_LSTAR || msr == MSR_CSTAR;
-		if (addr && (uint64_t)((int64_t)(*val << 16) >> 16) != *val)
+			    msr == MSR_LSTAR || msr == MSR_CSTAR || msr == MSR_SYSENTER_ESP ||
+			    msr == MSR_SYSENTER_EIP;
+		if (addr && !canonical(*val))
 			return false;
 		*p = *val;
 	} else {
