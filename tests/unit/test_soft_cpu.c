@@ -320,6 +320,94 @@ static void test_noncanonical_bases(void **state)
 	}
 }
 
+/* Compatibility mode (CS.L=0 under long mode) runs the opcodes that are only
+ * invalid in 64-bit mode: segment push/pop, PUSHA/POPA, BCD adjusts, AAM/AAD,
+ * BOUND, LES, INTO, ARPL, 0x82, far CALL ptr16:32 (to a RETF). */
+static void test_compat_mode_opcodes(void **state)
+{
+	static const uint8_t code[] = {
+	    0x1e, 0x07,					    /* push ds; pop es */
+	    0x0e, 0x5d,					    /* push cs; pop ebp */
+	    0x16, 0x17, 0x06, 0x1f,			    /* push ss; pop ss; push es; pop ds */
+	    0x60, 0x61,					    /* pusha; popa */
+	    0xb0, 0x19, 0x04, 0x28, 0x27,		    /* mov al,0x19; add al,0x28; daa */
+	    0x88, 0xc2,					    /* mov dl,al */
+	    0xb0, 0x57, 0xd4, 0x0a, 0x89, 0xc7,		    /* mov al,87; aam; mov edi,eax */
+	    0xd5, 0x0a, 0x88, 0xc6,			    /* aad; mov dh,al */
+	    0xbb, 0x00, 0x00, 0x02, 0x00,		    /* mov ebx,SG_DATA */
+	    0xb9, 0x05, 0x00, 0x00, 0x00, 0x62, 0x0b,	    /* mov ecx,5; bound ecx,[ebx] */
+	    0xc4, 0x73, 0x08,				    /* les esi,[ebx+8] */
+	    0xce,					    /* into (OF clear) */
+	    0x66, 0xb8, 0x10, 0x00, 0x66, 0xb9, 0x03, 0x00, /* mov ax,0x10; mov cx,3 */
+	    0x63, 0xc8,					    /* arpl ax,cx */
+	    0x82, 0xc0, 0x01,				    /* add al,1 */
+	    0x9a, 0x00, 0x01, 0x01, 0x00, 0x18, 0x00,	    /* call 0x18:0x10100 */
+	    0xf4};
+	static const uint8_t far_target[] = {0xb9, 0x77, 0x07,
+					     0x00, 0x00, 0xcb}; /* mov ecx; retf */
+	/* from 64-bit mode: jmp far [SG_DATA+16] to SG_CS32:SG_CODE+0x200 */
+	static const uint8_t enter[] = {0xff, 0x2c, 0x25, 0x10, 0x00, 0x02, 0x00};
+	(void)state;
+	load(enter, sizeof(enter));
+	memcpy(g.ram + SG_CODE + 0x100, far_target, sizeof(far_target));
+	memcpy(g.ram + SG_CODE + 0x200, code, sizeof(code));
+	sg_w64(&g, SG_DATA, 10ull << 32);	  /* BOUND: 0..10 */
+	sg_w64(&g, SG_DATA + 8, 0x2b12345678ull); /* LES: 0x2b:0x12345678 */
+	sg_w64(&g, SG_DATA + 16, (uint64_t)SG_CS32 << 32 | (SG_CODE + 0x200));
+	memset(g.ram + SG_VEC, 0xff, 4);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 0xffffffff);
+	assert_int_equal(g.st.gpr[R_RBP], SG_CS32);
+	assert_int_equal(g.st.seg[SEG_DS].sel, SG_DS);
+	assert_int_equal(g.st.gpr[R_RDX] & 0xffff, 0x5747); /* DAA 0x47, AAD 87 */
+	assert_int_equal(g.st.gpr[R_RDI] & 0xffff, 0x0807); /* AAM */
+	assert_int_equal(g.st.gpr[R_RSI], 0x12345678);
+	assert_int_equal(g.st.seg[SEG_ES].sel, 0x2b);
+	assert_int_equal(g.st.gpr[R_RAX] & 0xffff, 0x14); /* ARPL 0x13, +1 */
+	assert_int_equal(g.st.gpr[R_RCX], 0x777);
+	assert_int_equal(g.st.gpr[R_RSP], SG_STACK);
+	assert_int_equal(g.st.seg[SEG_CS].sel, SG_CS32);
+}
+
+/* The same opcodes are #UD in 64-bit mode. */
+static void test_opcodes_invalid_in_64bit_mode(void **state)
+{
+	static const uint8_t ops[][8] = {{0x06},
+					 {0x07},
+					 {0x0e},
+					 {0x16},
+					 {0x17},
+					 {0x1e},
+					 {0x1f},
+					 {0x27},
+					 {0x2f},
+					 {0x37},
+					 {0x3f},
+					 {0x60},
+					 {0x61},
+					 {0x62, 0x0b},
+					 {0x82, 0xc0, 0x01},
+					 {0xce},
+					 {0xd4, 0x0a},
+					 {0xd5, 0x0a},
+					 {0xd6},
+					 {0x9a, 0, 0, 0, 0, 0x08, 0},
+					 {0xea, 0, 0, 0, 0, 0x08, 0},
+					 {0xc4, 0x73, 0x08},
+					 {0xc5, 0x73, 0x08}};
+	(void)state;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		print_message("64-bit #UD: opcode %#x\n", ops[i][0]);
+		load(ops[i], sizeof(ops[i]));
+		memset(g.ram + SG_VEC, 0xff, 4);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 6);
+		assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), SG_CODE);
+	}
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
@@ -807,6 +895,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cr3_reserved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rf_in_frames, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_noncanonical_bases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_compat_mode_opcodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_opcodes_invalid_in_64bit_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),

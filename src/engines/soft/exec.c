@@ -689,9 +689,28 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 			break;
 		popa(c, d);
 		return;
-	case 0x63:
-		if (!m64)
+	case 0x62: { /* BOUND: the signed index within [lower, upper] or #BR */
+		if (m64 || !d->is_mem)
 			break;
+		int s = size == 2 ? 2 : 4;
+		int64_t i = (int64_t)sext(reg_get(c, d->reg, s, false), s);
+		int64_t lo = (int64_t)sext(mem_read(c, SEG(d), d->ea, s), s);
+		int64_t hi = (int64_t)sext(mem_read(c, SEG(d), d->ea + s, s), s);
+		if (i < lo || i > hi)
+			raise_exc(c, EXC_BR, false, 0);
+		return;
+	}
+	case 0x63:
+		if (!m64) { /* ARPL: raise the selector's RPL to the source's */
+			if (!(c->cr0 & CR0_PE) || (c->fl & FL_VM))
+				break;
+			uint64_t dst = rm_get(c, d, 2), src = reg_get(c, d->reg, 2, false);
+			bool raise = (dst & 3) < (src & 3);
+			if (raise)
+				rm_set(c, d, 2, (dst & ~3ull) | (src & 3));
+			set_flags(c, raise ? FL_ZF : 0, FL_ZF);
+			return;
+		}
 		reg_set(c, d->reg, size, true, sext(rm_get(c, d, 4), 4));
 		return;
 	case 0x68:
