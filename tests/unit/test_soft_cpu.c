@@ -408,6 +408,39 @@ static void test_opcodes_invalid_in_64bit_mode(void **state)
 	}
 }
 
+/* Machine-check MSRs are absent (MCA not in CPUID): RDMSR/WRMSR #GP(0);
+ * another unknown MSR still reads 0. mov ecx,msr; rdmsr or wrmsr; hlt */
+static void test_mca_msrs_absent(void **state)
+{
+	static const struct {
+		uint32_t msr;
+		bool write, gp;
+	} cases[] = {
+	    {0x179, false, true}, {0x17a, true, true},	  {0x17b, false, true},
+	    {0x400, true, true},  {0x401, false, true},	  {0x47f, false, true},
+	    {0x280, false, true}, {0x1234, false, false},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		uint8_t code[8] = {0xb9, 0, 0, 0, 0, 0x0f, cases[i].write ? 0x30 : 0x32, 0xf4};
+		memcpy(code + 1, &cases[i].msr, 4);
+		load(code, sizeof(code));
+		g.st.gpr[R_RAX] = g.st.gpr[R_RDX] = 0x55;
+		assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+		memset(g.ram + SG_VEC, 0xff, 4);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		if (cases[i].gp) {
+			assert_int_equal(vector(), 13);
+			assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), 0);
+		} else {
+			assert_int_equal(vector(), 0xffffffff);
+			assert_int_equal(g.st.gpr[R_RAX], 0);
+		}
+	}
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
@@ -896,6 +929,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rf_in_frames, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_noncanonical_bases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_compat_mode_opcodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mca_msrs_absent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_opcodes_invalid_in_64bit_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),

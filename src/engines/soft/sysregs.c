@@ -238,6 +238,26 @@ uint64_t read_tsc(struct soft_cpu *c)
 	return soft_tsc(c);
 }
 
+/* The machine-check architecture is not offered (CPUID.1:EDX MCE and MCA
+ * clear), so its MSRs do not exist and #GP, as on a CPU without it, rather
+ * than read 0 like an unknown model-specific MSR. */
+static const struct {
+	uint32_t first, last;
+} absent_msrs[] = {
+    {0x179, 0x17b}, /* MCG_CAP, MCG_STATUS, MCG_CTL */
+    {0x17d, 0x17d}, /* MCG_EXT_CTL */
+    {0x280, 0x29f}, /* MCi_CTL2 */
+    {0x400, 0x47f}, /* MCi_CTL, MCi_STATUS, MCi_ADDR, MCi_MISC of 32 banks */
+};
+
+static bool msr_absent(uint32_t msr)
+{
+	for (size_t i = 0; i < sizeof(absent_msrs) / sizeof(absent_msrs[0]); i++)
+		if (msr >= absent_msrs[i].first && msr <= absent_msrs[i].last)
+			return true;
+	return false;
+}
+
 /* Returns false for #GP. MSRs nobody emulates read as 0 and ignore writes, as
  * QEMU's TCG does, so probing kernels do not die on model-specific ones; they
  * are counted under rdmsr/wrmsr like every other. */
@@ -301,6 +321,8 @@ bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write)
 		p = &c->misc_enable;
 		break;
 	default:
+		if (msr_absent(msr))
+			return false;
 		if (!write)
 			*val = 0;
 		return true;
