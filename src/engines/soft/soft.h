@@ -196,6 +196,7 @@ struct insn {
 	int8_t seg;	    /* segment override or -1 */
 	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
 	bool lock, opsize_prefix, has_modrm, is_mem;
+	bool invalid; /* #UD in this mode (decode.c's A_NO64) */
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
