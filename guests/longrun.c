@@ -36,24 +36,10 @@ static long sys(struct trap_frame *f)
 	return user_exit_only(f);
 }
 
-static uint64_t arg(const char *cmdline, const char *key, uint64_t def)
-{
-	size_t k = strlen(key);
-	for (const char *p = cmdline; *p; p++) {
-		if ((p == cmdline || p[-1] == ' ') && !memcmp(p, key, k) && p[k] == '=') {
-			uint64_t v = 0;
-			for (p += k + 1; *p >= '0' && *p <= '9'; p++)
-				v = v * 10 + (uint64_t)(*p - '0');
-			return v;
-		}
-	}
-	return def;
-}
-
 int guest_main(const struct boot_info *bi)
 {
-	rounds = arg(bi->cmdline, "rounds", rounds);
-	iters = arg(bi->cmdline, "iters", iters);
+	rounds = boot_arg(bi, "rounds", rounds);
+	iters = boot_arg(bi, "iters", iters);
 	user_init(sys);
 	if (user_run(user_main) != 0)
 		fail("user mode exited with an error");

@@ -19,9 +19,24 @@
 enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_CRASH = 2 };
 
 struct boot_info {
-	const char *protocol; /* "multiboot", "pvh" or "elf64" */
-	const char *cmdline;  /* never NULL, may be empty */
-	uint64_t ram_bytes;   /* usable RAM reported by the loader */
+	const char *protocol;			/* "multiboot", "pvh" or "elf64" */
+	const char *cmdline;			/* never NULL, may be empty */
+	uint64_t ram_bytes;			/* usable RAM reported by the loader */
+	const struct multiboot_info *multiboot; /* the loader's info, if multiboot */
+};
+
+/* Multiboot v1 information (the fields the guests read). */
+#define MB_INFO_MEM	(1u << 0)
+#define MB_INFO_CMDLINE (1u << 2)
+#define MB_INFO_MODS	(1u << 3)
+#define MB_INFO_MMAP	(1u << 6)
+struct multiboot_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
+	uint32_t mods_count, mods_addr, syms[4], mmap_length, mmap_addr;
+} __attribute__((packed));
+
+struct multiboot_module {
+	uint32_t start, end, string, reserved;
 };
 
 /* Provided by each guest. */
@@ -30,6 +45,8 @@ int guest_main(const struct boot_info *bi);
 
 /* rt.c */
 bool boot_flag(const struct boot_info *bi, const char *word); /* word on the cmdline? */
+/* The decimal value of key=N on the cmdline, or def. */
+uint64_t boot_arg(const struct boot_info *bi, const char *key, uint64_t def);
 _Noreturn void guest_exit(int status);
 _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...);
 _Noreturn __attribute__((format(printf, 2, 3))) void fail_status(int status, const char *fmt, ...);

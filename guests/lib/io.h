@@ -16,9 +16,28 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 static inline void outl(uint16_t port, uint32_t v)
 {
 	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
 }
 
 static inline uint64_t rdmsr(uint32_t msr)
@@ -98,6 +117,36 @@ static inline uint32_t mmio_read32(uint64_t addr)
 static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
 	*(volatile uint32_t *)addr = v;
+}
+
+static inline uint8_t mmio_read8(uint64_t addr)
+{
+	return *(volatile uint8_t *)addr;
+}
+
+static inline void mmio_write8(uint64_t addr, uint8_t v)
+{
+	*(volatile uint8_t *)addr = v;
+}
+
+static inline uint16_t mmio_read16(uint64_t addr)
+{
+	return *(volatile uint16_t *)addr;
+}
+
+static inline void mmio_write16(uint64_t addr, uint16_t v)
+{
+	*(volatile uint16_t *)addr = v;
+}
+
+static inline uint64_t mmio_read64(uint64_t addr)
+{
+	return *(volatile uint64_t *)addr;
+}
+
+static inline void mmio_write64(uint64_t addr, uint64_t v)
+{
+	*(volatile uint64_t *)addr = v;
 }
 
 #define MSR_EFER   0xc0000080

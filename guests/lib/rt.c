@@ -6,15 +6,7 @@
 #define PVH_MAGIC	0x336ec578
 #define ELF64_MARKER	0x36344c45 /* set by _start64 (lib/boot.S) */
 #define DEBUG_EXIT_PORT 0xf4
-#define MB_INFO_MEM	(1u << 0)
-#define MB_INFO_CMDLINE (1u << 2)
-#define MB_INFO_MMAP	(1u << 6)
 #define E820_RAM	1
-
-struct multiboot_info {
-	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
-	uint32_t mods_count, mods_addr, syms[4], mmap_length, mmap_addr;
-} __attribute__((packed));
 
 struct multiboot_mmap {
 	uint32_t size; /* of the rest of the entry */
@@ -33,11 +25,28 @@ struct hvm_memmap_entry {
 	uint32_t type, reserved;
 };
 
+uint64_t boot_arg(const struct boot_info *bi, const char *key, uint64_t def)
+{
+	size_t k = strlen(key);
+
+	for (const char *p = bi->cmdline; *p; p++) {
+		if ((p == bi->cmdline || p[-1] == ' ') && !memcmp(p, key, k) && p[k] == '=') {
+			uint64_t v = 0;
+
+			for (p += k + 1; *p >= '0' && *p <= '9'; p++)
+				v = v * 10 + (uint64_t)(*p - '0');
+			return v;
+		}
+	}
+	return def;
+}
+
 void rt_start(uint32_t magic, uint64_t info);
 
 static void parse_multiboot(const struct multiboot_info *mb, struct boot_info *bi)
 {
 	bi->protocol = "multiboot";
+	bi->multiboot = mb;
 	if (mb->flags & MB_INFO_CMDLINE)
 		bi->cmdline = (const char *)(uint64_t)mb->cmdline;
 	if (mb->flags & MB_INFO_MMAP) {

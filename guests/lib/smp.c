@@ -3,7 +3,7 @@
  * switch as the BSP, and lands in ap_start64() on its own stack. */
 #include "guest.h"
 
-#define TRAMPOLINE_PAGE 0x70000	   /* below 1 MiB, clear of the loaders' 0x1000-0x10000 */
+#define TRAMPOLINE_PAGE 0x70000	   /* below 1 MiB, in conventional memory */
 #define ICR_INIT	0x00004500 /* INIT, level assert */
 #define ICR_STARTUP	0x00004600 /* start-up, vector = page number */
 

@@ -40,18 +40,17 @@ int boot_check_range(const struct boot_args *a, uint64_t gpa, uint64_t len, cons
 			 (unsigned long long)(a->mem->size >> 20));
 		return -1;
 	}
-	static const uint64_t reserved[][2] = {{BOOT_LOW_START, BOOT_LOW_END},
-					       {EBDA_START, BIOS_END}};
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-		if (gpa < reserved[i][1] && reserved[i][0] < gpa + len) {
-			snprintf(err, errlen,
-				 "%s at %#llx..%#llx overlaps popek's boot area %#llx..%#llx — "
-				 "link it at 1 MiB or above",
-				 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
-				 (unsigned long long)reserved[i][0],
-				 (unsigned long long)reserved[i][1]);
-			return -1;
-		}
+	/* The EBDA, option-ROM and BIOS area: reserved on a PC, and where
+	 * popek's boot structures and ACPI tables live. */
+	_Static_assert(BOOT_AREA >= EBDA_START && BOOT_AREA_END <= BIOS_START,
+		       "boot structures must stay in the reserved BIOS area");
+	if (gpa < BIOS_END && EBDA_START < gpa + len) {
+		snprintf(err, errlen,
+			 "%s at %#llx..%#llx overlaps the reserved BIOS area %#llx..%#llx "
+			 "(popek's boot structures and ACPI tables)",
+			 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
+			 (unsigned long long)EBDA_START, (unsigned long long)BIOS_END);
+		return -1;
 	}
 	return 0;
 }
@@ -98,16 +97,17 @@ int boot_place_initrd(const struct boot_args *a, uint64_t min_addr, uint64_t max
 	return 0;
 }
 
-int boot_write_cmdline(const struct boot_args *a, char *err, size_t errlen)
+int boot_write_cmdline(const struct boot_args *a, const char *argv0, char *err, size_t errlen)
 {
 	const char *c = a->cfg->cmdline ? a->cfg->cmdline : "";
-	size_t n = strlen(c) + 1;
-	if (n > BOOT_CMDLINE_MAX) {
-		snprintf(err, errlen, "kernel command line is %zu bytes; the limit is %d", n - 1,
+	char *dst = gpa_ptr(a->mem, BOOT_CMDLINE, BOOT_CMDLINE_MAX);
+	int n = argv0 ? snprintf(dst, BOOT_CMDLINE_MAX, "%s %s", argv0, c)
+		      : snprintf(dst, BOOT_CMDLINE_MAX, "%s", c);
+	if (n < 0 || n >= BOOT_CMDLINE_MAX) {
+		snprintf(err, errlen, "kernel command line is %d bytes; the limit is %d", n,
 			 BOOT_CMDLINE_MAX - 1);
 		return -1;
 	}
-	gpa_write(a->mem, BOOT_CMDLINE, c, n);
 	return 0;
 }
 
@@ -115,7 +115,7 @@ int boot_place_modules(const struct boot_args *a, uint64_t kernel_end, uint64_t 
 		       size_t errlen)
 {
 	return boot_place_initrd(a, kernel_end, a->mem->range[0].size, initrd, err, errlen) ||
-	       boot_write_cmdline(a, err, errlen);
+	       boot_write_cmdline(a, NULL, err, errlen);
 }
 
 void boot_write_gdt(struct guest_mem *mem)

@@ -41,8 +41,10 @@ int boot_place_initrd(const struct boot_args *a, uint64_t min_addr, uint64_t max
 /* The initrd above the kernel (ending at kernel_end) and the command line. */
 int boot_place_modules(const struct boot_args *a, uint64_t kernel_end, uint64_t *initrd, char *err,
 		       size_t errlen);
-/* Copy the command line (NUL-terminated) to BOOT_CMDLINE. */
-int boot_write_cmdline(const struct boot_args *a, char *err, size_t errlen);
+/* Copy the command line (NUL-terminated) to BOOT_CMDLINE; argv0 (the kernel's
+ * path), if not NULL, goes first and a space after it, as GRUB and QEMU start
+ * a multiboot one. */
+int boot_write_cmdline(const struct boot_args *a, const char *argv0, char *err, size_t errlen);
 /* GDT at BOOT_GDT: 0x08 32-bit code, 0x10 64-bit code, 0x18 data. */
 void boot_write_gdt(struct guest_mem *mem);
 /* Identity page tables at BOOT_PAGETABLES mapping the first 4 GiB with 2 MiB pages. */

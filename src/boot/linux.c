@@ -3,8 +3,12 @@
  * is checked against the file length and guest RAM before use. */
 #include "boot/linux.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "boot/boot.h"
 #include "boot/layout.h"
@@ -129,6 +133,25 @@ bool linux_probe(const uint8_t *img, size_t len)
 	char err[128];
 	return is_bzimage(img, len) ||
 	       (elf_is_elf(img, len) && !vmlinux_parse(img, len, &e, err, sizeof(err)));
+}
+
+bool linux_probe_file(const char *path)
+{
+	/* O_NONBLOCK: a FIFO must not hang the probe; only regular files count. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	bool linux = false;
+	if (fd < 0)
+		return false;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0) {
+		void *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (img != MAP_FAILED) {
+			linux = linux_probe(img, (size_t)st.st_size);
+			munmap(img, (size_t)st.st_size);
+		}
+	}
+	close(fd);
+	return linux;
 }
 
 /* Guest RAM below the 32-bit PCI hole: where the kernel and initrd go (the
@@ -274,7 +297,7 @@ static int place_cmdline(struct boot_args *a, uint8_t *zp, const struct kernel_p
 		return -1;
 	}
 	put32(zp + HDR_CMD_LINE_PTR, BOOT_CMDLINE);
-	return boot_write_cmdline(a, err, errlen);
+	return boot_write_cmdline(a, NULL, err, errlen);
 }
 
 /* The initrd goes as high as the kernel allows, page aligned, clear of

@@ -12,6 +12,9 @@
 /* True if img is a bzImage ("HdrS" setup header) or a Linux vmlinux ELF. It
  * does not validate a bzImage: linux_load() says precisely what is wrong. */
 bool linux_probe(const uint8_t *img, size_t len);
+/* linux_probe on the file at path; false if it cannot be read (boot_load
+ * then says why). */
+bool linux_probe_file(const char *path);
 
 /* Load kernel, initrd and command line, build the zero page at BOOT_INFO
  * (e820, a->rsdp) and switch st (prepared with the boot GDT, as boot_load

@@ -115,7 +115,10 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 			 (unsigned long long)entry);
 		return -1;
 	}
-	if (boot_place_modules(a, end, &initrd, err, errlen))
+	/* The command line starts with the kernel's path, as GRUB and QEMU pass
+	 * it: kernels take their argv[0] from it. */
+	if (boot_place_initrd(a, end, a->mem->range[0].size, &initrd, err, errlen) ||
+	    boot_write_cmdline(a, a->cfg->kernel, err, errlen))
 		return -1;
 
 	struct memmap_entry map[MEMMAP_MAX];
@@ -125,27 +128,38 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 		mm[i] = (struct mb_mmap){20, map[i].addr, map[i].size, map[i].type};
 	gpa_write(a->mem, BOOT_MEMMAP, mm, (uint64_t)n * sizeof(mm[0]));
 
+	/* BOOT_MODULES: the module list, then the loader's name, then the
+	 * module's string (its path, as QEMU's -initrd gives it). */
 	static const char loader[] = "popek";
-	uint64_t loader_addr = BOOT_MODULES + 0x100;
+	uint64_t loader_addr = BOOT_MODULES + sizeof(struct mb_module);
+	uint64_t modname_addr = loader_addr + sizeof(loader);
 	gpa_write(a->mem, loader_addr, loader, sizeof(loader));
 
+	/* MODS with mods_count 0 when there is no initrd, as QEMU reports it. */
 	struct mb_info mbi = {
-	    .flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER,
+	    .flags = MBI_MEM | MBI_CMDLINE | MBI_MODS | MBI_MMAP | MBI_LOADER,
 	    .mem_lower = EBDA_START >> 10,
 	    .mem_upper = (uint32_t)((a->mem->range[0].size - HIGH_MEMORY) >> 10),
 	    .cmdline = BOOT_CMDLINE,
+	    .mods_addr = BOOT_MODULES,
 	    .mmap_length = (uint32_t)(n * sizeof(mm[0])),
 	    .mmap_addr = BOOT_MEMMAP,
 	    .boot_loader_name = (uint32_t)loader_addr,
 	};
 	if (initrd) {
+		const char *name = a->cfg->initrd ? a->cfg->initrd : ""; /* bytes without a file */
+		size_t namelen = strlen(name) + 1;
+		if (namelen > BOOT_MODULES_END - modname_addr) {
+			snprintf(err, errlen, "initrd path is %zu bytes; the limit is %llu",
+				 namelen - 1,
+				 (unsigned long long)(BOOT_MODULES_END - modname_addr - 1));
+			return -1;
+		}
+		gpa_write(a->mem, modname_addr, name, namelen);
 		struct mb_module mod = {(uint32_t)initrd, (uint32_t)(initrd + a->initrd_len),
-					BOOT_CMDLINE + BOOT_CMDLINE_MAX - 1, 0};
-		gpa_write(a->mem, BOOT_CMDLINE + BOOT_CMDLINE_MAX - 1, "", 1);
+					(uint32_t)modname_addr, 0};
 		gpa_write(a->mem, BOOT_MODULES, &mod, sizeof(mod));
-		mbi.flags |= MBI_MODS;
 		mbi.mods_count = 1;
-		mbi.mods_addr = BOOT_MODULES;
 	}
 	gpa_write(a->mem, BOOT_INFO, &mbi, sizeof(mbi));
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "boot/linux.h"
 #include "cli/cli.h"
 #include "control/control.h"
 #include "machine/machine.h"
@@ -241,12 +242,35 @@ static int default_image(struct vm_config *cfg)
 	cfg->kernel = kernel;
 	if (!cfg->initrd)
 		cfg->initrd = initrd;
-	/* cryptomgr.notests: the kernel's boot-time self-tests of its crypto
-	 * algorithms cost ~10 s on the soft engine and test nothing of ours. */
-	if (!cfg->cmdline)
-		cfg->cmdline = "console=ttyS0 panic=-1 cryptomgr.notests";
 	if (!cfg->mem_set)
 		cfg->mem = 256ull << 20;
+	return 0;
+}
+
+/* The command line of a Linux kernel (the default image's among them) when
+ * --cmdline does not give one: without console= Linux prints nothing.
+ * cryptomgr.notests: the kernel's boot-time self-tests of its crypto
+ * algorithms cost ~10 s on the soft engine and test nothing of ours. */
+#define LINUX_CMDLINE "console=ttyS0 panic=-1 cryptomgr.notests"
+
+/* No --cmdline: the kernel's default (LINUX_CMDLINE for Linux, none for
+ * others); --cmdline +ARGS: that default, then ARGS. */
+static int resolve_cmdline(struct vm_config *cfg)
+{
+	static char joined[8192];
+	const char *c = cfg->cmdline;
+	if (c && c[0] != '+')
+		return 0;
+	const char *def = linux_probe_file(cfg->kernel) ? LINUX_CMDLINE : NULL;
+	if (!c) {
+		cfg->cmdline = def;
+		return 0;
+	}
+	int n = snprintf(joined, sizeof(joined), "%s%s%s", def ? def : "", def && c[1] ? " " : "",
+			 c + 1);
+	if (n < 0 || (size_t)n >= sizeof(joined))
+		return usage_error("--cmdline %.40s...: too long", c);
+	cfg->cmdline = joined;
 	return 0;
 }
 
@@ -257,5 +281,5 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 		return rc;
 	if (!cfg->kernel && default_image(cfg))
 		return EXIT_CODE_USAGE;
-	return 0;
+	return resolve_cmdline(cfg);
 }

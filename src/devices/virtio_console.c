@@ -6,6 +6,11 @@
 #define RXQ 0
 #define TXQ 1
 
+/* The most one TX chain sends; the rest is dropped. Drivers send a page or
+ * so at a time, while one chain of 254 buffers of all of RAM would keep the
+ * vCPU writing (and the host's disk filling) for minutes. */
+#define TX_MAX_CHAIN (64u << 10)
+
 /* struct virtio_console_config (§5.3.4); meaningful only with features we do
  * not offer, but drivers may still read it. */
 struct console_config {
@@ -24,8 +29,10 @@ struct virtio_console {
 static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
 {
 	struct virtio_console *con = vp->dev;
-	for (unsigned i = 0; i < c->nread; i++)
-		con->tx(con->tx_ctx, c->iov[i].iov_base, c->iov[i].iov_len);
+	struct iovec iov[VQ_MAX_SIZE];
+	unsigned n = iov_slice(c->iov, c->nread, 0, TX_MAX_CHAIN, iov);
+	for (unsigned i = 0; i < n; i++)
+		con->tx(con->tx_ctx, iov[i].iov_base, iov[i].iov_len);
 	return 0;
 }
 

@@ -127,7 +127,13 @@ enum mp_state {
 };
 
 #define XSAVE_AREA_SIZE 4096 /* standard-format XSAVE image; first 512 bytes = FXSAVE */
+#define XSAVE_HEADER	512  /* offset of its header: XSTATE_BV, XCOMP_BV */
 #define LAPIC_PAGE_SIZE 1024 /* local APIC registers, at their architectural offsets */
+
+/* XSAVE state components: bits of XCR0 and XSTATE_BV. */
+#define XSTATE_X87 (1ull << 0)
+#define XSTATE_SSE (1ull << 1)
+#define XSTATE_AVX (1ull << 2)
 
 struct cpu_state {
 	uint64_t gpr[NR_GPRS];

@@ -15,6 +15,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
+#include "devices/fw_cfg.h"
 #include "devices/i8042.h"
 #include "devices/pc_testdev.h"
 #include "devices/uart16550.h"
@@ -220,7 +221,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 							       .load = uart_load,
 							       .destroy = uart_free});
 	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
-	    cmos_rtc_create(m)) {
+	    cmos_rtc_create(m) || fw_cfg_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}

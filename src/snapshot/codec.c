@@ -92,6 +92,9 @@ int decode_cpu_state(const uint8_t *p, size_t len, struct cpu_state *st)
 			  &st->dr[0], &st->dr[1], &st->dr[2], &st->dr[3], &st->dr6, &st->dr7};
 	for (size_t i = 0; i < sizeof(cr) / sizeof(cr[0]); i++)
 		*cr[i] = rd_get64(&r);
+	/* An XCR0 no XSETBV could have set: x87 always on, AVX only with SSE. */
+	if (!(st->xcr0 & XSTATE_X87) || ((st->xcr0 & XSTATE_AVX) && !(st->xcr0 & XSTATE_SSE)))
+		return -1;
 	uint32_t nmsrs = rd_get32(&r);
 	if (nmsrs > 256)
 		return -1;

@@ -869,7 +869,7 @@ static void random_state(const struct gen *g, struct regs *in, uint8_t *data)
 /* Directed cases: sequences that once mismatched, kept as regressions. */
 struct directed {
 	const char *name;
-	uint8_t code[32];
+	uint8_t code[48];
 	size_t len;
 	uint64_t rax, rcx, rdx, rflags;
 	uint64_t undef;
@@ -948,6 +948,41 @@ static const struct directed directed[] = {
     {"cvtpi2pd (MMX conversion)", {0x66, 0x0f, 0x2a, 0xc1}, 4, 0, 0, 0, 0x2, 0, 0},
     {"rep movsq overlapping by one element", {0xf3, 0x48, 0xa5}, 3, 0, 40, 0, 0x2, 0, 8},
     {"rep movsd overlapping by two elements", {0xf3, 0xa5}, 2, 0, 77, 0, 0x2, 0, 8},
+    /* XSAVE of the SSE state (the test does not set the x87 state) at [rcx]
+     * with a zeroed header, MXCSR_MASK cleared (the host's has AMD's MM bit),
+     * XMM0 cleared, XRSTOR */
+    {"xsave, xrstor SSE",
+     {0x31, 0xd2, 0x48, 0x89, 0x91, 0x00, 0x02, 0x00, 0x00, 0x48, 0x89, 0x91, 0x08, 0x02,
+      0x00, 0x00, 0x48, 0x89, 0x91, 0x10, 0x02, 0x00, 0x00, 0xb8, 0x02, 0x00, 0x00, 0x00,
+      0x0f, 0xae, 0x21, 0x89, 0x51, 0x1c, 0x66, 0x0f, 0xef, 0xc0, 0x0f, 0xae, 0x29},
+     41,
+     0,
+     DATA_VA + 0x400,
+     0,
+     0x2,
+     0,
+     0},
+    {"xsave misaligned raises #GP",
+     {0x31, 0xd2, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x0f, 0xae, 0x21},
+     10,
+     0,
+     DATA_VA + 0x408,
+     0,
+     0x2,
+     0,
+     0},
+    /* zeroed header and a valid MXCSR but XCOMP_BV = 1: the standard form raises #GP */
+    {"xrstor with XCOMP_BV set raises #GP",
+     {0x31, 0xd2, 0x48, 0x89, 0x91, 0x00, 0x02, 0x00, 0x00, 0x48, 0x89, 0x91, 0x10, 0x02,
+      0x00, 0x00, 0xc7, 0x41, 0x18, 0x80, 0x1f, 0x00, 0x00, 0x48, 0xc7, 0x81, 0x08, 0x02,
+      0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x0f, 0xae, 0x29},
+     42,
+     0,
+     DATA_VA + 0x400,
+     0,
+     0x2,
+     0,
+     0},
 };
 
 int main(int argc, char **argv)
@@ -992,6 +1027,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpudiff: cannot create the soft engine VM\n");
 		return 71;
 	}
+	/* The host runs with XSAVE enabled and XCR0 covering x87|SSE: so does the guest. */
+	guest.st.cr4 |= CR4_OSXSAVE;
+	guest.st.xcr0 = XSTATE_X87 | XSTATE_SSE;
 	unsigned long bad = 0, run = 0;
 	static uint8_t data[DATA_LEN];
 

@@ -3,7 +3,8 @@
 
 overlap: the second PT_LOAD is moved onto the first one.
 high:    the first PT_LOAD is moved to 3 GiB - 1 MiB (beyond a small guest's RAM).
-low:     the first PT_LOAD is moved into popek's boot area (0x2000).
+bios:    the first PT_LOAD is moved into the reserved BIOS area (0xc1000, where
+         popek's boot structures are).
 """
 import struct
 import sys
@@ -50,8 +51,8 @@ def main():
         set_addr(data, loads[1], cls, paddr_at, get_paddr(data, loads[0], cls, paddr_at))
     elif mode == "high":
         set_addr(data, loads[0], cls, paddr_at, 0xBFF00000)
-    elif mode == "low":
-        set_addr(data, loads[0], cls, paddr_at, 0x2000)
+    elif mode == "bios":
+        set_addr(data, loads[0], cls, paddr_at, 0xC1000)
     open(dst, "wb").write(data)
 
 

@@ -2,6 +2,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cli/cli.h"
@@ -56,6 +59,60 @@ static void run_option_errors(void **state)
 	assert_int_not_equal(cli_parse_run(2, a3, &c), 0);
 }
 
+/* A file linux_probe takes for a bzImage ("HdrS" at 0x202), or plain bytes. */
+static void write_kernel(const char *path, bool linux)
+{
+	char img[4096] = {0};
+	if (linux)
+		memcpy(img + 0x202, "HdrS", 4);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite(img, 1, sizeof(img), f);
+	fclose(f);
+}
+
+/* The command line cli_parse_run settles on for kernel (and --cmdline arg if
+ * not NULL); NULL when the kernel gets none. */
+static const char *cmdline_for(const char *kernel, const char *arg)
+{
+	static struct vm_config c;
+	vm_config_defaults(&c);
+	char *argv[] = {"run", "--kernel", (char *)kernel, "--cmdline", (char *)arg, NULL};
+	assert_int_equal(cli_parse_run(arg ? 5 : 3, argv, &c), 0);
+	return c.cmdline;
+}
+
+static void default_cmdline(void **state)
+{
+	char lx[64], other[64];
+	snprintf(lx, sizeof(lx), "/tmp/popek-args-%d.linux", getpid());
+	snprintf(other, sizeof(other), "/tmp/popek-args-%d.other", getpid());
+	write_kernel(lx, true);
+	write_kernel(other, false);
+	const char *def = "console=ttyS0 panic=-1 cryptomgr.notests";
+	assert_string_equal(cmdline_for(lx, NULL), def); /* Linux: a console by default */
+	assert_null(cmdline_for(other, NULL));		 /* others: nothing */
+	assert_string_equal(cmdline_for(lx, "+quiet loglevel=3"),
+			    "console=ttyS0 panic=-1 cryptomgr.notests quiet loglevel=3");
+	assert_string_equal(cmdline_for(other, "+quiet"), "quiet");
+	assert_string_equal(cmdline_for(lx, "+"), def);
+	assert_string_equal(cmdline_for(other, "+"), "");
+	assert_string_equal(cmdline_for(lx, "console=hvc0"), "console=hvc0"); /* replaces */
+	assert_string_equal(cmdline_for(other, "a=1"), "a=1");
+	assert_null(cmdline_for("/nonexistent/kernel", NULL)); /* boot_load reports it */
+	unlink(lx);
+	unlink(other);
+
+	char big[9000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[0] = '+';
+	big[sizeof(big) - 1] = 0;
+	struct vm_config c;
+	vm_config_defaults(&c);
+	char *argv[] = {"run", "--kernel", "k", "--cmdline", big, NULL};
+	assert_int_equal(cli_parse_run(5, argv, &c), EXIT_CODE_USAGE);
+}
+
 static void disks(void **state)
 {
 	struct vm_config c;
@@ -107,6 +164,7 @@ int main(void)
 	    cmocka_unit_test(run_option_errors),
 	    cmocka_unit_test(disks),
 	    cmocka_unit_test(devices),
+	    cmocka_unit_test(default_cmdline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * and boot information of the multiboot, PVH and ELF64 protocols. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,9 +16,9 @@
 
 #define LOAD 0x200000
 
-/* A minimal ELF: one PT_LOAD of `code` at LOAD, optional PT_NOTE, optional
+/* A minimal ELF: one PT_LOAD of `code` at load, optional PT_NOTE, optional
  * multiboot header at the start of the segment. */
-static size_t make_elf(uint8_t *buf, int is64, int with_mb, int with_pvh)
+static size_t make_elf_at(uint8_t *buf, uint32_t load, int is64, int with_mb, int with_pvh)
 {
 	memset(buf, 0, 4096);
 	memcpy(buf,
@@ -30,14 +31,14 @@ static size_t make_elf(uint8_t *buf, int is64, int with_mb, int with_pvh)
 	uint16_t machine = is64 ? 62 : 3, phnum = with_pvh ? 2 : 1;
 	memcpy(buf + 18, &machine, 2);
 	size_t ph = is64 ? 64 : 52, phsz = is64 ? 56 : 32, seg = 0x200, note = 0x400;
-	uint32_t entry = LOAD + 16;
+	uint32_t entry = load + 16;
 	if (is64) {
 		uint64_t e = entry, po = ph;
 		memcpy(buf + 24, &e, 8);
 		memcpy(buf + 32, &po, 8);
 		memcpy(buf + 54, &phsz, 2);
 		memcpy(buf + 56, &phnum, 2);
-		uint64_t p[7] = {1 | (7ull << 32), seg, LOAD, LOAD, 0x100, 0x2000, 0x1000};
+		uint64_t p[7] = {1 | (7ull << 32), seg, load, load, 0x100, 0x2000, 0x1000};
 		memcpy(buf + ph, p, sizeof(p));
 		uint64_t n[7] = {4, note, 0, 0, 24, 24, 4};
 		if (with_pvh)
@@ -48,7 +49,7 @@ static size_t make_elf(uint8_t *buf, int is64, int with_mb, int with_pvh)
 		memcpy(buf + 28, &po, 4);
 		memcpy(buf + 42, &phsz, 2);
 		memcpy(buf + 44, &phnum, 2);
-		uint32_t p[8] = {1, (uint32_t)seg, LOAD, LOAD, 0x100, 0x2000, 7, 0x1000};
+		uint32_t p[8] = {1, (uint32_t)seg, load, load, 0x100, 0x2000, 7, 0x1000};
 		memcpy(buf + ph, p, sizeof(p));
 		uint32_t n[8] = {4, (uint32_t)note, 0, 0, 24, 24, 4, 4};
 		if (with_pvh)
@@ -59,11 +60,16 @@ static size_t make_elf(uint8_t *buf, int is64, int with_mb, int with_pvh)
 		memcpy(buf + seg, h, sizeof(h));
 	}
 	if (with_pvh) {
-		uint32_t n[6] = {4, 4, 18, 0x006e6558 /* "Xen\0" */, LOAD + 0x40, 0};
+		uint32_t n[6] = {4, 4, 18, 0x006e6558 /* "Xen\0" */, load + 0x40, 0};
 		memcpy(buf + note, n, sizeof(n));
 	}
 	buf[seg + 16] = 0xf4; /* hlt */
 	return 0x1000;
+}
+
+static size_t make_elf(uint8_t *buf, int is64, int with_mb, int with_pvh)
+{
+	return make_elf_at(buf, LOAD, is64, with_mb, with_pvh);
 }
 
 struct env {
@@ -71,6 +77,7 @@ struct env {
 	struct vm_config cfg;
 	struct cpu_state st;
 	char path[64];
+	const char *initrd; /* --initrd for the next boot_image */
 	char err[512];
 };
 
@@ -83,6 +90,7 @@ static int boot_image(struct env *e, const uint8_t *img, size_t len, const char 
 	vm_config_defaults(&e->cfg);
 	e->cfg.kernel = e->path;
 	e->cfg.cmdline = cmdline;
+	e->cfg.initrd = e->initrd;
 	struct boot_args a = {.cfg = &e->cfg, .mem = &e->mem, .ncpus = 1};
 	int rc = boot_load(&a, &e->st, e->err, sizeof(e->err));
 	unlink(e->path);
@@ -122,10 +130,91 @@ static void multiboot_entry(void **state)
 	gpa_read(&e->mem, BOOT_INFO, mbi, sizeof(mbi));
 	assert_true(mbi[0] & (1 << 6));		     /* memory map present */
 	assert_int_equal(mbi[2], (32 << 10) - 1024); /* mem_upper in KiB */
-	assert_string_equal((char *)gpa_ptr(&e->mem, mbi[4], 8), "hello=1");
+	char want[128];
+	snprintf(want, sizeof(want), "%s hello=1", e->path); /* argv[0] first, as QEMU */
+	assert_string_equal((char *)gpa_ptr(&e->mem, mbi[4], 1), want);
+	assert_true(mbi[0] & (1 << 3)); /* modules: none */
+	assert_int_equal(mbi[5], 0);
 	uint8_t *k = gpa_ptr(&e->mem, LOAD, 0x2000);
 	assert_int_equal(k[16], 0xf4);
 	assert_int_equal(k[0x1fff], 0); /* bss cleared */
+
+	assert_int_equal(boot_image(e, img, n, NULL), 0);
+	snprintf(want, sizeof(want), "%s ", e->path);
+	assert_string_equal((char *)gpa_ptr(&e->mem, mbi[4], 1), want);
+}
+
+/* --initrd is module 0: kvm-unit-tests reads its environment from it. */
+static void multiboot_module(void **state)
+{
+	struct env *e = *state;
+	static const char env[] = "NR_CPUS=1\nMEMSIZE=32\n";
+	char ipath[64];
+	snprintf(ipath, sizeof(ipath), "/tmp/popek-unit-%d.env", getpid());
+	FILE *f = fopen(ipath, "wb");
+	fwrite(env, 1, sizeof(env) - 1, f);
+	fclose(f);
+	uint8_t img[4096];
+	size_t n = make_elf(img, 0, 1, 0);
+	e->initrd = ipath;
+	int rc = boot_image(e, img, n, "x");
+	unlink(ipath);
+	assert_int_equal(rc, 0);
+	uint32_t mbi[22], mod[4];
+	gpa_read(&e->mem, BOOT_INFO, mbi, sizeof(mbi));
+	assert_true(mbi[0] & (1 << 3));
+	assert_int_equal(mbi[5], 1);
+	gpa_read(&e->mem, mbi[6], mod, sizeof(mod));
+	assert_int_equal(mod[1] - mod[0], sizeof(env) - 1);
+	assert_true(mod[0] >= LOAD + 0x2000); /* above the kernel */
+	assert_memory_equal(gpa_ptr(&e->mem, mod[0], sizeof(env) - 1), env, sizeof(env) - 1);
+	assert_string_equal((char *)gpa_ptr(&e->mem, mod[2], 1), ipath);
+}
+
+/* A kernel linked in conventional memory, like real-mode test kernels at
+ * 0x8000: popek's boot structures stay out of its way, for every protocol. */
+static bool clear_of_kernel(uint64_t addr, uint64_t len)
+{
+	return addr >= 0x8000 + 0x2000 || addr + len <= 0x8000;
+}
+
+static void low_kernels(void **state)
+{
+	struct env *e = *state;
+	uint8_t img[4096];
+	size_t n = make_elf_at(img, 0x8000, 0, 1, 0);
+	assert_int_equal(boot_image(e, img, n, "low"), 0);
+	assert_int_equal(e->st.rip, 0x8000 + 16);
+	uint8_t *k = gpa_ptr(&e->mem, 0x8000, 0x2000);
+	assert_int_equal(k[16], 0xf4);
+	assert_memory_equal(k, img + 0x200, 12);	    /* the multiboot header, intact */
+	assert_true(clear_of_kernel(e->st.gpr[R_RBX], 88)); /* multiboot info */
+	assert_true(clear_of_kernel(e->st.gdt.base, 32));
+	uint32_t mbi[22];
+	gpa_read(&e->mem, e->st.gpr[R_RBX], mbi, sizeof(mbi));
+	assert_true(clear_of_kernel(mbi[4], 64));	/* command line */
+	assert_true(clear_of_kernel(mbi[12], mbi[11])); /* memory map */
+
+	n = make_elf_at(img, 0x8000, 1, 0, 1); /* PVH */
+	assert_int_equal(boot_image(e, img, n, NULL), 0);
+	assert_int_equal(e->st.rip, 0x8000 + 0x40);
+	assert_true(clear_of_kernel(e->st.gpr[R_RBX], 56));
+	n = make_elf_at(img, 0x8000, 1, 0, 0); /* ELF64: page tables too */
+	assert_int_equal(boot_image(e, img, n, NULL), 0);
+	assert_int_equal(e->st.rip, 0x8000 + 16);
+	assert_true(clear_of_kernel(e->st.gpr[R_RDI], 56));
+	assert_true(clear_of_kernel(e->st.cr3, 0x6000));
+	assert_int_equal(k[16], 0xf4);
+
+	n = make_elf_at(img, 0x1000, 0, 1, 0); /* anywhere in conventional memory */
+	assert_int_equal(boot_image(e, img, n, NULL), 0);
+
+	n = make_elf_at(img, 0x9f000, 0, 1, 0); /* runs into the EBDA */
+	assert_int_not_equal(boot_image(e, img, n, NULL), 0);
+	assert_non_null(strstr(e->err, "reserved BIOS area"));
+	n = make_elf_at(img, 0xc1000, 0, 1, 0); /* over the boot structures */
+	assert_int_not_equal(boot_image(e, img, n, NULL), 0);
+	assert_non_null(strstr(e->err, "reserved BIOS area"));
 }
 
 static void pvh_entry(void **state)
@@ -211,6 +300,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(multiboot_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(multiboot_module, setup, teardown),
+	    cmocka_unit_test_setup_teardown(low_kernels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(pvh_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(elf64_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refuses_broken_elves, setup, teardown),

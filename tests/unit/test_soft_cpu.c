@@ -79,6 +79,36 @@ static const uint8_t c16_code[] = {
     0x0c, 0x25, 0x00, 0x00, 0x02, 0x00, 0x41, 0x0f, 0x94, 0xc0, 0x48, 0xc7, 0xc0, 0x09, 0x00, 0x00,
     0x00, 0xf0, 0x48, 0x0f, 0xc7, 0x0c, 0x25, 0x00, 0x00, 0x02, 0x00, 0x41, 0x0f, 0x94, 0xc1, 0xf4};
 
+/* XSAVE family (guests/xsave.c checks the rest, also under QEMU). Each
+ * program starts by setting CR4.OSXSAVE: mov rax,cr4; or eax,0x40000; mov cr4,rax */
+static const uint8_t xinuse_code[] = {
+    0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0x31, 0xc9, 0xb8, 0x03,
+    0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x01, 0xd1, 0xb9, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x01,
+    0xd0, 0x49, 0x89, 0xc0, 0x66, 0x0f, 0x74, 0xc0, 0x0f, 0x01, 0xd0, 0x49, 0x89, 0xc1, 0xd9,
+    0xe8, 0x0f, 0x01, 0xd0, 0x49, 0x89, 0xc2, 0xbf, 0x00, 0x10, 0x02, 0x00, 0xb8, 0xff, 0xff,
+    0xff, 0xff, 0xba, 0xff, 0xff, 0xff, 0xff, 0x0f, 0xae, 0x27, 0xbf, 0x00, 0x20, 0x02, 0x00,
+    0x0f, 0xae, 0x2f, 0xb9, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x01, 0xd0, 0x49, 0x89, 0xc3, 0xf4};
+static const uint8_t xrstor_code[] = {
+    0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0x31, 0xc9, 0xb8, 0x03, 0x00,
+    0x00, 0x00, 0x31, 0xd2, 0x0f, 0x01, 0xd1, 0xbf, 0x00, 0x20, 0x02, 0x00, 0x0f, 0xae, 0x2f, 0xf4};
+static const uint8_t xsave_ts_code[] = {0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f,
+					0x22, 0xe0, 0x0f, 0x20, 0xc0, 0x83, 0xc8, 0x08, 0x0f,
+					0x22, 0xc0, 0xbf, 0x00, 0x10, 0x02, 0x00, 0xb8, 0x03,
+					0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0xae, 0x27, 0xf4};
+static const uint8_t xsave_compat_code[] = {
+    0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0x31, 0xc9, 0xb8,
+    0x03, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x01, 0xd1, 0xbf, 0x00, 0x10, 0x02, 0x00,
+    0x0f, 0xae, 0x27, 0xbf, 0x00, 0x20, 0x02, 0x00, 0x0f, 0xae, 0x2f, 0xf4};
+static const uint8_t xsave_fs_code[] = {0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f,
+					0x22, 0xe0, 0x31, 0xc9, 0xb8, 0x03, 0x00, 0x00, 0x00,
+					0x31, 0xd2, 0x0f, 0x01, 0xd1, 0xbf, 0x08, 0x00, 0x00,
+					0x00, 0x64, 0x0f, 0xae, 0x27, 0xf4};
+static const uint8_t xsetbv_user_code[] = {
+    0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0x6a, 0x2b,
+    0x68, 0x00, 0x00, 0x07, 0x00, 0x6a, 0x02, 0x6a, 0x33, 0x48, 0x8d, 0x05, 0x03,
+    0x00, 0x00, 0x00, 0x50, 0x48, 0xcf, 0x31, 0xc9, 0x0f, 0x01, 0xd0, 0x48, 0x89,
+    0xc3, 0xb8, 0x03, 0x00, 0x00, 0x00, 0x0f, 0x01, 0xd1, 0xf4};
+
 static struct sg g;
 
 static int setup(void **state)
@@ -919,6 +949,123 @@ static void test_state_round_trip(void **state)
 	assert_true(out.has_lapic);
 }
 
+/* xsetbv 3; xgetbv 1 -> r8; pcmpeqb xmm0,xmm0; xgetbv 1 -> r9; fld1;
+ * xgetbv 1 -> r10; xsave [0x21000] (rfbm ~0); xrstor [0x22000] (all-zero
+ * header); xgetbv 1 -> r11; hlt. XINUSE is exact here: the initial state
+ * is not in use, touching XMM0 and the x87 stack puts SSE and x87 in use,
+ * an XRSTOR of the initial state takes them out again. */
+static void test_xsave_in_use(void **state)
+{
+	(void)state;
+	load(xinuse_code, sizeof(xinuse_code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.xcr0, 3);
+	assert_int_equal(g.st.gpr[R_R8], 0);
+	assert_int_equal(g.st.gpr[R_R9], XSTATE_SSE);
+	assert_int_equal(g.st.gpr[R_R10], XSTATE_X87 | XSTATE_SSE);
+	assert_int_equal(g.st.gpr[R_R11], 0);
+	assert_int_equal(sg_r64(&g, 0x21000 + XSAVE_HEADER), XSTATE_X87 | XSTATE_SSE);
+	assert_int_equal(sg_r64(&g, 0x21000 + 160), ~0ull); /* XMM0 */
+	assert_int_equal(g.ram[0x21000 + 4], 0x80);	    /* abridged FTW: ST0 = phys 7 */
+	assert_int_equal(sg_r64(&g, 0x21000 + 416), 0);	    /* not written */
+	/* the XRSTOR of the initial state emptied the registers again */
+	assert_int_equal(g.st.xsave[4], 0);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(g.st.xsave[160 + i], 0);
+	assert_int_equal(engine_stat(&g, "traps", "xsetbv"), 1);
+}
+
+/* xsetbv 3; xrstor [0x22000] of an image whose MXCSR has reserved bit 16 */
+static void test_xrstor_bad_mxcsr(void **state)
+{
+	(void)state;
+	load(xrstor_code, sizeof(xrstor_code));
+	sg_w64(&g, 0x22000 + 24, 0x10000 | 0x1f80);
+	sg_w64(&g, 0x22000 + XSAVE_HEADER, XSTATE_X87 | XSTATE_SSE);
+	sg_w64(&g, 0x22000 + 160, 0x1234);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 13);
+	assert_int_equal(g.st.xsave[160], 0); /* nothing was loaded */
+}
+
+/* CR0.TS; xsave [0x21000] -> #NM */
+static void test_xsave_ts(void **state)
+{
+	(void)state;
+	load(xsave_ts_code, sizeof(xsave_ts_code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 7);
+}
+
+/* iretq to ring 3; xgetbv 0 -> rbx works there; xsetbv -> #GP */
+static void test_xsetbv_user(void **state)
+{
+	(void)state;
+	load(xsetbv_user_code, sizeof(xsetbv_user_code));
+	memset(g.ram + SG_VEC, 0xff, 4);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 13);
+	assert_int_equal(g.st.gpr[R_RBX], XSTATE_X87);
+	assert_int_equal(g.st.xcr0, XSTATE_X87);
+}
+
+/* 32-bit compatibility mode: xsetbv 3; xsave [0x21000]; xrstor [0x22000]
+ * (all-zero header). Outside 64-bit mode XMM8-XMM15 are neither saved nor
+ * initialised. */
+static void test_xsave_compat(void **state)
+{
+	(void)state;
+	load(xsave_compat_code, sizeof(xsave_compat_code));
+	struct cpu_state *s = &g.st;
+	sg_seg(&s->seg[SEG_CS], SG_CS32, 0xb, 0, false, true);
+	for (int i = 0; i < 256; i++)
+		s->xsave[160 + i] = (uint8_t)(i | 1);
+	soft_engine.set_state(g.v, s);
+	memset(g.ram + 0x21000, 0xcc, 512);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	for (int i = 0; i < 256; i++) {
+		assert_int_equal(g.ram[0x21000 + 160 + i], i < 128 ? (i | 1) : 0xcc);
+		assert_int_equal(g.st.xsave[160 + i], i < 128 ? 0 : (i | 1));
+	}
+}
+
+/* xsetbv 3; xsave fs:[8] with FS.base 0x20ff8: the offset is misaligned, the
+ * linear address 0x21000 is not, and alignment is a property of the latter */
+static void test_xsave_alignment_linear(void **state)
+{
+	(void)state;
+	load(xsave_fs_code, sizeof(xsave_fs_code));
+	g.st.seg[SEG_FS].base = 0x20ff8;
+	soft_engine.set_state(g.v, &g.st);
+	memset(g.ram + SG_VEC, 0xff, 4);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 0xffffffff);
+	assert_int_equal(g.ram[0x21000], 0x7f); /* FCW */
+}
+
+/* set_state takes the XSAVE image as XRSTOR does: a component whose
+ * XSTATE_BV bit is clear is in its initial state whatever the image holds,
+ * and XCR0 bits this CPU lacks (AVX from a kvm snapshot) are dropped. */
+static void test_state_xstate_bv(void **state)
+{
+	(void)state;
+	struct cpu_state *s = &g.st;
+	memset(s->xsave + 160, 0x77, 256);   /* XMM contents ... */
+	s->xsave[XSAVE_HEADER] = XSTATE_X87; /* ... that are not in the image */
+	s->xsave[24] = 0xa0;		     /* MXCSR 0x1fa0: loaded all the same */
+	s->xsave_size = 576;
+	s->xcr0 = 7;
+	assert_int_equal(soft_engine.set_state(g.v, s), 0);
+	static struct cpu_state out;
+	assert_int_equal(soft_engine.get_state(g.v, &out), 0);
+	assert_int_equal(out.xcr0, 3);
+	for (int i = 0; i < 256; i++)
+		assert_int_equal(out.xsave[160 + i], 0);
+	assert_int_equal(out.xsave[24], 0xa0);
+	assert_int_equal(out.xsave[0], 0x7f);
+	assert_int_equal(out.xsave[1], 0x03);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -953,6 +1100,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xrstor_bad_mxcsr, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xsave_ts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xsetbv_user, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xsave_compat, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xsave_alignment_linear, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_xstate_bv, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,45 @@ static void tx(void *ctx, const void *buf, size_t len)
 	k->len += len;
 }
 
+static void count_tx(void *ctx, const void *buf, size_t len)
+{
+	*(size_t *)ctx += len;
+}
+
+/* A TX chain of 254 buffers of 4 MiB each (all the same RAM) is 1 GiB of
+ * output for one request: the device sends the first 64 KiB only. */
+static void console_tx_bounded(void **state)
+{
+	struct vdrv d;
+	size_t sent = 0;
+	char err[128];
+	vd_init(&d);
+	struct virtio_console *con =
+	    virtio_console_create(&d.env, count_tx, &sent, err, sizeof(err));
+	assert_non_null(con);
+	assert_true(vd_start(&d, F_V1 | 1ull << VIRTIO_F_INDIRECT_DESC, 2, true) &
+		    VIRTIO_STATUS_DRIVER_OK);
+	/* An indirect table holds the 254 descriptors (the ring has VD_QSIZE). */
+	uint64_t table = BUF + 0x10000;
+	for (unsigned i = 0; i < 254; i++) {
+		struct virtq_desc e = {BUF, 4u << 20, i + 1 < 254 ? VIRTQ_DESC_F_NEXT : 0,
+				       (uint16_t)(i + 1)};
+		gpa_write(&d.mem, table + 16 * i, &e, sizeof(e));
+	}
+	struct virtq_desc head = {table, 254 * 16, VIRTQ_DESC_F_INDIRECT, 0};
+	gpa_write(&d.mem, d.q[1].desc, &head, sizeof(head));
+	uint16_t zero = 0, one = 1;
+	gpa_write(&d.mem, d.q[1].avail + 4, &zero, 2);
+	gpa_write(&d.mem, d.q[1].avail + 2, &one, 2);
+	vd_wr(&d, VIRTIO_BAR_NOTIFY + 1 * VIRTIO_NOTIFY_MULTIPLIER, 2, 1);
+	uint32_t len;
+	assert_true(vd_used(&d, 1, &len));
+	assert_int_equal(sent, 64u << 10);
+	assert_false(vd_status(&d) & VIRTIO_STATUS_NEEDS_RESET);
+	virtio_console_destroy(con);
+	vd_fini(&d);
+}
+
 static void console_tx_and_rx(void **state)
 {
 	struct vdrv d;
@@ -181,6 +220,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(console_tx_and_rx),
+	    cmocka_unit_test(console_tx_bounded),
 	    cmocka_unit_test(rng_fills_buffers),
 	    cmocka_unit_test(rng_kicked_by_eventfd),
 	};

@@ -132,11 +132,8 @@ static void group7(struct soft_cpu *c, struct insn *d)
 		unsigned rm = d->rm & 7;
 		switch (r) {
 		case 2:
-			if (rm == 0) { /* XGETBV */
-				if (!(c->cr4 & CR4_OSXSAVE))
-					raise_ud(c);
-				c->r[R_RAX] = (uint32_t)c->xcr0;
-				c->r[R_RDX] = c->xcr0 >> 32;
+			if (rm <= 1) { /* XGETBV, XSETBV */
+				exec_xcr(c, d, rm == 1);
 				return;
 			}
 			break;
@@ -501,6 +498,11 @@ static void group15(struct soft_cpu *c, struct insn *d)
 	}
 	case 3:
 		mem_write(c, seg, d->ea, 4, c->mxcsr);
+		return;
+	case 4:
+	case 5:
+	case 6:
+		exec_xsave(c, d);
 		return;
 	case 7: /* CLFLUSH: caches are coherent here */
 		mem_read(c, seg, d->ea, 1);

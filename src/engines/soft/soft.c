@@ -202,7 +202,7 @@ static void cpu_reset(struct soft_cpu *c)
 	c->cr0 = CR0_ET | CR0_NW | CR0_CD;
 	c->cr2 = c->cr3 = c->cr4 = c->cr8 = 0;
 	c->efer = 0;
-	c->xcr0 = 1;
+	c->xcr0 = XSTATE_X87;
 	c->dr6 = 0xffff0ff0;
 	c->dr7 = 0x400;
 	c->pat = 0x0007040600070406ull;
@@ -595,8 +595,8 @@ static int soft_get_state(struct engine_vcpu *v, struct cpu_state *st)
 	}
 	memset(st->xsave, 0, sizeof(st->xsave));
 	fxsave(c, st->xsave);
-	st->xsave[512] = 3; /* XSTATE_BV: x87 and SSE are in the image */
-	st->xsave_size = 576;
+	st->xsave[XSAVE_HEADER] = (uint8_t)XCR0_SUPPORTED; /* XSTATE_BV: all are in the image */
+	st->xsave_size = XSAVE_SIZE;
 	st->has_lapic = true;
 	intc_get_lapic(ic, c->index, st->lapic);
 	st->mp_state = c->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI
@@ -626,7 +626,8 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	c->cr2 = st->cr2;
 	c->cr3 = st->cr3;
 	c->cr4 = st->cr4;
-	c->xcr0 = st->xcr0 ? st->xcr0 : 1;
+	/* What this CPU cannot hold (AVX saved by kvm) is dropped, x87 kept on. */
+	c->xcr0 = (st->xcr0 & XCR0_SUPPORTED) | XSTATE_X87;
 	memcpy(c->dr, st->dr, sizeof(c->dr));
 	c->dr6 = st->dr6;
 	c->dr7 = st->dr7;
@@ -653,10 +654,11 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 		}
 	}
 	intc_cr8_write(ic, c->index, st->cr8);
-	if (st->xsave_size >= 512)
+	fpu_reset(c);
+	if (st->xsave_size >= XSAVE_SIZE)
+		xrstor_image(c, st->xsave, XCR0_SUPPORTED, true);
+	else if (st->xsave_size >= 512)
 		fxrstor(c, st->xsave);
-	else
-		fpu_reset(c);
 	c->mp_state = st->mp_state == MP_WAIT_FOR_SIPI ? MP_WAIT_FOR_SIPI : MP_RUNNABLE;
 	c->halted = st->mp_state == MP_HALTED;
 	c->nmi_pending = st->nmi_pending;

@@ -675,6 +675,15 @@ void fxsave(struct soft_cpu *c, uint8_t *img);
 void fxrstor(struct soft_cpu *c, const uint8_t *img);
 void fpu_reset(struct soft_cpu *c);
 
+/* xsave.c: the XSAVE feature set for x87 and SSE state. */
+#define XCR0_SUPPORTED (XSTATE_X87 | XSTATE_SSE)
+#define XSAVE_SIZE     576 /* legacy region and header: all that XCR0_SUPPORTED needs */
+uint64_t xstate_in_use(const struct soft_cpu *c);
+void xrstor_image(struct soft_cpu *c, const uint8_t *img, uint64_t rfbm, bool m64);
+void exec_xsave(struct soft_cpu *c, struct insn *d);
+void exec_xcr(struct soft_cpu *c, struct insn *d, bool write);
+void xsave_cpuid(uint32_t sub, uint32_t r[4]);
+
 /* Register and operand helpers shared by the exec files. */
 uint64_t reg_get(struct soft_cpu *c, int r, int size, bool rex);
 void reg_set(struct soft_cpu *c, int r, int size, bool rex, uint64_t v);

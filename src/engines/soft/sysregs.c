@@ -162,7 +162,7 @@ uint64_t read_cr(struct soft_cpu *c, int n)
 
 #define CR4_SUPPORTED                                                                              \
 	((1u << 2) | (1u << 3) | CR4_PSE | CR4_PAE | (1u << 6) | CR4_PGE | (1u << 8) |             \
-	 CR4_OSFXSR | CR4_OSXMMEXCPT)
+	 CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE)
 
 /* Would PAE paging (not long mode) start or reload its PDPTEs from a bad
  * PDPT with these control registers? */
@@ -356,7 +356,6 @@ void do_cpuid(struct soft_cpu *c)
 			      (1u << 8) | (1u << 9) | (1u << 13) | (1u << 15) | (1u << 16) |
 			      (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
 	const uint32_t sig = 0x00060fb1; /* family 15, model 107, stepping 1 (as qemu64) */
-	(void)sub;
 
 	switch (leaf) {
 	case 0:
@@ -370,7 +369,11 @@ void do_cpuid(struct soft_cpu *c)
 		r[1] = ((uint32_t)c->index << 24) | (8u << 8);
 		/* sse3 cx16 popcnt hypervisor, plus what the interrupt controller offers */
 		r[2] = (1u << 0) | (1u << 13) | (1u << 23) | (1u << 31) | soft_intc_cpuid1_ecx(c);
+		r[2] |= (1u << 26) | ((c->cr4 & CR4_OSXSAVE) ? 1u << 27 : 0); /* xsave osxsave */
 		r[3] = edx1;
+		break;
+	case 0xd:
+		xsave_cpuid(sub, r);
 		break;
 	case 0x15: /* TSC = core crystal, both at the rate the intc keeps */
 		r[0] = 1;
