@@ -110,6 +110,15 @@ static int open_audit(const char *path, struct vm_config *cfg)
 	return EXIT_CODE_USAGE;
 }
 
+static int unknown_device(const char *name)
+{
+	fprintf(stderr, "popek: --device %s: unknown device; known:", name);
+	for (int i = 0; i < NR_OPTIONAL_DEVICES; i++)
+		fprintf(stderr, " %s", optional_device_names[i]);
+	fprintf(stderr, " — see 'popek help'\n");
+	return EXIT_CODE_USAGE;
+}
+
 /* Options shared by run and restore; boot options (kernel, memory, CPUs)
  * only where the VM is being built from scratch. */
 int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
@@ -128,6 +137,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_DISK,
 		O_POLICY,
 		O_AUDIT,
+		O_DEVICE,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -138,13 +148,14 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"policy", required_argument, NULL, O_POLICY},
 	    {"audit", required_argument, NULL, O_AUDIT},
 	    {"disk", required_argument, NULL, O_DISK},
+	    {"device", required_argument, NULL, O_DEVICE},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
 	    {"mem", required_argument, NULL, O_MEM},
 	    {"cpus", required_argument, NULL, O_CPUS},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 6;
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 7;
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -203,6 +214,13 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				return usage_error(
 				    "--disk %s: use FILE or FILE,ro (at most 8 disks)", optarg);
 			break;
+		case O_DEVICE: {
+			int dev = optional_device_find(optarg);
+			if (dev < 0)
+				return unknown_device(optarg);
+			cfg->device[dev] = true;
+			break;
+		}
 		case O_STATS:
 			cfg->stats = true;
 			break;

@@ -11,3 +11,15 @@ void vm_config_defaults(struct vm_config *c)
 	c->console = CONSOLE_STDIO;
 	c->ram_fd = -1;
 }
+
+const char *const optional_device_names[NR_OPTIONAL_DEVICES] = {
+    [DEV_PC_TESTDEV] = "pc-testdev",
+};
+
+int optional_device_find(const char *name)
+{
+	for (int i = 0; i < NR_OPTIONAL_DEVICES; i++)
+		if (!strcmp(name, optional_device_names[i]))
+			return i;
+	return -1;
+}

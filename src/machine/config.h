@@ -18,6 +18,12 @@ struct disk_config {
 	bool ro;
 };
 
+/* Devices a VM has only when asked for (`--device NAME`). */
+enum optional_device { DEV_PC_TESTDEV, NR_OPTIONAL_DEVICES };
+extern const char *const optional_device_names[NR_OPTIONAL_DEVICES];
+/* The device called name, or -1. */
+int optional_device_find(const char *name);
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -31,6 +37,7 @@ struct vm_config {
 	bool stats;
 	int ndisks;
 	struct disk_config disk[MAX_DISKS];
+	bool device[NR_OPTIONAL_DEVICES];
 	const char *name; /* control-channel name; NULL = vm-PID */
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */

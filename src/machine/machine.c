@@ -17,6 +17,7 @@
 #include "devices/debug_exit.h"
 #include "devices/fw_cfg.h"
 #include "devices/i8042.h"
+#include "devices/pc_testdev.h"
 #include "devices/uart16550.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
@@ -201,6 +202,11 @@ static void uart_free(void *uart)
 	uart_destroy(uart);
 }
 
+/* How each optional device (--device) is made. */
+static int (*const optional_create[NR_OPTIONAL_DEVICES])(struct machine *m) = {
+    [DEV_PC_TESTDEV] = pc_testdev_create,
+};
+
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
 	m->console = console_open(m->cfg, err, errlen);
@@ -219,6 +225,11 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the platform devices");
 		return EXIT_CODE_HOST;
 	}
+	for (int i = 0; i < NR_OPTIONAL_DEVICES; i++)
+		if (m->cfg->device[i] && optional_create[i](m)) {
+			snprintf(err, errlen, "cannot create device %s", optional_device_names[i]);
+			return EXIT_CODE_HOST;
+		}
 	return pci_platform_create(m, err, errlen);
 }
 

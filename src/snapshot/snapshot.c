@@ -168,6 +168,12 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	json_object_object_add(c, "kernel", json_object_new_string(cfg->kernel ? cfg->kernel : ""));
 	json_object_object_add(c, "cmdline",
 			       json_object_new_string(cfg->cmdline ? cfg->cmdline : ""));
+	json_object *optional = json_object_new_array();
+	for (int i = 0; i < NR_OPTIONAL_DEVICES; i++)
+		if (cfg->device[i])
+			json_object_array_add(optional,
+					      json_object_new_string(optional_device_names[i]));
+	json_object_object_add(c, "devices", optional);
 	json_object_object_add(meta, "config", c);
 	json_object_object_add(st, "file", json_object_new_string("state.bin"));
 	json_object_object_add(st, "size", json_object_new_int64((int64_t)state.len));
@@ -412,6 +418,14 @@ void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 	cfg->cpus = s->ncpus;
 	cfg->kernel = (v = get(c, "kernel", json_type_string)) ? json_object_get_string(v) : "";
 	cfg->cmdline = (v = get(c, "cmdline", json_type_string)) ? json_object_get_string(v) : "";
+	/* an unknown name is dropped here; its device state is then refused */
+	json_object *optional = get(c, "devices", json_type_array);
+	for (size_t i = 0; optional && i < json_object_array_length(optional); i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(optional, i));
+		int dev = name ? optional_device_find(name) : -1;
+		if (dev >= 0)
+			cfg->device[dev] = true;
+	}
 	json_object *disks = get(s->meta, "disks", json_type_array);
 	cfg->ndisks = 0;
 	for (size_t i = 0; disks && i < json_object_array_length(disks) && i < MAX_DISKS; i++) {

@@ -12,7 +12,7 @@ want=$(grep -o "result 0x[0-9a-f]*" "$OUT")
 snapshot_midway() {
 	local engine=$1 dir=$2 extra=${3:-} con=$TMP/snap-$RANDOM.console
 	"$P" run --engine "$engine" --name snapsrc --kernel "$LR" --cmdline "$ARGS" \
-		--console "file:$con" >/dev/null 2>&1 </dev/null &
+		--console "file:$con" ${RUN_EXTRA:-} >/dev/null 2>&1 </dev/null &
 	local pid=$!
 	for _ in $(seq 200); do grep -q "round 10$" "$con" 2>/dev/null && break; sleep 0.02; done
 	"$P" snapshot snapsrc "$dir" --stop $extra 2>"$TMP/snapcmd.err"
@@ -52,6 +52,20 @@ for pair in kvm:soft soft:kvm soft:soft; do
 	fi
 done
 ARGS="rounds=40"
+
+# An optional device (--device) and its state travel with the snapshot.
+RUN_EXTRA="--device pc-testdev" snapshot_midway soft "$TMP/snap-dev"
+run_vm restore-dev restore "$TMP/snap-dev"
+if [ "$SNAP_OK" != 0 ]; then
+	fail "snapshot with --device pc-testdev" "snapshot rc $SNAP_OK: $(cat "$TMP/snapcmd.err")"
+elif ! python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["config"]["devices"] == ["pc-testdev"]' "$TMP/snap-dev/snapshot.json"; then
+	fail "snapshot with --device pc-testdev" "config.devices missing: $(grep -A2 '"devices"' "$TMP/snap-dev/snapshot.json" | head -5)"
+else
+	expect "snapshot with --device pc-testdev: restored with the device, same result" 1 "$want"
+fi
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m["config"]["devices"]=[]; json.dump(m, open(sys.argv[1], "w"))' "$TMP/snap-dev/snapshot.json"
+run_vm restore-nodev restore "$TMP/snap-dev"
+expect_err "snapshot: device state without the device is refused" 65 "holds devices this VM does not have"
 
 sparse=$(du -k "$TMP/snap-plain/memory.bin" | cut -f1)
 if [ "$sparse" -lt 16384 ]; then pass "snapshot: memory image is sparse (${sparse} KiB on disk for 128 MiB)"; else fail "snapshot: sparse" "${sparse} KiB"; fi

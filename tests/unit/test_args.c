@@ -142,6 +142,20 @@ static void disks(void **state)
 	assert_int_not_equal(cli_parse_run(n, argv2, &c), 0);
 }
 
+static void devices(void **state)
+{
+	struct vm_config c;
+	vm_config_defaults(&c);
+	assert_false(c.device[DEV_PC_TESTDEV]);
+	char *argv[] = {"run", "--kernel", "k", "--device", "pc-testdev", NULL};
+	assert_int_equal(cli_parse_run(5, argv, &c), 0);
+	assert_true(c.device[DEV_PC_TESTDEV]);
+	vm_config_defaults(&c);
+	char *bad[] = {"run", "--kernel", "k", "--device", "pc-testdevice", NULL};
+	assert_int_equal(cli_parse_run(5, bad, &c), EXIT_CODE_USAGE);
+	assert_false(c.device[DEV_PC_TESTDEV]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +163,7 @@ int main(void)
 	    cmocka_unit_test(run_options),
 	    cmocka_unit_test(run_option_errors),
 	    cmocka_unit_test(disks),
+	    cmocka_unit_test(devices),
 	    cmocka_unit_test(default_cmdline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

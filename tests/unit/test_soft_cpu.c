@@ -187,6 +187,290 @@ static void test_fetch_fault(void **state)
 	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), 0x40000000);
 }
 
+/* A present entry with a reserved bit set: #PF with P|RSVD in the error code
+ * (and W or I/D as the access), CR2 the address, the access not done. Each
+ * case changes one entry of the identity map (or adds a second tree under
+ * PML4[1]) and then reads, writes or jumps to addr: mov rax,addr; then
+ * mov ecx,[rax] / mov [rax],ecx / jmp rax; hlt. */
+#define SG_PDPT2 0xa000
+#define SG_PT	 0xb000
+static void test_reserved_bits(void **state)
+{
+	static const struct {
+		const char *what;
+		uint64_t gpa, entry; /* the entry changed, and its new value */
+		uint64_t addr;
+		int acc;      /* 0 read, 1 write, 2 fetch */
+		uint32_t err; /* 0: no fault, the access completes */
+	} cases[] = {
+	    {"2M page, bit 51", SG_PD + 8, 0x200000 | 0x87 | 1ull << 51, 0x200010, 0, 0x9},
+	    {"2M page, bit 40 (MAXPHYADDR)", SG_PD + 8, 0x200000 | 0x87 | 1ull << 40, 0x200010, 1,
+	     0xb},
+	    {"2M page, bit 13", SG_PD + 8, 0x200000 | 0x87 | 1ull << 13, 0x200010, 0, 0x9},
+	    {"2M page, bit 12 is PAT", SG_PD + 8, 0x200000 | 0x87 | 1ull << 12, 0x200010, 0, 0},
+	    {"2M page, bits 62:52 ignored", SG_PD + 8, 0x200000 | 0x87 | 0x7ffull << 52, 0x200010,
+	     1, 0},
+	    {"PTE, bit 45", SG_PT, 0x200000 | 0x7 | 1ull << 45, 0x200010, 0, 0x9},
+	    {"PTE, bit 45, fetch", SG_PT, 0x200000 | 0x7 | 1ull << 45, 0x200010, 2, 0x19},
+	    {"PML4E with PS", SG_PML4 + 8, SG_PDPT2 | 0x87, 0x8000000010ull, 0, 0x9},
+	    {"1G page, bit 13", SG_PDPT2, 0x87 | 1ull << 13, 0x8000000010ull, 0, 0x9},
+	    {"1G page", SG_PDPT2, 0x87, 0x8000000010ull, 0, 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		uint8_t code[16] = {0x48, 0xb8};
+		memcpy(code + 2, &cases[i].addr, 8);
+		static const uint8_t acc[3][2] = {{0x8b, 0x08}, {0x89, 0x08}, {0xff, 0xe0}};
+		memcpy(code + 10, acc[cases[i].acc], 2);
+		code[12] = 0xf4;
+		load(code, sizeof(code));
+		sg_w64(&g, SG_PML4 + 8, SG_PDPT2 | 7);
+		sg_w64(&g, SG_PD + 8, SG_PT | 7); /* the 4 KiB pages of 2-4 MiB */
+		for (uint64_t p = 0; p < 512; p++)
+			sg_w64(&g, SG_PT + p * 8, (0x200000 + p * 4096) | 7);
+		sg_w64(&g, SG_PDPT2, SG_PD | 7);
+		sg_w64(&g, cases[i].gpa, cases[i].entry);
+		memset(g.ram + SG_VEC, 0xff, 4);
+		g.ram[0x200010] = 0xf4; /* a fetch that succeeds halts there */
+		print_message("reserved bits: %s\n", cases[i].what);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		if (!cases[i].err) {
+			assert_int_equal(vector(), 0xffffffff);
+			continue;
+		}
+		assert_int_equal(vector(), 14);
+		assert_int_equal(g.st.cr2, cases[i].addr);
+		assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), cases[i].err);
+	}
+}
+
+/* mov rax,SG_PML4|1<<45; mov cr3,rax: a CR3 bit above MAXPHYADDR -> #GP(0),
+ * CR3 unchanged */
+static void test_cr3_reserved(void **state)
+{
+	static const uint8_t code[] = {0x48, 0xb8, 0x00, 0x10, 0x00, 0x00, 0x00,
+				       0x20, 0x00, 0x00, 0x0f, 0x22, 0xd8, 0xf4};
+	(void)state;
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 13);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), 0);
+	assert_int_equal(g.st.cr3, SG_PML4);
+}
+
+/* The RFLAGS image in the frame: RF (bit 16) set for a fault (ud2; a #GP from
+ * mov rax,[non-canonical], which pushes an error code first), clear for a
+ * trap (int3) and for INT n. */
+static void test_rf_in_frames(void **state)
+{
+	static const struct {
+		uint8_t code[16];
+		uint32_t vec;
+		int frame; /* where RFLAGS is: 2, or 3 after an error code */
+		bool rf;
+	} cases[] = {
+	    {{0x0f, 0x0b}, 6, 2, true},
+	    {{0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x48, 0x8b, 0x00}, 13, 3, true},
+	    {{0xcc}, 3, 2, false},
+	    {{0xcd, 0x40}, 0x40, 2, false},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		load(cases[i].code, sizeof(cases[i].code));
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), cases[i].vec);
+		uint64_t fl = sg_r64(&g, g.st.gpr[R_RSP] + 8 * (uint64_t)cases[i].frame);
+		assert_int_equal(!!(fl & (1u << 16)), cases[i].rf);
+		assert_int_equal(g.st.rflags & (1u << 16), 0); /* the handler runs with RF clear */
+	}
+}
+
+/* Non-canonical bases in 64-bit mode: LGDT/LIDT -> #GP(0); LTR/LLDT of a
+ * descriptor whose upper base half makes it non-canonical -> #GP(selector);
+ * WRMSR of a linear-address MSR -> #GP(0). The register keeps its value. */
+static void test_noncanonical_bases(void **state)
+{
+	/* mov ecx,msr; xor eax,eax; mov edx,0x80000000; wrmsr; hlt */
+#define WRMSR_HIGH(msr)                                                                            \
+	{                                                                                          \
+		0xb9, (msr)&0xff, ((msr) >> 8) & 0xff, ((msr) >> 16) & 0xff, (msr) >> 24, 0x31,    \
+		    0xc0, 0xba, 0, 0, 0, 0x80, 0x0f, 0x30, 0xf4                                    \
+	}
+	static const struct {
+		const char *what;
+		uint8_t code[16];
+		uint64_t gdt_lo, gdt_hi; /* GDT entry 0x38 (if lo != 0) */
+		uint32_t err;
+	} cases[] = {
+	    {"lgdt", {0x0f, 0x01, 0x14, 0x25, 0x00, 0x00, 0x02, 0x00, 0xf4}, 0, 0, 0},
+	    {"lidt", {0x0f, 0x01, 0x1c, 0x25, 0x00, 0x00, 0x02, 0x00, 0xf4}, 0, 0, 0},
+	    {"ltr",
+	     {0x66, 0xb8, 0x38, 0x00, 0x0f, 0x00, 0xd8, 0xf4},
+	     0x67 | 0x89ull << 40,
+	     0x8000,
+	     0x38},
+	    {"lldt",
+	     {0x66, 0xb8, 0x38, 0x00, 0x0f, 0x00, 0xd0, 0xf4},
+	     0xff | 0x82ull << 40,
+	     0x8000,
+	     0x38},
+	    {"wrmsr FS_BASE", WRMSR_HIGH(0xc0000100u), 0, 0, 0},
+	    {"wrmsr GS_BASE", WRMSR_HIGH(0xc0000101u), 0, 0, 0},
+	    {"wrmsr KERNEL_GS_BASE", WRMSR_HIGH(0xc0000102u), 0, 0, 0},
+	    {"wrmsr LSTAR", WRMSR_HIGH(0xc0000082u), 0, 0, 0},
+	    {"wrmsr CSTAR", WRMSR_HIGH(0xc0000083u), 0, 0, 0},
+	    {"wrmsr SYSENTER_ESP", WRMSR_HIGH(0x175u), 0, 0, 0},
+	    {"wrmsr SYSENTER_EIP", WRMSR_HIGH(0x176u), 0, 0, 0},
+	};
+#undef WRMSR_HIGH
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		print_message("non-canonical: %s\n", cases[i].what);
+		load(cases[i].code, sizeof(cases[i].code));
+		sg_w64(&g, SG_DATA, 0xffff); /* limit */
+		sg_w64(&g, SG_DATA + 2, 0x8000000000000000ull);
+		if (cases[i].gdt_lo) {
+			sg_w64(&g, SG_GDT + 0x38, cases[i].gdt_lo);
+			sg_w64(&g, SG_GDT + 0x40, cases[i].gdt_hi);
+		}
+		memset(g.ram + SG_VEC, 0xff, 4);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 13);
+		assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), cases[i].err);
+		assert_int_equal(g.st.gdt.base, SG_GDT);
+		assert_int_equal(g.st.idt.base, SG_IDT);
+		assert_int_equal(g.st.seg[SEG_TR].base, SG_TSS);
+		assert_int_equal(g.st.seg[SEG_FS].base, 0);
+	}
+}
+
+/* Compatibility mode (CS.L=0 under long mode) runs the opcodes that are only
+ * invalid in 64-bit mode: segment push/pop, PUSHA/POPA, BCD adjusts, AAM/AAD,
+ * BOUND, LES, INTO, ARPL, 0x82, far CALL ptr16:32 (to a RETF). */
+static void test_compat_mode_opcodes(void **state)
+{
+	static const uint8_t code[] = {
+	    0x1e, 0x07,					    /* push ds; pop es */
+	    0x0e, 0x5d,					    /* push cs; pop ebp */
+	    0x16, 0x17, 0x06, 0x1f,			    /* push ss; pop ss; push es; pop ds */
+	    0x60, 0x61,					    /* pusha; popa */
+	    0xb0, 0x19, 0x04, 0x28, 0x27,		    /* mov al,0x19; add al,0x28; daa */
+	    0x88, 0xc2,					    /* mov dl,al */
+	    0xb0, 0x57, 0xd4, 0x0a, 0x89, 0xc7,		    /* mov al,87; aam; mov edi,eax */
+	    0xd5, 0x0a, 0x88, 0xc6,			    /* aad; mov dh,al */
+	    0xbb, 0x00, 0x00, 0x02, 0x00,		    /* mov ebx,SG_DATA */
+	    0xb9, 0x05, 0x00, 0x00, 0x00, 0x62, 0x0b,	    /* mov ecx,5; bound ecx,[ebx] */
+	    0xc4, 0x73, 0x08,				    /* les esi,[ebx+8] */
+	    0xce,					    /* into (OF clear) */
+	    0x66, 0xb8, 0x10, 0x00, 0x66, 0xb9, 0x03, 0x00, /* mov ax,0x10; mov cx,3 */
+	    0x63, 0xc8,					    /* arpl ax,cx */
+	    0x82, 0xc0, 0x01,				    /* add al,1 */
+	    0x9a, 0x00, 0x01, 0x01, 0x00, 0x18, 0x00,	    /* call 0x18:0x10100 */
+	    0xf4};
+	static const uint8_t far_target[] = {0xb9, 0x77, 0x07,
+					     0x00, 0x00, 0xcb}; /* mov ecx; retf */
+	/* from 64-bit mode: jmp far [SG_DATA+16] to SG_CS32:SG_CODE+0x200 */
+	static const uint8_t enter[] = {0xff, 0x2c, 0x25, 0x10, 0x00, 0x02, 0x00};
+	(void)state;
+	load(enter, sizeof(enter));
+	memcpy(g.ram + SG_CODE + 0x100, far_target, sizeof(far_target));
+	memcpy(g.ram + SG_CODE + 0x200, code, sizeof(code));
+	sg_w64(&g, SG_DATA, 10ull << 32);	  /* BOUND: 0..10 */
+	sg_w64(&g, SG_DATA + 8, 0x2b12345678ull); /* LES: 0x2b:0x12345678 */
+	sg_w64(&g, SG_DATA + 16, (uint64_t)SG_CS32 << 32 | (SG_CODE + 0x200));
+	memset(g.ram + SG_VEC, 0xff, 4);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 0xffffffff);
+	assert_int_equal(g.st.gpr[R_RBP], SG_CS32);
+	assert_int_equal(g.st.seg[SEG_DS].sel, SG_DS);
+	assert_int_equal(g.st.gpr[R_RDX] & 0xffff, 0x5747); /* DAA 0x47, AAD 87 */
+	assert_int_equal(g.st.gpr[R_RDI] & 0xffff, 0x0807); /* AAM */
+	assert_int_equal(g.st.gpr[R_RSI], 0x12345678);
+	assert_int_equal(g.st.seg[SEG_ES].sel, 0x2b);
+	assert_int_equal(g.st.gpr[R_RAX] & 0xffff, 0x14); /* ARPL 0x13, +1 */
+	assert_int_equal(g.st.gpr[R_RCX], 0x777);
+	assert_int_equal(g.st.gpr[R_RSP], SG_STACK);
+	assert_int_equal(g.st.seg[SEG_CS].sel, SG_CS32);
+}
+
+/* The same opcodes are #UD in 64-bit mode. */
+static void test_opcodes_invalid_in_64bit_mode(void **state)
+{
+	static const uint8_t ops[][8] = {{0x06},
+					 {0x07},
+					 {0x0e},
+					 {0x16},
+					 {0x17},
+					 {0x1e},
+					 {0x1f},
+					 {0x27},
+					 {0x2f},
+					 {0x37},
+					 {0x3f},
+					 {0x60},
+					 {0x61},
+					 {0x62, 0x0b},
+					 {0x82, 0xc0, 0x01},
+					 {0xce},
+					 {0xd4, 0x0a},
+					 {0xd5, 0x0a},
+					 {0xd6},
+					 {0x9a, 0, 0, 0, 0, 0x08, 0},
+					 {0xea, 0, 0, 0, 0, 0x08, 0},
+					 {0xc4, 0x73, 0x08},
+					 {0xc5, 0x73, 0x08}};
+	(void)state;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		print_message("64-bit #UD: opcode %#x\n", ops[i][0]);
+		load(ops[i], sizeof(ops[i]));
+		memset(g.ram + SG_VEC, 0xff, 4);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 6);
+		assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), SG_CODE);
+	}
+}
+
+/* Machine-check MSRs are absent (MCA not in CPUID): RDMSR/WRMSR #GP(0);
+ * another unknown MSR still reads 0. mov ecx,msr; rdmsr or wrmsr; hlt */
+static void test_mca_msrs_absent(void **state)
+{
+	static const struct {
+		uint32_t msr;
+		bool write, gp;
+	} cases[] = {
+	    {0x179, false, true}, {0x17a, true, true},	  {0x17b, false, true},
+	    {0x400, true, true},  {0x401, false, true},	  {0x47f, false, true},
+	    {0x280, false, true}, {0x1234, false, false},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(NULL);
+		setup(NULL);
+		uint8_t code[8] = {0xb9, 0, 0, 0, 0, 0x0f, cases[i].write ? 0x30 : 0x32, 0xf4};
+		memcpy(code + 1, &cases[i].msr, 4);
+		load(code, sizeof(code));
+		g.st.gpr[R_RAX] = g.st.gpr[R_RDX] = 0x55;
+		assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+		memset(g.ram + SG_VEC, 0xff, 4);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		if (cases[i].gp) {
+			assert_int_equal(vector(), 13);
+			assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP]), 0);
+		} else {
+			assert_int_equal(vector(), 0xffffffff);
+			assert_int_equal(g.st.gpr[R_RAX], 0);
+		}
+	}
+}
+
 /* out 0x3f8,'A'; in al,dx; mov ebx,eax; hypercall 2 (11, 22); hlt */
 static void test_io_and_hypercall(void **state)
 {
@@ -235,6 +519,47 @@ static void test_mmio(void **state)
 	assert_int_equal(v, 0x12345678);
 	assert_int_equal(sg_run(&g), EXIT_HLT);
 	assert_int_equal(g.st.gpr[R_RAX], 42);
+}
+
+/* One exit for the device access at gpa of size bytes; a read gets v. */
+static void expect_mmio(bool write, uint64_t gpa, int size, uint64_t v)
+{
+	assert_int_equal(sg_run(&g), EXIT_MMIO);
+	assert_int_equal(g.exit.mmio.write, write);
+	assert_int_equal(g.exit.mmio.gpa, gpa);
+	assert_int_equal(g.exit.mmio.size, size);
+	if (write) {
+		uint64_t got = 0;
+		memcpy(&got, g.exit.mmio.data, size);
+		assert_int_equal(got, v);
+	} else {
+		memcpy(g.exit.mmio.data, &v, 8);
+	}
+}
+
+/* Instructions with several device accesses: each one reaches the machine
+ * once, in order, and the instruction completes with their data.
+ * mov rsi,0x3fe00000 (gpa 0xc0000000); lea rdi,[rsi+16]; mov eax,0x11223344;
+ * cmpsq (two reads); mov [rsi+0xff6],eax (crosses a page: four byte writes);
+ * hlt */
+static void test_mmio_several(void **state)
+{
+	static const uint8_t code[] = {0x48, 0xbe, 0x00, 0x00, 0xe0, 0x3f, 0x00, 0x00, 0x00, 0x00,
+				       0x48, 0x8d, 0x7e, 0x10, 0xb8, 0x44, 0x33, 0x22, 0x11, 0x48,
+				       0xa7, 0x89, 0x86, 0xf6, 0x0f, 0x00, 0x00, 0xf4};
+	(void)state;
+	load(code, sizeof(code));
+	sg_w64(&g, SG_PD + 511 * 8, 0xc0000000 | 0x87);
+	expect_mmio(false, 0xc0000000, 8, 0x123456789ull);
+	expect_mmio(false, 0xc0000010, 8, 0x123456789ull);
+	expect_mmio(true, 0xc0000ffe, 1, 0x44);
+	expect_mmio(true, 0xc0000fff, 1, 0x33);
+	expect_mmio(true, 0xc0001000, 1, 0x22);
+	expect_mmio(true, 0xc0001001, 1, 0x11);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RSI], 0x3fe00008);
+	assert_int_equal(g.st.gpr[R_RDI], 0x3fe00018);
+	assert_true(g.st.rflags & 0x40); /* ZF: the two reads were equal */
 }
 
 /* The engine's --stats counter group.name for the guest's vCPU. */
@@ -752,10 +1077,18 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_loop_and_carry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_divide_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reserved_bits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cr3_reserved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rf_in_frames, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_noncanonical_bases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_compat_mode_opcodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mca_msrs_absent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_opcodes_invalid_in_64bit_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_hypercall, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mmio, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mmio_several, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation_4k, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),

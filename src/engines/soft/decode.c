@@ -70,6 +70,38 @@ static unsigned attr_1b(unsigned op)
 	return 0;
 }
 
+/* One-byte opcodes that are invalid (#UD) in 64-bit mode and valid in the
+ * other modes, compatibility mode included. */
+static bool invalid_in_64bit_mode(unsigned op)
+{
+	switch (op) {
+	case 0x06: /* PUSH/POP ES, PUSH CS, PUSH/POP SS, PUSH/POP DS */
+	case 0x07:
+	case 0x0e:
+	case 0x16:
+	case 0x17:
+	case 0x1e:
+	case 0x1f:
+	case 0x27: /* DAA, DAS, AAA, AAS */
+	case 0x2f:
+	case 0x37:
+	case 0x3f:
+	case 0x60: /* PUSHA, POPA, BOUND */
+	case 0x61:
+	case 0x62:
+	case 0x82: /* group 1, r/m8 and imm8 (0x80's alias) */
+	case 0x9a: /* far CALL/JMP ptr16:32 */
+	case 0xea:
+	case 0xc4: /* LES, LDS */
+	case 0xc5:
+	case 0xce: /* INTO */
+	case 0xd4: /* AAM, AAD */
+	case 0xd5:
+		return true;
+	}
+	return false;
+}
+
 static unsigned attr_0f(unsigned op)
 {
 	switch (op) {
@@ -349,6 +381,9 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes)
 		attr = attr_0f(b);
 	else
 		attr = A_M | (map == 3 ? A_I8 : 0);
+	d->invalid = map == 0 && mode == 8 && invalid_in_64bit_mode(b);
+	if (d->invalid)
+		attr = 0; /* #UD at the opcode: no operands to fetch */
 	if (attr & A_M)
 		modrm(&f, d);
 	else if (map == 0 && ((b < 0x40 && (b & 7) == 5) || b == 0xa9))

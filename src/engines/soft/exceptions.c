@@ -292,6 +292,22 @@ void handle_fault(struct soft_cpu *c)
 	if (!(c->cr0 & CR0_PE))
 		has_err = false;
 	trap(c, TRAP_EXCEPTION);
+	deliver_exception(c, vec, has_err, err);
+}
+
+/* Fault-class exceptions (SDM Vol. 3 6.5): the return address is the
+ * faulting instruction. */
+#define FAULT_CLASS                                                                                \
+	(1u << EXC_DE | 1u << EXC_BR | 1u << EXC_UD | 1u << EXC_NM | 1u << EXC_TS | 1u << EXC_NP | \
+	 1u << EXC_SS | 1u << EXC_GP | 1u << EXC_PF | 1u << EXC_MF | 1u << EXC_AC | 1u << EXC_XM)
+
+/* A fault pushes RFLAGS with RF set (SDM Vol. 3 17.3.1.1), so that IRET back to
+ * the faulting instruction would not hit an instruction breakpoint on it
+ * again; aborts, traps, INT n and interrupts push RF as it is. */
+void deliver_exception(struct soft_cpu *c, int vec, bool has_err, uint32_t err)
+{
+	if (vec < 32 && ((FAULT_CLASS >> vec) & 1))
+		c->fl |= FL_RF;
 	deliver_event(c, vec, has_err, err, false, c->rip);
 }
 

@@ -338,16 +338,12 @@ static void jump(struct soft_cpu *c, struct insn *d, uint64_t target)
 
 static void push_seg(struct soft_cpu *c, struct insn *d, int seg)
 {
-	if (c->mode == 8 && seg < SEG_FS)
-		raise_ud(c);
 	trap(c, TRAP_MOV_SEG);
 	push(c, opsize64(c, d), c->seg[seg].sel);
 }
 
 static void pop_seg(struct soft_cpu *c, struct insn *d, int seg)
 {
-	if (c->mode == 8 && seg < SEG_FS)
-		raise_ud(c);
 	trap(c, TRAP_MOV_SEG);
 	int size = opsize64(c, d);
 	uint64_t sp = c->r[R_RSP];
@@ -561,6 +557,8 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 	 * the fast handlers need not count classes (see soft_stats) */
 	c->stat_class[d->cls]++;
 	c->insn_rsp = c->r[R_RSP];
+	if (d->invalid)
+		raise_ud(c);
 	unsigned b = d->op & 0xff;
 	int size = d->opsize;
 	bool rex = d->rex != 0;
@@ -649,8 +647,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		case 0x2f:
 		case 0x37:
 		case 0x3f:
-			if (m64)
-				raise_ud(c);
 			bcd(c, b, 0);
 			return;
 		}
@@ -680,18 +676,33 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		return;
 	}
 	case 0x60:
-		if (m64)
-			break;
 		pusha(c, d);
 		return;
 	case 0x61:
-		if (m64)
-			break;
 		popa(c, d);
 		return;
-	case 0x63:
-		if (!m64)
+	case 0x62: { /* BOUND: the signed index within [lower, upper] or #BR */
+		if (!d->is_mem)
 			break;
+		int s = size == 2 ? 2 : 4;
+		int64_t i = (int64_t)sext(reg_get(c, d->reg, s, false), s);
+		int64_t lo = (int64_t)sext(mem_read(c, SEG(d), d->ea, s), s);
+		int64_t hi = (int64_t)sext(mem_read(c, SEG(d), d->ea + s, s), s);
+		if (i < lo || i > hi)
+			raise_exc(c, EXC_BR, false, 0);
+		return;
+	}
+	case 0x63:
+		if (!m64) { /* ARPL: raise the selector's RPL to the source's */
+			if (!(c->cr0 & CR0_PE) || (c->fl & FL_VM))
+				break;
+			uint64_t dst = rm_get(c, d, 2), src = reg_get(c, d->reg, 2, false);
+			bool raise = (dst & 3) < (src & 3);
+			if (raise)
+				rm_set(c, d, 2, (dst & ~3ull) | (src & 3));
+			set_flags(c, raise ? FL_ZF : 0, FL_ZF);
+			return;
+		}
 		reg_set(c, d->reg, size, true, sext(rm_get(c, d, 4), 4));
 		return;
 	case 0x68:
@@ -711,8 +722,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 			jump(c, d, c->rip + (uint64_t)d->imm);
 		return;
 	case 0x80 ... 0x83: {
-		if (b == 0x82 && m64)
-			break;
 		int s = b & 1 ? size : 1, op = d->reg & 7;
 		uint64_t imm = (uint64_t)d->imm & mask_of(s);
 		if (op == 7)
@@ -825,8 +834,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		reg_set(c, R_RDX, size, true, (c->r[R_RAX] >> (size * 8 - 1)) & 1 ? ~0ull : 0);
 		return;
 	case 0x9a:
-		if (m64)
-			break;
 		far_jump(c, (uint16_t)d->imm2, (uint64_t)d->imm, true, size, c->rip);
 		return;
 	case 0x9b:
@@ -901,8 +908,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 	}
 	case 0xc4:
 	case 0xc5:
-		if (m64)
-			break;
 		load_far_ptr(c, d, b == 0xc4 ? SEG_ES : SEG_DS);
 		return;
 	case 0xc6:
@@ -932,8 +937,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		int_n(c, d->imm & 0xff);
 		return;
 	case 0xce:
-		if (m64)
-			break;
 		if (get_flags(c) & FL_OF)
 			int_n(c, EXC_OF);
 		return;
@@ -942,8 +945,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		return;
 	case 0xd4:
 	case 0xd5:
-		if (m64)
-			break;
 		bcd(c, b, d->imm);
 		return;
 	case 0xd7: {
@@ -985,8 +986,6 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 		jump(c, d, c->rip + (uint64_t)d->imm);
 		return;
 	case 0xea:
-		if (m64)
-			break;
 		far_jump(c, (uint16_t)d->imm2, (uint64_t)d->imm, false, size, 0);
 		return;
 	case 0xf4:

@@ -44,8 +44,11 @@ static void load_system_seg(struct soft_cpu *c, struct insn *d, int seg)
 		raise_gp(c, sel & ~3);
 	if (!n.present)
 		raise_exc(c, EXC_NP, true, sel & ~3);
-	if (c->efer & EFER_LMA)
+	if (c->efer & EFER_LMA) {
 		n.base |= (hi & 0xffffffff) << 32;
+		if (!canonical(n.base))
+			raise_gp(c, sel & ~3);
+	}
 	if (seg == SEG_TR) {
 		n.type |= 2; /* busy */
 		lin_write(c, c->gdt.base + (sel & ~7u) + 5, 1, (lo >> 40 & 0xff) | 2, 0);
@@ -187,6 +190,8 @@ static void group7(struct soft_cpu *c, struct insn *d)
 		uint64_t base = mem_read(c, seg, d->ea + 2, m64 ? 8 : 4);
 		if (!m64 && d->opsize == 2)
 			base &= 0xffffff;
+		if (m64 && !canonical(base))
+			raise_gp(c, 0);
 		struct dtable *t = r == 2 ? &c->gdt : &c->idt;
 		t->limit = limit;
 		t->base = base;

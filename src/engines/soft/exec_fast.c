@@ -907,7 +907,7 @@ void exec_in_block(struct soft_cpu *c, struct insn *d)
 void choose_handler(struct soft_cpu *c, struct insn *d)
 {
 	d->fn = exec_insn;
-	if (c->mode != 8)
+	if (c->mode != 8 || d->invalid)
 		return;
 	choose_fast(d);
 	if (d->fn == exec_insn && straight_line(d))

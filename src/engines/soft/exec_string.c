@@ -158,7 +158,8 @@ void exec_string(struct soft_cpu *c, struct insn *d)
 		    !!(get_flags(c) & FL_ZF) != (d->rep == 0xf3))
 			return;
 	next:
-		if (count && (budget == 0 || c->exit_pending)) {
+		/* after a device access: its log serves one iteration (mmu.c) */
+		if (count && (budget == 0 || c->exit_pending || c->mmio_n)) {
 			c->rip = d->start; /* continue on the next pass through the loop */
 			return;
 		}
@@ -239,15 +240,11 @@ static void ins_outs(struct soft_cpu *c, struct insn *d, bool out)
 	if (!count)
 		return;
 	uint16_t port = (uint16_t)c->r[R_RDX];
-	/* Batch the elements that stay inside one page and the I/O buffer. */
-	uint64_t n = 1;
-	if (!(c->fl & FL_DF)) {
-		uint64_t lin =
-		    seg_lin(c, s.seg, areg(c, &s, reg), s.size, out ? ACC_READ : ACC_WRITE);
-		n = (0x1000 - (lin & 0xfff)) / s.size;
-		if (n == 0)
-			n = 1;
-	}
+	/* Batch the elements that stay inside one page of RAM and the I/O
+	 * buffer; device memory takes one exit per element (mmu.c). */
+	uint64_t n = 1, room;
+	if (!(c->fl & FL_DF) && run_ptr(c, s.seg, areg(c, &s, reg), s.size, !out, &room))
+		n = room;
 	if (n > count)
 		n = count;
 	if (n > IO_BUF_SIZE / (uint64_t)s.size)

@@ -21,6 +21,19 @@
 #define PTE_NX	 (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 
+/* Reserved bits (SDM Vol. 3 4.4.2, 4.5.4): set in a present entry they make
+ * the walk fail with #PF, error code P|RSVD. Beyond the address bits above
+ * MAXPHYADDR (up to bit 51 in 4-level paging, where 62:52 are ignored; up to
+ * bit 62 in PAE) and XD without EFER.NXE, by level (1 = PTE ... 4 = PML4E):
+ * PS where no large page exists, and a large page's address bits below its
+ * alignment (bit 12 is its PAT bit). */
+#define RSVD_PHYS_4LEVEL (((1ull << 52) - 1) & ~((1ull << PHYS_ADDR_BITS) - 1))
+#define RSVD_PHYS_PAE	 (((1ull << 63) - 1) & ~((1ull << PHYS_ADDR_BITS) - 1))
+static const uint64_t rsvd_level[5] = {[4] = PTE_PS};
+static const uint64_t rsvd_large[5] = {[2] = 0x1fe000, [3] = 0x3fffe000};
+/* 32-bit paging, 4 MiB page without PSE-36 (not offered): bits 21:13 */
+#define RSVD_4M 0x3fe000u
+
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
 {
 	for (int i = 0; i < vm->nslots; i++) {
@@ -133,6 +146,21 @@ void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 		}
 }
 
+/* PAE paging loads the four PDPTEs with MOV to CR3 (and the CR0/CR4 writes
+ * that start or change it); a present one with reserved bits (2:1, 8:5, above
+ * MAXPHYADDR) makes that write #GP. false for such a PDPT. */
+bool pae_pdpt_valid(struct soft_cpu *c, uint64_t cr3)
+{
+	const uint64_t rsvd = 0x1e6 | ~((1ull << PHYS_ADDR_BITS) - 1);
+	for (int i = 0; i < 4; i++) {
+		uint8_t *p = phys_ptr(c->vm, (cr3 & 0xffffffe0) + i * 8, 8, false);
+		uint64_t e = p ? load_n(p, 8) : 0; /* outside RAM: the walk says #MC */
+		if ((e & PTE_P) && (e & rsvd))
+			return false;
+	}
+	return true;
+}
+
 static uint64_t *pte_ptr(struct soft_cpu *c, uint64_t gpa)
 {
 	uint64_t *p = (uint64_t *)(void *)phys_ptr(c->vm, gpa, 8, true);
@@ -196,6 +224,8 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 		uint32_t *leaf;
 		*pmask_out = ~0xfffull;
 		if ((*pde & PTE_PS) && (c->cr4 & CR4_PSE)) {
+			if (*pde & RSVD_4M)
+				page_fault(c, lin, err | 1 | 8);
 			*pmask_out = ~0x3fffffull;
 			leaf = pde;
 			gpa = (*pde & 0xffc00000u) | (lin & 0x3fffff);
@@ -224,11 +254,13 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 	}
 
 	int level;
-	uint64_t table;
+	uint64_t table, rsvd = nxe ? 0 : PTE_NX;
 	if (c->efer & EFER_LMA) {
 		level = 4;
 		table = c->cr3 & PTE_ADDR;
+		rsvd |= RSVD_PHYS_4LEVEL;
 	} else {
+		rsvd |= RSVD_PHYS_PAE;
 		/* PAE: the 4 PDPTEs carry only P (the CPU loads them at CR3 write). */
 		uint64_t *pdpte = pte_ptr(c, (c->cr3 & 0xffffffe0) + ((lin >> 30) & 3) * 8);
 		if (!(*pdpte & PTE_P))
@@ -243,12 +275,13 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 		pte = *e;
 		if (!(pte & PTE_P))
 			page_fault(c, lin, err);
-		if ((pte & PTE_NX) && !nxe)
+		bool large = (pte & PTE_PS) && level <= 3;
+		if (pte & (rsvd | rsvd_level[level] | (large ? rsvd_large[level] : 0)))
 			page_fault(c, lin, err | 1 | 8);
 		w = w && (pte & PTE_W);
 		u = u && (pte & PTE_U);
 		x = x && !((pte & PTE_NX) && nxe);
-		if (level == 1 || ((pte & PTE_PS) && level <= 3)) {
+		if (level == 1 || large) {
 			uint64_t pmask = (1ull << shift) - 1;
 			gpa = (pte & PTE_ADDR & ~pmask) | (lin & pmask);
 			*pmask_out = ~pmask;
@@ -317,41 +350,94 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user)
 	return translate(c, lin, acc, user, &gpa);
 }
 
-/* MMIO: the local interrupt controllers first, then an exit to the machine.
- * A read that needs the machine aborts the instruction; it is replayed on the
- * next vcpu_run with the data the machine supplied. */
+/* MMIO: the local interrupt controllers first, then the machine, one exit
+ * per access. An instruction may make several (a read-modify-write, a page-
+ * crossing or 16-byte access, a string move), so the accesses of the
+ * instruction in flight are logged in order. A write is queued and the
+ * instruction completes; its writes then leave as exits. A read the machine
+ * must answer aborts the instruction: the queued writes and the read leave as
+ * exits, and then the instruction runs again (soft.c), its reads answered
+ * from the log and the writes already done skipped, until it completes. So
+ * the devices see each access once, in program order, and a read never waits
+ * for a later one. */
+static bool mmio_logged(struct soft_cpu *c, uint64_t gpa, int size, bool write, uint64_t *v)
+{
+	if (c->mmio_pos == c->mmio_n)
+		return false;
+	struct mmio_access *a = &c->mmio_log[c->mmio_pos];
+	if (a->gpa == gpa && a->size == size && a->write == write) {
+		c->mmio_pos++;
+		if (!write)
+			*v = a->data;
+		return true;
+	}
+	/* The replay went another way (another vCPU changed memory it
+	 * depends on): the rest of the log belongs to the old path. */
+	c->mmio_n = c->mmio_pos;
+	if (c->mmio_out > c->mmio_n)
+		c->mmio_out = c->mmio_n;
+	return false;
+}
+
+static void mmio_append(struct soft_cpu *c, uint64_t gpa, int size, bool write, uint64_t v)
+{
+	if (c->mmio_n == MMIO_LOG)
+		raise_exc(c, EXC_MC, false, 0); /* more than any instruction makes */
+	c->mmio_log[c->mmio_n++] =
+	    (struct mmio_access){.gpa = gpa, .size = (uint8_t)size, .write = write, .data = v};
+	c->mmio_pos = c->mmio_n;
+}
+
+/* The first logged access the machine has not done, as the exit; false if
+ * none is left. */
+bool mmio_next_exit(struct soft_cpu *c)
+{
+	if (c->mmio_out == c->mmio_n)
+		return false;
+	const struct mmio_access *a = &c->mmio_log[c->mmio_out];
+	trap(c, TRAP_MMIO);
+	c->exit->reason = EXIT_MMIO;
+	c->exit->mmio.gpa = a->gpa;
+	c->exit->mmio.size = a->size;
+	c->exit->mmio.write = a->write;
+	memcpy(c->exit->mmio.data, &a->data, 8);
+	return true;
+}
+
+/* The machine did the access mmio_next_exit gave it. */
+void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit)
+{
+	struct mmio_access *a = &c->mmio_log[c->mmio_out++];
+	if (!a->write) {
+		a->data = 0;
+		memcpy(&a->data, exit->mmio.data, a->size);
+	}
+}
+
+/* The instruction completed or was abandoned: its accesses are history. */
+void mmio_reset(struct soft_cpu *c)
+{
+	c->mmio_n = c->mmio_out = c->mmio_pos = 0;
+	c->mmio_replay = false;
+}
+
 static uint64_t mmio_read(struct soft_cpu *c, uint64_t gpa, int size)
 {
 	uint64_t v = 0;
-	if (c->mmio_in_ready && c->mmio_in_gpa == gpa) {
-		c->mmio_in_ready = false;
-		memcpy(&v, c->mmio_in_data, size);
+	if (mmio_logged(c, gpa, size, false, &v) || soft_mmio(c, gpa, &v, size, false))
 		return v;
-	}
-	if (soft_mmio(c, gpa, &v, size, false))
-		return v;
-	trap(c, TRAP_MMIO);
-	c->exit->reason = EXIT_MMIO;
-	c->exit->mmio.gpa = gpa;
-	c->exit->mmio.size = (uint8_t)size;
-	c->exit->mmio.write = false;
-	memset(c->exit->mmio.data, 0, 8);
-	c->mmio_in_gpa = gpa;
+	mmio_append(c, gpa, size, false, 0);
+	c->mmio_replay = true;
+	mmio_next_exit(c);
 	longjmp(c->jb, JMP_EXIT);
 }
 
 static void mmio_write(struct soft_cpu *c, uint64_t gpa, int size, uint64_t v)
 {
-	if (soft_mmio(c, gpa, &v, size, true))
+	uint64_t unused;
+	if (mmio_logged(c, gpa, size, true, &unused) || soft_mmio(c, gpa, &v, size, true))
 		return;
-	if (c->exit_pending)
-		return; /* a second device write in one instruction: not supported */
-	trap(c, TRAP_MMIO);
-	c->exit->reason = EXIT_MMIO;
-	c->exit->mmio.gpa = gpa;
-	c->exit->mmio.size = (uint8_t)size;
-	c->exit->mmio.write = true;
-	memcpy(c->exit->mmio.data, &v, 8);
+	mmio_append(c, gpa, size, true, v & mask_of(size));
 	c->exit_pending = true;
 	c->stop = true;
 }

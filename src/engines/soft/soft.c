@@ -297,8 +297,11 @@ static inline bool attention(struct soft_cpu *c)
 static inline int run_block(struct soft_cpu *c, int budget)
 {
 	/* Interrupts are only taken between blocks, so the one-instruction
-	 * shadow after STI / MOV SS ends with the first instruction of a block. */
+	 * shadow after STI / MOV SS ends with the first instruction of a block;
+	 * so does RF (set by IRET), which only an interrupt taken before that
+	 * instruction still saw (instruction breakpoints are not implemented). */
 	c->interrupt_shadow = false;
+	c->fl &= ~(uint64_t)FL_RF;
 	c->insn_rip = c->rip; /* a fetch fault belongs to the first instruction */
 	c->insn_rsp = c->r[R_RSP];
 	c->last = NULL;
@@ -405,18 +408,34 @@ static void restore_insn(struct soft_cpu *c)
 	c->last = NULL;
 }
 
+/* The instruction whose device accesses the machine has just done runs again,
+ * alone and through the general dispatcher, so that nothing after it runs
+ * while the log of its accesses (mmu.c) is in use. */
+static void replay_insn(struct soft_cpu *c)
+{
+	c->mmio_pos = 0;
+	c->insn_rip = c->rip;
+	c->insn_rsp = c->r[R_RSP];
+	c->last = NULL;
+	decode(c, &c->replay, c->rip, c->replay_bytes);
+	c->replay.fn = exec_insn;
+	c->last = &c->replay;
+	c->stat_insns++;
+	exec_insn(c, &c->replay);
+	c->last = NULL;
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
 	struct soft_intc *ic = c->vm->intc;
 
 	/* Complete the exit the machine just handled. */
-	if (c->await == AWAIT_IO) {
+	bool mmio = c->await == AWAIT_MMIO;
+	if (c->await == AWAIT_IO)
 		c->io_in_ready = true;
-	} else if (c->await == AWAIT_MMIO) {
-		memcpy(c->mmio_in_data, exit->mmio.data, 8);
-		c->mmio_in_ready = true;
-	}
+	else if (mmio)
+		mmio_done(c, exit);
 	if (c->regs_lent && exit->io.regs_dirty) {
 		const struct exit_regs *r = &exit->io.regs;
 		c->r[R_RAX] = r->rax;
@@ -429,6 +448,10 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	c->regs_lent = false;
 	c->await = AWAIT_NONE;
 	c->exit = exit;
+	if (mmio && mmio_next_exit(c)) { /* more accesses of the same instruction */
+		c->await = AWAIT_MMIO;
+		return 0;
+	}
 	epoch_bump(c); /* the machine may have written guest memory meanwhile */
 	c->exit_pending = false;
 	c->last = NULL;
@@ -436,6 +459,7 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	switch (setjmp(c->jb)) {
 	case JMP_EXCEPTION:
 		restore_insn(c);
+		mmio_reset(c); /* the instruction is abandoned */
 		handle_fault(c);
 		break;
 	case JMP_EXIT:
@@ -443,13 +467,21 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		c->await = exit->reason == EXIT_MMIO ? AWAIT_MMIO : AWAIT_IO;
 		return 0;
 	}
+	/* An instruction waiting for its device data completes before any
+	 * interrupt: the handler must not run into its replay. */
+	if (c->mmio_replay) {
+		c->mmio_replay = false;
+		replay_insn(c);
+	}
+	if (c->mmio_out == c->mmio_n)
+		mmio_reset(c);
 
 	if (c->pending_exc >= 0) {
 		int vec = c->pending_exc;
 		c->pending_exc = -1;
 		c->insn_rip = c->rip;
 		c->insn_rsp = c->r[R_RSP];
-		deliver_event(c, vec, c->pending_exc_has_err, c->pending_exc_err, false, c->rip);
+		deliver_exception(c, vec, c->pending_exc_has_err, c->pending_exc_err);
 	}
 	if (c->pending_irq >= 0) {
 		int vec = c->pending_irq;
@@ -459,8 +491,11 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		deliver_event(c, vec, false, 0, false, c->rip);
 	}
 	for (;;) {
-		if (c->exit_pending)
+		if (c->exit_pending) {
+			if (mmio_next_exit(c))
+				c->await = AWAIT_MMIO;
 			return 0;
+		}
 		if (atomic_load_explicit(&c->kick, memory_order_relaxed) &&
 		    atomic_exchange(&c->kick, false)) {
 			exit->reason = EXIT_KICKED;
@@ -473,10 +508,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			intc_wait(ic, c->index, false);
 			continue;
 		}
-		/* An instruction waiting for its device data completes before any
+		/* An instruction waiting for its port data completes before any
 		 * interrupt: the handler must not run into its replay. */
-		bool replay = c->io_in_ready || c->mmio_in_ready;
-		if ((attn || c->nmi_pending) && !replay)
+		if ((attn || c->nmi_pending) && !c->io_in_ready)
 			deliver_interrupts(c, attn);
 		if (c->halted) {
 			intc_wait(ic, c->index, c->fl & FL_IF);
@@ -486,8 +520,8 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 			continue;
 		}
 		run_batch(c);
-		/* device data belongs to the first instruction only */
-		c->io_in_ready = c->mmio_in_ready = false;
+		/* port data belongs to the first instruction only */
+		c->io_in_ready = false;
 		c->last = NULL;
 		intc_poll(ic, c->index);
 	}
@@ -638,7 +672,8 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 	c->interrupt_shadow = st->interrupt_shadow;
 	c->delivering = -1;
 	c->await = AWAIT_NONE;
-	c->regs_lent = c->io_in_ready = c->mmio_in_ready = false;
+	c->regs_lent = c->io_in_ready = false;
+	mmio_reset(c);
 	c->cpl = (c->cr0 & CR0_PE) ? c->seg[SEG_SS].dpl : 0;
 	if ((c->cr0 & CR0_PE) && (c->efer & EFER_LMA) && c->seg[SEG_CS].l)
 		c->cpl = c->seg[SEG_CS].sel & 3;

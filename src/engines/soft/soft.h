@@ -22,6 +22,9 @@
 #define TLB_BITS       10
 #define TLB_SIZE       (1u << TLB_BITS)
 #define IO_BUF_SIZE    4096
+/* MAXPHYADDR: CPUID 0x80000008 reports it, the page walk (mmu.c) treats
+ * address bits above it as reserved. */
+#define PHYS_ADDR_BITS 40
 
 struct soft_intc;
 struct soft_cpu;
@@ -193,6 +196,7 @@ struct insn {
 	int8_t seg;	    /* segment override or -1 */
 	int8_t base, index; /* -1 = none; base 16 = RIP-relative */
 	bool lock, opsize_prefix, has_modrm, is_mem;
+	bool invalid; /* #UD in this mode (decode.c's A_NO64) */
 };
 
 /* A block of decoded straight-line instructions (decode.c), valid while the
@@ -218,6 +222,15 @@ struct block_tag {
 	uint64_t rip;
 	uint64_t epoch; /* validation epoch in which the bytes last matched */
 	int64_t key;	/* code_key() */
+};
+
+/* One access to guest-physical space that is not RAM. An instruction makes up
+ * to MMIO_LOG of them (FXSAVE/FXRSTOR: 64 of 8 bytes). */
+#define MMIO_LOG 80
+struct mmio_access {
+	uint64_t gpa, data;
+	uint8_t size;
+	bool write;
 };
 
 struct soft_cpu {
@@ -253,9 +266,15 @@ struct soft_cpu {
 	/* Exits in flight: completion data arrives with the next vcpu_run. */
 	struct vcpu_exit *exit;
 	bool exit_pending;
-	bool io_in_ready, mmio_in_ready, regs_lent;
-	uint64_t mmio_in_gpa;
-	uint8_t mmio_in_data[8];
+	bool io_in_ready, regs_lent;
+	/* The device accesses of the instruction in flight, in order (mmu.c):
+	 * [0, mmio_out) done by the machine, [mmio_out, mmio_n) still to do;
+	 * a replay consumes them from mmio_pos. */
+	struct mmio_access mmio_log[MMIO_LOG];
+	uint8_t mmio_n, mmio_out, mmio_pos;
+	bool mmio_replay;	  /* run the instruction again once the log is done */
+	struct insn replay;	  /* the instruction replayed (soft.c) */
+	uint8_t replay_bytes[15]; /* its bytes */
 	uint32_t io_in_count;
 	uint16_t io_in_port; /* the IN/INS that exited, so only it takes the data */
 	uint8_t io_in_size;
@@ -388,6 +407,16 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
 void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
+bool pae_pdpt_valid(struct soft_cpu *c, uint64_t cr3);
+bool mmio_next_exit(struct soft_cpu *c);
+void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit);
+void mmio_reset(struct soft_cpu *c);
+
+/* A 48-bit linear address sign-extended to 64 bits. */
+static inline bool canonical(uint64_t v)
+{
+	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
+}
 
 static inline uint64_t mask_of(int size)
 {
@@ -608,6 +637,7 @@ _Noreturn void raise_gp(struct soft_cpu *c, uint32_t err);
 _Noreturn void raise_ud(struct soft_cpu *c);
 void deliver_event(struct soft_cpu *c, int vec, bool has_err, uint32_t err, bool soft_int,
 		   uint64_t next_rip);
+void deliver_exception(struct soft_cpu *c, int vec, bool has_err, uint32_t err);
 void handle_fault(struct soft_cpu *c);
 void write_flags(struct soft_cpu *c, uint64_t v, int size, bool iret);
 void do_iret(struct soft_cpu *c, int size);

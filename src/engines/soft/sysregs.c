@@ -164,6 +164,14 @@ uint64_t read_cr(struct soft_cpu *c, int n)
 	((1u << 2) | (1u << 3) | CR4_PSE | CR4_PAE | (1u << 6) | CR4_PGE | (1u << 8) |             \
 	 CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE)
 
+/* Would PAE paging (not long mode) start or reload its PDPTEs from a bad
+ * PDPT with these control registers? */
+static bool pae_pdpt_bad(struct soft_cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4)
+{
+	return (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(c->efer & EFER_LME) &&
+	       !pae_pdpt_valid(c, cr3);
+}
+
 void write_cr(struct soft_cpu *c, int n, uint64_t v)
 {
 	switch (n) {
@@ -177,6 +185,8 @@ void write_cr(struct soft_cpu *c, int n, uint64_t v)
 				raise_gp(c, 0);
 			c->efer |= EFER_LMA;
 		}
+		if (((old ^ v) & (CR0_PG | CR0_CD | CR0_NW)) && pae_pdpt_bad(c, v, c->cr3, c->cr4))
+			raise_gp(c, 0);
 		if (!(v & CR0_PG) && (old & CR0_PG) && (c->efer & EFER_LMA)) {
 			if (c->mode == 8)
 				raise_gp(c, 0);
@@ -192,6 +202,11 @@ void write_cr(struct soft_cpu *c, int n, uint64_t v)
 		c->cr2 = v;
 		return;
 	case 3:
+		/* bits above MAXPHYADDR are reserved (bit 63 too: no PCIDE) */
+		if ((c->efer & EFER_LMA) && (v >> PHYS_ADDR_BITS))
+			raise_gp(c, 0);
+		if (pae_pdpt_bad(c, c->cr0, v, c->cr4))
+			raise_gp(c, 0);
 		c->cr3 = v & 0x000ffffffffff018ull;
 		tlb_flush(c, c->cr4 & CR4_PGE);
 		return;
@@ -201,6 +216,9 @@ void write_cr(struct soft_cpu *c, int n, uint64_t v)
 		if ((c->efer & EFER_LMA) && !(v & CR4_PAE))
 			raise_gp(c, 0);
 		uint64_t old = c->cr4;
+		if (((old ^ v) & (CR4_PGE | CR4_PAE | CR4_PSE)) &&
+		    pae_pdpt_bad(c, c->cr0, c->cr3, v))
+			raise_gp(c, 0);
 		c->cr4 = v;
 		if ((old ^ v) & (CR4_PGE | CR4_PAE | CR4_PSE))
 			tlb_flush(c, false);
@@ -218,6 +236,26 @@ void write_cr(struct soft_cpu *c, int n, uint64_t v)
 uint64_t read_tsc(struct soft_cpu *c)
 {
 	return soft_tsc(c);
+}
+
+/* The machine-check architecture is not offered (CPUID.1:EDX MCE and MCA
+ * clear), so its MSRs do not exist and #GP, as on a CPU without it, rather
+ * than read 0 like an unknown model-specific MSR. */
+static const struct {
+	uint32_t first, last;
+} absent_msrs[] = {
+    {0x179, 0x17b}, /* MCG_CAP, MCG_STATUS, MCG_CTL */
+    {0x17d, 0x17d}, /* MCG_EXT_CTL */
+    {0x280, 0x29f}, /* MCi_CTL2 */
+    {0x400, 0x47f}, /* MCi_CTL, MCi_STATUS, MCi_ADDR, MCi_MISC of 32 banks */
+};
+
+static bool msr_absent(uint32_t msr)
+{
+	for (size_t i = 0; i < sizeof(absent_msrs) / sizeof(absent_msrs[0]); i++)
+		if (msr >= absent_msrs[i].first && msr <= absent_msrs[i].last)
+			return true;
+	return false;
 }
 
 /* Returns false for #GP. MSRs nobody emulates read as 0 and ignore writes, as
@@ -283,14 +321,18 @@ bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write)
 		p = &c->misc_enable;
 		break;
 	default:
+		if (msr_absent(msr))
+			return false;
 		if (!write)
 			*val = 0;
 		return true;
 	}
 	if (write) {
+		/* the MSRs that hold linear addresses take only canonical ones */
 		bool addr = msr == MSR_FS_BASE || msr == MSR_GS_BASE || msr == MSR_KERNEL_GS_BASE ||
-			    msr == MSR_LSTAR || msr == MSR_CSTAR;
-		if (addr && (uint64_t)((int64_t)(*val << 16) >> 16) != *val)
+			    msr == MSR_LSTAR || msr == MSR_CSTAR || msr == MSR_SYSENTER_ESP ||
+			    msr == MSR_SYSENTER_EIP;
+		if (addr && !canonical(*val))
 			return false;
 		*p = *val;
 	} else {
@@ -374,7 +416,7 @@ void do_cpuid(struct soft_cpu *c)
 		r[3] = 1u << 8; /* invariant TSC */
 		break;
 	case 0x80000008:
-		r[0] = 0x3028; /* 40-bit physical, 48-bit virtual */
+		r[0] = 0x3000 | PHYS_ADDR_BITS; /* 48-bit virtual */
 		break;
 	}
 	c->r[R_RAX] = r[0];
