@@ -146,7 +146,8 @@ static void expect_ipis(const char *what, void (*send)(uint64_t), uint64_t arg, 
 	if (hits[0] != want0 || hits[1] != want1)
 		fail("%s: the BSP took %d and the AP %d interrupts, expected %u and %u (spun %lu "
 		     "TSC cycles)",
-		     what, (int)(hits[0] - want0 + bsp), (int)(hits[1] - want1 + ap), bsp, ap, took);
+		     what, (int)(hits[0] - want0 + bsp), (int)(hits[1] - want1 + ap), bsp, ap,
+		     took);
 	kprintf("apic: %s: delivered after %lu TSC cycles\n", what, took);
 }
 
