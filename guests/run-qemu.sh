@@ -14,7 +14,7 @@ case $name in
 esac
 [ -f "$image" ] || { echo "$0: $image not found; run 'make -C guests' first" >&2; exit 2; }
 smp=1
-[ "$(basename "$image")" = smp.elf ] && smp=2
+case $(basename "$image") in smp.elf | apic.elf | kvmclock.elf) smp=2 ;; esac
 exec timeout "${QEMU_TIMEOUT:-60}" qemu-system-x86_64 -accel "${ACCEL:-tcg}" -M pc -cpu max -m 128 \
 	-smp "$smp" -display none -serial stdio -no-reboot -monitor none \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$image" "$@"

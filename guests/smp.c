@@ -1,6 +1,8 @@
 /* smp: start the second CPU (APIC ID 1) with INIT-SIPI-SIPI through a real-mode
  * trampoline, then let both CPUs increment a shared counter with LOCK at the
- * same time. Run with 2 vCPUs. */
+ * same time, and a plain one under a test-and-set spin lock taken with LOCK
+ * CMPXCHG (the lock Linux uses on a hypervisor without paravirtual spin
+ * locks): no increment may be lost. Run with 2 vCPUs. */
 #include "guest.h"
 
 const char guest_name[] = "smp";
@@ -12,11 +14,23 @@ const char guest_name[] = "smp";
 static volatile uint32_t ap_apic_id = ~0u;
 static volatile bool go, ap_done;
 static uint64_t counter;
+static volatile int lock;
+static volatile uint64_t locked_counter;
 
 static void add_many(void)
 {
 	for (unsigned i = 0; i < INCREMENTS; i++)
 		__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED); /* lock add */
+	for (unsigned i = 0; i < INCREMENTS; i++) {
+		int free = 0;
+		while (lock || !__atomic_compare_exchange_n((int *)&lock, &free, 1, false,
+							    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			free = 0;
+			cpu_relax();
+		}
+		locked_counter = locked_counter + 1;
+		__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
+	}
 }
 
 static void ap_main(void)
@@ -55,5 +69,10 @@ int guest_main(const struct boot_info *bi)
 	kprintf("smp: counter %lu after %u LOCK increments on each CPU\n", counter, INCREMENTS);
 	if (counter != 2 * INCREMENTS)
 		fail("counter is %lu, expected %u: increments were lost", counter, 2 * INCREMENTS);
+	kprintf("smp: counter %lu after %u increments under a CMPXCHG spin lock on each CPU\n",
+		locked_counter, INCREMENTS);
+	if (locked_counter != 2 * INCREMENTS)
+		fail("the spin lock let both CPUs in: %lu increments of %u",
+		     (uint64_t)locked_counter, 2 * INCREMENTS);
 	return 0;
 }

@@ -149,7 +149,10 @@ struct cpu_state {
 	uint32_t xsave_size;
 	uint8_t xsave[XSAVE_AREA_SIZE] __attribute__((aligned(64)));
 
-	/* Local APIC register page; only meaningful when has_lapic. */
+	/* Local APIC register page; only meaningful when has_lapic. The mode is
+	 * IA32_APIC_BASE's; in x2APIC mode too the ID sits in bits 31:24 and
+	 * ICR2 holds the ICR's upper half (KVM_GET_LAPIC's format without
+	 * KVM_CAP_X2APIC_API), and the LDR is derived from the ID. */
 	bool has_lapic;
 	uint8_t lapic[LAPIC_PAGE_SIZE];
 

@@ -24,6 +24,12 @@ for e in kvm soft; do
 	expect "$e/$bin: LAPIC timer interrupts" 1 "PASS timer"
 	run_vm $e-$bin-smp run --engine $e --cpus 2 --kernel "$GUESTS/smp.elf"
 	expect "$e/$bin: two vCPUs" 1 "PASS smp"
+	run_vm $e-$bin-apic run --engine $e --cpus 2 --kernel "$GUESTS/apic.elf" --cmdline x2apic
+	expect "$e/$bin: IPIs (self, shorthands, physical, logical), x2APIC, APIC disable" 1 "PASS apic"
+	if [ $e = soft ]; then # slow on an emulating /dev/kvm, and KVM's own clock
+		run_vm $e-$bin-kvmclock run --engine $e --cpus 2 --kernel "$GUESTS/kvmclock.elf"
+		expect "$e/$bin: kvmclock never goes backwards across two vCPUs" 1 "PASS kvmclock"
+	fi
 	run_vm $e-$bin-triple run --engine $e --kernel "$GUESTS/triplefault.elf"
 	expect_err "$e/$bin: triple fault reported as a crash" 70 "VM crashed: vCPU 0: triple fault at RIP 0x[0-9a-f]+"
 	run_vm $e-$bin-console run --engine $e --kernel "$GUESTS/hello.elf" --console "file:$TMP/console-$bin.txt"

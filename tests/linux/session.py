@@ -71,6 +71,7 @@ try:
     result["echo"] = run("echo hello from the guest")
     result["kernel"] = run("uname -r")
     result["nproc"] = run("grep -c ^processor /proc/cpuinfo")
+    result["x2apic"] = run("dmesg | grep -c 'x2apic enabled'")
     result["rng_current"] = run("cat /sys/class/misc/hw_random/rng_current")
     result["entropy"] = run("head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'")
     token = "popek-disk-" + uuid.uuid4().hex

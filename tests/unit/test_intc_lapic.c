@@ -213,6 +213,41 @@ static void x2apic_msrs(void **state)
 	intc_destroy(ic);
 }
 
+/* IA32_APIC_BASE: the SDM's mode transitions for the guest, any valid state
+ * for the host, reserved bits from MAXPHYADDR (40) up, and the EN bit that
+ * CPUID.1:EDX.APIC follows. */
+static void apic_base_modes(void **state)
+{
+	struct soft_intc *ic = test_intc(1);
+	assert_true(intc_apic_enabled(ic, 0));
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00900 | (1ull << 40)), -1);
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00901), -1);
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0x8000000900ull), 1); /* bit 39: still an address */
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00100), 1);	  /* disabled */
+	assert_false(intc_apic_enabled(ic, 0));
+	uint32_t v = 0;
+	assert_false(intc_mmio(ic, 0, 0xfee00030, &v, 4, false)); /* not an APIC any more */
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00500), -1);	  /* EXTD without EN */
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00d00), -1);	  /* disabled -> x2APIC */
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00900), 1);
+	assert_true(intc_apic_enabled(ic, 0));
+	assert_int_equal(apic_read(ic, 0, 0x30) & 0xff, 0x14);
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00d00), 1);
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00900), -1); /* x2APIC -> xAPIC */
+	assert_int_equal(wrmsr(ic, 0, 0x1b, 0xfee00500), -1);
+	/* The host sets any valid state directly; BSP stays what it is. */
+	assert_true(intc_set_apic_base(ic, 0, 0xfee00800));
+	assert_int_equal(rdmsr(ic, 0, 0x1b), 0xfee00900);
+	assert_int_equal(apic_read(ic, 0, 0x30) & 0xff, 0x14);
+	assert_true(intc_set_apic_base(ic, 0, 0));
+	assert_true(intc_set_apic_base(ic, 0, 0xfee00c00));
+	assert_int_equal(rdmsr(ic, 0, 0x80d), 1); /* LDR derived on entry */
+	assert_false(intc_set_apic_base(ic, 0, 0xfee00400));
+	assert_false(intc_set_apic_base(ic, 0, 1ull << 40));
+	assert_int_equal(rdmsr(ic, 0, 0x1b), 0xfee00d00);
+	intc_destroy(ic);
+}
+
 struct waiter {
 	struct soft_intc *ic;
 	int cpu;
@@ -304,6 +339,7 @@ int main(void)
 	    cmocka_unit_test(init_sipi_and_nmi_ipis),
 	    cmocka_unit_test(fixed_ipis_and_errors),
 	    cmocka_unit_test(x2apic_msrs),
+	    cmocka_unit_test(apic_base_modes),
 	    cmocka_unit_test(halt_wakes_on_ipi_and_kick),
 	    cmocka_unit_test(snapshot_page_round_trip),
 	};

@@ -63,6 +63,45 @@ static void round_trip(void **state)
 	intc_destroy(b);
 }
 
+/* A CPU's LAPIC state in x2APIC mode (IA32_APIC_BASE plus the register
+ * page, as set_state restores them) comes back in x2APIC mode: 32-bit ID and
+ * derived LDR over the MSRs, no MMIO, IPIs by x2APIC destination. The page
+ * keeps the ID in bits 31:24, as KVM's does, so it moves between engines. */
+static void x2apic_mode_round_trip(void **state)
+{
+	struct soft_intc *a = test_intc(2), *b = test_intc(2);
+	uint8_t page[1024];
+	for (int cpu = 0; cpu < 2; cpu++) {
+		apic_enable(a, cpu);
+		assert_int_equal(wrmsr(a, cpu, 0x1b, rdmsr(a, cpu, 0x1b) | (1u << 10)), 1);
+	}
+	assert_int_equal(wrmsr(a, 1, 0x808, 0x20), 1); /* TPR */
+	uint64_t base = rdmsr(a, 1, 0x1b);
+	intc_get_lapic(a, 1, page);
+	uint32_t id;
+	memcpy(&id, page + 0x20, 4);
+	assert_int_equal(id, 1u << 24);
+	memset(page + 0xd0, 0xff, 4); /* a hostile LDR is not taken */
+
+	/* b's CPU 1 is in x2APIC mode already: the host goes straight to the state. */
+	assert_true(intc_set_apic_base(b, 1, 0xfee00c00));
+	assert_true(intc_set_apic_base(b, 1, base));
+	intc_set_lapic(b, 1, page);
+	assert_int_equal(rdmsr(b, 1, 0x1b), 0xfee00c00);
+	assert_int_equal(rdmsr(b, 1, 0x802), 1);
+	assert_int_equal(rdmsr(b, 1, 0x80d), 2); /* cluster 0, bit 1 */
+	assert_int_equal(rdmsr(b, 1, 0x808), 0x20);
+	uint32_t v = 0;
+	assert_false(intc_mmio(b, 1, 0xfee00030, &v, 4, false));
+	/* CPU 0 of b (xAPIC) sends to x2APIC ID 1 physically: it arrives. */
+	apic_enable(b, 0);
+	apic_write(b, 0, 0x310, 1u << 24);
+	apic_write(b, 0, 0x300, 0x4077);
+	assert_int_equal(intc_ack(b, 1), 0x77);
+	intc_destroy(a);
+	intc_destroy(b);
+}
+
 static void hostile_state_is_clamped(void **state)
 {
 	struct soft_intc *ic = test_intc(1);
@@ -82,6 +121,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(round_trip),
+	    cmocka_unit_test(x2apic_mode_round_trip),
 	    cmocka_unit_test(hostile_state_is_clamped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

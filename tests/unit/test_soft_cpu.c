@@ -816,6 +816,40 @@ static void test_smp_lock_atomicity(void **state)
 	sg_free(&two);
 }
 
+/* vCPU 0: 1000000 x LOCK CMPXCHG dword [0x20000], 0 -> 2, the successes
+ * (ZF) counted and stored at 0x20100. vCPU 1 at SG_CODE + 0x80: 1000000 x
+ * (XCHG [0x20000] with 1, then with 0), the 2s it takes out stored at 0x20108. */
+static const uint8_t cmpxchg_code[] = {
+    0xb9, 0x40, 0x42, 0x0f, 0x00, 0x45, 0x31, 0xc0, 0x31, 0xc0, 0xba, 0x02, 0x00, 0x00, 0x00, 0xf0,
+    0x0f, 0xb1, 0x14, 0x25, 0x00, 0x00, 0x02, 0x00, 0x75, 0x03, 0x49, 0xff, 0xc0, 0xff, 0xc9, 0x75,
+    0xe7, 0x4c, 0x89, 0x04, 0x25, 0x00, 0x01, 0x02, 0x00, 0x66, 0xba, 0x10, 0x05, 0xef};
+static const uint8_t xchg_code[] = {
+    0xb9, 0x40, 0x42, 0x0f, 0x00, 0x45, 0x31, 0xc9, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x87, 0x04, 0x25,
+    0x00, 0x00, 0x02, 0x00, 0x83, 0xf8, 0x02, 0x75, 0x03, 0x49, 0xff, 0xc1, 0x31, 0xc0, 0x87, 0x04,
+    0x25, 0x00, 0x00, 0x02, 0x00, 0x83, 0xf8, 0x02, 0x75, 0x03, 0x49, 0xff, 0xc1, 0xff, 0xc9, 0x75,
+    0xd7, 0x4c, 0x89, 0x0c, 0x25, 0x08, 0x01, 0x02, 0x00, 0x66, 0xba, 0x10, 0x05, 0xef};
+
+/* LOCK CMPXCHG reports success (ZF) only when it stored: every 2 that vCPU 0
+ * claims to have written is taken out by vCPU 1's XCHG or still there at the
+ * end. A failed compare that read the word again afterwards could find the 0
+ * vCPU 1 had just put back and claim a store that never happened; Linux's
+ * lock-free lists (the scheduler's wake-up list) then lose an entry. */
+static void test_smp_cmpxchg_is_one_access(void **state)
+{
+	(void)state;
+	struct sg two;
+	assert_int_equal(sg_init(&two, 2), 0);
+	memcpy(two.ram + SG_CODE, cmpxchg_code, sizeof(cmpxchg_code));
+	memcpy(two.ram + SG_CODE + 0x80, xchg_code, sizeof(xchg_code));
+	run_two_vcpus(&two, two.st.rip + 0x80);
+	uint32_t left;
+	memcpy(&left, two.ram + 0x20000, 4);
+	uint64_t claimed = sg_r64(&two, 0x20100), taken = sg_r64(&two, 0x20108);
+	assert_true(claimed > 0);
+	assert_int_equal(claimed, taken + (left == 2));
+	sg_free(&two);
+}
+
 static void *kicker(void *arg)
 {
 	(void)arg;
@@ -1100,6 +1134,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_protected_mode_exception, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cmpxchg16b, setup, teardown),
 	    cmocka_unit_test(test_smp_lock_atomicity),
+	    cmocka_unit_test(test_smp_cmpxchg_is_one_access),
 	    cmocka_unit_test(test_cross_modifying_code),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),

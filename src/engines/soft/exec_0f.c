@@ -335,11 +335,7 @@ static void cmpxchg(struct soft_cpu *c, struct insn *d, int size)
 	}
 	uint8_t *p = mem_rmw_ptr(c, SEG(d), d->ea, size);
 	if (p) {
-		if (cas_n(p, size, acc, src)) {
-			old = acc;
-		} else {
-			old = load_n(p, size);
-		}
+		old = cmpxchg_n(p, size, acc, src);
 	} else {
 		old = mem_read(c, SEG(d), d->ea, size);
 		mem_write(c, SEG(d), d->ea, size, old == acc ? src : old);
@@ -395,8 +391,8 @@ static void cmpxchg8b(struct soft_cpu *c, struct insn *d)
 	uint8_t *p = mem_rmw_ptr(c, seg, d->ea, 8);
 	bool ok;
 	if (p) {
-		ok = cas_n(p, 8, expect, want);
-		cur = ok ? expect : load_n(p, 8);
+		cur = cmpxchg_n(p, 8, expect, want);
+		ok = cur == expect;
 	} else {
 		cur = mem_read(c, seg, d->ea, 8);
 		ok = cur == expect;

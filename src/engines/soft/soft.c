@@ -91,7 +91,13 @@ uint64_t soft_tsc(struct soft_cpu *c)
 uint32_t soft_intc_cpuid1_ecx(struct soft_cpu *c)
 {
 	(void)c;
-	return 1u << 24; /* TSC-deadline timer */
+	return (1u << 21) | (1u << 24); /* x2APIC, TSC-deadline timer */
+}
+
+/* CPUID.1:EDX.APIC reads as IA32_APIC_BASE.EN says, as on hardware. */
+uint32_t soft_intc_cpuid1_edx(struct soft_cpu *c)
+{
+	return intc_apic_enabled(c->vm->intc, c->index) ? 1u << 9 : 0;
 }
 
 uint32_t soft_intc_kvm_features(struct soft_cpu *c)
@@ -650,7 +656,7 @@ static int soft_set_state(struct engine_vcpu *v, const struct cpu_state *st)
 		uint64_t val = st->msr[intc_msrs[i].idx];
 		if (intc_msrs[i].idx == MSR_IDX_APIC_BASE) {
 			if (val)
-				intc_msr(ic, c->index, MSR_APIC_BASE, &val, true);
+				intc_set_apic_base(ic, c->index, val);
 			if (st->has_lapic)
 				intc_set_lapic(ic, c->index, st->lapic);
 		} else if (intc_msrs[i].idx == MSR_IDX_TSC) {

@@ -531,29 +531,43 @@ static inline void store_n(uint8_t *p, int size, uint64_t v)
 	}
 }
 
-/* Atomic compare-and-swap on guest memory for LOCKed instructions. */
-static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
+/* Atomic compare-and-exchange on guest memory for LOCKed instructions: the
+ * value the one atomic access found (old's low size bytes when it stored). A
+ * CMPXCHG must take its result from here: reading the memory again after a
+ * failed compare can find the expected value another vCPU wrote meanwhile and
+ * report a store that never happened. */
+static inline uint64_t cmpxchg_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
 {
 	switch (size) {
 	case 1: {
 		uint8_t o = (uint8_t)old;
-		return __atomic_compare_exchange_n(p, &o, (uint8_t)new_, false, __ATOMIC_SEQ_CST,
-						   __ATOMIC_SEQ_CST);
+		__atomic_compare_exchange_n(p, &o, (uint8_t)new_, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST);
+		return o;
 	}
 	case 2: {
 		uint16_t o = (uint16_t)old;
-		return __atomic_compare_exchange_n((uint16_t *)(void *)p, &o, (uint16_t)new_, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		__atomic_compare_exchange_n((uint16_t *)(void *)p, &o, (uint16_t)new_, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		return o;
 	}
 	case 4: {
 		uint32_t o = (uint32_t)old;
-		return __atomic_compare_exchange_n((uint32_t *)(void *)p, &o, (uint32_t)new_, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		__atomic_compare_exchange_n((uint32_t *)(void *)p, &o, (uint32_t)new_, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		return o;
 	}
 	default:
-		return __atomic_compare_exchange_n((uint64_t *)(void *)p, &old, new_, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		__atomic_compare_exchange_n((uint64_t *)(void *)p, &old, new_, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		return old;
 	}
+}
+
+/* Did the compare-and-swap store? */
+static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
+{
+	return cmpxchg_n(p, size, old, new_) == (old & mask_of(size));
 }
 
 void code_written(struct soft_cpu *c, uint64_t *code);
@@ -722,6 +736,7 @@ uint64_t soft_tsc(struct soft_cpu *c);
 uint64_t soft_cr8_read(struct soft_cpu *c);
 void soft_cr8_write(struct soft_cpu *c, uint64_t v);
 uint32_t soft_intc_cpuid1_ecx(struct soft_cpu *c);
+uint32_t soft_intc_cpuid1_edx(struct soft_cpu *c);
 uint32_t soft_intc_kvm_features(struct soft_cpu *c);
 
 #endif

@@ -351,10 +351,12 @@ void do_cpuid(struct soft_cpu *c)
 	uint32_t leaf = (uint32_t)c->r[R_RAX], sub = (uint32_t)c->r[R_RCX];
 	uint32_t r[4] = {0, 0, 0, 0}; /* eax ebx ecx edx */
 	serialize(c);
-	/* Leaf-1 EDX: fpu pse tsc msr pae cx8 apic pge cmov pat clflush mmx fxsr sse sse2 */
+	/* Leaf-1 EDX: fpu pse tsc msr pae cx8 pge cmov pat clflush mmx fxsr sse sse2, and apic
+	 * while the local APIC is enabled */
 	const uint32_t edx1 = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
-			      (1u << 8) | (1u << 9) | (1u << 13) | (1u << 15) | (1u << 16) |
-			      (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+			      (1u << 8) | (1u << 13) | (1u << 15) | (1u << 16) | (1u << 19) |
+			      (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26) |
+			      soft_intc_cpuid1_edx(c);
 	const uint32_t sig = 0x00060fb1; /* family 15, model 107, stepping 1 (as qemu64) */
 
 	switch (leaf) {

@@ -172,7 +172,7 @@ bool intc_pio(struct soft_intc *ic, uint16_t port, void *data, unsigned size, bo
 bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned size, bool write)
 {
 	struct lapic *a = &ic->cpu[cpu];
-	uint64_t lapic_base = a->base_msr & 0x000ffffffffff000ull;
+	uint64_t lapic_base = a->base_msr & APIC_BASE_ADDR;
 	bool lapic = lapic_hw_enabled(a) && !lapic_x2apic(a) && gpa - lapic_base < 0x1000;
 	bool ioapic = gpa - INTC_IOAPIC_BASE < 0x1000;
 	if (!lapic && !ioapic)
@@ -215,6 +215,14 @@ int intc_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool wr
 		r = clock_msr(ic, cpu, msr, val, write);
 	pthread_mutex_unlock(&ic->lock);
 	return r;
+}
+
+bool intc_apic_enabled(struct soft_intc *ic, int cpu)
+{
+	pthread_mutex_lock(&ic->lock);
+	bool en = lapic_hw_enabled(&ic->cpu[cpu]);
+	pthread_mutex_unlock(&ic->lock);
+	return en;
 }
 
 uint64_t intc_cr8_read(struct soft_intc *ic, int cpu)

@@ -33,11 +33,12 @@ struct soft_intc;
  * LAPIC timer runs from a "core crystal" of the same rate, so the core should
  * advertise: CPUID 0x15 EAX=1 EBX=1 ECX=INTC_CRYSTAL_HZ; CPUID 0x16 EAX=EBX=
  * INTC_TSC_HZ/1000000; 0x40000010 EAX=INTC_TSC_HZ/1000 EBX=INTC_CRYSTAL_HZ/1000;
- * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9). The APIC
- * timer never stops and the TSC is invariant, so CPUID.6:EAX.ARAT (bit 2) and
- * CPUID.80000007:EDX (bit 8) may be advertised too. x2APIC (CPUID.1:ECX bit
- * 21) is supported: with the KVM signature and no interrupt remapping, Linux
- * then runs it in physical mode, and MSRs are cheaper to emulate than MMIO. */
+ * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9) while
+ * intc_apic_enabled. The APIC timer never stops and the TSC is invariant, so
+ * CPUID.6:EAX.ARAT (bit 2) and CPUID.80000007:EDX (bit 8) may be advertised
+ * too. x2APIC (CPUID.1:ECX bit 21) should be advertised: with the KVM
+ * signature and no interrupt remapping, Linux then runs it in physical mode,
+ * and MSRs are cheaper to emulate than MMIO. */
 #define INTC_TSC_HZ	1000000000ull
 #define INTC_CRYSTAL_HZ 1000000000ull
 
@@ -89,6 +90,9 @@ bool intc_mmio(struct soft_intc *ic, int cpu, uint64_t gpa, void *data, unsigned
  * kvmclock: advertise CPUID 0x40000000 "KVMKVMKVM" and 0x40000001 EAX bits 3
  * (CLOCKSOURCE2) and 24 (CLOCKSOURCE_STABLE); the structure is kept exact. */
 int intc_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool write);
+
+/* IA32_APIC_BASE.EN: the core clears CPUID.1:EDX.APIC while it is 0. */
+bool intc_apic_enabled(struct soft_intc *ic, int cpu);
 
 /* MOV to/from CR8: the LAPIC task priority, TPR[7:4]. */
 uint64_t intc_cr8_read(struct soft_intc *ic, int cpu);
@@ -156,8 +160,13 @@ void intc_kick(struct soft_intc *ic, int cpu);
 uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
 
 /* ---- Snapshots and vCPU set-up (CPU stopped) ----
- * Restore order: IA32_APIC_BASE (intc_msr), then intc_set_lapic, then
+ * Restore order: intc_set_apic_base, then intc_set_lapic, then
  * intc_set_tsc, then IA32_TSC_DEADLINE (it only counts in that mode). */
+
+/* Host-initiated IA32_APIC_BASE write: any valid value (reserved bits clear,
+ * no EXTD without EN), without the guest's mode transition rules, so a state
+ * in x2APIC mode can be set on a CPU in any mode. false if invalid. */
+bool intc_set_apic_base(struct soft_intc *ic, int cpu, uint64_t val);
 
 /* Host-initiated TSC write (set_state at vCPU creation or restore; the guest's
  * WRMSR goes through intc_msr). vCPUs are set one after another, so their
@@ -169,7 +178,10 @@ void intc_set_tsc(struct soft_intc *ic, int cpu, uint64_t tsc);
 
 /* The LAPIC register page (LAPIC_PAGE_SIZE bytes, architectural xAPIC offsets,
  * each register in the low dword of its 16-byte slot; timer current count as
- * of now). set restores it, re-arming the timer from the current count. */
+ * of now). set restores it, re-arming the timer from the current count. The
+ * mode comes from IA32_APIC_BASE; in x2APIC mode too the ID is kept in bits
+ * 31:24 and ICR2 holds the upper half of the 64-bit ICR, as KVM_GET_LAPIC
+ * does without KVM_CAP_X2APIC_API, and the LDR is derived from the ID. */
 void intc_get_lapic(struct soft_intc *ic, int cpu, uint8_t page[1024]);
 void intc_set_lapic(struct soft_intc *ic, int cpu, const uint8_t page[1024]);
 

@@ -47,6 +47,9 @@ enum {
 	LAPIC_NREGS = 0x40
 };
 
+/* The APIC page address: bits 12 up to the 40-bit MAXPHYADDR the core
+ * advertises in CPUID 0x80000008; the bits above are reserved (#GP). */
+#define APIC_BASE_ADDR 0x000000fffffff000ull
 #define APIC_BASE_BSP  (1ull << 8)
 #define APIC_BASE_EXTD (1ull << 10) /* x2APIC mode */
 #define APIC_BASE_EN   (1ull << 11)

@@ -51,6 +51,13 @@ bool lapic_x2apic(const struct lapic *a)
 	return a->base_msr & APIC_BASE_EXTD;
 }
 
+/* The x2APIC logical ID, fixed by the APIC ID: cluster in 31:16, one bit of
+ * 16 in 15:0 (SDM 11.12.10.2). */
+static uint32_t x2apic_ldr(uint32_t id)
+{
+	return ((id >> 4) << 16) | (1u << (id & 15));
+}
+
 static bool sw_enabled(const struct lapic *a)
 {
 	return lapic_hw_enabled(a) && (a->reg[LAPIC_SVR] & SVR_ENABLED);
@@ -427,33 +434,44 @@ void lapic_reset(struct soft_intc *ic, int cpu, bool power_on)
 	if (power_on && cpu == 0)
 		a->reg[LAPIC_LVT_LINT0] = DM_EXTINT << 8;
 	if (lapic_x2apic(a))
-		a->reg[LAPIC_LDR] = ((a->id >> 4) << 16) | (1u << (a->id & 15));
+		a->reg[LAPIC_LDR] = x2apic_ldr(a->id);
 	timer_disarm(ic, cpu);
 	intc_update(ic, cpu);
 }
 
 /* ---- MSRs: IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC 0x800-0x8ff ---- */
 
-static int apic_base_write(struct soft_intc *ic, int cpu, uint64_t val)
+/* A guest write obeys the mode transitions of SDM 11.12.5; a host write (set
+ * state, restore) may go from any valid state to any other. */
+static int apic_base_write(struct soft_intc *ic, int cpu, uint64_t val, bool host)
 {
 	struct lapic *a = &ic->cpu[cpu];
-	const uint64_t reserved =
-	    ~(0x000ffffffffff000ull | APIC_BASE_BSP | APIC_BASE_EXTD | APIC_BASE_EN);
+	const uint64_t reserved = ~(APIC_BASE_ADDR | APIC_BASE_BSP | APIC_BASE_EXTD | APIC_BASE_EN);
 	bool en = val & APIC_BASE_EN, x2 = val & APIC_BASE_EXTD;
 	if ((val & reserved) || (x2 && !en))
 		return -1;
-	if (lapic_x2apic(a) && en && !x2)
+	if (!host && lapic_x2apic(a) && en && !x2)
 		return -1; /* x2APIC -> xAPIC must go through disabled */
-	if (!lapic_hw_enabled(a) && x2)
+	if (!host && !lapic_hw_enabled(a) && x2)
 		return -1; /* disabled -> x2APIC must go through xAPIC */
 	bool was_en = lapic_hw_enabled(a), was_x2 = lapic_x2apic(a);
 	a->base_msr = (val & ~APIC_BASE_BSP) | (a->base_msr & APIC_BASE_BSP);
 	if (was_en && !en)
 		lapic_reset(ic, cpu, false); /* globally disabling loses the state (SDM 11.4.3) */
 	if (x2 && !was_x2)
-		a->reg[LAPIC_LDR] = ((a->id >> 4) << 16) | (1u << (a->id & 15));
+		a->reg[LAPIC_LDR] = x2apic_ldr(a->id);
+	else if (!x2 && was_x2)
+		a->reg[LAPIC_LDR] = 0; /* a host write leaving x2APIC: the xAPIC default */
 	intc_update(ic, cpu);
 	return 1;
+}
+
+bool intc_set_apic_base(struct soft_intc *ic, int cpu, uint64_t val)
+{
+	pthread_mutex_lock(&ic->lock);
+	int r = apic_base_write(ic, cpu, val, true);
+	pthread_mutex_unlock(&ic->lock);
+	return r > 0;
 }
 
 /* x2APIC MSR access rules (SDM table 11-6): which slots exist, read or write. */
@@ -503,7 +521,7 @@ int lapic_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool w
 	struct lapic *a = &ic->cpu[cpu];
 	if (msr == 0x1b) { /* IA32_APIC_BASE */
 		if (write)
-			return apic_base_write(ic, cpu, *val);
+			return apic_base_write(ic, cpu, *val, false);
 		*val = a->base_msr;
 		return 1;
 	}
@@ -526,7 +544,7 @@ void intc_get_lapic(struct soft_intc *ic, int cpu, uint8_t page[1024])
 	pthread_mutex_lock(&ic->lock);
 	memset(page, 0, LAPIC_NREGS * 16);
 	for (unsigned s = 0; s < LAPIC_NREGS; s++) {
-		uint32_t v = lapic_read(ic, cpu, s);
+		uint32_t v = s == LAPIC_ID ? ic->cpu[cpu].id << 24 : lapic_read(ic, cpu, s);
 		memcpy(page + s * 16, &v, 4);
 	}
 	pthread_mutex_unlock(&ic->lock);
@@ -540,7 +558,9 @@ void intc_set_lapic(struct soft_intc *ic, int cpu, const uint8_t page[1024])
 	for (unsigned s = 0; s < LAPIC_NREGS; s++)
 		memcpy(&r[s], page + s * 16, 4);
 	memcpy(a->reg, r, sizeof(a->reg));
-	a->id = lapic_x2apic(a) ? r[LAPIC_ID] : r[LAPIC_ID] >> 24;
+	a->id = r[LAPIC_ID] >> 24;
+	if (lapic_x2apic(a))
+		a->reg[LAPIC_LDR] = x2apic_ldr(a->id); /* derived, whatever the page says */
 	a->reg[LAPIC_TIMER_DIV] &= 0xb;
 	a->reg[LAPIC_TIMER_CUR] = 0;
 	uint32_t mode = TIMER_MODE(a->reg[LAPIC_LVT_TIMER]);
