@@ -93,6 +93,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_STATS,
 		O_NAME,
 		O_DISK,
+		O_JAIL,
+		O_NO_JAIL,
+		O_CPU_QUOTA,
+		O_MEM_LIMIT,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -101,6 +105,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"stats", no_argument, NULL, O_STATS},
 	    {"name", required_argument, NULL, O_NAME},
 	    {"disk", required_argument, NULL, O_DISK},
+	    {"jail", no_argument, NULL, O_JAIL},
+	    {"no-jail", no_argument, NULL, O_NO_JAIL},
+	    {"cpu-quota", required_argument, NULL, O_CPU_QUOTA},
+	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
@@ -168,6 +176,24 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			break;
 		case O_STATS:
 			cfg->stats = true;
+			break;
+		case O_JAIL:
+		case O_NO_JAIL:
+			cfg->jail = o == O_JAIL;
+			cfg->jail_set = o == O_JAIL;
+			break;
+		case O_CPU_QUOTA:
+			errno = 0;
+			cfg->cpu_quota = (int)strtol(optarg, &end, 10);
+			if (errno || *end || cfg->cpu_quota < 1 || cfg->cpu_quota > MAX_VCPUS * 100)
+				return usage_error(
+				    "--cpu-quota %s: need a percentage of one CPU from 1 to 6400",
+				    optarg);
+			break;
+		case O_MEM_LIMIT:
+			if (parse_size(optarg, &cfg->mem_limit) || cfg->mem_limit < (1u << 20))
+				return usage_error("--mem-limit %s: not a size of at least 1M",
+						   optarg);
 			break;
 		case O_NAME:
 			if (!control_name_valid(optarg))

@@ -33,8 +33,13 @@ void cli_usage(FILE *f)
 	    "  --stats              print exit/trap counts as JSON on stderr at exit\n"
 	    "  --disk FILE[,ro]     raw disk image as virtio-blk (/dev/vda, vdb, ...; repeatable)\n"
 	    "  --name NAME          name for the control channel (default vm-PID)\n"
+	    "  --jail / --no-jail   run the VMM jailed: namespaces, empty root, no capabilities,\n"
+	    "                       seccomp allowlist (default on where the host allows it)\n"
+	    "  --cpu-quota PCT      cgroup CPU limit in percent of one host CPU\n"
+	    "  --mem-limit SIZE     cgroup memory limit of the VMM process\n"
 	    "\n"
-	    "restore options: --engine, --name, --console, --stats as for run, and\n"
+	    "restore options: --engine, --name, --console, --stats, --jail, --no-jail,\n"
+	    "  --cpu-quota, --mem-limit as for run, and\n"
 	    "  --clones N           start N copies sharing unchanged memory (names NAME-1..N)\n"
 	    "  --no-verify          skip memory checksums (fastest restore; headers still "
 	    "checked)\n"
@@ -42,7 +47,7 @@ void cli_usage(FILE *f)
 	    "\n"
 	    "exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
 	    "power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"
-	    "71 host failure, 128+N stopped by signal N.\n",
+	    "71 host failure, 72 forbidden system call (jail), 128+N stopped by signal N.\n",
 	    POPEK_VERSION);
 }
 

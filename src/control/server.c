@@ -1,5 +1,6 @@
 /* VM side of the control channel: one thread, one request per connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 
 #include "control/control.h"
 #include "control/socket.h"
+#include "jail/jail.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
 #include "snapshot/snapshot.h"
@@ -20,6 +22,8 @@
 struct control {
 	struct machine *m;
 	int listen_fd, stop_fd;
+	int dir_fd; /* the runtime directory: the socket is removed through it, jailed */
+	bool started;
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -50,7 +54,7 @@ static json_object *cmd_info(struct machine *m, json_object *req, int fd)
 {
 	json_object *r = reply_ok();
 	json_object_object_add(r, "name", json_object_new_string(m->name));
-	json_object_object_add(r, "pid", json_object_new_int(getpid()));
+	json_object_object_add(r, "pid", json_object_new_int(jail_host_pid()));
 	json_object_object_add(r, "engine", json_object_new_string(m->engine->name));
 	json_object_object_add(r, "mem", json_object_new_int64((int64_t)m->mem.size));
 	json_object_object_add(r, "vcpus", json_object_new_int(m->ncpus));
@@ -199,7 +203,7 @@ static void *control_loop(void *arg)
 	return NULL;
 }
 
-struct control *control_start(struct machine *m, const char *name, char *err, size_t errlen)
+struct control *control_open(struct machine *m, const char *name, char *err, size_t errlen)
 {
 	struct control *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -207,22 +211,33 @@ struct control *control_start(struct machine *m, const char *name, char *err, si
 		return NULL;
 	}
 	c->m = m;
+	c->stop_fd = c->dir_fd = -1;
 	c->listen_fd = socket_listen(name, c->path, sizeof(c->path), err, errlen);
 	if (c->listen_fd < 0) {
 		free(c);
 		return NULL;
 	}
+	char *slash = strrchr(c->path, '/');
+	*slash = 0;
+	c->dir_fd = open(c->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	*slash = '/';
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (c->stop_fd < 0 || pthread_create(&c->thread, NULL, control_loop, c)) {
-		snprintf(err, errlen, "cannot start the control thread");
-		unlink(c->path);
-		close(c->listen_fd);
-		if (c->stop_fd >= 0)
-			close(c->stop_fd);
-		free(c);
+	if (c->dir_fd < 0 || c->stop_fd < 0) {
+		snprintf(err, errlen, "control socket %s: %s", c->path, strerror(errno));
+		control_stop(c);
 		return NULL;
 	}
 	return c;
+}
+
+int control_start(struct control *c, char *err, size_t errlen)
+{
+	if (pthread_create(&c->thread, NULL, control_loop, c)) {
+		snprintf(err, errlen, "cannot start the control thread");
+		return -1;
+	}
+	c->started = true;
+	return 0;
 }
 
 void control_stop(struct control *c)
@@ -230,11 +245,16 @@ void control_stop(struct control *c)
 	if (!c)
 		return;
 	uint64_t one = 1;
-	if (write(c->stop_fd, &one, sizeof(one)) < 0)
+	if (c->started && write(c->stop_fd, &one, sizeof(one)) < 0)
 		perror("popek: control");
-	pthread_join(c->thread, NULL);
-	unlink(c->path);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	if (c->dir_fd >= 0)
+		unlinkat(c->dir_fd, strrchr(c->path, '/') + 1, 0);
 	close(c->listen_fd);
-	close(c->stop_fd);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
 	free(c);
 }

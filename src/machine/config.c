@@ -10,4 +10,5 @@ void vm_config_defaults(struct vm_config *c)
 	c->engine = "auto";
 	c->console = CONSOLE_STDIO;
 	c->ram_fd = -1;
+	c->jail = true;
 }

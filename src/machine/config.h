@@ -33,6 +33,11 @@ struct vm_config {
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */
 	int ram_fd;
+	/* The jail (docs/jail.md): on unless --no-jail; jail_set: --jail was
+	 * given, so a host that cannot build it is an error, not a warning. */
+	bool jail, jail_set;
+	int cpu_quota;	    /* --cpu-quota: percent of one host CPU; 0 = no limit */
+	uint64_t mem_limit; /* --mem-limit: bytes; 0 = no limit */
 };
 
 void vm_config_defaults(struct vm_config *c);

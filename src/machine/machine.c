@@ -17,6 +17,7 @@
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/uart16550.h"
+#include "jail/jail.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
 #include "machine/pci_platform.h"
@@ -291,6 +292,12 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	return rc;
+}
+
+int machine_jail(struct machine *m, char *err, size_t errlen)
+{
+	struct jail_profile p = {.kvm = m->engine == &kvm_engine, .disks = m->cfg->ndisks > 0};
+	return jail_enter(m->cfg, &p, err, errlen);
 }
 
 static void user_quit(void *ctx)
