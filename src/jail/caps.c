@@ -17,8 +17,9 @@ int caps_drop_all(char *err, size_t errlen)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
 			if (errno == EINVAL)
 				break;
-			snprintf(err, errlen, "jail: cannot drop capability %d from the bounding set: %s",
-				 cap, strerror(errno));
+			snprintf(err, errlen,
+				 "jail: cannot drop capability %d from the bounding set: %s", cap,
+				 strerror(errno));
 			return -1;
 		}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) {

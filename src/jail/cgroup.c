@@ -11,7 +11,7 @@
 
 #include "jail/internal.h"
 
-#define CGROOT "/sys/fs/cgroup"
+#define CGROOT	      "/sys/fs/cgroup"
 #define CFS_PERIOD_US 100000
 
 static int put_file(const char *dir, const char *file, const char *text)

@@ -26,8 +26,7 @@ int jail_spawn(const struct vm_config *cfg, int *exit_code)
 
 /* A failure of a step the host should allow is fatal; one it may refuse
  * (no namespaces, so no pivot_root or capabilities to drop) is reported. */
-int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *err,
-	       size_t errlen)
+int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *err, size_t errlen)
 {
 	if (!cfg->jail)
 		return 0;

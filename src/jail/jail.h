@@ -29,8 +29,7 @@ int jail_spawn(const struct vm_config *cfg, int *exit_code);
  * no_new_privs, capabilities, seccomp. Call it before starting threads: the
  * seccomp filter reaches threads started earlier, capabilities do not.
  * 0, or an EXIT_CODE_* with err set. */
-int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *err,
-	       size_t errlen);
+int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *err, size_t errlen);
 
 /* The VMM's PID as the host sees it (in its PID namespace getpid() is 1). */
 int jail_host_pid(void);

@@ -1,8 +1,8 @@
 /* The jail's process structure and namespaces, and the pivot into an empty
- * root. unshare(CLONE_NEWPID) only moves the children of the caller, so the
- * VMM is a child: PID 1 of its namespace. Its parent holds nothing of the VM
- * and drops its own privileges; it only waits, forwards signals and puts the
- * terminal back however the VMM ended. */
+ * root. A new PID namespace holds only children, so the VMM is a child: PID 1
+ * of its namespaces. Its parent holds nothing of the VM and drops its own
+ * privileges; it only waits, forwards signals and puts the terminal back
+ * however the VMM ended. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -54,24 +54,27 @@ static int write_text(const char *path, const char *text)
 }
 
 /* An unprivileged user gets the same jail from a user namespace in which it
- * keeps its own uid and gid (files it creates stay its own). */
-static int enter_user_ns(char *why, size_t len)
+ * keeps its own uid and gid (files it creates stay its own); the parent writes
+ * the VMM's maps. */
+static int map_user(pid_t pid, char *why, size_t len)
 {
-	unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
-	char map[64];
-	if (unshare(CLONE_NEWUSER) < 0) {
-		snprintf(why, len, "no user namespace for uid %u (unshare: %s)", uid,
-			 strerror(errno));
-		return -1;
-	}
-	snprintf(map, sizeof(map), "%u %u 1\n", uid, uid);
-	if (write_text("/proc/self/uid_map", map) < 0 ||
-	    write_text("/proc/self/setgroups", "deny") < 0 ||
-	    (snprintf(map, sizeof(map), "%u %u 1\n", gid, gid),
-	     write_text("/proc/self/gid_map", map) < 0)) {
-		snprintf(why, len, "cannot map uid %u in a user namespace: %s", uid,
-			 strerror(errno));
-		return -1;
+	char path[64], map[64];
+	const struct {
+		const char *file;
+		unsigned id;
+	} maps[] = {
+	    {"uid_map", (unsigned)geteuid()}, {"setgroups", 0}, {"gid_map", (unsigned)getegid()}};
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, maps[i].file);
+		if (!strcmp(maps[i].file, "setgroups"))
+			snprintf(map, sizeof(map), "deny");
+		else
+			snprintf(map, sizeof(map), "%u %u 1\n", maps[i].id, maps[i].id);
+		if (write_text(path, map) < 0) {
+			snprintf(why, len, "cannot write %s of the VMM's user namespace: %s", path,
+				 strerror(errno));
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -88,8 +91,9 @@ static int vmm_child(int rfd)
 		_exit(EXIT_CODE_HOST); /* the parent is gone */
 	/* The VMM must not outlive the parent that reports its exit code. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		fprintf(stderr, "popek: jail: no private mount namespace: %s\n", strerror(errno));
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		fprintf(stderr, "popek: jail: cannot make the mounts private: %s\n",
+			strerror(errno));
 		_exit(EXIT_CODE_HOST);
 	}
 	jail_state.spawned = true;
@@ -120,17 +124,12 @@ int ns_spawn(const struct vm_config *cfg, int *exit_code)
 	struct spawn_msg msg = {0};
 	cgroup_create(cfg, (int)getpid(), &cg, msg.cgroup, sizeof(msg.cgroup));
 	bool userns = geteuid() != 0;
-	int flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+	unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 	if (!keeps_host_network(cfg))
 		flags |= CLONE_NEWNET;
+	if (userns)
+		flags |= CLONE_NEWUSER;
 	int p[2];
-	if (userns && enter_user_ns(why, sizeof(why)) < 0)
-		goto no_namespaces;
-	if (unshare(flags) < 0) {
-		snprintf(why, sizeof(why), "cannot create namespaces (unshare: %s)",
-			 strerror(errno));
-		goto no_namespaces;
-	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		snprintf(why, sizeof(why), "pipe: %s", strerror(errno));
 		goto no_namespaces;
@@ -138,7 +137,11 @@ int ns_spawn(const struct vm_config *cfg, int *exit_code)
 	struct termios tty;
 	bool have_tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tty) == 0;
 	fflush(NULL);
-	pid_t pid = fork();
+	/* clone, not unshare + fork: the parent stays in every namespace of the
+	 * host (unshare(CLONE_NEWPID) would leave it unable to fork once the VMM,
+	 * its namespace's init, is gone). Single-threaded here, so a raw clone
+	 * without a new stack is a fork. */
+	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid == 0) {
 		close(p[1]);
 		jail_state.userns = userns;
@@ -148,7 +151,14 @@ int ns_spawn(const struct vm_config *cfg, int *exit_code)
 	close(p[0]);
 	if (pid < 0) {
 		close(p[1]);
-		snprintf(why, sizeof(why), "fork: %s", strerror(errno));
+		snprintf(why, sizeof(why), "cannot create %snamespaces (clone: %s)",
+			 userns ? "user " : "", strerror(errno));
+		goto no_namespaces;
+	}
+	if (userns && map_user(pid, why, sizeof(why)) < 0) {
+		kill(pid, SIGKILL);
+		close(p[1]);
+		waitpid(pid, NULL, 0);
 		goto no_namespaces;
 	}
 	if (cg.n && cgroup_add(&cg, pid, msg.cgroup, sizeof(msg.cgroup)) < 0)
@@ -195,8 +205,9 @@ int ns_pivot_to_empty(bool with_proc, char *err, size_t errlen)
 	if (chdir("/tmp") < 0)
 		goto fail;
 	step = "mount /proc";
-	if (with_proc && (mkdir("proc", 0555) < 0 ||
-			  mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
+	if (with_proc &&
+	    (mkdir("proc", 0555) < 0 ||
+	     mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
 		goto fail;
 	/* pivot_root(".", "."): the old root ends up on top of the new one, from
 	 * where it is detached; no directory for it is needed. */

@@ -97,14 +97,23 @@ static const struct {
     /* sanitizer runtimes: LeakSanitizer stops the threads from a clone()d
      * tracer with ptrace and reads /proc at exit; reports need the rest */
     {"ptrace", SAN},
+    {"process_vm_readv", SAN},
     {"wait4", SAN},
+    {"waitid", SAN},
     {"prctl", SAN},
     {"sigaltstack", SAN},
+    {"open", SAN}, /* the runtimes' own system calls: the legacy ones */
+    {"stat", SAN},
+    {"lstat", SAN},
+    {"access", SAN},
+    {"getdents", SAN},
     {"getdents64", SAN},
     {"readlink", SAN},
     {"getppid", SAN},
     {"kill", SAN},
+    {"pipe", SAN},
     {"pipe2", SAN},
+    {"dup", SAN},
     {"dup2", SAN},
     {"getrlimit", SAN},
     {"prlimit64", SAN},
@@ -123,8 +132,7 @@ static const struct {
     {TCSETSF, ~0ul, ANY},
     {TIOCGWINSZ, ~0ul, ANY},
     /* every KVM ioctl (type KVMIO) on the VM and vCPU fds */
-    {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT,
-     KVM},
+    {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, KVM},
 };
 
 #define NAMES_MAX 512
@@ -171,9 +179,9 @@ static int add_rule(scmp_filter_ctx f, const char *name, int nr, unsigned have)
 	if (!strcmp(name, "ioctl")) {
 		for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++)
 			if ((ioctls[i].when & ~have) == 0 &&
-			    seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, ioctls[i].mask,
-						     ioctls[i].request)) < 0)
+			    seccomp_rule_add(
+				f, SCMP_ACT_ALLOW, nr, 1,
+				SCMP_A1(SCMP_CMP_MASKED_EQ, ioctls[i].mask, ioctls[i].request)) < 0)
 				return -1;
 		return 0;
 	}
