@@ -52,9 +52,12 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. */
+/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. The
+ * path is made absolute here, while the host's tree is in reach: snapshots of
+ * a jailed VMM record it. */
 static int parse_disk(char *arg, struct vm_config *cfg)
 {
+	static char real[MAX_DISKS][PATH_MAX];
 	if (cfg->ndisks == MAX_DISKS)
 		return -1;
 	struct disk_config *d = &cfg->disk[cfg->ndisks];
@@ -64,7 +67,7 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 		arg[n - 3] = '\0';
 	if (!*arg)
 		return -1;
-	d->path = arg;
+	d->path = realpath(arg, real[cfg->ndisks]) ? real[cfg->ndisks] : arg;
 	cfg->ndisks++;
 	return 0;
 }

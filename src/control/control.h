@@ -23,9 +23,10 @@ int control_start(struct control *c, char *err, size_t errlen);
 /* Stop serving and remove the socket; c may be NULL or never started. */
 void control_stop(struct control *c);
 
-/* Client side: send one JSON request to VM `name`; *resp is malloc'ed JSON.
- * progress (optional) sees each {"progress":...} line streamed before the reply. */
-int control_request(const char *name, const char *req, char **resp,
+/* Client side: send one JSON request to VM `name`, with file descriptor
+ * pass_fd if >= 0 (SCM_RIGHTS); *resp is malloc'ed JSON. progress (optional)
+ * sees each {"progress":...} line streamed before the reply. */
+int control_request(const char *name, const char *req, int pass_fd, char **resp,
 		    void (*progress)(const char *line), char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -50,7 +51,7 @@ static const char *state_name(struct machine *m)
 	return machine_paused(m) ? "paused" : "running";
 }
 
-static json_object *cmd_info(struct machine *m, json_object *req, int fd)
+static json_object *cmd_info(struct machine *m, json_object *req, int fd, int passed)
 {
 	json_object *r = reply_ok();
 	json_object_object_add(r, "name", json_object_new_string(m->name));
@@ -65,25 +66,25 @@ static json_object *cmd_info(struct machine *m, json_object *req, int fd)
 	return r;
 }
 
-static json_object *cmd_pause(struct machine *m, json_object *req, int fd)
+static json_object *cmd_pause(struct machine *m, json_object *req, int fd, int passed)
 {
 	machine_pause(m);
 	return reply_ok();
 }
 
-static json_object *cmd_resume(struct machine *m, json_object *req, int fd)
+static json_object *cmd_resume(struct machine *m, json_object *req, int fd, int passed)
 {
 	machine_resume(m);
 	return reply_ok();
 }
 
-static json_object *cmd_stop(struct machine *m, json_object *req, int fd)
+static json_object *cmd_stop(struct machine *m, json_object *req, int fd, int passed)
 {
 	machine_stop(m, STOP_POWEROFF, 0, "stopped through the control channel");
 	return reply_ok();
 }
 
-static json_object *cmd_stats(struct machine *m, json_object *req, int fd)
+static json_object *cmd_stats(struct machine *m, json_object *req, int fd, int passed)
 {
 	char *s = machine_stats_json(m, (double)(monotonic_ns() - m->start_ns) / 1e9);
 	json_object *stats = json_tokener_parse(s);
@@ -109,11 +110,33 @@ static void send_progress(void *ctx, uint64_t done, uint64_t total)
 	char line[128];
 	snprintf(line, sizeof(line), "{\"progress\":{\"done\":%llu,\"total\":%llu}}",
 		 (unsigned long long)done, (unsigned long long)total);
-	socket_write_line(p->fd, line);
+	socket_write_line(p->fd, line, -1);
 }
 
-/* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} */
-static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
+/* The snapshot directory: the one the client passed (it created it; a jailed
+ * VMM cannot reach its path), else made here from the path. */
+static int snapshot_dir(const char *dir, int passed, char *err, size_t errlen)
+{
+	struct stat st;
+	if (passed >= 0) {
+		if (fstat(passed, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "snapshot: the descriptor sent is not a directory");
+			return -1;
+		}
+		return fcntl(passed, F_DUPFD_CLOEXEC, 0);
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
+	return fd;
+}
+
+/* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} + the directory's fd */
+static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, int passed)
 {
 	json_object *dir, *v;
 	if (!json_object_object_get_ex(req, "dir", &dir) ||
@@ -125,12 +148,16 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
 				  .ctx = &p,
 				  .compress = json_object_object_get_ex(req, "compress", &v) &&
 					      json_object_get_boolean(v)};
-	bool was_paused = machine_paused(m);
 	char err[512];
+	int dfd = snapshot_dir(json_object_get_string(dir), passed, err, sizeof(err));
+	if (dfd < 0)
+		return reply_error(err);
+	bool was_paused = machine_paused(m);
 	uint64_t t0 = monotonic_ns();
 	machine_pause(m);
-	int rc = snapshot_save(m, json_object_get_string(dir), &o, err, sizeof(err));
+	int rc = snapshot_save(m, dfd, json_object_get_string(dir), &o, err, sizeof(err));
 	uint64_t t1 = monotonic_ns();
+	close(dfd);
 	if (!rc && stop)
 		machine_stop(m, STOP_POWEROFF, 0, "stopped after a snapshot");
 	if (!was_paused)
@@ -144,13 +171,13 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
 
 static const struct {
 	const char *name;
-	json_object *(*fn)(struct machine *m, json_object *req, int fd);
+	json_object *(*fn)(struct machine *m, json_object *req, int fd, int passed);
 } commands[] = {
     {"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},
     {"stop", cmd_stop}, {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
 };
 
-static json_object *handle(struct machine *m, const char *line, int fd)
+static json_object *handle(struct machine *m, const char *line, int fd, int passed)
 {
 	json_object *req = json_tokener_parse(line), *cmd;
 	json_object *r = NULL;
@@ -163,7 +190,7 @@ static json_object *handle(struct machine *m, const char *line, int fd)
 	const char *name = json_object_get_string(cmd);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(commands[i].name, name))
-			r = commands[i].fn(m, req, fd);
+			r = commands[i].fn(m, req, fd, passed);
 	if (!r)
 		r = reply_error("unknown command");
 out:
@@ -173,11 +200,14 @@ out:
 
 static void serve(struct control *c, int fd)
 {
-	char *line = socket_read_line(fd, CONTROL_MAX_MSG);
+	int passed = -1; /* a descriptor sent with the request (snapshot: the directory) */
+	char *line = socket_read_line(fd, CONTROL_MAX_MSG, &passed);
 	json_object *r =
-	    line ? handle(c->m, line, fd) : reply_error("request too long or not a line");
+	    line ? handle(c->m, line, fd, passed) : reply_error("request too long or not a line");
+	if (passed >= 0)
+		close(passed);
 	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
-	socket_write_line(fd, s);
+	socket_write_line(fd, s, -1);
 	json_object_put(r);
 	free(line);
 }

@@ -65,6 +65,7 @@ static const struct {
     {"mprotect", ANY},
     {"munmap", ANY},
     {"madvise", ANY},
+    {"mincore", ANY}, /* snapshots of a restored VM: its copy-on-write pages */
     {"mremap", ANY},
     {"brk", ANY},
     {"clone", ANY}, /* threads only: see install() */
