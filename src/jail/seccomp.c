@@ -81,6 +81,7 @@ static const struct {
     {"rt_sigprocmask", ANY},
     {"rt_sigreturn", ANY},
     {"rt_sigtimedwait", ANY},
+    {"restart_syscall", ANY}, /* a sleep interrupted by a signal goes on */
     {"exit", ANY},
     {"exit_group", ANY},
     /* time: the guest's clocks and timers, when the vDSO does not answer */

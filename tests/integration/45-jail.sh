@@ -18,28 +18,29 @@ start_vm() {
 		--console "file:$TMP/$name.console" "$@" >/dev/null 2>"$TMP/$name.err" </dev/null &
 	BG=$!
 	VM_PID=
-	for _ in $(seq 200); do
-		grep -q "round 1$" "$TMP/$name.console" 2>/dev/null && break
+	for _ in $(seq 600); do
+		VM_PID=$("$bin" ls 2>/dev/null | awk -v n="$name" '$1 == n {print $NF}')
+		[ -n "$VM_PID" ] && grep -q "round 1$" "$TMP/$name.console" 2>/dev/null && break
 		sleep 0.05
 	done
-	VM_PID=$("$bin" ls 2>/dev/null | awk -v n="$name" '$1 == n {print $NF}')
 }
 
 stop_vm() {
-	"$1" stop "$2" >/dev/null 2>&1
+	"$1" stop "$2" >/dev/null 2>&1 || kill "$BG" 2>/dev/null
 	wait "$BG" 2>/dev/null
 }
 
 for bin in popek popek-san; do
 	B=$POPEK_ROOT/build/$bin
+	POPEK=$B
 	for e in soft kvm; do
 		[ $e = kvm ] && [ ! -c /dev/kvm ] && continue
 		t="jail: $bin $e"
-		start_vm jail-$e "$B" --engine $e
+		start_vm jail-$bin-$e "$B" --engine $e
 		st=/proc/$VM_PID/status
 		if [ -z "$VM_PID" ] || [ ! -r "$st" ]; then
-			fail "$t: running" "no PID from popek ls: $(tail -c 300 "$TMP/jail-$e.err")"
-			stop_vm "$B" jail-$e
+			fail "$t: running" "no PID from popek ls: $(tail -c 300 "$TMP/jail-$bin-$e.err")"
+			stop_vm "$B" jail-$bin-$e
 			continue
 		fi
 		if grep -qx "Seccomp:	2" "$st" && grep -qx "CapEff:	0000000000000000" "$st" &&
@@ -63,7 +64,7 @@ for bin in popek popek-san; do
 			[ "$(readlink /proc/$VM_PID/ns/$ns)" = "$(readlink /proc/self/ns/$ns)" ] && same="$same $ns"
 		done
 		if [ -z "$same" ]; then pass "$t: mnt pid ipc uts net namespaces are its own"; else fail "$t: namespaces" "shared:$same"; fi
-		stop_vm "$B" jail-$e
+		stop_vm "$B" jail-$bin-$e
 	done
 
 	run_vm jail-stats-$bin run --engine soft --kernel "$GUESTS/hello.elf" --stats
@@ -84,6 +85,7 @@ for bin in popek popek-san; do
 		fail "jail: $bin forbidden call" "exit $RC; $(tail -c 300 "$ERR")"
 	fi
 done
+unset POPEK
 P=$POPEK_ROOT/build/popek
 
 run_vm jail-off run --no-jail --engine soft --kernel "$GUESTS/hello.elf" --stats
@@ -143,10 +145,10 @@ elif [ -n "$VM_PID" ]; then
 	fi
 	"$P" stats jail-cg >"$TMP/cg.stats" 2>&1
 	stop_vm "$P" jail-cg
-	if grep -q '"cgroup":"/cpu.*popek-' "$TMP/cg.stats" || grep -q '"cgroup":"/.*popek-' "$TMP/cg.stats"; then
+	if python3 -c 'import json,sys; assert "/popek-" in json.load(open(sys.argv[1]))["jail"]["cgroup"]' "$TMP/cg.stats" 2>/dev/null; then
 		pass "jail: popek stats names the cgroup"
 	else
-		fail "jail: stats cgroup" "$(grep -o '"jail":.*' "$TMP/cg.stats")"
+		fail "jail: stats cgroup" "$(tr -d '\n' <"$TMP/cg.stats" | grep -o '"jail":.*')"
 	fi
 	if [ -n "$mem" ] && [ -d "/sys/fs/cgroup/memory$mem" ]; then
 		fail "jail: cgroup cleanup" "/sys/fs/cgroup/memory$mem is left behind"
