@@ -32,9 +32,10 @@ int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *
 		return 0;
 	jail_state.enabled = true;
 	if (jail_state.spawned) {
-		if (ns_pivot_to_empty(SANITIZED, err, errlen))
+		int rc = ns_pivot_to_empty(SANITIZED, err, errlen);
+		if (rc < 0)
 			return EXIT_CODE_HOST;
-		jail_state.pivot_root = true;
+		jail_state.pivot_root = rc == 0;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		snprintf(err, errlen, "jail: no_new_privs: %s", strerror(errno));

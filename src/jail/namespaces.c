@@ -192,7 +192,8 @@ no_namespaces:
 	return 0;
 }
 
-/* A fresh tmpfs becomes the root; the host's tree is detached. Sanitized
+/* A fresh tmpfs becomes the root; the host's tree is detached. Returns 0, 1
+ * if the root could only be changed with chroot, or -1 + err. Sanitized
  * builds keep a /proc of the VMM's own PID namespace: LeakSanitizer reads
  * /proc/self/maps and the thread list at exit. */
 int ns_pivot_to_empty(bool with_proc, char *err, size_t errlen)
@@ -212,16 +213,28 @@ int ns_pivot_to_empty(bool with_proc, char *err, size_t errlen)
 	/* pivot_root(".", "."): the old root ends up on top of the new one, from
 	 * where it is detached; no directory for it is needed. */
 	step = "pivot_root";
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	bool pivoted = syscall(SYS_pivot_root, ".", ".") == 0;
+	if (!pivoted && errno != EINVAL)
 		goto fail;
-	step = "detach the old root";
-	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
-		goto fail;
+	if (!pivoted) {
+		/* The root is an initramfs (rootfs cannot be pivoted away, e.g. in the
+		 * nested harness): chroot instead; without capabilities and with no
+		 * fd to a directory outside, the VMM cannot climb out. */
+		fprintf(stderr, "popek: jail: pivot_root is not possible here (the root is an "
+				"initramfs): chroot into the empty tmpfs instead\n");
+		step = "chroot";
+		if (chroot(".") < 0 || chdir("/") < 0)
+			goto fail;
+	} else {
+		step = "detach the old root";
+		if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+			goto fail;
+	}
 	step = "remount the root read-only";
 	if (mount(NULL, "/", NULL,
 		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		goto fail;
-	return 0;
+	return pivoted ? 0 : 1;
 fail:
 	snprintf(err, errlen, "jail: %s: %s", step, strerror(errno));
 	return -1;
