@@ -113,28 +113,6 @@ static void send_progress(void *ctx, uint64_t done, uint64_t total)
 	socket_write_line(p->fd, line, -1);
 }
 
-/* The snapshot directory: the one the client passed (it created it; a jailed
- * VMM cannot reach its path), else made here from the path. */
-static int snapshot_dir(const char *dir, int passed, char *err, size_t errlen)
-{
-	struct stat st;
-	if (passed >= 0) {
-		if (fstat(passed, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen, "snapshot: the descriptor sent is not a directory");
-			return -1;
-		}
-		return fcntl(passed, F_DUPFD_CLOEXEC, 0);
-	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
-	return fd;
-}
-
 /* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} + the directory's fd */
 static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, int passed)
 {
@@ -148,16 +126,18 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, in
 				  .ctx = &p,
 				  .compress = json_object_object_get_ex(req, "compress", &v) &&
 					      json_object_get_boolean(v)};
+	/* The client created the directory and sent it open: a jailed VMM cannot
+	 * reach the path, which only names it in messages. */
+	struct stat st;
+	if (passed < 0 || fstat(passed, &st) < 0 || !S_ISDIR(st.st_mode))
+		return reply_error(
+		    "snapshot needs the directory sent as a descriptor (SCM_RIGHTS)");
 	char err[512];
-	int dfd = snapshot_dir(json_object_get_string(dir), passed, err, sizeof(err));
-	if (dfd < 0)
-		return reply_error(err);
 	bool was_paused = machine_paused(m);
 	uint64_t t0 = monotonic_ns();
 	machine_pause(m);
-	int rc = snapshot_save(m, dfd, json_object_get_string(dir), &o, err, sizeof(err));
+	int rc = snapshot_save(m, passed, json_object_get_string(dir), &o, err, sizeof(err));
 	uint64_t t1 = monotonic_ns();
-	close(dfd);
 	if (!rc && stop)
 		machine_stop(m, STOP_POWEROFF, 0, "stopped after a snapshot");
 	if (!was_paused)
