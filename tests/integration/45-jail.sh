@@ -163,6 +163,15 @@ fi
 # A signal to the jailed VMM (its namespace's init) still ends it with 128+N.
 start_vm jail-sig "$P" --engine soft
 if [ -n "$VM_PID" ]; then
+	# A snapshot request without the directory's descriptor is refused; the VM lives on.
+	reply=$(python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"{\"cmd\":\"snapshot\",\"dir\":\"/tmp/nowhere\"}\n"); print(s.makefile().readline().strip())' \
+		"$POPEK_RUNTIME_DIR/jail-sig.sock" 2>&1)
+	if echo "$reply" | grep -q '"ok":false.*descriptor' && "$P" ls | grep -q "^jail-sig .* running"; then
+		pass "jail: a snapshot request without a directory descriptor is refused, the VM runs on"
+	else
+		fail "jail: snapshot without a descriptor" "reply $reply; $(tail -c 200 "$TMP/jail-sig.err")"
+	fi
 	kill -TERM "$VM_PID"
 	wait "$BG"
 	rc=$?
