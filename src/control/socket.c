@@ -93,8 +93,16 @@ static void take_fds(struct msghdr *mh, int *passed_fd)
 	}
 }
 
+/* Up to and including the next newline, no further: the next line (a reply
+ * after a progress line) stays in the socket for the next call. */
 static ssize_t recv_some(int fd, char *buf, size_t len, int *passed_fd)
 {
+	ssize_t peek = recv(fd, buf, len, MSG_PEEK);
+	if (peek <= 0)
+		return peek;
+	char *nl = memchr(buf, '\n', (size_t)peek);
+	if (nl)
+		len = (size_t)(nl - buf) + 1;
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(4 * sizeof(int))];

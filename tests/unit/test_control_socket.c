@@ -57,11 +57,29 @@ static void unwanted_fd_closed(void **state)
 	close(sv[1]);
 }
 
+/* Lines sent back to back (progress, then the reply) are read one by one. */
+static void lines_one_by_one(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], "{\"progress\":1}\n{\"ok\":true}\n", 28), 28);
+	close(sv[0]);
+	char *a = socket_read_line(sv[1], 4096, NULL), *b = socket_read_line(sv[1], 4096, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_equal(a, "{\"progress\":1}");
+	assert_string_equal(b, "{\"ok\":true}");
+	free(a);
+	free(b);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(line_with_fd),
 	    cmocka_unit_test(unwanted_fd_closed),
+	    cmocka_unit_test(lines_one_by_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
