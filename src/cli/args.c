@@ -55,9 +55,12 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. */
+/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. The
+ * path is made absolute here, while the host's tree is in reach: snapshots of
+ * a jailed VMM record it. */
 static int parse_disk(char *arg, struct vm_config *cfg)
 {
+	static char real[MAX_DISKS][PATH_MAX];
 	if (cfg->ndisks == MAX_DISKS)
 		return -1;
 	struct disk_config *d = &cfg->disk[cfg->ndisks];
@@ -67,7 +70,7 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 		arg[n - 3] = '\0';
 	if (!*arg)
 		return -1;
-	d->path = arg;
+	d->path = realpath(arg, real[cfg->ndisks]) ? real[cfg->ndisks] : arg;
 	cfg->ndisks++;
 	return 0;
 }
@@ -138,6 +141,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_POLICY,
 		O_AUDIT,
 		O_DEVICE,
+		O_JAIL,
+		O_NO_JAIL,
+		O_CPU_QUOTA,
+		O_MEM_LIMIT,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -149,6 +156,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"audit", required_argument, NULL, O_AUDIT},
 	    {"disk", required_argument, NULL, O_DISK},
 	    {"device", required_argument, NULL, O_DEVICE},
+	    {"jail", no_argument, NULL, O_JAIL},
+	    {"no-jail", no_argument, NULL, O_NO_JAIL},
+	    {"cpu-quota", required_argument, NULL, O_CPU_QUOTA},
+	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
@@ -231,6 +242,24 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_AUDIT:
 			if (open_audit(optarg, cfg))
 				return EXIT_CODE_USAGE;
+			break;
+		case O_JAIL:
+		case O_NO_JAIL:
+			cfg->jail = o == O_JAIL;
+			cfg->jail_set = o == O_JAIL;
+			break;
+		case O_CPU_QUOTA:
+			errno = 0;
+			cfg->cpu_quota = (int)strtol(optarg, &end, 10);
+			if (errno || *end || cfg->cpu_quota < 1 || cfg->cpu_quota > MAX_VCPUS * 100)
+				return usage_error(
+				    "--cpu-quota %s: need a percentage of one CPU from 1 to 6400",
+				    optarg);
+			break;
+		case O_MEM_LIMIT:
+			if (parse_size(optarg, &cfg->mem_limit) || cfg->mem_limit < (1u << 20))
+				return usage_error("--mem-limit %s: not a size of at least 1M",
+						   optarg);
 			break;
 		case O_NAME:
 			if (!control_name_valid(optarg))

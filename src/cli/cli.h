@@ -35,8 +35,9 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 
 struct json_object;
-/* Send a request (consumed) to VM name; the parsed {"ok":true,...} reply or NULL. */
-struct json_object *vm_request(const char *name, struct json_object *req, bool quiet);
+/* Send a request (consumed), with file descriptor pass_fd if >= 0, to VM name;
+ * the parsed {"ok":true,...} reply or NULL. */
+struct json_object *vm_request(const char *name, struct json_object *req, int pass_fd, bool quiet);
 void cli_usage(FILE *f);
 
 #endif

@@ -40,9 +40,13 @@ void cli_usage(FILE *f)
 	    "  --policy FILE        allow, deny, log, modify, stop or pause guest actions\n"
 	    "                       (docs/policy.md); a malformed file is refused (exit 64)\n"
 	    "  --audit FILE         append a JSON line per action a policy rule acted on\n"
+	    "  --jail / --no-jail   run the VMM jailed: namespaces, empty root, no capabilities,\n"
+	    "                       seccomp allowlist (default on where the host allows it)\n"
+	    "  --cpu-quota PCT      cgroup CPU limit in percent of one host CPU\n"
+	    "  --mem-limit SIZE     cgroup memory limit of the VMM process\n"
 	    "\n"
-	    "restore options: --engine, --name, --console, --stats, --policy, --audit as for\n"
-	    "run, and\n"
+	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
+	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"
 	    "  --clones N           start N copies sharing unchanged memory (names NAME-1..N)\n"
 	    "  --no-verify          skip memory checksums (fastest restore; headers still "
 	    "checked)\n"
@@ -50,7 +54,8 @@ void cli_usage(FILE *f)
 	    "\n"
 	    "exit status: the guest's status (hypercall exit, isa-debug-exit (v<<1)|1), 0 on\n"
 	    "power-off; 64 usage, 65 bad kernel/initrd, 69 engine unavailable, 70 VM crashed,\n"
-	    "71 host failure, 72 stopped by a policy rule, 128+N stopped by signal N.\n",
+	    "71 host failure, 72 stopped by a policy rule, 73 forbidden system call (jail),\n"
+	    "128+N stopped by signal N.\n",
 	    POPEK_VERSION);
 }
 

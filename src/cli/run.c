@@ -9,26 +9,37 @@
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "jail/jail.h"
 #include "machine/machine.h"
 #include "snapshot/snapshot.h"
 
-/* Create, (restore,) run and tear down one VM in this process. t0: when the
- * command started, for the restore-time report. */
+/* Create, (restore,) run and tear down one VM in this process — jailed, in a
+ * child process, unless --no-jail. t0: when the command started, for the
+ * restore-time report. */
 static int launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0)
 {
 	static struct machine m; /* large (vCPU table); one per process */
 	char err[512] = "", name[32];
+	int rc;
+	if (jail_spawn(cfg, &rc))
+		return rc;
 	if (!cfg->name) {
-		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
+		snprintf(name, sizeof(name), "vm-%d", jail_host_pid());
 		cfg->name = name;
 	}
-	int rc = machine_create(&m, cfg, err, sizeof(err));
+	rc = machine_create(&m, cfg, err, sizeof(err));
 	if (!rc && snap && snapshot_apply(snap, &m, err, sizeof(err)))
 		rc = EXIT_CODE_IMAGE;
 	struct control *ctl = NULL;
-	if (!rc && !(ctl = control_start(&m, cfg->name, err, sizeof(err))))
+	if (!rc && !(ctl = control_open(&m, cfg->name, err, sizeof(err))))
+		rc = EXIT_CODE_HOST;
+	/* Everything that needs the host is open; no thread of ours runs yet. */
+	if (!rc)
+		rc = machine_jail(&m, err, sizeof(err));
+	if (!rc && control_start(ctl, err, sizeof(err)))
 		rc = EXIT_CODE_HOST;
 	if (rc) {
+		control_stop(ctl);
 		fprintf(stderr, "popek: %s\n", err);
 		machine_destroy(&m);
 		return rc;

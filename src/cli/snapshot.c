@@ -1,9 +1,12 @@
 /* popek snapshot NAME DIR [--stop] [--compress] */
+#include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -41,12 +44,23 @@ int cmd_snapshot(int argc, char **argv)
 		}
 		snprintf(abs, sizeof(abs), "%s/%s", cwd, dir);
 	}
+	/* Created here and sent as an fd: a jailed VMM cannot reach the path. */
+	if (mkdir(abs, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "popek: snapshot directory %s: %s\n", abs, strerror(errno));
+		return EXIT_CODE_HOST;
+	}
+	int dfd = open(abs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (dfd < 0) {
+		fprintf(stderr, "popek: snapshot directory %s: %s\n", abs, strerror(errno));
+		return EXIT_CODE_HOST;
+	}
 	json_object *req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string("snapshot"));
 	json_object_object_add(req, "dir", json_object_new_string(abs));
 	json_object_object_add(req, "stop", json_object_new_boolean(stop));
 	json_object_object_add(req, "compress", json_object_new_boolean(compress));
-	json_object *r = vm_request(name, req, false), *secs;
+	json_object *r = vm_request(name, req, dfd, false), *secs;
+	close(dfd);
 	if (!r)
 		return 1;
 	if (json_object_object_get_ex(r, "seconds", &secs))

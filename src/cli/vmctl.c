@@ -25,13 +25,13 @@ static void show_progress(const char *line)
 }
 
 /* Send a request to name; returns the parsed reply or NULL after printing why. */
-json_object *vm_request(const char *name, json_object *reqo, bool quiet)
+json_object *vm_request(const char *name, json_object *reqo, int pass_fd, bool quiet)
 {
 	char err[256], *resp;
 	const char *req = json_object_to_json_string_ext(reqo, JSON_C_TO_STRING_PLAIN);
 	bool tty = isatty(STDERR_FILENO);
-	int rc = control_request(name, req, &resp, quiet || !tty ? NULL : show_progress, err,
-				 sizeof(err));
+	int rc = control_request(name, req, pass_fd, &resp, quiet || !tty ? NULL : show_progress,
+				 err, sizeof(err));
 	if (!quiet && tty && strstr(req, "snapshot"))
 		fprintf(stderr, "\n");
 	if (rc) {
@@ -60,7 +60,7 @@ static json_object *ask(const char *name, const char *cmd, bool quiet)
 {
 	json_object *req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string(cmd));
-	return vm_request(name, req, quiet);
+	return vm_request(name, req, -1, quiet);
 }
 
 static const char *field(json_object *o, const char *k)

@@ -7,7 +7,7 @@
 #include "control/control.h"
 #include "control/socket.h"
 
-int control_request(const char *name, const char *req, char **resp,
+int control_request(const char *name, const char *req, int pass_fd, char **resp,
 		    void (*progress)(const char *line), char *err, size_t errlen)
 {
 	*resp = NULL;
@@ -24,12 +24,12 @@ int control_request(const char *name, const char *req, char **resp,
 		return fd;
 	}
 	int rc = 0;
-	if (socket_write_line(fd, req) < 0) {
+	if (socket_write_line(fd, req, pass_fd) < 0) {
 		rc = -EIO;
 		snprintf(err, errlen, "VM '%s': cannot send the request", name);
 	} else {
 		/* Progress lines come first; the last line is the reply. */
-		while ((*resp = socket_read_line(fd, CONTROL_MAX_MSG)) &&
+		while ((*resp = socket_read_line(fd, CONTROL_MAX_MSG, NULL)) &&
 		       !strncmp(*resp, "{\"progress\"", 11)) {
 			if (progress)
 				progress(*resp);

@@ -1,5 +1,6 @@
 /* VM side of the control channel: one thread, one request per connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
@@ -8,11 +9,13 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "control/control.h"
 #include "control/socket.h"
+#include "jail/jail.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
 #include "snapshot/snapshot.h"
@@ -20,6 +23,8 @@
 struct control {
 	struct machine *m;
 	int listen_fd, stop_fd;
+	int dir_fd; /* the runtime directory: the socket is removed through it, jailed */
+	bool started;
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -46,11 +51,11 @@ static const char *state_name(struct machine *m)
 	return machine_paused(m) ? "paused" : "running";
 }
 
-static json_object *cmd_info(struct machine *m, json_object *req, int fd)
+static json_object *cmd_info(struct machine *m, json_object *req, int fd, int passed)
 {
 	json_object *r = reply_ok();
 	json_object_object_add(r, "name", json_object_new_string(m->name));
-	json_object_object_add(r, "pid", json_object_new_int(getpid()));
+	json_object_object_add(r, "pid", json_object_new_int(jail_host_pid()));
 	json_object_object_add(r, "engine", json_object_new_string(m->engine->name));
 	json_object_object_add(r, "mem", json_object_new_int64((int64_t)m->mem.size));
 	json_object_object_add(r, "vcpus", json_object_new_int(m->ncpus));
@@ -61,25 +66,25 @@ static json_object *cmd_info(struct machine *m, json_object *req, int fd)
 	return r;
 }
 
-static json_object *cmd_pause(struct machine *m, json_object *req, int fd)
+static json_object *cmd_pause(struct machine *m, json_object *req, int fd, int passed)
 {
 	machine_pause(m);
 	return reply_ok();
 }
 
-static json_object *cmd_resume(struct machine *m, json_object *req, int fd)
+static json_object *cmd_resume(struct machine *m, json_object *req, int fd, int passed)
 {
 	machine_resume(m);
 	return reply_ok();
 }
 
-static json_object *cmd_stop(struct machine *m, json_object *req, int fd)
+static json_object *cmd_stop(struct machine *m, json_object *req, int fd, int passed)
 {
 	machine_stop(m, STOP_POWEROFF, 0, "stopped through the control channel");
 	return reply_ok();
 }
 
-static json_object *cmd_stats(struct machine *m, json_object *req, int fd)
+static json_object *cmd_stats(struct machine *m, json_object *req, int fd, int passed)
 {
 	char *s = machine_stats_json(m, (double)(monotonic_ns() - m->start_ns) / 1e9);
 	json_object *stats = json_tokener_parse(s);
@@ -105,11 +110,11 @@ static void send_progress(void *ctx, uint64_t done, uint64_t total)
 	char line[128];
 	snprintf(line, sizeof(line), "{\"progress\":{\"done\":%llu,\"total\":%llu}}",
 		 (unsigned long long)done, (unsigned long long)total);
-	socket_write_line(p->fd, line);
+	socket_write_line(p->fd, line, -1);
 }
 
-/* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} */
-static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
+/* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} + the directory's fd */
+static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, int passed)
 {
 	json_object *dir, *v;
 	if (!json_object_object_get_ex(req, "dir", &dir) ||
@@ -121,11 +126,17 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
 				  .ctx = &p,
 				  .compress = json_object_object_get_ex(req, "compress", &v) &&
 					      json_object_get_boolean(v)};
-	bool was_paused = machine_paused(m);
+	/* The client created the directory and sent it open: a jailed VMM cannot
+	 * reach the path, which only names it in messages. */
+	struct stat st;
+	if (passed < 0 || fstat(passed, &st) < 0 || !S_ISDIR(st.st_mode))
+		return reply_error(
+		    "snapshot needs the directory sent as a descriptor (SCM_RIGHTS)");
 	char err[512];
+	bool was_paused = machine_paused(m);
 	uint64_t t0 = monotonic_ns();
 	machine_pause(m);
-	int rc = snapshot_save(m, json_object_get_string(dir), &o, err, sizeof(err));
+	int rc = snapshot_save(m, passed, json_object_get_string(dir), &o, err, sizeof(err));
 	uint64_t t1 = monotonic_ns();
 	if (!rc && stop)
 		machine_stop(m, STOP_POWEROFF, 0, "stopped after a snapshot");
@@ -140,13 +151,13 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd)
 
 static const struct {
 	const char *name;
-	json_object *(*fn)(struct machine *m, json_object *req, int fd);
+	json_object *(*fn)(struct machine *m, json_object *req, int fd, int passed);
 } commands[] = {
     {"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},
     {"stop", cmd_stop}, {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
 };
 
-static json_object *handle(struct machine *m, const char *line, int fd)
+static json_object *handle(struct machine *m, const char *line, int fd, int passed)
 {
 	json_object *req = json_tokener_parse(line), *cmd;
 	json_object *r = NULL;
@@ -159,7 +170,7 @@ static json_object *handle(struct machine *m, const char *line, int fd)
 	const char *name = json_object_get_string(cmd);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(commands[i].name, name))
-			r = commands[i].fn(m, req, fd);
+			r = commands[i].fn(m, req, fd, passed);
 	if (!r)
 		r = reply_error("unknown command");
 out:
@@ -169,11 +180,14 @@ out:
 
 static void serve(struct control *c, int fd)
 {
-	char *line = socket_read_line(fd, CONTROL_MAX_MSG);
+	int passed = -1; /* a descriptor sent with the request (snapshot: the directory) */
+	char *line = socket_read_line(fd, CONTROL_MAX_MSG, &passed);
 	json_object *r =
-	    line ? handle(c->m, line, fd) : reply_error("request too long or not a line");
+	    line ? handle(c->m, line, fd, passed) : reply_error("request too long or not a line");
+	if (passed >= 0)
+		close(passed);
 	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
-	socket_write_line(fd, s);
+	socket_write_line(fd, s, -1);
 	json_object_put(r);
 	free(line);
 }
@@ -199,7 +213,7 @@ static void *control_loop(void *arg)
 	return NULL;
 }
 
-struct control *control_start(struct machine *m, const char *name, char *err, size_t errlen)
+struct control *control_open(struct machine *m, const char *name, char *err, size_t errlen)
 {
 	struct control *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -207,22 +221,33 @@ struct control *control_start(struct machine *m, const char *name, char *err, si
 		return NULL;
 	}
 	c->m = m;
+	c->stop_fd = c->dir_fd = -1;
 	c->listen_fd = socket_listen(name, c->path, sizeof(c->path), err, errlen);
 	if (c->listen_fd < 0) {
 		free(c);
 		return NULL;
 	}
+	char *slash = strrchr(c->path, '/');
+	*slash = 0;
+	c->dir_fd = open(c->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	*slash = '/';
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (c->stop_fd < 0 || pthread_create(&c->thread, NULL, control_loop, c)) {
-		snprintf(err, errlen, "cannot start the control thread");
-		unlink(c->path);
-		close(c->listen_fd);
-		if (c->stop_fd >= 0)
-			close(c->stop_fd);
-		free(c);
+	if (c->dir_fd < 0 || c->stop_fd < 0) {
+		snprintf(err, errlen, "control socket %s: %s", c->path, strerror(errno));
+		control_stop(c);
 		return NULL;
 	}
 	return c;
+}
+
+int control_start(struct control *c, char *err, size_t errlen)
+{
+	if (pthread_create(&c->thread, NULL, control_loop, c)) {
+		snprintf(err, errlen, "cannot start the control thread");
+		return -1;
+	}
+	c->started = true;
+	return 0;
 }
 
 void control_stop(struct control *c)
@@ -230,11 +255,16 @@ void control_stop(struct control *c)
 	if (!c)
 		return;
 	uint64_t one = 1;
-	if (write(c->stop_fd, &one, sizeof(one)) < 0)
+	if (c->started && write(c->stop_fd, &one, sizeof(one)) < 0)
 		perror("popek: control");
-	pthread_join(c->thread, NULL);
-	unlink(c->path);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	if (c->dir_fd >= 0)
+		unlinkat(c->dir_fd, strrchr(c->path, '/') + 1, 0);
 	close(c->listen_fd);
-	close(c->stop_fd);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
 	free(c);
 }

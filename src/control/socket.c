@@ -75,7 +75,50 @@ int socket_listen(const char *name, char *path, size_t pathlen, char *err, size_
 	return fd;
 }
 
-char *socket_read_line(int fd, size_t max)
+/* Keep the first descriptor a message carries if wanted; close the rest. */
+static void take_fds(struct msghdr *mh, int *passed_fd)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
+			if (passed_fd && *passed_fd < 0)
+				*passed_fd = f;
+			else
+				close(f);
+		}
+	}
+}
+
+/* Up to and including the next newline, no further: the next line (a reply
+ * after a progress line) stays in the socket for the next call. */
+static ssize_t recv_some(int fd, char *buf, size_t len, int *passed_fd)
+{
+	ssize_t peek = recv(fd, buf, len, MSG_PEEK);
+	if (peek <= 0)
+		return peek;
+	char *nl = memchr(buf, '\n', (size_t)peek);
+	if (nl)
+		len = (size_t)(nl - buf) + 1;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = {buf, len};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
+	ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	if (r >= 0)
+		take_fds(&mh, passed_fd);
+	return r;
+}
+
+char *socket_read_line(int fd, size_t max, int *passed_fd)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap);
@@ -89,7 +132,7 @@ char *socket_read_line(int fd, size_t max)
 			buf = nb;
 			cap *= 2;
 		}
-		ssize_t r = read(fd, buf + n, cap - n - 1);
+		ssize_t r = recv_some(fd, buf + n, cap - n - 1, passed_fd);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -109,7 +152,29 @@ char *socket_read_line(int fd, size_t max)
 	return NULL;
 }
 
-int socket_write_line(int fd, const char *s)
+static ssize_t send_some(int fd, const char *p, size_t len, int pass_fd)
+{
+	if (pass_fd < 0)
+		return send(fd, p, len, MSG_NOSIGNAL);
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct iovec iov = {(void *)p, len};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	return sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
+int socket_write_line(int fd, const char *s, int pass_fd)
 {
 	size_t len = strlen(s);
 	const char *parts[2] = {s, "\n"};
@@ -118,11 +183,12 @@ int socket_write_line(int fd, const char *s)
 		const char *p = parts[i];
 		size_t left = lens[i];
 		while (left) {
-			ssize_t w = send(fd, p, left, MSG_NOSIGNAL);
+			ssize_t w = send_some(fd, p, left, pass_fd);
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0)
 				return -1;
+			pass_fd = -1; /* sent with the first bytes */
 			p += w;
 			left -= (size_t)w;
 		}

@@ -12,8 +12,11 @@ int socket_path(const char *name, char *buf, size_t len);
 int socket_listen(const char *name, char *path, size_t pathlen, char *err, size_t errlen);
 /* Connect to VM `name`; -errno on failure (-ECONNREFUSED: stale socket). */
 int socket_connect(const char *name);
-/* Read up to a newline (at most max bytes); malloc'ed, NUL-terminated, or NULL. */
-char *socket_read_line(int fd, size_t max);
-int socket_write_line(int fd, const char *s);
+/* Read up to a newline (at most max bytes); malloc'ed, NUL-terminated, or NULL.
+ * A file descriptor sent along (SCM_RIGHTS) lands in *passed_fd if that is
+ * non-NULL and still -1; any other is closed. */
+char *socket_read_line(int fd, size_t max, int *passed_fd);
+/* Write s and a newline; pass_fd (>= 0) travels with the first byte. */
+int socket_write_line(int fd, const char *s, int pass_fd);
 
 #endif

@@ -216,3 +216,8 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	close(b->fd);
 	free(b);
 }
+
+int virtio_blk_fd(const struct virtio_blk *b)
+{
+	return b->fd;
+}

@@ -16,5 +16,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *p
 /* Its transport, for the machine's snapshot hooks. */
 struct virtio_pci *virtio_blk_pci(struct virtio_blk *b);
 void virtio_blk_destroy(struct virtio_blk *b);
+/* The open image (snapshots identify it through this fd). */
+int virtio_blk_fd(const struct virtio_blk *b);
 
 #endif

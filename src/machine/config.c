@@ -10,6 +10,7 @@ void vm_config_defaults(struct vm_config *c)
 	c->engine = "auto";
 	c->console = CONSOLE_STDIO;
 	c->ram_fd = -1;
+	c->jail = true;
 }
 
 const char *const optional_device_names[NR_OPTIONAL_DEVICES] = {

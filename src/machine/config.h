@@ -44,6 +44,11 @@ struct vm_config {
 	int ram_fd;
 	/* --policy and --audit, parsed before the VM starts; NULL = allow all. */
 	struct policy *policy;
+	/* The jail (docs/jail.md): on unless --no-jail; jail_set: --jail was
+	 * given, so a host that cannot build it is an error, not a warning. */
+	bool jail, jail_set;
+	int cpu_quota;	    /* --cpu-quota: percent of one host CPU; 0 = no limit */
+	uint64_t mem_limit; /* --mem-limit: bytes; 0 = no limit */
 };
 
 void vm_config_defaults(struct vm_config *c);

@@ -19,6 +19,7 @@
 #include "devices/i8042.h"
 #include "devices/pc_testdev.h"
 #include "devices/uart16550.h"
+#include "jail/jail.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
 #include "machine/pci_platform.h"
@@ -303,6 +304,12 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	return rc;
+}
+
+int machine_jail(struct machine *m, char *err, size_t errlen)
+{
+	struct jail_profile p = {.kvm = m->engine == &kvm_engine, .disks = m->cfg->ndisks > 0};
+	return jail_enter(m->cfg, &p, err, errlen);
 }
 
 static void user_quit(void *ctx)

@@ -30,6 +30,7 @@ enum stop_kind {
 #define EXIT_CODE_CRASH	 70 /* the VM crashed */
 #define EXIT_CODE_HOST	 71 /* host-side failure */
 #define EXIT_CODE_POLICY 72 /* a policy rule stopped the VM */
+#define EXIT_CODE_JAIL	 73 /* the jail's seccomp filter stopped a forbidden system call */
 
 struct vcpu_counters {
 	unsigned long exits[NR_EXIT_REASONS];
@@ -101,6 +102,10 @@ struct machine {
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.
  * Returns 0 or an EXIT_CODE_*. */
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen);
+/* Enter the jail (src/jail/) with the allowlist this engine and device set
+ * need: after machine_create and everything else that needs the host, before
+ * any thread of the VMM's own starts. 0 or an EXIT_CODE_*. */
+int machine_jail(struct machine *m, char *err, size_t errlen);
 /* Run all vCPUs until the machine stops; returns the process exit code. */
 int machine_run(struct machine *m);
 void machine_destroy(struct machine *m);

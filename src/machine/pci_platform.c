@@ -101,6 +101,12 @@ void pci_platform_destroy(struct machine *m)
 	m->pci = NULL;
 }
 
+int pci_platform_disk_fd(struct machine *m, int i)
+{
+	return m->pci && i >= 0 && i < MAX_DISKS && m->pci->disk[i] ? virtio_blk_fd(m->pci->disk[i])
+								    : -1;
+}
+
 static bool hvc_is_console(const char *cmdline)
 {
 	bool hvc = false;

@@ -14,6 +14,8 @@ struct machine;
 int pci_platform_create(struct machine *m, char *err, size_t errlen);
 /* After the vCPUs and the console input have stopped. */
 void pci_platform_destroy(struct machine *m);
+/* The fd of --disk number i's image. */
+int pci_platform_disk_fd(struct machine *m, int i);
 
 /* Which device takes console input: virtio-console when the kernel command
  * line makes hvc0 the console (its last console=), else the UART's default. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jail/jail.h"
 #include "popek/hypercall.h"
 
 static const char *const hypercall_names[POPEK_HC_COUNT + 1] = {
@@ -58,6 +59,7 @@ char *machine_stats_json(struct machine *m, double wall_seconds)
 	json_object_object_add(root, "pio", pio);
 	json_object_object_add(root, "mmio", mmio);
 	json_object_object_add(root, "per_vcpu", cpus);
+	json_object_object_add(root, "jail", jail_report_json()); /* last: what protected the VMM */
 	json_object_put(t);
 	char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	json_object_put(root);

@@ -16,6 +16,17 @@
 int disk_ident(const char *path, struct disk_ident *id, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "disk image %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = disk_ident_fd(fd, path, id, err, errlen);
+	close(fd);
+	return rc;
+}
+
+int disk_ident_fd(int fd, const char *path, struct disk_ident *id, char *err, size_t errlen)
+{
 	struct stat st;
 	uint8_t *buf = malloc(SAMPLE);
 	int rc = -1;
@@ -38,8 +49,6 @@ int disk_ident(const char *path, struct disk_ident *id, char *err, size_t errlen
 	id->crc32 = (uint32_t)crc;
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
 	free(buf);
 	return rc;
 }

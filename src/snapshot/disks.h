@@ -13,5 +13,7 @@ struct disk_ident {
 };
 
 int disk_ident(const char *path, struct disk_ident *id, char *err, size_t errlen);
+/* The same from an open image (path only names it in messages). */
+int disk_ident_fd(int fd, const char *path, struct disk_ident *id, char *err, size_t errlen);
 
 #endif

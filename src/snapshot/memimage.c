@@ -82,10 +82,10 @@ static int write_all(int fd, const void *p, size_t n, off_t off)
 	return 0;
 }
 
-int64_t memimage_save(const struct guest_mem *m, const char *path, bool compress, uint32_t *crcs,
-		      progress_fn progress, void *ctx, char *err, size_t errlen)
+int64_t memimage_save(const struct guest_mem *m, int dir_fd, const char *path, bool compress,
+		      uint32_t *crcs, progress_fn progress, void *ctx, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = openat(dir_fd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	ZSTD_CCtx *z = compress ? ZSTD_createCCtx() : NULL;
 	uint8_t *chunk = malloc(MEM_CHUNK), *zout = NULL;
 	size_t zcap = ZSTD_CStreamOutSize();

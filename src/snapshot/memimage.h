@@ -13,9 +13,10 @@
 
 typedef void (*progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
-/* crcs has size/MEM_CHUNK entries. Returns bytes of data written (sparse), or -1. */
-int64_t memimage_save(const struct guest_mem *m, const char *path, bool compress, uint32_t *crcs,
-		      progress_fn progress, void *ctx, char *err, size_t errlen);
+/* Write file path in directory dir_fd. crcs has size/MEM_CHUNK entries.
+ * Returns bytes of data written (sparse), or -1. */
+int64_t memimage_save(const struct guest_mem *m, int dir_fd, const char *path, bool compress,
+		      uint32_t *crcs, progress_fn progress, void *ctx, char *err, size_t errlen);
 
 /* An fd whose contents are the RAM image (the file itself, or a memfd holding
  * the decompressed image), after checking its size and, if verify, every chunk

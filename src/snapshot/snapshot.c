@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "machine/machine.h"
+#include "machine/pci_platform.h"
 #include "snapshot/codec.h"
 #include "snapshot/disks.h"
 #include "snapshot/sections.h"
@@ -41,16 +42,16 @@ static int path_in(char *buf, size_t len, const char *dir, const char *file)
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-static int write_file(const char *dir, const char *name, const void *data, size_t len, char *err,
-		      size_t errlen)
+/* Files are written through the directory's fd: a jailed VMM has no path to it. */
+static int write_file(int dir_fd, const char *dir, const char *name, const void *data, size_t len,
+		      char *err, size_t errlen)
 {
-	char tmp[4200], path[4200];
-	if (path_in(path, sizeof(path), dir, name) ||
-	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
-		snprintf(err, errlen, "snapshot path too long");
+	char tmp[256];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "snapshot file name too long");
 		return -1;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	const uint8_t *p = data;
 	size_t left = len;
 	while (fd >= 0 && left) {
@@ -62,11 +63,12 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 			left -= (size_t)w;
 		}
 	}
-	if (fd < 0 || left || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+	if (fd < 0 || left || fsync(fd) < 0 || close(fd) < 0 ||
+	    renameat(dir_fd, tmp, dir_fd, name) < 0) {
+		snprintf(err, errlen, "writing %s/%s: %s", dir, name, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		unlink(tmp);
+		unlinkat(dir_fd, tmp, 0);
 		return -1;
 	}
 	return 0;
@@ -127,30 +129,22 @@ out:
 	return rc;
 }
 
-int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts *o, char *err,
-		  size_t errlen)
+int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct snapshot_opts *o,
+		  char *err, size_t errlen)
 {
 	struct blob state = {0};
 	json_object *meta = json_object_new_object(), *devs = json_object_new_array();
 	uint64_t nchunks = m->mem.size / MEM_CHUNK + (m->mem.size % MEM_CHUNK != 0);
 	uint32_t *crcs = calloc(nchunks, sizeof(*crcs));
 	int rc = -1;
-	struct stat sb;
 	if (!crcs)
 		goto out;
-	if (mkdir(dir, 0700) < 0 &&
-	    (errno != EEXIST || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
-		snprintf(err, errlen, "snapshot directory %s: %s", dir, strerror(errno));
-		goto out;
-	}
 	if (build_state(m, &state, devs, err, errlen) ||
-	    write_file(dir, "state.bin", state.buf, state.len, err, errlen))
+	    write_file(dir_fd, dir, "state.bin", state.buf, state.len, err, errlen))
 		goto out;
 	const char *memfile = o->compress ? "memory.zst" : "memory.bin";
-	char mempath[4200];
-	path_in(mempath, sizeof(mempath), dir, memfile);
-	int64_t stored =
-	    memimage_save(&m->mem, mempath, o->compress, crcs, o->progress, o->ctx, err, errlen);
+	int64_t stored = memimage_save(&m->mem, dir_fd, memfile, o->compress, crcs, o->progress,
+				       o->ctx, err, errlen);
 	if (stored < 0)
 		goto out;
 
@@ -194,15 +188,13 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	json_object *disks = json_object_new_array();
 	json_object_object_add(meta, "disks", disks);
 	for (int i = 0; i < cfg->ndisks; i++) {
+		/* The path is absolute (the CLI resolved it); the image is read
+		 * through the fd the disk has open. */
 		struct disk_ident id;
-		char real[4096];
-		if (!realpath(cfg->disk[i].path, real) || disk_ident(real, &id, err, errlen)) {
-			snprintf(err, errlen, "disk image %s: cannot identify it",
-				 cfg->disk[i].path);
+		if (disk_ident_fd(pci_platform_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen))
 			goto out;
-		}
 		json_object *d = json_object_new_object();
-		json_object_object_add(d, "path", json_object_new_string(real));
+		json_object_object_add(d, "path", json_object_new_string(cfg->disk[i].path));
 		json_object_object_add(d, "ro", json_object_new_boolean(cfg->disk[i].ro));
 		json_object_object_add(d, "size", json_object_new_int64((int64_t)id.size));
 		json_object_object_add(d, "mtime_ns", json_object_new_int64(id.mtime_ns));
@@ -211,7 +203,7 @@ int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts
 	}
 	const char *text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PRETTY);
 	/* Written last: a snapshot.json means the snapshot is complete. */
-	rc = write_file(dir, "snapshot.json", text, strlen(text), err, errlen);
+	rc = write_file(dir_fd, dir, "snapshot.json", text, strlen(text), err, errlen);
 out:
 	json_object_put(devs);
 	json_object_put(meta);

@@ -18,9 +18,10 @@ struct snapshot_opts {
 	void *ctx;
 };
 
-/* Save m (all vCPUs parked: machine_pause) into dir. */
-int snapshot_save(struct machine *m, const char *dir, const struct snapshot_opts *o, char *err,
-		  size_t errlen);
+/* Save m (all vCPUs parked: machine_pause) into the directory open as dir_fd
+ * (named dir in messages). */
+int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct snapshot_opts *o,
+		  char *err, size_t errlen);
 
 /* Read and check a snapshot before anything runs: metadata, state checksums,
  * every vCPU/VM record, memory size and (if verify) memory checksums. */

@@ -156,6 +156,31 @@ static void devices(void **state)
 	assert_false(c.device[DEV_PC_TESTDEV]);
 }
 
+static void jail_options(void **state)
+{
+	struct vm_config c;
+	vm_config_defaults(&c);
+	assert_true(c.jail); /* on by default */
+	assert_false(c.jail_set);
+	char *a1[] = {"run", "--kernel",    "k",  "--no-jail", "--cpu-quota",
+		      "150", "--mem-limit", "1G", NULL};
+	assert_int_equal(cli_parse_run(8, a1, &c), 0);
+	assert_false(c.jail);
+	assert_int_equal(c.cpu_quota, 150);
+	assert_int_equal(c.mem_limit, 1ull << 30);
+	char *a2[] = {"run", "--kernel", "k", "--jail", NULL};
+	assert_int_equal(cli_parse_run(4, a2, &c), 0);
+	assert_true(c.jail);
+	assert_true(c.jail_set);
+	char *bad[][6] = {{"run", "--kernel", "k", "--cpu-quota", "0", NULL},
+			  {"run", "--kernel", "k", "--cpu-quota", "6401", NULL},
+			  {"run", "--kernel", "k", "--cpu-quota", "5x", NULL},
+			  {"run", "--kernel", "k", "--mem-limit", "100k", NULL},
+			  {"run", "--kernel", "k", "--mem-limit", "lots", NULL}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_not_equal(cli_parse_run(5, bad[i], &c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +190,7 @@ int main(void)
 	    cmocka_unit_test(disks),
 	    cmocka_unit_test(devices),
 	    cmocka_unit_test(default_cmdline),
+	    cmocka_unit_test(jail_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

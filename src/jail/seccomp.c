@@ -1,0 +1,245 @@
+/* The seccomp-bpf allowlist, built with libseccomp from one table: a system
+ * call is allowed when every condition of its row holds for this VMM. Anything
+ * else raises SIGSYS, whose handler names the call in one line and ends the
+ * VMM with EXIT_CODE_JAIL. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "jail/internal.h"
+#include "machine/machine.h"
+
+enum {
+	ANY = 0,
+	KVM = 1 << 0,	/* engine kvm */
+	SOFT = 1 << 1,	/* engine soft */
+	DISKS = 1 << 2, /* virtio-blk configured */
+	SAN = 1 << 3,	/* a sanitizer runtime (ASan/LSan/UBSan, TSan) is linked in */
+};
+
+/* Each row: a system call and when the VMM needs it. */
+static const struct {
+	const char *name;
+	unsigned when;
+} allowlist[] = {
+    /* I/O on fds opened before the jail: console, control socket, eventfds */
+    {"read", ANY},
+    {"write", ANY},
+    {"readv", ANY},
+    {"writev", ANY},
+    {"close", ANY},
+    {"poll", ANY},
+    {"ppoll", ANY},
+    {"lseek", ANY},
+    {"fcntl", ANY},
+    {"fstat", ANY},
+    {"newfstatat", ANY},
+    {"ioctl", ANY}, /* by request: the table below */
+    /* the control channel */
+    {"accept4", ANY},
+    {"setsockopt", ANY},
+    {"sendto", ANY},
+    {"sendmsg", ANY},
+    {"recvfrom", ANY},
+    {"recvmsg", ANY},
+    /* snapshots into the directory fd a client passes (openat on an fd; the
+     * root is empty and read-only, so no path reaches the host) */
+    {"openat", ANY},
+    {"renameat", ANY},
+    {"unlinkat", ANY},
+    {"fsync", ANY},
+    {"fdatasync", ANY},
+    {"ftruncate", ANY},
+    {"pwrite64", ANY},
+    /* memory and threads (glibc malloc, pthread, vCPU and console threads) */
+    {"mmap", ANY}, /* without PROT_EXEC: see install() */
+    {"mprotect", ANY},
+    {"munmap", ANY},
+    {"madvise", ANY},
+    {"mincore", ANY}, /* snapshots of a restored VM: its copy-on-write pages */
+    {"mremap", ANY},
+    {"brk", ANY},
+    {"clone", ANY}, /* threads only: see install() */
+    {"set_robust_list", ANY},
+    {"rseq", ANY},
+    {"futex", ANY},
+    {"sched_yield", ANY},
+    {"sched_getaffinity", ANY},
+    {"gettid", ANY},
+    {"getpid", ANY},
+    {"tgkill", ANY},
+    {"rt_sigaction", ANY},
+    {"rt_sigprocmask", ANY},
+    {"rt_sigreturn", ANY},
+    {"rt_sigtimedwait", ANY},
+    {"restart_syscall", ANY}, /* a sleep interrupted by a signal goes on */
+    {"exit", ANY},
+    {"exit_group", ANY},
+    /* time: the guest's clocks and timers, when the vDSO does not answer */
+    {"clock_gettime", ANY},
+    {"clock_nanosleep", ANY},
+    {"nanosleep", ANY},
+    {"gettimeofday", ANY},
+    /* virtio-rng */
+    {"getrandom", ANY},
+    /* virtio-blk */
+    {"preadv", DISKS},
+    {"pwritev", DISKS},
+    {"pread64", DISKS},
+    {"flock", DISKS},
+    /* sanitizer runtimes: LeakSanitizer stops the threads from a clone()d
+     * tracer with ptrace and reads /proc at exit; reports need the rest */
+    {"ptrace", SAN},
+    {"process_vm_readv", SAN},
+    {"wait4", SAN},
+    {"waitid", SAN},
+    {"prctl", SAN},
+    {"sigaltstack", SAN},
+    {"open", SAN}, /* the runtimes' own system calls: the legacy ones */
+    {"stat", SAN},
+    {"lstat", SAN},
+    {"access", SAN},
+    {"getdents", SAN},
+    {"getdents64", SAN},
+    {"readlink", SAN},
+    {"getppid", SAN},
+    {"kill", SAN},
+    {"pipe", SAN},
+    {"pipe2", SAN},
+    {"dup", SAN},
+    {"dup2", SAN},
+    {"getrlimit", SAN},
+    {"prlimit64", SAN},
+    {"uname", SAN},
+    {"sched_setaffinity", SAN},
+};
+
+/* ioctl, by request number. */
+static const struct {
+	unsigned long request, mask; /* request & mask must equal request */
+	unsigned when;
+} ioctls[] = {
+    {TCGETS, ~0ul, ANY}, /* the console: isatty, raw mode and back */
+    {TCSETS, ~0ul, ANY},
+    {TCSETSW, ~0ul, ANY},
+    {TCSETSF, ~0ul, ANY},
+    {TIOCGWINSZ, ~0ul, ANY},
+    /* every KVM ioctl (type KVMIO) on the VM and vCPU fds */
+    {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, KVM},
+};
+
+#define NAMES_MAX 512
+#define NAME_LEN  32
+/* Names resolved before the filter goes in: the SIGSYS handler must not allocate. */
+static char names[NAMES_MAX][NAME_LEN];
+
+static void put(char *buf, size_t *n, size_t cap, const char *s)
+{
+	while (*s && *n + 1 < cap)
+		buf[(*n)++] = *s++;
+}
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	char msg[256], num[16];
+	size_t n = 0, k = 0;
+	int nr = si->si_syscall;
+	unsigned u = nr < 0 ? 0u : (unsigned)nr;
+	do
+		num[k++] = (char)('0' + u % 10);
+	while ((u /= 10) && k < sizeof(num));
+	put(msg, &n, sizeof(msg), "popek: jail: forbidden system call ");
+	put(msg, &n, sizeof(msg), nr >= 0 && nr < NAMES_MAX && names[nr][0] ? names[nr] : "?");
+	put(msg, &n, sizeof(msg), " (");
+	while (k && n + 1 < sizeof(msg))
+		msg[n++] = num[--k];
+	put(msg, &n, sizeof(msg), ") — the seccomp allowlist does not include it\n");
+	if (write(STDERR_FILENO, msg, n) < 0)
+		_exit(EXIT_CODE_JAIL);
+	_exit(EXIT_CODE_JAIL);
+}
+
+static unsigned conditions(const struct jail_profile *p)
+{
+	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0);
+}
+
+/* Rules whose arguments matter: mapping memory executable, clone without
+ * CLONE_THREAD (a new process), and ioctl requests. */
+static int add_rule(scmp_filter_ctx f, const char *name, int nr, unsigned have)
+{
+	const uint64_t prot_exec = PROT_EXEC, thread = CLONE_THREAD;
+	if (!strcmp(name, "ioctl")) {
+		for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++)
+			if ((ioctls[i].when & ~have) == 0 &&
+			    seccomp_rule_add(
+				f, SCMP_ACT_ALLOW, nr, 1,
+				SCMP_A1(SCMP_CMP_MASKED_EQ, ioctls[i].mask, ioctls[i].request)) < 0)
+				return -1;
+		return 0;
+	}
+	if (SANITIZED)
+		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 0);
+	if (!strcmp(name, "mmap") || !strcmp(name, "mprotect"))
+		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
+					SCMP_A2(SCMP_CMP_MASKED_EQ, prot_exec, 0));
+	if (!strcmp(name, "clone"))
+		return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1,
+					SCMP_A0(SCMP_CMP_MASKED_EQ, thread, thread));
+	return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 0);
+}
+
+int seccomp_install(const struct jail_profile *p, char *err, size_t errlen)
+{
+	for (int nr = 0; nr < NAMES_MAX; nr++) {
+		char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+		snprintf(names[nr], NAME_LEN, "%s", s ? s : "");
+		free(s);
+	}
+	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
+	sigemptyset(&sa.sa_mask);
+	scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
+	if (!f || sigaction(SIGSYS, &sa, NULL) < 0) {
+		snprintf(err, errlen, "jail: cannot set up the seccomp filter");
+		seccomp_release(f);
+		return -1;
+	}
+	unsigned have = conditions(p);
+	int allowed = 0, rc = 0;
+	for (size_t i = 0; i < sizeof(allowlist) / sizeof(allowlist[0]) && !rc; i++) {
+		if (allowlist[i].when & ~have)
+			continue;
+		int nr = seccomp_syscall_resolve_name(allowlist[i].name);
+		rc = nr == __NR_SCMP_ERROR ? -1 : add_rule(f, allowlist[i].name, nr, have);
+		if (rc)
+			snprintf(err, errlen, "jail: seccomp rule for %s: %s", allowlist[i].name,
+				 strerror(rc == -1 ? EINVAL : -rc));
+		allowed++;
+	}
+	/* glibc tries clone3 first and falls back to clone on ENOSYS; clone3's
+	 * flags are in memory, out of the filter's reach. */
+	if (!rc && (rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0)
+		snprintf(err, errlen, "jail: seccomp rule for clone3: %s", strerror(-rc));
+	/* Threads started before the jail (kvm's virtio notification threads) get
+	 * the same filter. */
+	if (!rc && (rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+		snprintf(err, errlen, "jail: seccomp thread sync: %s", strerror(-rc));
+	if (!rc && (rc = seccomp_load(f)) < 0)
+		snprintf(err, errlen, "jail: cannot load the seccomp filter: %s", strerror(-rc));
+	seccomp_release(f);
+	return rc ? -1 : allowed;
+}
+
+void seccomp_selftest_forbidden(void)
+{
+	syscall(SYS_mount, "none", "/", "tmpfs", 0ul, NULL);
+}
