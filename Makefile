@@ -6,11 +6,13 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN    := -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
 
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
 OBJS    := $(SRCS:%.c=build/obj/%.o)
 SANOBJS := $(SRCS:%.c=build/san/%.o)
+TSANOBJS := $(SRCS:%.c=build/tsan/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
 
 all: build/popek guests
@@ -36,6 +38,14 @@ clang-check: $(SRCS:%.c=build/clang/%.o)
 build/popek-san: $(SANOBJS)
 	$(CC) $(SAN) -pthread $^ -o $@ $(LIBS)
 
+# ThreadSanitizer cannot share objects with ASan, so it has its own object dir.
+build/tsan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O1 -g $(TSAN) -c $< -o $@
+
+build/popek-tsan: $(TSANOBJS)
+	$(CC) $(TSAN) -pthread $^ -o $@ $(LIBS)
+
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
@@ -46,7 +56,7 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check format-check image build/cpudiff
+test: all build/popek-san build/popek-tsan unit clang-check format-check image build/cpudiff
 	tests/run.sh
 
 # Boot the default guest (Debian's kernel + busybox) on the best engine.
