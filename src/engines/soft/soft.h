@@ -455,25 +455,36 @@ static inline bool cond(struct soft_cpu *c, unsigned cc)
 	return r >= 0 ? r : cond_slow(c, cc);
 }
 
-/* Guest memory is byte-addressable: unaligned accesses are legal, so go
- * through memcpy (a single move once optimised). */
+/* Guest memory is shared with the other vCPUs and the device threads. x86
+ * makes aligned accesses single-copy atomic and orders them as TSO, which is
+ * what acquire loads and release stores give (plain MOVs on an x86 host); an
+ * unaligned access goes through memcpy, one host MOV that the host keeps
+ * atomic within a cache line, as x86 promises no more. */
+#define GUEST_ALIGNED(p, size) (((uintptr_t)(p) & (uintptr_t)((size)-1)) == 0)
+
 static inline uint64_t load_n(const uint8_t *p, int size)
 {
 	switch (size) {
 	case 1:
-		return *p;
+		return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 	case 2: {
 		uint16_t v;
+		if (GUEST_ALIGNED(p, 2))
+			return __atomic_load_n((const uint16_t *)(const void *)p, __ATOMIC_ACQUIRE);
 		__builtin_memcpy(&v, p, 2);
 		return v;
 	}
 	case 4: {
 		uint32_t v;
+		if (GUEST_ALIGNED(p, 4))
+			return __atomic_load_n((const uint32_t *)(const void *)p, __ATOMIC_ACQUIRE);
 		__builtin_memcpy(&v, p, 4);
 		return v;
 	}
 	default: {
 		uint64_t v;
+		if (GUEST_ALIGNED(p, 8))
+			return __atomic_load_n((const uint64_t *)(const void *)p, __ATOMIC_ACQUIRE);
 		__builtin_memcpy(&v, p, 8);
 		return v;
 	}
@@ -484,20 +495,29 @@ static inline void store_n(uint8_t *p, int size, uint64_t v)
 {
 	switch (size) {
 	case 1:
-		*p = (uint8_t)v;
+		__atomic_store_n(p, (uint8_t)v, __ATOMIC_RELEASE);
 		break;
 	case 2: {
 		uint16_t t = (uint16_t)v;
-		__builtin_memcpy(p, &t, 2);
+		if (GUEST_ALIGNED(p, 2))
+			__atomic_store_n((uint16_t *)(void *)p, t, __ATOMIC_RELEASE);
+		else
+			__builtin_memcpy(p, &t, 2);
 		break;
 	}
 	case 4: {
 		uint32_t t = (uint32_t)v;
-		__builtin_memcpy(p, &t, 4);
+		if (GUEST_ALIGNED(p, 4))
+			__atomic_store_n((uint32_t *)(void *)p, t, __ATOMIC_RELEASE);
+		else
+			__builtin_memcpy(p, &t, 4);
 		break;
 	}
 	default:
-		__builtin_memcpy(p, &v, 8);
+		if (GUEST_ALIGNED(p, 8))
+			__atomic_store_n((uint64_t *)(void *)p, v, __ATOMIC_RELEASE);
+		else
+			__builtin_memcpy(p, &v, 8);
 		break;
 	}
 }
