@@ -290,6 +290,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
+	/* Here, before the control thread that reports uptime from it exists. */
+	m->start_ns = monotonic_ns();
 	return rc;
 }
 
@@ -298,7 +300,7 @@ static void user_quit(void *ctx)
 	machine_stop(ctx, STOP_POWEROFF, 0, "quit from the console (Ctrl-A x)");
 }
 
-static int wait_for_vcpus(struct machine *m)
+static void wait_for_vcpus(struct machine *m, int started)
 {
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -312,9 +314,8 @@ static int wait_for_vcpus(struct machine *m)
 			machine_stop(m, STOP_ERROR, 128 + sig, "stopped by signal %d (%s)", sig,
 				     strsignal(sig));
 	}
-	for (int i = 0; i < m->ncpus; i++)
+	for (int i = 0; i < started; i++)
 		pthread_join(m->vcpu[i].thread, NULL);
-	return 0;
 }
 
 /* After a crash: an instruction the engine refused may be the cause (one it
@@ -346,7 +347,6 @@ int machine_run(struct machine *m)
 	if (console_start_input(m->console, input, input_ctx, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
-	m->start_ns = t0;
 	int started = 0;
 	for (int i = 0; i < m->ncpus; i++) {
 		atomic_fetch_add(&m->running_vcpus, 1);
@@ -358,8 +358,8 @@ int machine_run(struct machine *m)
 		}
 		started++;
 	}
-	m->ncpus = started;
-	wait_for_vcpus(m);
+	/* m->ncpus stays: the vCPU threads read it (machine_stop) as they start. */
+	wait_for_vcpus(m, started);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	double secs = (double)(monotonic_ns() - t0) / 1e9;

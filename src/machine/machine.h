@@ -86,7 +86,7 @@ struct machine {
 	bool pause_requested;
 	int parked; /* vCPUs currently parked */
 
-	uint64_t start_ns; /* CLOCK_MONOTONIC at VM start, for get_time */
+	uint64_t start_ns; /* CLOCK_MONOTONIC when the VM was built, for get_time; constant */
 	const char *name;
 	struct console *console;
 	struct uart *uart;
