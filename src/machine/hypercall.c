@@ -5,6 +5,7 @@
 
 #include "machine/console.h"
 #include "popek/hypercall.h"
+#include "util/counter.h"
 
 static uint64_t err(int e)
 {
@@ -40,7 +41,7 @@ void hypercall_handle(struct vcpu *v, struct vcpu_exit *ex)
 {
 	struct machine *m = v->m;
 	uint64_t nr = ex->hc.nr, *a = ex->hc.arg;
-	v->count.hypercalls[nr < POPEK_HC_COUNT ? nr : POPEK_HC_COUNT]++;
+	counter_add(&v->count.hypercalls[nr < POPEK_HC_COUNT ? nr : POPEK_HC_COUNT], 1);
 	switch (nr) {
 	case POPEK_HC_VERSION:
 		ex->hc.ret = POPEK_HC_ABI_VERSION;

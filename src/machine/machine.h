@@ -30,9 +30,10 @@ enum stop_kind {
 #define EXIT_CODE_CRASH	 70 /* the VM crashed */
 #define EXIT_CODE_HOST	 71 /* host-side failure */
 
+/* Written by the vCPU's thread only, read live by `popek stats`: util/counter.h. */
 struct vcpu_counters {
-	unsigned long exits[NR_EXIT_REASONS];
-	unsigned long hypercalls[8]; /* by number; the last slot counts unknown ones */
+	uint64_t exits[NR_EXIT_REASONS];
+	uint64_t hypercalls[8]; /* by number; the last slot counts unknown ones */
 };
 
 struct machine;

@@ -6,6 +6,7 @@
 #include "machine/hypercall.h"
 #include "machine/machine.h"
 #include "machine/vcpu.h"
+#include "util/counter.h"
 
 static void dispatch_io(struct machine *m, struct vcpu_exit *ex)
 {
@@ -50,7 +51,7 @@ void *vcpu_thread(void *arg)
 				     "vCPU %d: engine run failed: %s", v->index, strerror(-rc));
 			break;
 		}
-		v->count.exits[ex.reason]++;
+		counter_add(&v->count.exits[ex.reason], 1);
 		switch (ex.reason) {
 		case EXIT_IO:
 			dispatch_io(m, &ex);

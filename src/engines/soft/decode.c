@@ -490,7 +490,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		if (ends_block(d) || b->n == BLOCK_INSNS)
 			break;
 	}
-	c->stat_fetch_slow++;
+	counter_add(&c->stat_fetch_slow, 1);
 	b->generic = b->insn[0].fn == exec_insn;
 	optimize_block(b->insn, b->n);
 	b->insn[b->n].fn = block_end;

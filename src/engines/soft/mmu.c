@@ -88,7 +88,7 @@ uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int a
 
 void tlb_flush(struct soft_cpu *c, bool keep_global)
 {
-	c->stat_tlb_flush++;
+	counter_add(&c->stat_tlb_flush, 1);
 	epoch_bump(c);
 	for (int u = 0; u < 2; u++)
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
@@ -106,7 +106,7 @@ void tlb_flush(struct soft_cpu *c, bool keep_global)
 
 void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 {
-	c->stat_tlb_flush++;
+	counter_add(&c->stat_tlb_flush, 1);
 	epoch_bump(c);
 	if (lin < c->tlb_large_lo || lin > c->tlb_large_last) {
 		/* no large page covers lin: its 4 KiB entries are the only ones */
@@ -279,7 +279,7 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 {
 	bool w, x, u, dirty, global;
 	uint64_t pmask;
-	c->stat_tlb_miss++;
+	counter_add(&c->stat_tlb_miss, 1);
 	uint64_t gpa = walk(c, lin, acc, user, &w, &x, &u, &dirty, &global, &pmask);
 	*gpa_out = gpa;
 	uint8_t *host = phys_ptr(c->vm, gpa & ~0xfffull, 0x1000, false);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "engines/engine.h"
+#include "util/counter.h"
 
 #define SOFT_MAX_SLOTS 8
 #define SOFT_MAX_CPUS  64
@@ -584,7 +585,7 @@ static inline uint8_t *tlb_peek(struct soft_cpu *c, uint64_t lin, int size, int 
 static inline uint8_t *tlb_lookup(struct soft_cpu *c, uint64_t lin, int size, int acc)
 {
 	uint8_t *p = tlb_peek(c, lin, size, acc);
-	c->stat_tlb_hit += p != NULL;
+	counter_add(&c->stat_tlb_hit, p != NULL);
 	return p;
 }
 
@@ -686,7 +687,7 @@ static inline void serialize(struct soft_cpu *c)
 
 static inline void trap(struct soft_cpu *c, int kind)
 {
-	c->stat_trap[kind]++;
+	counter_add(&c->stat_trap[kind], 1);
 }
 
 static inline void require_cpl0(struct soft_cpu *c)
