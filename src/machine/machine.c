@@ -212,7 +212,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 							       .dev = m->uart,
 							       .save = uart_save,
 							       .load = uart_load,
-							       .destroy = uart_free});
+							       .destroy = uart_free,
+							       .pause = uart_pause});
 	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
 	    cmos_rtc_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");

@@ -59,8 +59,9 @@ struct machine_device {
 	int (*save)(void *dev, void **buf, size_t *len);
 	int (*load)(void *dev, const void *buf, size_t len);
 	void (*destroy)(void *dev);
-	/* Optional, for devices with threads of their own: stop and restart work
-	 * when the VM pauses and resumes. */
+	/* Optional, for devices with work from threads other than the vCPUs'
+	 * (I/O threads, console input): stop it completely while the VM is
+	 * paused (no guest memory update, no interrupt) and restart it. */
 	void (*pause)(void *dev, bool paused);
 };
 
