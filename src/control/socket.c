@@ -89,15 +89,23 @@ char *socket_read_line(int fd, size_t max)
 			buf = nb;
 			cap *= 2;
 		}
-		ssize_t r = read(fd, buf + n, cap - n - 1);
+		/* Peek, then take no more than this line: the peer may have sent
+		 * the next one (a progress line and the reply) already. */
+		ssize_t r = recv(fd, buf + n, cap - n - 1, MSG_PEEK);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		char *nl = memchr(buf + n, '\n', (size_t)r);
-		n += (size_t)r;
+		size_t take = nl ? (size_t)(nl - (buf + n)) + 1 : (size_t)r;
+		ssize_t got;
+		while ((got = recv(fd, buf + n, take, 0)) < 0 && errno == EINTR)
+			;
+		if (got != (ssize_t)take)
+			break;
+		n += take;
 		if (nl) {
-			*nl = 0;
+			buf[n - 1] = 0;
 			return buf;
 		}
 	}

@@ -12,7 +12,8 @@ int socket_path(const char *name, char *buf, size_t len);
 int socket_listen(const char *name, char *path, size_t pathlen, char *err, size_t errlen);
 /* Connect to VM `name`; -errno on failure (-ECONNREFUSED: stale socket). */
 int socket_connect(const char *name);
-/* Read up to a newline (at most max bytes); malloc'ed, NUL-terminated, or NULL. */
+/* Read up to a newline (at most max bytes), leaving what follows it in the
+ * socket; malloc'ed, NUL-terminated, or NULL. */
 char *socket_read_line(int fd, size_t max);
 int socket_write_line(int fd, const char *s);
 
