@@ -407,7 +407,7 @@ static inline bool same_bytes(const uint8_t *p, const struct block *b)
 	}
 	if (n < 8) {
 		for (; i < n; i++)
-			diff |= (uint64_t)(p[i] ^ b->code[i]);
+			diff |= load_n(p + i, 1) ^ b->code[i];
 		return diff == 0;
 	}
 	for (; i + 8 <= n; i += 8)
