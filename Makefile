@@ -14,6 +14,9 @@ OBJS    := $(SRCS:%.c=build/obj/%.o)
 SANOBJS := $(SRCS:%.c=build/san/%.o)
 TSANOBJS := $(SRCS:%.c=build/tsan/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
+# Unit tests with threads of their own, also run under TSan (35-tsan.sh).
+TSANUNIT := test_intc_lapic test_intc_smp test_soft_cpu test_virtio_blk test_virtio_console \
+	    test_platform_stop
 
 all: build/popek guests
 
@@ -46,6 +49,12 @@ build/tsan/%.o: %.c
 build/popek-tsan: $(TSANOBJS)
 	$(CC) $(TSAN) -pthread $^ -o $@ $(LIBS)
 
+build/tsan-tests/%: tests/unit/%.c $(filter-out build/tsan/src/cli/main.o,$(TSANOBJS))
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O1 -g $(TSAN) $(filter %.c %.o,$^) -o $@ $(LIBS) -lcmocka
+
+tsan: build/popek-tsan $(TSANUNIT:%=build/tsan-tests/%)
+
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
@@ -56,7 +65,7 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san build/popek-tsan unit clang-check format-check image build/cpudiff
+test: all build/popek-san tsan unit clang-check format-check image build/cpudiff
 	tests/run.sh
 
 # Boot the default guest (Debian's kernel + busybox) on the best engine.
@@ -93,5 +102,5 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: image all guests unit test run fuzz format format-check clean clang-check cpu-diff fuzz-cpu
+.PHONY: image all guests unit tsan test run fuzz format format-check clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)
