@@ -1,5 +1,5 @@
-# ThreadSanitizer subset (build/popek-tsan): two vCPUs on both engines, the
-# timer guest, and a running two-vCPU VM that gets console input throughout
+# ThreadSanitizer subset (make tsan): the threaded unit tests, two vCPUs on
+# both engines, the timer guest, and a running two-vCPU VM that gets console input throughout
 # while `popek stats` polls it from another process, is paused, snapshotted
 # paused and running, resumed, and restored. Any TSan report fails the check.
 # (Linux is not in the subset: under TSan its two-vCPU boot takes minutes.)
@@ -16,8 +16,27 @@ expect_tsan() {
 	fi
 }
 
+# The unit tests that run threads of their own (the Makefile's TSANUNIT), under TSan.
+nunit=0
+for t in "$POPEK_ROOT"/build/tsan-tests/test_*; do
+	[ -x "$t" ] || continue
+	nunit=$((nunit + 1))
+	n=$(basename "$t")
+	ERR=$TMP/tsan-$n.log
+	"$t" >"$ERR" 2>&1
+	rc=$?
+	if grep -q "WARNING: ThreadSanitizer" "$ERR"; then
+		fail "tsan/unit: $n" "TSan report: $(grep -m1 SUMMARY "$ERR")"
+	elif [ $rc -ne 0 ]; then
+		fail "tsan/unit: $n" "exit $rc: $(grep -m1 FAILED "$ERR")"
+	else
+		pass "tsan/unit: $n ($(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$ERR") tests)"
+	fi
+done
+[ $nunit -gt 0 ] || fail "tsan/unit" "build/tsan-tests/ holds no tests: run 'make tsan' (make test does)"
+
 if [ ! -x "$TS" ]; then
-	fail "tsan" "build/popek-tsan is missing: run 'make build/popek-tsan' (make test does)"
+	fail "tsan" "build/popek-tsan is missing: run 'make tsan' (make test does)"
 else
 	export POPEK=$TS
 	for e in soft kvm; do
