@@ -293,6 +293,9 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	free(bsp);
 	/* Here, before the control thread that reports uptime from it exists. */
 	m->start_ns = monotonic_ns();
+	/* The vCPUs count as running from now on: a pause the control thread
+	 * asks for before machine_run starts them waits until they have parked. */
+	atomic_store(&m->running_vcpus, m->ncpus);
 	return rc;
 }
 
@@ -350,9 +353,12 @@ int machine_run(struct machine *m)
 	uint64_t t0 = monotonic_ns();
 	int started = 0;
 	for (int i = 0; i < m->ncpus; i++) {
-		atomic_fetch_add(&m->running_vcpus, 1);
 		if (pthread_create(&m->vcpu[i].thread, NULL, vcpu_thread, &m->vcpu[i])) {
-			atomic_fetch_sub(&m->running_vcpus, 1);
+			/* vCPUs never started never park: a pauser must not wait for them */
+			pthread_mutex_lock(&m->pause_lock);
+			atomic_fetch_sub(&m->running_vcpus, m->ncpus - i);
+			pthread_cond_broadcast(&m->pause_cond);
+			pthread_mutex_unlock(&m->pause_lock);
 			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start vCPU thread %d",
 				     i);
 			break;

@@ -77,8 +77,8 @@ struct machine {
 	struct vcpu vcpu[MAX_VCPUS];
 
 	pthread_mutex_t stop_lock;
-	atomic_int stop; /* enum stop_kind */
-	atomic_int running_vcpus;
+	atomic_int stop;	  /* enum stop_kind */
+	atomic_int running_vcpus; /* from machine_create until each vCPU thread ends */
 	int exit_code;
 	char stop_msg[256];
 
