@@ -6,12 +6,17 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN    := -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
 
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
 OBJS    := $(SRCS:%.c=build/obj/%.o)
 SANOBJS := $(SRCS:%.c=build/san/%.o)
+TSANOBJS := $(SRCS:%.c=build/tsan/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
+# Unit tests with threads of their own, also run under TSan (35-tsan.sh).
+TSANUNIT := test_intc_lapic test_intc_smp test_soft_cpu test_virtio_blk test_virtio_console \
+	    test_platform_stop test_machine_pause
 
 all: build/popek guests
 
@@ -36,6 +41,20 @@ clang-check: $(SRCS:%.c=build/clang/%.o)
 build/popek-san: $(SANOBJS)
 	$(CC) $(SAN) -pthread $^ -o $@ $(LIBS)
 
+# ThreadSanitizer cannot share objects with ASan, so it has its own object dir.
+build/tsan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O1 -g $(TSAN) -c $< -o $@
+
+build/popek-tsan: $(TSANOBJS)
+	$(CC) $(TSAN) -pthread $^ -o $@ $(LIBS)
+
+build/tsan-tests/%: tests/unit/%.c $(filter-out build/tsan/src/cli/main.o,$(TSANOBJS))
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O1 -g $(TSAN) $(filter %.c %.o,$^) -o $@ $(LIBS) -lcmocka
+
+tsan: build/popek-tsan $(TSANUNIT:%=build/tsan-tests/%)
+
 # Unit tests link against every object but the CLI entry point, sanitized.
 build/tests/%: tests/unit/%.c $(filter-out build/san/src/cli/main.o,$(SANOBJS))
 	@mkdir -p $(@D)
@@ -46,7 +65,7 @@ guests:
 
 unit: $(UNIT:tests/unit/%.c=build/tests/%)
 
-test: all build/popek-san unit clang-check format-check image build/cpudiff
+test: all build/popek-san tsan unit clang-check format-check image build/cpudiff
 	tests/run.sh
 
 # Boot the default guest (Debian's kernel + busybox) on the best engine.
@@ -83,5 +102,5 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: image all guests unit test run fuzz format format-check clean clang-check cpu-diff fuzz-cpu
+.PHONY: image all guests unit tsan test run fuzz format format-check clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)

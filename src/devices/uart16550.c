@@ -39,6 +39,7 @@ struct uart {
 	uint8_t ier, lcr, mcr, msr_delta, scr, fcr, dll, dlm;
 	bool thre_pending; /* THR-empty interrupt armed, cleared by reading IIR or writing THR */
 	bool irq_level;
+	bool paused;
 	uint8_t rx[RX_SIZE];
 	unsigned rx_head, rx_count;
 };
@@ -186,11 +187,19 @@ size_t uart_input(void *dev, const uint8_t *buf, size_t len)
 	struct uart *u = dev;
 	size_t n = 0;
 	pthread_mutex_lock(&u->lock);
-	while (n < len && u->rx_count < RX_SIZE)
+	while (!u->paused && n < len && u->rx_count < RX_SIZE)
 		rx_push(u, buf[n++]);
 	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return n;
+}
+
+void uart_pause(void *dev, bool paused)
+{
+	struct uart *u = dev;
+	pthread_mutex_lock(&u->lock);
+	u->paused = paused;
+	pthread_mutex_unlock(&u->lock);
 }
 
 struct uart *uart_create(struct bus *pio, uint16_t base, struct irq_line irq, uart_tx_fn tx,

@@ -53,7 +53,9 @@ size_t virtio_console_input(void *arg, const uint8_t *data, size_t len)
 	struct vq_chain c;
 	size_t done = 0;
 	pthread_mutex_lock(&vp->lock);
-	while (done < len && virtio_pci_live(vp)) {
+	/* Paused: no used-ring update and no interrupt under a snapshot; the
+	 * console keeps the input and retries. */
+	while (done < len && virtio_pci_live(vp) && !vp->paused) {
 		int r = virtq_pop(vq, &c);
 		if (r < 0)
 			virtio_pci_fail(vp);

@@ -5,6 +5,7 @@
 
 #include "machine/console.h"
 #include "popek/hypercall.h"
+#include "util/counter.h"
 
 static uint64_t err(int e)
 {
@@ -56,7 +57,7 @@ uint64_t hypercall_handle(struct vcpu *v, const struct hypercall *hc)
 	struct machine *m = v->m;
 	uint64_t nr = hc->nr;
 	const uint64_t *a = hc->arg;
-	v->count.hypercalls[nr < POPEK_HC_COUNT ? nr : POPEK_HC_COUNT]++;
+	counter_add(&v->count.hypercalls[nr < POPEK_HC_COUNT ? nr : POPEK_HC_COUNT], 1);
 	switch (nr) {
 	case POPEK_HC_VERSION:
 		return POPEK_HC_ABI_VERSION;

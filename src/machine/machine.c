@@ -220,7 +220,8 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 							       .dev = m->uart,
 							       .save = uart_save,
 							       .load = uart_load,
-							       .destroy = uart_free});
+							       .destroy = uart_free,
+							       .pause = uart_pause});
 	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
 	    cmos_rtc_create(m) || fw_cfg_create(m)) {
 		snprintf(err, errlen, "cannot create the platform devices");
@@ -303,6 +304,11 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
+	/* Here, before the control thread that reports uptime from it exists. */
+	m->start_ns = monotonic_ns();
+	/* The vCPUs count as running from now on: a pause the control thread
+	 * asks for before machine_run starts them waits until they have parked. */
+	atomic_store(&m->running_vcpus, m->ncpus);
 	return rc;
 }
 
@@ -317,7 +323,7 @@ static void user_quit(void *ctx)
 	machine_stop(ctx, STOP_POWEROFF, 0, "quit from the console (Ctrl-A x)");
 }
 
-static int wait_for_vcpus(struct machine *m)
+static void wait_for_vcpus(struct machine *m, int started)
 {
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -331,9 +337,8 @@ static int wait_for_vcpus(struct machine *m)
 			machine_stop(m, STOP_ERROR, 128 + sig, "stopped by signal %d (%s)", sig,
 				     strsignal(sig));
 	}
-	for (int i = 0; i < m->ncpus; i++)
+	for (int i = 0; i < started; i++)
 		pthread_join(m->vcpu[i].thread, NULL);
-	return 0;
 }
 
 /* After a crash: an instruction the engine refused may be the cause (one it
@@ -365,20 +370,22 @@ int machine_run(struct machine *m)
 	if (console_start_input(m->console, input, input_ctx, user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
-	m->start_ns = t0;
 	int started = 0;
 	for (int i = 0; i < m->ncpus; i++) {
-		atomic_fetch_add(&m->running_vcpus, 1);
 		if (pthread_create(&m->vcpu[i].thread, NULL, vcpu_thread, &m->vcpu[i])) {
-			atomic_fetch_sub(&m->running_vcpus, 1);
+			/* vCPUs never started never park: a pauser must not wait for them */
+			pthread_mutex_lock(&m->pause_lock);
+			atomic_fetch_sub(&m->running_vcpus, m->ncpus - i);
+			pthread_cond_broadcast(&m->pause_cond);
+			pthread_mutex_unlock(&m->pause_lock);
 			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start vCPU thread %d",
 				     i);
 			break;
 		}
 		started++;
 	}
-	m->ncpus = started;
-	wait_for_vcpus(m);
+	/* m->ncpus stays: the vCPU threads read it (machine_stop) as they start. */
+	wait_for_vcpus(m, started);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	double secs = (double)(monotonic_ns() - t0) / 1e9;

@@ -32,9 +32,10 @@ enum stop_kind {
 #define EXIT_CODE_POLICY 72 /* a policy rule stopped the VM */
 #define EXIT_CODE_JAIL	 73 /* the jail's seccomp filter stopped a forbidden system call */
 
+/* Written by the vCPU's thread only, read live by `popek stats`: util/counter.h. */
 struct vcpu_counters {
-	unsigned long exits[NR_EXIT_REASONS];
-	unsigned long hypercalls[8]; /* by number; the last slot counts unknown ones */
+	uint64_t exits[NR_EXIT_REASONS];
+	uint64_t hypercalls[8]; /* by number; the last slot counts unknown ones */
 };
 
 struct machine;
@@ -62,8 +63,9 @@ struct machine_device {
 	int (*save)(void *dev, void **buf, size_t *len);
 	int (*load)(void *dev, const void *buf, size_t len);
 	void (*destroy)(void *dev);
-	/* Optional, for devices with threads of their own: stop and restart work
-	 * when the VM pauses and resumes. */
+	/* Optional, for devices with work from threads other than the vCPUs'
+	 * (I/O threads, console input): stop it completely while the VM is
+	 * paused (no guest memory update, no interrupt) and restart it. */
 	void (*pause)(void *dev, bool paused);
 };
 
@@ -79,8 +81,8 @@ struct machine {
 	struct vcpu vcpu[MAX_VCPUS];
 
 	pthread_mutex_t stop_lock;
-	atomic_int stop; /* enum stop_kind */
-	atomic_int running_vcpus;
+	atomic_int stop;	  /* enum stop_kind */
+	atomic_int running_vcpus; /* from machine_create until each vCPU thread ends */
 	int exit_code;
 	char stop_msg[256];
 
@@ -90,7 +92,7 @@ struct machine {
 	bool pause_requested;
 	int parked; /* vCPUs currently parked */
 
-	uint64_t start_ns; /* CLOCK_MONOTONIC at VM start, for get_time */
+	uint64_t start_ns; /* CLOCK_MONOTONIC when the VM was built, for get_time; constant */
 	const char *name;
 	struct console *console;
 	struct uart *uart;

@@ -6,6 +6,7 @@
 
 #include "jail/jail.h"
 #include "popek/hypercall.h"
+#include "util/counter.h"
 
 static const char *const hypercall_names[POPEK_HC_COUNT + 1] = {
     "version", "console_write", "get_time", "exit", "yield", "unknown",
@@ -28,17 +29,27 @@ static json_object *counters_json(const struct vcpu_counters *c)
 	return o;
 }
 
+/* A copy of a running vCPU's counters, each read once. */
+static void counters_read(const struct vcpu_counters *c, struct vcpu_counters *out)
+{
+	for (int r = 0; r < NR_EXIT_REASONS; r++)
+		out->exits[r] = counter_read(&c->exits[r]);
+	for (int h = 0; h <= POPEK_HC_COUNT; h++)
+		out->hypercalls[h] = counter_read(&c->hypercalls[h]);
+}
+
 char *machine_stats_json(struct machine *m, double wall_seconds)
 {
 	json_object *root = json_object_new_object(), *cpus = json_object_new_array();
 	struct vcpu_counters total = {0};
 	for (int i = 0; i < m->ncpus; i++) {
-		const struct vcpu_counters *c = &m->vcpu[i].count;
+		struct vcpu_counters c = {0};
+		counters_read(&m->vcpu[i].count, &c);
 		for (int r = 0; r < NR_EXIT_REASONS; r++)
-			total.exits[r] += c->exits[r];
+			total.exits[r] += c.exits[r];
 		for (int h = 0; h <= POPEK_HC_COUNT; h++)
-			total.hypercalls[h] += c->hypercalls[h];
-		json_object *cj = counters_json(c);
+			total.hypercalls[h] += c.hypercalls[h];
+		json_object *cj = counters_json(&c);
 		if (m->engine->stats && m->vcpu[i].ev) {
 			json_object *es = json_object_new_object();
 			m->engine->stats(m->vcpu[i].ev, es);

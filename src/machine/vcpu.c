@@ -6,6 +6,7 @@
 #include "machine/interpose.h"
 #include "machine/machine.h"
 #include "machine/vcpu.h"
+#include "util/counter.h"
 
 static void report_crash(struct vcpu *v, const struct vcpu_exit *ex)
 {
@@ -44,11 +45,11 @@ void *vcpu_thread(void *arg)
 			break;
 		}
 		if (ex.reason != EXIT_IO && ex.reason != EXIT_MMIO)
-			v->count.exits[ex.reason]++;
+			counter_add(&v->count.exits[ex.reason], 1);
 		switch (ex.reason) {
 		case EXIT_IO:
 		case EXIT_MMIO:
-			v->count.exits[interpose(v, &ex)]++;
+			counter_add(&v->count.exits[interpose(v, &ex)], 1);
 			break;
 		case EXIT_KICKED:
 			machine_park_if_paused(m);

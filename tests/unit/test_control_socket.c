@@ -74,12 +74,31 @@ static void lines_one_by_one(void **state)
 	close(sv[1]);
 }
 
+static void long_line_is_bounded(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	static char big[20000];
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\n';
+	assert_int_equal(write(sv[0], big, sizeof(big)), sizeof(big));
+	char *line = socket_read_line(sv[1], 65536, NULL);
+	assert_non_null(line);
+	assert_int_equal(strlen(line), sizeof(big) - 1);
+	free(line);
+	assert_int_equal(write(sv[0], big, sizeof(big)), sizeof(big));
+	assert_null(socket_read_line(sv[1], 8192, NULL)); /* longer than max */
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(line_with_fd),
 	    cmocka_unit_test(unwanted_fd_closed),
 	    cmocka_unit_test(lines_one_by_one),
+	    cmocka_unit_test(long_line_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

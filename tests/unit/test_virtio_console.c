@@ -103,6 +103,20 @@ static void console_tx_and_rx(void **state)
 	assert_int_equal(len, 2);
 	assert_memory_equal(gpa_ptr(&d.mem, BUF + 0x2000, 2), "ef", 2);
 
+	/* Paused VM (a snapshot): input waits, with a buffer posted; no used
+	 * entry, no interrupt until the VM resumes. */
+	vd_submit(&d, 0, (struct vd_buf[]){{BUF + 0x3000, 64, true}}, 1);
+	virtio_pci_pause(virtio_console_pci(con), true);
+	msis = d.msis;
+	assert_int_equal(virtio_console_input(con, (const uint8_t *)"gh", 2), 0);
+	assert_int_equal(d.msis, msis);
+	assert_false(vd_used(&d, 0, &len));
+	virtio_pci_pause(virtio_console_pci(con), false);
+	assert_int_equal(virtio_console_input(con, (const uint8_t *)"gh", 2), 2);
+	assert_int_equal(d.msis, msis + 1);
+	assert_true(vd_used(&d, 0, &len));
+	assert_memory_equal(gpa_ptr(&d.mem, BUF + 0x3000, 2), "gh", 2);
+
 	/* A broken RX chain flags the device instead of taking input. */
 	vd_submit(&d, 0, (struct vd_buf[]){{VD_RAM, 64, true}}, 1);
 	assert_int_equal(virtio_console_input(con, (const uint8_t *)"z", 1), 0);

@@ -185,7 +185,9 @@ static inline void vd_offer(struct vdrv *d, unsigned q, const struct vd_buf *b, 
 	uint16_t head = 0;
 	gpa_write(&d->mem, vq->avail + 4 + 2 * (vq->avail_idx % VD_QSIZE), &head, 2);
 	vq->avail_idx++;
-	gpa_write(&d->mem, vq->avail + 2, &vq->avail_idx, 2);
+	/* a driver publishes the index after the ring (the device may be a thread) */
+	__atomic_store_n((uint16_t *)gpa_ptr(&d->mem, vq->avail + 2, 2), vq->avail_idx,
+			 __ATOMIC_RELEASE);
 }
 
 /* Offer a chain and kick the queue through the notify area. */
@@ -199,8 +201,8 @@ static inline void vd_submit(struct vdrv *d, unsigned q, const struct vd_buf *b,
 static inline bool vd_used(struct vdrv *d, unsigned q, uint32_t *len)
 {
 	struct vd_queue *vq = &d->q[q];
-	uint16_t idx;
-	gpa_read(&d->mem, vq->used + 2, &idx, 2);
+	uint16_t idx =
+	    __atomic_load_n((uint16_t *)gpa_ptr(&d->mem, vq->used + 2, 2), __ATOMIC_ACQUIRE);
 	if (idx == vq->used_seen)
 		return false;
 	uint32_t elem[2];

@@ -326,7 +326,10 @@ static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
 	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 		if (errno != EINTR && errno != EAGAIN)
 			return -errno;
-		run->immediate_exit = 0;
+		/* An exchange, not a store: if it reads a kick's 1, it acquires
+		 * what the kicker published first (pause or stop); if a kick comes
+		 * after it, the 1 stays and the next KVM_RUN returns at once. */
+		__atomic_exchange_n(&run->immediate_exit, 0, __ATOMIC_ACQ_REL);
 		ex->reason = EXIT_KICKED;
 		return 0;
 	}

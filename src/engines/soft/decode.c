@@ -442,7 +442,7 @@ static inline bool same_bytes(const uint8_t *p, const struct block *b)
 	}
 	if (n < 8) {
 		for (; i < n; i++)
-			diff |= (uint64_t)(p[i] ^ b->code[i]);
+			diff |= load_n(p + i, 1) ^ b->code[i];
 		return diff == 0;
 	}
 	for (; i + 8 <= n; i += 8)
@@ -525,7 +525,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		if (ends_block(d) || b->n == BLOCK_INSNS)
 			break;
 	}
-	c->stat_fetch_slow++;
+	counter_add(&c->stat_fetch_slow, 1);
 	b->generic = b->insn[0].fn == exec_insn;
 	optimize_block(b->insn, b->n);
 	b->insn[b->n].fn = block_end;

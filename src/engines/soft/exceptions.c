@@ -50,8 +50,8 @@ _Noreturn void raise_ud(struct soft_cpu *c)
 		for (int i = 0; i < 16; i++) {
 			if (c->stat_ud[i].count && c->stat_ud[i].op != c->last->op)
 				continue;
-			c->stat_ud[i].op = c->last->op;
-			c->stat_ud[i].count++;
+			__atomic_store_n(&c->stat_ud[i].op, c->last->op, __ATOMIC_RELAXED);
+			counter_add(&c->stat_ud[i].count, 1);
 			break;
 		}
 	}

@@ -555,7 +555,7 @@ void exec_insn(struct soft_cpu *c, struct insn *d)
 {
 	/* only this dispatcher runs sensitive and privileged instructions, so
 	 * the fast handlers need not count classes (see soft_stats) */
-	c->stat_class[d->cls]++;
+	counter_add(&c->stat_class[d->cls], 1);
 	c->insn_rsp = c->r[R_RSP];
 	if (d->invalid)
 		raise_ud(c);

@@ -90,7 +90,7 @@ fast_ptr(struct soft_cpu *c, struct insn *d, int seg, uint64_t off, int size, in
 		c->last = d;
 		return NULL;
 	}
-	c->stat_tlb_hit++;
+	counter_add(&c->stat_tlb_hit, 1);
 	if (acc == ACC_WRITE && code_cached(e)) {
 		c->last = d;
 		code_written(c, e->code);

@@ -101,7 +101,7 @@ uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int a
 
 void tlb_flush(struct soft_cpu *c, bool keep_global)
 {
-	c->stat_tlb_flush++;
+	counter_add(&c->stat_tlb_flush, 1);
 	epoch_bump(c);
 	for (int u = 0; u < 2; u++)
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
@@ -119,7 +119,7 @@ void tlb_flush(struct soft_cpu *c, bool keep_global)
 
 void tlb_flush_page(struct soft_cpu *c, uint64_t lin)
 {
-	c->stat_tlb_flush++;
+	counter_add(&c->stat_tlb_flush, 1);
 	epoch_bump(c);
 	if (lin < c->tlb_large_lo || lin > c->tlb_large_last) {
 		/* no large page covers lin: its 4 KiB entries are the only ones */
@@ -216,31 +216,33 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 		    c->vm, (c->cr3 & 0xfffff000) + ((lin >> 22) & 0x3ff) * 4, 4, true);
 		if (!pde)
 			raise_exc(c, EXC_MC, false, 0);
-		if (!(*pde & PTE_P))
+		uint32_t pdv = __atomic_load_n(pde, __ATOMIC_ACQUIRE); /* read once */
+		if (!(pdv & PTE_P))
 			page_fault(c, lin, err);
-		w = *pde & PTE_W;
-		u = *pde & PTE_U;
+		w = pdv & PTE_W;
+		u = pdv & PTE_U;
 		pte_set32(c, pde, (uint32_t)PTE_A);
-		uint32_t *leaf;
+		uint32_t *leaf, lv = pdv;
 		*pmask_out = ~0xfffull;
-		if ((*pde & PTE_PS) && (c->cr4 & CR4_PSE)) {
-			if (*pde & RSVD_4M)
+		if ((pdv & PTE_PS) && (c->cr4 & CR4_PSE)) {
+			if (pdv & RSVD_4M)
 				page_fault(c, lin, err | 1 | 8);
 			*pmask_out = ~0x3fffffull;
 			leaf = pde;
-			gpa = (*pde & 0xffc00000u) | (lin & 0x3fffff);
+			gpa = (pdv & 0xffc00000u) | (lin & 0x3fffff);
 		} else {
 			leaf = (uint32_t *)(void *)phys_ptr(
-			    c->vm, (*pde & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4, 4, true);
+			    c->vm, (pdv & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4, 4, true);
 			if (!leaf)
 				raise_exc(c, EXC_MC, false, 0);
-			if (!(*leaf & PTE_P))
+			lv = __atomic_load_n(leaf, __ATOMIC_ACQUIRE);
+			if (!(lv & PTE_P))
 				page_fault(c, lin, err);
-			w = w && (*leaf & PTE_W);
-			u = u && (*leaf & PTE_U);
-			gpa = (*leaf & 0xfffff000u) | (lin & 0xfff);
+			w = w && (lv & PTE_W);
+			u = u && (lv & PTE_U);
+			gpa = (lv & 0xfffff000u) | (lin & 0xfff);
 		}
-		pte = *leaf;
+		pte = lv;
 		bool wok = w || (!user && !(c->cr0 & CR0_WP));
 		if ((user && !u) || (write && !wok))
 			page_fault(c, lin, err | 1);
@@ -263,16 +265,17 @@ static uint64_t walk(struct soft_cpu *c, uint64_t lin, int acc, int user, bool *
 		rsvd |= RSVD_PHYS_PAE;
 		/* PAE: the 4 PDPTEs carry only P (the CPU loads them at CR3 write). */
 		uint64_t *pdpte = pte_ptr(c, (c->cr3 & 0xffffffe0) + ((lin >> 30) & 3) * 8);
-		if (!(*pdpte & PTE_P))
+		uint64_t pdv = __atomic_load_n(pdpte, __ATOMIC_ACQUIRE);
+		if (!(pdv & PTE_P))
 			page_fault(c, lin, err);
 		level = 2;
-		table = *pdpte & PTE_ADDR;
+		table = pdv & PTE_ADDR;
 	}
 	uint64_t *e;
 	for (;;) {
 		int shift = 12 + 9 * (level - 1);
 		e = pte_ptr(c, table + ((lin >> shift) & 0x1ff) * 8);
-		pte = *e;
+		pte = __atomic_load_n(e, __ATOMIC_ACQUIRE); /* other vCPUs set A/D bits */
 		if (!(pte & PTE_P))
 			page_fault(c, lin, err);
 		bool large = (pte & PTE_PS) && level <= 3;
@@ -312,7 +315,7 @@ static uint8_t *translate(struct soft_cpu *c, uint64_t lin, int acc, int user, u
 {
 	bool w, x, u, dirty, global;
 	uint64_t pmask;
-	c->stat_tlb_miss++;
+	counter_add(&c->stat_tlb_miss, 1);
 	uint64_t gpa = walk(c, lin, acc, user, &w, &x, &u, &dirty, &global, &pmask);
 	*gpa_out = gpa;
 	uint8_t *host = phys_ptr(c->vm, gpa & ~0xfffull, 0x1000, false);

@@ -315,7 +315,7 @@ static inline int run_block(struct soft_cpu *c, int budget)
 	c->cur_block = b;
 	if (b->generic) {
 		c->last = b->insn;
-		c->stat_insns++;
+		counter_add(&c->stat_insns, 1);
 		exec_insn(c, b->insn);
 		return 1;
 	}
@@ -334,11 +334,11 @@ static inline int run_block(struct soft_cpu *c, int budget)
 			int part = (int)(c->last - b->insn) + 1;
 			if (part < b->n)
 				c->rip = c->last->start + c->last->len;
-			c->stat_insns += (unsigned)part;
+			counter_add(&c->stat_insns, (unsigned)part);
 			return done + part;
 		}
 		/* counted per pass: a fault in a later pass counts its own part */
-		c->stat_insns += (unsigned)b->n;
+		counter_add(&c->stat_insns, (unsigned)b->n);
 		done += b->n;
 		if (c->rip != b->insn[0].start || epoch_now(c) != epoch || done >= budget ||
 		    attention(c))
@@ -399,7 +399,7 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 static void restore_insn(struct soft_cpu *c)
 {
 	if (c->last && c->last->fn != exec_insn) /* the block's count was not added */
-		c->stat_insns += (uint64_t)(c->last - c->cur_block->insn) + 1;
+		counter_add(&c->stat_insns, (uint64_t)(c->last - c->cur_block->insn) + 1);
 	if (c->last) {
 		c->rip = c->last->start;
 		if (c->last->fn == exec_insn || c->last->fn == exec_in_block)
@@ -712,42 +712,52 @@ static int soft_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
 	return 0;
 }
 
+/* Called from any thread while the vCPU runs: each counter is read once
+ * (util/counter.h), so the totals may lag one another by a block. */
 static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 {
 	struct soft_cpu *c = &v->c;
-	json_object_object_add(obj, "instructions", json_object_new_int64((int64_t)c->stat_insns));
+	uint64_t cls_n[NR_CLASSES];
+	for (int i = 0; i < NR_CLASSES; i++)
+		cls_n[i] = counter_read(&c->stat_class[i]);
+	/* after the classes: a block's instructions are added when it ends */
+	uint64_t insns = counter_read(&c->stat_insns);
+	json_object_object_add(obj, "instructions", json_object_new_int64((int64_t)insns));
 	struct json_object *cls = json_object_new_object();
 	/* stat_class counts only what exec_insn ran; every fast handler runs an
 	 * innocuous instruction */
-	uint64_t innocuous =
-	    c->stat_insns - c->stat_class[CLS_SENSITIVE] - c->stat_class[CLS_PRIVILEGED];
+	uint64_t special = cls_n[CLS_SENSITIVE] + cls_n[CLS_PRIVILEGED];
+	cls_n[CLS_INNOCUOUS] = insns > special ? insns - special : 0;
 	for (int i = 0; i < NR_CLASSES; i++)
-		json_object_object_add(
-		    cls, class_names[i],
-		    json_object_new_int64(
-			(int64_t)(i == CLS_INNOCUOUS ? innocuous : c->stat_class[i])));
+		json_object_object_add(cls, class_names[i],
+				       json_object_new_int64((int64_t)cls_n[i]));
 	json_object_object_add(obj, "classes", cls);
 	struct json_object *traps = json_object_new_object();
-	for (int i = 0; i < NR_TRAPS; i++)
-		if (c->stat_trap[i])
+	for (int i = 0; i < NR_TRAPS; i++) {
+		uint64_t n = counter_read(&c->stat_trap[i]);
+		if (n)
 			json_object_object_add(traps, trap_names[i],
-					       json_object_new_int64((int64_t)c->stat_trap[i]));
+					       json_object_new_int64((int64_t)n));
+	}
 	json_object_object_add(obj, "traps", traps);
 	struct json_object *tlb = json_object_new_object();
-	json_object_object_add(
-	    tlb, "hits",
-	    json_object_new_int64((int64_t)(c->stat_tlb_hit + c->stat_insns - c->stat_fetch_slow)));
-	json_object_object_add(tlb, "misses", json_object_new_int64((int64_t)c->stat_tlb_miss));
-	json_object_object_add(tlb, "flushes", json_object_new_int64((int64_t)c->stat_tlb_flush));
+	uint64_t hits = counter_read(&c->stat_tlb_hit) + insns - counter_read(&c->stat_fetch_slow);
+	json_object_object_add(tlb, "hits", json_object_new_int64((int64_t)hits));
+	json_object_object_add(tlb, "misses",
+			       json_object_new_int64((int64_t)counter_read(&c->stat_tlb_miss)));
+	json_object_object_add(tlb, "flushes",
+			       json_object_new_int64((int64_t)counter_read(&c->stat_tlb_flush)));
 	json_object_object_add(obj, "tlb", tlb);
 	struct json_object *ud = json_object_new_object();
-	for (int i = 0; i < 16 && c->stat_ud[i].count; i++) {
+	for (int i = 0; i < 16; i++) {
+		uint64_t n = counter_read(&c->stat_ud[i].count);
+		if (!n)
+			break;
 		char name[16];
-		unsigned op = c->stat_ud[i].op, map = op >> 8;
+		unsigned op = __atomic_load_n(&c->stat_ud[i].op, __ATOMIC_RELAXED), map = op >> 8;
 		static const char *const prefix[4] = {"", "0f", "0f38", "0f3a"};
 		snprintf(name, sizeof(name), "%s%02x", prefix[map & 3], op & 0xff);
-		json_object_object_add(ud, name,
-				       json_object_new_int64((int64_t)c->stat_ud[i].count));
+		json_object_object_add(ud, name, json_object_new_int64((int64_t)n));
 	}
 	json_object_object_add(obj, "undefined_opcodes", ud);
 }
