@@ -1,0 +1,158 @@
+#include "fuzz_util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int no_irq(struct engine_vm *vm, unsigned gsi, bool level)
+{
+	return 0;
+}
+
+static int no_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
+{
+	return 0;
+}
+
+static const struct engine_ops fuzz_engine = {.name = "fuzz", .irq_line = no_irq, .msi = no_msi};
+
+struct fuzz_rig *fuzz_rig_begin(void)
+{
+	static struct fuzz_rig r;
+	static bool ready;
+	char err[256];
+	if (!ready) {
+		r.m.engine = &fuzz_engine;
+		pthread_mutex_init(&r.m.stop_lock, NULL);
+		pthread_mutex_init(&r.m.pause_lock, NULL);
+		pthread_cond_init(&r.m.pause_cond, NULL);
+		if (guest_mem_init(&r.m.mem, FUZZ_RAM, err, sizeof(err))) {
+			fprintf(stderr, "fuzz: %s\n", err);
+			abort();
+		}
+		ready = true;
+	}
+	/* Punching the whole memfd zeroes it at the cost of the pages touched. */
+	if (fallocate(r.m.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM))
+		abort();
+	atomic_store(&r.m.stop, STOP_NONE);
+	r.m.start_ns = monotonic_ns();
+	r.m.ndevices = 0;
+	bus_init(&r.m.pio, "pio");
+	bus_init(&r.m.mmio, "mmio");
+	struct irq_line intx[PCI_INTX_LINES] = {machine_irq_line(&r.m, PCI_INTX_GSI0),
+						machine_irq_line(&r.m, PCI_INTX_GSI1)};
+	if (pci_bus_init(&r.pci, &r.m.pio, &r.m.mmio, intx, err, sizeof(err))) {
+		fprintf(stderr, "fuzz: %s\n", err);
+		abort();
+	}
+	r.env = (struct virtio_env){.pci = &r.pci, .mem = &r.m.mem, .msi = machine_msi_sink(&r.m)};
+	return &r;
+}
+
+void fuzz_rig_end(struct fuzz_rig *r)
+{
+	for (int i = r->m.ndevices - 1; i >= 0; i--)
+		if (r->m.devices[i].destroy)
+			r->m.devices[i].destroy(r->m.devices[i].dev);
+	pci_bus_destroy(&r->pci);
+	bus_destroy(&r->m.mmio);
+	bus_destroy(&r->m.pio);
+}
+
+uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot)
+{
+	for (unsigned s = 1; s < PCI_SLOTS; s++)
+		if (r->pci.dev[s])
+			pci_config_write(&r->pci, s, 0, PCI_COMMAND, 2,
+					 PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	struct pci_dev *d = r->pci.dev[slot];
+	if (!d || !d->bar[0].mapped)
+		abort();
+	return d->bar[0].mapped_at;
+}
+
+void fuzz_add_virtio(struct fuzz_rig *r, const char *name, struct virtio_pci *vp,
+		     void (*destroy)(void *dev))
+{
+	struct machine_device d = {.name = name,
+				   .dev = vp,
+				   .save = virtio_pci_save,
+				   .load = virtio_pci_load,
+				   .destroy = destroy};
+	if (machine_add_device(&r->m, &d))
+		abort();
+}
+
+const char *fuzz_disk(void)
+{
+	static char path[64];
+	static int fd = -1;
+	if (fd < 0) {
+		fd = memfd_create("popek-fuzz-disk", 0);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	}
+	if (fd < 0 || ftruncate(fd, 0) || ftruncate(fd, 64 << 10))
+		abort();
+	return path;
+}
+
+/* What popek saves it must be able to load: a running guest can put a device
+ * in any state its registers allow, and a snapshot taken then must restore. */
+static void snapshot_devices(struct fuzz_rig *r)
+{
+	for (int i = 0; i < r->m.ndevices; i++) {
+		struct machine_device *d = &r->m.devices[i];
+		void *buf;
+		size_t len;
+		if (!d->save || !d->load)
+			continue;
+		if (d->save(d->dev, &buf, &len))
+			abort();
+		if (d->load(d->dev, buf, len)) {
+			fprintf(stderr, "fuzz: %s cannot load the state it saved\n", d->name);
+			abort();
+		}
+		free(buf);
+	}
+}
+
+void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, const uint8_t *data,
+	      size_t size, fuzz_host_fn host, void *ctx)
+{
+	for (size_t i = 0; i + FUZZ_OP_LEN <= size; i += FUZZ_OP_LEN) {
+		const uint8_t *op = data + i;
+		const struct fuzz_window *win = &w[(op[0] >> 3) % nw];
+		unsigned sz = 1u << (op[1] & 3);
+		uint32_t off;
+		uint64_t val;
+		memcpy(&off, op + 2, 4);
+		memcpy(&val, op + 6, 8);
+		switch (op[0] & 7) {
+		case FUZZ_OP_READ:
+			bus_access(win->bus, win->base + off % win->len, &val, sz, false);
+			break;
+		case FUZZ_OP_RAM:
+			memcpy(r->m.mem.base + off % (FUZZ_RAM - 7), &val, 8);
+			break;
+		case FUZZ_OP_PCI_WRITE:
+			sz = sz > 4 ? 4 : sz; /* conf1 data is a dword port: accesses are aligned */
+			pci_config_write(&r->pci, (op[1] >> 2) % PCI_SLOTS, 0,
+					 off % PCI_CFG_SIZE & ~(sz - 1), sz, (uint32_t)val);
+			break;
+		case FUZZ_OP_HOST:
+			if (host)
+				host(ctx, val);
+			break;
+		case FUZZ_OP_SNAPSHOT:
+			snapshot_devices(r);
+			break;
+		default:
+			bus_access(win->bus, win->base + off % win->len, &val, sz, true);
+			break;
+		}
+	}
+}
