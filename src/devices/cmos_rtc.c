@@ -28,7 +28,12 @@ enum {
 #define REG_B_SET     0x80 /* guest is setting the clock: freeze and take its fields */
 #define REG_B_BINARY  0x04
 #define REG_B_24H     0x02
-#define REG_D_VRT     0x80 /* battery good, time valid */
+
+/* The clock runs from year 0 to RTC_LAST_YEAR; no offset from the host clock
+ * is larger than that span, so time(NULL) + offset cannot overflow. */
+#define RTC_LAST_YEAR  9999
+#define RTC_MAX_OFFSET ((int64_t)(RTC_LAST_YEAR + 1) * 366 * 86400)
+#define REG_D_VRT      0x80 /* battery good, time valid */
 
 struct cmos_rtc {
 	pthread_mutex_t lock;
@@ -96,8 +101,10 @@ static void take_guest_time(struct cmos_rtc *r)
 	};
 	if (!(r->ram[RTC_REG_B] & REG_B_24H) && (r->ram[RTC_HOUR] & 0x80))
 		tm.tm_hour = (tm.tm_hour % 12) + 12;
+	/* timegm normalizes out-of-range fields (day 0, month 0) in tm: keep only
+	 * times the century and year registers can show again. */
 	time_t t = timegm(&tm);
-	if (t != (time_t)-1)
+	if (t != (time_t)-1 && tm.tm_year >= -1900 && tm.tm_year <= RTC_LAST_YEAR - 1900)
 		r->offset = (int64_t)t - (int64_t)time(NULL);
 }
 
@@ -229,7 +236,8 @@ int cmos_rtc_load(void *rtc, const void *buf, size_t len)
 	if (len != sizeof(s))
 		return -1;
 	memcpy(&s, buf, sizeof(s));
-	if (s.version != 1 || s.index > 0x7f)
+	if (s.version != 1 || s.index > 0x7f || s.offset < -RTC_MAX_OFFSET ||
+	    s.offset > RTC_MAX_OFFSET)
 		return -1;
 	pthread_mutex_lock(&r->lock);
 	r->index = s.index;
