@@ -75,7 +75,7 @@ static uint8_t time_reg(const struct cmos_rtc *r, unsigned idx)
 	case RTC_MON:
 		return to_bcd(r, tm.tm_mon + 1);
 	case RTC_YEAR:
-		return to_bcd(r, tm.tm_year % 100);
+		return to_bcd(r, (tm.tm_year + 1900) % 100);
 	default:
 		return to_bcd(r, (tm.tm_year + 1900) / 100);
 	}

@@ -113,6 +113,19 @@ static void guest_date_before_year_zero_is_ignored(void **state)
 	assert_int_equal(rd(0x32), (tm.tm_year + 1900) / 100);
 }
 
+/* Years before 1900 read back as set (not as a negative tm_year % 100). */
+static void guest_sets_year_0050(void **state)
+{
+	wr(0x0b, 0x82); /* SET, BCD, 24h */
+	wr(0x32, 0x00);
+	wr(0x09, 0x50);
+	wr(0x08, 0x06);
+	wr(0x07, 0x15);
+	wr(0x0b, 0x02);
+	assert_int_equal(rd(0x09), 0x50);
+	assert_int_equal(rd(0x32), 0x00);
+}
+
 /* A hostile snapshot's clock offset must not overflow the host time. */
 static void load_refuses_huge_offset(void **state)
 {
@@ -133,6 +146,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(guest_sets_the_clock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(guest_date_before_year_zero_is_ignored, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(guest_sets_year_0050, setup, teardown),
 	    cmocka_unit_test_setup_teardown(load_refuses_huge_offset, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
