@@ -156,3 +156,41 @@ void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, cons
 		}
 	}
 }
+
+struct boot_args *fuzz_boot_args(const uint8_t *data, size_t size, struct cpu_state **st,
+				 char **err, size_t *errlen)
+{
+	static struct guest_mem mem;
+	static struct vm_config cfg;
+	static struct boot_args a;
+	static struct cpu_state cpu;
+	static char msg[512];
+	if (!mem.base) {
+		if (guest_mem_init(&mem, 32ull << 20, msg, sizeof(msg))) {
+			fprintf(stderr, "fuzz: %s\n", msg);
+			abort();
+		}
+		vm_config_defaults(&cfg);
+		cfg.cmdline = "console=ttyS0";
+	}
+	size_t rd = size > 4096 ? 4096 : size / 2;
+	a = (struct boot_args){.cfg = &cfg,
+			       .mem = &mem,
+			       .ncpus = 1,
+			       .kernel = data,
+			       .kernel_len = size,
+			       .initrd = data + size - rd,
+			       .initrd_len = rd};
+	cpu = (struct cpu_state){0};
+	msg[0] = 0;
+	*st = &cpu;
+	*err = msg;
+	*errlen = sizeof(msg);
+	return &a;
+}
+
+void fuzz_boot_check(int rc, const char *err)
+{
+	if (rc && !err[0])
+		abort();
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "boot/boot.h"
 #include "devices/pci.h"
 #include "devices/virtio_pci.h"
 #include "machine/machine.h"
@@ -62,5 +63,13 @@ enum {
 };
 void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, const uint8_t *data,
 	      size_t size, fuzz_host_fn host, void *ctx);
+
+/* For the boot loader fuzzers: data as the kernel image (its last 4 KiB,
+ * or half of a shorter one, doubling as the initrd) over 32 MiB of RAM and
+ * a blank boot vCPU state. A loader's refusal must
+ * say why: fuzz_boot_check aborts on a failure with an empty message. */
+struct boot_args *fuzz_boot_args(const uint8_t *data, size_t size, struct cpu_state **st,
+				 char **err, size_t *errlen);
+void fuzz_boot_check(int rc, const char *err);
 
 #endif
