@@ -7,6 +7,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "devices/acpi_pm.h"
+#include "devices/cmos_rtc.h"
+#include "devices/debug_exit.h"
+#include "devices/i8042.h"
+#include "devices/pvpanic.h"
+#include "devices/uart16550.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
+#include "devices/virtio_rng.h"
+
 static int no_irq(struct engine_vm *vm, unsigned gsi, bool level)
 {
 	return 0;
@@ -17,7 +27,22 @@ static int no_msi(struct engine_vm *vm, uint64_t addr, uint32_t data)
 	return 0;
 }
 
-static const struct engine_ops fuzz_engine = {.name = "fuzz", .irq_line = no_irq, .msi = no_msi};
+static int take_vm_state(struct engine_vm *vm, const struct vm_state *st)
+{
+	return 0;
+}
+
+static int take_state(struct engine_vcpu *vcpu, const struct cpu_state *st)
+{
+	return 0;
+}
+
+/* Interrupts go nowhere; restored vCPU and VM state is accepted and dropped. */
+static const struct engine_ops fuzz_engine = {.name = "fuzz",
+					      .irq_line = no_irq,
+					      .msi = no_msi,
+					      .set_vm_state = take_vm_state,
+					      .set_state = take_state};
 
 struct fuzz_rig *fuzz_rig_begin(void)
 {
@@ -98,6 +123,68 @@ const char *fuzz_disk(void)
 	if (fd < 0 || ftruncate(fd, 0) || ftruncate(fd, 64 << 10))
 		abort();
 	return path;
+}
+
+static void discard(void *ctx, const void *buf, size_t len)
+{
+}
+
+static void uart_free(void *uart)
+{
+	uart_destroy(uart);
+}
+
+static void pvpanic_free(void *p)
+{
+	pvpanic_destroy(p);
+}
+
+static void blk_free(void *vp)
+{
+	virtio_blk_destroy(((struct virtio_pci *)vp)->dev);
+}
+
+static void rng_free(void *vp)
+{
+	virtio_rng_destroy(((struct virtio_pci *)vp)->dev);
+}
+
+static void console_free(void *vp)
+{
+	virtio_console_destroy(((struct virtio_pci *)vp)->dev);
+}
+
+void fuzz_add_platform(struct fuzz_rig *r)
+{
+	char err[256];
+	struct uart *u = uart_create(&r->m.pio, 0x3f8, machine_irq_line(&r->m, 4), discard, NULL);
+	if (!u || machine_add_device(&r->m, &(struct machine_device){.name = "uart0",
+								     .dev = u,
+								     .save = uart_save,
+								     .load = uart_load,
+								     .destroy = uart_free}))
+		abort();
+	if (debug_exit_create(&r->m) || acpi_pm_create(&r->m) || i8042_create(&r->m) ||
+	    cmos_rtc_create(&r->m))
+		abort();
+	struct virtio_blk *blk = virtio_blk_create(&r->env, fuzz_disk(), false, err, sizeof(err));
+	if (!blk)
+		abort();
+	fuzz_add_virtio(r, "virtio-blk0", virtio_blk_pci(blk), blk_free);
+	struct pvpanic *p = pvpanic_create(&r->m, &r->pci, err, sizeof(err));
+	if (!p ||
+	    machine_add_device(&r->m, &(struct machine_device){
+					  .name = "pvpanic", .dev = p, .destroy = pvpanic_free}))
+		abort();
+	struct virtio_rng *rng = virtio_rng_create(&r->env, err, sizeof(err));
+	if (!rng)
+		abort();
+	fuzz_add_virtio(r, "virtio-rng0", virtio_rng_pci(rng), rng_free);
+	struct virtio_console *con =
+	    virtio_console_create(&r->env, discard, NULL, err, sizeof(err));
+	if (!con)
+		abort();
+	fuzz_add_virtio(r, "virtio-console0", virtio_console_pci(con), console_free);
 }
 
 /* What popek saves it must be able to load: a running guest can put a device

@@ -35,6 +35,11 @@ uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot);
 void fuzz_add_virtio(struct fuzz_rig *r, const char *name, struct virtio_pci *vp,
 		     void (*destroy)(void *dev));
 
+/* Every device popek's machine has, in its order and under its snapshot
+ * names: uart0, debug-exit, acpi-pm, i8042, cmos-rtc, then on PCI
+ * virtio-blk0 (on fuzz_disk), pvpanic, virtio-rng0, virtio-console0. */
+void fuzz_add_platform(struct fuzz_rig *r);
+
 /* A 64 KiB all-zero disk image (a memfd, by /proc path) for virtio-blk. */
 const char *fuzz_disk(void);
 
