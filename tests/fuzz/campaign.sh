@@ -46,8 +46,9 @@ for t in "${targets[@]}"; do
 	crashes=$(($(ls "$ART" | grep -c "^$t-" || true) - before))
 	[ "$rc" = 0 ] || [ "$crashes" -gt 0 ] || crashes="rc $rc"
 	[ "$crashes" = 0 ] || failed=1
-	# Minimize: keep only inputs that add coverage, plus the regression inputs.
-	"$f" -merge=1 -rss_limit_mb=2048 -timeout=10 "$merged" "$CORPUS/$t" "$work" \
+	# Minimize: keep only inputs that reach new edges (not new hit counts,
+	# -use_counters=0, so the corpus stays small), plus the regression inputs.
+	"$f" -merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout=10 "$merged" "$CORPUS/$t" "$work" \
 		>"$ART/$t.merge.log" 2>&1
 	if [ -n "$(ls "$merged")" ]; then
 		find "$CORPUS/$t" -maxdepth 1 -type f ! -name 'regress-*' -delete

@@ -254,6 +254,11 @@ def boot_seeds():
         mb = data.find(struct.pack('<I', 0x1badb002))
         if mb >= 0:
             save('multiboot', g + '-flat', data[mb & ~3:(mb & ~3) + 1024])
+    # The a.out kludge: a flat image whose header says where it loads.
+    kludge = struct.pack('<8I', 0x1badb002, 0x10003, (-(0x1badb002 + 0x10003)) & 0xffffffff,
+                         0x100000, 0x100000, 0, 0x102000, 0x100020)
+    save('multiboot', 'aout-kludge', kludge + bytes(0x20 - len(kludge)) + b'\xf4' * 64)
+    save('boot', 'aout-kludge', kludge + bytes(0x20 - len(kludge)) + b'\xf4' * 64)
     vmlinux = open(os.path.join(ROOT, 'images', 'vmlinux'), 'rb').read(1 << 26)
     small = shrink_elf(vmlinux, 256)
     for t in ('boot', 'elf', 'linux'):
