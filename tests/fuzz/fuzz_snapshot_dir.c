@@ -74,12 +74,25 @@ static char *fix_meta(const uint8_t *json, size_t len, const uint8_t *state, siz
 	return text;
 }
 
+static char dir[] = "/tmp/popek-fuzz-snap-XXXXXX";
+
+static void remove_dir(void)
+{
+	static const char *const files[] = {"snapshot.json", "state.bin", "memory.zst",
+					    "memory.bin"};
+	char path[512];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char dir[] = "/tmp/popek-fuzz-snap-XXXXXX";
 	static struct fuzz_rig *r;
 	if (!r) {
-		if (!mkdtemp(dir))
+		if (!mkdtemp(dir) || atexit(remove_dir))
 			abort();
 		/* Kept across inputs: a load replaces a device's whole state or fails. */
 		r = fuzz_rig_begin();
