@@ -10,9 +10,10 @@ if make -s -C "$POPEK_ROOT" fuzz >"$TMP/fuzz-build.log" 2>&1; then
 		corpus=$TMP/corpus-$n
 		mkdir -p "$corpus"
 		cp "$POPEK_ROOT/tests/fuzz/corpus/${n#fuzz_}"/* "$corpus"/ 2>/dev/null
+		seeds=$(ls "$corpus" | wc -l)
 		if (cd "$TMP" && timeout 60 "$f" "$corpus" -max_total_time=5 -rss_limit_mb=2048 \
 			-timeout=10 >"$TMP/$n.log" 2>&1); then
-			pass "fuzz: $n ($(grep -o 'Done [0-9]* runs' "$TMP/$n.log"), $(grep -oE 'INITED cov: [0-9]+' "$TMP/$n.log" | head -1) from $(ls "$corpus" | wc -l) corpus inputs, no crash)"
+			pass "fuzz: $n ($(grep -o 'Done [0-9]* runs' "$TMP/$n.log"), $(grep -oE 'INITED cov: [0-9]+' "$TMP/$n.log" | head -1) from $seeds corpus inputs, no crash)"
 		else
 			fail "fuzz: $n" "$(grep -m3 -E 'ERROR|SUMMARY|Assertion|fuzz:' "$TMP/$n.log" | tr '\n' ' ')"
 		fi
