@@ -1,24 +1,11 @@
 /* Fuzz pvpanic-pci: its BAR (panic events, the capability read) and its
  * config space (moving or disabling the BAR). */
-#include <stdlib.h>
-
-#include "devices/pvpanic.h"
 #include "fuzz_util.h"
-
-static void pvpanic_free(void *p)
-{
-	pvpanic_destroy(p);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	char err[256];
-	struct pvpanic *p = pvpanic_create(&r->m, &r->pci, err, sizeof(err));
-	if (!p ||
-	    machine_add_device(&r->m, &(struct machine_device){
-					  .name = "pvpanic", .dev = p, .destroy = pvpanic_free}))
-		abort();
+	fuzz_add_pvpanic(r);
 	uint64_t bar = fuzz_pci_enable(r, 1);
 	const struct fuzz_window w[] = {{&r->m.mmio, bar, 4096}, {&r->m.pio, PCI_CONFIG_ADDR, 8}};
 	fuzz_run(r, w, 2, data, size, NULL, NULL);

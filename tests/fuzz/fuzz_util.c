@@ -100,18 +100,6 @@ uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot)
 	return d->bar[0].mapped_at;
 }
 
-void fuzz_add_virtio(struct fuzz_rig *r, const char *name, struct virtio_pci *vp,
-		     void (*destroy)(void *dev))
-{
-	struct machine_device d = {.name = name,
-				   .dev = vp,
-				   .save = virtio_pci_save,
-				   .load = virtio_pci_load,
-				   .destroy = destroy};
-	if (machine_add_device(&r->m, &d))
-		abort();
-}
-
 const char *fuzz_disk(void)
 {
 	static char path[64];
@@ -154,9 +142,20 @@ static void console_free(void *vp)
 	virtio_console_destroy(((struct virtio_pci *)vp)->dev);
 }
 
-void fuzz_add_platform(struct fuzz_rig *r)
+static void add_virtio(struct fuzz_rig *r, const char *name, struct virtio_pci *vp,
+		       void (*destroy)(void *dev))
 {
-	char err[256];
+	struct machine_device d = {.name = name,
+				   .dev = vp,
+				   .save = virtio_pci_save,
+				   .load = virtio_pci_load,
+				   .destroy = destroy};
+	if (machine_add_device(&r->m, &d))
+		abort();
+}
+
+struct uart *fuzz_add_uart(struct fuzz_rig *r)
+{
 	struct uart *u = uart_create(&r->m.pio, 0x3f8, machine_irq_line(&r->m, 4), discard, NULL);
 	if (!u || machine_add_device(&r->m, &(struct machine_device){.name = "uart0",
 								     .dev = u,
@@ -164,27 +163,61 @@ void fuzz_add_platform(struct fuzz_rig *r)
 								     .load = uart_load,
 								     .destroy = uart_free}))
 		abort();
-	if (debug_exit_create(&r->m) || acpi_pm_create(&r->m) || i8042_create(&r->m) ||
-	    cmos_rtc_create(&r->m))
-		abort();
+	return u;
+}
+
+struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r)
+{
+	char err[256];
 	struct virtio_blk *blk = virtio_blk_create(&r->env, fuzz_disk(), false, err, sizeof(err));
 	if (!blk)
 		abort();
-	fuzz_add_virtio(r, "virtio-blk0", virtio_blk_pci(blk), blk_free);
+	add_virtio(r, "virtio-blk0", virtio_blk_pci(blk), blk_free);
+	return blk;
+}
+
+struct pvpanic *fuzz_add_pvpanic(struct fuzz_rig *r)
+{
+	char err[256];
 	struct pvpanic *p = pvpanic_create(&r->m, &r->pci, err, sizeof(err));
 	if (!p ||
 	    machine_add_device(&r->m, &(struct machine_device){
 					  .name = "pvpanic", .dev = p, .destroy = pvpanic_free}))
 		abort();
+	return p;
+}
+
+struct virtio_pci *fuzz_add_virtio_rng(struct fuzz_rig *r)
+{
+	char err[256];
 	struct virtio_rng *rng = virtio_rng_create(&r->env, err, sizeof(err));
 	if (!rng)
 		abort();
-	fuzz_add_virtio(r, "virtio-rng0", virtio_rng_pci(rng), rng_free);
+	add_virtio(r, "virtio-rng0", virtio_rng_pci(rng), rng_free);
+	return virtio_rng_pci(rng);
+}
+
+struct virtio_console *fuzz_add_virtio_console(struct fuzz_rig *r)
+{
+	char err[256];
 	struct virtio_console *con =
 	    virtio_console_create(&r->env, discard, NULL, err, sizeof(err));
 	if (!con)
 		abort();
-	fuzz_add_virtio(r, "virtio-console0", virtio_console_pci(con), console_free);
+	add_virtio(r, "virtio-console0", virtio_console_pci(con), console_free);
+	return con;
+}
+
+void fuzz_add_platform(struct fuzz_rig *r)
+{
+	fuzz_add_uart(r);
+	if (debug_exit_create(&r->m) || acpi_pm_create(&r->m) || i8042_create(&r->m) ||
+	    cmos_rtc_create(&r->m))
+		abort();
+	fuzz_add_virtio_blk(r);
+	fuzz_add_pvpanic(r);
+	fuzz_add_virtio_rng(r);
+	fuzz_add_virtio_console(r);
 }
 
 /* What popek saves it must be able to load: a running guest can put a device

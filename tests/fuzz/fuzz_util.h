@@ -13,6 +13,11 @@
 #include "devices/virtio_pci.h"
 #include "machine/machine.h"
 
+struct pvpanic;
+struct uart;
+struct virtio_blk;
+struct virtio_console;
+
 #define FUZZ_RAM (2u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,13 +36,18 @@ void fuzz_rig_end(struct fuzz_rig *r);
 /* Turn on memory decoding of every PCI function (firmware left the BARs at
  * their addresses); returns the address of BAR 0 of the function in slot. */
 uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot);
-/* machine_add_device for a virtio transport, with its snapshot hooks. */
-void fuzz_add_virtio(struct fuzz_rig *r, const char *name, struct virtio_pci *vp,
-		     void (*destroy)(void *dev));
 
-/* Every device popek's machine has, in its order and under its snapshot
- * names: uart0, debug-exit, acpi-pm, i8042, cmos-rtc, then on PCI
- * virtio-blk0 (on fuzz_disk), pvpanic, virtio-rng0, virtio-console0. */
+/* Devices as the machine creates them, registered under their snapshot
+ * names (so fuzz_rig_end destroys them); they abort if creation fails. The
+ * UART is at COM1 and the consoles' output is dropped. */
+struct uart *fuzz_add_uart(struct fuzz_rig *r);
+struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r); /* on fuzz_disk() */
+struct pvpanic *fuzz_add_pvpanic(struct fuzz_rig *r);
+struct virtio_pci *fuzz_add_virtio_rng(struct fuzz_rig *r);
+struct virtio_console *fuzz_add_virtio_console(struct fuzz_rig *r);
+/* Every device popek's machine has, in its order: uart0, debug-exit,
+ * acpi-pm, i8042, cmos-rtc, then on PCI virtio-blk0, pvpanic, virtio-rng0,
+ * virtio-console0. */
 void fuzz_add_platform(struct fuzz_rig *r);
 
 /* A 64 KiB all-zero disk image (a memfd, by /proc path) for virtio-blk. */
@@ -58,13 +68,13 @@ typedef void (*fuzz_host_fn)(void *ctx, uint64_t value);
  *   offset (le32), value (le64). */
 #define FUZZ_OP_LEN 14
 enum {
-	FUZZ_OP_WRITE,	    /* bus write of size bytes at window + offset % len */
-	FUZZ_OP_READ,	    /* bus read, the same way */
-	FUZZ_OP_RAM,	    /* 8 bytes of value into RAM at offset (rings, requests) */
-	FUZZ_OP_PCI_WRITE,  /* config write: slot = size byte >> 2, register = offset */
-	FUZZ_OP_HOST,	    /* host callback with value */
-	FUZZ_OP_SNAPSHOT,   /* save and reload every registered device */
-	FUZZ_OP_NKINDS = 8, /* the other kinds are writes: the most useful op */
+	FUZZ_OP_WRITE,	   /* bus write of size bytes at window + offset % len */
+	FUZZ_OP_READ,	   /* bus read, the same way */
+	FUZZ_OP_RAM,	   /* 8 bytes of value into RAM at offset (rings, requests) */
+	FUZZ_OP_PCI_WRITE, /* config write: slot = size byte >> 2, register = offset */
+	FUZZ_OP_HOST,	   /* host callback with value */
+	FUZZ_OP_SNAPSHOT,  /* save and reload every registered device */
+			   /* kinds 6 and 7 are writes too: the most useful op */
 };
 void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, const uint8_t *data,
 	      size_t size, fuzz_host_fn host, void *ctx);

@@ -1,33 +1,17 @@
 /* Fuzz virtio-console as a hostile driver (its BAR, config space, RAM for
  * the receive and transmit queues) while the host types into it. */
-#include <stdlib.h>
-
 #include "devices/virtio_console.h"
 #include "fuzz_util.h"
-
-static void discard(void *ctx, const void *buf, size_t len)
-{
-}
 
 static void type(void *con, uint64_t v)
 {
 	virtio_console_input(con, (const uint8_t *)&v, 1 + (v >> 61)); /* 1 to 8 bytes */
 }
 
-static void console_free(void *vp)
-{
-	virtio_console_destroy(((struct virtio_pci *)vp)->dev);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	char err[256];
-	struct virtio_console *con =
-	    virtio_console_create(&r->env, discard, NULL, err, sizeof(err));
-	if (!con)
-		abort();
-	fuzz_add_virtio(r, "virtio-console0", virtio_console_pci(con), console_free);
+	struct virtio_console *con = fuzz_add_virtio_console(r);
 	uint64_t bar = fuzz_pci_enable(r, 1);
 	const struct fuzz_window w[] = {{&r->m.mmio, bar, VIRTIO_BAR_SIZE},
 					{&r->m.pio, PCI_CONFIG_ADDR, 8}};
