@@ -74,7 +74,7 @@ static char *fix_meta(const uint8_t *json, size_t len, const uint8_t *state, siz
 	return text;
 }
 
-static char dir[] = "/tmp/popek-fuzz-snap-XXXXXX";
+static char dir[] = "/dev/shm/popek-fuzz-snap-XXXXXX"; /* tmpfs: files are rewritten per input */
 
 static void remove_dir(void)
 {
