@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct fuzz_window w[] = {{&r->m.pio, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE}};
 	fuzz_run(r, w, 1, data, size, NULL, NULL);
 	if (atomic_load(&r->m.stop) != STOP_NONE && (r->m.exit_code & 1) == 0)
-		abort(); /* a guest status must never look like popek's own exit codes */
+		abort(); /* (value << 1) | 1 is odd: no guest write can fake a clean exit 0 */
 	fuzz_rig_end(r);
 	return 0;
 }
