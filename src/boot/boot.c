@@ -9,8 +9,6 @@
 #include "boot/linux.h"
 #include "util/file.h"
 
-#define XEN_ELFNOTE_PHYS32_ENTRY 18
-
 static int read_file(const char *path, uint64_t max, const char *what, uint8_t **buf, size_t *len,
 		     char *err, size_t errlen)
 {
@@ -174,7 +172,7 @@ static int elf64_load(struct boot_args *a, const struct elf_image *e, struct cpu
 	return 0;
 }
 
-static int dispatch(struct boot_args *a, struct cpu_state *st, char *err, size_t errlen)
+int boot_load_image(struct boot_args *a, struct cpu_state *st, char *err, size_t errlen)
 {
 	struct elf_image e;
 	struct elf_note note;
@@ -224,7 +222,7 @@ int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errl
 		goto out;
 	a->kernel = kernel;
 	a->initrd = initrd;
-	rc = dispatch(a, bsp, why, sizeof(why));
+	rc = boot_load_image(a, bsp, why, sizeof(why));
 	if (rc)
 		snprintf(err, errlen, "kernel %s: %s", a->cfg->kernel, why);
 out:

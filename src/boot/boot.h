@@ -26,6 +26,9 @@ struct boot_args {
 
 /* Read the kernel/initrd named in cfg and load them; fills *bsp. */
 int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errlen);
+/* The same for a kernel (and initrd) already in a->kernel: pick the boot
+ * protocol from the image and load it. */
+int boot_load_image(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errlen);
 
 /* --- shared by the protocol implementations (multiboot.c, pvh.c, ...) --- */
 
@@ -57,6 +60,8 @@ int multiboot_load(struct boot_args *a, uint32_t hdr_off, struct cpu_state *st, 
 		   size_t errlen);
 /* Write a PVH hvm_start_info at BOOT_INFO; returns its address. */
 uint64_t pvh_write_start_info(const struct boot_args *a, uint64_t initrd_addr);
+/* The PVH entry point: an ELF note of owner "Xen", this type, a 32-bit address. */
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
 int pvh_load(struct boot_args *a, const struct elf_image *e, uint32_t entry, struct cpu_state *st,
 	     char *err, size_t errlen);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/request.h"
 #include "control/socket.h"
 #include "jail/jail.h"
 #include "machine/machine.h"
@@ -51,7 +52,8 @@ static const char *state_name(struct machine *m)
 	return machine_paused(m) ? "paused" : "running";
 }
 
-static json_object *cmd_info(struct machine *m, json_object *req, int fd, int passed)
+static json_object *cmd_info(struct machine *m, const struct control_request *req, int fd,
+			     int passed)
 {
 	json_object *r = reply_ok();
 	json_object_object_add(r, "name", json_object_new_string(m->name));
@@ -66,25 +68,29 @@ static json_object *cmd_info(struct machine *m, json_object *req, int fd, int pa
 	return r;
 }
 
-static json_object *cmd_pause(struct machine *m, json_object *req, int fd, int passed)
+static json_object *cmd_pause(struct machine *m, const struct control_request *req, int fd,
+			      int passed)
 {
 	machine_pause(m);
 	return reply_ok();
 }
 
-static json_object *cmd_resume(struct machine *m, json_object *req, int fd, int passed)
+static json_object *cmd_resume(struct machine *m, const struct control_request *req, int fd,
+			       int passed)
 {
 	machine_resume(m);
 	return reply_ok();
 }
 
-static json_object *cmd_stop(struct machine *m, json_object *req, int fd, int passed)
+static json_object *cmd_stop(struct machine *m, const struct control_request *req, int fd,
+			     int passed)
 {
 	machine_stop(m, STOP_POWEROFF, 0, "stopped through the control channel");
 	return reply_ok();
 }
 
-static json_object *cmd_stats(struct machine *m, json_object *req, int fd, int passed)
+static json_object *cmd_stats(struct machine *m, const struct control_request *req, int fd,
+			      int passed)
 {
 	char *s = machine_stats_json(m, (double)(monotonic_ns() - m->start_ns) / 1e9);
 	json_object *stats = json_tokener_parse(s);
@@ -114,18 +120,11 @@ static void send_progress(void *ctx, uint64_t done, uint64_t total)
 }
 
 /* {"cmd":"snapshot","dir":ABS,"stop":bool,"compress":bool} + the directory's fd */
-static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, int passed)
+static json_object *cmd_snapshot(struct machine *m, const struct control_request *req, int fd,
+				 int passed)
 {
-	json_object *dir, *v;
-	if (!json_object_object_get_ex(req, "dir", &dir) ||
-	    !json_object_is_type(dir, json_type_string) || json_object_get_string(dir)[0] != '/')
-		return reply_error("snapshot needs \"dir\": an absolute path");
-	bool stop = json_object_object_get_ex(req, "stop", &v) && json_object_get_boolean(v);
 	struct progress p = {fd, ~0u};
-	struct snapshot_opts o = {.progress = send_progress,
-				  .ctx = &p,
-				  .compress = json_object_object_get_ex(req, "compress", &v) &&
-					      json_object_get_boolean(v)};
+	struct snapshot_opts o = {.progress = send_progress, .ctx = &p, .compress = req->compress};
 	/* The client created the directory and sent it open: a jailed VMM cannot
 	 * reach the path, which only names it in messages. */
 	struct stat st;
@@ -136,9 +135,9 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, in
 	bool was_paused = machine_paused(m);
 	uint64_t t0 = monotonic_ns();
 	machine_pause(m);
-	int rc = snapshot_save(m, passed, json_object_get_string(dir), &o, err, sizeof(err));
+	int rc = snapshot_save(m, passed, req->dir, &o, err, sizeof(err));
 	uint64_t t1 = monotonic_ns();
-	if (!rc && stop)
+	if (!rc && req->stop)
 		machine_stop(m, STOP_POWEROFF, 0, "stopped after a snapshot");
 	if (!was_paused)
 		machine_resume(m);
@@ -149,32 +148,20 @@ static json_object *cmd_snapshot(struct machine *m, json_object *req, int fd, in
 	return r;
 }
 
-static const struct {
-	const char *name;
-	json_object *(*fn)(struct machine *m, json_object *req, int fd, int passed);
-} commands[] = {
-    {"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},
-    {"stop", cmd_stop}, {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
+static json_object *(*const commands[NR_CMDS])(struct machine *m, const struct control_request *req,
+					       int fd, int passed) = {
+    [CMD_INFO] = cmd_info, [CMD_PAUSE] = cmd_pause, [CMD_RESUME] = cmd_resume,
+    [CMD_STOP] = cmd_stop, [CMD_STATS] = cmd_stats, [CMD_SNAPSHOT] = cmd_snapshot,
 };
 
 static json_object *handle(struct machine *m, const char *line, int fd, int passed)
 {
-	json_object *req = json_tokener_parse(line), *cmd;
-	json_object *r = NULL;
-	if (!req || !json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "cmd", &cmd) ||
-	    !json_object_is_type(cmd, json_type_string)) {
-		r = reply_error("request must be a JSON object with a string \"cmd\"");
-		goto out;
-	}
-	const char *name = json_object_get_string(cmd);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(commands[i].name, name))
-			r = commands[i].fn(m, req, fd, passed);
-	if (!r)
-		r = reply_error("unknown command");
-out:
-	json_object_put(req);
+	struct control_request req;
+	const char *error;
+	if (control_parse(line, &req, &error))
+		return reply_error(error);
+	json_object *r = commands[req.cmd](m, &req, fd, passed);
+	control_request_free(&req);
 	return r;
 }
 

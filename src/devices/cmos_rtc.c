@@ -28,10 +28,12 @@ enum {
 #define REG_B_SET     0x80 /* guest is setting the clock: freeze and take its fields */
 #define REG_B_BINARY  0x04
 #define REG_B_24H     0x02
-#define REG_D_VRT     0x80 /* battery good, time valid */
-/* The furthest a guest's clock can be from ours: the fields reach year 25755
- * (binary century 255), so this bounds what a snapshot may claim too. */
-#define MAX_OFFSET (30000ll * 366 * 86400)
+
+/* The clock runs from year 0 to RTC_LAST_YEAR; no offset from the host clock
+ * is larger than that span, so time(NULL) + offset cannot overflow. */
+#define RTC_LAST_YEAR  9999
+#define RTC_MAX_OFFSET ((int64_t)(RTC_LAST_YEAR + 1) * 366 * 86400)
+#define REG_D_VRT      0x80 /* battery good, time valid */
 
 struct cmos_rtc {
 	pthread_mutex_t lock;
@@ -40,7 +42,7 @@ struct cmos_rtc {
 	int64_t offset; /* guest wall clock minus host wall clock, seconds */
 };
 
-static uint8_t to_bcd(const struct cmos_rtc *r, unsigned v)
+static uint8_t to_bcd(const struct cmos_rtc *r, int v)
 {
 	return (r->ram[RTC_REG_B] & REG_B_BINARY) ? (uint8_t)v : (uint8_t)((v / 10) << 4 | v % 10);
 }
@@ -57,24 +59,25 @@ static uint8_t time_reg(const struct cmos_rtc *r, unsigned idx)
 	struct tm tm;
 	if (!gmtime_r(&t, &tm))
 		return 0;
-	/* A guest may set a year before 1900 (century 00): tm_year is negative then. */
-	unsigned year = tm.tm_year >= -1900 ? (unsigned)(tm.tm_year + 1900) : 0;
+	/* Guests cannot set a date before year 0, but a snapshot's offset, taken
+	 * against another host clock, may reach there: show year 0 then. */
+	int year = tm.tm_year >= -1900 ? tm.tm_year + 1900 : 0;
 	switch (idx) {
 	case RTC_SEC:
-		return to_bcd(r, (unsigned)tm.tm_sec);
+		return to_bcd(r, tm.tm_sec);
 	case RTC_MIN:
-		return to_bcd(r, (unsigned)tm.tm_min);
+		return to_bcd(r, tm.tm_min);
 	case RTC_HOUR:
 		if (r->ram[RTC_REG_B] & REG_B_24H)
-			return to_bcd(r, (unsigned)tm.tm_hour);
-		return (uint8_t)(to_bcd(r, tm.tm_hour % 12 ? (unsigned)tm.tm_hour % 12 : 12) |
+			return to_bcd(r, tm.tm_hour);
+		return (uint8_t)(to_bcd(r, tm.tm_hour % 12 ? tm.tm_hour % 12 : 12) |
 				 (tm.tm_hour >= 12 ? 0x80 : 0));
 	case RTC_WDAY:
-		return to_bcd(r, (unsigned)tm.tm_wday + 1);
+		return to_bcd(r, tm.tm_wday + 1);
 	case RTC_MDAY:
-		return to_bcd(r, (unsigned)tm.tm_mday);
+		return to_bcd(r, tm.tm_mday);
 	case RTC_MON:
-		return to_bcd(r, (unsigned)tm.tm_mon + 1);
+		return to_bcd(r, tm.tm_mon + 1);
 	case RTC_YEAR:
 		return to_bcd(r, year % 100);
 	default:
@@ -102,10 +105,11 @@ static void take_guest_time(struct cmos_rtc *r)
 	};
 	if (!(r->ram[RTC_REG_B] & REG_B_24H) && (r->ram[RTC_HOUR] & 0x80))
 		tm.tm_hour = (tm.tm_hour % 12) + 12;
+	/* timegm normalizes out-of-range fields (day 0, month 0) in tm: keep only
+	 * times the century and year registers can show again. */
 	time_t t = timegm(&tm);
-	int64_t offset = (int64_t)t - (int64_t)time(NULL);
-	if (t != (time_t)-1 && offset >= -MAX_OFFSET && offset <= MAX_OFFSET)
-		r->offset = offset;
+	if (t != (time_t)-1 && tm.tm_year >= -1900 && tm.tm_year <= RTC_LAST_YEAR - 1900)
+		r->offset = (int64_t)t - (int64_t)time(NULL);
 }
 
 static uint8_t rtc_read_reg(struct cmos_rtc *r, unsigned idx)
@@ -236,7 +240,8 @@ int cmos_rtc_load(void *rtc, const void *buf, size_t len)
 	if (len != sizeof(s))
 		return -1;
 	memcpy(&s, buf, sizeof(s));
-	if (s.version != 1 || s.index > 0x7f || s.offset < -MAX_OFFSET || s.offset > MAX_OFFSET)
+	if (s.version != 1 || s.index > 0x7f || s.offset < -RTC_MAX_OFFSET ||
+	    s.offset > RTC_MAX_OFFSET)
 		return -1;
 	pthread_mutex_lock(&r->lock);
 	r->index = s.index;

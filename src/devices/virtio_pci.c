@@ -479,9 +479,12 @@ static int load_queues(struct virtio_pci *vp, struct reader *r)
 		vq->used_gpa = rd_get64(r);
 		uint16_t last_avail = rd_get16(r), used_idx = rd_get16(r);
 		vp->vq_vector[q] = valid_vector(vp, rd_get16(r));
-		if (r->bad || vq->size > vp->info.queue_size)
+		if (r->bad)
 			return -1;
+		/* A disabled queue may hold any size the driver wrote: enable checks it. */
 		if (enabled) {
+			if (vq->size > vp->info.queue_size)
+				return -1;
 			vq->indirect = vp->driver_features & 1ull << VIRTIO_F_INDIRECT_DESC;
 			if (virtq_enable(vq, vp->mem) < 0)
 				return -1;

@@ -1,14 +1,23 @@
 # A short run of every libFuzzer target (parsers and device models fed hostile
-# bytes); `make fuzz` builds them, and longer runs are a matter of -max_total_time.
+# bytes), each starting from a copy of its in-tree corpus (tests/fuzz/corpus/)
+# so that it begins at the coverage the campaign reached; `make fuzz` builds
+# them, `make fuzz-campaign` runs the long campaign.
 if make -s -C "$POPEK_ROOT" fuzz >"$TMP/fuzz-build.log" 2>&1; then
 	for src in "$POPEK_ROOT"/tests/fuzz/fuzz_*.c; do
 		n=$(basename "$src" .c)
+		[ "$n" = fuzz_util ] && continue
 		f=$POPEK_ROOT/build/fuzz/$n
-		if (cd "$TMP" && timeout 60 "$f" -max_total_time=5 -rss_limit_mb=2048 >"$TMP/$n.log" 2>&1); then
-			pass "fuzz: $n ($(grep -o 'Done [0-9]* runs' "$TMP/$n.log"), no crash)"
+		corpus=$TMP/corpus-$n
+		mkdir -p "$corpus"
+		cp "$POPEK_ROOT/tests/fuzz/corpus/${n#fuzz_}"/* "$corpus"/ 2>/dev/null
+		seeds=$(ls "$corpus" | wc -l)
+		if (cd "$TMP" && timeout 60 "$f" "$corpus" -max_total_time=5 -rss_limit_mb=2048 \
+			-timeout=10 >"$TMP/$n.log" 2>&1); then
+			pass "fuzz: $n ($(grep -o 'Done [0-9]* runs' "$TMP/$n.log"), $(grep -oE 'INITED cov: [0-9]+' "$TMP/$n.log" | head -1) from $seeds corpus inputs, no crash)"
 		else
-			fail "fuzz: $n" "$(grep -m3 -E 'ERROR|SUMMARY|Assertion' "$TMP/$n.log" | tr '\n' ' ')"
+			fail "fuzz: $n" "$(grep -m3 -E 'ERROR|SUMMARY|Assertion|fuzz:' "$TMP/$n.log" | tr '\n' ' ')"
 		fi
+		rm -rf "$corpus"
 	done
 else
 	fail "fuzz: build" "$(tail -5 "$TMP/fuzz-build.log" | tr '\n' ' ')"

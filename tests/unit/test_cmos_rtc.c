@@ -124,6 +124,48 @@ static void guest_sets_the_clock(void **state)
 	cmos_rtc_free(other);
 }
 
+/* Day 0 of month 0 of year 0 normalizes to a date before year 0, which the
+ * registers cannot show: the clock keeps running at host time. */
+static void guest_date_before_year_zero_is_ignored(void **state)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	wr(0x0b, 0x86); /* SET, binary, 24h */
+	wr(0x32, 0);
+	wr(0x09, 0);
+	wr(0x08, 0);
+	wr(0x07, 0);
+	wr(0x0b, 0x06);
+	assert_int_equal(rd(0x09), tm.tm_year % 100);
+	assert_int_equal(rd(0x32), (tm.tm_year + 1900) / 100);
+}
+
+/* Years before 1900 read back as set (not as a negative tm_year % 100). */
+static void guest_sets_year_0050(void **state)
+{
+	wr(0x0b, 0x82); /* SET, BCD, 24h */
+	wr(0x32, 0x00);
+	wr(0x09, 0x50);
+	wr(0x08, 0x06);
+	wr(0x07, 0x15);
+	wr(0x0b, 0x02);
+	assert_int_equal(rd(0x09), 0x50);
+	assert_int_equal(rd(0x32), 0x00);
+}
+
+/* A hostile snapshot's clock offset must not overflow the host time. */
+static void load_refuses_huge_offset(void **state)
+{
+	void *buf;
+	size_t len;
+	assert_int_equal(cmos_rtc_save(rtc, &buf, &len), 0);
+	int64_t huge = INT64_MAX;
+	memcpy((uint8_t *)buf + 8, &huge, sizeof(huge));
+	assert_int_equal(cmos_rtc_load(rtc, buf, len), -1);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +174,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(guest_sets_the_clock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(guest_sets_year_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(snapshot_offset_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(guest_date_before_year_zero_is_ignored, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(guest_sets_year_0050, setup, teardown),
+	    cmocka_unit_test_setup_teardown(load_refuses_huge_offset, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

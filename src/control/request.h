@@ -1,0 +1,24 @@
+/* Parsing of one control request line (docs/control.md), apart from the
+ * socket and the machine so that a hostile line can be tested on its own. */
+#ifndef POPEK_CONTROL_REQUEST_H
+#define POPEK_CONTROL_REQUEST_H
+
+#include <stdbool.h>
+
+struct json_object;
+
+enum control_cmd { CMD_INFO, CMD_PAUSE, CMD_RESUME, CMD_STOP, CMD_STATS, CMD_SNAPSHOT, NR_CMDS };
+
+struct control_request {
+	enum control_cmd cmd;
+	struct json_object *obj; /* the parsed line; owns the strings below */
+	/* snapshot: {"dir":ABS,"stop":bool,"compress":bool} */
+	const char *dir;
+	bool stop, compress;
+};
+
+/* Returns 0, or -1 with *error the message to reply (nothing to free then). */
+int control_parse(const char *line, struct control_request *req, const char **error);
+void control_request_free(struct control_request *req);
+
+#endif
