@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (write(p[1], data, size) != (ssize_t)size)
 		abort();
 	close(p[1]);
-	char *line = socket_read_line(p[0], CONTROL_MAX_MSG);
+	char *line = socket_read_line(p[0], CONTROL_MAX_MSG, NULL);
 	close(p[0]);
 	struct control_request req;
 	const char *error;
