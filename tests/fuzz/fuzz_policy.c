@@ -1,0 +1,42 @@
+/* Fuzz the policy parser and matcher: any text is either refused with a
+ * FILE:LINE:COL message or becomes rules that every access can be matched
+ * against. The input's first 16 bytes are the access, the rest the text. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct policy p;
+	uint8_t head[16] = {0};
+	size_t h = size < sizeof(head) ? size : sizeof(head);
+	memcpy(head, data, h);
+	char *text = malloc(size - h + 1);
+	if (!text)
+		return 0;
+	memcpy(text, data + h, size - h);
+	text[size - h] = 0;
+	memset(&p, 0, sizeof(p));
+	p.audit_fd = -1;
+	char err[512];
+	if (policy_parse(&p, text, "fuzz", err, sizeof(err)) == 0) {
+		if (p.n < 0 || p.n > POLICY_MAX_RULES)
+			abort();
+		uint64_t addr;
+		memcpy(&addr, head + 8, sizeof(addr));
+		struct policy_access a = {.cls = head[0] % NR_POLICY_CLASSES,
+					  .write = head[1] & 1,
+					  .addr = addr,
+					  .size = 1u << (head[2] % 4),
+					  .vcpu = head[3] % 4};
+		const struct policy_rule *logged;
+		policy_match(&p, &a, &logged);
+	} else if (strncmp(err, "fuzz:", 5) != 0) {
+		abort(); /* a refusal names the file, line and column */
+	}
+	free(text);
+	return 0;
+}
