@@ -18,13 +18,7 @@ static int put_file(const char *dir, const char *file, const char *text)
 {
 	char path[400];
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
-	int e = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = e;
-	return n == (ssize_t)strlen(text) ? 0 : -1;
+	return jail_write_text(path, text);
 }
 
 /* The caller's cgroup path in hierarchy `want` ("" = v2, else a v1 controller). */

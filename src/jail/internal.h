@@ -37,6 +37,8 @@ struct jail_state {
 extern struct jail_state jail_state;
 
 /* namespaces.c */
+/* Write all of text to an existing file (proc and cgroup files): 0 or -1. */
+int jail_write_text(const char *path, const char *text);
 int ns_spawn(const struct vm_config *cfg, int *exit_code);
 int ns_pivot_to_empty(bool with_proc, char *err, size_t errlen);
 

@@ -42,7 +42,7 @@ static bool keeps_host_network(const struct vm_config *cfg)
 	return false;
 }
 
-static int write_text(const char *path, const char *text)
+int jail_write_text(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
@@ -70,7 +70,7 @@ static int map_user(pid_t pid, char *why, size_t len)
 			snprintf(map, sizeof(map), "deny");
 		else
 			snprintf(map, sizeof(map), "%u %u 1\n", maps[i].id, maps[i].id);
-		if (write_text(path, map) < 0) {
+		if (jail_write_text(path, map) < 0) {
 			snprintf(why, len, "cannot write %s of the VMM's user namespace: %s", path,
 				 strerror(errno));
 			return -1;
