@@ -702,7 +702,7 @@ static void bar_attacks(void)
 #define ICR_SELF   (1u << 18)
 #define ICR_OTHERS (3u << 18)
 
-static volatile bool ap_go, ap_done;
+static volatile bool ap_ready, ap_go, ap_done;
 static unsigned ipis = IPIS;
 
 /* Raw ICR writes, never waiting for delivery; the target counts what it gets. */
@@ -725,6 +725,8 @@ static void ap_main(void)
 {
 	lapic_enable(0xff);
 	sti();
+	/* A software-disabled APIC drops fixed IPIs: the BSP storms only now. */
+	__atomic_store_n(&ap_ready, true, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&ap_go, __ATOMIC_ACQUIRE))
 		cpu_relax();
 	storm(0, VEC_IPI_BSP, VEC_IPI_SELF + 1);
@@ -737,6 +739,9 @@ static void ipi_storm(void)
 		check(false, "IPI storm: the second vCPU did not start (run with --cpus 2)");
 		return;
 	}
+	uint64_t ready_by = tsc_deadline_us(3000000);
+	while (!__atomic_load_n(&ap_ready, __ATOMIC_ACQUIRE) && rdtsc() < ready_by)
+		cpu_relax();
 	uint64_t t0 = rdtsc();
 	__atomic_store_n(&ap_go, true, __ATOMIC_RELEASE);
 	storm(1, VEC_IPI_AP, VEC_IPI_SELF);
