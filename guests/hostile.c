@@ -702,7 +702,7 @@ static void bar_attacks(void)
 #define ICR_SELF   (1u << 18)
 #define ICR_OTHERS (3u << 18)
 
-static volatile bool ap_ready, ap_go, ap_done;
+static volatile bool ap_ready, ap_go, ap_done, bsp_checked;
 static unsigned ipis = IPIS;
 
 /* Raw ICR writes, never waiting for delivery; the target counts what it gets. */
@@ -731,6 +731,10 @@ static void ap_main(void)
 		cpu_relax();
 	storm(0, VEC_IPI_BSP, VEC_IPI_SELF + 1);
 	__atomic_store_n(&ap_done, true, __ATOMIC_RELEASE);
+	/* Interrupts stay on until the BSP has counted: an IPI still pending in
+	 * the IRR when the storm ends must land, not be cut off by a halt. */
+	while (!__atomic_load_n(&bsp_checked, __ATOMIC_ACQUIRE))
+		cpu_relax();
 }
 
 static void ipi_storm(void)
@@ -749,7 +753,11 @@ static void ipi_storm(void)
 	while (!__atomic_load_n(&ap_done, __ATOMIC_ACQUIRE) && rdtsc() < end)
 		cpu_relax();
 	uint64_t ms = (rdtsc() - t0) / (tsc_hz() / 1000);
-	tsc_delay_us(10000);
+	/* Fixed IPIs to a busy target coalesce in its IRR; the last of them
+	 * must still arrive (a loaded host may run the target late). */
+	wait_irq(VEC_IPI_AP, 0, 2000000);
+	wait_irq(VEC_IPI_BSP, 0, 2000000);
+	__atomic_store_n(&bsp_checked, true, __ATOMIC_RELEASE);
 	bool ok = ap_done && irqs[VEC_IPI_BSP] > 0 && irqs[VEC_IPI_AP] > 0 && blk_request_ok(&blk);
 	/* Fixed IPIs to a busy target coalesce in its IRR: at least one must
 	 * arrive, not all. Self-IPIs are reported, not judged (another part of
