@@ -24,6 +24,7 @@ struct control {
 	int listen_fd;
 	int dir_fd; /* the runtime directory: the socket is removed through it, jailed */
 	struct loop_watch *listen_w;
+	struct conn *waiting; /* accepted, request not yet in */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -32,6 +33,7 @@ struct conn {
 	struct control *c;
 	int fd;
 	struct loop_watch *w;
+	struct conn *next;
 };
 
 static json_object *reply_ok(void)
@@ -187,6 +189,11 @@ static void request_ready(void *ctx, unsigned ready)
 {
 	struct conn *k = ctx;
 	loop_unwatch(k->w);
+	for (struct conn **p = &k->c->waiting; *p; p = &(*p)->next)
+		if (*p == k) {
+			*p = k->next;
+			break;
+		}
 	serve(k->c, k->fd);
 	close(k->fd);
 	free(k);
@@ -202,13 +209,15 @@ static void client_waiting(void *ctx, unsigned ready)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	struct conn *k = malloc(sizeof(*k));
 	if (k) {
-		*k = (struct conn){c, fd, NULL};
+		*k = (struct conn){c, fd, NULL, c->waiting};
 		k->w = loop_watch(c->m->loop, fd, LOOP_IN, LOOP_CONTROL, request_ready, k);
 	}
 	if (!k || !k->w) {
 		free(k);
 		close(fd);
+		return;
 	}
+	c->waiting = k;
 }
 
 struct control *control_open(struct machine *m, const char *name, char *err, size_t errlen)
@@ -253,6 +262,13 @@ void control_stop(struct control *c)
 	if (!c)
 		return;
 	loop_unwatch(c->listen_w);
+	while (c->waiting) { /* clients that never sent their request */
+		struct conn *k = c->waiting;
+		c->waiting = k->next;
+		loop_unwatch(k->w);
+		close(k->fd);
+		free(k);
+	}
 	if (c->dir_fd >= 0)
 		unlinkat(c->dir_fd, strrchr(c->path, '/') + 1, 0);
 	close(c->listen_fd);

@@ -50,8 +50,8 @@ struct loop {
 	/* Held by the loop thread around every device callback: a pause from
 	 * another thread waits for the one under way. */
 	pthread_mutex_t dispatch;
-	pthread_mutex_t lock; /* everything below and every watch's fields */
-	pthread_cond_t done;  /* current went back to NULL */
+	pthread_mutex_t lock;	    /* everything below and every watch's fields */
+	pthread_cond_t done;	    /* current went back to NULL */
 	struct loop_watch *current; /* whose callback runs now */
 	bool paused;
 	struct loop_watch *watches, *dead;
@@ -110,7 +110,8 @@ struct loop_watch *loop_watch(struct loop *l, int fd, unsigned events, enum loop
 	struct loop_watch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	*w = (struct loop_watch){.l = l, .fd = fd, .events = events, .cls = cls, .fn = fn, .ctx = ctx};
+	*w = (struct loop_watch){
+	    .l = l, .fd = fd, .events = events, .cls = cls, .fn = fn, .ctx = ctx};
 	pthread_mutex_lock(&l->lock);
 	if (sync_epoll(w) < 0) {
 		pthread_mutex_unlock(&l->lock);
@@ -296,8 +297,8 @@ void loop_pause(struct loop *l, bool paused)
  * kernel reported it (the fd stays ready; the event comes back). */
 static void dispatch(struct loop *l, struct loop_watch *w, uint32_t ev)
 {
-	unsigned ready = (ev & (EPOLLIN | EPOLLHUP | EPOLLERR) ? LOOP_IN : 0) |
-			 (ev & EPOLLOUT ? LOOP_OUT : 0);
+	unsigned ready =
+	    (ev & (EPOLLIN | EPOLLHUP | EPOLLERR) ? LOOP_IN : 0) | (ev & EPOLLOUT ? LOOP_OUT : 0);
 	bool device = w->cls == LOOP_DEVICE; /* constant for the watch's life */
 	if (device)
 		pthread_mutex_lock(&l->dispatch);
