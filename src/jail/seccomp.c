@@ -123,6 +123,8 @@ static const struct {
     {"prlimit64", SAN},
     {"uname", SAN},
     {"sched_setaffinity", SAN},
+    {"nanosleep", SAN}, /* TSan's background thread */
+    {"clock_nanosleep", SAN},
 };
 
 /* ioctl, by request number. */

@@ -56,11 +56,12 @@ static bool reaches(atomic_int *n, int want)
 	return atomic_load(n) >= want;
 }
 
+/* Written by the loop thread (maybe again while the test reads), read by the test. */
 struct counted {
 	atomic_int n;
-	unsigned ready;
-	int fd;	      /* drained on each call, if >= 0 */
-	pthread_t on; /* the thread the last call ran on */
+	atomic_uint ready;
+	int fd;		       /* drained on each call, if >= 0 */
+	_Atomic(pthread_t) on; /* the thread the last call ran on */
 };
 
 static void count_fd(void *ctx, unsigned ready)
