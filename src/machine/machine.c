@@ -281,8 +281,9 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		return EXIT_CODE_USAGE;
 	}
 	bool restoring = cfg->ram_fd >= 0;
-	if (restoring ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
-		      : guest_mem_init(&m->mem, cfg->mem, err, errlen))
+	if (restoring		 ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
+	    : cfg->mem_hugepages ? guest_mem_init_hugetlb(&m->mem, cfg->mem, err, errlen)
+				 : guest_mem_init(&m->mem, cfg->mem, err, errlen))
 		return EXIT_CODE_USAGE;
 
 	struct cpu_state *bsp = calloc(1, sizeof(*bsp));
@@ -300,6 +301,12 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		return EXIT_CODE_IMAGE;
 	}
 	rc = create_engine(m, err, errlen);
+	/* Nested paging faults once per guest page: 4 KiB pages slow a kvm boot. */
+	if (!rc && m->engine == &kvm_engine && !restoring && m->mem.pages == MEM_PAGES_4K)
+		fprintf(stderr, "popek: guest RAM in 4 KiB pages: shmem huge pages are off on "
+				"this host (enable them with: echo advise > "
+				"/sys/kernel/mm/transparent_hugepage/shmem_enabled, or use "
+				"--mem-hugepages)\n");
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
