@@ -34,11 +34,15 @@ static void forward_signal(int sig)
 		kill((pid_t)vmm_pid, sig);
 }
 
-/* No network backend exists yet, so the VMM gets an empty network namespace.
- * A backend that needs the host's network (beyond fds opened before the jail)
- * makes this true for its configuration. */
+/* The VMM gets an empty network namespace unless a NIC needs the host's:
+ * user networking opens host sockets as the guest connects, and a tap is
+ * found by name in the host's namespace. (A switch's Unix socket is a path:
+ * any namespace reaches it.) */
 static bool keeps_host_network(const struct vm_config *cfg)
 {
+	for (int i = 0; i < cfg->nnics; i++)
+		if (cfg->nic[i].kind != NET_SOCKET)
+			return true;
 	return false;
 }
 

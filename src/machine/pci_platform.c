@@ -8,6 +8,7 @@
 #include "devices/pvpanic.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "machine/machine.h"
 #include "policy/policy.h"
@@ -20,6 +21,8 @@ struct pci_platform {
 	struct virtio_console *console;
 	struct pvpanic *pvpanic;
 	char disk_name[MAX_DISKS][24];
+	struct virtio_net *nic[MAX_NICS];
+	char nic_name[MAX_NICS][24];
 };
 
 /* Snapshots see each virtio device under a name stable across runs. */
@@ -35,6 +38,29 @@ static int add_snapshot_hooks(struct machine *m, const char *name, struct virtio
 		return 0;
 	snprintf(err, errlen, "too many devices: cannot register %s", name);
 	return -1;
+}
+
+/* The NICs (--net), last so the other devices keep their PCI slots. */
+static int add_nics(struct machine *m, struct pci_platform *p, char *err, size_t errlen)
+{
+	for (int i = 0; i < m->cfg->nnics; i++) {
+		uint8_t mac[6];
+		net_mac(&m->cfg->nic[i], m->cfg->name, i, mac);
+		p->nic[i] = virtio_net_create(&p->env, &m->cfg->nic[i], mac, err, errlen);
+		if (!p->nic[i])
+			return EXIT_CODE_USAGE;
+		snprintf(p->nic_name[i], sizeof(p->nic_name[i]), "virtio-net%d", i);
+		struct machine_device d = {.name = p->nic_name[i],
+					   .dev = virtio_net_pci(p->nic[i]),
+					   .save = virtio_pci_save,
+					   .load = virtio_pci_load,
+					   .pause = virtio_net_pause};
+		if (machine_add_device(m, &d)) {
+			snprintf(err, errlen, "too many devices: cannot register %s", d.name);
+			return EXIT_CODE_HOST;
+		}
+	}
+	return 0;
 }
 
 static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
@@ -83,7 +109,7 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 	if (!p->console ||
 	    add_snapshot_hooks(m, "virtio-console0", virtio_console_pci(p->console), err, errlen))
 		return EXIT_CODE_HOST;
-	return 0;
+	return add_nics(m, p, err, errlen);
 }
 
 void pci_platform_destroy(struct machine *m)
@@ -95,6 +121,8 @@ void pci_platform_destroy(struct machine *m)
 		virtio_blk_destroy(p->disk[i]);
 	virtio_rng_destroy(p->rng);
 	virtio_console_destroy(p->console);
+	for (int i = 0; i < MAX_NICS; i++)
+		virtio_net_destroy(p->nic[i]);
 	pvpanic_destroy(p->pvpanic);
 	pci_bus_destroy(&p->bus);
 	free(p);
