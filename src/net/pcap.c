@@ -15,10 +15,22 @@
 
 int pcap_open(struct pcap *p, const char *path, char *err, size_t errlen)
 {
-	p->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* An existing capture goes on (a restored VM continues its run's file). */
+	p->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	off_t size = p->fd < 0 ? -1 : lseek(p->fd, 0, SEEK_END);
 	/* Host byte order: readers detect it from the magic. */
 	uint32_t hdr[6] = {PCAP_MAGIC, 2u | 4u << 16, 0, 0, PCAP_SNAPLEN, LINKTYPE_ETH};
-	if (p->fd < 0 || write(p->fd, hdr, sizeof(hdr)) != sizeof(hdr)) {
+	uint32_t magic = 0;
+	if (size > 0 && (pread(p->fd, &magic, 4, 0) != 4 || magic != PCAP_MAGIC)) {
+		snprintf(err, errlen,
+			 "capture=%s: the file exists and is not a pcap capture of ours: "
+			 "remove it or pick another name",
+			 path);
+		close(p->fd);
+		p->fd = -1;
+		return -1;
+	}
+	if (size < 0 || (size == 0 && write(p->fd, hdr, sizeof(hdr)) != sizeof(hdr))) {
 		snprintf(err, errlen, "capture=%s: cannot write it: %s", path, strerror(errno));
 		if (p->fd >= 0)
 			close(p->fd);

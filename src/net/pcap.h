@@ -13,7 +13,7 @@ struct pcap {
 	pthread_mutex_t lock; /* both directions write */
 };
 
-/* Create (truncate) path. Returns 0, or -1 with err set. */
+/* Create path, or append to it if it exists. Returns 0, or -1 with err set. */
 int pcap_open(struct pcap *p, const char *path, char *err, size_t errlen);
 /* Append one frame of len bytes from iov (skipping skip bytes of header). */
 void pcap_write(struct pcap *p, const struct iovec *iov, unsigned n, size_t skip, size_t len);

@@ -18,7 +18,8 @@ class GuestError(Exception):
 
 
 class Guest:
-    def __init__(self, popek, images, args, name, engine="soft", mem="256M", argv=None):
+    def __init__(self, popek, images, args, name, engine="soft", mem="256M", argv=None,
+                 prefix=()):
         self.name = name
         self.out = b""
         self.log = b""
@@ -26,6 +27,7 @@ class Guest:
                        "--kernel", os.path.join(images, "vmlinux"),
                        "--initrd", os.path.join(images, "initramfs.cpio.gz"),
                        "--cmdline", "console=ttyS0 panic=-1 quiet cryptomgr.notests"] + args
+        cmd = list(prefix) + cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         os.set_blocking(self.proc.stderr.fileno(), False)
