@@ -239,13 +239,16 @@ static void net_reset(struct virtio_pci *vp)
 
 static const struct virtio_dev_ops net_ops = {.queue_notify = net_notify, .reset = net_reset};
 
-/* The NIC's thread, after serving the backend: move received frames in. */
-static void after_poll(void *ctx)
+void virtio_net_poll(struct virtio_net *n)
 {
-	struct virtio_net *n = ctx;
 	pthread_mutex_lock(&n->vp.lock);
 	rx_drain(n);
 	pthread_mutex_unlock(&n->vp.lock);
+}
+
+static void after_poll(void *ctx)
+{
+	virtio_net_poll(ctx);
 }
 
 void virtio_net_pause(void *dev, bool paused)
@@ -257,21 +260,23 @@ void virtio_net_pause(void *dev, bool paused)
 		net_loop_wake(&n->loop);
 }
 
-struct virtio_net *virtio_net_create(const struct virtio_env *env, const struct net_config *nc,
-				     const uint8_t mac[6], char *err, size_t errlen)
+struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
+				     const uint8_t mac[6], const char *capture, char *err,
+				     size_t errlen)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	if (!n) {
 		snprintf(err, errlen, "out of memory creating virtio-net");
+		net_backend_close(be);
 		return NULL;
 	}
 	n->cap.fd = -1;
 	n->loop.wake_fd = -1;
+	n->be = be;
+	be->deliver = deliver;
+	be->ctx = n;
 	pthread_mutex_init(&n->rxlock, NULL);
-	if (nc->capture && pcap_open(&n->cap, nc->capture, err, errlen) < 0)
-		goto fail;
-	n->be = net_backend_open(nc, deliver, n, err, errlen);
-	if (!n->be)
+	if (capture && pcap_open(&n->cap, capture, err, errlen) < 0)
 		goto fail;
 	memcpy(n->config.mac, mac, 6);
 	n->config.status = NET_S_LINK_UP;
@@ -283,24 +288,25 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, const struct 
 	    .nqueues = 2,
 	    .queue_size = NET_QUEUE_SIZE,
 	    .features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF |
-			(n->be->vnet_hdr ? VNET_OFFLOADS : 0),
+			(be->vnet_hdr ? VNET_OFFLOADS : 0),
 	    .ops = &net_ops,
 	    .config = &n->config,
 	    .config_len = sizeof(n->config),
 	};
 	if (virtio_pci_init(&n->vp, &info, n, env, err, errlen) < 0)
 		goto fail;
-	if (net_loop_start(&n->loop, n->be, after_poll, n, err, errlen) < 0) {
-		virtio_pci_destroy(&n->vp);
-		goto fail;
-	}
 	return n;
 fail:
-	net_backend_close(n->be);
+	net_backend_close(be);
 	pcap_close(&n->cap);
 	pthread_mutex_destroy(&n->rxlock);
 	free(n);
 	return NULL;
+}
+
+int virtio_net_start(struct virtio_net *n, char *err, size_t errlen)
+{
+	return net_loop_start(&n->loop, n->be, after_poll, n, err, errlen);
 }
 
 struct virtio_pci *virtio_net_pci(struct virtio_net *n)

@@ -34,10 +34,17 @@
 
 struct virtio_net;
 
-/* A NIC for nc, MAC mac, already connected to its backend (net_backend_open
- * ran: before the jail). Starts the NIC's thread. NULL with err set. */
-struct virtio_net *virtio_net_create(const struct virtio_env *env, const struct net_config *nc,
-				     const uint8_t mac[6], char *err, size_t errlen);
+/* A NIC with MAC mac on backend be (net_backend_open: before the jail),
+ * which it owns from now on, even on failure; capture: a pcap path or NULL.
+ * NULL with err set. */
+struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
+				     const uint8_t mac[6], const char *capture, char *err,
+				     size_t errlen);
+/* Start the NIC's thread, which serves the backend. 0 or -1 with err set. */
+int virtio_net_start(struct virtio_net *n, char *err, size_t errlen);
+/* Move frames the backend delivered into the guest's receive buffers (the
+ * NIC's thread does it after every round). */
+void virtio_net_poll(struct virtio_net *n);
 struct virtio_pci *virtio_net_pci(struct virtio_net *n);
 /* Pause hook: the transport's, then the receive backlog moves on resume. */
 void virtio_net_pause(void *dev, bool paused);

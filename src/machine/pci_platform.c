@@ -44,11 +44,15 @@ static int add_snapshot_hooks(struct machine *m, const char *name, struct virtio
 static int add_nics(struct machine *m, struct pci_platform *p, char *err, size_t errlen)
 {
 	for (int i = 0; i < m->cfg->nnics; i++) {
+		const struct net_config *nc = &m->cfg->nic[i];
 		uint8_t mac[6];
-		net_mac(&m->cfg->nic[i], m->cfg->name, i, mac);
-		p->nic[i] = virtio_net_create(&p->env, &m->cfg->nic[i], mac, err, errlen);
-		if (!p->nic[i])
+		net_mac(nc, m->cfg->name, i, mac);
+		struct net_backend *be = net_backend_open(nc, err, errlen);
+		if (!be ||
+		    !(p->nic[i] = virtio_net_create(&p->env, be, mac, nc->capture, err, errlen)))
 			return EXIT_CODE_USAGE;
+		if (virtio_net_start(p->nic[i], err, errlen))
+			return EXIT_CODE_HOST;
 		snprintf(p->nic_name[i], sizeof(p->nic_name[i]), "virtio-net%d", i);
 		struct machine_device d = {.name = p->nic_name[i],
 					   .dev = virtio_net_pci(p->nic[i]),

@@ -3,8 +3,7 @@
 
 #include "net/net.h"
 
-struct net_backend *net_backend_open(const struct net_config *nc, net_deliver_fn *deliver,
-				     void *ctx, char *err, size_t errlen)
+struct net_backend *net_backend_open(const struct net_config *nc, char *err, size_t errlen)
 {
 	struct net_backend *b = nc->kind == NET_USER  ? net_slirp_open(nc, err, errlen)
 				: nc->kind == NET_TAP ? net_tap_open(nc, err, errlen)
@@ -12,8 +11,6 @@ struct net_backend *net_backend_open(const struct net_config *nc, net_deliver_fn
 	if (!b)
 		return NULL;
 	pthread_mutex_init(&b->lock, NULL);
-	b->deliver = deliver;
-	b->ctx = ctx;
 	return b;
 }
 

@@ -70,9 +70,9 @@ struct net_backend {
 };
 
 /* Open the backend of one --net, before the jail (its fds and, for user
- * networking, its listening sockets). NULL with err set. */
-struct net_backend *net_backend_open(const struct net_config *nc, net_deliver_fn *deliver,
-				     void *ctx, char *err, size_t errlen);
+ * networking, its listening sockets). NULL with err set. The NIC then sets
+ * deliver and ctx. */
+struct net_backend *net_backend_open(const struct net_config *nc, char *err, size_t errlen);
 /* Backend constructors (one file each); they fill b->ops and b->vnet_hdr. */
 struct net_backend *net_slirp_open(const struct net_config *nc, char *err, size_t errlen);
 struct net_backend *net_tap_open(const struct net_config *nc, char *err, size_t errlen);
