@@ -33,7 +33,7 @@ struct net_hostfwd {
 /* One --net (src/net/config.c parses it). */
 struct net_config {
 	enum net_kind kind;
-	const char *spec;   /* the argument as given, for snapshots */
+	char spec[256];	    /* the argument as given, for snapshots */
 	const char *target; /* tap: interface name; socket: the switch's path */
 	int nhostfwd;
 	struct net_hostfwd hostfwd[MAX_HOSTFWDS];

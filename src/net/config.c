@@ -67,11 +67,12 @@ static int parse_mac(const char *v, uint8_t mac[6])
 int net_config_parse(char *arg, struct net_config *nc, char *err, size_t errlen)
 {
 	memset(nc, 0, sizeof(*nc));
-	nc->spec = strdup(arg);
-	if (!nc->spec) {
-		snprintf(err, errlen, "out of memory");
+	if (strlen(arg) >= sizeof(nc->spec)) {
+		snprintf(err, errlen, "--net %.40s...: longer than %zu characters", arg,
+			 sizeof(nc->spec) - 1);
 		return -1;
 	}
+	strcpy(nc->spec, arg);
 	char *save = NULL;
 	char *kind = strtok_r(arg, ",", &save);
 	if (kind && !strcmp(kind, "user")) {

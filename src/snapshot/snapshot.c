@@ -422,17 +422,18 @@ const char *snapshot_engine(const struct snapshot *s)
  * state is then refused, with the reason printed here). */
 static void snapshot_nics(json_object *nics, struct vm_config *cfg)
 {
+	static char args[MAX_NICS][sizeof(cfg->nic[0].spec)]; /* the NICs point into them */
 	char err[512];
 	cfg->nnics = 0;
 	for (size_t i = 0; nics && i < json_object_array_length(nics) && i < MAX_NICS; i++) {
 		json_object *n = json_object_array_get_idx(nics, i);
 		json_object *spec = get(n, "net", json_type_string),
 			    *mac = get(n, "mac", json_type_string);
-		char *arg = spec ? strdup(json_object_get_string(spec)) : NULL;
+		char *arg = args[cfg->nnics];
 		struct net_config *nc = &cfg->nic[cfg->nnics];
-		if (!arg || net_config_parse(arg, nc, err, sizeof(err))) {
-			fprintf(stderr, "popek: snapshot NIC %zu: %s\n", i, arg ? err : "no --net");
-			free(arg);
+		snprintf(arg, sizeof(args[0]), "%s", spec ? json_object_get_string(spec) : "");
+		if (net_config_parse(arg, nc, err, sizeof(err))) {
+			fprintf(stderr, "popek: snapshot NIC %zu: %s\n", i, err);
 			continue;
 		}
 		unsigned b[6];
