@@ -34,6 +34,7 @@ struct virtio_net {
 	struct virtio_pci vp;
 	struct net_backend *be;
 	struct net_loop loop;
+	struct loop *evloop; /* the VM's, where the backend is served */
 	struct pcap cap;
 	struct net_cfg config;
 	unsigned offload;	/* NET_OFF_* the backend was last told */
@@ -169,7 +170,7 @@ static int place(struct virtio_net *n, const struct rx_frame *f)
 static void rx_drain(struct virtio_net *n)
 {
 	struct virtio_pci *vp = &n->vp;
-	if (vp->paused || !virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
+	if (!virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
 		return;
 	bool any = false;
 	for (;;) {
@@ -251,15 +252,6 @@ static void after_poll(void *ctx)
 	virtio_net_poll(ctx);
 }
 
-void virtio_net_pause(void *dev, bool paused)
-{
-	struct virtio_pci *vp = dev;
-	struct virtio_net *n = vp->dev;
-	virtio_pci_pause(dev, paused);
-	if (!paused)
-		net_loop_wake(&n->loop);
-}
-
 struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
 				     const uint8_t mac[6], const char *capture, char *err,
 				     size_t errlen)
@@ -271,8 +263,8 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 		return NULL;
 	}
 	n->cap.fd = -1;
-	n->loop.wake_fd = -1;
 	n->be = be;
+	n->evloop = env->loop;
 	be->deliver = deliver;
 	be->ctx = n;
 	pthread_mutex_init(&n->rxlock, NULL);
@@ -306,7 +298,7 @@ fail:
 
 int virtio_net_start(struct virtio_net *n, char *err, size_t errlen)
 {
-	return net_loop_start(&n->loop, n->be, after_poll, n, err, errlen);
+	return net_loop_start(&n->loop, n->evloop, n->be, after_poll, n, err, errlen);
 }
 
 struct virtio_pci *virtio_net_pci(struct virtio_net *n)
@@ -314,8 +306,9 @@ struct virtio_pci *virtio_net_pci(struct virtio_net *n)
 	return &n->vp;
 }
 
-void virtio_net_destroy(struct virtio_net *n)
+void virtio_net_destroy(void *dev)
 {
+	struct virtio_net *n = dev;
 	if (!n)
 		return;
 	net_loop_stop(&n->loop);
@@ -327,3 +320,39 @@ void virtio_net_destroy(struct virtio_net *n)
 	pthread_mutex_destroy(&n->rxlock);
 	free(n);
 }
+
+static int net_count(const struct vm_config *cfg)
+{
+	return cfg->nnics;
+}
+
+/* --net number i: its backend (opened here, before the jail), the NIC, and
+ * its service on the VM's loop. */
+static int net_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		      char *err, size_t errlen)
+{
+	const struct net_config *nc = &cfg->nic[i];
+	uint8_t mac[6];
+	net_mac(nc, cfg->name, i, mac);
+	struct net_backend *be = net_backend_open(nc, err, errlen);
+	if (!be)
+		return EXIT_CODE_USAGE;
+	struct virtio_env env = virtio_env_of(s);
+	struct virtio_net *n = virtio_net_create(&env, be, mac, nc->capture, err, errlen);
+	if (!n)
+		return EXIT_CODE_USAGE;
+	if (virtio_net_start(n, err, errlen)) {
+		virtio_net_destroy(n);
+		return EXIT_CODE_HOST;
+	}
+	*dev = n;
+	return 0;
+}
+
+const struct device_type virtio_net_device = {.name = "virtio-net",
+					      .numbered = true,
+					      .count = net_count,
+					      .create = net_create,
+					      .save = virtio_pci_save,
+					      .load = virtio_pci_load,
+					      .destroy = virtio_net_destroy};

@@ -1,8 +1,8 @@
 /* virtio-net (virtio 1.x §5.1) over the modern PCI transport: a receive and a
  * transmit queue, MAC, link status, mergeable receive buffers, and the
  * checksum/TSO offloads only when the backend carries virtio-net headers (tap).
- * Frames travel through a net_backend (src/net/); a thread per NIC serves the
- * backend, and received frames wait in a small backlog until the guest posts
+ * Frames travel through a net_backend (src/net/), served on the VM's event
+ * loop, and received frames wait in a small backlog until the guest posts
  * receive buffers (beyond it new frames are dropped, as a full NIC ring would). */
 #ifndef POPEK_VIRTIO_NET_H
 #define POPEK_VIRTIO_NET_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/services.h"
 #include "devices/virtio_pci.h"
 #include "machine/config.h"
 #include "net/net.h"
@@ -40,15 +41,15 @@ struct virtio_net;
 struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
 				     const uint8_t mac[6], const char *capture, char *err,
 				     size_t errlen);
-/* Start the NIC's thread, which serves the backend. 0 or -1 with err set. */
+/* Serve the backend on the VM's loop (env->loop). 0 or -1 with err set. */
 int virtio_net_start(struct virtio_net *n, char *err, size_t errlen);
 /* Move frames the backend delivered into the guest's receive buffers (the
- * NIC's thread does it after every round). */
+ * loop does it after every round of the backend). */
 void virtio_net_poll(struct virtio_net *n);
 struct virtio_pci *virtio_net_pci(struct virtio_net *n);
-/* Pause hook: the transport's, then the receive backlog moves on resume. */
-void virtio_net_pause(void *dev, bool paused);
-void virtio_net_destroy(struct virtio_net *n);
+void virtio_net_destroy(void *n);
+/* The registry's row: one instance per --net. */
+extern const struct device_type virtio_net_device;
 
 /* Is a transmit header acceptable for a frame of len bytes (after the
  * header) under the negotiated features? 0 yes, -1 drop it. */

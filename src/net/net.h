@@ -2,7 +2,7 @@
  * to the host — libslirp (user), a tap device, or a switch socket. A backend
  * knows nothing of virtio: it sends the frames the NIC gives it and delivers
  * the frames it receives through a callback. Its file descriptors and timers
- * are served by one thread per NIC (loop.c) in poll style. */
+ * are served on the VM's event loop (loop.c) in poll style. */
 #ifndef POPEK_NET_H
 #define POPEK_NET_H
 
@@ -82,20 +82,28 @@ struct net_backend *net_socket_open(const struct net_config *nc, char *err, size
 void net_backend_send(struct net_backend *b, const struct iovec *iov, unsigned n, size_t len);
 void net_backend_close(struct net_backend *b);
 
-/* The thread that serves a backend: poll, dispatch, then after (ctx) with
- * no lock held, so the NIC can move delivered frames into the guest. */
+/* A backend served on the VM's event loop (util/loop.h). Each round: the
+ * fds the backend asked for last time are polled without waiting, the
+ * backend dispatches, after(ctx) runs (with no lock held: the NIC moves
+ * delivered frames into the guest), and the backend names the fds and the
+ * timeout of the next round, which the loop then watches. The watches are of
+ * the device class: a paused VM gets no rounds. */
+struct loop;
+struct loop_watch;
+struct loop_timer;
 struct net_loop {
 	struct net_backend *b;
+	struct loop *loop;
 	void (*after)(void *ctx);
 	void *ctx;
-	int wake_fd;
-	bool stop;
-	pthread_t thread;
+	struct net_pollset ps; /* this round's fds */
+	struct loop_watch *watch[NET_POLL_MAX];
+	int watched_fd[NET_POLL_MAX];
+	unsigned nwatch;
+	struct loop_timer *timer;
 };
-int net_loop_start(struct net_loop *l, struct net_backend *b, void (*after)(void *), void *ctx,
-		   char *err, size_t errlen);
-/* Make the loop run after() soon (e.g. the guest refilled its receive queue). */
-void net_loop_wake(struct net_loop *l);
+int net_loop_start(struct net_loop *l, struct loop *loop, struct net_backend *b,
+		   void (*after)(void *), void *ctx, char *err, size_t errlen);
 void net_loop_stop(struct net_loop *l);
 
 /* Parse one --net argument into nc (pointers into arg, which lives on).

@@ -47,11 +47,6 @@ static void lo_destroy(struct net_backend *b)
 static const struct net_backend_ops lo_ops = {
     .fill = lo_fill, .dispatch = lo_dispatch, .send = lo_send, .destroy = lo_destroy};
 
-static void net_free(void *dev)
-{
-	virtio_net_destroy(((struct virtio_pci *)dev)->dev);
-}
-
 struct target {
 	struct virtio_net *n;
 	struct loopback *l;
@@ -70,33 +65,44 @@ static void host_frame(void *ctx, uint64_t value)
 	virtio_net_poll(t->n);
 }
 
+static bool vnet; /* this input's backend mode */
+static struct loopback *the_loopback;
+
+/* The registry row the fuzzer adds: a NIC on the loopback, not served by a
+ * loop (FUZZ_OP_HOST moves frames in). */
+static int lo_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		     char *err, size_t errlen)
+{
+	struct loopback *l = calloc(1, sizeof(*l));
+	if (!l)
+		abort();
+	l->b.ops = &lo_ops;
+	l->b.vnet_hdr = vnet;
+	pthread_mutex_init(&l->b.lock, NULL);
+	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+	struct virtio_env env = virtio_env_of(s);
+	the_loopback = l;
+	return (*dev = virtio_net_create(&env, &l->b, mac, NULL, err, errlen)) ? 0 : -1;
+}
+
+static const struct device_type fuzz_net_device = {.name = "virtio-net",
+						   .numbered = true,
+						   .create = lo_create,
+						   .save = virtio_pci_save,
+						   .load = virtio_pci_load,
+						   .destroy = virtio_net_destroy};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
 	struct fuzz_rig *r = fuzz_rig_begin();
-	struct loopback *l = calloc(1, sizeof(*l));
-	if (!l)
-		abort();
-	l->b.ops = &lo_ops;
-	l->b.vnet_hdr = data[0] & 1;
-	pthread_mutex_init(&l->b.lock, NULL);
-	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
-	char err[256];
-	struct virtio_net *n = virtio_net_create(&r->env, &l->b, mac, NULL, err, sizeof(err));
-	if (!n)
-		abort();
-	struct machine_device d = {.name = "virtio-net0",
-				   .dev = virtio_net_pci(n),
-				   .save = virtio_pci_save,
-				   .load = virtio_pci_load,
-				   .destroy = net_free};
-	if (machine_add_device(&r->m, &d))
-		abort();
+	vnet = data[0] & 1;
+	struct virtio_net *n = fuzz_add(r, &fuzz_net_device);
 	uint64_t bar = fuzz_pci_enable(r, 1);
 	const struct fuzz_window w[] = {{&r->m.mmio, bar, VIRTIO_BAR_SIZE},
 					{&r->m.pio, PCI_CONFIG_ADDR, 8}};
-	struct target t = {n, l};
+	struct target t = {n, the_loopback};
 	fuzz_run(r, w, 2, data + 1, size - 1, host_frame, &t);
 	fuzz_rig_end(r);
 	return 0;

@@ -52,6 +52,11 @@ class Guest:
             r, _, _ = select.select([self.proc.stdout], [], [], min(left, 0.5))
             if r:
                 chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    self.proc.wait()
+                    raise GuestError("%s: popek exited (%d) before %r; console tail: %r; stderr: %s"
+                                     % (self.name, self.proc.returncode, marker, self.log[-300:],
+                                        self.stderr()))
                 self.out += chunk
                 self.log += chunk
         idx = self.out.index(marker) + len(marker)

@@ -1,8 +1,9 @@
 /* virtio-net driven through its PCI transport, on the real socket backend:
  * the test is the switch at the other end of a Unix socket (QEMU's stream
- * framing) and the NIC's thread runs. Plus the --net parser, the MAC and the
- * switch's learning table. */
+ * framing) and the backend is served on an event loop of its own thread. Plus the --net parser, the
+ * MAC and the switch's learning table. */
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 
 #include "devices/virtio_net.h"
 #include "net/switch.h"
+#include "util/loop.h"
 #include "virtio_driver.h"
 
 #define BUF  0x200000
@@ -26,6 +28,8 @@
 
 struct nic {
 	struct vdrv d;
+	struct loop *loop; /* the VM's event loop, on its own thread here */
+	pthread_t loop_thread;
 	struct virtio_net *n;
 	int peer; /* our end: the switch */
 	char path[64];
@@ -33,10 +37,20 @@ struct nic {
 
 static const uint8_t MAC[6] = {0x52, 0x54, 0, 1, 2, 3};
 
+static void *run_loop(void *l)
+{
+	loop_run(l);
+	return NULL;
+}
+
 static void nic_up(struct nic *t, uint64_t features)
 {
 	char err[256];
 	vd_init(&t->d);
+	t->loop = loop_new(err, sizeof(err));
+	assert_non_null(t->loop);
+	assert_int_equal(pthread_create(&t->loop_thread, NULL, run_loop, t->loop), 0);
+	t->d.env.loop = t->loop;
 	snprintf(t->path, sizeof(t->path), "/tmp/popek-unit-net-%d.sock", getpid());
 	unlink(t->path);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -61,6 +75,9 @@ static void nic_up(struct nic *t, uint64_t features)
 static void nic_down(struct nic *t)
 {
 	virtio_net_destroy(t->n);
+	loop_stop(t->loop);
+	pthread_join(t->loop_thread, NULL);
+	loop_free(t->loop);
 	close(t->peer);
 	unlink(t->path);
 	vd_fini(&t->d);
