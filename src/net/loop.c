@@ -81,6 +81,20 @@ static void round_fn(void *ctx)
 	loop_timer_arm(l->timer, timeout ? (uint64_t)timeout * NS_PER_MS : 1000, 0);
 }
 
+/* On the loop thread: a round in a microsecond, through the device-class
+ * timer (so a kick just before a pause waits for the resume). */
+static void round_soon(void *ctx)
+{
+	struct net_loop *l = ctx;
+	loop_timer_arm(l->timer, 1000, 0);
+}
+
+static void kick(void *ctx)
+{
+	struct net_loop *l = ctx;
+	loop_post(l->loop, round_soon, l);
+}
+
 int net_loop_start(struct net_loop *l, struct loop *loop, struct net_backend *b,
 		   void (*after)(void *), void *ctx, char *err, size_t errlen)
 {
@@ -93,6 +107,8 @@ int net_loop_start(struct net_loop *l, struct loop *loop, struct net_backend *b,
 	}
 	/* The first round names the fds; nothing is ready yet. */
 	pthread_mutex_lock(&b->lock);
+	b->kick = kick;
+	b->kick_ctx = l;
 	int timeout = ROUND_MAX;
 	b->ops->fill(b, &l->ps, &timeout);
 	pthread_mutex_unlock(&b->lock);
@@ -101,8 +117,14 @@ int net_loop_start(struct net_loop *l, struct loop *loop, struct net_backend *b,
 	return 0;
 }
 
+/* After the loop stopped running (a kick posted now would outlive l). */
 void net_loop_stop(struct net_loop *l)
 {
+	if (!l->b)
+		return; /* never started */
+	pthread_mutex_lock(&l->b->lock);
+	l->b->kick = NULL;
+	pthread_mutex_unlock(&l->b->lock);
 	for (unsigned w = 0; w < l->nwatch; w++)
 		loop_unwatch(l->watch[w]);
 	l->nwatch = 0;

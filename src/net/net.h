@@ -67,6 +67,10 @@ struct net_backend {
 	pthread_mutex_t lock; /* the backend's state (libslirp is single-threaded) */
 	net_deliver_fn *deliver;
 	void *ctx;
+	/* Set by the loop: the backend wants a round soon (libslirp's notify:
+	 * the guest's ACK made room, so it may read its sockets again). */
+	void (*kick)(void *kick_ctx);
+	void *kick_ctx;
 };
 
 /* Open the backend of one --net, before the jail (its fds and, for user
@@ -104,6 +108,7 @@ struct net_loop {
 };
 int net_loop_start(struct net_loop *l, struct loop *loop, struct net_backend *b,
 		   void (*after)(void *), void *ctx, char *err, size_t errlen);
+/* Once the loop no longer runs (the machine stops it before devices go). */
 void net_loop_stop(struct net_loop *l);
 
 /* Parse one --net argument into nc (pointers into arg, which lives on).

@@ -89,7 +89,9 @@ static void no_fd(int fd, void *opaque)
 
 static void notify(void *opaque)
 {
-	(void)opaque; /* the loop polls again right after every dispatch */
+	struct slirp_backend *s = opaque;
+	if (s->b.kick)
+		s->b.kick(s->b.kick_ctx);
 }
 
 static const SlirpCb callbacks = {

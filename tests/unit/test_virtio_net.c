@@ -74,9 +74,9 @@ static void nic_up(struct nic *t, uint64_t features)
 
 static void nic_down(struct nic *t)
 {
-	virtio_net_destroy(t->n);
-	loop_stop(t->loop);
+	loop_stop(t->loop); /* as the machine does: the loop first, then its devices */
 	pthread_join(t->loop_thread, NULL);
+	virtio_net_destroy(t->n);
 	loop_free(t->loop);
 	close(t->peer);
 	unlink(t->path);
