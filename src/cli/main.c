@@ -18,6 +18,8 @@ void cli_usage(FILE *f)
 	    "  popek ls                            list running VMs\n"
 	    "  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
 	    "  popek pause|resume|stop|stats NAME  control a running VM\n"
+	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
+	    "                                      (VMs join with --net socket=PATH)\n"
 	    "  popek help                          this text\n"
 	    "  popek --version                     print the version\n"
 	    "\n"
@@ -45,6 +47,10 @@ void cli_usage(FILE *f)
 	    "                       seccomp allowlist (default on where the host allows it)\n"
 	    "  --cpu-quota PCT      cgroup CPU limit in percent of one host CPU\n"
 	    "  --mem-limit SIZE     cgroup memory limit of the VMM process\n"
+	    "  --net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...[,restrict=on]\n"
+	    "  --net tap=IFNAME | socket=PATH | none   a virtio-net NIC (repeatable; each also\n"
+	    "                       takes ,mac=MAC and ,capture=FILE.pcap); the default image\n"
+	    "                       gets --net user (docs/networking.md)\n"
 	    "\n"
 	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
 	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"
@@ -81,6 +87,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot"))
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (!strcmp(cmd, "switch"))
+		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	const char *vmctl[] = {"pause", "resume", "stop", "stats"};
