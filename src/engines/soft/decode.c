@@ -498,6 +498,7 @@ struct block *fetch_block(struct soft_cpu *c)
 			if (!same_bytes(p, k))
 				continue;
 			t[w].epoch = epoch;
+			counter_add(&c->stat_revalidated, 1);
 		}
 		c->block_mru[set] = (uint8_t)w;
 		return k;

@@ -317,7 +317,7 @@ struct soft_cpu {
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
 	uint64_t stat_trap[NR_TRAPS];
-	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush, stat_fetch_slow;
+	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush, stat_fetch_slow, stat_revalidated;
 	/* Opcodes that raised #UD (map << 8 | byte), so an instruction the
 	 * interpreter lacks shows up in --stats rather than only as a guest oops. */
 	struct {
