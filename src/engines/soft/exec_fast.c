@@ -827,70 +827,10 @@ static void choose_fast(struct insn *d)
 		d->fn = imul_r_rm;
 }
 
-/* Instructions the general dispatcher runs that behave like straight-line
- * code: they only compute on registers, flags and memory, never branch,
- * trap to the machine (but for MMIO, which stops the block) or change
- * privilege, modes, the stack pointer's role or translations. Innocuous ones
- * only: sensitive and privileged instructions keep a block of their own. */
-static bool straight_line(const struct insn *d)
-{
-	unsigned b = d->op & 0xff;
-	if (d->cls != CLS_INNOCUOUS)
-		return false;
-	if (d->op >> 8 == 0) {
-		if (b < 0x40)
-			return (b & 7) < 6; /* the ALU forms */
-		switch (b) {
-		case 0x63:
-		case 0x69:
-		case 0x6b:
-		case 0x80 ... 0x8b:
-		case 0x8d:
-		case 0x90 ... 0x99:
-		case 0xa8:
-		case 0xa9:
-		case 0xb0 ... 0xbf:
-		case 0xc0:
-		case 0xc1:
-		case 0xc6:
-		case 0xc7:
-		case 0xd0 ... 0xd3:
-		case 0xd8 ... 0xdf:
-		case 0xf5:
-		case 0xf6:
-		case 0xf7:
-		case 0xf8:
-		case 0xf9:
-		case 0xfc:
-		case 0xfd:
-			return true;
-		case 0xfe:
-		case 0xff:
-			return (d->reg & 7) < 2; /* INC, DEC */
-		}
-		return false;
-	}
-	if (d->op >> 8 != 1)
-		return false;
-	switch (b) {
-	case 0x10 ... 0x1f:
-	case 0x28 ... 0x2f:
-	case 0x40 ... 0x7f:
-	case 0x90 ... 0x9f:
-	case 0xa3 ... 0xa5:
-	case 0xab ... 0xaf:
-	case 0xb0:
-	case 0xb1:
-	case 0xb3:
-	case 0xb6 ... 0xbf:
-	case 0xc0 ... 0xc7:
-	case 0xc8 ... 0xff:
-		return true;
-	}
-	return false;
-}
-
-/* A general-dispatcher instruction inside a block (straight_line): RIP stays
+/* A general-dispatcher instruction inside a block (struct opcode's in_block:
+ * innocuous code that only computes on registers, flags and memory, never
+ * branches, traps to the machine but for MMIO, which stops the block, or
+ * changes privilege, modes, the stack pointer's role or translations): RIP stays
  * at the block's end, a fault restores it (and RSP) from c->last. */
 void exec_in_block(struct soft_cpu *c, struct insn *d)
 {
@@ -910,6 +850,6 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 	if (c->mode != 8 || d->invalid)
 		return;
 	choose_fast(d);
-	if (d->fn == exec_insn && straight_line(d))
+	if (d->fn == exec_insn && op_form(opcode_of(d->op)->in_block, d->reg))
 		d->fn = exec_in_block;
 }
