@@ -214,7 +214,44 @@ enum {
 	OP_FAR = 64,   /* a far pointer, offset then selector (outside 64-bit mode) */
 	OP_RAX = 128,  /* rAX as the implicit r/m operand (ALU rAX, imm) */
 };
+/* Families of fast handlers (exec_fast.c's choose_fast picks the member by
+ * operand size, register or memory operand and prefixes). */
+enum fast_form {
+	FAST_NONE,
+	FAST_ALU_RM_R, /* ADD/OR/AND/SUB/XOR/CMP r/m, r */
+	FAST_ALU_R_RM, /* ... r, r/m */
+	FAST_ALU_AX_I, /* ... rAX, imm */
+	FAST_ALU_IMM,  /* group 1: ... r/m, imm */
+	FAST_TEST,     /* TEST r/m, r */
+	FAST_TEST_AX_I,
+	FAST_GROUP3, /* TEST r/m, imm (/0) */
+	FAST_MOV_STORE,
+	FAST_MOV_LOAD,
+	FAST_MOV_STORE8,
+	FAST_MOV_RM_IMM, /* C7 /0 */
+	FAST_MOV_R_IMM,
+	FAST_LEA,
+	FAST_MOVSXD,
+	FAST_IMUL_I,
+	FAST_JCC,
+	FAST_JMP,
+	FAST_CALL,
+	FAST_RET,
+	FAST_PUSH,
+	FAST_POP,
+	FAST_INCDEC, /* group 5 /0 /1 */
+	FAST_SHIFT_I,
+	FAST_SHIFT_1,
+	FAST_SHIFT_CL,
+	FAST_NOP,
+	FAST_CMOV,
+	FAST_SETCC,
+	FAST_MOVZX8,
+	FAST_MOVZX16,
+	FAST_IMUL_RM,
+};
 struct opcode {
+	uint8_t fast;	 /* enum fast_form */
 	uint8_t shape;	 /* OP_*: the bytes that follow the opcode */
 	uint8_t no_imm;	 /* forms without the immediate (group 3: only TEST has one) */
 	uint8_t cls : 2; /* enum insn_class */
