@@ -120,7 +120,7 @@ build/popek-oci: build/popek
 
 build/popek-agent: $(AGENT_SRCS) src/oci/frame.h
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(WARN) -O2 -static $(AGENT_SRCS) -o $@ -lutil
+	$(CC) $(BASE) $(WARN) -O2 -static $(AGENT_SRCS) -o $@
 
 all: build/popek-oci build/popek-agent
 image: build/popek-agent

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -357,6 +356,19 @@ static void nonblock(int fd)
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/* A terminal of the container's own devpts, so its name is valid inside. */
+static int open_pty(int *master, int *slave, const struct winsize *ws)
+{
+	*master = open(ROOT "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*master < 0 || unlockpt(*master) < 0)
+		return -1;
+	*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (*slave < 0)
+		return -1;
+	ioctl(*slave, TIOCSWINSZ, ws);
+	return 0;
+}
+
 static void spawn(struct proc *p)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2];
@@ -367,7 +379,7 @@ static void spawn(struct proc *p)
 		proc_free(p);
 		return;
 	}
-	if (p->tty ? openpty(&master, &slave, NULL, NULL, &p->ws) < 0
+	if (p->tty ? open_pty(&master, &slave, &p->ws) < 0
 		   : pipe(in) < 0 || pipe(out) < 0 || pipe(err) < 0) {
 		send_error(p->id, "cannot make the stdio of process %u: %s", p->id,
 			   strerror(errno));
