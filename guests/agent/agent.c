@@ -27,8 +27,8 @@
 
 #include "oci/frame.h"
 
-#define ROOT      "/mnt/root"
-#define BINDS     "/mnt/binds"
+#define ROOT	  "/mnt/root"
+#define BINDS	  "/mnt/binds"
 #define MAX_PROCS 64
 #define MAX_ARGS  1024
 
@@ -174,7 +174,7 @@ static void setup_dev(void)
 	static const struct {
 		const char *name;
 		unsigned maj, min;
-	} nodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
+	} nodes[] = {{"null", 1, 3},   {"zero", 1, 5},	  {"full", 1, 7},
 		     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 	char p[256];
 	make_target(ROOT "/dev", false);

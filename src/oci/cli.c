@@ -12,26 +12,26 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"create", oci_create}, {"start", oci_start},       {"state", oci_state},
-    {"kill", oci_kill},     {"delete", oci_delete},     {"exec", oci_exec},
-    {"ps", oci_ps},         {"pause", oci_pause},       {"resume", oci_pause},
-    {"features", oci_features},
+    {"create", oci_create}, {"start", oci_start},	{"state", oci_state}, {"kill", oci_kill},
+    {"delete", oci_delete}, {"exec", oci_exec},		{"ps", oci_ps},	      {"pause", oci_pause},
+    {"resume", oci_pause},  {"features", oci_features},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "popek-oci %s — an OCI runtime that runs each container in a popek VM\n"
-		   "\n"
-		   "usage: popek-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] "
-		   "COMMAND ...\n"
-		   "  create --bundle DIR [--pid-file F] [--console-socket S] ID\n"
-		   "  start ID | state ID | pause ID | resume ID | ps [--format json] ID\n"
-		   "  kill [--all] ID [SIGNAL]       (default SIGTERM; number or name)\n"
-		   "  delete [--force] ID\n"
-		   "  exec --process P.json [--detach] [--pid-file F] [--tty] [--console-socket S] "
-		   "ID\n"
-		   "  features | --version\n"
-		   "Containers live under --root (default /run/popek-oci); docs/oci.md.\n",
+	fprintf(f,
+		"popek-oci %s — an OCI runtime that runs each container in a popek VM\n"
+		"\n"
+		"usage: popek-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] "
+		"COMMAND ...\n"
+		"  create --bundle DIR [--pid-file F] [--console-socket S] ID\n"
+		"  start ID | state ID | pause ID | resume ID | ps [--format json] ID\n"
+		"  kill [--all] ID [SIGNAL]       (default SIGTERM; number or name)\n"
+		"  delete [--force] ID\n"
+		"  exec --process P.json [--detach] [--pid-file F] [--tty] [--console-socket S] "
+		"ID\n"
+		"  features | --version\n"
+		"Containers live under --root (default /run/popek-oci); docs/oci.md.\n",
 		POPEK_VERSION);
 }
 
@@ -71,7 +71,8 @@ int oci_main(int argc, char **argv)
 			oci_g.root = v;
 		} else if ((v = opt_value(argc, argv, &i, "log-format"))) {
 			if (strcmp(v, "json") && strcmp(v, "text")) {
-				fprintf(stderr, "popek-oci: --log-format %s: use text or json\n", v);
+				fprintf(stderr, "popek-oci: --log-format %s: use text or json\n",
+					v);
 				return EXIT_CODE_USAGE;
 			}
 			oci_g.json_log = !strcmp(v, "json");
@@ -150,4 +151,3 @@ const char *oci_id_arg(int argc, char **argv, int i, int max_extra)
 	}
 	return argv[i];
 }
-

@@ -103,8 +103,7 @@ static int relay_run(struct relay *r, bool terminal)
 }
 
 /* The process from --process, or from the arguments after the ID. */
-static int load_process(const char *path, int argc, char **argv, int first,
-			struct oci_process *p)
+static int load_process(const char *path, int argc, char **argv, int first, struct oci_process *p)
 {
 	char err[512];
 	if (path) {
@@ -130,7 +129,8 @@ static int load_process(const char *path, int argc, char **argv, int first,
 	for (size_t i = 0; p->args && i < p->nargs; i++)
 		p->args[i] = strdup(argv[first + (int)i]);
 	if (p->env) {
-		p->env[0] = strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+		p->env[0] =
+		    strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 		p->nenv = 1;
 	}
 	p->cwd = strdup("/");

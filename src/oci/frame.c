@@ -4,12 +4,12 @@
 #include <string.h>
 
 static const char *const type_names[FRAME_NTYPES] = {
-    [FRAME_HOST] = "HOST",   [FRAME_BIND] = "BIND",       [FRAME_TMPFS] = "TMPFS",
-    [FRAME_ARG] = "ARG",     [FRAME_ENV] = "ENV",         [FRAME_CWD] = "CWD",
-    [FRAME_USER] = "USER",   [FRAME_GROUP] = "GROUP",     [FRAME_RLIM] = "RLIM",
-    [FRAME_TTY] = "TTY",     [FRAME_START] = "START",     [FRAME_IN] = "IN",
-    [FRAME_SIG] = "SIG",     [FRAME_WINCH] = "WINCH",     [FRAME_READY] = "READY",
-    [FRAME_STARTED] = "STARTED", [FRAME_OUT] = "OUT",     [FRAME_EXIT] = "EXIT",
+    [FRAME_HOST] = "HOST",	 [FRAME_BIND] = "BIND",	  [FRAME_TMPFS] = "TMPFS",
+    [FRAME_ARG] = "ARG",	 [FRAME_ENV] = "ENV",	  [FRAME_CWD] = "CWD",
+    [FRAME_USER] = "USER",	 [FRAME_GROUP] = "GROUP", [FRAME_RLIM] = "RLIM",
+    [FRAME_TTY] = "TTY",	 [FRAME_START] = "START", [FRAME_IN] = "IN",
+    [FRAME_SIG] = "SIG",	 [FRAME_WINCH] = "WINCH", [FRAME_READY] = "READY",
+    [FRAME_STARTED] = "STARTED", [FRAME_OUT] = "OUT",	  [FRAME_EXIT] = "EXIT",
     [FRAME_ERROR] = "ERROR",
 };
 
@@ -84,8 +84,8 @@ enum frame_parse_result frame_parse(const char *line, size_t len, struct frame *
 	f->type = (enum frame_type)t;
 	int64_t v[4];
 	for (int i = 0; i < 4; i++) {
-		if (!field(&p, end, &s, &n) ||
-		    !parse_int(s, n, i > 0, i ? INT64_MIN + 1 : 0, i ? INT64_MAX : UINT32_MAX, &v[i]))
+		if (!field(&p, end, &s, &n) || !parse_int(s, n, i > 0, i ? INT64_MIN + 1 : 0,
+							  i ? INT64_MAX : UINT32_MAX, &v[i]))
 			return FRAME_BAD;
 	}
 	f->id = (uint32_t)v[0];

@@ -80,12 +80,10 @@ int oci_create(int argc, char **argv)
 {
 	const char *bundle = ".", *pid_file = NULL, *console = NULL, *ignored = NULL;
 	bool no_pivot = false, no_keyring = false;
-	const struct opt opts[] = {{"bundle", 'b', &bundle, NULL},
-				   {"pid-file", 0, &pid_file, NULL},
-				   {"console-socket", 0, &console, NULL},
-				   {"preserve-fds", 0, &ignored, NULL},
-				   {"no-pivot", 0, NULL, &no_pivot},
-				   {"no-new-keyring", 0, NULL, &no_keyring}};
+	const struct opt opts[] = {
+	    {"bundle", 'b', &bundle, NULL},	   {"pid-file", 0, &pid_file, NULL},
+	    {"console-socket", 0, &console, NULL}, {"preserve-fds", 0, &ignored, NULL},
+	    {"no-pivot", 0, NULL, &no_pivot},	   {"no-new-keyring", 0, NULL, &no_keyring}};
 	int i = oci_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 	const char *id = i < 0 ? NULL : oci_id_arg(argc, argv, i, 0);
 	if (!id)
@@ -149,8 +147,7 @@ int oci_create(int argc, char **argv)
 	line[n > 0 ? n : 0] = 0;
 	line[strcspn(line, "\n")] = 0;
 	if (strcmp(line, "ok")) {
-		oci_error("%s: %s", id,
-			  *line ? line : "the monitor ended before the VM was ready");
+		oci_error("%s: %s", id, *line ? line : "the monitor ended before the VM was ready");
 		/* the monitor stops its VM on its way out */
 		for (int k = 0; pid > 0 && k < 500 && waitpid(pid, NULL, WNOHANG) == 0; k++)
 			usleep(10000);
@@ -254,8 +251,8 @@ int oci_signal_number(const char *name)
 	static const struct {
 		const char *name;
 		int sig;
-	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-		    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},	    {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+		    {"USR1", SIGUSR1}, {"USR2", SIGUSR2},   {"TERM", SIGTERM}, {"CONT", SIGCONT},
 		    {"STOP", SIGSTOP}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
 	char *end;
 	long n = strtol(name, &end, 10);
@@ -303,11 +300,12 @@ static int vm_request(const char *id, const char *cmd, char *err, size_t errlen)
 	if (control_request(vm, req, -1, &resp, NULL, err, errlen))
 		return -1;
 	json_object *o = json_tokener_parse(resp), *ok, *e;
-	int rc = o && json_object_object_get_ex(o, "ok", &ok) && json_object_get_boolean(ok) ? 0 : -1;
+	int rc =
+	    o && json_object_object_get_ex(o, "ok", &ok) && json_object_get_boolean(ok) ? 0 : -1;
 	if (rc)
 		snprintf(err, errlen, "%s",
 			 o && json_object_object_get_ex(o, "error", &e) ? json_object_get_string(e)
-									 : resp);
+									: resp);
 	json_object_put(o);
 	free(resp);
 	return rc;
@@ -333,9 +331,18 @@ int oci_delete(int argc, char **argv)
 	bool force = false;
 	const struct opt opts[] = {{"force", 'f', NULL, &force}};
 	struct oci_state st;
-	int rc = load(argc, argv, opts, 1, 0, &st, NULL);
-	if (rc)
-		return rc == -ENOENT && force ? 0 : 1;
+	char err[512];
+	int i = oci_parse_opts(argc, argv, opts, 1);
+	const char *id = i < 0 ? NULL : oci_id_arg(argc, argv, i, 0);
+	if (!id)
+		return 1;
+	int rc = state_load(id, &st, err, sizeof(err));
+	if (rc == -ENOENT && force)
+		return 0; /* what clients expect of a container that is already gone */
+	if (rc) {
+		oci_error("%s", err);
+		return 1;
+	}
 	if (st.status != ST_STOPPED && st.status != ST_CREATING) {
 		if (!force) {
 			oci_error("cannot delete container %s that is %s: stop it or use --force",
@@ -343,7 +350,6 @@ int oci_delete(int argc, char **argv)
 			state_free(&st);
 			return 1;
 		}
-		char err[512];
 		monitor_request(st.id, "kill 9 1", NULL, 0, err, sizeof(err));
 		/* the VM may be paused, or the guest not answer: stop the VM itself */
 		vm_request(st.id, "stop", err, sizeof(err));
@@ -365,8 +371,8 @@ int oci_ps(int argc, char **argv)
 	if (load(argc, argv, opts, 1, 0, &st, NULL))
 		return 1;
 	char pids[4096] = "", err[512];
-	if (st.status != ST_STOPPED && monitor_request(st.id, "ps", pids, sizeof(pids), err,
-						       sizeof(err))) {
+	if (st.status != ST_STOPPED &&
+	    monitor_request(st.id, "ps", pids, sizeof(pids), err, sizeof(err))) {
 		oci_error("%s", err);
 		state_free(&st);
 		return 1;

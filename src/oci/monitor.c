@@ -25,7 +25,7 @@
 
 #define MAX_CONNS    32
 #define BOOT_TIMEOUT 300 /* s: a Linux boot on the soft engine of a loaded host */
-#define KILL_GRACE   3   /* s between SIGKILL to the process and killing the VM */
+#define KILL_GRACE   3	 /* s between SIGKILL to the process and killing the VM */
 
 enum conn_kind { CONN_NEW, CONN_EXEC };
 struct conn {
@@ -127,7 +127,7 @@ static int start_vm(struct monitor *m, char *err, size_t errlen)
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		dup2(logfd >= 0 ? logfd : 2, 2);
-		setsid(); /* not in the container's terminal session */
+		setsid();			  /* not in the container's terminal session */
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* no VM outlives its monitor */
 		sigset_t none;
 		sigemptyset(&none);
@@ -157,8 +157,8 @@ static void send_setup(struct monitor *m)
 	if (s->hostname)
 		obuf_frame(&m->to_vm, FRAME_HOST, 0, 0, 0, 0, s->hostname, strlen(s->hostname));
 	for (size_t i = 0; i < s->nmounts; i++)
-		obuf_frame(&m->to_vm, s->mounts[i].kind == MOUNT_BIND ? FRAME_BIND : FRAME_TMPFS,
-			   0, (int64_t)i, s->mounts[i].ro, 0, s->mounts[i].dest,
+		obuf_frame(&m->to_vm, s->mounts[i].kind == MOUNT_BIND ? FRAME_BIND : FRAME_TMPFS, 0,
+			   (int64_t)i, s->mounts[i].ro, 0, s->mounts[i].dest,
 			   strlen(s->mounts[i].dest));
 	to_vm(m);
 }
@@ -252,7 +252,8 @@ static int vm_line(void *ctx, const char *line, size_t len)
 		break;
 	case FRAME_BAD:
 		if (m->vm_log)
-			fprintf(m->vm_log, "popek-oci: malformed frame from the guest: %.80s\n", line);
+			fprintf(m->vm_log, "popek-oci: malformed frame from the guest: %.80s\n",
+				line);
 		break;
 	case FRAME_NOISE:
 		if (m->vm_log && len)
@@ -502,7 +503,8 @@ int monitor_run(const struct oci_spec *s, const char *id, const int stdio[3], in
 		pfd[n++] = (struct pollfd){.fd = m->vm_out, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = m->sig_fd, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = m->stdin_open ? m->stdio[0] : -1, .events = POLLIN};
+		pfd[n++] =
+		    (struct pollfd){.fd = m->stdin_open ? m->stdio[0] : -1, .events = POLLIN};
 		for (int i = 0; i < MAX_CONNS; i++) {
 			if (!m->conns[i])
 				continue;

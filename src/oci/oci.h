@@ -24,9 +24,9 @@ int oci_main(int argc, char **argv);
 /* Subcommand options: "--name value", "--name=value", "-n value" or a flag. */
 struct opt {
 	const char *name; /* long name without dashes */
-	char shortname;   /* or 0 */
+	char shortname;	  /* or 0 */
 	const char **val; /* for options with a value */
-	bool *flag;       /* for flags */
+	bool *flag;	  /* for flags */
 };
 /* Returns the index of the first positional argument, or -1 after an error. */
 int oci_parse_opts(int argc, char **argv, const struct opt *opts, size_t nopts);
@@ -93,8 +93,8 @@ struct obuf {
 	size_t len, cap;
 };
 void obuf_add(struct obuf *b, const void *data, size_t n);
-void obuf_frame(struct obuf *b, enum frame_type t, uint32_t id, int64_t a, int64_t b_,
-		int64_t c, const void *data, size_t len);
+void obuf_frame(struct obuf *b, enum frame_type t, uint32_t id, int64_t a, int64_t b_, int64_t c,
+		const void *data, size_t len);
 /* Write it all to a blocking fd; 0 or -1. */
 int obuf_flush(struct obuf *b, int fd);
 void obuf_free(struct obuf *b);

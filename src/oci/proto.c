@@ -22,8 +22,8 @@ void obuf_add(struct obuf *b, const void *data, size_t n)
 	b->len += n;
 }
 
-void obuf_frame(struct obuf *b, enum frame_type t, uint32_t id, int64_t a, int64_t b_,
-		int64_t c, const void *data, size_t len)
+void obuf_frame(struct obuf *b, enum frame_type t, uint32_t id, int64_t a, int64_t b_, int64_t c,
+		const void *data, size_t len)
 {
 	char line[FRAME_LINE_MAX];
 	const char *d = data;

@@ -92,8 +92,21 @@ static int make_ext4(const char *dir, const char *img, char *err, size_t errlen)
 		return -1;
 	}
 	close(fd);
-	char *argv[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal",
-			"-E", "lazy_itable_init=1", "-d", (char *)dir, (char *)img, NULL};
+	char *argv[] = {"mke2fs",
+			"-q",
+			"-F",
+			"-t",
+			"ext4",
+			"-b",
+			"4096",
+			"-O",
+			"^has_journal",
+			"-E",
+			"lazy_itable_init=1",
+			"-d",
+			(char *)dir,
+			(char *)img,
+			NULL};
 	return run(argv, err, errlen);
 }
 

@@ -86,14 +86,14 @@ static const struct {
 	const char *name;
 	int resource;
 } rlimit_names[] = {
-    {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-    {"RLIMIT_DATA", RLIMIT_DATA},       {"RLIMIT_STACK", RLIMIT_STACK},
-    {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS},
-    {"RLIMIT_LOCKS", RLIMIT_LOCKS},     {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"RLIMIT_CPU", RLIMIT_CPU},		  {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"RLIMIT_DATA", RLIMIT_DATA},	  {"RLIMIT_STACK", RLIMIT_STACK},
+    {"RLIMIT_CORE", RLIMIT_CORE},	  {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},	  {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},	  {"RLIMIT_AS", RLIMIT_AS},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS},	  {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
     {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},	  {"RLIMIT_RTTIME", RLIMIT_RTTIME},
 };
 
 static int parse_rlimits(json_object *arr, struct oci_process *p, char *err, size_t errlen)
@@ -171,7 +171,8 @@ static int parse_process(json_object *o, struct oci_process *p, char *err, size_
 		json_object *g = json_object_array_get_idx(gids, i);
 		int64_t n = json_object_get_int64(g);
 		if (!json_object_is_type(g, json_type_int) || n < 0 || n >= UINT32_MAX)
-			return fail(err, errlen, "process.user.additionalGids[%zu] is not a gid", i);
+			return fail(err, errlen, "process.user.additionalGids[%zu] is not a gid",
+				    i);
 		if (p->ngids == sizeof(p->gids) / sizeof(p->gids[0]))
 			return fail(err, errlen, "process.user.additionalGids: more than %zu",
 				    sizeof(p->gids) / sizeof(p->gids[0]));
@@ -224,9 +225,10 @@ static int parse_mounts(json_object *arr, struct oci_spec *s, char *err, size_t 
 		struct oci_mount *om = &s->mounts[s->nmounts];
 		if (bind) {
 			if (!src || json_object_get_string(src)[0] != '/')
-				return fail(err, errlen,
-					    "mounts[%zu] (%s): a bind mount needs an absolute source",
-					    i, d);
+				return fail(
+				    err, errlen,
+				    "mounts[%zu] (%s): a bind mount needs an absolute source", i,
+				    d);
 			om->kind = MOUNT_BIND;
 			om->source = strdup(json_object_get_string(src));
 		} else if (!strcmp(t, "tmpfs") && strcmp(d, "/dev") && strncmp(d, "/dev/", 5)) {

@@ -18,7 +18,7 @@
 
 static const char *const status_names[] = {
     [ST_CREATING] = "creating", [ST_CREATED] = "created", [ST_RUNNING] = "running",
-    [ST_PAUSED] = "paused",     [ST_STOPPED] = "stopped",
+    [ST_PAUSED] = "paused",	[ST_STOPPED] = "stopped",
 };
 
 const char *state_status_name(enum oci_status s)
@@ -73,7 +73,9 @@ int state_save(const struct oci_state *st, char *err, size_t errlen)
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		FILE *f = fopen(tmp, "w");
 		if (f) {
-			fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), f);
+			fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								    JSON_C_TO_STRING_NOSLASHESCAPE),
+			      f);
 			if (fclose(f) == 0 && rename(tmp, path) == 0)
 				rc = 0;
 		}
@@ -105,8 +107,9 @@ int state_load(const char *id, struct oci_state *st, char *err, size_t errlen)
 	if (!o) {
 		struct stat s;
 		int e = stat(path, &s) < 0 ? errno : EINVAL;
-		snprintf(err, errlen, e == ENOENT ? "container \"%s\" does not exist"
-						  : "container \"%s\": bad state file",
+		snprintf(err, errlen,
+			 e == ENOENT ? "container \"%s\" does not exist"
+				     : "container \"%s\": bad state file",
 			 id);
 		return -e;
 	}
@@ -151,7 +154,8 @@ char *state_json(const struct oci_state *st)
 	json_object_object_add(o, "owner", json_object_new_string(""));
 	json_object_object_add(o, "annotations",
 			       json_tokener_parse(st->annotations ? st->annotations : "{}"));
-	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return s;
 }
