@@ -113,12 +113,12 @@ clean:
 # popek-oci: the OCI runtime is `popek oci ...`; build/popek-oci is a link that
 # selects it by name. The guest agent is a static Linux program that goes into
 # the default image's initramfs (scripts/mkimage.sh), so `make image` needs it.
-AGENT_SRCS := guests/agent/agent.c src/oci/frame.c
+AGENT_SRCS := guests/agent/agent.c src/oci/frame.c src/oci/proto.c
 
 build/popek-oci: build/popek
 	ln -sf popek $@
 
-build/popek-agent: $(AGENT_SRCS) src/oci/frame.h
+build/popek-agent: $(AGENT_SRCS) src/oci/frame.h src/oci/oci.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE) $(WARN) -O2 -static $(AGENT_SRCS) -o $@
 

@@ -25,7 +25,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "oci/frame.h"
+#include "oci/oci.h"
 
 #define ROOT	  "/mnt/root"
 #define BINDS	  "/mnt/binds"
@@ -56,33 +56,16 @@ struct proc {
 static struct proc procs[MAX_PROCS];
 static int hvc = -1;
 /* Output to the host, written as the console drains. */
-static char *outq;
-static size_t outq_len, outq_cap;
-
-static void queue(const char *buf, size_t n)
-{
-	if (outq_len + n > outq_cap) {
-		size_t cap = outq_cap ? outq_cap * 2 : 65536;
-		while (cap < outq_len + n)
-			cap *= 2;
-		char *q = realloc(outq, cap);
-		if (!q)
-			return; /* dropping output beats dying as init */
-		outq = q;
-		outq_cap = cap;
-	}
-	memcpy(outq + outq_len, buf, n);
-	outq_len += n;
-}
+static struct obuf outq;
 
 static void flush_some(void)
 {
-	while (outq_len) {
-		ssize_t n = write(hvc, outq, outq_len);
+	while (outq.len) {
+		ssize_t n = write(hvc, outq.data, outq.len);
 		if (n <= 0)
 			return;
-		memmove(outq, outq + n, outq_len - (size_t)n);
-		outq_len -= (size_t)n;
+		memmove(outq.data, outq.data + n, outq.len - (size_t)n);
+		outq.len -= (size_t)n;
 	}
 }
 
@@ -96,13 +79,7 @@ static void flush_all(void)
 
 static void send_frame(enum frame_type t, uint32_t id, int64_t a, const void *data, size_t len)
 {
-	char line[FRAME_LINE_MAX];
-	do {
-		size_t chunk = len > FRAME_DATA_MAX ? FRAME_DATA_MAX : len;
-		queue(line, frame_format(line, t, id, a, 0, 0, data, chunk));
-		data = (const char *)data + chunk;
-		len -= chunk;
-	} while (len);
+	obuf_frame(&outq, t, id, a, 0, 0, data, len);
 }
 
 static void send_error(uint32_t id, const char *fmt, ...)
@@ -594,7 +571,7 @@ int main(void)
 		struct pollfd pfd[2 + 2 * MAX_PROCS];
 		struct proc *owner[2 + 2 * MAX_PROCS];
 		size_t n = 0;
-		pfd[n++] = (struct pollfd){.fd = hvc, .events = POLLIN | (outq_len ? POLLOUT : 0)};
+		pfd[n++] = (struct pollfd){.fd = hvc, .events = POLLIN | (outq.len ? POLLOUT : 0)};
 		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (int i = 0; i < MAX_PROCS; i++) {
 			struct proc *p = &procs[i];

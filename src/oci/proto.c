@@ -27,12 +27,14 @@ void obuf_frame(struct obuf *b, enum frame_type t, uint32_t id, int64_t a, int64
 {
 	char line[FRAME_LINE_MAX];
 	const char *d = data;
-	do {
-		size_t chunk = len > FRAME_DATA_MAX ? FRAME_DATA_MAX : len;
-		obuf_add(b, line, frame_format(line, t, id, a, b_, c, d, chunk));
-		d += chunk;
-		len -= chunk;
-	} while (len);
+	for (size_t off = 0;;) { /* one frame even for no data */
+		size_t chunk = len - off > FRAME_DATA_MAX ? FRAME_DATA_MAX : len - off;
+		obuf_add(b, line,
+			 frame_format(line, t, id, a, b_, c, chunk ? d + off : NULL, chunk));
+		off += chunk;
+		if (off >= len)
+			break;
+	}
 }
 
 int obuf_flush(struct obuf *b, int fd)
