@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
@@ -54,6 +55,7 @@ struct proc {
 };
 
 static struct proc procs[MAX_PROCS];
+static bool mounted;
 static int hvc = -1;
 /* Output to the host, written as the console drains. */
 static struct obuf outq;
@@ -174,11 +176,22 @@ static void setup_dev(void)
 	symlink("/proc/self/fd/2", ROOT "/dev/stderr");
 }
 
+/* Open a disk for mounting. A VM restored from a snapshot taken before its
+ * disks were swapped may still cache the old ones' first blocks (the
+ * kernel's partition scan): drop them. */
+static int open_disk(const char *path)
+{
+	int fd = wait_open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		ioctl(fd, BLKFLSBUF, 0);
+	return fd;
+}
+
 static int setup_root(void)
 {
 	mkdir("/mnt", 0755);
 	mkdir(ROOT, 0755);
-	int fd = wait_open("/dev/vda", O_RDONLY | O_CLOEXEC);
+	int fd = open_disk("/dev/vda");
 	if (fd < 0 || mount("/dev/vda", ROOT, "ext4", 0, "") < 0) {
 		send_error(0, "cannot mount the container root /dev/vda: %s", strerror(errno));
 		return -1;
@@ -186,7 +199,7 @@ static int setup_root(void)
 	close(fd);
 	if (exists("/sys/block/vdb")) {
 		mkdir(BINDS, 0755);
-		fd = wait_open("/dev/vdb", O_RDONLY | O_CLOEXEC);
+		fd = open_disk("/dev/vdb");
 		if (fd < 0 || mount("/dev/vdb", BINDS, "ext4", 0, "") < 0) {
 			send_error(0, "cannot mount the bind mounts disk /dev/vdb: %s",
 				   strerror(errno));
@@ -414,6 +427,12 @@ static void handle_frame(const struct frame *f)
 			return;
 	}
 	switch (f->type) {
+	case FRAME_MOUNT:
+		if (!mounted && setup_root() == 0) {
+			mounted = true;
+			send_frame(FRAME_READY, 0, 0, NULL, 0);
+		}
+		break;
 	case FRAME_HOST:
 		sethostname((const char *)f->data, f->len);
 		break;
@@ -563,8 +582,7 @@ int main(void)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (setup_root() == 0)
-		send_frame(FRAME_READY, 0, 0, NULL, 0);
+	send_frame(FRAME_BOOTED, 0, 0, NULL, 0);
 	flush_all();
 	static struct line_reader lr;
 	for (;;) {

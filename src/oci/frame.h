@@ -17,6 +17,7 @@
 
 enum frame_type {
 	/* host → agent */
+	FRAME_MOUNT, /* mount the disks (they may have been swapped since BOOTED) */
 	FRAME_HOST,  /* DATA hostname */
 	FRAME_BIND,  /* A = index on the binds disk, B = 1 read-only, DATA = destination */
 	FRAME_TMPFS, /* DATA = destination */
@@ -32,7 +33,8 @@ enum frame_type {
 	FRAME_SIG,   /* A = signal; B = 1 for the whole process group */
 	FRAME_WINCH, /* A = rows, B = columns */
 	/* agent → host */
-	FRAME_READY,   /* the agent runs and the root is mounted */
+	FRAME_BOOTED,  /* the agent runs, the disks untouched: a VM to snapshot */
+	FRAME_READY,   /* the root is mounted */
 	FRAME_STARTED, /* A = guest pid */
 	FRAME_OUT,     /* A = 1 stdout, 2 stderr; DATA = bytes */
 	FRAME_EXIT,    /* A = status: exit code, or 128 + signal */

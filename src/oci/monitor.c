@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -76,78 +75,35 @@ static void report_ready(struct monitor *m, const char *msg)
 	m->ready_fd = -1;
 }
 
-static int start_vm(struct monitor *m, char *err, size_t errlen)
-{
-	char exe[PATH_MAX], root[4200], binds[4200], log[4200], mem[32], cpus[16], name[80];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0) {
-		snprintf(err, errlen, "cannot find the popek binary: %s", strerror(errno));
-		return -1;
-	}
-	exe[n] = 0;
-	state_path(root, sizeof(root), m->id, "root.img");
-	state_path(binds, sizeof(binds), m->id, "binds.img");
-	state_path(log, sizeof(log), m->id, "vm.log");
-	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(m->spec->mem >> 20));
-	snprintf(cpus, sizeof(cpus), "%u", m->spec->cpus);
-	state_vm_name(m->id, name, sizeof(name));
-	const char *engine = getenv("POPEK_OCI_ENGINE");
-	struct stat st;
-	bool have_binds = stat(binds, &st) == 0;
-	char *argv[] = {exe,
-			"run",
-			"--engine",
-			(char *)(engine && *engine ? engine : "auto"),
-			"--cmdline",
-			"console=hvc0 quiet loglevel=1 panic=-1 cryptomgr.notests "
-			"rdinit=/sbin/popek-agent",
-			"--mem",
-			mem,
-			"--cpus",
-			cpus,
-			"--name",
-			name,
-			"--disk",
-			root,
-			have_binds ? "--disk" : NULL,
-			binds,
-			NULL};
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -1;
-	}
-	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	m->vm_pid = fork();
-	if (m->vm_pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (m->vm_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(logfd >= 0 ? logfd : 2, 2);
-		setsid();			  /* not in the container's terminal session */
-		prctl(PR_SET_PDEATHSIG, SIGTERM); /* no VM outlives its monitor */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL); /* ours are blocked for the signalfd */
-		execv(exe, argv);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	if (logfd >= 0)
-		m->vm_log = fdopen(logfd, "a");
-	m->vm_in = in[1];
-	m->vm_out = out[0];
-	return 0;
-}
-
 static void to_vm(struct monitor *m)
 {
 	if (obuf_flush(&m->to_vm, m->vm_in) < 0)
 		oci_debug("the VM's console is closed");
+}
+
+static void mount_disks(struct monitor *m)
+{
+	obuf_frame(&m->to_vm, FRAME_MOUNT, 0, 0, 0, 0, NULL, 0);
+	to_vm(m);
+}
+
+static int start_vm(struct monitor *m, char *err, size_t errlen)
+{
+	char log[4200];
+	state_path(log, sizeof(log), m->id, "vm.log");
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	struct vm vm;
+	int rc = vm_start(m->spec, m->id, logfd, &vm, err, errlen);
+	if (logfd >= 0)
+		m->vm_log = fdopen(logfd, "a");
+	if (rc)
+		return -1;
+	m->vm_pid = vm.pid;
+	m->vm_in = vm.in;
+	m->vm_out = vm.out;
+	if (vm.warm)
+		mount_disks(m);
+	return 0;
 }
 
 /* What the agent needs before any process: hostname, mounts. */
@@ -195,6 +151,10 @@ static void reply(struct conn *c, const char *text)
 /* A frame from the VM: untrusted, parsed already. */
 static void vm_frame(struct monitor *m, const struct frame *f)
 {
+	if (f->type == FRAME_BOOTED) {
+		mount_disks(m); /* a cold boot got here; a restored VM was told already */
+		return;
+	}
 	if (f->type == FRAME_READY && !m->ready) {
 		m->ready = true;
 		send_setup(m);

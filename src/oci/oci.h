@@ -126,7 +126,10 @@ void state_vm_name(const char *id, char *buf, size_t len);
 /* Connect to the monitor of id; fd or -errno. */
 int state_connect(const char *id);
 
-/* rootfs.c: the ext4 disks the VM boots with. */
+/* rootfs.c: the ext4 disks the VM boots with. Disks of these sizes (the
+ * files are sparse) fit a VM template; a larger root boots cold. */
+#define ROOTFS_DISK_SIZE (4ull << 30)
+#define BINDS_DISK_SIZE	 (256ull << 20)
 int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t errlen);
 
 /* console.c: with a terminal, the pty whose master goes to --console-socket;
@@ -141,6 +144,16 @@ bool stdio_pump_in(int fd, uint32_t id, struct obuf *b);
 void stdio_write_out(const struct frame *f, int out, int err);
 /* Window size of a terminal fd, as rows and columns (0 when not a tty). */
 void stdio_winsize(int fd, unsigned *rows, unsigned *cols);
+
+/* vm.c: start the container's VM, restored from a template when its disks
+ * have the template sizes, else booted. */
+struct vm {
+	pid_t pid;
+	int in, out; /* its console */
+	bool warm;   /* restored: the agent is past BOOTED already */
+};
+int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
+	     size_t errlen);
 
 /* monitor.c: the process the pid file names. Boots the VM, waits for the
  * agent, reports on ready_fd ("ok\n" or an error line) and serves the

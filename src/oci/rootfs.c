@@ -1,6 +1,7 @@
 /* The container's files as VM disks, built at create time with e2fsprogs:
  * root.img, ext4 made from root.path (`mke2fs -d`), is /dev/vda; binds.img
- * holds a copy of each bind mount's source under its index and is /dev/vdb.
+ * holds a copy of each bind mount's source under its index and is /dev/vdb
+ * (always there, maybe empty, so every VM has the template's two disks).
  * Both are private to the container: writes stay in the VM (docs/oci.md). */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -74,16 +75,19 @@ static int unlink_cb(const char *path, const struct stat *st, int flag, struct F
 	return 0;
 }
 
-/* An ext4 image of dir at img: the tree's size plus room to write. The file
- * is sparse, so the headroom costs nothing until the guest uses it. */
-static int make_ext4(const char *dir, const char *img, char *err, size_t errlen)
+/* An ext4 image of dir at img: the fixed size when the tree and room to
+ * write fit in it, else the tree's size plus that room. The file is sparse,
+ * so the headroom costs nothing until the guest uses it. */
+static int make_ext4(const char *dir, const char *img, uint64_t fixed, char *err, size_t errlen)
 {
 	tree_bytes = 0;
 	if (nftw(dir, count, 64, FTW_PHYS) < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	uint64_t size = tree_bytes + tree_bytes / 2 + (256ull << 20);
+	uint64_t size = tree_bytes + tree_bytes / 2 + (64ull << 20);
+	if (size <= fixed)
+		size = fixed;
 	int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", img, strerror(errno));
@@ -118,7 +122,6 @@ static bool under_dev(const char *dest)
 static int build_binds(const struct oci_spec *s, const char *id, char *err, size_t errlen)
 {
 	char stage[4200], img[4200], dst[4300];
-	bool any = false;
 	if (state_path(stage, sizeof(stage), id, "binds") ||
 	    state_path(img, sizeof(img), id, "binds.img")) {
 		snprintf(err, errlen, "state path too long");
@@ -138,9 +141,8 @@ static int build_binds(const struct oci_spec *s, const char *id, char *err, size
 		char *argv[] = {"cp", "-a", "--", m->source, dst, NULL};
 		if (run(argv, err, errlen))
 			return -1;
-		any = true;
 	}
-	int rc = any ? make_ext4(stage, img, err, errlen) : 0;
+	int rc = make_ext4(stage, img, BINDS_DISK_SIZE, err, errlen);
 	nftw(stage, unlink_cb, 64, FTW_DEPTH | FTW_PHYS);
 	return rc;
 }
@@ -157,7 +159,7 @@ int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t err
 		snprintf(err, errlen, "state path too long");
 		return -1;
 	}
-	if (make_ext4(s->root, img, err, errlen))
+	if (make_ext4(s->root, img, ROOTFS_DISK_SIZE, err, errlen))
 		return -1;
 	return build_binds(s, id, err, errlen);
 }
