@@ -57,9 +57,65 @@ else
 		pass "oci-bad-spec" || fail "oci-bad-spec" "$err"
 fi
 
+# --- the runtime driven directly, as a subreaper like conmon: the pid-file process is
+# our descendant, its exit status is the container's, stdio is ours. First with no VM
+# template (a cold boot), then twice with a private template cache: the first create
+# boots and snapshots the template, the second restores it.
+oci_direct() { # oci_direct NAME CACHE: sets RC and OUT
+	mkdir -p "$TMP/bundle"
+	ln -sfn "$TMP/rootfs" "$TMP/bundle/rootfs"
+	python3 - "$OCI" "$TMP/ociroot" "$TMP/bundle" "$1" "$2" >"$TMP/direct-$1.out" 2>"$TMP/direct-$1.err" <<'PY'
+import ctypes, json, os, subprocess, sys
+oci, root, bundle, cid, cache = sys.argv[1:6]
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+cfg = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "hostname": "direct",
+       "process": {"args": ["/bin/sh", "-c", "echo out-$(hostname); echo err >&2; exit 3"],
+                   "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+       "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}
+json.dump(cfg, open(os.path.join(bundle, "config.json"), "w"))
+env = dict(os.environ, POPEK_OCI_CACHE=cache)
+r, w = os.pipe()
+pidf = os.path.join(bundle, cid + ".pid")
+c = subprocess.run([oci, "--root", root, "create", "--bundle", bundle, "--pid-file", pidf, cid],
+                   stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=env, timeout=400)
+os.close(w)
+if c.returncode:
+    print("create failed", c.returncode, os.read(r, 4000)); sys.exit(1)
+pid = int(open(pidf).read())
+subprocess.run([oci, "--root", root, "start", cid], check=True, timeout=60)
+_, status = os.waitpid(pid, 0)
+out = b""
+while True:
+    b = os.read(r, 4096)
+    if not b: break
+    out += b
+log = open(os.path.join(root, cid, "vm.log")).read()
+print(json.dumps({"status": os.waitstatus_to_exitcode(status), "out": out.decode(),
+                  "restored": "restored on" in log}))
+subprocess.run([oci, "--root", root, "delete", cid], check=True, timeout=60)
+PY
+	RC=$?
+	OUT=$(cat "$TMP/direct-$1.out")
+}
+oci_direct_check() { # oci_direct_check NAME WANT_RESTORED
+	if [ $RC -eq 0 ] && python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["status"]==3 and sorted(d["out"].split())==["err","out-direct"] and d["restored"]==(sys.argv[2]=="1"), d' "$OUT" "$2" 2>"$TMP/check.err"; then
+		pass "$1"
+	else
+		fail "$1" "exit $RC: $OUT $(tail -c 300 "$TMP/direct-$1.err") $(tail -1 "$TMP/check.err")"
+	fi
+}
+if oci_need mke2fs e2fsprogs && oci_rootfs; then
+	oci_direct cold off
+	oci_direct_check "oci-direct-cold-boot" 0
+	oci_direct tpl "$TMP/cache"
+	oci_direct_check "oci-direct-template-first" 1
+	oci_direct warm "$TMP/cache"
+	oci_direct_check "oci-direct-restored" 1
+fi
+
 # --- podman
 if oci_need podman podman && oci_need runc runc && oci_need mke2fs e2fsprogs; then
-	if ! oci_rootfs; then
+	if [ ! -x "$TMP/rootfs/bin/busybox" ]; then
 		fail "oci-podman" "no busybox-static package in images/debs: run 'make image'"
 	else
 		cat >"$TMP/containers.conf" <<'EOF'
@@ -103,6 +159,10 @@ EOF
 		if [ $rc -ne 0 ]; then
 			fail "oci-podman-detached" "exit $rc: $(tail -c 300 "$TMP/pm.err")"
 		else
+			cid=$(podman inspect -f '{{.Id}}' "$name")
+			grep -q "restored on" "/run/popek-oci/$cid/vm.log" 2>/dev/null &&
+				pass "oci-podman-restored" ||
+				fail "oci-podman-restored" "not started from a template: $(tail -2 "/run/popek-oci/$cid/vm.log" 2>&1)"
 			out=$("${P[@]}" exec "$name" sh -c 'echo in-exec; exit 5' 2>"$TMP/pm.err")
 			rc=$?
 			[ $rc -eq 5 ] && [ "$out" = in-exec ] && pass "oci-podman-exec" ||
