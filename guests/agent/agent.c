@@ -52,6 +52,8 @@ struct proc {
 	size_t nrlim;
 	bool tty;
 	struct winsize ws;
+	struct obuf inq; /* stdin the process has not read yet */
+	bool in_eof;	 /* close its stdin once inq is written */
 };
 
 static struct proc procs[MAX_PROCS];
@@ -62,13 +64,7 @@ static struct obuf outq;
 
 static void flush_some(void)
 {
-	while (outq.len) {
-		ssize_t n = write(hvc, outq.data, outq.len);
-		if (n <= 0)
-			return;
-		memmove(outq.data, outq.data + n, outq.len - (size_t)n);
-		outq.len -= (size_t)n;
-	}
+	obuf_write_some(&outq, hvc);
 }
 
 static void flush_all(void)
@@ -270,6 +266,7 @@ static void proc_free(struct proc *p)
 		close(p->out_fd);
 	if (p->err_fd >= 0)
 		close(p->err_fd);
+	obuf_free(&p->inq);
 	p->used = false;
 }
 
@@ -396,7 +393,7 @@ static void spawn(struct proc *p)
 		p->err_fd = err[0];
 		nonblock(out[0]);
 		nonblock(err[0]);
-		fcntl(in[1], F_SETFD, FD_CLOEXEC);
+		nonblock(in[1]);
 	}
 	char msg[512];
 	ssize_t n = read(ep[0], msg, sizeof(msg) - 1);
@@ -408,6 +405,25 @@ static void spawn(struct proc *p)
 	p->pid = pid;
 	p->started = true;
 	send_frame(FRAME_STARTED, p->id, pid, NULL, 0);
+}
+
+/* Stdin as the process takes it, so one that does not read cannot block us. */
+static void feed_stdin(struct proc *p)
+{
+	if (p->in_fd < 0)
+		return;
+	if (obuf_write_some(&p->inq, p->in_fd) < 0)
+		p->inq.len = 0; /* it closed its stdin: the rest has no reader */
+	if (p->inq.len || !p->in_eof)
+		return;
+	p->in_eof = false;
+	if (p->tty) {
+		if (write(p->in_fd, "\x04", 1) < 0)
+			p->inq.len = 0; /* end of input on a terminal is ^D */
+	} else {
+		close(p->in_fd);
+		p->in_fd = -1;
+	}
 }
 
 static void handle_frame(const struct frame *f)
@@ -485,26 +501,11 @@ static void handle_frame(const struct frame *f)
 	case FRAME_IN:
 		if (p->in_fd < 0)
 			break;
-		if (!f->len) {
-			if (p->tty) {
-				if (write(p->in_fd, "\x04", 1) < 0)
-					break; /* end of input on a terminal: ^D */
-			} else {
-				close(p->in_fd);
-				p->in_fd = -1;
-			}
-			break;
-		}
-		for (size_t done = 0; done < f->len;) {
-			ssize_t n = write(p->in_fd, f->data + done, f->len - done);
-			if (n < 0 && errno == EAGAIN) {
-				usleep(1000);
-				continue;
-			}
-			if (n <= 0)
-				break;
-			done += (size_t)n;
-		}
+		if (f->len)
+			obuf_add(&p->inq, f->data, f->len);
+		else
+			p->in_eof = true;
+		feed_stdin(p);
 		break;
 	case FRAME_SIG:
 		kill(f->b ? -p->pid : p->pid, (int)f->a);
@@ -586,8 +587,8 @@ int main(void)
 	flush_all();
 	static struct line_reader lr;
 	for (;;) {
-		struct pollfd pfd[2 + 2 * MAX_PROCS];
-		struct proc *owner[2 + 2 * MAX_PROCS];
+		struct pollfd pfd[2 + 3 * MAX_PROCS];
+		struct proc *owner[2 + 3 * MAX_PROCS];
 		size_t n = 0;
 		pfd[n++] = (struct pollfd){.fd = hvc, .events = POLLIN | (outq.len ? POLLOUT : 0)};
 		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
@@ -602,6 +603,10 @@ int main(void)
 				owner[n] = p;
 				pfd[n++] = (struct pollfd){.fd = fds[k], .events = POLLIN};
 			}
+			if (p->in_fd >= 0 && p->inq.len) {
+				owner[n] = p;
+				pfd[n++] = (struct pollfd){.fd = p->in_fd, .events = POLLOUT};
+			}
 		}
 		if (poll(pfd, n, -1) < 0)
 			continue;
@@ -615,6 +620,10 @@ int main(void)
 			if (!pfd[i].revents)
 				continue;
 			struct proc *p = owner[i];
+			if (pfd[i].events == POLLOUT) {
+				feed_stdin(p);
+				continue;
+			}
 			int stream = pfd[i].fd == p->err_fd ? 2 : 1;
 			if (!relay(p, pfd[i].fd, stream)) {
 				/* end of output: keep the fd number owned until exit */

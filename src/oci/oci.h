@@ -97,6 +97,8 @@ void obuf_frame(struct obuf *b, enum frame_type t, uint32_t id, int64_t a, int64
 		const void *data, size_t len);
 /* Write it all to a blocking fd; 0 or -1. */
 int obuf_flush(struct obuf *b, int fd);
+/* Write what a non-blocking fd takes now and drop it from b; -1 on an error. */
+int obuf_write_some(struct obuf *b, int fd);
 void obuf_free(struct obuf *b);
 /* The frames that make the agent run process p as stream id. */
 void process_frames(struct obuf *b, uint32_t id, const struct oci_process *p);

@@ -54,6 +54,22 @@ int obuf_flush(struct obuf *b, int fd)
 	return 0;
 }
 
+int obuf_write_some(struct obuf *b, int fd)
+{
+	while (b->len) {
+		ssize_t n = write(fd, b->data, b->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		memmove(b->data, b->data + n, b->len - (size_t)n);
+		b->len -= (size_t)n;
+	}
+	return 0;
+}
+
 void obuf_free(struct obuf *b)
 {
 	free(b->data);

@@ -24,8 +24,7 @@
 
 #include "oci/oci.h"
 
-#define CMDLINE                                                                                    \
-	"console=hvc0 quiet loglevel=1 panic=-1 cryptomgr.notests rdinit=/sbin/popek-agent"
+#define CMDLINE		      "console=hvc0 quiet loglevel=1 panic=-1 cryptomgr.notests rdinit=/sbin/popek-agent"
 #define TEMPLATE_BOOT_TIMEOUT 300 /* s */
 
 static int self_exe(char *exe, size_t len)
@@ -58,7 +57,7 @@ static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int 
 		dup2(out[1], 1);
 		if (logfd >= 0)
 			dup2(logfd, 2);
-		setsid(); /* not in the container's terminal session */
+		setsid();			  /* not in the container's terminal session */
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* no VM outlives its monitor */
 		sigset_t none;
 		sigemptyset(&none);
@@ -70,7 +69,8 @@ static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int 
 		}
 		for (size_t i = 0; i < nbinds; i++)
 			if (mount(binds[i][0], binds[i][1], NULL, MS_BIND, NULL) < 0) {
-				dprintf(2, "popek-oci: bind %s: %s\n", binds[i][0], strerror(errno));
+				dprintf(2, "popek-oci: bind %s: %s\n", binds[i][0],
+					strerror(errno));
 				_exit(71);
 			}
 		execv(argv[0], argv);
@@ -95,11 +95,12 @@ static int boot(const struct oci_spec *s, const char *name, const char *root, co
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(s->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", s->cpus);
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	char *argv[] = {exe,	    "run",	   "--engine", (char *)(engine && *engine ? engine : "auto"),
-			"--cmdline", CMDLINE,	   "--mem",    mem,
-			"--cpus",    cpus,	   "--name",   (char *)name,
-			"--disk",    (char *)root, "--disk",   (char *)binds,
-			NULL};
+	char *argv[] = {
+	    exe,	 "run",	       "--engine", (char *)(engine && *engine ? engine : "auto"),
+	    "--cmdline", CMDLINE,      "--mem",	   mem,
+	    "--cpus",	 cpus,	       "--name",   (char *)name,
+	    "--disk",	 (char *)root, "--disk",   (char *)binds,
+	    NULL};
 	return spawn(argv, NULL, 0, logfd, vm, err, errlen);
 }
 
@@ -114,8 +115,8 @@ static void template_key(const struct oci_spec *s, char *key, size_t len)
 		snprintf(images, sizeof(images), "%s", env);
 	} else {
 		char *slash = strrchr(exe, '/');
-		snprintf(images, sizeof(images), "%.*s/../images",
-			 slash ? (int)(slash - exe) : 0, exe);
+		snprintf(images, sizeof(images), "%.*s/../images", slash ? (int)(slash - exe) : 0,
+			 exe);
 	}
 	const char *files[] = {exe, "vmlinux", "initramfs.cpio.gz"};
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -126,7 +127,8 @@ static void template_key(const struct oci_spec *s, char *key, size_t len)
 		struct stat st = {0};
 		stat(path, &st);
 		uint64_t v[3] = {(uint64_t)st.st_ino, (uint64_t)st.st_size,
-				 (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec};
+				 (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+				     (uint64_t)st.st_mtim.tv_nsec};
 		const uint8_t *b = (const uint8_t *)v;
 		for (size_t k = 0; k < sizeof(v); k++)
 			h = (h ^ b[k]) * 1099511628211ull;
@@ -282,7 +284,6 @@ int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm,
 	const char *mounts[2][2] = {{root, troot}, {binds, tbinds}};
 	/* --force: the disks are the container's, not the template's, by design;
 	 * --no-verify: the template is ours, in a directory only root reaches */
-	char *argv[] = {exe,      "restore", snap, "--force", "--no-verify", "--name", name,
-			NULL};
+	char *argv[] = {exe, "restore", snap, "--force", "--no-verify", "--name", name, NULL};
 	return spawn(argv, mounts, 2, logfd, vm, err, errlen);
 }

@@ -21,7 +21,7 @@ oci_rootfs() {
 	mkdir -p "$TMP/bb" "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
 	dpkg-deb -x "$deb" "$TMP/bb" || return 1
 	cp "$TMP/bb/bin/busybox" "$TMP/rootfs/bin/"
-	for a in sh echo cat sleep true id hostname pwd tty stty env; do
+	for a in sh echo cat sleep true id hostname pwd tty stty env head; do
 		ln -sf busybox "$TMP/rootfs/bin/$a"
 	done
 	echo "root:x:0:0:root:/:/bin/sh" >"$TMP/rootfs/etc/passwd"
@@ -141,6 +141,11 @@ EOF
 			"${P[@]}" run --rm -i --network=none "$OCI_IMG" sh -c 'cat; echo done' 2>"$TMP/pm.err")
 		[ "$out" = "$(printf 'line one\nline two\ndone')" ] && pass "oci-podman-stdin" ||
 			fail "oci-podman-stdin" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		# more input than a pipe holds, to a process that reads 4 bytes of it
+		out=$(head -c 300000 /dev/zero |
+			"${P[@]}" run --rm -i --network=none "$OCI_IMG" sh -c 'sleep 1; head -c 4 | busybox wc -c' 2>"$TMP/pm.err")
+		[ "$out" = 4 ] && pass "oci-podman-stdin-unread" ||
+			fail "oci-podman-stdin-unread" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
 		out=$("${P[@]}" run --rm -t --network=none "$OCI_IMG" sh -c 'tty; [ -t 0 ] && echo tty-in' 2>"$TMP/pm.err" | tr -d '\r')
 		[ "$out" = "$(printf '/dev/pts/0\ntty-in')" ] && pass "oci-podman-tty" ||
 			fail "oci-podman-tty" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
