@@ -1,8 +1,6 @@
 /* create, start, state, kill, delete, ps, pause and resume. */
-#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,17 +16,11 @@
 #include "control/control.h"
 #include "oci/oci.h"
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
 static void remove_state(const char *id)
 {
 	char dir[4200];
 	if (state_path(dir, sizeof(dir), id, NULL) == 0)
-		nftw(dir, rm_cb, 64, FTW_DEPTH | FTW_PHYS);
+		oci_remove_tree(dir);
 }
 
 int oci_write_pid_file(const char *path, pid_t pid)

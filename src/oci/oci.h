@@ -125,6 +125,8 @@ const char *state_status_name(enum oci_status s);
 char *state_json(const struct oci_state *st); /* the OCI state object, malloc'ed */
 /* The name of the container's VM for popek's control channel. */
 void state_vm_name(const char *id, char *buf, size_t len);
+/* rm -rf path. */
+void oci_remove_tree(const char *path);
 /* Connect to the monitor of id; fd or -errno. */
 int state_connect(const char *id);
 

@@ -69,12 +69,6 @@ static int count(const char *path, const struct stat *st, int flag, struct FTW *
 	return 0;
 }
 
-static int unlink_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
 /* An ext4 image of dir at img: the fixed size when the tree and room to
  * write fit in it, else the tree's size plus that room. The file is sparse,
  * so the headroom costs nothing until the guest uses it. */
@@ -143,7 +137,7 @@ static int build_binds(const struct oci_spec *s, const char *id, char *err, size
 			return -1;
 	}
 	int rc = make_ext4(stage, img, BINDS_DISK_SIZE, err, errlen);
-	nftw(stage, unlink_cb, 64, FTW_DEPTH | FTW_PHYS);
+	oci_remove_tree(stage);
 	return rc;
 }
 

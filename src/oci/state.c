@@ -1,7 +1,9 @@
 /* The state directory: ROOT/ID/state.json (what `state` prints), the monitor's
  * socket m.sock, the disks. Sockets are reached relative to the directory, so
  * a long --root does not run into the 108-byte limit of a socket path. */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -179,4 +181,15 @@ int state_connect(const char *id)
 	}
 	close(dfd);
 	return rc ? rc : fd;
+}
+
+static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+void oci_remove_tree(const char *path)
+{
+	nftw(path, remove_cb, 64, FTW_DEPTH | FTW_PHYS);
 }

@@ -5,6 +5,7 @@
  * container's disks are bind-mounted over the template's in a private mount
  * namespace of the VMM, so every restore sees its own files at the paths the
  * snapshot names. Templates live in $POPEK_OCI_CACHE, else /var/lib/popek-oci. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -226,6 +227,27 @@ static int make_template(const struct oci_spec *s, const char *dir, char *err, s
 	return rc;
 }
 
+/* Templates of the same VM size for another build or image are of no more
+ * use. VMs restored from them keep their mappings of the removed files. */
+static void remove_stale(const char *parent, const char *key)
+{
+	DIR *d = opendir(parent);
+	const char *dash = strrchr(key, '-');
+	size_t prefix = dash ? (size_t)(dash - key) + 1 : strlen(key);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || !strncmp(e->d_name, key, strlen(key)) ||
+		    strncmp(e->d_name, key, prefix))
+			continue;
+		char path[PATH_MAX + 512];
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		oci_debug("removing the stale template %s", path);
+		oci_remove_tree(path);
+	}
+	if (d)
+		closedir(d);
+}
+
 /* The template directory for s, made on first use; -1 when there is none. */
 static int template_dir(const struct oci_spec *s, char *dir, size_t len)
 {
@@ -253,6 +275,7 @@ static int template_dir(const struct oci_spec *s, char *dir, size_t len)
 	struct stat st;
 	int rc = 0;
 	if (stat(snap, &st) < 0) {
+		remove_stale(parent, key);
 		mkdir(dir, 0700);
 		oci_debug("booting a template VM in %s", dir);
 		rc = make_template(s, dir, err, sizeof(err));
