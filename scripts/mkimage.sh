@@ -22,12 +22,12 @@ MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net"
 # (which asks the crypto API for crc32c: no modprobe in the guest to find it).
 AGENT_MODULES="crc32c_generic ext4"
 agent=$top/build/popek-agent
-[ -x "$agent" ] || die "$agent is missing; run 'make build/popek-agent' (or 'make image')"
 
 die() {
 	echo "mkimage: $*" >&2
 	exit 1
 }
+[ -x "$agent" ] || die "$agent is missing; run 'make build/popek-agent' (or 'make image')"
 
 fetch() { # fetch PACKAGE: download into the cache unless a .deb of it is there
 	if ! ls "$debs/$1"_*.deb >/dev/null 2>&1; then
