@@ -40,3 +40,4 @@ else
 	[ $rc = 0 ] || fail "net scenario" "ended with status $rc: $(tail -c 300 "$TMP/net.log")"
 	grep -q "scenario took" "$TMP/net.log" || fail "net scenario" "did not run to its end"
 fi
+unset POPEK_RUNTIME_DIR
