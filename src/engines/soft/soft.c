@@ -21,7 +21,7 @@ struct engine_vcpu {
 /* Instructions run between checks of timers (intc_poll). */
 #define BATCH 4096
 
-enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO };
+enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO, AWAIT_SYSCALL };
 
 const char *const trap_names[NR_TRAPS] = {
     [TRAP_HLT] = "hlt",
@@ -440,6 +440,11 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	bool mmio = c->await == AWAIT_MMIO;
 	if (c->await == AWAIT_IO)
 		c->io_in_ready = true;
+	if (c->await == AWAIT_SYSCALL) {
+		c->r[R_RAX] = exit->sys.ret;
+		if (exit->sys.flush)
+			tlb_flush(c, false);
+	}
 	else if (mmio)
 		mmio_done(c, exit);
 	if (c->regs_lent && exit->io.regs_dirty) {
@@ -498,7 +503,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	}
 	for (;;) {
 		if (c->exit_pending) {
-			if (mmio_next_exit(c))
+			if (exit->reason == EXIT_SYSCALL)
+				c->await = AWAIT_SYSCALL;
+			else if (mmio_next_exit(c))
 				c->await = AWAIT_MMIO;
 			return 0;
 		}

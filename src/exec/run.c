@@ -1,0 +1,365 @@
+/* The program's CPU and its run loop. The VM has one vCPU in 64-bit user
+ * mode and a one-page "kernel" popek writes: a GDT, a TSS, an IDT whose 32
+ * exception gates lead to stubs that report the vector with one OUT, and a
+ * SYSCALL entry stub that does the same. On the soft engine SYSCALL never
+ * reaches that stub: the engine leaves with EXIT_SYSCALL carrying the
+ * arguments and takes the result back in RAX (docs/exec.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+
+#define PORT_FAULT 0xf0
+#define PORT_SYSCALL 0xf1
+
+#define SEL_KCODE 0x08
+#define SEL_UDATA 0x23
+#define SEL_UCODE 0x2b
+#define SEL_TSS 0x30
+
+#define KPAGE_GDT 0
+#define KPAGE_IDT 1
+#define KPAGE_TSS 2
+#define KPAGE_STUB 3
+#define KPAGE_STACK 4 /* and the next: 8 KiB of exception stack */
+#define SYSCALL_STUB 0x400
+
+void exec_user_segments(struct cpu_state *st)
+{
+	uint64_t fs = st->seg[SEG_FS].base, gs = st->seg[SEG_GS].base;
+	for (int i = 0; i < SEG_TR; i++) {
+		cpu_state_flat_seg(&st->seg[i], SEL_UDATA, false, false);
+		st->seg[i].dpl = 3;
+	}
+	cpu_state_flat_seg(&st->seg[SEG_CS], SEL_UCODE, true, true);
+	st->seg[SEG_CS].dpl = 3;
+	st->seg[SEG_FS].base = fs;
+	st->seg[SEG_GS].base = gs;
+}
+
+int exec_get_state(struct xproc *p, struct cpu_state *st)
+{
+	return p->ops->get_state(p->vcpu, st);
+}
+
+int exec_user_state(struct xproc *p, struct cpu_state *st)
+{
+	int rc = p->ops->get_state(p->vcpu, st);
+	if (rc || st->seg[SEG_CS].sel != SEL_KCODE)
+		return rc;
+	/* in the SYSCALL entry stub: the user state SYSRET would return to */
+	st->rip = st->gpr[R_RCX];
+	st->rflags = (st->gpr[R_R11] & 0x3c7fd7) | 2;
+	exec_user_segments(st);
+	return 0;
+}
+
+int exec_set_state(struct xproc *p, const struct cpu_state *st)
+{
+	p->state_set = true;
+	return p->ops->set_state(p->vcpu, st);
+}
+
+void exec_exit(struct xproc *p, int status)
+{
+	p->exited = true;
+	p->status = status;
+}
+
+static uint64_t kva(int page)
+{
+	return X_KERNEL_VA + (uint64_t)page * XPAGE;
+}
+
+/* The kernel page set: descriptors and stubs, supervisor-only. */
+static int build_kernel(struct xproc *p)
+{
+	uint64_t *gdt = mm_map_kernel(&p->mm, kva(KPAGE_GDT), false);
+	uint8_t *idt = mm_map_kernel(&p->mm, kva(KPAGE_IDT), false);
+	uint8_t *tss = mm_map_kernel(&p->mm, kva(KPAGE_TSS), false);
+	uint8_t *stub = mm_map_kernel(&p->mm, kva(KPAGE_STUB), true);
+	if (!gdt || !idt || !tss || !stub || !mm_map_kernel(&p->mm, kva(KPAGE_STACK), false) ||
+	    !(p->kstack = mm_map_kernel(&p->mm, kva(KPAGE_STACK + 1), false)))
+		return -ENOMEM;
+	gdt[1] = 0x00af9b000000ffffull; /* kernel code, 64-bit */
+	gdt[2] = 0x00cf93000000ffffull; /* kernel data */
+	gdt[3] = 0x00cffb000000ffffull; /* user code, 32-bit (SYSRET's layout) */
+	gdt[4] = 0x00cff3000000ffffull; /* user data */
+	gdt[5] = 0x00affb000000ffffull; /* user code, 64-bit */
+	uint64_t tb = kva(KPAGE_TSS);
+	gdt[6] = 0x67 | ((tb & 0xffffff) << 16) | (0x89ull << 40) | (((tb >> 24) & 0xff) << 56);
+	gdt[7] = tb >> 32;
+	uint64_t rsp0 = kva(KPAGE_STACK + 2);
+	memcpy(tss + 4, &rsp0, 8);
+	tss[102] = 0x68; /* no I/O bitmap */
+	for (int v = 0; v < 32; v++) {
+		uint8_t *s = stub + v * 16;
+		s[0] = 0x50; /* push rax; mov eax, v; out PORT_FAULT, eax; hlt */
+		s[1] = 0xb8;
+		memcpy(s + 2, &v, 4);
+		s[6] = 0xe7;
+		s[7] = PORT_FAULT;
+		s[8] = 0xf4;
+		uint64_t off = kva(KPAGE_STUB) + (uint64_t)v * 16;
+		uint8_t *g = idt + v * 16;
+		memset(g, 0, 16);
+		g[0] = (uint8_t)off;
+		g[1] = (uint8_t)(off >> 8);
+		g[2] = SEL_KCODE;
+		/* interrupt gate; int3/into may be raised by user code */
+		g[5] = (v == 3 || v == 4) ? 0xee : 0x8e;
+		g[6] = (uint8_t)(off >> 16);
+		g[7] = (uint8_t)(off >> 24);
+		uint32_t hi = (uint32_t)(off >> 32);
+		memcpy(g + 8, &hi, 4);
+	}
+	stub[SYSCALL_STUB] = 0xe7; /* out PORT_SYSCALL, eax; hlt */
+	stub[SYSCALL_STUB + 1] = PORT_SYSCALL;
+	stub[SYSCALL_STUB + 2] = 0xf4;
+	return 0;
+}
+
+static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry, uint64_t rsp)
+{
+	memset(st, 0, sizeof(*st));
+	exec_user_segments(st);
+	st->seg[SEG_TR] = (struct seg){
+	    .base = kva(KPAGE_TSS), .limit = 0x67, .sel = SEL_TSS, .type = 0xb, .present = 1};
+	st->seg[SEG_LDTR] = (struct seg){.type = 0x2, .present = 1, .unusable = 1};
+	st->gdt = (struct dtable){kva(KPAGE_GDT), 8 * 8 - 1};
+	st->idt = (struct dtable){kva(KPAGE_IDT), 32 * 16 - 1};
+	st->cr0 = 0x80050033; /* PG WP NE ET MP PE */
+	st->cr3 = p->mm.pml4;
+	st->cr4 = 0x620; /* OSXMMEXCPT OSFXSR PAE */
+	st->msr[MSR_IDX_EFER] = 0xd01; /* NXE LMA LME SCE */
+	st->msr[MSR_IDX_STAR] = (0x18ull << 48) | ((uint64_t)SEL_KCODE << 32);
+	st->msr[MSR_IDX_LSTAR] = kva(KPAGE_STUB) + SYSCALL_STUB;
+	st->msr[MSR_IDX_SFMASK] = 0x47700; /* AC IF DF TF NT */
+	st->msr[MSR_IDX_PAT] = 0x0007040600070406ull;
+	st->rflags = 0x202;
+	st->rip = entry;
+	st->gpr[R_RSP] = rsp;
+	st->dr6 = 0xffff0ff0;
+	st->dr7 = 0x400;
+	st->mp_state = MP_RUNNABLE;
+	cpu_state_reset_fpu(st);
+}
+
+static const char *engine_name(const char *want)
+{
+	/* Both engines run the program's own code at CPL3; soft serves a call
+	 * in the engine's thread without a round trip, kvm here pays ~140 µs
+	 * per call (docs/exec.md), so auto means soft. */
+	return !want || !strcmp(want, "auto") ? "soft" : want;
+}
+
+static int create_vm(struct xproc *p, char *err, size_t errlen)
+{
+	const char *name = engine_name(p->opt->engine);
+	p->ops = engine_find(name);
+	if (!p->ops) {
+		snprintf(err, errlen, "unknown engine '%s' — use kvm, soft or auto", name);
+		return XEXIT_USAGE;
+	}
+	p->fast_syscall = p->ops == &soft_engine;
+	struct engine_vm_config cfg = {
+	    .ncpus = 1, .ram_size = p->mm.mem.size, .syscall_exits = p->fast_syscall};
+	if (p->ops->vm_create(&cfg, &p->vm, err, errlen) < 0)
+		return XEXIT_ENGINE;
+	if (p->ops->map_memory(p->vm, 0, 0, p->mm.mem.size, p->mm.mem.base, 0) < 0 ||
+	    p->ops->vcpu_create(p->vm, 0, &p->vcpu) < 0) {
+		snprintf(err, errlen, "the %s engine cannot map guest memory or create a vCPU",
+			 name);
+		return XEXIT_ENGINE;
+	}
+	return 0;
+}
+
+static const struct {
+	int sig;
+	const char *what;
+} fault_signal[32] = {
+    [0] = {SIGFPE, "divide error"},	       [1] = {SIGTRAP, "debug trap"},
+    [3] = {SIGTRAP, "breakpoint"},	       [4] = {SIGSEGV, "overflow"},
+    [5] = {SIGSEGV, "bound range"},	       [6] = {SIGILL, "invalid opcode"},
+    [7] = {SIGSEGV, "device not available"}, [10] = {SIGSEGV, "invalid TSS"},
+    [11] = {SIGBUS, "segment not present"},  [12] = {SIGBUS, "stack fault"},
+    [13] = {SIGSEGV, "general protection"},  [14] = {SIGSEGV, "page fault"},
+    [16] = {SIGFPE, "x87 error"},	       [17] = {SIGBUS, "alignment check"},
+    [19] = {SIGFPE, "SIMD error"},
+};
+
+/* A CPU exception in the program: the stub's frame is on the kernel stack. */
+static void fault(struct xproc *p)
+{
+	struct cpu_state st;
+	if (exec_get_state(p, &st)) {
+		exec_exit(p, XEXIT_HOST);
+		return;
+	}
+	unsigned vec = (unsigned)st.gpr[R_RAX] & 31;
+	bool has_err = vec == 8 || (vec >= 10 && vec <= 14) || vec == 17;
+	uint64_t frame[7]; /* RAX the stub saved, [error code], RIP CS RFLAGS RSP SS */
+	uint64_t sp = st.gpr[R_RSP] - kva(KPAGE_STACK + 1);
+	if (sp > XPAGE - sizeof(frame)) {
+		exec_exit(p, 70);
+		return;
+	}
+	memcpy(frame, p->kstack + sp, sizeof(frame));
+	st.gpr[R_RAX] = frame[0];
+	const uint64_t *f = frame + 1 + has_err;
+	p->nfaults++;
+	int sig = fault_signal[vec].sig ? fault_signal[vec].sig : SIGSEGV;
+	uint64_t addr = vec == 14 ? st.cr2 : f[0];
+	if (exec_signal_fault(p, &st, sig, addr, f))
+		return; /* the program's handler runs */
+	fprintf(stderr, "popek exec: %s: %s (%s) at address 0x%llx, rip 0x%llx\n",
+		p->opt->program, sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
+		fault_signal[vec].what ? fault_signal[vec].what : "exception",
+		(unsigned long long)addr, (unsigned long long)f[0]);
+	exec_exit(p, 128 + sig);
+}
+
+/* A SYSCALL that reached the guest's entry stub (engines without the exit):
+ * serve it and return to user mode the way SYSRET would. */
+static void slow_syscall(struct xproc *p)
+{
+	struct cpu_state st;
+	if (exec_get_state(p, &st)) {
+		exec_exit(p, XEXIT_HOST);
+		return;
+	}
+	const uint64_t *r = st.gpr;
+	struct xsys s = {r[R_RAX], {r[R_RDI], r[R_RSI], r[R_RDX], r[R_R10], r[R_R8], r[R_R9]}};
+	p->state_set = false;
+	int64_t ret = exec_syscall(p, &s);
+	if (p->exited || p->state_set)
+		return;
+	if (exec_user_state(p, &st)) {
+		exec_exit(p, XEXIT_HOST);
+		return;
+	}
+	st.gpr[R_RAX] = (uint64_t)ret;
+	exec_set_state(p, &st);
+}
+
+static void print_stats(struct xproc *p)
+{
+	json_object *o = json_object_new_object(), *by = json_object_new_object(),
+		    *nosys = json_object_new_object();
+	for (int i = 0; i < 512; i++) {
+		char num[32];
+		const char *n = syscall_name((uint64_t)i);
+		snprintf(num, sizeof(num), "%d", i);
+		if (p->per_nr[i])
+			json_object_object_add(by, n ? n : num, json_object_new_int64((int64_t)p->per_nr[i]));
+		if (p->enosys[i])
+			json_object_object_add(nosys, n ? n : num,
+					       json_object_new_int64((int64_t)p->enosys[i]));
+	}
+	json_object_object_add(o, "engine", json_object_new_string(p->ops->name));
+	json_object_object_add(o, "syscalls", json_object_new_int64((int64_t)p->ncalls));
+	json_object_object_add(o, "by_name", by);
+	json_object_object_add(o, "enosys", nosys);
+	json_object_object_add(o, "faults", json_object_new_int64((int64_t)p->nfaults));
+	json_object_object_add(o, "exit_status", json_object_new_int(p->status));
+	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static int loop(struct xproc *p)
+{
+	struct vcpu_exit ex;
+	memset(&ex, 0, sizeof(ex));
+	while (!p->exited) {
+		if (p->ops->vcpu_run(p->vcpu, &ex) < 0) {
+			fprintf(stderr, "popek exec: the engine failed to run the vCPU\n");
+			return XEXIT_HOST;
+		}
+		switch (ex.reason) {
+		case EXIT_SYSCALL: {
+			struct xsys s = {ex.sys.nr, {0}};
+			memcpy(s.a, ex.sys.arg, sizeof(s.a));
+			p->state_set = false;
+			ex.sys.ret = (uint64_t)exec_syscall(p, &s);
+			ex.sys.flush = p->mm.need_flush && !p->state_set;
+			p->mm.need_flush = false;
+			break;
+		}
+		case EXIT_IO:
+			if (ex.io.port == PORT_SYSCALL && ex.io.write) {
+				slow_syscall(p);
+				p->mm.need_flush = false; /* set_state flushed the TLB */
+			} else if (ex.io.port == PORT_FAULT && ex.io.write) {
+				fault(p);
+			} else {
+				fprintf(stderr, "popek exec: port 0x%x accessed from user mode\n",
+					ex.io.port);
+				return 70;
+			}
+			break;
+		case EXIT_KICKED:
+			break;
+		default:
+			fprintf(stderr, "popek exec: %s: the vCPU stopped (%s) at rip 0x%llx: %s\n",
+				p->opt->program, exit_reason_names[ex.reason],
+				(unsigned long long)ex.fail.rip, ex.fail.why);
+			return 70;
+		}
+	}
+	return p->status;
+}
+
+int exec_main(const struct exec_options *opt)
+{
+	static struct xproc proc; /* large: the fd table and counters */
+	struct xproc *p = &proc;
+	memset(p, 0, sizeof(*p));
+	p->opt = opt;
+	p->root_fd = -1;
+	char err[512] = "";
+	int rc = XEXIT_HOST;
+	if (fs_init(p, err, sizeof(err)) || mm_init(&p->mm, opt->mem, err, sizeof(err)))
+		goto out;
+	if ((rc = create_vm(p, err, sizeof(err))))
+		goto out;
+	rc = XEXIT_IMAGE;
+	if (fs_resolve(p, AT_FDCWD, opt->program, p->exe, sizeof(p->exe))) {
+		snprintf(err, sizeof(err), "%s: bad path", opt->program);
+		goto out;
+	}
+	struct xload ld;
+	uint64_t rsp;
+	if (exec_load(p, p->exe, &ld, err, sizeof(err)))
+		goto out;
+	rc = XEXIT_HOST;
+	if (build_kernel(p) || exec_stack(p, &ld, opt->argv, opt->env, &rsp)) {
+		snprintf(err, sizeof(err), "out of guest memory or arguments too long (--mem)");
+		goto out;
+	}
+	static struct cpu_state st;
+	initial_state(p, &st, ld.entry, rsp);
+	if (p->ops->set_state(p->vcpu, &st)) {
+		snprintf(err, sizeof(err), "the engine refused the initial CPU state");
+		goto out;
+	}
+	rc = loop(p);
+	if (opt->stats)
+		print_stats(p);
+out:
+	if (*err)
+		fprintf(stderr, "popek exec: %s\n", err);
+	if (p->vcpu)
+		p->ops->vcpu_destroy(p->vcpu);
+	if (p->vm)
+		p->ops->vm_destroy(p->vm);
+	mm_free(&p->mm);
+	fs_free(p);
+	return rc;
+}
