@@ -26,7 +26,7 @@
 #define X_STACK_SIZE (8ull << 20)
 #define X_MMAP_BASE 0x00007f0000000000ull
 #define X_PIE_BASE 0x0000555555554000ull
-#define X_KERNEL_VA 0xffffff8000000000ull
+#define X_KERNEL_VA 0xffff800000000000ull
 
 #define X_MAX_FDS 1024
 #define X_MAX_BINDS 16
@@ -80,6 +80,8 @@ struct xproc {
 	struct engine_vcpu *vcpu;
 	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
 	bool state_set;	   /* a call loaded a user state itself (its result in RAX) */
+	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
+	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
 	uint8_t *kstack;   /* host view of the exception stack page */
 	struct mm mm;
 	int root_fd;

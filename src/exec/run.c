@@ -50,14 +50,11 @@ int exec_get_state(struct xproc *p, struct cpu_state *st)
 
 int exec_user_state(struct xproc *p, struct cpu_state *st)
 {
-	int rc = p->ops->get_state(p->vcpu, st);
-	if (rc || st->seg[SEG_CS].sel != SEL_KCODE)
-		return rc;
-	/* in the SYSCALL entry stub: the user state SYSRET would return to */
-	st->rip = st->gpr[R_RCX];
-	st->rflags = (st->gpr[R_R11] & 0x3c7fd7) | 2;
-	exec_user_segments(st);
-	return 0;
+	if (p->slow_user) { /* a call on the slow path: its user state is known */
+		memcpy(st, p->slow_user, sizeof(*st));
+		return 0;
+	}
+	return p->ops->get_state(p->vcpu, st);
 }
 
 int exec_set_state(struct xproc *p, const struct cpu_state *st)
@@ -181,6 +178,22 @@ static int create_vm(struct xproc *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* A SYSCALL that did not leave as EXIT_SYSCALL: serve it from the user state
+ * it came from, and return there the way SYSRET would. */
+static void slow_syscall(struct xproc *p, struct cpu_state *user)
+{
+	const uint64_t *r = user->gpr;
+	struct xsys s = {r[R_RAX], {r[R_RDI], r[R_RSI], r[R_RDX], r[R_R10], r[R_R8], r[R_R9]}};
+	p->state_set = false;
+	p->slow_user = user;
+	int64_t ret = exec_syscall(p, &s);
+	p->slow_user = NULL;
+	if (p->exited || p->state_set)
+		return;
+	user->gpr[R_RAX] = (uint64_t)ret;
+	exec_set_state(p, user);
+}
+
 static const struct {
 	int sig;
 	const char *what;
@@ -198,7 +211,7 @@ static const struct {
 /* A CPU exception in the program: the stub's frame is on the kernel stack. */
 static void fault(struct xproc *p)
 {
-	struct cpu_state st;
+	static struct cpu_state st;
 	if (exec_get_state(p, &st)) {
 		exec_exit(p, XEXIT_HOST);
 		return;
@@ -214,39 +227,42 @@ static void fault(struct xproc *p)
 	memcpy(frame, p->kstack + sp, sizeof(frame));
 	st.gpr[R_RAX] = frame[0];
 	const uint64_t *f = frame + 1 + has_err;
+	uint64_t lstar = kva(KPAGE_STUB) + SYSCALL_STUB;
+	if (vec == 14 && f[0] == lstar && st.cr2 == lstar && (f[1] & 3) == 3) {
+		/* nested PVM: SYSCALL did everything but enter ring 0, so the fetch
+		 * at LSTAR faulted in ring 3 (guests/lib/user.c) */
+		st.rip = st.gpr[R_RCX];
+		st.rflags = (st.gpr[R_R11] & 0x3c7fd7) | 2;
+		st.gpr[R_RSP] = f[3];
+		exec_user_segments(&st);
+		p->pvm_syscalls++;
+		slow_syscall(p, &st);
+		return;
+	}
 	p->nfaults++;
 	int sig = fault_signal[vec].sig ? fault_signal[vec].sig : SIGSEGV;
 	uint64_t addr = vec == 14 ? st.cr2 : f[0];
 	if (exec_signal_fault(p, &st, sig, addr, f))
 		return; /* the program's handler runs */
-	fprintf(stderr, "popek exec: %s: %s (%s) at address 0x%llx, rip 0x%llx\n",
+	fprintf(stderr, "popek exec: %s: SIG%s (%s) at address 0x%llx, rip 0x%llx\n",
 		p->opt->program, sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
 		fault_signal[vec].what ? fault_signal[vec].what : "exception",
 		(unsigned long long)addr, (unsigned long long)f[0]);
 	exec_exit(p, 128 + sig);
 }
 
-/* A SYSCALL that reached the guest's entry stub (engines without the exit):
- * serve it and return to user mode the way SYSRET would. */
-static void slow_syscall(struct xproc *p)
+/* The CPL0 entry stub at LSTAR (hardware that switches to ring 0). */
+static void stub_syscall(struct xproc *p)
 {
-	struct cpu_state st;
+	static struct cpu_state st;
 	if (exec_get_state(p, &st)) {
 		exec_exit(p, XEXIT_HOST);
 		return;
 	}
-	const uint64_t *r = st.gpr;
-	struct xsys s = {r[R_RAX], {r[R_RDI], r[R_RSI], r[R_RDX], r[R_R10], r[R_R8], r[R_R9]}};
-	p->state_set = false;
-	int64_t ret = exec_syscall(p, &s);
-	if (p->exited || p->state_set)
-		return;
-	if (exec_user_state(p, &st)) {
-		exec_exit(p, XEXIT_HOST);
-		return;
-	}
-	st.gpr[R_RAX] = (uint64_t)ret;
-	exec_set_state(p, &st);
+	st.rip = st.gpr[R_RCX];
+	st.rflags = (st.gpr[R_R11] & 0x3c7fd7) | 2;
+	exec_user_segments(&st);
+	slow_syscall(p, &st);
 }
 
 static void print_stats(struct xproc *p)
@@ -268,6 +284,8 @@ static void print_stats(struct xproc *p)
 	json_object_object_add(o, "by_name", by);
 	json_object_object_add(o, "enosys", nosys);
 	json_object_object_add(o, "faults", json_object_new_int64((int64_t)p->nfaults));
+	json_object_object_add(o, "ring3_syscall_faults",
+			       json_object_new_int64((int64_t)p->pvm_syscalls));
 	json_object_object_add(o, "exit_status", json_object_new_int(p->status));
 	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
@@ -294,8 +312,7 @@ static int loop(struct xproc *p)
 		}
 		case EXIT_IO:
 			if (ex.io.port == PORT_SYSCALL && ex.io.write) {
-				slow_syscall(p);
-				p->mm.need_flush = false; /* set_state flushed the TLB */
+				stub_syscall(p);
 			} else if (ex.io.port == PORT_FAULT && ex.io.write) {
 				fault(p);
 			} else {
@@ -303,6 +320,7 @@ static int loop(struct xproc *p)
 					ex.io.port);
 				return 70;
 			}
+			p->mm.need_flush = false; /* set_state flushes the TLB */
 			break;
 		case EXIT_KICKED:
 			break;
