@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "engines/engine.h"
@@ -78,6 +79,8 @@ struct xproc {
 	const struct engine_ops *ops;
 	struct engine_vm *vm;
 	struct engine_vcpu *vcpu;
+	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
+	struct engine_vcpu *parent_vcpu;
 	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
 	bool state_set;	   /* a call loaded a user state itself (its result in RAX) */
 	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
@@ -99,7 +102,12 @@ struct xproc {
 	uint64_t sigmask;
 	uint64_t clear_tid;
 	bool exited;
-	int status; /* popek's exit code once exited */
+	int status;   /* popek's exit code once exited */
+	int term_sig; /* the signal that ended it, or 0 */
+	bool forked;  /* this popek is a fork of the first */
+	int vfork_fd; /* a vfork child: closed at execve or exit, the parent waits for it */
+	pid_t child[64]; /* children forked and not yet reaped, for kill */
+	int nchild;
 	/* --stats */
 	uint64_t ncalls, nfaults;
 	uint64_t per_nr[512], enosys[512];
@@ -108,6 +116,8 @@ struct xproc {
 /* mm.c: frames, page tables, the program's mappings. */
 int mm_init(struct mm *mm, uint64_t mem, char *err, size_t errlen);
 void mm_free(struct mm *mm);
+/* Drop every mapping and frame (execve). */
+void mm_reset(struct mm *mm);
 /* Map [va, va+len) with fresh zero pages; replaces what was there. prot PROT_*. */
 int mm_map_anon(struct mm *mm, uint64_t va, uint64_t len, int prot);
 void mm_unmap(struct mm *mm, uint64_t va, uint64_t len);
@@ -134,7 +144,10 @@ struct xload {
 	uint64_t prog_entry; /* AT_ENTRY */
 	uint64_t phdr, phnum, base;
 };
-int exec_load(struct xproc *p, const char *path, struct xload *out, char *err, size_t errlen);
+/* dry: only check that path and its interpreter would load (execve's
+ * errors must come before the old image is gone). */
+int exec_load(struct xproc *p, const char *path, struct xload *out, bool dry, char *err,
+	      size_t errlen);
 /* Validate an ELF64 x86-64 image in memory (also the fuzz target). */
 struct xelf {
 	uint16_t type;
@@ -198,8 +211,17 @@ int exec_set_state(struct xproc *p, const struct cpu_state *st);
 bool exec_signal_fault(struct xproc *p, struct cpu_state *st, int sig, uint64_t addr,
 		       const uint64_t *frame);
 void sys_signal_table(struct sys_entry *t);
-/* End the program with popek exit code status. */
+/* End the program with popek exit code status, or killed by signal sig. */
 void exec_exit(struct xproc *p, int status);
+void exec_kill(struct xproc *p, int sig);
+/* Load a new program image into the (empty) address space and point the
+ * vCPU at it; 0 or a popek exit code with err set. */
+int exec_image(struct xproc *p, const char *path, char **argv, const char **envp, char *err,
+	       size_t errlen);
+/* In a forked child: a VM of its own, started at st. */
+int exec_respawn(struct xproc *p, const struct cpu_state *st);
+void sys_process_table(struct sys_entry *t);
+bool exec_is_child(struct xproc *p, pid_t pid);
 
 int exec_main(const struct exec_options *opt);
 

@@ -138,9 +138,9 @@ static uint64_t phdr_addr(const uint8_t *img, const struct xelf *e, uint64_t bia
 	return 0;
 }
 
-/* Open, parse and map one file; bias chosen for ET_DYN. */
-static int load_one(struct xproc *p, const char *path, bool main, struct xelf *e, uint64_t *bias,
-		    uint64_t *phdr_va, char *err, size_t errlen)
+/* Open, parse and (unless dry) map one file; bias chosen for ET_DYN. */
+static int load_one(struct xproc *p, const char *path, bool main, bool dry, struct xelf *e,
+		    uint64_t *bias, uint64_t *phdr_va, char *err, size_t errlen)
 {
 	int fd = fs_open(p, -100, path, O_RDONLY | O_CLOEXEC, 0, false);
 	if (fd < 0) {
@@ -152,7 +152,7 @@ static int load_one(struct xproc *p, const char *path, bool main, struct xelf *e
 	const uint8_t *img = map_file(fd, &len, why, sizeof(why));
 	close(fd);
 	int rc = img ? xelf_parse(img, len, e, why, sizeof(why)) : -ENOEXEC;
-	if (!rc) {
+	if (!rc && !dry) {
 		if (e->type == ET_EXEC) {
 			*bias = 0;
 		} else if (main) {
@@ -173,11 +173,12 @@ static int load_one(struct xproc *p, const char *path, bool main, struct xelf *e
 	return rc;
 }
 
-int exec_load(struct xproc *p, const char *path, struct xload *out, char *err, size_t errlen)
+int exec_load(struct xproc *p, const char *path, struct xload *out, bool dry, char *err,
+	      size_t errlen)
 {
 	struct xelf e, ie;
-	uint64_t bias, ibias, phdr_va, iphdr;
-	int rc = load_one(p, path, true, &e, &bias, &phdr_va, err, errlen);
+	uint64_t bias = 0, ibias = 0, phdr_va = 0, iphdr;
+	int rc = load_one(p, path, true, dry, &e, &bias, &phdr_va, err, errlen);
 	if (rc)
 		return rc;
 	memset(out, 0, sizeof(*out));
@@ -186,7 +187,7 @@ int exec_load(struct xproc *p, const char *path, struct xload *out, char *err, s
 	out->phnum = e.phnum;
 	p->mm.brk_start = p->mm.brk = e.hi + bias + XPAGE; /* a guard page, as Linux's randomness */
 	if (e.has_interp) {
-		rc = load_one(p, e.interp, false, &ie, &ibias, &iphdr, err, errlen);
+		rc = load_one(p, e.interp, false, dry, &ie, &ibias, &iphdr, err, errlen);
 		if (rc)
 			return rc;
 		out->entry = ie.entry + ibias;

@@ -3,9 +3,11 @@
  * so what the CPU sees and what popek serves can never disagree. Frames come
  * from the memfd RAM: a bump pointer, then a stack of freed frames. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "exec/exec.h"
 
@@ -19,18 +21,44 @@
 /* Frames below this hold nothing (the zero page catches null physical bugs). */
 #define FIRST_FRAME 0x100000ull
 
+/* An empty address space: no frame in use but the new PML4. */
+static void mm_empty(struct mm *mm)
+{
+	mm->nfree = 0;
+	mm->next_pa = FIRST_FRAME;
+	mm->mmap_next = X_MMAP_BASE;
+	mm->pml4 = mm->next_pa;
+	mm->next_pa += XPAGE;
+	mm->brk_start = mm->brk = 0;
+	mm->need_flush = true;
+}
+
 int mm_init(struct mm *mm, uint64_t mem, char *err, size_t errlen)
 {
 	memset(mm, 0, sizeof(*mm));
 	if (mem > MEM_PCI_HOLE_START)
 		mem = MEM_PCI_HOLE_START; /* one flat range: gpa == memfd offset */
-	if (guest_mem_init(&mm->mem, mem, err, errlen))
+	/* Mapped private over an empty memfd: a host fork() of popek is then a
+	 * copy-on-write fork of the program's RAM (process.c). */
+	int fd = memfd_create("popek-exec-ram", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)mem) < 0) {
+		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
+			 (unsigned long long)(mem >> 20), strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
-	mm->next_pa = FIRST_FRAME;
-	mm->mmap_next = X_MMAP_BASE;
-	mm->pml4 = mm->next_pa;
-	mm->next_pa += XPAGE;
+	}
+	if (guest_mem_init_fd(&mm->mem, mem, fd, err, errlen))
+		return -1;
+	mm_empty(mm);
 	return 0;
+}
+
+void mm_reset(struct mm *mm)
+{
+	/* private pages dropped: RAM reads as the empty memfd, zero */
+	madvise(mm->mem.base, mm->mem.size, MADV_DONTNEED);
+	mm_empty(mm);
 }
 
 void mm_free(struct mm *mm)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -67,6 +68,16 @@ void exec_exit(struct xproc *p, int status)
 {
 	p->exited = true;
 	p->status = status;
+	if (p->vfork_fd >= 0) { /* the vfork parent may go on */
+		close(p->vfork_fd);
+		p->vfork_fd = -1;
+	}
+}
+
+void exec_kill(struct xproc *p, int sig)
+{
+	p->term_sig = sig;
+	exec_exit(p, 128 + sig);
 }
 
 static uint64_t kva(int page)
@@ -248,7 +259,7 @@ static void fault(struct xproc *p)
 		p->opt->program, sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
 		fault_signal[vec].what ? fault_signal[vec].what : "exception",
 		(unsigned long long)addr, (unsigned long long)f[0]);
-	exec_exit(p, 128 + sig);
+	exec_kill(p, sig);
 }
 
 /* The CPL0 entry stub at LSTAR (hardware that switches to ring 0). */
@@ -334,6 +345,46 @@ static int loop(struct xproc *p)
 	return p->status;
 }
 
+int exec_image(struct xproc *p, const char *path, char **argv, const char **envp, char *err,
+	       size_t errlen)
+{
+	struct xload ld;
+	uint64_t rsp;
+	if (fs_resolve(p, AT_FDCWD, path, p->exe, sizeof(p->exe))) {
+		snprintf(err, errlen, "%s: bad path", path);
+		return XEXIT_IMAGE;
+	}
+	if (exec_load(p, p->exe, &ld, false, err, errlen))
+		return XEXIT_IMAGE;
+	if (build_kernel(p) || exec_stack(p, &ld, argv, envp, &rsp)) {
+		snprintf(err, errlen, "out of guest memory or arguments too long (--mem)");
+		return XEXIT_HOST;
+	}
+	static struct cpu_state st;
+	initial_state(p, &st, ld.entry, rsp);
+	if (exec_set_state(p, &st)) {
+		snprintf(err, errlen, "the engine refused the initial CPU state");
+		return XEXIT_HOST;
+	}
+	return 0;
+}
+
+int exec_respawn(struct xproc *p, const struct cpu_state *st)
+{
+	/* The parent's engine objects are not this process's to use or free
+	 * (a KVM VM belongs to the process that made it): left behind. */
+	char err[256];
+	p->parent_vm = p->vm;
+	p->parent_vcpu = p->vcpu;
+	p->vm = NULL;
+	p->vcpu = NULL;
+	if (create_vm(p, err, sizeof(err))) {
+		fprintf(stderr, "popek exec: fork: %s\n", err);
+		return -EAGAIN;
+	}
+	return exec_set_state(p, st) ? -EIO : 0;
+}
+
 int exec_main(const struct exec_options *opt)
 {
 	static struct xproc proc; /* large: the fd table and counters */
@@ -341,34 +392,18 @@ int exec_main(const struct exec_options *opt)
 	memset(p, 0, sizeof(*p));
 	p->opt = opt;
 	p->root_fd = -1;
+	p->vfork_fd = -1;
 	char err[512] = "";
 	int rc = XEXIT_HOST;
+	signal(SIGPIPE, SIG_IGN); /* a write to a closed pipe is the program's EPIPE or SIGPIPE */
 	if (fs_init(p, err, sizeof(err)) || mm_init(&p->mm, opt->mem, err, sizeof(err)))
 		goto out;
 	if ((rc = create_vm(p, err, sizeof(err))))
 		goto out;
-	rc = XEXIT_IMAGE;
-	if (fs_resolve(p, AT_FDCWD, opt->program, p->exe, sizeof(p->exe))) {
-		snprintf(err, sizeof(err), "%s: bad path", opt->program);
+	if ((rc = exec_image(p, opt->program, opt->argv, opt->env, err, sizeof(err))))
 		goto out;
-	}
-	struct xload ld;
-	uint64_t rsp;
-	if (exec_load(p, p->exe, &ld, err, sizeof(err)))
-		goto out;
-	rc = XEXIT_HOST;
-	if (build_kernel(p) || exec_stack(p, &ld, opt->argv, opt->env, &rsp)) {
-		snprintf(err, sizeof(err), "out of guest memory or arguments too long (--mem)");
-		goto out;
-	}
-	static struct cpu_state st;
-	initial_state(p, &st, ld.entry, rsp);
-	if (p->ops->set_state(p->vcpu, &st)) {
-		snprintf(err, sizeof(err), "the engine refused the initial CPU state");
-		goto out;
-	}
 	rc = loop(p);
-	if (opt->stats)
+	if (opt->stats && !p->forked)
 		print_stats(p);
 out:
 	if (*err)
@@ -379,5 +414,13 @@ out:
 		p->ops->vm_destroy(p->vm);
 	mm_free(&p->mm);
 	fs_free(p);
+	if (p->forked && p->term_sig) {
+		/* a forked child dies of the signal, so its parent's wait4 sees it */
+		fflush(NULL);
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(p->term_sig, SIG_DFL);
+		raise(p->term_sig);
+	}
 	return rc;
 }

@@ -595,6 +595,28 @@ static int64_t sys_renameat2(struct xproc *p, const struct xsys *s)
 	return rename_at(p, (int)s->a[0], s->a[1], (int)s->a[2], s->a[3], (unsigned)s->a[4]);
 }
 
+static int64_t sys_utimensat(struct xproc *p, const struct xsys *s)
+{
+	struct timespec ts[2];
+	if (s->a[2] && mm_read(&p->mm, s->a[2], ts, sizeof(ts)))
+		return -EFAULT;
+	if (!s->a[1]) { /* futimens */
+		int h = fd_host(p, (int)s->a[0]);
+		return h < 0 ? h : err_or(futimens(h, s->a[2] ? ts : NULL));
+	}
+	char path[4096], name[256];
+	int rc = read_path(p, s->a[1], path);
+	if (rc)
+		return rc;
+	int h = fs_parent(p, (int)s->a[0], path, name, sizeof(name));
+	if (h < 0)
+		return h;
+	rc = utimensat(h, name, s->a[2] ? ts : NULL, (int)s->a[3] & AT_SYMLINK_NOFOLLOW) ? -errno
+											 : 0;
+	close(h);
+	return rc;
+}
+
 static int64_t sys_getcwd(struct xproc *p, const struct xsys *s)
 {
 	size_t n = strlen(p->cwd) + 1;
@@ -715,5 +737,6 @@ void sys_fs_table(struct sys_entry *t)
 	t[SYS_renameat2] = (struct sys_entry){"renameat2", sys_renameat2, "isisx"};
 	t[SYS_statx] = (struct sys_entry){"statx", sys_statx, "isxxp"};
 	t[SYS_close_range] = (struct sys_entry){"close_range", sys_close_range, "iix"};
+	t[SYS_utimensat] = (struct sys_entry){"utimensat", sys_utimensat, "ispx"};
 	t[SYS_faccessat2] = (struct sys_entry){"faccessat2", sys_faccessat2, "isix"};
 }

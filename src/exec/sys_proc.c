@@ -283,11 +283,6 @@ void sys_proc_table(struct sys_entry *t)
 	    (struct sys_entry){"sched_getaffinity", sys_sched_getaffinity, "iip"};
 	/* named for --strace and --stats, not served (-ENOSYS) */
 	t[SYS_rseq] = (struct sys_entry){"rseq", NULL, "pixx"};
-	t[SYS_clone] = (struct sys_entry){"clone", NULL, "xppp"};
 	t[SYS_clone3] = (struct sys_entry){"clone3", NULL, "pi"};
-	t[SYS_fork] = (struct sys_entry){"fork", NULL, ""};
-	t[SYS_vfork] = (struct sys_entry){"vfork", NULL, ""};
-	t[SYS_execve] = (struct sys_entry){"execve", NULL, "spp"};
-	t[SYS_wait4] = (struct sys_entry){"wait4", NULL, "ipxp"};
 	t[SYS_socket] = (struct sys_entry){"socket", NULL, "iii"};
 }

@@ -147,7 +147,7 @@ static int64_t sys_rt_sigreturn(struct xproc *p, const struct xsys *s)
 	uint64_t at = st.gpr[R_RSP] - 8; /* the handler's RET popped pretcode */
 	if (mm_read(&p->mm, at, &f, sizeof(f))) {
 		fprintf(stderr, "popek exec: %s: rt_sigreturn with a bad frame\n", p->opt->program);
-		exec_exit(p, 128 + SIGSEGV);
+		exec_kill(p, SIGSEGV);
 		return 0;
 	}
 	for (int i = 0; i < 16; i++)
@@ -174,7 +174,7 @@ static int64_t raise_self(struct xproc *p, int sig)
 	if (p->sigmask & bit(sig))
 		return 0; /* blocked: not queued (one thread, no pending set yet) */
 	if (!a->handler) {
-		exec_exit(p, 128 + sig);
+		exec_kill(p, sig);
 		return 0;
 	}
 	struct cpu_state st;
@@ -182,15 +182,22 @@ static int64_t raise_self(struct xproc *p, int sig)
 		return -EIO;
 	st.gpr[R_RAX] = 0; /* kill's own result, seen after the handler returns */
 	if (!deliver(p, &st, sig, 0 /* SI_USER */, (uint64_t)getpid(), 0, 0))
-		exec_exit(p, 128 + sig);
+		exec_kill(p, sig);
 	return 0;
 }
 
 static int64_t sys_kill(struct xproc *p, const struct xsys *s)
 {
 	int pid = (int)s->a[0];
+	if (pid > 0 && pid != getpid()) {
+		/* only its own children: they are popek processes too, and a
+		 * signal acts on them with its default action */
+		if (!exec_is_child(p, pid))
+			return -ESRCH;
+		return kill(pid, (int)s->a[1]) ? -errno : 0;
+	}
 	if (pid != getpid() && pid != 0 && pid != -1)
-		return -ESRCH; /* the program sees no other process */
+		return -ESRCH;
 	return raise_self(p, (int)s->a[1]);
 }
 

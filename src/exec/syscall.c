@@ -21,6 +21,7 @@ static void fill(void)
 	sys_mem_table(table);
 	sys_proc_table(table);
 	sys_signal_table(table);
+	sys_process_table(table);
 }
 
 const char *syscall_name(uint64_t nr)
