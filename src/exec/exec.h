@@ -84,6 +84,7 @@ struct xproc {
 	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
 	bool state_set;	   /* a call loaded a user state itself (its result in RAX) */
 	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
+	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
 	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
 	uint8_t *kstack;   /* host view of the exception stack page */
 	struct mm mm;

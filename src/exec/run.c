@@ -29,7 +29,18 @@
 #define KPAGE_TSS 2
 #define KPAGE_STUB 3
 #define KPAGE_STACK 4 /* and the next: 8 KiB of exception stack */
-#define SYSCALL_STUB 0x400
+#define STUB_SIZE 32
+#define SYSCALL_STUB (32 * STUB_SIZE)
+
+/* What a fault stub leaves on the exception stack, lowest address first. */
+enum { KF_R11, KF_R10, KF_R9, KF_R8, KF_RAX, KF_REGS };
+/* then [error code], then the CPU's frame: */
+enum { IF_RIP, IF_CS, IF_RFLAGS, IF_RSP, IF_SS, IF_WORDS };
+
+static bool has_error_code(unsigned vec)
+{
+	return vec == 8 || (vec >= 10 && vec <= 14) || vec == 17;
+}
 
 void exec_user_segments(struct cpu_state *st)
 {
@@ -55,7 +66,17 @@ int exec_user_state(struct xproc *p, struct cpu_state *st)
 		memcpy(st, p->slow_user, sizeof(*st));
 		return 0;
 	}
-	return p->ops->get_state(p->vcpu, st);
+	int rc = p->ops->get_state(p->vcpu, st);
+	if (rc || !p->kframe)
+		return rc;
+	/* in a fault stub: the registers it saved and the CPU's frame */
+	const uint64_t *k = p->kframe, *f = p->iframe;
+	st->gpr[R_RAX] = k[KF_RAX];
+	st->gpr[R_RSP] = f[IF_RSP];
+	st->rip = st->gpr[R_RCX];
+	st->rflags = (k[KF_R11] & 0x3c7fd7) | 2;
+	exec_user_segments(st);
+	return 0;
 }
 
 int exec_set_state(struct xproc *p, const struct cpu_state *st)
@@ -107,14 +128,30 @@ static int build_kernel(struct xproc *p)
 	memcpy(tss + 4, &rsp0, 8);
 	tss[102] = 0x68; /* no I/O bitmap */
 	for (int v = 0; v < 32; v++) {
-		uint8_t *s = stub + v * 16;
-		s[0] = 0x50; /* push rax; mov eax, v; out PORT_FAULT, eax; hlt */
-		s[1] = 0xb8;
-		memcpy(s + 2, &v, 4);
-		s[6] = 0xe7;
-		s[7] = PORT_FAULT;
-		s[8] = 0xf4;
-		uint64_t off = kva(KPAGE_STUB) + (uint64_t)v * 16;
+		/* push rax r8 r9 r10 r11; mov eax, v; out PORT_FAULT, eax; pop them;
+		 * [add rsp, 8: the error code]; iretq. popek reads and edits the
+		 * frame in memory, so a call resumes without a state reload. */
+		static const uint8_t push[] = {0x50, 0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53};
+		static const uint8_t pop[] = {0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x58};
+		static const uint8_t drop_err[] = {0x48, 0x83, 0xc4, 0x08};
+		uint8_t *s = stub + v * STUB_SIZE;
+		size_t n = 0;
+		memcpy(s + n, push, sizeof(push));
+		n += sizeof(push);
+		s[n++] = 0xb8;
+		memcpy(s + n, &v, 4);
+		n += 4;
+		s[n++] = 0xe7;
+		s[n++] = PORT_FAULT;
+		memcpy(s + n, pop, sizeof(pop));
+		n += sizeof(pop);
+		if (has_error_code((unsigned)v)) {
+			memcpy(s + n, drop_err, sizeof(drop_err));
+			n += sizeof(drop_err);
+		}
+		s[n++] = 0x48;
+		s[n++] = 0xcf;
+		uint64_t off = kva(KPAGE_STUB) + (uint64_t)v * STUB_SIZE;
 		uint8_t *g = idt + v * 16;
 		memset(g, 0, 16);
 		g[0] = (uint8_t)off;
@@ -220,45 +257,65 @@ static const struct {
 };
 
 /* A CPU exception in the program: the stub's frame is on the kernel stack. */
-static void fault(struct xproc *p)
+/* Nested PVM: SYSCALL did everything but enter ring 0, so the fetch at LSTAR
+ * faulted in ring 3 (guests/lib/user.c). The call's registers are in the exit
+ * and the stub's frame; the result goes back into that frame, and the stub's
+ * IRETQ returns to the caller: no state is read or loaded. */
+static void frame_syscall(struct xproc *p, const struct vcpu_exit *ex, uint64_t *k, uint64_t *f)
 {
+	const struct exit_regs *r = &ex->io.regs;
+	struct xsys s = {k[KF_RAX], {r->rdi, r->rsi, r->rdx, k[KF_R10], k[KF_R8], k[KF_R9]}};
+	p->pvm_syscalls++;
+	p->state_set = false;
+	p->kframe = k;
+	p->iframe = f;
+	int64_t ret = exec_syscall(p, &s);
+	if (!p->exited && !p->state_set && p->mm.need_flush) {
+		/* a mapping went: a state reload makes the TLB forget it */
+		static struct cpu_state st;
+		if (exec_user_state(p, &st)) {
+			exec_exit(p, XEXIT_HOST);
+		} else {
+			st.gpr[R_RAX] = (uint64_t)ret;
+			exec_set_state(p, &st);
+		}
+	}
+	p->kframe = p->iframe = NULL;
+	if (p->exited || p->state_set)
+		return;
+	k[KF_RAX] = (uint64_t)ret;
+	f[IF_RIP] = r->rcx;
+	f[IF_RFLAGS] = (k[KF_R11] & 0x3c7fd7) | 2;
+}
+
+/* A CPU exception in the program, reported by its stub. */
+static void fault(struct xproc *p, const struct vcpu_exit *ex)
+{
+	unsigned vec = (unsigned)ex->io.regs.rax & 31;
+	bool err = has_error_code(vec);
+	/* faults do not nest, so the stub's frame is at the top of the stack */
+	uint64_t *k = (uint64_t *)(p->kstack + XPAGE) - (KF_REGS + err + IF_WORDS);
+	uint64_t *f = k + KF_REGS + err;
+	uint64_t lstar = kva(KPAGE_STUB) + SYSCALL_STUB;
+	if (vec == 14 && f[IF_RIP] == lstar && (f[IF_CS] & 3) == 3) {
+		frame_syscall(p, ex, k, f);
+		return;
+	}
 	static struct cpu_state st;
 	if (exec_get_state(p, &st)) {
 		exec_exit(p, XEXIT_HOST);
 		return;
 	}
-	unsigned vec = (unsigned)st.gpr[R_RAX] & 31;
-	bool has_err = vec == 8 || (vec >= 10 && vec <= 14) || vec == 17;
-	uint64_t frame[7]; /* RAX the stub saved, [error code], RIP CS RFLAGS RSP SS */
-	uint64_t sp = st.gpr[R_RSP] - kva(KPAGE_STACK + 1);
-	if (sp > XPAGE - sizeof(frame)) {
-		exec_exit(p, 70);
-		return;
-	}
-	memcpy(frame, p->kstack + sp, sizeof(frame));
-	st.gpr[R_RAX] = frame[0];
-	const uint64_t *f = frame + 1 + has_err;
-	uint64_t lstar = kva(KPAGE_STUB) + SYSCALL_STUB;
-	if (vec == 14 && f[0] == lstar && st.cr2 == lstar && (f[1] & 3) == 3) {
-		/* nested PVM: SYSCALL did everything but enter ring 0, so the fetch
-		 * at LSTAR faulted in ring 3 (guests/lib/user.c) */
-		st.rip = st.gpr[R_RCX];
-		st.rflags = (st.gpr[R_R11] & 0x3c7fd7) | 2;
-		st.gpr[R_RSP] = f[3];
-		exec_user_segments(&st);
-		p->pvm_syscalls++;
-		slow_syscall(p, &st);
-		return;
-	}
+	st.gpr[R_RAX] = k[KF_RAX];
 	p->nfaults++;
 	int sig = fault_signal[vec].sig ? fault_signal[vec].sig : SIGSEGV;
-	uint64_t addr = vec == 14 ? st.cr2 : f[0];
+	uint64_t addr = vec == 14 ? st.cr2 : f[IF_RIP];
 	if (exec_signal_fault(p, &st, sig, addr, f))
 		return; /* the program's handler runs */
 	fprintf(stderr, "popek exec: %s: SIG%s (%s) at address 0x%llx, rip 0x%llx\n",
 		p->opt->program, sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
 		fault_signal[vec].what ? fault_signal[vec].what : "exception",
-		(unsigned long long)addr, (unsigned long long)f[0]);
+		(unsigned long long)addr, (unsigned long long)f[IF_RIP]);
 	exec_kill(p, sig);
 }
 
@@ -324,8 +381,8 @@ static int loop(struct xproc *p)
 		case EXIT_IO:
 			if (ex.io.port == PORT_SYSCALL && ex.io.write) {
 				stub_syscall(p);
-			} else if (ex.io.port == PORT_FAULT && ex.io.write) {
-				fault(p);
+			} else if (ex.io.port == PORT_FAULT && ex.io.write && ex.io.has_regs) {
+				fault(p, &ex);
 			} else {
 				fprintf(stderr, "popek exec: port 0x%x accessed from user mode\n",
 					ex.io.port);
