@@ -22,9 +22,10 @@ static const struct option opts[] = {
 
 static int usage(const char *why, const char *arg)
 {
-	fprintf(stderr, "popek exec: %s%s%s — usage: popek exec [--engine kvm|soft|auto] [--root DIR] "
-			"[--bind HOST:GUEST[:rw]]... [--mem SIZE] [--env K=V]... [--cwd DIR] "
-			"[--strace] [--stats] -- PROGRAM [ARGS...]\n",
+	fprintf(stderr,
+		"popek exec: %s%s%s — usage: popek exec [--engine kvm|soft|auto] [--root DIR] "
+		"[--bind HOST:GUEST[:rw]]... [--mem SIZE] [--env K=V]... [--cwd DIR] "
+		"[--strace] [--stats] -- PROGRAM [ARGS...]\n",
 		why, arg ? " " : "", arg ? arg : "");
 	return XEXIT_USAGE;
 }
@@ -73,7 +74,8 @@ int cmd_exec(int argc, char **argv)
 	while (!rc && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
 		case O_ENGINE:
-			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") && strcmp(optarg, "auto"))
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") &&
+			    strcmp(optarg, "auto"))
 				rc = usage("--engine must be kvm, soft or auto, not", optarg);
 			o.engine = optarg;
 			break;
@@ -87,7 +89,8 @@ int cmd_exec(int argc, char **argv)
 			rc = usage("--policy is not supported by exec yet (docs/exec.md)", NULL);
 			break;
 		case O_MEM:
-			if (parse_size(optarg, &o.mem) || o.mem < (16u << 20) || o.mem > (3ull << 30))
+			if (parse_size(optarg, &o.mem) || o.mem < (16u << 20) ||
+			    o.mem > (3ull << 30))
 				rc = usage("--mem must be a size from 16M to 3G, not", optarg);
 			break;
 		case O_ENV:

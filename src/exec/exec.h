@@ -17,21 +17,21 @@
 #include "engines/engine.h"
 #include "machine/memory.h"
 
-#define XPAGE 4096ull
+#define XPAGE	      4096ull
 #define XPAGE_DOWN(a) ((a) & ~(XPAGE - 1))
-#define XPAGE_UP(a) (((a) + XPAGE - 1) & ~(XPAGE - 1))
+#define XPAGE_UP(a)   (((a) + XPAGE - 1) & ~(XPAGE - 1))
 
 /* Guest-virtual layout (user half only; the kernel page sits at the top). */
-#define X_USER_END 0x00007ffffffff000ull
-#define X_STACK_TOP 0x00007ffffff00000ull
+#define X_USER_END   0x00007ffffffff000ull
+#define X_STACK_TOP  0x00007ffffff00000ull
 #define X_STACK_SIZE (8ull << 20)
-#define X_MMAP_BASE 0x00007f0000000000ull
-#define X_PIE_BASE 0x0000555555554000ull
-#define X_KERNEL_VA 0xffff800000000000ull
+#define X_MMAP_BASE  0x00007f0000000000ull
+#define X_PIE_BASE   0x0000555555554000ull
+#define X_KERNEL_VA  0xffff800000000000ull
 
-#define X_MAX_FDS 1024
+#define X_MAX_FDS   1024
 #define X_MAX_BINDS 16
-#define X_NSIG 65
+#define X_NSIG	    65
 
 /* Engine-independent exit codes of popek exec besides the program's own. */
 enum { XEXIT_USAGE = 64, XEXIT_IMAGE = 65, XEXIT_ENGINE = 69, XEXIT_HOST = 71 };
@@ -55,13 +55,13 @@ struct exec_options {
 /* A guest page protection, as PROT_* bits. */
 struct mm {
 	struct guest_mem mem;
-	uint64_t pml4;		/* guest-physical */
-	uint64_t next_pa;	/* bump allocator for never-used frames */
-	uint64_t *free_pa;	/* freed frames, reused first */
+	uint64_t pml4;	   /* guest-physical */
+	uint64_t next_pa;  /* bump allocator for never-used frames */
+	uint64_t *free_pa; /* freed frames, reused first */
 	size_t nfree, cap_free;
 	uint64_t brk_start, brk;
-	uint64_t mmap_next;	/* next address for mmap(NULL): grows up */
-	bool need_flush;	/* a mapping was removed or narrowed */
+	uint64_t mmap_next; /* next address for mmap(NULL): grows up */
+	bool need_flush;    /* a mapping was removed or narrowed */
 };
 
 struct xfd {
@@ -81,12 +81,12 @@ struct xproc {
 	struct engine_vcpu *vcpu;
 	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
 	struct engine_vcpu *parent_vcpu;
-	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
-	bool state_set;	   /* a call loaded a user state itself (its result in RAX) */
+	bool fast_syscall;	     /* the engine exits on SYSCALL itself (soft) */
+	bool state_set;		     /* a call loaded a user state itself (its result in RAX) */
 	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
 	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
 	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
-	uint8_t *kstack;   /* host view of the exception stack page */
+	uint8_t *kstack;	     /* host view of the exception stack page */
 	struct mm mm;
 	int root_fd;
 	struct {
@@ -97,16 +97,16 @@ struct xproc {
 	int nbinds;
 	char cwd[4096]; /* guest path, normalized */
 	struct xfd fd[X_MAX_FDS];
-	char exe[4096];	/* guest path of the program, for /proc/self/exe */
+	char exe[4096]; /* guest path of the program, for /proc/self/exe */
 	unsigned umask;
 	struct xsigaction sig[X_NSIG];
 	uint64_t sigmask;
 	uint64_t clear_tid;
 	bool exited;
-	int status;   /* popek's exit code once exited */
-	int term_sig; /* the signal that ended it, or 0 */
-	bool forked;  /* this popek is a fork of the first */
-	int vfork_fd; /* a vfork child: closed at execve or exit, the parent waits for it */
+	int status;	 /* popek's exit code once exited */
+	int term_sig;	 /* the signal that ended it, or 0 */
+	bool forked;	 /* this popek is a fork of the first */
+	int vfork_fd;	 /* a vfork child: closed at execve or exit, the parent waits for it */
 	pid_t child[64]; /* children forked and not yet reaped, for kill */
 	int nchild;
 	/* --stats */
@@ -141,7 +141,7 @@ int mm_poke(struct mm *mm, uint64_t va, const void *src, size_t len);
 
 /* loader.c: the ELF and its interpreter into mm; fills the auxv facts. */
 struct xload {
-	uint64_t entry;	    /* where the first instruction is (interp or program) */
+	uint64_t entry;	     /* where the first instruction is (interp or program) */
 	uint64_t prog_entry; /* AT_ENTRY */
 	uint64_t phdr, phnum, base;
 };

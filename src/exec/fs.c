@@ -72,7 +72,8 @@ int fs_init(struct xproc *p, char *err, size_t errlen)
 		return -1;
 	for (int i = 0; i < o->nbinds; i++) {
 		char g[4096];
-		if (o->bind[i].guest[0] != '/' || fs_normalize("/", o->bind[i].guest, g, sizeof(g))) {
+		if (o->bind[i].guest[0] != '/' ||
+		    fs_normalize("/", o->bind[i].guest, g, sizeof(g))) {
 			snprintf(err, errlen, "--bind %s:%s: the guest path must be absolute",
 				 o->bind[i].host, o->bind[i].guest);
 			return -1;

@@ -56,15 +56,19 @@ int xelf_parse(const uint8_t *img, size_t len, struct xelf *out, char *err, size
 			    ph.p_filesz > len - ph.p_offset || ph.p_vaddr >= X_USER_END ||
 			    ph.p_memsz > X_USER_END - ph.p_vaddr ||
 			    (ph.p_vaddr & (XPAGE - 1)) != (ph.p_offset & (XPAGE - 1)))
-				return bad(err, errlen, "a PT_LOAD segment is outside the file or "
-							"the user address space");
+				return bad(err, errlen,
+					   "a PT_LOAD segment is outside the file or "
+					   "the user address space");
+			if (!ph.p_memsz)
+				continue; /* maps nothing */
 			if (XPAGE_DOWN(ph.p_vaddr) < out->lo)
 				out->lo = XPAGE_DOWN(ph.p_vaddr);
 			if (XPAGE_UP(ph.p_vaddr + ph.p_memsz) > out->hi)
 				out->hi = XPAGE_UP(ph.p_vaddr + ph.p_memsz);
 		} else if (ph.p_type == PT_INTERP) {
-			if (ph.p_offset > len || ph.p_filesz > len - ph.p_offset || ph.p_filesz < 2 ||
-			    ph.p_filesz > sizeof(out->interp) || img[ph.p_offset + ph.p_filesz - 1])
+			if (ph.p_offset > len || ph.p_filesz > len - ph.p_offset ||
+			    ph.p_filesz < 2 || ph.p_filesz > sizeof(out->interp) ||
+			    img[ph.p_offset + ph.p_filesz - 1])
 				return bad(err, errlen, "PT_INTERP is malformed");
 			memcpy(out->interp, img + ph.p_offset, ph.p_filesz);
 			out->has_interp = true;
@@ -73,7 +77,7 @@ int xelf_parse(const uint8_t *img, size_t len, struct xelf *out, char *err, size
 		}
 	}
 	if (out->lo == UINT64_MAX)
-		return bad(err, errlen, "no PT_LOAD segment");
+		return bad(err, errlen, "no PT_LOAD segment with memory");
 	return 0;
 }
 

@@ -11,11 +11,11 @@
 
 #include "exec/exec.h"
 
-#define PTE_P 1ull
-#define PTE_W 2ull
-#define PTE_U 4ull
+#define PTE_P	 1ull
+#define PTE_W	 2ull
+#define PTE_U	 4ull
 #define PTE_NONE (1ull << 9) /* software: a frame kept while PROT_NONE */
-#define PTE_NX (1ull << 63)
+#define PTE_NX	 (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 
 /* Frames below this hold nothing (the zero page catches null physical bugs). */
@@ -126,7 +126,8 @@ static uint64_t prot_bits(int prot)
 {
 	if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
 		return PTE_NONE;
-	return PTE_P | PTE_U | ((prot & PROT_WRITE) ? PTE_W : 0) | ((prot & PROT_EXEC) ? 0 : PTE_NX);
+	return PTE_P | PTE_U | ((prot & PROT_WRITE) ? PTE_W : 0) |
+	       ((prot & PROT_EXEC) ? 0 : PTE_NX);
 }
 
 static bool user_range(uint64_t va, uint64_t len)

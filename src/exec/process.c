@@ -18,15 +18,15 @@
 
 #include "exec/exec.h"
 
-#define XCLONE_VM 0x00000100
-#define XCLONE_VFORK 0x00004000
-#define XCLONE_SETTLS 0x00080000
-#define XCLONE_PARENT_SETTID 0x00100000
+#define XCLONE_VM	      0x00000100
+#define XCLONE_VFORK	      0x00004000
+#define XCLONE_SETTLS	      0x00080000
+#define XCLONE_PARENT_SETTID  0x00100000
 #define XCLONE_CHILD_CLEARTID 0x00200000
-#define XCLONE_CHILD_SETTID 0x01000000
-#define XCLONE_THREAD 0x00010000
+#define XCLONE_CHILD_SETTID   0x01000000
+#define XCLONE_THREAD	      0x00010000
 
-#define MAX_ARGS 4096
+#define MAX_ARGS      4096
 #define MAX_ARG_BYTES (2u << 20)
 
 static int64_t do_fork(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t ptid,

@@ -16,20 +16,20 @@
 
 #include "exec/exec.h"
 
-#define PORT_FAULT 0xf0
+#define PORT_FAULT   0xf0
 #define PORT_SYSCALL 0xf1
 
 #define SEL_KCODE 0x08
 #define SEL_UDATA 0x23
 #define SEL_UCODE 0x2b
-#define SEL_TSS 0x30
+#define SEL_TSS	  0x30
 
-#define KPAGE_GDT 0
-#define KPAGE_IDT 1
-#define KPAGE_TSS 2
-#define KPAGE_STUB 3
-#define KPAGE_STACK 4 /* and the next: 8 KiB of exception stack */
-#define STUB_SIZE 32
+#define KPAGE_GDT    0
+#define KPAGE_IDT    1
+#define KPAGE_TSS    2
+#define KPAGE_STUB   3
+#define KPAGE_STACK  4 /* and the next: 8 KiB of exception stack */
+#define STUB_SIZE    32
 #define SYSCALL_STUB (32 * STUB_SIZE)
 
 /* What a fault stub leaves on the exception stack, lowest address first. */
@@ -131,7 +131,8 @@ static int build_kernel(struct xproc *p)
 		/* push rax r8 r9 r10 r11; mov eax, v; out PORT_FAULT, eax; pop them;
 		 * [add rsp, 8: the error code]; iretq. popek reads and edits the
 		 * frame in memory, so a call resumes without a state reload. */
-		static const uint8_t push[] = {0x50, 0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53};
+		static const uint8_t push[] = {0x50, 0x41, 0x50, 0x41, 0x51,
+					       0x41, 0x52, 0x41, 0x53};
 		static const uint8_t pop[] = {0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x58};
 		static const uint8_t drop_err[] = {0x48, 0x83, 0xc4, 0x08};
 		uint8_t *s = stub + v * STUB_SIZE;
@@ -181,7 +182,7 @@ static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry,
 	st->idt = (struct dtable){kva(KPAGE_IDT), 32 * 16 - 1};
 	st->cr0 = 0x80050033; /* PG WP NE ET MP PE */
 	st->cr3 = p->mm.pml4;
-	st->cr4 = 0x620; /* OSXMMEXCPT OSFXSR PAE */
+	st->cr4 = 0x620;	       /* OSXMMEXCPT OSFXSR PAE */
 	st->msr[MSR_IDX_EFER] = 0xd01; /* NXE LMA LME SCE */
 	st->msr[MSR_IDX_STAR] = (0x18ull << 48) | ((uint64_t)SEL_KCODE << 32);
 	st->msr[MSR_IDX_LSTAR] = kva(KPAGE_STUB) + SYSCALL_STUB;
@@ -246,13 +247,20 @@ static const struct {
 	int sig;
 	const char *what;
 } fault_signal[32] = {
-    [0] = {SIGFPE, "divide error"},	       [1] = {SIGTRAP, "debug trap"},
-    [3] = {SIGTRAP, "breakpoint"},	       [4] = {SIGSEGV, "overflow"},
-    [5] = {SIGSEGV, "bound range"},	       [6] = {SIGILL, "invalid opcode"},
-    [7] = {SIGSEGV, "device not available"}, [10] = {SIGSEGV, "invalid TSS"},
-    [11] = {SIGBUS, "segment not present"},  [12] = {SIGBUS, "stack fault"},
-    [13] = {SIGSEGV, "general protection"},  [14] = {SIGSEGV, "page fault"},
-    [16] = {SIGFPE, "x87 error"},	       [17] = {SIGBUS, "alignment check"},
+    [0] = {SIGFPE, "divide error"},
+    [1] = {SIGTRAP, "debug trap"},
+    [3] = {SIGTRAP, "breakpoint"},
+    [4] = {SIGSEGV, "overflow"},
+    [5] = {SIGSEGV, "bound range"},
+    [6] = {SIGILL, "invalid opcode"},
+    [7] = {SIGSEGV, "device not available"},
+    [10] = {SIGSEGV, "invalid TSS"},
+    [11] = {SIGBUS, "segment not present"},
+    [12] = {SIGBUS, "stack fault"},
+    [13] = {SIGSEGV, "general protection"},
+    [14] = {SIGSEGV, "page fault"},
+    [16] = {SIGFPE, "x87 error"},
+    [17] = {SIGBUS, "alignment check"},
     [19] = {SIGFPE, "SIMD error"},
 };
 
@@ -342,7 +350,8 @@ static void print_stats(struct xproc *p)
 		const char *n = syscall_name((uint64_t)i);
 		snprintf(num, sizeof(num), "%d", i);
 		if (p->per_nr[i])
-			json_object_object_add(by, n ? n : num, json_object_new_int64((int64_t)p->per_nr[i]));
+			json_object_object_add(by, n ? n : num,
+					       json_object_new_int64((int64_t)p->per_nr[i]));
 		if (p->enosys[i])
 			json_object_object_add(nosys, n ? n : num,
 					       json_object_new_int64((int64_t)p->enosys[i]));

@@ -19,7 +19,7 @@
 
 #include "exec/exec.h"
 
-#define MAX_IOV 256
+#define MAX_IOV	 256
 #define MAX_XFER (16u << 20) /* a longer read or write is short, as Linux allows */
 
 static int64_t err_or(long rc)
@@ -419,10 +419,14 @@ static const struct {
 	size_t size;
 	bool out;
 } ioctls[] = {
-    {TCGETS, sizeof(struct termios), true},  {TCSETS, sizeof(struct termios), false},
-    {TCSETSW, sizeof(struct termios), false}, {TCSETSF, sizeof(struct termios), false},
-    {TIOCGWINSZ, sizeof(struct winsize), true}, {TIOCGPGRP, sizeof(int), true},
-    {FIONREAD, sizeof(int), true},	      {FIONBIO, sizeof(int), false},
+    {TCGETS, sizeof(struct termios), true},
+    {TCSETS, sizeof(struct termios), false},
+    {TCSETSW, sizeof(struct termios), false},
+    {TCSETSF, sizeof(struct termios), false},
+    {TIOCGWINSZ, sizeof(struct winsize), true},
+    {TIOCGPGRP, sizeof(int), true},
+    {FIONREAD, sizeof(int), true},
+    {FIONBIO, sizeof(int), false},
 };
 
 static int64_t sys_ioctl(struct xproc *p, const struct xsys *s)

@@ -12,10 +12,10 @@
 
 #include "exec/exec.h"
 
-#define XSA_RESTORER 0x04000000u
-#define XSA_ONSTACK 0x08000000u
+#define XSA_RESTORER  0x04000000u
+#define XSA_ONSTACK   0x08000000u
 #define XSA_RESETHAND 0x80000000u
-#define XSA_NODEFER 0x40000000u
+#define XSA_NODEFER   0x40000000u
 
 /* The kernel's x86-64 struct ucontext with its sigcontext. */
 struct xucontext {
@@ -168,8 +168,8 @@ static int64_t raise_self(struct xproc *p, int sig)
 	if (!sig)
 		return 0;
 	struct xsigaction *a = &p->sig[sig];
-	if (a->handler == 1 /* SIG_IGN */ || (!a->handler && (sig == SIGCHLD || sig == SIGURG ||
-							      sig == SIGWINCH || sig == SIGCONT)))
+	if (a->handler == 1 /* SIG_IGN */ ||
+	    (!a->handler && (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT)))
 		return 0;
 	if (p->sigmask & bit(sig))
 		return 0; /* blocked: not queued (one thread, no pending set yet) */

@@ -431,6 +431,14 @@ static void replay_insn(struct soft_cpu *c)
 	c->last = NULL;
 }
 
+/* popek exec's result of an EXIT_SYSCALL (engine_vm_config.syscall_exits). */
+static void syscall_done(struct soft_cpu *c, const struct vcpu_exit *exit)
+{
+	c->r[R_RAX] = exit->sys.ret;
+	if (exit->sys.flush)
+		tlb_flush(c, false);
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
@@ -440,13 +448,10 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	bool mmio = c->await == AWAIT_MMIO;
 	if (c->await == AWAIT_IO)
 		c->io_in_ready = true;
-	if (c->await == AWAIT_SYSCALL) {
-		c->r[R_RAX] = exit->sys.ret;
-		if (exit->sys.flush)
-			tlb_flush(c, false);
-	}
 	else if (mmio)
 		mmio_done(c, exit);
+	else if (c->await == AWAIT_SYSCALL)
+		syscall_done(c, exit);
 	if (c->regs_lent && exit->io.regs_dirty) {
 		const struct exit_regs *r = &exit->io.regs;
 		c->r[R_RAX] = r->rax;
