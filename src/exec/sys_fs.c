@@ -182,17 +182,36 @@ static int path_fd(struct xproc *p, int dirfd, uint64_t path_va, int atflags, bo
 		       0, false);
 }
 
-static int64_t stat_out(struct xproc *p, int h, bool own, uint64_t out)
+enum meta { META_STAT, META_STATX, META_STATFS };
+
+/* One metadata query on host descriptor h (closed if own), copied out. */
+static int64_t meta_out(struct xproc *p, int h, bool own, enum meta kind, unsigned mask,
+			uint64_t out)
 {
 	if (h < 0)
 		return h;
-	struct stat st;
-	int rc = fstatat(h, "", &st, AT_EMPTY_PATH) ? -errno : 0;
+	union {
+		struct stat st;
+		struct statx sx;
+		struct statfs sf;
+	} u;
+	size_t n = kind == META_STAT	? sizeof(u.st)
+		   : kind == META_STATX ? sizeof(u.sx)
+					: sizeof(u.sf);
+	int rc = kind == META_STAT    ? fstatat(h, "", &u.st, AT_EMPTY_PATH)
+		 : kind == META_STATX ? statx(h, "", AT_EMPTY_PATH, mask, &u.sx)
+				      : fstatfs(h, &u.sf);
+	rc = rc ? -errno : 0;
 	if (own)
 		close(h);
-	if (!rc && mm_write(&p->mm, out, &st, sizeof(st)))
+	if (!rc && mm_write(&p->mm, out, &u, n))
 		rc = -EFAULT;
 	return rc;
+}
+
+static int64_t stat_out(struct xproc *p, int h, bool own, uint64_t out)
+{
+	return meta_out(p, h, own, META_STAT, 0, out);
 }
 
 static int64_t sys_stat(struct xproc *p, const struct xsys *s)
@@ -225,40 +244,19 @@ static int64_t sys_statx(struct xproc *p, const struct xsys *s)
 {
 	bool own;
 	int h = path_fd(p, (int)s->a[0], s->a[1], (int)s->a[2], &own);
-	if (h < 0)
-		return h;
-	struct statx sx;
-	int rc = statx(h, "", AT_EMPTY_PATH, (unsigned)s->a[3], &sx) ? -errno : 0;
-	if (own)
-		close(h);
-	if (!rc && mm_write(&p->mm, s->a[4], &sx, sizeof(sx)))
-		rc = -EFAULT;
-	return rc;
-}
-
-static int64_t statfs_out(struct xproc *p, int h, bool own, uint64_t out)
-{
-	if (h < 0)
-		return h;
-	struct statfs sf;
-	int rc = fstatfs(h, &sf) ? -errno : 0;
-	if (own)
-		close(h);
-	if (!rc && mm_write(&p->mm, out, &sf, sizeof(sf)))
-		rc = -EFAULT;
-	return rc;
+	return meta_out(p, h, own, META_STATX, (unsigned)s->a[3], s->a[4]);
 }
 
 static int64_t sys_statfs(struct xproc *p, const struct xsys *s)
 {
 	bool own;
 	int h = path_fd(p, AT_FDCWD, s->a[0], 0, &own);
-	return statfs_out(p, h, own, s->a[1]);
+	return meta_out(p, h, own, META_STATFS, 0, s->a[1]);
 }
 
 static int64_t sys_fstatfs(struct xproc *p, const struct xsys *s)
 {
-	return statfs_out(p, fd_host(p, (int)s->a[0]), false, s->a[1]);
+	return meta_out(p, fd_host(p, (int)s->a[0]), false, META_STATFS, 0, s->a[1]);
 }
 
 static int64_t sys_getdents64(struct xproc *p, const struct xsys *s)
@@ -508,14 +506,19 @@ static int64_t sys_fsync(struct xproc *p, const struct xsys *s)
 	return h < 0 ? h : err_or(fsync(h));
 }
 
-/* mkdir/unlink/rmdir/rename: the parent inside an rw bind, then the host call. */
+/* mkdir/unlink/rmdir/rename/utimensat: the parent inside an rw bind, then
+ * the host call on the last component. */
+static int open_parent(struct xproc *p, int dirfd, uint64_t path_va, char name[256])
+{
+	char path[4096];
+	int rc = read_path(p, path_va, path);
+	return rc ? rc : fs_parent(p, dirfd, path, name, 256);
+}
+
 static int64_t sys_mkdirat_(struct xproc *p, int dirfd, uint64_t path_va, unsigned mode)
 {
-	char path[4096], name[256];
-	int rc = read_path(p, path_va, path);
-	if (rc)
-		return rc;
-	int h = fs_parent(p, dirfd, path, name, sizeof(name));
+	char name[256];
+	int h = open_parent(p, dirfd, path_va, name), rc;
 	if (h < 0)
 		return h;
 	rc = mkdirat(h, name, mode & ~p->umask & 07777) ? -errno : 0;
@@ -535,11 +538,8 @@ static int64_t sys_mkdirat(struct xproc *p, const struct xsys *s)
 
 static int64_t unlink_at(struct xproc *p, int dirfd, uint64_t path_va, int flags)
 {
-	char path[4096], name[256];
-	int rc = read_path(p, path_va, path);
-	if (rc)
-		return rc;
-	int h = fs_parent(p, dirfd, path, name, sizeof(name));
+	char name[256];
+	int h = open_parent(p, dirfd, path_va, name), rc;
 	if (h < 0)
 		return h;
 	rc = unlinkat(h, name, flags & AT_REMOVEDIR) ? -errno : 0;
@@ -608,11 +608,8 @@ static int64_t sys_utimensat(struct xproc *p, const struct xsys *s)
 		int h = fd_host(p, (int)s->a[0]);
 		return h < 0 ? h : err_or(futimens(h, s->a[2] ? ts : NULL));
 	}
-	char path[4096], name[256];
-	int rc = read_path(p, s->a[1], path);
-	if (rc)
-		return rc;
-	int h = fs_parent(p, (int)s->a[0], path, name, sizeof(name));
+	char name[256];
+	int h = open_parent(p, (int)s->a[0], s->a[1], name), rc;
 	if (h < 0)
 		return h;
 	rc = utimensat(h, name, s->a[2] ? ts : NULL, (int)s->a[3] & AT_SYMLINK_NOFOLLOW) ? -errno
