@@ -1,7 +1,7 @@
 # popek — build, test, run.  `make` builds build/popek and the test guests.
 CC      ?= cc
 VERSION := 0.1.0
-LIBS    := -ljson-c -lzstd -lz -lseccomp -lpthread
+LIBS    := -ljson-c -lzstd -lz -lseccomp -lslirp -lpthread
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
@@ -16,7 +16,7 @@ TSANOBJS := $(SRCS:%.c=build/tsan/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
 # Unit tests with threads of their own, also run under TSan (35-tsan.sh).
 TSANUNIT := test_intc_lapic test_intc_smp test_soft_cpu test_virtio_blk test_virtio_console \
-	    test_platform_stop test_machine_pause
+	    test_platform_stop test_machine_pause test_loop test_console_input test_virtio_net
 
 all: build/popek guests
 

@@ -16,7 +16,7 @@ work=$out/work
 mkdir -p "$debs"
 
 # Modules the guest loads, by name; their depends= are resolved below.
-MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci"
+MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net"
 
 die() {
 	echo "mkimage: $*" >&2
@@ -135,6 +135,13 @@ for m in $(cat /etc/modules); do
 	insmod /lib/modules/$m.ko || echo "popek-guest: cannot load $m"
 done
 hostname popek
+# A NIC (popek's --net) comes up by DHCP in the background, so a guest
+# without one boots as fast as before.
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+	ip link set eth0 up
+	udhcpc -q -i eth0 -s /etc/udhcpc.script >/dev/null 2>&1 &
+fi
 echo "popek-guest: init ready"
 # A shell with the console as its controlling tty (job control, Ctrl-C);
 # when it exits the machine powers off instead of the kernel panicking.
@@ -143,6 +150,23 @@ poweroff -f
 INIT
 chmod 755 "$root/init"
 printf 'export PS1="popek:\\w# "\n' >"$root/etc/profile"
+# udhcpc only reports a lease; this applies it (address, default route, DNS).
+cat >"$root/etc/udhcpc.script" <<'DHCP'
+#!/bin/sh
+case $1 in
+deconfig) ip addr flush dev "$interface" ;;
+bound | renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+	: >/etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	echo "popek-guest: $interface has $ip" >/dev/console
+	;;
+esac
+exit 0
+DHCP
+chmod 755 "$root/etc/udhcpc.script"
 
 (cd "$root" && find . | sort | cpio -o -H newc --owner 0:0 --quiet) | gzip -9 >"$out/initramfs.cpio.gz"
 echo "mkimage: built $out/vmlinuz, $out/vmlinux, $out/initramfs.cpio.gz ($kpkg; modules: $(tr '\n' ' ' <"$root/etc/modules"))"

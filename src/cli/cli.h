@@ -34,6 +34,7 @@ int cmd_vmctl(const char *cmd, int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
 
 struct json_object;
 /* Send a request (consumed), with file descriptor pass_fd if >= 0, to VM name;

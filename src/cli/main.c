@@ -21,6 +21,8 @@ void cli_usage(FILE *f)
 	    "  popek exec [options] -- PROGRAM [ARGS...]  run one Linux program in a VM, no guest "
 	    "kernel\n"
 	    "                                      (docs/exec.md)\n"
+	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
+	    "                                      (VMs join with --net socket=PATH)\n"
 	    "  popek help                          this text\n"
 	    "  popek --version                     print the version\n"
 	    "\n"
@@ -31,6 +33,7 @@ void cli_usage(FILE *f)
 	    "  --cmdline STR        kernel command line (default for Linux: console=ttyS0 ...);\n"
 	    "                       +STR appends STR to the default\n"
 	    "  --mem SIZE           guest RAM, e.g. 128M, 2G (default 128M)\n"
+	    "  --mem-hugepages      guest RAM on reserved 2 MiB huge pages (hugetlbfs), or fail\n"
 	    "  --cpus N             virtual CPUs (default 1)\n"
 	    "  --engine NAME        kvm, soft or auto (default auto)\n"
 	    "  --console stdio|file:PATH   where guest console output goes (default stdio)\n"
@@ -47,6 +50,10 @@ void cli_usage(FILE *f)
 	    "                       seccomp allowlist (default on where the host allows it)\n"
 	    "  --cpu-quota PCT      cgroup CPU limit in percent of one host CPU\n"
 	    "  --mem-limit SIZE     cgroup memory limit of the VMM process\n"
+	    "  --net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...[,restrict=on]\n"
+	    "  --net tap=IFNAME | socket=PATH | none   a virtio-net NIC (repeatable; each also\n"
+	    "                       takes ,mac=MAC and ,capture=FILE.pcap); the default image\n"
+	    "                       gets --net user (docs/networking.md)\n"
 	    "\n"
 	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
 	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"
@@ -83,6 +90,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot"))
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (!strcmp(cmd, "switch"))
+		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(cmd, "exec"))
