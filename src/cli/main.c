@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "machine/machine.h"
+#include "oci/oci.h"
 
 void cli_usage(FILE *f)
 {
@@ -23,6 +24,8 @@ void cli_usage(FILE *f)
 	    "                                      (docs/exec.md)\n"
 	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
 	    "                                      (VMs join with --net socket=PATH)\n"
+	    "  popek oci COMMAND ...               the OCI runtime (also as popek-oci; "
+	    "docs/oci.md)\n"
 	    "  popek help                          this text\n"
 	    "  popek --version                     print the version\n"
 	    "\n"
@@ -71,6 +74,12 @@ void cli_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* popek-oci is this binary under another name: the OCI runtime */
+	const char *base = strrchr(argv[0], '/');
+	if (!strcmp(base ? base + 1 : argv[0], "popek-oci"))
+		return oci_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "oci"))
+		return oci_main(argc - 1, argv + 1);
 	if (argc < 2) {
 		cli_usage(stderr);
 		return EXIT_CODE_USAGE;
