@@ -5,6 +5,8 @@ pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev l
 	qemu-system-x86 xz-utils cpio gzip ca-certificates time)
 # popek-oci: e2fsprogs builds the container disks; its tests drive podman and containerd
 pkgs+=(e2fsprogs podman runc containerd)
+# popek exec: its tests run static busybox applets
+pkgs+=(busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

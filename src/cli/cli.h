@@ -33,6 +33,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_vmctl(const char *cmd, int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
 
 struct json_object;

@@ -19,6 +19,9 @@ void cli_usage(FILE *f)
 	    "  popek ls                            list running VMs\n"
 	    "  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
 	    "  popek pause|resume|stop|stats NAME  control a running VM\n"
+	    "  popek exec [options] -- PROGRAM [ARGS...]  run one Linux program in a VM, no guest "
+	    "kernel\n"
+	    "                                      (docs/exec.md)\n"
 	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
 	    "                                      (VMs join with --net socket=PATH)\n"
 	    "  popek oci COMMAND ...               the OCI runtime (also as popek-oci; "
@@ -100,6 +103,8 @@ int main(int argc, char **argv)
 		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
+	if (!strcmp(cmd, "exec"))
+		return cmd_exec(argc - 1, argv + 1);
 	const char *vmctl[] = {"pause", "resume", "stop", "stats"};
 	for (size_t i = 0; i < sizeof(vmctl) / sizeof(vmctl[0]); i++)
 		if (!strcmp(cmd, vmctl[i]))
