@@ -19,18 +19,10 @@
 #include "machine/machine.h"
 
 static const struct device_type *const registry[] = {
-    &uart_device,
-    &debug_exit_device,
-    &acpi_pm_device,
-    &i8042_device,
-    &cmos_rtc_device,
-    &fw_cfg_device,
-    &pc_testdev_device,
+    &uart_device, &debug_exit_device, &acpi_pm_device, &i8042_device, &cmos_rtc_device,
+    &fw_cfg_device, &pc_testdev_device,
     /* on the PCI bus */
-    &virtio_blk_device,
-    &pvpanic_device,
-    &virtio_rng_device,
-    &virtio_console_device,
+    &virtio_blk_device, &pvpanic_device, &virtio_rng_device, &virtio_console_device,
     &virtio_net_device, /* last: the other devices keep their PCI slots */
 };
 
