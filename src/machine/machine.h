@@ -53,6 +53,8 @@ struct vcpu {
 struct console;
 struct uart;
 struct pci_platform;
+struct policy_active;
+struct policy_events;
 
 /* A device as the machine sees it: a name, snapshot hooks and a destructor.
  * save returns the device's plain state as a malloc'ed blob; load validates a
@@ -98,7 +100,9 @@ struct machine {
 	struct uart *uart;
 	int ndevices;
 	struct machine_device devices[MAX_DEVICES];
-	struct pci_platform *pci; /* PCI host bridge and virtio devices */
+	struct pci_platform *pci;     /* PCI host bridge and virtio devices */
+	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
+	struct policy_events *events; /* audit writer and trace clients */
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.
