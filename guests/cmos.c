@@ -3,7 +3,8 @@
  * on the command line the guest expects 0 instead (run under the policy rule
  * `modify pio read port 0x71 value 0x00`).
  * "watch": read it every millisecond forever and print each change (a policy
- * replaced live shows up); "flood=N": read it N times as fast as it can. */
+ * replaced live shows up); "flood=N": read it N times as fast as it can,
+ * after "wait=MS" milliseconds (time for a tracer to attach). */
 #include "guest.h"
 #include "io.h"
 
@@ -36,6 +37,7 @@ int guest_main(const struct boot_info *bi)
 	if (boot_flag(bi, "watch"))
 		watch();
 	uint64_t flood = boot_arg(bi, "flood", 0);
+	tsc_delay_us(boot_arg(bi, "wait", 0) * 1000);
 	for (uint64_t i = 0; i < flood; i++)
 		read_d();
 	if (flood)

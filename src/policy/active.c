@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 
@@ -79,8 +80,14 @@ void policy_synchronize(void)
 		uint64_t s = atomic_load_explicit(&readers[i].seq, memory_order_seq_cst);
 		if (!(s & 1))
 			continue;
-		while (atomic_load_explicit(&readers[i].seq, memory_order_acquire) == s)
-			sched_yield();
+		/* An action is short, but its thread may be preempted in it. */
+		for (int spins = 0;
+		     atomic_load_explicit(&readers[i].seq, memory_order_acquire) == s; spins++) {
+			if (spins < 100)
+				sched_yield();
+			else
+				nanosleep(&(struct timespec){0, 100000}, NULL);
+		}
 	}
 }
 

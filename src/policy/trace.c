@@ -16,7 +16,8 @@
 #define CONSUMERS (1 + TRACE_MAX_CLIENTS) /* [0]: the audit writer */
 #define OUT_BUF	  65536			  /* lines go out in batches of up to this */
 #define LINE_MAX_ 512
-#define NAP_MS	  2 /* how long a consumer waits before looking at its ring again */
+#define NAP_MS	  2    /* how long a consumer waits before looking at its ring again */
+#define LAST_MS	  2000 /* how long a slow client may hold up the VM's end for its last lines */
 
 enum slot_state { SLOT_FREE, SLOT_LIVE, SLOT_ENDED };
 
@@ -32,6 +33,7 @@ struct consumer {
 	 * flushing a stop or pause verdict into the audit log. */
 	pthread_mutex_t drain_lock;
 	atomic_bool stop;
+	int stop_waited;       /* ms its thread waited for the client since stop */
 	enum slot_state state; /* under e->lock */
 	pthread_t thread;
 };
@@ -49,9 +51,9 @@ static void nap(void)
 	nanosleep(&ts, NULL);
 }
 
-/* Write n bytes to c's sink; -1 if a trace client is gone (or will not take
- * them while the VM ends). An audit file that fails (disk full) loses lines:
- * the guest goes on. */
+/* Write n bytes to c's sink; -1 if a trace client is gone, or once the VM
+ * ends will not take them within LAST_MS. An audit file that fails (disk
+ * full) loses lines: the guest goes on. */
 static int emit(struct consumer *c, const char *p, size_t n)
 {
 	while (n) {
@@ -64,9 +66,11 @@ static int emit(struct consumer *c, const char *p, size_t n)
 			continue;
 		} else if (c->audit) {
 			return 0;
-		} else if (w < 0 && errno == EAGAIN && !atomic_load(&c->stop)) {
+		} else if (w < 0 && errno == EAGAIN && c->stop_waited < LAST_MS) {
 			struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
 			poll(&pf, 1, 50); /* a slow client: its ring fills and drops, not ours */
+			if (atomic_load(&c->stop))
+				c->stop_waited += 50;
 		} else {
 			return -1;
 		}
@@ -115,6 +119,7 @@ static int consumer_init(struct consumer *c, struct policy_events *e, int fd)
 	c->ring = ring_create(TRACE_RING_ORDER);
 	c->out = malloc(OUT_BUF);
 	atomic_store(&c->stop, false);
+	c->stop_waited = 0;
 	if (c->ring && c->out)
 		return 0;
 	consumer_free(c);

@@ -35,8 +35,9 @@ unsigned policy_events_traced(const struct policy_events *e);
 int policy_trace_attach(struct policy_events *e, int fd, unsigned classes, const char *first,
 			char *err, size_t errlen);
 
-/* Producers: hand ev to every consumer that takes it. A stop or pause
- * verdict (flush) is written to the audit log before this returns. */
+/* Producers, from inside policy_enter (a leaving trace client waits for a
+ * grace period before its ring goes): hand ev to every consumer that takes
+ * it. A stop or pause verdict (flush) is in the audit log when this returns. */
 void policy_events_put(struct policy_events *e, const struct policy_event *ev, bool flush);
 
 /* One event as a JSON line with its newline (audit.c); the length, or 0 if
