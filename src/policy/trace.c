@@ -16,7 +16,7 @@
 #define CONSUMERS (1 + TRACE_MAX_CLIENTS) /* [0]: the audit writer */
 #define OUT_BUF	  65536			  /* lines go out in batches of up to this */
 #define LINE_MAX_ 512
-#define NAP_MS	  2    /* how long a consumer waits before looking at its ring again */
+#define NAP_MS	  1    /* how long a consumer waits before looking at its ring again */
 #define LAST_MS	  2000 /* how long a slow client may hold up the VM's end for its last lines */
 
 enum slot_state { SLOT_FREE, SLOT_LIVE, SLOT_ENDED };
