@@ -33,7 +33,7 @@ struct consumer {
 	 * flushing a stop or pause verdict into the audit log. */
 	pthread_mutex_t drain_lock;
 	atomic_bool stop;
-	int stop_waited;       /* ms its thread waited for the client since stop */
+	uint64_t last_ns;      /* once stopping: when its thread gives up on a slow client */
 	enum slot_state state; /* under e->lock */
 	pthread_t thread;
 };
@@ -51,6 +51,23 @@ static void nap(void)
 	nanosleep(&ts, NULL);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the VM is ending and c's client had its LAST_MS to take its lines. */
+static bool too_late(struct consumer *c)
+{
+	if (!atomic_load(&c->stop))
+		return false;
+	if (!c->last_ns)
+		c->last_ns = now_ns() + LAST_MS * 1000000ull;
+	return now_ns() > c->last_ns;
+}
+
 /* Write n bytes to c's sink; -1 if a trace client is gone, or once the VM
  * ends will not take them within LAST_MS. An audit file that fails (disk
  * full) loses lines: the guest goes on. */
@@ -66,11 +83,9 @@ static int emit(struct consumer *c, const char *p, size_t n)
 			continue;
 		} else if (c->audit) {
 			return 0;
-		} else if (w < 0 && errno == EAGAIN && c->stop_waited < LAST_MS) {
+		} else if (w < 0 && errno == EAGAIN && !too_late(c)) {
 			struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
 			poll(&pf, 1, 50); /* a slow client: its ring fills and drops, not ours */
-			if (atomic_load(&c->stop))
-				c->stop_waited += 50;
 		} else {
 			return -1;
 		}
@@ -119,7 +134,7 @@ static int consumer_init(struct consumer *c, struct policy_events *e, int fd)
 	c->ring = ring_create(TRACE_RING_ORDER);
 	c->out = malloc(OUT_BUF);
 	atomic_store(&c->stop, false);
-	c->stop_waited = 0;
+	c->last_ns = 0;
 	if (c->ring && c->out)
 		return 0;
 	consumer_free(c);
