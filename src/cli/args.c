@@ -145,6 +145,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_NO_JAIL,
 		O_CPU_QUOTA,
 		O_MEM_LIMIT,
+		O_MEM_HUGEPAGES,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -165,8 +166,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
 	    {"mem", required_argument, NULL, O_MEM},
 	    {"cpus", required_argument, NULL, O_CPUS},
+	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 7;
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 8;
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -197,6 +199,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)",
 						   optarg);
 			cfg->mem_set = true;
+			break;
+		case O_MEM_HUGEPAGES:
+			cfg->mem_hugepages = true;
 			break;
 		case O_CPUS:
 			errno = 0;

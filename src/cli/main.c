@@ -30,6 +30,7 @@ void cli_usage(FILE *f)
 	    "  --cmdline STR        kernel command line (default for Linux: console=ttyS0 ...);\n"
 	    "                       +STR appends STR to the default\n"
 	    "  --mem SIZE           guest RAM, e.g. 128M, 2G (default 128M)\n"
+	    "  --mem-hugepages      guest RAM on reserved 2 MiB huge pages (hugetlbfs), or fail\n"
 	    "  --cpus N             virtual CPUs (default 1)\n"
 	    "  --engine NAME        kvm, soft or auto (default auto)\n"
 	    "  --console stdio|file:PATH   where guest console output goes (default stdio)\n"

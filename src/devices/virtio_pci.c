@@ -275,27 +275,12 @@ static void notify_locked(struct virtio_pci *vp, uint64_t q)
 		vp->info.ops->queue_notify(vp, (unsigned)q);
 }
 
+/* An eventfd kick, on the VM's loop: never while the VM is paused. */
 static void kicked(void *ctx, unsigned q)
 {
 	struct virtio_pci *vp = ctx;
 	pthread_mutex_lock(&vp->lock);
-	if (vp->paused)
-		vp->pending_kicks |= 1u << q;
-	else
-		notify_locked(vp, q);
-	pthread_mutex_unlock(&vp->lock);
-}
-
-void virtio_pci_pause(void *dev, bool paused)
-{
-	struct virtio_pci *vp = dev;
-	pthread_mutex_lock(&vp->lock);
-	vp->paused = paused;
-	for (unsigned q = 0; !paused && q < vp->info.nqueues; q++)
-		if (vp->pending_kicks & (1u << q))
-			notify_locked(vp, q);
-	if (!paused)
-		vp->pending_kicks = 0;
+	notify_locked(vp, q);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -371,6 +356,15 @@ static int add_cap(struct virtio_pci *vp, uint8_t type, uint32_t offset, uint32_
 	return pci_dev_add_cap(&vp->pci, cap, cap[2], NULL) ? 0 : -1;
 }
 
+struct virtio_env virtio_env_of(const struct dev_services *s)
+{
+	return (struct virtio_env){.pci = s->pci,
+				   .mem = s->mem,
+				   .msi = s->msi,
+				   .ioeventfd = s->ioeventfd,
+				   .loop = s->loop};
+}
+
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
 		    const struct virtio_env *env, char *err, size_t errlen)
 {
@@ -412,8 +406,8 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 		return -1;
 	}
 	/* Without the fast path (or if it cannot start) kicks stay MMIO writes. */
-	if (virtio_kick_start(&vp->kick, env->ioeventfd, info->nqueues, VIRTIO_NOTIFY_MULTIPLIER,
-			      kicked, vp) == 0)
+	if (virtio_kick_start(&vp->kick, env->ioeventfd, env->loop, info->nqueues,
+			      VIRTIO_NOTIFY_MULTIPLIER, kicked, vp) == 0)
 		sync_kicks(vp);
 	return 0;
 }

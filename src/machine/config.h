@@ -29,7 +29,8 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t mem;
-	bool mem_set; /* --mem given (else a default that depends on the guest) */
+	bool mem_set;	    /* --mem given (else a default that depends on the guest) */
+	bool mem_hugepages; /* --mem-hugepages: RAM on reserved 2 MiB pages or fail */
 	int cpus;
 	const char *engine; /* "kvm", "soft" or "auto" */
 	enum console_kind console;

@@ -65,9 +65,6 @@ void *vcpu_thread(void *arg)
 	}
 	if (v->pauser_live)
 		pthread_join(v->pauser, NULL);
-	pthread_mutex_lock(&m->pause_lock);
-	atomic_fetch_sub(&m->running_vcpus, 1);
-	pthread_cond_broadcast(&m->pause_cond); /* a pauser may be waiting for us */
-	pthread_mutex_unlock(&m->pause_lock);
+	machine_vcpus_ended(m, 1);
 	return NULL;
 }

@@ -1,12 +1,12 @@
 #include "policy/active.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "policy/policy.h"
 
@@ -86,7 +86,7 @@ void policy_synchronize(void)
 			if (spins < 100)
 				sched_yield();
 			else
-				nanosleep(&(struct timespec){0, 100000}, NULL);
+				poll(NULL, 0, 1);
 		}
 	}
 }

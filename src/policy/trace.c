@@ -47,8 +47,7 @@ struct policy_events {
 
 static void nap(void)
 {
-	struct timespec ts = {0, NAP_MS * 1000000l};
-	nanosleep(&ts, NULL);
+	poll(NULL, 0, NAP_MS); /* poll, not nanosleep: the jail allows the one (seccomp.c) */
 }
 
 static uint64_t now_ns(void)

@@ -12,7 +12,6 @@
 #include <zlib.h>
 
 #include "machine/machine.h"
-#include "machine/pci_platform.h"
 #include "snapshot/codec.h"
 #include "snapshot/disks.h"
 #include "snapshot/sections.h"
@@ -82,7 +81,7 @@ static int build_state(struct machine *m, struct blob *out, json_object *devs, c
 	struct vm_state vm;
 	int rc = -1, nsaved = 0;
 	for (int i = 0; i < m->ndevices; i++)
-		nsaved += m->devices[i].save != NULL;
+		nsaved += m->devices[i].type->save != NULL;
 	if (!st)
 		goto out;
 	if (!m->engine->get_vm_state || m->engine->get_vm_state(m->evm, &vm)) {
@@ -109,9 +108,9 @@ static int build_state(struct machine *m, struct blob *out, json_object *devs, c
 		void *buf;
 		size_t len;
 		char name[SECTION_NAME_MAX + 1];
-		if (!d->save)
+		if (!d->type->save)
 			continue;
-		if (d->save(d->dev, &buf, &len)) {
+		if (d->type->save(d->dev, &buf, &len)) {
 			snprintf(err, errlen, "device %s cannot save its state", d->name);
 			goto out;
 		}
@@ -191,7 +190,7 @@ int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct s
 		/* The path is absolute (the CLI resolved it); the image is read
 		 * through the fd the disk has open. */
 		struct disk_ident id;
-		if (disk_ident_fd(pci_platform_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen))
+		if (disk_ident_fd(machine_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen))
 			goto out;
 		json_object *d = json_object_new_object();
 		json_object_object_add(d, "path", json_object_new_string(cfg->disk[i].path));
@@ -439,7 +438,7 @@ int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_
 	for (int i = 0; i < m->ndevices; i++) {
 		const struct machine_device *d = &m->devices[i];
 		char name[SECTION_NAME_MAX + 1];
-		if (!d->load)
+		if (!d->type->load)
 			continue;
 		snprintf(name, sizeof(name), "dev.%s", d->name);
 		const struct section *sec = sections_find(&s->sec, name);
@@ -447,7 +446,7 @@ int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_
 			snprintf(err, errlen, "snapshot has no state for device %s", d->name);
 			return -1;
 		}
-		if (d->load(d->dev, sec->data, sec->len)) {
+		if (d->type->load(d->dev, sec->data, sec->len)) {
 			snprintf(err, errlen, "snapshot state for device %s is invalid", d->name);
 			return -1;
 		}
