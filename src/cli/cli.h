@@ -35,6 +35,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
 
 struct json_object;
 /* Send a request (consumed), with file descriptor pass_fd if >= 0, to VM name;

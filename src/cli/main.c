@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "machine/machine.h"
+#include "oci/oci.h"
 
 void cli_usage(FILE *f)
 {
@@ -20,6 +21,10 @@ void cli_usage(FILE *f)
 	    "  popek pause|resume|stop|stats NAME  control a running VM\n"
 	    "  popek policy NAME [FILE]            print or replace a running VM's policy\n"
 	    "  popek trace NAME [--class CLASS]... stream a running VM's actions as JSON lines\n"
+	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
+	    "                                      (VMs join with --net socket=PATH)\n"
+	    "  popek oci COMMAND ...               the OCI runtime (also as popek-oci; "
+	    "docs/oci.md)\n"
 	    "  popek help                          this text\n"
 	    "  popek --version                     print the version\n"
 	    "\n"
@@ -47,6 +52,10 @@ void cli_usage(FILE *f)
 	    "                       seccomp allowlist (default on where the host allows it)\n"
 	    "  --cpu-quota PCT      cgroup CPU limit in percent of one host CPU\n"
 	    "  --mem-limit SIZE     cgroup memory limit of the VMM process\n"
+	    "  --net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...[,restrict=on]\n"
+	    "  --net tap=IFNAME | socket=PATH | none   a virtio-net NIC (repeatable; each also\n"
+	    "                       takes ,mac=MAC and ,capture=FILE.pcap); the default image\n"
+	    "                       gets --net user (docs/networking.md)\n"
 	    "\n"
 	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
 	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"
@@ -64,6 +73,12 @@ void cli_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* popek-oci is this binary under another name: the OCI runtime */
+	const char *base = strrchr(argv[0], '/');
+	if (!strcmp(base ? base + 1 : argv[0], "popek-oci"))
+		return oci_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "oci"))
+		return oci_main(argc - 1, argv + 1);
 	if (argc < 2) {
 		cli_usage(stderr);
 		return EXIT_CODE_USAGE;
@@ -83,6 +98,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot"))
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (!strcmp(cmd, "switch"))
+		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(cmd, "policy"))

@@ -3,6 +3,7 @@
  * else raises SIGSYS, whose handler names the call in one line and ends the
  * VMM with EXIT_CODE_JAIL. */
 #include <errno.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -20,10 +21,12 @@
 
 enum {
 	ANY = 0,
-	KVM = 1 << 0,	/* engine kvm */
-	SOFT = 1 << 1,	/* engine soft */
-	DISKS = 1 << 2, /* virtio-blk configured */
-	SAN = 1 << 3,	/* a sanitizer runtime (ASan/LSan/UBSan, TSan) is linked in */
+	KVM = 1 << 0,	  /* engine kvm */
+	SOFT = 1 << 1,	  /* engine soft */
+	DISKS = 1 << 2,	  /* virtio-blk configured */
+	SAN = 1 << 3,	  /* a sanitizer runtime (ASan/LSan/UBSan, TSan) is linked in */
+	NIC = 1 << 4,	  /* a virtio-net of any backend */
+	USERNET = 1 << 5, /* libslirp: the guest's connections become host sockets */
 };
 
 /* Each row: a system call and when the VMM needs it. */
@@ -100,6 +103,18 @@ static const struct {
     {"pwritev", DISKS},
     {"pread64", DISKS},
     {"flock", DISKS},
+    /* NICs: a backend's round polls its fds without waiting (net/loop.c) */
+    {"poll", NIC},
+    /* user networking opens, connects and serves host sockets for the guest */
+    {"socket", USERNET},
+    {"connect", USERNET},
+    {"bind", USERNET},
+    {"listen", USERNET},
+    {"accept", USERNET},
+    {"getsockopt", USERNET},
+    {"getsockname", USERNET},
+    {"getpeername", USERNET},
+    {"shutdown", USERNET},
     /* sanitizer runtimes: LeakSanitizer stops the threads from a clone()d
      * tracer with ptrace and reads /proc at exit; reports need the rest */
     {"ptrace", SAN},
@@ -139,6 +154,8 @@ static const struct {
     {TCSETSW, ~0ul, ANY},
     {TCSETSF, ~0ul, ANY},
     {TIOCGWINSZ, ~0ul, ANY},
+    {TUNSETOFFLOAD, ~0ul, NIC}, /* tap: the offloads the guest negotiated */
+    {FIONREAD, ~0ul, USERNET},	/* libslirp: bytes waiting on a socket */
     /* every KVM ioctl (type KVMIO) on the VM and vCPU fds */
     {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, KVM},
 };
@@ -176,7 +193,8 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 
 static unsigned conditions(const struct jail_profile *p)
 {
-	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0);
+	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0) |
+	       (p->nics ? NIC : 0) | (p->usernet ? USERNET : 0);
 }
 
 /* Rules whose arguments matter: mapping memory executable, clone without

@@ -333,6 +333,10 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 int machine_jail(struct machine *m, char *err, size_t errlen)
 {
 	struct jail_profile p = {.kvm = m->engine == &kvm_engine, .disks = m->cfg->ndisks > 0};
+	for (int i = 0; i < m->cfg->nnics; i++) {
+		p.nics = true;
+		p.usernet |= m->cfg->nic[i].kind == NET_USER;
+	}
 	return jail_enter(m->cfg, &p, err, errlen);
 }
 

@@ -748,6 +748,14 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(tlb, "flushes",
 			       json_object_new_int64((int64_t)counter_read(&c->stat_tlb_flush)));
 	json_object_object_add(obj, "tlb", tlb);
+	/* what block building costs: blocks decoded, and cached ones compared
+	 * byte by byte again after an epoch change */
+	struct json_object *blocks = json_object_new_object();
+	json_object_object_add(blocks, "decoded",
+			       json_object_new_int64((int64_t)counter_read(&c->stat_fetch_slow)));
+	json_object_object_add(blocks, "revalidated",
+			       json_object_new_int64((int64_t)counter_read(&c->stat_revalidated)));
+	json_object_object_add(obj, "blocks", blocks);
 	struct json_object *ud = json_object_new_object();
 	for (int i = 0; i < 16; i++) {
 		uint64_t n = counter_read(&c->stat_ud[i].count);
