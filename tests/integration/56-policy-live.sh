@@ -1,7 +1,7 @@
 # Live policy (docs/policy.md, "Live replacement"): `popek policy NAME FILE`
 # replaces a running VM's policy, `popek policy NAME` prints it, a malformed
 # one is refused with its line and the old one stays; `popek trace` streams
-# the actions; a stalled audit reader or trace client makes the ring drop
+# the actions (test guests; a Linux boot on soft); a stalled audit reader or trace client makes the ring drop
 # (counted and reported) instead of stalling the guest. Both engines.
 export POPEK_RUNTIME_DIR=$TMP/run
 P=$POPEK_ROOT/build/popek
@@ -203,6 +203,34 @@ for e in kvm soft; do
 		fail "policy-live/$e: stopped tracer" "$ok: $(tail -c 300 "$TMP/$name.trace")"
 	fi
 done
+
+# popek trace of a Linux boot (default image, soft): attached from the start
+# until the shell prompt; port and MMIO actions of the platform's devices.
+if [ -f "$POPEK_ROOT/images/vmlinux" ]; then
+	sleep 300 | "$P" run --engine soft --name live-linux --mem 256M --cmdline +quiet \
+		>"$TMP/linux.out" 2>"$TMP/linux.err" &
+	for _ in $(seq 500); do "$P" trace live-linux >"$TMP/linux.trace" 2>/dev/null && break; sleep 0.01; done &
+	tracer=$!
+	wait_for "$TMP/linux.out" "popek:/# " 1 1800
+	ok=$?
+	"$P" stop live-linux
+	timeout 20 tail --pid=$tracer -f /dev/null
+	if [ $ok -eq 0 ] && python3 - "$TMP/linux.trace" <<'PY'; then
+import collections, json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+by = collections.Counter((l["class"], l["device"]) for l in lines if "dropped" not in l)
+for want in (("pio", "pci-config"), ("pio", "uart"), ("pio", "cmos-rtc"), ("mmio", "virtio-console"),
+             ("mmio", "virtio-rng")):
+    assert by[want] > 0, (want, by.most_common(8))
+print("  linux boot: %d events, %s" % (sum(by.values()), by.most_common(4)))
+PY
+		pass "policy-live: popek trace follows a Linux boot on soft (PCI, UART, CMOS, virtio)"
+	else
+		fail "policy-live: linux trace" "prompt $ok: $(head -c 300 "$TMP/linux.trace") $(tail -c 200 "$TMP/linux.err")"
+	fi
+else
+	fail "policy-live: linux trace" "images/ lacks the default image: run 'make image'"
+fi
 
 # Requests the VM refuses.
 "$VMBIN" run --engine soft --name live-bad --kernel "$GUESTS/cmos.elf" --cmdline watch \
