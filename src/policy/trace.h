@@ -1,4 +1,4 @@
-/* Where recorded actions go (docs/policy.md, "Trace and the event ring"):
+/* Where recorded actions go (docs/policy.md, "Trace" and "The event ring and drops"):
  * the audit writer (--audit: actions a rule acted on) and up to
  * TRACE_MAX_CLIENTS trace clients (`popek trace`: every action of the classes
  * they asked for). Each consumer has its own bounded ring and thread, so a

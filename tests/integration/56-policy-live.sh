@@ -1,8 +1,9 @@
 # Live policy (docs/policy.md, "Live replacement"): `popek policy NAME FILE`
 # replaces a running VM's policy, `popek policy NAME` prints it, a malformed
 # one is refused with its line and the old one stays; `popek trace` streams
-# the actions (test guests; a Linux boot on soft); a stalled audit reader or trace client makes the ring drop
-# (counted and reported) instead of stalling the guest. Both engines.
+# the actions (test guests; a Linux boot on soft); a stalled audit reader or
+# trace client makes the ring drop (counted and reported) instead of stalling
+# the guest. Both engines.
 export POPEK_RUNTIME_DIR=$TMP/run
 P=$POPEK_ROOT/build/popek
 VMBIN=$POPEK_ROOT/build/popek-san
