@@ -22,6 +22,8 @@ void cli_usage(FILE *f)
 	    "  popek exec [options] -- PROGRAM [ARGS...]  run one Linux program in a VM, no guest "
 	    "kernel\n"
 	    "                                      (docs/exec.md)\n"
+	    "  popek policy NAME [FILE]            print or replace a running VM's policy\n"
+	    "  popek trace NAME [--class CLASS]... stream a running VM's actions as JSON lines\n"
 	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
 	    "                                      (VMs join with --net socket=PATH)\n"
 	    "  popek oci COMMAND ...               the OCI runtime (also as popek-oci; "
@@ -105,6 +107,10 @@ int main(int argc, char **argv)
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(cmd, "exec"))
 		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cmd_trace(argc - 1, argv + 1);
 	const char *vmctl[] = {"pause", "resume", "stop", "stats"};
 	for (size_t i = 0; i < sizeof(vmctl) / sizeof(vmctl[0]); i++)
 		if (!strcmp(cmd, vmctl[i]))
