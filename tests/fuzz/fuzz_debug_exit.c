@@ -5,15 +5,18 @@
 #include "devices/debug_exit.h"
 #include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	if (debug_exit_create(&r->m))
 		abort();
-	const struct fuzz_window w[] = {{&r->m.pio, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE}};
-	fuzz_run(r, w, 1, data, size, NULL, NULL);
+	fuzz_window(r, &r->m.pio, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_rig *r = fuzz_rig(setup);
+	fuzz_run(r, data, size);
 	if (atomic_load(&r->m.stop) != STOP_NONE && (r->m.exit_code & 1) == 0)
 		abort(); /* (value << 1) | 1 is odd: no guest write can fake a clean exit 0 */
-	fuzz_rig_end(r);
 	return 0;
 }
