@@ -32,8 +32,8 @@ if [ ${#targets[@]} = 0 ]; then
 fi
 
 # One target: fuzz, minimize, and leave its table row in $ART/$t.row.
-run_target() {
-	local t=$1 f=$BIN/fuzz_$1 log=$ART/$1.log work merged before start rc secs execs last
+run_target() { # TARGET, number of targets still to run with it
+	local t=$1 f=$BIN/fuzz_$1 todo=$2 log=$ART/$1.log work merged before start rc secs execs last
 	local cov ft crashes files bytes left limit=$TIME
 	work=$(mktemp -d) merged=$(mktemp -d)
 	mkdir -p "$CORPUS/$t"
@@ -47,7 +47,9 @@ run_target() {
 			rm -rf "$work" "$merged"
 			return
 		fi
-		[ "$limit" != 0 ] && [ "$limit" -lt "$left" ] || limit=$left
+		[ "$limit" != 0 ] || limit=$((left * JOBS / (todo + JOBS - 1)))
+		[ "$limit" -le "$left" ] || limit=$left
+		[ "$limit" -ge 1 ] || limit=1
 	fi
 	# A crash ends this target's run (its input is in $ART); the next target runs.
 	(cd "$work" && nice -n 15 "$f" "$work" -runs="$RUNS" -max_total_time="$limit" \
@@ -82,11 +84,11 @@ for t in "${targets[@]}"; do
 	[ -x "$BIN/fuzz_$t" ] || { echo "campaign: $BIN/fuzz_$t not built (make fuzz)" >&2; exit 2; }
 	rm -f "$ART/$t.row"
 done
-for t in "${targets[@]}"; do
+for i in "${!targets[@]}"; do
 	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
 		wait -n
 	done
-	run_target "$t" &
+	run_target "${targets[$i]}" $((${#targets[@]} - i)) &
 done
 wait
 echo
