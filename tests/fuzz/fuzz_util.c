@@ -94,22 +94,17 @@ static void build(struct fuzz_rig *r, void (*setup)(struct fuzz_rig *r))
 	pristine.mmio = r->m.mmio;
 }
 
-/* Guest RAM as the input left it: the span its RAM ops wrote, and whether
- * a device could have written anywhere (virtio DMA). */
-static size_t ram_lo = FUZZ_RAM, ram_hi;
-static bool has_dma;
+/* Whether the input may have left guest RAM nonzero: it wrote RAM, or a
+ * device that can write anywhere (virtio DMA) is in the rig. */
+static bool ram_written, has_dma;
 
 static void zero_ram(struct guest_mem *mem)
 {
-	if (has_dma) {
-		/* Zeroes at the cost of the pages touched, wherever they are. */
-		if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM))
-			abort();
-	} else if (ram_lo < ram_hi) {
-		memset(mem->base + ram_lo, 0, ram_hi - ram_lo);
-	}
-	ram_lo = FUZZ_RAM;
-	ram_hi = 0;
+	/* Zeroes at the cost of the pages touched, wherever they are. */
+	if ((ram_written || has_dma) &&
+	    fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM))
+		abort();
+	ram_written = false;
 }
 
 static void zero_disk(void)
@@ -360,10 +355,8 @@ void fuzz_run(struct fuzz_rig *r, const uint8_t *data, size_t size)
 			bus_access(win->bus, win->base + off % win->len, &val, sz, false);
 			break;
 		case FUZZ_OP_RAM:
-			off %= FUZZ_RAM - 7;
-			memcpy(r->m.mem.base + off, &val, 8);
-			ram_lo = ram_lo < off ? ram_lo : off;
-			ram_hi = ram_hi > off + 8 ? ram_hi : off + 8;
+			memcpy(r->m.mem.base + off % (FUZZ_RAM - 7), &val, 8);
+			ram_written = true;
 			break;
 		case FUZZ_OP_PCI_WRITE:
 			sz = sz > 4 ? 4 : sz; /* conf1 data is a dword port: accesses are aligned */
