@@ -8,14 +8,20 @@
 # -merge=1 (inputs named regress-* are kept as they are: they once crashed)
 # and a table says, per target: executions, coverage (libFuzzer's cov and ft),
 # corpus files and bytes, crashes. Crash inputs go to build/fuzz/artifacts/.
+# FUZZ_JOBS targets run at once (default 1); FUZZ_UNTIL (a time for
+# `date -d`) ends every run by then, stopping cleanly with its numbers, and
+# skips targets not started by then; FUZZ_BIN names another directory of
+# built targets (a copy, so that a rebuild does not replace a running one).
 # Usage: campaign.sh [TARGET...]   (names without fuzz_; default: all)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/build/fuzz
+BIN=${FUZZ_BIN:-$ROOT/build/fuzz}
 CORPUS=$ROOT/tests/fuzz/corpus
-ART=$BIN/artifacts
+ART=$ROOT/build/fuzz/artifacts
 RUNS=${FUZZ_RUNS:-10000000}
 TIME=${FUZZ_TIME:-0}
+JOBS=${FUZZ_JOBS:-1}
+UNTIL=${FUZZ_UNTIL:+$(date -d "$FUZZ_UNTIL" +%s)}
 mkdir -p "$ART"
 targets=("$@")
 if [ ${#targets[@]} = 0 ]; then
@@ -25,18 +31,28 @@ if [ ${#targets[@]} = 0 ]; then
 	done
 fi
 
-rows=()
-failed=0
-for t in "${targets[@]}"; do
-	f=$BIN/fuzz_$t
-	[ -x "$f" ] || { echo "campaign: $f not built (make fuzz)" >&2; exit 2; }
-	work=$(mktemp -d) merged=$(mktemp -d) log=$ART/$t.log
+# One target: fuzz, minimize, and leave its table row in $ART/$t.row.
+run_target() { # TARGET, number of targets still to run with it
+	local t=$1 f=$BIN/fuzz_$1 todo=$2 log=$ART/$1.log work merged before start rc secs execs last
+	local cov ft crashes files bytes left limit=$TIME
+	work=$(mktemp -d) merged=$(mktemp -d)
 	mkdir -p "$CORPUS/$t"
 	cp "$CORPUS/$t"/. "$work"/ -r 2>/dev/null
 	before=$(ls "$ART" | grep -c "^$t-" || true)
 	start=$(date +%s)
+	if [ -n "$UNTIL" ]; then
+		left=$((UNTIL - start))
+		if [ "$left" -le 0 ]; then
+			printf '%-16s not run: FUZZ_UNTIL passed\n' "$t" >"$ART/$t.row"
+			rm -rf "$work" "$merged"
+			return
+		fi
+		[ "$limit" != 0 ] || limit=$((left * JOBS / (todo + JOBS - 1)))
+		[ "$limit" -le "$left" ] || limit=$left
+		[ "$limit" -ge 1 ] || limit=1
+	fi
 	# A crash ends this target's run (its input is in $ART); the next target runs.
-	(cd "$work" && nice -n 15 "$f" "$work" -runs="$RUNS" -max_total_time="$TIME" \
+	(cd "$work" && nice -n 15 "$f" "$work" -runs="$RUNS" -max_total_time="$limit" \
 		-use_value_profile=1 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix="$ART/$t-" >"$log" 2>&1)
 	rc=$?
@@ -47,7 +63,6 @@ for t in "${targets[@]}"; do
 	ft=$(echo "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
 	crashes=$(($(ls "$ART" | grep -c "^$t-" || true) - before))
 	[ "$rc" = 0 ] || [ "$crashes" -gt 0 ] || crashes="rc $rc"
-	[ "$crashes" = 0 ] || failed=1
 	# Minimize: keep only inputs that reach new edges (not new hit counts,
 	# -use_counters=0, so the corpus stays small), plus the regression inputs.
 	"$f" -merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout=10 "$merged" "$CORPUS/$t" "$work" \
@@ -59,12 +74,30 @@ for t in "${targets[@]}"; do
 	files=$(ls "$CORPUS/$t" | wc -l)
 	bytes=$(cat "$CORPUS/$t"/* 2>/dev/null | wc -c)
 	rm -rf "$work" "$merged"
-	row=$(printf '%-16s %10s %6s %7s %6s %9s %8s %6ss' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
-		"$files" "$bytes" "$crashes" "$secs")
-	echo "$row"
-	rows+=("$row")
+	printf '%-16s %10s %7s %6s %7s %6s %9s %8s %6ss\n' "$t" "${execs:-?}" \
+		"$(( ${execs:-0} / (secs > 0 ? secs : 1) ))" "${cov:-?}" "${ft:-?}" "$files" "$bytes" \
+		"$crashes" "$secs" >"$ART/$t.row"
+	cat "$ART/$t.row"
+}
+
+for t in "${targets[@]}"; do
+	[ -x "$BIN/fuzz_$t" ] || { echo "campaign: $BIN/fuzz_$t not built (make fuzz)" >&2; exit 2; }
+	rm -f "$ART/$t.row"
 done
+for i in "${!targets[@]}"; do
+	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
+		wait -n
+	done
+	run_target "${targets[$i]}" $((${#targets[@]} - i)) &
+done
+wait
 echo
-printf '%-16s %10s %6s %7s %6s %9s %8s %7s\n' target executions cov ft files bytes crashes time
-printf '%s\n' "${rows[@]}"
+printf '%-16s %10s %7s %6s %7s %6s %9s %8s %7s\n' target executions exec/s cov ft files bytes \
+	crashes time
+failed=0
+for t in "${targets[@]}"; do
+	cat "$ART/$t.row" 2>/dev/null || printf '%-16s no result\n' "$t"
+	# Column 8 is the crash count: anything but 0 (a count, "rc N") fails.
+	[ "$(awk '{print $8}' "$ART/$t.row" 2>/dev/null)" = 0 ] || failed=1
+done
 exit $failed

@@ -6,12 +6,10 @@
 #include "devices/acpi_pm.h"
 #include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	fuzz_add(r, &acpi_pm_device);
-	const struct fuzz_window w[] = {{&r->m.pio, ACPI_PM_BASE, ACPI_PM_LEN}};
-	fuzz_run(r, w, 1, data, size, NULL, NULL);
-	fuzz_rig_end(r);
-	return 0;
+	fuzz_window(r, &r->m.pio, ACPI_PM_BASE, ACPI_PM_LEN);
 }
+
+FUZZ_RIG_TARGET(setup)

@@ -5,12 +5,10 @@
 #include "devices/cmos_rtc.h"
 #include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	fuzz_add(r, &cmos_rtc_device);
-	const struct fuzz_window w[] = {{&r->m.pio, CMOS_INDEX_PORT, 2}};
-	fuzz_run(r, w, 1, data, size, NULL, NULL);
-	fuzz_rig_end(r);
-	return 0;
+	fuzz_window(r, &r->m.pio, CMOS_INDEX_PORT, 2);
 }
+
+FUZZ_RIG_TARGET(setup)

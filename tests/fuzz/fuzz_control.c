@@ -1,6 +1,7 @@
 /* Fuzz the control channel's request handling: the input arrives through a
- * socket as a client's bytes (a pipe would fail the server's recv), is framed into a line as the
- * server does, and parsed; a request accepted must name a command and carry valid arguments. */
+ * Unix socket as a client's bytes (the reader peeks and receives, which a
+ * pipe refuses), is framed into a line as the server does, and
+ * parsed; a request accepted must name a command and carry valid arguments. */
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,7 +14,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int p[2];
-	if (size > 60000 || socketpair(AF_UNIX, SOCK_STREAM, 0, p)) /* the input fits in it */
+	/* The whole input fits in the socket's buffer. */
+	if (size > 60000 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p))
 		return 0;
 	if (write(p[1], data, size) != (ssize_t)size)
 		abort();

@@ -5,13 +5,11 @@
 #include "devices/i8042.h"
 #include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	fuzz_add(r, &i8042_device);
-	const struct fuzz_window w[] = {{&r->m.pio, I8042_DATA_PORT, 1},
-					{&r->m.pio, I8042_COMMAND_PORT, 1}};
-	fuzz_run(r, w, 2, data, size, NULL, NULL);
-	fuzz_rig_end(r);
-	return 0;
+	fuzz_window(r, &r->m.pio, I8042_DATA_PORT, 1);
+	fuzz_window(r, &r->m.pio, I8042_COMMAND_PORT, 1);
 }
+
+FUZZ_RIG_TARGET(setup)

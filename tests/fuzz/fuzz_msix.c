@@ -11,16 +11,16 @@ static void notify(void *arg, uint64_t v)
 	pthread_mutex_unlock(&vp->lock);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	struct virtio_pci *vp = fuzz_add_virtio_rng(r);
 	uint64_t bar = fuzz_pci_enable(r, 1);
-	const struct fuzz_window w[] = {{&r->m.mmio, bar + VIRTIO_BAR_MSIX, 0x1000},
-					{&r->m.mmio, bar + VIRTIO_BAR_PBA, 0x1000},
-					{&r->m.pio, PCI_CONFIG_ADDR, 8},
-					{&r->m.mmio, bar + VIRTIO_BAR_COMMON, 0x40}};
-	fuzz_run(r, w, 4, data, size, notify, vp);
-	fuzz_rig_end(r);
-	return 0;
+	r->host = notify;
+	r->host_ctx = vp;
+	fuzz_window(r, &r->m.mmio, bar + VIRTIO_BAR_MSIX, 0x1000);
+	fuzz_window(r, &r->m.mmio, bar + VIRTIO_BAR_PBA, 0x1000);
+	fuzz_window(r, &r->m.pio, PCI_CONFIG_ADDR, 8);
+	fuzz_window(r, &r->m.mmio, bar + VIRTIO_BAR_COMMON, 0x40);
 }
+
+FUZZ_RIG_TARGET(setup)

@@ -6,15 +6,11 @@
 #include "devices/pc_testdev.h"
 #include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	fuzz_add(r, &pc_testdev_device);
-	const struct fuzz_window w[] = {
-	    {&r->m.pio, PC_TESTDEV_PORT - 4, PC_TESTDEV_PORT_LEN + 8},
-	    {&r->m.mmio, PC_TESTDEV_MMIO - 8, PC_TESTDEV_MMIO_LEN + 16},
-	};
-	fuzz_run(r, w, 2, data, size, NULL, NULL);
-	fuzz_rig_end(r);
-	return 0;
+	fuzz_window(r, &r->m.pio, PC_TESTDEV_PORT - 4, PC_TESTDEV_PORT_LEN + 8);
+	fuzz_window(r, &r->m.mmio, PC_TESTDEV_MMIO - 8, PC_TESTDEV_MMIO_LEN + 16);
 }
+
+FUZZ_RIG_TARGET(setup)

@@ -5,14 +5,11 @@
  * so BARs left overlapping or half-moved are exercised too. */
 #include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void setup(struct fuzz_rig *r)
 {
-	struct fuzz_rig *r = fuzz_rig_begin();
 	fuzz_add_platform(r);
-	const struct fuzz_window w[] = {
-	    {&r->m.pio, PCI_CONFIG_ADDR, 8},
-	    {&r->m.mmio, PCI_MMIO_START, PCI_MMIO_END - PCI_MMIO_START}};
-	fuzz_run(r, w, 2, data, size, NULL, NULL);
-	fuzz_rig_end(r);
-	return 0;
+	fuzz_window(r, &r->m.pio, PCI_CONFIG_ADDR, 8);
+	fuzz_window(r, &r->m.mmio, PCI_MMIO_START, PCI_MMIO_END - PCI_MMIO_START);
 }
+
+FUZZ_RIG_TARGET(setup)

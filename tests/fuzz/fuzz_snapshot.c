@@ -16,16 +16,17 @@ static void decode_all(struct fuzz_rig *r, const uint8_t *data, size_t size)
 			r->m.devices[i].type->load(r->m.devices[i].dev, data, size);
 }
 
+static void setup(struct fuzz_rig *r)
+{
+	fuzz_add_platform(r);
+	fuzz_pci_enable(r, 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct sections sec;
-	static struct fuzz_rig *r;
+	struct fuzz_rig *r = fuzz_rig(setup);
 	char err[256];
-	if (!r) { /* kept across inputs: a load replaces a device's whole state or fails */
-		r = fuzz_rig_begin();
-		fuzz_add_platform(r);
-		fuzz_pci_enable(r, 1);
-	}
 	/* The raw input as each record too, so decoders see arbitrary bytes directly. */
 	decode_all(r, data, size);
 	if (sections_parse(data, size, &sec, err, sizeof(err)) == 0)

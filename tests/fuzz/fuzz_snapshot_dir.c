@@ -88,16 +88,16 @@ static void remove_dir(void)
 	rmdir(dir);
 }
 
+static void setup(struct fuzz_rig *r)
+{
+	if (!mkdtemp(dir) || atexit(remove_dir))
+		abort();
+	fuzz_add_platform(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_rig *r;
-	if (!r) {
-		if (!mkdtemp(dir) || atexit(remove_dir))
-			abort();
-		/* Kept across inputs: a load replaces a device's whole state or fails. */
-		r = fuzz_rig_begin();
-		fuzz_add_platform(r);
-	}
+	struct fuzz_rig *r = fuzz_rig(setup);
 	size_t jlen, slen;
 	const uint8_t *json = take(&data, &size, &jlen), *state = take(&data, &size, &slen);
 	char *meta = fix_meta(json, jlen, state, slen);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "devices/acpi_pm.h"
@@ -44,56 +45,181 @@ static const struct engine_ops fuzz_engine = {.name = "fuzz",
 					      .set_vm_state = take_vm_state,
 					      .set_state = take_state};
 
+#define DISK_SIZE (64u << 10)
+
+static int disk_fd = -1;
+
+/* What the rig looked like when setup was done: every input starts there. */
+static struct pristine {
+	void *state[MAX_DEVICES]; /* each device's save, NULL if it has none */
+	size_t len[MAX_DEVICES];
+	uint8_t cfg[PCI_SLOTS][PCI_CFG_SIZE];
+	uint32_t cf8;
+	struct bus pio, mmio;
+} pristine;
+
 /* What the registry's devices see: defaults and one disk. */
 static struct vm_config rig_cfg;
 
-struct fuzz_rig *fuzz_rig_begin(void)
+static void build(struct fuzz_rig *r, void (*setup)(struct fuzz_rig *r))
 {
-	static struct fuzz_rig r;
-	static bool ready;
 	char err[256];
-	if (!ready) {
-		vm_config_defaults(&rig_cfg);
-		rig_cfg.ndisks = 1; /* fuzz_add_virtio_blk's */
-		r.m.engine = &fuzz_engine;
-		pthread_mutex_init(&r.m.stop_lock, NULL);
-		pthread_mutex_init(&r.m.pause_lock, NULL);
-		pthread_cond_init(&r.m.pause_cond, NULL);
-		if (guest_mem_init(&r.m.mem, FUZZ_RAM, err, sizeof(err))) {
-			fprintf(stderr, "fuzz: %s\n", err);
-			abort();
-		}
-		ready = true;
-	}
-	/* Punching the whole memfd zeroes it at the cost of the pages touched. */
-	if (fallocate(r.m.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM))
-		abort();
-	atomic_store(&r.m.stop, STOP_NONE);
-	r.m.start_ns = monotonic_ns();
-	r.m.ndevices = 0;
-	bus_init(&r.m.pio, "pio");
-	bus_init(&r.m.mmio, "mmio");
-	struct irq_line intx[PCI_INTX_LINES] = {machine_irq_line(&r.m, PCI_INTX_GSI0),
-						machine_irq_line(&r.m, PCI_INTX_GSI1)};
-	if (pci_bus_init(&r.pci, &r.m.pio, &r.m.mmio, intx, err, sizeof(err))) {
+	vm_config_defaults(&rig_cfg);
+	rig_cfg.ndisks = 1; /* fuzz_add_virtio_blk's */
+	r->m.engine = &fuzz_engine;
+	pthread_mutex_init(&r->m.stop_lock, NULL);
+	pthread_mutex_init(&r->m.pause_lock, NULL);
+	pthread_cond_init(&r->m.pause_cond, NULL);
+	if (guest_mem_init(&r->m.mem, FUZZ_RAM, err, sizeof(err))) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();
 	}
-	r.env = (struct virtio_env){.pci = &r.pci, .mem = &r.m.mem, .msi = machine_msi_sink(&r.m)};
-	r.m.cfg = &rig_cfg;
-	machine_services_init(&r.m);
-	r.m.svc.pci = &r.pci;
-	return &r;
+	r->m.start_ns = monotonic_ns();
+	bus_init(&r->m.pio, "pio");
+	bus_init(&r->m.mmio, "mmio");
+	struct irq_line intx[PCI_INTX_LINES] = {machine_irq_line(&r->m, PCI_INTX_GSI0),
+						machine_irq_line(&r->m, PCI_INTX_GSI1)};
+	if (pci_bus_init(&r->pci, &r->m.pio, &r->m.mmio, intx, err, sizeof(err))) {
+		fprintf(stderr, "fuzz: %s\n", err);
+		abort();
+	}
+	r->env =
+	    (struct virtio_env){.pci = &r->pci, .mem = &r->m.mem, .msi = machine_msi_sink(&r->m)};
+	r->m.cfg = &rig_cfg;
+	machine_services_init(&r->m);
+	r->m.svc.pci = &r->pci;
+	setup(r);
+	for (int i = 0; i < r->m.ndevices; i++) {
+		struct machine_device *d = &r->m.devices[i];
+		if (d->type->save && d->type->save(d->dev, &pristine.state[i], &pristine.len[i]))
+			abort();
+	}
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		if (r->pci.dev[s])
+			pci_dev_save_config(r->pci.dev[s], pristine.cfg[s]);
+	pristine.cf8 = r->pci.cf8;
+	pristine.pio = r->m.pio;
+	pristine.mmio = r->m.mmio;
 }
 
-void fuzz_rig_end(struct fuzz_rig *r)
+/* Whether the input may have left guest RAM nonzero: it wrote RAM, or a
+ * device that can write anywhere (virtio DMA) is in the rig. */
+static bool ram_written, has_dma;
+
+static void zero_ram(struct guest_mem *mem)
 {
-	for (int i = r->m.ndevices - 1; i >= 0; i--)
-		if (r->m.devices[i].type->destroy)
-			r->m.devices[i].type->destroy(r->m.devices[i].dev);
-	pci_bus_destroy(&r->pci);
-	bus_destroy(&r->m.mmio);
-	bus_destroy(&r->m.pio);
+	/* Zeroes at the cost of the pages touched, wherever they are. */
+	if ((ram_written || has_dma) &&
+	    fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM))
+		abort();
+	ram_written = false;
+}
+
+static void zero_disk(void)
+{
+	struct stat st;
+	if (disk_fd < 0)
+		return;
+	if (fstat(disk_fd, &st) || (st.st_size != DISK_SIZE && ftruncate(disk_fd, DISK_SIZE)) ||
+	    (st.st_blocks &&
+	     fallocate(disk_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, DISK_SIZE)))
+		abort();
+}
+
+static bool same_map(const struct bus *a, const struct bus *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++)
+		if (a->r[i].base != b->r[i].base || a->r[i].len != b->r[i].len ||
+		    a->r[i].ops != b->r[i].ops || a->r[i].dev != b->r[i].dev)
+			return false;
+	return true;
+}
+
+static bool pci_pristine(const struct fuzz_rig *r)
+{
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		if (r->pci.dev[s] && memcmp(r->pci.dev[s]->cfg, pristine.cfg[s], PCI_CFG_SIZE))
+			return false;
+	return same_map(&r->m.mmio, &pristine.mmio);
+}
+
+static bool device_pristine(const struct machine_device *d, int i)
+{
+	void *buf;
+	size_t len;
+	if (d->type->save(d->dev, &buf, &len))
+		abort();
+	bool same = len == pristine.len[i] && !memcmp(buf, pristine.state[i], len);
+	free(buf);
+	return same;
+}
+
+/* Anything the reset did not put back would leak from one input into the
+ * next, and a crash would no longer replay from its input. */
+static void not_pristine(const char *what)
+{
+	fprintf(stderr, "fuzz: the reset left %s in another state than when it was built\n", what);
+	abort();
+}
+
+static void reset_pci(struct fuzz_rig *r)
+{
+	/* Every BAR off first, so none is in the way of another's way back. */
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		if (r->pci.dev[s])
+			pci_config_write(&r->pci, s, 0, PCI_COMMAND, 2, 0);
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		if (r->pci.dev[s]) {
+			pci_set_intx(r->pci.dev[s], false);
+			pci_dev_load_config(r->pci.dev[s], pristine.cfg[s]);
+		}
+}
+
+static void reset(struct fuzz_rig *r)
+{
+	atomic_store(&r->m.stop, STOP_NONE);
+	r->m.exit_code = 0;
+	r->m.stop_msg[0] = 0;
+	zero_ram(&r->m.mem);
+	zero_disk();
+	if (!pci_pristine(r))
+		reset_pci(r);
+	r->pci.cf8 = pristine.cf8;
+	/* A device the input left alone need not load (virtio's load replays
+	 * its whole config space); one that does load must save as it did. */
+	for (int i = 0; i < r->m.ndevices; i++) {
+		const struct machine_device *d = &r->m.devices[i];
+		if (!d->type->save || !d->type->load || device_pristine(d, i))
+			continue;
+		if (d->type->load(d->dev, pristine.state[i], pristine.len[i])) {
+			fprintf(stderr, "fuzz: %s cannot load the state it had when built\n",
+				d->name);
+			abort();
+		}
+		if (!device_pristine(d, i))
+			not_pristine(d->name);
+	}
+	if (!same_map(&r->m.pio, &pristine.pio))
+		not_pristine("the port I/O map");
+	if (!pci_pristine(r))
+		not_pristine("PCI config space or the MMIO map");
+	if (r->pci.intx_asserted[0] || r->pci.intx_asserted[1])
+		not_pristine("PCI INTx");
+}
+
+struct fuzz_rig *fuzz_rig(void (*setup)(struct fuzz_rig *r))
+{
+	static struct fuzz_rig r;
+	static bool built;
+	if (built) {
+		reset(&r);
+	} else {
+		build(&r, setup);
+		built = true;
+	}
+	return &r;
 }
 
 uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot)
@@ -111,13 +237,12 @@ uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot)
 const char *fuzz_disk(void)
 {
 	static char path[64];
-	static int fd = -1;
-	if (fd < 0) {
-		fd = memfd_create("popek-fuzz-disk", 0);
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (disk_fd < 0) {
+		disk_fd = memfd_create("popek-fuzz-disk", 0);
+		if (disk_fd < 0 || ftruncate(disk_fd, DISK_SIZE))
+			abort();
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", disk_fd);
 	}
-	if (fd < 0 || ftruncate(fd, 0) || ftruncate(fd, 64 << 10))
-		abort();
 	return path;
 }
 
@@ -131,6 +256,13 @@ void *fuzz_add(struct fuzz_rig *r, const struct device_type *t)
 	return r->m.devices[r->m.ndevices - 1].dev;
 }
 
+/* A virtio device can write guest RAM anywhere (DMA). */
+static void *add_virtio(struct fuzz_rig *r, const struct device_type *t)
+{
+	has_dma = true;
+	return fuzz_add(r, t);
+}
+
 struct uart *fuzz_add_uart(struct fuzz_rig *r)
 {
 	return fuzz_add(r, &uart_device);
@@ -139,7 +271,7 @@ struct uart *fuzz_add_uart(struct fuzz_rig *r)
 struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r)
 {
 	rig_cfg.disk[0].path = fuzz_disk();
-	return fuzz_add(r, &virtio_blk_device);
+	return add_virtio(r, &virtio_blk_device);
 }
 
 void fuzz_add_pvpanic(struct fuzz_rig *r)
@@ -149,12 +281,12 @@ void fuzz_add_pvpanic(struct fuzz_rig *r)
 
 struct virtio_pci *fuzz_add_virtio_rng(struct fuzz_rig *r)
 {
-	return fuzz_add(r, &virtio_rng_device); /* the device is its transport */
+	return add_virtio(r, &virtio_rng_device); /* the device is its transport */
 }
 
 struct virtio_console *fuzz_add_virtio_console(struct fuzz_rig *r)
 {
-	return fuzz_add(r, &virtio_console_device);
+	return add_virtio(r, &virtio_console_device);
 }
 
 void fuzz_add_platform(struct fuzz_rig *r)
@@ -190,12 +322,18 @@ static void snapshot_devices(struct fuzz_rig *r)
 	}
 }
 
-void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, const uint8_t *data,
-	      size_t size, fuzz_host_fn host, void *ctx)
+void fuzz_window(struct fuzz_rig *r, struct bus *bus, uint64_t base, uint64_t len)
+{
+	if (r->nw == FUZZ_MAX_WINDOWS)
+		abort();
+	r->w[r->nw++] = (struct fuzz_window){bus, base, len};
+}
+
+void fuzz_run(struct fuzz_rig *r, const uint8_t *data, size_t size)
 {
 	for (size_t i = 0; i + FUZZ_OP_LEN <= size; i += FUZZ_OP_LEN) {
 		const uint8_t *op = data + i;
-		const struct fuzz_window *win = &w[(op[0] >> 3) % nw];
+		const struct fuzz_window *win = &r->w[(op[0] >> 3) % r->nw];
 		unsigned sz = 1u << (op[1] & 3);
 		uint32_t off;
 		uint64_t val;
@@ -207,6 +345,7 @@ void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, cons
 			break;
 		case FUZZ_OP_RAM:
 			memcpy(r->m.mem.base + off % (FUZZ_RAM - 7), &val, 8);
+			ram_written = true;
 			break;
 		case FUZZ_OP_PCI_WRITE:
 			sz = sz > 4 ? 4 : sz; /* conf1 data is a dword port: accesses are aligned */
@@ -214,8 +353,8 @@ void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, cons
 					 off % PCI_CFG_SIZE & ~(sz - 1), sz, (uint32_t)val);
 			break;
 		case FUZZ_OP_HOST:
-			if (host)
-				host(ctx, val);
+			if (r->host)
+				r->host(r->host_ctx, val);
 			break;
 		case FUZZ_OP_SNAPSHOT:
 			snapshot_devices(r);

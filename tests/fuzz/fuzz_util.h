@@ -1,7 +1,8 @@
 /* Shared parts of the device fuzzers: a machine without an engine or vCPUs
- * (port and MMIO buses, guest RAM, a PCI host bridge), rebuilt for every
- * input so that a crash replays from its input alone, and an interpreter
- * that turns the input into a hostile guest's accesses. */
+ * (port and MMIO buses, guest RAM, a PCI host bridge), built once per process
+ * and put back for every input into the state it had when it was built, so
+ * that a crash replays from its input alone; and an interpreter that turns
+ * the input into a hostile guest's accesses. */
 #ifndef POPEK_FUZZ_UTIL_H
 #define POPEK_FUZZ_UTIL_H
 
@@ -21,24 +22,45 @@ struct virtio_console;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A range of guest accesses the program may reach. */
+struct fuzz_window {
+	struct bus *bus;
+	uint64_t base, len;
+};
+
+/* Called for FUZZ_OP_HOST: something the host side does (input bytes, an
+ * interrupt), with the op's 8-byte value. */
+typedef void (*fuzz_host_fn)(void *ctx, uint64_t value);
+
+#define FUZZ_MAX_WINDOWS 4
+
 struct fuzz_rig {
 	struct machine m;
 	struct pci_bus pci;
 	struct virtio_env env; /* for virtio devices: the bus above, RAM, MSIs */
+	/* What the program reaches, chosen by setup. */
+	struct fuzz_window w[FUZZ_MAX_WINDOWS];
+	unsigned nw;
+	fuzz_host_fn host; /* may stay NULL */
+	void *host_ctx;
 };
 
-/* A fresh machine: empty buses but the PCI config ports, RAM all zero. */
-struct fuzz_rig *fuzz_rig_begin(void);
-/* Destroy the devices added with fuzz_add (newest first), then the PCI
- * bridge and the buses. */
-void fuzz_rig_end(struct fuzz_rig *r);
+/* The rig for this input. The first call builds it: setup adds the devices
+ * and the windows (and may enable BARs), then the rig records the pristine
+ * state: every device's saved state, every PCI function's config space, the
+ * bus maps. Every later call puts that state back (each device loads its
+ * pristine state, BARs return, the machine runs again, guest RAM and the disk
+ * read as zeros) and aborts if anything differs from it afterwards. */
+struct fuzz_rig *fuzz_rig(void (*setup)(struct fuzz_rig *r));
+/* For setup: one more window for the program. */
+void fuzz_window(struct fuzz_rig *r, struct bus *bus, uint64_t base, uint64_t len);
 /* Turn on memory decoding of every PCI function (firmware left the BARs at
  * their addresses); returns the address of BAR 0 of the function in slot. */
 uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot);
 
 /* Devices as the machine creates them from its registry, under their
- * snapshot names (so fuzz_rig_end destroys them); they abort if creation
- * fails. The UART is at COM1 and the consoles' output is dropped. */
+ * snapshot names; they abort if creation fails. The UART is at COM1 and the
+ * consoles' output is dropped. For setup only. */
 void *fuzz_add(struct fuzz_rig *r, const struct device_type *t);
 struct uart *fuzz_add_uart(struct fuzz_rig *r);
 struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r); /* on fuzz_disk() */
@@ -50,18 +72,9 @@ struct virtio_console *fuzz_add_virtio_console(struct fuzz_rig *r);
  * virtio-console0. */
 void fuzz_add_platform(struct fuzz_rig *r);
 
-/* A 64 KiB all-zero disk image (a memfd, by /proc path) for virtio-blk. */
+/* A 64 KiB disk image (a memfd, by /proc path) for virtio-blk; the rig zeroes
+ * it for every input. */
 const char *fuzz_disk(void);
-
-/* A range of guest accesses the program may reach. */
-struct fuzz_window {
-	struct bus *bus;
-	uint64_t base, len;
-};
-
-/* Called for FUZZ_OP_HOST: something the host side does (input bytes, an
- * interrupt), with the op's 8-byte value. */
-typedef void (*fuzz_host_fn)(void *ctx, uint64_t value);
 
 /* The program: FUZZ_OP_LEN-byte ops, each
  *   kind (low 3 bits: enum below; the rest picks the window), log2 size,
@@ -76,8 +89,16 @@ enum {
 	FUZZ_OP_SNAPSHOT,  /* save and reload every registered device */
 			   /* kinds 6 and 7 are writes too: the most useful op */
 };
-void fuzz_run(struct fuzz_rig *r, const struct fuzz_window *w, unsigned nw, const uint8_t *data,
-	      size_t size, fuzz_host_fn host, void *ctx);
+void fuzz_run(struct fuzz_rig *r, const uint8_t *data, size_t size);
+
+/* The entry point of a device fuzzer: the input as a program on the rig that
+ * setup builds. */
+#define FUZZ_RIG_TARGET(setup)                                                                     \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                               \
+	{                                                                                          \
+		fuzz_run(fuzz_rig(setup), data, size);                                             \
+		return 0;                                                                          \
+	}
 
 /* For the boot loader fuzzers: data as the kernel image (its last 4 KiB,
  * or half of a shorter one, doubling as the initrd) over 32 MiB of RAM and
