@@ -16,7 +16,7 @@ work=$out/work
 mkdir -p "$debs"
 
 # Modules the guest loads, by name; their depends= are resolved below.
-MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net"
+MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net virtiofs"
 
 die() {
 	echo "mkimage: $*" >&2

@@ -14,6 +14,7 @@
 #include "devices/uart16550.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
+#include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "machine/machine.h"
@@ -31,7 +32,8 @@ static const struct device_type *const registry[] = {
     &pvpanic_device,
     &virtio_rng_device,
     &virtio_console_device,
-    &virtio_net_device, /* last: the other devices keep their PCI slots */
+    &virtio_net_device, /* the other devices keep their PCI slots */
+    &virtio_fs_device,
 };
 
 int machine_add_device(struct machine *m, const struct device_type *t, int i, char *err,
