@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,19 +48,57 @@ struct virtio_fs {
 	struct fs_call call[FS_QUEUES];
 	struct loop_watch *sock_w;
 	bool running; /* the backend has the rings */
+	bool dead;    /* the backend is gone: popek answers requests with errors */
 	pid_t daemon; /* the virtiofsd popek started, or 0 */
 	char dir[32], sock[64];
 };
+
+/* FUSE headers (linux/fuse.h): what a request starts with, what a reply is. */
+struct fuse_in {
+	uint32_t len, opcode;
+	uint64_t unique;
+};
+struct fuse_out {
+	uint32_t len;
+	int32_t error;
+	uint64_t unique;
+};
+#define FUSE_FORGET	  2
+#define FUSE_BATCH_FORGET 42
+#define FUSE_ENOTCONN	  107
+
+/* With the backend gone every request fails with ENOTCONN ("Transport
+ * endpoint is not connected"), the way a FUSE mount whose daemon died does. */
+static int64_t fail_request(struct virtio_pci *vp, struct vq_chain *c)
+{
+	struct fuse_in in;
+	if (vq_chain_read(c, 0, &in, sizeof(in)) != sizeof(in) || in.opcode == FUSE_FORGET ||
+	    in.opcode == FUSE_BATCH_FORGET)
+		return 0; /* forgets get no reply */
+	struct fuse_out out = {sizeof(out), -FUSE_ENOTCONN, in.unique};
+	return (int64_t)vq_chain_write(c, 0, &out, sizeof(out));
+}
 
 static void backend_failed(struct virtio_fs *fs)
 {
 	fprintf(stderr,
 		"popek: virtio-fs %.36s: the vhost-user backend is gone; the share "
-		"fails until the VM restarts with a running backend\n",
+		"fails with ENOTCONN until the VM restarts with a running backend\n",
 		(const char *)fs->cfg.tag);
 	vhost_user_close(&fs->vu);
 	fs->running = false;
-	virtio_pci_fail(&fs->vp);
+	fs->dead = true;
+	/* Take the rings back where the backend left them: requests it took and
+	 * never answered are answered now (its replies are in order per queue). */
+	for (unsigned q = 0; q < FS_QUEUES; q++) {
+		struct virtq *vq = &fs->vp.vq[q];
+		if (!vq->enabled)
+			continue;
+		uint16_t idx;
+		memcpy(&idx, vq->used + 2, sizeof(idx));
+		vq->used_idx = vq->last_avail = idx;
+		virtio_pci_process(&fs->vp, q, fail_request);
+	}
 }
 
 static int start_backend(struct virtio_fs *fs)
@@ -81,6 +120,10 @@ static int start_backend(struct virtio_fs *fs)
 static void fs_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct virtio_fs *fs = vp->dev;
+	if (fs->dead) {
+		virtio_pci_process(vp, q, fail_request);
+		return;
+	}
 	if (!fs->running && start_backend(fs) < 0) {
 		backend_failed(fs);
 		return;
@@ -160,6 +203,7 @@ static int spawn_virtiofsd(struct virtio_fs *fs, const struct fs_config *f, char
 		return -1;
 	}
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (f->ro &&
 		    (unshare(CLONE_NEWNS) < 0 ||
 		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
@@ -177,21 +221,32 @@ static int spawn_virtiofsd(struct virtio_fs *fs, const struct fs_config *f, char
 	return 0;
 }
 
+static void remove_socket(struct virtio_fs *fs)
+{
+	if (fs->dir[0]) {
+		unlink(fs->sock);
+		rmdir(fs->dir);
+		fs->dir[0] = 0;
+	}
+}
+
 /* Connect, giving a virtiofsd that is starting up time to listen. */
 static int connect_backend(struct virtio_fs *fs, const char *path, char *err, size_t errlen)
 {
 	for (int waited = 0;; waited += 10) {
 		if (vhost_user_connect(&fs->vu, path, FS_QUEUES, err, errlen) == 0)
 			return 0;
-		int st;
-		if (!fs->daemon || waited >= SOCKET_WAIT_MS ||
-		    waitpid(fs->daemon, &st, WNOHANG) == fs->daemon) {
-			if (fs->daemon)
-				fs->daemon = waitpid(fs->daemon, &st, WNOHANG) == fs->daemon
-						 ? 0
-						 : fs->daemon;
+		if (!fs->daemon)
+			return -1; /* the user's backend: it is listening or not */
+		if (waitpid(fs->daemon, NULL, WNOHANG) == fs->daemon) {
+			snprintf(err, errlen,
+				 "--fs: virtiofsd exited before it listened (its messages are "
+				 "above); check that the folder exists");
+			fs->daemon = 0;
 			return -1;
 		}
+		if (waited >= SOCKET_WAIT_MS)
+			return -1;
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 	}
 }
@@ -208,15 +263,10 @@ static void fs_destroy(void *dev)
 		loop_unwatch(fs->sock_w);
 	if (fs->vp.dev)
 		virtio_pci_destroy(&fs->vp);
+	/* virtiofsd exits when its connection closes (and on our death:
+	 * PDEATHSIG), so the jailed VMM needs neither kill nor unlink here. */
 	vhost_user_close(&fs->vu);
-	if (fs->daemon > 0) {
-		kill(fs->daemon, SIGTERM);
-		waitpid(fs->daemon, NULL, 0);
-	}
-	if (fs->dir[0]) {
-		unlink(fs->sock);
-		rmdir(fs->dir);
-	}
+	remove_socket(fs);
 	free(fs);
 }
 
@@ -240,7 +290,10 @@ static int fs_create(const struct dev_services *s, const struct vm_config *cfg, 
 	*dev = fs;
 	if (f->dir && spawn_virtiofsd(fs, f, err, errlen) < 0)
 		return EXIT_CODE_USAGE;
-	if (connect_backend(fs, f->dir ? fs->sock : f->socket, err, errlen) < 0)
+	int rc = connect_backend(fs, f->dir ? fs->sock : f->socket, err, errlen);
+	/* Connected (or not): the path has done its job. */
+	remove_socket(fs);
+	if (rc < 0)
 		return f->dir ? EXIT_CODE_HOST : EXIT_CODE_USAGE;
 	memcpy(fs->cfg.tag, f->tag, strlen(f->tag));
 	fs->cfg.num_request_queues = FS_QUEUES - 1;
