@@ -43,7 +43,7 @@ struct net_config {
 	const char *capture; /* capture=FILE.pcap */
 };
 
-#define MAX_FS	   2
+#define MAX_FS	   4
 #define FS_TAG_MAX 36 /* virtio-fs config: tag[36], not NUL-terminated when full */
 
 /* One --fs: a host folder served by a virtiofsd popek starts, or the socket
