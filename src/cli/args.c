@@ -334,7 +334,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			if (parse_fs(optarg, cfg))
 				return usage_error("--fs %s: use HOSTDIR,tag=TAG[,ro] or "
 						   "socket=PATH,tag=TAG (a tag of 1-36 bytes, at "
-						   "most 2 shares)",
+						   "most 4 shares)",
 						   optarg);
 			break;
 		default:
