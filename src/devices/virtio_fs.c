@@ -270,6 +270,16 @@ static void fs_destroy(void *dev)
 	free(fs);
 }
 
+/* The share's state (open files, the rings' progress) lives in virtiofsd,
+ * which cannot hand it over: refuse rather than write a snapshot that
+ * would restore a share the guest believes is open. */
+static int fs_save(void *dev, void **buf, size_t *len)
+{
+	fprintf(stderr, "popek: snapshot refused: virtio-fs shares (--fs) live in virtiofsd and "
+			"cannot be saved; snapshot the VM without --fs\n");
+	return -1;
+}
+
 static int fs_count(const struct vm_config *cfg)
 {
 	return cfg->nfs;
@@ -331,4 +341,5 @@ const struct device_type virtio_fs_device = {.name = "virtio-fs",
 					     .numbered = true,
 					     .count = fs_count,
 					     .create = fs_create,
+					     .save = fs_save,
 					     .destroy = fs_destroy};

@@ -94,10 +94,18 @@ try:
               "backend is gone" in err)
         return ok, "alive=%s guest: %r popek stderr: %r" % (alive, out, err[-300:])
 
+    def snapshot_refused():
+        r = subprocess.run([popek, "snapshot", "vhost-fs", os.path.join(tmp, "snap")],
+                           capture_output=True, text=True)
+        alive = vm.proc.poll() is None and "read-only" in vm.run("cat /ro/keep")
+        return (r.returncode != 0 and "virtio-fs0 cannot save" in r.stderr and alive,
+                "rc %d: %r alive=%s" % (r.returncode, r.stderr, alive))
+
     check("vhost: the guest mounts virtiofs shares and reads a host file (sha256)", read_host_file)
     check("vhost: a file the guest writes is on the host (sha256)", write_guest_file)
     check("vhost: a ro share refuses writes and removals", ro_refuses)
     check("vhost: --fs socket= attaches to a virtiofsd the user started", attach_socket)
+    check("vhost: a snapshot of a VM with shares is refused, the VM runs on", snapshot_refused)
     check("vhost: killing virtiofsd fails the guest's requests (ENOTCONN), popek keeps running",
           kill_backend)
     rc = vm.poweroff()
