@@ -98,7 +98,8 @@ static int send_fds(struct vhost_user *v, uint32_t request, uint32_t flags, cons
 	if (v->fd < 0)
 		return -1;
 	struct msg m = {.h = {request, FLAG_VERSION | flags, size}};
-	memcpy(&m.p, payload, size);
+	if (size)
+		memcpy(&m.p, payload, size);
 	struct iovec iov = {&m, sizeof(m.h) + size};
 	union {
 		char buf[CMSG_SPACE(MAX_REGIONS * sizeof(int))];
