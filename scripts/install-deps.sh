@@ -2,7 +2,8 @@
 # Install the Debian 12 packages popek needs to build, test and run (needs root or sudo).
 set -euo pipefail
 pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev libseccomp-dev libslirp-dev
-	qemu-system-x86 xz-utils cpio gzip ca-certificates time)
+	qemu-system-x86 xz-utils cpio gzip ca-certificates time
+	qemu-system-common)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
