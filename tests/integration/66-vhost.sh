@@ -17,14 +17,5 @@ elif [ ! -x /usr/lib/qemu/virtiofsd ]; then
 	fail "vhost" "needs /usr/lib/qemu/virtiofsd (Debian's qemu-system-common: scripts/install-deps.sh)"
 else
 	timeout 300 python3 "$POPEK_ROOT/tests/linux/fs_test.py" "$P" "$IMAGES" "$TMP/fs" >"$TMP/fs.log" 2>&1
-	rc=$?
-	grep -v -E '^(ok|FAIL) ' "$TMP/fs.log"
-	while IFS= read -r line; do
-		case $line in
-		"ok   "*) pass "${line#ok   }" ;;
-		"FAIL "*) name=${line#FAIL }; fail "${name%%: *}" "${name#*: }" ;;
-		esac
-	done <"$TMP/fs.log"
-	[ $rc = 0 ] || fail "vhost scenario" "ended with status $rc: $(tail -c 300 "$TMP/fs.log")"
-	grep -q "scenario took" "$TMP/fs.log" || fail "vhost scenario" "did not run to its end"
+	scenario_report "$TMP/fs.log" vhost $?
 fi
