@@ -4,6 +4,10 @@ set -euo pipefail
 pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev libseccomp-dev libslirp-dev
 	qemu-system-x86 xz-utils cpio gzip ca-certificates time
 	qemu-system-common)
+# popek-oci: e2fsprogs builds the container disks; its tests drive podman and containerd
+pkgs+=(e2fsprogs podman runc containerd)
+# popek exec: its tests run static busybox applets
+pkgs+=(busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

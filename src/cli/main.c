@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "machine/machine.h"
+#include "oci/oci.h"
 
 void cli_usage(FILE *f)
 {
@@ -18,8 +19,15 @@ void cli_usage(FILE *f)
 	    "  popek ls                            list running VMs\n"
 	    "  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
 	    "  popek pause|resume|stop|stats NAME  control a running VM\n"
+	    "  popek exec [options] -- PROGRAM [ARGS...]  run one Linux program in a VM, no guest "
+	    "kernel\n"
+	    "                                      (docs/exec.md)\n"
+	    "  popek policy NAME [FILE]            print or replace a running VM's policy\n"
+	    "  popek trace NAME [--class CLASS]... stream a running VM's actions as JSON lines\n"
 	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
 	    "                                      (VMs join with --net socket=PATH)\n"
+	    "  popek oci COMMAND ...               the OCI runtime (also as popek-oci; "
+	    "docs/oci.md)\n"
 	    "  popek help                          this text\n"
 	    "  popek --version                     print the version\n"
 	    "\n"
@@ -72,6 +80,12 @@ void cli_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* popek-oci is this binary under another name: the OCI runtime */
+	const char *base = strrchr(argv[0], '/');
+	if (!strcmp(base ? base + 1 : argv[0], "popek-oci"))
+		return oci_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "oci"))
+		return oci_main(argc - 1, argv + 1);
 	if (argc < 2) {
 		cli_usage(stderr);
 		return EXIT_CODE_USAGE;
@@ -95,6 +109,12 @@ int main(int argc, char **argv)
 		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
+	if (!strcmp(cmd, "exec"))
+		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cmd_trace(argc - 1, argv + 1);
 	const char *vmctl[] = {"pause", "resume", "stop", "stats"};
 	for (size_t i = 0; i < sizeof(vmctl) / sizeof(vmctl[0]); i++)
 		if (!strcmp(cmd, vmctl[i]))

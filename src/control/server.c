@@ -17,6 +17,9 @@
 #include "jail/jail.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
+#include "policy/active.h"
+#include "policy/policy.h"
+#include "policy/trace.h"
 #include "snapshot/snapshot.h"
 
 struct control {
@@ -154,10 +157,68 @@ static json_object *cmd_snapshot(struct machine *m, const struct control_request
 	return r;
 }
 
+/* {"cmd":"policy"} shows the active policy; with "text" (and "file", for
+ * messages) replaces it: parsed here, so a malformed one is refused with
+ * FILE:LINE:COL and the VM keeps the old. */
+static json_object *cmd_policy(struct machine *m, const struct control_request *req, int fd,
+			       int passed)
+{
+	json_object *r;
+	if (!req->text) {
+		char *t = policy_active_text(m->policy);
+		if (!t)
+			return reply_error("out of memory");
+		r = reply_ok();
+		json_object_object_add(r, "policy", json_object_new_string(t));
+		free(t);
+		return r;
+	}
+	char err[512];
+	struct policy *p = calloc(1, sizeof(*p));
+	if (!p || !(p->text = strdup(req->text))) {
+		free(p);
+		return reply_error("out of memory");
+	}
+	if (policy_parse(p, req->text, req->file, err, sizeof(err))) {
+		policy_free(p);
+		return reply_error(err);
+	}
+	/* As pci_platform_create decided: with ioeventfd, virtio notifications
+	 * never reach popek, so a new mmio rule would silently miss them. */
+	if (policy_has_class(p, POLICY_MMIO) && m->engine->ioeventfd &&
+	    !policy_has_class(m->cfg->policy, POLICY_MMIO)) {
+		policy_free(p);
+		return reply_error("this VM signals virtio notifications through ioeventfd (kvm), "
+				   "which an mmio rule added live would not see; start it with "
+				   "an mmio rule in --policy (even `log mmio addr 0-0`) so they "
+				   "trap, or drop the mmio rules");
+	}
+	int n = p->n;
+	policy_replace(m->policy, p);
+	r = reply_ok();
+	json_object_object_add(r, "rules", json_object_new_int(n));
+	return r;
+}
+
+/* {"cmd":"trace","classes":[...]}: this connection becomes a stream of JSON
+ * lines, {"ok":true} first; NULL: no other reply. */
+static json_object *cmd_trace(struct machine *m, const struct control_request *req, int fd,
+			      int passed)
+{
+	char err[128];
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (own < 0)
+		return reply_error("cannot keep the connection for the trace");
+	if (policy_trace_attach(m->events, own, req->classes, "{\"ok\":true}", err, sizeof(err)))
+		return reply_error(err);
+	return NULL;
+}
+
 static json_object *(*const commands[NR_CMDS])(struct machine *m, const struct control_request *req,
 					       int fd, int passed) = {
-    [CMD_INFO] = cmd_info, [CMD_PAUSE] = cmd_pause, [CMD_RESUME] = cmd_resume,
-    [CMD_STOP] = cmd_stop, [CMD_STATS] = cmd_stats, [CMD_SNAPSHOT] = cmd_snapshot,
+    [CMD_INFO] = cmd_info,     [CMD_PAUSE] = cmd_pause, [CMD_RESUME] = cmd_resume,
+    [CMD_STOP] = cmd_stop,     [CMD_STATS] = cmd_stats, [CMD_SNAPSHOT] = cmd_snapshot,
+    [CMD_POLICY] = cmd_policy, [CMD_TRACE] = cmd_trace,
 };
 
 static json_object *handle(struct machine *m, const char *line, int fd, int passed)
@@ -179,8 +240,9 @@ static void serve(struct control *c, int fd)
 	    line ? handle(c->m, line, fd, passed) : reply_error("request too long or not a line");
 	if (passed >= 0)
 		close(passed);
-	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
-	socket_write_line(fd, s, -1);
+	if (r) /* NULL: the command answered on its own (trace) */
+		socket_write_line(fd, json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN),
+				  -1);
 	json_object_put(r);
 	free(line);
 }

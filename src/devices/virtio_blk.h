@@ -1,6 +1,6 @@
 /* virtio-blk backed by a raw image file (--disk FILE[,ro]). Requests run on
- * the vCPU thread that kicked the queue: synchronous, and FLUSH completes only
- * after fsync() returned. */
+ * the vCPU thread that kicked the queue, or with eventfd kicks on the VM's
+ * loop: synchronous, and FLUSH completes only after fsync() returned. */
 #ifndef POPEK_VIRTIO_BLK_H
 #define POPEK_VIRTIO_BLK_H
 

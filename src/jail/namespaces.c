@@ -87,14 +87,15 @@ static int vmm_child(int rfd)
 {
 	struct spawn_msg msg;
 	ssize_t n;
+	/* The VMM must not outlive the parent that reports its exit code. Set
+	 * before the read: a parent that died earlier left the pipe at EOF. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	do
 		n = read(rfd, &msg, sizeof(msg));
 	while (n < 0 && errno == EINTR);
 	close(rfd);
 	if (n != (ssize_t)sizeof(msg))
 		_exit(EXIT_CODE_HOST); /* the parent is gone */
-	/* The VMM must not outlive the parent that reports its exit code. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		fprintf(stderr, "popek: jail: cannot make the mounts private: %s\n",
 			strerror(errno));

@@ -4,15 +4,23 @@
 #include <string.h>
 
 #include "machine/hypercall.h"
+#include "policy/active.h"
 #include "policy/policy.h"
+#include "policy/trace.h"
 #include "popek/hypercall.h"
 
-/* The policy if it has a rule for class c, else NULL: without one the class
- * costs this check and nothing else. */
-static const struct policy *policy_for(const struct machine *m, enum policy_class c)
+/* Whether class c's actions are recorded even when no rule acts: a trace
+ * client takes them. */
+static bool traced(const struct policy *p, enum policy_class c)
 {
-	const struct policy *p = m->cfg->policy;
-	return policy_has_class(p, c) ? p : NULL;
+	return policy_events_traced(p->events) & (1u << c);
+}
+
+/* The policy if it has a rule for class c or c is traced, else NULL: without
+ * either the class costs this check and nothing else. */
+static const struct policy *policy_for(const struct policy *p, enum policy_class c)
+{
+	return policy_has_class(p, c) || traced(p, c) ? p : NULL;
 }
 
 static void *pauser(void *arg)
@@ -61,14 +69,15 @@ static void access(struct vcpu *v, const struct policy *p, enum policy_class cls
 		   uint64_t addr, uint8_t *data, unsigned size, bool write)
 {
 	const struct policy_rule *r = NULL, *logged = NULL;
-	struct policy_access a = {cls, write, addr, size, v->index};
+	struct policy_access a = {cls, write, addr, size, v->index, NULL};
 	if (p)
 		r = policy_match(p, &a, &logged);
 	enum policy_action act = r ? r->action : POLICY_ALLOW;
-	if (act == POLICY_ALLOW && !logged) {
+	if (act == POLICY_ALLOW && !logged && !(p && traced(p, cls))) {
 		bus_access(bus, addr, data, size, write);
 		return;
 	}
+	a.device = bus_name(bus, addr);
 	switch (act) {
 	case POLICY_DENY:
 	case POLICY_STOP:
@@ -93,15 +102,15 @@ static void access(struct vcpu *v, const struct policy *p, enum policy_class cls
 		tripwire(v);
 }
 
-static void hypercall(struct vcpu *v, struct vcpu_exit *ex, const struct hypercall *hc)
+static void hypercall(struct vcpu *v, const struct policy *p, struct vcpu_exit *ex,
+		      const struct hypercall *hc)
 {
-	const struct policy *p = policy_for(v->m, POLICY_HYPERCALL);
 	const struct policy_rule *r = NULL, *logged = NULL;
-	struct policy_access a = {POLICY_HYPERCALL, true, hc->nr, 4, v->index};
+	struct policy_access a = {POLICY_HYPERCALL, true, hc->nr, 4, v->index, "hypercall"};
 	if (p)
 		r = policy_match(p, &a, &logged);
 	enum policy_action act = r ? r->action : POLICY_ALLOW;
-	if (act == POLICY_ALLOW && !logged) {
+	if (act == POLICY_ALLOW && !logged && !(p && traced(p, POLICY_HYPERCALL))) {
 		hypercall_complete(ex, hypercall_handle(v, hc));
 		return;
 	}
@@ -126,22 +135,31 @@ static void hypercall(struct vcpu *v, struct vcpu_exit *ex, const struct hyperca
 		tripwire(v);
 }
 
-enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
+/* The action under the policy held now (one policy for all of it, even if
+ * `popek policy` replaces it meanwhile). */
+static enum exit_reason under_policy(struct vcpu *v, const struct policy *p, struct vcpu_exit *ex)
 {
 	struct machine *m = v->m;
 	struct hypercall hc;
 	if (ex->reason == EXIT_MMIO) {
-		access(v, policy_for(m, POLICY_MMIO), POLICY_MMIO, &m->mmio, ex->mmio.gpa,
+		access(v, policy_for(p, POLICY_MMIO), POLICY_MMIO, &m->mmio, ex->mmio.gpa,
 		       ex->mmio.data, ex->mmio.size, ex->mmio.write);
 		return EXIT_MMIO;
 	}
 	if (hypercall_decode(ex, &hc)) {
-		hypercall(v, ex, &hc);
+		hypercall(v, policy_for(p, POLICY_HYPERCALL), ex, &hc);
 		return EXIT_HYPERCALL;
 	}
-	const struct policy *p = policy_for(m, POLICY_PIO);
+	p = policy_for(p, POLICY_PIO);
 	for (uint32_t i = 0; i < ex->io.count; i++)
 		access(v, p, POLICY_PIO, &m->pio, ex->io.port,
 		       ex->io.data + (size_t)i * ex->io.size, ex->io.size, ex->io.write);
 	return EXIT_IO;
+}
+
+enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
+{
+	enum exit_reason r = under_policy(v, policy_enter(v->m->policy), ex);
+	policy_leave();
+	return r;
 }

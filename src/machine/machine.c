@@ -17,7 +17,9 @@
 #include "machine/console.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
+#include "policy/active.h"
 #include "policy/policy.h"
+#include "policy/trace.h"
 
 uint64_t monotonic_ns(void)
 {
@@ -276,6 +278,14 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	pthread_cond_init(&m->pause_cond, NULL);
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
+	/* The policy every action goes through, replaceable while the VM runs,
+	 * and the rings its audit log and traces are written from. */
+	m->events = policy_events_create(cfg->policy ? cfg->policy->audit_fd : -1);
+	m->policy = m->events ? policy_active_create(cfg->policy, m->events) : NULL;
+	if (!m->policy) {
+		snprintf(err, errlen, "out of memory for the policy");
+		return EXIT_CODE_HOST;
+	}
 	if (cfg->cpus < 1 || cfg->cpus > MAX_VCPUS) {
 		snprintf(err, errlen, "--cpus %d is out of range 1..%d", cfg->cpus, MAX_VCPUS);
 		return EXIT_CODE_USAGE;
@@ -400,6 +410,8 @@ int machine_run(struct machine *m)
 		fprintf(stderr, "popek: warning: cannot watch signals: %s\n", strerror(errno));
 	if (start_console_input(m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
+	if (policy_events_start(m->events))
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start the audit writer thread");
 	uint64_t t0 = monotonic_ns();
 	int started = 0;
 	for (int i = 0; i < m->ncpus; i++) {
@@ -419,6 +431,7 @@ int machine_run(struct machine *m)
 			     strerror(errno));
 	for (int i = 0; i < started; i++)
 		pthread_join(m->vcpu[i].thread, NULL);
+	policy_events_stop(m->events); /* the last audit lines are out, traces end */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	double secs = (double)(monotonic_ns() - t0) / 1e9;
@@ -457,6 +470,8 @@ void machine_destroy(struct machine *m)
 		m->engine->vm_destroy(m->evm);
 	loop_free(m->loop);
 	guest_mem_free(&m->mem);
+	policy_active_destroy(m->policy);
+	policy_events_destroy(m->events);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);
 	pthread_mutex_destroy(&m->stop_lock);

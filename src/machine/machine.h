@@ -39,6 +39,8 @@ struct vcpu {
 };
 
 struct console;
+struct policy_active;
+struct policy_events;
 
 /* A device of this VM: one instance of a registry row (devices/services.h). */
 struct machine_device {
@@ -79,6 +81,8 @@ struct machine {
 	struct dev_services svc; /* what every device gets: filled by machine_services_init */
 	int ndevices;
 	struct machine_device devices[MAX_DEVICES];
+	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
+	struct policy_events *events; /* audit writer and trace clients */
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.

@@ -58,6 +58,7 @@ void *vcpu_thread(void *arg)
 		case EXIT_HLT:
 		case EXIT_SHUTDOWN:
 		case EXIT_FAIL:
+		case EXIT_SYSCALL: /* machines do not ask for it */
 		case NR_EXIT_REASONS:
 			report_crash(v, &ex);
 			break;

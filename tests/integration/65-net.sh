@@ -31,3 +31,4 @@ else
 	timeout 400 python3 "$POPEK_ROOT/tests/linux/net_test.py" "$P" "$IMAGES" "$TMP" >"$TMP/net.log" 2>&1
 	scenario_report "$TMP/net.log" net $?
 fi
+unset POPEK_RUNTIME_DIR

@@ -108,7 +108,8 @@ static const struct policy_rule *logged;
 static const struct policy_rule *match(enum policy_class c, bool write, uint64_t addr,
 				       unsigned size, int vcpu)
 {
-	struct policy_access a = {c, write, addr, size, vcpu};
+	struct policy_access a = {
+	    .cls = c, .write = write, .addr = addr, .size = size, .vcpu = vcpu};
 	return policy_match(&pol, &a, &logged);
 }
 

@@ -21,7 +21,7 @@ struct engine_vcpu {
 /* Instructions run between checks of timers (intc_poll). */
 #define BATCH 4096
 
-enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO };
+enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO, AWAIT_SYSCALL };
 
 const char *const trap_names[NR_TRAPS] = {
     [TRAP_HLT] = "hlt",
@@ -431,6 +431,14 @@ static void replay_insn(struct soft_cpu *c)
 	c->last = NULL;
 }
 
+/* popek exec's result of an EXIT_SYSCALL (engine_vm_config.syscall_exits). */
+static void syscall_done(struct soft_cpu *c, const struct vcpu_exit *exit)
+{
+	c->r[R_RAX] = exit->sys.ret;
+	if (exit->sys.flush)
+		tlb_flush(c, false);
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
@@ -442,6 +450,8 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		c->io_in_ready = true;
 	else if (mmio)
 		mmio_done(c, exit);
+	else if (c->await == AWAIT_SYSCALL)
+		syscall_done(c, exit);
 	if (c->regs_lent && exit->io.regs_dirty) {
 		const struct exit_regs *r = &exit->io.regs;
 		c->r[R_RAX] = r->rax;
@@ -498,7 +508,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	}
 	for (;;) {
 		if (c->exit_pending) {
-			if (mmio_next_exit(c))
+			if (exit->reason == EXIT_SYSCALL)
+				c->await = AWAIT_SYSCALL;
+			else if (mmio_next_exit(c))
 				c->await = AWAIT_MMIO;
 			return 0;
 		}
