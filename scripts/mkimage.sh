@@ -16,7 +16,7 @@ work=$out/work
 mkdir -p "$debs"
 
 # Modules the guest loads, by name; their depends= are resolved below.
-MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net"
+MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net virtiofs"
 # popek-oci's agent (build/popek-agent, rdinit=/sbin/popek-agent) also loads
 # these, listed in /etc/modules.agent: the container root is an ext4 disk
 # (which asks the crypto API for crc32c: no modprobe in the guest to find it).

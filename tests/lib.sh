@@ -39,3 +39,18 @@ expect_in() {
 
 expect() { expect_in "$OUT" "$@"; }
 expect_err() { expect_in "$ERR" "$@"; }
+
+# A python scenario's log (one "ok NAME" / "FAIL NAME: why" line per check,
+# "scenario took" at its end) as passes and failures; rc is its exit status.
+scenario_report() {
+	local log=$1 what=$2 rc=$3 line name
+	grep -v -E '^(ok|FAIL) ' "$log"
+	while IFS= read -r line; do
+		case $line in
+		"ok   "*) pass "${line#ok   }" ;;
+		"FAIL "*) name=${line#FAIL }; fail "${name%%: *}" "${name#*: }" ;;
+		esac
+	done <"$log"
+	[ "$rc" = 0 ] || fail "$what scenario" "ended with status $rc: $(tail -c 300 "$log")"
+	grep -q "scenario took" "$log" || fail "$what scenario" "did not run to its end"
+}

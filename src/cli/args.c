@@ -147,6 +147,33 @@ static int unknown_device(const char *name)
 
 /* Options shared by run and restore; boot options (kernel, memory, CPUs)
  * only where the VM is being built from scratch. */
+/* --fs HOSTDIR,tag=TAG[,ro] | socket=PATH,tag=TAG; optarg is edited in place. */
+static int parse_fs(char *arg, struct vm_config *cfg)
+{
+	if (cfg->nfs == MAX_FS)
+		return -1;
+	struct fs_config *f = &cfg->fs[cfg->nfs];
+	memset(f, 0, sizeof(*f));
+	char *save = NULL;
+	for (char *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(t, "tag=", 4) && t[4] && strlen(t + 4) <= FS_TAG_MAX)
+			strcpy(f->tag, t + 4);
+		else if (!strncmp(t, "socket=", 7) && t[7] && !f->dir)
+			f->socket = t + 7;
+		else if (!strcmp(t, "ro"))
+			f->ro = true;
+		else if (t == arg && !strchr(t, '='))
+			f->dir = t;
+		else
+			return -1;
+	}
+	/* ro is virtiofsd's to enforce: only for a share popek starts. */
+	if (!f->tag[0] || !f->dir == !f->socket || (f->ro && f->socket))
+		return -1;
+	cfg->nfs++;
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
 	      const char **positional)
 {
@@ -170,6 +197,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_MEM_LIMIT,
 		O_MEM_HUGEPAGES,
 		O_NET,
+		O_FS,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -186,6 +214,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"cpu-quota", required_argument, NULL, O_CPU_QUOTA},
 	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
 	    {"net", required_argument, NULL, O_NET},
+	    {"fs", required_argument, NULL, O_FS},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
@@ -193,7 +222,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"cpus", required_argument, NULL, O_CPUS},
 	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 7; /* from --net on */
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 8; /* from --net on */
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -300,6 +329,13 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_NET:
 			if (parse_net(optarg, cfg))
 				return EXIT_CODE_USAGE;
+			break;
+		case O_FS:
+			if (parse_fs(optarg, cfg))
+				return usage_error("--fs %s: use HOSTDIR,tag=TAG[,ro] or "
+						   "socket=PATH,tag=TAG (a tag of 1-36 bytes, at "
+						   "most 4 shares)",
+						   optarg);
 			break;
 		default:
 			if (o >= NR_COMMON && x && x->fn) {

@@ -43,6 +43,17 @@ struct net_config {
 	const char *capture; /* capture=FILE.pcap */
 };
 
+#define MAX_FS	   4
+#define FS_TAG_MAX 36 /* virtio-fs config: tag[36], not NUL-terminated when full */
+
+/* One --fs: a host folder served by a virtiofsd popek starts, or the socket
+ * of a virtiofsd (any vhost-user-fs backend) the user started. */
+struct fs_config {
+	const char *dir, *socket; /* exactly one is set */
+	char tag[FS_TAG_MAX + 1];
+	bool ro;
+};
+
 /* Devices a VM has only when asked for (`--device NAME`). */
 enum optional_device { DEV_PC_TESTDEV, NR_OPTIONAL_DEVICES };
 extern const char *const optional_device_names[NR_OPTIONAL_DEVICES];
@@ -76,6 +87,8 @@ struct vm_config {
 	/* The jail (docs/jail.md): on unless --no-jail; jail_set: --jail was
 	 * given, so a host that cannot build it is an error, not a warning. */
 	bool jail, jail_set;
+	int nfs;
+	struct fs_config fs[MAX_FS];
 	int cpu_quota;	    /* --cpu-quota: percent of one host CPU; 0 = no limit */
 	uint64_t mem_limit; /* --mem-limit: bytes; 0 = no limit */
 };

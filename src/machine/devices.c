@@ -14,16 +14,26 @@
 #include "devices/uart16550.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
+#include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "machine/machine.h"
 
 static const struct device_type *const registry[] = {
-    &uart_device, &debug_exit_device, &acpi_pm_device, &i8042_device, &cmos_rtc_device,
-    &fw_cfg_device, &pc_testdev_device,
+    &uart_device,
+    &debug_exit_device,
+    &acpi_pm_device,
+    &i8042_device,
+    &cmos_rtc_device,
+    &fw_cfg_device,
+    &pc_testdev_device,
     /* on the PCI bus */
-    &virtio_blk_device, &pvpanic_device, &virtio_rng_device, &virtio_console_device,
-    &virtio_net_device, /* last: the other devices keep their PCI slots */
+    &virtio_blk_device,
+    &pvpanic_device,
+    &virtio_rng_device,
+    &virtio_console_device,
+    &virtio_net_device, /* the other devices keep their PCI slots */
+    &virtio_fs_device,
 };
 
 int machine_add_device(struct machine *m, const struct device_type *t, int i, char *err,

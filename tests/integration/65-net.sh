@@ -29,15 +29,6 @@ elif ! command -v qemu-system-x86_64 >/dev/null || ! command -v ip >/dev/null ||
 	fail "net" "needs qemu-system-x86_64, ip and unshare (scripts/install-deps.sh)"
 else
 	timeout 400 python3 "$POPEK_ROOT/tests/linux/net_test.py" "$P" "$IMAGES" "$TMP" >"$TMP/net.log" 2>&1
-	rc=$?
-	grep -v -E '^(ok|FAIL) ' "$TMP/net.log"
-	while IFS= read -r line; do
-		case $line in
-		"ok   "*) pass "${line#ok   }" ;;
-		"FAIL "*) name=${line#FAIL }; fail "${name%%: *}" "${name#*: }" ;;
-		esac
-	done <"$TMP/net.log"
-	[ $rc = 0 ] || fail "net scenario" "ended with status $rc: $(tail -c 300 "$TMP/net.log")"
-	grep -q "scenario took" "$TMP/net.log" || fail "net scenario" "did not run to its end"
+	scenario_report "$TMP/net.log" net $?
 fi
 unset POPEK_RUNTIME_DIR
