@@ -92,8 +92,22 @@ void virtio_pci_process(struct virtio_pci *vp, unsigned q, virtio_handler handle
 	struct vq_chain c;
 	bool used = false;
 	int r;
+	if (vp->deferred & (1u << q)) {
+		if (vp->pauses == vp->deferred_pauses)
+			return; /* the pause it waits for has not happened yet */
+		vp->deferred &= ~(1u << q);
+		vp->after_pause = true;
+	}
 	while (virtio_pci_live(vp) && (r = virtq_pop(&vp->vq[q], &c)) != 0) {
 		int64_t len = r > 0 ? handle(vp, &c) : -1;
+		vp->after_pause = false;
+		if (len == VIRTIO_DEFER) {
+			vp->vq[q].last_avail--; /* unpopped: the driver still owns nothing new */
+			vp->deferred |= 1u << q;
+			vp->deferred_pauses = vp->pauses;
+			vp->pending_kicks |= 1u << q; /* resume runs it again */
+			break;
+		}
 		if (len < 0) {
 			virtio_pci_fail(vp);
 			break;
@@ -112,6 +126,7 @@ static void reset(struct virtio_pci *vp)
 	vp->status = 0;
 	vp->isr = 0;
 	vp->queue_sel = 0;
+	vp->deferred = 0;
 	vp->config_vector = MSIX_NO_VECTOR;
 	for (unsigned q = 0; q < vp->info.nqueues; q++) {
 		virtq_reset(&vp->vq[q], vp->info.queue_size);
@@ -291,6 +306,7 @@ void virtio_pci_pause(void *dev, bool paused)
 	struct virtio_pci *vp = dev;
 	pthread_mutex_lock(&vp->lock);
 	vp->paused = paused;
+	vp->pauses += paused;
 	for (unsigned q = 0; !paused && q < vp->info.nqueues; q++)
 		if (vp->pending_kicks & (1u << q))
 			notify_locked(vp, q);
@@ -383,6 +399,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 	vp->info = *info;
 	vp->dev = dev;
 	vp->mem = env->mem;
+	vp->gate = env->gate;
 	pthread_mutex_init(&vp->lock, NULL);
 
 	pci_dev_init(&vp->pci, info->name, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE0 + info->type,

@@ -12,6 +12,7 @@
 
 #include "devices/msix.h"
 #include "devices/pci.h"
+#include "devices/request_gate.h"
 #include "devices/virtio_kick.h"
 #include "devices/virtqueue.h"
 #include "machine/irq.h"
@@ -80,9 +81,15 @@ struct virtio_pci {
 	uint16_t queue_sel, config_vector;
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
-	struct virtio_kick kick; /* eventfd kicks, when the engine offers them */
-	bool paused;		 /* the VM is paused: eventfd kicks wait in pending_kicks */
-	uint32_t pending_kicks;	 /* bit per queue */
+	struct virtio_kick kick;  /* eventfd kicks, when the engine offers them */
+	bool paused;		  /* the VM is paused: eventfd kicks wait in pending_kicks */
+	uint32_t pending_kicks;	  /* bit per queue */
+	struct request_gate gate; /* every request passes it before the device acts */
+	/* A request a gate deferred (GATE_DEFER) waits, still in the ring, until
+	 * the VM has paused: queues with a bit in deferred do nothing until
+	 * pauses (counted) moves past deferred_pauses. */
+	uint32_t deferred, pauses, deferred_pauses;
+	bool after_pause; /* the request being handled is the one deferred */
 };
 
 /* What a virtio device needs from the machine. */
@@ -91,6 +98,7 @@ struct virtio_env {
 	const struct guest_mem *mem;
 	struct msi_sink msi;
 	struct ioeventfd_sink ioeventfd; /* optional: .set NULL means MMIO kicks only */
+	struct request_gate gate;	 /* optional: .check NULL lets every request go */
 };
 
 /* Set up the transport and plug it into env->pci. Returns 0 or -1 with err set. */
@@ -112,8 +120,10 @@ void virtio_pci_destroy(struct virtio_pci *vp);
 /* Is the driver up (DRIVER_OK) and the device not broken? */
 bool virtio_pci_live(const struct virtio_pci *vp);
 
-/* Handle one request; returns the bytes written into the chain, or -1 if the
- * driver broke the protocol (the device then needs a reset). */
+/* Handle one request; returns the bytes written into the chain, -1 if the
+ * driver broke the protocol (the device then needs a reset), or VIRTIO_DEFER
+ * when the gate deferred it (the chain goes back to the ring). */
+#define VIRTIO_DEFER (-2)
 typedef int64_t (*virtio_handler)(struct virtio_pci *vp, struct vq_chain *c);
 
 /* Pop every available chain of queue q through handle, push the results and

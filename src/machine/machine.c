@@ -22,6 +22,7 @@
 #include "jail/jail.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
+#include "machine/interpose.h"
 #include "machine/pci_platform.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
@@ -213,8 +214,9 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	m->console = console_open(m->cfg, err, errlen);
 	if (!m->console)
 		return EXIT_CODE_HOST;
-	m->uart =
-	    uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI), console_tx, m->console);
+	struct console_tap tap = {m, "uart0", console_tx, NULL, m->console};
+	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI),
+			      interpose_console_out, interpose_tap(TAP_UART_OUT, &tap));
 	if (m->uart)
 		machine_add_device(m, &(struct machine_device){.name = "uart0",
 							       .dev = m->uart,
@@ -302,6 +304,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
+		rc = interpose_check(m, err, errlen);
+	if (!rc)
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	/* Here, before the control thread that reports uptime from it exists. */
@@ -367,7 +371,10 @@ int machine_run(struct machine *m)
 	console_input_fn input = uart_input;
 	void *input_ctx = m->uart;
 	pci_platform_console_input(m, &input, &input_ctx);
-	if (console_start_input(m->console, input, input_ctx, user_quit, m) < 0)
+	struct console_tap tap = {m, input == uart_input ? "uart0" : "virtio-console0", NULL, input,
+				  input_ctx};
+	if (console_start_input(m->console, interpose_console_in, interpose_tap(TAP_INPUT, &tap),
+				user_quit, m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
 	uint64_t t0 = monotonic_ns();
 	int started = 0;

@@ -9,6 +9,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
+#include "machine/interpose.h"
 #include "machine/machine.h"
 #include "policy/policy.h"
 
@@ -57,29 +58,39 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 		return EXIT_CODE_HOST;
 	}
 	m->pci = p;
-	p->env = (struct virtio_env){.pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m)};
-	/* An mmio policy rule must see virtio notifications too: no ioeventfd
-	 * then, so they trap as MMIO exits (docs/policy.md). */
-	if (m->engine->ioeventfd && !policy_has_class(m->cfg->policy, POLICY_MMIO))
+	p->env = (struct virtio_env){
+	    .pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m), .gate = interpose_gate(m)};
+	/* An mmio policy rule must see virtio notifications too, and a pause
+	 * rule on a request must meet it on a vCPU: no ioeventfd then, so
+	 * notifications trap as MMIO exits (docs/policy.md). */
+	const struct policy *pol = m->cfg->policy;
+	unsigned requests = 1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE;
+	if (m->engine->ioeventfd && !policy_has_class(pol, POLICY_MMIO) &&
+	    !(pol && (pol->pause_classes & requests)))
 		p->env.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 	const struct vm_config *cfg = m->cfg;
 	/* Disks first, so --disk order is slot order is vda, vdb, ... */
 	for (int i = 0; i < cfg->ndisks; i++) {
+		snprintf(p->disk_name[i], sizeof(p->disk_name[i]), "virtio-blk%d", i);
+		p->env.gate.dev = p->disk_name[i];
 		p->disk[i] =
 		    virtio_blk_create(&p->env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
 		if (!p->disk[i])
 			return EXIT_CODE_USAGE;
-		snprintf(p->disk_name[i], sizeof(p->disk_name[i]), "virtio-blk%d", i);
 		if (add_snapshot_hooks(m, p->disk_name[i], virtio_blk_pci(p->disk[i]), err, errlen))
 			return EXIT_CODE_HOST;
 	}
 	p->pvpanic = pvpanic_create(m, &p->bus, err, errlen);
 	if (!p->pvpanic)
 		return EXIT_CODE_HOST;
+	p->env.gate.dev = "virtio-rng0";
 	p->rng = virtio_rng_create(&p->env, err, errlen);
 	if (!p->rng || add_snapshot_hooks(m, "virtio-rng0", virtio_rng_pci(p->rng), err, errlen))
 		return EXIT_CODE_HOST;
-	p->console = virtio_console_create(&p->env, console_tx, m->console, err, errlen);
+	p->env.gate.dev = "virtio-console0";
+	struct console_tap tap = {m, "virtio-console0", console_tx, NULL, m->console};
+	p->console = virtio_console_create(&p->env, interpose_console_out,
+					   interpose_tap(TAP_VIRTIO_OUT, &tap), err, errlen);
 	if (!p->console ||
 	    add_snapshot_hooks(m, "virtio-console0", virtio_console_pci(p->console), err, errlen))
 		return EXIT_CODE_HOST;

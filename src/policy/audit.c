@@ -7,12 +7,8 @@
 
 #include "policy/policy.h"
 
-static const char *const ops[NR_POLICY_CLASSES][2] = {
-    [POLICY_PIO] = {"read", "write"},
-    [POLICY_MMIO] = {"read", "write"},
-    [POLICY_HYPERCALL] = {"call", "call"},
-};
-static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr"};
+/* The key naming each class's address, if it has one. */
+static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr", "sector"};
 
 void policy_audit(const struct policy *p, const struct policy_access *a, uint64_t value,
 		  const struct policy_rule *r)
@@ -21,15 +17,26 @@ void policy_audit(const struct policy *p, const struct policy_access *a, uint64_
 		return;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	char line[256];
-	int n = snprintf(line, sizeof(line),
-			 "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"class\":\"%s\",\"op\":\"%s\","
-			 "\"%s\":%" PRIu64 ",\"size\":%u,\"value\":%" PRIu64
-			 ",\"verdict\":\"%s\",\"rule\":%d}\n",
-			 (uint64_t)(ts.tv_sec * 1000000000ll + ts.tv_nsec), a->vcpu,
-			 policy_class_names[a->cls], ops[a->cls][a->write], addr_keys[a->cls],
-			 a->addr, a->size, value, policy_action_names[r->action], r->line);
-	if (n > 0 && (size_t)n < sizeof(line) && write(p->audit_fd, line, (size_t)n) < 0) {
+	char line[384];
+	size_t n = (size_t)snprintf(
+	    line, sizeof(line), "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"class\":\"%s\",\"op\":\"%s\"",
+	    (uint64_t)(ts.tv_sec * 1000000000ll + ts.tv_nsec), a->vcpu, policy_class_names[a->cls],
+	    policy_op_name(a->op));
+	if (a->dev && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"dev\":\"%s\"", a->dev);
+	if (addr_keys[a->cls] && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"%s\":%" PRIu64,
+				      addr_keys[a->cls], a->addr);
+	if (n < sizeof(line) && a->cls <= POLICY_HYPERCALL)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"size\":%u,\"value\":%" PRIu64,
+				      a->size, value);
+	else if (n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"len\":%" PRIu64, a->len);
+	if (n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+				      ",\"verdict\":\"%s\",\"rule\":%d}\n",
+				      policy_action_names[r->action], r->line);
+	if (n < sizeof(line) && write(p->audit_fd, line, n) < 0) {
 		/* The guest goes on: a full disk must not stop it or crash the VMM. */
 	}
 }

@@ -42,17 +42,17 @@ static void test_issue_examples(void **state)
 	const struct policy_rule *r = &pol.rule[0];
 	assert_int_equal(r->action, POLICY_DENY);
 	assert_int_equal(r->cls, POLICY_HYPERCALL);
-	assert_int_equal(r->lo, 4);
-	assert_int_equal(r->hi, 4);
+	assert_int_equal(r->addr.lo, 4);
+	assert_int_equal(r->addr.hi, 4);
 	assert_int_equal(r->line, 2);
 	r = &pol.rule[1];
 	assert_int_equal(r->action, POLICY_LOG);
-	assert_int_equal(r->lo, 0x70);
-	assert_int_equal(r->hi, 0x71);
-	assert_int_equal(r->dirs, POLICY_READ | POLICY_WRITE);
+	assert_int_equal(r->addr.lo, 0x70);
+	assert_int_equal(r->addr.hi, 0x71);
+	assert_int_equal(r->ops, POLICY_READ | POLICY_WRITE);
 	r = &pol.rule[2];
 	assert_int_equal(r->action, POLICY_MODIFY);
-	assert_int_equal(r->dirs, POLICY_READ);
+	assert_int_equal(r->ops, POLICY_READ);
 	assert_int_equal(r->value, 0);
 	assert_int_equal(r->line, 5);
 	r = &pol.rule[3];
@@ -72,14 +72,14 @@ static void test_malformed(void **state)
 	(void)state;
 	refused("\nallow pio\nfrobnicate pio\n", "p.policy:3:1: expected an action");
 	refused("deny", "p.policy:1:5: expected a class");
-	refused("deny disk", "p.policy:1:6: expected a class");
+	refused("deny disc", "p.policy:1:6: expected a class");
 	refused("deny pio port", "p.policy:1:14: expected a port range");
 	refused("deny pio port 0x71-0x70", "p.policy:1:15: expected a port range");
 	refused("deny pio port 0x10000", "p.policy:1:15: expected a port range");
 	refused("deny pio port 12abc", "p.policy:1:15: expected a port range");
 	refused("deny pio port 99999999999999999999999", "p.policy:1:15: expected a port range");
 	refused("deny pio port -1", "p.policy:1:15: expected a port range");
-	refused("deny pio port 1 port 2", "p.policy:1:17: expected read, write, port RANGE");
+	refused("deny pio port 1 port 2", "p.policy:1:17: expected read, write, size N");
 	refused("deny hypercall read", "p.policy:1:16: expected nr RANGE");
 	refused("deny hypercall port 1", "p.policy:1:16: expected nr RANGE");
 	refused("deny mmio size 3", "p.policy:1:16: expected an access size of 1, 2, 4 or 8");
@@ -88,8 +88,8 @@ static void test_malformed(void **state)
 	refused("modify pio read port 0x71", "p.policy:1:26: expected value N");
 	refused("modify pio read port 0x71 value", "p.policy:1:32: expected the value to use");
 	refused("deny pio value 0",
-		"p.policy:1:10: expected read, write, port RANGE, size N, vcpu N "
-		"or the end of the rule");
+		"p.policy:1:10: expected read, write, port RANGE, size N, written RANGE, vcpu N, "
+		"dev NAME, or the end of the rule");
 	refused("deny pio read write", "p.policy:1:15: expected port RANGE");
 }
 
@@ -108,7 +108,13 @@ static const struct policy_rule *logged;
 static const struct policy_rule *match(enum policy_class c, bool write, uint64_t addr,
 				       unsigned size, int vcpu)
 {
-	struct policy_access a = {c, write, addr, size, vcpu};
+	struct policy_access a = {.cls = c,
+				  .op = c == POLICY_HYPERCALL ? POLICY_CALL
+					: write		      ? POLICY_WRITE
+							      : POLICY_READ,
+				  .addr = addr,
+				  .size = size,
+				  .vcpu = vcpu};
 	return policy_match(&pol, &a, &logged);
 }
 
