@@ -440,6 +440,8 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 		if (parse_key(l, r, (enum key)k))
 			return -1;
 		seen |= 1u << k;
+		if (k == K_OPS || k == K_BYTES_RATE) /* one rate per rule */
+			seen |= 1u << K_OPS | 1u << K_BYTES_RATE;
 	}
 	return finish(l, r, seen);
 }
