@@ -132,3 +132,61 @@ bad "a rule on a device the VM lacks" "deny disk dev virtio-blk3\n" \
 	"can never match: this VM has no disk device virtio-blk3"
 bad "a discard rule (virtio-blk offers no discard)" "deny disk discard\n" "offers no discard"
 unset POPEK_RUNTIME_DIR
+
+# Linux (default image, soft engine): the guest's dd to a denied range gets an
+# I/O error and the host file's range is unchanged, a disk ops limit holds
+# for 4 KiB direct reads, entropy and console output are modified.
+IMAGES=$POPEK_ROOT/images
+if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
+	fail "policy-dev/linux" "images/ lacks the default image: run 'make image' (make test does)"
+else
+	disk=$TMP/pdev-linux.img
+	truncate -s 16M "$disk"
+	dd if=/dev/urandom of="$disk" bs=4096 count=4 conv=notrunc status=none
+	range_sum() { dd if="$disk" bs=512 skip=8 count=8 status=none | md5sum; }
+	before=$(range_sum)
+	cat >"$TMP/pdev-linux.policy" <<'POL'
+deny disk write sectors 8-15                  # the disk's second 4 KiB block
+limit disk ops 50/s burst 10 dev virtio-blk0
+modify console write contains "%" bytes "#"
+modify rng bytes 0x00000000
+POL
+	export POPEK_RUNTIME_DIR=$TMP/run
+	POPEK_SESSION_ARGS="--policy $TMP/pdev-linux.policy --audit $TMP/pdev-linux.jsonl" \
+		python3 "$POPEK_ROOT/tests/linux/session.py" "$POPEK_ROOT/build/popek" "$IMAGES" soft 1 \
+		"$disk" 300 policy >"$TMP/pdev-linux.json"
+	if python3 - "$TMP/pdev-linux.json" <<'PY'; then
+import json, sys
+r = json.load(open(sys.argv[1]))
+if "error" in r:
+    print("  " + r["error"] + " | " + r.get("tail", "")[-300:] + " | " + r.get("stderr", ""))
+    sys.exit(1)
+problems = []
+if "Input/output error" not in r["dd_denied"] or not r["dd_denied"].endswith("rc=1"):
+    problems.append("denied dd: " + r["dd_denied"])
+if not r["dd_allowed"].endswith("rc=0"): problems.append("allowed dd: " + r["dd_allowed"])
+if r["disk_head"] != r["disk_token"]: problems.append("disk: " + r["disk_head"])
+a, b = map(float, r["rate"].split())
+want = (250 - 10) / 50
+if abs((b - a) - want) > 0.1 * want: problems.append("250 reads took %.2f s, want %.2f s +-10 %%" % (b - a, want))
+if not r["entropy"].startswith("00000000") or len(set(r["entropy"][8:])) < 4:
+    problems.append("entropy: " + r["entropy"])
+if r["console"] != "50#": problems.append("console: " + r["console"])
+if r["exit_code"] != 0: problems.append("exit code %d" % r["exit_code"])
+print("  250 direct 4 KiB reads at 50/s burst 10 took %.2f s (want %.2f)" % (b - a, want))
+if problems:
+    print("  " + "; ".join(problems))
+    sys.exit(1)
+PY
+		pass "policy-dev/linux: dd to a denied range fails with an I/O error, limit disk ops holds, rng and console modified"
+	else
+		fail "policy-dev/linux" "see above"
+	fi
+	if [ "$(range_sum)" = "$before" ]; then pass "policy-dev/linux: the denied range of the host file is unchanged"; else fail "policy-dev/linux: denied range changed" "checksums differ"; fi
+	if grep -q '"class":"disk","op":"write","dev":"virtio-blk0","sector":8,"len":4096,"verdict":"deny"' "$TMP/pdev-linux.jsonl"; then
+		pass "policy-dev/linux: the denied write is in the audit log"
+	else
+		fail "policy-dev/linux: audit" "$(grep -m3 disk "$TMP/pdev-linux.jsonl")"
+	fi
+	unset POPEK_RUNTIME_DIR
+fi
