@@ -251,10 +251,8 @@ static void console_tap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(deny_and_modify),
-	    cmocka_unit_test(no_toctou),
-	    cmocka_unit_test(rewrite_after_check),
-	    cmocka_unit_test(limit_buckets),
+	    cmocka_unit_test(deny_and_modify),	   cmocka_unit_test(no_toctou),
+	    cmocka_unit_test(rewrite_after_check), cmocka_unit_test(limit_buckets),
 	    cmocka_unit_test(console_tap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
