@@ -407,6 +407,11 @@ int interpose_check(struct machine *m, char *err, size_t errlen)
 					      "%s is emulated inside the %s engine, its accesses "
 					      "never reach popek (docs/policy.md)",
 					      unseen[u].what, m->engine->name);
+		if (r->vcpu >= m->ncpus)
+			return refuse(r, err, errlen, "this VM has %d vCPU%s", m->ncpus,
+				      m->ncpus == 1 ? "" : "s");
+		if (r->cls == POLICY_CONSOLE && r->ops == POLICY_READ && r->vcpu >= 0)
+			return refuse(r, err, errlen, "console input comes from no vCPU");
 		if (r->cls == POLICY_DISK && r->ops == POLICY_DISCARD)
 			return refuse(r, err, errlen, "virtio-blk offers no discard to the guest");
 		if (r->dev[0] && !has_device(m, r))

@@ -61,12 +61,12 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 	p->env = (struct virtio_env){
 	    .pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m), .gate = interpose_gate(m)};
 	/* An mmio policy rule must see virtio notifications too, and a pause
-	 * rule on a request must meet it on a vCPU: no ioeventfd then, so
-	 * notifications trap as MMIO exits (docs/policy.md). */
+	 * or vcpu rule on a request must meet it on a vCPU: no ioeventfd then,
+	 * so notifications trap as MMIO exits (docs/policy.md). */
 	const struct policy *pol = m->cfg->policy;
 	unsigned requests = 1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE;
 	if (m->engine->ioeventfd && !policy_has_class(pol, POLICY_MMIO) &&
-	    !(pol && (pol->pause_classes & requests)))
+	    !(pol && (pol->vcpu_classes & requests)))
 		p->env.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 	const struct vm_config *cfg = m->cfg;
 	/* Disks first, so --disk order is slot order is vda, vdb, ... */

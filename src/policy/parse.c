@@ -449,7 +449,7 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 int policy_parse(struct policy *p, const char *text, const char *file, char *err, size_t errlen)
 {
 	p->n = 0;
-	p->classes = p->data_classes = p->dev_classes = p->limit_classes = p->pause_classes = 0;
+	p->classes = p->data_classes = p->dev_classes = p->limit_classes = p->vcpu_classes = 0;
 	struct lexer l = {.file = file, .err = err, .errlen = errlen};
 	for (const char *line = text; line;
 	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
@@ -466,8 +466,8 @@ int policy_parse(struct policy *p, const char *text, const char *file, char *err
 		p->classes |= bit;
 		if (r->ncontains || r->nbytes)
 			p->data_classes |= bit;
-		if (r->action == POLICY_PAUSE)
-			p->pause_classes |= bit;
+		if (r->action == POLICY_PAUSE || r->vcpu >= 0)
+			p->vcpu_classes |= bit;
 		if (r->dev[0])
 			p->dev_classes |= bit;
 		if (r->action == POLICY_LIMIT)

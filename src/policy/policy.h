@@ -97,7 +97,7 @@ struct policy {
 	unsigned data_classes;	/* bit per class with a rule that reads request data */
 	unsigned dev_classes;	/* bit per class with a dev match (the name is looked up) */
 	unsigned limit_classes; /* bit per class with a limit rule */
-	unsigned pause_classes; /* bit per class with a pause rule */
+	unsigned vcpu_classes;	/* bit per class with a rule that needs a vCPU (pause, vcpu N) */
 	int audit_fd;		/* -1 = no --audit */
 	struct policy_rule rule[POLICY_MAX_RULES];
 };

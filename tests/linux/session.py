@@ -85,7 +85,7 @@ try:
         result["dd_allowed"] = run("dd if=/dev/zero of=/dev/vda bs=4096 count=1 seek=2048 conv=fsync 2>&1; echo rc=$?")
         # 4 KiB direct reads, one request each, timed by the guest's clock
         result["rate"] = run("a=$(cut -d' ' -f1 /proc/uptime); "
-                             "dd if=/dev/vda of=/dev/null bs=4096 count=250 iflag=direct 2>/dev/null; "
+                             "dd if=/dev/vda of=/dev/null bs=4096 count=120 iflag=direct 2>/dev/null; "
                              "echo $a $(cut -d' ' -f1 /proc/uptime)")
         result["console"] = run("echo 50%")
     if end == "snapshot":

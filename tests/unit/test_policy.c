@@ -132,7 +132,7 @@ static void test_device_rules(void **state)
 	assert_int_equal(r->arg[2].hi, UINT64_MAX);
 	assert_int_equal(pol.rule[8].ncontains, 3);
 	assert_int_equal(pol.limit_classes, 1u << POLICY_DISK);
-	assert_int_equal(pol.pause_classes, 1u << POLICY_DISK);
+	assert_int_equal(pol.vcpu_classes, 1u << POLICY_DISK);
 	assert_int_equal(pol.data_classes, 1u << POLICY_CONSOLE);
 	assert_int_equal(pol.dev_classes, 1u << POLICY_CONSOLE);
 
