@@ -115,6 +115,7 @@ void virtio_pci_process(struct virtio_pci *vp, unsigned q, virtio_handler handle
 		virtq_push(&vp->vq[q], c.head, (uint32_t)len);
 		used = true;
 	}
+	vp->after_pause = false; /* also if the deferred request never came back */
 	if (used)
 		virtio_pci_used(vp, q);
 }

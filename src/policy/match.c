@@ -23,6 +23,9 @@ static bool matches(const struct policy_rule *r, const struct policy_access *a)
 		last = UINT64_MAX;
 	if (last < r->addr.lo || a->addr > r->addr.hi || !in(&r->len, a->len))
 		return false;
+	/* A flush covers no sector: only rules without a sector range see it. */
+	if (a->cls == POLICY_DISK && !a->count && (r->addr.lo || r->addr.hi != UINT64_MAX))
+		return false;
 	if (r->sizes && (a->size >= 32 || !(r->sizes & (1u << a->size))))
 		return false;
 	if (r->has_written && (a->op != POLICY_WRITE || !in(&r->written, a->value)))

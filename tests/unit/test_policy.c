@@ -144,6 +144,7 @@ static void test_device_rules(void **state)
 	a.addr = 0;
 	a.op = POLICY_READ;
 	assert_null(policy_match(&pol, &a, &logged)); /* limits do not decide */
+
 	uint64_t args[4] = {7, 0x18, 0, 0};
 	a = (struct policy_access){
 	    .cls = POLICY_HYPERCALL, .op = POLICY_CALL, .addr = 2, .args = args};
@@ -172,10 +173,17 @@ static void test_device_rules(void **state)
 	policy_match(&pol, &a, &logged);
 	assert_null(logged);
 
+	/* a flush covers no sector: only rules without a sector range see it */
+	assert_int_equal(parse("deny disk sectors 0-9\nstop disk flush\n"), 0);
+	a = (struct policy_access){.cls = POLICY_DISK, .op = POLICY_FLUSH};
+	assert_int_equal(policy_match(&pol, &a, &logged)->line, 2);
+	assert_int_equal(parse("deny disk write sectors 0-2047\n"
+			       "modify console write dev uart0 bytes \"a\\\"b\\x41\\\\ #\" at 3\n"),
+			 0);
 	uint8_t buf[4] = "....";
-	assert_int_equal(policy_patch(&pol.rule[4], buf, 4), 1); /* clipped to the data */
+	assert_int_equal(policy_patch(&pol.rule[1], buf, 4), 1); /* clipped to the data */
 	assert_memory_equal(buf, "...a", 4);
-	assert_int_equal(policy_patch(&pol.rule[4], buf, 2), 0);
+	assert_int_equal(policy_patch(&pol.rule[1], buf, 2), 0);
 
 	refused("limit disk ops 0/s", "p.policy:1:16: expected a rate (N/s with N > 0");
 	refused("limit disk ops 9/m", "p.policy:1:16: expected a rate");
