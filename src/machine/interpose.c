@@ -395,9 +395,14 @@ static int refuse(const struct policy_rule *r, char *err, size_t errlen, const c
 	return EXIT_CODE_USAGE;
 }
 
-int interpose_check(struct machine *m, char *err, size_t errlen)
+bool interpose_allows_ioeventfd(const struct policy *p)
 {
-	const struct policy *p = m->cfg->policy;
+	unsigned requests = 1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE;
+	return !policy_has_class(p, POLICY_MMIO) && !(p && (p->vcpu_classes & requests));
+}
+
+int interpose_check(struct machine *m, const struct policy *p, char *err, size_t errlen)
+{
 	for (int i = 0; p && i < p->n; i++) {
 		const struct policy_rule *r = &p->rule[i];
 		for (size_t u = 0; u < sizeof(unseen) / sizeof(unseen[0]); u++)

@@ -9,6 +9,8 @@
 #include "machine/console.h"
 #include "machine/machine.h"
 
+struct policy;
+
 /* Act on an EXIT_IO or EXIT_MMIO; returns the reason it counts as
  * (EXIT_HYPERCALL for a decoded hypercall). */
 enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex);
@@ -32,9 +34,13 @@ size_t interpose_console_in(void *tap, const uint8_t *buf, size_t len);
 enum tap_slot { TAP_UART_OUT, TAP_VIRTIO_OUT, TAP_INPUT, NR_TAP_SLOTS };
 struct console_tap *interpose_tap(enum tap_slot slot, const struct console_tap *t);
 
-/* Refuse rules this machine can never deliver (docs/policy.md, "What a
- * policy sees"): ranges only the engine sees, devices it does not have.
+/* Refuse rules of p this machine can never deliver (docs/policy.md, "What
+ * a policy sees"): ranges only the engine sees, devices it does not have.
  * After the devices exist; 0, or EXIT_CODE_USAGE with the reason in err. */
-int interpose_check(struct machine *m, char *err, size_t errlen);
+int interpose_check(struct machine *m, const struct policy *p, char *err, size_t errlen);
+/* May virtio notifications bypass the trap path (ioeventfd) under p? Not
+ * if a rule must see them as MMIO or meet a request on its vCPU (pause,
+ * vcpu N); a policy swapped in later must not need more than this. */
+bool interpose_allows_ioeventfd(const struct policy *p);
 
 #endif

@@ -304,7 +304,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
-		rc = interpose_check(m, err, errlen);
+		rc = interpose_check(m, cfg->policy, err, errlen);
 	if (!rc)
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);

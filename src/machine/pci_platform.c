@@ -11,7 +11,6 @@
 #include "devices/virtio_rng.h"
 #include "machine/interpose.h"
 #include "machine/machine.h"
-#include "policy/policy.h"
 
 struct pci_platform {
 	struct pci_bus bus;
@@ -60,13 +59,9 @@ int pci_platform_create(struct machine *m, char *err, size_t errlen)
 	m->pci = p;
 	p->env = (struct virtio_env){
 	    .pci = &p->bus, .mem = &m->mem, .msi = machine_msi_sink(m), .gate = interpose_gate(m)};
-	/* An mmio policy rule must see virtio notifications too, and a pause
-	 * or vcpu rule on a request must meet it on a vCPU: no ioeventfd then,
-	 * so notifications trap as MMIO exits (docs/policy.md). */
-	const struct policy *pol = m->cfg->policy;
-	unsigned requests = 1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE;
-	if (m->engine->ioeventfd && !policy_has_class(pol, POLICY_MMIO) &&
-	    !(pol && (pol->vcpu_classes & requests)))
+	/* Some policy rules need virtio notifications to trap as MMIO exits
+	 * (docs/policy.md): no ioeventfd then. */
+	if (m->engine->ioeventfd && interpose_allows_ioeventfd(m->cfg->policy))
 		p->env.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 	const struct vm_config *cfg = m->cfg;
 	/* Disks first, so --disk order is slot order is vda, vdb, ... */
