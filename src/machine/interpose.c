@@ -53,9 +53,11 @@ static void tripwire(struct vcpu *v)
 		sched_yield(); /* until the request is up: the next run then exits at once */
 }
 
-/* A pause from a thread that is no vCPU's: console input holds no device
- * lock and can wait for the pause itself. Disk and entropy requests come
- * from vCPUs only when a pause rule exists (no ioeventfd then). */
+/* A pause rule on a request: on a vCPU, the tripwire; on the console input
+ * thread (may_wait: it holds no device lock), wait for the pause itself.
+ * Virtio requests reach here on a vCPU, as a pause rule turns ioeventfd off
+ * (interpose_allows_ioeventfd); only a policy swapped in later could break
+ * that, and then the VM stops rather than ignore the rule. */
 static void pause_here(struct machine *m, bool may_wait)
 {
 	if (current)
@@ -64,7 +66,8 @@ static void pause_here(struct machine *m, bool may_wait)
 		machine_pause(m);
 	else
 		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
-			     "a pause rule matched a request on an I/O thread");
+			     "a pause rule matched a request on an I/O thread (a policy that "
+			     "pauses virtio requests must be given when the VM starts)");
 }
 
 static void policy_stop(struct machine *m, const struct policy_access *a,

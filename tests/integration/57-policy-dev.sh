@@ -48,6 +48,11 @@ for e in kvm soft; do
 	expect "policy-dev/$e: deny disk flush dev virtio-blk0 fails the flush only" 1 \
 		"write 9: status 0.*flush: status 1|flush: status 1"
 
+	printf 'stop disk write sectors 7\n' >"$TMP/pstop.policy"
+	run_vm pdev-$e-stop run --engine $e --kernel "$DP" --cmdline "write sector=7" \
+		--disk "$img" --policy "$TMP/pstop.policy"
+	expect_err "policy-dev/$e: stop disk write ends the VM (exit 72)" 72 \
+		"stopped by policy rule on line 1 \(disk write 0x7 on virtio-blk0\)"
 	# kvm: a vcpu match turns ioeventfd off, so the request comes from vCPU 0
 	printf 'deny disk write vcpu 0\n' >"$TMP/pvcpu.policy"
 	run_vm pdev-$e-vcpu run --engine $e --kernel "$DP" --cmdline "write sector=3" \
