@@ -95,9 +95,11 @@ static int gated_transfer(struct virtio_blk *b, struct gate_request *rq, struct 
 	if (write && gate_wants_data(g, GATE_DISK)) {
 		if (rq->len > GATE_COPY_MAX || !(copy = malloc(rq->len ? rq->len : 1)))
 			return VIRTIO_BLK_S_IOERR;
-		uint8_t *p = copy;
-		for (unsigned i = 0; i < n; p += iov[i].iov_len, i++)
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		size_t done = 0; /* iov holds exactly len bytes; the bound is belt and braces */
+		for (unsigned i = 0; i < n && iov[i].iov_len <= rq->len - done; i++) {
+			memcpy(copy + done, iov[i].iov_base, iov[i].iov_len);
+			done += iov[i].iov_len;
+		}
 		rq->data = copy;
 	}
 	enum gate_verdict v = gate_check(g, rq);

@@ -1,0 +1,45 @@
+/* Fuzz virtio-blk and virtio-rng behind the machine's request gate with a
+ * policy that inspects, patches, denies, defers (pause) and stops requests:
+ * a hostile driver must not make the gate or the data copy crash, hang or
+ * touch memory outside guest RAM and the image. */
+#include <stdlib.h>
+
+#include "fuzz_util.h"
+#include "machine/interpose.h"
+#include "policy/policy.h"
+
+static const char rules[] = "deny disk write sectors 3-5\n"
+			    "log disk write contains 0x4142\n"
+			    "modify disk write sectors 6-9 bytes \"popek\" at 510\n"
+			    "pause disk flush\n"
+			    "stop disk read sectors 100-101\n"
+			    "deny rng length 1-7\n"
+			    "modify rng bytes \"entropy\" at 3\n";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct policy pol;
+	static struct vm_config cfg;
+	if (!cfg.policy) {
+		char err[256];
+		if (policy_parse(&pol, rules, "fuzz", err, sizeof(err)))
+			abort();
+		pol.audit_fd = -1;
+		cfg.policy = &pol;
+	}
+	struct fuzz_rig *r = fuzz_rig_begin();
+	r->m.cfg = &cfg;
+	r->env.gate = interpose_gate(&r->m);
+	r->env.gate.dev = "virtio-blk0";
+	fuzz_add_virtio_blk(r);
+	r->env.gate.dev = "virtio-rng0";
+	fuzz_add_virtio_rng(r);
+	uint64_t blk = fuzz_pci_enable(r, 1), rng = fuzz_pci_enable(r, 2);
+	const struct fuzz_window w[] = {{&r->m.mmio, blk, VIRTIO_BAR_SIZE},
+					{&r->m.mmio, rng, VIRTIO_BAR_SIZE},
+					{&r->m.pio, PCI_CONFIG_ADDR, 8}};
+	fuzz_run(r, w, 3, data, size, NULL, NULL);
+	fuzz_rig_end(r);
+	r->env.gate = (struct request_gate){0};
+	return 0;
+}
