@@ -1,7 +1,7 @@
 # popek — build, test, run.  `make` builds build/popek and the test guests.
 CC      ?= cc
 VERSION := 0.1.0
-LIBS    := -ljson-c -lzstd -lz -lseccomp -lpthread
+LIBS    := -ljson-c -lzstd -lz -lseccomp -lslirp -lpthread
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread
@@ -16,7 +16,8 @@ TSANOBJS := $(SRCS:%.c=build/tsan/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
 # Unit tests with threads of their own, also run under TSan (35-tsan.sh).
 TSANUNIT := test_intc_lapic test_intc_smp test_soft_cpu test_virtio_blk test_virtio_console \
-	    test_platform_stop test_machine_pause
+	    test_platform_stop test_machine_pause test_loop test_console_input test_virtio_net \
+	    test_policy_ring
 
 all: build/popek guests
 
@@ -109,3 +110,18 @@ clean:
 
 .PHONY: image all guests unit tsan test run fuzz fuzz-campaign format format-check clean clang-check cpu-diff fuzz-cpu
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# popek-oci: the OCI runtime is `popek oci ...`; build/popek-oci is a link that
+# selects it by name. The guest agent is a static Linux program that goes into
+# the default image's initramfs (scripts/mkimage.sh), so `make image` needs it.
+AGENT_SRCS := guests/agent/agent.c src/oci/frame.c src/oci/proto.c
+
+build/popek-oci: build/popek
+	ln -sf popek $@
+
+build/popek-agent: $(AGENT_SRCS) src/oci/frame.h src/oci/oci.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(WARN) -O2 -static $(AGENT_SRCS) -o $@
+
+all: build/popek-oci build/popek-agent
+image: build/popek-agent

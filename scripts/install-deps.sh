@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages popek needs to build, test and run (needs root or sudo).
 set -euo pipefail
-pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev libseccomp-dev
+pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev libseccomp-dev libslirp-dev
 	qemu-system-x86 xz-utils cpio gzip ca-certificates time)
+# popek-oci: e2fsprogs builds the container disks; its tests drive podman and containerd
+pkgs+=(e2fsprogs podman runc containerd)
+# popek exec: its tests run static busybox applets
+pkgs+=(busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

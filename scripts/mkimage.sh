@@ -16,12 +16,18 @@ work=$out/work
 mkdir -p "$debs"
 
 # Modules the guest loads, by name; their depends= are resolved below.
-MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci"
+MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net"
+# popek-oci's agent (build/popek-agent, rdinit=/sbin/popek-agent) also loads
+# these, listed in /etc/modules.agent: the container root is an ext4 disk
+# (which asks the crypto API for crc32c: no modprobe in the guest to find it).
+AGENT_MODULES="crc32c_generic ext4"
+agent=$top/build/popek-agent
 
 die() {
 	echo "mkimage: $*" >&2
 	exit 1
 }
+[ -x "$agent" ] || die "$agent is missing; run 'make build/popek-agent' (or 'make image')"
 
 fetch() { # fetch PACKAGE: download into the cache unless a .deb of it is there
 	if ! ls "$debs/$1"_*.deb >/dev/null 2>&1; then
@@ -46,7 +52,7 @@ fetch busybox-static
 kdeb=$(ls "$debs/$kpkg"_*.deb | head -n1)
 bdeb=$(ls "$debs"/busybox-static_*.deb | head -n1)
 
-stamp="$(basename "$kdeb") $(basename "$bdeb") $(cksum <"$0")"
+stamp="$(basename "$kdeb") $(basename "$bdeb") $(cksum <"$0") $(cksum <"$agent")"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
 	[ -f "$out/vmlinuz" ] && [ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio.gz" ]; then
 	echo "mkimage: $out is up to date ($kpkg)"
@@ -112,15 +118,32 @@ resolve() {
 for m in $MODULES; do
 	resolve "$m"
 done
+install_module() { # install_module NAME FILE: uncompressed into the initramfs
+	case $2 in
+	*.ko.xz) xz -dc "$2" >"$root/lib/modules/$1.ko" ;;
+	*.ko.zst) zstd -dc "$2" >"$root/lib/modules/$1.ko" ;;
+	*.ko.gz) gzip -dc "$2" >"$root/lib/modules/$1.ko" ;;
+	*) cp "$2" "$root/lib/modules/$1.ko" ;;
+	esac
+}
 for m in $(cat "$work/order"); do
 	f=$(awk -v n="$m" '$1 == n { print $2; exit }' "$work/modindex")
-	case $f in
-	*.ko.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
-	*.ko.zst) zstd -dc "$f" >"$root/lib/modules/$m.ko" ;;
-	*.ko.gz) gzip -dc "$f" >"$root/lib/modules/$m.ko" ;;
-	*) cp "$f" "$root/lib/modules/$m.ko" ;;
-	esac
+	install_module "$m" "$f"
 	echo "$m" >>"$root/etc/modules"
+done
+
+# The OCI agent and the modules only it needs, after the default ones.
+mkdir -p "$root/sbin"
+cp "$agent" "$root/sbin/popek-agent"
+: >"$root/etc/modules.agent"
+for m in $AGENT_MODULES; do
+	before=$(wc -l <"$work/order")
+	resolve "$m"
+	for d in $(tail -n +$((before + 1)) "$work/order"); do
+		f=$(awk -v n="$d" '$1 == n { print $2; exit }' "$work/modindex")
+		install_module "$d" "$f"
+		echo "$d" >>"$root/etc/modules.agent"
+	done
 done
 
 cat >"$root/init" <<'INIT'
@@ -135,6 +158,13 @@ for m in $(cat /etc/modules); do
 	insmod /lib/modules/$m.ko || echo "popek-guest: cannot load $m"
 done
 hostname popek
+# A NIC (popek's --net) comes up by DHCP in the background, so a guest
+# without one boots as fast as before.
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+	ip link set eth0 up
+	udhcpc -q -i eth0 -s /etc/udhcpc.script >/dev/null 2>&1 &
+fi
 echo "popek-guest: init ready"
 # A shell with the console as its controlling tty (job control, Ctrl-C);
 # when it exits the machine powers off instead of the kernel panicking.
@@ -143,6 +173,23 @@ poweroff -f
 INIT
 chmod 755 "$root/init"
 printf 'export PS1="popek:\\w# "\n' >"$root/etc/profile"
+# udhcpc only reports a lease; this applies it (address, default route, DNS).
+cat >"$root/etc/udhcpc.script" <<'DHCP'
+#!/bin/sh
+case $1 in
+deconfig) ip addr flush dev "$interface" ;;
+bound | renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+	: >/etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	echo "popek-guest: $interface has $ip" >/dev/console
+	;;
+esac
+exit 0
+DHCP
+chmod 755 "$root/etc/udhcpc.script"
 
 (cd "$root" && find . | sort | cpio -o -H newc --owner 0:0 --quiet) | gzip -9 >"$out/initramfs.cpio.gz"
 echo "mkimage: built $out/vmlinuz, $out/vmlinux, $out/initramfs.cpio.gz ($kpkg; modules: $(tr '\n' ' ' <"$root/etc/modules"))"

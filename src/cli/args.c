@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "control/control.h"
 #include "machine/machine.h"
+#include "net/net.h"
 #include "policy/policy.h"
 
 int parse_size(const char *s, uint64_t *out)
@@ -113,6 +114,28 @@ static int open_audit(const char *path, struct vm_config *cfg)
 	return EXIT_CODE_USAGE;
 }
 
+/* --net SPEC (several allowed), or --net none. */
+static int parse_net(char *arg, struct vm_config *cfg)
+{
+	char err[512];
+	if (!strcmp(arg, "none")) {
+		cfg->no_net = true;
+		cfg->nnics = 0;
+		return 0;
+	}
+	if (cfg->nnics == MAX_NICS) {
+		fprintf(stderr, "popek: --net %s: at most %d NICs\n", arg, MAX_NICS);
+		return -1;
+	}
+	if (net_config_parse(arg, &cfg->nic[cfg->nnics], err, sizeof(err))) {
+		fprintf(stderr, "popek: %s — see docs/networking.md\n", err);
+		return -1;
+	}
+	cfg->nnics++;
+	cfg->no_net = false;
+	return 0;
+}
+
 static int unknown_device(const char *name)
 {
 	fprintf(stderr, "popek: --device %s: unknown device; known:", name);
@@ -145,6 +168,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_NO_JAIL,
 		O_CPU_QUOTA,
 		O_MEM_LIMIT,
+		O_MEM_HUGEPAGES,
+		O_NET,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -160,13 +185,15 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"no-jail", no_argument, NULL, O_NO_JAIL},
 	    {"cpu-quota", required_argument, NULL, O_CPU_QUOTA},
 	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
+	    {"net", required_argument, NULL, O_NET},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
 	    {"mem", required_argument, NULL, O_MEM},
 	    {"cpus", required_argument, NULL, O_CPUS},
+	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 7;
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 7; /* from --net on */
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -197,6 +224,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				return usage_error("--mem %s: not a size (use e.g. 512M or 2G)",
 						   optarg);
 			cfg->mem_set = true;
+			break;
+		case O_MEM_HUGEPAGES:
+			cfg->mem_hugepages = true;
 			break;
 		case O_CPUS:
 			errno = 0;
@@ -267,6 +297,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				    "--name %s: use 1-64 letters, digits, '.', '_' or '-'", optarg);
 			cfg->name = optarg;
 			break;
+		case O_NET:
+			if (parse_net(optarg, cfg))
+				return EXIT_CODE_USAGE;
+			break;
 		default:
 			if (o >= NR_COMMON && x && x->fn) {
 				int rc = x->fn(x->ctx, o, optarg);
@@ -317,6 +351,12 @@ static int default_image(struct vm_config *cfg)
 		cfg->initrd = initrd;
 	if (!cfg->mem_set)
 		cfg->mem = 256ull << 20;
+	/* The default image has a network unless --net none. */
+	static char user[] = "user";
+	if (!cfg->nnics && !cfg->no_net && net_config_parse(user, &cfg->nic[0], dir, sizeof(dir)))
+		return -1;
+	if (!cfg->nnics && !cfg->no_net)
+		cfg->nnics = 1;
 	return 0;
 }
 

@@ -31,8 +31,12 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg);
 int cmd_run(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_vmctl(const char *cmd, int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
 
 struct json_object;
 /* Send a request (consumed), with file descriptor pass_fd if >= 0, to VM name;

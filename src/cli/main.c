@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "machine/machine.h"
+#include "oci/oci.h"
 
 void cli_usage(FILE *f)
 {
@@ -18,6 +19,15 @@ void cli_usage(FILE *f)
 	    "  popek ls                            list running VMs\n"
 	    "  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
 	    "  popek pause|resume|stop|stats NAME  control a running VM\n"
+	    "  popek exec [options] -- PROGRAM [ARGS...]  run one Linux program in a VM, no guest "
+	    "kernel\n"
+	    "                                      (docs/exec.md)\n"
+	    "  popek policy NAME [FILE]            print or replace a running VM's policy\n"
+	    "  popek trace NAME [--class CLASS]... stream a running VM's actions as JSON lines\n"
+	    "  popek switch PATH                   a learning Ethernet switch on a Unix socket\n"
+	    "                                      (VMs join with --net socket=PATH)\n"
+	    "  popek oci COMMAND ...               the OCI runtime (also as popek-oci; "
+	    "docs/oci.md)\n"
 	    "  popek help                          this text\n"
 	    "  popek --version                     print the version\n"
 	    "\n"
@@ -28,6 +38,7 @@ void cli_usage(FILE *f)
 	    "  --cmdline STR        kernel command line (default for Linux: console=ttyS0 ...);\n"
 	    "                       +STR appends STR to the default\n"
 	    "  --mem SIZE           guest RAM, e.g. 128M, 2G (default 128M)\n"
+	    "  --mem-hugepages      guest RAM on reserved 2 MiB huge pages (hugetlbfs), or fail\n"
 	    "  --cpus N             virtual CPUs (default 1)\n"
 	    "  --engine NAME        kvm, soft or auto (default auto)\n"
 	    "  --console stdio|file:PATH   where guest console output goes (default stdio)\n"
@@ -44,6 +55,10 @@ void cli_usage(FILE *f)
 	    "                       seccomp allowlist (default on where the host allows it)\n"
 	    "  --cpu-quota PCT      cgroup CPU limit in percent of one host CPU\n"
 	    "  --mem-limit SIZE     cgroup memory limit of the VMM process\n"
+	    "  --net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...[,restrict=on]\n"
+	    "  --net tap=IFNAME | socket=PATH | none   a virtio-net NIC (repeatable; each also\n"
+	    "                       takes ,mac=MAC and ,capture=FILE.pcap); the default image\n"
+	    "                       gets --net user (docs/networking.md)\n"
 	    "\n"
 	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
 	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"
@@ -61,6 +76,12 @@ void cli_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* popek-oci is this binary under another name: the OCI runtime */
+	const char *base = strrchr(argv[0], '/');
+	if (!strcmp(base ? base + 1 : argv[0], "popek-oci"))
+		return oci_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "oci"))
+		return oci_main(argc - 1, argv + 1);
 	if (argc < 2) {
 		cli_usage(stderr);
 		return EXIT_CODE_USAGE;
@@ -80,8 +101,16 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot"))
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (!strcmp(cmd, "switch"))
+		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(argc - 1, argv + 1);
+	if (!strcmp(cmd, "exec"))
+		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cmd_trace(argc - 1, argv + 1);
 	const char *vmctl[] = {"pause", "resume", "stop", "stats"};
 	for (size_t i = 0; i < sizeof(vmctl) / sizeof(vmctl[0]); i++)
 		if (!strcmp(cmd, vmctl[i]))

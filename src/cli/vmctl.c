@@ -1,5 +1,5 @@
-/* popek ls | pause | resume | stop | stats: talk to running VMs over their
- * control sockets. */
+/* popek ls | pause | resume | stop | stats | policy | trace: talk to running
+ * VMs over their control sockets. */
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
@@ -10,7 +10,9 @@
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "control/socket.h"
 #include "machine/machine.h"
+#include "util/file.h"
 
 static void show_progress(const char *line)
 {
@@ -125,4 +127,107 @@ int cmd_vmctl(const char *cmd, int argc, char **argv)
 		printf("%s\n", json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PRETTY));
 	json_object_put(r);
 	return 0;
+}
+
+/* A policy sent live travels JSON-escaped in one request of at most
+ * CONTROL_MAX_MSG bytes. */
+#define LIVE_POLICY_MAX (256u << 10)
+
+/* policy NAME [FILE]: show the active policy, or replace it with FILE's. */
+int cmd_policy(int argc, char **argv)
+{
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "popek: usage: popek policy NAME [FILE] — without FILE it prints "
+				"the active policy\n");
+		return EXIT_CODE_USAGE;
+	}
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("policy"));
+	if (argc == 3) {
+		char err[512];
+		uint8_t *text;
+		size_t len;
+		int rc = file_read_all(argv[2], LIVE_POLICY_MAX, &text, &len, err, sizeof(err));
+		if (rc == -EFBIG)
+			snprintf(err, sizeof(err),
+				 "%s: a policy sent to a running VM is at most %u KiB", argv[2],
+				 LIVE_POLICY_MAX >> 10);
+		else if (!rc && strlen((char *)text) != len)
+			snprintf(err, sizeof(err), "%s: not a text file (it holds a NUL byte)",
+				 argv[2]);
+		if (rc || strlen((char *)text) != len) {
+			fprintf(stderr, "popek: %s\n", err);
+			if (!rc)
+				free(text);
+			json_object_put(req);
+			return EXIT_CODE_USAGE;
+		}
+		json_object_object_add(req, "text", json_object_new_string((char *)text));
+		json_object_object_add(req, "file", json_object_new_string(argv[2]));
+		free(text);
+	}
+	json_object *r = vm_request(argv[1], req, -1, false), *v;
+	if (!r)
+		return 1;
+	if (json_object_object_get_ex(r, "policy", &v))
+		fputs(json_object_get_string(v), stdout);
+	else if (json_object_object_get_ex(r, "rules", &v))
+		fprintf(stderr, "popek: VM '%s' now uses %s (%d rules)\n", argv[1], argv[2],
+			json_object_get_int(v));
+	json_object_put(r);
+	return 0;
+}
+
+/* trace NAME [--class CLASS]...: print the VM's actions as JSON lines until
+ * it ends or popek is interrupted. */
+int cmd_trace(int argc, char **argv)
+{
+	if (argc < 2 || argc % 2) {
+		fprintf(stderr, "popek: usage: popek trace NAME [--class CLASS]... (classes: "
+				"docs/policy.md)\n");
+		return EXIT_CODE_USAGE;
+	}
+	json_object *req = json_object_new_object(), *classes = NULL;
+	json_object_object_add(req, "cmd", json_object_new_string("trace"));
+	for (int i = 2; i < argc; i += 2) {
+		if (strcmp(argv[i], "--class")) {
+			fprintf(stderr, "popek: trace: unknown option '%s' — see 'popek help'\n",
+				argv[i]);
+			json_object_put(req);
+			return EXIT_CODE_USAGE;
+		}
+		if (!classes)
+			json_object_object_add(req, "classes", classes = json_object_new_array());
+		json_object_array_add(classes, json_object_new_string(argv[i + 1]));
+	}
+	const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	int fd = control_name_valid(argv[1]) ? socket_connect(argv[1]) : -EINVAL;
+	FILE *in = fd >= 0 && socket_write_line(fd, line, -1) == 0 ? fdopen(fd, "r") : NULL;
+	json_object_put(req);
+	if (!in) {
+		fprintf(stderr, "popek: no running VM named '%s' — see 'popek ls'\n", argv[1]);
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&buf, &cap, in);
+	json_object *r = n > 0 ? json_tokener_parse(buf) : NULL, *ok, *e;
+	int rc = 0;
+	if (!r || !json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok)) {
+		fprintf(stderr, "popek: VM '%s': %s\n", argv[1],
+			r && json_object_object_get_ex(r, "error", &e)
+			    ? json_object_get_string(e)
+			    : "no answer to the trace request");
+		rc = 1;
+	}
+	json_object_put(r);
+	while (!rc && getline(&buf, &cap, in) > 0) {
+		fputs(buf, stdout);
+		fflush(stdout);
+	}
+	free(buf);
+	fclose(in);
+	return rc;
 }

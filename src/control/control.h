@@ -18,7 +18,7 @@ int control_name_valid(const char *name);
 /* VM side: bind the socket for machine m under name (before the jail: the
  * runtime directory is out of its reach); NULL + err on failure. */
 struct control *control_open(struct machine *m, const char *name, char *err, size_t errlen);
-/* Start serving requests (a thread); 0, or -1 + err. */
+/* Start serving requests on the machine's event loop; 0, or -1 + err. */
 int control_start(struct control *c, char *err, size_t errlen);
 /* Stop serving and remove the socket; c may be NULL or never started. */
 void control_stop(struct control *c);

@@ -3,9 +3,12 @@
 #include <json-c/json.h>
 #include <string.h>
 
+#include "policy/policy.h"
+
 static const char *const cmd_names[NR_CMDS] = {
-    [CMD_INFO] = "info", [CMD_PAUSE] = "pause", [CMD_RESUME] = "resume",
-    [CMD_STOP] = "stop", [CMD_STATS] = "stats", [CMD_SNAPSHOT] = "snapshot",
+    [CMD_INFO] = "info",     [CMD_PAUSE] = "pause", [CMD_RESUME] = "resume",
+    [CMD_STOP] = "stop",     [CMD_STATS] = "stats", [CMD_SNAPSHOT] = "snapshot",
+    [CMD_POLICY] = "policy", [CMD_TRACE] = "trace",
 };
 
 static bool get_bool(json_object *obj, const char *key)
@@ -14,9 +17,65 @@ static bool get_bool(json_object *obj, const char *key)
 	return json_object_object_get_ex(obj, key, &v) && json_object_get_boolean(v);
 }
 
+/* The string at key (NULL if absent); *bad if present but not a string
+ * without NUL bytes. */
+static const char *get_string(json_object *obj, const char *key, bool *bad)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(obj, key, &v))
+		return NULL;
+	if (!json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+		*bad = true;
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+static const char *parse_policy(struct control_request *req)
+{
+	bool bad = false;
+	req->text = get_string(req->obj, "text", &bad);
+	req->file = get_string(req->obj, "file", &bad);
+	if (bad)
+		return "policy: \"text\" and \"file\" must be strings without NUL bytes";
+	if (!req->file)
+		req->file = "policy";
+	return NULL;
+}
+
+static const char *parse_trace(struct control_request *req)
+{
+	static const char *const bad =
+	    "trace: \"classes\" must be a non-empty array of policy class names";
+	json_object *a;
+	req->classes = (1u << NR_POLICY_CLASSES) - 1;
+	if (!json_object_object_get_ex(req->obj, "classes", &a))
+		return NULL;
+	if (!json_object_is_type(a, json_type_array) || !json_object_array_length(a))
+		return bad;
+	req->classes = 0;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *c = json_object_array_get_idx(a, i);
+		int k = 0;
+		while (k < NR_POLICY_CLASSES &&
+		       (!json_object_is_type(c, json_type_string) ||
+			strcmp(json_object_get_string(c), policy_class_names[k])))
+			k++;
+		if (k == NR_POLICY_CLASSES)
+			return bad;
+		req->classes |= 1u << k;
+	}
+	return NULL;
+}
+
 static const char *parse_args(struct control_request *req)
 {
 	json_object *dir;
+	if (req->cmd == CMD_POLICY)
+		return parse_policy(req);
+	if (req->cmd == CMD_TRACE)
+		return parse_trace(req);
 	if (req->cmd != CMD_SNAPSHOT)
 		return NULL;
 	if (!json_object_object_get_ex(req->obj, "dir", &dir) ||

@@ -7,7 +7,17 @@
 
 struct json_object;
 
-enum control_cmd { CMD_INFO, CMD_PAUSE, CMD_RESUME, CMD_STOP, CMD_STATS, CMD_SNAPSHOT, NR_CMDS };
+enum control_cmd {
+	CMD_INFO,
+	CMD_PAUSE,
+	CMD_RESUME,
+	CMD_STOP,
+	CMD_STATS,
+	CMD_SNAPSHOT,
+	CMD_POLICY,
+	CMD_TRACE,
+	NR_CMDS
+};
 
 struct control_request {
 	enum control_cmd cmd;
@@ -15,6 +25,10 @@ struct control_request {
 	/* snapshot: {"dir":ABS,"stop":bool,"compress":bool} */
 	const char *dir;
 	bool stop, compress;
+	/* policy: {"text":STR,"file":STR} replaces the policy; without text, shows it */
+	const char *text, *file;
+	/* trace: {"classes":[NAME,...]}, a bit per policy class; all if not given */
+	unsigned classes;
 };
 
 /* Returns 0, or -1 with *error the message to reply (nothing to free then). */

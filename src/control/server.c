@@ -1,13 +1,11 @@
-/* VM side of the control channel: one thread, one request per connection. */
+/* VM side of the control channel, served on the VM's event loop (as control
+ * work: also while the VM is paused): one request per connection. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,17 +15,29 @@
 #include "control/request.h"
 #include "control/socket.h"
 #include "jail/jail.h"
+#include "machine/interpose.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
+#include "policy/active.h"
+#include "policy/policy.h"
+#include "policy/trace.h"
 #include "snapshot/snapshot.h"
 
 struct control {
 	struct machine *m;
-	int listen_fd, stop_fd;
+	int listen_fd;
 	int dir_fd; /* the runtime directory: the socket is removed through it, jailed */
-	bool started;
-	pthread_t thread;
+	struct loop_watch *listen_w;
+	struct conn *waiting; /* accepted, request not yet in */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* An accepted connection, served once its request has arrived. */
+struct conn {
+	struct control *c;
+	int fd;
+	struct loop_watch *w;
+	struct conn *next;
 };
 
 static json_object *reply_ok(void)
@@ -148,10 +158,73 @@ static json_object *cmd_snapshot(struct machine *m, const struct control_request
 	return r;
 }
 
+/* {"cmd":"policy"} shows the active policy; with "text" (and "file", for
+ * messages) replaces it: parsed here, so a malformed one is refused with
+ * FILE:LINE:COL and the VM keeps the old. */
+static json_object *cmd_policy(struct machine *m, const struct control_request *req, int fd,
+			       int passed)
+{
+	json_object *r;
+	if (!req->text) {
+		char *t = policy_active_text(m->policy);
+		if (!t)
+			return reply_error("out of memory");
+		r = reply_ok();
+		json_object_object_add(r, "policy", json_object_new_string(t));
+		free(t);
+		return r;
+	}
+	char err[512];
+	struct policy *p = calloc(1, sizeof(*p));
+	if (!p || !(p->text = strdup(req->text))) {
+		free(p);
+		return reply_error("out of memory");
+	}
+	if (policy_parse(p, req->text, req->file, err, sizeof(err))) {
+		policy_free(p);
+		return reply_error(err);
+	}
+	/* As the machine decided at start: with ioeventfd, virtio notifications
+	 * never reach popek, so a new mmio rule would silently miss them (and a
+	 * pause or vcpu rule on a request would meet it on no vCPU). */
+	if (m->svc.ioeventfd.set && !interpose_allows_ioeventfd(p)) {
+		policy_free(p);
+		return reply_error("this VM signals virtio notifications through ioeventfd (kvm), "
+				   "which an mmio rule added live would not see (nor a pause or "
+				   "vcpu rule on disk, rng or console); start it with an mmio rule "
+				   "in --policy (even `log mmio addr 0-0`) so they trap, or drop "
+				   "those rules");
+	}
+	if (interpose_check(m, p, err, sizeof(err))) {
+		policy_free(p);
+		return reply_error(err);
+	}
+	int n = p->n;
+	policy_replace(m->policy, p);
+	r = reply_ok();
+	json_object_object_add(r, "rules", json_object_new_int(n));
+	return r;
+}
+
+/* {"cmd":"trace","classes":[...]}: this connection becomes a stream of JSON
+ * lines, {"ok":true} first; NULL: no other reply. */
+static json_object *cmd_trace(struct machine *m, const struct control_request *req, int fd,
+			      int passed)
+{
+	char err[128];
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (own < 0)
+		return reply_error("cannot keep the connection for the trace");
+	if (policy_trace_attach(m->events, own, req->classes, "{\"ok\":true}", err, sizeof(err)))
+		return reply_error(err);
+	return NULL;
+}
+
 static json_object *(*const commands[NR_CMDS])(struct machine *m, const struct control_request *req,
 					       int fd, int passed) = {
-    [CMD_INFO] = cmd_info, [CMD_PAUSE] = cmd_pause, [CMD_RESUME] = cmd_resume,
-    [CMD_STOP] = cmd_stop, [CMD_STATS] = cmd_stats, [CMD_SNAPSHOT] = cmd_snapshot,
+    [CMD_INFO] = cmd_info,     [CMD_PAUSE] = cmd_pause, [CMD_RESUME] = cmd_resume,
+    [CMD_STOP] = cmd_stop,     [CMD_STATS] = cmd_stats, [CMD_SNAPSHOT] = cmd_snapshot,
+    [CMD_POLICY] = cmd_policy, [CMD_TRACE] = cmd_trace,
 };
 
 static json_object *handle(struct machine *m, const char *line, int fd, int passed)
@@ -173,31 +246,46 @@ static void serve(struct control *c, int fd)
 	    line ? handle(c->m, line, fd, passed) : reply_error("request too long or not a line");
 	if (passed >= 0)
 		close(passed);
-	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
-	socket_write_line(fd, s, -1);
+	if (r) /* NULL: the command answered on its own (trace) */
+		socket_write_line(fd, json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN),
+				  -1);
 	json_object_put(r);
 	free(line);
 }
 
-static void *control_loop(void *arg)
+static void request_ready(void *ctx, unsigned ready)
 {
-	struct control *c = arg;
-	struct pollfd p[2] = {{.fd = c->listen_fd, .events = POLLIN},
-			      {.fd = c->stop_fd, .events = POLLIN}};
-	while (poll(p, 2, -1) >= 0 || errno == EINTR) {
-		if (p[1].revents)
+	struct conn *k = ctx;
+	loop_unwatch(k->w);
+	for (struct conn **p = &k->c->waiting; *p; p = &(*p)->next)
+		if (*p == k) {
+			*p = k->next;
 			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		struct timeval tv = {5, 0}; /* a silent client must not block the channel */
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		serve(c, fd);
-		close(fd);
+		}
+	serve(k->c, k->fd);
+	close(k->fd);
+	free(k);
+}
+
+static void client_waiting(void *ctx, unsigned ready)
+{
+	struct control *c = ctx;
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct timeval tv = {5, 0}; /* a client that sends half a line must not block the loop */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct conn *k = malloc(sizeof(*k));
+	if (k) {
+		*k = (struct conn){c, fd, NULL, c->waiting};
+		k->w = loop_watch(c->m->loop, fd, LOOP_IN, LOOP_CONTROL, request_ready, k);
 	}
-	return NULL;
+	if (!k || !k->w) {
+		free(k);
+		close(fd);
+		return;
+	}
+	c->waiting = k;
 }
 
 struct control *control_open(struct machine *m, const char *name, char *err, size_t errlen)
@@ -208,7 +296,7 @@ struct control *control_open(struct machine *m, const char *name, char *err, siz
 		return NULL;
 	}
 	c->m = m;
-	c->stop_fd = c->dir_fd = -1;
+	c->dir_fd = -1;
 	c->listen_fd = socket_listen(name, c->path, sizeof(c->path), err, errlen);
 	if (c->listen_fd < 0) {
 		free(c);
@@ -218,8 +306,7 @@ struct control *control_open(struct machine *m, const char *name, char *err, siz
 	*slash = 0;
 	c->dir_fd = open(c->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	*slash = '/';
-	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (c->dir_fd < 0 || c->stop_fd < 0) {
+	if (c->dir_fd < 0) {
 		snprintf(err, errlen, "control socket %s: %s", c->path, strerror(errno));
 		control_stop(c);
 		return NULL;
@@ -229,11 +316,12 @@ struct control *control_open(struct machine *m, const char *name, char *err, siz
 
 int control_start(struct control *c, char *err, size_t errlen)
 {
-	if (pthread_create(&c->thread, NULL, control_loop, c)) {
-		snprintf(err, errlen, "cannot start the control thread");
+	c->listen_w =
+	    loop_watch(c->m->loop, c->listen_fd, LOOP_IN, LOOP_CONTROL, client_waiting, c);
+	if (!c->listen_w) {
+		snprintf(err, errlen, "cannot serve the control socket: %s", strerror(errno));
 		return -1;
 	}
-	c->started = true;
 	return 0;
 }
 
@@ -241,16 +329,17 @@ void control_stop(struct control *c)
 {
 	if (!c)
 		return;
-	uint64_t one = 1;
-	if (c->started && write(c->stop_fd, &one, sizeof(one)) < 0)
-		perror("popek: control");
-	if (c->started)
-		pthread_join(c->thread, NULL);
+	loop_unwatch(c->listen_w);
+	while (c->waiting) { /* clients that never sent their request */
+		struct conn *k = c->waiting;
+		c->waiting = k->next;
+		loop_unwatch(k->w);
+		close(k->fd);
+		free(k);
+	}
 	if (c->dir_fd >= 0)
 		unlinkat(c->dir_fd, strrchr(c->path, '/') + 1, 0);
 	close(c->listen_fd);
-	if (c->stop_fd >= 0)
-		close(c->stop_fd);
 	if (c->dir_fd >= 0)
 		close(c->dir_fd);
 	free(c);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "boot/acpi.h"
-#include "machine/machine.h"
+#include "devices/services.h"
 
 /* Offsets inside the block that starts at ACPI_PM_BASE. */
 enum {
@@ -21,15 +21,15 @@ enum {
 #define PM_TIMER_HZ	  3579545ull
 
 struct acpi_pm {
-	struct machine *m;
+	const struct dev_services *svc;
 	pthread_mutex_t lock;
 	uint16_t sts, en, cnt;
 };
 
 /* The PM timer counts at 3.579545 MHz from VM start (32 bits, TMR_VAL_EXT). */
-static uint32_t pm_timer(const struct machine *m)
+static uint32_t pm_timer(const struct dev_services *s)
 {
-	uint64_t ns = monotonic_ns() - m->start_ns;
+	uint64_t ns = s->clock_ns(s->ctx);
 	return (uint32_t)(ns / 1000000000ull * PM_TIMER_HZ +
 			  ns % 1000000000ull * PM_TIMER_HZ / 1000000000ull);
 }
@@ -58,7 +58,7 @@ static void pm_read(void *dev, uint64_t off, void *data, unsigned size)
 	/* SCI_EN reads 1: the platform is always in ACPI mode (SMI_CMD is 0). */
 	put_le(regs + PM1_CNT, (pm->cnt & ~CNT_SLP_EN) | CNT_SCI_EN, 2);
 	pthread_mutex_unlock(&pm->lock);
-	put_le(regs + PM_TMR, pm_timer(pm->m), 4);
+	put_le(regs + PM_TMR, pm_timer(pm->svc), 4);
 	memcpy(data, regs + off, size);
 }
 
@@ -84,7 +84,7 @@ static void pm_write(void *dev, uint64_t off, const void *data, unsigned size)
 		return;
 	unsigned typ = (cnt & CNT_SLP_TYP_MASK) >> CNT_SLP_TYP_SHIFT;
 	if (typ == ACPI_S5_SLP_TYP)
-		machine_stop(pm->m, STOP_POWEROFF, 0, "guest powered off (ACPI S5)");
+		pm->svc->stop(pm->svc->ctx, STOP_POWEROFF, 0, "guest powered off (ACPI S5)");
 	/* Other sleep states are not in the DSDT; a guest asking anyway
 	 * simply keeps running. */
 }
@@ -132,30 +132,30 @@ static int pm_load(void *dev, const void *buf, size_t len)
 static void pm_destroy(void *dev)
 {
 	struct acpi_pm *pm = dev;
-	bus_unregister(&pm->m->pio, ACPI_PM_BASE, pm);
+	bus_unregister(pm->svc->pio, ACPI_PM_BASE, pm);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
 
-int acpi_pm_create(struct machine *m)
+static int pm_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		     char *err, size_t errlen)
 {
 	struct acpi_pm *pm = calloc(1, sizeof(*pm));
 	if (!pm)
 		return -1;
-	pm->m = m;
+	pm->svc = s;
 	pthread_mutex_init(&pm->lock, NULL);
-	if (bus_register(&m->pio, ACPI_PM_BASE, ACPI_PM_LEN, &pm_ops, pm, "acpi-pm")) {
+	if (bus_register(s->pio, ACPI_PM_BASE, ACPI_PM_LEN, &pm_ops, pm, "acpi-pm")) {
 		pthread_mutex_destroy(&pm->lock);
 		free(pm);
 		return -1;
 	}
-	if (machine_add_device(m, &(struct machine_device){.name = "acpi-pm",
-							   .dev = pm,
-							   .save = pm_save,
-							   .load = pm_load,
-							   .destroy = pm_destroy})) {
-		pm_destroy(pm);
-		return -1;
-	}
+	*dev = pm;
 	return 0;
 }
+
+const struct device_type acpi_pm_device = {.name = "acpi-pm",
+					   .create = pm_create,
+					   .save = pm_save,
+					   .load = pm_load,
+					   .destroy = pm_destroy};

@@ -3,10 +3,8 @@
 #ifndef POPEK_ACPI_PM_H
 #define POPEK_ACPI_PM_H
 
-struct machine;
+#include "devices/services.h"
 
-/* Create the device and add it to the machine's registry (snapshots,
- * teardown). Returns 0 or -1. */
-int acpi_pm_create(struct machine *m);
+extern const struct device_type acpi_pm_device;
 
 #endif

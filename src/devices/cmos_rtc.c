@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "machine/bus.h"
-#include "machine/machine.h"
 
 enum {
 	RTC_SEC = 0x00,
@@ -251,14 +250,14 @@ int cmos_rtc_load(void *rtc, const void *buf, size_t len)
 	return 0;
 }
 
-int cmos_rtc_create(struct machine *m)
+static int cmos_rtc_create(const struct dev_services *s, const struct vm_config *cfg, int i,
+			   void **dev, char *err, size_t errlen)
 {
-	struct cmos_rtc *r = cmos_rtc_new(&m->pio, m->mem.size);
-	if (!r)
-		return -1;
-	return machine_add_device(m, &(struct machine_device){.name = "cmos-rtc",
-							      .dev = r,
-							      .save = cmos_rtc_save,
-							      .load = cmos_rtc_load,
-							      .destroy = cmos_rtc_free});
+	return (*dev = cmos_rtc_new(s->pio, s->mem->size)) ? 0 : -1;
 }
+
+const struct device_type cmos_rtc_device = {.name = "cmos-rtc",
+					    .create = cmos_rtc_create,
+					    .save = cmos_rtc_save,
+					    .load = cmos_rtc_load,
+					    .destroy = cmos_rtc_free};

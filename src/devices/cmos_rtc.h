@@ -7,12 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct machine;
+#include "devices/services.h"
 
 #define CMOS_INDEX_PORT 0x70
 #define CMOS_DATA_PORT	0x71
 
-int cmos_rtc_create(struct machine *m);
+extern const struct device_type cmos_rtc_device;
 
 /* Internal, exposed for tests: the device itself. */
 struct cmos_rtc;

@@ -5,11 +5,11 @@
 
 #include <stdint.h>
 
-struct machine;
+#include "devices/services.h"
 
 #define DEBUG_EXIT_PORT 0xf4
 #define DEBUG_EXIT_SIZE 4
 
-int debug_exit_create(struct machine *m);
+extern const struct device_type debug_exit_device;
 
 #endif

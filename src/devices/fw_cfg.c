@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "machine/bus.h"
-#include "machine/machine.h"
 
 /* Selector keys (QEMU's include/standard-headers/linux/qemu_fw_cfg.h). */
 enum {
@@ -168,18 +167,14 @@ int fw_cfg_load(void *dev, const void *buf, size_t len)
 	return 0;
 }
 
-int fw_cfg_create(struct machine *m)
+static int fw_cfg_create(const struct dev_services *s, const struct vm_config *cfg, int i,
+			 void **dev, char *err, size_t errlen)
 {
-	struct fw_cfg *f = fw_cfg_new(&m->pio, m->mem.size, m->ncpus);
-	if (!f)
-		return -1;
-	if (machine_add_device(m, &(struct machine_device){.name = "fw_cfg",
-							   .dev = f,
-							   .save = fw_cfg_save,
-							   .load = fw_cfg_load,
-							   .destroy = fw_cfg_free})) {
-		fw_cfg_free(f);
-		return -1;
-	}
-	return 0;
+	return (*dev = fw_cfg_new(s->pio, s->mem->size, cfg->cpus)) ? 0 : -1;
 }
+
+const struct device_type fw_cfg_device = {.name = "fw_cfg",
+					  .create = fw_cfg_create,
+					  .save = fw_cfg_save,
+					  .load = fw_cfg_load,
+					  .destroy = fw_cfg_free};

@@ -9,11 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct machine;
+#include "devices/services.h"
 
 #define FW_CFG_PORT 0x510 /* selector (16-bit write); data at 0x511 (8-bit) */
 
-int fw_cfg_create(struct machine *m);
+extern const struct device_type fw_cfg_device;
 
 /* Internal, exposed for tests: the device itself. */
 struct fw_cfg;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "machine/machine.h"
+#include "devices/services.h"
 
 /* Status register bits. */
 #define STS_OBF 0x01 /* output buffer full */
@@ -23,7 +23,7 @@
 #define QUEUE_LEN 16
 
 struct i8042 {
-	struct machine *m;
+	const struct dev_services *svc;
 	struct irq_line kbd_irq;
 	pthread_mutex_t lock;
 	uint8_t ctr, outport, status_cmd;
@@ -47,7 +47,7 @@ static void push(struct i8042 *k, uint8_t b)
 
 static void reset_machine(struct i8042 *k)
 {
-	machine_stop(k->m, STOP_RESET, 0, "guest reset the machine (keyboard controller)");
+	k->svc->stop(k->svc->ctx, STOP_RESET, 0, "guest reset the machine (keyboard controller)");
 }
 
 /* A byte written to the data port with no controller command pending goes
@@ -274,31 +274,34 @@ static int i8042_load(void *dev, const void *buf, size_t len)
 static void i8042_destroy(void *dev)
 {
 	struct i8042 *k = dev;
-	bus_unregister(&k->m->pio, I8042_DATA_PORT, k);
-	bus_unregister(&k->m->pio, I8042_COMMAND_PORT, k);
+	bus_unregister(k->svc->pio, I8042_DATA_PORT, k);
+	bus_unregister(k->svc->pio, I8042_COMMAND_PORT, k);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
 
-int i8042_create(struct machine *m)
+static int i8042_create(const struct dev_services *s, const struct vm_config *cfg, int i,
+			void **dev, char *err, size_t errlen)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	if (!k)
 		return -1;
-	k->m = m;
-	k->kbd_irq = machine_irq_line(m, I8042_KBD_GSI);
+	k->svc = s;
+	k->kbd_irq = dev_irq_line(s, I8042_KBD_GSI);
 	k->ctr = CTR_KBDINT | CTR_SYS | CTR_AUXDIS | CTR_XLATE;
 	k->outport = OUTPORT_NRESET | OUTPORT_A20;
 	pthread_mutex_init(&k->lock, NULL);
-	if (bus_register(&m->pio, I8042_DATA_PORT, 1, &data_ops, k, "i8042") ||
-	    bus_register(&m->pio, I8042_COMMAND_PORT, 1, &command_ops, k, "i8042") ||
-	    machine_add_device(m, &(struct machine_device){.name = "i8042",
-							   .dev = k,
-							   .save = i8042_save,
-							   .load = i8042_load,
-							   .destroy = i8042_destroy})) {
+	if (bus_register(s->pio, I8042_DATA_PORT, 1, &data_ops, k, "i8042") ||
+	    bus_register(s->pio, I8042_COMMAND_PORT, 1, &command_ops, k, "i8042")) {
 		i8042_destroy(k);
 		return -1;
 	}
+	*dev = k;
 	return 0;
 }
+
+const struct device_type i8042_device = {.name = "i8042",
+					 .create = i8042_create,
+					 .save = i8042_save,
+					 .load = i8042_load,
+					 .destroy = i8042_destroy};

@@ -4,14 +4,12 @@
 #ifndef POPEK_I8042_H
 #define POPEK_I8042_H
 
-struct machine;
+#include "devices/services.h"
 
 #define I8042_DATA_PORT	   0x60
 #define I8042_COMMAND_PORT 0x64
 #define I8042_KBD_GSI	   1
 
-/* Create the device and add it to the machine's registry (snapshots,
- * teardown). Returns 0 or -1. */
-int i8042_create(struct machine *m);
+extern const struct device_type i8042_device;
 
 #endif

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "machine/bus.h"
-#include "machine/machine.h"
 
 struct pc_testdev {
 	struct bus *pio, *mmio;
@@ -134,18 +133,21 @@ int pc_testdev_load(void *dev, const void *buf, size_t len)
 	return 0;
 }
 
-int pc_testdev_create(struct machine *m)
+/* Only with --device pc-testdev. */
+static int pc_testdev_count(const struct vm_config *cfg)
 {
-	struct pc_testdev *t = pc_testdev_new(&m->pio, &m->mmio);
-	if (!t)
-		return -1;
-	if (machine_add_device(m, &(struct machine_device){.name = "pc-testdev",
-							   .dev = t,
-							   .save = pc_testdev_save,
-							   .load = pc_testdev_load,
-							   .destroy = pc_testdev_free})) {
-		pc_testdev_free(t);
-		return -1;
-	}
-	return 0;
+	return cfg->device[DEV_PC_TESTDEV];
 }
+
+static int pc_testdev_create(const struct dev_services *s, const struct vm_config *cfg, int i,
+			     void **dev, char *err, size_t errlen)
+{
+	return (*dev = pc_testdev_new(s->pio, s->mmio)) ? 0 : -1;
+}
+
+const struct device_type pc_testdev_device = {.name = "pc-testdev",
+					      .count = pc_testdev_count,
+					      .create = pc_testdev_create,
+					      .save = pc_testdev_save,
+					      .load = pc_testdev_load,
+					      .destroy = pc_testdev_free};

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct machine;
+#include "devices/services.h"
+
 struct bus;
 
 #define PC_TESTDEV_PORT	    0xe0
@@ -17,7 +18,7 @@ struct bus;
 #define PC_TESTDEV_MMIO	    0xff000000ull
 #define PC_TESTDEV_MMIO_LEN 0x10000
 
-int pc_testdev_create(struct machine *m);
+extern const struct device_type pc_testdev_device;
 
 /* Internal, exposed for tests: the device on two buses of the caller's. */
 struct pc_testdev;

@@ -5,14 +5,14 @@
 #include <string.h>
 
 #include "devices/pci.h"
-#include "machine/machine.h"
+#include "devices/services.h"
 
 #define PVPANIC_PANICKED     (1u << 0)
 #define PVPANIC_CRASH_LOADED (1u << 1)
 
 struct pvpanic {
 	struct pci_dev pci;
-	struct machine *m;
+	const struct dev_services *svc;
 };
 
 /* Reading tells the driver which events we understand. */
@@ -28,36 +28,42 @@ static void pvpanic_write(void *dev, uint64_t off, const void *data, unsigned si
 	struct pvpanic *p = dev;
 	uint8_t v = off == 0 ? *(const uint8_t *)data : 0;
 	if (v & PVPANIC_PANICKED)
-		machine_stop(p->m, STOP_CRASH, EXIT_CODE_CRASH,
+		p->svc->stop(p->svc->ctx, STOP_CRASH, EXIT_CODE_CRASH,
 			     "guest kernel panicked (pvpanic) — see the console for its message");
 	else if (v & PVPANIC_CRASH_LOADED)
-		machine_stop(p->m, STOP_CRASH, EXIT_CODE_CRASH,
+		p->svc->stop(p->svc->ctx, STOP_CRASH, EXIT_CODE_CRASH,
 			     "guest kernel crashed into its crash kernel (pvpanic)");
 }
 
 static const struct bus_ops pvpanic_ops = {.read = pvpanic_read, .write = pvpanic_write};
 
-void pvpanic_destroy(struct pvpanic *p)
+static void pvpanic_destroy(void *dev)
 {
+	struct pvpanic *p = dev;
 	if (!p)
 		return;
 	pci_bus_remove(&p->pci);
 	free(p);
 }
 
-struct pvpanic *pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen)
+static int pvpanic_create(const struct dev_services *s, const struct vm_config *cfg, int i,
+			  void **dev, char *err, size_t errlen)
 {
 	struct pvpanic *p = calloc(1, sizeof(*p));
 	if (!p) {
 		snprintf(err, errlen, "out of memory creating pvpanic");
-		return NULL;
+		return -1;
 	}
-	p->m = m;
+	p->svc = s;
 	pci_dev_init(&p->pci, "pvpanic", 0x1b36, 0x0011, 1, 0x088000 /* system peripheral */);
 	pci_dev_set_bar64(&p->pci, 0, 4096, &pvpanic_ops, p);
-	if (pci_bus_add(bus, &p->pci, err, errlen)) {
+	if (pci_bus_add(s->pci, &p->pci, err, errlen)) {
 		free(p);
-		return NULL;
+		return -1;
 	}
-	return p;
+	*dev = p;
+	return 0;
 }
+
+const struct device_type pvpanic_device = {
+    .name = "pvpanic", .create = pvpanic_create, .destroy = pvpanic_destroy};

@@ -4,13 +4,8 @@
 #ifndef POPEK_PVPANIC_H
 #define POPEK_PVPANIC_H
 
-#include <stddef.h>
+#include "devices/services.h"
 
-struct machine;
-struct pci_bus;
-struct pvpanic;
-
-struct pvpanic *pvpanic_create(struct machine *m, struct pci_bus *bus, char *err, size_t errlen);
-void pvpanic_destroy(struct pvpanic *p);
+extern const struct device_type pvpanic_device;
 
 #endif

@@ -35,6 +35,9 @@ enum gate_verdict {
 struct request_gate {
 	enum gate_verdict (*check)(void *ctx, const char *dev, struct gate_request *r);
 	bool (*wants_data)(void *ctx, enum gate_kind kind);
+	/* Run fn(arg) once on the VM's loop after the VM next resumes: how a
+	 * deferred request comes back. NULL: deferred requests never do. */
+	void (*after_resume)(void *ctx, void (*fn)(void *arg), void *arg);
 	void *ctx;
 	const char *dev; /* the device's name in the VM: "virtio-blk0" */
 };

@@ -39,7 +39,6 @@ struct uart {
 	uint8_t ier, lcr, mcr, msr_delta, scr, fcr, dll, dlm;
 	bool thre_pending; /* THR-empty interrupt armed, cleared by reading IIR or writing THR */
 	bool irq_level;
-	bool paused;
 	uint8_t rx[RX_SIZE];
 	unsigned rx_head, rx_count;
 };
@@ -187,19 +186,11 @@ size_t uart_input(void *dev, const uint8_t *buf, size_t len)
 	struct uart *u = dev;
 	size_t n = 0;
 	pthread_mutex_lock(&u->lock);
-	while (!u->paused && n < len && u->rx_count < RX_SIZE)
+	while (n < len && u->rx_count < RX_SIZE)
 		rx_push(u, buf[n++]);
 	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return n;
-}
-
-void uart_pause(void *dev, bool paused)
-{
-	struct uart *u = dev;
-	pthread_mutex_lock(&u->lock);
-	u->paused = paused;
-	pthread_mutex_unlock(&u->lock);
 }
 
 struct uart *uart_create(struct bus *pio, uint16_t base, struct irq_line irq, uart_tx_fn tx,
@@ -220,8 +211,9 @@ struct uart *uart_create(struct bus *pio, uint16_t base, struct irq_line irq, ua
 	return u;
 }
 
-void uart_destroy(struct uart *u)
+void uart_destroy(void *uart)
 {
+	struct uart *u = uart;
 	if (!u)
 		return;
 	pthread_mutex_destroy(&u->lock);
@@ -291,3 +283,21 @@ int uart_load(void *dev, const void *buf, size_t len)
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
+
+#define COM1_PORT 0x3f8
+#define COM1_GSI  4
+
+static int com1_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		       char *err, size_t errlen)
+{
+	*dev = uart_create(s->pio, COM1_PORT, dev_irq_line(s, COM1_GSI), s->console_tx,
+			   s->console_ctx);
+	return *dev ? 0 : -1;
+}
+
+const struct device_type uart_device = {.name = "uart0",
+					.create = com1_create,
+					.save = uart_save,
+					.load = uart_load,
+					.destroy = uart_destroy,
+					.input = uart_input};

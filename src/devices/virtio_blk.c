@@ -45,7 +45,7 @@ struct blk_req_hdr {
 };
 
 struct virtio_blk {
-	struct virtio_pci vp;
+	struct virtio_pci vp; /* first: the device is its transport for the registry's hooks */
 	int fd;
 	bool ro;
 	uint64_t sectors;
@@ -262,8 +262,9 @@ struct virtio_pci *virtio_blk_pci(struct virtio_blk *b)
 	return &b->vp;
 }
 
-void virtio_blk_destroy(struct virtio_blk *b)
+void virtio_blk_destroy(void *blk)
 {
+	struct virtio_blk *b = blk;
 	if (!b)
 		return;
 	virtio_pci_destroy(&b->vp);
@@ -275,3 +276,24 @@ int virtio_blk_fd(const struct virtio_blk *b)
 {
 	return b->fd;
 }
+
+static int blk_count(const struct vm_config *cfg)
+{
+	return cfg->ndisks;
+}
+
+static int blk_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		      char *err, size_t errlen)
+{
+	struct virtio_env env = virtio_env_of(s);
+	*dev = virtio_blk_create(&env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
+	return *dev ? 0 : EXIT_CODE_USAGE;
+}
+
+const struct device_type virtio_blk_device = {.name = "virtio-blk",
+					      .numbered = true,
+					      .count = blk_count,
+					      .create = blk_create,
+					      .save = virtio_pci_save,
+					      .load = virtio_pci_load,
+					      .destroy = virtio_blk_destroy};

@@ -20,7 +20,7 @@ struct console_config {
 };
 
 struct virtio_console {
-	struct virtio_pci vp;
+	struct virtio_pci vp; /* first: the device is its transport for the registry's hooks */
 	virtio_console_tx_fn tx;
 	void *tx_ctx;
 	struct console_config config;
@@ -53,9 +53,8 @@ size_t virtio_console_input(void *arg, const uint8_t *data, size_t len)
 	struct vq_chain c;
 	size_t done = 0;
 	pthread_mutex_lock(&vp->lock);
-	/* Paused: no used-ring update and no interrupt under a snapshot; the
-	 * console keeps the input and retries. */
-	while (done < len && virtio_pci_live(vp) && !vp->paused) {
+	/* Called from the VM's loop, which is still while the VM is paused. */
+	while (done < len && virtio_pci_live(vp)) {
 		int r = virtq_pop(vq, &c);
 		if (r < 0)
 			virtio_pci_fail(vp);
@@ -104,10 +103,27 @@ struct virtio_pci *virtio_console_pci(struct virtio_console *c)
 	return &c->vp;
 }
 
-void virtio_console_destroy(struct virtio_console *con)
+void virtio_console_destroy(void *console)
 {
+	struct virtio_console *con = console;
 	if (!con)
 		return;
 	virtio_pci_destroy(&con->vp);
 	free(con);
 }
+
+static int console_create(const struct dev_services *s, const struct vm_config *cfg, int i,
+			  void **dev, char *err, size_t errlen)
+{
+	struct virtio_env env = virtio_env_of(s);
+	return (*dev = virtio_console_create(&env, s->console_tx, s->console_ctx, err, errlen))
+		   ? 0
+		   : -1;
+}
+
+const struct device_type virtio_console_device = {.name = "virtio-console0",
+						  .create = console_create,
+						  .save = virtio_pci_save,
+						  .load = virtio_pci_load,
+						  .destroy = virtio_console_destroy,
+						  .input = virtio_console_input};

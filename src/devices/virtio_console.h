@@ -17,8 +17,10 @@ struct virtio_console *virtio_console_create(const struct virtio_env *env, virti
 /* Host → guest bytes (a console_input_fn): returns how many fit in the
  * receive buffers the driver has posted; 0 until it posts some. */
 size_t virtio_console_input(void *con, const uint8_t *buf, size_t len);
-/* Its transport, for the machine's snapshot hooks. */
+/* Its transport. */
 struct virtio_pci *virtio_console_pci(struct virtio_console *c);
-void virtio_console_destroy(struct virtio_console *c);
+void virtio_console_destroy(void *console);
+/* Takes console input when the kernel's console is hvc0. */
+extern const struct device_type virtio_console_device;
 
 #endif

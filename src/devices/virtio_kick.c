@@ -1,52 +1,32 @@
 #include "devices/virtio_kick.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 static void close_fds(struct virtio_kick *k)
 {
-	for (unsigned q = 0; q < k->nqueues; q++)
-		if (k->fd[q] >= 0)
-			close(k->fd[q]);
-	if (k->stop_fd >= 0)
-		close(k->stop_fd);
-}
-
-static void *kick_thread(void *arg)
-{
-	struct virtio_kick *k = arg;
-	struct pollfd p[KICK_MAX_QUEUES + 1];
-	for (unsigned q = 0; q < k->nqueues; q++)
-		p[q] = (struct pollfd){k->fd[q], POLLIN, 0};
-	p[k->nqueues] = (struct pollfd){k->stop_fd, POLLIN, 0};
-	for (;;) {
-		if (poll(p, k->nqueues + 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return NULL;
-		}
-		if (p[k->nqueues].revents)
-			return NULL;
-		for (unsigned q = 0; q < k->nqueues; q++) {
-			uint64_t n;
-			if (p[q].revents && read(k->fd[q], &n, sizeof(n)) == sizeof(n))
-				k->fire(k->ctx, q);
-		}
+	for (unsigned q = 0; q < k->nqueues; q++) {
+		loop_unwatch(k->queue[q].w);
+		if (k->queue[q].fd >= 0)
+			close(k->queue[q].fd);
 	}
 }
 
-int virtio_kick_start(struct virtio_kick *k, struct ioeventfd_sink sink, unsigned nqueues,
-		      unsigned stride, void (*fire)(void *ctx, unsigned q), void *ctx)
+static void kicked(void *ctx, unsigned ready)
+{
+	struct virtio_kick_queue *kq = ctx;
+	uint64_t n;
+	if (read(kq->fd, &n, sizeof(n)) == sizeof(n))
+		kq->k->fire(kq->k->ctx, kq->q);
+}
+
+int virtio_kick_start(struct virtio_kick *k, struct ioeventfd_sink sink, struct loop *loop,
+		      unsigned nqueues, unsigned stride, void (*fire)(void *ctx, unsigned q),
+		      void *ctx)
 {
 	memset(k, 0, sizeof(*k));
-	k->stop_fd = -1;
-	for (unsigned q = 0; q < KICK_MAX_QUEUES; q++)
-		k->fd[q] = -1;
-	if (!sink.set || nqueues == 0 || nqueues > KICK_MAX_QUEUES)
+	if (!sink.set || !loop || nqueues == 0 || nqueues > KICK_MAX_QUEUES)
 		return -1;
 	k->sink = sink;
 	k->nqueues = nqueues;
@@ -54,18 +34,15 @@ int virtio_kick_start(struct virtio_kick *k, struct ioeventfd_sink sink, unsigne
 	k->fire = fire;
 	k->ctx = ctx;
 	for (unsigned q = 0; q < nqueues; q++)
-		if ((k->fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		k->queue[q] = (struct virtio_kick_queue){.k = k, .q = q, .fd = -1};
+	for (unsigned q = 0; q < nqueues; q++) {
+		struct virtio_kick_queue *kq = &k->queue[q];
+		kq->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (kq->fd < 0 ||
+		    !(kq->w = loop_watch(loop, kq->fd, LOOP_IN, LOOP_DEVICE, kicked, kq)))
 			goto fail;
-	if ((k->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
-		goto fail;
-	/* Signals belong to the main and vCPU threads. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&k->thread, NULL, kick_thread, k);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc == 0)
-		return 0;
+	}
+	return 0;
 fail:
 	close_fds(k);
 	k->nqueues = 0;
@@ -76,7 +53,7 @@ fail:
 static void bind_all(struct virtio_kick *k, uint64_t base, bool assign, unsigned upto)
 {
 	for (unsigned q = 0; q < upto; q++)
-		k->sink.set(k->sink.ctx, base + (uint64_t)q * k->stride, KICK_WIDTH, k->fd[q],
+		k->sink.set(k->sink.ctx, base + (uint64_t)q * k->stride, KICK_WIDTH, k->queue[q].fd,
 			    assign);
 }
 
@@ -91,8 +68,8 @@ void virtio_kick_bind(struct virtio_kick *k, bool mapped, uint64_t base)
 	if (!mapped || k->bound)
 		return;
 	for (unsigned q = 0; q < k->nqueues; q++) {
-		if (k->sink.set(k->sink.ctx, base + (uint64_t)q * k->stride, KICK_WIDTH, k->fd[q],
-				true) < 0) {
+		if (k->sink.set(k->sink.ctx, base + (uint64_t)q * k->stride, KICK_WIDTH,
+				k->queue[q].fd, true) < 0) {
 			bind_all(k, base, false, q);
 			return;
 		}
@@ -106,9 +83,6 @@ void virtio_kick_stop(struct virtio_kick *k)
 	if (!k->sink.set)
 		return;
 	virtio_kick_bind(k, false, 0);
-	uint64_t one = 1;
-	if (write(k->stop_fd, &one, sizeof(one)) == sizeof(one))
-		pthread_join(k->thread, NULL);
 	close_fds(k);
 	k->sink.set = NULL;
 }

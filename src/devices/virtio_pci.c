@@ -87,14 +87,31 @@ void virtio_pci_fail(struct virtio_pci *vp)
 	}
 }
 
+static void notify_locked(struct virtio_pci *vp, uint64_t q);
+
+/* After the pause a deferred request waited for: each deferred queue runs
+ * again, its first request past the pause rule. */
+static void replay(void *arg)
+{
+	struct virtio_pci *vp = arg;
+	pthread_mutex_lock(&vp->lock);
+	vp->replay_posted = false;
+	vp->replaying = true;
+	for (unsigned q = 0; q < vp->info.nqueues; q++)
+		if (vp->deferred & (1u << q))
+			notify_locked(vp, q);
+	vp->replaying = false;
+	pthread_mutex_unlock(&vp->lock);
+}
+
 void virtio_pci_process(struct virtio_pci *vp, unsigned q, virtio_handler handle)
 {
 	struct vq_chain c;
 	bool used = false;
 	int r;
 	if (vp->deferred & (1u << q)) {
-		if (vp->pauses == vp->deferred_pauses)
-			return; /* the pause it waits for has not happened yet */
+		if (!vp->replaying)
+			return; /* the pause it waits for has not ended yet */
 		vp->deferred &= ~(1u << q);
 		vp->after_pause = true;
 	}
@@ -104,8 +121,9 @@ void virtio_pci_process(struct virtio_pci *vp, unsigned q, virtio_handler handle
 		if (len == VIRTIO_DEFER) {
 			vp->vq[q].last_avail--; /* unpopped: the driver still owns nothing new */
 			vp->deferred |= 1u << q;
-			vp->deferred_pauses = vp->pauses;
-			vp->pending_kicks |= 1u << q; /* resume runs it again */
+			if (!vp->replay_posted && vp->gate.after_resume)
+				vp->gate.after_resume(vp->gate.ctx, replay, vp);
+			vp->replay_posted = true;
 			break;
 		}
 		if (len < 0) {
@@ -291,28 +309,12 @@ static void notify_locked(struct virtio_pci *vp, uint64_t q)
 		vp->info.ops->queue_notify(vp, (unsigned)q);
 }
 
+/* An eventfd kick, on the VM's loop: never while the VM is paused. */
 static void kicked(void *ctx, unsigned q)
 {
 	struct virtio_pci *vp = ctx;
 	pthread_mutex_lock(&vp->lock);
-	if (vp->paused)
-		vp->pending_kicks |= 1u << q;
-	else
-		notify_locked(vp, q);
-	pthread_mutex_unlock(&vp->lock);
-}
-
-void virtio_pci_pause(void *dev, bool paused)
-{
-	struct virtio_pci *vp = dev;
-	pthread_mutex_lock(&vp->lock);
-	vp->paused = paused;
-	vp->pauses += paused;
-	for (unsigned q = 0; !paused && q < vp->info.nqueues; q++)
-		if (vp->pending_kicks & (1u << q))
-			notify_locked(vp, q);
-	if (!paused)
-		vp->pending_kicks = 0;
+	notify_locked(vp, q);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -388,6 +390,16 @@ static int add_cap(struct virtio_pci *vp, uint8_t type, uint32_t offset, uint32_
 	return pci_dev_add_cap(&vp->pci, cap, cap[2], NULL) ? 0 : -1;
 }
 
+struct virtio_env virtio_env_of(const struct dev_services *s)
+{
+	return (struct virtio_env){.pci = s->pci,
+				   .mem = s->mem,
+				   .msi = s->msi,
+				   .ioeventfd = s->ioeventfd,
+				   .loop = s->loop,
+				   .gate = s->gate};
+}
+
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
 		    const struct virtio_env *env, char *err, size_t errlen)
 {
@@ -430,8 +442,8 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 		return -1;
 	}
 	/* Without the fast path (or if it cannot start) kicks stay MMIO writes. */
-	if (virtio_kick_start(&vp->kick, env->ioeventfd, info->nqueues, VIRTIO_NOTIFY_MULTIPLIER,
-			      kicked, vp) == 0)
+	if (virtio_kick_start(&vp->kick, env->ioeventfd, env->loop, info->nqueues,
+			      VIRTIO_NOTIFY_MULTIPLIER, kicked, vp) == 0)
 		sync_kicks(vp);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include "devices/msix.h"
 #include "devices/pci.h"
 #include "devices/request_gate.h"
+#include "devices/services.h"
 #include "devices/virtio_kick.h"
 #include "devices/virtqueue.h"
 #include "machine/irq.h"
@@ -81,14 +82,13 @@ struct virtio_pci {
 	uint16_t queue_sel, config_vector;
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
-	struct virtio_kick kick;  /* eventfd kicks, when the engine offers them */
-	bool paused;		  /* the VM is paused: eventfd kicks wait in pending_kicks */
-	uint32_t pending_kicks;	  /* bit per queue */
+	struct virtio_kick kick;  /* eventfd kicks on the VM's loop, when the engine offers them */
 	struct request_gate gate; /* every request passes it before the device acts */
 	/* A request a gate deferred (GATE_DEFER) waits, still in the ring, until
-	 * the VM has paused: queues with a bit in deferred do nothing until
-	 * pauses (counted) moves past deferred_pauses. */
-	uint32_t deferred, pauses, deferred_pauses;
+	 * the VM has paused and resumed: queues with a bit in deferred do nothing
+	 * until the gate's after_resume replays them (replaying). */
+	uint32_t deferred;
+	bool replay_posted, replaying;
 	bool after_pause; /* the request being handled is the one deferred */
 };
 
@@ -98,20 +98,21 @@ struct virtio_env {
 	const struct guest_mem *mem;
 	struct msi_sink msi;
 	struct ioeventfd_sink ioeventfd; /* optional: .set NULL means MMIO kicks only */
+	struct loop *loop;		 /* where eventfd kicks are served (with ioeventfd) */
 	struct request_gate gate;	 /* optional: .check NULL lets every request go */
 };
+
+/* The environment of a device the machine creates from its registry. */
+struct virtio_env virtio_env_of(const struct dev_services *s);
 
 /* Set up the transport and plug it into env->pci. Returns 0 or -1 with err set. */
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
 		    const struct virtio_env *env, char *err, size_t errlen);
-/* Snapshot hooks (struct machine_device save/load; dev is the virtio_pci).
+/* Snapshot hooks (struct device_type save/load). dev is the virtio_pci, or a
+ * device that has its transport as first member.
  * load checks everything: the state may come from a hostile file. */
 int virtio_pci_save(void *dev, void **buf, size_t *len);
 int virtio_pci_load(void *dev, const void *buf, size_t len);
-/* Pause hook (struct machine_device): no queue work while the VM is paused,
- * so a snapshot sees memory and device state from the same instant. */
-void virtio_pci_pause(void *dev, bool paused);
-
 /* Unplug; the caller makes sure no other thread uses vp any more. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 

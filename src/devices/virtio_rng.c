@@ -10,7 +10,7 @@
 #define RNG_MAX_CHUNK (64u << 10)
 
 struct virtio_rng {
-	struct virtio_pci vp;
+	struct virtio_pci vp; /* first: the device is its transport for the registry's hooks */
 };
 
 static int fill(void *p, size_t len)
@@ -93,10 +93,24 @@ struct virtio_pci *virtio_rng_pci(struct virtio_rng *r)
 	return &r->vp;
 }
 
-void virtio_rng_destroy(struct virtio_rng *r)
+void virtio_rng_destroy(void *rng)
 {
+	struct virtio_rng *r = rng;
 	if (!r)
 		return;
 	virtio_pci_destroy(&r->vp);
 	free(r);
 }
+
+static int rng_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		      char *err, size_t errlen)
+{
+	struct virtio_env env = virtio_env_of(s);
+	return (*dev = virtio_rng_create(&env, err, errlen)) ? 0 : -1;
+}
+
+const struct device_type virtio_rng_device = {.name = "virtio-rng0",
+					      .create = rng_create,
+					      .save = virtio_pci_save,
+					      .load = virtio_pci_load,
+					      .destroy = virtio_rng_destroy};

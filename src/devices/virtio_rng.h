@@ -9,8 +9,9 @@
 struct virtio_rng;
 
 struct virtio_rng *virtio_rng_create(const struct virtio_env *env, char *err, size_t errlen);
-/* Its transport, for the machine's snapshot hooks. */
+/* Its transport. */
 struct virtio_pci *virtio_rng_pci(struct virtio_rng *r);
-void virtio_rng_destroy(struct virtio_rng *r);
+void virtio_rng_destroy(void *rng);
+extern const struct device_type virtio_rng_device;
 
 #endif

@@ -101,16 +101,24 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c)
 	return 1;
 }
 
-void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+void virtq_push_n(struct virtq *vq, const struct vq_used *e, unsigned n)
 {
 	if (!vq->enabled)
 		return;
-	uint8_t *elem = vq->used + 4 + 8u * (vq->used_idx % vq->size);
-	uint32_t e[2] = {head, len};
-	memcpy(elem, e, sizeof(e));
-	vq->used_idx++;
-	/* Publish the element before the index the driver polls. */
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *elem = vq->used + 4 + 8u * ((uint16_t)(vq->used_idx + i) % vq->size);
+		uint32_t w[2] = {e[i].head, e[i].len};
+		memcpy(elem, w, sizeof(w));
+	}
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
+	/* Publish the elements before the index the driver polls. */
 	__atomic_store_n((uint16_t *)(void *)(vq->used + 2), vq->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+{
+	struct vq_used e = {head, len};
+	virtq_push_n(vq, &e, 1);
 }
 
 bool virtq_should_interrupt(const struct virtq *vq)

@@ -57,6 +57,13 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c);
 
 /* Return chain head to the driver with len bytes written. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* Return n chains at once: the driver sees all of them or none (one frame
+ * spread over mergeable receive buffers). */
+struct vq_used {
+	uint16_t head;
+	uint32_t len;
+};
+void virtq_push_n(struct virtq *vq, const struct vq_used *e, unsigned n);
 
 /* After pushing: does the driver want an interrupt? */
 bool virtq_should_interrupt(const struct virtq *vq);

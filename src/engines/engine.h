@@ -35,6 +35,8 @@ enum exit_reason {
 	EXIT_SHUTDOWN, /* triple fault: fail */
 	EXIT_KICKED,   /* vcpu_kick() asked the run to return */
 	EXIT_FAIL,     /* the engine cannot continue: fail */
+	/* SYSCALL at CPL3, only if engine_vm_config.syscall_exits: sys (popek exec) */
+	EXIT_SYSCALL,
 	NR_EXIT_REASONS
 };
 
@@ -73,12 +75,24 @@ struct vcpu_exit {
 			uint64_t rip;
 			char why[120];
 		} fail;
+		/* Linux's convention: nr in RAX, arguments in RDI RSI RDX R10 R8 R9.
+		 * RCX and R11 already hold the return RIP and RFLAGS, as SYSCALL
+		 * leaves them. The machine sets ret (loaded into RAX on the next
+		 * vcpu_run) and flush if it removed or narrowed a page mapping. */
+		struct {
+			uint64_t nr, arg[6];
+			uint64_t ret;
+			bool flush;
+		} sys;
 	};
 };
 
 struct engine_vm_config {
 	int ncpus;
 	uint64_t ram_size;
+	/* A SYSCALL at CPL3 leaves as EXIT_SYSCALL instead of entering the
+	 * guest's LSTAR (soft; kvm has no such exit and ignores it). */
+	bool syscall_exits;
 };
 
 #define ENGINE_MEM_READONLY 1u

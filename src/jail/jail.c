@@ -32,7 +32,7 @@ int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *
 		return 0;
 	jail_state.enabled = true;
 	if (jail_state.spawned) {
-		int rc = ns_pivot_to_empty(SANITIZED, err, errlen);
+		int rc = ns_pivot_to_empty(SANITIZED, p->usernet, err, errlen);
 		if (rc < 0)
 			return EXIT_CODE_HOST;
 		jail_state.pivot_root = rc == 0;

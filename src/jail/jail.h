@@ -13,8 +13,9 @@ struct json_object;
 
 /* What the jailed VMM goes on doing; it decides the seccomp allowlist. */
 struct jail_profile {
-	bool kvm;   /* engine kvm: its ioctls; else the soft engine */
-	bool disks; /* virtio-blk: positioned vector I/O and fsync */
+	bool kvm;	    /* engine kvm: its ioctls; else the soft engine */
+	bool disks;	    /* virtio-blk: positioned vector I/O and fsync */
+	bool nics, usernet; /* virtio-net; one of them on libslirp (host sockets) */
 };
 
 /* Step 1, first in `run`/`restore` for each VM (single-threaded, nothing of

@@ -34,11 +34,15 @@ static void forward_signal(int sig)
 		kill((pid_t)vmm_pid, sig);
 }
 
-/* No network backend exists yet, so the VMM gets an empty network namespace.
- * A backend that needs the host's network (beyond fds opened before the jail)
- * makes this true for its configuration. */
+/* The VMM gets an empty network namespace unless a NIC needs the host's:
+ * user networking opens host sockets as the guest connects, and a tap is
+ * found by name in the host's namespace. (A switch's Unix socket is a path:
+ * any namespace reaches it.) */
 static bool keeps_host_network(const struct vm_config *cfg)
 {
+	for (int i = 0; i < cfg->nnics; i++)
+		if (cfg->nic[i].kind != NET_SOCKET)
+			return true;
 	return false;
 }
 
@@ -83,14 +87,15 @@ static int vmm_child(int rfd)
 {
 	struct spawn_msg msg;
 	ssize_t n;
+	/* The VMM must not outlive the parent that reports its exit code. Set
+	 * before the read: a parent that died earlier left the pipe at EOF. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	do
 		n = read(rfd, &msg, sizeof(msg));
 	while (n < 0 && errno == EINTR);
 	close(rfd);
 	if (n != (ssize_t)sizeof(msg))
 		_exit(EXIT_CODE_HOST); /* the parent is gone */
-	/* The VMM must not outlive the parent that reports its exit code. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		fprintf(stderr, "popek: jail: cannot make the mounts private: %s\n",
 			strerror(errno));
@@ -195,9 +200,19 @@ no_namespaces:
 /* A fresh tmpfs becomes the root; the host's tree is detached. Returns 0, 1
  * if the root could only be changed with chroot, or -1 + err. Sanitized
  * builds keep a /proc of the VMM's own PID namespace: LeakSanitizer reads
- * /proc/self/maps and the thread list at exit. */
-int ns_pivot_to_empty(bool with_proc, char *err, size_t errlen)
+ * /proc/self/maps and the thread list at exit; with_resolv keeps a copy of
+ * the host's /etc/resolv.conf. */
+int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen)
 {
+	/* User networking forwards the guest's DNS to the host's resolvers,
+	 * which libslirp reads from /etc/resolv.conf: the jail gets a copy. */
+	char resolv[4096];
+	ssize_t nresolv = -1;
+	int rfd = with_resolv ? open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC) : -1;
+	if (rfd >= 0) {
+		nresolv = read(rfd, resolv, sizeof(resolv));
+		close(rfd);
+	}
 	const char *step = "mount tmpfs on /tmp";
 	if (mount("popek-jail", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "size=16k,mode=0555") < 0)
@@ -209,6 +224,12 @@ int ns_pivot_to_empty(bool with_proc, char *err, size_t errlen)
 	if (with_proc &&
 	    (mkdir("proc", 0555) < 0 ||
 	     mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
+		goto fail;
+	step = "copy /etc/resolv.conf";
+	if (nresolv >= 0 &&
+	    (mkdir("etc", 0555) < 0 ||
+	     (rfd = open("etc/resolv.conf", O_WRONLY | O_CREAT | O_CLOEXEC, 0444)) < 0 ||
+	     write(rfd, resolv, (size_t)nresolv) != nresolv || close(rfd) < 0))
 		goto fail;
 	/* pivot_root(".", "."): the old root ends up on top of the new one, from
 	 * where it is detached; no directory for it is needed. */

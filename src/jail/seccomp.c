@@ -3,6 +3,7 @@
  * else raises SIGSYS, whose handler names the call in one line and ends the
  * VMM with EXIT_CODE_JAIL. */
 #include <errno.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -20,10 +21,12 @@
 
 enum {
 	ANY = 0,
-	KVM = 1 << 0,	/* engine kvm */
-	SOFT = 1 << 1,	/* engine soft */
-	DISKS = 1 << 2, /* virtio-blk configured */
-	SAN = 1 << 3,	/* a sanitizer runtime (ASan/LSan/UBSan, TSan) is linked in */
+	KVM = 1 << 0,	  /* engine kvm */
+	SOFT = 1 << 1,	  /* engine soft */
+	DISKS = 1 << 2,	  /* virtio-blk configured */
+	SAN = 1 << 3,	  /* a sanitizer runtime (ASan/LSan/UBSan, TSan) is linked in */
+	NIC = 1 << 4,	  /* a virtio-net of any backend */
+	USERNET = 1 << 5, /* libslirp: the guest's connections become host sockets */
 };
 
 /* Each row: a system call and when the VMM needs it. */
@@ -37,13 +40,18 @@ static const struct {
     {"readv", ANY},
     {"writev", ANY},
     {"close", ANY},
-    {"poll", ANY},
-    {"ppoll", ANY},
     {"lseek", ANY},
     {"fcntl", ANY},
     {"fstat", ANY},
     {"newfstatat", ANY},
     {"ioctl", ANY}, /* by request: the table below */
+    /* the VM's event loop (util/loop.c): its timers and signals start with the VM */
+    {"epoll_wait", ANY},
+    {"epoll_pwait", ANY},
+    {"epoll_ctl", ANY},
+    {"timerfd_create", ANY},
+    {"timerfd_settime", ANY},
+    {"signalfd4", ANY},
     /* the control channel */
     {"accept4", ANY},
     {"setsockopt", ANY},
@@ -60,7 +68,7 @@ static const struct {
     {"fdatasync", ANY},
     {"ftruncate", ANY},
     {"pwrite64", ANY},
-    /* memory and threads (glibc malloc, pthread, vCPU and console threads) */
+    /* memory and threads (glibc malloc, pthread, the vCPU threads) */
     {"mmap", ANY}, /* without PROT_EXEC: see install() */
     {"mprotect", ANY},
     {"munmap", ANY},
@@ -80,15 +88,17 @@ static const struct {
     {"rt_sigaction", ANY},
     {"rt_sigprocmask", ANY},
     {"rt_sigreturn", ANY},
-    {"rt_sigtimedwait", ANY},
     {"restart_syscall", ANY}, /* a sleep interrupted by a signal goes on */
     {"exit", ANY},
     {"exit_group", ANY},
+    /* the trace and audit threads (policy/trace.c): a trace client's socket, naps */
+    {"poll", ANY},
     /* time: the guest's clocks and timers, when the vDSO does not answer */
     {"clock_gettime", ANY},
-    {"clock_nanosleep", ANY},
-    {"nanosleep", ANY},
     {"gettimeofday", ANY},
+    /* a policy's limit rules: a limited action waits on its thread (also
+     * after `popek policy` adds one, so for every VM) */
+    {"clock_nanosleep", ANY},
     /* virtio-rng */
     {"getrandom", ANY},
     /* virtio-blk */
@@ -96,6 +106,18 @@ static const struct {
     {"pwritev", DISKS},
     {"pread64", DISKS},
     {"flock", DISKS},
+    /* NICs: a backend's round polls its fds without waiting (net/loop.c) */
+    {"poll", NIC},
+    /* user networking opens, connects and serves host sockets for the guest */
+    {"socket", USERNET},
+    {"connect", USERNET},
+    {"bind", USERNET},
+    {"listen", USERNET},
+    {"accept", USERNET},
+    {"getsockopt", USERNET},
+    {"getsockname", USERNET},
+    {"getpeername", USERNET},
+    {"shutdown", USERNET},
     /* sanitizer runtimes: LeakSanitizer stops the threads from a clone()d
      * tracer with ptrace and reads /proc at exit; reports need the rest */
     {"ptrace", SAN},
@@ -121,6 +143,7 @@ static const struct {
     {"prlimit64", SAN},
     {"uname", SAN},
     {"sched_setaffinity", SAN},
+    {"nanosleep", SAN}, /* TSan's background thread */
 };
 
 /* ioctl, by request number. */
@@ -133,6 +156,8 @@ static const struct {
     {TCSETSW, ~0ul, ANY},
     {TCSETSF, ~0ul, ANY},
     {TIOCGWINSZ, ~0ul, ANY},
+    {TUNSETOFFLOAD, ~0ul, NIC}, /* tap: the offloads the guest negotiated */
+    {FIONREAD, ~0ul, USERNET},	/* libslirp: bytes waiting on a socket */
     /* every KVM ioctl (type KVMIO) on the VM and vCPU fds */
     {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, KVM},
 };
@@ -170,7 +195,8 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 
 static unsigned conditions(const struct jail_profile *p)
 {
-	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0);
+	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0) |
+	       (p->nics ? NIC : 0) | (p->usernet ? USERNET : 0);
 }
 
 /* Rules whose arguments matter: mapping memory executable, clone without
@@ -229,8 +255,8 @@ int seccomp_install(const struct jail_profile *p, char *err, size_t errlen)
 	 * flags are in memory, out of the filter's reach. */
 	if (!rc && (rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0)
 		snprintf(err, errlen, "jail: seccomp rule for clone3: %s", strerror(-rc));
-	/* Threads started before the jail (kvm's virtio notification threads) get
-	 * the same filter. */
+	/* No VMM thread exists yet (they all start after the jail); should a
+	 * library have started one, it gets the same filter. */
 	if (!rc && (rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
 		snprintf(err, errlen, "jail: seccomp thread sync: %s", strerror(-rc));
 	if (!rc && (rc = seccomp_load(f)) < 0)

@@ -104,6 +104,15 @@ bool bus_access(struct bus *b, uint64_t addr, void *data, unsigned size, bool wr
 	return r != NULL;
 }
 
+const char *bus_name(struct bus *b, uint64_t addr)
+{
+	pthread_rwlock_rdlock(&b->lock);
+	const struct bus_region *r = find(b, addr);
+	const char *name = r ? r->name : NULL;
+	pthread_rwlock_unlock(&b->lock);
+	return name;
+}
+
 void bus_stats(struct bus *b, struct json_object *obj)
 {
 	pthread_rwlock_rdlock(&b->lock);
@@ -117,13 +126,4 @@ void bus_stats(struct bus *b, struct json_object *obj)
 	if (u)
 		json_object_object_add(obj, "unclaimed", json_object_new_int64((int64_t)u));
 	pthread_rwlock_unlock(&b->lock);
-}
-
-const char *bus_name_at(struct bus *b, uint64_t addr)
-{
-	pthread_rwlock_rdlock(&b->lock);
-	const struct bus_region *r = find(b, addr);
-	const char *name = r ? r->name : NULL; /* names outlive their ranges */
-	pthread_rwlock_unlock(&b->lock);
-	return name;
 }

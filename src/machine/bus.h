@@ -56,8 +56,9 @@ void bus_unregister(struct bus *b, uint64_t base, void *dev);
  * dropped (as on a PC bus). Returns false if nothing claimed the address. */
 bool bus_access(struct bus *b, uint64_t addr, void *data, unsigned size, bool write);
 
-/* The name of the device at addr (as bus_stats shows it), or NULL. */
-const char *bus_name_at(struct bus *b, uint64_t addr);
+/* The name of the device at addr (as bus_stats shows it, for traces and dev
+ * matches), or NULL; names outlive their ranges. */
+const char *bus_name(struct bus *b, uint64_t addr);
 
 /* Add {"device": hits, ...} to obj. */
 void bus_stats(struct bus *b, struct json_object *obj);

@@ -18,6 +18,31 @@ struct disk_config {
 	bool ro;
 };
 
+#define MAX_NICS     4
+#define MAX_HOSTFWDS 8
+
+enum net_kind { NET_USER, NET_TAP, NET_SOCKET };
+
+/* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (user networking) */
+struct net_hostfwd {
+	bool udp;
+	const char *host_addr, *guest_addr; /* NULL: 127.0.0.1 / the DHCP address */
+	uint16_t host_port, guest_port;
+};
+
+/* One --net (src/net/config.c parses it). */
+struct net_config {
+	enum net_kind kind;
+	char spec[256];	    /* the argument as given, for snapshots */
+	const char *target; /* tap: interface name; socket: the switch's path */
+	int nhostfwd;
+	struct net_hostfwd hostfwd[MAX_HOSTFWDS];
+	bool restricted; /* restrict=on: no outbound connections */
+	bool mac_set;
+	uint8_t mac[6];
+	const char *capture; /* capture=FILE.pcap */
+};
+
 /* Devices a VM has only when asked for (`--device NAME`). */
 enum optional_device { DEV_PC_TESTDEV, NR_OPTIONAL_DEVICES };
 extern const char *const optional_device_names[NR_OPTIONAL_DEVICES];
@@ -29,7 +54,8 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t mem;
-	bool mem_set; /* --mem given (else a default that depends on the guest) */
+	bool mem_set;	    /* --mem given (else a default that depends on the guest) */
+	bool mem_hugepages; /* --mem-hugepages: RAM on reserved 2 MiB pages or fail */
 	int cpus;
 	const char *engine; /* "kvm", "soft" or "auto" */
 	enum console_kind console;
@@ -38,6 +64,9 @@ struct vm_config {
 	int ndisks;
 	struct disk_config disk[MAX_DISKS];
 	bool device[NR_OPTIONAL_DEVICES];
+	int nnics;
+	struct net_config nic[MAX_NICS];
+	bool no_net;	  /* --net none: not even the default image's user networking */
 	const char *name; /* control-channel name; NULL = vm-PID */
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */

@@ -2,24 +2,26 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
+
+/* How soon to offer input again that the device had no room for. */
+#define RETRY_NS (5 * 1000 * 1000)
 
 struct console {
 	int out_fd;
 	bool own_out;
 	pthread_mutex_t out_lock;
-	int stop_fd; /* eventfd: tells the input thread to finish */
-	pthread_t input_thread;
-	bool input_running;
+	/* Input, on the VM's loop as device work: none while the VM is paused. */
+	struct loop_watch *in_w;  /* stdin; NULL when it cannot be polled (a file, /dev/null) */
+	struct loop_timer *retry; /* the device was full, or stdin is read without polling */
+	uint8_t buf[256];
+	size_t len, off; /* buf[off..len) waits for the device */
 	console_input_fn input;
 	void *input_ctx;
 	void (*quit)(void *ctx);
@@ -119,7 +121,6 @@ struct console *console_open(const struct vm_config *cfg, char *err, size_t errl
 		}
 		c->own_out = true;
 	}
-	c->stop_fd = eventfd(0, EFD_CLOEXEC);
 	pthread_mutex_init(&c->out_lock, NULL);
 	return c;
 }
@@ -140,47 +141,54 @@ void console_write(struct console *c, const void *buf, size_t len)
 	pthread_mutex_unlock(&c->out_lock);
 }
 
-void console_tx(void *console, const void *buf, size_t len)
+/* Read what stdin has; false at EOF or on an error (input ends). */
+static bool read_input(struct console *c)
 {
-	console_write(console, buf, len);
+	ssize_t n = read(STDIN_FILENO, c->buf, sizeof(c->buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	c->off = 0;
+	c->len = tty_raw ? filter_escapes(c, c->buf, (size_t)n) : (size_t)n;
+	return true;
 }
 
-static void *input_loop(void *arg)
+/* Offer the pending bytes to the device, then wait for what comes next:
+ * room in the device (a retry), or more input. */
+static void pump(struct console *c, bool read_more)
 {
-	struct console *c = arg;
-	uint8_t buf[256];
-	struct pollfd pfd[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-				{.fd = c->stop_fd, .events = POLLIN}};
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (tty_raw)
-			n = (ssize_t)filter_escapes(c, buf, (size_t)n);
-		/* The device takes what fits; wait for the guest to drain the rest. */
-		size_t done = 0;
-		while (done < (size_t)n) {
-			done += c->input(c->input_ctx, buf + done, (size_t)n - done);
-			if (done < (size_t)n) {
-				struct pollfd s = {.fd = c->stop_fd, .events = POLLIN};
-				if (poll(&s, 1, 5) > 0)
-					return NULL;
-			}
-		}
+	if (read_more && c->off == c->len && !read_input(c)) {
+		loop_unwatch(c->in_w); /* EOF: input is over */
+		c->in_w = NULL;
+		return;
 	}
-	return NULL;
+	while (c->off < c->len) {
+		size_t n = c->input(c->input_ctx, c->buf + c->off, c->len - c->off);
+		if (n == 0)
+			break;
+		c->off += n;
+	}
+	bool waiting = c->off < c->len;
+	if (c->in_w)
+		loop_watch_events(c->in_w, waiting ? 0 : LOOP_IN);
+	/* Unpollable stdin (always readable) is read again straight away. */
+	if (waiting || !c->in_w)
+		loop_timer_arm(c->retry, waiting ? RETRY_NS : 1, 0);
 }
 
-int console_start_input(struct console *c, console_input_fn fn, void *fn_ctx,
+static void stdin_ready(void *ctx, unsigned ready)
+{
+	pump(ctx, true);
+}
+
+static void retry_due(void *ctx)
+{
+	struct console *c = ctx;
+	pump(c, !c->in_w);
+}
+
+int console_start_input(struct console *c, struct loop *loop, console_input_fn fn, void *fn_ctx,
 			void (*quit)(void *ctx), void *quit_ctx)
 {
 	if (c->own_out || fcntl(STDIN_FILENO, F_GETFD) < 0)
@@ -189,10 +197,15 @@ int console_start_input(struct console *c, console_input_fn fn, void *fn_ctx,
 	c->input_ctx = fn_ctx;
 	c->quit = quit;
 	c->quit_ctx = quit_ctx;
-	tty_make_raw();
-	if (pthread_create(&c->input_thread, NULL, input_loop, c))
+	c->retry = loop_timer_new(loop, LOOP_DEVICE, retry_due, c);
+	if (!c->retry)
 		return -1;
-	c->input_running = true;
+	c->in_w = loop_watch(loop, STDIN_FILENO, LOOP_IN, LOOP_DEVICE, stdin_ready, c);
+	if (!c->in_w && errno != EPERM)
+		return -1;
+	if (!c->in_w)
+		loop_timer_arm(c->retry, 1, 0);
+	tty_make_raw();
 	return 0;
 }
 
@@ -200,14 +213,9 @@ void console_close(struct console *c)
 {
 	if (!c)
 		return;
-	if (c->input_running) {
-		uint64_t one = 1;
-		if (write(c->stop_fd, &one, sizeof(one)) < 0)
-			perror("popek: console");
-		pthread_join(c->input_thread, NULL);
-	}
+	loop_unwatch(c->in_w);
+	loop_timer_free(c->retry);
 	tty_restore();
-	close(c->stop_fd);
 	if (c->own_out)
 		close(c->out_fd);
 	pthread_mutex_destroy(&c->out_lock);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "machine/config.h"
+#include "util/loop.h"
 
 struct console;
 
@@ -14,14 +15,13 @@ struct console;
 typedef size_t (*console_input_fn)(void *ctx, const uint8_t *buf, size_t len);
 
 struct console *console_open(const struct vm_config *cfg, char *err, size_t errlen);
-/* Start delivering stdin to fn (no input for file consoles or when stdin is closed).
- * On a terminal, stdin goes raw and Ctrl-A x calls quit(quit_ctx); the terminal is
- * restored by console_close, at exit, and on fatal signals. */
-int console_start_input(struct console *c, console_input_fn fn, void *fn_ctx,
+/* Start delivering stdin to fn on loop, as device work (no input for file
+ * consoles or when stdin is closed). On a terminal, stdin goes raw and Ctrl-A x
+ * calls quit(quit_ctx); the terminal is restored by console_close, at exit, and
+ * on fatal signals. */
+int console_start_input(struct console *c, struct loop *loop, console_input_fn fn, void *fn_ctx,
 			void (*quit)(void *ctx), void *quit_ctx);
 void console_write(struct console *c, const void *buf, size_t len);
-/* console_write for device tx callbacks, which pass the console as void *. */
-void console_tx(void *console, const void *buf, size_t len);
 void console_close(struct console *c);
 
 #endif

@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "machine/hypercall.h"
+#include "policy/active.h"
 #include "policy/policy.h"
+#include "policy/trace.h"
 #include "popek/hypercall.h"
 
 _Static_assert(POLICY_READ == 1u << GATE_READ && POLICY_WRITE == 1u << GATE_WRITE &&
@@ -20,12 +22,18 @@ _Static_assert(POLICY_READ == 1u << GATE_READ && POLICY_WRITE == 1u << GATE_WRIT
  * threads. Device requests find their vCPU (for vcpu matches and pauses) here. */
 static _Thread_local struct vcpu *current;
 
-/* The policy if it has a rule for class c, else NULL: without one the class
- * costs this check and nothing else. */
-static const struct policy *policy_for(const struct machine *m, enum policy_class c)
+/* Whether class c's actions are recorded even when no rule acts: a trace
+ * client takes them. */
+static bool traced(const struct policy *p, enum policy_class c)
 {
-	const struct policy *p = m->cfg->policy;
-	return policy_has_class(p, c) ? p : NULL;
+	return policy_events_traced(p->events) & (1u << c);
+}
+
+/* The policy if it has a rule for class c or c is traced, else NULL: without
+ * either the class costs this check and nothing else. */
+static const struct policy *policy_for(const struct policy *p, enum policy_class c)
+{
+	return policy_has_class(p, c) || traced(p, c) ? p : NULL;
 }
 
 static void *pauser(void *arg)
@@ -76,10 +84,12 @@ static void policy_stop(struct machine *m, const struct policy_access *a,
 	char who[32] = "an I/O thread";
 	if (a->vcpu >= 0)
 		snprintf(who, sizeof(who), "vCPU %d", a->vcpu);
+	/* A request names its device; an exit's address already says where. */
+	const char *dev = a->cls > POLICY_HYPERCALL ? a->dev : NULL;
 	machine_stop(m, STOP_ERROR, EXIT_CODE_POLICY,
 		     "%s: stopped by policy rule on line %d (%s %s %#llx%s%s)", who, r->line,
 		     policy_class_names[a->cls], policy_op_name(a->op), (unsigned long long)a->addr,
-		     a->dev ? " on " : "", a->dev ? a->dev : "");
+		     dev ? " on " : "", dev ? dev : "");
 }
 
 /* Wait ns for a limit rule, in slices so that a stopping VM does not wait.
@@ -105,7 +115,7 @@ static void limit(struct machine *m, const struct policy *p, const struct policy
 static const char *bus_dev(const struct policy *p, enum policy_class c, struct bus *bus,
 			   uint64_t addr)
 {
-	return p->dev_classes & (1u << c) ? bus_name_at(bus, addr) : NULL;
+	return p->dev_classes & (1u << c) ? bus_name(bus, addr) : NULL;
 }
 
 static uint64_t value_of(const uint8_t *data, unsigned size)
@@ -135,10 +145,12 @@ static void access(struct vcpu *v, const struct policy *p, enum policy_class cls
 	limit(v->m, p, &a);
 	r = policy_match(p, &a, &logged);
 	enum policy_action act = r ? r->action : POLICY_ALLOW;
-	if (act == POLICY_ALLOW && !logged) {
+	if (act == POLICY_ALLOW && !logged && !traced(p, cls)) {
 		bus_access(bus, addr, data, size, write);
 		return;
 	}
+	if (!a.dev)
+		a.dev = bus_name(bus, addr);
 	switch (act) {
 	case POLICY_DENY:
 	case POLICY_STOP:
@@ -163,9 +175,9 @@ static void access(struct vcpu *v, const struct policy *p, enum policy_class cls
 		tripwire(v);
 }
 
-static void hypercall(struct vcpu *v, struct vcpu_exit *ex, const struct hypercall *hc)
+static void hypercall(struct vcpu *v, const struct policy *p, struct vcpu_exit *ex,
+		      const struct hypercall *hc)
 {
-	const struct policy *p = policy_for(v->m, POLICY_HYPERCALL);
 	if (!p) {
 		hypercall_complete(ex, hypercall_handle(v, hc));
 		return;
@@ -176,11 +188,12 @@ static void hypercall(struct vcpu *v, struct vcpu_exit *ex, const struct hyperca
 				  .addr = hc->nr,
 				  .size = 4,
 				  .vcpu = v->index,
+				  .dev = "hypercall",
 				  .args = hc->arg};
 	limit(v->m, p, &a);
 	r = policy_match(p, &a, &logged);
 	enum policy_action act = r ? r->action : POLICY_ALLOW;
-	if (act == POLICY_ALLOW && !logged) {
+	if (act == POLICY_ALLOW && !logged && !traced(p, POLICY_HYPERCALL)) {
 		hypercall_complete(ex, hypercall_handle(v, hc));
 		return;
 	}
@@ -205,49 +218,72 @@ static void hypercall(struct vcpu *v, struct vcpu_exit *ex, const struct hyperca
 		tripwire(v);
 }
 
-enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
+/* The action under the policy held now (one policy for all of it, even if
+ * `popek policy` replaces it meanwhile). */
+static enum exit_reason under_policy(struct vcpu *v, const struct policy *p, struct vcpu_exit *ex)
 {
 	struct machine *m = v->m;
 	struct hypercall hc;
 	current = v;
 	if (ex->reason == EXIT_MMIO) {
-		access(v, policy_for(m, POLICY_MMIO), POLICY_MMIO, &m->mmio, ex->mmio.gpa,
+		access(v, policy_for(p, POLICY_MMIO), POLICY_MMIO, &m->mmio, ex->mmio.gpa,
 		       ex->mmio.data, ex->mmio.size, ex->mmio.write);
 		return EXIT_MMIO;
 	}
 	if (hypercall_decode(ex, &hc)) {
-		hypercall(v, ex, &hc);
+		hypercall(v, policy_for(p, POLICY_HYPERCALL), ex, &hc);
 		return EXIT_HYPERCALL;
 	}
-	const struct policy *p = policy_for(m, POLICY_PIO);
+	p = policy_for(p, POLICY_PIO);
 	for (uint32_t i = 0; i < ex->io.count; i++)
 		access(v, p, POLICY_PIO, &m->pio, ex->io.port,
 		       ex->io.data + (size_t)i * ex->io.size, ex->io.size, ex->io.write);
 	return EXIT_IO;
 }
 
-/* A request (disk, rng, console) through the policy: waits for limits,
- * patches data for modify, audits, stops. Returns the deciding action (allow
- * if none); pauses are the caller's, as when they happen differs by class. */
-static enum policy_action request(struct machine *m, const struct policy *p,
-				  struct policy_access *a, uint8_t *data, bool after_pause)
+enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
 {
-	const struct policy_rule *r, *logged;
-	a->vcpu = current ? current->index : -1;
-	a->data = data;
-	a->datalen = data ? a->len : 0;
-	limit(m, p, a);
-	r = policy_match(p, a, &logged);
-	enum policy_action act = r ? r->action : POLICY_ALLOW;
-	if (act == POLICY_PAUSE && after_pause)
-		return POLICY_ALLOW; /* this request already paused the VM once */
-	if (act == POLICY_MODIFY && data)
-		policy_patch(r, data, a->len);
-	if (act != POLICY_ALLOW || logged)
-		policy_audit(p, a, a->len, act == POLICY_ALLOW ? logged : r);
-	if (act == POLICY_STOP)
-		policy_stop(m, a, r);
+	enum exit_reason r = under_policy(v, policy_enter(v->m->policy), ex);
+	policy_leave();
+	return r;
+}
+
+/* A request (disk, rng, console) through the policy held now: waits for
+ * limits, patches data for modify, audits, stops. Returns the deciding action
+ * (allow if none); pauses are the caller's, as when they happen differs by
+ * class, and happen after the policy is left. */
+static enum policy_action request(struct machine *m, struct policy_access *a, uint8_t *data,
+				  bool after_pause)
+{
+	const struct policy *p = policy_for(policy_enter(m->policy), a->cls);
+	enum policy_action act = POLICY_ALLOW;
+	if (p) {
+		const struct policy_rule *r, *logged;
+		a->vcpu = current ? current->index : -1;
+		a->data = data;
+		a->datalen = data ? a->len : 0;
+		limit(m, p, a);
+		r = policy_match(p, a, &logged);
+		act = r ? r->action : POLICY_ALLOW;
+		if (act == POLICY_PAUSE && after_pause)
+			act = POLICY_ALLOW; /* this request already paused the VM once */
+		else if (act == POLICY_MODIFY && data)
+			policy_patch(r, data, a->len);
+		if (act != POLICY_ALLOW || logged || traced(p, a->cls))
+			policy_audit(p, a, a->len, act == POLICY_ALLOW ? logged : r);
+		if (act == POLICY_STOP)
+			policy_stop(m, a, r);
+	}
+	policy_leave();
 	return act;
+}
+
+/* Whether the policy held now looks at class c at all. */
+static bool watched(struct machine *m, enum policy_class c)
+{
+	bool w = policy_for(policy_enter(m->policy), c);
+	policy_leave();
+	return w;
 }
 
 static const enum policy_class gate_class[] = {
@@ -256,7 +292,9 @@ static const enum policy_class gate_class[] = {
 static bool gate_wants(void *ctx, enum gate_kind kind)
 {
 	const struct machine *m = ctx;
-	return policy_needs_data(m->cfg->policy, gate_class[kind]);
+	bool wants = policy_needs_data(policy_enter(m->policy), gate_class[kind]);
+	policy_leave();
+	return wants;
 }
 
 /* Virtio requests: a pause rule defers the request until the VM has paused
@@ -264,16 +302,13 @@ static bool gate_wants(void *ctx, enum gate_kind kind)
 static enum gate_verdict gate(void *ctx, const char *dev, struct gate_request *rq)
 {
 	struct machine *m = ctx;
-	const struct policy *p = policy_for(m, gate_class[rq->kind]);
-	if (!p)
-		return GATE_GO;
 	struct policy_access a = {.cls = gate_class[rq->kind],
 				  .op = 1u << rq->op,
 				  .addr = rq->sector,
 				  .count = rq->count,
 				  .len = rq->len,
 				  .dev = dev};
-	switch (request(m, p, &a, rq->data, rq->after_pause)) {
+	switch (request(m, &a, rq->data, rq->after_pause)) {
 	case POLICY_DENY:
 	case POLICY_STOP:
 		return GATE_FAIL;
@@ -285,18 +320,26 @@ static enum gate_verdict gate(void *ctx, const char *dev, struct gate_request *r
 	}
 }
 
+static void gate_after_resume(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	struct machine *m = ctx;
+	if (machine_after_resume(m, fn, arg))
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
+			     "too many requests deferred by pause rules at once");
+}
+
 struct request_gate interpose_gate(struct machine *m)
 {
-	return (struct request_gate){.check = gate, .wants_data = gate_wants, .ctx = m};
+	return (struct request_gate){
+	    .check = gate, .wants_data = gate_wants, .after_resume = gate_after_resume, .ctx = m};
 }
 
 /* Console data of one direction through the policy. Returns false if it is
  * denied; modify rules patch buf, which then is what the other side gets. */
 static bool console_data(struct console_tap *t, unsigned op, uint8_t *buf, size_t len, bool *pause)
 {
-	const struct policy *p = policy_for(t->m, POLICY_CONSOLE);
 	struct policy_access a = {.cls = POLICY_CONSOLE, .op = op, .len = len, .dev = t->dev};
-	enum policy_action act = request(t->m, p, &a, buf, false);
+	enum policy_action act = request(t->m, &a, buf, false);
 	*pause = act == POLICY_PAUSE;
 	return act != POLICY_DENY && act != POLICY_STOP;
 }
@@ -307,7 +350,7 @@ static bool console_data(struct console_tap *t, unsigned op, uint8_t *buf, size_
 void interpose_console_out(void *tap, const void *buf, size_t len)
 {
 	struct console_tap *t = tap;
-	if (!policy_for(t->m, POLICY_CONSOLE)) {
+	if (!watched(t->m, POLICY_CONSOLE)) {
 		t->out(t->ctx, buf, len);
 		return;
 	}
@@ -327,7 +370,7 @@ void interpose_console_out(void *tap, const void *buf, size_t len)
 size_t interpose_console_in(void *tap, const uint8_t *buf, size_t len)
 {
 	struct console_tap *t = tap;
-	if (!policy_for(t->m, POLICY_CONSOLE))
+	if (!watched(t->m, POLICY_CONSOLE))
 		return t->in(t->ctx, buf, len);
 	uint8_t copy[TAP_CHUNK];
 	size_t n = len < TAP_CHUNK ? len : TAP_CHUNK;

@@ -33,6 +33,9 @@ size_t interpose_console_in(void *tap, const uint8_t *buf, size_t len);
 /* The tap of a slot (one machine per process: static storage), set up. */
 enum tap_slot { TAP_UART_OUT, TAP_VIRTIO_OUT, TAP_INPUT, NR_TAP_SLOTS };
 struct console_tap *interpose_tap(enum tap_slot slot, const struct console_tap *t);
+/* Console output of device dev (the next one created) goes through the tap
+ * in slot (machine.c, which owns the console). */
+void machine_console_tap(struct machine *m, const char *dev, enum tap_slot slot);
 
 /* Refuse rules of p this machine can never deliver (docs/policy.md, "What
  * a policy sees"): ranges only the engine sees, devices it does not have.

@@ -12,23 +12,15 @@
 
 #include "boot/boot.h"
 #include "boot/acpi.h"
-#include "devices/acpi_pm.h"
-#include "devices/cmos_rtc.h"
-#include "devices/debug_exit.h"
-#include "devices/fw_cfg.h"
-#include "devices/i8042.h"
-#include "devices/pc_testdev.h"
-#include "devices/uart16550.h"
 #include "jail/jail.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
 #include "machine/interpose.h"
-#include "machine/pci_platform.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
-
-#define COM1_PORT 0x3f8
-#define COM1_GSI  4
+#include "policy/active.h"
+#include "policy/policy.h"
+#include "policy/trace.h"
 
 uint64_t monotonic_ns(void)
 {
@@ -57,13 +49,6 @@ void machine_stop(struct machine *m, enum stop_kind kind, int exit_code, const c
 	pthread_mutex_unlock(&m->pause_lock);
 }
 
-static void pause_devices(struct machine *m, bool paused)
-{
-	for (int i = 0; i < m->ndevices; i++)
-		if (m->devices[i].pause)
-			m->devices[i].pause(m->devices[i].dev, paused);
-}
-
 void machine_pause(struct machine *m)
 {
 	pthread_mutex_lock(&m->pause_lock);
@@ -75,16 +60,38 @@ void machine_pause(struct machine *m)
 	while (m->parked < atomic_load(&m->running_vcpus) && !machine_stopping(m))
 		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
 	pthread_mutex_unlock(&m->pause_lock);
-	pause_devices(m, true);
+	/* No device work from the loop either: a paused VM's memory and device
+	 * state stay as they were when the vCPUs stopped. */
+	loop_pause(m->loop, true);
+}
+
+int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	int i = m->nafter_resume < MAX_DEVICES ? m->nafter_resume++ : -1;
+	if (i >= 0) {
+		m->after_resume[i].fn = fn;
+		m->after_resume[i].arg = arg;
+	}
+	pthread_mutex_unlock(&m->pause_lock);
+	return i < 0 ? -1 : 0;
 }
 
 void machine_resume(struct machine *m)
 {
-	pause_devices(m, false);
+	loop_pause(m->loop, false);
 	pthread_mutex_lock(&m->pause_lock);
+	/* Posted under the lock: none is lost to a racing machine_after_resume. */
+	bool lost = false;
+	for (int i = 0; i < m->nafter_resume; i++)
+		lost |= loop_post(m->loop, m->after_resume[i].fn, m->after_resume[i].arg) < 0;
+	m->nafter_resume = 0;
 	m->pause_requested = false;
 	pthread_cond_broadcast(&m->pause_cond);
 	pthread_mutex_unlock(&m->pause_lock);
+	if (lost)
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
+			     "out of memory for a request deferred by a pause rule");
 }
 
 bool machine_paused(struct machine *m)
@@ -123,6 +130,57 @@ static void msi_send(void *ctx, uint64_t addr, uint32_t data)
 struct irq_line machine_irq_line(struct machine *m, unsigned gsi)
 {
 	return (struct irq_line){.set = irq_set, .ctx = m, .gsi = gsi};
+}
+
+static void svc_stop(void *ctx, enum stop_kind kind, int exit_code, const char *why)
+{
+	machine_stop(ctx, kind, exit_code, "%s", why);
+}
+
+static uint64_t svc_clock(void *ctx)
+{
+	const struct machine *m = ctx;
+	return monotonic_ns() - m->start_ns;
+}
+
+static void svc_console_tx(void *ctx, const void *buf, size_t len)
+{
+	struct machine *m = ctx;
+	if (m->console)
+		console_write(m->console, buf, len);
+}
+
+static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	struct machine *m = ctx;
+	return m->engine->ioeventfd(m->evm, gpa, len, fd, assign);
+}
+
+void machine_console_tap(struct machine *m, const char *dev, enum tap_slot slot)
+{
+	struct console_tap tap = {m, dev, svc_console_tx, NULL, m};
+	m->svc.console_ctx = interpose_tap(slot, &tap);
+}
+
+void machine_services_init(struct machine *m)
+{
+	m->svc = (struct dev_services){.pio = &m->pio,
+				       .mmio = &m->mmio,
+				       .pci = &m->pci,
+				       .mem = &m->mem,
+				       .loop = m->loop,
+				       .msi = machine_msi_sink(m),
+				       .ctx = m,
+				       .irq_set = irq_set,
+				       .stop = svc_stop,
+				       .clock_ns = svc_clock,
+				       .console_tx = interpose_console_out,
+				       .gate = interpose_gate(m)};
+	/* Some policy rules need virtio notifications to trap as MMIO exits
+	 * (docs/policy.md): no ioeventfd then. */
+	if (m->engine && m->engine->ioeventfd &&
+	    interpose_allows_ioeventfd(m->cfg ? m->cfg->policy : NULL))
+		m->svc.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 }
 
 struct msi_sink machine_msi_sink(struct machine *m)
@@ -191,50 +249,21 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
-int machine_add_device(struct machine *m, const struct machine_device *d)
-{
-	if (m->ndevices == MAX_DEVICES)
-		return -1;
-	m->devices[m->ndevices++] = *d;
-	return 0;
-}
-
-static void uart_free(void *uart)
-{
-	uart_destroy(uart);
-}
-
-/* How each optional device (--device) is made. */
-static int (*const optional_create[NR_OPTIONAL_DEVICES])(struct machine *m) = {
-    [DEV_PC_TESTDEV] = pc_testdev_create,
-};
-
 static int create_devices(struct machine *m, char *err, size_t errlen)
 {
 	m->console = console_open(m->cfg, err, errlen);
 	if (!m->console)
 		return EXIT_CODE_HOST;
-	struct console_tap tap = {m, "uart0", console_tx, NULL, m->console};
-	m->uart = uart_create(&m->pio, COM1_PORT, machine_irq_line(m, COM1_GSI),
-			      interpose_console_out, interpose_tap(TAP_UART_OUT, &tap));
-	if (m->uart)
-		machine_add_device(m, &(struct machine_device){.name = "uart0",
-							       .dev = m->uart,
-							       .save = uart_save,
-							       .load = uart_load,
-							       .destroy = uart_free,
-							       .pause = uart_pause});
-	if (!m->uart || debug_exit_create(m) || acpi_pm_create(m) || i8042_create(m) ||
-	    cmos_rtc_create(m) || fw_cfg_create(m)) {
-		snprintf(err, errlen, "cannot create the platform devices");
+	m->loop = loop_new(err, errlen);
+	if (!m->loop)
 		return EXIT_CODE_HOST;
-	}
-	for (int i = 0; i < NR_OPTIONAL_DEVICES; i++)
-		if (m->cfg->device[i] && optional_create[i](m)) {
-			snprintf(err, errlen, "cannot create device %s", optional_device_names[i]);
-			return EXIT_CODE_HOST;
-		}
-	return pci_platform_create(m, err, errlen);
+	struct irq_line intx[PCI_INTX_LINES] = {machine_irq_line(m, PCI_INTX_GSI0),
+						machine_irq_line(m, PCI_INTX_GSI1)};
+	if (pci_bus_init(&m->pci, &m->pio, &m->mmio, intx, err, errlen))
+		return EXIT_CODE_HOST;
+	m->pci_ready = true;
+	machine_services_init(m);
+	return machine_create_devices(m, err, errlen);
 }
 
 static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *err, size_t errlen)
@@ -277,13 +306,22 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	pthread_cond_init(&m->pause_cond, NULL);
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
+	/* The policy every action goes through, replaceable while the VM runs,
+	 * and the rings its audit log and traces are written from. */
+	m->events = policy_events_create(cfg->policy ? cfg->policy->audit_fd : -1);
+	m->policy = m->events ? policy_active_create(cfg->policy, m->events) : NULL;
+	if (!m->policy) {
+		snprintf(err, errlen, "out of memory for the policy");
+		return EXIT_CODE_HOST;
+	}
 	if (cfg->cpus < 1 || cfg->cpus > MAX_VCPUS) {
 		snprintf(err, errlen, "--cpus %d is out of range 1..%d", cfg->cpus, MAX_VCPUS);
 		return EXIT_CODE_USAGE;
 	}
 	bool restoring = cfg->ram_fd >= 0;
-	if (restoring ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
-		      : guest_mem_init(&m->mem, cfg->mem, err, errlen))
+	if (restoring		 ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
+	    : cfg->mem_hugepages ? guest_mem_init_hugetlb(&m->mem, cfg->mem, err, errlen)
+				 : guest_mem_init(&m->mem, cfg->mem, err, errlen))
 		return EXIT_CODE_USAGE;
 
 	struct cpu_state *bsp = calloc(1, sizeof(*bsp));
@@ -301,6 +339,12 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		return EXIT_CODE_IMAGE;
 	}
 	rc = create_engine(m, err, errlen);
+	/* Nested paging faults once per guest page: 4 KiB pages slow a kvm boot. */
+	if (!rc && m->engine == &kvm_engine && !restoring && m->mem.pages == MEM_PAGES_4K)
+		fprintf(stderr, "popek: guest RAM in 4 KiB pages: shmem huge pages are off on "
+				"this host (enable them with: echo advise > "
+				"/sys/kernel/mm/transparent_hugepage/shmem_enabled, or use "
+				"--mem-hugepages)\n");
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
@@ -308,10 +352,10 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
-	/* Here, before the control thread that reports uptime from it exists. */
+	/* Here, before the control socket that reports uptime from it is served. */
 	m->start_ns = monotonic_ns();
-	/* The vCPUs count as running from now on: a pause the control thread
-	 * asks for before machine_run starts them waits until they have parked. */
+	/* The vCPUs count as running from now on: a pause asked for before
+	 * machine_run starts them waits until they have parked. */
 	atomic_store(&m->running_vcpus, m->ncpus);
 	return rc;
 }
@@ -319,6 +363,10 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 int machine_jail(struct machine *m, char *err, size_t errlen)
 {
 	struct jail_profile p = {.kvm = m->engine == &kvm_engine, .disks = m->cfg->ndisks > 0};
+	for (int i = 0; i < m->cfg->nnics; i++) {
+		p.nics = true;
+		p.usernet |= m->cfg->nic[i].kind == NET_USER;
+	}
 	return jail_enter(m->cfg, &p, err, errlen);
 }
 
@@ -327,22 +375,41 @@ static void user_quit(void *ctx)
 	machine_stop(ctx, STOP_POWEROFF, 0, "quit from the console (Ctrl-A x)");
 }
 
-static void wait_for_vcpus(struct machine *m, int started)
+static void on_signal(void *ctx, int sig)
 {
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	struct timespec tick = {0, 20 * 1000 * 1000};
-	while (atomic_load(&m->running_vcpus) > 0) {
-		int sig = sigtimedwait(&sigs, NULL, &tick);
-		if (sig > 0)
-			machine_stop(m, STOP_ERROR, 128 + sig, "stopped by signal %d (%s)", sig,
-				     strsignal(sig));
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(m->vcpu[i].thread, NULL);
+	machine_stop(ctx, STOP_ERROR, 128 + sig, "stopped by signal %d (%s)", sig, strsignal(sig));
+}
+
+void machine_vcpus_ended(struct machine *m, int n)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	bool last = atomic_fetch_sub(&m->running_vcpus, n) == n;
+	pthread_cond_broadcast(&m->pause_cond); /* a pauser may be waiting for them */
+	pthread_mutex_unlock(&m->pause_lock);
+	if (last)
+		loop_stop(m->loop);
+}
+
+static bool hvc_is_console(const char *cmdline)
+{
+	bool hvc = false;
+	for (const char *s = cmdline; s && (s = strstr(s, "console=")); s += 8)
+		if (s == cmdline || s[-1] == ' ')
+			hvc = !strncmp(s + 8, "hvc", 3);
+	return hvc;
+}
+
+/* Which device takes console input: virtio-console when the kernel command
+ * line makes hvc0 the console (its last console=), else the UART. */
+static int start_console_input(struct machine *m)
+{
+	const char *want = hvc_is_console(m->cfg->cmdline) ? "virtio-console0" : "uart0";
+	struct machine_device *d = machine_device_find(m, want);
+	if (!d || !d->type->input)
+		return -1;
+	struct console_tap tap = {m, d->name, NULL, d->type->input, d->dev};
+	return console_start_input(m->console, m->loop, interpose_console_in,
+				   interpose_tap(TAP_INPUT, &tap), user_quit, m);
 }
 
 /* After a crash: an instruction the engine refused may be the cause (one it
@@ -359,40 +426,44 @@ static void report_undefined(struct machine *m)
 			    i, why, m->engine->name);
 }
 
+/* Signals that stop the VM (with exit code 128 + signal). */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
 int machine_run(struct machine *m)
 {
 	sigset_t sigs, old;
 	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	/* vCPU threads inherit the mask: only the main thread takes these signals. */
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		sigaddset(&sigs, stop_signals[i]);
+	/* vCPU threads inherit the mask: the loop takes these signals (signalfd). */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
-	console_input_fn input = uart_input;
-	void *input_ctx = m->uart;
-	pci_platform_console_input(m, &input, &input_ctx);
-	struct console_tap tap = {m, input == uart_input ? "uart0" : "virtio-console0", NULL, input,
-				  input_ctx};
-	if (console_start_input(m->console, interpose_console_in, interpose_tap(TAP_INPUT, &tap),
-				user_quit, m) < 0)
+	if (loop_signals(m->loop, stop_signals, sizeof(stop_signals) / sizeof(stop_signals[0]),
+			 on_signal, m) < 0)
+		fprintf(stderr, "popek: warning: cannot watch signals: %s\n", strerror(errno));
+	if (start_console_input(m) < 0)
 		fprintf(stderr, "popek: warning: console input is not available\n");
+	if (policy_events_start(m->events))
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start the audit writer thread");
 	uint64_t t0 = monotonic_ns();
 	int started = 0;
 	for (int i = 0; i < m->ncpus; i++) {
 		if (pthread_create(&m->vcpu[i].thread, NULL, vcpu_thread, &m->vcpu[i])) {
 			/* vCPUs never started never park: a pauser must not wait for them */
-			pthread_mutex_lock(&m->pause_lock);
-			atomic_fetch_sub(&m->running_vcpus, m->ncpus - i);
-			pthread_cond_broadcast(&m->pause_cond);
-			pthread_mutex_unlock(&m->pause_lock);
 			machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "cannot start vCPU thread %d",
 				     i);
+			machine_vcpus_ended(m, m->ncpus - i);
 			break;
 		}
 		started++;
 	}
-	/* m->ncpus stays: the vCPU threads read it (machine_stop) as they start. */
-	wait_for_vcpus(m, started);
+	/* m->ncpus stays: the vCPU threads read it (machine_stop) as they start.
+	 * The last vCPU to end stops the loop. */
+	if (loop_run(m->loop) < 0)
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "event loop failed: %s",
+			     strerror(errno));
+	for (int i = 0; i < started; i++)
+		pthread_join(m->vcpu[i].thread, NULL);
+	policy_events_stop(m->events); /* the last audit lines are out, traces end */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	double secs = (double)(monotonic_ns() - t0) / 1e9;
@@ -422,13 +493,17 @@ void machine_destroy(struct machine *m)
 		if (m->vcpu[i].ev)
 			m->engine->vcpu_destroy(m->vcpu[i].ev);
 	/* Before the engine VM: devices unbind their engine fast paths. */
-	pci_platform_destroy(m);
+	for (int i = m->ndevices - 1; i >= 0; i--)
+		if (m->devices[i].type->destroy)
+			m->devices[i].type->destroy(m->devices[i].dev);
+	if (m->pci_ready)
+		pci_bus_destroy(&m->pci);
 	if (m->evm)
 		m->engine->vm_destroy(m->evm);
-	for (int i = m->ndevices - 1; i >= 0; i--)
-		if (m->devices[i].destroy)
-			m->devices[i].destroy(m->devices[i].dev);
+	loop_free(m->loop);
 	guest_mem_free(&m->mem);
+	policy_active_destroy(m->policy);
+	policy_events_destroy(m->events);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);
 	pthread_mutex_destroy(&m->stop_lock);

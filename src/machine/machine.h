@@ -1,5 +1,8 @@
-/* A virtual machine: guest memory, two buses, interrupt routing, vCPU threads
- * and the engine underneath. One process runs one machine. */
+/* A virtual machine: guest memory, two buses, interrupt routing, vCPU threads,
+ * the event loop its devices' host-side work runs on, and the engine
+ * underneath. One process runs one machine. Threads: the main thread runs
+ * the loop (console input, eventfd kicks, the control socket, signals); one
+ * thread per vCPU; all start after the jail is entered. */
 #ifndef POPEK_MACHINE_H
 #define POPEK_MACHINE_H
 
@@ -7,30 +10,15 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "devices/pci.h"
+#include "devices/services.h"
 #include "engines/engine.h"
 #include "machine/bus.h"
 #include "machine/config.h"
 #include "machine/irq.h"
 #include "machine/memory.h"
-
-/* Why the machine stopped; the first reason recorded wins. */
-enum stop_kind {
-	STOP_NONE,
-	STOP_GUEST_EXIT, /* the guest chose an exit status (debug-exit, hypercall) */
-	STOP_POWEROFF,
-	STOP_RESET,
-	STOP_CRASH, /* triple fault, HLT with interrupts off forever, engine failure */
-	STOP_ERROR  /* host-side failure */
-};
-
-/* popek's exit codes (documented in README.md). Guest statuses pass through. */
-#define EXIT_CODE_USAGE	 64 /* bad command line */
-#define EXIT_CODE_IMAGE	 65 /* kernel/initrd refused before start */
-#define EXIT_CODE_ENGINE 69 /* engine unavailable */
-#define EXIT_CODE_CRASH	 70 /* the VM crashed */
-#define EXIT_CODE_HOST	 71 /* host-side failure */
-#define EXIT_CODE_POLICY 72 /* a policy rule stopped the VM */
-#define EXIT_CODE_JAIL	 73 /* the jail's seccomp filter stopped a forbidden system call */
+#include "machine/stop.h"
+#include "util/loop.h"
 
 /* Written by the vCPU's thread only, read live by `popek stats`: util/counter.h. */
 struct vcpu_counters {
@@ -51,22 +39,14 @@ struct vcpu {
 };
 
 struct console;
-struct uart;
-struct pci_platform;
+struct policy_active;
+struct policy_events;
 
-/* A device as the machine sees it: a name, snapshot hooks and a destructor.
- * save returns the device's plain state as a malloc'ed blob; load validates a
- * blob (it may come from a hostile file) and returns -1 if it is not valid. */
+/* A device of this VM: one instance of a registry row (devices/services.h). */
 struct machine_device {
-	const char *name; /* unique in the VM, stable across runs: "uart0", "virtio-blk0" */
+	char name[24]; /* unique in the VM, stable across runs: "uart0", "virtio-blk0" */
+	const struct device_type *type;
 	void *dev;
-	int (*save)(void *dev, void **buf, size_t *len);
-	int (*load)(void *dev, const void *buf, size_t len);
-	void (*destroy)(void *dev);
-	/* Optional, for devices with work from threads other than the vCPUs'
-	 * (I/O threads, console input): stop it completely while the VM is
-	 * paused (no guest memory update, no interrupt) and restart it. */
-	void (*pause)(void *dev, bool paused);
 };
 
 #define MAX_DEVICES 32
@@ -91,14 +71,24 @@ struct machine {
 	pthread_cond_t pause_cond;
 	bool pause_requested;
 	int parked; /* vCPUs currently parked */
+	/* What runs once the VM resumes (machine_after_resume), under pause_lock. */
+	struct {
+		void (*fn)(void *arg);
+		void *arg;
+	} after_resume[MAX_DEVICES];
+	int nafter_resume;
 
 	uint64_t start_ns; /* CLOCK_MONOTONIC when the VM was built, for get_time; constant */
 	const char *name;
 	struct console *console;
-	struct uart *uart;
+	struct loop *loop;
+	struct pci_bus pci;	 /* the host bridge's bus */
+	bool pci_ready;		 /* pci is initialised (and must be destroyed) */
+	struct dev_services svc; /* what every device gets: filled by machine_services_init */
 	int ndevices;
 	struct machine_device devices[MAX_DEVICES];
-	struct pci_platform *pci; /* PCI host bridge and virtio devices */
+	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
+	struct policy_events *events; /* audit writer and trace clients */
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.
@@ -120,8 +110,22 @@ static inline bool machine_stopping(struct machine *m)
 	return atomic_load_explicit(&m->stop, memory_order_acquire) != STOP_NONE;
 }
 
-/* Register a device for snapshots and teardown (destroyed in reverse order). */
-int machine_add_device(struct machine *m, const struct machine_device *d);
+/* Fill m->svc from m (buses, RAM, loop, engine, console): for machine_create,
+ * and for rigs that build a machine without it (tests, fuzzers). */
+void machine_services_init(struct machine *m);
+/* Run fn(arg) on the loop once the VM next resumes (after a pause that is
+ * under way). Up to MAX_DEVICES at a time; -1 when full. */
+int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg);
+/* Create instance i of type t and add it to m (snapshots, teardown in
+ * reverse order). 0 or an EXIT_CODE_* with err set. */
+int machine_add_device(struct machine *m, const struct device_type *t, int i, char *err,
+		       size_t errlen);
+/* Every device of the registry the configuration asks for (src/machine/devices.c). */
+int machine_create_devices(struct machine *m, char *err, size_t errlen);
+/* The device called name (a snapshot section's), or NULL. */
+struct machine_device *machine_device_find(struct machine *m, const char *name);
+/* The fd of --disk number i's image, or -1. */
+int machine_disk_fd(struct machine *m, int i);
 
 /* Stop every vCPU at an instruction boundary and wait until all are parked;
  * resume lets them go on. Safe from any thread but a vCPU's own. */

@@ -6,6 +6,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#define HUGE_PAGE (2ull << 20)
+
+const char *const mem_pages_names[] = {
+    [MEM_PAGES_4K] = "4k",
+    [MEM_PAGES_THP] = "thp",
+    [MEM_PAGES_HUGETLB] = "hugetlb",
+};
+
 static int check_size(uint64_t size, char *err, size_t errlen)
 {
 	if (size < MEM_MIN_SIZE || size > MEM_MAX_SIZE || (size & 0xfff)) {
@@ -17,22 +25,79 @@ static int check_size(uint64_t size, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether a memfd mapping gets huge pages when madvised: the host's policy
+ * for shmem, the bracketed word in sysfs (never and deny refuse). */
+static bool shmem_thp_allowed(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, "[always]") || strstr(buf, "[within_size]") || strstr(buf, "[advise]") ||
+	       strstr(buf, "[force]");
+}
+
 static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, size_t errlen);
 
-int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
+static int new_ram(struct guest_mem *m, uint64_t size, unsigned mfd_flags, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 	if (check_size(size, err, errlen))
 		return -EINVAL;
-	m->fd = memfd_create("popek-ram", MFD_CLOEXEC);
+	m->fd = memfd_create("popek-ram", MFD_CLOEXEC | mfd_flags);
 	if (m->fd < 0 || ftruncate(m->fd, (off_t)size) < 0) {
 		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
 			 (unsigned long long)(size >> 20), strerror(errno));
 		guest_mem_free(m);
 		return -ENOMEM;
 	}
+	if (mfd_flags & MFD_HUGETLB)
+		m->pages = MEM_PAGES_HUGETLB;
 	return map_ram(m, size, MAP_SHARED, err, errlen);
+}
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
+{
+	int rc = new_ram(m, size, 0, err, errlen);
+	if (!rc && shmem_thp_allowed() && !madvise(m->base, size, MADV_HUGEPAGE))
+		m->pages = MEM_PAGES_THP;
+	return rc;
+}
+
+/* Free reserved huge pages, or -1 if the host says nothing. */
+static long hugetlb_free(void)
+{
+	long n = -1;
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "r");
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+int guest_mem_init_hugetlb(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
+{
+	if (size % HUGE_PAGE) {
+		snprintf(err, errlen, "--mem-hugepages: --mem must be a multiple of 2M");
+		return -EINVAL;
+	}
+	/* The mapping reserves the pages (no MAP_NORESERVE), so a host without
+	 * enough fails here rather than with SIGBUS at the guest's first touch. */
+	int rc = new_ram(m, size, MFD_HUGETLB, err, errlen);
+	if (rc == -ENOMEM) {
+		unsigned long long need = size / HUGE_PAGE;
+		snprintf(err, errlen,
+			 "--mem-hugepages: %ld free 2 MiB huge pages, %llu needed — reserve them "
+			 "with: echo %llu > /proc/sys/vm/nr_hugepages",
+			 hugetlb_free(), need, need);
+	}
+	return rc;
 }
 
 int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, size_t errlen)
@@ -47,11 +112,32 @@ int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, siz
 	return map_ram(m, size, MAP_PRIVATE, err, errlen);
 }
 
+/* Map at a 2 MiB-aligned address: a huge page needs the host address and the
+ * guest-physical address (offset 0 here) aligned alike. */
+static void *map_aligned(uint64_t size, int flags, int fd)
+{
+	uint8_t *r = mmap(NULL, size + HUGE_PAGE, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return MAP_FAILED;
+	uint8_t *a = (uint8_t *)(((uintptr_t)r + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	if (a > r)
+		munmap(r, (size_t)(a - r));
+	munmap(a + size, (size_t)(r + HUGE_PAGE - a));
+	void *p = mmap(a, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED)
+		munmap(a, size);
+	return p;
+}
+
 static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, size_t errlen)
 {
 	/* MAP_NORESERVE: untouched guest pages cost nothing until used. */
-	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, m->fd, 0);
+	if (m->pages != MEM_PAGES_HUGETLB)
+		flags |= MAP_NORESERVE;
+	m->base = map_aligned(size, flags, m->fd);
 	if (m->base == MAP_FAILED) {
+
 		m->base = NULL;
 		snprintf(err, errlen, "cannot map %llu MiB of guest RAM: %s",
 			 (unsigned long long)(size >> 20), strerror(errno));

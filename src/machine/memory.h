@@ -18,8 +18,18 @@ struct mem_range {
 	uint64_t offset; /* in the memfd and in base[] */
 };
 
+/* How the RAM is backed, best first; a guest's first touch of a 4 KiB page
+ * costs a host fault and, on kvm, a nested-paging fault per page. */
+enum mem_pages {
+	MEM_PAGES_4K,	   /* shmem huge pages are off on this host */
+	MEM_PAGES_THP,	   /* memfd with shmem transparent huge pages (madvise) */
+	MEM_PAGES_HUGETLB, /* --mem-hugepages: reserved 2 MiB pages (hugetlbfs memfd) */
+};
+extern const char *const mem_pages_names[];
+
 struct guest_mem {
 	int fd;
+	enum mem_pages pages;
 	uint8_t *base;
 	uint64_t size;	  /* total RAM */
 	bool private_map; /* MAP_PRIVATE over an image: written pages are not in fd */
@@ -27,7 +37,10 @@ struct guest_mem {
 	struct mem_range range[2];
 };
 
+/* Fresh RAM on transparent huge pages where the host allows them, else 4 KiB
+ * pages; guest_mem_init_hugetlb insists on reserved 2 MiB pages. */
 int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
+int guest_mem_init_hugetlb(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
 /* Map RAM copy-on-write from an image file (restore, clones): pages are read
  * lazily and shared between VMs until one writes. Takes ownership of fd. */
 int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, size_t errlen);

@@ -63,6 +63,11 @@ char *machine_stats_json(struct machine *m, double wall_seconds)
 	bus_stats(&m->mmio, mmio);
 	json_object_object_add(root, "engine", json_object_new_string(m->engine->name));
 	json_object_object_add(root, "vcpus", json_object_new_int(m->ncpus));
+	json_object_object_add(
+	    root, "ram_pages",
+	    json_object_new_string(m->mem.private_map
+				       ? "snapshot" /* copy-on-write from the image */
+				       : mem_pages_names[m->mem.pages]));
 	json_object_object_add(root, "wall_seconds", json_object_new_double(wall_seconds));
 	json_object_object_add(root, "exits", json_object_get(json_object_object_get(t, "exits")));
 	json_object_object_add(root, "hypercalls",

@@ -58,6 +58,7 @@ void *vcpu_thread(void *arg)
 		case EXIT_HLT:
 		case EXIT_SHUTDOWN:
 		case EXIT_FAIL:
+		case EXIT_SYSCALL: /* machines do not ask for it */
 		case NR_EXIT_REASONS:
 			report_crash(v, &ex);
 			break;
@@ -65,9 +66,6 @@ void *vcpu_thread(void *arg)
 	}
 	if (v->pauser_live)
 		pthread_join(v->pauser, NULL);
-	pthread_mutex_lock(&m->pause_lock);
-	atomic_fetch_sub(&m->running_vcpus, 1);
-	pthread_cond_broadcast(&m->pause_cond); /* a pauser may be waiting for us */
-	pthread_mutex_unlock(&m->pause_lock);
+	machine_vcpus_ended(m, 1);
 	return NULL;
 }

@@ -1,42 +1,83 @@
-/* The audit log (--audit FILE): one JSON object per line, written with a
- * single write() to an O_APPEND file so lines from several vCPUs never mix. */
+/* Recording actions: one JSON object per line, for the audit log (--audit
+ * FILE) and `popek trace`. In a running VM the events go through the
+ * consumers' rings (policy/trace.c); a policy without them (unit tests) writes
+ * its audit lines directly, each with one write() to an O_APPEND file. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "policy/trace.h"
 
 /* The key naming each class's address, if it has one. */
 static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr", "sector"};
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* snprintf's count, or 0 if it did not fit. */
+static size_t fits(int n, size_t len)
+{
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
+{
+	char where[48] = "", rule[24] = "";
+	if (addr_keys[ev->cls])
+		snprintf(where, sizeof(where), ",\"%s\":%" PRIu64, addr_keys[ev->cls], ev->addr);
+	if (ev->rule)
+		snprintf(rule, sizeof(rule), ",\"rule\":%d", ev->rule);
+	/* Exits have a size and value; device requests a length. */
+	char what[48];
+	if (ev->cls <= POLICY_HYPERCALL)
+		snprintf(what, sizeof(what), ",\"size\":%u,\"value\":%" PRIu64, ev->size,
+			 ev->value);
+	else
+		snprintf(what, sizeof(what), ",\"len\":%" PRIu64, ev->value);
+	return fits(snprintf(buf, len,
+			     "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"device\":\"%s\",\"class\":\"%s\","
+			     "\"op\":\"%s\"%s%s,\"verdict\":\"%s\"%s}\n",
+			     ev->ns, ev->vcpu, ev->device ? ev->device : "-",
+			     policy_class_names[ev->cls], policy_op_name(ev->op), where, what,
+			     policy_action_names[ev->verdict], rule),
+		    len);
+}
+
+size_t policy_drop_json(uint64_t n, char *buf, size_t len)
+{
+	return fits(
+	    snprintf(buf, len, "{\"ns\":%" PRIu64 ",\"dropped\":%" PRIu64 "}\n", realtime_ns(), n),
+	    len);
+}
+
 void policy_audit(const struct policy *p, const struct policy_access *a, uint64_t value,
 		  const struct policy_rule *r)
 {
-	if (p->audit_fd < 0)
+	struct policy_event ev = {.ns = realtime_ns(),
+				  .addr = a->addr,
+				  .value = value,
+				  .device = a->dev,
+				  .vcpu = a->vcpu,
+				  .rule = r ? r->line : 0,
+				  .cls = (uint8_t)a->cls,
+				  .verdict = (uint8_t)(r ? r->action : POLICY_ALLOW),
+				  .op = (uint8_t)a->op,
+				  .size = (uint8_t)a->size};
+	if (p->events) {
+		/* A stop or pause is in the log before the VM is seen stopping. */
+		bool flush = r && (r->action == POLICY_STOP || r->action == POLICY_PAUSE);
+		policy_events_put(p->events, &ev, flush);
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	char line[384];
-	size_t n = (size_t)snprintf(
-	    line, sizeof(line), "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"class\":\"%s\",\"op\":\"%s\"",
-	    (uint64_t)(ts.tv_sec * 1000000000ll + ts.tv_nsec), a->vcpu, policy_class_names[a->cls],
-	    policy_op_name(a->op));
-	if (a->dev && n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"dev\":\"%s\"", a->dev);
-	if (addr_keys[a->cls] && n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"%s\":%" PRIu64,
-				      addr_keys[a->cls], a->addr);
-	if (n < sizeof(line) && a->cls <= POLICY_HYPERCALL)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"size\":%u,\"value\":%" PRIu64,
-				      a->size, value);
-	else if (n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"len\":%" PRIu64, a->len);
-	if (n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n,
-				      ",\"verdict\":\"%s\",\"rule\":%d}\n",
-				      policy_action_names[r->action], r->line);
-	if (n < sizeof(line) && write(p->audit_fd, line, n) < 0) {
+	}
+	char line[512];
+	size_t n = r && p->audit_fd >= 0 ? policy_event_json(&ev, line, sizeof(line)) : 0;
+	if (n && write(p->audit_fd, line, n) < 0) {
 		/* The guest goes on: a full disk must not stop it or crash the VMM. */
 	}
 }

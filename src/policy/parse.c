@@ -492,6 +492,18 @@ int policy_load(struct policy *p, const char *path, char *err, size_t errlen)
 	} else {
 		rc = policy_parse(p, (const char *)buf, path, err, errlen);
 	}
+	if (!rc) {
+		free(p->text);
+		p->text = (char *)buf;
+		return 0;
+	}
 	free(buf);
 	return rc;
+}
+
+void policy_free(struct policy *p)
+{
+	if (p)
+		free(p->text);
+	free(p);
 }

@@ -99,6 +99,8 @@ struct policy {
 	unsigned limit_classes; /* bit per class with a limit rule */
 	unsigned vcpu_classes;	/* bit per class with a rule that needs a vCPU (pause, vcpu N) */
 	int audit_fd;		/* -1 = no --audit */
+	char *text;		/* the file as written (malloc'ed), or NULL */
+	struct policy_events *events; /* the trace and audit ring, or NULL (policy/trace.h) */
 	struct policy_rule rule[POLICY_MAX_RULES];
 };
 
@@ -121,8 +123,11 @@ struct policy_access {
 /* Parse text (the contents of file, named in messages) into p; on a
  * malformed rule returns -1 with "FILE:LINE:COL: expected ..." in err. */
 int policy_parse(struct policy *p, const char *text, const char *file, char *err, size_t errlen);
-/* Read and parse a file; -1 with a message in err if unreadable or malformed. */
+/* Read and parse a file (keeping its text); -1 with a message in err if
+ * unreadable or malformed. */
 int policy_load(struct policy *p, const char *path, char *err, size_t errlen);
+/* Free a malloc'ed policy and its text. */
+void policy_free(struct policy *p);
 
 static inline bool policy_has_class(const struct policy *p, enum policy_class c)
 {
@@ -144,8 +149,9 @@ uint64_t policy_limit(const struct policy *p, const struct policy_access *a, uin
 /* Apply a modify rule's bytes to data[0..len): returns bytes changed. */
 size_t policy_patch(const struct policy_rule *r, uint8_t *data, size_t len);
 
-/* Append one JSON line for an action a rule acted on to the audit file (if
- * any): time, vCPU, class, operation, device, address, size, value, verdict, rule. */
+/* Record an action rule r acted on (NULL: none did, the class is traced):
+ * time, vCPU, class, device, operation, address, size, value, verdict, rule,
+ * to the audit log (if r) and the trace clients of its class. */
 void policy_audit(const struct policy *p, const struct policy_access *a, uint64_t value,
 		  const struct policy_rule *r);
 

@@ -12,7 +12,7 @@
 #include <zlib.h>
 
 #include "machine/machine.h"
-#include "machine/pci_platform.h"
+#include "net/net.h"
 #include "snapshot/codec.h"
 #include "snapshot/disks.h"
 #include "snapshot/sections.h"
@@ -82,7 +82,7 @@ static int build_state(struct machine *m, struct blob *out, json_object *devs, c
 	struct vm_state vm;
 	int rc = -1, nsaved = 0;
 	for (int i = 0; i < m->ndevices; i++)
-		nsaved += m->devices[i].save != NULL;
+		nsaved += m->devices[i].type->save != NULL;
 	if (!st)
 		goto out;
 	if (!m->engine->get_vm_state || m->engine->get_vm_state(m->evm, &vm)) {
@@ -109,9 +109,9 @@ static int build_state(struct machine *m, struct blob *out, json_object *devs, c
 		void *buf;
 		size_t len;
 		char name[SECTION_NAME_MAX + 1];
-		if (!d->save)
+		if (!d->type->save)
 			continue;
-		if (d->save(d->dev, &buf, &len)) {
+		if (d->type->save(d->dev, &buf, &len)) {
 			snprintf(err, errlen, "device %s cannot save its state", d->name);
 			goto out;
 		}
@@ -168,6 +168,20 @@ int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct s
 			json_object_array_add(optional,
 					      json_object_new_string(optional_device_names[i]));
 	json_object_object_add(c, "devices", optional);
+	/* Each NIC as its --net, with the MAC its guest knows. */
+	json_object *nics = json_object_new_array();
+	for (int i = 0; i < cfg->nnics; i++) {
+		uint8_t mac[6];
+		char text[32];
+		net_mac(&cfg->nic[i], cfg->name, i, mac);
+		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
+			 mac[2], mac[3], mac[4], mac[5]);
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "net", json_object_new_string(cfg->nic[i].spec));
+		json_object_object_add(n, "mac", json_object_new_string(text));
+		json_object_array_add(nics, n);
+	}
+	json_object_object_add(c, "nics", nics);
 	json_object_object_add(meta, "config", c);
 	json_object_object_add(st, "file", json_object_new_string("state.bin"));
 	json_object_object_add(st, "size", json_object_new_int64((int64_t)state.len));
@@ -191,7 +205,7 @@ int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct s
 		/* The path is absolute (the CLI resolved it); the image is read
 		 * through the fd the disk has open. */
 		struct disk_ident id;
-		if (disk_ident_fd(pci_platform_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen))
+		if (disk_ident_fd(machine_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen))
 			goto out;
 		json_object *d = json_object_new_object();
 		json_object_object_add(d, "path", json_object_new_string(cfg->disk[i].path));
@@ -403,6 +417,35 @@ const char *snapshot_engine(const struct snapshot *s)
 	return json_object_get_string(get(s->meta, "engine", json_type_string));
 }
 
+/* The NICs as saved; one that no longer parses is left out (its device
+ * state is then refused, with the reason printed here). */
+static void snapshot_nics(json_object *nics, struct vm_config *cfg)
+{
+	static char args[MAX_NICS][sizeof(cfg->nic[0].spec)]; /* the NICs point into them */
+	char err[512];
+	cfg->nnics = 0;
+	for (size_t i = 0; nics && i < json_object_array_length(nics) && i < MAX_NICS; i++) {
+		json_object *n = json_object_array_get_idx(nics, i);
+		json_object *spec = get(n, "net", json_type_string),
+			    *mac = get(n, "mac", json_type_string);
+		char *arg = args[cfg->nnics];
+		struct net_config *nc = &cfg->nic[cfg->nnics];
+		snprintf(arg, sizeof(args[0]), "%s", spec ? json_object_get_string(spec) : "");
+		if (net_config_parse(arg, nc, err, sizeof(err))) {
+			fprintf(stderr, "popek: snapshot NIC %zu: %s\n", i, err);
+			continue;
+		}
+		unsigned b[6];
+		if (mac && sscanf(json_object_get_string(mac), "%2x:%2x:%2x:%2x:%2x:%2x", &b[0],
+				  &b[1], &b[2], &b[3], &b[4], &b[5]) == 6) {
+			for (int k = 0; k < 6; k++)
+				nc->mac[k] = (uint8_t)b[k];
+			nc->mac_set = true;
+		}
+		cfg->nnics++;
+	}
+}
+
 void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 {
 	json_object *c = get(s->meta, "config", json_type_object), *v;
@@ -418,6 +461,7 @@ void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 		if (dev >= 0)
 			cfg->device[dev] = true;
 	}
+	snapshot_nics(get(c, "nics", json_type_array), cfg);
 	json_object *disks = get(s->meta, "disks", json_type_array);
 	cfg->ndisks = 0;
 	for (size_t i = 0; disks && i < json_object_array_length(disks) && i < MAX_DISKS; i++) {
@@ -439,7 +483,7 @@ int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_
 	for (int i = 0; i < m->ndevices; i++) {
 		const struct machine_device *d = &m->devices[i];
 		char name[SECTION_NAME_MAX + 1];
-		if (!d->load)
+		if (!d->type->load)
 			continue;
 		snprintf(name, sizeof(name), "dev.%s", d->name);
 		const struct section *sec = sections_find(&s->sec, name);
@@ -447,7 +491,7 @@ int snapshot_apply(const struct snapshot *s, struct machine *m, char *err, size_
 			snprintf(err, errlen, "snapshot has no state for device %s", d->name);
 			return -1;
 		}
-		if (d->load(d->dev, sec->data, sec->len)) {
+		if (d->type->load(d->dev, sec->data, sec->len)) {
 			snprintf(err, errlen, "snapshot state for device %s is invalid", d->name);
 			return -1;
 		}

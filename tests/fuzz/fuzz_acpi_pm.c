@@ -9,8 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	if (acpi_pm_create(&r->m))
-		abort();
+	fuzz_add(r, &acpi_pm_device);
 	const struct fuzz_window w[] = {{&r->m.pio, ACPI_PM_BASE, ACPI_PM_LEN}};
 	fuzz_run(r, w, 1, data, size, NULL, NULL);
 	fuzz_rig_end(r);

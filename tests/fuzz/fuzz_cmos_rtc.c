@@ -8,8 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	if (cmos_rtc_create(&r->m))
-		abort();
+	fuzz_add(r, &cmos_rtc_device);
 	const struct fuzz_window w[] = {{&r->m.pio, CMOS_INDEX_PORT, 2}};
 	fuzz_run(r, w, 1, data, size, NULL, NULL);
 	fuzz_rig_end(r);

@@ -1,17 +1,19 @@
 /* Fuzz the control channel's request handling: the input arrives through a
- * pipe as a client's bytes, is framed into a line as the server does, and
- * parsed; a request accepted must name a command and carry valid arguments. */
+ * socket as a client's bytes (a pipe would fail the server's recv), is framed into a line as the
+ * server does, and parsed; a request accepted must name a command and carry valid arguments. */
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "control/request.h"
 #include "control/socket.h"
+#include "policy/policy.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int p[2];
-	if (size > 60000 || pipe(p)) /* the whole input fits in the pipe */
+	if (size > 60000 || socketpair(AF_UNIX, SOCK_STREAM, 0, p)) /* the input fits in it */
 		return 0;
 	if (write(p[1], data, size) != (ssize_t)size)
 		abort();
@@ -21,7 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct control_request req;
 	const char *error;
 	if (line && control_parse(line, &req, &error) == 0) {
-		if (req.cmd >= NR_CMDS || (req.cmd == CMD_SNAPSHOT && req.dir[0] != '/'))
+		if (req.cmd >= NR_CMDS || (req.cmd == CMD_SNAPSHOT && req.dir[0] != '/') ||
+		    (req.cmd == CMD_POLICY && !req.file) ||
+		    (req.cmd == CMD_TRACE && (!req.classes || req.classes >> NR_POLICY_CLASSES)))
 			abort();
 		control_request_free(&req);
 	} else if (line && !error) {

@@ -8,8 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	if (debug_exit_create(&r->m))
-		abort();
+	fuzz_add(r, &debug_exit_device);
 	const struct fuzz_window w[] = {{&r->m.pio, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE}};
 	fuzz_run(r, w, 1, data, size, NULL, NULL);
 	if (atomic_load(&r->m.stop) != STOP_NONE && (r->m.exit_code & 1) == 0)

@@ -9,8 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	if (fw_cfg_create(&r->m))
-		abort();
+	fuzz_add(r, &fw_cfg_device);
 	const struct fuzz_window w[] = {{&r->m.pio, FW_CFG_PORT, 2}};
 	fuzz_run(r, w, 1, data, size, NULL, NULL);
 	fuzz_rig_end(r);

@@ -8,8 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	if (i8042_create(&r->m))
-		abort();
+	fuzz_add(r, &i8042_device);
 	const struct fuzz_window w[] = {{&r->m.pio, I8042_DATA_PORT, 1},
 					{&r->m.pio, I8042_COMMAND_PORT, 1}};
 	fuzz_run(r, w, 2, data, size, NULL, NULL);

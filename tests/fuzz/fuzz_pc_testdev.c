@@ -9,8 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_rig *r = fuzz_rig_begin();
-	if (pc_testdev_create(&r->m))
-		abort();
+	fuzz_add(r, &pc_testdev_device);
 	const struct fuzz_window w[] = {
 	    {&r->m.pio, PC_TESTDEV_PORT - 4, PC_TESTDEV_PORT_LEN + 8},
 	    {&r->m.mmio, PC_TESTDEV_MMIO - 8, PC_TESTDEV_MMIO_LEN + 16},

@@ -12,8 +12,8 @@ static void decode_all(struct fuzz_rig *r, const uint8_t *data, size_t size)
 	decode_cpu_state(data, size, &cpu);
 	decode_vm_state(data, size, &vm);
 	for (int i = 0; i < r->m.ndevices; i++)
-		if (r->m.devices[i].load)
-			r->m.devices[i].load(r->m.devices[i].dev, data, size);
+		if (r->m.devices[i].type->load)
+			r->m.devices[i].type->load(r->m.devices[i].dev, data, size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

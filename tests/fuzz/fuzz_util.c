@@ -16,6 +16,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
+#include "policy/active.h"
 
 static int no_irq(struct engine_vm *vm, unsigned gsi, bool level)
 {
@@ -44,16 +45,24 @@ static const struct engine_ops fuzz_engine = {.name = "fuzz",
 					      .set_vm_state = take_vm_state,
 					      .set_state = take_state};
 
+/* What the registry's devices see: defaults and one disk. */
+static struct vm_config rig_cfg;
+
 struct fuzz_rig *fuzz_rig_begin(void)
 {
 	static struct fuzz_rig r;
 	static bool ready;
 	char err[256];
 	if (!ready) {
+		vm_config_defaults(&rig_cfg);
+		rig_cfg.ndisks = 1; /* fuzz_add_virtio_blk's */
 		r.m.engine = &fuzz_engine;
 		pthread_mutex_init(&r.m.stop_lock, NULL);
 		pthread_mutex_init(&r.m.pause_lock, NULL);
 		pthread_cond_init(&r.m.pause_cond, NULL);
+		r.m.policy = policy_active_create(NULL, NULL); /* no rules: the gate lets all go */
+		if (!r.m.policy)
+			abort();
 		if (guest_mem_init(&r.m.mem, FUZZ_RAM, err, sizeof(err))) {
 			fprintf(stderr, "fuzz: %s\n", err);
 			abort();
@@ -75,14 +84,17 @@ struct fuzz_rig *fuzz_rig_begin(void)
 		abort();
 	}
 	r.env = (struct virtio_env){.pci = &r.pci, .mem = &r.m.mem, .msi = machine_msi_sink(&r.m)};
+	r.m.cfg = &rig_cfg;
+	machine_services_init(&r.m);
+	r.m.svc.pci = &r.pci;
 	return &r;
 }
 
 void fuzz_rig_end(struct fuzz_rig *r)
 {
 	for (int i = r->m.ndevices - 1; i >= 0; i--)
-		if (r->m.devices[i].destroy)
-			r->m.devices[i].destroy(r->m.devices[i].dev);
+		if (r->m.devices[i].type->destroy)
+			r->m.devices[i].type->destroy(r->m.devices[i].dev);
 	pci_bus_destroy(&r->pci);
 	bus_destroy(&r->m.mmio);
 	bus_destroy(&r->m.pio);
@@ -113,107 +125,49 @@ const char *fuzz_disk(void)
 	return path;
 }
 
-static void discard(void *ctx, const void *buf, size_t len)
+void *fuzz_add(struct fuzz_rig *r, const struct device_type *t)
 {
-}
-
-static void uart_free(void *uart)
-{
-	uart_destroy(uart);
-}
-
-static void pvpanic_free(void *p)
-{
-	pvpanic_destroy(p);
-}
-
-static void blk_free(void *vp)
-{
-	virtio_blk_destroy(((struct virtio_pci *)vp)->dev);
-}
-
-static void rng_free(void *vp)
-{
-	virtio_rng_destroy(((struct virtio_pci *)vp)->dev);
-}
-
-static void console_free(void *vp)
-{
-	virtio_console_destroy(((struct virtio_pci *)vp)->dev);
-}
-
-static void add_virtio(struct fuzz_rig *r, const char *name, struct virtio_pci *vp,
-		       void (*destroy)(void *dev))
-{
-	struct machine_device d = {.name = name,
-				   .dev = vp,
-				   .save = virtio_pci_save,
-				   .load = virtio_pci_load,
-				   .destroy = destroy};
-	if (machine_add_device(&r->m, &d))
+	char err[256];
+	if (machine_add_device(&r->m, t, 0, err, sizeof(err))) {
+		fprintf(stderr, "fuzz: %s\n", err);
 		abort();
+	}
+	return r->m.devices[r->m.ndevices - 1].dev;
 }
 
 struct uart *fuzz_add_uart(struct fuzz_rig *r)
 {
-	struct uart *u = uart_create(&r->m.pio, 0x3f8, machine_irq_line(&r->m, 4), discard, NULL);
-	if (!u || machine_add_device(&r->m, &(struct machine_device){.name = "uart0",
-								     .dev = u,
-								     .save = uart_save,
-								     .load = uart_load,
-								     .destroy = uart_free}))
-		abort();
-	return u;
+	return fuzz_add(r, &uart_device);
 }
 
 struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r)
 {
-	char err[256];
-	struct virtio_blk *blk = virtio_blk_create(&r->env, fuzz_disk(), false, err, sizeof(err));
-	if (!blk)
-		abort();
-	add_virtio(r, "virtio-blk0", virtio_blk_pci(blk), blk_free);
-	return blk;
+	rig_cfg.disk[0].path = fuzz_disk();
+	return fuzz_add(r, &virtio_blk_device);
 }
 
-struct pvpanic *fuzz_add_pvpanic(struct fuzz_rig *r)
+void fuzz_add_pvpanic(struct fuzz_rig *r)
 {
-	char err[256];
-	struct pvpanic *p = pvpanic_create(&r->m, &r->pci, err, sizeof(err));
-	if (!p ||
-	    machine_add_device(&r->m, &(struct machine_device){
-					  .name = "pvpanic", .dev = p, .destroy = pvpanic_free}))
-		abort();
-	return p;
+	fuzz_add(r, &pvpanic_device);
 }
 
 struct virtio_pci *fuzz_add_virtio_rng(struct fuzz_rig *r)
 {
-	char err[256];
-	struct virtio_rng *rng = virtio_rng_create(&r->env, err, sizeof(err));
-	if (!rng)
-		abort();
-	add_virtio(r, "virtio-rng0", virtio_rng_pci(rng), rng_free);
-	return virtio_rng_pci(rng);
+	return fuzz_add(r, &virtio_rng_device); /* the device is its transport */
 }
 
 struct virtio_console *fuzz_add_virtio_console(struct fuzz_rig *r)
 {
-	char err[256];
-	struct virtio_console *con =
-	    virtio_console_create(&r->env, discard, NULL, err, sizeof(err));
-	if (!con)
-		abort();
-	add_virtio(r, "virtio-console0", virtio_console_pci(con), console_free);
-	return con;
+	return fuzz_add(r, &virtio_console_device);
 }
 
 void fuzz_add_platform(struct fuzz_rig *r)
 {
 	fuzz_add_uart(r);
-	if (debug_exit_create(&r->m) || acpi_pm_create(&r->m) || i8042_create(&r->m) ||
-	    cmos_rtc_create(&r->m))
-		abort();
+	fuzz_add(r, &debug_exit_device);
+	fuzz_add(r, &acpi_pm_device);
+	fuzz_add(r, &i8042_device);
+	fuzz_add(r, &cmos_rtc_device);
 	fuzz_add_virtio_blk(r);
 	fuzz_add_pvpanic(r);
 	fuzz_add_virtio_rng(r);
@@ -228,11 +182,11 @@ static void snapshot_devices(struct fuzz_rig *r)
 		struct machine_device *d = &r->m.devices[i];
 		void *buf;
 		size_t len;
-		if (!d->save || !d->load)
+		if (!d->type->save || !d->type->load)
 			continue;
-		if (d->save(d->dev, &buf, &len))
+		if (d->type->save(d->dev, &buf, &len))
 			abort();
-		if (d->load(d->dev, buf, len)) {
+		if (d->type->load(d->dev, buf, len)) {
 			fprintf(stderr, "fuzz: %s cannot load the state it saved\n", d->name);
 			abort();
 		}

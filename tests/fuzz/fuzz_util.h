@@ -13,7 +13,6 @@
 #include "devices/virtio_pci.h"
 #include "machine/machine.h"
 
-struct pvpanic;
 struct uart;
 struct virtio_blk;
 struct virtio_console;
@@ -30,19 +29,20 @@ struct fuzz_rig {
 
 /* A fresh machine: empty buses but the PCI config ports, RAM all zero. */
 struct fuzz_rig *fuzz_rig_begin(void);
-/* Destroy the devices added with machine_add_device (newest first), then the
- * PCI bridge and the buses. */
+/* Destroy the devices added with fuzz_add (newest first), then the PCI
+ * bridge and the buses. */
 void fuzz_rig_end(struct fuzz_rig *r);
 /* Turn on memory decoding of every PCI function (firmware left the BARs at
  * their addresses); returns the address of BAR 0 of the function in slot. */
 uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot);
 
-/* Devices as the machine creates them, registered under their snapshot
- * names (so fuzz_rig_end destroys them); they abort if creation fails. The
- * UART is at COM1 and the consoles' output is dropped. */
+/* Devices as the machine creates them from its registry, under their
+ * snapshot names (so fuzz_rig_end destroys them); they abort if creation
+ * fails. The UART is at COM1 and the consoles' output is dropped. */
+void *fuzz_add(struct fuzz_rig *r, const struct device_type *t);
 struct uart *fuzz_add_uart(struct fuzz_rig *r);
 struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r); /* on fuzz_disk() */
-struct pvpanic *fuzz_add_pvpanic(struct fuzz_rig *r);
+void fuzz_add_pvpanic(struct fuzz_rig *r);
 struct virtio_pci *fuzz_add_virtio_rng(struct fuzz_rig *r);
 struct virtio_console *fuzz_add_virtio_console(struct fuzz_rig *r);
 /* Every device popek's machine has, in its order: uart0, debug-exit,

@@ -6,6 +6,7 @@
 
 #include "fuzz_util.h"
 #include "machine/interpose.h"
+#include "policy/active.h"
 #include "policy/policy.h"
 
 static const char rules[] = "deny disk write sectors 3-5\n"
@@ -18,21 +19,20 @@ static const char rules[] = "deny disk write sectors 3-5\n"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct policy pol;
-	static struct vm_config cfg;
-	if (!cfg.policy) {
-		char err[256];
-		if (policy_parse(&pol, rules, "fuzz", err, sizeof(err)))
-			abort();
-		pol.audit_fd = -1;
-		cfg.policy = &pol;
-	}
+	static bool ready;
 	struct fuzz_rig *r = fuzz_rig_begin();
-	r->m.cfg = &cfg;
-	r->env.gate = interpose_gate(&r->m);
-	r->env.gate.dev = "virtio-blk0";
+	if (!ready) {
+		/* The rig's machine takes the rules as a running VM does: its
+		 * registry's devices get its gate, which reads the active policy. */
+		struct policy *pol = calloc(1, sizeof(*pol));
+		char err[256];
+		if (!pol || policy_parse(pol, rules, "fuzz", err, sizeof(err)))
+			abort();
+		pol->audit_fd = -1;
+		policy_replace(r->m.policy, pol);
+		ready = true;
+	}
 	fuzz_add_virtio_blk(r);
-	r->env.gate.dev = "virtio-rng0";
 	fuzz_add_virtio_rng(r);
 	uint64_t blk = fuzz_pci_enable(r, 1), rng = fuzz_pci_enable(r, 2);
 	const struct fuzz_window w[] = {{&r->m.mmio, blk, VIRTIO_BAR_SIZE},
@@ -40,6 +40,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					{&r->m.pio, PCI_CONFIG_ADDR, 8}};
 	fuzz_run(r, w, 3, data, size, NULL, NULL);
 	fuzz_rig_end(r);
-	r->env.gate = (struct request_gate){0};
 	return 0;
 }

@@ -284,7 +284,12 @@ def control_seeds():
     for n, line in enumerate((b'{"cmd":"info"}\n', b'{"cmd":"pause"}\n', b'{"cmd":"resume"}\n',
                               b'{"cmd":"stop"}\n', b'{"cmd":"stats"}\n',
                               b'{"cmd":"snapshot","dir":"/tmp/x","stop":true,"compress":false}\n',
-                              b'{"cmd":"snapshot","dir":"rel"}', b'[1,2]\n', b'{"cmd":7}\n')):
+                              b'{"cmd":"snapshot","dir":"rel"}', b'[1,2]\n', b'{"cmd":7}\n',
+                              b'{"cmd":"policy"}\n',
+                              b'{"cmd":"policy","text":"deny pio port 0x70\\n","file":"p"}\n',
+                              b'{"cmd":"policy","text":7}\n',
+                              b'{"cmd":"trace","classes":["pio","hypercall"]}\n',
+                              b'{"cmd":"trace","classes":[]}\n', b'{"cmd":"trace","classes":["x"]}\n')):
         save('control', 'line-%d' % n, line)
 
 

@@ -29,7 +29,7 @@ for e in kvm soft; do
 	expect "policy-dev/$e: deny disk write sectors 0-2047: the guest's write gets an I/O error" 1 \
 		"write 7: status 1"
 	if [ "$(md5sum <"$img")" = "$before" ]; then pass "policy-dev/$e: the image is unchanged"; else fail "policy-dev/$e: image changed" "$(od -Ax -tx1 -j 3584 -N 16 "$img")"; fi
-	if grep -q '"class":"disk","op":"write","dev":"virtio-blk0","sector":7,"len":1024,"verdict":"deny","rule":1' "$TMP/pdev-$e.jsonl"; then
+	if grep -q '"device":"virtio-blk0","class":"disk","op":"write","sector":7,"len":1024,"verdict":"deny","rule":1' "$TMP/pdev-$e.jsonl"; then
 		pass "policy-dev/$e: the denied write is in the audit log"
 	else
 		fail "policy-dev/$e: audit" "$(head -c 400 "$TMP/pdev-$e.jsonl")"
@@ -196,7 +196,7 @@ PY
 		fail "policy-dev/linux" "see above"
 	fi
 	if [ "$(range_sum)" = "$before" ]; then pass "policy-dev/linux: the denied range of the host file is unchanged"; else fail "policy-dev/linux: denied range changed" "checksums differ"; fi
-	if grep -q '"class":"disk","op":"write","dev":"virtio-blk0","sector":8,"len":4096,"verdict":"deny"' "$TMP/pdev-linux.jsonl"; then
+	if grep -q '"device":"virtio-blk0","class":"disk","op":"write","sector":8,"len":4096,"verdict":"deny"' "$TMP/pdev-linux.jsonl"; then
 		pass "policy-dev/linux: the denied write is in the audit log"
 	else
 		fail "policy-dev/linux: audit" "$(grep -m3 disk "$TMP/pdev-linux.jsonl")"

@@ -1,5 +1,5 @@
 /* machine_pause against the vCPU threads' start: a pause (a snapshot) that
- * the control thread asks for before machine_run has started the vCPUs must
+ * another thread asks for before machine_run has started the vCPUs must
  * still return only once every vCPU is parked. Boots build/guests/hello.elf
  * on the soft engine with 2 vCPUs (run from the repository root). */
 #include <pthread.h>

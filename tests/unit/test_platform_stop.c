@@ -28,16 +28,22 @@ static const struct engine_ops fake_engine = {.name = "fake", .irq_line = fake_i
 
 static int setup(void **state)
 {
+	static struct vm_config cfg;
+	char err[128];
 	struct machine *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -1;
+	vm_config_defaults(&cfg);
+	m->cfg = &cfg;
 	m->engine = &fake_engine;
 	pthread_mutex_init(&m->stop_lock, NULL);
 	pthread_mutex_init(&m->pause_lock, NULL);
 	pthread_cond_init(&m->pause_cond, NULL);
 	bus_init(&m->pio, "pio");
 	m->start_ns = monotonic_ns();
-	if (acpi_pm_create(m) || i8042_create(m))
+	machine_services_init(m);
+	if (machine_add_device(m, &acpi_pm_device, 0, err, sizeof(err)) ||
+	    machine_add_device(m, &i8042_device, 0, err, sizeof(err)))
 		return -1;
 	irq1_edges = 0;
 	*state = m;
@@ -48,7 +54,7 @@ static int teardown(void **state)
 {
 	struct machine *m = *state;
 	for (int i = m->ndevices - 1; i >= 0; i--)
-		m->devices[i].destroy(m->devices[i].dev);
+		m->devices[i].type->destroy(m->devices[i].dev);
 	bus_destroy(&m->pio);
 	pthread_mutex_destroy(&m->stop_lock);
 	pthread_mutex_destroy(&m->pause_lock);
@@ -187,11 +193,11 @@ static void test_snapshot(void **state)
 	for (int i = 0; i < m->ndevices; i++) {
 		void *buf;
 		size_t len;
-		assert_int_equal(m->devices[i].save(m->devices[i].dev, &buf, &len), 0);
-		assert_int_equal(m->devices[i].load(m->devices[i].dev, buf, len), 0);
-		assert_int_equal(m->devices[i].load(m->devices[i].dev, buf, len - 1), -1);
+		assert_int_equal(m->devices[i].type->save(m->devices[i].dev, &buf, &len), 0);
+		assert_int_equal(m->devices[i].type->load(m->devices[i].dev, buf, len), 0);
+		assert_int_equal(m->devices[i].type->load(m->devices[i].dev, buf, len - 1), -1);
 		((uint8_t *)buf)[0] ^= 0xff; /* wrong version */
-		assert_int_equal(m->devices[i].load(m->devices[i].dev, buf, len), -1);
+		assert_int_equal(m->devices[i].type->load(m->devices[i].dev, buf, len), -1);
 		free(buf);
 	}
 	assert_int_equal(read_result(m), 0xfa);

@@ -16,6 +16,7 @@
 
 #include "devices/virtio_blk.h"
 #include "machine/interpose.h"
+#include "policy/active.h"
 #include "policy/policy.h"
 #include "virtio_driver.h"
 
@@ -41,12 +42,28 @@ static void use(const char *text)
 	}
 	pol.audit_fd = -1;
 	cfg.policy = &pol;
+	struct policy *live = malloc(sizeof(*live));
+	assert_non_null(live);
+	*live = pol;
+	policy_replace(m.policy, live); /* what the gate reads, as in a running VM */
+}
+
+/* Back to no rules. */
+static void use_none(void)
+{
+	struct policy *none = calloc(1, sizeof(*none));
+	assert_non_null(none);
+	none->audit_fd = -1;
+	cfg.policy = NULL;
+	policy_replace(m.policy, none);
 }
 
 static int setup(void **state)
 {
 	char err[256];
 	m.cfg = &cfg;
+	m.policy = policy_active_create(NULL, NULL);
+	assert_non_null(m.policy);
 	vd_init(&d);
 	d.env.gate = interpose_gate(&m);
 	d.env.gate.dev = "virtio-blk0";
@@ -64,6 +81,7 @@ static int teardown(void **state)
 {
 	virtio_blk_destroy(blk);
 	vd_fini(&d);
+	policy_active_destroy(m.policy);
 	close(fd);
 	unlink(path);
 	return 0;
@@ -113,7 +131,7 @@ static void deny_and_modify(void **state)
 	/* another device's name does not match */
 	use("deny disk dev virtio-blk1\n");
 	assert_int_equal(write_sector(4), 0);
-	cfg.policy = NULL;
+	use_none();
 }
 
 static volatile bool racing;
@@ -159,7 +177,7 @@ static void no_toctou(void **state)
 	}
 	racing = false;
 	pthread_join(t, NULL);
-	cfg.policy = NULL;
+	use_none();
 	print_message("   %d written, %d denied\n", ok, denied);
 	assert_int_equal(bad, 0);
 	assert_true(ok > 0 && denied > 0); /* the race really happened both ways */
@@ -186,7 +204,7 @@ static void rewrite_after_check(void **state)
 	assert_int_equal(buf[100], 'g');
 	assert_null(memmem(buf, 512, "EVIL", 4));
 	*g = saved;
-	cfg.policy = NULL;
+	use_none();
 }
 
 /* The token bucket as a clock: burst units go at once, then 1/rate each. */
@@ -214,7 +232,7 @@ static void limit_buckets(void **state)
 	use("limit disk bytes 1/s burst 1\n");
 	a.len = UINT64_MAX;
 	assert_true(policy_limit(&pol, &a, t0) > 1000000000ull * 3600 * 24 * 365);
-	cfg.policy = NULL;
+	use_none();
 }
 
 static char seen[256];
@@ -247,7 +265,7 @@ static void console_tap(void **state)
 	interpose_console_out(&t, "dropped", 7);
 	assert_int_equal(nseen, 13);
 	assert_memory_equal(seen, "pin XXXXXX|ls", 13);
-	cfg.policy = NULL;
+	use_none();
 	interpose_console_out(&t, "!", 1);
 	assert_int_equal(seen[13], '!');
 }

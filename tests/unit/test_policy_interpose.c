@@ -5,12 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "machine/interpose.h"
+#include "policy/active.h"
 #include "policy/policy.h"
 #include "popek/hypercall.h"
 
@@ -48,22 +50,28 @@ static int setup(void **state)
 	bus_register(&m.pio, 0x510, 2, &dev_ops, NULL, "port510");
 	m.cfg = &cfg;
 	pol.audit_fd = memfd_create("audit", 0);
-	return pol.audit_fd < 0;
+	m.policy = policy_active_create(&pol, NULL); /* no event ring: audit lines go directly */
+	return pol.audit_fd < 0 || !m.policy;
 }
 
 static int teardown(void **state)
 {
+	policy_active_destroy(m.policy);
 	close(pol.audit_fd);
 	bus_destroy(&m.mmio);
 	bus_destroy(&m.pio);
 	return 0;
 }
 
+/* Replace the VM's policy with text's (NULL: none), as `popek policy` does. */
 static void use(const char *text)
 {
 	char err[256];
-	assert_int_equal(policy_parse(&pol, text, "t", err, sizeof(err)), 0);
-	cfg.policy = &pol;
+	struct policy *p = calloc(1, sizeof(*p));
+	assert_non_null(p);
+	if (text)
+		assert_int_equal(policy_parse(p, text, "t", err, sizeof(err)), 0);
+	policy_replace(m.policy, p);
 	writes = reads = 0;
 	last_write = 0;
 	assert_int_equal(ftruncate(pol.audit_fd, 0), 0);
@@ -93,7 +101,7 @@ static uint64_t mmio(uint64_t gpa, bool write, uint64_t val, unsigned size)
 
 static void test_mmio(void **state)
 {
-	cfg.policy = NULL;
+	use(NULL);
 	writes = 0;
 	assert_int_equal(mmio(0x1008, false, 0, 4), 0x55667788);
 	mmio(0x1008, true, 0x42, 4);
@@ -179,7 +187,7 @@ static void test_hypercall(void **state)
 			 (uint64_t) - (int64_t)POPEK_EPERM);
 	assert_int_equal(call(POPEK_HC_PORT, POPEK_HC_VERSION, EXIT_HYPERCALL), 99);
 	assert_non_null(strstr(audit(), "\"class\":\"hypercall\",\"op\":\"call\",\"nr\":4,"));
-	cfg.policy = NULL;
+	use(NULL);
 	assert_int_equal(call(POPEK_HC_PORT, POPEK_HC_YIELD, EXIT_HYPERCALL), 0);
 	assert_int_equal(call(POPEK_HC_PORT, POPEK_HC_VERSION, EXIT_HYPERCALL),
 			 POPEK_HC_ABI_VERSION);

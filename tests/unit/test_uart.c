@@ -126,22 +126,6 @@ static void thre_interrupt(void **state)
 	assert_int_equal(rig.edges, 2);
 }
 
-/* Host input while the VM is paused (a snapshot is being taken) waits: no
- * byte in the receive buffer and no interrupt until the VM resumes. */
-static void paused_takes_no_input(void **state)
-{
-	out(4, 0x08);
-	out(1, 0x01);
-	uart_pause(rig.u, true);
-	assert_int_equal(uart_input(rig.u, (const uint8_t *)"ab", 2), 0);
-	assert_int_equal(rig.level, 0);
-	assert_int_equal(in(5) & 1, 0);
-	uart_pause(rig.u, false);
-	assert_int_equal(uart_input(rig.u, (const uint8_t *)"ab", 2), 2);
-	assert_int_equal(rig.level, 1);
-	assert_int_equal(in(0), 'a');
-}
-
 static void input_is_bounded(void **state)
 {
 	uint8_t big[4096];
@@ -160,7 +144,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(loopback_mirrors_modem_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(receive_raises_and_clears_irq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(thre_interrupt, setup, teardown),
-	    cmocka_unit_test_setup_teardown(paused_takes_no_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(input_is_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

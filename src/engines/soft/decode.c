@@ -5,196 +5,6 @@
  * change. */
 #include "engines/soft/soft.h"
 
-enum { A_M = 1, A_I8 = 2, A_IZ = 4, A_I16 = 8 };
-
-/* Operand layout of the one-byte map. */
-static unsigned attr_1b(unsigned op)
-{
-	switch (op) {
-	case 0x00 ... 0x3f:
-		switch (op & 7) {
-		case 0 ... 3:
-			return A_M;
-		case 4:
-			return A_I8;
-		case 5:
-			return A_IZ;
-		}
-		return 0;
-	case 0x62:
-	case 0x63:
-	case 0x84 ... 0x8f:
-	case 0xc4:
-	case 0xc5:
-	case 0xd0 ... 0xd3:
-	case 0xd8 ... 0xdf:
-	case 0xfe:
-	case 0xff:
-		return A_M;
-	case 0x69:
-	case 0x81:
-	case 0xc7:
-		return A_M | A_IZ;
-	case 0x6b:
-	case 0x80:
-	case 0x82:
-	case 0x83:
-	case 0xc0:
-	case 0xc1:
-	case 0xc6:
-		return A_M | A_I8;
-	case 0xf6:
-	case 0xf7:
-		return A_M; /* immediate only for /0 and /1, handled below */
-	case 0x6a:
-	case 0x70 ... 0x7f:
-	case 0xa8:
-	case 0xb0 ... 0xb7:
-	case 0xcd:
-	case 0xd4:
-	case 0xd5:
-	case 0xe0 ... 0xe7:
-	case 0xeb:
-		return A_I8;
-	case 0x68:
-	case 0xa9:
-	case 0xe8:
-	case 0xe9:
-		return A_IZ;
-	case 0xc2:
-	case 0xca:
-		return A_I16;
-	case 0xc8:
-		return A_I16 | A_I8;
-	}
-	return 0;
-}
-
-/* One-byte opcodes that are invalid (#UD) in 64-bit mode and valid in the
- * other modes, compatibility mode included. */
-static bool invalid_in_64bit_mode(unsigned op)
-{
-	switch (op) {
-	case 0x06: /* PUSH/POP ES, PUSH CS, PUSH/POP SS, PUSH/POP DS */
-	case 0x07:
-	case 0x0e:
-	case 0x16:
-	case 0x17:
-	case 0x1e:
-	case 0x1f:
-	case 0x27: /* DAA, DAS, AAA, AAS */
-	case 0x2f:
-	case 0x37:
-	case 0x3f:
-	case 0x60: /* PUSHA, POPA, BOUND */
-	case 0x61:
-	case 0x62:
-	case 0x82: /* group 1, r/m8 and imm8 (0x80's alias) */
-	case 0x9a: /* far CALL/JMP ptr16:32 */
-	case 0xea:
-	case 0xc4: /* LES, LDS */
-	case 0xc5:
-	case 0xce: /* INTO */
-	case 0xd4: /* AAM, AAD */
-	case 0xd5:
-		return true;
-	}
-	return false;
-}
-
-static unsigned attr_0f(unsigned op)
-{
-	switch (op) {
-	case 0x05 ... 0x09:
-	case 0x0b:
-	case 0x0e:
-	case 0x30 ... 0x37:
-	case 0x77:
-	case 0xa0 ... 0xa2:
-	case 0xa8 ... 0xaa:
-	case 0xc8 ... 0xcf:
-		return 0;
-	case 0x80 ... 0x8f:
-		return A_IZ;
-	case 0x70 ... 0x73:
-	case 0xa4:
-	case 0xac:
-	case 0xba:
-	case 0xc2:
-	case 0xc4 ... 0xc6:
-		return A_M | A_I8;
-	}
-	return A_M;
-}
-
-/* Popek-Goldberg class of an instruction: privileged ones trap outside the
- * virtual kernel mode; sensitive ones read or change privileged state without
- * trapping (the reason x86 needs an interpreter or binary translation). */
-static uint8_t classify(unsigned map, unsigned op, unsigned reg)
-{
-	if (map == 0) {
-		switch (op) {
-		case 0xe4 ... 0xe7:
-		case 0xec ... 0xef:
-		case 0x6c ... 0x6f:
-		case 0xf4:
-		case 0xfa:
-		case 0xfb:
-			return CLS_PRIVILEGED;
-		case 0x06:
-		case 0x07:
-		case 0x0e:
-		case 0x16:
-		case 0x17:
-		case 0x1e:
-		case 0x1f:
-		case 0x8c:
-		case 0x8e:
-		case 0x9a:
-		case 0x9c:
-		case 0x9d:
-		case 0xc4:
-		case 0xc5:
-		case 0xca ... 0xcf:
-		case 0xea:
-			return CLS_SENSITIVE;
-		case 0xff:
-			return reg == 3 || reg == 5 ? CLS_SENSITIVE : CLS_INNOCUOUS;
-		}
-		return CLS_INNOCUOUS;
-	}
-	if (map != 1)
-		return CLS_INNOCUOUS;
-	switch (op) {
-	case 0x00:
-		return reg >= 2 && reg <= 3 ? CLS_PRIVILEGED : CLS_SENSITIVE;
-	case 0x01:
-		return reg == 0 || reg == 1 || reg == 4 ? CLS_SENSITIVE : CLS_PRIVILEGED;
-	case 0x06:
-	case 0x07:
-	case 0x08:
-	case 0x09:
-	case 0x20 ... 0x23:
-	case 0x30:
-	case 0x32:
-	case 0x33:
-		return CLS_PRIVILEGED;
-	case 0x02:
-	case 0x03:
-	case 0x05:
-	case 0x31:
-	case 0x34:
-	case 0x35:
-	case 0xa0:
-	case 0xa1:
-	case 0xa2:
-	case 0xa8:
-	case 0xa9:
-		return CLS_SENSITIVE;
-	}
-	return CLS_INNOCUOUS;
-}
-
 struct fetch {
 	struct soft_cpu *c;
 	const uint8_t *p; /* host bytes of the current code page, or NULL */
@@ -365,7 +175,7 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes)
 	else
 		d->opsize = d->opsize_prefix ? 2 : 4;
 
-	unsigned map = 0, attr;
+	unsigned map = 0;
 	if (b == 0x0f) {
 		b = fb(&f);
 		map = 1;
@@ -375,44 +185,33 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes)
 		}
 	}
 	d->op = (uint16_t)(map << 8 | b);
-	if (map == 0)
-		attr = attr_1b(b);
-	else if (map == 1)
-		attr = attr_0f(b);
-	else
-		attr = A_M | (map == 3 ? A_I8 : 0);
-	d->invalid = map == 0 && mode == 8 && invalid_in_64bit_mode(b);
-	if (d->invalid)
-		attr = 0; /* #UD at the opcode: no operands to fetch */
-	if (attr & A_M)
+	const struct opcode *o = opcode_of(d->op);
+	d->invalid = mode == 8 && o->no64;
+	unsigned shape = d->invalid ? 0 : o->shape; /* #UD at the opcode: no operands to fetch */
+	if (shape & OP_M)
 		modrm(&f, d);
-	else if (map == 0 && ((b < 0x40 && (b & 7) == 5) || b == 0xa9))
-		d->rm = R_RAX; /* ALU rAX, imm: the implicit operand as a register r/m */
-	if (map == 0 && (b == 0xf6 || b == 0xf7) && (d->reg & 7) < 2)
-		attr |= b == 0xf6 ? A_I8 : A_IZ;
-	if (attr & A_I16) {
+	else if (shape & OP_RAX)
+		d->rm = R_RAX;
+	if (op_form(o->no_imm, d->reg))
+		shape &= ~(unsigned)(OP_I8 | OP_IZ);
+	if (shape & OP_I16) {
 		d->imm = (uint16_t)fimm(&f, 2);
-		if (attr & A_I8)
+		if (shape & OP_I8)
 			d->imm2 = (uint8_t)fimm(&f, 1);
-	} else if (attr & A_I8) {
+	} else if (shape & OP_I8) {
 		d->imm = fimm(&f, 1);
-	} else if (attr & A_IZ) {
+	} else if (shape & OP_IZ) {
 		d->imm = fimm(&f, d->opsize == 2 ? 2 : 4);
+	} else if (shape & OP_IV) {
+		d->imm = fimm(&f, d->opsize);
+	} else if (shape & OP_MOFFS) {
+		d->imm = fimm(&f, d->addrsize) & (int64_t)mask_of(d->addrsize);
+	} else if (shape & OP_FAR) {
+		d->imm = (uint32_t)fimm(&f, d->opsize) & mask_of(d->opsize);
+		d->imm2 = (uint16_t)fimm(&f, 2);
 	}
-	if (map == 0) {
-		if (b >= 0xb8 && b <= 0xbf)
-			d->imm = fimm(&f, d->opsize);
-		else if (b >= 0xa0 && b <= 0xa3)
-			d->imm = fimm(&f, d->addrsize);
-		else if ((b == 0xea || b == 0x9a) && mode != 8) {
-			d->imm = (uint32_t)fimm(&f, d->opsize) & mask_of(d->opsize);
-			d->imm2 = (uint16_t)fimm(&f, 2);
-		}
-	}
-	if (d->imm && (b >= 0xa0 && b <= 0xa3) && map == 0)
-		d->imm &= (int64_t)mask_of(d->addrsize);
 	d->len = (uint8_t)f.pos;
-	d->cls = classify(map, b, d->reg & 7);
+	d->cls = op_form(o->alt, d->reg) ? o->alt_cls : o->cls;
 	choose_handler(c, d);
 }
 
@@ -420,12 +219,7 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes)
  * (it may branch, trap, change modes or exit) and every branch. */
 static bool ends_block(const struct insn *d)
 {
-	if (d->fn == exec_insn)
-		return true;
-	unsigned b = d->op & 0xff;
-	if (d->op >> 8 == 1)
-		return b >= 0x80 && b <= 0x8f;
-	return (b >= 0x70 && b <= 0x7f) || b == 0xe8 || b == 0xe9 || b == 0xeb || b == 0xc3;
+	return d->fn == exec_insn || opcode_of(d->op)->branch;
 }
 
 /* Do the guest bytes at p still match the block? Whole words; the tail is
@@ -498,6 +292,7 @@ struct block *fetch_block(struct soft_cpu *c)
 			if (!same_bytes(p, k))
 				continue;
 			t[w].epoch = epoch;
+			counter_add(&c->stat_revalidated, 1);
 		}
 		c->block_mru[set] = (uint8_t)w;
 		return k;

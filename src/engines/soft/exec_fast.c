@@ -667,230 +667,156 @@ void optimize_block(struct insn *insn, int n)
 	fuse_branch(insn, n);
 }
 
-/* The few byte and 16-bit forms with a fast handler. */
-static handler choose_narrow(const struct insn *d)
-{
-	unsigned b = d->op & 0xff;
-	if (d->op >> 8)
-		return NULL;
-	if (b == 0x88 && d->is_mem)
-		return mov_m8_r;
-	if (d->opsize != 2)
-		return NULL;
-	if (b == 0x89)
-		return d->is_mem ? mov_rm_r : mov_rmr16;
-	if (d->is_mem)
-		return NULL;
-	return b == 0xc1 ? shift_imm : b == 0xd1 ? shift_1 : b == 0xd3 ? shift_cl : NULL;
-}
-
-/* The specialised handler for d, if there is one. */
+/* The specialised handler for d, if there is one: the member of its opcode's
+ * fast family (struct opcode) for its operand size, operand kind and prefixes. */
 static void choose_fast(struct insn *d)
 {
 	if (d->lock || d->rep)
 		return;
-	handler narrow = choose_narrow(d);
-	if (narrow || d->opsize == 2) {
-		if (narrow)
-			d->fn = narrow;
-		return;
+	unsigned fam = opcode_of(d->op)->fast, alu = (d->op >> 3) & 7, r = d->reg & 7;
+	bool q = d->opsize == 8, mem = d->is_mem;
+	/* ALU operations by [op][64-bit], NULL for ADC/SBB */
+#define ALU_PAIR(op, form)                                                                         \
+	{                                                                                          \
+		op##_##form##4, op##_##form##8                                                     \
 	}
-	unsigned b = d->op & 0xff, map = d->op >> 8;
-	bool q = d->opsize == 8;
-	if (map == 0 && !d->is_mem) {
-		/* [form][op][64-bit]: forms rmr, rrm, ri */
-		static const handler reg[3][8][2] = {{{add_rmr4, add_rmr8},
-						      {or_rmr4, or_rmr8},
-						      {NULL, NULL},
-						      {NULL, NULL},
-						      {and_rmr4, and_rmr8},
-						      {sub_rmr4, sub_rmr8},
-						      {xor_rmr4, xor_rmr8},
-						      {cmp_rmr4, cmp_rmr8}},
-						     {{add_rrm4, add_rrm8},
-						      {or_rrm4, or_rrm8},
-						      {NULL, NULL},
-						      {NULL, NULL},
-						      {and_rrm4, and_rrm8},
-						      {sub_rrm4, sub_rrm8},
-						      {xor_rrm4, xor_rrm8},
-						      {cmp_rrm4, cmp_rrm8}},
-						     {{add_ri4, add_ri8},
-						      {or_ri4, or_ri8},
-						      {NULL, NULL},
-						      {NULL, NULL},
-						      {and_ri4, and_ri8},
-						      {sub_ri4, sub_ri8},
-						      {xor_ri4, xor_ri8},
-						      {cmp_ri4, cmp_ri8}}};
-		handler h = NULL;
-		if (b < 0x40 && (b & 7) == 1)
-			h = reg[0][b >> 3][q];
-		else if (b < 0x40 && (b & 7) == 3)
-			h = reg[1][b >> 3][q];
-		else if (b < 0x40 && (b & 7) == 5)
-			h = reg[2][b >> 3][q];
-		else if (b == 0x81 || b == 0x83)
-			h = reg[2][d->reg & 7][q];
-		else if (b == 0x85)
-			h = q ? test_rmr8 : test_rmr4;
-		else if (b == 0xa9 || (b == 0xf7 && (d->reg & 7) == 0))
-			h = q ? test_ri8 : test_ri4;
-		else if (b == 0x89)
-			h = q ? mov_rmr8 : mov_rmr4;
-		else if (b == 0x69 || b == 0x6b)
-			h = q ? imul_rri8 : imul_rri4;
-		if (h) {
-			d->fn = h;
-			return;
-		}
+#define ALU_TABLE(f)                                                                               \
+	{                                                                                          \
+		ALU_PAIR(add, f), ALU_PAIR(or, f), {NULL, NULL}, {NULL, NULL}, ALU_PAIR(and, f),   \
+		    ALU_PAIR(sub, f), ALU_PAIR(xor, f), ALU_PAIR(cmp, f)                           \
 	}
-	if (map == 0) {
-		static const handler rm_r[8] = {add_rm_r, or_rm_r,  NULL,     NULL,
-						and_rm_r, sub_rm_r, xor_rm_r, cmp_rm_r};
-		static const handler r_rm[8] = {add_r_rm, or_r_rm,  NULL,     NULL,
-						and_r_rm, sub_r_rm, xor_r_rm, cmp_r_rm};
-		static const handler imm[8] = {add_imm, or_imm,	 NULL,	  NULL,
-					       and_imm, sub_imm, xor_imm, cmp_imm};
-		handler h = NULL;
-		if (b < 0x40 && (b & 7) == 1)
-			h = rm_r[b >> 3];
-		else if (b < 0x40 && (b & 7) == 3)
-			h = r_rm[b >> 3];
-		else if (b == 0x81 || b == 0x83)
-			h = imm[d->reg & 7];
-		else if (b == 0x85)
-			h = test_rm_r;
-		else if (b == 0xf7 && (d->reg & 7) == 0)
-			h = test_imm;
-		else if (b == 0x89)
-			h = mov_rm_r;
-		else if (b == 0x8b)
+	static const handler rmr[8][2] = ALU_TABLE(rmr), rrm[8][2] = ALU_TABLE(rrm),
+			     ri[8][2] = ALU_TABLE(ri);
+#undef ALU_PAIR
+#undef ALU_TABLE
+	static const handler rm_r[8] = {add_rm_r, or_rm_r,  NULL,     NULL,
+					and_rm_r, sub_rm_r, xor_rm_r, cmp_rm_r};
+	static const handler r_rm[8] = {add_r_rm, or_r_rm,  NULL,     NULL,
+					and_r_rm, sub_r_rm, xor_r_rm, cmp_r_rm};
+	static const handler imm[8] = {add_imm, or_imm,	 NULL,	  NULL,
+				       and_imm, sub_imm, xor_imm, cmp_imm};
+	handler h = NULL;
+	if (fam == FAST_MOV_STORE8) {
+		h = mem ? mov_m8_r : NULL;
+	} else if (d->opsize == 2) {
+		/* the few 16-bit forms */
+		if (fam == FAST_MOV_STORE)
+			h = mem ? mov_rm_r : mov_rmr16;
+		else if (!mem)
+			h = fam == FAST_SHIFT_I	   ? shift_imm
+			    : fam == FAST_SHIFT_1  ? shift_1
+			    : fam == FAST_SHIFT_CL ? shift_cl
+						   : NULL;
+	} else {
+		switch (fam) {
+		case FAST_ALU_RM_R:
+			h = mem ? rm_r[alu] : rmr[alu][q];
+			break;
+		case FAST_ALU_R_RM:
+			h = mem ? r_rm[alu] : rrm[alu][q];
+			break;
+		case FAST_ALU_AX_I:
+			h = mem ? NULL : ri[alu][q];
+			break;
+		case FAST_ALU_IMM:
+			h = mem ? imm[r] : ri[r][q];
+			break;
+		case FAST_TEST:
+			h = mem ? test_rm_r : q ? test_rmr8 : test_rmr4;
+			break;
+		case FAST_TEST_AX_I:
+			h = mem ? NULL : q ? test_ri8 : test_ri4;
+			break;
+		case FAST_GROUP3:
+			h = r ? NULL : mem ? test_imm : q ? test_ri8 : test_ri4;
+			break;
+		case FAST_MOV_STORE:
+			h = mem ? mov_rm_r : q ? mov_rmr8 : mov_rmr4;
+			break;
+		case FAST_MOV_LOAD:
 			h = mov_r_rm;
-		else if (b == 0xc7 && (d->reg & 7) == 0)
-			h = mov_rm_imm;
-		else if (b >= 0xb8 && b <= 0xbf)
+			break;
+		case FAST_MOV_RM_IMM:
+			h = r ? NULL : mov_rm_imm;
+			break;
+		case FAST_MOV_R_IMM:
 			h = mov_r_imm;
-		else if (b == 0x8d && d->is_mem)
-			h = lea;
-		else if (b == 0x63)
+			break;
+		case FAST_LEA:
+			h = mem ? lea : NULL;
+			break;
+		case FAST_MOVSXD:
 			h = movsxd;
-		else if (b == 0x69 || b == 0x6b)
-			h = imul_imm;
-		else if (b >= 0x70 && b <= 0x7f)
+			break;
+		case FAST_IMUL_I:
+			h = mem ? imul_imm : q ? imul_rri8 : imul_rri4;
+			break;
+		case FAST_JCC:
 			h = jcc;
-		else if (b == 0xe9 || b == 0xeb)
+			break;
+		case FAST_JMP:
 			h = jmp;
-		else if (b == 0xe8 && !d->opsize_prefix)
-			h = call;
-		else if (b == 0xc3 && !d->opsize_prefix)
-			h = ret;
-		else if (b >= 0x50 && b <= 0x57 && !d->opsize_prefix)
-			h = push_r;
-		else if (b >= 0x58 && b <= 0x5f && !d->opsize_prefix)
-			h = pop_r;
-		else if (b == 0xff && (d->reg & 7) < 2 && !d->is_mem)
-			h = incdec_r;
-		else if (b == 0xc1 && !d->is_mem && (d->reg & 7) >= 4 && shift_count(d))
-			h = (d->reg & 7) == 5	? (q ? shr_imm8 : shr_imm4)
-			    : (d->reg & 7) == 7 ? (q ? sar_imm8 : sar_imm4)
-						: (q ? shl_imm8 : shl_imm4);
-		else if (b == 0xc1 && !d->is_mem)
-			h = shift_imm;
-		else if (b == 0xd1 && !d->is_mem)
-			h = shift_1;
-		else if (b == 0xd3 && !d->is_mem)
-			h = shift_cl;
-		else if (b == 0x90 && !(d->rex & 1))
-			h = nop;
-		if (h)
-			d->fn = h;
-		return;
-	}
-	if (map != 1)
-		return;
-	if (b >= 0x80 && b <= 0x8f)
-		d->fn = jcc;
-	else if (b >= 0x40 && b <= 0x4f)
-		d->fn = cmov;
-	else if (b >= 0x90 && b <= 0x9f)
-		d->fn = setcc;
-	else if (b == 0xb6)
-		d->fn = movzx8;
-	else if (b == 0xb7)
-		d->fn = movzx16;
-	else if (b == 0x1f)
-		d->fn = nop;
-	else if (b == 0xaf && !d->is_mem)
-		d->fn = q ? imul_rr8 : imul_rr4;
-	else if (b == 0xaf)
-		d->fn = imul_r_rm;
-}
-
-/* Instructions the general dispatcher runs that behave like straight-line
- * code: they only compute on registers, flags and memory, never branch,
- * trap to the machine (but for MMIO, which stops the block) or change
- * privilege, modes, the stack pointer's role or translations. Innocuous ones
- * only: sensitive and privileged instructions keep a block of their own. */
-static bool straight_line(const struct insn *d)
-{
-	unsigned b = d->op & 0xff;
-	if (d->cls != CLS_INNOCUOUS)
-		return false;
-	if (d->op >> 8 == 0) {
-		if (b < 0x40)
-			return (b & 7) < 6; /* the ALU forms */
-		switch (b) {
-		case 0x63:
-		case 0x69:
-		case 0x6b:
-		case 0x80 ... 0x8b:
-		case 0x8d:
-		case 0x90 ... 0x99:
-		case 0xa8:
-		case 0xa9:
-		case 0xb0 ... 0xbf:
-		case 0xc0:
-		case 0xc1:
-		case 0xc6:
-		case 0xc7:
-		case 0xd0 ... 0xd3:
-		case 0xd8 ... 0xdf:
-		case 0xf5:
-		case 0xf6:
-		case 0xf7:
-		case 0xf8:
-		case 0xf9:
-		case 0xfc:
-		case 0xfd:
-			return true;
-		case 0xfe:
-		case 0xff:
-			return (d->reg & 7) < 2; /* INC, DEC */
+			break;
+		case FAST_CALL:
+			h = d->opsize_prefix ? NULL : call;
+			break;
+		case FAST_RET:
+			h = d->opsize_prefix ? NULL : ret;
+			break;
+		case FAST_PUSH:
+			h = d->opsize_prefix ? NULL : push_r;
+			break;
+		case FAST_POP:
+			h = d->opsize_prefix ? NULL : pop_r;
+			break;
+		case FAST_INCDEC:
+			h = r < 2 && !mem ? incdec_r : NULL;
+			break;
+		case FAST_SHIFT_I:
+			if (mem)
+				break;
+			if (r < 4 || !shift_count(d))
+				h = shift_imm;
+			else
+				h = r == 5   ? (q ? shr_imm8 : shr_imm4)
+				    : r == 7 ? (q ? sar_imm8 : sar_imm4)
+					     : (q ? shl_imm8 : shl_imm4);
+			break;
+		case FAST_SHIFT_1:
+			h = mem ? NULL : shift_1;
+			break;
+		case FAST_SHIFT_CL:
+			h = mem ? NULL : shift_cl;
+			break;
+		case FAST_NOP:
+			/* 90 with REX.B is XCHG r8, rAX */
+			h = d->op == 0x90 && (d->rex & 1) ? NULL : nop;
+			break;
+		case FAST_CMOV:
+			h = cmov;
+			break;
+		case FAST_SETCC:
+			h = setcc;
+			break;
+		case FAST_MOVZX8:
+			h = movzx8;
+			break;
+		case FAST_MOVZX16:
+			h = movzx16;
+			break;
+		case FAST_IMUL_RM:
+			h = mem ? imul_r_rm : q ? imul_rr8 : imul_rr4;
+			break;
 		}
-		return false;
 	}
-	if (d->op >> 8 != 1)
-		return false;
-	switch (b) {
-	case 0x10 ... 0x1f:
-	case 0x28 ... 0x2f:
-	case 0x40 ... 0x7f:
-	case 0x90 ... 0x9f:
-	case 0xa3 ... 0xa5:
-	case 0xab ... 0xaf:
-	case 0xb0:
-	case 0xb1:
-	case 0xb3:
-	case 0xb6 ... 0xbf:
-	case 0xc0 ... 0xc7:
-	case 0xc8 ... 0xff:
-		return true;
-	}
-	return false;
+	if (h)
+		d->fn = h;
 }
 
-/* A general-dispatcher instruction inside a block (straight_line): RIP stays
+/* A general-dispatcher instruction inside a block (struct opcode's in_block:
+ * innocuous code that only computes on registers, flags and memory, never
+ * branches, traps to the machine but for MMIO, which stops the block, or
+ * changes privilege, modes, the stack pointer's role or translations): RIP stays
  * at the block's end, a fault restores it (and RSP) from c->last. */
 void exec_in_block(struct soft_cpu *c, struct insn *d)
 {
@@ -910,6 +836,6 @@ void choose_handler(struct soft_cpu *c, struct insn *d)
 	if (c->mode != 8 || d->invalid)
 		return;
 	choose_fast(d);
-	if (d->fn == exec_insn && straight_line(d))
+	if (d->fn == exec_insn && op_form(opcode_of(d->op)->in_block, d->reg))
 		d->fn = exec_in_block;
 }

@@ -21,7 +21,7 @@ struct engine_vcpu {
 /* Instructions run between checks of timers (intc_poll). */
 #define BATCH 4096
 
-enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO };
+enum { AWAIT_NONE, AWAIT_IO, AWAIT_MMIO, AWAIT_SYSCALL };
 
 const char *const trap_names[NR_TRAPS] = {
     [TRAP_HLT] = "hlt",
@@ -431,6 +431,14 @@ static void replay_insn(struct soft_cpu *c)
 	c->last = NULL;
 }
 
+/* popek exec's result of an EXIT_SYSCALL (engine_vm_config.syscall_exits). */
+static void syscall_done(struct soft_cpu *c, const struct vcpu_exit *exit)
+{
+	c->r[R_RAX] = exit->sys.ret;
+	if (exit->sys.flush)
+		tlb_flush(c, false);
+}
+
 static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 {
 	struct soft_cpu *c = &v->c;
@@ -442,6 +450,8 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		c->io_in_ready = true;
 	else if (mmio)
 		mmio_done(c, exit);
+	else if (c->await == AWAIT_SYSCALL)
+		syscall_done(c, exit);
 	if (c->regs_lent && exit->io.regs_dirty) {
 		const struct exit_regs *r = &exit->io.regs;
 		c->r[R_RAX] = r->rax;
@@ -498,7 +508,9 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 	}
 	for (;;) {
 		if (c->exit_pending) {
-			if (mmio_next_exit(c))
+			if (exit->reason == EXIT_SYSCALL)
+				c->await = AWAIT_SYSCALL;
+			else if (mmio_next_exit(c))
 				c->await = AWAIT_MMIO;
 			return 0;
 		}
@@ -748,6 +760,14 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(tlb, "flushes",
 			       json_object_new_int64((int64_t)counter_read(&c->stat_tlb_flush)));
 	json_object_object_add(obj, "tlb", tlb);
+	/* what block building costs: blocks decoded, and cached ones compared
+	 * byte by byte again after an epoch change */
+	struct json_object *blocks = json_object_new_object();
+	json_object_object_add(blocks, "decoded",
+			       json_object_new_int64((int64_t)counter_read(&c->stat_fetch_slow)));
+	json_object_object_add(blocks, "revalidated",
+			       json_object_new_int64((int64_t)counter_read(&c->stat_revalidated)));
+	json_object_object_add(obj, "blocks", blocks);
 	struct json_object *ud = json_object_new_object();
 	for (int i = 0; i < 16; i++) {
 		uint64_t n = counter_read(&c->stat_ud[i].count);

@@ -200,6 +200,80 @@ struct insn {
 	bool invalid; /* #UD in this mode (decode.c's A_NO64) */
 };
 
+/* What the CPU knows of one opcode (opcodes.c), per map (1-byte, 0F, 0F38,
+ * 0F3A) and opcode byte: the single table the decoder, the classifier and the
+ * block builder read. Masks over ModRM.reg (bit n = /n) give the forms of a
+ * group that a fact holds for. */
+enum {
+	OP_M = 1,      /* ModRM (+ SIB and displacement) */
+	OP_I8 = 2,     /* an 8-bit immediate (after OP_I16: ENTER's second) */
+	OP_IZ = 4,     /* a 16- or 32-bit immediate by operand size */
+	OP_I16 = 8,    /* a 16-bit immediate */
+	OP_IV = 16,    /* an immediate of the operand size (MOV r, imm64) */
+	OP_MOFFS = 32, /* an absolute offset of the address size (MOV AL, moffs) */
+	OP_FAR = 64,   /* a far pointer, offset then selector (outside 64-bit mode) */
+	OP_RAX = 128,  /* rAX as the implicit r/m operand (ALU rAX, imm) */
+};
+/* Families of fast handlers (exec_fast.c's choose_fast picks the member by
+ * operand size, register or memory operand and prefixes). */
+enum fast_form {
+	FAST_NONE,
+	FAST_ALU_RM_R, /* ADD/OR/AND/SUB/XOR/CMP r/m, r */
+	FAST_ALU_R_RM, /* ... r, r/m */
+	FAST_ALU_AX_I, /* ... rAX, imm */
+	FAST_ALU_IMM,  /* group 1: ... r/m, imm */
+	FAST_TEST,     /* TEST r/m, r */
+	FAST_TEST_AX_I,
+	FAST_GROUP3, /* TEST r/m, imm (/0) */
+	FAST_MOV_STORE,
+	FAST_MOV_LOAD,
+	FAST_MOV_STORE8,
+	FAST_MOV_RM_IMM, /* C7 /0 */
+	FAST_MOV_R_IMM,
+	FAST_LEA,
+	FAST_MOVSXD,
+	FAST_IMUL_I,
+	FAST_JCC,
+	FAST_JMP,
+	FAST_CALL,
+	FAST_RET,
+	FAST_PUSH,
+	FAST_POP,
+	FAST_INCDEC, /* group 5 /0 /1 */
+	FAST_SHIFT_I,
+	FAST_SHIFT_1,
+	FAST_SHIFT_CL,
+	FAST_NOP,
+	FAST_CMOV,
+	FAST_SETCC,
+	FAST_MOVZX8,
+	FAST_MOVZX16,
+	FAST_IMUL_RM,
+};
+struct opcode {
+	uint8_t fast;	 /* enum fast_form */
+	uint8_t shape;	 /* OP_*: the bytes that follow the opcode */
+	uint8_t no_imm;	 /* forms without the immediate (group 3: only TEST has one) */
+	uint8_t cls : 2; /* enum insn_class */
+	uint8_t alt_cls : 2;
+	bool no64 : 1;	  /* #UD in 64-bit mode */
+	bool branch : 1;  /* a branch with a fast handler: ends its block */
+	uint8_t alt;	  /* forms of class alt_cls instead */
+	uint8_t in_block; /* forms the general dispatcher may run inside a block:
+			   * innocuous straight-line code (exec_fast.c) */
+};
+extern const struct opcode opcodes[4][256];
+
+static inline const struct opcode *opcode_of(unsigned op)
+{
+	return &opcodes[op >> 8 & 3][op & 0xff];
+}
+
+static inline bool op_form(uint8_t mask, unsigned reg)
+{
+	return mask >> (reg & 7) & 1;
+}
+
 /* A block of decoded straight-line instructions (decode.c), valid while the
  * guest bytes it came from are unchanged. Its tag (below) says where it came
  * from and when those bytes were last seen unchanged. */
@@ -317,7 +391,7 @@ struct soft_cpu {
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
 	uint64_t stat_trap[NR_TRAPS];
-	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush, stat_fetch_slow;
+	uint64_t stat_tlb_hit, stat_tlb_miss, stat_tlb_flush, stat_fetch_slow, stat_revalidated;
 	/* Opcodes that raised #UD (map << 8 | byte), so an instruction the
 	 * interpreter lacks shows up in --stats rather than only as a guest oops. */
 	struct {

@@ -492,6 +492,18 @@ void do_syscall(struct soft_cpu *c)
 	trap(c, TRAP_SYSCALL);
 	if (!(c->efer & EFER_SCE) || !(c->efer & EFER_LMA))
 		raise_ud(c);
+	if (c->cpl == 3 && c->vm->cfg.syscall_exits) { /* popek exec serves it */
+		c->r[R_RCX] = c->rip;
+		c->r[R_R11] = get_flags(c);
+		c->exit->reason = EXIT_SYSCALL;
+		c->exit->sys.nr = c->r[R_RAX];
+		static const int args[6] = {R_RDI, R_RSI, R_RDX, R_R10, R_R8, R_R9};
+		for (int i = 0; i < 6; i++)
+			c->exit->sys.arg[i] = c->r[args[i]];
+		c->exit->sys.flush = false;
+		c->exit_pending = true;
+		return;
+	}
 	uint16_t sel = (uint16_t)(c->star >> 32) & ~3;
 	c->r[R_RCX] = c->rip;
 	c->r[R_R11] = get_flags(c);

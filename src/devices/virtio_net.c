@@ -1,0 +1,358 @@
+#include "devices/virtio_net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/pcap.h"
+
+#define NET_QUEUE_SIZE	256
+#define RXQ		0
+#define TXQ		1
+#define RX_BACKLOG	64 /* frames waiting for receive buffers */
+#define ETH_HLEN	14
+#define NET_S_LINK_UP	1
+#define NUM_BUFFERS_OFF 10 /* offsetof(struct virtio_net_hdr, num_buffers) */
+
+#define VNET_OFFLOADS                                                                              \
+	(VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM | VIRTIO_NET_F_GUEST_TSO4 |                   \
+	 VIRTIO_NET_F_GUEST_TSO6 | VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6)
+
+/* struct virtio_net_config up to max_virtqueue_pairs (§5.1.4). */
+struct net_cfg {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+} __attribute__((packed));
+
+struct rx_frame {
+	uint8_t *data; /* virtio-net header, then the frame */
+	size_t len;
+};
+
+struct virtio_net {
+	struct virtio_pci vp;
+	struct net_backend *be;
+	struct net_loop loop;
+	struct loop *evloop; /* the VM's, where the backend is served */
+	struct pcap cap;
+	struct net_cfg config;
+	unsigned offload;	/* NET_OFF_* the backend was last told */
+	pthread_mutex_t rxlock; /* the backlog; innermost lock */
+	struct rx_frame rx[RX_BACKLOG];
+	unsigned rx_head, rx_count;
+	struct vq_chain chain; /* scratch for receive, under vp.lock */
+};
+
+int virtio_net_hdr_check(const struct virtio_net_hdr *h, uint64_t features, size_t len)
+{
+	if (len < ETH_HLEN || (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM))
+		return -1;
+	if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		/* The checksum field must lie inside the frame. */
+		if (!(features & VIRTIO_NET_F_CSUM) ||
+		    (size_t)h->csum_start + h->csum_offset + 2 > len)
+			return -1;
+	}
+	size_t max = NET_ETH_MAX;
+	switch (h->gso_type) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+	case VIRTIO_NET_HDR_GSO_TCPV6: {
+		uint64_t need = h->gso_type == VIRTIO_NET_HDR_GSO_TCPV4 ? VIRTIO_NET_F_HOST_TSO4
+									: VIRTIO_NET_F_HOST_TSO6;
+		/* Segmentation needs the checksum offload and a sane segment. */
+		if (!(features & need) || !(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
+		    h->gso_size == 0 || h->hdr_len > len)
+			return -1;
+		max = NET_GSO_MAX;
+		break;
+	}
+	default:
+		return -1; /* UDP, ECN: never offered */
+	}
+	return len > max ? -1 : 0;
+}
+
+static uint64_t features(const struct virtio_net *n)
+{
+	return n->vp.driver_features;
+}
+
+/* The backend learns which offloads the guest takes on receive. */
+static void sync_offload(struct virtio_net *n)
+{
+	uint64_t f = virtio_pci_live(&n->vp) ? features(n) : 0;
+	unsigned off = (f & VIRTIO_NET_F_GUEST_CSUM ? NET_OFF_CSUM : 0) |
+		       (f & VIRTIO_NET_F_GUEST_TSO4 ? NET_OFF_TSO4 : 0) |
+		       (f & VIRTIO_NET_F_GUEST_TSO6 ? NET_OFF_TSO6 : 0);
+	if (off != n->offload && n->be->ops->set_offload)
+		n->be->ops->set_offload(n->be, off);
+	n->offload = off;
+}
+
+static void drop_oldest(struct virtio_net *n)
+{
+	free(n->rx[n->rx_head].data);
+	n->rx_head = (n->rx_head + 1) % RX_BACKLOG;
+	n->rx_count--;
+}
+
+/* A frame from the backend (its lock held, any thread). */
+static void deliver(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = ctx;
+	size_t hdr = n->be->vnet_hdr ? 0 : NET_HDR_LEN, total = hdr + len;
+	size_t body = n->be->vnet_hdr ? len - NET_HDR_LEN : len;
+	if ((n->be->vnet_hdr && len < NET_HDR_LEN) || body < ETH_HLEN || body > NET_GSO_MAX)
+		return;
+	uint8_t *p = malloc(total);
+	if (!p)
+		return;
+	memset(p, 0, hdr);
+	memcpy(p + hdr, frame, len);
+	struct iovec v = {p, total};
+	pcap_write(&n->cap, &v, 1, NET_HDR_LEN, total);
+	pthread_mutex_lock(&n->rxlock);
+	/* Full: the guest is not receiving. Drop the new frame (the head may be
+	 * on its way into the guest right now). */
+	bool full = n->rx_count == RX_BACKLOG;
+	if (!full)
+		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] = (struct rx_frame){p, total};
+	pthread_mutex_unlock(&n->rxlock);
+	if (full)
+		free(p);
+}
+
+/* Place one frame into receive buffers: 1 placed (or dropped for good), 0
+ * no buffers yet (the frame waits), -1 the driver broke the ring. */
+static int place(struct virtio_net *n, const struct rx_frame *f)
+{
+	struct virtq *vq = &n->vp.vq[RXQ];
+	struct vq_chain *c = &n->chain;
+	bool mrg = features(n) & VIRTIO_NET_F_MRG_RXBUF;
+	struct vq_used used[VQ_MAX_SIZE];
+	struct iovec nb[2]; /* where num_buffers lands in the first buffer */
+	unsigned k = 0, nnb = 0;
+	uint16_t start = vq->last_avail;
+	size_t off = 0;
+	while (off < f->len) {
+		if (k == vq->size) {
+			vq->last_avail = start; /* even the whole ring is too small */
+			return 1;
+		}
+		int r = virtq_pop(vq, c);
+		if (r <= 0) {
+			vq->last_avail = start;
+			return r;
+		}
+		if (c->nread || c->write_len < (k ? 1 : NET_HDR_LEN))
+			return -1; /* receive buffers are device-writable, one header at least */
+		if (!mrg && c->write_len < f->len) {
+			vq->last_avail = start; /* the frame does not fit: drop it */
+			return 1;
+		}
+		if (k == 0)
+			nnb = iov_slice(c->iov, c->nwrite, NUM_BUFFERS_OFF, 2, nb);
+		uint64_t w = vq_chain_write(c, 0, f->data + off, f->len - off);
+		used[k++] = (struct vq_used){c->head, (uint32_t)w};
+		off += w;
+	}
+	uint8_t count[2] = {(uint8_t)k, (uint8_t)(k >> 8)};
+	for (unsigned i = 0, done = 0; i < nnb; done += nb[i].iov_len, i++)
+		memcpy(nb[i].iov_base, count + done, nb[i].iov_len);
+	virtq_push_n(vq, used, k);
+	return 1;
+}
+
+/* Move backlog frames into the guest, with vp.lock held. */
+static void rx_drain(struct virtio_net *n)
+{
+	struct virtio_pci *vp = &n->vp;
+	if (!virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
+		return;
+	bool any = false;
+	for (;;) {
+		pthread_mutex_lock(&n->rxlock);
+		struct rx_frame f = n->rx_count ? n->rx[n->rx_head] : (struct rx_frame){0};
+		pthread_mutex_unlock(&n->rxlock);
+		if (!f.data)
+			break;
+		int r = place(n, &f);
+		if (r < 0)
+			virtio_pci_fail(vp);
+		if (r <= 0)
+			break;
+		any = true;
+		pthread_mutex_lock(&n->rxlock);
+		drop_oldest(n); /* the frame just placed: only we remove frames */
+		pthread_mutex_unlock(&n->rxlock);
+	}
+	if (any)
+		virtio_pci_used(vp, RXQ);
+}
+
+static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
+{
+	struct virtio_net *n = vp->dev;
+	struct virtio_net_hdr h;
+	if (c->nwrite)
+		return -1; /* transmit buffers are device-readable only */
+	if (vq_chain_read(c, 0, &h, NET_HDR_LEN) != NET_HDR_LEN)
+		return 0; /* no header: dropped */
+	size_t len = c->read_len - NET_HDR_LEN;
+	if (virtio_net_hdr_check(&h, features(n), len))
+		return 0;
+	/* The header the backend sees is our checked copy, not guest memory. */
+	struct iovec iov[1 + VQ_MAX_SIZE];
+	h.num_buffers = 0;
+	iov[0] = (struct iovec){&h, NET_HDR_LEN};
+	unsigned k = 1 + iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + 1);
+	pcap_write(&n->cap, iov, k, NET_HDR_LEN, NET_HDR_LEN + len);
+	if (n->be->vnet_hdr)
+		net_backend_send(n->be, iov, k, NET_HDR_LEN + len);
+	else
+		net_backend_send(n->be, iov + 1, k - 1, len);
+	return 0;
+}
+
+static void net_notify(struct virtio_pci *vp, unsigned q)
+{
+	struct virtio_net *n = vp->dev;
+	sync_offload(n);
+	if (q == TXQ)
+		virtio_pci_process(vp, TXQ, tx_request);
+	/* Transmits may have produced answers (ARP, DHCP from libslirp). */
+	rx_drain(n);
+}
+
+static void net_reset(struct virtio_pci *vp)
+{
+	struct virtio_net *n = vp->dev;
+	pthread_mutex_lock(&n->rxlock);
+	while (n->rx_count)
+		drop_oldest(n);
+	pthread_mutex_unlock(&n->rxlock);
+	if (n->be)
+		sync_offload(n);
+}
+
+static const struct virtio_dev_ops net_ops = {.queue_notify = net_notify, .reset = net_reset};
+
+void virtio_net_poll(struct virtio_net *n)
+{
+	pthread_mutex_lock(&n->vp.lock);
+	rx_drain(n);
+	pthread_mutex_unlock(&n->vp.lock);
+}
+
+static void after_poll(void *ctx)
+{
+	virtio_net_poll(ctx);
+}
+
+struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
+				     const uint8_t mac[6], const char *capture, char *err,
+				     size_t errlen)
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(err, errlen, "out of memory creating virtio-net");
+		net_backend_close(be);
+		return NULL;
+	}
+	n->cap.fd = -1;
+	n->be = be;
+	n->evloop = env->loop;
+	be->deliver = deliver;
+	be->ctx = n;
+	pthread_mutex_init(&n->rxlock, NULL);
+	if (capture && pcap_open(&n->cap, capture, err, errlen) < 0)
+		goto fail;
+	memcpy(n->config.mac, mac, 6);
+	n->config.status = NET_S_LINK_UP;
+	n->config.max_virtqueue_pairs = 1;
+	struct virtio_pci_info info = {
+	    .name = "virtio-net",
+	    .type = VIRTIO_ID_NET,
+	    .class_code = 0x020000, /* Ethernet controller */
+	    .nqueues = 2,
+	    .queue_size = NET_QUEUE_SIZE,
+	    .features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF |
+			(be->vnet_hdr ? VNET_OFFLOADS : 0),
+	    .ops = &net_ops,
+	    .config = &n->config,
+	    .config_len = sizeof(n->config),
+	};
+	if (virtio_pci_init(&n->vp, &info, n, env, err, errlen) < 0)
+		goto fail;
+	return n;
+fail:
+	net_backend_close(be);
+	pcap_close(&n->cap);
+	pthread_mutex_destroy(&n->rxlock);
+	free(n);
+	return NULL;
+}
+
+int virtio_net_start(struct virtio_net *n, char *err, size_t errlen)
+{
+	return net_loop_start(&n->loop, n->evloop, n->be, after_poll, n, err, errlen);
+}
+
+struct virtio_pci *virtio_net_pci(struct virtio_net *n)
+{
+	return &n->vp;
+}
+
+void virtio_net_destroy(void *dev)
+{
+	struct virtio_net *n = dev;
+	if (!n)
+		return;
+	net_loop_stop(&n->loop);
+	virtio_pci_destroy(&n->vp);
+	net_backend_close(n->be);
+	pcap_close(&n->cap);
+	while (n->rx_count)
+		drop_oldest(n);
+	pthread_mutex_destroy(&n->rxlock);
+	free(n);
+}
+
+static int net_count(const struct vm_config *cfg)
+{
+	return cfg->nnics;
+}
+
+/* --net number i: its backend (opened here, before the jail), the NIC, and
+ * its service on the VM's loop. */
+static int net_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		      char *err, size_t errlen)
+{
+	const struct net_config *nc = &cfg->nic[i];
+	uint8_t mac[6];
+	net_mac(nc, cfg->name, i, mac);
+	struct net_backend *be = net_backend_open(nc, err, errlen);
+	if (!be)
+		return EXIT_CODE_USAGE;
+	struct virtio_env env = virtio_env_of(s);
+	struct virtio_net *n = virtio_net_create(&env, be, mac, nc->capture, err, errlen);
+	if (!n)
+		return EXIT_CODE_USAGE;
+	if (virtio_net_start(n, err, errlen)) {
+		virtio_net_destroy(n);
+		return EXIT_CODE_HOST;
+	}
+	*dev = n;
+	return 0;
+}
+
+const struct device_type virtio_net_device = {.name = "virtio-net",
+					      .numbered = true,
+					      .count = net_count,
+					      .create = net_create,
+					      .save = virtio_pci_save,
+					      .load = virtio_pci_load,
+					      .destroy = virtio_net_destroy};

@@ -1,0 +1,229 @@
+/* popek exec: one Linux x86-64 program in a VM with no guest kernel.
+ *
+ * The program runs at CPL3 in the VM; popek is its kernel. It keeps the
+ * program's address space (mm.c: guest page tables it writes itself), loads
+ * the ELF (loader.c, stack.c), and serves every system call (syscall.c and
+ * one sys_*.c per family) against the host, inside --root (fs.c). The design
+ * and the call path per engine: docs/exec.md. */
+#ifndef POPEK_EXEC_H
+#define POPEK_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "engines/engine.h"
+#include "machine/memory.h"
+
+#define XPAGE	      4096ull
+#define XPAGE_DOWN(a) ((a) & ~(XPAGE - 1))
+#define XPAGE_UP(a)   (((a) + XPAGE - 1) & ~(XPAGE - 1))
+
+/* Guest-virtual layout (user half only; the kernel page sits at the top). */
+#define X_USER_END   0x00007ffffffff000ull
+#define X_STACK_TOP  0x00007ffffff00000ull
+#define X_STACK_SIZE (8ull << 20)
+#define X_MMAP_BASE  0x00007f0000000000ull
+#define X_PIE_BASE   0x0000555555554000ull
+#define X_KERNEL_VA  0xffff800000000000ull
+
+#define X_MAX_FDS   1024
+#define X_MAX_BINDS 16
+#define X_NSIG	    65
+
+/* Engine-independent exit codes of popek exec besides the program's own. */
+enum { XEXIT_USAGE = 64, XEXIT_IMAGE = 65, XEXIT_ENGINE = 69, XEXIT_HOST = 71 };
+
+struct exec_options {
+	const char *engine; /* kvm, soft or auto */
+	const char *root;   /* default "/" */
+	struct {
+		const char *host, *guest;
+		bool rw;
+	} bind[X_MAX_BINDS];
+	int nbinds;
+	uint64_t mem;
+	const char **env; /* NULL-terminated, the program's whole environment */
+	const char *cwd;
+	bool strace, stats;
+	const char *program;
+	char **argv; /* NULL-terminated */
+};
+
+/* A guest page protection, as PROT_* bits. */
+struct mm {
+	struct guest_mem mem;
+	uint64_t pml4;	   /* guest-physical */
+	uint64_t next_pa;  /* bump allocator for never-used frames */
+	uint64_t *free_pa; /* freed frames, reused first */
+	size_t nfree, cap_free;
+	uint64_t brk_start, brk;
+	uint64_t mmap_next; /* next address for mmap(NULL): grows up */
+	bool need_flush;    /* a mapping was removed or narrowed */
+};
+
+struct xfd {
+	int host; /* -1: free */
+	bool cloexec;
+	char *path; /* guest path it was opened by, for fchdir; may be NULL */
+};
+
+struct xsigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+struct xproc {
+	const struct exec_options *opt;
+	const struct engine_ops *ops;
+	struct engine_vm *vm;
+	struct engine_vcpu *vcpu;
+	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
+	struct engine_vcpu *parent_vcpu;
+	bool fast_syscall;	     /* the engine exits on SYSCALL itself (soft) */
+	bool state_set;		     /* a call loaded a user state itself (its result in RAX) */
+	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
+	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
+	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
+	uint8_t *kstack;	     /* host view of the exception stack page */
+	struct mm mm;
+	int root_fd;
+	struct {
+		int fd;
+		char *guest; /* normalized, no trailing slash */
+		bool rw;
+	} bind[X_MAX_BINDS];
+	int nbinds;
+	char cwd[4096]; /* guest path, normalized */
+	struct xfd fd[X_MAX_FDS];
+	char exe[4096]; /* guest path of the program, for /proc/self/exe */
+	unsigned umask;
+	struct xsigaction sig[X_NSIG];
+	uint64_t sigmask;
+	uint64_t clear_tid;
+	bool exited;
+	int status;	 /* popek's exit code once exited */
+	int term_sig;	 /* the signal that ended it, or 0 */
+	bool forked;	 /* this popek is a fork of the first */
+	int vfork_fd;	 /* a vfork child: closed at execve or exit, the parent waits for it */
+	pid_t child[64]; /* children forked and not yet reaped, for kill */
+	int nchild;
+	/* --stats */
+	uint64_t ncalls, nfaults;
+	uint64_t per_nr[512], enosys[512];
+};
+
+/* mm.c: frames, page tables, the program's mappings. */
+int mm_init(struct mm *mm, uint64_t mem, char *err, size_t errlen);
+void mm_free(struct mm *mm);
+/* Drop every mapping and frame (execve). */
+void mm_reset(struct mm *mm);
+/* Map [va, va+len) with fresh zero pages; replaces what was there. prot PROT_*. */
+int mm_map_anon(struct mm *mm, uint64_t va, uint64_t len, int prot);
+void mm_unmap(struct mm *mm, uint64_t va, uint64_t len);
+int mm_protect(struct mm *mm, uint64_t va, uint64_t len, int prot);
+/* Move the pages of [old, old+len) to new (mremap); new must be free. */
+int mm_move(struct mm *mm, uint64_t old, uint64_t len, uint64_t new_va);
+bool mm_range_free(struct mm *mm, uint64_t va, uint64_t len);
+/* Map a supervisor-only page at kernel va; returns its host pointer. */
+void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec);
+/* Host memory behind guest-virtual [va, va+len) as iovecs (pages), checked
+ * for user access and for write; returns the count or -EFAULT. */
+int mm_iov(struct mm *mm, uint64_t va, uint64_t len, bool write, struct iovec *iov, int max);
+int mm_read(struct mm *mm, uint64_t va, void *dst, size_t len);
+int mm_write(struct mm *mm, uint64_t va, const void *src, size_t len);
+/* A NUL-terminated string of at most max bytes (with the NUL); -EFAULT,
+ * -ENAMETOOLONG. */
+int mm_read_str(struct mm *mm, uint64_t va, char *dst, size_t max);
+/* Write to guest pages whatever their protection (loading code). */
+int mm_poke(struct mm *mm, uint64_t va, const void *src, size_t len);
+
+/* loader.c: the ELF and its interpreter into mm; fills the auxv facts. */
+struct xload {
+	uint64_t entry;	     /* where the first instruction is (interp or program) */
+	uint64_t prog_entry; /* AT_ENTRY */
+	uint64_t phdr, phnum, base;
+};
+/* dry: only check that path and its interpreter would load (execve's
+ * errors must come before the old image is gone). */
+int exec_load(struct xproc *p, const char *path, struct xload *out, bool dry, char *err,
+	      size_t errlen);
+/* Validate an ELF64 x86-64 image in memory (also the fuzz target). */
+struct xelf {
+	uint16_t type;
+	uint64_t entry, phoff;
+	uint16_t phnum;
+	uint64_t lo, hi; /* page-aligned span of the PT_LOADs */
+	char interp[256];
+	bool has_interp;
+	uint64_t phdr_va; /* PT_PHDR, or 0 */
+};
+int xelf_parse(const uint8_t *img, size_t len, struct xelf *out, char *err, size_t errlen);
+
+/* stack.c: argv, envp, auxv on a new stack; returns the initial RSP. */
+int exec_stack(struct xproc *p, const struct xload *ld, char **argv, const char **envp,
+	       uint64_t *rsp);
+
+/* fs.c: paths inside --root and the binds, descriptors. */
+int fs_init(struct xproc *p, char *err, size_t errlen);
+void fs_free(struct xproc *p);
+/* Open guest path (relative to dirfd's path or the cwd) on the host:
+ * openat2 with RESOLVE_IN_ROOT in its root or bind. Returns a host fd or
+ * -errno. write: the path is to be changed, so it must lie in an rw bind. */
+int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mode, bool write);
+/* The normalized guest path of path (relative to dirfd or the cwd). */
+int fs_resolve(struct xproc *p, int dirfd, const char *path, char *g, size_t glen);
+/* The parent directory of path opened O_PATH, and its last component. */
+int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen);
+/* Normalize guest path (relative to base) into out: no ., .., //. */
+int fs_normalize(const char *base, const char *path, char *out, size_t len);
+int fd_install(struct xproc *p, int host, bool cloexec, int min);
+int fd_host(struct xproc *p, int fd);
+int fd_close(struct xproc *p, int fd);
+
+/* syscall.c: one call, dispatched by number. */
+struct xsys {
+	uint64_t nr, a[6];
+};
+int64_t exec_syscall(struct xproc *p, const struct xsys *s);
+const char *syscall_name(uint64_t nr);
+typedef int64_t (*sys_fn)(struct xproc *p, const struct xsys *s);
+struct sys_entry {
+	const char *name;
+	sys_fn fn;
+	const char *args; /* per argument: i integer, p pointer, s string, x hex */
+};
+/* The families fill their slots of the table (sys_*.c). */
+void sys_fs_table(struct sys_entry *t);
+void sys_mem_table(struct sys_entry *t);
+void sys_proc_table(struct sys_entry *t);
+
+/* run.c: the program's CPU. Change the state outside the fast path: a call
+ * that sets a state puts its own result into RAX. exec_user_state is the
+ * user-mode state of the call in progress, on either call path. */
+int exec_get_state(struct xproc *p, struct cpu_state *st);
+int exec_user_state(struct xproc *p, struct cpu_state *st);
+/* Flat 64-bit user CS and data segments; FS and GS bases kept. */
+void exec_user_segments(struct cpu_state *st);
+int exec_set_state(struct xproc *p, const struct cpu_state *st);
+/* A CPU exception with a handler for sig: deliver it (sys_signal.c); false
+ * if the default action applies. frame: RIP CS RFLAGS RSP SS. */
+bool exec_signal_fault(struct xproc *p, struct cpu_state *st, int sig, uint64_t addr,
+		       const uint64_t *frame);
+void sys_signal_table(struct sys_entry *t);
+/* End the program with popek exit code status, or killed by signal sig. */
+void exec_exit(struct xproc *p, int status);
+void exec_kill(struct xproc *p, int sig);
+/* Load a new program image into the (empty) address space and point the
+ * vCPU at it; 0 or a popek exit code with err set. */
+int exec_image(struct xproc *p, const char *path, char **argv, const char **envp, char *err,
+	       size_t errlen);
+/* In a forked child: a VM of its own, started at st. */
+int exec_respawn(struct xproc *p, const struct cpu_state *st);
+void sys_process_table(struct sys_entry *t);
+bool exec_is_child(struct xproc *p, pid_t pid);
+
+int exec_main(const struct exec_options *opt);
+
+#endif

@@ -1,0 +1,492 @@
+/* The program's CPU and its run loop. The VM has one vCPU in 64-bit user
+ * mode and a one-page "kernel" popek writes: a GDT, a TSS, an IDT whose 32
+ * exception gates lead to stubs that report the vector with one OUT, and a
+ * SYSCALL entry stub that does the same. On the soft engine SYSCALL never
+ * reaches that stub: the engine leaves with EXIT_SYSCALL carrying the
+ * arguments and takes the result back in RAX (docs/exec.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+
+#define PORT_FAULT   0xf0
+#define PORT_SYSCALL 0xf1
+
+#define SEL_KCODE 0x08
+#define SEL_UDATA 0x23
+#define SEL_UCODE 0x2b
+#define SEL_TSS	  0x30
+
+#define KPAGE_GDT    0
+#define KPAGE_IDT    1
+#define KPAGE_TSS    2
+#define KPAGE_STUB   3
+#define KPAGE_STACK  4 /* and the next: 8 KiB of exception stack */
+#define STUB_SIZE    32
+#define SYSCALL_STUB (32 * STUB_SIZE)
+
+/* What a fault stub leaves on the exception stack, lowest address first. */
+enum { KF_R11, KF_R10, KF_R9, KF_R8, KF_RAX, KF_REGS };
+/* then [error code], then the CPU's frame: */
+enum { IF_RIP, IF_CS, IF_RFLAGS, IF_RSP, IF_SS, IF_WORDS };
+
+static bool has_error_code(unsigned vec)
+{
+	return vec == 8 || (vec >= 10 && vec <= 14) || vec == 17;
+}
+
+void exec_user_segments(struct cpu_state *st)
+{
+	uint64_t fs = st->seg[SEG_FS].base, gs = st->seg[SEG_GS].base;
+	for (int i = 0; i < SEG_TR; i++) {
+		cpu_state_flat_seg(&st->seg[i], SEL_UDATA, false, false);
+		st->seg[i].dpl = 3;
+	}
+	cpu_state_flat_seg(&st->seg[SEG_CS], SEL_UCODE, true, true);
+	st->seg[SEG_CS].dpl = 3;
+	st->seg[SEG_FS].base = fs;
+	st->seg[SEG_GS].base = gs;
+}
+
+int exec_get_state(struct xproc *p, struct cpu_state *st)
+{
+	return p->ops->get_state(p->vcpu, st);
+}
+
+int exec_user_state(struct xproc *p, struct cpu_state *st)
+{
+	if (p->slow_user) { /* a call on the slow path: its user state is known */
+		memcpy(st, p->slow_user, sizeof(*st));
+		return 0;
+	}
+	int rc = p->ops->get_state(p->vcpu, st);
+	if (rc || !p->kframe)
+		return rc;
+	/* in a fault stub: the registers it saved and the CPU's frame */
+	const uint64_t *k = p->kframe, *f = p->iframe;
+	st->gpr[R_RAX] = k[KF_RAX];
+	st->gpr[R_RSP] = f[IF_RSP];
+	st->rip = st->gpr[R_RCX];
+	st->rflags = (k[KF_R11] & 0x3c7fd7) | 2;
+	exec_user_segments(st);
+	return 0;
+}
+
+int exec_set_state(struct xproc *p, const struct cpu_state *st)
+{
+	p->state_set = true;
+	return p->ops->set_state(p->vcpu, st);
+}
+
+void exec_exit(struct xproc *p, int status)
+{
+	p->exited = true;
+	p->status = status;
+	if (p->vfork_fd >= 0) { /* the vfork parent may go on */
+		close(p->vfork_fd);
+		p->vfork_fd = -1;
+	}
+}
+
+void exec_kill(struct xproc *p, int sig)
+{
+	p->term_sig = sig;
+	exec_exit(p, 128 + sig);
+}
+
+static uint64_t kva(int page)
+{
+	return X_KERNEL_VA + (uint64_t)page * XPAGE;
+}
+
+/* The kernel page set: descriptors and stubs, supervisor-only. */
+static int build_kernel(struct xproc *p)
+{
+	uint64_t *gdt = mm_map_kernel(&p->mm, kva(KPAGE_GDT), false);
+	uint8_t *idt = mm_map_kernel(&p->mm, kva(KPAGE_IDT), false);
+	uint8_t *tss = mm_map_kernel(&p->mm, kva(KPAGE_TSS), false);
+	uint8_t *stub = mm_map_kernel(&p->mm, kva(KPAGE_STUB), true);
+	if (!gdt || !idt || !tss || !stub || !mm_map_kernel(&p->mm, kva(KPAGE_STACK), false) ||
+	    !(p->kstack = mm_map_kernel(&p->mm, kva(KPAGE_STACK + 1), false)))
+		return -ENOMEM;
+	gdt[1] = 0x00af9b000000ffffull; /* kernel code, 64-bit */
+	gdt[2] = 0x00cf93000000ffffull; /* kernel data */
+	gdt[3] = 0x00cffb000000ffffull; /* user code, 32-bit (SYSRET's layout) */
+	gdt[4] = 0x00cff3000000ffffull; /* user data */
+	gdt[5] = 0x00affb000000ffffull; /* user code, 64-bit */
+	uint64_t tb = kva(KPAGE_TSS);
+	gdt[6] = 0x67 | ((tb & 0xffffff) << 16) | (0x89ull << 40) | (((tb >> 24) & 0xff) << 56);
+	gdt[7] = tb >> 32;
+	uint64_t rsp0 = kva(KPAGE_STACK + 2);
+	memcpy(tss + 4, &rsp0, 8);
+	tss[102] = 0x68; /* no I/O bitmap */
+	for (int v = 0; v < 32; v++) {
+		/* push rax r8 r9 r10 r11; mov eax, v; out PORT_FAULT, eax; pop them;
+		 * [add rsp, 8: the error code]; iretq. popek reads and edits the
+		 * frame in memory, so a call resumes without a state reload. */
+		static const uint8_t push[] = {0x50, 0x41, 0x50, 0x41, 0x51,
+					       0x41, 0x52, 0x41, 0x53};
+		static const uint8_t pop[] = {0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x58};
+		static const uint8_t drop_err[] = {0x48, 0x83, 0xc4, 0x08};
+		uint8_t *s = stub + v * STUB_SIZE;
+		size_t n = 0;
+		memcpy(s + n, push, sizeof(push));
+		n += sizeof(push);
+		s[n++] = 0xb8;
+		memcpy(s + n, &v, 4);
+		n += 4;
+		s[n++] = 0xe7;
+		s[n++] = PORT_FAULT;
+		memcpy(s + n, pop, sizeof(pop));
+		n += sizeof(pop);
+		if (has_error_code((unsigned)v)) {
+			memcpy(s + n, drop_err, sizeof(drop_err));
+			n += sizeof(drop_err);
+		}
+		s[n++] = 0x48;
+		s[n++] = 0xcf;
+		uint64_t off = kva(KPAGE_STUB) + (uint64_t)v * STUB_SIZE;
+		uint8_t *g = idt + v * 16;
+		memset(g, 0, 16);
+		g[0] = (uint8_t)off;
+		g[1] = (uint8_t)(off >> 8);
+		g[2] = SEL_KCODE;
+		/* interrupt gate; int3/into may be raised by user code */
+		g[5] = (v == 3 || v == 4) ? 0xee : 0x8e;
+		g[6] = (uint8_t)(off >> 16);
+		g[7] = (uint8_t)(off >> 24);
+		uint32_t hi = (uint32_t)(off >> 32);
+		memcpy(g + 8, &hi, 4);
+	}
+	stub[SYSCALL_STUB] = 0xe7; /* out PORT_SYSCALL, eax; hlt */
+	stub[SYSCALL_STUB + 1] = PORT_SYSCALL;
+	stub[SYSCALL_STUB + 2] = 0xf4;
+	return 0;
+}
+
+static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry, uint64_t rsp)
+{
+	memset(st, 0, sizeof(*st));
+	exec_user_segments(st);
+	st->seg[SEG_TR] = (struct seg){
+	    .base = kva(KPAGE_TSS), .limit = 0x67, .sel = SEL_TSS, .type = 0xb, .present = 1};
+	st->seg[SEG_LDTR] = (struct seg){.type = 0x2, .present = 1, .unusable = 1};
+	st->gdt = (struct dtable){kva(KPAGE_GDT), 8 * 8 - 1};
+	st->idt = (struct dtable){kva(KPAGE_IDT), 32 * 16 - 1};
+	st->cr0 = 0x80050033; /* PG WP NE ET MP PE */
+	st->cr3 = p->mm.pml4;
+	st->cr4 = 0x620;	       /* OSXMMEXCPT OSFXSR PAE */
+	st->msr[MSR_IDX_EFER] = 0xd01; /* NXE LMA LME SCE */
+	st->msr[MSR_IDX_STAR] = (0x18ull << 48) | ((uint64_t)SEL_KCODE << 32);
+	st->msr[MSR_IDX_LSTAR] = kva(KPAGE_STUB) + SYSCALL_STUB;
+	st->msr[MSR_IDX_SFMASK] = 0x47700; /* AC IF DF TF NT */
+	st->msr[MSR_IDX_PAT] = 0x0007040600070406ull;
+	st->rflags = 0x202;
+	st->rip = entry;
+	st->gpr[R_RSP] = rsp;
+	st->dr6 = 0xffff0ff0;
+	st->dr7 = 0x400;
+	st->mp_state = MP_RUNNABLE;
+	cpu_state_reset_fpu(st);
+}
+
+static const char *engine_name(const char *want)
+{
+	/* Both engines run the program's own code at CPL3; soft serves a call
+	 * in the engine's thread without a round trip, kvm here pays ~140 µs
+	 * per call (docs/exec.md), so auto means soft. */
+	return !want || !strcmp(want, "auto") ? "soft" : want;
+}
+
+static int create_vm(struct xproc *p, char *err, size_t errlen)
+{
+	const char *name = engine_name(p->opt->engine);
+	p->ops = engine_find(name);
+	if (!p->ops) {
+		snprintf(err, errlen, "unknown engine '%s' — use kvm, soft or auto", name);
+		return XEXIT_USAGE;
+	}
+	p->fast_syscall = p->ops == &soft_engine;
+	struct engine_vm_config cfg = {
+	    .ncpus = 1, .ram_size = p->mm.mem.size, .syscall_exits = p->fast_syscall};
+	if (p->ops->vm_create(&cfg, &p->vm, err, errlen) < 0)
+		return XEXIT_ENGINE;
+	if (p->ops->map_memory(p->vm, 0, 0, p->mm.mem.size, p->mm.mem.base, 0) < 0 ||
+	    p->ops->vcpu_create(p->vm, 0, &p->vcpu) < 0) {
+		snprintf(err, errlen, "the %s engine cannot map guest memory or create a vCPU",
+			 name);
+		return XEXIT_ENGINE;
+	}
+	return 0;
+}
+
+/* A SYSCALL that did not leave as EXIT_SYSCALL: serve it from the user state
+ * it came from, and return there the way SYSRET would. */
+static void slow_syscall(struct xproc *p, struct cpu_state *user)
+{
+	const uint64_t *r = user->gpr;
+	struct xsys s = {r[R_RAX], {r[R_RDI], r[R_RSI], r[R_RDX], r[R_R10], r[R_R8], r[R_R9]}};
+	p->state_set = false;
+	p->slow_user = user;
+	int64_t ret = exec_syscall(p, &s);
+	p->slow_user = NULL;
+	if (p->exited || p->state_set)
+		return;
+	user->gpr[R_RAX] = (uint64_t)ret;
+	exec_set_state(p, user);
+}
+
+static const struct {
+	int sig;
+	const char *what;
+} fault_signal[32] = {
+    [0] = {SIGFPE, "divide error"},
+    [1] = {SIGTRAP, "debug trap"},
+    [3] = {SIGTRAP, "breakpoint"},
+    [4] = {SIGSEGV, "overflow"},
+    [5] = {SIGSEGV, "bound range"},
+    [6] = {SIGILL, "invalid opcode"},
+    [7] = {SIGSEGV, "device not available"},
+    [10] = {SIGSEGV, "invalid TSS"},
+    [11] = {SIGBUS, "segment not present"},
+    [12] = {SIGBUS, "stack fault"},
+    [13] = {SIGSEGV, "general protection"},
+    [14] = {SIGSEGV, "page fault"},
+    [16] = {SIGFPE, "x87 error"},
+    [17] = {SIGBUS, "alignment check"},
+    [19] = {SIGFPE, "SIMD error"},
+};
+
+/* A CPU exception in the program: the stub's frame is on the kernel stack. */
+/* Nested PVM: SYSCALL did everything but enter ring 0, so the fetch at LSTAR
+ * faulted in ring 3 (guests/lib/user.c). The call's registers are in the exit
+ * and the stub's frame; the result goes back into that frame, and the stub's
+ * IRETQ returns to the caller: no state is read or loaded. */
+static void frame_syscall(struct xproc *p, const struct vcpu_exit *ex, uint64_t *k, uint64_t *f)
+{
+	const struct exit_regs *r = &ex->io.regs;
+	struct xsys s = {k[KF_RAX], {r->rdi, r->rsi, r->rdx, k[KF_R10], k[KF_R8], k[KF_R9]}};
+	p->pvm_syscalls++;
+	p->state_set = false;
+	p->kframe = k;
+	p->iframe = f;
+	int64_t ret = exec_syscall(p, &s);
+	if (!p->exited && !p->state_set && p->mm.need_flush) {
+		/* a mapping went: a state reload makes the TLB forget it */
+		static struct cpu_state st;
+		if (exec_user_state(p, &st)) {
+			exec_exit(p, XEXIT_HOST);
+		} else {
+			st.gpr[R_RAX] = (uint64_t)ret;
+			exec_set_state(p, &st);
+		}
+	}
+	p->kframe = p->iframe = NULL;
+	if (p->exited || p->state_set)
+		return;
+	k[KF_RAX] = (uint64_t)ret;
+	f[IF_RIP] = r->rcx;
+	f[IF_RFLAGS] = (k[KF_R11] & 0x3c7fd7) | 2;
+}
+
+/* A CPU exception in the program, reported by its stub. */
+static void fault(struct xproc *p, const struct vcpu_exit *ex)
+{
+	unsigned vec = (unsigned)ex->io.regs.rax & 31;
+	bool err = has_error_code(vec);
+	/* faults do not nest, so the stub's frame is at the top of the stack */
+	uint64_t *k = (uint64_t *)(p->kstack + XPAGE) - (KF_REGS + err + IF_WORDS);
+	uint64_t *f = k + KF_REGS + err;
+	uint64_t lstar = kva(KPAGE_STUB) + SYSCALL_STUB;
+	if (vec == 14 && f[IF_RIP] == lstar && (f[IF_CS] & 3) == 3) {
+		frame_syscall(p, ex, k, f);
+		return;
+	}
+	static struct cpu_state st;
+	if (exec_get_state(p, &st)) {
+		exec_exit(p, XEXIT_HOST);
+		return;
+	}
+	st.gpr[R_RAX] = k[KF_RAX];
+	p->nfaults++;
+	int sig = fault_signal[vec].sig ? fault_signal[vec].sig : SIGSEGV;
+	uint64_t addr = vec == 14 ? st.cr2 : f[IF_RIP];
+	if (exec_signal_fault(p, &st, sig, addr, f))
+		return; /* the program's handler runs */
+	fprintf(stderr, "popek exec: %s: SIG%s (%s) at address 0x%llx, rip 0x%llx\n",
+		p->opt->program, sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
+		fault_signal[vec].what ? fault_signal[vec].what : "exception",
+		(unsigned long long)addr, (unsigned long long)f[IF_RIP]);
+	exec_kill(p, sig);
+}
+
+/* The CPL0 entry stub at LSTAR (hardware that switches to ring 0). */
+static void stub_syscall(struct xproc *p)
+{
+	static struct cpu_state st;
+	if (exec_get_state(p, &st)) {
+		exec_exit(p, XEXIT_HOST);
+		return;
+	}
+	st.rip = st.gpr[R_RCX];
+	st.rflags = (st.gpr[R_R11] & 0x3c7fd7) | 2;
+	exec_user_segments(&st);
+	slow_syscall(p, &st);
+}
+
+static void print_stats(struct xproc *p)
+{
+	json_object *o = json_object_new_object(), *by = json_object_new_object(),
+		    *nosys = json_object_new_object();
+	for (int i = 0; i < 512; i++) {
+		char num[32];
+		const char *n = syscall_name((uint64_t)i);
+		snprintf(num, sizeof(num), "%d", i);
+		if (p->per_nr[i])
+			json_object_object_add(by, n ? n : num,
+					       json_object_new_int64((int64_t)p->per_nr[i]));
+		if (p->enosys[i])
+			json_object_object_add(nosys, n ? n : num,
+					       json_object_new_int64((int64_t)p->enosys[i]));
+	}
+	json_object_object_add(o, "engine", json_object_new_string(p->ops->name));
+	json_object_object_add(o, "syscalls", json_object_new_int64((int64_t)p->ncalls));
+	json_object_object_add(o, "by_name", by);
+	json_object_object_add(o, "enosys", nosys);
+	json_object_object_add(o, "faults", json_object_new_int64((int64_t)p->nfaults));
+	json_object_object_add(o, "ring3_syscall_faults",
+			       json_object_new_int64((int64_t)p->pvm_syscalls));
+	json_object_object_add(o, "exit_status", json_object_new_int(p->status));
+	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static int loop(struct xproc *p)
+{
+	struct vcpu_exit ex;
+	memset(&ex, 0, sizeof(ex));
+	while (!p->exited) {
+		if (p->ops->vcpu_run(p->vcpu, &ex) < 0) {
+			fprintf(stderr, "popek exec: the engine failed to run the vCPU\n");
+			return XEXIT_HOST;
+		}
+		switch (ex.reason) {
+		case EXIT_SYSCALL: {
+			struct xsys s = {ex.sys.nr, {0}};
+			memcpy(s.a, ex.sys.arg, sizeof(s.a));
+			p->state_set = false;
+			ex.sys.ret = (uint64_t)exec_syscall(p, &s);
+			ex.sys.flush = p->mm.need_flush && !p->state_set;
+			p->mm.need_flush = false;
+			break;
+		}
+		case EXIT_IO:
+			if (ex.io.port == PORT_SYSCALL && ex.io.write) {
+				stub_syscall(p);
+			} else if (ex.io.port == PORT_FAULT && ex.io.write && ex.io.has_regs) {
+				fault(p, &ex);
+			} else {
+				fprintf(stderr, "popek exec: port 0x%x accessed from user mode\n",
+					ex.io.port);
+				return 70;
+			}
+			p->mm.need_flush = false; /* set_state flushes the TLB */
+			break;
+		case EXIT_KICKED:
+			break;
+		default:
+			fprintf(stderr, "popek exec: %s: the vCPU stopped (%s) at rip 0x%llx: %s\n",
+				p->opt->program, exit_reason_names[ex.reason],
+				(unsigned long long)ex.fail.rip, ex.fail.why);
+			return 70;
+		}
+	}
+	return p->status;
+}
+
+int exec_image(struct xproc *p, const char *path, char **argv, const char **envp, char *err,
+	       size_t errlen)
+{
+	struct xload ld;
+	uint64_t rsp;
+	if (fs_resolve(p, AT_FDCWD, path, p->exe, sizeof(p->exe))) {
+		snprintf(err, errlen, "%s: bad path", path);
+		return XEXIT_IMAGE;
+	}
+	if (exec_load(p, p->exe, &ld, false, err, errlen))
+		return XEXIT_IMAGE;
+	if (build_kernel(p) || exec_stack(p, &ld, argv, envp, &rsp)) {
+		snprintf(err, errlen, "out of guest memory or arguments too long (--mem)");
+		return XEXIT_HOST;
+	}
+	static struct cpu_state st;
+	initial_state(p, &st, ld.entry, rsp);
+	if (exec_set_state(p, &st)) {
+		snprintf(err, errlen, "the engine refused the initial CPU state");
+		return XEXIT_HOST;
+	}
+	return 0;
+}
+
+int exec_respawn(struct xproc *p, const struct cpu_state *st)
+{
+	/* The parent's engine objects are not this process's to use or free
+	 * (a KVM VM belongs to the process that made it): left behind. */
+	char err[256];
+	p->parent_vm = p->vm;
+	p->parent_vcpu = p->vcpu;
+	p->vm = NULL;
+	p->vcpu = NULL;
+	if (create_vm(p, err, sizeof(err))) {
+		fprintf(stderr, "popek exec: fork: %s\n", err);
+		return -EAGAIN;
+	}
+	return exec_set_state(p, st) ? -EIO : 0;
+}
+
+int exec_main(const struct exec_options *opt)
+{
+	static struct xproc proc; /* large: the fd table and counters */
+	struct xproc *p = &proc;
+	memset(p, 0, sizeof(*p));
+	p->opt = opt;
+	p->root_fd = -1;
+	p->vfork_fd = -1;
+	char err[512] = "";
+	int rc = XEXIT_HOST;
+	signal(SIGPIPE, SIG_IGN); /* a write to a closed pipe is the program's EPIPE or SIGPIPE */
+	if (fs_init(p, err, sizeof(err)) || mm_init(&p->mm, opt->mem, err, sizeof(err)))
+		goto out;
+	if ((rc = create_vm(p, err, sizeof(err))))
+		goto out;
+	if ((rc = exec_image(p, opt->program, opt->argv, opt->env, err, sizeof(err))))
+		goto out;
+	rc = loop(p);
+	if (opt->stats && !p->forked)
+		print_stats(p);
+out:
+	if (*err)
+		fprintf(stderr, "popek exec: %s\n", err);
+	if (p->vcpu)
+		p->ops->vcpu_destroy(p->vcpu);
+	if (p->vm)
+		p->ops->vm_destroy(p->vm);
+	mm_free(&p->mm);
+	fs_free(p);
+	if (p->forked && p->term_sig) {
+		/* a forked child dies of the signal, so its parent's wait4 sees it */
+		fflush(NULL);
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(p->term_sig, SIG_DFL);
+		raise(p->term_sig);
+	}
+	return rc;
+}

@@ -1,0 +1,288 @@
+/* Process, identity, time and randomness calls of a single-threaded
+ * program. Identity is the host's (popek runs the program as itself);
+ * uname says popek. */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
+#define ARCH_GET_GS 0x1004
+
+static int64_t sys_exit_group(struct xproc *p, const struct xsys *s)
+{
+	exec_exit(p, (int)(s->a[0] & 0xff));
+	return 0;
+}
+
+static int64_t sys_getpid(struct xproc *p, const struct xsys *s)
+{
+	return getpid();
+}
+
+static int64_t sys_getppid(struct xproc *p, const struct xsys *s)
+{
+	return getppid();
+}
+
+static int64_t sys_getuid(struct xproc *p, const struct xsys *s)
+{
+	return getuid();
+}
+
+static int64_t sys_geteuid(struct xproc *p, const struct xsys *s)
+{
+	return geteuid();
+}
+
+static int64_t sys_getgid(struct xproc *p, const struct xsys *s)
+{
+	return getgid();
+}
+
+static int64_t sys_getegid(struct xproc *p, const struct xsys *s)
+{
+	return getegid();
+}
+
+static int64_t sys_getpgrp(struct xproc *p, const struct xsys *s)
+{
+	return getpgrp();
+}
+
+static int64_t sys_getgroups(struct xproc *p, const struct xsys *s)
+{
+	return 0; /* no supplementary groups */
+}
+
+static int64_t sys_setpgid(struct xproc *p, const struct xsys *s)
+{
+	return 0;
+}
+
+static int64_t sys_uname(struct xproc *p, const struct xsys *s)
+{
+	struct utsname u;
+	memset(&u, 0, sizeof(u));
+	snprintf(u.sysname, sizeof(u.sysname), "Linux");
+	snprintf(u.nodename, sizeof(u.nodename), "popek");
+	snprintf(u.release, sizeof(u.release), "6.1.0-popek");
+	snprintf(u.version, sizeof(u.version), "#1 popek exec");
+	snprintf(u.machine, sizeof(u.machine), "x86_64");
+	return mm_write(&p->mm, s->a[0], &u, sizeof(u)) ? -EFAULT : 0;
+}
+
+static int64_t sys_getrandom(struct xproc *p, const struct xsys *s)
+{
+	uint8_t buf[4096];
+	size_t n = s->a[1] < sizeof(buf) ? s->a[1] : sizeof(buf);
+	ssize_t got = getrandom(buf, n, (unsigned)s->a[2] & (GRND_NONBLOCK | GRND_RANDOM));
+	if (got < 0)
+		return -errno;
+	return mm_write(&p->mm, s->a[0], buf, (size_t)got) ? -EFAULT : got;
+}
+
+static bool clock_ok(uint64_t id)
+{
+	return id <= CLOCK_BOOTTIME && id != 8 && id != 9 && id != 10;
+}
+
+static int64_t sys_clock_gettime(struct xproc *p, const struct xsys *s)
+{
+	struct timespec ts;
+	if (!clock_ok(s->a[0]) || clock_gettime((clockid_t)s->a[0], &ts))
+		return -EINVAL;
+	return mm_write(&p->mm, s->a[1], &ts, sizeof(ts)) ? -EFAULT : 0;
+}
+
+static int64_t sys_clock_getres(struct xproc *p, const struct xsys *s)
+{
+	struct timespec ts;
+	if (!clock_ok(s->a[0]) || clock_getres((clockid_t)s->a[0], &ts))
+		return -EINVAL;
+	return s->a[1] && mm_write(&p->mm, s->a[1], &ts, sizeof(ts)) ? -EFAULT : 0;
+}
+
+static int64_t sys_gettimeofday(struct xproc *p, const struct xsys *s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t tv[2] = {ts.tv_sec, ts.tv_nsec / 1000};
+	if (s->a[0] && mm_write(&p->mm, s->a[0], tv, sizeof(tv)))
+		return -EFAULT;
+	return 0;
+}
+
+static int64_t sys_time(struct xproc *p, const struct xsys *s)
+{
+	int64_t t = (int64_t)time(NULL);
+	return s->a[0] && mm_write(&p->mm, s->a[0], &t, sizeof(t)) ? -EFAULT : t;
+}
+
+static int64_t sleep_for(struct xproc *p, clockid_t clk, int flags, uint64_t req, uint64_t rem)
+{
+	struct timespec ts, left = {0, 0};
+	if (mm_read(&p->mm, req, &ts, sizeof(ts)))
+		return -EFAULT;
+	if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0)
+		return -EINVAL;
+	int rc = clock_nanosleep(clk, flags, &ts, &left);
+	if (rc && rem && mm_write(&p->mm, rem, &left, sizeof(left)))
+		return -EFAULT;
+	return -rc;
+}
+
+static int64_t sys_nanosleep(struct xproc *p, const struct xsys *s)
+{
+	return sleep_for(p, CLOCK_MONOTONIC, 0, s->a[0], s->a[1]);
+}
+
+static int64_t sys_clock_nanosleep(struct xproc *p, const struct xsys *s)
+{
+	if (!clock_ok(s->a[0]) || (s->a[1] & ~(uint64_t)TIMER_ABSTIME))
+		return -EINVAL;
+	return sleep_for(p, (clockid_t)s->a[0], (int)s->a[1], s->a[2], s->a[3]);
+}
+
+static bool canonical(uint64_t a)
+{
+	return a < X_USER_END;
+}
+
+static int64_t sys_arch_prctl(struct xproc *p, const struct xsys *s)
+{
+	int code = (int)s->a[0];
+	if (code != ARCH_SET_FS && code != ARCH_SET_GS && code != ARCH_GET_FS &&
+	    code != ARCH_GET_GS)
+		return -EINVAL;
+	struct cpu_state st;
+	if (exec_user_state(p, &st))
+		return -EIO;
+	int seg = (code == ARCH_SET_FS || code == ARCH_GET_FS) ? SEG_FS : SEG_GS;
+	if (code == ARCH_GET_FS || code == ARCH_GET_GS)
+		return mm_write(&p->mm, s->a[1], &st.seg[seg].base, 8) ? -EFAULT : 0;
+	if (!canonical(s->a[1]))
+		return -EPERM;
+	st.seg[seg].base = s->a[1];
+	st.gpr[R_RAX] = 0;
+	return exec_set_state(p, &st) ? -EIO : 0;
+}
+
+static int64_t sys_set_tid_address(struct xproc *p, const struct xsys *s)
+{
+	p->clear_tid = s->a[0];
+	return getpid();
+}
+
+static int64_t sys_gettid(struct xproc *p, const struct xsys *s)
+{
+	return getpid();
+}
+
+static int64_t sys_ok(struct xproc *p, const struct xsys *s)
+{
+	return 0;
+}
+
+/* One thread: a wait on a value that matches can never be woken. */
+static int64_t sys_futex(struct xproc *p, const struct xsys *s)
+{
+	int op = (int)s->a[1] & 0x7f;
+	if (op == 1 /* WAKE */)
+		return 0;
+	if (op == 0 || op == 9 /* WAIT, WAIT_BITSET */) {
+		uint32_t v;
+		if (mm_read(&p->mm, s->a[0], &v, 4))
+			return -EFAULT;
+		return v != (uint32_t)s->a[2] ? -EAGAIN : -EDEADLK;
+	}
+	return -ENOSYS;
+}
+
+static int64_t sys_prlimit64(struct xproc *p, const struct xsys *s)
+{
+	if (s->a[0] && s->a[0] != (uint64_t)getpid())
+		return -ESRCH;
+	struct rlimit old;
+	if (getrlimit((int)s->a[1], &old))
+		return -EINVAL;
+	if (s->a[1] == RLIMIT_STACK)
+		old.rlim_cur = old.rlim_max = X_STACK_SIZE;
+	if (s->a[3] && mm_write(&p->mm, s->a[3], &old, sizeof(old)))
+		return -EFAULT;
+	return 0; /* new limits are accepted and not enforced */
+}
+
+static int64_t sys_getrlimit(struct xproc *p, const struct xsys *s)
+{
+	struct xsys t = {s->nr, {0, s->a[0], 0, s->a[1]}};
+	return sys_prlimit64(p, &t);
+}
+
+static int64_t sys_sysinfo(struct xproc *p, const struct xsys *s)
+{
+	struct sysinfo si;
+	if (sysinfo(&si))
+		return -errno;
+	si.totalram = p->mm.mem.size;
+	si.mem_unit = 1;
+	si.procs = 1;
+	return mm_write(&p->mm, s->a[0], &si, sizeof(si)) ? -EFAULT : 0;
+}
+
+static int64_t sys_sched_getaffinity(struct xproc *p, const struct xsys *s)
+{
+	uint64_t mask = 1; /* one vCPU */
+	if (s->a[1] < sizeof(mask))
+		return -EINVAL;
+	return mm_write(&p->mm, s->a[2], &mask, sizeof(mask)) ? -EFAULT : (int64_t)sizeof(mask);
+}
+
+void sys_proc_table(struct sys_entry *t)
+{
+	t[SYS_exit] = (struct sys_entry){"exit", sys_exit_group, "i"};
+	t[SYS_exit_group] = (struct sys_entry){"exit_group", sys_exit_group, "i"};
+	t[SYS_getpid] = (struct sys_entry){"getpid", sys_getpid, ""};
+	t[SYS_getppid] = (struct sys_entry){"getppid", sys_getppid, ""};
+	t[SYS_gettid] = (struct sys_entry){"gettid", sys_gettid, ""};
+	t[SYS_getuid] = (struct sys_entry){"getuid", sys_getuid, ""};
+	t[SYS_geteuid] = (struct sys_entry){"geteuid", sys_geteuid, ""};
+	t[SYS_getgid] = (struct sys_entry){"getgid", sys_getgid, ""};
+	t[SYS_getegid] = (struct sys_entry){"getegid", sys_getegid, ""};
+	t[SYS_getpgrp] = (struct sys_entry){"getpgrp", sys_getpgrp, ""};
+	t[SYS_getgroups] = (struct sys_entry){"getgroups", sys_getgroups, "ip"};
+	t[SYS_setpgid] = (struct sys_entry){"setpgid", sys_setpgid, "ii"};
+	t[SYS_uname] = (struct sys_entry){"uname", sys_uname, "p"};
+	t[SYS_getrandom] = (struct sys_entry){"getrandom", sys_getrandom, "pix"};
+	t[SYS_clock_gettime] = (struct sys_entry){"clock_gettime", sys_clock_gettime, "ip"};
+	t[SYS_clock_getres] = (struct sys_entry){"clock_getres", sys_clock_getres, "ip"};
+	t[SYS_gettimeofday] = (struct sys_entry){"gettimeofday", sys_gettimeofday, "pp"};
+	t[SYS_time] = (struct sys_entry){"time", sys_time, "p"};
+	t[SYS_nanosleep] = (struct sys_entry){"nanosleep", sys_nanosleep, "pp"};
+	t[SYS_clock_nanosleep] = (struct sys_entry){"clock_nanosleep", sys_clock_nanosleep, "ixpp"};
+	t[SYS_arch_prctl] = (struct sys_entry){"arch_prctl", sys_arch_prctl, "xx"};
+	t[SYS_set_tid_address] = (struct sys_entry){"set_tid_address", sys_set_tid_address, "p"};
+	t[SYS_set_robust_list] = (struct sys_entry){"set_robust_list", sys_ok, "pi"};
+	t[SYS_sched_yield] = (struct sys_entry){"sched_yield", sys_ok, ""};
+	t[SYS_futex] = (struct sys_entry){"futex", sys_futex, "pxipxx"};
+	t[SYS_prlimit64] = (struct sys_entry){"prlimit64", sys_prlimit64, "iipp"};
+	t[SYS_getrlimit] = (struct sys_entry){"getrlimit", sys_getrlimit, "ip"};
+	t[SYS_sysinfo] = (struct sys_entry){"sysinfo", sys_sysinfo, "p"};
+	t[SYS_sched_getaffinity] =
+	    (struct sys_entry){"sched_getaffinity", sys_sched_getaffinity, "iip"};
+	/* named for --strace and --stats, not served (-ENOSYS) */
+	t[SYS_rseq] = (struct sys_entry){"rseq", NULL, "pixx"};
+	t[SYS_clone3] = (struct sys_entry){"clone3", NULL, "pi"};
+	t[SYS_socket] = (struct sys_entry){"socket", NULL, "iii"};
+}

@@ -1,0 +1,147 @@
+# popek exec (docs/exec.md): unmodified Linux programs in a VM with no guest
+# kernel, on both engines. Output is compared byte for byte with the same
+# program run natively; exit statuses, signals, the SIGSEGV report, --root
+# escapes, writes outside rw binds, --strace and --stats.
+BB=/usr/bin/busybox
+if [ ! -x $BB ] || ! file -L $BB 2>/dev/null | grep -q static; then
+	fail "exec: static busybox" "$BB is missing or not static — run scripts/install-deps.sh (busybox-static)"
+	return 0 2>/dev/null || exit 0
+fi
+export POPEK=$POPEK_ROOT/build/popek-san
+
+# Small C programs the tests need, built for the host (dynamic, glibc).
+cat >"$TMP/sig.c" <<'C'
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static volatile sig_atomic_t got;
+static void on_usr1(int s) { got = s; }
+static void on_segv(int s, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	printf("segv handler: signal %d at %p\n", s, si->si_addr);
+	fflush(stdout);
+	_exit(5);
+}
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "crash")) {
+		*(volatile int *)0x1234 = 1;
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "catch-segv")) {
+		struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO};
+		sigaction(SIGSEGV, &sa, NULL);
+		*(volatile int *)0x5678 = 1;
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "term")) {
+		kill(getpid(), SIGTERM);
+		return 0;
+	}
+	signal(SIGUSR1, on_usr1);
+	double x = 1.5; /* SSE state must survive the handler */
+	raise(SIGUSR1);
+	printf("caught signal %d, x=%.2f\n", (int)got, x * 2);
+	return got == SIGUSR1 ? 0 : 1;
+}
+C
+if ! cc -O1 -o "$TMP/sig" "$TMP/sig.c" 2>"$TMP/cc.err"; then
+	fail "exec: build the signal test program" "$(head -c 300 "$TMP/cc.err")"
+fi
+
+# same NAME ENGINE ARGS...: popek exec's stdout and status equal native's.
+same() {
+	local name=$1 e=$2
+	shift 2
+	(cd / && "$@") >"$TMP/native.out" 2>/dev/null </dev/null
+	local want=$?
+	run_vm "exec-$e" exec --engine "$e" -- "$@"
+	if [ "$RC" -ne "$want" ]; then
+		fail "$name" "exit $RC, native $want; stderr: $(tail -c 300 "$ERR" | tr '\n' ' ')"
+	elif ! cmp -s "$OUT" "$TMP/native.out"; then
+		fail "$name" "output differs from native: $(cmp "$OUT" "$TMP/native.out" 2>&1)"
+	elif grep -qE 'AddressSanitizer|runtime error' "$ERR"; then
+		fail "$name" "sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$ERR")"
+	else
+		pass "$name"
+	fi
+}
+
+mkdir -p "$TMP/tree/sub"
+printf 'b\na\nc\n' >"$TMP/tree/sub/f"
+printf 'x\n' >"$TMP/tree/g"
+for e in soft kvm; do
+	for a in "ls /etc" "sort /etc/passwd" "sha256sum $BB" "wc /etc/passwd" \
+		"tar -cf - -C $TMP/tree ." "sh -c echo\ \$((6*7))"; do
+		eval "same \"exec/$e: busybox $a is byte-identical to native\" $e $BB $a"
+	done
+	same "exec/$e: busybox sh -c 'exit 7' passes the status through" $e $BB sh -c 'exit 7'
+	same "exec/$e: sh -c 'ls / | wc -l' (fork, execve, pipe2, wait4)" $e $BB sh -c 'ls / | wc -l'
+	same "exec/$e: sh runs dynamic programs in a pipeline and passes their status" $e \
+		$BB sh -c '/usr/bin/sort /etc/passwd | /usr/bin/sha256sum; /bin/false; echo "false: $?"'
+	same "exec/$e: a child killed by a signal reads as signalled to the shell" $e \
+		$BB sh -c "$TMP/sig crash 2>/dev/null; echo \"status \$?\""
+	same "exec/$e: dynamic /bin/ls -l /usr is byte-identical" $e /bin/ls -l /usr
+	same "exec/$e: dynamic /usr/bin/sort is byte-identical" $e /usr/bin/sort /etc/passwd
+	same "exec/$e: dynamic /usr/bin/sha256sum is byte-identical" $e /usr/bin/sha256sum $BB
+	same "exec/$e: /bin/false exits 1" $e /bin/false
+	if [ -x /usr/bin/python3 ]; then
+		same "exec/$e: python3 -c print" $e /usr/bin/python3 -c 'print(sum(range(1000)))'
+	fi
+	same "exec/$e: a handler catches SIGUSR1 (raise) and returns" $e "$TMP/sig"
+	same "exec/$e: a SIGSEGV handler sees the faulting address" $e "$TMP/sig" catch-segv
+
+	run_vm exec-$e-crash exec --engine $e -- "$TMP/sig" crash
+	expect_err "exec/$e: a segfault exits 139 with one line naming the signal and address" 139 \
+		"SIGSEGV \(page fault\) at address 0x1234, rip 0x"
+	run_vm exec-$e-term exec --engine $e -- "$TMP/sig" term
+	[ "$RC" -eq 143 ] && pass "exec/$e: kill(self, SIGTERM) with the default action exits 143" ||
+		fail "exec/$e: kill(self, SIGTERM)" "exit $RC, expected 143"
+
+	run_vm exec-$e-stats exec --engine $e --stats -- /bin/true
+	expect_err "exec/$e: --stats counts calls and lists -ENOSYS ones (rseq)" 0 \
+		"\"syscalls\":[0-9]+.*\"enosys\":\{[^}]*\"rseq\":1"
+	run_vm exec-$e-strace exec --engine $e --strace -- $BB echo hi
+	expect_err "exec/$e: --strace prints calls with arguments and results" 0 \
+		"^write\(1, 0x[0-9a-f]+, 3\) = 3$"
+done
+
+# --root: paths resolve inside it and cannot leave it.
+R=$TMP/root
+mkdir -p "$R/bin" "$R/etc" "$R/w"
+cp $BB "$R/bin/busybox"
+echo inside >"$R/etc/marker"
+ln -s /etc/passwd "$R/abs-link"
+ln -s ../../../../../../etc/passwd "$R/rel-link"
+for e in soft kvm; do
+	run_vm exec-$e-root exec --engine $e --root "$R" -- /bin/busybox cat /etc/marker
+	expect "exec/$e: --root: /etc/marker is the root's" 0 "^inside$"
+	for p in /../../../etc/passwd /abs-link /rel-link /proc/self/root/etc/passwd \
+		"/proc/$$/root/etc/passwd"; do
+		run_vm exec-$e-esc exec --engine $e --root "$R" -- /bin/busybox cat "$p"
+		if [ "$RC" -ne 0 ] && ! grep -q root: "$OUT"; then
+			pass "exec/$e: --root escape through $p fails"
+		else
+			fail "exec/$e: --root escape through $p" "exit $RC, read: $(head -c 100 "$OUT")"
+		fi
+	done
+	run_vm exec-$e-ro exec --engine $e --root "$R" -- /bin/busybox touch /etc/new
+	expect_err "exec/$e: the root is read-only" 1 "Read-only file system"
+	rm -rf "$TMP/rw" && mkdir "$TMP/rw"
+	run_vm exec-$e-rw exec --engine $e --root "$R" --bind "$TMP/rw:/w:rw" -- /bin/busybox sh -c \
+		'b=/bin/busybox; echo data >/w/f && $b mkdir /w/d && $b mv /w/f /w/d/g && $b cat /w/d/g &&
+		 $b rm /w/d/g && $b rmdir /w/d && echo done'
+	expect "exec/$e: an rw bind takes create, mkdir, rename, unlink, rmdir" 0 "^data$"
+	[ -z "$(ls -A "$TMP/rw")" ] && pass "exec/$e: the bind's host directory saw the changes" ||
+		fail "exec/$e: rw bind" "left $(ls -A "$TMP/rw")"
+done
+
+run_vm exec-notelf exec --engine soft -- /etc/passwd
+expect_err "exec: a file that is not an ELF is refused (65)" 65 "/etc/passwd: not an ELF file"
+run_vm exec-missing exec --engine soft -- /no/such/program
+expect_err "exec: a missing program is named (65)" 65 "/no/such/program: No such file"
+run_vm exec-usage exec --engine soft
+expect_err "exec: no program is a usage error (64)" 64 "no program given"
