@@ -48,7 +48,7 @@ void cli_usage(FILE *f)
 	    "0xe0-0xe3\n"
 	    "                       and MMIO 0xff000000, as QEMU's; repeatable)\n"
 	    "  --name NAME          name for the control channel (default vm-PID)\n"
-	    "  --policy FILE        allow, deny, log, modify, stop or pause guest actions\n"
+	    "  --policy FILE        allow, deny, log, modify, limit, stop or pause guest actions\n"
 	    "                       (docs/policy.md); a malformed file is refused (exit 64)\n"
 	    "  --audit FILE         append a JSON line per action a policy rule acted on\n"
 	    "  --jail / --no-jail   run the VMM jailed: namespaces, empty root, no capabilities,\n"

@@ -15,6 +15,7 @@
 #include "control/request.h"
 #include "control/socket.h"
 #include "jail/jail.h"
+#include "machine/interpose.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
 #include "policy/active.h"
@@ -183,15 +184,20 @@ static json_object *cmd_policy(struct machine *m, const struct control_request *
 		policy_free(p);
 		return reply_error(err);
 	}
-	/* As pci_platform_create decided: with ioeventfd, virtio notifications
-	 * never reach popek, so a new mmio rule would silently miss them. */
-	if (policy_has_class(p, POLICY_MMIO) && m->engine->ioeventfd &&
-	    !policy_has_class(m->cfg->policy, POLICY_MMIO)) {
+	/* As the machine decided at start: with ioeventfd, virtio notifications
+	 * never reach popek, so a new mmio rule would silently miss them (and a
+	 * pause or vcpu rule on a request would meet it on no vCPU). */
+	if (m->svc.ioeventfd.set && !interpose_allows_ioeventfd(p)) {
 		policy_free(p);
 		return reply_error("this VM signals virtio notifications through ioeventfd (kvm), "
-				   "which an mmio rule added live would not see; start it with "
-				   "an mmio rule in --policy (even `log mmio addr 0-0`) so they "
-				   "trap, or drop the mmio rules");
+				   "which an mmio rule added live would not see (nor a pause or "
+				   "vcpu rule on disk, rng or console); start it with an mmio rule "
+				   "in --policy (even `log mmio addr 0-0`) so they trap, or drop "
+				   "those rules");
+	}
+	if (interpose_check(m, p, err, sizeof(err))) {
+		policy_free(p);
+		return reply_error(err);
 	}
 	int n = p->n;
 	policy_replace(m->policy, p);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/request_gate.h"
 #include "devices/virtio_kick.h"
 #include "machine/bus.h"
 #include "machine/config.h"
@@ -26,12 +27,16 @@ struct dev_services {
 	struct loop *loop;
 	struct msi_sink msi;
 	struct ioeventfd_sink ioeventfd; /* .set NULL: the engine has no fast path */
+	struct request_gate gate;	 /* the policy's; .dev is set per instance */
 	void *ctx;			 /* the machine, opaque, for the calls below */
 	void (*irq_set)(void *ctx, unsigned gsi, bool level);
 	/* Record why the VM stops (the first reason wins) and stop the vCPUs. */
 	void (*stop)(void *ctx, enum stop_kind kind, int exit_code, const char *why);
 	uint64_t (*clock_ns)(void *ctx); /* CLOCK_MONOTONIC ns since the VM was built */
-	void (*console_tx)(void *ctx, const void *buf, size_t len);
+	/* Guest → host console bytes; console_ctx is set for each console
+	 * device (the policy sees which one wrote). */
+	void (*console_tx)(void *console_ctx, const void *buf, size_t len);
+	void *console_ctx;
 };
 
 static inline struct irq_line dev_irq_line(const struct dev_services *s, unsigned gsi)

@@ -290,7 +290,8 @@ int uart_load(void *dev, const void *buf, size_t len)
 static int com1_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
 		       char *err, size_t errlen)
 {
-	*dev = uart_create(s->pio, COM1_PORT, dev_irq_line(s, COM1_GSI), s->console_tx, s->ctx);
+	*dev = uart_create(s->pio, COM1_PORT, dev_irq_line(s, COM1_GSI), s->console_tx,
+			   s->console_ctx);
 	return *dev ? 0 : -1;
 }
 

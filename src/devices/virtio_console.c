@@ -116,7 +116,9 @@ static int console_create(const struct dev_services *s, const struct vm_config *
 			  void **dev, char *err, size_t errlen)
 {
 	struct virtio_env env = virtio_env_of(s);
-	return (*dev = virtio_console_create(&env, s->console_tx, s->ctx, err, errlen)) ? 0 : -1;
+	return (*dev = virtio_console_create(&env, s->console_tx, s->console_ctx, err, errlen))
+		   ? 0
+		   : -1;
 }
 
 const struct device_type virtio_console_device = {.name = "virtio-console0",

@@ -87,13 +87,45 @@ void virtio_pci_fail(struct virtio_pci *vp)
 	}
 }
 
+static void notify_locked(struct virtio_pci *vp, uint64_t q);
+
+/* After the pause a deferred request waited for: each deferred queue runs
+ * again, its first request past the pause rule. */
+static void replay(void *arg)
+{
+	struct virtio_pci *vp = arg;
+	pthread_mutex_lock(&vp->lock);
+	vp->replay_posted = false;
+	vp->replaying = true;
+	for (unsigned q = 0; q < vp->info.nqueues; q++)
+		if (vp->deferred & (1u << q))
+			notify_locked(vp, q);
+	vp->replaying = false;
+	pthread_mutex_unlock(&vp->lock);
+}
+
 void virtio_pci_process(struct virtio_pci *vp, unsigned q, virtio_handler handle)
 {
 	struct vq_chain c;
 	bool used = false;
 	int r;
+	if (vp->deferred & (1u << q)) {
+		if (!vp->replaying)
+			return; /* the pause it waits for has not ended yet */
+		vp->deferred &= ~(1u << q);
+		vp->after_pause = true;
+	}
 	while (virtio_pci_live(vp) && (r = virtq_pop(&vp->vq[q], &c)) != 0) {
 		int64_t len = r > 0 ? handle(vp, &c) : -1;
+		vp->after_pause = false;
+		if (len == VIRTIO_DEFER) {
+			vp->vq[q].last_avail--; /* unpopped: the driver still owns nothing new */
+			vp->deferred |= 1u << q;
+			if (!vp->replay_posted && vp->gate.after_resume)
+				vp->gate.after_resume(vp->gate.ctx, replay, vp);
+			vp->replay_posted = true;
+			break;
+		}
 		if (len < 0) {
 			virtio_pci_fail(vp);
 			break;
@@ -101,6 +133,7 @@ void virtio_pci_process(struct virtio_pci *vp, unsigned q, virtio_handler handle
 		virtq_push(&vp->vq[q], c.head, (uint32_t)len);
 		used = true;
 	}
+	vp->after_pause = false; /* also if the deferred request never came back */
 	if (used)
 		virtio_pci_used(vp, q);
 }
@@ -112,6 +145,7 @@ static void reset(struct virtio_pci *vp)
 	vp->status = 0;
 	vp->isr = 0;
 	vp->queue_sel = 0;
+	vp->deferred = 0;
 	vp->config_vector = MSIX_NO_VECTOR;
 	for (unsigned q = 0; q < vp->info.nqueues; q++) {
 		virtq_reset(&vp->vq[q], vp->info.queue_size);
@@ -362,7 +396,8 @@ struct virtio_env virtio_env_of(const struct dev_services *s)
 				   .mem = s->mem,
 				   .msi = s->msi,
 				   .ioeventfd = s->ioeventfd,
-				   .loop = s->loop};
+				   .loop = s->loop,
+				   .gate = s->gate};
 }
 
 int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, void *dev,
@@ -377,6 +412,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 	vp->info = *info;
 	vp->dev = dev;
 	vp->mem = env->mem;
+	vp->gate = env->gate;
 	pthread_mutex_init(&vp->lock, NULL);
 
 	pci_dev_init(&vp->pci, info->name, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE0 + info->type,

@@ -12,6 +12,7 @@
 
 #include "devices/msix.h"
 #include "devices/pci.h"
+#include "devices/request_gate.h"
 #include "devices/services.h"
 #include "devices/virtio_kick.h"
 #include "devices/virtqueue.h"
@@ -81,7 +82,14 @@ struct virtio_pci {
 	uint16_t queue_sel, config_vector;
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
-	struct virtio_kick kick; /* eventfd kicks on the VM's loop, when the engine offers them */
+	struct virtio_kick kick;  /* eventfd kicks on the VM's loop, when the engine offers them */
+	struct request_gate gate; /* every request passes it before the device acts */
+	/* A request a gate deferred (GATE_DEFER) waits, still in the ring, until
+	 * the VM has paused and resumed: queues with a bit in deferred do nothing
+	 * until the gate's after_resume replays them (replaying). */
+	uint32_t deferred;
+	bool replay_posted, replaying;
+	bool after_pause; /* the request being handled is the one deferred */
 };
 
 /* What a virtio device needs from the machine. */
@@ -91,6 +99,7 @@ struct virtio_env {
 	struct msi_sink msi;
 	struct ioeventfd_sink ioeventfd; /* optional: .set NULL means MMIO kicks only */
 	struct loop *loop;		 /* where eventfd kicks are served (with ioeventfd) */
+	struct request_gate gate;	 /* optional: .check NULL lets every request go */
 };
 
 /* The environment of a device the machine creates from its registry. */
@@ -112,8 +121,10 @@ void virtio_pci_destroy(struct virtio_pci *vp);
 /* Is the driver up (DRIVER_OK) and the device not broken? */
 bool virtio_pci_live(const struct virtio_pci *vp);
 
-/* Handle one request; returns the bytes written into the chain, or -1 if the
- * driver broke the protocol (the device then needs a reset). */
+/* Handle one request; returns the bytes written into the chain, -1 if the
+ * driver broke the protocol (the device then needs a reset), or VIRTIO_DEFER
+ * when the gate deferred it (the chain goes back to the ring). */
+#define VIRTIO_DEFER (-2)
 typedef int64_t (*virtio_handler)(struct virtio_pci *vp, struct vq_chain *c);
 
 /* Pop every available chain of queue q through handle, push the results and

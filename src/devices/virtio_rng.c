@@ -31,6 +31,27 @@ static int64_t rng_request(struct virtio_pci *vp, struct vq_chain *c)
 {
 	struct iovec iov[VQ_MAX_SIZE];
 	uint64_t len = c->write_len < RNG_MAX_CHUNK ? c->write_len : RNG_MAX_CHUNK;
+	struct gate_request rq = {
+	    .kind = GATE_RNG, .op = GATE_READ, .len = len, .after_pause = vp->after_pause};
+	/* A gate that wants the bytes gets them before the guest does: it may
+	 * change them. */
+	if (gate_wants_data(&vp->gate, GATE_RNG)) {
+		uint8_t *copy = malloc(len ? len : 1);
+		if (!copy || fill(copy, len) < 0) {
+			free(copy);
+			return 0;
+		}
+		rq.data = copy;
+		enum gate_verdict v = gate_check(&vp->gate, &rq);
+		int64_t done = v == GATE_GO	 ? (int64_t)vq_chain_write(c, 0, copy, len)
+			       : v == GATE_DEFER ? VIRTIO_DEFER
+						 : 0; /* denied: an empty answer */
+		free(copy);
+		return done;
+	}
+	enum gate_verdict v = gate_check(&vp->gate, &rq);
+	if (v != GATE_GO)
+		return v == GATE_DEFER ? VIRTIO_DEFER : 0;
 	unsigned n = iov_slice(c->iov + c->nread, c->nwrite, 0, len, iov);
 	for (unsigned i = 0; i < n; i++)
 		if (fill(iov[i].iov_base, iov[i].iov_len) < 0)

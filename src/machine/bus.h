@@ -56,7 +56,8 @@ void bus_unregister(struct bus *b, uint64_t base, void *dev);
  * dropped (as on a PC bus). Returns false if nothing claimed the address. */
 bool bus_access(struct bus *b, uint64_t addr, void *data, unsigned size, bool write);
 
-/* The name of the device at addr (for traces), or NULL. */
+/* The name of the device at addr (as bus_stats shows it, for traces and dev
+ * matches), or NULL; names outlive their ranges. */
 const char *bus_name(struct bus *b, uint64_t addr);
 
 /* Add {"device": hits, ...} to obj. */

@@ -17,6 +17,7 @@
 #include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
+#include "machine/interpose.h"
 #include "machine/machine.h"
 
 static const struct device_type *const registry[] = {
@@ -51,6 +52,9 @@ int machine_add_device(struct machine *m, const struct device_type *t, int i, ch
 	d->type = t;
 	d->dev = NULL;
 	err[0] = 0;
+	m->svc.gate.dev = d->name; /* the policy's name for its requests */
+	if (t->input)
+		machine_console_tap(m, d->name, t == &uart_device ? TAP_UART_OUT : TAP_VIRTIO_OUT);
 	int rc = t->create(&m->svc, m->cfg, i, &d->dev, err, errlen);
 	if (rc) {
 		if (!err[0])

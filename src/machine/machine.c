@@ -15,6 +15,7 @@
 #include "jail/jail.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
+#include "machine/interpose.h"
 #include "machine/stats.h"
 #include "machine/vcpu.h"
 #include "policy/active.h"
@@ -64,13 +65,33 @@ void machine_pause(struct machine *m)
 	loop_pause(m->loop, true);
 }
 
+int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	int i = m->nafter_resume < MAX_DEVICES ? m->nafter_resume++ : -1;
+	if (i >= 0) {
+		m->after_resume[i].fn = fn;
+		m->after_resume[i].arg = arg;
+	}
+	pthread_mutex_unlock(&m->pause_lock);
+	return i < 0 ? -1 : 0;
+}
+
 void machine_resume(struct machine *m)
 {
 	loop_pause(m->loop, false);
 	pthread_mutex_lock(&m->pause_lock);
+	/* Posted under the lock: none is lost to a racing machine_after_resume. */
+	bool lost = false;
+	for (int i = 0; i < m->nafter_resume; i++)
+		lost |= loop_post(m->loop, m->after_resume[i].fn, m->after_resume[i].arg) < 0;
+	m->nafter_resume = 0;
 	m->pause_requested = false;
 	pthread_cond_broadcast(&m->pause_cond);
 	pthread_mutex_unlock(&m->pause_lock);
+	if (lost)
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
+			     "out of memory for a request deferred by a pause rule");
 }
 
 bool machine_paused(struct machine *m)
@@ -135,6 +156,12 @@ static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool 
 	return m->engine->ioeventfd(m->evm, gpa, len, fd, assign);
 }
 
+void machine_console_tap(struct machine *m, const char *dev, enum tap_slot slot)
+{
+	struct console_tap tap = {m, dev, svc_console_tx, NULL, m};
+	m->svc.console_ctx = interpose_tap(slot, &tap);
+}
+
 void machine_services_init(struct machine *m)
 {
 	m->svc = (struct dev_services){.pio = &m->pio,
@@ -147,11 +174,12 @@ void machine_services_init(struct machine *m)
 				       .irq_set = irq_set,
 				       .stop = svc_stop,
 				       .clock_ns = svc_clock,
-				       .console_tx = svc_console_tx};
-	/* An mmio policy rule must see virtio notifications too: no ioeventfd
-	 * then, so they trap as MMIO exits (docs/policy.md). */
+				       .console_tx = interpose_console_out,
+				       .gate = interpose_gate(m)};
+	/* Some policy rules need virtio notifications to trap as MMIO exits
+	 * (docs/policy.md): no ioeventfd then. */
 	if (m->engine && m->engine->ioeventfd &&
-	    !(m->cfg && policy_has_class(m->cfg->policy, POLICY_MMIO)))
+	    interpose_allows_ioeventfd(m->cfg ? m->cfg->policy : NULL))
 		m->svc.ioeventfd = (struct ioeventfd_sink){engine_ioeventfd, m};
 }
 
@@ -320,6 +348,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)
+		rc = interpose_check(m, cfg->policy, err, errlen);
+	if (!rc)
 		rc = create_vcpus(m, restoring ? NULL : bsp, err, errlen);
 	free(bsp);
 	/* Here, before the control socket that reports uptime from it is served. */
@@ -377,7 +407,9 @@ static int start_console_input(struct machine *m)
 	struct machine_device *d = machine_device_find(m, want);
 	if (!d || !d->type->input)
 		return -1;
-	return console_start_input(m->console, m->loop, d->type->input, d->dev, user_quit, m);
+	struct console_tap tap = {m, d->name, NULL, d->type->input, d->dev};
+	return console_start_input(m->console, m->loop, interpose_console_in,
+				   interpose_tap(TAP_INPUT, &tap), user_quit, m);
 }
 
 /* After a crash: an instruction the engine refused may be the cause (one it

@@ -71,6 +71,12 @@ struct machine {
 	pthread_cond_t pause_cond;
 	bool pause_requested;
 	int parked; /* vCPUs currently parked */
+	/* What runs once the VM resumes (machine_after_resume), under pause_lock. */
+	struct {
+		void (*fn)(void *arg);
+		void *arg;
+	} after_resume[MAX_DEVICES];
+	int nafter_resume;
 
 	uint64_t start_ns; /* CLOCK_MONOTONIC when the VM was built, for get_time; constant */
 	const char *name;
@@ -107,6 +113,9 @@ static inline bool machine_stopping(struct machine *m)
 /* Fill m->svc from m (buses, RAM, loop, engine, console): for machine_create,
  * and for rigs that build a machine without it (tests, fuzzers). */
 void machine_services_init(struct machine *m);
+/* Run fn(arg) on the loop once the VM next resumes (after a pause that is
+ * under way). Up to MAX_DEVICES at a time; -1 when full. */
+int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg);
 /* Create instance i of type t and add it to m (snapshots, teardown in
  * reverse order). 0 or an EXIT_CODE_* with err set. */
 int machine_add_device(struct machine *m, const struct device_type *t, int i, char *err,

@@ -10,12 +10,8 @@
 #include "policy/policy.h"
 #include "policy/trace.h"
 
-static const char *const ops[NR_POLICY_CLASSES][2] = {
-    [POLICY_PIO] = {"read", "write"},
-    [POLICY_MMIO] = {"read", "write"},
-    [POLICY_HYPERCALL] = {"call", "call"},
-};
-static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr"};
+/* The key naming each class's address, if it has one. */
+static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr", "sector"};
 
 static uint64_t realtime_ns(void)
 {
@@ -32,16 +28,23 @@ static size_t fits(int n, size_t len)
 
 size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 {
-	char rule[24] = "";
+	char where[48] = "", rule[24] = "";
+	if (addr_keys[ev->cls])
+		snprintf(where, sizeof(where), ",\"%s\":%" PRIu64, addr_keys[ev->cls], ev->addr);
 	if (ev->rule)
 		snprintf(rule, sizeof(rule), ",\"rule\":%d", ev->rule);
+	/* Exits have a size and value; device requests a length. */
+	char what[48];
+	if (ev->cls <= POLICY_HYPERCALL)
+		snprintf(what, sizeof(what), ",\"size\":%u,\"value\":%" PRIu64, ev->size,
+			 ev->value);
+	else
+		snprintf(what, sizeof(what), ",\"len\":%" PRIu64, ev->value);
 	return fits(snprintf(buf, len,
 			     "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"device\":\"%s\",\"class\":\"%s\","
-			     "\"op\":\"%s\",\"%s\":%" PRIu64 ",\"size\":%u,\"value\":%" PRIu64
-			     ",\"verdict\":\"%s\"%s}\n",
+			     "\"op\":\"%s\"%s%s,\"verdict\":\"%s\"%s}\n",
 			     ev->ns, ev->vcpu, ev->device ? ev->device : "-",
-			     policy_class_names[ev->cls], ops[ev->cls][ev->write],
-			     addr_keys[ev->cls], ev->addr, ev->size, ev->value,
+			     policy_class_names[ev->cls], policy_op_name(ev->op), where, what,
 			     policy_action_names[ev->verdict], rule),
 		    len);
 }
@@ -59,12 +62,12 @@ void policy_audit(const struct policy *p, const struct policy_access *a, uint64_
 	struct policy_event ev = {.ns = realtime_ns(),
 				  .addr = a->addr,
 				  .value = value,
-				  .device = a->device,
+				  .device = a->dev,
 				  .vcpu = a->vcpu,
 				  .rule = r ? r->line : 0,
 				  .cls = (uint8_t)a->cls,
 				  .verdict = (uint8_t)(r ? r->action : POLICY_ALLOW),
-				  .write = a->write,
+				  .op = (uint8_t)a->op,
 				  .size = (uint8_t)a->size};
 	if (p->events) {
 		/* A stop or pause is in the log before the VM is seen stopping. */

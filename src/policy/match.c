@@ -1,11 +1,47 @@
+#include <string.h>
+
 #include "policy/policy.h"
+
+static bool in(const struct policy_range *r, uint64_t v)
+{
+	return v >= r->lo && v <= r->hi;
+}
+
+/* A needle in data: the memmem of the request's bytes. */
+static bool holds(const struct policy_rule *r, const struct policy_access *a)
+{
+	return a->data && memmem(a->data, a->datalen, r->contains, r->ncontains);
+}
 
 static bool matches(const struct policy_rule *r, const struct policy_access *a)
 {
-	return r->cls == a->cls && a->addr >= r->lo && a->addr <= r->hi &&
-	       (r->dirs & (a->write ? POLICY_WRITE : POLICY_READ)) &&
-	       (!r->sizes || (a->size < 32 && (r->sizes & (1u << a->size)))) &&
-	       (r->vcpu < 0 || r->vcpu == a->vcpu);
+	if (r->cls != a->cls || !(r->ops & a->op) || (r->vcpu >= 0 && r->vcpu != a->vcpu))
+		return false;
+	/* A request covering sectors [addr, addr+count) matches a range it overlaps. */
+	uint64_t last = a->count > 1 ? a->addr + (a->count - 1) : a->addr;
+	if (last < a->addr)
+		last = UINT64_MAX;
+	if (last < r->addr.lo || a->addr > r->addr.hi || !in(&r->len, a->len))
+		return false;
+	/* A flush covers no sector: only rules without a sector range see it. */
+	if (a->cls == POLICY_DISK && !a->count && (r->addr.lo || r->addr.hi != UINT64_MAX))
+		return false;
+	if (r->sizes && (a->size >= 32 || !(r->sizes & (1u << a->size))))
+		return false;
+	if (r->has_written && (a->op != POLICY_WRITE || !in(&r->written, a->value)))
+		return false;
+	if (a->args)
+		for (int i = 0; i < 4; i++)
+			if (!in(&r->arg[i], a->args[i]))
+				return false;
+	if (r->dev[0] && (!a->dev || strcmp(r->dev, a->dev)))
+		return false;
+	return !r->ncontains || holds(r, a);
+}
+
+static bool decides(const struct policy_rule *r)
+{
+	return r->action != POLICY_LOG && r->action != POLICY_LIMIT;
 }
 
 const struct policy_rule *policy_match(const struct policy *p, const struct policy_access *a,
@@ -16,10 +52,60 @@ const struct policy_rule *policy_match(const struct policy *p, const struct poli
 		const struct policy_rule *r = &p->rule[i];
 		if (!matches(r, a))
 			continue;
-		if (r->action != POLICY_LOG)
+		if (decides(r))
 			return r;
-		if (!*logged)
+		if (!*logged && r->action == POLICY_LOG)
 			*logged = r;
 	}
 	return NULL;
+}
+
+/* units at rate per second as ns, saturating so that a huge request on a
+ * slow bucket waits long instead of wrapping into no wait. */
+static uint64_t ns_of(uint64_t units, uint64_t rate)
+{
+	unsigned __int128 ns = (unsigned __int128)units * 1000000000u / rate;
+	return ns > UINT64_MAX / 4 ? UINT64_MAX / 4 : (uint64_t)ns;
+}
+
+/* Take cost units from the bucket at now; the wait (ns) until they are due. */
+static uint64_t charge(struct policy_limit *l, uint64_t cost, uint64_t now)
+{
+	uint64_t step = ns_of(cost, l->rate), slack = ns_of(l->burst, l->rate);
+	uint64_t tat = atomic_load(&l->tat), next;
+	do {
+		next = (tat > now ? tat : now) + step;
+	} while (!atomic_compare_exchange_weak(&l->tat, &tat, next));
+	return next - now > slack ? next - now - slack : 0;
+}
+
+uint64_t policy_limit(const struct policy *p, const struct policy_access *a, uint64_t now_ns)
+{
+	uint64_t wait = 0;
+	if (!p || !(p->limit_classes & (1u << a->cls)))
+		return 0;
+	for (int i = 0; i < p->n; i++) {
+		const struct policy_rule *r = &p->rule[i];
+		if (!matches(r, a))
+			continue;
+		if (decides(r))
+			break;
+		if (r->action != POLICY_LIMIT)
+			continue;
+		/* The rules are read-only but for their buckets. */
+		struct policy_limit *l = (struct policy_limit *)&r->limit;
+		uint64_t w = charge(l, l->bytes ? (a->len ? a->len : a->size) : 1, now_ns);
+		if (w > wait)
+			wait = w;
+	}
+	return wait;
+}
+
+size_t policy_patch(const struct policy_rule *r, uint8_t *data, size_t len)
+{
+	if (r->at >= len)
+		return 0;
+	size_t n = len - r->at < r->nbytes ? len - r->at : r->nbytes;
+	memcpy(data + r->at, r->bytes, n);
+	return n;
 }

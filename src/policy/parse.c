@@ -1,6 +1,8 @@
 /* The policy file grammar (docs/policy.md), one rule per line:
- *   ACTION CLASS [read|write] [port|addr|nr RANGE] [size N] [vcpu N] [value N]
- * '#' starts a comment; numbers are decimal or 0x-hex; RANGE is N or N-M. */
+ *   ACTION CLASS MATCH... [value N | bytes B [at N] | ops|bytes RATE [burst N]]
+ * '#' starts a comment; numbers are decimal or 0x-hex; RANGE is N or N-M; B
+ * is "text" (with \\, \" and \xHH) or 0x-hex bytes. Which matches a class
+ * takes is one table (keys), so the parser and its messages agree. */
 #include "policy/policy.h"
 
 #include <errno.h>
@@ -11,13 +13,36 @@
 
 #include "util/file.h"
 
-const char *const policy_class_names[NR_POLICY_CLASSES] = {"pio", "mmio", "hypercall"};
-const char *const policy_action_names[NR_POLICY_ACTIONS] = {"allow",  "deny", "log",
-							    "modify", "stop", "pause"};
+const char *const policy_class_names[NR_POLICY_CLASSES] = {"pio",  "mmio", "hypercall",
+							   "disk", "rng",  "console"};
+const char *const policy_action_names[NR_POLICY_ACTIONS] = {"allow", "deny",  "log",  "modify",
+							    "stop",  "pause", "limit"};
+const char *const policy_op_names[NR_POLICY_OPS] = {"read", "write", "flush", "discard", "call"};
 
-/* The keyword naming each class's range. */
-static const char *const range_words[NR_POLICY_CLASSES] = {"port", "addr", "nr"};
-static const uint64_t range_max[NR_POLICY_CLASSES] = {0xffff, UINT64_MAX, UINT64_MAX};
+const char *policy_op_name(unsigned op)
+{
+	for (int i = 0; i < NR_POLICY_OPS; i++)
+		if (op == 1u << i)
+			return policy_op_names[i];
+	return "?";
+}
+
+#define C(c)	 (1u << POLICY_##c)
+#define ACCESS	 (C(PIO) | C(MMIO))
+#define REQUESTS (C(DISK) | C(RNG) | C(CONSOLE))
+#define ALL	 ((1u << NR_POLICY_CLASSES) - 1)
+
+/* The operations of each class, and the word naming its range (if any). */
+static const unsigned class_ops[NR_POLICY_CLASSES] = {
+    [POLICY_PIO] = POLICY_READ | POLICY_WRITE,
+    [POLICY_MMIO] = POLICY_READ | POLICY_WRITE,
+    [POLICY_HYPERCALL] = POLICY_CALL,
+    [POLICY_DISK] = POLICY_READ | POLICY_WRITE | POLICY_FLUSH | POLICY_DISCARD,
+    [POLICY_RNG] = POLICY_READ,
+    [POLICY_CONSOLE] = POLICY_READ | POLICY_WRITE,
+};
+static const char *const range_words[NR_POLICY_CLASSES] = {"port", "addr", "nr", "sectors"};
+static const uint64_t range_max[NR_POLICY_CLASSES] = {0xffff, UINT64_MAX, UINT64_MAX, UINT64_MAX};
 
 struct lexer {
 	const char *file, *line; /* line: start of the current line */
@@ -42,7 +67,8 @@ static int expected(struct lexer *l, const char *fmt, ...)
 	return -1;
 }
 
-/* The next token of this line; false at its end (or a comment). */
+/* The next token of this line; false at its end (or a comment). A token
+ * starting with '"' runs to the closing quote, spaces and '#' included. */
 static bool next(struct lexer *l)
 {
 	while (*l->pos == ' ' || *l->pos == '\t' || *l->pos == '\r')
@@ -50,6 +76,13 @@ static bool next(struct lexer *l)
 	l->tok = l->pos;
 	if (!*l->pos || *l->pos == '\n' || *l->pos == '#')
 		return false;
+	if (*l->pos == '"') {
+		for (l->pos++; *l->pos && *l->pos != '\n' && *l->pos != '"'; l->pos++)
+			if (*l->pos == '\\' && l->pos[1] && l->pos[1] != '\n')
+				l->pos++;
+		if (*l->pos == '"')
+			l->pos++;
+	}
 	while (*l->pos && !strchr(" \t\r\n#", *l->pos))
 		l->pos++;
 	l->len = (size_t)(l->pos - l->tok);
@@ -93,19 +126,286 @@ static int parse_number(struct lexer *l, uint64_t *v, const char *what)
 	return 0;
 }
 
-static int parse_range(struct lexer *l, struct policy_rule *r)
+static int parse_range(struct lexer *l, struct policy_range *r, const char *what, uint64_t max)
 {
-	const char *word = range_words[r->cls];
-	uint64_t max = range_max[r->cls];
 	if (!next(l))
-		return expected(l, "a %s range (N or N-M)", word);
+		return expected(l, "a %s range (N or N-M)", what);
 	const char *end = l->tok + l->len, *p = number(l->tok, end, &r->lo);
 	r->hi = r->lo;
 	if (p && p < end && *p == '-')
 		p = number(p + 1, end, &r->hi);
 	if (p != end || r->hi < r->lo || r->hi > max)
-		return expected(l, "a %s range (N or N-M with N <= M <= %#llx)", word,
+		return expected(l, "a %s range (N or N-M with N <= M <= %#llx)", what,
 				(unsigned long long)max);
+	return 0;
+}
+
+static int hexdigit(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* "text" or 0xHEXBYTES into out; the byte count, or -1. */
+static int bytes_of(const char *s, size_t n, uint8_t *out)
+{
+	int len = 0;
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		for (size_t i = 1; i < n - 1; i++) {
+			int c = (unsigned char)s[i];
+			if (c == '\\') {
+				if (i + 1 >= n - 1)
+					return -1;
+				c = (unsigned char)s[++i];
+				if (c == 'x') {
+					if (i + 2 >= n - 1 || hexdigit(s[i + 1]) < 0 ||
+					    hexdigit(s[i + 2]) < 0)
+						return -1;
+					c = hexdigit(s[i + 1]) * 16 + hexdigit(s[i + 2]);
+					i += 2;
+				} else if (c == 'n') {
+					c = '\n';
+				} else if (c != '\\' && c != '"') {
+					return -1;
+				}
+			} else if (c == '"') {
+				return -1;
+			}
+			if (len == POLICY_BYTES_MAX)
+				return -1;
+			out[len++] = (uint8_t)c;
+		}
+		return len;
+	}
+	if (n < 4 || n % 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') ||
+	    (n - 2) / 2 > POLICY_BYTES_MAX)
+		return -1;
+	for (size_t i = 2; i < n; i += 2) {
+		if (hexdigit(s[i]) < 0 || hexdigit(s[i + 1]) < 0)
+			return -1;
+		out[len++] = (uint8_t)(hexdigit(s[i]) * 16 + hexdigit(s[i + 1]));
+	}
+	return len;
+}
+
+static int parse_bytes(struct lexer *l, uint8_t *out, unsigned *n)
+{
+	int len = next(l) ? bytes_of(l->tok, l->len, out) : -1;
+	if (len <= 0)
+		return expected(l,
+				"bytes: \"text\" (\\\\, \\\", \\n, \\xHH) or 0x-hex pairs, "
+				"1 to %d bytes",
+				POLICY_BYTES_MAX);
+	*n = (unsigned)len;
+	return 0;
+}
+
+/* N with an optional K, M or G (powers of 1024). */
+static const char *scaled(const char *s, const char *end, uint64_t *v)
+{
+	const char *p = number(s, end, v);
+	if (!p || p == end)
+		return p;
+	int shift = *p == 'K' ? 10 : *p == 'M' ? 20 : *p == 'G' ? 30 : 0;
+	if (!shift)
+		return p;
+	if (*v > UINT64_MAX >> shift)
+		return NULL;
+	*v <<= shift;
+	return p + 1;
+}
+
+static int parse_rate(struct lexer *l, struct policy_rule *r)
+{
+	if (!next(l))
+		return expected(l, "a rate (N/s, N with K, M or G)");
+	const char *end = l->tok + l->len, *p = scaled(l->tok, end, &r->limit.rate);
+	if (!p || end - p != 2 || strncmp(p, "/s", 2) || !r->limit.rate)
+		return expected(l, "a rate (N/s with N > 0, N with K, M or G: 200/s, 20M/s)");
+	r->limit.burst = r->limit.rate / 10 ? r->limit.rate / 10 : 1; /* 100 ms worth */
+	return 0;
+}
+
+static int parse_burst(struct lexer *l, struct policy_rule *r)
+{
+	const char *end = next(l) ? l->tok + l->len : NULL;
+	if (!end || scaled(l->tok, end, &r->limit.burst) != end)
+		return expected(l, "a burst size (N, with K, M or G)");
+	return 0;
+}
+
+static int parse_dev(struct lexer *l, struct policy_rule *r)
+{
+	if (!next(l) || l->len >= POLICY_DEV_MAX || l->tok[0] == '"')
+		return expected(l, "a device name (virtio-blk0, uart0, ...; at most %d characters)",
+				POLICY_DEV_MAX - 1);
+	memcpy(r->dev, l->tok, l->len);
+	r->dev[l->len] = 0;
+	return 0;
+}
+
+enum key {
+	K_OP,
+	K_RANGE,
+	K_SIZE,
+	K_LENGTH,
+	K_WRITTEN,
+	K_ARG0,
+	K_ARG1,
+	K_ARG2,
+	K_ARG3,
+	K_VCPU,
+	K_DEV,
+	K_CONTAINS,
+	K_VALUE,
+	K_BYTES,
+	K_AT,
+	K_OPS,
+	K_BYTES_RATE,
+	K_BURST,
+	NR_KEYS
+};
+
+#define A(a)	 (1u << POLICY_##a)
+#define MATCHERS ((1u << NR_POLICY_ACTIONS) - 1)
+
+/* Which key each class and action takes, and how the message names it. */
+static const struct key_info {
+	const char *word; /* NULL: the class's op words / range word */
+	const char *hint;
+	unsigned classes, actions;
+} keys[NR_KEYS] = {
+    [K_OP] = {NULL, "an operation", ALL, MATCHERS},
+    [K_RANGE] = {NULL, "RANGE", C(PIO) | C(MMIO) | C(HYPERCALL) | C(DISK), MATCHERS},
+    [K_SIZE] = {"size", "size N", ACCESS, MATCHERS},
+    [K_LENGTH] = {"length", "length RANGE", REQUESTS, MATCHERS},
+    [K_WRITTEN] = {"written", "written RANGE", ACCESS, MATCHERS},
+    [K_ARG0] = {"arg0", "arg0..arg3 RANGE", C(HYPERCALL), MATCHERS},
+    [K_ARG1] = {"arg1", NULL, C(HYPERCALL), MATCHERS},
+    [K_ARG2] = {"arg2", NULL, C(HYPERCALL), MATCHERS},
+    [K_ARG3] = {"arg3", NULL, C(HYPERCALL), MATCHERS},
+    [K_VCPU] = {"vcpu", "vcpu N", ALL, MATCHERS},
+    [K_DEV] = {"dev", "dev NAME", ALL & ~C(HYPERCALL), MATCHERS},
+    [K_CONTAINS] = {"contains", "contains BYTES", C(DISK) | C(CONSOLE), MATCHERS},
+    [K_VALUE] = {"value", "value N", ACCESS | C(HYPERCALL), A(MODIFY)},
+    [K_BYTES] = {"bytes", "bytes BYTES", REQUESTS, A(MODIFY)},
+    [K_AT] = {"at", "at N", REQUESTS, A(MODIFY)},
+    [K_OPS] = {"ops", "ops RATE", ALL, A(LIMIT)},
+    [K_BYTES_RATE] = {"bytes", "bytes RATE", ALL & ~C(HYPERCALL), A(LIMIT)},
+    [K_BURST] = {"burst", "burst N", ALL, A(LIMIT)},
+};
+
+static bool key_is(const struct lexer *l, enum key k, const struct policy_rule *r)
+{
+	if (k == K_OP) {
+		int op = lookup(l, policy_op_names, NR_POLICY_OPS);
+		return op >= 0 && (class_ops[r->cls] & (1u << op));
+	}
+	if (k == K_RANGE)
+		return is(l, range_words[r->cls]);
+	return is(l, keys[k].word);
+}
+
+/* "expected ..." naming every key the rule may still take. */
+static int expected_key(struct lexer *l, const struct policy_rule *r, unsigned seen)
+{
+	char list[512] = "";
+	size_t n = 0;
+	for (int k = 0; k < NR_KEYS; k++) {
+		const struct key_info *ki = &keys[k];
+		if ((seen & (1u << k)) || !ki->hint || !(ki->classes & (1u << r->cls)) ||
+		    !(ki->actions & (1u << r->action)))
+			continue;
+		if (k == K_BURST && !(seen & (1u << K_OPS | 1u << K_BYTES_RATE)))
+			continue;
+		if (k == K_OP) {
+			for (int o = 0; o < NR_POLICY_OPS; o++)
+				if (class_ops[r->cls] & (1u << o) && r->cls != POLICY_HYPERCALL)
+					n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ",
+							      policy_op_names[o]);
+		} else if (k == K_RANGE) {
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s RANGE, ",
+					      range_words[r->cls]);
+		} else {
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ", ki->hint);
+		}
+		if (n >= sizeof(list))
+			break;
+	}
+	return expected(l, "%sor the end of the rule", list);
+}
+
+static int parse_key(struct lexer *l, struct policy_rule *r, enum key k)
+{
+	uint64_t v;
+	switch (k) {
+	case K_OP:
+		r->ops = 1u << lookup(l, policy_op_names, NR_POLICY_OPS);
+		return 0;
+	case K_RANGE:
+		return parse_range(l, &r->addr, range_words[r->cls], range_max[r->cls]);
+	case K_SIZE:
+		if (parse_number(l, &v, "an access size"))
+			return -1;
+		if (v != 1 && v != 2 && v != 4 && v != 8)
+			return expected(l, "an access size of 1, 2, 4 or 8");
+		r->sizes = 1u << v;
+		return 0;
+	case K_LENGTH:
+		return parse_range(l, &r->len, "length", UINT64_MAX);
+	case K_WRITTEN:
+		r->has_written = true;
+		return parse_range(l, &r->written, "value", UINT64_MAX);
+	case K_ARG0:
+	case K_ARG1:
+	case K_ARG2:
+	case K_ARG3:
+		return parse_range(l, &r->arg[k - K_ARG0], "hypercall argument", UINT64_MAX);
+	case K_VCPU:
+		if (parse_number(l, &v, "a vCPU index"))
+			return -1;
+		if (v >= 64)
+			return expected(l, "a vCPU index below 64");
+		r->vcpu = (int)v;
+		return 0;
+	case K_DEV:
+		return parse_dev(l, r);
+	case K_CONTAINS:
+		return parse_bytes(l, r->contains, &r->ncontains);
+	case K_VALUE:
+		return parse_number(l, &r->value, "the value to use");
+	case K_BYTES:
+		return parse_bytes(l, r->bytes, &r->nbytes);
+	case K_AT:
+		return parse_number(l, &r->at, "an offset into the data");
+	case K_OPS:
+	case K_BYTES_RATE:
+		r->limit.bytes = k == K_BYTES_RATE;
+		return parse_rate(l, r);
+	case K_BURST:
+		return parse_burst(l, r);
+	default:
+		return -1;
+	}
+}
+
+/* What a complete rule still needs, checked at its end. */
+static int finish(struct lexer *l, struct policy_rule *r, unsigned seen)
+{
+	bool data = r->cls == POLICY_DISK || r->cls == POLICY_RNG || r->cls == POLICY_CONSOLE;
+	if (r->action == POLICY_MODIFY && !data && !(seen & 1u << K_VALUE))
+		return expected(l, "value N (modify needs the value to use)");
+	if (r->action == POLICY_MODIFY && data && !(seen & 1u << K_BYTES))
+		return expected(l, "bytes BYTES (modify needs the bytes to write)");
+	if (r->action == POLICY_LIMIT && !(seen & (1u << K_OPS | 1u << K_BYTES_RATE)))
+		return expected(l, "ops RATE or bytes RATE (limit needs a rate)");
+	/* Only data the guest hands over can be inspected or patched: a disk
+	 * read's data does not exist before the device acts. */
+	if (r->cls == POLICY_DISK && (seen & (1u << K_CONTAINS | 1u << K_BYTES)) &&
+	    r->ops != POLICY_WRITE)
+		return expected(l, "write (contains and modify look at a disk write's data)");
 	return 0;
 }
 
@@ -113,62 +413,43 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 {
 	int a = lookup(l, policy_action_names, NR_POLICY_ACTIONS);
 	if (a < 0)
-		return expected(l, "an action (allow, deny, log, modify, stop or pause)");
+		return expected(l, "an action (allow, deny, log, modify, stop, pause or limit)");
 	int c = next(l) ? lookup(l, policy_class_names, NR_POLICY_CLASSES) : -1;
 	if (c < 0)
-		return expected(l, "a class (pio, mmio or hypercall)");
-	*r = (struct policy_rule){.action = (enum policy_action)a,
-				  .cls = (enum policy_class)c,
-				  .dirs = POLICY_READ | POLICY_WRITE,
-				  .lo = 0,
-				  .hi = UINT64_MAX,
-				  .vcpu = -1,
-				  .line = l->lineno};
-	bool access = r->cls != POLICY_HYPERCALL, got_range = false, got_value = false;
-	bool got_dir = false, got_size = false, got_vcpu = false;
-	const char *range = range_words[r->cls];
+		return expected(l, "a class (pio, mmio, hypercall, disk, rng or console)");
+	*r = (struct policy_rule){
+	    .action = (enum policy_action)a,
+	    .cls = (enum policy_class)c,
+	    .ops = class_ops[c],
+	    .addr = {0, UINT64_MAX},
+	    .len = {0, UINT64_MAX},
+	    .arg = {{0, UINT64_MAX}, {0, UINT64_MAX}, {0, UINT64_MAX}, {0, UINT64_MAX}},
+	    .vcpu = -1,
+	    .line = l->lineno};
+	unsigned seen = 0;
 	while (next(l)) {
-		uint64_t v;
-		if (access && !got_dir && (is(l, "read") || is(l, "write"))) {
-			r->dirs = is(l, "read") ? POLICY_READ : POLICY_WRITE;
-			got_dir = true;
-		} else if (!got_range && is(l, range)) {
-			if (parse_range(l, r))
-				return -1;
-			got_range = true;
-		} else if (access && !got_size && is(l, "size")) {
-			if (parse_number(l, &v, "an access size"))
-				return -1;
-			if (v != 1 && v != 2 && v != 4 && v != 8)
-				return expected(l, "an access size of 1, 2, 4 or 8");
-			r->sizes = 1u << v;
-			got_size = true;
-		} else if (!got_vcpu && is(l, "vcpu")) {
-			if (parse_number(l, &v, "a vCPU index"))
-				return -1;
-			if (v >= 64)
-				return expected(l, "a vCPU index below 64");
-			r->vcpu = (int)v;
-			got_vcpu = true;
-		} else if (r->action == POLICY_MODIFY && !got_value && is(l, "value")) {
-			if (parse_number(l, &r->value, "the value to use"))
-				return -1;
-			got_value = true;
-		} else {
-			return expected(l, "%s%s RANGE, size N, vcpu N%s or the end of the rule",
-					access && !got_dir ? "read, write, " : "", range,
-					r->action == POLICY_MODIFY ? ", value N" : "");
-		}
+		int k = 0;
+		for (; k < NR_KEYS; k++)
+			if (!(seen & (1u << k)) && (keys[k].classes & (1u << c)) &&
+			    (keys[k].actions & (1u << a)) && key_is(l, (enum key)k, r))
+				break;
+		if (k == K_BURST && !(seen & (1u << K_OPS | 1u << K_BYTES_RATE)))
+			k = NR_KEYS;
+		if (k == NR_KEYS)
+			return expected_key(l, r, seen);
+		if (parse_key(l, r, (enum key)k))
+			return -1;
+		seen |= 1u << k;
+		if (k == K_OPS || k == K_BYTES_RATE) /* one rate per rule */
+			seen |= 1u << K_OPS | 1u << K_BYTES_RATE;
 	}
-	if (r->action == POLICY_MODIFY && !got_value)
-		return expected(l, "value N (modify needs the value to use)");
-	return 0;
+	return finish(l, r, seen);
 }
 
 int policy_parse(struct policy *p, const char *text, const char *file, char *err, size_t errlen)
 {
 	p->n = 0;
-	p->classes = 0;
+	p->classes = p->data_classes = p->dev_classes = p->limit_classes = p->vcpu_classes = 0;
 	struct lexer l = {.file = file, .err = err, .errlen = errlen};
 	for (const char *line = text; line;
 	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
@@ -181,7 +462,16 @@ int policy_parse(struct policy *p, const char *text, const char *file, char *err
 		struct policy_rule *r = &p->rule[p->n];
 		if (parse_rule(&l, r))
 			return -1;
-		p->classes |= 1u << r->cls;
+		unsigned bit = 1u << r->cls;
+		p->classes |= bit;
+		if (r->ncontains || r->nbytes)
+			p->data_classes |= bit;
+		if (r->action == POLICY_PAUSE || r->vcpu >= 0)
+			p->vcpu_classes |= bit;
+		if (r->dev[0])
+			p->dev_classes |= bit;
+		if (r->action == POLICY_LIMIT)
+			p->limit_classes |= bit;
 		p->n++;
 	}
 	return 0;

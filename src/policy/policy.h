@@ -1,16 +1,26 @@
 /* Interposition policy (docs/policy.md): rules that allow, deny, log, modify,
- * stop or pause the guest's actions, first match wins, no match = allow. A
- * log rule only records: matching goes on past it, as with iptables' LOG.
- * Parsed once before the VM starts; read-only afterwards, so vCPU threads
- * match without locks. */
+ * limit, stop or pause the guest's actions, first match wins, no match =
+ * allow. Log and limit rules do not decide: matching goes on past them, as
+ * with iptables' LOG. Parsed once before the VM starts; the rules are
+ * read-only afterwards, so vCPU and I/O threads match without locks (a limit
+ * rule's token bucket is the one thing that changes, atomically). */
 #ifndef POPEK_POLICY_H
 #define POPEK_POLICY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum policy_class { POLICY_PIO, POLICY_MMIO, POLICY_HYPERCALL, NR_POLICY_CLASSES };
+enum policy_class {
+	POLICY_PIO,
+	POLICY_MMIO,
+	POLICY_HYPERCALL,
+	POLICY_DISK,	/* virtio-blk requests */
+	POLICY_RNG,	/* virtio-rng entropy requests */
+	POLICY_CONSOLE, /* UART and virtio-console data, both directions */
+	NR_POLICY_CLASSES
+};
 
 enum policy_action {
 	POLICY_ALLOW,
@@ -19,33 +29,77 @@ enum policy_action {
 	POLICY_MODIFY,
 	POLICY_STOP,
 	POLICY_PAUSE,
+	POLICY_LIMIT,
 	NR_POLICY_ACTIONS
 };
 
 extern const char *const policy_class_names[NR_POLICY_CLASSES];
 extern const char *const policy_action_names[NR_POLICY_ACTIONS];
 
-#define POLICY_READ  1u
-#define POLICY_WRITE 2u
+/* Operations, one bit each; a rule holds a set. For the console, read is
+ * data into the guest (input), write data out of it. */
+#define POLICY_READ    1u
+#define POLICY_WRITE   2u
+#define POLICY_FLUSH   4u
+#define POLICY_DISCARD 8u
+#define POLICY_CALL    16u
+#define NR_POLICY_OPS  5
+extern const char *const policy_op_names[NR_POLICY_OPS];
+/* The name of the one operation in op. */
+const char *policy_op_name(unsigned op);
+
+#define POLICY_DEV_MAX	 24 /* device names: "virtio-blk0", "uart0", "cmos-rtc" */
+#define POLICY_BYTES_MAX 64 /* contains / modify bytes patterns */
+
+struct policy_range {
+	uint64_t lo, hi; /* inclusive */
+};
+
+/* limit: a token bucket as a virtual clock (GCRA): each unit of cost moves
+ * tat (the time the bucket is next empty) by 1/rate; a request waits for
+ * however far tat runs ahead of now by more than the burst. */
+struct policy_limit {
+	bool bytes;	      /* bytes/s, else ops/s */
+	uint64_t rate;	      /* units per second, > 0 */
+	uint64_t burst;	      /* units that may go at once */
+	_Atomic uint64_t tat; /* CLOCK_MONOTONIC ns */
+};
 
 struct policy_rule {
 	enum policy_action action;
 	enum policy_class cls;
-	unsigned dirs;	 /* POLICY_READ|POLICY_WRITE bits; both if not given */
-	uint64_t lo, hi; /* port, address or hypercall number range (inclusive) */
-	unsigned sizes;	 /* bit n: access size n bytes; 0 = any */
-	int vcpu;	 /* -1 = any */
-	uint64_t value;	 /* modify: the value read or written instead */
-	int line;	 /* in the policy file, for the audit log */
+	unsigned ops;		     /* POLICY_READ... bits; every op of the class if not given */
+	struct policy_range addr;    /* port, address, hypercall number or sector range */
+	struct policy_range len;     /* request bytes (disk, rng, console) */
+	struct policy_range written; /* pio/mmio: the value written */
+	bool has_written;
+	struct policy_range arg[4]; /* hypercall arguments */
+	unsigned sizes;		    /* bit n: access size n bytes; 0 = any */
+	int vcpu;		    /* -1 = any */
+	char dev[POLICY_DEV_MAX];   /* "" = any device */
+	/* contains: the request's data holds these bytes (disk writes, console) */
+	uint8_t contains[POLICY_BYTES_MAX];
+	unsigned ncontains;
+	uint64_t value; /* modify pio/mmio/hypercall: the value used instead */
+	/* modify disk/rng/console: these bytes replace the data at offset at */
+	uint8_t bytes[POLICY_BYTES_MAX];
+	unsigned nbytes;
+	uint64_t at;
+	struct policy_limit limit;
+	int line; /* in the policy file, for the audit log */
 };
 
 #define POLICY_MAX_RULES 1024
 
 struct policy {
 	int n;
-	unsigned classes;	      /* bit per class with at least one rule: the cheap check */
-	int audit_fd;		      /* -1 = no --audit */
-	char *text;		      /* the file as written (malloc'ed), or NULL */
+	unsigned classes;	/* bit per class with at least one rule: the cheap check */
+	unsigned data_classes;	/* bit per class with a rule that reads request data */
+	unsigned dev_classes;	/* bit per class with a dev match (the name is looked up) */
+	unsigned limit_classes; /* bit per class with a limit rule */
+	unsigned vcpu_classes;	/* bit per class with a rule that needs a vCPU (pause, vcpu N) */
+	int audit_fd;		/* -1 = no --audit */
+	char *text;		/* the file as written (malloc'ed), or NULL */
 	struct policy_events *events; /* the trace and audit ring, or NULL (policy/trace.h) */
 	struct policy_rule rule[POLICY_MAX_RULES];
 };
@@ -53,11 +107,17 @@ struct policy {
 /* One guest action as a rule sees it. */
 struct policy_access {
 	enum policy_class cls;
-	bool write;
-	uint64_t addr; /* port, guest-physical address or hypercall number */
-	unsigned size; /* bytes (pio, mmio) */
-	int vcpu;
-	const char *device; /* the device at addr, for the trace and audit; may be NULL */
+	unsigned op;	      /* one POLICY_READ... bit */
+	uint64_t addr;	      /* port, guest-physical address, hypercall number or first sector */
+	uint64_t count;	      /* sectors from addr a disk request covers (0 or 1 otherwise) */
+	unsigned size;	      /* bytes (pio, mmio) */
+	uint64_t len;	      /* request bytes (disk, rng, console) */
+	uint64_t value;	      /* pio/mmio write: the value written */
+	int vcpu;	      /* -1: not on a vCPU (an I/O thread, console input) */
+	const char *dev;      /* NULL if unknown */
+	const uint64_t *args; /* hypercall: its 4 arguments */
+	const uint8_t *data;  /* the data a contains match looks at, or NULL */
+	size_t datalen;
 };
 
 /* Parse text (the contents of file, named in messages) into p; on a
@@ -73,10 +133,21 @@ static inline bool policy_has_class(const struct policy *p, enum policy_class c)
 {
 	return p && (p->classes & (1u << c));
 }
-/* The first rule matching a that decides (any action but log), or NULL
+/* Does a rule for class c look at request data (so the device must copy
+ * it once and hand over the copy)? */
+static inline bool policy_needs_data(const struct policy *p, enum policy_class c)
+{
+	return p && (p->data_classes & (1u << c));
+}
+/* The first rule matching a that decides (not log or limit), or NULL
  * (allow); *logged is the first log rule matching before it, or NULL. */
 const struct policy_rule *policy_match(const struct policy *p, const struct policy_access *a,
 				       const struct policy_rule **logged);
+/* Charge a to every limit rule it matches before the deciding rule;
+ * returns how long (ns) the action must wait to stay within all of them. */
+uint64_t policy_limit(const struct policy *p, const struct policy_access *a, uint64_t now_ns);
+/* Apply a modify rule's bytes to data[0..len): returns bytes changed. */
+size_t policy_patch(const struct policy_rule *r, uint8_t *data, size_t len);
 
 /* Record an action rule r acted on (NULL: none did, the class is traced):
  * time, vCPU, class, device, operation, address, size, value, verdict, rule,

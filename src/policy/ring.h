@@ -11,15 +11,16 @@
 /* One action as the trace and the audit log record it. */
 struct policy_event {
 	uint64_t ns;	/* CLOCK_REALTIME */
-	uint64_t addr;	/* port, guest-physical address or hypercall number */
-	uint64_t value; /* what the guest saw or wrote after the rule */
+	uint64_t addr;	/* port, guest-physical address, hypercall number or first sector */
+	uint64_t value; /* what the guest saw or wrote after the rule; request bytes (disk, rng,
+			   console) */
 	const char
 	    *device; /* the device the address belongs to, or NULL; lives as long as the VM */
 	int32_t vcpu;
 	int32_t rule;	 /* line of the rule that acted, 0 = none (traced only) */
 	uint8_t cls;	 /* enum policy_class */
 	uint8_t verdict; /* enum policy_action */
-	uint8_t write;
+	uint8_t op;	 /* one POLICY_READ... bit */
 	uint8_t size;
 };
 

@@ -27,13 +27,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		uint64_t addr;
 		memcpy(&addr, head + 8, sizeof(addr));
+		uint64_t args[4] = {addr, ~addr, head[4], head[5]};
 		struct policy_access a = {.cls = head[0] % NR_POLICY_CLASSES,
-					  .write = head[1] & 1,
+					  .op = 1u << (head[1] % NR_POLICY_OPS),
 					  .addr = addr,
+					  .count = head[6],
 					  .size = 1u << (head[2] % 4),
-					  .vcpu = head[3] % 4};
-		const struct policy_rule *logged;
-		policy_match(&p, &a, &logged);
+					  .len = head[7],
+					  .value = addr >> 8,
+					  .vcpu = head[3] % 4,
+					  .dev = head[4] & 1 ? "virtio-blk0" : "uart0",
+					  .args = head[5] & 1 ? args : NULL,
+					  .data = (const uint8_t *)text,
+					  .datalen = size - h};
+		const struct policy_rule *logged, *r = policy_match(&p, &a, &logged);
+		uint8_t buf[8] = {0};
+		if (r && r->action == POLICY_MODIFY)
+			policy_patch(r, buf, head[7] % (sizeof(buf) + 1));
+		policy_limit(&p, &a, addr);
 	} else if (strncmp(err, "fuzz:", 5) != 0) {
 		abort(); /* a refusal names the file, line and column */
 	}

@@ -17,6 +17,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
+#include "policy/active.h"
 
 static int no_irq(struct engine_vm *vm, unsigned gsi, bool level)
 {
@@ -70,6 +71,9 @@ static void build(struct fuzz_rig *r, void (*setup)(struct fuzz_rig *r))
 	pthread_mutex_init(&r->m.stop_lock, NULL);
 	pthread_mutex_init(&r->m.pause_lock, NULL);
 	pthread_cond_init(&r->m.pause_cond, NULL);
+	r->m.policy = policy_active_create(NULL, NULL); /* no rules: the gate lets all go */
+	if (!r->m.policy)
+		abort();
 	if (guest_mem_init(&r->m.mem, FUZZ_RAM, err, sizeof(err))) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();

@@ -3,15 +3,17 @@
 
 Boots images/vmlinux + initramfs under popek, waits for the shell, runs commands
 (virtio-rng entropy, a write to the virtio-blk disk, CPU count), then ends the VM
-with END — poweroff; panic: a kernel panic through sysrq; or snapshot: popek
+with END — poweroff; panic: a kernel panic through sysrq; snapshot: popek
 snapshot --stop at the shell, popek restore, then the restored guest runs a
-command, reads the disk back and powers off — and prints one JSON object with
-what it saw. Usage:
-  session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT [END]]
+command, reads the disk back and powers off; or policy: disk, entropy and
+console commands for a --policy given in POPEK_SESSION_ARGS (57-policy-dev.sh),
+then poweroff — and prints one JSON object with what it saw. Usage:
+  [POPEK_SESSION_ARGS="more popek run options"] session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT [END]]
 """
 import json
 import os
 import select
+import shlex
 import subprocess
 import sys
 import time
@@ -28,7 +30,8 @@ proc = subprocess.Popen(
     [popek, "run", "--engine", engine, "--cpus", cpus, "--mem", "256M", "--name", name,
      "--kernel", os.path.join(images, "vmlinux"),
      "--initrd", os.path.join(images, "initramfs.cpio.gz"),
-     "--cmdline", "console=ttyS0 panic=-1 quiet cryptomgr.notests", "--disk", disk, "--stats"],
+     "--cmdline", "console=ttyS0 panic=-1 quiet cryptomgr.notests", "--disk", disk, "--stats"]
+    + shlex.split(os.environ.get("POPEK_SESSION_ARGS", "")),
     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 out = b""
 result = {"engine": engine, "cpus": int(cpus)}
@@ -77,6 +80,14 @@ try:
     token = "popek-disk-" + uuid.uuid4().hex
     result["disk_token"] = token
     result["dd"] = run(f"printf {token} | dd of=/dev/vda bs=512 count=1 conv=sync 2>&1; sync")
+    if end == "policy":
+        result["dd_denied"] = run("dd if=/dev/zero of=/dev/vda bs=4096 count=1 seek=1 conv=fsync 2>&1; echo rc=$?")
+        result["dd_allowed"] = run("dd if=/dev/zero of=/dev/vda bs=4096 count=1 seek=2048 conv=fsync 2>&1; echo rc=$?")
+        # 4 KiB direct reads, one request each, timed by the guest's clock
+        result["rate"] = run("a=$(cut -d' ' -f1 /proc/uptime); "
+                             "dd if=/dev/vda of=/dev/null bs=4096 count=120 iflag=direct 2>/dev/null; "
+                             "echo $a $(cut -d' ' -f1 /proc/uptime)")
+        result["console"] = run("echo 50%")
     if end == "snapshot":
         snap = subprocess.run([popek, "snapshot", name, snapdir, "--stop"], capture_output=True, text=True)
         result["snapshot_rc"] = snap.returncode

@@ -31,6 +31,7 @@ static struct policy_event event(int vcpu, uint64_t seq, int rule, enum policy_c
 				     .vcpu = vcpu,
 				     .rule = rule,
 				     .cls = (uint8_t)c,
+				     .op = POLICY_READ,
 				     .size = 1};
 }
 
