@@ -77,7 +77,10 @@ class Guest:
         self.send(f"echo B{tag}''; {cmd}; echo E{tag}''")
         self.read_until(f"B{tag}\r\n".encode(), limit)
         body = self.read_until(f"E{tag}\r\n".encode(), limit)
-        return body[:-len(f"E{tag}\r\n")].decode(errors="replace").replace("\r\n", "\n").strip()
+        text = body[:-len(f"E{tag}\r\n")].decode(errors="replace").replace("\r\n", "\n")
+        # The image's own notes (udhcpc's "popek-guest: eth0 has ...") go to
+        # /dev/console at any time and can land inside a command's output.
+        return "\n".join(l for l in text.split("\n") if not l.startswith("popek-guest: ")).strip()
 
     def wait_lease(self, limit=120):
         """Wait until eth0 has an IPv4 address (udhcpc runs from /init)."""
