@@ -28,7 +28,16 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 /* Parse `popek run` options into cfg; returns 0, or EXIT_CODE_USAGE after printing why. */
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg);
 
+struct snapshot;
+/* Create, (restore,) run and tear down one VM in this process — jailed, in a
+ * child process, unless --no-jail. t0: when the command started, for the
+ * report. handover >= 0: the migration connection, answered once the VM is
+ * built (migrate_handover), which runs only if the source lets it go. */
+int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, int handover);
+
 int cmd_run(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_vmctl(const char *cmd, int argc, char **argv);
 int cmd_policy(int argc, char **argv);

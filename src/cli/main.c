@@ -19,6 +19,11 @@ void cli_usage(FILE *f)
 	    "  popek ls                            list running VMs\n"
 	    "  popek snapshot NAME DIR [--stop] [--compress]  save a running VM\n"
 	    "  popek pause|resume|stop|stats NAME  control a running VM\n"
+	    "  popek migrate NAME tcp:HOST:PORT|unix:PATH [--max-downtime MS] [--bandwidth B/s]\n"
+	    "                [--compress]          move a running VM to a popek receive\n"
+	    "  popek receive --listen URI [options]  wait for a migrating VM and run it here\n"
+	    "                                      (run options as for restore; "
+	    "docs/migration.md)\n"
 	    "  popek exec [options] -- PROGRAM [ARGS...]  run one Linux program in a VM, no guest "
 	    "kernel\n"
 	    "                                      (docs/exec.md)\n"
@@ -105,6 +110,10 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "snapshot"))
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "receive"))
+		return cmd_receive(argc - 1, argv + 1);
 	if (!strcmp(cmd, "switch"))
 		return cmd_switch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))

@@ -11,12 +11,10 @@
 #include "control/control.h"
 #include "jail/jail.h"
 #include "machine/machine.h"
+#include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
 
-/* Create, (restore,) run and tear down one VM in this process — jailed, in a
- * child process, unless --no-jail. t0: when the command started, for the
- * restore-time report. */
-static int launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0)
+int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, int handover)
 {
 	static struct machine m; /* large (vCPU table); one per process */
 	char err[512] = "", name[32];
@@ -38,13 +36,24 @@ static int launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t
 		rc = machine_jail(&m, err, sizeof(err));
 	if (!rc && control_start(ctl, err, sizeof(err)))
 		rc = EXIT_CODE_HOST;
+	if (handover >= 0) {
+		if (rc)
+			migrate_refuse(handover, err);
+		else if (migrate_handover(handover, err, sizeof(err)))
+			rc = EXIT_CODE_HOST;
+		close(handover);
+	}
 	if (rc) {
 		control_stop(ctl);
 		fprintf(stderr, "popek: %s\n", err);
 		machine_destroy(&m);
 		return rc;
 	}
-	if (snap)
+	if (handover >= 0)
+		fprintf(stderr,
+			"popek: %s arrived, running on %s (%.1f ms after the stream began)\n",
+			cfg->name, m.engine->name, (double)(monotonic_ns() - t0) / 1e6);
+	else if (snap)
 		fprintf(stderr,
 			"popek: %s restored on %s in %.1f ms (to the first guest instruction)\n",
 			cfg->name, m.engine->name, (double)(monotonic_ns() - t0) / 1e6);
@@ -59,7 +68,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
 	int rc = cli_parse_run(argc, argv, &cfg);
-	return rc ? rc : launch(&cfg, NULL, 0);
+	return rc ? rc : cli_launch(&cfg, NULL, 0, -1);
 }
 
 /* --clones N: one process per clone, each with its own name and console. */
@@ -80,7 +89,7 @@ static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n
 				snprintf(path, sizeof(path), "%s.%d", cfg->console_path, i + 1);
 				cfg->console_path = path;
 			}
-			_exit(launch(cfg, s, t0));
+			_exit(cli_launch(cfg, s, t0, -1));
 		}
 		if (pids[i] < 0)
 			fprintf(stderr, "popek: cannot start clone %d: %s\n", i + 1,
@@ -158,7 +167,7 @@ int cmd_restore(int argc, char **argv)
 		rc = restore_clones(&cfg, s, ro.clones, t0);
 		close(cfg.ram_fd);
 	} else {
-		rc = launch(&cfg, s, t0);
+		rc = cli_launch(&cfg, s, t0, -1);
 	}
 	snapshot_close(s);
 	return rc;

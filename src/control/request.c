@@ -8,7 +8,7 @@
 static const char *const cmd_names[NR_CMDS] = {
     [CMD_INFO] = "info",     [CMD_PAUSE] = "pause", [CMD_RESUME] = "resume",
     [CMD_STOP] = "stop",     [CMD_STATS] = "stats", [CMD_SNAPSHOT] = "snapshot",
-    [CMD_POLICY] = "policy", [CMD_TRACE] = "trace",
+    [CMD_POLICY] = "policy", [CMD_TRACE] = "trace", [CMD_MIGRATE] = "migrate",
 };
 
 static bool get_bool(json_object *obj, const char *key)
@@ -69,9 +69,38 @@ static const char *parse_trace(struct control_request *req)
 	return NULL;
 }
 
+/* A non-negative integer at key, or def when absent; -1 if malformed. */
+static int get_count(json_object *obj, const char *key, uint64_t def, uint64_t *out)
+{
+	json_object *v;
+	*out = def;
+	if (!json_object_object_get_ex(obj, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return -1;
+	*out = (uint64_t)json_object_get_int64(v);
+	return 0;
+}
+
+static const char *parse_migrate(struct control_request *req)
+{
+	bool bad = false;
+	req->uri = get_string(req->obj, "uri", &bad);
+	req->compress = get_bool(req->obj, "compress");
+	if (bad || !req->uri)
+		return "migrate needs \"uri\": a string";
+	if (get_count(req->obj, "max_downtime_ms", 50, &req->max_downtime_ms) ||
+	    get_count(req->obj, "bandwidth", 0, &req->bandwidth) || req->max_downtime_ms > 3600000)
+		return "migrate: \"max_downtime_ms\" (0..3600000) and \"bandwidth\" must be "
+		       "non-negative integers";
+	return NULL;
+}
+
 static const char *parse_args(struct control_request *req)
 {
 	json_object *dir;
+	if (req->cmd == CMD_MIGRATE)
+		return parse_migrate(req);
 	if (req->cmd == CMD_POLICY)
 		return parse_policy(req);
 	if (req->cmd == CMD_TRACE)

@@ -4,6 +4,7 @@
 #define POPEK_CONTROL_REQUEST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct json_object;
 
@@ -16,6 +17,7 @@ enum control_cmd {
 	CMD_SNAPSHOT,
 	CMD_POLICY,
 	CMD_TRACE,
+	CMD_MIGRATE,
 	NR_CMDS
 };
 
@@ -29,6 +31,10 @@ struct control_request {
 	const char *text, *file;
 	/* trace: {"classes":[NAME,...]}, a bit per policy class; all if not given */
 	unsigned classes;
+	/* migrate: {"uri":STR,"max_downtime_ms":N,"bandwidth":N,"compress":bool}
+	 * + the connected socket; uri only names it in messages */
+	const char *uri;
+	uint64_t max_downtime_ms, bandwidth;
 };
 
 /* Returns 0, or -1 with *error the message to reply (nothing to free then). */

@@ -18,6 +18,7 @@
 #include "machine/interpose.h"
 #include "machine/machine.h"
 #include "machine/stats.h"
+#include "migrate/migrate.h"
 #include "policy/active.h"
 #include "policy/policy.h"
 #include "policy/trace.h"
@@ -220,11 +221,38 @@ static json_object *cmd_trace(struct machine *m, const struct control_request *r
 	return NULL;
 }
 
+/* {"cmd":"migrate",...} + the socket connected to the destination: the
+ * migration runs on its own thread, which streams progress lines on this
+ * connection and answers last; NULL: no other reply. */
+static json_object *cmd_migrate(struct machine *m, const struct control_request *req, int fd,
+				int passed)
+{
+	char err[256];
+	struct migrate_opts o = {.max_downtime_ns = req->max_downtime_ms * 1000000ull,
+				 .bandwidth = req->bandwidth,
+				 .compress = req->compress};
+	snprintf(o.uri, sizeof(o.uri), "%s", req->uri);
+	if (passed < 0)
+		return reply_error("migrate needs the connected socket sent as a descriptor "
+				   "(SCM_RIGHTS)");
+	int conn = fcntl(passed, F_DUPFD_CLOEXEC, 0), reply = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (conn < 0 || reply < 0) {
+		if (conn >= 0)
+			close(conn);
+		if (reply >= 0)
+			close(reply);
+		return reply_error("cannot keep the connections for the migration");
+	}
+	if (migrate_start(m, conn, reply, &o, err, sizeof(err)))
+		return reply_error(err);
+	return NULL;
+}
+
 static json_object *(*const commands[NR_CMDS])(struct machine *m, const struct control_request *req,
 					       int fd, int passed) = {
     [CMD_INFO] = cmd_info,     [CMD_PAUSE] = cmd_pause, [CMD_RESUME] = cmd_resume,
     [CMD_STOP] = cmd_stop,     [CMD_STATS] = cmd_stats, [CMD_SNAPSHOT] = cmd_snapshot,
-    [CMD_POLICY] = cmd_policy, [CMD_TRACE] = cmd_trace,
+    [CMD_POLICY] = cmd_policy, [CMD_TRACE] = cmd_trace, [CMD_MIGRATE] = cmd_migrate,
 };
 
 static json_object *handle(struct machine *m, const char *line, int fd, int passed)

@@ -101,10 +101,27 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c)
 	return 1;
 }
 
+/* During a migration: the pages the device wrote for chain head (its
+ * writable buffers, found again from the descriptors) are sent again. A driver
+ * that rewrote the descriptors of a chain in flight only loses its own data. */
+static void chain_dirty(const struct virtq *vq, uint16_t head)
+{
+	struct vq_chain c = {.head = head};
+	if (walk(vq, vq->desc, vq->size, head % vq->size, false, &c) < 0)
+		return;
+	for (unsigned i = c.nread; i < c.nread + c.nwrite; i++)
+		guest_mem_dirty(vq->mem, c.iov[i].iov_base, c.iov[i].iov_len);
+}
+
 void virtq_push_n(struct virtq *vq, const struct vq_used *e, unsigned n)
 {
 	if (!vq->enabled)
 		return;
+	if (__atomic_load_n(&vq->mem->dirty, __ATOMIC_RELAXED)) {
+		for (unsigned i = 0; i < n; i++)
+			chain_dirty(vq, e[i].head);
+		guest_mem_dirty(vq->mem, vq->used, USED_BYTES(vq->size));
+	}
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *elem = vq->used + 4 + 8u * ((uint16_t)(vq->used_idx + i) % vq->size);
 		uint32_t w[2] = {e[i].head, e[i].len};

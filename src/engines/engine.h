@@ -137,6 +137,13 @@ struct engine_ops {
 	int (*get_vm_state)(struct engine_vm *vm, struct vm_state *st);
 	int (*set_vm_state)(struct engine_vm *vm, const struct vm_state *st);
 
+	/* Optional (migration): which RAM pages the vCPUs wrote. dirty_log(on)
+	 * starts recording, or stops it; dirty_collect ORs into bitmap (a bit per
+	 * 4 KiB page of slot) the pages written since logging started or the last
+	 * collect, and starts the next interval. All vCPUs must be parked. */
+	int (*dirty_log)(struct engine_vm *vm, bool on);
+	int (*dirty_collect)(struct engine_vm *vm, unsigned slot, uint64_t *bitmap);
+
 	/* Optional: describe the last instruction the engine refused with #UD
 	 * (RIP, bytes, class), for a crash report; 0 if there was none. */
 	int (*last_undefined)(struct engine_vcpu *vcpu, char *buf, size_t len);

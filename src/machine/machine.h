@@ -51,6 +51,13 @@ struct machine_device {
 
 #define MAX_DEVICES 32
 
+/* An outgoing migration as `popek stats` shows it: written by its thread
+ * (util/counter.h), all zero before the first. */
+struct migration_progress {
+	uint64_t active, round, sent_bytes, dirty_pages, dirty_rate, expected_downtime_us,
+	    throttle_pct;
+};
+
 struct machine {
 	const struct vm_config *cfg;
 	const struct engine_ops *engine;
@@ -89,6 +96,7 @@ struct machine {
 	struct machine_device devices[MAX_DEVICES];
 	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
 	struct policy_events *events; /* audit writer and trace clients */
+	struct migration_progress migration;
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.

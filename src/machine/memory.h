@@ -33,6 +33,9 @@ struct guest_mem {
 	uint8_t *base;
 	uint64_t size;	  /* total RAM */
 	bool private_map; /* MAP_PRIVATE over an image: written pages are not in fd */
+	/* While a migration runs: a bit per 4 KiB page (by offset in base[]) that
+	 * a device wrote; NULL otherwise. Set through guest_mem_dirty. */
+	uint64_t *dirty;
 	int nranges;
 	struct mem_range range[2];
 };
@@ -53,5 +56,9 @@ void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Copy in/out of guest RAM; -1 if the span is not RAM. */
 int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
 int gpa_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+
+/* A device wrote host memory [hva, hva+len) of m (inside base[]): record
+ * the pages for a migration's next round. Nothing to do when none runs. */
+void guest_mem_dirty(const struct guest_mem *m, const void *hva, uint64_t len);
 
 #endif

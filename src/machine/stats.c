@@ -75,6 +75,24 @@ char *machine_stats_json(struct machine *m, double wall_seconds)
 	json_object_object_add(root, "pio", pio);
 	json_object_object_add(root, "mmio", mmio);
 	json_object_object_add(root, "per_vcpu", cpus);
+	const struct migration_progress *mp = &m->migration;
+	if (counter_read(&mp->round)) {
+		json_object *mj = json_object_new_object();
+		const struct {
+			const char *name;
+			const uint64_t *v;
+		} f[] = {{"active", &mp->active},
+			 {"round", &mp->round},
+			 {"sent_bytes", &mp->sent_bytes},
+			 {"dirty_pages", &mp->dirty_pages},
+			 {"dirty_rate_bytes_per_s", &mp->dirty_rate},
+			 {"expected_downtime_us", &mp->expected_downtime_us},
+			 {"throttle_pct", &mp->throttle_pct}};
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+			json_object_object_add(
+			    mj, f[i].name, json_object_new_int64((int64_t)counter_read(f[i].v)));
+		json_object_object_add(root, "migration", mj);
+	}
 	json_object_object_add(root, "jail", jail_report_json()); /* last: what protected the VMM */
 	json_object_put(t);
 	char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));

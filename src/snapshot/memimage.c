@@ -16,7 +16,7 @@
 
 static const uint8_t zero_page[PAGE];
 
-static bool is_zero(const uint8_t *p)
+bool memimage_page_zero(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)p;
 	for (unsigned i = 0; i < PAGE / 8; i++)
@@ -37,10 +37,7 @@ static uint32_t zero_chunk_crc(void)
 	return crc;
 }
 
-/* Which pages of a chunk may hold data, without touching the others: reading
- * a memfd hole would allocate it. Data is in the backing file (SEEK_DATA) or,
- * for a private mapping, in resident copy-on-write pages (mincore). */
-static void candidate_pages(const struct guest_mem *m, uint64_t off, bool *cand)
+void memimage_data_pages(const struct guest_mem *m, uint64_t off, bool *cand)
 {
 	memset(cand, 0, PAGES_PER_CHUNK);
 	off_t pos = off;
@@ -101,11 +98,11 @@ int64_t memimage_save(const struct guest_mem *m, int dir_fd, const char *path, b
 	for (uint64_t c = 0; c < nchunks; c++) {
 		uint64_t off = c * MEM_CHUNK,
 			 len = m->size - off < MEM_CHUNK ? m->size - off : MEM_CHUNK;
-		candidate_pages(m, off, cand);
+		memimage_data_pages(m, off, cand);
 		uLong crc = crc32(0, NULL, 0);
 		for (uint64_t p = 0; p < len; p += PAGE) {
 			const uint8_t *src = cand[p / PAGE] ? m->base + off + p : zero_page;
-			bool zero = src == zero_page || is_zero(src);
+			bool zero = src == zero_page || memimage_page_zero(src);
 			crc = crc32(crc, src, PAGE);
 			memcpy(chunk + p, zero ? zero_page : src, PAGE);
 			if (!zero && !z) {
@@ -226,7 +223,7 @@ static int open_zstd(int in_fd, uint64_t size, const uint32_t *crcs, char *err, 
 				goto out;
 			}
 			for (uint64_t p = 0; p < want; p += PAGE)
-				if (!is_zero(chunk + p) &&
+				if (!memimage_page_zero(chunk + p) &&
 				    write_all(mfd, chunk + p, PAGE, (off_t)(off + p))) {
 					snprintf(err, errlen, "out of memory restoring guest RAM");
 					goto out;

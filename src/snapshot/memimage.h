@@ -24,4 +24,11 @@ int64_t memimage_save(const struct guest_mem *m, int dir_fd, const char *path, b
 int memimage_open(const char *path, bool compressed, uint64_t size, const uint32_t *crcs,
 		  bool verify, char *err, size_t errlen);
 
+/* Which pages of the chunk at off may hold data (cand[i] for page i), without
+ * touching the others: reading a memfd hole would allocate it. Data is in the
+ * backing file (SEEK_DATA) or, for a private mapping, in resident
+ * copy-on-write pages (mincore). */
+void memimage_data_pages(const struct guest_mem *m, uint64_t off, bool *cand);
+bool memimage_page_zero(const uint8_t *page);
+
 #endif

@@ -74,8 +74,7 @@ static int write_file(int dir_fd, const char *dir, const char *name, const void 
 	return 0;
 }
 
-static int build_state(struct machine *m, struct blob *out, json_object *devs, char *err,
-		       size_t errlen)
+int snapshot_state(struct machine *m, struct blob *out, json_object *devs, char *err, size_t errlen)
 {
 	struct blob rec = {0};
 	struct cpu_state *st = malloc(sizeof(*st));
@@ -118,7 +117,8 @@ static int build_state(struct machine *m, struct blob *out, json_object *devs, c
 		snprintf(name, sizeof(name), "dev.%s", d->name);
 		sections_add(out, name, buf, len);
 		free(buf);
-		json_object_array_add(devs, json_object_new_string(d->name));
+		if (devs)
+			json_object_array_add(devs, json_object_new_string(d->name));
 	}
 	rc = out->oom || rec.oom ? -1 : 0;
 	if (rc)
@@ -129,29 +129,11 @@ out:
 	return rc;
 }
 
-int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct snapshot_opts *o,
-		  char *err, size_t errlen)
+json_object *snapshot_meta(struct machine *m, const char *format, char *err, size_t errlen)
 {
-	struct blob state = {0};
-	json_object *meta = json_object_new_object(), *devs = json_object_new_array();
-	uint64_t nchunks = m->mem.size / MEM_CHUNK + (m->mem.size % MEM_CHUNK != 0);
-	uint32_t *crcs = calloc(nchunks, sizeof(*crcs));
-	int rc = -1;
-	if (!crcs)
-		goto out;
-	if (build_state(m, &state, devs, err, errlen) ||
-	    write_file(dir_fd, dir, "state.bin", state.buf, state.len, err, errlen))
-		goto out;
-	const char *memfile = o->compress ? "memory.zst" : "memory.bin";
-	int64_t stored = memimage_save(&m->mem, dir_fd, memfile, o->compress, crcs, o->progress,
-				       o->ctx, err, errlen);
-	if (stored < 0)
-		goto out;
-
 	const struct vm_config *cfg = m->cfg;
-	json_object *c = json_object_new_object(), *mem = json_object_new_object(),
-		    *st = json_object_new_object(), *crc = json_object_new_array();
-	json_object_object_add(meta, "format", json_object_new_string(FORMAT_NAME));
+	json_object *meta = json_object_new_object(), *c = json_object_new_object();
+	json_object_object_add(meta, "format", json_object_new_string(format));
 	json_object_object_add(meta, "version", json_object_new_int(FORMAT_VERSION));
 	json_object_object_add(meta, "popek", json_object_new_string(POPEK_VERSION));
 	json_object_object_add(meta, "created", json_object_new_int64((int64_t)time(NULL)));
@@ -183,6 +165,48 @@ int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct s
 	}
 	json_object_object_add(c, "nics", nics);
 	json_object_object_add(meta, "config", c);
+	json_object *disks = json_object_new_array();
+	json_object_object_add(meta, "disks", disks);
+	for (int i = 0; i < cfg->ndisks; i++) {
+		/* The path is absolute (the CLI resolved it); the image is read
+		 * through the fd the disk has open. */
+		struct disk_ident id;
+		if (disk_ident_fd(machine_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen)) {
+			json_object_put(meta);
+			return NULL;
+		}
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "path", json_object_new_string(cfg->disk[i].path));
+		json_object_object_add(d, "ro", json_object_new_boolean(cfg->disk[i].ro));
+		json_object_object_add(d, "size", json_object_new_int64((int64_t)id.size));
+		json_object_object_add(d, "mtime_ns", json_object_new_int64(id.mtime_ns));
+		json_object_object_add(d, "crc32", json_object_new_int64(id.crc32));
+		json_object_array_add(disks, d);
+	}
+	return meta;
+}
+
+int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct snapshot_opts *o,
+		  char *err, size_t errlen)
+{
+	struct blob state = {0};
+	json_object *meta = NULL, *devs = json_object_new_array();
+	uint64_t nchunks = m->mem.size / MEM_CHUNK + (m->mem.size % MEM_CHUNK != 0);
+	uint32_t *crcs = calloc(nchunks, sizeof(*crcs));
+	int rc = -1;
+	if (!crcs)
+		goto out;
+	if (snapshot_state(m, &state, devs, err, errlen) ||
+	    write_file(dir_fd, dir, "state.bin", state.buf, state.len, err, errlen))
+		goto out;
+	const char *memfile = o->compress ? "memory.zst" : "memory.bin";
+	int64_t stored = memimage_save(&m->mem, dir_fd, memfile, o->compress, crcs, o->progress,
+				       o->ctx, err, errlen);
+	if (stored < 0 || !(meta = snapshot_meta(m, FORMAT_NAME, err, errlen)))
+		goto out;
+
+	json_object *mem = json_object_new_object(), *st = json_object_new_object(),
+		    *crc = json_object_new_array();
 	json_object_object_add(st, "file", json_object_new_string("state.bin"));
 	json_object_object_add(st, "size", json_object_new_int64((int64_t)state.len));
 	json_object_object_add(st, "crc32",
@@ -199,22 +223,6 @@ int snapshot_save(struct machine *m, int dir_fd, const char *dir, const struct s
 	json_object_object_add(mem, "crc32", crc);
 	json_object_object_add(meta, "memory", mem);
 	json_object_object_add(meta, "devices", json_object_get(devs));
-	json_object *disks = json_object_new_array();
-	json_object_object_add(meta, "disks", disks);
-	for (int i = 0; i < cfg->ndisks; i++) {
-		/* The path is absolute (the CLI resolved it); the image is read
-		 * through the fd the disk has open. */
-		struct disk_ident id;
-		if (disk_ident_fd(machine_disk_fd(m, i), cfg->disk[i].path, &id, err, errlen))
-			goto out;
-		json_object *d = json_object_new_object();
-		json_object_object_add(d, "path", json_object_new_string(cfg->disk[i].path));
-		json_object_object_add(d, "ro", json_object_new_boolean(cfg->disk[i].ro));
-		json_object_object_add(d, "size", json_object_new_int64((int64_t)id.size));
-		json_object_object_add(d, "mtime_ns", json_object_new_int64(id.mtime_ns));
-		json_object_object_add(d, "crc32", json_object_new_int64(id.crc32));
-		json_object_array_add(disks, d);
-	}
 	const char *text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PRETTY);
 	/* Written last: a snapshot.json means the snapshot is complete. */
 	rc = write_file(dir_fd, dir, "snapshot.json", text, strlen(text), err, errlen);
@@ -245,52 +253,65 @@ static json_object *get(json_object *o, const char *k, json_type t)
 }
 
 /* Is this a popek snapshot of a format we read? */
-static int check_format(struct snapshot *s, char *err, size_t errlen)
+static int check_format(struct snapshot *s, const char *format, char *err, size_t errlen)
 {
 	json_object *m = s->meta, *v = get(m, "format", json_type_string);
-	if (!v || strcmp(json_object_get_string(v), FORMAT_NAME)) {
-		snprintf(err, errlen,
-			 "not a popek snapshot (snapshot.json has no \"format\": \"%s\")",
-			 FORMAT_NAME);
+	if (!v || strcmp(json_object_get_string(v), format)) {
+		snprintf(err, errlen, "not a popek %s (its metadata has no \"format\": \"%s\")",
+			 strcmp(format, FORMAT_NAME) ? "migration stream" : "snapshot", format);
 		return -1;
 	}
 	v = get(m, "version", json_type_int);
 	if (!v || json_object_get_int(v) != FORMAT_VERSION) {
-		snprintf(err, errlen,
-			 "snapshot format version %d is not supported (this popek reads %d)",
-			 v ? json_object_get_int(v) : -1, FORMAT_VERSION);
+		snprintf(err, errlen, "%s version %d is not supported (this popek reads %d)",
+			 format, v ? json_object_get_int(v) : -1, FORMAT_VERSION);
 		return -1;
 	}
 	return 0;
 }
 
-/* The metadata, with every field the restore uses present and sane. */
-static int check_meta(struct snapshot *s, char *err, size_t errlen)
+/* The VM the metadata describes: CPUs and memory in range. */
+static int check_config(struct snapshot *s, char *err, size_t errlen)
+{
+	json_object *c = get(s->meta, "config", json_type_object);
+	json_object *cpus = get(c, "cpus", json_type_int), *mem = get(c, "mem", json_type_int);
+	if (!cpus || !mem || !get(s->meta, "engine", json_type_string)) {
+		snprintf(err, errlen,
+			 "the metadata is incomplete (config.cpus, config.mem, engine)");
+		return -1;
+	}
+	s->ncpus = json_object_get_int(cpus);
+	s->mem = (uint64_t)json_object_get_int64(mem);
+	if (s->ncpus < 1 || s->ncpus > MAX_VCPUS || s->mem < MEM_MIN_SIZE ||
+	    s->mem > MEM_MAX_SIZE || (s->mem & 0xfff)) {
+		snprintf(err, errlen, "the metadata describes an impossible VM (cpus or memory)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The files snapshot.json names, present and matching. */
+static int check_files(struct snapshot *s, char *err, size_t errlen)
 {
 	json_object *m = s->meta;
-	json_object *c = get(m, "config", json_type_object),
-		    *mem = get(m, "memory", json_type_object),
+	json_object *mem = get(m, "memory", json_type_object),
 		    *st = get(m, "state", json_type_object);
-	json_object *cpus = get(c, "cpus", json_type_int), *size = get(mem, "size", json_type_int),
+	json_object *size = get(mem, "size", json_type_int),
 		    *crc = get(mem, "crc32", json_type_array),
 		    *comp = get(mem, "compression", json_type_string),
 		    *file = get(mem, "file", json_type_string),
 		    *ssz = get(st, "size", json_type_int), *scrc = get(st, "crc32", json_type_int);
-	if (!cpus || !size || !crc || !comp || !file || !ssz || !scrc ||
-	    !get(m, "engine", json_type_string)) {
+	if (!size || !crc || !comp || !file || !ssz || !scrc) {
 		snprintf(err, errlen, "snapshot.json is incomplete");
 		return -1;
 	}
-	s->ncpus = json_object_get_int(cpus);
-	s->mem = (uint64_t)json_object_get_int64(size);
 	uint64_t nchunks = s->mem / MEM_CHUNK + (s->mem % MEM_CHUNK != 0);
 	const char *f = json_object_get_string(file), *cm = json_object_get_string(comp);
-	if (s->ncpus < 1 || s->ncpus > MAX_VCPUS || s->mem < MEM_MIN_SIZE ||
-	    s->mem > MEM_MAX_SIZE || (s->mem & 0xfff) || json_object_array_length(crc) != nchunks ||
+	if ((uint64_t)json_object_get_int64(size) != s->mem ||
+	    json_object_array_length(crc) != nchunks ||
 	    (strcmp(cm, "none") && strcmp(cm, "zstd")) ||
 	    strcmp(f, strcmp(cm, "zstd") ? "memory.bin" : "memory.zst")) {
-		snprintf(err, errlen,
-			 "snapshot.json describes an impossible VM (cpus, memory or files)");
+		snprintf(err, errlen, "snapshot.json describes an impossible VM (memory or files)");
 		return -1;
 	}
 	if ((uint64_t)json_object_get_int64(ssz) != s->state_len ||
@@ -343,11 +364,11 @@ struct snapshot *snapshot_open(const char *dir, bool verify, char *err, size_t e
 		snprintf(why, sizeof(why), "snapshot.json is not valid JSON");
 		goto fail;
 	}
-	if (check_format(s, why, sizeof(why)))
+	if (check_format(s, FORMAT_NAME, why, sizeof(why)))
 		goto fail;
 	path_in(path, sizeof(path), dir, "state.bin");
 	if (!(s->state = slurp(path, STATE_MAX, &s->state_len, why, sizeof(why))) ||
-	    check_meta(s, why, sizeof(why)) ||
+	    check_config(s, why, sizeof(why)) || check_files(s, why, sizeof(why)) ||
 	    sections_parse(s->state, s->state_len, &s->sec, why, sizeof(why)) ||
 	    decode_records(s, why, sizeof(why)))
 		goto fail;
@@ -371,6 +392,37 @@ fail:
 	snprintf(err, errlen, "snapshot %s refused: %s", dir, why[0] ? why : "out of memory");
 	snapshot_close(s);
 	return NULL;
+}
+
+struct snapshot *snapshot_begin(struct json_object *meta, const char *format, uint64_t *mem,
+				char *err, size_t errlen)
+{
+	struct snapshot *s = calloc(1, sizeof(*s));
+	if (!s) {
+		json_object_put(meta);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->ram_fd = -1;
+	s->meta = meta;
+	if (!meta || check_format(s, format, err, errlen) || check_config(s, err, errlen)) {
+		snapshot_close(s);
+		return NULL;
+	}
+	*mem = s->mem;
+	return s;
+}
+
+int snapshot_finish(struct snapshot *s, uint8_t *state, size_t len, int ram_fd, char *err,
+		    size_t errlen)
+{
+	s->state = state;
+	s->state_len = len;
+	s->ram_fd = ram_fd;
+	return sections_parse(s->state, s->state_len, &s->sec, err, errlen) ||
+		       decode_records(s, err, errlen)
+		   ? -1
+		   : 0;
 }
 
 int snapshot_check_disks(const struct snapshot *s, bool force, char *err, size_t errlen)

@@ -185,7 +185,44 @@ static int kvm_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, uin
 	    .memory_size = size,
 	    .userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
-	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	if (slot < sizeof(vm->slot) / sizeof(vm->slot[0])) {
+		vm->slot[slot] = r;
+		if (slot >= vm->nslots)
+			vm->nslots = slot + 1;
+	}
+	return 0;
+}
+
+/* KVM_MEM_LOG_DIRTY_PAGES on every RAM slot: KVM write-protects the pages
+ * and records the first write to each after every KVM_GET_DIRTY_LOG. */
+static int kvm_dirty_log(struct engine_vm *vm, bool on)
+{
+	for (unsigned i = 0; i < vm->nslots; i++) {
+		struct kvm_userspace_memory_region *r = &vm->slot[i];
+		r->flags = on ? r->flags | KVM_MEM_LOG_DIRTY_PAGES
+			      : r->flags & ~(uint32_t)KVM_MEM_LOG_DIRTY_PAGES;
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, r) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int kvm_dirty_collect(struct engine_vm *vm, unsigned slot, uint64_t *bitmap)
+{
+	if (slot >= vm->nslots)
+		return -EINVAL;
+	size_t words = (vm->slot[slot].memory_size / 4096 + 63) / 64;
+	uint64_t *got = calloc(words, sizeof(*got));
+	if (!got)
+		return -ENOMEM;
+	struct kvm_dirty_log d = {.slot = slot, .dirty_bitmap = got};
+	int rc = ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0 ? -errno : 0;
+	for (size_t i = 0; !rc && i < words; i++)
+		bitmap[i] |= got[i];
+	free(got);
+	return rc;
 }
 
 /* CPUID as KVM supports it, with this vCPU's APIC ID filled in and the
@@ -436,4 +473,6 @@ const struct engine_ops kvm_engine = {
     .get_vm_state = kvm_get_vm_state,
     .set_vm_state = kvm_set_vm_state,
     .ioeventfd = kvm_ioeventfd,
+    .dirty_log = kvm_dirty_log,
+    .dirty_collect = kvm_dirty_collect,
 };

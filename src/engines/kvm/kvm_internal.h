@@ -16,6 +16,9 @@ struct engine_vm {
 	uint64_t msr_ok; /* bit i: cpu_state MSR i is known to this KVM */
 	bool has_xsave, has_xcrs;
 	bool sync_regs; /* kvm_run carries the registers on every exit */
+	/* The RAM slots as mapped, to turn dirty logging on and off. */
+	struct kvm_userspace_memory_region slot[2];
+	unsigned nslots;
 };
 
 struct engine_vcpu {

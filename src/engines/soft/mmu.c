@@ -47,6 +47,23 @@ uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write)
 	return NULL;
 }
 
+static void slot_dirty(struct soft_slot *s, uint64_t page)
+{
+	uint64_t *d = __atomic_load_n(&s->dirty, __ATOMIC_ACQUIRE);
+	if (d)
+		__atomic_fetch_or(&d[page / 64], 1ull << (page % 64), __ATOMIC_RELAXED);
+}
+
+void phys_written(struct engine_vm *vm, const void *hva)
+{
+	for (int i = 0; i < vm->nslots; i++) {
+		struct soft_slot *s = &vm->slot[i];
+		uintptr_t off = (uintptr_t)hva - (uintptr_t)s->hva;
+		if (off < s->size)
+			slot_dirty(s, off >> 12);
+	}
+}
+
 /* The code word of the RAM page at gpa (which phys_ptr found). */
 static uint64_t *code_word(struct engine_vm *vm, uint64_t gpa)
 {
@@ -67,6 +84,11 @@ static uint64_t *code_word(struct engine_vm *vm, uint64_t gpa)
 void code_written(struct soft_cpu *c, uint64_t *code)
 {
 	uint64_t holders = __atomic_exchange_n(code, 0, __ATOMIC_RELAXED);
+	for (int i = 0; i < c->vm->nslots; i++) {
+		struct soft_slot *s = &c->vm->slot[i];
+		if ((uint64_t)(code - s->code) < s->size >> 12)
+			slot_dirty(s, (uint64_t)(code - s->code));
+	}
 	for (int i = 0; holders; i++, holders >>= 1) {
 		struct soft_cpu *o = c->vm->cpu[i];
 		if ((holders & 1) && o)
@@ -177,6 +199,7 @@ static void pte_set(struct soft_cpu *c, uint64_t *e, uint64_t bits)
 	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & bits) == bits)
 		return;
 	epoch_bump(c);
+	phys_written(c->vm, e);
 	__atomic_fetch_or(e, bits, __ATOMIC_RELAXED);
 }
 
@@ -185,6 +208,7 @@ static void pte_set32(struct soft_cpu *c, uint32_t *e, uint32_t bits)
 	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & bits) == bits)
 		return;
 	epoch_bump(c);
+	phys_written(c->vm, e);
 	__atomic_fetch_or(e, bits, __ATOMIC_RELAXED);
 }
 

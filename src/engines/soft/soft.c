@@ -116,9 +116,15 @@ void soft_cr8_write(struct soft_cpu *c, uint64_t v)
 	intc_cr8_write(c->vm->intc, c->index, v);
 }
 
+/* The interrupt controller writes what it asks for (kvmclock's page). */
 static void *intc_mem(void *ctx, uint64_t gpa, uint64_t len)
 {
-	return phys_ptr(ctx, gpa, len, true);
+	uint8_t *p = phys_ptr(ctx, gpa, len, true);
+	for (uint64_t o = 0; p && o < len; o += 4096)
+		phys_written(ctx, p + o);
+	if (p && len)
+		phys_written(ctx, p + len - 1);
+	return p;
 }
 
 /* ---- VM ---- */
@@ -153,8 +159,10 @@ static void soft_vm_destroy(struct engine_vm *vm)
 	if (!vm)
 		return;
 	intc_destroy(vm->intc);
-	for (int i = 0; i < vm->nslots; i++)
+	for (int i = 0; i < vm->nslots; i++) {
 		free(vm->slot[i].code);
+		free(vm->slot[i].dirty);
+	}
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }
@@ -176,6 +184,38 @@ static int soft_map_memory(struct engine_vm *vm, unsigned slot, uint64_t gpa, ui
 	for (int i = 0; i < SOFT_MAX_CPUS; i++)
 		if (vm->cpu[i])
 			tlb_flush(vm->cpu[i], false);
+	return 0;
+}
+
+/* Arming a page's code word routes its next write through code_written,
+ * which records it (mmu.c); vCPUs are parked, so no write is in flight. */
+static int soft_dirty_log(struct engine_vm *vm, bool on)
+{
+	for (int i = 0; i < vm->nslots; i++) {
+		struct soft_slot *s = &vm->slot[i];
+		uint64_t pages = s->size >> 12;
+		uint64_t *d = on ? calloc((pages + 63) / 64, sizeof(*d)) : NULL;
+		if (on && !d)
+			return -ENOMEM;
+		free(__atomic_exchange_n(&s->dirty, d, __ATOMIC_ACQ_REL));
+		for (uint64_t p = 0; on && p < pages; p++)
+			__atomic_fetch_or(&s->code[p], DIRTY_ARMED, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+static int soft_dirty_collect(struct engine_vm *vm, unsigned slot, uint64_t *bitmap)
+{
+	if ((int)slot >= vm->nslots || !vm->slot[slot].dirty)
+		return -EINVAL;
+	struct soft_slot *s = &vm->slot[slot];
+	for (uint64_t w = 0; w < ((s->size >> 12) + 63) / 64; w++) {
+		uint64_t bits = __atomic_exchange_n(&s->dirty[w], 0, __ATOMIC_RELAXED);
+		bitmap[w] |= bits;
+		for (; bits; bits &= bits - 1)
+			__atomic_fetch_or(&s->code[w * 64 + (unsigned)__builtin_ctzll(bits)],
+					  DIRTY_ARMED, __ATOMIC_RELAXED);
+	}
 	return 0;
 }
 
@@ -817,6 +857,8 @@ const struct engine_ops soft_engine = {
     .vm_create = soft_vm_create,
     .vm_destroy = soft_vm_destroy,
     .map_memory = soft_map_memory,
+    .dirty_log = soft_dirty_log,
+    .dirty_collect = soft_dirty_collect,
     .vcpu_create = soft_vcpu_create,
     .vcpu_destroy = soft_vcpu_destroy,
     .vcpu_run = soft_vcpu_run,

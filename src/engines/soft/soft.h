@@ -36,9 +36,16 @@ struct soft_slot {
 	uint8_t *hva;
 	unsigned flags;
 	/* One word per 4 KiB page: bit i set = vCPU i holds decoded blocks of
-	 * this page, so writes there must invalidate them (mmu.c). */
+	 * this page, so writes there must invalidate them (mmu.c). While a
+	 * migration logs writes, DIRTY_ARMED (vCPU 63's bit) is also set in the
+	 * word of every page not written since the last collect: the first write
+	 * takes the same slow path and lands in dirty, and later ones run at
+	 * full speed. */
 	uint64_t *code;
+	uint64_t *dirty; /* a bit per page; NULL unless logging */
 };
+
+#define DIRTY_ARMED (1ull << 63)
 
 struct engine_vm {
 	struct engine_vm_config cfg;
@@ -482,6 +489,8 @@ uint8_t *tlb_fill(struct soft_cpu *c, uint64_t lin, int acc, int user);
 uint64_t lin_read(struct soft_cpu *c, uint64_t lin, int size, int acc, int user);
 void lin_write(struct soft_cpu *c, uint64_t lin, int size, uint64_t val, int user);
 uint8_t *phys_ptr(struct engine_vm *vm, uint64_t gpa, uint64_t len, bool write);
+/* Record a write to the page at host address hva for a migration's dirty log. */
+void phys_written(struct engine_vm *vm, const void *hva);
 bool pae_pdpt_valid(struct soft_cpu *c, uint64_t cr3);
 bool mmio_next_exit(struct soft_cpu *c);
 void mmio_done(struct soft_cpu *c, const struct vcpu_exit *exit);

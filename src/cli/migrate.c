@@ -1,0 +1,192 @@
+/* popek migrate NAME URI [...]: send a running VM to a popek receive;
+ * popek receive --listen URI [...]: wait for one and run it here. */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "control/control.h"
+#include "machine/machine.h"
+#include "migrate/migrate.h"
+#include "snapshot/snapshot.h"
+
+static int64_t num(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+/* One line per round, and the notes (auto-converge, no convergence). */
+static void show_round(const char *line)
+{
+	json_object *o = json_tokener_parse(line), *p, *n;
+	if (o && json_object_object_get_ex(o, "progress", &p)) {
+		if (json_object_object_get_ex(p, "note", &n))
+			fprintf(stderr, "popek: migrate: %s\n", json_object_get_string(n));
+		else if (json_object_object_get_ex(p, "expected_downtime_ms", &n))
+			fprintf(stderr,
+				"popek: migrate: round %lld: %.1f MiB sent, %lld pages dirty "
+				"(%.1f MiB/s), expected downtime %.1f ms%s\n",
+				(long long)num(p, "round"), (double)num(p, "sent") / (1 << 20),
+				(long long)num(p, "dirty_pages"),
+				(double)num(p, "dirty_rate") / (1 << 20), json_object_get_double(n),
+				num(p, "throttle") ? ", vCPUs throttled" : "");
+	}
+	json_object_put(o);
+}
+
+static int usage_migrate(void)
+{
+	fprintf(stderr, "popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
+			"[--max-downtime MS] [--bandwidth BYTES/s] [--compress]\n");
+	return EXIT_CODE_USAGE;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	const char *name = NULL, *uri = NULL;
+	uint64_t downtime = MIGRATE_DEFAULT_DOWNTIME_MS, bw = 0;
+	bool compress = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		char *end = NULL;
+		if (!strcmp(a, "--compress")) {
+			compress = true;
+		} else if (!strcmp(a, "--max-downtime") && i + 1 < argc) {
+			downtime = strtoull(argv[++i], &end, 10);
+			if (*end || downtime > 3600000)
+				return usage_migrate();
+		} else if (!strcmp(a, "--bandwidth") && i + 1 < argc) {
+			if (parse_size(argv[++i], &bw) || bw == 0)
+				return usage_migrate();
+		} else if (a[0] == '-' || (name && uri)) {
+			return usage_migrate();
+		} else if (!name) {
+			name = a;
+		} else {
+			uri = a;
+		}
+	}
+	if (!name || !uri)
+		return usage_migrate();
+	char err[600], *resp = NULL;
+	/* Connected here, sent to the VM: a jailed VMM opens no sockets. */
+	int conn = migrate_connect(uri, err, sizeof(err));
+	if (conn < 0) {
+		fprintf(stderr, "popek: %s — is 'popek receive --listen %s' running?\n", err, uri);
+		return EXIT_CODE_HOST;
+	}
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
+	json_object_object_add(req, "uri", json_object_new_string(uri));
+	json_object_object_add(req, "max_downtime_ms", json_object_new_int64((int64_t)downtime));
+	json_object_object_add(req, "bandwidth", json_object_new_int64((int64_t)bw));
+	json_object_object_add(req, "compress", json_object_new_boolean(compress));
+	int rc = control_request(name, json_object_to_json_string(req), conn, &resp, show_round,
+				 err, sizeof(err));
+	json_object_put(req);
+	close(conn);
+	json_object *r = rc ? NULL : json_tokener_parse(resp), *ok, *e;
+	free(resp);
+	if (rc) {
+		fprintf(stderr, "popek: %s\n", err);
+		return EXIT_CODE_HOST;
+	}
+	if (!r || !json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok)) {
+		fprintf(stderr, "popek: migration of %s failed: %s; it keeps running here\n", name,
+			r && json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e)
+								       : "malformed reply");
+		json_object_put(r);
+		return EXIT_CODE_HOST;
+	}
+	json_object *d;
+	json_object_object_get_ex(r, "downtime_ms", &d);
+	fprintf(stderr, "popek: %s migrated to %s in %lld rounds, %.1f MiB, downtime %.1f ms\n",
+		name, uri, (long long)num(r, "rounds"), (double)num(r, "bytes") / (1 << 20),
+		json_object_get_double(d));
+	json_object_put(r);
+	return 0;
+}
+
+enum { O_LISTEN = 300 };
+
+static int receive_opt(void *ctx, int opt, const char *arg)
+{
+	*(const char **)ctx = arg;
+	return 0;
+}
+
+/* --net given here: the NICs use this host's backends, with the MACs the
+ * guest knows. */
+static void keep_host_nics(struct vm_config *cfg, const struct net_config *mine, int n)
+{
+	if (!n)
+		return;
+	for (int i = 0; i < n && i < cfg->nnics; i++) {
+		struct net_config nc = mine[i];
+		if (!nc.mac_set && cfg->nic[i].mac_set) {
+			memcpy(nc.mac, cfg->nic[i].mac, sizeof(nc.mac));
+			nc.mac_set = true;
+		}
+		cfg->nic[i] = nc;
+	}
+	if (n != cfg->nnics)
+		fprintf(stderr, "popek: receive: %d --net given, the VM has %d NICs\n", n,
+			cfg->nnics);
+	cfg->nnics = n;
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	static const struct option opts[] = {{"listen", required_argument, NULL, O_LISTEN}, {0}};
+	const char *uri = NULL;
+	struct cli_extra x = {.opts = opts, .fn = receive_opt, .ctx = &uri, .no_boot_opts = true};
+	static struct vm_config cfg;
+	static struct net_config mine[MAX_NICS];
+	vm_config_defaults(&cfg);
+	cfg.engine = NULL; /* default: the engine the VM ran on */
+	const char *extra = NULL;
+	int rc = cli_parse(argc, argv, &cfg, &x, &extra);
+	if (rc)
+		return rc;
+	if (!uri || extra) {
+		fprintf(stderr, "popek: usage: popek receive --listen tcp:HOST:PORT|unix:PATH "
+				"[--engine kvm|soft] [--name NAME] [run options]\n");
+		return EXIT_CODE_USAGE;
+	}
+	int nmine = cfg.nnics;
+	memcpy(mine, cfg.nic, sizeof(mine));
+	char err[700];
+	int lfd = migrate_listen(uri, err, sizeof(err));
+	if (lfd < 0) {
+		fprintf(stderr, "popek: %s\n", err);
+		return EXIT_CODE_HOST;
+	}
+	fprintf(stderr, "popek: waiting for a VM on %s\n", uri);
+	int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	if (!strncmp(uri, "unix:", 5))
+		unlink(uri + 5);
+	if (conn < 0) {
+		perror("popek: receive: accept");
+		return EXIT_CODE_HOST;
+	}
+	uint64_t t0 = monotonic_ns();
+	struct mig_in in = {.fd = conn};
+	struct snapshot *s = migrate_receive(&in, err, sizeof(err));
+	if (!s) {
+		migrate_refuse(conn, err);
+		close(conn);
+		fprintf(stderr, "popek: %s\n", err);
+		return EXIT_CODE_IMAGE;
+	}
+	snapshot_config(s, &cfg);
+	keep_host_nics(&cfg, mine, nmine);
+	rc = cli_launch(&cfg, s, t0, conn);
+	snapshot_close(s);
+	return rc;
+}

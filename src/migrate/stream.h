@@ -1,0 +1,62 @@
+/* The migration stream (docs/migration.md): a magic, then records, each
+ * framed and checksummed, optionally zstd-compressed. Reading is bounded: a
+ * record longer than its type allows, a bad checksum or a short read is an
+ * error, never an allocation or a read past what arrived. */
+#ifndef POPEK_MIGRATE_STREAM_H
+#define POPEK_MIGRATE_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MIG_MAGIC     "POPEKMG1"
+#define MIG_FORMAT    "popek-migration"
+#define MIG_PAGE      4096u
+#define MIG_RUN_PAGES 256u /* pages in one PAGES record at most */
+#define MIG_HDR_LEN   16u
+
+enum mig_type {
+	MIG_HELLO = 1, /* JSON metadata, as snapshot.json without its files */
+	MIG_PAGES,     /* u64 offset, u32 npages, u32 0, npages × 4096 bytes */
+	MIG_ZERO,      /* u64 offset, u32 npages, u32 0: those pages are zero now */
+	MIG_STATE,     /* the state sections (POPEKST1), as state.bin */
+	MIG_END,       /* u64 pages sent, u64 rounds */
+	NR_MIG_TYPES
+};
+
+#define MIG_F_ZSTD 1u
+
+/* Where records come from: a socket, or a buffer (the fuzz target). */
+struct mig_in {
+	int fd;
+	const uint8_t *buf;
+	size_t left;
+	uint64_t bytes; /* read so far */
+};
+
+/* Where they go; bytes counts what was written, for the bandwidth. */
+struct mig_out {
+	int fd;
+	bool compress;
+	uint64_t bytes;
+	void *zbuf; /* compression scratch */
+	size_t zcap;
+};
+
+/* Largest payload (uncompressed) a record of type t may have. */
+uint64_t mig_max_len(enum mig_type t);
+
+/* Write one record; 0 or -1 (errno set) when the peer is gone. */
+int mig_write(struct mig_out *o, enum mig_type t, const void *payload, size_t len);
+void mig_out_free(struct mig_out *o);
+/* All of p to socket fd; 0 or -1 when the peer is gone (no SIGPIPE). */
+int mig_send_all(int fd, const void *p, size_t n);
+
+/* Read the magic; 0 or -1 with err. */
+int mig_read_magic(struct mig_in *in, char *err, size_t errlen);
+/* Read one record into *buf (grown as needed, at most mig_max_len of its
+ * type; the caller frees): its type and uncompressed length. 0 or -1 with err. */
+int mig_read(struct mig_in *in, enum mig_type *t, uint8_t **buf, size_t *cap, size_t *len,
+	     char *err, size_t errlen);
+
+#endif
