@@ -88,12 +88,17 @@ static void pace(struct sender *s)
 	}
 }
 
+static int await_reply(struct sender *s, int timeout_ms);
+
 static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 {
 	uint64_t before = s->out.bytes;
 	if (mig_write(&s->out, t, p, len)) {
-		snprintf(s->err, sizeof(s->err), "the connection to %s broke: %s", s->o.uri,
-			 strerror(errno));
+		int e = errno;
+		/* A destination that refused the stream says why before it closes. */
+		if (await_reply(s, 1000) == 0 || strncmp(s->err, "the destination refused", 23))
+			snprintf(s->err, sizeof(s->err), "the connection to %s broke: %s",
+				 s->o.uri, strerror(e));
 		return -1;
 	}
 	s->round_bytes += s->out.bytes - before;
@@ -211,7 +216,8 @@ static void note(struct sender *s, const char *text)
 	json_object *o = json_object_new_object(), *p = json_object_new_object();
 	json_object_object_add(p, "note", json_object_new_string(text));
 	json_object_object_add(o, "progress", p);
-	snprintf(line, sizeof(line), "%s\n", json_object_to_json_string(o));
+	snprintf(line, sizeof(line), "%s\n",
+		 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	mig_send_all(s->reply, line, strlen(line));
 }
@@ -233,14 +239,14 @@ static int logging(struct sender *s, bool on)
 	return rc ? -1 : 0;
 }
 
-/* The destination's answer to the whole stream: "ready" or "refused WHY". */
-static int await_ready(struct sender *s)
+/* The destination's answer: "ready", or "refused WHY" (at any time). */
+static int await_reply(struct sender *s, int timeout_ms)
 {
 	char line[640];
 	size_t n = 0;
 	struct pollfd p = {.fd = s->conn, .events = POLLIN};
 	while (n < sizeof(line) - 1 && (n == 0 || line[n - 1] != '\n')) {
-		if (poll(&p, 1, READY_TIMEOUT_S * 1000) <= 0)
+		if (poll(&p, 1, timeout_ms) <= 0)
 			break;
 		ssize_t r = read(s->conn, line + n, 1);
 		if (r <= 0)
@@ -258,7 +264,7 @@ static int await_ready(struct sender *s)
 		snprintf(s->err, sizeof(s->err),
 			 "the destination did not confirm it has the VM (connection lost or no "
 			 "answer in %d s)",
-			 READY_TIMEOUT_S);
+			 timeout_ms / 1000);
 	}
 	return -1;
 }
@@ -353,7 +359,8 @@ static void finish(struct sender *s, int rc, unsigned rounds, uint64_t downtime)
 		json_object_object_add(r, "downtime_ms",
 				       json_object_new_double((double)downtime / 1e6));
 	}
-	snprintf(line, sizeof(line), "%s\n", json_object_to_json_string(r));
+	snprintf(line, sizeof(line), "%s\n",
+		 json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
 	json_object_put(r);
 	mig_send_all(s->reply, line, strlen(line));
 }
@@ -374,7 +381,7 @@ static void *sender_main(void *arg)
 	put_le(end, s->pages_sent, 8);
 	put_le(end + 8, rounds, 8);
 	if (!rc)
-		rc = emit(s, MIG_END, end, sizeof(end)) || await_ready(s);
+		rc = emit(s, MIG_END, end, sizeof(end)) || await_reply(s, READY_TIMEOUT_S * 1000);
 	blob_free(&state);
 	if (!rc && mig_send_all(s->conn, "go\n", 3)) {
 		/* The destination will not start without it: better here than nowhere. */
@@ -396,10 +403,13 @@ static void *sender_main(void *arg)
 			"popek: %s migrated to %s (%u rounds, %.1f MiB, downtime %.1f ms)\n",
 			m->name, s->o.uri, rounds, (double)s->out.bytes / (1 << 20),
 			(double)downtime / 1e6);
+		/* The reply first: the process may end as soon as the VM stops. */
+		finish(s, rc, rounds, downtime);
 		machine_stop(m, STOP_POWEROFF, 0, "migrated to %s", s->o.uri);
 		hold(s, false);
 	}
-	finish(s, rc, rounds, downtime);
+	if (rc)
+		finish(s, rc, rounds, downtime);
 	close(s->conn);
 	close(s->reply);
 	mig_out_free(&s->out);

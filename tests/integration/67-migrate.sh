@@ -1,0 +1,200 @@
+# Live migration: a guest rewriting memory while it computes, moved mid-run
+# between popek processes (unix and tcp, either engine, compressed or not),
+# finishes with the uninterrupted result; a cut connection, a corrupt,
+# truncated or foreign stream leave the source running; a guest that dirties
+# memory faster than the link sends it is throttled until it converges.
+export POPEK_RUNTIME_DIR=$TMP/run
+P=$POPEK_ROOT/build/popek
+MW="$GUESTS/memwrite.elf"
+ARGS="rounds=24 pages=256 iters=3000000"
+run_vm mig-ref run --engine kvm --kernel "$MW" --cmdline "$ARGS"
+want=$(grep -o "result 0x[0-9a-f]*" "$OUT")
+[ -n "$want" ] || fail "migrate: reference run" "no result: $(tail -c 200 "$OUT")"
+
+# start_src ENGINE [ARGS]: memwrite as VM "src", once it is at round 3.
+start_src() {
+	SRC_CON=$TMP/src-$RANDOM.con
+	"$P" run --engine "$1" --name src --kernel "$MW" --cmdline "${2:-$ARGS}" \
+		--console "file:$SRC_CON" >/dev/null 2>"$TMP/src.err" </dev/null &
+	SRC_PID=$!
+	for _ in $(seq 400); do grep -q "round 3$" "$SRC_CON" 2>/dev/null && break; sleep 0.05; done
+}
+
+# start_dst URI [ENGINE]: popek receive as VM "dst".
+start_dst() {
+	DST_CON=$TMP/dst-$RANDOM.con
+	"$P" receive --listen "$1" ${2:+--engine $2} --name dst --console "file:$DST_CON" \
+		>/dev/null 2>"$TMP/dst.err" </dev/null &
+	DST_PID=$!
+	for _ in $(seq 100); do grep -q "waiting for a VM" "$TMP/dst.err" 2>/dev/null && break; sleep 0.05; done
+}
+
+# migrate_case NAME FROM TO URI [migrate options]
+migrate_case() {
+	local name=$1 from=$2 to=$3 uri=$4
+	shift 4
+	start_dst "$uri" "$to"
+	start_src "$from"
+	timeout 120 "$P" migrate src "$uri" "$@" 2>"$TMP/mig.err"
+	local mrc=$?
+	wait $SRC_PID
+	local src=$?
+	timeout 120 tail --pid=$DST_PID -f /dev/null
+	wait $DST_PID
+	local dst=$?
+	if grep -q "result" "$SRC_CON"; then
+		fail "$name" "the guest finished before the migration: the test proves nothing"
+	elif [ $mrc != 0 ] || [ $src != 0 ] || [ $dst != 1 ]; then
+		fail "$name" "migrate rc $mrc, source rc $src, destination rc $dst: $(tail -c 300 "$TMP/mig.err") $(tail -c 300 "$TMP/dst.err")"
+	elif ! grep -q "$want" "$DST_CON"; then
+		fail "$name" "wrong or no result on the destination: $(tail -c 200 "$DST_CON")"
+	elif ! grep -q "src migrated to $uri" "$TMP/src.err"; then
+		fail "$name" "the source did not say where it went: $(cat "$TMP/src.err")"
+	else
+		pass "$name: finishes there with the uninterrupted result"
+	fi
+}
+
+migrate_case "migrate kvm→kvm over unix" kvm kvm "unix:$TMP/mig.sock"
+migrate_case "migrate kvm→kvm over tcp, compressed" kvm kvm "tcp:127.0.0.1:47$((RANDOM % 900 + 100))" --compress
+migrate_case "migrate soft→kvm" soft kvm "unix:$TMP/mig.sock"
+migrate_case "migrate kvm→soft" kvm soft "unix:$TMP/mig.sock"
+migrate_case "migrate soft→soft over tcp" soft soft "tcp:127.0.0.1:47$((RANDOM % 900 + 100))"
+
+# A stand-in peer: accepts one connection on LISTEN and reads CUT bytes
+# (idle: until the source goes quiet) before closing; with TARGET it forwards
+# to a real popek receive instead, flipping byte FLIP or cutting at CUT.
+cat >"$TMP/peer.py" <<'PY'
+import os, socket, sys, threading
+listen, target, cut, flip = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if os.path.exists(listen):
+    os.unlink(listen)
+ls = socket.socket(socket.AF_UNIX)
+ls.bind(listen)
+ls.listen(1)
+print("listening", flush=True)
+c, _ = ls.accept()
+up = None
+if target != "-":
+    up = socket.socket(socket.AF_UNIX)
+    up.connect(target)
+    def back():
+        while True:
+            d = up.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+    threading.Thread(target=back, daemon=True).start()
+n = 0
+limit = None if cut == "idle" else int(cut)
+c.settimeout(2 if limit is None else 30)
+while limit is None or n < limit:
+    try:
+        d = c.recv(65536 if limit is None else min(65536, limit - n))
+    except socket.timeout:
+        break
+    if not d:
+        break
+    if up:
+        if n <= flip < n + len(d):
+            d = d[:flip - n] + bytes([d[flip - n] ^ 0x40]) + d[flip - n + 1:]
+        try:
+            up.sendall(d)
+        except OSError:  # the destination refused and closed: its answer comes back
+            break
+    n += len(d)
+if up:
+    try:
+        up.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    threading.Event().wait(3)
+c.close()
+PY
+
+# The connection cut at several points: the source says why and runs on.
+start_src kvm
+cut_ok=0
+for cut in 0 100 300000 idle; do
+	python3 "$TMP/peer.py" "$TMP/peer.sock" - $cut -1 >"$TMP/peer.out" &
+	PEER=$!
+	for _ in $(seq 100); do grep -q listening "$TMP/peer.out" 2>/dev/null && break; sleep 0.05; done
+	timeout 60 "$P" migrate src "unix:$TMP/peer.sock" 2>"$TMP/mig.err"
+	rc=$?
+	wait $PEER
+	if [ $rc = 71 ] && grep -q "keeps running here" "$TMP/mig.err" && kill -0 $SRC_PID 2>/dev/null; then
+		cut_ok=$((cut_ok + 1))
+	else
+		fail "migrate: connection cut after $cut bytes" "rc $rc, $(cat "$TMP/mig.err")"
+	fi
+done
+wait $SRC_PID
+if [ $cut_ok = 4 ] && grep -q "$want" "$SRC_CON" && grep -q "connection to unix:$TMP/peer.sock broke" "$TMP/src.err" &&
+	grep -q "did not confirm" "$TMP/src.err"; then
+	pass "migrate: connection cut at 4 points: the source says why each time and finishes with the right result"
+else
+	fail "migrate: cut connections" "$cut_ok of 4 handled; $(tail -c 300 "$SRC_CON"); $(cat "$TMP/src.err")"
+fi
+
+# Corrupt and truncated streams: refused by the destination before any guest
+# code runs there; the source hears why and runs on.
+start_src kvm
+refused=0
+for how in flip:200000 cut:300000; do
+	start_dst "unix:$TMP/mig.sock"
+	if [ ${how%%:*} = flip ]; then args="999999999 ${how#*:}"; else args="${how#*:} -1"; fi
+	python3 "$TMP/peer.py" "$TMP/peer.sock" "$TMP/mig.sock" $args >"$TMP/peer.out" &
+	PEER=$!
+	for _ in $(seq 100); do grep -q listening "$TMP/peer.out" 2>/dev/null && break; sleep 0.05; done
+	timeout 60 "$P" migrate src "unix:$TMP/peer.sock" 2>"$TMP/mig.err"
+	rc=$?
+	wait $DST_PID
+	drc=$?
+	wait $PEER
+	what=checksum
+	[ ${how%%:*} = cut ] && what=truncated
+	if [ $rc = 71 ] && [ $drc = 65 ] && grep -q "$what" "$TMP/dst.err" && [ ! -s "$DST_CON" ] &&
+		kill -0 $SRC_PID 2>/dev/null; then
+		refused=$((refused + 1))
+	else
+		fail "migrate: $how stream" "migrate rc $rc, receive rc $drc: $(cat "$TMP/dst.err") / $(cat "$TMP/mig.err")"
+	fi
+done
+if [ $refused = 2 ] && grep -q "destination refused the VM: .*checksum" "$TMP/src.err"; then
+	pass "migrate: corrupt and truncated streams refused before the guest runs there; the source runs on and says why"
+else
+	fail "migrate: corrupt stream" "$refused of 2 refused; source said: $(cat "$TMP/src.err")"
+fi
+start_dst "unix:$TMP/mig.sock"
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GET / HTTP/1.0\r\n\r\n" * 4); print(s.recv(200).decode())' "$TMP/mig.sock" >"$TMP/foreign.out"
+wait $DST_PID
+RC=$?
+ERR=$TMP/dst.err
+expect_err "migrate: a foreign stream is refused" 65 "not a popek migration stream"
+grep -q "^refused" "$TMP/foreign.out" || fail "migrate: foreign stream" "the sender was not told: $(cat "$TMP/foreign.out")"
+wait $SRC_PID
+grep -q "$want" "$SRC_CON" || fail "migrate: source after refusals" "no right result: $(tail -c 200 "$SRC_CON")"
+
+# A guest dirtying memory faster than 1 MiB/s: auto-converge throttles it
+# until the rest fits in the downtime; it goes on computing there.
+start_dst "unix:$TMP/mig.sock"
+start_src kvm "rounds=1000000 pages=256 iters=20000000"
+timeout 120 "$P" migrate src "unix:$TMP/mig.sock" --bandwidth 1M 2>"$TMP/mig.err"
+rc=$?
+wait $SRC_PID
+src=$?
+last=$(grep -c round "$DST_CON" 2>/dev/null)
+sleep 2
+now=$(grep -c round "$DST_CON" 2>/dev/null)
+"$P" stop dst >/dev/null 2>&1
+wait $DST_PID
+if [ $rc = 0 ] && [ $src = 0 ] && grep -q "auto-converge" "$TMP/mig.err" && [ "${now:-0}" -gt "${last:-0}" ]; then
+	pass "migrate: a non-converging guest is throttled (auto-converge), moves, and runs on"
+else
+	fail "migrate: auto-converge" "rc $rc, source $src, rounds there $last → $now: $(tail -c 400 "$TMP/mig.err")"
+fi
+
+run_vm mig-usage migrate
+expect_err "migrate: usage" 64 "usage: popek migrate"
+run_vm mig-nodest migrate nosuchvm "unix:$TMP/nobody.sock"
+expect_err "migrate: no destination listening" 71 "is 'popek receive --listen"
