@@ -349,10 +349,38 @@ static int net_create(const struct dev_services *s, const struct vm_config *cfg,
 	return 0;
 }
 
+/* After a restore or a migration the NIC may sit behind another switch port
+ * or host: announce its MAC as QEMU does, with a RARP broadcast from it
+ * (no IP address needed), so switches learn where it went. */
+static void announce(struct virtio_net *n)
+{
+	uint8_t f[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct virtio_net_hdr h = {0};
+	memcpy(f + 6, n->config.mac, 6);
+	static const uint8_t rarp[] = {0x80, 0x35, 0, 1, 0x08, 0, 6, 4, 0, 3}; /* reverse request */
+	memcpy(f + 12, rarp, sizeof(rarp));
+	memcpy(f + 22, n->config.mac, 6); /* sender MAC, IP 0 */
+	memcpy(f + 32, n->config.mac, 6); /* target MAC, IP 0 */
+	struct iovec iov[2] = {{&h, NET_HDR_LEN}, {f, sizeof(f)}};
+	pcap_write(&n->cap, iov, 2, NET_HDR_LEN, NET_HDR_LEN + sizeof(f));
+	if (n->be->vnet_hdr)
+		net_backend_send(n->be, iov, 2, NET_HDR_LEN + sizeof(f));
+	else
+		net_backend_send(n->be, iov + 1, 1, sizeof(f));
+}
+
+static int net_load(void *dev, const void *buf, size_t len)
+{
+	int rc = virtio_pci_load(dev, buf, len);
+	if (!rc)
+		announce(dev);
+	return rc;
+}
+
 const struct device_type virtio_net_device = {.name = "virtio-net",
 					      .numbered = true,
 					      .count = net_count,
 					      .create = net_create,
 					      .save = virtio_pci_save,
-					      .load = virtio_pci_load,
+					      .load = net_load,
 					      .destroy = virtio_net_destroy};

@@ -194,6 +194,29 @@ else
 	fail "migrate: auto-converge" "rc $rc, source $src, rounds there $last → $now: $(tail -c 400 "$TMP/mig.err")"
 fi
 
+# A NIC continues on the destination's backend (given there with --net) and
+# announces its MAC there (RARP, as QEMU does) before the guest runs.
+DST_CON=$TMP/dst-net.con
+"$P" receive --listen "unix:$TMP/mig.sock" --name dst --console "file:$DST_CON" \
+	--net "user,capture=$TMP/dst.pcap" >/dev/null 2>"$TMP/dst.err" </dev/null &
+DST_PID=$!
+for _ in $(seq 100); do grep -q "waiting for a VM" "$TMP/dst.err" 2>/dev/null && break; sleep 0.05; done
+SRC_CON=$TMP/src-net.con
+"$P" run --engine kvm --name src --kernel "$MW" --cmdline "$ARGS" --net user,mac=52:54:00:12:34:99 \
+	--console "file:$SRC_CON" >/dev/null 2>"$TMP/src.err" </dev/null &
+SRC_PID=$!
+for _ in $(seq 400); do grep -q "round 3$" "$SRC_CON" 2>/dev/null && break; sleep 0.05; done
+timeout 120 "$P" migrate src "unix:$TMP/mig.sock" 2>"$TMP/mig.err"
+rc=$?
+wait $SRC_PID
+wait $DST_PID
+if [ $rc = 0 ] && grep -q "$want" "$DST_CON" &&
+	python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); sys.exit(0 if b"\xff"*6 + bytes.fromhex("525400123499") + b"\x80\x35" in d else 1)' "$TMP/dst.pcap"; then
+	pass "migrate: the NIC moves to the destination's backend and announces its MAC there (RARP)"
+else
+	fail "migrate: NIC" "rc $rc, $(tail -c 200 "$DST_CON"), $(tail -c 300 "$TMP/dst.err")"
+fi
+
 run_vm mig-usage migrate
 expect_err "migrate: usage" 64 "usage: popek migrate"
 run_vm mig-nodest migrate nosuchvm "unix:$TMP/nobody.sock"

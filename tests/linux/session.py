@@ -7,7 +7,9 @@ with END — poweroff; panic: a kernel panic through sysrq; snapshot: popek
 snapshot --stop at the shell, popek restore, then the restored guest runs a
 command, reads the disk back and powers off; or policy: disk, entropy and
 console commands for a --policy given in POPEK_SESSION_ARGS (57-policy-dev.sh),
-then poweroff — and prints one JSON object with what it saw. Usage:
+then poweroff; or migrate: a loop writing memory and the disk, popek migrate to
+a popek receive on the same engine, then the loop's counter read there twice
+and poweroff — and prints one JSON object with what it saw. Usage:
   [POPEK_SESSION_ARGS="more popek run options"] session.py POPEK IMAGES_DIR ENGINE CPUS DISK [TIMEOUT [END]]
 """
 import json
@@ -99,6 +101,29 @@ try:
         result["disk_after_restore"] = run("echo 3 > /proc/sys/vm/drop_caches; "
                                            "dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c %d" % len(token))
         result["entropy_after_restore"] = run("head -c 16 /dev/hwrng | od -An -tx1 | tr -d ' \\n'")
+    if end == "migrate":
+        run("(i=0; while :; do i=$((i+1)); dd if=/dev/urandom of=/dev/shm/m bs=64k count=32 2>/dev/null; "
+            "echo $i > /dev/shm/count; echo loop-$i | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null; "
+            "done) >/dev/null 2>&1 &")
+        time.sleep(3)
+        result["count_before"] = int(run("cat /dev/shm/count"))
+        sock = disk + ".sock"
+        dst = subprocess.Popen([popek, "receive", "--listen", "unix:" + sock, "--engine", engine,
+                                "--name", name + "-dst"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while not os.path.exists(sock) and dst.poll() is None:
+            time.sleep(0.05)
+        mig = subprocess.run([popek, "migrate", name, "unix:" + sock], capture_output=True, text=True)
+        result["migrate_rc"] = mig.returncode
+        result["migrate_out"] = mig.stderr[-600:]
+        result["source_exit"] = proc.wait(60)
+        proc, out = dst, b""
+        result["count_after"] = int(run("cat /dev/shm/count") or "0")
+        time.sleep(3)
+        result["count_later"] = int(run("cat /dev/shm/count") or "0")
+        result["shell_after"] = run("echo hello after migration")
+        run("kill %1; wait; sync")
+        result["disk_loop"] = run("dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 16")
     proc.stdin.write(b"echo c > /proc/sysrq-trigger\n" if end == "panic" else b"poweroff -f\n")
     proc.stdin.flush()
     proc.stdin.close()
