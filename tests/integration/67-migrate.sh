@@ -79,11 +79,14 @@ if target != "-":
     up = socket.socket(socket.AF_UNIX)
     up.connect(target)
     def back():
-        while True:
-            d = up.recv(65536)
-            if not d:
-                break
-            c.sendall(d)
+        try:
+            while True:
+                d = up.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
     threading.Thread(target=back, daemon=True).start()
 n = 0
 limit = None if cut == "idle" else int(cut)
