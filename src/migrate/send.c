@@ -97,8 +97,8 @@ static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 		int e = errno;
 		/* A destination that refused the stream says why before it closes. */
 		if (await_reply(s, 1000) == 0 || strncmp(s->err, "the destination refused", 23))
-			snprintf(s->err, sizeof(s->err), "the connection to %s broke: %s",
-				 s->o.uri, strerror(e));
+			snprintf(s->err, sizeof(s->err), "the connection to %s broke: %s", s->o.uri,
+				 strerror(e));
 		return -1;
 	}
 	s->round_bytes += s->out.bytes - before;
