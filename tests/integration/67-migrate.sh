@@ -224,3 +224,39 @@ run_vm mig-usage migrate
 expect_err "migrate: usage" 64 "usage: popek migrate"
 run_vm mig-nodest migrate nosuchvm "unix:$TMP/nobody.sock"
 expect_err "migrate: no destination listening" 71 "is 'popek receive --listen"
+
+# Linux on soft with a loop writing memory and its disk, migrated at the
+# shell: the shell answers there, the loop's counter went on, and the disk
+# holds its latest write (shared storage, flushed at the handover).
+IMAGES=$POPEK_ROOT/images
+if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
+	fail "migrate: linux" "images/ lacks the default image: run 'make image'"
+else
+	truncate -s 16M "$TMP/mig-linux.img"
+	python3 "$POPEK_ROOT/tests/linux/session.py" "$P" "$IMAGES" soft 1 "$TMP/mig-linux.img" 400 migrate \
+		>"$TMP/mig-linux.json"
+	if python3 - "$TMP/mig-linux.json" <<'PY'; then
+import json, sys
+r = json.load(open(sys.argv[1]))
+problems = []
+if "error" in r:
+    problems.append(r["error"] + " | " + r.get("tail", "")[-300:] + " | " + r.get("stderr", ""))
+else:
+    if r["migrate_rc"] != 0 or r["source_exit"] != 0:
+        problems.append("migrate rc %d, source exit %d: %s" % (r["migrate_rc"], r["source_exit"], r["migrate_out"]))
+    if r["shell_after"] != "hello after migration": problems.append("shell: " + r["shell_after"])
+    if not r["count_before"] < r["count_after"] < r["count_later"]:
+        problems.append("loop counter %d, %d, %d" % (r["count_before"], r["count_after"], r["count_later"]))
+    if not r["disk_loop"].startswith("loop-") or int(r["disk_loop"][5:] or 0) < r["count_after"]:
+        problems.append("disk: " + r["disk_loop"])
+    if r["exit_code"] != 0: problems.append("exit code %d after poweroff" % r["exit_code"])
+    print("  linux on soft: loop at %d before, %d after the move, %d later" % (r["count_before"], r["count_after"], r["count_later"]))
+if problems:
+    print("  " + "; ".join(problems))
+    sys.exit(1)
+PY
+		pass "migrate: linux on soft with a loop writing memory and disk moves at the shell and runs on there"
+	else
+		fail "migrate: linux on soft" "see above"
+	fi
+fi

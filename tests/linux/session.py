@@ -102,11 +102,11 @@ try:
                                            "dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c %d" % len(token))
         result["entropy_after_restore"] = run("head -c 16 /dev/hwrng | od -An -tx1 | tr -d ' \\n'")
     if end == "migrate":
-        run("(i=0; while :; do i=$((i+1)); dd if=/dev/urandom of=/dev/shm/m bs=64k count=32 2>/dev/null; "
-            "echo $i > /dev/shm/count; echo loop-$i | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null; "
-            "done) >/dev/null 2>&1 &")
+        run("{ (i=0; while :; do i=$((i+1)); dd if=/dev/urandom of=/mig.data bs=64k count=4 2>/dev/null; "
+            "echo $i > /mig.count; echo loop-$i | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null; "
+            "done) >/dev/null 2>&1 & }")
         time.sleep(3)
-        result["count_before"] = int(run("cat /dev/shm/count"))
+        result["count_before"] = int(run("cat /mig.count"))
         sock = disk + ".sock"
         dst = subprocess.Popen([popek, "receive", "--listen", "unix:" + sock, "--engine", engine,
                                 "--name", name + "-dst"], stdin=subprocess.PIPE,
@@ -118,12 +118,12 @@ try:
         result["migrate_out"] = mig.stderr[-600:]
         result["source_exit"] = proc.wait(60)
         proc, out = dst, b""
-        result["count_after"] = int(run("cat /dev/shm/count") or "0")
+        result["count_after"] = int(run("cat /mig.count") or "0")
         time.sleep(3)
-        result["count_later"] = int(run("cat /dev/shm/count") or "0")
+        result["count_later"] = int(run("cat /mig.count") or "0")
         result["shell_after"] = run("echo hello after migration")
-        run("kill %1; wait; sync")
-        result["disk_loop"] = run("dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 16")
+        result["disk_loop"] = run("echo 3 > /proc/sys/vm/drop_caches; "
+                                  "dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 16")
     proc.stdin.write(b"echo c > /proc/sysrq-trigger\n" if end == "panic" else b"poweroff -f\n")
     proc.stdin.flush()
     proc.stdin.close()
