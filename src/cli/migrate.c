@@ -185,6 +185,7 @@ int cmd_receive(int argc, char **argv)
 		return EXIT_CODE_IMAGE;
 	}
 	snapshot_config(s, &cfg);
+	cfg.disk_handover = true;
 	keep_host_nics(&cfg, mine, nmine);
 	rc = cli_launch(&cfg, s, t0, conn);
 	snapshot_close(s);

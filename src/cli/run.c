@@ -39,7 +39,8 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, 
 	if (handover >= 0) {
 		if (rc)
 			migrate_refuse(handover, err);
-		else if (migrate_handover(handover, err, sizeof(err)))
+		else if (migrate_handover(handover, err, sizeof(err)) ||
+			 machine_disks_lock(&m, 30, err, sizeof(err)))
 			rc = EXIT_CODE_HOST;
 		close(handover);
 	}

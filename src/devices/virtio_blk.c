@@ -186,7 +186,8 @@ static void blk_notify(struct virtio_pci *vp, unsigned q)
 
 static const struct virtio_dev_ops blk_ops = {.queue_notify = blk_notify};
 
-static int open_image(struct virtio_blk *b, const char *path, char *err, size_t errlen)
+static int open_image(struct virtio_blk *b, const char *path, bool lock_later, char *err,
+		      size_t errlen)
 {
 	b->fd = open(path, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
@@ -195,8 +196,10 @@ static int open_image(struct virtio_blk *b, const char *path, char *err, size_t 
 							   : "");
 		return -1;
 	}
-	/* Two writers on one image corrupt it; readers may share. */
-	if (flock(b->fd, (b->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	/* Two writers on one image corrupt it; readers may share. A migrating
+	 * VM's source holds it until the handover (machine_disks_lock). */
+	if (flock(b->fd, (b->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 &&
+	    !(lock_later && errno == EWOULDBLOCK)) {
 		snprintf(err, errlen,
 			 "disk image %s is already attached (here or by another VM): detach it, or "
 			 "attach "
@@ -216,7 +219,7 @@ static int open_image(struct virtio_blk *b, const char *path, char *err, size_t 
 }
 
 struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *path, bool ro,
-				     char *err, size_t errlen)
+				     bool lock_later, char *err, size_t errlen)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	if (!b) {
@@ -224,7 +227,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *p
 		return NULL;
 	}
 	b->ro = ro;
-	if (open_image(b, path, err, errlen) < 0)
+	if (open_image(b, path, lock_later, err, errlen) < 0)
 		goto fail;
 	/* The serial the guest sees (/sys/block/vda/serial): the image's name,
 	 * NUL-padded, unterminated if it fills all 20 bytes (§5.2.6). */
@@ -286,7 +289,8 @@ static int blk_create(const struct dev_services *s, const struct vm_config *cfg,
 		      char *err, size_t errlen)
 {
 	struct virtio_env env = virtio_env_of(s);
-	*dev = virtio_blk_create(&env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
+	*dev = virtio_blk_create(&env, cfg->disk[i].path, cfg->disk[i].ro, cfg->disk_handover, err,
+				 errlen);
 	return *dev ? 0 : EXIT_CODE_USAGE;
 }
 

@@ -12,7 +12,7 @@
 struct virtio_blk;
 
 struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *path, bool ro,
-				     char *err, size_t errlen);
+				     bool lock_later, char *err, size_t errlen);
 /* Its transport. */
 struct virtio_pci *virtio_blk_pci(struct virtio_blk *b);
 void virtio_blk_destroy(void *blk);

@@ -82,6 +82,9 @@ struct vm_config {
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */
 	int ram_fd;
+	/* Migration: the source still holds the disks' locks; they are taken
+	 * after the handover (machine_disks_lock). */
+	bool disk_handover;
 	/* --policy and --audit, parsed before the VM starts; NULL = allow all. */
 	struct policy *policy;
 	/* The jail (docs/jail.md): on unless --no-jail; jail_set: --jail was

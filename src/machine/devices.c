@@ -3,6 +3,8 @@
  * ...). One row per kind of device; each row's hooks live with the device. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
 
 #include "devices/acpi_pm.h"
 #include "devices/cmos_rtc.h"
@@ -93,4 +95,23 @@ int machine_disk_fd(struct machine *m, int i)
 	snprintf(name, sizeof(name), "%s%d", virtio_blk_device.name, i);
 	struct machine_device *d = machine_device_find(m, name);
 	return d ? virtio_blk_fd(d->dev) : -1;
+}
+
+int machine_disks_lock(struct machine *m, int timeout_s, char *err, size_t errlen)
+{
+	for (int i = 0; i < m->cfg->ndisks; i++) {
+		int fd = machine_disk_fd(m, i), op = m->cfg->disk[i].ro ? LOCK_SH : LOCK_EX;
+		int tries = timeout_s * 100;
+		struct timespec nap = {0, 10 * 1000 * 1000};
+		while (fd >= 0 && flock(fd, op | LOCK_NB) < 0 && tries-- > 0)
+			clock_nanosleep(CLOCK_MONOTONIC, 0, &nap, NULL);
+		if (fd >= 0 && tries < 0) {
+			snprintf(
+			    err, errlen,
+			    "disk image %s is still attached elsewhere %d s after the handover",
+			    m->cfg->disk[i].path, timeout_s);
+			return -1;
+		}
+	}
+	return 0;
 }

@@ -48,7 +48,7 @@ static int open_dev(bool ro)
 	char err[256];
 	vd_init(&fx.d);
 	make_image();
-	fx.blk = virtio_blk_create(&fx.d.env, fx.path, ro, err, sizeof(err));
+	fx.blk = virtio_blk_create(&fx.d.env, fx.path, ro, false, err, sizeof(err));
 	assert_non_null(fx.blk);
 	assert_int_equal(vd_start(&fx.d, F_V1 | F_FLUSH | (ro ? F_RO : 0), 1, true),
 			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
@@ -266,14 +266,15 @@ static void image_errors_are_clear(void **state)
 {
 	char err[256];
 	/* the fixture holds the image open read-write: a second writer is refused */
-	assert_null(virtio_blk_create(&fx.d.env, fx.path, false, err, sizeof(err)));
+	assert_null(virtio_blk_create(&fx.d.env, fx.path, false, false, err, sizeof(err)));
 	assert_non_null(strstr(err, "already attached"));
-	assert_null(virtio_blk_create(&fx.d.env, "/nonexistent/disk.img", false, err, sizeof(err)));
+	assert_null(
+	    virtio_blk_create(&fx.d.env, "/nonexistent/disk.img", false, false, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/disk.img"));
 	char small[] = "/tmp/popek-small-XXXXXX";
 	int fd = mkstemp(small);
 	assert_int_equal(write(fd, "x", 1), 1);
-	assert_null(virtio_blk_create(&fx.d.env, small, true, err, sizeof(err)));
+	assert_null(virtio_blk_create(&fx.d.env, small, true, false, err, sizeof(err)));
 	assert_non_null(strstr(err, "512-byte sector"));
 	close(fd);
 	unlink(small);
@@ -302,7 +303,7 @@ static void snapshot_round_trip(void **state)
 		assert_int_equal(pread(fx.fd, sector, 512, i * 512), 512);
 		assert_int_equal(write(fd2, sector, 512), 512);
 	}
-	struct virtio_blk *b2 = virtio_blk_create(&d2.env, path2, false, err, sizeof(err));
+	struct virtio_blk *b2 = virtio_blk_create(&d2.env, path2, false, false, err, sizeof(err));
 	assert_non_null(b2);
 	struct virtio_pci *vp2 = virtio_blk_pci(b2);
 
