@@ -236,7 +236,7 @@ else
 	python3 "$POPEK_ROOT/tests/linux/session.py" "$P" "$IMAGES" soft 1 "$TMP/mig-linux.img" 400 migrate \
 		>"$TMP/mig-linux.json"
 	if python3 - "$TMP/mig-linux.json" <<'PY'; then
-import json, sys
+import json, re, sys
 r = json.load(open(sys.argv[1]))
 problems = []
 if "error" in r:
@@ -247,7 +247,8 @@ else:
     if r["shell_after"] != "hello after migration": problems.append("shell: " + r["shell_after"])
     if not r["count_before"] < r["count_after"] < r["count_later"]:
         problems.append("loop counter %d, %d, %d" % (r["count_before"], r["count_after"], r["count_later"]))
-    if not r["disk_loop"].startswith("loop-") or int(r["disk_loop"][5:] or 0) < r["count_after"]:
+    m = re.match(r"loop-(\d+)", r["disk_loop"])
+    if not m or int(m.group(1)) < r["count_after"]:
         problems.append("disk: " + r["disk_loop"])
     if r["exit_code"] != 0: problems.append("exit code %d after poweroff" % r["exit_code"])
     print("  linux on soft: loop at %d before, %d after the move, %d later" % (r["count_before"], r["count_after"], r["count_later"]))
