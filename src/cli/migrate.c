@@ -12,6 +12,7 @@
 #include "control/control.h"
 #include "machine/machine.h"
 #include "migrate/migrate.h"
+#include "net/net.h"
 #include "snapshot/snapshot.h"
 
 static int64_t num(json_object *o, const char *k)
@@ -112,11 +113,31 @@ int cmd_migrate(int argc, char **argv)
 	return 0;
 }
 
-enum { O_LISTEN = 300 };
+enum { O_LISTEN = 300, O_NET };
+
+/* What receive takes besides restore's options: where to listen, and the
+ * NICs' backends on this host (--net; boot options are refused). */
+struct receive_opts {
+	const char *uri;
+	int nnics;
+	struct net_config nic[MAX_NICS];
+};
 
 static int receive_opt(void *ctx, int opt, const char *arg)
 {
-	*(const char **)ctx = arg;
+	struct receive_opts *r = ctx;
+	char err[256], *copy;
+	if (opt == O_LISTEN) {
+		r->uri = arg;
+		return 0;
+	}
+	if (r->nnics == MAX_NICS || !(copy = strdup(arg)) ||
+	    net_config_parse(copy, &r->nic[r->nnics], err, sizeof(err))) {
+		fprintf(stderr, "popek: --net %s: %s\n", arg,
+			r->nnics == MAX_NICS ? "too many NICs" : err);
+		return EXIT_CODE_USAGE;
+	}
+	r->nnics++; /* copy stays: the NIC points into it */
 	return 0;
 }
 
@@ -142,24 +163,24 @@ static void keep_host_nics(struct vm_config *cfg, const struct net_config *mine,
 
 int cmd_receive(int argc, char **argv)
 {
-	static const struct option opts[] = {{"listen", required_argument, NULL, O_LISTEN}, {0}};
-	const char *uri = NULL;
-	struct cli_extra x = {.opts = opts, .fn = receive_opt, .ctx = &uri, .no_boot_opts = true};
+	static const struct option opts[] = {{"listen", required_argument, NULL, O_LISTEN},
+					     {"net", required_argument, NULL, O_NET},
+					     {0}};
+	static struct receive_opts ro;
+	struct cli_extra x = {.opts = opts, .fn = receive_opt, .ctx = &ro, .no_boot_opts = true};
 	static struct vm_config cfg;
-	static struct net_config mine[MAX_NICS];
 	vm_config_defaults(&cfg);
 	cfg.engine = NULL; /* default: the engine the VM ran on */
-	const char *extra = NULL;
+	const char *extra = NULL, *uri;
 	int rc = cli_parse(argc, argv, &cfg, &x, &extra);
 	if (rc)
 		return rc;
-	if (!uri || extra) {
-		fprintf(stderr, "popek: usage: popek receive --listen tcp:HOST:PORT|unix:PATH "
-				"[--engine kvm|soft] [--name NAME] [run options]\n");
+	if (!(uri = ro.uri) || extra) {
+		fprintf(stderr,
+			"popek: usage: popek receive --listen tcp:HOST:PORT|unix:PATH "
+			"[--engine kvm|soft] [--name NAME] [--net SPEC]... [restore options]\n");
 		return EXIT_CODE_USAGE;
 	}
-	int nmine = cfg.nnics;
-	memcpy(mine, cfg.nic, sizeof(mine));
 	char err[700];
 	int lfd = migrate_listen(uri, err, sizeof(err));
 	if (lfd < 0) {
@@ -186,7 +207,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	snapshot_config(s, &cfg);
 	cfg.disk_handover = true;
-	keep_host_nics(&cfg, mine, nmine);
+	keep_host_nics(&cfg, ro.nic, ro.nnics);
 	rc = cli_launch(&cfg, s, t0, conn);
 	snapshot_close(s);
 	return rc;
