@@ -119,6 +119,7 @@ PY
 start_src kvm
 cut_ok=0
 for cut in 0 100 300000 idle; do
+	rm -f "$TMP/peer.out"
 	python3 "$TMP/peer.py" "$TMP/peer.sock" - $cut -1 >"$TMP/peer.out" &
 	PEER=$!
 	for _ in $(seq 100); do grep -q listening "$TMP/peer.out" 2>/dev/null && break; sleep 0.05; done
@@ -146,6 +147,7 @@ refused=0
 for how in flip:200000 cut:300000; do
 	start_dst "unix:$TMP/mig.sock"
 	if [ ${how%%:*} = flip ]; then args="999999999 ${how#*:}"; else args="${how#*:} -1"; fi
+	rm -f "$TMP/peer.out"
 	python3 "$TMP/peer.py" "$TMP/peer.sock" "$TMP/mig.sock" $args >"$TMP/peer.out" &
 	PEER=$!
 	for _ in $(seq 100); do grep -q listening "$TMP/peer.out" 2>/dev/null && break; sleep 0.05; done
