@@ -72,6 +72,7 @@ if os.path.exists(listen):
 ls = socket.socket(socket.AF_UNIX)
 ls.bind(listen)
 ls.listen(1)
+ls.settimeout(60)  # a migrate that never came must not hang the test
 print("listening", flush=True)
 c, _ = ls.accept()
 up = None
