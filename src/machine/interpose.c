@@ -447,6 +447,11 @@ bool interpose_allows_ioeventfd(const struct policy *p)
 	return !policy_has_class(p, POLICY_MMIO) && !(p && (p->vcpu_classes & requests));
 }
 
+bool interpose_allows_coalesced_pio(const struct policy *p)
+{
+	return !policy_has_class(p, POLICY_PIO);
+}
+
 int interpose_check(struct machine *m, const struct policy *p, char *err, size_t errlen)
 {
 	for (int i = 0; p && i < p->n; i++) {
