@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -149,7 +150,7 @@ static void disk_kinds(void **state)
 	int q = mkstemp(qcow), r = mkstemps(raw, 6);
 	assert_true(q >= 0 && r >= 0);
 	assert_int_equal(write(q, "QFI\xfb\0\0\0\3", 8), 8);
-	assert_int_equal(write(r, "QFI\xfb not a header", 20), 20);
+	assert_int_equal(write(r, "QFI\xfb not a header", 17), 17);
 	close(q);
 	close(r);
 	struct vm_config c;
