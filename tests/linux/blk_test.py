@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The vhost-user-blk scenario of tests/integration/68-vhost-blk.sh: Linux on
-the soft engine (jailed) with six disks — a qcow2 overlay on a backing file
+the soft engine (jailed) with seven disks — a qcow2 overlay on a backing file
 (vda), a plain qcow2 (vdb), a qemu-storage-daemon the test starts itself
-(--disk socket=, vdc), a raw image (vdd), a raw image named .qcow2 (vde) and
-a qcow2 whose daemon the test kills mid-I/O (vdf). Data written in the guest
+(--disk socket=, vdc), a raw image (vdd), a raw image named .qcow2 (vde), a
+qcow2 whose daemon the test kills mid-I/O (vdf) and the backing file itself,
+read-only (vdg). Data written in the guest
 is checked on the host (qemu-img convert, qemu-img check) and read back by a
 second popek process. Prints one "ok NAME" or "FAIL NAME: why" per check.
 Usage: blk_test.py POPEK IMAGES TMPDIR
@@ -87,6 +88,7 @@ disks = ["ov.qcow2", "a.qcow2", None, "r.img", "fake.qcow2", "k.qcow2"]
 args = ["--net", "none"]
 for d in disks:
     args += ["--disk", path(d) if d else "socket=" + sock]
+args += ["--disk", path("base.qcow2") + ",ro"]  # vdg: also the overlay's backing file
 
 
 def daemons():
@@ -102,8 +104,8 @@ try:
     vm.wait_shell(300)
 
     def sizes():
-        out = vm.run("for d in vda vdb vdc vdd vde vdf; do cat /sys/block/$d/size; done").split()
-        want = ["65536", "131072", "131072", "32768", "32768", "131072"]
+        out = vm.run("for d in vda vdb vdc vdd vde vdf vdg; do cat /sys/block/$d/size; done").split()
+        want = ["65536", "131072", "131072", "32768", "32768", "131072", "65536"]
         return out == want, "sizes %r, want %r" % (out, want)
 
     def who_serves():
@@ -132,6 +134,13 @@ try:
             ok &= back == written[name] and len(back) == 64
             why.append("%s wrote %s read %s" % (dev, written[name], back))
         return ok, "; ".join(why)
+
+    def read_only():
+        out = vm.run("cat /sys/block/vdg/ro; dd if=/dev/zero of=/dev/vdg bs=4k count=1 "
+                     "oflag=direct; echo status=$?")
+        got = guest_sha(vm, "vdg", 0, 2)
+        return (out.startswith("1") and "status=1" in out and got == sha(base),
+                "guest: %r, reads %s, base %s" % (out, got, sha(base)))
 
     def socket_disk():
         w = guest_write(vm, "vdc", 1, 1)
@@ -167,12 +176,13 @@ try:
               "virtio-blk5" in err and "backend is gone" in err)
         return ok, "alive=%s guest: %r other disk %s popek: %r" % (alive, out, other, err[-300:])
 
-    check("vhost-blk: six disks appear with their sizes (backing, qcow2, socket, raw, raw .qcow2)",
+    check("vhost-blk: seven disks appear with their sizes (overlay, qcow2, socket, raw, raw .qcow2, ro)",
           sizes)
     check("vhost-blk: qcow2 images go to qemu-storage-daemon, raw ones (also *.qcow2) to popek",
           who_serves)
     check("vhost-blk: a qcow2 overlay reads its backing file's data", backing)
     check("vhost-blk: the guest writes and reads back qcow2, overlay and raw disks", write_read)
+    check("vhost-blk: a qcow2 given with ,ro is read-only in the guest", read_only)
     check("vhost-blk: --disk socket= serves I/O from a qemu-storage-daemon the user started",
           socket_disk)
     check("vhost-blk: a snapshot of a VM with a vhost-user disk is refused, the VM runs on",
