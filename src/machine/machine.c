@@ -367,7 +367,10 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 
 int machine_jail(struct machine *m, char *err, size_t errlen)
 {
-	struct jail_profile p = {.kvm = m->engine == &kvm_engine, .disks = m->cfg->ndisks > 0};
+	struct jail_profile p = {.kvm = m->engine == &kvm_engine};
+	/* Only popek's own virtio-blk does file I/O; vhost-user disks are the backend's. */
+	for (int i = 0; i < m->cfg->ndisks; i++)
+		p.disks |= m->cfg->disk[i].kind == DISK_RAW;
 	for (int i = 0; i < m->cfg->nnics; i++) {
 		p.nics = true;
 		p.usernet |= m->cfg->nic[i].kind == NET_USER;
