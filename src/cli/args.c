@@ -67,18 +67,24 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 	if (cfg->ndisks == MAX_DISKS)
 		return -1;
 	struct disk_config *d = &cfg->disk[cfg->ndisks];
-	size_t n = strlen(arg);
-	d->ro = n > 3 && !strcmp(arg + n - 3, ",ro");
-	if (d->ro)
-		arg[n - 3] = '\0';
+	/* Options trail the path (which may hold commas): ,ro and ,format=raw. */
+	for (char *opt; (opt = strrchr(arg, ',')) && opt != arg;) {
+		if (!strcmp(opt, ",ro"))
+			d->ro = true;
+		else if (!strcmp(opt, ",format=raw"))
+			d->format_raw = true;
+		else
+			break;
+		*opt = '\0';
+	}
 	d->kind = strncmp(arg, "socket=", 7) ? DISK_RAW : DISK_SOCKET;
 	if (d->kind == DISK_SOCKET)
 		arg += 7;
 	/* ro with a socket would be the user's backend's to enforce, not popek's. */
-	if (!*arg || (d->kind == DISK_SOCKET && d->ro))
+	if (!*arg || (d->kind == DISK_SOCKET && (d->ro || d->format_raw)))
 		return -1;
 	d->path = realpath(arg, real[cfg->ndisks]) ? real[cfg->ndisks] : arg;
-	d->format = d->kind == DISK_RAW ? disk_format_detect(d->path) : NULL;
+	d->format = d->kind == DISK_RAW && !d->format_raw ? disk_format_detect(d->path) : NULL;
 	if (d->format)
 		d->kind = DISK_IMAGE;
 	cfg->ndisks++;
@@ -291,8 +297,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_DISK:
 			if (parse_disk(optarg, cfg))
 				return usage_error(
-				    "--disk %s: use FILE[,ro] or socket=PATH (a vhost-user-blk "
-				    "backend's own options decide ro; at most 8 disks)",
+				    "--disk %s: use FILE[,ro][,format=raw] or socket=PATH (a "
+				    "vhost-user-blk backend's own options decide ro; at most 8 "
+				    "disks)",
 				    optarg);
 			break;
 		case O_DEVICE: {

@@ -23,6 +23,10 @@ struct disk_config {
 	enum disk_kind kind;
 	const char *format; /* DISK_IMAGE: QEMU's driver for it ("qcow2") */
 	bool ro;
+	/* format=raw: raw without looking, and the guest may write any header
+	 * to sector 0 (otherwise one that would make the file probe as another
+	 * format next time is refused: docs/devices.md). */
+	bool format_raw;
 };
 
 #define MAX_NICS     4

@@ -130,6 +130,12 @@ static void disks(void **state)
 	vm_config_defaults(&c);
 	char *odd[] = {"run", "--kernel", "k", "--disk", d3, NULL};
 	assert_int_equal(cli_parse_run(5, odd, &c), 0); /* a file literally named ",ro" */
+	vm_config_defaults(&c);
+	char d4[] = "x.img,format=raw,ro";
+	char *raw[] = {"run", "--kernel", "k", "--disk", d4, NULL};
+	assert_int_equal(cli_parse_run(5, raw, &c), 0);
+	assert_string_equal(c.disk[0].path, "x.img");
+	assert_true(c.disk[0].ro && c.disk[0].format_raw && c.disk[0].kind == DISK_RAW);
 	char many[MAX_DISKS + 1][16];
 	char *argv2[3 + 2 * (MAX_DISKS + 1)];
 	int n = 0;
