@@ -201,8 +201,10 @@ no_namespaces:
  * if the root could only be changed with chroot, or -1 + err. Sanitized
  * builds keep a /proc of the VMM's own PID namespace: LeakSanitizer reads
  * /proc/self/maps and the thread list at exit; with_resolv keeps a copy of
- * the host's /etc/resolv.conf. */
-int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen)
+ * the host's /etc/resolv.conf; vsock_dir (if set) stays reachable, and only
+ * it, at JAIL_VSOCK_DIR. */
+int ns_pivot_to_empty(bool with_proc, bool with_resolv, const char *vsock_dir, char *err,
+		      size_t errlen)
 {
 	/* User networking forwards the guest's DNS to the host's resolvers,
 	 * which libslirp reads from /etc/resolv.conf: the jail gets a copy. */
@@ -230,6 +232,13 @@ int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen
 	    (mkdir("etc", 0555) < 0 ||
 	     (rfd = open("etc/resolv.conf", O_WRONLY | O_CREAT | O_CLOEXEC, 0444)) < 0 ||
 	     write(rfd, resolv, (size_t)nresolv) != nresolv || close(rfd) < 0))
+		goto fail;
+	/* vsock's guest connections reach PATH_PORT sockets by name. */
+	step = "bind-mount the vsock folder";
+	if (vsock_dir && (mkdir(JAIL_VSOCK_DIR + 1, 0555) < 0 ||
+			  mount(vsock_dir, JAIL_VSOCK_DIR + 1, NULL, MS_BIND, NULL) < 0 ||
+			  mount(NULL, JAIL_VSOCK_DIR + 1, NULL,
+				MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
 		goto fail;
 	/* pivot_root(".", "."): the old root ends up on top of the new one, from
 	 * where it is detached; no directory for it is needed. */
