@@ -886,9 +886,19 @@ static int vsock_save(void *dev, void **buf, size_t *len)
 	return 0;
 }
 
+static void reset_event_posted(void *arg)
+{
+	struct virtio_vsock *v = arg;
+	pthread_mutex_lock(&v->vp.lock);
+	send_reset_event(v);
+	pthread_mutex_unlock(&v->vp.lock);
+}
+
 /* After a restore the guest's streams have no host side: like Firecracker,
  * reset them all and tell the driver (TRANSPORT_RESET), which also makes it
- * read the CID again. */
+ * read the CID again. The event goes from the loop, which runs once the
+ * whole VM is loaded: an interrupt raised now could be lost when the vCPUs'
+ * interrupt state is loaded after the devices'. */
 static int vsock_load(void *dev, const void *buf, size_t len)
 {
 	struct virtio_vsock *v = dev;
@@ -902,7 +912,8 @@ static int vsock_load(void *dev, const void *buf, size_t len)
 	pthread_mutex_lock(&v->vp.lock);
 	v->cid = v->config_cid = cid;
 	v->owe_reset = true;
-	send_reset_event(v);
+	if (!v->loop || loop_post(v->loop, reset_event_posted, v) < 0)
+		send_reset_event(v);
 	free_dead_now(v);
 	pthread_mutex_unlock(&v->vp.lock);
 	return 0;
