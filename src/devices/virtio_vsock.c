@@ -534,6 +534,21 @@ void virtio_vsock_host_connect(struct virtio_vsock *v, int fd)
 	pthread_mutex_unlock(&v->vp.lock);
 }
 
+void virtio_vsock_poll(struct virtio_vsock *v)
+{
+	struct conn *all[MAX_CONNS];
+	pthread_mutex_lock(&v->vp.lock);
+	unsigned n = v->nconns;
+	memcpy(all, v->conns, n * sizeof(all[0]));
+	pthread_mutex_unlock(&v->vp.lock);
+	/* Killed ones stay allocated (on v->dead) until the end. */
+	for (unsigned i = 0; i < n; i++)
+		conn_ready(all[i], LOOP_IN | LOOP_OUT);
+	pthread_mutex_lock(&v->vp.lock);
+	free_dead_now(v);
+	pthread_mutex_unlock(&v->vp.lock);
+}
+
 static void listener_ready(void *ctx, unsigned ready)
 {
 	struct virtio_vsock *v = ctx;

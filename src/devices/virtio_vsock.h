@@ -24,8 +24,11 @@ const char *virtio_vsock_path(const struct virtio_vsock *v);
 const char *virtio_vsock_dir(const struct virtio_vsock *v);
 /* From now on reach the folder (PATH_P sockets) as dir: the jail moved it. */
 void virtio_vsock_moved(struct virtio_vsock *v, const char *dir);
-/* A host program's connection, as if accepted on the path (tests, fuzzing). */
+/* A host program's connection, as if accepted on the path (fuzzing). */
 void virtio_vsock_host_connect(struct virtio_vsock *v, int fd);
+/* Serve every host socket once, as the loop does when they are ready: for a
+ * device without a loop (fuzzing). */
+void virtio_vsock_poll(struct virtio_vsock *v);
 
 extern const struct device_type virtio_vsock_device;
 

@@ -243,9 +243,9 @@ int ns_pivot_to_empty(bool with_proc, bool with_resolv, const char *vsock_dir, c
 	/* vsock's guest connections reach PATH_PORT sockets by name. */
 	step = "bind-mount the vsock folder";
 	if (vsock_dir &&
-	    (mkdir(JAIL_VSOCK_DIR + 1, 0555) < 0 ||
-	     move_mount(vfd, "", AT_FDCWD, JAIL_VSOCK_DIR + 1, MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
-	     mount(NULL, JAIL_VSOCK_DIR + 1, NULL,
+	    (mkdir(&JAIL_VSOCK_DIR[1], 0555) < 0 ||
+	     move_mount(vfd, "", AT_FDCWD, &JAIL_VSOCK_DIR[1], MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
+	     mount(NULL, &JAIL_VSOCK_DIR[1], NULL,
 		   MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
 		goto fail;
 	if (vfd >= 0)
