@@ -6,7 +6,7 @@ P=$POPEK_ROOT/build/popek
 IMAGES=$POPEK_ROOT/images
 
 run_vm vsock-cid run --vsock cid=2,uds=$TMP/v.sock --kernel "$GUESTS/hello.elf"
-expect_err "vsock: a CID below 3 is refused with the syntax" 64 "use cid=N,uds=PATH (N from 3"
+expect_err "vsock: a CID below 3 is refused with the syntax" 64 "use cid=N,uds=PATH .N from 3 to 4294967294"
 : >"$TMP/plain"
 run_vm vsock-file run --vsock cid=3,uds=$TMP/plain --kernel "$GUESTS/hello.elf"
 expect_err "vsock: uds= naming a file that is not a socket is refused" 64 "$TMP/plain exists and is not a socket: choose another uds= path or remove it"
