@@ -39,7 +39,7 @@ static void host(void *ctx, uint64_t value)
 	case 1: { /* it writes up to 64 KiB */
 		static char buf[65536];
 		memset(buf, (int)arg, sizeof(buf));
-		if (peer[i] >= 0 && write(peer[i], buf, (arg & 0xffff) + 1) < 0)
+		if (peer[i] >= 0 && send(peer[i], buf, (arg & 0xffff) + 1, MSG_NOSIGNAL) < 0)
 			break;
 		break;
 	}

@@ -199,7 +199,10 @@ def device_seeds():
 def vsock_seeds():
     """virtio-vsock (window 0 BAR, 1 conf1): a host program's CONNECT, the
     guest's RESPONSE, data both ways, credit, shutdown, a refused REQUEST."""
+    heads = {0: [], 1: [], 2: []}
+
     def nth_chain(q, bufs, head, n):
+        """Chain bufs at descriptor head, the queue's n-th available one."""
         d, a, _ = vq(q)
         p = b''
         for i, (gpa, ln, wr) in enumerate(bufs):
@@ -207,8 +210,8 @@ def vsock_seeds():
             flags = (0 if last else 1) | (2 if wr else 0)
             p += ram(d + 16 * (head + i), struct.pack('<QIHH', gpa, ln, flags,
                                                       0 if last else head + i + 1))
-        return p + ram(a + 4 + 2 * (n - 1), struct.pack('<H', head)) + \
-            ram(a, struct.pack('<HH', 0, n))
+        heads[q].append(head)  # ram() writes 8-byte words: the whole ring each time
+        return p + ram(a, struct.pack('<HH%dH' % n, 0, n, *heads[q]))
 
     def pkt(gpa, op, sport, dport, payload=b'', flags=0, cid=3):
         return ram(gpa, struct.pack('<QQIIIHHIII', cid, 2, sport, dport, len(payload), 1, op,
@@ -225,9 +228,9 @@ def vsock_seeds():
     p += op(HOST, val=0x41 << 32 | 1) + op(HOST, val=3)  # the host writes, then a poll
     p += pkt(0x30200, 7, 5000, hport) + nth_chain(1, [(0x30200, 44, False)], 3, 3) + kick(1)
     p += pkt(0x30300, 1, 1234, 99) + nth_chain(1, [(0x30300, 44, False)], 4, 4) + kick(1)
-    p += op(SNAPSHOT) + op(HOST, val=1 << 32 | 2)  # half-close from the host
+    p += op(HOST, val=1 << 32 | 2)  # half-close from the host
     p += pkt(0x30400, 4, 5000, hport, flags=3) + nth_chain(1, [(0x30400, 44, False)], 5, 5) + \
-        kick(1) + op(HOST, val=3)
+        kick(1) + op(HOST, val=3) + op(SNAPSHOT)  # the restore resets what is left
     save('virtio_vsock', 'connect-rw-shutdown', p)
 
 
