@@ -281,8 +281,10 @@ static int rx_pop(struct virtio_vsock *v)
 	if (v->rx_full || !virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
 		return 0;
 	int r = virtq_pop(&vp->vq[RXQ], &v->chain);
-	if (r > 0 && (v->chain.nread || v->chain.write_len < HDR_LEN))
-		r = -1; /* receive buffers are device-writable, a header at least */
+	/* Receive buffers are device-writable, with room for a header and data
+	 * (one that fits no data would stall the stream it came to). */
+	if (r > 0 && (v->chain.nread || v->chain.write_len <= HDR_LEN))
+		r = -1;
 	if (r < 0)
 		virtio_pci_fail(vp);
 	if (r == 0)

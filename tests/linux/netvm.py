@@ -17,6 +17,21 @@ class GuestError(Exception):
     pass
 
 
+def report(ok, name, why=""):
+    """One line of a scenario's result (tests/lib.sh's scenario_report reads it)."""
+    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
+
+
+def check(name, fn):
+    """Run fn, which returns (ok, why); a guest or host error fails the check."""
+    try:
+        ok, why = fn()
+    except (GuestError, OSError, ValueError, IndexError) as e:
+        ok, why = False, str(e)[-600:]
+    report(ok, name, why)
+    return ok
+
+
 class Guest:
     def __init__(self, popek, images, args, name, engine="soft", mem="256M", argv=None,
                  prefix=()):

@@ -16,25 +16,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netvm import Guest, GuestError  # noqa: E402
+from netvm import Guest, GuestError, check, report  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
 t0 = time.monotonic()
 os.makedirs(tmp, exist_ok=True)
 uds = os.path.join(tmp, "v.sock")
-
-
-def report(ok, name, why=""):
-    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
-
-
-def check(name, fn):
-    try:
-        ok, why = fn()
-    except (GuestError, OSError, ValueError, IndexError) as e:
-        ok, why = False, str(e)[-600:]
-    report(ok, name, why)
-    return ok
 
 
 def sha(b):
@@ -151,19 +138,17 @@ try:
         out = vm.run("vsock-tool connect 2 6001; echo rc=$?")
         return "vsock-tool: connect: Connection reset by peer" in out and "rc=1" in out, out
 
-    def host_refused():
+    def answer(first):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(60)
         s.connect(uds)
-        s.sendall(b"CONNECT 5999\n")
+        s.sendall(first)
         line = readline(s)
         s.close()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(60)
-        s.connect(uds)
-        s.sendall(b"HELLO there\n")
-        bad = readline(s)
-        s.close()
+        return line
+
+    def host_refused():
+        line, bad = answer(b"CONNECT 5999\n"), answer(b"HELLO there\n")
         return (line == "ERR connection refused by the guest\n" and
                 bad == "ERR expected CONNECT PORT\n"), "%r / %r" % (line, bad)
 
