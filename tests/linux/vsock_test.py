@@ -165,7 +165,7 @@ try:
                            text=True)
         if r.returncode != 0:
             return False, "snapshot: " + r.stderr
-        vm.proc.wait(60)
+        stopped = vm.proc.wait(60) == 0  # and no sanitizer complained
         old_closed = s.recv(100) == b""  # popek is gone: EOF
         s.close()
         vm2 = Guest(None, images, [], "vsock-2", argv=[popek, "restore", snap, "--name", "vsock-2"])
@@ -187,10 +187,10 @@ try:
         t, res = host_listener(6002, lambda d: d[::-1])
         up = vm2.run("echo -n abc | vsock-tool connect 2 6002")
         t.join(60)
-        ok = (old_closed and reset and back == b"after-restore\n" and new == "new stream" and
+        ok = (stopped and old_closed and reset and back == b"after-restore\n" and new == "new stream" and
               up == "cba")
-        return ok, "old closed %s, guest's old stream %r; new: %r / %r; to host: %r" % (
-            old_closed, old, back, new, up)
+        return ok, "stopped %s (%s), old closed %s, guest's old stream %r; new: %r / %r; to " \
+            "host: %r" % (stopped, vm.stderr()[-300:], old_closed, old, back, new, up)
 
     check("vsock: a host program reaches a guest listener, 1 MiB each way (sha256)",
           host_to_guest)
