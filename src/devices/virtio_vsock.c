@@ -1,17 +1,13 @@
 #include "devices/virtio_vsock.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "devices/vsock_uds.h"
 #include "snapshot/blob.h"
 
 #define RXQ 0
@@ -101,11 +97,8 @@ struct virtio_vsock {
 	struct loop *loop;
 	uint64_t config_cid; /* struct virtio_vsock_config */
 	uint64_t cid;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char dir[PATH_MAX], base[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	ino_t ino; /* the socket file we made, removed when we go */
-	int lfd;
-	struct loop_watch *lw;
+	struct vsock_uds uds;  /* lfd -1: no host side */
+	struct loop_watch *lw; /* the listener's */
 	struct conn *conns[MAX_CONNS];
 	unsigned nconns;
 	struct rst rst[RST_RING];
@@ -501,11 +494,8 @@ static void line_read(struct conn *c)
 	if (!nl && c->linelen < CONNECT_MAX)
 		return;
 	c->line[c->linelen - 1] = 0;
-	char *end;
-	errno = 0;
-	unsigned long port = strtoul(c->line + 8, &end, 10);
-	if (!nl || strncmp(c->line, "CONNECT ", 8) || c->line[8] < '0' || c->line[8] > '9' ||
-	    *end || errno || port > UINT32_MAX) {
+	uint32_t port;
+	if (!nl || vsock_uds_parse_connect(c->line, &port) < 0) {
 		host_say(c, "ERR expected CONNECT PORT\n", 0);
 		conn_kill(c, false);
 		return;
@@ -515,7 +505,7 @@ static void line_read(struct conn *c)
 		conn_kill(c, false);
 		return;
 	}
-	c->gport = (uint32_t)port;
+	c->gport = port;
 	c->hport = new_host_port(c->v, c->gport);
 	c->state = CONN_CONNECTING;
 	c->owe = OWE_REQUEST;
@@ -555,23 +545,14 @@ static void listener_ready(void *ctx, unsigned ready)
 {
 	struct virtio_vsock *v = ctx;
 	int fd;
-	while ((fd = accept4(v->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+	while ((fd = accept4(v->uds.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
 		virtio_vsock_host_connect(v, fd);
 }
 
 /* A guest REQUEST to the host's port: connect PATH_PORT. */
 static void guest_connect(struct virtio_vsock *v, const struct vsock_hdr *h)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd = -1;
-	if (v->base[0] && v->nconns < MAX_CONNS &&
-	    (size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s_%u", v->dir, v->base,
-			     h->dst_port) < sizeof(a.sun_path))
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		fd = -1;
-	}
+	int fd = v->nconns < MAX_CONNS ? vsock_uds_connect(&v->uds, h->dst_port) : -1;
 	struct conn *c = fd >= 0 ? conn_new(v, fd, CONN_OPEN) : NULL;
 	if (!c) {
 		queue_rst(v, h->src_port, h->dst_port); /* no such listener: refused */
@@ -741,68 +722,6 @@ static const struct virtio_dev_ops vsock_ops = {.queue_notify = vsock_notify, .r
 
 /* ---- creation, snapshots ---- */
 
-/* Bind PATH, replacing a socket file nobody listens on any more (a VMM that
- * ended without removing it). */
-static int listen_on(struct virtio_vsock *v, char *err, size_t errlen)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	struct stat st;
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", v->path);
-	if (lstat(v->path, &st) == 0) {
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = S_ISSOCK(st.st_mode) && probe >= 0 &&
-			    connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0;
-		if (probe >= 0)
-			close(probe);
-		if (!S_ISSOCK(st.st_mode) || live) {
-			snprintf(err, errlen,
-				 "--vsock: %s %s: choose another uds= path or remove it", v->path,
-				 live ? "is in use by another program"
-				      : "exists and is not a socket");
-			return -1;
-		}
-		unlink(v->path);
-	}
-	v->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (v->lfd < 0 || bind(v->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    listen(v->lfd, 64) < 0 || stat(v->path, &st) < 0) {
-		snprintf(err, errlen, "--vsock: cannot listen on %s: %s", v->path, strerror(errno));
-		return -1;
-	}
-	v->ino = st.st_ino;
-	if (!(v->lw = loop_watch(v->loop, v->lfd, LOOP_IN, LOOP_DEVICE, listener_ready, v))) {
-		snprintf(err, errlen, "--vsock: out of memory watching %s", v->path);
-		return -1;
-	}
-	return 0;
-}
-
-/* PATH as an absolute folder and a name, short enough for PATH_4294967295. */
-static int split_path(struct virtio_vsock *v, const char *uds, char *err, size_t errlen)
-{
-	char copy[PATH_MAX];
-	snprintf(copy, sizeof(copy), "%s", uds);
-	const char *name = basename(copy);
-	snprintf(v->base, sizeof(v->base), "%s", name);
-	snprintf(copy, sizeof(copy), "%s", uds);
-	if (!realpath(dirname(copy), v->dir)) {
-		snprintf(err, errlen, "--vsock uds=%s: its folder: %s", uds, strerror(errno));
-		return -1;
-	}
-	size_t need = strlen(v->dir) + 1 + strlen(name) + sizeof("_4294967295");
-	if (strlen(name) >= sizeof(v->base) || !strcmp(name, "/") || !strcmp(name, ".") ||
-	    need > sizeof(v->path) ||
-	    (size_t)snprintf(v->path, sizeof(v->path), "%s/%s", v->dir, v->base) >=
-		sizeof(v->path)) {
-		snprintf(err, errlen,
-			 "--vsock uds=%s: a Unix socket path (with _PORT added) must be under %zu "
-			 "bytes: use a shorter path",
-			 uds, sizeof(v->path));
-		return -1;
-	}
-	return 0;
-}
-
 struct virtio_vsock *virtio_vsock_create(const struct virtio_env *env, uint32_t cid,
 					 const char *uds, char *err, size_t errlen)
 {
@@ -811,10 +730,16 @@ struct virtio_vsock *virtio_vsock_create(const struct virtio_env *env, uint32_t 
 		snprintf(err, errlen, "out of memory creating virtio-vsock");
 		return NULL;
 	}
-	v->lfd = -1;
+	v->uds.lfd = -1;
 	v->loop = env->loop;
 	v->cid = v->config_cid = cid;
-	if (uds && (split_path(v, uds, err, errlen) < 0 || listen_on(v, err, errlen) < 0)) {
+	if (uds && vsock_uds_listen(&v->uds, uds, err, errlen) < 0) {
+		virtio_vsock_destroy(v);
+		return NULL;
+	}
+	if (uds &&
+	    !(v->lw = loop_watch(v->loop, v->uds.lfd, LOOP_IN, LOOP_DEVICE, listener_ready, v))) {
+		snprintf(err, errlen, "--vsock: out of memory watching %s", v->uds.path);
 		virtio_vsock_destroy(v);
 		return NULL;
 	}
@@ -839,7 +764,6 @@ struct virtio_vsock *virtio_vsock_create(const struct virtio_env *env, uint32_t 
 void virtio_vsock_destroy(void *dev)
 {
 	struct virtio_vsock *v = dev;
-	struct stat st;
 	if (!v)
 		return;
 	if (v->vp.dev) {
@@ -850,33 +774,25 @@ void virtio_vsock_destroy(void *dev)
 	}
 	free_dead(v->dead); /* the loop has stopped: no reap comes */
 	loop_unwatch(v->lw);
-	if (v->lfd >= 0) {
-		close(v->lfd);
-		/* Ours, unless someone replaced it meanwhile (by its name in the
-		 * jail, where the folder may have moved). */
-		char name[sizeof(v->dir) + sizeof(v->base) + 1];
-		snprintf(name, sizeof(name), "%s/%s", v->dir, v->base);
-		if (stat(name, &st) == 0 && st.st_ino == v->ino)
-			unlinkat(AT_FDCWD, name, 0); /* unlink(2) is not in the jail's allowlist */
-	}
+	vsock_uds_close(&v->uds);
 	free(v);
 }
 
 const char *virtio_vsock_path(const struct virtio_vsock *v)
 {
-	return v->path;
+	return v->uds.path;
 }
 
 const char *virtio_vsock_dir(const struct virtio_vsock *v)
 {
-	return v->dir;
+	return v->uds.dir;
 }
 
 void virtio_vsock_moved(struct virtio_vsock *v, const char *dir)
 {
 	pthread_mutex_lock(&v->vp.lock);
-	if (strlen(dir) <= strlen(v->dir)) /* PATH_PORT still fits */
-		snprintf(v->dir, sizeof(v->dir), "%s", dir);
+	if (strlen(dir) <= strlen(v->uds.dir)) /* PATH_PORT still fits */
+		snprintf(v->uds.dir, sizeof(v->uds.dir), "%s", dir);
 	pthread_mutex_unlock(&v->vp.lock);
 }
 
