@@ -791,7 +791,8 @@ const char *virtio_vsock_dir(const struct virtio_vsock *v)
 void virtio_vsock_moved(struct virtio_vsock *v, const char *dir)
 {
 	pthread_mutex_lock(&v->vp.lock);
-	if (strlen(dir) <= strlen(v->uds.dir)) /* PATH_PORT still fits */
+	/* Unjailed, dir is the folder itself. */
+	if (dir != v->uds.dir && strlen(dir) <= VSOCK_UDS_DIR_MIN)
 		snprintf(v->uds.dir, sizeof(v->uds.dir), "%s", dir);
 	pthread_mutex_unlock(&v->vp.lock);
 }

@@ -22,7 +22,8 @@ void virtio_vsock_destroy(void *dev);
 /* The listening socket's absolute path on the host, and the folder. */
 const char *virtio_vsock_path(const struct virtio_vsock *v);
 const char *virtio_vsock_dir(const struct virtio_vsock *v);
-/* From now on reach the folder (PATH_P sockets) as dir: the jail moved it. */
+/* From now on reach the folder (PATH_P sockets) as dir, the jail's name for
+ * it (at most VSOCK_UDS_DIR_MIN bytes: devices/vsock_uds.h). */
 void virtio_vsock_moved(struct virtio_vsock *v, const char *dir);
 /* A host program's connection, as if accepted on the path (fuzzing). */
 void virtio_vsock_host_connect(struct virtio_vsock *v, int fd);

@@ -23,7 +23,9 @@ static int split_path(struct vsock_uds *u, const char *uds, char *err, size_t er
 		snprintf(err, errlen, "--vsock uds=%s: its folder: %s", uds, strerror(errno));
 		return -1;
 	}
-	size_t need = strlen(u->dir) + 1 + strlen(u->base) + sizeof("_4294967295");
+	/* The jail may give the folder another name (up to VSOCK_UDS_DIR_MIN bytes). */
+	size_t dirlen = strlen(u->dir) > VSOCK_UDS_DIR_MIN ? strlen(u->dir) : VSOCK_UDS_DIR_MIN;
+	size_t need = dirlen + 1 + strlen(u->base) + sizeof("_4294967295");
 	if (strlen(name) >= sizeof(u->base) || !strcmp(name, "/") || !strcmp(name, ".") ||
 	    need > sizeof(u->path) ||
 	    (size_t)snprintf(u->path, sizeof(u->path), "%s/%s", u->dir, u->base) >=

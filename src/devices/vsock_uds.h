@@ -11,6 +11,8 @@
 #include <sys/un.h>
 
 #define VSOCK_UDS_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+/* PATH_PORT fits with the folder renamed to anything this short. */
+#define VSOCK_UDS_DIR_MIN 16
 
 struct vsock_uds {
 	char path[VSOCK_UDS_MAX]; /* absolute, as the host sees it */
