@@ -12,6 +12,14 @@ run_vm vsock-file run --vsock cid=3,uds=$TMP/plain --kernel "$GUESTS/hello.elf"
 expect_err "vsock: uds= naming a file that is not a socket is refused" 64 "$TMP/plain exists and is not a socket: choose another uds= path or remove it"
 run_vm vsock-dir run --vsock cid=3,uds=$TMP/no-such-dir/v.sock --kernel "$GUESTS/hello.elf"
 expect_err "vsock: uds= in a missing folder names it" 64 "uds=$TMP/no-such-dir/v.sock: its folder: No such file or directory"
+for jail in --jail --no-jail; do
+	run_vm vsock-gone$jail run $jail --vsock cid=3,uds=$TMP/gone.sock --kernel "$GUESTS/hello.elf"
+	if grep -q "PASS hello" "$OUT" && [ ! -e "$TMP/gone.sock" ]; then
+		pass "vsock: the socket file is removed when the VM ends ($jail)"
+	else
+		fail "vsock: the socket file is removed when the VM ends ($jail)" "rc $RC, $(ls -l "$TMP/gone.sock" 2>&1), $(tail -c 200 "$ERR")"
+	fi
+done
 
 if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
 	fail "vsock" "images/ lacks the default image: run 'make image' (make test does)"
