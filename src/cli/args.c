@@ -189,6 +189,30 @@ static int parse_fs(char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+/* --vsock cid=N,uds=PATH; optarg is edited in place. CIDs 0-2 are the
+ * hypervisor's and the host's, ~0 is VMADDR_CID_ANY. */
+static int parse_vsock(char *arg, struct vm_config *cfg)
+{
+	struct vsock_config *v = &cfg->vsock;
+	char *save = NULL, *end;
+	*v = (struct vsock_config){0};
+	for (char *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(t, "cid=", 4)) {
+			errno = 0;
+			unsigned long cid = strtoul(t + 4, &end, 10);
+			if (errno || *end || t[4] < '0' || t[4] > '9' || cid < 3 ||
+			    cid >= 0xffffffff)
+				return -1;
+			v->cid = (uint32_t)cid;
+		} else if (!strncmp(t, "uds=", 4) && t[4]) {
+			v->uds = t + 4;
+		} else {
+			return -1;
+		}
+	}
+	return v->cid && v->uds ? 0 : -1;
+}
+
 int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
 	      const char **positional)
 {
@@ -213,6 +237,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_MEM_HUGEPAGES,
 		O_NET,
 		O_FS,
+		O_VSOCK,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -230,6 +255,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
 	    {"net", required_argument, NULL, O_NET},
 	    {"fs", required_argument, NULL, O_FS},
+	    {"vsock", required_argument, NULL, O_VSOCK},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
@@ -237,7 +263,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"cpus", required_argument, NULL, O_CPUS},
 	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 8; /* from --net on */
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 9; /* from --net on */
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -353,6 +379,12 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				return usage_error("--fs %s: use HOSTDIR,tag=TAG[,ro] or "
 						   "socket=PATH,tag=TAG (a tag of 1-36 bytes, at "
 						   "most 4 shares)",
+						   optarg);
+			break;
+		case O_VSOCK:
+			if (parse_vsock(optarg, cfg))
+				return usage_error("--vsock %s: use cid=N,uds=PATH (N from 3 to "
+						   "4294967294; see docs/vsock.md)",
 						   optarg);
 			break;
 		default:

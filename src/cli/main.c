@@ -67,6 +67,8 @@ void cli_usage(FILE *f)
 	    "                       over virtiofsd, which popek starts, or one you started);\n"
 	    "                       the guest mounts it: mount -t virtiofs TAG /mnt\n"
 	    "                       (docs/vhost-user.md)\n"
+	    "  --vsock cid=N,uds=PATH   virtio-vsock: host programs connect to PATH and send\n"
+	    "                       CONNECT PORT; the guest reaches PATH_PORT (docs/vsock.md)\n"
 	    "\n"
 	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
 	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"

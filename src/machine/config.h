@@ -65,6 +65,12 @@ struct fs_config {
 	bool ro;
 };
 
+/* --vsock cid=N,uds=PATH (docs/vsock.md); cid 0: no vsock device. */
+struct vsock_config {
+	uint32_t cid; /* the guest's: 3 or more */
+	const char *uds;
+};
+
 /* Devices a VM has only when asked for (`--device NAME`). */
 enum optional_device { DEV_PC_TESTDEV, NR_OPTIONAL_DEVICES };
 extern const char *const optional_device_names[NR_OPTIONAL_DEVICES];
@@ -100,6 +106,7 @@ struct vm_config {
 	bool jail, jail_set;
 	int nfs;
 	struct fs_config fs[MAX_FS];
+	struct vsock_config vsock;
 	int cpu_quota;	    /* --cpu-quota: percent of one host CPU; 0 = no limit */
 	uint64_t mem_limit; /* --mem-limit: bytes; 0 = no limit */
 };

@@ -17,6 +17,7 @@
 #include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 #include "machine/interpose.h"
 #include "machine/machine.h"
 
@@ -35,6 +36,7 @@ static const struct device_type *const registry[] = {
     &virtio_console_device,
     &virtio_net_device, /* the other devices keep their PCI slots */
     &virtio_fs_device,
+    &virtio_vsock_device,
 };
 
 int machine_add_device(struct machine *m, const struct device_type *t, int i, char *err,

@@ -12,6 +12,7 @@
 
 #include "boot/boot.h"
 #include "boot/acpi.h"
+#include "devices/virtio_vsock.h"
 #include "jail/jail.h"
 #include "machine/calibrate.h"
 #include "machine/console.h"
@@ -375,7 +376,13 @@ int machine_jail(struct machine *m, char *err, size_t errlen)
 		p.nics = true;
 		p.usernet |= m->cfg->nic[i].kind == NET_USER;
 	}
-	return jail_enter(m->cfg, &p, err, errlen);
+	struct machine_device *vs = machine_device_find(m, virtio_vsock_device.name);
+	if (vs)
+		p.vsock_dir = virtio_vsock_dir(vs->dev);
+	int rc = jail_enter(m->cfg, &p, err, errlen);
+	if (!rc && vs)
+		virtio_vsock_moved(vs->dev, jail_vsock_dir(&p));
+	return rc;
 }
 
 static void user_quit(void *ctx)

@@ -219,6 +219,29 @@ static void jail_options(void **state)
 		assert_int_not_equal(cli_parse_run(5, bad[i], &c), 0);
 }
 
+static void vsock_option(void **state)
+{
+	struct vm_config c;
+	vm_config_defaults(&c);
+	assert_int_equal(c.vsock.cid, 0); /* no device unless asked for */
+	char arg[] = "cid=4294967294,uds=/run/v.sock";
+	char *ok[] = {"run", "--kernel", "k", "--vsock", arg, NULL};
+	assert_int_equal(cli_parse_run(5, ok, &c), 0);
+	assert_int_equal(c.vsock.cid, 4294967294u);
+	assert_string_equal(c.vsock.uds, "/run/v.sock");
+	/* CIDs 0-2 and ~0 are reserved; both keys are needed, nothing else. */
+	const char *bad[] = {
+	    "cid=2,uds=x", "cid=4294967295,uds=x", "cid=-3,uds=x",   "cid=3", "uds=x",
+	    "cid=3,uds=",  "cid=3x,uds=x",	   "cid=3,uds=x,ro", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char copy[64];
+		snprintf(copy, sizeof(copy), "%s", bad[i]);
+		char *argv[] = {"run", "--kernel", "k", "--vsock", copy, NULL};
+		vm_config_defaults(&c);
+		assert_int_equal(cli_parse_run(5, argv, &c), EXIT_CODE_USAGE);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +253,7 @@ int main(void)
 	    cmocka_unit_test(devices),
 	    cmocka_unit_test(default_cmdline),
 	    cmocka_unit_test(jail_options),
+	    cmocka_unit_test(vsock_option),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
