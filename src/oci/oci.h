@@ -65,6 +65,9 @@ struct oci_mount {
 	char *dest, *source;
 	bool ro;
 };
+/* The CRI annotations (io.kubernetes.cri.container-type): a sandbox's VM
+ * takes in the containers of its pod, each with its own root (docs/oci.md). */
+enum oci_pod_role { POD_NONE, POD_SANDBOX, POD_CONTAINER };
 struct oci_spec {
 	struct oci_process proc;
 	char *root; /* absolute */
@@ -74,6 +77,9 @@ struct oci_spec {
 	uint64_t mem; /* VM RAM in bytes */
 	unsigned cpus;
 	char *annotations; /* JSON object text, "{}" when none */
+	enum oci_pod_role pod;
+	char *sandbox_id; /* of a POD_CONTAINER */
+	int pod_slot;	  /* its slot in the sandbox's VM, set by create */
 };
 #define OCI_SPEC_MAX (4u << 20) /* bytes of config.json accepted */
 
@@ -134,7 +140,18 @@ int state_connect(const char *id);
  * files are sparse) fit a VM template; a larger root boots cold. */
 #define ROOTFS_DISK_SIZE (4ull << 30)
 #define BINDS_DISK_SIZE	 (256ull << 20)
+/* Into ROOT/ID, or for a pod container into its slot's disks of the sandbox. */
 int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t errlen);
+
+/* pod.c: the slots of a sandbox's VM for the pod's further containers. */
+void pod_disk_name(char *buf, size_t len, int slot, bool binds); /* slotK[-binds].img */
+int pod_disk_path(char *buf, size_t len, const char *sandbox, int slot, bool binds);
+/* The placeholders of every slot, in the sandbox's state directory. */
+int pod_make_slots(const char *sandbox, char *err, size_t errlen);
+/* A free slot (1..POD_SLOTS) now owned by id, or -1 + err. */
+int pod_claim(const char *sandbox, const char *id, char *err, size_t errlen);
+/* Free slot unless another container owns it by now. */
+void pod_release(const char *sandbox, int slot, const char *id);
 
 /* console.c: with a terminal, the pty whose master goes to --console-socket;
  * fds[0..2] become the slave. Without, fds stay 0, 1, 2. */
@@ -158,6 +175,8 @@ struct vm {
 };
 int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
 	     size_t errlen);
+/* A blank sparse disk file of size bytes; 0 or -1 with errno. */
+int vm_placeholder(const char *path, uint64_t size);
 
 /* monitor.c: the process the pid file names. Boots the VM, waits for the
  * agent, reports on ready_fd ("ok\n" or an error line) and serves the

@@ -293,6 +293,24 @@ static json_object *parse_json(const char *text, size_t len, const char *what, c
 	return o;
 }
 
+/* A CRI container names its sandbox, which must be a valid container ID. */
+static int parse_pod(json_object *ann, struct oci_spec *s, char *err, size_t errlen)
+{
+	json_object *type = get(ann, "io.kubernetes.cri.container-type", json_type_string);
+	json_object *sb = get(ann, "io.kubernetes.cri.sandbox-id", json_type_string);
+	const char *t = type ? json_object_get_string(type) : "";
+	if (!strcmp(t, "sandbox")) {
+		s->pod = POD_SANDBOX;
+	} else if (!strcmp(t, "container")) {
+		if (!sb || !state_id_valid(json_object_get_string(sb)))
+			return fail(err, errlen,
+				    "a CRI container needs a valid io.kubernetes.cri.sandbox-id");
+		s->pod = POD_CONTAINER;
+		s->sandbox_id = strdup(json_object_get_string(sb));
+	}
+	return 0;
+}
+
 int spec_parse(const char *text, size_t len, const char *bundle, struct oci_spec *s, char *err,
 	       size_t errlen)
 {
@@ -338,6 +356,8 @@ int spec_parse(const char *text, size_t len, const char *bundle, struct oci_spec
 	json_object *ann = get(o, "annotations", json_type_object);
 	s->annotations =
 	    strdup(ann ? json_object_to_json_string_ext(ann, JSON_C_TO_STRING_PLAIN) : "{}");
+	if (ann && parse_pod(ann, s, err, errlen))
+		goto out;
 	rc = 0;
 out:
 	json_object_put(o);
@@ -395,5 +415,6 @@ void spec_free(struct oci_spec *s)
 	free(s->root);
 	free(s->hostname);
 	free(s->annotations);
+	free(s->sandbox_id);
 	memset(s, 0, sizeof(*s));
 }

@@ -85,8 +85,26 @@ static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int 
 	return 0;
 }
 
-static int boot(const struct oci_spec *s, const char *name, const char *root, const char *binds,
-		int logfd, struct vm *vm, char *err, size_t errlen)
+/* The VM's disks in dir, in guest order: root.img, binds.img and, for a
+ * pod's sandbox, each slot's pair. Returns how many. */
+#define VM_DISKS (2 + 2 * POD_SLOTS)
+static size_t disk_paths(const struct oci_spec *s, const char *dir, char paths[VM_DISKS][PATH_MAX])
+{
+	size_t n = 0;
+	snprintf(paths[n++], PATH_MAX, "%s/root.img", dir);
+	snprintf(paths[n++], PATH_MAX, "%s/binds.img", dir);
+	for (int k = 1; s->pod == POD_SANDBOX && k <= POD_SLOTS; k++) {
+		for (int b = 0; b < 2; b++) {
+			char name[32];
+			pod_disk_name(name, sizeof(name), k, b);
+			snprintf(paths[n++], PATH_MAX, "%.4000s/%s", dir, name);
+		}
+	}
+	return n;
+}
+
+static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS][PATH_MAX],
+		size_t ndisks, int logfd, struct vm *vm, char *err, size_t errlen)
 {
 	char exe[PATH_MAX], mem[32], cpus[16];
 	if (self_exe(exe, sizeof(exe))) {
@@ -96,12 +114,16 @@ static int boot(const struct oci_spec *s, const char *name, const char *root, co
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(s->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", s->cpus);
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	char *argv[] = {
-	    exe,	 "run",	       "--engine", (char *)(engine && *engine ? engine : "auto"),
-	    "--cmdline", CMDLINE,      "--mem",	   mem,
-	    "--cpus",	 cpus,	       "--name",   (char *)name,
-	    "--disk",	 (char *)root, "--disk",   (char *)binds,
-	    NULL};
+	char *argv[12 + 2 * VM_DISKS + 1] = {
+	    exe,	 "run",	  "--engine", (char *)(engine && *engine ? engine : "auto"),
+	    "--cmdline", CMDLINE, "--mem",    mem,
+	    "--cpus",	 cpus,	  "--name",   (char *)name};
+	size_t n = 12;
+	for (size_t i = 0; i < ndisks; i++) {
+		argv[n++] = "--disk";
+		argv[n++] = disks[i];
+	}
+	argv[n] = NULL;
 	return spawn(argv, NULL, 0, logfd, vm, err, errlen);
 }
 
@@ -135,11 +157,12 @@ static void template_key(const struct oci_spec *s, char *key, size_t len)
 			h = (h ^ b[k]) * 1099511628211ull;
 	}
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	snprintf(key, len, "%lluM-%ucpu-%s-%016llx", (unsigned long long)(s->mem >> 20), s->cpus,
-		 engine && *engine ? engine : "auto", (unsigned long long)h);
+	snprintf(key, len, "%lluM-%ucpu-%s%s-%016llx", (unsigned long long)(s->mem >> 20), s->cpus,
+		 engine && *engine ? engine : "auto", s->pod == POD_SANDBOX ? "-pod" : "",
+		 (unsigned long long)h);
 }
 
-static int placeholder(const char *path, uint64_t size)
+int vm_placeholder(const char *path, uint64_t size)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -177,23 +200,28 @@ static int wait_booted(struct vm *vm)
 /* Boot the template VM and snapshot it at BOOTED into dir/snap. */
 static int make_template(const struct oci_spec *s, const char *dir, char *err, size_t errlen)
 {
-	char root[PATH_MAX + 32], binds[PATH_MAX + 32], snap[PATH_MAX + 32], tmp[PATH_MAX + 32],
-	    name[64], exe[PATH_MAX];
-	snprintf(root, sizeof(root), "%s/root.img", dir);
-	snprintf(binds, sizeof(binds), "%s/binds.img", dir);
+	char disks[VM_DISKS][PATH_MAX], snap[PATH_MAX + 32], tmp[PATH_MAX + 32], name[64],
+	    exe[PATH_MAX];
+	size_t ndisks = disk_paths(s, dir, disks);
 	snprintf(snap, sizeof(snap), "%s/snap", dir);
 	snprintf(tmp, sizeof(tmp), "%s/snap.tmp", dir);
 	snprintf(name, sizeof(name), "oci-template-%d", (int)getpid());
-	if (placeholder(root, ROOTFS_DISK_SIZE) || placeholder(binds, BINDS_DISK_SIZE) ||
-	    self_exe(exe, sizeof(exe))) {
-		snprintf(err, errlen, "template disks in %.300s: %s", dir, strerror(errno));
+	for (size_t i = 0; i < ndisks; i++) {
+		/* even disks are roots, odd ones binds: the same sizes as every VM's */
+		if (vm_placeholder(disks[i], i % 2 ? BINDS_DISK_SIZE : ROOTFS_DISK_SIZE)) {
+			snprintf(err, errlen, "template disks in %.300s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (self_exe(exe, sizeof(exe))) {
+		snprintf(err, errlen, "cannot find the popek binary: %s", strerror(errno));
 		return -1;
 	}
 	char log[PATH_MAX + 32];
 	snprintf(log, sizeof(log), "%s/template.log", dir);
 	int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	struct vm vm;
-	int rc = boot(s, name, root, binds, logfd, &vm, err, errlen);
+	int rc = boot(s, name, disks, ndisks, logfd, &vm, err, errlen);
 	if (logfd >= 0)
 		close(logfd);
 	if (rc)
@@ -289,24 +317,27 @@ static int template_dir(const struct oci_spec *s, char *dir, size_t len)
 int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
 	     size_t errlen)
 {
-	char root[4200], binds[4200], name[80], tdir[2048];
-	state_path(root, sizeof(root), id, "root.img");
-	state_path(binds, sizeof(binds), id, "binds.img");
+	char dir[4200], disks[VM_DISKS][PATH_MAX], name[80], tdir[2048];
+	state_path(dir, sizeof(dir), id, NULL);
+	size_t ndisks = disk_paths(s, dir, disks);
 	state_vm_name(id, name, sizeof(name));
 	struct stat r, b;
-	vm->warm = stat(root, &r) == 0 && r.st_size == (off_t)ROOTFS_DISK_SIZE &&
-		   stat(binds, &b) == 0 && b.st_size == (off_t)BINDS_DISK_SIZE &&
+	vm->warm = stat(disks[0], &r) == 0 && r.st_size == (off_t)ROOTFS_DISK_SIZE &&
+		   stat(disks[1], &b) == 0 && b.st_size == (off_t)BINDS_DISK_SIZE &&
 		   template_dir(s, tdir, sizeof(tdir)) == 0;
 	if (!vm->warm)
-		return boot(s, name, root, binds, logfd, vm, err, errlen);
-	char exe[PATH_MAX], snap[PATH_MAX + 8], troot[PATH_MAX + 16], tbinds[PATH_MAX + 16];
+		return boot(s, name, disks, ndisks, logfd, vm, err, errlen);
+	char exe[PATH_MAX], snap[PATH_MAX + 8], tdisks[VM_DISKS][PATH_MAX];
 	self_exe(exe, sizeof(exe));
 	snprintf(snap, sizeof(snap), "%s/snap", tdir);
-	snprintf(troot, sizeof(troot), "%s/root.img", tdir);
-	snprintf(tbinds, sizeof(tbinds), "%s/binds.img", tdir);
-	const char *mounts[2][2] = {{root, troot}, {binds, tbinds}};
+	disk_paths(s, tdir, tdisks);
+	const char *mounts[VM_DISKS][2];
+	for (size_t i = 0; i < ndisks; i++) {
+		mounts[i][0] = disks[i];
+		mounts[i][1] = tdisks[i];
+	}
 	/* --force: the disks are the container's, not the template's, by design;
 	 * --no-verify: the template is ours, in a directory only root reaches */
 	char *argv[] = {exe, "restore", snap, "--force", "--no-verify", "--name", name, NULL};
-	return spawn(argv, mounts, 2, logfd, vm, err, errlen);
+	return spawn(argv, mounts, ndisks, logfd, vm, err, errlen);
 }
