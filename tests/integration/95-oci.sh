@@ -21,7 +21,7 @@ oci_rootfs() {
 	mkdir -p "$TMP/bb" "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
 	dpkg-deb -x "$deb" "$TMP/bb" || return 1
 	cp "$TMP/bb/bin/busybox" "$TMP/rootfs/bin/"
-	for a in sh echo cat sleep true id hostname pwd tty stty env head; do
+	for a in sh echo cat sleep true id hostname pwd tty stty env head grep ls; do
 		ln -sf busybox "$TMP/rootfs/bin/$a"
 	done
 	echo "root:x:0:0:root:/:/bin/sh" >"$TMP/rootfs/etc/passwd"
@@ -111,6 +111,13 @@ if oci_need mke2fs e2fsprogs && oci_rootfs; then
 	oci_direct_check "oci-direct-template-first" 1
 	oci_direct warm "$TMP/cache"
 	oci_direct_check "oci-direct-restored" 1
+	# a pod as the CRI makes one (tests/oci/pod.py): its containers in the sandbox's VM
+	out=$(timeout 900 /usr/bin/python3 "$POPEK_ROOT/tests/oci/pod.py" "$OCI" "$TMP/ociroot" "$TMP" "$TMP/rootfs" "$TMP/cache" 2>"$TMP/pod.err")
+	if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d == {"created": True, "status_created": "created", "vms_with_3_containers": ["oci-pod-sandbox"], "status_c2": "running", "exec_c2": "c2\n", "c1_exit": 4, "c1_out": "2\nls: /c2-was-here: No such file or directory\n", "c2_exit": 137, "sandbox_after_c2": "running", "delete_c1": 0, "delete_c2": 0, "c3_exit": 0, "c3_out": "2\n", "delete_sandbox": 0, "vms_after": []}, d' "$out" 2>"$TMP/check.err"; then
+		pass "oci-pod-one-vm"
+	else
+		fail "oci-pod-one-vm" "$out $(tail -c 300 "$TMP/pod.err") $(tail -1 "$TMP/check.err")"
+	fi
 fi
 
 # --- podman
