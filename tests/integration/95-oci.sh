@@ -5,6 +5,7 @@
 OCI=$POPEK_ROOT/build/popek-oci
 export POPEK_OCI_ENGINE=soft
 OCI_IMG=localhost/popek-oci-test:latest
+OCI_POD_IMG=localhost/popek-oci-pod:latest
 OCI_T=${OCI_TIMEOUT:-240}
 
 oci_need() { # oci_need CMD PACKAGE: the client is installed, else the case fails saying so
@@ -220,6 +221,19 @@ root = "$cd_dir/root"
 state = "$cd_dir/state"
 [grpc]
   address = "$cd_dir/c.sock"
+# the CRI plugin with one runtime handler, popek: what a RuntimeClass names
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$OCI_POD_IMG"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$cd_dir/cni"
+    conf_dir = "$cd_dir/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "popek"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.popek]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.popek.options]
+      BinaryName = "$OCI"
+      Root = "$cd_dir/oci"
 EOF
 	containerd --config "$cd_dir/config.toml" >"$cd_dir/log" 2>&1 &
 	cd_pid=$!
@@ -249,9 +263,25 @@ EOF
 		"${C[@]}" task rm c2 >/dev/null 2>&1
 		"${C[@]}" container rm c2 >/dev/null 2>&1
 	fi
+	# the CRI, as the kubelet drives it (tests/oci/cri.py): a pod sandbox and a container
+	# that logs, with runtime handler popek; the image's CMD is the sandbox's process
+	if ! /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null; then
+		fail "oci-cri" "python3-grpcio or python3-protobuf is missing: run scripts/install-deps.sh"
+	elif ! podman import --change 'CMD ["/bin/sleep","100000"]' "$TMP/rootfs.tar" "$OCI_POD_IMG" >/dev/null 2>"$cd_dir/import.err" ||
+		! podman save --format oci-archive -o "$cd_dir/pod.tar" "$OCI_POD_IMG" >/dev/null 2>>"$cd_dir/import.err" ||
+		! timeout "$OCI_T" ctr -a "$cd_dir/c.sock" -n k8s.io image import "$cd_dir/pod.tar" >/dev/null 2>>"$cd_dir/import.err"; then
+		fail "oci-cri" "image import into k8s.io failed: $(tail -c 300 "$cd_dir/import.err")"
+	else
+		out=$(timeout 900 /usr/bin/python3 "$POPEK_ROOT/tests/oci/cri.py" "$(command -v containerd)" "$cd_dir/c.sock" "$OCI_POD_IMG" "$cd_dir" "$POPEK_ROOT/build/popek" 2>"$cd_dir/cri.err")
+		if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d == {"runtime": "containerd", "pod_ready": True, "vms_with_pod": 1, "exit_code": 3, "log": ["hello from a popek pod", "1"], "vms_after_container": 1, "pods_left": 0, "vms_left": 0}, d' "$out" 2>"$TMP/check.err"; then
+			pass "oci-cri-pod"
+		else
+			fail "oci-cri-pod" "$out $(tail -c 400 "$cd_dir/cri.err") $(tail -1 "$TMP/check.err")"
+		fi
+	fi
 	kill "$cd_pid" 2>/dev/null
 	wait "$cd_pid" 2>/dev/null
 	umount -R "$cd_dir/root" "$cd_dir/state" 2>/dev/null
 fi
-podman rmi -f "$OCI_IMG" >/dev/null 2>&1
+podman rmi -f "$OCI_IMG" "$OCI_POD_IMG" >/dev/null 2>&1
 unset CONTAINERS_CONF
