@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
@@ -127,6 +130,54 @@ static bool exists(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0;
+}
+
+static void set_ipv4(struct sockaddr *sa, const char *addr)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)sa;
+	in->sin_family = AF_INET;
+	inet_pton(AF_INET, addr, &in->sin_addr);
+}
+
+static void if_set(int s, const char *name, unsigned long req, const char *addr)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (addr) {
+		set_ipv4(&ifr.ifr_addr, addr);
+	} else if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+	}
+	if (ioctl(s, req, &ifr) < 0)
+		fprintf(stderr, "popek-agent: %s: %s\n", name, strerror(errno));
+}
+
+/* Loopback, and the NIC the VM has unless its container asked for no
+ * network: user networking's fixed addresses (docs/networking.md), the
+ * guest 10.0.2.15/24 behind the host's 10.0.2.2. Set before BOOTED, so a
+ * template's clones have them without a DHCP round trip. */
+static void net_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	if_set(s, "lo", SIOCSIFFLAGS, NULL);
+	/* virtio_net has probed by now, when the VM has a NIC at all */
+	if (exists("/sys/class/net/eth0")) {
+		if_set(s, "eth0", SIOCSIFADDR, "10.0.2.15");
+		if_set(s, "eth0", SIOCSIFNETMASK, "255.255.255.0");
+		if_set(s, "eth0", SIOCSIFFLAGS, NULL);
+		struct rtentry rt;
+		memset(&rt, 0, sizeof(rt));
+		set_ipv4(&rt.rt_dst, "0.0.0.0");
+		set_ipv4(&rt.rt_genmask, "0.0.0.0");
+		set_ipv4(&rt.rt_gateway, "10.0.2.2");
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		if (ioctl(s, SIOCADDRT, &rt) < 0)
+			fprintf(stderr, "popek-agent: default route: %s\n", strerror(errno));
+	}
+	close(s);
 }
 
 /* mkdir -p of a path inside the root; the last component as a file if file. */
@@ -648,6 +699,7 @@ int main(void)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	net_up();
 	send_frame(FRAME_BOOTED, 0, 0, NULL, 0);
 	flush_all();
 	static struct line_reader lr;

@@ -68,6 +68,9 @@ struct oci_mount {
 /* The CRI annotations (io.kubernetes.cri.container-type): a sandbox's VM
  * takes in the containers of its pod, each with its own root (docs/oci.md). */
 enum oci_pod_role { POD_NONE, POD_SANDBOX, POD_CONTAINER };
+/* The VM's network (docs/oci.md): user networking (libslirp) in the host's
+ * network namespace or in the client's, or no NIC at all. */
+enum oci_net { OCI_NET_HOST, OCI_NET_NS, OCI_NET_NONE };
 struct oci_spec {
 	struct oci_process proc;
 	char *root; /* absolute */
@@ -80,6 +83,8 @@ struct oci_spec {
 	enum oci_pod_role pod;
 	char *sandbox_id; /* of a POD_CONTAINER */
 	int pod_slot;	  /* its slot in the sandbox's VM, set by create */
+	enum oci_net net;
+	char *netns; /* OCI_NET_NS: the namespace's path */
 };
 #define OCI_SPEC_MAX (4u << 20) /* bytes of config.json accepted */
 

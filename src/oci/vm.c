@@ -38,10 +38,11 @@ static int self_exe(char *exe, size_t len)
 }
 
 /* Fork the VMM with argv, its console on pipes, stderr to logfd. With
- * binds, it first gets a private mount namespace in which binds[i][0] is
- * mounted over binds[i][1]. */
-static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int logfd,
-		 struct vm *vm, char *err, size_t errlen)
+ * netns, it runs in that network namespace (its user networking's sockets
+ * are the container's). With binds, it first gets a private mount namespace
+ * in which binds[i][0] is mounted over binds[i][1]. */
+static int spawn(char *const argv[], const char *netns, const char *binds[][2], size_t nbinds,
+		 int logfd, struct vm *vm, char *err, size_t errlen)
 {
 	int in[2], out[2];
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
@@ -63,6 +64,11 @@ static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int 
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL); /* the caller's are blocked for a signalfd */
+		int nfd = netns ? open(netns, O_RDONLY | O_CLOEXEC) : -1;
+		if (netns && (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)) {
+			dprintf(2, "popek-oci: network namespace %s: %s\n", netns, strerror(errno));
+			_exit(71);
+		}
 		if (nbinds && (unshare(CLONE_NEWNS) < 0 ||
 			       mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)) {
 			dprintf(2, "popek-oci: private mount namespace: %s\n", strerror(errno));
@@ -104,7 +110,7 @@ static size_t disk_paths(const struct oci_spec *s, const char *dir, char paths[V
 }
 
 static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS][PATH_MAX],
-		size_t ndisks, int logfd, struct vm *vm, char *err, size_t errlen)
+		size_t ndisks, bool template, int logfd, struct vm *vm, char *err, size_t errlen)
 {
 	char exe[PATH_MAX], mem[32], cpus[16];
 	if (self_exe(exe, sizeof(exe))) {
@@ -114,7 +120,7 @@ static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS]
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(s->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", s->cpus);
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	char *argv[12 + 2 * VM_DISKS + 1] = {
+	char *argv[12 + 2 * VM_DISKS + 3] = {
 	    exe,	 "run",	  "--engine", (char *)(engine && *engine ? engine : "auto"),
 	    "--cmdline", CMDLINE, "--mem",    mem,
 	    "--cpus",	 cpus,	  "--name",   (char *)name};
@@ -123,8 +129,13 @@ static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS]
 		argv[n++] = "--disk";
 		argv[n++] = disks[i];
 	}
+	if (s->net == OCI_NET_NONE) {
+		argv[n++] = "--net";
+		argv[n++] = "none";
+	}
 	argv[n] = NULL;
-	return spawn(argv, NULL, 0, logfd, vm, err, errlen);
+	/* a template's VM is every container's: no client's namespace */
+	return spawn(argv, template ? NULL : s->netns, NULL, 0, logfd, vm, err, errlen);
 }
 
 /* The identity of what a template depends on: this binary, the default
@@ -157,9 +168,9 @@ static void template_key(const struct oci_spec *s, char *key, size_t len)
 			h = (h ^ b[k]) * 1099511628211ull;
 	}
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	snprintf(key, len, "%lluM-%ucpu-%s%s-%016llx", (unsigned long long)(s->mem >> 20), s->cpus,
-		 engine && *engine ? engine : "auto", s->pod == POD_SANDBOX ? "-pod" : "",
-		 (unsigned long long)h);
+	snprintf(key, len, "%lluM-%ucpu-%s%s%s-%016llx", (unsigned long long)(s->mem >> 20),
+		 s->cpus, engine && *engine ? engine : "auto", s->pod == POD_SANDBOX ? "-pod" : "",
+		 s->net == OCI_NET_NONE ? "-nonet" : "", (unsigned long long)h);
 }
 
 int vm_placeholder(const char *path, uint64_t size)
@@ -221,7 +232,7 @@ static int make_template(const struct oci_spec *s, const char *dir, char *err, s
 	snprintf(log, sizeof(log), "%s/template.log", dir);
 	int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	struct vm vm;
-	int rc = boot(s, name, disks, ndisks, logfd, &vm, err, errlen);
+	int rc = boot(s, name, disks, ndisks, true, logfd, &vm, err, errlen);
 	if (logfd >= 0)
 		close(logfd);
 	if (rc)
@@ -264,8 +275,12 @@ static void remove_stale(const char *parent, const char *key)
 	size_t prefix = dash ? (size_t)(dash - key) + 1 : strlen(key);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
+		/* the same kind (size, engine, pod, network) with another hash, or its lock */
+		size_t n = strlen(e->d_name);
+		if (n > 5 && !strcmp(e->d_name + n - 5, ".lock"))
+			n -= 5;
 		if (e->d_name[0] == '.' || !strncmp(e->d_name, key, strlen(key)) ||
-		    strncmp(e->d_name, key, prefix))
+		    n != strlen(key) || strncmp(e->d_name, key, prefix))
 			continue;
 		char path[PATH_MAX + 512];
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
@@ -326,7 +341,7 @@ int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm,
 		   stat(disks[1], &b) == 0 && b.st_size == (off_t)BINDS_DISK_SIZE &&
 		   template_dir(s, tdir, sizeof(tdir)) == 0;
 	if (!vm->warm)
-		return boot(s, name, disks, ndisks, logfd, vm, err, errlen);
+		return boot(s, name, disks, ndisks, false, logfd, vm, err, errlen);
 	char exe[PATH_MAX], snap[PATH_MAX + 8], tdisks[VM_DISKS][PATH_MAX];
 	self_exe(exe, sizeof(exe));
 	snprintf(snap, sizeof(snap), "%s/snap", tdir);
@@ -339,5 +354,5 @@ int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm,
 	/* --force: the disks are the container's, not the template's, by design;
 	 * --no-verify: the template is ours, in a directory only root reaches */
 	char *argv[] = {exe, "restore", snap, "--force", "--no-verify", "--name", name, NULL};
-	return spawn(argv, mounts, ndisks, logfd, vm, err, errlen);
+	return spawn(argv, s->netns, mounts, ndisks, logfd, vm, err, errlen);
 }

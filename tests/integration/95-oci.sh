@@ -22,7 +22,7 @@ oci_rootfs() {
 	mkdir -p "$TMP/bb" "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
 	dpkg-deb -x "$deb" "$TMP/bb" || return 1
 	cp "$TMP/bb/bin/busybox" "$TMP/rootfs/bin/"
-	for a in sh echo cat sleep true id hostname pwd tty stty env head grep ls; do
+	for a in sh echo cat sleep true id hostname pwd tty stty env head grep ls wget; do
 		ln -sf busybox "$TMP/rootfs/bin/$a"
 	done
 	echo "root:x:0:0:root:/:/bin/sh" >"$TMP/rootfs/etc/passwd"
@@ -163,6 +163,21 @@ EOF
 			"$OCI_IMG" sh -c 'echo $FOO $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname); grep -c oci-host /etc/hosts; test -f /run/.containerenv && echo env-file' 2>"$TMP/pm.err")
 		[ "$out" = "$(printf 'bar /tmp 1000:1000 oci-host oci-host\n1\nenv-file')" ] && pass "oci-podman-spec" ||
 			fail "oci-podman-spec" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		# networking: with the host's network the VM's user networking reaches a server on
+		# the host's loopback as 10.0.2.2; --network=none leaves the VM without a NIC
+		mkdir -p "$TMP/www" && echo hello-from-host >"$TMP/www/hello.txt"
+		port=$((20000 + RANDOM % 20000))
+		(cd "$TMP/www" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
+		www_pid=$!
+		for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+		out=$("${P[@]}" run --rm --network=host "$OCI_IMG" sh -c "wget -q -O - http://10.0.2.2:$port/hello.txt" 2>"$TMP/pm.err")
+		[ "$out" = hello-from-host ] && pass "oci-podman-net-host" ||
+			fail "oci-podman-net-host" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		out=$("${P[@]}" run --rm --network=none "$OCI_IMG" sh -c "ls /sys/class/net; wget -q -T 5 -O - http://10.0.2.2:$port/hello.txt || echo no-net" 2>"$TMP/pm.err")
+		[ "$out" = "$(printf 'lo\nno-net')" ] && pass "oci-podman-net-none" ||
+			fail "oci-podman-net-none" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		kill "$www_pid" 2>/dev/null
+		wait "$www_pid" 2>/dev/null
 		# a detached container: exec (exit code, stdout), kill reaches the process,
 		# pause/resume the VM, stop and rm
 		name=popek-oci-test-$$
