@@ -17,6 +17,7 @@
 #include <linux/fs.h>
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <net/route.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -153,6 +154,18 @@ static void if_set(int s, const char *name, unsigned long req, const char *addr)
 		fprintf(stderr, "popek-agent: %s: %s\n", name, strerror(errno));
 }
 
+static void default_route(int s, unsigned long req, const char *gw)
+{
+	struct rtentry rt;
+	memset(&rt, 0, sizeof(rt));
+	set_ipv4(&rt.rt_dst, "0.0.0.0");
+	set_ipv4(&rt.rt_genmask, "0.0.0.0");
+	set_ipv4(&rt.rt_gateway, gw);
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	if (ioctl(s, req, &rt) < 0 && req == SIOCADDRT)
+		fprintf(stderr, "popek-agent: default route via %s: %s\n", gw, strerror(errno));
+}
+
 /* Loopback, and the NIC the VM has unless its container asked for no
  * network: user networking's fixed addresses (docs/networking.md), the
  * guest 10.0.2.15/24 behind the host's 10.0.2.2. Set before BOOTED, so a
@@ -168,15 +181,44 @@ static void net_up(void)
 		if_set(s, "eth0", SIOCSIFADDR, "10.0.2.15");
 		if_set(s, "eth0", SIOCSIFNETMASK, "255.255.255.0");
 		if_set(s, "eth0", SIOCSIFFLAGS, NULL);
-		struct rtentry rt;
-		memset(&rt, 0, sizeof(rt));
-		set_ipv4(&rt.rt_dst, "0.0.0.0");
-		set_ipv4(&rt.rt_genmask, "0.0.0.0");
-		set_ipv4(&rt.rt_gateway, "10.0.2.2");
-		rt.rt_flags = RTF_UP | RTF_GATEWAY;
-		if (ioctl(s, SIOCADDRT, &rt) < 0)
-			fprintf(stderr, "popek-agent: default route: %s\n", strerror(errno));
+		default_route(s, SIOCADDRT, "10.0.2.2");
 	}
+	close(s);
+}
+
+/* NET: eth0 is bridged to the container's own interface on the host; take
+ * over its MAC, address, MTU and gateway. */
+static void net_take_over(const struct frame *f)
+{
+	char ip[16], gw[16], mask[16];
+	unsigned mac[6];
+	if (f->a < 0 || f->a > 32 || f->b < 68 || f->b > 65535 ||
+	    sscanf((const char *)f->data, "%15s %15s %x:%x:%x:%x:%x:%x", ip, gw, &mac[0], &mac[1],
+		   &mac[2], &mac[3], &mac[4], &mac[5]) != 8)
+		return;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+	for (int i = 0; i < 6; i++)
+		ifr.ifr_hwaddr.sa_data[i] = (char)mac[i];
+	if (ioctl(s, SIOCSIFHWADDR, &ifr) < 0)
+		fprintf(stderr, "popek-agent: eth0 MAC: %s\n", strerror(errno));
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	ifr.ifr_mtu = (int)f->b;
+	ioctl(s, SIOCSIFMTU, &ifr);
+	uint32_t m = f->a ? htonl(~0u << (32 - f->a)) : 0;
+	inet_ntop(AF_INET, &m, mask, sizeof(mask));
+	default_route(s, SIOCDELRT, "10.0.2.2");
+	if_set(s, "eth0", SIOCSIFADDR, ip);
+	if_set(s, "eth0", SIOCSIFNETMASK, mask);
+	if_set(s, "eth0", SIOCSIFFLAGS, NULL);
+	if (strcmp(gw, "0.0.0.0"))
+		default_route(s, SIOCADDRT, gw);
 	close(s);
 }
 
@@ -549,6 +591,9 @@ static void handle_frame(const struct frame *f)
 	case FRAME_MOUNT:
 		if (slot >= 0 && !roots[slot].mounted && setup_root(f->id, slot) == 0)
 			send_frame(FRAME_READY, f->id, slot, NULL, 0);
+		break;
+	case FRAME_NET:
+		net_take_over(f);
 		break;
 	case FRAME_UMOUNT:
 		if (slot > 0)

@@ -11,7 +11,7 @@ static const char *const type_names[FRAME_NTYPES] = {
     [FRAME_START] = "START",   [FRAME_IN] = "IN",	  [FRAME_SIG] = "SIG",
     [FRAME_WINCH] = "WINCH",   [FRAME_READY] = "READY",	  [FRAME_STARTED] = "STARTED",
     [FRAME_OUT] = "OUT",       [FRAME_EXIT] = "EXIT",	  [FRAME_ERROR] = "ERROR",
-    [FRAME_UMOUNT] = "UMOUNT",
+    [FRAME_UMOUNT] = "UMOUNT", [FRAME_NET] = "NET",
 };
 
 static const char magic[] = "@PK ";

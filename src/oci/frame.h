@@ -37,6 +37,7 @@ enum frame_type {
 	FRAME_SIG,    /* A = signal; B = 1 for the whole process group */
 	FRAME_WINCH,  /* A = rows, B = columns */
 	FRAME_UMOUNT, /* detach slot A's root: its container is gone */
+	FRAME_NET,    /* A = prefix length, B = MTU, DATA = "IP GATEWAY MAC" for eth0 */
 	/* agent → host */
 	FRAME_BOOTED,  /* the agent runs, the disks untouched: a VM to snapshot */
 	FRAME_READY,   /* slot A's root is mounted */

@@ -57,6 +57,8 @@ struct monitor {
 	int exit_status; /* -1 while the process runs */
 	time_t kill_deadline;
 	FILE *vm_log;
+	bool tap; /* the guest takes over the client's interface: */
+	struct oci_guest_net net;
 };
 
 static void set_status(struct monitor *m, enum oci_status status)
@@ -90,6 +92,12 @@ static void to_vm(struct monitor *m)
 
 static void mount_disks(struct monitor *m)
 {
+	const struct oci_guest_net *g = &m->net;
+	if (m->tap) {
+		char data[64];
+		int n = snprintf(data, sizeof(data), "%s %s %s", g->ip, g->gw, g->mac);
+		obuf_frame(&m->to_vm, FRAME_NET, 0, g->prefix, g->mtu, 0, data, (size_t)n);
+	}
 	obuf_frame(&m->to_vm, FRAME_MOUNT, 0, 0, 0, 0, NULL, 0);
 	to_vm(m);
 }
@@ -126,6 +134,8 @@ static int start_vm(struct monitor *m, char *err, size_t errlen)
 	m->vm_pid = vm.pid;
 	m->vm_in = vm.in;
 	m->vm_out = vm.out;
+	m->tap = vm.tap;
+	m->net = vm.net;
 	if (vm.warm)
 		mount_disks(m);
 	return 0;

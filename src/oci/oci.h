@@ -171,12 +171,27 @@ void stdio_write_out(const struct frame *f, int out, int err);
 /* Window size of a terminal fd, as rows and columns (0 when not a tty). */
 void stdio_winsize(int fd, unsigned *rows, unsigned *cols);
 
+/* netns.c: a client's network namespace joined with a tap and tc redirects. */
+#define NETNS_TAP "popek0" /* the VM's NIC, in every container's namespace */
+struct oci_guest_net {
+	bool none; /* the namespace has no IPv4 interface */
+	char ip[16], gw[16], mac[18];
+	int prefix, mtu;
+};
+/* Join path (this process stays in it), bridge its interface to NETNS_TAP
+ * and say what the guest's eth0 must take over. 0 or -1 + err. */
+int netns_attach(const char *path, struct oci_guest_net *g, char *err, size_t errlen);
+/* NETNS_TAP, persistent and up, in this process's namespace. */
+int netns_make_tap(int mtu, char *err, size_t errlen);
+
 /* vm.c: start the container's VM, restored from a template when its disks
  * have the template sizes, else booted. */
 struct vm {
 	pid_t pid;
-	int in, out; /* its console */
-	bool warm;   /* restored: the agent is past BOOTED already */
+	int in, out;		  /* its console */
+	bool warm;		  /* restored: the agent is past BOOTED already */
+	bool tap;		  /* its NIC is bridged to the client's namespace: */
+	struct oci_guest_net net; /* what the guest's eth0 takes over */
 };
 int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
 	     size_t errlen);

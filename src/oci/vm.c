@@ -38,11 +38,11 @@ static int self_exe(char *exe, size_t len)
 }
 
 /* Fork the VMM with argv, its console on pipes, stderr to logfd. With
- * netns, it runs in that network namespace (its user networking's sockets
- * are the container's). With binds, it first gets a private mount namespace
- * in which binds[i][0] is mounted over binds[i][1]. */
-static int spawn(char *const argv[], const char *netns, const char *binds[][2], size_t nbinds,
-		 int logfd, struct vm *vm, char *err, size_t errlen)
+ * own_tap (a template of tap-networked VMs), it gets a network namespace of
+ * its own with an unconnected NETNS_TAP. With binds, it first gets a private
+ * mount namespace in which binds[i][0] is mounted over binds[i][1]. */
+static int spawn(char *const argv[], bool own_tap, const char *binds[][2], size_t nbinds, int logfd,
+		 struct vm *vm, char *err, size_t errlen)
 {
 	int in[2], out[2];
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
@@ -64,9 +64,11 @@ static int spawn(char *const argv[], const char *netns, const char *binds[][2], 
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL); /* the caller's are blocked for a signalfd */
-		int nfd = netns ? open(netns, O_RDONLY | O_CLOEXEC) : -1;
-		if (netns && (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)) {
-			dprintf(2, "popek-oci: network namespace %s: %s\n", netns, strerror(errno));
+		char nerr[256] = "unshare";
+		if (own_tap &&
+		    (unshare(CLONE_NEWNET) < 0 || netns_make_tap(0, nerr, sizeof(nerr)))) {
+			dprintf(2, "popek-oci: the template's network namespace: %s: %s\n", nerr,
+				strerror(errno));
 			_exit(71);
 		}
 		if (nbinds && (unshare(CLONE_NEWNS) < 0 ||
@@ -129,13 +131,13 @@ static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS]
 		argv[n++] = "--disk";
 		argv[n++] = disks[i];
 	}
-	if (s->net == OCI_NET_NONE) {
+	if (s->net != OCI_NET_HOST) {
 		argv[n++] = "--net";
-		argv[n++] = "none";
+		argv[n++] = s->net == OCI_NET_NONE ? "none" : "tap=" NETNS_TAP;
 	}
 	argv[n] = NULL;
-	/* a template's VM is every container's: no client's namespace */
-	return spawn(argv, template ? NULL : s->netns, NULL, 0, logfd, vm, err, errlen);
+	/* a template's VM is every container's: it gets a tap of its own */
+	return spawn(argv, template && s->net == OCI_NET_NS, NULL, 0, logfd, vm, err, errlen);
 }
 
 /* The identity of what a template depends on: this binary, the default
@@ -170,7 +172,10 @@ static void template_key(const struct oci_spec *s, char *key, size_t len)
 	const char *engine = getenv("POPEK_OCI_ENGINE");
 	snprintf(key, len, "%lluM-%ucpu-%s%s%s-%016llx", (unsigned long long)(s->mem >> 20),
 		 s->cpus, engine && *engine ? engine : "auto", s->pod == POD_SANDBOX ? "-pod" : "",
-		 s->net == OCI_NET_NONE ? "-nonet" : "", (unsigned long long)h);
+		 s->net == OCI_NET_NONE ? "-nonet"
+		 : s->net == OCI_NET_NS ? "-tap"
+					: "",
+		 (unsigned long long)h);
 }
 
 int vm_placeholder(const char *path, uint64_t size)
@@ -329,9 +334,19 @@ static int template_dir(const struct oci_spec *s, char *dir, size_t len)
 	return rc;
 }
 
-int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
+int vm_start(const struct oci_spec *spec, const char *id, int logfd, struct vm *vm, char *err,
 	     size_t errlen)
 {
+	/* the network decides the VM's NIC: user networking on the host's
+	 * namespace, a tap bridged to the client's, or none */
+	struct oci_spec eff = *spec;
+	const struct oci_spec *s = &eff;
+	memset(&vm->net, 0, sizeof(vm->net));
+	if (spec->net == OCI_NET_NS && netns_attach(spec->netns, &vm->net, err, errlen))
+		return -1;
+	if (spec->net == OCI_NET_NS && vm->net.none)
+		eff.net = OCI_NET_NONE;
+	vm->tap = eff.net == OCI_NET_NS;
 	char dir[4200], disks[VM_DISKS][PATH_MAX], name[80], tdir[2048];
 	state_path(dir, sizeof(dir), id, NULL);
 	size_t ndisks = disk_paths(s, dir, disks);
@@ -354,5 +369,5 @@ int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm,
 	/* --force: the disks are the container's, not the template's, by design;
 	 * --no-verify: the template is ours, in a directory only root reaches */
 	char *argv[] = {exe, "restore", snap, "--force", "--no-verify", "--name", name, NULL};
-	return spawn(argv, s->netns, mounts, ndisks, logfd, vm, err, errlen);
+	return spawn(argv, false, mounts, ndisks, logfd, vm, err, errlen);
 }
