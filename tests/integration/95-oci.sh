@@ -14,6 +14,18 @@ oci_need() { # oci_need CMD PACKAGE: the client is installed, else the case fail
 	return 1
 }
 
+oci_http_get() { # oci_http_get URL: the body, retried while the server comes up
+	python3 - "$1" <<'PY'
+import sys, time, urllib.request
+for _ in range(20):
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().strip())
+        break
+    except OSError:
+        time.sleep(0.5)
+PY
+}
+
 # A busybox root file system from the image's own package cache.
 oci_rootfs() {
 	local deb
@@ -173,11 +185,26 @@ EOF
 		out=$("${P[@]}" run --rm --network=host "$OCI_IMG" sh -c "wget -q -O - http://10.0.2.2:$port/hello.txt" 2>"$TMP/pm.err")
 		[ "$out" = hello-from-host ] && pass "oci-podman-net-host" ||
 			fail "oci-podman-net-host" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
-		out=$("${P[@]}" run --rm --network=none "$OCI_IMG" sh -c "ls /sys/class/net; wget -q -T 5 -O - http://10.0.2.2:$port/hello.txt || echo no-net" 2>"$TMP/pm.err")
+		out=$("${P[@]}" run --rm --network=none "$OCI_IMG" sh -c "ls /sys/class/net; wget -q -O - http://10.0.2.2:$port/hello.txt 2>/dev/null || echo no-net" 2>"$TMP/pm.err")
 		[ "$out" = "$(printf 'lo\nno-net')" ] && pass "oci-podman-net-none" ||
 			fail "oci-podman-net-none" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
 		kill "$www_pid" 2>/dev/null
 		wait "$www_pid" 2>/dev/null
+		# podman's default bridge network: the VM's NIC is bridged to the container's veth
+		# (a tap and tc redirects), so the guest has the container's IP; a published port
+		# and the container's IP reach a server in the VM
+		hport=$((20000 + RANDOM % 20000))
+		"${P[@]}" run -d --name "popek-oci-web-$$" -p "127.0.0.1:$hport:8080" "$OCI_IMG" \
+			sh -c 'mkdir -p /www; echo served-from-the-vm >/www/index.html; exec busybox httpd -f -p 8080 -h /www' >/dev/null 2>"$TMP/pm.err"
+		ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "popek-oci-web-$$" 2>/dev/null)
+		a=$(oci_http_get "http://127.0.0.1:$hport/")
+		b=$(oci_http_get "http://$ip:8080/")
+		c=$("${P[@]}" exec "popek-oci-web-$$" cat /sys/class/net/eth0/address 2>>"$TMP/pm.err")
+		mac=$(podman inspect -f '{{.NetworkSettings.MacAddress}}' "popek-oci-web-$$" 2>/dev/null)
+		[ "$a" = served-from-the-vm ] && [ "$b" = served-from-the-vm ] && [ -n "$mac" ] && [ "$c" = "$mac" ] &&
+			pass "oci-podman-net-bridge" ||
+			fail "oci-podman-net-bridge" "published port '$a', $ip:8080 '$b', guest MAC '$c' vs '$mac': $(tail -c 300 "$TMP/pm.err")"
+		podman rm -f "popek-oci-web-$$" >/dev/null 2>&1
 		# a detached container: exec (exit code, stdout), kill reaches the process,
 		# pause/resume the VM, stop and rm
 		name=popek-oci-test-$$
