@@ -301,11 +301,12 @@ static int mount_disk(uint32_t id, char first, const char *path, const char *wha
 	return 0;
 }
 
-/* Slot k's root and binds disks, with a fresh /proc, /sys and /dev. */
-static int setup_root(uint32_t id, int slot)
+/* Slot k's root and binds disks, with a fresh /proc, /sys and /dev. With
+ * share, slot 0's root is the virtio-fs share and its binds the first disk. */
+static int setup_root(uint32_t id, int slot, bool share)
 {
 	struct root *r = &roots[slot];
-	char root_dev = (char)('a' + 2 * slot), binds_dev = (char)(root_dev + 1), p[64];
+	char root_dev = (char)('a' + 2 * slot), binds_dev = (char)(root_dev + !share), p[64];
 	if (slot) {
 		snprintf(r->path, sizeof(r->path), "/mnt/pod/%d/root", slot);
 		snprintf(r->binds, sizeof(r->binds), "/mnt/pod/%d/binds", slot);
@@ -313,8 +314,16 @@ static int setup_root(uint32_t id, int slot)
 		snprintf(r->path, sizeof(r->path), "/mnt/root");
 		snprintf(r->binds, sizeof(r->binds), "/mnt/binds");
 	}
-	if (mount_disk(id, root_dev, r->path, "the container root"))
+	if (share) {
+		make_target(r->path, false);
+		if (mount(ROOTFS_TAG, r->path, "virtiofs", 0, "") < 0) {
+			send_error(id, "cannot mount the container root (virtio-fs %s): %s",
+				   ROOTFS_TAG, strerror(errno));
+			return -1;
+		}
+	} else if (mount_disk(id, root_dev, r->path, "the container root")) {
 		return -1;
+	}
 	snprintf(p, sizeof(p), "/sys/block/vd%c", binds_dev);
 	if (exists(p) && mount_disk(id, binds_dev, r->binds, "the bind mounts disk")) {
 		umount2(r->path, MNT_DETACH);
@@ -589,7 +598,8 @@ static void handle_frame(const struct frame *f)
 	int slot = frame_slot(f->type == FRAME_BIND || f->type == FRAME_TMPFS ? f->c : f->a);
 	switch (f->type) {
 	case FRAME_MOUNT:
-		if (slot >= 0 && !roots[slot].mounted && setup_root(f->id, slot) == 0)
+		if (slot >= 0 && !roots[slot].mounted &&
+		    setup_root(f->id, slot, slot == 0 && f->b == 1) == 0)
 			send_frame(FRAME_READY, f->id, slot, NULL, 0);
 		break;
 	case FRAME_NET:

@@ -21,7 +21,8 @@
 
 enum frame_type {
 	/* host → agent */
-	FRAME_MOUNT,  /* mount slot A's disks (they may have been swapped since BOOTED) */
+	FRAME_MOUNT,  /* mount slot A's disks (they may have been swapped since BOOTED);
+		       * B = 1: slot 0's root is the virtio-fs share, its binds on vda */
 	FRAME_HOST,   /* DATA hostname */
 	FRAME_BIND,   /* A = index on the binds disk, B = 1 read-only, C = slot, DATA = dest */
 	FRAME_TMPFS,  /* C = slot, DATA = destination */

@@ -98,7 +98,7 @@ static void mount_disks(struct monitor *m)
 		int n = snprintf(data, sizeof(data), "%s %s %s", g->ip, g->gw, g->mac);
 		obuf_frame(&m->to_vm, FRAME_NET, 0, g->prefix, g->mtu, 0, data, (size_t)n);
 	}
-	obuf_frame(&m->to_vm, FRAME_MOUNT, 0, 0, 0, 0, NULL, 0);
+	obuf_frame(&m->to_vm, FRAME_MOUNT, 0, 0, m->spec->root_fs, 0, NULL, 0);
 	to_vm(m);
 }
 

@@ -84,8 +84,10 @@ struct oci_spec {
 	char *sandbox_id; /* of a POD_CONTAINER */
 	int pod_slot;	  /* its slot in the sandbox's VM, set by create */
 	enum oci_net net;
-	char *netns; /* OCI_NET_NS: the namespace's path */
+	char *netns;  /* OCI_NET_NS: the namespace's path */
+	bool root_fs; /* root.path is shared by virtio-fs (tag ROOTFS_TAG), set by create */
 };
+#define ROOTFS_TAG   "ocirootfs"
 #define OCI_SPEC_MAX (4u << 20) /* bytes of config.json accepted */
 
 /* Parse config.json text; bundle resolves a relative root.path. 0, or -1 + err. */
@@ -145,8 +147,9 @@ int state_connect(const char *id);
  * files are sparse) fit a VM template; a larger root boots cold. */
 #define ROOTFS_DISK_SIZE (4ull << 30)
 #define BINDS_DISK_SIZE	 (256ull << 20)
-/* Into ROOT/ID, or for a pod container into its slot's disks of the sandbox. */
-int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t errlen);
+/* Into ROOT/ID, or for a pod container into its slot's disks of the sandbox;
+ * sets s->root_fs when the root goes by virtio-fs instead of a disk. */
+int rootfs_build(struct oci_spec *s, const char *id, char *err, size_t errlen);
 
 /* pod.c: the slots of a sandbox's VM for the pod's further containers. */
 void pod_disk_name(char *buf, size_t len, int slot, bool binds); /* slotK[-binds].img */

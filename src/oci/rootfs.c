@@ -17,6 +17,8 @@
 
 #include "oci/oci.h"
 
+#define VIRTIOFSD "/usr/lib/qemu/virtiofsd" /* the one popek's --fs starts */
+
 extern char **environ;
 
 /* Run argv; on failure err gets the command's first line of stderr. */
@@ -69,18 +71,27 @@ static int count(const char *path, const struct stat *st, int flag, struct FTW *
 	return 0;
 }
 
-/* An ext4 image of dir at img: the fixed size when the tree and room to
- * write fit in it, else the tree's size plus that room. The file is sparse,
- * so the headroom costs nothing until the guest uses it. */
-static int make_ext4(const char *dir, const char *img, uint64_t fixed, bool exact, char *err,
-		     size_t errlen)
+/* The disk size dir needs: the tree and room to write. */
+static int disk_size(const char *dir, uint64_t *size, char *err, size_t errlen)
 {
 	tree_bytes = 0;
 	if (nftw(dir, count, 64, FTW_PHYS) < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	uint64_t size = tree_bytes + tree_bytes / 2 + (64ull << 20);
+	*size = tree_bytes + tree_bytes / 2 + (64ull << 20);
+	return 0;
+}
+
+/* An ext4 image of dir at img: the fixed size when the tree and room to
+ * write fit in it, else the tree's size plus that room. The file is sparse,
+ * so the headroom costs nothing until the guest uses it. */
+static int make_ext4(const char *dir, const char *img, uint64_t fixed, bool exact, char *err,
+		     size_t errlen)
+{
+	uint64_t size;
+	if (disk_size(dir, &size, err, errlen))
+		return -1;
 	if (size <= fixed) {
 		size = fixed;
 	} else if (exact) {
@@ -149,7 +160,24 @@ static int build_binds(const struct oci_spec *s, const char *id, const char *img
 	return rc;
 }
 
-int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t errlen)
+/* virtio-fs shares root.path itself: no copy, and writes reach the bundle's
+ * root as with runc. But a VM with a share cannot be snapshotted, so it
+ * boots cold: taken for a root too large for a template's disk (which boots
+ * cold anyway), or when POPEK_OCI_ROOTFS=virtiofs asks; never for a pod's
+ * VM, whose further roots are disks. */
+static bool root_by_virtiofs(const struct oci_spec *s, char *err, size_t errlen)
+{
+	const char *want = getenv("POPEK_OCI_ROOTFS");
+	uint64_t size;
+	if (s->pod != POD_NONE || strchr(s->root, ',') || access(VIRTIOFSD, X_OK) < 0 ||
+	    (want && !strcmp(want, "ext4")))
+		return false;
+	if (want && !strcmp(want, "virtiofs"))
+		return true;
+	return disk_size(s->root, &size, err, errlen) == 0 && size > ROOTFS_DISK_SIZE;
+}
+
+int rootfs_build(struct oci_spec *s, const char *id, char *err, size_t errlen)
 {
 	char img[4200], binds[4200];
 	struct stat st;
@@ -165,7 +193,8 @@ int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t err
 		snprintf(err, errlen, "state path too long");
 		return -1;
 	}
-	if (make_ext4(s->root, img, ROOTFS_DISK_SIZE, pod, err, errlen) ||
+	s->root_fs = root_by_virtiofs(s, err, errlen);
+	if ((!s->root_fs && make_ext4(s->root, img, ROOTFS_DISK_SIZE, pod, err, errlen)) ||
 	    build_binds(s, id, binds, err, errlen))
 		return -1;
 	return s->pod == POD_SANDBOX ? pod_make_slots(id, err, errlen) : 0;

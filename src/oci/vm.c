@@ -99,7 +99,8 @@ static int spawn(char *const argv[], bool own_tap, const char *binds[][2], size_
 static size_t disk_paths(const struct oci_spec *s, const char *dir, char paths[VM_DISKS][PATH_MAX])
 {
 	size_t n = 0;
-	snprintf(paths[n++], PATH_MAX, "%s/root.img", dir);
+	if (!s->root_fs)
+		snprintf(paths[n++], PATH_MAX, "%s/root.img", dir);
 	snprintf(paths[n++], PATH_MAX, "%s/binds.img", dir);
 	for (int k = 1; s->pod == POD_SANDBOX && k <= POD_SLOTS; k++) {
 		for (int b = 0; b < 2; b++) {
@@ -122,7 +123,7 @@ static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS]
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(s->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", s->cpus);
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	char *argv[12 + 2 * VM_DISKS + 3] = {
+	char *argv[12 + 2 * VM_DISKS + 5] = {
 	    exe,	 "run",	  "--engine", (char *)(engine && *engine ? engine : "auto"),
 	    "--cmdline", CMDLINE, "--mem",    mem,
 	    "--cpus",	 cpus,	  "--name",   (char *)name};
@@ -130,6 +131,14 @@ static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS]
 	for (size_t i = 0; i < ndisks; i++) {
 		argv[n++] = "--disk";
 		argv[n++] = disks[i];
+	}
+	char share[PATH_MAX + 32], real[PATH_MAX];
+	if (s->root_fs) {
+		/* virtiofsd takes no symlink as its source */
+		snprintf(share, sizeof(share), "%s,tag=" ROOTFS_TAG,
+			 realpath(s->root, real) ? real : s->root);
+		argv[n++] = "--fs";
+		argv[n++] = share;
 	}
 	if (s->net != OCI_NET_HOST) {
 		argv[n++] = "--net";
@@ -352,7 +361,7 @@ int vm_start(const struct oci_spec *spec, const char *id, int logfd, struct vm *
 	size_t ndisks = disk_paths(s, dir, disks);
 	state_vm_name(id, name, sizeof(name));
 	struct stat r, b;
-	vm->warm = stat(disks[0], &r) == 0 && r.st_size == (off_t)ROOTFS_DISK_SIZE &&
+	vm->warm = !s->root_fs && stat(disks[0], &r) == 0 && r.st_size == (off_t)ROOTFS_DISK_SIZE &&
 		   stat(disks[1], &b) == 0 && b.st_size == (off_t)BINDS_DISK_SIZE &&
 		   template_dir(s, tdir, sizeof(tdir)) == 0;
 	if (!vm->warm)
