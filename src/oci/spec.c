@@ -288,7 +288,7 @@ static int parse_resources(json_object *linux_, struct oci_spec *s, char *err, s
 	if (quota && period && json_object_get_int64(quota) > 0 &&
 	    json_object_get_int64(period) > 0) {
 		int64_t q = json_object_get_int64(quota), p = json_object_get_int64(period);
-		int64_t n = (q + p - 1) / p;
+		int64_t n = q / p + (q % p != 0); /* no overflow for huge values */
 		s->cpus = n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
 	}
 	return 0;

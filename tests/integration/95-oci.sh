@@ -82,7 +82,7 @@ import ctypes, json, os, subprocess, sys
 oci, root, bundle, cid, cache = sys.argv[1:6]
 ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 cfg = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "hostname": "direct",
-       "process": {"args": ["/bin/sh", "-c", "echo out-$(hostname); echo err >&2; exit 3"],
+       "process": {"args": ["/bin/sh", "-c", "echo out-$(hostname); echo err >&2; : >/direct-wrote; exit 3"],
                    "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}
 json.dump(cfg, open(os.path.join(bundle, "config.json"), "w"))
@@ -124,6 +124,18 @@ if oci_need mke2fs e2fsprogs && oci_rootfs; then
 	oci_direct_check "oci-direct-template-first" 1
 	oci_direct warm "$TMP/cache"
 	oci_direct_check "oci-direct-restored" 1
+	# the root shared by virtio-fs instead of copied: the guest's writes reach the host's
+	# root (with ext4 they stayed in the VM's copy)
+	if [ -x /usr/lib/qemu/virtiofsd ]; then
+		[ ! -e "$TMP/rootfs/direct-wrote" ] || fail "oci-direct-ext4-copy" "a write in the VM reached the host's root"
+		POPEK_OCI_ROOTFS=virtiofs oci_direct fs "$TMP/cache"
+		oci_direct_check "oci-direct-virtiofs-root" 0
+		[ -e "$TMP/rootfs/direct-wrote" ] && pass "oci-direct-virtiofs-write" ||
+			fail "oci-direct-virtiofs-write" "the guest's write is not in the host's root"
+		rm -f "$TMP/rootfs/direct-wrote"
+	else
+		fail "oci-direct-virtiofs-root" "no /usr/lib/qemu/virtiofsd: run scripts/install-deps.sh (Debian package qemu-system-common)"
+	fi
 	# a pod as the CRI makes one (tests/oci/pod.py): its containers in the sandbox's VM
 	out=$(timeout 900 /usr/bin/python3 "$POPEK_ROOT/tests/oci/pod.py" "$OCI" "$TMP/ociroot" "$TMP" "$TMP/rootfs" "$TMP/cache" 2>"$TMP/pod.err")
 	if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d == {"created": True, "status_created": "created", "vms_with_3_containers": ["oci-pod-sandbox"], "status_c2": "running", "exec_c2": "c2\n", "c1_exit": 4, "c1_out": "2\nls: /c2-was-here: No such file or directory\n", "c2_exit": 137, "sandbox_after_c2": "running", "delete_c1": 0, "delete_c2": 0, "c3_exit": 0, "c3_out": "2\n", "delete_sandbox": 0, "vms_after": []}, d' "$out" 2>"$TMP/check.err"; then
