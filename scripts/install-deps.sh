@@ -8,6 +8,10 @@ pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev l
 pkgs+=(qemu-utils)
 # popek-oci: e2fsprogs builds the container disks; its tests drive podman and containerd
 pkgs+=(e2fsprogs podman runc containerd)
+# popek-oci: tc (iproute2) bridges a client network namespace to the VM's tap
+pkgs+=(iproute2)
+# the CRI test's client: gRPC and protobuf for Debian's python3 (stubs are made from containerd's own descriptor)
+pkgs+=(python3-grpcio python3-protobuf)
 # popek exec: its tests run static busybox applets
 pkgs+=(busybox-static)
 missing=()
