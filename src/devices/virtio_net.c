@@ -321,6 +321,62 @@ void virtio_net_destroy(void *dev)
 	free(n);
 }
 
+/* The record: u32 version, the transport's record and the backend's (each
+ * u32 length first; a backend without state has length 0). */
+#define NET_STATE_VERSION 1
+
+static int net_save(void *dev, void **buf, size_t *len)
+{
+	struct virtio_net *n = dev;
+	void *pci;
+	size_t pci_len;
+	if (virtio_pci_save(&n->vp, &pci, &pci_len) < 0)
+		return -1;
+	struct blob be = {0}, b = {0};
+	if (n->be->ops->save) {
+		pthread_mutex_lock(&n->be->lock);
+		n->be->ops->save(n->be, &be);
+		pthread_mutex_unlock(&n->be->lock);
+	}
+	blob_put32(&b, NET_STATE_VERSION);
+	blob_put32(&b, (uint32_t)pci_len);
+	blob_put_bytes(&b, pci, pci_len);
+	blob_put32(&b, (uint32_t)be.len);
+	blob_put_bytes(&b, be.buf, be.len);
+	free(pci);
+	bool oom = be.oom || b.oom;
+	blob_free(&be);
+	if (oom) {
+		blob_free(&b);
+		return -1;
+	}
+	*buf = b.buf;
+	*len = b.len;
+	return 0;
+}
+
+static int net_load(void *dev, const void *buf, size_t len)
+{
+	struct virtio_net *n = dev;
+	struct reader r = {buf, len, false};
+	if (rd_get32(&r) != NET_STATE_VERSION)
+		return -1;
+	size_t pci_len = rd_get32(&r);
+	const uint8_t *pci = rd_view(&r, pci_len);
+	size_t be_len = rd_get32(&r);
+	struct reader be = {rd_view(&r, be_len), be_len, false};
+	if (r.bad || r.left || (!n->be->ops->load && be_len))
+		return -1;
+	if (n->be->ops->load) {
+		pthread_mutex_lock(&n->be->lock);
+		int rc = n->be->ops->load(n->be, &be);
+		pthread_mutex_unlock(&n->be->lock);
+		if (rc < 0)
+			return -1;
+	}
+	return virtio_pci_load(&n->vp, pci, pci_len);
+}
+
 static int net_count(const struct vm_config *cfg)
 {
 	return cfg->nnics;
@@ -353,6 +409,6 @@ const struct device_type virtio_net_device = {.name = "virtio-net",
 					      .numbered = true,
 					      .count = net_count,
 					      .create = net_create,
-					      .save = virtio_pci_save,
-					      .load = virtio_pci_load,
+					      .save = net_save,
+					      .load = net_load,
 					      .destroy = virtio_net_destroy};

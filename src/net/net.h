@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "machine/config.h"
+#include "snapshot/blob.h"
 
 /* The virtio-net header (virtio 1.x: always with num_buffers, §5.1.6). */
 struct virtio_net_hdr {
@@ -58,6 +59,10 @@ struct net_backend_ops {
 	void (*send)(struct net_backend *b, const struct iovec *iov, unsigned n, size_t len);
 	/* Optional: the offloads (NET_OFF_*) the guest accepts on receive. */
 	void (*set_offload)(struct net_backend *b, unsigned off);
+	/* Optional: the backend's own state in a snapshot, and back; load
+	 * checks everything (the record may come from a hostile file). */
+	void (*save)(struct net_backend *b, struct blob *out);
+	int (*load)(struct net_backend *b, struct reader *in);
 	void (*destroy)(struct net_backend *b);
 };
 

@@ -1,6 +1,7 @@
 /* --net user: libslirp inside the VMM, no root. The guest sees QEMU's
  * addresses: network 10.0.2.0/24, gateway 10.0.2.2, DNS 10.0.2.3 (forwarded
- * to the host's resolver), DHCP from 10.0.2.15. libslirp is not thread-safe:
+ * to the host's resolver), DHCP from 10.0.2.15; and IPv6 fd00::/64 with the
+ * host at fd00::2 and DNS at fd00::3. libslirp is not thread-safe:
  * every call runs under the backend's lock. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -180,6 +181,56 @@ static void s_send(struct net_backend *b, const struct iovec *iov, unsigned n, s
 	slirp_input(s->slirp, frame, (int)off);
 }
 
+/* libslirp's own state (slirp_state_save): its DHCP lease table and IP id.
+ * It records connections only for guestfwd sockets, whose far end is inside
+ * the VMM; popek has none, and the guest's connections to the outside are
+ * host kernel sockets of the old process, gone with it. */
+static ssize_t state_put(const void *buf, size_t len, void *opaque)
+{
+	blob_put_bytes(opaque, buf, len);
+	return (ssize_t)len;
+}
+
+static ssize_t state_get(void *buf, size_t len, void *opaque)
+{
+	struct reader *r = opaque;
+	rd_get_bytes(r, buf, len);
+	return r->bad ? -1 : (ssize_t)len;
+}
+
+static void s_save(struct net_backend *b, struct blob *out)
+{
+	struct slirp_backend *s = (struct slirp_backend *)b;
+	blob_put32(out, (uint32_t)slirp_state_version());
+	slirp_state_save(s->slirp, state_put, out);
+}
+
+static int s_load(struct net_backend *b, struct reader *in)
+{
+	struct slirp_backend *s = (struct slirp_backend *)b;
+	uint32_t version = rd_get32(in);
+	if (!in->bad && version != (uint32_t)slirp_state_version()) {
+		fprintf(
+		    stderr,
+		    "popek: user networking: the snapshot holds libslirp state version %u, this "
+		    "libslirp reads %d: restore with the libslirp that saved it\n",
+		    version, slirp_state_version());
+		return -1;
+	}
+	/* A record of ours has no socket entries (first byte 0) and the size
+	 * of any save of this libslirp: nothing else reaches libslirp, whose
+	 * loader would allocate socket buffers of sizes the file gives. */
+	struct blob fresh = {0};
+	slirp_state_save(s->slirp, state_put, &fresh);
+	size_t n = fresh.oom ? 0 : fresh.len;
+	blob_free(&fresh);
+	const uint8_t *p = rd_view(in, n);
+	if (!n || !p || in->left || p[0] != 0)
+		return -1;
+	struct reader r = {p, n, false};
+	return slirp_state_load(s->slirp, (int)version, state_get, &r) < 0 || r.left ? -1 : 0;
+}
+
 static void s_destroy(struct net_backend *b)
 {
 	struct slirp_backend *s = (struct slirp_backend *)b;
@@ -191,25 +242,59 @@ static const struct net_backend_ops slirp_ops = {
     .fill = s_fill,
     .dispatch = s_dispatch,
     .send = s_send,
+    .save = s_save,
+    .load = s_load,
     .destroy = s_destroy,
 };
+
+/* A hostfwd address: IPv4 or IPv6, the port in network order; NULL is
+ * dflt (an IPv4 address, host order). */
+static int fwd_addr(const char *text, uint32_t dflt, uint16_t port, struct sockaddr_storage *ss,
+		    socklen_t *len)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	memset(ss, 0, sizeof(*ss));
+	if (!text) {
+		*in = (struct sockaddr_in){AF_INET, htons(port), {htonl(dflt)}, {0}};
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
 
 static int add_forwards(struct slirp_backend *s, const struct net_config *nc, char *err,
 			size_t errlen)
 {
 	for (int i = 0; i < nc->nhostfwd; i++) {
 		const struct net_hostfwd *f = &nc->hostfwd[i];
-		struct in_addr host = {htonl(INADDR_LOOPBACK)}, guest = {0};
-		if ((f->host_addr && inet_pton(AF_INET, f->host_addr, &host) != 1) ||
-		    (f->guest_addr && inet_pton(AF_INET, f->guest_addr, &guest) != 1)) {
-			snprintf(err, errlen, "--net user: hostfwd: %s is not an IPv4 address",
-				 f->host_addr && inet_pton(AF_INET, f->host_addr, &host) != 1
-				     ? f->host_addr
-				     : f->guest_addr);
+		struct sockaddr_storage host, guest;
+		socklen_t hlen, glen;
+		/* Guest 0.0.0.0: libslirp takes its first DHCP address. */
+		bool bad_host = fwd_addr(f->host_addr, INADDR_LOOPBACK, f->host_port, &host, &hlen);
+		if (bad_host || fwd_addr(f->guest_addr, INADDR_ANY, f->guest_port, &guest, &glen)) {
+			snprintf(err, errlen,
+				 "--net user: hostfwd: %s is not an IPv4 or IPv6 address (write "
+				 "IPv6 in brackets: [::1]:8080)",
+				 bad_host ? f->host_addr : f->guest_addr);
 			return -1;
 		}
-		if (slirp_add_hostfwd(s->slirp, f->udp, host, f->host_port, guest, f->guest_port) <
-		    0) {
+		int flags = (f->udp ? SLIRP_HOSTFWD_UDP : 0) |
+			    (host.ss_family == AF_INET6 ? SLIRP_HOSTFWD_V6ONLY : 0);
+		if (slirp_add_hostxfwd(s->slirp, (struct sockaddr *)&host, hlen,
+				       (struct sockaddr *)&guest, glen, flags) < 0) {
 			snprintf(
 			    err, errlen,
 			    "--net user: cannot forward %s %s:%u to the guest: %s (is the port "
@@ -239,6 +324,14 @@ struct net_backend *net_slirp_open(const struct net_config *nc, char *err, size_
 	    .vhostname = "popek",
 	    .vdhcp_start = {htonl(0x0a00020f)},
 	    .vnameserver = {htonl(0x0a000203)},
+	    /* QEMU's IPv6 defaults: prefix fd00::/64 (router advertisements
+	     * from libslirp, so the guest autoconfigures), host fd00::2 (the
+	     * host's ::1), DNS fd00::3. */
+	    .in6_enabled = true,
+	    .vprefix_addr6 = {{{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}},
+	    .vprefix_len = 64,
+	    .vhost6 = {{{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}}},
+	    .vnameserver6 = {{{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}}},
 	};
 	s->slirp = slirp_new(&cfg, &callbacks, s);
 	if (!s->slirp) {
