@@ -8,6 +8,8 @@ pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev l
 pkgs+=(e2fsprogs podman runc containerd)
 # popek exec: its tests run static busybox applets
 pkgs+=(busybox-static)
+# networking: passt joins a popek switch segment in the tests (docs/networking.md)
+pkgs+=(passt)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -390,7 +390,7 @@ static int net_create(const struct dev_services *s, const struct vm_config *cfg,
 	const struct net_config *nc = &cfg->nic[i];
 	uint8_t mac[6];
 	net_mac(nc, cfg->name, i, mac);
-	struct net_backend *be = net_backend_open(nc, err, errlen);
+	struct net_backend *be = net_backend_open(nc, mac, err, errlen);
 	if (!be)
 		return EXIT_CODE_USAGE;
 	struct virtio_env env = virtio_env_of(s);

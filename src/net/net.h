@@ -78,12 +78,14 @@ struct net_backend {
 	void *kick_ctx;
 };
 
-/* Open the backend of one --net, before the jail (its fds and, for user
- * networking, its listening sockets). NULL with err set. The NIC then sets
- * deliver and ctx. */
-struct net_backend *net_backend_open(const struct net_config *nc, char *err, size_t errlen);
+/* Open the backend of one --net for the NIC with MAC mac, before the jail
+ * (its fds and, for user networking, its listening sockets). NULL with err
+ * set. The NIC then sets deliver and ctx. */
+struct net_backend *net_backend_open(const struct net_config *nc, const uint8_t mac[6], char *err,
+				     size_t errlen);
 /* Backend constructors (one file each); they fill b->ops and b->vnet_hdr. */
-struct net_backend *net_slirp_open(const struct net_config *nc, char *err, size_t errlen);
+struct net_backend *net_slirp_open(const struct net_config *nc, const uint8_t mac[6], char *err,
+				   size_t errlen);
 struct net_backend *net_tap_open(const struct net_config *nc, char *err, size_t errlen);
 struct net_backend *net_socket_open(const struct net_config *nc, char *err, size_t errlen);
 

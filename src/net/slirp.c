@@ -247,19 +247,12 @@ static const struct net_backend_ops slirp_ops = {
     .destroy = s_destroy,
 };
 
-/* A hostfwd address: IPv4 or IPv6, the port in network order; NULL is
- * dflt (an IPv4 address, host order). */
-static int fwd_addr(const char *text, uint32_t dflt, uint16_t port, struct sockaddr_storage *ss,
-		    socklen_t *len)
+/* A hostfwd address, IPv4 or IPv6, into ss with the port. */
+static int fwd_addr(const char *text, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 	memset(ss, 0, sizeof(*ss));
-	if (!text) {
-		*in = (struct sockaddr_in){AF_INET, htons(port), {htonl(dflt)}, {0}};
-		*len = sizeof(*in);
-		return 0;
-	}
 	if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
 		in->sin_family = AF_INET;
 		in->sin_port = htons(port);
@@ -275,39 +268,60 @@ static int fwd_addr(const char *text, uint32_t dflt, uint16_t port, struct socka
 	return -1;
 }
 
-static int add_forwards(struct slirp_backend *s, const struct net_config *nc, char *err,
-			size_t errlen)
+/* The address a Linux guest autoconfigures from our prefix: fd00:: and the
+ * EUI-64 of its MAC (libslirp has no stateful DHCPv6 to ask). */
+static void slaac_addr(const uint8_t mac[6], char *out, size_t len)
 {
-	for (int i = 0; i < nc->nhostfwd; i++) {
-		const struct net_hostfwd *f = &nc->hostfwd[i];
-		struct sockaddr_storage host, guest;
-		socklen_t hlen, glen;
-		/* Guest 0.0.0.0: libslirp takes its first DHCP address. */
-		bool bad_host = fwd_addr(f->host_addr, INADDR_LOOPBACK, f->host_port, &host, &hlen);
-		if (bad_host || fwd_addr(f->guest_addr, INADDR_ANY, f->guest_port, &guest, &glen)) {
-			snprintf(err, errlen,
-				 "--net user: hostfwd: %s is not an IPv4 or IPv6 address (write "
-				 "IPv6 in brackets: [::1]:8080)",
-				 bad_host ? f->host_addr : f->guest_addr);
-			return -1;
-		}
-		int flags = (f->udp ? SLIRP_HOSTFWD_UDP : 0) |
-			    (host.ss_family == AF_INET6 ? SLIRP_HOSTFWD_V6ONLY : 0);
-		if (slirp_add_hostxfwd(s->slirp, (struct sockaddr *)&host, hlen,
-				       (struct sockaddr *)&guest, glen, flags) < 0) {
-			snprintf(
-			    err, errlen,
-			    "--net user: cannot forward %s %s:%u to the guest: %s (is the port "
-			    "in use? pick another HOSTPORT)",
-			    f->udp ? "udp" : "tcp", f->host_addr ? f->host_addr : "127.0.0.1",
-			    f->host_port, strerror(errno));
-			return -1;
-		}
+	snprintf(out, len, "fd00::%02x%02x:%02xff:fe%02x:%02x%02x", mac[0] ^ 2, mac[1], mac[2],
+		 mac[3], mac[4], mac[5]);
+}
+
+/* One hostfwd: the host side defaults to 127.0.0.1; the guest side to its
+ * address of the host side's family (libslirp does not forward across
+ * families): 10.0.2.15 (DHCP's first), or the autoconfigured IPv6 one. */
+static int add_forward(struct slirp_backend *s, const struct net_hostfwd *f, const uint8_t mac[6],
+		       char *err, size_t errlen)
+{
+	const char *haddr = f->host_addr ? f->host_addr : "127.0.0.1";
+	struct sockaddr_storage host, guest;
+	socklen_t hlen, glen;
+	if (fwd_addr(haddr, f->host_port, &host, &hlen) < 0) {
+		snprintf(err, errlen,
+			 "--net user: hostfwd: %s is not an IPv4 or IPv6 address (IPv6 goes in "
+			 "brackets: [::1]:8080)",
+			 haddr);
+		return -1;
+	}
+	char slaac[48];
+	slaac_addr(mac, slaac, sizeof(slaac));
+	const char *gaddr = f->guest_addr		 ? f->guest_addr
+			    : host.ss_family == AF_INET6 ? slaac
+							 : "10.0.2.15";
+	if (fwd_addr(gaddr, f->guest_port, &guest, &glen) < 0 ||
+	    guest.ss_family != host.ss_family) {
+		snprintf(
+		    err, errlen,
+		    "--net user: hostfwd: guest address %s is not an %s address (libslirp "
+		    "forwards IPv4 to IPv4 and IPv6 to IPv6; leave it out for the guest's own)",
+		    gaddr, host.ss_family == AF_INET6 ? "IPv6" : "IPv4");
+		return -1;
+	}
+	int flags = (f->udp ? SLIRP_HOSTFWD_UDP : 0) |
+		    (host.ss_family == AF_INET6 ? SLIRP_HOSTFWD_V6ONLY : 0);
+	if (slirp_add_hostxfwd(s->slirp, (struct sockaddr *)&host, hlen, (struct sockaddr *)&guest,
+			       glen, flags) < 0) {
+		snprintf(
+		    err, errlen,
+		    "--net user: cannot forward %s %s:%u to the guest: %s (is the port in use? "
+		    "pick another HOSTPORT)",
+		    f->udp ? "udp" : "tcp", haddr, f->host_port, strerror(errno));
+		return -1;
 	}
 	return 0;
 }
 
-struct net_backend *net_slirp_open(const struct net_config *nc, char *err, size_t errlen)
+struct net_backend *net_slirp_open(const struct net_config *nc, const uint8_t mac[6], char *err,
+				   size_t errlen)
 {
 	struct slirp_backend *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -339,10 +353,12 @@ struct net_backend *net_slirp_open(const struct net_config *nc, char *err, size_
 		free(s);
 		return NULL;
 	}
-	if (add_forwards(s, nc, err, errlen) < 0) {
-		slirp_cleanup(s->slirp);
-		free(s);
-		return NULL;
+	for (int i = 0; i < nc->nhostfwd; i++) {
+		if (add_forward(s, &nc->hostfwd[i], mac, err, errlen) < 0) {
+			slirp_cleanup(s->slirp);
+			free(s);
+			return NULL;
+		}
 	}
 	s->b.ops = &slirp_ops;
 	return &s->b;
