@@ -30,6 +30,11 @@ struct virtio_net_hdr {
 #define NET_ETH_MAX  1518u  /* an Ethernet frame with a VLAN tag, without FCS */
 #define NET_GSO_MAX  65550u /* a 64 KiB IP packet behind an Ethernet header */
 #define NET_POLL_MAX 64	    /* fds one backend watches at once */
+/* The MTU a backend without a wire offers (user networking: libslirp's
+ * largest, as passt's): a guest sending and receiving 64 KiB packets pays
+ * its per-packet costs once per 64 KiB instead of once per 1.5. */
+#define NET_BIG_MTU 65520u
+#define NET_BIG_MAX (NET_BIG_MTU + 18u) /* with an Ethernet header and a VLAN tag */
 
 /* Offloads the guest may use (bits of TUN_F_*: tap.c maps them). */
 #define NET_OFF_CSUM 1u
@@ -69,6 +74,7 @@ struct net_backend_ops {
 struct net_backend {
 	const struct net_backend_ops *ops;
 	bool vnet_hdr;	      /* frames both ways start with a virtio_net_hdr: offloads */
+	bool big_mtu;	      /* takes and sends frames up to NET_BIG_MAX, checksums all valid */
 	pthread_mutex_t lock; /* the backend's state (libslirp is single-threaded) */
 	net_deliver_fn *deliver;
 	void *ctx;

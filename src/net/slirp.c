@@ -346,6 +346,8 @@ struct net_backend *net_slirp_open(const struct net_config *nc, const uint8_t ma
 	    .vprefix_len = 64,
 	    .vhost6 = {{{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}}},
 	    .vnameserver6 = {{{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}}},
+	    .if_mtu = NET_BIG_MTU,
+	    .if_mru = NET_BIG_MTU,
 	};
 	s->slirp = slirp_new(&cfg, &callbacks, s);
 	if (!s->slirp) {
@@ -361,5 +363,6 @@ struct net_backend *net_slirp_open(const struct net_config *nc, const uint8_t ma
 		}
 	}
 	s->b.ops = &slirp_ops;
+	s->b.big_mtu = true;
 	return &s->b;
 }

@@ -69,6 +69,12 @@ try:
     u.wait_lease()
     print("  guest at its shell with a lease after %.0f s" % (time.monotonic() - t0), flush=True)
 
+    # --- the NIC's big MTU on user networking ---------------------------------
+    def big_mtu():
+        mtu = u.run("cat /sys/class/net/eth0/mtu")
+        return mtu == "65520", "guest eth0 mtu %r" % mtu
+    check("net user: the NIC offers libslirp's 65520-byte MTU and the guest takes it", big_mtu)
+
     # --- IPv6 on user networking --------------------------------------------
     def v6_address():
         addr = ""

@@ -253,6 +253,9 @@ static void header_check(void **state)
 	assert_int_equal(virtio_net_hdr_check(&h, 0, 60), 0);
 	assert_int_equal(virtio_net_hdr_check(&h, 0, 10), -1);	 /* shorter than Ethernet */
 	assert_int_equal(virtio_net_hdr_check(&h, 0, 1519), -1); /* over the MTU, no TSO */
+	/* The big MTU (user networking) when the driver took it, not beyond. */
+	assert_int_equal(virtio_net_hdr_check(&h, VIRTIO_NET_F_MTU, NET_BIG_MAX), 0);
+	assert_int_equal(virtio_net_hdr_check(&h, VIRTIO_NET_F_MTU, NET_BIG_MAX + 1), -1);
 	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	h.csum_start = 34;
 	h.csum_offset = 16;
