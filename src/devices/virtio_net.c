@@ -329,8 +329,9 @@ void virtio_net_destroy(void *dev)
 }
 
 /* The record: u32 version, the transport's record and the backend's (each
- * u32 length first; a backend without state has length 0). */
-#define NET_STATE_VERSION 1
+ * u32 length first; a backend without state has length 0). Version 1 was
+ * the transport's record alone (its own version, 1, first): refused. */
+#define NET_STATE_VERSION 2
 
 static int net_save(void *dev, void **buf, size_t *len)
 {
