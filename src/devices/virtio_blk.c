@@ -277,11 +277,6 @@ int virtio_blk_fd(const struct virtio_blk *b)
 	return b->fd;
 }
 
-static int blk_count(const struct vm_config *cfg)
-{
-	return cfg->ndisks;
-}
-
 static int blk_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
 		      char *err, size_t errlen)
 {
@@ -292,7 +287,6 @@ static int blk_create(const struct dev_services *s, const struct vm_config *cfg,
 
 const struct device_type virtio_blk_device = {.name = "virtio-blk",
 					      .numbered = true,
-					      .count = blk_count,
 					      .create = blk_create,
 					      .save = virtio_pci_save,
 					      .load = virtio_pci_load,

@@ -16,7 +16,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *p
 /* Its transport. */
 struct virtio_pci *virtio_blk_pci(struct virtio_blk *b);
 void virtio_blk_destroy(void *blk);
-/* One per --disk, in order: virtio-blk0 is vda. */
+/* A raw --disk (devices/disk.h chooses it per disk). */
 extern const struct device_type virtio_blk_device;
 /* The open image (snapshots identify it through this fd). */
 int virtio_blk_fd(const struct virtio_blk *b);

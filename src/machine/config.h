@@ -13,8 +13,15 @@ enum console_kind { CONSOLE_STDIO, CONSOLE_FILE };
 
 #define MAX_DISKS 8
 
+/* How a --disk is served: a raw image by popek's own virtio-blk, an image
+ * of another format (found by its content) by a qemu-storage-daemon popek
+ * starts, a socket by the vhost-user-blk backend the user started there. */
+enum disk_kind { DISK_RAW, DISK_IMAGE, DISK_SOCKET };
+
 struct disk_config {
-	const char *path; /* raw image, attached as virtio-blk */
+	const char *path; /* the image, or the backend's socket */
+	enum disk_kind kind;
+	const char *format; /* DISK_IMAGE: QEMU's driver for it ("qcow2") */
 	bool ro;
 };
 
