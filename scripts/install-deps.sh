@@ -14,6 +14,8 @@ pkgs+=(iproute2)
 pkgs+=(python3-grpcio python3-protobuf)
 # popek exec: its tests run static busybox applets
 pkgs+=(busybox-static)
+# networking: passt joins a popek switch segment in the tests (docs/networking.md)
+pkgs+=(passt)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

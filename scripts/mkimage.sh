@@ -189,6 +189,14 @@ bound | renew)
 	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
 	: >/etc/resolv.conf
 	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	# Linux skips IPv6 autoconfiguration (not even a link-local address)
+	# when the link comes up while its carrier event is still queued, as
+	# /init's early "ip link set up" often does: restart it, the link is ready.
+	v6=/proc/sys/net/ipv6/conf/$interface/disable_ipv6
+	if [ -w "$v6" ] && ! ip -6 addr show dev "$interface" | grep -q fe80; then
+		echo 1 >"$v6"
+		echo 0 >"$v6"
+	fi
 	echo "popek-guest: $interface has $ip" >/dev/console
 	;;
 esac
