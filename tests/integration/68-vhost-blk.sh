@@ -7,7 +7,7 @@ QSD=/usr/bin/qemu-storage-daemon
 run_vm blk-no-socket run --disk socket=$TMP/none.sock --kernel "$GUESTS/hello.elf"
 expect_err "vhost-blk: --disk socket= without a backend names the fix" 64 "cannot connect to $TMP/none.sock: .*is the backend running"
 run_vm blk-socket-ro run --disk socket=$TMP/none.sock,ro --kernel "$GUESTS/hello.elf"
-expect_err "vhost-blk: --disk socket=,ro is refused (the backend decides)" 64 "use FILE\[,ro\] or socket=PATH"
+expect_err "vhost-blk: --disk socket=,ro is refused (the backend decides)" 64 "use FILE\[,ro\]\[,format=raw\] or socket=PATH"
 
 if [ ! -x $QSD ] || ! command -v qemu-img >/dev/null; then
 	fail "vhost-blk" "needs $QSD and qemu-img (Debian's qemu-system-common and qemu-utils: scripts/install-deps.sh)"
