@@ -16,6 +16,7 @@
 
 #include "engines/engine.h"
 #include "machine/memory.h"
+#include "policy/policy.h"
 
 #define XPAGE	      4096ull
 #define XPAGE_DOWN(a) ((a) & ~(XPAGE - 1))
@@ -48,6 +49,7 @@ struct exec_options {
 	const char **env; /* NULL-terminated, the program's whole environment */
 	const char *cwd;
 	bool strace, stats;
+	const char *policy, *audit; /* --policy FILE, --audit FILE, or NULL */
 	const char *program;
 	char **argv; /* NULL-terminated */
 };
@@ -88,6 +90,7 @@ struct xproc {
 	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
 	uint8_t *kstack;	     /* host view of the exception stack page */
 	struct mm mm;
+	struct policy *policy; /* --policy, or NULL */
 	int root_fd;
 	struct {
 		int fd;
@@ -174,6 +177,9 @@ void fs_free(struct xproc *p);
 int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mode, bool write);
 /* The normalized guest path of path (relative to dirfd or the cwd). */
 int fs_resolve(struct xproc *p, int dirfd, const char *path, char *g, size_t glen);
+/* The guest path that path resolves to now, symlinks followed (inside the
+ * root or its bind); for a path that does not exist, its parent's. */
+int fs_real(struct xproc *p, int dirfd, const char *path, char *g, size_t glen);
 /* The parent directory of path opened O_PATH, and its last component. */
 int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen);
 /* Normalize guest path (relative to base) into out: no ., .., //. */
@@ -192,8 +198,26 @@ typedef int64_t (*sys_fn)(struct xproc *p, const struct xsys *s);
 struct sys_entry {
 	const char *name;
 	sys_fn fn;
-	const char *args; /* per argument: i integer, p pointer, s string, x hex */
+	/* per argument: i integer, p pointer, x hex, s a path (relative to the
+	 * d argument before it, a directory fd, if any), f a socket family, a a
+	 * socket address (its length the next argument), m a struct msghdr */
+	const char *args;
 };
+
+/* policy.c: the syscall class of --policy. */
+int exec_policy_load(struct xproc *p, char *err, size_t errlen);
+/* Match the call: true if a rule decided it must not run, its result in
+ * *ret. Otherwise the call runs and exec_policy_done records it. */
+struct xcheck {
+	struct policy_access a;
+	const struct policy_rule *r, *logged;
+	char path[4][4096]; /* each path argument as written and as it resolves */
+	const char *paths[4];
+	uint8_t ip[16];
+};
+bool exec_policy_check(struct xproc *p, const struct xsys *s, const struct sys_entry *e,
+		       struct xcheck *c, int64_t *ret);
+void exec_policy_done(struct xproc *p, const struct xcheck *c, int64_t ret);
 /* The families fill their slots of the table (sys_*.c). */
 void sys_fs_table(struct sys_entry *t);
 void sys_mem_table(struct sys_entry *t);

@@ -208,6 +208,62 @@ int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mo
 	return open_in(dir, rest, flags, mode);
 }
 
+/* The guest path of what host descriptor fd names, found below dir (a
+ * bind's or the root's, at guest path prefix); 0 or -errno. */
+static int guest_of(int fd, int dir, const char *prefix, char *g, size_t glen)
+{
+	char proc[64], host[4096], top[4096];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, host, sizeof(host) - 1);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dir);
+	ssize_t t = readlink(proc, top, sizeof(top) - 1);
+	if (n < 0 || t < 0)
+		return -errno;
+	host[n] = top[t] = 0;
+	if (t == 1) /* the host's "/" */
+		t = 0;
+	if (strncmp(host, top, (size_t)t) || (host[t] != '/' && host[t]))
+		return -EXDEV;
+	int w = snprintf(g, glen, "%s%s", strcmp(prefix, "/") ? prefix : "", host + t);
+	if (!g[0])
+		snprintf(g, glen, "/");
+	return w < 0 || (size_t)w >= glen ? -ENAMETOOLONG : 0;
+}
+
+/* The guest path normalized guest path t resolves to (symlinks followed). */
+static int real_of(struct xproc *p, const char *t, char *g, size_t glen)
+{
+	int dir, fd;
+	const char *rest;
+	bool rw;
+	place(p, t, &dir, &rest, &rw);
+	if ((fd = open_in(dir, rest, O_PATH, 0)) < 0)
+		return fd;
+	int b = -1;
+	for (int i = 0; i < p->nbinds; i++)
+		if (p->bind[i].fd == dir)
+			b = i;
+	int rc = guest_of(fd, dir, b < 0 ? "/" : p->bind[b].guest, g, glen);
+	close(fd);
+	return rc;
+}
+
+int fs_real(struct xproc *p, int dirfd, const char *path, char *g, size_t glen)
+{
+	char t[4096], parent[4096];
+	int rc = fs_resolve(p, dirfd, path, t, sizeof(t));
+	if (rc || (rc = real_of(p, t, g, glen)) != -ENOENT)
+		return rc;
+	/* what does not exist yet resolves through its parent */
+	char *slash = strrchr(t, '/');
+	if (!slash[1])
+		return rc;
+	*slash = 0;
+	if ((rc = real_of(p, slash == t ? "/" : t, parent, sizeof(parent))))
+		return rc;
+	return fs_normalize(parent, slash + 1, g, glen);
+}
+
 int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen)
 {
 	char g[4096];

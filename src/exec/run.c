@@ -462,6 +462,9 @@ int exec_main(const struct exec_options *opt)
 	char err[512] = "";
 	int rc = XEXIT_HOST;
 	signal(SIGPIPE, SIG_IGN); /* a write to a closed pipe is the program's EPIPE or SIGPIPE */
+	if ((rc = exec_policy_load(p, err, sizeof(err))))
+		goto out;
+	rc = XEXIT_HOST;
 	if (fs_init(p, err, sizeof(err)) || mm_init(&p->mm, opt->mem, err, sizeof(err)))
 		goto out;
 	if ((rc = create_vm(p, err, sizeof(err))))
@@ -480,6 +483,9 @@ out:
 		p->ops->vm_destroy(p->vm);
 	mm_free(&p->mm);
 	fs_free(p);
+	if (p->policy && p->policy->audit_fd >= 0)
+		close(p->policy->audit_fd);
+	policy_free(p->policy);
 	if (p->forked && p->term_sig) {
 		/* a forked child dies of the signal, so its parent's wait4 sees it */
 		fflush(NULL);

@@ -41,6 +41,8 @@ static void trace_arg(struct xproc *p, char kind, uint64_t v)
 			fprintf(stderr, "0x%" PRIx64, v);
 		return;
 	case 'i':
+	case 'd':
+	case 'f':
 		fprintf(stderr, "%" PRId64, (int64_t)v);
 		return;
 	default:
@@ -75,7 +77,11 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 	const struct sys_entry *e = s->nr < NR_SYSCALLS ? &table[s->nr] : NULL;
 	p->ncalls++;
 	int64_t ret;
-	if (e && e->fn) {
+	static struct xcheck check; /* large, and one call at a time */
+	bool watched = policy_has_class(p->policy, POLICY_SYSCALL);
+	if (watched && exec_policy_check(p, s, e, &check, &ret)) {
+		watched = false; /* a rule decided, and recorded it: the call does not run */
+	} else if (e && e->fn) {
 		p->per_nr[s->nr]++;
 		ret = e->fn(p, s);
 	} else {
@@ -83,6 +89,8 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 			p->enosys[s->nr]++;
 		ret = -ENOSYS;
 	}
+	if (watched)
+		exec_policy_done(p, &check, ret);
 	if (p->opt->strace)
 		trace(p, s, e, ret);
 	return ret;
