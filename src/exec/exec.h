@@ -134,6 +134,9 @@ void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec);
 /* Host memory behind guest-virtual [va, va+len) as iovecs (pages), checked
  * for user access and for write; returns the count or -EFAULT. */
 int mm_iov(struct mm *mm, uint64_t va, uint64_t len, bool write, struct iovec *iov, int max);
+/* A guest struct iovec array of cnt entries as host pieces (each entry cut
+ * at 16 MiB, the whole at max pieces); the count or -EFAULT, -EINVAL. */
+int mm_iovec(struct mm *mm, uint64_t vec, uint64_t cnt, bool write, struct iovec *iov, int max);
 int mm_read(struct mm *mm, uint64_t va, void *dst, size_t len);
 int mm_write(struct mm *mm, uint64_t va, const void *src, size_t len);
 /* A NUL-terminated string of at most max bytes (with the NUL); -EFAULT,
@@ -180,8 +183,9 @@ int fs_resolve(struct xproc *p, int dirfd, const char *path, char *g, size_t gle
 /* The guest path that path resolves to now, symlinks followed (inside the
  * root or its bind); for a path that does not exist, its parent's. */
 int fs_real(struct xproc *p, int dirfd, const char *path, char *g, size_t glen);
-/* The parent directory of path opened O_PATH, and its last component. */
-int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen);
+/* The parent directory of path opened O_PATH, and its last component;
+ * write: it is to be changed, so it must lie in an rw bind. */
+int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen, bool write);
 /* Normalize guest path (relative to base) into out: no ., .., //. */
 int fs_normalize(const char *base, const char *path, char *out, size_t len);
 int fd_install(struct xproc *p, int host, bool cloexec, int min);
@@ -246,6 +250,8 @@ int exec_image(struct xproc *p, const char *path, char **argv, const char **envp
 /* In a forked child: a VM of its own, started at st. */
 int exec_respawn(struct xproc *p, const struct cpu_state *st);
 void sys_process_table(struct sys_entry *t);
+void sys_net_table(struct sys_entry *t);
+void sys_poll_table(struct sys_entry *t);
 bool exec_is_child(struct xproc *p, pid_t pid);
 
 int exec_main(const struct exec_options *opt);

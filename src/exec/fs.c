@@ -264,7 +264,7 @@ int fs_real(struct xproc *p, int dirfd, const char *path, char *g, size_t glen)
 	return fs_normalize(parent, slash + 1, g, glen);
 }
 
-int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen)
+int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen, bool write)
 {
 	char g[4096];
 	int rc = fs_resolve(p, dirfd, path, g, sizeof(g));
@@ -284,7 +284,7 @@ int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t n
 	const char *rest;
 	bool rw;
 	place(p, g, &dir, &rest, &rw);
-	if (!rw)
+	if (write && !rw)
 		return -EROFS;
 	return open_in(dir, rest, O_PATH | O_DIRECTORY, 0);
 }

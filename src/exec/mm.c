@@ -307,3 +307,21 @@ int mm_iov(struct mm *mm, uint64_t va, uint64_t len, bool write, struct iovec *i
 	}
 	return n;
 }
+
+int mm_iovec(struct mm *mm, uint64_t vec, uint64_t cnt, bool write, struct iovec *iov, int max)
+{
+	if (cnt > 1024)
+		return -EINVAL;
+	int n = 0;
+	for (uint64_t i = 0; i < cnt && n < max; i++) {
+		uint64_t g[2];
+		if (mm_read(mm, vec + i * 16, g, sizeof(g)))
+			return -EFAULT;
+		int k = mm_iov(mm, g[0], g[1] > (16u << 20) ? 16u << 20 : g[1], write, iov + n,
+			       max - n);
+		if (k < 0)
+			return n ? n : k; /* a short transfer up to the hole */
+		n += k;
+	}
+	return n;
+}

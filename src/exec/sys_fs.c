@@ -82,21 +82,10 @@ static int64_t vec(struct xproc *p, const struct xsys *s, bool to_guest)
 	int h = fd_host(p, (int)s->a[0]);
 	if (h < 0)
 		return h;
-	uint64_t cnt = s->a[2];
-	if (cnt > 1024)
-		return -EINVAL;
 	struct iovec iov[MAX_IOV];
-	int n = 0;
-	for (uint64_t i = 0; i < cnt && n < MAX_IOV; i++) {
-		uint64_t g[2];
-		if (mm_read(&p->mm, s->a[1] + i * 16, g, sizeof(g)))
-			return -EFAULT;
-		int k = mm_iov(&p->mm, g[0], g[1] > MAX_XFER ? MAX_XFER : g[1], to_guest, iov + n,
-			       MAX_IOV - n);
-		if (k < 0)
-			return n ? err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n)) : k;
-		n += k;
-	}
+	int n = mm_iovec(&p->mm, s->a[1], s->a[2], to_guest, iov, MAX_IOV);
+	if (n < 0)
+		return n;
 	return err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n));
 }
 
@@ -512,7 +501,7 @@ static int open_parent(struct xproc *p, int dirfd, uint64_t path_va, char name[2
 {
 	char path[4096];
 	int rc = read_path(p, path_va, path);
-	return rc ? rc : fs_parent(p, dirfd, path, name, 256);
+	return rc ? rc : fs_parent(p, dirfd, path, name, 256, true);
 }
 
 static int64_t sys_mkdirat_(struct xproc *p, int dirfd, uint64_t path_va, unsigned mode)
@@ -570,10 +559,10 @@ static int64_t rename_at(struct xproc *p, int od, uint64_t op, int nd, uint64_t 
 		rc = read_path(p, np, b);
 	if (rc)
 		return rc;
-	int ha = fs_parent(p, od, a, an, sizeof(an));
+	int ha = fs_parent(p, od, a, an, sizeof(an), true);
 	if (ha < 0)
 		return ha;
-	int hb = fs_parent(p, nd, b, bn, sizeof(bn));
+	int hb = fs_parent(p, nd, b, bn, sizeof(bn), true);
 	if (hb < 0) {
 		close(ha);
 		return hb;
@@ -659,35 +648,6 @@ static int64_t sys_umask(struct xproc *p, const struct xsys *s)
 	return old;
 }
 
-static int64_t sys_poll(struct xproc *p, const struct xsys *s)
-{
-	uint64_t n = s->a[1];
-	if (n > X_MAX_FDS)
-		return -EINVAL;
-	struct pollfd g[64], h[64];
-	if (n > 64)
-		return -ENOMEM;
-	if (mm_read(&p->mm, s->a[0], g, n * sizeof(g[0])))
-		return -EFAULT;
-	for (uint64_t i = 0; i < n; i++) {
-		h[i] = g[i];
-		h[i].fd = g[i].fd < 0 ? -1 : fd_host(p, g[i].fd);
-		if (g[i].fd >= 0 && h[i].fd < 0)
-			h[i].fd = -1; /* reported as POLLNVAL below */
-	}
-	int rc = poll(h, n, (int)s->a[2]);
-	if (rc < 0)
-		return -errno;
-	for (uint64_t i = 0; i < n; i++) {
-		g[i].revents = h[i].revents;
-		if (g[i].fd >= 0 && fd_host(p, g[i].fd) < 0) {
-			g[i].revents = POLLNVAL;
-			rc++;
-		}
-	}
-	return mm_write(&p->mm, s->a[0], g, n * sizeof(g[0])) ? -EFAULT : rc;
-}
-
 void sys_fs_table(struct sys_entry *t)
 {
 	t[SYS_read] = (struct sys_entry){"read", sys_read, "ipi"};
@@ -697,7 +657,6 @@ void sys_fs_table(struct sys_entry *t)
 	t[SYS_stat] = (struct sys_entry){"stat", sys_stat, "sp"};
 	t[SYS_fstat] = (struct sys_entry){"fstat", sys_fstat, "ip"};
 	t[SYS_lstat] = (struct sys_entry){"lstat", sys_lstat, "sp"};
-	t[SYS_poll] = (struct sys_entry){"poll", sys_poll, "pii"};
 	t[SYS_lseek] = (struct sys_entry){"lseek", sys_lseek, "iii"};
 	t[SYS_ioctl] = (struct sys_entry){"ioctl", sys_ioctl, "ixp"};
 	t[SYS_pread64] = (struct sys_entry){"pread64", sys_pread, "ipii"};

@@ -284,5 +284,4 @@ void sys_proc_table(struct sys_entry *t)
 	/* named for --strace and --stats, not served (-ENOSYS) */
 	t[SYS_rseq] = (struct sys_entry){"rseq", NULL, "pixx"};
 	t[SYS_clone3] = (struct sys_entry){"clone3", NULL, "pi"};
-	t[SYS_socket] = (struct sys_entry){"socket", NULL, "iii"};
 }

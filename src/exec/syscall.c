@@ -22,6 +22,8 @@ static void fill(void)
 	sys_proc_table(table);
 	sys_signal_table(table);
 	sys_process_table(table);
+	sys_net_table(table);
+	sys_poll_table(table);
 }
 
 const char *syscall_name(uint64_t nr)
