@@ -145,3 +145,92 @@ run_vm exec-missing exec --engine soft -- /no/such/program
 expect_err "exec: a missing program is named (65)" 65 "/no/such/program: No such file"
 run_vm exec-usage exec --engine soft
 expect_err "exec: no program is a usage error (64)" 64 "no program given"
+
+# The syscall policy class: a denied call fails with its errno and is
+# audited (a symlink to the denied file too), modify replaces a result, stop
+# ends the program with 72; sockets and readiness calls work as natively, and
+# a policy can deny a connection by family and port.
+cat >"$TMP/sock.py" <<'PY'
+import os, select, selectors, socket, sys
+a, b = socket.socketpair()
+sel = selectors.DefaultSelector()
+sel.register(b, selectors.EVENT_READ)
+a.sendall(b"hello over a socketpair\n")
+for key, ev in sel.select(timeout=5):
+    print(key.fileobj.recv(100).decode(), end="")
+r, w, x = select.select([a], [a], [], 1)
+print("select", len(r), len(w))
+ep = select.epoll()
+ep.register(a.fileno(), select.EPOLLOUT)
+print("epoll", len(ep.poll(1)))
+fd = os.eventfd(3)
+print("eventfd", os.eventfd_read(fd))
+path = sys.argv[1] + "/s.sock"
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect(path)
+d, _ = s.accept()
+c.send(b"over a unix socket\n")
+print(d.recv(100).decode(), end="")
+os.unlink(path)
+PY
+mkdir -p "$TMP/www"
+echo "served by the test" >"$TMP/www/index.txt"
+PORT=$((20000 + $$ % 20000))
+(cd "$TMP/www" && exec timeout 600 python3 -m http.server $PORT --bind 127.0.0.1) >/dev/null 2>&1 &
+HTTPD=$!
+GET="import urllib.request as u; print(u.urlopen('http://127.0.0.1:$PORT/index.txt').read().decode(), end='')"
+for i in $(seq 50); do
+	python3 -c "$GET" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+ln -sf "$TMP/tree/g" "$TMP/g-link"
+printf '%s\n' "deny syscall openat path $TMP/tree/g errno EACCES" "log syscall uname" \
+	"modify syscall getuid value 4242" >"$TMP/exec.policy"
+echo "stop syscall nr 39 # getpid" >"$TMP/stop.policy"
+echo "deny syscall connect family inet port $PORT errno ECONNREFUSED" >"$TMP/net.policy"
+for e in soft kvm; do
+	rm -f "$TMP/audit-$e"
+	run_vm exec-$e-deny exec --engine $e --policy "$TMP/exec.policy" --audit "$TMP/audit-$e" \
+		-- $BB cat "$TMP/tree/g"
+	expect_err "exec/$e: deny syscall openat path: the call fails with EACCES" 1 \
+		"Permission denied"
+	grep -q "\"device\":\"openat\",\"class\":\"syscall\",\"op\":\"call\",\"nr\":257,\"ret\":-13,\"path\":\"$TMP/tree/g\",\"verdict\":\"deny\",\"rule\":1" \
+		"$TMP/audit-$e" && pass "exec/$e: the denied call is in the audit log" ||
+		fail "exec/$e: audit of a denied call" "$(cat "$TMP/audit-$e")"
+	run_vm exec-$e-link exec --engine $e --policy "$TMP/exec.policy" -- $BB cat "$TMP/g-link"
+	expect_err "exec/$e: a symlink to a denied path is denied" 1 "Permission denied"
+	run_vm exec-$e-mod exec --engine $e --policy "$TMP/exec.policy" --audit "$TMP/audit-$e" \
+		-- $BB sh -c 'id -ru; uname'
+	expect "exec/$e: modify syscall getuid value 4242 replaces the result" 0 "^4242$"
+	grep -q '"device":"uname".*"ret":0,"verdict":"log","rule":2' "$TMP/audit-$e" &&
+		pass "exec/$e: a log rule records the call and its result" ||
+		fail "exec/$e: log syscall uname" "$(cat "$TMP/audit-$e")"
+	run_vm exec-$e-stop exec --engine $e --policy "$TMP/stop.policy" -- $BB sh -c 'echo $$'
+	expect_err "exec/$e: stop syscall ends the program with 72" 72 "stopped by policy rule on line 1"
+	if [ -x /usr/bin/python3 ]; then
+		mkdir -p "$TMP/sock-$e"
+		same "exec/$e: socketpair, selectors, select, epoll, eventfd, AF_UNIX bind/connect" $e \
+			/usr/bin/python3 "$TMP/sock.py" "$TMP/sock-$e"
+		run_vm exec-$e-http exec --engine $e -- /usr/bin/python3 -c "$GET"
+		expect "exec/$e: an HTTP GET to a server the test started" 0 "^served by the test$"
+		rm -f "$TMP/audit-$e"
+		run_vm exec-$e-nonet exec --engine $e --policy "$TMP/net.policy" --audit "$TMP/audit-$e" \
+			-- /usr/bin/python3 -c "$GET"
+		expect_err "exec/$e: deny syscall connect family inet port: ECONNREFUSED" 1 \
+			"Connection refused"
+		grep -q '"device":"connect".*"ret":-111,"verdict":"deny"' "$TMP/audit-$e" &&
+			pass "exec/$e: the denied connect is audited" ||
+			fail "exec/$e: audit of a denied connect" "$(cat "$TMP/audit-$e")"
+	fi
+done
+kill $HTTPD 2>/dev/null
+echo "deny syscall openat path etc" >"$TMP/bad.policy"
+run_vm exec-badpol exec --policy "$TMP/bad.policy" -- /bin/true
+expect_err "exec: a malformed policy is refused with FILE:LINE:COL (64)" 64 \
+	"bad.policy:1:29: expected a path glob"
+echo "deny pio port 0x80" >"$TMP/pio.policy"
+run_vm exec-piopol exec --policy "$TMP/pio.policy" -- /bin/true
+expect_err "exec: a device rule is refused: exec has no devices (64)" 64 "of class syscall"
