@@ -52,13 +52,14 @@ if ! cc -O1 -o "$TMP/sig" "$TMP/sig.c" 2>"$TMP/cc.err"; then
 	fail "exec: build the signal test program" "$(head -c 300 "$TMP/cc.err")"
 fi
 
-# same NAME ENGINE ARGS...: popek exec's stdout and status equal native's.
+# same NAME ENGINE ARGS...: popek exec's stdout and status equal native's
+# (popek exec gets the options in $EXEC_OPTS, if any).
 same() {
 	local name=$1 e=$2
 	shift 2
 	(cd / && "$@") >"$TMP/native.out" 2>/dev/null </dev/null
 	local want=$?
-	run_vm "exec-$e" exec --engine "$e" -- "$@"
+	run_vm "exec-$e" exec --engine "$e" $EXEC_OPTS -- "$@"
 	if [ "$RC" -ne "$want" ]; then
 		fail "$name" "exit $RC, native $want; stderr: $(tail -c 300 "$ERR" | tr '\n' ' ')"
 	elif ! cmp -s "$OUT" "$TMP/native.out"; then
@@ -212,7 +213,8 @@ for e in soft kvm; do
 	expect_err "exec/$e: stop syscall ends the program with 72" 72 "stopped by policy rule on line 1"
 	if [ -x /usr/bin/python3 ]; then
 		mkdir -p "$TMP/sock-$e"
-		same "exec/$e: socketpair, selectors, select, epoll, eventfd, AF_UNIX bind/connect" $e \
+		EXEC_OPTS="--bind $TMP/sock-$e:$TMP/sock-$e:rw" same \
+			"exec/$e: socketpair, selectors, select, epoll, eventfd, AF_UNIX bind/connect" $e \
 			/usr/bin/python3 "$TMP/sock.py" "$TMP/sock-$e"
 		run_vm exec-$e-http exec --engine $e -- /usr/bin/python3 -c "$GET"
 		expect "exec/$e: an HTTP GET to a server the test started" 0 "^served by the test$"
@@ -230,7 +232,7 @@ kill $HTTPD 2>/dev/null
 echo "deny syscall openat path etc" >"$TMP/bad.policy"
 run_vm exec-badpol exec --policy "$TMP/bad.policy" -- /bin/true
 expect_err "exec: a malformed policy is refused with FILE:LINE:COL (64)" 64 \
-	"bad.policy:1:29: expected a path glob"
+	"bad.policy:1:26: expected a path glob"
 echo "deny pio port 0x80" >"$TMP/pio.policy"
 run_vm exec-piopol exec --policy "$TMP/pio.policy" -- /bin/true
 expect_err "exec: a device rule is refused: exec has no devices (64)" 64 "of class syscall"
