@@ -69,6 +69,8 @@ struct mm {
 struct xfd {
 	int host; /* -1: free */
 	bool cloexec;
+	char *dents; /* a /proc/self listing: its dirent64 records (procfs.c), or NULL */
+	size_t ndents, dents_at;
 	char *path; /* guest path it was opened by, for fchdir; may be NULL */
 };
 
@@ -142,6 +144,9 @@ int mm_write(struct mm *mm, uint64_t va, const void *src, size_t len);
 /* A NUL-terminated string of at most max bytes (with the NUL); -EFAULT,
  * -ENAMETOOLONG. */
 int mm_read_str(struct mm *mm, uint64_t va, char *dst, size_t max);
+/* Each run of mapped user pages with one protection, in address order. */
+typedef void (*mm_range_fn)(void *ctx, uint64_t start, uint64_t end, int prot);
+void mm_ranges(struct mm *mm, mm_range_fn fn, void *ctx);
 /* Write to guest pages whatever their protection (loading code). */
 int mm_poke(struct mm *mm, uint64_t va, const void *src, size_t len);
 
@@ -191,6 +196,18 @@ int fs_normalize(const char *base, const char *path, char *out, size_t len);
 int fd_install(struct xproc *p, int host, bool cloexec, int min);
 int fd_host(struct xproc *p, int fd);
 int fd_close(struct xproc *p, int fd);
+
+/* procfs.c: the program's own /proc/self (popek's is hidden). For a
+ * normalized guest path under /proc/self, /proc/thread-self or /proc/PID:
+ * 1 and the rest after it ("" for the directory itself), else 0. */
+int proc_self(const char *g, const char **rest);
+/* Open rest (maps, fd, exe...) with open flags (no writing): a host fd or
+ * -errno. A directory is the host's, for fstat; its entries are not. */
+int proc_open(struct xproc *p, const char *rest, int flags);
+/* The program's /proc/self/fd as dirent64 records (malloc'ed). */
+int proc_listing(struct xproc *p, char **buf, size_t *len);
+/* The target of link rest (exe, cwd, fd/N) into out; its length or -errno. */
+int proc_readlink(struct xproc *p, const char *rest, char *out, size_t len);
 
 /* syscall.c: one call, dispatched by number. */
 struct xsys {

@@ -105,7 +105,8 @@ void fs_free(struct xproc *p)
 		if (p->fd[i].host > 2)
 			close(p->fd[i].host);
 		free(p->fd[i].path);
-		p->fd[i].path = NULL;
+		free(p->fd[i].dents);
+		p->fd[i].path = p->fd[i].dents = NULL;
 		p->fd[i].host = -1;
 	}
 	for (int i = 0; i < p->nbinds; i++) {
@@ -195,11 +196,15 @@ static int open_in(int dir, const char *rest, int flags, unsigned mode)
 int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mode, bool write)
 {
 	char g[4096];
+	const char *rest;
 	int rc = fs_resolve(p, dirfd, path, g, sizeof(g));
+	if (rc == -ENOENT && proc_self(g, &rest)) /* hidden: popek answers for it */
+		return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC))
+			   ? -EACCES
+			   : proc_open(p, rest, flags);
 	if (rc)
 		return rc;
 	int dir;
-	const char *rest;
 	bool rw;
 	place(p, g, &dir, &rest, &rw);
 	bool writes = write || (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND));
@@ -295,6 +300,7 @@ int fd_install(struct xproc *p, int host, bool cloexec, int min)
 		if (p->fd[i].host < 0) {
 			p->fd[i].host = host;
 			p->fd[i].cloexec = cloexec;
+			p->fd[i].dents = NULL;
 			p->fd[i].path = NULL;
 			return i;
 		}
@@ -318,7 +324,8 @@ int fd_close(struct xproc *p, int fd)
 	if (h > 2 || fd > 2 || h != fd)
 		close(h);
 	free(p->fd[fd].path);
-	p->fd[fd].path = NULL;
+	free(p->fd[fd].dents);
+	p->fd[fd].path = p->fd[fd].dents = NULL;
 	p->fd[fd].host = -1;
 	return 0;
 }

@@ -215,6 +215,12 @@ static int64_t sys_execve(struct xproc *p, const struct xsys *s)
 	int rc = mm_read_str(&p->mm, s->a[0], path, sizeof(path));
 	if (rc)
 		return rc;
+	char g[4096];
+	const char *rest;
+	/* busybox runs its applets through /proc/self/exe: the program itself */
+	if (fs_resolve(p, AT_FDCWD, path, g, sizeof(g)) == -ENOENT && proc_self(g, &rest) &&
+	    !strcmp(rest, "exe"))
+		snprintf(path, sizeof(path), "%s", p->exe);
 	char **argv = NULL, **envp = NULL;
 	size_t budget = MAX_ARG_BYTES;
 	rc = read_strv(p, s->a[1], &argv, &budget);

@@ -106,19 +106,27 @@ static int read_path(struct xproc *p, uint64_t va, char *buf)
 
 static int64_t do_open(struct xproc *p, int dirfd, uint64_t path_va, int flags, unsigned mode)
 {
-	char buf[4096], g[4096];
-	int rc = read_path(p, path_va, buf);
+	char path[4096], g[4096];
+	const char *rest;
+	int rc = read_path(p, path_va, path);
 	if (rc)
 		return rc;
-	const char *path = strcmp(buf, "/proc/self/exe") ? buf : p->exe;
-	if ((rc = fs_resolve(p, dirfd, path, g, sizeof(g))))
+	bool proc =
+	    (rc = fs_resolve(p, dirfd, path, g, sizeof(g))) == -ENOENT && proc_self(g, &rest);
+	if (rc && !proc)
 		return rc;
 	int h = fs_open(p, dirfd, path, flags & ~O_CLOEXEC, mode & ~p->umask, false);
 	if (h < 0)
 		return h;
 	int fd = fd_install(p, h, flags & O_CLOEXEC, 0);
-	if (fd >= 0)
+	if (fd >= 0) {
 		p->fd[fd].path = strdup(g);
+		if (proc && !strcmp(rest, "fd") && !(flags & O_PATH) &&
+		    proc_listing(p, &p->fd[fd].dents, &p->fd[fd].ndents)) {
+			fd_close(p, fd);
+			return -ENOMEM;
+		}
+	}
 	return fd;
 }
 
@@ -255,9 +263,26 @@ static int64_t sys_getdents64(struct xproc *p, const struct xsys *s)
 		return h;
 	char buf[65536];
 	size_t n = s->a[2] < sizeof(buf) ? s->a[2] : sizeof(buf);
-	long got = syscall(SYS_getdents64, h, buf, n);
-	if (got < 0)
+	long got;
+	struct xfd *x = &p->fd[s->a[0]];
+	if (x->dents) { /* a /proc/self listing: the whole records that fit */
+		got = 0;
+		const char *d = x->dents + x->dents_at;
+		size_t left = x->ndents - x->dents_at;
+		while ((size_t)got + 19 <= left) {
+			uint16_t reclen;
+			memcpy(&reclen, d + got + 16, 2);
+			if ((size_t)got + reclen > left || (size_t)got + reclen > n)
+				break;
+			got += reclen;
+		}
+		if (!got && left)
+			return -EINVAL; /* the buffer holds no record */
+		memcpy(buf, d, (size_t)got);
+		x->dents_at += (size_t)got;
+	} else if ((got = syscall(SYS_getdents64, h, buf, n)) < 0) {
 		return -errno;
+	}
 	return mm_write(&p->mm, s->a[1], buf, (size_t)got) ? -EFAULT : got;
 }
 
@@ -271,9 +296,11 @@ static int64_t readlink_at(struct xproc *p, int dirfd, uint64_t path_va, uint64_
 	if ((int64_t)size <= 0)
 		return -EINVAL;
 	ssize_t n;
-	if (!strcmp(path, "/proc/self/exe")) {
-		n = (ssize_t)strlen(p->exe);
-		memcpy(target, p->exe, (size_t)n);
+	char g[4096];
+	const char *rest;
+	if (fs_resolve(p, dirfd, path, g, sizeof(g)) == -ENOENT && proc_self(g, &rest)) {
+		if ((n = proc_readlink(p, rest, target, sizeof(target))) < 0)
+			return n;
 	} else {
 		int h = fs_open(p, dirfd, path, O_PATH | O_NOFOLLOW, 0, false);
 		if (h < 0)

@@ -42,9 +42,11 @@ static void trace_arg(struct xproc *p, char kind, uint64_t v)
 		else
 			fprintf(stderr, "0x%" PRIx64, v);
 		return;
-	case 'i':
 	case 'd':
 	case 'f':
+		fprintf(stderr, "%d", (int)v); /* AT_FDCWD is a 32-bit -100 */
+		return;
+	case 'i':
 		fprintf(stderr, "%" PRId64, (int64_t)v);
 		return;
 	default:

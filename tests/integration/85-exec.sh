@@ -236,3 +236,17 @@ expect_err "exec: a malformed policy is refused with FILE:LINE:COL (64)" 64 \
 echo "deny pio port 0x80" >"$TMP/pio.policy"
 run_vm exec-piopol exec --policy "$TMP/pio.policy" -- /bin/true
 expect_err "exec: a device rule is refused: exec has no devices (64)" 64 "of class syscall"
+
+# The program's /proc/self: exe, maps from popek's page tables, fd.
+for e in soft kvm; do
+	run_vm exec-$e-exe exec --engine $e -- $BB readlink /proc/self/exe
+	expect "exec/$e: readlink /proc/self/exe names the program" 0 "^$BB$"
+	run_vm exec-$e-maps exec --engine $e -- $BB cat /proc/self/maps
+	expect "exec/$e: /proc/self/maps lists the program's code" 0 "^00401000-[0-9a-f]+ r-xp "
+	grep -qE "^7f[0-9a-f]+-7ffffff00000 rw-p .* \[stack\]$" "$OUT" &&
+		pass "exec/$e: /proc/self/maps names the stack" ||
+		fail "exec/$e: /proc/self/maps [stack]" "$(head -c 400 "$OUT")"
+	run_vm exec-$e-fds exec --engine $e -- $BB sh -c 'exec 7</etc/passwd; ls /proc/self/fd | tr "\n" " "; readlink /proc/self/fd/7'
+	expect "exec/$e: ls /proc/self/fd lists the descriptors; fd/N links to the path" 0 \
+		"^0 1 2 3 7 /etc/passwd$"
+done
