@@ -8,6 +8,7 @@
 #ifndef POPEK_EXEC_H
 #define POPEK_EXEC_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,9 +31,10 @@
 #define X_PIE_BASE   0x0000555555554000ull
 #define X_KERNEL_VA  0xffff800000000000ull
 
-#define X_MAX_FDS   1024
-#define X_MAX_BINDS 16
-#define X_NSIG	    65
+#define X_MAX_THREADS 32
+#define X_MAX_FDS     1024
+#define X_MAX_BINDS   16
+#define X_NSIG	      65
 
 /* Engine-independent exit codes of popek exec besides the program's own. */
 enum { XEXIT_USAGE = 64, XEXIT_IMAGE = 65, XEXIT_ENGINE = 69, XEXIT_HOST = 71 };
@@ -78,19 +80,40 @@ struct xsigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/* One thread of the program: a vCPU of the VM run by a host thread of its
+ * own (run.c). */
+struct xthread {
+	struct engine_vcpu *vcpu;
+	int index; /* the vCPU's; 0 is the thread exec started */
+	pid_t tid; /* its host thread's tid; the first thread's is the pid */
+	pthread_t host;
+	bool live;
+	bool state_set;		     /* a call loaded a user state itself (its result in RAX) */
+	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
+	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
+	uint8_t *kstack;	     /* host view of its exception stack page */
+	uint64_t clear_tid;	     /* CLONE_CHILD_CLEARTID, set_tid_address */
+	uint64_t flush_seen;	     /* the xproc's flush_gen its TLB has seen */
+};
+
+/* The thread whose call popek is serving (each host thread runs one). */
+extern _Thread_local struct xthread *exec_self;
+
 struct xproc {
 	const struct exec_options *opt;
 	const struct engine_ops *ops;
 	struct engine_vm *vm;
-	struct engine_vcpu *vcpu;
 	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
-	struct engine_vcpu *parent_vcpu;
 	bool fast_syscall;	     /* the engine exits on SYSCALL itself (soft) */
-	bool state_set;		     /* a call loaded a user state itself (its result in RAX) */
-	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
-	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
 	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
-	uint8_t *kstack;	     /* host view of the exception stack page */
+	/* One thread serves a call at a time: the lock is held but around the
+	 * host calls that block (exec_unlock), so the process state needs no
+	 * other lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t gone; /* a thread ended */
+	struct xthread thread[X_MAX_THREADS];
+	int nlive;
+	uint64_t flush_gen; /* a mapping went: every TLB older than this flushes */
 	struct mm mm;
 	struct policy *policy; /* --policy, or NULL */
 	int root_fd;
@@ -106,7 +129,6 @@ struct xproc {
 	unsigned umask;
 	struct xsigaction sig[X_NSIG];
 	uint64_t sigmask;
-	uint64_t clear_tid;
 	bool exited;
 	int status;	 /* popek's exit code once exited */
 	int term_sig;	 /* the signal that ended it, or 0 */
@@ -270,6 +292,28 @@ void sys_process_table(struct sys_entry *t);
 void sys_net_table(struct sys_entry *t);
 void sys_poll_table(struct sys_entry *t);
 bool exec_is_child(struct xproc *p, pid_t pid);
+
+/* Around a host call that may block: other threads' calls go on meanwhile.
+ * Nothing of the process may be touched between the two. */
+void exec_unlock(struct xproc *p);
+void exec_lock(struct xproc *p);
+/* clone with CLONE_VM|CLONE_THREAD: a new vCPU at the caller's state with
+ * RSP stack and RAX 0, run by a new host thread; its tid or -errno. */
+int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid,
+		    uint64_t tls);
+/* exit: this thread ends (the program too if it was the last one). */
+void exec_thread_exit(struct xproc *p, int status);
+/* Threads other than this one end with it: a fork's child, an execve. */
+void exec_single(struct xproc *p);
+/* The threads still running besides this one. */
+int exec_others(struct xproc *p);
+/* run.c: this thread's vCPU until it or the program ends (the lock held);
+ * the program's status. */
+int exec_loop(struct xproc *p);
+/* End popek now with the program's status, whatever other threads do. */
+_Noreturn void exec_end(struct xproc *p);
+/* Thread t's vCPU (made once per slot), its TSS, and the state from. */
+int exec_thread_vcpu(struct xproc *p, struct xthread *t, const struct cpu_state *from);
 
 int exec_main(const struct exec_options *opt);
 

@@ -184,8 +184,10 @@ bool exec_policy_check(struct xproc *p, const struct xsys *s, const struct sys_e
 	uint64_t wait = policy_limit(p->policy, &c->a, now_ns());
 	if (wait) {
 		struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+		exec_unlock(p);
 		while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
 			;
+		exec_lock(p);
 	}
 	c->r = policy_match(p->policy, &c->a, &c->logged);
 	if (!c->r || c->r->action == POLICY_ALLOW)

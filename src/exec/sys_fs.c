@@ -47,9 +47,12 @@ static int64_t xfer(struct xproc *p, int fd, uint64_t va, uint64_t len, bool to_
 	int n = buf_iov(p, va, len, to_guest, iov);
 	if (n < 0)
 		return n;
-	if (to_guest)
-		return err_or(off < 0 ? readv(h, iov, n) : preadv(h, iov, n, off));
-	return err_or(off < 0 ? writev(h, iov, n) : pwritev(h, iov, n, off));
+	exec_unlock(p);
+	ssize_t r = to_guest ? (off < 0 ? readv(h, iov, n) : preadv(h, iov, n, off))
+			     : (off < 0 ? writev(h, iov, n) : pwritev(h, iov, n, off));
+	int64_t rc = err_or(r);
+	exec_lock(p);
+	return rc;
 }
 
 static int64_t sys_read(struct xproc *p, const struct xsys *s)
@@ -86,7 +89,10 @@ static int64_t vec(struct xproc *p, const struct xsys *s, bool to_guest)
 	int n = mm_iovec(&p->mm, s->a[1], s->a[2], to_guest, iov, MAX_IOV);
 	if (n < 0)
 		return n;
-	return err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n));
+	exec_unlock(p);
+	int64_t rc = err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n));
+	exec_lock(p);
+	return rc;
 }
 
 static int64_t sys_readv(struct xproc *p, const struct xsys *s)

@@ -129,7 +129,9 @@ static int64_t connect_bind(struct xproc *p, const struct xsys *s, bool bind_)
 	if (rc)
 		return rc;
 	const struct sockaddr *sa = (const struct sockaddr *)&a.ss;
+	exec_unlock(p);
 	int64_t ret = err_or(bind_ ? bind(h, sa, a.len) : connect(h, sa, a.len));
+	exec_lock(p);
 	addr_done(&a);
 	return ret;
 }
@@ -165,9 +167,12 @@ static int64_t sys_accept4(struct xproc *p, const struct xsys *s)
 		return -EINVAL;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
+	exec_unlock(p);
 	int c = accept4(h, (struct sockaddr *)&ss, &len, (flags & SOCK_NONBLOCK) | SOCK_CLOEXEC);
+	int e = errno;
+	exec_lock(p);
 	if (c < 0)
-		return -errno;
+		return -e;
 	int fd = fd_install(p, c, flags & SOCK_CLOEXEC, 0);
 	if (fd >= 0 && addr_out(p, &ss, len, s->a[1], s->a[2])) {
 		fd_close(p, fd);
@@ -316,12 +321,14 @@ static int64_t send_call(struct xproc *p, int h, struct xmsg *x, uint64_t addr, 
 		x->m.msg_name = &x->a.ss;
 		x->m.msg_namelen = x->a.len;
 	}
+	exec_unlock(p);
 	int64_t ret = err_or(sendmsg(h, &x->m, flags | MSG_NOSIGNAL));
+	exec_lock(p);
 	addr_done(&x->a);
 	return ret;
 }
 
-static struct xmsg msgbuf; /* large; one call at a time */
+static _Thread_local struct xmsg msgbuf; /* large; one call at a time */
 
 static int64_t sys_sendto(struct xproc *p, const struct xsys *s)
 {
@@ -349,9 +356,12 @@ static int64_t recv_call(struct xproc *p, int h, struct xmsg *x, int flags)
 	struct sockaddr_storage ss;
 	x->m.msg_name = &ss;
 	x->m.msg_namelen = sizeof(ss);
+	exec_unlock(p);
 	ssize_t n = recvmsg(h, &x->m, flags | MSG_CMSG_CLOEXEC);
+	int e = errno;
+	exec_lock(p);
 	if (n < 0)
-		return -errno;
+		return -e;
 	if (x->m.msg_controllen)
 		rights(p, &x->m, false, flags);
 	return n;

@@ -25,15 +25,18 @@ static int64_t err_or(long rc)
 /* Wait on n guest pollfds g (changed in place); timeout as ppoll's. */
 static int64_t poll_guest(struct xproc *p, struct pollfd *g, uint64_t n, const struct timespec *ts)
 {
-	static struct pollfd h[MAX_POLL];
+	static _Thread_local struct pollfd h[MAX_POLL];
 	for (uint64_t i = 0; i < n; i++) {
 		h[i] = g[i];
 		/* a guest fd with no host one is polled as none and reported POLLNVAL */
 		h[i].fd = g[i].fd < 0 || fd_host(p, g[i].fd) < 0 ? -1 : fd_host(p, g[i].fd);
 	}
+	exec_unlock(p);
 	int rc = ppoll(h, n, ts, NULL);
+	int e = errno;
+	exec_lock(p);
 	if (rc < 0)
-		return -errno;
+		return -e;
 	for (uint64_t i = 0; i < n; i++) {
 		g[i].revents = h[i].revents;
 		if (g[i].fd >= 0 && fd_host(p, g[i].fd) < 0) {
@@ -46,7 +49,7 @@ static int64_t poll_guest(struct xproc *p, struct pollfd *g, uint64_t n, const s
 
 static int64_t poll_call(struct xproc *p, uint64_t va, uint64_t n, const struct timespec *ts)
 {
-	static struct pollfd g[MAX_POLL];
+	static _Thread_local struct pollfd g[MAX_POLL];
 	if (n > MAX_POLL)
 		return -EINVAL;
 	if (mm_read(&p->mm, va, g, n * sizeof(g[0])))
@@ -88,7 +91,7 @@ static int64_t sys_ppoll(struct xproc *p, const struct xsys *s)
 /* select's three sets as one poll; the sets are rewritten with what is ready. */
 static int64_t select_call(struct xproc *p, const struct xsys *s, const struct timespec *ts)
 {
-	static struct pollfd g[MAX_POLL];
+	static _Thread_local struct pollfd g[MAX_POLL];
 	uint64_t set[3][MAX_POLL / 64] = {{0}};
 	uint64_t nfds = s->a[0];
 	if ((int64_t)nfds < 0 || nfds > MAX_POLL)
@@ -183,15 +186,18 @@ static int64_t sys_epoll_ctl(struct xproc *p, const struct xsys *s)
 
 static int64_t epoll_wait_call(struct xproc *p, const struct xsys *s)
 {
-	static struct epoll_event ev[MAX_POLL];
+	static _Thread_local struct epoll_event ev[MAX_POLL];
 	int ep = fd_host(p, (int)s->a[0]), n = (int)s->a[2];
 	if (ep < 0)
 		return -EBADF;
 	if (n <= 0 || n > MAX_POLL)
 		return n <= 0 ? -EINVAL : -ENOMEM;
+	exec_unlock(p);
 	int rc = epoll_wait(ep, ev, n, (int)s->a[3]);
+	int e = errno;
+	exec_lock(p);
 	if (rc < 0)
-		return -errno;
+		return -e;
 	return mm_write(&p->mm, s->a[1], ev, (size_t)rc * sizeof(ev[0])) ? -EFAULT : rc;
 }
 

@@ -81,7 +81,7 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 	const struct sys_entry *e = s->nr < NR_SYSCALLS ? &table[s->nr] : NULL;
 	p->ncalls++;
 	int64_t ret;
-	static struct xcheck check; /* large, and one call at a time */
+	static _Thread_local struct xcheck check; /* large, and one call at a time */
 	bool watched = policy_has_class(p->policy, POLICY_SYSCALL);
 	if (watched && exec_policy_check(p, s, e, &check, &ret)) {
 		watched = false; /* a rule decided, and recorded it: the call does not run */
