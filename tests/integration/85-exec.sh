@@ -250,3 +250,91 @@ for e in soft kvm; do
 	expect "exec/$e: ls /proc/self/fd lists the descriptors; fd/N links to the path" 0 \
 		"^0 1 2 3 7 /etc/passwd$"
 done
+
+# Threads: each a vCPU of the same VM (both engines). N threads sum under a
+# mutex and a condition variable and are joined (futex WAIT/WAKE, clone's
+# tid words); exit_group from a thread ends the program while the main one
+# blocks; the main thread's pthread_exit leaves the others running.
+cat >"$TMP/pt.c" <<'C'
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define N 6
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+static long total;
+static int ready;
+static void *work(void *arg)
+{
+	long id = (long)arg, mine = 0;
+	for (long i = 0; i < 200000; i++)
+		mine += i % (id + 2);
+	pthread_mutex_lock(&m);
+	total += mine;
+	ready++;
+	pthread_cond_broadcast(&c);
+	pthread_mutex_unlock(&m);
+	return (void *)(mine & 0xff);
+}
+static void *quit(void *arg)
+{
+	usleep(100000);
+	_exit(3); /* exit_group while the main thread waits in read */
+}
+static void *late(void *arg)
+{
+	usleep(100000);
+	printf("the last thread ends the program\n");
+	return NULL;
+}
+int main(int argc, char **argv)
+{
+	pthread_t t[N];
+	if (argc > 1 && !strcmp(argv[1], "group")) {
+		int fd[2];
+		char b;
+		pipe(fd);
+		pthread_create(&t[0], NULL, quit, NULL);
+		return (int)read(fd[0], &b, 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "main-exit")) {
+		pthread_create(&t[0], NULL, late, NULL);
+		pthread_exit(NULL);
+	}
+	for (long i = 0; i < N; i++)
+		if (pthread_create(&t[i], NULL, work, (void *)i))
+			return 2;
+	pthread_mutex_lock(&m);
+	while (ready < N)
+		pthread_cond_wait(&c, &m);
+	pthread_mutex_unlock(&m);
+	long ret = 0;
+	for (int i = 0; i < N; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		ret += (long)r;
+	}
+	printf("%d threads: total %ld, joined %ld, main tid is pid: %d\n", N, total, ret,
+	       (pid_t)syscall(SYS_gettid) == getpid());
+	return 0;
+}
+C
+if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
+	cc -O1 -static -pthread -o "$TMP/pt-static" "$TMP/pt.c" 2>>"$TMP/cc.err"; then
+	for e in soft kvm; do
+		same "exec/$e: a pthreads program (dynamic) is byte-identical" $e "$TMP/pt"
+		same "exec/$e: a pthreads program (static) is byte-identical" $e "$TMP/pt-static"
+		same "exec/$e: exit_group from a thread ends a program blocked in read" $e \
+			"$TMP/pt" group
+		same "exec/$e: after the main thread's pthread_exit the others run on" $e \
+			"$TMP/pt" main-exit
+	done
+	if [ -x /usr/bin/python3 ]; then
+		same "exec/soft: python3 threading" soft /usr/bin/python3 -c \
+			'import threading; o = []; ts = [threading.Thread(target=lambda i=i: o.append(sum(range(i * 9999)))) for i in range(8)]; [t.start() for t in ts]; [t.join() for t in ts]; print(sorted(o))'
+	fi
+else
+	fail "exec: build the pthreads test program" "$(head -c 300 "$TMP/cc.err")"
+fi
