@@ -2,8 +2,9 @@
  * call is matched before it runs, on its number, its arguments, its path
  * arguments (normalized as written, and as they resolve with symlinks
  * followed, so a link to a denied file is denied too) and the socket family,
- * address and port it names. One vCPU runs while popek serves a call, so the
- * guest memory a rule read cannot change before the call reads it again. */
+ * address and port it names. With one thread no program code runs while
+ * popek serves a call, so the guest memory a rule read is what the call then
+ * reads; with threads another vCPU may rewrite it in between (docs/exec.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
