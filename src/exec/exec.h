@@ -104,8 +104,9 @@ struct xproc {
 	const struct engine_ops *ops;
 	struct engine_vm *vm;
 	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
-	bool fast_syscall;	     /* the engine exits on SYSCALL itself (soft) */
-	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
+	struct engine_vcpu *parent_vcpu[X_MAX_THREADS];
+	bool fast_syscall;     /* the engine exits on SYSCALL itself (soft) */
+	uint64_t pvm_syscalls; /* SYSCALLs that faulted in ring 3 (nested PVM) */
 	/* One thread serves a call at a time: the lock is held but around the
 	 * host calls that block (exec_unlock), so the process state needs no
 	 * other lock. */
@@ -216,6 +217,9 @@ int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t n
 /* Normalize guest path (relative to base) into out: no ., .., //. */
 int fs_normalize(const char *base, const char *path, char *out, size_t len);
 int fd_install(struct xproc *p, int host, bool cloexec, int min);
+/* Both ends of a new pipe or socket pair, their guest numbers written to
+ * va; 0 or -errno (nothing installed then). */
+int fd_install_pair(struct xproc *p, const int h[2], bool cloexec, uint64_t va);
 int fd_host(struct xproc *p, int fd);
 int fd_close(struct xproc *p, int fd);
 

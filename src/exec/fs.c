@@ -309,6 +309,23 @@ int fd_install(struct xproc *p, int host, bool cloexec, int min)
 	return -EMFILE;
 }
 
+int fd_install_pair(struct xproc *p, const int h[2], bool cloexec, uint64_t va)
+{
+	int g[2] = {fd_install(p, h[0], cloexec, 0), -1};
+	g[1] = g[0] < 0 ? (close(h[1]), g[0]) : fd_install(p, h[1], cloexec, 0);
+	if (g[1] < 0) {
+		if (g[0] >= 0)
+			fd_close(p, g[0]);
+		return g[1];
+	}
+	if (mm_write(&p->mm, va, g, sizeof(g))) {
+		fd_close(p, g[0]);
+		fd_close(p, g[1]);
+		return -EFAULT;
+	}
+	return 0;
+}
+
 int fd_host(struct xproc *p, int fd)
 {
 	if (fd < 0 || fd >= X_MAX_FDS || p->fd[fd].host < 0)

@@ -530,8 +530,10 @@ int exec_respawn(struct xproc *p, const struct cpu_state *st)
 	p->parent_vm = p->vm;
 	p->vm = NULL;
 	exec_single(p);
-	for (int i = 0; i < X_MAX_THREADS; i++)
+	for (int i = 0; i < X_MAX_THREADS; i++) {
+		p->parent_vcpu[i] = p->thread[i].vcpu;
 		p->thread[i].vcpu = NULL;
+	}
 	if (create_vm(p, err, sizeof(err))) {
 		fprintf(stderr, "popek exec: fork: %s\n", err);
 		return -EAGAIN;

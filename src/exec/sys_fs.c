@@ -476,19 +476,7 @@ static int64_t sys_pipe2(struct xproc *p, const struct xsys *s)
 		return -EINVAL;
 	if (pipe2(fds, O_CLOEXEC | (int)(s->a[1] & O_NONBLOCK)))
 		return -errno;
-	int g[2] = {fd_install(p, fds[0], s->a[1] & O_CLOEXEC, 0), -1};
-	g[1] = g[0] < 0 ? (close(fds[1]), g[0]) : fd_install(p, fds[1], s->a[1] & O_CLOEXEC, 0);
-	if (g[1] < 0) {
-		if (g[0] >= 0)
-			fd_close(p, g[0]);
-		return g[1];
-	}
-	if (mm_write(&p->mm, s->a[0], g, sizeof(g))) {
-		fd_close(p, g[0]);
-		fd_close(p, g[1]);
-		return -EFAULT;
-	}
-	return 0;
+	return fd_install_pair(p, fds, s->a[1] & O_CLOEXEC, s->a[0]);
 }
 
 static int64_t sys_pipe(struct xproc *p, const struct xsys *s)

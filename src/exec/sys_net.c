@@ -99,24 +99,12 @@ static int64_t sys_socket(struct xproc *p, const struct xsys *s)
 
 static int64_t sys_socketpair(struct xproc *p, const struct xsys *s)
 {
-	int type = (int)s->a[1], h[2], g[2];
+	int type = (int)s->a[1], h[2];
 	if ((int)s->a[0] != AF_UNIX)
 		return -EAFNOSUPPORT;
 	if (socketpair(AF_UNIX, (type & ~SOCK_CLOEXEC) | SOCK_CLOEXEC, (int)s->a[2], h))
 		return -errno;
-	g[0] = fd_install(p, h[0], type & SOCK_CLOEXEC, 0);
-	g[1] = g[0] < 0 ? (close(h[1]), g[0]) : fd_install(p, h[1], type & SOCK_CLOEXEC, 0);
-	if (g[1] < 0) {
-		if (g[0] >= 0)
-			fd_close(p, g[0]);
-		return g[1];
-	}
-	if (mm_write(&p->mm, s->a[3], g, sizeof(g))) {
-		fd_close(p, g[0]);
-		fd_close(p, g[1]);
-		return -EFAULT;
-	}
-	return 0;
+	return fd_install_pair(p, h, type & SOCK_CLOEXEC, s->a[3]);
 }
 
 static int64_t connect_bind(struct xproc *p, const struct xsys *s, bool bind_)
