@@ -281,8 +281,8 @@ static void test_syscall_rules(void **state)
 	assert_int_equal(pol.rule[3].err, 1); /* EPERM unless told */
 
 	const char *paths[] = {"/tmp/x", "/etc/shadow"};
-	struct policy_access a = {.cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 257,
-				  .paths = paths, .npaths = 1};
+	struct policy_access a = {
+	    .cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 257, .paths = paths, .npaths = 1};
 	/* popek exec turns the names into numbers */
 	pol.rule[0].addr = (struct policy_range){257, 257};
 	pol.rule[3].addr = (struct policy_range){102, 102};
@@ -294,8 +294,13 @@ static void test_syscall_rules(void **state)
 
 	uint8_t ip[16] = {[10] = 0xff, [11] = 0xff, [12] = 10, [13] = 1, [14] = 2, [15] = 3};
 	pol.rule[1].addr = (struct policy_range){42, 42};
-	a = (struct policy_access){.cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 42,
-				   .family = 2, .ip = ip, .has_port = true, .port = 80};
+	a = (struct policy_access){.cls = POLICY_SYSCALL,
+				   .op = POLICY_CALL,
+				   .addr = 42,
+				   .family = 2,
+				   .ip = ip,
+				   .has_port = true,
+				   .port = 80};
 	assert_ptr_equal(policy_match(&pol, &a, &logged), &pol.rule[1]);
 	a.port = 8080;
 	assert_null(policy_match(&pol, &a, &logged));
@@ -303,8 +308,8 @@ static void test_syscall_rules(void **state)
 	ip[12] = 11;
 	assert_null(policy_match(&pol, &a, &logged));
 	uint8_t one[16] = {[15] = 1};
-	a = (struct policy_access){.cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 42,
-				   .family = 10, .ip = one};
+	a = (struct policy_access){
+	    .cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 42, .family = 10, .ip = one};
 	pol.rule[4].addr = (struct policy_range){42, 42};
 	assert_ptr_equal(policy_match(&pol, &a, &logged), &pol.rule[4]);
 
