@@ -87,8 +87,10 @@ struct xthread {
 	int index; /* the vCPU's; 0 is the thread exec started */
 	pid_t tid; /* its host thread's tid; the first thread's is the pid */
 	pthread_t host;
+	pthread_cond_t wake; /* a parked host thread's next guest thread is ready */
 	bool live;
-	bool state_set;		     /* a call loaded a user state itself (its result in RAX) */
+	bool parked;	/* its guest thread exited; the host thread waits for the slot's next */
+	bool state_set; /* a call loaded a user state itself (its result in RAX) */
 	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
 	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
 	uint8_t *kstack;	     /* host view of its exception stack page */

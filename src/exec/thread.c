@@ -58,11 +58,30 @@ static void *thread_main(void *arg)
 	exec_self->tid = (pid_t)syscall(SYS_gettid);
 	sem_post(&st->started); /* the parent holds the lock until it returns */
 	exec_lock(p);
-	exec_loop(p);
-	if (p->exited)
-		exec_end(p);
-	exec_unlock(p);
+	for (;;) {
+		exec_loop(p);
+		if (p->exited)
+			exec_end(p);
+		/* The guest thread exited. The slot's vCPU has this host thread as
+		 * its own (a kick signals it), so the host thread stays and runs the
+		 * slot's next guest thread. */
+		exec_self->parked = true;
+		while (!exec_self->live)
+			pthread_cond_wait(&exec_self->wake, &p->lock);
+		exec_self->parked = false;
+	}
 	return NULL;
+}
+
+/* CLONE_PARENT_SETTID, CLONE_CHILD_SETTID: the new tid into the guest. The
+ * new thread cannot run program code before this: it waits for the lock. */
+static int64_t settid(struct xproc *p, struct xthread *t, uint64_t flags, uint64_t ptid,
+		      uint64_t ctid)
+{
+	if (((flags & XCLONE_PARENT_SETTID) && mm_write(&p->mm, ptid, &t->tid, 4)) ||
+	    ((flags & XCLONE_CHILD_SETTID) && mm_write(&p->mm, ctid, &t->tid, 4)))
+		return -EFAULT; /* as Linux, the thread runs anyway */
+	return t->tid;
 }
 
 int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid,
@@ -81,12 +100,23 @@ int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t pt
 	st.gpr[R_RSP] = stack;
 	if (flags & XCLONE_SETTLS)
 		st.seg[SEG_FS].base = tls;
-	struct engine_vcpu *vcpu = t->vcpu; /* a slot's vCPU outlives its thread */
-	*t = (struct xthread){
-	    .vcpu = vcpu, .index = (int)(t - p->thread), .flush_seen = p->flush_gen};
+	/* a slot's vCPU and host thread outlive its guest thread */
+	t->index = (int)(t - p->thread);
+	t->state_set = false;
+	t->slow_user = NULL;
+	t->kframe = t->iframe = NULL;
+	t->clear_tid = (flags & XCLONE_CHILD_CLEARTID) ? ctid : 0;
+	t->flush_seen = p->flush_gen;
 	int rc = exec_thread_vcpu(p, t, &st);
 	if (rc)
 		return rc;
+	if (t->parked) {
+		t->live = true;
+		p->nlive++;
+		pthread_cond_signal(&t->wake);
+		return settid(p, t, flags, ptid, ctid);
+	}
+	pthread_cond_init(&t->wake, NULL);
 	struct start start = {.t = t};
 	sem_init(&start.started, 0, 0);
 	the_proc = p;
@@ -105,12 +135,7 @@ int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t pt
 		;
 	sem_destroy(&start.started);
 	p->nlive++;
-	if (flags & XCLONE_CHILD_CLEARTID)
-		t->clear_tid = ctid;
-	if (((flags & XCLONE_PARENT_SETTID) && mm_write(&p->mm, ptid, &t->tid, 4)) ||
-	    ((flags & XCLONE_CHILD_SETTID) && mm_write(&p->mm, ctid, &t->tid, 4)))
-		return -EFAULT; /* as Linux, the thread runs anyway */
-	return t->tid;
+	return settid(p, t, flags, ptid, ctid);
 }
 
 void exec_thread_exit(struct xproc *p, int status)
@@ -135,6 +160,6 @@ void exec_single(struct xproc *p)
 {
 	for (int i = 0; i < X_MAX_THREADS; i++)
 		if (&p->thread[i] != exec_self)
-			p->thread[i].live = false;
+			p->thread[i].live = p->thread[i].parked = false;
 	p->nlive = 1;
 }

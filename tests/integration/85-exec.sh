@@ -283,6 +283,16 @@ static void *quit(void *arg)
 	usleep(100000);
 	_exit(3); /* exit_group while the main thread waits in read */
 }
+static void *crash(void *arg)
+{
+	usleep(100000);
+	*(volatile int *)0x4321 = 1;
+	return NULL;
+}
+static void *ret(void *arg)
+{
+	return arg;
+}
 static void *late(void *arg)
 {
 	usleep(100000);
@@ -298,6 +308,24 @@ int main(int argc, char **argv)
 		pipe(fd);
 		pthread_create(&t[0], NULL, quit, NULL);
 		return (int)read(fd[0], &b, 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "crash")) {
+		int fd[2];
+		char b;
+		pipe(fd);
+		pthread_create(&t[0], NULL, crash, NULL);
+		return (int)read(fd[0], &b, 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "churn")) { /* more threads than vCPUs, one by one */
+		long sum = 0;
+		for (long i = 0; i < 100; i++) {
+			void *r;
+			pthread_create(&t[0], NULL, ret, (void *)i);
+			pthread_join(t[0], &r);
+			sum += (long)r;
+		}
+		printf("100 threads joined, sum %ld\n", sum);
+		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "main-exit")) {
 		pthread_create(&t[0], NULL, late, NULL);
@@ -330,6 +358,11 @@ if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
 			"$TMP/pt" group
 		same "exec/$e: after the main thread's pthread_exit the others run on" $e \
 			"$TMP/pt" main-exit
+		same "exec/$e: 100 threads one after another (vCPUs and host threads reused)" $e \
+			"$TMP/pt" churn
+		run_vm exec-$e-tcrash exec --engine $e -- "$TMP/pt" crash
+		expect_err "exec/$e: a segfault in a thread ends the program (139) with the report" 139 \
+			"SIGSEGV \(page fault\) at address 0x4321"
 	done
 	if [ -x /usr/bin/python3 ]; then
 		same "exec/soft: python3 threading" soft /usr/bin/python3 -c \
