@@ -469,6 +469,10 @@ int interpose_check(struct machine *m, const struct policy *p, char *err, size_t
 {
 	for (int i = 0; p && i < p->n; i++) {
 		const struct policy_rule *r = &p->rule[i];
+		if (r->cls == POLICY_SYSCALL)
+			return refuse(r, err, errlen,
+				      "a VM's system calls are its kernel's; syscall rules are for "
+				      "popek exec (docs/exec.md)");
 		for (size_t u = 0; u < sizeof(unseen) / sizeof(unseen[0]); u++)
 			if (r->cls == unseen[u].cls && r->addr.lo >= unseen[u].lo &&
 			    r->addr.hi <= unseen[u].hi)
