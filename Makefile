@@ -17,7 +17,7 @@ UNIT    := $(wildcard tests/unit/test_*.c)
 # Unit tests with threads of their own, also run under TSan (35-tsan.sh).
 TSANUNIT := test_intc_lapic test_intc_smp test_soft_cpu test_virtio_blk test_virtio_console \
 	    test_platform_stop test_machine_pause test_loop test_console_input test_virtio_net \
-	    test_policy_ring
+	    test_policy_ring test_virtio_vsock
 
 all: build/popek guests
 

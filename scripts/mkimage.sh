@@ -16,12 +16,15 @@ work=$out/work
 mkdir -p "$debs"
 
 # Modules the guest loads, by name; their depends= are resolved below.
-MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net virtiofs"
+MODULES="virtio_pci virtio_blk virtio_console virtio_rng pvpanic_pci virtio_net virtiofs vsock
+	vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"
 # popek-oci's agent (build/popek-agent, rdinit=/sbin/popek-agent) also loads
 # these, listed in /etc/modules.agent: the container root is an ext4 disk
 # (which asks the crypto API for crc32c: no modprobe in the guest to find it).
 AGENT_MODULES="crc32c_generic ext4"
 agent=$top/build/popek-agent
+# The guest's AF_VSOCK relay (busybox nc has no vsock), built here static.
+vsock_tool=$top/guests/vsock/vsock-tool.c
 
 die() {
 	echo "mkimage: $*" >&2
@@ -52,7 +55,7 @@ fetch busybox-static
 kdeb=$(ls "$debs/$kpkg"_*.deb | head -n1)
 bdeb=$(ls "$debs"/busybox-static_*.deb | head -n1)
 
-stamp="$(basename "$kdeb") $(basename "$bdeb") $(cksum <"$0") $(cksum <"$agent")"
+stamp="$(basename "$kdeb") $(basename "$bdeb") $(cksum <"$0") $(cksum <"$agent") $(cksum <"$vsock_tool")"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
 	[ -f "$out/vmlinuz" ] && [ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio.gz" ]; then
 	echo "mkimage: $out is up to date ($kpkg)"
@@ -135,6 +138,8 @@ done
 # The OCI agent and the modules only it needs, after the default ones.
 mkdir -p "$root/sbin"
 cp "$agent" "$root/sbin/popek-agent"
+${CC:-gcc} -static -Os -s -Wall -Wextra -Werror -o "$root/bin/vsock-tool" "$vsock_tool" ||
+	die "cannot build $vsock_tool static (needs gcc and libc6-dev)"
 : >"$root/etc/modules.agent"
 for m in $AGENT_MODULES; do
 	before=$(wc -l <"$work/order")
@@ -184,6 +189,14 @@ bound | renew)
 	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
 	: >/etc/resolv.conf
 	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	# Linux skips IPv6 autoconfiguration (not even a link-local address)
+	# when the link comes up while its carrier event is still queued, as
+	# /init's early "ip link set up" often does: restart it, the link is ready.
+	v6=/proc/sys/net/ipv6/conf/$interface/disable_ipv6
+	if [ -w "$v6" ] && ! ip -6 addr show dev "$interface" | grep -q fe80; then
+		echo 1 >"$v6"
+		echo 0 >"$v6"
+	fi
 	echo "popek-guest: $interface has $ip" >/dev/console
 	;;
 esac

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <net/route.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
@@ -28,14 +32,13 @@
 
 #include "oci/oci.h"
 
-#define ROOT	  "/mnt/root"
-#define BINDS	  "/mnt/binds"
 #define MAX_PROCS 64
 #define MAX_ARGS  1024
 
 struct proc {
 	bool used, started;
 	uint32_t id;
+	int slot; /* whose root it runs in */
 	pid_t pid;
 	int in_fd, out_fd, err_fd; /* -1 when closed; with a tty out_fd is the master */
 	char **argv, **envp;
@@ -57,7 +60,12 @@ struct proc {
 };
 
 static struct proc procs[MAX_PROCS];
-static bool mounted;
+/* The container roots: slot 0 is the VM's own container (/dev/vda, its
+ * binds on /dev/vdb), slots 1..POD_SLOTS a pod's further containers. */
+static struct root {
+	bool mounted;
+	char path[32], binds[32];
+} roots[1 + POD_SLOTS];
 static int hvc = -1;
 /* Output to the host, written as the console drains. */
 static struct obuf outq;
@@ -125,6 +133,95 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+static void set_ipv4(struct sockaddr *sa, const char *addr)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)sa;
+	in->sin_family = AF_INET;
+	inet_pton(AF_INET, addr, &in->sin_addr);
+}
+
+static void if_set(int s, const char *name, unsigned long req, const char *addr)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (addr) {
+		set_ipv4(&ifr.ifr_addr, addr);
+	} else if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+	}
+	if (ioctl(s, req, &ifr) < 0)
+		fprintf(stderr, "popek-agent: %s: %s\n", name, strerror(errno));
+}
+
+static void default_route(int s, unsigned long req, const char *gw)
+{
+	struct rtentry rt;
+	memset(&rt, 0, sizeof(rt));
+	set_ipv4(&rt.rt_dst, "0.0.0.0");
+	set_ipv4(&rt.rt_genmask, "0.0.0.0");
+	set_ipv4(&rt.rt_gateway, gw);
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	if (ioctl(s, req, &rt) < 0 && req == SIOCADDRT)
+		fprintf(stderr, "popek-agent: default route via %s: %s\n", gw, strerror(errno));
+}
+
+/* Loopback, and the NIC the VM has unless its container asked for no
+ * network: user networking's fixed addresses (docs/networking.md), the
+ * guest 10.0.2.15/24 behind the host's 10.0.2.2. Set before BOOTED, so a
+ * template's clones have them without a DHCP round trip. */
+static void net_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	if_set(s, "lo", SIOCSIFFLAGS, NULL);
+	/* virtio_net has probed by now, when the VM has a NIC at all */
+	if (exists("/sys/class/net/eth0")) {
+		if_set(s, "eth0", SIOCSIFADDR, "10.0.2.15");
+		if_set(s, "eth0", SIOCSIFNETMASK, "255.255.255.0");
+		if_set(s, "eth0", SIOCSIFFLAGS, NULL);
+		default_route(s, SIOCADDRT, "10.0.2.2");
+	}
+	close(s);
+}
+
+/* NET: eth0 is bridged to the container's own interface on the host; take
+ * over its MAC, address, MTU and gateway. */
+static void net_take_over(const struct frame *f)
+{
+	char ip[16], gw[16], mask[16];
+	unsigned mac[6];
+	if (f->a < 0 || f->a > 32 || f->b < 68 || f->b > 65535 ||
+	    sscanf((const char *)f->data, "%15s %15s %x:%x:%x:%x:%x:%x", ip, gw, &mac[0], &mac[1],
+		   &mac[2], &mac[3], &mac[4], &mac[5]) != 8)
+		return;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+	for (int i = 0; i < 6; i++)
+		ifr.ifr_hwaddr.sa_data[i] = (char)mac[i];
+	if (ioctl(s, SIOCSIFHWADDR, &ifr) < 0)
+		fprintf(stderr, "popek-agent: eth0 MAC: %s\n", strerror(errno));
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	ifr.ifr_mtu = (int)f->b;
+	ioctl(s, SIOCSIFMTU, &ifr);
+	uint32_t m = f->a ? htonl(~0u << (32 - f->a)) : 0;
+	inet_ntop(AF_INET, &m, mask, sizeof(mask));
+	default_route(s, SIOCDELRT, "10.0.2.2");
+	if_set(s, "eth0", SIOCSIFADDR, ip);
+	if_set(s, "eth0", SIOCSIFNETMASK, mask);
+	if_set(s, "eth0", SIOCSIFFLAGS, NULL);
+	if (strcmp(gw, "0.0.0.0"))
+		default_route(s, SIOCADDRT, gw);
+	close(s);
+}
+
 /* mkdir -p of a path inside the root; the last component as a file if file. */
 static void make_target(const char *path, bool file)
 {
@@ -144,32 +241,36 @@ static void make_target(const char *path, bool file)
 }
 
 /* /dev of the container: a tmpfs with the standard nodes and a private devpts. */
-static void setup_dev(void)
+static void setup_dev(const char *root)
 {
 	static const struct {
 		const char *name;
 		unsigned maj, min;
 	} nodes[] = {{"null", 1, 3},   {"zero", 1, 5},	  {"full", 1, 7},
 		     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
-	char p[256];
-	make_target(ROOT "/dev", false);
-	mount("tmpfs", ROOT "/dev", "tmpfs", MS_NOSUID, "mode=755");
+	char dev[64];
+	snprintf(dev, sizeof(dev), "%s/dev", root);
+	make_target(dev, false);
+	if (mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755") < 0 || chdir(dev) < 0)
+		return;
+	/* relative names from here: the same for every root */
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
-		snprintf(p, sizeof(p), ROOT "/dev/%s", nodes[i].name);
-		mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min));
-		chmod(p, 0666);
+		mknod(nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min));
+		chmod(nodes[i].name, 0666);
 	}
-	make_target(ROOT "/dev/pts", false);
-	mount("devpts", ROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	mkdir("pts", 0755);
+	mount("devpts", "pts", "devpts", MS_NOSUID | MS_NOEXEC,
 	      "newinstance,ptmxmode=0666,mode=620");
-	symlink("pts/ptmx", ROOT "/dev/ptmx");
-	make_target(ROOT "/dev/shm", false);
-	mount("shm", ROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	make_target(ROOT "/dev/mqueue", false);
-	symlink("/proc/self/fd", ROOT "/dev/fd");
-	symlink("/proc/self/fd/0", ROOT "/dev/stdin");
-	symlink("/proc/self/fd/1", ROOT "/dev/stdout");
-	symlink("/proc/self/fd/2", ROOT "/dev/stderr");
+	symlink("pts/ptmx", "ptmx");
+	mkdir("shm", 0755);
+	mount("shm", "shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mkdir("mqueue", 0755);
+	symlink("/proc/self/fd", "fd");
+	symlink("/proc/self/fd/0", "stdin");
+	symlink("/proc/self/fd/1", "stdout");
+	symlink("/proc/self/fd/2", "stderr");
+	if (chdir("/") < 0)
+		send_error(0, "chdir /: %s", strerror(errno));
 }
 
 /* Open a disk for mounting. A VM restored from a snapshot taken before its
@@ -183,38 +284,88 @@ static int open_disk(const char *path)
 	return fd;
 }
 
-static int setup_root(void)
+/* Mount /dev/vd<first> as path, or say why not. */
+static int mount_disk(uint32_t id, char first, const char *path, const char *what)
 {
-	mkdir("/mnt", 0755);
-	mkdir(ROOT, 0755);
-	int fd = open_disk("/dev/vda");
-	if (fd < 0 || mount("/dev/vda", ROOT, "ext4", 0, "") < 0) {
-		send_error(0, "cannot mount the container root /dev/vda: %s", strerror(errno));
+	char dev[16];
+	snprintf(dev, sizeof(dev), "/dev/vd%c", first);
+	make_target(path, false);
+	int fd = open_disk(dev);
+	if (fd < 0 || mount(dev, path, "ext4", 0, "") < 0) {
+		send_error(id, "cannot mount %s %s: %s", what, dev, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	close(fd);
-	if (exists("/sys/block/vdb")) {
-		mkdir(BINDS, 0755);
-		fd = open_disk("/dev/vdb");
-		if (fd < 0 || mount("/dev/vdb", BINDS, "ext4", 0, "") < 0) {
-			send_error(0, "cannot mount the bind mounts disk /dev/vdb: %s",
-				   strerror(errno));
-			return -1;
-		}
-		close(fd);
-	}
-	make_target(ROOT "/proc", false);
-	make_target(ROOT "/sys", false);
-	mount("proc", ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
-	mount("sysfs", ROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "");
-	setup_dev();
 	return 0;
 }
 
+/* Slot k's root and binds disks, with a fresh /proc, /sys and /dev. With
+ * share, slot 0's root is the virtio-fs share and its binds the first disk. */
+static int setup_root(uint32_t id, int slot, bool share)
+{
+	struct root *r = &roots[slot];
+	char root_dev = (char)('a' + 2 * slot), binds_dev = (char)(root_dev + !share), p[64];
+	if (slot) {
+		snprintf(r->path, sizeof(r->path), "/mnt/pod/%d/root", slot);
+		snprintf(r->binds, sizeof(r->binds), "/mnt/pod/%d/binds", slot);
+	} else {
+		snprintf(r->path, sizeof(r->path), "/mnt/root");
+		snprintf(r->binds, sizeof(r->binds), "/mnt/binds");
+	}
+	if (share) {
+		make_target(r->path, false);
+		if (mount(ROOTFS_TAG, r->path, "virtiofs", 0, "") < 0) {
+			send_error(id, "cannot mount the container root (virtio-fs %s): %s",
+				   ROOTFS_TAG, strerror(errno));
+			return -1;
+		}
+	} else if (mount_disk(id, root_dev, r->path, "the container root")) {
+		return -1;
+	}
+	snprintf(p, sizeof(p), "/sys/block/vd%c", binds_dev);
+	if (exists(p) && mount_disk(id, binds_dev, r->binds, "the bind mounts disk")) {
+		umount2(r->path, MNT_DETACH);
+		return -1;
+	}
+	snprintf(p, sizeof(p), "%s/proc", r->path);
+	make_target(p, false);
+	mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+	snprintf(p, sizeof(p), "%s/sys", r->path);
+	make_target(p, false);
+	mount("sysfs", p, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "");
+	setup_dev(r->path);
+	r->mounted = true;
+	return 0;
+}
+
+/* A pod container is gone: its root and everything mounted under it. The
+ * host rewrites the slot's disks for the next one. */
+static void drop_root(int slot)
+{
+	struct root *r = &roots[slot];
+	if (!r->mounted)
+		return;
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i].used && procs[i].started && procs[i].slot == slot)
+			kill(-procs[i].pid, SIGKILL);
+	umount2(r->path, MNT_DETACH);
+	umount2(r->binds, MNT_DETACH);
+	r->mounted = false;
+}
+
+static int frame_slot(int64_t v)
+{
+	return v >= 0 && v <= POD_SLOTS ? (int)v : -1;
+}
+
+/* DATA of f as a path inside slot C's root. */
 static char *root_path(const struct frame *f)
 {
 	static char p[4096 + 64];
-	snprintf(p, sizeof(p), ROOT "%s%s", f->data[0] == '/' ? "" : "/", (const char *)f->data);
+	snprintf(p, sizeof(p), "%s%s%s", roots[f->c].path, f->data[0] == '/' ? "" : "/",
+		 (const char *)f->data);
 	return p;
 }
 
@@ -222,13 +373,13 @@ static void do_bind(const struct frame *f)
 {
 	char src[128];
 	struct stat st;
-	snprintf(src, sizeof(src), BINDS "/%lld", (long long)f->a);
+	snprintf(src, sizeof(src), "%s/%lld", roots[f->c].binds, (long long)f->a);
 	if (stat(src, &st) < 0)
 		return; /* not copied: a socket or device the host could not put on a disk */
 	char *dst = root_path(f);
 	make_target(dst, !S_ISDIR(st.st_mode));
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-		send_error(0, "bind mount %s: %s", (const char *)f->data, strerror(errno));
+		send_error(f->id, "bind mount %s: %s", (const char *)f->data, strerror(errno));
 	else if (f->b)
 		mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
 }
@@ -306,7 +457,7 @@ static void child(struct proc *p, int slave, int in[2], int out[2], int err[2], 
 		if (fd != errfd)
 			close(fd);
 	what = "chroot";
-	if (chroot(ROOT) < 0)
+	if (chroot(roots[p->slot].path) < 0)
 		goto fail;
 	what = "working directory";
 	if (chdir(p->cwd ? p->cwd : "/") < 0)
@@ -344,9 +495,11 @@ static void nonblock(int fd)
 }
 
 /* A terminal of the container's own devpts, so its name is valid inside. */
-static int open_pty(int *master, int *slave, const struct winsize *ws)
+static int open_pty(const char *root, int *master, int *slave, const struct winsize *ws)
 {
-	*master = open(ROOT "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	char ptmx[64];
+	snprintf(ptmx, sizeof(ptmx), "%s/dev/pts/ptmx", root);
+	*master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (*master < 0 || unlockpt(*master) < 0)
 		return -1;
 	*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
@@ -366,7 +519,7 @@ static void spawn(struct proc *p)
 		proc_free(p);
 		return;
 	}
-	if (p->tty ? open_pty(&master, &slave, &p->ws) < 0
+	if (p->tty ? open_pty(roots[p->slot].path, &master, &slave, &p->ws) < 0
 		   : pipe(in) < 0 || pipe(out) < 0 || pipe(err) < 0) {
 		send_error(p->id, "cannot make the stdio of process %u: %s", p->id,
 			   strerror(errno));
@@ -442,20 +595,30 @@ static void handle_frame(const struct frame *f)
 		if (!p || !p->started)
 			return;
 	}
+	int slot = frame_slot(f->type == FRAME_BIND || f->type == FRAME_TMPFS ? f->c : f->a);
 	switch (f->type) {
 	case FRAME_MOUNT:
-		if (!mounted && setup_root() == 0) {
-			mounted = true;
-			send_frame(FRAME_READY, 0, 0, NULL, 0);
-		}
+		if (slot >= 0 && !roots[slot].mounted &&
+		    setup_root(f->id, slot, slot == 0 && f->b == 1) == 0)
+			send_frame(FRAME_READY, f->id, slot, NULL, 0);
+		break;
+	case FRAME_NET:
+		net_take_over(f);
+		break;
+	case FRAME_UMOUNT:
+		if (slot > 0)
+			drop_root(slot);
 		break;
 	case FRAME_HOST:
 		sethostname((const char *)f->data, f->len);
 		break;
 	case FRAME_BIND:
-		do_bind(f);
+		if (slot >= 0 && roots[slot].mounted)
+			do_bind(f);
 		break;
 	case FRAME_TMPFS: {
+		if (slot < 0 || !roots[slot].mounted)
+			break;
 		char *dst = root_path(f);
 		make_target(dst, false);
 		mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
@@ -496,6 +659,14 @@ static void handle_frame(const struct frame *f)
 			ioctl(p->in_fd, TIOCSWINSZ, &p->ws);
 		break;
 	case FRAME_START:
+		if (slot < 0 || !roots[slot].mounted) {
+			send_error(p->id, "process %u: no container root in slot %lld", p->id,
+				   (long long)f->a);
+			send_frame(FRAME_EXIT, p->id, 126, NULL, 0);
+			proc_free(p);
+			break;
+		}
+		p->slot = slot;
 		spawn(p);
 		break;
 	case FRAME_IN:
@@ -583,6 +754,7 @@ int main(void)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	net_up();
 	send_frame(FRAME_BOOTED, 0, 0, NULL, 0);
 	flush_all();
 	static struct line_reader lr;

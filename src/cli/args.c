@@ -10,6 +10,7 @@
 #include "boot/linux.h"
 #include "cli/cli.h"
 #include "control/control.h"
+#include "devices/disk_format.h"
 #include "machine/machine.h"
 #include "net/net.h"
 #include "policy/policy.h"
@@ -56,22 +57,36 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. The
- * path is made absolute here, while the host's tree is in reach: snapshots of
- * a jailed VMM record it. */
+/* FILE, FILE,ro or socket=PATH. The suffix is cut off in place: optarg lives
+ * in argv. The path is made absolute here, while the host's tree is in reach:
+ * snapshots of a jailed VMM record it. The image's format is read from its
+ * header now, so everything after knows what serves the disk. */
 static int parse_disk(char *arg, struct vm_config *cfg)
 {
 	static char real[MAX_DISKS][PATH_MAX];
 	if (cfg->ndisks == MAX_DISKS)
 		return -1;
 	struct disk_config *d = &cfg->disk[cfg->ndisks];
-	size_t n = strlen(arg);
-	d->ro = n > 3 && !strcmp(arg + n - 3, ",ro");
-	if (d->ro)
-		arg[n - 3] = '\0';
-	if (!*arg)
+	/* Options trail the path (which may hold commas): ,ro and ,format=raw. */
+	for (char *opt; (opt = strrchr(arg, ',')) && opt != arg;) {
+		if (!strcmp(opt, ",ro"))
+			d->ro = true;
+		else if (!strcmp(opt, ",format=raw"))
+			d->format_raw = true;
+		else
+			break;
+		*opt = '\0';
+	}
+	d->kind = strncmp(arg, "socket=", 7) ? DISK_RAW : DISK_SOCKET;
+	if (d->kind == DISK_SOCKET)
+		arg += 7;
+	/* ro with a socket would be the user's backend's to enforce, not popek's. */
+	if (!*arg || (d->kind == DISK_SOCKET && (d->ro || d->format_raw)))
 		return -1;
 	d->path = realpath(arg, real[cfg->ndisks]) ? real[cfg->ndisks] : arg;
+	d->format = d->kind == DISK_RAW && !d->format_raw ? disk_format_detect(d->path) : NULL;
+	if (d->format)
+		d->kind = DISK_IMAGE;
 	cfg->ndisks++;
 	return 0;
 }
@@ -174,6 +189,30 @@ static int parse_fs(char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+/* --vsock cid=N,uds=PATH; optarg is edited in place. CIDs 0-2 are the
+ * hypervisor's and the host's, ~0 is VMADDR_CID_ANY. */
+static int parse_vsock(char *arg, struct vm_config *cfg)
+{
+	struct vsock_config *v = &cfg->vsock;
+	char *save = NULL, *end;
+	*v = (struct vsock_config){0};
+	for (char *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(t, "cid=", 4)) {
+			errno = 0;
+			unsigned long cid = strtoul(t + 4, &end, 10);
+			if (errno || *end || t[4] < '0' || t[4] > '9' || cid < 3 ||
+			    cid >= 0xffffffff)
+				return -1;
+			v->cid = (uint32_t)cid;
+		} else if (!strncmp(t, "uds=", 4) && t[4]) {
+			v->uds = t + 4;
+		} else {
+			return -1;
+		}
+	}
+	return v->cid && v->uds ? 0 : -1;
+}
+
 int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_extra *x,
 	      const char **positional)
 {
@@ -198,6 +237,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_MEM_HUGEPAGES,
 		O_NET,
 		O_FS,
+		O_VSOCK,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -215,6 +255,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
 	    {"net", required_argument, NULL, O_NET},
 	    {"fs", required_argument, NULL, O_FS},
+	    {"vsock", required_argument, NULL, O_VSOCK},
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"initrd", required_argument, NULL, O_INITRD},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
@@ -222,7 +263,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"cpus", required_argument, NULL, O_CPUS},
 	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 8; /* from --net on */
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 9; /* from --net on */
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -282,7 +323,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_DISK:
 			if (parse_disk(optarg, cfg))
 				return usage_error(
-				    "--disk %s: use FILE or FILE,ro (at most 8 disks)", optarg);
+				    "--disk %s: use FILE[,ro][,format=raw] or socket=PATH (a "
+				    "vhost-user-blk backend's own options decide ro; at most 8 "
+				    "disks)",
+				    optarg);
 			break;
 		case O_DEVICE: {
 			int dev = optional_device_find(optarg);
@@ -335,6 +379,12 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 				return usage_error("--fs %s: use HOSTDIR,tag=TAG[,ro] or "
 						   "socket=PATH,tag=TAG (a tag of 1-36 bytes, at "
 						   "most 4 shares)",
+						   optarg);
+			break;
+		case O_VSOCK:
+			if (parse_vsock(optarg, cfg))
+				return usage_error("--vsock %s: use cid=N,uds=PATH (N from 3 to "
+						   "4294967294; see docs/vsock.md)",
 						   optarg);
 			break;
 		default:

@@ -10,21 +10,28 @@
 
 extern char **environ;
 
-enum { O_ENGINE = 300, O_ROOT, O_BIND, O_POLICY, O_MEM, O_ENV, O_CWD, O_STRACE, O_STATS };
+enum { O_ENGINE = 300, O_ROOT, O_BIND, O_POLICY, O_AUDIT, O_MEM, O_ENV, O_CWD, O_STRACE, O_STATS };
 
 static const struct option opts[] = {
-    {"engine", required_argument, NULL, O_ENGINE}, {"root", required_argument, NULL, O_ROOT},
-    {"bind", required_argument, NULL, O_BIND},	   {"policy", required_argument, NULL, O_POLICY},
-    {"mem", required_argument, NULL, O_MEM},	   {"env", required_argument, NULL, O_ENV},
-    {"cwd", required_argument, NULL, O_CWD},	   {"strace", no_argument, NULL, O_STRACE},
-    {"stats", no_argument, NULL, O_STATS},	   {NULL, 0, NULL, 0},
+    {"engine", required_argument, NULL, O_ENGINE},
+    {"root", required_argument, NULL, O_ROOT},
+    {"bind", required_argument, NULL, O_BIND},
+    {"policy", required_argument, NULL, O_POLICY},
+    {"mem", required_argument, NULL, O_MEM},
+    {"env", required_argument, NULL, O_ENV},
+    {"cwd", required_argument, NULL, O_CWD},
+    {"strace", no_argument, NULL, O_STRACE},
+    {"stats", no_argument, NULL, O_STATS},
+    {"audit", required_argument, NULL, O_AUDIT},
+    {NULL, 0, NULL, 0},
 };
 
 static int usage(const char *why, const char *arg)
 {
 	fprintf(stderr,
 		"popek exec: %s%s%s — usage: popek exec [--engine kvm|soft|auto] [--root DIR] "
-		"[--bind HOST:GUEST[:rw]]... [--mem SIZE] [--env K=V]... [--cwd DIR] "
+		"[--bind HOST:GUEST[:rw]]... [--policy FILE] [--audit FILE] [--mem SIZE] "
+		"[--env K=V]... [--cwd DIR] "
 		"[--strace] [--stats] -- PROGRAM [ARGS...]\n",
 		why, arg ? " " : "", arg ? arg : "");
 	return XEXIT_USAGE;
@@ -86,7 +93,10 @@ int cmd_exec(int argc, char **argv)
 			rc = parse_bind(&o, optarg);
 			break;
 		case O_POLICY:
-			rc = usage("--policy is not supported by exec yet (docs/exec.md)", NULL);
+			o.policy = optarg;
+			break;
+		case O_AUDIT:
+			o.audit = optarg;
 			break;
 		case O_MEM:
 			if (parse_size(optarg, &o.mem) || o.mem < (16u << 20) ||

@@ -206,7 +206,8 @@ int cmd_receive(int argc, char **argv)
 		return EXIT_CODE_IMAGE;
 	}
 	snapshot_config(s, &cfg);
-	cfg.disk_handover = true;
+	for (int i = 0; i < cfg.ndisks; i++)
+		cfg.disk[i].lock_later = true;
 	keep_host_nics(&cfg, ro.nic, ro.nnics);
 	rc = cli_launch(&cfg, s, t0, conn);
 	snapshot_close(s);

@@ -23,6 +23,7 @@ struct net_cfg {
 	uint8_t mac[6];
 	uint16_t status;
 	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
 } __attribute__((packed));
 
 struct rx_frame {
@@ -54,7 +55,7 @@ int virtio_net_hdr_check(const struct virtio_net_hdr *h, uint64_t features, size
 		    (size_t)h->csum_start + h->csum_offset + 2 > len)
 			return -1;
 	}
-	size_t max = NET_ETH_MAX;
+	size_t max = features & VIRTIO_NET_F_MTU ? NET_BIG_MAX : NET_ETH_MAX;
 	switch (h->gso_type) {
 	case VIRTIO_NET_HDR_GSO_NONE:
 		break;
@@ -99,6 +100,14 @@ static void drop_oldest(struct virtio_net *n)
 	n->rx_count--;
 }
 
+static void drop_all(struct virtio_net *n)
+{
+	pthread_mutex_lock(&n->rxlock);
+	while (n->rx_count)
+		drop_oldest(n);
+	pthread_mutex_unlock(&n->rxlock);
+}
+
 /* A frame from the backend (its lock held, any thread). */
 static void deliver(void *ctx, const uint8_t *frame, size_t len)
 {
@@ -111,6 +120,10 @@ static void deliver(void *ctx, const uint8_t *frame, size_t len)
 	if (!p)
 		return;
 	memset(p, 0, hdr);
+	/* libslirp's frames carry valid checksums: the guest need not check
+	 * them again (what a NIC that verified them says). */
+	if (hdr && n->be->big_mtu && (features(n) & VIRTIO_NET_F_GUEST_CSUM))
+		p[0] = VIRTIO_NET_HDR_F_DATA_VALID;
 	memcpy(p + hdr, frame, len);
 	struct iovec v = {p, total};
 	pcap_write(&n->cap, &v, 1, NET_HDR_LEN, total);
@@ -170,7 +183,13 @@ static int place(struct virtio_net *n, const struct rx_frame *f)
 static void rx_drain(struct virtio_net *n)
 {
 	struct virtio_pci *vp = &n->vp;
-	if (!virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
+	if (!virtio_pci_live(vp)) {
+		/* No driver to take them: lost, as on a NIC whose link is down,
+		 * rather than held for a driver that may never come. */
+		drop_all(n);
+		return;
+	}
+	if (!vp->vq[RXQ].enabled)
 		return;
 	bool any = false;
 	for (;;) {
@@ -230,10 +249,7 @@ static void net_notify(struct virtio_pci *vp, unsigned q)
 static void net_reset(struct virtio_pci *vp)
 {
 	struct virtio_net *n = vp->dev;
-	pthread_mutex_lock(&n->rxlock);
-	while (n->rx_count)
-		drop_oldest(n);
-	pthread_mutex_unlock(&n->rxlock);
+	drop_all(n);
 	if (n->be)
 		sync_offload(n);
 }
@@ -273,6 +289,7 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	memcpy(n->config.mac, mac, 6);
 	n->config.status = NET_S_LINK_UP;
 	n->config.max_virtqueue_pairs = 1;
+	n->config.mtu = be->big_mtu ? NET_BIG_MTU : 0;
 	struct virtio_pci_info info = {
 	    .name = "virtio-net",
 	    .type = VIRTIO_ID_NET,
@@ -280,7 +297,8 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	    .nqueues = 2,
 	    .queue_size = NET_QUEUE_SIZE,
 	    .features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF |
-			(be->vnet_hdr ? VNET_OFFLOADS : 0),
+			(be->vnet_hdr ? VNET_OFFLOADS : 0) |
+			(be->big_mtu ? VIRTIO_NET_F_MTU | VIRTIO_NET_F_GUEST_CSUM : 0),
 	    .ops = &net_ops,
 	    .config = &n->config,
 	    .config_len = sizeof(n->config),
@@ -315,37 +333,43 @@ void virtio_net_destroy(void *dev)
 	virtio_pci_destroy(&n->vp);
 	net_backend_close(n->be);
 	pcap_close(&n->cap);
-	while (n->rx_count)
-		drop_oldest(n);
+	drop_all(n);
 	pthread_mutex_destroy(&n->rxlock);
 	free(n);
 }
 
-static int net_count(const struct vm_config *cfg)
-{
-	return cfg->nnics;
-}
+/* The record: u32 version, the transport's record and the backend's (each
+ * u32 length first; a backend without state has length 0). Version 1 was
+ * the transport's record alone (its own version, 1, first): refused. */
+#define NET_STATE_VERSION 2
 
-/* --net number i: its backend (opened here, before the jail), the NIC, and
- * its service on the VM's loop. */
-static int net_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
-		      char *err, size_t errlen)
+static int net_save(void *dev, void **buf, size_t *len)
 {
-	const struct net_config *nc = &cfg->nic[i];
-	uint8_t mac[6];
-	net_mac(nc, cfg->name, i, mac);
-	struct net_backend *be = net_backend_open(nc, err, errlen);
-	if (!be)
-		return EXIT_CODE_USAGE;
-	struct virtio_env env = virtio_env_of(s);
-	struct virtio_net *n = virtio_net_create(&env, be, mac, nc->capture, err, errlen);
-	if (!n)
-		return EXIT_CODE_USAGE;
-	if (virtio_net_start(n, err, errlen)) {
-		virtio_net_destroy(n);
-		return EXIT_CODE_HOST;
+	struct virtio_net *n = dev;
+	void *pci;
+	size_t pci_len;
+	if (virtio_pci_save(&n->vp, &pci, &pci_len) < 0)
+		return -1;
+	struct blob be = {0}, b = {0};
+	if (n->be->ops->save) {
+		pthread_mutex_lock(&n->be->lock);
+		n->be->ops->save(n->be, &be);
+		pthread_mutex_unlock(&n->be->lock);
 	}
-	*dev = n;
+	blob_put32(&b, NET_STATE_VERSION);
+	blob_put32(&b, (uint32_t)pci_len);
+	blob_put_bytes(&b, pci, pci_len);
+	blob_put32(&b, (uint32_t)be.len);
+	blob_put_bytes(&b, be.buf, be.len);
+	free(pci);
+	bool oom = be.oom || b.oom;
+	blob_free(&be);
+	if (oom) {
+		blob_free(&b);
+		return -1;
+	}
+	*buf = b.buf;
+	*len = b.len;
 	return 0;
 }
 
@@ -371,16 +395,61 @@ static void announce(struct virtio_net *n)
 
 static int net_load(void *dev, const void *buf, size_t len)
 {
-	int rc = virtio_pci_load(dev, buf, len);
-	if (!rc)
-		announce(dev);
-	return rc;
+	struct virtio_net *n = dev;
+	struct reader r = {buf, len, false};
+	if (rd_get32(&r) != NET_STATE_VERSION)
+		return -1;
+	size_t pci_len = rd_get32(&r);
+	const uint8_t *pci = rd_view(&r, pci_len);
+	size_t be_len = rd_get32(&r);
+	struct reader be = {rd_view(&r, be_len), be_len, false};
+	if (r.bad || r.left || (!n->be->ops->load && be_len))
+		return -1;
+	if (n->be->ops->load) {
+		pthread_mutex_lock(&n->be->lock);
+		int rc = n->be->ops->load(n->be, &be);
+		pthread_mutex_unlock(&n->be->lock);
+		if (rc < 0)
+			return -1;
+	}
+	if (virtio_pci_load(&n->vp, pci, pci_len))
+		return -1;
+	announce(n);
+	return 0;
+}
+
+static int net_count(const struct vm_config *cfg)
+{
+	return cfg->nnics;
+}
+
+/* --net number i: its backend (opened here, before the jail), the NIC, and
+ * its service on the VM's loop. */
+static int net_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
+		      char *err, size_t errlen)
+{
+	const struct net_config *nc = &cfg->nic[i];
+	uint8_t mac[6];
+	net_mac(nc, cfg->name, i, mac);
+	struct net_backend *be = net_backend_open(nc, mac, err, errlen);
+	if (!be)
+		return EXIT_CODE_USAGE;
+	struct virtio_env env = virtio_env_of(s);
+	struct virtio_net *n = virtio_net_create(&env, be, mac, nc->capture, err, errlen);
+	if (!n)
+		return EXIT_CODE_USAGE;
+	if (virtio_net_start(n, err, errlen)) {
+		virtio_net_destroy(n);
+		return EXIT_CODE_HOST;
+	}
+	*dev = n;
+	return 0;
 }
 
 const struct device_type virtio_net_device = {.name = "virtio-net",
 					      .numbered = true,
 					      .count = net_count,
 					      .create = net_create,
-					      .save = virtio_pci_save,
+					      .save = net_save,
 					      .load = net_load,
 					      .destroy = virtio_net_destroy};

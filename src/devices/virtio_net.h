@@ -19,6 +19,7 @@
 
 #define VIRTIO_NET_F_CSUM	1ull << 0
 #define VIRTIO_NET_F_GUEST_CSUM 1ull << 1
+#define VIRTIO_NET_F_MTU	1ull << 3
 #define VIRTIO_NET_F_MAC	1ull << 5
 #define VIRTIO_NET_F_GUEST_TSO4 1ull << 7
 #define VIRTIO_NET_F_GUEST_TSO6 1ull << 8
@@ -28,6 +29,7 @@
 #define VIRTIO_NET_F_STATUS	1ull << 16
 
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
 #define VIRTIO_NET_HDR_GSO_NONE	    0
 #define VIRTIO_NET_HDR_GSO_TCPV4    1
 #define VIRTIO_NET_HDR_GSO_TCPV6    4

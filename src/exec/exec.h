@@ -8,6 +8,7 @@
 #ifndef POPEK_EXEC_H
 #define POPEK_EXEC_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 
 #include "engines/engine.h"
 #include "machine/memory.h"
+#include "policy/policy.h"
 
 #define XPAGE	      4096ull
 #define XPAGE_DOWN(a) ((a) & ~(XPAGE - 1))
@@ -29,9 +31,10 @@
 #define X_PIE_BASE   0x0000555555554000ull
 #define X_KERNEL_VA  0xffff800000000000ull
 
-#define X_MAX_FDS   1024
-#define X_MAX_BINDS 16
-#define X_NSIG	    65
+#define X_MAX_THREADS 32
+#define X_MAX_FDS     1024
+#define X_MAX_BINDS   16
+#define X_NSIG	      65
 
 /* Engine-independent exit codes of popek exec besides the program's own. */
 enum { XEXIT_USAGE = 64, XEXIT_IMAGE = 65, XEXIT_ENGINE = 69, XEXIT_HOST = 71 };
@@ -48,6 +51,7 @@ struct exec_options {
 	const char **env; /* NULL-terminated, the program's whole environment */
 	const char *cwd;
 	bool strace, stats;
+	const char *policy, *audit; /* --policy FILE, --audit FILE, or NULL */
 	const char *program;
 	char **argv; /* NULL-terminated */
 };
@@ -67,6 +71,8 @@ struct mm {
 struct xfd {
 	int host; /* -1: free */
 	bool cloexec;
+	char *dents; /* a /proc/self listing: its dirent64 records (procfs.c), or NULL */
+	size_t ndents, dents_at;
 	char *path; /* guest path it was opened by, for fchdir; may be NULL */
 };
 
@@ -74,20 +80,45 @@ struct xsigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/* One thread of the program: a vCPU of the VM run by a host thread of its
+ * own (run.c). */
+struct xthread {
+	struct engine_vcpu *vcpu;
+	int index; /* the vCPU's; 0 is the thread exec started */
+	pid_t tid; /* its host thread's tid; the first thread's is the pid */
+	pthread_t host;
+	pthread_cond_t wake; /* a parked host thread's next guest thread is ready */
+	bool live;
+	bool parked;	/* its guest thread exited; the host thread waits for the slot's next */
+	bool state_set; /* a call loaded a user state itself (its result in RAX) */
+	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
+	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
+	uint8_t *kstack;	     /* host view of its exception stack page */
+	uint64_t clear_tid;	     /* CLONE_CHILD_CLEARTID, set_tid_address */
+	uint64_t flush_seen;	     /* the xproc's flush_gen its TLB has seen */
+};
+
+/* The thread whose call popek is serving (each host thread runs one). */
+extern _Thread_local struct xthread *exec_self;
+
 struct xproc {
 	const struct exec_options *opt;
 	const struct engine_ops *ops;
 	struct engine_vm *vm;
-	struct engine_vcpu *vcpu;
 	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
-	struct engine_vcpu *parent_vcpu;
-	bool fast_syscall;	     /* the engine exits on SYSCALL itself (soft) */
-	bool state_set;		     /* a call loaded a user state itself (its result in RAX) */
-	struct cpu_state *slow_user; /* the caller's user state on the slow call path */
-	uint64_t *kframe, *iframe;   /* or the fault stub's saved registers and CPU frame */
-	uint64_t pvm_syscalls;	     /* SYSCALLs that faulted in ring 3 (nested PVM) */
-	uint8_t *kstack;	     /* host view of the exception stack page */
+	struct engine_vcpu *parent_vcpu[X_MAX_THREADS];
+	bool fast_syscall;     /* the engine exits on SYSCALL itself (soft) */
+	uint64_t pvm_syscalls; /* SYSCALLs that faulted in ring 3 (nested PVM) */
+	/* One thread serves a call at a time: the lock is held but around the
+	 * host calls that block (exec_unlock), so the process state needs no
+	 * other lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t gone; /* a thread ended */
+	struct xthread thread[X_MAX_THREADS];
+	int nlive;
+	uint64_t flush_gen; /* a mapping went: every TLB older than this flushes */
 	struct mm mm;
+	struct policy *policy; /* --policy, or NULL */
 	int root_fd;
 	struct {
 		int fd;
@@ -101,7 +132,6 @@ struct xproc {
 	unsigned umask;
 	struct xsigaction sig[X_NSIG];
 	uint64_t sigmask;
-	uint64_t clear_tid;
 	bool exited;
 	int status;	 /* popek's exit code once exited */
 	int term_sig;	 /* the signal that ended it, or 0 */
@@ -131,11 +161,17 @@ void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec);
 /* Host memory behind guest-virtual [va, va+len) as iovecs (pages), checked
  * for user access and for write; returns the count or -EFAULT. */
 int mm_iov(struct mm *mm, uint64_t va, uint64_t len, bool write, struct iovec *iov, int max);
+/* A guest struct iovec array of cnt entries as host pieces (each entry cut
+ * at 16 MiB, the whole at max pieces); the count or -EFAULT, -EINVAL. */
+int mm_iovec(struct mm *mm, uint64_t vec, uint64_t cnt, bool write, struct iovec *iov, int max);
 int mm_read(struct mm *mm, uint64_t va, void *dst, size_t len);
 int mm_write(struct mm *mm, uint64_t va, const void *src, size_t len);
 /* A NUL-terminated string of at most max bytes (with the NUL); -EFAULT,
  * -ENAMETOOLONG. */
 int mm_read_str(struct mm *mm, uint64_t va, char *dst, size_t max);
+/* Each run of mapped user pages with one protection, in address order. */
+typedef void (*mm_range_fn)(void *ctx, uint64_t start, uint64_t end, int prot);
+void mm_ranges(struct mm *mm, mm_range_fn fn, void *ctx);
 /* Write to guest pages whatever their protection (loading code). */
 int mm_poke(struct mm *mm, uint64_t va, const void *src, size_t len);
 
@@ -174,13 +210,32 @@ void fs_free(struct xproc *p);
 int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mode, bool write);
 /* The normalized guest path of path (relative to dirfd or the cwd). */
 int fs_resolve(struct xproc *p, int dirfd, const char *path, char *g, size_t glen);
-/* The parent directory of path opened O_PATH, and its last component. */
-int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen);
+/* The guest path that path resolves to now, symlinks followed (inside the
+ * root or its bind); for a path that does not exist, its parent's. */
+int fs_real(struct xproc *p, int dirfd, const char *path, char *g, size_t glen);
+/* The parent directory of path opened O_PATH, and its last component;
+ * write: it is to be changed, so it must lie in an rw bind. */
+int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen, bool write);
 /* Normalize guest path (relative to base) into out: no ., .., //. */
 int fs_normalize(const char *base, const char *path, char *out, size_t len);
 int fd_install(struct xproc *p, int host, bool cloexec, int min);
+/* Both ends of a new pipe or socket pair, their guest numbers written to
+ * va; 0 or -errno (nothing installed then). */
+int fd_install_pair(struct xproc *p, const int h[2], bool cloexec, uint64_t va);
 int fd_host(struct xproc *p, int fd);
 int fd_close(struct xproc *p, int fd);
+
+/* procfs.c: the program's own /proc/self (popek's is hidden). For a
+ * normalized guest path under /proc/self, /proc/thread-self or /proc/PID:
+ * 1 and the rest after it ("" for the directory itself), else 0. */
+int proc_self(const char *g, const char **rest);
+/* Open rest (maps, fd, exe...) with open flags (no writing): a host fd or
+ * -errno. A directory is the host's, for fstat; its entries are not. */
+int proc_open(struct xproc *p, const char *rest, int flags);
+/* The program's /proc/self/fd as dirent64 records (malloc'ed). */
+int proc_listing(struct xproc *p, char **buf, size_t *len);
+/* The target of link rest (exe, cwd, fd/N) into out; its length or -errno. */
+int proc_readlink(struct xproc *p, const char *rest, char *out, size_t len);
 
 /* syscall.c: one call, dispatched by number. */
 struct xsys {
@@ -192,8 +247,26 @@ typedef int64_t (*sys_fn)(struct xproc *p, const struct xsys *s);
 struct sys_entry {
 	const char *name;
 	sys_fn fn;
-	const char *args; /* per argument: i integer, p pointer, s string, x hex */
+	/* per argument: i integer, p pointer, x hex, s a path (relative to the
+	 * d argument before it, a directory fd, if any), f a socket family, a a
+	 * socket address (its length the next argument), m a struct msghdr */
+	const char *args;
 };
+
+/* policy.c: the syscall class of --policy. */
+int exec_policy_load(struct xproc *p, char *err, size_t errlen);
+/* Match the call: true if a rule decided it must not run, its result in
+ * *ret. Otherwise the call runs and exec_policy_done records it. */
+struct xcheck {
+	struct policy_access a;
+	const struct policy_rule *r, *logged;
+	char path[4][4096]; /* each path argument as written and as it resolves */
+	const char *paths[4];
+	uint8_t ip[16];
+};
+bool exec_policy_check(struct xproc *p, const struct xsys *s, const struct sys_entry *e,
+		       struct xcheck *c, int64_t *ret);
+void exec_policy_done(struct xproc *p, const struct xcheck *c, int64_t ret);
 /* The families fill their slots of the table (sys_*.c). */
 void sys_fs_table(struct sys_entry *t);
 void sys_mem_table(struct sys_entry *t);
@@ -222,7 +295,31 @@ int exec_image(struct xproc *p, const char *path, char **argv, const char **envp
 /* In a forked child: a VM of its own, started at st. */
 int exec_respawn(struct xproc *p, const struct cpu_state *st);
 void sys_process_table(struct sys_entry *t);
+void sys_net_table(struct sys_entry *t);
+void sys_poll_table(struct sys_entry *t);
 bool exec_is_child(struct xproc *p, pid_t pid);
+
+/* Around a host call that may block: other threads' calls go on meanwhile.
+ * Nothing of the process may be touched between the two. */
+void exec_unlock(struct xproc *p);
+void exec_lock(struct xproc *p);
+/* clone with CLONE_VM|CLONE_THREAD: a new vCPU at the caller's state with
+ * RSP stack and RAX 0, run by a new host thread; its tid or -errno. */
+int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid,
+		    uint64_t tls);
+/* exit: this thread ends (the program too if it was the last one). */
+void exec_thread_exit(struct xproc *p, int status);
+/* Threads other than this one end with it: a fork's child, an execve. */
+void exec_single(struct xproc *p);
+/* The threads still running besides this one. */
+int exec_others(struct xproc *p);
+/* run.c: this thread's vCPU until it or the program ends (the lock held);
+ * the program's status. */
+int exec_loop(struct xproc *p);
+/* End popek now with the program's status, whatever other threads do. */
+_Noreturn void exec_end(struct xproc *p);
+/* Thread t's vCPU (made once per slot), its TSS, and the state from. */
+int exec_thread_vcpu(struct xproc *p, struct xthread *t, const struct cpu_state *from);
 
 int exec_main(const struct exec_options *opt);
 

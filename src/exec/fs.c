@@ -105,7 +105,8 @@ void fs_free(struct xproc *p)
 		if (p->fd[i].host > 2)
 			close(p->fd[i].host);
 		free(p->fd[i].path);
-		p->fd[i].path = NULL;
+		free(p->fd[i].dents);
+		p->fd[i].path = p->fd[i].dents = NULL;
 		p->fd[i].host = -1;
 	}
 	for (int i = 0; i < p->nbinds; i++) {
@@ -195,11 +196,15 @@ static int open_in(int dir, const char *rest, int flags, unsigned mode)
 int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mode, bool write)
 {
 	char g[4096];
+	const char *rest;
 	int rc = fs_resolve(p, dirfd, path, g, sizeof(g));
+	if (rc == -ENOENT && proc_self(g, &rest)) /* hidden: popek answers for it */
+		return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC))
+			   ? -EACCES
+			   : proc_open(p, rest, flags);
 	if (rc)
 		return rc;
 	int dir;
-	const char *rest;
 	bool rw;
 	place(p, g, &dir, &rest, &rw);
 	bool writes = write || (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND));
@@ -208,7 +213,63 @@ int fs_open(struct xproc *p, int dirfd, const char *path, int flags, unsigned mo
 	return open_in(dir, rest, flags, mode);
 }
 
-int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen)
+/* The guest path of what host descriptor fd names, found below dir (a
+ * bind's or the root's, at guest path prefix); 0 or -errno. */
+static int guest_of(int fd, int dir, const char *prefix, char *g, size_t glen)
+{
+	char proc[64], host[4096], top[4096];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, host, sizeof(host) - 1);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dir);
+	ssize_t t = readlink(proc, top, sizeof(top) - 1);
+	if (n < 0 || t < 0)
+		return -errno;
+	host[n] = top[t] = 0;
+	if (t == 1) /* the host's "/" */
+		t = 0;
+	if (strncmp(host, top, (size_t)t) || (host[t] != '/' && host[t]))
+		return -EXDEV;
+	int w = snprintf(g, glen, "%s%s", strcmp(prefix, "/") ? prefix : "", host + t);
+	if (!g[0])
+		snprintf(g, glen, "/");
+	return w < 0 || (size_t)w >= glen ? -ENAMETOOLONG : 0;
+}
+
+/* The guest path normalized guest path t resolves to (symlinks followed). */
+static int real_of(struct xproc *p, const char *t, char *g, size_t glen)
+{
+	int dir, fd;
+	const char *rest;
+	bool rw;
+	place(p, t, &dir, &rest, &rw);
+	if ((fd = open_in(dir, rest, O_PATH, 0)) < 0)
+		return fd;
+	int b = -1;
+	for (int i = 0; i < p->nbinds; i++)
+		if (p->bind[i].fd == dir)
+			b = i;
+	int rc = guest_of(fd, dir, b < 0 ? "/" : p->bind[b].guest, g, glen);
+	close(fd);
+	return rc;
+}
+
+int fs_real(struct xproc *p, int dirfd, const char *path, char *g, size_t glen)
+{
+	char t[4096], parent[4096];
+	int rc = fs_resolve(p, dirfd, path, t, sizeof(t));
+	if (rc || (rc = real_of(p, t, g, glen)) != -ENOENT)
+		return rc;
+	/* what does not exist yet resolves through its parent */
+	char *slash = strrchr(t, '/');
+	if (!slash[1])
+		return rc;
+	*slash = 0;
+	if ((rc = real_of(p, slash == t ? "/" : t, parent, sizeof(parent))))
+		return rc;
+	return fs_normalize(parent, slash + 1, g, glen);
+}
+
+int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t namelen, bool write)
 {
 	char g[4096];
 	int rc = fs_resolve(p, dirfd, path, g, sizeof(g));
@@ -228,7 +289,7 @@ int fs_parent(struct xproc *p, int dirfd, const char *path, char *name, size_t n
 	const char *rest;
 	bool rw;
 	place(p, g, &dir, &rest, &rw);
-	if (!rw)
+	if (write && !rw)
 		return -EROFS;
 	return open_in(dir, rest, O_PATH | O_DIRECTORY, 0);
 }
@@ -239,12 +300,30 @@ int fd_install(struct xproc *p, int host, bool cloexec, int min)
 		if (p->fd[i].host < 0) {
 			p->fd[i].host = host;
 			p->fd[i].cloexec = cloexec;
+			p->fd[i].dents = NULL;
 			p->fd[i].path = NULL;
 			return i;
 		}
 	}
 	close(host);
 	return -EMFILE;
+}
+
+int fd_install_pair(struct xproc *p, const int h[2], bool cloexec, uint64_t va)
+{
+	int g[2] = {fd_install(p, h[0], cloexec, 0), -1};
+	g[1] = g[0] < 0 ? (close(h[1]), g[0]) : fd_install(p, h[1], cloexec, 0);
+	if (g[1] < 0) {
+		if (g[0] >= 0)
+			fd_close(p, g[0]);
+		return g[1];
+	}
+	if (mm_write(&p->mm, va, g, sizeof(g))) {
+		fd_close(p, g[0]);
+		fd_close(p, g[1]);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 int fd_host(struct xproc *p, int fd)
@@ -262,7 +341,8 @@ int fd_close(struct xproc *p, int fd)
 	if (h > 2 || fd > 2 || h != fd)
 		close(h);
 	free(p->fd[fd].path);
-	p->fd[fd].path = NULL;
+	free(p->fd[fd].dents);
+	p->fd[fd].path = p->fd[fd].dents = NULL;
 	p->fd[fd].host = -1;
 	return 0;
 }

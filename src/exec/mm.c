@@ -307,3 +307,59 @@ int mm_iov(struct mm *mm, uint64_t va, uint64_t len, bool write, struct iovec *i
 	}
 	return n;
 }
+
+int mm_iovec(struct mm *mm, uint64_t vec, uint64_t cnt, bool write, struct iovec *iov, int max)
+{
+	if (cnt > 1024)
+		return -EINVAL;
+	int n = 0;
+	for (uint64_t i = 0; i < cnt && n < max; i++) {
+		uint64_t g[2];
+		if (mm_read(mm, vec + i * 16, g, sizeof(g)))
+			return -EFAULT;
+		int k = mm_iov(mm, g[0], g[1] > (16u << 20) ? 16u << 20 : g[1], write, iov + n,
+			       max - n);
+		if (k < 0)
+			return n ? n : k; /* a short transfer up to the hole */
+		n += k;
+	}
+	return n;
+}
+
+/* Walk the user half's leaf entries in address order, coalescing runs of
+ * pages with one protection. */
+static void walk(struct mm *mm, uint64_t pa, int shift, uint64_t base, mm_range_fn fn, void *ctx,
+		 uint64_t *start, uint64_t *end, int *prot)
+{
+	const uint64_t *t = table(mm, pa);
+	for (int i = 0; i < (shift == 39 ? 256 : 512); i++) {
+		uint64_t va = base + ((uint64_t)i << shift), e = t[i];
+		if (shift > 12 && (e & PTE_P)) {
+			walk(mm, e & PTE_ADDR, shift - 9, va, fn, ctx, start, end, prot);
+			continue;
+		}
+		if (shift > 12 || !(e & (PTE_P | PTE_NONE)) || !(e & (PTE_U | PTE_NONE)))
+			continue;
+		int pr = (e & PTE_NONE) ? 0
+					: PROT_READ | ((e & PTE_W) ? PROT_WRITE : 0) |
+					      ((e & PTE_NX) ? 0 : PROT_EXEC);
+		if (*end == va && *prot == pr) {
+			*end += XPAGE;
+			continue;
+		}
+		if (*end)
+			fn(ctx, *start, *end, *prot);
+		*start = va;
+		*end = va + XPAGE;
+		*prot = pr;
+	}
+}
+
+void mm_ranges(struct mm *mm, mm_range_fn fn, void *ctx)
+{
+	uint64_t start = 0, end = 0;
+	int prot = -1;
+	walk(mm, mm->pml4, 39, 0, fn, ctx, &start, &end, &prot);
+	if (end)
+		fn(ctx, start, end, prot);
+}

@@ -32,11 +32,13 @@
 static int64_t do_fork(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t ptid,
 		       uint64_t ctid, uint64_t tls)
 {
+	if ((flags & XCLONE_THREAD) && (flags & XCLONE_VM))
+		return exec_thread(p, flags, stack, ptid, ctid, tls);
 	if ((flags & XCLONE_THREAD) || ((flags & XCLONE_VM) && !(flags & XCLONE_VFORK)))
-		return -ENOSYS; /* threads: not yet (docs/exec.md) */
+		return -EINVAL; /* a thread shares the address space; a shared one is a thread */
 	if (p->nchild == (int)(sizeof(p->child) / sizeof(p->child[0])))
 		return -EAGAIN;
-	static struct cpu_state st;
+	static _Thread_local struct cpu_state st;
 	if (exec_user_state(p, &st))
 		return -EIO;
 	int vf[2] = {-1, -1};
@@ -56,6 +58,7 @@ static int64_t do_fork(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t
 		pid_t me = getpid();
 		p->forked = true;
 		p->nchild = 0;
+		exec_self->tid = me; /* the child's one thread */
 		if (vf[0] >= 0) {
 			close(vf[0]);
 			p->vfork_fd = vf[1];
@@ -68,7 +71,7 @@ static int64_t do_fork(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t
 		if (flags & XCLONE_CHILD_SETTID)
 			mm_write(&p->mm, ctid, &me, sizeof(me));
 		if (flags & XCLONE_CHILD_CLEARTID)
-			p->clear_tid = ctid;
+			exec_self->clear_tid = ctid;
 		if (exec_respawn(p, &st))
 			_exit(127);
 		return 0; /* the state set above carries the child's RAX */
@@ -120,7 +123,9 @@ static int64_t sys_wait4(struct xproc *p, const struct xsys *s)
 {
 	int status = 0;
 	int opts = (int)s->a[2] & (WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE);
+	exec_unlock(p);
 	pid_t pid = wait4((pid_t)s->a[0], &status, opts, NULL);
+	exec_lock(p);
 	if (pid < 0)
 		return -errno;
 	if (pid > 0 && (WIFEXITED(status) || WIFSIGNALED(status)))
@@ -215,6 +220,14 @@ static int64_t sys_execve(struct xproc *p, const struct xsys *s)
 	int rc = mm_read_str(&p->mm, s->a[0], path, sizeof(path));
 	if (rc)
 		return rc;
+	char g[4096];
+	const char *rest;
+	/* busybox runs its applets through /proc/self/exe: the program itself */
+	if (fs_resolve(p, AT_FDCWD, path, g, sizeof(g)) == -ENOENT && proc_self(g, &rest) &&
+	    !strcmp(rest, "exe"))
+		snprintf(path, sizeof(path), "%s", p->exe);
+	if (exec_others(p))
+		return -EBUSY; /* Linux ends the other threads; popek cannot stop them yet */
 	char **argv = NULL, **envp = NULL;
 	size_t budget = MAX_ARG_BYTES;
 	rc = read_strv(p, s->a[1], &argv, &budget);
@@ -243,7 +256,7 @@ static int64_t sys_execve(struct xproc *p, const struct xsys *s)
 	for (int sig = 1; sig < X_NSIG; sig++)
 		if (p->sig[sig].handler > 1)
 			memset(&p->sig[sig], 0, sizeof(p->sig[sig]));
-	p->clear_tid = 0;
+	exec_self->clear_tid = 0;
 	if (exec_image(p, path, argv, (const char **)envp, err, sizeof(err))) {
 		fprintf(stderr, "popek exec: execve %s: %s\n", path, err);
 		exec_kill(p, SIGSEGV);

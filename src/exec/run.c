@@ -28,7 +28,8 @@
 #define KPAGE_IDT    1
 #define KPAGE_TSS    2
 #define KPAGE_STUB   3
-#define KPAGE_STACK  4 /* and the next: 8 KiB of exception stack */
+#define KPAGE_STACK  4 /* and the next: 8 KiB of exception stack (the first thread's) */
+#define KPAGE_THREAD 8 /* then 4 per further thread: its TSS and exception stack */
 #define STUB_SIZE    32
 #define SYSCALL_STUB (32 * STUB_SIZE)
 
@@ -57,20 +58,20 @@ void exec_user_segments(struct cpu_state *st)
 
 int exec_get_state(struct xproc *p, struct cpu_state *st)
 {
-	return p->ops->get_state(p->vcpu, st);
+	return p->ops->get_state(exec_self->vcpu, st);
 }
 
 int exec_user_state(struct xproc *p, struct cpu_state *st)
 {
-	if (p->slow_user) { /* a call on the slow path: its user state is known */
-		memcpy(st, p->slow_user, sizeof(*st));
+	if (exec_self->slow_user) { /* a call on the slow path: its user state is known */
+		memcpy(st, exec_self->slow_user, sizeof(*st));
 		return 0;
 	}
-	int rc = p->ops->get_state(p->vcpu, st);
-	if (rc || !p->kframe)
+	int rc = p->ops->get_state(exec_self->vcpu, st);
+	if (rc || !exec_self->kframe)
 		return rc;
 	/* in a fault stub: the registers it saved and the CPU's frame */
-	const uint64_t *k = p->kframe, *f = p->iframe;
+	const uint64_t *k = exec_self->kframe, *f = exec_self->iframe;
 	st->gpr[R_RAX] = k[KF_RAX];
 	st->gpr[R_RSP] = f[IF_RSP];
 	st->rip = st->gpr[R_RCX];
@@ -81,8 +82,8 @@ int exec_user_state(struct xproc *p, struct cpu_state *st)
 
 int exec_set_state(struct xproc *p, const struct cpu_state *st)
 {
-	p->state_set = true;
-	return p->ops->set_state(p->vcpu, st);
+	exec_self->state_set = true;
+	return p->ops->set_state(exec_self->vcpu, st);
 }
 
 void exec_exit(struct xproc *p, int status)
@@ -106,27 +107,52 @@ static uint64_t kva(int page)
 	return X_KERNEL_VA + (uint64_t)page * XPAGE;
 }
 
+/* The first page of thread t's TSS and exception stack. */
+static int thread_page(const struct xthread *t, int page)
+{
+	return t->index ? KPAGE_THREAD + 4 * (t->index - 1) + page
+			: (page ? KPAGE_STACK + page - 1 : KPAGE_TSS);
+}
+
+/* Thread t's TSS (RSP0 at the top of its exception stack), so faults on two
+ * vCPUs at once land on stacks of their own. */
+static int thread_pages(struct xproc *p, struct xthread *t)
+{
+	uint8_t *tss = mm_map_kernel(&p->mm, kva(thread_page(t, 0)), false);
+	if (!tss || !mm_map_kernel(&p->mm, kva(thread_page(t, 1)), false) ||
+	    !(t->kstack = mm_map_kernel(&p->mm, kva(thread_page(t, 2)), false)))
+		return -ENOMEM;
+	uint64_t rsp0 = kva(thread_page(t, 2)) + XPAGE;
+	memcpy(tss + 4, &rsp0, 8);
+	tss[102] = 0x68; /* no I/O bitmap */
+	return 0;
+}
+
+static void thread_tr(const struct xthread *t, struct cpu_state *st)
+{
+	st->seg[SEG_TR] = (struct seg){.base = kva(thread_page(t, 0)),
+				       .limit = 0x67,
+				       .sel = SEL_TSS,
+				       .type = 0xb,
+				       .present = 1};
+}
+
 /* The kernel page set: descriptors and stubs, supervisor-only. */
 static int build_kernel(struct xproc *p)
 {
 	uint64_t *gdt = mm_map_kernel(&p->mm, kva(KPAGE_GDT), false);
 	uint8_t *idt = mm_map_kernel(&p->mm, kva(KPAGE_IDT), false);
-	uint8_t *tss = mm_map_kernel(&p->mm, kva(KPAGE_TSS), false);
 	uint8_t *stub = mm_map_kernel(&p->mm, kva(KPAGE_STUB), true);
-	if (!gdt || !idt || !tss || !stub || !mm_map_kernel(&p->mm, kva(KPAGE_STACK), false) ||
-	    !(p->kstack = mm_map_kernel(&p->mm, kva(KPAGE_STACK + 1), false)))
+	if (!gdt || !idt || !stub || thread_pages(p, exec_self))
 		return -ENOMEM;
 	gdt[1] = 0x00af9b000000ffffull; /* kernel code, 64-bit */
 	gdt[2] = 0x00cf93000000ffffull; /* kernel data */
 	gdt[3] = 0x00cffb000000ffffull; /* user code, 32-bit (SYSRET's layout) */
 	gdt[4] = 0x00cff3000000ffffull; /* user data */
 	gdt[5] = 0x00affb000000ffffull; /* user code, 64-bit */
-	uint64_t tb = kva(KPAGE_TSS);
+	uint64_t tb = kva(KPAGE_TSS);	/* for LTR only: each vCPU's TR holds its own TSS */
 	gdt[6] = 0x67 | ((tb & 0xffffff) << 16) | (0x89ull << 40) | (((tb >> 24) & 0xff) << 56);
 	gdt[7] = tb >> 32;
-	uint64_t rsp0 = kva(KPAGE_STACK + 2);
-	memcpy(tss + 4, &rsp0, 8);
-	tss[102] = 0x68; /* no I/O bitmap */
 	for (int v = 0; v < 32; v++) {
 		/* push rax r8 r9 r10 r11; mov eax, v; out PORT_FAULT, eax; pop them;
 		 * [add rsp, 8: the error code]; iretq. popek reads and edits the
@@ -175,8 +201,7 @@ static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry,
 {
 	memset(st, 0, sizeof(*st));
 	exec_user_segments(st);
-	st->seg[SEG_TR] = (struct seg){
-	    .base = kva(KPAGE_TSS), .limit = 0x67, .sel = SEL_TSS, .type = 0xb, .present = 1};
+	thread_tr(exec_self, st);
 	st->seg[SEG_LDTR] = (struct seg){.type = 0x2, .present = 1, .unusable = 1};
 	st->gdt = (struct dtable){kva(KPAGE_GDT), 8 * 8 - 1};
 	st->idt = (struct dtable){kva(KPAGE_IDT), 32 * 16 - 1};
@@ -215,11 +240,11 @@ static int create_vm(struct xproc *p, char *err, size_t errlen)
 	}
 	p->fast_syscall = p->ops == &soft_engine;
 	struct engine_vm_config cfg = {
-	    .ncpus = 1, .ram_size = p->mm.mem.size, .syscall_exits = p->fast_syscall};
+	    .ncpus = X_MAX_THREADS, .ram_size = p->mm.mem.size, .syscall_exits = p->fast_syscall};
 	if (p->ops->vm_create(&cfg, &p->vm, err, errlen) < 0)
 		return XEXIT_ENGINE;
 	if (p->ops->map_memory(p->vm, 0, 0, p->mm.mem.size, p->mm.mem.base, 0) < 0 ||
-	    p->ops->vcpu_create(p->vm, 0, &p->vcpu) < 0) {
+	    p->ops->vcpu_create(p->vm, exec_self->index, &exec_self->vcpu) < 0) {
 		snprintf(err, errlen, "the %s engine cannot map guest memory or create a vCPU",
 			 name);
 		return XEXIT_ENGINE;
@@ -233,11 +258,11 @@ static void slow_syscall(struct xproc *p, struct cpu_state *user)
 {
 	const uint64_t *r = user->gpr;
 	struct xsys s = {r[R_RAX], {r[R_RDI], r[R_RSI], r[R_RDX], r[R_R10], r[R_R8], r[R_R9]}};
-	p->state_set = false;
-	p->slow_user = user;
+	exec_self->state_set = false;
+	exec_self->slow_user = user;
 	int64_t ret = exec_syscall(p, &s);
-	p->slow_user = NULL;
-	if (p->exited || p->state_set)
+	exec_self->slow_user = NULL;
+	if (p->exited || exec_self->state_set)
 		return;
 	user->gpr[R_RAX] = (uint64_t)ret;
 	exec_set_state(p, user);
@@ -274,13 +299,13 @@ static void frame_syscall(struct xproc *p, const struct vcpu_exit *ex, uint64_t 
 	const struct exit_regs *r = &ex->io.regs;
 	struct xsys s = {k[KF_RAX], {r->rdi, r->rsi, r->rdx, k[KF_R10], k[KF_R8], k[KF_R9]}};
 	p->pvm_syscalls++;
-	p->state_set = false;
-	p->kframe = k;
-	p->iframe = f;
+	exec_self->state_set = false;
+	exec_self->kframe = k;
+	exec_self->iframe = f;
 	int64_t ret = exec_syscall(p, &s);
-	if (!p->exited && !p->state_set && p->mm.need_flush) {
+	if (!p->exited && !exec_self->state_set && p->mm.need_flush) {
 		/* a mapping went: a state reload makes the TLB forget it */
-		static struct cpu_state st;
+		static _Thread_local struct cpu_state st;
 		if (exec_user_state(p, &st)) {
 			exec_exit(p, XEXIT_HOST);
 		} else {
@@ -288,8 +313,8 @@ static void frame_syscall(struct xproc *p, const struct vcpu_exit *ex, uint64_t 
 			exec_set_state(p, &st);
 		}
 	}
-	p->kframe = p->iframe = NULL;
-	if (p->exited || p->state_set)
+	exec_self->kframe = exec_self->iframe = NULL;
+	if (p->exited || exec_self->state_set)
 		return;
 	k[KF_RAX] = (uint64_t)ret;
 	f[IF_RIP] = r->rcx;
@@ -302,14 +327,14 @@ static void fault(struct xproc *p, const struct vcpu_exit *ex)
 	unsigned vec = (unsigned)ex->io.regs.rax & 31;
 	bool err = has_error_code(vec);
 	/* faults do not nest, so the stub's frame is at the top of the stack */
-	uint64_t *k = (uint64_t *)(p->kstack + XPAGE) - (KF_REGS + err + IF_WORDS);
+	uint64_t *k = (uint64_t *)(exec_self->kstack + XPAGE) - (KF_REGS + err + IF_WORDS);
 	uint64_t *f = k + KF_REGS + err;
 	uint64_t lstar = kva(KPAGE_STUB) + SYSCALL_STUB;
 	if (vec == 14 && f[IF_RIP] == lstar && (f[IF_CS] & 3) == 3) {
 		frame_syscall(p, ex, k, f);
 		return;
 	}
-	static struct cpu_state st;
+	static _Thread_local struct cpu_state st;
 	if (exec_get_state(p, &st)) {
 		exec_exit(p, XEXIT_HOST);
 		return;
@@ -330,7 +355,7 @@ static void fault(struct xproc *p, const struct vcpu_exit *ex)
 /* The CPL0 entry stub at LSTAR (hardware that switches to ring 0). */
 static void stub_syscall(struct xproc *p)
 {
-	static struct cpu_state st;
+	static _Thread_local struct cpu_state st;
 	if (exec_get_state(p, &st)) {
 		exec_exit(p, XEXIT_HOST);
 		return;
@@ -368,23 +393,55 @@ static void print_stats(struct xproc *p)
 	json_object_put(o);
 }
 
-static int loop(struct xproc *p)
+/* Another thread removed or narrowed a mapping: load the state back, which
+ * flushes this vCPU's TLB (a pending soft-engine call flushes on its return). */
+static int catch_up(struct xproc *p, struct vcpu_exit *ex)
 {
-	struct vcpu_exit ex;
+	exec_self->flush_seen = p->flush_gen;
+	if (ex->reason == EXIT_SYSCALL) {
+		ex->sys.flush = true;
+		return 0;
+	}
+	static _Thread_local struct cpu_state st;
+	return exec_get_state(p, &st) || exec_set_state(p, &st);
+}
+
+/* This thread's call removed or narrowed a mapping: every other vCPU leaves
+ * guest code and flushes before it goes on (catch_up). */
+static void shoot_down(struct xproc *p)
+{
+	exec_self->flush_seen = ++p->flush_gen;
+	for (int i = 0; i < X_MAX_THREADS; i++)
+		if (p->thread[i].live && &p->thread[i] != exec_self)
+			p->ops->vcpu_kick(p->thread[i].vcpu);
+}
+
+int exec_loop(struct xproc *p)
+{
+	struct xthread *t = exec_self;
+	static _Thread_local struct vcpu_exit ex;
 	memset(&ex, 0, sizeof(ex));
-	while (!p->exited) {
-		if (p->ops->vcpu_run(p->vcpu, &ex) < 0) {
+	int rc = 0;
+	while (!p->exited && t->live && !rc) {
+		if (t->flush_seen != p->flush_gen && catch_up(p, &ex)) {
+			rc = XEXIT_HOST;
+			break;
+		}
+		exec_unlock(p);
+		int r = p->ops->vcpu_run(t->vcpu, &ex);
+		exec_lock(p);
+		if (r < 0) {
 			fprintf(stderr, "popek exec: the engine failed to run the vCPU\n");
-			return XEXIT_HOST;
+			rc = XEXIT_HOST;
+			break;
 		}
 		switch (ex.reason) {
 		case EXIT_SYSCALL: {
 			struct xsys s = {ex.sys.nr, {0}};
 			memcpy(s.a, ex.sys.arg, sizeof(s.a));
-			p->state_set = false;
+			t->state_set = false;
 			ex.sys.ret = (uint64_t)exec_syscall(p, &s);
-			ex.sys.flush = p->mm.need_flush && !p->state_set;
-			p->mm.need_flush = false;
+			ex.sys.flush = p->mm.need_flush && !t->state_set;
 			break;
 		}
 		case EXIT_IO:
@@ -395,20 +452,50 @@ static int loop(struct xproc *p)
 			} else {
 				fprintf(stderr, "popek exec: port 0x%x accessed from user mode\n",
 					ex.io.port);
-				return 70;
+				rc = 70;
 			}
-			p->mm.need_flush = false; /* set_state flushes the TLB */
-			break;
+			break; /* set_state flushed the TLB */
 		case EXIT_KICKED:
 			break;
 		default:
 			fprintf(stderr, "popek exec: %s: the vCPU stopped (%s) at rip 0x%llx: %s\n",
 				p->opt->program, exit_reason_names[ex.reason],
 				(unsigned long long)ex.fail.rip, ex.fail.why);
-			return 70;
+			rc = 70;
 		}
+		if (p->mm.need_flush)
+			shoot_down(p);
+		p->mm.need_flush = false;
 	}
+	if (rc && !p->exited)
+		exec_exit(p, rc);
 	return p->status;
+}
+
+_Noreturn void exec_end(struct xproc *p)
+{
+	if (p->opt->stats && !p->forked)
+		print_stats(p);
+	fflush(NULL);
+	if (p->forked && p->term_sig) {
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(p->term_sig, SIG_DFL);
+		raise(p->term_sig);
+	}
+	_exit(p->status);
+}
+
+int exec_thread_vcpu(struct xproc *p, struct xthread *t, const struct cpu_state *from)
+{
+	if (!t->vcpu && p->ops->vcpu_create(p->vm, t->index, &t->vcpu) < 0)
+		return -EAGAIN;
+	if (thread_pages(p, t))
+		return -ENOMEM;
+	static _Thread_local struct cpu_state st;
+	st = *from;
+	thread_tr(t, &st);
+	return p->ops->set_state(t->vcpu, &st) ? -EIO : 0;
 }
 
 int exec_image(struct xproc *p, const char *path, char **argv, const char **envp, char *err,
@@ -426,7 +513,7 @@ int exec_image(struct xproc *p, const char *path, char **argv, const char **envp
 		snprintf(err, errlen, "out of guest memory or arguments too long (--mem)");
 		return XEXIT_HOST;
 	}
-	static struct cpu_state st;
+	static _Thread_local struct cpu_state st;
 	initial_state(p, &st, ld.entry, rsp);
 	if (exec_set_state(p, &st)) {
 		snprintf(err, errlen, "the engine refused the initial CPU state");
@@ -441,9 +528,12 @@ int exec_respawn(struct xproc *p, const struct cpu_state *st)
 	 * (a KVM VM belongs to the process that made it): left behind. */
 	char err[256];
 	p->parent_vm = p->vm;
-	p->parent_vcpu = p->vcpu;
 	p->vm = NULL;
-	p->vcpu = NULL;
+	exec_single(p);
+	for (int i = 0; i < X_MAX_THREADS; i++) {
+		p->parent_vcpu[i] = p->thread[i].vcpu;
+		p->thread[i].vcpu = NULL;
+	}
 	if (create_vm(p, err, sizeof(err))) {
 		fprintf(stderr, "popek exec: fork: %s\n", err);
 		return -EAGAIN;
@@ -457,29 +547,48 @@ int exec_main(const struct exec_options *opt)
 	struct xproc *p = &proc;
 	memset(p, 0, sizeof(*p));
 	p->opt = opt;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->gone, NULL);
+	exec_self = &p->thread[0];
+	*exec_self = (struct xthread){.tid = getpid(), .live = true};
+	p->nlive = 1;
 	p->root_fd = -1;
 	p->vfork_fd = -1;
 	char err[512] = "";
 	int rc = XEXIT_HOST;
 	signal(SIGPIPE, SIG_IGN); /* a write to a closed pipe is the program's EPIPE or SIGPIPE */
+	if ((rc = exec_policy_load(p, err, sizeof(err))))
+		goto out;
+	rc = XEXIT_HOST;
 	if (fs_init(p, err, sizeof(err)) || mm_init(&p->mm, opt->mem, err, sizeof(err)))
 		goto out;
 	if ((rc = create_vm(p, err, sizeof(err))))
 		goto out;
 	if ((rc = exec_image(p, opt->program, opt->argv, opt->env, err, sizeof(err))))
 		goto out;
-	rc = loop(p);
+	exec_lock(p);
+	rc = exec_loop(p);
+	/* The first thread exited and others run: the last of them ends popek. */
+	while (!p->exited)
+		pthread_cond_wait(&p->gone, &p->lock);
+	if (exec_others(p))
+		exec_end(p); /* threads still run: they end with popek */
+	exec_unlock(p);
 	if (opt->stats && !p->forked)
 		print_stats(p);
 out:
 	if (*err)
 		fprintf(stderr, "popek exec: %s\n", err);
-	if (p->vcpu)
-		p->ops->vcpu_destroy(p->vcpu);
+	for (int i = 0; i < X_MAX_THREADS; i++)
+		if (p->thread[i].vcpu)
+			p->ops->vcpu_destroy(p->thread[i].vcpu);
 	if (p->vm)
 		p->ops->vm_destroy(p->vm);
 	mm_free(&p->mm);
 	fs_free(p);
+	if (p->policy && p->policy->audit_fd >= 0)
+		close(p->policy->audit_fd);
+	policy_free(p->policy);
 	if (p->forked && p->term_sig) {
 		/* a forked child dies of the signal, so its parent's wait4 sees it */
 		fflush(NULL);

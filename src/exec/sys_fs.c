@@ -47,9 +47,12 @@ static int64_t xfer(struct xproc *p, int fd, uint64_t va, uint64_t len, bool to_
 	int n = buf_iov(p, va, len, to_guest, iov);
 	if (n < 0)
 		return n;
-	if (to_guest)
-		return err_or(off < 0 ? readv(h, iov, n) : preadv(h, iov, n, off));
-	return err_or(off < 0 ? writev(h, iov, n) : pwritev(h, iov, n, off));
+	exec_unlock(p);
+	ssize_t r = to_guest ? (off < 0 ? readv(h, iov, n) : preadv(h, iov, n, off))
+			     : (off < 0 ? writev(h, iov, n) : pwritev(h, iov, n, off));
+	int64_t rc = err_or(r);
+	exec_lock(p);
+	return rc;
 }
 
 static int64_t sys_read(struct xproc *p, const struct xsys *s)
@@ -82,22 +85,14 @@ static int64_t vec(struct xproc *p, const struct xsys *s, bool to_guest)
 	int h = fd_host(p, (int)s->a[0]);
 	if (h < 0)
 		return h;
-	uint64_t cnt = s->a[2];
-	if (cnt > 1024)
-		return -EINVAL;
 	struct iovec iov[MAX_IOV];
-	int n = 0;
-	for (uint64_t i = 0; i < cnt && n < MAX_IOV; i++) {
-		uint64_t g[2];
-		if (mm_read(&p->mm, s->a[1] + i * 16, g, sizeof(g)))
-			return -EFAULT;
-		int k = mm_iov(&p->mm, g[0], g[1] > MAX_XFER ? MAX_XFER : g[1], to_guest, iov + n,
-			       MAX_IOV - n);
-		if (k < 0)
-			return n ? err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n)) : k;
-		n += k;
-	}
-	return err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n));
+	int n = mm_iovec(&p->mm, s->a[1], s->a[2], to_guest, iov, MAX_IOV);
+	if (n < 0)
+		return n;
+	exec_unlock(p);
+	int64_t rc = err_or(to_guest ? readv(h, iov, n) : writev(h, iov, n));
+	exec_lock(p);
+	return rc;
 }
 
 static int64_t sys_readv(struct xproc *p, const struct xsys *s)
@@ -117,19 +112,27 @@ static int read_path(struct xproc *p, uint64_t va, char *buf)
 
 static int64_t do_open(struct xproc *p, int dirfd, uint64_t path_va, int flags, unsigned mode)
 {
-	char buf[4096], g[4096];
-	int rc = read_path(p, path_va, buf);
+	char path[4096], g[4096];
+	const char *rest;
+	int rc = read_path(p, path_va, path);
 	if (rc)
 		return rc;
-	const char *path = strcmp(buf, "/proc/self/exe") ? buf : p->exe;
-	if ((rc = fs_resolve(p, dirfd, path, g, sizeof(g))))
+	bool proc =
+	    (rc = fs_resolve(p, dirfd, path, g, sizeof(g))) == -ENOENT && proc_self(g, &rest);
+	if (rc && !proc)
 		return rc;
 	int h = fs_open(p, dirfd, path, flags & ~O_CLOEXEC, mode & ~p->umask, false);
 	if (h < 0)
 		return h;
 	int fd = fd_install(p, h, flags & O_CLOEXEC, 0);
-	if (fd >= 0)
+	if (fd >= 0) {
 		p->fd[fd].path = strdup(g);
+		if (proc && !strcmp(rest, "fd") && !(flags & O_PATH) &&
+		    proc_listing(p, &p->fd[fd].dents, &p->fd[fd].ndents)) {
+			fd_close(p, fd);
+			return -ENOMEM;
+		}
+	}
 	return fd;
 }
 
@@ -266,9 +269,26 @@ static int64_t sys_getdents64(struct xproc *p, const struct xsys *s)
 		return h;
 	char buf[65536];
 	size_t n = s->a[2] < sizeof(buf) ? s->a[2] : sizeof(buf);
-	long got = syscall(SYS_getdents64, h, buf, n);
-	if (got < 0)
+	long got;
+	struct xfd *x = &p->fd[s->a[0]];
+	if (x->dents) { /* a /proc/self listing: the whole records that fit */
+		got = 0;
+		const char *d = x->dents + x->dents_at;
+		size_t left = x->ndents - x->dents_at;
+		while ((size_t)got + 19 <= left) {
+			uint16_t reclen;
+			memcpy(&reclen, d + got + 16, 2);
+			if ((size_t)got + reclen > left || (size_t)got + reclen > n)
+				break;
+			got += reclen;
+		}
+		if (!got && left)
+			return -EINVAL; /* the buffer holds no record */
+		memcpy(buf, d, (size_t)got);
+		x->dents_at += (size_t)got;
+	} else if ((got = syscall(SYS_getdents64, h, buf, n)) < 0) {
 		return -errno;
+	}
 	return mm_write(&p->mm, s->a[1], buf, (size_t)got) ? -EFAULT : got;
 }
 
@@ -282,9 +302,11 @@ static int64_t readlink_at(struct xproc *p, int dirfd, uint64_t path_va, uint64_
 	if ((int64_t)size <= 0)
 		return -EINVAL;
 	ssize_t n;
-	if (!strcmp(path, "/proc/self/exe")) {
-		n = (ssize_t)strlen(p->exe);
-		memcpy(target, p->exe, (size_t)n);
+	char g[4096];
+	const char *rest;
+	if (fs_resolve(p, dirfd, path, g, sizeof(g)) == -ENOENT && proc_self(g, &rest)) {
+		if ((n = proc_readlink(p, rest, target, sizeof(target))) < 0)
+			return n;
 	} else {
 		int h = fs_open(p, dirfd, path, O_PATH | O_NOFOLLOW, 0, false);
 		if (h < 0)
@@ -454,19 +476,7 @@ static int64_t sys_pipe2(struct xproc *p, const struct xsys *s)
 		return -EINVAL;
 	if (pipe2(fds, O_CLOEXEC | (int)(s->a[1] & O_NONBLOCK)))
 		return -errno;
-	int g[2] = {fd_install(p, fds[0], s->a[1] & O_CLOEXEC, 0), -1};
-	g[1] = g[0] < 0 ? (close(fds[1]), g[0]) : fd_install(p, fds[1], s->a[1] & O_CLOEXEC, 0);
-	if (g[1] < 0) {
-		if (g[0] >= 0)
-			fd_close(p, g[0]);
-		return g[1];
-	}
-	if (mm_write(&p->mm, s->a[0], g, sizeof(g))) {
-		fd_close(p, g[0]);
-		fd_close(p, g[1]);
-		return -EFAULT;
-	}
-	return 0;
+	return fd_install_pair(p, fds, s->a[1] & O_CLOEXEC, s->a[0]);
 }
 
 static int64_t sys_pipe(struct xproc *p, const struct xsys *s)
@@ -512,7 +522,7 @@ static int open_parent(struct xproc *p, int dirfd, uint64_t path_va, char name[2
 {
 	char path[4096];
 	int rc = read_path(p, path_va, path);
-	return rc ? rc : fs_parent(p, dirfd, path, name, 256);
+	return rc ? rc : fs_parent(p, dirfd, path, name, 256, true);
 }
 
 static int64_t sys_mkdirat_(struct xproc *p, int dirfd, uint64_t path_va, unsigned mode)
@@ -570,10 +580,10 @@ static int64_t rename_at(struct xproc *p, int od, uint64_t op, int nd, uint64_t 
 		rc = read_path(p, np, b);
 	if (rc)
 		return rc;
-	int ha = fs_parent(p, od, a, an, sizeof(an));
+	int ha = fs_parent(p, od, a, an, sizeof(an), true);
 	if (ha < 0)
 		return ha;
-	int hb = fs_parent(p, nd, b, bn, sizeof(bn));
+	int hb = fs_parent(p, nd, b, bn, sizeof(bn), true);
 	if (hb < 0) {
 		close(ha);
 		return hb;
@@ -659,35 +669,6 @@ static int64_t sys_umask(struct xproc *p, const struct xsys *s)
 	return old;
 }
 
-static int64_t sys_poll(struct xproc *p, const struct xsys *s)
-{
-	uint64_t n = s->a[1];
-	if (n > X_MAX_FDS)
-		return -EINVAL;
-	struct pollfd g[64], h[64];
-	if (n > 64)
-		return -ENOMEM;
-	if (mm_read(&p->mm, s->a[0], g, n * sizeof(g[0])))
-		return -EFAULT;
-	for (uint64_t i = 0; i < n; i++) {
-		h[i] = g[i];
-		h[i].fd = g[i].fd < 0 ? -1 : fd_host(p, g[i].fd);
-		if (g[i].fd >= 0 && h[i].fd < 0)
-			h[i].fd = -1; /* reported as POLLNVAL below */
-	}
-	int rc = poll(h, n, (int)s->a[2]);
-	if (rc < 0)
-		return -errno;
-	for (uint64_t i = 0; i < n; i++) {
-		g[i].revents = h[i].revents;
-		if (g[i].fd >= 0 && fd_host(p, g[i].fd) < 0) {
-			g[i].revents = POLLNVAL;
-			rc++;
-		}
-	}
-	return mm_write(&p->mm, s->a[0], g, n * sizeof(g[0])) ? -EFAULT : rc;
-}
-
 void sys_fs_table(struct sys_entry *t)
 {
 	t[SYS_read] = (struct sys_entry){"read", sys_read, "ipi"};
@@ -697,7 +678,6 @@ void sys_fs_table(struct sys_entry *t)
 	t[SYS_stat] = (struct sys_entry){"stat", sys_stat, "sp"};
 	t[SYS_fstat] = (struct sys_entry){"fstat", sys_fstat, "ip"};
 	t[SYS_lstat] = (struct sys_entry){"lstat", sys_lstat, "sp"};
-	t[SYS_poll] = (struct sys_entry){"poll", sys_poll, "pii"};
 	t[SYS_lseek] = (struct sys_entry){"lseek", sys_lseek, "iii"};
 	t[SYS_ioctl] = (struct sys_entry){"ioctl", sys_ioctl, "ixp"};
 	t[SYS_pread64] = (struct sys_entry){"pread64", sys_pread, "ipii"};
@@ -726,18 +706,18 @@ void sys_fs_table(struct sys_entry *t)
 	t[SYS_statfs] = (struct sys_entry){"statfs", sys_statfs, "sp"};
 	t[SYS_fstatfs] = (struct sys_entry){"fstatfs", sys_fstatfs, "ip"};
 	t[SYS_getdents64] = (struct sys_entry){"getdents64", sys_getdents64, "ipi"};
-	t[SYS_openat] = (struct sys_entry){"openat", sys_openat, "isxx"};
-	t[SYS_mkdirat] = (struct sys_entry){"mkdirat", sys_mkdirat, "isx"};
-	t[SYS_newfstatat] = (struct sys_entry){"newfstatat", sys_newfstatat, "ispx"};
-	t[SYS_unlinkat] = (struct sys_entry){"unlinkat", sys_unlinkat, "isx"};
-	t[SYS_renameat] = (struct sys_entry){"renameat", sys_renameat, "isis"};
-	t[SYS_readlinkat] = (struct sys_entry){"readlinkat", sys_readlinkat, "ispi"};
-	t[SYS_faccessat] = (struct sys_entry){"faccessat", sys_faccessat, "isi"};
+	t[SYS_openat] = (struct sys_entry){"openat", sys_openat, "dsxx"};
+	t[SYS_mkdirat] = (struct sys_entry){"mkdirat", sys_mkdirat, "dsx"};
+	t[SYS_newfstatat] = (struct sys_entry){"newfstatat", sys_newfstatat, "dspx"};
+	t[SYS_unlinkat] = (struct sys_entry){"unlinkat", sys_unlinkat, "dsx"};
+	t[SYS_renameat] = (struct sys_entry){"renameat", sys_renameat, "dsds"};
+	t[SYS_readlinkat] = (struct sys_entry){"readlinkat", sys_readlinkat, "dspi"};
+	t[SYS_faccessat] = (struct sys_entry){"faccessat", sys_faccessat, "dsi"};
 	t[SYS_dup3] = (struct sys_entry){"dup3", sys_dup3, "iix"};
 	t[SYS_pipe2] = (struct sys_entry){"pipe2", sys_pipe2, "px"};
-	t[SYS_renameat2] = (struct sys_entry){"renameat2", sys_renameat2, "isisx"};
-	t[SYS_statx] = (struct sys_entry){"statx", sys_statx, "isxxp"};
+	t[SYS_renameat2] = (struct sys_entry){"renameat2", sys_renameat2, "dsdsx"};
+	t[SYS_statx] = (struct sys_entry){"statx", sys_statx, "dsxxp"};
 	t[SYS_close_range] = (struct sys_entry){"close_range", sys_close_range, "iix"};
-	t[SYS_utimensat] = (struct sys_entry){"utimensat", sys_utimensat, "ispx"};
-	t[SYS_faccessat2] = (struct sys_entry){"faccessat2", sys_faccessat2, "isix"};
+	t[SYS_utimensat] = (struct sys_entry){"utimensat", sys_utimensat, "dspx"};
+	t[SYS_faccessat2] = (struct sys_entry){"faccessat2", sys_faccessat2, "dsix"};
 }

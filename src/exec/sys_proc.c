@@ -2,6 +2,7 @@
  * program. Identity is the host's (popek runs the program as itself);
  * uname says popek. */
 #include <errno.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,12 @@
 static int64_t sys_exit_group(struct xproc *p, const struct xsys *s)
 {
 	exec_exit(p, (int)(s->a[0] & 0xff));
+	return 0;
+}
+
+static int64_t sys_exit(struct xproc *p, const struct xsys *s)
+{
+	exec_thread_exit(p, (int)(s->a[0] & 0xff));
 	return 0;
 }
 
@@ -137,7 +144,9 @@ static int64_t sleep_for(struct xproc *p, clockid_t clk, int flags, uint64_t req
 		return -EFAULT;
 	if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0)
 		return -EINVAL;
+	exec_unlock(p);
 	int rc = clock_nanosleep(clk, flags, &ts, &left);
+	exec_lock(p);
 	if (rc && rem && mm_write(&p->mm, rem, &left, sizeof(left)))
 		return -EFAULT;
 	return -rc;
@@ -181,13 +190,13 @@ static int64_t sys_arch_prctl(struct xproc *p, const struct xsys *s)
 
 static int64_t sys_set_tid_address(struct xproc *p, const struct xsys *s)
 {
-	p->clear_tid = s->a[0];
-	return getpid();
+	exec_self->clear_tid = s->a[0];
+	return exec_self->tid;
 }
 
 static int64_t sys_gettid(struct xproc *p, const struct xsys *s)
 {
-	return getpid();
+	return exec_self->tid;
 }
 
 static int64_t sys_ok(struct xproc *p, const struct xsys *s)
@@ -195,19 +204,60 @@ static int64_t sys_ok(struct xproc *p, const struct xsys *s)
 	return 0;
 }
 
-/* One thread: a wait on a value that matches can never be woken. */
+/* The host address of a futex word: aligned, in a mapped page. */
+static int futex_word(struct xproc *p, uint64_t va, bool write, uint32_t **host)
+{
+	struct iovec iov;
+	if (va & 3)
+		return -EINVAL;
+	if (mm_iov(&p->mm, va, 4, write, &iov, 1) != 1)
+		return -EFAULT;
+	*host = iov.iov_base;
+	return 0;
+}
+
+/* The host's futex on the guest words' host addresses (thread.c); a wait
+ * lets the other threads' calls go on. Always process-private: guest RAM is
+ * this process's alone. */
 static int64_t sys_futex(struct xproc *p, const struct xsys *s)
 {
-	int op = (int)s->a[1] & 0x7f;
-	if (op == 1 /* WAKE */)
-		return 0;
-	if (op == 0 || op == 9 /* WAIT, WAIT_BITSET */) {
-		uint32_t v;
-		if (mm_read(&p->mm, s->a[0], &v, 4))
+	int cmd = (int)s->a[1] & FUTEX_CMD_MASK;
+	int op = cmd | FUTEX_PRIVATE_FLAG | ((int)s->a[1] & FUTEX_CLOCK_REALTIME);
+	uint32_t *w, *w2 = NULL;
+	int rc = futex_word(p, s->a[0], false, &w);
+	if (rc)
+		return rc;
+	switch (cmd) {
+	case FUTEX_WAIT:
+	case FUTEX_WAIT_BITSET: {
+		struct timespec ts;
+		if (s->a[3] && mm_read(&p->mm, s->a[3], &ts, sizeof(ts)))
 			return -EFAULT;
-		return v != (uint32_t)s->a[2] ? -EAGAIN : -EDEADLK;
+		exec_unlock(p);
+		long r = syscall(SYS_futex, w, op, (uint32_t)s->a[2], s->a[3] ? &ts : NULL, NULL,
+				 (uint32_t)s->a[5]);
+		rc = r < 0 ? -errno : (int)r;
+		exec_lock(p);
+		return rc;
 	}
-	return -ENOSYS;
+	case FUTEX_WAKE:
+	case FUTEX_WAKE_BITSET: {
+		long r =
+		    syscall(SYS_futex, w, op, (uint32_t)s->a[2], NULL, NULL, (uint32_t)s->a[5]);
+		return r < 0 ? -errno : r;
+	}
+	case FUTEX_REQUEUE:
+	case FUTEX_CMP_REQUEUE:
+	case FUTEX_WAKE_OP: {
+		if ((rc = futex_word(p, s->a[4], cmd == FUTEX_WAKE_OP, &w2)))
+			return rc;
+		/* the fourth argument is a count here, not a pointer */
+		long r = syscall(SYS_futex, w, op, (uint32_t)s->a[2], (void *)(uintptr_t)s->a[3],
+				 w2, (uint32_t)s->a[5]);
+		return r < 0 ? -errno : r;
+	}
+	}
+	return -ENOSYS; /* the priority-inheritance futexes */
 }
 
 static int64_t sys_prlimit64(struct xproc *p, const struct xsys *s)
@@ -251,7 +301,7 @@ static int64_t sys_sched_getaffinity(struct xproc *p, const struct xsys *s)
 
 void sys_proc_table(struct sys_entry *t)
 {
-	t[SYS_exit] = (struct sys_entry){"exit", sys_exit_group, "i"};
+	t[SYS_exit] = (struct sys_entry){"exit", sys_exit, "i"};
 	t[SYS_exit_group] = (struct sys_entry){"exit_group", sys_exit_group, "i"};
 	t[SYS_getpid] = (struct sys_entry){"getpid", sys_getpid, ""};
 	t[SYS_getppid] = (struct sys_entry){"getppid", sys_getppid, ""};
@@ -284,5 +334,4 @@ void sys_proc_table(struct sys_entry *t)
 	/* named for --strace and --stats, not served (-ENOSYS) */
 	t[SYS_rseq] = (struct sys_entry){"rseq", NULL, "pixx"};
 	t[SYS_clone3] = (struct sys_entry){"clone3", NULL, "pi"};
-	t[SYS_socket] = (struct sys_entry){"socket", NULL, "iii"};
 }

@@ -201,18 +201,27 @@ static int64_t sys_kill(struct xproc *p, const struct xsys *s)
 	return raise_self(p, (int)s->a[1]);
 }
 
+/* A signal to another thread of the program: not delivered yet (docs/exec.md). */
+static int64_t other_thread(struct xproc *p, int tid)
+{
+	for (int i = 0; i < X_MAX_THREADS; i++)
+		if (p->thread[i].live && p->thread[i].tid == tid)
+			return -ENOSYS;
+	return -ESRCH;
+}
+
 static int64_t sys_tgkill(struct xproc *p, const struct xsys *s)
 {
-	if ((int)s->a[0] != getpid() || (int)s->a[1] != getpid())
+	if ((int)s->a[0] != getpid())
 		return -ESRCH;
-	return raise_self(p, (int)s->a[2]);
+	return (int)s->a[1] == exec_self->tid ? raise_self(p, (int)s->a[2])
+					      : other_thread(p, (int)s->a[1]);
 }
 
 static int64_t sys_tkill(struct xproc *p, const struct xsys *s)
 {
-	if ((int)s->a[0] != getpid())
-		return -ESRCH;
-	return raise_self(p, (int)s->a[1]);
+	return (int)s->a[0] == exec_self->tid ? raise_self(p, (int)s->a[1])
+					      : other_thread(p, (int)s->a[0]);
 }
 
 static int64_t sys_sigaltstack(struct xproc *p, const struct xsys *s)

@@ -22,6 +22,8 @@ static void fill(void)
 	sys_proc_table(table);
 	sys_signal_table(table);
 	sys_process_table(table);
+	sys_net_table(table);
+	sys_poll_table(table);
 }
 
 const char *syscall_name(uint64_t nr)
@@ -39,6 +41,10 @@ static void trace_arg(struct xproc *p, char kind, uint64_t v)
 			fprintf(stderr, "\"%s\"", s);
 		else
 			fprintf(stderr, "0x%" PRIx64, v);
+		return;
+	case 'd':
+	case 'f':
+		fprintf(stderr, "%d", (int)v); /* AT_FDCWD is a 32-bit -100 */
 		return;
 	case 'i':
 		fprintf(stderr, "%" PRId64, (int64_t)v);
@@ -75,7 +81,11 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 	const struct sys_entry *e = s->nr < NR_SYSCALLS ? &table[s->nr] : NULL;
 	p->ncalls++;
 	int64_t ret;
-	if (e && e->fn) {
+	static _Thread_local struct xcheck check; /* large, and one call at a time */
+	bool watched = policy_has_class(p->policy, POLICY_SYSCALL);
+	if (watched && exec_policy_check(p, s, e, &check, &ret)) {
+		watched = false; /* a rule decided, and recorded it: the call does not run */
+	} else if (e && e->fn) {
 		p->per_nr[s->nr]++;
 		ret = e->fn(p, s);
 	} else {
@@ -83,6 +93,8 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 			p->enosys[s->nr]++;
 		ret = -ENOSYS;
 	}
+	if (watched)
+		exec_policy_done(p, &check, ret);
 	if (p->opt->strace)
 		trace(p, s, e, ret);
 	return ret;

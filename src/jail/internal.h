@@ -40,7 +40,8 @@ extern struct jail_state jail_state;
 /* Write all of text to an existing file (proc and cgroup files): 0 or -1. */
 int jail_write_text(const char *path, const char *text);
 int ns_spawn(const struct vm_config *cfg, int *exit_code);
-int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen);
+int ns_pivot_to_empty(bool with_proc, bool with_resolv, const char *vsock_dir, char *err,
+		      size_t errlen);
 
 /* caps.c: empty every capability set of the calling thread. */
 int caps_drop_all(char *err, size_t errlen);

@@ -32,7 +32,7 @@ int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *
 		return 0;
 	jail_state.enabled = true;
 	if (jail_state.spawned) {
-		int rc = ns_pivot_to_empty(SANITIZED, p->usernet, err, errlen);
+		int rc = ns_pivot_to_empty(SANITIZED, p->usernet, p->vsock_dir, err, errlen);
 		if (rc < 0)
 			return EXIT_CODE_HOST;
 		jail_state.pivot_root = rc == 0;
@@ -60,6 +60,11 @@ int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *
 	if (t && !strcmp(t, "forbidden"))
 		seccomp_selftest_forbidden();
 	return 0;
+}
+
+const char *jail_vsock_dir(const struct jail_profile *p)
+{
+	return jail_state.enabled && jail_state.spawned ? JAIL_VSOCK_DIR : p->vsock_dir;
 }
 
 int jail_host_pid(void)

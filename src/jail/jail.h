@@ -16,7 +16,12 @@ struct jail_profile {
 	bool kvm;	    /* engine kvm: its ioctls; else the soft engine */
 	bool disks;	    /* virtio-blk: positioned vector I/O and fsync */
 	bool nics, usernet; /* virtio-net; one of them on libslirp (host sockets) */
+	/* virtio-vsock: the folder of its Unix sockets, which the jailed VMM
+	 * still connects to by path (bind-mounted at JAIL_VSOCK_DIR). */
+	const char *vsock_dir;
 };
+
+#define JAIL_VSOCK_DIR "/vsock"
 
 /* Step 1, first in `run`/`restore` for each VM (single-threaded, nothing of
  * the VM open yet): fork the VMM into new PID, IPC, UTS and network (and, for
@@ -31,6 +36,10 @@ int jail_spawn(const struct vm_config *cfg, int *exit_code);
  * seccomp filter reaches threads started earlier, capabilities do not.
  * 0, or an EXIT_CODE_* with err set. */
 int jail_enter(const struct vm_config *cfg, const struct jail_profile *p, char *err, size_t errlen);
+
+/* Where the jailed VMM finds the profile's vsock_dir: JAIL_VSOCK_DIR once
+ * its root changed, else the folder itself. */
+const char *jail_vsock_dir(const struct jail_profile *p);
 
 /* The VMM's PID as the host sees it (in its PID namespace getpid() is 1). */
 int jail_host_pid(void);

@@ -201,8 +201,10 @@ no_namespaces:
  * if the root could only be changed with chroot, or -1 + err. Sanitized
  * builds keep a /proc of the VMM's own PID namespace: LeakSanitizer reads
  * /proc/self/maps and the thread list at exit; with_resolv keeps a copy of
- * the host's /etc/resolv.conf. */
-int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen)
+ * the host's /etc/resolv.conf; vsock_dir (if set) stays reachable, and only
+ * it, at JAIL_VSOCK_DIR. */
+int ns_pivot_to_empty(bool with_proc, bool with_resolv, const char *vsock_dir, char *err,
+		      size_t errlen)
 {
 	/* User networking forwards the guest's DNS to the host's resolvers,
 	 * which libslirp reads from /etc/resolv.conf: the jail gets a copy. */
@@ -213,7 +215,14 @@ int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen
 		nresolv = read(rfd, resolv, sizeof(resolv));
 		close(rfd);
 	}
-	const char *step = "mount tmpfs on /tmp";
+	/* A detached copy of the vsock folder, taken before the tmpfs hides it
+	 * (it may well be under /tmp). */
+	const char *step = "copy the vsock folder's mount";
+	int vfd =
+	    vsock_dir ? open_tree(AT_FDCWD, vsock_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
+	if (vsock_dir && vfd < 0)
+		goto fail;
+	step = "mount tmpfs on /tmp";
 	if (mount("popek-jail", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "size=16k,mode=0555") < 0)
 		goto fail;
@@ -231,6 +240,17 @@ int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen
 	     (rfd = open("etc/resolv.conf", O_WRONLY | O_CREAT | O_CLOEXEC, 0444)) < 0 ||
 	     write(rfd, resolv, (size_t)nresolv) != nresolv || close(rfd) < 0))
 		goto fail;
+	/* vsock's guest connections reach PATH_PORT sockets by name. */
+	step = "bind-mount the vsock folder";
+	if (vsock_dir &&
+	    (mkdir(&JAIL_VSOCK_DIR[1], 0555) < 0 ||
+	     move_mount(vfd, "", AT_FDCWD, &JAIL_VSOCK_DIR[1], MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
+	     mount(NULL, &JAIL_VSOCK_DIR[1], NULL,
+		   MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
+		goto fail;
+	if (vfd >= 0)
+		close(vfd);
+	vfd = -1;
 	/* pivot_root(".", "."): the old root ends up on top of the new one, from
 	 * where it is detached; no directory for it is needed. */
 	step = "pivot_root";
@@ -258,5 +278,7 @@ int ns_pivot_to_empty(bool with_proc, bool with_resolv, char *err, size_t errlen
 	return pivoted ? 0 : 1;
 fail:
 	snprintf(err, errlen, "jail: %s: %s", step, strerror(errno));
+	if (vfd >= 0)
+		close(vfd);
 	return -1;
 }

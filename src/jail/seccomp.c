@@ -27,6 +27,7 @@ enum {
 	SAN = 1 << 3,	  /* a sanitizer runtime (ASan/LSan/UBSan, TSan) is linked in */
 	NIC = 1 << 4,	  /* a virtio-net of any backend */
 	USERNET = 1 << 5, /* libslirp: the guest's connections become host sockets */
+	VSOCK = 1 << 6,	  /* virtio-vsock: guest connections to PATH_PORT sockets */
 };
 
 /* Each row: a system call and when the VMM needs it. */
@@ -118,6 +119,10 @@ static const struct {
     {"getsockname", USERNET},
     {"getpeername", USERNET},
     {"shutdown", USERNET},
+    /* virtio-vsock connects guest streams to Unix sockets and half-closes them */
+    {"socket", VSOCK},
+    {"connect", VSOCK},
+    {"shutdown", VSOCK},
     /* sanitizer runtimes: LeakSanitizer stops the threads from a clone()d
      * tracer with ptrace and reads /proc at exit; reports need the rest */
     {"ptrace", SAN},
@@ -193,10 +198,19 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	_exit(EXIT_CODE_JAIL);
 }
 
+/* A call in two rows (needed for either reason) is added once. */
+static bool added_before(size_t i, unsigned have)
+{
+	for (size_t j = 0; j < i; j++)
+		if (!(allowlist[j].when & ~have) && !strcmp(allowlist[j].name, allowlist[i].name))
+			return true;
+	return false;
+}
+
 static unsigned conditions(const struct jail_profile *p)
 {
 	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0) |
-	       (p->nics ? NIC : 0) | (p->usernet ? USERNET : 0);
+	       (p->nics ? NIC : 0) | (p->usernet ? USERNET : 0) | (p->vsock_dir ? VSOCK : 0);
 }
 
 /* Rules whose arguments matter: mapping memory executable, clone without
@@ -242,7 +256,7 @@ int seccomp_install(const struct jail_profile *p, char *err, size_t errlen)
 	unsigned have = conditions(p);
 	int allowed = 0, rc = 0;
 	for (size_t i = 0; i < sizeof(allowlist) / sizeof(allowlist[0]) && !rc; i++) {
-		if (allowlist[i].when & ~have)
+		if ((allowlist[i].when & ~have) || added_before(i, have))
 			continue;
 		int nr = seccomp_syscall_resolve_name(allowlist[i].name);
 		rc = nr == __NR_SCMP_ERROR ? -1 : add_rule(f, allowlist[i].name, nr, have);

@@ -13,9 +13,23 @@ enum console_kind { CONSOLE_STDIO, CONSOLE_FILE };
 
 #define MAX_DISKS 8
 
+/* How a --disk is served: a raw image by popek's own virtio-blk, an image
+ * of another format (found by its content) by a qemu-storage-daemon popek
+ * starts, a socket by the vhost-user-blk backend the user started there. */
+enum disk_kind { DISK_RAW, DISK_IMAGE, DISK_SOCKET };
+
 struct disk_config {
-	const char *path; /* raw image, attached as virtio-blk */
+	const char *path; /* the image, or the backend's socket */
+	enum disk_kind kind;
+	const char *format; /* DISK_IMAGE: QEMU's driver for it ("qcow2") */
 	bool ro;
+	/* format=raw: raw without looking, and the guest may write any header
+	 * to sector 0 (otherwise one that would make the file probe as another
+	 * format next time is refused: docs/devices.md). */
+	bool format_raw;
+	/* Migration: the source holds the image's lock until the handover, when
+	 * it is taken (machine_disks_lock). */
+	bool lock_later;
 };
 
 #define MAX_NICS     4
@@ -54,6 +68,12 @@ struct fs_config {
 	bool ro;
 };
 
+/* --vsock cid=N,uds=PATH (docs/vsock.md); cid 0: no vsock device. */
+struct vsock_config {
+	uint32_t cid; /* the guest's: 3 or more */
+	const char *uds;
+};
+
 /* Devices a VM has only when asked for (`--device NAME`). */
 enum optional_device { DEV_PC_TESTDEV, NR_OPTIONAL_DEVICES };
 extern const char *const optional_device_names[NR_OPTIONAL_DEVICES];
@@ -82,9 +102,6 @@ struct vm_config {
 	/* Restore: RAM comes copy-on-write from ram_fd (>= 0) and no kernel is
 	 * loaded; the snapshot code then loads vCPU, VM and device state. */
 	int ram_fd;
-	/* Migration: the source still holds the disks' locks; they are taken
-	 * after the handover (machine_disks_lock). */
-	bool disk_handover;
 	/* --policy and --audit, parsed before the VM starts; NULL = allow all. */
 	struct policy *policy;
 	/* The jail (docs/jail.md): on unless --no-jail; jail_set: --jail was
@@ -92,6 +109,7 @@ struct vm_config {
 	bool jail, jail_set;
 	int nfs;
 	struct fs_config fs[MAX_FS];
+	struct vsock_config vsock;
 	int cpu_quota;	    /* --cpu-quota: percent of one host CPU; 0 = no limit */
 	uint64_t mem_limit; /* --mem-limit: bytes; 0 = no limit */
 };

@@ -9,16 +9,17 @@
 #include "devices/acpi_pm.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
+#include "devices/disk.h"
 #include "devices/fw_cfg.h"
 #include "devices/i8042.h"
 #include "devices/pc_testdev.h"
 #include "devices/pvpanic.h"
 #include "devices/uart16550.h"
-#include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 #include "machine/interpose.h"
 #include "machine/machine.h"
 
@@ -31,12 +32,13 @@ static const struct device_type *const registry[] = {
     &fw_cfg_device,
     &pc_testdev_device,
     /* on the PCI bus */
-    &virtio_blk_device,
+    &disk_device,
     &pvpanic_device,
     &virtio_rng_device,
     &virtio_console_device,
     &virtio_net_device, /* the other devices keep their PCI slots */
     &virtio_fs_device,
+    &virtio_vsock_device,
 };
 
 int machine_add_device(struct machine *m, const struct device_type *t, int i, char *err,
@@ -92,9 +94,9 @@ struct machine_device *machine_device_find(struct machine *m, const char *name)
 int machine_disk_fd(struct machine *m, int i)
 {
 	char name[24];
-	snprintf(name, sizeof(name), "%s%d", virtio_blk_device.name, i);
+	snprintf(name, sizeof(name), "%s%d", disk_device.name, i);
 	struct machine_device *d = machine_device_find(m, name);
-	return d ? virtio_blk_fd(d->dev) : -1;
+	return d ? disk_fd(d->dev) : -1;
 }
 
 int machine_disks_lock(struct machine *m, int timeout_s, char *err, size_t errlen)

@@ -45,5 +45,8 @@ int interpose_check(struct machine *m, const struct policy *p, char *err, size_t
  * if a rule must see them as MMIO or meet a request on its vCPU (pause,
  * vcpu N); a policy swapped in later must not need more than this. */
 bool interpose_allows_ioeventfd(const struct policy *p);
+/* May latch-port writes reach the machine late (coalesced, at the next
+ * exit)? Not if a port I/O rule may want to act on them as they happen. */
+bool interpose_allows_coalesced_pio(const struct policy *p);
 
 #endif

@@ -134,7 +134,7 @@ int machine_create_devices(struct machine *m, char *err, size_t errlen);
 struct machine_device *machine_device_find(struct machine *m, const char *name);
 /* The fd of --disk number i's image, or -1. */
 int machine_disk_fd(struct machine *m, int i);
-/* Take every disk's lock (cfg->disk_handover), waiting up to timeout_s for
+/* Take every disk's lock (disk_config.lock_later), waiting up to timeout_s for
  * the migration source to let go. 0, or -1 with err. */
 int machine_disks_lock(struct machine *m, int timeout_s, char *err, size_t errlen);
 

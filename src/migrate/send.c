@@ -424,11 +424,14 @@ int migrate_start(struct machine *m, int conn, int reply_fd, const struct migrat
 		  char *err, size_t errlen)
 {
 	const char *why = NULL;
+	bool vhost_disk = false;
+	for (int i = 0; i < m->cfg->ndisks; i++)
+		vhost_disk |= m->cfg->disk[i].kind != DISK_RAW;
 	if (!m->engine->dirty_log || !m->engine->dirty_collect)
 		why = "this engine cannot log dirty pages";
-	else if (m->cfg->nfs)
-		why = "a VM with --fs cannot migrate: virtiofsd writes guest memory popek cannot "
-		      "track";
+	else if (m->cfg->nfs || vhost_disk)
+		why = "a VM with --fs or a vhost-user disk (an image format, socket=) cannot "
+		      "migrate: its backend writes guest memory popek cannot track";
 	else if (__atomic_load_n(&m->migration.active, __ATOMIC_RELAXED))
 		why = "a migration of this VM is already running";
 	struct sender *s = why ? NULL : calloc(1, sizeof(*s));

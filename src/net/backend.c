@@ -3,9 +3,10 @@
 
 #include "net/net.h"
 
-struct net_backend *net_backend_open(const struct net_config *nc, char *err, size_t errlen)
+struct net_backend *net_backend_open(const struct net_config *nc, const uint8_t mac[6], char *err,
+				     size_t errlen)
 {
-	struct net_backend *b = nc->kind == NET_USER  ? net_slirp_open(nc, err, errlen)
+	struct net_backend *b = nc->kind == NET_USER  ? net_slirp_open(nc, mac, err, errlen)
 				: nc->kind == NET_TAP ? net_tap_open(nc, err, errlen)
 						      : net_socket_open(nc, err, errlen);
 	if (!b)

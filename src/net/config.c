@@ -18,13 +18,21 @@ static int port(const char *s, uint16_t *out)
 	return 0;
 }
 
-/* "[ADDR]:PORT" with ADDR optional; cuts s at the colon. */
+/* "[ADDR]:PORT" with ADDR optional, an IPv6 ADDR in brackets as in QEMU
+ * ("[::1]:8080"); cuts s at the colon and drops the brackets. */
 static int addr_port(char *s, const char **addr, uint16_t *p)
 {
 	char *colon = strrchr(s, ':');
 	if (!colon)
 		return -1;
 	*colon = 0;
+	if (*s == '[') {
+		size_t n = strlen(s);
+		if (n < 3 || s[n - 1] != ']')
+			return -1;
+		s[n - 1] = 0;
+		s++;
+	}
 	*addr = *s ? s : NULL;
 	return port(colon + 1, p);
 }

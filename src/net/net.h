@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "machine/config.h"
+#include "snapshot/blob.h"
 
 /* The virtio-net header (virtio 1.x: always with num_buffers, §5.1.6). */
 struct virtio_net_hdr {
@@ -29,6 +30,11 @@ struct virtio_net_hdr {
 #define NET_ETH_MAX  1518u  /* an Ethernet frame with a VLAN tag, without FCS */
 #define NET_GSO_MAX  65550u /* a 64 KiB IP packet behind an Ethernet header */
 #define NET_POLL_MAX 64	    /* fds one backend watches at once */
+/* The MTU a backend without a wire offers (user networking: libslirp's
+ * largest, as passt's): a guest sending and receiving 64 KiB packets pays
+ * its per-packet costs once per 64 KiB instead of once per 1.5. */
+#define NET_BIG_MTU 65520u
+#define NET_BIG_MAX (NET_BIG_MTU + 18u) /* with an Ethernet header and a VLAN tag */
 
 /* Offloads the guest may use (bits of TUN_F_*: tap.c maps them). */
 #define NET_OFF_CSUM 1u
@@ -58,12 +64,17 @@ struct net_backend_ops {
 	void (*send)(struct net_backend *b, const struct iovec *iov, unsigned n, size_t len);
 	/* Optional: the offloads (NET_OFF_*) the guest accepts on receive. */
 	void (*set_offload)(struct net_backend *b, unsigned off);
+	/* Optional: the backend's own state in a snapshot, and back; load
+	 * checks everything (the record may come from a hostile file). */
+	void (*save)(struct net_backend *b, struct blob *out);
+	int (*load)(struct net_backend *b, struct reader *in);
 	void (*destroy)(struct net_backend *b);
 };
 
 struct net_backend {
 	const struct net_backend_ops *ops;
 	bool vnet_hdr;	      /* frames both ways start with a virtio_net_hdr: offloads */
+	bool big_mtu;	      /* takes and sends frames up to NET_BIG_MAX, checksums all valid */
 	pthread_mutex_t lock; /* the backend's state (libslirp is single-threaded) */
 	net_deliver_fn *deliver;
 	void *ctx;
@@ -73,12 +84,14 @@ struct net_backend {
 	void *kick_ctx;
 };
 
-/* Open the backend of one --net, before the jail (its fds and, for user
- * networking, its listening sockets). NULL with err set. The NIC then sets
- * deliver and ctx. */
-struct net_backend *net_backend_open(const struct net_config *nc, char *err, size_t errlen);
+/* Open the backend of one --net for the NIC with MAC mac, before the jail
+ * (its fds and, for user networking, its listening sockets). NULL with err
+ * set. The NIC then sets deliver and ctx. */
+struct net_backend *net_backend_open(const struct net_config *nc, const uint8_t mac[6], char *err,
+				     size_t errlen);
 /* Backend constructors (one file each); they fill b->ops and b->vnet_hdr. */
-struct net_backend *net_slirp_open(const struct net_config *nc, char *err, size_t errlen);
+struct net_backend *net_slirp_open(const struct net_config *nc, const uint8_t mac[6], char *err,
+				   size_t errlen);
 struct net_backend *net_tap_open(const struct net_config *nc, char *err, size_t errlen);
 struct net_backend *net_socket_open(const struct net_config *nc, char *err, size_t errlen);
 

@@ -94,31 +94,71 @@ static void drop_port(struct sw *s, int p)
 	s->port[p] = NULL;
 }
 
-static void accept_port(struct sw *s, int lfd)
+/* A connected peer becomes a free port; false (fd closed) if none is. */
+static bool add_port(struct sw *s, int fd, const char *what)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
 	for (int p = 0; p < SWITCH_PORTS; p++) {
 		if (!s->port[p] && (s->port[p] = calloc(1, sizeof(struct stream)))) {
 			s->port[p]->fd = fd;
-			fprintf(stderr, "popek switch: port %d joined\n", p);
-			return;
+			fprintf(stderr, "popek switch: port %d joined%s\n", p, what);
+			return true;
 		}
 	}
 	fprintf(stderr, "popek switch: all %d ports in use: refused a peer\n", SWITCH_PORTS);
 	close(fd);
+	return false;
+}
+
+static void accept_port(struct sw *s, int lfd)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		add_port(s, fd, "");
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *a, char *err, size_t errlen)
+{
+	*a = (struct sockaddr_un){.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(a->sun_path)) {
+		snprintf(err, errlen, "switch %s: the path is too long for a Unix socket", path);
+		return -1;
+	}
+	strcpy(a->sun_path, path);
+	return 0;
+}
+
+/* --connect PATH: a peer that listens itself (passt's socket) joins as a
+ * port; it speaks the same framing. */
+static int connect_port(struct sw *s, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un a;
+	if (unix_addr(path, &a, err, errlen) < 0)
+		return -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		snprintf(err, errlen,
+			 "switch --connect %s: cannot connect: %s (start the peer first, e.g. "
+			 "'passt -f -s %s')",
+			 path, strerror(errno), path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char what[160];
+	snprintf(what, sizeof(what), " (%s)", path);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || !add_port(s, fd, what)) {
+		snprintf(err, errlen, "switch --connect %s: cannot make it a port", path);
+		return -1;
+	}
+	return 0;
 }
 
 /* Bind path; a socket file nobody listens on any more is replaced. */
 static int listen_on(const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(a.sun_path)) {
-		snprintf(err, errlen, "switch %s: the path is too long for a Unix socket", path);
+	struct sockaddr_un a;
+	if (unix_addr(path, &a, err, errlen) < 0)
 		return -1;
-	}
-	strcpy(a.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "switch: socket: %s", strerror(errno));
@@ -143,10 +183,13 @@ static int listen_on(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
-int switch_run(const char *path, char *err, size_t errlen)
+int switch_run(const char *path, char *const *peers, int npeers, char *err, size_t errlen)
 {
 	static struct sw s;
 	switch_table_init(&s.table);
+	for (int i = 0; i < npeers; i++)
+		if (connect_port(&s, peers[i], err, errlen) < 0)
+			return EXIT_CODE_HOST;
 	int lfd = listen_on(path, err, errlen);
 	if (lfd < 0)
 		return EXIT_CODE_HOST;

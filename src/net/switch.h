@@ -1,7 +1,8 @@
 /* `popek switch PATH`: a learning Ethernet switch on a Unix stream socket.
  * Ports speak QEMU's -netdev stream framing (net/stream.h), so popek VMs
  * (--net socket=PATH) and QEMU VMs (-netdev stream,addr.type=unix,
- * addr.path=PATH) share one segment. */
+ * addr.path=PATH) share one segment; --connect adds a peer that listens
+ * itself (Debian's passt). */
 #ifndef POPEK_NET_SWITCH_H
 #define POPEK_NET_SWITCH_H
 
@@ -28,7 +29,9 @@ int switch_lookup(const struct switch_table *t, const uint8_t dst[6]);
 /* The port is gone: forget what lived behind it. */
 void switch_forget(struct switch_table *t, int port);
 
-/* Serve PATH until SIGINT/SIGTERM. Returns an exit code; err on failure. */
-int switch_run(const char *path, char *err, size_t errlen);
+/* Serve PATH until SIGINT/SIGTERM, with the npeers Unix sockets in peers
+ * (listening peers such as passt) connected as ports first. Returns an exit
+ * code; err on failure. */
+int switch_run(const char *path, char *const *peers, int npeers, char *err, size_t errlen);
 
 #endif

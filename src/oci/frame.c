@@ -4,13 +4,14 @@
 #include <string.h>
 
 static const char *const type_names[FRAME_NTYPES] = {
-    [FRAME_MOUNT] = "MOUNT", [FRAME_BOOTED] = "BOOTED", [FRAME_HOST] = "HOST",
-    [FRAME_BIND] = "BIND",   [FRAME_TMPFS] = "TMPFS",	[FRAME_ARG] = "ARG",
-    [FRAME_ENV] = "ENV",     [FRAME_CWD] = "CWD",	[FRAME_USER] = "USER",
-    [FRAME_GROUP] = "GROUP", [FRAME_RLIM] = "RLIM",	[FRAME_TTY] = "TTY",
-    [FRAME_START] = "START", [FRAME_IN] = "IN",		[FRAME_SIG] = "SIG",
-    [FRAME_WINCH] = "WINCH", [FRAME_READY] = "READY",	[FRAME_STARTED] = "STARTED",
-    [FRAME_OUT] = "OUT",     [FRAME_EXIT] = "EXIT",	[FRAME_ERROR] = "ERROR",
+    [FRAME_MOUNT] = "MOUNT",   [FRAME_BOOTED] = "BOOTED", [FRAME_HOST] = "HOST",
+    [FRAME_BIND] = "BIND",     [FRAME_TMPFS] = "TMPFS",	  [FRAME_ARG] = "ARG",
+    [FRAME_ENV] = "ENV",       [FRAME_CWD] = "CWD",	  [FRAME_USER] = "USER",
+    [FRAME_GROUP] = "GROUP",   [FRAME_RLIM] = "RLIM",	  [FRAME_TTY] = "TTY",
+    [FRAME_START] = "START",   [FRAME_IN] = "IN",	  [FRAME_SIG] = "SIG",
+    [FRAME_WINCH] = "WINCH",   [FRAME_READY] = "READY",	  [FRAME_STARTED] = "STARTED",
+    [FRAME_OUT] = "OUT",       [FRAME_EXIT] = "EXIT",	  [FRAME_ERROR] = "ERROR",
+    [FRAME_UMOUNT] = "UMOUNT", [FRAME_NET] = "NET",
 };
 
 static const char magic[] = "@PK ";

@@ -14,27 +14,34 @@
 
 #define FRAME_DATA_MAX 2048 /* payload bytes per frame */
 #define FRAME_LINE_MAX (64 + 2 * FRAME_DATA_MAX)
+/* A pod's sandbox VM has room for this many further containers: slot k
+ * (1..POD_SLOTS) is the disk pair vd[2k], vd[2k+1] after the sandbox's own
+ * vda and vdb (popek takes 8 disks). Slot 0 is the VM's own container. */
+#define POD_SLOTS 3
 
 enum frame_type {
 	/* host → agent */
-	FRAME_MOUNT, /* mount the disks (they may have been swapped since BOOTED) */
-	FRAME_HOST,  /* DATA hostname */
-	FRAME_BIND,  /* A = index on the binds disk, B = 1 read-only, DATA = destination */
-	FRAME_TMPFS, /* DATA = destination */
-	FRAME_ARG,   /* DATA = the next argv string of process ID */
-	FRAME_ENV,   /* DATA = NAME=VALUE */
-	FRAME_CWD,   /* DATA = working directory */
-	FRAME_USER,  /* A = uid, B = gid */
-	FRAME_GROUP, /* A = a supplementary gid */
-	FRAME_RLIM,  /* A = resource, B = soft, C = hard (-1 = unlimited) */
-	FRAME_TTY,   /* A = rows, B = columns: the process gets a terminal */
-	FRAME_START, /* spawn process ID with what came before */
-	FRAME_IN,    /* stdin bytes; empty DATA = end of input */
-	FRAME_SIG,   /* A = signal; B = 1 for the whole process group */
-	FRAME_WINCH, /* A = rows, B = columns */
+	FRAME_MOUNT,  /* mount slot A's disks (they may have been swapped since BOOTED);
+		       * B = 1: slot 0's root is the virtio-fs share, its binds on vda */
+	FRAME_HOST,   /* DATA hostname */
+	FRAME_BIND,   /* A = index on the binds disk, B = 1 read-only, C = slot, DATA = dest */
+	FRAME_TMPFS,  /* C = slot, DATA = destination */
+	FRAME_ARG,    /* DATA = the next argv string of process ID */
+	FRAME_ENV,    /* DATA = NAME=VALUE */
+	FRAME_CWD,    /* DATA = working directory */
+	FRAME_USER,   /* A = uid, B = gid */
+	FRAME_GROUP,  /* A = a supplementary gid */
+	FRAME_RLIM,   /* A = resource, B = soft, C = hard (-1 = unlimited) */
+	FRAME_TTY,    /* A = rows, B = columns: the process gets a terminal */
+	FRAME_START,  /* spawn process ID in slot A's root with what came before */
+	FRAME_IN,     /* stdin bytes; empty DATA = end of input */
+	FRAME_SIG,    /* A = signal; B = 1 for the whole process group */
+	FRAME_WINCH,  /* A = rows, B = columns */
+	FRAME_UMOUNT, /* detach slot A's root: its container is gone */
+	FRAME_NET,    /* A = prefix length, B = MTU, DATA = "IP GATEWAY MAC" for eth0 */
 	/* agent → host */
 	FRAME_BOOTED,  /* the agent runs, the disks untouched: a VM to snapshot */
-	FRAME_READY,   /* the root is mounted */
+	FRAME_READY,   /* slot A's root is mounted */
 	FRAME_STARTED, /* A = guest pid */
 	FRAME_OUT,     /* A = 1 stdout, 2 stderr; DATA = bytes */
 	FRAME_EXIT,    /* A = status: exit code, or 128 + signal */

@@ -16,9 +16,11 @@
 #include "control/control.h"
 #include "oci/oci.h"
 
-static void remove_state(const char *id)
+static void remove_state(const char *id, const struct oci_spec *s)
 {
 	char dir[4200];
+	if (s && s->pod == POD_CONTAINER && s->pod_slot > 0)
+		pod_release(s->sandbox_id, s->pod_slot, id);
 	if (state_path(dir, sizeof(dir), id, NULL) == 0)
 		oci_remove_tree(dir);
 }
@@ -103,12 +105,14 @@ int oci_create(int argc, char **argv)
 	int fds[3];
 	if (spec_load(cfg, &text, &len, err, sizeof(err)) ||
 	    spec_parse(text, len, abs_bundle, &spec, err, sizeof(err)) ||
+	    (spec.pod == POD_CONTAINER &&
+	     (spec.pod_slot = pod_claim(spec.sandbox_id, id, err, sizeof(err))) < 0) ||
 	    console_setup(console, spec.proc.terminal, fds, err, sizeof(err)) ||
 	    rootfs_build(&spec, id, err, sizeof(err))) {
 		oci_error("%s", err);
 		free(text);
+		remove_state(id, &spec);
 		spec_free(&spec);
-		remove_state(id);
 		return 1;
 	}
 	free(text);
@@ -121,7 +125,7 @@ int oci_create(int argc, char **argv)
 	int ready[2];
 	if (state_save(&st, err, sizeof(err)) || pipe2(ready, O_CLOEXEC) < 0) {
 		oci_error("%s", err);
-		remove_state(id);
+		remove_state(id, &spec);
 		return 1;
 	}
 	oci_debug("%s: booting its VM", id);
@@ -145,7 +149,7 @@ int oci_create(int argc, char **argv)
 			usleep(10000);
 		if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0)
 			kill(pid, SIGTERM);
-		remove_state(id);
+		remove_state(id, &spec);
 		return 1;
 	}
 	st.pid = pid;
@@ -350,7 +354,7 @@ int oci_delete(int argc, char **argv)
 		if (!process_gone(st.pid))
 			kill(st.pid, SIGKILL);
 	}
-	remove_state(st.id);
+	remove_state(st.id, NULL);
 	state_free(&st);
 	return 0;
 }

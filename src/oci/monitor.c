@@ -23,16 +23,23 @@
 #include "oci/oci.h"
 
 #define MAX_CONNS    32
+#define POD_STREAMS  32	 /* processes one pod container may have: 1 and its execs */
 #define BOOT_TIMEOUT 300 /* s: a Linux boot on the soft engine of a loaded host */
 #define KILL_GRACE   3	 /* s between SIGKILL to the process and killing the VM */
 
-enum conn_kind { CONN_NEW, CONN_EXEC };
+/* CONN_POD: the monitor of a container of this sandbox's pod; its streams
+ * (0 for setup, 1 its process, more for its execs) are renumbered to the
+ * agent's, and its frames act on its slot's root only. */
+enum conn_kind { CONN_NEW, CONN_EXEC, CONN_POD };
 struct conn {
 	int fd;
 	enum conn_kind kind;
 	uint32_t stream; /* the agent's process id for an exec */
 	pid_t peer;
 	struct line_reader lr;
+	int slot;		       /* CONN_POD */
+	char owner[128];	       /* the pod container's ID */
+	uint32_t streams[POD_STREAMS]; /* CONN_POD: local id → agent's, 0 when unused */
 };
 
 struct monitor {
@@ -50,6 +57,8 @@ struct monitor {
 	int exit_status; /* -1 while the process runs */
 	time_t kill_deadline;
 	FILE *vm_log;
+	bool tap; /* the guest takes over the client's interface: */
+	struct oci_guest_net net;
 };
 
 static void set_status(struct monitor *m, enum oci_status status)
@@ -83,12 +92,36 @@ static void to_vm(struct monitor *m)
 
 static void mount_disks(struct monitor *m)
 {
-	obuf_frame(&m->to_vm, FRAME_MOUNT, 0, 0, 0, 0, NULL, 0);
+	const struct oci_guest_net *g = &m->net;
+	if (m->tap) {
+		char data[64];
+		int n = snprintf(data, sizeof(data), "%s %s %s", g->ip, g->gw, g->mac);
+		obuf_frame(&m->to_vm, FRAME_NET, 0, g->prefix, g->mtu, 0, data, (size_t)n);
+	}
+	obuf_frame(&m->to_vm, FRAME_MOUNT, 0, 0, m->spec->root_fs, 0, NULL, 0);
 	to_vm(m);
+}
+
+/* A pod container's "VM" is its sandbox's, reached through that monitor. */
+static int join_pod(struct monitor *m, char *err, size_t errlen)
+{
+	const struct oci_spec *s = m->spec;
+	int fd = state_connect(s->sandbox_id);
+	if (fd < 0) {
+		snprintf(err, errlen, "the pod's sandbox %s is not running (%s)", s->sandbox_id,
+			 strerror(-fd));
+		return -1;
+	}
+	m->vm_in = m->vm_out = fd;
+	dprintf(fd, "pod %d %s\n", s->pod_slot, m->id);
+	mount_disks(m);
+	return 0;
 }
 
 static int start_vm(struct monitor *m, char *err, size_t errlen)
 {
+	if (m->spec->pod == POD_CONTAINER)
+		return join_pod(m, err, errlen);
 	char log[4200];
 	state_path(log, sizeof(log), m->id, "vm.log");
 	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -101,6 +134,8 @@ static int start_vm(struct monitor *m, char *err, size_t errlen)
 	m->vm_pid = vm.pid;
 	m->vm_in = vm.in;
 	m->vm_out = vm.out;
+	m->tap = vm.tap;
+	m->net = vm.net;
 	if (vm.warm)
 		mount_disks(m);
 	return 0;
@@ -119,11 +154,21 @@ static void send_setup(struct monitor *m)
 	to_vm(m);
 }
 
-static struct conn *conn_by_stream(struct monitor *m, uint32_t stream)
+/* The connection whose process the agent's stream is, and its number there. */
+static struct conn *conn_by_stream(struct monitor *m, uint32_t stream, uint32_t *local)
 {
-	for (int i = 0; i < MAX_CONNS; i++)
-		if (m->conns[i] && m->conns[i]->kind == CONN_EXEC && m->conns[i]->stream == stream)
-			return m->conns[i];
+	for (int i = 0; i < MAX_CONNS; i++) {
+		struct conn *c = m->conns[i];
+		if (c && c->kind == CONN_EXEC && c->stream == stream) {
+			*local = 0;
+			return c;
+		}
+		for (uint32_t k = 0; c && c->kind == CONN_POD && k < POD_STREAMS; k++)
+			if (c->streams[k] == stream) {
+				*local = k;
+				return c;
+			}
+	}
 	return NULL;
 }
 
@@ -132,10 +177,15 @@ static void conn_close(struct monitor *m, struct conn *c)
 	for (int i = 0; i < MAX_CONNS; i++)
 		if (m->conns[i] == c)
 			m->conns[i] = NULL;
-	/* an exec whose client went away must not linger in the VM */
+	/* an exec whose client went away must not linger in the VM, nor a pod
+	 * container whose monitor is gone; its slot is free for the next */
 	if (c->kind == CONN_EXEC) {
 		obuf_frame(&m->to_vm, FRAME_SIG, c->stream, SIGKILL, 1, 0, NULL, 0);
 		to_vm(m);
+	} else if (c->kind == CONN_POD) {
+		obuf_frame(&m->to_vm, FRAME_UMOUNT, 0, c->slot, 0, 0, NULL, 0);
+		to_vm(m);
+		pod_release(m->id, c->slot, c->owner);
 	}
 	close(c->fd);
 	free(c);
@@ -155,7 +205,7 @@ static void vm_frame(struct monitor *m, const struct frame *f)
 		mount_disks(m); /* a cold boot got here; a restored VM was told already */
 		return;
 	}
-	if (f->type == FRAME_READY && !m->ready) {
+	if (f->type == FRAME_READY && f->id == 0 && !m->ready) {
 		m->ready = true;
 		send_setup(m);
 		set_status(m, ST_CREATED);
@@ -192,13 +242,14 @@ static void vm_frame(struct monitor *m, const struct frame *f)
 		}
 		return;
 	}
-	struct conn *c = conn_by_stream(m, f->id);
+	uint32_t local;
+	struct conn *c = conn_by_stream(m, f->id, &local);
 	if (!c || !(f->type == FRAME_OUT || f->type == FRAME_EXIT || f->type == FRAME_ERROR ||
-		    f->type == FRAME_STARTED))
+		    f->type == FRAME_STARTED || (f->type == FRAME_READY && c->kind == CONN_POD)))
 		return;
 	char line[FRAME_LINE_MAX];
-	size_t n = frame_format(line, f->type, 0, f->a, f->b, f->c, f->data, f->len);
-	if (write(c->fd, line, n) != (ssize_t)n || f->type == FRAME_EXIT)
+	size_t n = frame_format(line, f->type, local, f->a, f->b, f->c, f->data, f->len);
+	if (write(c->fd, line, n) != (ssize_t)n || (f->type == FRAME_EXIT && c->kind == CONN_EXEC))
 		conn_close(m, c);
 }
 
@@ -267,6 +318,18 @@ static int command(struct monitor *m, struct conn *c, const char *line)
 		reply(c, buf);
 		return -1;
 	}
+	int slot, end = 0;
+	if (sscanf(line, "pod %d %*s%n", &slot, &end) == 1 && end && slot > 0 &&
+	    slot <= POD_SLOTS && m->spec->pod == POD_SANDBOX) {
+		snprintf(c->owner, sizeof(c->owner), "%s", line + 4 + strcspn(line + 4, " ") + 1);
+		for (int i = 0; i < MAX_CONNS; i++)
+			if (m->conns[i] && m->conns[i]->kind == CONN_POD &&
+			    m->conns[i]->slot == slot)
+				return reply(c, "error the slot is taken\n"), -1;
+		c->kind = CONN_POD;
+		c->slot = slot;
+		return 0;
+	}
 	if (!strcmp(line, "exec")) {
 		if (!m->started)
 			return reply(c, "error the container is not running\n"), -1;
@@ -278,6 +341,22 @@ static int command(struct monitor *m, struct conn *c, const char *line)
 	return -1;
 }
 
+/* A pod container's frame: setup of its slot's root and what its processes
+ * may be sent, renumbered; the slot is the one it was given, whatever the
+ * frame says. */
+static int pod_frame(struct monitor *m, struct conn *c, struct frame *f)
+{
+	bool setup = f->type == FRAME_MOUNT || f->type == FRAME_BIND || f->type == FRAME_TMPFS;
+	if (f->id >= POD_STREAMS || !(setup || (f->type >= FRAME_ARG && f->type <= FRAME_WINCH)))
+		return 0;
+	if (!c->streams[f->id])
+		c->streams[f->id] = m->next_stream++;
+	int64_t a = f->type == FRAME_MOUNT || f->type == FRAME_START ? c->slot : f->a;
+	int64_t cc = f->type == FRAME_BIND || f->type == FRAME_TMPFS ? c->slot : f->c;
+	obuf_frame(&m->to_vm, f->type, c->streams[f->id], a, f->b, cc, f->data, f->len);
+	return 0;
+}
+
 /* An exec client's frame: only what a process may be sent, under its stream. */
 static int conn_line(void *ctx, const char *line, size_t len)
 {
@@ -286,11 +365,16 @@ static int conn_line(void *ctx, const char *line, size_t len)
 	struct conn *c = pair[1];
 	if (c->kind == CONN_NEW)
 		return command(m, c, line);
-	struct frame f;
-	if (frame_parse(line, len, &f) != FRAME_OK ||
-	    !((f.type >= FRAME_ARG && f.type <= FRAME_WINCH)))
+	static struct frame f;
+	if (frame_parse(line, len, &f) != FRAME_OK)
 		return -1;
-	obuf_frame(&m->to_vm, f.type, c->stream, f.a, f.b, f.c, f.data, f.len);
+	if (c->kind == CONN_POD)
+		return pod_frame(m, c, &f);
+	if (!(f.type >= FRAME_ARG && f.type <= FRAME_WINCH))
+		return -1;
+	/* an exec runs in the sandbox's own root, slot 0 */
+	obuf_frame(&m->to_vm, f.type, c->stream, f.type == FRAME_START ? 0 : f.a, f.b, f.c, f.data,
+		   f.len);
 	return 0;
 }
 
@@ -383,6 +467,17 @@ static void last_log_line(struct monitor *m, char *buf, size_t len)
 	tail[n] = 0;
 	char *nl = strrchr(tail, '\n');
 	snprintf(buf, len, "%s", nl ? nl + 1 : tail);
+}
+
+/* The sandbox's monitor closed our connection: the pod's VM is gone. */
+static void pod_gone(struct monitor *m)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "the pod's sandbox %s stopped", m->spec->sandbox_id);
+	report_ready(m, msg);
+	if (m->ready)
+		dprintf(m->stdio[2], "popek-oci: %s\n", msg);
+	m->exit_status = m->kill_deadline ? 137 : 255;
 }
 
 /* Signals sent to the monitor are the container's: forwarded to process 1. */
@@ -483,10 +578,13 @@ int monitor_run(const struct oci_spec *s, const char *id, const int stdio[3], in
 		if (pfd[0].revents) {
 			char buf[16384];
 			ssize_t r = read(m->vm_out, buf, sizeof(buf));
-			if (r > 0)
+			if (r > 0) {
 				line_reader_feed(&m->vm_lr, buf, (size_t)r, vm_line, m);
-			else if (r == 0)
+			} else if (r == 0) {
 				m->vm_out = -1;
+				if (m->spec->pod == POD_CONTAINER)
+					pod_gone(m);
+			}
 		}
 		if (pfd[1].revents)
 			on_signal(m);

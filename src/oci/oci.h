@@ -65,6 +65,12 @@ struct oci_mount {
 	char *dest, *source;
 	bool ro;
 };
+/* The CRI annotations (io.kubernetes.cri.container-type): a sandbox's VM
+ * takes in the containers of its pod, each with its own root (docs/oci.md). */
+enum oci_pod_role { POD_NONE, POD_SANDBOX, POD_CONTAINER };
+/* The VM's network (docs/oci.md): user networking (libslirp) in the host's
+ * network namespace or in the client's, or no NIC at all. */
+enum oci_net { OCI_NET_HOST, OCI_NET_NS, OCI_NET_NONE };
 struct oci_spec {
 	struct oci_process proc;
 	char *root; /* absolute */
@@ -74,7 +80,14 @@ struct oci_spec {
 	uint64_t mem; /* VM RAM in bytes */
 	unsigned cpus;
 	char *annotations; /* JSON object text, "{}" when none */
+	enum oci_pod_role pod;
+	char *sandbox_id; /* of a POD_CONTAINER */
+	int pod_slot;	  /* its slot in the sandbox's VM, set by create */
+	enum oci_net net;
+	char *netns;  /* OCI_NET_NS: the namespace's path */
+	bool root_fs; /* root.path is shared by virtio-fs (tag ROOTFS_TAG), set by create */
 };
+#define ROOTFS_TAG   "ocirootfs"
 #define OCI_SPEC_MAX (4u << 20) /* bytes of config.json accepted */
 
 /* Parse config.json text; bundle resolves a relative root.path. 0, or -1 + err. */
@@ -134,7 +147,19 @@ int state_connect(const char *id);
  * files are sparse) fit a VM template; a larger root boots cold. */
 #define ROOTFS_DISK_SIZE (4ull << 30)
 #define BINDS_DISK_SIZE	 (256ull << 20)
-int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t errlen);
+/* Into ROOT/ID, or for a pod container into its slot's disks of the sandbox;
+ * sets s->root_fs when the root goes by virtio-fs instead of a disk. */
+int rootfs_build(struct oci_spec *s, const char *id, char *err, size_t errlen);
+
+/* pod.c: the slots of a sandbox's VM for the pod's further containers. */
+void pod_disk_name(char *buf, size_t len, int slot, bool binds); /* slotK[-binds].img */
+int pod_disk_path(char *buf, size_t len, const char *sandbox, int slot, bool binds);
+/* The placeholders of every slot, in the sandbox's state directory. */
+int pod_make_slots(const char *sandbox, char *err, size_t errlen);
+/* A free slot (1..POD_SLOTS) now owned by id, or -1 + err. */
+int pod_claim(const char *sandbox, const char *id, char *err, size_t errlen);
+/* Free slot unless another container owns it by now. */
+void pod_release(const char *sandbox, int slot, const char *id);
 
 /* console.c: with a terminal, the pty whose master goes to --console-socket;
  * fds[0..2] become the slave. Without, fds stay 0, 1, 2. */
@@ -149,15 +174,32 @@ void stdio_write_out(const struct frame *f, int out, int err);
 /* Window size of a terminal fd, as rows and columns (0 when not a tty). */
 void stdio_winsize(int fd, unsigned *rows, unsigned *cols);
 
+/* netns.c: a client's network namespace joined with a tap and tc redirects. */
+#define NETNS_TAP "popek0" /* the VM's NIC, in every container's namespace */
+struct oci_guest_net {
+	bool none; /* the namespace has no IPv4 interface */
+	char ip[16], gw[16], mac[18];
+	int prefix, mtu;
+};
+/* Join path (this process stays in it), bridge its interface to NETNS_TAP
+ * and say what the guest's eth0 must take over. 0 or -1 + err. */
+int netns_attach(const char *path, struct oci_guest_net *g, char *err, size_t errlen);
+/* NETNS_TAP, persistent and up, in this process's namespace. */
+int netns_make_tap(int mtu, char *err, size_t errlen);
+
 /* vm.c: start the container's VM, restored from a template when its disks
  * have the template sizes, else booted. */
 struct vm {
 	pid_t pid;
-	int in, out; /* its console */
-	bool warm;   /* restored: the agent is past BOOTED already */
+	int in, out;		  /* its console */
+	bool warm;		  /* restored: the agent is past BOOTED already */
+	bool tap;		  /* its NIC is bridged to the client's namespace: */
+	struct oci_guest_net net; /* what the guest's eth0 takes over */
 };
 int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
 	     size_t errlen);
+/* A blank sparse disk file of size bytes; 0 or -1 with errno. */
+int vm_placeholder(const char *path, uint64_t size);
 
 /* monitor.c: the process the pid file names. Boots the VM, waits for the
  * agent, reports on ready_fd ("ok\n" or an error line) and serves the

@@ -17,6 +17,8 @@
 
 #include "oci/oci.h"
 
+#define VIRTIOFSD "/usr/lib/qemu/virtiofsd" /* the one popek's --fs starts */
+
 extern char **environ;
 
 /* Run argv; on failure err gets the command's first line of stderr. */
@@ -69,19 +71,36 @@ static int count(const char *path, const struct stat *st, int flag, struct FTW *
 	return 0;
 }
 
-/* An ext4 image of dir at img: the fixed size when the tree and room to
- * write fit in it, else the tree's size plus that room. The file is sparse,
- * so the headroom costs nothing until the guest uses it. */
-static int make_ext4(const char *dir, const char *img, uint64_t fixed, char *err, size_t errlen)
+/* The disk size dir needs: the tree and room to write. */
+static int disk_size(const char *dir, uint64_t *size, char *err, size_t errlen)
 {
 	tree_bytes = 0;
 	if (nftw(dir, count, 64, FTW_PHYS) < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	uint64_t size = tree_bytes + tree_bytes / 2 + (64ull << 20);
-	if (size <= fixed)
+	*size = tree_bytes + tree_bytes / 2 + (64ull << 20);
+	return 0;
+}
+
+/* An ext4 image of dir at img: the fixed size when the tree and room to
+ * write fit in it, else the tree's size plus that room. The file is sparse,
+ * so the headroom costs nothing until the guest uses it. */
+static int make_ext4(const char *dir, const char *img, uint64_t fixed, bool exact, char *err,
+		     size_t errlen)
+{
+	uint64_t size;
+	if (disk_size(dir, &size, err, errlen))
+		return -1;
+	if (size <= fixed) {
 		size = fixed;
+	} else if (exact) {
+		snprintf(err, errlen,
+			 "%s needs %llu MiB, more than a pod slot's disk of %llu MiB: run it in a "
+			 "pod of its own",
+			 dir, (unsigned long long)(size >> 20), (unsigned long long)(fixed >> 20));
+		return -1;
+	}
 	int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", img, strerror(errno));
@@ -113,11 +132,11 @@ static bool under_dev(const char *dest)
 	return !strcmp(dest, "/dev") || !strncmp(dest, "/dev/", 5);
 }
 
-static int build_binds(const struct oci_spec *s, const char *id, char *err, size_t errlen)
+static int build_binds(const struct oci_spec *s, const char *id, const char *img, char *err,
+		       size_t errlen)
 {
-	char stage[4200], img[4200], dst[4300];
-	if (state_path(stage, sizeof(stage), id, "binds") ||
-	    state_path(img, sizeof(img), id, "binds.img")) {
+	char stage[4200], dst[4300];
+	if (state_path(stage, sizeof(stage), id, "binds")) {
 		snprintf(err, errlen, "state path too long");
 		return -1;
 	}
@@ -136,24 +155,47 @@ static int build_binds(const struct oci_spec *s, const char *id, char *err, size
 		if (run(argv, err, errlen))
 			return -1;
 	}
-	int rc = make_ext4(stage, img, BINDS_DISK_SIZE, err, errlen);
+	int rc = make_ext4(stage, img, BINDS_DISK_SIZE, s->pod == POD_CONTAINER, err, errlen);
 	oci_remove_tree(stage);
 	return rc;
 }
 
-int rootfs_build(const struct oci_spec *s, const char *id, char *err, size_t errlen)
+/* virtio-fs shares root.path itself: no copy, and writes reach the bundle's
+ * root as with runc. But a VM with a share cannot be snapshotted, so it
+ * boots cold: taken for a root too large for a template's disk (which boots
+ * cold anyway), or when POPEK_OCI_ROOTFS=virtiofs asks; never for a pod's
+ * VM, whose further roots are disks. */
+static bool root_by_virtiofs(const struct oci_spec *s, char *err, size_t errlen)
 {
-	char img[4200];
+	const char *want = getenv("POPEK_OCI_ROOTFS");
+	uint64_t size;
+	if (s->pod != POD_NONE || strchr(s->root, ',') || access(VIRTIOFSD, X_OK) < 0 ||
+	    (want && !strcmp(want, "ext4")))
+		return false;
+	if (want && !strcmp(want, "virtiofs"))
+		return true;
+	return disk_size(s->root, &size, err, errlen) == 0 && size > ROOTFS_DISK_SIZE;
+}
+
+int rootfs_build(struct oci_spec *s, const char *id, char *err, size_t errlen)
+{
+	char img[4200], binds[4200];
 	struct stat st;
 	if (stat(s->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "root.path %s is not a directory", s->root);
 		return -1;
 	}
-	if (state_path(img, sizeof(img), id, "root.img")) {
+	bool pod = s->pod == POD_CONTAINER;
+	if (pod ? pod_disk_path(img, sizeof(img), s->sandbox_id, s->pod_slot, false) ||
+		      pod_disk_path(binds, sizeof(binds), s->sandbox_id, s->pod_slot, true)
+		: state_path(img, sizeof(img), id, "root.img") ||
+		      state_path(binds, sizeof(binds), id, "binds.img")) {
 		snprintf(err, errlen, "state path too long");
 		return -1;
 	}
-	if (make_ext4(s->root, img, ROOTFS_DISK_SIZE, err, errlen))
+	s->root_fs = root_by_virtiofs(s, err, errlen);
+	if ((!s->root_fs && make_ext4(s->root, img, ROOTFS_DISK_SIZE, pod, err, errlen)) ||
+	    build_binds(s, id, binds, err, errlen))
 		return -1;
-	return build_binds(s, id, err, errlen);
+	return s->pod == POD_SANDBOX ? pod_make_slots(id, err, errlen) : 0;
 }

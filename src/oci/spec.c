@@ -245,6 +245,31 @@ static int parse_mounts(json_object *arr, struct oci_spec *s, char *err, size_t 
 
 /* VM size from linux.resources: memory.limit (at least 192 MiB: the kernel and
  * the agent need it), cpu.quota/period rounded up, else cpuset size. */
+/* linux.namespaces' network entry: none at all is the host's network, one
+ * with a path the client's (podman's, CNI's), one without a new empty one. */
+static int parse_netns(json_object *linux_, struct oci_spec *s, char *err, size_t errlen)
+{
+	json_object *ns = get(linux_, "namespaces", json_type_array);
+	s->net = OCI_NET_HOST;
+	for (size_t i = 0; ns && i < json_object_array_length(ns); i++) {
+		json_object *e = json_object_array_get_idx(ns, i);
+		json_object *type = get(e, "type", json_type_string);
+		if (!type || strcmp(json_object_get_string(type), "network"))
+			continue;
+		if (check(e, "path", json_type_string, "linux.namespaces", err, errlen))
+			return -1;
+		json_object *path = get(e, "path", json_type_string);
+		const char *p = path ? json_object_get_string(path) : "";
+		if (*p && *p != '/')
+			return fail(err, errlen,
+				    "linux.namespaces: network path %s is not absolute", p);
+		s->net = *p ? OCI_NET_NS : OCI_NET_NONE;
+		free(s->netns);
+		s->netns = *p ? strdup(p) : NULL;
+	}
+	return 0;
+}
+
 static int parse_resources(json_object *linux_, struct oci_spec *s, char *err, size_t errlen)
 {
 	json_object *res = get(linux_, "resources", json_type_object);
@@ -263,7 +288,7 @@ static int parse_resources(json_object *linux_, struct oci_spec *s, char *err, s
 	if (quota && period && json_object_get_int64(quota) > 0 &&
 	    json_object_get_int64(period) > 0) {
 		int64_t q = json_object_get_int64(quota), p = json_object_get_int64(period);
-		int64_t n = (q + p - 1) / p;
+		int64_t n = q / p + (q % p != 0); /* no overflow for huge values */
 		s->cpus = n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
 	}
 	return 0;
@@ -291,6 +316,24 @@ static json_object *parse_json(const char *text, size_t len, const char *what, c
 	}
 	json_tokener_free(tok);
 	return o;
+}
+
+/* A CRI container names its sandbox, which must be a valid container ID. */
+static int parse_pod(json_object *ann, struct oci_spec *s, char *err, size_t errlen)
+{
+	json_object *type = get(ann, "io.kubernetes.cri.container-type", json_type_string);
+	json_object *sb = get(ann, "io.kubernetes.cri.sandbox-id", json_type_string);
+	const char *t = type ? json_object_get_string(type) : "";
+	if (!strcmp(t, "sandbox")) {
+		s->pod = POD_SANDBOX;
+	} else if (!strcmp(t, "container")) {
+		if (!sb || !state_id_valid(json_object_get_string(sb)))
+			return fail(err, errlen,
+				    "a CRI container needs a valid io.kubernetes.cri.sandbox-id");
+		s->pod = POD_CONTAINER;
+		s->sandbox_id = strdup(json_object_get_string(sb));
+	}
+	return 0;
 }
 
 int spec_parse(const char *text, size_t len, const char *bundle, struct oci_spec *s, char *err,
@@ -333,11 +376,14 @@ int spec_parse(const char *text, size_t len, const char *bundle, struct oci_spec
 	json_object *mounts = get(o, "mounts", json_type_array);
 	if (mounts && parse_mounts(mounts, s, err, errlen))
 		goto out;
-	if (parse_resources(get(o, "linux", json_type_object), s, err, errlen))
+	if (parse_resources(get(o, "linux", json_type_object), s, err, errlen) ||
+	    parse_netns(get(o, "linux", json_type_object), s, err, errlen))
 		goto out;
 	json_object *ann = get(o, "annotations", json_type_object);
 	s->annotations =
 	    strdup(ann ? json_object_to_json_string_ext(ann, JSON_C_TO_STRING_PLAIN) : "{}");
+	if (ann && parse_pod(ann, s, err, errlen))
+		goto out;
 	rc = 0;
 out:
 	json_object_put(o);
@@ -395,5 +441,7 @@ void spec_free(struct oci_spec *s)
 	free(s->root);
 	free(s->hostname);
 	free(s->annotations);
+	free(s->sandbox_id);
+	free(s->netns);
 	memset(s, 0, sizeof(*s));
 }

@@ -38,9 +38,10 @@ static int self_exe(char *exe, size_t len)
 }
 
 /* Fork the VMM with argv, its console on pipes, stderr to logfd. With
- * binds, it first gets a private mount namespace in which binds[i][0] is
- * mounted over binds[i][1]. */
-static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int logfd,
+ * own_tap (a template of tap-networked VMs), it gets a network namespace of
+ * its own with an unconnected NETNS_TAP. With binds, it first gets a private
+ * mount namespace in which binds[i][0] is mounted over binds[i][1]. */
+static int spawn(char *const argv[], bool own_tap, const char *binds[][2], size_t nbinds, int logfd,
 		 struct vm *vm, char *err, size_t errlen)
 {
 	int in[2], out[2];
@@ -63,6 +64,13 @@ static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int 
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL); /* the caller's are blocked for a signalfd */
+		char nerr[256] = "unshare";
+		if (own_tap &&
+		    (unshare(CLONE_NEWNET) < 0 || netns_make_tap(0, nerr, sizeof(nerr)))) {
+			dprintf(2, "popek-oci: the template's network namespace: %s: %s\n", nerr,
+				strerror(errno));
+			_exit(71);
+		}
 		if (nbinds && (unshare(CLONE_NEWNS) < 0 ||
 			       mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)) {
 			dprintf(2, "popek-oci: private mount namespace: %s\n", strerror(errno));
@@ -85,8 +93,27 @@ static int spawn(char *const argv[], const char *binds[][2], size_t nbinds, int 
 	return 0;
 }
 
-static int boot(const struct oci_spec *s, const char *name, const char *root, const char *binds,
-		int logfd, struct vm *vm, char *err, size_t errlen)
+/* The VM's disks in dir, in guest order: root.img, binds.img and, for a
+ * pod's sandbox, each slot's pair. Returns how many. */
+#define VM_DISKS (2 + 2 * POD_SLOTS)
+static size_t disk_paths(const struct oci_spec *s, const char *dir, char paths[VM_DISKS][PATH_MAX])
+{
+	size_t n = 0;
+	if (!s->root_fs)
+		snprintf(paths[n++], PATH_MAX, "%s/root.img", dir);
+	snprintf(paths[n++], PATH_MAX, "%s/binds.img", dir);
+	for (int k = 1; s->pod == POD_SANDBOX && k <= POD_SLOTS; k++) {
+		for (int b = 0; b < 2; b++) {
+			char name[32];
+			pod_disk_name(name, sizeof(name), k, b);
+			snprintf(paths[n++], PATH_MAX, "%.4000s/%s", dir, name);
+		}
+	}
+	return n;
+}
+
+static int boot(const struct oci_spec *s, const char *name, char disks[VM_DISKS][PATH_MAX],
+		size_t ndisks, bool template, int logfd, struct vm *vm, char *err, size_t errlen)
 {
 	char exe[PATH_MAX], mem[32], cpus[16];
 	if (self_exe(exe, sizeof(exe))) {
@@ -96,13 +123,30 @@ static int boot(const struct oci_spec *s, const char *name, const char *root, co
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(s->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", s->cpus);
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	char *argv[] = {
-	    exe,	 "run",	       "--engine", (char *)(engine && *engine ? engine : "auto"),
-	    "--cmdline", CMDLINE,      "--mem",	   mem,
-	    "--cpus",	 cpus,	       "--name",   (char *)name,
-	    "--disk",	 (char *)root, "--disk",   (char *)binds,
-	    NULL};
-	return spawn(argv, NULL, 0, logfd, vm, err, errlen);
+	char *argv[12 + 2 * VM_DISKS + 5] = {
+	    exe,	 "run",	  "--engine", (char *)(engine && *engine ? engine : "auto"),
+	    "--cmdline", CMDLINE, "--mem",    mem,
+	    "--cpus",	 cpus,	  "--name",   (char *)name};
+	size_t n = 12;
+	for (size_t i = 0; i < ndisks; i++) {
+		argv[n++] = "--disk";
+		argv[n++] = disks[i];
+	}
+	char share[PATH_MAX + 32], real[PATH_MAX];
+	if (s->root_fs) {
+		/* virtiofsd takes no symlink as its source */
+		snprintf(share, sizeof(share), "%s,tag=" ROOTFS_TAG,
+			 realpath(s->root, real) ? real : s->root);
+		argv[n++] = "--fs";
+		argv[n++] = share;
+	}
+	if (s->net != OCI_NET_HOST) {
+		argv[n++] = "--net";
+		argv[n++] = s->net == OCI_NET_NONE ? "none" : "tap=" NETNS_TAP;
+	}
+	argv[n] = NULL;
+	/* a template's VM is every container's: it gets a tap of its own */
+	return spawn(argv, template && s->net == OCI_NET_NS, NULL, 0, logfd, vm, err, errlen);
 }
 
 /* The identity of what a template depends on: this binary, the default
@@ -135,11 +179,15 @@ static void template_key(const struct oci_spec *s, char *key, size_t len)
 			h = (h ^ b[k]) * 1099511628211ull;
 	}
 	const char *engine = getenv("POPEK_OCI_ENGINE");
-	snprintf(key, len, "%lluM-%ucpu-%s-%016llx", (unsigned long long)(s->mem >> 20), s->cpus,
-		 engine && *engine ? engine : "auto", (unsigned long long)h);
+	snprintf(key, len, "%lluM-%ucpu-%s%s%s-%016llx", (unsigned long long)(s->mem >> 20),
+		 s->cpus, engine && *engine ? engine : "auto", s->pod == POD_SANDBOX ? "-pod" : "",
+		 s->net == OCI_NET_NONE ? "-nonet"
+		 : s->net == OCI_NET_NS ? "-tap"
+					: "",
+		 (unsigned long long)h);
 }
 
-static int placeholder(const char *path, uint64_t size)
+int vm_placeholder(const char *path, uint64_t size)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -177,23 +225,28 @@ static int wait_booted(struct vm *vm)
 /* Boot the template VM and snapshot it at BOOTED into dir/snap. */
 static int make_template(const struct oci_spec *s, const char *dir, char *err, size_t errlen)
 {
-	char root[PATH_MAX + 32], binds[PATH_MAX + 32], snap[PATH_MAX + 32], tmp[PATH_MAX + 32],
-	    name[64], exe[PATH_MAX];
-	snprintf(root, sizeof(root), "%s/root.img", dir);
-	snprintf(binds, sizeof(binds), "%s/binds.img", dir);
+	char disks[VM_DISKS][PATH_MAX], snap[PATH_MAX + 32], tmp[PATH_MAX + 32], name[64],
+	    exe[PATH_MAX];
+	size_t ndisks = disk_paths(s, dir, disks);
 	snprintf(snap, sizeof(snap), "%s/snap", dir);
 	snprintf(tmp, sizeof(tmp), "%s/snap.tmp", dir);
 	snprintf(name, sizeof(name), "oci-template-%d", (int)getpid());
-	if (placeholder(root, ROOTFS_DISK_SIZE) || placeholder(binds, BINDS_DISK_SIZE) ||
-	    self_exe(exe, sizeof(exe))) {
-		snprintf(err, errlen, "template disks in %.300s: %s", dir, strerror(errno));
+	for (size_t i = 0; i < ndisks; i++) {
+		/* even disks are roots, odd ones binds: the same sizes as every VM's */
+		if (vm_placeholder(disks[i], i % 2 ? BINDS_DISK_SIZE : ROOTFS_DISK_SIZE)) {
+			snprintf(err, errlen, "template disks in %.300s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (self_exe(exe, sizeof(exe))) {
+		snprintf(err, errlen, "cannot find the popek binary: %s", strerror(errno));
 		return -1;
 	}
 	char log[PATH_MAX + 32];
 	snprintf(log, sizeof(log), "%s/template.log", dir);
 	int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	struct vm vm;
-	int rc = boot(s, name, root, binds, logfd, &vm, err, errlen);
+	int rc = boot(s, name, disks, ndisks, true, logfd, &vm, err, errlen);
 	if (logfd >= 0)
 		close(logfd);
 	if (rc)
@@ -236,8 +289,12 @@ static void remove_stale(const char *parent, const char *key)
 	size_t prefix = dash ? (size_t)(dash - key) + 1 : strlen(key);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
+		/* the same kind (size, engine, pod, network) with another hash, or its lock */
+		size_t n = strlen(e->d_name);
+		if (n > 5 && !strcmp(e->d_name + n - 5, ".lock"))
+			n -= 5;
 		if (e->d_name[0] == '.' || !strncmp(e->d_name, key, strlen(key)) ||
-		    strncmp(e->d_name, key, prefix))
+		    n != strlen(key) || strncmp(e->d_name, key, prefix))
 			continue;
 		char path[PATH_MAX + 512];
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
@@ -286,27 +343,40 @@ static int template_dir(const struct oci_spec *s, char *dir, size_t len)
 	return rc;
 }
 
-int vm_start(const struct oci_spec *s, const char *id, int logfd, struct vm *vm, char *err,
+int vm_start(const struct oci_spec *spec, const char *id, int logfd, struct vm *vm, char *err,
 	     size_t errlen)
 {
-	char root[4200], binds[4200], name[80], tdir[2048];
-	state_path(root, sizeof(root), id, "root.img");
-	state_path(binds, sizeof(binds), id, "binds.img");
+	/* the network decides the VM's NIC: user networking on the host's
+	 * namespace, a tap bridged to the client's, or none */
+	struct oci_spec eff = *spec;
+	const struct oci_spec *s = &eff;
+	memset(&vm->net, 0, sizeof(vm->net));
+	if (spec->net == OCI_NET_NS && netns_attach(spec->netns, &vm->net, err, errlen))
+		return -1;
+	if (spec->net == OCI_NET_NS && vm->net.none)
+		eff.net = OCI_NET_NONE;
+	vm->tap = eff.net == OCI_NET_NS;
+	char dir[4200], disks[VM_DISKS][PATH_MAX], name[80], tdir[2048];
+	state_path(dir, sizeof(dir), id, NULL);
+	size_t ndisks = disk_paths(s, dir, disks);
 	state_vm_name(id, name, sizeof(name));
 	struct stat r, b;
-	vm->warm = stat(root, &r) == 0 && r.st_size == (off_t)ROOTFS_DISK_SIZE &&
-		   stat(binds, &b) == 0 && b.st_size == (off_t)BINDS_DISK_SIZE &&
+	vm->warm = !s->root_fs && stat(disks[0], &r) == 0 && r.st_size == (off_t)ROOTFS_DISK_SIZE &&
+		   stat(disks[1], &b) == 0 && b.st_size == (off_t)BINDS_DISK_SIZE &&
 		   template_dir(s, tdir, sizeof(tdir)) == 0;
 	if (!vm->warm)
-		return boot(s, name, root, binds, logfd, vm, err, errlen);
-	char exe[PATH_MAX], snap[PATH_MAX + 8], troot[PATH_MAX + 16], tbinds[PATH_MAX + 16];
+		return boot(s, name, disks, ndisks, false, logfd, vm, err, errlen);
+	char exe[PATH_MAX], snap[PATH_MAX + 8], tdisks[VM_DISKS][PATH_MAX];
 	self_exe(exe, sizeof(exe));
 	snprintf(snap, sizeof(snap), "%s/snap", tdir);
-	snprintf(troot, sizeof(troot), "%s/root.img", tdir);
-	snprintf(tbinds, sizeof(tbinds), "%s/binds.img", tdir);
-	const char *mounts[2][2] = {{root, troot}, {binds, tbinds}};
+	disk_paths(s, tdir, tdisks);
+	const char *mounts[VM_DISKS][2];
+	for (size_t i = 0; i < ndisks; i++) {
+		mounts[i][0] = disks[i];
+		mounts[i][1] = tdisks[i];
+	}
 	/* --force: the disks are the container's, not the template's, by design;
 	 * --no-verify: the template is ours, in a directory only root reaches */
 	char *argv[] = {exe, "restore", snap, "--force", "--no-verify", "--name", name, NULL};
-	return spawn(argv, mounts, 2, logfd, vm, err, errlen);
+	return spawn(argv, false, mounts, ndisks, logfd, vm, err, errlen);
 }

@@ -11,7 +11,8 @@
 #include "policy/trace.h"
 
 /* The key naming each class's address, if it has one. */
-static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr", "sector"};
+static const char *const addr_keys[NR_POLICY_CLASSES] = {"port", "addr", "nr",
+							 "sector", [POLICY_SYSCALL] = "nr"};
 
 static uint64_t realtime_ns(void)
 {
@@ -26,6 +27,25 @@ static size_t fits(int n, size_t len)
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
+/* s as a JSON string's contents: quotes, backslashes, control and non-ASCII
+ * bytes escaped (a guest's path may hold any byte), cut to fit out. */
+static void json_escape(const char *s, char *out, size_t len)
+{
+	size_t n = 0;
+	for (; *s && n + 7 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			n += (size_t)snprintf(out + n, len - n, "\\u%04x", c);
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = 0;
+}
+
 size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 {
 	char where[48] = "", rule[24] = "";
@@ -34,8 +54,13 @@ size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 	if (ev->rule)
 		snprintf(rule, sizeof(rule), ",\"rule\":%d", ev->rule);
 	/* Exits have a size and value; device requests a length. */
-	char what[48];
-	if (ev->cls <= POLICY_HYPERCALL)
+	char what[48 + 6 * 256 + 16];
+	if (ev->cls == POLICY_SYSCALL) { /* the call's result, and what it named */
+		char path[6 * 256];
+		json_escape(ev->path ? ev->path : "", path, sizeof(path));
+		snprintf(what, sizeof(what), ",\"ret\":%" PRId64 "%s%s%s", (int64_t)ev->value,
+			 ev->path ? ",\"path\":\"" : "", path, ev->path ? "\"" : "");
+	} else if (ev->cls <= POLICY_HYPERCALL)
 		snprintf(what, sizeof(what), ",\"size\":%u,\"value\":%" PRIu64, ev->size,
 			 ev->value);
 	else
@@ -63,6 +88,7 @@ void policy_audit(const struct policy *p, const struct policy_access *a, uint64_
 				  .addr = a->addr,
 				  .value = value,
 				  .device = a->dev,
+				  .path = a->npaths ? a->paths[0] : NULL,
 				  .vcpu = a->vcpu,
 				  .rule = r ? r->line : 0,
 				  .cls = (uint8_t)a->cls,
@@ -75,7 +101,7 @@ void policy_audit(const struct policy *p, const struct policy_access *a, uint64_
 		policy_events_put(p->events, &ev, flush);
 		return;
 	}
-	char line[512];
+	char line[2048];
 	size_t n = r && p->audit_fd >= 0 ? policy_event_json(&ev, line, sizeof(line)) : 0;
 	if (n && write(p->audit_fd, line, n) < 0) {
 		/* The guest goes on: a full disk must not stop it or crash the VMM. */

@@ -1,3 +1,4 @@
+#include <fnmatch.h>
 #include <string.h>
 
 #include "policy/policy.h"
@@ -11,6 +12,31 @@ static bool in(const struct policy_range *r, uint64_t v)
 static bool holds(const struct policy_rule *r, const struct policy_access *a)
 {
 	return a->data && memmem(a->data, a->datalen, r->contains, r->ncontains);
+}
+
+static bool path_in(const struct policy_rule *r, const struct policy_access *a)
+{
+	for (unsigned i = 0; i < a->npaths; i++)
+		if (fnmatch(r->path, a->paths[i], 0) == 0)
+			return true;
+	return false;
+}
+
+static bool net_in(const struct policy_rule *r, const uint8_t *ip)
+{
+	unsigned whole = r->prefix / 8, bits = r->prefix % 8;
+	if (memcmp(r->net, ip, whole))
+		return false;
+	return !bits || !((r->net[whole] ^ ip[whole]) & (0xff00u >> bits));
+}
+
+/* The system call facts: a rule's path, family, address and port each need
+ * the call to carry one. */
+static bool call_matches(const struct policy_rule *r, const struct policy_access *a)
+{
+	return (!r->path[0] || path_in(r, a)) && (r->family < 0 || r->family == a->family) &&
+	       (!r->has_net || (a->ip && net_in(r, a->ip))) &&
+	       (!r->has_port || (a->has_port && in(&r->port, a->port)));
 }
 
 static bool matches(const struct policy_rule *r, const struct policy_access *a)
@@ -35,6 +61,8 @@ static bool matches(const struct policy_rule *r, const struct policy_access *a)
 			if (!in(&r->arg[i], a->args[i]))
 				return false;
 	if (r->dev[0] && (!a->dev || strcmp(r->dev, a->dev)))
+		return false;
+	if (a->cls == POLICY_SYSCALL && !call_matches(r, a))
 		return false;
 	return !r->ncontains || holds(r, a);
 }

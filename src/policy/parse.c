@@ -5,6 +5,7 @@
  * takes is one table (keys), so the parser and its messages agree. */
 #include "policy/policy.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,8 +14,8 @@
 
 #include "util/file.h"
 
-const char *const policy_class_names[NR_POLICY_CLASSES] = {"pio",  "mmio", "hypercall",
-							   "disk", "rng",  "console"};
+const char *const policy_class_names[NR_POLICY_CLASSES] = {"pio", "mmio",    "hypercall", "disk",
+							   "rng", "console", "syscall"};
 const char *const policy_action_names[NR_POLICY_ACTIONS] = {"allow", "deny",  "log",  "modify",
 							    "stop",  "pause", "limit"};
 const char *const policy_op_names[NR_POLICY_OPS] = {"read", "write", "flush", "discard", "call"};
@@ -30,6 +31,7 @@ const char *policy_op_name(unsigned op)
 #define C(c)	 (1u << POLICY_##c)
 #define ACCESS	 (C(PIO) | C(MMIO))
 #define REQUESTS (C(DISK) | C(RNG) | C(CONSOLE))
+#define VM	 (ACCESS | C(HYPERCALL) | REQUESTS) /* what a VM with a kernel does */
 #define ALL	 ((1u << NR_POLICY_CLASSES) - 1)
 
 /* The operations of each class, and the word naming its range (if any). */
@@ -40,9 +42,12 @@ static const unsigned class_ops[NR_POLICY_CLASSES] = {
     [POLICY_DISK] = POLICY_READ | POLICY_WRITE | POLICY_FLUSH | POLICY_DISCARD,
     [POLICY_RNG] = POLICY_READ,
     [POLICY_CONSOLE] = POLICY_READ | POLICY_WRITE,
+    [POLICY_SYSCALL] = POLICY_CALL,
 };
-static const char *const range_words[NR_POLICY_CLASSES] = {"port", "addr", "nr", "sectors"};
-static const uint64_t range_max[NR_POLICY_CLASSES] = {0xffff, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+static const char *const range_words[NR_POLICY_CLASSES] = {"port", "addr", "nr",
+							   "sectors", [POLICY_SYSCALL] = "nr"};
+static const uint64_t range_max[NR_POLICY_CLASSES] = {0xffff, UINT64_MAX, UINT64_MAX,
+						      UINT64_MAX, [POLICY_SYSCALL] = 511};
 
 struct lexer {
 	const char *file, *line; /* line: start of the current line */
@@ -246,6 +251,93 @@ static int parse_dev(struct lexer *l, struct policy_rule *r)
 	return 0;
 }
 
+/* A word naming a system call: lowercase letters, digits, '_'. */
+static bool call_word(const struct lexer *l)
+{
+	if (!l->len || l->len >= POLICY_NAME_MAX || l->tok[0] < 'a' || l->tok[0] > 'z')
+		return false;
+	for (size_t i = 0; i < l->len; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_", l->tok[i]))
+			return false;
+	return true;
+}
+
+static int parse_path(struct lexer *l, struct policy_rule *r)
+{
+	if (!next(l) || l->len >= POLICY_PATH_MAX || l->tok[0] != '/')
+		return expected(l, "a path glob starting with / (at most %d characters)",
+				POLICY_PATH_MAX - 1);
+	memcpy(r->path, l->tok, l->len);
+	r->path[l->len] = 0;
+	return 0;
+}
+
+static const struct {
+	const char *word;
+	int family;
+} families[] = {{"unix", AF_UNIX}, {"inet", AF_INET}, {"inet6", AF_INET6}, {"netlink", AF_NETLINK}};
+
+static int parse_family(struct lexer *l, struct policy_rule *r)
+{
+	uint64_t v;
+	if (next(l)) {
+		for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+			if (is(l, families[i].word)) {
+				r->family = families[i].family;
+				return 0;
+			}
+		if (number(l->tok, l->tok + l->len, &v) == l->tok + l->len && v && v < AF_MAX) {
+			r->family = (int)v;
+			return 0;
+		}
+	}
+	return expected(l, "a socket family (unix, inet, inet6, netlink or a number 1-%d)",
+			AF_MAX - 1);
+}
+
+/* An address with an optional /prefix: IPv4 goes in as ::ffff:a.b.c.d, so
+ * it also matches a v4-mapped IPv6 address. */
+static int parse_net(struct lexer *l, struct policy_rule *r)
+{
+	char text[64];
+	if (!next(l) || l->len >= sizeof(text))
+		goto bad;
+	memcpy(text, l->tok, l->len);
+	text[l->len] = 0;
+	char *slash = strchr(text, '/');
+	if (slash)
+		*slash++ = 0;
+	bool v4 = inet_pton(AF_INET, text, r->net + 12) == 1;
+	if (v4) {
+		memset(r->net, 0, 10);
+		r->net[10] = r->net[11] = 0xff;
+	} else if (inet_pton(AF_INET6, text, r->net) != 1) {
+		goto bad;
+	}
+	uint64_t bits = v4 ? 32 : 128;
+	if (slash && (number(slash, slash + strlen(slash), &bits) != slash + strlen(slash) ||
+		      bits > (v4 ? 32u : 128u)))
+		goto bad;
+	r->prefix = (unsigned)bits + (v4 ? 96 : 0);
+	r->has_net = true;
+	return 0;
+bad:
+	return expected(l, "an address (IPv4 or IPv6, with an optional /prefix)");
+}
+
+int policy_errno(const char *s, size_t len)
+{
+	uint64_t v;
+	if (number(s, s + len, &v) == s + len)
+		return v && v < 4096 ? (int)v : -1;
+	for (int e = 1; e < 4096; e++) {
+		const char *name = strerrorname_np(e);
+		if (name && strlen(name) == len && !strncmp(name, s, len))
+			return e;
+	}
+	return -1;
+}
+
 enum key {
 	K_OP,
 	K_RANGE,
@@ -265,6 +357,12 @@ enum key {
 	K_OPS,
 	K_BYTES_RATE,
 	K_BURST,
+	K_PATH,
+	K_FAMILY,
+	K_NET,
+	K_PORT,
+	K_ERRNO,
+	K_CALL, /* last: any word that is no other key */
 	NR_KEYS
 };
 
@@ -278,23 +376,29 @@ static const struct key_info {
 	unsigned classes, actions;
 } keys[NR_KEYS] = {
     [K_OP] = {NULL, "an operation", ALL, MATCHERS},
-    [K_RANGE] = {NULL, "RANGE", C(PIO) | C(MMIO) | C(HYPERCALL) | C(DISK), MATCHERS},
+    [K_RANGE] = {NULL, "RANGE", C(PIO) | C(MMIO) | C(HYPERCALL) | C(DISK) | C(SYSCALL), MATCHERS},
     [K_SIZE] = {"size", "size N", ACCESS, MATCHERS},
     [K_LENGTH] = {"length", "length RANGE", REQUESTS, MATCHERS},
     [K_WRITTEN] = {"written", "written RANGE", ACCESS, MATCHERS},
-    [K_ARG0] = {"arg0", "arg0..arg3 RANGE", C(HYPERCALL), MATCHERS},
-    [K_ARG1] = {"arg1", NULL, C(HYPERCALL), MATCHERS},
-    [K_ARG2] = {"arg2", NULL, C(HYPERCALL), MATCHERS},
-    [K_ARG3] = {"arg3", NULL, C(HYPERCALL), MATCHERS},
-    [K_VCPU] = {"vcpu", "vcpu N", ALL, MATCHERS},
-    [K_DEV] = {"dev", "dev NAME", ALL & ~C(HYPERCALL), MATCHERS},
+    [K_ARG0] = {"arg0", "arg0..arg3 RANGE", C(HYPERCALL) | C(SYSCALL), MATCHERS},
+    [K_ARG1] = {"arg1", NULL, C(HYPERCALL) | C(SYSCALL), MATCHERS},
+    [K_ARG2] = {"arg2", NULL, C(HYPERCALL) | C(SYSCALL), MATCHERS},
+    [K_ARG3] = {"arg3", NULL, C(HYPERCALL) | C(SYSCALL), MATCHERS},
+    [K_VCPU] = {"vcpu", "vcpu N", VM, MATCHERS},
+    [K_DEV] = {"dev", "dev NAME", VM & ~C(HYPERCALL), MATCHERS},
     [K_CONTAINS] = {"contains", "contains BYTES", C(DISK) | C(CONSOLE), MATCHERS},
-    [K_VALUE] = {"value", "value N", ACCESS | C(HYPERCALL), A(MODIFY)},
+    [K_VALUE] = {"value", "value N", ACCESS | C(HYPERCALL) | C(SYSCALL), A(MODIFY)},
     [K_BYTES] = {"bytes", "bytes BYTES", REQUESTS, A(MODIFY)},
     [K_AT] = {"at", "at N", REQUESTS, A(MODIFY)},
     [K_OPS] = {"ops", "ops RATE", ALL, A(LIMIT)},
-    [K_BYTES_RATE] = {"bytes", "bytes RATE", ALL & ~C(HYPERCALL), A(LIMIT)},
+    [K_BYTES_RATE] = {"bytes", "bytes RATE", REQUESTS | ACCESS, A(LIMIT)},
     [K_BURST] = {"burst", "burst N", ALL, A(LIMIT)},
+    [K_PATH] = {"path", "path GLOB", C(SYSCALL), MATCHERS},
+    [K_FAMILY] = {"family", "family unix|inet|inet6|N", C(SYSCALL), MATCHERS},
+    [K_NET] = {"addr", "addr IP[/PREFIX]", C(SYSCALL), MATCHERS},
+    [K_PORT] = {"port", "port RANGE", C(SYSCALL), MATCHERS},
+    [K_ERRNO] = {"errno", "errno E", C(SYSCALL), A(DENY) | A(STOP)},
+    [K_CALL] = {NULL, "a call's name", C(SYSCALL), MATCHERS},
 };
 
 static bool key_is(const struct lexer *l, enum key k, const struct policy_rule *r)
@@ -305,6 +409,12 @@ static bool key_is(const struct lexer *l, enum key k, const struct policy_rule *
 	}
 	if (k == K_RANGE)
 		return is(l, range_words[r->cls]);
+	if (k == K_CALL) { /* a repeated key word is no call's name */
+		for (int j = 0; j < NR_KEYS; j++)
+			if (keys[j].word && is(l, keys[j].word))
+				return false;
+		return call_word(l) && !is(l, range_words[r->cls]);
+	}
 	return is(l, keys[k].word);
 }
 
@@ -322,7 +432,8 @@ static int expected_key(struct lexer *l, const struct policy_rule *r, unsigned s
 			continue;
 		if (k == K_OP) {
 			for (int o = 0; o < NR_POLICY_OPS; o++)
-				if (class_ops[r->cls] & (1u << o) && r->cls != POLICY_HYPERCALL)
+				if (class_ops[r->cls] & (1u << o) &&
+				    class_ops[r->cls] != POLICY_CALL)
 					n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ",
 							      policy_op_names[o]);
 		} else if (k == K_RANGE) {
@@ -362,7 +473,7 @@ static int parse_key(struct lexer *l, struct policy_rule *r, enum key k)
 	case K_ARG1:
 	case K_ARG2:
 	case K_ARG3:
-		return parse_range(l, &r->arg[k - K_ARG0], "hypercall argument", UINT64_MAX);
+		return parse_range(l, &r->arg[k - K_ARG0], "argument", UINT64_MAX);
 	case K_VCPU:
 		if (parse_number(l, &v, "a vCPU index"))
 			return -1;
@@ -386,6 +497,23 @@ static int parse_key(struct lexer *l, struct policy_rule *r, enum key k)
 		return parse_rate(l, r);
 	case K_BURST:
 		return parse_burst(l, r);
+	case K_PATH:
+		return parse_path(l, r);
+	case K_FAMILY:
+		return parse_family(l, r);
+	case K_NET:
+		return parse_net(l, r);
+	case K_PORT:
+		r->has_port = true;
+		return parse_range(l, &r->port, "port", 0xffff);
+	case K_ERRNO:
+		if (!next(l) || (r->err = policy_errno(l->tok, l->len)) < 0)
+			return expected(l, "an errno name (EACCES, EPERM, ...) or number 1-4095");
+		return 0;
+	case K_CALL:
+		memcpy(r->call, l->tok, l->len);
+		r->call[l->len] = 0;
+		return 0;
 	default:
 		return -1;
 	}
@@ -401,6 +529,8 @@ static int finish(struct lexer *l, struct policy_rule *r, unsigned seen)
 		return expected(l, "bytes BYTES (modify needs the bytes to write)");
 	if (r->action == POLICY_LIMIT && !(seen & (1u << K_OPS | 1u << K_BYTES_RATE)))
 		return expected(l, "ops RATE or bytes RATE (limit needs a rate)");
+	if ((seen & 1u << K_CALL) && (seen & 1u << K_RANGE))
+		return expected(l, "a call's name or nr RANGE, not both");
 	/* Only data the guest hands over can be inspected or patched: a disk
 	 * read's data does not exist before the device acts. */
 	if (r->cls == POLICY_DISK && (seen & (1u << K_CONTAINS | 1u << K_BYTES)) &&
@@ -416,7 +546,7 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 		return expected(l, "an action (allow, deny, log, modify, stop, pause or limit)");
 	int c = next(l) ? lookup(l, policy_class_names, NR_POLICY_CLASSES) : -1;
 	if (c < 0)
-		return expected(l, "a class (pio, mmio, hypercall, disk, rng or console)");
+		return expected(l, "a class (pio, mmio, hypercall, disk, rng, console or syscall)");
 	*r = (struct policy_rule){
 	    .action = (enum policy_action)a,
 	    .cls = (enum policy_class)c,
@@ -425,6 +555,9 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 	    .len = {0, UINT64_MAX},
 	    .arg = {{0, UINT64_MAX}, {0, UINT64_MAX}, {0, UINT64_MAX}, {0, UINT64_MAX}},
 	    .vcpu = -1,
+	    .family = -1,
+	    .port = {0, 0xffff},
+	    .err = EPERM,
 	    .line = l->lineno};
 	unsigned seen = 0;
 	while (next(l)) {

@@ -19,6 +19,7 @@ enum policy_class {
 	POLICY_DISK,	/* virtio-blk requests */
 	POLICY_RNG,	/* virtio-rng entropy requests */
 	POLICY_CONSOLE, /* UART and virtio-console data, both directions */
+	POLICY_SYSCALL, /* popek exec: the program's system calls */
 	NR_POLICY_CLASSES
 };
 
@@ -48,8 +49,10 @@ extern const char *const policy_op_names[NR_POLICY_OPS];
 /* The name of the one operation in op. */
 const char *policy_op_name(unsigned op);
 
-#define POLICY_DEV_MAX	 24 /* device names: "virtio-blk0", "uart0", "cmos-rtc" */
-#define POLICY_BYTES_MAX 64 /* contains / modify bytes patterns */
+#define POLICY_DEV_MAX	 24  /* device names: "virtio-blk0", "uart0", "cmos-rtc" */
+#define POLICY_BYTES_MAX 64  /* contains / modify bytes patterns */
+#define POLICY_NAME_MAX	 24  /* a system call's name */
+#define POLICY_PATH_MAX	 256 /* a path glob */
 
 struct policy_range {
 	uint64_t lo, hi; /* inclusive */
@@ -86,6 +89,18 @@ struct policy_rule {
 	unsigned nbytes;
 	uint64_t at;
 	struct policy_limit limit;
+	/* syscall: the call's name as written (popek exec turns it into the
+	 * number range addr), a glob (fnmatch(3), no flags: '*' matches '/')
+	 * that a path argument or AF_UNIX address must match, the socket family
+	 * (-1 any), an address prefix (IPv4 as ::ffff:a.b.c.d) and port range */
+	char call[POLICY_NAME_MAX];
+	char path[POLICY_PATH_MAX];
+	int family;
+	uint8_t net[16];
+	unsigned prefix;
+	bool has_net, has_port;
+	struct policy_range port;
+	int err;  /* deny syscall: the errno the call fails with */
 	int line; /* in the policy file, for the audit log */
 };
 
@@ -118,6 +133,15 @@ struct policy_access {
 	const uint64_t *args; /* hypercall: its 4 arguments */
 	const uint8_t *data;  /* the data a contains match looks at, or NULL */
 	size_t datalen;
+	/* syscall: its path arguments (normalized guest paths, an AF_UNIX
+	 * address's too), the socket family (0 = none), the peer or local
+	 * address (16 bytes, IPv4 mapped) and port */
+	const char *const *paths;
+	unsigned npaths;
+	int family;
+	const uint8_t *ip;
+	bool has_port;
+	uint16_t port;
 };
 
 /* Parse text (the contents of file, named in messages) into p; on a
@@ -154,5 +178,7 @@ size_t policy_patch(const struct policy_rule *r, uint8_t *data, size_t len);
  * to the audit log (if r) and the trace clients of its class. */
 void policy_audit(const struct policy *p, const struct policy_access *a, uint64_t value,
 		  const struct policy_rule *r);
+/* The number of errno name (EACCES) or number, or -1. */
+int policy_errno(const char *s, size_t len);
 
 #endif

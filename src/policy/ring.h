@@ -15,7 +15,9 @@ struct policy_event {
 	uint64_t value; /* what the guest saw or wrote after the rule; request bytes (disk, rng,
 			   console) */
 	const char
-	    *device; /* the device the address belongs to, or NULL; lives as long as the VM */
+	    *device;	  /* the device the address belongs to, or NULL; lives as long as the VM */
+	const char *path; /* syscall: its first path argument, or NULL; popek exec writes its
+			     audit lines at once (no ring), so it needs to live only so long */
 	int32_t vcpu;
 	int32_t rule;	 /* line of the rule that acted, 0 = none (traced only) */
 	uint8_t cls;	 /* enum policy_class */

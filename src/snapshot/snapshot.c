@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "devices/virtio_vsock.h"
 #include "machine/machine.h"
 #include "net/net.h"
 #include "snapshot/codec.h"
@@ -164,6 +165,15 @@ json_object *snapshot_meta(struct machine *m, const char *format, char *err, siz
 		json_object_array_add(nics, n);
 	}
 	json_object_object_add(c, "nics", nics);
+	/* The vsock device as its --vsock, by the absolute path it listens on. */
+	struct machine_device *vs = machine_device_find(m, virtio_vsock_device.name);
+	if (vs) {
+		json_object *v = json_object_new_object();
+		json_object_object_add(v, "cid", json_object_new_int64(cfg->vsock.cid));
+		json_object_object_add(v, "uds",
+				       json_object_new_string(virtio_vsock_path(vs->dev)));
+		json_object_object_add(c, "vsock", v);
+	}
 	json_object_object_add(meta, "config", c);
 	json_object *disks = json_object_new_array();
 	json_object_object_add(meta, "disks", disks);
@@ -514,6 +524,12 @@ void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 			cfg->device[dev] = true;
 	}
 	snapshot_nics(get(c, "nics", json_type_array), cfg);
+	/* A vsock out of range is dropped here; its device state is then refused. */
+	json_object *vs = get(c, "vsock", json_type_object);
+	json_object *cid = get(vs, "cid", json_type_int), *uds = get(vs, "uds", json_type_string);
+	int64_t n = cid ? json_object_get_int64(cid) : 0;
+	if (uds && n >= 3 && n < 0xffffffff)
+		cfg->vsock = (struct vsock_config){(uint32_t)n, json_object_get_string(uds)};
 	json_object *disks = get(s->meta, "disks", json_type_array);
 	cfg->ndisks = 0;
 	for (size_t i = 0; disks && i < json_object_array_length(disks) && i < MAX_DISKS; i++) {

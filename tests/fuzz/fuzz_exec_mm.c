@@ -1,6 +1,7 @@
 /* Fuzz the address space of popek exec (mm.c) as a hostile program drives
  * it: each 8-byte record is an mmap, munmap, mprotect, mremap, read or write
- * of a guest range; popek's page tables must stay consistent (a written
+ * of a guest range, a walk of the mappings or a guest iovec array; popek's
+ * page tables must stay consistent (a written
  * byte reads back while mapped writable) and never touch host memory
  * outside guest RAM (ASan). */
 #include <stdlib.h>
@@ -12,6 +13,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SPAN (64 * XPAGE) /* the fuzzed window of the address space */
+
+/* /proc/self/maps' walk: runs in address order, none empty or overlapping. */
+static void check_range(void *ctx, uint64_t start, uint64_t end, int prot)
+{
+	uint64_t *last = ctx;
+	if (start >= end || start < *last || (start | end) & (XPAGE - 1) || prot & ~7)
+		abort();
+	*last = end;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t buf[3 * XPAGE];
 		size_t n = (size_t)(r[4] | r[5] << 8) % sizeof(buf);
 		uint64_t at = va + r[6] * 16;
-		switch (r[0] % 7) {
+		switch (r[0] % 9) {
 		case 0:
 			mm_map_anon(&mm, va, len, prot);
 			break;
@@ -63,6 +73,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 6: {
 			struct iovec iov[8];
 			int k = mm_iov(&mm, at, n, r[7] & 1, iov, 8);
+			for (int j = 0; j < k; j++)
+				memset(iov[j].iov_base, 0, iov[j].iov_len);
+			break;
+		}
+		case 7: {
+			uint64_t last = 0;
+			mm_ranges(&mm, check_range, &last);
+			break;
+		}
+		case 8: { /* a guest iovec array, as readv/sendmsg take it */
+			struct iovec iov[8];
+			int k = mm_iovec(&mm, at, r[7] % 8, true, iov, 8);
 			for (int j = 0; j < k; j++)
 				memset(iov[j].iov_base, 0, iov[j].iov_len);
 			break;

@@ -1,6 +1,7 @@
 /* Fuzz the policy parser and matcher: any text is either refused with a
  * FILE:LINE:COL message or becomes rules that every access can be matched
- * against. The input's first 16 bytes are the access, the rest the text. */
+ * against (the syscall class's path, family, address and port too). The
+ * input's first 16 bytes are the access, the rest the text. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					  .args = head[5] & 1 ? args : NULL,
 					  .data = (const uint8_t *)text,
 					  .datalen = size - h};
+		/* the syscall class's facts: a path (the text), a family, an address */
+		const char *paths[] = {text};
+		uint8_t ip[16];
+		memcpy(ip, head, sizeof(ip));
+		a.paths = paths;
+		a.npaths = head[6] & 1;
+		a.family = head[7] % 12;
+		a.ip = head[6] & 2 ? ip : NULL;
+		a.has_port = head[6] & 4;
+		a.port = (uint16_t)addr;
 		const struct policy_rule *logged, *r = policy_match(&p, &a, &logged);
 		uint8_t buf[8] = {0};
 		if (r && r->action == POLICY_MODIFY)

@@ -1,7 +1,8 @@
 /* Fuzz the virtio-net transmit header check: 12 header bytes, the driver's
  * features (8 bytes) and a frame length (4 bytes). Whatever it accepts must
  * be safe to hand to a backend: a checksum field inside the frame, GSO only
- * with its feature and a header length that fits, no frame over the limit. */
+ * with its feature and a header length that fits, no frame over the limit
+ * (Ethernet's, or NET_BIG_MAX with VIRTIO_NET_F_MTU). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (virtio_net_hdr_check(&h, features, len))
 		return 0;
 	bool gso = h.gso_type != VIRTIO_NET_HDR_GSO_NONE;
-	if (len < 14 || len > (gso ? NET_GSO_MAX : NET_ETH_MAX))
+	size_t max = gso ? NET_GSO_MAX : features & VIRTIO_NET_F_MTU ? NET_BIG_MAX : NET_ETH_MAX;
+	if (len < 14 || len > max)
 		abort();
 	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
 	    (!(features & VIRTIO_NET_F_CSUM) || (size_t)h.csum_start + h.csum_offset + 2 > len))

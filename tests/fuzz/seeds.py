@@ -196,6 +196,44 @@ def device_seeds():
     save('pci', 'enumerate', pci)
 
 
+def vsock_seeds():
+    """virtio-vsock (window 0 BAR, 1 conf1): a host program's CONNECT, the
+    guest's RESPONSE, data both ways, credit, shutdown, a refused REQUEST."""
+    heads = {0: [], 1: [], 2: []}
+
+    def nth_chain(q, bufs, head, n):
+        """Chain bufs at descriptor head, the queue's n-th available one."""
+        d, a, _ = vq(q)
+        p = b''
+        for i, (gpa, ln, wr) in enumerate(bufs):
+            last = i == len(bufs) - 1
+            flags = (0 if last else 1) | (2 if wr else 0)
+            p += ram(d + 16 * (head + i), struct.pack('<QIHH', gpa, ln, flags,
+                                                      0 if last else head + i + 1))
+        heads[q].append(head)  # ram() writes 8-byte words: the whole ring each time
+        return p + ram(a, struct.pack('<HH%dH' % n, 0, n, *heads[q]))
+
+    def pkt(gpa, op, sport, dport, payload=b'', flags=0, cid=3):
+        return ram(gpa, struct.pack('<QQIIIHHIII', cid, 2, sport, dport, len(payload), 1, op,
+                                    flags, 65536, 0) + payload)
+    hport = 1 << 30
+    p = bar_sizing(1, 1) + virtio_start(3) + r(0x2000, 8)
+    for i in range(4):  # receive buffers: header + 4 KiB each
+        p += nth_chain(0, [(0x20000 + i * 0x2000, 44 + 4096, True)], i, i + 1)
+    p += nth_chain(2, [(0x28000, 4, True)], 0, 1) + kick(0) + kick(2)
+    p += op(HOST, val=5000 << 32)  # CONNECT 5000 on peer 0
+    p += pkt(0x30000, 2, 5000, hport) + nth_chain(1, [(0x30000, 44, False)], 0, 1) + kick(1)
+    p += pkt(0x30100, 5, 5000, hport, b'guest data\n') + \
+        nth_chain(1, [(0x30100, 44, False), (0x3012c, 11, False)], 1, 2) + kick(1)
+    p += op(HOST, val=0x41 << 32 | 1) + op(HOST, val=3)  # the host writes, then a poll
+    p += pkt(0x30200, 7, 5000, hport) + nth_chain(1, [(0x30200, 44, False)], 3, 3) + kick(1)
+    p += pkt(0x30300, 1, 1234, 99) + nth_chain(1, [(0x30300, 44, False)], 4, 4) + kick(1)
+    p += op(HOST, val=1 << 32 | 2)  # half-close from the host
+    p += pkt(0x30400, 4, 5000, hport, flags=3) + nth_chain(1, [(0x30400, 44, False)], 5, 5) + \
+        kick(1) + op(HOST, val=3) + op(SNAPSHOT)  # the restore resets what is left
+    save('virtio_vsock', 'connect-rw-shutdown', p)
+
+
 def remap_common(prog, win):
     """virtio_start writes to window 0 (the BAR): move those ops to window win."""
     out = bytearray()
@@ -305,6 +343,7 @@ def virtqueue_seeds():
 
 
 device_seeds()
+vsock_seeds()
 boot_seeds()
 snapshot_seeds()
 control_seeds()

@@ -52,13 +52,14 @@ if ! cc -O1 -o "$TMP/sig" "$TMP/sig.c" 2>"$TMP/cc.err"; then
 	fail "exec: build the signal test program" "$(head -c 300 "$TMP/cc.err")"
 fi
 
-# same NAME ENGINE ARGS...: popek exec's stdout and status equal native's.
+# same NAME ENGINE ARGS...: popek exec's stdout and status equal native's
+# (popek exec gets the options in $EXEC_OPTS, if any).
 same() {
 	local name=$1 e=$2
 	shift 2
 	(cd / && "$@") >"$TMP/native.out" 2>/dev/null </dev/null
 	local want=$?
-	run_vm "exec-$e" exec --engine "$e" -- "$@"
+	run_vm "exec-$e" exec --engine "$e" $EXEC_OPTS -- "$@"
 	if [ "$RC" -ne "$want" ]; then
 		fail "$name" "exit $RC, native $want; stderr: $(tail -c 300 "$ERR" | tr '\n' ' ')"
 	elif ! cmp -s "$OUT" "$TMP/native.out"; then
@@ -145,3 +146,228 @@ run_vm exec-missing exec --engine soft -- /no/such/program
 expect_err "exec: a missing program is named (65)" 65 "/no/such/program: No such file"
 run_vm exec-usage exec --engine soft
 expect_err "exec: no program is a usage error (64)" 64 "no program given"
+
+# The syscall policy class: a denied call fails with its errno and is
+# audited (a symlink to the denied file too), modify replaces a result, stop
+# ends the program with 72; sockets and readiness calls work as natively, and
+# a policy can deny a connection by family and port.
+cat >"$TMP/sock.py" <<'PY'
+import os, select, selectors, socket, sys
+a, b = socket.socketpair()
+sel = selectors.DefaultSelector()
+sel.register(b, selectors.EVENT_READ)
+a.sendall(b"hello over a socketpair\n")
+for key, ev in sel.select(timeout=5):
+    print(key.fileobj.recv(100).decode(), end="")
+r, w, x = select.select([a], [a], [], 1)
+print("select", len(r), len(w))
+ep = select.epoll()
+ep.register(a.fileno(), select.EPOLLOUT)
+print("epoll", len(ep.poll(1)))
+fd = os.eventfd(3)
+print("eventfd", os.eventfd_read(fd))
+path = sys.argv[1] + "/s.sock"
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect(path)
+d, _ = s.accept()
+c.send(b"over a unix socket\n")
+print(d.recv(100).decode(), end="")
+os.unlink(path)
+PY
+mkdir -p "$TMP/www"
+echo "served by the test" >"$TMP/www/index.txt"
+PORT=$((20000 + $$ % 20000))
+(cd "$TMP/www" && exec timeout 600 python3 -m http.server $PORT --bind 127.0.0.1) >/dev/null 2>&1 &
+HTTPD=$!
+GET="import urllib.request as u; print(u.urlopen('http://127.0.0.1:$PORT/index.txt').read().decode(), end='')"
+for i in $(seq 50); do
+	python3 -c "$GET" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+ln -sf "$TMP/tree/g" "$TMP/g-link"
+printf '%s\n' "deny syscall openat path $TMP/tree/g errno EACCES" "log syscall uname" \
+	"modify syscall getuid value 4242" >"$TMP/exec.policy"
+echo "stop syscall nr 39 # getpid" >"$TMP/stop.policy"
+echo "deny syscall connect family inet port $PORT errno ECONNREFUSED" >"$TMP/net.policy"
+for e in soft kvm; do
+	rm -f "$TMP/audit-$e"
+	run_vm exec-$e-deny exec --engine $e --policy "$TMP/exec.policy" --audit "$TMP/audit-$e" \
+		-- $BB cat "$TMP/tree/g"
+	expect_err "exec/$e: deny syscall openat path: the call fails with EACCES" 1 \
+		"Permission denied"
+	grep -q "\"device\":\"openat\",\"class\":\"syscall\",\"op\":\"call\",\"nr\":257,\"ret\":-13,\"path\":\"$TMP/tree/g\",\"verdict\":\"deny\",\"rule\":1" \
+		"$TMP/audit-$e" && pass "exec/$e: the denied call is in the audit log" ||
+		fail "exec/$e: audit of a denied call" "$(cat "$TMP/audit-$e")"
+	run_vm exec-$e-link exec --engine $e --policy "$TMP/exec.policy" -- $BB cat "$TMP/g-link"
+	expect_err "exec/$e: a symlink to a denied path is denied" 1 "Permission denied"
+	run_vm exec-$e-mod exec --engine $e --policy "$TMP/exec.policy" --audit "$TMP/audit-$e" \
+		-- $BB sh -c 'id -ru; uname'
+	expect "exec/$e: modify syscall getuid value 4242 replaces the result" 0 "^4242$"
+	grep -q '"device":"uname".*"ret":0,"verdict":"log","rule":2' "$TMP/audit-$e" &&
+		pass "exec/$e: a log rule records the call and its result" ||
+		fail "exec/$e: log syscall uname" "$(cat "$TMP/audit-$e")"
+	run_vm exec-$e-stop exec --engine $e --policy "$TMP/stop.policy" -- $BB sh -c 'echo $$'
+	expect_err "exec/$e: stop syscall ends the program with 72" 72 "stopped by policy rule on line 1"
+	if [ -x /usr/bin/python3 ]; then
+		mkdir -p "$TMP/sock-$e"
+		EXEC_OPTS="--bind $TMP/sock-$e:$TMP/sock-$e:rw" same \
+			"exec/$e: socketpair, selectors, select, epoll, eventfd, AF_UNIX bind/connect" $e \
+			/usr/bin/python3 "$TMP/sock.py" "$TMP/sock-$e"
+		run_vm exec-$e-http exec --engine $e -- /usr/bin/python3 -c "$GET"
+		expect "exec/$e: an HTTP GET to a server the test started" 0 "^served by the test$"
+		rm -f "$TMP/audit-$e"
+		run_vm exec-$e-nonet exec --engine $e --policy "$TMP/net.policy" --audit "$TMP/audit-$e" \
+			-- /usr/bin/python3 -c "$GET"
+		expect_err "exec/$e: deny syscall connect family inet port: ECONNREFUSED" 1 \
+			"Connection refused"
+		grep -q '"device":"connect".*"ret":-111,"verdict":"deny"' "$TMP/audit-$e" &&
+			pass "exec/$e: the denied connect is audited" ||
+			fail "exec/$e: audit of a denied connect" "$(cat "$TMP/audit-$e")"
+	fi
+done
+kill $HTTPD 2>/dev/null
+echo "deny syscall openat path etc" >"$TMP/bad.policy"
+run_vm exec-badpol exec --policy "$TMP/bad.policy" -- /bin/true
+expect_err "exec: a malformed policy is refused with FILE:LINE:COL (64)" 64 \
+	"bad.policy:1:26: expected a path glob"
+echo "deny pio port 0x80" >"$TMP/pio.policy"
+run_vm exec-piopol exec --policy "$TMP/pio.policy" -- /bin/true
+expect_err "exec: a device rule is refused: exec has no devices (64)" 64 "of class syscall"
+
+# The program's /proc/self: exe, maps from popek's page tables, fd.
+for e in soft kvm; do
+	run_vm exec-$e-exe exec --engine $e -- $BB readlink /proc/self/exe
+	expect "exec/$e: readlink /proc/self/exe names the program" 0 "^$BB$"
+	run_vm exec-$e-maps exec --engine $e -- $BB cat /proc/self/maps
+	expect "exec/$e: /proc/self/maps lists the program's code" 0 "^00401000-[0-9a-f]+ r-xp "
+	grep -qE "^7f[0-9a-f]+-7ffffff00000 rw-p .* \[stack\]$" "$OUT" &&
+		pass "exec/$e: /proc/self/maps names the stack" ||
+		fail "exec/$e: /proc/self/maps [stack]" "$(head -c 400 "$OUT")"
+	run_vm exec-$e-fds exec --engine $e -- $BB sh -c 'exec 7</etc/passwd; ls /proc/self/fd | tr "\n" " "; readlink /proc/self/fd/7'
+	expect "exec/$e: ls /proc/self/fd lists the descriptors; fd/N links to the path" 0 \
+		"^0 1 2 3 7 /etc/passwd$"
+done
+
+# Threads: each a vCPU of the same VM (both engines). N threads sum under a
+# mutex and a condition variable and are joined (futex WAIT/WAKE, clone's
+# tid words); exit_group from a thread ends the program while the main one
+# blocks; the main thread's pthread_exit leaves the others running.
+cat >"$TMP/pt.c" <<'C'
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define N 6
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+static long total;
+static int ready;
+static void *work(void *arg)
+{
+	long id = (long)arg, mine = 0;
+	for (long i = 0; i < 200000; i++)
+		mine += i % (id + 2);
+	pthread_mutex_lock(&m);
+	total += mine;
+	ready++;
+	pthread_cond_broadcast(&c);
+	pthread_mutex_unlock(&m);
+	return (void *)(mine & 0xff);
+}
+static void *quit(void *arg)
+{
+	usleep(100000);
+	_exit(3); /* exit_group while the main thread waits in read */
+}
+static void *crash(void *arg)
+{
+	usleep(100000);
+	*(volatile int *)0x4321 = 1;
+	return NULL;
+}
+static void *ret(void *arg)
+{
+	return arg;
+}
+static void *late(void *arg)
+{
+	usleep(100000);
+	printf("the last thread ends the program\n");
+	return NULL;
+}
+int main(int argc, char **argv)
+{
+	pthread_t t[N];
+	if (argc > 1 && !strcmp(argv[1], "group")) {
+		int fd[2];
+		char b;
+		pipe(fd);
+		pthread_create(&t[0], NULL, quit, NULL);
+		return (int)read(fd[0], &b, 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "crash")) {
+		int fd[2];
+		char b;
+		pipe(fd);
+		pthread_create(&t[0], NULL, crash, NULL);
+		return (int)read(fd[0], &b, 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "churn")) { /* more threads than vCPUs, one by one */
+		long sum = 0;
+		for (long i = 0; i < 100; i++) {
+			void *r;
+			pthread_create(&t[0], NULL, ret, (void *)i);
+			pthread_join(t[0], &r);
+			sum += (long)r;
+		}
+		printf("100 threads joined, sum %ld\n", sum);
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "main-exit")) {
+		pthread_create(&t[0], NULL, late, NULL);
+		pthread_exit(NULL);
+	}
+	for (long i = 0; i < N; i++)
+		if (pthread_create(&t[i], NULL, work, (void *)i))
+			return 2;
+	pthread_mutex_lock(&m);
+	while (ready < N)
+		pthread_cond_wait(&c, &m);
+	pthread_mutex_unlock(&m);
+	long ret = 0;
+	for (int i = 0; i < N; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		ret += (long)r;
+	}
+	printf("%d threads: total %ld, joined %ld, main tid is pid: %d\n", N, total, ret,
+	       (pid_t)syscall(SYS_gettid) == getpid());
+	return 0;
+}
+C
+if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
+	cc -O1 -static -pthread -o "$TMP/pt-static" "$TMP/pt.c" 2>>"$TMP/cc.err"; then
+	for e in soft kvm; do
+		same "exec/$e: a pthreads program (dynamic) is byte-identical" $e "$TMP/pt"
+		same "exec/$e: a pthreads program (static) is byte-identical" $e "$TMP/pt-static"
+		same "exec/$e: exit_group from a thread ends a program blocked in read" $e \
+			"$TMP/pt" group
+		same "exec/$e: after the main thread's pthread_exit the others run on" $e \
+			"$TMP/pt" main-exit
+		same "exec/$e: 100 threads one after another (vCPUs and host threads reused)" $e \
+			"$TMP/pt" churn
+		run_vm exec-$e-tcrash exec --engine $e -- "$TMP/pt" crash
+		expect_err "exec/$e: a segfault in a thread ends the program (139) with the report" 139 \
+			"SIGSEGV \(page fault\) at address 0x4321"
+	done
+	if [ -x /usr/bin/python3 ]; then
+		same "exec/soft: python3 threading" soft /usr/bin/python3 -c \
+			'import threading; o = []; ts = [threading.Thread(target=lambda i=i: o.append(sum(range(i * 9999)))) for i in range(8)]; [t.start() for t in ts]; [t.join() for t in ts]; print(sorted(o))'
+	fi
+else
+	fail "exec: build the pthreads test program" "$(head -c 300 "$TMP/cc.err")"
+fi

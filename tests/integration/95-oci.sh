@@ -5,12 +5,25 @@
 OCI=$POPEK_ROOT/build/popek-oci
 export POPEK_OCI_ENGINE=soft
 OCI_IMG=localhost/popek-oci-test:latest
+OCI_POD_IMG=localhost/popek-oci-pod:latest
 OCI_T=${OCI_TIMEOUT:-240}
 
 oci_need() { # oci_need CMD PACKAGE: the client is installed, else the case fails saying so
 	command -v "$1" >/dev/null && return 0
 	fail "oci-$1" "$1 is not installed: run scripts/install-deps.sh (Debian package $2)"
 	return 1
+}
+
+oci_http_get() { # oci_http_get URL: the body, retried while the server comes up
+	python3 - "$1" <<'PY'
+import sys, time, urllib.request
+for _ in range(20):
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().strip())
+        break
+    except OSError:
+        time.sleep(0.5)
+PY
 }
 
 # A busybox root file system from the image's own package cache.
@@ -21,7 +34,7 @@ oci_rootfs() {
 	mkdir -p "$TMP/bb" "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
 	dpkg-deb -x "$deb" "$TMP/bb" || return 1
 	cp "$TMP/bb/bin/busybox" "$TMP/rootfs/bin/"
-	for a in sh echo cat sleep true id hostname pwd tty stty env head; do
+	for a in sh echo cat sleep true id hostname pwd tty stty env head grep ls wget; do
 		ln -sf busybox "$TMP/rootfs/bin/$a"
 	done
 	echo "root:x:0:0:root:/:/bin/sh" >"$TMP/rootfs/etc/passwd"
@@ -69,7 +82,7 @@ import ctypes, json, os, subprocess, sys
 oci, root, bundle, cid, cache = sys.argv[1:6]
 ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 cfg = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "hostname": "direct",
-       "process": {"args": ["/bin/sh", "-c", "echo out-$(hostname); echo err >&2; exit 3"],
+       "process": {"args": ["/bin/sh", "-c", "echo out-$(hostname); echo err >&2; : >/direct-wrote; exit 3"],
                    "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}
 json.dump(cfg, open(os.path.join(bundle, "config.json"), "w"))
@@ -111,6 +124,25 @@ if oci_need mke2fs e2fsprogs && oci_rootfs; then
 	oci_direct_check "oci-direct-template-first" 1
 	oci_direct warm "$TMP/cache"
 	oci_direct_check "oci-direct-restored" 1
+	# the root shared by virtio-fs instead of copied: the guest's writes reach the host's
+	# root (with ext4 they stayed in the VM's copy)
+	if [ -x /usr/lib/qemu/virtiofsd ]; then
+		[ ! -e "$TMP/rootfs/direct-wrote" ] || fail "oci-direct-ext4-copy" "a write in the VM reached the host's root"
+		POPEK_OCI_ROOTFS=virtiofs oci_direct fs "$TMP/cache"
+		oci_direct_check "oci-direct-virtiofs-root" 0
+		[ -e "$TMP/rootfs/direct-wrote" ] && pass "oci-direct-virtiofs-write" ||
+			fail "oci-direct-virtiofs-write" "the guest's write is not in the host's root"
+		rm -f "$TMP/rootfs/direct-wrote"
+	else
+		fail "oci-direct-virtiofs-root" "no /usr/lib/qemu/virtiofsd: run scripts/install-deps.sh (Debian package qemu-system-common)"
+	fi
+	# a pod as the CRI makes one (tests/oci/pod.py): its containers in the sandbox's VM
+	out=$(timeout 900 /usr/bin/python3 "$POPEK_ROOT/tests/oci/pod.py" "$OCI" "$TMP/ociroot" "$TMP" "$TMP/rootfs" "$TMP/cache" 2>"$TMP/pod.err")
+	if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d == {"created": True, "status_created": "created", "vms_with_3_containers": ["oci-pod-sandbox"], "status_c2": "running", "exec_c2": "c2\n", "c1_exit": 4, "c1_out": "2\nls: /c2-was-here: No such file or directory\n", "c2_exit": 137, "sandbox_after_c2": "running", "delete_c1": 0, "delete_c2": 0, "c3_exit": 0, "c3_out": "2\n", "delete_sandbox": 0, "vms_after": []}, d' "$out" 2>"$TMP/check.err"; then
+		pass "oci-pod-one-vm"
+	else
+		fail "oci-pod-one-vm" "$out $(tail -c 300 "$TMP/pod.err") $(tail -1 "$TMP/check.err")"
+	fi
 fi
 
 # --- podman
@@ -155,6 +187,36 @@ EOF
 			"$OCI_IMG" sh -c 'echo $FOO $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname); grep -c oci-host /etc/hosts; test -f /run/.containerenv && echo env-file' 2>"$TMP/pm.err")
 		[ "$out" = "$(printf 'bar /tmp 1000:1000 oci-host oci-host\n1\nenv-file')" ] && pass "oci-podman-spec" ||
 			fail "oci-podman-spec" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		# networking: with the host's network the VM's user networking reaches a server on
+		# the host's loopback as 10.0.2.2; --network=none leaves the VM without a NIC
+		mkdir -p "$TMP/www" && echo hello-from-host >"$TMP/www/hello.txt"
+		port=$((20000 + RANDOM % 20000))
+		(cd "$TMP/www" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
+		www_pid=$!
+		for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+		out=$("${P[@]}" run --rm --network=host "$OCI_IMG" sh -c "wget -q -O - http://10.0.2.2:$port/hello.txt" 2>"$TMP/pm.err")
+		[ "$out" = hello-from-host ] && pass "oci-podman-net-host" ||
+			fail "oci-podman-net-host" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		out=$("${P[@]}" run --rm --network=none "$OCI_IMG" sh -c "ls /sys/class/net; wget -q -O - http://10.0.2.2:$port/hello.txt 2>/dev/null || echo no-net" 2>"$TMP/pm.err")
+		[ "$out" = "$(printf 'lo\nno-net')" ] && pass "oci-podman-net-none" ||
+			fail "oci-podman-net-none" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		kill "$www_pid" 2>/dev/null
+		wait "$www_pid" 2>/dev/null
+		# podman's default bridge network: the VM's NIC is bridged to the container's veth
+		# (a tap and tc redirects), so the guest has the container's IP; a published port
+		# and the container's IP reach a server in the VM
+		hport=$((20000 + RANDOM % 20000))
+		"${P[@]}" run -d --name "popek-oci-web-$$" -p "127.0.0.1:$hport:8080" "$OCI_IMG" \
+			sh -c 'mkdir -p /www; echo served-from-the-vm >/www/index.html; exec busybox httpd -f -p 8080 -h /www' >/dev/null 2>"$TMP/pm.err"
+		ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "popek-oci-web-$$" 2>/dev/null)
+		a=$(oci_http_get "http://127.0.0.1:$hport/")
+		b=$(oci_http_get "http://$ip:8080/")
+		c=$("${P[@]}" exec "popek-oci-web-$$" cat /sys/class/net/eth0/address 2>>"$TMP/pm.err")
+		mac=$(podman inspect -f '{{.NetworkSettings.MacAddress}}' "popek-oci-web-$$" 2>/dev/null)
+		[ "$a" = served-from-the-vm ] && [ "$b" = served-from-the-vm ] && [ -n "$mac" ] && [ "$c" = "$mac" ] &&
+			pass "oci-podman-net-bridge" ||
+			fail "oci-podman-net-bridge" "published port '$a', $ip:8080 '$b', guest MAC '$c' vs '$mac': $(tail -c 300 "$TMP/pm.err")"
+		podman rm -f "popek-oci-web-$$" >/dev/null 2>&1
 		# a detached container: exec (exit code, stdout), kill reaches the process,
 		# pause/resume the VM, stop and rm
 		name=popek-oci-test-$$
@@ -213,6 +275,19 @@ root = "$cd_dir/root"
 state = "$cd_dir/state"
 [grpc]
   address = "$cd_dir/c.sock"
+# the CRI plugin with one runtime handler, popek: what a RuntimeClass names
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$OCI_POD_IMG"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$cd_dir/cni"
+    conf_dir = "$cd_dir/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "popek"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.popek]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.popek.options]
+      BinaryName = "$OCI"
+      Root = "$cd_dir/oci"
 EOF
 	containerd --config "$cd_dir/config.toml" >"$cd_dir/log" 2>&1 &
 	cd_pid=$!
@@ -242,9 +317,25 @@ EOF
 		"${C[@]}" task rm c2 >/dev/null 2>&1
 		"${C[@]}" container rm c2 >/dev/null 2>&1
 	fi
+	# the CRI, as the kubelet drives it (tests/oci/cri.py): a pod sandbox and a container
+	# that logs, with runtime handler popek; the image's CMD is the sandbox's process
+	if ! /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null; then
+		fail "oci-cri" "python3-grpcio or python3-protobuf is missing: run scripts/install-deps.sh"
+	elif ! podman import --change 'CMD ["/bin/sleep","100000"]' "$TMP/rootfs.tar" "$OCI_POD_IMG" >/dev/null 2>"$cd_dir/import.err" ||
+		! podman save --format oci-archive -o "$cd_dir/pod.tar" "$OCI_POD_IMG" >/dev/null 2>>"$cd_dir/import.err" ||
+		! timeout "$OCI_T" ctr -a "$cd_dir/c.sock" -n k8s.io image import "$cd_dir/pod.tar" >/dev/null 2>>"$cd_dir/import.err"; then
+		fail "oci-cri" "image import into k8s.io failed: $(tail -c 300 "$cd_dir/import.err")"
+	else
+		out=$(timeout 900 /usr/bin/python3 "$POPEK_ROOT/tests/oci/cri.py" "$(command -v containerd)" "$cd_dir/c.sock" "$OCI_POD_IMG" "$cd_dir" "$POPEK_ROOT/build/popek" 2>"$cd_dir/cri.err")
+		if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d == {"runtime": "containerd", "pod_ready": True, "vms_with_pod": 1, "exit_code": 3, "log": ["hello from a popek pod", "1"], "vms_after_container": 1, "pods_left": 0, "vms_left": 0}, d' "$out" 2>"$TMP/check.err"; then
+			pass "oci-cri-pod"
+		else
+			fail "oci-cri-pod" "$out $(tail -c 400 "$cd_dir/cri.err") $(tail -1 "$TMP/check.err")"
+		fi
+	fi
 	kill "$cd_pid" 2>/dev/null
 	wait "$cd_pid" 2>/dev/null
 	umount -R "$cd_dir/root" "$cd_dir/state" 2>/dev/null
 fi
-podman rmi -f "$OCI_IMG" >/dev/null 2>&1
+podman rmi -f "$OCI_IMG" "$OCI_POD_IMG" >/dev/null 2>&1
 unset CONTAINERS_CONF

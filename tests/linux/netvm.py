@@ -17,6 +17,21 @@ class GuestError(Exception):
     pass
 
 
+def report(ok, name, why=""):
+    """One scenario check as the integration suites count it (tests/lib.sh)."""
+    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
+
+
+def check(name, fn):
+    """Run fn() -> (ok, why) and report it; an exception fails the check."""
+    try:
+        ok, why = fn()
+    except (GuestError, OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
+        ok, why = False, str(e)[-600:]
+    report(ok, name, why)
+    return ok
+
+
 class Guest:
     def __init__(self, popek, images, args, name, engine="soft", mem="256M", argv=None,
                  prefix=()):
@@ -104,3 +119,26 @@ class Guest:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def snapshot_and_restore(popek, vm, snap, name, prefix=()):
+    """`popek snapshot VM SNAP --stop`, then `popek restore` as NAME: the
+    restored Guest at its prompt. Raises GuestError if the snapshot fails."""
+    r = subprocess.run([popek, "snapshot", vm.name, snap, "--stop"], capture_output=True, text=True)
+    if r.returncode:
+        raise GuestError("snapshot of %s: %s" % (vm.name, r.stderr))
+    vm.proc.wait(60)
+    restored = Guest(None, None, [], name, argv=list(prefix) + [popek, "restore", snap, "--name", name])
+    restored.send("")
+    restored.read_until(PROMPT, 60)
+    return restored
+
+
+def stop_all(vms):
+    """Power every guest off (a last chance to end cleanly), then kill what is left."""
+    for vm in vms:
+        if vm.proc.poll() is None:
+            vm.send("poweroff -f")
+    time.sleep(2)
+    for vm in vms:
+        vm.kill()

@@ -154,5 +154,34 @@ else
 	fail "L3 booted for the reboot test" "console: $(tail -c 600 "$out"); stderr: $(tail -c 300 "$err")"
 fi
 wait_exit "L3 rebooted (keyboard-controller reset)"
+
+# Networking on the kvm engine (docs/networking.md): an L3 with user
+# networking downloads from an HTTP server on the L2's loopback (10.0.2.2),
+# and over a tap the L2 made (tun.ko, busybox tunctl) from the same server.
+ip link set lo up
+mkdir -p /tmp/www && echo "served by L2 $((6 * 7))" >/tmp/www/f
+httpd -p 8000 -h /tmp/www
+insmod /lib/modules/tun.ko || fail "insmod tun" "see the kernel log above"
+tunctl -t ntap0 >/dev/null && ip addr add 10.4.0.1/24 dev ntap0 && ip link set ntap0 up ||
+	fail "a tap in the L2" "tunctl or ip failed"
+start_popek l3-net run --name l3-net --engine kvm --kernel "$l3_kernel" \
+	--initrd /images/initramfs.cpio.gz --mem 256M --net user --net tap=ntap0 \
+	--cmdline "console=ttyS0 quiet"
+if wait_for "popek-guest: eth0 has" 300; then
+	echo 'echo "NET:$(wget -q -O - http://10.0.2.2:8000/f)"' >&3
+	wait_for "NET:served by L2 42" 120 &&
+		pass "L3 on user networking downloaded a file from the L2's HTTP server" ||
+		fail "L3 on user networking downloaded a file" "console: $(tail -c 400 "$out")"
+	echo 'ip addr add 10.4.0.2/24 dev eth1; ip link set eth1 up; sleep 2; echo "TAP:$(wget -q -O - http://10.4.0.1:8000/f)"' >&3
+	wait_for "TAP:served by L2 42" 120 &&
+		pass "L3 over a tap downloaded a file from the L2's HTTP server" ||
+		fail "L3 over a tap downloaded a file" "console: $(tail -c 400 "$out")"
+	echo 'poweroff -f' >&3
+else
+	fail "L3 with user networking got a DHCP lease" "console: $(tail -c 600 "$out"); stderr: $(tail -c 300 "$err")"
+	echo 'poweroff -f' >&3
+fi
+wait_exit "L3 with two NICs powered off"
+show_tail "networked L3 console tail" 6
 say "done"
 poweroff -f

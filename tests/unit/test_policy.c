@@ -259,12 +259,76 @@ static void test_match(void **state)
 	assert_int_equal(match(POLICY_MMIO, false, 0x2000, 8, 0)->action, POLICY_STOP);
 }
 
+/* popek exec's class: names, paths, socket facts, errno. */
+static void test_syscall_rules(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("deny syscall openat path /etc/* errno EACCES\n"
+			       "deny syscall connect family inet addr 10.0.0.0/8 port 1-1023\n"
+			       "log syscall nr 0-2 arg0 3\n"
+			       "modify syscall getuid value 0\n"
+			       "deny syscall connect addr ::1\n"),
+			 0);
+	assert_int_equal(pol.n, 5);
+	const struct policy_rule *r = &pol.rule[0];
+	assert_int_equal(r->cls, POLICY_SYSCALL);
+	assert_string_equal(r->call, "openat");
+	assert_string_equal(r->path, "/etc/*");
+	assert_int_equal(r->err, 13);
+	assert_int_equal(pol.rule[1].family, 2);
+	assert_int_equal(pol.rule[1].prefix, 104);
+	assert_int_equal(pol.rule[2].addr.hi, 2);
+	assert_int_equal(pol.rule[3].err, 1); /* EPERM unless told */
+
+	const char *paths[] = {"/tmp/x", "/etc/shadow"};
+	struct policy_access a = {
+	    .cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 257, .paths = paths, .npaths = 1};
+	/* popek exec turns the names into numbers */
+	pol.rule[0].addr = (struct policy_range){257, 257};
+	pol.rule[3].addr = (struct policy_range){102, 102};
+	assert_null(policy_match(&pol, &a, &logged));
+	a.npaths = 2; /* the link resolves to a denied file */
+	assert_ptr_equal(policy_match(&pol, &a, &logged), &pol.rule[0]);
+	a.npaths = 0;
+	assert_null(policy_match(&pol, &a, &logged)); /* no path: a path rule cannot match */
+
+	uint8_t ip[16] = {[10] = 0xff, [11] = 0xff, [12] = 10, [13] = 1, [14] = 2, [15] = 3};
+	pol.rule[1].addr = (struct policy_range){42, 42};
+	a = (struct policy_access){.cls = POLICY_SYSCALL,
+				   .op = POLICY_CALL,
+				   .addr = 42,
+				   .family = 2,
+				   .ip = ip,
+				   .has_port = true,
+				   .port = 80};
+	assert_ptr_equal(policy_match(&pol, &a, &logged), &pol.rule[1]);
+	a.port = 8080;
+	assert_null(policy_match(&pol, &a, &logged));
+	a.port = 80;
+	ip[12] = 11;
+	assert_null(policy_match(&pol, &a, &logged));
+	uint8_t one[16] = {[15] = 1};
+	a = (struct policy_access){
+	    .cls = POLICY_SYSCALL, .op = POLICY_CALL, .addr = 42, .family = 10, .ip = one};
+	pol.rule[4].addr = (struct policy_range){42, 42};
+	assert_ptr_equal(policy_match(&pol, &a, &logged), &pol.rule[4]);
+
+	refused("deny syscall openat nr 2", "p.policy:1:25: expected a call's name or nr RANGE");
+	refused("deny syscall openat errno ENOTANERRNO", "p.policy:1:27: expected an errno");
+	refused("deny syscall connect addr 1.2.3.4/33", "p.policy:1:27: expected an address");
+	refused("deny syscall connect family bogus", "p.policy:1:29: expected a socket family");
+	refused("deny syscall open path relative", "p.policy:1:24: expected a path glob");
+	refused("log syscall openat errno EPERM", "p.policy:1:20: expected");
+	refused("deny syscall nr 512", "p.policy:1:17: expected a nr range");
+	refused("deny syscall dev uart0", "p.policy:1:14: expected");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_issue_examples), cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_device_rules),   cmocka_unit_test(test_too_many_rules),
-	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_match),	   cmocka_unit_test(test_syscall_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,7 +61,7 @@ static void nic_up(struct nic *t, uint64_t features)
 	snprintf(spec, sizeof(spec), "socket=%s", t->path);
 	struct net_config nc;
 	assert_int_equal(net_config_parse(spec, &nc, err, sizeof(err)), 0);
-	struct net_backend *be = net_backend_open(&nc, err, sizeof(err));
+	struct net_backend *be = net_backend_open(&nc, MAC, err, sizeof(err));
 	assert_non_null(be);
 	t->peer = accept(l, NULL, NULL);
 	assert_true(t->peer >= 0);
@@ -253,6 +253,9 @@ static void header_check(void **state)
 	assert_int_equal(virtio_net_hdr_check(&h, 0, 60), 0);
 	assert_int_equal(virtio_net_hdr_check(&h, 0, 10), -1);	 /* shorter than Ethernet */
 	assert_int_equal(virtio_net_hdr_check(&h, 0, 1519), -1); /* over the MTU, no TSO */
+	/* The big MTU (user networking) when the driver took it, not beyond. */
+	assert_int_equal(virtio_net_hdr_check(&h, VIRTIO_NET_F_MTU, NET_BIG_MAX), 0);
+	assert_int_equal(virtio_net_hdr_check(&h, VIRTIO_NET_F_MTU, NET_BIG_MAX + 1), -1);
 	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	h.csum_start = 34;
 	h.csum_offset = 16;
@@ -298,7 +301,14 @@ static void net_option(void **state)
 	assert_int_equal(net_config_parse(b, &nc, err, sizeof(err)), 0);
 	assert_int_equal(nc.kind, NET_TAP);
 	assert_string_equal(nc.target, "tap0");
+	char v6[] = "user,hostfwd=tcp:[::1]:8080-[fd00::5054:ff:fe12:3456]:80";
+	assert_int_equal(net_config_parse(v6, &nc, err, sizeof(err)), 0);
+	assert_string_equal(nc.hostfwd[0].host_addr, "::1");
+	assert_string_equal(nc.hostfwd[0].guest_addr, "fd00::5054:ff:fe12:3456");
+	assert_int_equal(nc.hostfwd[0].host_port, 8080);
 	const char *bad[] = {"tap",
+			     "user,hostfwd=tcp:[::1:8080-:80",
+			     "user,hostfwd=tcp:[]:8080-:80",
 			     "user,hostfwd=tcp::0-:80",
 			     "user,hostfwd=sctp::1-:2",
 			     "tap=x,restrict=on",
