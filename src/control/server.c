@@ -176,10 +176,8 @@ static json_object *cmd_policy(struct machine *m, const struct control_request *
 	}
 	char err[512];
 	struct policy *p = calloc(1, sizeof(*p));
-	if (!p || !(p->text = strdup(req->text))) {
-		free(p);
+	if (!p)
 		return reply_error("out of memory");
-	}
 	if (policy_parse(p, req->text, req->file, err, sizeof(err))) {
 		policy_free(p);
 		return reply_error(err);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/frame.h"
 #include "net/pcap.h"
 
 #define NET_QUEUE_SIZE	256
@@ -28,6 +29,8 @@ struct net_cfg {
 struct rx_frame {
 	uint8_t *data; /* virtio-net header, then the frame */
 	size_t len;
+	bool passed;	  /* the gate let it go (and charged its limits) */
+	bool after_pause; /* the gate deferred it for a pause */
 };
 
 struct virtio_net {
@@ -42,6 +45,11 @@ struct virtio_net {
 	struct rx_frame rx[RX_BACKLOG];
 	unsigned rx_head, rx_count;
 	struct vq_chain chain; /* scratch for receive, under vp.lock */
+	/* Receive held by the gate, under vp.lock: for a limit until the timer
+	 * fires (rx_held), for a pause until the VM resumes (rx_deferred). */
+	bool rx_held, rx_deferred;
+	struct loop_timer *rx_timer;
+	uint8_t tx_head[FRAME_HEAD_MAX]; /* the checked copy of a frame's headers, under vp.lock */
 };
 
 int virtio_net_hdr_check(const struct virtio_net_hdr *h, uint64_t features, size_t len)
@@ -119,7 +127,7 @@ static void deliver(void *ctx, const uint8_t *frame, size_t len)
 	 * on its way into the guest right now). */
 	bool full = n->rx_count == RX_BACKLOG;
 	if (!full)
-		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] = (struct rx_frame){p, total};
+		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] = (struct rx_frame){.data = p, .len = total};
 	pthread_mutex_unlock(&n->rxlock);
 	if (full)
 		free(p);
@@ -166,6 +174,48 @@ static int place(struct virtio_net *n, const struct rx_frame *f)
 	return 1;
 }
 
+static void after_gate(void *ctx);
+
+/* The head frame f through the gate, before the guest sees it: false if it
+ * must wait (a limit's hold, a pause) or was dropped (denied). On the loop
+ * a limit cannot sleep: the frame is held and the timer brings it back. */
+static bool rx_pass(struct virtio_net *n, struct rx_frame *f)
+{
+	const struct request_gate *g = &n->vp.gate;
+	if (f->passed || !gate_wants_data(g, GATE_NET))
+		return true;
+	size_t len = f->len - NET_HDR_LEN;
+	struct gate_request rq = {.kind = GATE_NET,
+				  .op = GATE_READ,
+				  .len = len,
+				  .data = f->data + NET_HDR_LEN,
+				  .head_len = len < FRAME_HEAD_MAX ? len : FRAME_HEAD_MAX,
+				  .after_pause = f->after_pause,
+				  .no_sleep = n->rx_timer != NULL};
+	enum gate_verdict v = gate_check(g, &rq);
+	pthread_mutex_lock(&n->rxlock);
+	struct rx_frame *head = &n->rx[n->rx_head];
+	if (v == GATE_FAIL)
+		drop_oldest(n); /* denied: dropped, as a wire would */
+	else if (v == GATE_DEFER)
+		head->after_pause = true;
+	else
+		head->passed = true;
+	pthread_mutex_unlock(&n->rxlock);
+	if (v == GATE_DEFER) {
+		n->rx_deferred = true;
+		if (g->after_resume)
+			g->after_resume(g->ctx, after_gate, n);
+		return false;
+	}
+	if (v == GATE_GO && rq.wait_ns) {
+		n->rx_held = true;
+		loop_timer_arm(n->rx_timer, rq.wait_ns, 0);
+		return false;
+	}
+	return v == GATE_GO;
+}
+
 /* Move backlog frames into the guest, with vp.lock held. */
 static void rx_drain(struct virtio_net *n)
 {
@@ -173,12 +223,17 @@ static void rx_drain(struct virtio_net *n)
 	if (!virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
 		return;
 	bool any = false;
-	for (;;) {
+	while (!n->rx_held && !n->rx_deferred) {
 		pthread_mutex_lock(&n->rxlock);
 		struct rx_frame f = n->rx_count ? n->rx[n->rx_head] : (struct rx_frame){0};
 		pthread_mutex_unlock(&n->rxlock);
 		if (!f.data)
 			break;
+		if (!rx_pass(n, &f)) {
+			if (n->rx_held || n->rx_deferred)
+				break;
+			continue; /* denied: the next one */
+		}
 		int r = place(n, &f);
 		if (r < 0)
 			virtio_pci_fail(vp);
@@ -205,10 +260,31 @@ static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
 	if (virtio_net_hdr_check(&h, features(n), len))
 		return 0;
 	/* The header the backend sees is our checked copy, not guest memory. */
-	struct iovec iov[1 + VQ_MAX_SIZE];
+	struct iovec iov[2 + VQ_MAX_SIZE];
 	h.num_buffers = 0;
 	iov[0] = (struct iovec){&h, NET_HDR_LEN};
-	unsigned k = 1 + iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + 1);
+	unsigned k = 1;
+	const struct request_gate *g = &vp->gate;
+	if (gate_wants_data(g, GATE_NET)) {
+		/* So are the frame's headers when the policy reads them: the
+		 * backend gets the bytes the gate saw, whatever the guest does to
+		 * its buffer meanwhile. */
+		size_t head = len < FRAME_HEAD_MAX ? len : FRAME_HEAD_MAX;
+		vq_chain_read(c, NET_HDR_LEN, n->tx_head, head);
+		struct gate_request rq = {.kind = GATE_NET,
+					  .op = GATE_WRITE,
+					  .len = len,
+					  .data = n->tx_head,
+					  .head_len = head,
+					  .after_pause = vp->after_pause};
+		enum gate_verdict v = gate_check(g, &rq);
+		if (v != GATE_GO)
+			return v == GATE_DEFER ? VIRTIO_DEFER : 0; /* denied: dropped */
+		iov[k++] = (struct iovec){n->tx_head, head};
+		k += iov_slice(c->iov, c->nread, NET_HDR_LEN + head, len - head, iov + k);
+	} else {
+		k += iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + k);
+	}
 	pcap_write(&n->cap, iov, k, NET_HDR_LEN, NET_HDR_LEN + len);
 	if (n->be->vnet_hdr)
 		net_backend_send(n->be, iov, k, NET_HDR_LEN + len);
@@ -247,6 +323,17 @@ void virtio_net_poll(struct virtio_net *n)
 	pthread_mutex_unlock(&n->vp.lock);
 }
 
+/* The hold on receive is over: a limit's timer fired, or the VM resumed
+ * after the pause a frame was deferred for. */
+static void after_gate(void *ctx)
+{
+	struct virtio_net *n = ctx;
+	pthread_mutex_lock(&n->vp.lock);
+	n->rx_held = n->rx_deferred = false;
+	rx_drain(n);
+	pthread_mutex_unlock(&n->vp.lock);
+}
+
 static void after_poll(void *ctx)
 {
 	virtio_net_poll(ctx);
@@ -265,6 +352,13 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	n->cap.fd = -1;
 	n->be = be;
 	n->evloop = env->loop;
+	/* Without a loop (test rigs) a limit's hold is slept instead. */
+	if (env->loop && !(n->rx_timer = loop_timer_new(env->loop, LOOP_DEVICE, after_gate, n))) {
+		snprintf(err, errlen, "out of memory creating virtio-net");
+		net_backend_close(be);
+		free(n);
+		return NULL;
+	}
 	be->deliver = deliver;
 	be->ctx = n;
 	pthread_mutex_init(&n->rxlock, NULL);
@@ -290,6 +384,7 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	return n;
 fail:
 	net_backend_close(be);
+	loop_timer_free(n->rx_timer);
 	pcap_close(&n->cap);
 	pthread_mutex_destroy(&n->rxlock);
 	free(n);
@@ -312,6 +407,7 @@ void virtio_net_destroy(void *dev)
 	if (!n)
 		return;
 	net_loop_stop(&n->loop);
+	loop_timer_free(n->rx_timer);
 	virtio_pci_destroy(&n->vp);
 	net_backend_close(n->be);
 	pcap_close(&n->cap);

@@ -463,6 +463,8 @@ int machine_run(struct machine *m)
 			     strerror(errno));
 	for (int i = 0; i < started; i++)
 		pthread_join(m->vcpu[i].thread, NULL);
+	if (m->pauser_live)
+		pthread_join(m->pauser, NULL);
 	policy_events_stop(m->events); /* the last audit lines are out, traces end */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 

@@ -89,6 +89,8 @@ struct machine {
 	struct machine_device devices[MAX_DEVICES];
 	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
 	struct policy_events *events; /* audit writer and trace clients */
+	pthread_t pauser; /* the last pause a policy rule started off the vCPUs (on the loop) */
+	bool pauser_live;
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.

@@ -13,6 +13,40 @@ static bool holds(const struct policy_rule *r, const struct policy_access *a)
 	return a->data && memmem(a->data, a->datalen, r->contains, r->ncontains);
 }
 
+static bool in_cidr(const struct policy_cidr *c, const struct frame_info *f, const uint8_t *addr)
+{
+	if (!c->family)
+		return true;
+	if (c->family != f->family)
+		return false;
+	unsigned whole = c->prefix / 8, rest = c->prefix % 8;
+	uint8_t mask = (uint8_t)(0xff00u >> rest);
+	return !memcmp(c->addr, addr, whole) && (!rest || !((c->addr[whole] ^ addr[whole]) & mask));
+}
+
+/* A rule's port range is not full only if given: then the frame must have ports. */
+static bool in_ports(const struct policy_range *r, const struct frame_info *f, uint16_t port)
+{
+	return r->hi == UINT64_MAX || ((f->flags & FRAME_PORTS) && in(r, port));
+}
+
+static bool net_matches(const struct policy_rule *r, const struct frame_info *f)
+{
+	if (!f)
+		return false;
+	if (!in(&r->ethertype, f->ethertype) || (r->fragment && !(f->flags & FRAME_FRAGMENT)))
+		return false;
+	if (r->proto >= 0) {
+		if (!f->family)
+			return false;
+		if (r->proto == POLICY_PROTO_ICMP ? f->proto != (f->family == 4 ? 1 : 58)
+						  : f->proto != r->proto)
+			return false;
+	}
+	return in_cidr(&r->src, f, f->src) && in_cidr(&r->dst, f, f->dst) &&
+	       in_ports(&r->sport, f, f->sport) && in_ports(&r->dport, f, f->dport);
+}
+
 static bool matches(const struct policy_rule *r, const struct policy_access *a)
 {
 	if (r->cls != a->cls || !(r->ops & a->op) || (r->vcpu >= 0 && r->vcpu != a->vcpu))
@@ -35,6 +69,8 @@ static bool matches(const struct policy_rule *r, const struct policy_access *a)
 			if (!in(&r->arg[i], a->args[i]))
 				return false;
 	if (r->dev[0] && (!a->dev || strcmp(r->dev, a->dev)))
+		return false;
+	if (r->cls == POLICY_NET && !net_matches(r, a->frame))
 		return false;
 	return !r->ncontains || holds(r, a);
 }
