@@ -1,6 +1,8 @@
 /* Fuzz the policy parser and matcher: any text is either refused with a
  * FILE:LINE:COL message or becomes rules that every access can be matched
- * against. The input's first 16 bytes are the access, the rest the text. */
+ * against, and whose canonical form (policy_format) parses back into the
+ * same rules. The input's first 16 bytes are the access, the rest the text. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +47,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r && r->action == POLICY_MODIFY)
 			policy_patch(r, buf, head[7] % (sizeof(buf) + 1));
 		policy_limit(&p, &a, addr);
+		/* The canonical form reads back into the same rules. */
+		static struct policy again;
+		char *canon = policy_format(&p);
+		if (!canon || policy_parse(&again, canon, "canonical", err, sizeof(err)) ||
+		    again.n != p.n)
+			abort();
+		for (int i = 0; i < p.n; i++)
+			if (memcmp(&again.rule[i], &p.rule[i], offsetof(struct policy_rule, line)))
+				abort();
+		free(canon);
 	} else if (strncmp(err, "fuzz:", 5) != 0) {
 		abort(); /* a refusal names the file, line and column */
 	}
