@@ -127,7 +127,8 @@ static void deliver(void *ctx, const uint8_t *frame, size_t len)
 	 * on its way into the guest right now). */
 	bool full = n->rx_count == RX_BACKLOG;
 	if (!full)
-		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] = (struct rx_frame){.data = p, .len = total};
+		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] =
+		    (struct rx_frame){.data = p, .len = total};
 	pthread_mutex_unlock(&n->rxlock);
 	if (full)
 		free(p);

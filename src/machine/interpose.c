@@ -93,8 +93,7 @@ static void policy_stop(struct machine *m, const struct policy_access *a,
 	machine_stop(m, STOP_ERROR, EXIT_CODE_POLICY,
 		     "%s: stopped by policy rule on line %d (%s %s %#llx%s%s)", who, r->line,
 		     policy_class_names[a->cls], policy_op_name(a->cls, a->op),
-		     (unsigned long long)a->addr,
-		     dev ? " on " : "", dev ? dev : "");
+		     (unsigned long long)a->addr, dev ? " on " : "", dev ? dev : "");
 }
 
 /* Wait ns for a limit rule, in slices so that a stopping VM does not wait.
@@ -440,11 +439,10 @@ static bool has_device(const struct machine *m, const struct policy_rule *r)
 				return true;
 		return false;
 	}
-	static const char *const prefix[NR_POLICY_CLASSES] = {
-	    [POLICY_DISK] = "virtio-blk",
-	    [POLICY_RNG] = "virtio-rng",
-	    [POLICY_CONSOLE] = "",
-	    [POLICY_NET] = "virtio-net"};
+	static const char *const prefix[NR_POLICY_CLASSES] = {[POLICY_DISK] = "virtio-blk",
+							      [POLICY_RNG] = "virtio-rng",
+							      [POLICY_CONSOLE] = "",
+							      [POLICY_NET] = "virtio-net"};
 	for (int i = 0; i < m->ndevices; i++)
 		if (!strcmp(m->devices[i].name, r->dev) &&
 		    !strncmp(r->dev, prefix[r->cls], strlen(prefix[r->cls])) &&
@@ -492,7 +490,8 @@ int interpose_check(struct machine *m, const struct policy *p, char *err, size_t
 		if (r->cls == POLICY_CONSOLE && r->ops == POLICY_READ && r->vcpu >= 0)
 			return refuse(r, err, errlen, "console input comes from no vCPU");
 		if (r->cls == POLICY_NET && r->ops == POLICY_READ && r->vcpu >= 0)
-			return refuse(r, err, errlen, "frames the guest receives come from no vCPU");
+			return refuse(r, err, errlen,
+				      "frames the guest receives come from no vCPU");
 		if (r->cls == POLICY_DISK && r->ops == POLICY_DISCARD)
 			return refuse(r, err, errlen, "virtio-blk offers no discard to the guest");
 		if (r->dev[0] && !has_device(m, r))

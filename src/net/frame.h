@@ -20,9 +20,9 @@
 struct frame_info {
 	uint16_t ethertype; /* after VLAN tags; 0 if the frame is too short */
 	uint8_t family;	    /* 4, 6, or 0: no valid IP header */
-	uint8_t proto;	    /* IP protocol: the upper layer, past IPv6 extension headers (if in reach) */
-	uint8_t flags;	    /* FRAME_* */
-	uint8_t vlans;	    /* tags skipped */
+	uint8_t proto; /* IP protocol: the upper layer, past IPv6 extension headers (if in reach) */
+	uint8_t flags; /* FRAME_* */
+	uint8_t vlans; /* tags skipped */
 	uint16_t sport, dport;
 	uint8_t src[16], dst[16]; /* IPv4: the first 4 bytes */
 };

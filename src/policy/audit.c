@@ -41,9 +41,9 @@ static void frame_json(const struct frame_info *f, char *buf, size_t len)
 			  len - n);
 	}
 	if (f->flags & FRAME_PORTS)
-		n += fits(snprintf(buf + n, len - n, ",\"sport\":%u,\"dport\":%u", f->sport,
-				   f->dport),
-			  len - n);
+		n += fits(
+		    snprintf(buf + n, len - n, ",\"sport\":%u,\"dport\":%u", f->sport, f->dport),
+		    len - n);
 	if (f->flags & FRAME_FRAGMENT)
 		fits(snprintf(buf + n, len - n, ",\"fragment\":true"), len - n);
 }
@@ -68,8 +68,8 @@ size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 			     "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"device\":\"%s\",\"class\":\"%s\","
 			     "\"op\":\"%s\"%s%s%s,\"verdict\":\"%s\"%s}\n",
 			     ev->ns, ev->vcpu, ev->device ? ev->device : "-",
-			     policy_class_names[ev->cls], policy_op_name(ev->cls, ev->op), where, what,
-			     frame, policy_action_names[ev->verdict], rule),
+			     policy_class_names[ev->cls], policy_op_name(ev->cls, ev->op), where,
+			     what, frame, policy_action_names[ev->verdict], rule),
 		    len);
 }
 

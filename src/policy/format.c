@@ -137,7 +137,8 @@ static void rule(struct out *o, const struct policy_rule *r)
 		range(o, "written", &r->written, true);
 	for (int i = 0; i < 4; i++)
 		if (!full(&r->arg[i]))
-			range(o, (const char *[]){"arg0", "arg1", "arg2", "arg3"}[i], &r->arg[i], true);
+			range(o, (const char *[]){"arg0", "arg1", "arg2", "arg3"}[i], &r->arg[i],
+			      true);
 	if (r->vcpu >= 0)
 		put(o, " vcpu %d", r->vcpu);
 	if (r->dev[0])

@@ -383,7 +383,8 @@ static int expected_key(struct lexer *l, const struct policy_rule *r, unsigned s
 			continue;
 		if (k == K_OP) {
 			for (int o = 0; o < NR_POLICY_OPS; o++)
-				if (policy_class_ops[r->cls] & (1u << o) && r->cls != POLICY_HYPERCALL)
+				if (policy_class_ops[r->cls] & (1u << o) &&
+				    r->cls != POLICY_HYPERCALL)
 					n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ",
 							      policy_op_name(r->cls, 1u << o));
 		} else if (k == K_RANGE) {

@@ -15,26 +15,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netvm import Guest, GuestError  # noqa: E402
+from netvm import Guest, check  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
 BLOB = 4 << 20
 RATE = 512 << 10  # limit net rx bytes 512K/s (the default burst: a tenth of it); a
 # rate the soft engine sustains on a loaded host, so that the limit is what is measured
 NAME = "pnet-%d" % os.getpid()
-
-
-def report(ok, name, why=""):
-    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
-
-
-def check(name, fn):
-    try:
-        ok, why = fn()
-    except (GuestError, OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
-        ok, why = False, str(e)[-600:]
-    report(ok, name, why)
-    return ok
+t0 = time.monotonic()
 
 
 class Server:
@@ -163,7 +151,10 @@ try:
                      % http.port, 180)
         time.sleep(1.5)
         lines = trace_stop(tr, path)
-        a, b, n = out.split()[-3:]
+        words = out.split()
+        if len(words) < 3 or not words[-1].isdigit():
+            return False, "the download failed: %r" % out[-300:]
+        a, b, n = words[-3:]
         secs = float(b) - float(a)
         # The frames of the download as the gate passed them: their bytes (headers
         # included, as the limit counts them) less one burst, over their time.
@@ -190,6 +181,7 @@ try:
     check("policy-net: modify net is refused with its line and column, the VM keeps its policy",
           malformed)
 finally:
+    print("  scenario took %.0f s" % (time.monotonic() - t0), flush=True)
     if trace and trace.poll() is None:
         trace.kill()
     if vm:

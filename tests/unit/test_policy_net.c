@@ -188,12 +188,8 @@ static const struct policy_rule *match_frame(const uint8_t *f, size_t n, unsigne
 	struct frame_info fi;
 	frame_classify(f, n, &fi);
 	const struct policy_rule *logged;
-	struct policy_access a = {.cls = POLICY_NET,
-				  .op = op,
-				  .len = n,
-				  .vcpu = -1,
-				  .dev = "virtio-net0",
-				  .frame = &fi};
+	struct policy_access a = {
+	    .cls = POLICY_NET, .op = op, .len = n, .vcpu = -1, .dev = "virtio-net0", .frame = &fi};
 	return policy_match(&pol, &a, &logged);
 }
 
@@ -249,7 +245,8 @@ static void refused(const char *text, const char *msg)
 static void test_net_malformed(void **state)
 {
 	(void)state;
-	refused("modify net bytes 0x00", "p.policy:1:8: expected another action: net frames cannot be modified");
+	refused("modify net bytes 0x00",
+		"p.policy:1:8: expected another action: net frames cannot be modified");
 	refused("deny net read", "p.policy:1:10: expected rx, tx, length RANGE");
 	refused("deny net dport 70000", "p.policy:1:16: expected a port range");
 	refused("deny net dst 10.0.2.0/33", "p.policy:1:14: expected an address or prefix");
