@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "net/frame.h"
 #include "net/pcap.h"
@@ -45,9 +46,12 @@ struct virtio_net {
 	struct rx_frame rx[RX_BACKLOG];
 	unsigned rx_head, rx_count;
 	struct vq_chain chain; /* scratch for receive, under vp.lock */
-	/* Receive held by the gate, under vp.lock: for a limit until the timer
-	 * fires (rx_held), for a pause until the VM resumes (rx_deferred). */
-	bool rx_held, rx_deferred;
+	/* Receive held by the gate, under vp.lock: for a limit until rx_due
+	 * (CLOCK_MONOTONIC ns), for a pause until the VM resumes (rx_deferred). */
+	uint64_t rx_due;
+	bool rx_deferred;
+	/* Drains on the loop that could not wait for vp.lock (a vCPU holds it,
+	 * maybe for a transmit limit's wait), and the end of a limit's hold. */
 	struct loop_timer *rx_timer;
 	uint8_t tx_head[FRAME_HEAD_MAX]; /* the checked copy of a frame's headers, under vp.lock */
 };
@@ -175,7 +179,14 @@ static int place(struct virtio_net *n, const struct rx_frame *f)
 	return 1;
 }
 
-static void after_gate(void *ctx);
+static void rx_resumed(void *ctx);
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The head frame f through the gate, before the guest sees it: false if it
  * must wait (a limit's hold, a pause) or was dropped (denied). On the loop
@@ -206,11 +217,11 @@ static bool rx_pass(struct virtio_net *n, struct rx_frame *f)
 	if (v == GATE_DEFER) {
 		n->rx_deferred = true;
 		if (g->after_resume)
-			g->after_resume(g->ctx, after_gate, n);
+			g->after_resume(g->ctx, rx_resumed, n);
 		return false;
 	}
 	if (v == GATE_GO && rq.wait_ns) {
-		n->rx_held = true;
+		n->rx_due = now_ns() + rq.wait_ns;
 		loop_timer_arm(n->rx_timer, rq.wait_ns, 0);
 		return false;
 	}
@@ -224,14 +235,20 @@ static void rx_drain(struct virtio_net *n)
 	if (!virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
 		return;
 	bool any = false;
-	while (!n->rx_held && !n->rx_deferred) {
+	uint64_t now = n->rx_due ? now_ns() : 0;
+	if (now < n->rx_due) { /* (again: a retry may have moved the timer) */
+		loop_timer_arm(n->rx_timer, n->rx_due - now, 0);
+		return;
+	}
+	n->rx_due = 0;
+	while (!n->rx_due && !n->rx_deferred) {
 		pthread_mutex_lock(&n->rxlock);
 		struct rx_frame f = n->rx_count ? n->rx[n->rx_head] : (struct rx_frame){0};
 		pthread_mutex_unlock(&n->rxlock);
 		if (!f.data)
 			break;
 		if (!rx_pass(n, &f)) {
-			if (n->rx_held || n->rx_deferred)
+			if (n->rx_due || n->rx_deferred)
 				break;
 			continue; /* denied: the next one */
 		}
@@ -319,18 +336,14 @@ static const struct virtio_dev_ops net_ops = {.queue_notify = net_notify, .reset
 
 void virtio_net_poll(struct virtio_net *n)
 {
-	pthread_mutex_lock(&n->vp.lock);
-	rx_drain(n);
-	pthread_mutex_unlock(&n->vp.lock);
-}
-
-/* The hold on receive is over: a limit's timer fired, or the VM resumed
- * after the pause a frame was deferred for. */
-static void after_gate(void *ctx)
-{
-	struct virtio_net *n = ctx;
-	pthread_mutex_lock(&n->vp.lock);
-	n->rx_held = n->rx_deferred = false;
+	/* The loop never waits for a vCPU that holds the lock (a transmit
+	 * limit sleeps under it): it comes back in a millisecond. */
+	if (n->rx_timer && pthread_mutex_trylock(&n->vp.lock)) {
+		loop_timer_arm(n->rx_timer, 1000000, 0);
+		return;
+	}
+	if (!n->rx_timer)
+		pthread_mutex_lock(&n->vp.lock);
 	rx_drain(n);
 	pthread_mutex_unlock(&n->vp.lock);
 }
@@ -338,6 +351,16 @@ static void after_gate(void *ctx)
 static void after_poll(void *ctx)
 {
 	virtio_net_poll(ctx);
+}
+
+/* The VM resumed after the pause a received frame was deferred for. */
+static void rx_resumed(void *ctx)
+{
+	struct virtio_net *n = ctx;
+	pthread_mutex_lock(&n->vp.lock);
+	n->rx_deferred = false;
+	rx_drain(n);
+	pthread_mutex_unlock(&n->vp.lock);
 }
 
 struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
@@ -354,7 +377,7 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	n->be = be;
 	n->evloop = env->loop;
 	/* Without a loop (test rigs) a limit's hold is slept instead. */
-	if (env->loop && !(n->rx_timer = loop_timer_new(env->loop, LOOP_DEVICE, after_gate, n))) {
+	if (env->loop && !(n->rx_timer = loop_timer_new(env->loop, LOOP_DEVICE, after_poll, n))) {
 		snprintf(err, errlen, "out of memory creating virtio-net");
 		net_backend_close(be);
 		free(n);

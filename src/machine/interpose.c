@@ -470,7 +470,10 @@ bool interpose_allows_ioeventfd(const struct policy *p)
 {
 	unsigned requests =
 	    1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE | 1u << POLICY_NET;
-	return !policy_has_class(p, POLICY_MMIO) && !(p && (p->vcpu_classes & requests));
+	/* A transmit limit sleeps on the thread that kicked the queue: a vCPU,
+	 * never the VM's loop. */
+	return !policy_has_class(p, POLICY_MMIO) &&
+	       !(p && ((p->vcpu_classes & requests) || (p->limit_classes & 1u << POLICY_NET)));
 }
 
 int interpose_check(struct machine *m, const struct policy *p, char *err, size_t errlen)

@@ -62,6 +62,24 @@ def greet(vm, srv):
     return vm.run("nc -w 3 10.0.2.2 %d </dev/null 2>/dev/null" % srv.port, 60)
 
 
+def middle_rate(lines, op, port):
+    """The frames of a transfer as the gate passed them (trace lines with op
+    and port), their bytes with headers (as a limit counts them), and their
+    rate over the middle 80 % of the bytes: past the burst and TCP's slow
+    start, before the last frames. Also whether the trace lost events."""
+    frames = [json.loads(l) for l in lines if op in l and port in l]
+    got = sum(f["len"] for f in frames)
+    marks, run = [], 0
+    for f in frames:
+        run += f["len"]
+        marks.append((run, f["ns"]))
+    lo = next((m for m in marks if m[0] >= 0.1 * got), (0, 0))
+    hi = next((m for m in marks if m[0] >= 0.9 * got), (0, 0))
+    span = (hi[1] - lo[1]) / 1e9
+    return frames, got, span, (hi[0] - lo[0]) / span if span > 0 else 0, \
+        any('"dropped"' in l for l in lines)
+
+
 def trace_start(name):
     """popek trace --class net into a file (a pipe nobody reads would fill)."""
     path = os.path.join(tmp, "trace-%s.jsonl" % name)
@@ -75,7 +93,26 @@ def trace_stop(proc, path):
     return open(path).read().splitlines()
 
 
-smtp, other = Server(), Server()
+class Sink(Server):
+    """A TCP server on 127.0.0.1 that counts the bytes clients send."""
+
+    got = 0
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                self.got += len(b)
+            c.close()
+
+
+smtp, other, sink = Server(), Server(), Sink()
 www = os.path.join(tmp, "www")
 os.makedirs(www, exist_ok=True)
 open(os.path.join(www, "blob"), "wb").write(os.urandom(BLOB))
@@ -158,20 +195,7 @@ try:
             return False, "the download failed: %r" % out[-300:]
         a, b, n = words[-3:]
         secs = float(b) - float(a)
-        # The frames of the download as the gate passed them, their bytes with
-        # headers (as the limit counts them): the rate over the middle 80 % of
-        # the bytes, past the burst and TCP's slow start, before the last frames.
-        frames = [json.loads(l) for l in lines if '"op":"rx"' in l and '"sport":%d,' % http_port in l]
-        dropped = [l for l in lines if '"dropped"' in l]
-        got = sum(f["len"] for f in frames)
-        marks, run = [], 0
-        for f in frames:
-            run += f["len"]
-            marks.append((run, f["ns"]))
-        lo = next((m for m in marks if m[0] >= 0.1 * got), (0, 0))
-        hi = next((m for m in marks if m[0] >= 0.9 * got), (0, 0))
-        span = (hi[1] - lo[1]) / 1e9
-        rate = (hi[0] - lo[0]) / span if span > 0 else 0
+        frames, got, span, rate, dropped = middle_rate(lines, '"op":"rx"', '"sport":%d,' % http_port)
         # The guest's own clock: never faster than the limit allows.
         least = 0.9 * (got - RATE / 10) / RATE
         print("  limit: %d bytes through the gate, the middle 80 %% in %.2f s: %.0f B/s (limit %d); "
@@ -181,6 +205,26 @@ try:
                 "in %d frames, the middle 80 %% in %.2f s: %.0f B/s, want %d +- 10 %%%s"
                 % (n, secs, least, got, len(frames), span, rate, RATE, "; trace dropped" if dropped else ""))
     check("policy-net: limit net rx bytes 512K/s holds a 4 MiB download within 10 %", limited)
+
+    def tx_limited():
+        third = write("third.policy", "limit net tx bytes 256K/s\n")
+        r = popek_cmd("policy", NAME, third)
+        tr, path = trace_start("tx")
+        time.sleep(1)
+        vm.run("dd if=/dev/zero bs=4096 count=256 2>/dev/null | nc -w 3 10.0.2.2 %d" % sink.port, 180)
+        time.sleep(1.5)
+        lines = trace_stop(tr, path)
+        frames, got, span, rate, dropped = middle_rate(lines, '"op":"tx"', '"dport":%d,' % sink.port)
+        want = 256 << 10
+        print("  tx limit: %d bytes through the gate, the middle 80 %% in %.2f s: %.0f B/s (limit %d); "
+              "the host got %d" % (got, span, rate, want, sink.got), flush=True)
+        return (r.returncode == 0 and sink.got == 1 << 20 and not dropped and
+                abs(rate - want) <= 0.1 * want,
+                "popek policy rc %d; the host got %d bytes; the gate passed %d bytes in %d frames, "
+                "the middle 80 %% in %.2f s: %.0f B/s, want %d +- 10 %%%s"
+                % (r.returncode, sink.got, got, len(frames), span, rate, want,
+                   "; trace dropped" if dropped else ""))
+    check("policy-net: limit net tx bytes 256K/s holds a 1 MiB upload within 10 %", tx_limited)
 
     def malformed():
         bad = write("bad.policy", "deny net tcp dport 25\nmodify net bytes 0x00\n")
