@@ -19,8 +19,11 @@ from netvm import Guest, check  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
 BLOB = 4 << 20
-RATE = 512 << 10  # limit net rx bytes 512K/s (the default burst: a tenth of it); a
-# rate the soft engine sustains on a loaded host, so that the limit is what is measured
+# limit net rx bytes 256K/s burst 128K: a rate the soft engine sustains on a loaded host
+# (so that the limit is what is measured), and a burst of half a second, so that a vCPU
+# the host does not run for a while catches up instead of losing its share; small
+# against the bytes measured (GCRA: any window gets at most rate * time + burst).
+RATE, BURST = 256 << 10, 128 << 10
 NAME = "pnet-%d" % os.getpid()
 t0 = time.monotonic()
 
@@ -164,7 +167,7 @@ try:
 
     # Live: the other port is denied now, SMTP allowed, and receive limited.
     second = write("second.policy", "deny net tx tcp dst 10.0.2.2/32 dport %d\n"
-                   "limit net rx bytes 512K/s\n" % other.port)
+                   "limit net rx bytes 256K/s burst 128K\n" % other.port)
 
     def replaced():
         r = popek_cmd("policy", NAME, second)
@@ -178,7 +181,8 @@ try:
         again = write("again.policy", shown)
         r = popek_cmd("policy", NAME, again)
         return (r.returncode == 0 and popek_cmd("policy", NAME).stdout == shown and
-                shown == "deny net tx tcp dst 10.0.2.2 dport %d\nlimit net rx bytes 512K/s\n" % other.port,
+                shown == ("deny net tx tcp dst 10.0.2.2 dport %d\nlimit net rx bytes 256K/s burst 128K\n"
+                          % other.port),
                 "printed %r, sent back: rc %d %s" % (shown, r.returncode, r.stderr.strip()))
     check("policy-net: the canonical form sent back is the same policy", round_trip)
 
@@ -197,34 +201,34 @@ try:
         secs = float(b) - float(a)
         frames, got, span, rate, dropped = middle_rate(lines, '"op":"rx"', '"sport":%d,' % http_port)
         # The guest's own clock: never faster than the limit allows.
-        least = 0.9 * (got - RATE / 10) / RATE
+        least = 0.9 * (got - BURST) / RATE
         print("  limit: %d bytes through the gate, the middle 80 %% in %.2f s: %.0f B/s (limit %d); "
               "the guest's download took %.2f s" % (got, span, rate, RATE, secs), flush=True)
         return (int(n) == BLOB and not dropped and abs(rate - RATE) <= 0.1 * RATE and secs >= least,
                 "%s bytes in %.2f s by the guest's clock (at least %.2f s); the gate passed %d bytes "
                 "in %d frames, the middle 80 %% in %.2f s: %.0f B/s, want %d +- 10 %%%s"
                 % (n, secs, least, got, len(frames), span, rate, RATE, "; trace dropped" if dropped else ""))
-    check("policy-net: limit net rx bytes 512K/s holds a 4 MiB download within 10 %", limited)
+    check("policy-net: limit net rx bytes 256K/s holds a 4 MiB download within 10 %", limited)
 
     def tx_limited():
-        third = write("third.policy", "limit net tx bytes 256K/s\n")
+        third = write("third.policy", "limit net tx bytes 256K/s burst 64K\n")
         r = popek_cmd("policy", NAME, third)
         tr, path = trace_start("tx")
         time.sleep(1)
-        vm.run("dd if=/dev/zero bs=4096 count=256 2>/dev/null | nc -w 3 10.0.2.2 %d" % sink.port, 180)
+        vm.run("dd if=/dev/zero bs=4096 count=512 2>/dev/null | nc -w 3 10.0.2.2 %d" % sink.port, 180)
         time.sleep(1.5)
         lines = trace_stop(tr, path)
         frames, got, span, rate, dropped = middle_rate(lines, '"op":"tx"', '"dport":%d,' % sink.port)
         want = 256 << 10
         print("  tx limit: %d bytes through the gate, the middle 80 %% in %.2f s: %.0f B/s (limit %d); "
               "the host got %d" % (got, span, rate, want, sink.got), flush=True)
-        return (r.returncode == 0 and sink.got == 1 << 20 and not dropped and
+        return (r.returncode == 0 and sink.got == 2 << 20 and not dropped and
                 abs(rate - want) <= 0.1 * want,
                 "popek policy rc %d; the host got %d bytes; the gate passed %d bytes in %d frames, "
                 "the middle 80 %% in %.2f s: %.0f B/s, want %d +- 10 %%%s"
                 % (r.returncode, sink.got, got, len(frames), span, rate, want,
                    "; trace dropped" if dropped else ""))
-    check("policy-net: limit net tx bytes 256K/s holds a 1 MiB upload within 10 %", tx_limited)
+    check("policy-net: limit net tx bytes 256K/s holds a 2 MiB upload within 10 %", tx_limited)
 
     def malformed():
         bad = write("bad.policy", "deny net tcp dport 25\nmodify net bytes 0x00\n")
