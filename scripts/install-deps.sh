@@ -4,6 +4,8 @@ set -euo pipefail
 pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev libseccomp-dev libslirp-dev
 	qemu-system-x86 xz-utils cpio gzip ca-certificates time
 	qemu-system-common)
+# qcow2 and other images: qemu-storage-daemon (qemu-system-common) serves them, qemu-img makes and checks them
+pkgs+=(qemu-utils)
 # popek-oci: e2fsprogs builds the container disks; its tests drive podman and containerd
 pkgs+=(e2fsprogs podman runc containerd)
 # popek exec: its tests run static busybox applets

@@ -10,6 +10,7 @@
 #include "boot/linux.h"
 #include "cli/cli.h"
 #include "control/control.h"
+#include "devices/disk_format.h"
 #include "machine/machine.h"
 #include "net/net.h"
 #include "policy/policy.h"
@@ -56,22 +57,36 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* FILE or FILE,ro. The suffix is cut off in place: optarg lives in argv. The
- * path is made absolute here, while the host's tree is in reach: snapshots of
- * a jailed VMM record it. */
+/* FILE, FILE,ro or socket=PATH. The suffix is cut off in place: optarg lives
+ * in argv. The path is made absolute here, while the host's tree is in reach:
+ * snapshots of a jailed VMM record it. The image's format is read from its
+ * header now, so everything after knows what serves the disk. */
 static int parse_disk(char *arg, struct vm_config *cfg)
 {
 	static char real[MAX_DISKS][PATH_MAX];
 	if (cfg->ndisks == MAX_DISKS)
 		return -1;
 	struct disk_config *d = &cfg->disk[cfg->ndisks];
-	size_t n = strlen(arg);
-	d->ro = n > 3 && !strcmp(arg + n - 3, ",ro");
-	if (d->ro)
-		arg[n - 3] = '\0';
-	if (!*arg)
+	/* Options trail the path (which may hold commas): ,ro and ,format=raw. */
+	for (char *opt; (opt = strrchr(arg, ',')) && opt != arg;) {
+		if (!strcmp(opt, ",ro"))
+			d->ro = true;
+		else if (!strcmp(opt, ",format=raw"))
+			d->format_raw = true;
+		else
+			break;
+		*opt = '\0';
+	}
+	d->kind = strncmp(arg, "socket=", 7) ? DISK_RAW : DISK_SOCKET;
+	if (d->kind == DISK_SOCKET)
+		arg += 7;
+	/* ro with a socket would be the user's backend's to enforce, not popek's. */
+	if (!*arg || (d->kind == DISK_SOCKET && (d->ro || d->format_raw)))
 		return -1;
 	d->path = realpath(arg, real[cfg->ndisks]) ? real[cfg->ndisks] : arg;
+	d->format = d->kind == DISK_RAW && !d->format_raw ? disk_format_detect(d->path) : NULL;
+	if (d->format)
+		d->kind = DISK_IMAGE;
 	cfg->ndisks++;
 	return 0;
 }
@@ -282,7 +297,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		case O_DISK:
 			if (parse_disk(optarg, cfg))
 				return usage_error(
-				    "--disk %s: use FILE or FILE,ro (at most 8 disks)", optarg);
+				    "--disk %s: use FILE[,ro][,format=raw] or socket=PATH (a "
+				    "vhost-user-blk backend's own options decide ro; at most 8 "
+				    "disks)",
+				    optarg);
 			break;
 		case O_DEVICE: {
 			int dev = optional_device_find(optarg);

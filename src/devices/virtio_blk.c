@@ -9,6 +9,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "devices/disk_format.h"
+#include "machine/config.h"
+
 #define SECTOR 512ull
 
 #define VIRTIO_BLK_F_SEG_MAX  2
@@ -48,6 +51,7 @@ struct virtio_blk {
 	struct virtio_pci vp; /* first: the device is its transport for the registry's hooks */
 	int fd;
 	bool ro;
+	bool guard_head; /* refuse a sector 0 that would probe as another format */
 	uint64_t sectors;
 	char id[BLK_ID_BYTES];
 	struct blk_config config;
@@ -92,7 +96,12 @@ static int gated_transfer(struct virtio_blk *b, struct gate_request *rq, struct 
 {
 	const struct request_gate *g = &b->vp.gate;
 	uint8_t *copy = NULL;
-	if (write && gate_wants_data(g, GATE_DISK)) {
+	/* The image was found raw by its content: a guest that wrote a qcow2
+	 * header (with a backing file of its choosing) there would have popek
+	 * open it as qcow2 next time. Such a write fails, as in QEMU; checked
+	 * on a copy, which is what reaches the file. */
+	bool guard = write && b->guard_head && rq->sector == 0;
+	if (write && (guard || gate_wants_data(g, GATE_DISK))) {
 		if (rq->len > GATE_COPY_MAX || !(copy = malloc(rq->len ? rq->len : 1)))
 			return VIRTIO_BLK_S_IOERR;
 		size_t done = 0; /* iov holds exactly len bytes; the bound is belt and braces */
@@ -101,6 +110,11 @@ static int gated_transfer(struct virtio_blk *b, struct gate_request *rq, struct 
 			done += iov[i].iov_len;
 		}
 		rq->data = copy;
+		if (guard && disk_format_probe(
+				 copy, rq->len < DISK_FORMAT_HEAD ? rq->len : DISK_FORMAT_HEAD)) {
+			free(copy);
+			return VIRTIO_BLK_S_IOERR;
+		}
 	}
 	enum gate_verdict v = gate_check(g, rq);
 	int st = v == GATE_DEFER ? VIRTIO_DEFER : VIRTIO_BLK_S_IOERR;
@@ -215,15 +229,18 @@ static int open_image(struct virtio_blk *b, const char *path, char *err, size_t 
 	return 0;
 }
 
-struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const char *path, bool ro,
+struct virtio_blk *virtio_blk_create(const struct virtio_env *env, const struct disk_config *d,
 				     char *err, size_t errlen)
 {
+	const char *path = d->path;
+	bool ro = d->ro;
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	if (!b) {
 		snprintf(err, errlen, "out of memory creating virtio-blk for %s", path);
 		return NULL;
 	}
 	b->ro = ro;
+	b->guard_head = !d->format_raw;
 	if (open_image(b, path, err, errlen) < 0)
 		goto fail;
 	/* The serial the guest sees (/sys/block/vda/serial): the image's name,
@@ -277,22 +294,16 @@ int virtio_blk_fd(const struct virtio_blk *b)
 	return b->fd;
 }
 
-static int blk_count(const struct vm_config *cfg)
-{
-	return cfg->ndisks;
-}
-
 static int blk_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,
 		      char *err, size_t errlen)
 {
 	struct virtio_env env = virtio_env_of(s);
-	*dev = virtio_blk_create(&env, cfg->disk[i].path, cfg->disk[i].ro, err, errlen);
+	*dev = virtio_blk_create(&env, &cfg->disk[i], err, errlen);
 	return *dev ? 0 : EXIT_CODE_USAGE;
 }
 
 const struct device_type virtio_blk_device = {.name = "virtio-blk",
 					      .numbered = true,
-					      .count = blk_count,
 					      .create = blk_create,
 					      .save = virtio_pci_save,
 					      .load = virtio_pci_load,

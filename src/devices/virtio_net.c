@@ -111,6 +111,14 @@ static void drop_oldest(struct virtio_net *n)
 	n->rx_count--;
 }
 
+static void drop_all(struct virtio_net *n)
+{
+	pthread_mutex_lock(&n->rxlock);
+	while (n->rx_count)
+		drop_oldest(n);
+	pthread_mutex_unlock(&n->rxlock);
+}
+
 /* A frame from the backend (its lock held, any thread). */
 static void deliver(void *ctx, const uint8_t *frame, size_t len)
 {
@@ -232,7 +240,13 @@ static bool rx_pass(struct virtio_net *n, struct rx_frame *f)
 static void rx_drain(struct virtio_net *n)
 {
 	struct virtio_pci *vp = &n->vp;
-	if (!virtio_pci_live(vp) || !vp->vq[RXQ].enabled)
+	if (!virtio_pci_live(vp)) {
+		/* No driver to take them: lost, as on a NIC whose link is down,
+		 * rather than held for a driver that may never come. */
+		drop_all(n);
+		return;
+	}
+	if (!vp->vq[RXQ].enabled)
 		return;
 	bool any = false;
 	uint64_t now = n->rx_due ? now_ns() : 0;
@@ -324,10 +338,7 @@ static void net_notify(struct virtio_pci *vp, unsigned q)
 static void net_reset(struct virtio_pci *vp)
 {
 	struct virtio_net *n = vp->dev;
-	pthread_mutex_lock(&n->rxlock);
-	while (n->rx_count)
-		drop_oldest(n);
-	pthread_mutex_unlock(&n->rxlock);
+	drop_all(n);
 	if (n->be)
 		sync_offload(n);
 }
@@ -435,8 +446,7 @@ void virtio_net_destroy(void *dev)
 	virtio_pci_destroy(&n->vp);
 	net_backend_close(n->be);
 	pcap_close(&n->cap);
-	while (n->rx_count)
-		drop_oldest(n);
+	drop_all(n);
 	pthread_mutex_destroy(&n->rxlock);
 	free(n);
 }

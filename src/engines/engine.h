@@ -63,6 +63,7 @@ struct vcpu_exit {
 			uint32_t count;
 			uint8_t *data;
 			bool has_regs, regs_dirty;
+			bool coalesced; /* a write that made no exit (coalesce_pio) */
 			struct exit_regs regs;
 		} io;
 		struct {
@@ -131,6 +132,12 @@ struct engine_ops {
 	 * returning an EXIT_MMIO; assign=false removes the binding. Devices fall
 	 * back to MMIO exits without it. (kvm: KVM_IOEVENTFD.) */
 	int (*ioeventfd)(struct engine_vm *vm, uint64_t gpa, unsigned len, int fd, bool assign);
+	/* Optional (NULL or -ENOTSUP: every write exits): guest writes to ports
+	 * [port, port + len) need no exit of their own; each is reported, in
+	 * order, as an EXIT_IO write before the next exit of any vCPU. Only for
+	 * latches whose value the guest can see through exits alone. (kvm:
+	 * KVM_CAP_COALESCED_PIO.) */
+	int (*coalesce_pio)(struct engine_vm *vm, uint16_t port, unsigned len);
 
 	/* VM-wide interrupt controllers, PIT and clock (snapshots); all vCPUs
 	 * must be parked. */

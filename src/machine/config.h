@@ -13,9 +13,20 @@ enum console_kind { CONSOLE_STDIO, CONSOLE_FILE };
 
 #define MAX_DISKS 8
 
+/* How a --disk is served: a raw image by popek's own virtio-blk, an image
+ * of another format (found by its content) by a qemu-storage-daemon popek
+ * starts, a socket by the vhost-user-blk backend the user started there. */
+enum disk_kind { DISK_RAW, DISK_IMAGE, DISK_SOCKET };
+
 struct disk_config {
-	const char *path; /* raw image, attached as virtio-blk */
+	const char *path; /* the image, or the backend's socket */
+	enum disk_kind kind;
+	const char *format; /* DISK_IMAGE: QEMU's driver for it ("qcow2") */
 	bool ro;
+	/* format=raw: raw without looking, and the guest may write any header
+	 * to sector 0 (otherwise one that would make the file probe as another
+	 * format next time is refused: docs/devices.md). */
+	bool format_raw;
 };
 
 #define MAX_NICS     4

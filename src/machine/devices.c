@@ -7,12 +7,12 @@
 #include "devices/acpi_pm.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
+#include "devices/disk.h"
 #include "devices/fw_cfg.h"
 #include "devices/i8042.h"
 #include "devices/pc_testdev.h"
 #include "devices/pvpanic.h"
 #include "devices/uart16550.h"
-#include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
@@ -29,7 +29,7 @@ static const struct device_type *const registry[] = {
     &fw_cfg_device,
     &pc_testdev_device,
     /* on the PCI bus */
-    &virtio_blk_device,
+    &disk_device,
     &pvpanic_device,
     &virtio_rng_device,
     &virtio_console_device,
@@ -90,7 +90,7 @@ struct machine_device *machine_device_find(struct machine *m, const char *name)
 int machine_disk_fd(struct machine *m, int i)
 {
 	char name[24];
-	snprintf(name, sizeof(name), "%s%d", virtio_blk_device.name, i);
+	snprintf(name, sizeof(name), "%s%d", disk_device.name, i);
 	struct machine_device *d = machine_device_find(m, name);
-	return d ? virtio_blk_fd(d->dev) : -1;
+	return d ? disk_fd(d->dev) : -1;
 }

@@ -452,6 +452,19 @@ static bool has_device(const struct machine *m, const struct policy_rule *r)
 	return false;
 }
 
+/* The first disk rule r could match whose requests a vhost-user backend
+ * reads from shared RAM, never passing popek; -1 if none. */
+static int vhost_disk(const struct machine *m, const struct policy_rule *r)
+{
+	for (int i = 0; r->cls == POLICY_DISK && i < m->cfg->ndisks; i++) {
+		char name[24];
+		snprintf(name, sizeof(name), "virtio-blk%d", i);
+		if (m->cfg->disk[i].kind != DISK_RAW && (!r->dev[0] || !strcmp(r->dev, name)))
+			return i;
+	}
+	return -1;
+}
+
 static int refuse(const struct policy_rule *r, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int refuse(const struct policy_rule *r, char *err, size_t errlen, const char *fmt, ...)
@@ -476,6 +489,11 @@ bool interpose_allows_ioeventfd(const struct policy *p)
 	       !(p && ((p->vcpu_classes & requests) || (p->limit_classes & 1u << POLICY_NET)));
 }
 
+bool interpose_allows_coalesced_pio(const struct policy *p)
+{
+	return !policy_has_class(p, POLICY_PIO);
+}
+
 int interpose_check(struct machine *m, const struct policy *p, char *err, size_t errlen)
 {
 	for (int i = 0; p && i < p->n; i++) {
@@ -497,6 +515,15 @@ int interpose_check(struct machine *m, const struct policy *p, char *err, size_t
 				      "frames the guest receives come from no vCPU");
 		if (r->cls == POLICY_DISK && r->ops == POLICY_DISCARD)
 			return refuse(r, err, errlen, "virtio-blk offers no discard to the guest");
+		int vd = vhost_disk(m, r);
+		if (vd >= 0)
+			return refuse(
+			    r, err, errlen,
+			    "virtio-blk%d is served by a vhost-user backend that reads its "
+			    "requests straight from guest RAM, so they never reach popek "
+			    "(docs/vhost-user.md); name the raw disks the rule is for (dev "
+			    "virtio-blkN) or give the disk as a raw image",
+			    vd);
 		if (r->dev[0] && !has_device(m, r))
 			return refuse(r, err, errlen,
 				      "this VM has no %s device %s (names as `popek stats` and "

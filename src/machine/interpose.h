@@ -47,5 +47,8 @@ int interpose_check(struct machine *m, const struct policy *p, char *err, size_t
  * a policy swapped in later that needs more switches them to trapping
  * (machine_trap_kicks). */
 bool interpose_allows_ioeventfd(const struct policy *p);
+/* May latch-port writes reach the machine late (coalesced, at the next
+ * exit)? Not if a port I/O rule may want to act on them as they happen. */
+bool interpose_allows_coalesced_pio(const struct policy *p);
 
 #endif

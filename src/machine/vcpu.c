@@ -48,9 +48,12 @@ void *vcpu_thread(void *arg)
 			counter_add(&v->count.exits[ex.reason], 1);
 		switch (ex.reason) {
 		case EXIT_IO:
-		case EXIT_MMIO:
-			counter_add(&v->count.exits[interpose(v, &ex)], 1);
+		case EXIT_MMIO: {
+			enum exit_reason r = interpose(v, &ex);
+			if (!(ex.reason == EXIT_IO && ex.io.coalesced))
+				counter_add(&v->count.exits[r], 1);
 			break;
+		}
 		case EXIT_KICKED:
 			machine_park_if_paused(m);
 			break;

@@ -24,6 +24,7 @@ enum {
 	GET_PROTOCOL_FEATURES = 15,
 	SET_PROTOCOL_FEATURES = 16,
 	SET_VRING_ENABLE = 18,
+	GET_CONFIG = 24,
 };
 
 #define FLAG_VERSION	1u
@@ -33,8 +34,9 @@ enum {
 
 #define F_PROTOCOL_FEATURES 30
 #define PF_REPLY_ACK	    3
+#define PF_CONFIG	    9
 /* Protocol features popek knows how to use. */
-#define PF_WANTED (1ull << PF_REPLY_ACK)
+#define PF_WANTED (1ull << PF_REPLY_ACK | 1ull << PF_CONFIG)
 
 #define MAX_REGIONS 8
 /* A backend that does not answer within this is treated as dead. */
@@ -57,6 +59,11 @@ struct vring_state {
 	uint32_t index, num;
 };
 
+struct device_config {
+	uint32_t offset, size, flags;
+	uint8_t data[VHOST_USER_CONFIG_MAX];
+};
+
 /* Packed: on the wire the payload follows the 12-byte header directly. */
 struct __attribute__((packed)) msg {
 	struct hdr h;
@@ -64,6 +71,7 @@ struct __attribute__((packed)) msg {
 		uint64_t u64;
 		struct vring_state state;
 		struct vring_addr addr;
+		struct device_config config;
 		struct {
 			uint32_t nregions, pad;
 			struct region r[MAX_REGIONS];
@@ -324,6 +332,23 @@ int vhost_user_stop(struct vhost_user *v)
 			rc = -1;
 	}
 	return rc;
+}
+
+int vhost_user_get_config(struct vhost_user *v, void *buf, uint32_t len)
+{
+	if (!(v->protocol_features & 1ull << PF_CONFIG) || len > VHOST_USER_CONFIG_MAX)
+		return -1;
+	/* The request carries the space it asks for; the reply fills it in. */
+	struct device_config c = {.offset = 0, .size = len};
+	uint32_t size = 12 + len;
+	if (send_msg(v, GET_CONFIG, 0, &c, size, -1) < 0 || recv_reply(v, GET_CONFIG, &c, size) < 0)
+		return -1;
+	if (c.offset != 0 || c.size != len) {
+		gone(v);
+		return -1;
+	}
+	memcpy(buf, c.data, len);
+	return 0;
 }
 
 void vhost_user_kick(struct vhost_user *v, unsigned q)

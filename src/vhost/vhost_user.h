@@ -13,6 +13,7 @@
 #include "machine/memory.h"
 
 #define VHOST_USER_MAX_QUEUES 4
+#define VHOST_USER_CONFIG_MAX 256 /* the spec's limit on a device config */
 
 struct vhost_user {
 	int fd;			    /* the unix socket; -1 once the backend is gone */
@@ -44,6 +45,9 @@ int vhost_user_start_queue(struct vhost_user *v, unsigned q, const struct vhost_
 			   const struct guest_mem *mem);
 /* Stop every started queue (device reset). 0 or -1. */
 int vhost_user_stop(struct vhost_user *v);
+/* Read the first len bytes of the device's config space from the backend
+ * (when it offers the CONFIG protocol feature). 0, or -1. */
+int vhost_user_get_config(struct vhost_user *v, void *buf, uint32_t len);
 /* Tell the backend queue q has new buffers. */
 void vhost_user_kick(struct vhost_user *v, unsigned q);
 

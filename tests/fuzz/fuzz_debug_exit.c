@@ -17,5 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_run(r, data, size);
 	if (atomic_load(&r->m.stop) != STOP_NONE && (r->m.exit_code & 1) == 0)
 		abort(); /* (value << 1) | 1 is odd: no guest write can fake a clean exit 0 */
+	fuzz_done(r);
 	return 0;
 }

@@ -32,5 +32,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sections_parse(data, size, &sec, err, sizeof(err)) == 0)
 		for (int i = 0; i < sec.n; i++)
 			decode_all(r, sec.s[i].data, sec.s[i].len);
+	fuzz_done(r);
 	return 0;
 }

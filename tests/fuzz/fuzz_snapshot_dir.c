@@ -95,9 +95,8 @@ static void setup(struct fuzz_rig *r)
 	fuzz_add_platform(r);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void one_input(struct fuzz_rig *r, const uint8_t *data, size_t size)
 {
-	struct fuzz_rig *r = fuzz_rig(setup);
 	size_t jlen, slen;
 	const uint8_t *json = take(&data, &size, &jlen), *state = take(&data, &size, &slen);
 	char *meta = fix_meta(json, jlen, state, slen);
@@ -117,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[1024];
 	struct snapshot *s = snapshot_open(dir, false, err, sizeof(err));
 	if (!s)
-		return 0;
+		return;
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
 	snapshot_config(s, &cfg);
@@ -125,5 +124,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snapshot_check_disks(s, false, err, sizeof(err));
 	snapshot_apply(s, &r->m, err, sizeof(err));
 	snapshot_close(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_rig *r = fuzz_rig(setup);
+	one_input(r, data, size);
+	fuzz_done(r);
 	return 0;
 }

@@ -181,7 +181,7 @@ static void reset_pci(struct fuzz_rig *r)
 		}
 }
 
-static void reset(struct fuzz_rig *r)
+void fuzz_done(struct fuzz_rig *r)
 {
 	atomic_store(&r->m.stop, STOP_NONE);
 	r->m.exit_code = 0;
@@ -217,9 +217,7 @@ struct fuzz_rig *fuzz_rig(void (*setup)(struct fuzz_rig *r))
 {
 	static struct fuzz_rig r;
 	static bool built;
-	if (built) {
-		reset(&r);
-	} else {
+	if (!built) {
 		build(&r, setup);
 		built = true;
 	}

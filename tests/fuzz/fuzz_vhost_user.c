@@ -2,7 +2,9 @@
  * the backend sends back, read by the frontend as it sets up RAM, starts two
  * queues and stops them. Nothing the backend says may crash the VMM or make it
  * read past a message; each bad reply just fails the call. The first byte
- * picks whether the backend agreed to REPLY_ACK (every request answered). */
+ * picks whether the backend agreed to REPLY_ACK (every request answered)
+ * and to CONFIG (the device config space is read last, as vhost-user-blk
+ * does). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,12 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned q = 0; q < VHOST_USER_MAX_QUEUES; q++)
 		v.kick[q] = v.call[q] = -1;
 	v.features = 1ull << 30; /* PROTOCOL_FEATURES: rings get enabled too */
-	v.protocol_features = (data[0] & 1) ? 1ull << 3 : 0;
+	v.protocol_features = ((data[0] & 1) ? 1ull << 3 : 0) | ((data[0] & 2) ? 1ull << 9 : 0);
 	vhost_user_setup(&v, 1ull << 32, &mem);
 	struct vhost_vring r = {.num = 64, .desc = 0x1000, .avail = 0x2000, .used = 0x3000};
 	for (unsigned q = 0; q < 2; q++)
 		vhost_user_start_queue(&v, q, &r, &mem);
 	vhost_user_stop(&v);
+	uint8_t config[60];
+	vhost_user_get_config(&v, config, sizeof(config));
 	/* The parser on its own, for a reply of each size the frontend expects. */
 	vhost_user_check_reply(data + 1, size - 1, data[0] & 0x1f, 8);
 	vhost_user_close(&v);

@@ -13,23 +13,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netvm import Guest, GuestError  # noqa: E402
+from netvm import Guest, GuestError, check, report  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
 t0 = time.monotonic()
-
-
-def report(ok, name, why=""):
-    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
-
-
-def check(name, fn):
-    try:
-        ok, why = fn()
-    except (GuestError, OSError, ValueError, IndexError) as e:
-        ok, why = False, str(e)[-600:]
-    report(ok, name, why)
-    return ok
 
 
 rw, ro, ext = (os.path.join(tmp, d) for d in ("rw", "ro", "ext"))

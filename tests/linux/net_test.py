@@ -16,15 +16,11 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netvm import Guest, GuestError  # noqa: E402
+from netvm import Guest, GuestError, check, report  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
 t0 = time.monotonic()
 ANSWER = "192.0.2.77"  # what the test resolver says for every name
-
-
-def report(ok, name, why=""):
-    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
 
 
 def free_port():
@@ -67,15 +63,6 @@ def sha(path):
 def guest_sha(vm, url, limit=120):
     out = vm.run("rm -f /tmp/f; timeout 60 wget -q -O /tmp/f %s && sha256sum /tmp/f" % url, limit)
     return out.split()[0] if out else ""
-
-
-def check(name, fn):
-    try:
-        ok, why = fn()
-    except (GuestError, OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
-        ok, why = False, str(e)[-600:]
-    report(ok, name, why)
-    return ok
 
 
 # --- host-side components ---------------------------------------------------

@@ -17,6 +17,21 @@ class GuestError(Exception):
     pass
 
 
+def report(ok, name, why=""):
+    """One scenario check as the integration suites count it (tests/lib.sh)."""
+    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
+
+
+def check(name, fn):
+    """Run fn() -> (ok, why) and report it; an exception fails the check."""
+    try:
+        ok, why = fn()
+    except (GuestError, OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
+        ok, why = False, str(e)[-600:]
+    report(ok, name, why)
+    return ok
+
+
 class Guest:
     def __init__(self, popek, images, args, name, engine="soft", mem="256M", argv=None,
                  prefix=()):
@@ -104,18 +119,3 @@ class Guest:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def report(ok, name, why=""):
-    """One line of a scenario's log, as tests/lib.sh's scenario_report reads it."""
-    print(("ok   %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
-
-
-def check(name, fn):
-    """Run fn() -> (ok, why) and report it; an exception is a failure with its text."""
-    try:
-        ok, why = fn()
-    except (GuestError, OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
-        ok, why = False, str(e)[-600:]
-    report(ok, name, why)
-    return ok

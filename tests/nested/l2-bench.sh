@@ -10,7 +10,8 @@ runs=$(param runs)
 mem=256
 cmdline="console=ttyS0 panic=-1 quiet cryptomgr.notests" # popek run's default, plus quiet
 # nested.l3append=... (e.g. loglevel=7) is added to the guest's command line and
-# every guest console is then logged, to see where boot time goes.
+# every guest console is then logged, each line with its arrival time, to see
+# where boot time goes (bench/nested-boot --phases).
 l3log=$(param l3append | tr , ' ')
 [ -n "$l3log" ] && cmdline="$cmdline $l3log"
 initrd=/images/initramfs.cpio.gz
@@ -50,9 +51,12 @@ time_boot() {
 	# busybox timeout execs the VMM itself, so $pid is the VMM.
 	timeout 300 "$@" </dev/null >/tmp/console 2>/tmp/vmm.err &
 	pid=$!
-	awk -v m="$marker" '{ print >"/tmp/guest.log" }
-		!done && index($0, m) { getline up <"/proc/uptime"; split(up, f, " ");
-			printf "%d\n", f[1] * 100 >"/tmp/marker"; close("/tmp/marker"); done = 1 }' \
+	# Each logged line carries its arrival, in seconds since exec, for
+	# bench/nested-boot --phases.
+	awk -v m="$marker" -v t0="$t0" '{ getline up <"/proc/uptime"; close("/proc/uptime");
+			split(up, f, " "); c = int(f[1] * 100)
+			printf "+%d.%02d %s\n", (c - t0) / 100, (c - t0) % 100, $0 >"/tmp/guest.log" }
+		!done && index($0, m) { printf "%d\n", c >"/tmp/marker"; close("/tmp/marker"); done = 1 }' \
 		</tmp/console &
 	reader=$!
 	while [ ! -s /tmp/marker ] && kill -0 $reader 2>/dev/null; do
@@ -82,16 +86,42 @@ qemu_boot() {
 		-initrd $initrd -append "$cmdline"
 }
 
+# time_hello LABEL CMD...: the hello guest's whole run (exec -> exit), the
+# mean of 10 runs (the uptime counts in centiseconds).
+time_hello() {
+	label=$1
+	shift
+	t0=$(centis)
+	n=0
+	while [ $n -lt 10 ]; do
+		timeout 30 "$@" </dev/null >/tmp/hello.out 2>&1
+		rc=$?
+		grep -q "PASS hello" /tmp/hello.out || {
+			fail "$label passed" "run $n, exit $rc: $(tail -c 300 /tmp/hello.out)"
+			return
+		}
+		n=$((n + 1))
+	done
+	t=$(($(centis) - t0)) # centiseconds for 10 runs: milliseconds for one
+	say "TIME $label $((t / 1000)).$(printf %03d $((t % 1000)))"
+}
+
 # Interleaved, so a drift in the L2's speed affects every variant alike.
 variants=$(param variants | tr , ' ')
-: "${variants:=popek-vmlinux popek-vmlinuz qemu-vmlinux qemu-vmlinuz}"
+: "${variants:=popek-vmlinux popek-vmlinuz qemu-vmlinux qemu-vmlinuz popek-hello qemu-hello}"
 i=0
 while [ $i -lt "$runs" ]; do
 	for v in $variants; do
 		case $v in
+		popek-hello) time_hello $v popek run --engine kvm --mem 128M --kernel /guests/hello.elf ;;
 		popek-*) popek_boot "${v#popek-}" ;;
+		qemu-hello)
+			time_hello $v qemu-system-x86_64 -accel kvm -M microvm -m 128M -nodefaults \
+				-no-user-config -display none -serial stdio -no-reboot \
+				-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel /guests/hello.elf
+			;;
 		qemu-*) qemu_boot "${v#qemu-}" ;;
-		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, qemu-vmlinux or qemu-vmlinuz)" ;;
+		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, qemu-vmlinux, qemu-vmlinuz, popek-hello or qemu-hello)" ;;
 		esac
 	done
 	i=$((i + 1))

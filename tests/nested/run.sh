@@ -12,7 +12,8 @@
 # Environment: NESTED_TIMEOUT (seconds, default 900), NESTED_L3_KERNEL
 # (the main L3 run's kernel: vmlinux or vmlinuz), NESTED_BENCH_RUNS (boots per
 # variant in --bench mode, default 3), NESTED_BENCH_VARIANTS (comma-separated,
-# default all: popek-vmlinux,popek-vmlinuz,qemu-vmlinux,qemu-vmlinuz),
+# default all: popek-vmlinux,popek-vmlinuz,qemu-vmlinux,qemu-vmlinuz,popek-hello,
+# qemu-hello),
 # NESTED_L2_APPEND (more L2 kernel parameters, for debugging: "loglevel=5
 # softlockup_all_cpu_backtrace=1"; "nokaslr nested.kallsyms=1" logs the L2's
 # text symbols as "K ..." lines). While the L2 runs, its QEMU monitor listens on
@@ -92,12 +93,13 @@ copy_bin "$root/usr/bin/popek"
 if [ "$stages" = bench ]; then
 	# QEMU finds its firmware relative to its binary (../share/qemu, ../share/seabios):
 	# SeaBIOS and linuxboot_dma.bin boot the bzImage, pvh.bin the vmlinux, kvmvapic.bin
-	# is loaded with -accel kvm. Found with strace; -nodefaults needs no other ROM.
+	# is loaded with -accel kvm, bios-microvm.bin (qboot) is microvm's firmware for
+	# the hello guest. Found with strace; -nodefaults needs no other ROM.
 	qemu=$(command -v qemu-system-x86_64)
 	[ "$qemu" = /usr/bin/qemu-system-x86_64 ] || die "the benchmark expects Debian's /usr/bin/qemu-system-x86_64"
 	copy_bin "$qemu"
 	mkdir -p "$root/usr/share/qemu" "$root/usr/share/seabios"
-	for f in kvmvapic.bin linuxboot_dma.bin pvh.bin; do
+	for f in kvmvapic.bin linuxboot_dma.bin pvh.bin bios-microvm.bin; do
 		cp -L "/usr/share/qemu/$f" "$root/usr/share/qemu/" || die "/usr/share/qemu/$f is missing"
 	done
 	cp -L /usr/share/seabios/bios-256k.bin "$root/usr/share/seabios/" ||
@@ -122,7 +124,7 @@ timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 
 	-display none -monitor "unix:$out/monitor.sock,server=on,wait=off" -serial "file:$log" -no-reboot \
 	-kernel "$images/vmlinuz" -initrd "$out/l2.cpio" \
 	-append "console=ttyS0 panic=-1 quiet nested.stages=$stages nested.kernel=/images/$l3_kernel nested.runs=${NESTED_BENCH_RUNS:-3} \
-nested.variants=${NESTED_BENCH_VARIANTS:-popek-vmlinux,popek-vmlinuz,qemu-vmlinux,qemu-vmlinuz} \
+nested.variants=${NESTED_BENCH_VARIANTS:-popek-vmlinux,popek-vmlinuz,qemu-vmlinux,qemu-vmlinuz,popek-hello,qemu-hello} \
 ${NESTED_L2_APPEND:-}"
 qrc=$?
 set -e

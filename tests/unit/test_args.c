@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -129,6 +130,12 @@ static void disks(void **state)
 	vm_config_defaults(&c);
 	char *odd[] = {"run", "--kernel", "k", "--disk", d3, NULL};
 	assert_int_equal(cli_parse_run(5, odd, &c), 0); /* a file literally named ",ro" */
+	vm_config_defaults(&c);
+	char d4[] = "x.img,format=raw,ro";
+	char *raw[] = {"run", "--kernel", "k", "--disk", d4, NULL};
+	assert_int_equal(cli_parse_run(5, raw, &c), 0);
+	assert_string_equal(c.disk[0].path, "x.img");
+	assert_true(c.disk[0].ro && c.disk[0].format_raw && c.disk[0].kind == DISK_RAW);
 	char many[MAX_DISKS + 1][16];
 	char *argv2[3 + 2 * (MAX_DISKS + 1)];
 	int n = 0;
@@ -140,6 +147,37 @@ static void disks(void **state)
 	}
 	vm_config_defaults(&c);
 	assert_int_not_equal(cli_parse_run(n, argv2, &c), 0);
+}
+
+/* What serves a disk follows its header, never its name. */
+static void disk_kinds(void **state)
+{
+	char qcow[] = "/tmp/popek-test-args-XXXXXX", raw[] = "/tmp/popek-test-args-XXXXXX.qcow2";
+	int q = mkstemp(qcow), r = mkstemps(raw, 6);
+	assert_true(q >= 0 && r >= 0);
+	assert_int_equal(write(q, "QFI\xfb\0\0\0\3", 8), 8);
+	assert_int_equal(write(r, "QFI\xfb not a header", 17), 17);
+	close(q);
+	close(r);
+	struct vm_config c;
+	vm_config_defaults(&c);
+	char sock[] = "socket=/run/b.sock";
+	char *argv[] = {"run",	  "--kernel", "k",	"--disk", qcow,
+			"--disk", raw,	      "--disk", sock,	  NULL};
+	assert_int_equal(cli_parse_run(9, argv, &c), 0);
+	assert_int_equal(c.disk[0].kind, DISK_IMAGE);
+	assert_string_equal(c.disk[0].format, "qcow2");
+	assert_int_equal(c.disk[1].kind, DISK_RAW);
+	assert_null(c.disk[1].format);
+	assert_int_equal(c.disk[2].kind, DISK_SOCKET);
+	assert_string_equal(c.disk[2].path, "/run/b.sock");
+	/* ro would be the user's backend's to enforce */
+	vm_config_defaults(&c);
+	char sock_ro[] = "socket=/run/b.sock,ro";
+	char *bad[] = {"run", "--kernel", "k", "--disk", sock_ro, NULL};
+	assert_int_equal(cli_parse_run(5, bad, &c), EXIT_CODE_USAGE);
+	unlink(qcow);
+	unlink(raw);
 }
 
 static void devices(void **state)
@@ -188,6 +226,7 @@ int main(void)
 	    cmocka_unit_test(run_options),
 	    cmocka_unit_test(run_option_errors),
 	    cmocka_unit_test(disks),
+	    cmocka_unit_test(disk_kinds),
 	    cmocka_unit_test(devices),
 	    cmocka_unit_test(default_cmdline),
 	    cmocka_unit_test(jail_options),

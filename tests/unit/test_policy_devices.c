@@ -71,7 +71,7 @@ static int setup(void **state)
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, SECTORS * 512), 0);
-	blk = virtio_blk_create(&d.env, path, false, err, sizeof(err));
+	blk = virtio_blk_create(&d.env, &(struct disk_config){.path = path}, err, sizeof(err));
 	assert_non_null(blk);
 	assert_true(vd_start(&d, 1ull << VIRTIO_F_VERSION_1, 1, false) & VIRTIO_STATUS_DRIVER_OK);
 	return 0;

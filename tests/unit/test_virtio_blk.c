@@ -43,12 +43,14 @@ static void make_image(void)
 	}
 }
 
-static int open_dev(bool ro)
+static int open_dev(bool ro, bool format_raw)
 {
 	char err[256];
 	vd_init(&fx.d);
 	make_image();
-	fx.blk = virtio_blk_create(&fx.d.env, fx.path, ro, err, sizeof(err));
+	fx.blk = virtio_blk_create(
+	    &fx.d.env, &(struct disk_config){.path = fx.path, .ro = ro, .format_raw = format_raw},
+	    err, sizeof(err));
 	assert_non_null(fx.blk);
 	assert_int_equal(vd_start(&fx.d, F_V1 | F_FLUSH | (ro ? F_RO : 0), 1, true),
 			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
@@ -58,12 +60,17 @@ static int open_dev(bool ro)
 
 static int setup_rw(void **state)
 {
-	return open_dev(false);
+	return open_dev(false, false);
 }
 
 static int setup_ro(void **state)
 {
-	return open_dev(true);
+	return open_dev(true, false);
+}
+
+static int setup_format_raw(void **state)
+{
+	return open_dev(false, true);
 }
 
 static int teardown(void **state)
@@ -186,6 +193,37 @@ static void ro_disk_refuses_writes(void **state)
 	assert_int_equal(request(4, 0, 0, false, NULL), 0);  /* flush is harmless */
 }
 
+/* A qcow2 header in sector 0 of a raw image: written, the file would be
+ * opened as qcow2 next time (with a backing file the guest chose). */
+static uint8_t write_qcow2_header(uint64_t sector)
+{
+	uint8_t *p = gpa_ptr(&fx.d.mem, DATA, 512);
+	memset(p, 0, 512);
+	memcpy(p, "QFI\xfb\0\0\0\3", 8);
+	return request(1, sector, 512, false, NULL);
+}
+
+static void image_header_in_sector0_refused(void **state)
+{
+	assert_int_equal(write_qcow2_header(0), 1);
+	uint8_t back;
+	assert_int_equal(pread(fx.fd, &back, 1, 0), 1);
+	assert_int_equal(back, 0);		    /* the fixture's sector 0, unchanged */
+	assert_int_equal(write_qcow2_header(1), 0); /* elsewhere it is just data */
+	memset(gpa_ptr(&fx.d.mem, DATA, 1024), 0x5a, 1024);
+	assert_int_equal(request(1, 0, 1024, false, NULL), 0); /* other data in sector 0 */
+	assert_int_equal(pread(fx.fd, &back, 1, 0), 1);
+	assert_int_equal(back, 0x5a);
+}
+
+static void format_raw_takes_any_sector0(void **state)
+{
+	assert_int_equal(write_qcow2_header(0), 0);
+	uint8_t back[4];
+	assert_int_equal(pread(fx.fd, back, 4, 0), 4);
+	assert_memory_equal(back, "QFI\xfb", 4);
+}
+
 static void missing_status_needs_reset(void **state)
 {
 	struct vd_buf b[1] = {{HDR, 16, false}};
@@ -266,14 +304,17 @@ static void image_errors_are_clear(void **state)
 {
 	char err[256];
 	/* the fixture holds the image open read-write: a second writer is refused */
-	assert_null(virtio_blk_create(&fx.d.env, fx.path, false, err, sizeof(err)));
+	assert_null(
+	    virtio_blk_create(&fx.d.env, &(struct disk_config){.path = fx.path}, err, sizeof(err)));
 	assert_non_null(strstr(err, "already attached"));
-	assert_null(virtio_blk_create(&fx.d.env, "/nonexistent/disk.img", false, err, sizeof(err)));
+	assert_null(virtio_blk_create(
+	    &fx.d.env, &(struct disk_config){.path = "/nonexistent/disk.img"}, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/disk.img"));
 	char small[] = "/tmp/popek-small-XXXXXX";
 	int fd = mkstemp(small);
 	assert_int_equal(write(fd, "x", 1), 1);
-	assert_null(virtio_blk_create(&fx.d.env, small, true, err, sizeof(err)));
+	assert_null(virtio_blk_create(&fx.d.env, &(struct disk_config){.path = small, .ro = true},
+				      err, sizeof(err)));
 	assert_non_null(strstr(err, "512-byte sector"));
 	close(fd);
 	unlink(small);
@@ -302,7 +343,8 @@ static void snapshot_round_trip(void **state)
 		assert_int_equal(pread(fx.fd, sector, 512, i * 512), 512);
 		assert_int_equal(write(fd2, sector, 512), 512);
 	}
-	struct virtio_blk *b2 = virtio_blk_create(&d2.env, path2, false, err, sizeof(err));
+	struct virtio_blk *b2 =
+	    virtio_blk_create(&d2.env, &(struct disk_config){.path = path2}, err, sizeof(err));
 	assert_non_null(b2);
 	struct virtio_pci *vp2 = virtio_blk_pci(b2);
 
@@ -375,6 +417,9 @@ int main(void)
 	    RW(rejects_partial_sectors),
 	    RW(unknown_request_is_unsupported),
 	    RO(ro_disk_refuses_writes),
+	    RW(image_header_in_sector0_refused),
+	    cmocka_unit_test_setup_teardown(format_raw_takes_any_sector0, setup_format_raw,
+					    teardown),
 	    RW(missing_status_needs_reset),
 	    RW(descriptor_loop_needs_reset),
 	    RW(header_outside_ram_needs_reset),

@@ -13,7 +13,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "engines/kvm/kvm_internal.h"
+#include "util/counter.h"
 
 #define KICK_SIGNAL SIGUSR1
 #define TSS_ADDR    0xfffbd000 /* 3 pages VMX needs for real-mode emulation */
@@ -143,6 +146,7 @@ static int kvm_vm_create(const struct engine_vm_config *cfg, struct engine_vm **
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0)
 		goto fail;
+	kvm_coalesce_probe(vm);
 	/* Only VMX needs these; elsewhere they may fail harmlessly. */
 	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR);
 	step = "KVM_CREATE_IRQCHIP";
@@ -319,17 +323,37 @@ static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
 		v->thread = pthread_self();
 		atomic_store(&v->thread_known, true);
 	}
-	int rc = complete_exit(v, ex);
-	if (rc)
-		return rc;
+	kvm_coalesce_release(v);
 	struct kvm_run *run = v->run;
-	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-		if (errno != EINTR && errno != EAGAIN)
-			return -errno;
-		/* An exchange, not a store: if it reads a kick's 1, it acquires
-		 * what the kicker published first (pause or stop); if a kick comes
-		 * after it, the 1 stays and the next KVM_RUN returns at once. */
-		__atomic_exchange_n(&run->immediate_exit, 0, __ATOMIC_ACQ_REL);
+	if (!v->exited) {
+		int rc = complete_exit(v, ex);
+		if (rc)
+			return rc;
+		v->kicked = false;
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				return -errno;
+			/* An exchange, not a store: if it reads a kick's 1, it
+			 * acquires what the kicker published first (pause or stop);
+			 * if a kick comes after it, the 1 stays and the next
+			 * KVM_RUN returns at once. */
+			__atomic_exchange_n(&run->immediate_exit, 0, __ATOMIC_ACQ_REL);
+			v->kicked = true;
+		}
+		v->exited = true;
+	}
+	/* The guest made its coalesced writes before this exit: they go first. */
+	switch (kvm_coalesce_take(v, ex)) {
+	case COALESCE_TAKEN:
+		return 0;
+	case COALESCE_BUSY:
+		ex->reason = EXIT_KICKED;
+		return 0;
+	case COALESCE_NONE:
+		break;
+	}
+	v->exited = false;
+	if (v->kicked) {
 		ex->reason = EXIT_KICKED;
 		return 0;
 	}
@@ -342,7 +366,7 @@ static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
 		ex->io.write = run->io.direction == KVM_EXIT_IO_OUT;
 		ex->io.count = run->io.count;
 		ex->io.data = (uint8_t *)run + run->io.data_offset;
-		ex->io.has_regs = ex->io.regs_dirty = false;
+		ex->io.has_regs = ex->io.regs_dirty = ex->io.coalesced = false;
 		/* A single 32-bit OUT may be a hypercall: the machine decodes it. */
 		if (ex->io.write && ex->io.size == 4 && ex->io.count == 1)
 			return lend_regs(v, ex);
@@ -393,6 +417,13 @@ static int kvm_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *ex)
 	}
 }
 
+/* Called from any thread while the vCPU runs (util/counter.h). */
+static void kvm_stats(struct engine_vcpu *v, struct json_object *obj)
+{
+	json_object_object_add(obj, "coalesced_pio",
+			       json_object_new_int64((int64_t)counter_read(&v->ncoalesced)));
+}
+
 static void kvm_vcpu_kick(struct engine_vcpu *v)
 {
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
@@ -436,4 +467,6 @@ const struct engine_ops kvm_engine = {
     .get_vm_state = kvm_get_vm_state,
     .set_vm_state = kvm_set_vm_state,
     .ioeventfd = kvm_ioeventfd,
+    .coalesce_pio = kvm_coalesce_pio,
+    .stats = kvm_stats,
 };

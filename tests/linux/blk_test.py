@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""The vhost-user-blk scenario of tests/integration/68-vhost-blk.sh: Linux on
+the soft engine (jailed) with seven disks — a qcow2 overlay on a backing file
+(vda), a plain qcow2 (vdb), a qemu-storage-daemon the test starts itself
+(--disk socket=, vdc), a raw image (vdd), a raw image named .qcow2 (vde), a
+qcow2 whose daemon the test kills mid-I/O (vdf) and the backing file itself,
+read-only (vdg). Data written in the guest
+is checked on the host (qemu-img convert, qemu-img check) and read back by a
+second popek process. Prints one "ok NAME" or "FAIL NAME: why" per check.
+Usage: blk_test.py POPEK IMAGES TMPDIR
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netvm import Guest, GuestError, check, report  # noqa: E402
+
+popek, images, tmp = sys.argv[1:4]
+QSD = "/usr/bin/qemu-storage-daemon"
+MIB = 1 << 20
+t0 = time.monotonic()
+
+
+def path(name):
+    return os.path.join(tmp, name)
+
+
+def img(*args):
+    return subprocess.run(["qemu-img"] + list(args), capture_output=True, text=True, check=True)
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def host_range(image, offset, length):
+    """Bytes of a disk image as the guest sees them (any format)."""
+    raw = path("view.raw")
+    img("convert", "-O", "raw", image, raw)
+    with open(raw, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    os.unlink(raw)
+    return data
+
+
+def guest_sha(vm, dev, offset_mib, mib):
+    out = vm.run("dd if=/dev/%s bs=1M skip=%d count=%d iflag=direct 2>/dev/null | sha256sum"
+                 % (dev, offset_mib, mib))
+    return out.split()[0] if out else ""
+
+
+def guest_write(vm, dev, offset_mib, mib):
+    """Writes random data from the guest; returns its sha256."""
+    out = vm.run("dd if=/dev/urandom of=/tmp/w bs=1M count=%d 2>/dev/null; "
+                 "dd if=/tmp/w of=/dev/%s bs=1M seek=%d oflag=direct conv=fsync 2>&1 | tail -1; "
+                 "sha256sum /tmp/w" % (mib, dev, offset_mib))
+    return out.split()[-2] if out else ""
+
+
+# The images, as qemu-img makes them.
+base = os.urandom(2 * MIB)
+with open(path("base.raw"), "wb") as f:
+    f.write(base + bytes(30 * MIB))
+img("convert", "-f", "raw", "-O", "qcow2", path("base.raw"), path("base.qcow2"))
+img("create", "-f", "qcow2", "-b", path("base.qcow2"), "-F", "qcow2", path("ov.qcow2"))
+for n in ("a", "u", "k"):
+    img("create", "-f", "qcow2", path(n + ".qcow2"), "64M")
+for n in ("r.img", "fake.qcow2"):
+    with open(path(n), "wb") as f:
+        f.truncate(16 * MIB)
+base_file = sha(open(path("base.qcow2"), "rb").read())
+
+sock = path("user.sock")
+user_qsd = subprocess.Popen([QSD, "--blockdev", "driver=file,node-name=f0,filename=" + path("u.qcow2"),
+                             "--blockdev", "driver=qcow2,node-name=d0,file=f0", "--export",
+                             "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=%s,"
+                             "writable=on" % sock])
+for _ in range(200):
+    if os.path.exists(sock):
+        break
+    time.sleep(0.05)
+
+disks = ["ov.qcow2", "a.qcow2", None, "r.img", "fake.qcow2", "k.qcow2"]
+args = ["--net", "none"]
+for d in disks:
+    args += ["--disk", path(d) if d else "socket=" + sock]
+args += ["--disk", path("base.qcow2") + ",ro"]  # vdg: also the overlay's backing file
+
+
+def daemons():
+    """popek's qemu-storage-daemons: their command lines."""
+    out = subprocess.run(["pgrep", "-af", "^" + QSD + " .*addr.path=/tmp/popek-blk"],
+                         capture_output=True, text=True).stdout
+    return out.splitlines()
+
+
+written = {}
+vm = Guest(popek, images, args, "vhost-blk")
+try:
+    vm.wait_shell(300)
+
+    def sizes():
+        out = vm.run("for d in vda vdb vdc vdd vde vdf vdg; do cat /sys/block/$d/size; done").split()
+        want = ["65536", "131072", "131072", "32768", "32768", "131072", "65536"]
+        return out == want, "sizes %r, want %r" % (out, want)
+
+    def who_serves():
+        lines = daemons()
+        served = [d for d in disks if d and any("filename=%s " % path(d) in l for l in lines)]
+        # popek, its jailed VMM and the backends' keepers: what they hold open.
+        pids = subprocess.run(["pgrep", "-f", "^%s run .*--name vhost-blk " % popek],
+                              capture_output=True, text=True).stdout.split()
+        fds = []
+        for p in pids:
+            fds += [os.readlink("/proc/%s/fd/%s" % (p, f)) for f in os.listdir("/proc/%s/fd" % p)]
+        own = [d for d in disks if d and path(d) in fds]
+        return (sorted(served) == ["a.qcow2", "k.qcow2", "ov.qcow2"] and
+                sorted(own) == ["fake.qcow2", "r.img"],
+                "qemu-storage-daemon serves %r, popek has open %r" % (served, own))
+
+    def backing():
+        got = guest_sha(vm, "vda", 0, 2)
+        return got == sha(base), "guest %s, backing file %s" % (got, sha(base))
+
+    def write_read():
+        ok, why = True, []
+        for dev, name in (("vda", "ov.qcow2"), ("vdb", "a.qcow2"), ("vdd", "r.img")):
+            written[name] = guest_write(vm, dev, 4, 2)
+            back = guest_sha(vm, dev, 4, 2)
+            ok &= back == written[name] and len(back) == 64
+            why.append("%s wrote %s read %s" % (dev, written[name], back))
+        return ok, "; ".join(why)
+
+    def read_only():
+        out = vm.run("cat /sys/block/vdg/ro; dd if=/dev/zero of=/dev/vdg bs=4k count=1 "
+                     "oflag=direct; echo status=$?")
+        got = guest_sha(vm, "vdg", 0, 2)
+        return (out.startswith("1") and "status=1" in out and got == sha(base),
+                "guest: %r, reads %s, base %s" % (out, got, sha(base)))
+
+    def socket_disk():
+        w = guest_write(vm, "vdc", 1, 1)
+        back = guest_sha(vm, "vdc", 1, 1)
+        return w == back and len(w) == 64, "wrote %s read %s" % (w, back)
+
+    def snapshot_refused():
+        r = subprocess.run([popek, "snapshot", "vhost-blk", path("snap")], capture_output=True,
+                           text=True)
+        alive = vm.proc.poll() is None and len(guest_sha(vm, "vdb", 0, 1)) == 64
+        err = vm.stderr()
+        return (r.returncode != 0 and "virtio-blk0 cannot save" in r.stderr and alive and
+                "vhost-user backend" in err,
+                "rc %d: %r alive=%s popek: %r" % (r.returncode, r.stderr, alive, err[-300:]))
+
+    def kill_backend():
+        vm.run("dd if=/dev/zero of=/dev/vdf bs=64k count=4000 oflag=direct 2>/tmp/dd.err & "
+               "echo $! >/tmp/dd.pid")
+        time.sleep(2)
+        pids = [l.split()[0] for l in daemons() if "filename=%s " % path("k.qcow2") in l]
+        if not pids:
+            return False, "no qemu-storage-daemon for k.qcow2 found"
+        for p in pids:
+            os.kill(int(p), 9)
+        out = vm.run("wait $(cat /tmp/dd.pid); echo dd-status=$?; cat /tmp/dd.err; "
+                     "dd if=/dev/vdf of=/dev/null bs=4k count=1 skip=9999 iflag=direct; "
+                     "echo read-status=$?", 120)
+        other = guest_sha(vm, "vdb", 4, 2)
+        alive = vm.proc.poll() is None
+        err = vm.stderr()
+        ok = (alive and "dd-status=0" not in out and "read-status=1" in out and
+              "I/O error" in out and other == written["a.qcow2"] and
+              "virtio-blk5" in err and "backend is gone" in err)
+        return ok, "alive=%s guest: %r other disk %s popek: %r" % (alive, out, other, err[-300:])
+
+    check("vhost-blk: seven disks appear with their sizes (overlay, qcow2, socket, raw, raw .qcow2, ro)",
+          sizes)
+    check("vhost-blk: qcow2 images go to qemu-storage-daemon, raw ones (also *.qcow2) to popek",
+          who_serves)
+    check("vhost-blk: a qcow2 overlay reads its backing file's data", backing)
+    check("vhost-blk: the guest writes and reads back qcow2, overlay and raw disks", write_read)
+    check("vhost-blk: a qcow2 given with ,ro is read-only in the guest", read_only)
+    check("vhost-blk: --disk socket= serves I/O from a qemu-storage-daemon the user started",
+          socket_disk)
+    check("vhost-blk: a snapshot of a VM with a vhost-user disk is refused, the VM runs on",
+          snapshot_refused)
+    check("vhost-blk: killing qemu-storage-daemon mid-I/O fails the guest's I/O, popek keeps "
+          "running and says so", kill_backend)
+    rc = vm.poweroff()
+    report(rc == 0 and not daemons(), "vhost-blk: the VM powers off and its daemons end",
+           "exit %d, daemons %r: %s" % (rc, daemons(), vm.stderr()))
+except GuestError as e:
+    report(False, "vhost-blk: first boot", str(e)[-600:])
+finally:
+    vm.kill()
+
+
+def images_check():
+    out = [img("check", path(n)).stdout for n in ("ov.qcow2", "a.qcow2", "base.qcow2")]
+    return all("No errors were found" in o for o in out), repr(out)
+
+
+def host_sees():
+    ov = host_range(path("ov.qcow2"), 0, 6 * MIB)
+    a = host_range(path("a.qcow2"), 4 * MIB, 2 * MIB)
+    base_same = sha(open(path("base.qcow2"), "rb").read()) == base_file
+    ok = (sha(ov[:2 * MIB]) == sha(base) and sha(ov[4 * MIB:]) == written.get("ov.qcow2") and
+          sha(a) == written.get("a.qcow2") and base_same)
+    return ok, "overlay %s/%s, a.qcow2 %s, backing file unchanged: %s" % (
+        sha(ov[:2 * MIB]), sha(ov[4 * MIB:]), sha(a), base_same)
+
+
+check("vhost-blk: qemu-img check passes on the images afterwards", images_check)
+check("vhost-blk: the host sees the guest's writes in the images, the backing file untouched",
+      host_sees)
+report(user_qsd.poll() is None, "vhost-blk: the user's qemu-storage-daemon is left running")
+user_qsd.terminate()
+user_qsd.wait()
+
+vm = Guest(popek, images, ["--net", "none", "--disk", path("ov.qcow2"), "--disk", path("a.qcow2")],
+           "vhost-blk-2")
+try:
+    vm.wait_shell(300)
+
+    def after_reboot():
+        got = (guest_sha(vm, "vda", 4, 2), guest_sha(vm, "vdb", 4, 2), guest_sha(vm, "vda", 0, 2))
+        want = (written.get("ov.qcow2"), written.get("a.qcow2"), sha(base))
+        return got == want, "read %r, wrote %r" % (got, want)
+
+    check("vhost-blk: a new popek process reads back what the guest wrote", after_reboot)
+    rc = vm.poweroff()
+    report(rc == 0, "vhost-blk: the second VM powers off", "exit %d: %s" % (rc, vm.stderr()))
+except GuestError as e:
+    report(False, "vhost-blk: second boot", str(e)[-600:])
+finally:
+    vm.kill()
+print("  scenario took %.0f s" % (time.monotonic() - t0), flush=True)
