@@ -61,8 +61,9 @@ void machine_pause(struct machine *m)
 		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
 	pthread_mutex_unlock(&m->pause_lock);
 	/* No device work from the loop either: a paused VM's memory and device
-	 * state stay as they were when the vCPUs stopped. */
-	loop_pause(m->loop, true);
+	 * state stay as they were when the vCPUs stopped (rigs have no loop). */
+	if (m->loop)
+		loop_pause(m->loop, true);
 }
 
 int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg)

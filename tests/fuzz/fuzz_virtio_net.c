@@ -12,8 +12,6 @@
 
 #include "devices/virtio_net.h"
 #include "fuzz_util.h"
-#include "policy/active.h"
-#include "policy/policy.h"
 
 static const char rules[] = "deny net tx tcp dport 25\n"
 			    "log net rx udp src 10.0.0.0/8\n"
@@ -113,12 +111,7 @@ static void host_either(void *ctx, uint64_t value)
 
 static void setup(struct fuzz_rig *r)
 {
-	struct policy *pol = calloc(1, sizeof(*pol));
-	char err[256];
-	if (!pol || policy_parse(pol, rules, "fuzz", err, sizeof(err)))
-		abort();
-	pol->audit_fd = -1;
-	policy_replace(r->m.policy, pol);
+	fuzz_policy(r, rules);
 	for (unsigned slot = 1; slot <= 2; slot++) {
 		vnet = slot == 2;
 		fuzz_add(r, &fuzz_net_device);

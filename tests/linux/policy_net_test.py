@@ -46,8 +46,11 @@ class Server:
             except OSError:
                 return
             self.accepted += 1
-            c.sendall(b"hello-%d\n" % self.port)
+            self.handle(c)
             c.close()
+
+    def handle(self, c):
+        c.sendall(b"hello-%d\n" % self.port)
 
 
 def popek_cmd(*args):
@@ -101,18 +104,12 @@ class Sink(Server):
 
     got = 0
 
-    def serve(self):
+    def handle(self, c):
         while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
+            b = c.recv(65536)
+            if not b:
                 return
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                self.got += len(b)
-            c.close()
+            self.got += len(b)
 
 
 smtp, other, sink = Server(), Server(), Sink()
