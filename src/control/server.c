@@ -177,29 +177,21 @@ static json_object *cmd_policy(struct machine *m, const struct control_request *
 	}
 	char err[512];
 	struct policy *p = calloc(1, sizeof(*p));
-	if (!p || !(p->text = strdup(req->text))) {
-		free(p);
+	if (!p)
 		return reply_error("out of memory");
-	}
 	if (policy_parse(p, req->text, req->file, err, sizeof(err))) {
 		policy_free(p);
 		return reply_error(err);
-	}
-	/* As the machine decided at start: with ioeventfd, virtio notifications
-	 * never reach popek, so a new mmio rule would silently miss them (and a
-	 * pause or vcpu rule on a request would meet it on no vCPU). */
-	if (m->svc.ioeventfd.set && !interpose_allows_ioeventfd(p)) {
-		policy_free(p);
-		return reply_error("this VM signals virtio notifications through ioeventfd (kvm), "
-				   "which an mmio rule added live would not see (nor a pause or "
-				   "vcpu rule on disk, rng or console); start it with an mmio rule "
-				   "in --policy (even `log mmio addr 0-0`) so they trap, or drop "
-				   "those rules");
 	}
 	if (interpose_check(m, p, err, sizeof(err))) {
 		policy_free(p);
 		return reply_error(err);
 	}
+	/* With ioeventfd, virtio notifications never reach popek: a new mmio
+	 * rule would miss them, a pause or vcpu rule on a request meet it on
+	 * no vCPU. They trap from now on, before the policy is in force. */
+	if (!interpose_allows_ioeventfd(p))
+		machine_trap_kicks(m);
 	int n = p->n;
 	policy_replace(m->policy, p);
 	r = reply_ok();

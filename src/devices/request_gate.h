@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum gate_kind { GATE_DISK, GATE_RNG, GATE_CONSOLE };
-/* In the order of the policy's operation bits (src/policy/policy.h). */
+enum gate_kind { GATE_DISK, GATE_RNG, GATE_CONSOLE, GATE_NET };
+/* In the order of the policy's operation bits (src/policy/policy.h). A
+ * frame the guest receives is a read, one it sends a write. */
 enum gate_op { GATE_READ, GATE_WRITE, GATE_FLUSH, GATE_DISCARD };
 
 struct gate_request {
@@ -24,6 +25,14 @@ struct gate_request {
 	uint8_t *data;
 	/* The request was deferred for a pause that has happened since. */
 	bool after_pause;
+	/* GATE_NET: data holds the frame's first head_len bytes (its headers,
+	 * net/frame.h; len is the whole frame's), always when the gate wants
+	 * data. What the gate saw there is what the device must send. */
+	size_t head_len;
+	/* The caller cannot sleep (it serves the VM's loop): a limit's wait
+	 * comes back in wait_ns, and the device holds the request that long. */
+	bool no_sleep;
+	uint64_t wait_ns;
 };
 
 enum gate_verdict {

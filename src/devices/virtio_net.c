@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "net/frame.h"
 #include "net/pcap.h"
 
 #define NET_QUEUE_SIZE	256
@@ -29,6 +31,8 @@ struct net_cfg {
 struct rx_frame {
 	uint8_t *data; /* virtio-net header, then the frame */
 	size_t len;
+	bool passed;	  /* the gate let it go (and charged its limits) */
+	bool after_pause; /* the gate deferred it for a pause */
 };
 
 struct virtio_net {
@@ -43,6 +47,14 @@ struct virtio_net {
 	struct rx_frame rx[RX_BACKLOG];
 	unsigned rx_head, rx_count;
 	struct vq_chain chain; /* scratch for receive, under vp.lock */
+	/* Receive held by the gate, under vp.lock: for a limit until rx_due
+	 * (CLOCK_MONOTONIC ns), for a pause until the VM resumes (rx_deferred). */
+	uint64_t rx_due;
+	bool rx_deferred;
+	/* Drains on the loop that could not wait for vp.lock (a vCPU holds it,
+	 * maybe for a transmit limit's wait), and the end of a limit's hold. */
+	struct loop_timer *rx_timer;
+	uint8_t tx_head[FRAME_HEAD_MAX]; /* the checked copy of a frame's headers, under vp.lock */
 };
 
 int virtio_net_hdr_check(const struct virtio_net_hdr *h, uint64_t features, size_t len)
@@ -132,7 +144,8 @@ static void deliver(void *ctx, const uint8_t *frame, size_t len)
 	 * on its way into the guest right now). */
 	bool full = n->rx_count == RX_BACKLOG;
 	if (!full)
-		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] = (struct rx_frame){p, total};
+		n->rx[(n->rx_head + n->rx_count++) % RX_BACKLOG] =
+		    (struct rx_frame){.data = p, .len = total};
 	pthread_mutex_unlock(&n->rxlock);
 	if (full)
 		free(p);
@@ -179,6 +192,55 @@ static int place(struct virtio_net *n, const struct rx_frame *f)
 	return 1;
 }
 
+static void rx_resumed(void *ctx);
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The head frame f through the gate, before the guest sees it: false if it
+ * must wait (a limit's hold, a pause) or was dropped (denied). On the loop
+ * a limit cannot sleep: the frame is held and the timer brings it back. */
+static bool rx_pass(struct virtio_net *n, struct rx_frame *f)
+{
+	const struct request_gate *g = &n->vp.gate;
+	if (f->passed || !gate_wants_data(g, GATE_NET))
+		return true;
+	size_t len = f->len - NET_HDR_LEN;
+	struct gate_request rq = {.kind = GATE_NET,
+				  .op = GATE_READ,
+				  .len = len,
+				  .data = f->data + NET_HDR_LEN,
+				  .head_len = len < FRAME_HEAD_MAX ? len : FRAME_HEAD_MAX,
+				  .after_pause = f->after_pause,
+				  .no_sleep = n->rx_timer != NULL};
+	enum gate_verdict v = gate_check(g, &rq);
+	pthread_mutex_lock(&n->rxlock);
+	struct rx_frame *head = &n->rx[n->rx_head];
+	if (v == GATE_FAIL)
+		drop_oldest(n); /* denied: dropped, as a wire would */
+	else if (v == GATE_DEFER)
+		head->after_pause = true;
+	else
+		head->passed = true;
+	pthread_mutex_unlock(&n->rxlock);
+	if (v == GATE_DEFER) {
+		n->rx_deferred = true;
+		if (g->after_resume)
+			g->after_resume(g->ctx, rx_resumed, n);
+		return false;
+	}
+	if (v == GATE_GO && rq.wait_ns) {
+		n->rx_due = now_ns() + rq.wait_ns;
+		loop_timer_arm(n->rx_timer, rq.wait_ns, 0);
+		return false;
+	}
+	return v == GATE_GO;
+}
+
 /* Move backlog frames into the guest, with vp.lock held. */
 static void rx_drain(struct virtio_net *n)
 {
@@ -192,12 +254,23 @@ static void rx_drain(struct virtio_net *n)
 	if (!vp->vq[RXQ].enabled)
 		return;
 	bool any = false;
-	for (;;) {
+	uint64_t now = n->rx_due ? now_ns() : 0;
+	if (now < n->rx_due) { /* (again: a retry may have moved the timer) */
+		loop_timer_arm(n->rx_timer, n->rx_due - now, 0);
+		return;
+	}
+	n->rx_due = 0;
+	while (!n->rx_due && !n->rx_deferred) {
 		pthread_mutex_lock(&n->rxlock);
 		struct rx_frame f = n->rx_count ? n->rx[n->rx_head] : (struct rx_frame){0};
 		pthread_mutex_unlock(&n->rxlock);
 		if (!f.data)
 			break;
+		if (!rx_pass(n, &f)) {
+			if (n->rx_due || n->rx_deferred)
+				break;
+			continue; /* denied: the next one */
+		}
 		int r = place(n, &f);
 		if (r < 0)
 			virtio_pci_fail(vp);
@@ -224,10 +297,31 @@ static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
 	if (virtio_net_hdr_check(&h, features(n), len))
 		return 0;
 	/* The header the backend sees is our checked copy, not guest memory. */
-	struct iovec iov[1 + VQ_MAX_SIZE];
+	struct iovec iov[2 + VQ_MAX_SIZE];
 	h.num_buffers = 0;
 	iov[0] = (struct iovec){&h, NET_HDR_LEN};
-	unsigned k = 1 + iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + 1);
+	unsigned k = 1;
+	const struct request_gate *g = &vp->gate;
+	if (gate_wants_data(g, GATE_NET)) {
+		/* So are the frame's headers when the policy reads them: the
+		 * backend gets the bytes the gate saw, whatever the guest does to
+		 * its buffer meanwhile. */
+		size_t head = len < FRAME_HEAD_MAX ? len : FRAME_HEAD_MAX;
+		vq_chain_read(c, NET_HDR_LEN, n->tx_head, head);
+		struct gate_request rq = {.kind = GATE_NET,
+					  .op = GATE_WRITE,
+					  .len = len,
+					  .data = n->tx_head,
+					  .head_len = head,
+					  .after_pause = vp->after_pause};
+		enum gate_verdict v = gate_check(g, &rq);
+		if (v != GATE_GO)
+			return v == GATE_DEFER ? VIRTIO_DEFER : 0; /* denied: dropped */
+		iov[k++] = (struct iovec){n->tx_head, head};
+		k += iov_slice(c->iov, c->nread, NET_HDR_LEN + head, len - head, iov + k);
+	} else {
+		k += iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + k);
+	}
 	pcap_write(&n->cap, iov, k, NET_HDR_LEN, NET_HDR_LEN + len);
 	if (n->be->vnet_hdr)
 		net_backend_send(n->be, iov, k, NET_HDR_LEN + len);
@@ -258,7 +352,14 @@ static const struct virtio_dev_ops net_ops = {.queue_notify = net_notify, .reset
 
 void virtio_net_poll(struct virtio_net *n)
 {
-	pthread_mutex_lock(&n->vp.lock);
+	/* The loop never waits for a vCPU that holds the lock (a transmit
+	 * limit sleeps under it): it comes back in a millisecond. */
+	if (n->rx_timer && pthread_mutex_trylock(&n->vp.lock)) {
+		loop_timer_arm(n->rx_timer, 1000000, 0);
+		return;
+	}
+	if (!n->rx_timer)
+		pthread_mutex_lock(&n->vp.lock);
 	rx_drain(n);
 	pthread_mutex_unlock(&n->vp.lock);
 }
@@ -266,6 +367,16 @@ void virtio_net_poll(struct virtio_net *n)
 static void after_poll(void *ctx)
 {
 	virtio_net_poll(ctx);
+}
+
+/* The VM resumed after the pause a received frame was deferred for. */
+static void rx_resumed(void *ctx)
+{
+	struct virtio_net *n = ctx;
+	pthread_mutex_lock(&n->vp.lock);
+	n->rx_deferred = false;
+	rx_drain(n);
+	pthread_mutex_unlock(&n->vp.lock);
 }
 
 struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_backend *be,
@@ -281,6 +392,13 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	n->cap.fd = -1;
 	n->be = be;
 	n->evloop = env->loop;
+	/* Without a loop (test rigs) a limit's hold is slept instead. */
+	if (env->loop && !(n->rx_timer = loop_timer_new(env->loop, LOOP_DEVICE, after_poll, n))) {
+		snprintf(err, errlen, "out of memory creating virtio-net");
+		net_backend_close(be);
+		free(n);
+		return NULL;
+	}
 	be->deliver = deliver;
 	be->ctx = n;
 	pthread_mutex_init(&n->rxlock, NULL);
@@ -308,6 +426,7 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	return n;
 fail:
 	net_backend_close(be);
+	loop_timer_free(n->rx_timer);
 	pcap_close(&n->cap);
 	pthread_mutex_destroy(&n->rxlock);
 	free(n);
@@ -330,6 +449,7 @@ void virtio_net_destroy(void *dev)
 	if (!n)
 		return;
 	net_loop_stop(&n->loop);
+	loop_timer_free(n->rx_timer);
 	virtio_pci_destroy(&n->vp);
 	net_backend_close(n->be);
 	pcap_close(&n->cap);

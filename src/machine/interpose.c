@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "machine/hypercall.h"
+#include "net/frame.h"
 #include "policy/active.h"
 #include "policy/policy.h"
 #include "policy/trace.h"
@@ -42,30 +43,35 @@ static void *pauser(void *arg)
 	return NULL;
 }
 
-/* A pause rule: pause the whole VM. machine_pause waits for every vCPU to
- * park, this one included, so a helper thread calls it; this vCPU parks at
- * its next exit (the kick), with no access in flight, so a snapshot of the
- * paused VM is consistent. */
+/* Start pausing the whole VM on a helper thread (machine_pause waits for
+ * every vCPU to park, and this thread may be one, or hold a device lock a
+ * vCPU needs on its way to park); the last such thread is *t. */
+static void start_pause(struct machine *m, pthread_t *t, bool *live, const char *who)
+{
+	if (*live)
+		pthread_join(*t, NULL);
+	*live = !pthread_create(t, NULL, pauser, m);
+	if (!*live)
+		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST, "%s: cannot pause for a policy rule",
+			     who);
+}
+
+/* A pause rule on a vCPU: this vCPU parks at its next exit (the kick), with
+ * no access in flight, so a snapshot of the paused VM is consistent. */
 static void tripwire(struct vcpu *v)
 {
 	struct machine *m = v->m;
-	if (v->pauser_live)
-		pthread_join(v->pauser, NULL);
-	v->pauser_live = !pthread_create(&v->pauser, NULL, pauser, m);
-	if (!v->pauser_live) {
-		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
-			     "vCPU %d: cannot pause for a policy rule", v->index);
-		return;
-	}
-	while (!machine_paused(m) && !machine_stopping(m))
+	char who[16];
+	snprintf(who, sizeof(who), "vCPU %d", v->index);
+	start_pause(m, &v->pauser, &v->pauser_live, who);
+	while (v->pauser_live && !machine_paused(m) && !machine_stopping(m))
 		sched_yield(); /* until the request is up: the next run then exits at once */
 }
 
-/* A pause rule on a request: on a vCPU, the tripwire; on the console input
- * thread (may_wait: it holds no device lock), wait for the pause itself.
- * Virtio requests reach here on a vCPU, as a pause rule turns ioeventfd off
- * (interpose_allows_ioeventfd); only a policy swapped in later could break
- * that, and then the VM stops rather than ignore the rule. */
+/* A pause rule on a request: on a vCPU, the tripwire; on the loop (console
+ * input, eventfd kicks, frames the guest receives), a pause started on a
+ * helper thread (may_wait: this thread holds no device lock, so it may wait
+ * for the pause itself). The request is deferred by the caller either way. */
 static void pause_here(struct machine *m, bool may_wait)
 {
 	if (current)
@@ -73,9 +79,7 @@ static void pause_here(struct machine *m, bool may_wait)
 	else if (may_wait)
 		machine_pause(m);
 	else
-		machine_stop(m, STOP_ERROR, EXIT_CODE_HOST,
-			     "a pause rule matched a request on an I/O thread (a policy that "
-			     "pauses virtio requests must be given when the VM starts)");
+		start_pause(m, &m->pauser, &m->pauser_live, "the event loop");
 }
 
 static void policy_stop(struct machine *m, const struct policy_access *a,
@@ -88,8 +92,8 @@ static void policy_stop(struct machine *m, const struct policy_access *a,
 	const char *dev = a->cls > POLICY_HYPERCALL ? a->dev : NULL;
 	machine_stop(m, STOP_ERROR, EXIT_CODE_POLICY,
 		     "%s: stopped by policy rule on line %d (%s %s %#llx%s%s)", who, r->line,
-		     policy_class_names[a->cls], policy_op_name(a->op), (unsigned long long)a->addr,
-		     dev ? " on " : "", dev ? dev : "");
+		     policy_class_names[a->cls], policy_op_name(a->cls, a->op),
+		     (unsigned long long)a->addr, dev ? " on " : "", dev ? dev : "");
 }
 
 /* Wait ns for a limit rule, in slices so that a stopping VM does not wait.
@@ -248,21 +252,26 @@ enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
 	return r;
 }
 
-/* A request (disk, rng, console) through the policy held now: waits for
- * limits, patches data for modify, audits, stops. Returns the deciding action
- * (allow if none); pauses are the caller's, as when they happen differs by
- * class, and happen after the policy is left. */
+/* A request (disk, rng, console, net) through the policy held now: waits
+ * for limits (or, with wait, returns how long the caller must hold it),
+ * patches data for modify, audits, stops. Returns the deciding action (allow
+ * if none); pauses are the caller's, as when they happen differs by class,
+ * and happen after the policy is left. */
 static enum policy_action request(struct machine *m, struct policy_access *a, uint8_t *data,
-				  bool after_pause)
+				  bool after_pause, uint64_t *wait)
 {
 	const struct policy *p = policy_for(policy_enter(m->policy), a->cls);
 	enum policy_action act = POLICY_ALLOW;
 	if (p) {
 		const struct policy_rule *r, *logged;
-		a->vcpu = current ? current->index : -1;
+		if (a->vcpu >= 0) /* -1: the caller knows it comes from no vCPU */
+			a->vcpu = current ? current->index : -1;
 		a->data = data;
 		a->datalen = data ? a->len : 0;
-		limit(m, p, a);
+		if (wait && (p->limit_classes & (1u << a->cls)))
+			*wait = policy_limit(p, a, monotonic_ns());
+		else if (!wait)
+			limit(m, p, a);
 		r = policy_match(p, a, &logged);
 		act = r ? r->action : POLICY_ALLOW;
 		if (act == POLICY_PAUSE && after_pause)
@@ -286,13 +295,18 @@ static bool watched(struct machine *m, enum policy_class c)
 	return w;
 }
 
-static const enum policy_class gate_class[] = {
-    [GATE_DISK] = POLICY_DISK, [GATE_RNG] = POLICY_RNG, [GATE_CONSOLE] = POLICY_CONSOLE};
+static const enum policy_class gate_class[] = {[GATE_DISK] = POLICY_DISK,
+					       [GATE_RNG] = POLICY_RNG,
+					       [GATE_CONSOLE] = POLICY_CONSOLE,
+					       [GATE_NET] = POLICY_NET};
 
+/* Every net rule reads a frame's headers, and so does a trace of them: a
+ * watched NIC always hands them over. */
 static bool gate_wants(void *ctx, enum gate_kind kind)
 {
-	const struct machine *m = ctx;
-	bool wants = policy_needs_data(policy_enter(m->policy), gate_class[kind]);
+	const struct policy *p = policy_enter(((const struct machine *)ctx)->policy);
+	bool wants = kind == GATE_NET ? policy_for(p, POLICY_NET) != NULL
+				      : policy_needs_data(p, gate_class[kind]);
 	policy_leave();
 	return wants;
 }
@@ -302,13 +316,22 @@ static bool gate_wants(void *ctx, enum gate_kind kind)
 static enum gate_verdict gate(void *ctx, const char *dev, struct gate_request *rq)
 {
 	struct machine *m = ctx;
+	struct frame_info frame;
 	struct policy_access a = {.cls = gate_class[rq->kind],
 				  .op = 1u << rq->op,
 				  .addr = rq->sector,
 				  .count = rq->count,
 				  .len = rq->len,
 				  .dev = dev};
-	switch (request(m, &a, rq->data, rq->after_pause)) {
+	uint8_t *data = rq->data;
+	if (rq->kind == GATE_NET) {
+		frame_classify(data, data ? rq->head_len : 0, &frame);
+		a.frame = &frame;
+		data = NULL; /* no rule reads a frame past its headers */
+		if (rq->op == GATE_READ)
+			a.vcpu = -1; /* a received frame comes from no vCPU, whichever drains it */
+	}
+	switch (request(m, &a, data, rq->after_pause, rq->no_sleep ? &rq->wait_ns : NULL)) {
 	case POLICY_DENY:
 	case POLICY_STOP:
 		return GATE_FAIL;
@@ -339,7 +362,7 @@ struct request_gate interpose_gate(struct machine *m)
 static bool console_data(struct console_tap *t, unsigned op, uint8_t *buf, size_t len, bool *pause)
 {
 	struct policy_access a = {.cls = POLICY_CONSOLE, .op = op, .len = len, .dev = t->dev};
-	enum policy_action act = request(t->m, &a, buf, false);
+	enum policy_action act = request(t->m, &a, buf, false, NULL);
 	*pause = act == POLICY_PAUSE;
 	return act != POLICY_DENY && act != POLICY_STOP;
 }
@@ -416,8 +439,10 @@ static bool has_device(const struct machine *m, const struct policy_rule *r)
 				return true;
 		return false;
 	}
-	static const char *const prefix[NR_POLICY_CLASSES] = {
-	    [POLICY_DISK] = "virtio-blk", [POLICY_RNG] = "virtio-rng", [POLICY_CONSOLE] = ""};
+	static const char *const prefix[NR_POLICY_CLASSES] = {[POLICY_DISK] = "virtio-blk",
+							      [POLICY_RNG] = "virtio-rng",
+							      [POLICY_CONSOLE] = "",
+							      [POLICY_NET] = "virtio-net"};
 	for (int i = 0; i < m->ndevices; i++)
 		if (!strcmp(m->devices[i].name, r->dev) &&
 		    !strncmp(r->dev, prefix[r->cls], strlen(prefix[r->cls])) &&
@@ -456,8 +481,12 @@ static int refuse(const struct policy_rule *r, char *err, size_t errlen, const c
 
 bool interpose_allows_ioeventfd(const struct policy *p)
 {
-	unsigned requests = 1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE;
-	return !policy_has_class(p, POLICY_MMIO) && !(p && (p->vcpu_classes & requests));
+	unsigned requests =
+	    1u << POLICY_DISK | 1u << POLICY_RNG | 1u << POLICY_CONSOLE | 1u << POLICY_NET;
+	/* A transmit limit sleeps on the thread that kicked the queue: a vCPU,
+	 * never the VM's loop. */
+	return !policy_has_class(p, POLICY_MMIO) &&
+	       !(p && ((p->vcpu_classes & requests) || (p->limit_classes & 1u << POLICY_NET)));
 }
 
 bool interpose_allows_coalesced_pio(const struct policy *p)
@@ -485,6 +514,9 @@ int interpose_check(struct machine *m, const struct policy *p, char *err, size_t
 				      m->ncpus == 1 ? "" : "s");
 		if (r->cls == POLICY_CONSOLE && r->ops == POLICY_READ && r->vcpu >= 0)
 			return refuse(r, err, errlen, "console input comes from no vCPU");
+		if (r->cls == POLICY_NET && r->ops == POLICY_READ && r->vcpu >= 0)
+			return refuse(r, err, errlen,
+				      "frames the guest receives come from no vCPU");
 		if (r->cls == POLICY_DISK && r->ops == POLICY_DISCARD)
 			return refuse(r, err, errlen, "virtio-blk offers no discard to the guest");
 		int vd = vhost_disk(m, r);

@@ -42,8 +42,10 @@ void machine_console_tap(struct machine *m, const char *dev, enum tap_slot slot)
  * After the devices exist; 0, or EXIT_CODE_USAGE with the reason in err. */
 int interpose_check(struct machine *m, const struct policy *p, char *err, size_t errlen);
 /* May virtio notifications bypass the trap path (ioeventfd) under p? Not
- * if a rule must see them as MMIO or meet a request on its vCPU (pause,
- * vcpu N); a policy swapped in later must not need more than this. */
+ * if a rule must see them as MMIO, meet a request on its vCPU (pause,
+ * vcpu N) or make a transmit wait (net limit: on the vCPU, not the loop);
+ * a policy swapped in later that needs more switches them to trapping
+ * (machine_trap_kicks). */
 bool interpose_allows_ioeventfd(const struct policy *p);
 /* May latch-port writes reach the machine late (coalesced, at the next
  * exit)? Not if a port I/O rule may want to act on them as they happen. */

@@ -62,8 +62,9 @@ void machine_pause(struct machine *m)
 		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
 	pthread_mutex_unlock(&m->pause_lock);
 	/* No device work from the loop either: a paused VM's memory and device
-	 * state stay as they were when the vCPUs stopped. */
-	loop_pause(m->loop, true);
+	 * state stay as they were when the vCPUs stopped (rigs have no loop). */
+	if (m->loop)
+		loop_pause(m->loop, true);
 }
 
 int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg)
@@ -154,7 +155,34 @@ static void svc_console_tx(void *ctx, const void *buf, size_t len)
 static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
 {
 	struct machine *m = ctx;
-	return m->engine->ioeventfd(m->evm, gpa, len, fd, assign);
+	int rc = -1, max = (int)(sizeof(m->kicks) / sizeof(m->kicks[0])), i = 0;
+	pthread_mutex_lock(&m->kick_lock);
+	if (assign && !m->kicks_trap && m->nkicks < max) {
+		rc = m->engine->ioeventfd(m->evm, gpa, len, fd, true);
+		if (!rc)
+			m->kicks[m->nkicks++] = (struct kick_binding){gpa, len, fd};
+	} else if (!assign) {
+		while (i < m->nkicks && (m->kicks[i].gpa != gpa || m->kicks[i].fd != fd))
+			i++;
+		rc = 0; /* a binding machine_trap_kicks took back is gone already */
+		if (i < m->nkicks) {
+			rc = m->engine->ioeventfd(m->evm, gpa, len, fd, false);
+			m->kicks[i] = m->kicks[--m->nkicks];
+		}
+	}
+	pthread_mutex_unlock(&m->kick_lock);
+	return rc;
+}
+
+void machine_trap_kicks(struct machine *m)
+{
+	pthread_mutex_lock(&m->kick_lock);
+	m->kicks_trap = true;
+	for (int i = 0; i < m->nkicks; i++)
+		m->engine->ioeventfd(m->evm, m->kicks[i].gpa, m->kicks[i].len, m->kicks[i].fd,
+				     false);
+	m->nkicks = 0;
+	pthread_mutex_unlock(&m->kick_lock);
 }
 
 void machine_console_tap(struct machine *m, const char *dev, enum tap_slot slot)
@@ -309,6 +337,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	m->ncpus = cfg->cpus;
 	pthread_mutex_init(&m->stop_lock, NULL);
 	pthread_mutex_init(&m->pause_lock, NULL);
+	pthread_mutex_init(&m->kick_lock, NULL);
 	pthread_cond_init(&m->pause_cond, NULL);
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
@@ -478,6 +507,8 @@ int machine_run(struct machine *m)
 			     strerror(errno));
 	for (int i = 0; i < started; i++)
 		pthread_join(m->vcpu[i].thread, NULL);
+	if (m->pauser_live)
+		pthread_join(m->pauser, NULL);
 	policy_events_stop(m->events); /* the last audit lines are out, traces end */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
@@ -523,5 +554,6 @@ void machine_destroy(struct machine *m)
 	bus_destroy(&m->mmio);
 	pthread_mutex_destroy(&m->stop_lock);
 	pthread_mutex_destroy(&m->pause_lock);
+	pthread_mutex_destroy(&m->kick_lock);
 	pthread_cond_destroy(&m->pause_cond);
 }

@@ -97,6 +97,18 @@ struct machine {
 	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
 	struct policy_events *events; /* audit writer and trace clients */
 	struct migration_progress migration;
+	pthread_t pauser; /* the last pause a policy rule started off the vCPUs (on the loop) */
+	bool pauser_live;
+	/* Guest MMIO writes the engine signals on eventfds (ioeventfd), kept so
+	 * that a live policy can take them all back (machine_trap_kicks). */
+	pthread_mutex_t kick_lock;
+	bool kicks_trap; /* taken back: virtio notifications trap from now on */
+	int nkicks;
+	struct kick_binding {
+		uint64_t gpa;
+		unsigned len;
+		int fd;
+	} kicks[MAX_DEVICES * KICK_MAX_QUEUES];
 };
 
 /* Build everything (memory, engine, devices, loaded kernel); err says why not.
@@ -121,6 +133,10 @@ static inline bool machine_stopping(struct machine *m)
 /* Fill m->svc from m (buses, RAM, loop, engine, console): for machine_create,
  * and for rigs that build a machine without it (tests, fuzzers). */
 void machine_services_init(struct machine *m);
+/* Take every ioeventfd binding back from the engine and make no new ones:
+ * virtio notifications trap as MMIO exits from now on, on the vCPU that
+ * wrote them (a policy replaced live that must see them). */
+void machine_trap_kicks(struct machine *m);
 /* Run fn(arg) on the loop once the VM next resumes (after a pause that is
  * under way). Up to MAX_DEVICES at a time; -1 when full. */
 int machine_after_resume(struct machine *m, void (*fn)(void *arg), void *arg);

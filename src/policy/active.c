@@ -95,25 +95,20 @@ struct policy_active *policy_active_create(const struct policy *initial, struct 
 {
 	struct policy_active *a = calloc(1, sizeof(*a));
 	struct policy *p = calloc(1, sizeof(*p));
-	if (!a || !p)
-		goto fail;
-	if (initial) {
-		*p = *initial;
-		p->text = initial->text ? strdup(initial->text) : NULL;
-		if (initial->text && !p->text)
-			goto fail;
-	} else {
-		p->audit_fd = -1;
+	if (!a || !p) {
+		free(p);
+		free(a);
+		return NULL;
 	}
+	if (initial)
+		*p = *initial;
+	else
+		p->audit_fd = -1;
 	p->events = ev;
 	atomic_init(&a->cur, p);
 	pthread_mutex_init(&a->lock, NULL);
 	a->events = ev;
 	return a;
-fail:
-	free(p);
-	free(a);
-	return NULL;
 }
 
 void policy_active_destroy(struct policy_active *a)
@@ -140,8 +135,7 @@ void policy_replace(struct policy_active *a, struct policy *p)
 char *policy_active_text(struct policy_active *a)
 {
 	pthread_mutex_lock(&a->lock);
-	const struct policy *p = atomic_load_explicit(&a->cur, memory_order_relaxed);
-	char *t = strdup(p->text ? p->text : "");
+	char *t = policy_format(atomic_load_explicit(&a->cur, memory_order_relaxed));
 	pthread_mutex_unlock(&a->lock);
 	return t;
 }

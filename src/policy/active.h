@@ -26,7 +26,8 @@ void policy_leave(void);
 /* Install p (malloc'ed, owned from now on) and free the one it replaces once
  * no reader can still use it. Not from inside policy_enter. */
 void policy_replace(struct policy_active *a, struct policy *p);
-/* The active policy's text as written (malloc'ed, "" if it had none). */
+/* The active policy in canonical form (policy_format: malloc'ed, "" for
+ * no rules; NULL without memory). */
 char *policy_active_text(struct policy_active *a);
 /* Wait until every reader inside policy_enter now has left it. */
 void policy_synchronize(void);

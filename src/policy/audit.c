@@ -2,6 +2,7 @@
  * FILE) and `popek trace`. In a running VM the events go through the
  * consumers' rings (policy/trace.c); a policy without them (unit tests) writes
  * its audit lines directly, each with one write() to an O_APPEND file. */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
@@ -46,6 +47,27 @@ static void json_escape(const char *s, char *out, size_t len)
 	out[n] = 0;
 }
 
+/* What a frame's headers said: ethertype, then what the classifier found. */
+static void frame_json(const struct frame_info *f, char *buf, size_t len)
+{
+	size_t n = fits(snprintf(buf, len, ",\"ethertype\":%u", f->ethertype), len);
+	if (f->family) {
+		char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+		int af = f->family == 4 ? AF_INET : AF_INET6;
+		inet_ntop(af, f->src, src, sizeof(src));
+		inet_ntop(af, f->dst, dst, sizeof(dst));
+		n += fits(snprintf(buf + n, len - n, ",\"proto\":%u,\"src\":\"%s\",\"dst\":\"%s\"",
+				   f->proto, src, dst),
+			  len - n);
+	}
+	if (f->flags & FRAME_PORTS)
+		n += fits(
+		    snprintf(buf + n, len - n, ",\"sport\":%u,\"dport\":%u", f->sport, f->dport),
+		    len - n);
+	if (f->flags & FRAME_FRAGMENT)
+		fits(snprintf(buf + n, len - n, ",\"fragment\":true"), len - n);
+}
+
 size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 {
 	char where[48] = "", rule[24] = "";
@@ -54,7 +76,7 @@ size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 	if (ev->rule)
 		snprintf(rule, sizeof(rule), ",\"rule\":%d", ev->rule);
 	/* Exits have a size and value; device requests a length. */
-	char what[48 + 6 * 256 + 16];
+	char what[48 + 6 * 256 + 16], frame[192] = "";
 	if (ev->cls == POLICY_SYSCALL) { /* the call's result, and what it named */
 		char path[6 * 256];
 		json_escape(ev->path ? ev->path : "", path, sizeof(path));
@@ -65,12 +87,14 @@ size_t policy_event_json(const struct policy_event *ev, char *buf, size_t len)
 			 ev->value);
 	else
 		snprintf(what, sizeof(what), ",\"len\":%" PRIu64, ev->value);
+	if (ev->cls == POLICY_NET)
+		frame_json(&ev->net, frame, sizeof(frame));
 	return fits(snprintf(buf, len,
 			     "{\"ns\":%" PRIu64 ",\"vcpu\":%d,\"device\":\"%s\",\"class\":\"%s\","
-			     "\"op\":\"%s\"%s%s,\"verdict\":\"%s\"%s}\n",
+			     "\"op\":\"%s\"%s%s%s,\"verdict\":\"%s\"%s}\n",
 			     ev->ns, ev->vcpu, ev->device ? ev->device : "-",
-			     policy_class_names[ev->cls], policy_op_name(ev->op), where, what,
-			     policy_action_names[ev->verdict], rule),
+			     policy_class_names[ev->cls], policy_op_name(ev->cls, ev->op), where,
+			     what, frame, policy_action_names[ev->verdict], rule),
 		    len);
 }
 
@@ -95,6 +119,8 @@ void policy_audit(const struct policy *p, const struct policy_access *a, uint64_
 				  .verdict = (uint8_t)(r ? r->action : POLICY_ALLOW),
 				  .op = (uint8_t)a->op,
 				  .size = (uint8_t)a->size};
+	if (a->frame)
+		ev.net = *a->frame;
 	if (p->events) {
 		/* A stop or pause is in the log before the VM is seen stopping. */
 		bool flush = r && (r->action == POLICY_STOP || r->action == POLICY_PAUSE);

@@ -22,12 +22,13 @@ static bool path_in(const struct policy_rule *r, const struct policy_access *a)
 	return false;
 }
 
-static bool net_in(const struct policy_rule *r, const uint8_t *ip)
+/* Whether addr starts with the prefix bits of net. */
+static bool prefix_holds(const uint8_t *net, unsigned prefix, const uint8_t *addr)
 {
-	unsigned whole = r->prefix / 8, bits = r->prefix % 8;
-	if (memcmp(r->net, ip, whole))
+	unsigned whole = prefix / 8, bits = prefix % 8;
+	if (memcmp(net, addr, whole))
 		return false;
-	return !bits || !((r->net[whole] ^ ip[whole]) & (0xff00u >> bits));
+	return !bits || !((net[whole] ^ addr[whole]) & (0xff00u >> bits));
 }
 
 /* The system call facts: a rule's path, family, address and port each need
@@ -35,8 +36,38 @@ static bool net_in(const struct policy_rule *r, const uint8_t *ip)
 static bool call_matches(const struct policy_rule *r, const struct policy_access *a)
 {
 	return (!r->path[0] || path_in(r, a)) && (r->family < 0 || r->family == a->family) &&
-	       (!r->has_net || (a->ip && net_in(r, a->ip))) &&
+	       (!r->has_net || (a->ip && prefix_holds(r->net, r->prefix, a->ip))) &&
 	       (!r->has_port || (a->has_port && in(&r->port, a->port)));
+}
+
+static bool in_cidr(const struct policy_cidr *c, const struct frame_info *f, const uint8_t *addr)
+{
+	if (!c->family)
+		return true;
+	return c->family == f->family && prefix_holds(c->addr, c->prefix, addr);
+}
+
+/* A rule's port range is not full only if given: then the frame must have ports. */
+static bool in_ports(const struct policy_range *r, const struct frame_info *f, uint16_t port)
+{
+	return r->hi == UINT64_MAX || ((f->flags & FRAME_PORTS) && in(r, port));
+}
+
+static bool net_matches(const struct policy_rule *r, const struct frame_info *f)
+{
+	if (!f)
+		return false;
+	if (!in(&r->ethertype, f->ethertype) || (r->fragment && !(f->flags & FRAME_FRAGMENT)))
+		return false;
+	if (r->proto >= 0) {
+		if (!f->family)
+			return false;
+		if (r->proto == POLICY_PROTO_ICMP ? f->proto != (f->family == 4 ? 1 : 58)
+						  : f->proto != r->proto)
+			return false;
+	}
+	return in_cidr(&r->src, f, f->src) && in_cidr(&r->dst, f, f->dst) &&
+	       in_ports(&r->sport, f, f->sport) && in_ports(&r->dport, f, f->dport);
 }
 
 static bool matches(const struct policy_rule *r, const struct policy_access *a)
@@ -63,6 +94,8 @@ static bool matches(const struct policy_rule *r, const struct policy_access *a)
 	if (r->dev[0] && (!a->dev || strcmp(r->dev, a->dev)))
 		return false;
 	if (a->cls == POLICY_SYSCALL && !call_matches(r, a))
+		return false;
+	if (r->cls == POLICY_NET && !net_matches(r, a->frame))
 		return false;
 	return !r->ncontains || holds(r, a);
 }

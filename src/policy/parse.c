@@ -15,13 +15,18 @@
 #include "util/file.h"
 
 const char *const policy_class_names[NR_POLICY_CLASSES] = {"pio", "mmio",    "hypercall", "disk",
-							   "rng", "console", "syscall"};
+							   "rng", "console", "syscall",	  "net"};
 const char *const policy_action_names[NR_POLICY_ACTIONS] = {"allow", "deny",  "log",  "modify",
 							    "stop",  "pause", "limit"};
 const char *const policy_op_names[NR_POLICY_OPS] = {"read", "write", "flush", "discard", "call"};
 
-const char *policy_op_name(unsigned op)
+/* The network's directions, as the guest sees them: rx (in) and tx (out). */
+static const char *const net_op_words[2][2] = {{"rx", "in"}, {"tx", "out"}};
+
+const char *policy_op_name(enum policy_class c, unsigned op)
 {
+	if (c == POLICY_NET && (op == POLICY_READ || op == POLICY_WRITE))
+		return net_op_words[op == POLICY_WRITE][0];
 	for (int i = 0; i < NR_POLICY_OPS; i++)
 		if (op == 1u << i)
 			return policy_op_names[i];
@@ -31,11 +36,11 @@ const char *policy_op_name(unsigned op)
 #define C(c)	 (1u << POLICY_##c)
 #define ACCESS	 (C(PIO) | C(MMIO))
 #define REQUESTS (C(DISK) | C(RNG) | C(CONSOLE))
-#define VM	 (ACCESS | C(HYPERCALL) | REQUESTS) /* what a VM with a kernel does */
+#define VM	 (ACCESS | C(HYPERCALL) | REQUESTS | C(NET)) /* what a VM with a kernel does */
 #define ALL	 ((1u << NR_POLICY_CLASSES) - 1)
 
 /* The operations of each class, and the word naming its range (if any). */
-static const unsigned class_ops[NR_POLICY_CLASSES] = {
+const unsigned policy_class_ops[NR_POLICY_CLASSES] = {
     [POLICY_PIO] = POLICY_READ | POLICY_WRITE,
     [POLICY_MMIO] = POLICY_READ | POLICY_WRITE,
     [POLICY_HYPERCALL] = POLICY_CALL,
@@ -43,8 +48,9 @@ static const unsigned class_ops[NR_POLICY_CLASSES] = {
     [POLICY_RNG] = POLICY_READ,
     [POLICY_CONSOLE] = POLICY_READ | POLICY_WRITE,
     [POLICY_SYSCALL] = POLICY_CALL,
+    [POLICY_NET] = POLICY_READ | POLICY_WRITE,
 };
-static const char *const range_words[NR_POLICY_CLASSES] = {"port", "addr", "nr",
+const char *const policy_range_words[NR_POLICY_CLASSES] = {"port", "addr", "nr",
 							   "sectors", [POLICY_SYSCALL] = "nr"};
 static const uint64_t range_max[NR_POLICY_CLASSES] = {0xffff, UINT64_MAX, UINT64_MAX,
 						      UINT64_MAX, [POLICY_SYSCALL] = 511};
@@ -241,6 +247,31 @@ static int parse_burst(struct lexer *l, struct policy_rule *r)
 	return 0;
 }
 
+/* ADDR or ADDR/BITS, IPv4 or IPv6; host bits past the prefix are cleared. */
+static int parse_cidr(struct lexer *l, struct policy_cidr *c)
+{
+	char buf[64];
+	if (!next(l) || l->len >= sizeof(buf))
+		goto bad;
+	memcpy(buf, l->tok, l->len);
+	buf[l->len] = 0;
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = 0;
+	c->family = strchr(buf, ':') ? 6 : 4;
+	unsigned max = c->family == 4 ? 32 : 128;
+	uint64_t bits = max;
+	if (inet_pton(c->family == 4 ? AF_INET : AF_INET6, buf, c->addr) != 1 ||
+	    (slash && (number(slash + 1, buf + l->len, &bits) != buf + l->len || bits > max)))
+		goto bad;
+	c->prefix = (uint8_t)bits;
+	for (unsigned b = c->prefix; b < max; b++)
+		c->addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
+	return 0;
+bad:
+	return expected(l, "an address or prefix (10.0.2.2, 10.0.2.0/24, fd00::/8)");
+}
+
 static int parse_dev(struct lexer *l, struct policy_rule *r)
 {
 	if (!next(l) || l->len >= POLICY_DEV_MAX || l->tok[0] == '"')
@@ -362,6 +393,14 @@ enum key {
 	K_NET,
 	K_PORT,
 	K_ERRNO,
+	K_NIC,
+	K_ETHERTYPE,
+	K_PROTO,
+	K_SRC,
+	K_DST,
+	K_SPORT,
+	K_DPORT,
+	K_FRAGMENT,
 	K_CALL, /* last: any word that is no other key */
 	NR_KEYS
 };
@@ -378,7 +417,7 @@ static const struct key_info {
     [K_OP] = {NULL, "an operation", ALL, MATCHERS},
     [K_RANGE] = {NULL, "RANGE", C(PIO) | C(MMIO) | C(HYPERCALL) | C(DISK) | C(SYSCALL), MATCHERS},
     [K_SIZE] = {"size", "size N", ACCESS, MATCHERS},
-    [K_LENGTH] = {"length", "length RANGE", REQUESTS, MATCHERS},
+    [K_LENGTH] = {"length", "length RANGE", REQUESTS | C(NET), MATCHERS},
     [K_WRITTEN] = {"written", "written RANGE", ACCESS, MATCHERS},
     [K_ARG0] = {"arg0", "arg0..arg3 RANGE", C(HYPERCALL) | C(SYSCALL), MATCHERS},
     [K_ARG1] = {"arg1", NULL, C(HYPERCALL) | C(SYSCALL), MATCHERS},
@@ -391,7 +430,7 @@ static const struct key_info {
     [K_BYTES] = {"bytes", "bytes BYTES", REQUESTS, A(MODIFY)},
     [K_AT] = {"at", "at N", REQUESTS, A(MODIFY)},
     [K_OPS] = {"ops", "ops RATE", ALL, A(LIMIT)},
-    [K_BYTES_RATE] = {"bytes", "bytes RATE", REQUESTS | ACCESS, A(LIMIT)},
+    [K_BYTES_RATE] = {"bytes", "bytes RATE", REQUESTS | ACCESS | C(NET), A(LIMIT)},
     [K_BURST] = {"burst", "burst N", ALL, A(LIMIT)},
     [K_PATH] = {"path", "path GLOB", C(SYSCALL), MATCHERS},
     [K_FAMILY] = {"family", "family unix|inet|inet6|N", C(SYSCALL), MATCHERS},
@@ -399,22 +438,43 @@ static const struct key_info {
     [K_PORT] = {"port", "port RANGE", C(SYSCALL), MATCHERS},
     [K_ERRNO] = {"errno", "errno E", C(SYSCALL), A(DENY) | A(STOP)},
     [K_CALL] = {NULL, "a call's name", C(SYSCALL), MATCHERS},
+    [K_NIC] = {"nic", "nic N", C(NET), MATCHERS},
+    [K_ETHERTYPE] = {"ethertype", "ethertype RANGE", C(NET), MATCHERS},
+    [K_PROTO] = {NULL, "tcp, udp, icmp, proto N", C(NET), MATCHERS},
+    [K_SRC] = {"src", "src ADDR[/BITS]", C(NET), MATCHERS},
+    [K_DST] = {"dst", "dst ADDR[/BITS]", C(NET), MATCHERS},
+    [K_SPORT] = {"sport", "sport RANGE", C(NET), MATCHERS},
+    [K_DPORT] = {"dport", "dport RANGE", C(NET), MATCHERS},
+    [K_FRAGMENT] = {"fragment", "fragment", C(NET), MATCHERS},
 };
+
+/* rx or in, tx or out: the operation bit, or -1. */
+static int net_op(const struct lexer *l)
+{
+	for (int w = 0; w < 2; w++)
+		if (lookup(l, net_op_words[w], 2) >= 0)
+			return w ? POLICY_WRITE : POLICY_READ;
+	return -1;
+}
 
 static bool key_is(const struct lexer *l, enum key k, const struct policy_rule *r)
 {
+	if (k == K_OP && r->cls == POLICY_NET)
+		return net_op(l) >= 0;
 	if (k == K_OP) {
 		int op = lookup(l, policy_op_names, NR_POLICY_OPS);
-		return op >= 0 && (class_ops[r->cls] & (1u << op));
+		return op >= 0 && (policy_class_ops[r->cls] & (1u << op));
 	}
 	if (k == K_RANGE)
-		return is(l, range_words[r->cls]);
+		return policy_range_words[r->cls] && is(l, policy_range_words[r->cls]);
 	if (k == K_CALL) { /* a repeated key word is no call's name */
 		for (int j = 0; j < NR_KEYS; j++)
 			if (keys[j].word && is(l, keys[j].word))
 				return false;
-		return call_word(l) && !is(l, range_words[r->cls]);
+		return call_word(l) && !is(l, policy_range_words[r->cls]);
 	}
+	if (k == K_PROTO)
+		return is(l, "tcp") || is(l, "udp") || is(l, "icmp") || is(l, "proto");
 	return is(l, keys[k].word);
 }
 
@@ -432,13 +492,13 @@ static int expected_key(struct lexer *l, const struct policy_rule *r, unsigned s
 			continue;
 		if (k == K_OP) {
 			for (int o = 0; o < NR_POLICY_OPS; o++)
-				if (class_ops[r->cls] & (1u << o) &&
-				    class_ops[r->cls] != POLICY_CALL)
+				if (policy_class_ops[r->cls] & (1u << o) &&
+				    policy_class_ops[r->cls] != POLICY_CALL)
 					n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ",
-							      policy_op_names[o]);
+							      policy_op_name(r->cls, 1u << o));
 		} else if (k == K_RANGE) {
 			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s RANGE, ",
-					      range_words[r->cls]);
+					      policy_range_words[r->cls]);
 		} else {
 			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ", ki->hint);
 		}
@@ -453,10 +513,11 @@ static int parse_key(struct lexer *l, struct policy_rule *r, enum key k)
 	uint64_t v;
 	switch (k) {
 	case K_OP:
-		r->ops = 1u << lookup(l, policy_op_names, NR_POLICY_OPS);
+		r->ops = r->cls == POLICY_NET ? (unsigned)net_op(l)
+					      : 1u << lookup(l, policy_op_names, NR_POLICY_OPS);
 		return 0;
 	case K_RANGE:
-		return parse_range(l, &r->addr, range_words[r->cls], range_max[r->cls]);
+		return parse_range(l, &r->addr, policy_range_words[r->cls], range_max[r->cls]);
 	case K_SIZE:
 		if (parse_number(l, &v, "an access size"))
 			return -1;
@@ -514,6 +575,33 @@ static int parse_key(struct lexer *l, struct policy_rule *r, enum key k)
 		memcpy(r->call, l->tok, l->len);
 		r->call[l->len] = 0;
 		return 0;
+	case K_NIC:
+		if (parse_number(l, &v, "a NIC index") || v >= 100)
+			return expected(l, "a NIC index (0 for the first --net)");
+		snprintf(r->dev, sizeof(r->dev), "virtio-net%u", (unsigned)v);
+		return 0;
+	case K_ETHERTYPE:
+		return parse_range(l, &r->ethertype, "ethertype", 0xffff);
+	case K_PROTO:
+		if (is(l, "proto")) {
+			if (parse_number(l, &v, "an IP protocol number") || v > 255)
+				return expected(l, "an IP protocol number (0-255)");
+			r->proto = (int)v;
+		} else {
+			r->proto = is(l, "tcp") ? 6 : is(l, "udp") ? 17 : POLICY_PROTO_ICMP;
+		}
+		return 0;
+	case K_SRC:
+		return parse_cidr(l, &r->src);
+	case K_DST:
+		return parse_cidr(l, &r->dst);
+	case K_SPORT:
+		return parse_range(l, &r->sport, "port", 0xffff);
+	case K_DPORT:
+		return parse_range(l, &r->dport, "port", 0xffff);
+	case K_FRAGMENT:
+		r->fragment = true;
+		return 0;
 	default:
 		return -1;
 	}
@@ -546,11 +634,16 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 		return expected(l, "an action (allow, deny, log, modify, stop, pause or limit)");
 	int c = next(l) ? lookup(l, policy_class_names, NR_POLICY_CLASSES) : -1;
 	if (c < 0)
-		return expected(l, "a class (pio, mmio, hypercall, disk, rng, console or syscall)");
+		return expected(
+		    l, "a class (pio, mmio, hypercall, disk, rng, console, syscall or net)");
+	/* A changed frame would carry checksums that no longer hold. */
+	if (a == POLICY_MODIFY && c == POLICY_NET)
+		return expected(l, "another action: net frames cannot be modified (their "
+				   "checksums would no longer match); deny, log or limit them");
 	*r = (struct policy_rule){
 	    .action = (enum policy_action)a,
 	    .cls = (enum policy_class)c,
-	    .ops = class_ops[c],
+	    .ops = policy_class_ops[c],
 	    .addr = {0, UINT64_MAX},
 	    .len = {0, UINT64_MAX},
 	    .arg = {{0, UINT64_MAX}, {0, UINT64_MAX}, {0, UINT64_MAX}, {0, UINT64_MAX}},
@@ -558,6 +651,10 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 	    .family = -1,
 	    .port = {0, 0xffff},
 	    .err = EPERM,
+	    .ethertype = {0, UINT64_MAX},
+	    .sport = {0, UINT64_MAX},
+	    .dport = {0, UINT64_MAX},
+	    .proto = -1,
 	    .line = l->lineno};
 	unsigned seen = 0;
 	while (next(l)) {
@@ -575,6 +672,8 @@ static int parse_rule(struct lexer *l, struct policy_rule *r)
 		seen |= 1u << k;
 		if (k == K_OPS || k == K_BYTES_RATE) /* one rate per rule */
 			seen |= 1u << K_OPS | 1u << K_BYTES_RATE;
+		if (k == K_DEV || k == K_NIC) /* one device */
+			seen |= 1u << K_DEV | 1u << K_NIC;
 	}
 	return finish(l, r, seen);
 }
@@ -625,18 +724,11 @@ int policy_load(struct policy *p, const char *path, char *err, size_t errlen)
 	} else {
 		rc = policy_parse(p, (const char *)buf, path, err, errlen);
 	}
-	if (!rc) {
-		free(p->text);
-		p->text = (char *)buf;
-		return 0;
-	}
 	free(buf);
 	return rc;
 }
 
 void policy_free(struct policy *p)
 {
-	if (p)
-		free(p->text);
 	free(p);
 }

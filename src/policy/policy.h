@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/frame.h"
+
 enum policy_class {
 	POLICY_PIO,
 	POLICY_MMIO,
@@ -20,6 +22,7 @@ enum policy_class {
 	POLICY_RNG,	/* virtio-rng entropy requests */
 	POLICY_CONSOLE, /* UART and virtio-console data, both directions */
 	POLICY_SYSCALL, /* popek exec: the program's system calls */
+	POLICY_NET,	/* virtio-net frames, both directions */
 	NR_POLICY_CLASSES
 };
 
@@ -37,8 +40,9 @@ enum policy_action {
 extern const char *const policy_class_names[NR_POLICY_CLASSES];
 extern const char *const policy_action_names[NR_POLICY_ACTIONS];
 
-/* Operations, one bit each; a rule holds a set. For the console, read is
- * data into the guest (input), write data out of it. */
+/* Operations, one bit each; a rule holds a set. For the console and the
+ * network, read is data into the guest (input, rx), write data out of it
+ * (output, tx). */
 #define POLICY_READ    1u
 #define POLICY_WRITE   2u
 #define POLICY_FLUSH   4u
@@ -46,8 +50,11 @@ extern const char *const policy_action_names[NR_POLICY_ACTIONS];
 #define POLICY_CALL    16u
 #define NR_POLICY_OPS  5
 extern const char *const policy_op_names[NR_POLICY_OPS];
-/* The name of the one operation in op. */
-const char *policy_op_name(unsigned op);
+/* The operations each class has, and the word naming its range (NULL: none). */
+extern const unsigned policy_class_ops[NR_POLICY_CLASSES];
+extern const char *const policy_range_words[NR_POLICY_CLASSES];
+/* The name of the one operation in op, as class c's rules write it. */
+const char *policy_op_name(enum policy_class c, unsigned op);
 
 #define POLICY_DEV_MAX	 24  /* device names: "virtio-blk0", "uart0", "cmos-rtc" */
 #define POLICY_BYTES_MAX 64  /* contains / modify bytes patterns */
@@ -57,6 +64,16 @@ const char *policy_op_name(unsigned op);
 struct policy_range {
 	uint64_t lo, hi; /* inclusive */
 };
+
+/* An address prefix (src, dst); family 0 matches any frame. */
+struct policy_cidr {
+	uint8_t family; /* 4 or 6 */
+	uint8_t prefix; /* bits */
+	uint8_t addr[16];
+};
+
+/* proto icmp: ICMP over IPv4 or ICMPv6 (other values: the IP protocol). */
+#define POLICY_PROTO_ICMP 256
 
 /* limit: a token bucket as a virtual clock (GCRA): each unit of cost moves
  * tat (the time the bucket is next empty) by 1/rate; a request waits for
@@ -100,8 +117,13 @@ struct policy_rule {
 	unsigned prefix;
 	bool has_net, has_port;
 	struct policy_range port;
-	int err;  /* deny syscall: the errno the call fails with */
-	int line; /* in the policy file, for the audit log */
+	int err; /* deny syscall: the errno the call fails with */
+	/* net: what the frame classifier (net/frame.h) reads */
+	struct policy_range ethertype, sport, dport;
+	int proto; /* -1 any, an IP protocol, or POLICY_PROTO_ICMP */
+	struct policy_cidr src, dst;
+	bool fragment; /* IP fragments only */
+	int line;      /* in the policy file, for the audit log */
 };
 
 #define POLICY_MAX_RULES 1024
@@ -114,7 +136,6 @@ struct policy {
 	unsigned limit_classes; /* bit per class with a limit rule */
 	unsigned vcpu_classes;	/* bit per class with a rule that needs a vCPU (pause, vcpu N) */
 	int audit_fd;		/* -1 = no --audit */
-	char *text;		/* the file as written (malloc'ed), or NULL */
 	struct policy_events *events; /* the trace and audit ring, or NULL (policy/trace.h) */
 	struct policy_rule rule[POLICY_MAX_RULES];
 };
@@ -142,16 +163,21 @@ struct policy_access {
 	const uint8_t *ip;
 	bool has_port;
 	uint16_t port;
+	const struct frame_info *frame; /* net: the frame's headers */
 };
 
 /* Parse text (the contents of file, named in messages) into p; on a
  * malformed rule returns -1 with "FILE:LINE:COL: expected ..." in err. */
 int policy_parse(struct policy *p, const char *text, const char *file, char *err, size_t errlen);
-/* Read and parse a file (keeping its text); -1 with a message in err if
- * unreadable or malformed. */
+/* Read and parse a file; -1 with a message in err if unreadable or
+ * malformed. */
 int policy_load(struct policy *p, const char *path, char *err, size_t errlen);
-/* Free a malloc'ed policy and its text. */
+/* Free a malloc'ed policy. */
 void policy_free(struct policy *p);
+/* The rules of p in canonical form, one per line as policy_parse reads
+ * them back (comments and spacing dropped, defaults left out). malloc'ed;
+ * NULL without memory. */
+char *policy_format(const struct policy *p);
 
 static inline bool policy_has_class(const struct policy *p, enum policy_class c)
 {

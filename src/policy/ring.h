@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/frame.h"
+
 /* One action as the trace and the audit log record it. */
 struct policy_event {
 	uint64_t ns;	/* CLOCK_REALTIME */
@@ -24,6 +26,7 @@ struct policy_event {
 	uint8_t verdict; /* enum policy_action */
 	uint8_t op;	 /* one POLICY_READ... bit */
 	uint8_t size;
+	struct frame_info net; /* class net: the frame's headers */
 };
 
 struct event_ring;

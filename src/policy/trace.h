@@ -13,7 +13,7 @@
 #include "policy/ring.h"
 
 #define TRACE_MAX_CLIENTS 8
-#define TRACE_RING_ORDER  16 /* 65536 events (3.5 MiB) per consumer */
+#define TRACE_RING_ORDER  16 /* 65536 events (6 MiB) per consumer */
 
 struct policy_events;
 

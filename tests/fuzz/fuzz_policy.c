@@ -1,7 +1,9 @@
 /* Fuzz the policy parser and matcher: any text is either refused with a
  * FILE:LINE:COL message or becomes rules that every access can be matched
- * against (the syscall class's path, family, address and port too). The
+ * against (the syscall class's path, family, address and port too), and
+ * whose canonical form (policy_format) parses back into the same rules. The
  * input's first 16 bytes are the access, the rest the text. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (policy_parse(&p, text, "fuzz", err, sizeof(err)) == 0) {
 		if (p.n < 0 || p.n > POLICY_MAX_RULES)
 			abort();
+		/* The canonical form reads back into the same rules (before
+		 * a limit's bucket moves). */
+		static struct policy again;
+		char *canon = policy_format(&p);
+		if (!canon || policy_parse(&again, canon, "canonical", err, sizeof(err)) ||
+		    again.n != p.n)
+			abort();
+		for (int i = 0; i < p.n; i++)
+			if (memcmp(&again.rule[i], &p.rule[i], offsetof(struct policy_rule, line)))
+				abort();
+		free(canon);
 		uint64_t addr;
 		memcpy(&addr, head + 8, sizeof(addr));
 		uint64_t args[4] = {addr, ~addr, head[4], head[5]};

@@ -18,6 +18,7 @@
 #include "devices/virtio_console.h"
 #include "devices/virtio_rng.h"
 #include "policy/active.h"
+#include "policy/policy.h"
 
 static int no_irq(struct engine_vm *vm, unsigned gsi, bool level)
 {
@@ -279,6 +280,16 @@ struct virtio_blk *fuzz_add_virtio_blk(struct fuzz_rig *r)
 void fuzz_add_pvpanic(struct fuzz_rig *r)
 {
 	fuzz_add(r, &pvpanic_device);
+}
+
+void fuzz_policy(struct fuzz_rig *r, const char *rules)
+{
+	struct policy *pol = calloc(1, sizeof(*pol));
+	char err[256];
+	if (!pol || policy_parse(pol, rules, "fuzz", err, sizeof(err)))
+		abort();
+	pol->audit_fd = -1;
+	policy_replace(r->m.policy, pol);
 }
 
 struct virtio_pci *fuzz_add_virtio_rng(struct fuzz_rig *r)

@@ -63,6 +63,11 @@ void fuzz_window(struct fuzz_rig *r, struct bus *bus, uint64_t base, uint64_t le
  * their addresses); returns the address of BAR 0 of the function in slot. */
 uint64_t fuzz_pci_enable(struct fuzz_rig *r, unsigned slot);
 
+/* Make rules (policy file text; aborts if malformed) the machine's active
+ * policy, as `popek policy` would: devices added after see them through
+ * their gate. For setup. */
+void fuzz_policy(struct fuzz_rig *r, const char *rules);
+
 /* Devices as the machine creates them from its registry, under their
  * snapshot names; they abort if creation fails. The UART is at COM1 and the
  * consoles' output is dropped. For setup only. */

@@ -6,8 +6,6 @@
 
 #include "fuzz_util.h"
 #include "machine/interpose.h"
-#include "policy/active.h"
-#include "policy/policy.h"
 
 static const char rules[] = "deny disk write sectors 3-5\n"
 			    "log disk write contains 0x4142\n"
@@ -21,12 +19,7 @@ static void setup(struct fuzz_rig *r)
 {
 	/* The rig's machine takes the rules as a running VM does: its
 	 * registry's devices get its gate, which reads the active policy. */
-	struct policy *pol = calloc(1, sizeof(*pol));
-	char err[256];
-	if (!pol || policy_parse(pol, rules, "fuzz", err, sizeof(err)))
-		abort();
-	pol->audit_fd = -1;
-	policy_replace(r->m.policy, pol);
+	fuzz_policy(r, rules);
 	fuzz_add_virtio_blk(r);
 	fuzz_add_virtio_rng(r);
 	fuzz_window(r, &r->m.mmio, fuzz_pci_enable(r, 1), VIRTIO_BAR_SIZE);

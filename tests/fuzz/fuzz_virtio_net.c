@@ -4,12 +4,21 @@
  * The backend is a loopback: every frame the guest sends comes back on its
  * receive queue, so transmit and receive both run on guest-made rings. The
  * first input byte picks a backend with virtio-net headers (the offloads
- * offered, as for tap) or without (as for user networking). */
+ * offered, as for tap) or without (as for user networking). Frames both ways
+ * pass the machine's gate under net rules that classify, deny, defer (pause)
+ * and stop them. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "devices/virtio_net.h"
 #include "fuzz_util.h"
+
+static const char rules[] = "deny net tx tcp dport 25\n"
+			    "log net rx udp src 10.0.0.0/8\n"
+			    "deny net rx length 0-59\n"
+			    "pause net tx ethertype 0x88b5\n"
+			    "stop net fragment ethertype 0x86dd\n"
+			    "log net\n";
 
 struct loopback {
 	struct net_backend b;
@@ -102,6 +111,7 @@ static void host_either(void *ctx, uint64_t value)
 
 static void setup(struct fuzz_rig *r)
 {
+	fuzz_policy(r, rules);
 	for (unsigned slot = 1; slot <= 2; slot++) {
 		vnet = slot == 2;
 		fuzz_add(r, &fuzz_net_device);

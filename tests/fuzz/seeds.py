@@ -342,8 +342,30 @@ def virtqueue_seeds():
     save('virtqueue', 'two-chains', bytes([0x84]) + bytes(ram_))
 
 
+def net_frame_seeds():
+    # fuzz_net_frame: a frame as a guest sends it; fuzz_policy: net rules.
+    eth = b'\x52\x54\x00\x12\x34\x56' * 2
+    tcp = struct.pack('>HHIIBBHHH', 40000, 25, 1, 0, 0x50, 2, 65535, 0, 0)
+    ip4 = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 40, 1, 0, 64, 6, 0, bytes([10, 0, 2, 15]),
+                      bytes([10, 0, 2, 2]))
+    save('net_frame', 'tcp4', eth + b'\x08\x00' + ip4 + tcp)
+    save('net_frame', 'vlan-tcp4', eth + b'\x81\x00\x00\x05\x08\x00' + ip4 + tcp)
+    frag = bytearray(ip4)
+    frag[6:8] = b'\x00\x03'
+    save('net_frame', 'frag4', eth + b'\x08\x00' + bytes(frag) + tcp)
+    ip6 = struct.pack('>IHBB16s16s', 0x60000000, 28, 0, 64, b'\xfd' + bytes(15), bytes(15) + b'\x01')
+    hop = bytes([6, 0]) + bytes(6)
+    save('net_frame', 'hop-tcp6', eth + b'\x86\xdd' + ip6 + hop + tcp)
+    save('net_frame', 'arp', eth + b'\x08\x06' + bytes(28))
+    for n, text in enumerate((b'deny net tcp dport 25\nlimit net bytes 10M/s\n',
+                              b'allow net tx nic 0 udp src 10.0.2.0/24 dst fd00::/8 sport 1-2\n',
+                              b'pause net rx ethertype 0x0806 fragment proto 47 length 60-99\n')):
+        save('policy', 'net-%d' % n, bytes(16) + text)
+
+
 device_seeds()
 vsock_seeds()
+net_frame_seeds()
 boot_seeds()
 snapshot_seeds()
 control_seeds()
