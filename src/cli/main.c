@@ -43,6 +43,7 @@ void cli_usage(FILE *f)
 	    "  --engine NAME        kvm, soft or auto (default auto)\n"
 	    "  --console stdio|file:PATH   where guest console output goes (default stdio)\n"
 	    "  --stats              print exit/trap counts as JSON on stderr at exit\n"
+	    "  --jit on|off         soft engine: translate guest code to host code (default off)\n"
 	    "  --disk FILE[,ro]     raw disk image as virtio-blk (/dev/vda, vdb, ...; repeatable)\n"
 	    "  --device NAME        an optional device: pc-testdev (test device at ports "
 	    "0xe0-0xe3\n"

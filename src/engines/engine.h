@@ -93,6 +93,8 @@ struct engine_vm_config {
 	/* A SYSCALL at CPL3 leaves as EXIT_SYSCALL instead of entering the
 	 * guest's LSTAR (soft; kvm has no such exit and ignores it). */
 	bool syscall_exits;
+	/* Translate guest code to host code (soft: src/engines/soft/jit). */
+	bool jit;
 };
 
 #define ENGINE_MEM_READONLY 1u
