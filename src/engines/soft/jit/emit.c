@@ -110,9 +110,9 @@ void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp)
 	base_disp(e, reg, base, disp);
 }
 
-void emit_shift_imm(struct emit *e, int ext, int reg, uint8_t n)
+void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n)
 {
-	rex(e, true, 0, reg);
+	rex(e, size == 8, 0, reg);
 	emit_u8(e, 0xc1);
 	modrm_rr(e, ext, reg);
 	emit_u8(e, n);
@@ -149,6 +149,23 @@ void emit_ind(struct emit *e, int size, bool store, int reg, int ptr)
 	rex(e, size == 8, reg, ptr);
 	emit_u8(e, store ? 0x89 : 0x8b);
 	emit_u8(e, (uint8_t)((reg & 7) << 3 | (ptr & 7)));
+}
+
+void emit_imul_rr(struct emit *e, int size, int dst, int src)
+{
+	rex(e, size == 8, dst, src);
+	emit_u8(e, 0x0f);
+	emit_u8(e, 0xaf);
+	modrm_rr(e, dst, src);
+}
+
+void emit_setcc(struct emit *e, uint8_t cc, int reg)
+{
+	emit_mov_imm(e, reg, 0); /* setcc writes only the low byte; mov keeps the flags */
+	rex(e, false, 0, reg);
+	emit_u8(e, 0x0f);
+	emit_u8(e, (uint8_t)(0x90 | cc));
+	modrm_rr(e, 0, reg);
 }
 
 void emit_zext32(struct emit *e, int reg)

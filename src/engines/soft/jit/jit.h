@@ -63,7 +63,9 @@ void emit_mov_imm(struct emit *e, int reg, uint64_t imm);
 void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src); /* 64-bit dst op= src */
 /* 64-bit reg op [base+disp] with op in its r, r/m form (8B mov, 03 add, 3B cmp) */
 void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp);
-void emit_shift_imm(struct emit *e, int ext, int reg, uint8_t n);
+void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
+void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low half */
+void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_cmp_imm(struct emit *e, int reg, int32_t imm);
 void emit_imul_imm(struct emit *e, int reg, int32_t imm);

@@ -20,7 +20,7 @@
 
 #define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
 #define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
-#define MAX_MISSES (BLOCK_INSNS * 2)
+#define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
 
 struct tr {
 	struct emit e;
@@ -87,7 +87,7 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 	if (d->index >= 0) {
 		emit_load(e, 8, H_RCX, REG(d->index));
 		if (d->scale > 1)
-			emit_shift_imm(e, 4, H_RCX, (uint8_t)__builtin_ctz(d->scale));
+			emit_shift_imm(e, 8, 4, H_RCX, (uint8_t)__builtin_ctz(d->scale));
 		emit_alu_rr(e, 0x01, H_RAX, H_RCX);
 	}
 	if (d->addrsize != 8)
@@ -105,7 +105,7 @@ static void probe(struct tr *t, int size, int acc)
 {
 	struct emit *e = &t->e;
 	emit_alu_rr(e, 0x89, H_RCX, H_RAX);
-	emit_shift_imm(e, 5, H_RCX, 12);
+	emit_shift_imm(e, 8, 5, H_RCX, 12);
 	emit_and_imm(e, H_RCX, TLB_SIZE - 1);
 	emit_imul_imm(e, H_RCX, (int32_t)sizeof(struct tlb_entry));
 	emit_alu_rr(e, 0x01, H_RCX, H_RDI);
@@ -303,6 +303,50 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* SHL, SHR, SAR by a nonzero immediate count (choose_fast's own forms; the
+ * others keep the interpreter's flag rules): an operation of the operand
+ * size, so 32-bit results are zero-extended as the masked C result is. */
+static bool tr_shift(struct tr *t, const struct insn *d)
+{
+	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
+	struct emit *e = &t->e;
+	int size = d->opsize, op = d->reg & 7;
+	unsigned cnt = (unsigned)d->imm & (unsigned)(size * 8 - 1);
+	if (d->is_mem || !lf[op] || !cnt)
+		return false;
+	emit_load(e, size, H_RAX, REG(d->rm));
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_shift_imm(e, size, op, H_RAX, (uint8_t)cnt);
+	emit_mov_imm(e, H_RCX, cnt);
+	set_lazy(e, lf[op], size);
+	emit_store(e, 8, H_RAX, REG(d->rm));
+	return true;
+}
+
+/* IMUL r, r/m and IMUL r, r/m, imm (imul2): the low half, and the lazy
+ * operation's a = whether the signed product overflowed, which is the
+ * host's OF after an IMUL of the operand size. */
+static bool tr_imul(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	bool imm = opcode_of(d->op)->fast == FAST_IMUL_I;
+	rm_load(t, d, size, H_RCX);
+	if (imm)
+		emit_mov_imm(e, H_RAX, imm_of(d, size));
+	else
+		emit_load(e, size, H_RAX, REG(d->reg));
+	emit_imul_rr(e, size, H_RAX, H_RCX);
+	emit_setcc(e, 0x0, H_RDX); /* seto dl */
+	emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
+	emit_store_imm(e, 1, FIELD(lf_size), size);
+	emit_store(e, 8, H_RAX, FIELD(lf_res));
+	emit_store(e, 8, H_RDX, FIELD(lf_a));
+	emit_store_imm(e, 8, FIELD(lf_b), 0);
+	set_reg(e, size, d->reg);
+	return true;
+}
+
 static bool tr_nop(struct tr *t, const struct insn *d)
 {
 	return true;
@@ -315,7 +359,8 @@ static const rule rules[] = {
     [FAST_GROUP3] = tr_alu,	[FAST_MOV_STORE] = tr_mov,     [FAST_MOV_LOAD] = tr_mov,
     [FAST_MOV_RM_IMM] = tr_mov, [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
     [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
-    [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,
+    [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
+    [FAST_IMUL_I] = tr_imul,	[FAST_IMUL_RM] = tr_imul,
 };
 
 static rule rule_of(const struct insn *d)
