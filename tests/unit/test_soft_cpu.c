@@ -111,10 +111,13 @@ static const uint8_t xsetbv_user_code[] = {
 
 static struct sg g;
 
+/* Every test runs twice: on the interpreter, then with the translator on. */
+static bool use_jit;
+
 static int setup(void **state)
 {
 	(void)state;
-	return sg_init(&g, 1);
+	return sg_init_jit(&g, 1, use_jit);
 }
 
 static int teardown(void **state)
@@ -1106,6 +1109,46 @@ static void test_state_xstate_bv(void **state)
 	assert_int_equal(out.xsave[1], 0x03);
 }
 
+static int64_t jit_stat(const char *key)
+{
+	struct json_object *st = json_object_new_object(), *j, *n;
+	soft_engine.stats(g.v, st);
+	int64_t v = -1;
+	if (json_object_object_get_ex(st, "jit", &j) && json_object_object_get_ex(j, key, &n))
+		v = json_object_get_int64(n);
+	json_object_put(st);
+	return v;
+}
+
+/* Translated loads, stores, PUSH/POP, IMUL, SHL and DEC in a loop, then a
+ * #PF from a load in the middle of a translated block, whose frame must name
+ * that load (the translation hands it to the interpreter):
+ *   mov ecx, 50; xor eax, eax; lea rdi, [rsp - 4096]
+ * top: mov rdx, rcx; imul rdx, rdx, 3; shl rdx, 2
+ *   mov [rdi + rcx*8], rdx; mov rsi, [rdi + rcx*8]; add rax, rsi
+ *   push rax; pop rbx; dec ecx; jnz top      -> rax = 12 * (1 + ... + 50)
+ *   mov r9, rax; mov r8, [0x40000000]; hlt */
+static void test_jit_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0xb9, 0x32, 0x00, 0x00, 0x00, 0x31, 0xc0, 0x48, 0x8d, 0xbc, 0x24, 0x00, 0xf0, 0xff,
+	    0xff, 0x48, 0x89, 0xca, 0x48, 0x6b, 0xd2, 0x03, 0x48, 0xc1, 0xe2, 0x02, 0x48, 0x89,
+	    0x14, 0xcf, 0x48, 0x8b, 0x34, 0xcf, 0x48, 0x01, 0xf0, 0x50, 0x5b, 0xff, 0xc9, 0x75,
+	    0xe4, 0x49, 0x89, 0xc1, 0x4c, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x40, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	assert_int_equal(g.st.gpr[R_RBX], 15300);
+	assert_int_equal(g.st.gpr[R_R9], 15300);
+	assert_int_equal(sg_r64(&g, SG_STACK - 4096 + 8 * 7), 7 * 12);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 0x2e); /* faulting RIP */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 10);
+	else
+		assert_int_equal(jit_stat("insns"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1139,6 +1182,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
@@ -1149,5 +1193,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_xsave_alignment_linear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_xstate_bv, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("interpreter", tests, NULL, NULL);
+	use_jit = true;
+	return failed + cmocka_run_group_tests_name("translator", tests, NULL, NULL);
 }
