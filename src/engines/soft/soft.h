@@ -376,7 +376,7 @@ struct soft_cpu {
 	struct engine_vm *vm;
 
 	struct block *blocks;
-	struct jit *jit; /* the translator (jit/jit.h), NULL when off */
+	struct jit *jit;	/* the translator (jit/jit.h), NULL when off */
 	struct block_tag *tags; /* tags[i] describes blocks[i] */
 	/* Advances whenever guest memory or the translation may have changed
 	 * under this vCPU's cached blocks: any vCPU's write to a page it has
