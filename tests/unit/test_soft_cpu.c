@@ -1149,6 +1149,130 @@ static void test_jit_block(void **state)
 		assert_int_equal(jit_stat("insns"), -1);
 }
 
+/* Run the code at SG_CODE again, from the state the last run left. */
+static void restart(void)
+{
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	g.st.rip = SG_CODE;
+	g.st.mp_state = MP_RUNNABLE;
+	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+}
+
+/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 4 or 8. */
+static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
+{
+	uint64_t fl;
+	uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
+#define HOST_OP(insn, x, y)                                                                        \
+	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+r"(x) : "r"(y) : "cc")
+	if (size == 8) {
+		if (op == 0)
+			HOST_OP("add", a, b);
+		else if (op == 1)
+			HOST_OP("sub", a, b);
+		else
+			HOST_OP("and", a, b);
+	} else {
+		if (op == 0)
+			HOST_OP("addl", a4, b4);
+		else if (op == 1)
+			HOST_OP("subl", a4, b4);
+		else
+			HOST_OP("andl", a4, b4);
+	}
+#undef HOST_OP
+	return fl;
+}
+
+static bool host_cond(uint64_t fl, unsigned cc)
+{
+	bool cf = fl & 1, pf = fl & 4, zf = fl & 0x40, sf = fl & 0x80, of = fl & 0x800, r;
+	switch (cc >> 1) {
+	case 0:
+		r = of;
+		break;
+	case 1:
+		r = cf;
+		break;
+	case 2:
+		r = zf;
+		break;
+	case 3:
+		r = cf || zf;
+		break;
+	case 4:
+		r = sf;
+		break;
+	case 5:
+		r = pf;
+		break;
+	case 6:
+		r = sf != of;
+		break;
+	default:
+		r = zf || sf != of;
+		break;
+	}
+	return r ^ (cc & 1);
+}
+
+/* Every condition code after ADD, SUB and AND of both sizes on edge values,
+ * against the host: the translator evaluates a block-ending Jcc from the
+ * flag-setting operation it translated in the same block.
+ *   mov rax, a; mov rcx, b; op rax/eax, rcx/ecx; jcc taken
+ *   mov ebx, 2; hlt; taken: mov ebx, 1; hlt */
+static void test_jcc_conditions(void **state)
+{
+	(void)state;
+	static const uint64_t v[] = {0,
+				     1,
+				     2,
+				     5,
+				     0x7f,
+				     0x80,
+				     0x7fffffff,
+				     0x80000000,
+				     0xffffffff,
+				     0x100000000,
+				     0x7fffffffffffffff,
+				     0x8000000000000000,
+				     0xffffffffffffffff};
+	static const uint8_t ops[] = {0x01, 0x29, 0x21}; /* add, sub, and rax, rcx */
+	const int nv = sizeof(v) / sizeof(v[0]);
+	for (int op = 0; op < 3; op++)
+		for (int size = 4; size <= 8; size += 4)
+			for (int i = 0; i < nv; i++)
+				for (int j = 0; j < nv; j += 2)
+					for (unsigned cc = 0; cc < 16; cc++) {
+						uint8_t code[40], *p = code;
+						*p++ = 0x48, *p++ = 0xb8;
+						memcpy(p, &v[i], 8), p += 8;
+						*p++ = 0x48, *p++ = 0xb9;
+						memcpy(p, &v[(i + j) % nv], 8), p += 8;
+						if (size == 8)
+							*p++ = 0x48;
+						*p++ = ops[op], *p++ = 0xc8;
+						*p++ = (uint8_t)(0x70 | cc), *p++ = 6;
+						static const uint8_t tail[] = {
+						    0xbb, 2, 0, 0, 0, 0xf4, 0xbb, 1, 0, 0, 0, 0xf4};
+						memcpy(p, tail, sizeof(tail)), p += sizeof(tail);
+						load(code, (size_t)(p - code));
+						restart();
+						assert_int_equal(sg_run(&g), EXIT_HLT);
+						uint64_t fl =
+						    host_flags(op, size, v[i], v[(i + j) % nv]);
+						if (g.st.gpr[R_RBX] !=
+						    (host_cond(fl, cc) ? 1u : 2u))
+							fail_msg(
+							    "op %d size %d %#llx, %#llx cc %u", op,
+							    size, (unsigned long long)v[i],
+							    (unsigned long long)v[(i + j) % nv],
+							    cc);
+					}
+	if (use_jit)
+		assert_true(jit_stat("insns") > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1183,6 +1307,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),

@@ -96,11 +96,16 @@ void emit_mov_imm(struct emit *e, int reg, uint64_t imm)
 	}
 }
 
-void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src)
+void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src)
 {
-	rex(e, true, src, dst);
+	rex(e, size == 8, src, dst);
 	emit_u8(e, op);
 	modrm_rr(e, src, dst);
+}
+
+void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src)
+{
+	emit_op_rr(e, 8, op, dst, src);
 }
 
 void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp)

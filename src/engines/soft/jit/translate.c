@@ -25,7 +25,9 @@
 struct tr {
 	struct emit e;
 	struct soft_cpu *c;
-	int k; /* index of the instruction being translated */
+	int k;	     /* index of the instruction being translated */
+	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
+	int lf_size;
 	struct {
 		uint8_t *rel;
 		int k;
@@ -151,8 +153,11 @@ static void set_reg(struct emit *e, int size, int r)
 }
 
 /* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
-static void set_lazy(struct emit *e, uint32_t lf, int size)
+static void set_lazy(struct tr *t, uint32_t lf, int size)
 {
+	struct emit *e = &t->e;
+	t->lf = lf;
+	t->lf_size = size;
 	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
 	emit_store_imm(e, 1, FIELD(lf_size), size);
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
@@ -196,7 +201,7 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	if (alu_lf[op] != LF_LOGIC)
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
-	set_lazy(e, test ? LF_LOGIC : alu_lf[op], size);
+	set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
 	if (write)
 		set_reg(e, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
 	return true;
@@ -298,7 +303,7 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
 	emit_alu_rr(e, d->reg & 1 ? 0x29 : 0x01, H_RAX, H_RCX);
-	set_lazy(e, d->reg & 1 ? LF_DEC : LF_INC, size);
+	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
 	set_reg(e, size, d->rm);
 	return true;
 }
@@ -318,7 +323,7 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_shift_imm(e, size, op, H_RAX, (uint8_t)cnt);
 	emit_mov_imm(e, H_RCX, cnt);
-	set_lazy(e, lf[op], size);
+	set_lazy(t, lf[op], size);
 	emit_store(e, 8, H_RAX, REG(d->rm));
 	return true;
 }
@@ -338,12 +343,51 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 		emit_load(e, size, H_RAX, REG(d->reg));
 	emit_imul_rr(e, size, H_RAX, H_RCX);
 	emit_setcc(e, 0x0, H_RDX); /* seto dl */
+	t->lf = LF_MUL;
 	emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
 	emit_store_imm(e, 1, FIELD(lf_size), size);
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
 	emit_store(e, 8, H_RDX, FIELD(lf_a));
 	emit_store_imm(e, 8, FIELD(lf_b), 0);
 	set_reg(e, size, d->reg);
+	return true;
+}
+
+/* The block's closing branch (run_block set RIP past it): taken, RIP = the
+ * target. A Jcc is translated when the block's own translated code set the
+ * flags it reads by ADD, SUB/CMP or a logic operation: redoing that operation
+ * on the lazy operands at its size gives the host the very flags, and the
+ * guest's condition code is the host's. */
+static void set_rip_target(struct emit *e, const struct insn *d)
+{
+	emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)d->imm);
+	emit_store(e, 8, H_RAX, FIELD(rip));
+}
+
+static bool tr_jcc(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = t->lf_size;
+	if (t->lf == LF_LOGIC) {
+		emit_load(e, size, H_RAX, FIELD(lf_res));
+		emit_op_rr(e, size, 0x85, H_RAX, H_RAX); /* test */
+	} else if (t->lf == LF_ADD || t->lf == LF_SUB) {
+		emit_load(e, size, H_RAX, FIELD(lf_a));
+		emit_load(e, size, H_RCX, FIELD(lf_b));
+		emit_op_rr(e, size, t->lf == LF_ADD ? 0x01 : 0x39, H_RAX, H_RCX); /* add, cmp */
+	} else {
+		return false;
+	}
+	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	set_rip_target(e, d);
+	if (not_taken)
+		emit_patch(not_taken, e->p);
+	return true;
+}
+
+static bool tr_jmp(struct tr *t, const struct insn *d)
+{
+	set_rip_target(&t->e, d);
 	return true;
 }
 
@@ -360,7 +404,8 @@ static const rule rules[] = {
     [FAST_MOV_RM_IMM] = tr_mov, [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
     [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
     [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
-    [FAST_IMUL_I] = tr_imul,	[FAST_IMUL_RM] = tr_imul,
+    [FAST_IMUL_I] = tr_imul,	[FAST_JCC] = tr_jcc,	       [FAST_JMP] = tr_jmp,
+    [FAST_IMUL_RM] = tr_imul,
 };
 
 static rule rule_of(const struct insn *d)
