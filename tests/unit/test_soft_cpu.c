@@ -1149,6 +1149,26 @@ static void test_jit_block(void **state)
 		assert_int_equal(jit_stat("insns"), -1);
 }
 
+/* CALL and RET (translated at the end of their blocks) in a loop:
+ *   mov ecx, 20; xor eax, eax
+ * top: call f; sub ecx, 1; jnz top; hlt
+ * f: add rax, rcx; ret                      -> rax = 20 + 19 + ... + 1 */
+static void test_call_ret(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0x31, 0xc0, 0xe8,
+				       0x06, 0x00, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x75,
+				       0xf6, 0xf4, 0x48, 0x01, 0xc8, 0xc3};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 210);
+	assert_int_equal(g.st.gpr[R_RSP], SG_STACK);
+	assert_int_equal(g.st.rip, SG_CODE + 0x12);
+	assert_int_equal(sg_r64(&g, SG_STACK - 8), SG_CODE + 0xc); /* the return address */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 5);
+}
+
 /* Run the code at SG_CODE again, from the state the last run left. */
 static void restart(void)
 {
@@ -1308,6 +1328,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),

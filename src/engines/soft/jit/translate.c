@@ -256,21 +256,25 @@ static bool tr_movsxd(struct tr *t, const struct insn *d)
 	return true;
 }
 
-static bool tr_push(struct tr *t, const struct insn *d)
+/* PUSH of guest register r, or of v when r < 0 (CALL's return address). */
+static void emit_push(struct tr *t, int r, uint64_t v)
 {
 	struct emit *e = &t->e;
 	emit_load(e, 8, H_RAX, REG(R_RSP));
 	emit_lea_disp(e, H_RAX, H_RAX, -8);
 	probe(t, 8, ACC_WRITE);
-	emit_load(e, 8, H_RCX, REG((d->op & 7) | (d->rex & 1) << 3));
+	if (r >= 0)
+		emit_load(e, 8, H_RCX, REG(r));
+	else
+		emit_mov_imm(e, H_RCX, v);
 	emit_ind(e, 8, true, H_RCX, H_RAX);
 	emit_load(e, 8, H_RDX, REG(R_RSP));
 	emit_lea_disp(e, H_RDX, H_RDX, -8);
 	emit_store(e, 8, H_RDX, REG(R_RSP));
-	return true;
 }
 
-static bool tr_pop(struct tr *t, const struct insn *d)
+/* rcx = the quadword at RSP, RSP += 8 */
+static void emit_pop(struct tr *t)
 {
 	struct emit *e = &t->e;
 	emit_load(e, 8, H_RAX, REG(R_RSP));
@@ -279,7 +283,19 @@ static bool tr_pop(struct tr *t, const struct insn *d)
 	emit_load(e, 8, H_RDX, REG(R_RSP));
 	emit_lea_disp(e, H_RDX, H_RDX, 8);
 	emit_store(e, 8, H_RDX, REG(R_RSP));
-	emit_store(e, 8, H_RCX, REG((d->op & 7) | (d->rex & 1) << 3)); /* POP RSP: the value wins */
+}
+
+static bool tr_push(struct tr *t, const struct insn *d)
+{
+	emit_push(t, (d->op & 7) | (d->rex & 1) << 3, 0);
+	return true;
+}
+
+static bool tr_pop(struct tr *t, const struct insn *d)
+{
+	emit_pop(t);
+	emit_store(&t->e, 8, H_RCX,
+		   REG((d->op & 7) | (d->rex & 1) << 3)); /* POP RSP: the value wins */
 	return true;
 }
 
@@ -391,6 +407,20 @@ static bool tr_jmp(struct tr *t, const struct insn *d)
 	return true;
 }
 
+static bool tr_call(struct tr *t, const struct insn *d)
+{
+	emit_push(t, -1, d->start + d->len);
+	set_rip_target(&t->e, d);
+	return true;
+}
+
+static bool tr_ret(struct tr *t, const struct insn *d)
+{
+	emit_pop(t);
+	emit_store(&t->e, 8, H_RCX, FIELD(rip));
+	return true;
+}
+
 static bool tr_nop(struct tr *t, const struct insn *d)
 {
 	return true;
@@ -405,7 +435,7 @@ static const rule rules[] = {
     [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
     [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
     [FAST_IMUL_I] = tr_imul,	[FAST_JCC] = tr_jcc,	       [FAST_JMP] = tr_jmp,
-    [FAST_IMUL_RM] = tr_imul,
+    [FAST_IMUL_RM] = tr_imul,	[FAST_CALL] = tr_call,	       [FAST_RET] = tr_ret,
 };
 
 static rule rule_of(const struct insn *d)
