@@ -12,8 +12,8 @@
  * as a function (faults come back as signals with the trap number), in the
  * guest it ends in HLT (faults go to IDT stubs that record the vector).
  *
- * With -j the soft engine translates every block it builds (its translator
- * is eager), so host and translated code are compared, and since each case
+ * With -j the soft engine translates every block (soft_guest.h sets the
+ * translator's threshold to one run), so host and translated code are compared, and since each case
  * rewrites the code page, every case also checks that stale translations go.
  *
  * usage: cpudiff [-n CASES] [-s SEED] [-v] [-j]   exit 0 when every case matched. */

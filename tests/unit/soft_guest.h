@@ -99,7 +99,9 @@ static inline int sg_init_jit(struct sg *g, int ncpus, bool jit)
 	if (!g->ram)
 		return -1;
 	memset(g->ram, 0, SG_RAM);
-	struct engine_vm_config cfg = {.ncpus = ncpus, .ram_size = SG_RAM, .jit = jit};
+	/* with the translator, translate every block: the tests' code runs once */
+	struct engine_vm_config cfg = {
+	    .ncpus = ncpus, .ram_size = SG_RAM, .jit = jit, .jit_after = 1};
 	char err[200];
 	if (soft_engine.vm_create(&cfg, &g->vm, err, sizeof(err)))
 		return -1;

@@ -243,7 +243,7 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	}
 	block_cache_init(c);
 	if (vm->cfg.jit) {
-		int rc = jit_create(c);
+		int rc = jit_create(c, vm->cfg.jit_after ? vm->cfg.jit_after : JIT_AFTER);
 		if (rc) {
 			free(c->blocks);
 			free(c->tags);
@@ -324,6 +324,8 @@ static inline int run_block(struct soft_cpu *c, int budget)
 	c->last = NULL;
 	struct block *b = next_block(c);
 	c->cur_block = b;
+	if (c->jit && b->runs < c->jit->after && ++b->runs == c->jit->after)
+		jit_block(c, b); /* hot: translate before running it */
 	if (b->generic) {
 		c->last = b->insn;
 		counter_add(&c->stat_insns, 1);

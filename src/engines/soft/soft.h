@@ -285,8 +285,9 @@ static inline bool op_form(uint8_t mask, unsigned reg)
 struct block {
 	int n;
 	uint16_t nbytes;
-	bool generic; /* one instruction for the general dispatcher (exec_insn) */
-	uint64_t end; /* RIP after the last instruction */
+	bool generic;  /* one instruction for the general dispatcher (exec_insn) */
+	uint16_t runs; /* run_block calls since decoded, up to the translator's threshold */
+	uint64_t end;  /* RIP after the last instruction */
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
 };

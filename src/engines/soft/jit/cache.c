@@ -11,7 +11,7 @@
 #include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
-int jit_create(struct soft_cpu *c)
+int jit_create(struct soft_cpu *c, unsigned after)
 {
 	struct jit *j = calloc(1, sizeof(*j));
 	if (!j)
@@ -24,6 +24,7 @@ int jit_create(struct soft_cpu *c)
 	if (j->rw == MAP_FAILED || j->rx == MAP_FAILED)
 		goto fail;
 	close(fd);
+	j->after = after;
 	c->jit = j;
 	return 0;
 fail:;

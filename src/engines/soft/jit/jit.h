@@ -18,6 +18,10 @@ struct insn;
 
 #define JIT_CODE_SIZE  (4u << 20) /* per vCPU; flushed whole when full */
 #define JIT_MAX_BLOCKS 32768
+/* Runs before a block is translated: most blocks a Linux boot decodes run a
+ * few times only (it decodes over a million), and translating costs more
+ * than decoding. */
+#define JIT_AFTER 16
 
 /* One translation: the block it was installed in and the handler it
  * replaced, so a flush can put the interpreter back. */
@@ -32,6 +36,7 @@ struct jit {
 	size_t used;
 	struct jit_entry entry[JIT_MAX_BLOCKS];
 	int nentries;
+	unsigned after; /* runs of a block before it is translated */
 	uint64_t stat_blocks, stat_insns, stat_bytes, stat_ns, stat_flushes;
 };
 
@@ -42,11 +47,11 @@ struct emit {
 };
 
 /* cache.c */
-int jit_create(struct soft_cpu *c);
+int jit_create(struct soft_cpu *c, unsigned after);
 void jit_destroy(struct soft_cpu *c);
 void jit_flush(struct soft_cpu *c);
 
-/* translate.c: called by fetch_block for each block it builds. */
+/* translate.c: called by run_block when a block has run `after` times. */
 void jit_block(struct soft_cpu *c, struct block *b);
 
 /* emit.c: the few host instructions translations use. Registers are host

@@ -13,6 +13,7 @@
  * which choose_fast() found a handler are translated, so prefixes, modes and
  * operand sizes it rejects stay with the interpreter, as do 16-bit forms. */
 #include <stddef.h>
+#include <string.h>
 #include <time.h>
 
 #include "engines/soft/jit/jit.h"
@@ -33,6 +34,11 @@ struct tr {
 		int k;
 	} miss[MAX_MISSES];
 	int nmiss;
+	/* Per instruction, from a first pass: it sets the lazy flags, reads them,
+	 * or may leave for the interpreter (which may fault and push RFLAGS);
+	 * then for the second: its flags are dead (set again before anything
+	 * could see them), so it need not store them. */
+	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], dead[BLOCK_INSNS];
 };
 
 /* Host opcodes (r/m, r form) of the group-1 operations by ModRM.reg; CMP and
@@ -158,6 +164,9 @@ static void set_lazy(struct tr *t, uint32_t lf, int size)
 	struct emit *e = &t->e;
 	t->lf = lf;
 	t->lf_size = size;
+	t->writes[t->k] = true;
+	if (t->dead[t->k])
+		return;
 	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
 	emit_store_imm(e, 1, FIELD(lf_size), size);
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
@@ -307,6 +316,7 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
 	int size = d->opsize;
+	t->reads[t->k] = true;
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
 	uint8_t *skip = emit_jcc(e, 0x4); /* je: flags already real */
@@ -360,11 +370,14 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	emit_imul_rr(e, size, H_RAX, H_RCX);
 	emit_setcc(e, 0x0, H_RDX); /* seto dl */
 	t->lf = LF_MUL;
-	emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
-	emit_store_imm(e, 1, FIELD(lf_size), size);
-	emit_store(e, 8, H_RAX, FIELD(lf_res));
-	emit_store(e, 8, H_RDX, FIELD(lf_a));
-	emit_store_imm(e, 8, FIELD(lf_b), 0);
+	t->writes[t->k] = true;
+	if (!t->dead[t->k]) {
+		emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
+		emit_store_imm(e, 1, FIELD(lf_size), size);
+		emit_store(e, 8, H_RAX, FIELD(lf_res));
+		emit_store(e, 8, H_RDX, FIELD(lf_a));
+		emit_store_imm(e, 8, FIELD(lf_b), 0);
+	}
 	set_reg(e, size, d->reg);
 	return true;
 }
@@ -384,6 +397,7 @@ static bool tr_jcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = t->lf_size;
+	t->reads[t->k] = true;
 	if (t->lf == LF_LOGIC) {
 		emit_load(e, size, H_RAX, FIELD(lf_res));
 		emit_op_rr(e, size, 0x85, H_RAX, H_RAX); /* test */
@@ -461,22 +475,41 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	struct jit *j = c->jit;
 	if (j->used > JIT_CODE_SIZE - 64)
 		return false;
-	struct tr t = {.c = c};
-	t.e.p = j->rw + j->used;
-	t.e.end = j->rw + JIT_CODE_SIZE;
-	uint8_t *start = t.e.p;
-	for (; t.k < b->n; t.k++) {
-		rule r = rule_of(&b->insn[t.k]);
-		uint8_t *mark = t.e.p;
-		int nmiss = t.nmiss;
-		if (!r || !r(&t, &b->insn[t.k])) {
-			t.e.p = mark; /* a rule that declined may have emitted */
-			t.nmiss = nmiss;
-			break;
+	struct tr t;
+	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
+	int n = b->n;
+	for (int pass = 0; pass < 2; pass++) {
+		t = (struct tr){.c = c};
+		memcpy(t.dead, dead, sizeof(dead));
+		t.e.p = j->rw + j->used;
+		t.e.end = j->rw + JIT_CODE_SIZE;
+		for (; t.k < n; t.k++) {
+			rule r = rule_of(&b->insn[t.k]);
+			uint8_t *mark = t.e.p;
+			int nmiss = t.nmiss;
+			if (!r || !r(&t, &b->insn[t.k])) {
+				t.e.p = mark; /* a rule that declined may have emitted */
+				t.nmiss = nmiss;
+				break;
+			}
+			exits[t.k] = t.nmiss > nmiss;
+		}
+		if (t.k == 0)
+			return true;
+		/* Backwards: flags are live where the translation ends (the
+		 * interpreter or the next block goes on), before a reader and
+		 * before an instruction that may leave for the interpreter. */
+		n = t.k;
+		bool live = true;
+		for (int k = n - 1; k >= 0; k--) {
+			dead[k] = t.writes[k] && !live;
+			if (t.writes[k])
+				live = false;
+			if (t.reads[k] || exits[k])
+				live = true;
 		}
 	}
-	if (t.k == 0)
-		return true;
+	uint8_t *start = j->rw + j->used;
 	if (t.k == b->n)
 		emit_u8(&t.e, 0xc3); /* ret: the block is done */
 	else
