@@ -173,6 +173,14 @@ void emit_setcc(struct emit *e, uint8_t cc, int reg)
 	modrm_rr(e, 0, reg);
 }
 
+void emit_movzx(struct emit *e, int size, int reg, int src, bool mem)
+{
+	rex(e, false, reg, src);
+	emit_u8(e, 0x0f);
+	emit_u8(e, size == 1 ? 0xb6 : 0xb7);
+	emit_u8(e, (uint8_t)((mem ? 0 : 0xc0) | (reg & 7) << 3 | (src & 7)));
+}
+
 void emit_zext32(struct emit *e, int reg)
 {
 	rex(e, false, reg, reg);

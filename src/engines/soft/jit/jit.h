@@ -76,6 +76,9 @@ void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_cmp_imm(struct emit *e, int reg, int32_t imm);
 void emit_imul_imm(struct emit *e, int reg, int32_t imm);
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr] */
+/* reg = the zero-extended byte or word in src, or at [src] when mem (src
+ * rax, rcx or rdx: as a byte register, 4-7 would be AH-BH or need REX) */
+void emit_movzx(struct emit *e, int size, int reg, int src, bool mem);
 void emit_zext32(struct emit *e, int reg);
 uint8_t *emit_jcc(struct emit *e, uint8_t cc); /* rel32 to patch */
 void emit_patch(uint8_t *rel, const uint8_t *target);

@@ -334,6 +334,26 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* MOVZX r, r/m8 and r/m16. Without REX, byte registers 4-7 are AH-BH:
+ * those stay with the interpreter. */
+static bool tr_movzx(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = opcode_of(d->op)->fast == FAST_MOVZX8 ? 1 : 2;
+	if (!d->is_mem) {
+		if (size == 1 && !d->rex && d->rm >= 4 && d->rm < 8)
+			return false;
+		emit_load(e, 8, H_RAX, REG(d->rm));
+		emit_movzx(e, size, H_RAX, H_RAX, false);
+	} else {
+		ea(t, d, true);
+		probe(t, size, ACC_READ);
+		emit_movzx(e, size, H_RAX, H_RAX, true);
+	}
+	emit_store(e, 8, H_RAX, REG(d->reg));
+	return true;
+}
+
 /* SHL, SHR, SAR by a nonzero immediate count (choose_fast's own forms; the
  * others keep the interpreter's flag rules): an operation of the operand
  * size, so 32-bit results are zero-extended as the masked C result is. */
@@ -449,7 +469,8 @@ static const rule rules[] = {
     [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
     [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
     [FAST_IMUL_I] = tr_imul,	[FAST_JCC] = tr_jcc,	       [FAST_JMP] = tr_jmp,
-    [FAST_IMUL_RM] = tr_imul,	[FAST_CALL] = tr_call,	       [FAST_RET] = tr_ret,
+    [FAST_IMUL_RM] = tr_imul,	[FAST_CALL] = tr_call,	       [FAST_MOVZX8] = tr_movzx,
+    [FAST_MOVZX16] = tr_movzx,	[FAST_RET] = tr_ret,
 };
 
 static rule rule_of(const struct insn *d)
