@@ -66,7 +66,7 @@ void cli_usage(FILE *f)
 	    "                       (docs/vhost-user.md)\n"
 	    "\n"
 	    "restore options: --engine, --name, --console, --stats, --policy, --audit, --jail,\n"
-	    "  --no-jail, --cpu-quota, --mem-limit as for run, and\n"
+	    "  --no-jail, --cpu-quota, --mem-limit, --jit as for run, and\n"
 	    "  --clones N           start N copies sharing unchanged memory (names NAME-1..N)\n"
 	    "  --no-verify          skip memory checksums (fastest restore; headers still "
 	    "checked)\n"
