@@ -235,6 +235,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_CPU_QUOTA,
 		O_MEM_LIMIT,
 		O_MEM_HUGEPAGES,
+		O_JIT,
 		O_NET,
 		O_FS,
 		O_VSOCK,
@@ -253,6 +254,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"no-jail", no_argument, NULL, O_NO_JAIL},
 	    {"cpu-quota", required_argument, NULL, O_CPU_QUOTA},
 	    {"mem-limit", required_argument, NULL, O_MEM_LIMIT},
+	    {"jit", required_argument, NULL, O_JIT},
 	    {"net", required_argument, NULL, O_NET},
 	    {"fs", required_argument, NULL, O_FS},
 	    {"vsock", required_argument, NULL, O_VSOCK},
@@ -337,6 +339,11 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		}
 		case O_STATS:
 			cfg->stats = true;
+			break;
+		case O_JIT:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return usage_error("--jit %s: use on or off", optarg);
+			cfg->jit = !strcmp(optarg, "on");
 			break;
 		case O_POLICY:
 			if (parse_policy(optarg, cfg))

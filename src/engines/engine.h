@@ -94,6 +94,11 @@ struct engine_vm_config {
 	/* A SYSCALL at CPL3 leaves as EXIT_SYSCALL instead of entering the
 	 * guest's LSTAR (soft; kvm has no such exit and ignores it). */
 	bool syscall_exits;
+	/* Translate guest code to host code (soft: src/engines/soft/jit): a
+	 * block once it has run jit_after times (0: the engine's default; 1
+	 * translates every block, as the differential tests want). */
+	bool jit;
+	unsigned jit_after;
 };
 
 #define ENGINE_MEM_READONLY 1u

@@ -1,5 +1,6 @@
 #include "machine/config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void vm_config_defaults(struct vm_config *c)
@@ -11,6 +12,9 @@ void vm_config_defaults(struct vm_config *c)
 	c->console = CONSOLE_STDIO;
 	c->ram_fd = -1;
 	c->jail = true;
+	/* the test suites' switch for running every guest translated */
+	const char *jit = getenv("POPEK_JIT");
+	c->jit = jit && !strcmp(jit, "on");
 }
 
 const char *const optional_device_names[NR_OPTIONAL_DEVICES] = {

@@ -243,7 +243,8 @@ static const struct engine_ops *choose_engine(char *why, size_t whylen)
 static int create_engine(struct machine *m, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = m->cfg;
-	struct engine_vm_config ecfg = {.ncpus = m->ncpus, .ram_size = m->mem.size};
+	struct engine_vm_config ecfg = {
+	    .ncpus = m->ncpus, .ram_size = m->mem.size, .jit = cfg->jit};
 	char why[300] = "";
 	if (!strcmp(cfg->engine, "auto"))
 		m->engine = choose_engine(why, sizeof(why));

@@ -12,8 +12,13 @@
  * as a function (faults come back as signals with the trap number), in the
  * guest it ends in HLT (faults go to IDT stubs that record the vector).
  *
- * usage: cpudiff [-n CASES] [-s SEED] [-v]   exit 0 when every case matched. */
+ * With -j the soft engine translates every block (soft_guest.h sets the
+ * translator's threshold to one run), so host and translated code are compared, and since each case
+ * rewrites the code page, every case also checks that stale translations go.
+ *
+ * usage: cpudiff [-n CASES] [-s SEED] [-v] [-j]   exit 0 when every case matched. */
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -988,6 +993,7 @@ static const struct directed directed[] = {
 int main(int argc, char **argv)
 {
 	unsigned long ncases = 20000;
+	bool jit = false;
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-n") && i + 1 < argc)
@@ -996,8 +1002,10 @@ int main(int argc, char **argv)
 			seed = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "-v"))
 			verbose = true;
+		else if (!strcmp(argv[i], "-j"))
+			jit = true;
 		else {
-			fprintf(stderr, "usage: %s [-n CASES] [-s SEED] [-v]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-n CASES] [-s SEED] [-v] [-j]\n", argv[0]);
 			return 64;
 		}
 	}
@@ -1023,7 +1031,7 @@ int main(int argc, char **argv)
 	sigaction(SIGILL, &sa, NULL);
 	sigaction(SIGTRAP, &sa, NULL);
 
-	if (sg_init(&guest, 1)) {
+	if (sg_init_jit(&guest, 1, jit)) {
 		fprintf(stderr, "cpudiff: cannot create the soft engine VM\n");
 		return 71;
 	}
@@ -1066,6 +1074,22 @@ int main(int argc, char **argv)
 	}
 	printf("cpudiff: %lu cases, %lu mismatches, %lu skipped (left the test memory)\n", run, bad,
 	       skipped);
+	if (jit) { /* a translator that translated nothing was not tested */
+		struct json_object *st = json_object_new_object(), *j, *n;
+		soft_engine.stats(guest.v, st);
+		int64_t blocks = 0, insns = 0;
+		if (json_object_object_get_ex(st, "jit", &j)) {
+			if (json_object_object_get_ex(j, "blocks", &n))
+				blocks = json_object_get_int64(n);
+			if (json_object_object_get_ex(j, "insns", &n))
+				insns = json_object_get_int64(n);
+		}
+		json_object_put(st);
+		printf("cpudiff: %" PRId64 " blocks translated, %" PRId64 " instructions\n", blocks,
+		       insns);
+		if (!insns)
+			bad++;
+	}
 	sg_free(&guest);
 	return bad ? 1 : 0;
 }

@@ -25,6 +25,14 @@ if [ $? -eq 0 ]; then
 else
 	fail "soft: differential CPU test" "$(grep -m5 -A1 MISMATCH <<<"$out" | tr '\n' ' ')"
 fi
+# the same cases with every block translated (cpudiff -j fails if none was)
+out=$("$POPEK_ROOT/build/cpudiff" -j -n 20000 2>&1)
+if [ $? -eq 0 ]; then
+	pass "soft: differential CPU test, translator on ($(tail -2 <<<"$out" | tr '\n' ' '))"
+else
+	fail "soft: differential CPU test, translator on" \
+		"$(grep -m5 -A1 'MISMATCH\|translated' <<<"$out" | tr '\n' ' ')"
+fi
 
 # A crash after #UD names the refused instruction (RIP, bytes, opcode, class).
 run_vm soft-ud run --engine soft --kernel "$GUESTS/triplefault.elf"

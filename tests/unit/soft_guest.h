@@ -90,15 +90,18 @@ static inline void sg_idt(struct sg *g)
 	}
 }
 
-/* 64-bit kernel mode, paging on, everything identity-mapped. */
-static inline int sg_init(struct sg *g, int ncpus)
+/* 64-bit kernel mode, paging on, everything identity-mapped; jit turns the
+ * translator on. */
+static inline int sg_init_jit(struct sg *g, int ncpus, bool jit)
 {
 	memset(g, 0, sizeof(*g));
 	g->ram = aligned_alloc(4096, SG_RAM);
 	if (!g->ram)
 		return -1;
 	memset(g->ram, 0, SG_RAM);
-	struct engine_vm_config cfg = {.ncpus = ncpus, .ram_size = SG_RAM};
+	/* with the translator, translate every block: the tests' code runs once */
+	struct engine_vm_config cfg = {
+	    .ncpus = ncpus, .ram_size = SG_RAM, .jit = jit, .jit_after = 1};
 	char err[200];
 	if (soft_engine.vm_create(&cfg, &g->vm, err, sizeof(err)))
 		return -1;
@@ -142,6 +145,11 @@ static inline int sg_init(struct sg *g, int ncpus)
 	s->msr[MSR_IDX_EFER] = 0xd01; /* NXE LMA LME SCE */
 	s->mp_state = MP_RUNNABLE;
 	return soft_engine.set_state(g->v, s);
+}
+
+static inline int sg_init(struct sg *g, int ncpus)
+{
+	return sg_init_jit(g, ncpus, false);
 }
 
 static inline void sg_free(struct sg *g)

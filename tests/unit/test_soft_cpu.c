@@ -111,10 +111,13 @@ static const uint8_t xsetbv_user_code[] = {
 
 static struct sg g;
 
+/* Every test runs twice: on the interpreter, then with the translator on. */
+static bool use_jit;
+
 static int setup(void **state)
 {
 	(void)state;
-	return sg_init(&g, 1);
+	return sg_init_jit(&g, 1, use_jit);
 }
 
 static int teardown(void **state)
@@ -1106,6 +1109,190 @@ static void test_state_xstate_bv(void **state)
 	assert_int_equal(out.xsave[1], 0x03);
 }
 
+static int64_t jit_stat(const char *key)
+{
+	struct json_object *st = json_object_new_object(), *j, *n;
+	soft_engine.stats(g.v, st);
+	int64_t v = -1;
+	if (json_object_object_get_ex(st, "jit", &j) && json_object_object_get_ex(j, key, &n))
+		v = json_object_get_int64(n);
+	json_object_put(st);
+	return v;
+}
+
+/* Translated loads, stores, PUSH/POP, IMUL, SHL and DEC in a loop, then a
+ * #PF from a load in the middle of a translated block, whose frame must name
+ * that load (the translation hands it to the interpreter):
+ *   mov ecx, 50; xor eax, eax; lea rdi, [rsp - 4096]
+ * top: mov rdx, rcx; imul rdx, rdx, 3; shl rdx, 2
+ *   mov [rdi + rcx*8], rdx; mov rsi, [rdi + rcx*8]; add rax, rsi
+ *   push rax; pop rbx; dec ecx; jnz top      -> rax = 12 * (1 + ... + 50)
+ *   mov r9, rax; mov r8, [0x40000000]; hlt */
+static void test_jit_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0xb9, 0x32, 0x00, 0x00, 0x00, 0x31, 0xc0, 0x48, 0x8d, 0xbc, 0x24, 0x00, 0xf0, 0xff,
+	    0xff, 0x48, 0x89, 0xca, 0x48, 0x6b, 0xd2, 0x03, 0x48, 0xc1, 0xe2, 0x02, 0x48, 0x89,
+	    0x14, 0xcf, 0x48, 0x8b, 0x34, 0xcf, 0x48, 0x01, 0xf0, 0x50, 0x5b, 0xff, 0xc9, 0x75,
+	    0xe4, 0x49, 0x89, 0xc1, 0x4c, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x40, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	assert_int_equal(g.st.gpr[R_RBX], 15300);
+	assert_int_equal(g.st.gpr[R_R9], 15300);
+	assert_int_equal(sg_r64(&g, SG_STACK - 4096 + 8 * 7), 7 * 12);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 0x2e); /* faulting RIP */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 10);
+	else
+		assert_int_equal(jit_stat("insns"), -1);
+}
+
+/* CALL and RET (translated at the end of their blocks) in a loop:
+ *   mov ecx, 20; xor eax, eax
+ * top: call f; sub ecx, 1; jnz top; hlt
+ * f: add rax, rcx; ret                      -> rax = 20 + 19 + ... + 1 */
+static void test_call_ret(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0x31, 0xc0, 0xe8,
+				       0x06, 0x00, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x75,
+				       0xf6, 0xf4, 0x48, 0x01, 0xc8, 0xc3};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 210);
+	assert_int_equal(g.st.gpr[R_RSP], SG_STACK);
+	assert_int_equal(g.st.rip, SG_CODE + 0x12);
+	assert_int_equal(sg_r64(&g, SG_STACK - 8), SG_CODE + 0xc); /* the return address */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 5);
+}
+
+/* Run the code at SG_CODE again, from the state the last run left. */
+static void restart(void)
+{
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	g.st.rip = SG_CODE;
+	g.st.mp_state = MP_RUNNABLE;
+	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+}
+
+/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 4 or 8. */
+static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
+{
+	uint64_t fl;
+	uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
+#define HOST_OP(insn, x, y)                                                                        \
+	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+r"(x) : "r"(y) : "cc")
+	if (size == 8) {
+		if (op == 0)
+			HOST_OP("add", a, b);
+		else if (op == 1)
+			HOST_OP("sub", a, b);
+		else
+			HOST_OP("and", a, b);
+	} else {
+		if (op == 0)
+			HOST_OP("addl", a4, b4);
+		else if (op == 1)
+			HOST_OP("subl", a4, b4);
+		else
+			HOST_OP("andl", a4, b4);
+	}
+#undef HOST_OP
+	return fl;
+}
+
+static bool host_cond(uint64_t fl, unsigned cc)
+{
+	bool cf = fl & 1, pf = fl & 4, zf = fl & 0x40, sf = fl & 0x80, of = fl & 0x800, r;
+	switch (cc >> 1) {
+	case 0:
+		r = of;
+		break;
+	case 1:
+		r = cf;
+		break;
+	case 2:
+		r = zf;
+		break;
+	case 3:
+		r = cf || zf;
+		break;
+	case 4:
+		r = sf;
+		break;
+	case 5:
+		r = pf;
+		break;
+	case 6:
+		r = sf != of;
+		break;
+	default:
+		r = zf || sf != of;
+		break;
+	}
+	return r ^ (cc & 1);
+}
+
+/* Every condition code after ADD, SUB and AND of both sizes on edge values,
+ * against the host: the translator evaluates a block-ending Jcc from the
+ * flag-setting operation it translated in the same block.
+ *   mov rax, a; mov rcx, b; op rax/eax, rcx/ecx; jcc taken
+ *   mov ebx, 2; hlt; taken: mov ebx, 1; hlt */
+static void test_jcc_conditions(void **state)
+{
+	(void)state;
+	static const uint64_t v[] = {0,
+				     1,
+				     2,
+				     5,
+				     0x7f,
+				     0x80,
+				     0x7fffffff,
+				     0x80000000,
+				     0xffffffff,
+				     0x100000000,
+				     0x7fffffffffffffff,
+				     0x8000000000000000,
+				     0xffffffffffffffff};
+	static const uint8_t ops[] = {0x01, 0x29, 0x21}; /* add, sub, and rax, rcx */
+	const int nv = sizeof(v) / sizeof(v[0]);
+	for (int op = 0; op < 3; op++)
+		for (int size = 4; size <= 8; size += 4)
+			for (int i = 0; i < nv; i++)
+				for (int j = 0; j < nv; j += 2)
+					for (unsigned cc = 0; cc < 16; cc++) {
+						uint8_t code[40], *p = code;
+						*p++ = 0x48, *p++ = 0xb8;
+						memcpy(p, &v[i], 8), p += 8;
+						*p++ = 0x48, *p++ = 0xb9;
+						memcpy(p, &v[(i + j) % nv], 8), p += 8;
+						if (size == 8)
+							*p++ = 0x48;
+						*p++ = ops[op], *p++ = 0xc8;
+						*p++ = (uint8_t)(0x70 | cc), *p++ = 6;
+						static const uint8_t tail[] = {
+						    0xbb, 2, 0, 0, 0, 0xf4, 0xbb, 1, 0, 0, 0, 0xf4};
+						memcpy(p, tail, sizeof(tail)), p += sizeof(tail);
+						load(code, (size_t)(p - code));
+						restart();
+						assert_int_equal(sg_run(&g), EXIT_HLT);
+						uint64_t fl =
+						    host_flags(op, size, v[i], v[(i + j) % nv]);
+						if (g.st.gpr[R_RBX] !=
+						    (host_cond(fl, cc) ? 1u : 2u))
+							fail_msg(
+							    "op %d size %d %#llx, %#llx cc %u", op,
+							    size, (unsigned long long)v[i],
+							    (unsigned long long)v[(i + j) % nv],
+							    cc);
+					}
+	if (use_jit)
+		assert_true(jit_stat("insns") > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1139,6 +1326,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
@@ -1149,5 +1339,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_xsave_alignment_linear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_xstate_bv, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("interpreter", tests, NULL, NULL);
+	use_jit = true;
+	return failed + cmocka_run_group_tests_name("translator", tests, NULL, NULL);
 }

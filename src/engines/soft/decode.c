@@ -3,6 +3,7 @@
  * Effective addresses are kept symbolic (base, index, scale, displacement) and
  * computed at execution, so a decoded instruction stays valid while registers
  * change. */
+#include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
 struct fetch {
@@ -325,6 +326,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	optimize_block(b->insn, b->n);
 	b->insn[b->n].fn = block_end;
 	b->end = b->insn[b->n - 1].start + b->insn[b->n - 1].len;
+	b->runs = 0;
 	b->nbytes = 0;
 	p = tlb_peek(c, lin, 1, ACC_EXEC);
 	if (p && (lin & 0xfff) + off <= 0x1000) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engines/soft/intc/intc.h"
+#include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
 struct engine_vcpu {
@@ -281,6 +282,15 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 		return -ENOMEM;
 	}
 	block_cache_init(c);
+	if (vm->cfg.jit) {
+		int rc = jit_create(c, vm->cfg.jit_after ? vm->cfg.jit_after : JIT_AFTER);
+		if (rc) {
+			free(c->blocks);
+			free(c->tags);
+			free(v);
+			return rc;
+		}
+	}
 	c->vm = vm;
 	c->index = index;
 	c->code_bit = 1ull << index;
@@ -298,6 +308,7 @@ static void soft_vcpu_destroy(struct engine_vcpu *v)
 	if (!v)
 		return;
 	v->c.vm->cpu[v->c.index] = NULL;
+	jit_destroy(&v->c);
 	free(v->c.blocks);
 	free(v->c.tags);
 	free(v);
@@ -353,6 +364,8 @@ static inline int run_block(struct soft_cpu *c, int budget)
 	c->last = NULL;
 	struct block *b = next_block(c);
 	c->cur_block = b;
+	if (c->jit && b->runs < c->jit->after && ++b->runs == c->jit->after)
+		jit_block(c, b); /* hot: translate before running it */
 	if (b->generic) {
 		c->last = b->insn;
 		counter_add(&c->stat_insns, 1);
@@ -808,6 +821,21 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 	json_object_object_add(blocks, "revalidated",
 			       json_object_new_int64((int64_t)counter_read(&c->stat_revalidated)));
 	json_object_object_add(obj, "blocks", blocks);
+	if (c->jit) {
+		struct jit *j = c->jit;
+		struct json_object *jit = json_object_new_object();
+		json_object_object_add(
+		    jit, "blocks", json_object_new_int64((int64_t)counter_read(&j->stat_blocks)));
+		json_object_object_add(
+		    jit, "insns", json_object_new_int64((int64_t)counter_read(&j->stat_insns)));
+		json_object_object_add(
+		    jit, "bytes", json_object_new_int64((int64_t)counter_read(&j->stat_bytes)));
+		json_object_object_add(jit, "translate_ns",
+				       json_object_new_int64((int64_t)counter_read(&j->stat_ns)));
+		json_object_object_add(
+		    jit, "flushes", json_object_new_int64((int64_t)counter_read(&j->stat_flushes)));
+		json_object_object_add(obj, "jit", jit);
+	}
 	struct json_object *ud = json_object_new_object();
 	for (int i = 0; i < 16; i++) {
 		uint64_t n = counter_read(&c->stat_ud[i].count);

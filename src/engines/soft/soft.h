@@ -30,6 +30,7 @@
 struct soft_intc;
 struct soft_cpu;
 struct insn;
+struct jit;
 
 struct soft_slot {
 	uint64_t gpa, size;
@@ -291,8 +292,9 @@ static inline bool op_form(uint8_t mask, unsigned reg)
 struct block {
 	int n;
 	uint16_t nbytes;
-	bool generic; /* one instruction for the general dispatcher (exec_insn) */
-	uint64_t end; /* RIP after the last instruction */
+	bool generic;  /* one instruction for the general dispatcher (exec_insn) */
+	uint16_t runs; /* run_block calls since decoded, up to the translator's threshold */
+	uint64_t end;  /* RIP after the last instruction */
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
 };
@@ -382,6 +384,7 @@ struct soft_cpu {
 	struct engine_vm *vm;
 
 	struct block *blocks;
+	struct jit *jit;	/* the translator (jit/jit.h), NULL when off */
 	struct block_tag *tags; /* tags[i] describes blocks[i] */
 	/* Advances whenever guest memory or the translation may have changed
 	 * under this vCPU's cached blocks: any vCPU's write to a page it has

@@ -1,0 +1,90 @@
+/* Tier 1 of the soft engine: a block's leading run of register, load and
+ * store instructions becomes host x86-64 code (translate.c), written by a
+ * small emitter (emit.c) into a W^X code buffer (cache.c). The host code has
+ * the signature of a fast handler and replaces the block's first one: it runs
+ * its instructions natively, then jumps to the interpreter's handler of the
+ * first instruction it does not cover (or one whose TLB probe missed), so
+ * correctness never depends on coverage. See docs/soft-engine.md. */
+#ifndef POPEK_SOFT_JIT_H
+#define POPEK_SOFT_JIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct soft_cpu;
+struct block;
+struct insn;
+
+#define JIT_CODE_SIZE  (4u << 20) /* per vCPU; flushed whole when full */
+#define JIT_MAX_BLOCKS 32768
+/* Runs before a block is translated: most blocks a Linux boot decodes run a
+ * few times only (it decodes over a million), and translating costs more
+ * than decoding. */
+#define JIT_AFTER 16
+
+/* One translation: the block it was installed in and the handler it
+ * replaced, so a flush can put the interpreter back. */
+struct jit_entry {
+	struct block *b;
+	void *code;
+	void (*orig)(struct soft_cpu *c, struct insn *d);
+};
+
+struct jit {
+	uint8_t *rw, *rx; /* two views of one memfd: written through rw, run through rx */
+	size_t used;
+	struct jit_entry entry[JIT_MAX_BLOCKS];
+	int nentries;
+	unsigned after; /* runs of a block before it is translated */
+	uint64_t stat_blocks, stat_insns, stat_bytes, stat_ns, stat_flushes;
+};
+
+/* The code an emitter writes, in a bounded buffer (emit.c). */
+struct emit {
+	uint8_t *p, *end;
+	bool full;
+};
+
+/* cache.c */
+int jit_create(struct soft_cpu *c, unsigned after);
+void jit_destroy(struct soft_cpu *c);
+void jit_flush(struct soft_cpu *c);
+
+/* translate.c: called by run_block when a block has run `after` times. */
+void jit_block(struct soft_cpu *c, struct block *b);
+
+/* emit.c: the few host instructions translations use. Registers are host
+ * numbers (0 rax .. 15 r15); memory operands are [rdi + disp] (the soft_cpu)
+ * or [reg]. */
+enum { H_RAX, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI, H_R8, H_R9, H_R10, H_R11 };
+void emit_bytes(struct emit *e, const void *b, size_t n);
+void emit_u8(struct emit *e, uint8_t v);
+void emit_u32(struct emit *e, uint32_t v);
+void emit_load(struct emit *e, int size, int reg, int32_t disp);  /* reg = [rdi+disp] */
+void emit_store(struct emit *e, int size, int reg, int32_t disp); /* [rdi+disp] = reg */
+void emit_store_imm(struct emit *e, int size, int32_t disp, int32_t imm);
+void emit_mov_imm(struct emit *e, int reg, uint64_t imm);
+void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src);		 /* 64-bit dst op= src */
+void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 4 or 8 bytes */
+/* 64-bit reg op [base+disp] with op in its r, r/m form (8B mov, 03 add, 3B cmp) */
+void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp);
+void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
+void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low half */
+void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
+void emit_and_imm(struct emit *e, int reg, int32_t imm);
+void emit_cmp_imm(struct emit *e, int reg, int32_t imm);
+void emit_imul_imm(struct emit *e, int reg, int32_t imm);
+void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr] */
+/* reg = the zero-extended byte or word in src, or at [src] when mem (src
+ * rax, rcx or rdx: as a byte register, 4-7 would be AH-BH or need REX) */
+void emit_movzx(struct emit *e, int size, int reg, int src, bool mem);
+void emit_zext32(struct emit *e, int reg);
+uint8_t *emit_jcc(struct emit *e, uint8_t cc); /* rel32 to patch */
+void emit_patch(uint8_t *rel, const uint8_t *target);
+void emit_lea_disp(struct emit *e, int reg, int base, int32_t disp);
+void emit_jmp_mem(struct emit *e, int base, int32_t disp);
+void emit_call_abs(struct emit *e, const void *fn);
+void emit_inc_mem(struct emit *e, int32_t disp); /* [rdi+disp] += 1, 64-bit */
+
+#endif

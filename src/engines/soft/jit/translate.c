@@ -1,0 +1,570 @@
+/* Block translation: the leading instructions of a block that have a rule
+ * become host code working on the soft_cpu in place (guest registers in
+ * c->r, flags in the lazy-flag fields exactly as the fast handlers leave
+ * them), then the code jumps to the interpreter's handler of the first
+ * instruction without a rule. Memory operands probe the software TLB inline;
+ * a miss, a page crossing or a store into a page with cached code jumps to
+ * the interpreter's handler of that instruction instead, which redoes it in
+ * full (walk, fault, MMIO, invalidation), so a translated instruction itself
+ * never faults and exceptions stay precise without a map from host code.
+ *
+ * The rule for an instruction comes from the opcode table: its fast-handler
+ * family (struct opcode's fast) indexes rules[] below. Only instructions for
+ * which choose_fast() found a handler are translated, so prefixes, modes and
+ * operand sizes it rejects stay with the interpreter, as do 16-bit forms. */
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+
+#include "engines/soft/jit/jit.h"
+#include "engines/soft/soft.h"
+
+#define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
+#define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
+#define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
+
+struct tr {
+	struct emit e;
+	struct soft_cpu *c;
+	int k;	     /* index of the instruction being translated */
+	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
+	int lf_size;
+	struct {
+		uint8_t *rel;
+		int k;
+	} miss[MAX_MISSES];
+	int nmiss;
+	/* Per instruction, from a first pass: it sets the lazy flags, reads them,
+	 * or may leave for the interpreter (which may fault and push RFLAGS);
+	 * then for the second: its flags are dead (set again before anything
+	 * could see them), so it need not store them. */
+	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], dead[BLOCK_INSNS];
+};
+
+/* Host opcodes (r/m, r form) of the group-1 operations by ModRM.reg; CMP and
+ * TEST compute like SUB and AND without writing. ADC and SBB have no rule. */
+static const uint8_t alu_op[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
+static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
+
+/* Leave for the interpreter at instruction t->k when flags say so. */
+static void miss(struct tr *t, uint8_t cc)
+{
+	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (!rel || t->nmiss == MAX_MISSES) {
+		t->e.full = true;
+		return;
+	}
+	t->miss[t->nmiss].rel = rel;
+	t->miss[t->nmiss++].k = t->k;
+}
+
+/* Continue in the interpreter at instruction k: rsi = &insn[k], jump to its
+ * handler, which chains on to the block's end as usual. The first
+ * instruction's handler is this translation now, so its own is called by
+ * address. */
+static void to_interpreter(struct emit *e, const struct block *b, int k)
+{
+	if (k == 0) {
+		emit_mov_imm(e, H_RAX, (uint64_t)(uintptr_t)b->insn[0].fn);
+		emit_bytes(e, (const uint8_t[]){0xff, 0xe0}, 2); /* jmp rax */
+		return;
+	}
+	emit_lea_disp(e, H_RSI, H_RSI, k * (int32_t)sizeof(struct insn));
+	emit_jmp_mem(e, H_RSI, (int32_t)offsetof(struct insn, fn));
+}
+
+static int seg_of(const struct insn *d)
+{
+	return d->seg >= 0 ? d->seg : d->ea_seg;
+}
+
+/* rax = the offset of d's memory operand (exec_fast.c's ea()), plus the
+ * FS/GS base when with_seg. */
+static void ea(struct tr *t, const struct insn *d, bool with_seg)
+{
+	struct emit *e = &t->e;
+	if (d->base == 16) {
+		emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)(int64_t)d->disp);
+	} else if (d->base >= 0) {
+		emit_load(e, 8, H_RAX, REG(d->base));
+		if (d->disp)
+			emit_lea_disp(e, H_RAX, H_RAX, d->disp);
+	} else {
+		emit_mov_imm(e, H_RAX, (uint64_t)(int64_t)d->disp);
+	}
+	if (d->index >= 0) {
+		emit_load(e, 8, H_RCX, REG(d->index));
+		if (d->scale > 1)
+			emit_shift_imm(e, 8, 4, H_RCX, (uint8_t)__builtin_ctz(d->scale));
+		emit_alu_rr(e, 0x01, H_RAX, H_RCX);
+	}
+	if (d->addrsize != 8)
+		emit_zext32(e, H_RAX);
+	if (with_seg && seg_of(d) >= SEG_FS)
+		emit_alu_mem(e, 0x03, H_RAX, H_RDI,
+			     FIELD(seg) + seg_of(d) * (int32_t)sizeof(struct seg) +
+				 (int32_t)offsetof(struct seg, base));
+}
+
+/* rax (a linear address) -> host pointer through the software TLB entry of
+ * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx. The TLB set
+ * (supervisor or user) is fixed: blocks are looked up by CPL 3 or not. */
+static void probe(struct tr *t, int size, int acc)
+{
+	struct emit *e = &t->e;
+	emit_alu_rr(e, 0x89, H_RCX, H_RAX);
+	emit_shift_imm(e, 8, 5, H_RCX, 12);
+	emit_and_imm(e, H_RCX, TLB_SIZE - 1);
+	emit_imul_imm(e, H_RCX, (int32_t)sizeof(struct tlb_entry));
+	emit_alu_rr(e, 0x01, H_RCX, H_RDI);
+	emit_lea_disp(e, H_RCX, H_RCX,
+		      FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]));
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_and_imm(e, H_RDX, -4096);
+	emit_alu_mem(e, 0x3b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
+	miss(t, 0x5); /* jne: another page, or no access of this kind */
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_and_imm(e, H_RDX, 0xfff);
+	emit_cmp_imm(e, H_RDX, 0x1000 - size);
+	miss(t, 0x7); /* ja: crosses into the next page */
+	if (acc == ACC_WRITE) {
+		emit_alu_mem(e, 0x8b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, code));
+		emit_ind(e, 8, false, H_RDX, H_RDX);
+		emit_alu_rr(e, 0x85, H_RDX, H_RDX);
+		miss(t, 0x5); /* jnz: code cached from this page must be invalidated */
+	}
+	emit_alu_mem(e, 0x03, H_RAX, H_RCX, (int32_t)offsetof(struct tlb_entry, addend));
+	emit_inc_mem(e, FIELD(stat_tlb_hit));
+}
+
+/* hreg = d's r/m operand of size bytes (zero-extended); a memory operand
+ * clobbers rax, rcx and rdx, so it is fetched before any other operand. */
+static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
+{
+	if (!d->is_mem) {
+		emit_load(&t->e, size, hreg, REG(d->rm));
+		return;
+	}
+	ea(t, d, true);
+	probe(t, size, ACC_READ);
+	emit_ind(&t->e, size, false, hreg, H_RAX);
+}
+
+/* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63. */
+static void set_reg(struct emit *e, int size, int r)
+{
+	if (size == 4)
+		emit_zext32(e, H_RAX);
+	emit_store(e, 8, H_RAX, REG(r));
+}
+
+/* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
+static void set_lazy(struct tr *t, uint32_t lf, int size)
+{
+	struct emit *e = &t->e;
+	t->lf = lf;
+	t->lf_size = size;
+	t->writes[t->k] = true;
+	if (t->dead[t->k])
+		return;
+	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
+	emit_store_imm(e, 1, FIELD(lf_size), size);
+	emit_store(e, 8, H_RAX, FIELD(lf_res));
+	if (lf == LF_LOGIC)
+		return;
+	emit_store(e, 8, H_RDX, FIELD(lf_a));
+	emit_store(e, 8, H_RCX, FIELD(lf_b));
+}
+
+static uint64_t imm_of(const struct insn *d, int size)
+{
+	return size == 8 ? (uint64_t)d->imm : (uint32_t)d->imm;
+}
+
+static bool tr_alu(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, fam = opcode_of(d->op)->fast;
+	int op = fam == FAST_ALU_IMM ? d->reg & 7 : d->op >> 3 & 7;
+	bool test = fam == FAST_TEST || fam == FAST_TEST_AX_I || fam == FAST_GROUP3;
+	bool rax = fam == FAST_ALU_AX_I || fam == FAST_TEST_AX_I;
+	bool imm = rax || fam == FAST_ALU_IMM || fam == FAST_GROUP3;
+	if (test)
+		op = 4;
+	bool write = !test && op != 7;
+	if (!alu_op[op] || (d->is_mem && write && fam != FAST_ALU_R_RM))
+		return false;	    /* ADC, SBB; read-modify-write of memory */
+	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
+		rm_load(t, d, size, H_RCX);
+		emit_load(e, size, H_RAX, REG(d->reg));
+	} else { /* a = r/m (or rAX), b = reg or imm */
+		if (rax)
+			emit_load(e, size, H_RAX, REG(R_RAX));
+		else
+			rm_load(t, d, size, H_RAX);
+		if (imm)
+			emit_mov_imm(e, H_RCX, imm_of(d, size));
+		else
+			emit_load(e, size, H_RCX, REG(d->reg));
+	}
+	if (alu_lf[op] != LF_LOGIC)
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
+	set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
+	if (write)
+		set_reg(e, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
+	return true;
+}
+
+static bool tr_mov(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, fam = opcode_of(d->op)->fast;
+	if (fam == FAST_MOV_LOAD) {
+		rm_load(t, d, size, H_RAX);
+		set_reg(e, size, d->reg);
+		return true;
+	}
+	if (!d->is_mem) {
+		if (fam == FAST_MOV_STORE)
+			emit_load(e, size, H_RAX, REG(d->reg));
+		else
+			emit_mov_imm(e, H_RAX, imm_of(d, size));
+		set_reg(e, size, d->rm);
+		return true;
+	}
+	ea(t, d, true);
+	probe(t, size, ACC_WRITE);
+	if (fam == FAST_MOV_STORE)
+		emit_load(e, size, H_RCX, REG(d->reg));
+	else
+		emit_mov_imm(e, H_RCX, imm_of(d, size));
+	emit_ind(e, size, true, H_RCX, H_RAX);
+	return true;
+}
+
+static bool tr_mov_imm(struct tr *t, const struct insn *d)
+{
+	emit_mov_imm(&t->e, H_RAX, imm_of(d, d->opsize));
+	set_reg(&t->e, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
+	return true;
+}
+
+static bool tr_lea(struct tr *t, const struct insn *d)
+{
+	ea(t, d, false);
+	set_reg(&t->e, d->opsize, d->reg);
+	return true;
+}
+
+static bool tr_movsxd(struct tr *t, const struct insn *d)
+{
+	rm_load(t, d, 4, H_RAX);
+	emit_alu_rr(&t->e, 0x63, H_RAX, H_RAX); /* movsxd rax, eax */
+	set_reg(&t->e, d->opsize, d->reg);
+	return true;
+}
+
+/* PUSH of guest register r, or of v when r < 0 (CALL's return address). */
+static void emit_push(struct tr *t, int r, uint64_t v)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 8, H_RAX, REG(R_RSP));
+	emit_lea_disp(e, H_RAX, H_RAX, -8);
+	probe(t, 8, ACC_WRITE);
+	if (r >= 0)
+		emit_load(e, 8, H_RCX, REG(r));
+	else
+		emit_mov_imm(e, H_RCX, v);
+	emit_ind(e, 8, true, H_RCX, H_RAX);
+	emit_load(e, 8, H_RDX, REG(R_RSP));
+	emit_lea_disp(e, H_RDX, H_RDX, -8);
+	emit_store(e, 8, H_RDX, REG(R_RSP));
+}
+
+/* rcx = the quadword at RSP, RSP += 8 */
+static void emit_pop(struct tr *t)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 8, H_RAX, REG(R_RSP));
+	probe(t, 8, ACC_READ);
+	emit_ind(e, 8, false, H_RCX, H_RAX);
+	emit_load(e, 8, H_RDX, REG(R_RSP));
+	emit_lea_disp(e, H_RDX, H_RDX, 8);
+	emit_store(e, 8, H_RDX, REG(R_RSP));
+}
+
+static bool tr_push(struct tr *t, const struct insn *d)
+{
+	emit_push(t, (d->op & 7) | (d->rex & 1) << 3, 0);
+	return true;
+}
+
+static bool tr_pop(struct tr *t, const struct insn *d)
+{
+	emit_pop(t);
+	emit_store(&t->e, 8, H_RCX,
+		   REG((d->op & 7) | (d->rex & 1) << 3)); /* POP RSP: the value wins */
+	return true;
+}
+
+/* INC/DEC keep CF, so pending lazy flags are made real first (get_flags,
+ * called with the stack aligned and rdi/rsi kept). */
+static bool tr_incdec(struct tr *t, const struct insn *d)
+{
+	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	t->reads[t->k] = true;
+	emit_load(e, 4, H_RAX, FIELD(lf_op));
+	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
+	uint8_t *skip = emit_jcc(e, 0x4); /* je: flags already real */
+	emit_bytes(e, save, sizeof(save));
+	emit_call_abs(e, (const void *)get_flags);
+	emit_bytes(e, restore, sizeof(restore));
+	if (skip)
+		emit_patch(skip, e->p);
+	emit_load(e, size, H_RAX, REG(d->rm));
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_mov_imm(e, H_RCX, 1);
+	emit_alu_rr(e, d->reg & 1 ? 0x29 : 0x01, H_RAX, H_RCX);
+	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
+	set_reg(e, size, d->rm);
+	return true;
+}
+
+/* MOVZX r, r/m8 and r/m16. Without REX, byte registers 4-7 are AH-BH:
+ * those stay with the interpreter. */
+static bool tr_movzx(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = opcode_of(d->op)->fast == FAST_MOVZX8 ? 1 : 2;
+	if (!d->is_mem) {
+		if (size == 1 && !d->rex && d->rm >= 4 && d->rm < 8)
+			return false;
+		emit_load(e, 8, H_RAX, REG(d->rm));
+		emit_movzx(e, size, H_RAX, H_RAX, false);
+	} else {
+		ea(t, d, true);
+		probe(t, size, ACC_READ);
+		emit_movzx(e, size, H_RAX, H_RAX, true);
+	}
+	emit_store(e, 8, H_RAX, REG(d->reg));
+	return true;
+}
+
+/* SHL, SHR, SAR by a nonzero immediate count (choose_fast's own forms; the
+ * others keep the interpreter's flag rules): an operation of the operand
+ * size, so 32-bit results are zero-extended as the masked C result is. */
+static bool tr_shift(struct tr *t, const struct insn *d)
+{
+	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
+	struct emit *e = &t->e;
+	int size = d->opsize, op = d->reg & 7;
+	unsigned cnt = (unsigned)d->imm & (unsigned)(size * 8 - 1);
+	if (d->is_mem || !lf[op] || !cnt)
+		return false;
+	emit_load(e, size, H_RAX, REG(d->rm));
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_shift_imm(e, size, op, H_RAX, (uint8_t)cnt);
+	emit_mov_imm(e, H_RCX, cnt);
+	set_lazy(t, lf[op], size);
+	emit_store(e, 8, H_RAX, REG(d->rm));
+	return true;
+}
+
+/* IMUL r, r/m and IMUL r, r/m, imm (imul2): the low half, and the lazy
+ * operation's a = whether the signed product overflowed, which is the
+ * host's OF after an IMUL of the operand size. */
+static bool tr_imul(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	bool imm = opcode_of(d->op)->fast == FAST_IMUL_I;
+	rm_load(t, d, size, H_RCX);
+	if (imm)
+		emit_mov_imm(e, H_RAX, imm_of(d, size));
+	else
+		emit_load(e, size, H_RAX, REG(d->reg));
+	emit_imul_rr(e, size, H_RAX, H_RCX);
+	emit_setcc(e, 0x0, H_RDX); /* seto dl */
+	t->lf = LF_MUL;
+	t->writes[t->k] = true;
+	if (!t->dead[t->k]) {
+		emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
+		emit_store_imm(e, 1, FIELD(lf_size), size);
+		emit_store(e, 8, H_RAX, FIELD(lf_res));
+		emit_store(e, 8, H_RDX, FIELD(lf_a));
+		emit_store_imm(e, 8, FIELD(lf_b), 0);
+	}
+	set_reg(e, size, d->reg);
+	return true;
+}
+
+/* The block's closing branch (run_block set RIP past it): taken, RIP = the
+ * target. A Jcc is translated when the block's own translated code set the
+ * flags it reads by ADD, SUB/CMP or a logic operation: redoing that operation
+ * on the lazy operands at its size gives the host the very flags, and the
+ * guest's condition code is the host's. */
+static void set_rip_target(struct emit *e, const struct insn *d)
+{
+	emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)d->imm);
+	emit_store(e, 8, H_RAX, FIELD(rip));
+}
+
+static bool tr_jcc(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = t->lf_size;
+	t->reads[t->k] = true;
+	if (t->lf == LF_LOGIC) {
+		emit_load(e, size, H_RAX, FIELD(lf_res));
+		emit_op_rr(e, size, 0x85, H_RAX, H_RAX); /* test */
+	} else if (t->lf == LF_ADD || t->lf == LF_SUB) {
+		emit_load(e, size, H_RAX, FIELD(lf_a));
+		emit_load(e, size, H_RCX, FIELD(lf_b));
+		emit_op_rr(e, size, t->lf == LF_ADD ? 0x01 : 0x39, H_RAX, H_RCX); /* add, cmp */
+	} else {
+		return false;
+	}
+	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	set_rip_target(e, d);
+	if (not_taken)
+		emit_patch(not_taken, e->p);
+	return true;
+}
+
+static bool tr_jmp(struct tr *t, const struct insn *d)
+{
+	set_rip_target(&t->e, d);
+	return true;
+}
+
+static bool tr_call(struct tr *t, const struct insn *d)
+{
+	emit_push(t, -1, d->start + d->len);
+	set_rip_target(&t->e, d);
+	return true;
+}
+
+static bool tr_ret(struct tr *t, const struct insn *d)
+{
+	emit_pop(t);
+	emit_store(&t->e, 8, H_RCX, FIELD(rip));
+	return true;
+}
+
+static bool tr_nop(struct tr *t, const struct insn *d)
+{
+	return true;
+}
+
+typedef bool (*rule)(struct tr *t, const struct insn *d);
+static const rule rules[] = {
+    [FAST_ALU_RM_R] = tr_alu,	[FAST_ALU_R_RM] = tr_alu,      [FAST_ALU_AX_I] = tr_alu,
+    [FAST_ALU_IMM] = tr_alu,	[FAST_TEST] = tr_alu,	       [FAST_TEST_AX_I] = tr_alu,
+    [FAST_GROUP3] = tr_alu,	[FAST_MOV_STORE] = tr_mov,     [FAST_MOV_LOAD] = tr_mov,
+    [FAST_MOV_RM_IMM] = tr_mov, [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
+    [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
+    [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
+    [FAST_IMUL_I] = tr_imul,	[FAST_JCC] = tr_jcc,	       [FAST_JMP] = tr_jmp,
+    [FAST_IMUL_RM] = tr_imul,	[FAST_CALL] = tr_call,	       [FAST_MOVZX8] = tr_movzx,
+    [FAST_MOVZX16] = tr_movzx,	[FAST_RET] = tr_ret,
+};
+
+static rule rule_of(const struct insn *d)
+{
+	unsigned fam = opcode_of(d->op)->fast;
+	if (d->fn == exec_insn || d->fn == exec_in_block || d->lock ||
+	    (d->opsize != 4 && d->opsize != 8) || fam >= sizeof(rules) / sizeof(rules[0]))
+		return NULL;
+	return rules[fam];
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Translate b's leading run of instructions with rules into one piece of
+ * host code (at most what one block holds) and make it b's entry. */
+static bool translate(struct soft_cpu *c, struct block *b)
+{
+	struct jit *j = c->jit;
+	if (j->used > JIT_CODE_SIZE - 64)
+		return false;
+	struct tr t;
+	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
+	int n = b->n;
+	for (int pass = 0; pass < 2; pass++) {
+		t = (struct tr){.c = c};
+		memcpy(t.dead, dead, sizeof(dead));
+		t.e.p = j->rw + j->used;
+		t.e.end = j->rw + JIT_CODE_SIZE;
+		for (; t.k < n; t.k++) {
+			rule r = rule_of(&b->insn[t.k]);
+			uint8_t *mark = t.e.p;
+			int nmiss = t.nmiss;
+			if (!r || !r(&t, &b->insn[t.k])) {
+				t.e.p = mark; /* a rule that declined may have emitted */
+				t.nmiss = nmiss;
+				break;
+			}
+			exits[t.k] = t.nmiss > nmiss;
+		}
+		if (t.k == 0)
+			return true;
+		/* Backwards: flags are live where the translation ends (the
+		 * interpreter or the next block goes on), before a reader and
+		 * before an instruction that may leave for the interpreter. */
+		n = t.k;
+		bool live = true;
+		for (int k = n - 1; k >= 0; k--) {
+			dead[k] = t.writes[k] && !live;
+			if (t.writes[k])
+				live = false;
+			if (t.reads[k] || exits[k])
+				live = true;
+		}
+	}
+	uint8_t *start = j->rw + j->used;
+	if (t.k == b->n)
+		emit_u8(&t.e, 0xc3); /* ret: the block is done */
+	else
+		to_interpreter(&t.e, b, t.k);
+	for (int i = 0; i < t.nmiss; i++) {
+		if (i == 0 || t.miss[i].k != t.miss[i - 1].k) {
+			uint8_t *stub = t.e.p;
+			to_interpreter(&t.e, b, t.miss[i].k);
+			for (int m = i; m < t.nmiss && t.miss[m].k == t.miss[i].k; m++)
+				if (!t.e.full)
+					emit_patch(t.miss[m].rel, stub);
+		}
+	}
+	if (t.e.full || j->nentries == JIT_MAX_BLOCKS)
+		return false;
+	size_t len = (size_t)(t.e.p - start);
+	void *code = j->rx + (start - j->rw);
+	j->entry[j->nentries++] = (struct jit_entry){b, code, b->insn[0].fn};
+	b->insn[0].fn = (void (*)(struct soft_cpu *, struct insn *))code;
+	j->used = (j->used + len + 15) & ~(size_t)15;
+	counter_add(&j->stat_blocks, 1);
+	counter_add(&j->stat_insns, (unsigned)t.k);
+	counter_add(&j->stat_bytes, len);
+	return true;
+}
+
+void jit_block(struct soft_cpu *c, struct block *b)
+{
+	if (b->generic || c->mode != 8)
+		return;
+	uint64_t t0 = now_ns();
+	if (!translate(c, b)) { /* the buffer is full: start again empty */
+		jit_flush(c);
+		translate(c, b);
+	}
+	counter_add(&c->jit->stat_ns, now_ns() - t0);
+}
