@@ -16,7 +16,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netvm import Guest, GuestError, check, report  # noqa: E402
+from netvm import Guest, GuestError, check, report, stop_all  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
 t0 = time.monotonic()
@@ -236,12 +236,7 @@ try:
           snapshot_restore)
 
 finally:
-    for vm in vms:
-        if vm.proc.poll() is None:
-            vm.send("poweroff -f")
-    time.sleep(2)
-    for vm in vms:
-        vm.kill()
+    stop_all(vms)
     switch.terminate()
     switch.wait()
     httpd.terminate()
