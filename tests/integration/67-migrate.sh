@@ -116,8 +116,29 @@ if up:
 c.close()
 PY
 
+# For the refusals: a source that computes for minutes, so that on a loaded
+# host it is still running when the last refusal is done. "Runs on" is then
+# seen as rounds that went on after it, and the source is stopped.
+LONG="rounds=100000 pages=256 iters=3000000"
+last_round() { grep -o "round [0-9]*$" "$SRC_CON" | tail -1 | grep -o "[0-9]*"; }
+# runs_on: the source is alive and computes past the round it is at now.
+runs_on() {
+	local r0
+	r0=$(last_round)
+	for _ in $(seq 200); do
+		kill -0 $SRC_PID 2>/dev/null || return 1
+		[ "$(last_round)" -gt "$r0" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+stop_src() {
+	kill $SRC_PID 2>/dev/null
+	wait $SRC_PID 2>/dev/null
+}
+
 # The connection cut at several points: the source says why and runs on.
-start_src kvm
+start_src kvm "$LONG"
 cut_ok=0
 for cut in 0 100 300000 idle; do
 	rm -f "$TMP/peer.out"
@@ -133,17 +154,17 @@ for cut in 0 100 300000 idle; do
 		fail "migrate: connection cut after $cut bytes" "rc $rc, $(cat "$TMP/mig.err")"
 	fi
 done
-wait $SRC_PID
-if [ $cut_ok = 4 ] && grep -q "$want" "$SRC_CON" && grep -q "connection to unix:$TMP/peer.sock broke" "$TMP/src.err" &&
+if [ $cut_ok = 4 ] && runs_on && grep -q "connection to unix:$TMP/peer.sock broke" "$TMP/src.err" &&
 	grep -q "did not confirm" "$TMP/src.err"; then
-	pass "migrate: connection cut at 4 points: the source says why each time and finishes with the right result"
+	pass "migrate: connection cut at 4 points: the source says why each time and computes on"
 else
 	fail "migrate: cut connections" "$cut_ok of 4 handled; $(tail -c 300 "$SRC_CON"); $(cat "$TMP/src.err")"
 fi
+stop_src
 
 # Corrupt and truncated streams: refused by the destination before any guest
 # code runs there; the source hears why and runs on.
-start_src kvm
+start_src kvm "$LONG"
 refused=0
 for how in flip:200000 cut:300000; do
 	start_dst "unix:$TMP/mig.sock"
@@ -178,8 +199,8 @@ RC=$?
 ERR=$TMP/dst.err
 expect_err "migrate: a foreign stream is refused" 65 "not a popek migration stream"
 grep -q "^refused" "$TMP/foreign.out" || fail "migrate: foreign stream" "the sender was not told: $(cat "$TMP/foreign.out")"
-wait $SRC_PID
-grep -q "$want" "$SRC_CON" || fail "migrate: source after refusals" "no right result: $(tail -c 200 "$SRC_CON")"
+runs_on || fail "migrate: source after refusals" "it does not compute on: $(tail -c 200 "$SRC_CON")"
+stop_src
 
 # A guest dirtying memory faster than 1 MiB/s: auto-converge throttles it
 # until the rest fits in the downtime; it goes on computing there.
