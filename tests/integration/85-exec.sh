@@ -59,7 +59,7 @@ same() {
 	shift 2
 	(cd / && "$@") >"$TMP/native.out" 2>/dev/null </dev/null
 	local want=$?
-	run_vm "exec-$e" exec --engine "$e" $EXEC_OPTS -- "$@"
+	run_vm "exec-$e" exec --engine "$e" ${EXEC_OPTS:-} -- "$@"
 	if [ "$RC" -ne "$want" ]; then
 		fail "$name" "exit $RC, native $want; stderr: $(tail -c 300 "$ERR" | tr '\n' ' ')"
 	elif ! cmp -s "$OUT" "$TMP/native.out"; then
