@@ -16,6 +16,8 @@ pkgs+=(python3-grpcio python3-protobuf)
 pkgs+=(busybox-static)
 # networking: passt joins a popek switch segment in the tests (docs/networking.md)
 pkgs+=(passt)
+# bench/ peers measured side by side: gVisor (bench/exec, bench/oci) and qemu-user (bench/exec)
+pkgs+=(runsc qemu-user-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
