@@ -11,7 +11,11 @@
 # FUZZ_JOBS targets run at once (default 1); FUZZ_UNTIL (a time for
 # `date -d`) ends every run by then, stopping cleanly with its numbers, and
 # skips targets not started by then; FUZZ_BIN names another directory of
-# built targets (a copy, so that a rebuild does not replace a running one).
+# built targets (a copy, so that a rebuild does not replace a running one);
+# FUZZ_NICE is the runs' niceness (default 15). Every finished run is also
+# appended to tests/fuzz/campaign.tsv (date, commit of the sources, row), the
+# in-tree record of which target ran how far on which code, kept across
+# campaigns that each cover only some targets.
 # Usage: campaign.sh [TARGET...]   (names without fuzz_; default: all)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +25,9 @@ ART=$ROOT/build/fuzz/artifacts
 RUNS=${FUZZ_RUNS:-10000000}
 TIME=${FUZZ_TIME:-0}
 JOBS=${FUZZ_JOBS:-1}
+NICE=${FUZZ_NICE:-15}
+LEDGER=$ROOT/tests/fuzz/campaign.tsv
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 UNTIL=${FUZZ_UNTIL:+$(date -d "$FUZZ_UNTIL" +%s)}
 mkdir -p "$ART"
 targets=("$@")
@@ -52,7 +59,7 @@ run_target() { # TARGET, number of targets still to run with it
 		[ "$limit" -ge 1 ] || limit=1
 	fi
 	# A crash ends this target's run (its input is in $ART); the next target runs.
-	(cd "$work" && nice -n 15 "$f" "$work" -runs="$RUNS" -max_total_time="$limit" \
+	(cd "$work" && nice -n "$NICE" "$f" "$work" -runs="$RUNS" -max_total_time="$limit" \
 		-use_value_profile=1 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix="$ART/$t-" >"$log" 2>&1)
 	rc=$?
@@ -78,6 +85,7 @@ run_target() { # TARGET, number of targets still to run with it
 		"$(( ${execs:-0} / (secs > 0 ? secs : 1) ))" "${cov:-?}" "${ft:-?}" "$files" "$bytes" \
 		"$crashes" "$secs" >"$ART/$t.row"
 	cat "$ART/$t.row"
+	printf '%s\t%s\t%s\n' "$(date -u +%FT%RZ)" "$COMMIT" "$(tr -s ' ' '\t' <"$ART/$t.row")" >>"$LEDGER"
 }
 
 for t in "${targets[@]}"; do
