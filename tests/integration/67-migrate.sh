@@ -120,14 +120,16 @@ PY
 # host it is still running when the last refusal is done. "Runs on" is then
 # seen as rounds that went on after it, and the source is stopped.
 LONG="rounds=100000 pages=256 iters=3000000"
-last_round() { grep -o "round [0-9]*$" "$SRC_CON" | tail -1 | grep -o "[0-9]*"; }
+# -a: grep may take a console file being written to for binary (CI once saw
+# every call print nothing), and then no round would ever seem to pass.
+last_round() { grep -ao "round [0-9]*$" "$SRC_CON" | tail -1 | grep -o "[0-9]*"; }
 # runs_on: the source is alive and computes past the round it is at now.
 runs_on() {
 	local r0
 	r0=$(last_round)
 	for _ in $(seq 200); do
 		kill -0 $SRC_PID 2>/dev/null || return 1
-		[ "$(last_round)" -gt "$r0" ] && return 0
+		[ "$(last_round)" -gt "${r0:-0}" ] 2>/dev/null && return 0
 		sleep 0.1
 	done
 	return 1

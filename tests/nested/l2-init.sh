@@ -85,6 +85,30 @@ show_tail() {
 	tail -n "$2" "$out" | awk '{ print "  | " $0 }'
 }
 
+# Stress (run.sh --stress N): N boots of the 2-vCPU L3 to its shell, each
+# powered off; every boot that does not get there says how it ended.
+if [ "$stages" = stress ]; then
+	runs=$(param runs)
+	ok=0
+	for i in $(seq "$runs"); do
+		start_l3 "s$i" "$l3_kernel" 2
+		if wait_for "popek-guest: init ready" 300; then
+			echo 'poweroff -f' >&3
+			wait_exit "stress boot $i" >/tmp/stress.res
+			grep -q PASS /tmp/stress.res && ok=$((ok + 1)) || cat /tmp/stress.res
+		else
+			kill $pid 2>/dev/null
+			wait $pid
+			fail "stress boot $i reached its shell" "exit $?: console $(tail -c 400 "$out"); stderr $(tail -c 400 "$err")"
+			exec 3>&-
+		fi
+		rm -f "/tmp/s$i.out" "/tmp/s$i.err"
+	done
+	say "stress: $ok of $runs boots reached the shell and powered off"
+	say "done"
+	poweroff -f
+fi
+
 start_l3 l3 "$l3_kernel" 2
 if wait_for "popek-guest: init ready" 300; then
 	pass "L3 Linux booted to its shell in $(($(now) - t0)) s"

@@ -12,7 +12,9 @@ mkdir -p /run && mount -t tmpfs tmpfs /run # popek keeps its control sockets in 
 
 say() { echo "nested: $*"; }
 pass() { say "PASS $1"; }
-fail() { say "FAIL $1: $2"; }
+# One line: the harness reads results line by line, so a multi-line reason
+# (a console or stderr tail) would lose everything after its first line.
+fail() { say "FAIL $1: $(printf %s "$2" | tr '\n' ' ')"; }
 now() { cut -d. -f1 /proc/uptime; }
 param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^nested\.$1=//p"; }
 

@@ -5,6 +5,8 @@
 #
 #   tests/nested/run.sh            all stages (hello guest, then L3 Linux)
 #   tests/nested/run.sh --hello    only the milestone: KVM in L2, hello.elf on kvm
+#   tests/nested/run.sh --stress N N boots of the 2-vCPU L3, counting those
+#                                  that do not reach the shell (not in make test)
 #   tests/nested/run.sh --bench    boot-time benchmark, popek vs QEMU -accel kvm
 #                                  (l2-bench.sh; bench/nested-boot prints the table)
 #
@@ -28,6 +30,10 @@ images=$top/images
 stages=all
 case ${1:-} in
 --hello) stages=hello ;;
+--stress)
+	stages=stress
+	NESTED_BENCH_RUNS=${2:?--stress needs a number of boots}
+	;;
 --bench)
 	stages=bench
 	out=$out/bench # its own root, image and log: it may run beside the test
