@@ -34,7 +34,7 @@ oci_rootfs() {
 	mkdir -p "$TMP/bb" "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
 	dpkg-deb -x "$deb" "$TMP/bb" || return 1
 	cp "$TMP/bb/bin/busybox" "$TMP/rootfs/bin/"
-	for a in sh echo cat sleep true id hostname pwd tty stty env head grep ls wget; do
+	for a in sh echo cat sleep true id hostname pwd tty stty env head grep ls wget nproc; do
 		ln -sf busybox "$TMP/rootfs/bin/$a"
 	done
 	echo "root:x:0:0:root:/:/bin/sh" >"$TMP/rootfs/etc/passwd"
@@ -187,6 +187,14 @@ EOF
 			"$OCI_IMG" sh -c 'echo $FOO $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname); grep -c oci-host /etc/hosts; test -f /run/.containerenv && echo env-file' 2>"$TMP/pm.err")
 		[ "$out" = "$(printf 'bar /tmp 1000:1000 oci-host oci-host\n1\nenv-file')" ] && pass "oci-podman-spec" ||
 			fail "oci-podman-spec" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
+		# rlimits reach the process; linux.resources size the VM (2 vCPUs, 300 MiB of
+		# RAM, of which the guest kernel reports a little less as MemTotal)
+		out=$("${P[@]}" run --rm --network=none --ulimit nofile=1234:1234 --memory 300m --cpus 2 \
+			"$OCI_IMG" sh -c 'ulimit -n; nproc; grep MemTotal /proc/meminfo' 2>"$TMP/pm.err")
+		kb=$(echo "$out" | awk '/MemTotal/ { print $2 }')
+		[ "$(echo "$out" | head -2)" = "$(printf '1234\n2')" ] && [ "${kb:-0}" -gt 200000 ] &&
+			[ "$kb" -le 307200 ] && pass "oci-podman-resources" ||
+			fail "oci-podman-resources" "out '$out', err $(tail -c 300 "$TMP/pm.err")"
 		# networking: with the host's network the VM's user networking reaches a server on
 		# the host's loopback as 10.0.2.2; --network=none leaves the VM without a NIC
 		mkdir -p "$TMP/www" && echo hello-from-host >"$TMP/www/hello.txt"
