@@ -2,18 +2,19 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "boot/layout.h"
 #include "boot/linux.h"
 #include "util/file.h"
 
-static int read_file(const char *path, uint64_t max, const char *what, uint8_t **buf, size_t *len,
-		     char *err, size_t errlen)
+/* The kernel and initrd are mapped, not read: each is then copied once, from
+ * the page cache into guest RAM. */
+static int map_file(const char *path, uint64_t max, const char *what, const uint8_t **buf,
+		    size_t *len, char *err, size_t errlen)
 {
 	char why[400];
-	int rc = file_read_all(path, max, buf, len, why, sizeof(why));
+	int rc = file_map(path, max, buf, len, why, sizeof(why));
 	if (rc == -EFBIG)
 		snprintf(err, errlen, "%s %s (%zu bytes) is larger than guest RAM — raise --mem",
 			 what, path, *len);
@@ -21,11 +22,7 @@ static int read_file(const char *path, uint64_t max, const char *what, uint8_t *
 		snprintf(err, errlen, "%s %s", what, why);
 	else if (*len == 0)
 		snprintf(err, errlen, "%s %s: the file is empty", what, path);
-	if (!rc && *len)
-		return 0;
-	free(*buf);
-	*buf = NULL;
-	return -1;
+	return rc || !*len ? -1 : 0;
 }
 
 int boot_check_range(const struct boot_args *a, uint64_t gpa, uint64_t len, const char *what,
@@ -212,22 +209,22 @@ int boot_load_image(struct boot_args *a, struct cpu_state *st, char *err, size_t
 
 int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errlen)
 {
-	uint8_t *kernel = NULL, *initrd = NULL;
 	char why[256];
 	int rc = -1;
-	if (read_file(a->cfg->kernel, a->mem->size, "kernel", &kernel, &a->kernel_len, err, errlen))
-		return -1;
-	if (a->cfg->initrd &&
-	    read_file(a->cfg->initrd, a->mem->size, "initrd", &initrd, &a->initrd_len, err, errlen))
+	a->kernel = a->initrd = NULL;
+	a->initrd_len = 0;
+	if (map_file(a->cfg->kernel, a->mem->size, "kernel", &a->kernel, &a->kernel_len, err,
+		     errlen))
 		goto out;
-	a->kernel = kernel;
-	a->initrd = initrd;
+	if (a->cfg->initrd && map_file(a->cfg->initrd, a->mem->size, "initrd", &a->initrd,
+				       &a->initrd_len, err, errlen))
+		goto out;
 	rc = boot_load_image(a, bsp, why, sizeof(why));
 	if (rc)
 		snprintf(err, errlen, "kernel %s: %s", a->cfg->kernel, why);
 out:
-	free(kernel);
-	free(initrd);
+	file_unmap(a->kernel, a->kernel_len);
+	file_unmap(a->initrd, a->initrd_len);
 	a->kernel = a->initrd = NULL;
 	return rc;
 }

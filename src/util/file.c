@@ -5,30 +5,69 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Open path as a regular file of at most max bytes: the fd, or -errno. */
+static int open_bounded(const char *path, uint64_t max, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	*len = (size_t)st.st_size;
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	return fd;
+}
+
+int file_map(const char *path, uint64_t max, const uint8_t **buf, size_t *len, char *err,
+	     size_t errlen)
+{
+	*buf = NULL;
+	int fd = open_bounded(path, max, len, err, errlen);
+	if (fd < 0)
+		return fd;
+	int rc = 0;
+	if (*len) {
+		void *p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		if (p == MAP_FAILED) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: cannot map it: %s", path, strerror(errno));
+		} else {
+			*buf = p;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+void file_unmap(const uint8_t *buf, size_t len)
+{
+	if (buf)
+		munmap((void *)buf, len);
+}
 
 int file_read_all(const char *path, uint64_t max, uint8_t **buf, size_t *len, char *err,
 		  size_t errlen)
 {
-	struct stat st;
-	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0, fd = open_bounded(path, max, len, err, errlen);
 	*buf = NULL;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	*len = (size_t)st.st_size;
-	if ((uint64_t)st.st_size > max) {
-		rc = -EFBIG;
-		goto out;
-	}
+	if (fd < 0)
+		return fd;
 	*buf = malloc(*len + 1);
 	if (!*buf) {
 		rc = -ENOMEM;
@@ -49,7 +88,6 @@ int file_read_all(const char *path, uint64_t max, uint8_t **buf, size_t *len, ch
 	}
 	(*buf)[*len] = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return rc;
 }

@@ -1,4 +1,4 @@
-/* Whole-file reads, bounded: kernels, initrds and snapshot files. */
+/* Whole-file reads and maps, bounded: kernels, initrds and snapshot files. */
 #ifndef POPEK_UTIL_FILE_H
 #define POPEK_UTIL_FILE_H
 
@@ -11,5 +11,14 @@
  * naming the file and the problem. */
 int file_read_all(const char *path, uint64_t max, uint8_t **buf, size_t *len, char *err,
 		  size_t errlen);
+
+/* Map the regular file path (at most max bytes) read-only, its pages
+ * populated: a kernel or initrd is then copied once, from the page cache
+ * into guest RAM, instead of read into a buffer first. Errors as for
+ * file_read_all; an empty file gives *buf NULL and *len 0. Undo with
+ * file_unmap. */
+int file_map(const char *path, uint64_t max, const uint8_t **buf, size_t *len, char *err,
+	     size_t errlen);
+void file_unmap(const uint8_t *buf, size_t len);
 
 #endif
