@@ -55,6 +55,8 @@ static void policy_stats(struct machine *m, json_object *root)
 		for (int i = 0; i < p->n; i++) {
 			const struct policy_rule *r = &p->rule[i];
 			char *end = strchr(line, '\n'); /* policy_format: one line per rule */
+			if (!end)
+				break;
 			*end = 0;
 			uint64_t hits = atomic_load_explicit(&r->hits, memory_order_relaxed);
 			sum[r->cls][r->action] += hits;
