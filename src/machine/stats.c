@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "jail/jail.h"
+#include "policy/active.h"
+#include "policy/policy.h"
 #include "popek/hypercall.h"
 #include "util/counter.h"
 
@@ -36,6 +38,60 @@ static void counters_read(const struct vcpu_counters *c, struct vcpu_counters *o
 		out->exits[r] = counter_read(&c->exits[r]);
 	for (int h = 0; h <= POPEK_HC_COUNT; h++)
 		out->hypercalls[h] = counter_read(&c->hypercalls[h]);
+}
+
+/* What each rule of the active policy met (policy.h, hits), with the rule
+ * as `popek policy` prints it, and the sums by class and action; none
+ * without rules. The counts start again with a policy replaced live. */
+static void policy_stats(struct machine *m, json_object *root)
+{
+	const struct policy *p = m->policy ? policy_enter(m->policy) : NULL;
+	char *text = p && p->n ? policy_format(p) : NULL;
+	if (text) {
+		json_object *o = json_object_new_object(), *rules = json_object_new_array(),
+			    *by = json_object_new_object();
+		uint64_t sum[NR_POLICY_CLASSES][NR_POLICY_ACTIONS] = {{0}};
+		char *line = text;
+		for (int i = 0; i < p->n; i++) {
+			const struct policy_rule *r = &p->rule[i];
+			char *end = strchr(line, '\n'); /* policy_format: one line per rule */
+			if (!end)
+				break;
+			*end = 0;
+			uint64_t hits = atomic_load_explicit(&r->hits, memory_order_relaxed);
+			sum[r->cls][r->action] += hits;
+			json_object *rj = json_object_new_object();
+			json_object_object_add(rj, "line", json_object_new_int(r->line));
+			json_object_object_add(rj, "rule", json_object_new_string(line));
+			json_object_object_add(rj, "hits", json_object_new_int64((int64_t)hits));
+			if (r->action == POLICY_LIMIT)
+				json_object_object_add(
+				    rj, "held_ns",
+				    json_object_new_int64((int64_t)atomic_load_explicit(
+					&r->held_ns, memory_order_relaxed)));
+			json_object_array_add(rules, rj);
+			line = end + 1;
+		}
+		for (int c = 0; c < NR_POLICY_CLASSES; c++) {
+			json_object *cj = NULL;
+			for (int a = 0; a < NR_POLICY_ACTIONS; a++) {
+				if (!(p->classes & (1u << c)) || !sum[c][a])
+					continue;
+				if (!cj)
+					cj = json_object_new_object();
+				json_object_object_add(cj, policy_action_names[a],
+						       json_object_new_int64((int64_t)sum[c][a]));
+			}
+			if (cj)
+				json_object_object_add(by, policy_class_names[c], cj);
+		}
+		json_object_object_add(o, "rules", rules);
+		json_object_object_add(o, "by_class", by);
+		json_object_object_add(root, "policy", o);
+	}
+	if (m->policy)
+		policy_leave();
+	free(text);
 }
 
 char *machine_stats_json(struct machine *m, double wall_seconds)
@@ -93,6 +149,7 @@ char *machine_stats_json(struct machine *m, double wall_seconds)
 			    mj, f[i].name, json_object_new_int64((int64_t)counter_read(f[i].v)));
 		json_object_object_add(root, "migration", mj);
 	}
+	policy_stats(m, root);
 	json_object_object_add(root, "jail", jail_report_json()); /* last: what protected the VMM */
 	json_object_put(t);
 	char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));

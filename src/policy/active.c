@@ -70,8 +70,11 @@ const struct policy *policy_enter(struct policy_active *a)
 
 void policy_leave(void)
 {
+	/* Only this thread writes its slot: a store, not a locked add. */
 	if (--depth == 0)
-		atomic_fetch_add_explicit(&self->seq, 1, memory_order_release);
+		atomic_store_explicit(&self->seq,
+				      atomic_load_explicit(&self->seq, memory_order_relaxed) + 1,
+				      memory_order_release);
 }
 
 void policy_synchronize(void)

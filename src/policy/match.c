@@ -100,6 +100,15 @@ static bool matches(const struct policy_rule *r, const struct policy_access *a)
 	return !r->ncontains || holds(r, a);
 }
 
+/* The rules are read-only but for their buckets and counters. */
+static void count(const struct policy_rule *r, uint64_t held_ns)
+{
+	struct policy_rule *w = (struct policy_rule *)r;
+	atomic_fetch_add_explicit(&w->hits, 1, memory_order_relaxed);
+	if (held_ns)
+		atomic_fetch_add_explicit(&w->held_ns, held_ns, memory_order_relaxed);
+}
+
 static bool decides(const struct policy_rule *r)
 {
 	return r->action != POLICY_LOG && r->action != POLICY_LIMIT;
@@ -113,6 +122,8 @@ const struct policy_rule *policy_match(const struct policy *p, const struct poli
 		const struct policy_rule *r = &p->rule[i];
 		if (!matches(r, a))
 			continue;
+		if (r->action != POLICY_LIMIT) /* policy_limit counts those */
+			count(r, 0);
 		if (decides(r))
 			return r;
 		if (!*logged && r->action == POLICY_LOG)
@@ -153,9 +164,9 @@ uint64_t policy_limit(const struct policy *p, const struct policy_access *a, uin
 			break;
 		if (r->action != POLICY_LIMIT)
 			continue;
-		/* The rules are read-only but for their buckets. */
 		struct policy_limit *l = (struct policy_limit *)&r->limit;
 		uint64_t w = charge(l, l->bytes ? (a->len ? a->len : a->size) : 1, now_ns);
+		count(r, w);
 		if (w > wait)
 			wait = w;
 	}

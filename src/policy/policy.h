@@ -3,7 +3,7 @@
  * allow. Log and limit rules do not decide: matching goes on past them, as
  * with iptables' LOG. Parsed once before the VM starts; the rules are
  * read-only afterwards, so vCPU and I/O threads match without locks (a limit
- * rule's token bucket is the one thing that changes, atomically). */
+ * rule's token bucket and each rule's counters change, atomically). */
 #ifndef POPEK_POLICY_H
 #define POPEK_POLICY_H
 
@@ -124,6 +124,11 @@ struct policy_rule {
 	struct policy_cidr src, dst;
 	bool fragment; /* IP fragments only */
 	int line;      /* in the policy file, for the audit log */
+	/* What the rule met since its policy was installed (`popek stats`):
+	 * the actions it decided (for log and limit rules, the actions it
+	 * saw) and a limit rule's waits. With the bucket, all that changes. */
+	_Atomic uint64_t hits;
+	_Atomic uint64_t held_ns;
 };
 
 #define POLICY_MAX_RULES 1024

@@ -15,8 +15,22 @@ for e in kvm soft; do
 	run_vm pol-$e-yield-none run --engine $e --kernel "$GUESTS/hypercalls.elf" --cmdline yield-denied
 	expect "policy/$e: without the policy yield returns 0" 3 "yield returned 0, expected -1"
 	run_vm pol-$e-cmos run --engine $e --kernel "$GUESTS/cmos.elf" --cmdline modified \
-		--policy "$TMP/issue.policy" --audit "$TMP/audit-$e.jsonl"
+		--policy "$TMP/issue.policy" --audit "$TMP/audit-$e.jsonl" --stats
 	expect "policy/$e: modify pio read port 0x71 value 0 (CMOS)" 1 "PASS cmos"
+	# The guest writes the index once and reads the data port once: the log
+	# rule sees both, the modify rule decides the read, the deny rule nothing.
+	if python3 - "$ERR" <<'PY'; then
+import json, sys
+p = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])["policy"]
+got = [(r["line"], r["rule"], r["hits"]) for r in p["rules"]]
+assert got == [(1, "deny hypercall nr 4", 0), (2, "log pio port 0x70-0x71", 2),
+               (3, "modify pio read port 0x71 value 0x0", 1)], got
+assert p["by_class"] == {"pio": {"log": 2, "modify": 1}}, p["by_class"]
+PY
+		pass "policy/$e: --stats counts what each rule met, and the sums by class"
+	else
+		fail "policy/$e: --stats policy counts" "$(grep -o '"policy":.*' "$ERR" | head -c 600)"
+	fi
 	run_vm pol-$e-cmos-none run --engine $e --kernel "$GUESTS/cmos.elf"
 	expect "policy/$e: without the policy CMOS register D reads 0x80" 1 "PASS cmos"
 	if python3 - "$TMP/audit-$e.jsonl" <<'PY'; then

@@ -162,6 +162,19 @@ try:
             len(lines), deny[:1], len(ok_rx))
     check("policy-net: popek trace --class net shows frames with their verdicts", traced)
 
+    def policy_stats():
+        """popek stats NAME: the deny rule's count is the frames the trace saw it deny."""
+        denied = [l for l in open(trace_path).read().splitlines() if '"verdict":"deny"' in l]
+        r = popek_cmd("stats", NAME)
+        try:
+            pol = json.loads(r.stdout)["policy"]
+        except (ValueError, KeyError) as e:
+            return False, "popek stats rc %d, no policy counts (%s): %r" % (r.returncode, e, r.stdout[-300:])
+        want = [{"line": 2, "rule": "deny net tcp dport %d" % smtp.port, "hits": len(denied)}]
+        return (denied and pol["rules"] == want and pol["by_class"] == {"net": {"deny": len(denied)}},
+                "the trace denied %d frames; popek stats says %r" % (len(denied), pol))
+    check("policy-net: popek stats counts the denied frames, per rule and by class", policy_stats)
+
     # Live: the other port is denied now, SMTP allowed, and receive limited.
     second = write("second.policy", "deny net tx tcp dst 10.0.2.2/32 dport %d\n"
                    "limit net rx bytes 256K/s burst 128K\n" % other.port)
@@ -206,6 +219,17 @@ try:
                 "in %d frames, the middle 80 %% in %.2f s: %.0f B/s, want %d +- 10 %%%s"
                 % (n, secs, least, got, len(frames), span, rate, RATE, "; trace dropped" if dropped else ""))
     check("policy-net: limit net rx bytes 256K/s holds a 4 MiB download within 10 %", limited)
+
+    def limit_stats():
+        """The counts start again with the live policy: the limit rule saw every
+        frame of the download (and more: every received frame) and held them."""
+        rules = json.loads(popek_cmd("stats", NAME).stdout)["policy"]["rules"]
+        lines = open(os.path.join(tmp, "trace-limit.jsonl")).read().splitlines()
+        frames = [l for l in lines if '"op":"rx"' in l and '"sport":%d,' % http_port in l]
+        lim = rules[1]
+        return (rules[0]["hits"] == 0 and lim["hits"] >= len(frames) > 0 and lim["held_ns"] > 0,
+                "%d frames of the download traced; popek stats: %r" % (len(frames), rules))
+    check("policy-net: popek stats counts the frames a limit rule held", limit_stats)
 
     def tx_limited():
         third = write("third.policy", "limit net tx bytes 256K/s burst 64K\n")

@@ -182,6 +182,11 @@ wait_exit "L3 rebooted (keyboard-controller reset)"
 # Networking on the kvm engine (docs/networking.md): an L3 with user
 # networking downloads from an HTTP server on the L2's loopback (10.0.2.2),
 # and over a tap the L2 made (tun.ko, busybox tunctl) from the same server.
+# The same L3 (one boot less) has a disk under a policy (docs/policy.md):
+# its first MiB denies writes.
+dd if=/dev/urandom of=/tmp/pol.img bs=1M count=2 2>/dev/null
+pol_sum=$(dd if=/tmp/pol.img bs=512 count=2048 2>/dev/null | md5sum)
+echo 'deny disk write sectors 0-2047' >/tmp/deny.policy
 ip link set lo up
 mkdir -p /tmp/www && echo "served by L2 $((6 * 7))" >/tmp/www/f
 httpd -p 8000 -h /tmp/www
@@ -190,7 +195,7 @@ tunctl -t ntap0 >/dev/null && ip addr add 10.4.0.1/24 dev ntap0 && ip link set n
 	fail "a tap in the L2" "tunctl or ip failed"
 start_popek l3-net run --name l3-net --engine kvm --kernel "$l3_kernel" \
 	--initrd /images/initramfs.cpio.gz --mem 256M --net user --net tap=ntap0 \
-	--cmdline "console=ttyS0 quiet"
+	--disk /tmp/pol.img --policy /tmp/deny.policy --cmdline "console=ttyS0 quiet"
 if wait_for "popek-guest: eth0 has" 300; then
 	echo 'echo "NET:$(wget -q -O - http://10.0.2.2:8000/f)"' >&3
 	wait_for "NET:served by L2 42" 120 &&
@@ -200,12 +205,27 @@ if wait_for "popek-guest: eth0 has" 300; then
 	wait_for "TAP:served by L2 42" 120 &&
 		pass "L3 over a tap downloaded a file from the L2's HTTP server" ||
 		fail "L3 over a tap downloaded a file" "console: $(tail -c 400 "$out")"
+	# conv=fsync: busybox's dd may write through the page cache even with
+	# oflag=direct, and a failed write-back is reported only to a sync.
+	echo 'echo x | dd of=/dev/vda bs=512 conv=sync,fsync oflag=direct; echo "DENIED:$?"' >&3
+	wait_for "DENIED:[0-9]" 60 && grep -qE "DENIED:[1-9]" "$out" &&
+		grep -q "I/O error, dev vda, sector 0" "$out" &&
+		pass "L3 under deny disk write sectors 0-2047: its write to sector 0 fails with an I/O error" ||
+		fail "L3's denied disk write fails with an I/O error" "console: $(tail -c 400 "$out")"
+	echo 'echo POLICY-MARK-42 | dd of=/dev/vda bs=512 seek=2048 conv=sync,fsync oflag=direct; echo "ALLOWED:$?"' >&3
+	wait_for "ALLOWED:[0-9]" 60
 	echo 'poweroff -f' >&3
 else
 	fail "L3 with user networking got a DHCP lease" "console: $(tail -c 600 "$out"); stderr: $(tail -c 300 "$err")"
 	echo 'poweroff -f' >&3
 fi
 wait_exit "L3 with two NICs powered off"
+if [ "$(dd if=/tmp/pol.img bs=512 count=2048 2>/dev/null | md5sum)" = "$pol_sum" ] &&
+	dd if=/tmp/pol.img bs=512 skip=2048 count=1 2>/dev/null | grep -q POLICY-MARK-42; then
+	pass "the disk file: sectors 0-2047 untouched, the L3's write to sector 2048 arrived"
+else
+	fail "the disk file under the policy" "first MiB changed, or no mark at sector 2048 (console: $(tail -c 300 "$out"))"
+fi
 show_tail "networked L3 console tail" 6
 say "done"
 poweroff -f

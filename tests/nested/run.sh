@@ -142,7 +142,7 @@ grep -a '^nested: \|^  | ' "$log" | tr -d '\r' || true
 pass=$(grep -ac '^nested: PASS' "$log" || true)
 fail=$(grep -ac '^nested: FAIL' "$log" || true)
 want=2
-[ "$stages" = all ] && want=16
+[ "$stages" = all ] && want=18
 if [ "$qrc" = 124 ]; then
 	echo "nested: FAIL timed out after $timeout_s s; last lines of the L2 console:"
 	tail -n 20 "$log"

@@ -257,6 +257,25 @@ static void test_match(void **state)
 	assert_null(match(POLICY_HYPERCALL, true, 3, 4, 0));
 	assert_int_equal(match(POLICY_MMIO, true, 0x1800, 4, 0)->action, POLICY_ALLOW);
 	assert_int_equal(match(POLICY_MMIO, false, 0x2000, 8, 0)->action, POLICY_STOP);
+	/* What each rule met (popek stats): the deciding rules once per action
+	 * they decided, the log rules every action they saw on the way. */
+	const uint64_t hits[] = {3, 1, 1, 1, 1, 1, 1, 1};
+	for (int i = 0; i < pol.n; i++)
+		assert_int_equal(pol.rule[i].hits, hits[i]);
+}
+
+/* A limit rule counts what it charged and how long it made actions wait. */
+static void test_limit_counts(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("limit disk ops 10/s burst 1\ndeny disk write\n"), 0);
+	struct policy_access a = {.cls = POLICY_DISK, .op = POLICY_WRITE, .count = 1};
+	uint64_t now = 1000000000;
+	assert_int_equal(policy_limit(&pol, &a, now), 0);
+	assert_int_equal(policy_limit(&pol, &a, now), 100000000); /* the next op is due in 0.1 s */
+	assert_int_equal(pol.rule[0].hits, 2);
+	assert_int_equal(pol.rule[0].held_ns, 100000000);
+	assert_int_equal(pol.rule[1].hits, 0); /* policy_limit charges, it does not decide */
 }
 
 /* popek exec's class: names, paths, socket facts, errno. */
@@ -328,7 +347,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_issue_examples), cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_device_rules),   cmocka_unit_test(test_too_many_rules),
-	    cmocka_unit_test(test_match),	   cmocka_unit_test(test_syscall_rules),
+	    cmocka_unit_test(test_match),	   cmocka_unit_test(test_limit_counts),
+	    cmocka_unit_test(test_syscall_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
