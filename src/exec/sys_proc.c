@@ -144,9 +144,16 @@ static int64_t sleep_for(struct xproc *p, clockid_t clk, int flags, uint64_t req
 		return -EFAULT;
 	if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0)
 		return -EINVAL;
-	exec_unlock(p);
-	int rc = clock_nanosleep(clk, flags, &ts, &left);
-	exec_lock(p);
+	int rc;
+	for (;;) {
+		exec_unlock(p);
+		rc = clock_nanosleep(clk, flags, &ts, &left);
+		exec_lock(p);
+		if (rc != EINTR || exec_signal_wanted(p))
+			break;
+		if (!(flags & TIMER_ABSTIME)) /* a kick not for this thread: sleep on */
+			ts = left;
+	}
 	if (rc && rem && mm_write(&p->mm, rem, &left, sizeof(left)))
 		return -EFAULT;
 	return -rc;

@@ -371,3 +371,211 @@ if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
 else
 	fail "exec: build the pthreads test program" "$(head -c 300 "$TMP/cc.err")"
 fi
+
+# Signals with threads (sys_signal.c): masks and pending sets are each
+# thread's; kill() to the process is taken by the thread that does not block
+# it; pthread_kill reaches a thread running program code (onto its
+# sigaltstack, its registers intact) and one blocked in read (EINTR, or the
+# read goes on after an SA_RESTART handler); execve while another thread
+# runs or blocks ends it, and the caller becomes the leader.
+cat >"$TMP/sigthr.c" <<'C'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static volatile pid_t by, ttid;
+static volatile int stop, code, from_us, onstack, usr2;
+static char alt[65536];
+static int ready[2], data[2], cmd[2], rep[2];
+static void on_sig(int s, siginfo_t *si, void *uc)
+{
+	stack_t ss;
+	char here;
+	(void)uc;
+	if (s == SIGUSR2) {
+		usr2++;
+		return;
+	}
+	sigaltstack(NULL, &ss);
+	by = gettid();
+	code = si->si_code;
+	from_us = si->si_pid == getpid();
+	onstack = (ss.ss_flags & SS_ONSTACK) && &here > alt && &here < alt + sizeof(alt);
+	stop = 1;
+}
+static void on(int sig, int flags)
+{
+	struct sigaction sa = {.sa_sigaction = on_sig, .sa_flags = SA_SIGINFO | flags};
+	sigaction(sig, &sa, NULL);
+}
+static void mask(int how, int sig)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, sig);
+	pthread_sigmask(how, &s, NULL);
+}
+static int blocks(int sig)
+{
+	sigset_t s;
+	pthread_sigmask(SIG_SETMASK, NULL, &s);
+	return sigismember(&s, sig);
+}
+/* blocked in read on a pipe until main writes to it */
+static void *reader(void *arg)
+{
+	char c;
+	mask(SIG_UNBLOCK, SIGUSR1);
+	ttid = gettid();
+	write(ready[1], "r", 1);
+	ssize_t n = read(data[0], &c, 1);
+	printf("reader: read returned %zd (%s), the handler ran %s\n", n,
+	       n < 0 ? strerror(errno) : "data", by == ttid ? "here" : "elsewhere");
+	return arg;
+}
+/* program code only: a kick must stop it where it is */
+static void *spinner(void *arg)
+{
+	stack_t ss = {.ss_sp = alt, .ss_size = sizeof(alt)};
+	sigaltstack(&ss, NULL);
+	ttid = gettid();
+	write(ready[1], "r", 1);
+	unsigned long x = 1, n = 0, y = 1;
+	while (!stop) {
+		x = x * 6364136223846793005ul + 1442695040888963407ul;
+		n++;
+	}
+	for (unsigned long i = 0; i < n; i++)
+		y = y * 6364136223846793005ul + 1442695040888963407ul;
+	printf("spinner: registers survived the handler: %d\n", x == y);
+	return arg;
+}
+/* reports whether SIGUSR2 is pending for it, on request */
+static void *querier(void *arg)
+{
+	char c;
+	while (read(cmd[0], &c, 1) == 1) {
+		sigset_t s;
+		sigpending(&s);
+		c = (char)('0' + sigismember(&s, SIGUSR2));
+		write(rep[1], &c, 1);
+	}
+	return arg;
+}
+static int ask(void)
+{
+	char c = 'q';
+	write(cmd[1], &c, 1);
+	read(rep[0], &c, 1);
+	return c - '0';
+}
+static pthread_t start(void *(*fn)(void *))
+{
+	pthread_t t;
+	char c;
+	pthread_create(&t, NULL, fn, NULL);
+	if (fn != querier)
+		read(ready[0], &c, 1);
+	usleep(100000); /* let it block or spin */
+	return t;
+}
+static void *execer(void *arg)
+{
+	char **argv = arg;
+	char *args[] = {argv[0], "after", NULL};
+	execv(argv[0], args);
+	printf("execv failed: %s\n", strerror(errno));
+	exit(1);
+}
+int main(int argc, char **argv)
+{
+	const char *m = argc > 1 ? argv[1] : "";
+	pipe(ready);
+	pipe(data);
+	if (!strcmp(m, "mask")) {
+		/* kill() to the process goes to the one thread that does not block it;
+		 * its read goes on after the handler (SA_RESTART) */
+		on(SIGUSR1, SA_RESTART);
+		mask(SIG_BLOCK, SIGUSR1);
+		pthread_t t = start(reader);
+		kill(getpid(), SIGUSR1);
+		while (!by)
+			usleep(1000);
+		printf("kill: taken by the thread that does not block it: %d; main blocks it: %d\n",
+		       by == ttid, blocks(SIGUSR1));
+		fflush(stdout);
+		write(data[1], "x", 1);
+		pthread_join(t, NULL);
+		/* pending: a thread's own and the process's */
+		on(SIGUSR2, 0);
+		mask(SIG_BLOCK, SIGUSR2);
+		pipe(cmd);
+		pipe(rep);
+		t = start(querier); /* blocks SIGUSR2 too: the mask is inherited */
+		raise(SIGUSR2);
+		sigset_t s;
+		sigpending(&s);
+		printf("raise: pending in main %d, in the other thread %d\n", sigismember(&s, SIGUSR2),
+		       ask());
+		kill(getpid(), SIGUSR2);
+		printf("kill: pending in the other thread %d\n", ask());
+		mask(SIG_UNBLOCK, SIGUSR2);
+		printf("unblocked in main: the handler ran %d times, pending in the other %d\n", usr2,
+		       ask());
+		return 0;
+	}
+	if (!strcmp(m, "tgkill")) {
+		/* pthread_kill a thread that runs program code, onto its altstack */
+		on(SIGUSR1, SA_ONSTACK);
+		pthread_t t = start(spinner);
+		int rc = pthread_kill(t, SIGUSR1);
+		pthread_join(t, NULL);
+		printf("pthread_kill %d: the handler ran in the target %d, si_code SI_TKILL %d, "
+		       "si_pid ours %d, on its alternate stack %d, main is the leader %d\n",
+		       rc, by == ttid, code == SI_TKILL, from_us, onstack, gettid() == getpid());
+		return 0;
+	}
+	if (!strcmp(m, "eintr")) {
+		/* without SA_RESTART the blocked read fails with EINTR */
+		on(SIGUSR1, 0);
+		pthread_t t = start(reader);
+		pthread_kill(t, SIGUSR1);
+		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(m, "exec") || !strcmp(m, "exec-thread")) {
+		/* execve while another thread spins or blocks: it ends */
+		pthread_t t = start(m[4] ? reader : spinner);
+		fflush(stdout);
+		if (m[4]) {
+			pthread_create(&t, NULL, execer, argv);
+			pthread_join(t, NULL); /* never returns: the execve ends this thread */
+		}
+		execer(argv);
+	}
+	if (!strcmp(m, "after")) {
+		printf("after execve: pid is tid %d, SIGUSR1 blocked %d\n", gettid() == getpid(),
+		       blocks(SIGUSR1));
+		return 0;
+	}
+	return 2;
+}
+C
+if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
+	for e in soft kvm; do
+		same "exec/$e: per-thread masks and pending sets; kill() goes to the thread that does not block it" \
+			$e "$TMP/sigthr" mask
+		same "exec/$e: pthread_kill to a thread in program code runs its handler there, on its sigaltstack" \
+			$e "$TMP/sigthr" tgkill
+		same "exec/$e: pthread_kill without SA_RESTART: the target's blocked read fails with EINTR" \
+			$e "$TMP/sigthr" eintr
+		same "exec/$e: execve while another thread runs program code" $e "$TMP/sigthr" exec
+		same "exec/$e: execve from a second thread while the others block" $e "$TMP/sigthr" exec-thread
+	done
+else
+	fail "exec: build the signals-with-threads test program" "$(head -c 300 "$TMP/cc.err")"
+fi
