@@ -106,6 +106,9 @@ struct xthread {
 	uint64_t clear_tid;	     /* CLONE_CHILD_CLEARTID, set_tid_address */
 	uint64_t flush_seen;	     /* the xproc's flush_gen its TLB has seen */
 	uint64_t sigmask;
+	/* rt_sigsuspend's caller's mask, for the first handler's frame to restore */
+	uint64_t saved_mask;
+	bool mask_saved;
 	struct xpending pending; /* signals sent to this thread */
 	/* it is to take the process's pending signals (Linux's TIF_SIGPENDING) */
 	bool notified;

@@ -8,6 +8,7 @@
  * (ucontext, siginfo, FXSAVE image), and rt_sigreturn loads the state back.
  * A signal with the default action ends the program with 128+signal. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,10 +124,12 @@ static bool deliver(struct xproc *p, struct cpu_state *st, int sig, int code, ui
 	f.uc.ss = 0x23;
 	f.uc.err = err;
 	f.uc.trapno = trapno;
-	f.uc.oldmask = t->sigmask;
+	uint64_t restore = t->mask_saved ? t->saved_mask : t->sigmask;
+	t->mask_saved = false;
+	f.uc.oldmask = restore;
 	f.uc.cr2 = trapno == 14 ? val : 0;
 	f.uc.fpstate = fpstate;
-	f.uc.sigmask = t->sigmask;
+	f.uc.sigmask = restore;
 	int32_t info[4] = {sig, 0, code, 0};
 	memcpy(f.info, info, sizeof(info));
 	memcpy(f.info + 16, &val, 8);
@@ -280,7 +283,7 @@ static bool take(struct xproc *p, struct cpu_state *st, int64_t restart)
 	return changed;
 }
 
-int64_t exec_signal_syscall(struct xproc *p, const struct xsys *s, int64_t ret)
+static int64_t signal_syscall(struct xproc *p, const struct xsys *s, int64_t ret)
 {
 	if (p->exited || !exec_self->live || !deliverable(p, exec_self))
 		return ret;
@@ -293,6 +296,16 @@ int64_t exec_signal_syscall(struct xproc *p, const struct xsys *s, int64_t ret)
 	if (!take(p, &st, !set && ret == -EINTR ? (int64_t)s->nr : -1) || p->exited)
 		return ret;
 	return exec_set_state(p, &st) ? ret : (int64_t)st.gpr[R_RAX];
+}
+
+int64_t exec_signal_syscall(struct xproc *p, const struct xsys *s, int64_t ret)
+{
+	ret = signal_syscall(p, s, ret);
+	if (exec_self->mask_saved) { /* no handler ran: rt_sigsuspend's mask goes now */
+		exec_self->sigmask = exec_self->saved_mask;
+		exec_self->mask_saved = false;
+	}
+	return ret;
 }
 
 void exec_signal_async(struct xproc *p)
@@ -356,6 +369,47 @@ static int64_t sys_rt_sigprocmask(struct xproc *p, const struct xsys *s)
 			exec_signal_retarget(p);
 	}
 	return s->a[2] && mm_write(&p->mm, s->a[2], &old, 8) ? -EFAULT : 0;
+}
+
+/* Wait with mask in place until a signal is taken (rt_sigsuspend, pause). */
+static int64_t suspend(struct xproc *p, uint64_t mask)
+{
+	struct xthread *t = exec_self;
+	t->saved_mask = t->sigmask;
+	t->mask_saved = true;
+	t->sigmask = mask & ~unblockable;
+	if (p->pending.set & ~t->sigmask)
+		t->notified = true;
+	if (p->pending.set & t->sigmask)
+		exec_signal_retarget(p);
+	/* The kick stays blocked from the check to the wait, which ppoll
+	 * unblocks atomically: a kick in between ends the wait at once. */
+	sigset_t kick, old;
+	sigemptyset(&kick);
+	sigaddset(&kick, X_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &kick, &old);
+	while (!exec_signal_wanted(p)) {
+		exec_unlock(p);
+		ppoll(NULL, 0, NULL, &old);
+		exec_lock(p);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -EINTR;
+}
+
+static int64_t sys_rt_sigsuspend(struct xproc *p, const struct xsys *s)
+{
+	uint64_t mask;
+	if (s->a[1] != 8)
+		return -EINVAL;
+	if (mm_read(&p->mm, s->a[0], &mask, 8))
+		return -EFAULT;
+	return suspend(p, mask);
+}
+
+static int64_t sys_pause(struct xproc *p, const struct xsys *s)
+{
+	return suspend(p, exec_self->sigmask);
 }
 
 static int64_t sys_rt_sigpending(struct xproc *p, const struct xsys *s)
@@ -470,6 +524,8 @@ void sys_signal_table(struct sys_entry *t)
 	t[SYS_rt_sigaction] = (struct sys_entry){"rt_sigaction", sys_rt_sigaction, "ippi"};
 	t[SYS_rt_sigprocmask] = (struct sys_entry){"rt_sigprocmask", sys_rt_sigprocmask, "ippi"};
 	t[SYS_rt_sigpending] = (struct sys_entry){"rt_sigpending", sys_rt_sigpending, "pi"};
+	t[SYS_rt_sigsuspend] = (struct sys_entry){"rt_sigsuspend", sys_rt_sigsuspend, "pi"};
+	t[SYS_pause] = (struct sys_entry){"pause", sys_pause, ""};
 	t[SYS_rt_sigreturn] = (struct sys_entry){"rt_sigreturn", sys_rt_sigreturn, ""};
 	t[SYS_kill] = (struct sys_entry){"kill", sys_kill, "ii"};
 	t[SYS_tgkill] = (struct sys_entry){"tgkill", sys_tgkill, "iii"};

@@ -376,7 +376,8 @@ fi
 # thread's; kill() to the process is taken by the thread that does not block
 # it; pthread_kill reaches a thread running program code (onto its
 # sigaltstack, its registers intact) and one blocked in read (EINTR, or the
-# read goes on after an SA_RESTART handler); execve while another thread
+# read goes on after an SA_RESTART handler); sigsuspend and pause wait for
+# one; execve while another thread
 # runs or blocks ends it, and the caller becomes the leader.
 cat >"$TMP/sigthr.c" <<'C'
 #define _GNU_SOURCE
@@ -388,7 +389,7 @@ cat >"$TMP/sigthr.c" <<'C'
 #include <string.h>
 #include <unistd.h>
 static volatile pid_t by, ttid;
-static volatile int stop, code, from_us, onstack, usr2;
+static volatile int stop, paused, code, from_us, onstack, usr2;
 static char alt[65536];
 static int ready[2], data[2], cmd[2], rep[2];
 static void on_sig(int s, siginfo_t *si, void *uc)
@@ -483,6 +484,22 @@ static pthread_t start(void *(*fn)(void *))
 	usleep(100000); /* let it block or spin */
 	return t;
 }
+/* kill() to the process, blocked everywhere: it waits for main's sigsuspend */
+static void *killer(void *arg)
+{
+	usleep(100000);
+	kill(getpid(), SIGUSR1);
+	return arg;
+}
+/* pthread_kill main until it is out of pause() */
+static void *poker(void *arg)
+{
+	while (!paused) {
+		pthread_kill(*(pthread_t *)arg, SIGUSR2);
+		usleep(50000);
+	}
+	return arg;
+}
 static void *execer(void *arg)
 {
 	char **argv = arg;
@@ -547,6 +564,25 @@ int main(int argc, char **argv)
 		pthread_join(t, NULL);
 		return 0;
 	}
+	if (!strcmp(m, "suspend")) {
+		on(SIGUSR1, 0);
+		on(SIGUSR2, 0);
+		mask(SIG_BLOCK, SIGUSR1);
+		pthread_t t, me = pthread_self();
+		pthread_create(&t, NULL, killer, NULL);
+		sigset_t none;
+		sigemptyset(&none);
+		int rc = sigsuspend(&none);
+		printf("sigsuspend: %d (%s), the handler ran in main %d, the mask is back %d\n", rc,
+		       strerror(errno), by == gettid(), blocks(SIGUSR1));
+		pthread_join(t, NULL);
+		pthread_create(&t, NULL, poker, &me);
+		rc = pause();
+		printf("pause: %d (%s), the handler ran %d\n", rc, strerror(errno), usr2 > 0);
+		paused = 1;
+		pthread_join(t, NULL);
+		return 0;
+	}
 	if (!strcmp(m, "exec") || !strcmp(m, "exec-thread")) {
 		/* execve while another thread spins or blocks: it ends */
 		pthread_t t = start(m[4] ? reader : spinner);
@@ -573,6 +609,8 @@ if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
 			$e "$TMP/sigthr" tgkill
 		same "exec/$e: pthread_kill without SA_RESTART: the target's blocked read fails with EINTR" \
 			$e "$TMP/sigthr" eintr
+		same "exec/$e: sigsuspend takes a signal every thread blocks; pause ends on pthread_kill" \
+			$e "$TMP/sigthr" suspend
 		same "exec/$e: execve while another thread runs program code" $e "$TMP/sigthr" exec
 		same "exec/$e: execve from a second thread while the others block" $e "$TMP/sigthr" exec-thread
 	done
