@@ -32,7 +32,8 @@
 #define X_PIE_BASE   0x0000555555554000ull
 #define X_KERNEL_VA  0xffff800000000000ull
 
-#define X_MAX_THREADS 32
+/* Threads alive at once, a vCPU each: the soft engine's most (kvm allows more). */
+#define X_MAX_THREADS 64
 #define X_MAX_FDS     1024
 #define X_MAX_BINDS   16
 #define X_NSIG	      65

@@ -293,6 +293,12 @@ static void *ret(void *arg)
 {
 	return arg;
 }
+static pthread_barrier_t bar;
+static void *meet(void *arg)
+{
+	pthread_barrier_wait(&bar);
+	return arg;
+}
 static void *late(void *arg)
 {
 	usleep(100000);
@@ -315,6 +321,22 @@ int main(int argc, char **argv)
 		pipe(fd);
 		pthread_create(&t[0], NULL, crash, NULL);
 		return (int)read(fd[0], &b, 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "wide")) { /* 64 threads alive at once */
+		static pthread_t w[63];
+		pthread_barrier_init(&bar, NULL, 64);
+		for (long i = 0; i < 63; i++)
+			if (pthread_create(&w[i], NULL, meet, (void *)i))
+				return 2;
+		pthread_barrier_wait(&bar);
+		long sum = 0;
+		for (int i = 0; i < 63; i++) {
+			void *r;
+			pthread_join(w[i], &r);
+			sum += (long)r;
+		}
+		printf("64 threads at once, sum %ld\n", sum);
+		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "churn")) { /* more threads than vCPUs, one by one */
 		long sum = 0;
@@ -360,6 +382,7 @@ if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
 			"$TMP/pt" main-exit
 		same "exec/$e: 100 threads one after another (vCPUs and host threads reused)" $e \
 			"$TMP/pt" churn
+		same "exec/$e: 64 threads alive at once" $e "$TMP/pt" wide
 		run_vm exec-$e-tcrash exec --engine $e -- "$TMP/pt" crash
 		expect_err "exec/$e: a segfault in a thread ends the program (139) with the report" 139 \
 			"SIGSEGV \(page fault\) at address 0x4321"
@@ -616,4 +639,23 @@ if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
 	done
 else
 	fail "exec: build the signals-with-threads test program" "$(head -c 300 "$TMP/cc.err")"
+fi
+if [ -x /usr/bin/python3 ]; then
+	cat >"$TMP/sig.py" <<'PY'
+import os, signal, threading, time
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(threading.current_thread().name))
+t = threading.Thread(target=lambda: (time.sleep(0.2), os.kill(os.getpid(), signal.SIGUSR1)), name="worker")
+t.start()
+start = time.monotonic()
+time.sleep(1)
+t.join()
+print("handled in", got, "slept through", time.monotonic() - start >= 1)
+signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+print("pthread_kill to main:", got)
+PY
+	for e in soft kvm; do
+		same "exec/$e: python3: a thread's os.kill interrupts the main thread's sleep; its handler runs" \
+			$e /usr/bin/python3 "$TMP/sig.py"
+	done
 fi
