@@ -178,7 +178,8 @@ int mm_protect(struct mm *mm, uint64_t va, uint64_t len, int prot);
 /* Move the pages of [old, old+len) to new (mremap); new must be free. */
 int mm_move(struct mm *mm, uint64_t old, uint64_t len, uint64_t new_va);
 bool mm_range_free(struct mm *mm, uint64_t va, uint64_t len);
-/* Map a supervisor-only page at kernel va; returns its host pointer. */
+/* Map a supervisor-only page at kernel va (the one there, if any); returns
+ * its host pointer. */
 void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec);
 /* Host memory behind guest-virtual [va, va+len) as iovecs (pages), checked
  * for user access and for write; returns the count or -EFAULT. */

@@ -1,6 +1,5 @@
-/* Process, identity, time and randomness calls of a single-threaded
- * program. Identity is the host's (popek runs the program as itself);
- * uname says popek. */
+/* Process, identity, time and randomness calls. Identity is the host's
+ * (popek runs the program as itself); uname says popek. */
 #include <errno.h>
 #include <linux/futex.h>
 #include <sched.h>

@@ -257,6 +257,7 @@ done
 # blocks; the main thread's pthread_exit leaves the others running.
 cat >"$TMP/pt.c" <<'C'
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -339,14 +340,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "churn")) { /* more threads than vCPUs, one by one */
-		long sum = 0;
-		for (long i = 0; i < 100; i++) {
+		long sum = 0, n = argc > 2 ? atol(argv[2]) : 100;
+		for (long i = 0; i < n; i++) {
 			void *r;
 			pthread_create(&t[0], NULL, ret, (void *)i);
 			pthread_join(t[0], &r);
 			sum += (long)r;
 		}
-		printf("100 threads joined, sum %ld\n", sum);
+		printf("%ld threads joined, sum %ld\n", n, sum);
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "main-exit")) {
@@ -383,6 +384,9 @@ if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
 		same "exec/$e: 100 threads one after another (vCPUs and host threads reused)" $e \
 			"$TMP/pt" churn
 		same "exec/$e: 64 threads alive at once" $e "$TMP/pt" wide
+		EXEC_OPTS="--mem 32M" same \
+			"exec/$e: 3000 threads one after another in 32 MiB (a slot's kernel pages are reused)" \
+			$e "$TMP/pt" churn 3000
 		run_vm exec-$e-tcrash exec --engine $e -- "$TMP/pt" crash
 		expect_err "exec/$e: a segfault in a thread ends the program (139) with the report" 139 \
 			"SIGSEGV \(page fault\) at address 0x4321"
