@@ -110,6 +110,7 @@ struct xthread {
 	/* rt_sigsuspend's caller's mask, for the first handler's frame to restore */
 	uint64_t saved_mask;
 	bool mask_saved;
+	uint64_t wait_set;	 /* what rt_sigtimedwait waits for: taken, not delivered */
 	struct xpending pending; /* signals sent to this thread */
 	/* it is to take the process's pending signals (Linux's TIF_SIGPENDING) */
 	bool notified;

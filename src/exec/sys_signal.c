@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -94,6 +95,20 @@ static int set_altstack(struct xthread *t, uint64_t sp, uint64_t ss_sp, uint32_t
 	return 0;
 }
 
+/* A siginfo_t: signo, errno, code, then si_addr or si_pid and si_uid. */
+static void fill_info(uint8_t info[128], int sig, int code, uint64_t val)
+{
+	int32_t head[4] = {sig, 0, code, 0};
+	memcpy(info, head, sizeof(head));
+	memcpy(info + 16, &val, 8);
+}
+
+/* A signal sent with kill or tgkill: si_pid and si_uid are the program's. */
+static uint64_t sender(void)
+{
+	return (uint64_t)getpid() | ((uint64_t)getuid() << 32);
+}
+
 /* Build the frame on the user stack of st (or the alternate stack) and point
  * st at the handler; val: si_addr, or si_pid and si_uid. false if the frame
  * does not fit there. */
@@ -130,9 +145,7 @@ static bool deliver(struct xproc *p, struct cpu_state *st, int sig, int code, ui
 	f.uc.cr2 = trapno == 14 ? val : 0;
 	f.uc.fpstate = fpstate;
 	f.uc.sigmask = restore;
-	int32_t info[4] = {sig, 0, code, 0};
-	memcpy(f.info, info, sizeof(info));
-	memcpy(f.info + 16, &val, 8);
+	fill_info(f.info, sig, code, val);
 	if (mm_write(&p->mm, fpstate, st->xsave, 512) || mm_write(&p->mm, sp, &f, sizeof(f)))
 		return false;
 	if ((a->flags & XSA_ONSTACK) && (t->ss_flags & XSS_AUTODISARM))
@@ -195,7 +208,7 @@ static struct xthread *aim(struct xproc *p, int sig)
 /* Tell thread t it has a signal to take; a default action ends the program. */
 static void notify(struct xproc *p, struct xthread *t, int sig)
 {
-	if (!p->sig[sig].handler) {
+	if (!p->sig[sig].handler && !(t->wait_set & bit(sig))) {
 		exec_kill(p, sig);
 		return;
 	}
@@ -203,11 +216,22 @@ static void notify(struct xproc *p, struct xthread *t, int sig)
 		exec_kick(p, t, true);
 }
 
+/* An ignored signal goes at once, as in Linux, unless its target blocks it
+ * or waits for it (it may get a handler first, or be taken by sigwait). */
+static bool discarded(struct xproc *p, struct xthread *to, int sig)
+{
+	if (!ignored(p, sig))
+		return false;
+	if (!to && !(to = aim(p, sig)))
+		return false; /* every thread blocks it */
+	return !((to->sigmask | to->wait_set) & bit(sig));
+}
+
 /* Send sig to thread to, or to the process if to is NULL. */
 static void post(struct xproc *p, struct xthread *to, int sig, int code)
 {
-	if (ignored(p, sig))
-		return; /* discarded at once, as Linux does */
+	if (discarded(p, to, sig))
+		return;
 	struct xpending *q = to ? &to->pending : &p->pending;
 	q->set |= bit(sig);
 	q->code[sig] = (int8_t)code;
@@ -267,8 +291,7 @@ static bool take(struct xproc *p, struct cpu_state *st, int64_t restart)
 			st->gpr[R_RAX] = (uint64_t)restart;
 		}
 		restart = -1; /* only the first frame returns into the interrupted call */
-		uint64_t who = (uint64_t)getpid() | ((uint64_t)getuid() << 32);
-		if (!deliver(p, st, sig, q->code[sig], who, 0, 0)) {
+		if (!deliver(p, st, sig, q->code[sig], sender(), 0, 0)) {
 			fprintf(stderr,
 				"popek exec: %s: no room for a signal frame at rsp 0x%llx\n",
 				p->opt->program, (unsigned long long)st->gpr[R_RSP]);
@@ -371,6 +394,37 @@ static int64_t sys_rt_sigprocmask(struct xproc *p, const struct xsys *s)
 	return s->a[2] && mm_write(&p->mm, s->a[2], &old, 8) ? -EFAULT : 0;
 }
 
+/* Wait until this thread has a signal to take (or ends), or until the
+ * CLOCK_MONOTONIC deadline if any; false if it passed. */
+static bool await_signal(struct xproc *p, const struct timespec *deadline)
+{
+	/* The kick stays blocked from the check to the wait, which ppoll
+	 * unblocks atomically: a kick in between ends the wait at once. */
+	sigset_t kick, old;
+	sigemptyset(&kick);
+	sigaddset(&kick, X_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &kick, &old);
+	bool in_time = true;
+	while (in_time && !exec_signal_wanted(p)) {
+		struct timespec left, now;
+		if (deadline) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			int64_t ns = (deadline->tv_sec - now.tv_sec) * 1000000000ll +
+				     (deadline->tv_nsec - now.tv_nsec);
+			if (ns <= 0) {
+				in_time = false;
+				break;
+			}
+			left = (struct timespec){ns / 1000000000, ns % 1000000000};
+		}
+		exec_unlock(p);
+		ppoll(NULL, 0, deadline ? &left : NULL, &old);
+		exec_lock(p);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return in_time;
+}
+
 /* Wait with mask in place until a signal is taken (rt_sigsuspend, pause). */
 static int64_t suspend(struct xproc *p, uint64_t mask)
 {
@@ -382,18 +436,7 @@ static int64_t suspend(struct xproc *p, uint64_t mask)
 		t->notified = true;
 	if (p->pending.set & t->sigmask)
 		exec_signal_retarget(p);
-	/* The kick stays blocked from the check to the wait, which ppoll
-	 * unblocks atomically: a kick in between ends the wait at once. */
-	sigset_t kick, old;
-	sigemptyset(&kick);
-	sigaddset(&kick, X_KICK_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &kick, &old);
-	while (!exec_signal_wanted(p)) {
-		exec_unlock(p);
-		ppoll(NULL, 0, NULL, &old);
-		exec_lock(p);
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	await_signal(p, NULL);
 	return -EINTR;
 }
 
@@ -410,6 +453,59 @@ static int64_t sys_rt_sigsuspend(struct xproc *p, const struct xsys *s)
 static int64_t sys_pause(struct xproc *p, const struct xsys *s)
 {
 	return suspend(p, exec_self->sigmask);
+}
+
+/* sigwaitinfo, sigtimedwait, sigwait: take a signal of the set without a
+ * handler. As Linux, the set is unblocked meanwhile, so a signal to the
+ * process is aimed at this thread, and the default action does not apply. */
+static int64_t sys_rt_sigtimedwait(struct xproc *p, const struct xsys *s)
+{
+	struct xthread *t = exec_self;
+	uint64_t set;
+	struct timespec deadline;
+	if (s->a[3] != 8)
+		return -EINVAL;
+	if (mm_read(&p->mm, s->a[0], &set, 8))
+		return -EFAULT;
+	set &= ~unblockable;
+	if (s->a[2]) {
+		struct timespec ts, now;
+		if (mm_read(&p->mm, s->a[2], &ts, sizeof(ts)))
+			return -EFAULT;
+		if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0)
+			return -EINVAL;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		deadline.tv_sec = now.tv_sec + ts.tv_sec;
+		deadline.tv_nsec = now.tv_nsec + ts.tv_nsec;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+	}
+	uint64_t mask = t->sigmask;
+	bool in_time = true;
+	if (!((t->pending.set | p->pending.set) & set)) {
+		t->wait_set = set;
+		t->sigmask &= ~set;
+		if (p->pending.set & set)
+			t->notified = true;
+		in_time = await_signal(p, s->a[2] ? &deadline : NULL);
+		t->sigmask = mask;
+		t->wait_set = 0;
+	}
+	uint64_t own = t->pending.set & set, any = (own | p->pending.set) & set;
+	if (!any)
+		return in_time ? -EINTR : -EAGAIN; /* EINTR: another signal, its handler runs */
+	int sig = __builtin_ctzll(any) + 1;
+	struct xpending *q = (own & bit(sig)) ? &t->pending : &p->pending;
+	q->set &= ~bit(sig);
+	if (s->a[1]) {
+		uint8_t info[128] = {0};
+		fill_info(info, sig, q->code[sig], sender());
+		if (mm_write(&p->mm, s->a[1], info, sizeof(info)))
+			return -EFAULT;
+	}
+	return sig;
 }
 
 static int64_t sys_rt_sigpending(struct xproc *p, const struct xsys *s)
@@ -526,6 +622,7 @@ void sys_signal_table(struct sys_entry *t)
 	t[SYS_rt_sigpending] = (struct sys_entry){"rt_sigpending", sys_rt_sigpending, "pi"};
 	t[SYS_rt_sigsuspend] = (struct sys_entry){"rt_sigsuspend", sys_rt_sigsuspend, "pi"};
 	t[SYS_pause] = (struct sys_entry){"pause", sys_pause, ""};
+	t[SYS_rt_sigtimedwait] = (struct sys_entry){"rt_sigtimedwait", sys_rt_sigtimedwait, "pppi"};
 	t[SYS_rt_sigreturn] = (struct sys_entry){"rt_sigreturn", sys_rt_sigreturn, ""};
 	t[SYS_kill] = (struct sys_entry){"kill", sys_kill, "ii"};
 	t[SYS_tgkill] = (struct sys_entry){"tgkill", sys_tgkill, "iii"};

@@ -404,7 +404,7 @@ fi
 # it; pthread_kill reaches a thread running program code (onto its
 # sigaltstack, its registers intact) and one blocked in read (EINTR, or the
 # read goes on after an SA_RESTART handler); sigsuspend and pause wait for
-# one; execve while another thread
+# one, sigwaitinfo/sigtimedwait take one; execve while another thread
 # runs or blocks ends it, and the caller becomes the leader.
 cat >"$TMP/sigthr.c" <<'C'
 #define _GNU_SOURCE
@@ -527,6 +527,20 @@ static void *poker(void *arg)
 	}
 	return arg;
 }
+/* a dedicated signal thread: sigwaitinfo for SIGTERM, whose action is the default */
+static void *waiter(void *arg)
+{
+	sigset_t s;
+	siginfo_t si;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	ttid = gettid();
+	write(ready[1], "r", 1);
+	int sig = sigwaitinfo(&s, &si);
+	printf("waiter: sigwaitinfo %d, SI_USER %d, si_pid ours %d\n", sig, si.si_code == SI_USER,
+	       si.si_pid == getpid());
+	return arg;
+}
 static void *execer(void *arg)
 {
 	char **argv = arg;
@@ -591,6 +605,25 @@ int main(int argc, char **argv)
 		pthread_join(t, NULL);
 		return 0;
 	}
+	if (!strcmp(m, "sigwait")) {
+		mask(SIG_BLOCK, SIGTERM);
+		mask(SIG_BLOCK, SIGUSR1);
+		pthread_t t = start(waiter);
+		kill(getpid(), SIGTERM);
+		pthread_join(t, NULL);
+		sigset_t s;
+		siginfo_t si;
+		sigemptyset(&s);
+		sigaddset(&s, SIGUSR1);
+		struct timespec ts = {0, 100000000};
+		int rc = sigtimedwait(&s, &si, &ts);
+		printf("sigtimedwait with nothing sent: %d (%s)\n", rc, strerror(errno));
+		raise(SIGUSR1);
+		rc = sigtimedwait(&s, &si, &ts);
+		printf("after raise: %d, si_code %d, still blocked %d\n", rc, si.si_code,
+		       blocks(SIGUSR1));
+		return 0;
+	}
 	if (!strcmp(m, "suspend")) {
 		on(SIGUSR1, 0);
 		on(SIGUSR2, 0);
@@ -638,6 +671,8 @@ if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
 			$e "$TMP/sigthr" eintr
 		same "exec/$e: sigsuspend takes a signal every thread blocks; pause ends on pthread_kill" \
 			$e "$TMP/sigthr" suspend
+		same "exec/$e: a signal thread's sigwaitinfo takes kill(SIGTERM); sigtimedwait times out" \
+			$e "$TMP/sigthr" sigwait
 		same "exec/$e: execve while another thread runs program code" $e "$TMP/sigthr" exec
 		same "exec/$e: execve from a second thread while the others block" $e "$TMP/sigthr" exec-thread
 	done
