@@ -318,6 +318,15 @@ int64_t exec_signal_syscall(struct xproc *p, const struct xsys *s, int64_t ret);
 /* Between calls (after a kick or a fault): take this thread's signals if
  * its vCPU is at a place a handler can start from. */
 void exec_signal_async(struct xproc *p);
+/* Before a host call that waits with a signal mask argument (ppoll,
+ * epoll_pwait): block the kick, then false if a signal is to be taken
+ * already; the call waits with *old, which ends the wait on a kick that came
+ * in between. exec_wait_end puts the host mask back. */
+bool exec_wait_begin(struct xproc *p, sigset_t *old);
+void exec_wait_end(const sigset_t *old);
+/* ppoll, pselect6, epoll_pwait: the guest's mask at va (size bytes, NULL:
+ * none) for the call; restored at its end. 0 or -EINVAL, -EFAULT. */
+int exec_call_mask(struct xproc *p, uint64_t va, uint64_t size);
 /* A thread with the process's pending signals ended or blocked them:
  * another takes them. */
 void exec_signal_retarget(struct xproc *p);

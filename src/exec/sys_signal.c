@@ -394,18 +394,27 @@ static int64_t sys_rt_sigprocmask(struct xproc *p, const struct xsys *s)
 	return s->a[2] && mm_write(&p->mm, s->a[2], &old, 8) ? -EFAULT : 0;
 }
 
+bool exec_wait_begin(struct xproc *p, sigset_t *old)
+{
+	sigset_t kick;
+	sigemptyset(&kick);
+	sigaddset(&kick, X_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &kick, old);
+	return !exec_signal_wanted(p);
+}
+
+void exec_wait_end(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 /* Wait until this thread has a signal to take (or ends), or until the
  * CLOCK_MONOTONIC deadline if any; false if it passed. */
 static bool await_signal(struct xproc *p, const struct timespec *deadline)
 {
-	/* The kick stays blocked from the check to the wait, which ppoll
-	 * unblocks atomically: a kick in between ends the wait at once. */
-	sigset_t kick, old;
-	sigemptyset(&kick);
-	sigaddset(&kick, X_KICK_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &kick, &old);
+	sigset_t old;
 	bool in_time = true;
-	while (in_time && !exec_signal_wanted(p)) {
+	while (in_time && exec_wait_begin(p, &old)) {
 		struct timespec left, now;
 		if (deadline) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
@@ -420,13 +429,16 @@ static bool await_signal(struct xproc *p, const struct timespec *deadline)
 		exec_unlock(p);
 		ppoll(NULL, 0, deadline ? &left : NULL, &old);
 		exec_lock(p);
+		exec_wait_end(&old);
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	exec_wait_end(&old);
 	return in_time;
 }
 
 /* Wait with mask in place until a signal is taken (rt_sigsuspend, pause). */
-static int64_t suspend(struct xproc *p, uint64_t mask)
+/* mask in place for the call; the first handler's frame (or the call's
+ * end, exec_signal_syscall) restores the thread's own. */
+static void call_mask(struct xproc *p, uint64_t mask)
 {
 	struct xthread *t = exec_self;
 	t->saved_mask = t->sigmask;
@@ -436,6 +448,24 @@ static int64_t suspend(struct xproc *p, uint64_t mask)
 		t->notified = true;
 	if (p->pending.set & t->sigmask)
 		exec_signal_retarget(p);
+}
+
+int exec_call_mask(struct xproc *p, uint64_t va, uint64_t size)
+{
+	uint64_t mask;
+	if (!va)
+		return 0;
+	if (size != 8)
+		return -EINVAL;
+	if (mm_read(&p->mm, va, &mask, 8))
+		return -EFAULT;
+	call_mask(p, mask);
+	return 0;
+}
+
+static int64_t suspend(struct xproc *p, uint64_t mask)
+{
+	call_mask(p, mask);
 	await_signal(p, NULL);
 	return -EINTR;
 }

@@ -404,11 +404,14 @@ fi
 # it; pthread_kill reaches a thread running program code (onto its
 # sigaltstack, its registers intact) and one blocked in read (EINTR, or the
 # read goes on after an SA_RESTART handler); sigsuspend and pause wait for
-# one, sigwaitinfo/sigtimedwait take one; execve while another thread
+# one, sigwaitinfo/sigtimedwait take one, ppoll/epoll_pwait masks apply;
+# execve while another thread
 # runs or blocks ends it, and the caller becomes the leader.
 cat >"$TMP/sigthr.c" <<'C'
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -605,6 +608,31 @@ int main(int argc, char **argv)
 		pthread_join(t, NULL);
 		return 0;
 	}
+	if (!strcmp(m, "ppoll")) {
+		/* a kill() every thread blocks: ppoll's and epoll_pwait's masks let it in */
+		on(SIGUSR1, SA_RESTART);
+		mask(SIG_BLOCK, SIGUSR1);
+		sigset_t none;
+		sigemptyset(&none);
+		struct pollfd pf = {.fd = data[0], .events = POLLIN};
+		struct timespec ts = {5, 0};
+		pthread_t t;
+		pthread_create(&t, NULL, killer, NULL);
+		int rc = ppoll(&pf, 1, &ts, &none);
+		printf("ppoll: %d (%s), the handler ran in main %d, the mask is back %d\n", rc,
+		       strerror(errno), by == gettid(), blocks(SIGUSR1));
+		pthread_join(t, NULL);
+		by = 0;
+		int ep = epoll_create1(0);
+		struct epoll_event ev = {.events = EPOLLIN};
+		epoll_ctl(ep, EPOLL_CTL_ADD, data[0], &ev);
+		pthread_create(&t, NULL, killer, NULL);
+		rc = epoll_pwait(ep, &ev, 1, 5000, &none);
+		printf("epoll_pwait: %d (%s), the handler ran in main %d, the mask is back %d\n", rc,
+		       strerror(errno), by == gettid(), blocks(SIGUSR1));
+		pthread_join(t, NULL);
+		return 0;
+	}
 	if (!strcmp(m, "sigwait")) {
 		mask(SIG_BLOCK, SIGTERM);
 		mask(SIG_BLOCK, SIGUSR1);
@@ -673,6 +701,8 @@ if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
 			$e "$TMP/sigthr" suspend
 		same "exec/$e: a signal thread's sigwaitinfo takes kill(SIGTERM); sigtimedwait times out" \
 			$e "$TMP/sigthr" sigwait
+		same "exec/$e: ppoll's and epoll_pwait's masks let a blocked signal in: EINTR, the mask back" \
+			$e "$TMP/sigthr" ppoll
 		same "exec/$e: execve while another thread runs program code" $e "$TMP/sigthr" exec
 		same "exec/$e: execve from a second thread while the others block" $e "$TMP/sigthr" exec-thread
 	done
