@@ -544,6 +544,13 @@ static void *waiter(void *arg)
 	       si.si_pid == getpid());
 	return arg;
 }
+/* pthread_kill main once, while it sleeps */
+static void *late_kill(void *arg)
+{
+	usleep(300000);
+	pthread_kill(*(pthread_t *)arg, SIGUSR1);
+	return arg;
+}
 static void *execer(void *arg)
 {
 	char **argv = arg;
@@ -633,6 +640,18 @@ int main(int argc, char **argv)
 		pthread_join(t, NULL);
 		return 0;
 	}
+	if (!strcmp(m, "sleep")) {
+		/* a sleep never restarts, SA_RESTART or not; rem is the time left */
+		on(SIGUSR1, SA_RESTART);
+		pthread_t t, me = pthread_self();
+		pthread_create(&t, NULL, late_kill, &me);
+		struct timespec ts = {5, 0}, rem = {0, 0};
+		int rc = nanosleep(&ts, &rem);
+		printf("nanosleep: %d (%s), the handler ran in main %d, 3 s <= rem < 5 s %d\n", rc,
+		       strerror(errno), by == gettid(), rem.tv_sec >= 3 && rem.tv_sec < 5);
+		pthread_join(t, NULL);
+		return 0;
+	}
 	if (!strcmp(m, "sigwait")) {
 		mask(SIG_BLOCK, SIGTERM);
 		mask(SIG_BLOCK, SIGUSR1);
@@ -703,6 +722,8 @@ if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
 			$e "$TMP/sigthr" sigwait
 		same "exec/$e: ppoll's and epoll_pwait's masks let a blocked signal in: EINTR, the mask back" \
 			$e "$TMP/sigthr" ppoll
+		same "exec/$e: pthread_kill ends a nanosleep with EINTR and the time left" \
+			$e "$TMP/sigthr" sleep
 		same "exec/$e: execve while another thread runs program code" $e "$TMP/sigthr" exec
 		same "exec/$e: execve from a second thread while the others block" $e "$TMP/sigthr" exec-thread
 	done
