@@ -9,6 +9,7 @@
 #define POPEK_EXEC_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,10 +32,13 @@
 #define X_PIE_BASE   0x0000555555554000ull
 #define X_KERNEL_VA  0xffff800000000000ull
 
-#define X_MAX_THREADS 32
+/* Threads alive at once, a vCPU each: the soft engine's most (kvm allows more). */
+#define X_MAX_THREADS 64
 #define X_MAX_FDS     1024
 #define X_MAX_BINDS   16
 #define X_NSIG	      65
+/* The host signal that ends a host call for a guest signal (kvm's kick is SIGUSR1) */
+#define X_KICK_SIGNAL SIGUSR2
 
 /* Engine-independent exit codes of popek exec besides the program's own. */
 enum { XEXIT_USAGE = 64, XEXIT_IMAGE = 65, XEXIT_ENGINE = 69, XEXIT_HOST = 71 };
@@ -80,6 +84,12 @@ struct xsigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/* Signals sent and not yet taken, with each one's si_code. */
+struct xpending {
+	uint64_t set;
+	int8_t code[X_NSIG];
+};
+
 /* One thread of the program: a vCPU of the VM run by a host thread of its
  * own (run.c). */
 struct xthread {
@@ -96,6 +106,19 @@ struct xthread {
 	uint8_t *kstack;	     /* host view of its exception stack page */
 	uint64_t clear_tid;	     /* CLONE_CHILD_CLEARTID, set_tid_address */
 	uint64_t flush_seen;	     /* the xproc's flush_gen its TLB has seen */
+	uint64_t sigmask;
+	/* rt_sigsuspend's caller's mask, for the first handler's frame to restore */
+	uint64_t saved_mask;
+	bool mask_saved;
+	uint64_t wait_set;	 /* what rt_sigtimedwait waits for: taken, not delivered */
+	struct xpending pending; /* signals sent to this thread */
+	/* it is to take the process's pending signals (Linux's TIF_SIGPENDING) */
+	bool notified;
+	uint64_t ss_sp, ss_size; /* sigaltstack; ss_size 0: none */
+	uint32_t ss_flags;	 /* SS_AUTODISARM */
+	/* kicks by other threads: a host call's EINTR was theirs, not the program's */
+	uint64_t kicks;
+	bool in_stub; /* its vCPU goes on in a fault stub whose report was served */
 };
 
 /* The thread whose call popek is serving (each host thread runs one). */
@@ -131,7 +154,7 @@ struct xproc {
 	char exe[4096]; /* guest path of the program, for /proc/self/exe */
 	unsigned umask;
 	struct xsigaction sig[X_NSIG];
-	uint64_t sigmask;
+	struct xpending pending; /* process-directed signals no thread has taken */
 	bool exited;
 	int status;	 /* popek's exit code once exited */
 	int term_sig;	 /* the signal that ended it, or 0 */
@@ -156,7 +179,8 @@ int mm_protect(struct mm *mm, uint64_t va, uint64_t len, int prot);
 /* Move the pages of [old, old+len) to new (mremap); new must be free. */
 int mm_move(struct mm *mm, uint64_t old, uint64_t len, uint64_t new_va);
 bool mm_range_free(struct mm *mm, uint64_t va, uint64_t len);
-/* Map a supervisor-only page at kernel va; returns its host pointer. */
+/* Map a supervisor-only page at kernel va (the one there, if any); returns
+ * its host pointer. */
 void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec);
 /* Host memory behind guest-virtual [va, va+len) as iovecs (pages), checked
  * for user access and for write; returns the count or -EFAULT. */
@@ -284,6 +308,34 @@ int exec_set_state(struct xproc *p, const struct cpu_state *st);
  * if the default action applies. frame: RIP CS RFLAGS RSP SS. */
 bool exec_signal_fault(struct xproc *p, struct cpu_state *st, int sig, uint64_t addr,
 		       const uint64_t *frame);
+/* The calling thread has a signal to take now, or it or the program ends:
+ * a blocking call must not go on. */
+bool exec_signal_wanted(struct xproc *p);
+/* At the end of call s with result ret: take this thread's signals (a
+ * handler frame each; an -EINTR call a SA_RESTART handler interrupted goes
+ * again after it). Returns what RAX now holds. */
+int64_t exec_signal_syscall(struct xproc *p, const struct xsys *s, int64_t ret);
+/* Between calls (after a kick or a fault): take this thread's signals if
+ * its vCPU is at a place a handler can start from. */
+void exec_signal_async(struct xproc *p);
+/* Before a host call that waits with a signal mask argument (ppoll,
+ * epoll_pwait): block the kick, then false if a signal is to be taken
+ * already; the call waits with *old, which ends the wait on a kick that came
+ * in between. exec_wait_end puts the host mask back. */
+bool exec_wait_begin(struct xproc *p, sigset_t *old);
+void exec_wait_end(const sigset_t *old);
+/* ppoll, pselect6, epoll_pwait: the guest's mask at va (size bytes, NULL:
+ * none) for the call; restored at its end. 0 or -EINVAL, -EFAULT. */
+int exec_call_mask(struct xproc *p, uint64_t va, uint64_t size);
+/* A thread with the process's pending signals ended or blocked them:
+ * another takes them. */
+void exec_signal_retarget(struct xproc *p);
+/* run.c: the user state an interrupted vCPU returns to, if it stopped in
+ * program code or in a fault stub past its report; -1 elsewhere. */
+int exec_async_state(struct xproc *p, struct cpu_state *st);
+/* Make thread t leave program code soon (kicks++); interrupt: also end a
+ * host call it blocks in (EINTR). */
+void exec_kick(struct xproc *p, struct xthread *t, bool interrupt);
 void sys_signal_table(struct sys_entry *t);
 /* End the program with popek exit code status, or killed by signal sig. */
 void exec_exit(struct xproc *p, int status);
@@ -309,8 +361,11 @@ int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t pt
 		    uint64_t tls);
 /* exit: this thread ends (the program too if it was the last one). */
 void exec_thread_exit(struct xproc *p, int status);
-/* Threads other than this one end with it: a fork's child, an execve. */
+/* Threads other than this one end with it: a fork's child. */
 void exec_single(struct xproc *p);
+/* execve: the other threads stop (each parks its host thread) before this
+ * returns; false if the program ended meanwhile. */
+bool exec_stop_others(struct xproc *p);
 /* The threads still running besides this one. */
 int exec_others(struct xproc *p);
 /* run.c: this thread's vCPU until it or the program ends (the lock held);

@@ -216,7 +216,9 @@ int mm_move(struct mm *mm, uint64_t old, uint64_t len, uint64_t new_va)
 void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec)
 {
 	uint64_t *e = pte_slot(mm, va, true, false);
-	uint64_t pa = e ? frame_alloc(mm) : 0;
+	/* a page already there is kept: a thread slot's pages are mapped again
+	 * each time the slot runs a new thread */
+	uint64_t pa = !e ? 0 : (*e & PTE_P) ? *e & PTE_ADDR : frame_alloc(mm);
 	if (!pa)
 		return NULL;
 	*e = pa | PTE_P | PTE_W | (exec ? 0 : PTE_NX);

@@ -58,7 +58,10 @@ static int64_t do_fork(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t
 		pid_t me = getpid();
 		p->forked = true;
 		p->nchild = 0;
-		exec_self->tid = me; /* the child's one thread */
+		exec_self->tid = me;			    /* the child's one thread */
+		memset(&p->pending, 0, sizeof(p->pending)); /* a child starts with none */
+		memset(&exec_self->pending, 0, sizeof(exec_self->pending));
+		exec_self->notified = false;
 		if (vf[0] >= 0) {
 			close(vf[0]);
 			p->vfork_fd = vf[1];
@@ -226,8 +229,6 @@ static int64_t sys_execve(struct xproc *p, const struct xsys *s)
 	if (fs_resolve(p, AT_FDCWD, path, g, sizeof(g)) == -ENOENT && proc_self(g, &rest) &&
 	    !strcmp(rest, "exe"))
 		snprintf(path, sizeof(path), "%s", p->exe);
-	if (exec_others(p))
-		return -EBUSY; /* Linux ends the other threads; popek cannot stop them yet */
 	char **argv = NULL, **envp = NULL;
 	size_t budget = MAX_ARG_BYTES;
 	rc = read_strv(p, s->a[1], &argv, &budget);
@@ -248,7 +249,17 @@ static int64_t sys_execve(struct xproc *p, const struct xsys *s)
 		free_strv(envp);
 		return rc;
 	}
-	/* the point of no return: the old image goes */
+	/* the point of no return: the other threads end (Linux's de_thread;
+	 * the caller takes the leader's tid), then the old image goes */
+	if (exec_others(p) && !exec_stop_others(p)) {
+		free_strv(argv);
+		free_strv(envp);
+		return 0; /* the program ended meanwhile */
+	}
+	exec_self->tid = getpid();
+	if (p->pending.set)
+		exec_self->notified = true; /* the process's pending signals stay, now its */
+	exec_self->ss_sp = exec_self->ss_size = exec_self->ss_flags = 0;
 	mm_reset(&p->mm);
 	for (int fd = 0; fd < X_MAX_FDS; fd++)
 		if (p->fd[fd].host >= 0 && p->fd[fd].cloexec)

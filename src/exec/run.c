@@ -319,6 +319,41 @@ static void frame_syscall(struct xproc *p, const struct vcpu_exit *ex, uint64_t 
 	k[KF_RAX] = (uint64_t)ret;
 	f[IF_RIP] = r->rcx;
 	f[IF_RFLAGS] = (k[KF_R11] & 0x3c7fd7) | 2;
+	exec_self->in_stub = true;
+}
+
+/* The top of thread t's exception stack: what its fault stub saved, and the
+ * CPU's frame after it. */
+static uint64_t *stub_frame(struct xthread *t, bool err, uint64_t **frame)
+{
+	uint64_t *k = (uint64_t *)(t->kstack + XPAGE) - (KF_REGS + err + IF_WORDS);
+	*frame = k + KF_REGS + err;
+	return k;
+}
+
+int exec_async_state(struct xproc *p, struct cpu_state *st)
+{
+	if (exec_get_state(p, st))
+		return -1;
+	if ((st->seg[SEG_CS].sel & 3) == 3 && st->rip < X_USER_END)
+		return 0;
+	uint64_t stub = kva(KPAGE_STUB);
+	if (!exec_self->in_stub || st->rip < stub || st->rip >= stub + SYSCALL_STUB)
+		return -1;
+	/* Past its report, a stub only pops what it saved and returns with
+	 * IRETQ: the state it returns to is in memory (frame_syscall's result). */
+	unsigned vec = (unsigned)((st->rip - stub) / STUB_SIZE);
+	uint64_t *f, *k = stub_frame(exec_self, has_error_code(vec), &f);
+	st->gpr[R_RAX] = k[KF_RAX];
+	st->gpr[R_R8] = k[KF_R8];
+	st->gpr[R_R9] = k[KF_R9];
+	st->gpr[R_R10] = k[KF_R10];
+	st->gpr[R_R11] = k[KF_R11];
+	st->rip = f[IF_RIP];
+	st->rflags = (f[IF_RFLAGS] & 0x3c7fd7) | 2;
+	st->gpr[R_RSP] = f[IF_RSP];
+	exec_user_segments(st);
+	return 0;
 }
 
 /* A CPU exception in the program, reported by its stub. */
@@ -327,8 +362,7 @@ static void fault(struct xproc *p, const struct vcpu_exit *ex)
 	unsigned vec = (unsigned)ex->io.regs.rax & 31;
 	bool err = has_error_code(vec);
 	/* faults do not nest, so the stub's frame is at the top of the stack */
-	uint64_t *k = (uint64_t *)(exec_self->kstack + XPAGE) - (KF_REGS + err + IF_WORDS);
-	uint64_t *f = k + KF_REGS + err;
+	uint64_t *f, *k = stub_frame(exec_self, err, &f);
 	uint64_t lstar = kva(KPAGE_STUB) + SYSCALL_STUB;
 	if (vec == 14 && f[IF_RIP] == lstar && (f[IF_CS] & 3) == 3) {
 		frame_syscall(p, ex, k, f);
@@ -406,6 +440,14 @@ static int catch_up(struct xproc *p, struct vcpu_exit *ex)
 	return exec_get_state(p, &st) || exec_set_state(p, &st);
 }
 
+void exec_kick(struct xproc *p, struct xthread *t, bool interrupt)
+{
+	t->kicks++;
+	p->ops->vcpu_kick(t->vcpu);
+	if (interrupt)
+		pthread_kill(t->host, X_KICK_SIGNAL);
+}
+
 /* This thread's call removed or narrowed a mapping: every other vCPU leaves
  * guest code and flushes before it goes on (catch_up). */
 static void shoot_down(struct xproc *p)
@@ -413,7 +455,7 @@ static void shoot_down(struct xproc *p)
 	exec_self->flush_seen = ++p->flush_gen;
 	for (int i = 0; i < X_MAX_THREADS; i++)
 		if (p->thread[i].live && &p->thread[i] != exec_self)
-			p->ops->vcpu_kick(p->thread[i].vcpu);
+			exec_kick(p, &p->thread[i], false);
 }
 
 int exec_loop(struct xproc *p)
@@ -435,6 +477,10 @@ int exec_loop(struct xproc *p)
 			rc = XEXIT_HOST;
 			break;
 		}
+		if (!t->live || p->exited)
+			break; /* ended meanwhile (execve in another thread, exit_group) */
+		if (ex.reason != EXIT_KICKED)
+			t->in_stub = false;
 		switch (ex.reason) {
 		case EXIT_SYSCALL: {
 			struct xsys s = {ex.sys.nr, {0}};
@@ -466,6 +512,8 @@ int exec_loop(struct xproc *p)
 		if (p->mm.need_flush)
 			shoot_down(p);
 		p->mm.need_flush = false;
+		if (ex.reason != EXIT_SYSCALL) /* a call took its signals at its end */
+			exec_signal_async(p);
 	}
 	if (rc && !p->exited)
 		exec_exit(p, rc);
@@ -541,6 +589,11 @@ int exec_respawn(struct xproc *p, const struct cpu_state *st)
 	return exec_set_state(p, st) ? -EIO : 0;
 }
 
+static void kick_handler(int sig)
+{
+	(void)sig; /* only here to make a blocking host call return EINTR */
+}
+
 int exec_main(const struct exec_options *opt)
 {
 	static struct xproc proc; /* large: the fd table and counters */
@@ -550,7 +603,15 @@ int exec_main(const struct exec_options *opt)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->gone, NULL);
 	exec_self = &p->thread[0];
-	*exec_self = (struct xthread){.tid = getpid(), .live = true};
+	*exec_self = (struct xthread){.tid = getpid(), .host = pthread_self(), .live = true};
+	/* the kick that ends a host call a thread blocks in, for a signal */
+	struct sigaction kick = {.sa_handler = kick_handler}; /* no SA_RESTART */
+	sigemptyset(&kick.sa_mask);
+	sigaction(X_KICK_SIGNAL, &kick, NULL);
+	sigset_t unblock;
+	sigemptyset(&unblock);
+	sigaddset(&unblock, X_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	p->nlive = 1;
 	p->root_fd = -1;
 	p->vfork_fd = -1;
@@ -568,6 +629,8 @@ int exec_main(const struct exec_options *opt)
 		goto out;
 	exec_lock(p);
 	rc = exec_loop(p);
+	exec_self->parked = true; /* for execve in another thread: this one is stopped */
+	pthread_cond_broadcast(&p->gone);
 	/* The first thread exited and others run: the last of them ends popek. */
 	while (!p->exited)
 		pthread_cond_wait(&p->gone, &p->lock);

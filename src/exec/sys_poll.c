@@ -2,9 +2,9 @@
  * Each guest descriptor is its host descriptor underneath, so the host's
  * poll and epoll do the waiting; select becomes a poll (a host descriptor
  * may lie past FD_SETSIZE). epoll keeps the guest's 64-bit data, so what a
- * wait returns needs no translation. The signal masks of ppoll, pselect6
- * and epoll_pwait are accepted and not applied: signals from outside are not
- * delivered to the program yet (docs/exec.md). */
+ * wait returns needs no translation. Each wait ends on a signal for the
+ * thread with EINTR, and the masks of ppoll, pselect6 and epoll_pwait are
+ * the thread's while they wait (docs/exec.md). */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -31,10 +31,15 @@ static int64_t poll_guest(struct xproc *p, struct pollfd *g, uint64_t n, const s
 		/* a guest fd with no host one is polled as none and reported POLLNVAL */
 		h[i].fd = g[i].fd < 0 || fd_host(p, g[i].fd) < 0 ? -1 : fd_host(p, g[i].fd);
 	}
-	exec_unlock(p);
-	int rc = ppoll(h, n, ts, NULL);
-	int e = errno;
-	exec_lock(p);
+	sigset_t old;
+	int rc = -1, e = EINTR;
+	if (exec_wait_begin(p, &old)) {
+		exec_unlock(p);
+		rc = ppoll(h, n, ts, &old);
+		e = errno;
+		exec_lock(p);
+	}
+	exec_wait_end(&old);
 	if (rc < 0)
 		return -e;
 	for (uint64_t i = 0; i < n; i++) {
@@ -85,6 +90,8 @@ static int64_t sys_ppoll(struct xproc *p, const struct xsys *s)
 {
 	struct timespec ts, *t;
 	int rc = read_ts(p, s->a[2], &ts, &t);
+	if (!rc)
+		rc = exec_call_mask(p, s->a[3], s->a[4]);
 	return rc ? rc : poll_call(p, s->a[0], s->a[1], t);
 }
 
@@ -153,7 +160,12 @@ static int64_t sys_select(struct xproc *p, const struct xsys *s)
 static int64_t sys_pselect6(struct xproc *p, const struct xsys *s)
 {
 	struct timespec ts, *t;
+	uint64_t sig[2] = {0, 0}; /* the sigset pointer and its size */
 	int rc = read_ts(p, s->a[4], &ts, &t);
+	if (!rc && s->a[5] && mm_read(&p->mm, s->a[5], sig, sizeof(sig)))
+		rc = -EFAULT;
+	if (!rc)
+		rc = exec_call_mask(p, sig[0], sig[1]);
 	return rc ? rc : select_call(p, s, t);
 }
 
@@ -192,10 +204,19 @@ static int64_t epoll_wait_call(struct xproc *p, const struct xsys *s)
 		return -EBADF;
 	if (n <= 0 || n > MAX_POLL)
 		return n <= 0 ? -EINVAL : -ENOMEM;
-	exec_unlock(p);
-	int rc = epoll_wait(ep, ev, n, (int)s->a[3]);
-	int e = errno;
-	exec_lock(p);
+	int rc = s->nr == SYS_epoll_pwait ? exec_call_mask(p, s->a[4], s->a[5]) : 0;
+	if (rc)
+		return rc;
+	sigset_t old;
+	int e = EINTR;
+	rc = -1;
+	if (exec_wait_begin(p, &old)) {
+		exec_unlock(p);
+		rc = epoll_pwait(ep, ev, n, (int)s->a[3], &old);
+		e = errno;
+		exec_lock(p);
+	}
+	exec_wait_end(&old);
 	if (rc < 0)
 		return -e;
 	return mm_write(&p->mm, s->a[1], ev, (size_t)rc * sizeof(ev[0])) ? -EFAULT : rc;

@@ -1,8 +1,8 @@
-/* Process, identity, time and randomness calls of a single-threaded
- * program. Identity is the host's (popek runs the program as itself);
- * uname says popek. */
+/* Process, identity, time and randomness calls. Identity is the host's
+ * (popek runs the program as itself); uname says popek. */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -137,19 +137,47 @@ static int64_t sys_time(struct xproc *p, const struct xsys *s)
 	return s->a[0] && mm_write(&p->mm, s->a[0], &t, sizeof(t)) ? -EFAULT : t;
 }
 
+static int64_t ns_of(const struct timespec *t)
+{
+	return t->tv_sec * 1000000000ll + t->tv_nsec;
+}
+
+/* A sleep is a ppoll with no descriptors, so a signal for the thread ends it
+ * with no lost-kick race (exec_wait_begin); the clock is read again after
+ * each wake-up. */
 static int64_t sleep_for(struct xproc *p, clockid_t clk, int flags, uint64_t req, uint64_t rem)
 {
-	struct timespec ts, left = {0, 0};
+	struct timespec ts, now;
 	if (mm_read(&p->mm, req, &ts, sizeof(ts)))
 		return -EFAULT;
 	if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0)
 		return -EINVAL;
-	exec_unlock(p);
-	int rc = clock_nanosleep(clk, flags, &ts, &left);
-	exec_lock(p);
-	if (rc && rem && mm_write(&p->mm, rem, &left, sizeof(left)))
+	if (clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID)
+		return -EINVAL; /* popek's CPU time is not the program's */
+	if (ts.tv_sec > (1ll << 32))
+		ts.tv_sec = 1ll << 32; /* 136 years: for ever, and no overflow below */
+	clock_gettime(clk, &now);
+	int64_t end = ns_of(&ts) + ((flags & TIMER_ABSTIME) ? 0 : ns_of(&now)), left;
+	sigset_t old;
+	for (;;) {
+		bool go = exec_wait_begin(p, &old);
+		clock_gettime(clk, &now);
+		left = end - ns_of(&now);
+		if (!go || left <= 0)
+			break;
+		struct timespec wait = {left / 1000000000, left % 1000000000};
+		exec_unlock(p);
+		ppoll(NULL, 0, &wait, &old);
+		exec_lock(p);
+		exec_wait_end(&old);
+	}
+	exec_wait_end(&old);
+	if (left <= 0)
+		return 0;
+	struct timespec rest = {left / 1000000000, left % 1000000000};
+	if (rem && !(flags & TIMER_ABSTIME) && mm_write(&p->mm, rem, &rest, sizeof(rest)))
 		return -EFAULT;
-	return -rc;
+	return -EINTR; /* a signal to take, or the thread ends */
 }
 
 static int64_t sys_nanosleep(struct xproc *p, const struct xsys *s)

@@ -87,7 +87,11 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 		watched = false; /* a rule decided, and recorded it: the call does not run */
 	} else if (e && e->fn) {
 		p->per_nr[s->nr]++;
-		ret = e->fn(p, s);
+		uint64_t kicks;
+		do { /* a kick for another reason (a TLB shoot-down) is not the program's EINTR */
+			kicks = exec_self->kicks;
+			ret = e->fn(p, s);
+		} while (ret == -EINTR && exec_self->kicks != kicks && !exec_signal_wanted(p));
 	} else {
 		if (s->nr < NR_SYSCALLS)
 			p->enosys[s->nr]++;
@@ -97,5 +101,5 @@ int64_t exec_syscall(struct xproc *p, const struct xsys *s)
 		exec_policy_done(p, &check, ret);
 	if (p->opt->strace)
 		trace(p, s, e, ret);
-	return ret;
+	return exec_signal_syscall(p, s, ret);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -66,6 +67,7 @@ static void *thread_main(void *arg)
 		 * its own (a kick signals it), so the host thread stays and runs the
 		 * slot's next guest thread. */
 		exec_self->parked = true;
+		pthread_cond_broadcast(&p->gone); /* for exec_stop_others */
 		while (!exec_self->live)
 			pthread_cond_wait(&exec_self->wake, &p->lock);
 		exec_self->parked = false;
@@ -107,6 +109,11 @@ int64_t exec_thread(struct xproc *p, uint64_t flags, uint64_t stack, uint64_t pt
 	t->kframe = t->iframe = NULL;
 	t->clear_tid = (flags & XCLONE_CHILD_CLEARTID) ? ctid : 0;
 	t->flush_seen = p->flush_gen;
+	/* as Linux's clone: the caller's mask, nothing pending, no altstack */
+	t->sigmask = exec_self->sigmask;
+	memset(&t->pending, 0, sizeof(t->pending));
+	t->notified = t->in_stub = false;
+	t->ss_sp = t->ss_size = t->ss_flags = 0;
 	int rc = exec_thread_vcpu(p, t, &st);
 	if (rc)
 		return rc;
@@ -154,6 +161,8 @@ void exec_thread_exit(struct xproc *p, int status)
 	t->live = false;
 	p->nlive--;
 	pthread_cond_broadcast(&p->gone);
+	if (t->notified)
+		exec_signal_retarget(p); /* what it was to take, another thread takes */
 }
 
 void exec_single(struct xproc *p)
@@ -162,4 +171,37 @@ void exec_single(struct xproc *p)
 		if (&p->thread[i] != exec_self)
 			p->thread[i].live = p->thread[i].parked = false;
 	p->nlive = 1;
+}
+
+bool exec_stop_others(struct xproc *p)
+{
+	for (int i = 0; i < X_MAX_THREADS; i++) {
+		struct xthread *t = &p->thread[i];
+		if (t != exec_self && t->live) {
+			t->live = false;
+			p->nlive--;
+		}
+	}
+	/* Each leaves program code or its host call (EINTR) and parks. A kick
+	 * that lands just before a host call blocks is lost, so it repeats. */
+	for (;;) {
+		bool running = false;
+		for (int i = 0; i < X_MAX_THREADS; i++) {
+			struct xthread *t = &p->thread[i];
+			if (t != exec_self && t->vcpu && !t->parked) {
+				running = true;
+				exec_kick(p, t, true);
+			}
+		}
+		if (!running || p->exited)
+			return !p->exited;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->gone, &p->lock, &ts);
+	}
 }

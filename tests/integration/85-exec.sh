@@ -257,6 +257,7 @@ done
 # blocks; the main thread's pthread_exit leaves the others running.
 cat >"$TMP/pt.c" <<'C'
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -293,6 +294,12 @@ static void *ret(void *arg)
 {
 	return arg;
 }
+static pthread_barrier_t bar;
+static void *meet(void *arg)
+{
+	pthread_barrier_wait(&bar);
+	return arg;
+}
 static void *late(void *arg)
 {
 	usleep(100000);
@@ -316,15 +323,31 @@ int main(int argc, char **argv)
 		pthread_create(&t[0], NULL, crash, NULL);
 		return (int)read(fd[0], &b, 1);
 	}
-	if (argc > 1 && !strcmp(argv[1], "churn")) { /* more threads than vCPUs, one by one */
+	if (argc > 1 && !strcmp(argv[1], "wide")) { /* 64 threads alive at once */
+		static pthread_t w[63];
+		pthread_barrier_init(&bar, NULL, 64);
+		for (long i = 0; i < 63; i++)
+			if (pthread_create(&w[i], NULL, meet, (void *)i))
+				return 2;
+		pthread_barrier_wait(&bar);
 		long sum = 0;
-		for (long i = 0; i < 100; i++) {
+		for (int i = 0; i < 63; i++) {
+			void *r;
+			pthread_join(w[i], &r);
+			sum += (long)r;
+		}
+		printf("64 threads at once, sum %ld\n", sum);
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "churn")) { /* more threads than vCPUs, one by one */
+		long sum = 0, n = argc > 2 ? atol(argv[2]) : 100;
+		for (long i = 0; i < n; i++) {
 			void *r;
 			pthread_create(&t[0], NULL, ret, (void *)i);
 			pthread_join(t[0], &r);
 			sum += (long)r;
 		}
-		printf("100 threads joined, sum %ld\n", sum);
+		printf("%ld threads joined, sum %ld\n", n, sum);
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "main-exit")) {
@@ -360,6 +383,10 @@ if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
 			"$TMP/pt" main-exit
 		same "exec/$e: 100 threads one after another (vCPUs and host threads reused)" $e \
 			"$TMP/pt" churn
+		same "exec/$e: 64 threads alive at once" $e "$TMP/pt" wide
+		EXEC_OPTS="--mem 32M" same \
+			"exec/$e: 3000 threads one after another in 32 MiB (a slot's kernel pages are reused)" \
+			$e "$TMP/pt" churn 3000
 		run_vm exec-$e-tcrash exec --engine $e -- "$TMP/pt" crash
 		expect_err "exec/$e: a segfault in a thread ends the program (139) with the report" 139 \
 			"SIGSEGV \(page fault\) at address 0x4321"
@@ -370,4 +397,355 @@ if cc -O1 -pthread -o "$TMP/pt" "$TMP/pt.c" 2>"$TMP/cc.err" &&
 	fi
 else
 	fail "exec: build the pthreads test program" "$(head -c 300 "$TMP/cc.err")"
+fi
+
+# Signals with threads (sys_signal.c): masks and pending sets are each
+# thread's; kill() to the process is taken by the thread that does not block
+# it; pthread_kill reaches a thread running program code (onto its
+# sigaltstack, its registers intact) and one blocked in read (EINTR, or the
+# read goes on after an SA_RESTART handler); sigsuspend and pause wait for
+# one, sigwaitinfo/sigtimedwait take one, ppoll/epoll_pwait masks apply;
+# execve while another thread
+# runs or blocks ends it, and the caller becomes the leader.
+cat >"$TMP/sigthr.c" <<'C'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static volatile pid_t by, ttid;
+static volatile int stop, paused, code, from_us, onstack, usr2;
+static char alt[65536];
+static int ready[2], data[2], cmd[2], rep[2];
+static void on_sig(int s, siginfo_t *si, void *uc)
+{
+	stack_t ss;
+	char here;
+	(void)uc;
+	if (s == SIGUSR2) {
+		usr2++;
+		return;
+	}
+	sigaltstack(NULL, &ss);
+	by = gettid();
+	code = si->si_code;
+	from_us = si->si_pid == getpid();
+	onstack = (ss.ss_flags & SS_ONSTACK) && &here > alt && &here < alt + sizeof(alt);
+	stop = 1;
+}
+static void on(int sig, int flags)
+{
+	struct sigaction sa = {.sa_sigaction = on_sig, .sa_flags = SA_SIGINFO | flags};
+	sigaction(sig, &sa, NULL);
+}
+static void mask(int how, int sig)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, sig);
+	pthread_sigmask(how, &s, NULL);
+}
+static int blocks(int sig)
+{
+	sigset_t s;
+	pthread_sigmask(SIG_SETMASK, NULL, &s);
+	return sigismember(&s, sig);
+}
+/* blocked in read on a pipe until main writes to it */
+static void *reader(void *arg)
+{
+	char c;
+	mask(SIG_UNBLOCK, SIGUSR1);
+	ttid = gettid();
+	write(ready[1], "r", 1);
+	ssize_t n = read(data[0], &c, 1);
+	printf("reader: read returned %zd (%s), the handler ran %s\n", n,
+	       n < 0 ? strerror(errno) : "data", by == ttid ? "here" : "elsewhere");
+	return arg;
+}
+/* program code only: a kick must stop it where it is */
+static void *spinner(void *arg)
+{
+	stack_t ss = {.ss_sp = alt, .ss_size = sizeof(alt)};
+	sigaltstack(&ss, NULL);
+	ttid = gettid();
+	write(ready[1], "r", 1);
+	unsigned long x = 1, n = 0, y = 1;
+	while (!stop) {
+		x = x * 6364136223846793005ul + 1442695040888963407ul;
+		n++;
+	}
+	for (unsigned long i = 0; i < n; i++)
+		y = y * 6364136223846793005ul + 1442695040888963407ul;
+	printf("spinner: registers survived the handler: %d\n", x == y);
+	return arg;
+}
+/* reports whether SIGUSR2 is pending for it, on request */
+static void *querier(void *arg)
+{
+	char c;
+	while (read(cmd[0], &c, 1) == 1) {
+		sigset_t s;
+		sigpending(&s);
+		c = (char)('0' + sigismember(&s, SIGUSR2));
+		write(rep[1], &c, 1);
+	}
+	return arg;
+}
+static int ask(void)
+{
+	char c = 'q';
+	write(cmd[1], &c, 1);
+	read(rep[0], &c, 1);
+	return c - '0';
+}
+static pthread_t start(void *(*fn)(void *))
+{
+	pthread_t t;
+	char c;
+	pthread_create(&t, NULL, fn, NULL);
+	if (fn != querier)
+		read(ready[0], &c, 1);
+	usleep(100000); /* let it block or spin */
+	return t;
+}
+/* kill() to the process, blocked everywhere: it waits for main's sigsuspend */
+static void *killer(void *arg)
+{
+	usleep(100000);
+	kill(getpid(), SIGUSR1);
+	return arg;
+}
+/* pthread_kill main until it is out of pause() */
+static void *poker(void *arg)
+{
+	while (!paused) {
+		pthread_kill(*(pthread_t *)arg, SIGUSR2);
+		usleep(50000);
+	}
+	return arg;
+}
+/* a dedicated signal thread: sigwaitinfo for SIGTERM, whose action is the default */
+static void *waiter(void *arg)
+{
+	sigset_t s;
+	siginfo_t si;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	ttid = gettid();
+	write(ready[1], "r", 1);
+	int sig = sigwaitinfo(&s, &si);
+	printf("waiter: sigwaitinfo %d, SI_USER %d, si_pid ours %d\n", sig, si.si_code == SI_USER,
+	       si.si_pid == getpid());
+	return arg;
+}
+/* pthread_kill main once, while it sleeps */
+static void *late_kill(void *arg)
+{
+	usleep(300000);
+	pthread_kill(*(pthread_t *)arg, SIGUSR1);
+	return arg;
+}
+static void *execer(void *arg)
+{
+	char **argv = arg;
+	char *args[] = {argv[0], "after", NULL};
+	execv(argv[0], args);
+	printf("execv failed: %s\n", strerror(errno));
+	exit(1);
+}
+int main(int argc, char **argv)
+{
+	const char *m = argc > 1 ? argv[1] : "";
+	pipe(ready);
+	pipe(data);
+	if (!strcmp(m, "mask")) {
+		/* kill() to the process goes to the one thread that does not block it;
+		 * its read goes on after the handler (SA_RESTART) */
+		on(SIGUSR1, SA_RESTART);
+		mask(SIG_BLOCK, SIGUSR1);
+		pthread_t t = start(reader);
+		kill(getpid(), SIGUSR1);
+		while (!by)
+			usleep(1000);
+		printf("kill: taken by the thread that does not block it: %d; main blocks it: %d\n",
+		       by == ttid, blocks(SIGUSR1));
+		fflush(stdout);
+		write(data[1], "x", 1);
+		pthread_join(t, NULL);
+		/* pending: a thread's own and the process's */
+		on(SIGUSR2, 0);
+		mask(SIG_BLOCK, SIGUSR2);
+		pipe(cmd);
+		pipe(rep);
+		t = start(querier); /* blocks SIGUSR2 too: the mask is inherited */
+		raise(SIGUSR2);
+		sigset_t s;
+		sigpending(&s);
+		printf("raise: pending in main %d, in the other thread %d\n", sigismember(&s, SIGUSR2),
+		       ask());
+		kill(getpid(), SIGUSR2);
+		printf("kill: pending in the other thread %d\n", ask());
+		mask(SIG_UNBLOCK, SIGUSR2);
+		printf("unblocked in main: the handler ran %d times, pending in the other %d\n", usr2,
+		       ask());
+		return 0;
+	}
+	if (!strcmp(m, "tgkill")) {
+		/* pthread_kill a thread that runs program code, onto its altstack */
+		on(SIGUSR1, SA_ONSTACK);
+		pthread_t t = start(spinner);
+		int rc = pthread_kill(t, SIGUSR1);
+		pthread_join(t, NULL);
+		printf("pthread_kill %d: the handler ran in the target %d, si_code SI_TKILL %d, "
+		       "si_pid ours %d, on its alternate stack %d, main is the leader %d\n",
+		       rc, by == ttid, code == SI_TKILL, from_us, onstack, gettid() == getpid());
+		return 0;
+	}
+	if (!strcmp(m, "eintr")) {
+		/* without SA_RESTART the blocked read fails with EINTR */
+		on(SIGUSR1, 0);
+		pthread_t t = start(reader);
+		pthread_kill(t, SIGUSR1);
+		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(m, "ppoll")) {
+		/* a kill() every thread blocks: ppoll's and epoll_pwait's masks let it in */
+		on(SIGUSR1, SA_RESTART);
+		mask(SIG_BLOCK, SIGUSR1);
+		sigset_t none;
+		sigemptyset(&none);
+		struct pollfd pf = {.fd = data[0], .events = POLLIN};
+		struct timespec ts = {5, 0};
+		pthread_t t;
+		pthread_create(&t, NULL, killer, NULL);
+		int rc = ppoll(&pf, 1, &ts, &none);
+		printf("ppoll: %d (%s), the handler ran in main %d, the mask is back %d\n", rc,
+		       strerror(errno), by == gettid(), blocks(SIGUSR1));
+		pthread_join(t, NULL);
+		by = 0;
+		int ep = epoll_create1(0);
+		struct epoll_event ev = {.events = EPOLLIN};
+		epoll_ctl(ep, EPOLL_CTL_ADD, data[0], &ev);
+		pthread_create(&t, NULL, killer, NULL);
+		rc = epoll_pwait(ep, &ev, 1, 5000, &none);
+		printf("epoll_pwait: %d (%s), the handler ran in main %d, the mask is back %d\n", rc,
+		       strerror(errno), by == gettid(), blocks(SIGUSR1));
+		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(m, "sleep")) {
+		/* a sleep never restarts, SA_RESTART or not; rem is the time left */
+		on(SIGUSR1, SA_RESTART);
+		pthread_t t, me = pthread_self();
+		pthread_create(&t, NULL, late_kill, &me);
+		struct timespec ts = {5, 0}, rem = {0, 0};
+		int rc = nanosleep(&ts, &rem);
+		printf("nanosleep: %d (%s), the handler ran in main %d, 3 s <= rem < 5 s %d\n", rc,
+		       strerror(errno), by == gettid(), rem.tv_sec >= 3 && rem.tv_sec < 5);
+		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(m, "sigwait")) {
+		mask(SIG_BLOCK, SIGTERM);
+		mask(SIG_BLOCK, SIGUSR1);
+		pthread_t t = start(waiter);
+		kill(getpid(), SIGTERM);
+		pthread_join(t, NULL);
+		sigset_t s;
+		siginfo_t si;
+		sigemptyset(&s);
+		sigaddset(&s, SIGUSR1);
+		struct timespec ts = {0, 100000000};
+		int rc = sigtimedwait(&s, &si, &ts);
+		printf("sigtimedwait with nothing sent: %d (%s)\n", rc, strerror(errno));
+		raise(SIGUSR1);
+		rc = sigtimedwait(&s, &si, &ts);
+		printf("after raise: %d, si_code %d, still blocked %d\n", rc, si.si_code,
+		       blocks(SIGUSR1));
+		return 0;
+	}
+	if (!strcmp(m, "suspend")) {
+		on(SIGUSR1, 0);
+		on(SIGUSR2, 0);
+		mask(SIG_BLOCK, SIGUSR1);
+		pthread_t t, me = pthread_self();
+		pthread_create(&t, NULL, killer, NULL);
+		sigset_t none;
+		sigemptyset(&none);
+		int rc = sigsuspend(&none);
+		printf("sigsuspend: %d (%s), the handler ran in main %d, the mask is back %d\n", rc,
+		       strerror(errno), by == gettid(), blocks(SIGUSR1));
+		pthread_join(t, NULL);
+		pthread_create(&t, NULL, poker, &me);
+		rc = pause();
+		printf("pause: %d (%s), the handler ran %d\n", rc, strerror(errno), usr2 > 0);
+		paused = 1;
+		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(m, "exec") || !strcmp(m, "exec-thread")) {
+		/* execve while another thread spins or blocks: it ends */
+		pthread_t t = start(m[4] ? reader : spinner);
+		fflush(stdout);
+		if (m[4]) {
+			pthread_create(&t, NULL, execer, argv);
+			pthread_join(t, NULL); /* never returns: the execve ends this thread */
+		}
+		execer(argv);
+	}
+	if (!strcmp(m, "after")) {
+		printf("after execve: pid is tid %d, SIGUSR1 blocked %d\n", gettid() == getpid(),
+		       blocks(SIGUSR1));
+		return 0;
+	}
+	return 2;
+}
+C
+if cc -O1 -pthread -o "$TMP/sigthr" "$TMP/sigthr.c" 2>"$TMP/cc.err"; then
+	for e in soft kvm; do
+		same "exec/$e: per-thread masks and pending sets; kill() goes to the thread that does not block it" \
+			$e "$TMP/sigthr" mask
+		same "exec/$e: pthread_kill to a thread in program code runs its handler there, on its sigaltstack" \
+			$e "$TMP/sigthr" tgkill
+		same "exec/$e: pthread_kill without SA_RESTART: the target's blocked read fails with EINTR" \
+			$e "$TMP/sigthr" eintr
+		same "exec/$e: sigsuspend takes a signal every thread blocks; pause ends on pthread_kill" \
+			$e "$TMP/sigthr" suspend
+		same "exec/$e: a signal thread's sigwaitinfo takes kill(SIGTERM); sigtimedwait times out" \
+			$e "$TMP/sigthr" sigwait
+		same "exec/$e: ppoll's and epoll_pwait's masks let a blocked signal in: EINTR, the mask back" \
+			$e "$TMP/sigthr" ppoll
+		same "exec/$e: pthread_kill ends a nanosleep with EINTR and the time left" \
+			$e "$TMP/sigthr" sleep
+		same "exec/$e: execve while another thread runs program code" $e "$TMP/sigthr" exec
+		same "exec/$e: execve from a second thread while the others block" $e "$TMP/sigthr" exec-thread
+	done
+else
+	fail "exec: build the signals-with-threads test program" "$(head -c 300 "$TMP/cc.err")"
+fi
+if [ -x /usr/bin/python3 ]; then
+	cat >"$TMP/sig.py" <<'PY'
+import os, signal, threading, time
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(threading.current_thread().name))
+t = threading.Thread(target=lambda: (time.sleep(0.2), os.kill(os.getpid(), signal.SIGUSR1)), name="worker")
+t.start()
+start = time.monotonic()
+time.sleep(1)
+t.join()
+print("handled in", got, "slept through", time.monotonic() - start >= 1)
+signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+print("pthread_kill to main:", got)
+PY
+	for e in soft kvm; do
+		same "exec/$e: python3: a thread's os.kill interrupts the main thread's sleep; its handler runs" \
+			$e /usr/bin/python3 "$TMP/sig.py"
+	done
 fi
