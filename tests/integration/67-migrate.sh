@@ -251,11 +251,20 @@ expect_err "migrate: usage" 64 "usage: popek migrate"
 run_vm mig-nodest migrate nosuchvm "unix:$TMP/nobody.sock"
 expect_err "migrate: no destination listening" 71 "is 'popek receive --listen"
 
+IMAGES=$POPEK_ROOT/images
+# A Linux guest that has used an IPv4 address announces it (gratuitous ARP)
+# after the move, to a peer on the same popek switch, and answers it there.
+if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
+	fail "migrate: gratuitous ARP" "images/ lacks the default image: run 'make image'"
+else
+	timeout 400 python3 "$POPEK_ROOT/tests/linux/migrate_net.py" "$P" "$IMAGES" "$TMP" >"$TMP/garp.log" 2>&1
+	scenario_report "$TMP/garp.log" "migrate: gratuitous ARP" $?
+fi
+
 # Linux on soft with a loop writing memory and its disk, migrated at the
 # shell: the shell answers there, the loop's counter went on, the disk holds
 # its latest write (shared storage, flushed at the handover), and the guest's
 # clock kept pace with the host's.
-IMAGES=$POPEK_ROOT/images
 if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
 	fail "migrate: linux" "images/ lacks the default image: run 'make image'"
 else
