@@ -104,11 +104,26 @@ int cmd_migrate(int argc, char **argv)
 		json_object_put(r);
 		return EXIT_CODE_HOST;
 	}
-	json_object *d;
+	json_object *d, *ph = NULL;
 	json_object_object_get_ex(r, "downtime_ms", &d);
-	fprintf(stderr, "popek: %s migrated to %s in %lld rounds, %.1f MiB, downtime %.1f ms\n",
-		name, uri, (long long)num(r, "rounds"), (double)num(r, "bytes") / (1 << 20),
-		json_object_get_double(d));
+	json_object_object_get_ex(r, "phases_ms", &ph);
+	/* Where the pause went, phase by phase (src/migrate/send.c). */
+	char phases[400] = "";
+	size_t used = 0;
+	if (json_object_is_type(ph, json_type_object)) {
+		json_object_object_foreach(ph, key, val)
+		{
+			int n = snprintf(phases + used, sizeof(phases) - used, "%s%s %.1f",
+					 used ? ", " : "", key, json_object_get_double(val));
+			if (n < 0 || (size_t)n >= sizeof(phases) - used)
+				break;
+			used += (size_t)n;
+		}
+	}
+	fprintf(stderr,
+		"popek: %s migrated to %s in %lld rounds, %.1f MiB, downtime %.1f ms (%s)\n", name,
+		uri, (long long)num(r, "rounds"), (double)num(r, "bytes") / (1 << 20),
+		json_object_get_double(d), phases);
 	json_object_put(r);
 	return 0;
 }
