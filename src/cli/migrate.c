@@ -213,18 +213,18 @@ int cmd_receive(int argc, char **argv)
 	}
 	uint64_t t0 = monotonic_ns();
 	struct mig_in in = {.fd = conn};
-	struct snapshot *s = migrate_receive(&in, err, sizeof(err));
-	if (!s) {
+	struct mig_recv *r = migrate_receive_begin(&in, err, sizeof(err));
+	if (!r) {
 		migrate_refuse(conn, err);
 		close(conn);
 		fprintf(stderr, "popek: %s\n", err);
 		return EXIT_CODE_IMAGE;
 	}
-	snapshot_config(s, &cfg);
+	migrate_receive_config(r, &cfg);
 	for (int i = 0; i < cfg.ndisks; i++)
 		cfg.disk[i].lock_later = true;
 	keep_host_nics(&cfg, ro.nic, ro.nnics);
-	rc = cli_launch(&cfg, s, t0, conn);
-	snapshot_close(s);
+	rc = cli_launch(&cfg, r->snap, t0, r);
+	migrate_receive_free(r);
 	return rc;
 }
