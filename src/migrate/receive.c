@@ -13,6 +13,11 @@
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
 
+static int write_line(int fd, const char *s)
+{
+	return mig_send_all(fd, s, strlen(s));
+}
+
 static uint64_t le(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
@@ -96,6 +101,17 @@ static int record(struct mig_recv *r, enum mig_type t, size_t len, char *err, si
 	}
 	if (t == MIG_PAGES || t == MIG_ZERO)
 		return pages(r, t, r->buf, len, err, errlen);
+	if (t == MIG_SYNC) {
+		if (len != 8) {
+			snprintf(err, errlen, "a SYNC record of %zu bytes", len);
+			return -1;
+		}
+		if (r->in.fd >= 0 && write_line(r->in.fd, "synced\n") < 0) {
+			snprintf(err, errlen, "the source went away (SYNC not answered)");
+			return -1;
+		}
+		return 0;
+	}
 	if (r->state) {
 		snprintf(err, errlen, "a second STATE record");
 		return -1;
@@ -191,11 +207,6 @@ void migrate_receive_free(struct mig_recv *r)
 	free(r->state);
 	snapshot_close(r->snap);
 	free(r);
-}
-
-static int write_line(int fd, const char *s)
-{
-	return mig_send_all(fd, s, strlen(s));
 }
 
 void migrate_refuse(int conn, const char *why)

@@ -101,7 +101,7 @@ static void pace(struct sender *s)
 	}
 }
 
-static int await_reply(struct sender *s, int timeout_ms);
+static int await_reply(struct sender *s, const char *want, int timeout_ms);
 
 static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 {
@@ -109,7 +109,8 @@ static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 	if (mig_write(&s->out, t, p, len)) {
 		int e = errno;
 		/* A destination that refused the stream says why before it closes. */
-		if (await_reply(s, 1000) == 0 || strncmp(s->err, "the destination refused", 23))
+		await_reply(s, NULL, 1000);
+		if (strncmp(s->err, "the destination refused", 23))
 			snprintf(s->err, sizeof(s->err), "the connection to %s broke: %s", s->o.uri,
 				 strerror(e));
 		return -1;
@@ -252,8 +253,9 @@ static int logging(struct sender *s, bool on)
 	return rc ? -1 : 0;
 }
 
-/* The destination's answer: "ready", or "refused WHY" (at any time). */
-static int await_reply(struct sender *s, int timeout_ms)
+/* The destination's answer: want ("ready\n" after END, "synced\n" after
+ * SYNC; NULL: only a refusal is looked for), or "refused WHY" (at any time). */
+static int await_reply(struct sender *s, const char *want, int timeout_ms)
 {
 	char line[640];
 	size_t n = 0;
@@ -267,7 +269,7 @@ static int await_reply(struct sender *s, int timeout_ms)
 		n += (size_t)r;
 	}
 	line[n] = 0;
-	if (!strcmp(line, "ready\n"))
+	if (want && !strcmp(line, want))
 		return 0;
 	if (!strncmp(line, "refused ", 8)) {
 		line[strcspn(line, "\n")] = 0;
@@ -275,8 +277,9 @@ static int await_reply(struct sender *s, int timeout_ms)
 			 line + 8);
 	} else {
 		snprintf(s->err, sizeof(s->err),
-			 "the destination did not confirm it has the VM (connection lost or no "
+			 "the destination did not confirm it has %s (connection lost or no "
 			 "answer in %d s)",
+			 want && !strcmp(want, "synced\n") ? "the pages sent" : "the VM",
 			 timeout_ms / 1000);
 	}
 	return -1;
@@ -294,6 +297,23 @@ static int flush_disks(struct sender *s)
 		}
 	}
 	return 0;
+}
+
+/* After a round, while the VM runs: wait until the destination has stored
+ * what was sent. Pages still in flight (in socket buffers, or the receiver
+ * behind) would otherwise be drained in the downtime; and the round's time
+ * then measures the bandwidth end to end. */
+static int sync_dest(struct sender *s, unsigned round)
+{
+	uint8_t p[8];
+	put_le(p, round, 8);
+	if (emit(s, MIG_SYNC, p, sizeof(p)))
+		return -1;
+	struct pollfd pf = {.fd = s->conn, .events = POLLIN};
+	uint64_t deadline = monotonic_ns() + READY_TIMEOUT_S * 1000000000ull;
+	while (poll(&pf, 1, 20) == 0 && monotonic_ns() < deadline)
+		throttle_tick(s); /* auto-converge goes on meanwhile */
+	return await_reply(s, "synced\n", 1000);
 }
 
 /* Everything but the handover; the VM is held when it returns 0. */
@@ -318,7 +338,7 @@ static int precopy(struct sender *s, unsigned *rounds)
 	for (unsigned round = 1;; round++) {
 		s->round_bytes = 0;
 		s->round_start = monotonic_ns();
-		if (send_pages(s, round == 1))
+		if (send_pages(s, round == 1) || sync_dest(s, round))
 			return -1;
 		uint64_t took = monotonic_ns() - s->round_start + 1;
 		hold(s, true);
@@ -404,7 +424,7 @@ static void *sender_main(void *arg)
 		   emit(s, MIG_STATE, state.buf, state.len) || emit(s, MIG_END, end, sizeof(end))))
 		s->at[PH_STATE] = monotonic_ns();
 	blob_free(&state);
-	if (!rc && !(rc = await_reply(s, READY_TIMEOUT_S * 1000)))
+	if (!rc && !(rc = await_reply(s, "ready\n", READY_TIMEOUT_S * 1000)))
 		s->at[PH_READY] = monotonic_ns();
 	if (!rc && mig_send_all(s->conn, "go\n", 3)) {
 		/* The destination will not start without it: better here than nowhere. */
