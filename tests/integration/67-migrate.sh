@@ -50,6 +50,8 @@ migrate_case() {
 		fail "$name" "wrong or no result on the destination: $(tail -c 200 "$DST_CON")"
 	elif ! grep -q "src migrated to $uri" "$TMP/src.err"; then
 		fail "$name" "the source did not say where it went: $(cat "$TMP/src.err")"
+	elif ! grep -qE "downtime [0-9.]+ ms \(collect [0-9.]+, last_pages [0-9.]+, disk_flush [0-9.]+, state [0-9.]+, destination [0-9.]+, go [0-9.]+\)" "$TMP/mig.err"; then
+		fail "$name" "popek migrate did not split the downtime by phase: $(tail -c 300 "$TMP/mig.err")"
 	else
 		pass "$name: finishes there with the uninterrupted result"
 	fi
