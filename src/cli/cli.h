@@ -29,11 +29,14 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg);
 
 struct snapshot;
+struct mig_recv;
 /* Create, (restore,) run and tear down one VM in this process — jailed, in a
  * child process, unless --no-jail. t0: when the command started, for the
- * report. handover >= 0: the migration connection, answered once the VM is
- * built (migrate_handover), which runs only if the source lets it go. */
-int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, int handover);
+ * report. incoming: a migration past its HELLO (snap is its snapshot): the
+ * rest is received once the VM is built and jailed, and the source is
+ * answered (migrate_handover); the VM runs only if the source lets it go. */
+int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0,
+	       struct mig_recv *incoming);
 
 int cmd_run(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);

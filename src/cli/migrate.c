@@ -104,11 +104,26 @@ int cmd_migrate(int argc, char **argv)
 		json_object_put(r);
 		return EXIT_CODE_HOST;
 	}
-	json_object *d;
+	json_object *d, *ph = NULL;
 	json_object_object_get_ex(r, "downtime_ms", &d);
-	fprintf(stderr, "popek: %s migrated to %s in %lld rounds, %.1f MiB, downtime %.1f ms\n",
-		name, uri, (long long)num(r, "rounds"), (double)num(r, "bytes") / (1 << 20),
-		json_object_get_double(d));
+	json_object_object_get_ex(r, "phases_ms", &ph);
+	/* Where the pause went, phase by phase (src/migrate/send.c). */
+	char phases[400] = "";
+	size_t used = 0;
+	if (json_object_is_type(ph, json_type_object)) {
+		json_object_object_foreach(ph, key, val)
+		{
+			int n = snprintf(phases + used, sizeof(phases) - used, "%s%s %.1f",
+					 used ? ", " : "", key, json_object_get_double(val));
+			if (n < 0 || (size_t)n >= sizeof(phases) - used)
+				break;
+			used += (size_t)n;
+		}
+	}
+	fprintf(stderr,
+		"popek: %s migrated to %s in %lld rounds, %.1f MiB, downtime %.1f ms (%s)\n", name,
+		uri, (long long)num(r, "rounds"), (double)num(r, "bytes") / (1 << 20),
+		json_object_get_double(d), phases);
 	json_object_put(r);
 	return 0;
 }
@@ -198,18 +213,18 @@ int cmd_receive(int argc, char **argv)
 	}
 	uint64_t t0 = monotonic_ns();
 	struct mig_in in = {.fd = conn};
-	struct snapshot *s = migrate_receive(&in, err, sizeof(err));
-	if (!s) {
+	struct mig_recv *r = migrate_receive_begin(&in, err, sizeof(err));
+	if (!r) {
 		migrate_refuse(conn, err);
 		close(conn);
 		fprintf(stderr, "popek: %s\n", err);
 		return EXIT_CODE_IMAGE;
 	}
-	snapshot_config(s, &cfg);
+	migrate_receive_config(r, &cfg);
 	for (int i = 0; i < cfg.ndisks; i++)
 		cfg.disk[i].lock_later = true;
 	keep_host_nics(&cfg, ro.nic, ro.nnics);
-	rc = cli_launch(&cfg, s, t0, conn);
-	snapshot_close(s);
+	rc = cli_launch(&cfg, r->snap, t0, r);
+	migrate_receive_free(r);
 	return rc;
 }

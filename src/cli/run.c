@@ -14,7 +14,8 @@
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
 
-int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, int handover)
+int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0,
+	       struct mig_recv *incoming)
 {
 	static struct machine m; /* large (vCPU table); one per process */
 	char err[512] = "", name[32];
@@ -26,7 +27,7 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, 
 		cfg->name = name;
 	}
 	rc = machine_create(&m, cfg, err, sizeof(err));
-	if (!rc && snap && snapshot_apply(snap, &m, err, sizeof(err)))
+	if (!rc && snap && !incoming && snapshot_apply(snap, &m, err, sizeof(err)))
 		rc = EXIT_CODE_IMAGE;
 	struct control *ctl = NULL;
 	if (!rc && !(ctl = control_open(&m, cfg->name, err, sizeof(err))))
@@ -34,15 +35,22 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, 
 	/* Everything that needs the host is open; no thread of ours runs yet. */
 	if (!rc)
 		rc = machine_jail(&m, err, sizeof(err));
+	/* A migration's pages arrive while the VM was built and jailed (out of
+	 * its downtime); the stream is read and checked here, in the jail. */
+	if (!rc && incoming &&
+	    (migrate_receive_rest(incoming, err, sizeof(err)) ||
+	     snapshot_apply(snap, &m, err, sizeof(err))))
+		rc = EXIT_CODE_IMAGE;
 	if (!rc && control_start(ctl, err, sizeof(err)))
 		rc = EXIT_CODE_HOST;
-	if (handover >= 0) {
+	if (incoming) {
+		int conn = incoming->in.fd;
 		if (rc)
-			migrate_refuse(handover, err);
-		else if (migrate_handover(handover, err, sizeof(err)) ||
+			migrate_refuse(conn, err);
+		else if (migrate_handover(conn, err, sizeof(err)) ||
 			 machine_disks_lock(&m, 30, err, sizeof(err)))
 			rc = EXIT_CODE_HOST;
-		close(handover);
+		close(conn);
 	}
 	if (rc) {
 		control_stop(ctl);
@@ -50,7 +58,7 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0, 
 		machine_destroy(&m);
 		return rc;
 	}
-	if (handover >= 0)
+	if (incoming)
 		fprintf(stderr,
 			"popek: %s arrived, running on %s (%.1f ms after the stream began)\n",
 			cfg->name, m.engine->name, (double)(monotonic_ns() - t0) / 1e6);
@@ -69,7 +77,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	vm_config_defaults(&cfg);
 	int rc = cli_parse_run(argc, argv, &cfg);
-	return rc ? rc : cli_launch(&cfg, NULL, 0, -1);
+	return rc ? rc : cli_launch(&cfg, NULL, 0, NULL);
 }
 
 /* --clones N: one process per clone, each with its own name and console. */
@@ -90,7 +98,7 @@ static int restore_clones(struct vm_config *cfg, const struct snapshot *s, int n
 				snprintf(path, sizeof(path), "%s.%d", cfg->console_path, i + 1);
 				cfg->console_path = path;
 			}
-			_exit(cli_launch(cfg, s, t0, -1));
+			_exit(cli_launch(cfg, s, t0, NULL));
 		}
 		if (pids[i] < 0)
 			fprintf(stderr, "popek: cannot start clone %d: %s\n", i + 1,
@@ -168,7 +176,7 @@ int cmd_restore(int argc, char **argv)
 		rc = restore_clones(&cfg, s, ro.clones, t0);
 		close(cfg.ram_fd);
 	} else {
-		rc = cli_launch(&cfg, s, t0, -1);
+		rc = cli_launch(&cfg, s, t0, NULL);
 	}
 	snapshot_close(s);
 	return rc;

@@ -55,6 +55,9 @@ struct virtio_net {
 	 * maybe for a transmit limit's wait), and the end of a limit's hold. */
 	struct loop_timer *rx_timer;
 	uint8_t tx_head[FRAME_HEAD_MAX]; /* the checked copy of a frame's headers, under vp.lock */
+	/* The guest's IPv4 address as its own frames last gave it (0: none
+	 * seen), for the gratuitous ARP after a move; under vp.lock. */
+	uint8_t ip[4];
 };
 
 int virtio_net_hdr_check(const struct virtio_net_hdr *h, uint64_t features, size_t len)
@@ -285,6 +288,32 @@ static void rx_drain(struct virtio_net *n)
 		virtio_pci_used(vp, RXQ);
 }
 
+#define ETH_P_IP  0x0800
+#define ETH_P_ARP 0x0806
+#define ARP_LEN	  28 /* Ethernet/IPv4 ARP */
+
+/* A frame the guest sends from its MAC names its IPv4 address: the ARP
+ * sender's, or the IPv4 source (0.0.0.0 while it asks DHCP, never a group
+ * or loopback address). The guest may lie: the address only goes into its
+ * own announcement. */
+static void learn_ip(struct virtio_net *n, const struct vq_chain *c, size_t len)
+{
+	uint8_t f[ETH_HLEN + ARP_LEN];
+	size_t got = vq_chain_read(c, NET_HDR_LEN, f, len < sizeof(f) ? len : sizeof(f));
+	if (got < ETH_HLEN + 20 || memcmp(f + 6, n->config.mac, 6))
+		return;
+	unsigned type = (unsigned)f[12] << 8 | f[13];
+	static const uint8_t arp_ipv4[] = {0, 1, 0x08, 0, 6, 4};
+	const uint8_t *ip = NULL;
+	if (type == ETH_P_ARP && got == sizeof(f) && !memcmp(f + ETH_HLEN, arp_ipv4, 6) &&
+	    !memcmp(f + 22, n->config.mac, 6))
+		ip = f + 28;
+	else if (type == ETH_P_IP && f[ETH_HLEN] >> 4 == 4)
+		ip = f + 26;
+	if (ip && ip[0] && ip[0] != 127 && ip[0] < 224)
+		memcpy(n->ip, ip, 4);
+}
+
 static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
 {
 	struct virtio_net *n = vp->dev;
@@ -322,6 +351,7 @@ static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
 	} else {
 		k += iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + k);
 	}
+	learn_ip(n, c, len);
 	pcap_write(&n->cap, iov, k, NET_HDR_LEN, NET_HDR_LEN + len);
 	if (n->be->vnet_hdr)
 		net_backend_send(n->be, iov, k, NET_HDR_LEN + len);
@@ -459,9 +489,11 @@ void virtio_net_destroy(void *dev)
 }
 
 /* The record: u32 version, the transport's record and the backend's (each
- * u32 length first; a backend without state has length 0). Version 1 was
- * the transport's record alone (its own version, 1, first): refused. */
-#define NET_STATE_VERSION 2
+ * u32 length first; a backend without state has length 0), then the guest's
+ * IPv4 address (4 bytes as on the wire; 0 if none was seen). Version 2 had
+ * no address: loaded without one. Version 1 was the transport's record alone
+ * (its own version, 1, first): refused. */
+#define NET_STATE_VERSION 3
 
 static int net_save(void *dev, void **buf, size_t *len)
 {
@@ -481,6 +513,7 @@ static int net_save(void *dev, void **buf, size_t *len)
 	blob_put_bytes(&b, pci, pci_len);
 	blob_put32(&b, (uint32_t)be.len);
 	blob_put_bytes(&b, be.buf, be.len);
+	blob_put_bytes(&b, n->ip, sizeof(n->ip));
 	free(pci);
 	bool oom = be.oom || b.oom;
 	blob_free(&be);
@@ -494,17 +527,27 @@ static int net_save(void *dev, void **buf, size_t *len)
 }
 
 /* After a restore or a migration the NIC may sit behind another switch port
- * or host: announce its MAC as QEMU does, with a RARP broadcast from it
- * (no IP address needed), so switches learn where it went. */
+ * or host: announce it. With the guest's IPv4 address known, a gratuitous ARP
+ * (request, sender and target that address), which also moves its peers' ARP
+ * caches, as the guest itself does on VIRTIO_NET_F_GUEST_ANNOUNCE; without,
+ * QEMU's RARP from its MAC, which only teaches switches. */
 static void announce(struct virtio_net *n)
 {
+	static const uint8_t none[4];
+	bool garp = memcmp(n->ip, none, 4) != 0;
 	uint8_t f[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	struct virtio_net_hdr h = {0};
 	memcpy(f + 6, n->config.mac, 6);
-	static const uint8_t rarp[] = {0x80, 0x35, 0, 1, 0x08, 0, 6, 4, 0, 3}; /* reverse request */
-	memcpy(f + 12, rarp, sizeof(rarp));
-	memcpy(f + 22, n->config.mac, 6); /* sender MAC, IP 0 */
-	memcpy(f + 32, n->config.mac, 6); /* target MAC, IP 0 */
+	f[12] = garp ? ETH_P_ARP >> 8 : 0x80;
+	f[13] = garp ? ETH_P_ARP & 0xff : 0x35;
+	static const uint8_t arp_ipv4[] = {0, 1, 0x08, 0, 6, 4, 0};
+	memcpy(f + ETH_HLEN, arp_ipv4, sizeof(arp_ipv4));
+	f[21] = garp ? 1 : 3; /* request : reverse request */
+	memcpy(f + 22, n->config.mac, 6);
+	memcpy(f + 28, n->ip, 4);
+	if (!garp)
+		memcpy(f + 32, n->config.mac, 6);
+	memcpy(f + 38, n->ip, 4);
 	struct iovec iov[2] = {{&h, NET_HDR_LEN}, {f, sizeof(f)}};
 	pcap_write(&n->cap, iov, 2, NET_HDR_LEN, NET_HDR_LEN + sizeof(f));
 	if (n->be->vnet_hdr)
@@ -517,12 +560,16 @@ static int net_load(void *dev, const void *buf, size_t len)
 {
 	struct virtio_net *n = dev;
 	struct reader r = {buf, len, false};
-	if (rd_get32(&r) != NET_STATE_VERSION)
+	uint32_t version = rd_get32(&r);
+	if (version != NET_STATE_VERSION && version != 2)
 		return -1;
 	size_t pci_len = rd_get32(&r);
 	const uint8_t *pci = rd_view(&r, pci_len);
 	size_t be_len = rd_get32(&r);
 	struct reader be = {rd_view(&r, be_len), be_len, false};
+	uint8_t ip[4] = {0};
+	if (version == NET_STATE_VERSION)
+		rd_get_bytes(&r, ip, sizeof(ip));
 	if (r.bad || r.left || (!n->be->ops->load && be_len))
 		return -1;
 	if (n->be->ops->load) {
@@ -534,6 +581,7 @@ static int net_load(void *dev, const void *buf, size_t len)
 	}
 	if (virtio_pci_load(&n->vp, pci, pci_len))
 		return -1;
+	memcpy(n->ip, ip, sizeof(ip));
 	announce(n);
 	return 0;
 }

@@ -35,10 +35,31 @@ int migrate_start(struct machine *m, int conn, int reply_fd, const struct migrat
 int migrate_connect(const char *uri, char *err, size_t errlen);
 int migrate_listen(const char *uri, char *err, size_t errlen);
 
-/* Destination side: read a whole stream and check it, before anything runs.
- * Returns the snapshot it describes (RAM in a memfd: snapshot_config), or
- * NULL with err. */
-struct snapshot *migrate_receive(struct mig_in *in, char *err, size_t errlen);
+/* Destination side, in two steps, so that the VM is built and jailed while
+ * the pages arrive (and the stream is checked in the jail). */
+struct mig_recv {
+	struct mig_in in;
+	struct snapshot *snap; /* from HELLO; its state once all has arrived */
+	uint64_t mem;
+	int ram_fd;	/* the incoming RAM (a memfd) */
+	bool ram_owned; /* closed by us: the machine has not taken it */
+	uint8_t *ram;	/* its mapping, for ZERO's holes */
+	uint8_t *state;
+	size_t state_len;
+	uint64_t pages;
+	uint8_t *buf; /* one record */
+	size_t cap;
+};
+struct vm_config;
+/* The magic and HELLO: the snapshot's metadata and a zeroed memfd for RAM.
+ * NULL with err (the stream is refused). */
+struct mig_recv *migrate_receive_begin(const struct mig_in *in, char *err, size_t errlen);
+/* The VM's configuration, RAM included (snapshot_config). */
+void migrate_receive_config(struct mig_recv *r, struct vm_config *cfg);
+/* The pages, STATE and END, checked as a snapshot restore checks: 0, and
+ * r->snap can be applied; or -1 with err (refused). */
+int migrate_receive_rest(struct mig_recv *r, char *err, size_t errlen);
+void migrate_receive_free(struct mig_recv *r);
 
 /* The handshake after the destination has built the VM: tell the source it
  * is ready and wait for its go. 0: run it; -1 with err: the source kept it. */

@@ -28,6 +28,18 @@
 #define THROTTLE_SLICE	(20 * 1000000ull) /* ns: one run + hold period */
 #define READY_TIMEOUT_S 60
 
+/* The stop-and-copy phases, each ending at sender.at[]: the pause starts at
+ * PH_PAUSE, and the downtime is the sum of the rest (reported by name). */
+enum phase { PH_PAUSE, PH_COLLECT, PH_PAGES, PH_FLUSH, PH_STATE, PH_READY, PH_GO, NPHASES };
+static const char *const phase_name[NPHASES] = {
+    [PH_COLLECT] = "collect",	/* the last dirty log */
+    [PH_PAGES] = "last_pages",	/* sending what it held */
+    [PH_FLUSH] = "disk_flush",	/* fsync of the shared disks */
+    [PH_STATE] = "state",	/* vCPU and device state, STATE and END sent */
+    [PH_READY] = "destination", /* until it has built the VM and says ready */
+    [PH_GO] = "go",		/* writing go */
+};
+
 struct sender {
 	struct machine *m;
 	struct migrate_opts o;
@@ -43,6 +55,7 @@ struct sender {
 	unsigned throttle; /* percent */
 	uint64_t phase_ns; /* when the throttle's current run or hold began */
 	uint64_t round_bytes, round_start, pages_sent;
+	uint64_t at[NPHASES]; /* monotonic ns */
 	char err[512];
 };
 
@@ -88,7 +101,7 @@ static void pace(struct sender *s)
 	}
 }
 
-static int await_reply(struct sender *s, int timeout_ms);
+static int await_reply(struct sender *s, const char *want, int timeout_ms);
 
 static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 {
@@ -96,7 +109,8 @@ static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 	if (mig_write(&s->out, t, p, len)) {
 		int e = errno;
 		/* A destination that refused the stream says why before it closes. */
-		if (await_reply(s, 1000) == 0 || strncmp(s->err, "the destination refused", 23))
+		await_reply(s, NULL, 1000);
+		if (strncmp(s->err, "the destination refused", 23))
 			snprintf(s->err, sizeof(s->err), "the connection to %s broke: %s", s->o.uri,
 				 strerror(e));
 		return -1;
@@ -239,8 +253,9 @@ static int logging(struct sender *s, bool on)
 	return rc ? -1 : 0;
 }
 
-/* The destination's answer: "ready", or "refused WHY" (at any time). */
-static int await_reply(struct sender *s, int timeout_ms)
+/* The destination's answer: want ("ready\n" after END, "synced\n" after
+ * SYNC; NULL: only a refusal is looked for), or "refused WHY" (at any time). */
+static int await_reply(struct sender *s, const char *want, int timeout_ms)
 {
 	char line[640];
 	size_t n = 0;
@@ -254,7 +269,7 @@ static int await_reply(struct sender *s, int timeout_ms)
 		n += (size_t)r;
 	}
 	line[n] = 0;
-	if (!strcmp(line, "ready\n"))
+	if (want && !strcmp(line, want))
 		return 0;
 	if (!strncmp(line, "refused ", 8)) {
 		line[strcspn(line, "\n")] = 0;
@@ -262,8 +277,9 @@ static int await_reply(struct sender *s, int timeout_ms)
 			 line + 8);
 	} else {
 		snprintf(s->err, sizeof(s->err),
-			 "the destination did not confirm it has the VM (connection lost or no "
+			 "the destination did not confirm it has %s (connection lost or no "
 			 "answer in %d s)",
+			 want && !strcmp(want, "synced\n") ? "the pages sent" : "the VM",
 			 timeout_ms / 1000);
 	}
 	return -1;
@@ -283,8 +299,25 @@ static int flush_disks(struct sender *s)
 	return 0;
 }
 
+/* After a round, while the VM runs: wait until the destination has stored
+ * what was sent. Pages still in flight (in socket buffers, or the receiver
+ * behind) would otherwise be drained in the downtime; and the round's time
+ * then measures the bandwidth end to end. */
+static int sync_dest(struct sender *s, unsigned round)
+{
+	uint8_t p[8];
+	put_le(p, round, 8);
+	if (emit(s, MIG_SYNC, p, sizeof(p)))
+		return -1;
+	struct pollfd pf = {.fd = s->conn, .events = POLLIN};
+	uint64_t deadline = monotonic_ns() + READY_TIMEOUT_S * 1000000000ull;
+	while (poll(&pf, 1, 20) == 0 && monotonic_ns() < deadline)
+		throttle_tick(s); /* auto-converge goes on meanwhile */
+	return await_reply(s, "synced\n", 1000);
+}
+
 /* Everything but the handover; the VM is held when it returns 0. */
-static int precopy(struct sender *s, unsigned *rounds, uint64_t *t_pause)
+static int precopy(struct sender *s, unsigned *rounds)
 {
 	struct machine *m = s->m;
 	json_object *meta = snapshot_meta(m, MIG_FORMAT, s->err, sizeof(s->err));
@@ -305,13 +338,14 @@ static int precopy(struct sender *s, unsigned *rounds, uint64_t *t_pause)
 	for (unsigned round = 1;; round++) {
 		s->round_bytes = 0;
 		s->round_start = monotonic_ns();
-		if (send_pages(s, round == 1))
+		if (send_pages(s, round == 1) || sync_dest(s, round))
 			return -1;
 		uint64_t took = monotonic_ns() - s->round_start + 1;
 		hold(s, true);
-		*t_pause = monotonic_ns();
+		s->at[PH_PAUSE] = monotonic_ns();
 		if (collect(s))
 			return -1;
+		s->at[PH_COLLECT] = monotonic_ns();
 		uint64_t dirty = count_pages(s), bytes = dirty * MIG_PAGE;
 		uint64_t bw = s->round_bytes * 1000000000ull / took + 1;
 		if (s->o.bandwidth && bw > s->o.bandwidth)
@@ -358,6 +392,12 @@ static void finish(struct sender *s, int rc, unsigned rounds, uint64_t downtime)
 		json_object_object_add(r, "bytes", json_object_new_int64((int64_t)s->out.bytes));
 		json_object_object_add(r, "downtime_ms",
 				       json_object_new_double((double)downtime / 1e6));
+		json_object *ph = json_object_new_object();
+		for (int i = PH_PAUSE + 1; i < NPHASES; i++)
+			json_object_object_add(
+			    ph, phase_name[i],
+			    json_object_new_double((double)(s->at[i] - s->at[i - 1]) / 1e6));
+		json_object_object_add(r, "phases_ms", ph);
 	}
 	snprintf(line, sizeof(line), "%s\n",
 		 json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
@@ -370,26 +410,30 @@ static void *sender_main(void *arg)
 	struct sender *s = arg;
 	struct machine *m = s->m;
 	unsigned rounds = 0;
-	uint64_t t_pause = 0;
 	struct blob state = {0};
 	uint8_t end[16];
-	int rc = precopy(s, &rounds, &t_pause);
-	if (!rc)
-		rc = send_pages(s, false) || flush_disks(s) ||
-		     snapshot_state(m, &state, NULL, s->err, sizeof(s->err)) ||
-		     emit(s, MIG_STATE, state.buf, state.len);
+	int rc = precopy(s, &rounds);
+	if (!rc && !(rc = send_pages(s, false)))
+		s->at[PH_PAGES] = monotonic_ns();
+	if (!rc && !(rc = flush_disks(s)))
+		s->at[PH_FLUSH] = monotonic_ns();
 	put_le(end, s->pages_sent, 8);
 	put_le(end + 8, rounds, 8);
-	if (!rc)
-		rc = emit(s, MIG_END, end, sizeof(end)) || await_reply(s, READY_TIMEOUT_S * 1000);
+	if (!rc &&
+	    !(rc = snapshot_state(m, &state, NULL, s->err, sizeof(s->err)) ||
+		   emit(s, MIG_STATE, state.buf, state.len) || emit(s, MIG_END, end, sizeof(end))))
+		s->at[PH_STATE] = monotonic_ns();
 	blob_free(&state);
+	if (!rc && !(rc = await_reply(s, "ready\n", READY_TIMEOUT_S * 1000)))
+		s->at[PH_READY] = monotonic_ns();
 	if (!rc && mig_send_all(s->conn, "go\n", 3)) {
 		/* The destination will not start without it: better here than nowhere. */
 		snprintf(s->err, sizeof(s->err), "the connection to %s broke at the handover",
 			 s->o.uri);
 		rc = -1;
 	}
-	uint64_t downtime = monotonic_ns() - t_pause;
+	s->at[PH_GO] = monotonic_ns();
+	uint64_t downtime = s->at[PH_GO] - s->at[PH_PAUSE];
 	if (s->logging)
 		logging(s, false);
 	s->throttle = 0;

@@ -14,7 +14,7 @@
 
 static const char *const type_names[NR_MIG_TYPES] = {
     [MIG_HELLO] = "HELLO", [MIG_PAGES] = "PAGES", [MIG_ZERO] = "ZERO",
-    [MIG_STATE] = "STATE", [MIG_END] = "END",
+    [MIG_STATE] = "STATE", [MIG_END] = "END",	  [MIG_SYNC] = "SYNC",
 };
 
 uint64_t mig_max_len(enum mig_type t)
@@ -29,6 +29,8 @@ uint64_t mig_max_len(enum mig_type t)
 		return 16;
 	case MIG_STATE:
 		return STATE_MAX;
+	case MIG_SYNC:
+		return 8;
 	default:
 		return 0;
 	}

@@ -21,6 +21,7 @@ enum mig_type {
 	MIG_ZERO,      /* u64 offset, u32 npages, u32 0: those pages are zero now */
 	MIG_STATE,     /* the state sections (POPEKST1), as state.bin */
 	MIG_END,       /* u64 pages sent, u64 rounds */
+	MIG_SYNC,      /* u64 round: answered "synced" once all before it is stored */
 	NR_MIG_TYPES
 };
 

@@ -16,7 +16,10 @@ static void receive(const uint8_t *p, size_t n)
 {
 	char err[512];
 	struct mig_in in = {.fd = -1, .buf = p, .left = n};
-	snapshot_close(migrate_receive(&in, err, sizeof(err)));
+	struct mig_recv *r = migrate_receive_begin(&in, err, sizeof(err));
+	if (r)
+		migrate_receive_rest(r, err, sizeof(err));
+	migrate_receive_free(r);
 }
 
 static void put32(uint8_t *p, uint32_t v)

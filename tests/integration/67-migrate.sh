@@ -50,6 +50,8 @@ migrate_case() {
 		fail "$name" "wrong or no result on the destination: $(tail -c 200 "$DST_CON")"
 	elif ! grep -q "src migrated to $uri" "$TMP/src.err"; then
 		fail "$name" "the source did not say where it went: $(cat "$TMP/src.err")"
+	elif ! grep -qE "downtime [0-9.]+ ms \(collect [0-9.]+, last_pages [0-9.]+, disk_flush [0-9.]+, state [0-9.]+, destination [0-9.]+, go [0-9.]+\)" "$TMP/mig.err"; then
+		fail "$name" "popek migrate did not split the downtime by phase: $(tail -c 300 "$TMP/mig.err")"
 	else
 		pass "$name: finishes there with the uninterrupted result"
 	fi
@@ -251,10 +253,20 @@ expect_err "migrate: usage" 64 "usage: popek migrate"
 run_vm mig-nodest migrate nosuchvm "unix:$TMP/nobody.sock"
 expect_err "migrate: no destination listening" 71 "is 'popek receive --listen"
 
-# Linux on soft with a loop writing memory and its disk, migrated at the
-# shell: the shell answers there, the loop's counter went on, and the disk
-# holds its latest write (shared storage, flushed at the handover).
 IMAGES=$POPEK_ROOT/images
+# A Linux guest that has used an IPv4 address announces it (gratuitous ARP)
+# after the move, to a peer on the same popek switch, and answers it there.
+if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
+	fail "migrate: gratuitous ARP" "images/ lacks the default image: run 'make image'"
+else
+	timeout 400 python3 "$POPEK_ROOT/tests/linux/migrate_net.py" "$P" "$IMAGES" "$TMP" >"$TMP/garp.log" 2>&1
+	scenario_report "$TMP/garp.log" "migrate: gratuitous ARP" $?
+fi
+
+# Linux on soft with a loop writing memory and its disk, migrated at the
+# shell: the shell answers there, the loop's counter went on, the disk holds
+# its latest write (shared storage, flushed at the handover), and the guest's
+# clock kept pace with the host's.
 if [ ! -f "$IMAGES/vmlinux" ] || [ ! -f "$IMAGES/initramfs.cpio.gz" ]; then
 	fail "migrate: linux" "images/ lacks the default image: run 'make image'"
 else
@@ -277,7 +289,12 @@ else:
     if not m or int(m.group(1)) < r["count_after"]:
         problems.append("disk: " + r["disk_loop"])
     if r["exit_code"] != 0: problems.append("exit code %d after poweroff" % r["exit_code"])
-    print("  linux on soft: loop at %d before, %d after the move, %d later" % (r["count_before"], r["count_after"], r["count_later"]))
+    # The guest's uptime keeps pace with the host's clock across the move (it
+    # stands still only for the downtime) and after it; 1.5 s for the reads.
+    (g0, h0), (g1, h1), (g2, h2) = r["clock_before"], r["clock_after"], r["clock_later"]
+    if not g0 <= g1 <= g2 or abs((h1 - h0) - (g1 - g0)) > 1.5 or abs((h2 - h1) - (g2 - g1)) > 1.5:
+        problems.append("guest clock %.2f, %.2f, %.2f at host %.2f, %.2f, %.2f" % (g0, g1, g2, h0, h1, h2))
+    print("  linux on soft: loop at %d before, %d after the move, %d later; guest uptime %s" % (r["count_before"], r["count_after"], r["count_later"], [c[0] for c in (r["clock_before"], r["clock_after"], r["clock_later"])]))
 if problems:
     print("  " + "; ".join(problems))
     sys.exit(1)

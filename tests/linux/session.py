@@ -113,14 +113,19 @@ try:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         while not os.path.exists(sock) and dst.poll() is None:
             time.sleep(0.05)
+        # The guest's clock against the host's, before and twice after the move.
+        clock = lambda: (float(run("cat /proc/uptime").split()[0]), round(time.monotonic(), 2))
+        result["clock_before"] = clock()
         mig = subprocess.run([popek, "migrate", name, "unix:" + sock], capture_output=True, text=True)
         result["migrate_rc"] = mig.returncode
         result["migrate_out"] = mig.stderr[-600:]
         result["source_exit"] = proc.wait(60)
         proc, out = dst, b""
         result["count_after"] = int(run("cat /mig.count") or "0")
+        result["clock_after"] = clock()
         time.sleep(3)
         result["count_later"] = int(run("cat /mig.count") or "0")
+        result["clock_later"] = clock()
         result["shell_after"] = run("echo hello after migration")
         result["disk_loop"] = run("echo 3 > /proc/sys/vm/drop_caches; "
                                   "dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 16")
