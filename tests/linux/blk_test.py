@@ -70,8 +70,13 @@ with open(path("base.raw"), "wb") as f:
     f.write(base + bytes(30 * MIB))
 img("convert", "-f", "raw", "-O", "qcow2", path("base.raw"), path("base.qcow2"))
 img("create", "-f", "qcow2", "-b", path("base.qcow2"), "-F", "qcow2", path("ov.qcow2"))
-for n in ("a", "u", "k"):
-    img("create", "-f", "qcow2", path(n + ".qcow2"), "64M")
+img("create", "-f", "qcow2", path("a.qcow2"), "64M")
+# The disks whose daemons are killed mid-write: with their metadata written
+# up front a daemon holds nothing unwritten (an unflushed cluster allocation
+# would be lost with it, as in a power cut), so every acknowledged byte must
+# read back.
+for n in ("u", "k"):
+    img("create", "-f", "qcow2", "-o", "preallocation=metadata", path(n + ".qcow2"), "64M")
 for n in ("r.img", "fake.qcow2"):
     with open(path(n), "wb") as f:
         f.truncate(16 * MIB)
