@@ -123,15 +123,18 @@ static void backend_failed(struct vhost_dev *d)
 		d->what, d->after_death);
 	d->running = d->waiting = false;
 	d->dead = true;
-	/* Take the rings back where the backend left them: requests it took and
-	 * never answered are answered now, assuming it answered in order (a
-	 * request it finished out of order may be answered twice; either way
-	 * the driver sees errors, not a hang). */
+	/* Take the rings back where the backend left them: the requests in
+	 * flight are put where popek reads next, as for a new backend. If popek
+	 * lost count, it assumes the backend answered in order (a request it
+	 * finished out of order may then be answered twice; either way the
+	 * driver sees errors, not a hang). */
 	for (unsigned q = 0; q < d->vp.info.nqueues; q++) {
 		struct virtq *vq = &d->vp.vq[q];
 		if (!vq->enabled)
 			continue;
-		uint16_t idx = ring_idx(vq->used);
+		uint16_t idx;
+		if (restore_ring(d, q, &idx) < 0)
+			idx = ring_idx(vq->used);
 		vq->used_idx = vq->last_avail = idx;
 		virtio_pci_process(&d->vp, q, d->fail);
 	}
@@ -185,6 +188,9 @@ static void reset(struct virtio_pci *vp)
 	if (d->running && vhost_user_stop(&d->vu) < 0)
 		backend_lost(d);
 	d->running = d->had_rings = false;
+	/* The record is of rings that are no more, until the next handover. */
+	for (unsigned q = 0; q < VHOST_USER_MAX_QUEUES; q++)
+		d->track[q].lost = true;
 }
 
 static const struct virtio_dev_ops vhost_ops = {.queue_notify = notify, .reset = reset};
