@@ -10,88 +10,6 @@
 /* The keeper waits 5 s for a backend it started to listen: wait longer. */
 #define CONNECT_WAIT_MS 10000
 
-static uint16_t ring_idx(const uint8_t *ring)
-{
-	uint16_t idx;
-	memcpy(&idx, ring + 2, sizeof(idx));
-	__atomic_thread_fence(__ATOMIC_ACQUIRE); /* the entries after the index */
-	return idx;
-}
-
-/* Take in what changed in queue q's rings since the last look. The used
- * index is read first: a completion seen was then posted before the avail
- * index is read, so it is counted before it is taken away. */
-static void track(struct vhost_dev *d, unsigned q)
-{
-	const struct virtq *vq = &d->vp.vq[q];
-	struct vhost_track *t = &d->track[q];
-	if (!vq->enabled || t->lost)
-		return;
-	uint16_t used = ring_idx(vq->used), avail = ring_idx(vq->avail);
-	if ((uint16_t)(avail - t->avail) > vq->size || (uint16_t)(used - t->used) > vq->size) {
-		t->lost = true; /* entries were overwritten before popek saw them */
-		return;
-	}
-	for (; t->avail != avail; t->avail++) {
-		uint16_t head;
-		memcpy(&head, vq->avail + 4 + 2u * (t->avail % vq->size), sizeof(head));
-		if (head < vq->size) {
-			t->count[head] = 1; /* a driver posts a head only once it came back */
-			t->seq[head] = t->next_seq++;
-		}
-	}
-	for (; t->used != used; t->used++) {
-		uint32_t id;
-		memcpy(&id, vq->used + 4 + 8u * (t->used % vq->size), sizeof(id));
-		if (id < vq->size)
-			t->count[id] = 0;
-	}
-}
-
-static void track_start(struct vhost_dev *d, unsigned q)
-{
-	const struct virtq *vq = &d->vp.vq[q];
-	memset(&d->track[q], 0, sizeof(d->track[q]));
-	d->track[q].avail = vq->last_avail;
-	d->track[q].used = vq->enabled ? ring_idx(vq->used) : 0;
-}
-
-/* Give a new backend queue q's requests in flight: they are written, in the
- * order they were posted, to the avail slots from the used index on, which
- * is where the backend starts (SET_VRING_BASE). Those slots hold requests
- * already answered or still in flight, which the driver no longer reads, and
- * the driver's next posting goes after them. -1 if popek lost count. */
-static int restore_ring(struct vhost_dev *d, unsigned q, uint16_t *base)
-{
-	struct virtq *vq = &d->vp.vq[q];
-	struct vhost_track *t = &d->track[q];
-	track(d, q);
-	if (t->lost)
-		return -1;
-	uint16_t heads[VQ_MAX_SIZE], n = 0;
-	for (uint16_t h = 0; h < vq->size; h++)
-		if (t->count[h])
-			heads[n++] = h;
-	/* Oldest first (insertion sort: n is at most the ring size). */
-	for (uint16_t i = 1; i < n; i++)
-		for (uint16_t j = i;
-		     j > 0 && (int32_t)(t->seq[heads[j]] - t->seq[heads[j - 1]]) < 0; j--) {
-			uint16_t x = heads[j];
-			heads[j] = heads[j - 1];
-			heads[j - 1] = x;
-		}
-	/* A driver keeps exactly avail - used requests out; any other count
-	 * means the rings are not what popek followed. */
-	if ((uint16_t)(t->avail - t->used) != n)
-		return -1;
-	for (uint16_t i = 0; i < n; i++)
-		memcpy(vq->avail + 4 + 2u * ((uint16_t)(t->used + i) % vq->size), &heads[i],
-		       sizeof(heads[i]));
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	*base = t->used;
-	return 0;
-}
-
 /* The rings go to the backend: fresh (restore false), or with what the last
  * backend left in flight. */
 static int start_backend(struct vhost_dev *d, bool restore)
@@ -105,7 +23,9 @@ static int start_backend(struct vhost_dev *d, bool restore)
 					vq->last_avail};
 		if (!vq->enabled)
 			continue;
-		if (restore ? restore_ring(d, q, &r.base) < 0 : (track_start(d, q), 0))
+		if (!restore)
+			vhost_track_start(&d->track[q], vq);
+		else if (vhost_track_restore(&d->track[q], &vp->vq[q], &r.base) < 0)
 			return -1;
 		if (vhost_user_start_queue(&d->vu, q, &r, vp->mem) < 0)
 			return -1;
@@ -133,8 +53,8 @@ static void backend_failed(struct vhost_dev *d)
 		if (!vq->enabled)
 			continue;
 		uint16_t idx;
-		if (restore_ring(d, q, &idx) < 0)
-			idx = ring_idx(vq->used);
+		if (vhost_track_restore(&d->track[q], vq, &idx) < 0)
+			memcpy(&idx, vq->used + 2, sizeof(idx));
 		vq->used_idx = vq->last_avail = idx;
 		virtio_pci_process(&d->vp, q, d->fail);
 	}
@@ -148,7 +68,7 @@ static void backend_lost(struct vhost_dev *d)
 		loop_watch_events(d->sock_w, 0);
 	for (unsigned q = 0; q < d->vp.info.nqueues; q++)
 		if (d->running)
-			track(d, q);
+			vhost_track_update(&d->track[q], &d->vp.vq[q]);
 	vhost_user_hangup(&d->vu);
 	if (d->reconnect && !d->waiting && vhost_backend_redial(&d->backend) == 0) {
 		fprintf(stderr,
@@ -171,14 +91,15 @@ static void notify(struct virtio_pci *vp, unsigned q)
 		return;
 	}
 	if (d->waiting) {
-		track(d, q); /* the request waits in the ring for the next backend */
+		/* the request waits in the ring for the next backend */
+		vhost_track_update(&d->track[q], &d->vp.vq[q]);
 		return;
 	}
 	if (!d->running && start_backend(d, false) < 0) {
 		backend_lost(d);
 		return;
 	}
-	track(d, q);
+	vhost_track_update(&d->track[q], &d->vp.vq[q]);
 	vhost_user_kick(&d->vu, q);
 }
 
@@ -204,7 +125,7 @@ static void called(void *ctx, unsigned ready)
 		return;
 	pthread_mutex_lock(&c->d->vp.lock);
 	if (virtio_pci_live(&c->d->vp)) {
-		track(c->d, c->q);
+		vhost_track_update(&c->d->track[c->q], &c->d->vp.vq[c->q]);
 		virtio_pci_used(&c->d->vp, c->q);
 	}
 	pthread_mutex_unlock(&c->d->vp.lock);

@@ -10,6 +10,7 @@
 #ifndef POPEK_VHOST_DEV_H
 #define POPEK_VHOST_DEV_H
 
+#include "devices/vhost_track.h"
 #include "devices/virtio_pci.h"
 #include "vhost/backend.h"
 #include "vhost/vhost_user.h"
@@ -23,19 +24,6 @@ struct vhost_call {
 	struct vhost_dev *d;
 	unsigned q;
 	struct loop_watch *w;
-};
-
-/* What popek knows of a queue's requests, so that a new backend can be given
- * exactly those in flight (what VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD would
- * give, which qemu-storage-daemon 7.2 does not offer): every kick and every
- * call, popek reads the rings' new entries and counts, per head, postings
- * minus completions. */
-struct vhost_track {
-	uint16_t avail, used;	    /* the next ring positions not looked at */
-	bool lost;		    /* more went by unseen than the ring holds */
-	uint8_t count[VQ_MAX_SIZE]; /* per head: 1 while in flight */
-	uint32_t seq[VQ_MAX_SIZE];  /* per head: when it was last posted */
-	uint32_t next_seq;
 };
 
 struct vhost_dev {

@@ -182,17 +182,19 @@ try:
         return "".join(said)
 
     def write_through(dev, cut):
-        """The guest writes 48 MiB of random data to dev with O_DIRECT;
-        cut() runs while dd is under way. Returns (dd still ran when cut,
-        dd's status line, the sha256 written, the sha256 read back)."""
-        vm.run("dd if=/dev/urandom of=/tmp/w bs=1M count=48 2>/dev/null; "
-               "(dd if=/tmp/w of=/dev/%s bs=16k oflag=direct conv=fsync 2>/tmp/dd.err; "
-               "echo dd-status=$? >>/tmp/dd.err) & echo $! >/tmp/dd.pid" % dev)
+        """The guest writes 48 MiB of random data to dev with O_DIRECT, eight
+        writers at once (so requests are in flight together and the daemon
+        may answer them out of order); cut() runs while they are under way.
+        Returns (they still ran when cut, their exit statuses, the sha256
+        written, the sha256 read back)."""
+        vm.run("dd if=/dev/urandom of=/tmp/w bs=1M count=48 2>/dev/null; rm -f /tmp/dd.*; "
+               "for k in 0 1 2 3 4 5 6 7; do (dd if=/tmp/w of=/dev/%s bs=16k skip=$((k*384)) "
+               "seek=$((k*384)) count=384 oflag=direct 2>/dev/null; echo $? >/tmp/dd.$k) & "
+               "done" % dev)
         time.sleep(1)
-        running = vm.run("kill -0 $(cat /tmp/dd.pid) && echo running")
-        running = running.endswith("running")
+        running = vm.run("ls /tmp/dd.* 2>/dev/null | wc -l") == "0"
         cut()
-        st = vm.run("wait $(cat /tmp/dd.pid); tail -1 /tmp/dd.err", 180)
+        st = vm.run("wait; cat /tmp/dd.*", 180).split()
         wrote = vm.run("sha256sum /tmp/w").split()[0]
         return running, st, wrote, guest_sha(vm, dev, 0, 48)
 
@@ -208,7 +210,7 @@ try:
         running, st, wrote, back = write_through("vdf", cut)
         after = qsd_of("k.qcow2")
         err = popek_says()
-        ok = (before and running and st == "dd-status=0" and wrote == back and after and
+        ok = (before and running and st == ["0"] * 8 and wrote == back and after and
               not set(after) & set(before) and "virtio-blk5" in err and
               "popek restarts it" in err and "reconnected" in err)
         return ok, "daemons %r -> %r, dd ran %s, %r, wrote %s read %s, popek: %r" % (
@@ -225,7 +227,7 @@ try:
             user_qsd = start_user_qsd()
         running, st, wrote, back = write_through("vdc", cut)
         err = popek_says()
-        ok = (running and st == "dd-status=0" and wrote == back and
+        ok = (running and st == ["0"] * 8 and wrote == back and
               "virtio-blk2" in err and "waits for it at its socket" in err and
               err.count("reconnected") >= 2)
         return ok, "dd ran %s, %r, wrote %s read %s, popek: %r" % (
