@@ -10,24 +10,32 @@
 /* The keeper waits 5 s for a backend it started to listen: wait longer. */
 #define CONNECT_WAIT_MS 10000
 
+#define CANNOT_RESUME (-2) /* no backend can carry on: popek lost count, say */
+
 /* The rings go to the backend: fresh (restore false), or with what the last
- * backend left in flight. */
+ * backend left in flight. 0, -1 (the backend failed), or CANNOT_RESUME. */
 static int start_backend(struct vhost_dev *d, bool restore)
 {
 	struct virtio_pci *vp = &d->vp;
+	uint16_t base[VIRTIO_MAX_QUEUES] = {0};
+	for (unsigned q = 0; q < vp->info.nqueues; q++) {
+		struct virtq *vq = &vp->vq[q];
+		if (!vq->enabled)
+			continue;
+		if (!restore) {
+			vhost_track_start(&d->track[q], vq);
+			base[q] = vq->last_avail;
+		} else if (vhost_track_restore(&d->track[q], vq, &base[q]) < 0) {
+			return CANNOT_RESUME;
+		}
+	}
 	if (vhost_user_setup(&d->vu, vp->driver_features, vp->mem) < 0)
 		return -1;
 	for (unsigned q = 0; q < vp->info.nqueues; q++) {
 		const struct virtq *vq = &vp->vq[q];
 		struct vhost_vring r = {vq->size, vq->desc_gpa, vq->avail_gpa, vq->used_gpa,
-					vq->last_avail};
-		if (!vq->enabled)
-			continue;
-		if (!restore)
-			vhost_track_start(&d->track[q], vq);
-		else if (vhost_track_restore(&d->track[q], &vp->vq[q], &r.base) < 0)
-			return -1;
-		if (vhost_user_start_queue(&d->vu, q, &r, vp->mem) < 0)
+					base[q]};
+		if (vq->enabled && vhost_user_start_queue(&d->vu, q, &r, vp->mem) < 0)
 			return -1;
 	}
 	d->running = true;
@@ -75,7 +83,8 @@ static void backend_lost(struct vhost_dev *d)
 			"popek: %s: the vhost-user backend is gone; its requests wait while %s\n",
 			d->what,
 			d->backend.own ? "popek restarts it" : "popek waits for it at its socket");
-		d->had_rings = d->running;
+		/* A loss while handing the rings over keeps them to hand over. */
+		d->had_rings |= d->running;
 		d->running = false;
 		d->waiting = true;
 		return;
@@ -178,9 +187,24 @@ static void ctl_ready(void *ctx, unsigned ready)
 		d->waiting = false;
 		/* The driver keeps the features it accepted: the new backend must
 		 * offer them all. */
-		if (vhost_user_attach(&d->vu, fd) < 0 || watch_socket(d) < 0 ||
-		    (d->vp.driver_features & ~d->vu.features & VHOST_DEV_BITS_MASK) ||
-		    (d->had_rings && start_backend(d, true) < 0)) {
+		int rc = vhost_user_attach(&d->vu, fd) < 0 || watch_socket(d) < 0 ? -1
+			 : d->vp.driver_features & ~d->vu.features & VHOST_DEV_BITS_MASK
+			     ? CANNOT_RESUME
+			 : d->had_rings ? start_backend(d, true)
+					: 0;
+		if (rc == CANNOT_RESUME) {
+			/* No backend can carry on: fail for good. */
+			fprintf(
+			    stderr,
+			    "popek: %s: the new backend cannot take over (it lacks features the "
+			    "driver uses, or popek lost count of the requests in flight)\n",
+			    d->what);
+			vhost_user_hangup(&d->vu);
+			backend_failed(d);
+		} else if (rc < 0) {
+			fprintf(stderr,
+				"popek: %s: the new backend hung up or broke the protocol\n",
+				d->what);
 			backend_lost(d);
 		} else {
 			fprintf(stderr, "popek: %s: reconnected to the vhost-user backend\n",

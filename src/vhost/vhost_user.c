@@ -297,8 +297,10 @@ int vhost_user_start_queue(struct vhost_user *v, unsigned q, const struct vhost_
 	int bad = set(v, SET_VRING_NUM, &(struct vring_state){q, r->num}, 8, -1) ||
 		  set(v, SET_VRING_BASE, &(struct vring_state){q, r->base}, 8, -1) ||
 		  set(v, SET_VRING_ADDR, &addr, sizeof(addr), -1) ||
-		  set_u64(v, SET_VRING_KICK, q, v->kick[q]) ||
+		  /* The call fd first: a backend starts the ring at KICK, and a
+		   * kick left in the eventfd (a reconnect) makes it answer at once. */
 		  set_u64(v, SET_VRING_CALL, q, v->call[q]) ||
+		  set_u64(v, SET_VRING_KICK, q, v->kick[q]) ||
 		  ((v->features & 1ull << F_PROTOCOL_FEATURES) &&
 		   set(v, SET_VRING_ENABLE, &(struct vring_state){q, 1}, 8, -1));
 	if (bad)
