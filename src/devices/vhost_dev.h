@@ -2,12 +2,15 @@
  * vhost-user-blk): the transport talks to the driver, the backend reads and
  * answers the rings in shared RAM. popek hands the rings over when the
  * driver is ready, forwards kicks to the backend's eventfds and turns its
- * call eventfds into interrupts on the VM's loop. When the backend dies the
- * device takes the rings back and answers every request itself with the
- * device's own error. */
+ * call eventfds into interrupts on the VM's loop. When the backend dies a
+ * device that can (vhost-user-blk) waits for a new one and hands it the
+ * rings with the requests in flight; otherwise, or if none comes, the device
+ * takes the rings back and answers every request itself with the device's
+ * own error. */
 #ifndef POPEK_VHOST_DEV_H
 #define POPEK_VHOST_DEV_H
 
+#include "devices/vhost_track.h"
 #include "devices/virtio_pci.h"
 #include "vhost/backend.h"
 #include "vhost/vhost_user.h"
@@ -29,8 +32,14 @@ struct vhost_dev {
 	struct vhost_backend backend; /* the process popek started, if it did */
 	struct vhost_call call[VHOST_USER_MAX_QUEUES];
 	struct loop_watch *sock_w;
-	bool running;		 /* the backend has the rings */
-	bool dead;		 /* the backend is gone: fail answers every request */
+	struct loop *loop;
+	struct loop_watch *ctl_w; /* the keeper's connections (reconnect only) */
+	bool reconnect;		  /* the device survives a new backend (set before init) */
+	bool running;		  /* the backend has the rings */
+	bool waiting;		  /* the backend is gone, a new one is awaited */
+	bool had_rings;		  /* ... and the last one had the rings */
+	bool dead;		  /* the backend is gone: fail answers every request */
+	struct vhost_track track[VHOST_USER_MAX_QUEUES];
 	char dir[32], sock[64];	 /* where popek's backend listens until connected */
 	char what[96];		 /* "virtio-fs TAG", for messages */
 	const char *after_death; /* what the guest sees then, for the message */
@@ -42,10 +51,10 @@ void vhost_dev_prepare(struct vhost_dev *d);
 /* Make a private socket folder /tmp/popek-NAME-XXXXXX for a backend popek
  * starts: d->sock is its socket path. 0, or -1 with err set. */
 int vhost_dev_socket_dir(struct vhost_dev *d, const char *name, char *err, size_t errlen);
-/* Connect to path (giving a backend popek started time to listen, and
- * noticing it gave up) and remove popek's socket folder: from now on only
- * popek can reach the backend. 0, or -1 with err set. */
-int vhost_dev_connect(struct vhost_dev *d, const char *path, unsigned nqueues, char *err,
+/* Start the backend's keeper (devices/backend.h; argv NULL: the user's
+ * backend at path) and connect through it. 0, or -1 with err set. */
+int vhost_dev_connect(struct vhost_dev *d, const char *path, char *const argv[],
+		      int (*setup)(void *arg), void *arg, unsigned nqueues, char *err,
 		      size_t errlen);
 /* Plug the transport in (info->ops is the vhost device's own) and watch the
  * backend. 0, or -1 with err set. */

@@ -50,6 +50,8 @@ static int qemu_opt(char *buf, size_t len, const char *prefix, const char *val)
 	return *val ? -1 : 0;
 }
 
+/* Start qemu-storage-daemon for the image and connect to it: 0, or the
+ * exit code with err set. */
 static int spawn_qsd(struct vhost_blk *b, const struct disk_config *dc, char *err, size_t errlen)
 {
 	if (!strcmp(dc->format, "luks")) {
@@ -59,7 +61,7 @@ static int spawn_qsd(struct vhost_blk *b, const struct disk_config *dc, char *er
 		    "yourself (--object secret, --blockdev driver=luks,key-secret=..., --export "
 		    "type=vhost-user-blk) and use --disk socket=PATH",
 		    dc->path);
-		return -1;
+		return EXIT_CODE_USAGE;
 	}
 	if (access(QSD, X_OK) < 0) {
 		snprintf(
@@ -67,15 +69,15 @@ static int spawn_qsd(struct vhost_blk *b, const struct disk_config *dc, char *er
 		    "--disk %s: a %s image is served by %s, which is missing (install Debian's "
 		    "qemu-system-common, or convert it: qemu-img convert -O raw)",
 		    dc->path, dc->format, QSD);
-		return -1;
+		return EXIT_CODE_USAGE;
 	}
 	if (vhost_dev_socket_dir(&b->d, "blk", err, errlen) < 0)
-		return -1;
+		return EXIT_CODE_HOST;
 	const char *ro = dc->ro ? ",read-only=on" : "";
 	char file[4200], fmt[128], export[256];
 	if (qemu_opt(file, sizeof(file) - 20, "driver=file,node-name=file0,filename=", dc->path)) {
 		snprintf(err, errlen, "--disk %s: path too long", dc->path);
-		return -1;
+		return EXIT_CODE_USAGE;
 	}
 	strcat(file, ro);
 	snprintf(fmt, sizeof(fmt), "driver=%s,node-name=disk0,file=file0%s", dc->format, ro);
@@ -84,7 +86,9 @@ static int spawn_qsd(struct vhost_blk *b, const struct disk_config *dc, char *er
 		 "writable=%s",
 		 b->d.sock, dc->ro ? "off" : "on");
 	char *argv[] = {QSD, "--blockdev", file, "--blockdev", fmt, "--export", export, NULL};
-	return vhost_backend_start(&b->d.backend, argv, NULL, NULL, err, errlen);
+	return vhost_dev_connect(&b->d, b->d.sock, argv, NULL, NULL, BLK_QUEUES, err, errlen) < 0
+		   ? EXIT_CODE_HOST
+		   : 0;
 }
 
 static void blk_destroy(void *dev)
@@ -123,10 +127,14 @@ static int blk_create(const struct dev_services *s, const struct vm_config *cfg,
 	snprintf(b->d.what, sizeof(b->d.what), "virtio-blk%d (%.60s)", i, dc->path);
 	b->d.after_death = "every request to the disk fails with an I/O error";
 	b->d.fail = fail_request;
-	if (own && spawn_qsd(b, dc, err, errlen) < 0)
-		return EXIT_CODE_USAGE;
-	if (vhost_dev_connect(&b->d, own ? b->d.sock : dc->path, BLK_QUEUES, err, errlen) < 0)
-		return own ? EXIT_CODE_HOST : EXIT_CODE_USAGE;
+	/* qemu-storage-daemon keeps nothing of a client but the rings, which
+	 * popek follows (vhost_dev.h): a new one carries on where it stopped. */
+	b->d.reconnect = true;
+	int rc =
+	    own ? spawn_qsd(b, dc, err, errlen)
+		: vhost_dev_connect(&b->d, dc->path, NULL, NULL, NULL, BLK_QUEUES, err, errlen);
+	if (rc)
+		return own ? rc : EXIT_CODE_USAGE;
 	if (vhost_user_get_config(&b->d.vu, b->config, sizeof(b->config)) < 0) {
 		snprintf(err, errlen,
 			 "%s: the backend does not give the disk's size (it needs the vhost-user "

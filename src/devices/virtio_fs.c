@@ -69,6 +69,8 @@ static int mount_ro(void *arg)
 	return 0;
 }
 
+/* Start virtiofsd for the folder and connect to it: 0, or the exit code
+ * with err set. */
 static int spawn_virtiofsd(struct virtio_fs *fs, const struct fs_config *f, char *err,
 			   size_t errlen)
 {
@@ -77,20 +79,22 @@ static int spawn_virtiofsd(struct virtio_fs *fs, const struct fs_config *f, char
 			 "--fs %s: %s is missing (install Debian's qemu-system-common, or start "
 			 "a backend yourself and use --fs socket=PATH,tag=TAG)",
 			 f->dir, VIRTIOFSD);
-		return -1;
+		return EXIT_CODE_USAGE;
 	}
 	if (vhost_dev_socket_dir(&fs->d, "fs", err, errlen) < 0)
-		return -1;
+		return EXIT_CODE_HOST;
 	char sockopt[80], source[4200];
 	snprintf(sockopt, sizeof(sockopt), "--socket-path=%s", fs->d.sock);
 	if (snprintf(source, sizeof(source), "source=%s", f->dir) >= (int)sizeof(source)) {
 		snprintf(err, errlen, "--fs %s: path too long", f->dir);
-		return -1;
+		return EXIT_CODE_USAGE;
 	}
 	char *argv[] = {VIRTIOFSD, sockopt,	     "-o", source, "-o", "cache=auto",
 			"-o",	   "log_level=warn", NULL};
-	return vhost_backend_start(&fs->d.backend, argv, f->ro ? mount_ro : NULL, (void *)f->dir,
-				   err, errlen);
+	return vhost_dev_connect(&fs->d, fs->d.sock, argv, f->ro ? mount_ro : NULL, (void *)f->dir,
+				 FS_QUEUES, err, errlen) < 0
+		   ? EXIT_CODE_HOST
+		   : 0;
 }
 
 static void fs_destroy(void *dev)
@@ -131,10 +135,14 @@ static int fs_create(const struct dev_services *s, const struct vm_config *cfg, 
 	snprintf(fs->d.what, sizeof(fs->d.what), "virtio-fs %s", f->tag);
 	fs->d.after_death = "the share fails with ENOTCONN";
 	fs->d.fail = fail_request;
-	if (f->dir && spawn_virtiofsd(fs, f, err, errlen) < 0)
-		return EXIT_CODE_USAGE;
-	if (vhost_dev_connect(&fs->d, f->dir ? fs->d.sock : f->socket, FS_QUEUES, err, errlen) < 0)
-		return f->dir ? EXIT_CODE_HOST : EXIT_CODE_USAGE;
+	/* No reconnect: a new virtiofsd knows neither the FUSE session (it
+	 * refuses every request before FUSE_INIT, which the guest sent once)
+	 * nor the guest's node ids and open files. */
+	int rc =
+	    f->dir ? spawn_virtiofsd(fs, f, err, errlen)
+		   : vhost_dev_connect(&fs->d, f->socket, NULL, NULL, NULL, FS_QUEUES, err, errlen);
+	if (rc)
+		return f->dir ? rc : EXIT_CODE_USAGE;
 	memcpy(fs->cfg.tag, f->tag, strlen(f->tag));
 	fs->cfg.num_request_queues = FS_QUEUES - 1;
 	struct virtio_pci_info info = {

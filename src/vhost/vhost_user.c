@@ -6,7 +6,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /* Requests (vhost-user spec, "Front-end message types"). */
@@ -202,8 +201,15 @@ static int set_u64(struct vhost_user *v, uint32_t request, uint64_t val, int fd)
 	return set(v, request, &val, sizeof(val), fd);
 }
 
-static int new_eventfds(struct vhost_user *v)
+int vhost_user_init(struct vhost_user *v, unsigned nqueues)
 {
+	memset(v, 0, sizeof(*v));
+	v->fd = -1;
+	for (unsigned q = 0; q < VHOST_USER_MAX_QUEUES; q++)
+		v->kick[q] = v->call[q] = -1;
+	if (nqueues > VHOST_USER_MAX_QUEUES)
+		return -1;
+	v->nqueues = nqueues;
 	for (unsigned q = 0; q < v->nqueues; q++) {
 		v->kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		v->call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -213,35 +219,15 @@ static int new_eventfds(struct vhost_user *v)
 	return 0;
 }
 
-int vhost_user_connect(struct vhost_user *v, const char *path, unsigned nqueues, char *err,
-		       size_t errlen)
+int vhost_user_attach(struct vhost_user *v, int fd)
 {
-	memset(v, 0, sizeof(*v));
-	v->nqueues = nqueues;
-	for (unsigned q = 0; q < VHOST_USER_MAX_QUEUES; q++)
-		v->kick[q] = v->call[q] = -1;
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	if (nqueues > VHOST_USER_MAX_QUEUES || strlen(path) >= sizeof(a.sun_path)) {
-		snprintf(err, errlen, "vhost-user: socket path %s is too long (at most %zu bytes)",
-			 path, sizeof(a.sun_path) - 1);
-		v->fd = -1;
-		return -1;
-	}
-	strcpy(a.sun_path, path);
-	v->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	gone(v);
+	v->fd = fd;
+	memset(v->started, 0, sizeof(v->started));
+	v->features = v->protocol_features = 0;
 	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
-	if (v->fd < 0 || setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(v->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		snprintf(err, errlen,
-			 "vhost-user: cannot connect to %s: %s (is the backend running and "
-			 "listening there?)",
-			 path, strerror(errno));
-		vhost_user_close(v);
-		return -1;
-	}
-	if (new_eventfds(v) < 0) {
-		snprintf(err, errlen, "vhost-user: cannot create eventfds: %s", strerror(errno));
-		vhost_user_close(v);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		gone(v);
 		return -1;
 	}
 	uint64_t pf = 0;
@@ -251,13 +237,16 @@ int vhost_user_connect(struct vhost_user *v, const char *path, unsigned nqueues,
 		   (get_u64(v, GET_PROTOCOL_FEATURES, &pf) ||
 		    send_msg(v, SET_PROTOCOL_FEATURES, 0, &(uint64_t){pf & PF_WANTED}, 8, -1)));
 	if (bad) {
-		snprintf(err, errlen, "vhost-user: the backend at %s broke the protocol or hung up",
-			 path);
-		vhost_user_close(v);
+		gone(v);
 		return -1;
 	}
 	v->protocol_features = pf & PF_WANTED;
 	return 0;
+}
+
+void vhost_user_hangup(struct vhost_user *v)
+{
+	gone(v);
 }
 
 void vhost_user_close(struct vhost_user *v)
@@ -308,8 +297,10 @@ int vhost_user_start_queue(struct vhost_user *v, unsigned q, const struct vhost_
 	int bad = set(v, SET_VRING_NUM, &(struct vring_state){q, r->num}, 8, -1) ||
 		  set(v, SET_VRING_BASE, &(struct vring_state){q, r->base}, 8, -1) ||
 		  set(v, SET_VRING_ADDR, &addr, sizeof(addr), -1) ||
-		  set_u64(v, SET_VRING_KICK, q, v->kick[q]) ||
+		  /* The call fd first: a backend starts the ring at KICK, and a
+		   * kick left in the eventfd (a reconnect) makes it answer at once. */
 		  set_u64(v, SET_VRING_CALL, q, v->call[q]) ||
+		  set_u64(v, SET_VRING_KICK, q, v->kick[q]) ||
 		  ((v->features & 1ull << F_PROTOCOL_FEATURES) &&
 		   set(v, SET_VRING_ENABLE, &(struct vring_state){q, 1}, 8, -1));
 	if (bad)

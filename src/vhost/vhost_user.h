@@ -16,7 +16,7 @@
 #define VHOST_USER_CONFIG_MAX 256 /* the spec's limit on a device config */
 
 struct vhost_user {
-	int fd;			    /* the unix socket; -1 once the backend is gone */
+	int fd;			    /* the unix socket; -1 while there is no backend */
 	uint64_t features;	    /* what the backend offers (GET_FEATURES) */
 	uint64_t protocol_features; /* negotiated */
 	int kick[VHOST_USER_MAX_QUEUES], call[VHOST_USER_MAX_QUEUES];
@@ -31,10 +31,15 @@ struct vhost_vring {
 	uint16_t base; /* first available index the backend looks at */
 };
 
-/* Connect to the backend at path, take ownership and read its features;
- * nqueues kick/call eventfds are made. 0, or -1 with err set. */
-int vhost_user_connect(struct vhost_user *v, const char *path, unsigned nqueues, char *err,
-		       size_t errlen);
+/* No backend yet: make nqueues kick/call eventfd pairs, which stay the
+ * same across backends (the loop watches them). 0 or -1. */
+int vhost_user_init(struct vhost_user *v, unsigned nqueues);
+/* Take over fd, a connection to a backend (a new one replaces the last):
+ * take ownership, read its features and agree on protocol features. 0, or
+ * -1 with fd closed. */
+int vhost_user_attach(struct vhost_user *v, int fd);
+/* Drop the connection; the eventfds stay for the next backend. */
+void vhost_user_hangup(struct vhost_user *v);
 void vhost_user_close(struct vhost_user *v);
 
 /* Agree on features (the driver's, device-specific bits and ring layout) and

@@ -4,7 +4,10 @@ the soft engine (jailed) with seven disks — a qcow2 overlay on a backing file
 (vda), a plain qcow2 (vdb), a qemu-storage-daemon the test starts itself
 (--disk socket=, vdc), a raw image (vdd), a raw image named .qcow2 (vde), a
 qcow2 whose daemon the test kills mid-I/O (vdf) and the backing file itself,
-read-only (vdg). Data written in the guest
+read-only (vdg). Killed mid-write, popek's daemon is restarted and the
+user's is started again by the test: the write completes either way; then
+vdf's image is moved away and its daemon killed again, which fails the
+disk for good. Data written in the guest
 is checked on the host (qemu-img convert, qemu-img check) and read back by a
 second popek process. Prints one "ok NAME" or "FAIL NAME: why" per check.
 Usage: blk_test.py POPEK IMAGES TMPDIR
@@ -67,22 +70,37 @@ with open(path("base.raw"), "wb") as f:
     f.write(base + bytes(30 * MIB))
 img("convert", "-f", "raw", "-O", "qcow2", path("base.raw"), path("base.qcow2"))
 img("create", "-f", "qcow2", "-b", path("base.qcow2"), "-F", "qcow2", path("ov.qcow2"))
-for n in ("a", "u", "k"):
-    img("create", "-f", "qcow2", path(n + ".qcow2"), "64M")
+img("create", "-f", "qcow2", path("a.qcow2"), "64M")
+# The disks whose daemons are killed mid-write: with their metadata written
+# up front a daemon holds nothing unwritten (an unflushed cluster allocation
+# would be lost with it, as in a power cut), so every acknowledged byte must
+# read back.
+for n in ("u", "k"):
+    img("create", "-f", "qcow2", "-o", "preallocation=metadata", path(n + ".qcow2"), "64M")
 for n in ("r.img", "fake.qcow2"):
     with open(path(n), "wb") as f:
         f.truncate(16 * MIB)
 base_file = sha(open(path("base.qcow2"), "rb").read())
 
 sock = path("user.sock")
-user_qsd = subprocess.Popen([QSD, "--blockdev", "driver=file,node-name=f0,filename=" + path("u.qcow2"),
-                             "--blockdev", "driver=qcow2,node-name=d0,file=f0", "--export",
-                             "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=%s,"
-                             "writable=on" % sock])
-for _ in range(200):
+
+
+def start_user_qsd():
+    """The user's own daemon on sock (replacing a stale socket file)."""
     if os.path.exists(sock):
-        break
-    time.sleep(0.05)
+        os.unlink(sock)
+    qsd = subprocess.Popen([QSD, "--blockdev", "driver=file,node-name=f0,filename=" + path("u.qcow2"),
+                            "--blockdev", "driver=qcow2,node-name=d0,file=f0", "--export",
+                            "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=%s,"
+                            "writable=on" % sock])
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    return qsd
+
+
+user_qsd = start_user_qsd()
 
 disks = ["ov.qcow2", "a.qcow2", None, "r.img", "fake.qcow2", "k.qcow2"]
 args = ["--net", "none"]
@@ -151,30 +169,92 @@ try:
         r = subprocess.run([popek, "snapshot", "vhost-blk", path("snap")], capture_output=True,
                            text=True)
         alive = vm.proc.poll() is None and len(guest_sha(vm, "vdb", 0, 1)) == 64
-        err = vm.stderr()
+        err = popek_says()
         return (r.returncode != 0 and "virtio-blk0 cannot save" in r.stderr and alive and
                 "vhost-user backend" in err,
                 "rc %d: %r alive=%s popek: %r" % (r.returncode, r.stderr, alive, err[-300:]))
 
+    said = []
+
+    def popek_says():
+        """All popek has written to stderr so far."""
+        said.append(vm.stderr())
+        return "".join(said)
+
+    def write_through(dev, cut):
+        """The guest writes 48 MiB of random data to dev with O_DIRECT, eight
+        writers at once (so requests are in flight together and the daemon
+        may answer them out of order); cut() runs while they are under way.
+        Returns (they still ran when cut, their exit statuses, the sha256
+        written, the sha256 read back)."""
+        vm.run("dd if=/dev/urandom of=/tmp/w bs=1M count=48 2>/dev/null; rm -f /tmp/dd.*; "
+               "for k in 0 1 2 3 4 5 6 7; do (dd if=/tmp/w of=/dev/%s bs=16k skip=$((k*384)) "
+               "seek=$((k*384)) count=384 oflag=direct 2>/dev/null; echo $? >/tmp/dd.$k) & "
+               "done" % dev)
+        time.sleep(1)
+        running = vm.run("ls /tmp/dd.* 2>/dev/null | wc -l") == "0"
+        cut()
+        st = vm.run("wait; cat /tmp/dd.*", 180).split()
+        wrote = vm.run("sha256sum /tmp/w").split()[0]
+        return running, st, wrote, guest_sha(vm, dev, 0, 48)
+
+    def qsd_of(name):
+        return [int(l.split()[0]) for l in daemons() if "filename=%s " % path(name) in l]
+
+    def restart_own():
+        before = qsd_of("k.qcow2")
+
+        def cut():
+            for p in before:
+                os.kill(p, 9)
+        running, st, wrote, back = write_through("vdf", cut)
+        after = qsd_of("k.qcow2")
+        err = popek_says()
+        ok = (before and running and st == ["0"] * 8 and wrote == back and after and
+              not set(after) & set(before) and "virtio-blk5" in err and
+              "popek restarts it" in err and "reconnected" in err)
+        return ok, "daemons %r -> %r, dd ran %s, %r, wrote %s read %s, popek: %r" % (
+            before, after, running, st, wrote, back, err[-400:])
+
+    def reconnect_user():
+        global user_qsd
+
+        def cut():
+            global user_qsd
+            user_qsd.kill()
+            user_qsd.wait()
+            time.sleep(1)
+            user_qsd = start_user_qsd()
+        running, st, wrote, back = write_through("vdc", cut)
+        err = popek_says()
+        ok = (running and st == ["0"] * 8 and wrote == back and
+              "virtio-blk2" in err and "waits for it at its socket" in err and
+              err.count("reconnected") >= 2)
+        return ok, "dd ran %s, %r, wrote %s read %s, popek: %r" % (
+            running, st, wrote, back, err[-400:])
+
     def kill_backend():
+        # The image is gone, so the restarted daemon exits at once: popek
+        # gives up and the disk fails for good.
+        os.rename(path("k.qcow2"), path("k.moved"))
         vm.run("dd if=/dev/zero of=/dev/vdf bs=64k count=4000 oflag=direct 2>/tmp/dd.err & "
                "echo $! >/tmp/dd.pid")
         time.sleep(2)
-        pids = [l.split()[0] for l in daemons() if "filename=%s " % path("k.qcow2") in l]
+        pids = qsd_of("k.qcow2")
         if not pids:
             return False, "no qemu-storage-daemon for k.qcow2 found"
         for p in pids:
-            os.kill(int(p), 9)
+            os.kill(p, 9)
         out = vm.run("wait $(cat /tmp/dd.pid); echo dd-status=$?; cat /tmp/dd.err; "
                      "dd if=/dev/vdf of=/dev/null bs=4k count=1 skip=9999 iflag=direct; "
                      "echo read-status=$?", 120)
         other = guest_sha(vm, "vdb", 4, 2)
         alive = vm.proc.poll() is None
-        err = vm.stderr()
+        err = popek_says()
         ok = (alive and "dd-status=0" not in out and "read-status=1" in out and
               "I/O error" in out and other == written["a.qcow2"] and
-              "virtio-blk5" in err and "backend is gone" in err)
-        return ok, "alive=%s guest: %r other disk %s popek: %r" % (alive, out, other, err[-300:])
+              "no new backend" in err and "backend is gone; every request" in err)
+        return ok, "alive=%s guest: %r other disk %s popek: %r" % (alive, out, other, err[-400:])
 
     check("vhost-blk: seven disks appear with their sizes (overlay, qcow2, socket, raw, raw .qcow2, ro)",
           sizes)
@@ -187,8 +267,12 @@ try:
           socket_disk)
     check("vhost-blk: a snapshot of a VM with a vhost-user disk is refused, the VM runs on",
           snapshot_refused)
-    check("vhost-blk: killing qemu-storage-daemon mid-I/O fails the guest's I/O, popek keeps "
-          "running and says so", kill_backend)
+    check("vhost-blk: qemu-storage-daemon killed mid-write is restarted, the write completes "
+          "and reads back", restart_own)
+    check("vhost-blk: the user's qemu-storage-daemon killed mid-write and started again on its "
+          "socket: popek reconnects, the write completes and reads back", reconnect_user)
+    check("vhost-blk: a daemon that cannot be restarted (its image is gone) fails the guest's "
+          "I/O, popek keeps running and says so", kill_backend)
     rc = vm.poweroff()
     report(rc == 0 and not daemons(), "vhost-blk: the VM powers off and its daemons end",
            "exit %d, daemons %r: %s" % (rc, daemons(), vm.stderr()))
