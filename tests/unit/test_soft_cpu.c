@@ -958,7 +958,7 @@ static void test_cross_modifying_code(void **state)
 					 0x02, 0x00, 0x66, 0xba, 0x10, 0x05, 0xef};
 	static const uint8_t func[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};
 	struct sg two;
-	assert_int_equal(sg_init(&two, 2), 0);
+	assert_int_equal(sg_init_jit(&two, 2, use_jit), 0);
 	memcpy(two.ram + SG_CODE, writer, sizeof(writer));
 	memcpy(two.ram + SG_CODE + 0x100, reader, sizeof(reader));
 	memcpy(two.ram + SG_CODE + 0x200, func, sizeof(func));
@@ -1120,6 +1120,17 @@ static int64_t jit_stat(const char *key)
 	return v;
 }
 
+/* Instructions the vCPU ran, by --stats. */
+static int64_t insns_run(void)
+{
+	struct json_object *st = json_object_new_object(), *n;
+	soft_engine.stats(g.v, st);
+	assert_true(json_object_object_get_ex(st, "instructions", &n));
+	int64_t v = json_object_get_int64(n);
+	json_object_put(st);
+	return v;
+}
+
 /* Translated loads, stores, PUSH/POP, IMUL, SHL and DEC in a loop, then a
  * #PF from a load in the middle of a translated block, whose frame must name
  * that load (the translation hands it to the interpreter):
@@ -1167,6 +1178,77 @@ static void test_call_ret(void **state)
 	assert_int_equal(sg_r64(&g, SG_STACK - 8), SG_CODE + 0xc); /* the return address */
 	if (use_jit)
 		assert_true(jit_stat("insns") >= 5);
+}
+
+/* One function returning to two call sites in turn: translated, each RET
+ * finds its caller's block in the indirect-branch table, which must tell the
+ * two apart.
+ *   mov ecx, 20; xor eax, eax; xor ebx, ebx
+ * top: call f; add rbx, 1; call f; add rbx, 2
+ *   sub ecx, 1; jnz top; hlt
+ * f: add rax, rcx; ret                   -> rax = 2 * (20 + ... + 1), rbx = 60 */
+static void test_ret_two_sites(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0x31, 0xc0, 0x31, 0xdb, 0xe8,
+				       0x13, 0x00, 0x00, 0x00, 0x48, 0x83, 0xc3, 0x01, 0xe8, 0x0a,
+				       0x00, 0x00, 0x00, 0x48, 0x83, 0xc3, 0x02, 0x83, 0xe9, 0x01,
+				       0x75, 0xe9, 0xf4, 0x48, 0x01, 0xc8, 0xc3};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 420);
+	assert_int_equal(g.st.gpr[R_RBX], 60);
+	assert_int_equal(g.st.gpr[R_RSP], SG_STACK);
+	assert_int_equal(insns_run(), 4 + 20 * 10);
+	if (use_jit)
+		assert_true(jit_stat("links") >= 3); /* both returns and the loop */
+}
+
+/* A translated exit linked to a block whose code then changes: the write
+ * bumps the epoch, so the link is not taken and the new code runs.
+ *   mov ecx, 5; xor ebx, ebx
+ * a: cmp ecx, 3; jne b                  ; linked to b on the first passes
+ *   mov dword [rip + b+1], 7            ; at ecx = 3: b adds 7 from now on
+ * b: mov eax, 1; add ebx, eax; sub ecx, 1; jnz a; hlt   -> ebx = 1 + 1 + 3 * 7 */
+static void test_smc_linked_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x05, 0x00, 0x00, 0x00, 0x31, 0xdb, 0x83, 0xf9,
+				       0x03, 0x75, 0x0a, 0xc7, 0x05, 0x01, 0x00, 0x00, 0x00,
+				       0x07, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00,
+				       0x01, 0xc3, 0x83, 0xe9, 0x01, 0x75, 0xe5, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], 23);
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
+/* Two blocks jumping to each other forever, chained when translated: the
+ * chain still returns for a kick, and the blocks it ran are all counted.
+ *   a: add rax, 1; jmp b
+ *   b: add rbx, 1; jmp a */
+static void test_kick_ends_chain(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0x00,
+				       0x48, 0x83, 0xc3, 0x01, 0xeb, 0xf4};
+	load(code, sizeof(code));
+	pthread_t t;
+	pthread_create(&t, NULL, kicker, NULL);
+	struct vcpu_exit ex;
+	do
+		assert_int_equal(soft_engine.vcpu_run(g.v, &ex), 0);
+	while (ex.reason != EXIT_KICKED);
+	pthread_join(t, NULL);
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	uint64_t a = g.st.gpr[R_RAX], b = g.st.gpr[R_RBX];
+	assert_true(a > 1000);
+	assert_true(a == b || a == b + 1);
+	assert_int_equal(g.st.rip, SG_CODE + (a == b ? 0 : 6));
+	assert_int_equal(insns_run(), (int64_t)(2 * (a + b)));
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
 }
 
 /* Run the code at SG_CODE again, from the state the last run left. */
@@ -1324,6 +1406,9 @@ int main(void)
 	    cmocka_unit_test(test_smp_cmpxchg_is_one_access),
 	    cmocka_unit_test(test_cross_modifying_code),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kick_ends_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),

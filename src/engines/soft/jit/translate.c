@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engines/soft/intc/intc.h"
 #include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
@@ -26,6 +27,9 @@
 struct tr {
 	struct emit e;
 	struct soft_cpu *c;
+	const struct block *b;
+	bool ended;  /* the closing branch left through its own exits */
+	int nlinks;  /* the direct exits emitted, after the jit's nlinks */
 	int k;	     /* index of the instruction being translated */
 	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
 	int lf_size;
@@ -402,16 +406,146 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* The block's closing branch (run_block set RIP past it): taken, RIP = the
- * target. A Jcc is translated when the block's own translated code set the
- * flags it reads by ADD, SUB/CMP or a logic operation: redoing that operation
- * on the lazy operands at its size gives the host the very flags, and the
- * guest's condition code is the host's. */
-static void set_rip_target(struct emit *e, const struct insn *d)
+/* Chaining. A translation of a whole block leaves by exits: each direct one
+ * (a branch target, the fall-through) is a stub that jit_link patches to
+ * enter the translation of the block at its target, once execution got
+ * there through run_block; a RET looks its target up in the indirect-branch
+ * table. Entering another block is what run_block would do, so it is done
+ * only when run_block would not stop: the epoch is the one the target was
+ * validated in (eviction, a TLB flush, a write to cached code by any vCPU
+ * and devices' writes all bump it, so that unlinks every jump at once), no
+ * interrupt, event or kick wants the vCPU, and the chain's instructions stay
+ * within run_block's budget. Otherwise the exit returns to run_block with
+ * RIP the target and jit_exit saying which exit to link. */
+
+#define MAX_OUTS 8
+
+/* Jumps to an exit's way back to run_block, patched once it is emitted. */
+struct outs {
+	uint8_t *rel[MAX_OUTS];
+	int n;
+};
+
+static void out_if(struct tr *t, struct outs *o, uint8_t cc)
 {
-	emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)d->imm);
-	emit_store(e, 8, H_RAX, FIELD(rip));
+	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (rel && o->n < MAX_OUTS)
+		o->rel[o->n++] = rel;
+	else
+		t->e.full = true;
 }
+
+/* attention() in soft.c, then the budget: the block being left counts. */
+static void enter_checks(struct tr *t, struct outs *o)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 8, H_RAX, FIELD(attn));
+	emit_ind(e, 4, false, H_RAX, H_RAX);
+	emit_test_imm(e, H_RAX, INTC_ATTN_EVENT);
+	out_if(t, o, 0x5);
+	emit_test_imm(e, H_RAX, INTC_ATTN_IRQ);
+	uint8_t *masked = emit_jcc(e, 0x4); /* jz */
+	emit_test_mem(e, H_RDI, FIELD(fl), FL_IF);
+	out_if(t, o, 0x5);
+	if (masked)
+		emit_patch(masked, e->p);
+	emit_grp1_mem(e, 1, 7, H_RDI, FIELD(kick), 0);
+	out_if(t, o, 0x5);
+	emit_load(e, 8, H_RAX, FIELD(jit_chained));
+	emit_lea_disp(e, H_RAX, H_RAX, t->b->n);
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(jit_limit));
+	out_if(t, o, 0xd); /* jge */
+	emit_store(e, 8, H_RAX, FIELD(jit_chained));
+}
+
+/* rsi = the block, which becomes c->cur_block; then rsi = its instructions,
+ * as a fast handler is called (the translation's misses index them). */
+static void enter_block(struct emit *e)
+{
+	emit_store(e, 8, H_RSI, FIELD(cur_block));
+	emit_lea_disp(e, H_RSI, H_RSI, (int32_t)offsetof(struct block, insn));
+}
+
+static void emit_out(struct tr *t, struct outs *o, int32_t exit)
+{
+	for (int i = 0; i < o->n; i++)
+		emit_patch(o->rel[i], t->e.p);
+	emit_store_imm(&t->e, 4, FIELD(jit_exit), exit);
+	emit_u8(&t->e, 0xc3); /* ret */
+}
+
+/* The exit to target, unlinked: the epoch it compares is never reached. */
+static void emit_exit(struct tr *t, uint64_t target)
+{
+	struct emit *e = &t->e;
+	struct jit *j = t->c->jit;
+	int i = j->nlinks + t->nlinks;
+	if (i == JIT_MAX_LINKS) {
+		e->full = true;
+		return;
+	}
+	struct jit_link l = {.target = target, .key = code_key(t->c)};
+	struct outs o = {.n = 0};
+	emit_mov_imm(e, H_RAX, target);
+	emit_store(e, 8, H_RAX, FIELD(rip));
+	l.epoch = emit_mov_imm64(e, H_RAX, ~0ull);
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	out_if(t, &o, 0x5);
+	enter_checks(t, &o);
+	l.end = emit_mov_imm64(e, H_RAX, 0);
+	emit_store(e, 8, H_RAX, FIELD(rip));
+	l.blk = emit_mov_imm64(e, H_RSI, 0);
+	enter_block(e);
+	l.rel = emit_jmp(e);
+	if (l.rel)
+		emit_patch(l.rel, e->p);
+	emit_out(t, &o, i + 1);
+	if (!e->full) {
+		j->link[i] = l;
+		t->nlinks++;
+	}
+}
+
+/* The exit of a RET to rcx, through the indirect-branch table. */
+static void emit_exit_ind(struct tr *t)
+{
+	struct emit *e = &t->e;
+	struct outs o = {.n = 0};
+	emit_store(e, 8, H_RCX, FIELD(rip));
+	emit_alu_rr(e, 0x89, H_RAX, H_RCX);
+	emit_shift_imm(e, 8, 5, H_RAX, 10);
+	emit_alu_rr(e, 0x31, H_RAX, H_RCX);
+	emit_and_imm(e, H_RAX, (1 << JIT_IND_BITS) - 1);
+	emit_shift_imm(e, 8, 4, H_RAX, 6);
+	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)t->c->jit->ind);
+	emit_alu_rr(e, 0x01, H_RDX, H_RAX);
+	emit_alu_mem(e, 0x3b, H_RCX, H_RDX, (int32_t)offsetof(struct jit_ind, rip));
+	out_if(t, &o, 0x5);
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_ind, epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	out_if(t, &o, 0x5);
+	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key),
+		      (int32_t)code_key(t->c));
+	out_if(t, &o, 0x5);
+	enter_checks(t, &o); /* keeps rdx */
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_ind, end));
+	emit_store(e, 8, H_RAX, FIELD(rip));
+	emit_alu_mem(e, 0x8b, H_RSI, H_RDX, (int32_t)offsetof(struct jit_ind, b));
+	enter_block(e);
+	emit_jmp_mem(e, H_RDX, (int32_t)offsetof(struct jit_ind, code));
+	emit_out(t, &o, JIT_EXIT_IND);
+}
+
+static uint64_t target_of(const struct insn *d)
+{
+	return d->start + d->len + (uint64_t)d->imm;
+}
+
+/* The block's closing branch. A Jcc is translated when the block's own
+ * translated code set the flags it reads by ADD, SUB/CMP or a logic
+ * operation: redoing that operation on the lazy operands at its size gives
+ * the host the very flags, and the guest's condition code is the host's.
+ * Not taken, it goes on to the block's fall-through exit. */
 
 static bool tr_jcc(struct tr *t, const struct insn *d)
 {
@@ -429,7 +563,7 @@ static bool tr_jcc(struct tr *t, const struct insn *d)
 		return false;
 	}
 	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
-	set_rip_target(e, d);
+	emit_exit(t, target_of(d));
 	if (not_taken)
 		emit_patch(not_taken, e->p);
 	return true;
@@ -437,21 +571,25 @@ static bool tr_jcc(struct tr *t, const struct insn *d)
 
 static bool tr_jmp(struct tr *t, const struct insn *d)
 {
-	set_rip_target(&t->e, d);
+	emit_exit(t, target_of(d));
+	t->ended = true;
 	return true;
 }
 
 static bool tr_call(struct tr *t, const struct insn *d)
 {
 	emit_push(t, -1, d->start + d->len);
-	set_rip_target(&t->e, d);
+	emit_exit(t, target_of(d));
+	t->ended = true;
 	return true;
 }
 
 static bool tr_ret(struct tr *t, const struct insn *d)
 {
+	(void)d;
 	emit_pop(t);
-	emit_store(&t->e, 8, H_RCX, FIELD(rip));
+	emit_exit_ind(t);
+	t->ended = true;
 	return true;
 }
 
@@ -500,17 +638,18 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
-		t = (struct tr){.c = c};
+		t = (struct tr){.c = c, .b = b};
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
 		for (; t.k < n; t.k++) {
 			rule r = rule_of(&b->insn[t.k]);
 			uint8_t *mark = t.e.p;
-			int nmiss = t.nmiss;
+			int nmiss = t.nmiss, nlinks = t.nlinks;
 			if (!r || !r(&t, &b->insn[t.k])) {
 				t.e.p = mark; /* a rule that declined may have emitted */
 				t.nmiss = nmiss;
+				t.nlinks = nlinks;
 				break;
 			}
 			exits[t.k] = t.nmiss > nmiss;
@@ -531,10 +670,10 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		}
 	}
 	uint8_t *start = j->rw + j->used;
-	if (t.k == b->n)
-		emit_u8(&t.e, 0xc3); /* ret: the block is done */
-	else
+	if (t.k < b->n)
 		to_interpreter(&t.e, b, t.k);
+	else if (!t.ended)
+		emit_exit(&t, b->end);
 	for (int i = 0; i < t.nmiss; i++) {
 		if (i == 0 || t.miss[i].k != t.miss[i - 1].k) {
 			uint8_t *stub = t.e.p;
@@ -549,7 +688,10 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	size_t len = (size_t)(t.e.p - start);
 	void *code = j->rx + (start - j->rw);
 	j->entry[j->nentries++] = (struct jit_entry){b, code, b->insn[0].fn};
+	j->nlinks += t.nlinks;
 	b->insn[0].fn = (void (*)(struct soft_cpu *, struct insn *))code;
+	if (t.k == b->n)
+		b->jit_code = code;
 	j->used = (j->used + len + 15) & ~(size_t)15;
 	counter_add(&j->stat_blocks, 1);
 	counter_add(&j->stat_insns, (unsigned)t.k);
@@ -567,4 +709,48 @@ void jit_block(struct soft_cpu *c, struct block *b)
 		translate(c, b);
 	}
 	counter_add(&c->jit->stat_ns, now_ns() - t0);
+}
+
+/* Patched through the rw view; the vCPU runs none of the buffer meanwhile,
+ * and returning to the translation is a jump, which sees the new bytes. */
+static void patch64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+void jit_link(struct soft_cpu *c, struct block *b)
+{
+	struct jit *j = c->jit;
+	int x = c->jit_exit;
+	c->jit_exit = 0;
+	if (!b->jit_code)
+		return;
+	const struct block_tag *tag = &c->tags[b - c->blocks];
+	uint64_t rip = b->insn[0].start;
+	if (tag->lin != rip || tag->rip != rip)
+		return; /* not cached (it crosses a page): validated by nothing */
+	if (x == JIT_EXIT_IND) {
+		j->ind[jit_ind_hash(rip)] = (struct jit_ind){
+		    .rip = rip,
+		    .epoch = tag->epoch,
+		    .key = tag->key,
+		    .b = b,
+		    .end = b->end,
+		    .code = b->jit_code,
+		};
+		counter_add(&j->stat_links, 1);
+		return;
+	}
+	struct jit_link *l = &j->link[x - 1];
+	if (l->target != rip || l->key != tag->key)
+		return; /* something else ran in between: an interrupt, say */
+	uint64_t linked;
+	memcpy(&linked, l->epoch, 8);
+	if (linked == tag->epoch)
+		return; /* linked already: the chain ran out of budget there */
+	patch64(l->epoch, tag->epoch);
+	patch64(l->end, b->end);
+	patch64(l->blk, (uint64_t)(uintptr_t)b);
+	emit_patch(l->rel, j->rw + ((uint8_t *)b->jit_code - j->rx));
+	counter_add(&j->stat_links, 1);
 }
