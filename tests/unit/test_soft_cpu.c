@@ -1251,6 +1251,29 @@ static void test_kick_ends_chain(void **state)
 		assert_true(jit_stat("links") >= 2);
 }
 
+/* Read-modify-write of memory, 64- and 32-bit, with a register and an
+ * immediate, and the flags of the last one read after it:
+ *   mov qword [rsp-16], 5; mov ecx, 10; mov ebx, 7
+ * top: add [rsp-16], rcx; sub dword [rsp-16], 1; sub ecx, 1; jnz top
+ *   sub qword [rsp-16], 50; mov rax, [rsp-16]; setz bl; hlt
+ *                                        -> 5 + 55 - 10 - 50 = 0, ZF */
+static void test_rmw_memory(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0xc7, 0x44, 0x24, 0xf0, 0x05, 0x00, 0x00, 0x00, 0xb9,
+				       0x0a, 0x00, 0x00, 0x00, 0xbb, 0x07, 0x00, 0x00, 0x00, 0x48,
+				       0x01, 0x4c, 0x24, 0xf0, 0x83, 0x6c, 0x24, 0xf0, 0x01, 0x83,
+				       0xe9, 0x01, 0x75, 0xf1, 0x48, 0x83, 0x6c, 0x24, 0xf0, 0x32,
+				       0x48, 0x8b, 0x44, 0x24, 0xf0, 0x0f, 0x94, 0xc3, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0);
+	assert_int_equal(g.st.gpr[R_RBX], 1);
+	assert_int_equal(sg_r64(&g, SG_STACK - 16), 0);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 8);
+}
+
 /* Run the code at SG_CODE again, from the state the last run left. */
 static void restart(void)
 {
@@ -1409,6 +1432,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kick_ends_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rmw_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),

@@ -28,7 +28,12 @@ struct tr {
 	struct emit e;
 	struct soft_cpu *c;
 	const struct block *b;
-	bool ended;  /* the closing branch left through its own exits */
+	bool ended; /* the closing branch left through its own exits */
+	/* The guest register each of cache_host holds (-1: none): written
+	 * through (c->r is always current, so leaving for the interpreter or
+	 * run_block needs nothing), read without a store-to-load round trip. */
+	int8_t cached[3];
+	int victim;
 	int nlinks;  /* the direct exits emitted, after the jit's nlinks */
 	int k;	     /* index of the instruction being translated */
 	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
@@ -49,6 +54,53 @@ struct tr {
  * TEST compute like SUB and AND without writing. ADC and SBB have no rule. */
 static const uint8_t alu_op[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
 static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
+
+/* Caller-saved, so run_block's registers survive, and used by nothing else
+ * the translation emits (it calls only get_flags, which clobbers them);
+ * r11 is left for the host address of a read-modify-write. */
+#define NCACHE 3
+static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10};
+
+static void cache_clear(struct tr *t)
+{
+	memset(t->cached, -1, sizeof(t->cached));
+}
+
+static int cache_find(const struct tr *t, int r)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if (t->cached[i] == r)
+			return i;
+	return -1;
+}
+
+/* host = guest register r (size 4: zero-extended) */
+static void get_reg(struct tr *t, int size, int host, int r)
+{
+	int i = cache_find(t, r);
+	if (i >= 0) {
+		emit_op_rr(&t->e, size, 0x89, host, cache_host[i]);
+		return;
+	}
+	emit_load(&t->e, size, host, REG(r));
+	if (size == 8) {
+		i = t->victim++ % NCACHE;
+		t->cached[i] = (int8_t)r;
+		emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
+	}
+}
+
+/* guest register r = host, all 64 bits */
+static void put_reg(struct tr *t, int host, int r)
+{
+	emit_store(&t->e, 8, host, REG(r));
+	int i = cache_find(t, r);
+	if (i < 0) {
+		i = t->victim++ % NCACHE;
+		t->cached[i] = (int8_t)r;
+	}
+	emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
+}
 
 /* Leave for the interpreter at instruction t->k when flags say so. */
 static void miss(struct tr *t, uint8_t cc)
@@ -90,14 +142,14 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 	if (d->base == 16) {
 		emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)(int64_t)d->disp);
 	} else if (d->base >= 0) {
-		emit_load(e, 8, H_RAX, REG(d->base));
+		get_reg(t, 8, H_RAX, d->base);
 		if (d->disp)
 			emit_lea_disp(e, H_RAX, H_RAX, d->disp);
 	} else {
 		emit_mov_imm(e, H_RAX, (uint64_t)(int64_t)d->disp);
 	}
 	if (d->index >= 0) {
-		emit_load(e, 8, H_RCX, REG(d->index));
+		get_reg(t, 8, H_RCX, d->index);
 		if (d->scale > 1)
 			emit_shift_imm(e, 8, 4, H_RCX, (uint8_t)__builtin_ctz(d->scale));
 		emit_alu_rr(e, 0x01, H_RAX, H_RCX);
@@ -146,7 +198,7 @@ static void probe(struct tr *t, int size, int acc)
 static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 {
 	if (!d->is_mem) {
-		emit_load(&t->e, size, hreg, REG(d->rm));
+		get_reg(t, size, hreg, d->rm);
 		return;
 	}
 	ea(t, d, true);
@@ -155,11 +207,11 @@ static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 }
 
 /* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63. */
-static void set_reg(struct emit *e, int size, int r)
+static void set_reg(struct tr *t, int size, int r)
 {
 	if (size == 4)
-		emit_zext32(e, H_RAX);
-	emit_store(e, 8, H_RAX, REG(r));
+		emit_zext32(&t->e, H_RAX);
+	put_reg(t, H_RAX, r);
 }
 
 /* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
@@ -196,27 +248,45 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	if (test)
 		op = 4;
 	bool write = !test && op != 7;
-	if (!alu_op[op] || (d->is_mem && write && fam != FAST_ALU_R_RM))
-		return false;	    /* ADC, SBB; read-modify-write of memory */
+	if (!alu_op[op])
+		return false; /* ADC, SBB */
+	if (d->is_mem && write && fam != FAST_ALU_R_RM) {
+		/* read-modify-write: one probe for writing (a page with a
+		 * write tag is readable), the host address kept in r11 */
+		ea(t, d, true);
+		probe(t, size, ACC_WRITE);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		emit_ind(e, size, false, H_RAX, H_R11);
+		if (imm)
+			emit_mov_imm(e, H_RCX, imm_of(d, size));
+		else
+			get_reg(t, size, H_RCX, d->reg);
+		if (alu_lf[op] != LF_LOGIC)
+			emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+		emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
+		set_lazy(t, alu_lf[op], size);
+		emit_ind(e, size, true, H_RAX, H_R11);
+		return true;
+	}
 	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
 		rm_load(t, d, size, H_RCX);
-		emit_load(e, size, H_RAX, REG(d->reg));
+		get_reg(t, size, H_RAX, d->reg);
 	} else { /* a = r/m (or rAX), b = reg or imm */
 		if (rax)
-			emit_load(e, size, H_RAX, REG(R_RAX));
+			get_reg(t, size, H_RAX, R_RAX);
 		else
 			rm_load(t, d, size, H_RAX);
 		if (imm)
 			emit_mov_imm(e, H_RCX, imm_of(d, size));
 		else
-			emit_load(e, size, H_RCX, REG(d->reg));
+			get_reg(t, size, H_RCX, d->reg);
 	}
 	if (alu_lf[op] != LF_LOGIC)
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
 	set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
 	if (write)
-		set_reg(e, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
+		set_reg(t, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
 	return true;
 }
 
@@ -226,21 +296,21 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 	int size = d->opsize, fam = opcode_of(d->op)->fast;
 	if (fam == FAST_MOV_LOAD) {
 		rm_load(t, d, size, H_RAX);
-		set_reg(e, size, d->reg);
+		set_reg(t, size, d->reg);
 		return true;
 	}
 	if (!d->is_mem) {
 		if (fam == FAST_MOV_STORE)
-			emit_load(e, size, H_RAX, REG(d->reg));
+			get_reg(t, size, H_RAX, d->reg);
 		else
 			emit_mov_imm(e, H_RAX, imm_of(d, size));
-		set_reg(e, size, d->rm);
+		set_reg(t, size, d->rm);
 		return true;
 	}
 	ea(t, d, true);
 	probe(t, size, ACC_WRITE);
 	if (fam == FAST_MOV_STORE)
-		emit_load(e, size, H_RCX, REG(d->reg));
+		get_reg(t, size, H_RCX, d->reg);
 	else
 		emit_mov_imm(e, H_RCX, imm_of(d, size));
 	emit_ind(e, size, true, H_RCX, H_RAX);
@@ -250,14 +320,14 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 static bool tr_mov_imm(struct tr *t, const struct insn *d)
 {
 	emit_mov_imm(&t->e, H_RAX, imm_of(d, d->opsize));
-	set_reg(&t->e, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
+	set_reg(t, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
 	return true;
 }
 
 static bool tr_lea(struct tr *t, const struct insn *d)
 {
 	ea(t, d, false);
-	set_reg(&t->e, d->opsize, d->reg);
+	set_reg(t, d->opsize, d->reg);
 	return true;
 }
 
@@ -265,7 +335,7 @@ static bool tr_movsxd(struct tr *t, const struct insn *d)
 {
 	rm_load(t, d, 4, H_RAX);
 	emit_alu_rr(&t->e, 0x63, H_RAX, H_RAX); /* movsxd rax, eax */
-	set_reg(&t->e, d->opsize, d->reg);
+	set_reg(t, d->opsize, d->reg);
 	return true;
 }
 
@@ -273,29 +343,29 @@ static bool tr_movsxd(struct tr *t, const struct insn *d)
 static void emit_push(struct tr *t, int r, uint64_t v)
 {
 	struct emit *e = &t->e;
-	emit_load(e, 8, H_RAX, REG(R_RSP));
+	get_reg(t, 8, H_RAX, R_RSP);
 	emit_lea_disp(e, H_RAX, H_RAX, -8);
 	probe(t, 8, ACC_WRITE);
 	if (r >= 0)
-		emit_load(e, 8, H_RCX, REG(r));
+		get_reg(t, 8, H_RCX, r);
 	else
 		emit_mov_imm(e, H_RCX, v);
 	emit_ind(e, 8, true, H_RCX, H_RAX);
-	emit_load(e, 8, H_RDX, REG(R_RSP));
+	get_reg(t, 8, H_RDX, R_RSP);
 	emit_lea_disp(e, H_RDX, H_RDX, -8);
-	emit_store(e, 8, H_RDX, REG(R_RSP));
+	put_reg(t, H_RDX, R_RSP);
 }
 
 /* rcx = the quadword at RSP, RSP += 8 */
 static void emit_pop(struct tr *t)
 {
 	struct emit *e = &t->e;
-	emit_load(e, 8, H_RAX, REG(R_RSP));
+	get_reg(t, 8, H_RAX, R_RSP);
 	probe(t, 8, ACC_READ);
 	emit_ind(e, 8, false, H_RCX, H_RAX);
-	emit_load(e, 8, H_RDX, REG(R_RSP));
+	get_reg(t, 8, H_RDX, R_RSP);
 	emit_lea_disp(e, H_RDX, H_RDX, 8);
-	emit_store(e, 8, H_RDX, REG(R_RSP));
+	put_reg(t, H_RDX, R_RSP);
 }
 
 static bool tr_push(struct tr *t, const struct insn *d)
@@ -307,8 +377,7 @@ static bool tr_push(struct tr *t, const struct insn *d)
 static bool tr_pop(struct tr *t, const struct insn *d)
 {
 	emit_pop(t);
-	emit_store(&t->e, 8, H_RCX,
-		   REG((d->op & 7) | (d->rex & 1) << 3)); /* POP RSP: the value wins */
+	put_reg(t, H_RCX, (d->op & 7) | (d->rex & 1) << 3); /* POP RSP: the value wins */
 	return true;
 }
 
@@ -327,14 +396,15 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	emit_bytes(e, save, sizeof(save));
 	emit_call_abs(e, (const void *)get_flags);
 	emit_bytes(e, restore, sizeof(restore));
+	cache_clear(t); /* whether or not it was called */
 	if (skip)
 		emit_patch(skip, e->p);
-	emit_load(e, size, H_RAX, REG(d->rm));
+	get_reg(t, size, H_RAX, d->rm);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
 	emit_alu_rr(e, d->reg & 1 ? 0x29 : 0x01, H_RAX, H_RCX);
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
-	set_reg(e, size, d->rm);
+	set_reg(t, size, d->rm);
 	return true;
 }
 
@@ -347,14 +417,14 @@ static bool tr_movzx(struct tr *t, const struct insn *d)
 	if (!d->is_mem) {
 		if (size == 1 && !d->rex && d->rm >= 4 && d->rm < 8)
 			return false;
-		emit_load(e, 8, H_RAX, REG(d->rm));
+		get_reg(t, 8, H_RAX, d->rm);
 		emit_movzx(e, size, H_RAX, H_RAX, false);
 	} else {
 		ea(t, d, true);
 		probe(t, size, ACC_READ);
 		emit_movzx(e, size, H_RAX, H_RAX, true);
 	}
-	emit_store(e, 8, H_RAX, REG(d->reg));
+	put_reg(t, H_RAX, d->reg);
 	return true;
 }
 
@@ -369,12 +439,12 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 	unsigned cnt = (unsigned)d->imm & (unsigned)(size * 8 - 1);
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
-	emit_load(e, size, H_RAX, REG(d->rm));
+	get_reg(t, size, H_RAX, d->rm);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_shift_imm(e, size, op, H_RAX, (uint8_t)cnt);
 	emit_mov_imm(e, H_RCX, cnt);
 	set_lazy(t, lf[op], size);
-	emit_store(e, 8, H_RAX, REG(d->rm));
+	put_reg(t, H_RAX, d->rm);
 	return true;
 }
 
@@ -390,7 +460,7 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	if (imm)
 		emit_mov_imm(e, H_RAX, imm_of(d, size));
 	else
-		emit_load(e, size, H_RAX, REG(d->reg));
+		get_reg(t, size, H_RAX, d->reg);
 	emit_imul_rr(e, size, H_RAX, H_RCX);
 	emit_setcc(e, 0x0, H_RDX); /* seto dl */
 	t->lf = LF_MUL;
@@ -402,7 +472,7 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 		emit_store(e, 8, H_RDX, FIELD(lf_a));
 		emit_store_imm(e, 8, FIELD(lf_b), 0);
 	}
-	set_reg(e, size, d->reg);
+	set_reg(t, size, d->reg);
 	return true;
 }
 
@@ -639,6 +709,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
 		t = (struct tr){.c = c, .b = b};
+		cache_clear(&t);
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
