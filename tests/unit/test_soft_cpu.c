@@ -1342,10 +1342,13 @@ static bool host_cond(uint64_t fl, unsigned cc)
 }
 
 /* Every condition code after ADD, SUB and AND of both sizes on edge values,
- * against the host: the translator evaluates a block-ending Jcc from the
- * flag-setting operation it translated in the same block.
- *   mov rax, a; mov rcx, b; op rax/eax, rcx/ecx; jcc taken
- *   mov ebx, 2; hlt; taken: mov ebx, 1; hlt */
+ * against the host, read by each kind of reader: the translator evaluates a
+ * Jcc, SETcc or CMOVcc from the flag-setting operation it translated in the
+ * same block.
+ *   mov rax, a; mov rcx, b; mov ebx, 0x100; mov edx, 1; op rax/eax, rcx/ecx
+ *   jcc: jcc taken; mov ebx, 2; hlt; taken: mov ebx, 1; hlt     -> 1 taken
+ *   setcc: setcc bl; hlt                                          -> 0x101 set
+ *   cmov: cmovcc ebx, edx; hlt                                    -> 1 moved */
 static void test_jcc_conditions(void **state)
 {
 	(void)state;
@@ -1364,36 +1367,57 @@ static void test_jcc_conditions(void **state)
 				     0xffffffffffffffff};
 	static const uint8_t ops[] = {0x01, 0x29, 0x21}; /* add, sub, and rax, rcx */
 	const int nv = sizeof(v) / sizeof(v[0]);
-	for (int op = 0; op < 3; op++)
-		for (int size = 4; size <= 8; size += 4)
-			for (int i = 0; i < nv; i++)
-				for (int j = 0; j < nv; j += 2)
-					for (unsigned cc = 0; cc < 16; cc++) {
-						uint8_t code[40], *p = code;
-						*p++ = 0x48, *p++ = 0xb8;
-						memcpy(p, &v[i], 8), p += 8;
-						*p++ = 0x48, *p++ = 0xb9;
-						memcpy(p, &v[(i + j) % nv], 8), p += 8;
-						if (size == 8)
-							*p++ = 0x48;
-						*p++ = ops[op], *p++ = 0xc8;
-						*p++ = (uint8_t)(0x70 | cc), *p++ = 6;
-						static const uint8_t tail[] = {
-						    0xbb, 2, 0, 0, 0, 0xf4, 0xbb, 1, 0, 0, 0, 0xf4};
-						memcpy(p, tail, sizeof(tail)), p += sizeof(tail);
-						load(code, (size_t)(p - code));
-						restart();
-						assert_int_equal(sg_run(&g), EXIT_HLT);
-						uint64_t fl =
-						    host_flags(op, size, v[i], v[(i + j) % nv]);
-						if (g.st.gpr[R_RBX] !=
-						    (host_cond(fl, cc) ? 1u : 2u))
-							fail_msg(
-							    "op %d size %d %#llx, %#llx cc %u", op,
-							    size, (unsigned long long)v[i],
-							    (unsigned long long)v[(i + j) % nv],
-							    cc);
-					}
+	for (int form = 0; form < 3; form++)
+		for (int op = 0; op < 3; op++)
+			for (int size = 4; size <= 8; size += 4)
+				for (int i = 0; i < nv; i++)
+					for (int j = 0; j < nv; j += 2)
+						for (unsigned cc = 0; cc < 16; cc++) {
+							uint64_t a = v[i], b = v[(i + j) % nv];
+							uint8_t code[60], *p = code;
+							*p++ = 0x48, *p++ = 0xb8;
+							memcpy(p, &a, 8), p += 8;
+							*p++ = 0x48, *p++ = 0xb9;
+							memcpy(p, &b, 8), p += 8;
+							static const uint8_t init[] = {
+							    0xbb, 0, 1, 0, 0, 0xba, 1, 0, 0, 0};
+							memcpy(p, init, sizeof(init)),
+							    p += sizeof(init);
+							if (size == 8)
+								*p++ = 0x48;
+							*p++ = ops[op], *p++ = 0xc8;
+							if (form == 0) {
+								static const uint8_t tail[] = {
+								    0xbb, 2, 0, 0, 0, 0xf4,
+								    0xbb, 1, 0, 0, 0, 0xf4};
+								*p++ = (uint8_t)(0x70 | cc),
+								*p++ = 6;
+								memcpy(p, tail, sizeof(tail));
+								p += sizeof(tail);
+							} else {
+								*p++ = 0x0f;
+								*p++ =
+								    (uint8_t)((form == 1 ? 0x90
+											 : 0x40) |
+									      cc);
+								*p++ = form == 1 ? 0xc3 : 0xda;
+								*p++ = 0xf4;
+							}
+							load(code, (size_t)(p - code));
+							restart();
+							assert_int_equal(sg_run(&g), EXIT_HLT);
+							bool yes = host_cond(
+							    host_flags(op, size, a, b), cc);
+							static const uint64_t want[3][2] = {
+							    {2, 1}, {0x100, 0x101}, {0x100, 1}};
+							if (g.st.gpr[R_RBX] != want[form][yes])
+								fail_msg(
+								    "form %d op %d size %d %#llx, "
+								    "%#llx cc %u",
+								    form, op, size,
+								    (unsigned long long)a,
+								    (unsigned long long)b, cc);
+						}
 	if (use_jit)
 		assert_true(jit_stat("insns") > 1000);
 }

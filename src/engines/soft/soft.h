@@ -257,6 +257,11 @@ enum fast_form {
 	FAST_MOVZX8,
 	FAST_MOVZX16,
 	FAST_IMUL_RM,
+	/* byte forms only the translator has rules for (the interpreter runs
+	 * them in exec_in_block) */
+	FAST_TEST8,	/* TEST r/m8, r8 */
+	FAST_MOV_LOAD8, /* MOV r8, r/m8 */
+	FAST_MOV8_IMM,	/* MOV r/m8, imm8 (C6 /0) */
 };
 struct opcode {
 	uint8_t fast;	 /* enum fast_form */

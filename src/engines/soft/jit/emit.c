@@ -274,3 +274,11 @@ void emit_test_imm(struct emit *e, int reg, int32_t imm)
 	modrm_rr(e, 0, reg);
 	emit_u32(e, (uint32_t)imm);
 }
+
+void emit_cmov(struct emit *e, uint8_t cc, int dst, int src)
+{
+	rex(e, true, dst, src);
+	emit_u8(e, 0x0f);
+	emit_u8(e, (uint8_t)(0x40 | cc));
+	modrm_rr(e, dst, src);
+}

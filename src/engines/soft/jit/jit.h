@@ -128,5 +128,6 @@ uint8_t *emit_jmp(struct emit *e);				/* rel32 to patch */
 void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm);
 void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm); /* 32-bit */
 void emit_test_imm(struct emit *e, int reg, int32_t imm);		 /* 32-bit */
+void emit_cmov(struct emit *e, uint8_t cc, int dst, int src);		 /* 64-bit */
 
 #endif

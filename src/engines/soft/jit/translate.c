@@ -214,6 +214,34 @@ static void set_reg(struct tr *t, int size, int r)
 	put_reg(t, H_RAX, r);
 }
 
+/* Without REX, byte registers 4-7 are AH, CH, DH, BH: bits 8-15 of 0-3. */
+static bool high_byte(const struct insn *d, int r)
+{
+	return !d->rex && r >= 4 && r < 8;
+}
+
+/* host (rax, rcx or rdx) = byte register r, zero-extended */
+static void get_reg8(struct tr *t, const struct insn *d, int host, int r)
+{
+	bool high = high_byte(d, r);
+	get_reg(t, 4, host, high ? r - 4 : r);
+	if (high)
+		emit_shift_imm(&t->e, 4, 5, host, 8);
+	emit_movzx(&t->e, 1, host, host, false);
+}
+
+/* byte register r = host (rcx or rdx, zero-extended), the rest kept */
+static void put_reg8(struct tr *t, const struct insn *d, int host, int r)
+{
+	bool high = high_byte(d, r);
+	get_reg(t, 8, H_RAX, high ? r - 4 : r);
+	emit_and_imm(&t->e, H_RAX, high ? ~0xff00 : ~0xff);
+	if (high)
+		emit_shift_imm(&t->e, 8, 4, host, 8);
+	emit_alu_rr(&t->e, 0x09, H_RAX, host);
+	put_reg(t, H_RAX, high ? r - 4 : r);
+}
+
 /* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
 static void set_lazy(struct tr *t, uint32_t lf, int size)
 {
@@ -381,14 +409,13 @@ static bool tr_pop(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* INC/DEC keep CF, so pending lazy flags are made real first (get_flags,
- * called with the stack aligned and rdi/rsi kept). */
-static bool tr_incdec(struct tr *t, const struct insn *d)
+/* Pending lazy flags made real in c->fl, for an instruction that keeps some
+ * of them (get_flags, called with the stack aligned and rdi/rsi kept). */
+static void real_flags(struct tr *t)
 {
 	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
 	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
-	int size = d->opsize;
 	t->reads[t->k] = true;
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
@@ -399,6 +426,14 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	cache_clear(t); /* whether or not it was called */
 	if (skip)
 		emit_patch(skip, e->p);
+}
+
+/* INC/DEC keep CF. */
+static bool tr_incdec(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	real_flags(t);
 	get_reg(t, size, H_RAX, d->rm);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
@@ -428,15 +463,17 @@ static bool tr_movzx(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* SHL, SHR, SAR by a nonzero immediate count (choose_fast's own forms; the
- * others keep the interpreter's flag rules): an operation of the operand
- * size, so 32-bit results are zero-extended as the masked C result is. */
+/* SHL, SHR, SAR by 1 or a nonzero immediate count (the others keep the
+ * interpreter's flag rules): an operation of the operand size, so 32-bit
+ * results are zero-extended as the masked C result is. */
 static bool tr_shift(struct tr *t, const struct insn *d)
 {
 	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
 	struct emit *e = &t->e;
 	int size = d->opsize, op = d->reg & 7;
-	unsigned cnt = (unsigned)d->imm & (unsigned)(size * 8 - 1);
+	unsigned cnt = opcode_of(d->op)->fast == FAST_SHIFT_1
+			   ? 1
+			   : (unsigned)d->imm & (unsigned)(size * 8 - 1);
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
 	get_reg(t, size, H_RAX, d->rm);
@@ -617,12 +654,69 @@ static uint64_t target_of(const struct insn *d)
  * the host the very flags, and the guest's condition code is the host's.
  * Not taken, it goes on to the block's fall-through exit. */
 
-static bool tr_jcc(struct tr *t, const struct insn *d)
+/* TEST r/m8, r8 */
+static bool tr_test8(struct tr *t, const struct insn *d)
+{
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_READ);
+		emit_movzx(&t->e, 1, H_RAX, H_RAX, true);
+	} else {
+		get_reg8(t, d, H_RAX, d->rm);
+	}
+	get_reg8(t, d, H_RCX, d->reg);
+	emit_alu_rr(&t->e, 0x21, H_RAX, H_RCX);
+	set_lazy(t, LF_LOGIC, 1);
+	return true;
+}
+
+/* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0) */
+static bool tr_mov8(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int fam = opcode_of(d->op)->fast;
+	if (fam == FAST_MOV8_IMM && (d->reg & 7))
+		return false;
+	if (fam == FAST_MOV_LOAD8) {
+		if (d->is_mem) {
+			ea(t, d, true);
+			probe(t, 1, ACC_READ);
+			emit_movzx(e, 1, H_RCX, H_RAX, true);
+		} else {
+			get_reg8(t, d, H_RCX, d->rm);
+		}
+		put_reg8(t, d, H_RCX, d->reg);
+		return true;
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_WRITE);
+	}
+	if (fam == FAST_MOV8_IMM)
+		emit_mov_imm(e, H_RCX, (uint8_t)d->imm);
+	else
+		get_reg8(t, d, H_RCX, d->reg);
+	if (d->is_mem)
+		emit_bytes(e, (const uint8_t[]){0x88, 0x08}, 2); /* mov [rax], cl */
+	else
+		put_reg8(t, d, H_RCX, d->rm);
+	return true;
+}
+
+/* The host flags = the guest's, for a reader of the flags (Jcc, CMOVcc,
+ * SETcc) that a translated ADD, SUB/CMP or logic operation set; clobbers
+ * rax and rcx. False when the translation does not know what set them. */
+static bool host_flags(struct tr *t)
 {
 	struct emit *e = &t->e;
 	int size = t->lf_size;
 	t->reads[t->k] = true;
-	if (t->lf == LF_LOGIC) {
+	if (t->lf == LF_LOGIC && size == 1) {
+		emit_load(e, 4, H_RAX, FIELD(lf_res));
+		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
+	} else if (size == 1) {
+		return false; /* byte ADD/SUB: no rule sets them */
+	} else if (t->lf == LF_LOGIC) {
 		emit_load(e, size, H_RAX, FIELD(lf_res));
 		emit_op_rr(e, size, 0x85, H_RAX, H_RAX); /* test */
 	} else if (t->lf == LF_ADD || t->lf == LF_SUB) {
@@ -632,10 +726,47 @@ static bool tr_jcc(struct tr *t, const struct insn *d)
 	} else {
 		return false;
 	}
+	return true;
+}
+
+static bool tr_jcc(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	if (!host_flags(t))
+		return false;
 	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
 	emit_exit(t, target_of(d));
 	if (not_taken)
 		emit_patch(not_taken, e->p);
+	return true;
+}
+
+/* CMOVcc r, r/m: the source is read (and may fault) whatever the
+ * condition, and a 32-bit destination is zero-extended either way. */
+static bool tr_cmov(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	rm_load(t, d, size, H_R11);
+	if (!host_flags(t))
+		return false;
+	get_reg(t, 8, H_RAX, d->reg);
+	emit_cmov(e, d->op & 15, H_RAX, H_R11);
+	set_reg(t, size, d->reg);
+	return true;
+}
+
+/* SETcc of a register's low byte (not AH-BH: without REX, 4-7 name them) */
+static bool tr_setcc(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	if (d->is_mem || (!d->rex && d->rm >= 4 && d->rm < 8) || !host_flags(t))
+		return false;
+	emit_setcc(e, d->op & 15, H_RDX);
+	get_reg(t, 8, H_RAX, d->rm);
+	emit_and_imm(e, H_RAX, -256);
+	emit_alu_rr(e, 0x09, H_RAX, H_RDX);
+	put_reg(t, H_RAX, d->rm);
 	return true;
 }
 
@@ -670,22 +801,37 @@ static bool tr_nop(struct tr *t, const struct insn *d)
 
 typedef bool (*rule)(struct tr *t, const struct insn *d);
 static const rule rules[] = {
-    [FAST_ALU_RM_R] = tr_alu,	[FAST_ALU_R_RM] = tr_alu,      [FAST_ALU_AX_I] = tr_alu,
-    [FAST_ALU_IMM] = tr_alu,	[FAST_TEST] = tr_alu,	       [FAST_TEST_AX_I] = tr_alu,
-    [FAST_GROUP3] = tr_alu,	[FAST_MOV_STORE] = tr_mov,     [FAST_MOV_LOAD] = tr_mov,
-    [FAST_MOV_RM_IMM] = tr_mov, [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
-    [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
-    [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
-    [FAST_IMUL_I] = tr_imul,	[FAST_JCC] = tr_jcc,	       [FAST_JMP] = tr_jmp,
-    [FAST_IMUL_RM] = tr_imul,	[FAST_CALL] = tr_call,	       [FAST_MOVZX8] = tr_movzx,
-    [FAST_MOVZX16] = tr_movzx,	[FAST_RET] = tr_ret,
+    [FAST_ALU_RM_R] = tr_alu,	 [FAST_ALU_R_RM] = tr_alu,	[FAST_ALU_AX_I] = tr_alu,
+    [FAST_ALU_IMM] = tr_alu,	 [FAST_TEST] = tr_alu,		[FAST_TEST_AX_I] = tr_alu,
+    [FAST_GROUP3] = tr_alu,	 [FAST_MOV_STORE] = tr_mov,	[FAST_MOV_LOAD] = tr_mov,
+    [FAST_MOV_RM_IMM] = tr_mov,	 [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
+    [FAST_MOVSXD] = tr_movsxd,	 [FAST_PUSH] = tr_push,		[FAST_POP] = tr_pop,
+    [FAST_INCDEC] = tr_incdec,	 [FAST_NOP] = tr_nop,		[FAST_SHIFT_I] = tr_shift,
+    [FAST_IMUL_I] = tr_imul,	 [FAST_JCC] = tr_jcc,		[FAST_JMP] = tr_jmp,
+    [FAST_IMUL_RM] = tr_imul,	 [FAST_CALL] = tr_call,		[FAST_MOVZX8] = tr_movzx,
+    [FAST_MOVZX16] = tr_movzx,	 [FAST_RET] = tr_ret,		[FAST_CMOV] = tr_cmov,
+    [FAST_SETCC] = tr_setcc,	 [FAST_SHIFT_1] = tr_shift,	[FAST_TEST8] = tr_test8,
+    [FAST_MOV_STORE8] = tr_mov8, [FAST_MOV_LOAD8] = tr_mov8,	[FAST_MOV8_IMM] = tr_mov8,
 };
+
+/* Byte operations: their rules check the forms themselves, where the others
+ * rely on choose_fast having found a handler (which byte forms mostly lack:
+ * the interpreter runs them in exec_in_block), and the operand size does
+ * not apply. */
+static bool byte_form(unsigned fam)
+{
+	return fam == FAST_TEST8 || fam == FAST_MOV_STORE8 || fam == FAST_MOV_LOAD8 ||
+	       fam == FAST_MOV8_IMM;
+}
 
 static rule rule_of(const struct insn *d)
 {
 	unsigned fam = opcode_of(d->op)->fast;
-	if (d->fn == exec_insn || d->fn == exec_in_block || d->lock ||
-	    (d->opsize != 4 && d->opsize != 8) || fam >= sizeof(rules) / sizeof(rules[0]))
+	if (fam >= sizeof(rules) / sizeof(rules[0]) || d->fn == exec_insn || d->lock)
+		return NULL;
+	if (byte_form(fam))
+		return d->rep ? NULL : rules[fam];
+	if (d->fn == exec_in_block || (d->opsize != 4 && d->opsize != 8))
 		return NULL;
 	return rules[fam];
 }
