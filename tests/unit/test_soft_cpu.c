@@ -1274,6 +1274,26 @@ static void test_rmw_memory(void **state)
 		assert_true(jit_stat("insns") >= 8);
 }
 
+/* Rotates change CF and OF only (OF by the count-1 rule), the other flags
+ * staying as the XOR left them:
+ *   mov rax, 0xc000000000000001; xor ecx, ecx    ; ZF PF
+ *   rol rax, 1     ; 0x8000000000000003, CF, not OF
+ *   ror eax, 3     ; 0x60000000, not CF, OF
+ *   pushfq; pop rbx; hlt */
+static void test_rotate_flags(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x00,
+				       0x00, 0x00, 0xc0, 0x31, 0xc9, 0x48, 0xd1,
+				       0xc0, 0xc1, 0xc8, 0x03, 0x9c, 0x5b, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0x60000000);
+	assert_int_equal(g.st.gpr[R_RBX] & 0x8c5, 0x844); /* OF ZF PF; not SF CF */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 4);
+}
+
 /* Run the code at SG_CODE again, from the state the last run left. */
 static void restart(void)
 {
@@ -1457,6 +1477,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rmw_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),

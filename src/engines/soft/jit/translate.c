@@ -463,6 +463,39 @@ static bool tr_movzx(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* ROL, ROR of a register by a nonzero count: only CF and OF change, so the
+ * others are made real first; OF by shift_op's rule for every count (the
+ * host's is undefined past 1). */
+static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, bits = size * 8;
+	bool rol = (d->reg & 7) == 0;
+	real_flags(t);
+	t->lf = LF_NONE;
+	get_reg(t, size, H_RAX, d->rm);
+	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX); /* rdx = the sign bit */
+	emit_shift_imm(e, 8, 5, H_RDX, (uint8_t)(bits - 1));
+	emit_alu_rr(e, 0x89, H_RCX, H_RAX); /* rcx = ROL: bit 0, ROR: bit bits-2 */
+	if (!rol)
+		emit_shift_imm(e, 8, 5, H_RCX, (uint8_t)(bits - 2));
+	emit_and_imm(e, H_RCX, 1);
+	emit_alu_rr(e, 0x31, H_RCX, H_RDX); /* rcx = OF */
+	emit_shift_imm(e, 8, 4, H_RCX, 11);
+	if (rol) { /* CF = bit 0 */
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+		emit_and_imm(e, H_RDX, 1);
+	}
+	emit_alu_rr(e, 0x09, H_RCX, H_RDX); /* rcx = OF | CF */
+	emit_load(e, 8, H_RDX, FIELD(fl));
+	emit_and_imm(e, H_RDX, (int32_t) ~(FL_CF | FL_OF));
+	emit_alu_rr(e, 0x09, H_RDX, H_RCX);
+	emit_store(e, 8, H_RDX, FIELD(fl));
+	set_reg(t, size, d->rm);
+	return true;
+}
+
 /* SHL, SHR, SAR by 1 or a nonzero immediate count (the others keep the
  * interpreter's flag rules): an operation of the operand size, so 32-bit
  * results are zero-extended as the masked C result is. */
@@ -474,6 +507,8 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 	unsigned cnt = opcode_of(d->op)->fast == FAST_SHIFT_1
 			   ? 1
 			   : (unsigned)d->imm & (unsigned)(size * 8 - 1);
+	if (!d->is_mem && cnt && op < 2)
+		return tr_rotate(t, d, cnt);
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
 	get_reg(t, size, H_RAX, d->rm);
