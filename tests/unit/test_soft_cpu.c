@@ -1303,11 +1303,12 @@ static void restart(void)
 	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
 }
 
-/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 4 or 8. */
+/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 1, 4 or 8. */
 static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
 {
 	uint64_t fl;
 	uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
+	uint8_t a1 = (uint8_t)a, b1 = (uint8_t)b;
 #define HOST_OP(insn, x, y)                                                                        \
 	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+r"(x) : "r"(y) : "cc")
 	if (size == 8) {
@@ -1317,6 +1318,17 @@ static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
 			HOST_OP("sub", a, b);
 		else
 			HOST_OP("and", a, b);
+	} else if (size == 1) {
+		__asm__ volatile("" : "+q"(a1), "+q"(b1));
+#define HOST_OP8(insn)                                                                             \
+	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+q"(a1) : "q"(b1) : "cc")
+		if (op == 0)
+			HOST_OP8("addb");
+		else if (op == 1)
+			HOST_OP8("subb");
+		else
+			HOST_OP8("andb");
+#undef HOST_OP8
 	} else {
 		if (op == 0)
 			HOST_OP("addl", a4, b4);
@@ -1361,11 +1373,11 @@ static bool host_cond(uint64_t fl, unsigned cc)
 	return r ^ (cc & 1);
 }
 
-/* Every condition code after ADD, SUB and AND of both sizes on edge values,
+/* Every condition code after ADD, SUB and AND of three sizes on edge values,
  * against the host, read by each kind of reader: the translator evaluates a
  * Jcc, SETcc or CMOVcc from the flag-setting operation it translated in the
  * same block.
- *   mov rax, a; mov rcx, b; mov ebx, 0x100; mov edx, 1; op rax/eax, rcx/ecx
+ *   mov rax, a; mov rcx, b; mov ebx, 0x100; mov edx, 1; op rax/eax/al, rcx/ecx/cl
  *   jcc: jcc taken; mov ebx, 2; hlt; taken: mov ebx, 1; hlt     -> 1 taken
  *   setcc: setcc bl; hlt                                          -> 0x101 set
  *   cmov: cmovcc ebx, edx; hlt                                    -> 1 moved */
@@ -1389,7 +1401,7 @@ static void test_jcc_conditions(void **state)
 	const int nv = sizeof(v) / sizeof(v[0]);
 	for (int form = 0; form < 3; form++)
 		for (int op = 0; op < 3; op++)
-			for (int size = 4; size <= 8; size += 4)
+			for (int size = 1; size <= 8; size = size == 1 ? 4 : size + 4)
 				for (int i = 0; i < nv; i++)
 					for (int j = 0; j < nv; j += 2)
 						for (unsigned cc = 0; cc < 16; cc++) {
@@ -1405,7 +1417,9 @@ static void test_jcc_conditions(void **state)
 							    p += sizeof(init);
 							if (size == 8)
 								*p++ = 0x48;
-							*p++ = ops[op], *p++ = 0xc8;
+							/* add, sub, and: 00, 28, 20 al, cl */
+							*p++ = (uint8_t)(ops[op] - (size == 1)),
+							*p++ = 0xc8;
 							if (form == 0) {
 								static const uint8_t tail[] = {
 								    0xbb, 2, 0, 0, 0, 0xf4,

@@ -262,6 +262,10 @@ enum fast_form {
 	FAST_TEST8,	/* TEST r/m8, r8 */
 	FAST_MOV_LOAD8, /* MOV r8, r/m8 */
 	FAST_MOV8_IMM,	/* MOV r/m8, imm8 (C6 /0) */
+	FAST_ALU8,	/* ADD/OR/AND/SUB/XOR/CMP r/m8, r8 (x0) and r8, r/m8 (x2) */
+	FAST_ALU8_AL,	/* ... AL, imm8 */
+	FAST_ALU8_IMM,	/* group 1: ... r/m8, imm8 (80) */
+	FAST_TEST8_IMM, /* TEST r/m8, imm8 (F6 /0) */
 };
 struct opcode {
 	uint8_t fast;	 /* enum fast_form */

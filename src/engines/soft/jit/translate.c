@@ -705,6 +705,58 @@ static bool tr_test8(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* The byte ALU operations ADD, OR, AND, SUB, XOR, CMP and TEST: a = the
+ * destination, b = the source, as the 32- and 64-bit forms of tr_alu, with
+ * a memory destination read and written through one probe (r11 holding its
+ * host address) and the bytes zero-extended, as the interpreter's alu()
+ * has them. */
+static bool tr_alu8(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int fam = opcode_of(d->op)->fast;
+	bool group = fam == FAST_ALU8_IMM || fam == FAST_TEST8_IMM;
+	int op = fam == FAST_TEST8_IMM ? 4 : group ? d->reg & 7 : d->op >> 3 & 7;
+	if (!alu_op[op] || (fam == FAST_TEST8_IMM && (d->reg & 7)))
+		return false; /* ADC, SBB; F6's other members */
+	bool write = op != 7 && fam != FAST_TEST8_IMM;
+	bool to_reg = fam == FAST_ALU8 && (d->op & 2); /* x2: r8, r/m8 */
+	bool imm = group || fam == FAST_ALU8_AL;
+	int dst = fam == FAST_ALU8_AL ? R_RAX : to_reg ? d->reg : d->rm;
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, !to_reg && write ? ACC_WRITE : ACC_READ);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		if (to_reg) {
+			get_reg8(t, d, H_RAX, dst);
+			/* movzx ecx, byte [r11] */
+			emit_bytes(e, (const uint8_t[]){0x41, 0x0f, 0xb6, 0x0b}, 4);
+		} else {
+			emit_movzx(e, 1, H_RAX, H_RAX, true);
+		}
+	} else {
+		get_reg8(t, d, H_RAX, dst);
+	}
+	if (imm)
+		emit_mov_imm(e, H_RCX, (uint8_t)d->imm);
+	else if (!to_reg)
+		get_reg8(t, d, H_RCX, d->reg);
+	else if (!d->is_mem)
+		get_reg8(t, d, H_RCX, d->rm);
+	if (alu_lf[op] != LF_LOGIC)
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
+	set_lazy(t, alu_lf[op], 1);
+	if (!write)
+		return true;
+	if (d->is_mem && !to_reg) {
+		emit_bytes(e, (const uint8_t[]){0x41, 0x88, 0x03}, 3); /* mov [r11], al */
+		return true;
+	}
+	emit_movzx(e, 1, H_RCX, H_RAX, false);
+	put_reg8(t, d, H_RCX, dst);
+	return true;
+}
+
 /* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0) */
 static bool tr_mov8(struct tr *t, const struct insn *d)
 {
@@ -749,8 +801,10 @@ static bool host_flags(struct tr *t)
 	if (t->lf == LF_LOGIC && size == 1) {
 		emit_load(e, 4, H_RAX, FIELD(lf_res));
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
-	} else if (size == 1) {
-		return false; /* byte ADD/SUB: no rule sets them */
+	} else if (size == 1) {					 /* ADD or SUB */
+		emit_load(e, 4, H_RAX, FIELD(lf_a));
+		emit_load(e, 4, H_RCX, FIELD(lf_b));
+		emit_bytes(e, (const uint8_t[]){t->lf == LF_ADD ? 0x00 : 0x38, 0xc8}, 2);
 	} else if (t->lf == LF_LOGIC) {
 		emit_load(e, size, H_RAX, FIELD(lf_res));
 		emit_op_rr(e, size, 0x85, H_RAX, H_RAX); /* test */
@@ -847,6 +901,8 @@ static const rule rules[] = {
     [FAST_MOVZX16] = tr_movzx,	 [FAST_RET] = tr_ret,		[FAST_CMOV] = tr_cmov,
     [FAST_SETCC] = tr_setcc,	 [FAST_SHIFT_1] = tr_shift,	[FAST_TEST8] = tr_test8,
     [FAST_MOV_STORE8] = tr_mov8, [FAST_MOV_LOAD8] = tr_mov8,	[FAST_MOV8_IMM] = tr_mov8,
+    [FAST_ALU8] = tr_alu8,	 [FAST_ALU8_AL] = tr_alu8,	[FAST_ALU8_IMM] = tr_alu8,
+    [FAST_TEST8_IMM] = tr_alu8,
 };
 
 /* Byte operations: their rules check the forms themselves, where the others
@@ -855,8 +911,7 @@ static const rule rules[] = {
  * not apply. */
 static bool byte_form(unsigned fam)
 {
-	return fam == FAST_TEST8 || fam == FAST_MOV_STORE8 || fam == FAST_MOV_LOAD8 ||
-	       fam == FAST_MOV8_IMM;
+	return fam >= FAST_TEST8 || fam == FAST_MOV_STORE8; /* the families at the end */
 }
 
 static rule rule_of(const struct insn *d)
