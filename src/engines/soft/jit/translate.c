@@ -242,6 +242,13 @@ static void put_reg8(struct tr *t, const struct insn *d, int host, int r)
 	put_reg(t, H_RAX, high ? r - 4 : r);
 }
 
+/* Whether the flags of the instruction being translated are stored: the
+ * copies of its operands that set_lazy stores are needed only then. */
+static bool flags_live(const struct tr *t)
+{
+	return !t->dead[t->k];
+}
+
 /* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
 static void set_lazy(struct tr *t, uint32_t lf, int size)
 {
@@ -289,7 +296,7 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 			emit_mov_imm(e, H_RCX, imm_of(d, size));
 		else
 			get_reg(t, size, H_RCX, d->reg);
-		if (alu_lf[op] != LF_LOGIC)
+		if (alu_lf[op] != LF_LOGIC && flags_live(t))
 			emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 		emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
 		set_lazy(t, alu_lf[op], size);
@@ -309,7 +316,7 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		else
 			get_reg(t, size, H_RCX, d->reg);
 	}
-	if (alu_lf[op] != LF_LOGIC)
+	if (alu_lf[op] != LF_LOGIC && flags_live(t))
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
 	set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
@@ -512,9 +519,11 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
 	get_reg(t, size, H_RAX, d->rm);
-	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	if (flags_live(t))
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_shift_imm(e, size, op, H_RAX, (uint8_t)cnt);
-	emit_mov_imm(e, H_RCX, cnt);
+	if (flags_live(t))
+		emit_mov_imm(e, H_RCX, cnt);
 	set_lazy(t, lf[op], size);
 	put_reg(t, H_RAX, d->rm);
 	return true;
@@ -742,7 +751,7 @@ static bool tr_alu8(struct tr *t, const struct insn *d)
 		get_reg8(t, d, H_RCX, d->reg);
 	else if (!d->is_mem)
 		get_reg8(t, d, H_RCX, d->rm);
-	if (alu_lf[op] != LF_LOGIC)
+	if (alu_lf[op] != LF_LOGIC && flags_live(t))
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
 	set_lazy(t, alu_lf[op], 1);
