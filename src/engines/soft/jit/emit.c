@@ -231,23 +231,6 @@ void emit_inc_mem(struct emit *e, int32_t disp)
 	rdi_disp(e, 0, disp);
 }
 
-uint8_t *emit_mov_imm64(struct emit *e, int reg, uint64_t imm)
-{
-	rex(e, true, 0, reg);
-	emit_u8(e, (uint8_t)(0xb8 | (reg & 7)));
-	uint8_t *p = e->p;
-	emit_bytes(e, &imm, 8);
-	return e->full ? NULL : p;
-}
-
-uint8_t *emit_jmp(struct emit *e)
-{
-	emit_u8(e, 0xe9);
-	uint8_t *rel = e->p;
-	emit_u32(e, 0);
-	return e->full ? NULL : rel;
-}
-
 void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm)
 {
 	rex(e, size == 8, 0, base);

@@ -34,25 +34,30 @@ struct jit_entry {
 	void (*orig)(struct soft_cpu *c, struct insn *d);
 };
 
-/* A direct exit of a translation (a branch target or the fall-through): the
- * immediates of its stub that jit_link patches, through the rw view, to
- * enter the translated block at target (while the epoch is the one it was
- * validated in), and what that block must be. */
+/* Where a chained exit goes: the translated block, the RIP after it and its
+ * host code, valid while the vCPU's epoch is the one the block was validated
+ * in. Data the exit's code loads, so linking writes no code (a store into
+ * code the host may have cached costs a pipeline flush). */
+struct jit_target {
+	uint64_t epoch, end;
+	struct block *b;
+	void *code;
+};
+
+/* A direct exit of a translation (a branch target or the fall-through) and
+ * what the block it may enter must be. */
 struct jit_link {
-	uint8_t *epoch, *end, *blk, *rel;
+	struct jit_target to;
 	uint64_t target;
 	int64_t key; /* code_key() of the translation, which its target shares */
 };
 
-/* The indirect-branch table: a RET's target -> the block translated there,
- * valid while the vCPU's epoch is the one the block was validated in.
+/* The indirect-branch table: a RET's target -> the block translated there.
  * 64 bytes, so the host code indexes it by a shift. */
 struct jit_ind {
-	uint64_t rip, epoch;
+	uint64_t rip;
 	int64_t key;
-	struct block *b;
-	uint64_t end;
-	void *code;
+	struct jit_target to;
 	uint64_t pad[2];
 };
 
@@ -121,9 +126,7 @@ void emit_patch(uint8_t *rel, const uint8_t *target);
 void emit_lea_disp(struct emit *e, int reg, int base, int32_t disp);
 void emit_jmp_mem(struct emit *e, int base, int32_t disp);
 void emit_call_abs(struct emit *e, const void *fn);
-void emit_inc_mem(struct emit *e, int32_t disp);		/* [rdi+disp] += 1, 64-bit */
-uint8_t *emit_mov_imm64(struct emit *e, int reg, uint64_t imm); /* the imm64, to patch */
-uint8_t *emit_jmp(struct emit *e);				/* rel32 to patch */
+void emit_inc_mem(struct emit *e, int32_t disp); /* [rdi+disp] += 1, 64-bit */
 /* group 1 (81 /ext, 80 /ext for bytes) on [base+disp] with imm, size 1, 4 or 8 */
 void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm);
 void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm); /* 32-bit */

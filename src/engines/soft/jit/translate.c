@@ -625,7 +625,23 @@ static void emit_out(struct tr *t, struct outs *o, int32_t exit)
 	emit_u8(&t->e, 0xc3); /* ret */
 }
 
-/* The exit to target, unlinked: the epoch it compares is never reached. */
+/* Through the jit_target at rdx + off (rdx kept by the checks): its epoch,
+ * then enter_checks, then into its block. */
+static void enter_target(struct tr *t, struct outs *o, int32_t off)
+{
+	struct emit *e = &t->e;
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	out_if(t, o, 0x5);
+	enter_checks(t, o);
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, end));
+	emit_store(e, 8, H_RAX, FIELD(rip));
+	emit_alu_mem(e, 0x8b, H_RSI, H_RDX, off + (int32_t)offsetof(struct jit_target, b));
+	enter_block(e);
+	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
+}
+
+/* The exit to target, unlinked: the epoch its cell holds is never reached. */
 static void emit_exit(struct tr *t, uint64_t target)
 {
 	struct emit *e = &t->e;
@@ -635,26 +651,15 @@ static void emit_exit(struct tr *t, uint64_t target)
 		e->full = true;
 		return;
 	}
-	struct jit_link l = {.target = target, .key = code_key(t->c)};
+	j->link[i] = (struct jit_link){.to.epoch = ~0ull, .target = target, .key = code_key(t->c)};
 	struct outs o = {.n = 0};
 	emit_mov_imm(e, H_RAX, target);
 	emit_store(e, 8, H_RAX, FIELD(rip));
-	l.epoch = emit_mov_imm64(e, H_RAX, ~0ull);
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
-	out_if(t, &o, 0x5);
-	enter_checks(t, &o);
-	l.end = emit_mov_imm64(e, H_RAX, 0);
-	emit_store(e, 8, H_RAX, FIELD(rip));
-	l.blk = emit_mov_imm64(e, H_RSI, 0);
-	enter_block(e);
-	l.rel = emit_jmp(e);
-	if (l.rel)
-		emit_patch(l.rel, e->p);
+	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
+	enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
 	emit_out(t, &o, i + 1);
-	if (!e->full) {
-		j->link[i] = l;
+	if (!e->full)
 		t->nlinks++;
-	}
 }
 
 /* The exit of a RET to rcx, through the indirect-branch table. */
@@ -672,18 +677,10 @@ static void emit_exit_ind(struct tr *t)
 	emit_alu_rr(e, 0x01, H_RDX, H_RAX);
 	emit_alu_mem(e, 0x3b, H_RCX, H_RDX, (int32_t)offsetof(struct jit_ind, rip));
 	out_if(t, &o, 0x5);
-	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_ind, epoch));
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
-	out_if(t, &o, 0x5);
 	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key),
 		      (int32_t)code_key(t->c));
 	out_if(t, &o, 0x5);
-	enter_checks(t, &o); /* keeps rdx */
-	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_ind, end));
-	emit_store(e, 8, H_RAX, FIELD(rip));
-	emit_alu_mem(e, 0x8b, H_RSI, H_RDX, (int32_t)offsetof(struct jit_ind, b));
-	enter_block(e);
-	emit_jmp_mem(e, H_RDX, (int32_t)offsetof(struct jit_ind, code));
+	enter_target(t, &o, (int32_t)offsetof(struct jit_ind, to));
 	emit_out(t, &o, JIT_EXIT_IND);
 }
 
@@ -1027,13 +1024,6 @@ void jit_block(struct soft_cpu *c, struct block *b)
 	counter_add(&c->jit->stat_ns, now_ns() - t0);
 }
 
-/* Patched through the rw view; the vCPU runs none of the buffer meanwhile,
- * and returning to the translation is a jump, which sees the new bytes. */
-static void patch64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
 void jit_link(struct soft_cpu *c, struct block *b)
 {
 	struct jit *j = c->jit;
@@ -1045,28 +1035,17 @@ void jit_link(struct soft_cpu *c, struct block *b)
 	uint64_t rip = b->insn[0].start;
 	if (tag->lin != rip || tag->rip != rip)
 		return; /* not cached (it crosses a page): validated by nothing */
+	struct jit_target to = {.epoch = tag->epoch, .end = b->end, .b = b, .code = b->jit_code};
 	if (x == JIT_EXIT_IND) {
-		j->ind[jit_ind_hash(rip)] = (struct jit_ind){
-		    .rip = rip,
-		    .epoch = tag->epoch,
-		    .key = tag->key,
-		    .b = b,
-		    .end = b->end,
-		    .code = b->jit_code,
-		};
+		j->ind[jit_ind_hash(rip)] = (struct jit_ind){.rip = rip, .key = tag->key, .to = to};
 		counter_add(&j->stat_links, 1);
 		return;
 	}
 	struct jit_link *l = &j->link[x - 1];
 	if (l->target != rip || l->key != tag->key)
 		return; /* something else ran in between: an interrupt, say */
-	uint64_t linked;
-	memcpy(&linked, l->epoch, 8);
-	if (linked == tag->epoch)
+	if (l->to.epoch == to.epoch && l->to.b == b)
 		return; /* linked already: the chain ran out of budget there */
-	patch64(l->epoch, tag->epoch);
-	patch64(l->end, b->end);
-	patch64(l->blk, (uint64_t)(uintptr_t)b);
-	emit_patch(l->rel, j->rw + ((uint8_t *)b->jit_code - j->rx));
+	l->to = to;
 	counter_add(&j->stat_links, 1);
 }
