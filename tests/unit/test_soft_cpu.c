@@ -958,7 +958,7 @@ static void test_cross_modifying_code(void **state)
 					 0x02, 0x00, 0x66, 0xba, 0x10, 0x05, 0xef};
 	static const uint8_t func[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};
 	struct sg two;
-	assert_int_equal(sg_init(&two, 2), 0);
+	assert_int_equal(sg_init_jit(&two, 2, use_jit), 0);
 	memcpy(two.ram + SG_CODE, writer, sizeof(writer));
 	memcpy(two.ram + SG_CODE + 0x100, reader, sizeof(reader));
 	memcpy(two.ram + SG_CODE + 0x200, func, sizeof(func));
@@ -1120,6 +1120,17 @@ static int64_t jit_stat(const char *key)
 	return v;
 }
 
+/* Instructions the vCPU ran, by --stats. */
+static int64_t insns_run(void)
+{
+	struct json_object *st = json_object_new_object(), *n;
+	soft_engine.stats(g.v, st);
+	assert_true(json_object_object_get_ex(st, "instructions", &n));
+	int64_t v = json_object_get_int64(n);
+	json_object_put(st);
+	return v;
+}
+
 /* Translated loads, stores, PUSH/POP, IMUL, SHL and DEC in a loop, then a
  * #PF from a load in the middle of a translated block, whose frame must name
  * that load (the translation hands it to the interpreter):
@@ -1169,6 +1180,120 @@ static void test_call_ret(void **state)
 		assert_true(jit_stat("insns") >= 5);
 }
 
+/* One function returning to two call sites in turn: translated, each RET
+ * finds its caller's block in the indirect-branch table, which must tell the
+ * two apart.
+ *   mov ecx, 20; xor eax, eax; xor ebx, ebx
+ * top: call f; add rbx, 1; call f; add rbx, 2
+ *   sub ecx, 1; jnz top; hlt
+ * f: add rax, rcx; ret                   -> rax = 2 * (20 + ... + 1), rbx = 60 */
+static void test_ret_two_sites(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0x31, 0xc0, 0x31, 0xdb, 0xe8,
+				       0x13, 0x00, 0x00, 0x00, 0x48, 0x83, 0xc3, 0x01, 0xe8, 0x0a,
+				       0x00, 0x00, 0x00, 0x48, 0x83, 0xc3, 0x02, 0x83, 0xe9, 0x01,
+				       0x75, 0xe9, 0xf4, 0x48, 0x01, 0xc8, 0xc3};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 420);
+	assert_int_equal(g.st.gpr[R_RBX], 60);
+	assert_int_equal(g.st.gpr[R_RSP], SG_STACK);
+	assert_int_equal(insns_run(), 4 + 20 * 10);
+	if (use_jit)
+		assert_true(jit_stat("links") >= 3); /* both returns and the loop */
+}
+
+/* A translated exit linked to a block whose code then changes: the write
+ * bumps the epoch, so the link is not taken and the new code runs.
+ *   mov ecx, 5; xor ebx, ebx
+ * a: cmp ecx, 3; jne b                  ; linked to b on the first passes
+ *   mov dword [rip + b+1], 7            ; at ecx = 3: b adds 7 from now on
+ * b: mov eax, 1; add ebx, eax; sub ecx, 1; jnz a; hlt   -> ebx = 1 + 1 + 3 * 7 */
+static void test_smc_linked_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x05, 0x00, 0x00, 0x00, 0x31, 0xdb, 0x83, 0xf9,
+				       0x03, 0x75, 0x0a, 0xc7, 0x05, 0x01, 0x00, 0x00, 0x00,
+				       0x07, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00,
+				       0x01, 0xc3, 0x83, 0xe9, 0x01, 0x75, 0xe5, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], 23);
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
+/* Two blocks jumping to each other forever, chained when translated: the
+ * chain still returns for a kick, and the blocks it ran are all counted.
+ *   a: add rax, 1; jmp b
+ *   b: add rbx, 1; jmp a */
+static void test_kick_ends_chain(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0x00,
+				       0x48, 0x83, 0xc3, 0x01, 0xeb, 0xf4};
+	load(code, sizeof(code));
+	pthread_t t;
+	pthread_create(&t, NULL, kicker, NULL);
+	struct vcpu_exit ex;
+	do
+		assert_int_equal(soft_engine.vcpu_run(g.v, &ex), 0);
+	while (ex.reason != EXIT_KICKED);
+	pthread_join(t, NULL);
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	uint64_t a = g.st.gpr[R_RAX], b = g.st.gpr[R_RBX];
+	assert_true(a > 1000);
+	assert_true(a == b || a == b + 1);
+	assert_int_equal(g.st.rip, SG_CODE + (a == b ? 0 : 6));
+	assert_int_equal(insns_run(), (int64_t)(2 * (a + b)));
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
+/* Read-modify-write of memory, 64- and 32-bit, with a register and an
+ * immediate, and the flags of the last one read after it:
+ *   mov qword [rsp-16], 5; mov ecx, 10; mov ebx, 7
+ * top: add [rsp-16], rcx; sub dword [rsp-16], 1; sub ecx, 1; jnz top
+ *   sub qword [rsp-16], 50; mov rax, [rsp-16]; setz bl; hlt
+ *                                        -> 5 + 55 - 10 - 50 = 0, ZF */
+static void test_rmw_memory(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0xc7, 0x44, 0x24, 0xf0, 0x05, 0x00, 0x00, 0x00, 0xb9,
+				       0x0a, 0x00, 0x00, 0x00, 0xbb, 0x07, 0x00, 0x00, 0x00, 0x48,
+				       0x01, 0x4c, 0x24, 0xf0, 0x83, 0x6c, 0x24, 0xf0, 0x01, 0x83,
+				       0xe9, 0x01, 0x75, 0xf1, 0x48, 0x83, 0x6c, 0x24, 0xf0, 0x32,
+				       0x48, 0x8b, 0x44, 0x24, 0xf0, 0x0f, 0x94, 0xc3, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0);
+	assert_int_equal(g.st.gpr[R_RBX], 1);
+	assert_int_equal(sg_r64(&g, SG_STACK - 16), 0);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 8);
+}
+
+/* Rotates change CF and OF only (OF by the count-1 rule), the other flags
+ * staying as the XOR left them:
+ *   mov rax, 0xc000000000000001; xor ecx, ecx    ; ZF PF
+ *   rol rax, 1     ; 0x8000000000000003, CF, not OF
+ *   ror eax, 3     ; 0x60000000, not CF, OF
+ *   pushfq; pop rbx; hlt */
+static void test_rotate_flags(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x00,
+				       0x00, 0x00, 0xc0, 0x31, 0xc9, 0x48, 0xd1,
+				       0xc0, 0xc1, 0xc8, 0x03, 0x9c, 0x5b, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0x60000000);
+	assert_int_equal(g.st.gpr[R_RBX] & 0x8c5, 0x844); /* OF ZF PF; not SF CF */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 4);
+}
+
 /* Run the code at SG_CODE again, from the state the last run left. */
 static void restart(void)
 {
@@ -1178,11 +1303,12 @@ static void restart(void)
 	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
 }
 
-/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 4 or 8. */
+/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 1, 4 or 8. */
 static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
 {
 	uint64_t fl;
 	uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
+	uint8_t a1 = (uint8_t)a, b1 = (uint8_t)b;
 #define HOST_OP(insn, x, y)                                                                        \
 	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+r"(x) : "r"(y) : "cc")
 	if (size == 8) {
@@ -1192,6 +1318,17 @@ static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
 			HOST_OP("sub", a, b);
 		else
 			HOST_OP("and", a, b);
+	} else if (size == 1) {
+		__asm__ volatile("" : "+q"(a1), "+q"(b1));
+#define HOST_OP8(insn)                                                                             \
+	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+q"(a1) : "q"(b1) : "cc")
+		if (op == 0)
+			HOST_OP8("addb");
+		else if (op == 1)
+			HOST_OP8("subb");
+		else
+			HOST_OP8("andb");
+#undef HOST_OP8
 	} else {
 		if (op == 0)
 			HOST_OP("addl", a4, b4);
@@ -1236,11 +1373,14 @@ static bool host_cond(uint64_t fl, unsigned cc)
 	return r ^ (cc & 1);
 }
 
-/* Every condition code after ADD, SUB and AND of both sizes on edge values,
- * against the host: the translator evaluates a block-ending Jcc from the
- * flag-setting operation it translated in the same block.
- *   mov rax, a; mov rcx, b; op rax/eax, rcx/ecx; jcc taken
- *   mov ebx, 2; hlt; taken: mov ebx, 1; hlt */
+/* Every condition code after ADD, SUB and AND of three sizes on edge values,
+ * against the host, read by each kind of reader: the translator evaluates a
+ * Jcc, SETcc or CMOVcc from the flag-setting operation it translated in the
+ * same block.
+ *   mov rax, a; mov rcx, b; mov ebx, 0x100; mov edx, 1; op rax/eax/al, rcx/ecx/cl
+ *   jcc: jcc taken; mov ebx, 2; hlt; taken: mov ebx, 1; hlt     -> 1 taken
+ *   setcc: setcc bl; hlt                                          -> 0x101 set
+ *   cmov: cmovcc ebx, edx; hlt                                    -> 1 moved */
 static void test_jcc_conditions(void **state)
 {
 	(void)state;
@@ -1259,36 +1399,59 @@ static void test_jcc_conditions(void **state)
 				     0xffffffffffffffff};
 	static const uint8_t ops[] = {0x01, 0x29, 0x21}; /* add, sub, and rax, rcx */
 	const int nv = sizeof(v) / sizeof(v[0]);
-	for (int op = 0; op < 3; op++)
-		for (int size = 4; size <= 8; size += 4)
-			for (int i = 0; i < nv; i++)
-				for (int j = 0; j < nv; j += 2)
-					for (unsigned cc = 0; cc < 16; cc++) {
-						uint8_t code[40], *p = code;
-						*p++ = 0x48, *p++ = 0xb8;
-						memcpy(p, &v[i], 8), p += 8;
-						*p++ = 0x48, *p++ = 0xb9;
-						memcpy(p, &v[(i + j) % nv], 8), p += 8;
-						if (size == 8)
-							*p++ = 0x48;
-						*p++ = ops[op], *p++ = 0xc8;
-						*p++ = (uint8_t)(0x70 | cc), *p++ = 6;
-						static const uint8_t tail[] = {
-						    0xbb, 2, 0, 0, 0, 0xf4, 0xbb, 1, 0, 0, 0, 0xf4};
-						memcpy(p, tail, sizeof(tail)), p += sizeof(tail);
-						load(code, (size_t)(p - code));
-						restart();
-						assert_int_equal(sg_run(&g), EXIT_HLT);
-						uint64_t fl =
-						    host_flags(op, size, v[i], v[(i + j) % nv]);
-						if (g.st.gpr[R_RBX] !=
-						    (host_cond(fl, cc) ? 1u : 2u))
-							fail_msg(
-							    "op %d size %d %#llx, %#llx cc %u", op,
-							    size, (unsigned long long)v[i],
-							    (unsigned long long)v[(i + j) % nv],
-							    cc);
-					}
+	for (int form = 0; form < 3; form++)
+		for (int op = 0; op < 3; op++)
+			for (int size = 1; size <= 8; size = size == 1 ? 4 : size + 4)
+				for (int i = 0; i < nv; i++)
+					for (int j = 0; j < nv; j += 2)
+						for (unsigned cc = 0; cc < 16; cc++) {
+							uint64_t a = v[i], b = v[(i + j) % nv];
+							uint8_t code[60], *p = code;
+							*p++ = 0x48, *p++ = 0xb8;
+							memcpy(p, &a, 8), p += 8;
+							*p++ = 0x48, *p++ = 0xb9;
+							memcpy(p, &b, 8), p += 8;
+							static const uint8_t init[] = {
+							    0xbb, 0, 1, 0, 0, 0xba, 1, 0, 0, 0};
+							memcpy(p, init, sizeof(init)),
+							    p += sizeof(init);
+							if (size == 8)
+								*p++ = 0x48;
+							/* add, sub, and: 00, 28, 20 al, cl */
+							*p++ = (uint8_t)(ops[op] - (size == 1)),
+							*p++ = 0xc8;
+							if (form == 0) {
+								static const uint8_t tail[] = {
+								    0xbb, 2, 0, 0, 0, 0xf4,
+								    0xbb, 1, 0, 0, 0, 0xf4};
+								*p++ = (uint8_t)(0x70 | cc),
+								*p++ = 6;
+								memcpy(p, tail, sizeof(tail));
+								p += sizeof(tail);
+							} else {
+								*p++ = 0x0f;
+								*p++ =
+								    (uint8_t)((form == 1 ? 0x90
+											 : 0x40) |
+									      cc);
+								*p++ = form == 1 ? 0xc3 : 0xda;
+								*p++ = 0xf4;
+							}
+							load(code, (size_t)(p - code));
+							restart();
+							assert_int_equal(sg_run(&g), EXIT_HLT);
+							bool yes = host_cond(
+							    host_flags(op, size, a, b), cc);
+							static const uint64_t want[3][2] = {
+							    {2, 1}, {0x100, 0x101}, {0x100, 1}};
+							if (g.st.gpr[R_RBX] != want[form][yes])
+								fail_msg(
+								    "form %d op %d size %d %#llx, "
+								    "%#llx cc %u",
+								    form, op, size,
+								    (unsigned long long)a,
+								    (unsigned long long)b, cc);
+						}
 	if (use_jit)
 		assert_true(jit_stat("insns") > 1000);
 }
@@ -1324,6 +1487,11 @@ int main(void)
 	    cmocka_unit_test(test_smp_cmpxchg_is_one_access),
 	    cmocka_unit_test(test_cross_modifying_code),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kick_ends_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rmw_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),

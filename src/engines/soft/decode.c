@@ -302,6 +302,12 @@ struct block *fetch_block(struct soft_cpu *c)
 	c->block_mru[set] = (uint8_t)victim;
 	t += victim;
 	struct block *b = &c->blocks[set * 2 + victim];
+	if (b->jit_code) {
+		/* translations may jump straight into it: they check the epoch */
+		b->jit_code = NULL;
+		epoch_bump(c);
+		epoch = epoch_now(c);
+	}
 
 	t->lin = ~0ull;
 	b->n = 0;

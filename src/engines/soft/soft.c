@@ -366,6 +366,8 @@ static inline int run_block(struct soft_cpu *c, int budget)
 	c->cur_block = b;
 	if (c->jit && b->runs < c->jit->after && ++b->runs == c->jit->after)
 		jit_block(c, b); /* hot: translate before running it */
+	if (c->jit_exit)
+		jit_link(c, b); /* the translation that ran last goes on here */
 	if (b->generic) {
 		c->last = b->insn;
 		counter_add(&c->stat_insns, 1);
@@ -381,21 +383,30 @@ static inline int run_block(struct soft_cpu *c, int budget)
 	for (;;) {
 		c->rip = b->end;
 		c->stop = false;
+		c->jit_exit = 0;
+		c->jit_limit = budget - done;
 		b->insn[0].fn(c, b->insn);
+		/* A translation may have jumped on into others (chaining): the
+		 * blocks it left ran whole, and it ended in c->cur_block. */
+		int chained = (int)c->jit_chained;
+		c->jit_chained = 0;
+		b = c->cur_block;
 		if (__builtin_expect(c->stop, 0)) {
 			/* ended early by the instruction at c->last */
 			int part = (int)(c->last - b->insn) + 1;
 			if (part < b->n)
 				c->rip = c->last->start + c->last->len;
-			counter_add(&c->stat_insns, (unsigned)part);
-			return done + part;
+			counter_add(&c->stat_insns, (unsigned)(chained + part));
+			return done + chained + part;
 		}
 		/* counted per pass: a fault in a later pass counts its own part */
-		counter_add(&c->stat_insns, (unsigned)b->n);
-		done += b->n;
+		counter_add(&c->stat_insns, (unsigned)(chained + b->n));
+		done += chained + b->n;
 		if (c->rip != b->insn[0].start || epoch_now(c) != epoch || done >= budget ||
 		    attention(c))
 			return done;
+		if (c->jit_exit)
+			jit_link(c, b);
 	}
 }
 
@@ -453,6 +464,8 @@ static void restore_insn(struct soft_cpu *c)
 {
 	if (c->last && c->last->fn != exec_insn) /* the block's count was not added */
 		counter_add(&c->stat_insns, (uint64_t)(c->last - c->cur_block->insn) + 1);
+	counter_add(&c->stat_insns, (uint64_t)c->jit_chained); /* nor the chain's before it */
+	c->jit_chained = 0;
 	if (c->last) {
 		c->rip = c->last->start;
 		if (c->last->fn == exec_insn || c->last->fn == exec_in_block)
@@ -834,6 +847,8 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 				       json_object_new_int64((int64_t)counter_read(&j->stat_ns)));
 		json_object_object_add(
 		    jit, "flushes", json_object_new_int64((int64_t)counter_read(&j->stat_flushes)));
+		json_object_object_add(
+		    jit, "links", json_object_new_int64((int64_t)counter_read(&j->stat_links)));
 		json_object_object_add(obj, "jit", jit);
 	}
 	struct json_object *ud = json_object_new_object();

@@ -257,6 +257,15 @@ enum fast_form {
 	FAST_MOVZX8,
 	FAST_MOVZX16,
 	FAST_IMUL_RM,
+	/* byte forms only the translator has rules for (the interpreter runs
+	 * them in exec_in_block) */
+	FAST_TEST8,	/* TEST r/m8, r8 */
+	FAST_MOV_LOAD8, /* MOV r8, r/m8 */
+	FAST_MOV8_IMM,	/* MOV r/m8, imm8 (C6 /0) */
+	FAST_ALU8,	/* ADD/OR/AND/SUB/XOR/CMP r/m8, r8 (x0) and r8, r/m8 (x2) */
+	FAST_ALU8_AL,	/* ... AL, imm8 */
+	FAST_ALU8_IMM,	/* group 1: ... r/m8, imm8 (80) */
+	FAST_TEST8_IMM, /* TEST r/m8, imm8 (F6 /0) */
 };
 struct opcode {
 	uint8_t fast;	 /* enum fast_form */
@@ -295,6 +304,10 @@ struct block {
 	bool generic;  /* one instruction for the general dispatcher (exec_insn) */
 	uint16_t runs; /* run_block calls since decoded, up to the translator's threshold */
 	uint64_t end;  /* RIP after the last instruction */
+	/* A translation of all of it (jit/jit.h), so other translations may
+	 * jump straight in; NULL when none. Evicting it bumps the epoch, which
+	 * unlinks every jump to it. */
+	void *jit_code;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
 };
@@ -397,6 +410,12 @@ struct soft_cpu {
 	uint32_t batches;  /* run_batch calls, for the periodic revalidation */
 	bool stop;	   /* end the block after this instruction (exit, code written) */
 	struct block *cur_block;
+	/* Chaining between translations (jit/translate.c): instructions of the
+	 * blocks a chain has left, not yet counted, and the most it may run
+	 * before it returns to run_block; how the last translation left (its
+	 * link + 1, JIT_EXIT_IND, 0: by no exit that could be linked). */
+	int64_t jit_chained, jit_limit;
+	int32_t jit_exit;
 	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];

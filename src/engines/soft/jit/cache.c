@@ -5,6 +5,7 @@
  * vCPU is, before the jail, so translating needs no system call. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -51,7 +52,9 @@ void jit_destroy(struct soft_cpu *c)
 }
 
 /* Every block still entering a translation gets its interpreter handler
- * back; blocks decoded again since then already have theirs. */
+ * back (blocks decoded again since then already have theirs), and nothing
+ * may jump into the buffer any more: no block is a link target, the
+ * indirect-branch table is empty and the last exit is not linked. */
 void jit_flush(struct soft_cpu *c)
 {
 	struct jit *j = c->jit;
@@ -59,7 +62,12 @@ void jit_flush(struct soft_cpu *c)
 		struct jit_entry *t = &j->entry[i];
 		if ((void *)t->b->insn[0].fn == t->code)
 			t->b->insn[0].fn = t->orig;
+		if (t->b->jit_code == t->code)
+			t->b->jit_code = NULL;
 	}
+	memset(j->ind, 0, sizeof(j->ind));
+	j->nlinks = 0;
+	c->jit_exit = 0;
 	j->nentries = 0;
 	j->used = 0;
 	counter_add(&j->stat_flushes, 1);

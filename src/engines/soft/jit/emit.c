@@ -230,3 +230,38 @@ void emit_inc_mem(struct emit *e, int32_t disp)
 	emit_u8(e, 0xff);
 	rdi_disp(e, 0, disp);
 }
+
+void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm)
+{
+	rex(e, size == 8, 0, base);
+	emit_u8(e, size == 1 ? 0x80 : 0x81);
+	base_disp(e, ext, base, disp);
+	if (size == 1)
+		emit_u8(e, (uint8_t)imm);
+	else
+		emit_u32(e, (uint32_t)imm);
+}
+
+void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm)
+{
+	rex(e, false, 0, base);
+	emit_u8(e, 0xf7);
+	base_disp(e, 0, base, disp);
+	emit_u32(e, (uint32_t)imm);
+}
+
+void emit_test_imm(struct emit *e, int reg, int32_t imm)
+{
+	rex(e, false, 0, reg);
+	emit_u8(e, 0xf7);
+	modrm_rr(e, 0, reg);
+	emit_u32(e, (uint32_t)imm);
+}
+
+void emit_cmov(struct emit *e, uint8_t cc, int dst, int src)
+{
+	rex(e, true, dst, src);
+	emit_u8(e, 0x0f);
+	emit_u8(e, (uint8_t)(0x40 | cc));
+	modrm_rr(e, dst, src);
+}

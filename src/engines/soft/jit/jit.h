@@ -18,6 +18,9 @@ struct insn;
 
 #define JIT_CODE_SIZE  (4u << 20) /* per vCPU; flushed whole when full */
 #define JIT_MAX_BLOCKS 32768
+#define JIT_MAX_LINKS  (2 * JIT_MAX_BLOCKS) /* a Jcc's two exits */
+#define JIT_IND_BITS   9		    /* entries of the indirect-branch table */
+#define JIT_EXIT_IND   (-1)		    /* jit_exit after a RET found no entry */
 /* Runs before a block is translated: most blocks a Linux boot decodes run a
  * few times only (it decodes over a million), and translating costs more
  * than decoding. */
@@ -31,13 +34,43 @@ struct jit_entry {
 	void (*orig)(struct soft_cpu *c, struct insn *d);
 };
 
+/* Where a chained exit goes: the translated block, the RIP after it and its
+ * host code, valid while the vCPU's epoch is the one the block was validated
+ * in. Data the exit's code loads, so linking writes no code (a store into
+ * code the host may have cached costs a pipeline flush). */
+struct jit_target {
+	uint64_t epoch, end;
+	struct block *b;
+	void *code;
+};
+
+/* A direct exit of a translation (a branch target or the fall-through) and
+ * what the block it may enter must be. */
+struct jit_link {
+	struct jit_target to;
+	uint64_t target;
+	int64_t key; /* code_key() of the translation, which its target shares */
+};
+
+/* The indirect-branch table: a RET's target -> the block translated there.
+ * 64 bytes, so the host code indexes it by a shift. */
+struct jit_ind {
+	uint64_t rip;
+	int64_t key;
+	struct jit_target to;
+	uint64_t pad[2];
+};
+
 struct jit {
 	uint8_t *rw, *rx; /* two views of one memfd: written through rw, run through rx */
 	size_t used;
 	struct jit_entry entry[JIT_MAX_BLOCKS];
 	int nentries;
+	struct jit_link link[JIT_MAX_LINKS];
+	int nlinks;
+	struct jit_ind ind[1u << JIT_IND_BITS];
 	unsigned after; /* runs of a block before it is translated */
-	uint64_t stat_blocks, stat_insns, stat_bytes, stat_ns, stat_flushes;
+	uint64_t stat_blocks, stat_insns, stat_bytes, stat_ns, stat_flushes, stat_links;
 };
 
 /* The code an emitter writes, in a bounded buffer (emit.c). */
@@ -53,6 +86,14 @@ void jit_flush(struct soft_cpu *c);
 
 /* translate.c: called by run_block when a block has run `after` times. */
 void jit_block(struct soft_cpu *c, struct block *b);
+/* translate.c: the translation that ran last left by exit c->jit_exit and
+ * execution went on at b: make that exit jump to b's translation. */
+void jit_link(struct soft_cpu *c, struct block *b);
+
+static inline unsigned jit_ind_hash(uint64_t rip)
+{
+	return (unsigned)((rip ^ rip >> 10) & ((1u << JIT_IND_BITS) - 1));
+}
 
 /* emit.c: the few host instructions translations use. Registers are host
  * numbers (0 rax .. 15 r15); memory operands are [rdi + disp] (the soft_cpu)
@@ -86,5 +127,10 @@ void emit_lea_disp(struct emit *e, int reg, int base, int32_t disp);
 void emit_jmp_mem(struct emit *e, int base, int32_t disp);
 void emit_call_abs(struct emit *e, const void *fn);
 void emit_inc_mem(struct emit *e, int32_t disp); /* [rdi+disp] += 1, 64-bit */
+/* group 1 (81 /ext, 80 /ext for bytes) on [base+disp] with imm, size 1, 4 or 8 */
+void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm);
+void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm); /* 32-bit */
+void emit_test_imm(struct emit *e, int reg, int32_t imm);		 /* 32-bit */
+void emit_cmov(struct emit *e, uint8_t cc, int dst, int src);		 /* 64-bit */
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engines/soft/intc/intc.h"
 #include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
@@ -26,6 +27,14 @@
 struct tr {
 	struct emit e;
 	struct soft_cpu *c;
+	const struct block *b;
+	bool ended; /* the closing branch left through its own exits */
+	/* The guest register each of cache_host holds (-1: none): written
+	 * through (c->r is always current, so leaving for the interpreter or
+	 * run_block needs nothing), read without a store-to-load round trip. */
+	int8_t cached[3];
+	int victim;
+	int nlinks;  /* the direct exits emitted, after the jit's nlinks */
 	int k;	     /* index of the instruction being translated */
 	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
 	int lf_size;
@@ -45,6 +54,53 @@ struct tr {
  * TEST compute like SUB and AND without writing. ADC and SBB have no rule. */
 static const uint8_t alu_op[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
 static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
+
+/* Caller-saved, so run_block's registers survive, and used by nothing else
+ * the translation emits (it calls only get_flags, which clobbers them);
+ * r11 is left for the host address of a read-modify-write. */
+#define NCACHE 3
+static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10};
+
+static void cache_clear(struct tr *t)
+{
+	memset(t->cached, -1, sizeof(t->cached));
+}
+
+static int cache_find(const struct tr *t, int r)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if (t->cached[i] == r)
+			return i;
+	return -1;
+}
+
+/* host = guest register r (size 4: zero-extended) */
+static void get_reg(struct tr *t, int size, int host, int r)
+{
+	int i = cache_find(t, r);
+	if (i >= 0) {
+		emit_op_rr(&t->e, size, 0x89, host, cache_host[i]);
+		return;
+	}
+	emit_load(&t->e, size, host, REG(r));
+	if (size == 8) {
+		i = t->victim++ % NCACHE;
+		t->cached[i] = (int8_t)r;
+		emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
+	}
+}
+
+/* guest register r = host, all 64 bits */
+static void put_reg(struct tr *t, int host, int r)
+{
+	emit_store(&t->e, 8, host, REG(r));
+	int i = cache_find(t, r);
+	if (i < 0) {
+		i = t->victim++ % NCACHE;
+		t->cached[i] = (int8_t)r;
+	}
+	emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
+}
 
 /* Leave for the interpreter at instruction t->k when flags say so. */
 static void miss(struct tr *t, uint8_t cc)
@@ -86,14 +142,14 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 	if (d->base == 16) {
 		emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)(int64_t)d->disp);
 	} else if (d->base >= 0) {
-		emit_load(e, 8, H_RAX, REG(d->base));
+		get_reg(t, 8, H_RAX, d->base);
 		if (d->disp)
 			emit_lea_disp(e, H_RAX, H_RAX, d->disp);
 	} else {
 		emit_mov_imm(e, H_RAX, (uint64_t)(int64_t)d->disp);
 	}
 	if (d->index >= 0) {
-		emit_load(e, 8, H_RCX, REG(d->index));
+		get_reg(t, 8, H_RCX, d->index);
 		if (d->scale > 1)
 			emit_shift_imm(e, 8, 4, H_RCX, (uint8_t)__builtin_ctz(d->scale));
 		emit_alu_rr(e, 0x01, H_RAX, H_RCX);
@@ -142,7 +198,7 @@ static void probe(struct tr *t, int size, int acc)
 static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 {
 	if (!d->is_mem) {
-		emit_load(&t->e, size, hreg, REG(d->rm));
+		get_reg(t, size, hreg, d->rm);
 		return;
 	}
 	ea(t, d, true);
@@ -151,11 +207,46 @@ static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 }
 
 /* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63. */
-static void set_reg(struct emit *e, int size, int r)
+static void set_reg(struct tr *t, int size, int r)
 {
 	if (size == 4)
-		emit_zext32(e, H_RAX);
-	emit_store(e, 8, H_RAX, REG(r));
+		emit_zext32(&t->e, H_RAX);
+	put_reg(t, H_RAX, r);
+}
+
+/* Without REX, byte registers 4-7 are AH, CH, DH, BH: bits 8-15 of 0-3. */
+static bool high_byte(const struct insn *d, int r)
+{
+	return !d->rex && r >= 4 && r < 8;
+}
+
+/* host (rax, rcx or rdx) = byte register r, zero-extended */
+static void get_reg8(struct tr *t, const struct insn *d, int host, int r)
+{
+	bool high = high_byte(d, r);
+	get_reg(t, 4, host, high ? r - 4 : r);
+	if (high)
+		emit_shift_imm(&t->e, 4, 5, host, 8);
+	emit_movzx(&t->e, 1, host, host, false);
+}
+
+/* byte register r = host (rcx or rdx, zero-extended), the rest kept */
+static void put_reg8(struct tr *t, const struct insn *d, int host, int r)
+{
+	bool high = high_byte(d, r);
+	get_reg(t, 8, H_RAX, high ? r - 4 : r);
+	emit_and_imm(&t->e, H_RAX, high ? ~0xff00 : ~0xff);
+	if (high)
+		emit_shift_imm(&t->e, 8, 4, host, 8);
+	emit_alu_rr(&t->e, 0x09, H_RAX, host);
+	put_reg(t, H_RAX, high ? r - 4 : r);
+}
+
+/* Whether the flags of the instruction being translated are stored: the
+ * copies of its operands that set_lazy stores are needed only then. */
+static bool flags_live(const struct tr *t)
+{
+	return !t->dead[t->k];
 }
 
 /* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
@@ -192,27 +283,45 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	if (test)
 		op = 4;
 	bool write = !test && op != 7;
-	if (!alu_op[op] || (d->is_mem && write && fam != FAST_ALU_R_RM))
-		return false;	    /* ADC, SBB; read-modify-write of memory */
+	if (!alu_op[op])
+		return false; /* ADC, SBB */
+	if (d->is_mem && write && fam != FAST_ALU_R_RM) {
+		/* read-modify-write: one probe for writing (a page with a
+		 * write tag is readable), the host address kept in r11 */
+		ea(t, d, true);
+		probe(t, size, ACC_WRITE);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		emit_ind(e, size, false, H_RAX, H_R11);
+		if (imm)
+			emit_mov_imm(e, H_RCX, imm_of(d, size));
+		else
+			get_reg(t, size, H_RCX, d->reg);
+		if (alu_lf[op] != LF_LOGIC && flags_live(t))
+			emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+		emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
+		set_lazy(t, alu_lf[op], size);
+		emit_ind(e, size, true, H_RAX, H_R11);
+		return true;
+	}
 	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
 		rm_load(t, d, size, H_RCX);
-		emit_load(e, size, H_RAX, REG(d->reg));
+		get_reg(t, size, H_RAX, d->reg);
 	} else { /* a = r/m (or rAX), b = reg or imm */
 		if (rax)
-			emit_load(e, size, H_RAX, REG(R_RAX));
+			get_reg(t, size, H_RAX, R_RAX);
 		else
 			rm_load(t, d, size, H_RAX);
 		if (imm)
 			emit_mov_imm(e, H_RCX, imm_of(d, size));
 		else
-			emit_load(e, size, H_RCX, REG(d->reg));
+			get_reg(t, size, H_RCX, d->reg);
 	}
-	if (alu_lf[op] != LF_LOGIC)
+	if (alu_lf[op] != LF_LOGIC && flags_live(t))
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
 	set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
 	if (write)
-		set_reg(e, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
+		set_reg(t, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
 	return true;
 }
 
@@ -222,21 +331,21 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 	int size = d->opsize, fam = opcode_of(d->op)->fast;
 	if (fam == FAST_MOV_LOAD) {
 		rm_load(t, d, size, H_RAX);
-		set_reg(e, size, d->reg);
+		set_reg(t, size, d->reg);
 		return true;
 	}
 	if (!d->is_mem) {
 		if (fam == FAST_MOV_STORE)
-			emit_load(e, size, H_RAX, REG(d->reg));
+			get_reg(t, size, H_RAX, d->reg);
 		else
 			emit_mov_imm(e, H_RAX, imm_of(d, size));
-		set_reg(e, size, d->rm);
+		set_reg(t, size, d->rm);
 		return true;
 	}
 	ea(t, d, true);
 	probe(t, size, ACC_WRITE);
 	if (fam == FAST_MOV_STORE)
-		emit_load(e, size, H_RCX, REG(d->reg));
+		get_reg(t, size, H_RCX, d->reg);
 	else
 		emit_mov_imm(e, H_RCX, imm_of(d, size));
 	emit_ind(e, size, true, H_RCX, H_RAX);
@@ -246,14 +355,14 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 static bool tr_mov_imm(struct tr *t, const struct insn *d)
 {
 	emit_mov_imm(&t->e, H_RAX, imm_of(d, d->opsize));
-	set_reg(&t->e, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
+	set_reg(t, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
 	return true;
 }
 
 static bool tr_lea(struct tr *t, const struct insn *d)
 {
 	ea(t, d, false);
-	set_reg(&t->e, d->opsize, d->reg);
+	set_reg(t, d->opsize, d->reg);
 	return true;
 }
 
@@ -261,7 +370,7 @@ static bool tr_movsxd(struct tr *t, const struct insn *d)
 {
 	rm_load(t, d, 4, H_RAX);
 	emit_alu_rr(&t->e, 0x63, H_RAX, H_RAX); /* movsxd rax, eax */
-	set_reg(&t->e, d->opsize, d->reg);
+	set_reg(t, d->opsize, d->reg);
 	return true;
 }
 
@@ -269,29 +378,29 @@ static bool tr_movsxd(struct tr *t, const struct insn *d)
 static void emit_push(struct tr *t, int r, uint64_t v)
 {
 	struct emit *e = &t->e;
-	emit_load(e, 8, H_RAX, REG(R_RSP));
+	get_reg(t, 8, H_RAX, R_RSP);
 	emit_lea_disp(e, H_RAX, H_RAX, -8);
 	probe(t, 8, ACC_WRITE);
 	if (r >= 0)
-		emit_load(e, 8, H_RCX, REG(r));
+		get_reg(t, 8, H_RCX, r);
 	else
 		emit_mov_imm(e, H_RCX, v);
 	emit_ind(e, 8, true, H_RCX, H_RAX);
-	emit_load(e, 8, H_RDX, REG(R_RSP));
+	get_reg(t, 8, H_RDX, R_RSP);
 	emit_lea_disp(e, H_RDX, H_RDX, -8);
-	emit_store(e, 8, H_RDX, REG(R_RSP));
+	put_reg(t, H_RDX, R_RSP);
 }
 
 /* rcx = the quadword at RSP, RSP += 8 */
 static void emit_pop(struct tr *t)
 {
 	struct emit *e = &t->e;
-	emit_load(e, 8, H_RAX, REG(R_RSP));
+	get_reg(t, 8, H_RAX, R_RSP);
 	probe(t, 8, ACC_READ);
 	emit_ind(e, 8, false, H_RCX, H_RAX);
-	emit_load(e, 8, H_RDX, REG(R_RSP));
+	get_reg(t, 8, H_RDX, R_RSP);
 	emit_lea_disp(e, H_RDX, H_RDX, 8);
-	emit_store(e, 8, H_RDX, REG(R_RSP));
+	put_reg(t, H_RDX, R_RSP);
 }
 
 static bool tr_push(struct tr *t, const struct insn *d)
@@ -303,19 +412,17 @@ static bool tr_push(struct tr *t, const struct insn *d)
 static bool tr_pop(struct tr *t, const struct insn *d)
 {
 	emit_pop(t);
-	emit_store(&t->e, 8, H_RCX,
-		   REG((d->op & 7) | (d->rex & 1) << 3)); /* POP RSP: the value wins */
+	put_reg(t, H_RCX, (d->op & 7) | (d->rex & 1) << 3); /* POP RSP: the value wins */
 	return true;
 }
 
-/* INC/DEC keep CF, so pending lazy flags are made real first (get_flags,
- * called with the stack aligned and rdi/rsi kept). */
-static bool tr_incdec(struct tr *t, const struct insn *d)
+/* Pending lazy flags made real in c->fl, for an instruction that keeps some
+ * of them (get_flags, called with the stack aligned and rdi/rsi kept). */
+static void real_flags(struct tr *t)
 {
 	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
 	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
-	int size = d->opsize;
 	t->reads[t->k] = true;
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
@@ -323,14 +430,23 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	emit_bytes(e, save, sizeof(save));
 	emit_call_abs(e, (const void *)get_flags);
 	emit_bytes(e, restore, sizeof(restore));
+	cache_clear(t); /* whether or not it was called */
 	if (skip)
 		emit_patch(skip, e->p);
-	emit_load(e, size, H_RAX, REG(d->rm));
+}
+
+/* INC/DEC keep CF. */
+static bool tr_incdec(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	real_flags(t);
+	get_reg(t, size, H_RAX, d->rm);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
 	emit_alu_rr(e, d->reg & 1 ? 0x29 : 0x01, H_RAX, H_RCX);
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
-	set_reg(e, size, d->rm);
+	set_reg(t, size, d->rm);
 	return true;
 }
 
@@ -343,34 +459,73 @@ static bool tr_movzx(struct tr *t, const struct insn *d)
 	if (!d->is_mem) {
 		if (size == 1 && !d->rex && d->rm >= 4 && d->rm < 8)
 			return false;
-		emit_load(e, 8, H_RAX, REG(d->rm));
+		get_reg(t, 8, H_RAX, d->rm);
 		emit_movzx(e, size, H_RAX, H_RAX, false);
 	} else {
 		ea(t, d, true);
 		probe(t, size, ACC_READ);
 		emit_movzx(e, size, H_RAX, H_RAX, true);
 	}
-	emit_store(e, 8, H_RAX, REG(d->reg));
+	put_reg(t, H_RAX, d->reg);
 	return true;
 }
 
-/* SHL, SHR, SAR by a nonzero immediate count (choose_fast's own forms; the
- * others keep the interpreter's flag rules): an operation of the operand
- * size, so 32-bit results are zero-extended as the masked C result is. */
+/* ROL, ROR of a register by a nonzero count: only CF and OF change, so the
+ * others are made real first; OF by shift_op's rule for every count (the
+ * host's is undefined past 1). */
+static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, bits = size * 8;
+	bool rol = (d->reg & 7) == 0;
+	real_flags(t);
+	t->lf = LF_NONE;
+	get_reg(t, size, H_RAX, d->rm);
+	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX); /* rdx = the sign bit */
+	emit_shift_imm(e, 8, 5, H_RDX, (uint8_t)(bits - 1));
+	emit_alu_rr(e, 0x89, H_RCX, H_RAX); /* rcx = ROL: bit 0, ROR: bit bits-2 */
+	if (!rol)
+		emit_shift_imm(e, 8, 5, H_RCX, (uint8_t)(bits - 2));
+	emit_and_imm(e, H_RCX, 1);
+	emit_alu_rr(e, 0x31, H_RCX, H_RDX); /* rcx = OF */
+	emit_shift_imm(e, 8, 4, H_RCX, 11);
+	if (rol) { /* CF = bit 0 */
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+		emit_and_imm(e, H_RDX, 1);
+	}
+	emit_alu_rr(e, 0x09, H_RCX, H_RDX); /* rcx = OF | CF */
+	emit_load(e, 8, H_RDX, FIELD(fl));
+	emit_and_imm(e, H_RDX, (int32_t) ~(FL_CF | FL_OF));
+	emit_alu_rr(e, 0x09, H_RDX, H_RCX);
+	emit_store(e, 8, H_RDX, FIELD(fl));
+	set_reg(t, size, d->rm);
+	return true;
+}
+
+/* SHL, SHR, SAR by 1 or a nonzero immediate count (the others keep the
+ * interpreter's flag rules): an operation of the operand size, so 32-bit
+ * results are zero-extended as the masked C result is. */
 static bool tr_shift(struct tr *t, const struct insn *d)
 {
 	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
 	struct emit *e = &t->e;
 	int size = d->opsize, op = d->reg & 7;
-	unsigned cnt = (unsigned)d->imm & (unsigned)(size * 8 - 1);
+	unsigned cnt = opcode_of(d->op)->fast == FAST_SHIFT_1
+			   ? 1
+			   : (unsigned)d->imm & (unsigned)(size * 8 - 1);
+	if (!d->is_mem && cnt && op < 2)
+		return tr_rotate(t, d, cnt);
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
-	emit_load(e, size, H_RAX, REG(d->rm));
-	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	get_reg(t, size, H_RAX, d->rm);
+	if (flags_live(t))
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_shift_imm(e, size, op, H_RAX, (uint8_t)cnt);
-	emit_mov_imm(e, H_RCX, cnt);
+	if (flags_live(t))
+		emit_mov_imm(e, H_RCX, cnt);
 	set_lazy(t, lf[op], size);
-	emit_store(e, 8, H_RAX, REG(d->rm));
+	put_reg(t, H_RAX, d->rm);
 	return true;
 }
 
@@ -386,7 +541,7 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	if (imm)
 		emit_mov_imm(e, H_RAX, imm_of(d, size));
 	else
-		emit_load(e, size, H_RAX, REG(d->reg));
+		get_reg(t, size, H_RAX, d->reg);
 	emit_imul_rr(e, size, H_RAX, H_RCX);
 	emit_setcc(e, 0x0, H_RDX); /* seto dl */
 	t->lf = LF_MUL;
@@ -398,27 +553,265 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 		emit_store(e, 8, H_RDX, FIELD(lf_a));
 		emit_store_imm(e, 8, FIELD(lf_b), 0);
 	}
-	set_reg(e, size, d->reg);
+	set_reg(t, size, d->reg);
 	return true;
 }
 
-/* The block's closing branch (run_block set RIP past it): taken, RIP = the
- * target. A Jcc is translated when the block's own translated code set the
- * flags it reads by ADD, SUB/CMP or a logic operation: redoing that operation
- * on the lazy operands at its size gives the host the very flags, and the
- * guest's condition code is the host's. */
-static void set_rip_target(struct emit *e, const struct insn *d)
+/* Chaining. A translation of a whole block leaves by exits: each direct one
+ * (a branch target, the fall-through) is a stub that jit_link patches to
+ * enter the translation of the block at its target, once execution got
+ * there through run_block; a RET looks its target up in the indirect-branch
+ * table. Entering another block is what run_block would do, so it is done
+ * only when run_block would not stop: the epoch is the one the target was
+ * validated in (eviction, a TLB flush, a write to cached code by any vCPU
+ * and devices' writes all bump it, so that unlinks every jump at once), no
+ * interrupt, event or kick wants the vCPU, and the chain's instructions stay
+ * within run_block's budget. Otherwise the exit returns to run_block with
+ * RIP the target and jit_exit saying which exit to link. */
+
+#define MAX_OUTS 8
+
+/* Jumps to an exit's way back to run_block, patched once it is emitted. */
+struct outs {
+	uint8_t *rel[MAX_OUTS];
+	int n;
+};
+
+static void out_if(struct tr *t, struct outs *o, uint8_t cc)
 {
-	emit_mov_imm(e, H_RAX, d->start + d->len + (uint64_t)d->imm);
-	emit_store(e, 8, H_RAX, FIELD(rip));
+	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (rel && o->n < MAX_OUTS)
+		o->rel[o->n++] = rel;
+	else
+		t->e.full = true;
 }
 
-static bool tr_jcc(struct tr *t, const struct insn *d)
+/* attention() in soft.c, then the budget: the block being left counts. */
+static void enter_checks(struct tr *t, struct outs *o)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 8, H_RAX, FIELD(attn));
+	emit_ind(e, 4, false, H_RAX, H_RAX);
+	emit_test_imm(e, H_RAX, INTC_ATTN_EVENT);
+	out_if(t, o, 0x5);
+	emit_test_imm(e, H_RAX, INTC_ATTN_IRQ);
+	uint8_t *masked = emit_jcc(e, 0x4); /* jz */
+	emit_test_mem(e, H_RDI, FIELD(fl), FL_IF);
+	out_if(t, o, 0x5);
+	if (masked)
+		emit_patch(masked, e->p);
+	emit_grp1_mem(e, 1, 7, H_RDI, FIELD(kick), 0);
+	out_if(t, o, 0x5);
+	emit_load(e, 8, H_RAX, FIELD(jit_chained));
+	emit_lea_disp(e, H_RAX, H_RAX, t->b->n);
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(jit_limit));
+	out_if(t, o, 0xd); /* jge */
+	emit_store(e, 8, H_RAX, FIELD(jit_chained));
+}
+
+/* rsi = the block, which becomes c->cur_block; then rsi = its instructions,
+ * as a fast handler is called (the translation's misses index them). */
+static void enter_block(struct emit *e)
+{
+	emit_store(e, 8, H_RSI, FIELD(cur_block));
+	emit_lea_disp(e, H_RSI, H_RSI, (int32_t)offsetof(struct block, insn));
+}
+
+static void emit_out(struct tr *t, struct outs *o, int32_t exit)
+{
+	for (int i = 0; i < o->n; i++)
+		emit_patch(o->rel[i], t->e.p);
+	emit_store_imm(&t->e, 4, FIELD(jit_exit), exit);
+	emit_u8(&t->e, 0xc3); /* ret */
+}
+
+/* Through the jit_target at rdx + off (rdx kept by the checks): its epoch,
+ * then enter_checks, then into its block. */
+static void enter_target(struct tr *t, struct outs *o, int32_t off)
+{
+	struct emit *e = &t->e;
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	out_if(t, o, 0x5);
+	enter_checks(t, o);
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, end));
+	emit_store(e, 8, H_RAX, FIELD(rip));
+	emit_alu_mem(e, 0x8b, H_RSI, H_RDX, off + (int32_t)offsetof(struct jit_target, b));
+	enter_block(e);
+	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
+}
+
+/* The exit to target, unlinked: the epoch its cell holds is never reached. */
+static void emit_exit(struct tr *t, uint64_t target)
+{
+	struct emit *e = &t->e;
+	struct jit *j = t->c->jit;
+	int i = j->nlinks + t->nlinks;
+	if (i == JIT_MAX_LINKS) {
+		e->full = true;
+		return;
+	}
+	j->link[i] = (struct jit_link){.to.epoch = ~0ull, .target = target, .key = code_key(t->c)};
+	struct outs o = {.n = 0};
+	emit_mov_imm(e, H_RAX, target);
+	emit_store(e, 8, H_RAX, FIELD(rip));
+	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
+	enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
+	emit_out(t, &o, i + 1);
+	if (!e->full)
+		t->nlinks++;
+}
+
+/* The exit of a RET to rcx, through the indirect-branch table. */
+static void emit_exit_ind(struct tr *t)
+{
+	struct emit *e = &t->e;
+	struct outs o = {.n = 0};
+	emit_store(e, 8, H_RCX, FIELD(rip));
+	emit_alu_rr(e, 0x89, H_RAX, H_RCX);
+	emit_shift_imm(e, 8, 5, H_RAX, 10);
+	emit_alu_rr(e, 0x31, H_RAX, H_RCX);
+	emit_and_imm(e, H_RAX, (1 << JIT_IND_BITS) - 1);
+	emit_shift_imm(e, 8, 4, H_RAX, 6);
+	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)t->c->jit->ind);
+	emit_alu_rr(e, 0x01, H_RDX, H_RAX);
+	emit_alu_mem(e, 0x3b, H_RCX, H_RDX, (int32_t)offsetof(struct jit_ind, rip));
+	out_if(t, &o, 0x5);
+	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key),
+		      (int32_t)code_key(t->c));
+	out_if(t, &o, 0x5);
+	enter_target(t, &o, (int32_t)offsetof(struct jit_ind, to));
+	emit_out(t, &o, JIT_EXIT_IND);
+}
+
+static uint64_t target_of(const struct insn *d)
+{
+	return d->start + d->len + (uint64_t)d->imm;
+}
+
+/* The block's closing branch. A Jcc is translated when the block's own
+ * translated code set the flags it reads by ADD, SUB/CMP or a logic
+ * operation: redoing that operation on the lazy operands at its size gives
+ * the host the very flags, and the guest's condition code is the host's.
+ * Not taken, it goes on to the block's fall-through exit. */
+
+/* TEST r/m8, r8 */
+static bool tr_test8(struct tr *t, const struct insn *d)
+{
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_READ);
+		emit_movzx(&t->e, 1, H_RAX, H_RAX, true);
+	} else {
+		get_reg8(t, d, H_RAX, d->rm);
+	}
+	get_reg8(t, d, H_RCX, d->reg);
+	emit_alu_rr(&t->e, 0x21, H_RAX, H_RCX);
+	set_lazy(t, LF_LOGIC, 1);
+	return true;
+}
+
+/* The byte ALU operations ADD, OR, AND, SUB, XOR, CMP and TEST: a = the
+ * destination, b = the source, as the 32- and 64-bit forms of tr_alu, with
+ * a memory destination read and written through one probe (r11 holding its
+ * host address) and the bytes zero-extended, as the interpreter's alu()
+ * has them. */
+static bool tr_alu8(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int fam = opcode_of(d->op)->fast;
+	bool group = fam == FAST_ALU8_IMM || fam == FAST_TEST8_IMM;
+	int op = fam == FAST_TEST8_IMM ? 4 : group ? d->reg & 7 : d->op >> 3 & 7;
+	if (!alu_op[op] || (fam == FAST_TEST8_IMM && (d->reg & 7)))
+		return false; /* ADC, SBB; F6's other members */
+	bool write = op != 7 && fam != FAST_TEST8_IMM;
+	bool to_reg = fam == FAST_ALU8 && (d->op & 2); /* x2: r8, r/m8 */
+	bool imm = group || fam == FAST_ALU8_AL;
+	int dst = fam == FAST_ALU8_AL ? R_RAX : to_reg ? d->reg : d->rm;
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, !to_reg && write ? ACC_WRITE : ACC_READ);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		if (to_reg) {
+			get_reg8(t, d, H_RAX, dst);
+			/* movzx ecx, byte [r11] */
+			emit_bytes(e, (const uint8_t[]){0x41, 0x0f, 0xb6, 0x0b}, 4);
+		} else {
+			emit_movzx(e, 1, H_RAX, H_RAX, true);
+		}
+	} else {
+		get_reg8(t, d, H_RAX, dst);
+	}
+	if (imm)
+		emit_mov_imm(e, H_RCX, (uint8_t)d->imm);
+	else if (!to_reg)
+		get_reg8(t, d, H_RCX, d->reg);
+	else if (!d->is_mem)
+		get_reg8(t, d, H_RCX, d->rm);
+	if (alu_lf[op] != LF_LOGIC && flags_live(t))
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
+	set_lazy(t, alu_lf[op], 1);
+	if (!write)
+		return true;
+	if (d->is_mem && !to_reg) {
+		emit_bytes(e, (const uint8_t[]){0x41, 0x88, 0x03}, 3); /* mov [r11], al */
+		return true;
+	}
+	emit_movzx(e, 1, H_RCX, H_RAX, false);
+	put_reg8(t, d, H_RCX, dst);
+	return true;
+}
+
+/* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0) */
+static bool tr_mov8(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int fam = opcode_of(d->op)->fast;
+	if (fam == FAST_MOV8_IMM && (d->reg & 7))
+		return false;
+	if (fam == FAST_MOV_LOAD8) {
+		if (d->is_mem) {
+			ea(t, d, true);
+			probe(t, 1, ACC_READ);
+			emit_movzx(e, 1, H_RCX, H_RAX, true);
+		} else {
+			get_reg8(t, d, H_RCX, d->rm);
+		}
+		put_reg8(t, d, H_RCX, d->reg);
+		return true;
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_WRITE);
+	}
+	if (fam == FAST_MOV8_IMM)
+		emit_mov_imm(e, H_RCX, (uint8_t)d->imm);
+	else
+		get_reg8(t, d, H_RCX, d->reg);
+	if (d->is_mem)
+		emit_bytes(e, (const uint8_t[]){0x88, 0x08}, 2); /* mov [rax], cl */
+	else
+		put_reg8(t, d, H_RCX, d->rm);
+	return true;
+}
+
+/* The host flags = the guest's, for a reader of the flags (Jcc, CMOVcc,
+ * SETcc) that a translated ADD, SUB/CMP or logic operation set; clobbers
+ * rax and rcx. False when the translation does not know what set them. */
+static bool host_flags(struct tr *t)
 {
 	struct emit *e = &t->e;
 	int size = t->lf_size;
 	t->reads[t->k] = true;
-	if (t->lf == LF_LOGIC) {
+	if (t->lf == LF_LOGIC && size == 1) {
+		emit_load(e, 4, H_RAX, FIELD(lf_res));
+		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
+	} else if (size == 1) {					 /* ADD or SUB */
+		emit_load(e, 4, H_RAX, FIELD(lf_a));
+		emit_load(e, 4, H_RCX, FIELD(lf_b));
+		emit_bytes(e, (const uint8_t[]){t->lf == LF_ADD ? 0x00 : 0x38, 0xc8}, 2);
+	} else if (t->lf == LF_LOGIC) {
 		emit_load(e, size, H_RAX, FIELD(lf_res));
 		emit_op_rr(e, size, 0x85, H_RAX, H_RAX); /* test */
 	} else if (t->lf == LF_ADD || t->lf == LF_SUB) {
@@ -428,30 +821,71 @@ static bool tr_jcc(struct tr *t, const struct insn *d)
 	} else {
 		return false;
 	}
+	return true;
+}
+
+static bool tr_jcc(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	if (!host_flags(t))
+		return false;
 	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
-	set_rip_target(e, d);
+	emit_exit(t, target_of(d));
 	if (not_taken)
 		emit_patch(not_taken, e->p);
 	return true;
 }
 
+/* CMOVcc r, r/m: the source is read (and may fault) whatever the
+ * condition, and a 32-bit destination is zero-extended either way. */
+static bool tr_cmov(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	rm_load(t, d, size, H_R11);
+	if (!host_flags(t))
+		return false;
+	get_reg(t, 8, H_RAX, d->reg);
+	emit_cmov(e, d->op & 15, H_RAX, H_R11);
+	set_reg(t, size, d->reg);
+	return true;
+}
+
+/* SETcc of a register's low byte (not AH-BH: without REX, 4-7 name them) */
+static bool tr_setcc(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	if (d->is_mem || (!d->rex && d->rm >= 4 && d->rm < 8) || !host_flags(t))
+		return false;
+	emit_setcc(e, d->op & 15, H_RDX);
+	get_reg(t, 8, H_RAX, d->rm);
+	emit_and_imm(e, H_RAX, -256);
+	emit_alu_rr(e, 0x09, H_RAX, H_RDX);
+	put_reg(t, H_RAX, d->rm);
+	return true;
+}
+
 static bool tr_jmp(struct tr *t, const struct insn *d)
 {
-	set_rip_target(&t->e, d);
+	emit_exit(t, target_of(d));
+	t->ended = true;
 	return true;
 }
 
 static bool tr_call(struct tr *t, const struct insn *d)
 {
 	emit_push(t, -1, d->start + d->len);
-	set_rip_target(&t->e, d);
+	emit_exit(t, target_of(d));
+	t->ended = true;
 	return true;
 }
 
 static bool tr_ret(struct tr *t, const struct insn *d)
 {
+	(void)d;
 	emit_pop(t);
-	emit_store(&t->e, 8, H_RCX, FIELD(rip));
+	emit_exit_ind(t);
+	t->ended = true;
 	return true;
 }
 
@@ -462,22 +896,38 @@ static bool tr_nop(struct tr *t, const struct insn *d)
 
 typedef bool (*rule)(struct tr *t, const struct insn *d);
 static const rule rules[] = {
-    [FAST_ALU_RM_R] = tr_alu,	[FAST_ALU_R_RM] = tr_alu,      [FAST_ALU_AX_I] = tr_alu,
-    [FAST_ALU_IMM] = tr_alu,	[FAST_TEST] = tr_alu,	       [FAST_TEST_AX_I] = tr_alu,
-    [FAST_GROUP3] = tr_alu,	[FAST_MOV_STORE] = tr_mov,     [FAST_MOV_LOAD] = tr_mov,
-    [FAST_MOV_RM_IMM] = tr_mov, [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
-    [FAST_MOVSXD] = tr_movsxd,	[FAST_PUSH] = tr_push,	       [FAST_POP] = tr_pop,
-    [FAST_INCDEC] = tr_incdec,	[FAST_NOP] = tr_nop,	       [FAST_SHIFT_I] = tr_shift,
-    [FAST_IMUL_I] = tr_imul,	[FAST_JCC] = tr_jcc,	       [FAST_JMP] = tr_jmp,
-    [FAST_IMUL_RM] = tr_imul,	[FAST_CALL] = tr_call,	       [FAST_MOVZX8] = tr_movzx,
-    [FAST_MOVZX16] = tr_movzx,	[FAST_RET] = tr_ret,
+    [FAST_ALU_RM_R] = tr_alu,	 [FAST_ALU_R_RM] = tr_alu,	[FAST_ALU_AX_I] = tr_alu,
+    [FAST_ALU_IMM] = tr_alu,	 [FAST_TEST] = tr_alu,		[FAST_TEST_AX_I] = tr_alu,
+    [FAST_GROUP3] = tr_alu,	 [FAST_MOV_STORE] = tr_mov,	[FAST_MOV_LOAD] = tr_mov,
+    [FAST_MOV_RM_IMM] = tr_mov,	 [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
+    [FAST_MOVSXD] = tr_movsxd,	 [FAST_PUSH] = tr_push,		[FAST_POP] = tr_pop,
+    [FAST_INCDEC] = tr_incdec,	 [FAST_NOP] = tr_nop,		[FAST_SHIFT_I] = tr_shift,
+    [FAST_IMUL_I] = tr_imul,	 [FAST_JCC] = tr_jcc,		[FAST_JMP] = tr_jmp,
+    [FAST_IMUL_RM] = tr_imul,	 [FAST_CALL] = tr_call,		[FAST_MOVZX8] = tr_movzx,
+    [FAST_MOVZX16] = tr_movzx,	 [FAST_RET] = tr_ret,		[FAST_CMOV] = tr_cmov,
+    [FAST_SETCC] = tr_setcc,	 [FAST_SHIFT_1] = tr_shift,	[FAST_TEST8] = tr_test8,
+    [FAST_MOV_STORE8] = tr_mov8, [FAST_MOV_LOAD8] = tr_mov8,	[FAST_MOV8_IMM] = tr_mov8,
+    [FAST_ALU8] = tr_alu8,	 [FAST_ALU8_AL] = tr_alu8,	[FAST_ALU8_IMM] = tr_alu8,
+    [FAST_TEST8_IMM] = tr_alu8,
 };
+
+/* Byte operations: their rules check the forms themselves, where the others
+ * rely on choose_fast having found a handler (which byte forms mostly lack:
+ * the interpreter runs them in exec_in_block), and the operand size does
+ * not apply. */
+static bool byte_form(unsigned fam)
+{
+	return fam >= FAST_TEST8 || fam == FAST_MOV_STORE8; /* the families at the end */
+}
 
 static rule rule_of(const struct insn *d)
 {
 	unsigned fam = opcode_of(d->op)->fast;
-	if (d->fn == exec_insn || d->fn == exec_in_block || d->lock ||
-	    (d->opsize != 4 && d->opsize != 8) || fam >= sizeof(rules) / sizeof(rules[0]))
+	if (fam >= sizeof(rules) / sizeof(rules[0]) || d->fn == exec_insn || d->lock)
+		return NULL;
+	if (byte_form(fam))
+		return d->rep ? NULL : rules[fam];
+	if (d->fn == exec_in_block || (d->opsize != 4 && d->opsize != 8))
 		return NULL;
 	return rules[fam];
 }
@@ -500,17 +950,19 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
-		t = (struct tr){.c = c};
+		t = (struct tr){.c = c, .b = b};
+		cache_clear(&t);
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
 		for (; t.k < n; t.k++) {
 			rule r = rule_of(&b->insn[t.k]);
 			uint8_t *mark = t.e.p;
-			int nmiss = t.nmiss;
+			int nmiss = t.nmiss, nlinks = t.nlinks;
 			if (!r || !r(&t, &b->insn[t.k])) {
 				t.e.p = mark; /* a rule that declined may have emitted */
 				t.nmiss = nmiss;
+				t.nlinks = nlinks;
 				break;
 			}
 			exits[t.k] = t.nmiss > nmiss;
@@ -531,10 +983,10 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		}
 	}
 	uint8_t *start = j->rw + j->used;
-	if (t.k == b->n)
-		emit_u8(&t.e, 0xc3); /* ret: the block is done */
-	else
+	if (t.k < b->n)
 		to_interpreter(&t.e, b, t.k);
+	else if (!t.ended)
+		emit_exit(&t, b->end);
 	for (int i = 0; i < t.nmiss; i++) {
 		if (i == 0 || t.miss[i].k != t.miss[i - 1].k) {
 			uint8_t *stub = t.e.p;
@@ -549,7 +1001,10 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	size_t len = (size_t)(t.e.p - start);
 	void *code = j->rx + (start - j->rw);
 	j->entry[j->nentries++] = (struct jit_entry){b, code, b->insn[0].fn};
+	j->nlinks += t.nlinks;
 	b->insn[0].fn = (void (*)(struct soft_cpu *, struct insn *))code;
+	if (t.k == b->n)
+		b->jit_code = code;
 	j->used = (j->used + len + 15) & ~(size_t)15;
 	counter_add(&j->stat_blocks, 1);
 	counter_add(&j->stat_insns, (unsigned)t.k);
@@ -567,4 +1022,30 @@ void jit_block(struct soft_cpu *c, struct block *b)
 		translate(c, b);
 	}
 	counter_add(&c->jit->stat_ns, now_ns() - t0);
+}
+
+void jit_link(struct soft_cpu *c, struct block *b)
+{
+	struct jit *j = c->jit;
+	int x = c->jit_exit;
+	c->jit_exit = 0;
+	if (!b->jit_code)
+		return;
+	const struct block_tag *tag = &c->tags[b - c->blocks];
+	uint64_t rip = b->insn[0].start;
+	if (tag->lin != rip || tag->rip != rip)
+		return; /* not cached (it crosses a page): validated by nothing */
+	struct jit_target to = {.epoch = tag->epoch, .end = b->end, .b = b, .code = b->jit_code};
+	if (x == JIT_EXIT_IND) {
+		j->ind[jit_ind_hash(rip)] = (struct jit_ind){.rip = rip, .key = tag->key, .to = to};
+		counter_add(&j->stat_links, 1);
+		return;
+	}
+	struct jit_link *l = &j->link[x - 1];
+	if (l->target != rip || l->key != tag->key)
+		return; /* something else ran in between: an interrupt, say */
+	if (l->to.epoch == to.epoch && l->to.b == b)
+		return; /* linked already: the chain ran out of budget there */
+	l->to = to;
+	counter_add(&j->stat_links, 1);
 }
