@@ -12,9 +12,10 @@ void vm_config_defaults(struct vm_config *c)
 	c->console = CONSOLE_STDIO;
 	c->ram_fd = -1;
 	c->jail = true;
-	/* the test suites' switch for running every guest translated */
+	/* the translator is the default; POPEK_JIT=off runs every guest
+	 * interpreted (the test suites' switch for comparing the two) */
 	const char *jit = getenv("POPEK_JIT");
-	c->jit = jit && !strcmp(jit, "on");
+	c->jit = !jit || strcmp(jit, "off");
 }
 
 const char *const optional_device_names[NR_OPTIONAL_DEVICES] = {

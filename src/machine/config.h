@@ -92,7 +92,7 @@ struct vm_config {
 	enum console_kind console;
 	const char *console_path;
 	bool stats;
-	bool jit; /* soft engine: translate guest code (--jit, default POPEK_JIT or off) */
+	bool jit; /* soft engine: translate guest code (--jit, default on unless POPEK_JIT=off) */
 	int ndisks;
 	struct disk_config disk[MAX_DISKS];
 	bool device[NR_OPTIONAL_DEVICES];
