@@ -38,6 +38,12 @@ if [ ${#targets[@]} = 0 ]; then
 	done
 fi
 
+# found TARGET: its crash, leak, timeout and out-of-memory inputs in $ART. Not
+# its slow units: libFuzzer writes one for any input that took 10 s, which at
+# nice 19 on a loaded host is mostly time the run was not scheduled (one such
+# input took 0.1 s when run again).
+found() { ls "$ART" | grep "^$1-" | grep -vc "^$1-slow-unit-" || true; }
+
 # One target: fuzz, minimize, and leave its table row in $ART/$t.row.
 run_target() { # TARGET, number of targets still to run with it
 	local t=$1 f=$BIN/fuzz_$1 todo=$2 log=$ART/$1.log work merged before start rc secs execs last
@@ -45,7 +51,7 @@ run_target() { # TARGET, number of targets still to run with it
 	work=$(mktemp -d) merged=$(mktemp -d)
 	mkdir -p "$CORPUS/$t"
 	cp "$CORPUS/$t"/. "$work"/ -r 2>/dev/null
-	before=$(ls "$ART" | grep -c "^$t-" || true)
+	before=$(found "$t")
 	start=$(date +%s)
 	if [ -n "$UNTIL" ]; then
 		left=$((UNTIL - start))
@@ -68,7 +74,7 @@ run_target() { # TARGET, number of targets still to run with it
 	last=$(grep -E '^#[0-9]+' "$log" | tail -1)
 	cov=$(echo "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
 	ft=$(echo "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
-	crashes=$(($(ls "$ART" | grep -c "^$t-" || true) - before))
+	crashes=$(($(found "$t") - before))
 	[ "$rc" = 0 ] || [ "$crashes" -gt 0 ] || crashes="rc $rc"
 	# Minimize: keep only inputs that reach new edges (not new hit counts,
 	# -use_counters=0, so the corpus stays small), plus the regression inputs.
