@@ -51,13 +51,15 @@ else
 	P=$POPEK_ROOT/build/popek
 	con=$TMP/tsan-live.out
 	ERR=$TMP/tsan-live.err
+	# Sized for the translator (about 5 s under TSan here; 100000 iterations,
+	# enough for the interpreter, ended before the control side could pause).
 	# stdin keeps typing for the whole run (more than the UART holds, so the
 	# console also retries), while the control side polls, pauses and snapshots.
 	(for i in $(seq 150); do
 		echo "typed line $i"
 		sleep 0.02
 	done) | timeout 120 "$TS" run --engine soft --cpus 2 --name tsan-live --kernel "$GUESTS/longrun.elf" \
-		--cmdline "rounds=60 iters=100000" >"$con" 2>"$ERR" &
+		--cmdline "rounds=60 iters=10000000" >"$con" 2>"$ERR" &
 	live=$!
 	for _ in $(seq 200); do grep -q "round 1$" "$con" 2>/dev/null && break; sleep 0.02; done
 	polled=0
