@@ -272,6 +272,24 @@ static uint64_t imm_of(const struct insn *d, int size)
 	return size == 8 ? (uint64_t)d->imm : (uint32_t)d->imm;
 }
 
+/* The second ALU operand, an immediate or a register, into rcx. */
+static void alu_b(struct tr *t, const struct insn *d, int size, bool imm)
+{
+	if (imm)
+		emit_mov_imm(&t->e, H_RCX, imm_of(d, size));
+	else
+		get_reg(t, size, H_RCX, d->reg);
+}
+
+/* rax = rax OP rcx, the first operand kept in rdx while flags need it. */
+static void alu_emit(struct tr *t, int op, int lf, int size)
+{
+	if (alu_lf[op] != LF_LOGIC && flags_live(t))
+		emit_alu_rr(&t->e, 0x89, H_RDX, H_RAX);
+	emit_alu_rr(&t->e, alu_op[op], H_RAX, H_RCX);
+	set_lazy(t, lf, size);
+}
+
 static bool tr_alu(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
@@ -292,14 +310,8 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		probe(t, size, ACC_WRITE);
 		emit_alu_rr(e, 0x89, H_R11, H_RAX);
 		emit_ind(e, size, false, H_RAX, H_R11);
-		if (imm)
-			emit_mov_imm(e, H_RCX, imm_of(d, size));
-		else
-			get_reg(t, size, H_RCX, d->reg);
-		if (alu_lf[op] != LF_LOGIC && flags_live(t))
-			emit_alu_rr(e, 0x89, H_RDX, H_RAX);
-		emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
-		set_lazy(t, alu_lf[op], size);
+		alu_b(t, d, size, imm);
+		alu_emit(t, op, alu_lf[op], size);
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
@@ -311,15 +323,9 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 			get_reg(t, size, H_RAX, R_RAX);
 		else
 			rm_load(t, d, size, H_RAX);
-		if (imm)
-			emit_mov_imm(e, H_RCX, imm_of(d, size));
-		else
-			get_reg(t, size, H_RCX, d->reg);
+		alu_b(t, d, size, imm);
 	}
-	if (alu_lf[op] != LF_LOGIC && flags_live(t))
-		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
-	emit_alu_rr(e, alu_op[op], H_RAX, H_RCX);
-	set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
+	alu_emit(t, op, test ? LF_LOGIC : alu_lf[op], size);
 	if (write)
 		set_reg(t, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
 	return true;
