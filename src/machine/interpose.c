@@ -30,12 +30,21 @@ static bool traced(const struct policy *p, enum policy_class c)
 	return policy_events_traced(p->events) & (1u << c);
 }
 
-/* The policy if it has a rule for class c or c is traced, else NULL: without
- * either the class costs this check and nothing else. */
+/* The policy if it has a rule for class c or c is traced, else NULL. */
 static const struct policy *policy_for(const struct policy *p, enum policy_class c)
 {
-	return policy_has_class(p, c) || traced(p, c) ? p : NULL;
+	return p && (policy_has_class(p, c) || traced(p, c)) ? p : NULL;
 }
+
+/* Whether any of the classes in mask has a rule or a trace client: when none
+ * does, the action takes no reader slot and sees no policy (the common case
+ * costs two loads, not policy_enter's locked add). */
+static bool watching(const struct machine *m, unsigned mask)
+{
+	return policy_active_watched(m->policy) & mask;
+}
+
+#define EXIT_CLASSES (1u << POLICY_PIO | 1u << POLICY_MMIO | 1u << POLICY_HYPERCALL)
 
 static void *pauser(void *arg)
 {
@@ -247,6 +256,8 @@ static enum exit_reason under_policy(struct vcpu *v, const struct policy *p, str
 
 enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
 {
+	if (!watching(v->m, EXIT_CLASSES))
+		return under_policy(v, NULL, ex);
 	enum exit_reason r = under_policy(v, policy_enter(v->m->policy), ex);
 	policy_leave();
 	return r;
@@ -260,6 +271,8 @@ enum exit_reason interpose(struct vcpu *v, struct vcpu_exit *ex)
 static enum policy_action request(struct machine *m, struct policy_access *a, uint8_t *data,
 				  bool after_pause, uint64_t *wait)
 {
+	if (!watching(m, 1u << a->cls))
+		return POLICY_ALLOW;
 	const struct policy *p = policy_for(policy_enter(m->policy), a->cls);
 	enum policy_action act = POLICY_ALLOW;
 	if (p) {
@@ -290,6 +303,8 @@ static enum policy_action request(struct machine *m, struct policy_access *a, ui
 /* Whether the policy held now looks at class c at all. */
 static bool watched(struct machine *m, enum policy_class c)
 {
+	if (!watching(m, 1u << c))
+		return false;
 	bool w = policy_for(policy_enter(m->policy), c);
 	policy_leave();
 	return w;
@@ -304,6 +319,8 @@ static const enum policy_class gate_class[] = {[GATE_DISK] = POLICY_DISK,
  * watched NIC always hands them over. */
 static bool gate_wants(void *ctx, enum gate_kind kind)
 {
+	if (!watching(ctx, 1u << gate_class[kind]))
+		return false;
 	const struct policy *p = policy_enter(((const struct machine *)ctx)->policy);
 	bool wants = kind == GATE_NET ? policy_for(p, POLICY_NET) != NULL
 				      : policy_needs_data(p, gate_class[kind]);

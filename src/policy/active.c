@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "policy/trace.h"
 
 struct policy_active {
 	_Atomic(struct policy *) cur;
-	pthread_mutex_t lock; /* one replacement at a time */
+	_Atomic unsigned classes; /* cur's, stored after cur: see policy_active_watched */
+	pthread_mutex_t lock;	  /* one replacement at a time */
 	struct policy_events *events;
 };
 
@@ -68,6 +70,12 @@ const struct policy *policy_enter(struct policy_active *a)
 	return atomic_load_explicit(&a->cur, memory_order_seq_cst);
 }
 
+unsigned policy_active_watched(const struct policy_active *a)
+{
+	return atomic_load_explicit(&a->classes, memory_order_acquire) |
+	       policy_events_traced(a->events);
+}
+
 void policy_leave(void)
 {
 	/* Only this thread writes its slot: a store, not a locked add. */
@@ -109,6 +117,7 @@ struct policy_active *policy_active_create(const struct policy *initial, struct 
 		p->audit_fd = -1;
 	p->events = ev;
 	atomic_init(&a->cur, p);
+	atomic_init(&a->classes, p->classes);
 	pthread_mutex_init(&a->lock, NULL);
 	a->events = ev;
 	return a;
@@ -130,6 +139,7 @@ void policy_replace(struct policy_active *a, struct policy *p)
 	p->events = a->events;
 	p->audit_fd = old->audit_fd; /* the direct audit log, when there is no event ring */
 	atomic_store_explicit(&a->cur, p, memory_order_seq_cst);
+	atomic_store_explicit(&a->classes, p->classes, memory_order_seq_cst);
 	policy_synchronize();
 	policy_free(old);
 	pthread_mutex_unlock(&a->lock);

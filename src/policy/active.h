@@ -22,6 +22,11 @@ void policy_active_destroy(struct policy_active *a);
  * Nests; must not be held across a wait for another thread's action. */
 const struct policy *policy_enter(struct policy_active *a);
 void policy_leave(void);
+/* The classes the active policy has rules for or a trace client watches (a
+ * bit per class): an action of a class in neither needs no policy_enter, so
+ * it costs two loads. An action that finds its class unwatched while a
+ * replacement adds rules for it runs as one begun before the replacement. */
+unsigned policy_active_watched(const struct policy_active *a);
 
 /* Install p (malloc'ed, owned from now on) and free the one it replaces once
  * no reader can still use it. Not from inside policy_enter. */

@@ -1,6 +1,8 @@
 /* interpose(): the one trap path applies a policy to MMIO, port I/O (also
  * REP element by element) and hypercalls decoded from a 32-bit OUT. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -41,6 +44,19 @@ static void dev_write(void *dev, uint64_t off, const void *data, unsigned size)
 
 static const struct bus_ops dev_ops = {dev_read, dev_write};
 
+/* A device whose reads wait until the test says, or give up after 10 s. */
+static atomic_bool slow_release, slow_gave_up;
+static void slow_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	int i = 0;
+	while (!atomic_load(&slow_release) && i++ < 10000)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	atomic_store(&slow_gave_up, !atomic_load(&slow_release));
+	memset(data, 0, size);
+}
+
+static const struct bus_ops slow_ops = {slow_read, dev_write};
+
 static int setup(void **state)
 {
 	bus_init(&m.mmio, "mmio");
@@ -48,6 +64,7 @@ static int setup(void **state)
 	bus_register(&m.mmio, 0x1000, 0x1000, &dev_ops, NULL, "dev");
 	bus_register(&m.pio, 0x80, 1, &dev_ops, NULL, "port80");
 	bus_register(&m.pio, 0x510, 2, &dev_ops, NULL, "port510");
+	bus_register(&m.pio, 0x90, 1, &slow_ops, NULL, "slow");
 	m.cfg = &cfg;
 	pol.audit_fd = memfd_create("audit", 0);
 	m.policy = policy_active_create(&pol, NULL); /* no event ring: audit lines go directly */
@@ -196,12 +213,41 @@ static void test_hypercall(void **state)
 	assert_int_equal(writes, 1);
 }
 
+static void *slow_access(void *arg)
+{
+	uint8_t data;
+	struct vcpu_exit ex = {.reason = EXIT_IO};
+	ex.io.port = 0x90;
+	ex.io.size = 1;
+	ex.io.count = 1;
+	ex.io.data = &data;
+	interpose(&v, &ex);
+	return NULL;
+}
+
+/* An exit of a class no rule and no trace watches holds no reader slot: a
+ * device that takes its time does not hold back `popek policy` (which waits
+ * for every action that holds the policy it replaces). */
+static void test_unwatched_class_holds_nothing(void **state)
+{
+	use("deny disk write sectors 0-7\n");
+	atomic_store(&slow_release, false);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, slow_access, NULL), 0);
+	nanosleep(&(struct timespec){0, 50000000}, NULL); /* it is in slow_read now */
+	use("deny disk write sectors 8-15\n");		  /* returns at once */
+	atomic_store(&slow_release, true);
+	pthread_join(t, NULL);
+	assert_false(atomic_load(&slow_gave_up));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mmio),
 	    cmocka_unit_test(test_pio_rep),
 	    cmocka_unit_test(test_hypercall),
+	    cmocka_unit_test(test_unwatched_class_holds_nothing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
