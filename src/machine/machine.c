@@ -328,11 +328,22 @@ static int create_vcpus(struct machine *m, const struct cpu_state *bsp, char *er
 	return rc ? EXIT_CODE_HOST : 0;
 }
 
+/* Whether a vhost-user backend will map guest RAM: it needs the RAM's fd.
+ * Disks other than raw images are served by one (a qemu-storage-daemon popek
+ * starts, or the user's), and so is every --fs (a virtiofsd). */
+static bool vhost_user_backends(const struct vm_config *cfg)
+{
+	bool any = cfg->nfs > 0;
+	for (int i = 0; i < cfg->ndisks; i++)
+		any |= cfg->disk[i].kind != DISK_RAW;
+	return any;
+}
+
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
 {
 	int rc;
 	memset(m, 0, sizeof(*m));
-	m->mem.fd = -1;
+	m->mem.fd = m->mem.pagemap_fd = -1;
 	m->cfg = cfg;
 	m->name = cfg->name ? cfg->name : "vm";
 	m->ncpus = cfg->cpus;
@@ -357,7 +368,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	bool restoring = cfg->ram_fd >= 0;
 	if (restoring		 ? guest_mem_init_fd(&m->mem, cfg->mem, cfg->ram_fd, err, errlen)
 	    : cfg->mem_hugepages ? guest_mem_init_hugetlb(&m->mem, cfg->mem, err, errlen)
-				 : guest_mem_init(&m->mem, cfg->mem, err, errlen))
+	    : vhost_user_backends(cfg) ? guest_mem_init_shared(&m->mem, cfg->mem, err, errlen)
+				       : guest_mem_init(&m->mem, cfg->mem, err, errlen))
 		return EXIT_CODE_USAGE;
 
 	struct cpu_state *bsp = calloc(1, sizeof(*bsp));
@@ -377,10 +389,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	rc = create_engine(m, err, errlen);
 	/* Nested paging faults once per guest page: 4 KiB pages slow a kvm boot. */
 	if (!rc && m->engine == &kvm_engine && !restoring && m->mem.pages == MEM_PAGES_4K)
-		fprintf(stderr, "popek: guest RAM in 4 KiB pages: shmem huge pages are off on "
-				"this host (enable them with: echo advise > "
-				"/sys/kernel/mm/transparent_hugepage/shmem_enabled, or use "
-				"--mem-hugepages)\n");
+		fprintf(stderr, "popek: guest RAM in 4 KiB pages: %s\n", guest_mem_why_4k(&m->mem));
 	if (!rc)
 		rc = create_devices(m, err, errlen);
 	if (!rc)

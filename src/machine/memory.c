@@ -1,6 +1,7 @@
 #include "machine/memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,27 +26,35 @@ static int check_size(uint64_t size, char *err, size_t errlen)
 	return 0;
 }
 
-/* Whether a memfd mapping gets huge pages when madvised: the host's policy
- * for shmem, the bracketed word in sysfs (never and deny refuse). */
-static bool shmem_thp_allowed(void)
+#define THP_SYSFS "/sys/kernel/mm/transparent_hugepage/"
+
+/* The host's policy for madvised memory of one kind, the bracketed word in
+ * sysfs: anonymous memory ("enabled": always madvise never), shmem
+ * ("shmem_enabled": always within_size advise never deny force). */
+static bool thp_allowed(const char *file)
 {
 	char buf[128] = "";
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+	FILE *f = fopen(file, "r");
 	if (!f)
 		return false;
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = 0;
-	return strstr(buf, "[always]") || strstr(buf, "[within_size]") || strstr(buf, "[advise]") ||
-	       strstr(buf, "[force]");
+	return strchr(buf, '[') && !strstr(buf, "[never]") && !strstr(buf, "[deny]");
+}
+
+static void clear(struct guest_mem *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = m->pagemap_fd = -1;
 }
 
 static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, size_t errlen);
 
-static int new_ram(struct guest_mem *m, uint64_t size, unsigned mfd_flags, char *err, size_t errlen)
+static int new_memfd(struct guest_mem *m, uint64_t size, unsigned mfd_flags, char *err,
+		     size_t errlen)
 {
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	clear(m);
 	if (check_size(size, err, errlen))
 		return -EINVAL;
 	m->fd = memfd_create("popek-ram", MFD_CLOEXEC | mfd_flags);
@@ -60,12 +69,48 @@ static int new_ram(struct guest_mem *m, uint64_t size, unsigned mfd_flags, char 
 	return map_ram(m, size, MAP_SHARED, err, errlen);
 }
 
+static void want_thp(struct guest_mem *m, const char *policy)
+{
+	if (thp_allowed(policy) && !madvise(m->base, m->size, MADV_HUGEPAGE))
+		m->pages = MEM_PAGES_THP;
+}
+
 int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
 {
-	int rc = new_ram(m, size, 0, err, errlen);
-	if (!rc && shmem_thp_allowed() && !madvise(m->base, size, MADV_HUGEPAGE))
-		m->pages = MEM_PAGES_THP;
+	clear(m);
+	if (check_size(size, err, errlen))
+		return -EINVAL;
+	int rc = map_ram(m, size, MAP_PRIVATE | MAP_ANONYMOUS, err, errlen);
+	if (rc)
+		return rc;
+	want_thp(m, THP_SYSFS "enabled");
+	/* A fork (a backend popek starts) must not share the RAM copy-on-write. */
+	madvise(m->base, size, MADV_DONTFORK);
+	/* Without it, snapshots read every page to find the touched ones. */
+	m->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	return 0;
+}
+
+int guest_mem_init_shared(struct guest_mem *m, uint64_t size, char *err, size_t errlen)
+{
+	int rc = new_memfd(m, size, 0, err, errlen);
+	if (!rc)
+		want_thp(m, THP_SYSFS "shmem_enabled");
 	return rc;
+}
+
+const char *guest_mem_kind(const struct guest_mem *m)
+{
+	return m->private_map ? "image" : m->fd < 0 ? "anonymous" : "memfd";
+}
+
+const char *guest_mem_why_4k(const struct guest_mem *m)
+{
+	return m->fd < 0 ? "transparent huge pages are off on this host (enable them with: echo "
+			   "madvise > " THP_SYSFS "enabled, or use --mem-hugepages)"
+			 : "it is a memfd for the vhost-user backends, and shmem huge pages are "
+			   "off on this host (enable them with: echo advise > " THP_SYSFS
+			   "shmem_enabled, or use --mem-hugepages)";
 }
 
 /* Free reserved huge pages, or -1 if the host says nothing. */
@@ -89,7 +134,7 @@ int guest_mem_init_hugetlb(struct guest_mem *m, uint64_t size, char *err, size_t
 	}
 	/* The mapping reserves the pages (no MAP_NORESERVE), so a host without
 	 * enough fails here rather than with SIGBUS at the guest's first touch. */
-	int rc = new_ram(m, size, MFD_HUGETLB, err, errlen);
+	int rc = new_memfd(m, size, MFD_HUGETLB, err, errlen);
 	if (rc == -ENOMEM) {
 		unsigned long long need = size / HUGE_PAGE;
 		snprintf(err, errlen,
@@ -102,7 +147,7 @@ int guest_mem_init_hugetlb(struct guest_mem *m, uint64_t size, char *err, size_t
 
 int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, size_t errlen)
 {
-	memset(m, 0, sizeof(*m));
+	clear(m);
 	m->fd = fd;
 	if (check_size(size, err, errlen)) {
 		guest_mem_free(m);
@@ -137,7 +182,6 @@ static int map_ram(struct guest_mem *m, uint64_t size, int flags, char *err, siz
 		flags |= MAP_NORESERVE;
 	m->base = map_aligned(size, flags, m->fd);
 	if (m->base == MAP_FAILED) {
-
 		m->base = NULL;
 		snprintf(err, errlen, "cannot map %llu MiB of guest RAM: %s",
 			 (unsigned long long)(size >> 20), strerror(errno));
@@ -163,8 +207,10 @@ void guest_mem_free(struct guest_mem *m)
 		munmap(m->base, m->size);
 	if (m->fd >= 0)
 		close(m->fd);
+	if (m->pagemap_fd >= 0)
+		close(m->pagemap_fd);
 	m->base = NULL;
-	m->fd = -1;
+	m->fd = m->pagemap_fd = -1;
 }
 
 void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)

@@ -1,6 +1,8 @@
-/* Guest RAM: one memfd, mapped once in the VMM, exposed as up to two
- * guest-physical ranges (below the 32-bit PCI hole, and above 4 GiB).
- * memfd-backed so that snapshots, clones and migration can map or share it. */
+/* Guest RAM: one mapping in the VMM, exposed as up to two guest-physical
+ * ranges (below the 32-bit PCI hole, and above 4 GiB). Fresh RAM is private
+ * anonymous memory, which gets transparent huge pages under the host's usual
+ * policy, unless a vhost-user backend must map it too: then it is a memfd,
+ * whose huge pages depend on the host's shmem policy (off by default). */
 #ifndef POPEK_MEMORY_H
 #define POPEK_MEMORY_H
 
@@ -15,20 +17,23 @@
 
 struct mem_range {
 	uint64_t gpa, size;
-	uint64_t offset; /* in the memfd and in base[] */
+	uint64_t offset; /* in base[] and in fd */
 };
 
 /* How the RAM is backed, best first; a guest's first touch of a 4 KiB page
  * costs a host fault and, on kvm, a nested-paging fault per page. */
 enum mem_pages {
-	MEM_PAGES_4K,	   /* shmem huge pages are off on this host */
-	MEM_PAGES_THP,	   /* memfd with shmem transparent huge pages (madvise) */
+	MEM_PAGES_4K,	   /* the host's policy for this kind of RAM refuses huge pages */
+	MEM_PAGES_THP,	   /* transparent huge pages (MADV_HUGEPAGE) */
 	MEM_PAGES_HUGETLB, /* --mem-hugepages: reserved 2 MiB pages (hugetlbfs memfd) */
 };
 extern const char *const mem_pages_names[];
 
 struct guest_mem {
-	int fd;
+	int fd; /* the memfd or image the RAM is in; -1: anonymous RAM */
+	/* Anonymous RAM: /proc/self/pagemap, opened before the jail, for the
+	 * pages ever touched (snapshots, migration); -1 otherwise. */
+	int pagemap_fd;
 	enum mem_pages pages;
 	uint8_t *base;
 	uint64_t size;	  /* total RAM */
@@ -41,13 +46,22 @@ struct guest_mem {
 };
 
 /* Fresh RAM on transparent huge pages where the host allows them, else 4 KiB
- * pages; guest_mem_init_hugetlb insists on reserved 2 MiB pages. */
+ * pages: anonymous, or with _shared a memfd (m->fd) other processes can map.
+ * guest_mem_init_hugetlb insists on reserved 2 MiB pages (a hugetlbfs memfd). */
 int guest_mem_init(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
+int guest_mem_init_shared(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
 int guest_mem_init_hugetlb(struct guest_mem *m, uint64_t size, char *err, size_t errlen);
 /* Map RAM copy-on-write from an image file (restore, clones): pages are read
  * lazily and shared between VMs until one writes. Takes ownership of fd. */
 int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd, char *err, size_t errlen);
 void guest_mem_free(struct guest_mem *m);
+
+/* What the RAM is, for --stats: "anonymous", "memfd" or "image" (restored or
+ * migrated, copy-on-write). */
+const char *guest_mem_kind(const struct guest_mem *m);
+/* For fresh RAM on 4 KiB pages: the host setting that refused huge pages,
+ * and the fix, as the end of one line to the user. */
+const char *guest_mem_why_4k(const struct guest_mem *m);
 
 /* Host pointer for guest-physical [gpa, gpa+len), or NULL unless the whole
  * span is RAM inside one range. Every guest-supplied address goes through this. */

@@ -119,6 +119,7 @@ char *machine_stats_json(struct machine *m, double wall_seconds)
 	bus_stats(&m->mmio, mmio);
 	json_object_object_add(root, "engine", json_object_new_string(m->engine->name));
 	json_object_object_add(root, "vcpus", json_object_new_int(m->ncpus));
+	json_object_object_add(root, "ram", json_object_new_string(guest_mem_kind(&m->mem)));
 	json_object_object_add(
 	    root, "ram_pages",
 	    json_object_new_string(m->mem.private_map

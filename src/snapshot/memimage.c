@@ -37,8 +37,28 @@ static uint32_t zero_chunk_crc(void)
 	return crc;
 }
 
+/* Anonymous RAM: the pages ever touched, present or swapped out (pagemap
+ * bits 63 and 62); a page never touched reads as zero. Every page when the
+ * pagemap cannot say. lseek and read: the jail allows pread only with disks. */
+static void touched_pages(const struct guest_mem *m, uint64_t off, bool *cand)
+{
+	uint64_t ent[PAGES_PER_CHUNK];
+	off_t at = (off_t)((uintptr_t)(m->base + off) / PAGE * sizeof(ent[0]));
+	if (m->pagemap_fd < 0 || lseek(m->pagemap_fd, at, SEEK_SET) != at ||
+	    read(m->pagemap_fd, ent, sizeof(ent)) != (ssize_t)sizeof(ent)) {
+		memset(cand, 1, PAGES_PER_CHUNK);
+		return;
+	}
+	for (unsigned i = 0; i < PAGES_PER_CHUNK; i++)
+		cand[i] = ent[i] >> 62 != 0;
+}
+
 void memimage_data_pages(const struct guest_mem *m, uint64_t off, bool *cand)
 {
+	if (m->fd < 0) {
+		touched_pages(m, off, cand);
+		return;
+	}
 	memset(cand, 0, PAGES_PER_CHUNK);
 	off_t pos = off;
 	while (pos < (off_t)(off + MEM_CHUNK)) {

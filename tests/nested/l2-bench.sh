@@ -18,7 +18,8 @@ initrd=/images/initramfs.cpio.gz
 marker="popek-guest: init ready"
 qemu_version=$(qemu-system-x86_64 --version | head -n1)
 # nested.shmem_thp=always|advise|never: the L2's transparent huge pages for
-# shmem (popek's guest RAM is a memfd; QEMU's is anonymous memory it madvises).
+# shmem (popek's guest RAM is a memfd only with a vhost-user device, which the
+# benchmark has none of; both VMMs' RAM is anonymous memory they madvise).
 thp=$(param shmem_thp)
 [ -n "$thp" ] && echo "$thp" >/sys/kernel/mm/transparent_hugepage/shmem_enabled
 say "bench: L2 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled), shmem: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled)"
