@@ -113,9 +113,12 @@ static bool ram_written, has_dma;
 
 static void zero_ram(struct guest_mem *mem)
 {
-	/* Zeroes at the cost of the pages touched, wherever they are. */
+	/* Zeroes at the cost of the pages touched, wherever they are: fresh RAM
+	 * is anonymous (dropped pages read as zero), a memfd gets a hole. */
 	if ((ram_written || has_dma) &&
-	    fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM))
+	    (mem->fd < 0
+		 ? madvise(mem->base, FUZZ_RAM, MADV_DONTNEED)
+		 : fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, FUZZ_RAM)))
 		abort();
 	ram_written = false;
 }
