@@ -30,7 +30,7 @@ const char guest_name[] = "apic";
 #define ICR_ALL		(2u << 18)
 #define ICR_OTHERS	(3u << 18)
 
-enum { CMD_NONE, CMD_LDR, CMD_X2APIC, CMD_DONE };
+enum { CMD_NONE, CMD_READY, CMD_LDR, CMD_X2APIC, CMD_DONE };
 
 static volatile unsigned hits[2];
 static volatile bool x2apic_on[2];
@@ -277,6 +277,9 @@ int guest_main(const struct boot_info *bi)
 	if (!smp_start_ap(AP_APIC_ID, ap_main, AP_TIMEOUT_US))
 		fail("CPU with APIC ID %u did not start (is the VM running with 2 vCPUs?)",
 		     AP_APIC_ID);
+	/* Started is not ready: until the AP's APIC is software-enabled it drops
+	 * fixed IPIs, as hardware does. It answers commands only after that. */
+	ap_command(CMD_READY);
 
 	xapic_tests();
 	cpuid(1, 0, r);
