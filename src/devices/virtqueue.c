@@ -101,9 +101,10 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c)
 	return 1;
 }
 
-/* During a migration: the pages the device wrote for chain head (its
- * writable buffers, found again from the descriptors) are sent again. A driver
- * that rewrote the descriptors of a chain in flight only loses its own data. */
+/* The pages the device wrote for chain head (its writable buffers, found
+ * again from the descriptors) are reported: a migration sends them again, the
+ * soft engine drops code it cached from them. A driver that rewrote the
+ * descriptors of a chain in flight only loses its own data. */
 static void chain_dirty(const struct virtq *vq, uint16_t head)
 {
 	struct vq_chain c = {.head = head};
@@ -117,7 +118,7 @@ void virtq_push_n(struct virtq *vq, const struct vq_used *e, unsigned n)
 {
 	if (!vq->enabled)
 		return;
-	if (__atomic_load_n(&vq->mem->dirty, __ATOMIC_RELAXED)) {
+	if (guest_mem_watched(vq->mem)) {
 		for (unsigned i = 0; i < n; i++)
 			chain_dirty(vq, e[i].head);
 		guest_mem_dirty(vq->mem, vq->used, USED_BYTES(vq->size));

@@ -156,6 +156,11 @@ struct engine_ops {
 	int (*dirty_log)(struct engine_vm *vm, bool on);
 	int (*dirty_collect)(struct engine_vm *vm, unsigned slot, uint64_t *bitmap);
 
+	/* Optional (NULL: the engine's CPUs see RAM as hardware does): the VMM,
+	 * not a vCPU, wrote mapped RAM at [hva, hva+len) — a device's DMA — or,
+	 * with hva NULL, somewhere it cannot say. Any thread, any time. */
+	void (*ram_written)(struct engine_vm *vm, const void *hva, uint64_t len);
+
 	/* Optional: describe the last instruction the engine refused with #UD
 	 * (RIP, bytes, class), for a crash report; 0 if there was none. */
 	int (*last_undefined)(struct engine_vcpu *vcpu, char *buf, size_t len);

@@ -152,6 +152,13 @@ static void svc_console_tx(void *ctx, const void *buf, size_t len)
 		console_write(m->console, buf, len);
 }
 
+/* A device's DMA into RAM, for an engine that caches guest code. */
+static void ram_written(void *ctx, const void *hva, uint64_t len)
+{
+	struct machine *m = ctx;
+	m->engine->ram_written(m->evm, hva, len);
+}
+
 static int engine_ioeventfd(void *ctx, uint64_t gpa, unsigned len, int fd, bool assign)
 {
 	struct machine *m = ctx;
@@ -266,6 +273,10 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 	}
 	if (rc)
 		return EXIT_CODE_ENGINE;
+	if (m->engine->ram_written) {
+		m->mem.written_ctx = m;
+		m->mem.written = ram_written;
+	}
 	for (int i = 0; i < m->mem.nranges; i++) {
 		const struct mem_range *r = &m->mem.range[i];
 		rc = m->engine->map_memory(m->evm, (unsigned)i, r->gpa, r->size,

@@ -243,10 +243,20 @@ int gpa_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t
 
 void guest_mem_dirty(const struct guest_mem *m, const void *hva, uint64_t len)
 {
-	uint64_t *bits = __atomic_load_n(&m->dirty, __ATOMIC_ACQUIRE);
 	uintptr_t off = (uintptr_t)hva - (uintptr_t)m->base;
-	if (!bits || !len || off >= m->size || len > m->size - off)
+	if (!len || off >= m->size || len > m->size - off)
+		return;
+	if (m->written)
+		m->written(m->written_ctx, hva, len);
+	uint64_t *bits = __atomic_load_n(&m->dirty, __ATOMIC_ACQUIRE);
+	if (!bits)
 		return;
 	for (uint64_t pg = off >> 12; pg <= (off + len - 1) >> 12; pg++)
 		__atomic_fetch_or(&bits[pg / 64], 1ull << (pg % 64), __ATOMIC_RELAXED);
+}
+
+void guest_mem_written_somewhere(const struct guest_mem *m)
+{
+	if (m->written)
+		m->written(m->written_ctx, NULL, 0);
 }

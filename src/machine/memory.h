@@ -41,6 +41,11 @@ struct guest_mem {
 	/* While a migration runs: a bit per 4 KiB page (by offset in base[]) that
 	 * a device wrote; NULL otherwise. Set through guest_mem_dirty. */
 	uint64_t *dirty;
+	/* Told of every write guest_mem_dirty and guest_mem_written_somewhere
+	 * report: the engine, whose cached translations of guest code go stale
+	 * when the VMM writes code (soft). Set by the machine; NULL: none. */
+	void (*written)(void *ctx, const void *hva, uint64_t len);
+	void *written_ctx;
 	int nranges;
 	struct mem_range range[2];
 };
@@ -71,8 +76,17 @@ void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 int gpa_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
 int gpa_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
 
-/* A device wrote host memory [hva, hva+len) of m (inside base[]): record
- * the pages for a migration's next round. Nothing to do when none runs. */
+/* A device wrote host memory [hva, hva+len) of m (inside base[]): tell the
+ * engine, and record the pages for a migration's next round if one runs.
+ * Every VMM write to RAM a running guest may execute goes through here. */
 void guest_mem_dirty(const struct guest_mem *m, const void *hva, uint64_t len);
+/* Does anyone want to hear of device writes (guest_mem_dirty)? */
+static inline bool guest_mem_watched(const struct guest_mem *m)
+{
+	return m->written || __atomic_load_n(&m->dirty, __ATOMIC_RELAXED);
+}
+/* Something outside popek (a vhost-user backend) wrote RAM, where popek
+ * cannot tell: the engine treats all of it as possibly changed. */
+void guest_mem_written_somewhere(const struct guest_mem *m);
 
 #endif

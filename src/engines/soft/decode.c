@@ -303,10 +303,9 @@ struct block *fetch_block(struct soft_cpu *c)
 	t += victim;
 	struct block *b = &c->blocks[set * 2 + victim];
 	if (b->jit_code) {
-		/* translations may jump straight into it: they check the epoch */
+		/* translations may jump straight into it: they check chain_epoch */
 		b->jit_code = NULL;
-		epoch_bump(c);
-		epoch = epoch_now(c);
+		chain_bump(c);
 	}
 
 	t->lin = ~0ull;

@@ -314,7 +314,6 @@ void deliver_exception(struct soft_cpu *c, int vec, bool has_err, uint32_t err)
 void do_iret(struct soft_cpu *c, int size)
 {
 	trap(c, TRAP_IRET);
-	serialize(c);
 	if (!(c->cr0 & CR0_PE)) {
 		uint64_t ip = pop(c, size), cs = pop(c, size), fl = pop(c, size);
 		load_seg(c, SEG_CS, (uint16_t)cs);

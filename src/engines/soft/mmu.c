@@ -75,12 +75,23 @@ static uint64_t *code_word(struct engine_vm *vm, uint64_t gpa)
 	return NULL;
 }
 
+static void revalidate(struct engine_vm *vm, uint64_t holders)
+{
+	for (int i = 0; holders; i++, holders >>= 1) {
+		struct soft_cpu *o = vm->cpu[i];
+		if ((holders & 1) && o)
+			epoch_bump(o);
+	}
+}
+
 /* This vCPU wrote a page that vCPUs (itself included) hold decoded code
  * from: each of them revalidates its blocks against guest memory before it
  * runs another one — at once, without waiting for the serialization the
  * architecture asks of cross-modifying code — this vCPU's current block ends
  * after this instruction, and writes to the page run at full speed until code
- * is decoded from it again (fetch_block). */
+ * is decoded from it again (fetch_block). That is also why a serializing
+ * instruction (the SDM's cross-modification protocol, Linux's sync_core)
+ * need not make a vCPU look at guest memory again. */
 void code_written(struct soft_cpu *c, uint64_t *code)
 {
 	uint64_t holders = __atomic_exchange_n(code, 0, __ATOMIC_RELAXED);
@@ -89,12 +100,34 @@ void code_written(struct soft_cpu *c, uint64_t *code)
 		if ((uint64_t)(code - s->code) < s->size >> 12)
 			slot_dirty(s, (uint64_t)(code - s->code));
 	}
-	for (int i = 0; holders; i++, holders >>= 1) {
-		struct soft_cpu *o = c->vm->cpu[i];
-		if ((holders & 1) && o)
-			epoch_bump(o);
-	}
+	revalidate(c->vm, holders);
 	c->stop = true;
+}
+
+/* A device wrote RAM (engine_ops.ram_written): the vCPUs holding code of
+ * those pages revalidate it before their next block, as for code_written;
+ * the others keep theirs. The device ordered its writes before the
+ * interrupt that announces them, and a vCPU takes the interrupt before it
+ * runs a block, so it sees the bump. A migration's log of the pages is the
+ * machine's (guest_mem_dirty), so DIRTY_ARMED stays; bit 63 is also vCPU
+ * 63's, which revalidates whenever it is set. */
+void soft_ram_written(struct engine_vm *vm, const void *hva, uint64_t len)
+{
+	if (!hva) {
+		revalidate(vm, ~0ull);
+		return;
+	}
+	for (int i = 0; i < vm->nslots; i++) {
+		struct soft_slot *s = &vm->slot[i];
+		uint64_t off = (uint64_t)((uintptr_t)hva - (uintptr_t)s->hva);
+		if (off >= s->size || !len)
+			continue;
+		uint64_t last = len - 1 > s->size - 1 - off ? s->size - 1 : off + len - 1;
+		for (uint64_t pg = off >> 12; pg <= last >> 12; pg++)
+			if (__atomic_load_n(&s->code[pg], __ATOMIC_RELAXED))
+				revalidate(vm, __atomic_fetch_and(&s->code[pg], DIRTY_ARMED,
+								  __ATOMIC_RELAXED));
+	}
 }
 
 uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int acc)

@@ -470,7 +470,6 @@ static void deliver_interrupts(struct soft_cpu *c, unsigned attn)
 		int v = intc_ack(c->vm->intc, c->index);
 		if (v < 0)
 			return;
-		epoch_bump(c); /* a device may have written guest code (DMA) */
 		c->halted = false;
 		c->insn_rip = c->rip;
 		c->insn_rsp = c->r[R_RSP];
@@ -557,7 +556,10 @@ static int soft_vcpu_run(struct engine_vcpu *v, struct vcpu_exit *exit)
 		c->await = AWAIT_MMIO;
 		return 0;
 	}
-	epoch_bump(c); /* the machine may have written guest memory meanwhile */
+	/* Devices tell of their writes to RAM (soft_ram_written); popek exec's
+	 * system calls write the program's memory and page tables freely. */
+	if (c->vm->cfg.syscall_exits)
+		epoch_bump(c);
 	c->exit_pending = false;
 	c->last = NULL;
 
@@ -925,6 +927,7 @@ const struct engine_ops soft_engine = {
     .map_memory = soft_map_memory,
     .dirty_log = soft_dirty_log,
     .dirty_collect = soft_dirty_collect,
+    .ram_written = soft_ram_written,
     .vcpu_create = soft_vcpu_create,
     .vcpu_destroy = soft_vcpu_destroy,
     .vcpu_run = soft_vcpu_run,

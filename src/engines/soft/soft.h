@@ -305,8 +305,8 @@ struct block {
 	uint16_t runs; /* run_block calls since decoded, up to the translator's threshold */
 	uint64_t end;  /* RIP after the last instruction */
 	/* A translation of all of it (jit/jit.h), so other translations may
-	 * jump straight in; NULL when none. Evicting it bumps the epoch, which
-	 * unlinks every jump to it. */
+	 * jump straight in; NULL when none. Evicting it bumps chain_epoch,
+	 * which unlinks every jump to it. */
 	void *jit_code;
 	uint8_t code[BLOCK_INSNS * 15];
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
@@ -400,12 +400,16 @@ struct soft_cpu {
 	struct jit *jit;	/* the translator (jit/jit.h), NULL when off */
 	struct block_tag *tags; /* tags[i] describes blocks[i] */
 	/* Advances whenever guest memory or the translation may have changed
-	 * under this vCPU's cached blocks: any vCPU's write to a page it has
-	 * cached code from, a TLB flush, accessed/dirty bits set by a page walk;
-	 * what devices wrote at every vcpu_run, every interrupt, every
-	 * serializing instruction and every 256 batches. (A CPL change selects
-	 * other blocks: code_key.) */
+	 * under this vCPU's cached blocks: any vCPU's or device's write to a
+	 * page it has cached code from, a TLB flush, accessed/dirty bits set by
+	 * a page walk, and every 256 batches. (A CPL change selects other
+	 * blocks: code_key.) */
 	uint64_t code_epoch;
+	/* Advances with code_epoch and when a translated block is evicted: what
+	 * a chained jump into a translation compares (jit/translate.c), so an
+	 * eviction unlinks every jump without every cached block having to be
+	 * compared with guest memory again. */
+	uint64_t chain_epoch;
 	uint64_t code_bit; /* this vCPU's bit in the code words */
 	uint32_t batches;  /* run_batch calls, for the periodic revalidation */
 	bool stop;	   /* end the block after this instruction (exit, code written) */
@@ -440,8 +444,8 @@ struct block *fetch_block(struct soft_cpu *c);
 void block_cache_init(struct soft_cpu *c);
 
 /* The validation epoch is advanced by its vCPU and, when they write code it
- * has cached, by the others (code_written), hence atomic; the reads are plain
- * loads on x86. */
+ * has cached, by the others (code_written) and by devices (soft_ram_written),
+ * hence atomic; the reads are plain loads on x86. */
 static inline uint64_t epoch_now(const struct soft_cpu *c)
 {
 	return __atomic_load_n(&c->code_epoch, __ATOMIC_RELAXED);
@@ -450,6 +454,12 @@ static inline uint64_t epoch_now(const struct soft_cpu *c)
 static inline void epoch_bump(struct soft_cpu *c)
 {
 	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->chain_epoch, 1, __ATOMIC_RELAXED);
+}
+
+static inline void chain_bump(struct soft_cpu *c)
+{
+	__atomic_fetch_add(&c->chain_epoch, 1, __ATOMIC_RELAXED);
 }
 
 /* Linear address of RIP and its set in the block cache. */
@@ -715,6 +725,7 @@ static inline bool cas_n(uint8_t *p, int size, uint64_t old, uint64_t new_)
 }
 
 void code_written(struct soft_cpu *c, uint64_t *code);
+void soft_ram_written(struct engine_vm *vm, const void *hva, uint64_t len);
 
 static inline struct tlb_entry *tlb_entry_of(struct soft_cpu *c, uint64_t lin)
 {
@@ -851,15 +862,6 @@ void push(struct soft_cpu *c, int size, uint64_t v);
 uint64_t pop(struct soft_cpu *c, int size);
 int stack_size(struct soft_cpu *c);
 uint64_t alu(struct soft_cpu *c, int op, int size, uint64_t a, uint64_t b);
-
-/* Serializing instructions (IRET, CPUID) end cross-modification: the SDM's
- * protocol for code written by another processor (Vol. 3 8.1.3) has the
- * executing one serialize before it runs the new code, so that is where this
- * vCPU looks at guest memory again (Linux's sync_core does exactly this). */
-static inline void serialize(struct soft_cpu *c)
-{
-	epoch_bump(c);
-}
 
 static inline void trap(struct soft_cpu *c, int kind)
 {

@@ -350,7 +350,6 @@ void do_cpuid(struct soft_cpu *c)
 {
 	uint32_t leaf = (uint32_t)c->r[R_RAX], sub = (uint32_t)c->r[R_RCX];
 	uint32_t r[4] = {0, 0, 0, 0}; /* eax ebx ecx edx */
-	serialize(c);
 	/* Leaf-1 EDX: fpu pse tsc msr pae cx8 pge cmov pat clflush mmx fxsr sse sse2, and apic
 	 * while the local APIC is enabled */
 	const uint32_t edx1 = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |

@@ -568,9 +568,10 @@ static bool tr_imul(struct tr *t, const struct insn *d)
  * enter the translation of the block at its target, once execution got
  * there through run_block; a RET looks its target up in the indirect-branch
  * table. Entering another block is what run_block would do, so it is done
- * only when run_block would not stop: the epoch is the one the target was
- * validated in (eviction, a TLB flush, a write to cached code by any vCPU
- * and devices' writes all bump it, so that unlinks every jump at once), no
+ * only when run_block would not stop: chain_epoch is the one the link was
+ * made in, with the target validated in the code epoch then (eviction, a
+ * TLB flush, a write to cached code by any vCPU or device all bump it, so
+ * that unlinks every jump at once), no
  * interrupt, event or kick wants the vCPU, and the chain's instructions stay
  * within run_block's budget. Otherwise the exit returns to run_block with
  * RIP the target and jit_exit saying which exit to link. */
@@ -637,7 +638,7 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 {
 	struct emit *e = &t->e;
 	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(chain_epoch));
 	out_if(t, o, 0x5);
 	enter_checks(t, o);
 	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, end));
@@ -1039,9 +1040,10 @@ void jit_link(struct soft_cpu *c, struct block *b)
 		return;
 	const struct block_tag *tag = &c->tags[b - c->blocks];
 	uint64_t rip = b->insn[0].start;
-	if (tag->lin != rip || tag->rip != rip)
-		return; /* not cached (it crosses a page): validated by nothing */
-	struct jit_target to = {.epoch = tag->epoch, .end = b->end, .b = b, .code = b->jit_code};
+	if (tag->lin != rip || tag->rip != rip || tag->epoch != epoch_now(c))
+		return; /* not cached (it crosses a page), or not validated now */
+	uint64_t chain = __atomic_load_n(&c->chain_epoch, __ATOMIC_RELAXED);
+	struct jit_target to = {.epoch = chain, .end = b->end, .b = b, .code = b->jit_code};
 	if (x == JIT_EXIT_IND) {
 		j->ind[jit_ind_hash(rip)] = (struct jit_ind){.rip = rip, .key = tag->key, .to = to};
 		counter_add(&j->stat_links, 1);
