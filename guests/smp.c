@@ -54,6 +54,10 @@ int guest_main(const struct boot_info *bi)
 	if (!smp_start_ap(AP_APIC_ID, ap_main, AP_TIMEOUT_US))
 		fail("CPU with APIC ID %u did not start (is the VM running with 2 vCPUs?)",
 		     AP_APIC_ID);
+	/* The AP is alive before ap_main runs: wait for its first store. */
+	end = tsc_deadline_us(AP_TIMEOUT_US);
+	while (ap_apic_id == ~0u && rdtsc() < end)
+		cpu_relax();
 	kprintf("smp: 2 cpus online (BSP APIC ID %u, AP APIC ID %u)\n", lapic_id(), ap_apic_id);
 	if (ap_apic_id != AP_APIC_ID)
 		fail("the AP reports APIC ID %u", ap_apic_id);
