@@ -3,6 +3,8 @@
  * Effective addresses are kept symbolic (base, index, scale, displacement) and
  * computed at execution, so a decoded instruction stays valid while registers
  * change. */
+#include <string.h>
+
 #include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
@@ -256,9 +258,28 @@ static void code_page_mark(struct soft_cpu *c, uint64_t lin)
 		__atomic_fetch_or(code, c->code_bit, __ATOMIC_SEQ_CST);
 }
 
+/* Are block k's bytes still what the TLB maps at lin (p: its host address)?
+ * A block whose one instruction crosses into the next page is compared in
+ * two parts, the second where that page is mapped now (walked again, as
+ * fetching the instruction would: a fault there is the fetch's). */
+static bool still_there(struct soft_cpu *c, uint64_t lin, const uint8_t *p, const struct block *k)
+{
+	if (!k->split)
+		return same_bytes(p, k);
+	uint64_t next = lin + k->split;
+	uint8_t *q = tlb_peek(c, next, 1, ACC_EXEC);
+	if (!q)
+		q = tlb_fill(c, next, ACC_EXEC, c->cpl == 3);
+	if (!q)
+		return false;
+	code_page_mark(c, next);
+	return !memcmp(p, k->code, k->split) &&
+	       !memcmp(q, k->code + k->split, k->nbytes - k->split);
+}
+
 void block_cache_init(struct soft_cpu *c)
 {
-	for (unsigned i = 0; i < BLOCK_CACHE_SIZE; i++)
+	for (unsigned i = 0; i < block_count(c); i++)
 		c->tags[i].lin = ~0ull;
 }
 
@@ -274,7 +295,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	uint64_t epoch = epoch_now(c);
 	uint64_t rip = c->rip, lin = code_lin(c);
 	/* two-way set associative; a miss replaces the less recently used way */
-	unsigned set = block_set(lin);
+	unsigned set = block_set(c, lin);
 	struct block_tag *t = &c->tags[set * 2];
 	uint8_t *p = NULL;
 	for (int w = 0; w < 2; w++) {
@@ -285,12 +306,16 @@ struct block *fetch_block(struct soft_cpu *c)
 		 * it) nor the TLB changed since the bytes matched, so the
 		 * translation need not be looked up again either. */
 		if (t[w].epoch != epoch_now(c)) {
+			/* After a TLB flush (a context switch) the page is walked
+			 * again, as decoding it would: a fault here is the fetch's. */
 			if (!p)
 				p = tlb_peek(c, lin, 1, ACC_EXEC);
 			if (!p)
+				p = tlb_fill(c, lin, ACC_EXEC, c->cpl == 3);
+			if (!p)
 				continue;
 			code_page_mark(c, lin); /* first: a write after it notifies */
-			if (!same_bytes(p, k))
+			if (!still_there(c, lin, p, k))
 				continue;
 			t[w].epoch = epoch;
 			counter_add(&c->stat_revalidated, 1);
@@ -333,12 +358,19 @@ struct block *fetch_block(struct soft_cpu *c)
 	b->end = b->insn[b->n - 1].start + b->insn[b->n - 1].len;
 	b->runs = 0;
 	b->nbytes = 0;
+	/* A first instruction may cross into the next page (nothing after it
+	 * does); the block is cached all the same, both pages watched. */
+	uint64_t first = 0x1000 - (lin & 0xfff);
 	p = tlb_peek(c, lin, 1, ACC_EXEC);
-	if (p && (lin & 0xfff) + off <= 0x1000) {
+	uint8_t *q = off > first ? tlb_peek(c, lin + first, 1, ACC_EXEC) : p;
+	if (p && q) {
 		/* b->code holds the very bytes decoded, so a write that raced
 		 * with the decoding fails the next validation */
 		code_page_mark(c, lin);
+		if (off > first)
+			code_page_mark(c, lin + first);
 		b->nbytes = (uint16_t)off;
+		b->split = off > first ? (uint16_t)first : 0;
 		*t = (struct block_tag){.lin = lin, .rip = rip, .epoch = epoch, .key = code_key(c)};
 	}
 	return b;

@@ -30,7 +30,7 @@ static void remember_ud(struct soft_cpu *c, const struct insn *d)
 	c->ud_cls = d->cls;
 	c->ud_len = 0;
 	uintptr_t first = (uintptr_t)c->blocks, at = (uintptr_t)d;
-	if (!c->blocks || at < first || at >= first + BLOCK_CACHE_SIZE * sizeof(struct block))
+	if (!c->blocks || at < first || at >= first + block_count(c) * sizeof(struct block))
 		return;
 	size_t i = (at - first) / sizeof(struct block);
 	const struct block *b = &c->blocks[i];

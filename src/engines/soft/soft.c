@@ -265,26 +265,24 @@ static void cpu_reset(struct soft_cpu *c)
 	update_mode(c);
 }
 
-/* The decoded-block array (about 11 MiB): transparent huge pages where the
+/* The decoded-block array (11 or 44 MiB): transparent huge pages where the
  * host has them, so the first touches of a short run cost a few 2 MiB faults
  * rather than one 4 KiB fault per block (they were most of the start-up time
  * of `popek exec` on this engine). Untouched, it costs nothing either way. */
-#define BLOCKS_BYTES (BLOCK_CACHE_SIZE * sizeof(struct block))
-
-static struct block *blocks_alloc(void)
+static struct block *blocks_alloc(const struct soft_cpu *c)
 {
-	void *m =
-	    mmap(NULL, BLOCKS_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t bytes = block_count(c) * sizeof(struct block);
+	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	madvise(m, BLOCKS_BYTES, MADV_HUGEPAGE); /* advice: without THP it still works */
+	madvise(m, bytes, MADV_HUGEPAGE); /* advice: without THP it still works */
 	return m;
 }
 
-static void blocks_free(struct block *b)
+static void blocks_free(const struct soft_cpu *c)
 {
-	if (b)
-		munmap(b, BLOCKS_BYTES);
+	if (c->blocks)
+		munmap(c->blocks, block_count(c) * sizeof(struct block));
 }
 
 static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu **out)
@@ -295,11 +293,12 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	if (!v)
 		return -ENOMEM;
 	struct soft_cpu *c = &v->c;
+	c->block_bits = vm->cfg.syscall_exits ? BLOCK_CACHE_BITS_EXEC : BLOCK_CACHE_BITS_VM;
 	/* the tags are one cache line per set */
-	c->blocks = blocks_alloc();
-	c->tags = aligned_alloc(64, BLOCK_CACHE_SIZE * sizeof(*c->tags));
+	c->blocks = blocks_alloc(c);
+	c->tags = aligned_alloc(64, block_count(c) * sizeof(*c->tags));
 	if (!c->blocks || !c->tags) {
-		blocks_free(c->blocks);
+		blocks_free(c);
 		free(c->tags);
 		free(v);
 		return -ENOMEM;
@@ -308,7 +307,7 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	if (vm->cfg.jit) {
 		int rc = jit_create(c, vm->cfg.jit_after ? vm->cfg.jit_after : JIT_AFTER);
 		if (rc) {
-			blocks_free(c->blocks);
+			blocks_free(c);
 			free(c->tags);
 			free(v);
 			return rc;
@@ -332,7 +331,7 @@ static void soft_vcpu_destroy(struct engine_vcpu *v)
 		return;
 	v->c.vm->cpu[v->c.index] = NULL;
 	jit_destroy(&v->c);
-	blocks_free(v->c.blocks);
+	blocks_free(&v->c);
 	free(v->c.tags);
 	free(v);
 }

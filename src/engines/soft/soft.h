@@ -294,16 +294,22 @@ static inline bool op_form(uint8_t mask, unsigned reg)
 /* A block of decoded straight-line instructions (decode.c), valid while the
  * guest bytes it came from are unchanged. Its tag (below) says where it came
  * from and when those bytes were last seen unchanged. */
-#define BLOCK_INSNS	 16
-#define BLOCK_CACHE_BITS 13
-#define BLOCK_CACHE_SIZE (1u << BLOCK_CACHE_BITS)
+#define BLOCK_INSNS 16
+/* Each vCPU caches 1 << bits blocks, two-way set associative: 15 for a VM
+ * (32 768 blocks, 44 MiB of address space, touched as used: Linux sending
+ * over TCP, its kernel with dd and nc, overflows 8 192 and decodes seven
+ * times as many blocks), 13 for popek exec's one program, whose start-up
+ * would pay for the larger tag array. */
+#define BLOCK_CACHE_BITS_VM   15
+#define BLOCK_CACHE_BITS_EXEC 13
 
 struct block {
 	int n;
 	uint16_t nbytes;
-	bool generic;  /* one instruction for the general dispatcher (exec_insn) */
-	uint16_t runs; /* run_block calls since decoded, up to the translator's threshold */
-	uint64_t end;  /* RIP after the last instruction */
+	uint16_t split; /* 0, or the bytes in the first page when its one instruction crosses */
+	bool generic;	/* one instruction for the general dispatcher (exec_insn) */
+	uint16_t runs;	/* run_block calls since decoded, up to the translator's threshold */
+	uint64_t end;	/* RIP after the last instruction */
 	/* A translation of all of it (jit/jit.h), so other translations may
 	 * jump straight in; NULL when none. Evicting it bumps chain_epoch,
 	 * which unlinks every jump to it. */
@@ -420,7 +426,8 @@ struct soft_cpu {
 	 * link + 1, JIT_EXIT_IND, 0: by no exit that could be linked). */
 	int64_t jit_chained, jit_limit;
 	int32_t jit_exit;
-	uint8_t block_mru[BLOCK_CACHE_SIZE / 2]; /* most recently used way per set */
+	unsigned block_bits;				    /* BLOCK_CACHE_BITS_* */
+	uint8_t block_mru[(1u << BLOCK_CACHE_BITS_VM) / 2]; /* most recently used way per set */
 	uint64_t stat_insns;
 	uint64_t stat_class[NR_CLASSES];
 	uint64_t stat_trap[NR_TRAPS];
@@ -476,9 +483,14 @@ static inline int64_t code_key(const struct soft_cpu *c)
 	return c->mode | (c->cpl == 3) << 4;
 }
 
-static inline unsigned block_set(uint64_t lin)
+static inline unsigned block_count(const struct soft_cpu *c)
 {
-	return (unsigned)((lin ^ (lin >> BLOCK_CACHE_BITS)) & (BLOCK_CACHE_SIZE / 2 - 1));
+	return 1u << c->block_bits;
+}
+
+static inline unsigned block_set(const struct soft_cpu *c, uint64_t lin)
+{
+	return (unsigned)((lin ^ (lin >> c->block_bits)) & (block_count(c) / 2 - 1));
 }
 
 /* The block at RIP when it was validated in the current epoch (the hot case,
@@ -486,7 +498,7 @@ static inline unsigned block_set(uint64_t lin)
 static inline struct block *next_block(struct soft_cpu *c)
 {
 	uint64_t lin = code_lin(c);
-	unsigned set = block_set(lin);
+	unsigned set = block_set(c, lin);
 	const struct block_tag *t = &c->tags[set * 2];
 	for (int w = 0; w < 2; w++)
 		if (t[w].epoch == epoch_now(c) && t[w].lin == lin && t[w].rip == c->rip &&
