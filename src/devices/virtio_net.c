@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "net/csum.h"
 #include "net/frame.h"
 #include "net/pcap.h"
 
@@ -55,6 +56,9 @@ struct virtio_net {
 	 * maybe for a transmit limit's wait), and the end of a limit's hold. */
 	struct loop_timer *rx_timer;
 	uint8_t tx_head[FRAME_HEAD_MAX]; /* the checked copy of a frame's headers, under vp.lock */
+	/* A frame whose checksum the device completes for a backend without
+	 * virtio-net headers (popek's copy, never guest memory), under vp.lock. */
+	uint8_t tx_frame[NET_BIG_MAX];
 	/* The guest's IPv4 address as its own frames last gave it (0: none
 	 * seen), for the gratuitous ARP after a move; under vp.lock. */
 	uint8_t ip[4];
@@ -351,6 +355,18 @@ static int64_t tx_request(struct virtio_pci *vp, struct vq_chain *c)
 	} else {
 		k += iov_slice(c->iov, c->nread, NET_HDR_LEN, len, iov + k);
 	}
+	if (!n->be->vnet_hdr && (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+		/* The offload is the device's: the backend gets a whole frame. */
+		if (len > sizeof(n->tx_frame))
+			return 0; /* only segmentation makes more, never offered here */
+		size_t off = 0;
+		for (unsigned i = 1; i < k; off += iov[i].iov_len, i++)
+			memcpy(n->tx_frame + off, iov[i].iov_base, iov[i].iov_len);
+		csum_complete(n->tx_frame, len, h.csum_start, h.csum_offset);
+		h.flags = 0;
+		iov[1] = (struct iovec){n->tx_frame, len};
+		k = 2;
+	}
 	learn_ip(n, c, len);
 	pcap_write(&n->cap, iov, k, NET_HDR_LEN, NET_HDR_LEN + len);
 	if (n->be->vnet_hdr)
@@ -445,7 +461,7 @@ struct virtio_net *virtio_net_create(const struct virtio_env *env, struct net_ba
 	    .nqueues = 2,
 	    .queue_size = NET_QUEUE_SIZE,
 	    .features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF |
-			(be->vnet_hdr ? VNET_OFFLOADS : 0) |
+			(be->vnet_hdr ? VNET_OFFLOADS : VIRTIO_NET_F_CSUM) |
 			(be->big_mtu ? VIRTIO_NET_F_MTU | VIRTIO_NET_F_GUEST_CSUM : 0),
 	    .ops = &net_ops,
 	    .config = &n->config,

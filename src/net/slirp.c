@@ -179,6 +179,11 @@ static void s_send(struct net_backend *b, const struct iovec *iov, unsigned n, s
 	}
 	(void)len;
 	slirp_input(s->slirp, frame, (int)off);
+	/* An ACK that opened the guest's window lets libslirp read its host
+	 * socket again, which it asks for only in the next round's fds: no
+	 * waiting for the round's timeout. */
+	if (s->b.kick)
+		s->b.kick(s->b.kick_ctx);
 }
 
 /* libslirp's own state (slirp_state_save): its DHCP lease table and IP id.
