@@ -913,6 +913,28 @@ static void test_smc_loop(void **state)
 	assert_int_equal(g.st.gpr[R_RBX], 6);
 }
 
+/* An instruction that crosses a page is cached like any other, and a store
+ * into its part in the next page makes the next pass run the new bytes. At
+ * SG_CODE + 0xffd, 3 passes:
+ *   mov eax, 0x00010001          ; b8 01 00 | 01 00 (the page ends after b8 01 00)
+ *   add ebx, eax
+ *   mov [SG_CODE + 0x1000], cx   ; the immediate's upper half, in the next page
+ *   dec ecx; jnz back; hlt       -> ebx = 0x10001 + 0x30001 + 0x20001 */
+static void test_smc_page_crossing(void **state)
+{
+	(void)state;
+	static const uint8_t entry[] = {0xb9, 0x03, 0x00, 0x00, 0x00,  /* mov ecx, 3 */
+					0x31, 0xdb,		       /* xor ebx, ebx */
+					0xe9, 0xf1, 0x0f, 0x00, 0x00}; /* jmp SG_CODE + 0xffd */
+	static const uint8_t loop[] = {0xb8, 0x01, 0x00, 0x01, 0x00, 0x01, 0xc3, 0x66,
+				       0x89, 0x0c, 0x25, 0x00, 0x10, 0x01, 0x00, 0xff,
+				       0xc9, 0x0f, 0x85, 0xe9, 0xff, 0xff, 0xff, 0xf4};
+	load(entry, sizeof(entry));
+	memcpy(g.ram + SG_CODE + 0xffd, loop, sizeof(loop));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], 0x60003);
+}
+
 /* The flags an instruction computes are kept when a later one in the block
  * could fault before they are overwritten: the exception frame holds them.
  *   mov rax, -1; add rax, 1          ; CF PF AF ZF
@@ -1494,6 +1516,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rotate_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smc_page_crossing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
