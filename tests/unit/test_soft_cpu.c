@@ -1294,6 +1294,49 @@ static void test_rotate_flags(void **state)
 		assert_true(jit_stat("insns") >= 4);
 }
 
+/* Loads, stores and a read-modify-write at a page's last bytes, exactly
+ * fitting and crossing into the next page, which maps a frame that is not
+ * the next one (so an access through the first page's host address alone
+ * would read or write the wrong bytes). Each crossing access starts a
+ * probe of its own: after the first in a block the interpreter goes on.
+ * PD[1] -> page table at 0xa000, one to one but 0x201000 -> 0x300000 and
+ * 0x203000 -> 0x301000;
+ *   mov esi, 0x200ff8; mov ecx, 3
+ * top: mov rax, [rsi]; mov edx, [rsi+4]; mov ebx, [rsi+6]; jmp 1f
+ * 1: movzx edi, word [rsi+7]; jmp 2f
+ * 2: mov [rsi+0x2000], rax; mov [rsi+0x2006], rbx; jmp 3f
+ * 3: add [rsi+0x2005], ecx; sub ecx, 1; jnz top; hlt */
+static void test_page_crossing(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0xbe, 0xf8, 0x0f, 0x20, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x06, 0x8b,
+	    0x56, 0x04, 0x8b, 0x5e, 0x06, 0xeb, 0x00, 0x0f, 0xb7, 0x7e, 0x07, 0xeb, 0x00, 0x48,
+	    0x89, 0x86, 0x00, 0x20, 0x00, 0x00, 0x48, 0x89, 0x9e, 0x06, 0x20, 0x00, 0x00, 0xeb,
+	    0x00, 0x01, 0x8e, 0x05, 0x20, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x75, 0xd4, 0xf4};
+	load(code, sizeof(code));
+	for (uint64_t i = 0; i < 512; i++)
+		sg_w64(&g, 0xa000 + i * 8, (0x200000 + (i << 12)) | 3);
+	sg_w64(&g, 0xa000 + 8, 0x300000 | 3);
+	sg_w64(&g, 0xa000 + 3 * 8, 0x301000 | 3);
+	sg_w64(&g, SG_PD + 8, 0xa000 | 7);
+	sg_w64(&g, 0x200ff8, 0x8877665544332211ull);
+	sg_w64(&g, 0x201000, 0xeeeeeeeeeeeeeeeeull); /* the frame after, not mapped there */
+	sg_w64(&g, 0x300000, 0x0f0e0d0c0b0a0908ull);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0x8877665544332211ull);
+	assert_int_equal(g.st.gpr[R_RDX], 0x88776655);
+	assert_int_equal(g.st.gpr[R_RBX], 0x09088877);
+	assert_int_equal(g.st.gpr[R_RDI], 0x0888);
+	/* the qword, then rbx over its last two bytes, then + 1 at 0x202ffd */
+	assert_int_equal(sg_r64(&g, 0x202ff8), 0x8877675544332211ull);
+	assert_int_equal(sg_r64(&g, 0x301000), 0x0908);
+	assert_int_equal(sg_r64(&g, 0x203000), 0);
+	assert_int_equal(sg_r64(&g, 0x201000), 0xeeeeeeeeeeeeeeeeull);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 8);
+}
+
 /* Run the code at SG_CODE again, from the state the last run left. */
 static void restart(void)
 {
@@ -1491,6 +1534,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rmw_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_page_crossing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotate_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),

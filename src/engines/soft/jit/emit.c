@@ -136,11 +136,6 @@ void emit_and_imm(struct emit *e, int reg, int32_t imm)
 	group1_imm(e, 4, reg, imm);
 }
 
-void emit_cmp_imm(struct emit *e, int reg, int32_t imm)
-{
-	group1_imm(e, 7, reg, imm);
-}
-
 void emit_imul_imm(struct emit *e, int reg, int32_t imm)
 {
 	rex(e, true, reg, reg);

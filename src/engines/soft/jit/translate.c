@@ -175,14 +175,12 @@ static void probe(struct tr *t, int size, int acc)
 	emit_alu_rr(e, 0x01, H_RCX, H_RDI);
 	emit_lea_disp(e, H_RCX, H_RCX,
 		      FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]));
-	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	/* The page of the operand's last byte: one that crosses into the next
+	 * page finds that page's tag in another entry, so it misses here too. */
+	emit_lea_disp(e, H_RDX, H_RAX, size - 1);
 	emit_and_imm(e, H_RDX, -4096);
 	emit_alu_mem(e, 0x3b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
-	miss(t, 0x5); /* jne: another page, or no access of this kind */
-	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
-	emit_and_imm(e, H_RDX, 0xfff);
-	emit_cmp_imm(e, H_RDX, 0x1000 - size);
-	miss(t, 0x7); /* ja: crosses into the next page */
+	miss(t, 0x5); /* jne: another page, no access of this kind, or a crossing */
 	if (acc == ACC_WRITE) {
 		emit_alu_mem(e, 0x8b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, code));
 		emit_ind(e, 8, false, H_RDX, H_RDX);
