@@ -1346,40 +1346,73 @@ static void restart(void)
 	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
 }
 
-/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 1, 4 or 8. */
-static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
+/* Operands at the edges of each size: zero, one, the signed limits, carries. */
+static const uint64_t edge[] = {0,
+				1,
+				2,
+				5,
+				0x7f,
+				0x80,
+				0x7fffffff,
+				0x80000000,
+				0xffffffff,
+				0x100000000,
+				0x7fffffffffffffff,
+				0x8000000000000000,
+				0xffffffffffffffff};
+#define NEDGE ((int)(sizeof(edge) / sizeof(edge[0])))
+
+/* The host's RFLAGS after a OP b at size 1, 2, 4 or 8, OP the group-1
+ * operation alu (0 ADD, 1 OR, 4 AND, 5 SUB, 6 XOR, 7 CMP; not ADC or SBB),
+ * and *res the destination after it. The stack pointer steps over the red
+ * zone first, where the compiler may keep locals that PUSHFQ would hit. */
+static uint64_t host_alu(int alu, int size, uint64_t a, uint64_t b, uint64_t *res)
 {
-	uint64_t fl;
-	uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
-	uint8_t a1 = (uint8_t)a, b1 = (uint8_t)b;
-#define HOST_OP(insn, x, y)                                                                        \
-	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+r"(x) : "r"(y) : "cc")
-	if (size == 8) {
-		if (op == 0)
-			HOST_OP("add", a, b);
-		else if (op == 1)
-			HOST_OP("sub", a, b);
-		else
-			HOST_OP("and", a, b);
-	} else if (size == 1) {
-		__asm__ volatile("" : "+q"(a1), "+q"(b1));
-#define HOST_OP8(insn)                                                                             \
-	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+q"(a1) : "q"(b1) : "cc")
-		if (op == 0)
-			HOST_OP8("addb");
-		else if (op == 1)
-			HOST_OP8("subb");
-		else
-			HOST_OP8("andb");
-#undef HOST_OP8
-	} else {
-		if (op == 0)
-			HOST_OP("addl", a4, b4);
-		else if (op == 1)
-			HOST_OP("subl", a4, b4);
-		else
-			HOST_OP("andl", a4, b4);
+	uint64_t fl = 0;
+#define HOST_OP(insn, cons, type)                                                                  \
+	do {                                                                                       \
+		type x = (type)a, y = (type)b;                                                     \
+		__asm__ volatile("lea -128(%%rsp), %%rsp\n\t" insn " %2, %1\n\t"                   \
+				 "pushfq\n\tpop %0\n\tlea 128(%%rsp), %%rsp"                       \
+				 : "=r"(fl), "+" cons(x)                                           \
+				 : cons(y)                                                         \
+				 : "cc");                                                          \
+		*res = x;                                                                          \
+	} while (0)
+#define HOST_SIZES(op)                                                                             \
+	do {                                                                                       \
+		if (size == 1)                                                                     \
+			HOST_OP(op "b", "q", uint8_t);                                             \
+		else if (size == 2)                                                                \
+			HOST_OP(op "w", "r", uint16_t);                                            \
+		else if (size == 4)                                                                \
+			HOST_OP(op "l", "r", uint32_t);                                            \
+		else                                                                               \
+			HOST_OP(op "q", "r", uint64_t);                                            \
+	} while (0)
+	switch (alu) {
+	case 0:
+		HOST_SIZES("add");
+		break;
+	case 1:
+		HOST_SIZES("or");
+		break;
+	case 4:
+		HOST_SIZES("and");
+		break;
+	case 5:
+		HOST_SIZES("sub");
+		break;
+	case 6:
+		HOST_SIZES("xor");
+		break;
+	case 7:
+		HOST_SIZES("cmp");
+		break;
+	default:
+		fail_msg("host_alu: no operation %d", alu);
 	}
+#undef HOST_SIZES
 #undef HOST_OP
 	return fl;
 }
@@ -1416,6 +1449,82 @@ static bool host_cond(uint64_t fl, unsigned cc)
 	return r ^ (cc & 1);
 }
 
+/* Readers of the flags a SUB set, with translated code between that
+ * changes the host's: the CMOVcc's own address computation and TLB probe,
+ * then a LEA (base + index, here 0) before the Jcc.
+ *   mov ecx, 3; xor ebx, ebx; xor edi, edi; mov rdx, -1; mov esi, 1
+ * top: add ebx, 1; sub ecx, 1; cmovz edi, [rdx + rsi]; lea rax, [rdx + rsi]
+ *   jnz top; hlt           -> ebx = 3, edi = the dword at 0 (moved at ecx = 0) */
+static void test_flags_across_code(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x03, 0x00, 0x00, 0x00, 0x31, 0xdb, 0x31, 0xff, 0x48,
+				       0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff, 0xbe, 0x01, 0x00, 0x00,
+				       0x00, 0x83, 0xc3, 0x01, 0x83, 0xe9, 0x01, 0x0f, 0x44, 0x3c,
+				       0x32, 0x48, 0x8d, 0x04, 0x32, 0x75, 0xf0, 0xf4};
+	load(code, sizeof(code));
+	sg_w64(&g, 0, 0x1234);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], 3);
+	assert_int_equal(g.st.gpr[R_RDI], 0x1234);
+	assert_int_equal(g.st.gpr[R_RAX], 0);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 5);
+}
+
+/* ADD, OR, AND, SUB, XOR and CMP of 8, 16, 32 and 64 bits on edge values,
+ * against the host: the destination (its other bits kept at 8 and 16 bits,
+ * cleared above 32 by a 32-bit write, CMP writing nothing) and the flags
+ * PUSHFQ sees (AF but after the logic operations, which leave it undefined).
+ *   mov rax, a; mov rcx, b; op al/ax/eax/rax, cl/cx/ecx/rcx; pushfq; pop rbx; hlt */
+static void test_alu_sizes(void **state)
+{
+	(void)state;
+	static const int alus[] = {0, 1, 4, 5, 6, 7};
+	for (int op = 0; op < 6; op++)
+		for (int size = 1; size <= 8; size *= 2)
+			for (int i = 0; i < NEDGE; i++)
+				for (int j = 0; j < NEDGE; j++) {
+					int alu = alus[op];
+					uint64_t a = edge[i], b = edge[j], res;
+					uint8_t code[40], *p = code;
+					*p++ = 0x48, *p++ = 0xb8;
+					memcpy(p, &a, 8), p += 8;
+					*p++ = 0x48, *p++ = 0xb9;
+					memcpy(p, &b, 8), p += 8;
+					if (size == 2)
+						*p++ = 0x66;
+					if (size == 8)
+						*p++ = 0x48;
+					*p++ = (uint8_t)(alu << 3 | (size > 1));
+					*p++ = 0xc8;
+					*p++ = 0x9c, *p++ = 0x5b, *p++ = 0xf4;
+					load(code, (size_t)(p - code));
+					restart();
+					assert_int_equal(sg_run(&g), EXIT_HLT);
+					uint64_t fl = host_alu(alu, size, a, b, &res);
+					uint64_t keep = size == 1   ? ~0xffull
+							: size == 2 ? ~0xffffull
+								    : 0;
+					uint64_t want = alu == 7 ? a : (a & keep) | res;
+					uint64_t mask =
+					    alu == 1 || alu == 4 || alu == 6 ? 0x8c5 : 0x8d5;
+					if (g.st.gpr[R_RAX] != want ||
+					    (g.st.gpr[R_RBX] & mask) != (fl & mask))
+						fail_msg(
+						    "op %d size %d %#llx, %#llx: rax %#llx flags "
+						    "%#llx, want %#llx %#llx",
+						    alu, size, (unsigned long long)a,
+						    (unsigned long long)b,
+						    (unsigned long long)g.st.gpr[R_RAX],
+						    (unsigned long long)(g.st.gpr[R_RBX] & mask),
+						    (unsigned long long)want,
+						    (unsigned long long)(fl & mask));
+				}
+	if (use_jit)
+		assert_true(jit_stat("insns") > 1000);
+}
+
 /* Every condition code after ADD, SUB and AND of three sizes on edge values,
  * against the host, read by each kind of reader: the translator evaluates a
  * Jcc, SETcc or CMOVcc from the flag-setting operation it translated in the
@@ -1427,28 +1536,16 @@ static bool host_cond(uint64_t fl, unsigned cc)
 static void test_jcc_conditions(void **state)
 {
 	(void)state;
-	static const uint64_t v[] = {0,
-				     1,
-				     2,
-				     5,
-				     0x7f,
-				     0x80,
-				     0x7fffffff,
-				     0x80000000,
-				     0xffffffff,
-				     0x100000000,
-				     0x7fffffffffffffff,
-				     0x8000000000000000,
-				     0xffffffffffffffff};
 	static const uint8_t ops[] = {0x01, 0x29, 0x21}; /* add, sub, and rax, rcx */
-	const int nv = sizeof(v) / sizeof(v[0]);
+	static const int alus[] = {0, 5, 4};
 	for (int form = 0; form < 3; form++)
 		for (int op = 0; op < 3; op++)
 			for (int size = 1; size <= 8; size = size == 1 ? 4 : size + 4)
-				for (int i = 0; i < nv; i++)
-					for (int j = 0; j < nv; j += 2)
+				for (int i = 0; i < NEDGE; i++)
+					for (int j = 0; j < NEDGE; j += 2)
 						for (unsigned cc = 0; cc < 16; cc++) {
-							uint64_t a = v[i], b = v[(i + j) % nv];
+							uint64_t a = edge[i],
+								 b = edge[(i + j) % NEDGE];
 							uint8_t code[60], *p = code;
 							*p++ = 0x48, *p++ = 0xb8;
 							memcpy(p, &a, 8), p += 8;
@@ -1483,8 +1580,10 @@ static void test_jcc_conditions(void **state)
 							load(code, (size_t)(p - code));
 							restart();
 							assert_int_equal(sg_run(&g), EXIT_HLT);
+							uint64_t res;
 							bool yes = host_cond(
-							    host_flags(op, size, a, b), cc);
+							    host_alu(alus[op], size, a, b, &res),
+							    cc);
 							static const uint64_t want[3][2] = {
 							    {2, 1}, {0x100, 0x101}, {0x100, 1}};
 							if (g.st.gpr[R_RBX] != want[form][yes])
@@ -1540,6 +1639,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alu_sizes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_across_code, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),

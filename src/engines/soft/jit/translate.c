@@ -38,6 +38,11 @@ struct tr {
 	int k;	     /* index of the instruction being translated */
 	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
 	int lf_size;
+	/* The last instruction whose operation left the host flags as the
+	 * guest's (an ALU operation at its own size), and where its code
+	 * ended: a reader with nothing emitted since uses them. */
+	int hf_k;
+	uint8_t *hf_at;
 	struct {
 		uint8_t *rel;
 		int k;
@@ -279,12 +284,15 @@ static void alu_b(struct tr *t, const struct insn *d, int size, bool imm)
 		get_reg(t, size, H_RCX, d->reg);
 }
 
-/* rax = rax OP rcx, the first operand kept in rdx while flags need it. */
+/* rax = rax OP rcx at the operand size (4 or 8: a 32-bit operation
+ * zero-extends, as the lazy result may be), the first operand kept in rdx
+ * while flags need it; the host's flags are then the guest's. */
 static void alu_emit(struct tr *t, int op, int lf, int size)
 {
 	if (alu_lf[op] != LF_LOGIC && flags_live(t))
 		emit_alu_rr(&t->e, 0x89, H_RDX, H_RAX);
-	emit_alu_rr(&t->e, alu_op[op], H_RAX, H_RCX);
+	emit_op_rr(&t->e, size, alu_op[op], H_RAX, H_RCX);
+	t->hf_k = t->k;
 	set_lazy(t, lf, size);
 }
 
@@ -808,6 +816,8 @@ static bool host_flags(struct tr *t)
 	struct emit *e = &t->e;
 	int size = t->lf_size;
 	t->reads[t->k] = true;
+	if (t->hf_at == e->p)
+		return true; /* nothing was emitted since: they still are */
 	if (t->lf == LF_LOGIC && size == 1) {
 		emit_load(e, 4, H_RAX, FIELD(lf_res));
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
@@ -954,7 +964,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
-		t = (struct tr){.c = c, .b = b};
+		t = (struct tr){.c = c, .b = b, .hf_k = -1};
 		cache_clear(&t);
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
@@ -970,6 +980,8 @@ static bool translate(struct soft_cpu *c, struct block *b)
 				break;
 			}
 			exits[t.k] = t.nmiss > nmiss;
+			if (t.hf_k == t.k)
+				t.hf_at = t.e.p;
 		}
 		if (t.k == 0)
 			return true;
