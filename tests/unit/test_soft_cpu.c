@@ -1251,6 +1251,48 @@ static void test_kick_ends_chain(void **state)
 		assert_true(jit_stat("links") >= 2);
 }
 
+/* A block that branches to its own start, translated: once linked, the
+ * back-edge goes straight to the translation's start, each pass counted,
+ * and the run still returns at the end of the batch's budget (6000
+ * instructions are more than one batch).
+ *   mov ecx, 2000; xor eax, eax
+ * top: add rax, rcx; sub ecx, 1; jnz top; hlt     -> rax = 2000 + ... + 1 */
+static void test_self_loop(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0xd0, 0x07, 0x00, 0x00, 0x31, 0xc0, 0x48,
+				       0x01, 0xc8, 0x83, 0xe9, 0x01, 0x75, 0xf8, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 2001000);
+	assert_int_equal(g.st.gpr[R_RCX], 0);
+	assert_int_equal(insns_run(), 2 + 2000 * 3 + 1);
+	if (use_jit)
+		assert_true(jit_stat("links") >= 1);
+}
+
+/* The same loop without an end: a kick still ends it, between passes.
+ *   top: add rax, 1; jmp top */
+static void test_kick_ends_loop(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0xfa};
+	load(code, sizeof(code));
+	pthread_t t;
+	pthread_create(&t, NULL, kicker, NULL);
+	struct vcpu_exit ex;
+	do
+		assert_int_equal(soft_engine.vcpu_run(g.v, &ex), 0);
+	while (ex.reason != EXIT_KICKED);
+	pthread_join(t, NULL);
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	assert_true(g.st.gpr[R_RAX] > 1000);
+	assert_int_equal(g.st.rip, SG_CODE);
+	assert_int_equal(insns_run(), (int64_t)(2 * g.st.gpr[R_RAX]));
+	if (use_jit)
+		assert_true(jit_stat("links") >= 1);
+}
+
 /* Read-modify-write of memory, 64- and 32-bit, with a register and an
  * immediate, and the flags of the last one read after it:
  *   mov qword [rsp-16], 5; mov ecx, 10; mov ebx, 7
@@ -1630,6 +1672,8 @@ int main(void)
 	    cmocka_unit_test(test_cross_modifying_code),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kick_ends_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_self_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kick_ends_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rmw_memory, setup, teardown),

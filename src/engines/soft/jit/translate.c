@@ -43,6 +43,7 @@ struct tr {
 	 * ended: a reader with nothing emitted since uses them. */
 	int hf_k;
 	uint8_t *hf_at;
+	uint8_t *head; /* where the translation starts: a loop's back-edge goes there */
 	struct {
 		uint8_t *rel;
 		int k;
@@ -653,6 +654,26 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
 }
 
+/* A branch back to the block's own start (a loop), once linked: the same
+ * checks as entering any block, then straight to the translation's start,
+ * RIP (the block's end), c->cur_block and rsi being what they were. */
+static void emit_loop(struct tr *t, struct outs *o)
+{
+	struct emit *e = &t->e;
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_link, to.epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	out_if(t, o, 0x5);
+	enter_checks(t, o);
+	emit_u8(e, 0xe9); /* jmp rel32 */
+	uint8_t *rel = e->p;
+	emit_u32(e, 0);
+	if (!e->full)
+		emit_patch(rel, t->head);
+	for (int i = 0; i < o->n; i++)
+		emit_patch(o->rel[i], e->p);
+	o->n = 0;
+}
+
 /* The exit to target, unlinked: the epoch its cell holds is never reached. */
 static void emit_exit(struct tr *t, uint64_t target)
 {
@@ -665,10 +686,14 @@ static void emit_exit(struct tr *t, uint64_t target)
 	}
 	j->link[i] = (struct jit_link){.to.epoch = ~0ull, .target = target, .key = code_key(t->c)};
 	struct outs o = {.n = 0};
+	bool loop = target == t->b->insn[0].start;
+	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
+	if (loop)
+		emit_loop(t, &o);
 	emit_mov_imm(e, H_RAX, target);
 	emit_store(e, 8, H_RAX, FIELD(rip));
-	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
-	enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
+	if (!loop)
+		enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
 	emit_out(t, &o, i + 1);
 	if (!e->full)
 		t->nlinks++;
@@ -969,6 +994,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
+		t.head = t.e.p;
 		for (; t.k < n; t.k++) {
 			rule r = rule_of(&b->insn[t.k]);
 			uint8_t *mark = t.e.p;
