@@ -1160,6 +1160,35 @@ static void test_jit_block(void **state)
 		assert_int_equal(jit_stat("insns"), -1);
 }
 
+/* Registers the translation keeps in host registers reach the guest's state
+ * where it leaves: more of them written than it caches (so some are stored
+ * back early), an INC (whose flags call out) between, then a #PF from a
+ * load, whose handler must see every write before it and none after.
+ *   mov eax, 1; mov ebx, 2; mov ecx, 3; mov edx, 4; mov esi, 5
+ *   add rax, rbx; inc esi; add rcx, rdx; mov edi, 9
+ *   mov r8, [0x40000000]; mov eax, 77; hlt */
+static void test_registers_at_fault(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0xb8, 0x01, 0x00, 0x00, 0x00, 0xbb, 0x02, 0x00, 0x00, 0x00, 0xb9, 0x03, 0x00,
+	    0x00, 0x00, 0xba, 0x04, 0x00, 0x00, 0x00, 0xbe, 0x05, 0x00, 0x00, 0x00, 0x48,
+	    0x01, 0xd8, 0xff, 0xc6, 0x48, 0x01, 0xd1, 0xbf, 0x09, 0x00, 0x00, 0x00, 0x4c,
+	    0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x40, 0xb8, 0x4d, 0x00, 0x00, 0x00, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	static const struct {
+		int reg;
+		uint64_t v;
+	} want[] = {{R_RAX, 3}, {R_RBX, 2}, {R_RCX, 7}, {R_RDX, 4}, {R_RSI, 6}, {R_RDI, 9}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(g.st.gpr[want[i].reg], want[i].v);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 0x26); /* faulting RIP */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 9);
+}
+
 /* CALL and RET (translated at the end of their blocks) in a loop:
  *   mov ecx, 20; xor eax, eax
  * top: call f; sub ecx, 1; jnz top; hlt
@@ -1682,6 +1711,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_registers_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alu_sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_across_code, setup, teardown),

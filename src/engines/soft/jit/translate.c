@@ -23,17 +23,25 @@
 #define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
 #define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
 #define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
+#define NCACHE	   3
+
+/* The guest register each of cache_host holds (-1: none), those of them
+ * written since c->r was (dirty: stored back before anything leaves the
+ * translation or calls out), and when each was last used (the least
+ * recently used is replaced). */
+struct cache {
+	int8_t reg[NCACHE];
+	uint8_t dirty;
+	unsigned used[NCACHE];
+	unsigned tick;
+};
 
 struct tr {
 	struct emit e;
 	struct soft_cpu *c;
 	const struct block *b;
 	bool ended; /* the closing branch left through its own exits */
-	/* The guest register each of cache_host holds (-1: none): written
-	 * through (c->r is always current, so leaving for the interpreter or
-	 * run_block needs nothing), read without a store-to-load round trip. */
-	int8_t cached[3];
-	int victim;
+	struct cache cache;
 	int nlinks;  /* the direct exits emitted, after the jit's nlinks */
 	int k;	     /* index of the instruction being translated */
 	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
@@ -44,9 +52,10 @@ struct tr {
 	int hf_k;
 	uint8_t *hf_at;
 	uint8_t *head; /* where the translation starts: a loop's back-edge goes there */
-	struct {
+	struct miss {
 		uint8_t *rel;
 		int k;
+		struct cache cache; /* what its way to the interpreter stores back */
 	} miss[MAX_MISSES];
 	int nmiss;
 	/* Per instruction, from a first pass: it sets the lazy flags, reads them,
@@ -64,20 +73,48 @@ static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_
 /* Caller-saved, so run_block's registers survive, and used by nothing else
  * the translation emits (it calls only get_flags, which clobbers them);
  * r11 is left for the host address of a read-modify-write. */
-#define NCACHE 3
 static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10};
 
 static void cache_clear(struct tr *t)
 {
-	memset(t->cached, -1, sizeof(t->cached));
+	memset(&t->cache, 0, sizeof(t->cache));
+	memset(t->cache.reg, -1, sizeof(t->cache.reg));
 }
 
-static int cache_find(const struct tr *t, int r)
+/* c->r = the dirty registers of cache, which stays as it is: for a way out
+ * that only some paths take. */
+static void store_back(struct emit *e, const struct cache *cache)
 {
 	for (int i = 0; i < NCACHE; i++)
-		if (t->cached[i] == r)
+		if (cache->dirty & 1 << i)
+			emit_store(e, 8, cache_host[i], REG(cache->reg[i]));
+}
+
+static int cache_find(struct tr *t, int r)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if (t->cache.reg[i] == r) {
+			t->cache.used[i] = ++t->cache.tick;
 			return i;
+		}
 	return -1;
+}
+
+/* A slot for guest register r, not cached: a free one or the least
+ * recently used, stored back first when dirty. */
+static int cache_take(struct tr *t, int r)
+{
+	struct cache *ca = &t->cache;
+	int i = 0;
+	for (int s = 1; s < NCACHE && ca->reg[i] >= 0; s++)
+		if (ca->reg[s] < 0 || ca->used[s] < ca->used[i])
+			i = s;
+	if (ca->dirty & 1 << i)
+		emit_store(&t->e, 8, cache_host[i], REG(ca->reg[i]));
+	ca->dirty &= (uint8_t) ~(1 << i);
+	ca->reg[i] = (int8_t)r;
+	ca->used[i] = ++ca->tick;
+	return i;
 }
 
 /* host = guest register r (size 4: zero-extended) */
@@ -89,22 +126,18 @@ static void get_reg(struct tr *t, int size, int host, int r)
 		return;
 	}
 	emit_load(&t->e, size, host, REG(r));
-	if (size == 8) {
-		i = t->victim++ % NCACHE;
-		t->cached[i] = (int8_t)r;
-		emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
-	}
+	if (size == 8)
+		emit_op_rr(&t->e, 8, 0x89, cache_host[cache_take(t, r)], host);
 }
 
-/* guest register r = host, all 64 bits */
+/* guest register r = host, all 64 bits, in the cache only until it is
+ * stored back */
 static void put_reg(struct tr *t, int host, int r)
 {
-	emit_store(&t->e, 8, host, REG(r));
 	int i = cache_find(t, r);
-	if (i < 0) {
-		i = t->victim++ % NCACHE;
-		t->cached[i] = (int8_t)r;
-	}
+	if (i < 0)
+		i = cache_take(t, r);
+	t->cache.dirty |= (uint8_t)(1 << i);
 	emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
 }
 
@@ -117,6 +150,7 @@ static void miss(struct tr *t, uint8_t cc)
 		return;
 	}
 	t->miss[t->nmiss].rel = rel;
+	t->miss[t->nmiss].cache = t->cache;
 	t->miss[t->nmiss++].k = t->k;
 }
 
@@ -437,13 +471,14 @@ static void real_flags(struct tr *t)
 	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
 	t->reads[t->k] = true;
+	store_back(e, &t->cache);
+	cache_clear(t); /* get_flags clobbers them, if it is called */
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
 	uint8_t *skip = emit_jcc(e, 0x4); /* je: flags already real */
 	emit_bytes(e, save, sizeof(save));
 	emit_call_abs(e, (const void *)get_flags);
 	emit_bytes(e, restore, sizeof(restore));
-	cache_clear(t); /* whether or not it was called */
 	if (skip)
 		emit_patch(skip, e->p);
 }
@@ -679,6 +714,7 @@ static void emit_exit(struct tr *t, uint64_t target)
 {
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
+	store_back(e, &t->cache);
 	int i = j->nlinks + t->nlinks;
 	if (i == JIT_MAX_LINKS) {
 		e->full = true;
@@ -704,6 +740,7 @@ static void emit_exit_ind(struct tr *t)
 {
 	struct emit *e = &t->e;
 	struct outs o = {.n = 0};
+	store_back(e, &t->cache);
 	emit_store(e, 8, H_RCX, FIELD(rip));
 	emit_alu_rr(e, 0x89, H_RAX, H_RCX);
 	emit_shift_imm(e, 8, 5, H_RAX, 10);
@@ -978,6 +1015,18 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether two misses leave the same way: at one instruction, storing back
+ * the same registers. */
+static bool same_way(const struct miss *a, const struct miss *b)
+{
+	if (a->k != b->k || a->cache.dirty != b->cache.dirty)
+		return false;
+	for (int i = 0; i < NCACHE; i++)
+		if (a->cache.dirty & 1 << i && a->cache.reg[i] != b->cache.reg[i])
+			return false;
+	return true;
+}
+
 /* Translate b's leading run of instructions with rules into one piece of
  * host code (at most what one block holds) and make it b's entry. */
 static bool translate(struct soft_cpu *c, struct block *b)
@@ -999,10 +1048,12 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			rule r = rule_of(&b->insn[t.k]);
 			uint8_t *mark = t.e.p;
 			int nmiss = t.nmiss, nlinks = t.nlinks;
+			struct cache cache = t.cache;
 			if (!r || !r(&t, &b->insn[t.k])) {
 				t.e.p = mark; /* a rule that declined may have emitted */
 				t.nmiss = nmiss;
 				t.nlinks = nlinks;
+				t.cache = cache;
 				break;
 			}
 			exits[t.k] = t.nmiss > nmiss;
@@ -1025,18 +1076,22 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		}
 	}
 	uint8_t *start = j->rw + j->used;
-	if (t.k < b->n)
+	if (t.k < b->n) {
+		store_back(&t.e, &t.cache);
 		to_interpreter(&t.e, b, t.k);
-	else if (!t.ended)
+	} else if (!t.ended) {
 		emit_exit(&t, b->end);
+	}
+	/* A way to the interpreter per instruction and registers to store back */
 	for (int i = 0; i < t.nmiss; i++) {
-		if (i == 0 || t.miss[i].k != t.miss[i - 1].k) {
-			uint8_t *stub = t.e.p;
-			to_interpreter(&t.e, b, t.miss[i].k);
-			for (int m = i; m < t.nmiss && t.miss[m].k == t.miss[i].k; m++)
-				if (!t.e.full)
-					emit_patch(t.miss[m].rel, stub);
-		}
+		if (i > 0 && same_way(&t.miss[i - 1], &t.miss[i]))
+			continue;
+		uint8_t *stub = t.e.p;
+		store_back(&t.e, &t.miss[i].cache);
+		to_interpreter(&t.e, b, t.miss[i].k);
+		for (int m = i; m < t.nmiss && same_way(&t.miss[i], &t.miss[m]); m++)
+			if (!t.e.full)
+				emit_patch(t.miss[m].rel, stub);
 	}
 	if (t.e.full || j->nentries == JIT_MAX_BLOCKS)
 		return false;
