@@ -23,7 +23,7 @@
 #define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
 #define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
 #define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
-#define NCACHE	   3
+#define NCACHE	   7
 
 /* The guest register each of cache_host holds (-1: none), those of them
  * written since c->r was (dirty: stored back before anything leaves the
@@ -70,10 +70,26 @@ struct tr {
 static const uint8_t alu_op[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
 static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
 
-/* Caller-saved, so run_block's registers survive, and used by nothing else
- * the translation emits (it calls only get_flags, which clobbers them);
- * r11 is left for the host address of a read-modify-write. */
-static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10};
+/* Used by nothing else the translation emits: r8-r10, which get_flags (its
+ * one call) clobbers, so the cache is stored back before it, and rbx, rbp,
+ * r12 and r13, which the entry saves for run_block (once for a whole chain
+ * of translations); r11 is left for the host address of a read-modify-write. */
+static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10, H_RBX, H_RBP, H_R12, H_R13};
+
+/* The block's entry, called as its first handler: saves the callee-saved
+ * registers the cache uses (rsp stays 8 off 16-byte alignment at the body,
+ * as at a call) and calls the body, whose exits and ways to the interpreter
+ * return here. */
+static void emit_entry(struct emit *e)
+{
+	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x41, 0x5d,
+					  0x41, 0x5c, 0x5d, 0x5b, 0xc3};
+	emit_bytes(e, save, sizeof(save));
+	emit_u8(e, 0xe8); /* call rel32: the body, right after */
+	emit_u32(e, sizeof(restore));
+	emit_bytes(e, restore, sizeof(restore));
+}
 
 static void cache_clear(struct tr *t)
 {
@@ -121,13 +137,11 @@ static int cache_take(struct tr *t, int r)
 static void get_reg(struct tr *t, int size, int host, int r)
 {
 	int i = cache_find(t, r);
-	if (i >= 0) {
-		emit_op_rr(&t->e, size, 0x89, host, cache_host[i]);
-		return;
+	if (i < 0) {
+		i = cache_take(t, r);
+		emit_load(&t->e, 8, cache_host[i], REG(r));
 	}
-	emit_load(&t->e, size, host, REG(r));
-	if (size == 8)
-		emit_op_rr(&t->e, 8, 0x89, cache_host[cache_take(t, r)], host);
+	emit_op_rr(&t->e, size, 0x89, host, cache_host[i]);
 }
 
 /* guest register r = host, all 64 bits, in the cache only until it is
@@ -591,10 +605,10 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	else
 		get_reg(t, size, H_RAX, d->reg);
 	emit_imul_rr(e, size, H_RAX, H_RCX);
-	emit_setcc(e, 0x0, H_RDX); /* seto dl */
 	t->lf = LF_MUL;
 	t->writes[t->k] = true;
 	if (!t->dead[t->k]) {
+		emit_setcc(e, 0x0, H_RDX); /* seto dl */
 		emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
 		emit_store_imm(e, 1, FIELD(lf_size), size);
 		emit_store(e, 8, H_RAX, FIELD(lf_res));
@@ -1043,6 +1057,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
+		emit_entry(&t.e);
 		t.head = t.e.p;
 		for (; t.k < n; t.k++) {
 			rule r = rule_of(&b->insn[t.k]);
@@ -1096,12 +1111,12 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	if (t.e.full || j->nentries == JIT_MAX_BLOCKS)
 		return false;
 	size_t len = (size_t)(t.e.p - start);
-	void *code = j->rx + (start - j->rw);
-	j->entry[j->nentries++] = (struct jit_entry){b, code, b->insn[0].fn};
+	void *code = j->rx + (start - j->rw), *body = j->rx + (t.head - j->rw);
+	j->entry[j->nentries++] = (struct jit_entry){b, code, body, b->insn[0].fn};
 	j->nlinks += t.nlinks;
 	b->insn[0].fn = (void (*)(struct soft_cpu *, struct insn *))code;
 	if (t.k == b->n)
-		b->jit_code = code;
+		b->jit_code = body;
 	j->used = (j->used + len + 15) & ~(size_t)15;
 	counter_add(&j->stat_blocks, 1);
 	counter_add(&j->stat_insns, (unsigned)t.k);
