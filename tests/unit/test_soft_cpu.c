@@ -1300,6 +1300,71 @@ static void test_self_loop(void **state)
 		assert_true(jit_stat("links") >= 1);
 }
 
+/* Run the code at SG_CODE again, from the state the last run left. */
+static void restart(void)
+{
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	g.st.rip = SG_CODE;
+	g.st.mp_state = MP_RUNNABLE;
+	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+}
+
+/* Loops that keep the registers they cache in host registers from one pass
+ * to the next, with a load that crosses a page on some passes (its miss
+ * hands the pass to the interpreter with them stored back); the first with
+ * more registers than are cached (so some are replaced on every pass and
+ * the back-edge stores them back), the second with few (it keeps them):
+ *   mov esi, 0x20ff0; mov ecx, 32
+ * top: add rax, [rsi]; add rbx, rax; add rdx, rbx; add rdi, rdx; add r8, rdi
+ *   add r9, r8; add r10, r9; add r11, r10; add r12, r11
+ *   add rsi, 1; sub ecx, 1; jnz top; hlt
+ * and the same without the adds to rdx ... r12. */
+static void test_loop_registers(void **state)
+{
+	(void)state;
+	static const uint8_t many[] = {0xbe, 0xf0, 0x0f, 0x02, 0x00, 0xb9, 0x20, 0x00, 0x00, 0x00,
+				       0x48, 0x03, 0x06, 0x48, 0x01, 0xc3, 0x48, 0x01, 0xda, 0x48,
+				       0x01, 0xd7, 0x49, 0x01, 0xf8, 0x4d, 0x01, 0xc1, 0x4d, 0x01,
+				       0xca, 0x4d, 0x01, 0xd3, 0x4d, 0x01, 0xdc, 0x48, 0x83, 0xc6,
+				       0x01, 0x83, 0xe9, 0x01, 0x75, 0xdc, 0xf4};
+	static const uint8_t few[] = {0xbe, 0xf0, 0x0f, 0x02, 0x00, 0xb9, 0x20, 0x00, 0x00,
+				      0x00, 0x48, 0x03, 0x06, 0x48, 0x01, 0xc3, 0x48, 0x83,
+				      0xc6, 0x01, 0x83, 0xe9, 0x01, 0x75, 0xf1, 0xf4};
+	/* computed by a model of the loop */
+	static const struct {
+		int reg;
+		uint64_t v;
+	} want[] = {{R_RAX, 0xdeff1f3f5f7f9fb0},
+		    {R_RBX, 0x6b02992ec356e840},
+		    {R_RSI, 0x21010},
+		    {R_RCX, 0},
+		    {R_RDX, 0x5bf62f16bd31978},
+		    {R_RDI, 0xeb8520d4b5d7c9b0},
+		    {R_R8, 0xcd3ab9270138690},
+		    {R_R9, 0xec16ad9fde5ba900},
+		    {R_R10, 0x45af54c9b248c0bc},
+		    {R_R11, 0xb23df9a97bb33fc8},
+		    {R_R12, 0xb923cf8c5c103c30}};
+	for (int run = 0; run < 2; run++) {
+		load(run ? few : many, run ? sizeof(few) : sizeof(many));
+		if (run) { /* from the start again, the registers zero */
+			restart();
+			memset(g.st.gpr, 0, sizeof(g.st.gpr));
+			g.st.gpr[R_RSP] = SG_STACK;
+			assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+		}
+		for (uint64_t a = 0x20ff0; a < 0x21030; a++)
+			g.ram[a] = (uint8_t)(a * 7 + 1);
+		int64_t before = insns_run();
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		for (size_t i = 0; i < (run ? 4 : sizeof(want) / sizeof(want[0])); i++)
+			assert_int_equal(g.st.gpr[want[i].reg], want[i].v);
+		assert_int_equal(insns_run() - before, 2 + 32 * (run ? 5 : 12) + 1);
+	}
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
 /* The same loop without an end: a kick still ends it, between passes.
  *   top: add rax, 1; jmp top */
 static void test_kick_ends_loop(void **state)
@@ -1406,15 +1471,6 @@ static void test_page_crossing(void **state)
 	assert_int_equal(sg_r64(&g, 0x201000), 0xeeeeeeeeeeeeeeeeull);
 	if (use_jit)
 		assert_true(jit_stat("insns") >= 8);
-}
-
-/* Run the code at SG_CODE again, from the state the last run left. */
-static void restart(void)
-{
-	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
-	g.st.rip = SG_CODE;
-	g.st.mp_state = MP_RUNNABLE;
-	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
 }
 
 /* Operands at the edges of each size: zero, one, the signed limits, carries. */
@@ -1702,6 +1758,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kick_ends_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_self_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_registers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kick_ends_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),

@@ -51,7 +51,14 @@ struct tr {
 	 * ended: a reader with nothing emitted since uses them. */
 	int hf_k;
 	uint8_t *hf_at;
-	uint8_t *head; /* where the translation starts: a loop's back-edge goes there */
+	/* Where chained exits and run_block enter the body: loads of the
+	 * registers cached at head (pre; none in a first pass), then head,
+	 * where a branch back to the block's start that has the very registers
+	 * cached goes on with them. The pass before records in loop the cache
+	 * at that branch, and so the next pass's pre. */
+	uint8_t *start, *head;
+	struct cache pre, loop;
+	bool looped;
 	struct miss {
 		uint8_t *rel;
 		int k;
@@ -704,23 +711,32 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 }
 
 /* A branch back to the block's own start (a loop), once linked: the same
- * checks as entering any block, then straight to the translation's start,
- * RIP (the block's end), c->cur_block and rsi being what they were. */
+ * checks as entering any block, then back into the body, RIP (the block's
+ * end), c->cur_block and rsi being what they were: to head with the
+ * registers cached when they are those head expects, else to the start
+ * (which loads them) with them stored back. Not taken, they are stored
+ * back on the way out. */
 static void emit_loop(struct tr *t, struct outs *o)
 {
 	struct emit *e = &t->e;
+	t->loop = t->cache;
+	t->looped = true;
 	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_link, to.epoch));
 	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
 	out_if(t, o, 0x5);
 	enter_checks(t, o);
+	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
+	if (!same)
+		store_back(e, &t->cache);
 	emit_u8(e, 0xe9); /* jmp rel32 */
 	uint8_t *rel = e->p;
 	emit_u32(e, 0);
 	if (!e->full)
-		emit_patch(rel, t->head);
+		emit_patch(rel, same ? t->head : t->start);
 	for (int i = 0; i < o->n; i++)
 		emit_patch(o->rel[i], e->p);
 	o->n = 0;
+	store_back(e, &t->cache);
 }
 
 /* The exit to target, unlinked: the epoch its cell holds is never reached. */
@@ -728,7 +744,9 @@ static void emit_exit(struct tr *t, uint64_t target)
 {
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
-	store_back(e, &t->cache);
+	bool loop = target == t->b->insn[0].start;
+	if (!loop)
+		store_back(e, &t->cache);
 	int i = j->nlinks + t->nlinks;
 	if (i == JIT_MAX_LINKS) {
 		e->full = true;
@@ -736,7 +754,6 @@ static void emit_exit(struct tr *t, uint64_t target)
 	}
 	j->link[i] = (struct jit_link){.to.epoch = ~0ull, .target = target, .key = code_key(t->c)};
 	struct outs o = {.n = 0};
-	bool loop = target == t->b->insn[0].start;
 	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
 	if (loop)
 		emit_loop(t, &o);
@@ -1049,15 +1066,27 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	if (j->used > JIT_CODE_SIZE - 64)
 		return false;
 	struct tr t;
-	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
+	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false;
+	struct cache loop;
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
 		t = (struct tr){.c = c, .b = b, .hf_k = -1};
 		cache_clear(&t);
+		if (looped) { /* loaded at the start, so as good as written */
+			t.cache = loop;
+			for (int i = 0; i < NCACHE; i++)
+				if (loop.reg[i] >= 0)
+					t.cache.dirty |= (uint8_t)(1 << i);
+		}
+		t.pre = t.cache;
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
 		emit_entry(&t.e);
+		t.start = t.e.p;
+		for (int i = 0; i < NCACHE; i++)
+			if (t.pre.reg[i] >= 0)
+				emit_load(&t.e, 8, cache_host[i], REG(t.pre.reg[i]));
 		t.head = t.e.p;
 		for (; t.k < n; t.k++) {
 			rule r = rule_of(&b->insn[t.k]);
@@ -1089,6 +1118,8 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			if (t.reads[k] || exits[k])
 				live = true;
 		}
+		looped = t.looped;
+		loop = t.loop;
 	}
 	uint8_t *start = j->rw + j->used;
 	if (t.k < b->n) {
@@ -1111,7 +1142,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	if (t.e.full || j->nentries == JIT_MAX_BLOCKS)
 		return false;
 	size_t len = (size_t)(t.e.p - start);
-	void *code = j->rx + (start - j->rw), *body = j->rx + (t.head - j->rw);
+	void *code = j->rx + (start - j->rw), *body = j->rx + (t.start - j->rw);
 	j->entry[j->nentries++] = (struct jit_entry){b, code, body, b->insn[0].fn};
 	j->nlinks += t.nlinks;
 	b->insn[0].fn = (void (*)(struct soft_cpu *, struct insn *))code;
