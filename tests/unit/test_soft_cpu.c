@@ -1576,6 +1576,38 @@ static bool host_cond(uint64_t fl, unsigned cc)
 	return r ^ (cc & 1);
 }
 
+/* Operations whose flags are dead, translated in the cached registers: MOV
+ * of a register and of immediates, ADD, XOR, OR, AND with a register or an
+ * immediate, SHL, SHR, SAR, at 32 bits (zero-extending) and 64; then a CMP
+ * whose flags SETcc reads.
+ *   mov rax, -1; mov rbx, -1; mov rdx, -1; mov ecx, ebx; add eax, 1
+ *   xor ebx, 0x0f0f0f0f; shr rcx, 4; sub rdx, rcx; shl edx, 8
+ *   mov esi, 0x12345678; mov r8, rsi; or r8d, 0xff000000; sar r8d, 4
+ *   and rsi, -16; cmp rax, rbx; setb r9b; hlt */
+static void test_dead_flags_in_place(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, 0x48, 0xc7, 0xc3, 0xff, 0xff, 0xff,
+	    0xff, 0x48, 0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff, 0x89, 0xd9, 0x83, 0xc0, 0x01,
+	    0x81, 0xf3, 0x0f, 0x0f, 0x0f, 0x0f, 0x48, 0xc1, 0xe9, 0x04, 0x48, 0x29, 0xca,
+	    0xc1, 0xe2, 0x08, 0xbe, 0x78, 0x56, 0x34, 0x12, 0x49, 0x89, 0xf0, 0x41, 0x81,
+	    0xc8, 0x00, 0x00, 0x00, 0xff, 0x41, 0xc1, 0xf8, 0x04, 0x48, 0x83, 0xe6, 0xf0,
+	    0x48, 0x39, 0xd8, 0x41, 0x0f, 0x92, 0xc1, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	static const struct {
+		int reg;
+		uint64_t v;
+	} want[] = {{R_RAX, 0}, {R_RBX, 0xf0f0f0f0}, {R_RCX, 0x0fffffff},
+		    {R_RDX, 0}, {R_RSI, 0x12345670}, {R_R8, 0xfff34567},
+		    {R_R9, 1}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(g.st.gpr[want[i].reg], want[i].v);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 16);
+}
+
 /* Readers of the flags a SUB set, with translated code between that
  * changes the host's: the CMOVcc's own address computation and TLB probe,
  * then a LEA (base + index, here 0) before the Jcc.
@@ -1772,6 +1804,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alu_sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_across_code, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dead_flags_in_place, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),

@@ -130,6 +130,7 @@ void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
 void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low half */
 void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
+void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
 void emit_imul_imm(struct emit *e, int reg, int32_t imm);
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr] */
 /* reg = the zero-extended byte or word in src, or at [src] when mem (src

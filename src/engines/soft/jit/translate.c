@@ -140,26 +140,38 @@ static int cache_take(struct tr *t, int r)
 	return i;
 }
 
-/* host = guest register r (size 4: zero-extended) */
-static void get_reg(struct tr *t, int size, int host, int r)
+/* The host register holding guest register r, loaded if it was not cached. */
+static int reg_host(struct tr *t, int r)
 {
 	int i = cache_find(t, r);
 	if (i < 0) {
 		i = cache_take(t, r);
 		emit_load(&t->e, 8, cache_host[i], REG(r));
 	}
-	emit_op_rr(&t->e, size, 0x89, host, cache_host[i]);
+	return cache_host[i];
 }
 
-/* guest register r = host, all 64 bits, in the cache only until it is
- * stored back */
-static void put_reg(struct tr *t, int host, int r)
+/* The host register that guest register r is written in, all 64 bits (its
+ * value before is not loaded), in the cache only until it is stored back. */
+static int dst_host(struct tr *t, int r)
 {
 	int i = cache_find(t, r);
 	if (i < 0)
 		i = cache_take(t, r);
 	t->cache.dirty |= (uint8_t)(1 << i);
-	emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
+	return cache_host[i];
+}
+
+/* host = guest register r (size 4: zero-extended) */
+static void get_reg(struct tr *t, int size, int host, int r)
+{
+	emit_op_rr(&t->e, size, 0x89, host, reg_host(t, r));
+}
+
+/* guest register r = host, all 64 bits */
+static void put_reg(struct tr *t, int host, int r)
+{
+	emit_op_rr(&t->e, 8, 0x89, dst_host(t, r), host);
 }
 
 /* Leave for the interpreter at instruction t->k when flags say so. */
@@ -377,6 +389,22 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
+	if (!d->is_mem && !flags_live(t)) {
+		/* in the cached registers, 32-bit writes zero-extending (CMP and
+		 * TEST leave nothing) */
+		set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
+		if (!write)
+			return true;
+		int dst = fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm;
+		int src = imm ? -1 : reg_host(t, fam == FAST_ALU_R_RM ? d->rm : d->reg);
+		int h = reg_host(t, dst);
+		dst_host(t, dst);
+		if (imm)
+			emit_alu_imm(e, size, op, h, (int32_t)d->imm);
+		else
+			emit_op_rr(e, size, alu_op[op], h, src);
+		return true;
+	}
 	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
 		rm_load(t, d, size, H_RCX);
 		get_reg(t, size, H_RAX, d->reg);
@@ -402,12 +430,13 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 		set_reg(t, size, d->reg);
 		return true;
 	}
-	if (!d->is_mem) {
-		if (fam == FAST_MOV_STORE)
-			get_reg(t, size, H_RAX, d->reg);
-		else
-			emit_mov_imm(e, H_RAX, imm_of(d, size));
-		set_reg(t, size, d->rm);
+	if (!d->is_mem) { /* in the cached registers (32 bits zero-extending) */
+		if (fam == FAST_MOV_STORE) {
+			int src = reg_host(t, d->reg);
+			emit_op_rr(e, size, 0x89, dst_host(t, d->rm), src);
+		} else {
+			emit_mov_imm(e, dst_host(t, d->rm), imm_of(d, size));
+		}
 		return true;
 	}
 	ea(t, d, true);
@@ -422,8 +451,7 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 
 static bool tr_mov_imm(struct tr *t, const struct insn *d)
 {
-	emit_mov_imm(&t->e, H_RAX, imm_of(d, d->opsize));
-	set_reg(t, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
+	emit_mov_imm(&t->e, dst_host(t, (d->op & 7) | (d->rex & 1) << 3), imm_of(d, d->opsize));
 	return true;
 }
 
@@ -587,6 +615,13 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 		return tr_rotate(t, d, cnt);
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
+	if (!flags_live(t)) { /* in the cached register */
+		set_lazy(t, lf[op], size);
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_shift_imm(e, size, op, h, (uint8_t)cnt);
+		return true;
+	}
 	get_reg(t, size, H_RAX, d->rm);
 	if (flags_live(t))
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
