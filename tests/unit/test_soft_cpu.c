@@ -1182,6 +1182,35 @@ static void test_jit_block(void **state)
 		assert_int_equal(jit_stat("insns"), -1);
 }
 
+/* Registers the translation keeps in host registers reach the guest's state
+ * where it leaves: more of them written than it caches (so some are stored
+ * back early), an INC (whose flags call out) between, then a #PF from a
+ * load, whose handler must see every write before it and none after.
+ *   mov eax, 1; mov ebx, 2; mov ecx, 3; mov edx, 4; mov esi, 5
+ *   add rax, rbx; inc esi; add rcx, rdx; mov edi, 9
+ *   mov r8, [0x40000000]; mov eax, 77; hlt */
+static void test_registers_at_fault(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0xb8, 0x01, 0x00, 0x00, 0x00, 0xbb, 0x02, 0x00, 0x00, 0x00, 0xb9, 0x03, 0x00,
+	    0x00, 0x00, 0xba, 0x04, 0x00, 0x00, 0x00, 0xbe, 0x05, 0x00, 0x00, 0x00, 0x48,
+	    0x01, 0xd8, 0xff, 0xc6, 0x48, 0x01, 0xd1, 0xbf, 0x09, 0x00, 0x00, 0x00, 0x4c,
+	    0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x40, 0xb8, 0x4d, 0x00, 0x00, 0x00, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	static const struct {
+		int reg;
+		uint64_t v;
+	} want[] = {{R_RAX, 3}, {R_RBX, 2}, {R_RCX, 7}, {R_RDX, 4}, {R_RSI, 6}, {R_RDI, 9}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(g.st.gpr[want[i].reg], want[i].v);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 0x26); /* faulting RIP */
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 9);
+}
+
 /* CALL and RET (translated at the end of their blocks) in a loop:
  *   mov ecx, 20; xor eax, eax
  * top: call f; sub ecx, 1; jnz top; hlt
@@ -1273,6 +1302,113 @@ static void test_kick_ends_chain(void **state)
 		assert_true(jit_stat("links") >= 2);
 }
 
+/* A block that branches to its own start, translated: once linked, the
+ * back-edge goes straight to the translation's start, each pass counted,
+ * and the run still returns at the end of the batch's budget (6000
+ * instructions are more than one batch).
+ *   mov ecx, 2000; xor eax, eax
+ * top: add rax, rcx; sub ecx, 1; jnz top; hlt     -> rax = 2000 + ... + 1 */
+static void test_self_loop(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0xd0, 0x07, 0x00, 0x00, 0x31, 0xc0, 0x48,
+				       0x01, 0xc8, 0x83, 0xe9, 0x01, 0x75, 0xf8, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 2001000);
+	assert_int_equal(g.st.gpr[R_RCX], 0);
+	assert_int_equal(insns_run(), 2 + 2000 * 3 + 1);
+	if (use_jit)
+		assert_true(jit_stat("links") >= 1);
+}
+
+/* Run the code at SG_CODE again, from the state the last run left. */
+static void restart(void)
+{
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	g.st.rip = SG_CODE;
+	g.st.mp_state = MP_RUNNABLE;
+	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+}
+
+/* Loops that keep the registers they cache in host registers from one pass
+ * to the next, with a load that crosses a page on some passes (its miss
+ * hands the pass to the interpreter with them stored back); the first with
+ * more registers than are cached (so some are replaced on every pass and
+ * the back-edge stores them back), the second with few (it keeps them):
+ *   mov esi, 0x20ff0; mov ecx, 32
+ * top: add rax, [rsi]; add rbx, rax; add rdx, rbx; add rdi, rdx; add r8, rdi
+ *   add r9, r8; add r10, r9; add r11, r10; add r12, r11
+ *   add rsi, 1; sub ecx, 1; jnz top; hlt
+ * and the same without the adds to rdx ... r12. */
+static void test_loop_registers(void **state)
+{
+	(void)state;
+	static const uint8_t many[] = {0xbe, 0xf0, 0x0f, 0x02, 0x00, 0xb9, 0x20, 0x00, 0x00, 0x00,
+				       0x48, 0x03, 0x06, 0x48, 0x01, 0xc3, 0x48, 0x01, 0xda, 0x48,
+				       0x01, 0xd7, 0x49, 0x01, 0xf8, 0x4d, 0x01, 0xc1, 0x4d, 0x01,
+				       0xca, 0x4d, 0x01, 0xd3, 0x4d, 0x01, 0xdc, 0x48, 0x83, 0xc6,
+				       0x01, 0x83, 0xe9, 0x01, 0x75, 0xdc, 0xf4};
+	static const uint8_t few[] = {0xbe, 0xf0, 0x0f, 0x02, 0x00, 0xb9, 0x20, 0x00, 0x00,
+				      0x00, 0x48, 0x03, 0x06, 0x48, 0x01, 0xc3, 0x48, 0x83,
+				      0xc6, 0x01, 0x83, 0xe9, 0x01, 0x75, 0xf1, 0xf4};
+	/* computed by a model of the loop */
+	static const struct {
+		int reg;
+		uint64_t v;
+	} want[] = {{R_RAX, 0xdeff1f3f5f7f9fb0},
+		    {R_RBX, 0x6b02992ec356e840},
+		    {R_RSI, 0x21010},
+		    {R_RCX, 0},
+		    {R_RDX, 0x5bf62f16bd31978},
+		    {R_RDI, 0xeb8520d4b5d7c9b0},
+		    {R_R8, 0xcd3ab9270138690},
+		    {R_R9, 0xec16ad9fde5ba900},
+		    {R_R10, 0x45af54c9b248c0bc},
+		    {R_R11, 0xb23df9a97bb33fc8},
+		    {R_R12, 0xb923cf8c5c103c30}};
+	for (int run = 0; run < 2; run++) {
+		load(run ? few : many, run ? sizeof(few) : sizeof(many));
+		if (run) { /* from the start again, the registers zero */
+			restart();
+			memset(g.st.gpr, 0, sizeof(g.st.gpr));
+			g.st.gpr[R_RSP] = SG_STACK;
+			assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+		}
+		for (uint64_t a = 0x20ff0; a < 0x21030; a++)
+			g.ram[a] = (uint8_t)(a * 7 + 1);
+		int64_t before = insns_run();
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		for (size_t i = 0; i < (run ? 4 : sizeof(want) / sizeof(want[0])); i++)
+			assert_int_equal(g.st.gpr[want[i].reg], want[i].v);
+		assert_int_equal(insns_run() - before, 2 + 32 * (run ? 5 : 12) + 1);
+	}
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
+/* The same loop without an end: a kick still ends it, between passes.
+ *   top: add rax, 1; jmp top */
+static void test_kick_ends_loop(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0xfa};
+	load(code, sizeof(code));
+	pthread_t t;
+	pthread_create(&t, NULL, kicker, NULL);
+	struct vcpu_exit ex;
+	do
+		assert_int_equal(soft_engine.vcpu_run(g.v, &ex), 0);
+	while (ex.reason != EXIT_KICKED);
+	pthread_join(t, NULL);
+	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
+	assert_true(g.st.gpr[R_RAX] > 1000);
+	assert_int_equal(g.st.rip, SG_CODE);
+	assert_int_equal(insns_run(), (int64_t)(2 * g.st.gpr[R_RAX]));
+	if (use_jit)
+		assert_true(jit_stat("links") >= 1);
+}
+
 /* Read-modify-write of memory, 64- and 32-bit, with a register and an
  * immediate, and the flags of the last one read after it:
  *   mov qword [rsp-16], 5; mov ecx, 10; mov ebx, 7
@@ -1316,49 +1452,116 @@ static void test_rotate_flags(void **state)
 		assert_true(jit_stat("insns") >= 4);
 }
 
-/* Run the code at SG_CODE again, from the state the last run left. */
-static void restart(void)
+/* Loads, stores and a read-modify-write at a page's last bytes, exactly
+ * fitting and crossing into the next page, which maps a frame that is not
+ * the next one (so an access through the first page's host address alone
+ * would read or write the wrong bytes). Each crossing access starts a
+ * probe of its own: after the first in a block the interpreter goes on.
+ * PD[1] -> page table at 0xa000, one to one but 0x201000 -> 0x300000 and
+ * 0x203000 -> 0x301000;
+ *   mov esi, 0x200ff8; mov ecx, 3
+ * top: mov rax, [rsi]; mov edx, [rsi+4]; mov ebx, [rsi+6]; jmp 1f
+ * 1: movzx edi, word [rsi+7]; jmp 2f
+ * 2: mov [rsi+0x2000], rax; mov [rsi+0x2006], rbx; jmp 3f
+ * 3: add [rsi+0x2005], ecx; sub ecx, 1; jnz top; hlt */
+static void test_page_crossing(void **state)
 {
-	assert_int_equal(soft_engine.get_state(g.v, &g.st), 0);
-	g.st.rip = SG_CODE;
-	g.st.mp_state = MP_RUNNABLE;
-	assert_int_equal(soft_engine.set_state(g.v, &g.st), 0);
+	(void)state;
+	static const uint8_t code[] = {
+	    0xbe, 0xf8, 0x0f, 0x20, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x06, 0x8b,
+	    0x56, 0x04, 0x8b, 0x5e, 0x06, 0xeb, 0x00, 0x0f, 0xb7, 0x7e, 0x07, 0xeb, 0x00, 0x48,
+	    0x89, 0x86, 0x00, 0x20, 0x00, 0x00, 0x48, 0x89, 0x9e, 0x06, 0x20, 0x00, 0x00, 0xeb,
+	    0x00, 0x01, 0x8e, 0x05, 0x20, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x75, 0xd4, 0xf4};
+	load(code, sizeof(code));
+	for (uint64_t i = 0; i < 512; i++)
+		sg_w64(&g, 0xa000 + i * 8, (0x200000 + (i << 12)) | 3);
+	sg_w64(&g, 0xa000 + 8, 0x300000 | 3);
+	sg_w64(&g, 0xa000 + 3 * 8, 0x301000 | 3);
+	sg_w64(&g, SG_PD + 8, 0xa000 | 7);
+	sg_w64(&g, 0x200ff8, 0x8877665544332211ull);
+	sg_w64(&g, 0x201000, 0xeeeeeeeeeeeeeeeeull); /* the frame after, not mapped there */
+	sg_w64(&g, 0x300000, 0x0f0e0d0c0b0a0908ull);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RAX], 0x8877665544332211ull);
+	assert_int_equal(g.st.gpr[R_RDX], 0x88776655);
+	assert_int_equal(g.st.gpr[R_RBX], 0x09088877);
+	assert_int_equal(g.st.gpr[R_RDI], 0x0888);
+	/* the qword, then rbx over its last two bytes, then + 1 at 0x202ffd */
+	assert_int_equal(sg_r64(&g, 0x202ff8), 0x8877675544332211ull);
+	assert_int_equal(sg_r64(&g, 0x301000), 0x0908);
+	assert_int_equal(sg_r64(&g, 0x203000), 0);
+	assert_int_equal(sg_r64(&g, 0x201000), 0xeeeeeeeeeeeeeeeeull);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 8);
 }
 
-/* The host's RFLAGS after a op b (0 add, 1 sub, 2 and) at size 1, 4 or 8. */
-static uint64_t host_flags(int op, int size, uint64_t a, uint64_t b)
+/* Operands at the edges of each size: zero, one, the signed limits, carries. */
+static const uint64_t edge[] = {0,
+				1,
+				2,
+				5,
+				0x7f,
+				0x80,
+				0x7fffffff,
+				0x80000000,
+				0xffffffff,
+				0x100000000,
+				0x7fffffffffffffff,
+				0x8000000000000000,
+				0xffffffffffffffff};
+#define NEDGE ((int)(sizeof(edge) / sizeof(edge[0])))
+
+/* The host's RFLAGS after a OP b at size 1, 2, 4 or 8, OP the group-1
+ * operation alu (0 ADD, 1 OR, 4 AND, 5 SUB, 6 XOR, 7 CMP; not ADC or SBB),
+ * and *res the destination after it. The stack pointer steps over the red
+ * zone first, where the compiler may keep locals that PUSHFQ would hit. */
+static uint64_t host_alu(int alu, int size, uint64_t a, uint64_t b, uint64_t *res)
 {
-	uint64_t fl;
-	uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
-	uint8_t a1 = (uint8_t)a, b1 = (uint8_t)b;
-#define HOST_OP(insn, x, y)                                                                        \
-	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+r"(x) : "r"(y) : "cc")
-	if (size == 8) {
-		if (op == 0)
-			HOST_OP("add", a, b);
-		else if (op == 1)
-			HOST_OP("sub", a, b);
-		else
-			HOST_OP("and", a, b);
-	} else if (size == 1) {
-		__asm__ volatile("" : "+q"(a1), "+q"(b1));
-#define HOST_OP8(insn)                                                                             \
-	__asm__ volatile(insn " %2, %1\n\tpushfq\n\tpop %0" : "=r"(fl), "+q"(a1) : "q"(b1) : "cc")
-		if (op == 0)
-			HOST_OP8("addb");
-		else if (op == 1)
-			HOST_OP8("subb");
-		else
-			HOST_OP8("andb");
-#undef HOST_OP8
-	} else {
-		if (op == 0)
-			HOST_OP("addl", a4, b4);
-		else if (op == 1)
-			HOST_OP("subl", a4, b4);
-		else
-			HOST_OP("andl", a4, b4);
+	uint64_t fl = 0;
+#define HOST_OP(insn, cons, type)                                                                  \
+	do {                                                                                       \
+		type x = (type)a, y = (type)b;                                                     \
+		__asm__ volatile("lea -128(%%rsp), %%rsp\n\t" insn " %2, %1\n\t"                   \
+				 "pushfq\n\tpop %0\n\tlea 128(%%rsp), %%rsp"                       \
+				 : "=r"(fl), "+" cons(x)                                           \
+				 : cons(y)                                                         \
+				 : "cc");                                                          \
+		*res = x;                                                                          \
+	} while (0)
+#define HOST_SIZES(op)                                                                             \
+	do {                                                                                       \
+		if (size == 1)                                                                     \
+			HOST_OP(op "b", "q", uint8_t);                                             \
+		else if (size == 2)                                                                \
+			HOST_OP(op "w", "r", uint16_t);                                            \
+		else if (size == 4)                                                                \
+			HOST_OP(op "l", "r", uint32_t);                                            \
+		else                                                                               \
+			HOST_OP(op "q", "r", uint64_t);                                            \
+	} while (0)
+	switch (alu) {
+	case 0:
+		HOST_SIZES("add");
+		break;
+	case 1:
+		HOST_SIZES("or");
+		break;
+	case 4:
+		HOST_SIZES("and");
+		break;
+	case 5:
+		HOST_SIZES("sub");
+		break;
+	case 6:
+		HOST_SIZES("xor");
+		break;
+	case 7:
+		HOST_SIZES("cmp");
+		break;
+	default:
+		fail_msg("host_alu: no operation %d", alu);
 	}
+#undef HOST_SIZES
 #undef HOST_OP
 	return fl;
 }
@@ -1395,6 +1598,114 @@ static bool host_cond(uint64_t fl, unsigned cc)
 	return r ^ (cc & 1);
 }
 
+/* Operations whose flags are dead, translated in the cached registers: MOV
+ * of a register and of immediates, ADD, XOR, OR, AND with a register or an
+ * immediate, SHL, SHR, SAR, at 32 bits (zero-extending) and 64; then a CMP
+ * whose flags SETcc reads.
+ *   mov rax, -1; mov rbx, -1; mov rdx, -1; mov ecx, ebx; add eax, 1
+ *   xor ebx, 0x0f0f0f0f; shr rcx, 4; sub rdx, rcx; shl edx, 8
+ *   mov esi, 0x12345678; mov r8, rsi; or r8d, 0xff000000; sar r8d, 4
+ *   and rsi, -16; cmp rax, rbx; setb r9b; hlt */
+static void test_dead_flags_in_place(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+	    0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, 0x48, 0xc7, 0xc3, 0xff, 0xff, 0xff,
+	    0xff, 0x48, 0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff, 0x89, 0xd9, 0x83, 0xc0, 0x01,
+	    0x81, 0xf3, 0x0f, 0x0f, 0x0f, 0x0f, 0x48, 0xc1, 0xe9, 0x04, 0x48, 0x29, 0xca,
+	    0xc1, 0xe2, 0x08, 0xbe, 0x78, 0x56, 0x34, 0x12, 0x49, 0x89, 0xf0, 0x41, 0x81,
+	    0xc8, 0x00, 0x00, 0x00, 0xff, 0x41, 0xc1, 0xf8, 0x04, 0x48, 0x83, 0xe6, 0xf0,
+	    0x48, 0x39, 0xd8, 0x41, 0x0f, 0x92, 0xc1, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	static const struct {
+		int reg;
+		uint64_t v;
+	} want[] = {{R_RAX, 0}, {R_RBX, 0xf0f0f0f0}, {R_RCX, 0x0fffffff},
+		    {R_RDX, 0}, {R_RSI, 0x12345670}, {R_R8, 0xfff34567},
+		    {R_R9, 1}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(g.st.gpr[want[i].reg], want[i].v);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 16);
+}
+
+/* Readers of the flags a SUB set, with translated code between that
+ * changes the host's: the CMOVcc's own address computation and TLB probe,
+ * then a LEA (base + index, here 0) before the Jcc.
+ *   mov ecx, 3; xor ebx, ebx; xor edi, edi; mov rdx, -1; mov esi, 1
+ * top: add ebx, 1; sub ecx, 1; cmovz edi, [rdx + rsi]; lea rax, [rdx + rsi]
+ *   jnz top; hlt           -> ebx = 3, edi = the dword at 0 (moved at ecx = 0) */
+static void test_flags_across_code(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x03, 0x00, 0x00, 0x00, 0x31, 0xdb, 0x31, 0xff, 0x48,
+				       0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff, 0xbe, 0x01, 0x00, 0x00,
+				       0x00, 0x83, 0xc3, 0x01, 0x83, 0xe9, 0x01, 0x0f, 0x44, 0x3c,
+				       0x32, 0x48, 0x8d, 0x04, 0x32, 0x75, 0xf0, 0xf4};
+	load(code, sizeof(code));
+	sg_w64(&g, 0, 0x1234);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RBX], 3);
+	assert_int_equal(g.st.gpr[R_RDI], 0x1234);
+	assert_int_equal(g.st.gpr[R_RAX], 0);
+	if (use_jit)
+		assert_true(jit_stat("insns") >= 5);
+}
+
+/* ADD, OR, AND, SUB, XOR and CMP of 8, 16, 32 and 64 bits on edge values,
+ * against the host: the destination (its other bits kept at 8 and 16 bits,
+ * cleared above 32 by a 32-bit write, CMP writing nothing) and the flags
+ * PUSHFQ sees (AF but after the logic operations, which leave it undefined).
+ *   mov rax, a; mov rcx, b; op al/ax/eax/rax, cl/cx/ecx/rcx; pushfq; pop rbx; hlt */
+static void test_alu_sizes(void **state)
+{
+	(void)state;
+	static const int alus[] = {0, 1, 4, 5, 6, 7};
+	for (int op = 0; op < 6; op++)
+		for (int size = 1; size <= 8; size *= 2)
+			for (int i = 0; i < NEDGE; i++)
+				for (int j = 0; j < NEDGE; j++) {
+					int alu = alus[op];
+					uint64_t a = edge[i], b = edge[j], res;
+					uint8_t code[40], *p = code;
+					*p++ = 0x48, *p++ = 0xb8;
+					memcpy(p, &a, 8), p += 8;
+					*p++ = 0x48, *p++ = 0xb9;
+					memcpy(p, &b, 8), p += 8;
+					if (size == 2)
+						*p++ = 0x66;
+					if (size == 8)
+						*p++ = 0x48;
+					*p++ = (uint8_t)(alu << 3 | (size > 1));
+					*p++ = 0xc8;
+					*p++ = 0x9c, *p++ = 0x5b, *p++ = 0xf4;
+					load(code, (size_t)(p - code));
+					restart();
+					assert_int_equal(sg_run(&g), EXIT_HLT);
+					uint64_t fl = host_alu(alu, size, a, b, &res);
+					uint64_t keep = size == 1   ? ~0xffull
+							: size == 2 ? ~0xffffull
+								    : 0;
+					uint64_t want = alu == 7 ? a : (a & keep) | res;
+					uint64_t mask =
+					    alu == 1 || alu == 4 || alu == 6 ? 0x8c5 : 0x8d5;
+					if (g.st.gpr[R_RAX] != want ||
+					    (g.st.gpr[R_RBX] & mask) != (fl & mask))
+						fail_msg(
+						    "op %d size %d %#llx, %#llx: rax %#llx flags "
+						    "%#llx, want %#llx %#llx",
+						    alu, size, (unsigned long long)a,
+						    (unsigned long long)b,
+						    (unsigned long long)g.st.gpr[R_RAX],
+						    (unsigned long long)(g.st.gpr[R_RBX] & mask),
+						    (unsigned long long)want,
+						    (unsigned long long)(fl & mask));
+				}
+	if (use_jit)
+		assert_true(jit_stat("insns") > 1000);
+}
+
 /* Every condition code after ADD, SUB and AND of three sizes on edge values,
  * against the host, read by each kind of reader: the translator evaluates a
  * Jcc, SETcc or CMOVcc from the flag-setting operation it translated in the
@@ -1406,28 +1717,16 @@ static bool host_cond(uint64_t fl, unsigned cc)
 static void test_jcc_conditions(void **state)
 {
 	(void)state;
-	static const uint64_t v[] = {0,
-				     1,
-				     2,
-				     5,
-				     0x7f,
-				     0x80,
-				     0x7fffffff,
-				     0x80000000,
-				     0xffffffff,
-				     0x100000000,
-				     0x7fffffffffffffff,
-				     0x8000000000000000,
-				     0xffffffffffffffff};
 	static const uint8_t ops[] = {0x01, 0x29, 0x21}; /* add, sub, and rax, rcx */
-	const int nv = sizeof(v) / sizeof(v[0]);
+	static const int alus[] = {0, 5, 4};
 	for (int form = 0; form < 3; form++)
 		for (int op = 0; op < 3; op++)
 			for (int size = 1; size <= 8; size = size == 1 ? 4 : size + 4)
-				for (int i = 0; i < nv; i++)
-					for (int j = 0; j < nv; j += 2)
+				for (int i = 0; i < NEDGE; i++)
+					for (int j = 0; j < NEDGE; j += 2)
 						for (unsigned cc = 0; cc < 16; cc++) {
-							uint64_t a = v[i], b = v[(i + j) % nv];
+							uint64_t a = edge[i],
+								 b = edge[(i + j) % NEDGE];
 							uint8_t code[60], *p = code;
 							*p++ = 0x48, *p++ = 0xb8;
 							memcpy(p, &a, 8), p += 8;
@@ -1462,8 +1761,10 @@ static void test_jcc_conditions(void **state)
 							load(code, (size_t)(p - code));
 							restart();
 							assert_int_equal(sg_run(&g), EXIT_HLT);
+							uint64_t res;
 							bool yes = host_cond(
-							    host_flags(op, size, a, b), cc);
+							    host_alu(alus[op], size, a, b, &res),
+							    cc);
 							static const uint64_t want[3][2] = {
 							    {2, 1}, {0x100, 0x101}, {0x100, 1}};
 							if (g.st.gpr[R_RBX] != want[form][yes])
@@ -1510,15 +1811,23 @@ int main(void)
 	    cmocka_unit_test(test_cross_modifying_code),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_hlt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kick_ends_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_self_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_registers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kick_ends_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ret_two_sites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_linked_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rmw_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_page_crossing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotate_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_same_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_smc_page_crossing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jit_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_registers_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jcc_conditions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alu_sizes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_across_code, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dead_flags_in_place, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),

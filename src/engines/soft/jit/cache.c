@@ -62,7 +62,7 @@ void jit_flush(struct soft_cpu *c)
 		struct jit_entry *t = &j->entry[i];
 		if ((void *)t->b->insn[0].fn == t->code)
 			t->b->insn[0].fn = t->orig;
-		if (t->b->jit_code == t->code)
+		if (t->b->jit_code == t->body)
 			t->b->jit_code = NULL;
 	}
 	memset(j->ind, 0, sizeof(j->ind));

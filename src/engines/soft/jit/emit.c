@@ -123,9 +123,9 @@ void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n)
 	emit_u8(e, n);
 }
 
-static void group1_imm(struct emit *e, int ext, int reg, int32_t imm)
+void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm)
 {
-	rex(e, true, 0, reg);
+	rex(e, size == 8, 0, reg);
 	emit_u8(e, 0x81);
 	modrm_rr(e, ext, reg);
 	emit_u32(e, (uint32_t)imm);
@@ -133,12 +133,7 @@ static void group1_imm(struct emit *e, int ext, int reg, int32_t imm)
 
 void emit_and_imm(struct emit *e, int reg, int32_t imm)
 {
-	group1_imm(e, 4, reg, imm);
-}
-
-void emit_cmp_imm(struct emit *e, int reg, int32_t imm)
-{
-	group1_imm(e, 7, reg, imm);
+	emit_alu_imm(e, 8, 4, reg, imm);
 }
 
 void emit_imul_imm(struct emit *e, int reg, int32_t imm)

@@ -30,7 +30,8 @@ struct insn;
  * replaced, so a flush can put the interpreter back. */
 struct jit_entry {
 	struct block *b;
-	void *code;
+	void *code; /* the block's first handler: saves what the body may use, calls it */
+	void *body; /* where chained exits and loops enter */
 	void (*orig)(struct soft_cpu *c, struct insn *d);
 };
 
@@ -98,7 +99,22 @@ static inline unsigned jit_ind_hash(uint64_t rip)
 /* emit.c: the few host instructions translations use. Registers are host
  * numbers (0 rax .. 15 r15); memory operands are [rdi + disp] (the soft_cpu)
  * or [reg]. */
-enum { H_RAX, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI, H_R8, H_R9, H_R10, H_R11 };
+enum {
+	H_RAX,
+	H_RCX,
+	H_RDX,
+	H_RBX,
+	H_RSP,
+	H_RBP,
+	H_RSI,
+	H_RDI,
+	H_R8,
+	H_R9,
+	H_R10,
+	H_R11,
+	H_R12,
+	H_R13
+};
 void emit_bytes(struct emit *e, const void *b, size_t n);
 void emit_u8(struct emit *e, uint8_t v);
 void emit_u32(struct emit *e, uint32_t v);
@@ -114,7 +130,7 @@ void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
 void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low half */
 void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
-void emit_cmp_imm(struct emit *e, int reg, int32_t imm);
+void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
 void emit_imul_imm(struct emit *e, int reg, int32_t imm);
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr] */
 /* reg = the zero-extended byte or word in src, or at [src] when mem (src

@@ -23,24 +23,46 @@
 #define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
 #define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
 #define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
+#define NCACHE	   7
+
+/* The guest register each of cache_host holds (-1: none), those of them
+ * written since c->r was (dirty: stored back before anything leaves the
+ * translation or calls out), and when each was last used (the least
+ * recently used is replaced). */
+struct cache {
+	int8_t reg[NCACHE];
+	uint8_t dirty;
+	unsigned used[NCACHE];
+	unsigned tick;
+};
 
 struct tr {
 	struct emit e;
 	struct soft_cpu *c;
 	const struct block *b;
 	bool ended; /* the closing branch left through its own exits */
-	/* The guest register each of cache_host holds (-1: none): written
-	 * through (c->r is always current, so leaving for the interpreter or
-	 * run_block needs nothing), read without a store-to-load round trip. */
-	int8_t cached[3];
-	int victim;
+	struct cache cache;
 	int nlinks;  /* the direct exits emitted, after the jit's nlinks */
 	int k;	     /* index of the instruction being translated */
 	uint32_t lf; /* the lazy operation the translated code last set, LF_NONE = not known */
 	int lf_size;
-	struct {
+	/* The last instruction whose operation left the host flags as the
+	 * guest's (an ALU operation at its own size), and where its code
+	 * ended: a reader with nothing emitted since uses them. */
+	int hf_k;
+	uint8_t *hf_at;
+	/* Where chained exits and run_block enter the body: loads of the
+	 * registers cached at head (pre; none in a first pass), then head,
+	 * where a branch back to the block's start that has the very registers
+	 * cached goes on with them. The pass before records in loop the cache
+	 * at that branch, and so the next pass's pre. */
+	uint8_t *start, *head;
+	struct cache pre, loop;
+	bool looped;
+	struct miss {
 		uint8_t *rel;
 		int k;
+		struct cache cache; /* what its way to the interpreter stores back */
 	} miss[MAX_MISSES];
 	int nmiss;
 	/* Per instruction, from a first pass: it sets the lazy flags, reads them,
@@ -55,51 +77,101 @@ struct tr {
 static const uint8_t alu_op[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
 static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
 
-/* Caller-saved, so run_block's registers survive, and used by nothing else
- * the translation emits (it calls only get_flags, which clobbers them);
- * r11 is left for the host address of a read-modify-write. */
-#define NCACHE 3
-static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10};
+/* Used by nothing else the translation emits: r8-r10, which get_flags (its
+ * one call) clobbers, so the cache is stored back before it, and rbx, rbp,
+ * r12 and r13, which the entry saves for run_block (once for a whole chain
+ * of translations); r11 is left for the host address of a read-modify-write. */
+static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10, H_RBX, H_RBP, H_R12, H_R13};
+
+/* The block's entry, called as its first handler: saves the callee-saved
+ * registers the cache uses (rsp stays 8 off 16-byte alignment at the body,
+ * as at a call) and calls the body, whose exits and ways to the interpreter
+ * return here. */
+static void emit_entry(struct emit *e)
+{
+	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x41, 0x5d,
+					  0x41, 0x5c, 0x5d, 0x5b, 0xc3};
+	emit_bytes(e, save, sizeof(save));
+	emit_u8(e, 0xe8); /* call rel32: the body, right after */
+	emit_u32(e, sizeof(restore));
+	emit_bytes(e, restore, sizeof(restore));
+}
 
 static void cache_clear(struct tr *t)
 {
-	memset(t->cached, -1, sizeof(t->cached));
+	memset(&t->cache, 0, sizeof(t->cache));
+	memset(t->cache.reg, -1, sizeof(t->cache.reg));
 }
 
-static int cache_find(const struct tr *t, int r)
+/* c->r = the dirty registers of cache, which stays as it is: for a way out
+ * that only some paths take. */
+static void store_back(struct emit *e, const struct cache *cache)
 {
 	for (int i = 0; i < NCACHE; i++)
-		if (t->cached[i] == r)
+		if (cache->dirty & 1 << i)
+			emit_store(e, 8, cache_host[i], REG(cache->reg[i]));
+}
+
+static int cache_find(struct tr *t, int r)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if (t->cache.reg[i] == r) {
+			t->cache.used[i] = ++t->cache.tick;
 			return i;
+		}
 	return -1;
+}
+
+/* A slot for guest register r, not cached: a free one or the least
+ * recently used, stored back first when dirty. */
+static int cache_take(struct tr *t, int r)
+{
+	struct cache *ca = &t->cache;
+	int i = 0;
+	for (int s = 1; s < NCACHE && ca->reg[i] >= 0; s++)
+		if (ca->reg[s] < 0 || ca->used[s] < ca->used[i])
+			i = s;
+	if (ca->dirty & 1 << i)
+		emit_store(&t->e, 8, cache_host[i], REG(ca->reg[i]));
+	ca->dirty &= (uint8_t) ~(1 << i);
+	ca->reg[i] = (int8_t)r;
+	ca->used[i] = ++ca->tick;
+	return i;
+}
+
+/* The host register holding guest register r, loaded if it was not cached. */
+static int reg_host(struct tr *t, int r)
+{
+	int i = cache_find(t, r);
+	if (i < 0) {
+		i = cache_take(t, r);
+		emit_load(&t->e, 8, cache_host[i], REG(r));
+	}
+	return cache_host[i];
+}
+
+/* The host register that guest register r is written in, all 64 bits (its
+ * value before is not loaded), in the cache only until it is stored back. */
+static int dst_host(struct tr *t, int r)
+{
+	int i = cache_find(t, r);
+	if (i < 0)
+		i = cache_take(t, r);
+	t->cache.dirty |= (uint8_t)(1 << i);
+	return cache_host[i];
 }
 
 /* host = guest register r (size 4: zero-extended) */
 static void get_reg(struct tr *t, int size, int host, int r)
 {
-	int i = cache_find(t, r);
-	if (i >= 0) {
-		emit_op_rr(&t->e, size, 0x89, host, cache_host[i]);
-		return;
-	}
-	emit_load(&t->e, size, host, REG(r));
-	if (size == 8) {
-		i = t->victim++ % NCACHE;
-		t->cached[i] = (int8_t)r;
-		emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
-	}
+	emit_op_rr(&t->e, size, 0x89, host, reg_host(t, r));
 }
 
 /* guest register r = host, all 64 bits */
 static void put_reg(struct tr *t, int host, int r)
 {
-	emit_store(&t->e, 8, host, REG(r));
-	int i = cache_find(t, r);
-	if (i < 0) {
-		i = t->victim++ % NCACHE;
-		t->cached[i] = (int8_t)r;
-	}
-	emit_op_rr(&t->e, 8, 0x89, cache_host[i], host);
+	emit_op_rr(&t->e, 8, 0x89, dst_host(t, r), host);
 }
 
 /* Leave for the interpreter at instruction t->k when flags say so. */
@@ -111,6 +183,7 @@ static void miss(struct tr *t, uint8_t cc)
 		return;
 	}
 	t->miss[t->nmiss].rel = rel;
+	t->miss[t->nmiss].cache = t->cache;
 	t->miss[t->nmiss++].k = t->k;
 }
 
@@ -175,14 +248,12 @@ static void probe(struct tr *t, int size, int acc)
 	emit_alu_rr(e, 0x01, H_RCX, H_RDI);
 	emit_lea_disp(e, H_RCX, H_RCX,
 		      FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]));
-	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	/* The page of the operand's last byte: one that crosses into the next
+	 * page finds that page's tag in another entry, so it misses here too. */
+	emit_lea_disp(e, H_RDX, H_RAX, size - 1);
 	emit_and_imm(e, H_RDX, -4096);
 	emit_alu_mem(e, 0x3b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
-	miss(t, 0x5); /* jne: another page, or no access of this kind */
-	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
-	emit_and_imm(e, H_RDX, 0xfff);
-	emit_cmp_imm(e, H_RDX, 0x1000 - size);
-	miss(t, 0x7); /* ja: crosses into the next page */
+	miss(t, 0x5); /* jne: another page, no access of this kind, or a crossing */
 	if (acc == ACC_WRITE) {
 		emit_alu_mem(e, 0x8b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, code));
 		emit_ind(e, 8, false, H_RDX, H_RDX);
@@ -281,12 +352,15 @@ static void alu_b(struct tr *t, const struct insn *d, int size, bool imm)
 		get_reg(t, size, H_RCX, d->reg);
 }
 
-/* rax = rax OP rcx, the first operand kept in rdx while flags need it. */
+/* rax = rax OP rcx at the operand size (4 or 8: a 32-bit operation
+ * zero-extends, as the lazy result may be), the first operand kept in rdx
+ * while flags need it; the host's flags are then the guest's. */
 static void alu_emit(struct tr *t, int op, int lf, int size)
 {
 	if (alu_lf[op] != LF_LOGIC && flags_live(t))
 		emit_alu_rr(&t->e, 0x89, H_RDX, H_RAX);
-	emit_alu_rr(&t->e, alu_op[op], H_RAX, H_RCX);
+	emit_op_rr(&t->e, size, alu_op[op], H_RAX, H_RCX);
+	t->hf_k = t->k;
 	set_lazy(t, lf, size);
 }
 
@@ -315,6 +389,22 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
+	if (!d->is_mem && !flags_live(t)) {
+		/* in the cached registers, 32-bit writes zero-extending (CMP and
+		 * TEST leave nothing) */
+		set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
+		if (!write)
+			return true;
+		int dst = fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm;
+		int src = imm ? -1 : reg_host(t, fam == FAST_ALU_R_RM ? d->rm : d->reg);
+		int h = reg_host(t, dst);
+		dst_host(t, dst);
+		if (imm)
+			emit_alu_imm(e, size, op, h, (int32_t)d->imm);
+		else
+			emit_op_rr(e, size, alu_op[op], h, src);
+		return true;
+	}
 	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
 		rm_load(t, d, size, H_RCX);
 		get_reg(t, size, H_RAX, d->reg);
@@ -340,12 +430,13 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 		set_reg(t, size, d->reg);
 		return true;
 	}
-	if (!d->is_mem) {
-		if (fam == FAST_MOV_STORE)
-			get_reg(t, size, H_RAX, d->reg);
-		else
-			emit_mov_imm(e, H_RAX, imm_of(d, size));
-		set_reg(t, size, d->rm);
+	if (!d->is_mem) { /* in the cached registers (32 bits zero-extending) */
+		if (fam == FAST_MOV_STORE) {
+			int src = reg_host(t, d->reg);
+			emit_op_rr(e, size, 0x89, dst_host(t, d->rm), src);
+		} else {
+			emit_mov_imm(e, dst_host(t, d->rm), imm_of(d, size));
+		}
 		return true;
 	}
 	ea(t, d, true);
@@ -360,8 +451,7 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 
 static bool tr_mov_imm(struct tr *t, const struct insn *d)
 {
-	emit_mov_imm(&t->e, H_RAX, imm_of(d, d->opsize));
-	set_reg(t, d->opsize, (d->op & 7) | (d->rex & 1) << 3);
+	emit_mov_imm(&t->e, dst_host(t, (d->op & 7) | (d->rex & 1) << 3), imm_of(d, d->opsize));
 	return true;
 }
 
@@ -430,13 +520,14 @@ static void real_flags(struct tr *t)
 	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
 	t->reads[t->k] = true;
+	store_back(e, &t->cache);
+	cache_clear(t); /* get_flags clobbers them, if it is called */
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
 	uint8_t *skip = emit_jcc(e, 0x4); /* je: flags already real */
 	emit_bytes(e, save, sizeof(save));
 	emit_call_abs(e, (const void *)get_flags);
 	emit_bytes(e, restore, sizeof(restore));
-	cache_clear(t); /* whether or not it was called */
 	if (skip)
 		emit_patch(skip, e->p);
 }
@@ -524,6 +615,13 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 		return tr_rotate(t, d, cnt);
 	if (d->is_mem || !lf[op] || !cnt)
 		return false;
+	if (!flags_live(t)) { /* in the cached register */
+		set_lazy(t, lf[op], size);
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_shift_imm(e, size, op, h, (uint8_t)cnt);
+		return true;
+	}
 	get_reg(t, size, H_RAX, d->rm);
 	if (flags_live(t))
 		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
@@ -549,10 +647,10 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	else
 		get_reg(t, size, H_RAX, d->reg);
 	emit_imul_rr(e, size, H_RAX, H_RCX);
-	emit_setcc(e, 0x0, H_RDX); /* seto dl */
 	t->lf = LF_MUL;
 	t->writes[t->k] = true;
 	if (!t->dead[t->k]) {
+		emit_setcc(e, 0x0, H_RDX); /* seto dl */
 		emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
 		emit_store_imm(e, 1, FIELD(lf_size), size);
 		emit_store(e, 8, H_RAX, FIELD(lf_res));
@@ -648,11 +746,43 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
 }
 
+/* A branch back to the block's own start (a loop), once linked: the same
+ * checks as entering any block, then back into the body, RIP (the block's
+ * end), c->cur_block and rsi being what they were: to head with the
+ * registers cached when they are those head expects, else to the start
+ * (which loads them) with them stored back. Not taken, they are stored
+ * back on the way out. */
+static void emit_loop(struct tr *t, struct outs *o)
+{
+	struct emit *e = &t->e;
+	t->loop = t->cache;
+	t->looped = true;
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_link, to.epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
+	out_if(t, o, 0x5);
+	enter_checks(t, o);
+	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
+	if (!same)
+		store_back(e, &t->cache);
+	emit_u8(e, 0xe9); /* jmp rel32 */
+	uint8_t *rel = e->p;
+	emit_u32(e, 0);
+	if (!e->full)
+		emit_patch(rel, same ? t->head : t->start);
+	for (int i = 0; i < o->n; i++)
+		emit_patch(o->rel[i], e->p);
+	o->n = 0;
+	store_back(e, &t->cache);
+}
+
 /* The exit to target, unlinked: the epoch its cell holds is never reached. */
 static void emit_exit(struct tr *t, uint64_t target)
 {
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
+	bool loop = target == t->b->insn[0].start;
+	if (!loop)
+		store_back(e, &t->cache);
 	int i = j->nlinks + t->nlinks;
 	if (i == JIT_MAX_LINKS) {
 		e->full = true;
@@ -660,10 +790,13 @@ static void emit_exit(struct tr *t, uint64_t target)
 	}
 	j->link[i] = (struct jit_link){.to.epoch = ~0ull, .target = target, .key = code_key(t->c)};
 	struct outs o = {.n = 0};
+	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
+	if (loop)
+		emit_loop(t, &o);
 	emit_mov_imm(e, H_RAX, target);
 	emit_store(e, 8, H_RAX, FIELD(rip));
-	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
-	enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
+	if (!loop)
+		enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
 	emit_out(t, &o, i + 1);
 	if (!e->full)
 		t->nlinks++;
@@ -674,6 +807,7 @@ static void emit_exit_ind(struct tr *t)
 {
 	struct emit *e = &t->e;
 	struct outs o = {.n = 0};
+	store_back(e, &t->cache);
 	emit_store(e, 8, H_RCX, FIELD(rip));
 	emit_alu_rr(e, 0x89, H_RAX, H_RCX);
 	emit_shift_imm(e, 8, 5, H_RAX, 10);
@@ -811,6 +945,8 @@ static bool host_flags(struct tr *t)
 	struct emit *e = &t->e;
 	int size = t->lf_size;
 	t->reads[t->k] = true;
+	if (t->hf_at == e->p)
+		return true; /* nothing was emitted since: they still are */
 	if (t->lf == LF_LOGIC && size == 1) {
 		emit_load(e, 4, H_RAX, FIELD(lf_res));
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
@@ -946,6 +1082,18 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether two misses leave the same way: at one instruction, storing back
+ * the same registers. */
+static bool same_way(const struct miss *a, const struct miss *b)
+{
+	if (a->k != b->k || a->cache.dirty != b->cache.dirty)
+		return false;
+	for (int i = 0; i < NCACHE; i++)
+		if (a->cache.dirty & 1 << i && a->cache.reg[i] != b->cache.reg[i])
+			return false;
+	return true;
+}
+
 /* Translate b's leading run of instructions with rules into one piece of
  * host code (at most what one block holds) and make it b's entry. */
 static bool translate(struct soft_cpu *c, struct block *b)
@@ -954,25 +1102,43 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	if (j->used > JIT_CODE_SIZE - 64)
 		return false;
 	struct tr t;
-	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0};
+	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false;
+	struct cache loop;
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
-		t = (struct tr){.c = c, .b = b};
+		t = (struct tr){.c = c, .b = b, .hf_k = -1};
 		cache_clear(&t);
+		if (looped) { /* loaded at the start, so as good as written */
+			t.cache = loop;
+			for (int i = 0; i < NCACHE; i++)
+				if (loop.reg[i] >= 0)
+					t.cache.dirty |= (uint8_t)(1 << i);
+		}
+		t.pre = t.cache;
 		memcpy(t.dead, dead, sizeof(dead));
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
+		emit_entry(&t.e);
+		t.start = t.e.p;
+		for (int i = 0; i < NCACHE; i++)
+			if (t.pre.reg[i] >= 0)
+				emit_load(&t.e, 8, cache_host[i], REG(t.pre.reg[i]));
+		t.head = t.e.p;
 		for (; t.k < n; t.k++) {
 			rule r = rule_of(&b->insn[t.k]);
 			uint8_t *mark = t.e.p;
 			int nmiss = t.nmiss, nlinks = t.nlinks;
+			struct cache cache = t.cache;
 			if (!r || !r(&t, &b->insn[t.k])) {
 				t.e.p = mark; /* a rule that declined may have emitted */
 				t.nmiss = nmiss;
 				t.nlinks = nlinks;
+				t.cache = cache;
 				break;
 			}
 			exits[t.k] = t.nmiss > nmiss;
+			if (t.hf_k == t.k)
+				t.hf_at = t.e.p;
 		}
 		if (t.k == 0)
 			return true;
@@ -988,30 +1154,36 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			if (t.reads[k] || exits[k])
 				live = true;
 		}
+		looped = t.looped;
+		loop = t.loop;
 	}
 	uint8_t *start = j->rw + j->used;
-	if (t.k < b->n)
+	if (t.k < b->n) {
+		store_back(&t.e, &t.cache);
 		to_interpreter(&t.e, b, t.k);
-	else if (!t.ended)
+	} else if (!t.ended) {
 		emit_exit(&t, b->end);
+	}
+	/* A way to the interpreter per instruction and registers to store back */
 	for (int i = 0; i < t.nmiss; i++) {
-		if (i == 0 || t.miss[i].k != t.miss[i - 1].k) {
-			uint8_t *stub = t.e.p;
-			to_interpreter(&t.e, b, t.miss[i].k);
-			for (int m = i; m < t.nmiss && t.miss[m].k == t.miss[i].k; m++)
-				if (!t.e.full)
-					emit_patch(t.miss[m].rel, stub);
-		}
+		if (i > 0 && same_way(&t.miss[i - 1], &t.miss[i]))
+			continue;
+		uint8_t *stub = t.e.p;
+		store_back(&t.e, &t.miss[i].cache);
+		to_interpreter(&t.e, b, t.miss[i].k);
+		for (int m = i; m < t.nmiss && same_way(&t.miss[i], &t.miss[m]); m++)
+			if (!t.e.full)
+				emit_patch(t.miss[m].rel, stub);
 	}
 	if (t.e.full || j->nentries == JIT_MAX_BLOCKS)
 		return false;
 	size_t len = (size_t)(t.e.p - start);
-	void *code = j->rx + (start - j->rw);
-	j->entry[j->nentries++] = (struct jit_entry){b, code, b->insn[0].fn};
+	void *code = j->rx + (start - j->rw), *body = j->rx + (t.start - j->rw);
+	j->entry[j->nentries++] = (struct jit_entry){b, code, body, b->insn[0].fn};
 	j->nlinks += t.nlinks;
 	b->insn[0].fn = (void (*)(struct soft_cpu *, struct insn *))code;
 	if (t.k == b->n)
-		b->jit_code = code;
+		b->jit_code = body;
 	j->used = (j->used + len + 15) & ~(size_t)15;
 	counter_add(&j->stat_blocks, 1);
 	counter_add(&j->stat_insns, (unsigned)t.k);
