@@ -126,7 +126,8 @@ static void reset(struct virtio_pci *vp)
 static const struct virtio_dev_ops vhost_ops = {.queue_notify = notify, .reset = reset};
 
 /* The backend signalled used buffers on a queue: interrupt the driver. The
- * backend wrote them into RAM itself, where popek did not see. */
+ * backend wrote them into RAM itself; the record of the rings says where,
+ * unless it lost count. */
 static void called(void *ctx, unsigned ready)
 {
 	struct vhost_call *c = ctx;
@@ -135,8 +136,9 @@ static void called(void *ctx, unsigned ready)
 		return;
 	pthread_mutex_lock(&c->d->vp.lock);
 	if (virtio_pci_live(&c->d->vp)) {
-		guest_mem_written_somewhere(c->d->vp.mem);
 		vhost_track_update(&c->d->track[c->q], &c->d->vp.vq[c->q]);
+		if (c->d->track[c->q].lost)
+			guest_mem_written_somewhere(c->d->vp.mem);
 		virtio_pci_used(&c->d->vp, c->q);
 	}
 	pthread_mutex_unlock(&c->d->vp.lock);

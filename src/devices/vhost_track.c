@@ -30,6 +30,12 @@ void vhost_track_update(struct vhost_track *t, const struct virtq *vq)
 		t->lost = true; /* entries were overwritten before popek saw them */
 		return;
 	}
+	/* The backend writes a request's buffers when popek does not see it: they
+	 * are reported when the request is posted (so the soft engine compares
+	 * cached code there with RAM when it next runs it: a driver that polls for
+	 * the completion then runs what the device wrote) and again when it
+	 * completes. */
+	bool report = guest_mem_watched(vq->mem);
 	for (; t->avail != avail; t->avail++) {
 		uint16_t head;
 		memcpy(&head, vq->avail + 4 + 2u * (t->avail % vq->size), sizeof(head));
@@ -37,12 +43,16 @@ void vhost_track_update(struct vhost_track *t, const struct virtq *vq)
 			t->count[head]++;
 			t->seq[head] = t->next_seq++;
 		}
+		if (report && head < vq->size)
+			virtq_chain_dirty(vq, head);
 	}
 	for (; t->used != used; t->used++) {
 		uint32_t id;
 		memcpy(&id, vq->used + 4 + 8u * (t->used % vq->size), sizeof(id));
 		if (id < vq->size && t->count[id])
 			t->count[id]--;
+		if (report && id < vq->size)
+			virtq_chain_dirty(vq, (uint16_t)id);
 	}
 }
 

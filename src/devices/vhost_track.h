@@ -22,7 +22,9 @@ struct vhost_track {
 
 /* The backend takes vq's rings from the avail position vq->last_avail on. */
 void vhost_track_start(struct vhost_track *t, const struct virtq *vq);
-/* Take in what changed in the rings since the last look. */
+/* Take in what changed in the rings since the last look; the buffers of the
+ * requests posted and completed since are reported written
+ * (virtq_chain_dirty). */
 void vhost_track_update(struct vhost_track *t, const struct virtq *vq);
 /* Put the requests in flight, oldest first, in the avail slots from the
  * used index on, where a new backend (or popek) starts reading: *base. -1

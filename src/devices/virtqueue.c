@@ -101,11 +101,7 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c)
 	return 1;
 }
 
-/* The pages the device wrote for chain head (its writable buffers, found
- * again from the descriptors) are reported: a migration sends them again, the
- * soft engine drops code it cached from them. A driver that rewrote the
- * descriptors of a chain in flight only loses its own data. */
-static void chain_dirty(const struct virtq *vq, uint16_t head)
+void virtq_chain_dirty(const struct virtq *vq, uint16_t head)
 {
 	struct vq_chain c = {.head = head};
 	if (walk(vq, vq->desc, vq->size, head % vq->size, false, &c) < 0)
@@ -120,7 +116,7 @@ void virtq_push_n(struct virtq *vq, const struct vq_used *e, unsigned n)
 		return;
 	if (guest_mem_watched(vq->mem)) {
 		for (unsigned i = 0; i < n; i++)
-			chain_dirty(vq, e[i].head);
+			virtq_chain_dirty(vq, e[i].head);
 		guest_mem_dirty(vq->mem, vq->used, USED_BYTES(vq->size));
 	}
 	for (unsigned i = 0; i < n; i++) {

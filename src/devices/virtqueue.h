@@ -68,6 +68,14 @@ void virtq_push_n(struct virtq *vq, const struct vq_used *e, unsigned n);
 /* After pushing: does the driver want an interrupt? */
 bool virtq_should_interrupt(const struct virtq *vq);
 
+/* Report the pages the device wrote for chain head (its writable buffers,
+ * found again from the descriptors) through guest_mem_dirty: a migration sends
+ * them again, the soft engine drops code it cached from them. Done for every
+ * chain popek completes, and for those a vhost-user backend completed. A
+ * driver that rewrote the descriptors of a chain in flight only loses its own
+ * data. */
+void virtq_chain_dirty(const struct virtq *vq, uint16_t head);
+
 /* Copy between a flat buffer and the chain's readable / writable part,
  * starting at byte offset off. Return the number of bytes copied. */
 uint64_t vq_chain_read(const struct vq_chain *c, uint64_t off, void *dst, uint64_t len);

@@ -20,6 +20,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct guest_mem mem;
 
+/* What the record of the rings reports written must be guest RAM. */
+static void written(void *ctx, const void *hva, uint64_t len)
+{
+	(void)ctx;
+	uintptr_t off = (uintptr_t)hva - (uintptr_t)mem.base;
+	if (!hva || off >= mem.size || len > mem.size - off)
+		abort();
+}
+
 static uint16_t idx_of(uint64_t ring)
 {
 	uint16_t v;
@@ -39,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!mem.base && guest_mem_init(&mem, 2u << 20, err, sizeof(err)) < 0)
 		abort();
 	memset(mem.base, 0, 0x4000);
+	mem.written = written;
 	struct virtq vq;
 	virtq_reset(&vq, QSIZE);
 	vq.desc_gpa = DESC;
@@ -67,6 +77,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 3:
 			move_idx(USED, (uint16_t)(arg << 11));
 			break;
+		case 4: { /* the driver writes descriptor arg % QSIZE from what follows */
+			struct virtq_desc d = {0};
+			size_t n = size - i - 1 < sizeof(d) ? size - i - 1 : sizeof(d);
+			memcpy(&d, data + i + 1, n);
+			gpa_write(&mem, DESC + sizeof(d) * (arg % QSIZE), &d, sizeof(d));
+			i += n;
+			break;
+		}
 		default:
 			vhost_track_update(&t, &vq);
 		}
