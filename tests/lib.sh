@@ -40,6 +40,18 @@ expect_in() {
 expect() { expect_in "$OUT" "$@"; }
 expect_err() { expect_in "$ERR" "$@"; }
 
+# dmacode_runs WHAT DISK: the dmacode guest (code a device read into a page,
+# then run) on the soft engine, interpreted and translated, on DISK.
+dmacode_runs() {
+	local what=$1 disk=$2 jit
+	for jit in off on; do
+		run_vm "dmacode-$jit-${disk##*/}" run --engine soft --jit $jit \
+			--kernel "$GUESTS/dmacode.elf" --disk "$disk"
+		expect "$what (soft, jit $jit)" 1 \
+			"dmacode: 40 rounds of 300 calls ran the code the device wrote"
+	done
+}
+
 # A python scenario's log (one "ok NAME" / "FAIL NAME: why" line per check,
 # "scenario took" at its end) as passes and failures; rc is its exit status.
 scenario_report() {
