@@ -1,7 +1,7 @@
 /* The program's address space. popek writes the guest's 4-level page tables
  * itself: they are the only record of the program's mappings (no VMA list),
  * so what the CPU sees and what popek serves can never disagree. Frames come
- * from the memfd RAM: a bump pointer, then a stack of freed frames. */
+ * from the RAM: a bump pointer, then a stack of freed frames. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,26 +37,19 @@ int mm_init(struct mm *mm, uint64_t mem, char *err, size_t errlen)
 {
 	memset(mm, 0, sizeof(*mm));
 	if (mem > MEM_PCI_HOLE_START)
-		mem = MEM_PCI_HOLE_START; /* one flat range: gpa == memfd offset */
-	/* Mapped private over an empty memfd: a host fork() of popek is then a
-	 * copy-on-write fork of the program's RAM (process.c). */
-	int fd = memfd_create("popek-exec-ram", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)mem) < 0) {
-		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
-			 (unsigned long long)(mem >> 20), strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		mem = MEM_PCI_HOLE_START; /* one flat range: gpa == offset in RAM */
+	/* Private anonymous memory, inherited by a host fork() of popek: the fork
+	 * is then a copy-on-write fork of the program's RAM (process.c). */
+	if (guest_mem_init(&mm->mem, mem, err, errlen))
 		return -1;
-	}
-	if (guest_mem_init_fd(&mm->mem, mem, fd, err, errlen))
-		return -1;
+	madvise(mm->mem.base, mm->mem.size, MADV_DOFORK);
 	mm_empty(mm);
 	return 0;
 }
 
 void mm_reset(struct mm *mm)
 {
-	/* private pages dropped: RAM reads as the empty memfd, zero */
+	/* the pages dropped: RAM reads as zero */
 	madvise(mm->mem.base, mm->mem.size, MADV_DONTNEED);
 	mm_empty(mm);
 }
@@ -84,7 +77,7 @@ static uint64_t frame_alloc(struct mm *mm)
 	}
 	if (mm->next_pa + XPAGE > mm->mem.size)
 		return 0;
-	pa = mm->next_pa; /* never used: the memfd reads as zero */
+	pa = mm->next_pa; /* never used: it reads as zero */
 	mm->next_pa += XPAGE;
 	return pa;
 }
