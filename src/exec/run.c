@@ -597,7 +597,7 @@ static _Alignas(16) char release_stack[64 << 10];
 /* Holds the VM until popek has exited, then exits, and the kernel releases
  * the VM and its memory. Raw calls only: the task shares popek's memory and
  * thread pointer, so its libc state is popek's. */
-__attribute__((no_sanitize("address"))) static int release_task(void *arg)
+__attribute__((no_sanitize("address"), no_sanitize("thread"))) static int release_task(void *arg)
 {
 	const int *gone = arg; /* gone[0] reads EOF when popek has exited */
 	char c;
