@@ -63,9 +63,10 @@ struct exec_options {
 /* A guest page protection, as PROT_* bits. */
 struct mm {
 	struct guest_mem mem;
-	uint64_t pml4;	   /* guest-physical */
-	uint64_t next_pa;  /* bump allocator for never-used frames */
-	uint64_t *free_pa; /* freed frames, reused first */
+	uint64_t pml4;	     /* guest-physical */
+	uint64_t next_pa;    /* bump allocator for never-used frames: up for data, */
+	uint64_t next_table; /* down for page tables (mm.c, frame_alloc) */
+	uint64_t *free_pa;   /* freed frames, reused first */
 	size_t nfree, cap_free;
 	uint64_t brk_start, brk;
 	uint64_t mmap_next; /* next address for mmap(NULL): grows up */

@@ -1,7 +1,7 @@
 /* The program's address space. popek writes the guest's 4-level page tables
  * itself: they are the only record of the program's mappings (no VMA list),
  * so what the CPU sees and what popek serves can never disagree. Frames come
- * from the memfd RAM: a bump pointer, then a stack of freed frames. */
+ * from the RAM: a bump pointer, then a stack of freed frames. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +26,8 @@ static void mm_empty(struct mm *mm)
 {
 	mm->nfree = 0;
 	mm->next_pa = FIRST_FRAME;
+	mm->pml4 = mm->next_table = (mm->mem.size & ~(XPAGE - 1)) - XPAGE;
 	mm->mmap_next = X_MMAP_BASE;
-	mm->pml4 = mm->next_pa;
-	mm->next_pa += XPAGE;
 	mm->brk_start = mm->brk = 0;
 	mm->need_flush = true;
 }
@@ -37,26 +36,19 @@ int mm_init(struct mm *mm, uint64_t mem, char *err, size_t errlen)
 {
 	memset(mm, 0, sizeof(*mm));
 	if (mem > MEM_PCI_HOLE_START)
-		mem = MEM_PCI_HOLE_START; /* one flat range: gpa == memfd offset */
-	/* Mapped private over an empty memfd: a host fork() of popek is then a
-	 * copy-on-write fork of the program's RAM (process.c). */
-	int fd = memfd_create("popek-exec-ram", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)mem) < 0) {
-		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
-			 (unsigned long long)(mem >> 20), strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		mem = MEM_PCI_HOLE_START; /* one flat range: gpa == offset in RAM */
+	/* Private anonymous memory, inherited by a host fork() of popek: the fork
+	 * is then a copy-on-write fork of the program's RAM (process.c). */
+	if (guest_mem_init(&mm->mem, mem, err, errlen))
 		return -1;
-	}
-	if (guest_mem_init_fd(&mm->mem, mem, fd, err, errlen))
-		return -1;
+	madvise(mm->mem.base, mm->mem.size, MADV_DOFORK);
 	mm_empty(mm);
 	return 0;
 }
 
 void mm_reset(struct mm *mm)
 {
-	/* private pages dropped: RAM reads as the empty memfd, zero */
+	/* the pages dropped: RAM reads as zero */
 	madvise(mm->mem.base, mm->mem.size, MADV_DONTNEED);
 	mm_empty(mm);
 }
@@ -73,8 +65,12 @@ static uint64_t *table(struct mm *mm, uint64_t pa)
 	return (uint64_t *)(mm->mem.base + pa);
 }
 
-/* A zeroed frame, or 0 when RAM is exhausted. */
-static uint64_t frame_alloc(struct mm *mm)
+/* A zeroed frame, or 0 when RAM is exhausted. Never-used frames for data
+ * come up from the bottom and for page tables down from the top: a host huge
+ * page of RAM is zeroed at its first touch, and a mapping reserves its frames
+ * at once (an 8 MiB stack of which a few pages are used), so a table written
+ * among the data frames would cost the host a 2 MiB page for each table. */
+static uint64_t frame_alloc(struct mm *mm, bool table)
 {
 	uint64_t pa;
 	if (mm->nfree) {
@@ -82,9 +78,11 @@ static uint64_t frame_alloc(struct mm *mm)
 		memset(mm->mem.base + pa, 0, XPAGE);
 		return pa;
 	}
-	if (mm->next_pa + XPAGE > mm->mem.size)
+	if (mm->next_pa + XPAGE > mm->next_table)
 		return 0;
-	pa = mm->next_pa; /* never used: the memfd reads as zero */
+	if (table) /* never used: it reads as zero */
+		return mm->next_table -= XPAGE;
+	pa = mm->next_pa;
 	mm->next_pa += XPAGE;
 	return pa;
 }
@@ -111,7 +109,7 @@ static uint64_t *pte_slot(struct mm *mm, uint64_t va, bool create, bool user)
 		if (!(*e & PTE_P)) {
 			if (!create)
 				return NULL;
-			uint64_t t = frame_alloc(mm);
+			uint64_t t = frame_alloc(mm, true);
 			if (!t)
 				return NULL;
 			/* the leaf decides; upper levels allow all */
@@ -157,7 +155,7 @@ int mm_map_anon(struct mm *mm, uint64_t va, uint64_t len, int prot)
 	uint64_t bits = prot_bits(prot);
 	for (uint64_t a = va; a < va + len; a += XPAGE) {
 		uint64_t *e = pte_slot(mm, a, true, true);
-		uint64_t pa = e ? frame_alloc(mm) : 0;
+		uint64_t pa = e ? frame_alloc(mm, false) : 0;
 		if (!pa) {
 			mm_unmap(mm, va, a - va);
 			return -ENOMEM;
@@ -218,7 +216,7 @@ void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec)
 	uint64_t *e = pte_slot(mm, va, true, false);
 	/* a page already there is kept: a thread slot's pages are mapped again
 	 * each time the slot runs a new thread */
-	uint64_t pa = !e ? 0 : (*e & PTE_P) ? *e & PTE_ADDR : frame_alloc(mm);
+	uint64_t pa = !e ? 0 : (*e & PTE_P) ? *e & PTE_ADDR : frame_alloc(mm, false);
 	if (!pa)
 		return NULL;
 	*e = pa | PTE_P | PTE_W | (exec ? 0 : PTE_NX);

@@ -749,3 +749,32 @@ PY
 			$e /usr/bin/python3 "$TMP/sig.py"
 	done
 fi
+
+# The VM is torn down after popek has exited (run.c, release_later): the
+# status and all output come first, read through pipes as a shell reads them,
+# and the task that holds the VM for the teardown is gone soon after. It
+# shares popek's memory, so its command line is popek's: the marker finds it
+# (a test of the test: with the task made to sleep, the second check fails).
+for e in soft kvm; do
+	mark="POPEK_RELEASE_TEST=$$-$e"
+	timeout 60 "$POPEK" exec --engine $e --env "$mark" -- /bin/sh -c \
+		'echo out; echo err >&2; echo "$POPEK_RELEASE_TEST"; exit 7' 2>"$TMP/rel.err" </dev/null |
+		cat >"$TMP/rel.out"
+	rc=${PIPESTATUS[0]}
+	got=$(cat "$TMP/rel.out")
+	want=$(printf 'out\n%s' "${mark#*=}")
+	left=
+	for _ in $(seq 100); do
+		left=$(grep -ls "POPEK_RELEASE_TES[T]=$$-$e" /proc/[0-9]*/cmdline) # not grep itself
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	if [ "$rc" -ne 7 ] || [ "$got" != "$want" ] || [ "$(cat "$TMP/rel.err")" != err ]; then
+		fail "exec/$e: status and output before the VM's teardown" \
+			"exit $rc (want 7), stdout '$got', stderr '$(head -c 200 "$TMP/rel.err")'"
+	elif [ -n "$left" ]; then
+		fail "exec/$e: the VM's teardown ends" "still running after 10 s: $left"
+	else
+		pass "exec/$e: status and output before the VM's teardown, which ends soon after"
+	fi
+done

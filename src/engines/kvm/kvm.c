@@ -47,7 +47,9 @@ static int open_kvm(char *err, size_t errlen)
 
 static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
 {
-	for (int n = 64; n <= 4096; n *= 2) {
+	/* From KVM's own limit (KVM_MAX_CPUID_ENTRIES, 256): a call that ends in
+	 * E2BIG has enumerated every leaf first, ~0.4 ms on a nested host. */
+	for (int n = 256; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)n * sizeof(c->entries[0]));
 		if (!c)
 			return NULL;
