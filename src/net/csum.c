@@ -1,7 +1,5 @@
 #include "net/csum.h"
 
-#include <string.h>
-
 void csum_complete(uint8_t *f, size_t len, size_t start, size_t offset)
 {
 	/* Big-endian 16-bit words summed 32 bits at a time: carries collect in
