@@ -26,14 +26,18 @@ static void show_round(const char *line)
 {
 	json_object *o = json_tokener_parse(line), *p, *n;
 	if (o && json_object_object_get_ex(o, "progress", &p)) {
+		char disk[48] = "";
+		if (num(p, "dirty_disk_bytes"))
+			snprintf(disk, sizeof(disk), " and %.1f MiB of disk",
+				 (double)num(p, "dirty_disk_bytes") / (1 << 20));
 		if (json_object_object_get_ex(p, "note", &n))
 			fprintf(stderr, "popek: migrate: %s\n", json_object_get_string(n));
 		else if (json_object_object_get_ex(p, "expected_downtime_ms", &n))
 			fprintf(stderr,
-				"popek: migrate: round %lld: %.1f MiB sent, %lld pages dirty "
+				"popek: migrate: round %lld: %.1f MiB sent, %lld pages%s dirty "
 				"(%.1f MiB/s), expected downtime %.1f ms%s\n",
 				(long long)num(p, "round"), (double)num(p, "sent") / (1 << 20),
-				(long long)num(p, "dirty_pages"),
+				(long long)num(p, "dirty_pages"), disk,
 				(double)num(p, "dirty_rate") / (1 << 20), json_object_get_double(n),
 				num(p, "throttle") ? ", vCPUs throttled" : "");
 	}
@@ -43,7 +47,7 @@ static void show_round(const char *line)
 static int usage_migrate(void)
 {
 	fprintf(stderr, "popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
-			"[--max-downtime MS] [--bandwidth BYTES/s] [--compress]\n");
+			"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage]\n");
 	return EXIT_CODE_USAGE;
 }
 
@@ -51,12 +55,14 @@ int cmd_migrate(int argc, char **argv)
 {
 	const char *name = NULL, *uri = NULL;
 	uint64_t downtime = MIGRATE_DEFAULT_DOWNTIME_MS, bw = 0;
-	bool compress = false;
+	bool compress = false, copy_storage = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		char *end = NULL;
 		if (!strcmp(a, "--compress")) {
 			compress = true;
+		} else if (!strcmp(a, "--copy-storage")) {
+			copy_storage = true;
 		} else if (!strcmp(a, "--max-downtime") && i + 1 < argc) {
 			downtime = strtoull(argv[++i], &end, 10);
 			if (*end || downtime > 3600000)
@@ -87,6 +93,7 @@ int cmd_migrate(int argc, char **argv)
 	json_object_object_add(req, "max_downtime_ms", json_object_new_int64((int64_t)downtime));
 	json_object_object_add(req, "bandwidth", json_object_new_int64((int64_t)bw));
 	json_object_object_add(req, "compress", json_object_new_boolean(compress));
+	json_object_object_add(req, "copy_storage", json_object_new_boolean(copy_storage));
 	int rc = control_request(name, json_object_to_json_string(req), conn, &resp, show_round,
 				 err, sizeof(err));
 	json_object_put(req);
@@ -193,7 +200,8 @@ int cmd_receive(int argc, char **argv)
 	if (!(uri = ro.uri) || extra) {
 		fprintf(stderr,
 			"popek: usage: popek receive --listen tcp:HOST:PORT|unix:PATH "
-			"[--engine kvm|soft] [--name NAME] [--net SPEC]... [restore options]\n");
+			"[--engine kvm|soft] [--name NAME] [--net SPEC]... [--disk PATH]... "
+			"[restore options]\n");
 		return EXIT_CODE_USAGE;
 	}
 	char err[700];
@@ -220,9 +228,20 @@ int cmd_receive(int argc, char **argv)
 		fprintf(stderr, "popek: %s\n", err);
 		return EXIT_CODE_IMAGE;
 	}
+	/* --disk here: where a --copy-storage source's disks are written. */
+	struct disk_config given[MAX_DISKS];
+	int ngiven = cfg.ndisks;
+	memcpy(given, cfg.disk, sizeof(given));
 	migrate_receive_config(r, &cfg);
 	for (int i = 0; i < cfg.ndisks; i++)
 		cfg.disk[i].lock_later = true;
+	if (migrate_receive_disks(r, &cfg, given, ngiven, err, sizeof(err))) {
+		migrate_refuse(conn, err);
+		migrate_receive_free(r);
+		close(conn);
+		fprintf(stderr, "popek: %s\n", err);
+		return EXIT_CODE_USAGE;
+	}
 	keep_host_nics(&cfg, ro.nic, ro.nnics);
 	rc = cli_launch(&cfg, r->snap, t0, r);
 	migrate_receive_free(r);

@@ -56,6 +56,21 @@ int disk_fd(const void *dev)
 	return d->t == &virtio_blk_device ? virtio_blk_fd(d->dev) : -1;
 }
 
+int disk_track(void *dev, uint64_t *bitmap)
+{
+	struct disk *d = dev;
+	if (d->t != &virtio_blk_device)
+		return -1;
+	virtio_blk_track(d->dev, bitmap);
+	return 0;
+}
+
+void disk_dirty_mark(uint64_t *bitmap, uint64_t pos, uint64_t len)
+{
+	for (uint64_t b = pos / DISK_BLOCK; len && b <= (pos + len - 1) / DISK_BLOCK; b++)
+		__atomic_fetch_or(&bitmap[b / 64], 1ull << (b % 64), __ATOMIC_RELAXED);
+}
+
 const struct device_type disk_device = {.name = "virtio-blk",
 					.numbered = true,
 					.count = disk_count,

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "devices/disk.h"
 #include "devices/disk_format.h"
 #include "machine/config.h"
 
@@ -55,6 +56,7 @@ struct virtio_blk {
 	uint64_t sectors;
 	char id[BLK_ID_BYTES];
 	struct blk_config config;
+	uint64_t *dirty; /* --copy-storage: blocks written (devices/disk.h), or NULL */
 };
 
 /* Move all of iov to/from the image at byte pos; short transfers are retried
@@ -124,6 +126,12 @@ static int gated_transfer(struct virtio_blk *b, struct gate_request *rq, struct 
 	if (v == GATE_GO)
 		st = transfer(b->fd, iov, n, rq->sector * SECTOR, write) < 0 ? VIRTIO_BLK_S_IOERR
 									     : VIRTIO_BLK_S_OK;
+	/* Marked once the bytes are in the image, so a block the mirror reads
+	 * before they land is marked again after. A failed write may have
+	 * changed part of its range, so it is marked too. */
+	uint64_t *dirty = __atomic_load_n(&b->dirty, __ATOMIC_ACQUIRE);
+	if (write && v == GATE_GO && dirty)
+		disk_dirty_mark(dirty, rq->sector * SECTOR, rq->len);
 	free(copy);
 	return st;
 }
@@ -295,6 +303,11 @@ void virtio_blk_destroy(void *blk)
 int virtio_blk_fd(const struct virtio_blk *b)
 {
 	return b->fd;
+}
+
+void virtio_blk_track(struct virtio_blk *b, uint64_t *bitmap)
+{
+	__atomic_store_n(&b->dirty, bitmap, __ATOMIC_RELEASE);
 }
 
 static int blk_create(const struct dev_services *s, const struct vm_config *cfg, int i, void **dev,

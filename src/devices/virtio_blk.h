@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "devices/virtio_pci.h"
 
@@ -21,5 +22,8 @@ void virtio_blk_destroy(void *blk);
 extern const struct device_type virtio_blk_device;
 /* The open image (snapshots identify it through this fd). */
 int virtio_blk_fd(const struct virtio_blk *b);
+/* --copy-storage: mark each block written in bitmap, or stop (NULL); see
+ * disk_track in devices/disk.h. */
+void virtio_blk_track(struct virtio_blk *b, uint64_t *bitmap);
 
 #endif

@@ -91,12 +91,23 @@ struct machine_device *machine_device_find(struct machine *m, const char *name)
 	return NULL;
 }
 
-int machine_disk_fd(struct machine *m, int i)
+static struct machine_device *machine_disk(struct machine *m, int i)
 {
 	char name[24];
 	snprintf(name, sizeof(name), "%s%d", disk_device.name, i);
-	struct machine_device *d = machine_device_find(m, name);
+	return machine_device_find(m, name);
+}
+
+int machine_disk_fd(struct machine *m, int i)
+{
+	struct machine_device *d = machine_disk(m, i);
 	return d ? disk_fd(d->dev) : -1;
+}
+
+int machine_disk_track(struct machine *m, int i, uint64_t *bitmap)
+{
+	struct machine_device *d = machine_disk(m, i);
+	return d ? disk_track(d->dev, bitmap) : -1;
 }
 
 int machine_disks_lock(struct machine *m, int timeout_s, char *err, size_t errlen)

@@ -150,6 +150,9 @@ int machine_create_devices(struct machine *m, char *err, size_t errlen);
 struct machine_device *machine_device_find(struct machine *m, const char *name);
 /* The fd of --disk number i's image, or -1. */
 int machine_disk_fd(struct machine *m, int i);
+/* --disk number i's writes tracked in bitmap, or no more (NULL): disk_track
+ * in devices/disk.h. 0, or -1 if popek does not write that disk itself. */
+int machine_disk_track(struct machine *m, int i, uint64_t *bitmap);
 /* Take every disk's lock (disk_config.lock_later), waiting up to timeout_s for
  * the migration source to let go. 0, or -1 with err. */
 int machine_disks_lock(struct machine *m, int timeout_s, char *err, size_t errlen);

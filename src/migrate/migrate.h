@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migrate/storage.h"
 #include "migrate/stream.h"
 
 struct machine;
@@ -19,6 +20,7 @@ struct migrate_opts {
 	uint64_t max_downtime_ns; /* the pause the last round may cost */
 	uint64_t bandwidth;	  /* bytes/s cap, 0 = none */
 	bool compress;
+	bool copy_storage; /* mirror the disks' contents too */
 };
 
 #define MIGRATE_DEFAULT_DOWNTIME_MS 50
@@ -49,11 +51,18 @@ struct mig_recv {
 	uint64_t pages;
 	uint8_t *buf; /* one record */
 	size_t cap;
+	struct storage_in disks; /* --copy-storage */
 };
 struct vm_config;
 /* The magic and HELLO: the snapshot's metadata and a zeroed memfd for RAM.
  * NULL with err (the stream is refused). */
 struct mig_recv *migrate_receive_begin(const struct mig_in *in, char *err, size_t errlen);
+/* Where the disks are copied to (--copy-storage; the stream says so): the
+ * files popek receive --disk gave, each created or truncated to its source's
+ * size, then cfg's disks. 0, or -1 with err (refused, also for paths given to
+ * a source that shares its disks). */
+int migrate_receive_disks(struct mig_recv *r, struct vm_config *cfg,
+			  const struct disk_config *given, int n, char *err, size_t errlen);
 /* The VM's configuration, RAM included (snapshot_config). */
 void migrate_receive_config(struct mig_recv *r, struct vm_config *cfg);
 /* The pages, STATE and END, checked as a snapshot restore checks: 0, and

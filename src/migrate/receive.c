@@ -10,20 +10,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "machine/config.h"
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
 
 static int write_line(int fd, const char *s)
 {
 	return mig_send_all(fd, s, strlen(s));
-}
-
-static uint64_t le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 static int hello(struct mig_recv *r, const uint8_t *p, size_t len, char *err, size_t errlen)
@@ -37,6 +30,10 @@ static int hello(struct mig_recv *r, const uint8_t *p, size_t len, char *err, si
 	json_tokener_free(tok);
 	if (!meta) {
 		snprintf(err, errlen, "HELLO is not one JSON object");
+		return -1;
+	}
+	if (storage_in_hello(&r->disks, meta, err, errlen)) {
+		json_object_put(meta);
 		return -1;
 	}
 	r->snap = snapshot_begin(meta, MIG_FORMAT, &r->mem, err, errlen);
@@ -63,8 +60,8 @@ static int hello(struct mig_recv *r, const uint8_t *p, size_t len, char *err, si
 static int pages(struct mig_recv *r, enum mig_type t, const uint8_t *p, size_t len, char *err,
 		 size_t errlen)
 {
-	uint64_t off = le(p, 8), n = le(p + 8, 4);
-	if (len < 16 || le(p + 12, 4) || (off % MIG_PAGE) || n == 0 || n > MIG_RUN_PAGES ||
+	uint64_t off = mig_le(p, 8), n = mig_le(p + 8, 4);
+	if (len < 16 || mig_le(p + 12, 4) || (off % MIG_PAGE) || n == 0 || n > MIG_RUN_PAGES ||
 	    off > r->mem || n * MIG_PAGE > r->mem - off ||
 	    (t == MIG_PAGES ? len != 16 + n * MIG_PAGE : len != 16)) {
 		snprintf(err, errlen, "a page record lies outside the VM's %llu MiB of RAM",
@@ -101,11 +98,15 @@ static int record(struct mig_recv *r, enum mig_type t, size_t len, char *err, si
 	}
 	if (t == MIG_PAGES || t == MIG_ZERO)
 		return pages(r, t, r->buf, len, err, errlen);
+	if (t == MIG_DISK)
+		return storage_in_record(&r->disks, r->buf, len, err, errlen);
 	if (t == MIG_SYNC) {
 		if (len != 8) {
 			snprintf(err, errlen, "a SYNC record of %zu bytes", len);
 			return -1;
 		}
+		if (storage_in_flush(&r->disks, err, errlen))
+			return -1;
 		if (r->in.fd >= 0 && write_line(r->in.fd, "synced\n") < 0) {
 			snprintf(err, errlen, "the source went away (SYNC not answered)");
 			return -1;
@@ -154,6 +155,31 @@ fail:
 	return NULL;
 }
 
+int migrate_receive_disks(struct mig_recv *r, struct vm_config *cfg,
+			  const struct disk_config *given, int n, char *err, size_t errlen)
+{
+	const char *paths[MAX_DISKS] = {0};
+	for (int i = 0; i < n; i++) {
+		if (given[i].kind == DISK_SOCKET || given[i].ro || given[i].format_raw) {
+			snprintf(err, errlen,
+				 "--disk %s: a disk copy is a plain file, without options (ro "
+				 "comes from the source)",
+				 given[i].path);
+			return -1;
+		}
+		paths[i] = given[i].path;
+	}
+	if (storage_in_open(&r->disks, paths, n, err, errlen))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		cfg->disk[i].path = paths[i];
+		cfg->disk[i].kind = DISK_RAW;
+		cfg->disk[i].format = NULL;
+		cfg->disk[i].lock_later = false; /* no one else has this file */
+	}
+	return 0;
+}
+
 void migrate_receive_config(struct mig_recv *r, struct vm_config *cfg)
 {
 	snapshot_config(r->snap, cfg);
@@ -174,11 +200,13 @@ int migrate_receive_rest(struct mig_recv *r, char *err, size_t errlen)
 		if (record(r, t, len, why, sizeof(why)))
 			goto fail;
 	}
-	if (!r->state || len != 16 || le(r->buf, 8) != r->pages) {
+	if (!r->state || len < 16 || mig_le(r->buf, 8) != r->pages) {
 		snprintf(why, sizeof(why), "END does not match what arrived (%llu pages%s)",
 			 (unsigned long long)r->pages, r->state ? "" : ", no STATE");
 		goto fail;
 	}
+	if (storage_in_finish(&r->disks, r->buf, len, why, sizeof(why)))
+		goto fail;
 	munmap(r->ram, r->mem);
 	r->ram = NULL;
 	/* The state is the snapshot's from here, whatever it decides. */
@@ -205,6 +233,7 @@ void migrate_receive_free(struct mig_recv *r)
 		close(r->ram_fd);
 	free(r->buf);
 	free(r->state);
+	storage_in_close(&r->disks);
 	snapshot_close(r->snap);
 	free(r);
 }

@@ -17,6 +17,7 @@
 
 #include "machine/machine.h"
 #include "migrate/migrate.h"
+#include "migrate/storage.h"
 #include "snapshot/blob.h"
 #include "snapshot/memimage.h"
 #include "snapshot/snapshot.h"
@@ -33,8 +34,8 @@
 enum phase { PH_PAUSE, PH_COLLECT, PH_PAGES, PH_FLUSH, PH_STATE, PH_READY, PH_GO, NPHASES };
 static const char *const phase_name[NPHASES] = {
     [PH_COLLECT] = "collect",	/* the last dirty log */
-    [PH_PAGES] = "last_pages",	/* sending what it held */
-    [PH_FLUSH] = "disk_flush",	/* fsync of the shared disks */
+    [PH_PAGES] = "last_pages",	/* sending what it held (pages, copied disk blocks) */
+    [PH_FLUSH] = "disk_flush",	/* fsync of the disks */
     [PH_STATE] = "state",	/* vCPU and device state, STATE and END sent */
     [PH_READY] = "destination", /* until it has built the VM and says ready */
     [PH_GO] = "go",		/* writing go */
@@ -49,6 +50,7 @@ struct sender {
 	uint64_t *send;	    /* pages to send this round, by offset in RAM / 4096 */
 	uint64_t *devdirty; /* m->mem.dirty while logging */
 	uint8_t *run;	    /* one PAGES payload */
+	struct storage_out disks; /* --copy-storage */
 	bool was_paused;    /* by someone else: stays paused between rounds */
 	bool held;	    /* paused by us */
 	bool logging;
@@ -122,12 +124,6 @@ static int emit(struct sender *s, enum mig_type t, const void *p, size_t len)
 	return 0;
 }
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* One run of n pages from page first: PAGES, or ZERO if they all are
  * (skipped in round 1: the destination's RAM starts zeroed). */
 static int send_run(struct sender *s, uint64_t first, uint64_t n, bool first_round)
@@ -138,9 +134,9 @@ static int send_run(struct sender *s, uint64_t first, uint64_t n, bool first_rou
 		zero = memimage_page_zero(src + i * MIG_PAGE);
 	if (zero && first_round)
 		return 0;
-	put_le(s->run, first * MIG_PAGE, 8);
-	put_le(s->run + 8, n, 4);
-	put_le(s->run + 12, 0, 4);
+	mig_put_le(s->run, first * MIG_PAGE, 8);
+	mig_put_le(s->run + 8, n, 4);
+	mig_put_le(s->run + 12, 0, 4);
 	s->pages_sent += n;
 	if (zero)
 		return emit(s, MIG_ZERO, s->run, 16);
@@ -189,7 +185,22 @@ static int collect(struct sender *s)
 	}
 	for (uint64_t w = 0; w < s->words; w++)
 		s->send[w] |= __atomic_exchange_n(&s->devdirty[w], 0, __ATOMIC_RELAXED);
+	storage_collect(&s->disks);
 	return 0;
+}
+
+static int emit_disk(void *ctx, const void *p, size_t len)
+{
+	return emit(ctx, MIG_DISK, p, len);
+}
+
+/* This round's pages, then its disk blocks (--copy-storage). */
+static int send_round(struct sender *s, bool first_round)
+{
+	return send_pages(s, first_round) ||
+		       storage_send(&s->disks, first_round, emit_disk, s, s->err, sizeof(s->err))
+		   ? -1
+		   : 0;
 }
 
 /* Round 1: the pages that may hold data, as the snapshot writer finds them. */
@@ -206,8 +217,8 @@ static void all_data_pages(struct sender *s)
 	}
 }
 
-static void progress(struct sender *s, unsigned round, uint64_t dirty, uint64_t rate,
-		     uint64_t downtime_ns)
+static void progress(struct sender *s, unsigned round, uint64_t dirty, uint64_t disk_dirty,
+		     uint64_t rate, uint64_t downtime_ns)
 {
 	struct migration_progress *mp = &s->m->migration;
 	set(&mp->round, round);
@@ -218,9 +229,10 @@ static void progress(struct sender *s, unsigned round, uint64_t dirty, uint64_t 
 	char line[320];
 	snprintf(line, sizeof(line),
 		 "{\"progress\":{\"round\":%u,\"sent\":%llu,\"dirty_pages\":%llu,"
-		 "\"dirty_rate\":%llu,\"expected_downtime_ms\":%.1f,\"throttle\":%u}}\n",
+		 "\"dirty_disk_bytes\":%llu,\"dirty_rate\":%llu,\"expected_downtime_ms\":%.1f,"
+		 "\"throttle\":%u}}\n",
 		 round, (unsigned long long)s->out.bytes, (unsigned long long)dirty,
-		 (unsigned long long)rate, (double)downtime_ns / 1e6, s->throttle);
+		 (unsigned long long)disk_dirty, (unsigned long long)rate, (double)downtime_ns / 1e6, s->throttle);
 	mig_send_all(s->reply, line, strlen(line));
 }
 
@@ -245,11 +257,16 @@ static int logging(struct sender *s, bool on)
 	int rc = m->engine->dirty_log(m->evm, on);
 	__atomic_store_n(&m->mem.dirty, on && !rc ? s->devdirty : NULL, __ATOMIC_RELEASE);
 	s->logging = on && !rc;
-	if (!was_held)
-		hold(s, false);
 	if (rc)
 		snprintf(s->err, sizeof(s->err), "engine %s cannot log dirty pages: %s",
 			 m->engine->name, strerror(-rc));
+	/* Off again if it fails: the disks' maps are freed with the sender. */
+	if (storage_track(&s->disks, m, s->logging, s->err, sizeof(s->err)) && s->logging) {
+		storage_track(&s->disks, m, false, s->err, sizeof(s->err));
+		rc = -1;
+	}
+	if (!was_held)
+		hold(s, false);
 	return rc ? -1 : 0;
 }
 
@@ -306,7 +323,7 @@ static int flush_disks(struct sender *s)
 static int sync_dest(struct sender *s, unsigned round)
 {
 	uint8_t p[8];
-	put_le(p, round, 8);
+	mig_put_le(p, round, 8);
 	if (emit(s, MIG_SYNC, p, sizeof(p)))
 		return -1;
 	struct pollfd pf = {.fd = s->conn, .events = POLLIN};
@@ -323,6 +340,8 @@ static int precopy(struct sender *s, unsigned *rounds)
 	json_object *meta = snapshot_meta(m, MIG_FORMAT, s->err, sizeof(s->err));
 	if (!meta)
 		return -1;
+	if (s->o.copy_storage)
+		json_object_object_add(meta, "copy_storage", json_object_new_boolean(true));
 	const char *hello = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
 	int rc = mig_send_all(s->conn, MIG_MAGIC, 8) || emit(s, MIG_HELLO, hello, strlen(hello));
 	json_object_put(meta);
@@ -338,7 +357,7 @@ static int precopy(struct sender *s, unsigned *rounds)
 	for (unsigned round = 1;; round++) {
 		s->round_bytes = 0;
 		s->round_start = monotonic_ns();
-		if (send_pages(s, round == 1) || sync_dest(s, round))
+		if (send_round(s, round == 1) || sync_dest(s, round))
 			return -1;
 		uint64_t took = monotonic_ns() - s->round_start + 1;
 		hold(s, true);
@@ -346,12 +365,13 @@ static int precopy(struct sender *s, unsigned *rounds)
 		if (collect(s))
 			return -1;
 		s->at[PH_COLLECT] = monotonic_ns();
-		uint64_t dirty = count_pages(s), bytes = dirty * MIG_PAGE;
+		uint64_t dirty = count_pages(s),
+			 bytes = dirty * MIG_PAGE + storage_pending(&s->disks);
 		uint64_t bw = s->round_bytes * 1000000000ull / took + 1;
 		if (s->o.bandwidth && bw > s->o.bandwidth)
 			bw = s->o.bandwidth;
 		uint64_t downtime = bytes * 1000000000ull / bw, rate = bytes * 1000000000ull / took;
-		progress(s, round, dirty, rate, downtime);
+		progress(s, round, dirty, storage_pending(&s->disks), rate, downtime);
 		*rounds = round;
 		if (downtime <= s->o.max_downtime_ns)
 			return 0;
@@ -411,17 +431,19 @@ static void *sender_main(void *arg)
 	struct machine *m = s->m;
 	unsigned rounds = 0;
 	struct blob state = {0};
-	uint8_t end[16];
+	uint8_t end[32];
 	int rc = precopy(s, &rounds);
-	if (!rc && !(rc = send_pages(s, false)))
+	if (!rc && !(rc = send_round(s, false)))
 		s->at[PH_PAGES] = monotonic_ns();
 	if (!rc && !(rc = flush_disks(s)))
 		s->at[PH_FLUSH] = monotonic_ns();
-	put_le(end, s->pages_sent, 8);
-	put_le(end + 8, rounds, 8);
+	mig_put_le(end, s->pages_sent, 8);
+	mig_put_le(end + 8, rounds, 8);
+	mig_put_le(end + 16, (uint64_t)s->disks.n, 8);
+	mig_put_le(end + 24, s->disks.bytes, 8);
 	if (!rc &&
 	    !(rc = snapshot_state(m, &state, NULL, s->err, sizeof(s->err)) ||
-		   emit(s, MIG_STATE, state.buf, state.len) || emit(s, MIG_END, end, sizeof(end))))
+		   emit(s, MIG_STATE, state.buf, state.len) || emit(s, MIG_END, end, s->o.copy_storage ? 32 : 16)))
 		s->at[PH_STATE] = monotonic_ns();
 	blob_free(&state);
 	if (!rc && !(rc = await_reply(s, "ready\n", READY_TIMEOUT_S * 1000)))
@@ -460,6 +482,7 @@ static void *sender_main(void *arg)
 	free(s->send);
 	free(s->devdirty);
 	free(s->run);
+	storage_out_free(&s->disks);
 	free(s);
 	return NULL;
 }
@@ -468,6 +491,7 @@ int migrate_start(struct machine *m, int conn, int reply_fd, const struct migrat
 		  char *err, size_t errlen)
 {
 	const char *why = NULL;
+	char why_disks[400];
 	bool vhost_disk = false;
 	for (int i = 0; i < m->cfg->ndisks; i++)
 		vhost_disk |= m->cfg->disk[i].kind != DISK_RAW;
@@ -492,6 +516,9 @@ int migrate_start(struct machine *m, int conn, int reply_fd, const struct migrat
 		s->devdirty = calloc(s->words, sizeof(uint64_t));
 		s->run = malloc(16 + MIG_RUN_PAGES * MIG_PAGE);
 		s->was_paused = machine_paused(m);
+		if (o->copy_storage &&
+		    storage_out_init(&s->disks, m, why_disks, sizeof(why_disks)))
+			why = why_disks;
 	}
 	pthread_t t;
 	if (!why && (!s || !s->send || !s->devdirty || !s->run))
@@ -509,6 +536,7 @@ int migrate_start(struct machine *m, int conn, int reply_fd, const struct migrat
 			free(s->send);
 			free(s->devdirty);
 			free(s->run);
+			storage_out_free(&s->disks);
 			free(s);
 		}
 		close(conn);

@@ -14,7 +14,7 @@
 
 static const char *const type_names[NR_MIG_TYPES] = {
     [MIG_HELLO] = "HELLO", [MIG_PAGES] = "PAGES", [MIG_ZERO] = "ZERO",
-    [MIG_STATE] = "STATE", [MIG_END] = "END",	  [MIG_SYNC] = "SYNC",
+    [MIG_STATE] = "STATE", [MIG_END] = "END",	  [MIG_SYNC] = "SYNC", [MIG_DISK] = "DISK",
 };
 
 uint64_t mig_max_len(enum mig_type t)
@@ -25,8 +25,11 @@ uint64_t mig_max_len(enum mig_type t)
 	case MIG_PAGES:
 		return 16 + (uint64_t)MIG_RUN_PAGES * MIG_PAGE;
 	case MIG_ZERO:
-	case MIG_END:
 		return 16;
+	case MIG_END:
+		return 32;
+	case MIG_DISK:
+		return 16 + MIG_DISK_MAX;
 	case MIG_STATE:
 		return STATE_MAX;
 	case MIG_SYNC:
@@ -36,13 +39,13 @@ uint64_t mig_max_len(enum mig_type t)
 	}
 }
 
-static void put_le(uint8_t *p, uint64_t v, int n)
+void mig_put_le(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint64_t get_le(const uint8_t *p, int n)
+uint64_t mig_le(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < n; i++)
@@ -71,8 +74,8 @@ int mig_write(struct mig_out *o, enum mig_type t, const void *payload, size_t le
 	const void *stored = payload;
 	size_t slen = len;
 	uint8_t flags = 0;
-	/* Compressed only where it pays: page runs and the state. */
-	if (o->compress && len >= 512 && (t == MIG_PAGES || t == MIG_STATE)) {
+	/* Compressed only where it pays: page runs, disk blocks and the state. */
+	if (o->compress && len >= 512 && (t == MIG_PAGES || t == MIG_STATE || t == MIG_DISK)) {
 		size_t bound = ZSTD_compressBound(len);
 		if (bound > o->zcap) {
 			void *z = realloc(o->zbuf, bound);
@@ -89,9 +92,9 @@ int mig_write(struct mig_out *o, enum mig_type t, const void *payload, size_t le
 		}
 	}
 	uint8_t h[MIG_HDR_LEN] = {(uint8_t)t, flags};
-	put_le(h + 4, slen, 4);
-	put_le(h + 8, len, 4);
-	put_le(h + 12, crc32(0, stored, (uInt)slen), 4);
+	mig_put_le(h + 4, slen, 4);
+	mig_put_le(h + 8, len, 4);
+	mig_put_le(h + 12, crc32(0, stored, (uInt)slen), 4);
 	if (mig_send_all(o->fd, h, sizeof(h)) || mig_send_all(o->fd, stored, slen))
 		return -1;
 	o->bytes += sizeof(h) + slen;
@@ -166,8 +169,8 @@ int mig_read(struct mig_in *in, enum mig_type *t, uint8_t **buf, size_t *cap, si
 			 (unsigned long long)at);
 		return -1;
 	}
-	uint32_t slen = (uint32_t)get_le(h + 4, 4), rlen = (uint32_t)get_le(h + 8, 4),
-		 crc = (uint32_t)get_le(h + 12, 4);
+	uint32_t slen = (uint32_t)mig_le(h + 4, 4), rlen = (uint32_t)mig_le(h + 8, 4),
+		 crc = (uint32_t)mig_le(h + 12, 4);
 	*t = h[0];
 	uint64_t max = h[0] < NR_MIG_TYPES ? mig_max_len(h[0]) : 0;
 	bool zstd = h[1] & MIG_F_ZSTD;

@@ -14,14 +14,16 @@
 #define MIG_PAGE      4096u
 #define MIG_RUN_PAGES 256u /* pages in one PAGES record at most */
 #define MIG_HDR_LEN   16u
+#define MIG_DISK_MAX  (1u << 20) /* data bytes in one DISK record at most */
 
 enum mig_type {
 	MIG_HELLO = 1, /* JSON metadata, as snapshot.json without its files */
 	MIG_PAGES,     /* u64 offset, u32 npages, u32 0, npages × 4096 bytes */
 	MIG_ZERO,      /* u64 offset, u32 npages, u32 0: those pages are zero now */
 	MIG_STATE,     /* the state sections (POPEKST1), as state.bin */
-	MIG_END,       /* u64 pages sent, u64 rounds */
+	MIG_END,       /* u64 pages sent, u64 rounds[, u64 disks, u64 disk bytes sent] */
 	MIG_SYNC,      /* u64 round: answered "synced" once all before it is stored */
+	MIG_DISK,      /* u64 offset, u32 length, u32 disk, length bytes of that disk */
 	NR_MIG_TYPES
 };
 
@@ -43,6 +45,10 @@ struct mig_out {
 	void *zbuf; /* compression scratch */
 	size_t zcap;
 };
+
+/* Little-endian n-byte integers, as every record field is. */
+void mig_put_le(uint8_t *p, uint64_t v, int n);
+uint64_t mig_le(const uint8_t *p, int n);
 
 /* Largest payload (uncompressed) a record of type t may have. */
 uint64_t mig_max_len(enum mig_type t);
