@@ -109,3 +109,89 @@ PY
 		fail "migrate --copy-storage" "the images differ (see above)"
 	fi
 fi
+
+# Refusals, before any guest code runs there: the source hears why and runs on.
+# refused NAME DST_RC PATTERN [migrate options]: popek migrate fails (71),
+# popek receive exits DST_RC saying PATTERN, the source says the destination
+# refused and acks records on.
+refused() {
+	local name=$1 want=$2 pat=$3
+	shift 3
+	timeout 60 "$P" migrate src "$URI" "$@" 2>"$TMP/mig.err"
+	local rc=$?
+	timeout 60 tail --pid=$DST_PID -f /dev/null
+	wait $DST_PID
+	local drc=$?
+	if [ $rc = 71 ] && [ $drc = "$want" ] && grep -q -- "$pat" "$TMP/dst.err" &&
+		grep -q "destination refused the VM: .*$pat" "$TMP/mig.err" && [ ! -s "$DST_CON" ] && runs_on; then
+		pass "$name"
+	else
+		fail "$name" "migrate rc $rc, receive rc $drc: $(tail -c 300 "$TMP/dst.err") / $(tail -c 300 "$TMP/mig.err")"
+	fi
+}
+start_src 0
+URI=$(port)
+start_dst "$URI"
+refused "migrate --copy-storage: a destination not given --disk refuses" 64 "give popek receive --disk PATH" --copy-storage
+URI=$(port)
+start_dst "$URI" --disk "$TMP/src.img"
+refused "migrate --copy-storage: the source's own image as the copy is refused" 64 "is attached to a VM" --copy-storage
+[ "$(stat -c %s "$TMP/src.img")" = $((64 << 20)) ] || fail "migrate --copy-storage: own image" "the source's image was truncated"
+URI=$(port)
+start_dst "$URI" --disk "$TMP/other.img"
+refused "migrate: --disk on the destination without --copy-storage is refused" 64 "is for a migration with --copy-storage"
+
+# A DISK record that lies outside the disk (the proxy rewrites the first
+# one's disk index and fixes its checksum) is refused.
+cat >"$TMP/rewrite.py" <<'PY'
+import socket, sys, threading, zlib
+listen, target = sys.argv[1], sys.argv[2]
+ls = socket.socket(socket.AF_UNIX)
+ls.bind(listen)
+ls.listen(1)
+ls.settimeout(60)
+print("listening", flush=True)
+c, _ = ls.accept()
+up = socket.socket(socket.AF_UNIX)
+up.connect(target)
+def back():
+    try:
+        while d := up.recv(65536):
+            c.sendall(d)
+    except OSError:
+        pass
+    c.close()
+threading.Thread(target=back, daemon=True).start()
+def read(n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            raise EOFError
+        b += d
+    return b
+done = False
+try:
+    up.sendall(read(8))
+    while True:
+        h = bytearray(read(16))
+        body = bytearray(read(int.from_bytes(h[4:8], "little")))
+        if h[0] == 7 and not done:  # DISK: u64 offset, u32 length, u32 disk
+            body[12:16] = (7).to_bytes(4, "little")
+            h[12:16] = zlib.crc32(body).to_bytes(4, "little")
+            done = True
+        up.sendall(bytes(h) + bytes(body))
+except (EOFError, OSError):
+    pass
+threading.Event().wait(3)
+PY
+start_dst "unix:$TMP/mig.sock" --disk "$TMP/dst.img"
+rm -f "$TMP/proxy.sock" "$TMP/proxy.out"
+python3 "$TMP/rewrite.py" "$TMP/proxy.sock" "$TMP/mig.sock" >"$TMP/proxy.out" &
+PROXY=$!
+for _ in $(seq 100); do grep -q listening "$TMP/proxy.out" 2>/dev/null && break; sleep 0.05; done
+URI=unix:$TMP/proxy.sock
+refused "migrate --copy-storage: a DISK record outside the disks is refused" 65 "a DISK record lies outside the 1 disk copied" --copy-storage
+wait $PROXY
+kill $SRC_PID 2>/dev/null
+wait $SRC_PID 2>/dev/null
