@@ -52,6 +52,20 @@ dmacode_runs() {
 	done
 }
 
+# grows_on PID CMD...: PID is alive and the number CMD prints grows past the
+# one it printed first (within 20 s): a guest that goes on computing.
+grows_on() {
+	local pid=$1 n0
+	shift
+	n0=$("$@")
+	for _ in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		[ "$("$@")" -gt "${n0:-0}" ] 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # A python scenario's log (one "ok NAME" / "FAIL NAME: why" line per check,
 # "scenario took" at its end) as passes and failures; rc is its exit status.
 scenario_report() {

@@ -46,8 +46,9 @@ static void show_round(const char *line)
 
 static int usage_migrate(void)
 {
-	fprintf(stderr, "popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
-			"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage]\n");
+	fprintf(stderr,
+		"popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
+		"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage]\n");
 	return EXIT_CODE_USAGE;
 }
 

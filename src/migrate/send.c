@@ -47,12 +47,12 @@ struct sender {
 	int conn, reply;
 	struct mig_out out;
 	uint64_t npages, words;
-	uint64_t *send;	    /* pages to send this round, by offset in RAM / 4096 */
-	uint64_t *devdirty; /* m->mem.dirty while logging */
-	uint8_t *run;	    /* one PAGES payload */
+	uint64_t *send;		  /* pages to send this round, by offset in RAM / 4096 */
+	uint64_t *devdirty;	  /* m->mem.dirty while logging */
+	uint8_t *run;		  /* one PAGES payload */
 	struct storage_out disks; /* --copy-storage */
-	bool was_paused;    /* by someone else: stays paused between rounds */
-	bool held;	    /* paused by us */
+	bool was_paused;	  /* by someone else: stays paused between rounds */
+	bool held;		  /* paused by us */
 	bool logging;
 	unsigned throttle; /* percent */
 	uint64_t phase_ns; /* when the throttle's current run or hold began */
@@ -232,7 +232,8 @@ static void progress(struct sender *s, unsigned round, uint64_t dirty, uint64_t 
 		 "\"dirty_disk_bytes\":%llu,\"dirty_rate\":%llu,\"expected_downtime_ms\":%.1f,"
 		 "\"throttle\":%u}}\n",
 		 round, (unsigned long long)s->out.bytes, (unsigned long long)dirty,
-		 (unsigned long long)disk_dirty, (unsigned long long)rate, (double)downtime_ns / 1e6, s->throttle);
+		 (unsigned long long)disk_dirty, (unsigned long long)rate,
+		 (double)downtime_ns / 1e6, s->throttle);
 	mig_send_all(s->reply, line, strlen(line));
 }
 
@@ -441,9 +442,9 @@ static void *sender_main(void *arg)
 	mig_put_le(end + 8, rounds, 8);
 	mig_put_le(end + 16, (uint64_t)s->disks.n, 8);
 	mig_put_le(end + 24, s->disks.bytes, 8);
-	if (!rc &&
-	    !(rc = snapshot_state(m, &state, NULL, s->err, sizeof(s->err)) ||
-		   emit(s, MIG_STATE, state.buf, state.len) || emit(s, MIG_END, end, s->o.copy_storage ? 32 : 16)))
+	if (!rc && !(rc = snapshot_state(m, &state, NULL, s->err, sizeof(s->err)) ||
+			  emit(s, MIG_STATE, state.buf, state.len) ||
+			  emit(s, MIG_END, end, s->o.copy_storage ? 32 : 16)))
 		s->at[PH_STATE] = monotonic_ns();
 	blob_free(&state);
 	if (!rc && !(rc = await_reply(s, "ready\n", READY_TIMEOUT_S * 1000)))
@@ -516,8 +517,7 @@ int migrate_start(struct machine *m, int conn, int reply_fd, const struct migrat
 		s->devdirty = calloc(s->words, sizeof(uint64_t));
 		s->run = malloc(16 + MIG_RUN_PAGES * MIG_PAGE);
 		s->was_paused = machine_paused(m);
-		if (o->copy_storage &&
-		    storage_out_init(&s->disks, m, why_disks, sizeof(why_disks)))
+		if (o->copy_storage && storage_out_init(&s->disks, m, why_disks, sizeof(why_disks)))
 			why = why_disks;
 	}
 	pthread_t t;

@@ -69,11 +69,15 @@ void storage_collect(struct storage_out *st)
 
 uint64_t storage_pending(const struct storage_out *st)
 {
-	uint64_t blocks = 0;
-	for (int i = 0; i < st->n; i++)
+	uint64_t bytes = 0;
+	for (int i = 0; i < st->n; i++) {
 		for (uint64_t w = 0; w < st->d[i].words; w++)
-			blocks += (uint64_t)__builtin_popcountll(st->d[i].send[w]);
-	return blocks * DISK_BLOCK;
+			bytes += (uint64_t)__builtin_popcountll(st->d[i].send[w]) * DISK_BLOCK;
+		uint64_t last = (st->d[i].size - 1) / DISK_BLOCK, tail = st->d[i].size % DISK_BLOCK;
+		if (tail && st->d[i].send[last / 64] >> (last % 64) & 1)
+			bytes -= DISK_BLOCK - tail; /* the last block is short */
+	}
+	return bytes;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -91,16 +95,18 @@ int storage_send(struct storage_out *st, bool first_round,
 	for (int i = 0; i < st->n; i++) {
 		for (uint64_t w = 0; w < st->d[i].words; w++) {
 			for (uint64_t bits = st->d[i].send[w]; bits; bits &= bits - 1) {
-				uint64_t off = (w * 64 + (uint64_t)__builtin_ctzll(bits)) * DISK_BLOCK;
+				uint64_t off =
+				    (w * 64 + (uint64_t)__builtin_ctzll(bits)) * DISK_BLOCK;
 				size_t len = st->d[i].size - off < DISK_BLOCK
 						 ? (size_t)(st->d[i].size - off)
 						 : DISK_BLOCK;
 				ssize_t got = pread(st->d[i].fd, st->buf + 16, len, (off_t)off);
 				if (got != (ssize_t)len) {
-					snprintf(err, errlen,
-						 "cannot read disk %d at byte %llu for the copy: %s",
-						 i, (unsigned long long)off,
-						 got < 0 ? strerror(errno) : "short read");
+					snprintf(
+					    err, errlen,
+					    "cannot read disk %d at byte %llu for the copy: %s", i,
+					    (unsigned long long)off,
+					    got < 0 ? strerror(errno) : "short read");
 					return -1;
 				}
 				if (first_round && all_zero(st->buf + 16, len))
@@ -204,8 +210,7 @@ int storage_in_open(struct storage_in *st, const char *const *paths, int n, char
 	return 0;
 }
 
-int storage_in_record(struct storage_in *st, const uint8_t *p, size_t len, char *err,
-		      size_t errlen)
+int storage_in_record(struct storage_in *st, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
 	uint64_t off = len >= 16 ? mig_le(p, 8) : 0, n = len >= 16 ? mig_le(p + 8, 4) : 0,
 		 disk = len >= 16 ? mig_le(p + 12, 4) : ~0ull;
@@ -215,8 +220,9 @@ int storage_in_record(struct storage_in *st, const uint8_t *p, size_t len, char 
 			snprintf(err, errlen, "a DISK record lies outside the %d disk%s copied",
 				 st->n, st->n > 1 ? "s" : "");
 		else
-			snprintf(err, errlen, "a DISK record, but the source did not say "
-					      "copy_storage");
+			snprintf(err, errlen,
+				 "a DISK record, but the source did not say "
+				 "copy_storage");
 		return -1;
 	}
 	for (size_t done = 0; done < n;) {
@@ -240,15 +246,16 @@ int storage_in_finish(struct storage_in *st, const uint8_t *end, size_t len, cha
 	if (!st->n && len == 16)
 		return 0;
 	if (!st->n) {
-		snprintf(err, errlen, "END has disk fields, but the source did not say "
-				      "copy_storage");
+		snprintf(err, errlen,
+			 "END has disk fields, but the source did not say "
+			 "copy_storage");
 		return -1;
 	}
 	if (len != 32 || mig_le(end + 16, 8) != (uint64_t)st->n ||
 	    mig_le(end + 24, 8) != st->bytes) {
 		snprintf(err, errlen,
-			 "END does not match the disks' copy (%d disks, %llu bytes arrived)",
-			 st->n, (unsigned long long)st->bytes);
+			 "END does not match the disks' copy (%d disks, %llu bytes arrived)", st->n,
+			 (unsigned long long)st->bytes);
 		return -1;
 	}
 	return storage_in_flush(st, err, errlen);

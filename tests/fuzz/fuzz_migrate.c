@@ -1,24 +1,61 @@
 /* libFuzzer: a hostile migration stream, read as `popek receive` does
- * (framing, checksums, zstd, HELLO metadata, page runs into the memfd, the
- * state sections and every vCPU/VM record). The input is fed twice: raw,
+ * (framing, checksums, zstd, HELLO metadata, page runs into the memfd, disk
+ * blocks into the copies' files, the state sections and every vCPU/VM
+ * record). The input is fed twice: raw,
  * and as a list of { u8 type, u8 compress, le16 length, payload } that the
  * harness frames with correct checksums (a fuzzer cannot forge a CRC), so
  * the records' contents are reached too. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "machine/config.h"
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
+
+/* A HELLO that says copy_storage gets its disks as files in a directory of
+ * the harness's, created and truncated to the sizes it names (sparse). */
+static char dir[] = "/tmp/fuzz-migrate-XXXXXX", path[MAX_DISKS][64];
+
+static void remove_disks(void)
+{
+	for (int i = 0; i < MAX_DISKS; i++)
+		if (path[i][0])
+			unlink(path[i]);
+	rmdir(dir);
+}
+
+static void copy_disks(struct mig_recv *r, struct vm_config *cfg)
+{
+	static bool made;
+	struct disk_config given[MAX_DISKS] = {0};
+	if (!made && !mkdtemp(dir))
+		return;
+	if (!made)
+		atexit(remove_disks);
+	made = true;
+	for (int i = 0; i < r->disks.n; i++) {
+		snprintf(path[i], sizeof(path[i]), "%s/disk%d", dir, i);
+		given[i].path = path[i];
+	}
+	char err[512];
+	migrate_receive_disks(r, cfg, given, r->disks.n, err, sizeof(err));
+}
 
 static void receive(const uint8_t *p, size_t n)
 {
 	char err[512];
 	struct mig_in in = {.fd = -1, .buf = p, .left = n};
 	struct mig_recv *r = migrate_receive_begin(&in, err, sizeof(err));
-	if (r)
+	static struct vm_config cfg;
+	if (r) {
+		memset(&cfg, 0, sizeof(cfg));
+		copy_disks(r, &cfg);
 		migrate_receive_rest(r, err, sizeof(err));
+	}
 	migrate_receive_free(r);
 }
 

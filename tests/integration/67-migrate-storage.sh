@@ -45,16 +45,7 @@ start_dst() {
 
 last_ack() { grep -ao "^ack [0-9]*$" "$SRC_CON" | tail -1 | grep -o "[0-9]*"; }
 # runs_on: the source is alive and acks records past the one it is at now.
-runs_on() {
-	local n0
-	n0=$(last_ack)
-	for _ in $(seq 200); do
-		kill -0 $SRC_PID 2>/dev/null || return 1
-		[ "$(last_ack)" -gt "${n0:-0}" ] 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
+runs_on() { grows_on $SRC_PID last_ack; }
 
 # The move, with the disk written all along.
 URI=$(port)

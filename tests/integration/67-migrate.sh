@@ -126,16 +126,7 @@ LONG="rounds=100000 pages=256 iters=3000000"
 # every call print nothing), and then no round would ever seem to pass.
 last_round() { grep -ao "round [0-9]*$" "$SRC_CON" | tail -1 | grep -o "[0-9]*"; }
 # runs_on: the source is alive and computes past the round it is at now.
-runs_on() {
-	local r0
-	r0=$(last_round)
-	for _ in $(seq 200); do
-		kill -0 $SRC_PID 2>/dev/null || return 1
-		[ "$(last_round)" -gt "${r0:-0}" ] 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+runs_on() { grows_on $SRC_PID last_round; }
 stop_src() {
 	kill $SRC_PID 2>/dev/null
 	wait $SRC_PID 2>/dev/null
