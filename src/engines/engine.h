@@ -99,7 +99,16 @@ struct engine_vm_config {
 	 * translates every block, as the differential tests want). */
 	bool jit;
 	unsigned jit_after;
+	/* The rate the guest's TSC counts at, in kHz; 0: the engine's own (soft
+	 * 1 GHz, kvm the host's). A VM that moved keeps the rate it calibrated
+	 * against. kvm without TSC scaling cannot slow the host's and says so. */
+	uint32_t tsc_khz;
 };
+
+/* A TSC rate an engine takes (and a snapshot or stream may name): 1 MHz to
+ * 10 GHz. */
+#define ENGINE_TSC_KHZ_MIN 1000u
+#define ENGINE_TSC_KHZ_MAX 10000000u
 
 #define ENGINE_MEM_READONLY 1u
 
@@ -160,6 +169,10 @@ struct engine_ops {
 	 * not a vCPU, wrote mapped RAM at [hva, hva+len) — a device's DMA — or,
 	 * with hva NULL, somewhere it cannot say. Any thread, any time. */
 	void (*ram_written)(struct engine_vm *vm, const void *hva, uint64_t len);
+
+	/* The rate the guest's TSC counts at, in kHz (snapshots and migration
+	 * carry it); 0 if not known yet. */
+	uint32_t (*tsc_khz)(struct engine_vm *vm);
 
 	/* Optional: describe the last instruction the engine refused with #UD
 	 * (RIP, bytes, class), for a crash report; 0 if there was none. */

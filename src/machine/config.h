@@ -111,6 +111,9 @@ struct vm_config {
 	int nfs;
 	struct fs_config fs[MAX_FS];
 	struct vsock_config vsock;
+	/* Restore and migration: the TSC rate (kHz) the guest ran with, which
+	 * the engine keeps; 0 = the engine's own. */
+	uint32_t tsc_khz;
 	int cpu_quota;	    /* --cpu-quota: percent of one host CPU; 0 = no limit */
 	uint64_t mem_limit; /* --mem-limit: bytes; 0 = no limit */
 };

@@ -251,7 +251,7 @@ static int create_engine(struct machine *m, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = m->cfg;
 	struct engine_vm_config ecfg = {
-	    .ncpus = m->ncpus, .ram_size = m->mem.size, .jit = cfg->jit};
+	    .ncpus = m->ncpus, .ram_size = m->mem.size, .jit = cfg->jit, .tsc_khz = cfg->tsc_khz};
 	char why[300] = "";
 	if (!strcmp(cfg->engine, "auto"))
 		m->engine = choose_engine(why, sizeof(why));

@@ -34,6 +34,7 @@ struct snapshot {
 	int ncpus;
 	struct cpu_state *cpu;
 	uint64_t mem;
+	uint32_t tsc_khz; /* the guest's TSC rate, 0 if not recorded */
 	int ram_fd;
 };
 
@@ -139,6 +140,10 @@ json_object *snapshot_meta(struct machine *m, const char *format, char *err, siz
 	json_object_object_add(meta, "popek", json_object_new_string(POPEK_VERSION));
 	json_object_object_add(meta, "created", json_object_new_int64((int64_t)time(NULL)));
 	json_object_object_add(meta, "engine", json_object_new_string(m->engine->name));
+	/* The rate the guest calibrated its TSC against: the next engine keeps it. */
+	uint32_t khz = m->engine->tsc_khz ? m->engine->tsc_khz(m->evm) : 0;
+	if (khz)
+		json_object_object_add(meta, "tsc_khz", json_object_new_int64(khz));
 	json_object_object_add(meta, "name", json_object_new_string(m->name));
 	json_object_object_add(c, "mem", json_object_new_int64((int64_t)m->mem.size));
 	json_object_object_add(c, "cpus", json_object_new_int(m->ncpus));
@@ -292,6 +297,17 @@ static int check_config(struct snapshot *s, char *err, size_t errlen)
 	}
 	s->ncpus = json_object_get_int(cpus);
 	s->mem = (uint64_t)json_object_get_int64(mem);
+	json_object *khz; /* absent in snapshots older than it: the engine's rate */
+	if (json_object_object_get_ex(s->meta, "tsc_khz", &khz)) {
+		int64_t k =
+		    json_object_is_type(khz, json_type_int) ? json_object_get_int64(khz) : 0;
+		if (k < ENGINE_TSC_KHZ_MIN || k > ENGINE_TSC_KHZ_MAX) {
+			snprintf(err, errlen,
+				 "the metadata's tsc_khz is not a TSC rate (1 MHz to 10 GHz)");
+			return -1;
+		}
+		s->tsc_khz = (uint32_t)k;
+	}
 	if (s->ncpus < 1 || s->ncpus > MAX_VCPUS || s->mem < MEM_MIN_SIZE ||
 	    s->mem > MEM_MAX_SIZE || (s->mem & 0xfff)) {
 		snprintf(err, errlen, "the metadata describes an impossible VM (cpus or memory)");
@@ -541,6 +557,7 @@ void snapshot_config(struct snapshot *s, struct vm_config *cfg)
 	}
 	if (!cfg->engine)
 		cfg->engine = snapshot_engine(s);
+	cfg->tsc_khz = s->tsc_khz;
 	cfg->ram_fd = s->ram_fd;
 	s->ram_fd = -1; /* the machine owns it now */
 }

@@ -1,5 +1,6 @@
 /* Guest time of the soft engine: the TSC follows CLOCK_MONOTONIC at
- * INTC_TSC_HZ, IA32_TSC / TSC_ADJUST writes move it, and the kvmclock
+ * INTC_TSC_HZ (or the rate a VM brought), IA32_TSC / TSC_ADJUST writes move
+ * it, and the kvmclock
  * structures a guest registers give the same time as the TSC. */
 #include "intc_test.h"
 
@@ -123,6 +124,42 @@ static void kvmclock_wall_clock(void **state)
 	intc_destroy(ic);
 }
 
+/* A VM that came from a host whose TSC ran at another rate keeps it: the
+ * TSC, kvmclock's scale and the TSC deadline follow intc_set_tsc_khz. */
+static void another_rate(void **state)
+{
+	const uint32_t khz = 2596134; /* a kvm host's */
+	struct soft_intc *ic = test_intc(1);
+	intc_set_tsc_khz(ic, 0); /* no rate: ignored */
+	assert_int_equal(intc_tsc_khz(ic), INTC_TSC_HZ / 1000);
+	intc_set_tsc_khz(ic, khz);
+	assert_int_equal(intc_tsc_khz(ic), khz);
+	uint64_t w0 = now_ns(), t0 = intc_rdtsc(ic, 0);
+	sleep_ms(100);
+	uint64_t w1 = now_ns(), t1 = intc_rdtsc(ic, 0);
+	double hz = (double)(t1 - t0) * 1e9 / (double)(w1 - w0);
+	assert_true(hz > 0.9 * khz * 1e3 && hz < 1.1 * khz * 1e3);
+
+	/* kvmclock turns the ticks back into the ns since creation. */
+	memset(test_ram, 0, sizeof(test_ram));
+	assert_int_equal(wrmsr(ic, 0, 0x4b564d01, 0x1000 | 1), 1);
+	struct pvti p;
+	memcpy(&p, test_ram + 0x1000, sizeof(p));
+	uint64_t tsc = intc_rdtsc(ic, 0), ns = pvclock_ns(&p, tsc),
+		 want = (uint64_t)((unsigned __int128)tsc * 1000000 / khz);
+	assert_true(ns + 1000 > want && ns < want + 1000);
+
+	/* A deadline 15 ms of this rate ahead fires after 15 ms. */
+	apic_enable(ic, 0);
+	apic_write(ic, 0, 0x320, 0x40000 | 0xee);
+	uint64_t start = now_ns();
+	assert_int_equal(wrmsr(ic, 0, 0x6e0, intc_rdtsc(ic, 0) + 15ull * khz), 1);
+	assert_int_equal(intc_wait(ic, 0, true), INTC_WAKE_READY);
+	uint64_t took = now_ns() - start;
+	assert_true(took >= 14 * MS && took < 1000 * MS);
+	intc_destroy(ic);
+}
+
 static void unknown_msrs_are_not_ours(void **state)
 {
 	struct soft_intc *ic = test_intc(1);
@@ -140,6 +177,7 @@ int main(void)
 	    cmocka_unit_test(host_writes_keep_cpus_in_sync),
 	    cmocka_unit_test(kvmclock_matches_tsc),
 	    cmocka_unit_test(kvmclock_wall_clock),
+	    cmocka_unit_test(another_rate),
 	    cmocka_unit_test(unknown_msrs_are_not_ours),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

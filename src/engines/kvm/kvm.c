@@ -136,6 +136,7 @@ static int kvm_vm_create(const struct engine_vm_config *cfg, struct engine_vm **
 		kvm_vm_destroy(vm);
 		return -EINVAL;
 	}
+	vm->want_tsc_khz = cfg->tsc_khz;
 	vm->has_xsave = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
 	vm->has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
 	vm->sync_regs =
@@ -268,6 +269,37 @@ static void kvm_vcpu_destroy(struct engine_vcpu *v)
 	free(v);
 }
 
+/* The rate a VM that moved here calibrated its TSC against (cfg.tsc_khz):
+ * KVM_SET_TSC_KHZ, which needs TSC scaling in the host's CPU unless the rate
+ * is above the host's (KVM then catches the TSC up at each exit) or within
+ * its tolerance. Without it the guest's TSC runs at the host's rate: said
+ * once, with what it does to the guest. */
+static void set_tsc_khz(struct engine_vcpu *v)
+{
+	struct engine_vm *vm = v->vm;
+	int host = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	if (vm->want_tsc_khz && host > 0 && (uint32_t)host != vm->want_tsc_khz &&
+	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)vm->want_tsc_khz) < 0) {
+		if (v->index == 0)
+			fprintf(stderr,
+				"popek: kvm: this guest's TSC counted at %u kHz where it ran; "
+				"this host's KVM cannot scale its TSC (no KVM_CAP_TSC_CONTROL) to "
+				"that, so here it counts at %d kHz: a guest that calibrated it "
+				"sees time run %.2f times as fast (kvmclock is right; Linux on "
+				"the tsc clocksource is not) — move it to a host with TSC scaling "
+				"or to the soft engine\n",
+				vm->want_tsc_khz, host, (double)host / vm->want_tsc_khz);
+	}
+	int now = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	if (v->index == 0 && now > 0)
+		vm->tsc_khz = (uint32_t)now;
+}
+
+static uint32_t kvm_tsc_khz(struct engine_vm *vm)
+{
+	return vm->tsc_khz;
+}
+
 static int kvm_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu **out)
 {
 	struct engine_vcpu *v = calloc(1, sizeof(*v));
@@ -293,6 +325,7 @@ static int kvm_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu *
 	rc = set_cpuid(v);
 	if (rc)
 		goto fail;
+	set_tsc_khz(v);
 	*out = v;
 	return 0;
 fail:
@@ -509,5 +542,6 @@ const struct engine_ops kvm_engine = {
     .dirty_log = kvm_dirty_log,
     .dirty_collect = kvm_dirty_collect,
     .coalesce_pio = kvm_coalesce_pio,
+    .tsc_khz = kvm_tsc_khz,
     .stats = kvm_stats,
 };

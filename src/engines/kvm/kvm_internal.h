@@ -25,6 +25,9 @@ struct engine_vm {
 	size_t ring_offset;
 	uint32_t ring_max;
 	_Atomic(struct engine_vcpu *) ring_owner;
+	/* The guest's TSC rate (kHz): the one asked for (0: the host's) and
+	 * the one its vCPUs got. */
+	uint32_t want_tsc_khz, tsc_khz;
 };
 
 struct engine_vcpu {

@@ -152,6 +152,8 @@ static int soft_vm_create(const struct engine_vm_config *cfg, struct engine_vm *
 		free(vm);
 		return -ENOMEM;
 	}
+	if (cfg->tsc_khz)
+		intc_set_tsc_khz(vm->intc, cfg->tsc_khz);
 	*out = vm;
 	return 0;
 }
@@ -919,6 +921,11 @@ static int soft_set_vm_state(struct engine_vm *vm, const struct vm_state *st)
 	return 0;
 }
 
+static uint32_t soft_tsc_khz(struct engine_vm *vm)
+{
+	return intc_tsc_khz(vm->intc);
+}
+
 const struct engine_ops soft_engine = {
     .name = "soft",
     .vm_create = soft_vm_create,
@@ -937,6 +944,7 @@ const struct engine_ops soft_engine = {
     .msi = soft_msi,
     .get_vm_state = soft_get_vm_state,
     .set_vm_state = soft_set_vm_state,
+    .tsc_khz = soft_tsc_khz,
     .last_undefined = soft_last_undefined,
     .stats = soft_stats,
 };

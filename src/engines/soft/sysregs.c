@@ -341,6 +341,16 @@ bool msr_access(struct soft_cpu *c, uint32_t msr, uint64_t *val, bool write)
 	return true;
 }
 
+static uint32_t gcd(uint32_t a, uint32_t b)
+{
+	while (b) {
+		uint32_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
 static void cpuid_str(uint32_t *r, const char *s, size_t n)
 {
 	memcpy(r, s, n);
@@ -350,6 +360,7 @@ void do_cpuid(struct soft_cpu *c)
 {
 	uint32_t leaf = (uint32_t)c->r[R_RAX], sub = (uint32_t)c->r[R_RCX];
 	uint32_t r[4] = {0, 0, 0, 0}; /* eax ebx ecx edx */
+	uint32_t tsc_khz = intc_tsc_khz(c->vm->intc), crystal_khz = INTC_CRYSTAL_HZ / 1000, g;
 	/* Leaf-1 EDX: fpu pse tsc msr pae cx8 pge cmov pat clflush mmx fxsr sse sse2, and apic
 	 * while the local APIC is enabled */
 	const uint32_t edx1 = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
@@ -376,17 +387,18 @@ void do_cpuid(struct soft_cpu *c)
 	case 0xd:
 		xsave_cpuid(sub, r);
 		break;
-	case 0x15: /* TSC = core crystal, both at the rate the intc keeps */
-		r[0] = 1;
-		r[1] = 1;
+	case 0x15: /* TSC = crystal * EBX / EAX, at the rates the intc keeps */
+		g = gcd(crystal_khz, tsc_khz); /* lowest terms: 1/1 at the default rate */
+		r[0] = crystal_khz / g;
+		r[1] = tsc_khz / g;
 		r[2] = (uint32_t)INTC_CRYSTAL_HZ;
 		break;
 	case 0x16:
-		r[0] = r[1] = (uint32_t)(INTC_TSC_HZ / 1000000);
+		r[0] = r[1] = tsc_khz / 1000;
 		break;
 	case 0x40000010:
-		r[0] = (uint32_t)(INTC_TSC_HZ / 1000);
-		r[1] = (uint32_t)(INTC_CRYSTAL_HZ / 1000);
+		r[0] = tsc_khz;
+		r[1] = crystal_khz;
 		break;
 	case 0x40000000:
 		r[0] = 0x40000010;

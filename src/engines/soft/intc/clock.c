@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engines/engine.h"
 #include "engines/soft/intc/intc_priv.h"
 
 #define MSR_TSC		 0x10
@@ -19,11 +20,6 @@
 #define MSR_KVM_TIME	 0x4b564d01
 
 #define PVCLOCK_TSC_STABLE 0x01
-
-/* ns = ((tsc << shift) * mul) >> 32: with 1 tick per ns, mul = 2^31, shift 1. */
-_Static_assert(INTC_TSC_HZ == 1000000000ull, "pvclock scale assumes 1 tick per ns");
-#define PVCLOCK_MUL   0x80000000u
-#define PVCLOCK_SHIFT 1
 
 struct pvclock_vcpu_time_info {
 	uint32_t version, pad0;
@@ -38,9 +34,50 @@ struct pvclock_wall_clock {
 	uint32_t version, sec, nsec;
 };
 
+uint64_t intc_ticks(const struct soft_intc *ic, uint64_t ns)
+{
+	/* In two parts, so that no product overflows for centuries of uptime. */
+	return ns / 1000000 * ic->tsc_khz + ns % 1000000 * ic->tsc_khz / 1000000;
+}
+
+uint64_t intc_ns(const struct soft_intc *ic, uint64_t ticks)
+{
+	uint64_t whole = ticks / ic->tsc_khz;
+	if (whole > UINT64_MAX / 1000000 - 1)
+		return UINT64_MAX;
+	return whole * 1000000 + ticks % ic->tsc_khz * 1000000 / ic->tsc_khz;
+}
+
 uint64_t intc_rdtsc(struct soft_intc *ic, int cpu)
 {
-	return intc_now() - ic->epoch + (uint64_t)ic->cpu[cpu].tsc_offset;
+	return intc_ticks(ic, intc_now() - ic->epoch) + (uint64_t)ic->cpu[cpu].tsc_offset;
+}
+
+uint32_t intc_tsc_khz(const struct soft_intc *ic)
+{
+	return ic->tsc_khz;
+}
+
+void intc_set_tsc_khz(struct soft_intc *ic, uint32_t khz)
+{
+	if (khz >= ENGINE_TSC_KHZ_MIN && khz <= ENGINE_TSC_KHZ_MAX)
+		ic->tsc_khz = khz;
+}
+
+/* The pvclock scale for the TSC's rate: ns = ((tsc << shift) * mul) >> 32
+ * (a negative shift shifts right), with mul in [2^31, 2^32) for precision. At
+ * 1 GHz: mul 2^31, shift 1. */
+static void pvclock_scale(const struct soft_intc *ic, uint32_t *mul, int8_t *shift)
+{
+	uint64_t hz = (uint64_t)ic->tsc_khz * 1000;
+	for (int s = -31; s <= 31; s++) {
+		unsigned __int128 m = ((unsigned __int128)1000000000ull << (32 - s)) / hz;
+		if (m >> 32 == 0) {
+			*mul = (uint32_t)m;
+			*shift = (int8_t)s;
+			return;
+		}
+	}
 }
 
 /* Publish `len` bytes at guest-physical gpa under the pvclock version protocol:
@@ -68,12 +105,11 @@ static void kvmclock_refresh(struct soft_intc *ic, int cpu)
 		return;
 	uint64_t now = intc_now();
 	struct pvclock_vcpu_time_info t = {
-	    .tsc_timestamp = now - ic->epoch + (uint64_t)a->tsc_offset,
+	    .tsc_timestamp = intc_ticks(ic, now - ic->epoch) + (uint64_t)a->tsc_offset,
 	    .system_time = now - ic->epoch,
-	    .tsc_to_system_mul = PVCLOCK_MUL,
-	    .tsc_shift = PVCLOCK_SHIFT,
 	    .flags = PVCLOCK_TSC_STABLE,
 	};
+	pvclock_scale(ic, &t.tsc_to_system_mul, &t.tsc_shift);
 	pv_publish(ic, a->kvmclock_msr & ~1ull, &t, sizeof(t));
 }
 
@@ -110,13 +146,13 @@ static void set_tsc_offset(struct soft_intc *ic, int cpu, int64_t offset)
 void intc_set_tsc(struct soft_intc *ic, int cpu, uint64_t tsc)
 {
 	pthread_mutex_lock(&ic->lock);
-	uint64_t now = intc_now();
-	int64_t offset = (int64_t)(tsc - (now - ic->epoch));
+	uint64_t now = intc_now(), second = (uint64_t)ic->tsc_khz * 1000;
+	int64_t offset = (int64_t)(tsc - intc_ticks(ic, now - ic->epoch));
 	if (ic->tsc_sync.valid) {
 		/* What the previous host write's TSC reads now; within a second of
 		 * it (or 0, a fresh vCPU) means "the same TSC", as KVM decides. */
-		uint64_t expect = ic->tsc_sync.value + (now - ic->tsc_sync.at);
-		if (tsc == 0 || tsc - expect + INTC_TSC_HZ < 2 * INTC_TSC_HZ)
+		uint64_t expect = ic->tsc_sync.value + intc_ticks(ic, now - ic->tsc_sync.at);
+		if (tsc == 0 || tsc - expect + second < 2 * second)
 			offset = ic->tsc_sync.offset;
 	}
 	ic->tsc_sync.valid = true;
@@ -133,7 +169,8 @@ int clock_msr(struct soft_intc *ic, int cpu, uint32_t msr, uint64_t *val, bool w
 	switch (msr) {
 	case MSR_TSC:
 		if (write)
-			set_tsc_offset(ic, cpu, (int64_t)(*val - (intc_now() - ic->epoch)));
+			set_tsc_offset(ic, cpu,
+				       (int64_t)(*val - intc_ticks(ic, intc_now() - ic->epoch)));
 		else
 			*val = intc_rdtsc(ic, cpu);
 		return 1;

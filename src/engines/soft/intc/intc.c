@@ -29,6 +29,7 @@ struct soft_intc *intc_create(int ncpus, intc_mem_fn mem, void *mem_ctx)
 	ic->mem = mem;
 	ic->mem_ctx = mem_ctx;
 	ic->epoch = intc_now();
+	ic->tsc_khz = INTC_TSC_HZ / 1000;
 	pic_reset(&ic->pic);
 	ioapic_reset(&ic->ioapic);
 	pit_reset(&ic->pit, ic->epoch);

@@ -29,10 +29,12 @@
 
 struct soft_intc;
 
-/* The TSC counts at this fixed rate (1 tick = 1 ns of CLOCK_MONOTONIC). The
- * LAPIC timer runs from a "core crystal" of the same rate, so the core should
- * advertise: CPUID 0x15 EAX=1 EBX=1 ECX=INTC_CRYSTAL_HZ; CPUID 0x16 EAX=EBX=
- * INTC_TSC_HZ/1000000; 0x40000010 EAX=INTC_TSC_HZ/1000 EBX=INTC_CRYSTAL_HZ/1000;
+/* The TSC counts at INTC_TSC_HZ (1 tick = 1 ns of CLOCK_MONOTONIC) unless
+ * intc_set_tsc_khz set another rate (a VM that came from a host whose TSC ran
+ * at it). The LAPIC timer runs from a "core crystal" at INTC_CRYSTAL_HZ, so the
+ * core should advertise: CPUID 0x15 EAX/EBX the TSC/crystal ratio, ECX=
+ * INTC_CRYSTAL_HZ; CPUID 0x16 EAX=EBX=the TSC's MHz; 0x40000010 EAX=its kHz,
+ * EBX=INTC_CRYSTAL_HZ/1000;
  * and CPUID.1:ECX.TSC_DEADLINE (bit 24), CPUID.1:EDX.APIC (bit 9) while
  * intc_apic_enabled. The APIC timer never stops and the TSC is invariant, so
  * CPUID.6:EAX.ARAT (bit 2) and CPUID.80000007:EDX (bit 8) may be advertised
@@ -154,10 +156,14 @@ enum intc_wake intc_wait(struct soft_intc *ic, int cpu, bool irq_enabled);
  * not waiting makes its next intc_wait return INTC_WAKE_KICKED at once. */
 void intc_kick(struct soft_intc *ic, int cpu);
 
-/* This CPU's TSC: INTC_TSC_HZ ticks per second of CLOCK_MONOTONIC since the
- * intc was created, plus the offset that writes to IA32_TSC, IA32_TSC_ADJUST
- * and intc_set_tsc set. */
+/* This CPU's TSC: intc_tsc_khz * 1000 ticks per second of CLOCK_MONOTONIC
+ * since the intc was created, plus the offset that writes to IA32_TSC,
+ * IA32_TSC_ADJUST and intc_set_tsc set. */
 uint64_t intc_rdtsc(struct soft_intc *ic, int cpu);
+/* The TSC's rate, and setting it (before any vCPU has a TSC: at creation),
+ * in the range engine.h allows (ENGINE_TSC_KHZ_MIN/MAX; others are ignored). */
+uint32_t intc_tsc_khz(const struct soft_intc *ic);
+void intc_set_tsc_khz(struct soft_intc *ic, uint32_t khz);
 
 /* ---- Snapshots and vCPU set-up (CPU stopped) ----
  * Restore order: intc_set_apic_base, then intc_set_lapic, then

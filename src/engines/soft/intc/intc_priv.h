@@ -177,7 +177,8 @@ void pit_load(struct soft_intc *ic, const struct pit_channel_state st[3], bool s
 struct soft_intc {
 	pthread_mutex_t lock;
 	int ncpus;
-	uint64_t epoch; /* CLOCK_MONOTONIC ns at creation: TSC 0, kvmclock 0 */
+	uint64_t epoch;	  /* CLOCK_MONOTONIC ns at creation: TSC 0, kvmclock 0 */
+	uint32_t tsc_khz; /* the TSC's rate */
 	intc_mem_fn mem;
 	void *mem_ctx;
 	struct pic pic;
@@ -194,6 +195,10 @@ struct soft_intc {
 };
 
 uint64_t intc_now(void);
+/* Host ns since the epoch as TSC ticks at the VM's rate, and TSC ticks as ns
+ * (UINT64_MAX if that many ns do not fit). Exact floors. */
+uint64_t intc_ticks(const struct soft_intc *ic, uint64_t ns);
+uint64_t intc_ns(const struct soft_intc *ic, uint64_t ticks);
 /* Recompute a CPU's attention word (and wake it if it sleeps) after a change. */
 void intc_update(struct soft_intc *ic, int cpu);
 void intc_update_all(struct soft_intc *ic);

@@ -7,7 +7,6 @@
 #include "engines/soft/intc/intc_priv.h"
 
 _Static_assert(INTC_CRYSTAL_HZ == 1000000000ull, "timer arithmetic assumes 1 tick per ns");
-_Static_assert(INTC_TSC_HZ == 1000000000ull, "TSC-deadline arithmetic assumes 1 tick per ns");
 
 #define LAPIC_VERSION 0x00050014u /* integrated APIC, 6 LVT entries (no CMCI) */
 
@@ -189,8 +188,8 @@ void lapic_set_tsc_deadline(struct soft_intc *ic, int cpu, uint64_t tsc)
 		a->timer_due = NEVER;
 	} else {
 		uint64_t now = intc_now();
-		uint64_t cur = now - ic->epoch + (uint64_t)a->tsc_offset;
-		uint64_t ahead = tsc > cur ? tsc - cur : 0;
+		uint64_t cur = intc_ticks(ic, now - ic->epoch) + (uint64_t)a->tsc_offset;
+		uint64_t ahead = intc_ns(ic, tsc > cur ? tsc - cur : 0);
 		a->timer_due = ahead >= NEVER - now ? NEVER - 1 : now + ahead;
 	}
 	intc_set_due(ic, cpu);
