@@ -78,13 +78,18 @@ receive_tsc() {
 		>/dev/null 2>"$TMP/$1.err" </dev/null &
 	wait_line "$TMP/$1.err" "waiting for a VM"
 }
+# run_tsc NAME ENGINE ROUNDS: tscrate as VM NAME (SRC), once it has counted 2
+# rounds.
+run_tsc() {
+	"$P" run --engine "$2" --name "$1" --kernel "$TR" --cmdline "rounds=$3" \
+		--console "file:$TMP/$1.con" >/dev/null 2>"$TMP/$1.err" </dev/null &
+	SRC=$!
+	wait_line "$TMP/$1.con" "round 1 "
+}
 rm -f "$TMP"/tsc-*.con
 receive_tsc tsc-soft soft "$TMP/tsc1.sock"
 DST1=$!
-"$P" run --engine kvm --name tsc-kvm --kernel "$TR" --cmdline rounds=16 \
-	--console "file:$TMP/tsc-kvm.con" >/dev/null 2>"$TMP/tsc-kvm.err" </dev/null &
-SRC=$!
-wait_line "$TMP/tsc-kvm.con" "round 2 "
+run_tsc tsc-kvm kvm 16
 timeout 60 "$P" migrate tsc-kvm "unix:$TMP/tsc1.sock" 2>"$TMP/mig.err"
 rc1=$?
 wait $SRC
@@ -127,10 +132,7 @@ fi
 
 receive_tsc tsc-kvm2 kvm "$TMP/tsc3.sock"
 DST3=$!
-"$P" run --engine soft --name tsc-soft3 --kernel "$TR" --cmdline rounds=6 \
-	--console "file:$TMP/tsc-soft3.con" >/dev/null 2>"$TMP/tsc-soft3.err" </dev/null &
-SRC=$!
-wait_line "$TMP/tsc-soft3.con" "round 1 "
+run_tsc tsc-soft3 soft 6
 timeout 60 "$P" migrate tsc-soft3 "unix:$TMP/tsc3.sock" 2>"$TMP/mig.err"
 rc=$?
 wait $SRC
