@@ -35,8 +35,8 @@ int storage_out_init(struct storage_out *st, struct machine *m, char *err, size_
 		uint64_t blocks = ((uint64_t)sb.st_size + DISK_BLOCK - 1) / DISK_BLOCK;
 		st->d[i].size = (uint64_t)sb.st_size;
 		st->d[i].words = (blocks + 63) / 64;
-		st->d[i].dirty = calloc(st->d[i].words + 1, sizeof(uint64_t));
-		st->d[i].send = calloc(st->d[i].words + 1, sizeof(uint64_t));
+		st->d[i].dirty = calloc(st->d[i].words, sizeof(uint64_t));
+		st->d[i].send = calloc(st->d[i].words, sizeof(uint64_t));
 		if (!st->buf || !st->d[i].dirty || !st->d[i].send) {
 			snprintf(err, errlen, "out of memory for the dirty map of disk %s",
 				 m->cfg->disk[i].path);
