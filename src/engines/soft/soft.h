@@ -314,9 +314,13 @@ struct block {
 	 * jump straight in; NULL when none. Evicting it bumps chain_epoch,
 	 * which unlinks every jump to it. */
 	void *jit_code;
-	uint8_t code[BLOCK_INSNS * 15];
+	/* The fields above and the first instruction's handler share the
+	 * block's first cache line: running a block touches that line, then
+	 * one per instruction it interprets; the bytes, only compared after an
+	 * epoch change, come last. */
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
-};
+	uint8_t code[BLOCK_INSNS * 15];
+} __attribute__((aligned(64)));
 
 /* The lookup half of a block, kept apart so that the tags of a set share a
  * cache line and a lookup touches no block it does not run. */
@@ -324,7 +328,8 @@ struct block_tag {
 	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
 	uint64_t rip;
 	uint64_t epoch; /* validation epoch in which the bytes last matched */
-	int64_t key;	/* code_key() */
+	int32_t key;	/* code_key() */
+	bool global;	/* validated on global pages only: epoch is gcode_epoch's */
 };
 
 /* One access to guest-physical space that is not RAM. An instruction makes up
@@ -411,6 +416,10 @@ struct soft_cpu {
 	 * a page walk, and every 256 batches. (A CPL change selects other
 	 * blocks: code_key.) */
 	uint64_t code_epoch;
+	/* The same for blocks on global pages (the kernel's): it advances with
+	 * code_epoch except at flushes that keep global translations (CR3
+	 * writes), so a context switch leaves their validation standing. */
+	uint64_t gcode_epoch;
 	/* Advances with code_epoch and when a translated block is evicted: what
 	 * a chained jump into a translation compares (jit/translate.c), so an
 	 * eviction unlinks every jump without every cached block having to be
@@ -458,7 +467,27 @@ static inline uint64_t epoch_now(const struct soft_cpu *c)
 	return __atomic_load_n(&c->code_epoch, __ATOMIC_RELAXED);
 }
 
+static inline uint64_t gepoch_now(const struct soft_cpu *c)
+{
+	return __atomic_load_n(&c->gcode_epoch, __ATOMIC_RELAXED);
+}
+
+/* The epoch a block's tag is valid in. */
+static inline uint64_t tag_epoch(const struct soft_cpu *c, const struct block_tag *t)
+{
+	return t->global ? gepoch_now(c) : epoch_now(c);
+}
+
 static inline void epoch_bump(struct soft_cpu *c)
+{
+	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->gcode_epoch, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->chain_epoch, 1, __ATOMIC_RELAXED);
+}
+
+/* A flush that keeps global translations: only blocks on other pages (and
+ * every chained jump, which does not know its target's pages) revalidate. */
+static inline void epoch_bump_local(struct soft_cpu *c)
 {
 	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&c->chain_epoch, 1, __ATOMIC_RELAXED);
@@ -501,7 +530,7 @@ static inline struct block *next_block(struct soft_cpu *c)
 	unsigned set = block_set(c, lin);
 	const struct block_tag *t = &c->tags[set * 2];
 	for (int w = 0; w < 2; w++)
-		if (t[w].epoch == epoch_now(c) && t[w].lin == lin && t[w].rip == c->rip &&
+		if (t[w].epoch == tag_epoch(c, &t[w]) && t[w].lin == lin && t[w].rip == c->rip &&
 		    t[w].key == code_key(c)) {
 			c->block_mru[set] = (uint8_t)w;
 			return &c->blocks[set * 2 + w];

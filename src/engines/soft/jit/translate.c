@@ -1212,7 +1212,7 @@ void jit_link(struct soft_cpu *c, struct block *b)
 		return;
 	const struct block_tag *tag = &c->tags[b - c->blocks];
 	uint64_t rip = b->insn[0].start;
-	if (tag->lin != rip || tag->rip != rip || tag->epoch != epoch_now(c))
+	if (tag->lin != rip || tag->rip != rip || tag->epoch != tag_epoch(c, tag))
 		return; /* not cached (not in RAM), or not validated now */
 	uint64_t chain = __atomic_load_n(&c->chain_epoch, __ATOMIC_RELAXED);
 	struct jit_target to = {.epoch = chain, .end = b->end, .b = b, .code = b->jit_code};
