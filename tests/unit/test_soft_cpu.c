@@ -619,6 +619,34 @@ static void test_tlb_invalidation_4k(void **state)
 	run_remap(&g);
 }
 
+/* mov ecx,200; mov rax,cr3; 1: mov cr3,rax; dec ecx; jnz 1b; hlt. Each CR3
+ * write flushes the non-global translations, and the blocks of the loop are
+ * compared with guest memory again after it, unless their page is global
+ * (CR4.PGE is set): the returned count of revalidations. */
+static int64_t cr3_loop_revalidations(uint64_t pde_flags)
+{
+	static const uint8_t code[] = {0xb9, 0xc8, 0x00, 0x00, 0x00, 0x0f, 0x20, 0xd8,
+				       0x0f, 0x22, 0xd8, 0xff, 0xc9, 0x75, 0xf9, 0xf4};
+	load(code, sizeof(code));
+	sg_w64(&g, SG_PD, pde_flags);
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(g.st.gpr[R_RCX], 0);
+	assert_true(engine_stat(&g, "tlb", "flushes") >= 200);
+	return engine_stat(&g, "blocks", "revalidated");
+}
+
+static void test_cr3_write_revalidates_local_code(void **state)
+{
+	(void)state;
+	assert_true(cr3_loop_revalidations(0x87) >= 200);
+}
+
+static void test_cr3_write_keeps_global_code(void **state)
+{
+	(void)state;
+	assert_true(cr3_loop_revalidations(0x187) < 20); /* G */
+}
+
 /* STAR/LSTAR/SFMASK; sysretq to ring 3; ring 3 does syscall; the kernel entry
  * records RCX and CS and halts. */
 static void test_syscall_sysret(void **state)
@@ -1798,6 +1826,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mmio_several, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlb_invalidation_4k, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cr3_write_revalidates_local_code, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cr3_write_keeps_global_code, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_privileged_in_user_mode, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_triple_fault, setup, teardown),

@@ -277,10 +277,18 @@ static bool still_there(struct soft_cpu *c, uint64_t lin, const uint8_t *p, cons
 	       !memcmp(q, k->code + k->split, k->nbytes - k->split);
 }
 
+/* Whether the pages of block k at lin are mapped global now (tlb_peek or
+ * tlb_fill just found them), so that its tag may live in gcode_epoch. */
+static bool on_global(struct soft_cpu *c, uint64_t lin, const struct block *k)
+{
+	return tlb_entry_of(c, lin)->global &&
+	       (!k->split || tlb_entry_of(c, lin + k->split)->global);
+}
+
 void block_cache_init(struct soft_cpu *c)
 {
 	for (unsigned i = 0; i < block_count(c); i++)
-		c->tags[i].lin = ~0ull;
+		c->tags[i] = (struct block_tag){.lin = ~0ull};
 }
 
 /* The straight-line block of decoded instructions starting at RIP. A cached
@@ -292,7 +300,7 @@ struct block *fetch_block(struct soft_cpu *c)
 {
 	/* the epoch the bytes are compared or decoded in: a bump by another
 	 * vCPU meanwhile leaves the block to be validated again */
-	uint64_t epoch = epoch_now(c);
+	uint64_t epoch = epoch_now(c), gepoch = gepoch_now(c);
 	uint64_t rip = c->rip, lin = code_lin(c);
 	/* two-way set associative; a miss replaces the less recently used way */
 	unsigned set = block_set(c, lin);
@@ -305,7 +313,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		/* Same epoch: neither guest memory (as far as this vCPU must see
 		 * it) nor the TLB changed since the bytes matched, so the
 		 * translation need not be looked up again either. */
-		if (t[w].epoch != epoch_now(c)) {
+		if (t[w].epoch != tag_epoch(c, &t[w])) {
 			/* After a TLB flush (a context switch) the page is walked
 			 * again, as decoding it would: a fault here is the fetch's. */
 			if (!p)
@@ -317,7 +325,8 @@ struct block *fetch_block(struct soft_cpu *c)
 			code_page_mark(c, lin); /* first: a write after it notifies */
 			if (!still_there(c, lin, p, k))
 				continue;
-			t[w].epoch = epoch;
+			t[w].global = on_global(c, lin, k);
+			t[w].epoch = t[w].global ? gepoch : epoch;
 			counter_add(&c->stat_revalidated, 1);
 		}
 		c->block_mru[set] = (uint8_t)w;
@@ -371,7 +380,12 @@ struct block *fetch_block(struct soft_cpu *c)
 			code_page_mark(c, lin + first);
 		b->nbytes = (uint16_t)off;
 		b->split = off > first ? (uint16_t)first : 0;
-		*t = (struct block_tag){.lin = lin, .rip = rip, .epoch = epoch, .key = code_key(c)};
+		bool global = on_global(c, lin, b);
+		*t = (struct block_tag){.lin = lin,
+					.rip = rip,
+					.epoch = global ? gepoch : epoch,
+					.key = (int32_t)code_key(c),
+					.global = global};
 	}
 	return b;
 }

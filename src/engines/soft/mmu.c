@@ -157,7 +157,10 @@ uint64_t seg_lin_slow(struct soft_cpu *c, int seg, uint64_t off, int size, int a
 void tlb_flush(struct soft_cpu *c, bool keep_global)
 {
 	counter_add(&c->stat_tlb_flush, 1);
-	epoch_bump(c);
+	if (keep_global)
+		epoch_bump_local(c);
+	else
+		epoch_bump(c);
 	for (int u = 0; u < 2; u++)
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
 			struct tlb_entry *e = &c->tlb[u][i];

@@ -318,6 +318,7 @@ static int soft_vcpu_create(struct engine_vm *vm, int index, struct engine_vcpu 
 	c->vm = vm;
 	c->index = index;
 	c->code_bit = 1ull << index;
+	c->gchain_epoch = 1; /* odd: see struct soft_cpu */
 	c->attn = intc_attention(vm->intc, index);
 	atomic_init(&c->kick, false);
 	cpu_reset(c);

@@ -295,12 +295,13 @@ static inline bool op_form(uint8_t mask, unsigned reg)
  * guest bytes it came from are unchanged. Its tag (below) says where it came
  * from and when those bytes were last seen unchanged. */
 #define BLOCK_INSNS 16
-/* Each vCPU caches 1 << bits blocks, two-way set associative: 15 for a VM
- * (32 768 blocks, 44 MiB of address space, touched as used: Linux sending
- * over TCP, its kernel with dd and nc, overflows 8 192 and decodes seven
- * times as many blocks), 13 for popek exec's one program, whose start-up
- * would pay for the larger tag array. */
-#define BLOCK_CACHE_BITS_VM   15
+/* Each vCPU caches 1 << bits blocks, two-way set associative: 17 for a VM
+ * (131 072 blocks, 176 MiB of address space, touched as used: Linux sending
+ * over TCP, its kernel with dd and nc, runs some 40 000 distinct blocks, and
+ * 32 768 decoded 1.2 M blocks a second time per 400 M instructions, where
+ * this decodes 33 000, and evicted their translations), 13 for popek exec's
+ * one program, whose start-up would pay for the larger tag array. */
+#define BLOCK_CACHE_BITS_VM   17
 #define BLOCK_CACHE_BITS_EXEC 13
 
 struct block {
@@ -314,9 +315,13 @@ struct block {
 	 * jump straight in; NULL when none. Evicting it bumps chain_epoch,
 	 * which unlinks every jump to it. */
 	void *jit_code;
-	uint8_t code[BLOCK_INSNS * 15];
+	/* The fields above and the first instruction's handler share the
+	 * block's first cache line: running a block touches that line, then
+	 * one per instruction it interprets; the bytes, only compared after an
+	 * epoch change, come last. */
 	struct insn insn[BLOCK_INSNS + 1]; /* + block_end */
-};
+	uint8_t code[BLOCK_INSNS * 15];
+} __attribute__((aligned(64)));
 
 /* The lookup half of a block, kept apart so that the tags of a set share a
  * cache line and a lookup touches no block it does not run. */
@@ -324,7 +329,8 @@ struct block_tag {
 	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
 	uint64_t rip;
 	uint64_t epoch; /* validation epoch in which the bytes last matched */
-	int64_t key;	/* code_key() */
+	int32_t key;	/* code_key() */
+	bool global;	/* validated on global pages only: epoch is gcode_epoch's */
 };
 
 /* One access to guest-physical space that is not RAM. An instruction makes up
@@ -411,11 +417,18 @@ struct soft_cpu {
 	 * a page walk, and every 256 batches. (A CPL change selects other
 	 * blocks: code_key.) */
 	uint64_t code_epoch;
-	/* Advances with code_epoch and when a translated block is evicted: what
-	 * a chained jump into a translation compares (jit/translate.c), so an
-	 * eviction unlinks every jump without every cached block having to be
-	 * compared with guest memory again. */
+	/* The same for blocks on global pages (the kernel's): it advances with
+	 * code_epoch except at flushes that keep global translations (CR3
+	 * writes), so a context switch leaves their validation standing. */
+	uint64_t gcode_epoch;
+	/* Advance with code_epoch and gcode_epoch and when a translated block
+	 * is evicted: what a chained jump into a translation compares
+	 * (jit/translate.c), so an eviction unlinks every jump without every
+	 * cached block having to be compared with guest memory again. Steps of
+	 * two, chain_epoch even and gchain_epoch odd, so that a link's epoch
+	 * matches only the counter it was taken from. */
 	uint64_t chain_epoch;
+	uint64_t gchain_epoch;
 	uint64_t code_bit; /* this vCPU's bit in the code words */
 	uint32_t batches;  /* run_batch calls, for the periodic revalidation */
 	bool stop;	   /* end the block after this instruction (exit, code written) */
@@ -458,15 +471,36 @@ static inline uint64_t epoch_now(const struct soft_cpu *c)
 	return __atomic_load_n(&c->code_epoch, __ATOMIC_RELAXED);
 }
 
-static inline void epoch_bump(struct soft_cpu *c)
+static inline uint64_t gepoch_now(const struct soft_cpu *c)
 {
-	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&c->chain_epoch, 1, __ATOMIC_RELAXED);
+	return __atomic_load_n(&c->gcode_epoch, __ATOMIC_RELAXED);
+}
+
+/* The epoch a block's tag is valid in. */
+static inline uint64_t tag_epoch(const struct soft_cpu *c, const struct block_tag *t)
+{
+	return t->global ? gepoch_now(c) : epoch_now(c);
 }
 
 static inline void chain_bump(struct soft_cpu *c)
 {
-	__atomic_fetch_add(&c->chain_epoch, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->chain_epoch, 2, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->gchain_epoch, 2, __ATOMIC_RELAXED);
+}
+
+static inline void epoch_bump(struct soft_cpu *c)
+{
+	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->gcode_epoch, 1, __ATOMIC_RELAXED);
+	chain_bump(c);
+}
+
+/* A flush that keeps global translations: only blocks on other pages, and
+ * jumps into them, revalidate. */
+static inline void epoch_bump_local(struct soft_cpu *c)
+{
+	__atomic_fetch_add(&c->code_epoch, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->chain_epoch, 2, __ATOMIC_RELAXED);
 }
 
 /* Linear address of RIP and its set in the block cache. */
@@ -501,7 +535,7 @@ static inline struct block *next_block(struct soft_cpu *c)
 	unsigned set = block_set(c, lin);
 	const struct block_tag *t = &c->tags[set * 2];
 	for (int w = 0; w < 2; w++)
-		if (t[w].epoch == epoch_now(c) && t[w].lin == lin && t[w].rip == c->rip &&
+		if (t[w].epoch == tag_epoch(c, &t[w]) && t[w].lin == lin && t[w].rip == c->rip &&
 		    t[w].key == code_key(c)) {
 			c->block_mru[set] = (uint8_t)w;
 			return &c->blocks[set * 2 + w];

@@ -60,8 +60,10 @@ void jit_flush(struct soft_cpu *c)
 	struct jit *j = c->jit;
 	for (int i = 0; i < j->nentries; i++) {
 		struct jit_entry *t = &j->entry[i];
-		if ((void *)t->b->insn[0].fn == t->code)
+		if ((void *)t->b->insn[0].fn == t->code) {
 			t->b->insn[0].fn = t->orig;
+			t->b->runs = 0; /* still hot, it is translated again */
+		}
 		if (t->b->jit_code == t->body)
 			t->b->jit_code = NULL;
 	}

@@ -16,11 +16,14 @@ struct soft_cpu;
 struct block;
 struct insn;
 
-#define JIT_CODE_SIZE  (4u << 20) /* per vCPU; flushed whole when full */
-#define JIT_MAX_BLOCKS 32768
+/* Per vCPU, flushed whole when full: 4 MiB held a fraction of what a Linux
+ * kernel sending over TCP keeps hot, and was flushed every 2 s. */
+#define JIT_CODE_SIZE  (32u << 20)
+#define JIT_MAX_BLOCKS 65536
 #define JIT_MAX_LINKS  (2 * JIT_MAX_BLOCKS) /* a Jcc's two exits */
-#define JIT_IND_BITS   9		    /* entries of the indirect-branch table */
-#define JIT_EXIT_IND   (-1)		    /* jit_exit after a RET found no entry */
+/* Entries of the indirect-branch table: a kernel has thousands of return sites. */
+#define JIT_IND_BITS 12
+#define JIT_EXIT_IND (-1) /* jit_exit after a RET found no entry */
 /* Runs before a block is translated: most blocks a Linux boot decodes run a
  * few times only (it decodes over a million), and translating costs more
  * than decoding. */

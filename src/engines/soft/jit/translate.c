@@ -666,10 +666,11 @@ static bool tr_imul(struct tr *t, const struct insn *d)
  * enter the translation of the block at its target, once execution got
  * there through run_block; a RET looks its target up in the indirect-branch
  * table. Entering another block is what run_block would do, so it is done
- * only when run_block would not stop: chain_epoch is the one the link was
- * made in, with the target validated in the code epoch then (eviction, a
- * TLB flush, a write to cached code by any vCPU or device all bump it, so
- * that unlinks every jump at once), no
+ * only when run_block would not stop: the chain epoch of the target's kind
+ * is the one the link was made in, with the target validated in its code
+ * epoch then (eviction, a TLB flush — for global pages one that drops
+ * global translations —, a write to cached code by any vCPU or device all
+ * bump it, so that unlinks every jump at once), no
  * interrupt, event or kick wants the vCPU, and the chain's instructions stay
  * within run_block's budget. Otherwise the exit returns to run_block with
  * RIP the target and jit_exit saying which exit to link. */
@@ -730,14 +731,27 @@ static void emit_out(struct tr *t, struct outs *o, int32_t exit)
 	emit_u8(&t->e, 0xc3); /* ret */
 }
 
+/* Whether the jit_target at rdx + off was linked in the current chain epoch
+ * of its kind (chain_epoch or, for a block on global pages, gchain_epoch:
+ * the two never hold the same value); out if not. */
+static void chain_check(struct tr *t, struct outs *o, int32_t off)
+{
+	struct emit *e = &t->e;
+	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(chain_epoch));
+	uint8_t *now = emit_jcc(e, 0x4); /* je */
+	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(gchain_epoch));
+	out_if(t, o, 0x5);
+	if (now)
+		emit_patch(now, e->p);
+}
+
 /* Through the jit_target at rdx + off (rdx kept by the checks): its epoch,
  * then enter_checks, then into its block. */
 static void enter_target(struct tr *t, struct outs *o, int32_t off)
 {
 	struct emit *e = &t->e;
-	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(chain_epoch));
-	out_if(t, o, 0x5);
+	chain_check(t, o, off);
 	enter_checks(t, o);
 	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, end));
 	emit_store(e, 8, H_RAX, FIELD(rip));
@@ -757,9 +771,7 @@ static void emit_loop(struct tr *t, struct outs *o)
 	struct emit *e = &t->e;
 	t->loop = t->cache;
 	t->looped = true;
-	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, (int32_t)offsetof(struct jit_link, to.epoch));
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(code_epoch));
-	out_if(t, o, 0x5);
+	chain_check(t, o, (int32_t)offsetof(struct jit_link, to));
 	enter_checks(t, o);
 	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
 	if (!same)
@@ -1212,9 +1224,10 @@ void jit_link(struct soft_cpu *c, struct block *b)
 		return;
 	const struct block_tag *tag = &c->tags[b - c->blocks];
 	uint64_t rip = b->insn[0].start;
-	if (tag->lin != rip || tag->rip != rip || tag->epoch != epoch_now(c))
+	if (tag->lin != rip || tag->rip != rip || tag->epoch != tag_epoch(c, tag))
 		return; /* not cached (not in RAM), or not validated now */
-	uint64_t chain = __atomic_load_n(&c->chain_epoch, __ATOMIC_RELAXED);
+	uint64_t chain =
+	    __atomic_load_n(tag->global ? &c->gchain_epoch : &c->chain_epoch, __ATOMIC_RELAXED);
 	struct jit_target to = {.epoch = chain, .end = b->end, .b = b, .code = b->jit_code};
 	if (x == JIT_EXIT_IND) {
 		j->ind[jit_ind_hash(rip)] = (struct jit_ind){.rip = rip, .key = tag->key, .to = to};
