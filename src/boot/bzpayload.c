@@ -55,9 +55,9 @@ static int xz_decode(const uint8_t *in, size_t inlen, uint8_t *out, size_t outle
 					       &out_pos, outlen);
 	if (r == LZMA_OK && out_pos == outlen)
 		return 0;
-	const char *why = r == LZMA_OK		    ? "ends early"
+	const char *why = r == LZMA_OK		     ? "ends early"
 			  : r == LZMA_MEMLIMIT_ERROR ? "needs more than 64 MiB to decode"
-			  : r == LZMA_BUF_ERROR	    ? "is truncated or runs past its declared size"
+			  : r == LZMA_BUF_ERROR	     ? "is truncated or runs past its declared size"
 			  : r == LZMA_FORMAT_ERROR || r == LZMA_OPTIONS_ERROR
 			      ? "uses a format or filter liblzma does not know"
 			  : r == LZMA_MEM_ERROR ? "cannot be decoded: out of memory"
@@ -90,8 +90,9 @@ static const struct codec {
 	decode_fn *decode;
 } codecs[] = {
     {"gzip", "\x1f\x8b", 2, gzip_decode},
-    {"xz", "\xfd"
-	   "7zXZ",
+    {"xz",
+     "\xfd"
+     "7zXZ",
      6, xz_decode}, /* the sixth byte is the NUL */
     {"zstd", "\x28\xb5\x2f\xfd", 4, zstd_decode},
     {"lzma", "\x5d\x00\x00", 3, NULL},
@@ -100,8 +101,8 @@ static const struct codec {
     {"lz4", "\x02\x21\x4c\x18", 4, NULL},
 };
 
-int bzpayload_decompress(const uint8_t *p, size_t len, uint64_t max, uint8_t **out,
-			 size_t *outlen, char *err, size_t errlen)
+int bzpayload_decompress(const uint8_t *p, size_t len, uint64_t max, uint8_t **out, size_t *outlen,
+			 char *err, size_t errlen)
 {
 	*out = NULL;
 	*outlen = 0;

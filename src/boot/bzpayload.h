@@ -14,7 +14,7 @@
  * trailer); more than max bytes is refused. gzip, xz and zstd are decoded;
  * other codecs, corrupt or truncated data return -1 with err naming the codec
  * and the problem. */
-int bzpayload_decompress(const uint8_t *p, size_t len, uint64_t max, uint8_t **out,
-			 size_t *outlen, char *err, size_t errlen);
+int bzpayload_decompress(const uint8_t *p, size_t len, uint64_t max, uint8_t **out, size_t *outlen,
+			 char *err, size_t errlen);
 
 #endif
