@@ -55,14 +55,19 @@ static int xz_decode(const uint8_t *in, size_t inlen, uint8_t *out, size_t outle
 					       &out_pos, outlen);
 	if (r == LZMA_OK && out_pos == outlen)
 		return 0;
-	const char *why = r == LZMA_OK		     ? "ends early"
-			  : r == LZMA_MEMLIMIT_ERROR ? "needs more than 64 MiB to decode"
-			  : r == LZMA_BUF_ERROR	     ? "is truncated or runs past its declared size"
-			  : r == LZMA_FORMAT_ERROR || r == LZMA_OPTIONS_ERROR
-			      ? "uses a format or filter liblzma does not know"
-			  : r == LZMA_MEM_ERROR ? "cannot be decoded: out of memory"
-						: "is corrupt";
-	snprintf(err, errlen, "xz data %s (after %zu of %zu bytes)", why, out_pos, outlen);
+	/* On an error liblzma leaves the positions as they were. */
+	if (r == LZMA_OK)
+		snprintf(err, errlen, "xz data ends early after %zu of %zu bytes", out_pos, outlen);
+	else if (r == LZMA_MEMLIMIT_ERROR)
+		snprintf(err, errlen, "xz data needs more than %llu MiB to decode",
+			 XZ_MEMLIMIT >> 20);
+	else
+		snprintf(err, errlen, "xz data %s",
+			 r == LZMA_BUF_ERROR ? "is truncated or runs past its declared size"
+			 : r == LZMA_FORMAT_ERROR || r == LZMA_OPTIONS_ERROR
+			     ? "uses a format or filter liblzma does not know"
+			 : r == LZMA_MEM_ERROR ? "cannot be decoded: out of memory"
+					       : "is corrupt");
 	return -1;
 }
 
