@@ -21,11 +21,7 @@ bz_boot() {
 		--cmdline "console=ttyS0 earlyprintk=ttyS0 panic=-1 cryptomgr.notests" "$@" \
 		</dev/null >/dev/null 2>"$TMP/$name.err" &
 	pid=$!
-	for _ in $(seq 600); do
-		grep -q "$until" "$TMP/$name.console" 2>/dev/null && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.5
-	done
+	wait_for "$TMP/$name.console" "$until" $pid 600
 	kill $pid 2>/dev/null
 	wait $pid 2>/dev/null
 }

@@ -598,6 +598,13 @@ static void test_bzpayload_corrupt(void **state)
 			q[i] ^= 0x5a;
 		assert_int_equal(decompress(q, plen, 1 << 20, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, names[c]));
+		/* Such a payload is left to the kernel's own decompressor,
+		 * which reports the damage in the guest. */
+		size_t len;
+		uint8_t *img = make_bzimage_with(q, plen, &len);
+		assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+		assert_in_guest_path(f, img);
+		free(img);
 
 		/* Truncated: the stream is cut short, the size kept at the end. */
 		for (size_t keep = 6; keep < plen - 4; keep = keep * 2 + 1) {
@@ -607,17 +614,6 @@ static void test_bzpayload_corrupt(void **state)
 			assert_non_null(strstr(err, names[c]));
 		}
 		assert_int_equal(decompress(p, 3, 1 << 20, err, sizeof(err)), -1);
-
-		/* A corrupt payload leaves the kernel to its own decompressor,
-		 * which reports the damage in the guest. */
-		memcpy(q, p, plen);
-		for (size_t i = 16; i + 8 < plen; i += 7)
-			q[i] ^= 0x5a;
-		size_t len;
-		uint8_t *img = make_bzimage_with(q, plen, &len);
-		assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
-		assert_in_guest_path(f, img);
-		free(img);
 		free(q);
 		free(p);
 	}
