@@ -7,14 +7,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Decompress the payload p (len bytes, as the setup header's payload_offset
- * and payload_length give it) into a malloc'd buffer *out of *outlen bytes:
- * the vmlinux ELF, perhaps with relocations after it. The decompressed size
- * is the payload's last 4 bytes, as Linux's build appends it (gzip's own
- * trailer); more than max bytes is refused. gzip, xz and zstd are decoded;
- * other codecs, corrupt or truncated data return -1 with err naming the codec
- * and the problem. */
-int bzpayload_decompress(const uint8_t *p, size_t len, uint64_t max, uint8_t **out, size_t *outlen,
-			 char *err, size_t errlen);
+/* A payload being decoded front to back, straight to where its bytes go. */
+struct bzpayload;
+
+/* Start decoding the payload p (len bytes, as the setup header's
+ * payload_offset and payload_length give it): the vmlinux ELF, perhaps with
+ * relocations after it. *size is its decompressed size, the payload's last
+ * 4 bytes as Linux's build appends them (gzip's own trailer); more than max
+ * is refused. gzip, xz and zstd are decoded; another codec, or a size out of
+ * bounds, returns NULL with err naming the codec and the problem. */
+struct bzpayload *bzpayload_open(const uint8_t *p, size_t len, uint64_t max, uint64_t *size,
+				 char *err, size_t errlen);
+/* The next n bytes of the output into dst, or past them if dst is NULL.
+ * Returns 0, or -1 with err if the data is corrupt or ends before them. */
+int bzpayload_read(struct bzpayload *z, uint8_t *dst, uint64_t n, char *err, size_t errlen);
+/* Decode the rest: the stream must end exactly at the declared size, its
+ * own check (CRC, checksum) passing. Returns 0 or -1 with err. */
+int bzpayload_finish(struct bzpayload *z, char *err, size_t errlen);
+void bzpayload_close(struct bzpayload *z);
 
 #endif

@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -165,36 +164,31 @@ static uint64_t low_ram_end(const struct guest_mem *mem)
 	return mem->range[0].size;
 }
 
-/* The segments at their physical addresses and the 64-bit entry; nothing
- * is written to guest RAM unless the whole image fits. */
-static int vmlinux_place(struct boot_args *a, const struct elf_image *e, struct kernel_placement *k,
-			 char *err, size_t errlen)
+/* The 64-bit entry, a physical address inside a segment. */
+static int vmlinux_entry(const struct elf_image *e, struct kernel_placement *k, char *err,
+			 size_t errlen)
 {
 	/* Linux links e_entry as the physical address of startup_64; accept a
 	 * virtual one too and translate it through its segment. */
-	bool found = false;
-	for (int i = 0; i < e->nsegs && !found; i++)
+	for (int i = 0; i < e->nsegs; i++)
 		if (e->entry - e->seg[i].paddr < e->seg[i].memsz) {
 			k->entry = e->entry;
-			found = true;
+			return 0;
 		}
-	for (int i = 0; i < e->nsegs && !found; i++)
+	for (int i = 0; i < e->nsegs; i++)
 		if (e->entry - e->seg[i].vaddr < e->seg[i].memsz) {
 			k->entry = e->entry - e->seg[i].vaddr + e->seg[i].paddr;
-			found = true;
+			return 0;
 		}
-	if (!found) {
-		snprintf(err, errlen, "vmlinux entry point %#llx lies outside every segment",
-			 (unsigned long long)e->entry);
-		return -1;
-	}
-	return boot_load_elf(a, e, &k->end, err, errlen);
+	snprintf(err, errlen, "vmlinux entry point %#llx lies outside every segment",
+		 (unsigned long long)e->entry);
+	return -1;
 }
 
 static int vmlinux_load(struct boot_args *a, const struct elf_image *e, uint8_t *zp,
 			struct kernel_placement *k, char *err, size_t errlen)
 {
-	if (vmlinux_place(a, e, k, err, errlen))
+	if (boot_load_elf(a, e, &k->end, err, errlen) || vmlinux_entry(e, k, err, errlen))
 		return -1;
 	/* No setup header in a vmlinux: write the fields startup_64 and the
 	 * early boot code read, as the kernel's own PVH entry does. */
@@ -308,9 +302,34 @@ static int bzimage_place(struct boot_args *a, uint64_t setup_size, uint64_t sys_
 	return 0;
 }
 
+/* The vmlinux's segments decoded straight into guest RAM, in file order
+ * (as Linux lays them out), the gaps between them skipped. */
+static int unpack_segments(struct boot_args *a, struct bzpayload *z, const struct elf_image *e,
+			   uint64_t pos, char *err, size_t errlen)
+{
+	for (int i = 0; i < e->nsegs; i++) {
+		const struct elf_segment *s = &e->seg[i];
+		if (s->offset < pos) {
+			snprintf(err, errlen,
+				 "ELF segment %d at offset %#llx is not after the one before it", i,
+				 (unsigned long long)s->offset);
+			return -1;
+		}
+		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
+		if (bzpayload_read(z, NULL, s->offset - pos, err, errlen) ||
+		    bzpayload_read(z, dst, s->filesz, err, errlen))
+			return -1;
+		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+		pos = s->offset + s->filesz;
+	}
+	return 0;
+}
+
 /* The payload decompressed here and its vmlinux loaded as a vmlinux is: at
  * its link-time physical address, so the relocations appended to it (for
- * the decompressor's KASLR) are not needed. */
+ * the decompressor's KASLR) are not needed. Guest RAM is written only once
+ * the headers are valid; if the data then proves corrupt the caller falls
+ * back to the in-guest path, which overwrites what the kernel uses. */
 static int bzimage_unpack(struct boot_args *a, uint64_t setup_size, uint64_t sys_size,
 			  struct kernel_placement *k, char *err, size_t errlen)
 {
@@ -324,22 +343,28 @@ static int bzimage_unpack(struct boot_args *a, uint64_t setup_size, uint64_t sys
 			 (unsigned long long)sys_size);
 		return -1;
 	}
-	uint64_t max = le32(img + HDR_INIT_SIZE);
+	uint64_t max = le32(img + HDR_INIT_SIZE), size;
 	if (max > low_ram_end(a->mem))
 		max = low_ram_end(a->mem);
-	struct boot_args elf = *a;
-	uint8_t *buf;
-	if (bzpayload_decompress(img + setup_size + off, len, max, &buf, &elf.kernel_len, err,
-				 errlen))
+	struct bzpayload *z = bzpayload_open(img + setup_size + off, len, max, &size, err, errlen);
+	if (!z)
 		return -1;
-	elf.kernel = buf;
+	/* The ELF and program headers: Linux puts its first segment 2 MiB in. */
+	uint8_t head[4096];
+	uint64_t hlen = size < sizeof(head) ? size : sizeof(head);
 	struct elf_image e;
-	char why[200];
-	int r = vmlinux_parse(buf, elf.kernel_len, &e, why, sizeof(why)) ||
-		vmlinux_place(&elf, &e, k, why, sizeof(why));
-	if (r)
-		snprintf(err, errlen, "its decompressed payload: %s", why);
-	free(buf);
+	int r = bzpayload_read(z, head, hlen, err, errlen);
+	if (!r) {
+		char why[200] = "ELF is 32-bit: not an x86-64 vmlinux";
+		if (elf_parse_head(head, hlen, size, &e, why, sizeof(why)) || !e.is64 ||
+		    vmlinux_entry(&e, k, why, sizeof(why)) ||
+		    boot_check_elf(a, &e, &k->end, why, sizeof(why))) {
+			snprintf(err, errlen, "the vmlinux in its payload: %s", why);
+			r = -1;
+		}
+	}
+	r = r || unpack_segments(a, z, &e, hlen, err, errlen) || bzpayload_finish(z, err, errlen);
+	bzpayload_close(z);
 	return r ? -1 : 0;
 }
 
