@@ -234,7 +234,7 @@ int bzpayload_read(struct bzpayload *z, uint8_t *dst, uint64_t n, char *err, siz
 	char why[200] = "";
 	int r = 0;
 	if (n > z->size - z->pos) {
-		snprintf(why, sizeof(why), "%llu bytes asked for past its declared size",
+		snprintf(why, sizeof(why), "a read of %llu bytes runs past its declared size",
 			 (unsigned long long)n);
 		r = -1;
 	}
