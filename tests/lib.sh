@@ -66,6 +66,18 @@ grows_on() {
 	return 1
 }
 
+# wait_for FILE PATTERN PID [TRIES]: poll (every 0.5 s, TRIES times, default
+# 120) until FILE holds PATTERN (0) or PID has exited (1).
+wait_for() {
+	local file=$1 pat=$2 pid=$3 n=${4:-120}
+	for _ in $(seq "$n"); do
+		grep -q -- "$pat" "$file" 2>/dev/null && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.5
+	done
+	return 1
+}
+
 # A python scenario's log (one "ok NAME" / "FAIL NAME: why" line per check,
 # "scenario took" at its end) as passes and failures; rc is its exit status.
 scenario_report() {

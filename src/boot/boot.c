@@ -50,22 +50,30 @@ int boot_check_range(const struct boot_args *a, uint64_t gpa, uint64_t len, cons
 	return 0;
 }
 
-int boot_load_elf(const struct boot_args *a, const struct elf_image *e, uint64_t *end, char *err,
-		  size_t errlen)
+int boot_check_elf(const struct boot_args *a, const struct elf_image *e, uint64_t *end, char *err,
+		   size_t errlen)
 {
 	*end = 0;
 	for (int i = 0; i < e->nsegs; i++) {
 		const struct elf_segment *s = &e->seg[i];
 		if (boot_check_range(a, s->paddr, s->memsz, "kernel segment", err, errlen))
 			return -1;
+		if (s->paddr + s->memsz > *end)
+			*end = s->paddr + s->memsz;
 	}
+	return 0;
+}
+
+int boot_load_elf(const struct boot_args *a, const struct elf_image *e, uint64_t *end, char *err,
+		  size_t errlen)
+{
+	if (boot_check_elf(a, e, end, err, errlen))
+		return -1;
 	for (int i = 0; i < e->nsegs; i++) {
 		const struct elf_segment *s = &e->seg[i];
 		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
 		memcpy(dst, a->kernel + s->offset, s->filesz);
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
-		if (s->paddr + s->memsz > *end)
-			*end = s->paddr + s->memsz;
 	}
 	return 0;
 }

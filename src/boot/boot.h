@@ -32,7 +32,11 @@ int boot_load_image(struct boot_args *a, struct cpu_state *bsp, char *err, size_
 
 /* --- shared by the protocol implementations (multiboot.c, pvh.c, ...) --- */
 
-/* Copy the PT_LOAD segments to their physical addresses; *end = highest byte + 1. */
+/* Check that the PT_LOAD segments fit at their physical addresses (as
+ * boot_check_range); *end = highest byte + 1. */
+int boot_check_elf(const struct boot_args *a, const struct elf_image *e, uint64_t *end, char *err,
+		   size_t errlen);
+/* Check, then copy the PT_LOAD segments to their physical addresses. */
 int boot_load_elf(const struct boot_args *a, const struct elf_image *e, uint64_t *end, char *err,
 		  size_t errlen);
 /* Check that [gpa, gpa+len) is RAM and clear of popek's boot structures. */

@@ -33,6 +33,12 @@ bool elf_is_elf(const uint8_t *img, size_t len)
 
 int elf_parse(const uint8_t *img, size_t len, struct elf_image *e, char *err, size_t errlen)
 {
+	return elf_parse_head(img, len, len, e, err, errlen);
+}
+
+int elf_parse_head(const uint8_t *img, size_t len, uint64_t filelen, struct elf_image *e, char *err,
+		   size_t errlen)
+{
 	memset(e, 0, sizeof(*e));
 	if (len < 52 || !elf_is_elf(img, len)) {
 		snprintf(err, errlen, "not an ELF file");
@@ -87,7 +93,7 @@ int elf_parse(const uint8_t *img, size_t len, struct elf_image *e, char *err, si
 		}
 		if (type != PT_LOAD && type != PT_NOTE)
 			continue;
-		if (s.offset > len || s.filesz > len - s.offset) {
+		if (s.offset > filelen || s.filesz > filelen - s.offset) {
 			snprintf(err, errlen, "ELF segment %u extends past the end of the file", i);
 			return -1;
 		}

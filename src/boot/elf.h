@@ -34,7 +34,12 @@ struct elf_image {
 bool elf_is_elf(const uint8_t *img, size_t len);
 /* Validate headers and PT_LOAD/PT_NOTE segments against the file. */
 int elf_parse(const uint8_t *img, size_t len, struct elf_image *out, char *err, size_t errlen);
-/* Find a note by owner name and type; returns false if absent. */
+/* The same with only the file's first hdrlen bytes at hdr (they must hold
+ * the ELF and program headers) and filelen the whole file's length. */
+int elf_parse_head(const uint8_t *hdr, size_t hdrlen, uint64_t filelen, struct elf_image *out,
+		   char *err, size_t errlen);
+/* Find a note by owner name and type (img: the whole file); returns false
+ * if absent. */
 bool elf_find_note(const uint8_t *img, const struct elf_image *e, const char *owner, uint32_t type,
 		   struct elf_note *out);
 

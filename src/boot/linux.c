@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "boot/bzpayload.h"
 #include "boot/layout.h"
 #include "boot/memmap.h"
 
@@ -35,6 +36,8 @@ enum {
 	HDR_RELOCATABLE = 0x234,
 	HDR_XLOADFLAGS = 0x236,
 	HDR_CMDLINE_SIZE = 0x238,
+	HDR_PAYLOAD_OFFSET = 0x248,
+	HDR_PAYLOAD_LENGTH = 0x24c,
 	HDR_PREF_ADDRESS = 0x258,
 	HDR_INIT_SIZE = 0x260,
 	HDR_MIN_END = 0x264 + 4, /* through init_size: what protocol 2.12 guarantees */
@@ -161,29 +164,32 @@ static uint64_t low_ram_end(const struct guest_mem *mem)
 	return mem->range[0].size;
 }
 
+/* The 64-bit entry, a physical address inside a segment. */
+static int vmlinux_entry(const struct elf_image *e, struct kernel_placement *k, char *err,
+			 size_t errlen)
+{
+	/* Linux links e_entry as the physical address of startup_64; accept a
+	 * virtual one too and translate it through its segment. */
+	for (int i = 0; i < e->nsegs; i++)
+		if (e->entry - e->seg[i].paddr < e->seg[i].memsz) {
+			k->entry = e->entry;
+			return 0;
+		}
+	for (int i = 0; i < e->nsegs; i++)
+		if (e->entry - e->seg[i].vaddr < e->seg[i].memsz) {
+			k->entry = e->entry - e->seg[i].vaddr + e->seg[i].paddr;
+			return 0;
+		}
+	snprintf(err, errlen, "vmlinux entry point %#llx lies outside every segment",
+		 (unsigned long long)e->entry);
+	return -1;
+}
+
 static int vmlinux_load(struct boot_args *a, const struct elf_image *e, uint8_t *zp,
 			struct kernel_placement *k, char *err, size_t errlen)
 {
-	if (boot_load_elf(a, e, &k->end, err, errlen))
+	if (boot_load_elf(a, e, &k->end, err, errlen) || vmlinux_entry(e, k, err, errlen))
 		return -1;
-	/* Linux links e_entry as the physical address of startup_64; accept a
-	 * virtual one too and translate it through its segment. */
-	bool found = false;
-	for (int i = 0; i < e->nsegs && !found; i++)
-		if (e->entry - e->seg[i].paddr < e->seg[i].memsz) {
-			k->entry = e->entry;
-			found = true;
-		}
-	for (int i = 0; i < e->nsegs && !found; i++)
-		if (e->entry - e->seg[i].vaddr < e->seg[i].memsz) {
-			k->entry = e->entry - e->seg[i].vaddr + e->seg[i].paddr;
-			found = true;
-		}
-	if (!found) {
-		snprintf(err, errlen, "vmlinux entry point %#llx lies outside every segment",
-			 (unsigned long long)e->entry);
-		return -1;
-	}
 	/* No setup header in a vmlinux: write the fields startup_64 and the
 	 * early boot code read, as the kernel's own PVH entry does. */
 	put16(zp + HDR_BOOT_FLAG, BOOT_FLAG_MAGIC);
@@ -200,11 +206,11 @@ static int vmlinux_load(struct boot_args *a, const struct elf_image *e, uint8_t 
 
 /* ---- bzImage ---- */
 
-static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placement *k, char *err,
-			size_t errlen)
+/* The checks both ways of loading a bzImage need: *setup_size is where its
+ * protected-mode kernel starts in the file, *sys_size how long it is. */
+static int bzimage_check(const uint8_t *img, size_t len, uint64_t *setup_size, uint64_t *sys_size,
+			 char *err, size_t errlen)
 {
-	const uint8_t *img = a->kernel;
-	size_t len = a->kernel_len;
 	if (len < HDR_MIN_END) {
 		snprintf(err, errlen, "bzImage truncated: %zu bytes cannot hold a setup header",
 			 len);
@@ -230,15 +236,39 @@ static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placemen
 		return -1;
 	}
 	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
-	uint64_t setup_size = (setup_sects + 1ull) * 512;
-	uint64_t sys_size = (uint64_t)le32(img + HDR_SYSSIZE) * 16;
-	if (!sys_size || setup_size > len || sys_size > len - setup_size) {
+	*setup_size = (setup_sects + 1ull) * 512;
+	*sys_size = (uint64_t)le32(img + HDR_SYSSIZE) * 16;
+	if (!*sys_size || *setup_size > len || *sys_size > len - *setup_size) {
 		snprintf(err, errlen,
 			 "bzImage truncated: its header describes %llu bytes but the file has %zu",
-			 (unsigned long long)(setup_size + sys_size), len);
+			 (unsigned long long)(*setup_size + *sys_size), len);
 		return -1;
 	}
+	return 0;
+}
 
+/* The kernel reads its own setup header back from the zero page, whichever
+ * way it was loaded. */
+static void bzimage_header(const uint8_t *img, uint8_t *zp, struct kernel_placement *k)
+{
+	uint64_t hdr_end = HDR_MAGIC + img[HDR_JUMP + 1];
+	if (hdr_end < HDR_MIN_END)
+		hdr_end = HDR_MIN_END;
+	if (hdr_end > HDR_MAX_END)
+		hdr_end = HDR_MAX_END;
+	memcpy(zp + HDR_SETUP_SECTS, img + HDR_SETUP_SECTS, hdr_end - HDR_SETUP_SECTS);
+	zp[HDR_LOADFLAGS] |= LOADED_HIGH;
+	k->initrd_max = le32(img + HDR_INITRD_ADDR_MAX);
+	if (!k->initrd_max)
+		k->initrd_max = INITRD_MAX_LEGACY;
+	k->cmdline_max = le32(img + HDR_CMDLINE_SIZE);
+}
+
+/* The protected-mode kernel, compressed, where it decompresses itself. */
+static int bzimage_place(struct boot_args *a, uint64_t setup_size, uint64_t sys_size,
+			 struct kernel_placement *k, char *err, size_t errlen)
+{
+	const uint8_t *img = a->kernel;
 	uint64_t ram_end = low_ram_end(a->mem);
 	uint64_t init_size = le32(img + HDR_INIT_SIZE);
 	if (init_size < sys_size)
@@ -267,22 +297,97 @@ static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placemen
 		return -1;
 	}
 	memcpy(gpa_ptr(a->mem, load, sys_size), img + setup_size, sys_size);
-
-	uint64_t hdr_end = HDR_MAGIC + img[HDR_JUMP + 1];
-	if (hdr_end < HDR_MIN_END)
-		hdr_end = HDR_MIN_END;
-	if (hdr_end > HDR_MAX_END)
-		hdr_end = HDR_MAX_END;
-	memcpy(zp + HDR_SETUP_SECTS, img + HDR_SETUP_SECTS, hdr_end - HDR_SETUP_SECTS);
-	zp[HDR_LOADFLAGS] |= LOADED_HIGH;
-
 	k->entry = load + ENTRY64_OFFSET;
 	k->end = run + init_size;
-	k->initrd_max = le32(img + HDR_INITRD_ADDR_MAX);
-	if (!k->initrd_max)
-		k->initrd_max = INITRD_MAX_LEGACY;
-	k->cmdline_max = le32(img + HDR_CMDLINE_SIZE);
 	return 0;
+}
+
+/* The vmlinux's segments decoded straight into guest RAM, in file order
+ * (as Linux lays them out), the gaps between them skipped. */
+static int unpack_segments(struct boot_args *a, struct bzpayload *z, const struct elf_image *e,
+			   uint64_t pos, char *err, size_t errlen)
+{
+	for (int i = 0; i < e->nsegs; i++) {
+		const struct elf_segment *s = &e->seg[i];
+		if (s->offset < pos) {
+			snprintf(err, errlen,
+				 "ELF segment %d at offset %#llx is not after the one before it", i,
+				 (unsigned long long)s->offset);
+			return -1;
+		}
+		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
+		if (bzpayload_read(z, NULL, s->offset - pos, err, errlen) ||
+		    bzpayload_read(z, dst, s->filesz, err, errlen))
+			return -1;
+		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+		pos = s->offset + s->filesz;
+	}
+	return 0;
+}
+
+/* The payload decompressed here and its vmlinux loaded as a vmlinux is: at
+ * its link-time physical address, so the relocations appended to it (for
+ * the decompressor's KASLR) are not needed. Guest RAM is written only once
+ * the headers are valid; if the data then proves corrupt the caller falls
+ * back to the in-guest path, which overwrites what the kernel uses. */
+static int bzimage_unpack(struct boot_args *a, uint64_t setup_size, uint64_t sys_size,
+			  struct kernel_placement *k, char *err, size_t errlen)
+{
+	const uint8_t *img = a->kernel;
+	uint64_t off = le32(img + HDR_PAYLOAD_OFFSET), len = le32(img + HDR_PAYLOAD_LENGTH);
+	if (!len || off > sys_size || len > sys_size - off) {
+		snprintf(err, errlen,
+			 "the setup header's payload (%llu bytes at %llu) is not inside the "
+			 "%llu-byte kernel",
+			 (unsigned long long)len, (unsigned long long)off,
+			 (unsigned long long)sys_size);
+		return -1;
+	}
+	uint64_t max = le32(img + HDR_INIT_SIZE), size;
+	if (max > low_ram_end(a->mem))
+		max = low_ram_end(a->mem);
+	struct bzpayload *z = bzpayload_open(img + setup_size + off, len, max, &size, err, errlen);
+	if (!z)
+		return -1;
+	/* The ELF and program headers: Linux puts its first segment 2 MiB in. */
+	uint8_t head[4096];
+	uint64_t hlen = size < sizeof(head) ? size : sizeof(head);
+	struct elf_image e;
+	int r = bzpayload_read(z, head, hlen, err, errlen);
+	if (!r) {
+		char why[200] = "ELF is 32-bit: not an x86-64 vmlinux";
+		if (elf_parse_head(head, hlen, size, &e, why, sizeof(why)) || !e.is64 ||
+		    vmlinux_entry(&e, k, why, sizeof(why)) ||
+		    boot_check_elf(a, &e, &k->end, why, sizeof(why))) {
+			snprintf(err, errlen, "the vmlinux in its payload: %s", why);
+			r = -1;
+		}
+	}
+	r = r || unpack_segments(a, z, &e, hlen, err, errlen) || bzpayload_finish(z, err, errlen);
+	bzpayload_close(z);
+	return r ? -1 : 0;
+}
+
+static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placement *k, char *err,
+			size_t errlen)
+{
+	uint64_t setup_size, sys_size;
+	if (bzimage_check(a->kernel, a->kernel_len, &setup_size, &sys_size, err, errlen))
+		return -1;
+	bzimage_header(a->kernel, zp, k);
+	char why[300] = "--decompress guest";
+	if (!a->cfg->guest_decompress &&
+	    !bzimage_unpack(a, setup_size, sys_size, k, why, sizeof(why))) {
+		if (a->cfg->verbose)
+			fprintf(stderr,
+				"popek: bzImage payload decompressed on the host, vmlinux "
+				"entered at %#llx\n",
+				(unsigned long long)k->entry);
+		return 0;
+	}
+	if (a->cfg->verbose)
+		fprintf(stderr, "popek: bzImage decompresses itself in the guest: %s\n", why);
+	return bzimage_place(a, setup_size, sys_size, k, err, errlen);
 }
 
 /* ---- common: command line, initrd, e820, entry state ---- */

@@ -239,6 +239,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_NET,
 		O_FS,
 		O_VSOCK,
+		O_VERBOSE,
+		O_DECOMPRESS,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -264,8 +266,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"mem", required_argument, NULL, O_MEM},
 	    {"cpus", required_argument, NULL, O_CPUS},
 	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
+	    {"verbose", no_argument, NULL, O_VERBOSE},
+	    {"decompress", required_argument, NULL, O_DECOMPRESS},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 9; /* from --net on */
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 11; /* from --net on */
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -299,6 +303,14 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			break;
 		case O_MEM_HUGEPAGES:
 			cfg->mem_hugepages = true;
+			break;
+		case O_VERBOSE:
+			cfg->verbose = true;
+			break;
+		case O_DECOMPRESS:
+			if (strcmp(optarg, "host") && strcmp(optarg, "guest"))
+				return usage_error("--decompress %s: use host or guest", optarg);
+			cfg->guest_decompress = !strcmp(optarg, "guest");
 			break;
 		case O_CPUS:
 			errno = 0;

@@ -92,6 +92,8 @@ struct vm_config {
 	enum console_kind console;
 	const char *console_path;
 	bool stats;
+	bool verbose;	       /* --verbose: say which way the kernel was loaded */
+	bool guest_decompress; /* --decompress guest: a bzImage decompresses itself */
 	bool jit; /* soft engine: translate guest code (--jit, default on unless POPEK_JIT=off) */
 	int ndisks;
 	struct disk_config disk[MAX_DISKS];

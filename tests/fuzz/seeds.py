@@ -10,8 +10,11 @@ bytes), and the first 16 KiB of images/vmlinuz; snapshot seeds come from
 real snapshots of a tiny guest (the directories given). The campaign merges
 these into tests/fuzz/corpus/, so this only runs when seeds change.
 """
+import lzma
 import os
+import shutil
 import struct
+import subprocess
 import sys
 import zlib
 
@@ -306,6 +309,33 @@ def boot_seeds():
         save(t, 'bzimage-head', bz)
 
 
+def bzpayload_seeds():
+    # A bzImage payload as Linux's build makes it: the (here shrunken)
+    # vmlinux compressed, the decompressed size appended for xz and zstd.
+    elf = shrink_elf(open(os.path.join(ROOT, 'images', 'vmlinux'), 'rb').read(1 << 26), 256)
+    size = struct.pack('<I', len(elf))
+    gz = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    save('bzpayload', 'gzip', gz.compress(elf) + gz.flush())
+    xz = lzma.compress(elf, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
+                       filters=[{'id': lzma.FILTER_X86}, {'id': lzma.FILTER_LZMA2, 'preset': 1}])
+    save('bzpayload', 'xz', xz + size)
+    if shutil.which('zstd'):
+        zst = subprocess.run(['zstd', '-19', '-c'], input=elf, capture_output=True, check=True).stdout
+        save('bzpayload', 'zstd', zst + size)
+    save('bzpayload', 'lz4', b'\x02\x21\x4c\x18' + bytes(60) + size)
+    # images/vmlinuz's setup and payload header around that xz payload.
+    bz = open(os.path.join(ROOT, 'images', 'vmlinuz'), 'rb').read()
+    setup = ((bz[0x1f1] or 4) + 1) * 512
+    off = struct.unpack_from('<I', bz, 0x248)[0]
+    head = bytearray(bz[:setup + off])
+    body = xz + size
+    body += bytes(-(off + len(body)) % 16)
+    struct.pack_into('<I', head, 0x1f4, (off + len(body)) // 16)
+    struct.pack_into('<I', head, 0x24c, len(xz) + 4)
+    for t in ('boot', 'linux'):
+        save(t, 'bzimage-xz', bytes(head) + body)
+
+
 def snapshot_seeds():
     for i, d in enumerate(SNAPS):
         meta = open(os.path.join(d, 'snapshot.json'), 'rb').read()
@@ -367,6 +397,7 @@ device_seeds()
 vsock_seeds()
 net_frame_seeds()
 boot_seeds()
+bzpayload_seeds()
 snapshot_seeds()
 control_seeds()
 virtqueue_seeds()

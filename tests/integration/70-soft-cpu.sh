@@ -58,11 +58,7 @@ if [ -f "$POPEK_ROOT/images/vmlinux" ]; then
 		--initrd "$POPEK_ROOT/images/initramfs.cpio.gz" --console "file:$log" \
 		--cmdline "console=ttyS0 panic=-1 cryptomgr.notests" </dev/null >/dev/null 2>&1 &
 	pid=$!
-	for _ in $(seq 120); do
-		grep -q "popek-guest: init ready" "$log" 2>/dev/null && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.5
-	done
+	wait_for "$log" "popek-guest: init ready" $pid
 	kill $pid 2>/dev/null
 	wait $pid 2>/dev/null
 	if grep -q "x86/fpu: Enabled xstate features 0x3, context size is 576 bytes, using 'standard' format" "$log" &&

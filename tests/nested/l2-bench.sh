@@ -75,9 +75,12 @@ time_boot() {
 	[ -n "$l3log" ] && awk -v l="$label" '{ print "  | " l ": " $0 }' /tmp/guest.log
 }
 
+# popek_boot LABEL IMAGE [popek args...]
 popek_boot() {
-	time_boot "popek-$1" popek run --engine kvm --mem ${mem}M --kernel "/images/$1" \
-		--initrd $initrd --cmdline "$cmdline"
+	label=$1 image=$2
+	shift 2
+	time_boot "$label" popek run --engine kvm --mem ${mem}M --kernel "/images/$image" \
+		--initrd $initrd --cmdline "$cmdline" "$@"
 }
 # -nodefaults: no NIC, VGA or monitor, so no option ROM to load; the default
 # machine (pc, i440fx) with SeaBIOS for the bzImage and PVH for the vmlinux.
@@ -109,20 +112,21 @@ time_hello() {
 
 # Interleaved, so a drift in the L2's speed affects every variant alike.
 variants=$(param variants | tr , ' ')
-: "${variants:=popek-vmlinux popek-vmlinuz qemu-vmlinux qemu-vmlinuz popek-hello qemu-hello}"
+: "${variants:=popek-vmlinux popek-vmlinuz popek-vmlinuz-guest qemu-vmlinux qemu-vmlinuz popek-hello qemu-hello}"
 i=0
 while [ $i -lt "$runs" ]; do
 	for v in $variants; do
 		case $v in
 		popek-hello) time_hello $v popek run --engine kvm --mem 128M --kernel /guests/hello.elf ;;
-		popek-*) popek_boot "${v#popek-}" ;;
+		popek-vmlinuz-guest) popek_boot $v vmlinuz --decompress guest ;;
+		popek-*) popek_boot $v "${v#popek-}" ;;
 		qemu-hello)
 			time_hello $v qemu-system-x86_64 -accel kvm -M microvm -m 128M -nodefaults \
 				-no-user-config -display none -serial stdio -no-reboot \
 				-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel /guests/hello.elf
 			;;
 		qemu-*) qemu_boot "${v#qemu-}" ;;
-		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, qemu-vmlinux, qemu-vmlinuz, popek-hello or qemu-hello)" ;;
+		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, popek-vmlinuz-guest, qemu-vmlinux, qemu-vmlinuz, popek-hello or qemu-hello)" ;;
 		esac
 	done
 	i=$((i + 1))

@@ -46,6 +46,15 @@ static void run_options(void **state)
 	assert_int_equal(c.console, CONSOLE_FILE);
 	assert_string_equal(c.console_path, "/tmp/x");
 	assert_true(c.stats);
+	assert_false(c.verbose);
+	assert_false(c.guest_decompress);
+	char *more[] = {"run", "--kernel", "k", "--verbose", "--decompress", "guest", NULL};
+	assert_int_equal(cli_parse_run(6, more, &c), 0);
+	assert_true(c.verbose);
+	assert_true(c.guest_decompress);
+	more[5] = "host";
+	assert_int_equal(cli_parse_run(6, more, &c), 0);
+	assert_false(c.guest_decompress);
 }
 
 static void run_option_errors(void **state)
@@ -58,6 +67,8 @@ static void run_option_errors(void **state)
 	assert_int_not_equal(cli_parse_run(5, a2, &c), 0);
 	char *a3[] = {"run", "stray", NULL};
 	assert_int_not_equal(cli_parse_run(2, a3, &c), 0);
+	char *a4[] = {"run", "--kernel", "k", "--decompress", "both", NULL};
+	assert_int_equal(cli_parse_run(5, a4, &c), EXIT_CODE_USAGE);
 }
 
 /* A file linux_probe takes for a bzImage ("HdrS" at 0x202), or plain bytes. */

@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lzma.h>
+#include <zlib.h>
+#include <zstd.h>
 
+#include "boot/bzpayload.h"
 #include "boot/layout.h"
 #include "boot/linux.h"
 #include "boot/memmap.h"
@@ -78,6 +82,7 @@ struct fixture {
 	struct guest_mem mem;
 	struct vm_config cfg;
 	struct cpu_state st;
+	bool guest_decompress; /* --decompress guest */
 	char err[256];
 };
 
@@ -104,6 +109,7 @@ static int load(struct fixture *f, const uint8_t *img, size_t len, const uint8_t
 {
 	vm_config_defaults(&f->cfg);
 	f->cfg.cmdline = cmdline;
+	f->cfg.guest_decompress = f->guest_decompress;
 	struct boot_args a = {.cfg = &f->cfg,
 			      .mem = &f->mem,
 			      .ncpus = 1,
@@ -388,6 +394,283 @@ static void test_vmlinux_bad(void **state)
 	free(img);
 }
 
+/* ---- bzImages whose payload popek decompresses ---- */
+
+enum codec { GZIP, XZ, ZSTD };
+
+/* in compressed as Linux's build does it: gzip -9, xz with the x86 BCJ
+ * filter and a CRC32 check, zstd with its checksum; xz and zstd get the
+ * size appended. */
+static uint8_t *pack(enum codec c, const uint8_t *in, size_t len, size_t *outlen)
+{
+	size_t cap = len + len / 2 + 1024;
+	uint8_t *out = malloc(cap);
+	size_t n = 0;
+	if (c == GZIP) {
+		z_stream z = {0};
+		assert_int_equal(
+		    deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+		z.next_in = (Bytef *)(uintptr_t)in;
+		z.avail_in = (uInt)len;
+		z.next_out = out;
+		z.avail_out = (uInt)cap;
+		assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+		n = z.total_out;
+		deflateEnd(&z);
+		*outlen = n;
+		return out; /* gzip's trailer ends with the size */
+	}
+	if (c == XZ) {
+		lzma_options_lzma opt;
+		assert_false(lzma_lzma_preset(&opt, 1));
+		lzma_filter filters[] = {
+		    {LZMA_FILTER_X86, NULL}, {LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, NULL}};
+		assert_int_equal(lzma_stream_buffer_encode(filters, LZMA_CHECK_CRC32, NULL, in, len,
+							   out, &n, cap),
+				 LZMA_OK);
+	} else {
+		ZSTD_CCtx *z = ZSTD_createCCtx();
+		assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1)));
+		n = ZSTD_compress2(z, out, cap, in, len);
+		assert_false(ZSTD_isError(n));
+		ZSTD_freeCCtx(z);
+	}
+	put32(out + n, (uint32_t)len);
+	*outlen = n + 4;
+	return out;
+}
+
+enum { PAYLOAD_OFFSET = 0x100 };
+
+/* make_bzimage's layout with payload (compressed) at PAYLOAD_OFFSET of the
+ * protected-mode kernel, as the kernel's header_64 says where it is. */
+static uint8_t *make_bzimage_with(const uint8_t *payload, size_t plen, size_t *len)
+{
+	size_t sys = (PAYLOAD_OFFSET + plen + 15) & ~(size_t)15;
+	uint8_t *img = make_bzimage(len);
+	img = realloc(img, SETUP_SIZE + sys);
+	memset(img + SETUP_SIZE, 0x90, sys);
+	memcpy(img + SETUP_SIZE + PAYLOAD_OFFSET, payload, plen);
+	put32(img + 0x1f4, (uint32_t)(sys / 16));
+	put32(img + 0x248, PAYLOAD_OFFSET);
+	put32(img + 0x24c, (uint32_t)plen);
+	*len = SETUP_SIZE + sys;
+	return img;
+}
+
+static uint8_t *packed_vmlinux_bzimage(enum codec c, size_t *len)
+{
+	size_t elf_len, plen;
+	uint8_t *elf = make_vmlinux(&elf_len, "Linux");
+	uint8_t *payload = pack(c, elf, elf_len, &plen);
+	uint8_t *img = make_bzimage_with(payload, plen, len);
+	free(payload);
+	free(elf);
+	return img;
+}
+
+/* Booted from the compressed kernel the in-guest decompressor would run. */
+static void assert_in_guest_path(struct fixture *f, const uint8_t *img)
+{
+	assert_int_equal(f->st.rip, 16 * MiB + 0x200);
+	assert_memory_equal(gpa_ptr(&f->mem, 16 * MiB, 64), img + SETUP_SIZE, 64);
+}
+
+static void test_bzpayload_codecs(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t initrd[5000];
+	for (enum codec c = GZIP; c <= ZSTD; c++) {
+		size_t len;
+		uint8_t *img = packed_vmlinux_bzimage(c, &len);
+		memset(gpa_ptr(&f->mem, 16 * MiB, 0x5000), 0xff, 0x5000);
+		assert_int_equal(load(f, img, len, initrd, sizeof(initrd), "quiet"), 0);
+		/* The vmlinux's own entry, segments and cleared bss. */
+		assert_int_equal(f->st.rip, 16 * MiB);
+		const uint8_t *k = gpa_ptr(&f->mem, 16 * MiB, 0x5000);
+		assert_int_equal(k[0], 0xcc);
+		assert_int_equal(k[0xfff], 0xcc);
+		assert_int_equal(k[0x1000], 0);
+		assert_int_equal(k[0x4fff], 0);
+		/* The zero page has the bzImage's own header, not a vmlinux's. */
+		const uint8_t *zp = gpa_ptr(&f->mem, BOOT_INFO, 4096);
+		assert_int_equal(get16(zp + 0x206), 0x020f);
+		assert_int_equal(get32(zp + 0x238), 2047);
+		assert_int_equal(get32(zp + 0x248), PAYLOAD_OFFSET);
+		assert_int_equal(get32(zp + 0x24c), get32(img + 0x24c));
+		assert_int_equal(get32(zp + 0x260), 8 * MiB);
+		assert_true(zp[0x211] & 1);
+		assert_int_equal(get32(zp + 0x228), BOOT_CMDLINE);
+		/* The initrd is clear of the kernel. */
+		assert_true(get32(zp + 0x218) >= 16 * MiB + 0x5000);
+		free(img);
+	}
+}
+
+static void test_bzpayload_guest_decompress(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = packed_vmlinux_bzimage(XZ, &len);
+	f->guest_decompress = true;
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_in_guest_path(f, img);
+	free(img);
+}
+
+static void test_bzpayload_unknown_codec(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *name, *magic;
+	} others[] = {
+	    {"lz4", "\x02\x21\x4c\x18"},
+	    {"lzma", "\x5d\x00\x00"},
+	    {"bzip2", "BZh9"},
+	    {"lzo", "\x89LZO"},
+	};
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		uint8_t payload[256] = {0};
+		memcpy(payload, others[i].magic, strlen(others[i].magic) + 1);
+		put32(payload + sizeof(payload) - 4, 0x3000);
+		char err[256];
+		uint64_t size;
+		assert_null(
+		    bzpayload_open(payload, sizeof(payload), 1 << 20, &size, err, sizeof(err)));
+		assert_non_null(strstr(err, others[i].name));
+		size_t len;
+		uint8_t *img = make_bzimage_with(payload, sizeof(payload), &len);
+		assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+		assert_in_guest_path(f, img);
+		free(img);
+	}
+}
+
+/* Decompress p whole: 0 if it decodes to exactly want (want_len bytes),
+ * or -1. Read in pieces and skips, as the loader reads a vmlinux. */
+static int decompress(const uint8_t *p, size_t len, uint64_t max, const uint8_t *want,
+		      size_t want_len, char *err, size_t errlen)
+{
+	uint64_t size;
+	struct bzpayload *z = bzpayload_open(p, len, max, &size, err, errlen);
+	if (!z)
+		return -1;
+	uint8_t *out = calloc(1, size);
+	int r = bzpayload_read(z, out, 100, err, errlen) ||
+		bzpayload_read(z, NULL, 1000, err, errlen) ||
+		bzpayload_read(z, out + 1100, size - 1100, err, errlen) ||
+		bzpayload_finish(z, err, errlen);
+	bzpayload_close(z);
+	if (!r) {
+		assert_int_equal(size, want_len);
+		assert_memory_equal(out, want, 100);
+		assert_memory_equal(out + 1100, want + 1100, size - 1100);
+	}
+	free(out);
+	return r ? -1 : 0;
+}
+
+static void test_bzpayload_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	static const char *names[] = {"gzip", "xz", "zstd"};
+	size_t elf_len;
+	uint8_t *elf = make_vmlinux(&elf_len, "Linux");
+	for (enum codec c = GZIP; c <= ZSTD; c++) {
+		size_t plen;
+		uint8_t *p = pack(c, elf, elf_len, &plen);
+		char err[256];
+		assert_int_equal(decompress(p, plen, 1 << 20, elf, elf_len, err, sizeof(err)), 0);
+
+		/* More than the bound, or nothing, declared. */
+		assert_int_equal(decompress(p, plen, elf_len - 1, elf, elf_len, err, sizeof(err)),
+				 -1);
+		assert_non_null(strstr(err, "declares"));
+		uint8_t *q = malloc(plen);
+		memcpy(q, p, plen);
+		put32(q + plen - 4, 0);
+		assert_int_equal(decompress(q, plen, 1 << 20, elf, elf_len, err, sizeof(err)), -1);
+		/* A declared size that is wrong either way (gzip's own check
+		 * catches that, the others' stream ends elsewhere). */
+		put32(q + plen - 4, (uint32_t)elf_len - 1);
+		assert_int_equal(decompress(q, plen, 1 << 20, elf, elf_len, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, names[c]));
+		put32(q + plen - 4, (uint32_t)elf_len + 1);
+		assert_int_equal(decompress(q, plen, 1 << 20, elf, elf_len, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, names[c]));
+
+		/* Flipped bits inside the stream: its check or its decoder
+		 * refuses it. */
+		memcpy(q, p, plen);
+		for (size_t i = 16; i + 8 < plen; i += 7)
+			q[i] ^= 0x5a;
+		assert_int_equal(decompress(q, plen, 1 << 20, elf, elf_len, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, names[c]));
+		/* Such a payload is left to the kernel's own decompressor,
+		 * which reports the damage in the guest. */
+		size_t len;
+		uint8_t *img = make_bzimage_with(q, plen, &len);
+		assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+		assert_in_guest_path(f, img);
+		free(img);
+
+		/* Truncated: the stream is cut short, the size kept at the end. */
+		for (size_t keep = 6; keep < plen - 4; keep = keep * 2 + 1) {
+			memcpy(q, p, keep);
+			memcpy(q + keep, p + plen - 4, 4);
+			assert_int_equal(
+			    decompress(q, keep + 4, 1 << 20, elf, elf_len, err, sizeof(err)), -1);
+			assert_non_null(strstr(err, names[c]));
+		}
+		assert_int_equal(decompress(p, 3, 1 << 20, elf, elf_len, err, sizeof(err)), -1);
+		free(q);
+		free(p);
+	}
+	free(elf);
+}
+
+/* A payload that decompresses but is no loadable vmlinux, or a payload the
+ * header places outside the kernel: the in-guest path. */
+static void test_bzpayload_not_vmlinux(void **state)
+{
+	struct fixture *f = *state;
+	size_t elf_len, plen, len;
+	uint8_t *elf = make_vmlinux(&elf_len, "Linux");
+	elf[4] = 1; /* ELF32 */
+	uint8_t *p = pack(GZIP, elf, elf_len, &plen);
+	uint8_t *img = make_bzimage_with(p, plen, &len);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_in_guest_path(f, img);
+	free(img);
+	free(p);
+	free(elf);
+
+	elf = make_vmlinux(&elf_len, "Linux");
+	put64(elf + 64 + 24, 64 * MiB - 0x4000); /* 20 KiB do not fit in 16 */
+	put64(elf + 0x18, 64 * MiB - 0x4000);
+	p = pack(ZSTD, elf, elf_len, &plen);
+	img = make_bzimage_with(p, plen, &len);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_in_guest_path(f, img);
+	put32(img + 0x24c, 0xffffff00); /* payload_length past the kernel */
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_in_guest_path(f, img);
+	free(img);
+	free(p);
+	free(elf);
+
+	/* A segment among the headers: the stream has passed it already. */
+	elf = make_vmlinux(&elf_len, "Linux");
+	put64(elf + 64 + 8, 0x800);
+	p = pack(XZ, elf, elf_len, &plen);
+	img = make_bzimage_with(p, plen, &len);
+	assert_int_equal(load(f, img, len, NULL, 0, NULL), 0);
+	assert_in_guest_path(f, img);
+	free(img);
+	free(p);
+	free(elf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +684,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dispatch_prefers_linux, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bzpayload_codecs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bzpayload_guest_decompress, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bzpayload_unknown_codec, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bzpayload_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bzpayload_not_vmlinux, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
