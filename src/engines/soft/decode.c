@@ -306,6 +306,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	unsigned set = block_set(c, lin);
 	struct block_tag *t = &c->tags[set * 2];
 	uint8_t *p = NULL;
+	int stale = -1; /* the way whose block is the one at RIP, changed since */
 	for (int w = 0; w < 2; w++) {
 		if (t[w].lin != lin || t[w].rip != rip || t[w].key != code_key(c))
 			continue;
@@ -323,8 +324,10 @@ struct block *fetch_block(struct soft_cpu *c)
 			if (!p)
 				continue;
 			code_page_mark(c, lin); /* first: a write after it notifies */
-			if (!still_there(c, lin, p, k))
+			if (!still_there(c, lin, p, k)) {
+				stale = w;
 				continue;
+			}
 			t[w].global = on_global(c, lin, k);
 			t[w].epoch = t[w].global ? gepoch : epoch;
 			counter_add(&c->stat_revalidated, 1);
@@ -332,7 +335,8 @@ struct block *fetch_block(struct soft_cpu *c)
 		c->block_mru[set] = (uint8_t)w;
 		return k;
 	}
-	int victim = !c->block_mru[set];
+	/* the stale block, else the less recently used one */
+	int victim = stale >= 0 ? stale : !c->block_mru[set];
 	c->block_mru[set] = (uint8_t)victim;
 	t += victim;
 	struct block *b = &c->blocks[set * 2 + victim];

@@ -443,9 +443,12 @@ static __attribute__((noinline)) void run_batch(struct soft_cpu *c)
 	/* A guest that runs code another vCPU or a device wrote without the
 	 * serialization x86 asks for (a spin on a flag, then a jump) still sees
 	 * it within a bounded number of instructions, as hardware's snooping
-	 * would make it: every 256 batches (about a million instructions) all
-	 * cached code is compared again, at negligible cost. */
-	if ((++c->batches & 255) == 0)
+	 * would make it: every 4096 batches (some 16 M instructions) all
+	 * cached code is compared again. (Writes by vCPUs and devices already
+	 * reach the holders at once, code_written and soft_ram_written: this
+	 * is the bound for any that did not; each costs every translated
+	 * jump's link, so not more often.) */
+	if ((++c->batches & 4095) == 0)
 		epoch_bump(c);
 	do {
 		n += run_block(c, BATCH - n);
