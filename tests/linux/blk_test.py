@@ -187,11 +187,15 @@ try:
         may answer them out of order); cut() runs while they are under way.
         Returns (they still ran when cut, their exit statuses, the sha256
         written, the sha256 read back)."""
+        stat = "$(awk '{print $7}' /sys/block/%s/stat)" % dev
         vm.run("dd if=/dev/urandom of=/tmp/w bs=1M count=48 2>/dev/null; rm -f /tmp/dd.*; "
-               "for k in 0 1 2 3 4 5 6 7; do (dd if=/tmp/w of=/dev/%s bs=16k skip=$((k*384)) "
-               "seek=$((k*384)) count=384 oflag=direct 2>/dev/null; echo $? >/tmp/dd.$k) & "
-               "done" % dev)
-        time.sleep(1)
+               "s0=%s; for k in 0 1 2 3 4 5 6 7; do (dd if=/tmp/w of=/dev/%s bs=4k skip=$((k*1536)) "
+               "seek=$((k*1536)) count=1536 oflag=direct 2>/dev/null; echo $? >/tmp/dd.$k) & "
+               "done" % (stat, dev))
+        # Cut as soon as the writes reach the disk (its sectors written, the
+        # 7th field of its stat, grow), not after a fixed time that a faster
+        # guest outruns.
+        vm.run("for i in $(seq 200); do [ %s -gt $s0 ] && break; sleep 0.05; done" % stat)
         running = vm.run("ls /tmp/dd.* 2>/dev/null | wc -l") == "0"
         cut()
         st = vm.run("wait; cat /tmp/dd.*", 180).split()
