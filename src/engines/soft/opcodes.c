@@ -230,7 +230,7 @@ const struct opcode opcodes[4][256] =
 		[0xc3] = {.shape = M, .in_block = ALL},
 		[0xc4 ... 0xc6] = {.shape = M | I8, .in_block = ALL},
 		[0xc7] = {.shape = M, .in_block = ALL},
-		[0xc8 ... 0xcf] = {.in_block = ALL},
+		[0xc8 ... 0xcf] = {.fast = FAST_BSWAP, .in_block = ALL},
 		[0xd0 ... 0xff] = {.shape = M, .in_block = ALL},
 	    },
 	[2] =

@@ -266,6 +266,7 @@ enum fast_form {
 	FAST_ALU8_AL,	/* ... AL, imm8 */
 	FAST_ALU8_IMM,	/* group 1: ... r/m8, imm8 (80) */
 	FAST_TEST8_IMM, /* TEST r/m8, imm8 (F6 /0) */
+	FAST_BSWAP,	/* 0F C8+r: also translated only */
 };
 struct opcode {
 	uint8_t fast;	 /* enum fast_form */

@@ -146,9 +146,41 @@ void emit_imul_imm(struct emit *e, int reg, int32_t imm)
 
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr)
 {
+	if (size == 2)
+		emit_u8(e, 0x66); /* operand-size prefix, before REX */
 	rex(e, size == 8, reg, ptr);
 	emit_u8(e, store ? 0x89 : 0x8b);
 	emit_u8(e, (uint8_t)((reg & 7) << 3 | (ptr & 7)));
+}
+
+void emit_ext_rr(struct emit *e, int size, uint8_t op, int ext, int reg)
+{
+	rex(e, size == 8, 0, reg);
+	emit_u8(e, op);
+	modrm_rr(e, ext, reg);
+}
+
+void emit_ext_ind(struct emit *e, int size, uint8_t op, int ext, int ptr)
+{
+	rex(e, size == 8, 0, ptr);
+	emit_u8(e, op);
+	emit_u8(e, (uint8_t)((ext & 7) << 3 | (ptr & 7)));
+}
+
+void emit_bswap(struct emit *e, int size, int reg)
+{
+	rex(e, size == 8, 0, reg);
+	emit_u8(e, 0x0f);
+	emit_u8(e, (uint8_t)(0xc8 | (reg & 7)));
+}
+
+void emit_bt_mem(struct emit *e, int32_t disp, uint8_t bit)
+{
+	rex(e, true, 0, 0);
+	emit_u8(e, 0x0f);
+	emit_u8(e, 0xba);
+	rdi_disp(e, 4, disp);
+	emit_u8(e, bit);
 }
 
 void emit_imul_rr(struct emit *e, int size, int dst, int src)

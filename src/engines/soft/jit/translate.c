@@ -9,9 +9,10 @@
  * never faults and exceptions stay precise without a map from host code.
  *
  * The rule for an instruction comes from the opcode table: its fast-handler
- * family (struct opcode's fast) indexes rules[] below. Only instructions for
- * which choose_fast() found a handler are translated, so prefixes, modes and
- * operand sizes it rejects stay with the interpreter, as do 16-bit forms. */
+ * family (struct opcode's fast) indexes rules[] below. For most families
+ * only instructions for which choose_fast() found a handler are translated,
+ * so prefixes, modes and operand sizes it rejects stay with the interpreter;
+ * the rules marked own check their forms and sizes themselves. */
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -301,16 +302,23 @@ static void get_reg8(struct tr *t, const struct insn *d, int host, int r)
 	emit_movzx(&t->e, 1, host, host, false);
 }
 
+/* The bits of guest register r outside keep = host (rcx or rdx, zero-extended,
+ * shifted left by shift), the bits in keep kept; clobbers rax. */
+static void put_part(struct tr *t, int host, int r, int32_t keep, uint8_t shift)
+{
+	get_reg(t, 8, H_RAX, r);
+	emit_and_imm(&t->e, H_RAX, keep);
+	if (shift)
+		emit_shift_imm(&t->e, 8, 4, host, shift);
+	emit_alu_rr(&t->e, 0x09, H_RAX, host);
+	put_reg(t, H_RAX, r);
+}
+
 /* byte register r = host (rcx or rdx, zero-extended), the rest kept */
 static void put_reg8(struct tr *t, const struct insn *d, int host, int r)
 {
 	bool high = high_byte(d, r);
-	get_reg(t, 8, H_RAX, high ? r - 4 : r);
-	emit_and_imm(&t->e, H_RAX, high ? ~0xff00 : ~0xff);
-	if (high)
-		emit_shift_imm(&t->e, 8, 4, host, 8);
-	emit_alu_rr(&t->e, 0x09, H_RAX, host);
-	put_reg(t, H_RAX, high ? r - 4 : r);
+	put_part(t, host, high ? r - 4 : r, high ? ~0xff00 : ~0xff, high ? 8 : 0);
 }
 
 /* Whether the flags of the instruction being translated are stored: the
@@ -320,7 +328,8 @@ static bool flags_live(const struct tr *t)
 	return !t->dead[t->k];
 }
 
-/* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
+/* The lazy flags of rax = rdx op rcx (lazy() in soft.h); lf LF_NONE: an
+ * operation known at run time only, in r11 (ADC, SBB). */
 static void set_lazy(struct tr *t, uint32_t lf, int size)
 {
 	struct emit *e = &t->e;
@@ -329,13 +338,24 @@ static void set_lazy(struct tr *t, uint32_t lf, int size)
 	t->writes[t->k] = true;
 	if (t->dead[t->k])
 		return;
-	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
+	if (lf == LF_NONE)
+		emit_store(e, 4, H_R11, FIELD(lf_op));
+	else
+		emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
 	emit_store_imm(e, 1, FIELD(lf_size), size);
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
 	if (lf == LF_LOGIC)
 		return;
 	emit_store(e, 8, H_RDX, FIELD(lf_a));
 	emit_store(e, 8, H_RCX, FIELD(lf_b));
+}
+
+static bool host_flags(struct tr *t);
+static void real_flags(struct tr *t);
+
+static bool size48(const struct insn *d)
+{
+	return d->opsize == 4 || d->opsize == 8;
 }
 
 static uint64_t imm_of(const struct insn *d, int size)
@@ -364,6 +384,37 @@ static void alu_emit(struct tr *t, int op, int lf, int size)
 	set_lazy(t, lf, size);
 }
 
+/* ADC and SBB of registers: dst op= src (or the immediate). The carry in
+ * comes from the host's flags where the translation knows what set them,
+ * else from the real flags; it picks the lazy operation at run time, as in
+ * alu(): LF_ADD or LF_SUB + 1 with a carry (LF_ADC, LF_SBB). */
+static bool tr_carry(struct tr *t, const struct insn *d, int op, int dst, int src, bool imm)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	if (d->is_mem)
+		return false;
+	if (!host_flags(t)) {
+		real_flags(t);
+		emit_bt_mem(e, FIELD(fl), 0);
+	}
+	/* nothing from here to the operation changes the host's flags */
+	emit_setcc(e, 0x2, H_R11); /* setc */
+	emit_lea_disp(e, H_R11, H_R11, op == 2 ? LF_ADD : LF_SUB);
+	get_reg(t, size, H_RAX, dst);
+	if (imm)
+		emit_mov_imm(e, H_RCX, imm_of(d, size));
+	else
+		get_reg(t, size, H_RCX, src);
+	if (flags_live(t))
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_op_rr(e, size, op == 2 ? 0x11 : 0x19, H_RAX, H_RCX);
+	t->hf_k = t->k;
+	set_lazy(t, LF_NONE, size); /* the operation is known at run time only */
+	set_reg(t, size, dst);
+	return true;
+}
+
 static bool tr_alu(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
@@ -372,11 +423,17 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	bool test = fam == FAST_TEST || fam == FAST_TEST_AX_I || fam == FAST_GROUP3;
 	bool rax = fam == FAST_ALU_AX_I || fam == FAST_TEST_AX_I;
 	bool imm = rax || fam == FAST_ALU_IMM || fam == FAST_GROUP3;
+	if (!size48(d))
+		return false;
 	if (test)
 		op = 4;
 	bool write = !test && op != 7;
 	if (!alu_op[op])
-		return false; /* ADC, SBB */
+		return tr_carry(t, d, op,
+				fam == FAST_ALU_R_RM ? d->reg
+				: rax		     ? R_RAX
+						     : d->rm,
+				fam == FAST_ALU_R_RM ? d->rm : d->reg, imm);
 	if (d->is_mem && write && fam != FAST_ALU_R_RM) {
 		/* read-modify-write: one probe for writing (a page with a
 		 * write tag is readable), the host address kept in r11 */
@@ -421,10 +478,49 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* 16-bit MOV (89, 8B, C7 /0): a register keeps bits 16-63, as wreg() has it. */
+static bool tr_mov16(struct tr *t, const struct insn *d, int fam)
+{
+	struct emit *e = &t->e;
+	if (fam == FAST_MOV_LOAD) {
+		if (d->is_mem) {
+			ea(t, d, true);
+			probe(t, 2, ACC_READ);
+			emit_movzx(e, 2, H_RCX, H_RAX, true);
+		} else {
+			get_reg(t, 4, H_RCX, d->rm);
+			emit_movzx(e, 2, H_RCX, H_RCX, false);
+		}
+		put_part(t, H_RCX, d->reg, ~0xffff, 0);
+		return true;
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 2, ACC_WRITE);
+	}
+	if (fam == FAST_MOV_STORE)
+		get_reg(t, 4, H_RCX, d->reg);
+	else
+		emit_mov_imm(e, H_RCX, (uint16_t)d->imm);
+	if (d->is_mem) {
+		emit_ind(e, 2, true, H_RCX, H_RAX);
+	} else {
+		emit_movzx(e, 2, H_RCX, H_RCX, false);
+		put_part(t, H_RCX, d->rm, ~0xffff, 0);
+	}
+	return true;
+}
+
 static bool tr_mov(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize, fam = opcode_of(d->op)->fast;
+	if (fam == FAST_MOV_RM_IMM && (d->reg & 7))
+		return false;
+	if (size == 2)
+		return tr_mov16(t, d, fam);
+	if (!size48(d))
+		return false;
 	if (fam == FAST_MOV_LOAD) {
 		rm_load(t, d, size, H_RAX);
 		set_reg(t, size, d->reg);
@@ -532,18 +628,101 @@ static void real_flags(struct tr *t)
 		emit_patch(skip, e->p);
 }
 
-/* INC/DEC keep CF. */
+/* INC/DEC of a register or memory keep CF: with the flags made real, the
+ * host's CF is loaded from them, so the host's INC or DEC leaves the host's
+ * flags the guest's. */
 static bool tr_incdec(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize;
+	if ((d->reg & 7) > 1 || !size48(d))
+		return false;
 	real_flags(t);
-	get_reg(t, size, H_RAX, d->rm);
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, size, ACC_WRITE);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		emit_ind(e, size, false, H_RAX, H_R11);
+	} else {
+		get_reg(t, size, H_RAX, d->rm);
+	}
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
-	emit_alu_rr(e, d->reg & 1 ? 0x29 : 0x01, H_RAX, H_RCX);
+	emit_bt_mem(e, FIELD(fl), 0);
+	emit_ext_rr(e, size, 0xff, d->reg & 1, H_RAX);
+	t->hf_k = t->k;
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
-	set_reg(t, size, d->rm);
+	if (d->is_mem)
+		emit_ind(e, size, true, H_RAX, H_R11);
+	else
+		set_reg(t, size, d->rm);
+	return true;
+}
+
+/* NOT and NEG (F7 /2, /3) of a register or memory; NEG's flags are those of
+ * 0 - the operand (alu()'s SUB), which the host's NEG sets. */
+static bool tr_notneg(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, ext = d->reg & 7;
+	bool neg = ext == 3;
+	if (!d->is_mem && (!neg || !flags_live(t))) { /* in the cached register */
+		if (neg)
+			set_lazy(t, LF_SUB, size);
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_ext_rr(e, size, 0xf7, ext, h);
+		return true;
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, size, ACC_WRITE);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		emit_ind(e, size, false, H_RAX, H_R11);
+	} else {
+		get_reg(t, size, H_RAX, d->rm);
+	}
+	if (neg) {
+		emit_alu_rr(e, 0x89, H_RCX, H_RAX);
+		emit_mov_imm(e, H_RDX, 0);
+	}
+	emit_ext_rr(e, size, 0xf7, ext, H_RAX);
+	if (neg) {
+		t->hf_k = t->k;
+		set_lazy(t, LF_SUB, size);
+	}
+	if (d->is_mem)
+		emit_ind(e, size, true, H_RAX, H_R11);
+	else
+		set_reg(t, size, d->rm);
+	return true;
+}
+
+/* Group 3 of 32 and 64 bits: TEST with an immediate, NOT, NEG (MUL, IMUL,
+ * DIV and IDIV stay interpreted). */
+static bool tr_group3(struct tr *t, const struct insn *d)
+{
+	if (!size48(d))
+		return false;
+	switch (d->reg & 7) {
+	case 0:
+		return tr_alu(t, d);
+	case 2:
+	case 3:
+		return tr_notneg(t, d);
+	default:
+		return false;
+	}
+}
+
+static bool tr_bswap(struct tr *t, const struct insn *d)
+{
+	int r = (d->op & 7) | (d->rex & 1) << 3;
+	if (!size48(d))
+		return false; /* 16 bits: undefined */
+	int h = reg_host(t, r);
+	dst_host(t, r);
+	emit_bswap(&t->e, d->opsize, h);
 	return true;
 }
 
@@ -630,6 +809,33 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 		emit_mov_imm(e, H_RCX, cnt);
 	set_lazy(t, lf[op], size);
 	put_reg(t, H_RAX, d->rm);
+	return true;
+}
+
+/* SHL, SHR, SAR of a register by CL, masked as the host masks it. A count
+ * of 0 changes no flag, so the lazy flags are stored only for another: the
+ * instruction is no flag write to the liveness pass, and what it leaves is
+ * known at run time only. */
+static bool tr_shift_cl(struct tr *t, const struct insn *d)
+{
+	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
+	struct emit *e = &t->e;
+	int size = d->opsize, op = d->reg & 7;
+	if (d->is_mem || !lf[op])
+		return false;
+	get_reg(t, 4, H_RCX, R_RCX);
+	get_reg(t, size, H_RAX, d->rm);
+	emit_and_imm(e, H_RCX, size * 8 - 1);
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_ext_rr(e, size, 0xd3, op, H_RAX);
+	emit_op_rr(e, 4, 0x85, H_RCX, H_RCX); /* test ecx, ecx */
+	uint8_t *zero = emit_jcc(e, 0x4);
+	set_lazy(t, lf[op], size);
+	if (zero)
+		emit_patch(zero, e->p);
+	t->writes[t->k] = false;
+	t->lf = LF_NONE;
+	set_reg(t, size, d->rm);
 	return true;
 }
 
@@ -950,7 +1156,7 @@ static bool host_flags(struct tr *t)
 	if (t->lf == LF_LOGIC && size == 1) {
 		emit_load(e, 4, H_RAX, FIELD(lf_res));
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
-	} else if (size == 1) {					 /* ADD or SUB */
+	} else if (size == 1 && (t->lf == LF_ADD || t->lf == LF_SUB)) {
 		emit_load(e, 4, H_RAX, FIELD(lf_a));
 		emit_load(e, 4, H_RCX, FIELD(lf_b));
 		emit_bytes(e, (const uint8_t[]){t->lf == LF_ADD ? 0x00 : 0x38, 0xc8}, 2);
@@ -961,6 +1167,10 @@ static bool host_flags(struct tr *t)
 		emit_load(e, size, H_RAX, FIELD(lf_a));
 		emit_load(e, size, H_RCX, FIELD(lf_b));
 		emit_op_rr(e, size, t->lf == LF_ADD ? 0x01 : 0x39, H_RAX, H_RCX); /* add, cmp */
+	} else if (t->lf == LF_INC || t->lf == LF_DEC) { /* CF from the real flags */
+		emit_bt_mem(e, FIELD(fl), 0);
+		emit_load(e, size, H_RAX, FIELD(lf_a));
+		emit_ext_rr(e, size, 0xff, t->lf == LF_DEC, H_RAX);
 	} else {
 		return false;
 	}
@@ -1038,41 +1248,64 @@ static bool tr_nop(struct tr *t, const struct insn *d)
 }
 
 typedef bool (*rule)(struct tr *t, const struct insn *d);
-static const rule rules[] = {
-    [FAST_ALU_RM_R] = tr_alu,	 [FAST_ALU_R_RM] = tr_alu,	[FAST_ALU_AX_I] = tr_alu,
-    [FAST_ALU_IMM] = tr_alu,	 [FAST_TEST] = tr_alu,		[FAST_TEST_AX_I] = tr_alu,
-    [FAST_GROUP3] = tr_alu,	 [FAST_MOV_STORE] = tr_mov,	[FAST_MOV_LOAD] = tr_mov,
-    [FAST_MOV_RM_IMM] = tr_mov,	 [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
-    [FAST_MOVSXD] = tr_movsxd,	 [FAST_PUSH] = tr_push,		[FAST_POP] = tr_pop,
-    [FAST_INCDEC] = tr_incdec,	 [FAST_NOP] = tr_nop,		[FAST_SHIFT_I] = tr_shift,
-    [FAST_IMUL_I] = tr_imul,	 [FAST_JCC] = tr_jcc,		[FAST_JMP] = tr_jmp,
-    [FAST_IMUL_RM] = tr_imul,	 [FAST_CALL] = tr_call,		[FAST_MOVZX8] = tr_movzx,
-    [FAST_MOVZX16] = tr_movzx,	 [FAST_RET] = tr_ret,		[FAST_CMOV] = tr_cmov,
-    [FAST_SETCC] = tr_setcc,	 [FAST_SHIFT_1] = tr_shift,	[FAST_TEST8] = tr_test8,
-    [FAST_MOV_STORE8] = tr_mov8, [FAST_MOV_LOAD8] = tr_mov8,	[FAST_MOV8_IMM] = tr_mov8,
-    [FAST_ALU8] = tr_alu8,	 [FAST_ALU8_AL] = tr_alu8,	[FAST_ALU8_IMM] = tr_alu8,
-    [FAST_TEST8_IMM] = tr_alu8,
+/* own: the rule checks its forms and operand size itself; the others take
+ * only instructions that choose_fast gave a handler, of 32 or 64 bits. The
+ * own families include forms the interpreter runs in exec_in_block (bytes,
+ * 16-bit MOV, ADC/SBB, NOT/NEG, INC/DEC of memory, BSWAP). */
+static const struct rule_info {
+	rule fn;
+	bool own;
+} rules[] = {
+    [FAST_ALU_RM_R] = {tr_alu, true},
+    [FAST_ALU_R_RM] = {tr_alu, true},
+    [FAST_ALU_AX_I] = {tr_alu},
+    [FAST_ALU_IMM] = {tr_alu, true},
+    [FAST_TEST] = {tr_alu},
+    [FAST_TEST_AX_I] = {tr_alu},
+    [FAST_GROUP3] = {tr_group3, true},
+    [FAST_MOV_STORE] = {tr_mov, true},
+    [FAST_MOV_LOAD] = {tr_mov, true},
+    [FAST_MOV_RM_IMM] = {tr_mov, true},
+    [FAST_MOV_R_IMM] = {tr_mov_imm},
+    [FAST_LEA] = {tr_lea},
+    [FAST_MOVSXD] = {tr_movsxd},
+    [FAST_PUSH] = {tr_push},
+    [FAST_POP] = {tr_pop},
+    [FAST_INCDEC] = {tr_incdec, true},
+    [FAST_NOP] = {tr_nop},
+    [FAST_SHIFT_I] = {tr_shift},
+    [FAST_SHIFT_1] = {tr_shift},
+    [FAST_SHIFT_CL] = {tr_shift_cl},
+    [FAST_IMUL_I] = {tr_imul},
+    [FAST_IMUL_RM] = {tr_imul},
+    [FAST_JCC] = {tr_jcc},
+    [FAST_JMP] = {tr_jmp},
+    [FAST_CALL] = {tr_call},
+    [FAST_RET] = {tr_ret},
+    [FAST_MOVZX8] = {tr_movzx},
+    [FAST_MOVZX16] = {tr_movzx},
+    [FAST_CMOV] = {tr_cmov},
+    [FAST_SETCC] = {tr_setcc},
+    [FAST_TEST8] = {tr_test8, true},
+    [FAST_MOV_STORE8] = {tr_mov8, true},
+    [FAST_MOV_LOAD8] = {tr_mov8, true},
+    [FAST_MOV8_IMM] = {tr_mov8, true},
+    [FAST_ALU8] = {tr_alu8, true},
+    [FAST_ALU8_AL] = {tr_alu8, true},
+    [FAST_ALU8_IMM] = {tr_alu8, true},
+    [FAST_TEST8_IMM] = {tr_alu8, true},
+    [FAST_BSWAP] = {tr_bswap, true},
 };
-
-/* Byte operations: their rules check the forms themselves, where the others
- * rely on choose_fast having found a handler (which byte forms mostly lack:
- * the interpreter runs them in exec_in_block), and the operand size does
- * not apply. */
-static bool byte_form(unsigned fam)
-{
-	return fam >= FAST_TEST8 || fam == FAST_MOV_STORE8; /* the families at the end */
-}
 
 static rule rule_of(const struct insn *d)
 {
 	unsigned fam = opcode_of(d->op)->fast;
-	if (fam >= sizeof(rules) / sizeof(rules[0]) || d->fn == exec_insn || d->lock)
+	if (fam >= sizeof(rules) / sizeof(rules[0]) || d->fn == exec_insn || d->lock || d->rep)
 		return NULL;
-	if (byte_form(fam))
-		return d->rep ? NULL : rules[fam];
-	if (d->fn == exec_in_block || (d->opsize != 4 && d->opsize != 8))
+	const struct rule_info *r = &rules[fam];
+	if (!r->own && (d->fn == exec_in_block || !size48(d)))
 		return NULL;
-	return rules[fam];
+	return r->fn;
 }
 
 static uint64_t now_ns(void)
