@@ -226,7 +226,7 @@ enum {
  * operand size, register or memory operand and prefixes). */
 enum fast_form {
 	FAST_NONE,
-	FAST_ALU_RM_R, /* ADD/OR/AND/SUB/XOR/CMP r/m, r */
+	FAST_ALU_RM_R, /* ADD/OR/ADC/SBB/AND/SUB/XOR/CMP r/m, r (ADC, SBB: translated only) */
 	FAST_ALU_R_RM, /* ... r, r/m */
 	FAST_ALU_AX_I, /* ... rAX, imm */
 	FAST_ALU_IMM,  /* group 1: ... r/m, imm */
@@ -266,6 +266,8 @@ enum fast_form {
 	FAST_ALU8_AL,	/* ... AL, imm8 */
 	FAST_ALU8_IMM,	/* group 1: ... r/m8, imm8 (80) */
 	FAST_TEST8_IMM, /* TEST r/m8, imm8 (F6 /0) */
+	FAST_TEST8_AL,	/* TEST AL, imm8 */
+	FAST_SHIFT8,	/* shifts of r/m8 by 1 (D0) or imm8 (C0) */
 	FAST_BSWAP,	/* 0F C8+r: also translated only */
 };
 struct opcode {

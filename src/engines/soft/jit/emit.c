@@ -98,6 +98,8 @@ void emit_mov_imm(struct emit *e, int reg, uint64_t imm)
 
 void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src)
 {
+	if (size == 2)
+		emit_u8(e, 0x66);
 	rex(e, size == 8, src, dst);
 	emit_u8(e, op);
 	modrm_rr(e, src, dst);

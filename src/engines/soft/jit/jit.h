@@ -123,7 +123,7 @@ void emit_store(struct emit *e, int size, int reg, int32_t disp); /* [rdi+disp] 
 void emit_store_imm(struct emit *e, int size, int32_t disp, int32_t imm);
 void emit_mov_imm(struct emit *e, int reg, uint64_t imm);
 void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src);		 /* 64-bit dst op= src */
-void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 4 or 8 bytes */
+void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 2, 4 or 8 bytes */
 /* 64-bit reg op [base+disp] with op in its r, r/m form (8B mov, 03 add, 3B cmp) */
 void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp);
 void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);

@@ -163,10 +163,13 @@ static int dst_host(struct tr *t, int r)
 	return cache_host[i];
 }
 
-/* host = guest register r (size 4: zero-extended) */
+/* host = guest register r (sizes 2 and 4: zero-extended) */
 static void get_reg(struct tr *t, int size, int host, int r)
 {
-	emit_op_rr(&t->e, size, 0x89, host, reg_host(t, r));
+	if (size == 2)
+		emit_movzx(&t->e, 2, host, reg_host(t, r), false);
+	else
+		emit_op_rr(&t->e, size, 0x89, host, reg_host(t, r));
 }
 
 /* guest register r = host, all 64 bits */
@@ -275,12 +278,22 @@ static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 	}
 	ea(t, d, true);
 	probe(t, size, ACC_READ);
-	emit_ind(&t->e, size, false, hreg, H_RAX);
+	if (size == 2)
+		emit_movzx(&t->e, 2, hreg, H_RAX, true);
+	else
+		emit_ind(&t->e, size, false, hreg, H_RAX);
 }
 
-/* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63. */
+/* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63,
+ * 16-bit ones keep bits 16-63. */
 static void set_reg(struct tr *t, int size, int r)
 {
+	if (size == 2) { /* bits 16-63 kept, by a MOV of 16 bits: the host's flags stay */
+		int h = reg_host(t, r);
+		dst_host(t, r);
+		emit_op_rr(&t->e, 2, 0x89, h, H_RAX);
+		return;
+	}
 	if (size == 4)
 		emit_zext32(&t->e, H_RAX);
 	put_reg(t, H_RAX, r);
@@ -423,17 +436,16 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	bool test = fam == FAST_TEST || fam == FAST_TEST_AX_I || fam == FAST_GROUP3;
 	bool rax = fam == FAST_ALU_AX_I || fam == FAST_TEST_AX_I;
 	bool imm = rax || fam == FAST_ALU_IMM || fam == FAST_GROUP3;
-	if (!size48(d))
+	int dst = fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm;
+	if (!size48(d) && size != 2)
 		return false;
 	if (test)
 		op = 4;
 	bool write = !test && op != 7;
+	if (!alu_op[op] && size != 2)
+		return tr_carry(t, d, op, dst, fam == FAST_ALU_R_RM ? d->rm : d->reg, imm);
 	if (!alu_op[op])
-		return tr_carry(t, d, op,
-				fam == FAST_ALU_R_RM ? d->reg
-				: rax		     ? R_RAX
-						     : d->rm,
-				fam == FAST_ALU_R_RM ? d->rm : d->reg, imm);
+		return false; /* ADC, SBB of 16 bits */
 	if (d->is_mem && write && fam != FAST_ALU_R_RM) {
 		/* read-modify-write: one probe for writing (a page with a
 		 * write tag is readable), the host address kept in r11 */
@@ -446,13 +458,12 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
-	if (!d->is_mem && !flags_live(t)) {
+	if (!d->is_mem && !flags_live(t) && size != 2) {
 		/* in the cached registers, 32-bit writes zero-extending (CMP and
 		 * TEST leave nothing) */
 		set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
 		if (!write)
 			return true;
-		int dst = fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm;
 		int src = imm ? -1 : reg_host(t, fam == FAST_ALU_R_RM ? d->rm : d->reg);
 		int h = reg_host(t, dst);
 		dst_host(t, dst);
@@ -474,7 +485,7 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	}
 	alu_emit(t, op, test ? LF_LOGIC : alu_lf[op], size);
 	if (write)
-		set_reg(t, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
+		set_reg(t, size, dst);
 	return true;
 }
 
@@ -839,6 +850,37 @@ static bool tr_shift_cl(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* SHL, SHR, SAR of a byte register or memory by 1 (D0) or a nonzero
+ * immediate (C0), leaving the lazy flags as shift_op() does. */
+static bool tr_shift8(struct tr *t, const struct insn *d)
+{
+	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
+	struct emit *e = &t->e;
+	int op = d->reg & 7;
+	unsigned cnt = (d->op & 0xff) == 0xd0 ? 1 : (unsigned)d->imm & 31;
+	if (!lf[op] || !cnt)
+		return false;
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_WRITE);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		emit_movzx(e, 1, H_RAX, H_R11, true);
+	} else {
+		get_reg8(t, d, H_RAX, d->rm);
+	}
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_mov_imm(e, H_RCX, cnt);
+	emit_bytes(e, (const uint8_t[]){0xc0, (uint8_t)(0xc0 | op << 3), (uint8_t)cnt}, 3);
+	set_lazy(t, lf[op], 1);
+	if (d->is_mem) {
+		emit_bytes(e, (const uint8_t[]){0x41, 0x88, 0x03}, 3); /* mov [r11], al */
+		return true;
+	}
+	emit_movzx(e, 1, H_RCX, H_RAX, false);
+	put_reg8(t, d, H_RCX, d->rm);
+	return true;
+}
+
 /* IMUL r, r/m and IMUL r, r/m, imm (imul2): the low half, and the lazy
  * operation's a = whether the signed product overflowed, which is the
  * host's OF after an IMUL of the operand size. */
@@ -1068,13 +1110,15 @@ static bool tr_alu8(struct tr *t, const struct insn *d)
 	struct emit *e = &t->e;
 	int fam = opcode_of(d->op)->fast;
 	bool group = fam == FAST_ALU8_IMM || fam == FAST_TEST8_IMM;
-	int op = fam == FAST_TEST8_IMM ? 4 : group ? d->reg & 7 : d->op >> 3 & 7;
+	bool test = fam == FAST_TEST8_IMM || fam == FAST_TEST8_AL;
+	bool al = fam == FAST_ALU8_AL || fam == FAST_TEST8_AL;
+	int op = test ? 4 : group ? d->reg & 7 : d->op >> 3 & 7;
 	if (!alu_op[op] || (fam == FAST_TEST8_IMM && (d->reg & 7)))
 		return false; /* ADC, SBB; F6's other members */
-	bool write = op != 7 && fam != FAST_TEST8_IMM;
+	bool write = op != 7 && !test;
 	bool to_reg = fam == FAST_ALU8 && (d->op & 2); /* x2: r8, r/m8 */
-	bool imm = group || fam == FAST_ALU8_AL;
-	int dst = fam == FAST_ALU8_AL ? R_RAX : to_reg ? d->reg : d->rm;
+	bool imm = group || al;
+	int dst = al ? R_RAX : to_reg ? d->reg : d->rm;
 	if (d->is_mem) {
 		ea(t, d, true);
 		probe(t, 1, !to_reg && write ? ACC_WRITE : ACC_READ);
@@ -1251,7 +1295,8 @@ typedef bool (*rule)(struct tr *t, const struct insn *d);
 /* own: the rule checks its forms and operand size itself; the others take
  * only instructions that choose_fast gave a handler, of 32 or 64 bits. The
  * own families include forms the interpreter runs in exec_in_block (bytes,
- * 16-bit MOV, ADC/SBB, NOT/NEG, INC/DEC of memory, BSWAP). */
+ * 16-bit MOV and ALU operations, ADC/SBB, NOT/NEG, INC/DEC of memory,
+ * BSWAP). */
 static const struct rule_info {
 	rule fn;
 	bool own;
@@ -1294,6 +1339,8 @@ static const struct rule_info {
     [FAST_ALU8_AL] = {tr_alu8, true},
     [FAST_ALU8_IMM] = {tr_alu8, true},
     [FAST_TEST8_IMM] = {tr_alu8, true},
+    [FAST_TEST8_AL] = {tr_alu8, true},
+    [FAST_SHIFT8] = {tr_shift8, true},
     [FAST_BSWAP] = {tr_bswap, true},
 };
 
