@@ -1303,7 +1303,7 @@ static const struct rule_info {
 } rules[] = {
     [FAST_ALU_RM_R] = {tr_alu, true},
     [FAST_ALU_R_RM] = {tr_alu, true},
-    [FAST_ALU_AX_I] = {tr_alu},
+    [FAST_ALU_AX_I] = {tr_alu, true},
     [FAST_ALU_IMM] = {tr_alu, true},
     [FAST_TEST] = {tr_alu},
     [FAST_TEST_AX_I] = {tr_alu},
