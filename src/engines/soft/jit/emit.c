@@ -157,16 +157,11 @@ void emit_ind(struct emit *e, int size, bool store, int reg, int ptr)
 
 void emit_ext_rr(struct emit *e, int size, uint8_t op, int ext, int reg)
 {
+	if (size == 2)
+		emit_u8(e, 0x66);
 	rex(e, size == 8, 0, reg);
 	emit_u8(e, op);
 	modrm_rr(e, ext, reg);
-}
-
-void emit_ext_ind(struct emit *e, int size, uint8_t op, int ext, int ptr)
-{
-	rex(e, size == 8, 0, ptr);
-	emit_u8(e, op);
-	emit_u8(e, (uint8_t)((ext & 7) << 3 | (ptr & 7)));
 }
 
 void emit_bswap(struct emit *e, int size, int reg)

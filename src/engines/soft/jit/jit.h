@@ -133,10 +133,9 @@ void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
 void emit_imul_imm(struct emit *e, int reg, int32_t imm);
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr], size 2-8 */
-/* op /ext of size 4 or 8 on a register or on [ptr]: F7 /2 NOT, /3 NEG, FF /0
- * INC, /1 DEC, D3 /n shifts by CL */
+/* op /ext of size 2, 4 or 8 on a register: F7 /2 NOT, /3 NEG, FF /0 INC,
+ * /1 DEC, D3 /n shifts by CL */
 void emit_ext_rr(struct emit *e, int size, uint8_t op, int ext, int reg);
-void emit_ext_ind(struct emit *e, int size, uint8_t op, int ext, int ptr);
 void emit_bswap(struct emit *e, int size, int reg);
 void emit_bt_mem(struct emit *e, int32_t disp, uint8_t bit); /* CF = that bit of [rdi+disp] */
 /* reg = the zero-extended byte or word in src, or at [src] when mem (src

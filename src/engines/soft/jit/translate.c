@@ -639,16 +639,27 @@ static void real_flags(struct tr *t)
 		emit_patch(skip, e->p);
 }
 
-/* INC/DEC of a register or memory keep CF: with the flags made real, the
- * host's CF is loaded from them, so the host's INC or DEC leaves the host's
- * flags the guest's. */
+/* INC/DEC of a register or memory keep CF, which lazy_flags() takes from
+ * the real flags: when the host's flags are the guest's, CF alone is
+ * written there (INC and DEC replace all the others, so the lazy operation
+ * before need not be made real), else all of them are made real. The
+ * host's CF is then loaded from them, so the host's INC or DEC leaves the
+ * host's flags the guest's. */
 static bool tr_incdec(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize;
-	if ((d->reg & 7) > 1 || !size48(d))
+	if ((d->reg & 7) > 1 || (!size48(d) && size != 2))
 		return false;
-	real_flags(t);
+	if (host_flags(t)) {
+		emit_setcc(e, 0x2, H_R11); /* setc */
+		emit_load(e, 8, H_RAX, FIELD(fl));
+		emit_and_imm(e, H_RAX, ~FL_CF);
+		emit_alu_rr(e, 0x09, H_RAX, H_R11);
+		emit_store(e, 8, H_RAX, FIELD(fl));
+	} else {
+		real_flags(t);
+	}
 	if (d->is_mem) {
 		ea(t, d, true);
 		probe(t, size, ACC_WRITE);
@@ -765,8 +776,18 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	struct emit *e = &t->e;
 	int size = d->opsize, bits = size * 8;
 	bool rol = (d->reg & 7) == 0;
-	real_flags(t);
 	t->lf = LF_NONE;
+	/* Counted as a writer for the liveness pass: when every flag is set
+	 * again before anything reads one, CF and OF (and the flags before,
+	 * which it keeps) are dead, and it is a rotate of the cached register. */
+	t->writes[t->k] = true;
+	if (t->dead[t->k]) {
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_shift_imm(e, size, rol ? 0 : 1, h, (uint8_t)cnt);
+		return true;
+	}
+	real_flags(t);
 	get_reg(t, size, H_RAX, d->rm);
 	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX); /* rdx = the sign bit */
