@@ -71,6 +71,19 @@ struct tr {
 	 * then for the second: its flags are dead (set again before anything
 	 * could see them), so it need not store them. */
 	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], dead[BLOCK_INSNS];
+	/* whether flags are live at the block's start (the first pass says,
+	 * else assumed): a loop's back-edge need not store them when not */
+	bool live_in;
+	/* A CMP or TEST of cached registers (or an immediate) just before the
+	 * closing Jcc computes only the host's flags; its lazy flags are
+	 * stored on the ways out instead (store_pending), from the registers,
+	 * which stay cached to the end. */
+	struct pending {
+		bool on;
+		uint32_t lf;
+		int size, a, b; /* host registers; b < 0: the immediate */
+		int32_t imm;
+	} pend;
 };
 
 /* Host opcodes (r/m, r form) of the group-1 operations by ModRM.reg; CMP and
@@ -428,6 +441,59 @@ static bool tr_carry(struct tr *t, const struct insn *d, int op, int dst, int sr
 	return true;
 }
 
+/* The lazy flags of the pending CMP or TEST (lazy() of a, b and a op b;
+ * 64-bit values, which the flag code masks to the size); clobbers rax. */
+static void store_pending(struct tr *t)
+{
+	struct emit *e = &t->e;
+	const struct pending *p = &t->pend;
+	if (!p->on)
+		return;
+	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)p->lf);
+	emit_store_imm(e, 1, FIELD(lf_size), p->size);
+	emit_alu_rr(e, 0x89, H_RAX, p->a);
+	if (p->lf == LF_LOGIC) {
+		emit_alu_rr(e, 0x21, H_RAX, p->b);
+	} else if (p->b >= 0) {
+		emit_store(e, 8, p->a, FIELD(lf_a));
+		emit_store(e, 8, p->b, FIELD(lf_b));
+		emit_alu_rr(e, 0x29, H_RAX, p->b);
+	} else {
+		emit_store(e, 8, p->a, FIELD(lf_a));
+		emit_store_imm(e, 8, FIELD(lf_b), p->imm);
+		emit_alu_imm(e, 8, 5, H_RAX, p->imm);
+	}
+	emit_store(e, 8, H_RAX, FIELD(lf_res));
+}
+
+/* Whether the instruction being translated is followed by the block's
+ * closing Jcc, which then reads the host's flags as they are. */
+static bool before_jcc(const struct tr *t)
+{
+	const struct block *b = t->b;
+	return t->k == b->n - 2 && opcode_of(b->insn[b->n - 1].op)->fast == FAST_JCC;
+}
+
+/* CMP a, b (or the immediate) or TEST a, b before the closing Jcc: on the
+ * cached registers, the lazy flags pending. */
+static bool tr_compare(struct tr *t, const struct insn *d, bool test, int a, int b)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	int hb = b >= 0 ? reg_host(t, b) : -1, ha = reg_host(t, a);
+	if (hb >= 0)
+		emit_op_rr(e, size, test ? 0x85 : 0x39, ha, hb);
+	else
+		emit_alu_imm(e, size, 7, ha, (int32_t)d->imm);
+	t->hf_k = t->k;
+	t->lf = test ? LF_LOGIC : LF_SUB;
+	t->lf_size = size;
+	t->writes[t->k] = true;
+	t->pend = (struct pending){
+	    .on = true, .lf = t->lf, .size = size, .a = ha, .b = hb, .imm = (int32_t)d->imm};
+	return true;
+}
+
 static bool tr_alu(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
@@ -446,6 +512,11 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		return tr_carry(t, d, op, dst, fam == FAST_ALU_R_RM ? d->rm : d->reg, imm);
 	if (!alu_op[op])
 		return false; /* ADC, SBB of 16 bits */
+	if (!write && !d->is_mem && size != 2 && !(test && imm) && before_jcc(t))
+		return tr_compare(t, d, test, dst,
+				  imm			 ? -1
+				  : fam == FAST_ALU_R_RM ? d->rm
+							 : d->reg);
 	if (d->is_mem && write && fam != FAST_ALU_R_RM) {
 		/* read-modify-write: one probe for writing (a page with a
 		 * write tag is readable), the host address kept in r11 */
@@ -1042,6 +1113,8 @@ static void emit_loop(struct tr *t, struct outs *o)
 		emit_patch(o->rel[i], e->p);
 	o->n = 0;
 	store_back(e, &t->cache);
+	if (!t->live_in)
+		store_pending(t);
 }
 
 /* The exit to target, unlinked: the epoch its cell holds is never reached. */
@@ -1050,6 +1123,8 @@ static void emit_exit(struct tr *t, uint64_t target)
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
 	bool loop = target == t->b->insn[0].start;
+	if (!loop || t->live_in)
+		store_pending(t);
 	if (!loop)
 		store_back(e, &t->cache);
 	int i = j->nlinks + t->nlinks;
@@ -1403,7 +1478,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	if (j->used > JIT_CODE_SIZE - 64)
 		return false;
 	struct tr t;
-	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false;
+	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false, live_in = true;
 	struct cache loop;
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
@@ -1417,6 +1492,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		}
 		t.pre = t.cache;
 		memcpy(t.dead, dead, sizeof(dead));
+		t.live_in = live_in;
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
 		emit_entry(&t.e);
@@ -1455,11 +1531,13 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			if (t.reads[k] || exits[k])
 				live = true;
 		}
+		live_in = live;
 		looped = t.looped;
 		loop = t.loop;
 	}
 	uint8_t *start = j->rw + j->used;
 	if (t.k < b->n) {
+		store_pending(&t);
 		store_back(&t.e, &t.cache);
 		to_interpreter(&t.e, b, t.k);
 	} else if (!t.ended) {
