@@ -259,16 +259,18 @@ enum fast_form {
 	FAST_IMUL_RM,
 	/* byte forms only the translator has rules for (the interpreter runs
 	 * them in exec_in_block) */
-	FAST_TEST8,	/* TEST r/m8, r8 */
-	FAST_MOV_LOAD8, /* MOV r8, r/m8 */
-	FAST_MOV8_IMM,	/* MOV r/m8, imm8 (C6 /0) */
-	FAST_ALU8,	/* ADD/OR/AND/SUB/XOR/CMP r/m8, r8 (x0) and r8, r/m8 (x2) */
-	FAST_ALU8_AL,	/* ... AL, imm8 */
-	FAST_ALU8_IMM,	/* group 1: ... r/m8, imm8 (80) */
-	FAST_TEST8_IMM, /* TEST r/m8, imm8 (F6 /0) */
-	FAST_TEST8_AL,	/* TEST AL, imm8 */
-	FAST_SHIFT8,	/* shifts of r/m8 by 1 (D0) or imm8 (C0) */
-	FAST_BSWAP,	/* 0F C8+r: also translated only */
+	FAST_TEST8,	 /* TEST r/m8, r8 */
+	FAST_MOV_LOAD8,	 /* MOV r8, r/m8 */
+	FAST_MOV8_IMM,	 /* MOV r/m8, imm8 (C6 /0) */
+	FAST_ALU8,	 /* ADD/OR/AND/SUB/XOR/CMP r/m8, r8 (x0) and r8, r/m8 (x2) */
+	FAST_ALU8_AL,	 /* ... AL, imm8 */
+	FAST_ALU8_IMM,	 /* group 1: ... r/m8, imm8 (80) */
+	FAST_TEST8_IMM,	 /* TEST r/m8, imm8 (F6 /0) */
+	FAST_TEST8_AL,	 /* TEST AL, imm8 */
+	FAST_SHIFT8,	 /* shifts of r/m8 by 1 (D0) or imm8 (C0) */
+	FAST_MOV8_R_IMM, /* MOV r8, imm8 (B0+r) */
+	FAST_MOVSX,	 /* MOVSX r, r/m8 (0F BE) and r/m16 (0F BF) */
+	FAST_BSWAP,	 /* 0F C8+r: also translated only */
 };
 struct opcode {
 	uint8_t fast;	 /* enum fast_form */

@@ -197,12 +197,23 @@ void emit_setcc(struct emit *e, uint8_t cc, int reg)
 	modrm_rr(e, 0, reg);
 }
 
+/* 0F op: MOVZX (B6, B7) or MOVSX (BE, BF) */
+static void movx(struct emit *e, uint8_t op, bool w, int reg, int src, bool mem)
+{
+	rex(e, w, reg, src);
+	emit_u8(e, 0x0f);
+	emit_u8(e, op);
+	emit_u8(e, (uint8_t)((mem ? 0 : 0xc0) | (reg & 7) << 3 | (src & 7)));
+}
+
 void emit_movzx(struct emit *e, int size, int reg, int src, bool mem)
 {
-	rex(e, false, reg, src);
-	emit_u8(e, 0x0f);
-	emit_u8(e, size == 1 ? 0xb6 : 0xb7);
-	emit_u8(e, (uint8_t)((mem ? 0 : 0xc0) | (reg & 7) << 3 | (src & 7)));
+	movx(e, size == 1 ? 0xb6 : 0xb7, false, reg, src, mem);
+}
+
+void emit_movsx(struct emit *e, int size, int dsize, int reg, int src, bool mem)
+{
+	movx(e, size == 1 ? 0xbe : 0xbf, dsize == 8, reg, src, mem);
 }
 
 void emit_zext32(struct emit *e, int reg)

@@ -141,6 +141,7 @@ void emit_bt_mem(struct emit *e, int32_t disp, uint8_t bit); /* CF = that bit of
 /* reg = the zero-extended byte or word in src, or at [src] when mem (src
  * rax, rcx or rdx: as a byte register, 4-7 would be AH-BH or need REX) */
 void emit_movzx(struct emit *e, int size, int reg, int src, bool mem);
+void emit_movsx(struct emit *e, int size, int dsize, int reg, int src, bool mem); /* to dsize */
 void emit_zext32(struct emit *e, int reg);
 uint8_t *emit_jcc(struct emit *e, uint8_t cc); /* rel32 to patch */
 void emit_patch(uint8_t *rel, const uint8_t *target);

@@ -690,12 +690,24 @@ static bool tr_pop(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* A call of fn(c), or fn(c, arg) when arg >= 0, with rdi and rsi kept and
+ * the stack aligned; it clobbers r8-r11, so the cache must be stored back
+ * and cleared first. */
+static void call_c(struct emit *e, const void *fn, int arg)
+{
+	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
+	emit_bytes(e, save, sizeof(save));
+	if (arg >= 0)
+		emit_mov_imm(e, H_RSI, (uint64_t)arg);
+	emit_call_abs(e, fn);
+	emit_bytes(e, restore, sizeof(restore));
+}
+
 /* Pending lazy flags made real in c->fl, for an instruction that keeps some
  * of them (get_flags, called with the stack aligned and rdi/rsi kept). */
 static void real_flags(struct tr *t)
 {
-	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
-	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
 	t->reads[t->k] = true;
 	store_back(e, &t->cache);
@@ -703,9 +715,7 @@ static void real_flags(struct tr *t)
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
 	uint8_t *skip = emit_jcc(e, 0x4); /* je: flags already real */
-	emit_bytes(e, save, sizeof(save));
-	emit_call_abs(e, (const void *)get_flags);
-	emit_bytes(e, restore, sizeof(restore));
+	call_c(e, (const void *)get_flags, -1);
 	if (skip)
 		emit_patch(skip, e->p);
 }
@@ -819,22 +829,29 @@ static bool tr_bswap(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* MOVZX r, r/m8 and r/m16. Without REX, byte registers 4-7 are AH-BH:
+/* MOVZX r, r/m8 and r/m16, and MOVSX to 32 bits (zero-extended: the host's
+ * MOVSX r32 does it) or 64. Without REX, byte registers 4-7 are AH-BH:
  * those stay with the interpreter. */
 static bool tr_movzx(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	int size = opcode_of(d->op)->fast == FAST_MOVZX8 ? 1 : 2;
+	int fam = opcode_of(d->op)->fast;
+	bool sx = fam == FAST_MOVSX;
+	int size = sx ? 1 + (d->op & 1) : fam == FAST_MOVZX8 ? 1 : 2;
+	if (sx && !size48(d))
+		return false;
 	if (!d->is_mem) {
 		if (size == 1 && !d->rex && d->rm >= 4 && d->rm < 8)
 			return false;
 		get_reg(t, 8, H_RAX, d->rm);
-		emit_movzx(e, size, H_RAX, H_RAX, false);
 	} else {
 		ea(t, d, true);
 		probe(t, size, ACC_READ);
-		emit_movzx(e, size, H_RAX, H_RAX, true);
 	}
+	if (sx)
+		emit_movsx(e, size, d->opsize, H_RAX, H_RAX, d->is_mem);
+	else
+		emit_movzx(e, size, H_RAX, H_RAX, d->is_mem);
 	put_reg(t, H_RAX, d->reg);
 	return true;
 }
@@ -1250,13 +1267,19 @@ static bool tr_alu8(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0) */
+/* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0), MOV r8,
+ * imm8 (B0+r) */
 static bool tr_mov8(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int fam = opcode_of(d->op)->fast;
 	if (fam == FAST_MOV8_IMM && (d->reg & 7))
 		return false;
+	if (fam == FAST_MOV8_R_IMM) {
+		emit_mov_imm(e, H_RCX, (uint8_t)d->imm);
+		put_reg8(t, d, H_RCX, (d->op & 7) | (d->rex & 1) << 3);
+		return true;
+	}
 	if (fam == FAST_MOV_LOAD8) {
 		if (d->is_mem) {
 			ea(t, d, true);
@@ -1317,12 +1340,32 @@ static bool host_flags(struct tr *t)
 	return true;
 }
 
+static bool jit_cond(struct soft_cpu *c, unsigned cc)
+{
+	return cond(c, cc);
+}
+
+/* al = condition cc of the lazy flags, for a reader the translation does
+ * not know the flags of (set by another block, say): a call of cond(), with
+ * the registers stored back (the call clobbers r8-r10) and rdi, rsi kept. */
+static void call_cond(struct tr *t, uint8_t cc)
+{
+	store_back(&t->e, &t->cache);
+	cache_clear(t);
+	call_c(&t->e, (const void *)jit_cond, cc);
+}
+
 static bool tr_jcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	if (!host_flags(t))
-		return false;
-	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	uint8_t *not_taken;
+	if (host_flags(t)) {
+		not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	} else {
+		call_cond(t, d->op & 15);
+		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
+		not_taken = emit_jcc(e, 0x4);
+	}
 	emit_exit(t, target_of(d));
 	if (not_taken)
 		emit_patch(not_taken, e->p);
@@ -1392,7 +1435,7 @@ typedef bool (*rule)(struct tr *t, const struct insn *d);
  * only instructions that choose_fast gave a handler, of 32 or 64 bits. The
  * own families include forms the interpreter runs in exec_in_block (bytes,
  * 16-bit MOV and ALU operations, ADC/SBB, NOT/NEG, INC/DEC of memory,
- * BSWAP). */
+ * MOV r8, imm8, MOVSX, BSWAP). */
 static const struct rule_info {
 	rule fn;
 	bool own;
@@ -1437,6 +1480,8 @@ static const struct rule_info {
     [FAST_TEST8_IMM] = {tr_alu8, true},
     [FAST_TEST8_AL] = {tr_alu8, true},
     [FAST_SHIFT8] = {tr_shift8, true},
+    [FAST_MOV8_R_IMM] = {tr_mov8, true},
+    [FAST_MOVSX] = {tr_movzx, true},
     [FAST_BSWAP] = {tr_bswap, true},
 };
 
