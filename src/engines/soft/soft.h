@@ -247,7 +247,7 @@ enum fast_form {
 	FAST_RET,
 	FAST_PUSH,
 	FAST_POP,
-	FAST_INCDEC, /* group 5 /0 /1 */
+	FAST_GROUP5, /* INC, DEC (/0 /1); CALL, JMP through a register (/2 /4) */
 	FAST_SHIFT_I,
 	FAST_SHIFT_1,
 	FAST_SHIFT_CL,
@@ -279,7 +279,7 @@ struct opcode {
 	uint8_t cls : 2; /* enum insn_class */
 	uint8_t alt_cls : 2;
 	bool no64 : 1;	  /* #UD in 64-bit mode */
-	bool branch : 1;  /* a branch with a fast handler: ends its block */
+	uint8_t branch;	  /* forms that are branches with a fast handler: they end a block */
 	uint8_t alt;	  /* forms of class alt_cls instead */
 	uint8_t in_block; /* forms the general dispatcher may run inside a block:
 			   * innocuous straight-line code (exec_fast.c) */

@@ -1416,6 +1416,25 @@ static bool tr_call(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* Group 5: INC and DEC; CALL and JMP through a register (the forms
+ * choose_fast gave a handler: 64 bits, a register operand) leave through the
+ * indirect-branch table as RET does, the target read before the push. */
+static bool tr_group5(struct tr *t, const struct insn *d)
+{
+	int r = d->reg & 7;
+	if (r < 2)
+		return tr_incdec(t, d);
+	if ((r != 2 && r != 4) || d->is_mem)
+		return false;
+	get_reg(t, 8, H_R11, d->rm);
+	if (r == 2)
+		emit_push(t, -1, d->start + d->len);
+	emit_alu_rr(&t->e, 0x89, H_RCX, H_R11);
+	emit_exit_ind(t);
+	t->ended = true;
+	return true;
+}
+
 static bool tr_ret(struct tr *t, const struct insn *d)
 {
 	(void)d;
@@ -1455,7 +1474,7 @@ static const struct rule_info {
     [FAST_MOVSXD] = {tr_movsxd},
     [FAST_PUSH] = {tr_push},
     [FAST_POP] = {tr_pop},
-    [FAST_INCDEC] = {tr_incdec, true},
+    [FAST_GROUP5] = {tr_group5, true},
     [FAST_NOP] = {tr_nop},
     [FAST_SHIFT_I] = {tr_shift},
     [FAST_SHIFT_1] = {tr_shift},
