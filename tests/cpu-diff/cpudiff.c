@@ -1185,6 +1185,27 @@ static const struct directed directed[] = {
      0x2,
      0,
      0},
+    /* a rotate keeps ZF, SF, PF, AF of the operation before it, made real
+     * from the host's flags */
+    {"add, rol keeps ZF SF PF AF",
+     {0x01, 0xc8, 0xc1, 0xc2, 0x03},
+     5,
+     0x0f,
+     0xf1,
+     0x80000001,
+     0x2,
+     0x800,
+     0},
+    {"sub, ror keeps them, adc after",
+     {0x48, 0x29, 0xc8, 0x48, 0xc1, 0xca, 0x05, 0x48, 0x11, 0xc0},
+     10,
+     1,
+     2,
+     0x3f,
+     0x2,
+     0x800,
+     0},
+    {"xor, ror", {0x31, 0xc8, 0xc1, 0xca, 0x05}, 5, 0x80, 0x80, 0x21, 0x2, 0x810, 0},
     /* CALL and JMP through a register end a block and leave through the
      * indirect-branch table */
     {"jmp rax over an xor",

@@ -52,16 +52,19 @@ void jit_destroy(struct soft_cpu *c)
 }
 
 /* Every block still entering a translation gets its interpreter handler
- * back (blocks decoded again since then already have theirs), and nothing
- * may jump into the buffer any more: no block is a link target, the
+ * back (blocks decoded again since then already have theirs) and counts its
+ * runs again, so that what is still hot is translated again; nothing may
+ * jump into the buffer any more: no block is a link target, the
  * indirect-branch table is empty and the last exit is not linked. */
 void jit_flush(struct soft_cpu *c)
 {
 	struct jit *j = c->jit;
 	for (int i = 0; i < j->nentries; i++) {
 		struct jit_entry *t = &j->entry[i];
-		if ((void *)t->b->insn[0].fn == t->code)
+		if ((void *)t->b->insn[0].fn == t->code) {
 			t->b->insn[0].fn = t->orig;
+			t->b->runs = 0;
+		}
 		if (t->b->jit_code == t->body)
 			t->b->jit_code = NULL;
 	}

@@ -16,7 +16,7 @@ struct soft_cpu;
 struct block;
 struct insn;
 
-#define JIT_CODE_SIZE  (4u << 20) /* per vCPU; flushed whole when full */
+#define JIT_CODE_SIZE  (16u << 20) /* per vCPU; flushed whole when full */
 #define JIT_MAX_BLOCKS 32768
 #define JIT_MAX_LINKS  (2 * JIT_MAX_BLOCKS) /* a Jcc's two exits */
 #define JIT_IND_BITS   9		    /* entries of the indirect-branch table */

@@ -690,6 +690,26 @@ static bool tr_pop(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* The lazy flags made real from the host's, when the translation knows what
+ * set them (else false): RFLAGS' arithmetic bits into c->fl (AF cleared
+ * after a logic operation, where the host leaves it undefined and
+ * lazy_flags() clears it), no call, the register cache kept. */
+static bool host_real_flags(struct tr *t)
+{
+	struct emit *e = &t->e;
+	bool logic = t->lf == LF_LOGIC;
+	if (!host_flags(t))
+		return false;
+	emit_bytes(e, (const uint8_t[]){0x9c, 0x58}, 2); /* pushfq; pop rax */
+	emit_and_imm(e, H_RAX, logic ? FL_ARITH & ~FL_AF : FL_ARITH);
+	emit_load(e, 8, H_RDX, FIELD(fl));
+	emit_and_imm(e, H_RDX, (int32_t)~FL_ARITH);
+	emit_alu_rr(e, 0x09, H_RDX, H_RAX);
+	emit_store(e, 8, H_RDX, FIELD(fl));
+	emit_store_imm(e, 4, FIELD(lf_op), LF_NONE);
+	return true;
+}
+
 /* A call of fn(c), or fn(c, arg) when arg >= 0, with rdi and rsi kept and
  * the stack aligned; it clobbers r8-r11, so the cache must be stored back
  * and cleared first. */
@@ -864,18 +884,20 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	struct emit *e = &t->e;
 	int size = d->opsize, bits = size * 8;
 	bool rol = (d->reg & 7) == 0;
-	t->lf = LF_NONE;
 	/* Counted as a writer for the liveness pass: when every flag is set
 	 * again before anything reads one, CF and OF (and the flags before,
 	 * which it keeps) are dead, and it is a rotate of the cached register. */
 	t->writes[t->k] = true;
 	if (t->dead[t->k]) {
+		t->lf = LF_NONE;
 		int h = reg_host(t, d->rm);
 		dst_host(t, d->rm);
 		emit_shift_imm(e, size, rol ? 0 : 1, h, (uint8_t)cnt);
 		return true;
 	}
-	real_flags(t);
+	if (!host_real_flags(t))
+		real_flags(t);
+	t->lf = LF_NONE;
 	get_reg(t, size, H_RAX, d->rm);
 	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX); /* rdx = the sign bit */
