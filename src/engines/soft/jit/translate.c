@@ -740,6 +740,30 @@ static void real_flags(struct tr *t)
 		emit_patch(skip, e->p);
 }
 
+/* rax = d's r/m operand of a read-modify-write: memory through one probe
+ * for writing (a page with a write tag is readable), its host address kept
+ * in r11 for rmw_store. */
+static void rmw_load(struct tr *t, const struct insn *d, int size)
+{
+	if (!d->is_mem) {
+		get_reg(t, size, H_RAX, d->rm);
+		return;
+	}
+	ea(t, d, true);
+	probe(t, size, ACC_WRITE);
+	emit_alu_rr(&t->e, 0x89, H_R11, H_RAX);
+	emit_ind(&t->e, size, false, H_RAX, H_R11);
+}
+
+/* d's r/m operand = rax, after rmw_load */
+static void rmw_store(struct tr *t, const struct insn *d, int size)
+{
+	if (d->is_mem)
+		emit_ind(&t->e, size, true, H_RAX, H_R11);
+	else
+		set_reg(t, size, d->rm);
+}
+
 /* INC/DEC of a register or memory keep CF, which lazy_flags() takes from
  * the real flags: when the host's flags are the guest's, CF alone is
  * written there (INC and DEC replace all the others, so the lazy operation
@@ -761,24 +785,14 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	} else {
 		real_flags(t);
 	}
-	if (d->is_mem) {
-		ea(t, d, true);
-		probe(t, size, ACC_WRITE);
-		emit_alu_rr(e, 0x89, H_R11, H_RAX);
-		emit_ind(e, size, false, H_RAX, H_R11);
-	} else {
-		get_reg(t, size, H_RAX, d->rm);
-	}
+	rmw_load(t, d, size);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
 	emit_bt_mem(e, FIELD(fl), 0);
 	emit_ext_rr(e, size, 0xff, d->reg & 1, H_RAX);
 	t->hf_k = t->k;
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
-	if (d->is_mem)
-		emit_ind(e, size, true, H_RAX, H_R11);
-	else
-		set_reg(t, size, d->rm);
+	rmw_store(t, d, size);
 	return true;
 }
 
@@ -797,14 +811,7 @@ static bool tr_notneg(struct tr *t, const struct insn *d)
 		emit_ext_rr(e, size, 0xf7, ext, h);
 		return true;
 	}
-	if (d->is_mem) {
-		ea(t, d, true);
-		probe(t, size, ACC_WRITE);
-		emit_alu_rr(e, 0x89, H_R11, H_RAX);
-		emit_ind(e, size, false, H_RAX, H_R11);
-	} else {
-		get_reg(t, size, H_RAX, d->rm);
-	}
+	rmw_load(t, d, size);
 	if (neg) {
 		emit_alu_rr(e, 0x89, H_RCX, H_RAX);
 		emit_mov_imm(e, H_RDX, 0);
@@ -814,10 +821,7 @@ static bool tr_notneg(struct tr *t, const struct insn *d)
 		t->hf_k = t->k;
 		set_lazy(t, LF_SUB, size);
 	}
-	if (d->is_mem)
-		emit_ind(e, size, true, H_RAX, H_R11);
-	else
-		set_reg(t, size, d->rm);
+	rmw_store(t, d, size);
 	return true;
 }
 
@@ -1481,48 +1485,27 @@ static const struct rule_info {
 	rule fn;
 	bool own;
 } rules[] = {
-    [FAST_ALU_RM_R] = {tr_alu, true},
-    [FAST_ALU_R_RM] = {tr_alu, true},
-    [FAST_ALU_AX_I] = {tr_alu, true},
-    [FAST_ALU_IMM] = {tr_alu, true},
-    [FAST_TEST] = {tr_alu, false},
-    [FAST_TEST_AX_I] = {tr_alu, false},
-    [FAST_GROUP3] = {tr_group3, true},
-    [FAST_MOV_STORE] = {tr_mov, true},
-    [FAST_MOV_LOAD] = {tr_mov, true},
-    [FAST_MOV_RM_IMM] = {tr_mov, true},
-    [FAST_MOV_R_IMM] = {tr_mov_imm, false},
-    [FAST_LEA] = {tr_lea, false},
-    [FAST_MOVSXD] = {tr_movsxd, false},
-    [FAST_PUSH] = {tr_push, false},
-    [FAST_POP] = {tr_pop, false},
-    [FAST_GROUP5] = {tr_group5, true},
-    [FAST_NOP] = {tr_nop, false},
-    [FAST_SHIFT_I] = {tr_shift, false},
-    [FAST_SHIFT_1] = {tr_shift, false},
-    [FAST_SHIFT_CL] = {tr_shift_cl, false},
-    [FAST_IMUL_I] = {tr_imul, false},
-    [FAST_IMUL_RM] = {tr_imul, false},
-    [FAST_JCC] = {tr_jcc, false},
-    [FAST_JMP] = {tr_jmp, false},
-    [FAST_CALL] = {tr_call, false},
-    [FAST_RET] = {tr_ret, false},
-    [FAST_MOVZX8] = {tr_movzx, false},
-    [FAST_MOVZX16] = {tr_movzx, false},
-    [FAST_CMOV] = {tr_cmov, false},
-    [FAST_SETCC] = {tr_setcc, false},
-    [FAST_TEST8] = {tr_test8, true},
-    [FAST_MOV_STORE8] = {tr_mov8, true},
-    [FAST_MOV_LOAD8] = {tr_mov8, true},
-    [FAST_MOV8_IMM] = {tr_mov8, true},
-    [FAST_ALU8] = {tr_alu8, true},
-    [FAST_ALU8_AL] = {tr_alu8, true},
-    [FAST_ALU8_IMM] = {tr_alu8, true},
-    [FAST_TEST8_IMM] = {tr_alu8, true},
-    [FAST_TEST8_AL] = {tr_alu8, true},
-    [FAST_SHIFT8] = {tr_shift8, true},
-    [FAST_MOV8_R_IMM] = {tr_mov8, true},
-    [FAST_MOVSX] = {tr_movzx, true},
+    [FAST_ALU_RM_R] = {tr_alu, true},	    [FAST_ALU_R_RM] = {tr_alu, true},
+    [FAST_ALU_AX_I] = {tr_alu, true},	    [FAST_ALU_IMM] = {tr_alu, true},
+    [FAST_TEST] = {tr_alu, false},	    [FAST_TEST_AX_I] = {tr_alu, false},
+    [FAST_GROUP3] = {tr_group3, true},	    [FAST_MOV_STORE] = {tr_mov, true},
+    [FAST_MOV_LOAD] = {tr_mov, true},	    [FAST_MOV_RM_IMM] = {tr_mov, true},
+    [FAST_MOV_R_IMM] = {tr_mov_imm, false}, [FAST_LEA] = {tr_lea, false},
+    [FAST_MOVSXD] = {tr_movsxd, false},	    [FAST_PUSH] = {tr_push, false},
+    [FAST_POP] = {tr_pop, false},	    [FAST_GROUP5] = {tr_group5, true},
+    [FAST_NOP] = {tr_nop, false},	    [FAST_SHIFT_I] = {tr_shift, false},
+    [FAST_SHIFT_1] = {tr_shift, false},	    [FAST_SHIFT_CL] = {tr_shift_cl, false},
+    [FAST_IMUL_I] = {tr_imul, false},	    [FAST_IMUL_RM] = {tr_imul, false},
+    [FAST_JCC] = {tr_jcc, false},	    [FAST_JMP] = {tr_jmp, false},
+    [FAST_CALL] = {tr_call, false},	    [FAST_RET] = {tr_ret, false},
+    [FAST_MOVZX8] = {tr_movzx, false},	    [FAST_MOVZX16] = {tr_movzx, false},
+    [FAST_CMOV] = {tr_cmov, false},	    [FAST_SETCC] = {tr_setcc, false},
+    [FAST_TEST8] = {tr_test8, true},	    [FAST_MOV_STORE8] = {tr_mov8, true},
+    [FAST_MOV_LOAD8] = {tr_mov8, true},	    [FAST_MOV8_IMM] = {tr_mov8, true},
+    [FAST_ALU8] = {tr_alu8, true},	    [FAST_ALU8_AL] = {tr_alu8, true},
+    [FAST_ALU8_IMM] = {tr_alu8, true},	    [FAST_TEST8_IMM] = {tr_alu8, true},
+    [FAST_TEST8_AL] = {tr_alu8, true},	    [FAST_SHIFT8] = {tr_shift8, true},
+    [FAST_MOV8_R_IMM] = {tr_mov8, true},    [FAST_MOVSX] = {tr_movzx, true},
     [FAST_BSWAP] = {tr_bswap, true},
 };
 
