@@ -1024,6 +1024,14 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	struct emit *e = &t->e;
 	int size = d->opsize;
 	bool imm = opcode_of(d->op)->fast == FAST_IMUL_I;
+	if (!d->is_mem && !imm && t->dead[t->k]) { /* in the cached registers */
+		t->lf = LF_MUL;
+		t->writes[t->k] = true;
+		int src = reg_host(t, d->rm), h = reg_host(t, d->reg);
+		dst_host(t, d->reg);
+		emit_imul_rr(e, size, h, src);
+		return true;
+	}
 	rm_load(t, d, size, H_RCX);
 	if (imm)
 		emit_mov_imm(e, H_RAX, imm_of(d, size));
