@@ -1421,16 +1421,30 @@ static bool tr_cmov(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* SETcc of a register's low byte (not AH-BH: without REX, 4-7 name them) */
+/* SETcc of a register's low byte (not AH-BH: without REX, 4-7 name them)
+ * or of memory: the condition goes to r11 first (a memory operand's probe
+ * changes the host's flags), from the host's flags or from cond(). */
 static bool tr_setcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	if (d->is_mem || (!d->rex && d->rm >= 4 && d->rm < 8) || !host_flags(t))
+	uint8_t cc = d->op & 15;
+	if (!d->is_mem && !d->rex && d->rm >= 4 && d->rm < 8)
 		return false;
-	emit_setcc(e, d->op & 15, H_RDX);
+	if (host_flags(t)) {
+		emit_setcc(e, cc, H_R11);
+	} else {
+		call_cond(t, cc);
+		emit_movzx(e, 1, H_R11, H_RAX, false);
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_WRITE);
+		emit_bytes(e, (const uint8_t[]){0x44, 0x88, 0x18}, 3); /* mov [rax], r11b */
+		return true;
+	}
 	get_reg(t, 8, H_RAX, d->rm);
 	emit_and_imm(e, H_RAX, -256);
-	emit_alu_rr(e, 0x09, H_RAX, H_RDX);
+	emit_alu_rr(e, 0x09, H_RAX, H_R11);
 	put_reg(t, H_RAX, d->rm);
 	return true;
 }
