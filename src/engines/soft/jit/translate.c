@@ -825,8 +825,56 @@ static bool tr_notneg(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* Group 3 of 32 and 64 bits: TEST with an immediate, NOT, NEG (MUL, IMUL,
- * DIV and IDIV stay interpreted). */
+/* The lazy flags of a multiplication whose low half is in rax, the host's
+ * OF saying whether the product overflowed it (lazy()'s a for LF_MUL);
+ * clobbers r11. */
+static void set_lazy_mul(struct tr *t, int size)
+{
+	struct emit *e = &t->e;
+	t->lf = LF_MUL;
+	t->lf_size = size;
+	t->writes[t->k] = true;
+	if (t->dead[t->k])
+		return;
+	emit_setcc(e, 0x0, H_R11); /* seto */
+	emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
+	emit_store_imm(e, 1, FIELD(lf_size), size);
+	emit_store(e, 8, H_RAX, FIELD(lf_res));
+	emit_store(e, 8, H_R11, FIELD(lf_a));
+	emit_store_imm(e, 8, FIELD(lf_b), 0);
+}
+
+/* MUL, IMUL (one operand) and DIV of rDX:rAX by the r/m operand. A divisor
+ * of zero or a quotient that does not fit (the high half not below the
+ * divisor) leaves for the interpreter, which raises #DE at this instruction.
+ * The product's lazy flags are LF_MUL's (lf_a: the host's OF, which MUL and
+ * IMUL set when the high half is needed); DIV leaves the flags alone, as
+ * group3() does. */
+static bool tr_muldiv(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, ext = d->reg & 7;
+	rm_load(t, d, size, H_RCX);
+	get_reg(t, size, H_RAX, R_RAX);
+	if (ext == 6) {
+		get_reg(t, size, H_RDX, R_RDX);
+		emit_op_rr(e, size, 0x85, H_RCX, H_RCX);
+		miss(t, 0x4); /* jz */
+		emit_op_rr(e, size, 0x39, H_RDX, H_RCX);
+		miss(t, 0x3); /* jae */
+	}
+	emit_ext_rr(e, size, 0xf7, ext, H_RCX);
+	if (ext != 6)
+		set_lazy_mul(t, size);
+	set_reg(t, size, R_RAX);
+	if (size == 4)
+		emit_zext32(e, H_RDX);
+	put_reg(t, H_RDX, R_RDX);
+	return true;
+}
+
+/* Group 3 of 32 and 64 bits: TEST with an immediate, NOT, NEG, MUL, IMUL,
+ * DIV (IDIV stays interpreted). */
 static bool tr_group3(struct tr *t, const struct insn *d)
 {
 	if (!size48(d))
@@ -837,6 +885,10 @@ static bool tr_group3(struct tr *t, const struct insn *d)
 	case 2:
 	case 3:
 		return tr_notneg(t, d);
+	case 4:
+	case 5:
+	case 6:
+		return tr_muldiv(t, d);
 	default:
 		return false;
 	}
@@ -1025,8 +1077,7 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	int size = d->opsize;
 	bool imm = opcode_of(d->op)->fast == FAST_IMUL_I;
 	if (!d->is_mem && !imm && t->dead[t->k]) { /* in the cached registers */
-		t->lf = LF_MUL;
-		t->writes[t->k] = true;
+		set_lazy_mul(t, size);
 		int src = reg_host(t, d->rm), h = reg_host(t, d->reg);
 		dst_host(t, d->reg);
 		emit_imul_rr(e, size, h, src);
@@ -1038,16 +1089,7 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	else
 		get_reg(t, size, H_RAX, d->reg);
 	emit_imul_rr(e, size, H_RAX, H_RCX);
-	t->lf = LF_MUL;
-	t->writes[t->k] = true;
-	if (!t->dead[t->k]) {
-		emit_setcc(e, 0x0, H_RDX); /* seto dl */
-		emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
-		emit_store_imm(e, 1, FIELD(lf_size), size);
-		emit_store(e, 8, H_RAX, FIELD(lf_res));
-		emit_store(e, 8, H_RDX, FIELD(lf_a));
-		emit_store_imm(e, 8, FIELD(lf_b), 0);
-	}
+	set_lazy_mul(t, size);
 	set_reg(t, size, d->reg);
 	return true;
 }
