@@ -1385,11 +1385,20 @@ static bool tr_mov8(struct tr *t, const struct insn *d)
 /* The host flags = the guest's, for a reader of the flags (Jcc, CMOVcc,
  * SETcc) that a translated ADD, SUB/CMP or logic operation set; clobbers
  * rax and rcx. False when the translation does not know what set them. */
+/* Whether host_flags() can give the host the guest's flags here. */
+static bool flags_known(const struct tr *t)
+{
+	return t->hf_at == t->e.p || t->lf == LF_LOGIC || t->lf == LF_ADD || t->lf == LF_SUB ||
+	       t->lf == LF_INC || t->lf == LF_DEC;
+}
+
 static bool host_flags(struct tr *t)
 {
 	struct emit *e = &t->e;
 	int size = t->lf_size;
 	t->reads[t->k] = true;
+	if (!flags_known(t))
+		return false;
 	if (t->hf_at == e->p)
 		return true; /* nothing was emitted since: they still are */
 	if (t->lf == LF_LOGIC && size == 1) {
@@ -1454,6 +1463,17 @@ static bool tr_cmov(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize;
+	if (!flags_known(t)) { /* r11 = cond(), then rax = the source or the old value */
+		t->reads[t->k] = true;
+		call_cond(t, d->op & 15);
+		emit_movzx(e, 1, H_R11, H_RAX, false);
+		rm_load(t, d, size, H_RAX);
+		get_reg(t, 8, H_RCX, d->reg);
+		emit_op_rr(e, 4, 0x85, H_R11, H_R11);
+		emit_cmov(e, 0x4, H_RAX, H_RCX); /* cmovz */
+		set_reg(t, size, d->reg);
+		return true;
+	}
 	rm_load(t, d, size, H_R11);
 	if (!host_flags(t))
 		return false;
