@@ -222,7 +222,7 @@ void decode(struct soft_cpu *c, struct insn *d, uint64_t rip, uint8_t *bytes)
  * (it may branch, trap, change modes or exit) and every branch. */
 static bool ends_block(const struct insn *d)
 {
-	return d->fn == exec_insn || opcode_of(d->op)->branch;
+	return d->fn == exec_insn || op_form(opcode_of(d->op)->branch, d->reg);
 }
 
 /* Do the guest bytes at p still match the block? Whole words; the tail is

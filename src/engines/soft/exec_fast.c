@@ -362,6 +362,21 @@ static void ret(struct soft_cpu *c, struct insn *d)
 	c->r[R_RSP] = sp + 8;
 }
 
+/* CALL and JMP through a 64-bit register (FF /2, /4): the target is read
+ * before the push, as group5() does. */
+static void call_r(struct soft_cpu *c, struct insn *d)
+{
+	uint64_t target = c->r[d->rm], ret = d->start + d->len, sp = c->r[R_RSP] - 8;
+	fast_write(c, d, SEG_SS, sp, 8, ret);
+	c->r[R_RSP] = sp;
+	c->rip = target;
+}
+
+static void jmp_r(struct soft_cpu *c, struct insn *d)
+{
+	c->rip = c->r[d->rm];
+}
+
 static inline void push_r_op(struct soft_cpu *c, struct insn *d)
 {
 	uint64_t sp = c->r[R_RSP] - 8;
@@ -769,8 +784,14 @@ static void choose_fast(struct insn *d)
 		case FAST_POP:
 			h = d->opsize_prefix ? NULL : pop_r;
 			break;
-		case FAST_INCDEC:
-			h = r < 2 && !mem ? incdec_r : NULL;
+		case FAST_GROUP5:
+			if (mem)
+				break;
+			h = r < 2	       ? incdec_r
+			    : d->opsize_prefix ? NULL /* 16-bit CALL and JMP */
+			    : r == 2	       ? call_r
+			    : r == 4	       ? jmp_r
+					       : NULL;
 			break;
 		case FAST_SHIFT_I:
 			if (mem)

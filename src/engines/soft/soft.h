@@ -226,7 +226,7 @@ enum {
  * operand size, register or memory operand and prefixes). */
 enum fast_form {
 	FAST_NONE,
-	FAST_ALU_RM_R, /* ADD/OR/AND/SUB/XOR/CMP r/m, r */
+	FAST_ALU_RM_R, /* ADD/OR/ADC/SBB/AND/SUB/XOR/CMP r/m, r (ADC, SBB: translated only) */
 	FAST_ALU_R_RM, /* ... r, r/m */
 	FAST_ALU_AX_I, /* ... rAX, imm */
 	FAST_ALU_IMM,  /* group 1: ... r/m, imm */
@@ -247,7 +247,7 @@ enum fast_form {
 	FAST_RET,
 	FAST_PUSH,
 	FAST_POP,
-	FAST_INCDEC, /* group 5 /0 /1 */
+	FAST_GROUP5, /* INC, DEC (/0 /1); CALL, JMP through a register (/2 /4) */
 	FAST_SHIFT_I,
 	FAST_SHIFT_1,
 	FAST_SHIFT_CL,
@@ -259,13 +259,18 @@ enum fast_form {
 	FAST_IMUL_RM,
 	/* byte forms only the translator has rules for (the interpreter runs
 	 * them in exec_in_block) */
-	FAST_TEST8,	/* TEST r/m8, r8 */
-	FAST_MOV_LOAD8, /* MOV r8, r/m8 */
-	FAST_MOV8_IMM,	/* MOV r/m8, imm8 (C6 /0) */
-	FAST_ALU8,	/* ADD/OR/AND/SUB/XOR/CMP r/m8, r8 (x0) and r8, r/m8 (x2) */
-	FAST_ALU8_AL,	/* ... AL, imm8 */
-	FAST_ALU8_IMM,	/* group 1: ... r/m8, imm8 (80) */
-	FAST_TEST8_IMM, /* TEST r/m8, imm8 (F6 /0) */
+	FAST_TEST8,	 /* TEST r/m8, r8 */
+	FAST_MOV_LOAD8,	 /* MOV r8, r/m8 */
+	FAST_MOV8_IMM,	 /* MOV r/m8, imm8 (C6 /0) */
+	FAST_ALU8,	 /* ADD/OR/AND/SUB/XOR/CMP r/m8, r8 (x0) and r8, r/m8 (x2) */
+	FAST_ALU8_AL,	 /* ... AL, imm8 */
+	FAST_ALU8_IMM,	 /* group 1: ... r/m8, imm8 (80) */
+	FAST_TEST8_IMM,	 /* TEST r/m8, imm8 (F6 /0) */
+	FAST_TEST8_AL,	 /* TEST AL, imm8 */
+	FAST_SHIFT8,	 /* shifts of r/m8 by 1 (D0) or imm8 (C0) */
+	FAST_MOV8_R_IMM, /* MOV r8, imm8 (B0+r) */
+	FAST_MOVSX,	 /* MOVSX r, r/m8 (0F BE) and r/m16 (0F BF) */
+	FAST_BSWAP,	 /* 0F C8+r: also translated only */
 };
 struct opcode {
 	uint8_t fast;	 /* enum fast_form */
@@ -274,7 +279,7 @@ struct opcode {
 	uint8_t cls : 2; /* enum insn_class */
 	uint8_t alt_cls : 2;
 	bool no64 : 1;	  /* #UD in 64-bit mode */
-	bool branch : 1;  /* a branch with a fast handler: ends its block */
+	uint8_t branch;	  /* forms that are branches with a fast handler: they end a block */
 	uint8_t alt;	  /* forms of class alt_cls instead */
 	uint8_t in_block; /* forms the general dispatcher may run inside a block:
 			   * innocuous straight-line code (exec_fast.c) */

@@ -52,8 +52,9 @@ void jit_destroy(struct soft_cpu *c)
 }
 
 /* Every block still entering a translation gets its interpreter handler
- * back (blocks decoded again since then already have theirs), and nothing
- * may jump into the buffer any more: no block is a link target, the
+ * back (blocks decoded again since then already have theirs) and counts its
+ * runs again, so that what is still hot is translated again; nothing may
+ * jump into the buffer any more: no block is a link target, the
  * indirect-branch table is empty and the last exit is not linked. */
 void jit_flush(struct soft_cpu *c)
 {

@@ -98,6 +98,8 @@ void emit_mov_imm(struct emit *e, int reg, uint64_t imm)
 
 void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src)
 {
+	if (size == 2)
+		emit_u8(e, 0x66);
 	rex(e, size == 8, src, dst);
 	emit_u8(e, op);
 	modrm_rr(e, src, dst);
@@ -146,9 +148,36 @@ void emit_imul_imm(struct emit *e, int reg, int32_t imm)
 
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr)
 {
+	if (size == 2)
+		emit_u8(e, 0x66); /* operand-size prefix, before REX */
 	rex(e, size == 8, reg, ptr);
 	emit_u8(e, store ? 0x89 : 0x8b);
 	emit_u8(e, (uint8_t)((reg & 7) << 3 | (ptr & 7)));
+}
+
+void emit_ext_rr(struct emit *e, int size, uint8_t op, int ext, int reg)
+{
+	if (size == 2)
+		emit_u8(e, 0x66);
+	rex(e, size == 8, 0, reg);
+	emit_u8(e, op);
+	modrm_rr(e, ext, reg);
+}
+
+void emit_bswap(struct emit *e, int size, int reg)
+{
+	rex(e, size == 8, 0, reg);
+	emit_u8(e, 0x0f);
+	emit_u8(e, (uint8_t)(0xc8 | (reg & 7)));
+}
+
+void emit_bt_mem(struct emit *e, int32_t disp, uint8_t bit)
+{
+	rex(e, true, 0, 0);
+	emit_u8(e, 0x0f);
+	emit_u8(e, 0xba);
+	rdi_disp(e, 4, disp);
+	emit_u8(e, bit);
 }
 
 void emit_imul_rr(struct emit *e, int size, int dst, int src)
@@ -168,12 +197,23 @@ void emit_setcc(struct emit *e, uint8_t cc, int reg)
 	modrm_rr(e, 0, reg);
 }
 
+/* 0F op: MOVZX (B6, B7) or MOVSX (BE, BF) */
+static void movx(struct emit *e, uint8_t op, bool w, int reg, int src, bool mem)
+{
+	rex(e, w, reg, src);
+	emit_u8(e, 0x0f);
+	emit_u8(e, op);
+	emit_u8(e, (uint8_t)((mem ? 0 : 0xc0) | (reg & 7) << 3 | (src & 7)));
+}
+
 void emit_movzx(struct emit *e, int size, int reg, int src, bool mem)
 {
-	rex(e, false, reg, src);
-	emit_u8(e, 0x0f);
-	emit_u8(e, size == 1 ? 0xb6 : 0xb7);
-	emit_u8(e, (uint8_t)((mem ? 0 : 0xc0) | (reg & 7) << 3 | (src & 7)));
+	movx(e, size == 1 ? 0xb6 : 0xb7, false, reg, src, mem);
+}
+
+void emit_movsx(struct emit *e, int size, int dsize, int reg, int src, bool mem)
+{
+	movx(e, size == 1 ? 0xbe : 0xbf, dsize == 8, reg, src, mem);
 }
 
 void emit_zext32(struct emit *e, int reg)

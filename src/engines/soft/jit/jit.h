@@ -126,7 +126,7 @@ void emit_store(struct emit *e, int size, int reg, int32_t disp); /* [rdi+disp] 
 void emit_store_imm(struct emit *e, int size, int32_t disp, int32_t imm);
 void emit_mov_imm(struct emit *e, int reg, uint64_t imm);
 void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src);		 /* 64-bit dst op= src */
-void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 4 or 8 bytes */
+void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 2, 4 or 8 bytes */
 /* 64-bit reg op [base+disp] with op in its r, r/m form (8B mov, 03 add, 3B cmp) */
 void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp);
 void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
@@ -135,10 +135,16 @@ void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
 void emit_imul_imm(struct emit *e, int reg, int32_t imm);
-void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr] */
+void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr], size 2-8 */
+/* op /ext of size 2, 4 or 8 on a register: F7 /2 NOT, /3 NEG, FF /0 INC,
+ * /1 DEC, D3 /n shifts by CL */
+void emit_ext_rr(struct emit *e, int size, uint8_t op, int ext, int reg);
+void emit_bswap(struct emit *e, int size, int reg);
+void emit_bt_mem(struct emit *e, int32_t disp, uint8_t bit); /* CF = that bit of [rdi+disp] */
 /* reg = the zero-extended byte or word in src, or at [src] when mem (src
  * rax, rcx or rdx: as a byte register, 4-7 would be AH-BH or need REX) */
 void emit_movzx(struct emit *e, int size, int reg, int src, bool mem);
+void emit_movsx(struct emit *e, int size, int dsize, int reg, int src, bool mem); /* to dsize */
 void emit_zext32(struct emit *e, int reg);
 uint8_t *emit_jcc(struct emit *e, uint8_t cc); /* rel32 to patch */
 void emit_patch(uint8_t *rel, const uint8_t *target);

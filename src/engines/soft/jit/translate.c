@@ -9,9 +9,10 @@
  * never faults and exceptions stay precise without a map from host code.
  *
  * The rule for an instruction comes from the opcode table: its fast-handler
- * family (struct opcode's fast) indexes rules[] below. Only instructions for
- * which choose_fast() found a handler are translated, so prefixes, modes and
- * operand sizes it rejects stay with the interpreter, as do 16-bit forms. */
+ * family (struct opcode's fast) indexes rules[] below. For most families
+ * only instructions for which choose_fast() found a handler are translated,
+ * so prefixes, modes and operand sizes it rejects stay with the interpreter;
+ * the rules marked own check their forms and sizes themselves. */
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,19 @@ struct tr {
 	 * then for the second: its flags are dead (set again before anything
 	 * could see them), so it need not store them. */
 	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], dead[BLOCK_INSNS];
+	/* whether flags are live at the block's start (the first pass says,
+	 * else assumed): a loop's back-edge need not store them when not */
+	bool live_in;
+	/* A CMP or TEST of cached registers (or an immediate) just before the
+	 * closing Jcc computes only the host's flags; its lazy flags are
+	 * stored on the ways out instead (store_pending), from the registers,
+	 * which stay cached to the end. */
+	struct pending {
+		bool on;
+		uint32_t lf;
+		int size, a, b; /* host registers; b < 0: the immediate */
+		int32_t imm;
+	} pend;
 };
 
 /* Host opcodes (r/m, r form) of the group-1 operations by ModRM.reg; CMP and
@@ -162,10 +176,13 @@ static int dst_host(struct tr *t, int r)
 	return cache_host[i];
 }
 
-/* host = guest register r (size 4: zero-extended) */
+/* host = guest register r (sizes 2 and 4: zero-extended) */
 static void get_reg(struct tr *t, int size, int host, int r)
 {
-	emit_op_rr(&t->e, size, 0x89, host, reg_host(t, r));
+	if (size == 2)
+		emit_movzx(&t->e, 2, host, reg_host(t, r), false);
+	else
+		emit_op_rr(&t->e, size, 0x89, host, reg_host(t, r));
 }
 
 /* guest register r = host, all 64 bits */
@@ -274,12 +291,22 @@ static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 	}
 	ea(t, d, true);
 	probe(t, size, ACC_READ);
-	emit_ind(&t->e, size, false, hreg, H_RAX);
+	if (size == 2)
+		emit_movzx(&t->e, 2, hreg, H_RAX, true);
+	else
+		emit_ind(&t->e, size, false, hreg, H_RAX);
 }
 
-/* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63. */
+/* Guest register r = rax, as wreg() does: 32-bit writes zero bits 32-63,
+ * 16-bit ones keep bits 16-63. */
 static void set_reg(struct tr *t, int size, int r)
 {
+	if (size == 2) { /* bits 16-63 kept, by a MOV of 16 bits: the host's flags stay */
+		int h = reg_host(t, r);
+		dst_host(t, r);
+		emit_op_rr(&t->e, 2, 0x89, h, H_RAX);
+		return;
+	}
 	if (size == 4)
 		emit_zext32(&t->e, H_RAX);
 	put_reg(t, H_RAX, r);
@@ -301,16 +328,23 @@ static void get_reg8(struct tr *t, const struct insn *d, int host, int r)
 	emit_movzx(&t->e, 1, host, host, false);
 }
 
+/* The bits of guest register r outside keep = host (rcx or rdx, zero-extended,
+ * shifted left by shift), the bits in keep kept; clobbers rax. */
+static void put_part(struct tr *t, int host, int r, int32_t keep, uint8_t shift)
+{
+	get_reg(t, 8, H_RAX, r);
+	emit_and_imm(&t->e, H_RAX, keep);
+	if (shift)
+		emit_shift_imm(&t->e, 8, 4, host, shift);
+	emit_alu_rr(&t->e, 0x09, H_RAX, host);
+	put_reg(t, H_RAX, r);
+}
+
 /* byte register r = host (rcx or rdx, zero-extended), the rest kept */
 static void put_reg8(struct tr *t, const struct insn *d, int host, int r)
 {
 	bool high = high_byte(d, r);
-	get_reg(t, 8, H_RAX, high ? r - 4 : r);
-	emit_and_imm(&t->e, H_RAX, high ? ~0xff00 : ~0xff);
-	if (high)
-		emit_shift_imm(&t->e, 8, 4, host, 8);
-	emit_alu_rr(&t->e, 0x09, H_RAX, host);
-	put_reg(t, H_RAX, high ? r - 4 : r);
+	put_part(t, host, high ? r - 4 : r, high ? ~0xff00 : ~0xff, high ? 8 : 0);
 }
 
 /* Whether the flags of the instruction being translated are stored: the
@@ -320,7 +354,8 @@ static bool flags_live(const struct tr *t)
 	return !t->dead[t->k];
 }
 
-/* The lazy flags of rax = rdx op rcx (lazy() in soft.h). */
+/* The lazy flags of rax = rdx op rcx (lazy() in soft.h); lf LF_NONE: an
+ * operation known at run time only, in r11 (ADC, SBB). */
 static void set_lazy(struct tr *t, uint32_t lf, int size)
 {
 	struct emit *e = &t->e;
@@ -329,13 +364,24 @@ static void set_lazy(struct tr *t, uint32_t lf, int size)
 	t->writes[t->k] = true;
 	if (t->dead[t->k])
 		return;
-	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
+	if (lf == LF_NONE)
+		emit_store(e, 4, H_R11, FIELD(lf_op));
+	else
+		emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
 	emit_store_imm(e, 1, FIELD(lf_size), size);
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
 	if (lf == LF_LOGIC)
 		return;
 	emit_store(e, 8, H_RDX, FIELD(lf_a));
 	emit_store(e, 8, H_RCX, FIELD(lf_b));
+}
+
+static bool host_flags(struct tr *t);
+static void real_flags(struct tr *t);
+
+static bool size48(const struct insn *d)
+{
+	return d->opsize == 4 || d->opsize == 8;
 }
 
 static uint64_t imm_of(const struct insn *d, int size)
@@ -364,6 +410,90 @@ static void alu_emit(struct tr *t, int op, int lf, int size)
 	set_lazy(t, lf, size);
 }
 
+/* ADC and SBB of registers: dst op= src (or the immediate). The carry in
+ * comes from the host's flags where the translation knows what set them,
+ * else from the real flags; it picks the lazy operation at run time, as in
+ * alu(): LF_ADD or LF_SUB + 1 with a carry (LF_ADC, LF_SBB). */
+static bool tr_carry(struct tr *t, const struct insn *d, int op, int dst, int src, bool imm)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	if (d->is_mem)
+		return false;
+	if (!host_flags(t)) {
+		real_flags(t);
+		emit_bt_mem(e, FIELD(fl), 0);
+	}
+	/* nothing from here to the operation changes the host's flags */
+	emit_setcc(e, 0x2, H_R11); /* setc */
+	emit_lea_disp(e, H_R11, H_R11, op == 2 ? LF_ADD : LF_SUB);
+	get_reg(t, size, H_RAX, dst);
+	if (imm)
+		emit_mov_imm(e, H_RCX, imm_of(d, size));
+	else
+		get_reg(t, size, H_RCX, src);
+	if (flags_live(t))
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_op_rr(e, size, op == 2 ? 0x11 : 0x19, H_RAX, H_RCX);
+	t->hf_k = t->k;
+	set_lazy(t, LF_NONE, size); /* the operation is known at run time only */
+	set_reg(t, size, dst);
+	return true;
+}
+
+/* The lazy flags of the pending CMP or TEST (lazy() of a, b and a op b;
+ * 64-bit values, which the flag code masks to the size); clobbers rax. */
+static void store_pending(struct tr *t)
+{
+	struct emit *e = &t->e;
+	const struct pending *p = &t->pend;
+	if (!p->on)
+		return;
+	emit_store_imm(e, 4, FIELD(lf_op), (int32_t)p->lf);
+	emit_store_imm(e, 1, FIELD(lf_size), p->size);
+	emit_alu_rr(e, 0x89, H_RAX, p->a);
+	if (p->lf == LF_LOGIC) {
+		emit_alu_rr(e, 0x21, H_RAX, p->b);
+	} else if (p->b >= 0) {
+		emit_store(e, 8, p->a, FIELD(lf_a));
+		emit_store(e, 8, p->b, FIELD(lf_b));
+		emit_alu_rr(e, 0x29, H_RAX, p->b);
+	} else {
+		emit_store(e, 8, p->a, FIELD(lf_a));
+		emit_store_imm(e, 8, FIELD(lf_b), p->imm);
+		emit_alu_imm(e, 8, 5, H_RAX, p->imm);
+	}
+	emit_store(e, 8, H_RAX, FIELD(lf_res));
+}
+
+/* Whether the instruction being translated is followed by the block's
+ * closing Jcc, which then reads the host's flags as they are. */
+static bool before_jcc(const struct tr *t)
+{
+	const struct block *b = t->b;
+	return t->k == b->n - 2 && opcode_of(b->insn[b->n - 1].op)->fast == FAST_JCC;
+}
+
+/* CMP a, b (or the immediate) or TEST a, b before the closing Jcc: on the
+ * cached registers, the lazy flags pending. */
+static bool tr_compare(struct tr *t, const struct insn *d, bool test, int a, int b)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize;
+	int hb = b >= 0 ? reg_host(t, b) : -1, ha = reg_host(t, a);
+	if (hb >= 0)
+		emit_op_rr(e, size, test ? 0x85 : 0x39, ha, hb);
+	else
+		emit_alu_imm(e, size, 7, ha, (int32_t)d->imm);
+	t->hf_k = t->k;
+	t->lf = test ? LF_LOGIC : LF_SUB;
+	t->lf_size = size;
+	t->writes[t->k] = true;
+	t->pend = (struct pending){
+	    .on = true, .lf = t->lf, .size = size, .a = ha, .b = hb, .imm = (int32_t)d->imm};
+	return true;
+}
+
 static bool tr_alu(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
@@ -372,11 +502,21 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	bool test = fam == FAST_TEST || fam == FAST_TEST_AX_I || fam == FAST_GROUP3;
 	bool rax = fam == FAST_ALU_AX_I || fam == FAST_TEST_AX_I;
 	bool imm = rax || fam == FAST_ALU_IMM || fam == FAST_GROUP3;
+	int dst = fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm;
+	if (!size48(d) && size != 2)
+		return false;
 	if (test)
 		op = 4;
 	bool write = !test && op != 7;
+	if (!alu_op[op] && size != 2)
+		return tr_carry(t, d, op, dst, fam == FAST_ALU_R_RM ? d->rm : d->reg, imm);
 	if (!alu_op[op])
-		return false; /* ADC, SBB */
+		return false; /* ADC, SBB of 16 bits */
+	if (!write && !d->is_mem && size != 2 && !(test && imm) && before_jcc(t))
+		return tr_compare(t, d, test, dst,
+				  imm			 ? -1
+				  : fam == FAST_ALU_R_RM ? d->rm
+							 : d->reg);
 	if (d->is_mem && write && fam != FAST_ALU_R_RM) {
 		/* read-modify-write: one probe for writing (a page with a
 		 * write tag is readable), the host address kept in r11 */
@@ -389,13 +529,12 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
-	if (!d->is_mem && !flags_live(t)) {
+	if (!d->is_mem && !flags_live(t) && size != 2) {
 		/* in the cached registers, 32-bit writes zero-extending (CMP and
 		 * TEST leave nothing) */
 		set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
 		if (!write)
 			return true;
-		int dst = fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm;
 		int src = imm ? -1 : reg_host(t, fam == FAST_ALU_R_RM ? d->rm : d->reg);
 		int h = reg_host(t, dst);
 		dst_host(t, dst);
@@ -417,7 +556,40 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 	}
 	alu_emit(t, op, test ? LF_LOGIC : alu_lf[op], size);
 	if (write)
-		set_reg(t, size, fam == FAST_ALU_R_RM ? d->reg : rax ? R_RAX : d->rm);
+		set_reg(t, size, dst);
+	return true;
+}
+
+/* 16-bit MOV (89, 8B, C7 /0): a register keeps bits 16-63, as wreg() has it. */
+static bool tr_mov16(struct tr *t, const struct insn *d, int fam)
+{
+	struct emit *e = &t->e;
+	if (fam == FAST_MOV_LOAD) {
+		if (d->is_mem) {
+			ea(t, d, true);
+			probe(t, 2, ACC_READ);
+			emit_movzx(e, 2, H_RCX, H_RAX, true);
+		} else {
+			get_reg(t, 4, H_RCX, d->rm);
+			emit_movzx(e, 2, H_RCX, H_RCX, false);
+		}
+		put_part(t, H_RCX, d->reg, ~0xffff, 0);
+		return true;
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 2, ACC_WRITE);
+	}
+	if (fam == FAST_MOV_STORE)
+		get_reg(t, 4, H_RCX, d->reg);
+	else
+		emit_mov_imm(e, H_RCX, (uint16_t)d->imm);
+	if (d->is_mem) {
+		emit_ind(e, 2, true, H_RCX, H_RAX);
+	} else {
+		emit_movzx(e, 2, H_RCX, H_RCX, false);
+		put_part(t, H_RCX, d->rm, ~0xffff, 0);
+	}
 	return true;
 }
 
@@ -425,6 +597,12 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize, fam = opcode_of(d->op)->fast;
+	if (fam == FAST_MOV_RM_IMM && (d->reg & 7))
+		return false;
+	if (size == 2)
+		return tr_mov16(t, d, fam);
+	if (!size48(d))
+		return false;
 	if (fam == FAST_MOV_LOAD) {
 		rm_load(t, d, size, H_RAX);
 		set_reg(t, size, d->reg);
@@ -512,12 +690,44 @@ static bool tr_pop(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* The lazy flags made real from the host's, when the translation knows what
+ * set them (else false): RFLAGS' arithmetic bits into c->fl (AF cleared
+ * after a logic operation, where the host leaves it undefined and
+ * lazy_flags() clears it), no call, the register cache kept. */
+static bool host_real_flags(struct tr *t)
+{
+	struct emit *e = &t->e;
+	bool logic = t->lf == LF_LOGIC;
+	if (!host_flags(t))
+		return false;
+	emit_bytes(e, (const uint8_t[]){0x9c, 0x58}, 2); /* pushfq; pop rax */
+	emit_and_imm(e, H_RAX, logic ? FL_ARITH & ~FL_AF : FL_ARITH);
+	emit_load(e, 8, H_RDX, FIELD(fl));
+	emit_and_imm(e, H_RDX, (int32_t)~FL_ARITH);
+	emit_alu_rr(e, 0x09, H_RDX, H_RAX);
+	emit_store(e, 8, H_RDX, FIELD(fl));
+	emit_store_imm(e, 4, FIELD(lf_op), LF_NONE);
+	return true;
+}
+
+/* A call of fn(c), or fn(c, arg) when arg >= 0, with rdi and rsi kept and
+ * the stack aligned; it clobbers r8-r11, so the cache must be stored back
+ * and cleared first. */
+static void call_c(struct emit *e, const void *fn, int arg)
+{
+	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
+	emit_bytes(e, save, sizeof(save));
+	if (arg >= 0)
+		emit_mov_imm(e, H_RSI, (uint64_t)arg);
+	emit_call_abs(e, fn);
+	emit_bytes(e, restore, sizeof(restore));
+}
+
 /* Pending lazy flags made real in c->fl, for an instruction that keeps some
  * of them (get_flags, called with the stack aligned and rdi/rsi kept). */
 static void real_flags(struct tr *t)
 {
-	static const uint8_t save[] = {0x57, 0x56, 0x48, 0x83, 0xec, 0x08};
-	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x5e, 0x5f};
 	struct emit *e = &t->e;
 	t->reads[t->k] = true;
 	store_back(e, &t->cache);
@@ -525,44 +735,199 @@ static void real_flags(struct tr *t)
 	emit_load(e, 4, H_RAX, FIELD(lf_op));
 	emit_alu_rr(e, 0x85, H_RAX, H_RAX);
 	uint8_t *skip = emit_jcc(e, 0x4); /* je: flags already real */
-	emit_bytes(e, save, sizeof(save));
-	emit_call_abs(e, (const void *)get_flags);
-	emit_bytes(e, restore, sizeof(restore));
+	call_c(e, (const void *)get_flags, -1);
 	if (skip)
 		emit_patch(skip, e->p);
 }
 
-/* INC/DEC keep CF. */
+/* rax = d's r/m operand of a read-modify-write: memory through one probe
+ * for writing (a page with a write tag is readable), its host address kept
+ * in r11 for rmw_store. */
+static void rmw_load(struct tr *t, const struct insn *d, int size)
+{
+	if (!d->is_mem) {
+		get_reg(t, size, H_RAX, d->rm);
+		return;
+	}
+	ea(t, d, true);
+	probe(t, size, ACC_WRITE);
+	emit_alu_rr(&t->e, 0x89, H_R11, H_RAX);
+	emit_ind(&t->e, size, false, H_RAX, H_R11);
+}
+
+/* d's r/m operand = rax, after rmw_load */
+static void rmw_store(struct tr *t, const struct insn *d, int size)
+{
+	if (d->is_mem)
+		emit_ind(&t->e, size, true, H_RAX, H_R11);
+	else
+		set_reg(t, size, d->rm);
+}
+
+/* INC/DEC of a register or memory keep CF, which lazy_flags() takes from
+ * the real flags: when the host's flags are the guest's, CF alone is
+ * written there (INC and DEC replace all the others, so the lazy operation
+ * before need not be made real), else all of them are made real. The
+ * host's CF is then loaded from them, so the host's INC or DEC leaves the
+ * host's flags the guest's. */
 static bool tr_incdec(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize;
-	real_flags(t);
-	get_reg(t, size, H_RAX, d->rm);
+	if ((d->reg & 7) > 1 || (!size48(d) && size != 2))
+		return false;
+	if (host_flags(t)) {
+		emit_setcc(e, 0x2, H_R11); /* setc */
+		emit_load(e, 8, H_RAX, FIELD(fl));
+		emit_and_imm(e, H_RAX, ~FL_CF);
+		emit_alu_rr(e, 0x09, H_RAX, H_R11);
+		emit_store(e, 8, H_RAX, FIELD(fl));
+	} else {
+		real_flags(t);
+	}
+	rmw_load(t, d, size);
 	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
 	emit_mov_imm(e, H_RCX, 1);
-	emit_alu_rr(e, d->reg & 1 ? 0x29 : 0x01, H_RAX, H_RCX);
+	emit_bt_mem(e, FIELD(fl), 0);
+	emit_ext_rr(e, size, 0xff, d->reg & 1, H_RAX);
+	t->hf_k = t->k;
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
-	set_reg(t, size, d->rm);
+	rmw_store(t, d, size);
 	return true;
 }
 
-/* MOVZX r, r/m8 and r/m16. Without REX, byte registers 4-7 are AH-BH:
+/* NOT and NEG (F7 /2, /3) of a register or memory; NEG's flags are those of
+ * 0 - the operand (alu()'s SUB), which the host's NEG sets. */
+static bool tr_notneg(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, ext = d->reg & 7;
+	bool neg = ext == 3;
+	if (!d->is_mem && (!neg || !flags_live(t))) { /* in the cached register */
+		if (neg)
+			set_lazy(t, LF_SUB, size);
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_ext_rr(e, size, 0xf7, ext, h);
+		return true;
+	}
+	rmw_load(t, d, size);
+	if (neg) {
+		emit_alu_rr(e, 0x89, H_RCX, H_RAX);
+		emit_mov_imm(e, H_RDX, 0);
+	}
+	emit_ext_rr(e, size, 0xf7, ext, H_RAX);
+	if (neg) {
+		t->hf_k = t->k;
+		set_lazy(t, LF_SUB, size);
+	}
+	rmw_store(t, d, size);
+	return true;
+}
+
+/* The lazy flags of a multiplication whose low half is in rax, the host's
+ * OF saying whether the product overflowed it (lazy()'s a for LF_MUL);
+ * clobbers r11. */
+static void set_lazy_mul(struct tr *t, int size)
+{
+	struct emit *e = &t->e;
+	t->lf = LF_MUL;
+	t->lf_size = size;
+	t->writes[t->k] = true;
+	if (t->dead[t->k])
+		return;
+	emit_setcc(e, 0x0, H_R11); /* seto */
+	emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
+	emit_store_imm(e, 1, FIELD(lf_size), size);
+	emit_store(e, 8, H_RAX, FIELD(lf_res));
+	emit_store(e, 8, H_R11, FIELD(lf_a));
+	emit_store_imm(e, 8, FIELD(lf_b), 0);
+}
+
+/* MUL, IMUL (one operand) and DIV of rDX:rAX by the r/m operand. A divisor
+ * of zero or a quotient that does not fit (the high half not below the
+ * divisor) leaves for the interpreter, which raises #DE at this instruction.
+ * The product's lazy flags are LF_MUL's (lf_a: the host's OF, which MUL and
+ * IMUL set when the high half is needed); DIV leaves the flags alone, as
+ * group3() does. */
+static bool tr_muldiv(struct tr *t, const struct insn *d)
+{
+	struct emit *e = &t->e;
+	int size = d->opsize, ext = d->reg & 7;
+	rm_load(t, d, size, H_RCX);
+	get_reg(t, size, H_RAX, R_RAX);
+	if (ext == 6) {
+		get_reg(t, size, H_RDX, R_RDX);
+		emit_op_rr(e, size, 0x85, H_RCX, H_RCX);
+		miss(t, 0x4); /* jz */
+		emit_op_rr(e, size, 0x39, H_RDX, H_RCX);
+		miss(t, 0x3); /* jae */
+	}
+	emit_ext_rr(e, size, 0xf7, ext, H_RCX);
+	if (ext != 6)
+		set_lazy_mul(t, size);
+	set_reg(t, size, R_RAX);
+	if (size == 4)
+		emit_zext32(e, H_RDX);
+	put_reg(t, H_RDX, R_RDX);
+	return true;
+}
+
+/* Group 3 of 32 and 64 bits: TEST with an immediate, NOT, NEG, MUL, IMUL,
+ * DIV (IDIV stays interpreted). */
+static bool tr_group3(struct tr *t, const struct insn *d)
+{
+	if (!size48(d))
+		return false;
+	switch (d->reg & 7) {
+	case 0:
+		return tr_alu(t, d);
+	case 2:
+	case 3:
+		return tr_notneg(t, d);
+	case 4:
+	case 5:
+	case 6:
+		return tr_muldiv(t, d);
+	default:
+		return false;
+	}
+}
+
+static bool tr_bswap(struct tr *t, const struct insn *d)
+{
+	int r = (d->op & 7) | (d->rex & 1) << 3;
+	if (!size48(d))
+		return false; /* 16 bits: undefined */
+	int h = reg_host(t, r);
+	dst_host(t, r);
+	emit_bswap(&t->e, d->opsize, h);
+	return true;
+}
+
+/* MOVZX r, r/m8 and r/m16, and MOVSX to 32 bits (zero-extended: the host's
+ * MOVSX r32 does it) or 64. Without REX, byte registers 4-7 are AH-BH:
  * those stay with the interpreter. */
 static bool tr_movzx(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	int size = opcode_of(d->op)->fast == FAST_MOVZX8 ? 1 : 2;
+	int fam = opcode_of(d->op)->fast;
+	bool sx = fam == FAST_MOVSX;
+	int size = sx ? 1 + (d->op & 1) : fam == FAST_MOVZX8 ? 1 : 2;
+	if (sx && !size48(d))
+		return false;
 	if (!d->is_mem) {
 		if (size == 1 && !d->rex && d->rm >= 4 && d->rm < 8)
 			return false;
 		get_reg(t, 8, H_RAX, d->rm);
-		emit_movzx(e, size, H_RAX, H_RAX, false);
 	} else {
 		ea(t, d, true);
 		probe(t, size, ACC_READ);
-		emit_movzx(e, size, H_RAX, H_RAX, true);
 	}
+	if (sx)
+		emit_movsx(e, size, d->opsize, H_RAX, H_RAX, d->is_mem);
+	else
+		emit_movzx(e, size, H_RAX, H_RAX, d->is_mem);
 	put_reg(t, H_RAX, d->reg);
 	return true;
 }
@@ -575,7 +940,19 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	struct emit *e = &t->e;
 	int size = d->opsize, bits = size * 8;
 	bool rol = (d->reg & 7) == 0;
-	real_flags(t);
+	/* Counted as a writer for the liveness pass: when every flag is set
+	 * again before anything reads one, CF and OF (and the flags before,
+	 * which it keeps) are dead, and it is a rotate of the cached register. */
+	t->writes[t->k] = true;
+	if (t->dead[t->k]) {
+		t->lf = LF_NONE;
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_shift_imm(e, size, rol ? 0 : 1, h, (uint8_t)cnt);
+		return true;
+	}
+	if (!host_real_flags(t))
+		real_flags(t);
 	t->lf = LF_NONE;
 	get_reg(t, size, H_RAX, d->rm);
 	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
@@ -633,6 +1010,64 @@ static bool tr_shift(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* SHL, SHR, SAR of a register by CL, masked as the host masks it. A count
+ * of 0 changes no flag, so the lazy flags are stored only for another: the
+ * instruction is no flag write to the liveness pass, and what it leaves is
+ * known at run time only. */
+static bool tr_shift_cl(struct tr *t, const struct insn *d)
+{
+	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
+	struct emit *e = &t->e;
+	int size = d->opsize, op = d->reg & 7;
+	if (d->is_mem || !lf[op])
+		return false;
+	get_reg(t, 4, H_RCX, R_RCX);
+	get_reg(t, size, H_RAX, d->rm);
+	emit_and_imm(e, H_RCX, size * 8 - 1);
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_ext_rr(e, size, 0xd3, op, H_RAX);
+	emit_op_rr(e, 4, 0x85, H_RCX, H_RCX); /* test ecx, ecx */
+	uint8_t *zero = emit_jcc(e, 0x4);
+	set_lazy(t, lf[op], size);
+	if (zero)
+		emit_patch(zero, e->p);
+	t->writes[t->k] = false;
+	t->lf = LF_NONE;
+	set_reg(t, size, d->rm);
+	return true;
+}
+
+/* SHL, SHR, SAR of a byte register or memory by 1 (D0) or a nonzero
+ * immediate (C0), leaving the lazy flags as shift_op() does. */
+static bool tr_shift8(struct tr *t, const struct insn *d)
+{
+	static const uint32_t lf[8] = {[4] = LF_SHL, [5] = LF_SHR, [7] = LF_SAR};
+	struct emit *e = &t->e;
+	int op = d->reg & 7;
+	unsigned cnt = (d->op & 0xff) == 0xd0 ? 1 : (unsigned)d->imm & 31;
+	if (!lf[op] || !cnt)
+		return false;
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_WRITE);
+		emit_alu_rr(e, 0x89, H_R11, H_RAX);
+		emit_movzx(e, 1, H_RAX, H_R11, true);
+	} else {
+		get_reg8(t, d, H_RAX, d->rm);
+	}
+	emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	emit_mov_imm(e, H_RCX, cnt);
+	emit_bytes(e, (const uint8_t[]){0xc0, (uint8_t)(0xc0 | op << 3), (uint8_t)cnt}, 3);
+	set_lazy(t, lf[op], 1);
+	if (d->is_mem) {
+		emit_bytes(e, (const uint8_t[]){0x41, 0x88, 0x03}, 3); /* mov [r11], al */
+		return true;
+	}
+	emit_movzx(e, 1, H_RCX, H_RAX, false);
+	put_reg8(t, d, H_RCX, d->rm);
+	return true;
+}
+
 /* IMUL r, r/m and IMUL r, r/m, imm (imul2): the low half, and the lazy
  * operation's a = whether the signed product overflowed, which is the
  * host's OF after an IMUL of the operand size. */
@@ -641,22 +1076,20 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 	struct emit *e = &t->e;
 	int size = d->opsize;
 	bool imm = opcode_of(d->op)->fast == FAST_IMUL_I;
+	if (!d->is_mem && !imm && t->dead[t->k]) { /* in the cached registers */
+		set_lazy_mul(t, size);
+		int src = reg_host(t, d->rm), h = reg_host(t, d->reg);
+		dst_host(t, d->reg);
+		emit_imul_rr(e, size, h, src);
+		return true;
+	}
 	rm_load(t, d, size, H_RCX);
 	if (imm)
 		emit_mov_imm(e, H_RAX, imm_of(d, size));
 	else
 		get_reg(t, size, H_RAX, d->reg);
 	emit_imul_rr(e, size, H_RAX, H_RCX);
-	t->lf = LF_MUL;
-	t->writes[t->k] = true;
-	if (!t->dead[t->k]) {
-		emit_setcc(e, 0x0, H_RDX); /* seto dl */
-		emit_store_imm(e, 4, FIELD(lf_op), LF_MUL);
-		emit_store_imm(e, 1, FIELD(lf_size), size);
-		emit_store(e, 8, H_RAX, FIELD(lf_res));
-		emit_store(e, 8, H_RDX, FIELD(lf_a));
-		emit_store_imm(e, 8, FIELD(lf_b), 0);
-	}
+	set_lazy_mul(t, size);
 	set_reg(t, size, d->reg);
 	return true;
 }
@@ -785,6 +1218,8 @@ static void emit_loop(struct tr *t, struct outs *o)
 		emit_patch(o->rel[i], e->p);
 	o->n = 0;
 	store_back(e, &t->cache);
+	if (!t->live_in)
+		store_pending(t);
 }
 
 /* The exit to target, unlinked: the epoch its cell holds is never reached. */
@@ -793,6 +1228,8 @@ static void emit_exit(struct tr *t, uint64_t target)
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
 	bool loop = target == t->b->insn[0].start;
+	if (!loop || t->live_in)
+		store_pending(t);
 	if (!loop)
 		store_back(e, &t->cache);
 	int i = j->nlinks + t->nlinks;
@@ -874,13 +1311,15 @@ static bool tr_alu8(struct tr *t, const struct insn *d)
 	struct emit *e = &t->e;
 	int fam = opcode_of(d->op)->fast;
 	bool group = fam == FAST_ALU8_IMM || fam == FAST_TEST8_IMM;
-	int op = fam == FAST_TEST8_IMM ? 4 : group ? d->reg & 7 : d->op >> 3 & 7;
+	bool test = fam == FAST_TEST8_IMM || fam == FAST_TEST8_AL;
+	bool al = fam == FAST_ALU8_AL || fam == FAST_TEST8_AL;
+	int op = test ? 4 : group ? d->reg & 7 : d->op >> 3 & 7;
 	if (!alu_op[op] || (fam == FAST_TEST8_IMM && (d->reg & 7)))
 		return false; /* ADC, SBB; F6's other members */
-	bool write = op != 7 && fam != FAST_TEST8_IMM;
+	bool write = op != 7 && !test;
 	bool to_reg = fam == FAST_ALU8 && (d->op & 2); /* x2: r8, r/m8 */
-	bool imm = group || fam == FAST_ALU8_AL;
-	int dst = fam == FAST_ALU8_AL ? R_RAX : to_reg ? d->reg : d->rm;
+	bool imm = group || al;
+	int dst = al ? R_RAX : to_reg ? d->reg : d->rm;
 	if (d->is_mem) {
 		ea(t, d, true);
 		probe(t, 1, !to_reg && write ? ACC_WRITE : ACC_READ);
@@ -916,13 +1355,19 @@ static bool tr_alu8(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0) */
+/* MOV r/m8, r8 (88), MOV r8, r/m8 (8A), MOV r/m8, imm8 (C6 /0), MOV r8,
+ * imm8 (B0+r) */
 static bool tr_mov8(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int fam = opcode_of(d->op)->fast;
 	if (fam == FAST_MOV8_IMM && (d->reg & 7))
 		return false;
+	if (fam == FAST_MOV8_R_IMM) {
+		emit_mov_imm(e, H_RCX, (uint8_t)d->imm);
+		put_reg8(t, d, H_RCX, (d->op & 7) | (d->rex & 1) << 3);
+		return true;
+	}
 	if (fam == FAST_MOV_LOAD8) {
 		if (d->is_mem) {
 			ea(t, d, true);
@@ -952,17 +1397,26 @@ static bool tr_mov8(struct tr *t, const struct insn *d)
 /* The host flags = the guest's, for a reader of the flags (Jcc, CMOVcc,
  * SETcc) that a translated ADD, SUB/CMP or logic operation set; clobbers
  * rax and rcx. False when the translation does not know what set them. */
+/* Whether host_flags() can give the host the guest's flags here. */
+static bool flags_known(const struct tr *t)
+{
+	return t->hf_at == t->e.p || t->lf == LF_LOGIC || t->lf == LF_ADD || t->lf == LF_SUB ||
+	       t->lf == LF_INC || t->lf == LF_DEC;
+}
+
 static bool host_flags(struct tr *t)
 {
 	struct emit *e = &t->e;
 	int size = t->lf_size;
 	t->reads[t->k] = true;
+	if (!flags_known(t))
+		return false;
 	if (t->hf_at == e->p)
 		return true; /* nothing was emitted since: they still are */
 	if (t->lf == LF_LOGIC && size == 1) {
 		emit_load(e, 4, H_RAX, FIELD(lf_res));
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
-	} else if (size == 1) {					 /* ADD or SUB */
+	} else if (size == 1 && (t->lf == LF_ADD || t->lf == LF_SUB)) {
 		emit_load(e, 4, H_RAX, FIELD(lf_a));
 		emit_load(e, 4, H_RCX, FIELD(lf_b));
 		emit_bytes(e, (const uint8_t[]){t->lf == LF_ADD ? 0x00 : 0x38, 0xc8}, 2);
@@ -973,18 +1427,42 @@ static bool host_flags(struct tr *t)
 		emit_load(e, size, H_RAX, FIELD(lf_a));
 		emit_load(e, size, H_RCX, FIELD(lf_b));
 		emit_op_rr(e, size, t->lf == LF_ADD ? 0x01 : 0x39, H_RAX, H_RCX); /* add, cmp */
+	} else if (t->lf == LF_INC || t->lf == LF_DEC) { /* CF from the real flags */
+		emit_bt_mem(e, FIELD(fl), 0);
+		emit_load(e, size, H_RAX, FIELD(lf_a));
+		emit_ext_rr(e, size, 0xff, t->lf == LF_DEC, H_RAX);
 	} else {
 		return false;
 	}
 	return true;
 }
 
+static bool jit_cond(struct soft_cpu *c, unsigned cc)
+{
+	return cond(c, cc);
+}
+
+/* al = condition cc of the lazy flags, for a reader the translation does
+ * not know the flags of (set by another block, say): a call of cond(), with
+ * the registers stored back (the call clobbers r8-r10) and rdi, rsi kept. */
+static void call_cond(struct tr *t, uint8_t cc)
+{
+	store_back(&t->e, &t->cache);
+	cache_clear(t);
+	call_c(&t->e, (const void *)jit_cond, cc);
+}
+
 static bool tr_jcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	if (!host_flags(t))
-		return false;
-	uint8_t *not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	uint8_t *not_taken;
+	if (host_flags(t)) {
+		not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	} else {
+		call_cond(t, d->op & 15);
+		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
+		not_taken = emit_jcc(e, 0x4);
+	}
 	emit_exit(t, target_of(d));
 	if (not_taken)
 		emit_patch(not_taken, e->p);
@@ -997,6 +1475,17 @@ static bool tr_cmov(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
 	int size = d->opsize;
+	if (!flags_known(t)) { /* r11 = cond(), then rax = the source or the old value */
+		t->reads[t->k] = true;
+		call_cond(t, d->op & 15);
+		emit_movzx(e, 1, H_R11, H_RAX, false);
+		rm_load(t, d, size, H_RAX);
+		get_reg(t, 8, H_RCX, d->reg);
+		emit_op_rr(e, 4, 0x85, H_R11, H_R11);
+		emit_cmov(e, 0x4, H_RAX, H_RCX); /* cmovz */
+		set_reg(t, size, d->reg);
+		return true;
+	}
 	rm_load(t, d, size, H_R11);
 	if (!host_flags(t))
 		return false;
@@ -1006,16 +1495,30 @@ static bool tr_cmov(struct tr *t, const struct insn *d)
 	return true;
 }
 
-/* SETcc of a register's low byte (not AH-BH: without REX, 4-7 name them) */
+/* SETcc of a register's low byte (not AH-BH: without REX, 4-7 name them)
+ * or of memory: the condition goes to r11 first (a memory operand's probe
+ * changes the host's flags), from the host's flags or from cond(). */
 static bool tr_setcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	if (d->is_mem || (!d->rex && d->rm >= 4 && d->rm < 8) || !host_flags(t))
+	uint8_t cc = d->op & 15;
+	if (!d->is_mem && !d->rex && d->rm >= 4 && d->rm < 8)
 		return false;
-	emit_setcc(e, d->op & 15, H_RDX);
+	if (host_flags(t)) {
+		emit_setcc(e, cc, H_R11);
+	} else {
+		call_cond(t, cc);
+		emit_movzx(e, 1, H_R11, H_RAX, false);
+	}
+	if (d->is_mem) {
+		ea(t, d, true);
+		probe(t, 1, ACC_WRITE);
+		emit_bytes(e, (const uint8_t[]){0x44, 0x88, 0x18}, 3); /* mov [rax], r11b */
+		return true;
+	}
 	get_reg(t, 8, H_RAX, d->rm);
 	emit_and_imm(e, H_RAX, -256);
-	emit_alu_rr(e, 0x09, H_RAX, H_RDX);
+	emit_alu_rr(e, 0x09, H_RAX, H_R11);
 	put_reg(t, H_RAX, d->rm);
 	return true;
 }
@@ -1035,6 +1538,25 @@ static bool tr_call(struct tr *t, const struct insn *d)
 	return true;
 }
 
+/* Group 5: INC and DEC; CALL and JMP through a register (the forms
+ * choose_fast gave a handler: 64 bits, a register operand) leave through the
+ * indirect-branch table as RET does, the target read before the push. */
+static bool tr_group5(struct tr *t, const struct insn *d)
+{
+	int r = d->reg & 7;
+	if (r < 2)
+		return tr_incdec(t, d);
+	if ((r != 2 && r != 4) || d->is_mem)
+		return false;
+	get_reg(t, 8, H_R11, d->rm);
+	if (r == 2)
+		emit_push(t, -1, d->start + d->len);
+	emit_alu_rr(&t->e, 0x89, H_RCX, H_R11);
+	emit_exit_ind(t);
+	t->ended = true;
+	return true;
+}
+
 static bool tr_ret(struct tr *t, const struct insn *d)
 {
 	(void)d;
@@ -1050,41 +1572,48 @@ static bool tr_nop(struct tr *t, const struct insn *d)
 }
 
 typedef bool (*rule)(struct tr *t, const struct insn *d);
-static const rule rules[] = {
-    [FAST_ALU_RM_R] = tr_alu,	 [FAST_ALU_R_RM] = tr_alu,	[FAST_ALU_AX_I] = tr_alu,
-    [FAST_ALU_IMM] = tr_alu,	 [FAST_TEST] = tr_alu,		[FAST_TEST_AX_I] = tr_alu,
-    [FAST_GROUP3] = tr_alu,	 [FAST_MOV_STORE] = tr_mov,	[FAST_MOV_LOAD] = tr_mov,
-    [FAST_MOV_RM_IMM] = tr_mov,	 [FAST_MOV_R_IMM] = tr_mov_imm, [FAST_LEA] = tr_lea,
-    [FAST_MOVSXD] = tr_movsxd,	 [FAST_PUSH] = tr_push,		[FAST_POP] = tr_pop,
-    [FAST_INCDEC] = tr_incdec,	 [FAST_NOP] = tr_nop,		[FAST_SHIFT_I] = tr_shift,
-    [FAST_IMUL_I] = tr_imul,	 [FAST_JCC] = tr_jcc,		[FAST_JMP] = tr_jmp,
-    [FAST_IMUL_RM] = tr_imul,	 [FAST_CALL] = tr_call,		[FAST_MOVZX8] = tr_movzx,
-    [FAST_MOVZX16] = tr_movzx,	 [FAST_RET] = tr_ret,		[FAST_CMOV] = tr_cmov,
-    [FAST_SETCC] = tr_setcc,	 [FAST_SHIFT_1] = tr_shift,	[FAST_TEST8] = tr_test8,
-    [FAST_MOV_STORE8] = tr_mov8, [FAST_MOV_LOAD8] = tr_mov8,	[FAST_MOV8_IMM] = tr_mov8,
-    [FAST_ALU8] = tr_alu8,	 [FAST_ALU8_AL] = tr_alu8,	[FAST_ALU8_IMM] = tr_alu8,
-    [FAST_TEST8_IMM] = tr_alu8,
+/* own: the rule checks its forms and operand size itself; the others take
+ * only instructions that choose_fast gave a handler, of 32 or 64 bits. The
+ * own families include forms the interpreter runs in exec_in_block (bytes,
+ * 16-bit MOV and ALU operations, ADC/SBB, NOT/NEG, INC/DEC of memory,
+ * MOV r8, imm8, MOVSX, BSWAP). */
+static const struct rule_info {
+	rule fn;
+	bool own;
+} rules[] = {
+    [FAST_ALU_RM_R] = {tr_alu, true},	    [FAST_ALU_R_RM] = {tr_alu, true},
+    [FAST_ALU_AX_I] = {tr_alu, true},	    [FAST_ALU_IMM] = {tr_alu, true},
+    [FAST_TEST] = {tr_alu, false},	    [FAST_TEST_AX_I] = {tr_alu, false},
+    [FAST_GROUP3] = {tr_group3, true},	    [FAST_MOV_STORE] = {tr_mov, true},
+    [FAST_MOV_LOAD] = {tr_mov, true},	    [FAST_MOV_RM_IMM] = {tr_mov, true},
+    [FAST_MOV_R_IMM] = {tr_mov_imm, false}, [FAST_LEA] = {tr_lea, false},
+    [FAST_MOVSXD] = {tr_movsxd, false},	    [FAST_PUSH] = {tr_push, false},
+    [FAST_POP] = {tr_pop, false},	    [FAST_GROUP5] = {tr_group5, true},
+    [FAST_NOP] = {tr_nop, false},	    [FAST_SHIFT_I] = {tr_shift, false},
+    [FAST_SHIFT_1] = {tr_shift, false},	    [FAST_SHIFT_CL] = {tr_shift_cl, false},
+    [FAST_IMUL_I] = {tr_imul, false},	    [FAST_IMUL_RM] = {tr_imul, false},
+    [FAST_JCC] = {tr_jcc, false},	    [FAST_JMP] = {tr_jmp, false},
+    [FAST_CALL] = {tr_call, false},	    [FAST_RET] = {tr_ret, false},
+    [FAST_MOVZX8] = {tr_movzx, false},	    [FAST_MOVZX16] = {tr_movzx, false},
+    [FAST_CMOV] = {tr_cmov, false},	    [FAST_SETCC] = {tr_setcc, false},
+    [FAST_TEST8] = {tr_test8, true},	    [FAST_MOV_STORE8] = {tr_mov8, true},
+    [FAST_MOV_LOAD8] = {tr_mov8, true},	    [FAST_MOV8_IMM] = {tr_mov8, true},
+    [FAST_ALU8] = {tr_alu8, true},	    [FAST_ALU8_AL] = {tr_alu8, true},
+    [FAST_ALU8_IMM] = {tr_alu8, true},	    [FAST_TEST8_IMM] = {tr_alu8, true},
+    [FAST_TEST8_AL] = {tr_alu8, true},	    [FAST_SHIFT8] = {tr_shift8, true},
+    [FAST_MOV8_R_IMM] = {tr_mov8, true},    [FAST_MOVSX] = {tr_movzx, true},
+    [FAST_BSWAP] = {tr_bswap, true},
 };
-
-/* Byte operations: their rules check the forms themselves, where the others
- * rely on choose_fast having found a handler (which byte forms mostly lack:
- * the interpreter runs them in exec_in_block), and the operand size does
- * not apply. */
-static bool byte_form(unsigned fam)
-{
-	return fam >= FAST_TEST8 || fam == FAST_MOV_STORE8; /* the families at the end */
-}
 
 static rule rule_of(const struct insn *d)
 {
 	unsigned fam = opcode_of(d->op)->fast;
-	if (fam >= sizeof(rules) / sizeof(rules[0]) || d->fn == exec_insn || d->lock)
+	if (fam >= sizeof(rules) / sizeof(rules[0]) || d->fn == exec_insn || d->lock || d->rep)
 		return NULL;
-	if (byte_form(fam))
-		return d->rep ? NULL : rules[fam];
-	if (d->fn == exec_in_block || (d->opsize != 4 && d->opsize != 8))
+	const struct rule_info *r = &rules[fam];
+	if (!r->own && (d->fn == exec_in_block || !size48(d)))
 		return NULL;
-	return rules[fam];
+	return r->fn;
 }
 
 static uint64_t now_ns(void)
@@ -1114,7 +1643,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	if (j->used > JIT_CODE_SIZE - 64)
 		return false;
 	struct tr t;
-	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false;
+	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false, live_in = true;
 	struct cache loop;
 	int n = b->n;
 	for (int pass = 0; pass < 2; pass++) {
@@ -1128,6 +1657,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		}
 		t.pre = t.cache;
 		memcpy(t.dead, dead, sizeof(dead));
+		t.live_in = live_in;
 		t.e.p = j->rw + j->used;
 		t.e.end = j->rw + JIT_CODE_SIZE;
 		emit_entry(&t.e);
@@ -1166,11 +1696,13 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			if (t.reads[k] || exits[k])
 				live = true;
 		}
+		live_in = live;
 		looped = t.looped;
 		loop = t.loop;
 	}
 	uint8_t *start = j->rw + j->used;
 	if (t.k < b->n) {
+		store_pending(&t);
 		store_back(&t.e, &t.cache);
 		to_interpreter(&t.e, b, t.k);
 	} else if (!t.ended) {
