@@ -8,10 +8,13 @@ export POPEK_RUNTIME_DIR=$TMP/run
 P=$POPEK_ROOT/build/popek
 VMBIN=$POPEK_ROOT/build/popek-san
 
-# wait_for FILE PATTERN [N [TENTHS]]: until FILE has N lines matching PATTERN.
-wait_for() {
+# wait_lines FILE PATTERN [N [TENTHS]]: until FILE has N lines matching PATTERN
+# (not lib.sh's wait_for: the suites share one shell).
+wait_lines() {
+	local n
 	for _ in $(seq "${4:-300}"); do
-		[ "$(grep -cE -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
+		n=$(grep -cE -- "$2" "$1" 2>/dev/null)
+		[ "${n:-0}" -ge "${3:-1}" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -33,10 +36,10 @@ for e in kvm soft; do
 	"$VMBIN" run --engine $e --name $name --kernel "$GUESTS/cmos.elf" --cmdline watch \
 		>"$out" 2>"$TMP/$name.err" </dev/null &
 	vm=$!
-	wait_running $name && wait_for "$out" "register D = 0x80"
+	wait_running $name && wait_lines "$out" "register D = 0x80"
 	"$P" trace $name --class pio >"$TMP/$name.trace" 2>"$TMP/$name.trace.err" &
 	tracer=$!
-	wait_for "$TMP/$name.trace" '"device":"cmos-rtc"'
+	wait_lines "$TMP/$name.trace" '"device":"cmos-rtc"'
 	if [ -z "$("$P" policy $name)" ]; then
 		pass "policy-live/$e: a VM started without --policy prints an empty policy"
 	else
@@ -44,7 +47,7 @@ for e in kvm soft; do
 	fi
 	"$P" policy $name "$TMP/zero.policy" 2>"$TMP/$name.set"
 	rc=$?
-	if [ $rc -eq 0 ] && wait_for "$out" "register D = 0x0$" 1 100; then
+	if [ $rc -eq 0 ] && wait_lines "$out" "register D = 0x0$" 1 100; then
 		pass "policy-live/$e: a policy replaced live takes effect (the guest reads 0 from port 0x71)"
 	else
 		fail "policy-live/$e: live replacement" "exit $rc: $(cat "$TMP/$name.set") / $(tail -c 200 "$out")"
@@ -65,7 +68,7 @@ for e in kvm soft; do
 		fail "policy-live/$e: malformed" "exit $rc: $(cat "$TMP/$name.bad") / $(tail -c 200 "$out")"
 	fi
 	"$P" policy $name "$TMP/none.policy" 2>/dev/null
-	if wait_for "$out" "register D = 0x80" 2 100; then
+	if wait_lines "$out" "register D = 0x80" 2 100; then
 		pass "policy-live/$e: replacing it again restores the device's value"
 	else
 		fail "policy-live/$e: second replacement" "$(tail -c 200 "$out")"
@@ -144,7 +147,7 @@ for e in kvm soft; do
 	"$bin" run --engine $e --kernel "$GUESTS/cmos.elf" --cmdline "flood=$N" \
 		--policy "$TMP/log.policy" --audit "$fifo" >"$TMP/flood-$e.out" 2>"$TMP/flood-$e.err" </dev/null 7>&- &
 	vm=$!
-	if wait_for "$TMP/flood-$e.out" "reads done" 1 600; then
+	if wait_lines "$TMP/flood-$e.out" "reads done" 1 600; then
 		pass "policy-live/$e: a guest flooding logged port accesses runs on while the audit reader stalls"
 	else
 		fail "policy-live/$e: flood stalled" "$(tail -c 200 "$TMP/flood-$e.out")"
@@ -184,7 +187,7 @@ for e in kvm soft; do
 	tracer=$!
 	sleep 0.2
 	kill -STOP $tracer
-	wait_for "$TMP/$name.out" "reads done" 1 600
+	wait_lines "$TMP/$name.out" "reads done" 1 600
 	ok=$?
 	kill -CONT $tracer
 	wait $vm
@@ -203,7 +206,7 @@ if [ -f "$POPEK_ROOT/images/vmlinux" ]; then
 		>"$TMP/linux.out" 2>"$TMP/linux.err" &
 	for _ in $(seq 500); do "$P" trace live-linux >"$TMP/linux.trace" 2>/dev/null && break; sleep 0.01; done &
 	tracer=$!
-	wait_for "$TMP/linux.out" "popek:/# " 1 1800
+	wait_lines "$TMP/linux.out" "popek:/# " 1 1800
 	ok=$?
 	"$P" stop live-linux
 	timeout 20 tail --pid=$tracer -f /dev/null
@@ -261,7 +264,7 @@ sleep 1
 printf 'deny disk read vcpu 0\n' >"$TMP/kick.policy"
 "$P" policy $name "$TMP/kick.policy" 2>"$TMP/$name.set"
 rc=$?
-if [ $rc -eq 0 ] && wait_for "$TMP/$name.out" "read [0-9]+: status 1" 1 100; then
+if [ $rc -eq 0 ] && wait_lines "$TMP/$name.out" "read [0-9]+: status 1" 1 100; then
 	pass "policy-live/kvm: a live vcpu rule switches virtio notifications from ioeventfd to trapping"
 else
 	fail "policy-live/kvm: ioeventfd switch" "exit $rc: $(cat "$TMP/$name.set") / $(tail -c 300 "$TMP/$name.out")"
