@@ -266,6 +266,8 @@ static void *fault_main(void *arg)
 	if (rc > 0) {
 		struct uffdio_range r = {.start = (uintptr_t)pc->base, .len = pc->mem};
 		ioctl(pc->uffd, UFFDIO_UNREGISTER, &r);
+		/* The source holds its copy until it hears this. */
+		mig_send_all(pc->in.fd, "done\n", 5);
 		fprintf(stderr,
 			"popek: post-copy complete: %llu pages pulled on first touch, %llu pushed "
 			"in all, %llu zero pages filled here\n",
