@@ -14,10 +14,10 @@ run_vm pc-ref run --engine soft --kernel "$MW" --cmdline "$ARGS"
 want=$(grep -o "result 0x[0-9a-f]*" "$OUT")
 [ -n "$want" ] || fail "postcopy: reference run" "no result: $(tail -c 200 "$OUT")"
 
-# start_src ENGINE: memwrite as VM "src", once it is at round 3.
+# start_src ENGINE [ARGS]: memwrite as VM "src", once it is at round 3.
 start_src() {
 	SRC_CON=$TMP/pc-src-$RANDOM.con
-	"$P" run --engine "$1" --name src --kernel "$MW" --cmdline "$ARGS" \
+	"$P" run --engine "$1" --name src --kernel "$MW" --cmdline "${2:-$ARGS}" \
 		--console "file:$SRC_CON" >/dev/null 2>"$TMP/src.err" </dev/null &
 	SRC_PID=$!
 	for _ in $(seq 400); do grep -aq "round 3$" "$SRC_CON" 2>/dev/null && break; sleep 0.05; done
@@ -133,13 +133,16 @@ proxy() {
 	PROXY=$!
 	for _ in $(seq 100); do grep -q listening "$TMP/pcproxy.out" 2>/dev/null && break; sleep 0.05; done
 }
+# For the failures: a source that computes for minutes, so that it is still
+# running when its fate is looked at.
+LONG="rounds=1000000 pages=1024 iters=300000"
 last_round() { grep -ao "round [0-9]*$" "$SRC_CON" | tail -1 | grep -o "[0-9]*"; }
 
 # Cut after 9 MiB: round 1 (~7 MiB) and the handover are through, the push
 # (~4 MiB) is not.
 start_dst "unix:$TMP/pc-mig.sock" soft
 proxy cut:9437184
-start_src soft
+start_src soft "$LONG"
 timeout 120 "$P" migrate src "unix:$TMP/pc-proxy.sock" $POST 2>"$TMP/mig.err"
 rc=$?
 timeout 60 tail --pid=$DST_PID -f /dev/null
@@ -163,7 +166,7 @@ wait $SRC_PID 2>/dev/null
 # there; the handover never came, so the source runs on.
 start_dst "unix:$TMP/pc-mig.sock" soft
 proxy discard
-start_src soft
+start_src soft "$LONG"
 timeout 120 "$P" migrate src "unix:$TMP/pc-proxy.sock" $POST 2>"$TMP/mig.err"
 rc=$?
 wait $DST_PID
