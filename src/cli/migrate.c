@@ -36,8 +36,8 @@ static void show_round(const char *line)
 			fprintf(stderr,
 				"popek: migrate: post-copy: %.1f MiB sent, %lld pages left, %lld "
 				"pulled by the guest\n",
-				(double)num(p, "sent") / (1 << 20), (long long)json_object_get_int64(n),
-				(long long)num(p, "pulled"));
+				(double)num(p, "sent") / (1 << 20),
+				(long long)json_object_get_int64(n), (long long)num(p, "pulled"));
 		else if (json_object_object_get_ex(p, "expected_downtime_ms", &n))
 			fprintf(stderr,
 				"popek: migrate: round %lld: %.1f MiB sent, %lld pages%s dirty "
@@ -52,10 +52,9 @@ static void show_round(const char *line)
 
 static int usage_migrate(void)
 {
-	fprintf(stderr,
-		"popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
-		"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage] "
-		"[--postcopy]\n");
+	fprintf(stderr, "popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
+			"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage] "
+			"[--postcopy]\n");
 	return EXIT_CODE_USAGE;
 }
 

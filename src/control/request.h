@@ -32,7 +32,8 @@ struct control_request {
 	/* trace: {"classes":[NAME,...]}, a bit per policy class; all if not given */
 	unsigned classes;
 	/* migrate: {"uri":STR,"max_downtime_ms":N,"bandwidth":N,"compress":bool,
-	 * "copy_storage":bool, "postcopy":bool} + the connected socket; uri only names it in messages */
+	 * "copy_storage":bool, "postcopy":bool} + the connected socket; uri only names it in
+	 * messages */
 	const char *uri;
 	uint64_t max_downtime_ms, bandwidth;
 	bool copy_storage;

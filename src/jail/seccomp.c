@@ -170,8 +170,7 @@ static const struct {
     /* every KVM ioctl (type KVMIO) on the VM and vCPU fds */
     {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, KVM},
     /* every userfaultfd ioctl (COPY, ZEROPAGE, WAKE, UNREGISTER), on that fd only */
-    {(unsigned long)UFFDIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT,
-     UFFD},
+    {(unsigned long)UFFDIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, UFFD},
 };
 
 #define NAMES_MAX 512
@@ -235,7 +234,7 @@ static int add_rule(scmp_filter_ctx f, const char *name, int nr, const struct ja
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, ioctls[i].mask, ioctls[i].request);
 			int rc = ioctls[i].when & UFFD
 				     ? seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 2, req,
-							SCMP_A0(SCMP_CMP_EQ, (uint64_t)p->uffd))
+							SCMP_A0(SCMP_CMP_EQ, (uint64_t)p->uffd, 0))
 				     : seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1, req);
 			if (rc < 0)
 				return -1;

@@ -44,8 +44,8 @@ struct postcopy_in *postcopy_in_new(uint64_t mem)
 	return pc;
 }
 
-int postcopy_discard(struct postcopy_in *pc, uint8_t *ram, const uint8_t *p, size_t len,
-		     char *err, size_t errlen)
+int postcopy_discard(struct postcopy_in *pc, uint8_t *ram, const uint8_t *p, size_t len, char *err,
+		     size_t errlen)
 {
 	if (!len || len % 16) {
 		snprintf(err, errlen, "a DISCARD record of %zu bytes (runs are 16 bytes)", len);
@@ -146,8 +146,7 @@ static int filled(struct postcopy_in *pc, uint64_t pg, int rc, char *err, size_t
 	return -1;
 }
 
-static int fill(struct postcopy_in *pc, uint64_t pg, const uint8_t *data, char *err,
-		size_t errlen)
+static int fill(struct postcopy_in *pc, uint64_t pg, const uint8_t *data, char *err, size_t errlen)
 {
 	int rc;
 	do {
@@ -193,7 +192,7 @@ static int serve_faults(struct postcopy_in *pc, char *err, size_t errlen)
 		uint64_t pg = (msg[i].arg.pagefault.address - (uintptr_t)pc->base) / MIG_PAGE;
 		if (pg >= pc->mem / MIG_PAGE)
 			continue;
-		int rc = !bit(pc->want, pg)	 ? fill(pc, pg, NULL, err, errlen)
+		int rc = !bit(pc->want, pg)    ? fill(pc, pg, NULL, err, errlen)
 			 : !bit(pc->asked, pg) ? pull(pc, pg, err, errlen)
 					       : 0;
 		if (rc)

@@ -17,9 +17,9 @@ struct machine;
 
 struct postcopy_in {
 	uint64_t mem, words;
-	uint64_t *want;	 /* pages DISCARD named that have not arrived */
-	uint64_t *asked; /* of those, pulled from the source already */
-	uint64_t left;	 /* bits set in want */
+	uint64_t *want;	      /* pages DISCARD named that have not arrived */
+	uint64_t *asked;      /* of those, pulled from the source already */
+	uint64_t left;	      /* bits set in want */
 	uint64_t discard_end; /* DISCARD runs come in order: the next starts here or later */
 	uint64_t pushed, pulled, zeroed;
 	int uffd;      /* -1 until armed */
@@ -38,8 +38,8 @@ struct postcopy_in *postcopy_in_new(uint64_t mem);
 /* One DISCARD record: its runs lie inside RAM, each is punched out of ram
  * (the receiver's mapping of the memfd) and wanted from the source. 0 or -1
  * with err (refused). */
-int postcopy_discard(struct postcopy_in *pc, uint8_t *ram, const uint8_t *p, size_t len,
-		     char *err, size_t errlen);
+int postcopy_discard(struct postcopy_in *pc, uint8_t *ram, const uint8_t *p, size_t len, char *err,
+		     size_t errlen);
 /* Before the jail: a userfaultfd on m's RAM (m->uffd, which the jail lets
  * the fault thread use). 0 or -1 with err naming why and the fix. */
 int postcopy_arm(struct postcopy_in *pc, struct machine *m, char *err, size_t errlen);

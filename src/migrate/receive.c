@@ -37,8 +37,8 @@ static int hello(struct mig_recv *r, const uint8_t *p, size_t len, char *err, si
 		return -1;
 	}
 	json_object *pc;
-	bool postcopy = json_object_object_get_ex(meta, "postcopy", &pc) &&
-			json_object_get_boolean(pc);
+	bool postcopy =
+	    json_object_object_get_ex(meta, "postcopy", &pc) && json_object_get_boolean(pc);
 	r->snap = snapshot_begin(meta, MIG_FORMAT, &r->mem, err, errlen);
 	if (!r->snap)
 		return -1;

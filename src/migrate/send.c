@@ -54,9 +54,9 @@ struct sender {
 	bool was_paused;	  /* by someone else: stays paused between rounds */
 	bool held;		  /* paused by us */
 	bool logging;
-	bool postcopy;	   /* switching: the rest goes after the handover */
-	bool handed_over;  /* go written: the VM is the destination's */
-	char pulls[64];	   /* post-copy: the destination's request line so far */
+	bool postcopy;	  /* switching: the rest goes after the handover */
+	bool handed_over; /* go written: the VM is the destination's */
+	char pulls[64];	  /* post-copy: the destination's request line so far */
 	size_t npull;
 	uint64_t pulled;
 	unsigned throttle; /* percent */
@@ -571,7 +571,8 @@ static void finish(struct sender *s, int rc, unsigned rounds, uint64_t downtime)
 			    json_object_new_double((double)(s->at[i] - s->at[i - 1]) / 1e6));
 		json_object_object_add(r, "phases_ms", ph);
 		if (s->postcopy)
-			json_object_object_add(r, "pulled", json_object_new_int64((int64_t)s->pulled));
+			json_object_object_add(r, "pulled",
+					       json_object_new_int64((int64_t)s->pulled));
 	}
 	snprintf(line, sizeof(line), "%s\n",
 		 json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
@@ -624,10 +625,11 @@ static void *sender_main(void *arg)
 		if (push(s)) {
 			char why[sizeof(s->err)];
 			snprintf(why, sizeof(why), "%s", s->err);
-			snprintf(s->err, sizeof(s->err),
-				 "post-copy broke after the handover (%.300s) with %llu of %llu pages "
-				 "not sent: the destination cannot run the VM on",
-				 why, (unsigned long long)count_pages(s), (unsigned long long)left);
+			snprintf(
+			    s->err, sizeof(s->err),
+			    "post-copy broke after the handover (%.300s) with %llu of %llu pages "
+			    "not sent: the destination cannot run the VM on",
+			    why, (unsigned long long)count_pages(s), (unsigned long long)left);
 			rc = -1;
 		}
 	}

@@ -13,9 +13,9 @@
 #define STATE_MAX (64u << 20)
 
 static const char *const type_names[NR_MIG_TYPES] = {
-    [MIG_HELLO] = "HELLO", [MIG_PAGES] = "PAGES", [MIG_ZERO] = "ZERO", [MIG_STATE] = "STATE",
-    [MIG_END] = "END",	   [MIG_SYNC] = "SYNC",	  [MIG_DISK] = "DISK", [MIG_DISCARD] = "DISCARD",
-    [MIG_POSTCOPY_END] = "POSTCOPY_END",
+    [MIG_HELLO] = "HELLO", [MIG_PAGES] = "PAGES",     [MIG_ZERO] = "ZERO",
+    [MIG_STATE] = "STATE", [MIG_END] = "END",	      [MIG_SYNC] = "SYNC",
+    [MIG_DISK] = "DISK",   [MIG_DISCARD] = "DISCARD", [MIG_POSTCOPY_END] = "POSTCOPY_END",
 };
 
 uint64_t mig_max_len(enum mig_type t)

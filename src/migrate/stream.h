@@ -9,23 +9,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MIG_MAGIC     "POPEKMG1"
-#define MIG_FORMAT    "popek-migration"
-#define MIG_PAGE      4096u
-#define MIG_RUN_PAGES 256u /* pages in one PAGES record at most */
-#define MIG_HDR_LEN   16u
-#define MIG_DISK_MAX  (1u << 20) /* data bytes in one DISK record at most */
-#define MIG_DISCARD_RUNS 65536u /* runs in one DISCARD record at most */
+#define MIG_MAGIC	 "POPEKMG1"
+#define MIG_FORMAT	 "popek-migration"
+#define MIG_PAGE	 4096u
+#define MIG_RUN_PAGES	 256u /* pages in one PAGES record at most */
+#define MIG_HDR_LEN	 16u
+#define MIG_DISK_MAX	 (1u << 20) /* data bytes in one DISK record at most */
+#define MIG_DISCARD_RUNS 65536u	    /* runs in one DISCARD record at most */
 
 enum mig_type {
-	MIG_HELLO = 1, /* JSON metadata, as snapshot.json without its files */
-	MIG_PAGES,     /* u64 offset, u32 npages, u32 0, npages × 4096 bytes */
-	MIG_ZERO,      /* u64 offset, u32 npages, u32 0: those pages are zero now */
-	MIG_STATE,     /* the state sections (POPEKST1), as state.bin */
-	MIG_END,       /* u64 pages sent, u64 rounds[, u64 disks, u64 disk bytes sent] */
-	MIG_SYNC,      /* u64 round: answered "synced" once all before it is stored */
-	MIG_DISK,      /* u64 offset, u32 length, u32 disk, length bytes of that disk */
-	MIG_DISCARD,   /* post-copy: runs of { u64 offset, u64 npages } the destination lacks */
+	MIG_HELLO = 1,	  /* JSON metadata, as snapshot.json without its files */
+	MIG_PAGES,	  /* u64 offset, u32 npages, u32 0, npages × 4096 bytes */
+	MIG_ZERO,	  /* u64 offset, u32 npages, u32 0: those pages are zero now */
+	MIG_STATE,	  /* the state sections (POPEKST1), as state.bin */
+	MIG_END,	  /* u64 pages sent, u64 rounds[, u64 disks, u64 disk bytes sent] */
+	MIG_SYNC,	  /* u64 round: answered "synced" once all before it is stored */
+	MIG_DISK,	  /* u64 offset, u32 length, u32 disk, length bytes of that disk */
+	MIG_DISCARD,	  /* post-copy: runs of { u64 offset, u64 npages } the destination lacks */
 	MIG_POSTCOPY_END, /* u64 pages pushed after the handover */
 	NR_MIG_TYPES
 };
