@@ -202,8 +202,7 @@ static int serve_faults(struct postcopy_in *pc, char *err, size_t errlen)
 	return 0;
 }
 
-/* One record from the source: 1 at POSTCOPY_END, 0 for pages, -1 with err. */
-static int next_record(struct postcopy_in *pc, char *err, size_t errlen)
+int postcopy_record(struct postcopy_in *pc, char *err, size_t errlen)
 {
 	enum mig_type t;
 	size_t len;
@@ -258,7 +257,7 @@ static void *fault_main(void *arg)
 		if (rc == 0 && (pf[0].revents & POLLIN))
 			rc = serve_faults(pc, why, sizeof(why));
 		if (rc == 0 && pf[1].revents)
-			rc = next_record(pc, why, sizeof(why));
+			rc = postcopy_record(pc, why, sizeof(why));
 	}
 	if (atomic_load(&pc->quit))
 		return NULL;

@@ -43,6 +43,11 @@ int postcopy_discard(struct postcopy_in *pc, uint8_t *ram, const uint8_t *p, siz
 /* Before the jail: a userfaultfd on m's RAM (m->uffd, which the jail lets
  * the fault thread use). 0 or -1 with err naming why and the fix. */
 int postcopy_arm(struct postcopy_in *pc, struct machine *m, char *err, size_t errlen);
+/* One record after the handover, read from pc->in and put into RAM through
+ * the userfaultfd: 1 at POSTCOPY_END (every discarded page came), 0 for
+ * pages, -1 with err (a bad or broken stream). The fault thread's, and the
+ * fuzz target's. */
+int postcopy_record(struct postcopy_in *pc, char *err, size_t errlen);
 /* After go: the fault thread serves faults and reads the pushed pages from
  * conn (owned from here) until POSTCOPY_END; a broken or bad stream stops
  * the VM with EXIT_CODE_HOST. 0 or -1 with err (nothing started). */
