@@ -515,12 +515,15 @@ static int push(struct sender *s)
 	s->round_bytes = 0;
 	s->round_start = monotonic_ns();
 	for (uint64_t p = 0; p < s->npages;) {
-		if (read_requests(s, 0) < 0)
-			return -1;
 		if (!wanted(s, p)) {
 			p++;
 			continue;
 		}
+		/* Before each run: a pull waits for one run at most. */
+		if (read_requests(s, 0) < 0)
+			return -1;
+		if (!wanted(s, p))
+			continue; /* just pulled */
 		uint64_t n = 0;
 		while (p + n < s->npages && n < MIG_RUN_PAGES && wanted(s, p + n)) {
 			s->send[(p + n) / 64] &= ~(1ull << ((p + n) % 64));
