@@ -67,69 +67,13 @@ postcopy_case() {
 postcopy_case "migrate --postcopy soft→soft over tcp" soft
 postcopy_case "migrate --postcopy kvm→kvm over tcp" kvm
 
-# A proxy between source and destination (unix sockets) that passes the
-# stream record by record (and the "go" after END): "cut:N" drops both connections once N bytes of
-# records came from the source (the destination's side at once, the
-# source's 3 s later); "discard" moves the first DISCARD run outside any RAM
-# and fixes its checksum, so only the destination's own check can refuse it.
-cat >"$TMP/pcproxy.py" <<'PY'
-import os, socket, struct, sys, threading, zlib
-listen, target, mode = sys.argv[1:4]
-if os.path.exists(listen):
-    os.unlink(listen)
-ls = socket.socket(socket.AF_UNIX)
-ls.bind(listen)
-ls.listen(1)
-ls.settimeout(60)
-print("listening", flush=True)
-c, _ = ls.accept()
-up = socket.socket(socket.AF_UNIX)
-up.connect(target)
-def back():
-    try:
-        while True:
-            d = up.recv(65536)
-            if not d:
-                break
-            c.sendall(d)
-    except OSError:
-        pass
-threading.Thread(target=back, daemon=True).start()
-def read(n):
-    b = b""
-    while len(b) < n:
-        d = c.recv(n - len(b))
-        if not d:
-            raise EOFError
-        b += d
-    return b
-cut = int(mode[4:]) if mode.startswith("cut:") else None
-sent = 0
-try:
-    up.sendall(read(8))
-    while cut is None or sent < cut:
-        h = bytearray(read(16))
-        body = bytearray(read(struct.unpack_from("<I", h, 4)[0]))
-        if mode == "discard" and h[0] == 8:
-            struct.pack_into("<Q", body, 0, 1 << 40)
-            struct.pack_into("<I", h, 12, zlib.crc32(body))
-            mode = "-"
-        up.sendall(bytes(h) + bytes(body))
-        sent += len(h) + len(body)
-        if h[0] == 5:  # END: the source's "go" follows, not a record
-            up.sendall(read(3))
-except (EOFError, OSError):
-    pass
-up.close()
-threading.Event().wait(3)
-c.close()
-PY
 
-# proxy MODE: the proxy on $TMP/pc-proxy.sock, to a destination on
-# $TMP/pc-mig.sock.
+# proxy MODE: tests/migrate_proxy.py on $TMP/pc-proxy.sock, to a destination
+# on $TMP/pc-mig.sock.
 proxy() {
 	rm -f "$TMP/pcproxy.out"
-	python3 "$TMP/pcproxy.py" "$TMP/pc-proxy.sock" "$TMP/pc-mig.sock" "$1" >"$TMP/pcproxy.out" &
+	python3 "$POPEK_ROOT/tests/migrate_proxy.py" "$TMP/pc-proxy.sock" "$TMP/pc-mig.sock" "$1" \
+		>"$TMP/pcproxy.out" &
 	PROXY=$!
 	for _ in $(seq 100); do grep -q listening "$TMP/pcproxy.out" 2>/dev/null && break; sleep 0.05; done
 }
@@ -165,7 +109,7 @@ wait $SRC_PID 2>/dev/null
 # A DISCARD run outside RAM, well framed: refused before the guest runs
 # there; the handover never came, so the source runs on.
 start_dst "unix:$TMP/pc-mig.sock" soft
-proxy discard
+proxy set:8:0:8:1099511627776 # the first DISCARD run's offset: 1 TiB
 start_src soft "$LONG"
 timeout 120 "$P" migrate src "unix:$TMP/pc-proxy.sock" $POST 2>"$TMP/mig.err"
 rc=$?
