@@ -2,7 +2,7 @@
 # 4 MiB without pause does not converge in one round at --max-downtime 0;
 # moved with --postcopy over tcp on loopback (the push paced to 4 MB/s, so
 # that the guest there touches pages before they come and pulls them) it
-# finishes with the uninterrupted result, on soft and on kvm. A connection
+# finishes with the uninterrupted result, on soft, on kvm and kvm → soft. A connection
 # cut after the handover is the destination's failure (exit 71, named) and
 # the source keeps its stopped copy; a DISCARD record outside RAM is refused
 # before the guest runs there, and the source runs on.
@@ -34,10 +34,10 @@ start_dst() {
 
 POST="--postcopy --max-downtime 0 --bandwidth 4M"
 
-# postcopy_case NAME ENGINE
+# postcopy_case NAME FROM TO
 postcopy_case() {
 	local name=$1 uri="tcp:127.0.0.1:47$((RANDOM % 900 + 100))"
-	start_dst "$uri" "$2"
+	start_dst "$uri" "$3"
 	start_src "$2"
 	timeout 120 "$P" migrate src "$uri" $POST 2>"$TMP/mig.err"
 	local mrc=$?
@@ -64,8 +64,9 @@ postcopy_case() {
 	fi
 }
 
-postcopy_case "migrate --postcopy soft→soft over tcp" soft
-postcopy_case "migrate --postcopy kvm→kvm over tcp" kvm
+postcopy_case "migrate --postcopy soft→soft over tcp" soft soft
+postcopy_case "migrate --postcopy kvm→kvm over tcp" kvm kvm
+postcopy_case "migrate --postcopy kvm→soft over tcp" kvm soft
 
 
 # proxy MODE: tests/migrate_proxy.py on $TMP/pc-proxy.sock, to a destination
