@@ -32,6 +32,12 @@ static void show_round(const char *line)
 				 (double)num(p, "dirty_disk_bytes") / (1 << 20));
 		if (json_object_object_get_ex(p, "note", &n))
 			fprintf(stderr, "popek: migrate: %s\n", json_object_get_string(n));
+		else if (json_object_object_get_ex(p, "postcopy_left", &n))
+			fprintf(stderr,
+				"popek: migrate: post-copy: %.1f MiB sent, %lld pages left, %lld "
+				"pulled by the guest\n",
+				(double)num(p, "sent") / (1 << 20),
+				(long long)json_object_get_int64(n), (long long)num(p, "pulled"));
 		else if (json_object_object_get_ex(p, "expected_downtime_ms", &n))
 			fprintf(stderr,
 				"popek: migrate: round %lld: %.1f MiB sent, %lld pages%s dirty "
@@ -46,9 +52,9 @@ static void show_round(const char *line)
 
 static int usage_migrate(void)
 {
-	fprintf(stderr,
-		"popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
-		"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage]\n");
+	fprintf(stderr, "popek: usage: popek migrate NAME tcp:HOST:PORT|unix:PATH "
+			"[--max-downtime MS] [--bandwidth BYTES/s] [--compress] [--copy-storage] "
+			"[--postcopy]\n");
 	return EXIT_CODE_USAGE;
 }
 
@@ -56,7 +62,7 @@ int cmd_migrate(int argc, char **argv)
 {
 	const char *name = NULL, *uri = NULL;
 	uint64_t downtime = MIGRATE_DEFAULT_DOWNTIME_MS, bw = 0;
-	bool compress = false, copy_storage = false;
+	bool compress = false, copy_storage = false, postcopy = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		char *end = NULL;
@@ -64,6 +70,8 @@ int cmd_migrate(int argc, char **argv)
 			compress = true;
 		} else if (!strcmp(a, "--copy-storage")) {
 			copy_storage = true;
+		} else if (!strcmp(a, "--postcopy")) {
+			postcopy = true;
 		} else if (!strcmp(a, "--max-downtime") && i + 1 < argc) {
 			downtime = strtoull(argv[++i], &end, 10);
 			if (*end || downtime > 3600000)
@@ -95,20 +103,26 @@ int cmd_migrate(int argc, char **argv)
 	json_object_object_add(req, "bandwidth", json_object_new_int64((int64_t)bw));
 	json_object_object_add(req, "compress", json_object_new_boolean(compress));
 	json_object_object_add(req, "copy_storage", json_object_new_boolean(copy_storage));
+	json_object_object_add(req, "postcopy", json_object_new_boolean(postcopy));
 	int rc = control_request(name, json_object_to_json_string(req), conn, &resp, show_round,
 				 err, sizeof(err));
 	json_object_put(req);
 	close(conn);
-	json_object *r = rc ? NULL : json_tokener_parse(resp), *ok, *e;
+	json_object *r = rc ? NULL : json_tokener_parse(resp), *ok, *e, *st;
 	free(resp);
 	if (rc) {
 		fprintf(stderr, "popek: %s\n", err);
 		return EXIT_CODE_HOST;
 	}
 	if (!r || !json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok)) {
-		fprintf(stderr, "popek: migration of %s failed: %s; it keeps running here\n", name,
+		/* After a post-copy handover the source cannot take the VM back. */
+		bool stopped = r && json_object_object_get_ex(r, "stopped", &st) &&
+			       json_object_get_boolean(st);
+		fprintf(stderr, "popek: migration of %s failed: %s; %s\n", name,
 			r && json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e)
-								       : "malformed reply");
+								       : "malformed reply",
+			stopped ? "its stopped copy is kept here, with every page"
+				: "it keeps running here");
 		json_object_put(r);
 		return EXIT_CODE_HOST;
 	}
@@ -128,9 +142,13 @@ int cmd_migrate(int argc, char **argv)
 			used += (size_t)n;
 		}
 	}
+	char post[64] = "";
+	if (json_object_object_get_ex(r, "pulled", &e))
+		snprintf(post, sizeof(post), " and post-copy (%lld pages pulled)",
+			 (long long)json_object_get_int64(e));
 	fprintf(stderr,
-		"popek: %s migrated to %s in %lld rounds, %.1f MiB, downtime %.1f ms (%s)\n", name,
-		uri, (long long)num(r, "rounds"), (double)num(r, "bytes") / (1 << 20),
+		"popek: %s migrated to %s in %lld rounds%s, %.1f MiB, downtime %.1f ms (%s)\n",
+		name, uri, (long long)num(r, "rounds"), post, (double)num(r, "bytes") / (1 << 20),
 		json_object_get_double(d), phases);
 	json_object_put(r);
 	return 0;

@@ -29,6 +29,9 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0,
 	rc = machine_create(&m, cfg, err, sizeof(err));
 	if (!rc && snap && !incoming && snapshot_apply(snap, &m, err, sizeof(err)))
 		rc = EXIT_CODE_IMAGE;
+	/* Post-copy's holes are caught from here on; nothing touches them until go. */
+	if (!rc && incoming && incoming->pc && postcopy_arm(incoming->pc, &m, err, sizeof(err)))
+		rc = EXIT_CODE_HOST;
 	struct control *ctl = NULL;
 	if (!rc && !(ctl = control_open(&m, cfg->name, err, sizeof(err))))
 		rc = EXIT_CODE_HOST;
@@ -50,7 +53,12 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0,
 		else if (migrate_handover(conn, err, sizeof(err)) ||
 			 machine_disks_lock(&m, 30, err, sizeof(err)))
 			rc = EXIT_CODE_HOST;
-		close(conn);
+		/* Post-copy: the rest of the pages come on it while the VM runs. */
+		if (!rc && incoming->pc)
+			rc = postcopy_start(incoming->pc, conn, err, sizeof(err)) ? EXIT_CODE_HOST
+										  : 0;
+		else
+			close(conn);
 	}
 	if (rc) {
 		control_stop(ctl);
@@ -67,6 +75,8 @@ int cli_launch(struct vm_config *cfg, const struct snapshot *snap, uint64_t t0,
 			"popek: %s restored on %s in %.1f ms (to the first guest instruction)\n",
 			cfg->name, m.engine->name, (double)(monotonic_ns() - t0) / 1e6);
 	rc = machine_run(&m);
+	if (incoming)
+		postcopy_stop(incoming->pc);
 	control_stop(ctl);
 	machine_destroy(&m);
 	return rc;

@@ -88,6 +88,7 @@ static const char *parse_migrate(struct control_request *req)
 	req->uri = get_string(req->obj, "uri", &bad);
 	req->compress = get_bool(req->obj, "compress");
 	req->copy_storage = get_bool(req->obj, "copy_storage");
+	req->postcopy = get_bool(req->obj, "postcopy");
 	if (bad || !req->uri)
 		return "migrate needs \"uri\": a string";
 	if (get_count(req->obj, "max_downtime_ms", 50, &req->max_downtime_ms) ||

@@ -32,10 +32,12 @@ struct control_request {
 	/* trace: {"classes":[NAME,...]}, a bit per policy class; all if not given */
 	unsigned classes;
 	/* migrate: {"uri":STR,"max_downtime_ms":N,"bandwidth":N,"compress":bool,
-	 * "copy_storage":bool} + the connected socket; uri only names it in messages */
+	 * "copy_storage":bool, "postcopy":bool} + the connected socket; uri only names it in
+	 * messages */
 	const char *uri;
 	uint64_t max_downtime_ms, bandwidth;
 	bool copy_storage;
+	bool postcopy;
 };
 
 /* Returns 0, or -1 with *error the message to reply (nothing to free then). */

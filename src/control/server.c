@@ -223,7 +223,8 @@ static json_object *cmd_migrate(struct machine *m, const struct control_request 
 	struct migrate_opts o = {.max_downtime_ns = req->max_downtime_ms * 1000000ull,
 				 .bandwidth = req->bandwidth,
 				 .compress = req->compress,
-				 .copy_storage = req->copy_storage};
+				 .copy_storage = req->copy_storage,
+				 .postcopy = req->postcopy};
 	snprintf(o.uri, sizeof(o.uri), "%s", req->uri);
 	if (passed < 0)
 		return reply_error("migrate needs the connected socket sent as a descriptor "

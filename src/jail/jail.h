@@ -19,6 +19,9 @@ struct jail_profile {
 	/* virtio-vsock: the folder of its Unix sockets, which the jailed VMM
 	 * still connects to by path (bind-mounted at JAIL_VSOCK_DIR). */
 	const char *vsock_dir;
+	/* post-copy: the userfaultfd on RAM, whose ioctls are allowed on it
+	 * alone; 0 or -1 none (fd 0 is stdin, never it) */
+	int uffd;
 };
 
 #define JAIL_VSOCK_DIR "/vsock"

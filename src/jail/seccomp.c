@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/userfaultfd.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ enum {
 	NIC = 1 << 4,	  /* a virtio-net of any backend */
 	USERNET = 1 << 5, /* libslirp: the guest's connections become host sockets */
 	VSOCK = 1 << 6,	  /* virtio-vsock: guest connections to PATH_PORT sockets */
+	UFFD = 1 << 7,	  /* post-copy: a userfaultfd on RAM (docs/migration.md) */
 };
 
 /* Each row: a system call and when the VMM needs it. */
@@ -123,6 +125,8 @@ static const struct {
     {"socket", VSOCK},
     {"connect", VSOCK},
     {"shutdown", VSOCK},
+    /* post-copy: the fault thread is woken from its read when the VM ends */
+    {"shutdown", UFFD},
     /* sanitizer runtimes: LeakSanitizer stops the threads from a clone()d
      * tracer with ptrace and reads /proc at exit; reports need the rest */
     {"ptrace", SAN},
@@ -165,6 +169,8 @@ static const struct {
     {FIONREAD, ~0ul, USERNET},	/* libslirp: bytes waiting on a socket */
     /* every KVM ioctl (type KVMIO) on the VM and vCPU fds */
     {(unsigned long)KVMIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, KVM},
+    /* every userfaultfd ioctl (COPY, ZEROPAGE, WAKE, UNREGISTER), on that fd only */
+    {(unsigned long)UFFDIO << _IOC_TYPESHIFT, (unsigned long)_IOC_TYPEMASK << _IOC_TYPESHIFT, UFFD},
 };
 
 #define NAMES_MAX 512
@@ -210,21 +216,29 @@ static bool added_before(size_t i, unsigned have)
 static unsigned conditions(const struct jail_profile *p)
 {
 	return (p->kvm ? KVM : SOFT) | (p->disks ? DISKS : 0) | (SANITIZED ? SAN : 0) |
-	       (p->nics ? NIC : 0) | (p->usernet ? USERNET : 0) | (p->vsock_dir ? VSOCK : 0);
+	       (p->nics ? NIC : 0) | (p->usernet ? USERNET : 0) | (p->vsock_dir ? VSOCK : 0) |
+	       (p->uffd > 0 ? UFFD : 0);
 }
 
 /* Rules whose arguments matter: mapping memory executable, clone without
  * CLONE_THREAD (a new process), and ioctl requests. */
-static int add_rule(scmp_filter_ctx f, const char *name, int nr, unsigned have)
+static int add_rule(scmp_filter_ctx f, const char *name, int nr, const struct jail_profile *p)
 {
 	const uint64_t prot_exec = PROT_EXEC, thread = CLONE_THREAD;
+	unsigned have = conditions(p);
 	if (!strcmp(name, "ioctl")) {
-		for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++)
-			if ((ioctls[i].when & ~have) == 0 &&
-			    seccomp_rule_add(
-				f, SCMP_ACT_ALLOW, nr, 1,
-				SCMP_A1(SCMP_CMP_MASKED_EQ, ioctls[i].mask, ioctls[i].request)) < 0)
+		for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++) {
+			if (ioctls[i].when & ~have)
+				continue;
+			struct scmp_arg_cmp req =
+			    SCMP_A1(SCMP_CMP_MASKED_EQ, ioctls[i].mask, ioctls[i].request);
+			int rc = ioctls[i].when & UFFD
+				     ? seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 2, req,
+							SCMP_A0(SCMP_CMP_EQ, (uint64_t)p->uffd, 0))
+				     : seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1, req);
+			if (rc < 0)
 				return -1;
+		}
 		return 0;
 	}
 	if (SANITIZED)
@@ -259,7 +273,7 @@ int seccomp_install(const struct jail_profile *p, char *err, size_t errlen)
 		if ((allowlist[i].when & ~have) || added_before(i, have))
 			continue;
 		int nr = seccomp_syscall_resolve_name(allowlist[i].name);
-		rc = nr == __NR_SCMP_ERROR ? -1 : add_rule(f, allowlist[i].name, nr, have);
+		rc = nr == __NR_SCMP_ERROR ? -1 : add_rule(f, allowlist[i].name, nr, p);
 		if (rc)
 			snprintf(err, errlen, "jail: seccomp rule for %s: %s", allowlist[i].name,
 				 strerror(rc == -1 ? EINVAL : -rc));

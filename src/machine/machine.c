@@ -354,7 +354,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 {
 	int rc;
 	memset(m, 0, sizeof(*m));
-	m->mem.fd = m->mem.pagemap_fd = -1;
+	m->mem.fd = m->mem.pagemap_fd = m->uffd = -1;
 	m->cfg = cfg;
 	m->name = cfg->name ? cfg->name : "vm";
 	m->ncpus = cfg->cpus;
@@ -418,7 +418,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 
 int machine_jail(struct machine *m, char *err, size_t errlen)
 {
-	struct jail_profile p = {.kvm = m->engine == &kvm_engine};
+	struct jail_profile p = {.kvm = m->engine == &kvm_engine, .uffd = m->uffd};
 	/* Only popek's own virtio-blk does file I/O; vhost-user disks are the backend's. */
 	for (int i = 0; i < m->cfg->ndisks; i++)
 		p.disks |= m->cfg->disk[i].kind == DISK_RAW;

@@ -97,6 +97,7 @@ struct machine {
 	struct policy_active *policy; /* what interpose() applies; `popek policy` replaces it */
 	struct policy_events *events; /* audit writer and trace clients */
 	struct migration_progress migration;
+	int uffd; /* an incoming post-copy's userfaultfd on RAM, or -1: the jail allows it */
 	pthread_t pauser; /* the last pause a policy rule started off the vCPUs (on the loop) */
 	bool pauser_live;
 	/* Guest MMIO writes the engine signals on eventfds (ioeventfd), kept so

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migrate/postcopy.h"
 #include "migrate/storage.h"
 #include "migrate/stream.h"
 
@@ -21,6 +22,7 @@ struct migrate_opts {
 	uint64_t bandwidth;	  /* bytes/s cap, 0 = none */
 	bool compress;
 	bool copy_storage; /* mirror the disks' contents too */
+	bool postcopy;	   /* hand over after round 1, then push the rest */
 };
 
 #define MIGRATE_DEFAULT_DOWNTIME_MS 50
@@ -52,6 +54,7 @@ struct mig_recv {
 	uint8_t *buf; /* one record */
 	size_t cap;
 	struct storage_in disks; /* --copy-storage */
+	struct postcopy_in *pc;	 /* --postcopy (the HELLO says so), else NULL */
 };
 struct vm_config;
 /* The magic and HELLO: the snapshot's metadata and a zeroed memfd for RAM.

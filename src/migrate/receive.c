@@ -36,9 +36,16 @@ static int hello(struct mig_recv *r, const uint8_t *p, size_t len, char *err, si
 		json_object_put(meta);
 		return -1;
 	}
+	json_object *pc;
+	bool postcopy =
+	    json_object_object_get_ex(meta, "postcopy", &pc) && json_object_get_boolean(pc);
 	r->snap = snapshot_begin(meta, MIG_FORMAT, &r->mem, err, errlen);
 	if (!r->snap)
 		return -1;
+	if (postcopy && !(r->pc = postcopy_in_new(r->mem))) {
+		snprintf(err, errlen, "out of memory for the post-copy page maps");
+		return -1;
+	}
 	r->ram_fd = memfd_create("popek-ram", MFD_CLOEXEC);
 	r->ram_owned = r->ram_fd >= 0;
 	if (r->ram_fd < 0 || ftruncate(r->ram_fd, (off_t)r->mem) < 0) {
@@ -60,10 +67,8 @@ static int hello(struct mig_recv *r, const uint8_t *p, size_t len, char *err, si
 static int pages(struct mig_recv *r, enum mig_type t, const uint8_t *p, size_t len, char *err,
 		 size_t errlen)
 {
-	uint64_t off = mig_le(p, 8), n = mig_le(p + 8, 4);
-	if (len < 16 || mig_le(p + 12, 4) || (off % MIG_PAGE) || n == 0 || n > MIG_RUN_PAGES ||
-	    off > r->mem || n * MIG_PAGE > r->mem - off ||
-	    (t == MIG_PAGES ? len != 16 + n * MIG_PAGE : len != 16)) {
+	uint64_t off, n;
+	if (!mig_page_run(t, p, len, r->mem, &off, &n)) {
 		snprintf(err, errlen, "a page record lies outside the VM's %llu MiB of RAM",
 			 (unsigned long long)(r->mem >> 20));
 		return -1;
@@ -96,8 +101,23 @@ static int record(struct mig_recv *r, enum mig_type t, size_t len, char *err, si
 		snprintf(err, errlen, "a second HELLO record");
 		return -1;
 	}
+	if ((t == MIG_PAGES || t == MIG_ZERO) && r->pc && r->pc->discard_end) {
+		snprintf(err, errlen, "a page record between DISCARD and the handover");
+		return -1;
+	}
 	if (t == MIG_PAGES || t == MIG_ZERO)
 		return pages(r, t, r->buf, len, err, errlen);
+	if (t == MIG_DISCARD) {
+		if (!r->pc) {
+			snprintf(err, errlen, "a DISCARD record in a stream that is not post-copy");
+			return -1;
+		}
+		return postcopy_discard(r->pc, r->ram, r->buf, len, err, errlen);
+	}
+	if (t == MIG_POSTCOPY_END) {
+		snprintf(err, errlen, "POSTCOPY_END before the handover");
+		return -1;
+	}
 	if (t == MIG_DISK)
 		return storage_in_record(&r->disks, r->buf, len, err, errlen);
 	if (t == MIG_SYNC) {
@@ -234,6 +254,7 @@ void migrate_receive_free(struct mig_recv *r)
 	free(r->buf);
 	free(r->state);
 	storage_in_close(&r->disks);
+	postcopy_in_free(r->pc);
 	snapshot_close(r->snap);
 	free(r);
 }

@@ -54,6 +54,11 @@ struct sender {
 	bool was_paused;	  /* by someone else: stays paused between rounds */
 	bool held;		  /* paused by us */
 	bool logging;
+	bool postcopy;	  /* switching: the rest goes after the handover */
+	bool handed_over; /* go written: the VM is the destination's */
+	char pulls[64];	  /* post-copy: the destination's request line so far */
+	size_t npull;
+	uint64_t pulled;
 	unsigned throttle; /* percent */
 	uint64_t phase_ns; /* when the throttle's current run or hold began */
 	uint64_t round_bytes, round_start, pages_sent;
@@ -343,6 +348,8 @@ static int precopy(struct sender *s, unsigned *rounds)
 		return -1;
 	if (s->o.copy_storage)
 		json_object_object_add(meta, "copy_storage", json_object_new_boolean(true));
+	if (s->o.postcopy)
+		json_object_object_add(meta, "postcopy", json_object_new_boolean(true));
 	const char *hello = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
 	int rc = mig_send_all(s->conn, MIG_MAGIC, 8) || emit(s, MIG_HELLO, hello, strlen(hello));
 	json_object_put(meta);
@@ -376,6 +383,11 @@ static int precopy(struct sender *s, unsigned *rounds)
 		*rounds = round;
 		if (downtime <= s->o.max_downtime_ns)
 			return 0;
+		/* --postcopy: no more rounds, no throttling; the dirty set is
+		 * discarded and pushed after the handover. */
+		s->postcopy = s->o.postcopy;
+		if (s->postcopy)
+			return 0;
 		if (round == MAX_ROUNDS) {
 			note(s, "did not converge in 40 rounds: the last round takes longer than "
 				"--max-downtime");
@@ -401,6 +413,146 @@ static int precopy(struct sender *s, unsigned *rounds)
 	}
 }
 
+static bool wanted(const struct sender *s, uint64_t pg)
+{
+	return s->send[pg / 64] >> (pg % 64) & 1;
+}
+
+/* Post-copy's switch: the pages the destination must not read (the dirty
+ * set, left in s->send for the push), as DISCARD runs. */
+static int discard(struct sender *s)
+{
+	uint8_t *rec = s->run; /* room for 16 + 1 MiB: as many runs as fit */
+	size_t len = 0, cap = (16 + MIG_RUN_PAGES * MIG_PAGE) / 16 * 16;
+	if (cap > 16 * MIG_DISCARD_RUNS)
+		cap = 16 * MIG_DISCARD_RUNS;
+	for (uint64_t p = 0; p < s->npages;) {
+		if (!wanted(s, p)) {
+			p++;
+			continue;
+		}
+		uint64_t n = 1;
+		while (p + n < s->npages && wanted(s, p + n))
+			n++;
+		if (len == cap && emit(s, MIG_DISCARD, rec, len))
+			return -1;
+		len = len == cap ? 0 : len;
+		mig_put_le(rec + len, p * MIG_PAGE, 8);
+		mig_put_le(rec + len + 8, n, 8);
+		len += 16;
+		p += n;
+	}
+	return len ? emit(s, MIG_DISCARD, rec, len) : 0;
+}
+
+/* A page the destination's guest touched: it jumps the queue. */
+static int pull(struct sender *s, const char *line)
+{
+	char *end;
+	unsigned long long off = strtoull(line + 5, &end, 10);
+	if (strncmp(line, "pull ", 5) || *end || off % MIG_PAGE || off >= s->m->mem.size) {
+		snprintf(s->err, sizeof(s->err), "the destination asked for a bad page (%.40s)",
+			 line);
+		return -1;
+	}
+	uint64_t pg = off / MIG_PAGE;
+	if (!wanted(s, pg))
+		return 0; /* on its way already */
+	s->send[pg / 64] &= ~(1ull << (pg % 64));
+	s->pulled++;
+	return send_run(s, pg, 1, false);
+}
+
+/* What the destination asked for since the last look, without waiting;
+ * also "done" (1) once it has every page. */
+static int read_requests(struct sender *s, int timeout_ms)
+{
+	struct pollfd p = {.fd = s->conn, .events = POLLIN};
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return 0;
+	char in[512];
+	ssize_t got = read(s->conn, in, sizeof(in));
+	if (got <= 0) {
+		snprintf(s->err, sizeof(s->err), "the destination closed the connection");
+		return -1;
+	}
+	for (ssize_t i = 0; i < got; i++) {
+		if (in[i] != '\n') {
+			if (s->npull == sizeof(s->pulls) - 1) {
+				snprintf(s->err, sizeof(s->err),
+					 "the destination sent a line too long for a request");
+				return -1;
+			}
+			s->pulls[s->npull++] = in[i];
+			continue;
+		}
+		s->pulls[s->npull] = 0;
+		s->npull = 0;
+		if (!strcmp(s->pulls, "done"))
+			return 1;
+		if (pull(s, s->pulls))
+			return -1;
+	}
+	return 0;
+}
+
+static void push_progress(struct sender *s, uint64_t left)
+{
+	char line[200];
+	set(&s->m->migration.dirty_pages, left);
+	snprintf(line, sizeof(line),
+		 "{\"progress\":{\"postcopy_left\":%llu,\"sent\":%llu,\"pulled\":%llu}}\n",
+		 (unsigned long long)left, (unsigned long long)s->out.bytes,
+		 (unsigned long long)s->pulled);
+	mig_send_all(s->reply, line, strlen(line));
+}
+
+/* After go: every discarded page in order, the pulled ones first, then
+ * POSTCOPY_END; done when the destination says it has them all. */
+static int push(struct sender *s)
+{
+	uint64_t first = s->pages_sent, left = count_pages(s), shown = monotonic_ns();
+	s->round_bytes = 0;
+	s->round_start = monotonic_ns();
+	for (uint64_t p = 0; p < s->npages;) {
+		if (!wanted(s, p)) {
+			p++;
+			continue;
+		}
+		/* Before each run: a pull waits for one run at most. */
+		if (read_requests(s, 0) < 0)
+			return -1;
+		if (!wanted(s, p))
+			continue; /* just pulled */
+		uint64_t n = 0;
+		while (p + n < s->npages && n < MIG_RUN_PAGES && wanted(s, p + n)) {
+			s->send[(p + n) / 64] &= ~(1ull << ((p + n) % 64));
+			n++;
+		}
+		if (send_run(s, p, n, false))
+			return -1;
+		p += n;
+		if (monotonic_ns() - shown > 200 * 1000000ull) {
+			push_progress(s, left - (s->pages_sent - first));
+			shown = monotonic_ns();
+		}
+	}
+	uint8_t end[8];
+	mig_put_le(end, s->pages_sent - first, 8);
+	if (emit(s, MIG_POSTCOPY_END, end, sizeof(end)))
+		return -1;
+	push_progress(s, 0);
+	uint64_t deadline = monotonic_ns() + READY_TIMEOUT_S * 1000000000ull;
+	int rc;
+	while (!(rc = read_requests(s, 100)) && monotonic_ns() < deadline)
+		;
+	if (rc == 0)
+		snprintf(s->err, sizeof(s->err),
+			 "the destination did not confirm it has every page in %d s",
+			 READY_TIMEOUT_S);
+	return rc > 0 ? 0 : -1;
+}
+
 static void finish(struct sender *s, int rc, unsigned rounds, uint64_t downtime)
 {
 	char line[900];
@@ -408,6 +560,8 @@ static void finish(struct sender *s, int rc, unsigned rounds, uint64_t downtime)
 	json_object_object_add(r, "ok", json_object_new_boolean(rc == 0));
 	if (rc) {
 		json_object_object_add(r, "error", json_object_new_string(s->err));
+		/* After go: the source cannot resume it. */
+		json_object_object_add(r, "stopped", json_object_new_boolean(s->handed_over));
 	} else {
 		json_object_object_add(r, "rounds", json_object_new_int((int)rounds));
 		json_object_object_add(r, "bytes", json_object_new_int64((int64_t)s->out.bytes));
@@ -419,6 +573,9 @@ static void finish(struct sender *s, int rc, unsigned rounds, uint64_t downtime)
 			    ph, phase_name[i],
 			    json_object_new_double((double)(s->at[i] - s->at[i - 1]) / 1e6));
 		json_object_object_add(r, "phases_ms", ph);
+		if (s->postcopy)
+			json_object_object_add(r, "pulled",
+					       json_object_new_int64((int64_t)s->pulled));
 	}
 	snprintf(line, sizeof(line), "%s\n",
 		 json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
@@ -434,7 +591,12 @@ static void *sender_main(void *arg)
 	struct blob state = {0};
 	uint8_t end[32];
 	int rc = precopy(s, &rounds);
-	if (!rc && !(rc = send_round(s, false)))
+	/* Post-copy: the disks converge before the switch; RAM's dirty pages
+	 * are only named. */
+	if (!rc && !(rc = s->postcopy ? storage_send(&s->disks, false, emit_disk, s, s->err,
+						     sizeof(s->err)) ||
+					    discard(s)
+				      : send_round(s, false)))
 		s->at[PH_PAGES] = monotonic_ns();
 	if (!rc && !(rc = flush_disks(s)))
 		s->at[PH_FLUSH] = monotonic_ns();
@@ -460,16 +622,34 @@ static void *sender_main(void *arg)
 	if (s->logging)
 		logging(s, false);
 	s->throttle = 0;
+	if (!rc && s->postcopy) {
+		s->handed_over = true;
+		uint64_t left = count_pages(s);
+		if (push(s)) {
+			char why[sizeof(s->err)];
+			snprintf(why, sizeof(why), "%s", s->err);
+			snprintf(
+			    s->err, sizeof(s->err),
+			    "post-copy broke after the handover (%.300s) with %llu of %llu pages "
+			    "not sent: the destination cannot run the VM on",
+			    why, (unsigned long long)count_pages(s), (unsigned long long)left);
+			rc = -1;
+		}
+	}
 	set(&m->migration.active, 0);
-	if (rc) {
+	if (rc && s->handed_over) {
+		/* Held, never resumed: the guest has run there. */
+		fprintf(stderr, "popek: migration to %s failed: %s; the VM stays stopped here\n",
+			s->o.uri, s->err);
+	} else if (rc) {
 		fprintf(stderr, "popek: migration to %s failed: %s; the VM keeps running here\n",
 			s->o.uri, s->err);
 		hold(s, false);
 	} else {
 		fprintf(stderr,
-			"popek: %s migrated to %s (%u rounds, %.1f MiB, downtime %.1f ms)\n",
-			m->name, s->o.uri, rounds, (double)s->out.bytes / (1 << 20),
-			(double)downtime / 1e6);
+			"popek: %s migrated to %s (%u rounds%s, %.1f MiB, downtime %.1f ms)\n",
+			m->name, s->o.uri, rounds, s->postcopy ? " and post-copy" : "",
+			(double)s->out.bytes / (1 << 20), (double)downtime / 1e6);
 		/* The reply first: the process may end as soon as the VM stops. */
 		finish(s, rc, rounds, downtime);
 		machine_stop(m, STOP_POWEROFF, 0, "migrated to %s", s->o.uri);

@@ -13,8 +13,9 @@
 #define STATE_MAX (64u << 20)
 
 static const char *const type_names[NR_MIG_TYPES] = {
-    [MIG_HELLO] = "HELLO", [MIG_PAGES] = "PAGES", [MIG_ZERO] = "ZERO", [MIG_STATE] = "STATE",
-    [MIG_END] = "END",	   [MIG_SYNC] = "SYNC",	  [MIG_DISK] = "DISK",
+    [MIG_HELLO] = "HELLO", [MIG_PAGES] = "PAGES",     [MIG_ZERO] = "ZERO",
+    [MIG_STATE] = "STATE", [MIG_END] = "END",	      [MIG_SYNC] = "SYNC",
+    [MIG_DISK] = "DISK",   [MIG_DISCARD] = "DISCARD", [MIG_POSTCOPY_END] = "POSTCOPY_END",
 };
 
 uint64_t mig_max_len(enum mig_type t)
@@ -33,10 +34,29 @@ uint64_t mig_max_len(enum mig_type t)
 	case MIG_STATE:
 		return STATE_MAX;
 	case MIG_SYNC:
+	case MIG_POSTCOPY_END:
 		return 8;
+	case MIG_DISCARD:
+		return 16 * MIG_DISCARD_RUNS;
 	default:
 		return 0;
 	}
+}
+
+bool mig_run_inside(uint64_t off, uint64_t n, uint64_t mem)
+{
+	return off % MIG_PAGE == 0 && n && off <= mem && n <= (mem - off) / MIG_PAGE;
+}
+
+bool mig_page_run(enum mig_type t, const uint8_t *p, size_t len, uint64_t mem, uint64_t *off,
+		  uint64_t *n)
+{
+	if (len < 16 || mig_le(p + 12, 4))
+		return false;
+	*off = mig_le(p, 8);
+	*n = mig_le(p + 8, 4);
+	return *n <= MIG_RUN_PAGES && mig_run_inside(*off, *n, mem) &&
+	       len == (t == MIG_PAGES ? 16 + *n * MIG_PAGE : 16);
 }
 
 void mig_put_le(uint8_t *p, uint64_t v, int n)

@@ -1,18 +1,21 @@
 /* libFuzzer: a hostile migration stream, read as `popek receive` does
  * (framing, checksums, zstd, HELLO metadata, page runs into the memfd, disk
  * blocks into the copies' files, the state sections and every vCPU/VM
- * record). The input is fed twice: raw,
+ * record; post-copy's DISCARD, and the pages after the handover through a
+ * userfaultfd up to POSTCOPY_END). The input is fed twice: raw,
  * and as a list of { u8 type, u8 compress, le16 length, payload } that the
  * harness frames with correct checksums (a fuzzer cannot forge a CRC), so
  * the records' contents are reached too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include "machine/config.h"
+#include "machine/machine.h"
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
 
@@ -45,6 +48,32 @@ static void copy_disks(struct mig_recv *r, struct vm_config *cfg)
 	migrate_receive_disks(r, cfg, given, r->disks.n, err, sizeof(err));
 }
 
+/* A post-copy stream goes on after END (its "go" left out): the pages come
+ * into RAM through a userfaultfd, as the fault thread takes them, here a
+ * private mapping of a memfd, as the destination's RAM is. */
+static void postcopy(struct mig_recv *r)
+{
+	static struct machine m;
+	char err[512];
+	int fd = memfd_create("fuzz-ram", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)r->mem)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.mem.base = mmap(NULL, r->mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	m.mem.size = r->mem;
+	if (m.mem.base != MAP_FAILED && !postcopy_arm(r->pc, &m, err, sizeof(err))) {
+		r->pc->in = r->in;
+		while (postcopy_record(r->pc, err, sizeof(err)) == 0)
+			;
+	}
+	if (m.mem.base != MAP_FAILED)
+		munmap(m.mem.base, r->mem);
+	close(fd);
+}
+
 static void receive(const uint8_t *p, size_t n)
 {
 	char err[512];
@@ -54,7 +83,8 @@ static void receive(const uint8_t *p, size_t n)
 	if (r) {
 		memset(&cfg, 0, sizeof(cfg));
 		copy_disks(r, &cfg);
-		migrate_receive_rest(r, err, sizeof(err));
+		if (!migrate_receive_rest(r, err, sizeof(err)) && r->pc)
+			postcopy(r);
 	}
 	migrate_receive_free(r);
 }

@@ -132,53 +132,12 @@ URI=$(port)
 start_dst "$URI" --disk "$TMP/other.img"
 refused "migrate: --disk on the destination without --copy-storage is refused" 64 "is for a migration with --copy-storage"
 
-# A DISK record that lies outside the disk (the proxy rewrites the first
-# one's disk index and fixes its checksum) is refused.
-cat >"$TMP/rewrite.py" <<'PY'
-import socket, sys, threading, zlib
-listen, target = sys.argv[1], sys.argv[2]
-ls = socket.socket(socket.AF_UNIX)
-ls.bind(listen)
-ls.listen(1)
-ls.settimeout(60)
-print("listening", flush=True)
-c, _ = ls.accept()
-up = socket.socket(socket.AF_UNIX)
-up.connect(target)
-def back():
-    try:
-        while d := up.recv(65536):
-            c.sendall(d)
-    except OSError:
-        pass
-    c.close()
-threading.Thread(target=back, daemon=True).start()
-def read(n):
-    b = b""
-    while len(b) < n:
-        d = c.recv(n - len(b))
-        if not d:
-            raise EOFError
-        b += d
-    return b
-done = False
-try:
-    up.sendall(read(8))
-    while True:
-        h = bytearray(read(16))
-        body = bytearray(read(int.from_bytes(h[4:8], "little")))
-        if h[0] == 7 and not done:  # DISK: u64 offset, u32 length, u32 disk
-            body[12:16] = (7).to_bytes(4, "little")
-            h[12:16] = zlib.crc32(body).to_bytes(4, "little")
-            done = True
-        up.sendall(bytes(h) + bytes(body))
-except (EOFError, OSError):
-    pass
-threading.Event().wait(3)
-PY
+# A DISK record that lies outside the disk (tests/migrate_proxy.py rewrites
+# the first one's disk index and fixes its checksum) is refused.
 start_dst "unix:$TMP/mig.sock" --disk "$TMP/dst.img"
 rm -f "$TMP/proxy.sock" "$TMP/proxy.out"
-python3 "$TMP/rewrite.py" "$TMP/proxy.sock" "$TMP/mig.sock" >"$TMP/proxy.out" &
+# DISK: u64 offset, u32 length, u32 disk
+python3 "$POPEK_ROOT/tests/migrate_proxy.py" "$TMP/proxy.sock" "$TMP/mig.sock" set:7:12:4:7 >"$TMP/proxy.out" &
 PROXY=$!
 for _ in $(seq 100); do grep -q listening "$TMP/proxy.out" 2>/dev/null && break; sleep 0.05; done
 URI=unix:$TMP/proxy.sock
