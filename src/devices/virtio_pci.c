@@ -309,6 +309,20 @@ static void notify_locked(struct virtio_pci *vp, uint64_t q)
 		vp->info.ops->queue_notify(vp, (unsigned)q);
 }
 
+static void notify_all_locked(struct virtio_pci *vp)
+{
+	for (unsigned q = 0; q < vp->info.nqueues; q++)
+		notify_locked(vp, q);
+}
+
+static void look_at_queues(void *arg)
+{
+	struct virtio_pci *vp = arg;
+	pthread_mutex_lock(&vp->lock);
+	notify_all_locked(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
 /* An eventfd kick, on the VM's loop: never while the VM is paused. */
 static void kicked(void *ctx, unsigned q)
 {
@@ -441,6 +455,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_info *info, v
 		pthread_mutex_destroy(&vp->lock);
 		return -1;
 	}
+	vp->loop = env->loop;
 	/* Without the fast path (or if it cannot start) kicks stay MMIO writes. */
 	if (virtio_kick_start(&vp->kick, env->ioeventfd, env->loop, info->nqueues,
 			      VIRTIO_NOTIFY_MULTIPLIER, kicked, vp) == 0)
@@ -561,9 +576,12 @@ int virtio_pci_load(void *dev, const void *buf, size_t len)
 	if (vp->isr && !msix_enabled(&vp->msix))
 		pci_set_intx(&vp->pci, true);
 	/* A kick the snapshot caught between the eventfd and the queue work is
-	 * not in any state: look at every queue once. */
-	for (unsigned q = 0; q < vp->info.nqueues; q++)
-		notify_locked(vp, q);
+	 * not in any state: every queue is looked at once, on the loop. Not
+	 * here: a post-copy destination loads devices before the pages of the
+	 * rings have come, and only once the VM runs are missing pages served
+	 * (a read here would wait for ever). */
+	if (!vp->loop || loop_post(vp->loop, look_at_queues, vp) < 0)
+		notify_all_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
 	return 0;
 }

@@ -83,6 +83,7 @@ struct virtio_pci {
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
 	struct virtio_kick kick;  /* eventfd kicks on the VM's loop, when the engine offers them */
+	struct loop *loop;	  /* the VM's (NULL in rigs without one) */
 	struct request_gate gate; /* every request passes it before the device acts */
 	/* A request a gate deferred (GATE_DEFER) waits, still in the ring, until
 	 * the VM has paused and resumed: queues with a bit in deferred do nothing

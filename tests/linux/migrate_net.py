@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netvm import Guest, check, stop_all  # noqa: E402
 
 popek, images, tmp = sys.argv[1:4]
+MIGRATE_ARGS = sys.argv[4:]  # e.g. --postcopy
 t0 = time.monotonic()
 MAC = bytes.fromhex("525400127701")
 IP = bytes([10, 77, 0, 5])
@@ -86,7 +87,7 @@ try:
     while not os.path.exists(sock) and dst.proc.poll() is None:
         time.sleep(0.05)
     mark = len(peer.frames)
-    mig = subprocess.run([popek, "migrate", "mig-garp", "unix:" + sock], capture_output=True,
+    mig = subprocess.run([popek, "migrate", "mig-garp", "unix:" + sock] + MIGRATE_ARGS, capture_output=True,
                          text=True, timeout=300)
     src.proc.wait(60)
 
