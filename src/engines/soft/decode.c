@@ -388,7 +388,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		*t = (struct block_tag){.lin = lin,
 					.rip = rip,
 					.epoch = global ? gepoch : epoch,
-					.key = (int32_t)code_key(c),
+					.key = code_key(c),
 					.global = global};
 	}
 	return b;

@@ -517,7 +517,7 @@ static inline uint64_t code_lin(const struct soft_cpu *c)
 /* What else a block's decoding and validation depend on: the code size, and
  * whether it was fetched through the user TLB (CPL 3), so that a CPL change
  * needs no revalidation. */
-static inline int64_t code_key(const struct soft_cpu *c)
+static inline int32_t code_key(const struct soft_cpu *c)
 {
 	return c->mode | (c->cpl == 3) << 4;
 }

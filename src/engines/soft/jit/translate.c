@@ -1267,8 +1267,7 @@ static void emit_exit_ind(struct tr *t)
 	emit_alu_rr(e, 0x01, H_RDX, H_RAX);
 	emit_alu_mem(e, 0x3b, H_RCX, H_RDX, (int32_t)offsetof(struct jit_ind, rip));
 	out_if(t, &o, 0x5);
-	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key),
-		      (int32_t)code_key(t->c));
+	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key), code_key(t->c));
 	out_if(t, &o, 0x5);
 	enter_target(t, &o, (int32_t)offsetof(struct jit_ind, to));
 	emit_out(t, &o, JIT_EXIT_IND);
