@@ -288,7 +288,8 @@ static bool on_global(struct soft_cpu *c, uint64_t lin, const struct block *k)
 void block_cache_init(struct soft_cpu *c)
 {
 	for (unsigned i = 0; i < block_count(c); i++)
-		c->tags[i] = (struct block_tag){.lin = ~0ull};
+		c->tags[i] = (struct block_tag){.lin = ~0ull, .slot = BLOCK_NONE};
+	c->blocks_used = 0;
 }
 
 /* The straight-line block of decoded instructions starting at RIP. A cached
@@ -310,7 +311,7 @@ struct block *fetch_block(struct soft_cpu *c)
 	for (int w = 0; w < 2; w++) {
 		if (t[w].lin != lin || t[w].rip != rip || t[w].key != code_key(c))
 			continue;
-		struct block *k = &c->blocks[set * 2 + w];
+		struct block *k = &c->blocks[t[w].slot];
 		/* Same epoch: neither guest memory (as far as this vCPU must see
 		 * it) nor the TLB changed since the bytes matched, so the
 		 * translation need not be looked up again either. */
@@ -339,7 +340,14 @@ struct block *fetch_block(struct soft_cpu *c)
 	int victim = stale >= 0 ? stale : !c->block_mru[set];
 	c->block_mru[set] = (uint8_t)victim;
 	t += victim;
-	struct block *b = &c->blocks[set * 2 + victim];
+	if (t->slot == BLOCK_NONE) {
+		/* the way's first fill takes the next slot, which it keeps:
+		 * there are as many slots as ways (`stats` reads the count) */
+		t->slot = c->blocks_used;
+		__atomic_store_n(&c->blocks_used, t->slot + 1, __ATOMIC_RELAXED);
+		c->blocks[t->slot].tag = set * 2 + (unsigned)victim;
+	}
+	struct block *b = &c->blocks[t->slot];
 	if (b->jit_code) {
 		/* translations may jump straight into it: they check chain_epoch */
 		b->jit_code = NULL;
@@ -388,6 +396,7 @@ struct block *fetch_block(struct soft_cpu *c)
 		*t = (struct block_tag){.lin = lin,
 					.rip = rip,
 					.epoch = global ? gepoch : epoch,
+					.slot = t->slot,
 					.key = code_key(c),
 					.global = global};
 	}

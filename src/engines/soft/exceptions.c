@@ -34,7 +34,7 @@ static void remember_ud(struct soft_cpu *c, const struct insn *d)
 		return;
 	size_t i = (at - first) / sizeof(struct block);
 	const struct block *b = &c->blocks[i];
-	uint64_t off = d->start - c->tags[i].rip;
+	uint64_t off = d->start - c->tags[b->tag].rip;
 	if (off >= b->nbytes)
 		return;
 	c->ud_len = (uint8_t)(d->len < b->nbytes - off ? d->len : b->nbytes - off);

@@ -267,10 +267,12 @@ static void cpu_reset(struct soft_cpu *c)
 	update_mode(c);
 }
 
-/* The decoded-block array (11 or 44 MiB): transparent huge pages where the
- * host has them, so the first touches of a short run cost a few 2 MiB faults
- * rather than one 4 KiB fault per block (they were most of the start-up time
- * of `popek exec` on this engine). Untouched, it costs nothing either way. */
+/* The decoded-block array (11 MiB for `popek exec`, 176 MiB for a VM):
+ * transparent huge pages where the host has them, so the first touches of a
+ * short run cost a few 2 MiB faults rather than one 4 KiB fault per block
+ * (they were most of the start-up time of `popek exec` on this engine), and
+ * slots are handed out from the front (block_tag.slot), so only the huge pages
+ * that hold blocks are ever touched. */
 static struct block *blocks_alloc(const struct soft_cpu *c)
 {
 	size_t bytes = block_count(c) * sizeof(struct block);
@@ -863,6 +865,9 @@ static void soft_stats(struct engine_vcpu *v, struct json_object *obj)
 			       json_object_new_int64((int64_t)counter_read(&c->stat_fetch_slow)));
 	json_object_object_add(blocks, "revalidated",
 			       json_object_new_int64((int64_t)counter_read(&c->stat_revalidated)));
+	json_object_object_add(
+	    blocks, "cached",
+	    json_object_new_int64(__atomic_load_n(&c->blocks_used, __ATOMIC_RELAXED)));
 	json_object_object_add(obj, "blocks", blocks);
 	if (c->jit) {
 		struct jit *j = c->jit;

@@ -315,6 +315,7 @@ struct block {
 	uint16_t split; /* 0, or the bytes in the first page when its one instruction crosses */
 	bool generic;	/* one instruction for the general dispatcher (exec_insn) */
 	uint16_t runs;	/* run_block calls since decoded, up to the translator's threshold */
+	uint32_t tag;	/* index of the tag (set * 2 + way) that holds it */
 	uint64_t end;	/* RIP after the last instruction */
 	/* A translation of all of it (jit/jit.h), so other translations may
 	 * jump straight in; NULL when none. Evicting it bumps chain_epoch,
@@ -334,9 +335,15 @@ struct block_tag {
 	uint64_t lin; /* linear address of the first byte, ~0 = not cached */
 	uint64_t rip;
 	uint64_t epoch; /* validation epoch in which the bytes last matched */
-	int32_t key;	/* code_key() */
-	bool global;	/* validated on global pages only: epoch is gcode_epoch's */
+	/* Where its block is stored, BLOCK_NONE before the way's first fill.
+	 * Ways take storage in the order they are first filled, so a short
+	 * run touches only the front of the array (each of its huge pages
+	 * costs the host a 2 MiB clear), not every set's. */
+	uint32_t slot;
+	uint8_t key; /* code_key() */
+	bool global; /* validated on global pages only: epoch is gcode_epoch's */
 };
+#define BLOCK_NONE UINT32_MAX
 
 /* One access to guest-physical space that is not RAM. An instruction makes up
  * to MMIO_LOG of them (FXSAVE/FXRSTOR: 64 of 8 bytes). */
@@ -415,7 +422,8 @@ struct soft_cpu {
 
 	struct block *blocks;
 	struct jit *jit;	/* the translator (jit/jit.h), NULL when off */
-	struct block_tag *tags; /* tags[i] describes blocks[i] */
+	struct block_tag *tags; /* tags[set * 2 + way]; each names its block's slot */
+	uint32_t blocks_used;	/* slots handed out so far */
 	/* Advances whenever guest memory or the translation may have changed
 	 * under this vCPU's cached blocks: any vCPU's or device's write to a
 	 * page it has cached code from, a TLB flush, accessed/dirty bits set by
@@ -517,9 +525,9 @@ static inline uint64_t code_lin(const struct soft_cpu *c)
 /* What else a block's decoding and validation depend on: the code size, and
  * whether it was fetched through the user TLB (CPL 3), so that a CPL change
  * needs no revalidation. */
-static inline int32_t code_key(const struct soft_cpu *c)
+static inline uint8_t code_key(const struct soft_cpu *c)
 {
-	return c->mode | (c->cpl == 3) << 4;
+	return (uint8_t)(c->mode | (c->cpl == 3) << 4);
 }
 
 static inline unsigned block_count(const struct soft_cpu *c)
@@ -543,7 +551,7 @@ static inline struct block *next_block(struct soft_cpu *c)
 		if (t[w].epoch == tag_epoch(c, &t[w]) && t[w].lin == lin && t[w].rip == c->rip &&
 		    t[w].key == code_key(c)) {
 			c->block_mru[set] = (uint8_t)w;
-			return &c->blocks[set * 2 + w];
+			return &c->blocks[t[w].slot];
 		}
 	return fetch_block(c);
 }

@@ -1753,7 +1753,7 @@ void jit_link(struct soft_cpu *c, struct block *b)
 	c->jit_exit = 0;
 	if (!b->jit_code)
 		return;
-	const struct block_tag *tag = &c->tags[b - c->blocks];
+	const struct block_tag *tag = &c->tags[b->tag];
 	uint64_t rip = b->insn[0].start;
 	if (tag->lin != rip || tag->rip != rip || tag->epoch != tag_epoch(c, tag))
 		return; /* not cached (not in RAM), or not validated now */
