@@ -622,7 +622,9 @@ static void *sender_main(void *arg)
 	if (s->logging)
 		logging(s, false);
 	s->throttle = 0;
-	if (!rc && s->postcopy) {
+	/* o.postcopy, not postcopy: the HELLO told the destination to wait for
+	 * POSTCOPY_END, which comes (after no pages) when the pre-copy converged. */
+	if (!rc && s->o.postcopy) {
 		s->handed_over = true;
 		uint64_t left = count_pages(s);
 		if (push(s)) {
