@@ -1181,6 +1181,45 @@ static int64_t insns_run(void)
 	return v;
 }
 
+/* A translated loop whose first instruction may miss the TLB goes back to a
+ * copy of its head whose ways out store the flags of the closing CMP, which
+ * the back-edge no longer stores: the frame of a #PF there holds them. The
+ * second form writes a register the CMP reads before the load (mov rbx,
+ * r10), so the translation does without the copy; the frame is the same.
+ *   mov ecx, 20; mov esi, 0x20000; mov r9d, 0x40000000; mov rbx, -1
+ *   [mov r10, -1]; xor eax, eax
+ * top: [mov rbx, r10]; movzx edx, byte [rsi]; add rax, rdx; sub ecx, 1
+ *   cmp ecx, 3; cmove rsi, r9          ; the next pass loads from 0x40000000
+ *   cmp rcx, rbx; jne top              ; 3 - (-1): CF AF set, the rest clear */
+static void test_flags_at_fault_in_loop(void **state)
+{
+	(void)state;
+	static const uint8_t copy[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x02, 0x00,
+				       0x41, 0xb9, 0x00, 0x00, 0x00, 0x40, 0x48, 0xc7, 0xc3, 0xff,
+				       0xff, 0xff, 0xff, 0x31, 0xc0, 0x0f, 0xb6, 0x16, 0x48, 0x01,
+				       0xd0, 0x83, 0xe9, 0x01, 0x83, 0xf9, 0x03, 0x49, 0x0f, 0x44,
+				       0xf1, 0x48, 0x39, 0xd9, 0x75, 0xeb, 0xf4};
+	static const uint8_t no_copy[] = {
+	    0xb9, 0x14, 0x00, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x02, 0x00, 0x41, 0xb9,
+	    0x00, 0x00, 0x00, 0x40, 0x48, 0xc7, 0xc3, 0xff, 0xff, 0xff, 0xff, 0x49,
+	    0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff, 0x31, 0xc0, 0x4c, 0x89, 0xd3, 0x0f,
+	    0xb6, 0x16, 0x48, 0x01, 0xd0, 0x83, 0xe9, 0x01, 0x83, 0xf9, 0x03, 0x49,
+	    0x0f, 0x44, 0xf1, 0x48, 0x39, 0xd9, 0x75, 0xe8, 0xf4};
+	for (int run = 0; run < 2; run++) {
+		if (run)
+			teardown(state), setup(state);
+		load(run ? no_copy : copy, run ? sizeof(no_copy) : sizeof(copy));
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 14);
+		uint64_t sp = g.st.gpr[R_RSP];
+		assert_int_equal(sg_r64(&g, sp + 8), SG_CODE + (run ? 35 : 25)); /* the load */
+		assert_int_equal(g.st.gpr[R_RCX], 3);
+		assert_int_equal(sg_r64(&g, sp + 24) & 0x8d5, 0x11); /* CF AF */
+	}
+	if (use_jit)
+		assert_true(jit_stat("links") >= 1);
+}
+
 /* Translated loads, stores, PUSH/POP, IMUL, SHL and DEC in a loop, then a
  * #PF from a load in the middle of a translated block, whose frame must name
  * that load (the translation hands it to the interpreter):
@@ -1860,6 +1899,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dead_flags_in_place, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_at_fault_in_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xrstor_bad_mxcsr, setup, teardown),

@@ -116,7 +116,8 @@ enum {
 	H_R10,
 	H_R11,
 	H_R12,
-	H_R13
+	H_R13,
+	H_R14
 };
 void emit_bytes(struct emit *e, const void *b, size_t n);
 void emit_u8(struct emit *e, uint8_t v);
@@ -129,12 +130,14 @@ void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src);		 /* 64-bit dst 
 void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 2, 4 or 8 bytes */
 /* 64-bit reg op [base+disp] with op in its r, r/m form (8B mov, 03 add, 3B cmp) */
 void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp);
+/* the same on [base + index + disp32] (index not rsp) */
+void emit_alu_sib(struct emit *e, uint8_t op, int reg, int base, int index, int32_t disp);
 void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
 void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low half */
 void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
-void emit_imul_imm(struct emit *e, int reg, int32_t imm);
+void emit_imul_imm(struct emit *e, int size, int reg, int32_t imm);	    /* reg *= imm */
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr], size 2-8 */
 /* op /ext of size 2, 4 or 8 on a register: F7 /2 NOT, /3 NEG, FF /0 INC,
  * /1 DEC, D3 /n shifts by CL */
@@ -151,11 +154,9 @@ void emit_patch(uint8_t *rel, const uint8_t *target);
 void emit_lea_disp(struct emit *e, int reg, int base, int32_t disp);
 void emit_jmp_mem(struct emit *e, int base, int32_t disp);
 void emit_call_abs(struct emit *e, const void *fn);
-void emit_inc_mem(struct emit *e, int32_t disp); /* [rdi+disp] += 1, 64-bit */
 /* group 1 (81 /ext, 80 /ext for bytes) on [base+disp] with imm, size 1, 4 or 8 */
 void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm);
 void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm); /* 32-bit */
-void emit_test_imm(struct emit *e, int reg, int32_t imm);		 /* 32-bit */
 void emit_cmov(struct emit *e, uint8_t cc, int dst, int src);		 /* 64-bit */
 
 #endif

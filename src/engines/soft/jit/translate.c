@@ -21,9 +21,11 @@
 #include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
-#define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
-#define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
-#define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
+#define REG(n)	 ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
+#define FIELD(f) ((int32_t)offsetof(struct soft_cpu, f))
+/* A store probe has two ways out and DIV two; a loop's copy of its head adds
+ * its own. */
+#define MAX_MISSES (BLOCK_INSNS * 4)
 #define NCACHE	   7
 
 /* The guest register each of cache_host holds (-1: none), those of them
@@ -63,6 +65,8 @@ struct tr {
 	struct miss {
 		uint8_t *rel;
 		int k;
+		bool pend; /* its way stores the pending CMP's flags first (the loop's copy of its
+			      head) */
 		struct cache cache; /* what its way to the interpreter stores back */
 	} miss[MAX_MISSES];
 	int nmiss;
@@ -84,6 +88,19 @@ struct tr {
 		int size, a, b; /* host registers; b < 0: the immediate */
 		int32_t imm;
 	} pend;
+	/* A loop whose flags are live at its start (its first instructions may
+	 * leave for the interpreter) goes back, when its registers are those
+	 * head expects, to a copy of its instructions up to the first that sets
+	 * the flags, whose ways out store the closing CMP's pending flags first
+	 * (dup: the pass tries it; dup_w: that instruction). The pending
+	 * operands must then stay in their host registers: what the copy
+	 * writes or replaces is in written, and a miss that would need one
+	 * marks the copy failed, and the pass is done again without it. */
+	bool dup, dup_failed, in_dup;
+	int dup_w;
+	uint8_t written;
+	uint8_t *at[BLOCK_INSNS + 1];		/* where each instruction's code starts */
+	struct cache cache_at[BLOCK_INSNS + 1]; /* and the cache there */
 };
 
 /* Host opcodes (r/m, r form) of the group-1 operations by ModRM.reg; CMP and
@@ -95,21 +112,31 @@ static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_
  * one call) clobbers, so the cache is stored back before it, and rbx, rbp,
  * r12 and r13, which the entry saves for run_block (once for a whole chain
  * of translations); r11 is left for the host address of a read-modify-write. */
+typedef bool (*rule)(struct tr *t, const struct insn *d);
+
 static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10, H_RBX, H_RBP, H_R12, H_R13};
 
 /* The block's entry, called as its first handler: saves the callee-saved
- * registers the cache uses (rsp stays 8 off 16-byte alignment at the body,
- * as at a call) and calls the body, whose exits and ways to the interpreter
- * return here. */
+ * registers the cache uses and r14, which holds c->jit_chained for the
+ * whole chain of translations (stored back on every way out: a count in
+ * memory cost each pass of a loop a store and a load that waited for it),
+ * and calls the body, whose exits and ways to the interpreter return here.
+ * Five pushes leave rsp 8 off 16-byte alignment at the body, as at a call. */
 static void emit_entry(struct emit *e)
 {
-	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x48, 0x83, 0xec, 0x08};
-	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x41, 0x5d,
-					  0x41, 0x5c, 0x5d, 0x5b, 0xc3};
+	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56};
+	static const uint8_t restore[] = {0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3};
 	emit_bytes(e, save, sizeof(save));
+	emit_load(e, 8, H_R14, FIELD(jit_chained));
 	emit_u8(e, 0xe8); /* call rel32: the body, right after */
 	emit_u32(e, sizeof(restore));
 	emit_bytes(e, restore, sizeof(restore));
+}
+
+/* c->jit_chained = r14, before anything leaves the chain */
+static void store_chained(struct emit *e)
+{
+	emit_store(e, 8, H_R14, FIELD(jit_chained));
 }
 
 static void cache_clear(struct tr *t)
@@ -149,6 +176,7 @@ static int cache_take(struct tr *t, int r)
 	if (ca->dirty & 1 << i)
 		emit_store(&t->e, 8, cache_host[i], REG(ca->reg[i]));
 	ca->dirty &= (uint8_t) ~(1 << i);
+	t->written |= (uint8_t)(1 << i);
 	ca->reg[i] = (int8_t)r;
 	ca->used[i] = ++ca->tick;
 	return i;
@@ -173,6 +201,7 @@ static int dst_host(struct tr *t, int r)
 	if (i < 0)
 		i = cache_take(t, r);
 	t->cache.dirty |= (uint8_t)(1 << i);
+	t->written |= (uint8_t)(1 << i);
 	return cache_host[i];
 }
 
@@ -192,13 +221,20 @@ static void put_reg(struct tr *t, int host, int r)
 }
 
 /* Leave for the interpreter at instruction t->k when flags say so. */
+static bool pend_kept(const struct tr *t);
+
 static void miss(struct tr *t, uint8_t cc)
 {
 	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (t->in_dup && (t->nmiss == MAX_MISSES || !pend_kept(t))) {
+		t->dup_failed = true;
+		return;
+	}
 	if (!rel || t->nmiss == MAX_MISSES) {
 		t->e.full = true;
 		return;
 	}
+	t->miss[t->nmiss].pend = t->in_dup;
 	t->miss[t->nmiss].rel = rel;
 	t->miss[t->nmiss].cache = t->cache;
 	t->miss[t->nmiss++].k = t->k;
@@ -210,6 +246,7 @@ static void miss(struct tr *t, uint8_t cc)
  * address. */
 static void to_interpreter(struct emit *e, const struct block *b, int k)
 {
+	store_chained(e);
 	if (k == 0) {
 		emit_mov_imm(e, H_RAX, (uint64_t)(uintptr_t)b->insn[0].fn);
 		emit_bytes(e, (const uint8_t[]){0xff, 0xe0}, 2); /* jmp rax */
@@ -253,32 +290,38 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 }
 
 /* rax (a linear address) -> host pointer through the software TLB entry of
- * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx. The TLB set
- * (supervisor or user) is fixed: blocks are looked up by CPL 3 or not. */
+ * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx: rcx = the
+ * entry's offset in the soft_cpu's TLB set, which is fixed (blocks are
+ * looked up by CPL 3 or not). Nine host instructions, none a store: the
+ * interpreter counts its TLB hits, translated code does not (an increment
+ * in memory per access cost a store and a load on every pass of a loop). */
 static void probe(struct tr *t, int size, int acc)
 {
 	struct emit *e = &t->e;
-	emit_alu_rr(e, 0x89, H_RCX, H_RAX);
-	emit_shift_imm(e, 8, 5, H_RCX, 12);
-	emit_and_imm(e, H_RCX, TLB_SIZE - 1);
-	emit_imul_imm(e, H_RCX, (int32_t)sizeof(struct tlb_entry));
-	emit_alu_rr(e, 0x01, H_RCX, H_RDI);
-	emit_lea_disp(e, H_RCX, H_RCX,
-		      FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]));
+	int32_t set = FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]);
+	emit_op_rr(e, 4, 0x89, H_RCX, H_RAX); /* ecx = eax: bits 12-31 hold the index */
+	emit_shift_imm(e, 4, 5, H_RCX, 12);
+	emit_alu_imm(e, 4, 4, H_RCX, TLB_SIZE - 1);
+	emit_imul_imm(e, 4, H_RCX, (int32_t)sizeof(struct tlb_entry));
 	/* The page of the operand's last byte: one that crosses into the next
 	 * page finds that page's tag in another entry, so it misses here too. */
-	emit_lea_disp(e, H_RDX, H_RAX, size - 1);
+	if (size == 1)
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	else
+		emit_lea_disp(e, H_RDX, H_RAX, size - 1);
 	emit_and_imm(e, H_RDX, -4096);
-	emit_alu_mem(e, 0x3b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
+	emit_alu_sib(e, 0x3b, H_RDX, H_RDI, H_RCX,
+		     set + (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
 	miss(t, 0x5); /* jne: another page, no access of this kind, or a crossing */
 	if (acc == ACC_WRITE) {
-		emit_alu_mem(e, 0x8b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, code));
+		emit_alu_sib(e, 0x8b, H_RDX, H_RDI, H_RCX,
+			     set + (int32_t)offsetof(struct tlb_entry, code));
 		emit_ind(e, 8, false, H_RDX, H_RDX);
 		emit_alu_rr(e, 0x85, H_RDX, H_RDX);
 		miss(t, 0x5); /* jnz: code cached from this page must be invalidated */
 	}
-	emit_alu_mem(e, 0x03, H_RAX, H_RCX, (int32_t)offsetof(struct tlb_entry, addend));
-	emit_inc_mem(e, FIELD(stat_tlb_hit));
+	emit_alu_sib(e, 0x03, H_RAX, H_RDI, H_RCX,
+		     set + (int32_t)offsetof(struct tlb_entry, addend));
 }
 
 /* hreg = d's r/m operand of size bytes (zero-extended); a memory operand
@@ -464,6 +507,18 @@ static void store_pending(struct tr *t)
 		emit_alu_imm(e, 8, 5, H_RAX, p->imm);
 	}
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
+}
+
+/* Whether the pending CMP's host registers still hold what they held at
+ * the loop's back-edge (nothing in the copy of the head wrote or replaced
+ * them). */
+static bool pend_kept(const struct tr *t)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if ((t->written & 1 << i) &&
+		    (cache_host[i] == t->pend.a || cache_host[i] == t->pend.b))
+			return false;
+	return true;
 }
 
 /* Whether the instruction being translated is followed by the block's
@@ -1110,10 +1165,19 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 
 #define MAX_OUTS 8
 
-/* Jumps to an exit's way back to run_block, patched once it is emitted. */
+/* Jumps to an exit's way back to run_block, patched once it is emitted;
+ * and checks that rarely fail in one compare but need more when they do,
+ * finished off the hot path (so a pass of a loop takes no branch but its
+ * back-edge): the jump there and where it goes back to. */
+enum { COLD_GCHAIN, COLD_IRQ };
 struct outs {
 	uint8_t *rel[MAX_OUTS];
 	int n;
+	struct {
+		uint8_t *rel, *resume;
+		int kind;
+	} cold[2];
+	int ncold;
 };
 
 static void out_if(struct tr *t, struct outs *o, uint8_t cc)
@@ -1125,27 +1189,59 @@ static void out_if(struct tr *t, struct outs *o, uint8_t cc)
 		t->e.full = true;
 }
 
-/* attention() in soft.c, then the budget: the block being left counts. */
+static void cold_if(struct tr *t, struct outs *o, uint8_t cc, int kind)
+{
+	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (!rel || o->ncold == 2) {
+		t->e.full = true;
+		return;
+	}
+	o->cold[o->ncold].rel = rel;
+	o->cold[o->ncold].resume = t->e.p;
+	o->cold[o->ncold++].kind = kind;
+}
+
+/* The rest of the checks cold_if left, after the exit's last jump: rax
+ * still holds the link's epoch (COLD_GCHAIN) or the attention pointer
+ * (COLD_IRQ). */
+static void emit_colds(struct tr *t, struct outs *o)
+{
+	struct emit *e = &t->e;
+	for (int i = 0; i < o->ncold; i++) {
+		emit_patch(o->cold[i].rel, e->p);
+		if (o->cold[i].kind == COLD_GCHAIN) {
+			emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(gchain_epoch));
+			out_if(t, o, 0x5);
+		} else {
+			emit_test_mem(e, H_RAX, 0, INTC_ATTN_EVENT);
+			out_if(t, o, 0x5);
+			emit_test_mem(e, H_RDI, FIELD(fl), FL_IF); /* a request, taken if IF */
+			out_if(t, o, 0x5);
+		}
+		emit_u8(e, 0xe9); /* jmp rel32 */
+		uint8_t *rel = e->p;
+		emit_u32(e, 0);
+		if (!e->full)
+			emit_patch(rel, o->cold[i].resume);
+	}
+	o->ncold = 0;
+}
+
+/* attention() in soft.c, then the budget: the block being left counts
+ * (r14 is c->jit_chained). Nothing wanting the vCPU costs a load and a
+ * test of the attention word and a compare of kick. */
 static void enter_checks(struct tr *t, struct outs *o)
 {
 	struct emit *e = &t->e;
 	emit_load(e, 8, H_RAX, FIELD(attn));
-	emit_ind(e, 4, false, H_RAX, H_RAX);
-	emit_test_imm(e, H_RAX, INTC_ATTN_EVENT);
-	out_if(t, o, 0x5);
-	emit_test_imm(e, H_RAX, INTC_ATTN_IRQ);
-	uint8_t *masked = emit_jcc(e, 0x4); /* jz */
-	emit_test_mem(e, H_RDI, FIELD(fl), FL_IF);
-	out_if(t, o, 0x5);
-	if (masked)
-		emit_patch(masked, e->p);
+	emit_test_mem(e, H_RAX, 0, INTC_ATTN_EVENT | INTC_ATTN_IRQ);
+	cold_if(t, o, 0x5, COLD_IRQ);
 	emit_grp1_mem(e, 1, 7, H_RDI, FIELD(kick), 0);
 	out_if(t, o, 0x5);
-	emit_load(e, 8, H_RAX, FIELD(jit_chained));
-	emit_lea_disp(e, H_RAX, H_RAX, t->b->n);
+	emit_lea_disp(e, H_RAX, H_R14, t->b->n);
 	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(jit_limit));
 	out_if(t, o, 0xd); /* jge */
-	emit_store(e, 8, H_RAX, FIELD(jit_chained));
+	emit_alu_rr(e, 0x89, H_R14, H_RAX);
 }
 
 /* rsi = the block, which becomes c->cur_block; then rsi = its instructions,
@@ -1158,8 +1254,10 @@ static void enter_block(struct emit *e)
 
 static void emit_out(struct tr *t, struct outs *o, int32_t exit)
 {
+	emit_colds(t, o);
 	for (int i = 0; i < o->n; i++)
 		emit_patch(o->rel[i], t->e.p);
+	store_chained(&t->e);
 	emit_store_imm(&t->e, 4, FIELD(jit_exit), exit);
 	emit_u8(&t->e, 0xc3); /* ret */
 }
@@ -1172,11 +1270,7 @@ static void chain_check(struct tr *t, struct outs *o, int32_t off)
 	struct emit *e = &t->e;
 	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
 	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(chain_epoch));
-	uint8_t *now = emit_jcc(e, 0x4); /* je */
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(gchain_epoch));
-	out_if(t, o, 0x5);
-	if (now)
-		emit_patch(now, e->p);
+	cold_if(t, o, 0x5, COLD_GCHAIN);
 }
 
 /* Through the jit_target at rdx + off (rdx kept by the checks): its epoch,
@@ -1193,32 +1287,76 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
 }
 
+static rule rule_of(const struct insn *d);
+
+/* The loop's copy of its head, at the back-edge: instructions 0 to dup_w
+ * again from the registers head has, then on into the body after dup_w,
+ * whose cache it must reach. What the translation knew at the back-edge
+ * is what its way out needs: it is put back after. */
+static void emit_dup(struct tr *t)
+{
+	int w = t->dup_w, k = t->k;
+	struct cache cache = t->cache;
+	uint32_t lf = t->lf;
+	int lf_size = t->lf_size, hf_k = t->hf_k;
+	uint8_t *hf_at = t->hf_at;
+	t->cache = t->pre;
+	t->written = 0;
+	t->in_dup = true;
+	for (t->k = 0; t->k <= w && !t->dup_failed; t->k++)
+		if (!rule_of(&t->b->insn[t->k])(t, &t->b->insn[t->k]))
+			t->dup_failed = true; /* no rule declines a second time, but */
+	t->in_dup = false;
+	if (memcmp(t->cache.reg, t->cache_at[w + 1].reg, sizeof(t->cache.reg)) ||
+	    t->cache.dirty != t->cache_at[w + 1].dirty)
+		t->dup_failed = true;
+	emit_u8(&t->e, 0xe9); /* jmp rel32 */
+	uint8_t *rel = t->e.p;
+	emit_u32(&t->e, 0);
+	if (!t->e.full)
+		emit_patch(rel, t->at[w + 1]);
+	t->cache = cache;
+	t->k = k;
+	t->lf = lf;
+	t->lf_size = lf_size;
+	t->hf_k = hf_k;
+	t->hf_at = hf_at;
+}
+
 /* A branch back to the block's own start (a loop), once linked: the same
  * checks as entering any block, then back into the body, RIP (the block's
  * end), c->cur_block and rsi being what they were: to head with the
- * registers cached when they are those head expects, else to the start
- * (which loads them) with them stored back. Not taken, they are stored
- * back on the way out. */
+ * registers cached when they are those head expects (through the copy of
+ * the head when there is one), else to the start (which loads them) with
+ * them stored back. Not taken, they are stored back on the way out. */
 static void emit_loop(struct tr *t, struct outs *o)
 {
 	struct emit *e = &t->e;
 	t->loop = t->cache;
 	t->looped = true;
+	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
+	bool dup = t->dup && same && t->pend.on; /* to the copy of the head, flags pending */
+	if (t->live_in && !dup)
+		store_pending(t);
 	chain_check(t, o, (int32_t)offsetof(struct jit_link, to));
 	enter_checks(t, o);
-	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
-	if (!same)
-		store_back(e, &t->cache);
-	emit_u8(e, 0xe9); /* jmp rel32 */
-	uint8_t *rel = e->p;
-	emit_u32(e, 0);
-	if (!e->full)
-		emit_patch(rel, same ? t->head : t->start);
+	if (dup) {
+		emit_dup(t);
+	} else {
+		if (!same)
+			store_back(e, &t->cache);
+		emit_u8(e, 0xe9); /* jmp rel32 */
+		uint8_t *rel = e->p;
+		emit_u32(e, 0);
+		if (!e->full)
+			emit_patch(rel, same ? t->head : t->start);
+	}
+	emit_colds(t, o);
 	for (int i = 0; i < o->n; i++)
 		emit_patch(o->rel[i], e->p);
 	o->n = 0;
 	store_back(e, &t->cache);
-	if (!t->live_in)
+	if (!t->live_in || dup)
 		store_pending(t);
 }
 
@@ -1228,10 +1366,10 @@ static void emit_exit(struct tr *t, uint64_t target)
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
 	bool loop = target == t->b->insn[0].start;
-	if (!loop || t->live_in)
+	if (!loop) {
 		store_pending(t);
-	if (!loop)
 		store_back(e, &t->cache);
+	}
 	int i = j->nlinks + t->nlinks;
 	if (i == JIT_MAX_LINKS) {
 		e->full = true;
@@ -1570,7 +1708,6 @@ static bool tr_nop(struct tr *t, const struct insn *d)
 	return true;
 }
 
-typedef bool (*rule)(struct tr *t, const struct insn *d);
 /* own: the rule checks its forms and operand size itself; the others take
  * only instructions that choose_fast gave a handler, of 32 or 64 bits. The
  * own families include forms the interpreter runs in exec_in_block (bytes,
@@ -1626,7 +1763,7 @@ static uint64_t now_ns(void)
  * the same registers. */
 static bool same_way(const struct miss *a, const struct miss *b)
 {
-	if (a->k != b->k || a->cache.dirty != b->cache.dirty)
+	if (a->k != b->k || a->pend != b->pend || a->cache.dirty != b->cache.dirty)
 		return false;
 	for (int i = 0; i < NCACHE; i++)
 		if (a->cache.dirty & 1 << i && a->cache.reg[i] != b->cache.reg[i])
@@ -1635,7 +1772,10 @@ static bool same_way(const struct miss *a, const struct miss *b)
 }
 
 /* Translate b's leading run of instructions with rules into one piece of
- * host code (at most what one block holds) and make it b's entry. */
+ * host code (at most what one block holds) and make it b's entry. A first
+ * pass finds where flags are dead and which registers a loop's back-edge
+ * has cached; the second emits with that (a third without the copy of a
+ * loop's head, when the second could not make it). */
 static bool translate(struct soft_cpu *c, struct block *b)
 {
 	struct jit *j = c->jit;
@@ -1643,10 +1783,12 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		return false;
 	struct tr t;
 	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false, live_in = true;
+	bool dup = false;
+	int dup_w = 0;
 	struct cache loop;
 	int n = b->n;
-	for (int pass = 0; pass < 2; pass++) {
-		t = (struct tr){.c = c, .b = b, .hf_k = -1};
+	for (int pass = 0;; pass++) {
+		t = (struct tr){.c = c, .b = b, .hf_k = -1, .dup = dup, .dup_w = dup_w};
 		cache_clear(&t);
 		if (looped) { /* loaded at the start, so as good as written */
 			t.cache = loop;
@@ -1670,6 +1812,8 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			uint8_t *mark = t.e.p;
 			int nmiss = t.nmiss, nlinks = t.nlinks;
 			struct cache cache = t.cache;
+			t.at[t.k] = mark;
+			t.cache_at[t.k] = cache;
 			if (!r || !r(&t, &b->insn[t.k])) {
 				t.e.p = mark; /* a rule that declined may have emitted */
 				t.nmiss = nmiss;
@@ -1681,8 +1825,23 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			if (t.hf_k == t.k)
 				t.hf_at = t.e.p;
 		}
+		t.at[t.k] = t.e.p;
+		t.cache_at[t.k] = t.cache;
 		if (t.k == 0)
 			return true;
+		if (pass > 0) {
+			if (t.k < b->n) {
+				store_pending(&t);
+				store_back(&t.e, &t.cache);
+				to_interpreter(&t.e, b, t.k);
+			} else if (!t.ended) {
+				emit_exit(&t, b->end);
+			}
+			if (!t.dup_failed)
+				break;
+			dup = false; /* again, the back-edge storing the flags */
+			continue;
+		}
 		/* Backwards: flags are live where the translation ends (the
 		 * interpreter or the next block goes on), before a reader and
 		 * before an instruction that may leave for the interpreter. */
@@ -1698,20 +1857,24 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		live_in = live;
 		looped = t.looped;
 		loop = t.loop;
+		/* The head a loop's copy repeats: up to the first instruction
+		 * that sets flags, none reading them (they are pending) nor
+		 * shifting by CL (which may set them, unseen by this pass), and
+		 * not the closing CMP (whose flags are the pending ones). */
+		bool plain = true;
+		for (dup_w = 0; dup_w < n - 2 && !t.writes[dup_w] && !t.reads[dup_w]; dup_w++)
+			plain &= opcode_of(b->insn[dup_w].op)->fast != FAST_SHIFT_CL;
+		dup = plain && looped && live_in && t.writes[dup_w] && !t.reads[dup_w] &&
+		      dup_w < n - 2;
 	}
 	uint8_t *start = j->rw + j->used;
-	if (t.k < b->n) {
-		store_pending(&t);
-		store_back(&t.e, &t.cache);
-		to_interpreter(&t.e, b, t.k);
-	} else if (!t.ended) {
-		emit_exit(&t, b->end);
-	}
 	/* A way to the interpreter per instruction and registers to store back */
 	for (int i = 0; i < t.nmiss; i++) {
 		if (i > 0 && same_way(&t.miss[i - 1], &t.miss[i]))
 			continue;
 		uint8_t *stub = t.e.p;
+		if (t.miss[i].pend)
+			store_pending(&t);
 		store_back(&t.e, &t.miss[i].cache);
 		to_interpreter(&t.e, b, t.miss[i].k);
 		for (int m = i; m < t.nmiss && same_way(&t.miss[i], &t.miss[m]); m++)
