@@ -71,10 +71,12 @@ struct tr {
 	} miss[MAX_MISSES];
 	int nmiss;
 	/* Per instruction, from a first pass: it sets the lazy flags, reads them,
-	 * or may leave for the interpreter (which may fault and push RFLAGS);
-	 * then for the second: its flags are dead (set again before anything
-	 * could see them), so it need not store them. */
-	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], dead[BLOCK_INSNS];
+	 * sets some and keeps the others (partial: a rotate, INC/DEC, which
+	 * read the flags before only when their own are live), or may leave
+	 * for the interpreter (which may fault and push RFLAGS); then for the
+	 * second: its flags are dead (set again before anything could see
+	 * them), so it need not store them. */
+	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], partial[BLOCK_INSNS], dead[BLOCK_INSNS];
 	/* whether flags are live at the block's start (the first pass says,
 	 * else assumed): a loop's back-edge need not store them when not */
 	bool live_in;
@@ -831,6 +833,15 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	int size = d->opsize;
 	if ((d->reg & 7) > 1 || (!size48(d) && size != 2))
 		return false;
+	t->partial[t->k] = true;
+	if (t->dead[t->k] && !d->is_mem && size != 2) { /* in the cached register */
+		t->writes[t->k] = true;
+		t->lf = LF_NONE;
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_ext_rr(e, size, 0xff, d->reg & 1, h);
+		return true;
+	}
 	if (host_flags(t)) {
 		emit_setcc(e, 0x2, H_R11); /* setc */
 		emit_load(e, 8, H_RAX, FIELD(fl));
@@ -847,6 +858,7 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	emit_ext_rr(e, size, 0xff, d->reg & 1, H_RAX);
 	t->hf_k = t->k;
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
+	t->reads[t->k] = false; /* partial */
 	rmw_store(t, d, size);
 	return true;
 }
@@ -999,6 +1011,7 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	 * again before anything reads one, CF and OF (and the flags before,
 	 * which it keeps) are dead, and it is a rotate of the cached register. */
 	t->writes[t->k] = true;
+	t->partial[t->k] = true;
 	if (t->dead[t->k]) {
 		t->lf = LF_NONE;
 		int h = reg_host(t, d->rm);
@@ -1008,6 +1021,8 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	}
 	if (!host_real_flags(t))
 		real_flags(t);
+	t->reads[t->k] = false; /* partial */
+	t->partial[t->k] = true;
 	t->lf = LF_NONE;
 	get_reg(t, size, H_RAX, d->rm);
 	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
@@ -1849,8 +1864,8 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		bool live = true;
 		for (int k = n - 1; k >= 0; k--) {
 			dead[k] = t.writes[k] && !live;
-			if (t.writes[k])
-				live = false;
+			if (t.writes[k] && !t.partial[k])
+				live = false; /* a partial writer reads what it keeps if live */
 			if (t.reads[k] || exits[k])
 				live = true;
 		}
@@ -1865,7 +1880,7 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		for (dup_w = 0; dup_w < n - 2 && !t.writes[dup_w] && !t.reads[dup_w]; dup_w++)
 			plain &= opcode_of(b->insn[dup_w].op)->fast != FAST_SHIFT_CL;
 		dup = plain && looped && live_in && t.writes[dup_w] && !t.reads[dup_w] &&
-		      dup_w < n - 2;
+		      !t.partial[dup_w] && dup_w < n - 2;
 	}
 	uint8_t *start = j->rw + j->used;
 	/* A way to the interpreter per instruction and registers to store back */
