@@ -1179,6 +1179,41 @@ static const struct directed directed[] = {
      0x2,
      0,
      0},
+    /* the first flag reader of a block guesses the lazy operation another
+     * block left (the one pending when it is translated), behind a guard:
+     * Jcc and INC at a block's start after a CMP, a byte TEST, and a loop
+     * whose reader is reached after TEST/CMP on some passes and ADD on
+     * others (the guard fails on some) */
+    {"cmp, jmp, jb", {0x48, 0x39, 0xc8, 0xeb, 0x00, 0x72, 0x02, 0x31, 0xd2}, 9, 5, 7, 9, 0x2, 0, 0},
+    {"test al, jmp, js",
+     {0x84, 0xc0, 0xeb, 0x00, 0x78, 0x02, 0x31, 0xd2},
+     8,
+     0x80,
+     0,
+     9,
+     0x2,
+     0,
+     0},
+    {"cmp, jmp, inc, adc: CF through the INC",
+     {0x48, 0x39, 0xc8, 0xeb, 0x00, 0x48, 0xff, 0xc2, 0x48, 0x83, 0xd2, 0x00},
+     12,
+     1,
+     2,
+     5,
+     0x2,
+     0,
+     0},
+    {"jb after cmp or add from other blocks, in a loop",
+     {0xbe, 0x04, 0x00, 0x00, 0x00, 0xf7, 0xc6, 0x01, 0x00, 0x00, 0x00,
+      0x75, 0x05, 0x48, 0x39, 0xc8, 0xeb, 0x05, 0x48, 0x01, 0xc8, 0xeb,
+      0x00, 0x72, 0x04, 0x48, 0x83, 0xc2, 0x01, 0xff, 0xce, 0x75, 0xe4},
+     33,
+     0xfffffffffffffff0ull,
+     0x20,
+     0,
+     0x2,
+     0,
+     0},
     /* a loop whose first instructions may miss the TLB goes back to a copy
      * of them whose ways out store the closing CMP's pending flags: byte
      * loads crossing into the data buffer's second page on a later pass

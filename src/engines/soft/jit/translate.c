@@ -423,6 +423,8 @@ static void set_lazy(struct tr *t, uint32_t lf, int size)
 
 static bool host_flags(struct tr *t);
 static void real_flags(struct tr *t);
+static bool guess_flags(struct tr *t, uint8_t *slow[2]);
+static void call_saved(struct tr *t, const void *fn, int arg, uint8_t *slow[2]);
 
 static bool size48(const struct insn *d)
 {
@@ -842,12 +844,16 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 		emit_ext_rr(e, size, 0xff, d->reg & 1, h);
 		return true;
 	}
-	if (host_flags(t)) {
+	uint8_t *slow[2];
+	bool known = host_flags(t), guessed = !known && guess_flags(t, slow) && host_flags(t);
+	if (known || guessed) {
 		emit_setcc(e, 0x2, H_R11); /* setc */
 		emit_load(e, 8, H_RAX, FIELD(fl));
 		emit_and_imm(e, H_RAX, ~FL_CF);
 		emit_alu_rr(e, 0x09, H_RAX, H_R11);
 		emit_store(e, 8, H_RAX, FIELD(fl));
+		if (guessed)
+			call_saved(t, (const void *)get_flags, -1, slow);
 	} else {
 		real_flags(t);
 	}
@@ -1597,6 +1603,60 @@ static bool jit_cond(struct soft_cpu *c, unsigned cc)
 /* al = condition cc of the lazy flags, for a reader the translation does
  * not know the flags of (set by another block, say): a call of cond(), with
  * the registers stored back (the call clobbers r8-r10) and rdi, rsi kept. */
+/* The lazy operation another block left, guessed to be the one pending when
+ * this block is translated (what runs before a block is mostly the same
+ * each time), for the first flag reader of a block, when it is an
+ * operation host_flags can redo: a guard that it is that operation at
+ * that size (its two jumps, slow, go to call_saved's call otherwise), and
+ * the translation then knows it. */
+static bool guess_flags(struct tr *t, uint8_t *slow[2])
+{
+	struct emit *e = &t->e;
+	uint32_t op = t->c->lf_op;
+	int size = t->c->lf_size;
+	if (flags_known(t) || t->in_dup || (size != 1 && size != 2 && size != 4 && size != 8) ||
+	    (op != LF_ADD && op != LF_SUB && op != LF_LOGIC && op != LF_INC && op != LF_DEC))
+		return false;
+	for (int k = 0; k < t->k; k++) /* what set the flags must be from before the block */
+		if (t->writes[k] || t->reads[k] || t->partial[k] ||
+		    opcode_of(t->b->insn[k].op)->fast == FAST_SHIFT_CL)
+			return false;
+	emit_grp1_mem(e, 4, 7, H_RDI, FIELD(lf_op), (int32_t)op);
+	slow[0] = emit_jcc(e, 0x5);
+	emit_grp1_mem(e, 1, 7, H_RDI, FIELD(lf_size), size);
+	slow[1] = emit_jcc(e, 0x5);
+	if (!slow[0] || !slow[1])
+		return false;
+	t->lf = op;
+	t->lf_size = size;
+	return true;
+}
+
+/* After the guessed path's code: jump over the way a wrong guess takes,
+ * fn(c[, arg]) with the registers stored back and loaded again after (so
+ * the cache is the same on both ways), to where the two meet. The lazy
+ * operation is not known after. */
+static void call_saved(struct tr *t, const void *fn, int arg, uint8_t *slow[2])
+{
+	struct emit *e = &t->e;
+	emit_u8(e, 0xe9); /* jmp rel32 */
+	uint8_t *join = e->p;
+	emit_u32(e, 0);
+	if (e->full)
+		return;
+	emit_patch(slow[0], e->p);
+	emit_patch(slow[1], e->p);
+	store_back(e, &t->cache);
+	call_c(e, fn, arg);
+	for (int i = 0; i < NCACHE; i++)
+		if (t->cache.reg[i] >= 0)
+			emit_load(e, 8, cache_host[i], REG(t->cache.reg[i]));
+	if (!e->full)
+		emit_patch(join, e->p);
+	t->lf = LF_NONE;
+	t->hf_at = NULL;
+}
+
 static void call_cond(struct tr *t, uint8_t cc)
 {
 	store_back(&t->e, &t->cache);
@@ -1607,9 +1667,14 @@ static void call_cond(struct tr *t, uint8_t cc)
 static bool tr_jcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	uint8_t *not_taken;
+	uint8_t *not_taken, *slow[2];
 	if (host_flags(t)) {
 		not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	} else if (guess_flags(t, slow) && host_flags(t)) {
+		emit_setcc(e, d->op & 15, H_RAX); /* as cond() would answer */
+		call_saved(t, (const void *)jit_cond, d->op & 15, slow);
+		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
+		not_taken = emit_jcc(e, 0x4);
 	} else {
 		call_cond(t, d->op & 15);
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
