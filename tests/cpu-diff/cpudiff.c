@@ -1179,6 +1179,27 @@ static const struct directed directed[] = {
      0x2,
      0,
      0},
+    /* register ALU operations compute in the cached registers with their
+     * flags live too (stored from them): read by the next block, or after
+     * a load that may leave for the interpreter */
+    {"cmp eax, imm in place, jb in the next block",
+     {0x83, 0xf8, 0x05, 0xeb, 0x00, 0x72, 0x02, 0x31, 0xd2},
+     9,
+     3,
+     0,
+     9,
+     0x2,
+     0,
+     0},
+    {"sub in place, a load, sbb reads CF",
+     {0x48, 0x29, 0xd0, 0x4c, 0x8b, 0x01, 0x4d, 0x19, 0xc9},
+     9,
+     1,
+     DATA_VA + 0x100,
+     2,
+     0x2,
+     0,
+     0},
     /* the first flag reader of a block guesses the lazy operation another
      * block left (the one pending when it is translated), behind a guard:
      * Jcc and INC at a block's start after a CMP, a byte TEST, and a loop

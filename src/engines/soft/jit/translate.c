@@ -588,19 +588,45 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
-	if (!d->is_mem && !flags_live(t) && size != 2) {
-		/* in the cached registers, 32-bit writes zero-extending (CMP and
-		 * TEST leave nothing) */
-		set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
-		if (!write)
+	if (!d->is_mem && size != 2) {
+		/* in the cached registers, 32-bit writes zero-extending; live
+		 * flags stored from them, the operands before and the result
+		 * after (CMP and TEST compute on a copy, or nothing when their
+		 * flags are dead) */
+		uint32_t lf = test ? LF_LOGIC : alu_lf[op];
+		bool live = flags_live(t);
+		if (!live && !write) {
+			set_lazy(t, lf, size);
 			return true;
+		}
 		int src = imm ? -1 : reg_host(t, fam == FAST_ALU_R_RM ? d->rm : d->reg);
-		int h = reg_host(t, dst);
-		dst_host(t, dst);
+		int h = reg_host(t, dst), r = h;
+		if (live) {
+			emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
+			emit_store_imm(e, 1, FIELD(lf_size), size);
+			if (lf != LF_LOGIC && imm)
+				emit_store_imm(e, 8, FIELD(lf_b), (int32_t)d->imm);
+			else if (lf != LF_LOGIC)
+				emit_store(e, 8, src, FIELD(lf_b));
+			if (lf != LF_LOGIC)
+				emit_store(e, 8, h, FIELD(lf_a));
+		}
+		if (write) {
+			dst_host(t, dst);
+		} else {
+			emit_alu_rr(e, 0x89, H_RAX, h);
+			r = H_RAX;
+		}
 		if (imm)
-			emit_alu_imm(e, size, op, h, (int32_t)d->imm);
+			emit_alu_imm(e, size, op == 7 ? 5 : op, r, (int32_t)d->imm); /* CMP: SUB */
 		else
-			emit_op_rr(e, size, alu_op[op], h, src);
+			emit_op_rr(e, size, alu_op[op], r, src);
+		if (live)
+			emit_store(e, 8, r, FIELD(lf_res));
+		t->hf_k = t->k;
+		t->lf = lf;
+		t->lf_size = size;
+		t->writes[t->k] = true;
 		return true;
 	}
 	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
