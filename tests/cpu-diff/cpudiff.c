@@ -1200,6 +1200,28 @@ static const struct directed directed[] = {
      0x2,
      0,
      0},
+    /* a load whose value the next instruction stores back probes once, for
+     * writing, and the store uses its host address (crossing a page: both
+     * leave for the interpreter) */
+    {"add from memory, store back", {0x03, 0x01, 0x89, 0x01}, 4, 5, DATA_VA + 0x100, 0, 0x2, 0, 0},
+    {"mov from memory, store back (SIB)",
+     {0x48, 0x8b, 0x04, 0x91, 0x48, 0x89, 0x04, 0x91},
+     8,
+     0,
+     DATA_VA + 0x100,
+     3,
+     0x2,
+     0,
+     0},
+    {"add from memory across a page, store back",
+     {0x03, 0x01, 0x89, 0x01},
+     4,
+     5,
+     DATA_VA + 0xffe,
+     0,
+     0x2,
+     0,
+     0},
     /* the first flag reader of a block guesses the lazy operation another
      * block left (the one pending when it is translated), behind a guard:
      * Jcc and INC at a block's start after a CMP, a byte TEST, and a loop

@@ -117,7 +117,8 @@ enum {
 	H_R11,
 	H_R12,
 	H_R13,
-	H_R14
+	H_R14,
+	H_R15
 };
 void emit_bytes(struct emit *e, const void *b, size_t n);
 void emit_u8(struct emit *e, uint8_t v);

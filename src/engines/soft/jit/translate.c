@@ -101,6 +101,7 @@ struct tr {
 	bool dup, dup_failed, in_dup;
 	int dup_w;
 	uint8_t written;
+	int ptr_k; /* the instruction whose probed host address r15 holds, or -1 */
 	uint8_t *at[BLOCK_INSNS + 1];		/* where each instruction's code starts */
 	struct cache cache_at[BLOCK_INSNS + 1]; /* and the cache there */
 };
@@ -122,12 +123,15 @@ static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10, H_RBX, H_RBP, H_R12, H
  * registers the cache uses and r14, which holds c->jit_chained for the
  * whole chain of translations (stored back on every way out: a count in
  * memory cost each pass of a loop a store and a load that waited for it),
- * and calls the body, whose exits and ways to the interpreter return here.
- * Five pushes leave rsp 8 off 16-byte alignment at the body, as at a call. */
+ * and r15 (the host address a load keeps for the store after it), and
+ * calls the body, whose exits and ways to the interpreter return here; rsp
+ * is 8 off 16-byte alignment at the body, as at a call. */
 static void emit_entry(struct emit *e)
 {
-	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56};
-	static const uint8_t restore[] = {0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3};
+	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41,
+				       0x56, 0x41, 0x57, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x41, 0x5f, 0x41, 0x5e,
+					  0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3};
 	emit_bytes(e, save, sizeof(save));
 	emit_load(e, 8, H_R14, FIELD(jit_chained));
 	emit_u8(e, 0xe8); /* call rel32: the body, right after */
@@ -326,16 +330,47 @@ static void probe(struct tr *t, int size, int acc)
 		     set + (int32_t)offsetof(struct tlb_entry, addend));
 }
 
+static bool size48(const struct insn *d)
+{
+	return d->opsize == 4 || d->opsize == 8;
+}
+
+/* Whether the next instruction stores size bytes to d's memory operand,
+ * which d, writing guest register written, leaves where it was: a MOV of
+ * the result of a load or ALU operation back (mem's walk: add ecx, [a];
+ * mov [a], ecx). */
+static bool store_follows(const struct tr *t, const struct insn *d, int size, int written)
+{
+	if (t->k + 1 >= t->b->n)
+		return false;
+	const struct insn *n = &t->b->insn[t->k + 1];
+	return opcode_of(n->op)->fast == FAST_MOV_STORE && n->is_mem && n->opsize == size &&
+	       size48(n) && !n->lock && n->base == d->base && n->index == d->index &&
+	       n->scale == d->scale && n->disp == d->disp && seg_of(n) == seg_of(d) &&
+	       n->addrsize == d->addrsize && d->base != 16 && written != d->base &&
+	       written != d->index;
+}
+
 /* hreg = d's r/m operand of size bytes (zero-extended); a memory operand
- * clobbers rax, rcx and rdx, so it is fetched before any other operand. */
+ * clobbers rax, rcx and rdx, so it is fetched before any other operand. A
+ * load whose value the next instruction stores back probes for writing
+ * and keeps the host address in r15 for that store (a page it may read
+ * but not write makes it leave for the interpreter, which does both). */
 static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 {
 	if (!d->is_mem) {
 		get_reg(t, size, hreg, d->rm);
 		return;
 	}
+	int fam = opcode_of(d->op)->fast;
+	bool keep = (fam == FAST_ALU_R_RM || fam == FAST_MOV_LOAD) && size48(d) &&
+		    store_follows(t, d, size, d->reg);
 	ea(t, d, true);
-	probe(t, size, ACC_READ);
+	probe(t, size, keep ? ACC_WRITE : ACC_READ);
+	if (keep) {
+		emit_alu_rr(&t->e, 0x89, H_R15, H_RAX);
+		t->ptr_k = t->k;
+	}
 	if (size == 2)
 		emit_movzx(&t->e, 2, hreg, H_RAX, true);
 	else
@@ -425,11 +460,6 @@ static bool host_flags(struct tr *t);
 static void real_flags(struct tr *t);
 static bool guess_flags(struct tr *t, uint8_t *slow[2]);
 static void call_saved(struct tr *t, const void *fn, int arg, uint8_t *slow[2]);
-
-static bool size48(const struct insn *d)
-{
-	return d->opsize == 4 || d->opsize == 8;
-}
 
 static uint64_t imm_of(const struct insn *d, int size)
 {
@@ -702,13 +732,18 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 		}
 		return true;
 	}
-	ea(t, d, true);
-	probe(t, size, ACC_WRITE);
+	int ptr = H_RAX;
+	if (fam == FAST_MOV_STORE && t->ptr_k >= 0 && t->ptr_k == t->k - 1) {
+		ptr = H_R15; /* probed for writing by the load before */
+	} else {
+		ea(t, d, true);
+		probe(t, size, ACC_WRITE);
+	}
 	if (fam == FAST_MOV_STORE)
 		get_reg(t, size, H_RCX, d->reg);
 	else
 		emit_mov_imm(e, H_RCX, imm_of(d, size));
-	emit_ind(e, size, true, H_RCX, H_RAX);
+	emit_ind(e, size, true, H_RCX, ptr);
 	return true;
 }
 
@@ -1894,7 +1929,8 @@ static bool translate(struct soft_cpu *c, struct block *b)
 	struct cache loop;
 	int n = b->n;
 	for (int pass = 0;; pass++) {
-		t = (struct tr){.c = c, .b = b, .hf_k = -1, .dup = dup, .dup_w = dup_w};
+		t = (struct tr){
+		    .c = c, .b = b, .hf_k = -1, .dup = dup, .dup_w = dup_w, .ptr_k = -1};
 		cache_clear(&t);
 		if (looped) { /* loaded at the start, so as good as written */
 			t.cache = loop;
