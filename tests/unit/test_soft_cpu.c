@@ -1181,6 +1181,51 @@ static int64_t insns_run(void)
 	return v;
 }
 
+/* The flags of register ALU operations computed in the cached registers
+ * (their lazy operands stored from them) are what the frame of a #PF from
+ * a later load holds, also when the result's register is written between.
+ *   mov eax, 5; mov ebx, 7; sub rax, rbx      ; CF AF SF
+ *   mov eax, 0xf0; mov ebx, 0x0f; and eax, ebx ; ZF PF (AF undefined)
+ *   mov eax, 1; add eax, 0x7fffffff; mov eax, 3 ; OF SF AF PF
+ * each then: mov rcx, [0x40000000] (#PF); xor edx, edx; hlt */
+static void test_deferred_flags_at_fault(void **state)
+{
+	static const struct {
+		uint8_t code[32];
+		size_t len, at;
+		uint64_t mask, flags;
+	} cases[] = {
+	    {{0xb8, 0x05, 0x00, 0x00, 0x00, 0xbb, 0x07, 0x00, 0x00, 0x00, 0x48, 0x29,
+	      0xd8, 0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x40, 0x31, 0xd2, 0xf4},
+	     24,
+	     13,
+	     0x8d5,
+	     0x91},
+	    {{0xb8, 0xf0, 0x00, 0x00, 0x00, 0xbb, 0x0f, 0x00, 0x00, 0x00, 0x21, 0xd8,
+	      0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x40, 0x31, 0xd2, 0xf4},
+	     23,
+	     12,
+	     0x8c5,
+	     0x44},
+	    {{0xb8, 0x01, 0x00, 0x00, 0x00, 0x05, 0xff, 0xff, 0xff, 0x7f, 0xb8, 0x03, 0x00,
+	      0x00, 0x00, 0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x40, 0x31, 0xd2, 0xf4},
+	     26,
+	     15,
+	     0x8d5,
+	     0x894},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (i)
+			teardown(state), setup(state);
+		load(cases[i].code, cases[i].len);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 14);
+		uint64_t sp = g.st.gpr[R_RSP];
+		assert_int_equal(sg_r64(&g, sp + 8), SG_CODE + cases[i].at); /* the load */
+		assert_int_equal(sg_r64(&g, sp + 24) & cases[i].mask, cases[i].flags);
+	}
+}
+
 /* A translated loop whose first instruction may miss the TLB goes back to a
  * copy of its head whose ways out store the flags of the closing CMP, which
  * the back-edge no longer stores: the frame of a #PF there holds them. The
@@ -1900,6 +1945,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault_in_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xrstor_bad_mxcsr, setup, teardown),
