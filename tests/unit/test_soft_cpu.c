@@ -1181,6 +1181,31 @@ static int64_t insns_run(void)
 	return v;
 }
 
+/* A #PF in a block entered by a chained jump, which stores neither RIP nor
+ * c->cur_block (the ways out do): the frame names the load, and the
+ * instruction count is exact.
+ *   mov ecx, 10; mov esi, 0x20000; mov r9d, 0x40000000; xor eax, eax
+ * top: add eax, 1; jmp b
+ * b: mov edx, [rsi]; sub ecx, 1; cmp ecx, 3; cmove rsi, r9   ; faults on pass 8
+ *   test ecx, ecx; jnz top; hlt */
+static void test_fault_in_chained_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x0a, 0x00, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x02, 0x00,
+				       0x41, 0xb9, 0x00, 0x00, 0x00, 0x40, 0x31, 0xc0, 0x83, 0xc0,
+				       0x01, 0xeb, 0x00, 0x8b, 0x16, 0x83, 0xe9, 0x01, 0x83, 0xf9,
+				       0x03, 0x49, 0x0f, 0x44, 0xf1, 0x85, 0xc9, 0x75, 0xeb, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 23); /* the load */
+	assert_int_equal(g.st.gpr[R_RAX], 8);
+	assert_int_equal(g.st.gpr[R_RCX], 3);
+	assert_int_equal(insns_run(), 65); /* as the interpreter counts them */
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
 /* The flags of register ALU operations computed in the cached registers
  * (their lazy operands stored from them) are what the frame of a #PF from
  * a later load holds, also when the result's register is written between.
@@ -1946,6 +1971,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault_in_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_flags_at_fault, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fault_in_chained_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xrstor_bad_mxcsr, setup, teardown),

@@ -38,12 +38,12 @@ struct jit_entry {
 	void (*orig)(struct soft_cpu *c, struct insn *d);
 };
 
-/* Where a chained exit goes: the translated block, the RIP after it and its
- * host code, valid while the vCPU's epoch is the one the block was validated
- * in. Data the exit's code loads, so linking writes no code (a store into
- * code the host may have cached costs a pipeline flush). */
+/* Where a chained exit goes: the translated block and its host code, valid
+ * while the vCPU's epoch is the one the block was validated in. Data the
+ * exit's code loads, so linking writes no code (a store into code the host
+ * may have cached costs a pipeline flush). */
 struct jit_target {
-	uint64_t epoch, end;
+	uint64_t epoch;
 	struct block *b;
 	void *code;
 };
@@ -62,8 +62,9 @@ struct jit_ind {
 	uint64_t rip;
 	int64_t key;
 	struct jit_target to;
-	uint64_t pad[2];
+	uint64_t pad[3];
 };
+_Static_assert(sizeof(struct jit_ind) == 64, "the host code indexes the table by a shift of 6");
 
 struct jit {
 	uint8_t *rw, *rx; /* two views of one memfd: written through rw, run through rx */

@@ -139,10 +139,14 @@ static void emit_entry(struct emit *e)
 	emit_bytes(e, restore, sizeof(restore));
 }
 
-/* c->jit_chained = r14, before anything leaves the chain */
+/* Before anything leaves the chain: c->jit_chained = r14, and c->cur_block
+ * the block whose translation runs (rsi is its instructions). A chained
+ * jump does not store them, nor RIP: only the ways out do. */
 static void store_chained(struct emit *e)
 {
 	emit_store(e, 8, H_R14, FIELD(jit_chained));
+	emit_lea_disp(e, H_RAX, H_RSI, -(int32_t)offsetof(struct block, insn));
+	emit_store(e, 8, H_RAX, FIELD(cur_block));
 }
 
 static void cache_clear(struct tr *t)
@@ -253,6 +257,8 @@ static void miss(struct tr *t, uint8_t cc)
 static void to_interpreter(struct emit *e, const struct block *b, int k)
 {
 	store_chained(e);
+	emit_mov_imm(e, H_RAX, b->end); /* the interpreter's handlers keep RIP at the end */
+	emit_store(e, 8, H_RAX, FIELD(rip));
 	if (k == 0) {
 		emit_mov_imm(e, H_RAX, (uint64_t)(uintptr_t)b->insn[0].fn);
 		emit_bytes(e, (const uint8_t[]){0xff, 0xe0}, 2); /* jmp rax */
@@ -1326,19 +1332,17 @@ static void enter_checks(struct tr *t, struct outs *o)
 	emit_alu_rr(e, 0x89, H_R14, H_RAX);
 }
 
-/* rsi = the block, which becomes c->cur_block; then rsi = its instructions,
- * as a fast handler is called (the translation's misses index them). */
-static void enter_block(struct emit *e)
-{
-	emit_store(e, 8, H_RSI, FIELD(cur_block));
-	emit_lea_disp(e, H_RSI, H_RSI, (int32_t)offsetof(struct block, insn));
-}
-
-static void emit_out(struct tr *t, struct outs *o, int32_t exit)
+/* The way back to run_block, with RIP the target when one is given (a RET
+ * stored it already). */
+static void emit_out(struct tr *t, struct outs *o, int32_t exit, const uint64_t *target)
 {
 	emit_colds(t, o);
 	for (int i = 0; i < o->n; i++)
 		emit_patch(o->rel[i], t->e.p);
+	if (target) {
+		emit_mov_imm(&t->e, H_RAX, *target);
+		emit_store(&t->e, 8, H_RAX, FIELD(rip));
+	}
 	store_chained(&t->e);
 	emit_store_imm(&t->e, 4, FIELD(jit_exit), exit);
 	emit_u8(&t->e, 0xc3); /* ret */
@@ -1362,10 +1366,9 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 	struct emit *e = &t->e;
 	chain_check(t, o, off);
 	enter_checks(t, o);
-	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, end));
-	emit_store(e, 8, H_RAX, FIELD(rip));
+	/* rsi = its instructions, as a fast handler is called (its misses index them) */
 	emit_alu_mem(e, 0x8b, H_RSI, H_RDX, off + (int32_t)offsetof(struct jit_target, b));
-	enter_block(e);
+	emit_lea_disp(e, H_RSI, H_RSI, (int32_t)offsetof(struct block, insn));
 	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
 }
 
@@ -1462,11 +1465,9 @@ static void emit_exit(struct tr *t, uint64_t target)
 	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
 	if (loop)
 		emit_loop(t, &o);
-	emit_mov_imm(e, H_RAX, target);
-	emit_store(e, 8, H_RAX, FIELD(rip));
-	if (!loop)
+	else
 		enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
-	emit_out(t, &o, i + 1);
+	emit_out(t, &o, i + 1, &target);
 	if (!e->full)
 		t->nlinks++;
 }
@@ -1490,7 +1491,7 @@ static void emit_exit_ind(struct tr *t)
 	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key), code_key(t->c));
 	out_if(t, &o, 0x5);
 	enter_target(t, &o, (int32_t)offsetof(struct jit_ind, to));
-	emit_out(t, &o, JIT_EXIT_IND);
+	emit_out(t, &o, JIT_EXIT_IND, NULL);
 }
 
 static uint64_t target_of(const struct insn *d)
@@ -2064,7 +2065,7 @@ void jit_link(struct soft_cpu *c, struct block *b)
 		return; /* not cached (not in RAM), or not validated now */
 	uint64_t chain =
 	    __atomic_load_n(tag->global ? &c->gchain_epoch : &c->chain_epoch, __ATOMIC_RELAXED);
-	struct jit_target to = {.epoch = chain, .end = b->end, .b = b, .code = b->jit_code};
+	struct jit_target to = {.epoch = chain, .b = b, .code = b->jit_code};
 	if (x == JIT_EXIT_IND) {
 		j->ind[jit_ind_hash(rip)] = (struct jit_ind){.rip = rip, .key = tag->key, .to = to};
 		counter_add(&j->stat_links, 1);
