@@ -1181,6 +1181,115 @@ static int64_t insns_run(void)
 	return v;
 }
 
+/* A #PF in a block entered by a chained jump, which stores neither RIP nor
+ * c->cur_block (the ways out do): the frame names the load, and the
+ * instruction count is exact.
+ *   mov ecx, 10; mov esi, 0x20000; mov r9d, 0x40000000; xor eax, eax
+ * top: add eax, 1; jmp b
+ * b: mov edx, [rsi]; sub ecx, 1; cmp ecx, 3; cmove rsi, r9   ; faults on pass 8
+ *   test ecx, ecx; jnz top; hlt */
+static void test_fault_in_chained_block(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {0xb9, 0x0a, 0x00, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x02, 0x00,
+				       0x41, 0xb9, 0x00, 0x00, 0x00, 0x40, 0x31, 0xc0, 0x83, 0xc0,
+				       0x01, 0xeb, 0x00, 0x8b, 0x16, 0x83, 0xe9, 0x01, 0x83, 0xf9,
+				       0x03, 0x49, 0x0f, 0x44, 0xf1, 0x85, 0xc9, 0x75, 0xeb, 0xf4};
+	load(code, sizeof(code));
+	assert_int_equal(sg_run(&g), EXIT_HLT);
+	assert_int_equal(vector(), 14);
+	assert_int_equal(sg_r64(&g, g.st.gpr[R_RSP] + 8), SG_CODE + 23); /* the load */
+	assert_int_equal(g.st.gpr[R_RAX], 8);
+	assert_int_equal(g.st.gpr[R_RCX], 3);
+	assert_int_equal(insns_run(), 65); /* as the interpreter counts them */
+	if (use_jit)
+		assert_true(jit_stat("links") >= 2);
+}
+
+/* The flags of register ALU operations computed in the cached registers
+ * (their lazy operands stored from them) are what the frame of a #PF from
+ * a later load holds, also when the result's register is written between.
+ *   mov eax, 5; mov ebx, 7; sub rax, rbx      ; CF AF SF
+ *   mov eax, 0xf0; mov ebx, 0x0f; and eax, ebx ; ZF PF (AF undefined)
+ *   mov eax, 1; add eax, 0x7fffffff; mov eax, 3 ; OF SF AF PF
+ * each then: mov rcx, [0x40000000] (#PF); xor edx, edx; hlt */
+static void test_deferred_flags_at_fault(void **state)
+{
+	static const struct {
+		uint8_t code[32];
+		size_t len, at;
+		uint64_t mask, flags;
+	} cases[] = {
+	    {{0xb8, 0x05, 0x00, 0x00, 0x00, 0xbb, 0x07, 0x00, 0x00, 0x00, 0x48, 0x29,
+	      0xd8, 0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x40, 0x31, 0xd2, 0xf4},
+	     24,
+	     13,
+	     0x8d5,
+	     0x91},
+	    {{0xb8, 0xf0, 0x00, 0x00, 0x00, 0xbb, 0x0f, 0x00, 0x00, 0x00, 0x21, 0xd8,
+	      0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x40, 0x31, 0xd2, 0xf4},
+	     23,
+	     12,
+	     0x8c5,
+	     0x44},
+	    {{0xb8, 0x01, 0x00, 0x00, 0x00, 0x05, 0xff, 0xff, 0xff, 0x7f, 0xb8, 0x03, 0x00,
+	      0x00, 0x00, 0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x40, 0x31, 0xd2, 0xf4},
+	     26,
+	     15,
+	     0x8d5,
+	     0x894},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (i)
+			teardown(state), setup(state);
+		load(cases[i].code, cases[i].len);
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 14);
+		uint64_t sp = g.st.gpr[R_RSP];
+		assert_int_equal(sg_r64(&g, sp + 8), SG_CODE + cases[i].at); /* the load */
+		assert_int_equal(sg_r64(&g, sp + 24) & cases[i].mask, cases[i].flags);
+	}
+}
+
+/* A translated loop whose first instruction may miss the TLB goes back to a
+ * copy of its head whose ways out store the flags of the closing CMP, which
+ * the back-edge no longer stores: the frame of a #PF there holds them. The
+ * second form writes a register the CMP reads before the load (mov rbx,
+ * r10), so the translation does without the copy; the frame is the same.
+ *   mov ecx, 20; mov esi, 0x20000; mov r9d, 0x40000000; mov rbx, -1
+ *   [mov r10, -1]; xor eax, eax
+ * top: [mov rbx, r10]; movzx edx, byte [rsi]; add rax, rdx; sub ecx, 1
+ *   cmp ecx, 3; cmove rsi, r9          ; the next pass loads from 0x40000000
+ *   cmp rcx, rbx; jne top              ; 3 - (-1): CF AF set, the rest clear */
+static void test_flags_at_fault_in_loop(void **state)
+{
+	(void)state;
+	static const uint8_t copy[] = {0xb9, 0x14, 0x00, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x02, 0x00,
+				       0x41, 0xb9, 0x00, 0x00, 0x00, 0x40, 0x48, 0xc7, 0xc3, 0xff,
+				       0xff, 0xff, 0xff, 0x31, 0xc0, 0x0f, 0xb6, 0x16, 0x48, 0x01,
+				       0xd0, 0x83, 0xe9, 0x01, 0x83, 0xf9, 0x03, 0x49, 0x0f, 0x44,
+				       0xf1, 0x48, 0x39, 0xd9, 0x75, 0xeb, 0xf4};
+	static const uint8_t no_copy[] = {
+	    0xb9, 0x14, 0x00, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x02, 0x00, 0x41, 0xb9,
+	    0x00, 0x00, 0x00, 0x40, 0x48, 0xc7, 0xc3, 0xff, 0xff, 0xff, 0xff, 0x49,
+	    0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff, 0x31, 0xc0, 0x4c, 0x89, 0xd3, 0x0f,
+	    0xb6, 0x16, 0x48, 0x01, 0xd0, 0x83, 0xe9, 0x01, 0x83, 0xf9, 0x03, 0x49,
+	    0x0f, 0x44, 0xf1, 0x48, 0x39, 0xd9, 0x75, 0xe8, 0xf4};
+	for (int run = 0; run < 2; run++) {
+		if (run)
+			teardown(state), setup(state);
+		load(run ? no_copy : copy, run ? sizeof(no_copy) : sizeof(copy));
+		assert_int_equal(sg_run(&g), EXIT_HLT);
+		assert_int_equal(vector(), 14);
+		uint64_t sp = g.st.gpr[R_RSP];
+		assert_int_equal(sg_r64(&g, sp + 8), SG_CODE + (run ? 35 : 25)); /* the load */
+		assert_int_equal(g.st.gpr[R_RCX], 3);
+		assert_int_equal(sg_r64(&g, sp + 24) & 0x8d5, 0x11); /* CF AF */
+	}
+	if (use_jit)
+		assert_true(jit_stat("links") >= 1);
+}
+
 /* Translated loads, stores, PUSH/POP, IMUL, SHL and DEC in a loop, then a
  * #PF from a load in the middle of a translated block, whose frame must name
  * that load (the translation hands it to the interpreter):
@@ -1860,6 +1969,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dead_flags_in_place, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_ret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_at_fault, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_at_fault_in_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_flags_at_fault, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fault_in_chained_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xsave_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xrstor_bad_mxcsr, setup, teardown),

@@ -36,9 +36,16 @@ static void rex(struct emit *e, bool w, int reg, int rm)
 		emit_u8(e, r);
 }
 
-/* ModRM for [base + disp32] (base not rsp or r12, which need a SIB byte) */
+/* ModRM for [base + disp] (base not rsp or r12, which need a SIB byte),
+ * with a one-byte displacement when it fits (most soft_cpu fields a
+ * translation touches do: three bytes less each). */
 static void base_disp(struct emit *e, int reg, int base, int32_t disp)
 {
+	if (disp >= -128 && disp < 128) {
+		emit_u8(e, (uint8_t)(0x40 | (reg & 7) << 3 | (base & 7)));
+		emit_u8(e, (uint8_t)disp);
+		return;
+	}
 	emit_u8(e, (uint8_t)(0x80 | (reg & 7) << 3 | (base & 7)));
 	emit_u32(e, (uint32_t)disp);
 }
@@ -117,6 +124,15 @@ void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp)
 	base_disp(e, reg, base, disp);
 }
 
+void emit_alu_sib(struct emit *e, uint8_t op, int reg, int base, int index, int32_t disp)
+{
+	emit_u8(e, (uint8_t)(0x48 | (reg >> 3) << 2 | (index >> 3) << 1 | (base >> 3)));
+	emit_u8(e, op);
+	emit_u8(e, (uint8_t)(0x84 | (reg & 7) << 3)); /* [SIB + disp32] */
+	emit_u8(e, (uint8_t)((index & 7) << 3 | (base & 7)));
+	emit_u32(e, (uint32_t)disp);
+}
+
 void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n)
 {
 	rex(e, size == 8, 0, reg);
@@ -138,9 +154,9 @@ void emit_and_imm(struct emit *e, int reg, int32_t imm)
 	emit_alu_imm(e, 8, 4, reg, imm);
 }
 
-void emit_imul_imm(struct emit *e, int reg, int32_t imm)
+void emit_imul_imm(struct emit *e, int size, int reg, int32_t imm)
 {
-	rex(e, true, reg, reg);
+	rex(e, size == 8, reg, reg);
 	emit_u8(e, 0x69);
 	modrm_rr(e, reg, reg);
 	emit_u32(e, (uint32_t)imm);
@@ -259,13 +275,6 @@ void emit_call_abs(struct emit *e, const void *fn)
 	emit_u8(e, 0xd0); /* call rax */
 }
 
-void emit_inc_mem(struct emit *e, int32_t disp)
-{
-	rex(e, true, 0, 0);
-	emit_u8(e, 0xff);
-	rdi_disp(e, 0, disp);
-}
-
 void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm)
 {
 	rex(e, size == 8, 0, base);
@@ -282,14 +291,6 @@ void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm)
 	rex(e, false, 0, base);
 	emit_u8(e, 0xf7);
 	base_disp(e, 0, base, disp);
-	emit_u32(e, (uint32_t)imm);
-}
-
-void emit_test_imm(struct emit *e, int reg, int32_t imm)
-{
-	rex(e, false, 0, reg);
-	emit_u8(e, 0xf7);
-	modrm_rr(e, 0, reg);
 	emit_u32(e, (uint32_t)imm);
 }
 

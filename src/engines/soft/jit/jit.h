@@ -38,12 +38,12 @@ struct jit_entry {
 	void (*orig)(struct soft_cpu *c, struct insn *d);
 };
 
-/* Where a chained exit goes: the translated block, the RIP after it and its
- * host code, valid while the vCPU's epoch is the one the block was validated
- * in. Data the exit's code loads, so linking writes no code (a store into
- * code the host may have cached costs a pipeline flush). */
+/* Where a chained exit goes: the translated block and its host code, valid
+ * while the vCPU's epoch is the one the block was validated in. Data the
+ * exit's code loads, so linking writes no code (a store into code the host
+ * may have cached costs a pipeline flush). */
 struct jit_target {
-	uint64_t epoch, end;
+	uint64_t epoch;
 	struct block *b;
 	void *code;
 };
@@ -62,8 +62,9 @@ struct jit_ind {
 	uint64_t rip;
 	int64_t key;
 	struct jit_target to;
-	uint64_t pad[2];
+	uint64_t pad[3];
 };
+_Static_assert(sizeof(struct jit_ind) == 64, "the host code indexes the table by a shift of 6");
 
 struct jit {
 	uint8_t *rw, *rx; /* two views of one memfd: written through rw, run through rx */
@@ -116,7 +117,9 @@ enum {
 	H_R10,
 	H_R11,
 	H_R12,
-	H_R13
+	H_R13,
+	H_R14,
+	H_R15
 };
 void emit_bytes(struct emit *e, const void *b, size_t n);
 void emit_u8(struct emit *e, uint8_t v);
@@ -129,12 +132,14 @@ void emit_alu_rr(struct emit *e, uint8_t op, int dst, int src);		 /* 64-bit dst 
 void emit_op_rr(struct emit *e, int size, uint8_t op, int dst, int src); /* 2, 4 or 8 bytes */
 /* 64-bit reg op [base+disp] with op in its r, r/m form (8B mov, 03 add, 3B cmp) */
 void emit_alu_mem(struct emit *e, uint8_t op, int reg, int base, int32_t disp);
+/* the same on [base + index + disp32] (index not rsp) */
+void emit_alu_sib(struct emit *e, uint8_t op, int reg, int base, int index, int32_t disp);
 void emit_shift_imm(struct emit *e, int size, int ext, int reg, uint8_t n);
 void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low half */
 void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
-void emit_imul_imm(struct emit *e, int reg, int32_t imm);
+void emit_imul_imm(struct emit *e, int size, int reg, int32_t imm);	    /* reg *= imm */
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr], size 2-8 */
 /* op /ext of size 2, 4 or 8 on a register: F7 /2 NOT, /3 NEG, FF /0 INC,
  * /1 DEC, D3 /n shifts by CL */
@@ -151,11 +156,9 @@ void emit_patch(uint8_t *rel, const uint8_t *target);
 void emit_lea_disp(struct emit *e, int reg, int base, int32_t disp);
 void emit_jmp_mem(struct emit *e, int base, int32_t disp);
 void emit_call_abs(struct emit *e, const void *fn);
-void emit_inc_mem(struct emit *e, int32_t disp); /* [rdi+disp] += 1, 64-bit */
 /* group 1 (81 /ext, 80 /ext for bytes) on [base+disp] with imm, size 1, 4 or 8 */
 void emit_grp1_mem(struct emit *e, int size, int ext, int base, int32_t disp, int32_t imm);
 void emit_test_mem(struct emit *e, int base, int32_t disp, int32_t imm); /* 32-bit */
-void emit_test_imm(struct emit *e, int reg, int32_t imm);		 /* 32-bit */
 void emit_cmov(struct emit *e, uint8_t cc, int dst, int src);		 /* 64-bit */
 
 #endif

@@ -21,9 +21,11 @@
 #include "engines/soft/jit/jit.h"
 #include "engines/soft/soft.h"
 
-#define REG(n)	   ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
-#define FIELD(f)   ((int32_t)offsetof(struct soft_cpu, f))
-#define MAX_MISSES (BLOCK_INSNS * 3) /* a store probe has three exits */
+#define REG(n)	 ((int32_t)offsetof(struct soft_cpu, r[0]) + 8 * (n))
+#define FIELD(f) ((int32_t)offsetof(struct soft_cpu, f))
+/* A store probe has two ways out and DIV two; a loop's copy of its head adds
+ * its own. */
+#define MAX_MISSES (BLOCK_INSNS * 4)
 #define NCACHE	   7
 
 /* The guest register each of cache_host holds (-1: none), those of them
@@ -63,14 +65,18 @@ struct tr {
 	struct miss {
 		uint8_t *rel;
 		int k;
+		bool pend; /* its way stores the pending CMP's flags first (the loop's copy of its
+			      head) */
 		struct cache cache; /* what its way to the interpreter stores back */
 	} miss[MAX_MISSES];
 	int nmiss;
 	/* Per instruction, from a first pass: it sets the lazy flags, reads them,
-	 * or may leave for the interpreter (which may fault and push RFLAGS);
-	 * then for the second: its flags are dead (set again before anything
-	 * could see them), so it need not store them. */
-	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], dead[BLOCK_INSNS];
+	 * sets some and keeps the others (partial: a rotate, INC/DEC, which
+	 * read the flags before only when their own are live), or may leave
+	 * for the interpreter (which may fault and push RFLAGS); then for the
+	 * second: its flags are dead (set again before anything could see
+	 * them), so it need not store them. */
+	bool writes[BLOCK_INSNS], reads[BLOCK_INSNS], partial[BLOCK_INSNS], dead[BLOCK_INSNS];
 	/* whether flags are live at the block's start (the first pass says,
 	 * else assumed): a loop's back-edge need not store them when not */
 	bool live_in;
@@ -84,6 +90,20 @@ struct tr {
 		int size, a, b; /* host registers; b < 0: the immediate */
 		int32_t imm;
 	} pend;
+	/* A loop whose flags are live at its start (its first instructions may
+	 * leave for the interpreter) goes back, when its registers are those
+	 * head expects, to a copy of its instructions up to the first that sets
+	 * the flags, whose ways out store the closing CMP's pending flags first
+	 * (dup: the pass tries it; dup_w: that instruction). The pending
+	 * operands must then stay in their host registers: what the copy
+	 * writes or replaces is in written, and a miss that would need one
+	 * marks the copy failed, and the pass is done again without it. */
+	bool dup, dup_failed, in_dup;
+	int dup_w;
+	uint8_t written;
+	int ptr_k; /* the instruction whose probed host address r15 holds, or -1 */
+	uint8_t *at[BLOCK_INSNS + 1];		/* where each instruction's code starts */
+	struct cache cache_at[BLOCK_INSNS + 1]; /* and the cache there */
 };
 
 /* Host opcodes (r/m, r form) of the group-1 operations by ModRM.reg; CMP and
@@ -95,21 +115,38 @@ static const uint32_t alu_lf[8] = {LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_
  * one call) clobbers, so the cache is stored back before it, and rbx, rbp,
  * r12 and r13, which the entry saves for run_block (once for a whole chain
  * of translations); r11 is left for the host address of a read-modify-write. */
+typedef bool (*rule)(struct tr *t, const struct insn *d);
+
 static const int cache_host[NCACHE] = {H_R8, H_R9, H_R10, H_RBX, H_RBP, H_R12, H_R13};
 
 /* The block's entry, called as its first handler: saves the callee-saved
- * registers the cache uses (rsp stays 8 off 16-byte alignment at the body,
- * as at a call) and calls the body, whose exits and ways to the interpreter
- * return here. */
+ * registers the cache uses and r14, which holds c->jit_chained for the
+ * whole chain of translations (stored back on every way out: a count in
+ * memory cost each pass of a loop a store and a load that waited for it),
+ * and r15 (the host address a load keeps for the store after it), and
+ * calls the body, whose exits and ways to the interpreter return here; rsp
+ * is 8 off 16-byte alignment at the body, as at a call. */
 static void emit_entry(struct emit *e)
 {
-	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x48, 0x83, 0xec, 0x08};
-	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x41, 0x5d,
-					  0x41, 0x5c, 0x5d, 0x5b, 0xc3};
+	static const uint8_t save[] = {0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41,
+				       0x56, 0x41, 0x57, 0x48, 0x83, 0xec, 0x08};
+	static const uint8_t restore[] = {0x48, 0x83, 0xc4, 0x08, 0x41, 0x5f, 0x41, 0x5e,
+					  0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3};
 	emit_bytes(e, save, sizeof(save));
+	emit_load(e, 8, H_R14, FIELD(jit_chained));
 	emit_u8(e, 0xe8); /* call rel32: the body, right after */
 	emit_u32(e, sizeof(restore));
 	emit_bytes(e, restore, sizeof(restore));
+}
+
+/* Before anything leaves the chain: c->jit_chained = r14, and c->cur_block
+ * the block whose translation runs (rsi is its instructions). A chained
+ * jump does not store them, nor RIP: only the ways out do. */
+static void store_chained(struct emit *e)
+{
+	emit_store(e, 8, H_R14, FIELD(jit_chained));
+	emit_lea_disp(e, H_RAX, H_RSI, -(int32_t)offsetof(struct block, insn));
+	emit_store(e, 8, H_RAX, FIELD(cur_block));
 }
 
 static void cache_clear(struct tr *t)
@@ -149,6 +186,7 @@ static int cache_take(struct tr *t, int r)
 	if (ca->dirty & 1 << i)
 		emit_store(&t->e, 8, cache_host[i], REG(ca->reg[i]));
 	ca->dirty &= (uint8_t) ~(1 << i);
+	t->written |= (uint8_t)(1 << i);
 	ca->reg[i] = (int8_t)r;
 	ca->used[i] = ++ca->tick;
 	return i;
@@ -173,6 +211,7 @@ static int dst_host(struct tr *t, int r)
 	if (i < 0)
 		i = cache_take(t, r);
 	t->cache.dirty |= (uint8_t)(1 << i);
+	t->written |= (uint8_t)(1 << i);
 	return cache_host[i];
 }
 
@@ -192,13 +231,20 @@ static void put_reg(struct tr *t, int host, int r)
 }
 
 /* Leave for the interpreter at instruction t->k when flags say so. */
+static bool pend_kept(const struct tr *t);
+
 static void miss(struct tr *t, uint8_t cc)
 {
 	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (t->in_dup && (t->nmiss == MAX_MISSES || !pend_kept(t))) {
+		t->dup_failed = true;
+		return;
+	}
 	if (!rel || t->nmiss == MAX_MISSES) {
 		t->e.full = true;
 		return;
 	}
+	t->miss[t->nmiss].pend = t->in_dup;
 	t->miss[t->nmiss].rel = rel;
 	t->miss[t->nmiss].cache = t->cache;
 	t->miss[t->nmiss++].k = t->k;
@@ -210,6 +256,9 @@ static void miss(struct tr *t, uint8_t cc)
  * address. */
 static void to_interpreter(struct emit *e, const struct block *b, int k)
 {
+	store_chained(e);
+	emit_mov_imm(e, H_RAX, b->end); /* the interpreter's handlers keep RIP at the end */
+	emit_store(e, 8, H_RAX, FIELD(rip));
 	if (k == 0) {
 		emit_mov_imm(e, H_RAX, (uint64_t)(uintptr_t)b->insn[0].fn);
 		emit_bytes(e, (const uint8_t[]){0xff, 0xe0}, 2); /* jmp rax */
@@ -253,44 +302,81 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 }
 
 /* rax (a linear address) -> host pointer through the software TLB entry of
- * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx. The TLB set
- * (supervisor or user) is fixed: blocks are looked up by CPL 3 or not. */
+ * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx: rcx = the
+ * entry's offset in the soft_cpu's TLB set, which is fixed (blocks are
+ * looked up by CPL 3 or not). Nine host instructions, none a store: the
+ * interpreter counts its TLB hits, translated code does not (an increment
+ * in memory per access cost a store and a load on every pass of a loop). */
 static void probe(struct tr *t, int size, int acc)
 {
 	struct emit *e = &t->e;
-	emit_alu_rr(e, 0x89, H_RCX, H_RAX);
-	emit_shift_imm(e, 8, 5, H_RCX, 12);
-	emit_and_imm(e, H_RCX, TLB_SIZE - 1);
-	emit_imul_imm(e, H_RCX, (int32_t)sizeof(struct tlb_entry));
-	emit_alu_rr(e, 0x01, H_RCX, H_RDI);
-	emit_lea_disp(e, H_RCX, H_RCX,
-		      FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]));
+	int32_t set = FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]);
+	emit_op_rr(e, 4, 0x89, H_RCX, H_RAX); /* ecx = eax: bits 12-31 hold the index */
+	emit_shift_imm(e, 4, 5, H_RCX, 12);
+	emit_alu_imm(e, 4, 4, H_RCX, TLB_SIZE - 1);
+	emit_imul_imm(e, 4, H_RCX, (int32_t)sizeof(struct tlb_entry));
 	/* The page of the operand's last byte: one that crosses into the next
 	 * page finds that page's tag in another entry, so it misses here too. */
-	emit_lea_disp(e, H_RDX, H_RAX, size - 1);
+	if (size == 1)
+		emit_alu_rr(e, 0x89, H_RDX, H_RAX);
+	else
+		emit_lea_disp(e, H_RDX, H_RAX, size - 1);
 	emit_and_imm(e, H_RDX, -4096);
-	emit_alu_mem(e, 0x3b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
+	emit_alu_sib(e, 0x3b, H_RDX, H_RDI, H_RCX,
+		     set + (int32_t)offsetof(struct tlb_entry, tag) + 8 * acc);
 	miss(t, 0x5); /* jne: another page, no access of this kind, or a crossing */
 	if (acc == ACC_WRITE) {
-		emit_alu_mem(e, 0x8b, H_RDX, H_RCX, (int32_t)offsetof(struct tlb_entry, code));
+		emit_alu_sib(e, 0x8b, H_RDX, H_RDI, H_RCX,
+			     set + (int32_t)offsetof(struct tlb_entry, code));
 		emit_ind(e, 8, false, H_RDX, H_RDX);
 		emit_alu_rr(e, 0x85, H_RDX, H_RDX);
 		miss(t, 0x5); /* jnz: code cached from this page must be invalidated */
 	}
-	emit_alu_mem(e, 0x03, H_RAX, H_RCX, (int32_t)offsetof(struct tlb_entry, addend));
-	emit_inc_mem(e, FIELD(stat_tlb_hit));
+	emit_alu_sib(e, 0x03, H_RAX, H_RDI, H_RCX,
+		     set + (int32_t)offsetof(struct tlb_entry, addend));
+}
+
+static bool size48(const struct insn *d)
+{
+	return d->opsize == 4 || d->opsize == 8;
+}
+
+/* Whether the next instruction stores size bytes to d's memory operand,
+ * which d, writing guest register written, leaves where it was: a MOV of
+ * the result of a load or ALU operation back (mem's walk: add ecx, [a];
+ * mov [a], ecx). */
+static bool store_follows(const struct tr *t, const struct insn *d, int size, int written)
+{
+	if (t->k + 1 >= t->b->n)
+		return false;
+	const struct insn *n = &t->b->insn[t->k + 1];
+	return opcode_of(n->op)->fast == FAST_MOV_STORE && n->is_mem && n->opsize == size &&
+	       size48(n) && !n->lock && n->base == d->base && n->index == d->index &&
+	       n->scale == d->scale && n->disp == d->disp && seg_of(n) == seg_of(d) &&
+	       n->addrsize == d->addrsize && d->base != 16 && written != d->base &&
+	       written != d->index;
 }
 
 /* hreg = d's r/m operand of size bytes (zero-extended); a memory operand
- * clobbers rax, rcx and rdx, so it is fetched before any other operand. */
+ * clobbers rax, rcx and rdx, so it is fetched before any other operand. A
+ * load whose value the next instruction stores back probes for writing
+ * and keeps the host address in r15 for that store (a page it may read
+ * but not write makes it leave for the interpreter, which does both). */
 static void rm_load(struct tr *t, const struct insn *d, int size, int hreg)
 {
 	if (!d->is_mem) {
 		get_reg(t, size, hreg, d->rm);
 		return;
 	}
+	int fam = opcode_of(d->op)->fast;
+	bool keep = (fam == FAST_ALU_R_RM || fam == FAST_MOV_LOAD) && size48(d) &&
+		    store_follows(t, d, size, d->reg);
 	ea(t, d, true);
-	probe(t, size, ACC_READ);
+	probe(t, size, keep ? ACC_WRITE : ACC_READ);
+	if (keep) {
+		emit_alu_rr(&t->e, 0x89, H_R15, H_RAX);
+		t->ptr_k = t->k;
+	}
 	if (size == 2)
 		emit_movzx(&t->e, 2, hreg, H_RAX, true);
 	else
@@ -378,11 +464,8 @@ static void set_lazy(struct tr *t, uint32_t lf, int size)
 
 static bool host_flags(struct tr *t);
 static void real_flags(struct tr *t);
-
-static bool size48(const struct insn *d)
-{
-	return d->opsize == 4 || d->opsize == 8;
-}
+static bool guess_flags(struct tr *t, uint8_t *slow[2]);
+static void call_saved(struct tr *t, const void *fn, int arg, uint8_t *slow[2]);
 
 static uint64_t imm_of(const struct insn *d, int size)
 {
@@ -466,6 +549,18 @@ static void store_pending(struct tr *t)
 	emit_store(e, 8, H_RAX, FIELD(lf_res));
 }
 
+/* Whether the pending CMP's host registers still hold what they held at
+ * the loop's back-edge (nothing in the copy of the head wrote or replaced
+ * them). */
+static bool pend_kept(const struct tr *t)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if ((t->written & 1 << i) &&
+		    (cache_host[i] == t->pend.a || cache_host[i] == t->pend.b))
+			return false;
+	return true;
+}
+
 /* Whether the instruction being translated is followed by the block's
  * closing Jcc, which then reads the host's flags as they are. */
 static bool before_jcc(const struct tr *t)
@@ -529,19 +624,45 @@ static bool tr_alu(struct tr *t, const struct insn *d)
 		emit_ind(e, size, true, H_RAX, H_R11);
 		return true;
 	}
-	if (!d->is_mem && !flags_live(t) && size != 2) {
-		/* in the cached registers, 32-bit writes zero-extending (CMP and
-		 * TEST leave nothing) */
-		set_lazy(t, test ? LF_LOGIC : alu_lf[op], size);
-		if (!write)
+	if (!d->is_mem && size != 2) {
+		/* in the cached registers, 32-bit writes zero-extending; live
+		 * flags stored from them, the operands before and the result
+		 * after (CMP and TEST compute on a copy, or nothing when their
+		 * flags are dead) */
+		uint32_t lf = test ? LF_LOGIC : alu_lf[op];
+		bool live = flags_live(t);
+		if (!live && !write) {
+			set_lazy(t, lf, size);
 			return true;
+		}
 		int src = imm ? -1 : reg_host(t, fam == FAST_ALU_R_RM ? d->rm : d->reg);
-		int h = reg_host(t, dst);
-		dst_host(t, dst);
+		int h = reg_host(t, dst), r = h;
+		if (live) {
+			emit_store_imm(e, 4, FIELD(lf_op), (int32_t)lf);
+			emit_store_imm(e, 1, FIELD(lf_size), size);
+			if (lf != LF_LOGIC && imm)
+				emit_store_imm(e, 8, FIELD(lf_b), (int32_t)d->imm);
+			else if (lf != LF_LOGIC)
+				emit_store(e, 8, src, FIELD(lf_b));
+			if (lf != LF_LOGIC)
+				emit_store(e, 8, h, FIELD(lf_a));
+		}
+		if (write) {
+			dst_host(t, dst);
+		} else {
+			emit_alu_rr(e, 0x89, H_RAX, h);
+			r = H_RAX;
+		}
 		if (imm)
-			emit_alu_imm(e, size, op, h, (int32_t)d->imm);
+			emit_alu_imm(e, size, op == 7 ? 5 : op, r, (int32_t)d->imm); /* CMP: SUB */
 		else
-			emit_op_rr(e, size, alu_op[op], h, src);
+			emit_op_rr(e, size, alu_op[op], r, src);
+		if (live)
+			emit_store(e, 8, r, FIELD(lf_res));
+		t->hf_k = t->k;
+		t->lf = lf;
+		t->lf_size = size;
+		t->writes[t->k] = true;
 		return true;
 	}
 	if (fam == FAST_ALU_R_RM) { /* a = reg, b = r/m */
@@ -617,13 +738,18 @@ static bool tr_mov(struct tr *t, const struct insn *d)
 		}
 		return true;
 	}
-	ea(t, d, true);
-	probe(t, size, ACC_WRITE);
+	int ptr = H_RAX;
+	if (fam == FAST_MOV_STORE && t->ptr_k >= 0 && t->ptr_k == t->k - 1) {
+		ptr = H_R15; /* probed for writing by the load before */
+	} else {
+		ea(t, d, true);
+		probe(t, size, ACC_WRITE);
+	}
 	if (fam == FAST_MOV_STORE)
 		get_reg(t, size, H_RCX, d->reg);
 	else
 		emit_mov_imm(e, H_RCX, imm_of(d, size));
-	emit_ind(e, size, true, H_RCX, H_RAX);
+	emit_ind(e, size, true, H_RCX, ptr);
 	return true;
 }
 
@@ -776,12 +902,25 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	int size = d->opsize;
 	if ((d->reg & 7) > 1 || (!size48(d) && size != 2))
 		return false;
-	if (host_flags(t)) {
+	t->partial[t->k] = true;
+	if (t->dead[t->k] && !d->is_mem && size != 2) { /* in the cached register */
+		t->writes[t->k] = true;
+		t->lf = LF_NONE;
+		int h = reg_host(t, d->rm);
+		dst_host(t, d->rm);
+		emit_ext_rr(e, size, 0xff, d->reg & 1, h);
+		return true;
+	}
+	uint8_t *slow[2];
+	bool known = host_flags(t), guessed = !known && guess_flags(t, slow) && host_flags(t);
+	if (known || guessed) {
 		emit_setcc(e, 0x2, H_R11); /* setc */
 		emit_load(e, 8, H_RAX, FIELD(fl));
 		emit_and_imm(e, H_RAX, ~FL_CF);
 		emit_alu_rr(e, 0x09, H_RAX, H_R11);
 		emit_store(e, 8, H_RAX, FIELD(fl));
+		if (guessed)
+			call_saved(t, (const void *)get_flags, -1, slow);
 	} else {
 		real_flags(t);
 	}
@@ -792,6 +931,7 @@ static bool tr_incdec(struct tr *t, const struct insn *d)
 	emit_ext_rr(e, size, 0xff, d->reg & 1, H_RAX);
 	t->hf_k = t->k;
 	set_lazy(t, d->reg & 1 ? LF_DEC : LF_INC, size);
+	t->reads[t->k] = false; /* partial */
 	rmw_store(t, d, size);
 	return true;
 }
@@ -944,6 +1084,7 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	 * again before anything reads one, CF and OF (and the flags before,
 	 * which it keeps) are dead, and it is a rotate of the cached register. */
 	t->writes[t->k] = true;
+	t->partial[t->k] = true;
 	if (t->dead[t->k]) {
 		t->lf = LF_NONE;
 		int h = reg_host(t, d->rm);
@@ -953,6 +1094,8 @@ static bool tr_rotate(struct tr *t, const struct insn *d, unsigned cnt)
 	}
 	if (!host_real_flags(t))
 		real_flags(t);
+	t->reads[t->k] = false; /* partial */
+	t->partial[t->k] = true;
 	t->lf = LF_NONE;
 	get_reg(t, size, H_RAX, d->rm);
 	emit_shift_imm(e, size, rol ? 0 : 1, H_RAX, (uint8_t)cnt);
@@ -1110,10 +1253,19 @@ static bool tr_imul(struct tr *t, const struct insn *d)
 
 #define MAX_OUTS 8
 
-/* Jumps to an exit's way back to run_block, patched once it is emitted. */
+/* Jumps to an exit's way back to run_block, patched once it is emitted;
+ * and checks that rarely fail in one compare but need more when they do,
+ * finished off the hot path (so a pass of a loop takes no branch but its
+ * back-edge): the jump there and where it goes back to. */
+enum { COLD_GCHAIN, COLD_IRQ };
 struct outs {
 	uint8_t *rel[MAX_OUTS];
 	int n;
+	struct {
+		uint8_t *rel, *resume;
+		int kind;
+	} cold[2];
+	int ncold;
 };
 
 static void out_if(struct tr *t, struct outs *o, uint8_t cc)
@@ -1125,41 +1277,73 @@ static void out_if(struct tr *t, struct outs *o, uint8_t cc)
 		t->e.full = true;
 }
 
-/* attention() in soft.c, then the budget: the block being left counts. */
+static void cold_if(struct tr *t, struct outs *o, uint8_t cc, int kind)
+{
+	uint8_t *rel = emit_jcc(&t->e, cc);
+	if (!rel || o->ncold == 2) {
+		t->e.full = true;
+		return;
+	}
+	o->cold[o->ncold].rel = rel;
+	o->cold[o->ncold].resume = t->e.p;
+	o->cold[o->ncold++].kind = kind;
+}
+
+/* The rest of the checks cold_if left, after the exit's last jump: rax
+ * still holds the link's epoch (COLD_GCHAIN) or the attention pointer
+ * (COLD_IRQ). */
+static void emit_colds(struct tr *t, struct outs *o)
+{
+	struct emit *e = &t->e;
+	for (int i = 0; i < o->ncold; i++) {
+		emit_patch(o->cold[i].rel, e->p);
+		if (o->cold[i].kind == COLD_GCHAIN) {
+			emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(gchain_epoch));
+			out_if(t, o, 0x5);
+		} else {
+			emit_test_mem(e, H_RAX, 0, INTC_ATTN_EVENT);
+			out_if(t, o, 0x5);
+			emit_test_mem(e, H_RDI, FIELD(fl), FL_IF); /* a request, taken if IF */
+			out_if(t, o, 0x5);
+		}
+		emit_u8(e, 0xe9); /* jmp rel32 */
+		uint8_t *rel = e->p;
+		emit_u32(e, 0);
+		if (!e->full)
+			emit_patch(rel, o->cold[i].resume);
+	}
+	o->ncold = 0;
+}
+
+/* attention() in soft.c, then the budget: the block being left counts
+ * (r14 is c->jit_chained). Nothing wanting the vCPU costs a load and a
+ * test of the attention word and a compare of kick. */
 static void enter_checks(struct tr *t, struct outs *o)
 {
 	struct emit *e = &t->e;
 	emit_load(e, 8, H_RAX, FIELD(attn));
-	emit_ind(e, 4, false, H_RAX, H_RAX);
-	emit_test_imm(e, H_RAX, INTC_ATTN_EVENT);
-	out_if(t, o, 0x5);
-	emit_test_imm(e, H_RAX, INTC_ATTN_IRQ);
-	uint8_t *masked = emit_jcc(e, 0x4); /* jz */
-	emit_test_mem(e, H_RDI, FIELD(fl), FL_IF);
-	out_if(t, o, 0x5);
-	if (masked)
-		emit_patch(masked, e->p);
+	emit_test_mem(e, H_RAX, 0, INTC_ATTN_EVENT | INTC_ATTN_IRQ);
+	cold_if(t, o, 0x5, COLD_IRQ);
 	emit_grp1_mem(e, 1, 7, H_RDI, FIELD(kick), 0);
 	out_if(t, o, 0x5);
-	emit_load(e, 8, H_RAX, FIELD(jit_chained));
-	emit_lea_disp(e, H_RAX, H_RAX, t->b->n);
+	emit_lea_disp(e, H_RAX, H_R14, t->b->n);
 	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(jit_limit));
 	out_if(t, o, 0xd); /* jge */
-	emit_store(e, 8, H_RAX, FIELD(jit_chained));
+	emit_alu_rr(e, 0x89, H_R14, H_RAX);
 }
 
-/* rsi = the block, which becomes c->cur_block; then rsi = its instructions,
- * as a fast handler is called (the translation's misses index them). */
-static void enter_block(struct emit *e)
+/* The way back to run_block, with RIP the target when one is given (a RET
+ * stored it already). */
+static void emit_out(struct tr *t, struct outs *o, int32_t exit, const uint64_t *target)
 {
-	emit_store(e, 8, H_RSI, FIELD(cur_block));
-	emit_lea_disp(e, H_RSI, H_RSI, (int32_t)offsetof(struct block, insn));
-}
-
-static void emit_out(struct tr *t, struct outs *o, int32_t exit)
-{
+	emit_colds(t, o);
 	for (int i = 0; i < o->n; i++)
 		emit_patch(o->rel[i], t->e.p);
+	if (target) {
+		emit_mov_imm(&t->e, H_RAX, *target);
+		emit_store(&t->e, 8, H_RAX, FIELD(rip));
+	}
+	store_chained(&t->e);
 	emit_store_imm(&t->e, 4, FIELD(jit_exit), exit);
 	emit_u8(&t->e, 0xc3); /* ret */
 }
@@ -1172,11 +1356,7 @@ static void chain_check(struct tr *t, struct outs *o, int32_t off)
 	struct emit *e = &t->e;
 	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, epoch));
 	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(chain_epoch));
-	uint8_t *now = emit_jcc(e, 0x4); /* je */
-	emit_alu_mem(e, 0x3b, H_RAX, H_RDI, FIELD(gchain_epoch));
-	out_if(t, o, 0x5);
-	if (now)
-		emit_patch(now, e->p);
+	cold_if(t, o, 0x5, COLD_GCHAIN);
 }
 
 /* Through the jit_target at rdx + off (rdx kept by the checks): its epoch,
@@ -1186,39 +1366,82 @@ static void enter_target(struct tr *t, struct outs *o, int32_t off)
 	struct emit *e = &t->e;
 	chain_check(t, o, off);
 	enter_checks(t, o);
-	emit_alu_mem(e, 0x8b, H_RAX, H_RDX, off + (int32_t)offsetof(struct jit_target, end));
-	emit_store(e, 8, H_RAX, FIELD(rip));
+	/* rsi = its instructions, as a fast handler is called (its misses index them) */
 	emit_alu_mem(e, 0x8b, H_RSI, H_RDX, off + (int32_t)offsetof(struct jit_target, b));
-	enter_block(e);
+	emit_lea_disp(e, H_RSI, H_RSI, (int32_t)offsetof(struct block, insn));
 	emit_jmp_mem(e, H_RDX, off + (int32_t)offsetof(struct jit_target, code));
+}
+
+static rule rule_of(const struct insn *d);
+
+/* The loop's copy of its head, at the back-edge: instructions 0 to dup_w
+ * again from the registers head has, then on into the body after dup_w,
+ * whose cache it must reach. What the translation knew at the back-edge
+ * is what its way out needs: it is put back after. */
+static void emit_dup(struct tr *t)
+{
+	int w = t->dup_w, k = t->k;
+	struct cache cache = t->cache;
+	uint32_t lf = t->lf;
+	int lf_size = t->lf_size, hf_k = t->hf_k;
+	uint8_t *hf_at = t->hf_at;
+	t->cache = t->pre;
+	t->written = 0;
+	t->in_dup = true;
+	for (t->k = 0; t->k <= w && !t->dup_failed; t->k++)
+		if (!rule_of(&t->b->insn[t->k])(t, &t->b->insn[t->k]))
+			t->dup_failed = true; /* no rule declines a second time, but */
+	t->in_dup = false;
+	if (memcmp(t->cache.reg, t->cache_at[w + 1].reg, sizeof(t->cache.reg)) ||
+	    t->cache.dirty != t->cache_at[w + 1].dirty)
+		t->dup_failed = true;
+	emit_u8(&t->e, 0xe9); /* jmp rel32 */
+	uint8_t *rel = t->e.p;
+	emit_u32(&t->e, 0);
+	if (!t->e.full)
+		emit_patch(rel, t->at[w + 1]);
+	t->cache = cache;
+	t->k = k;
+	t->lf = lf;
+	t->lf_size = lf_size;
+	t->hf_k = hf_k;
+	t->hf_at = hf_at;
 }
 
 /* A branch back to the block's own start (a loop), once linked: the same
  * checks as entering any block, then back into the body, RIP (the block's
  * end), c->cur_block and rsi being what they were: to head with the
- * registers cached when they are those head expects, else to the start
- * (which loads them) with them stored back. Not taken, they are stored
- * back on the way out. */
+ * registers cached when they are those head expects (through the copy of
+ * the head when there is one), else to the start (which loads them) with
+ * them stored back. Not taken, they are stored back on the way out. */
 static void emit_loop(struct tr *t, struct outs *o)
 {
 	struct emit *e = &t->e;
 	t->loop = t->cache;
 	t->looped = true;
+	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
+	bool dup = t->dup && same && t->pend.on; /* to the copy of the head, flags pending */
+	if (t->live_in && !dup)
+		store_pending(t);
 	chain_check(t, o, (int32_t)offsetof(struct jit_link, to));
 	enter_checks(t, o);
-	bool same = !memcmp(t->cache.reg, t->pre.reg, sizeof(t->pre.reg));
-	if (!same)
-		store_back(e, &t->cache);
-	emit_u8(e, 0xe9); /* jmp rel32 */
-	uint8_t *rel = e->p;
-	emit_u32(e, 0);
-	if (!e->full)
-		emit_patch(rel, same ? t->head : t->start);
+	if (dup) {
+		emit_dup(t);
+	} else {
+		if (!same)
+			store_back(e, &t->cache);
+		emit_u8(e, 0xe9); /* jmp rel32 */
+		uint8_t *rel = e->p;
+		emit_u32(e, 0);
+		if (!e->full)
+			emit_patch(rel, same ? t->head : t->start);
+	}
+	emit_colds(t, o);
 	for (int i = 0; i < o->n; i++)
 		emit_patch(o->rel[i], e->p);
 	o->n = 0;
 	store_back(e, &t->cache);
-	if (!t->live_in)
+	if (!t->live_in || dup)
 		store_pending(t);
 }
 
@@ -1228,10 +1451,10 @@ static void emit_exit(struct tr *t, uint64_t target)
 	struct emit *e = &t->e;
 	struct jit *j = t->c->jit;
 	bool loop = target == t->b->insn[0].start;
-	if (!loop || t->live_in)
+	if (!loop) {
 		store_pending(t);
-	if (!loop)
 		store_back(e, &t->cache);
+	}
 	int i = j->nlinks + t->nlinks;
 	if (i == JIT_MAX_LINKS) {
 		e->full = true;
@@ -1242,11 +1465,9 @@ static void emit_exit(struct tr *t, uint64_t target)
 	emit_mov_imm(e, H_RDX, (uint64_t)(uintptr_t)&j->link[i]);
 	if (loop)
 		emit_loop(t, &o);
-	emit_mov_imm(e, H_RAX, target);
-	emit_store(e, 8, H_RAX, FIELD(rip));
-	if (!loop)
+	else
 		enter_target(t, &o, (int32_t)offsetof(struct jit_link, to));
-	emit_out(t, &o, i + 1);
+	emit_out(t, &o, i + 1, &target);
 	if (!e->full)
 		t->nlinks++;
 }
@@ -1270,7 +1491,7 @@ static void emit_exit_ind(struct tr *t)
 	emit_grp1_mem(e, 8, 7, H_RDX, (int32_t)offsetof(struct jit_ind, key), code_key(t->c));
 	out_if(t, &o, 0x5);
 	enter_target(t, &o, (int32_t)offsetof(struct jit_ind, to));
-	emit_out(t, &o, JIT_EXIT_IND);
+	emit_out(t, &o, JIT_EXIT_IND, NULL);
 }
 
 static uint64_t target_of(const struct insn *d)
@@ -1444,6 +1665,60 @@ static bool jit_cond(struct soft_cpu *c, unsigned cc)
 /* al = condition cc of the lazy flags, for a reader the translation does
  * not know the flags of (set by another block, say): a call of cond(), with
  * the registers stored back (the call clobbers r8-r10) and rdi, rsi kept. */
+/* The lazy operation another block left, guessed to be the one pending when
+ * this block is translated (what runs before a block is mostly the same
+ * each time), for the first flag reader of a block, when it is an
+ * operation host_flags can redo: a guard that it is that operation at
+ * that size (its two jumps, slow, go to call_saved's call otherwise), and
+ * the translation then knows it. */
+static bool guess_flags(struct tr *t, uint8_t *slow[2])
+{
+	struct emit *e = &t->e;
+	uint32_t op = t->c->lf_op;
+	int size = t->c->lf_size;
+	if (flags_known(t) || t->in_dup || (size != 1 && size != 2 && size != 4 && size != 8) ||
+	    (op != LF_ADD && op != LF_SUB && op != LF_LOGIC && op != LF_INC && op != LF_DEC))
+		return false;
+	for (int k = 0; k < t->k; k++) /* what set the flags must be from before the block */
+		if (t->writes[k] || t->reads[k] || t->partial[k] ||
+		    opcode_of(t->b->insn[k].op)->fast == FAST_SHIFT_CL)
+			return false;
+	emit_grp1_mem(e, 4, 7, H_RDI, FIELD(lf_op), (int32_t)op);
+	slow[0] = emit_jcc(e, 0x5);
+	emit_grp1_mem(e, 1, 7, H_RDI, FIELD(lf_size), size);
+	slow[1] = emit_jcc(e, 0x5);
+	if (!slow[0] || !slow[1])
+		return false;
+	t->lf = op;
+	t->lf_size = size;
+	return true;
+}
+
+/* After the guessed path's code: jump over the way a wrong guess takes,
+ * fn(c[, arg]) with the registers stored back and loaded again after (so
+ * the cache is the same on both ways), to where the two meet. The lazy
+ * operation is not known after. */
+static void call_saved(struct tr *t, const void *fn, int arg, uint8_t *slow[2])
+{
+	struct emit *e = &t->e;
+	emit_u8(e, 0xe9); /* jmp rel32 */
+	uint8_t *join = e->p;
+	emit_u32(e, 0);
+	if (e->full)
+		return;
+	emit_patch(slow[0], e->p);
+	emit_patch(slow[1], e->p);
+	store_back(e, &t->cache);
+	call_c(e, fn, arg);
+	for (int i = 0; i < NCACHE; i++)
+		if (t->cache.reg[i] >= 0)
+			emit_load(e, 8, cache_host[i], REG(t->cache.reg[i]));
+	if (!e->full)
+		emit_patch(join, e->p);
+	t->lf = LF_NONE;
+	t->hf_at = NULL;
+}
+
 static void call_cond(struct tr *t, uint8_t cc)
 {
 	store_back(&t->e, &t->cache);
@@ -1454,9 +1729,14 @@ static void call_cond(struct tr *t, uint8_t cc)
 static bool tr_jcc(struct tr *t, const struct insn *d)
 {
 	struct emit *e = &t->e;
-	uint8_t *not_taken;
+	uint8_t *not_taken, *slow[2];
 	if (host_flags(t)) {
 		not_taken = emit_jcc(e, (d->op & 15) ^ 1);
+	} else if (guess_flags(t, slow) && host_flags(t)) {
+		emit_setcc(e, d->op & 15, H_RAX); /* as cond() would answer */
+		call_saved(t, (const void *)jit_cond, d->op & 15, slow);
+		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
+		not_taken = emit_jcc(e, 0x4);
 	} else {
 		call_cond(t, d->op & 15);
 		emit_bytes(e, (const uint8_t[]){0x84, 0xc0}, 2); /* test al, al */
@@ -1570,7 +1850,6 @@ static bool tr_nop(struct tr *t, const struct insn *d)
 	return true;
 }
 
-typedef bool (*rule)(struct tr *t, const struct insn *d);
 /* own: the rule checks its forms and operand size itself; the others take
  * only instructions that choose_fast gave a handler, of 32 or 64 bits. The
  * own families include forms the interpreter runs in exec_in_block (bytes,
@@ -1626,7 +1905,7 @@ static uint64_t now_ns(void)
  * the same registers. */
 static bool same_way(const struct miss *a, const struct miss *b)
 {
-	if (a->k != b->k || a->cache.dirty != b->cache.dirty)
+	if (a->k != b->k || a->pend != b->pend || a->cache.dirty != b->cache.dirty)
 		return false;
 	for (int i = 0; i < NCACHE; i++)
 		if (a->cache.dirty & 1 << i && a->cache.reg[i] != b->cache.reg[i])
@@ -1635,7 +1914,10 @@ static bool same_way(const struct miss *a, const struct miss *b)
 }
 
 /* Translate b's leading run of instructions with rules into one piece of
- * host code (at most what one block holds) and make it b's entry. */
+ * host code (at most what one block holds) and make it b's entry. A first
+ * pass finds where flags are dead and which registers a loop's back-edge
+ * has cached; the second emits with that (a third without the copy of a
+ * loop's head, when the second could not make it). */
 static bool translate(struct soft_cpu *c, struct block *b)
 {
 	struct jit *j = c->jit;
@@ -1643,10 +1925,13 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		return false;
 	struct tr t;
 	bool exits[BLOCK_INSNS], dead[BLOCK_INSNS] = {0}, looped = false, live_in = true;
+	bool dup = false;
+	int dup_w = 0;
 	struct cache loop;
 	int n = b->n;
-	for (int pass = 0; pass < 2; pass++) {
-		t = (struct tr){.c = c, .b = b, .hf_k = -1};
+	for (int pass = 0;; pass++) {
+		t = (struct tr){
+		    .c = c, .b = b, .hf_k = -1, .dup = dup, .dup_w = dup_w, .ptr_k = -1};
 		cache_clear(&t);
 		if (looped) { /* loaded at the start, so as good as written */
 			t.cache = loop;
@@ -1670,6 +1955,8 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			uint8_t *mark = t.e.p;
 			int nmiss = t.nmiss, nlinks = t.nlinks;
 			struct cache cache = t.cache;
+			t.at[t.k] = mark;
+			t.cache_at[t.k] = cache;
 			if (!r || !r(&t, &b->insn[t.k])) {
 				t.e.p = mark; /* a rule that declined may have emitted */
 				t.nmiss = nmiss;
@@ -1681,8 +1968,23 @@ static bool translate(struct soft_cpu *c, struct block *b)
 			if (t.hf_k == t.k)
 				t.hf_at = t.e.p;
 		}
+		t.at[t.k] = t.e.p;
+		t.cache_at[t.k] = t.cache;
 		if (t.k == 0)
 			return true;
+		if (pass > 0) {
+			if (t.k < b->n) {
+				store_pending(&t);
+				store_back(&t.e, &t.cache);
+				to_interpreter(&t.e, b, t.k);
+			} else if (!t.ended) {
+				emit_exit(&t, b->end);
+			}
+			if (!t.dup_failed)
+				break;
+			dup = false; /* again, the back-edge storing the flags */
+			continue;
+		}
 		/* Backwards: flags are live where the translation ends (the
 		 * interpreter or the next block goes on), before a reader and
 		 * before an instruction that may leave for the interpreter. */
@@ -1690,28 +1992,32 @@ static bool translate(struct soft_cpu *c, struct block *b)
 		bool live = true;
 		for (int k = n - 1; k >= 0; k--) {
 			dead[k] = t.writes[k] && !live;
-			if (t.writes[k])
-				live = false;
+			if (t.writes[k] && !t.partial[k])
+				live = false; /* a partial writer reads what it keeps if live */
 			if (t.reads[k] || exits[k])
 				live = true;
 		}
 		live_in = live;
 		looped = t.looped;
 		loop = t.loop;
+		/* The head a loop's copy repeats: up to the first instruction
+		 * that sets flags, none reading them (they are pending) nor
+		 * shifting by CL (which may set them, unseen by this pass), and
+		 * not the closing CMP (whose flags are the pending ones). */
+		bool plain = true;
+		for (dup_w = 0; dup_w < n - 2 && !t.writes[dup_w] && !t.reads[dup_w]; dup_w++)
+			plain &= opcode_of(b->insn[dup_w].op)->fast != FAST_SHIFT_CL;
+		dup = plain && looped && live_in && t.writes[dup_w] && !t.reads[dup_w] &&
+		      !t.partial[dup_w] && dup_w < n - 2;
 	}
 	uint8_t *start = j->rw + j->used;
-	if (t.k < b->n) {
-		store_pending(&t);
-		store_back(&t.e, &t.cache);
-		to_interpreter(&t.e, b, t.k);
-	} else if (!t.ended) {
-		emit_exit(&t, b->end);
-	}
 	/* A way to the interpreter per instruction and registers to store back */
 	for (int i = 0; i < t.nmiss; i++) {
 		if (i > 0 && same_way(&t.miss[i - 1], &t.miss[i]))
 			continue;
 		uint8_t *stub = t.e.p;
+		if (t.miss[i].pend)
+			store_pending(&t);
 		store_back(&t.e, &t.miss[i].cache);
 		to_interpreter(&t.e, b, t.miss[i].k);
 		for (int m = i; m < t.nmiss && same_way(&t.miss[i], &t.miss[m]); m++)
@@ -1759,7 +2065,7 @@ void jit_link(struct soft_cpu *c, struct block *b)
 		return; /* not cached (not in RAM), or not validated now */
 	uint64_t chain =
 	    __atomic_load_n(tag->global ? &c->gchain_epoch : &c->chain_epoch, __ATOMIC_RELAXED);
-	struct jit_target to = {.epoch = chain, .end = b->end, .b = b, .code = b->jit_code};
+	struct jit_target to = {.epoch = chain, .b = b, .code = b->jit_code};
 	if (x == JIT_EXIT_IND) {
 		j->ind[jit_ind_hash(rip)] = (struct jit_ind){.rip = rip, .key = tag->key, .to = to};
 		counter_add(&j->stat_links, 1);
