@@ -11,10 +11,10 @@
 /* The kernel and initrd are mapped, not read: each is then copied once, from
  * the page cache into guest RAM. */
 static int map_file(const char *path, uint64_t max, const char *what, const uint8_t **buf,
-		    size_t *len, char *err, size_t errlen)
+		    size_t *len, struct stat *st, char *err, size_t errlen)
 {
 	char why[400];
-	int rc = file_map(path, max, buf, len, why, sizeof(why));
+	int rc = file_map(path, max, buf, len, st, why, sizeof(why));
 	if (rc == -EFBIG)
 		snprintf(err, errlen, "%s %s (%zu bytes) is larger than guest RAM — raise --mem",
 			 what, path, *len);
@@ -218,14 +218,16 @@ int boot_load_image(struct boot_args *a, struct cpu_state *st, char *err, size_t
 int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errlen)
 {
 	char why[256];
+	struct stat kernel_file;
 	int rc = -1;
 	a->kernel = a->initrd = NULL;
 	a->initrd_len = 0;
-	if (map_file(a->cfg->kernel, a->mem->size, "kernel", &a->kernel, &a->kernel_len, err,
-		     errlen))
+	if (map_file(a->cfg->kernel, a->mem->size, "kernel", &a->kernel, &a->kernel_len,
+		     &kernel_file, err, errlen))
 		goto out;
+	a->kernel_file = &kernel_file;
 	if (a->cfg->initrd && map_file(a->cfg->initrd, a->mem->size, "initrd", &a->initrd,
-				       &a->initrd_len, err, errlen))
+				       &a->initrd_len, NULL, err, errlen))
 		goto out;
 	rc = boot_load_image(a, bsp, why, sizeof(why));
 	if (rc)
@@ -234,5 +236,6 @@ out:
 	file_unmap(a->kernel, a->kernel_len);
 	file_unmap(a->initrd, a->initrd_len);
 	a->kernel = a->initrd = NULL;
+	a->kernel_file = NULL;
 	return rc;
 }

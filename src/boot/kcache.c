@@ -1,0 +1,314 @@
+/* The kernel cache (kcache.h). An entry is read as untrusted as the image it
+ * came from: a file in the user's own directory can still be truncated by a
+ * crash, damaged on disk or edited, so its header, its layout against its
+ * length and against guest RAM, and its data are all checked. */
+#include "boot/kcache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAGIC "popekKC1" /* the last byte is the format's version */
+/* crc32() takes an unsigned int length; copying in pieces this size also
+ * keeps each piece in the CPU cache between the check and the copy. */
+#define CHUNK (1u << 20)
+
+_Static_assert(sizeof(struct kcache_head) <= KCACHE_DATA, "the header must fit before the data");
+
+void kcache_key_of(const struct stat *st, struct kcache_key *key)
+{
+	*key = (struct kcache_key){
+	    .dev = st->st_dev,
+	    .ino = st->st_ino,
+	    .size = (uint64_t)st->st_size,
+	    .mtime_s = (uint64_t)st->st_mtim.tv_sec,
+	    .mtime_ns = (uint64_t)st->st_mtim.tv_nsec,
+	    .ctime_s = (uint64_t)st->st_ctim.tv_sec,
+	    .ctime_ns = (uint64_t)st->st_ctim.tv_nsec,
+	};
+}
+
+static uint32_t crc_of(uint32_t crc, const uint8_t *p, uint64_t n)
+{
+	for (uint64_t done = 0; done < n;) {
+		uInt k = n - done < CHUNK ? (uInt)(n - done) : CHUNK;
+		crc = (uint32_t)crc32(crc, p + done, k);
+		done += k;
+	}
+	return crc;
+}
+
+static uint32_t head_crc(const struct kcache_head *h)
+{
+	return crc_of(0, (const uint8_t *)h, offsetof(struct kcache_head, head_crc));
+}
+
+static int make_dir(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot make %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The cache directory into dir, made if missing. */
+static int cache_dir(char *dir, size_t len, char *err, size_t errlen)
+{
+	const char *own = getenv("POPEK_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"),
+		   *home = getenv("HOME");
+	char base[PATH_MAX] = ""; /* its parent, made too */
+	int n;
+	if (own && *own)
+		n = snprintf(dir, len, "%s", own);
+	else if (xdg && *xdg)
+		n = snprintf(base, sizeof(base), "%s", xdg);
+	else if (home && *home)
+		n = snprintf(base, sizeof(base), "%s/.cache", home);
+	else {
+		snprintf(err, errlen,
+			 "no cache directory: set POPEK_CACHE_DIR, XDG_CACHE_HOME or HOME");
+		return -1;
+	}
+	if (n >= 0 && base[0])
+		n = (size_t)n < sizeof(base) ? snprintf(dir, len, "%s/popek", base) : -1;
+	if (n < 0 || (size_t)n >= len) {
+		snprintf(err, errlen, "the cache directory's path is too long");
+		return -1;
+	}
+	if ((base[0] && make_dir(base, err, errlen)) || make_dir(dir, err, errlen))
+		return -1;
+	struct stat st;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s is not a directory of this user's: not used", dir);
+		return -1;
+	}
+	return 0;
+}
+
+int kcache_init(struct kcache *c, const char *path, const struct stat *st, char *err,
+		size_t errlen)
+{
+	char dir[PATH_MAX - 32], real[PATH_MAX];
+	c->fd = -1;
+	c->tmp[0] = 0;
+	kcache_key_of(st, &c->head.key);
+	if (!realpath(path, real)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (cache_dir(dir, sizeof(dir), err, errlen))
+		return -1;
+	/* One entry per kernel path: a rebuilt kernel replaces its old entry. */
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const char *p = real; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	snprintf(c->path, sizeof(c->path), "%s/kernel-%016llx", dir, (unsigned long long)h);
+	return 0;
+}
+
+int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key,
+		 struct elf_image *e, char *err, size_t errlen)
+{
+	struct kcache_head h;
+	if (len < KCACHE_DATA) {
+		snprintf(err, errlen, "it is truncated (%zu bytes, not even a header)", len);
+		return -1;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if (memcmp(h.magic, MAGIC, sizeof(h.magic))) {
+		snprintf(err, errlen, "it is not a kernel cache entry of this popek's format");
+		return -1;
+	}
+	if ((uint32_t)h.head_crc != head_crc(&h) || h.head_crc >> 32) {
+		snprintf(err, errlen, "its header fails its CRC");
+		return -1;
+	}
+	if (memcmp(&h.key, key, sizeof(h.key))) {
+		snprintf(err, errlen, "it was made from another version of the kernel file");
+		return 1;
+	}
+	if (h.data_len != len - KCACHE_DATA) {
+		snprintf(err, errlen, "it is truncated: %zu bytes of data where %llu belong",
+			 len - KCACHE_DATA, (unsigned long long)h.data_len);
+		return -1;
+	}
+	if (!h.nsegs || h.nsegs > ELF_MAX_SEGMENTS) {
+		snprintf(err, errlen, "it lists %llu segments (1 to %d make sense)",
+			 (unsigned long long)h.nsegs, ELF_MAX_SEGMENTS);
+		return -1;
+	}
+	*e = (struct elf_image){.is64 = true, .entry = h.entry, .nsegs = (int)h.nsegs};
+	uint64_t off = 0;
+	for (int i = 0; i < e->nsegs; i++) {
+		uint64_t filesz = h.seg[i].filesz, memsz = h.seg[i].memsz;
+		if (filesz > memsz || filesz > h.data_len - off) {
+			snprintf(err, errlen, "its segment %d (%llu of %llu bytes) does not fit it",
+				 i, (unsigned long long)filesz, (unsigned long long)memsz);
+			return -1;
+		}
+		e->seg[i] = (struct elf_segment){.paddr = h.seg[i].paddr,
+						 .vaddr = h.seg[i].paddr,
+						 .offset = KCACHE_DATA + off,
+						 .filesz = filesz,
+						 .memsz = memsz};
+		off += filesz;
+	}
+	if (off != h.data_len) {
+		snprintf(err, errlen, "its segments leave %llu bytes of its data over",
+			 (unsigned long long)(h.data_len - off));
+		return -1;
+	}
+	return 0;
+}
+
+/* The segments into guest RAM, their CRC taken on the way. */
+static int copy_segments(const uint8_t *buf, const struct elf_image *e, const struct boot_args *a,
+			 char *err, size_t errlen)
+{
+	uint64_t end;
+	if (boot_check_elf(a, e, &end, err, errlen))
+		return -1;
+	uint32_t crc = 0;
+	for (int i = 0; i < e->nsegs; i++) {
+		const struct elf_segment *s = &e->seg[i];
+		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
+		for (uint64_t done = 0; done < s->filesz; done += CHUNK) {
+			uint64_t k = s->filesz - done < CHUNK ? s->filesz - done : CHUNK;
+			crc = crc_of(crc, buf + s->offset + done, k);
+			memcpy(dst + done, buf + s->offset + done, k);
+		}
+		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+	}
+	struct kcache_head h;
+	memcpy(&h, buf, sizeof(h));
+	if (crc != h.data_crc) {
+		snprintf(err, errlen, "its data fails its CRC");
+		return -1;
+	}
+	return 0;
+}
+
+int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_image *e,
+		char *err, size_t errlen)
+{
+	char why[200];
+	int fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", c->path,
+			 errno == ENOENT ? "no entry yet" : strerror(errno));
+		return errno == ENOENT ? 1 : -1;
+	}
+	struct stat st;
+	int r = -1;
+	const uint8_t *buf = MAP_FAILED;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		snprintf(why, sizeof(why), "not a regular file of this user's");
+	else if ((uint64_t)st.st_size > KCACHE_DATA + a->mem->size)
+		snprintf(why, sizeof(why), "larger than guest RAM");
+	else if ((size_t)st.st_size < KCACHE_DATA)
+		snprintf(why, sizeof(why), "it is truncated (%zu bytes, not even a header)",
+			 (size_t)st.st_size);
+	else if ((buf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
+			     0)) == MAP_FAILED)
+		snprintf(why, sizeof(why), "cannot map it: %s", strerror(errno));
+	else if (!(r = kcache_parse(buf, (size_t)st.st_size, &c->head.key, e, why, sizeof(why))))
+		r = copy_segments(buf, e, a, why, sizeof(why));
+	if (buf != MAP_FAILED)
+		munmap((void *)buf, (size_t)st.st_size);
+	close(fd);
+	if (r)
+		snprintf(err, errlen, "%s: %s", c->path, why);
+	return r;
+}
+
+int kcache_begin(struct kcache *c, const struct elf_image *e, char *err, size_t errlen)
+{
+	snprintf(c->tmp, sizeof(c->tmp), "%s.XXXXXX", c->path);
+	c->fd = mkostemp(c->tmp, O_CLOEXEC);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", c->tmp, strerror(errno));
+		return -1;
+	}
+	struct kcache_key key = c->head.key;
+	c->head = (struct kcache_head){.key = key, .entry = e->entry, .nsegs = (uint64_t)e->nsegs};
+	memcpy(c->head.magic, MAGIC, sizeof(c->head.magic));
+	for (int i = 0; i < e->nsegs; i++) {
+		c->head.seg[i].paddr = e->seg[i].paddr;
+		c->head.seg[i].filesz = e->seg[i].filesz;
+		c->head.seg[i].memsz = e->seg[i].memsz;
+		c->head.data_len += e->seg[i].filesz;
+	}
+	c->written = 0;
+	c->crc = 0;
+	return 0;
+}
+
+/* All n bytes of p at off in c's file. */
+static int put(struct kcache *c, const void *p, uint64_t n, uint64_t off, char *err,
+	       size_t errlen)
+{
+	for (uint64_t done = 0; done < n;) {
+		ssize_t w = pwrite(c->fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			snprintf(err, errlen, "cannot write %s: %s", c->tmp,
+				 w < 0 ? strerror(errno) : "no progress");
+			return -1;
+		}
+		done += (uint64_t)w;
+	}
+	return 0;
+}
+
+int kcache_add(struct kcache *c, const uint8_t *p, uint64_t n, char *err, size_t errlen)
+{
+	if (n > c->head.data_len - c->written) {
+		snprintf(err, errlen, "more data than the segments hold");
+		return -1;
+	}
+	if (put(c, p, n, KCACHE_DATA + c->written, err, errlen))
+		return -1;
+	c->crc = crc_of(c->crc, p, n);
+	c->written += n;
+	return 0;
+}
+
+int kcache_commit(struct kcache *c, char *err, size_t errlen)
+{
+	if (c->written != c->head.data_len) {
+		snprintf(err, errlen, "%llu of the segments' %llu bytes were written",
+			 (unsigned long long)c->written, (unsigned long long)c->head.data_len);
+		return -1;
+	}
+	c->head.data_crc = c->crc;
+	c->head.head_crc = head_crc(&c->head);
+	if (put(c, &c->head, sizeof(c->head), 0, err, errlen))
+		return -1;
+	int r = close(c->fd);
+	c->fd = -1;
+	/* Whole, then in place: a reader sees the old entry or the new one. */
+	if (r || rename(c->tmp, c->path)) {
+		snprintf(err, errlen, "cannot put %s in place: %s", c->path, strerror(errno));
+		return -1;
+	}
+	c->tmp[0] = 0;
+	return 0;
+}
+
+void kcache_abort(struct kcache *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->tmp[0])
+		unlink(c->tmp);
+	c->fd = -1;
+	c->tmp[0] = 0;
+}
