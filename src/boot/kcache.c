@@ -135,7 +135,7 @@ int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key,
 		return 1;
 	}
 	if (h.data_len != len - KCACHE_DATA) {
-		snprintf(err, errlen, "it is truncated: %zu bytes of data where %llu belong",
+		snprintf(err, errlen, "it has %zu bytes of data where its header says %llu",
 			 len - KCACHE_DATA, (unsigned long long)h.data_len);
 		return -1;
 	}
