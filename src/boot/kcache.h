@@ -3,7 +3,7 @@
  * guest RAM instead of decoding the payload again (docs/boot-time.md). One
  * entry per kernel path; it records the identity of the file it was made from
  * (device, inode, size, mtime, ctime), the vmlinux's entry point and segments,
- * and CRCs of both. Entries are written to a temporary file and renamed into
+ * and checksums (XXH64) of both. Entries are written to a temporary file and renamed into
  * place, and whatever is read back is checked before use: an entry that fails
  * is refused, and the boot decodes the payload and rewrites it. */
 #ifndef POPEK_KCACHE_H
@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "boot/boot.h"
 
@@ -28,8 +29,8 @@ struct kcache_head {
 	struct {
 		uint64_t paddr, filesz, memsz;
 	} seg[ELF_MAX_SEGMENTS];
-	uint64_t data_len, data_crc;
-	uint64_t head_crc; /* of the bytes before it */
+	uint64_t data_len, data_hash;
+	uint64_t head_hash; /* of the bytes before it */
 };
 #define KCACHE_DATA 512
 
@@ -38,8 +39,8 @@ struct kcache {
 	char tmp[PATH_MAX + 8]; /* the entry being written */
 	int fd;			/* of tmp, -1 when none is being written */
 	struct kcache_head head;
-	uint64_t written; /* data bytes so far */
-	uint32_t crc;	  /* of them */
+	uint64_t written;     /* data bytes so far */
+	XXH64_state_t *hash; /* of them */
 };
 
 /* The key of a file as fstat gave it. */

@@ -747,13 +747,13 @@ static void write_entry(const struct cached *c, const uint8_t *buf, size_t len)
 	fclose(fp);
 }
 
-/* The entry's CRCs made right again, as if popek had written it so. */
+/* The entry's checksums made right again, as if popek had written it so. */
 static void reseal(uint8_t *buf, size_t len)
 {
 	struct kcache_head h;
 	memcpy(&h, buf, sizeof(h));
-	h.data_crc = crc32(0, buf + KCACHE_DATA, (uInt)(len - KCACHE_DATA));
-	h.head_crc = crc32(0, (const Bytef *)&h, offsetof(struct kcache_head, head_crc));
+	h.data_hash = XXH64(buf + KCACHE_DATA, len - KCACHE_DATA, 0);
+	h.head_hash = XXH64(&h, offsetof(struct kcache_head, head_hash), 0);
 	memcpy(buf, &h, sizeof(h));
 }
 
@@ -852,8 +852,8 @@ static void test_kcache_refused(void **state)
 	free(img);
 }
 
-/* kcache_parse on damaged headers (sealed, so the CRC is not what stops
- * them): each is refused with a reason. */
+/* kcache_parse on damaged headers (sealed, so the checksum is not what
+ * stops them): each is refused with a reason. */
 static void test_kcache_parse(void **state)
 {
 	(void)state;
@@ -905,11 +905,11 @@ static void test_kcache_parse(void **state)
 		assert_int_equal(kcache_parse(e, len, &key, &el, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, bad[i].why));
 	}
-	/* Unsealed: the header's CRC. */
+	/* Unsealed: the header's checksum. */
 	memcpy(e, good, len);
 	e[offsetof(struct kcache_head, entry)] ^= 1;
 	assert_int_equal(kcache_parse(e, len, &key, &el, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "CRC"));
+	assert_non_null(strstr(err, "checksum"));
 	free(e);
 	free(good);
 }
