@@ -84,8 +84,7 @@ static int cache_dir(char *dir, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
-int kcache_init(struct kcache *c, const char *path, const struct stat *st, char *err,
-		size_t errlen)
+int kcache_init(struct kcache *c, const char *path, const struct stat *st, char *err, size_t errlen)
 {
 	char dir[PATH_MAX - 32], real[PATH_MAX];
 	c->fd = -1;
@@ -106,8 +105,8 @@ int kcache_init(struct kcache *c, const char *path, const struct stat *st, char 
 	return 0;
 }
 
-int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key,
-		 struct elf_image *e, char *err, size_t errlen)
+int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key, struct elf_image *e,
+		 char *err, size_t errlen)
 {
 	struct kcache_head h;
 	if (len < KCACHE_DATA) {
@@ -195,8 +194,8 @@ static int copy_segments(const uint8_t *buf, const struct elf_image *e, const st
 	return 0;
 }
 
-int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_image *e,
-		char *err, size_t errlen)
+int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_image *e, char *err,
+		size_t errlen)
 {
 	char why[200];
 	int fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -257,8 +256,7 @@ int kcache_begin(struct kcache *c, const struct elf_image *e, char *err, size_t 
 }
 
 /* All n bytes of p at off in c's file. */
-static int put(struct kcache *c, const void *p, uint64_t n, uint64_t off, char *err,
-	       size_t errlen)
+static int put(struct kcache *c, const void *p, uint64_t n, uint64_t off, char *err, size_t errlen)
 {
 	for (uint64_t done = 0; done < n;) {
 		ssize_t w = pwrite(c->fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));

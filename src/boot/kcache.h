@@ -39,7 +39,7 @@ struct kcache {
 	char tmp[PATH_MAX + 8]; /* the entry being written */
 	int fd;			/* of tmp, -1 when none is being written */
 	struct kcache_head head;
-	uint64_t written;     /* data bytes so far */
+	uint64_t written;    /* data bytes so far */
 	XXH64_state_t *hash; /* of them */
 };
 
@@ -56,15 +56,15 @@ int kcache_init(struct kcache *c, const char *path, const struct stat *st, char 
  * segments, each segment's bytes at buf + offset; 1 if it is intact but made
  * from another file than key; -1 with err if it is damaged. The segments'
  * data is checked by kcache_load as it copies it. */
-int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key,
-		 struct elf_image *e, char *err, size_t errlen);
+int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key, struct elf_image *e,
+		 char *err, size_t errlen);
 
 /* Copy the entry's segments into guest RAM (checked as boot_check_elf
  * checks a vmlinux's): 0 with e filled; 1 with err if there is no entry
  * for this file (none yet, or one made from another version of it); -1
  * with err if the entry is damaged. Guest RAM may be written either way. */
-int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_image *e,
-		char *err, size_t errlen);
+int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_image *e, char *err,
+		size_t errlen);
 
 /* Write a new entry for the vmlinux e: kcache_begin, then kcache_add with
  * each segment's filesz bytes in e's order, then kcache_commit, which puts

@@ -394,7 +394,8 @@ static int bzimage_cached(struct boot_args *a, struct kcache *kc, struct kernel_
 {
 	struct elf_image e;
 	int r = kcache_load(kc, a, &e, why, whylen);
-	if (!r && (boot_check_elf(a, &e, &k->end, why, whylen) || vmlinux_entry(&e, k, why, whylen)))
+	if (!r &&
+	    (boot_check_elf(a, &e, &k->end, why, whylen) || vmlinux_entry(&e, k, why, whylen)))
 		r = -1;
 	return r ? -1 : 0;
 }
@@ -410,18 +411,17 @@ static int bzimage_host(struct boot_args *a, uint64_t setup_size, uint64_t sys_s
 	uint64_t t0 = monotonic_ns();
 	if (!a->kernel_file)
 		snprintf(cache_why, sizeof(cache_why), "off (the kernel is not a file)");
-	else if (!a->cfg->no_kernel_cache &&
-		 !kcache_init(&cache, a->cfg->kernel, a->kernel_file, cache_why,
-			      sizeof(cache_why))) {
+	else if (!a->cfg->no_kernel_cache && !kcache_init(&cache, a->cfg->kernel, a->kernel_file,
+							  cache_why, sizeof(cache_why))) {
 		kc = &cache;
 		if (!bzimage_cached(a, kc, k, cache_why, sizeof(cache_why))) {
 			if (a->cfg->verbose)
-				fprintf(stderr,
-					"popek: bzImage kernel copied from the kernel cache (%s) in "
-					"%llu ms, vmlinux entered at %#llx\n",
-					kc->path,
-					(unsigned long long)((monotonic_ns() - t0) / 1000000),
-					(unsigned long long)k->entry);
+				fprintf(
+				    stderr,
+				    "popek: bzImage kernel copied from the kernel cache (%s) in "
+				    "%llu ms, vmlinux entered at %#llx\n",
+				    kc->path, (unsigned long long)((monotonic_ns() - t0) / 1000000),
+				    (unsigned long long)k->entry);
 			return 0;
 		}
 		if (a->cfg->verbose)
