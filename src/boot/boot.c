@@ -6,6 +6,7 @@
 
 #include "boot/layout.h"
 #include "boot/linux.h"
+#include "machine/machine.h"
 #include "util/file.h"
 
 /* The kernel and initrd are mapped, not read: each is then copied once, from
@@ -219,6 +220,7 @@ int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errl
 {
 	char why[256];
 	struct stat kernel_file;
+	uint64_t t0 = monotonic_ns();
 	int rc = -1;
 	a->kernel = a->initrd = NULL;
 	a->initrd_len = 0;
@@ -232,6 +234,9 @@ int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errl
 	rc = boot_load_image(a, bsp, why, sizeof(why));
 	if (rc)
 		snprintf(err, errlen, "kernel %s: %s", a->cfg->kernel, why);
+	else if (a->cfg->verbose)
+		fprintf(stderr, "popek: kernel and initrd mapped and loaded in %llu ms\n",
+			(unsigned long long)((monotonic_ns() - t0) / 1000000));
 out:
 	file_unmap(a->kernel, a->kernel_len);
 	file_unmap(a->initrd, a->initrd_len);
