@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -105,15 +104,16 @@ int kcache_init(struct kcache *c, const char *path, const struct stat *st, char 
 	return 0;
 }
 
-int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key, struct elf_image *e,
-		 char *err, size_t errlen)
+int kcache_parse(const uint8_t *head, uint64_t len, const struct kcache_key *key,
+		 struct elf_image *e, char *err, size_t errlen)
 {
 	struct kcache_head h;
 	if (len < KCACHE_DATA) {
-		snprintf(err, errlen, "it is truncated (%zu bytes, not even a header)", len);
+		snprintf(err, errlen, "it is truncated (%llu bytes, not even a header)",
+			 (unsigned long long)len);
 		return -1;
 	}
-	memcpy(&h, buf, sizeof(h));
+	memcpy(&h, head, sizeof(h));
 	if (memcmp(h.magic, MAGIC, sizeof(h.magic))) {
 		snprintf(err, errlen, "it is not a kernel cache entry of this popek's format");
 		return -1;
@@ -127,8 +127,8 @@ int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key, s
 		return 1;
 	}
 	if (h.data_len != len - KCACHE_DATA) {
-		snprintf(err, errlen, "it has %zu bytes of data where its header says %llu",
-			 len - KCACHE_DATA, (unsigned long long)h.data_len);
+		snprintf(err, errlen, "it has %llu bytes of data where its header says %llu",
+			 (unsigned long long)(len - KCACHE_DATA), (unsigned long long)h.data_len);
 		return -1;
 	}
 	if (!h.nsegs || h.nsegs > ELF_MAX_SEGMENTS) {
@@ -160,9 +160,29 @@ int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key, s
 	return 0;
 }
 
-/* The segments into guest RAM, hashed on the way. */
-static int copy_segments(const uint8_t *buf, const struct elf_image *e, const struct boot_args *a,
-			 char *err, size_t errlen)
+/* All n bytes at off in fd into dst. */
+static int read_at(int fd, uint8_t *dst, uint64_t n, uint64_t off, char *err, size_t errlen)
+{
+	for (uint64_t done = 0; done < n;) {
+		ssize_t got = pread(fd, dst + done, n - done, (off_t)(off + done));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			snprintf(err, errlen, "cannot read it: %s",
+				 got < 0 ? strerror(errno)
+					 : "it ends early (cut short meanwhile?)");
+			return -1;
+		}
+		done += (uint64_t)got;
+	}
+	return 0;
+}
+
+/* The segments read straight into guest RAM (read, not mapped: a file cut
+ * short meanwhile gives an error, not SIGBUS), each piece hashed there while
+ * it is in the CPU cache. */
+static int read_segments(int fd, const uint8_t *head, const struct elf_image *e,
+			 const struct boot_args *a, char *err, size_t errlen)
 {
 	uint64_t end;
 	if (boot_check_elf(a, e, &end, err, errlen))
@@ -173,25 +193,25 @@ static int copy_segments(const uint8_t *buf, const struct elf_image *e, const st
 		return -1;
 	}
 	XXH64_reset(hash, 0);
-	for (int i = 0; i < e->nsegs; i++) {
+	int r = 0;
+	for (int i = 0; i < e->nsegs && !r; i++) {
 		const struct elf_segment *s = &e->seg[i];
 		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
-		for (uint64_t done = 0; done < s->filesz; done += CHUNK) {
+		for (uint64_t done = 0; done < s->filesz && !r; done += CHUNK) {
 			uint64_t k = s->filesz - done < CHUNK ? s->filesz - done : CHUNK;
-			XXH64_update(hash, buf + s->offset + done, k);
-			memcpy(dst + done, buf + s->offset + done, k);
+			r = read_at(fd, dst + done, k, s->offset + done, err, errlen);
+			XXH64_update(hash, dst + done, k);
 		}
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
 	struct kcache_head h;
-	memcpy(&h, buf, sizeof(h));
-	uint64_t sum = XXH64_digest(hash);
-	XXH64_freeState(hash);
-	if (sum != h.data_hash) {
+	memcpy(&h, head, sizeof(h));
+	if (!r && XXH64_digest(hash) != h.data_hash) {
 		snprintf(err, errlen, "its data fails its checksum");
-		return -1;
+		r = -1;
 	}
-	return 0;
+	XXH64_freeState(hash);
+	return r;
 }
 
 int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_image *e, char *err,
@@ -205,22 +225,18 @@ int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_im
 		return errno == ENOENT ? 1 : -1;
 	}
 	struct stat st;
+	uint8_t head[KCACHE_DATA] = {0};
 	int r = -1;
-	const uint8_t *buf = MAP_FAILED;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
 		snprintf(why, sizeof(why), "not a regular file of this user's");
 	else if ((uint64_t)st.st_size > KCACHE_DATA + a->mem->size)
 		snprintf(why, sizeof(why), "larger than guest RAM");
-	else if ((size_t)st.st_size < KCACHE_DATA)
-		snprintf(why, sizeof(why), "it is truncated (%zu bytes, not even a header)",
-			 (size_t)st.st_size);
-	else if ((buf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
-			     0)) == MAP_FAILED)
-		snprintf(why, sizeof(why), "cannot map it: %s", strerror(errno));
-	else if (!(r = kcache_parse(buf, (size_t)st.st_size, &c->head.key, e, why, sizeof(why))))
-		r = copy_segments(buf, e, a, why, sizeof(why));
-	if (buf != MAP_FAILED)
-		munmap((void *)buf, (size_t)st.st_size);
+	else if (st.st_size < KCACHE_DATA ||
+		 !read_at(fd, head, sizeof(head), 0, why, sizeof(why))) {
+		r = kcache_parse(head, (uint64_t)st.st_size, &c->head.key, e, why, sizeof(why));
+		if (!r)
+			r = read_segments(fd, head, e, a, why, sizeof(why));
+	}
 	close(fd);
 	if (r)
 		snprintf(err, errlen, "%s: %s", c->path, why);

@@ -52,12 +52,13 @@ void kcache_key_of(const struct stat *st, struct kcache_key *key);
 int kcache_init(struct kcache *c, const char *path, const struct stat *st, char *err,
 		size_t errlen);
 
-/* An entry's bytes (untrusted): 0 with e holding its entry point and
- * segments, each segment's bytes at buf + offset; 1 if it is intact but made
- * from another file than key; -1 with err if it is damaged. The segments'
- * data is checked by kcache_load as it copies it. */
-int kcache_parse(const uint8_t *buf, size_t len, const struct kcache_key *key, struct elf_image *e,
-		 char *err, size_t errlen);
+/* An entry's header (untrusted): head holds the first KCACHE_DATA bytes of
+ * an entry of len bytes (all of them if it is shorter). 0 with e holding its
+ * entry point and segments, each at its offset in the entry; 1 if it is
+ * intact but made from another file than key; -1 with err if it is damaged.
+ * The segments' data is checked by kcache_load as it reads it. */
+int kcache_parse(const uint8_t *head, uint64_t len, const struct kcache_key *key,
+		 struct elf_image *e, char *err, size_t errlen);
 
 /* Copy the entry's segments into guest RAM (checked as boot_check_elf
  * checks a vmlinux's): 0 with e filled; 1 with err if there is no entry
