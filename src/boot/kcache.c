@@ -89,6 +89,7 @@ int kcache_init(struct kcache *c, const char *path, const struct stat *st, char 
 	c->fd = -1;
 	c->tmp[0] = 0;
 	c->hash = NULL;
+	c->writing = false;
 	kcache_key_of(st, &c->head.key);
 	if (!realpath(path, real)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -243,34 +244,6 @@ int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_im
 	return r;
 }
 
-int kcache_begin(struct kcache *c, const struct elf_image *e, char *err, size_t errlen)
-{
-	snprintf(c->tmp, sizeof(c->tmp), "%s.XXXXXX", c->path);
-	c->fd = mkostemp(c->tmp, O_CLOEXEC);
-	if (c->fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", c->tmp, strerror(errno));
-		c->tmp[0] = 0;
-		return -1;
-	}
-	if (!(c->hash = XXH64_createState())) {
-		snprintf(err, errlen, "out of memory");
-		kcache_abort(c);
-		return -1;
-	}
-	struct kcache_key key = c->head.key;
-	c->head = (struct kcache_head){.key = key, .entry = e->entry, .nsegs = (uint64_t)e->nsegs};
-	memcpy(c->head.magic, MAGIC, sizeof(c->head.magic));
-	for (int i = 0; i < e->nsegs; i++) {
-		c->head.seg[i].paddr = e->seg[i].paddr;
-		c->head.seg[i].filesz = e->seg[i].filesz;
-		c->head.seg[i].memsz = e->seg[i].memsz;
-		c->head.data_len += e->seg[i].filesz;
-	}
-	c->written = 0;
-	XXH64_reset(c->hash, 0);
-	return 0;
-}
-
 /* All n bytes of p at off in c's file. */
 static int put(struct kcache *c, const void *p, uint64_t n, uint64_t off, char *err, size_t errlen)
 {
@@ -288,24 +261,121 @@ static int put(struct kcache *c, const void *p, uint64_t n, uint64_t off, char *
 	return 0;
 }
 
+/* The writer thread: the queue's pieces, in order, after the header's
+ * place; once one fails the rest are only taken off the queue. */
+static void *writer(void *arg)
+{
+	struct kcache *c = arg;
+	char why[sizeof(c->why)];
+	uint64_t off = KCACHE_DATA;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (c->qhead == c->qtail && !c->done)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (c->qhead == c->qtail)
+			break;
+		const uint8_t *p = c->queue[c->qhead % KCACHE_QUEUE].p;
+		uint64_t n = c->queue[c->qhead % KCACHE_QUEUE].n;
+		bool skip = c->failed;
+		pthread_mutex_unlock(&c->lock);
+		int r = skip ? 0 : put(c, p, n, off, why, sizeof(why));
+		if (!skip && !r)
+			XXH64_update(c->hash, p, n);
+		off += n;
+		pthread_mutex_lock(&c->lock);
+		if (r) {
+			c->failed = true;
+			memcpy(c->why, why, sizeof(why));
+		}
+		c->qhead++;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int kcache_begin(struct kcache *c, const struct elf_image *e, char *err, size_t errlen)
+{
+	snprintf(c->tmp, sizeof(c->tmp), "%s.XXXXXX", c->path);
+	c->fd = mkostemp(c->tmp, O_CLOEXEC);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", c->tmp, strerror(errno));
+		c->tmp[0] = 0;
+		return -1;
+	}
+	struct kcache_key key = c->head.key;
+	c->head = (struct kcache_head){.key = key, .entry = e->entry, .nsegs = (uint64_t)e->nsegs};
+	memcpy(c->head.magic, MAGIC, sizeof(c->head.magic));
+	for (int i = 0; i < e->nsegs; i++) {
+		c->head.seg[i].paddr = e->seg[i].paddr;
+		c->head.seg[i].filesz = e->seg[i].filesz;
+		c->head.seg[i].memsz = e->seg[i].memsz;
+		c->head.data_len += e->seg[i].filesz;
+	}
+	c->added = 0;
+	c->qhead = c->qtail = 0;
+	c->done = c->failed = false;
+	if (!(c->hash = XXH64_createState())) {
+		snprintf(err, errlen, "out of memory");
+		kcache_abort(c);
+		return -1;
+	}
+	XXH64_reset(c->hash, 0);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	int r = pthread_create(&c->writer, NULL, writer, c);
+	c->writing = !r;
+	if (r) {
+		snprintf(err, errlen, "cannot start its writer thread: %s", strerror(r));
+		kcache_abort(c);
+		return -1;
+	}
+	return 0;
+}
+
 int kcache_add(struct kcache *c, const uint8_t *p, uint64_t n, char *err, size_t errlen)
 {
-	if (n > c->head.data_len - c->written) {
+	if (n > c->head.data_len - c->added) {
 		snprintf(err, errlen, "more data than the segments hold");
 		return -1;
 	}
-	if (put(c, p, n, KCACHE_DATA + c->written, err, errlen))
-		return -1;
-	XXH64_update(c->hash, p, n);
-	c->written += n;
+	pthread_mutex_lock(&c->lock);
+	while (c->qtail - c->qhead == KCACHE_QUEUE)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->queue[c->qtail % KCACHE_QUEUE].p = p;
+	c->queue[c->qtail % KCACHE_QUEUE].n = n;
+	c->qtail++;
+	c->added += n;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 	return 0;
+}
+
+/* Let the writer finish what it was handed (or, with cancel, drop it) and
+ * end. */
+static void stop_writer(struct kcache *c, bool cancel)
+{
+	if (!c->writing)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	c->failed |= cancel;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->writer, NULL);
+	c->writing = false;
 }
 
 int kcache_commit(struct kcache *c, char *err, size_t errlen)
 {
-	if (c->written != c->head.data_len) {
+	stop_writer(c, false);
+	if (c->failed) {
+		snprintf(err, errlen, "%s", c->why);
+		return -1;
+	}
+	if (c->added != c->head.data_len) {
 		snprintf(err, errlen, "%llu of the segments' %llu bytes were written",
-			 (unsigned long long)c->written, (unsigned long long)c->head.data_len);
+			 (unsigned long long)c->added, (unsigned long long)c->head.data_len);
 		return -1;
 	}
 	c->head.data_hash = XXH64_digest(c->hash);
@@ -326,11 +396,16 @@ int kcache_commit(struct kcache *c, char *err, size_t errlen)
 
 void kcache_abort(struct kcache *c)
 {
+	stop_writer(c, true);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->tmp[0])
 		unlink(c->tmp);
-	XXH64_freeState(c->hash);
+	if (c->hash) {
+		XXH64_freeState(c->hash);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cond);
+	}
 	c->fd = -1;
 	c->tmp[0] = 0;
 	c->hash = NULL;

@@ -10,6 +10,8 @@
 #define POPEK_KCACHE_H
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <xxhash.h>
@@ -34,13 +36,30 @@ struct kcache_head {
 };
 #define KCACHE_DATA 512
 
+/* Pieces handed to the writer thread and not yet written, at most. */
+#define KCACHE_QUEUE 16
+
 struct kcache {
 	char path[PATH_MAX];	/* the entry */
 	char tmp[PATH_MAX + 8]; /* the entry being written */
 	int fd;			/* of tmp, -1 when none is being written */
 	struct kcache_head head;
-	uint64_t written;    /* data bytes so far */
-	XXH64_state_t *hash; /* of them */
+	uint64_t added; /* data bytes handed to the writer */
+	/* The writer thread writes and hashes the pieces kcache_add hands it
+	 * while the caller goes on decoding; all below is under lock. */
+	bool writing; /* the thread runs */
+	pthread_t writer;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct {
+		const uint8_t *p;
+		uint64_t n;
+	} queue[KCACHE_QUEUE];
+	unsigned qhead, qtail; /* next to write, next free (mod KCACHE_QUEUE) */
+	bool done;	       /* no more pieces come */
+	bool failed;	       /* why: what went wrong */
+	char why[PATH_MAX + 100];
+	XXH64_state_t *hash; /* of what was written (the writer's) */
 };
 
 /* The key of a file as fstat gave it. */
@@ -68,9 +87,11 @@ int kcache_load(const struct kcache *c, const struct boot_args *a, struct elf_im
 		size_t errlen);
 
 /* Write a new entry for the vmlinux e: kcache_begin, then kcache_add with
- * each segment's filesz bytes in e's order, then kcache_commit, which puts
- * it in place. Each returns 0 or -1 with err; after a failure, or to give
- * up, kcache_abort removes what was written. */
+ * each segment's filesz bytes in e's order (in as many pieces as the caller
+ * likes; they are written on a thread of the cache's own, so the bytes must
+ * stay as they are until kcache_commit or kcache_abort returns), then
+ * kcache_commit, which puts it in place. Each returns 0 or -1 with err;
+ * after a failure, or to give up, kcache_abort removes what was written. */
 int kcache_begin(struct kcache *c, const struct elf_image *e, char *err, size_t errlen);
 int kcache_add(struct kcache *c, const uint8_t *p, uint64_t n, char *err, size_t errlen);
 int kcache_commit(struct kcache *c, char *err, size_t errlen);

@@ -304,6 +304,8 @@ static int bzimage_place(struct boot_args *a, uint64_t setup_size, uint64_t sys_
 	return 0;
 }
 
+#define CACHE_PIECE (4ull << 20)
+
 /* The vmlinux's segments decoded straight into guest RAM, in file order
  * (as Linux lays them out), the gaps between them skipped; each also into
  * the kernel cache's new entry if kc is not NULL (a failure there only sets
@@ -321,12 +323,20 @@ static int unpack_segments(struct boot_args *a, struct bzpayload *z, const struc
 			return -1;
 		}
 		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
-		if (bzpayload_read(z, NULL, s->offset - pos, err, errlen) ||
-		    bzpayload_read(z, dst, s->filesz, err, errlen))
+		if (bzpayload_read(z, NULL, s->offset - pos, err, errlen))
 			return -1;
-		if (*kc && kcache_add(*kc, dst, s->filesz, cache_why, whylen)) {
-			kcache_abort(*kc);
-			*kc = NULL;
+		/* In pieces, so the cache's writer writes one while the next is
+		 * decoded. */
+		for (uint64_t done = 0; done < s->filesz;) {
+			uint64_t n =
+			    s->filesz - done < CACHE_PIECE ? s->filesz - done : CACHE_PIECE;
+			if (bzpayload_read(z, dst + done, n, err, errlen))
+				return -1;
+			if (*kc && kcache_add(*kc, dst + done, n, cache_why, whylen)) {
+				kcache_abort(*kc);
+				*kc = NULL;
+			}
+			done += n;
 		}
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 		pos = s->offset + s->filesz;
