@@ -285,7 +285,7 @@ static void *writer(void *arg)
 		pthread_mutex_lock(&c->lock);
 		if (r) {
 			c->failed = true;
-			memcpy(c->why, why, sizeof(why));
+			snprintf(c->why, sizeof(c->why), "%s", why);
 		}
 		c->qhead++;
 		pthread_cond_broadcast(&c->cond);
