@@ -1,7 +1,7 @@
 # popek — build, test, run.  `make` builds build/popek and the test guests.
 CC      ?= cc
 VERSION := 0.1.0
-LIBS    := -ljson-c -lzstd -lz -llzma -lseccomp -lslirp -lpthread
+LIBS    := -ljson-c -lzstd -lz -llzma -lxxhash -lseccomp -lslirp -lpthread
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -Iinclude -DPOPEK_VERSION='"$(VERSION)"' -MMD -MP -pthread

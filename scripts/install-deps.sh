@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages popek needs to build, test and run (needs root or sudo).
 set -euo pipefail
-pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev liblzma-dev libseccomp-dev libslirp-dev
+pkgs=(build-essential clang clang-format make python3 pkg-config libjson-c-dev libcmocka-dev libzstd-dev zlib1g-dev liblzma-dev libxxhash-dev libseccomp-dev libslirp-dev
 	qemu-system-x86 xz-utils cpio gzip ca-certificates time
 	qemu-system-common)
 # qcow2 and other images: qemu-storage-daemon (qemu-system-common) serves them, qemu-img makes and checks them

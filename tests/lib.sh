@@ -5,6 +5,8 @@ SKIPPED=${SKIPPED:-0}
 GUESTS=$POPEK_ROOT/build/guests
 TMP=$(mktemp -d /tmp/popek-test.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+# popek's kernel cache (a bzImage's decompressed kernel): the test's own.
+export POPEK_CACHE_DIR=$TMP/kernel-cache
 
 pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }

@@ -6,15 +6,16 @@
 
 #include "boot/layout.h"
 #include "boot/linux.h"
+#include "machine/machine.h"
 #include "util/file.h"
 
 /* The kernel and initrd are mapped, not read: each is then copied once, from
  * the page cache into guest RAM. */
 static int map_file(const char *path, uint64_t max, const char *what, const uint8_t **buf,
-		    size_t *len, char *err, size_t errlen)
+		    size_t *len, struct stat *st, char *err, size_t errlen)
 {
 	char why[400];
-	int rc = file_map(path, max, buf, len, why, sizeof(why));
+	int rc = file_map(path, max, buf, len, st, why, sizeof(why));
 	if (rc == -EFBIG)
 		snprintf(err, errlen, "%s %s (%zu bytes) is larger than guest RAM — raise --mem",
 			 what, path, *len);
@@ -218,21 +219,28 @@ int boot_load_image(struct boot_args *a, struct cpu_state *st, char *err, size_t
 int boot_load(struct boot_args *a, struct cpu_state *bsp, char *err, size_t errlen)
 {
 	char why[256];
+	struct stat kernel_file;
+	uint64_t t0 = monotonic_ns();
 	int rc = -1;
 	a->kernel = a->initrd = NULL;
 	a->initrd_len = 0;
-	if (map_file(a->cfg->kernel, a->mem->size, "kernel", &a->kernel, &a->kernel_len, err,
-		     errlen))
+	if (map_file(a->cfg->kernel, a->mem->size, "kernel", &a->kernel, &a->kernel_len,
+		     &kernel_file, err, errlen))
 		goto out;
+	a->kernel_file = &kernel_file;
 	if (a->cfg->initrd && map_file(a->cfg->initrd, a->mem->size, "initrd", &a->initrd,
-				       &a->initrd_len, err, errlen))
+				       &a->initrd_len, NULL, err, errlen))
 		goto out;
 	rc = boot_load_image(a, bsp, why, sizeof(why));
 	if (rc)
 		snprintf(err, errlen, "kernel %s: %s", a->cfg->kernel, why);
+	else if (a->cfg->verbose)
+		fprintf(stderr, "popek: kernel and initrd mapped and loaded in %llu ms\n",
+			(unsigned long long)((monotonic_ns() - t0) / 1000000));
 out:
 	file_unmap(a->kernel, a->kernel_len);
 	file_unmap(a->initrd, a->initrd_len);
 	a->kernel = a->initrd = NULL;
+	a->kernel_file = NULL;
 	return rc;
 }

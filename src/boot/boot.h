@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "boot/elf.h"
 #include "engines/cpu_state.h"
@@ -22,6 +23,9 @@ struct boot_args {
 	size_t kernel_len;
 	const uint8_t *initrd;
 	size_t initrd_len;
+	/* The kernel file's identity (for the kernel cache, kcache.h); NULL
+	 * when the kernel was not read from a file. */
+	const struct stat *kernel_file;
 };
 
 /* Read the kernel/initrd named in cfg and load them; fills *bsp. */

@@ -12,8 +12,10 @@
 
 #include "boot/boot.h"
 #include "boot/bzpayload.h"
+#include "boot/kcache.h"
 #include "boot/layout.h"
 #include "boot/memmap.h"
+#include "machine/machine.h"
 
 /* Offsets in boot_params; the setup header sits at the same offsets in the
  * bzImage file as in boot_params. */
@@ -302,10 +304,15 @@ static int bzimage_place(struct boot_args *a, uint64_t setup_size, uint64_t sys_
 	return 0;
 }
 
+#define CACHE_PIECE (4ull << 20)
+
 /* The vmlinux's segments decoded straight into guest RAM, in file order
- * (as Linux lays them out), the gaps between them skipped. */
+ * (as Linux lays them out), the gaps between them skipped; each also into
+ * the kernel cache's new entry if kc is not NULL (a failure there only sets
+ * *kc to NULL, with the reason in cache_why). */
 static int unpack_segments(struct boot_args *a, struct bzpayload *z, const struct elf_image *e,
-			   uint64_t pos, char *err, size_t errlen)
+			   uint64_t pos, struct kcache **kc, char *cache_why, size_t whylen,
+			   char *err, size_t errlen)
 {
 	for (int i = 0; i < e->nsegs; i++) {
 		const struct elf_segment *s = &e->seg[i];
@@ -316,9 +323,21 @@ static int unpack_segments(struct boot_args *a, struct bzpayload *z, const struc
 			return -1;
 		}
 		uint8_t *dst = gpa_ptr(a->mem, s->paddr, s->memsz);
-		if (bzpayload_read(z, NULL, s->offset - pos, err, errlen) ||
-		    bzpayload_read(z, dst, s->filesz, err, errlen))
+		if (bzpayload_read(z, NULL, s->offset - pos, err, errlen))
 			return -1;
+		/* In pieces, so the cache's writer writes one while the next is
+		 * decoded. */
+		for (uint64_t done = 0; done < s->filesz;) {
+			uint64_t n =
+			    s->filesz - done < CACHE_PIECE ? s->filesz - done : CACHE_PIECE;
+			if (bzpayload_read(z, dst + done, n, err, errlen))
+				return -1;
+			if (*kc && kcache_add(*kc, dst + done, n, cache_why, whylen)) {
+				kcache_abort(*kc);
+				*kc = NULL;
+			}
+			done += n;
+		}
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 		pos = s->offset + s->filesz;
 	}
@@ -329,9 +348,12 @@ static int unpack_segments(struct boot_args *a, struct bzpayload *z, const struc
  * its link-time physical address, so the relocations appended to it (for
  * the decompressor's KASLR) are not needed. Guest RAM is written only once
  * the headers are valid; if the data then proves corrupt the caller falls
- * back to the in-guest path, which overwrites what the kernel uses. */
+ * back to the in-guest path, which overwrites what the kernel uses. With kc,
+ * the vmlinux's segments become the kernel cache's entry for this file
+ * (what became of it in cache_why). */
 static int bzimage_unpack(struct boot_args *a, uint64_t setup_size, uint64_t sys_size,
-			  struct kernel_placement *k, char *err, size_t errlen)
+			  struct kernel_placement *k, struct kcache *kc, char *cache_why,
+			  size_t whylen, char *err, size_t errlen)
 {
 	const uint8_t *img = a->kernel;
 	uint64_t off = le32(img + HDR_PAYLOAD_OFFSET), len = le32(img + HDR_PAYLOAD_LENGTH);
@@ -363,9 +385,68 @@ static int bzimage_unpack(struct boot_args *a, uint64_t setup_size, uint64_t sys
 			r = -1;
 		}
 	}
-	r = r || unpack_segments(a, z, &e, hlen, err, errlen) || bzpayload_finish(z, err, errlen);
+	if (!r && kc && kcache_begin(kc, &e, cache_why, whylen))
+		kc = NULL;
+	r = r || unpack_segments(a, z, &e, hlen, &kc, cache_why, whylen, err, errlen) ||
+	    bzpayload_finish(z, err, errlen);
 	bzpayload_close(z);
+	if (kc && (r || kcache_commit(kc, cache_why, whylen)))
+		kcache_abort(kc);
+	else if (kc)
+		snprintf(cache_why, whylen, "written to %s", kc->path);
 	return r ? -1 : 0;
+}
+
+/* The kernel cache's entry for this file, if there is one: 0 with the
+ * vmlinux in guest RAM, else -1 (and why, if there was an entry). */
+static int bzimage_cached(struct boot_args *a, struct kcache *kc, struct kernel_placement *k,
+			  char *why, size_t whylen)
+{
+	struct elf_image e;
+	int r = kcache_load(kc, a, &e, why, whylen);
+	if (!r &&
+	    (boot_check_elf(a, &e, &k->end, why, whylen) || vmlinux_entry(&e, k, why, whylen)))
+		r = -1;
+	return r ? -1 : 0;
+}
+
+/* The kernel on the host: from the kernel cache if it has this file's,
+ * else decoded from the payload (and the cache's entry written). 0, or -1
+ * with why when the guest must decompress it. */
+static int bzimage_host(struct boot_args *a, uint64_t setup_size, uint64_t sys_size,
+			struct kernel_placement *k, char *why, size_t whylen)
+{
+	char cache_why[PATH_MAX + 100] = "off (--kernel-cache off)";
+	struct kcache cache, *kc = NULL;
+	uint64_t t0 = monotonic_ns();
+	if (!a->kernel_file)
+		snprintf(cache_why, sizeof(cache_why), "off (the kernel is not a file)");
+	else if (!a->cfg->no_kernel_cache && !kcache_init(&cache, a->cfg->kernel, a->kernel_file,
+							  cache_why, sizeof(cache_why))) {
+		kc = &cache;
+		if (!bzimage_cached(a, kc, k, cache_why, sizeof(cache_why))) {
+			if (a->cfg->verbose)
+				fprintf(
+				    stderr,
+				    "popek: bzImage kernel copied from the kernel cache (%s) in "
+				    "%llu ms, vmlinux entered at %#llx\n",
+				    kc->path, (unsigned long long)((monotonic_ns() - t0) / 1000000),
+				    (unsigned long long)k->entry);
+			return 0;
+		}
+		if (a->cfg->verbose)
+			fprintf(stderr, "popek: kernel cache: not used: %s\n", cache_why);
+	}
+	if (bzimage_unpack(a, setup_size, sys_size, k, kc, cache_why, sizeof(cache_why), why,
+			   whylen))
+		return -1;
+	if (a->cfg->verbose)
+		fprintf(stderr,
+			"popek: bzImage payload decompressed on the host in %llu ms, vmlinux "
+			"entered at %#llx\npopek: kernel cache: %s\n",
+			(unsigned long long)((monotonic_ns() - t0) / 1000000),
+			(unsigned long long)k->entry, cache_why);
+	return 0;
 }
 
 static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placement *k, char *err,
@@ -377,14 +458,8 @@ static int bzimage_load(struct boot_args *a, uint8_t *zp, struct kernel_placemen
 	bzimage_header(a->kernel, zp, k);
 	char why[300] = "--decompress guest";
 	if (!a->cfg->guest_decompress &&
-	    !bzimage_unpack(a, setup_size, sys_size, k, why, sizeof(why))) {
-		if (a->cfg->verbose)
-			fprintf(stderr,
-				"popek: bzImage payload decompressed on the host, vmlinux "
-				"entered at %#llx\n",
-				(unsigned long long)k->entry);
+	    !bzimage_host(a, setup_size, sys_size, k, why, sizeof(why)))
 		return 0;
-	}
 	if (a->cfg->verbose)
 		fprintf(stderr, "popek: bzImage decompresses itself in the guest: %s\n", why);
 	return bzimage_place(a, setup_size, sys_size, k, err, errlen);

@@ -241,6 +241,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 		O_VSOCK,
 		O_VERBOSE,
 		O_DECOMPRESS,
+		O_KERNEL_CACHE,
 		NR_COMMON
 	};
 	static const struct option common[] = {
@@ -268,8 +269,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 	    {"mem-hugepages", no_argument, NULL, O_MEM_HUGEPAGES},
 	    {"verbose", no_argument, NULL, O_VERBOSE},
 	    {"decompress", required_argument, NULL, O_DECOMPRESS},
+	    {"kernel-cache", required_argument, NULL, O_KERNEL_CACHE},
 	};
-	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 11; /* from --net on */
+	const size_t ncommon = sizeof(common) / sizeof(common[0]), nboot = 12; /* from --net on */
 	struct option opts[32];
 	size_t n = 0;
 	for (size_t i = 0; i < ncommon; i++)
@@ -311,6 +313,11 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, const struct cli_ext
 			if (strcmp(optarg, "host") && strcmp(optarg, "guest"))
 				return usage_error("--decompress %s: use host or guest", optarg);
 			cfg->guest_decompress = !strcmp(optarg, "guest");
+			break;
+		case O_KERNEL_CACHE:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return usage_error("--kernel-cache %s: use on or off", optarg);
+			cfg->no_kernel_cache = !strcmp(optarg, "off");
 			break;
 		case O_CPUS:
 			errno = 0;

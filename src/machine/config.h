@@ -94,6 +94,7 @@ struct vm_config {
 	bool stats;
 	bool verbose;	       /* --verbose: say which way the kernel was loaded */
 	bool guest_decompress; /* --decompress guest: a bzImage decompresses itself */
+	bool no_kernel_cache;  /* --kernel-cache off: decode a bzImage's payload every boot */
 	bool jit; /* soft engine: translate guest code (--jit, default on unless POPEK_JIT=off) */
 	int ndisks;
 	struct disk_config disk[MAX_DISKS];

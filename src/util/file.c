@@ -9,36 +9,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Open path as a regular file of at most max bytes: the fd, or -errno. */
-static int open_bounded(const char *path, uint64_t max, size_t *len, char *err, size_t errlen)
+/* Open path as a regular file of at most max bytes (its stat in *st): the
+ * fd, or -errno. */
+static int open_bounded(const char *path, uint64_t max, size_t *len, struct stat *st, char *err,
+			size_t errlen)
 {
-	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (fd < 0 || fstat(fd, st) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		if (fd >= 0)
 			close(fd);
 		return -e;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
 		close(fd);
 		return -EINVAL;
 	}
-	*len = (size_t)st.st_size;
-	if ((uint64_t)st.st_size > max) {
+	*len = (size_t)st->st_size;
+	if ((uint64_t)st->st_size > max) {
 		close(fd);
 		return -EFBIG;
 	}
 	return fd;
 }
 
-int file_map(const char *path, uint64_t max, const uint8_t **buf, size_t *len, char *err,
-	     size_t errlen)
+int file_map(const char *path, uint64_t max, const uint8_t **buf, size_t *len, struct stat *st,
+	     char *err, size_t errlen)
 {
+	struct stat own;
 	*buf = NULL;
-	int fd = open_bounded(path, max, len, err, errlen);
+	int fd = open_bounded(path, max, len, st ? st : &own, err, errlen);
 	if (fd < 0)
 		return fd;
 	int rc = 0;
@@ -64,7 +66,8 @@ void file_unmap(const uint8_t *buf, size_t len)
 int file_read_all(const char *path, uint64_t max, uint8_t **buf, size_t *len, char *err,
 		  size_t errlen)
 {
-	int rc = 0, fd = open_bounded(path, max, len, err, errlen);
+	struct stat st;
+	int rc = 0, fd = open_bounded(path, max, len, &st, err, errlen);
 	*buf = NULL;
 	if (fd < 0)
 		return fd;

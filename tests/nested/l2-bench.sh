@@ -75,12 +75,17 @@ time_boot() {
 	[ -n "$l3log" ] && awk -v l="$label" '{ print "  | " l ": " $0 }' /tmp/guest.log
 }
 
-# popek_boot LABEL IMAGE [popek args...]
+# popek's kernel cache (a bzImage's decompressed vmlinux) on the L2's tmpfs.
+export POPEK_CACHE_DIR=/tmp/kcache
+
+# popek_boot LABEL IMAGE [popek args...]; --verbose says how the kernel was
+# loaded and how long that took, and the log keeps it.
 popek_boot() {
 	label=$1 image=$2
 	shift 2
 	time_boot "$label" popek run --engine kvm --mem ${mem}M --kernel "/images/$image" \
-		--initrd $initrd --cmdline "$cmdline" "$@"
+		--initrd $initrd --cmdline "$cmdline" --verbose "$@"
+	grep '^popek: ' /tmp/vmm.err | while read -r l; do say "bench: $label: $l"; done
 }
 # -nodefaults: no NIC, VGA or monitor, so no option ROM to load; the default
 # machine (pc, i440fx) with SeaBIOS for the bzImage and PVH for the vmlinux.
@@ -112,13 +117,18 @@ time_hello() {
 
 # Interleaved, so a drift in the L2's speed affects every variant alike.
 variants=$(param variants | tr , ' ')
-: "${variants:=popek-vmlinux popek-vmlinuz popek-vmlinuz-guest qemu-vmlinux qemu-vmlinuz popek-hello qemu-hello}"
+: "${variants:=popek-vmlinux popek-vmlinuz-first popek-vmlinuz popek-vmlinuz-guest qemu-vmlinux qemu-vmlinuz popek-hello qemu-hello}"
 i=0
 while [ $i -lt "$runs" ]; do
 	for v in $variants; do
 		case $v in
 		popek-hello) time_hello $v popek run --engine kvm --mem 128M --kernel /guests/hello.elf ;;
 		popek-vmlinuz-guest) popek_boot $v vmlinuz --decompress guest ;;
+		popek-vmlinuz-nocache) popek_boot $v vmlinuz --kernel-cache off ;;
+		popek-vmlinuz-first)
+			rm -rf "$POPEK_CACHE_DIR" # decoded, and the cache's entry written
+			popek_boot $v vmlinuz
+			;;
 		popek-*) popek_boot $v "${v#popek-}" ;;
 		qemu-hello)
 			time_hello $v qemu-system-x86_64 -accel kvm -M microvm -m 128M -nodefaults \
@@ -126,7 +136,7 @@ while [ $i -lt "$runs" ]; do
 				-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel /guests/hello.elf
 			;;
 		qemu-*) qemu_boot "${v#qemu-}" ;;
-		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, popek-vmlinuz-guest, qemu-vmlinux, qemu-vmlinuz, popek-hello or qemu-hello)" ;;
+		*) fail "variant $v" "unknown (popek-vmlinux, popek-vmlinuz, popek-vmlinuz-first, popek-vmlinuz-nocache, popek-vmlinuz-guest, qemu-vmlinux, qemu-vmlinuz, popek-hello or qemu-hello)" ;;
 		esac
 	done
 	i=$((i + 1))

@@ -14,8 +14,9 @@
 # Environment: NESTED_TIMEOUT (seconds, default 900), NESTED_L3_KERNEL
 # (the main L3 run's kernel: vmlinux or vmlinuz), NESTED_BENCH_RUNS (boots per
 # variant in --bench mode, default 3), NESTED_BENCH_VARIANTS (comma-separated,
-# default all: popek-vmlinux,popek-vmlinuz,popek-vmlinuz-guest,qemu-vmlinux,
-# qemu-vmlinuz,popek-hello,qemu-hello),
+# default all but popek-vmlinuz-nocache: popek-vmlinux,popek-vmlinuz-first,
+# popek-vmlinuz,popek-vmlinuz-guest,qemu-vmlinux,qemu-vmlinuz,popek-hello,
+# qemu-hello),
 # NESTED_L2_APPEND (more L2 kernel parameters, for debugging: "loglevel=5
 # softlockup_all_cpu_backtrace=1"; "nokaslr nested.kallsyms=1" logs the L2's
 # text symbols as "K ..." lines). While the L2 runs, its QEMU monitor listens on
@@ -132,7 +133,7 @@ timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 
 	-display none -monitor "unix:$out/monitor.sock,server=on,wait=off" -serial "file:$log" -no-reboot \
 	-kernel "$images/vmlinuz" -initrd "$out/l2.cpio" \
 	-append "console=ttyS0 panic=-1 quiet nested.stages=$stages nested.kernel=/images/$l3_kernel nested.runs=${NESTED_BENCH_RUNS:-3} \
-nested.variants=${NESTED_BENCH_VARIANTS:-popek-vmlinux,popek-vmlinuz,popek-vmlinuz-guest,qemu-vmlinux,qemu-vmlinuz,popek-hello,qemu-hello} \
+nested.variants=${NESTED_BENCH_VARIANTS:-popek-vmlinux,popek-vmlinuz-first,popek-vmlinuz,popek-vmlinuz-guest,qemu-vmlinux,qemu-vmlinuz,popek-hello,qemu-hello} \
 ${NESTED_L2_APPEND:-}"
 qrc=$?
 set -e

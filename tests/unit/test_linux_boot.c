@@ -1,4 +1,6 @@
 /* The Linux boot protocol loader against synthetic bzImages and vmlinux ELFs. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -14,9 +17,11 @@
 #include <zstd.h>
 
 #include "boot/bzpayload.h"
+#include "boot/kcache.h"
 #include "boot/layout.h"
 #include "boot/linux.h"
 #include "boot/memmap.h"
+#include "util/file.h"
 
 #define MiB (1ull << 20)
 
@@ -670,6 +675,245 @@ static void test_bzpayload_not_vmlinux(void **state)
 	expect_guest_path(f, XZ, elf, elf_len, false);
 }
 
+/* ---- the kernel cache (boot/kcache.h) ---- */
+
+struct cached {
+	char kernel[64], dir[64], entry[64 + 256];
+};
+
+/* A packed bzImage in a file, an empty cache directory for it. */
+static void cached_setup(struct cached *c, uint8_t *img, size_t len)
+{
+	snprintf(c->kernel, sizeof(c->kernel), "/tmp/popek-unit-kc-%d.bz", getpid());
+	snprintf(c->dir, sizeof(c->dir), "/tmp/popek-unit-kc-%d", getpid());
+	FILE *fp = fopen(c->kernel, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(img, 1, len, fp), len);
+	fclose(fp);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", c->dir);
+	assert_int_equal(system(cmd), 0);
+	setenv("POPEK_CACHE_DIR", c->dir, 1);
+	c->entry[0] = 0;
+}
+
+static void cached_teardown(struct cached *c)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", c->dir, c->kernel);
+	assert_int_equal(system(cmd), 0);
+	unsetenv("POPEK_CACHE_DIR");
+}
+
+/* boot_load of the file; guest RAM at the kernel poisoned first. */
+static int cached_boot(struct fixture *f, struct cached *c, bool cache)
+{
+	memset(gpa_ptr(&f->mem, 16 * MiB, 0x5000), 0xff, 0x5000);
+	vm_config_defaults(&f->cfg);
+	f->cfg.kernel = c->kernel;
+	f->cfg.no_kernel_cache = !cache;
+	struct boot_args a = {.cfg = &f->cfg, .mem = &f->mem, .ncpus = 1};
+	return boot_load(&a, &f->st, f->err, sizeof(f->err));
+}
+
+/* The entries in the cache directory: their number, the last one's path. */
+static int cached_entries(struct cached *c)
+{
+	DIR *d = opendir(c->dir);
+	int n = 0;
+	for (struct dirent *de; d && (de = readdir(d));)
+		if (de->d_name[0] != '.') {
+			snprintf(c->entry, sizeof(c->entry), "%s/%s", c->dir, de->d_name);
+			n++;
+		}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static uint8_t *read_entry(const struct cached *c, size_t *len)
+{
+	uint8_t *buf;
+	char err[256];
+	assert_int_equal(file_read_all(c->entry, 1 << 20, &buf, len, err, sizeof(err)), 0);
+	return buf;
+}
+
+static void write_entry(const struct cached *c, const uint8_t *buf, size_t len)
+{
+	FILE *fp = fopen(c->entry, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	fclose(fp);
+}
+
+/* The entry's checksums made right again, as if popek had written it so. */
+static void reseal(uint8_t *buf, size_t len)
+{
+	struct kcache_head h;
+	memcpy(&h, buf, sizeof(h));
+	h.data_hash = XXH64(buf + KCACHE_DATA, len - KCACHE_DATA, 0);
+	h.head_hash = XXH64(&h, offsetof(struct kcache_head, head_hash), 0);
+	memcpy(buf, &h, sizeof(h));
+}
+
+/* The first boot of a bzImage file writes its entry (the vmlinux's one
+ * segment after the header); the next copies the kernel from it: an entry
+ * whose data was changed (and sealed) boots the changed kernel. */
+static void test_kcache_hit(void **state)
+{
+	struct fixture *f = *state;
+	size_t len, elen;
+	uint8_t *img = packed_vmlinux_bzimage(XZ, &len);
+	struct cached c;
+	cached_setup(&c, img, len);
+	assert_int_equal(cached_boot(f, &c, true), 0);
+	assert_int_equal(cached_entries(&c), 1);
+	uint8_t *e = read_entry(&c, &elen);
+	assert_int_equal(elen, KCACHE_DATA + 0x1000);
+	assert_memory_equal(e, "popekKC1", 8);
+	assert_int_equal(e[KCACHE_DATA], 0xcc);
+
+	e[KCACHE_DATA] = 0x90;
+	reseal(e, elen);
+	write_entry(&c, e, elen);
+	assert_int_equal(cached_boot(f, &c, true), 0);
+	const uint8_t *k = gpa_ptr(&f->mem, 16 * MiB, 0x5000);
+	assert_int_equal(k[0], 0x90); /* from the entry */
+	assert_int_equal(k[1], 0xcc);
+	assert_int_equal(k[0x1000], 0); /* bss cleared */
+	assert_int_equal(f->st.rip, 16 * MiB);
+	/* --kernel-cache off decodes the payload again. */
+	assert_int_equal(cached_boot(f, &c, false), 0);
+	assert_int_equal(k[0], 0xcc);
+	free(e);
+	cached_teardown(&c);
+	free(img);
+}
+
+/* damage(entry) then a boot: the entry is refused, the payload decoded and
+ * the entry written anew. */
+static void expect_rebuilt(struct fixture *f, struct cached *c, void (*damage)(struct cached *))
+{
+	size_t elen;
+	damage(c);
+	assert_int_equal(cached_boot(f, c, true), 0);
+	const uint8_t *k = gpa_ptr(&f->mem, 16 * MiB, 0x5000);
+	assert_int_equal(k[0], 0xcc);
+	assert_int_equal(k[0x1000], 0);
+	assert_int_equal(cached_entries(c), 1); /* no temporary file left */
+	uint8_t *e = read_entry(c, &elen);
+	assert_int_equal(elen, KCACHE_DATA + 0x1000);
+	assert_int_equal(e[KCACHE_DATA], 0xcc);
+	/* and it parses for the kernel file as it is now */
+	struct stat st;
+	struct kcache_key key;
+	struct elf_image el;
+	char err[256];
+	assert_int_equal(stat(c->kernel, &st), 0);
+	kcache_key_of(&st, &key);
+	assert_int_equal(kcache_parse(e, elen, &key, &el, err, sizeof(err)), 0);
+	free(e);
+}
+
+static void flip_data(struct cached *c)
+{
+	size_t len;
+	uint8_t *e = read_entry(c, &len);
+	e[KCACHE_DATA + 100] ^= 1; /* not resealed */
+	write_entry(c, e, len);
+	free(e);
+}
+
+static void truncate_entry(struct cached *c)
+{
+	assert_int_equal(truncate(c->entry, KCACHE_DATA + 0x800), 0);
+}
+
+static void touch_kernel(struct cached *c)
+{
+	struct timespec t[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+	assert_int_equal(utimensat(AT_FDCWD, c->kernel, t, 0), 0);
+}
+
+static void test_kcache_refused(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *img = packed_vmlinux_bzimage(ZSTD, &len);
+	struct cached c;
+	cached_setup(&c, img, len);
+	assert_int_equal(cached_boot(f, &c, true), 0);
+	assert_int_equal(cached_entries(&c), 1);
+	expect_rebuilt(f, &c, flip_data);
+	expect_rebuilt(f, &c, truncate_entry);
+	expect_rebuilt(f, &c, touch_kernel);
+	cached_teardown(&c);
+	free(img);
+}
+
+/* kcache_parse on damaged headers (sealed, so the checksum is not what
+ * stops them): each is refused with a reason. */
+static void test_kcache_parse(void **state)
+{
+	(void)state;
+	struct kcache_key key = {.dev = 1, .ino = 2, .size = 3};
+	size_t len = KCACHE_DATA + 0x3000;
+	uint8_t *good = calloc(1, len), *e = malloc(len);
+	struct kcache_head h = {.magic = "popekKC1", .key = key, .entry = 16 * MiB, .nsegs = 2};
+	h.seg[0].paddr = 16 * MiB;
+	h.seg[0].filesz = 0x1000;
+	h.seg[0].memsz = 0x2000;
+	h.seg[1].paddr = 32 * MiB;
+	h.seg[1].filesz = h.seg[1].memsz = 0x2000;
+	h.data_len = 0x3000;
+	memcpy(good, &h, sizeof(h));
+	reseal(good, len);
+	struct elf_image el;
+	char err[256];
+	assert_int_equal(kcache_parse(good, len, &key, &el, err, sizeof(err)), 0);
+	assert_int_equal(el.nsegs, 2);
+	assert_int_equal(el.seg[1].offset, KCACHE_DATA + 0x1000);
+	assert_int_equal(el.entry, 16 * MiB);
+
+	struct kcache_key other = key;
+	other.ino = 7;
+	assert_int_equal(kcache_parse(good, len, &other, &el, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "another version"));
+	assert_int_equal(kcache_parse(good, 100, &key, &el, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "truncated"));
+
+	static const struct {
+		size_t off; /* into the header */
+		uint64_t value;
+		const char *why;
+	} bad[] = {
+	    {offsetof(struct kcache_head, magic), 0x4141414141414141ull, "format"},
+	    {offsetof(struct kcache_head, nsegs), 0, "segments"},
+	    {offsetof(struct kcache_head, nsegs), 17, "segments"},
+	    {offsetof(struct kcache_head, seg[0].filesz), 0x2001, "segment 0"},
+	    {offsetof(struct kcache_head, seg[1].filesz), 0x1000, "over"},
+	    {offsetof(struct kcache_head, seg[1].memsz), 0x1000, "segment 1"},
+	    {offsetof(struct kcache_head, seg[1].filesz), ~0ull, "segment 1"},
+	    {offsetof(struct kcache_head, data_len), 0x2fff, "header says"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(e, good, len);
+		memcpy(e + bad[i].off, &bad[i].value, 8);
+		reseal(e, len);
+		err[0] = 0;
+		assert_int_equal(kcache_parse(e, len, &key, &el, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, bad[i].why));
+	}
+	/* Unsealed: the header's checksum. */
+	memcpy(e, good, len);
+	e[offsetof(struct kcache_head, entry)] ^= 1;
+	assert_int_equal(kcache_parse(e, len, &key, &el, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "checksum"));
+	free(e);
+	free(good);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -688,6 +932,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bzpayload_unknown_codec, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bzpayload_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bzpayload_not_vmlinux, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kcache_hit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kcache_refused, setup, teardown),
+	    cmocka_unit_test(test_kcache_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
