@@ -196,7 +196,7 @@ static int build_kernel(struct xproc *p)
 	stub[SYSCALL_STUB] = 0xe7; /* out PORT_SYSCALL, eax; hlt */
 	stub[SYSCALL_STUB + 1] = PORT_SYSCALL;
 	stub[SYSCALL_STUB + 2] = 0xf4;
-	return 0;
+	return ring_build(p, kva(KPAGE_STUB) + SYSCALL_STUB);
 }
 
 static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry, uint64_t rsp)
@@ -213,7 +213,9 @@ static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry,
 	st->msr[MSR_IDX_EFER] = 0xd01; /* NXE LMA LME SCE */
 	st->msr[MSR_IDX_STAR] = (0x18ull << 48) | ((uint64_t)SEL_KCODE << 32);
 	st->msr[MSR_IDX_LSTAR] = kva(KPAGE_STUB) + SYSCALL_STUB;
-	st->msr[MSR_IDX_SFMASK] = 0x47700; /* AC IF DF TF NT */
+	/* AC DF TF NT; not IF: the ring's dispatcher runs at CPL3 here, where
+	 * POPF cannot set it again */
+	st->msr[MSR_IDX_SFMASK] = 0x44500;
 	st->msr[MSR_IDX_PAT] = 0x0007040600070406ull;
 	st->rflags = 0x202;
 	st->rip = entry;
@@ -222,6 +224,7 @@ static void initial_state(struct xproc *p, struct cpu_state *st, uint64_t entry,
 	st->dr7 = 0x400;
 	st->mp_state = MP_RUNNABLE;
 	cpu_state_reset_fpu(st);
+	ring_thread(p, exec_self, st);
 }
 
 static const char *engine_name(const char *want)
@@ -304,7 +307,13 @@ static void frame_syscall(struct xproc *p, const struct vcpu_exit *ex, uint64_t 
 	exec_self->state_set = false;
 	exec_self->kframe = k;
 	exec_self->iframe = f;
-	int64_t ret = exec_syscall(p, &s);
+	int64_t ret;
+	if (ring_collect(p, &ret)) { /* the ring's server ran it: its signals now */
+		ret = exec_signal_syscall(p, &s, ret);
+	} else {
+		ring_wake(p, s.nr);
+		ret = exec_syscall(p, &s);
+	}
 	if (!p->exited && !exec_self->state_set && p->mm.need_flush) {
 		/* a mapping went: a state reload makes the TLB forget it */
 		static _Thread_local struct cpu_state st;
@@ -424,6 +433,7 @@ static void print_stats(struct xproc *p)
 	json_object_object_add(o, "faults", json_object_new_int64((int64_t)p->nfaults));
 	json_object_object_add(o, "ring3_syscall_faults",
 			       json_object_new_int64((int64_t)p->pvm_syscalls));
+	json_object_object_add(o, "ring_calls", json_object_new_int64((int64_t)p->ring.calls));
 	json_object_object_add(o, "exit_status", json_object_new_int(p->status));
 	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
@@ -445,6 +455,8 @@ static int catch_up(struct xproc *p, struct vcpu_exit *ex)
 void exec_kick(struct xproc *p, struct xthread *t, bool interrupt)
 {
 	t->kicks++;
+	if (interrupt)
+		ring_kick(p, t);
 	p->ops->vcpu_kick(t->vcpu);
 	if (interrupt)
 		pthread_kill(t->host, X_KICK_SIGNAL);
@@ -516,6 +528,12 @@ int exec_loop(struct xproc *p)
 		p->mm.need_flush = false;
 		if (ex.reason != EXIT_SYSCALL) /* a call took its signals at its end */
 			exec_signal_async(p);
+		if (ex.reason == EXIT_KICKED && p->ring.on && !p->exited && t->live &&
+		    exec_signal_wanted(p)) {
+			static _Thread_local struct cpu_state st;
+			if (!exec_get_state(p, &st) && ring_in_page(st.rip))
+				ring_rekick(t);
+		}
 	}
 	if (rc && !p->exited)
 		exec_exit(p, rc);
@@ -545,6 +563,7 @@ int exec_thread_vcpu(struct xproc *p, struct xthread *t, const struct cpu_state 
 	static _Thread_local struct cpu_state st;
 	st = *from;
 	thread_tr(t, &st);
+	ring_thread(p, t, &st);
 	return p->ops->set_state(t->vcpu, &st) ? -EIO : 0;
 }
 
@@ -580,6 +599,7 @@ int exec_respawn(struct xproc *p, const struct cpu_state *st)
 	p->parent_vm = p->vm;
 	p->vm = NULL;
 	exec_single(p);
+	ring_forked(p);
 	for (int i = 0; i < X_MAX_THREADS; i++) {
 		p->parent_vcpu[i] = p->thread[i].vcpu;
 		p->thread[i].vcpu = NULL;
