@@ -60,7 +60,7 @@ enum { RING_FREE, RING_POSTED, RING_TAKEN, RING_DONE, RING_DECLINED };
  * the server watches after its last call before it sleeps: bounded, the
  * host has two cores. */
 #define RING_SPIN     5000
-#define RING_WATCH_NS 300000
+#define RING_WATCH_NS 1000000
 
 #define S(x)  #x
 #define XS(x) S(x)
