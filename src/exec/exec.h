@@ -123,7 +123,7 @@ struct xthread {
 	uint32_t ss_flags;	 /* SS_AUTODISARM */
 	/* kicks by other threads: a host call's EINTR was theirs, not the program's */
 	uint64_t kicks;
-	bool in_stub; /* its vCPU goes on in a fault stub whose report was served */
+	bool in_stub;	    /* its vCPU goes on in a fault stub whose report was served */
 	uint32_t ring_busy; /* the ring's server is serving its call (a futex word) */
 	bool on_ring;	    /* the call in progress came by the ring: no vCPU state */
 	bool rekick_armed;  /* rekick exists */
@@ -139,8 +139,8 @@ struct xproc {
 	struct engine_vm *vm;
 	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
 	struct engine_vcpu *parent_vcpu[X_MAX_THREADS];
-	bool fast_syscall;     /* the engine exits on SYSCALL itself (soft) */
-	struct {	       /* the call ring (ring.c), kvm only */
+	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
+	struct {	   /* the call ring (ring.c), kvm only */
 		bool on, started;
 		uint32_t sleeping; /* the server waits for a wake-up (a futex word) */
 		int nslots;	   /* vCPU slots the server watches */

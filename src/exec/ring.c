@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -32,11 +33,11 @@
 
 /* The info page: what the dispatcher reads and popek alone writes. */
 struct ring_info {
-	uint32_t asleep;  /* the server sleeps: take the exit at once */
+	uint32_t asleep; /* the server sleeps: take the exit at once */
 	uint8_t pad[60];
-	uint64_t ok[8];	  /* a bit per call number that may be posted */
-	uint64_t slow;	  /* where the exit path starts: the kernel stub */
-	uint64_t spin;	  /* loops to wait for a posted call */
+	uint64_t ok[8]; /* a bit per call number that may be posted */
+	uint64_t slow;	/* where the exit path starts: the kernel stub */
+	uint64_t spin;	/* loops to wait for a posted call */
 };
 
 /* A vCPU's slot: one cache line of request, the result, the dispatcher's
@@ -53,6 +54,16 @@ _Static_assert(sizeof(struct ring_slot) == 256, "the dispatcher finds its slot b
 _Static_assert(sizeof(struct ring_info) <= 4096, "one page");
 
 enum { RING_FREE, RING_POSTED, RING_TAKEN, RING_DONE, RING_DECLINED };
+/* The dispatcher below spells out these offsets and states. */
+_Static_assert(RING_INFO * 4096 == 4096 && RING_SLOTS * 4096 == 8192, "page offsets");
+_Static_assert(offsetof(struct ring_info, ok) == 64 && offsetof(struct ring_info, slow) == 128 &&
+		   offsetof(struct ring_info, spin) == 136,
+	       "info offsets");
+_Static_assert(offsetof(struct ring_slot, work) == 4 && offsetof(struct ring_slot, nr) == 8 &&
+		   offsetof(struct ring_slot, a) == 16 && offsetof(struct ring_slot, ret) == 64 &&
+		   offsetof(struct ring_slot, rsp) == 248,
+	       "slot offsets");
+_Static_assert(RING_POSTED == 1 && RING_DONE == 3 && RING_DECLINED == 4, "states");
 
 /* How long the dispatcher waits for the server to take a call (loops of a
  * few ns, well under the ~13 µs a SYSCALL costs here; no PAUSE, which the
@@ -78,67 +89,70 @@ __asm__(".pushsection .rodata\n"
 	".Lring_base:\n"
 	".set .Lk, 0\n"
 	".rept " XS(X_MAX_THREADS) "\n"
-	"	mov %rsp, .Lring_base + 8192 + .Lk * 256 + 248(%rip)\n"
-	"	lea .Lring_base + 8192 + .Lk * 256 + 248(%rip), %rsp\n"
-	"	jmp .Lring_common\n"
-	"	.balign 32, 0xcc\n"
-	"	.set .Lk, .Lk + 1\n"
-	".endr\n"
-	".Lring_common:\n"
-	"	push %rdx\n"
-	"	mov %cs, %edx\n"
-	"	test $3, %dl\n"
-	"	jz .Lring_slow\n" /* ring 0: real hardware, the stub's exit is cheap */
-	"	cmp $512, %rax\n"
-	"	jae .Lring_slow\n"
-	"	bt %rax, .Lring_base + 4096 + 64(%rip)\n"
-	"	jnc .Lring_slow\n"
-	"	cmpl $0, .Lring_base + 4096(%rip)\n"
-	"	jne .Lring_slow\n"
-	"	mov %rsp, %rdx\n"
-	"	and $-256, %rdx\n"
-	"	mov %rax, 8(%rdx)\n"
-	"	mov %rdi, 16(%rdx)\n"
-	"	mov %rsi, 24(%rdx)\n"
-	"	mov (%rsp), %rax\n"
-	"	mov %rax, 32(%rdx)\n"
-	"	mov %r10, 40(%rdx)\n"
-	"	mov %r8, 48(%rdx)\n"
-	"	mov %r9, 56(%rdx)\n"
-	"	movl $1, (%rdx)\n" /* posted */
-	"	mov .Lring_base + 4096 + 136(%rip), %rax\n"
-	".Lring_wait:\n"
-	"	cmpl $3, (%rdx)\n"
-	"	je .Lring_done\n"
-	"	cmpl $4, (%rdx)\n"
-	"	je .Lring_giveup\n" /* declined */
-	"	sub $1, %rax\n"
-	"	jnz .Lring_wait\n"
-	"	mov $1, %eax\n" /* too long: withdraw it, if the server did not take it */
-	"	xor %edi, %edi\n"
-	"	lock cmpxchg %edi, (%rdx)\n"
-	"	mov 16(%rdx), %rdi\n"
-	".Lring_giveup:\n"
-	"	mov 8(%rdx), %rax\n"
-	"	jmp .Lring_slow\n"
-	".Lring_done:\n"
-	"	testl $1, 4(%rdx)\n"
-	"	jnz .Lring_giveup\n" /* the exit takes the result, the slot stays done */
-	"	mov 64(%rdx), %rax\n"
-	"	movl $0, (%rdx)\n"
-	"	pop %rdx\n"
-	"	push %r11\n"
-	"	popfq\n"
-	"	pop %rsp\n"
-	"	jmp *%rcx\n"
-	".Lring_slow:\n"
-	"	pop %rdx\n"
-	"	pop %rsp\n"
-	"	jmp *.Lring_base + 4096 + 128(%rip)\n"
-	".globl exec_ring_code_end\n"
-	".hidden exec_ring_code_end\n"
-	"exec_ring_code_end:\n"
-	".popsection\n");
+				   "	mov %rsp, .Lring_base + 8192 + .Lk * 256 + 248(%rip)\n"
+				   "	lea .Lring_base + 8192 + .Lk * 256 + 248(%rip), %rsp\n"
+				   "	jmp .Lring_common\n"
+				   "	.balign 32, 0xcc\n"
+				   "	.set .Lk, .Lk + 1\n"
+				   ".endr\n"
+				   ".Lring_common:\n"
+				   "	push %rdx\n"
+				   "	mov %cs, %edx\n"
+				   "	test $3, %dl\n"
+				   "	jz .Lring_slow\n" /* ring 0: real hardware, the stub's exit
+							     is cheap */
+				   "	cmp $512, %rax\n"
+				   "	jae .Lring_slow\n"
+				   "	bt %rax, .Lring_base + 4096 + 64(%rip)\n"
+				   "	jnc .Lring_slow\n"
+				   "	cmpl $0, .Lring_base + 4096(%rip)\n"
+				   "	jne .Lring_slow\n"
+				   "	mov %rsp, %rdx\n"
+				   "	and $-256, %rdx\n"
+				   "	mov %rax, 8(%rdx)\n"
+				   "	mov %rdi, 16(%rdx)\n"
+				   "	mov %rsi, 24(%rdx)\n"
+				   "	mov (%rsp), %rax\n"
+				   "	mov %rax, 32(%rdx)\n"
+				   "	mov %r10, 40(%rdx)\n"
+				   "	mov %r8, 48(%rdx)\n"
+				   "	mov %r9, 56(%rdx)\n"
+				   "	movl $1, (%rdx)\n" /* posted */
+				   "	mov .Lring_base + 4096 + 136(%rip), %rax\n"
+				   ".Lring_wait:\n"
+				   "	cmpl $3, (%rdx)\n"
+				   "	je .Lring_done\n"
+				   "	cmpl $4, (%rdx)\n"
+				   "	je .Lring_giveup\n" /* declined */
+				   "	sub $1, %rax\n"
+				   "	jnz .Lring_wait\n"
+				   "	mov $1, %eax\n" /* too long: withdraw it, if the server did
+							   not take it */
+				   "	xor %edi, %edi\n"
+				   "	lock cmpxchg %edi, (%rdx)\n"
+				   "	mov 16(%rdx), %rdi\n"
+				   ".Lring_giveup:\n"
+				   "	mov 8(%rdx), %rax\n"
+				   "	jmp .Lring_slow\n"
+				   ".Lring_done:\n"
+				   "	testl $1, 4(%rdx)\n"
+				   "	jnz .Lring_giveup\n" /* the exit takes the result, the slot
+								stays done */
+				   "	mov 64(%rdx), %rax\n"
+				   "	movl $0, (%rdx)\n"
+				   "	pop %rdx\n"
+				   "	push %r11\n"
+				   "	popfq\n"
+				   "	pop %rsp\n"
+				   "	jmp *%rcx\n"
+				   ".Lring_slow:\n"
+				   "	pop %rdx\n"
+				   "	pop %rsp\n"
+				   "	jmp *.Lring_base + 4096 + 128(%rip)\n"
+				   ".globl exec_ring_code_end\n"
+				   ".hidden exec_ring_code_end\n"
+				   "exec_ring_code_end:\n"
+				   ".popsection\n");
 
 extern const uint8_t exec_ring_code[], exec_ring_code_end[];
 
@@ -371,7 +385,8 @@ void ring_rekick(struct xthread *t)
 {
 	t->kicks++; /* an EINTR it brings is for the signal, not the program's */
 	if (!t->rekick_armed) {
-		struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = X_KICK_SIGNAL};
+		struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID,
+				      .sigev_signo = X_KICK_SIGNAL};
 		ev._sigev_un._tid = t->tid; /* sigev_notify_thread_id, which glibc 2.36 lacks */
 		if (timer_create(CLOCK_MONOTONIC, &ev, &t->rekick))
 			return;
