@@ -375,6 +375,7 @@ void ring_forked(struct xproc *p)
 		slot(p, k)->state = RING_FREE;
 		slot(p, k)->work = 0;
 		p->thread[k].ring_busy = 0;
+		p->thread[k].rekick_armed = false; /* timers are not inherited */
 	}
 }
 
