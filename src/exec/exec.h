@@ -144,6 +144,7 @@ struct xproc {
 		bool on, started;
 		uint32_t sleeping; /* the server waits for a wake-up (a futex word) */
 		int nslots;	   /* vCPU slots the server watches */
+		int in_guest;	   /* vCPUs in vcpu_run: none, and the server yields */
 		pthread_t server;
 		uint64_t calls; /* served by the ring, for --stats */
 	} ring;

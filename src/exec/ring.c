@@ -13,6 +13,7 @@
  * and trusts nothing in a slot beyond the protocol. docs/exec.md. */
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
@@ -65,12 +66,14 @@ _Static_assert(offsetof(struct ring_slot, work) == 4 && offsetof(struct ring_slo
 	       "slot offsets");
 _Static_assert(RING_POSTED == 1 && RING_DONE == 3 && RING_DECLINED == 4, "states");
 
-/* How long the dispatcher waits for the server to take a call (loops of a
- * few ns, well under the ~13 µs a SYSCALL costs here; no PAUSE, which the
- * outer hypervisor may take as a spinning vCPU to deschedule), and how long
- * the server watches after its last call before it sleeps: bounded, the
+/* How long the dispatcher waits for the server: RING_SPIN / 16 loops (of a
+ * few ns, well under the ~13 µs a SYSCALL costs here) for it to take a
+ * call, up to RING_SPIN while it serves one (a host call such as openat
+ * takes tens of µs here; an exit ~70). No PAUSE, which the outer
+ * hypervisor may take as a spinning vCPU to deschedule. The server watches
+ * for RING_WATCH_NS after its last call before it sleeps: bounded, the
  * host has two cores. */
-#define RING_SPIN     5000
+#define RING_SPIN     80000
 #define RING_WATCH_NS 1000000
 
 #define S(x)  #x
@@ -124,8 +127,15 @@ __asm__(".pushsection .rodata\n"
 				   "	je .Lring_done\n"
 				   "	cmpl $4, (%rdx)\n"
 				   "	je .Lring_giveup\n" /* declined */
+				   "	cmpl $2, (%rdx)\n"
+				   "	je .Lring_taken\n"
+				   "	sub $16, %rax\n" /* posted: the server has not seen it */
+				   "	jg .Lring_wait\n"
+				   "	jmp .Lring_late\n"
+				   ".Lring_taken:\n" /* taken: the server is at it, wait longer */
 				   "	sub $1, %rax\n"
-				   "	jnz .Lring_wait\n"
+				   "	jg .Lring_wait\n"
+				   ".Lring_late:\n"
 				   "	mov $1, %eax\n" /* too long: withdraw it, if the server did
 							   not take it */
 				   "	xor %edi, %edi\n"
@@ -308,7 +318,12 @@ static void *server(void *arg)
 			last = now_ns();
 			continue;
 		}
-		__builtin_ia32_pause();
+		/* no vCPU in program code: nothing comes until an exit is served,
+		 * and that exit's thread may want this core */
+		if (__atomic_load_n(&p->ring.in_guest, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+		else
+			sched_yield();
 		if ((i & 15) || now_ns() - last < RING_WATCH_NS)
 			continue;
 		__atomic_store_n(&p->ring.sleeping, 1, __ATOMIC_SEQ_CST);

@@ -485,7 +485,9 @@ int exec_loop(struct xproc *p)
 			break;
 		}
 		exec_unlock(p);
+		__atomic_add_fetch(&p->ring.in_guest, 1, __ATOMIC_RELAXED);
 		int r = p->ops->vcpu_run(t->vcpu, &ex);
+		__atomic_sub_fetch(&p->ring.in_guest, 1, __ATOMIC_RELAXED);
 		exec_lock(p);
 		if (r < 0) {
 			fprintf(stderr, "popek exec: the engine failed to run the vCPU\n");

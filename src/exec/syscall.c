@@ -31,8 +31,9 @@ static void fill(void)
 
 /* The calls the ring may serve (ring.c): none blocks for long or touches
  * the calling vCPU's own state (its registers, its TLB beyond a flush at
- * the exit); FILE ones only on a regular file or directory (a pipe or a
- * terminal may block), FCNTL ones but a waiting lock. */
+ * the exit: munmap and mprotect, which nearly always need one, take the
+ * exit at once); FILE ones only on a regular file or directory (a pipe or
+ * a terminal may block), FCNTL ones but a waiting lock. */
 enum { RING_ANY = 1, RING_FILE, RING_FCNTL };
 static const struct {
 	uint16_t nr;
@@ -69,8 +70,6 @@ static const struct {
     {SYS_statfs, RING_ANY},
     {SYS_fstatfs, RING_ANY},
     {SYS_mmap, RING_ANY},
-    {SYS_munmap, RING_ANY},
-    {SYS_mprotect, RING_ANY},
     {SYS_brk, RING_ANY},
     {SYS_rt_sigprocmask, RING_ANY},
     {SYS_getpid, RING_ANY},

@@ -78,6 +78,11 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "loop")) {
 		long n = 20000;
 		printf("getppid right %ld of %ld\n", calls(n), n);
+	} else if (!strcmp(what, "modified")) {
+		long n = 20000, ok = 0;
+		for (long i = 0; i < n; i++)
+			ok += syscall(SYS_getppid) == 4242;
+		printf("getppid 4242 %ld of %ld\n", ok, n);
 	} else if (!strcmp(what, "threads")) {
 		snprintf(path, sizeof(path), "%s", argv[2]);
 		pthread_t t[8];
@@ -172,6 +177,22 @@ ring "8 threads keep their own tid, file offsets and clock" - threads "$TMP/digi
 ring "pthread_kill to a thread looping on calls: each signal is taken" - signal
 ring "a blocking pipe read leaves the ring for the exit path" - pipe
 ring "fork: the child serves its own calls, then execve" - fork /usr/bin/busybox
+
+# A policy sees ring calls as it sees exit calls (the server runs the same
+# exec_syscall): every getppid is modified and audited, however it came.
+echo "modify syscall getppid value 4242" >"$TMP/ring.policy"
+for e in soft kvm; do
+	rm -f "$TMP/ring-$e.audit"
+	run_vm "ring-$e-policy" exec --engine $e --stats --policy "$TMP/ring.policy" \
+		--audit "$TMP/ring-$e.audit" -- "$TMP/ring" modified
+	expect "exec/$e ring: a policy's modify applies to every call" 0 "^getppid 4242 20000 of 20000$"
+	n=$(grep -c '"device":"getppid"' "$TMP/ring-$e.audit" 2>/dev/null)
+	[ "$n" = 20000 ] && pass "exec/$e ring: each of the 20000 calls is audited once" ||
+		fail "exec/$e ring: audit" "$n getppid lines, expected 20000"
+done
+grep -qE '"ring_calls":[1-9]' "$TMP/ring-kvm-policy.err" &&
+	pass "exec/kvm ring: the policy's calls went by the ring too" ||
+	fail "exec/kvm ring: policy calls by the ring" "$(tail -c 200 "$TMP/ring-kvm-policy.err")"
 
 # The guest is the attacker: the slot pages are its to scribble on. Threads
 # write random words over every slot's request while others make calls (a
