@@ -33,6 +33,7 @@
 #define KPAGE_STACK  4 /* and the next: 8 KiB of exception stack (the first thread's) */
 #define KPAGE_THREAD 8 /* then 4 per further thread: its TSS and exception stack */
 #define STUB_SIZE    32
+#define STUB_REPORT  16 /* a fault stub's bytes up to and with its OUT */
 #define SYSCALL_STUB (32 * STUB_SIZE)
 
 /* What a fault stub leaves on the exception stack, lowest address first. */
@@ -163,6 +164,7 @@ static int build_kernel(struct xproc *p)
 					       0x41, 0x52, 0x41, 0x53};
 		static const uint8_t pop[] = {0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x58};
 		static const uint8_t drop_err[] = {0x48, 0x83, 0xc4, 0x08};
+		_Static_assert(sizeof(push) + 5 + 2 == STUB_REPORT, "pushes, mov eax, out");
 		uint8_t *s = stub + v * STUB_SIZE;
 		size_t n = 0;
 		memcpy(s + n, push, sizeof(push));
@@ -350,10 +352,13 @@ int exec_async_state(struct xproc *p, struct cpu_state *st)
 	if ((st->seg[SEG_CS].sel & 3) == 3 && st->rip < X_USER_END)
 		return 0;
 	uint64_t stub = kva(KPAGE_STUB);
-	if (!exec_self->in_stub || st->rip < stub || st->rip >= stub + SYSCALL_STUB)
+	if (!exec_self->in_stub || st->rip < stub || st->rip >= stub + SYSCALL_STUB ||
+	    (st->rip - stub) % STUB_SIZE < STUB_REPORT)
 		return -1;
 	/* Past its report, a stub only pops what it saved and returns with
-	 * IRETQ: the state it returns to is in memory (frame_syscall's result). */
+	 * IRETQ: the state it returns to is in memory (frame_syscall's result).
+	 * Before it, the stub is the next fault's (in_stub is the last one's):
+	 * its report comes at once. */
 	unsigned vec = (unsigned)((st->rip - stub) / STUB_SIZE);
 	uint64_t *f, *k = stub_frame(exec_self, has_error_code(vec), &f);
 	st->gpr[R_RAX] = k[KF_RAX];
