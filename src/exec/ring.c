@@ -64,7 +64,8 @@ _Static_assert(offsetof(struct ring_slot, work) == 4 && offsetof(struct ring_slo
 		   offsetof(struct ring_slot, a) == 16 && offsetof(struct ring_slot, ret) == 64 &&
 		   offsetof(struct ring_slot, rsp) == 248,
 	       "slot offsets");
-_Static_assert(RING_POSTED == 1 && RING_DONE == 3 && RING_DECLINED == 4, "states");
+_Static_assert(RING_POSTED == 1 && RING_TAKEN == 2 && RING_DONE == 3 && RING_DECLINED == 4,
+	       "states");
 
 /* How long the dispatcher waits for the server: RING_SPIN / 16 loops (of a
  * few ns, well under the ~13 µs a SYSCALL costs here) for it to take a
@@ -190,7 +191,7 @@ int ring_build(struct xproc *p, uint64_t slow)
 {
 	_Static_assert(X_MAX_THREADS * 32 < 4096, "the entries and the dispatcher in a page");
 	if (p->fast_syscall || p->mm.mem.size < RING_PA + RING_PAGES * XPAGE)
-		return 0; /* soft: SYSCALL is an exit of its own */
+		return 0; /* soft: SYSCALL is an exit of its own; or no RAM for the pages */
 	for (int i = 0; i < RING_PAGES; i++) {
 		int prot = i == RING_CODE ? PROT_READ | PROT_EXEC
 					  : PROT_READ | (i >= RING_SLOTS ? PROT_WRITE : 0);
