@@ -3,7 +3,9 @@
  * exception gates lead to stubs that report the vector with one OUT, and a
  * SYSCALL entry stub that does the same. On the soft engine SYSCALL never
  * reaches that stub: the engine leaves with EXIT_SYSCALL carrying the
- * arguments and takes the result back in RAX (docs/exec.md). */
+ * arguments and takes the result back in RAX (docs/exec.md). On kvm LSTAR
+ * is the call ring's entry (ring.c), whose dispatcher jumps to the stub for
+ * what the ring does not serve. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
