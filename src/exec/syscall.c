@@ -3,7 +3,6 @@
  * handler returns -ENOSYS and is counted for --stats; --strace prints every
  * call with its arguments and result. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,8 +32,8 @@ static void fill(void)
  * the calling vCPU's own state (its registers, its TLB beyond a flush at
  * the exit: munmap and mprotect, which nearly always need one, take the
  * exit at once); FILE ones only on a regular file or directory (a pipe or
- * a terminal may block), FCNTL ones but a waiting lock. */
-enum { RING_ANY = 1, RING_FILE, RING_FCNTL };
+ * a terminal may block). fcntl's locks are no-ops here (sys_fs.c). */
+enum { RING_ANY = 1, RING_FILE };
 static const struct {
 	uint16_t nr;
 	uint8_t kind;
@@ -66,7 +65,7 @@ static const struct {
     {SYS_dup2, RING_ANY},
     {SYS_dup3, RING_ANY},
     {SYS_pipe2, RING_ANY},
-    {SYS_fcntl, RING_FCNTL},
+    {SYS_fcntl, RING_ANY},
     {SYS_statfs, RING_ANY},
     {SYS_fstatfs, RING_ANY},
     {SYS_mmap, RING_ANY},
@@ -115,8 +114,6 @@ bool syscall_on_ring(struct xproc *p, const struct xsys *s)
 			return h < 0 ||
 			       (!fstat(h, &st) && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)));
 		}
-		case RING_FCNTL:
-			return s->a[1] != F_SETLKW && s->a[1] != F_OFD_SETLKW;
 		default:
 			return true;
 		}
