@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include <sys/uio.h>
 
 #include "engines/engine.h"
@@ -24,8 +25,11 @@
 #define XPAGE_DOWN(a) ((a) & ~(XPAGE - 1))
 #define XPAGE_UP(a)   (((a) + XPAGE - 1) & ~(XPAGE - 1))
 
-/* Guest-virtual layout (user half only; the kernel page sits at the top). */
-#define X_USER_END   0x00007ffffffff000ull
+/* Guest-virtual layout (user half only; the kernel page sits at the top).
+ * The program's addresses end where popek's call ring begins (ring.c): a few
+ * pages below Linux's TASK_SIZE, out of the program's reach. */
+#define X_USER_END   0x00007fffffff0000ull
+#define X_RING_VA    X_USER_END
 #define X_STACK_TOP  0x00007ffffff00000ull
 #define X_STACK_SIZE (8ull << 20)
 #define X_MMAP_BASE  0x00007f0000000000ull
@@ -119,7 +123,11 @@ struct xthread {
 	uint32_t ss_flags;	 /* SS_AUTODISARM */
 	/* kicks by other threads: a host call's EINTR was theirs, not the program's */
 	uint64_t kicks;
-	bool in_stub; /* its vCPU goes on in a fault stub whose report was served */
+	bool in_stub;	    /* its vCPU goes on in a fault stub whose report was served */
+	uint32_t ring_busy; /* the ring's server is serving its call (a futex word) */
+	bool on_ring;	    /* the call in progress came by the ring: no vCPU state */
+	bool rekick_armed;  /* rekick exists */
+	timer_t rekick;	    /* kicks it again while a signal waits in the dispatcher */
 };
 
 /* The thread whose call popek is serving (each host thread runs one). */
@@ -131,7 +139,15 @@ struct xproc {
 	struct engine_vm *vm;
 	struct engine_vm *parent_vm; /* a forked child's inherited, unusable engine */
 	struct engine_vcpu *parent_vcpu[X_MAX_THREADS];
-	bool fast_syscall;     /* the engine exits on SYSCALL itself (soft) */
+	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
+	struct {	   /* the call ring (ring.c), kvm only */
+		bool on, started;
+		uint32_t sleeping; /* the server waits for a wake-up (a futex word) */
+		int nslots;	   /* vCPU slots the server watches */
+		int in_guest;	   /* vCPUs in vcpu_run: none, and the server yields */
+		pthread_t server;
+		uint64_t calls; /* served by the ring, for --stats */
+	} ring;
 	uint64_t pvm_syscalls; /* SYSCALLs that faulted in ring 3 (nested PVM) */
 	/* One thread serves a call at a time: the lock is held but around the
 	 * host calls that block (exec_unlock), so the process state needs no
@@ -183,6 +199,9 @@ bool mm_range_free(struct mm *mm, uint64_t va, uint64_t len);
 /* Map a supervisor-only page at kernel va (the one there, if any); returns
  * its host pointer. */
 void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec);
+/* Map user page va (beyond the program's range) to frame pa, below the
+ * frames mm hands out; 0 or -ENOMEM. */
+int mm_map_fixed(struct mm *mm, uint64_t va, uint64_t pa, int prot);
 /* Host memory behind guest-virtual [va, va+len) as iovecs (pages), checked
  * for user access and for write; returns the count or -EFAULT. */
 int mm_iov(struct mm *mm, uint64_t va, uint64_t len, bool write, struct iovec *iov, int max);
@@ -277,6 +296,32 @@ struct sys_entry {
 	 * socket address (its length the next argument), m a struct msghdr */
 	const char *args;
 };
+
+/* The ring's calls, by number, as a bitmap for the dispatcher; and
+ * whether call s may be served on the ring now (its descriptor's kind). */
+void syscall_ring_map(uint64_t ok[8]);
+bool syscall_on_ring(struct xproc *p, const struct xsys *s);
+
+/* ring.c: system calls without an exit on kvm (docs/exec.md). */
+/* Map the ring's pages; slow: the exit path's stub. 0 or -ENOMEM. */
+int ring_build(struct xproc *p, uint64_t slow);
+/* vCPU k's LSTAR: its entry into the dispatcher. */
+uint64_t ring_entry(int k);
+bool ring_in_page(uint64_t rip);
+/* Thread t starts on its vCPU with state st: its slot is empty, its LSTAR set. */
+void ring_thread(struct xproc *p, struct xthread *t, struct cpu_state *st);
+/* t is kicked for a signal: its dispatcher leaves by the exit path. */
+void ring_kick(struct xproc *p, struct xthread *t);
+/* A call on the exit path that could have gone by the ring: the server is
+ * started or woken for the next ones. */
+void ring_wake(struct xproc *p, uint64_t nr);
+/* On the exit path: true if the server already served this call (it
+ * waits for the server to finish it), its result in *ret. */
+bool ring_collect(struct xproc *p, int64_t *ret);
+/* In a forked child: the parent's server is not here. */
+void ring_forked(struct xproc *p);
+/* Kick this thread again soon: a signal waits and its vCPU is in the ring. */
+void ring_rekick(struct xthread *t);
 
 /* policy.c: the syscall class of --policy. */
 int exec_policy_load(struct xproc *p, char *err, size_t errlen);

@@ -223,6 +223,15 @@ void *mm_map_kernel(struct mm *mm, uint64_t va, bool exec)
 	return mm->mem.base + pa;
 }
 
+int mm_map_fixed(struct mm *mm, uint64_t va, uint64_t pa, int prot)
+{
+	uint64_t *e = pte_slot(mm, va, true, true);
+	if (!e)
+		return -ENOMEM;
+	*e = pa | prot_bits(prot);
+	return 0;
+}
+
 /* Host address of user page va with the access allowed, or NULL. */
 static uint8_t *user_page(struct mm *mm, uint64_t va, bool write, bool any)
 {

@@ -2,7 +2,7 @@
  * what popek knows of it instead. exe, cwd and fd/N are links to guest
  * paths (a pipe or socket shows as the host names it, pipe:[N]); maps lists
  * the page tables' runs of pages, which are the program's only mappings
- * (mm.c), with [heap] and [stack] named; fd lists the descriptors. Files
+ * (mm.c), with [heap], [stack] and [popek-ring] named; fd lists the descriptors. Files
  * are built when opened, as Linux's are read: a memfd of the text. */
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +43,8 @@ static void map_line(void *ctx, uint64_t start, uint64_t end, int prot)
 		name = "[stack]";
 	else if (m->mm->brk_start && start >= m->mm->brk_start && end <= XPAGE_UP(m->mm->brk))
 		name = "[heap]";
+	else if (start >= X_RING_VA)
+		name = "[popek-ring]"; /* the call ring's pages (ring.c), as Linux names [vdso] */
 	fprintf(m->f, "%08llx-%08llx %c%c%cp 00000000 00:00 0%*s%s\n", (unsigned long long)start,
 		(unsigned long long)end, prot & PROT_READ ? 'r' : '-',
 		prot & PROT_WRITE ? 'w' : '-', prot & PROT_EXEC ? 'x' : '-', *name ? 26 : 0, "",

@@ -173,10 +173,10 @@ static int64_t sys_lseek(struct xproc *p, const struct xsys *s)
 static int path_fd(struct xproc *p, int dirfd, uint64_t path_va, int atflags, bool *own)
 {
 	char path[4096];
+	*own = false; /* also when the path cannot be read: callers pass it on */
 	int rc = read_path(p, path_va, path);
 	if (rc)
 		return rc;
-	*own = false;
 	if (!*path && (atflags & AT_EMPTY_PATH))
 		return dirfd == AT_FDCWD ? fs_open(p, AT_FDCWD, ".", O_PATH, 0, false)
 					 : fd_host(p, dirfd);
