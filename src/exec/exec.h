@@ -142,6 +142,7 @@ struct xproc {
 	bool fast_syscall; /* the engine exits on SYSCALL itself (soft) */
 	struct {	   /* the call ring (ring.c), kvm only */
 		bool on, started;
+		bool quit;	   /* ring_stop: the server leaves */
 		uint32_t sleeping; /* the server waits for a wake-up (a futex word) */
 		int nslots;	   /* vCPU slots the server watches */
 		int in_guest;	   /* vCPUs in vcpu_run: none, and the server yields */
@@ -322,6 +323,9 @@ bool ring_collect(struct xproc *p, int64_t *ret);
 void ring_forked(struct xproc *p);
 /* Kick this thread again soon: a signal waits and its vCPU is in the ring. */
 void ring_rekick(struct xthread *t);
+/* Before a teardown in popek (the VM's memory goes): the server leaves. The
+ * process lock must not be held. */
+void ring_stop(struct xproc *p);
 
 /* policy.c: the syscall class of --policy. */
 int exec_policy_load(struct xproc *p, char *err, size_t errlen);

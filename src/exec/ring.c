@@ -314,7 +314,7 @@ static void *server(void *arg)
 {
 	struct xproc *p = arg;
 	uint64_t last = now_ns();
-	for (unsigned i = 0;; i++) {
+	for (unsigned i = 0; !__atomic_load_n(&p->ring.quit, __ATOMIC_ACQUIRE); i++) {
 		if (scan(p)) {
 			last = now_ns();
 			continue;
@@ -330,7 +330,8 @@ static void *server(void *arg)
 		__atomic_store_n(&p->ring.sleeping, 1, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&info(p)->asleep, 1, __ATOMIC_SEQ_CST);
 		scan(p);
-		while (__atomic_load_n(&p->ring.sleeping, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&p->ring.sleeping, __ATOMIC_ACQUIRE) &&
+		       !__atomic_load_n(&p->ring.quit, __ATOMIC_ACQUIRE))
 			futex(&p->ring.sleeping, FUTEX_WAIT_PRIVATE, 1);
 		__atomic_store_n(&info(p)->asleep, 0, __ATOMIC_RELEASE);
 		last = now_ns();
@@ -343,15 +344,11 @@ void ring_wake(struct xproc *p, uint64_t nr)
 	if (!p->ring.on || nr >= 512 || !(info(p)->ok[nr / 64] & (1ull << (nr % 64))))
 		return; /* the server is for calls that may go by the ring */
 	if (!p->ring.started) {
-		pthread_attr_t attr;
 		sigset_t all, old;
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old); /* the server takes no signals */
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		p->ring.sleeping = 0;
-		p->ring.started = pthread_create(&p->ring.server, &attr, server, p) == 0;
-		pthread_attr_destroy(&attr);
+		p->ring.started = pthread_create(&p->ring.server, NULL, server, p) == 0;
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (p->ring.started)
 			__atomic_store_n(&info(p)->asleep, 0, __ATOMIC_RELEASE);
@@ -359,6 +356,17 @@ void ring_wake(struct xproc *p, uint64_t nr)
 	}
 	if (__atomic_exchange_n(&p->ring.sleeping, 0, __ATOMIC_ACQ_REL))
 		futex(&p->ring.sleeping, FUTEX_WAKE_PRIVATE, 1);
+}
+
+void ring_stop(struct xproc *p)
+{
+	if (!p->ring.started)
+		return;
+	__atomic_store_n(&p->ring.quit, true, __ATOMIC_RELEASE);
+	if (__atomic_exchange_n(&p->ring.sleeping, 0, __ATOMIC_ACQ_REL))
+		futex(&p->ring.sleeping, FUTEX_WAKE_PRIVATE, 1);
+	pthread_join(p->ring.server, NULL);
+	p->ring.started = false;
 }
 
 bool ring_collect(struct xproc *p, int64_t *ret)

@@ -7,20 +7,9 @@
 #include <sys/types.h>
 
 #include "jail/jail.h"
+#include "util/sanitize.h" /* SANITIZED: a sanitizer runtime needs more of the host */
 
 #define JAIL_CGROUP_DESC 320
-
-/* A sanitizer runtime (ASan/LSan/UBSan or TSan) needs more of the host. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 struct jail_state {
 	bool enabled;	 /* jail_enter ran */

@@ -1,5 +1,5 @@
 # ThreadSanitizer subset (make tsan): the threaded unit tests, two vCPUs on
-# both engines, the timer guest, and a running two-vCPU VM that gets console input throughout
+# both engines, the timer guest, a threaded program under popek exec on both, and a running two-vCPU VM that gets console input throughout
 # while `popek stats` polls it from another process, is paused, snapshotted
 # paused and running, resumed, and restored. Any TSan report fails the check.
 # (Linux is not in the subset: under TSan its two-vCPU boot takes minutes.)
@@ -45,6 +45,44 @@ else
 		run_vm tsan-$e-timer run --engine $e --kernel "$GUESTS/timer.elf"
 		expect_tsan "tsan/$e: LAPIC timer interrupts" 1 "PASS timer"
 	done
+	# popek exec: four program threads (a vCPU and a host thread each) making
+	# calls at once, on kvm through the call ring's server thread too.
+	cat >"$TMP/tsan-threads.c" <<'C'
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static void *work(void *arg)
+{
+	long n = 0;
+	struct timespec ts;
+	for (int i = 0; i < 5000; i++)
+		n += getppid() > 0 && clock_gettime(CLOCK_MONOTONIC, &ts) == 0;
+	return (void *)n;
+}
+int main(void)
+{
+	pthread_t t[4];
+	long sum = 0;
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, work, NULL);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		sum += (long)r;
+	}
+	printf("calls %ld\n", sum);
+	return 0;
+}
+C
+	if cc -O1 -pthread -o "$TMP/tsan-threads" "$TMP/tsan-threads.c" 2>"$TMP/cc.err"; then
+		for e in soft kvm; do
+			run_vm tsan-$e-exec exec --engine $e -- "$TMP/tsan-threads"
+			expect_tsan "tsan/$e: popek exec, four threads making calls" 0 "^calls 20000$"
+		done
+	else
+		fail "tsan: build the exec test program" "$(head -c 300 "$TMP/cc.err")"
+	fi
 	unset POPEK
 
 	export POPEK_RUNTIME_DIR=$TMP/run
