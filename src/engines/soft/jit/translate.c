@@ -311,10 +311,10 @@ static void probe(struct tr *t, int size, int acc)
 {
 	struct emit *e = &t->e;
 	int32_t set = FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]);
-	emit_op_rr(e, 4, 0x89, H_RCX, H_RAX); /* ecx = eax: bits 12-31 hold the index */
-	emit_shift_imm(e, 4, 5, H_RCX, 12);
-	emit_alu_imm(e, 4, 4, H_RCX, TLB_SIZE - 1);
-	emit_imul_imm(e, 4, H_RCX, (int32_t)sizeof(struct tlb_entry));
+	/* ecx = the entry's offset: the index (bits 12 up) times 64, the entry's size */
+	emit_op_rr(e, 4, 0x89, H_RCX, H_RAX);
+	emit_shift_imm(e, 4, 5, H_RCX, 12 - 6);
+	emit_alu_imm(e, 4, 4, H_RCX, (int32_t)((TLB_SIZE - 1) << 6));
 	/* The page of the operand's last byte: one that crosses into the next
 	 * page finds that page's tag in another entry, so it misses here too. */
 	if (size == 1)
