@@ -304,7 +304,7 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 /* rax (a linear address) -> host pointer through the software TLB entry of
  * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx: rcx = the
  * entry's offset in the soft_cpu's TLB set, which is fixed (blocks are
- * looked up by CPL 3 or not). Nine host instructions, none a store: the
+ * looked up by CPL 3 or not). Eight host instructions, none a store: the
  * interpreter counts its TLB hits, translated code does not (an increment
  * in memory per access cost a store and a load on every pass of a loop). */
 static void probe(struct tr *t, int size, int acc)
