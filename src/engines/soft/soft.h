@@ -169,7 +169,10 @@ struct tlb_entry {
 	uint64_t pmask;	  /* ~(size - 1) of the guest page this piece belongs to */
 	uint64_t *code;	  /* the page's code word (soft_slot.code) */
 	bool global;
+	/* to 64 bytes, so translated code finds an entry by a shift, not a multiply */
+	uint8_t pad[64 - 6 * 8 - 1];
 };
+_Static_assert(sizeof(struct tlb_entry) == 64, "the translator's probe indexes by shift");
 
 typedef union {
 	uint8_t b[16];

@@ -154,14 +154,6 @@ void emit_and_imm(struct emit *e, int reg, int32_t imm)
 	emit_alu_imm(e, 8, 4, reg, imm);
 }
 
-void emit_imul_imm(struct emit *e, int size, int reg, int32_t imm)
-{
-	rex(e, size == 8, reg, reg);
-	emit_u8(e, 0x69);
-	modrm_rr(e, reg, reg);
-	emit_u32(e, (uint32_t)imm);
-}
-
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr)
 {
 	if (size == 2)

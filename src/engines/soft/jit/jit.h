@@ -139,7 +139,6 @@ void emit_imul_rr(struct emit *e, int size, int dst, int src); /* signed, low ha
 void emit_setcc(struct emit *e, uint8_t cc, int reg);	       /* reg = cc ? 1 : 0 */
 void emit_and_imm(struct emit *e, int reg, int32_t imm);
 void emit_alu_imm(struct emit *e, int size, int ext, int reg, int32_t imm); /* group 1, /ext */
-void emit_imul_imm(struct emit *e, int size, int reg, int32_t imm);	    /* reg *= imm */
 void emit_ind(struct emit *e, int size, bool store, int reg, int ptr); /* reg <-> [ptr], size 2-8 */
 /* op /ext of size 2, 4 or 8 on a register: F7 /2 NOT, /3 NEG, FF /0 INC,
  * /1 DEC, D3 /n shifts by CL */

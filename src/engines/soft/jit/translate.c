@@ -304,17 +304,17 @@ static void ea(struct tr *t, const struct insn *d, bool with_seg)
 /* rax (a linear address) -> host pointer through the software TLB entry of
  * its page (exec_fast.c's fast_ptr), clobbering rcx and rdx: rcx = the
  * entry's offset in the soft_cpu's TLB set, which is fixed (blocks are
- * looked up by CPL 3 or not). Nine host instructions, none a store: the
+ * looked up by CPL 3 or not). Eight host instructions, none a store: the
  * interpreter counts its TLB hits, translated code does not (an increment
  * in memory per access cost a store and a load on every pass of a loop). */
 static void probe(struct tr *t, int size, int acc)
 {
 	struct emit *e = &t->e;
 	int32_t set = FIELD(tlb) + (t->c->cpl == 3) * (int32_t)sizeof(t->c->tlb[0]);
-	emit_op_rr(e, 4, 0x89, H_RCX, H_RAX); /* ecx = eax: bits 12-31 hold the index */
-	emit_shift_imm(e, 4, 5, H_RCX, 12);
-	emit_alu_imm(e, 4, 4, H_RCX, TLB_SIZE - 1);
-	emit_imul_imm(e, 4, H_RCX, (int32_t)sizeof(struct tlb_entry));
+	/* ecx = the entry's offset: the index (bits 12 up) times 64, the entry's size */
+	emit_op_rr(e, 4, 0x89, H_RCX, H_RAX);
+	emit_shift_imm(e, 4, 5, H_RCX, 12 - 6);
+	emit_alu_imm(e, 4, 4, H_RCX, (int32_t)((TLB_SIZE - 1) << 6));
 	/* The page of the operand's last byte: one that crosses into the next
 	 * page finds that page's tag in another entry, so it misses here too. */
 	if (size == 1)
