@@ -150,15 +150,22 @@ fi
 printf '0123456789' >"$TMP/digits"
 
 # ring NAME USED ARGS...: the program's output on both engines equals
-# native's; with USED=used, --stats on kvm must show calls the ring served
-# (20000 calls: some find the server running even on a busy host; the other
-# cases report their count).
+# native's; with USED=used, --stats on kvm must show calls the ring served in
+# one of three runs (20000 calls: some find the server running even on a busy
+# host; the other cases report their count).
 ring() {
 	local name=$1 used=$2
 	shift 2
 	(cd / && "$TMP/ring" "$@") >"$TMP/ring-native.out" 2>/dev/null </dev/null
 	for e in soft kvm; do
 		run_vm "ring-$e" exec --engine $e --stats -- "$TMP/ring" "$@"
+		# the server needs a core: a host busy for a whole run may leave
+		# every call to the exit path, so that run is tried twice more
+		for _ in 1 2; do
+			[ $e = kvm ] && [ $used = used ] && [ "$RC" -eq 0 ] &&
+				! grep -qE '"ring_calls":[1-9]' "$ERR" || break
+			run_vm "ring-$e" exec --engine $e --stats -- "$TMP/ring" "$@"
+		done
 		if [ "$RC" -ne 0 ]; then
 			fail "exec/$e ring: $name" "exit $RC; stderr: $(tail -c 300 "$ERR" | tr '\n' ' ')"
 		elif ! cmp -s "$OUT" "$TMP/ring-native.out"; then
