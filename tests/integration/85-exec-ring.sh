@@ -9,6 +9,7 @@ cat >"$TMP/ring.c" <<'C'
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,11 +72,48 @@ static void *reader(void *arg)
 	return n > 0 ? buf : NULL;
 }
 
+/* A page touched (so the TLB holds it), then unmapped or narrowed: the next
+ * access must fault at once, whatever the TLB held. */
+static sigjmp_buf revoked;
+static void on_segv(int sig)
+{
+	siglongjmp(revoked, 1);
+}
+static const char *faults(volatile char *a, int write)
+{
+	if (sigsetjmp(revoked, 1))
+		return "faults";
+	if (write)
+		a[0] = 2;
+	else
+		(void)a[0];
+	return "does not fault";
+}
+static void take_away(void)
+{
+	signal(SIGSEGV, on_segv);
+	for (int round = 0; round < 3; round++) {
+		volatile char *a = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		a[0] = 1;
+		(void)a[0];
+		if (round == 0)
+			munmap((void *)a, 4096);
+		else
+			mprotect((void *)a, 4096, round == 1 ? PROT_NONE : PROT_READ);
+		printf("%s: a %s %s\n",
+		       round == 0 ? "munmap" : round == 1 ? "mprotect none" : "mprotect read",
+		       round == 2 ? "write" : "read", faults(a, round == 2));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	const char *what = argc > 1 ? argv[1] : "";
-	if (!strcmp(what, "loop")) {
+	if (!strcmp(what, "revoke")) {
+		take_away();
+	} else if (!strcmp(what, "loop")) {
 		long n = 20000;
 		printf("getppid right %ld of %ld\n", calls(n), n);
 	} else if (!strcmp(what, "modified")) {
@@ -184,6 +222,19 @@ ring "8 threads keep their own tid, file offsets and clock" - threads "$TMP/digi
 ring "pthread_kill to a thread looping on calls: each signal is taken" - signal
 ring "a blocking pipe read leaves the ring for the exit path" - pipe
 ring "fork: the child serves its own calls, then execve" - fork /usr/bin/busybox
+
+# munmap and mprotect take away a page the TLB holds at once. On soft only:
+# on this host's kvm (nested PVM, shadow paging) the access still succeeds —
+# popek edits the guest page tables from the host, which the shadow MMU does
+# not see, and neither a state reload nor a guest CR3 reload drops the stale
+# translation (docs/exec.md, "Address space"). An open bug, not tested as passing.
+(cd / && "$TMP/ring" revoke) >"$TMP/revoke-native.out" 2>/dev/null </dev/null
+run_vm ring-soft-revoke exec --engine soft -- "$TMP/ring" revoke
+if [ "$RC" = 0 ] && cmp -s "$OUT" "$TMP/revoke-native.out" && grep -q "munmap: a read faults" "$OUT"; then
+	pass "exec/soft: munmap and mprotect take a page the TLB holds away at once"
+else
+	fail "exec/soft: munmap and mprotect revoke" "exit $RC: $(tr '\n' ' ' <"$OUT") native: $(tr '\n' ' ' <"$TMP/revoke-native.out")"
+fi
 
 # A policy sees ring calls as it sees exit calls (the server runs the same
 # exec_syscall): every getppid is modified and audited, however it came.
