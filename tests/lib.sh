@@ -80,6 +80,23 @@ wait_for() {
 	return 1
 }
 
+# soft_boot_until NAME BIN KERNEL CACHE UNTIL [popek args...]: boot KERNEL on
+# soft with the default image's initramfs (earlyprintk on) and the kernel
+# cache in CACHE, until its console shows UNTIL or popek exits (at most
+# 300 s); console in $TMP/NAME.console, stderr in $TMP/NAME.err.
+soft_boot_until() {
+	local name=$1 bin=$2 kernel=$3 cache=$4 until=$5 pid
+	shift 5
+	POPEK_CACHE_DIR=$cache "$POPEK_ROOT/build/$bin" run --engine soft --kernel "$kernel" \
+		--initrd "$POPEK_ROOT/images/initramfs.cpio.gz" --console "file:$TMP/$name.console" \
+		--cmdline "console=ttyS0 earlyprintk=ttyS0 panic=-1 cryptomgr.notests" "$@" \
+		</dev/null >/dev/null 2>"$TMP/$name.err" &
+	pid=$!
+	wait_for "$TMP/$name.console" "$until" $pid 600
+	kill $pid 2>/dev/null
+	wait $pid 2>/dev/null
+}
+
 # A python scenario's log (one "ok NAME" / "FAIL NAME: why" line per check,
 # "scenario took" at its end) as passes and failures; rc is its exit status.
 scenario_report() {

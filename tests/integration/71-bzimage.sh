@@ -16,16 +16,9 @@ IMAGES=$POPEK_ROOT/images
 # shows UNTIL or popek exits (at most 300 s); console in $TMP/NAME.console,
 # stderr in $TMP/NAME.err.
 bz_boot() {
-	local name=$1 bin=$2 kernel=$3 until=$4 pid
+	local name=$1 bin=$2 kernel=$3 until=$4
 	shift 4
-	POPEK_CACHE_DIR=$TMP/kc-$name "$POPEK_ROOT/build/$bin" run --engine soft --kernel "$kernel" \
-		--initrd "$IMAGES/initramfs.cpio.gz" --console "file:$TMP/$name.console" \
-		--cmdline "console=ttyS0 earlyprintk=ttyS0 panic=-1 cryptomgr.notests" "$@" \
-		</dev/null >/dev/null 2>"$TMP/$name.err" &
-	pid=$!
-	wait_for "$TMP/$name.console" "$until" $pid 600
-	kill $pid 2>/dev/null
-	wait $pid 2>/dev/null
+	soft_boot_until "$name" "$bin" "$kernel" "$TMP/kc-$name" "$until" "$@"
 }
 
 # bz_check WHAT NAME UNTIL ERR_PATTERN: the console showed UNTIL, stderr

@@ -13,16 +13,9 @@ BANNER="Linux version 6."
 # until the console shows UNTIL or popek exits; console in $TMP/NAME.console,
 # stderr in $TMP/NAME.err.
 kc_boot() {
-	local name=$1 bin=$2 until=$3 pid
+	local name=$1 bin=$2 until=$3
 	shift 3
-	POPEK_CACHE_DIR=$KC "$POPEK_ROOT/build/$bin" run --engine soft --kernel "$KERNEL" \
-		--initrd "$IMAGES/initramfs.cpio.gz" --console "file:$TMP/$name.console" \
-		--cmdline "console=ttyS0 earlyprintk=ttyS0 panic=-1 cryptomgr.notests" --verbose "$@" \
-		</dev/null >/dev/null 2>"$TMP/$name.err" &
-	pid=$!
-	wait_for "$TMP/$name.console" "$until" $pid 600
-	kill $pid 2>/dev/null
-	wait $pid 2>/dev/null
+	soft_boot_until "$name" "$bin" "$KERNEL" "$KC" "$until" --verbose "$@"
 }
 
 # kc_check WHAT NAME UNTIL PATTERN...: the console showed UNTIL, stderr has a
